@@ -1,0 +1,18 @@
+"""Exit codes shared by every ``foleyseal`` command.
+
+=====  ==========================================================================
+code   meaning
+=====  ==========================================================================
+0      success (for ``watermark detect``: a watermark was found)
+1      the command ran, and found nothing (``watermark detect``: no watermark)
+2      usage error: unknown option, missing argument (reported by the CLI parser)
+3      bad input or environment: unreadable/corrupt file, bad key, bad payload...
+4      internal error (a bug: please report it)
+=====  ==========================================================================
+"""
+
+OK = 0
+NOT_FOUND = 1
+USAGE = 2
+INPUT_ERROR = 3
+INTERNAL_ERROR = 4

@@ -1,0 +1,50 @@
+"""The one error hierarchy of FoleySeal.
+
+Every error names the problem and, where there is one, the file. The CLI maps
+each class to an exit code (see ``foleyseal.cli.exit_codes``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class FoleySealError(Exception):
+    """Base class: a problem FoleySeal detected and can explain to a person."""
+
+    def __init__(self, message: str, *, path: str | Path | None = None) -> None:
+        self.path = str(path) if path is not None else None
+        self.message = message
+        super().__init__(f"{self.path}: {message}" if self.path else message)
+
+
+class InputError(FoleySealError):
+    """The input is unusable: empty, too short, NaN/Inf samples, wrong shape."""
+
+
+class FormatError(InputError):
+    """The file cannot be decoded or encoded in the format it claims or is asked for."""
+
+
+class PayloadError(InputError):
+    """A watermark payload of the wrong size or not valid hexadecimal."""
+
+
+class KeyFileError(FoleySealError):
+    """A key file is missing, malformed or readable by other users."""
+
+
+class SigningError(FoleySealError):
+    """C2PA signing or certificate handling failed."""
+
+
+class StoreError(FoleySealError):
+    """The manifest store could not be read or written."""
+
+
+class ConfigError(FoleySealError):
+    """The configuration is missing or invalid."""
+
+
+class GenerationError(FoleySealError):
+    """A soundtrack generator failed."""

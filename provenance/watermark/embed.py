@@ -1,0 +1,244 @@
+"""Embedding: quantise each group statistic of the host onto the lattice of its bit.
+
+The host is analysed on a 16 kHz mono mix; the mark is a per-tile gain (at most a few
+tenths of a dB, following the host's spectral envelope) applied to each channel's
+16 kHz band (250-5500 Hz), and the resulting difference signal is resampled back to
+the file's rate and added. Content outside the band and all other channels' detail
+are left untouched. Long inputs are processed in chunks of 30 s with 0.96 s of
+context on each side, so memory stays bounded and chunk seams are invisible.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from provenance.core.audio import Audio
+from provenance.core.errors import InputError, PayloadError
+from provenance.watermark import ecc
+from provenance.watermark.keys import WatermarkKey, as_key
+from provenance.watermark.layout import DEFAULT_PARAMS, Layout, WatermarkParams
+from provenance.watermark.model import (
+    capacity,
+    frame_band_power,
+    istft,
+    log_amplitude,
+    resample,
+    stft,
+)
+
+CHUNK_S = 30.0
+PAD_S = 0.96  # 32 slots: keeps chunk edges on the slot grid at every rate that is a multiple of 25 Hz
+
+
+def payload_to_bits(payload: bytes | str, n_bits: int) -> np.ndarray:
+    """Hex string or bytes -> bit array (MSB first); raises PayloadError on a wrong size."""
+    if isinstance(payload, str):
+        text = payload.strip().lower().removeprefix("0x")
+        try:
+            payload = bytes.fromhex(text)
+        except ValueError as exc:
+            raise PayloadError(f"payload {payload!r} is not hexadecimal") from exc
+    if len(payload) * 8 != n_bits:
+        raise PayloadError(
+            f"payload has {len(payload) * 8} bits; the watermark carries exactly {n_bits} bits "
+            f"({n_bits // 4} hex digits)"
+        )
+    return np.unpackbits(np.frombuffer(bytes(payload), dtype=np.uint8))
+
+
+def bits_to_hex(bits: np.ndarray) -> str:
+    return np.packbits(np.asarray(bits, dtype=np.uint8)).tobytes().hex()
+
+
+def codeword_for(payload_bits: np.ndarray, layout: Layout) -> np.ndarray:
+    """Scramble the payload with the key, add the CRC and encode."""
+    return ecc.encode_payload(payload_bits ^ layout.scramble)
+
+
+def tile_gains(
+    x16_mono: np.ndarray, slot0: int, layout: Layout, codeword: np.ndarray, strength: float
+) -> np.ndarray:
+    """Log-amplitude change per tile, ``(slots, bands)`` nepers, for a slot-aligned 16 kHz mono signal.
+
+    ``slot0`` is the absolute slot index (from the start of the file) of sample 0.
+    """
+    p = layout.params
+    spec = stft(x16_mono, p)
+    n_slots = spec.shape[0] // p.slot_hops
+    bp = frame_band_power(spec[: n_slots * p.slot_hops], p)
+    tiles = bp.reshape(n_slots, p.slot_hops, p.n_bands).sum(axis=1)
+    y = log_amplitude(tiles)
+    cap = capacity(tiles, p)
+
+    g, k = p.groups_per_slot, p.pairs_per_group
+    v = (y[:, 0::2] - y[:, 1::2]).reshape(n_slots, g, k)
+    c = np.minimum(cap[:, 0::2], cap[:, 1::2]).reshape(n_slots, g, k)
+    q = (slot0 + np.arange(n_slots)) % p.block_slots
+    chips = layout.chips[q]
+    dither = layout.dither[q]
+    bits = layout.symbol_bits(codeword)[q]
+
+    delta = p.delta * strength
+    stat = (chips * v).mean(axis=-1)
+    u = stat / delta - dither - 0.5 * bits
+    target = delta * (np.round(u) + dither + 0.5 * bits)
+    move = target - stat  # in [-delta/2, delta/2]
+
+    c_sum = c.sum(axis=-1, keepdims=True)
+    share = np.divide(c * k, c_sum, out=np.zeros_like(c), where=c_sum > 1e-6)
+    pair_change = np.clip(move[..., None] * share, -p.max_pair_change, p.max_pair_change)
+    half = 0.5 * chips * pair_change
+    dy = np.empty_like(y)
+    dy[:, 0::2] = half.reshape(n_slots, -1)
+    dy[:, 1::2] = -half.reshape(n_slots, -1)
+    return dy
+
+
+def mark_signal_16k(
+    x16: np.ndarray,
+    slot0: int,
+    layout: Layout,
+    codeword: np.ndarray,
+    strength: float,
+    *,
+    passes: int = 2,
+) -> np.ndarray:
+    """The additive mark ``(channels, n)`` at 16 kHz for slot-aligned 16 kHz channels ``x16``.
+
+    A gain applied to one STFT frame leaks into its neighbours on re-analysis, so the
+    first pass lands each statistic only near its lattice point; each further pass
+    re-measures the marked signal and corrects the remainder.
+    """
+    p = layout.params
+    bob = p.band_of_bin
+    spec = stft(x16, p)
+    n_frames = spec.shape[-2]
+    total = np.zeros((n_frames, bob.size), dtype=np.float32)
+    marked = x16
+    for _ in range(passes):
+        mono = marked.mean(axis=0) if marked.shape[0] > 1 else marked[0]
+        dy = tile_gains(mono, slot0, layout, codeword, strength)
+        n_slots = dy.shape[0]
+        frame_dy = np.repeat(dy, p.slot_hops, axis=0)
+        bin_dy = np.where(bob >= 0, frame_dy[:, np.maximum(bob, 0)], 0.0).astype(np.float32)
+        total[: n_slots * p.slot_hops] += bin_dy
+        w16 = istft(spec * np.expm1(total), x16.shape[-1], p)
+        marked = x16 + w16
+    return w16
+
+
+def _limit(x: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """Shrink the mark where it would push a sample past full scale; none where the host is at or past it."""
+    y = x + w
+    over = np.abs(y) > 1.0
+    if not over.any():
+        return w
+    headroom = np.clip(1.0 - np.abs(x), 0.0, None)
+    scale = np.divide(headroom, np.abs(w), out=np.zeros_like(w), where=np.abs(w) > 0)
+    return np.where(over, w * np.minimum(scale, 1.0), w)
+
+
+def _gate_silence(x: np.ndarray, w: np.ndarray, rate: int) -> np.ndarray:
+    """Zero the mark wherever every channel is digitally silent for 5 ms or more."""
+    silent = np.all(x == 0.0, axis=0)
+    if not silent.any():
+        return w
+    win = max(1, int(0.005 * rate))
+    run = np.convolve(silent.astype(np.float32), np.ones(win, dtype=np.float32), mode="same")
+    mask = run >= win - 0.5
+    if mask.any():
+        w = w.copy()
+        w[:, mask] = 0.0
+    return w
+
+
+def min_duration_s(params: WatermarkParams = DEFAULT_PARAMS) -> float:
+    """Shortest input that carries the whole payload once, seconds."""
+    return params.block_s
+
+
+class ChunkEmbedder:
+    """Marks a signal chunk by chunk (30 s + context), for in-memory and streaming use."""
+
+    def __init__(
+        self,
+        key: WatermarkKey | bytes,
+        payload: bytes | str,
+        sample_rate: int,
+        *,
+        strength: float = 1.0,
+        params: WatermarkParams = DEFAULT_PARAMS,
+    ) -> None:
+        if not (0.05 <= strength <= 4.0):
+            raise InputError(f"strength {strength} is outside 0.05-4.0")
+        self.key = as_key(key)
+        self.params = params
+        self.layout = Layout.from_key(self.key, params)
+        self.codeword = codeword_for(payload_to_bits(payload, params.payload_bits), self.layout)
+        self.rate = int(sample_rate)
+        self.strength = float(strength)
+        pad = PAD_S * self.rate
+        chunk = CHUNK_S * self.rate
+        if abs(pad - round(pad)) > 1e-9:
+            raise InputError(f"sample rate {self.rate} Hz is not a multiple of 25 Hz")
+        self.pad = int(round(pad))
+        self.chunk = int(round(chunk))
+
+    def mark_chunk(self, padded: np.ndarray, start: int) -> np.ndarray:
+        """Mark for the centre of ``padded`` = samples ``[start - pad, start + n + pad)`` (zeros outside the file).
+
+        Returns the additive mark for samples ``[start, start + n)``, ``(channels, n)`` float32.
+        """
+        p = self.params
+        n = padded.shape[1] - 2 * self.pad
+        origin = start - self.pad  # native index of padded[0]; a multiple of the slot grid
+        origin16 = origin * p.analysis_rate_hz // self.rate
+        slot0 = origin16 // p.slot_len
+        x16 = resample(padded, self.rate, p.analysis_rate_hz)
+        w16 = mark_signal_16k(x16, slot0, self.layout, self.codeword, self.strength)
+        w = resample(w16, p.analysis_rate_hz, self.rate)
+        w = w[:, self.pad : self.pad + n]
+        if w.shape[1] < n:
+            w = np.pad(w, ((0, 0), (0, n - w.shape[1])))
+        return w
+
+    def apply(self, x: np.ndarray, start: int, padded: np.ndarray) -> np.ndarray:
+        """Marked samples for ``x`` = file samples ``[start, start+n)`` given their padded context."""
+        w = self.mark_chunk(padded, start)
+        w = _gate_silence(x, w, self.rate)
+        w = _limit(x, w)
+        return (x + w).astype(np.float32)
+
+
+def embed(
+    audio: Audio,
+    key: WatermarkKey | bytes,
+    payload: bytes | str,
+    *,
+    strength: float = 1.0,
+    params: WatermarkParams = DEFAULT_PARAMS,
+) -> Audio:
+    """Watermark ``audio`` with a 64-bit ``payload`` (8 bytes or 16 hex digits) under ``key``.
+
+    Returns new audio with the same rate, channels, length and subtype. ``strength``
+    scales the quantiser step (1.0: about 30+ dB SNR on music and speech).
+    Raises InputError for unusable audio or audio shorter than one payload block.
+    """
+    audio.validate()
+    need = min_duration_s(params)
+    if audio.duration_s < need:
+        raise InputError(
+            f"audio is {audio.duration_s:.2f} s long; too short to carry the payload "
+            f"(at least {need:.2f} s needed)"
+        )
+    emb = ChunkEmbedder(key, payload, audio.sample_rate, strength=strength, params=params)
+    x = audio.samples
+    out = np.empty_like(x)
+    n = x.shape[1]
+    for start in range(0, n, emb.chunk):
+        end = min(n, start + emb.chunk)
+        lo, hi = start - emb.pad, end + emb.pad
+        padded = x[:, max(lo, 0) : min(hi, n)]
+        padded = np.pad(padded, ((0, 0), (max(0, -lo), max(0, hi - n))))
+        out[:, start:end] = emb.apply(x[:, start:end], start, padded)
+    return audio.with_samples(out)

@@ -1,0 +1,107 @@
+"""Watermark keys: a 256-bit secret, per-purpose subkeys (HKDF-SHA256), key files (mode 0600)."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from provenance.core.atomic import atomic_write_bytes
+from provenance.core.errors import KeyFileError
+
+KEY_BYTES = 32
+_FILE_HEADER = "foleyseal-watermark-key-v1"
+
+
+@dataclass(frozen=True)
+class WatermarkKey:
+    """A 256-bit watermark secret. ``repr`` never shows it."""
+
+    secret: bytes
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.secret, bytes | bytearray) or len(self.secret) != KEY_BYTES:
+            raise KeyFileError(f"a watermark key must be {KEY_BYTES} bytes (256 bits)")
+
+    def __repr__(self) -> str:
+        return f"WatermarkKey(id={self.key_id})"
+
+    @property
+    def key_id(self) -> str:
+        """A public 8-hex-digit identifier of the key (a hash; reveals nothing of the secret)."""
+        return self.subkey("key-id", 4).hex()
+
+    def subkey(self, purpose: str, length: int = 32) -> bytes:
+        """Derive an independent subkey for one purpose (HKDF-SHA256, info = purpose)."""
+        hkdf = HKDF(
+            algorithm=hashes.SHA256(),
+            length=length,
+            salt=b"foleyseal/watermark/v1",
+            info=purpose.encode(),
+        )
+        return hkdf.derive(bytes(self.secret))
+
+    def rng(self, purpose: str) -> np.random.Generator:
+        """A deterministic random generator seeded by the subkey for ``purpose``."""
+        seed = np.frombuffer(self.subkey(purpose, 32), dtype=np.uint32)
+        return np.random.Generator(np.random.PCG64(np.random.SeedSequence(seed.tolist())))
+
+
+def new_key() -> WatermarkKey:
+    """A fresh random key from the operating system's CSPRNG."""
+    return WatermarkKey(secrets.token_bytes(KEY_BYTES))
+
+
+def save_key(key: WatermarkKey, path: str | Path, *, overwrite: bool = False) -> Path:
+    """Write ``key`` to ``path`` (hex text, mode 0600, atomic). Refuses to overwrite unless asked."""
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise KeyFileError("key file already exists (refusing to overwrite it)", path=path)
+    if not path.parent.exists():
+        raise KeyFileError("directory does not exist", path=path.parent)
+    atomic_write_bytes(path, f"{_FILE_HEADER}\n{key.secret.hex()}\n".encode(), mode=0o600)
+    return path
+
+
+def load_key(path: str | Path) -> WatermarkKey:
+    """Read a key file; refuse files that are missing, malformed, or readable by group/others."""
+    path = Path(path)
+    if not path.exists():
+        raise KeyFileError("watermark key file not found", path=path)
+    if not path.is_file():
+        raise KeyFileError("watermark key path is not a regular file", path=path)
+    mode = stat.S_IMODE(os.stat(path).st_mode)
+    if mode & 0o077:
+        raise KeyFileError(
+            f"watermark key file has permissions {mode:04o}; it must be readable by its owner only "
+            f"(chmod 600 {path})",
+            path=path,
+        )
+    try:
+        lines = path.read_text(encoding="ascii").split()
+    except (UnicodeDecodeError, OSError) as exc:
+        raise KeyFileError(f"cannot read watermark key file: {exc}", path=path) from exc
+    if len(lines) != 2 or lines[0] != _FILE_HEADER:
+        raise KeyFileError("not a FoleySeal watermark key file (bad header)", path=path)
+    try:
+        secret = bytes.fromhex(lines[1])
+    except ValueError as exc:
+        raise KeyFileError("watermark key is not valid hexadecimal", path=path) from exc
+    if len(secret) != KEY_BYTES:
+        raise KeyFileError(f"watermark key has {len(secret) * 8} bits, expected 256", path=path)
+    return WatermarkKey(secret)
+
+
+def as_key(key: WatermarkKey | bytes | str | Path) -> WatermarkKey:
+    """Accept a key object, raw 32 bytes, or a key-file path."""
+    if isinstance(key, WatermarkKey):
+        return key
+    if isinstance(key, bytes | bytearray):
+        return WatermarkKey(bytes(key))
+    return load_key(key)

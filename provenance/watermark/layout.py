@@ -1,0 +1,154 @@
+"""Parameters of the watermark and the keyed layout of one block.
+
+The mark lives in a time-frequency grid computed on a 16 kHz mono mix:
+STFT frames of 40 ms every 10 ms; *tiles* of 3 frames (30 ms, one *slot*) x one of
+``n_bands`` mel-spaced bands between ``f_lo_hz`` and ``f_hi_hz``. Adjacent bands form
+*pairs*; the pairs of a slot are split into ``groups_per_slot`` frequency-contiguous
+*groups*. Each group carries one symbol by spread-transform dither modulation (STDM):
+the mean over its pairs of ``chip * (logamp_a - logamp_b)`` is quantised to a keyed,
+dithered lattice of step ``delta``. A *block* of ``block_slots`` slots holds the pilot
+symbols and the coded payload once; blocks repeat back to back through the file.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import numpy as np
+
+from provenance.watermark.ecc import coded_length
+from provenance.watermark.keys import WatermarkKey
+
+SOFT_BINDING_ALG = "org.foleyseal.audio-wm.1"
+PAYLOAD_BITS = 64
+
+
+@dataclass(frozen=True)
+class WatermarkParams:
+    """Fixed parameters of watermark version 1 (changing any of them changes the format)."""
+
+    analysis_rate_hz: int = 16_000
+    frame_len: int = 640
+    """STFT frame length at the analysis rate, samples (40 ms)."""
+    hop: int = 160
+    """STFT hop at the analysis rate, samples (10 ms)."""
+    slot_hops: int = 3
+    """Frames (hops) per slot: a slot is 30 ms."""
+    n_bands: int = 32
+    f_lo_hz: float = 250.0
+    f_hi_hz: float = 5500.0
+    groups_per_slot: int = 4
+    pilot_fraction: float = 0.2
+    payload_bits: int = PAYLOAD_BITS
+    delta: float = 0.22
+    """Quantiser step of the group statistic, nepers of log amplitude (at strength 1)."""
+    max_pair_change: float = 0.6
+    """Cap on the log-amplitude change of one pair, nepers (keeps any one tile change small)."""
+    rel_floor_db: float = 45.0
+    """Tiles more than this far below the loudest tile of their slot carry no mark."""
+    rel_ramp_db: float = 15.0
+    abs_floor_db: float = -96.0
+    """Tiles below this level (dBFS per tile) carry no mark (digital silence, dither)."""
+
+    @property
+    def slot_len(self) -> int:
+        """Slot length, samples at the analysis rate."""
+        return self.hop * self.slot_hops
+
+    @property
+    def slot_s(self) -> float:
+        return self.slot_len / self.analysis_rate_hz
+
+    @property
+    def pairs_per_slot(self) -> int:
+        return self.n_bands // 2
+
+    @property
+    def pairs_per_group(self) -> int:
+        return self.pairs_per_slot // self.groups_per_slot
+
+    @property
+    def coded_bits(self) -> int:
+        return coded_length(self.payload_bits)
+
+    @property
+    def n_pilots(self) -> int:
+        # pilots + coded bits fill whole slots
+        total = self.coded_bits / (1.0 - self.pilot_fraction)
+        slots = int(np.ceil(total / self.groups_per_slot))
+        return slots * self.groups_per_slot - self.coded_bits
+
+    @property
+    def groups_per_block(self) -> int:
+        return self.coded_bits + self.n_pilots
+
+    @property
+    def block_slots(self) -> int:
+        return self.groups_per_block // self.groups_per_slot
+
+    @property
+    def block_s(self) -> float:
+        """Length of one full payload block, seconds."""
+        return self.block_slots * self.slot_s
+
+    @cached_property
+    def band_edges_hz(self) -> np.ndarray:
+        """``n_bands + 1`` mel-spaced band edges, Hz."""
+
+        def mel(f: np.ndarray | float) -> np.ndarray:
+            return 2595.0 * np.log10(1.0 + np.asarray(f) / 700.0)
+
+        m = np.linspace(mel(self.f_lo_hz), mel(self.f_hi_hz), self.n_bands + 1)
+        return 700.0 * (10 ** (m / 2595.0) - 1.0)
+
+    @cached_property
+    def band_of_bin(self) -> np.ndarray:
+        """Band index of each rfft bin of a frame (-1 outside the marked range)."""
+        freqs = np.fft.rfftfreq(self.frame_len, 1.0 / self.analysis_rate_hz)
+        idx = np.searchsorted(self.band_edges_hz, freqs, side="right") - 1
+        idx[(freqs < self.band_edges_hz[0]) | (freqs >= self.band_edges_hz[-1])] = -1
+        return idx
+
+
+DEFAULT_PARAMS = WatermarkParams()
+
+
+@dataclass(frozen=True)
+class Layout:
+    """The keyed layout of one block: what each group of each slot carries.
+
+    Arrays are indexed ``[slot_in_block, group]`` (and ``pair`` within the group).
+    """
+
+    params: WatermarkParams
+    chips: np.ndarray
+    """(block_slots, groups, pairs_per_group) of +-1."""
+    dither: np.ndarray
+    """(block_slots, groups) dither in [0, delta) as a fraction of delta, i.e. in [0, 1)."""
+    role: np.ndarray
+    """(block_slots, groups): -1 for a pilot, else the index of the coded bit it carries."""
+    pilot_bits: np.ndarray
+    """(block_slots, groups) keyed pilot bits (meaningful where role == -1)."""
+    scramble: np.ndarray = field(repr=False)
+    """(payload_bits,) keyed bits XORed onto the payload before coding."""
+
+    @classmethod
+    def from_key(cls, key: WatermarkKey, params: WatermarkParams = DEFAULT_PARAMS) -> "Layout":
+        s, g, p = params.block_slots, params.groups_per_slot, params.pairs_per_group
+        chips = key.rng("chips").choice(np.array([-1.0, 1.0]), size=(s, g, p))
+        dither = key.rng("dither").random((s, g))
+        order = key.rng("roles").permutation(s * g)
+        role = np.empty(s * g, dtype=np.int64)
+        role[order[: params.n_pilots]] = -1
+        role[order[params.n_pilots :]] = np.arange(params.coded_bits)
+        pilot_bits = key.rng("pilots").integers(0, 2, size=(s, g)).astype(np.uint8)
+        scramble = key.rng("scramble").integers(0, 2, size=params.payload_bits).astype(np.uint8)
+        return cls(params, chips, dither, role.reshape(s, g), pilot_bits, scramble)
+
+    def symbol_bits(self, codeword: np.ndarray) -> np.ndarray:
+        """(block_slots, groups) bit each group carries for a given codeword."""
+        bits = self.pilot_bits.copy()
+        data = self.role >= 0
+        bits[data] = codeword[self.role[data]]
+        return bits

@@ -1,0 +1,122 @@
+"""Signal model of the watermark: the 16 kHz analysis signal, STFT, tile levels, capacity.
+
+The *capacity* of a tile (0..1) is how much of the mark it may carry: a spectral-envelope
+masking rule that gives the mark only to tiles within ``rel_floor_db`` of the loudest
+tile of their slot and above an absolute floor, so digital silence and near-silent
+regions get nothing and the mark's spectrum follows the host's envelope.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+import numpy as np
+from scipy import signal
+
+from provenance.watermark.layout import WatermarkParams
+
+_EPS = 1e-12
+
+
+def resample(x: np.ndarray, rate_from: int, rate_to: int) -> np.ndarray:
+    """Polyphase resampling along the last axis (float32 in, float32 out)."""
+    if rate_from == rate_to:
+        return np.asarray(x, dtype=np.float32)
+    ratio = Fraction(rate_to, rate_from)
+    y = signal.resample_poly(x, ratio.numerator, ratio.denominator, axis=-1)
+    return y.astype(np.float32, copy=False)
+
+
+def analysis_window(params: WatermarkParams) -> np.ndarray:
+    return signal.windows.hann(params.frame_len, sym=False).astype(np.float32)
+
+
+def frame_offset(params: WatermarkParams) -> int:
+    """Samples by which frame k starts before ``k * hop``: centres frame k on its hop interval."""
+    return (params.frame_len - params.hop) // 2
+
+
+def stft(x: np.ndarray, params: WatermarkParams, hop: int | None = None) -> np.ndarray:
+    """STFT of ``x`` (analysis rate, 1-D or (channels, n)) with frames starting at ``k*hop - offset``.
+
+    Returns complex64 ``(..., frames, bins)`` with ``frames = ceil(n / hop)``.
+    """
+    hop = params.hop if hop is None else hop
+    n = x.shape[-1]
+    n_frames = -(-n // hop)
+    off = frame_offset(params)
+    pad_right = n_frames * hop + params.frame_len - off - n
+    xp = np.pad(x, [(0, 0)] * (x.ndim - 1) + [(off, max(pad_right, 0))])
+    frames = np.lib.stride_tricks.sliding_window_view(xp, params.frame_len, axis=-1)[..., ::hop, :]
+    frames = frames[..., :n_frames, :] * analysis_window(params)
+    return np.fft.rfft(frames, axis=-1).astype(np.complex64, copy=False)
+
+
+def istft(spec: np.ndarray, n: int, params: WatermarkParams) -> np.ndarray:
+    """Weighted overlap-add inverse of :func:`stft` (hop = params.hop), 1-D or batched."""
+    hop, flen = params.hop, params.frame_len
+    if flen % hop:
+        raise ValueError("frame length must be a multiple of the hop")
+    k = flen // hop
+    win = analysis_window(params)
+    frames = np.fft.irfft(spec, n=flen, axis=-1).astype(np.float32) * win
+    n_frames = frames.shape[-2]
+    lead = frames.shape[:-2]
+    out = np.zeros(lead + ((n_frames + k - 1) * hop,), dtype=np.float32)
+    norm = np.zeros((n_frames + k - 1) * hop, dtype=np.float32)
+    wsq = (win * win).reshape(k, hop)
+    chunks = frames.reshape(lead + (n_frames, k, hop))
+    for j in range(k):
+        seg = out[..., j * hop : (j + n_frames) * hop]
+        seg += chunks[..., :, j, :].reshape(lead + (n_frames * hop,))
+        norm[j * hop : (j + n_frames) * hop] += np.tile(wsq[j], n_frames)
+    off = frame_offset(params)
+    out = out[..., off : off + n]
+    norm = norm[off : off + n]
+    return out / np.maximum(norm, 1e-3)
+
+
+def band_matrix(params: WatermarkParams) -> np.ndarray:
+    """(bins, bands) 0/1 matrix summing bin powers into bands."""
+    bob = params.band_of_bin
+    m = np.zeros((bob.size, params.n_bands), dtype=np.float32)
+    valid = bob >= 0
+    m[np.nonzero(valid)[0], bob[valid]] = 1.0
+    return m
+
+
+def frame_band_power(spec: np.ndarray, params: WatermarkParams) -> np.ndarray:
+    """(..., frames, bands) power per band per frame."""
+    power = spec.real**2 + spec.imag**2
+    return power @ band_matrix(params)
+
+
+def tile_power(band_power: np.ndarray, params: WatermarkParams, stride: int = 1) -> np.ndarray:
+    """Sum ``slot_hops`` consecutive frames (spaced ``stride`` frames apart) into tiles.
+
+    With ``stride=1`` and frames at the embedding hop this yields one tile per slot
+    (frames 3t..3t+2). With a finer detection hop (``hop/stride``) it yields tiles at
+    every fine offset: row i covers frames i, i+stride, i+2*stride.
+    """
+    h = params.slot_hops
+    n = band_power.shape[0] - (h - 1) * stride
+    if n <= 0:
+        return np.zeros((0, band_power.shape[1]), dtype=np.float32)
+    acc = band_power[:n].copy()
+    for j in range(1, h):
+        acc += band_power[j * stride : j * stride + n]
+    return acc
+
+
+def log_amplitude(tiles: np.ndarray) -> np.ndarray:
+    """Tile power -> log amplitude, nepers (0.5 * ln power)."""
+    return 0.5 * np.log(tiles + _EPS)
+
+
+def capacity(tiles: np.ndarray, params: WatermarkParams) -> np.ndarray:
+    """(slots, bands) capacity 0..1 of each tile from its level relative to its slot."""
+    level_db = 10.0 * np.log10(tiles / params.frame_len**2 * 4.0 + _EPS)
+    rel = level_db - level_db.max(axis=1, keepdims=True)
+    c_rel = np.clip((rel + params.rel_floor_db) / params.rel_ramp_db, 0.0, 1.0)
+    c_abs = np.clip((level_db - params.abs_floor_db) / 10.0, 0.0, 1.0)
+    return (c_rel * c_abs).astype(np.float32)
