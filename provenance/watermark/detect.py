@@ -34,7 +34,7 @@ from provenance.core.results import Detection, Segment
 from provenance.watermark import ecc
 from provenance.watermark.embed import bits_to_hex
 from provenance.watermark.keys import WatermarkKey, as_key
-from provenance.watermark.layout import DEFAULT_PARAMS, Layout, WatermarkParams
+from provenance.watermark.layout import DEFAULT_PARAMS, Layout, WatermarkParams, to_groups
 from provenance.watermark.model import (
     capacity,
     frame_band_power,
@@ -51,6 +51,8 @@ DEFAULT_THRESHOLD = 1e-6
 EFFECTIVE_ALIGNMENTS = 648.0
 """Effective number of independent alignments searched (calibrated on null data; see docs)."""
 SEGMENT_WINDOW_S = 0.5
+NULL_MODE = "standardize"
+W_POWER = 1.0  # reliability exponent (sharper weighting tested worse)
 SEGMENT_Z = 3.0
 MAX_SEGMENT_SEARCHES = 4
 
@@ -60,9 +62,9 @@ class _Features:
     """Per-slot pair differences and reliabilities at every fine phase."""
 
     v: np.ndarray
-    """(phases, slots, groups, pairs) log-amplitude differences, nepers."""
+    """(phases, slots, pairs_per_slot) log-amplitude differences of band pairs, nepers."""
     w: np.ndarray
-    """(phases, slots, groups) reliability 0..1."""
+    """(phases, slots, pairs_per_slot) reliability 0..1."""
 
 
 def _features(x16: np.ndarray, params: WatermarkParams) -> _Features:
@@ -72,9 +74,9 @@ def _features(x16: np.ndarray, params: WatermarkParams) -> _Features:
     bp = frame_band_power(spec, params)
     tiles = tile_power(bp, params, stride=FINE)
     n_slots = tiles.shape[0] // phases
-    g, k = params.groups_per_slot, params.pairs_per_group
+    npairs = params.pairs_per_slot
     if n_slots == 0:
-        return _Features(np.zeros((phases, 0, g, k), np.float32), np.zeros((phases, 0, g), np.float32))
+        return _Features(np.zeros((phases, 0, npairs), np.float32), np.zeros((phases, 0, npairs), np.float32))
     tiles = tiles[: n_slots * phases].reshape(n_slots, phases, params.n_bands).transpose(1, 0, 2)
     y = log_amplitude(tiles)
     cap = capacity(tiles.reshape(-1, params.n_bands), params).reshape(tiles.shape)
@@ -83,45 +85,87 @@ def _features(x16: np.ndarray, params: WatermarkParams) -> _Features:
     floor = np.percentile(level.reshape(-1, params.n_bands), 5, axis=0)
     snr_ok = np.clip((level - floor - 3.0) / 9.0, 0.0, 1.0)
     rel = cap * snr_ok
-    v = (y[..., 0::2] - y[..., 1::2]).reshape(phases, n_slots, g, k)
-    w = np.minimum(rel[..., 0::2], rel[..., 1::2]).reshape(phases, n_slots, g, k).mean(axis=-1)
+    v = y[..., 0::2] - y[..., 1::2]
+    w = np.minimum(rel[..., 0::2], rel[..., 1::2]) ** W_POWER
     return _Features(v.astype(np.float32), w.astype(np.float32))
 
 
-def _residuals(feat: _Features, layout: Layout, offset: int, phase: int) -> np.ndarray:
-    """(slots, groups) lattice residual in [-0.5, 0.5) for one alignment."""
+@dataclass
+class _Grouped:
+    """Group statistics at one alignment, indexed ``[repetition, run_in_block, group]``."""
+
+    r: np.ndarray
+    """Lattice residual in [-0.5, 0.5)."""
+    w: np.ndarray
+    """Reliability (0 for groups cut by the file's ends or masked out)."""
+    offset: int
+    n_slots: int
+
+
+def _grouped(feat: _Features, layout: Layout, phase: int, offset: int, slot_mask: np.ndarray) -> _Grouped:
+    """Lattice residuals of every group when block-relative slot of slot ``t`` is ``(t + offset) % B``."""
     p = layout.params
-    n_slots = feat.v.shape[1]
-    q = (offset + np.arange(n_slots)) % p.block_slots
-    stat = (layout.chips[q] * feat.v[phase]).mean(axis=-1)
-    u = stat / p.delta - layout.dither[q]
-    return u - np.round(u)
+    v, w = feat.v[phase], feat.w[phase] * slot_mask[:, None]
+    n = v.shape[0]
+    blk = p.block_slots
+    total = -(-(n + offset) // blk) * blk
+    pad = ((offset, total - n - offset), (0, 0))
+    vg = to_groups(np.pad(v, pad).reshape(-1, blk, v.shape[1]), p)
+    wg = to_groups(np.pad(w, pad).reshape(-1, blk, w.shape[1]), p)
+    real = np.zeros(total, dtype=bool)
+    real[offset : offset + n] = True
+    whole = real.reshape(-1, p.block_runs, p.run_slots).all(axis=-1)  # (reps, runs)
+    stat = (layout.chips[None] * vg).mean(axis=-1)
+    u = stat / p.delta - layout.dither[None]
+    r = u - np.round(u)
+    gw = wg.mean(axis=-1) * whole[..., None]
+    return _Grouped(r, gw, offset, n)
 
 
-def _presence_terms(r: np.ndarray, q: np.ndarray, layout: Layout) -> np.ndarray:
-    """(slots, groups) presence term: pilot agreement, or bit-blind lattice agreement."""
-    pilot = layout.role[q] < 0
-    pb = layout.pilot_bits[q]
-    return np.where(pilot, np.cos(2 * np.pi * (r - 0.5 * pb)), np.cos(4 * np.pi * r))
+def _presence_terms(r: np.ndarray, layout: Layout) -> np.ndarray:
+    """Presence term per group: pilot agreement, or bit-blind lattice agreement for payload groups."""
+    pilot = layout.role < 0
+    return np.where(pilot, np.cos(2 * np.pi * (r - 0.5 * layout.pilot_bits)), np.cos(4 * np.pi * r))
 
 
 def _scan(feat: _Features, layout: Layout, mask: np.ndarray) -> np.ndarray:
-    """z-scores ``(phases, offsets)`` of the presence test over all alignments."""
+    """z-scores ``(phases, offsets)`` of the presence test over all alignments.
+
+    For each fine phase and each of the ``run_slots`` ways to cut slots into runs, the
+    runs' pair values are formed once; all ``block_runs`` ways to assign them block
+    positions are then scored together.
+    """
     p = layout.params
-    phases, n_slots = feat.v.shape[:2]
+    phases, n = feat.v.shape[:2]
+    L, R = p.run_slots, p.block_runs
     z = np.zeros((phases, p.block_slots))
-    t = np.arange(n_slots)
+    m_chunk = 4096
     for ph in range(phases):
-        w = feat.w[ph] * mask[:, None]
-        var = 0.5 * float((w * w).sum())
-        if var <= 0:
-            continue
-        for off in range(p.block_slots):
-            q = (off + t) % p.block_slots
-            stat = (layout.chips[q] * feat.v[ph]).mean(axis=-1)
-            u = stat / p.delta - layout.dither[q]
-            r = u - np.round(u)
-            z[ph, off] = float((w * _presence_terms(r, q, layout)).sum()) / math.sqrt(var)
+        w_slots = feat.w[ph] * mask[:, None]
+        for rho in range(L):
+            m_runs = (n - rho) // L
+            if m_runs <= 0:
+                continue
+            rows = slice(rho, rho + m_runs * L)
+            vr = to_groups(feat.v[ph][rows], p)  # (M, G, K)
+            wr = to_groups(w_slots[rows], p).mean(axis=-1)  # (M, G)
+            num = np.zeros(R)
+            for m0 in range(0, m_runs, m_chunk):
+                m1 = min(m_runs, m0 + m_chunk)
+                idx = (np.arange(m0, m1)[None, :] + np.arange(R)[:, None]) % R  # (R, M)
+                stat = np.einsum("cmgk,mgk->cmg", layout.chips[idx], vr[m0:m1]) / p.pairs_per_group
+                u = stat / p.delta - layout.dither[idx]
+                r = u - np.round(u)
+                pilot = layout.role[idx] < 0
+                terms = np.where(
+                    pilot, np.cos(2 * np.pi * (r - 0.5 * layout.pilot_bits[idx])), np.cos(4 * np.pi * r)
+                )
+                num += (terms * wr[None, m0:m1]).sum(axis=(1, 2))
+            var = 0.5 * float((wr * wr).sum())
+            if var <= 0:
+                continue
+            offsets = (np.arange(R) * L - rho) % p.block_slots
+            z[ph, offsets] = num / math.sqrt(var)
     return z
 
 
@@ -131,58 +175,68 @@ def p_value_from_z(z: float, n_alignments: float = EFFECTIVE_ALIGNMENTS) -> floa
     return float(-np.expm1(n_alignments * log_cdf))
 
 
-def _null_scale(z: np.ndarray, best: tuple[int, int]) -> float:
-    """Robust spread of z over alignments away from the best one (>= 1)."""
+def _null_scale(z: np.ndarray, best: tuple[int, int]) -> tuple[float, float]:
+    """Robust (location, spread) of z over alignments away from the best one."""
     ph, off = best
     keep = np.ones_like(z, dtype=bool)
     blk = z.shape[1]
-    for d in (-2, -1, 0, 1, 2):
+    for d in range(-3, 4):
         keep[:, (off + d) % blk] = False
     vals = z[keep]
     if vals.size < 16:
-        return 1.0
-    mad = float(np.median(np.abs(vals - np.median(vals)))) * 1.4826
-    return max(1.0, mad)
+        return 0.0, 1.0
+    med = float(np.median(vals))
+    mad = float(np.median(np.abs(vals - med))) * 1.4826
+    if NULL_MODE == "standardize":
+        return med, max(mad, 0.25)
+    return 0.0, max(1.0, mad)
+
+
+def _per_slot(values: np.ndarray, g: _Grouped, layout: Layout) -> np.ndarray:
+    """Spread per-group values ``(reps, runs, groups)`` onto the slots they cover: ``(slots,)``."""
+    p = layout.params
+    per_run = values.sum(axis=-1) / p.run_slots
+    rows = np.repeat(per_run.reshape(-1), p.run_slots)
+    return rows[g.offset : g.offset + g.n_slots]
 
 
 def _decode(
     feat: _Features, layout: Layout, phase: int, offset: int, mask: np.ndarray
-) -> tuple[np.ndarray | None, np.ndarray, float]:
+) -> tuple[np.ndarray | None, np.ndarray, np.ndarray, float]:
     """Soft-decode the payload at one alignment from the slots in ``mask``.
 
-    Returns (payload bits or None if the CRC fails, per-group soft agreement, bit confidence).
+    Returns (payload bits or None if the CRC fails, per-slot agreement, per-slot weight,
+    bit confidence).
     """
     p = layout.params
-    n_slots = feat.v.shape[1]
-    q = (offset + np.arange(n_slots)) % p.block_slots
-    r = _residuals(feat, layout, offset, phase)
-    w = feat.w[phase] * mask[:, None]
-    soft_terms = w * np.cos(2 * np.pi * r)  # positive: bit 0
-    role = layout.role[q]
+    g = _grouped(feat, layout, phase, offset, mask)
+    role = np.broadcast_to(layout.role, g.r.shape)
     data = role >= 0
+    soft_terms = g.w * np.cos(2 * np.pi * g.r)  # positive: bit 0
     soft = np.bincount(role[data], weights=soft_terms[data], minlength=p.coded_bits)
     bits, crc_ok = ecc.decode_payload(soft, p.payload_bits)
-    codeword = ecc.encode_payload(bits) if crc_ok else None
-    if codeword is not None:
-        expected = layout.symbol_bits(codeword)[q]
-        agree = np.cos(2 * np.pi * (r - 0.5 * expected))
+    if crc_ok:
+        expected = layout.symbol_bits(ecc.encode_payload(bits))
+        agree = np.cos(2 * np.pi * (g.r - 0.5 * expected))
     else:
-        agree = _presence_terms(r, q, layout)
-    weights = float(w[data].sum())
-    conf = float((w[data] * agree[data]).sum() / weights) if weights > 0 else 0.0
+        agree = _presence_terms(g.r, layout)
+    weights = float(g.w[data].sum())
+    conf = float((g.w[data] * agree[data]).sum() / weights) if weights > 0 else 0.0
     payload = (bits ^ layout.scramble) if crc_ok else None
-    return payload, w * agree, max(0.0, min(1.0, conf))
+    slot_agree = _per_slot(g.w * agree, g, layout)
+    slot_w2 = _per_slot(g.w * g.w, g, layout)
+    return payload, slot_agree, slot_w2, max(0.0, min(1.0, conf))
 
 
 def _segments_from_agreement(
-    agree: np.ndarray, w: np.ndarray, mask: np.ndarray, slot_s: float
+    agree: np.ndarray, w2: np.ndarray, mask: np.ndarray, slot_s: float
 ) -> list[tuple[int, int]]:
     """Runs of slots whose smoothed agreement is significant: list of (start_slot, end_slot)."""
     n = agree.shape[0]
     half = max(1, int(round(SEGMENT_WINDOW_S / slot_s / 2)))
     kernel = np.ones(2 * half + 1)
-    s = np.convolve(agree.sum(axis=1), kernel, mode="same")
-    v = np.convolve(0.5 * (w * w).sum(axis=1), kernel, mode="same")
+    s = np.convolve(agree, kernel, mode="same")
+    v = np.convolve(0.5 * w2, kernel, mode="same")
     z = np.divide(s, np.sqrt(v), out=np.zeros(n), where=v > 0)
     on = (z > SEGMENT_Z) & (mask > 0)
     runs: list[tuple[int, int]] = []
@@ -229,12 +283,12 @@ def detect_features(
     for _search in range(MAX_SEGMENT_SEARCHES):
         z = _scan(feat, layout, mask)
         ph, off = np.unravel_index(int(np.argmax(z)), z.shape)
-        scale = _null_scale(z, (ph, off))
-        z_eff = float(z[ph, off]) / scale
+        loc, scale = _null_scale(z, (ph, off))
+        z_eff = (float(z[ph, off]) - loc) / scale
         pval = p_value_from_z(z_eff)
         if best_overall is not None and pval > threshold:
             break
-        payload_bits, agree, conf = _decode(feat, layout, int(ph), int(off), mask)
+        payload_bits, agree, w2, conf = _decode(feat, layout, int(ph), int(off), mask)
         payload = bits_to_hex(payload_bits) if payload_bits is not None else None
         info = {"z": z_eff, "z_raw": float(z[ph, off]), "null_scale": scale,
                 "phase": int(ph), "offset_slots": int(off),
@@ -243,17 +297,16 @@ def detect_features(
             best_overall = (pval, payload, conf, info)
         if pval > threshold:
             break
-        runs = _segments_from_agreement(agree, feat.w[ph] * mask[:, None], mask, slot_s)
+        runs = _segments_from_agreement(agree, w2, mask, slot_s)
         if not runs:
             break
         t0 = int(ph) * fine_s
         for a, b in runs:
             seg_mask = np.zeros(n_slots)
             seg_mask[a:b] = 1.0
-            seg_payload_bits, seg_agree, _ = _decode(feat, layout, int(ph), int(off), seg_mask)
+            seg_payload_bits, seg_agree, seg_w2, _ = _decode(feat, layout, int(ph), int(off), seg_mask)
             seg_pay = bits_to_hex(seg_payload_bits) if seg_payload_bits is not None else payload
-            sw = feat.w[ph][a:b]
-            var = 0.5 * float((sw * sw).sum())
+            var = 0.5 * float(seg_w2[a:b].sum())
             seg_z = float(seg_agree[a:b].sum()) / math.sqrt(var) if var > 0 else 0.0
             segments.append(
                 Segment(
@@ -269,6 +322,12 @@ def detect_features(
     assert best_overall is not None
     pval, payload, conf, info = best_overall
     found = pval <= threshold
+    if payload is None and segments:
+        # The whole-file decode mixes in unmarked audio (e.g. a marked excerpt spliced into
+        # other audio); the longest segment that decodes on its own then names the payload.
+        decoded = [s for s in segments if s.payload is not None]
+        if decoded:
+            payload = max(decoded, key=lambda s: s.end_s - s.start_s).payload
     segments.sort(key=lambda s: s.start_s)
     return Detection(
         found=found,

@@ -16,7 +16,7 @@ from provenance.core.audio import Audio
 from provenance.core.errors import InputError, PayloadError
 from provenance.watermark import ecc
 from provenance.watermark.keys import WatermarkKey, as_key
-from provenance.watermark.layout import DEFAULT_PARAMS, Layout, WatermarkParams
+from provenance.watermark.layout import DEFAULT_PARAMS, Layout, WatermarkParams, from_groups, to_groups
 from provenance.watermark.model import (
     capacity,
     frame_band_power,
@@ -27,6 +27,7 @@ from provenance.watermark.model import (
 )
 
 CHUNK_S = 30.0
+ALLOC_GAMMA = 0.5
 PAD_S = 0.96  # 32 slots: keeps chunk edges on the slot grid at every rate that is a multiple of 25 Hz
 
 
@@ -56,41 +57,64 @@ def codeword_for(payload_bits: np.ndarray, layout: Layout) -> np.ndarray:
 
 
 def tile_gains(
-    x16_mono: np.ndarray, slot0: int, layout: Layout, codeword: np.ndarray, strength: float
+    spec: np.ndarray, slot0: int, layout: Layout, codeword: np.ndarray, strength: float
 ) -> np.ndarray:
-    """Log-amplitude change per tile, ``(slots, bands)`` nepers, for a slot-aligned 16 kHz mono signal.
+    """Log-amplitude change per tile, ``(slots, bands)`` nepers, from the STFT of a run-aligned
+    16 kHz mono signal.
 
-    ``slot0`` is the absolute slot index (from the start of the file) of sample 0.
+    ``slot0`` is the absolute slot index (from the start of the file) of the signal's sample 0;
+    it must be a multiple of ``run_slots``. Slots after the last whole run are left unmarked.
     """
     p = layout.params
-    spec = stft(x16_mono, p)
-    n_slots = spec.shape[0] // p.slot_hops
+    if slot0 % p.run_slots:
+        raise ValueError("chunks must start on a run boundary")
+    n_runs = spec.shape[0] // (p.slot_hops * p.run_slots)
+    n_slots = n_runs * p.run_slots
+    dy = np.zeros((spec.shape[0] // p.slot_hops, p.n_bands), dtype=np.float32)
+    if n_runs == 0:
+        return dy
     bp = frame_band_power(spec[: n_slots * p.slot_hops], p)
     tiles = bp.reshape(n_slots, p.slot_hops, p.n_bands).sum(axis=1)
     y = log_amplitude(tiles)
     cap = capacity(tiles, p)
 
-    g, k = p.groups_per_slot, p.pairs_per_group
-    v = (y[:, 0::2] - y[:, 1::2]).reshape(n_slots, g, k)
-    c = np.minimum(cap[:, 0::2], cap[:, 1::2]).reshape(n_slots, g, k)
-    q = (slot0 + np.arange(n_slots)) % p.block_slots
+    v = to_groups(y[:, 0::2] - y[:, 1::2], p)  # (runs, groups, pairs)
+    q = (slot0 // p.run_slots + np.arange(n_runs)) % p.block_runs
     chips = layout.chips[q]
     dither = layout.dither[q]
     bits = layout.symbol_bits(codeword)[q]
 
-    delta = p.delta * strength
+    delta = p.delta
     stat = (chips * v).mean(axis=-1)
     u = stat / delta - dither - 0.5 * bits
     target = delta * (np.round(u) + dither + 0.5 * bits)
-    move = target - stat  # in [-delta/2, delta/2]
+    # Distortion-compensated QIM: move a fraction `strength` of the way to the lattice point.
+    move = strength * (target - stat)
 
-    c_sum = c.sum(axis=-1, keepdims=True)
-    share = np.divide(c * k, c_sum, out=np.zeros_like(c), where=c_sum > 1e-6)
-    pair_change = np.clip(move[..., None] * share, -p.max_pair_change, p.max_pair_change)
-    half = 0.5 * chips * pair_change
-    dy = np.empty_like(y)
-    dy[:, 0::2] = half.reshape(n_slots, -1)
-    dy[:, 1::2] = -half.reshape(n_slots, -1)
+    # Share the move among the group's tiles to spend little energy: a tile's share is
+    # inversely proportional to energy**ALLOC_GAMMA (weak tiles are cheap to change), tiles
+    # without capacity get none, and what a capped tile cannot take goes to the others.
+    inv = np.divide(cap, tiles**ALLOC_GAMMA + 1e-20, out=np.zeros_like(cap), where=cap > 0)
+    inv_a = to_groups(inv[:, 0::2], p)
+    inv_b = to_groups(inv[:, 1::2], p)
+    k = p.pairs_per_group
+    x_a = np.zeros_like(inv_a)
+    x_b = np.zeros_like(inv_b)
+    remaining = move[..., None] * k  # sum over pairs of chip * (x_a - x_b) still to place
+    free_a, free_b = inv_a, inv_b
+    cap_change = p.max_pair_change
+    for _ in range(3):
+        norm = (free_a + free_b).sum(axis=-1, keepdims=True)
+        lam = np.divide(remaining, norm, out=np.zeros_like(norm), where=norm > 0)
+        new_a = np.clip(x_a + lam * free_a, -cap_change, cap_change)
+        new_b = np.clip(x_b + lam * free_b, -cap_change, cap_change)
+        placed = (new_a - x_a + new_b - x_b).sum(axis=-1, keepdims=True)
+        x_a, x_b = new_a, new_b
+        remaining = remaining - placed
+        free_a = np.where(np.abs(x_a) < cap_change, free_a, 0.0)
+        free_b = np.where(np.abs(x_b) < cap_change, free_b, 0.0)
+    dy[:n_slots, 0::2] = from_groups(chips * x_a, p)
+    dy[:n_slots, 1::2] = from_groups(-chips * x_b, p)
     return dy
 
 
@@ -112,19 +136,23 @@ def mark_signal_16k(
     p = layout.params
     bob = p.band_of_bin
     spec = stft(x16, p)
+    mono_spec = spec.mean(axis=0)
     n_frames = spec.shape[-2]
     total = np.zeros((n_frames, bob.size), dtype=np.float32)
-    marked = x16
-    for _ in range(passes):
-        mono = marked.mean(axis=0) if marked.shape[0] > 1 else marked[0]
-        dy = tile_gains(mono, slot0, layout, codeword, strength)
+    in_band = bob >= 0
+    col = np.maximum(bob, 0)
+    measured = mono_spec
+    for i in range(passes):
+        dy = tile_gains(measured, slot0, layout, codeword, strength)
         n_slots = dy.shape[0]
         frame_dy = np.repeat(dy, p.slot_hops, axis=0)
-        bin_dy = np.where(bob >= 0, frame_dy[:, np.maximum(bob, 0)], 0.0).astype(np.float32)
-        total[: n_slots * p.slot_hops] += bin_dy
-        w16 = istft(spec * np.expm1(total), x16.shape[-1], p)
-        marked = x16 + w16
-    return w16
+        total[: n_slots * p.slot_hops] += np.where(in_band, frame_dy[:, col], 0.0)
+        if i + 1 < passes:
+            # Re-measure what a detector will see: the mono mix after overlap-add.
+            mono = x16.mean(axis=0)
+            w_mono = istft(mono_spec * np.expm1(total), x16.shape[-1], p)
+            measured = stft(mono + w_mono, p)
+    return istft(spec * np.expm1(total), x16.shape[-1], p)
 
 
 def _limit(x: np.ndarray, w: np.ndarray) -> np.ndarray:
@@ -144,8 +172,14 @@ def _gate_silence(x: np.ndarray, w: np.ndarray, rate: int) -> np.ndarray:
     if not silent.any():
         return w
     win = max(1, int(0.005 * rate))
-    run = np.convolve(silent.astype(np.float32), np.ones(win, dtype=np.float32), mode="same")
-    mask = run >= win - 0.5
+    counts = np.concatenate([[0], np.cumsum(silent, dtype=np.int64)])
+    # a sample is gated if it lies inside any all-silent window of `win` samples
+    full = (counts[win:] - counts[:-win]) == win  # window starting at i is silent
+    starts = np.concatenate([[0], np.cumsum(full, dtype=np.int64)])
+    n = silent.size
+    lo = np.clip(np.arange(n) - win + 1, 0, full.size)
+    hi = np.clip(np.arange(n) + 1, 0, full.size)
+    mask = (starts[hi] - starts[lo]) > 0
     if mask.any():
         w = w.copy()
         w[:, mask] = 0.0
@@ -169,8 +203,8 @@ class ChunkEmbedder:
         strength: float = 1.0,
         params: WatermarkParams = DEFAULT_PARAMS,
     ) -> None:
-        if not (0.05 <= strength <= 4.0):
-            raise InputError(f"strength {strength} is outside 0.05-4.0")
+        if not (0.05 <= strength <= 1.0):
+            raise InputError(f"strength {strength} is outside 0.05-1.0")
         self.key = as_key(key)
         self.params = params
         self.layout = Layout.from_key(self.key, params)

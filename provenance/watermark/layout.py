@@ -3,11 +3,14 @@
 The mark lives in a time-frequency grid computed on a 16 kHz mono mix:
 STFT frames of 40 ms every 10 ms; *tiles* of 3 frames (30 ms, one *slot*) x one of
 ``n_bands`` mel-spaced bands between ``f_lo_hz`` and ``f_hi_hz``. Adjacent bands form
-*pairs*; the pairs of a slot are split into ``groups_per_slot`` frequency-contiguous
-*groups*. Each group carries one symbol by spread-transform dither modulation (STDM):
-the mean over its pairs of ``chip * (logamp_a - logamp_b)`` is quantised to a keyed,
-dithered lattice of step ``delta``. A *block* of ``block_slots`` slots holds the pilot
-symbols and the coded payload once; blocks repeat back to back through the file.
+*pairs* (16 per slot). A *group* is a small time-frequency patch: ``group_band_pairs``
+neighbouring band pairs over a *run* of ``run_slots`` consecutive slots. Each group
+carries one symbol by spread-transform dither modulation (STDM): the mean over its pairs
+of ``chip * (logamp_a - logamp_b)`` is quantised to a keyed, dithered lattice of step
+``delta``. Groups are local in frequency and time so that damage (noise filling a quiet
+band, a codec starving a region) erases whole groups, which the decoder can discount,
+instead of corrupting all of them a little. A *block* of ``block_runs`` runs holds the
+pilot symbols and the coded payload once; blocks repeat back to back through the file.
 """
 
 from __future__ import annotations
@@ -33,15 +36,18 @@ class WatermarkParams:
     """STFT frame length at the analysis rate, samples (40 ms)."""
     hop: int = 160
     """STFT hop at the analysis rate, samples (10 ms)."""
-    slot_hops: int = 3
-    """Frames (hops) per slot: a slot is 30 ms."""
-    n_bands: int = 32
+    slot_hops: int = 2
+    """Frames (hops) per slot: a slot is 20 ms."""
+    n_bands: int = 16
     f_lo_hz: float = 250.0
     f_hi_hz: float = 5500.0
-    groups_per_slot: int = 4
+    run_slots: int = 4
+    """Slots per run: a group spans 80 ms."""
+    group_band_pairs: int = 2
+    """Band pairs per group (a group spans 4 neighbouring bands)."""
     pilot_fraction: float = 0.2
     payload_bits: int = PAYLOAD_BITS
-    delta: float = 0.22
+    delta: float = 0.6
     """Quantiser step of the group statistic, nepers of log amplitude (at strength 1)."""
     max_pair_change: float = 0.6
     """Cap on the log-amplitude change of one pair, nepers (keeps any one tile change small)."""
@@ -65,27 +71,33 @@ class WatermarkParams:
         return self.n_bands // 2
 
     @property
+    def groups_per_run(self) -> int:
+        return self.pairs_per_slot // self.group_band_pairs
+
+    @property
     def pairs_per_group(self) -> int:
-        return self.pairs_per_slot // self.groups_per_slot
+        return self.run_slots * self.group_band_pairs
 
     @property
     def coded_bits(self) -> int:
         return coded_length(self.payload_bits)
 
     @property
-    def n_pilots(self) -> int:
-        # pilots + coded bits fill whole slots
+    def block_runs(self) -> int:
         total = self.coded_bits / (1.0 - self.pilot_fraction)
-        slots = int(np.ceil(total / self.groups_per_slot))
-        return slots * self.groups_per_slot - self.coded_bits
+        return int(np.ceil(total / self.groups_per_run))
 
     @property
     def groups_per_block(self) -> int:
-        return self.coded_bits + self.n_pilots
+        return self.block_runs * self.groups_per_run
+
+    @property
+    def n_pilots(self) -> int:
+        return self.groups_per_block - self.coded_bits
 
     @property
     def block_slots(self) -> int:
-        return self.groups_per_block // self.groups_per_slot
+        return self.block_runs * self.run_slots
 
     @property
     def block_s(self) -> float:
@@ -114,40 +126,59 @@ class WatermarkParams:
 DEFAULT_PARAMS = WatermarkParams()
 
 
+def to_groups(a: np.ndarray, params: WatermarkParams) -> np.ndarray:
+    """Regroup per-pair values ``(..., runs * run_slots, pairs_per_slot)`` into
+    ``(..., runs, groups_per_run, pairs_per_group)``."""
+    lead = a.shape[:-2]
+    runs = a.shape[-2] // params.run_slots
+    a = a.reshape(lead + (runs, params.run_slots, params.groups_per_run, params.group_band_pairs))
+    a = np.swapaxes(a, -3, -2)
+    return a.reshape(lead + (runs, params.groups_per_run, params.pairs_per_group))
+
+
+def from_groups(a: np.ndarray, params: WatermarkParams) -> np.ndarray:
+    """Inverse of :func:`to_groups`."""
+    lead = a.shape[:-3]
+    runs = a.shape[-3]
+    a = a.reshape(lead + (runs, params.groups_per_run, params.run_slots, params.group_band_pairs))
+    a = np.swapaxes(a, -3, -2)
+    return a.reshape(lead + (runs * params.run_slots, params.pairs_per_slot))
+
+
 @dataclass(frozen=True)
 class Layout:
-    """The keyed layout of one block: what each group of each slot carries.
+    """The keyed layout of one block: what each group of each run carries.
 
-    Arrays are indexed ``[slot_in_block, group]`` (and ``pair`` within the group).
+    Arrays are indexed ``[run_in_block, group]`` (and ``pair`` within the group).
     """
 
     params: WatermarkParams
     chips: np.ndarray
-    """(block_slots, groups, pairs_per_group) of +-1."""
+    """(block_runs, groups_per_run, pairs_per_group) of +-1."""
     dither: np.ndarray
-    """(block_slots, groups) dither in [0, delta) as a fraction of delta, i.e. in [0, 1)."""
+    """(block_runs, groups_per_run) lattice dither as a fraction of ``delta``, in [0, 1)."""
     role: np.ndarray
-    """(block_slots, groups): -1 for a pilot, else the index of the coded bit it carries."""
+    """(block_runs, groups_per_run): -1 for a pilot, else the index of the coded bit it carries."""
     pilot_bits: np.ndarray
-    """(block_slots, groups) keyed pilot bits (meaningful where role == -1)."""
+    """(block_runs, groups_per_run) keyed pilot bits (meaningful where role == -1)."""
     scramble: np.ndarray = field(repr=False)
     """(payload_bits,) keyed bits XORed onto the payload before coding."""
 
     @classmethod
     def from_key(cls, key: WatermarkKey, params: WatermarkParams = DEFAULT_PARAMS) -> "Layout":
-        s, g, p = params.block_slots, params.groups_per_slot, params.pairs_per_group
-        chips = key.rng("chips").choice(np.array([-1.0, 1.0]), size=(s, g, p))
-        dither = key.rng("dither").random((s, g))
-        order = key.rng("roles").permutation(s * g)
-        role = np.empty(s * g, dtype=np.int64)
+        r, g, k = params.block_runs, params.groups_per_run, params.pairs_per_group
+        chips = key.rng("chips").choice(np.array([-1.0, 1.0], dtype=np.float32), size=(r, g, k))
+        dither = key.rng("dither").random((r, g))
+        order = key.rng("roles").permutation(r * g)
+        role = np.empty(r * g, dtype=np.int64)
         role[order[: params.n_pilots]] = -1
         role[order[params.n_pilots :]] = np.arange(params.coded_bits)
-        pilot_bits = key.rng("pilots").integers(0, 2, size=(s, g)).astype(np.uint8)
+        pilot_bits = key.rng("pilots").integers(0, 2, size=(r, g)).astype(np.uint8)
         scramble = key.rng("scramble").integers(0, 2, size=params.payload_bits).astype(np.uint8)
-        return cls(params, chips, dither, role.reshape(s, g), pilot_bits, scramble)
+        return cls(params, chips, dither, role.reshape(r, g), pilot_bits, scramble)
 
     def symbol_bits(self, codeword: np.ndarray) -> np.ndarray:
-        """(block_slots, groups) bit each group carries for a given codeword."""
+        """(block_runs, groups_per_run) bit each group carries for a given codeword."""
         bits = self.pilot_bits.copy()
         data = self.role >= 0
         bits[data] = codeword[self.role[data]]

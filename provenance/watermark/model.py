@@ -9,8 +9,10 @@ regions get nothing and the mark's spectrum follows the host's envelope.
 from __future__ import annotations
 
 from fractions import Fraction
+from functools import lru_cache
 
 import numpy as np
+import scipy.fft
 from scipy import signal
 
 from provenance.watermark.layout import WatermarkParams
@@ -18,13 +20,39 @@ from provenance.watermark.layout import WatermarkParams
 _EPS = 1e-12
 
 
+PASS_EDGE_HZ = 5_600.0
+"""Top of the band the watermark uses (plus margin); resampling must keep it intact."""
+STOP_ATTEN_DB = 70.0
+
+
+@lru_cache(maxsize=32)
+def _resampling_filter(up: int, down: int, rate_from: int) -> np.ndarray:
+    """Kaiser FIR for ``resample_poly``: flat to 5.6 kHz, >= 70 dB down where images or aliases
+    would land inside the watermark band. Much shorter than scipy's default, which keeps the
+    whole band up to Nyquist."""
+    rate_hi = rate_from * up
+    rate_to = rate_from * up // down
+    stop = min(rate_from, rate_to) - PASS_EDGE_HZ
+    if stop <= PASS_EDGE_HZ:  # low target rate: keep up to just below its Nyquist
+        stop = min(rate_from, rate_to) / 2.0
+        passe = 0.9 * stop
+    else:
+        passe = PASS_EDGE_HZ
+    width = (stop - passe) / (rate_hi / 2.0)
+    numtaps, beta = signal.kaiserord(STOP_ATTEN_DB, width)
+    numtaps |= 1
+    h = signal.firwin(numtaps, (passe + stop) / 2.0, window=("kaiser", beta), fs=rate_hi)
+    return h.astype(np.float32)  # resample_poly multiplies by `up` itself
+
+
 def resample(x: np.ndarray, rate_from: int, rate_to: int) -> np.ndarray:
-    """Polyphase resampling along the last axis (float32 in, float32 out)."""
+    """Polyphase resampling along the last axis (float32), exact in the watermark band (<= 5.6 kHz)."""
+    x = np.asarray(x, dtype=np.float32)
     if rate_from == rate_to:
-        return np.asarray(x, dtype=np.float32)
+        return x
     ratio = Fraction(rate_to, rate_from)
-    y = signal.resample_poly(x, ratio.numerator, ratio.denominator, axis=-1)
-    return y.astype(np.float32, copy=False)
+    h = _resampling_filter(ratio.numerator, ratio.denominator, rate_from)
+    return signal.resample_poly(x, ratio.numerator, ratio.denominator, axis=-1, window=h).astype(np.float32, copy=False)
 
 
 def analysis_window(params: WatermarkParams) -> np.ndarray:
@@ -49,7 +77,7 @@ def stft(x: np.ndarray, params: WatermarkParams, hop: int | None = None) -> np.n
     xp = np.pad(x, [(0, 0)] * (x.ndim - 1) + [(off, max(pad_right, 0))])
     frames = np.lib.stride_tricks.sliding_window_view(xp, params.frame_len, axis=-1)[..., ::hop, :]
     frames = frames[..., :n_frames, :] * analysis_window(params)
-    return np.fft.rfft(frames, axis=-1).astype(np.complex64, copy=False)
+    return scipy.fft.rfft(frames, axis=-1).astype(np.complex64, copy=False)
 
 
 def istft(spec: np.ndarray, n: int, params: WatermarkParams) -> np.ndarray:
@@ -59,7 +87,7 @@ def istft(spec: np.ndarray, n: int, params: WatermarkParams) -> np.ndarray:
         raise ValueError("frame length must be a multiple of the hop")
     k = flen // hop
     win = analysis_window(params)
-    frames = np.fft.irfft(spec, n=flen, axis=-1).astype(np.float32) * win
+    frames = scipy.fft.irfft(spec, n=flen, axis=-1).astype(np.float32) * win
     n_frames = frames.shape[-2]
     lead = frames.shape[:-2]
     out = np.zeros(lead + ((n_frames + k - 1) * hop,), dtype=np.float32)
@@ -114,7 +142,11 @@ def log_amplitude(tiles: np.ndarray) -> np.ndarray:
 
 
 def capacity(tiles: np.ndarray, params: WatermarkParams) -> np.ndarray:
-    """(slots, bands) capacity 0..1 of each tile from its level relative to its slot."""
+    """(slots, bands) capacity 0..1 of each tile from its level relative to its slot.
+
+    A tile may carry the mark when it is within ``rel_floor_db`` of the loudest tile of its
+    slot and above an absolute floor, so digital silence and dither carry nothing.
+    """
     level_db = 10.0 * np.log10(tiles / params.frame_len**2 * 4.0 + _EPS)
     rel = level_db - level_db.max(axis=1, keepdims=True)
     c_rel = np.clip((rel + params.rel_floor_db) / params.rel_ramp_db, 0.0, 1.0)

@@ -1,0 +1,208 @@
+"""Every configured attack, by name; parsing of attack lists from the CLI and from TOML files.
+
+Names say the parameter: ``mp3_64k`` (kbps), ``lowpass_6k`` (Hz), ``noise_white_20db`` (SNR dB),
+``speed_+5%`` (tempo percent), ``pitch_-1st`` (semitones), ``crop_5s`` (seconds).
+
+A TOML attack list holds registered names and/or new instances::
+
+    attacks = ["mp3_64k", "speed_+5%"]
+
+    [[attack]]
+    type = "Lowpass"        # class name in benchmarks.attacks
+    name = "lowpass_5k"
+    cutoff_hz = 5000
+
+    [[attack]]
+    type = "Cascade"
+    name = "mp3_then_noise"
+    steps = ["mp3_64k", "noise_white_30db"]
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib  # type: ignore[no-redef]
+
+from benchmarks.attacks.base import Attack, NoAttack
+from benchmarks.attacks.cascades import Cascade
+from benchmarks.attacks.codecs import Aac, Mp3, Opus, Vorbis
+from benchmarks.attacks.dynamics import Compress, DcOffset, PolarityInversion, StereoToMono, Volume
+from benchmarks.attacks.filters import Bandpass, Echo, Highpass, Lowpass, ParametricEq, Resample, RoomReverb
+from benchmarks.attacks.mixing import MixOther, ReRecording
+from benchmarks.attacks.noise import PinkNoise, Requantize, WhiteNoise
+from benchmarks.attacks.time import (
+    Crop,
+    CutOut,
+    Insert,
+    Offset,
+    PitchShift,
+    SampleDrop,
+    Speed,
+    Splice,
+    TimeStretch,
+)
+from provenance.core.errors import ConfigError, InputError
+
+ATTACK_TYPES: dict[str, type[Attack]] = {
+    cls.__name__: cls
+    for cls in (
+        NoAttack, Mp3, Aac, Opus, Vorbis, Lowpass, Highpass, Bandpass, ParametricEq, Resample, Echo, RoomReverb,
+        WhiteNoise, PinkNoise, Requantize, Volume, Compress, PolarityInversion, DcOffset, StereoToMono,
+        Crop, Offset, CutOut, Insert, Splice, Speed, TimeStretch, PitchShift, SampleDrop,
+        MixOther, ReRecording, Cascade,
+    )
+}
+"""Attack classes by class name (for TOML lists)."""
+
+
+def _pct(p: float) -> str:
+    return f"{p:+g}%"
+
+
+def _default_attacks() -> list[Attack]:
+    a: list[Attack] = [NoAttack(name="none")]
+    # codecs
+    a += [Mp3(name=f"mp3_{k}k", bitrate_kbps=k) for k in (320, 128, 64, 32)]
+    a += [Aac(name=f"aac_{k}k", bitrate_kbps=k) for k in (128, 96, 64)]
+    a += [Opus(name=f"opus_{k}k", bitrate_kbps=k) for k in (64, 48, 32, 16)]
+    a += [Vorbis(name="vorbis_q2", quality=2.0)]
+    # signal
+    a += [Resample(name=n, target_rate_hz=r) for n, r in
+          (("resample_8k", 8000), ("resample_16k", 16000), ("resample_22k", 22050))]
+    a += [Lowpass(name="lowpass_3.5k", cutoff_hz=3500.0), Lowpass(name="lowpass_6k", cutoff_hz=6000.0)]
+    a += [Highpass(name="highpass_500", cutoff_hz=500.0)]
+    a += [Bandpass(name="bandpass_300_3400", low_hz=300.0, high_hz=3400.0)]
+    a += [ParametricEq(name="eq_+6db", gain_db=6.0), ParametricEq(name="eq_-6db", gain_db=-6.0)]
+    a += [Requantize(name="requant_8bit", bits=8)]
+    for snr in (30, 20, 10):
+        a += [WhiteNoise(name=f"noise_white_{snr}db", snr_db=float(snr))]
+    for snr in (30, 20, 10):
+        a += [PinkNoise(name=f"noise_pink_{snr}db", snr_db=float(snr))]
+    a += [Volume(name="volume_x0.1", gain=0.1), Volume(name="volume_x0.25", gain=0.25),
+          Volume(name="volume_x4_clip", gain=4.0, clip=True)]
+    a += [Compress(name="compress")]
+    a += [Echo(name="echo_100ms", delay_s=0.1, gain_db=-6.0)]
+    a += [RoomReverb(name="reverb_room")]
+    a += [PolarityInversion(name="polarity_invert"), DcOffset(name="dc_offset", offset_fs=0.05)]
+    a += [StereoToMono(name="stereo_to_mono")]
+    # time
+    a += [Crop(name="crop_5s", duration_s=5.0)]
+    a += [Offset(name="offset_trim_0.5blk", block_fraction=0.5),
+          Offset(name="offset_trim_0.37blk", block_fraction=0.37),
+          Offset(name="offset_pad_0.25blk", block_fraction=0.25, pad=True)]
+    a += [CutOut(name="cut_1s", duration_s=1.0)]
+    a += [Insert(name="insert_2s", duration_s=2.0)]
+    a += [Splice(name="splice_marked", first_fraction=0.6)]
+    a += [Speed(name=f"speed_{_pct(p)}", percent=float(p)) for p in (5, -5, 10, -10)]
+    a += [TimeStretch(name=f"stretch_{_pct(p)}", percent=float(p)) for p in (5, -5, 10, -10)]
+    a += [PitchShift(name=f"pitch_{s:+d}st", semitones=float(s)) for s in (1, -1, 2, -2)]
+    a += [SampleDrop(name="drop_samples_0.1%", percent=0.1)]
+    # mixing
+    a += [MixOther(name="mix_-10db", level_db=-10.0), MixOther(name="mix_0db", level_db=0.0)]
+    a += [ReRecording(name="rerecord")]
+    # cascades
+    by = {x.name: x for x in a}
+    a += [Cascade(name="cascade_mp3_128k_aac_64k", steps=(by["mp3_128k"], by["aac_64k"]))]
+    a += [Cascade(name="cascade_mp3_64k_resample_22k_noise_30db",
+                  steps=(by["mp3_64k"], by["resample_22k"], by["noise_white_30db"]))]
+    a += [Cascade(name="cascade_speed_+5%_aac_64k", steps=(by["speed_+5%"], by["aac_64k"]))]
+    return a
+
+
+_REGISTRY: dict[str, Attack] = {}
+
+
+def register(attack: Attack, *, replace: bool = False) -> Attack:
+    """Add ``attack`` under its name (an error if the name is taken, unless ``replace``)."""
+    if attack.name in _REGISTRY and not replace:
+        raise ConfigError(f"an attack named {attack.name!r} is already registered")
+    _REGISTRY[attack.name] = attack
+    return attack
+
+
+for _a in _default_attacks():
+    register(_a)
+
+QUICK_ATTACKS: tuple[str, ...] = ("mp3_64k", "aac_96k", "noise_white_20db", "crop_5s", "speed_+5%")
+"""The attacks of ``--quick`` runs (CI): one per family that matters most."""
+
+ISSUE2_ATTACKS: tuple[str, ...] = (
+    "mp3_128k", "mp3_64k", "aac_96k", "opus_48k", "resample_16k", "noise_white_20db",
+    "lowpass_6k", "volume_x0.25", "volume_x4_clip", "crop_5s", "stereo_to_mono",
+)
+"""The robustness list of the first watermark issue (acceptance item 2)."""
+
+
+def get_attack(name: str) -> Attack:
+    """The registered attack called ``name``; :class:`InputError` listing close names otherwise."""
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        import difflib
+
+        close = difflib.get_close_matches(name, list(_REGISTRY), n=3)
+        hint = f" (did you mean {', '.join(close)}?)" if close else " (see `list_attacks()`)"
+        raise InputError(f"unknown attack {name!r}{hint}") from None
+
+
+def list_attacks(kind: str | None = None) -> list[str]:
+    """Names of all registered attacks, in registration order, optionally of one ``kind``
+    (``none`` is the identity reference)."""
+    return [n for n, a in _REGISTRY.items() if kind is None or a.kind == kind]
+
+
+def parse_attacks(spec: str) -> list[Attack]:
+    """Attacks from a comma-separated list of names (``"mp3_64k,speed_+5%"``); ``all`` = every one."""
+    names = [s.strip() for s in spec.split(",") if s.strip()]
+    if not names:
+        raise InputError("empty attack list")
+    if names == ["all"]:
+        return [_REGISTRY[n] for n in list_attacks()]
+    return [get_attack(n) for n in names]
+
+
+def attack_from_dict(d: dict[str, Any], *, where: str = "attack list") -> Attack:
+    """Build one attack from a TOML table with ``type``, ``name`` and the class's parameters."""
+    d = dict(d)
+    type_name = d.pop("type", None)
+    if type_name not in ATTACK_TYPES:
+        raise ConfigError(f"{where}: unknown attack type {type_name!r}; known: {', '.join(sorted(ATTACK_TYPES))}")
+    if "name" not in d:
+        raise ConfigError(f"{where}: attack of type {type_name} has no name")
+    if type_name == "Cascade":
+        d["steps"] = tuple(get_attack(s) if isinstance(s, str) else attack_from_dict(s, where=where)
+                           for s in d.get("steps", ()))
+    for k, v in list(d.items()):
+        if isinstance(v, list):
+            d[k] = tuple(v)
+    try:
+        return ATTACK_TYPES[type_name](**d)
+    except TypeError as exc:
+        raise ConfigError(f"{where}: bad parameters for {type_name}: {exc}") from None
+
+
+def load_attack_list(path: str | Path) -> list[Attack]:
+    """Attacks named (``attacks = [...]``) and/or defined (``[[attack]]`` tables) in a TOML file."""
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InputError("attack list not found", path=path) from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"not a valid TOML attack list: {exc}", path=path) from None
+    out: list[Attack] = []
+    for n in data.get("attacks", []):
+        try:
+            out.append(get_attack(n))
+        except InputError as exc:
+            raise ConfigError(exc.message, path=path) from None
+    for table in data.get("attack", []):
+        out.append(attack_from_dict(table, where=str(path)))
+    if not out:
+        raise ConfigError("attack list names no attacks (expected `attacks = [...]` or [[attack]] tables)", path=path)
+    return out

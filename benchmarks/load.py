@@ -1,0 +1,265 @@
+"""Load benchmark of the verification service: N concurrent clients verifying 30 s files.
+
+Starts ``foleyseal serve`` as a separate process on 127.0.0.1 (a fresh FoleySeal home with keys
+and a marked 30 s clip, unless ``--url`` names a running server), then runs ``clients`` threads
+that each upload a file to ``POST /v1/verify`` again and again until ``duration_s`` has passed.
+Bounded in every direction: only localhost, a request cap, a per-request timeout, and a hard
+stop after ``duration_s`` + the timeout.
+
+Reports throughput (requests/s and audio-seconds verified per second), p50/p95/max latency,
+error count (any non-200 or transport error), and the verdicts seen::
+
+    python -m benchmarks.load --clients 32 --duration 60 --file-seconds 30
+    foleyseal bench load --clients 32 --duration 60
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+@dataclass
+class LoadConfig:
+    clients: int = 32
+    duration_s: float = 60.0
+    file_seconds: float = 30.0
+    """Length of the clips the clients verify, seconds."""
+    workers: int = 2
+    """Detector worker processes of the server started here."""
+    request_timeout_s: float = 180.0
+    max_requests: int = 20_000
+    url: str | None = None
+    """An already running server (must be on localhost); None: start one."""
+    api_key: str | None = None
+    """Key for a server given by ``url`` (clients with a key are not rate limited)."""
+
+
+@dataclass
+class LoadResult:
+    config: dict[str, Any]
+    requests: int
+    ok: int
+    errors: int
+    error_samples: list[str]
+    elapsed_s: float
+    throughput_rps: float
+    audio_seconds_per_s: float
+    latency_p50_s: float
+    latency_p95_s: float
+    latency_max_s: float
+    verdicts: dict[str, int]
+    server_health: dict[str, Any] | None
+    machine: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _clip(seconds: float, seed: int) -> np.ndarray:
+    """A broadband stereo 48 kHz clip (filtered noise with a tone), float32 ``(2, n)``."""
+    from scipy.signal import lfilter
+
+    rng = np.random.default_rng(seed)
+    n = int(48_000 * seconds)
+    t = np.arange(n) / 48_000
+    x = 0.25 * lfilter([1.0], [1.0, -0.98], rng.standard_normal(n))
+    x = x / np.abs(x).max() * 0.3 + 0.05 * np.sin(2 * np.pi * 220 * t)
+    side = 0.02 * rng.standard_normal(n)
+    return np.stack([x + side, x - side]).astype(np.float32)
+
+
+def prepare_home(base: Path, file_seconds: float) -> tuple[Path, list[Path], str]:
+    """A FoleySeal home with keys, an API key, a marked clip, its MP3 re-encode and an unmarked
+    clip; returns (home, files, api key)."""
+    from typer.testing import CliRunner
+
+    from foleyseal.cli import app
+    from provenance.core.audio import Audio
+    from provenance.core.config import load_settings
+    from provenance.core.io import read_audio, write_audio
+    from provenance.mark import mark
+
+    from detectors.service.api_keys import ApiKeyStore
+
+    home = base / "home"
+    r = CliRunner().invoke(app, ["keys", "init", "--home", str(home)])
+    if r.exit_code != 0:
+        raise RuntimeError(f"keys init failed: {r.output}")
+    settings = load_settings(home)
+    write_audio(base / "src.wav", Audio(_clip(file_seconds, 1), 48_000, subtype="PCM_16"))
+    marked = mark(base / "src.wav", base / "marked.wav", settings=settings, generated=True).output
+    write_audio(base / "reencoded.mp3", read_audio(marked), bitrate_kbps=128)
+    write_audio(base / "unmarked.wav", Audio(_clip(file_seconds, 2), 48_000, subtype="PCM_16"))
+    key, _ = ApiKeyStore(home / "api-keys.json").create("load benchmark")
+    return home, [marked, base / "reencoded.mp3", base / "unmarked.wav"], key
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_server(home: Path, workers: int, *, log: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """``foleyseal serve`` in its own process on a free localhost port; waits for /v1/health."""
+    import httpx
+
+    port = _free_port()
+    env = dict(os.environ, FOLEYSEAL_HOME=str(home))
+    code = "import sys; from foleyseal.cli import main; main(sys.argv[1:])"
+    with open(log, "wb") as fh:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", code, "serve", "--host", "127.0.0.1", "--port", str(port),
+             "--workers", str(workers)],
+            env=env, stdout=fh, stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"the server exited ({proc.returncode}); see {log}")
+        try:
+            if httpx.get(f"{url}/v1/health", timeout=2).status_code == 200:
+                return proc, url
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.25)
+    proc.kill()
+    raise RuntimeError("the server did not start within 180 s")
+
+
+def run_clients(url: str, files: list[Path], cfg: LoadConfig, api_key: str | None) -> tuple[list[tuple[float, int, str | None]], float]:
+    """Run the clients; returns [(latency_s, status, verdict or error)] and the elapsed time."""
+    import httpx
+
+    if not url.startswith(("http://127.0.0.1", "http://localhost", "http://[::1]")):
+        raise ValueError("the load benchmark only talks to localhost")
+    blobs = [(p.name, p.read_bytes()) for p in files]
+    results: list[tuple[float, int, str | None]] = []
+    lock = threading.Lock()
+    start = time.monotonic()
+    stop_at = start + cfg.duration_s
+    count = [0]
+    headers = {"X-API-Key": api_key} if api_key else {}
+
+    def client(i: int) -> None:
+        with httpx.Client(base_url=url, timeout=cfg.request_timeout_s, headers=headers) as h:
+            k = i
+            while time.monotonic() < stop_at:
+                with lock:
+                    if count[0] >= cfg.max_requests:
+                        return
+                    count[0] += 1
+                name, data = blobs[k % len(blobs)]
+                k += 1
+                t0 = time.monotonic()
+                try:
+                    r = h.post("/v1/verify", files={"file": (name, data)})
+                    verdict = r.json().get("verdict") if r.status_code == 200 else r.text[:200]
+                    status = r.status_code
+                except httpx.HTTPError as exc:
+                    status, verdict = 0, f"{type(exc).__name__}: {exc}"
+                with lock:
+                    results.append((time.monotonic() - t0, status, verdict))
+
+    threads = [threading.Thread(target=client, args=(i,), daemon=True) for i in range(cfg.clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(max(0.0, stop_at - time.monotonic()) + cfg.request_timeout_s + 5)
+    return results, time.monotonic() - start
+
+
+def run_load(cfg: LoadConfig) -> LoadResult:
+    """Prepare files, start a server (unless ``cfg.url``), run the clients, stop, summarise."""
+    import httpx
+
+    with tempfile.TemporaryDirectory(prefix="foleyseal-load-") as d:
+        base = Path(d)
+        home, files, key = prepare_home(base, cfg.file_seconds)
+        proc = None
+        url = cfg.url
+        api_key = cfg.api_key
+        if url is None:
+            proc, url = start_server(home, cfg.workers, log=base / "server.log")
+            api_key = key
+        try:
+            results, elapsed = run_clients(url, files, cfg, api_key)
+            try:
+                health = httpx.get(f"{url}/v1/health", timeout=30).json()
+            except httpx.HTTPError:
+                health = None
+        finally:
+            if proc is not None:
+                proc.terminate()
+                try:
+                    proc.wait(30)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+    lat = np.array([r[0] for r in results if r[1] == 200]) if results else np.zeros(0)
+    ok = int(sum(1 for r in results if r[1] == 200))
+    errors = [r for r in results if r[1] != 200]
+    seconds_per_file = cfg.file_seconds
+    return LoadResult(
+        config=asdict(cfg) | {"url": None if cfg.url is None else cfg.url, "api_key": None},
+        requests=len(results),
+        ok=ok,
+        errors=len(errors),
+        error_samples=[f"{s}: {v}" for _, s, v in errors[:5]],
+        elapsed_s=round(elapsed, 2),
+        throughput_rps=round(ok / elapsed, 3) if elapsed else 0.0,
+        audio_seconds_per_s=round(ok * seconds_per_file / elapsed, 1) if elapsed else 0.0,
+        latency_p50_s=round(float(np.percentile(lat, 50)), 3) if lat.size else float("nan"),
+        latency_p95_s=round(float(np.percentile(lat, 95)), 3) if lat.size else float("nan"),
+        latency_max_s=round(float(lat.max()), 3) if lat.size else float("nan"),
+        verdicts=dict(Counter(str(r[2]) for r in results if r[1] == 200)),
+        server_health=health,
+        machine={"cpus": os.cpu_count(), "loadavg_after": [round(x, 2) for x in os.getloadavg()]},
+    )
+
+
+def format_result(r: LoadResult) -> str:
+    c = r.config
+    return "\n".join([
+        f"{c['clients']} clients x {c['duration_s']:.0f} s, {c['file_seconds']:.0f} s files, "
+        f"{c['workers']} worker processes",
+        f"requests {r.requests}  ok {r.ok}  errors {r.errors}",
+        f"throughput {r.throughput_rps:.2f} req/s  ({r.audio_seconds_per_s:.0f} s of audio verified per second)",
+        f"latency p50 {r.latency_p50_s:.2f} s  p95 {r.latency_p95_s:.2f} s  max {r.latency_max_s:.2f} s",
+        f"verdicts {r.verdicts}",
+    ] + ([f"error samples {r.error_samples}"] if r.errors else []))
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description="Load benchmark of the FoleySeal verification service.")
+    ap.add_argument("--clients", type=int, default=32)
+    ap.add_argument("--duration", type=float, default=60.0)
+    ap.add_argument("--file-seconds", type=float, default=30.0)
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--out", type=Path, default=None, help="write the JSON result here")
+    args = ap.parse_args(argv)
+    r = run_load(LoadConfig(clients=args.clients, duration_s=args.duration, file_seconds=args.file_seconds,
+                            workers=args.workers))
+    print(format_result(r))
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(r.to_dict(), indent=2, allow_nan=True))
+    return 0 if r.errors == 0 and r.ok > 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

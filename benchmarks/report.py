@@ -1,0 +1,439 @@
+"""Tables and plots from robustness trial rows: ``summary.md``, ``bit_accuracy.png``, ``roc.png``,
+``quality_vs_strength.png``.
+
+Definitions used in every table:
+
+- exact recovery: the detector says *found* and its payload equals the embedded one (for a splice of
+  two marked files, the embedded payload may come from any reported segment);
+- bit accuracy: fraction of payload bits right; a detector that reports no payload scores 0.5
+  (chance) on that trial;
+- TPR at FPR f, empirical: the detection threshold is set on the null trials' scores so that at
+  most a fraction f of them pass, then TPR = fraction of attacked marked trials scoring above it;
+  this needs at least 1/f null trials and is reported as n/a otherwise;
+- TPR at FPR f, calibrated: fraction of attacked marked trials whose own p-value is <= f, for
+  watermarkers that report a p-value (FoleySeal); the null rows show how many null p-values fell
+  below f, as a check of that calibration.
+
+Run ``python -m benchmarks.report OUT/results.json`` to rebuild them from a saved run.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from collections import OrderedDict, defaultdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from provenance.core.atomic import atomic_path
+
+FPRS = (1e-3, 1e-6)
+
+
+def _ordered(values: list[str]) -> list[str]:
+    return list(OrderedDict.fromkeys(values))
+
+
+def _mean(xs: list[float]) -> float | None:
+    xs = [x for x in xs if x is not None and not (isinstance(x, float) and math.isnan(x))]
+    return float(np.mean(xs)) if xs else None
+
+
+def _median(xs: list[float | None]) -> float | None:
+    xs = [x for x in xs if x is not None and not (isinstance(x, float) and math.isnan(x))]
+    return float(np.median(xs)) if xs else None
+
+
+def _score(r: dict[str, Any]) -> float:
+    s = r.get("score")
+    return float(s) if s is not None else -math.inf
+
+
+def empirical_tpr(pos: list[float], null: list[float], fpr: float) -> tuple[float | None, str]:
+    """TPR at ``fpr`` with the threshold set on the null scores; None (and why) if too few nulls."""
+    n = len(null)
+    if n == 0 or not pos:
+        return None, "no null trials" if n == 0 else "no positive trials"
+    if n < 1.0 / fpr:
+        return None, f"{n} null trials < 1/FPR = {1 / fpr:.0f}"
+    k = int(math.floor(fpr * n))
+    thr = sorted(null, reverse=True)[k] if k < n else -math.inf
+    return float(np.mean(np.asarray(pos) > thr)), f"threshold {thr:.3g} from {n} nulls"
+
+
+def calibrated_tpr(pvals: list[float | None], fpr: float) -> float | None:
+    ps = [p for p in pvals if p is not None]
+    if not ps:
+        return None
+    return float(np.mean(np.asarray(ps) <= fpr))
+
+
+def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Aggregate trial rows into the numbers the tables and plots show."""
+    attack_rows = [r for r in rows if r.get("kind") == "attack" and "attack" in r]
+    null_rows = [r for r in rows if r.get("kind") == "null"]
+    quality_rows = [r for r in rows if r.get("kind") == "quality"]
+    wms = _ordered([r["watermarker"] for r in rows if "watermarker" in r])
+    attacks = _ordered([r["attack"] for r in attack_rows if "attack" in r])
+    kinds = {r["attack"]: r.get("attack_kind", "?") for r in attack_rows if "attack" in r}
+
+    by: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    for r in attack_rows:
+        by[(r["attack"], r["watermarker"])].append(r)
+    nulls: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for r in null_rows:
+        if not r.get("error"):
+            nulls[r["watermarker"]].append(r)
+
+    cells: dict[str, dict[str, dict[str, Any]]] = {a: {} for a in attacks}
+    for a in attacks:
+        for w in wms:
+            rs = by.get((a, w), [])
+            if not rs:
+                continue
+            null_scores = [_score(r) for r in nulls[w]]
+            pos = [_score(r) for r in rs]
+            cell: dict[str, Any] = {
+                "n": len(rs),
+                "errors": sum(1 for r in rs if r.get("error")),
+                "exact": _mean([1.0 if r.get("exact") else 0.0 for r in rs]),
+                "bit_accuracy": _mean([r.get("bit_accuracy", 0.5) for r in rs]),
+                "found": _mean([1.0 if r.get("found") else 0.0 for r in rs]),
+                "loc_error_s": _median([r.get("loc_error_s") for r in rs]),
+                "loc_mislabelled_s": _median([r.get("loc_mislabelled_s") for r in rs]),
+                "detect_s": _mean([r.get("detect_s") for r in rs]),
+            }
+            for f in FPRS:
+                cell[f"tpr_emp_{f:g}"], _ = empirical_tpr(pos, null_scores, f)
+                cell[f"tpr_cal_{f:g}"] = calibrated_tpr([r.get("p_value") for r in rs], f)
+            cells[a][w] = cell
+
+    null_summary: dict[str, dict[str, Any]] = {}
+    pooled: dict[str, dict[str, Any]] = {}
+    for w in wms:
+        ns = nulls[w]
+        scores = [_score(r) for r in ns]
+        pvals = [r.get("p_value") for r in ns if r.get("p_value") is not None]
+        null_summary[w] = {
+            "n": len(ns),
+            "unmarked": sum(1 for r in ns if r.get("null_type") == "unmarked"),
+            "wrong_key": sum(1 for r in ns if r.get("null_type") == "wrong_key"),
+            "false_positives": sum(1 for r in ns if r.get("found")),
+            "max_score": max(scores) if scores else None,
+            "p_values": len(pvals),
+            **{f"p_below_{f:g}": (sum(1 for p in pvals if p <= f) if pvals else None) for f in FPRS},
+        }
+        pos_rows = [r for r in attack_rows if r["watermarker"] == w and r.get("attack") != "none"]
+        pooled[w] = {}
+        for f in FPRS:
+            v, why = empirical_tpr([_score(r) for r in pos_rows], scores, f)
+            pooled[w][f"tpr_emp_{f:g}"] = v
+            pooled[w][f"why_emp_{f:g}"] = why
+            pooled[w][f"tpr_cal_{f:g}"] = calibrated_tpr([r.get("p_value") for r in pos_rows], f)
+
+    quality: dict[str, dict[float, dict[str, Any]]] = defaultdict(dict)
+    for w in wms:
+        qs = [r for r in quality_rows if r["watermarker"] == w and not r.get("error")]
+        for st in sorted({r.get("quality_strength", r.get("strength", 1.0)) for r in qs}):
+            sub = [r for r in qs if r.get("quality_strength", r.get("strength")) == st]
+            quality[w][st] = {
+                "n": len(sub),
+                "snr_db_median": _median([r.get("snr_db") for r in sub]),
+                "snr_db_median_music": _median([r.get("snr_db") for r in sub if r.get("clip_kind") == "music"]),
+                "snr_db_median_speech": _median([r.get("snr_db") for r in sub if r.get("clip_kind") == "speech"]),
+                "pesq_wb_median": _median([r.get("pesq_wb") for r in sub]),
+                "pesq_wb_n": sum(1 for r in sub if r.get("pesq_wb") is not None),
+                "visqol_median_music": _median([r.get("visqol_moslqo") for r in sub if r.get("clip_kind") == "music"]),
+                "visqol_median_all": _median([r.get("visqol_moslqo") for r in sub]),
+                "visqol_n": sum(1 for r in sub if r.get("visqol_moslqo") is not None),
+                "embed_x_realtime_median": _median([r.get("embed_x_realtime") for r in sub]),
+            }
+
+    timing: dict[str, dict[str, Any]] = {}
+    for w in wms:
+        ref = [r for r in attack_rows if r["watermarker"] == w and r.get("attack") == "none" and r.get("detect_s")]
+        allr = [r for r in attack_rows if r["watermarker"] == w and r.get("detect_s")]
+        wrows = [r for r in rows if r.get("watermarker") == w]
+        cpu_total = sum(float(r.get(k) or 0.0) for r in wrows
+                        for k in ("attack_cpu_s", "detect_cpu_s", "quality_cpu_s"))
+        cpu_total += sum(float(r.get("embed_cpu_s") or 0.0) for r in wrows if r.get("kind") == "quality")
+        timing[w] = {
+            "cpu_total_s": cpu_total,
+            "detect_x_realtime_cpu_unattacked": _median([r["clip_duration_s"] / r["detect_cpu_s"] for r in ref
+                                                         if r.get("detect_cpu_s")]),
+            "embed_s_median": _median([r.get("embed_s") for r in ref]),
+            "embed_x_realtime_median": _median([r["clip_duration_s"] / r["embed_s"] for r in ref if r.get("embed_s")]),
+            "detect_s_median": _median([r.get("detect_s") for r in allr]),
+            "detect_x_realtime_median_unattacked": _median([r["clip_duration_s"] / r["detect_s"] for r in ref]),
+        }
+
+    by_kind: dict[str, dict[str, float | None]] = defaultdict(dict)
+    for k in _ordered(list(kinds.values())):
+        for w in wms:
+            vals = [cells[a][w]["exact"] for a in attacks if kinds[a] == k and w in cells[a]]
+            by_kind[k][w] = _mean(vals)
+
+    errors = [r for r in rows if r.get("error")]
+    return {
+        "watermarkers": wms, "attacks": attacks, "attack_kinds": kinds, "cells": cells,
+        "nulls": null_summary, "pooled": pooled, "quality": {w: dict(v) for w, v in quality.items()},
+        "timing": timing, "by_kind": dict(by_kind),
+        "clips": _ordered([r["clip"] for r in rows if "clip" in r]),
+        "errors": len(errors), "error_examples": _ordered([f"{r.get('trial_id')}: {r['error']}" for r in errors])[:10],
+    }
+
+
+def _f(x: float | None, digits: int = 2) -> str:
+    return "n/a" if x is None else f"{x:.{digits}f}"
+
+
+def _rate(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.2f}"
+
+
+def markdown(summary: dict[str, Any], meta: dict[str, Any] | None = None) -> str:
+    """The summary as markdown: recovery table (attack x watermarker) first, then details."""
+    s = summary
+    wms, attacks, cells = s["watermarkers"], s["attacks"], s["cells"]
+    meta = meta or {}
+    cfg = meta.get("config", {})
+    lines = ["# Robustness benchmark", ""]
+    if meta:
+        v = meta.get("versions", {})
+        lines += [
+            f"- clips: {len(s['clips'])} ({cfg.get('corpus', '?')}); attacks: {len(attacks)}; "
+            f"watermarkers: {', '.join(wms)}; seed {cfg.get('seed')}, strength {cfg.get('strength')}"
+            + (" (quick mode)" if cfg.get("quick") else ""),
+            f"- trials: {meta.get('trials')} ({meta.get('ran_trials')} run now, {meta.get('resumed_trials')} "
+            f"resumed); wall time {meta.get('wall_s')} s on {meta.get('cpu_count')} CPUs, {cfg.get('workers')} workers",
+            "- versions: " + ", ".join(f"{k} {val}" for k, val in v.items()),
+            "",
+        ]
+    lines += [
+        "## Exact payload recovery / bit accuracy (attack x watermarker)",
+        "",
+        "Each cell: fraction of clips whose payload was recovered exactly / mean bit accuracy "
+        "(0.5 = chance; a detector that reports nothing scores 0.5).",
+        "",
+        "| attack | kind | " + " | ".join(wms) + " |",
+        "|---|---|" + "---|" * len(wms),
+    ]
+    for a in attacks:
+        row = [a, s["attack_kinds"].get(a, "")]
+        for w in wms:
+            c = cells[a].get(w)
+            row.append("—" if c is None else f"{_rate(c['exact'])} / {_f(c['bit_accuracy'], 3)}"
+                       + (f" ({c['errors']} err)" if c["errors"] else ""))
+        lines.append("| " + " | ".join(row) + " |")
+    lines += ["", "Mean exact recovery by attack kind:", "", "| kind | " + " | ".join(wms) + " |",
+              "|---|" + "---|" * len(wms)]
+    for k, vals in s["by_kind"].items():
+        lines.append(f"| {k} | " + " | ".join(_rate(vals.get(w)) for w in wms) + " |")
+
+    lines += ["", "## Detection: TPR at fixed FPR", ""]
+    for w in wms:
+        n = s["nulls"][w]
+        cal = (f"; null p-values <= 1e-3: {n['p_below_0.001']}, <= 1e-6: {n['p_below_1e-06']}"
+               if n["p_values"] else "; no p-values (empirical thresholds only)")
+        lines.append(
+            f"- **{w}**: {n['n']} null trials ({n['unmarked']} unmarked, {n['wrong_key']} wrong key), "
+            f"{n['false_positives']} detected at the default threshold{cal}."
+        )
+        p = s["pooled"][w]
+        lines.append(
+            f"  All attacks pooled: TPR@1e-3 empirical {_rate(p['tpr_emp_0.001'])} ({p['why_emp_0.001']}), "
+            f"calibrated {_rate(p['tpr_cal_0.001'])}; TPR@1e-6 empirical {_rate(p['tpr_emp_1e-06'])} "
+            f"({p['why_emp_1e-06']}), calibrated {_rate(p['tpr_cal_1e-06'])}."
+        )
+    lines += ["", "| attack | " + " | ".join(f"{w} TPR@1e-3 emp / cal | {w} TPR@1e-6 cal" for w in wms) + " |",
+              "|---|" + "---|---|" * len(wms)]
+    for a in attacks:
+        row = [a]
+        for w in wms:
+            c = cells[a].get(w)
+            if c is None:
+                row += ["—", "—"]
+            else:
+                row += [f"{_rate(c['tpr_emp_0.001'])} / {_rate(c['tpr_cal_0.001'])}", _rate(c["tpr_cal_1e-06"])]
+        lines.append("| " + " | ".join(row) + " |")
+
+    lines += ["", "## Localization (median over clips, seconds)", "",
+              "Worst boundary error of the reported marked segments / mislabelled seconds; n/a where the "
+              "watermarker reports no segments.", "",
+              "| attack | " + " | ".join(wms) + " |", "|---|" + "---|" * len(wms)]
+    for a in attacks:
+        row = [a]
+        for w in wms:
+            c = cells[a].get(w)
+            row.append("—" if c is None else f"{_f(c['loc_error_s'])} / {_f(c['loc_mislabelled_s'])}")
+        lines.append("| " + " | ".join(row) + " |")
+
+    lines += ["", "## Quality of the marked audio (before attack, medians)", "",
+              "SNR in dB; PESQ-WB (MOS-LQO 1-4.64) on speech clips at 16 kHz; ViSQOL v3 audio mode "
+              "(MOS-LQO 1-~4.75) on music (and all non-speech clips, second figure).", "",
+              "| watermarker | strength | SNR all | SNR music | SNR speech | PESQ-WB speech (n) | "
+              "ViSQOL music | ViSQOL non-speech (n) | embed x realtime |",
+              "|---|---|---|---|---|---|---|---|---|"]
+    for w in wms:
+        for st, q in s["quality"].get(w, {}).items():
+            lines.append(
+                f"| {w} | {st:g} | {_f(q['snr_db_median'], 1)} | {_f(q['snr_db_median_music'], 1)} | "
+                f"{_f(q['snr_db_median_speech'], 1)} | {_f(q['pesq_wb_median'])} ({q['pesq_wb_n']}) | "
+                f"{_f(q['visqol_median_music'])} | {_f(q['visqol_median_all'])} ({q['visqol_n']}) | "
+                f"{_f(q['embed_x_realtime_median'], 0)} |"
+            )
+    lines += ["", "## Speed (medians; wall clock on this machine with parallel workers, and CPU time)", "",
+              "| watermarker | embed s | embed x realtime | detect s (all trials) | detect x realtime (unattacked) "
+              "| detect x realtime, CPU time | CPU s, all trials |",
+              "|---|---|---|---|---|---|---|"]
+    for w in wms:
+        t = s["timing"][w]
+        lines.append(f"| {w} | {_f(t['embed_s_median'], 3)} | {_f(t['embed_x_realtime_median'], 0)} | "
+                     f"{_f(t['detect_s_median'], 3)} | {_f(t['detect_x_realtime_median_unattacked'], 0)} | "
+                     f"{_f(t['detect_x_realtime_cpu_unattacked'], 0)} | {_f(t['cpu_total_s'], 0)} |")
+    lines += ["", "CPU s (attack + detect + embed + quality measures, this process only; external tools' own "
+              "CPU is not counted) over the worker count estimates the wall time on an otherwise idle machine."]
+    if s["errors"]:
+        lines += ["", f"## Errors ({s['errors']} trials)", ""] + [f"- `{e}`" for e in s["error_examples"]]
+    lines.append("")
+    return "\n".join(lines)
+
+
+def _savefig(fig: Any, path: Path) -> Path:
+    with atomic_path(path) as tmp:
+        fig.tight_layout()
+        fig.savefig(tmp, format="png", dpi=100)
+    return path
+
+
+def plot_bit_accuracy(summary: dict[str, Any], path: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    attacks, wms, cells = summary["attacks"], summary["watermarkers"], summary["cells"]
+    fig, ax = plt.subplots(figsize=(8, 1.2 + 0.22 * len(attacks) * max(1, len(wms)) ** 0.5))
+    h = 0.8 / max(1, len(wms))
+    y = np.arange(len(attacks))
+    for i, w in enumerate(wms):
+        vals = [cells[a].get(w, {}).get("bit_accuracy") or np.nan for a in attacks]
+        exact = [cells[a].get(w, {}).get("exact") or 0.0 for a in attacks]
+        bars = ax.barh(y + i * h, vals, height=h, label=w)
+        ax.scatter(exact, y + i * h, marker="|", color="k", s=30, zorder=3)
+        bars.set_label(w)
+    ax.axvline(0.5, color="grey", ls=":", lw=1)
+    ax.set_yticks(y + h * (len(wms) - 1) / 2)
+    ax.set_yticklabels(attacks, fontsize=7)
+    ax.invert_yaxis()
+    ax.set_xlim(0, 1.02)
+    ax.set_xlabel("bit accuracy (bars); exact recovery rate (black ticks); 0.5 = chance")
+    ax.legend(loc="lower right", fontsize=8)
+    ax.set_title("Bit accuracy per attack")
+    out = _savefig(fig, path)
+    plt.close(fig)
+    return out
+
+
+def roc_points(pos: list[float], null: list[float]) -> tuple[np.ndarray, np.ndarray]:
+    """(FPR, TPR) for every threshold between the given scores (score >= threshold = detected)."""
+    pos_a, null_a = np.sort(np.asarray(pos, float)), np.sort(np.asarray(null, float))
+    thr = np.unique(np.concatenate([pos_a, null_a, [np.inf]]))[::-1]
+    fpr = 1.0 - np.searchsorted(null_a, thr, side="left") / max(1, null_a.size)
+    tpr = 1.0 - np.searchsorted(pos_a, thr, side="left") / max(1, pos_a.size)
+    return fpr, tpr
+
+
+def plot_roc(rows: list[dict[str, Any]], summary: dict[str, Any], path: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    wms = summary["watermarkers"]
+    fig, axes = plt.subplots(1, len(wms), figsize=(4.5 * len(wms), 4), squeeze=False)
+    kinds = _ordered([k for k in summary["attack_kinds"].values() if k != "none"])
+    for ax, w in zip(axes[0], wms):
+        null = [_score(r) for r in rows if r.get("kind") == "null" and r["watermarker"] == w and not r.get("error")]
+        if not null:
+            ax.text(0.5, 0.5, "no null trials", ha="center", transform=ax.transAxes)
+        floor = 1.0 / max(10, 10 * len(null))
+        for k in ["all", *kinds]:
+            pos = [_score(r) for r in rows if r.get("kind") == "attack" and r["watermarker"] == w
+                   and r.get("attack") != "none" and (k == "all" or r.get("attack_kind") == k)]
+            if not pos or not null:
+                continue
+            fpr, tpr = roc_points(pos, null)
+            ax.step(np.maximum(fpr, floor), tpr, where="post", lw=2.2 if k == "all" else 1.0, label=k)
+        ax.set_xscale("log")
+        ax.set_xlim(floor, 1.0)
+        ax.set_ylim(0, 1.02)
+        for f in FPRS:
+            ax.axvline(f, color="grey", ls=":", lw=0.8)
+        ax.set_xlabel(f"false-positive rate ({len(null)} null trials; left edge = below 1/n)")
+        ax.set_ylabel("true-positive rate (attacked marked clips)")
+        ax.set_title(w)
+        ax.legend(fontsize=7, loc="lower right")
+    out = _savefig(fig, path)
+    plt.close(fig)
+    return out
+
+
+def plot_quality(summary: dict[str, Any], path: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    metrics = [("snr_db_median", "SNR, dB (median)"), ("pesq_wb_median", "PESQ-WB, speech (median)"),
+               ("visqol_median_music", "ViSQOL, music (median)")]
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
+    for ax, (key, label) in zip(axes, metrics):
+        for w, by_st in summary["quality"].items():
+            st = sorted(by_st)
+            vals = [by_st[x][key] for x in st]
+            if all(v is None for v in vals):
+                continue
+            ax.plot(st, [np.nan if v is None else v for v in vals], marker="o", label=w)
+        ax.set_xlabel("embedding strength")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8)
+    fig.suptitle("Quality of marked audio vs strength (before attack)")
+    out = _savefig(fig, path)
+    plt.close(fig)
+    return out
+
+
+def write_report(rows: list[dict[str, Any]], meta: dict[str, Any], out: Path) -> list[Path]:
+    """Write ``summary.md`` and the three PNG plots into ``out``; return their paths."""
+    out = Path(out)
+    s = summarize(rows)
+    files = []
+    with atomic_path(out / "summary.md") as tmp:
+        tmp.write_text(markdown(s, meta), encoding="utf-8")
+    files.append(out / "summary.md")
+    files.append(plot_bit_accuracy(s, out / "bit_accuracy.png"))
+    files.append(plot_roc(rows, s, out / "roc.png"))
+    files.append(plot_quality(s, out / "quality_vs_strength.png"))
+    return files
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1:
+        print("usage: python -m benchmarks.report OUT/results.json", file=sys.stderr)
+        return 2
+    path = Path(args[0])
+    data = json.loads(path.read_text(encoding="utf-8"))
+    for p in write_report(data["rows"], data.get("meta", {}), path.parent):
+        print(p)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

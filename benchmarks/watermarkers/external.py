@@ -1,0 +1,198 @@
+"""Any watermarking tool with a command line, driven through command templates.
+
+Templates are split like a shell would (``shlex``) but run without one; each argument may use
+``{input}``, ``{output}``, ``{payload_hex}`` and ``{payload_bin}``. Audio goes to and from the tool
+as WAV files in a private temporary directory. The detect command's standard output (and error)
+is searched with ``payload_regex`` (named group ``payload``, hex; an optional group ``score`` picks
+the best of several matches); ``score_regex`` (named group ``score``) gives the confidence, and
+``segment_regex`` (named groups ``start`` and optional ``end``, in seconds or m:ss, and optional
+``payload``; without ``end`` a segment lasts ``block_s``) the marked spans. Example
+(``--external-config`` TOML; see ``audiowmark.example.toml`` beside this module)::
+
+    [[watermarker]]
+    name = "audiowmark"
+    payload_bits = 128
+    embed = "audiowmark add {input} {output} {payload_hex}"
+    detect = "audiowmark get {input}"
+    payload_regex = '^pattern\\s+\\S+\\s+(?P<payload>[0-9a-f]+)\\s+(?P<score>[-0-9.]+)'
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+import subprocess
+import tempfile
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib  # type: ignore[no-redef]
+
+import numpy as np
+import soundfile as sf
+
+from benchmarks.attacks.base import resample
+from benchmarks.watermarkers.base import WatermarkerBase, WatermarkerResult, bits_to_hex, hex_to_bits
+from provenance.core.audio import Audio
+from provenance.core.errors import ConfigError, FoleySealError
+from provenance.core.results import Segment
+
+
+class ExternalToolError(FoleySealError):
+    """An external watermarking command failed or printed nothing usable."""
+
+
+@dataclass(frozen=True)
+class ExternalCommandWatermarker(WatermarkerBase):
+    """An external watermarker given as command templates (see the module docstring)."""
+
+    name: str
+    embed_cmd: str
+    detect_cmd: str
+    payload_regex: str
+    payload_bits: int = 64
+    score_regex: str | None = None
+    segment_regex: str | None = None
+    min_score: float | None = None
+    """Scores below this count as not found (default: found whenever a payload is printed)."""
+    wav_subtype: str = "PCM_16"
+    sample_rate_hz: int | None = None
+    """Rate the tool needs (e.g. 16000 for 16 kHz models); audio is resampled there and back."""
+    timeout_s: float = 300.0
+    block_s: float = 1.0  # type: ignore[misc]
+
+    def __post_init__(self) -> None:
+        for attr in ("payload_regex", "score_regex", "segment_regex"):
+            pat = getattr(self, attr)
+            if pat is None:
+                continue
+            try:
+                rx = re.compile(pat, re.MULTILINE)
+            except re.error as exc:
+                raise ConfigError(f"watermarker {self.name!r}: bad {attr}: {exc}") from None
+            need = {"payload_regex": "payload", "score_regex": "score", "segment_regex": "start"}[attr]
+            if need not in rx.groupindex:
+                raise ConfigError(f"watermarker {self.name!r}: {attr} needs a named group (?P<{need}>...)")
+
+    def _run(self, template: str, **values: str) -> str:
+        try:
+            args = [tok.format(**values) for tok in shlex.split(template)]
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ConfigError(f"watermarker {self.name!r}: bad command template {template!r}: {exc}") from None
+        try:
+            proc = subprocess.run(args, capture_output=True, text=True, timeout=self.timeout_s, check=False)
+        except FileNotFoundError:
+            raise ExternalToolError(f"watermarker {self.name!r}: command not found: {args[0]}") from None
+        except subprocess.TimeoutExpired:
+            raise ExternalToolError(f"watermarker {self.name!r}: {args[0]} timed out after {self.timeout_s} s") from None
+        if proc.returncode != 0 and not proc.stdout.strip():
+            raise ExternalToolError(
+                f"watermarker {self.name!r}: {shlex.join(args)} exited {proc.returncode}: {proc.stderr.strip()[-500:]}"
+            )
+        return proc.stdout + "\n" + proc.stderr
+
+    def _write(self, audio: Audio, path: Path) -> None:
+        x = audio.samples
+        if self.sample_rate_hz and self.sample_rate_hz != audio.sample_rate:
+            x = resample(x, audio.sample_rate, self.sample_rate_hz)
+        rate = self.sample_rate_hz or audio.sample_rate
+        sf.write(path, np.clip(x, -1.0, 1.0).T, rate, subtype=self.wav_subtype, format="WAV")
+
+    def embed(self, audio: Audio, payload_bits: np.ndarray) -> Audio:
+        with tempfile.TemporaryDirectory(prefix="fs-ext-") as tmp:
+            src, dst = Path(tmp) / "input.wav", Path(tmp) / "output.wav"
+            self._write(audio, src)
+            bits = np.asarray(payload_bits, dtype=np.uint8)
+            self._run(self.embed_cmd, input=str(src), output=str(dst),
+                      payload_hex=bits_to_hex(bits), payload_bin="".join(map(str, bits.tolist())))
+            if not dst.exists():
+                raise ExternalToolError(f"watermarker {self.name!r}: embed command wrote no output file")
+            y, rate = sf.read(dst, dtype="float32", always_2d=True)
+        y = y.T
+        if rate != audio.sample_rate:
+            y = resample(y, rate, audio.sample_rate)
+        return audio.with_samples(np.ascontiguousarray(y))
+
+    def detect(self, audio: Audio) -> WatermarkerResult:
+        with tempfile.TemporaryDirectory(prefix="fs-ext-") as tmp:
+            src = Path(tmp) / "input.wav"
+            self._write(audio, src)
+            text = self._run(self.detect_cmd, input=str(src), output="", payload_hex="", payload_bin="")
+        return self.parse(text)
+
+    def parse(self, text: str) -> WatermarkerResult:
+        """Turn the detect command's output into a result (public so configurations can be tested)."""
+        best: tuple[float, str] | None = None
+        for m in re.finditer(self.payload_regex, text, re.MULTILINE):
+            hex_str = m.group("payload").lower()
+            s = float(m.group("score")) if "score" in m.groupdict() and m.group("score") else 1.0
+            if best is None or s > best[0]:
+                best = (s, hex_str)
+        score = best[0] if best else 0.0
+        if self.score_regex:
+            scores = [float(m.group("score")) for m in re.finditer(self.score_regex, text, re.MULTILINE)]
+            score = max(scores) if scores else (score if best else 0.0)
+        found = best is not None and (self.min_score is None or score >= self.min_score)
+        segments: list[Segment] = []
+        if self.segment_regex:
+            for m in re.finditer(self.segment_regex, text, re.MULTILINE):
+                gd = m.groupdict()
+                start = _seconds(gd["start"])
+                end = _seconds(gd["end"]) if gd.get("end") else start + self.block_s
+                payload = (gd.get("payload") or "").lower() or None
+                segments.append(Segment(start, end, payload, float("nan")))
+        try:
+            bits = hex_to_bits(best[1], self.payload_bits) if best and found else None
+        except ValueError:
+            bits = None
+        return WatermarkerResult(found=found, score=score, payload_bits=bits, segments=tuple(segments))
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.name, "payload_bits": self.payload_bits, "embed": self.embed_cmd,
+                "detect": self.detect_cmd, "version": "external"}
+
+
+def _seconds(text: str) -> float:
+    """Seconds from ``12.5``, ``1:23`` (m:ss) or ``1:02:03.5`` (h:mm:ss)."""
+    total = 0.0
+    for part in text.strip().split(":"):
+        total = total * 60.0 + float(part)
+    return total
+
+
+_TOML_KEYS = {"embed": "embed_cmd", "detect": "detect_cmd"}
+
+
+def load_external_config(path: str | Path) -> list[ExternalCommandWatermarker]:
+    """External watermarkers from a TOML file: ``[[watermarker]]`` tables (or one ``[external]``)."""
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError("external watermarker config not found", path=path) from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"not valid TOML: {exc}", path=path) from None
+    tables = list(data.get("watermarker", []))
+    if "external" in data:
+        tables.append(data["external"])
+    if not tables:
+        raise ConfigError("no [[watermarker]] table", path=path)
+    known = {f.name for f in fields(ExternalCommandWatermarker)}
+    out = []
+    for t in tables:
+        kw = {_TOML_KEYS.get(k, k): v for k, v in t.items()}
+        unknown = set(kw) - known
+        missing = {"name", "embed_cmd", "detect_cmd", "payload_regex"} - set(kw)
+        if unknown or missing:
+            raise ConfigError(
+                f"watermarker table {t.get('name', '?')!r}: "
+                + (f"unknown keys {sorted(unknown)} " if unknown else "")
+                + (f"missing keys {sorted(missing)}" if missing else ""),
+                path=path,
+            )
+        out.append(ExternalCommandWatermarker(**kw))
+    return out

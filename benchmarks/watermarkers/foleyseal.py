@@ -1,0 +1,84 @@
+"""FoleySeal's own watermark behind the plugin protocol (imported lazily: the harness loads
+without it, and the package may be newer than the benchmark)."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+
+from benchmarks.watermarkers.base import WatermarkerBase, WatermarkerResult, bits_to_hex, hex_to_bits
+from provenance.core.audio import Audio
+
+BENCH_KEY_SEED = "foleyseal-bench/test-key/v1"
+"""The fixed, public test key of the benchmark (never a production key)."""
+
+
+def _key_bytes(seed: str) -> bytes:
+    return hashlib.sha256(seed.encode()).digest()
+
+
+@dataclass(frozen=True)
+class FoleySealWatermarker(WatermarkerBase):
+    """``provenance.watermark.embed/detect`` under a fixed test key at ``strength``.
+
+    Score = -log10(p_value) of the detection (p-values below 1e-300 count as 1e-300).
+    """
+
+    name: str = "foleyseal"
+    strength: float = 1.0
+    key_seed: str = BENCH_KEY_SEED
+    payload_bits: int = 64
+
+    @property
+    def block_s(self) -> float:  # type: ignore[override]
+        try:
+            from provenance.watermark.layout import DEFAULT_PARAMS
+
+            return float(DEFAULT_PARAMS.block_s)
+        except (ImportError, AttributeError):
+            return 1.0
+
+    @property
+    def min_duration_s(self) -> float:  # type: ignore[override]
+        try:
+            from provenance.watermark import min_duration_s
+
+            return float(min_duration_s())
+        except (ImportError, AttributeError, TypeError):
+            return 3.5
+
+    def embed(self, audio: Audio, payload_bits: np.ndarray) -> Audio:
+        from provenance.watermark import embed
+
+        return embed(audio, _key_bytes(self.key_seed), bits_to_hex(payload_bits), strength=self.strength)
+
+    def detect(self, audio: Audio) -> WatermarkerResult:
+        from provenance.watermark import detect
+
+        d = detect(audio, _key_bytes(self.key_seed))
+        p = float(d.p_value)
+        score = -math.log10(max(p, 1e-300)) if p == p else 0.0
+        bits = hex_to_bits(d.payload, self.payload_bits) if d.payload else None
+        return WatermarkerResult(
+            found=bool(d.found), score=score, payload_bits=bits, segments=tuple(d.segments), p_value=p,
+            details={"bit_confidence": float(d.bit_confidence), "speed": float(d.speed),
+                     "pitch_semitones": float(d.pitch_semitones), "threshold": float(d.threshold)},
+        )
+
+    def with_wrong_key(self, index: int) -> "FoleySealWatermarker":
+        return replace(self, key_seed=f"foleyseal-bench/wrong-key/{index}")
+
+    def with_strength(self, strength: float) -> "FoleySealWatermarker":
+        return replace(self, strength=float(strength))
+
+    def describe(self) -> dict[str, Any]:
+        try:
+            from provenance import __version__ as version
+        except ImportError:
+            version = "unknown"
+        return {"name": self.name, "payload_bits": self.payload_bits, "strength": self.strength,
+                "key_seed": self.key_seed, "version": version, "block_s": self.block_s}

@@ -1,0 +1,164 @@
+"""Container probing with PyAV: format, streams, codecs, duration, sample rate, channels.
+
+Only demuxers for audio and audio-in-video containers are accepted; FFmpeg will happily
+"recognise" a text file as ANSI art (``tty``) or a PNG as a video, and a verifier must not
+pretend such files are media. Probing reads headers only (bounded by ``probesize``).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from provenance.core.errors import FormatError
+
+from detectors.report import ContainerInfo, StreamInfo
+
+# FFmpeg demuxer name -> (short format name, extension, mime type). For the ISO-BMFF family
+# the entry is refined from the brand and the presence of video (see _refine_bmff).
+_DEMUXERS: dict[str, tuple[str, str, str]] = {
+    "wav": ("wav", ".wav", "audio/wav"),
+    "w64": ("w64", ".w64", "audio/x-w64"),
+    "flac": ("flac", ".flac", "audio/flac"),
+    "mp3": ("mp3", ".mp3", "audio/mpeg"),
+    "ogg": ("ogg", ".ogg", "audio/ogg"),
+    "mov,mp4,m4a,3gp,3g2,mj2": ("mp4", ".mp4", "video/mp4"),
+    "matroska,webm": ("webm", ".webm", "video/webm"),
+    "aiff": ("aiff", ".aiff", "audio/aiff"),
+    "aac": ("aac", ".aac", "audio/aac"),
+    "ac3": ("ac3", ".ac3", "audio/ac3"),
+    "caf": ("caf", ".caf", "audio/x-caf"),
+    "au": ("au", ".au", "audio/basic"),
+    "avi": ("avi", ".avi", "video/x-msvideo"),
+}
+
+# Extensions that name each short format (to flag a file whose name lies about its content).
+_EXTENSIONS: dict[str, set[str]] = {
+    "wav": {".wav", ".wave"},
+    "w64": {".w64"},
+    "flac": {".flac"},
+    "mp3": {".mp3"},
+    "ogg": {".ogg", ".oga", ".opus"},
+    "mp4": {".mp4", ".m4v", ".m4a", ".mov", ".3gp"},
+    "m4a": {".m4a", ".mp4", ".aac"},
+    "mov": {".mov", ".qt", ".mp4"},
+    "webm": {".webm", ".mkv", ".mka"},
+    "aiff": {".aiff", ".aif", ".aifc"},
+    "aac": {".aac", ".adts"},
+    "ac3": {".ac3"},
+    "caf": {".caf"},
+    "au": {".au", ".snd"},
+    "avi": {".avi"},
+}
+
+_PROBE_OPTIONS = {"probesize": str(8 * 1024 * 1024), "analyzeduration": str(10_000_000)}
+
+
+def _quiet_ffmpeg() -> None:
+    # FFmpeg logs every oddity of a hostile file to stderr; the report carries what matters.
+    import av.logging
+
+    av.logging.set_level(av.logging.PANIC)
+
+
+def _refine_bmff(container: object, has_video: bool) -> tuple[str, str, str]:
+    brand = str(getattr(container, "metadata", {}).get("major_brand", "")).strip().lower()
+    if brand == "qt":
+        return ("mov", ".mov", "video/quicktime")
+    if not has_video:
+        return ("m4a", ".m4a", "audio/mp4")
+    return ("mp4", ".mp4", "video/mp4")
+
+
+def probe(path: str | Path, *, name: str | None = None) -> ContainerInfo:
+    """Probe ``path`` and describe its container.
+
+    ``name`` is the file name as given by the user (an upload's name), used only to compare its
+    extension with the detected format. Raises :class:`FormatError` for files that are not an
+    audio file or a video with an audio track.
+    """
+    import av
+
+    _quiet_ffmpeg()
+    path = Path(path)
+    try:
+        size = os.stat(path).st_size
+    except OSError as exc:
+        raise FormatError(f"cannot read file: {exc.strerror}", path=name or path) from exc
+    if size == 0:
+        raise FormatError("file is empty (0 bytes)", path=name or path)
+    try:
+        container = av.open(str(path), options=_PROBE_OPTIONS)
+    except av.error.FFmpegError as exc:
+        raise FormatError(
+            "not a recognised audio or video file (the container could not be parsed)", path=name or path
+        ) from exc
+    except (OSError, ValueError, MemoryError, OverflowError) as exc:
+        raise FormatError(f"not a readable audio or video file ({type(exc).__name__})", path=name or path) from exc
+    try:
+        demuxer = container.format.name
+        if demuxer not in _DEMUXERS:
+            raise FormatError(
+                f"not an audio or video file (content looks like '{container.format.long_name or demuxer}')",
+                path=name or path,
+            )
+        streams: list[StreamInfo] = []
+        for s in container.streams:
+            kind = s.type or "data"
+            # Unknown codecs (a hostile fmt tag) have no codec context at all.
+            cc = getattr(s, "codec_context", None)
+            dur = None
+            try:
+                if s.duration is not None and s.time_base is not None:
+                    dur = float(s.duration * s.time_base)
+            except (TypeError, ZeroDivisionError, OverflowError):
+                dur = None
+            info = StreamInfo(
+                index=int(s.index),
+                kind=kind,
+                codec=getattr(cc, "name", None) if cc is not None else None,
+                sample_rate=int(cc.sample_rate) if kind == "audio" and getattr(cc, "sample_rate", 0) else None,
+                channels=int(cc.channels) if kind == "audio" and getattr(cc, "channels", 0) else None,
+                width=int(cc.width) if kind == "video" and getattr(cc, "width", 0) else None,
+                height=int(cc.height) if kind == "video" and getattr(cc, "height", 0) else None,
+                duration_s=dur if dur is not None and dur >= 0 else None,
+                bit_rate=int(s.bit_rate) if getattr(s, "bit_rate", None) else None,
+            )
+            streams.append(info)
+        audio = [s for s in streams if s.kind == "audio"]
+        # Cover art in an MP3 or M4A shows up as a one-frame "video" (mjpeg/png): not a video.
+        video = [s for s in streams if s.kind == "video" and s.codec not in ("mjpeg", "png", "bmp", "gif")]
+        if not audio:
+            raise FormatError(
+                "has no audio track" if video else "holds no audio stream", path=name or path
+            )
+        fmt, ext, mime = _DEMUXERS[demuxer]
+        if fmt == "mp4":
+            fmt, ext, mime = _refine_bmff(container, bool(video))
+        elif fmt == "webm" and not video:
+            mime = "audio/webm"
+        elif fmt == "ogg" and audio[0].codec == "opus":
+            ext = ".opus"
+        duration = None
+        if container.duration is not None and container.duration > 0:
+            duration = container.duration / 1_000_000.0
+        elif audio[0].duration_s:
+            duration = audio[0].duration_s
+        given_ext = Path(name or path.name).suffix.lower()
+        mismatch = bool(given_ext) and given_ext not in _EXTENSIONS.get(fmt, {ext})
+        return ContainerInfo(
+            format=fmt,
+            format_long=container.format.long_name or demuxer,
+            mime_type=mime,
+            extension=ext,
+            size_bytes=size,
+            duration_s=duration,
+            sample_rate=audio[0].sample_rate,
+            channels=audio[0].channels,
+            codec=audio[0].codec,
+            has_video=bool(video),
+            streams=tuple(streams),
+            extension_mismatch=mismatch,
+        )
+    finally:
+        container.close()

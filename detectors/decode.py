@@ -1,0 +1,206 @@
+"""Streaming, bounded decoding of any audio or video file to a mono float32 signal.
+
+The verifier never holds a whole long file in memory: samples arrive in chunks, are mixed to
+mono (the watermark lives in a mono mix anyway), non-finite values are zeroed and counted,
+and a deadline and a length cap are checked between chunks, so a hostile file cannot make a
+verification run for ever or allocate without bound.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from provenance.core.errors import FormatError, InputError
+
+# Formats libsndfile decodes exactly and fast; everything else goes through FFmpeg (PyAV).
+_SOUNDFILE_FORMATS = {"wav", "w64", "flac", "aiff", "caf", "au"}
+_SF_CHUNK_SAMPLES = 4_000_000
+"""Samples (all channels) per soundfile read: bounds memory for 8-channel 192 kHz files."""
+
+
+class DeadlineExceeded(InputError):
+    """Verification of this file took longer than the configured time limit."""
+
+
+@dataclass
+class DecodeStats:
+    """Facts gathered while decoding (for the report's notes)."""
+
+    sample_rate: int = 0
+    """Hz of the decoded signal."""
+    frames: int = 0
+    """Mono samples decoded."""
+    nonfinite: int = 0
+    """NaN/Inf samples replaced by 0."""
+    truncated_at_s: float | None = None
+    """Set when decoding stopped at the length cap, seconds."""
+    decode_errors: int = 0
+    """Corrupt packets skipped by the decoder."""
+    level_db: list[float] = field(default_factory=list)
+    """Level of each ``level_step_s`` step of the signal, dBFS (RMS)."""
+    level_step_s: float = 0.5
+
+
+def _check_deadline(deadline: float | None, what: str) -> None:
+    if deadline is not None and time.monotonic() > deadline:
+        raise DeadlineExceeded(f"verification exceeded its time limit while {what}")
+
+
+def _sanitize(mono: np.ndarray, stats: DecodeStats) -> np.ndarray:
+    finite = np.isfinite(mono)
+    if not finite.all():
+        stats.nonfinite += int((~finite).sum())
+        mono = np.where(finite, mono, np.float32(0.0)).astype(np.float32, copy=False)
+    # Float files may hold values far outside full scale; they are legal, but the detector
+    # should not see 1e30: clip to a generous range.
+    np.clip(mono, -64.0, 64.0, out=mono)
+    return mono
+
+
+def _soundfile_chunks(path: Path, deadline: float | None, stats: DecodeStats, max_frames: int) -> Iterator[np.ndarray]:
+    import soundfile as sf
+
+    try:
+        fh = sf.SoundFile(str(path))
+    except (sf.LibsndfileError, RuntimeError, OSError, ValueError) as exc:
+        raise FormatError(f"cannot decode audio: {exc}") from exc
+    with fh:
+        channels = int(fh.channels)
+        stats.sample_rate = int(fh.samplerate)
+        if channels < 1 or stats.sample_rate < 1:
+            raise FormatError("audio header is invalid (no channels or no sample rate)")
+        step = max(1024, _SF_CHUNK_SAMPLES // channels)
+        total = 0
+        while total < max_frames:
+            _check_deadline(deadline, "decoding")
+            try:
+                block = fh.read(min(step, max_frames - total), dtype="float32", always_2d=True)
+            except (sf.LibsndfileError, RuntimeError, ValueError, MemoryError) as exc:
+                if total == 0:
+                    raise FormatError(f"cannot decode audio: {exc}") from exc
+                stats.decode_errors += 1
+                break
+            if block.shape[0] == 0:
+                break
+            total += block.shape[0]
+            yield block.mean(axis=1, dtype=np.float32) if channels > 1 else block[:, 0].copy()
+
+
+def _pyav_chunks(path: Path, deadline: float | None, stats: DecodeStats, max_frames: int) -> Iterator[np.ndarray]:
+    import av
+
+    try:
+        container = av.open(str(path))
+    except (av.error.FFmpegError, OSError, ValueError) as exc:
+        raise FormatError(f"cannot decode audio: {exc}") from exc
+    try:
+        streams = [s for s in container.streams if s.type == "audio"]
+        if not streams:
+            raise FormatError("no audio stream to decode")
+        stream = streams[0]
+        resampler = None
+        total = 0
+        packets = container.demux(stream)
+        while total < max_frames:
+            _check_deadline(deadline, "decoding")
+            try:
+                packet = next(packets)
+            except StopIteration:
+                break
+            except av.error.EOFError:
+                break
+            except (av.error.FFmpegError, ValueError, OverflowError) as exc:
+                stats.decode_errors += 1
+                if stats.decode_errors > 1000:
+                    raise FormatError(f"audio stream is too corrupt to decode ({exc})") from exc
+                continue
+            try:
+                frames = packet.decode()
+            except (av.error.FFmpegError, ValueError, OverflowError):
+                # A corrupt packet: decoders resynchronise on the next one, as players do.
+                stats.decode_errors += 1
+                if stats.decode_errors > 1000:
+                    raise FormatError("audio stream is too corrupt to decode") from None
+                continue
+            for frame in frames:
+                if not frame.sample_rate or frame.samples <= 0:
+                    continue
+                if resampler is None:
+                    stats.sample_rate = int(frame.sample_rate)
+                    # Fixed output rate and layout: a stream whose parameters change mid-way
+                    # (hostile or spliced MP3) still yields one consistent signal.
+                    resampler = av.AudioResampler(format="fltp", layout="mono", rate=stats.sample_rate)
+                try:
+                    out = resampler.resample(frame)
+                except (av.error.FFmpegError, ValueError) as exc:
+                    stats.decode_errors += 1
+                    if stats.decode_errors > 1000:
+                        raise FormatError(f"audio stream is too corrupt to decode ({exc})") from exc
+                    continue
+                for of in out:
+                    arr = of.to_ndarray()
+                    mono = np.ascontiguousarray(arr[0], dtype=np.float32)
+                    total += mono.shape[0]
+                    yield mono
+        if resampler is not None:
+            try:
+                for of in resampler.resample(None):
+                    yield np.ascontiguousarray(of.to_ndarray()[0], dtype=np.float32)
+            except (av.error.FFmpegError, ValueError):
+                pass
+    finally:
+        container.close()
+
+
+def iter_mono(
+    path: str | Path,
+    *,
+    container_format: str,
+    deadline: float | None = None,
+    max_duration_s: float = 4 * 3600.0,
+    stats: DecodeStats | None = None,
+) -> Iterator[np.ndarray]:
+    """Yield the file's audio as consecutive mono float32 chunks (rate in ``stats.sample_rate``).
+
+    ``container_format`` is the short name from :func:`detectors.container.probe`; it picks the
+    decoder. Decoding stops after ``max_duration_s`` (noted in ``stats.truncated_at_s``).
+    Raises :class:`FormatError` when nothing can be decoded and :class:`DeadlineExceeded` past
+    ``deadline`` (a ``time.monotonic()`` value).
+    """
+    path = Path(path)
+    stats = stats if stats is not None else DecodeStats()
+    use_sf = container_format in _SOUNDFILE_FORMATS
+    # The frame cap needs the rate, known only after opening: use a generous bound first and
+    # enforce the real one per chunk below.
+    source = (_soundfile_chunks if use_sf else _pyav_chunks)(path, deadline, stats, 2**62)
+    level_acc = np.zeros(0, dtype=np.float32)
+    for chunk in source:
+        if stats.sample_rate <= 0:
+            raise FormatError("audio has no sample rate")
+        cap = int(max_duration_s * stats.sample_rate)
+        if stats.frames + chunk.shape[0] > cap:
+            chunk = chunk[: max(0, cap - stats.frames)]
+            stats.truncated_at_s = max_duration_s
+        if chunk.shape[0] == 0:
+            break
+        chunk = _sanitize(chunk, stats)
+        stats.frames += chunk.shape[0]
+        # Level envelope (dBFS RMS per step), used to tell silent gaps from unmarked audio.
+        step = max(1, int(stats.level_step_s * stats.sample_rate))
+        level_acc = np.concatenate([level_acc, chunk]) if level_acc.size else chunk
+        n = level_acc.shape[0] // step
+        if n:
+            ms = np.mean(np.square(level_acc[: n * step].reshape(n, step), dtype=np.float64), axis=1)
+            stats.level_db.extend((10.0 * np.log10(ms + 1e-20)).tolist())
+            level_acc = level_acc[n * step :].copy()
+        yield chunk
+        if stats.truncated_at_s is not None:
+            break
+    if level_acc.size:
+        ms = float(np.mean(np.square(level_acc, dtype=np.float64)))
+        stats.level_db.append(10.0 * np.log10(ms + 1e-20))

@@ -1,0 +1,402 @@
+"""The verification report: one verdict from a documented set, the evidence behind it, and a
+plain-language paragraph that explains it.
+
+Verdicts (``Verdict``), strongest evidence first:
+
+===================================== ===========================================================
+``credentials_valid``                 Content Credentials (C2PA) validate against this very file
+                                      and chain to a configured trust anchor.
+``credentials_tampered``              Credentials are present but do not validate: the file or its
+                                      manifest changed after signing.
+``credentials_untrusted``             Credentials are intact, but signed by a certificate chain that
+                                      is not in the verifier's trust configuration.
+``credentials_recovered_by_watermark`` No valid credentials in the file, but the watermark leads to a
+                                      stored manifest (soft binding): re-encoded or edited copy.
+``partially_marked``                  The watermark covers only part of the file: marked audio was
+                                      spliced into other audio (segments say where).
+``watermark_only``                    A watermark is present but leads to no stored manifest.
+``no_evidence``                       Nothing found. This never means "made by a person".
+``error``                             The file could not be examined (not audio/video, corrupt...).
+===================================== ===========================================================
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from provenance.core.results import Segment
+
+REPORT_SCHEMA = "org.foleyseal.verification-report.1"
+
+
+class Verdict(str, enum.Enum):
+    """The documented verdict set (the value is the stable machine name)."""
+
+    CREDENTIALS_VALID = "credentials_valid"
+    CREDENTIALS_TAMPERED = "credentials_tampered"
+    CREDENTIALS_UNTRUSTED = "credentials_untrusted"
+    CREDENTIALS_RECOVERED_BY_WATERMARK = "credentials_recovered_by_watermark"
+    PARTIALLY_MARKED = "partially_marked"
+    WATERMARK_ONLY = "watermark_only"
+    NO_EVIDENCE = "no_evidence"
+    ERROR = "error"
+
+    def __str__(self) -> str:
+        return self.value
+
+    @property
+    def title(self) -> str:
+        """A short human title, e.g. for the web page and the CLI's first line."""
+        return _TITLES[self]
+
+    @property
+    def evidence_found(self) -> bool:
+        """True when some FoleySeal or C2PA evidence was found (any verdict but no_evidence/error)."""
+        return self not in (Verdict.NO_EVIDENCE, Verdict.ERROR)
+
+    @property
+    def intact(self) -> bool:
+        """True when the evidence found is consistent (nothing invalid, nothing untrusted)."""
+        return self in (
+            Verdict.CREDENTIALS_VALID,
+            Verdict.CREDENTIALS_RECOVERED_BY_WATERMARK,
+            Verdict.PARTIALLY_MARKED,
+            Verdict.WATERMARK_ONLY,
+        )
+
+
+_TITLES = {
+    Verdict.CREDENTIALS_VALID: "Valid Content Credentials",
+    Verdict.CREDENTIALS_TAMPERED: "Content Credentials do not match this file",
+    Verdict.CREDENTIALS_UNTRUSTED: "Content Credentials from an untrusted signer",
+    Verdict.CREDENTIALS_RECOVERED_BY_WATERMARK: "Credentials recovered through the watermark",
+    Verdict.PARTIALLY_MARKED: "Partly watermarked audio",
+    Verdict.WATERMARK_ONLY: "Watermark found, no credentials",
+    Verdict.NO_EVIDENCE: "No provenance evidence found",
+    Verdict.ERROR: "The file could not be examined",
+}
+
+VERDICT_DESCRIPTIONS: dict[Verdict, str] = {
+    Verdict.CREDENTIALS_VALID: "C2PA credentials validate against this exact file and chain to a trust anchor "
+    "of this verifier.",
+    Verdict.CREDENTIALS_TAMPERED: "C2PA credentials are present but invalid: the file or manifest was altered "
+    "after signing.",
+    Verdict.CREDENTIALS_UNTRUSTED: "C2PA credentials are intact but signed by a chain this verifier does not "
+    "trust.",
+    Verdict.CREDENTIALS_RECOVERED_BY_WATERMARK: "No valid credentials travel with the file, but its watermark "
+    "points to a stored manifest (a re-encoded or edited copy).",
+    Verdict.PARTIALLY_MARKED: "Only some time segments carry the watermark: marked audio was combined with "
+    "other audio.",
+    Verdict.WATERMARK_ONLY: "A FoleySeal watermark is present, but no stored manifest matches its payload.",
+    Verdict.NO_EVIDENCE: "No credentials and no watermark were found. This does not mean the audio was made "
+    "by a person.",
+    Verdict.ERROR: "The file could not be examined (not audio or video, or unreadable).",
+}
+
+
+@dataclass(frozen=True)
+class StreamInfo:
+    """One stream of a container, as probed."""
+
+    index: int
+    kind: str
+    """``audio``, ``video``, ``subtitle``, ``data`` or ``attachment``."""
+    codec: str | None
+    sample_rate: int | None = None
+    """Hz (audio streams)."""
+    channels: int | None = None
+    width: int | None = None
+    """Pixels (video streams)."""
+    height: int | None = None
+    duration_s: float | None = None
+    bit_rate: int | None = None
+    """Bits per second, when the container states it."""
+
+
+@dataclass(frozen=True)
+class ContainerInfo:
+    """What the container says about the file (no samples decoded)."""
+
+    format: str
+    """Short format name, e.g. ``wav``, ``flac``, ``mp3``, ``ogg``, ``mp4``, ``mov``, ``webm``."""
+    format_long: str
+    mime_type: str
+    extension: str
+    """Canonical extension for the detected format, with the dot (``.wav``)."""
+    size_bytes: int
+    duration_s: float | None
+    sample_rate: int | None
+    """Hz, of the first audio stream."""
+    channels: int | None
+    codec: str | None
+    """Codec of the first audio stream, e.g. ``pcm_s16le``, ``mp3``, ``aac``, ``opus``."""
+    has_video: bool
+    streams: tuple[StreamInfo, ...] = ()
+    extension_mismatch: bool = False
+    """True when the file name's extension names another format than the content (content wins)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["streams"] = [asdict(s) for s in self.streams]
+        return d
+
+
+@dataclass(frozen=True)
+class WatermarkResult:
+    """The watermark search with one key of the verifier's keyring."""
+
+    key_id: str
+    """Public 8-hex-digit identifier of the key (never the secret)."""
+    found: bool
+    p_value: float
+    """Probability of evidence this strong in unmarked audio, corrected for the number of blocks searched."""
+    payloads: tuple[str, ...] = ()
+    """Decoded 64-bit payloads (hex), most frequent first; several after a splice of two marked files."""
+    segments: tuple[Segment, ...] = ()
+    """Marked time spans, seconds from the start of the file, merged across analysis blocks."""
+    analysed_s: float = 0.0
+    """Seconds of audio analysed."""
+    coverage: float = 0.0
+    """Fraction of the analysed audio covered by marked segments, 0-1."""
+    bit_confidence: float = 0.0
+    windows: int = 0
+    """Analysis windows searched (0: nothing analysable, e.g. digital silence or too short)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["segments"] = [asdict(s) for s in self.segments]
+        d["payloads"] = list(self.payloads)
+        return d
+
+
+@dataclass(frozen=True)
+class StoreMatch:
+    """A manifest-store record that this file leads to, and how strongly it is bound."""
+
+    record_id: str
+    payload: str | None
+    algorithm: str | None
+    binding: str
+    """``hard``: the stored manifest validates against this exact file; ``soft``: the record is found
+    only through the watermark payload (content re-encoded or edited); ``hash``: found by the file's
+    SHA-256 (identical bytes)."""
+    record: dict[str, Any]
+    """The store record without the manifest bytes."""
+    credentials: Any | None = None
+    """:class:`provenance.core.c2pa_types.CredentialsReport` from validating the stored manifest
+    against this file."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "record_id": self.record_id,
+            "payload": self.payload,
+            "algorithm": self.algorithm,
+            "binding": self.binding,
+            "record": self.record,
+            "credentials": _to_dict(self.credentials),
+        }
+
+
+@dataclass
+class VerificationReport:
+    """Everything FoleySeal found about one file, and the verdict."""
+
+    file: str
+    """The name the file was given (never used to open anything on the server side)."""
+    verdict: Verdict
+    explanation: str
+    """One plain-language paragraph explaining the verdict and what it does not mean."""
+    size_bytes: int | None = None
+    sha256: str | None = None
+    container: ContainerInfo | None = None
+    credentials: Any | None = None
+    """:class:`provenance.core.c2pa_types.CredentialsReport` of the manifest found with the file."""
+    watermark: list[WatermarkResult] = field(default_factory=list)
+    store: list[StoreMatch] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    """Things a careful reader should know (skipped checks, extension mismatch, non-finite samples...)."""
+    error: str | None = None
+    """For verdict ``error``: what was wrong with the file, in one sentence."""
+    elapsed_s: float = 0.0
+    trust_anchors: int = 0
+    """How many trust anchor certificates the verifier used (0: nothing is trusted)."""
+
+    @property
+    def title(self) -> str:
+        return self.verdict.title
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "schema": REPORT_SCHEMA,
+            "file": self.file,
+            "verdict": self.verdict.value,
+            "title": self.verdict.title,
+            "explanation": self.explanation,
+            "size_bytes": self.size_bytes,
+            "sha256": self.sha256,
+            "container": self.container.to_dict() if self.container else None,
+            "credentials": _to_dict(self.credentials),
+            "watermark": [w.to_dict() for w in self.watermark],
+            "store": [m.to_dict() for m in self.store],
+            "notes": list(self.notes),
+            "error": self.error,
+            "elapsed_s": round(self.elapsed_s, 4),
+            "trust_anchors": self.trust_anchors,
+        }
+
+    def to_json(self, *, indent: int | None = 2) -> str:
+        return json.dumps(self.to_dict(), indent=indent, default=_json_default, allow_nan=False)
+
+
+def _to_dict(obj: Any) -> Any:
+    if obj is None:
+        return None
+    if hasattr(obj, "to_dict"):
+        return obj.to_dict()
+    return asdict(obj)
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, bytes):
+        return obj.hex()
+    if hasattr(obj, "isoformat"):
+        return obj.isoformat()
+    return str(obj)
+
+
+# --- explanations ---------------------------------------------------------------------------
+
+
+def _fmt_time(seconds: float) -> str:
+    m, s = divmod(max(0.0, seconds), 60.0)
+    return f"{int(m)}:{s:04.1f}"
+
+
+def _segments_text(segments: tuple[Segment, ...] | list[Segment]) -> str:
+    parts = [f"{_fmt_time(s.start_s)}-{_fmt_time(s.end_s)}" for s in segments[:6]]
+    more = f" and {len(segments) - 6} more" if len(segments) > 6 else ""
+    return ", ".join(parts) + more
+
+
+def _signer_text(cred: Any) -> str:
+    signer = getattr(cred, "signer", None)
+    return f"signed by {signer}" if signer else "signed by an unnamed certificate"
+
+
+def _ai_text(cred: Any) -> str:
+    dst = getattr(cred, "digital_source_type", None) if cred is not None else None
+    if not dst:
+        return ""
+    name = dst.rsplit("/", 1)[-1]
+    if name in ("trainedAlgorithmicMedia", "compositeWithTrainedAlgorithmicMedia", "algorithmicMedia"):
+        return f" The credentials disclose the audio as AI-generated ({name})."
+    return f" The credentials state the digital source type {name}."
+
+
+def explain(
+    verdict: Verdict,
+    *,
+    credentials: Any | None = None,
+    watermark: list[WatermarkResult] | None = None,
+    store: list[StoreMatch] | None = None,
+    error: str | None = None,
+    keys_checked: int = 0,
+    watermark_analysed: bool = True,
+) -> str:
+    """The plain-language paragraph for a verdict, filled in with the evidence found."""
+    found = [w for w in (watermark or []) if w.found]
+    match = (store or [None])[0]
+    record = match.record if match is not None else {}
+    when = record.get("created_at")
+    title = record.get("title")
+    rec_text = ""
+    if match is not None:
+        rec_text = f" It matches the stored record {match.record_id}"
+        rec_text += f" ('{title}')" if title else ""
+        rec_text += f", registered {when}." if when else "."
+
+    if verdict is Verdict.CREDENTIALS_VALID:
+        src = getattr(credentials, "source", None)
+        where = {
+            "embedded": "embedded in the file",
+            "sidecar": "in a sidecar .c2pa file next to it",
+            "detached": "in the manifest store, found through the watermark",
+        }.get(src or "", "with the file")
+        return (
+            f"This file carries Content Credentials {where}, {_signer_text(credentials)}. "
+            "The signature is valid, the certificate chain ends in a trust anchor this verifier is "
+            "configured to trust, and the recorded hash matches these exact bytes, so the file has not "
+            f"been changed since it was signed.{_ai_text(credentials)}{rec_text}"
+        )
+    if verdict is Verdict.CREDENTIALS_TAMPERED:
+        codes = ", ".join(getattr(credentials, "failure_codes", ()) or ()) or "validation failed"
+        wm = ""
+        if found:
+            wm = (
+                " The audio still carries a FoleySeal watermark, so it most likely derives from a "
+                "FoleySeal output that was edited or corrupted after signing."
+            )
+        return (
+            "This file carries Content Credentials, but they do not validate: "
+            f"{codes}. Either the audio or the manifest was changed after signing, or the credentials "
+            "were copied from another file. Do not rely on what the credentials claim about this file."
+            f"{wm}{rec_text}"
+        )
+    if verdict is Verdict.CREDENTIALS_UNTRUSTED:
+        return (
+            f"This file carries intact Content Credentials, {_signer_text(credentials)}, and the file "
+            "matches them, but the signing certificate does not chain to any trust anchor this verifier "
+            "is configured with. Anyone can create such a certificate, so the signer's identity is not "
+            "confirmed. Add the signer's root certificate to the trust configuration only if you trust "
+            f"it.{_ai_text(credentials)}"
+        )
+    if verdict is Verdict.CREDENTIALS_RECOVERED_BY_WATERMARK:
+        payload = found[0].payloads[0] if found and found[0].payloads else "?"
+        return (
+            "This file carries no valid Content Credentials of its own, but it contains a FoleySeal "
+            f"watermark (payload {payload}) that leads to a stored manifest.{rec_text} The stored "
+            "manifest does not validate against these exact bytes, which is expected when a file was "
+            "re-encoded (e.g. to MP3 or Opus), trimmed or otherwise edited: the audio is a derivative "
+            f"of the registered output, not a byte-identical copy.{_ai_text(getattr(match, 'credentials', None))}"
+        )
+    if verdict is Verdict.PARTIALLY_MARKED:
+        segs = found[0].segments if found else ()
+        cov = found[0].coverage if found else 0.0
+        return (
+            f"Only part of this audio carries a FoleySeal watermark: {_segments_text(segs)} "
+            f"(about {cov * 100:.0f}% of the analysed audio). The rest carries no mark we can detect. "
+            "This is what audio looks like when marked (generated) audio was spliced into other audio. "
+            f"The unmarked parts are not proven to be made by a person.{rec_text}"
+        )
+    if verdict is Verdict.WATERMARK_ONLY:
+        payload = found[0].payloads[0] if found and found[0].payloads else None
+        pl = f" with payload {payload}" if payload else " (its payload could not be read)"
+        return (
+            f"This audio contains a FoleySeal watermark{pl}, but no Content Credentials travel with it "
+            "and this verifier's manifest store has no record for it. The audio was most likely produced "
+            "by a FoleySeal installation whose records this verifier cannot see."
+        )
+    if verdict is Verdict.NO_EVIDENCE:
+        if not keys_checked:
+            checked = "no watermark key is configured, so the watermark was not checked"
+        elif not watermark_analysed:
+            checked = (
+                "the audio holds nothing a watermark could be searched in (silence, too short, or an "
+                "unsupported sample rate; see the notes)"
+            )
+        else:
+            checked = f"no FoleySeal watermark was detected with the {keys_checked} key(s) in this verifier's keyring"
+
+        return (
+            f"No Content Credentials were found with this file, and {checked}. "
+            "This does NOT mean the audio was made by a person: credentials are easy to strip, other "
+            "generators use other watermarks or none, and heavy processing can erase a watermark. It "
+            "only means this verifier found no provenance evidence."
+        )
+    return (
+        f"The file could not be examined: {error or 'unknown problem'}. No verdict about its origin "
+        "can be given. Check that it is an audio file or a video with an audio track."
+    )

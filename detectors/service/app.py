@@ -1,0 +1,162 @@
+"""The FastAPI application: verification, soft-binding resolution, admin writes, the web page."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import shutil
+import tempfile
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+
+from provenance import __version__
+from provenance.core.errors import FoleySealError
+
+from detectors.service.api_keys import ApiKeyStore
+from detectors.service.config import ServiceConfig
+from detectors.service.ratelimit import RateLimiter
+from detectors.service.state import ServiceState
+from detectors.service.workers import WorkerPool, WorkerSpec
+
+log = logging.getLogger(__name__)
+
+WEB_DIR = Path(__file__).resolve().parent.parent / "web"
+
+_PAGE_CSP = (
+    "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+    "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+)
+
+
+def _open_state(config: ServiceConfig) -> ServiceState:
+    from provenance.core.config import load_settings, trust_anchors_pem
+
+    from detectors.verify import _read_pem_file, load_keyring
+
+    settings = load_settings(config.home)
+    if config.database_url:
+        settings = replace(settings, store_url=config.database_url)
+    pem = trust_anchors_pem(settings) + "".join(_read_pem_file(Path(p)) for p in config.trust_anchors)
+    keys = len(load_keyring(settings))  # fails early, with the file named, on a bad key file
+
+    owns = config.upload_dir is None
+    root = Path(tempfile.mkdtemp(prefix="foleyseal-serve-")) if owns else Path(config.upload_dir)  # type: ignore[arg-type]
+    root.mkdir(parents=True, exist_ok=True)
+    spec = WorkerSpec(
+        home=str(settings.home),
+        database_url=config.database_url,
+        trust_anchors=[str(p) for p in config.trust_anchors],
+        verify_timeout_s=config.verify_timeout_s,
+        max_bytes=config.max_upload_bytes,
+    )
+    pool = WorkerPool(spec, size=config.workers, scratch_root=root / "workers", max_pending=config.max_pending)
+    store = None
+    try:
+        from provenance.store import open_store
+
+        store = open_store(settings)
+    except Exception as exc:  # the service still verifies without a store
+        log.warning("manifest store unavailable (%s): soft-binding resolution disabled", exc)
+    return ServiceState(
+        config=config,
+        settings=settings,
+        pool=pool,
+        limiter=RateLimiter(config.rate_limit_per_min, config.rate_limit_burst),
+        api_keys=ApiKeyStore(config.api_keys_path or settings.home / "api-keys.json"),
+        upload_dir=root / "uploads",
+        store=store,
+        keys_in_keyring=keys,
+        trust_anchor_count=pem.count("-----BEGIN CERTIFICATE-----"),
+        owns_upload_root=owns,
+    )
+
+
+def create_app(config: ServiceConfig | None = None) -> FastAPI:
+    """Build the app. Workers start with the app's lifespan (``with TestClient(app)`` or uvicorn)."""
+    config = config or ServiceConfig()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        state = _open_state(config)
+        state.upload_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            state.pool.start()
+        except BaseException:
+            if state.owns_upload_root:
+                shutil.rmtree(state.upload_dir.parent, ignore_errors=True)
+            raise
+        app.state.foleyseal = state
+        try:
+            yield
+        finally:
+            state.pool.close()
+            if state.store is not None:
+                with contextlib.suppress(Exception):
+                    state.store.close()
+            if state.owns_upload_root:
+                shutil.rmtree(state.upload_dir.parent, ignore_errors=True)
+
+    app = FastAPI(
+        title="FoleySeal verification service",
+        version=__version__,
+        description="Verify suspected AI audio: Content Credentials (C2PA), the FoleySeal watermark and "
+        "the manifest store, in one report. Also the C2PA Soft Binding Resolution API. Reads are public "
+        "and rate-limited per client; writes need an API key.",
+        lifespan=lifespan,
+    )
+
+    from detectors.service.routes import admin, softbinding, verify
+
+    app.include_router(verify.router)
+    app.include_router(softbinding.router)
+    app.include_router(admin.router)
+
+    @app.exception_handler(FoleySealError)
+    async def _foleyseal_error(request: Request, exc: FoleySealError) -> JSONResponse:
+        return JSONResponse(status_code=422, content={"detail": str(exc)})
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        # FastAPI's default is 422; the soft-binding spec answers a bad query with 400.
+        errors = [
+            f"{'.'.join(str(p) for p in e.get('loc', ()) if p != 'body')}: {e.get('msg')}" for e in exc.errors()
+        ]
+        return JSONResponse(status_code=400, content={"detail": "; ".join(errors) or "invalid request"})
+
+    @app.middleware("http")
+    async def _security_headers(request: Request, call_next: Any) -> Any:
+        response = await call_next(request)
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("Referrer-Policy", "no-referrer")
+        if request.url.path == "/" or request.url.path.startswith("/static/"):
+            response.headers.setdefault("Content-Security-Policy", _PAGE_CSP)
+        return response
+
+    @app.get("/", include_in_schema=False)
+    async def index() -> FileResponse:
+        return FileResponse(WEB_DIR / "index.html", media_type="text/html; charset=utf-8")
+
+    app.mount("/static", StaticFiles(directory=str(WEB_DIR)), name="static")
+    return app
+
+
+def serve(config: ServiceConfig, *, host: str = "127.0.0.1", port: int = 8000, log_level: str = "info") -> None:
+    """Run the service with uvicorn until interrupted."""
+    import uvicorn
+
+    uvicorn.run(
+        create_app(config),
+        host=host,
+        port=port,
+        log_level=log_level,
+        timeout_keep_alive=10,
+        limit_concurrency=512,
+        server_header=False,
+    )

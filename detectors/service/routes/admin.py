@@ -1,0 +1,80 @@
+"""Writes (API key required): register a manifest from another FoleySeal instance, rotate a key."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+from datetime import datetime, timezone
+from typing import Any
+
+from fastapi import APIRouter, Depends, HTTPException, Request
+from pydantic import BaseModel, Field
+
+from detectors.service.api_keys import ApiKeyEntry
+from detectors.service.routes.softbinding import _MANIFEST_ID, decode_value, soft_binding_alg
+from detectors.service.state import get_state, require_api_key
+
+router = APIRouter(prefix="/v1", tags=["admin (API key)"])
+
+MAX_MANIFEST_BYTES = 16 * 1024 * 1024
+
+
+class ManifestRegistration(BaseModel):
+    """A store record exported by another FoleySeal instance."""
+
+    manifestId: str = Field(max_length=200)
+    alg: str = Field(max_length=200)
+    value: str = Field(max_length=4096, description="The soft binding value (payload), base64 or 16 hex digits")
+    manifest: str = Field(description="The detached manifest store bytes, base64")
+    asset_sha256: str = Field(pattern=r"^[0-9a-fA-F]{64}$")
+    mime_type: str = Field(max_length=100)
+    duration_s: float = Field(ge=0, le=7 * 24 * 3600)
+    title: str | None = Field(default=None, max_length=500)
+
+
+@router.post("/manifests", status_code=201, summary="Register a manifest (API key)")
+async def register_manifest(
+    body: ManifestRegistration, request: Request, key: ApiKeyEntry = Depends(require_api_key)
+) -> dict[str, Any]:
+    from provenance.core.c2pa_types import StoreRecord
+
+    if body.alg != soft_binding_alg():
+        raise HTTPException(status_code=400, detail=f"unsupported soft binding algorithm {body.alg[:100]!r}")
+    if not _MANIFEST_ID.match(body.manifestId):
+        raise HTTPException(status_code=400, detail="invalid C2PA manifest id")
+    payload = decode_value(body.value)
+    try:
+        manifest = base64.b64decode(body.manifest, validate=True)
+    except (binascii.Error, ValueError):
+        raise HTTPException(status_code=400, detail="manifest is not valid base64") from None
+    if not manifest or len(manifest) > MAX_MANIFEST_BYTES:
+        raise HTTPException(status_code=400, detail="manifest is empty or larger than 16 MB")
+    store = get_state(request).store
+    if store is None:
+        raise HTTPException(status_code=404, detail="this service has no manifest store")
+    if await asyncio.to_thread(store.get, body.manifestId) is not None:
+        raise HTTPException(status_code=409, detail=f"manifest {body.manifestId} is already registered")
+    if await asyncio.to_thread(store.find_by_payload, body.alg, payload) is not None:
+        raise HTTPException(status_code=409, detail=f"payload {payload} is already registered")
+    record = StoreRecord(
+        id=body.manifestId,
+        payload=payload,
+        algorithm=body.alg,
+        manifest=manifest,
+        asset_sha256=body.asset_sha256.lower(),
+        mime_type=body.mime_type,
+        duration_s=body.duration_s,
+        created_at=datetime.now(timezone.utc),
+        title=body.title,
+    )
+    await asyncio.to_thread(store.add, record)
+    return {"manifestId": record.id, "registered_by": key.name}
+
+
+@router.post("/api-keys/rotate", summary="Replace the calling API key by a new one (API key)")
+async def rotate_key(request: Request, key: ApiKeyEntry = Depends(require_api_key)) -> dict[str, Any]:
+    new_key, entry = await asyncio.to_thread(get_state(request).api_keys.rotate, key)
+    return {"id": entry.id, "name": entry.name, "key": new_key, "revoked": key.id}
+
+

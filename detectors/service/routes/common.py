@@ -1,0 +1,73 @@
+"""Helpers shared by the routers: upload handling around a worker job."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+from fastapi import HTTPException, Request
+
+from detectors.service.state import get_state
+from detectors.service.uploads import ClientGone, UploadError, receive_upload
+from detectors.service.workers import JobTimeout, PoolBusy, WorkerCrashed
+
+UPLOAD_OPENAPI: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "description": "The file: multipart/form-data with a field named `file`, or the raw bytes as "
+        "the body (any audio/*, video/* or application/octet-stream type; the name may be given in "
+        "`?filename=` or an `X-Filename` header).",
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "properties": {"file": {"type": "string", "format": "binary"}},
+                    "required": ["file"],
+                }
+            },
+            "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
+            "audio/*": {"schema": {"type": "string", "format": "binary"}},
+            "video/*": {"schema": {"type": "string", "format": "binary"}},
+        },
+    }
+}
+
+
+async def verify_upload(request: Request) -> dict[str, Any]:
+    """Receive the upload into a temporary file, verify it in a worker, always delete it.
+
+    Returns the report as a dict; raises HTTPException with a 4xx for bad uploads."""
+    state = get_state(request)
+    cfg = state.config
+    try:
+        up = await receive_upload(
+            request,
+            state.upload_dir,
+            max_bytes=cfg.max_upload_bytes,
+            timeout_s=cfg.upload_timeout_s,
+            idle_timeout_s=cfg.upload_idle_timeout_s,
+        )
+    except UploadError as exc:
+        headers = {"Connection": "close"} if exc.status_code in (408, 413) else None
+        raise HTTPException(status_code=exc.status_code, detail=exc.message, headers=headers) from None
+    except ClientGone:
+        raise HTTPException(status_code=400, detail="the client disconnected during the upload") from None
+    try:
+        return await state.pool.run("verify", {"path": str(up.path), "name": up.filename})
+    except PoolBusy:
+        raise HTTPException(
+            status_code=429, detail="the server is busy with other verifications; retry shortly",
+            headers={"Retry-After": "5"},
+        ) from None
+    except JobTimeout:
+        raise HTTPException(
+            status_code=422,
+            detail=f"{up.filename}: verification took longer than the limit of {cfg.verify_timeout_s:g} s",
+        ) from None
+    except WorkerCrashed:
+        raise HTTPException(
+            status_code=422, detail=f"{up.filename}: the file crashed the decoder and could not be examined"
+        ) from None
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            up.path.unlink()

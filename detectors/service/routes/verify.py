@@ -1,0 +1,61 @@
+"""``POST /v1/verify`` and ``GET /v1/health``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse
+
+from provenance import __version__
+
+from detectors.report import VERDICT_DESCRIPTIONS
+from detectors.service.routes.common import UPLOAD_OPENAPI, verify_upload
+from detectors.service.state import get_state, rate_limited
+
+router = APIRouter(prefix="/v1", tags=["verify"])
+
+_VERDICTS_DOC = "\n".join(f"- `{v.value}`: {d}" for v, d in VERDICT_DESCRIPTIONS.items())
+
+
+@router.post(
+    "/verify",
+    dependencies=[Depends(rate_limited)],
+    summary="Verify an audio file or a video with an audio track",
+    description="Upload a file; the answer is the verification report (JSON): container, Content "
+    "Credentials, watermark, store record, and a verdict with a plain-language explanation.\n\n"
+    f"Verdicts:\n{_VERDICTS_DOC}\n\n"
+    "A file that cannot be examined gets **422** with `detail` and the report. Other errors: 400 "
+    "malformed upload, 408 upload too slow, 413 too large, 429 rate limited or busy.",
+    openapi_extra=UPLOAD_OPENAPI,
+    responses={
+        200: {"description": "The verification report"},
+        400: {"description": "Malformed upload"},
+        408: {"description": "Upload too slow"},
+        413: {"description": "Upload too large"},
+        422: {"description": "The file could not be examined (report included)"},
+        429: {"description": "Rate limited, or the server is busy"},
+    },
+)
+async def post_verify(request: Request) -> Any:
+    report = await verify_upload(request)
+    if report.get("verdict") == "error":
+        return JSONResponse(status_code=422, content={"detail": report.get("error"), "report": report})
+    return report
+
+
+@router.get("/health", summary="Service health")
+async def health(request: Request) -> dict[str, Any]:
+    state = get_state(request)
+    return {
+        "status": "ok",
+        "version": __version__,
+        "workers": state.pool.size,
+        "pending": state.pool.pending,
+        "worker_restarts": state.pool.restarts,
+        "jobs_done": state.pool.jobs_done,
+        "watermark_keys": state.keys_in_keyring,
+        "trust_anchors": state.trust_anchor_count,
+        "store": "ok" if state.store is not None else "unavailable",
+        "max_upload_bytes": state.config.max_upload_bytes,
+    }

@@ -1,0 +1,82 @@
+"""The service's shared state (one per app) and the request dependencies built on it."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from fastapi import HTTPException, Request
+
+from detectors.service.api_keys import ApiKeyEntry, ApiKeyStore
+from detectors.service.config import ServiceConfig
+from detectors.service.ratelimit import RateLimiter
+from detectors.service.workers import WorkerPool
+
+
+@dataclass
+class ServiceState:
+    config: ServiceConfig
+    settings: Any
+    pool: WorkerPool
+    limiter: RateLimiter
+    api_keys: ApiKeyStore
+    upload_dir: Path
+    store: Any | None
+    keys_in_keyring: int
+    trust_anchor_count: int
+    owns_upload_root: bool = False
+
+
+def get_state(request: Request) -> ServiceState:
+    return request.app.state.foleyseal
+
+
+def client_id(request: Request) -> str:
+    state = get_state(request)
+    if state.config.trust_forwarded_for:
+        fwd = request.headers.get("x-forwarded-for")
+        if fwd:
+            return fwd.split(",")[0].strip()[:64]
+    return request.client.host if request.client else "unknown"
+
+
+def presented_key(request: Request) -> str | None:
+    auth = request.headers.get("authorization", "")
+    if auth.lower().startswith("bearer "):
+        return auth[7:].strip()
+    return request.headers.get("x-api-key")
+
+
+def rate_limited(request: Request) -> None:
+    """Dependency of every public read: per-client token bucket (clients with a valid API key
+    are exempt, e.g. a load test or a partner service)."""
+    state = get_state(request)
+    if not state.limiter.enabled:
+        return
+    key = presented_key(request)
+    if key and state.api_keys.check(key) is not None:
+        return
+    wait = state.limiter.acquire(client_id(request))
+    if wait > 0:
+        raise HTTPException(
+            status_code=429,
+            detail=f"too many requests from this client; retry in {math.ceil(wait)} s",
+            headers={"Retry-After": str(max(1, math.ceil(wait)))},
+        )
+
+
+def require_api_key(request: Request) -> ApiKeyEntry:
+    """Dependency of every write: a valid, unrevoked API key (``Authorization: Bearer <key>`` or
+    ``X-API-Key``)."""
+    key = presented_key(request)
+    if not key:
+        raise HTTPException(
+            status_code=401, detail="this endpoint needs an API key (Authorization: Bearer <key>)",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    entry = get_state(request).api_keys.check(key)
+    if entry is None:
+        raise HTTPException(status_code=403, detail="the API key is not valid (unknown or revoked)")
+    return entry

@@ -1,0 +1,753 @@
+"""The verification engine: one function that tells what a file is.
+
+:func:`verify` combines every signal FoleySeal has about a file:
+
+1. the container (format, codecs, duration, rate, channels) from PyAV;
+2. Content Credentials (C2PA): embedded manifest or sidecar, validated against the verifier's
+   trust configuration (FoleySeal's root plus the configured anchors and trust list; nothing
+   else is trusted);
+3. the watermark, searched with every key of the verifier's keyring, block by block so memory
+   stays bounded for long files;
+4. the manifest store: the record each decoded payload (and the file's SHA-256) points to, and
+   whether that record's detached manifest validates against this exact file (*hard binding*) or
+   only identifies it (*soft binding*: the content was re-encoded or edited);
+
+and reduces them to one :class:`~detectors.report.Verdict` with a plain-language explanation.
+
+The keyring is the configured watermark key plus any ``*.key`` file in ``<home>/keys/keyring/``
+(older, rotated keys, or keys shared by other FoleySeal installations).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import logging
+import os
+import shutil
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+
+from provenance.core.errors import FoleySealError, FormatError, InputError
+from provenance.core.results import Segment
+
+from detectors.container import probe
+from detectors.decode import DeadlineExceeded, DecodeStats, iter_mono
+from detectors.report import (
+    ContainerInfo,
+    StoreMatch,
+    Verdict,
+    VerificationReport,
+    WatermarkResult,
+    explain,
+)
+
+log = logging.getLogger(__name__)
+
+KEYRING_DIR = Path("keys") / "keyring"
+"""Extra watermark keys, relative to the FoleySeal home."""
+
+# Failure codes that say "the signer is not one we trust", as opposed to "something changed".
+_TRUST_CODES = {
+    "signingCredential.untrusted",
+    "signingCredential.ocsp.unknown",
+    "timeStamp.untrusted",
+}
+_SILENCE_PEAK = 10 ** (-96.0 / 20.0)
+"""Below this peak amplitude (-96 dBFS) a window cannot carry the mark: skip the detector."""
+
+
+@dataclass(frozen=True)
+class VerifyLimits:
+    """Bounds on one verification."""
+
+    time_limit_s: float | None = 300.0
+    """Wall-clock limit for one file, seconds (None: no limit)."""
+    max_bytes: int | None = None
+    """Refuse files larger than this (bytes); None: no limit (the HTTP service sets 500 MB)."""
+    max_duration_s: float = 4 * 3600.0
+    """Audio beyond this many seconds is not analysed (the report notes it)."""
+    window_s: float = 60.0
+    """Watermark analysis window, seconds: files up to this long are analysed in one piece."""
+    overlap_s: float = 5.0
+    """Overlap of consecutive windows, seconds (longer than one 3.24 s watermark block)."""
+    partial_min_gap_s: float = 3.0
+    """An audible unmarked gap at least this long makes a marked file ``partially_marked``."""
+    audible_db: float = -60.0
+    """Audio quieter than this (dBFS RMS per 0.5 s) is silence, which cannot carry a mark."""
+
+
+# --------------------------------------------------------------------------------------------
+# configuration: trust anchors and keyring
+
+
+def load_keyring(settings: Any) -> list[Any]:
+    """The watermark keys a verifier with ``settings`` searches for: the configured key (if its
+    file exists) and every ``*.key`` in ``<home>/keys/keyring/``. Unreadable files raise
+    :class:`~provenance.core.errors.KeyFileError` naming the file."""
+    from provenance.watermark import load_key
+
+    keys = []
+    seen: set[str] = set()
+    paths: list[Path] = []
+    if settings.watermark_key_path.exists():
+        paths.append(settings.watermark_key_path)
+    ring = settings.home / KEYRING_DIR
+    if ring.is_dir():
+        paths.extend(sorted(ring.glob("*.key")))
+    for p in paths:
+        k = load_key(p)
+        if k.key_id not in seen:
+            seen.add(k.key_id)
+            keys.append(k)
+    return keys
+
+
+def _read_pem_file(path: Path) -> str:
+    from provenance.core.errors import ConfigError
+
+    try:
+        text = Path(path).read_text(encoding="ascii")
+    except OSError as exc:
+        raise ConfigError(f"cannot read trust anchors: {exc.strerror or exc}", path=path) from exc
+    except UnicodeDecodeError:
+        raise ConfigError("trust anchors file is not a PEM text file", path=path) from None
+    if "-----BEGIN CERTIFICATE-----" not in text:
+        raise ConfigError("trust anchors file holds no PEM certificate", path=path)
+    return text.strip() + "\n"
+
+
+def _count_certs(pem: str) -> int:
+    return pem.count("-----BEGIN CERTIFICATE-----")
+
+
+# --------------------------------------------------------------------------------------------
+# credentials classification
+
+
+def classify_credentials(cred: Any) -> Verdict | None:
+    """Map a :class:`CredentialsReport` to ``credentials_valid`` / ``_tampered`` / ``_untrusted``,
+    or None when no credentials are present. Gated on failure codes, not on the state alone."""
+    if cred is None or not getattr(cred, "present", False):
+        return None
+    codes = set(getattr(cred, "failure_codes", ()) or ())
+    state = getattr(cred, "state", None)
+    hard_failures = codes - _TRUST_CODES
+    if state == "Invalid" or hard_failures or getattr(cred, "error", None) and state != "Trusted":
+        return Verdict.CREDENTIALS_TAMPERED
+    if state == "Trusted" and not codes:
+        return Verdict.CREDENTIALS_VALID
+    if state in ("Valid", "Trusted"):
+        return Verdict.CREDENTIALS_UNTRUSTED
+    return Verdict.CREDENTIALS_TAMPERED
+
+
+# --------------------------------------------------------------------------------------------
+# watermark search
+
+
+@dataclass
+class _KeySearch:
+    key: Any
+    min_p: float = 1.0
+    threshold: float = 0.0
+    windows: int = 0
+    found_windows: int = 0
+    payloads: Counter = field(default_factory=Counter)
+    segments: list[Segment] = field(default_factory=list)
+    bit_conf: list[float] = field(default_factory=list)
+
+
+def _windows(chunks: Iterator[np.ndarray], stats: DecodeStats, limits: VerifyLimits) -> Iterator[tuple[int, np.ndarray]]:
+    """Group decoded chunks into overlapping analysis windows: ``(start_frame, samples)``."""
+    buf: list[np.ndarray] = []
+    buf_len = 0
+    start = 0
+    last_end = 0
+    for chunk in chunks:
+        buf.append(chunk)
+        buf_len += chunk.shape[0]
+        win = int(limits.window_s * stats.sample_rate)
+        hop = max(1, win - int(limits.overlap_s * stats.sample_rate))
+        while buf_len >= win:
+            data = np.concatenate(buf) if len(buf) > 1 else buf[0]
+            yield start, data[:win]
+            last_end = start + win
+            rest = data[hop:]
+            buf, buf_len, start = [rest], rest.shape[0], start + hop
+    if buf_len and start + buf_len > last_end:
+        data = np.concatenate(buf) if len(buf) > 1 else buf[0]
+        yield start, data
+
+
+def _merge_segments(segments: list[Segment], gap_s: float = 0.6) -> tuple[Segment, ...]:
+    """Union of segments found in overlapping windows (same or unknown payload)."""
+    out: list[Segment] = []
+    for s in sorted(segments, key=lambda s: (s.start_s, s.end_s)):
+        if out and s.start_s <= out[-1].end_s + gap_s and (
+            s.payload is None or out[-1].payload is None or s.payload == out[-1].payload
+        ):
+            last = out[-1]
+            out[-1] = Segment(
+                start_s=last.start_s,
+                end_s=max(last.end_s, s.end_s),
+                payload=last.payload or s.payload,
+                p_value=min(last.p_value, s.p_value),
+            )
+        else:
+            out.append(s)
+    return tuple(out)
+
+
+def _search_watermark(
+    path: Path,
+    container: ContainerInfo,
+    keyring: Sequence[Any],
+    limits: VerifyLimits,
+    deadline: float | None,
+    stats: DecodeStats,
+    notes: list[str],
+    threads: int = 1,
+) -> list[WatermarkResult]:
+    from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+
+    from provenance.core.audio import Audio
+    from provenance.watermark import detect
+
+    searches = [_KeySearch(key=k) for k in keyring]
+    chunks = iter_mono(
+        path,
+        container_format=container.format,
+        deadline=deadline,
+        max_duration_s=limits.max_duration_s,
+        stats=stats,
+    )
+    rejected: list[str] = []
+    silent = 0
+
+    def run(start: int, window: np.ndarray) -> list[tuple[_KeySearch, Any, float]]:
+        offset_s = start / stats.sample_rate
+        audio = Audio(window[np.newaxis, :], stats.sample_rate)
+        out = []
+        for s in searches:
+            try:
+                out.append((s, detect(audio, s.key), offset_s))
+            except InputError as exc:
+                # Too short for one watermark block, or a rate the watermark does not cover.
+                rejected.append(exc.message)
+        return out
+
+    def collect(results: list[tuple[_KeySearch, Any, float]]) -> None:
+        for s, det, offset_s in results:
+            s.windows += 1
+            s.threshold = det.threshold
+            s.min_p = min(s.min_p, float(det.p_value))
+            if not det.found:
+                continue
+            s.found_windows += 1
+            s.bit_conf.append(float(det.bit_confidence))
+            if det.payload:
+                s.payloads[det.payload] += 1
+            for seg in det.segments:
+                s.segments.append(
+                    Segment(
+                        start_s=seg.start_s + offset_s,
+                        end_s=seg.end_s + offset_s,
+                        payload=seg.payload,
+                        p_value=seg.p_value,
+                    )
+                )
+                if seg.payload and seg.payload not in s.payloads:
+                    s.payloads[seg.payload] += 0  # listed, without outvoting whole-window payloads
+
+    # Windows are analysed on up to ``threads`` threads (NumPy/SciPy release the GIL in the heavy
+    # parts); at most ``threads + 1`` windows are in memory at once.
+    with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
+        inflight: set[Future[list[tuple[_KeySearch, Any, float]]]] = set()
+        try:
+            for start, window in _windows(chunks, stats, limits):
+                if deadline is not None and time.monotonic() > deadline:
+                    raise DeadlineExceeded("verification exceeded its time limit while searching the watermark")
+                if window.shape[0] == 0 or float(np.max(np.abs(window))) < _SILENCE_PEAK:
+                    silent += 1
+                    continue
+                inflight.add(pool.submit(run, start, window))
+                while len(inflight) > max(1, threads):
+                    done, inflight = wait(inflight, return_when=FIRST_COMPLETED)
+                    for f in done:
+                        collect(f.result())
+            for f in inflight:
+                collect(f.result())
+            inflight = set()
+        finally:
+            for f in inflight:
+                f.cancel()
+    if rejected and not any(s.windows for s in searches):
+        notes.append(f"The watermark could not be checked: {rejected[0]}")
+    elif silent and not any(s.windows for s in searches):
+        notes.append("The audio is digital silence (below -96 dBFS): it cannot carry a watermark.")
+    if stats.frames == 0:
+        raise FormatError("no audio could be decoded from the file")
+    analysed_s = stats.frames / stats.sample_rate
+    results = []
+    for s in searches:
+        # Bonferroni over the windows searched: each window is one more chance of a false alarm.
+        p = min(1.0, s.min_p * max(1, s.windows))
+        found = s.found_windows > 0 and (s.threshold <= 0.0 or p <= s.threshold)
+        segs = _merge_segments(s.segments) if found else ()
+        covered = sum(max(0.0, min(g.end_s, analysed_s) - max(g.start_s, 0.0)) for g in segs)
+        results.append(
+            WatermarkResult(
+                key_id=s.key.key_id,
+                found=found,
+                p_value=p,
+                payloads=tuple(pl for pl, _ in s.payloads.most_common()) if found else (),
+                segments=segs,
+                analysed_s=analysed_s,
+                coverage=min(1.0, covered / analysed_s) if analysed_s > 0 else 0.0,
+                bit_confidence=float(np.mean(s.bit_conf)) if s.bit_conf else 0.0,
+                windows=s.windows,
+            )
+        )
+    return results
+
+
+def _is_partial(result: WatermarkResult, stats: DecodeStats, limits: VerifyLimits) -> bool:
+    """True when an audible stretch of at least ``partial_min_gap_s`` carries no mark.
+
+    Silent stretches cannot carry the mark, so gaps are measured on audible audio only: a marked
+    file with a quiet intro is not "partially marked".
+    """
+    if not result.found or not result.segments:
+        return False
+    step = stats.level_step_s
+    audible = np.asarray(stats.level_db) > limits.audible_db
+    if audible.size == 0:
+        return False
+    marked = np.zeros(audible.shape, dtype=bool)
+    for seg in result.segments:
+        a = max(0, int(np.floor(seg.start_s / step)))
+        b = min(marked.size, int(np.ceil(seg.end_s / step)))
+        marked[a:b] = True
+    unmarked_audible = audible & ~marked
+    # Longest run of audible, unmarked steps.
+    run = best = 0
+    for v in unmarked_audible:
+        run = run + 1 if v else 0
+        best = max(best, run)
+    return best * step >= limits.partial_min_gap_s
+
+
+# --------------------------------------------------------------------------------------------
+# the engine
+
+
+@contextlib.contextmanager
+def _spooled(source: str | os.PathLike[str] | IO[bytes], name: str | None, limits: VerifyLimits) -> Iterator[tuple[Path, str, Path | None]]:
+    """Yield ``(path, display_name, temp_dir)`` for a path or a binary stream (spooled to a
+    temporary file that is always removed)."""
+    if isinstance(source, (str, os.PathLike)):
+        p = Path(source)
+        yield p, name or str(p), None
+        return
+    tmpdir = Path(tempfile.mkdtemp(prefix="foleyseal-verify-"))
+    try:
+        dst = tmpdir / ("upload" + _safe_suffix(name))
+        total = 0
+        with open(dst, "wb") as fh:
+            while True:
+                block = source.read(1 << 20)
+                if not block:
+                    break
+                total += len(block)
+                if limits.max_bytes is not None and total > limits.max_bytes:
+                    raise InputError(f"file is larger than the limit of {limits.max_bytes} bytes", path=name)
+                fh.write(block)
+        yield dst, name or "upload", tmpdir
+    finally:
+        shutil.rmtree(tmpdir, ignore_errors=True)
+
+
+def _safe_suffix(name: str | None) -> str:
+    """A file-name extension from an untrusted name: ``.`` + 1-8 ASCII letters/digits, or ''."""
+    if not name:
+        return ""
+    base = name.replace("\\", "/").rsplit("/", 1)[-1]
+    if "." not in base:
+        return ""
+    ext = base.rsplit(".", 1)[-1].lower()
+    if 1 <= len(ext) <= 8 and ext.isascii() and ext.isalnum():
+        return "." + ext
+    return ""
+
+
+C2PA_STORE_UUID = bytes.fromhex("6332706100110010800000aa00389b71")
+"""UUID of a JUMBF C2PA manifest store box ("c2pa" + ISO suffix): its bytes mark a manifest."""
+
+
+def _hash_and_scan(path: Path, deadline: float | None) -> tuple[str, bool]:
+    """SHA-256 of the file, and whether its bytes contain a C2PA manifest store box."""
+    h = hashlib.sha256()
+    marker = False
+    tail = b""
+    with open(path, "rb") as fh:
+        while True:
+            block = fh.read(4 << 20)
+            if not block:
+                break
+            h.update(block)
+            if not marker:
+                marker = C2PA_STORE_UUID in tail + block
+                tail = block[-(len(C2PA_STORE_UUID) - 1) :]
+            if deadline is not None and time.monotonic() > deadline:
+                raise DeadlineExceeded("verification exceeded its time limit while hashing")
+    return h.hexdigest(), marker
+
+
+def _unparseable(cred: Any) -> bool:
+    """The C2PA reader reports an embedded manifest as "Invalid" when it cannot parse the *asset*
+    at all (a truncated or fake WAV/FLAC/MP4), whether or not a manifest exists: such reports
+    carry only library error codes (``c2pa.io``, ``c2pa.other``...), no validation codes."""
+    if not getattr(cred, "present", False) or getattr(cred, "source", None) != "embedded":
+        return False
+    codes = tuple(getattr(cred, "failure_codes", ()) or ())
+    return bool(getattr(cred, "error", None)) and all(c.startswith("c2pa.") for c in codes)
+
+
+class Verifier:
+    """A reusable verifier: settings, trust anchors, keyring and store opened once.
+
+    Thread-compatible but not thread-safe (one per worker process or thread).
+    """
+
+    def __init__(
+        self,
+        settings: Any | None = None,
+        keyring: Sequence[Any] | None = None,
+        *,
+        extra_trust_anchors: Sequence[str | Path] = (),
+        limits: VerifyLimits | None = None,
+        use_store: bool = True,
+        threads: int | None = None,
+    ) -> None:
+        from provenance.core.config import load_settings, trust_anchors_pem
+
+        self.settings = settings if settings is not None else load_settings()
+        self.limits = limits or VerifyLimits()
+        self.threads = threads if threads is not None else min(2, os.cpu_count() or 1)
+        pem = trust_anchors_pem(self.settings)
+        for p in extra_trust_anchors:
+            pem += _read_pem_file(Path(p))
+        self.trust_pem = pem
+        self.keyring = list(keyring) if keyring is not None else load_keyring(self.settings)
+        self._use_store = use_store
+        self._store: Any | None = None
+        self._store_opened = False
+
+    # The store is opened on first use, and only if it exists: verifying must not create
+    # an empty database on a machine that only verifies.
+    def _get_store(self) -> Any | None:
+        if self._store_opened:
+            return self._store
+        self._store_opened = True
+        if not self._use_store:
+            return None
+        url = self.settings.store_url
+        if url.startswith("sqlite:///"):
+            db = url[len("sqlite:///") :]
+            if db and db != ":memory:" and not Path(db).exists():
+                return None
+        from provenance.store import open_store
+
+        self._store = open_store(self.settings)
+        return self._store
+
+    def close(self) -> None:
+        if self._store is not None:
+            with contextlib.suppress(Exception):
+                self._store.close()
+        self._store = None
+        self._store_opened = False
+
+    def __enter__(self) -> "Verifier":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ---------------------------------------------------------------------------------------
+
+    def verify(
+        self,
+        source: str | os.PathLike[str] | IO[bytes],
+        *,
+        name: str | None = None,
+    ) -> VerificationReport:
+        """Verify a file (path) or a binary stream; ``name`` is the display name (e.g. the
+        uploaded file's name: used only for its extension and in messages)."""
+        t0 = time.monotonic()
+        deadline = t0 + self.limits.time_limit_s if self.limits.time_limit_s else None
+        if name is None:
+            name = str(source) if isinstance(source, (str, os.PathLike)) else str(getattr(source, "name", "upload"))
+        try:
+            with _spooled(source, name, self.limits) as (path, display, _tmp):
+                report = self._verify_path(path, display, deadline)
+        except InputError as exc:  # includes DeadlineExceeded and the size limit of a stream
+            report = self._error_report(name, exc.message)
+        except OSError as exc:
+            report = self._error_report(name, f"cannot read file: {exc.strerror or exc}")
+        report.elapsed_s = time.monotonic() - t0
+        return report
+
+    def _error_report(self, display: str, message: str, **kw: Any) -> VerificationReport:
+        return VerificationReport(
+            file=display,
+            verdict=Verdict.ERROR,
+            explanation=explain(Verdict.ERROR, error=message),
+            error=message,
+            trust_anchors=_count_certs(self.trust_pem),
+            **kw,
+        )
+
+    def _verify_path(self, path: Path, display: str, deadline: float | None) -> VerificationReport:
+        notes: list[str] = []
+        try:
+            st = os.stat(path)
+        except OSError as exc:
+            return self._error_report(display, f"cannot open file: {exc.strerror or exc}")
+        if not os.path.isfile(path):
+            return self._error_report(display, "not a regular file")
+        size = st.st_size
+        if size == 0:
+            return self._error_report(display, "the file is empty (0 bytes)", size_bytes=0)
+        if self.limits.max_bytes is not None and size > self.limits.max_bytes:
+            return self._error_report(
+                display, f"the file is larger than the limit of {self.limits.max_bytes} bytes", size_bytes=size
+            )
+        sha, has_manifest_box = _hash_and_scan(path, deadline)
+
+        # 1. container
+        container: ContainerInfo | None = None
+        container_error: str | None = None
+        try:
+            container = probe(path, name=display)
+        except FormatError as exc:
+            container_error = exc.message
+        except Exception as exc:  # a demuxer bug must not take the verifier down
+            log.exception("container probe failed for %s", display)
+            container_error = f"the container could not be parsed ({type(exc).__name__})"
+        if container is not None and container.extension_mismatch:
+            notes.append(
+                f"The file name's extension does not match its content, which is {container.format.upper()}; "
+                "the content was used."
+            )
+
+        with tempfile.TemporaryDirectory(prefix="foleyseal-alias-") as alias_dir:
+            c2pa_path = self._c2pa_path(path, display, container, Path(alias_dir))
+
+            # 2. credentials carried with the file
+            credentials = self._read_credentials(c2pa_path, notes)
+            if _unparseable(credentials) and not has_manifest_box:
+                # No manifest in the bytes: the reader's "Invalid" is about the asset, not about
+                # credentials. Saying "tampered credentials" would be false.
+                notes.append("The C2PA reader could not parse this file; it holds no C2PA manifest.")
+                credentials = dataclasses.replace(
+                    credentials, present=False, source=None, state=None, failure_codes=()
+                )
+
+            # 3. watermark
+            stats = DecodeStats()
+            watermark: list[WatermarkResult] = []
+            decode_error: str | None = None
+            if container is not None:
+                if not self.keyring:
+                    notes.append("No watermark key is configured: the watermark was not checked.")
+                try:
+                    if self.keyring:
+                        watermark = _search_watermark(
+                            path, container, self.keyring, self.limits, deadline, stats, notes, self.threads
+                        )
+                    else:
+                        # Still decode once: a file whose audio cannot be decoded must say so.
+                        for _ in iter_mono(
+                            path, container_format=container.format, deadline=deadline,
+                            max_duration_s=min(self.limits.max_duration_s, 1.0), stats=stats,
+                        ):
+                            pass
+                        if stats.frames == 0:
+                            raise FormatError("no audio could be decoded from the file")
+                except DeadlineExceeded:
+                    raise
+                except FoleySealError as exc:
+                    decode_error = exc.message
+                except (MemoryError, Exception) as exc:  # decoders on hostile input
+                    log.exception("decoding failed for %s", display)
+                    decode_error = f"the audio could not be decoded ({type(exc).__name__})"
+                if stats.nonfinite:
+                    notes.append(f"{stats.nonfinite} NaN or infinite samples were treated as silence.")
+                if stats.truncated_at_s is not None:
+                    notes.append(f"Only the first {stats.truncated_at_s:.0f} s were analysed.")
+                if stats.decode_errors:
+                    notes.append(f"{stats.decode_errors} corrupt audio packet(s) were skipped while decoding.")
+                if decode_error:
+                    notes.append(f"Audio decoding failed: {decode_error}")
+
+            # 4. store
+            store_matches = self._store_lookup(c2pa_path, sha, watermark, notes)
+
+        # 5. verdict
+        cred_verdict = classify_credentials(credentials)
+        hard = [m for m in store_matches if m.binding in ("hard", "hash")]
+        soft = [m for m in store_matches if m.binding == "soft"]
+        found = [w for w in watermark if w.found]
+        partial = any(_is_partial(w, stats, self.limits) for w in found)
+        if cred_verdict is not None:
+            verdict = cred_verdict
+        elif hard:
+            verdict = classify_credentials(hard[0].credentials) or Verdict.CREDENTIALS_TAMPERED
+        elif partial:
+            verdict = Verdict.PARTIALLY_MARKED
+        elif soft:
+            verdict = Verdict.CREDENTIALS_RECOVERED_BY_WATERMARK
+        elif found:
+            verdict = Verdict.WATERMARK_ONLY
+        elif container is None or (decode_error and not stats.frames):
+            message = container_error or decode_error or "unreadable file"
+            return self._error_report(display, message, size_bytes=size, sha256=sha, container=container,
+                                      credentials=credentials, notes=notes)
+        else:
+            verdict = Verdict.NO_EVIDENCE
+        cred_text = credentials if cred_verdict is not None else (hard[0].credentials if hard else None)
+        if container_error and verdict is not Verdict.ERROR:
+            notes.append(f"Container: {container_error}")
+        explanation = explain(
+            verdict,
+            credentials=cred_text,
+            watermark=watermark,
+            store=hard or soft,
+            keys_checked=len(self.keyring),
+            watermark_analysed=any(w.windows for w in watermark),
+        )
+        return VerificationReport(
+            file=display,
+            verdict=verdict,
+            explanation=explanation,
+            size_bytes=size,
+            sha256=sha,
+            container=container,
+            credentials=credentials,
+            watermark=watermark,
+            store=store_matches,
+            notes=notes,
+            trust_anchors=_count_certs(self.trust_pem),
+        )
+
+    def _c2pa_path(self, path: Path, display: str, container: ContainerInfo | None, alias_dir: Path) -> Path:
+        """The path to hand to the C2PA reader: the file itself, or (when its name's extension
+        lies about the content, or it has none) a link named with the right extension, since the
+        reader picks the format from the extension. A sidecar next to the file comes along."""
+        if container is None:
+            return path
+        if path.suffix.lower() == container.extension:
+            return path
+        alias = alias_dir / ("asset" + container.extension)
+        try:
+            os.symlink(os.path.abspath(path), alias)
+        except OSError:
+            shutil.copyfile(path, alias)
+        for sidecar in (path.with_suffix(".c2pa"), Path(str(path) + ".c2pa")):
+            if sidecar.is_file():
+                with contextlib.suppress(OSError):
+                    os.symlink(os.path.abspath(sidecar), alias.with_suffix(".c2pa"))
+                    os.symlink(os.path.abspath(sidecar), Path(str(alias) + ".c2pa"))
+                break
+        return alias
+
+    def _read_credentials(self, path: Path, notes: list[str], manifest_bytes: bytes | None = None) -> Any | None:
+        from provenance.c2pa.read import read_credentials
+
+        try:
+            return read_credentials(path, trust_anchors_pem=self.trust_pem or None, manifest_bytes=manifest_bytes)
+        except Exception as exc:  # the reader promises not to raise; a verifier must not trust that
+            log.exception("reading credentials failed for %s", path)
+            notes.append(f"Content Credentials could not be read ({type(exc).__name__}).")
+            return None
+
+    def _store_lookup(self, path: Path, sha: str, watermark: list[WatermarkResult], notes: list[str]) -> list[StoreMatch]:
+        from provenance.watermark import SOFT_BINDING_ALG
+
+        wanted: list[tuple[str, str]] = []
+        for w in watermark:
+            if w.found:
+                wanted.extend((SOFT_BINDING_ALG, p) for p in w.payloads)
+        try:
+            store = self._get_store()
+        except Exception as exc:
+            log.exception("opening the manifest store failed")
+            notes.append(f"The manifest store could not be opened ({type(exc).__name__}); no records were looked up.")
+            return []
+        if store is None:
+            if wanted:
+                notes.append("No manifest store is configured: the watermark payload was not looked up.")
+            return []
+        matches: list[StoreMatch] = []
+        seen: set[str] = set()
+        try:
+            records = [(store.find_by_payload(alg, payload), "soft") for alg, payload in wanted]
+            records += [(r, "hash") for r in store.find_by_asset_hash(sha)]
+        except Exception as exc:
+            log.exception("store lookup failed")
+            notes.append(f"The manifest store lookup failed ({type(exc).__name__}).")
+            return []
+        for record, how in records:
+            if record is None or record.id in seen:
+                continue
+            seen.add(record.id)
+            cred = self._read_credentials(path, notes, manifest_bytes=record.manifest)
+            ok = classify_credentials(cred) in (Verdict.CREDENTIALS_VALID, Verdict.CREDENTIALS_UNTRUSTED)
+            binding = ("hash" if how == "hash" else "hard") if ok else "soft"
+            if how == "hash" and not ok:
+                continue  # same bytes but the manifest does not validate: nothing to recover
+            matches.append(
+                StoreMatch(
+                    record_id=record.id,
+                    payload=record.payload,
+                    algorithm=record.algorithm,
+                    binding=binding,
+                    record=record.to_dict(without_manifest=True),
+                    credentials=cred,
+                )
+            )
+        # Hard bindings first: they are the stronger statement.
+        matches.sort(key=lambda m: 0 if m.binding in ("hard", "hash") else 1)
+        return matches
+
+
+def verify(
+    path_or_stream: str | os.PathLike[str] | IO[bytes],
+    *,
+    settings: Any | None = None,
+    keyring: Sequence[Any] | None = None,
+    trust_anchors: Sequence[str | Path] = (),
+    limits: VerifyLimits | None = None,
+    name: str | None = None,
+) -> VerificationReport:
+    """Verify one file (a path, or a binary stream) and return its :class:`VerificationReport`.
+
+    ``settings`` default to :func:`provenance.core.config.load_settings`; ``keyring`` (watermark
+    keys) to :func:`load_keyring`; ``trust_anchors`` are extra PEM files trusted in addition to the
+    configuration. Bad input never raises: it yields verdict ``error`` with a message.
+    """
+    with Verifier(settings, keyring, extra_trust_anchors=trust_anchors, limits=limits) as v:
+        return v.verify(path_or_stream, name=name)
+
+
+__all__ = ["Verifier", "VerifyLimits", "classify_credentials", "load_keyring", "verify"]

@@ -1,0 +1,265 @@
+// FoleySeal verification page: upload a file to /v1/verify and render the report.
+// Plain DOM code, no build step, no external resources. Every value from the report is
+// inserted with textContent (never as HTML), so a hostile file name or manifest cannot inject markup.
+"use strict";
+
+(function () {
+  const $ = (id) => document.getElementById(id);
+  const SVG_NS = "http://www.w3.org/2000/svg";
+
+  const form = $("verify-form");
+  const input = $("file");
+  const drop = $("drop");
+  const submit = $("submit");
+  const statusEl = $("status");
+  const errorEl = $("error");
+  const result = $("result");
+
+  function setStatus(text) { statusEl.textContent = text; }
+
+  function showError(text) {
+    errorEl.textContent = text;
+    errorEl.hidden = false;
+  }
+
+  function clearError() {
+    errorEl.textContent = "";
+    errorEl.hidden = true;
+  }
+
+  function fmtTime(seconds) {
+    const s = Math.max(0, seconds || 0);
+    const m = Math.floor(s / 60);
+    const rest = (s - m * 60).toFixed(1).padStart(4, "0");
+    return m + ":" + rest;
+  }
+
+  function fmtBytes(n) {
+    if (n == null) return "?";
+    if (n < 1024) return n + " B";
+    if (n < 1024 * 1024) return (n / 1024).toFixed(1) + " KB";
+    return (n / 1024 / 1024).toFixed(1) + " MB";
+  }
+
+  function fillFacts(dl, rows) {
+    dl.replaceChildren();
+    let any = false;
+    for (const [label, value] of rows) {
+      if (value === null || value === undefined || value === "") continue;
+      const dt = document.createElement("dt");
+      dt.textContent = label;
+      const dd = document.createElement("dd");
+      dd.textContent = String(value);
+      dl.append(dt, dd);
+      any = true;
+    }
+    if (!any) {
+      const dt = document.createElement("dt");
+      dt.textContent = "—";
+      const dd = document.createElement("dd");
+      dd.textContent = "nothing found";
+      dl.append(dt, dd);
+    }
+  }
+
+  function sourceTypeName(uri) {
+    if (!uri) return null;
+    const name = String(uri).split("/").pop();
+    const ai = ["trainedAlgorithmicMedia", "compositeWithTrainedAlgorithmicMedia", "algorithmicMedia"];
+    return ai.includes(name) ? name + " (AI-generated)" : name;
+  }
+
+  // Draw the marked segments on a bar as wide as the analysed duration.
+  function drawTimeline(report) {
+    const holder = $("timeline");
+    holder.replaceChildren();
+    const found = (report.watermark || []).filter((w) => w.found);
+    const c = report.container || {};
+    let duration = c.duration_s || 0;
+    for (const w of report.watermark || []) duration = Math.max(duration, w.analysed_s || 0);
+    const segments = found.length ? found[0].segments : [];
+    const W = 800, H = 64, barY = 10, barH = 26;
+    const svg = document.createElementNS(SVG_NS, "svg");
+    svg.setAttribute("viewBox", `0 0 ${W} ${H}`);
+    svg.setAttribute("role", "img");
+    svg.setAttribute("aria-labelledby", "tl-title tl-desc");
+    const title = document.createElementNS(SVG_NS, "title");
+    title.id = "tl-title";
+    title.textContent = "Watermark timeline";
+    const desc = document.createElementNS(SVG_NS, "desc");
+    desc.id = "tl-desc";
+    let caption;
+    if (!(report.watermark || []).length) {
+      caption = "The watermark was not checked.";
+    } else if (!segments.length) {
+      caption = `No watermarked segment in ${fmtTime(duration)} of audio.`;
+    } else {
+      caption = "Watermarked: " + segments.map((s) => `${fmtTime(s.start_s)}–${fmtTime(s.end_s)}`).join(", ") +
+        ` of ${fmtTime(duration)}.`;
+    }
+    desc.textContent = caption;
+    svg.append(title, desc);
+    const bg = document.createElementNS(SVG_NS, "rect");
+    bg.setAttribute("x", "0"); bg.setAttribute("y", String(barY));
+    bg.setAttribute("width", String(W)); bg.setAttribute("height", String(barH));
+    bg.setAttribute("fill", "#d9dde3"); bg.setAttribute("rx", "4");
+    svg.append(bg);
+    if (duration > 0) {
+      for (const s of segments) {
+        const x = Math.max(0, (s.start_s / duration) * W);
+        const w = Math.max(2, ((Math.min(s.end_s, duration) - s.start_s) / duration) * W);
+        const r = document.createElementNS(SVG_NS, "rect");
+        r.setAttribute("x", x.toFixed(1)); r.setAttribute("y", String(barY));
+        r.setAttribute("width", w.toFixed(1)); r.setAttribute("height", String(barH));
+        r.setAttribute("fill", "#1f6f43");
+        r.setAttribute("class", "segment");
+        r.setAttribute("data-start", String(s.start_s));
+        r.setAttribute("data-end", String(s.end_s));
+        svg.append(r);
+      }
+      const ticks = 5;
+      for (let i = 0; i <= ticks; i++) {
+        const t = document.createElementNS(SVG_NS, "text");
+        const x = (i / ticks) * W;
+        t.setAttribute("x", String(Math.min(W - 2, Math.max(2, x))));
+        t.setAttribute("y", String(barY + barH + 18));
+        t.setAttribute("font-size", "13");
+        t.setAttribute("fill", "#4a5360");
+        t.setAttribute("text-anchor", i === 0 ? "start" : i === ticks ? "end" : "middle");
+        t.textContent = fmtTime((i / ticks) * duration);
+        svg.append(t);
+      }
+    }
+    holder.append(svg);
+    $("timeline-caption").textContent = caption;
+  }
+
+  function render(report) {
+    const verdict = $("verdict");
+    verdict.dataset.verdict = report.verdict;
+    $("verdict-title").textContent = report.title || report.verdict;
+    $("verdict-code").textContent = report.verdict;
+    $("explanation").textContent = report.explanation || "";
+    $("file-line").textContent = `${report.file} · ${fmtBytes(report.size_bytes)}` +
+      (report.sha256 ? ` · SHA-256 ${report.sha256.slice(0, 16)}…` : "");
+
+    drawTimeline(report);
+
+    let cred = report.credentials && report.credentials.present ? report.credentials : null;
+    let credFrom = cred ? (cred.source === "sidecar" ? "sidecar .c2pa file" : "embedded in the file") : null;
+    const stored = (report.store || [])[0];
+    if (!cred && stored && stored.credentials && stored.credentials.present) {
+      cred = stored.credentials;
+      credFrom = stored.binding === "soft"
+        ? "manifest store (found through the watermark; does not match these exact bytes)"
+        : "manifest store (matches these exact bytes)";
+    }
+    const gen = (cred && cred.generation_record) || {};
+    const prompt = gen.prompt || (gen.generation && gen.generation.prompt) || null;
+    fillFacts($("credentials"), cred ? [
+      ["Found in", credFrom],
+      ["Signer", cred.signer],
+      ["Trust", cred.state + ((cred.failure_codes || []).length ? " — " + cred.failure_codes.join(", ") : "")],
+      ["AI disclosure", sourceTypeName(cred.digital_source_type)],
+      ["Claim generator", cred.claim_generator],
+      ["Generated by", gen.generator && typeof gen.generator === "object" ? [gen.generator.name, gen.generator.version].filter(Boolean).join(" ") : gen.generator],
+      ["Title", cred.title],
+      ["Prompt", prompt],
+      ["Actions", (cred.actions || []).map((a) => a.action).filter(Boolean).join(", ")],
+    ] : []);
+
+    const wm = (report.watermark || []).find((w) => w.found);
+    fillFacts($("store"), [
+      ["Watermark", wm ? `found (p = ${Number(wm.p_value).toExponential(1)}), payload ${(wm.payloads || []).join(", ") || "unreadable"}`
+        : ((report.watermark || []).length ? "not found" : "not checked")],
+      ["Record", stored ? stored.record_id : null],
+      ["Binding", stored ? stored.binding : null],
+      ["Registered", stored && stored.record ? stored.record.created_at : null],
+    ]);
+
+    const c = report.container || {};
+    fillFacts($("container"), report.container ? [
+      ["Format", `${c.format} (${c.format_long})`],
+      ["Audio", `${c.codec}, ${c.sample_rate} Hz, ${c.channels} channel(s)`],
+      ["Duration", c.duration_s != null ? fmtTime(c.duration_s) : null],
+      ["Video", c.has_video ? "yes" : "no"],
+    ] : [["Error", report.error]]);
+
+    const notes = $("notes");
+    notes.replaceChildren();
+    for (const n of report.notes || []) {
+      const li = document.createElement("li");
+      li.textContent = n;
+      notes.append(li);
+    }
+    $("notes-block").hidden = !(report.notes || []).length;
+    $("raw").textContent = JSON.stringify(report, null, 2);
+    result.hidden = false;
+  }
+
+  async function verify(file) {
+    clearError();
+    if (!file) {
+      showError("Choose a file first.");
+      return;
+    }
+    submit.disabled = true;
+    setStatus(`Uploading and verifying ${file.name}…`);
+    const body = new FormData();
+    body.append("file", file, file.name);
+    try {
+      const resp = await fetch("/v1/verify", { method: "POST", body });
+      let data = null;
+      try { data = await resp.json(); } catch (e) { data = null; }
+      if (resp.ok && data) {
+        render(data);
+        setStatus(`Verified ${file.name}.`);
+        $("verdict-title").focus({ preventScroll: false });
+      } else if (data && data.report) {
+        render(data.report);
+        setStatus("");
+        showError(`${file.name}: ${data.detail || "the file could not be examined"}`);
+      } else {
+        setStatus("");
+        showError(`${file.name}: ${(data && data.detail) || resp.statusText || "verification failed"} (HTTP ${resp.status})`);
+      }
+    } catch (err) {
+      setStatus("");
+      showError(`Could not reach the server: ${err}`);
+    } finally {
+      submit.disabled = false;
+    }
+  }
+
+  $("verdict-title").tabIndex = -1;
+
+  form.addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    verify(input.files && input.files[0]);
+  });
+  input.addEventListener("change", () => {
+    if (input.files && input.files[0]) verify(input.files[0]);
+  });
+  drop.addEventListener("click", () => input.click());
+  drop.addEventListener("keydown", (ev) => {
+    if (ev.key === "Enter" || ev.key === " ") {
+      ev.preventDefault();
+      input.click();
+    }
+  });
+  drop.addEventListener("dragover", (ev) => {
+    ev.preventDefault();
+    drop.classList.add("over");
+  });
+  drop.addEventListener("dragleave", () => drop.classList.remove("over"));
+  drop.addEventListener("drop", (ev) => {
+    ev.preventDefault();
+    drop.classList.remove("over");
+    const f = ev.dataTransfer && ev.dataTransfer.files && ev.dataTransfer.files[0];
+    if (f) verify(f);
+  });
+
+  fetch("/v1/health").then((r) => r.ok ? r.json() : null).then((h) => {
+    if (h && h.max_upload_bytes) $("max-size").textContent = fmtBytes(h.max_upload_bytes);
+  }).catch(() => {});
+})();

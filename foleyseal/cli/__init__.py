@@ -1,0 +1,77 @@
+"""The ``foleyseal`` command: one typer app, one sub-app per stage.
+
+Each command group lives in its own module and is registered here.
+Exit codes are documented in :mod:`foleyseal.cli.exit_codes`.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from foleyseal.cli import exit_codes
+from foleyseal.cli.bench import app as bench_app
+from foleyseal.cli.keys import app as keys_app
+from foleyseal.cli.sign import mark_cmd, sign_cmd
+from foleyseal.cli.verify import serve_cmd, verify_cmd
+from foleyseal.cli.watermark import app as watermark_app
+from provenance import __version__
+from provenance.core.errors import FoleySealError
+
+app = typer.Typer(
+    name="foleyseal",
+    help="Generate soundtracks for video and make every output identifiable "
+    "(keyed audio watermark, C2PA credentials, verification).\n\n"
+    "Exit codes: 0 success/found, 1 nothing found, 2 usage error, 3 bad input, 4 internal error.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(watermark_app, name="watermark")
+app.add_typer(keys_app, name="keys")
+app.add_typer(bench_app, name="bench")
+app.command("sign")(sign_cmd)
+app.command("mark")(mark_cmd)
+app.command("verify")(verify_cmd)
+app.command("serve")(serve_cmd)
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        typer.echo(f"foleyseal {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_version_callback, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    """FoleySeal command line."""
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry: run the app, mapping FoleySeal errors to exit code 3."""
+    try:
+        app(args=argv, standalone_mode=False, prog_name="foleyseal")
+    except FoleySealError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        sys.exit(exit_codes.INPUT_ERROR)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        typer.echo("aborted", err=True)
+        sys.exit(130)
+    except SystemExit:
+        raise
+    except Exception as exc:  # click usage errors carry their own exit code
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        typer.echo(f"internal error: {type(exc).__name__}: {exc}", err=True)
+        sys.exit(exit_codes.INTERNAL_ERROR)
+    sys.exit(exit_codes.OK)

@@ -1,0 +1,98 @@
+"""``foleyseal bench robustness``: attack a corpus of marked clips and score every watermarker."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+from provenance.core.errors import InputError
+
+app = typer.Typer(help="Benchmarks: robustness of watermarkers against attacks.", no_args_is_help=True)
+
+
+@app.command("robustness")
+def robustness_cmd(
+    corpus: Path = typer.Option(..., "--corpus", help="Directory of audio clips to mark and attack."),
+    out: Path = typer.Option(..., "--out", help="Output directory (results.jsonl/json, summary.md, PNG plots). "
+                             "Re-running with the same directory resumes: finished trials are skipped."),
+    attacks: str = typer.Option(None, "--attacks", help="Comma-separated attack names (default: all; "
+                                "see `foleyseal bench attacks`)."),
+    attack_list: Path = typer.Option(None, "--attack-list", help="TOML file listing/defining attacks."),
+    watermarkers: str = typer.Option(None, "--watermarkers", help="Comma-separated: foleyseal, lsb, external "
+                                     "(all tools in --external-config) or one tool's name. Default: foleyseal,lsb "
+                                     "(+external with --external-config)."),
+    external_config: Path = typer.Option(None, "--external-config", help="TOML file of external watermarkers (watermarker tables with embed/detect command templates)."),
+    quick: bool = typer.Option(False, "--quick", help="CI mode: 3 clips, 5 attacks, few null trials, no ViSQOL."),
+    strength: float = typer.Option(1.0, "--strength", help="Embedding strength for watermarkers that have one."),
+    workers: int = typer.Option(2, "--workers", min=1, help="Worker processes (1 = run in this process)."),
+    seed: int = typer.Option(0, "--seed", help="Seed of every random choice (payloads, crops, noise)."),
+    null_per_clip: int = typer.Option(None, "--null-per-clip", min=0,
+                                      help="Null trials per clip and watermarker (default 40; quick 4)."),
+    max_clips: int = typer.Option(None, "--max-clips", min=1, help="Use at most this many clips."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+    json_out: bool = typer.Option(False, "--json", help="Print a JSON summary of the run."),
+) -> None:
+    """Run the robustness benchmark (corpus x attacks x watermarkers) and write its report to OUT."""
+    from benchmarks.attacks import load_attack_list, parse_attacks
+    from benchmarks.report import summarize
+    from benchmarks.robustness import BenchConfig, run_benchmark
+    from benchmarks.watermarkers import build_watermarkers
+
+    if attacks and attack_list:
+        raise InputError("give either --attacks or --attack-list, not both")
+    wm_names = [w.strip() for w in (watermarkers or "").split(",") if w.strip()]
+    if not wm_names:
+        wm_names = ["foleyseal", "lsb"] + (["external"] if external_config else [])
+    wms = build_watermarkers(wm_names, external_config=external_config, strength=strength)
+    chosen = load_attack_list(attack_list) if attack_list else parse_attacks(attacks) if attacks else None
+    extra = {"strength": strength, "workers": workers, "seed": seed}
+    if null_per_clip is not None:
+        extra["null_per_clip"] = null_per_clip
+    if max_clips is not None:
+        extra["max_clips"] = max_clips
+    if chosen is not None:
+        extra["attacks"] = chosen
+    if quick:
+        cfg = BenchConfig.quick_defaults(corpus, out, wms, **extra)
+    else:
+        cfg = BenchConfig(corpus=corpus, out=out, watermarkers=wms,
+                          attacks=extra.pop("attacks", None) or parse_attacks("all"), **extra)
+    result = run_benchmark(cfg, show_progress=progress and not json_out)
+    s = summarize(result.rows)
+    if json_out:
+        typer.echo(json.dumps({
+            "out": str(result.out), "files": [str(p) for p in result.files], "trials": len(result.rows),
+            "ran": result.ran_trials, "resumed": result.skipped_trials, "errors": s["errors"],
+            "seconds": round(result.seconds, 1),
+            "exact_by_kind": s["by_kind"], "nulls": s["nulls"],
+        }, indent=2))
+    else:
+        typer.echo(f"{len(result.rows)} trials ({result.ran_trials} run, {result.skipped_trials} resumed) "
+                   f"in {result.seconds:.0f} s; {s['errors']} errors")
+        for p in result.files:
+            typer.echo(f"  wrote {p}")
+
+
+@app.command("attacks")
+def attacks_cmd(
+    json_out: bool = typer.Option(False, "--json", help="Print the attacks and their parameters as JSON."),
+) -> None:
+    """List the registered attacks by name, with their kind and parameters."""
+    from benchmarks.attacks import get_attack, list_attacks
+
+    items = [{"name": n, "kind": get_attack(n).kind, **get_attack(n).params()} for n in list_attacks()]
+    if json_out:
+        typer.echo(json.dumps(items, indent=2))
+        return
+    for it in items:
+        params = ", ".join(f"{k}={v}" for k, v in it.items() if k not in ("name", "kind", "type", "steps"))
+        if "steps" in it:
+            params = " -> ".join(s["name"] for s in it["steps"])
+        typer.echo(f"{it['name']:42s} {it['kind']:8s} {it['type']}({params})")
+
+
+from foleyseal.cli.verify import bench_load_cmd  # noqa: E402 - issue 6: the service load test
+
+app.command("load")(bench_load_cmd)

@@ -1,0 +1,250 @@
+"""``foleyseal keys ...``: watermark keys and the signing certificate chain."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+app = typer.Typer(help="Create, import and show keys.", no_args_is_help=True)
+
+
+@app.command("new-watermark-key")
+def new_watermark_key(
+    file: Path = typer.Argument(..., help="Where to write the new key (created with mode 0600)."),
+    force: bool = typer.Option(False, "--force", help="Overwrite an existing key file."),
+    json_out: bool = typer.Option(False, "--json", help="Print a JSON summary."),
+) -> None:
+    """Create a random 256-bit watermark key in FILE (never printed)."""
+    from provenance.watermark.keys import new_key, save_key
+
+    key = new_key()
+    save_key(key, file, overwrite=force)
+    if json_out:
+        typer.echo(json.dumps({"path": str(file), "key_id": key.key_id}))
+    else:
+        typer.echo(f"wrote watermark key {key.key_id} to {file} (mode 0600)")
+
+
+# --- signing chain and FoleySeal home (issue 4) ------------------------------------------
+
+_HOME_HELP = "FoleySeal home directory (default: $FOLEYSEAL_HOME or the per-user config dir)."
+
+_CONFIG_TEMPLATE = """\
+# FoleySeal configuration. Relative paths are relative to this directory.
+# Environment variables FOLEYSEAL_<KEY> (upper case) override these entries.
+#
+# watermark_key   = "keys/watermark.key"
+# cert_chain      = "keys/signing-chain.pem"    # signing certificate first, then intermediates
+# signing_key     = "keys/signing-key.pem"
+# root_cert       = "keys/root-ca.pem"          # your root CA: the anchor verifiers must trust
+# store_url       = "sqlite:///manifests.sqlite3"  # or postgresql+psycopg://user:pass@host/db
+# trust_anchors   = ["other-root.pem"]          # extra roots a verifier accepts
+# trust_list      = "c2pa-trust-list.pem"
+# tsa_url         = "http://timestamp.example.com"  # RFC 3161 timestamp authority (optional)
+# signer_callback = "mycompany.kms:sign"        # sign in an HSM / cloud KMS instead of signing_key
+"""
+
+
+def _settings(home: Path | None):
+    from provenance.core.config import load_settings
+
+    return load_settings(home)
+
+
+def _cert_lines(infos) -> list[str]:
+    lines = []
+    for c in infos:
+        lines.append(f"  {c.role:<12} {c.subject}")
+        lines.append(f"  {'':<12} issuer   {c.issuer}")
+        lines.append(f"  {'':<12} sha256   {c.sha256_fingerprint}")
+        lines.append(f"  {'':<12} valid    {c.not_before:%Y-%m-%d} .. {c.not_after:%Y-%m-%d}  ({c.key_type})")
+        lines.append(f"  {'':<12} file     {c.path}")
+    return lines
+
+
+@app.command("init")
+def init_cmd(
+    home: Path = typer.Option(None, "--home", help=_HOME_HELP),
+    force: bool = typer.Option(False, "--force", help="Replace an existing chain and watermark key."),
+    json_out: bool = typer.Option(False, "--json", help="Print a JSON summary."),
+) -> None:
+    """Create a development signing chain and a watermark key in the FoleySeal home.
+
+    The chain is root CA -> intermediate -> ES256 signer; the watermark key is a 256-bit secret. Private keys are written 0600, never printed, and never replaced without --force: files that exist are kept (exit 0).
+    """
+    import os
+
+    from provenance.core.atomic import atomic_write_bytes
+    from provenance.core.errors import KeyFileError
+    from provenance.keys.pki import describe_installed, install_dev_chain
+    from provenance.watermark.keys import load_key, new_key, save_key
+
+    settings = _settings(home)
+    settings.home.mkdir(parents=True, exist_ok=True)
+    os.chmod(settings.home, 0o700)
+    created: list[str] = []
+    kept: list[str] = []
+
+    chain_files = [settings.cert_chain_path, settings.signing_key_path, settings.root_cert_path]
+    present = [p for p in chain_files if p.exists()]
+    if force or not present:
+        install_dev_chain(settings, force=True)
+        created.append("certificate chain")
+    elif len(present) == len(chain_files):
+        kept.append("certificate chain")
+    else:
+        missing = [str(p) for p in chain_files if not p.exists()]
+        raise KeyFileError(
+            f"incomplete certificate chain in the home (missing {', '.join(missing)}); "
+            "use --force to replace it with a new development chain, or `keys import`",
+            path=settings.home,
+        )
+
+    wk = settings.watermark_key_path
+    if force or not wk.exists():
+        wk.parent.mkdir(parents=True, exist_ok=True)
+        key = new_key()
+        save_key(key, wk, overwrite=force)
+        created.append("watermark key")
+    else:
+        key = load_key(wk)
+        kept.append("watermark key")
+
+    if not settings.config_path.exists():
+        atomic_write_bytes(settings.config_path, _CONFIG_TEMPLATE.encode(), mode=0o644)
+        created.append("config.toml")
+
+    infos = describe_installed(settings)
+    if json_out:
+        typer.echo(
+            json.dumps(
+                {
+                    "home": str(settings.home),
+                    "created": created,
+                    "kept": kept,
+                    "watermark_key": {"path": str(wk), "key_id": key.key_id},
+                    "certificates": [c.to_dict() for c in infos],
+                },
+                indent=2,
+            )
+        )
+        return
+    typer.echo(f"FoleySeal home {settings.home}")
+    if created:
+        typer.echo(f"created: {', '.join(created)}")
+    if kept:
+        typer.echo(f"kept existing: {', '.join(kept)} (use --force to replace)")
+    typer.echo(f"  watermark key id {key.key_id}  file {wk} (0600)")
+    typer.echo(f"  signing key      {settings.signing_key_path} (0600)")
+    for line in _cert_lines(infos):
+        typer.echo(line)
+    typer.echo(
+        "This is a DEVELOPMENT chain: verifiers trust it only if they add the root above as a "
+        "trust anchor. Use `foleyseal keys import` for a production certificate."
+    )
+
+
+@app.command("show")
+def show_cmd(
+    home: Path = typer.Option(None, "--home", help=_HOME_HELP),
+    json_out: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Print the signing chain, the watermark key id and the configuration.
+
+    For each certificate: subject, issuer, SHA-256 fingerprint, validity and file. Never prints private keys.
+    """
+    from provenance.keys.pki import describe_installed
+    from provenance.store.repository import normalise_url
+    from provenance.watermark.keys import load_key
+
+    settings = _settings(home)
+    infos = describe_installed(settings)
+    key_id = load_key(settings.watermark_key_path).key_id if settings.watermark_key_path.exists() else None
+    store = normalise_url(settings.store_url).render_as_string(hide_password=True)
+    summary = {
+        "home": str(settings.home),
+        "signer": "callback " + settings.signer_callback if settings.signer_callback else "key file",
+        "signing_key": str(settings.signing_key_path),
+        "watermark_key": {"path": str(settings.watermark_key_path), "key_id": key_id},
+        "store_url": store,
+        "tsa_url": settings.tsa_url,
+        "trust_anchors": [str(p) for p in settings.trust_anchors],
+        "trust_list": str(settings.trust_list) if settings.trust_list else None,
+        "certificates": [c.to_dict() for c in infos],
+    }
+    if json_out:
+        typer.echo(json.dumps(summary, indent=2))
+        return
+    typer.echo(f"FoleySeal home {settings.home}")
+    typer.echo(f"  signer           {summary['signer']}")
+    typer.echo(f"  signing key      {'(held by the callback)' if settings.signer_callback else settings.signing_key_path}")
+    typer.echo(f"  watermark key    {settings.watermark_key_path} (id {key_id or 'missing'})")
+    typer.echo(f"  manifest store   {store}")
+    typer.echo(f"  timestamp (TSA)  {settings.tsa_url or 'none'}")
+    for line in _cert_lines(infos):
+        typer.echo(line)
+
+
+@app.command("import")
+def import_cmd(
+    cert_chain: Path = typer.Option(..., "--cert-chain", help="PEM: signing certificate first, then intermediates (a trailing root is split off)."),
+    key: Path = typer.Option(None, "--key", help="PEM private key of the signing certificate (omit when signer_callback is configured)."),
+    root: Path = typer.Option(None, "--root", help="PEM root CA of the chain (installed as FoleySeal's trust anchor)."),
+    home: Path = typer.Option(None, "--home", help=_HOME_HELP),
+    force: bool = typer.Option(False, "--force", help="Replace the installed chain and key."),
+    json_out: bool = typer.Option(False, "--json", help="Print a JSON summary."),
+) -> None:
+    """Validate and install an operator's own certificate chain and key.
+
+    Refused with the fault named (exit 3) for: wrong order, a CA as signing certificate, wrong extended key usage (C2PA needs emailProtection), an expired certificate, a key that does not match. The chain is test-signed before anything is installed.
+    """
+    from provenance.core.errors import KeyFileError
+    from provenance.keys.pki import cert_info, import_chain, validate_chain
+    from provenance.keys.signers import probe_signing, resolve_callback
+
+    settings = _settings(home)
+    if key is None:
+        if not settings.signer_callback:
+            raise KeyFileError("--key is required unless signer_callback is configured")
+        chain_bytes = cert_chain.read_bytes() if cert_chain.is_file() else None
+        if chain_bytes is None:
+            raise KeyFileError("certificate chain not found", path=cert_chain)
+        validated = validate_chain(
+            chain_bytes, None, root_pem=root.read_bytes() if root else None, source=cert_chain
+        )
+        probe_signing(
+            validated.chain_pem,
+            root_pem=validated.root_pem,
+            callback=resolve_callback(settings.signer_callback),
+            source=cert_chain,
+        )
+        from provenance.core.atomic import atomic_write_bytes
+
+        targets = [settings.cert_chain_path] + ([settings.root_cert_path] if validated.root_pem else [])
+        existing = [p for p in targets if p.exists()]
+        if existing and not force:
+            raise KeyFileError("already exists; use --force to replace it", path=existing[0])
+        settings.cert_chain_path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(settings.cert_chain_path, validated.chain_pem.encode(), mode=0o644)
+        if validated.root_pem:
+            atomic_write_bytes(settings.root_cert_path, validated.root_pem.encode(), mode=0o644)
+    else:
+        _, validated = import_chain(settings, cert_chain, key, root=root, force=force)
+    roles = ["signing"] + ["intermediate"] * (len(validated.certificates) - 1)
+    if validated.root_pem is not None:
+        roles[-1] = "root"
+    infos = [
+        cert_info(c, r, settings.root_cert_path if r == "root" else settings.cert_chain_path)
+        for c, r in zip(validated.certificates, roles)
+    ]
+    if json_out:
+        typer.echo(json.dumps({"home": str(settings.home), "alg": validated.alg,
+                               "certificates": [c.to_dict() for c in infos]}, indent=2))
+        return
+    typer.echo(f"imported a {validated.alg.upper()} signing chain into {settings.home}")
+    for line in _cert_lines(infos):
+        typer.echo(line)
+    if validated.root_pem is None:
+        typer.echo("note: no root certificate given; verifiers must already trust the chain's root.")

@@ -1,0 +1,114 @@
+"""``foleyseal sign`` and ``foleyseal mark``: C2PA credentials, and the full marking job."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+_HOME_HELP = "FoleySeal home directory (default: $FOLEYSEAL_HOME or the per-user config dir)."
+
+
+def _settings(home: Path | None):
+    from provenance.core.config import load_settings
+
+    return load_settings(home)
+
+
+def sign_cmd(
+    input: Path = typer.Argument(..., help="Audio or video file (WAV, FLAC, MP3, M4A, MP4, MOV; Ogg/Opus get a sidecar)."),
+    output: Path = typer.Argument(..., help="Where to write the signed file (same format as INPUT)."),
+    generated: bool = typer.Option(
+        False, "--generated/--edited",
+        help="Disclose the audio as AI-generated (c2pa.created, trainedAlgorithmicMedia), or as an "
+        "existing file that was opened (default).",
+    ),
+    title: str = typer.Option(None, "--title", help="Title recorded in the manifest (default: OUTPUT's name)."),
+    home: Path = typer.Option(None, "--home", help=_HOME_HELP),
+    json_out: bool = typer.Option(False, "--json", help="Print a JSON summary."),
+) -> None:
+    """Add a signed C2PA manifest to INPUT, writing OUTPUT atomically.
+
+    No watermark and no store record: use `foleyseal mark` for the full job. Exit 0, or 3 on bad input or keys.
+    """
+    from provenance.c2pa.manifest import Ingredient, ManifestSpec, generation_assertion
+    from provenance.c2pa.sign import mime_for, sign_file
+    from provenance.core.errors import InputError
+    from provenance.keys.signers import load_identity
+
+    settings = _settings(home)
+    mime = mime_for(output)
+    if mime != mime_for(input):
+        raise InputError(f"sign keeps the format: OUTPUT must be a {input.suffix} file too", path=output)
+    identity = load_identity(settings)
+    parent = None if generated else Ingredient(input, mime, "parentOf", title=input.name)
+    spec = ManifestSpec(
+        mime_type=mime,
+        title=title or output.name,
+        generated=generated,
+        generation_record=generation_assertion(None, operation="sign"),
+        parent=parent,
+    )
+    result = sign_file(input, output, spec, identity)
+    if json_out:
+        typer.echo(json.dumps({
+            "input": str(input), "output": str(result.output), "mime_type": result.mime_type,
+            "manifest_embedded": result.manifest_embedded,
+            "sidecar": str(result.sidecar) if result.sidecar else None,
+            "manifest_id": result.manifest_label, "asset_sha256": result.asset_sha256,
+        }, indent=2))
+    else:
+        where = "embedded" if result.manifest_embedded else f"sidecar {result.sidecar}"
+        typer.echo(f"signed {input} -> {output} (manifest {result.manifest_label}, {where})")
+
+
+def mark_cmd(
+    input: Path = typer.Argument(..., help="Audio (WAV, FLAC, MP3, M4A, Ogg, Opus) or video (MP4, MOV)."),
+    output: Path = typer.Argument(..., help="Where to write the marked, signed file (format from its extension)."),
+    generated: bool = typer.Option(
+        False, "--generated",
+        help="The audio is AI-generated: disclose it (c2pa.created, trainedAlgorithmicMedia). "
+        "Default: someone else's file, recorded as opened and edited.",
+    ),
+    title: str = typer.Option(None, "--title", help="Title for the manifest and the store (default: OUTPUT's name)."),
+    source_video: Path = typer.Option(None, "--source-video", help="Video the soundtrack was made for (ingredient + SHA-256)."),
+    record: Path = typer.Option(None, "--generation-record", help="JSON file with the generation record (generator, prompt, seed, parameters...)."),
+    no_prompts: bool = typer.Option(False, "--no-prompts", help="Leave prompt and negative prompt out of the manifest."),
+    home: Path = typer.Option(None, "--home", help=_HOME_HELP),
+    json_out: bool = typer.Option(False, "--json", help="Print a JSON summary."),
+) -> None:
+    """Watermark, sign and record INPUT into OUTPUT: the whole job.
+
+    Allocates a new payload, embeds the watermark, signs a C2PA manifest, records it in the manifest store, and publishes OUTPUT atomically. On failure nothing is left behind.
+
+    Exit 0, or 3 on bad input, keys or store.
+    """
+    from provenance.core.errors import InputError
+    from provenance.mark import mark
+
+    gen_record = None
+    if record is not None:
+        try:
+            gen_record = json.loads(record.read_text())
+        except (OSError, ValueError) as exc:
+            raise InputError(f"cannot read the generation record: {exc}", path=record) from exc
+        if not isinstance(gen_record, dict):
+            raise InputError("the generation record must be a JSON object", path=record)
+    result = mark(
+        input, output,
+        settings=_settings(home),
+        generation_record=gen_record,
+        source_video=source_video,
+        include_prompts=not no_prompts,
+        generated=generated,
+        title=title,
+    )
+    if json_out:
+        typer.echo(json.dumps({"input": str(input), **result.to_dict()}, indent=2))
+    else:
+        where = "embedded" if result.manifest_embedded else f"sidecar {result.sidecar}"
+        typer.echo(f"marked {input} -> {result.output}")
+        typer.echo(f"  payload   {result.payload}")
+        typer.echo(f"  manifest  {result.record.id} ({where})")
+        typer.echo(f"  sha256    {result.record.asset_sha256}")

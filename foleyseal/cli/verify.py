@@ -1,0 +1,286 @@
+"""``foleyseal verify`` (what is this file?) and ``foleyseal serve`` (the HTTP service).
+
+Exit codes of ``verify`` (several files: the first that applies of 5, 3, 1, 0):
+
+=====  =====================================================================================
+code   meaning
+=====  =====================================================================================
+0      evidence found and intact: credentials_valid, credentials_recovered_by_watermark,
+       partially_marked, watermark_only
+1      no evidence found (no_evidence); as for every foleyseal command, 1 = "found nothing"
+2      usage error (bad option or argument), reported by the command-line parser
+3      a file could not be examined (verdict ``error``), or bad configuration
+4      internal error (a bug)
+5      credentials present but not valid: credentials_tampered or credentials_untrusted
+=====  =====================================================================================
+
+The issue suggested 1 tampered / 2 no evidence; 2 is already the parser's usage error and 1
+means "found nothing" everywhere else in foleyseal, so ``verify`` uses 1 for no evidence and 5
+for invalid credentials instead.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from foleyseal.cli import exit_codes
+
+EXIT_VALID = exit_codes.OK
+EXIT_NO_EVIDENCE = exit_codes.NOT_FOUND
+EXIT_ERROR = exit_codes.INPUT_ERROR
+EXIT_INVALID = 5
+
+_EXIT_BY_VERDICT = {
+    "credentials_valid": EXIT_VALID,
+    "credentials_recovered_by_watermark": EXIT_VALID,
+    "partially_marked": EXIT_VALID,
+    "watermark_only": EXIT_VALID,
+    "no_evidence": EXIT_NO_EVIDENCE,
+    "credentials_tampered": EXIT_INVALID,
+    "credentials_untrusted": EXIT_INVALID,
+    "error": EXIT_ERROR,
+}
+_EXIT_PRECEDENCE = (EXIT_INVALID, EXIT_ERROR, EXIT_NO_EVIDENCE, EXIT_VALID)
+
+_VERIFY_HELP = (
+    "Tell what audio or video files are: Content Credentials (C2PA), FoleySeal watermark, "
+    "manifest-store record, and a verdict with a plain-language explanation.\n\n"
+    "FILE may be a file or a directory (walked recursively, with a progress bar; hidden files and "
+    ".c2pa sidecars are skipped).\n\n"
+    "Verdicts: credentials_valid, credentials_tampered, credentials_untrusted, "
+    "credentials_recovered_by_watermark, partially_marked, watermark_only, no_evidence (which never "
+    "means 'made by a person'), error.\n\n"
+    "Trust: only FoleySeal's own root (if this machine has one), the configured trust_anchors / "
+    "trust_list, and --trust-anchors files are trusted. Nothing else.\n\n"
+    "Exit codes (several files: the first of 5, 3, 1, 0 that applies to any file):\n"
+    "  0  evidence found and intact (valid, recovered by watermark, partially marked, watermark only)\n"
+    "  1  no evidence found\n"
+    "  2  usage error (bad option or argument; from the command-line parser)\n"
+    "  3  a file could not be examined, or bad configuration\n"
+    "  4  internal error\n"
+    "  5  credentials tampered/invalid, or signed by an untrusted chain"
+)
+
+
+def exit_code_for(verdict: str) -> int:
+    """The exit code of one verdict (see the module docstring)."""
+    return _EXIT_BY_VERDICT.get(verdict, EXIT_ERROR)
+
+
+def combined_exit_code(verdicts: list[str]) -> int:
+    codes = {exit_code_for(v) for v in verdicts}
+    for c in _EXIT_PRECEDENCE:
+        if c in codes:
+            return c
+    return EXIT_NO_EVIDENCE
+
+
+def _collect(paths: list[Path]) -> list[Path]:
+    files: list[Path] = []
+    for p in paths:
+        if p.is_dir():
+            for root, dirs, names in os.walk(p):
+                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+                for n in sorted(names):
+                    if n.startswith(".") or n.lower().endswith(".c2pa"):
+                        continue
+                    files.append(Path(root) / n)
+        else:
+            files.append(p)  # a missing file gets verdict "error" with the reason
+    return files
+
+
+def _summary(report: dict[str, Any], console: Any) -> None:
+    from rich.markup import escape
+
+    verdict = report["verdict"]
+    style = {
+        0: "bold green",
+        1: "bold yellow",
+        3: "bold red",
+        5: "bold red",
+    }.get(exit_code_for(verdict), "bold")
+    console.print(f"[{style}]{escape(verdict)}[/]  {escape(report['file'])}")
+    console.print(f"  [bold]{escape(report['title'])}[/]")
+    for line in textwrap.wrap(report["explanation"], width=96):
+        console.print(f"  {escape(line)}")
+    c = report.get("container")
+    if c:
+        dur = f"{c['duration_s']:.1f} s" if c.get("duration_s") is not None else "?"
+        video = ", with video" if c.get("has_video") else ""
+        console.print(
+            f"  container: {c['format']} ({c.get('codec')}), {dur}, {c.get('sample_rate')} Hz, "
+            f"{c.get('channels')} ch{video}"
+        )
+    cred = report.get("credentials") or {}
+    if cred.get("present"):
+        codes = ", ".join(cred.get("failure_codes") or []) or "none"
+        console.print(
+            f"  credentials: {cred.get('source')}, state {cred.get('state')}, signer "
+            f"{escape(str(cred.get('signer')))}, failure codes: {escape(codes)}"
+        )
+        if cred.get("digital_source_type"):
+            console.print(f"  AI disclosure: {escape(cred['digital_source_type'])}")
+    for w in report.get("watermark") or []:
+        if w["found"]:
+            segs = ", ".join(f"{s['start_s']:.1f}-{s['end_s']:.1f} s" for s in w["segments"][:6])
+            console.print(
+                f"  watermark (key {w['key_id']}): found, p={w['p_value']:.2g}, payload "
+                f"{', '.join(w['payloads']) or '?'}, segments {segs}"
+            )
+        else:
+            console.print(f"  watermark (key {w['key_id']}): not found (p={w['p_value']:.2g})")
+    for m in report.get("store") or []:
+        console.print(f"  store: record {escape(m['record_id'])} ({m['binding']} binding)")
+    for n in report.get("notes") or []:
+        console.print(f"  note: {escape(n)}")
+
+
+def verify_cmd(
+    files: list[Path] = typer.Argument(..., metavar="FILE...", help="Files or directories to verify."),
+    json_out: bool = typer.Option(False, "--json", help="Print one JSON report per file (JSON Lines) on stdout."),
+    trust_anchors: list[Path] = typer.Option(
+        [], "--trust-anchors", metavar="PEM", help="Extra PEM trust anchor(s) for this run (repeatable)."
+    ),
+    keys: list[Path] = typer.Option(
+        [], "--key", metavar="KEYFILE", help="Extra watermark key file(s) to search with (repeatable)."
+    ),
+    no_store: bool = typer.Option(False, "--no-store", help="Do not look payloads up in the manifest store."),
+    time_limit: float = typer.Option(300.0, "--time-limit", min=1.0, help="Time limit per file, seconds."),
+) -> None:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from provenance.watermark import load_key
+
+    from detectors.verify import Verifier, VerifyLimits
+
+    stdout = Console(highlight=False, soft_wrap=True)
+    stderr = Console(stderr=True, highlight=False)
+    targets = _collect(list(files))
+    if not targets:
+        stderr.print("no files to verify")
+        sys.exit(EXIT_ERROR)
+
+    verifier = Verifier(
+        None,
+        None,
+        extra_trust_anchors=trust_anchors,
+        limits=VerifyLimits(time_limit_s=time_limit),
+        use_store=not no_store,
+    )
+    if keys:
+        known = {k.key_id for k in verifier.keyring}
+        for p in keys:
+            k = load_key(p)
+            if k.key_id not in known:
+                verifier.keyring.append(k)
+                known.add(k.key_id)
+    verdicts: list[str] = []
+    # A bar only where a person watches (or when asked): it is drawn on stderr and disappears.
+    show_progress = len(targets) > 1 and (stderr.is_terminal or bool(os.environ.get("FOLEYSEAL_PROGRESS")))
+    with verifier, Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=stderr,
+        transient=True,
+        disable=not show_progress,
+    ) as progress:
+        task = progress.add_task("verifying", total=len(targets))
+        for path in targets:
+            progress.update(task, description=f"verifying {path.name[:40]}")
+            report = verifier.verify(path).to_dict()
+            verdicts.append(report["verdict"])
+            if json_out:
+                sys.stdout.write(json.dumps(report, allow_nan=False, default=str) + "\n")
+                sys.stdout.flush()
+            else:
+                _summary(report, progress.console if show_progress else stdout)
+            progress.advance(task)
+    # sys.exit rather than typer.Exit: with standalone_mode=False click *returns* an Exit's code,
+    # and the console entry point would turn it into 0.
+    sys.exit(combined_exit_code(verdicts))
+
+
+verify_cmd.__doc__ = _VERIFY_HELP
+
+
+def serve_cmd(
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on (127.0.0.1: this machine only)."),
+    port: int = typer.Option(8000, "--port", min=0, max=65535, help="TCP port."),
+    database_url: str | None = typer.Option(
+        None, "--database-url", metavar="URL",
+        help="SQLAlchemy URL of the manifest store, e.g. postgresql+psycopg://user@db/foleyseal "
+        "(default: the configured store, SQLite in the FoleySeal home).",
+    ),
+    workers: int = typer.Option(2, "--workers", min=0, max=64, help="Detector worker processes (0: threads)."),
+    max_upload_mb: float = typer.Option(500.0, "--max-upload-mb", min=0.001, help="Upload size limit, MB."),
+    verify_timeout: float = typer.Option(120.0, "--verify-timeout", min=1.0, help="Time limit per verification, s."),
+    rate_limit: float = typer.Option(
+        60.0, "--rate-limit", min=0.0, help="Read requests per minute per client IP (0: unlimited)."
+    ),
+    trust_anchors: list[Path] = typer.Option(
+        [], "--trust-anchors", metavar="PEM", help="Extra PEM trust anchor(s) (repeatable)."
+    ),
+    create_api_key: str | None = typer.Option(
+        None, "--create-api-key", metavar="NAME",
+        help="Create an API key for the write endpoints, print it once, and exit (only its hash is kept).",
+    ),
+) -> None:
+    """Run the verification service: POST /v1/verify, the C2PA Soft Binding Resolution API, the web page at /, OpenAPI docs at /docs.
+
+    Starts with one command on the embedded default (SQLite store in the FoleySeal home); --database-url points it at PostgreSQL for a shared deployment. Reads are public but rate-limited per client; writes need an API key (--create-api-key NAME makes one).
+    """  # noqa: E501 - one line per paragraph: the help renderer re-wraps it
+    from provenance.core.config import load_settings
+
+    from detectors.service import ServiceConfig, serve
+    from detectors.service.api_keys import ApiKeyStore
+
+    if create_api_key is not None:
+        store = ApiKeyStore(load_settings().home / "api-keys.json")
+        key, entry = store.create(create_api_key)
+        typer.echo(key)
+        typer.echo(f"API key {entry.id} ({entry.name}) created; it is shown only this once.", err=True)
+        return
+    config = ServiceConfig(
+        database_url=database_url,
+        trust_anchors=list(trust_anchors),
+        max_upload_bytes=int(max_upload_mb * 1024 * 1024),
+        verify_timeout_s=verify_timeout,
+        workers=workers,
+        rate_limit_per_min=rate_limit,
+    )
+    typer.echo(f"FoleySeal verification service on http://{host}:{port}/  (docs: /docs)", err=True)
+    serve(config, host=host, port=port)
+
+
+def bench_load_cmd(
+    clients: int = typer.Option(32, "--clients", min=1, max=256, help="Concurrent clients."),
+    duration: float = typer.Option(60.0, "--duration", min=1.0, max=3600.0, help="Seconds of load."),
+    file_seconds: float = typer.Option(30.0, "--file-seconds", min=4.0, max=600.0, help="Length of each clip, s."),
+    workers: int = typer.Option(2, "--workers", min=1, max=64, help="Worker processes of the server."),
+    out: Path | None = typer.Option(None, "--out", help="Write the JSON result to this file."),
+    json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """Load-test the verification service on 127.0.0.1: CLIENTS clients verifying 30 s files for
+    DURATION seconds against one local server; reports throughput, p50/p95 latency and errors.
+    Exit 0 when every request succeeded."""
+    from benchmarks.load import LoadConfig, format_result, run_load
+
+    r = run_load(LoadConfig(clients=clients, duration_s=duration, file_seconds=file_seconds, workers=workers))
+    text = json.dumps(r.to_dict(), indent=2)
+    if out is not None:
+        from provenance.core.atomic import atomic_write_bytes
+
+        atomic_write_bytes(out, text.encode())
+    typer.echo(text if json_out else format_result(r))
+    sys.exit(exit_codes.OK if r.errors == 0 and r.ok > 0 else exit_codes.NOT_FOUND)

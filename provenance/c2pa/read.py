@@ -1,0 +1,193 @@
+"""Reading and validating C2PA Content Credentials of a file.
+
+Trust: validation always checks the signature and the hard binding; *trust* needs anchors.
+With ``trust_anchors_pem`` (FoleySeal's root and any other roots, e.g. from
+:func:`provenance.core.config.trust_anchors_pem`) a good file reads ``Trusted``; without, it
+reads ``Valid`` with the failure code ``signingCredential.untrusted``. Gate on the failure
+codes, never on the state alone.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import c2pa
+
+from provenance.c2pa.manifest import GENERATION_LABEL
+from provenance.c2pa.sidecar import find_sidecar
+from provenance.c2pa.sign import EMBEDDABLE, MIME_BY_SUFFIX
+from provenance.core.c2pa_types import CredentialsReport, SoftBinding, SoftBindingBlock
+from provenance.core.errors import InputError
+
+
+def reader_context(trust_anchors_pem: str | None) -> c2pa.Context:
+    """A c2pa Context that verifies trust against ``trust_anchors_pem`` (PEM text) if given."""
+    settings: dict[str, Any] = {"verify": {"verify_trust": True}}
+    if trust_anchors_pem and trust_anchors_pem.strip():
+        settings["trust"] = {"user_anchors": trust_anchors_pem}
+    return c2pa.Context.from_dict(settings)
+
+
+def _name(d: Any) -> str | None:
+    if not isinstance(d, dict) or not d:
+        return None
+    return ", ".join(f"{k}={v}" for k, v in d.items())
+
+
+def _labelled(assertions: list[dict], *labels: str) -> list[dict]:
+    out = []
+    for a in assertions:
+        label = a.get("label", "")
+        base = label.split(".v")[0] if label.startswith("c2pa.actions") else label
+        if label in labels or base in labels:
+            out.append(a.get("data") or {})
+    return out
+
+
+def _soft_bindings(assertions: list[dict]) -> tuple[SoftBinding, ...]:
+    found = []
+    for data in _labelled(assertions, "c2pa.soft-binding"):
+        blocks = []
+        for b in data.get("blocks") or []:
+            span = ((b.get("scope") or {}).get("timespan")) or {}
+            blocks.append(
+                SoftBindingBlock(
+                    start_s=float(span.get("start", 0)) / 1000.0,
+                    end_s=float(span.get("end", 0)) / 1000.0,
+                    value=str(b.get("value", "")),
+                )
+            )
+        found.append(SoftBinding(alg=str(data.get("alg", "")), blocks=tuple(blocks)))
+    return tuple(found)
+
+
+def _failure_codes(results: dict | None) -> tuple[str, ...]:
+    if not results:
+        return ()
+    codes = [f.get("code", "?") for f in (results.get("activeManifest") or {}).get("failure", [])]
+    for delta in results.get("ingredientDeltas") or []:
+        vd = delta.get("validationDeltas") or {}
+        codes += [f"ingredient:{f.get('code', '?')}" for f in vd.get("failure", [])]
+    return tuple(codes)
+
+
+def _chain(reader: c2pa.Reader) -> tuple[str | None, tuple[str, ...]]:
+    """Signer subject and the subjects known from the signature (leaf, then its issuer)."""
+    try:
+        cr = json.loads(reader.crjson())
+        manifests = cr.get("manifests") or []
+        info = (manifests[0].get("signature") or {}).get("certificateInfo") or {} if manifests else {}
+    except (c2pa.C2paError, ValueError, AttributeError, IndexError):
+        return None, ()
+    subject, issuer = _name(info.get("subject")), _name(info.get("issuer"))
+    return subject, tuple(s for s in (subject, issuer) if s)
+
+
+def _report_from_reader(reader: c2pa.Reader, source: str, mime: str | None) -> CredentialsReport:
+    manifest_json = reader.json()
+    data = json.loads(manifest_json)
+    active = (data.get("manifests") or {}).get(data.get("active_manifest") or "", {})
+    assertions = active.get("assertions") or []
+    actions: list[dict] = []
+    for a in _labelled(assertions, "c2pa.actions"):
+        actions.extend(a.get("actions") or [])
+    dst = next((a.get("digitalSourceType") for a in actions if a.get("digitalSourceType")), None)
+    gens = _labelled(assertions, GENERATION_LABEL)
+    cgi = (active.get("claim_generator_info") or [{}])[0]
+    claim_generator = f"{cgi.get('name')}/{cgi.get('version')}" if cgi.get("name") else active.get("claim_generator")
+    signer, chain = _chain(reader)
+    if signer is None:
+        sig = active.get("signature_info") or {}
+        signer = f"CN={sig['common_name']}" if sig.get("common_name") else None
+        chain = (signer,) if signer else ()
+    return CredentialsReport(
+        present=True,
+        source=source,
+        state=reader.get_validation_state(),
+        failure_codes=_failure_codes(reader.get_validation_results()),
+        signer=signer,
+        chain=chain,
+        claim_generator=claim_generator,
+        digital_source_type=dst,
+        actions=tuple(actions),
+        soft_bindings=_soft_bindings(assertions),
+        generation_record=gens[0] if gens else None,
+        title=active.get("title"),
+        format=active.get("format") or mime,
+        manifest_json=manifest_json,
+    )
+
+
+def _invalid(source: str, mime: str | None, exc: BaseException) -> CredentialsReport:
+    return CredentialsReport(
+        present=True,
+        source=source,
+        state="Invalid",
+        failure_codes=(f"c2pa.{type(exc).__name__.strip('_').removeprefix('C2pa').lower() or 'error'}",),
+        format=mime,
+        error=f"the manifest cannot be read or validated: {exc}",
+    )
+
+
+def read_credentials(
+    path: str | Path,
+    *,
+    trust_anchors_pem: str | None = None,
+    manifest_bytes: bytes | None = None,
+) -> CredentialsReport:
+    """Read and validate the Content Credentials of ``path``.
+
+    Order: ``manifest_bytes`` if given (a detached manifest, e.g. from the manifest store,
+    checked against this file's bytes: the hard binding), else the embedded manifest, else a
+    sidecar (``song.ogg.c2pa``, or ``song.c2pa``). Bad or absent manifests never raise: the
+    report says ``present=False`` or ``state="Invalid"`` with failure codes and ``error``. A
+    file that cannot be opened raises :class:`InputError`.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError("file not found", path=path)
+    mime = MIME_BY_SUFFIX.get(path.suffix.lower())
+    try:
+        with open(path, "rb"):
+            pass
+    except OSError as exc:
+        raise InputError(f"cannot read: {exc.strerror}", path=path) from exc
+
+    def attempt(source: str, manifest: bytes | None) -> CredentialsReport | None:
+        try:
+            with reader_context(trust_anchors_pem) as ctx, open(path, "rb") as fh:
+                reader = c2pa.Reader.try_create(mime, fh, manifest, context=ctx)
+                if reader is None:
+                    return None
+                with reader:
+                    return _report_from_reader(reader, source, mime)
+        except c2pa.C2paError as exc:
+            if isinstance(exc, (c2pa.C2paError.NotSupported,)) and manifest is None:
+                return None
+            return _invalid(source, mime, exc)
+        except (ValueError, TypeError) as exc:  # malformed JSON from the library
+            return _invalid(source, mime, exc)
+        except OSError as exc:
+            raise InputError(f"cannot read: {exc.strerror}", path=path) from exc
+
+    if manifest_bytes is not None:
+        report = attempt("detached", manifest_bytes)
+        return report or CredentialsReport(
+            present=False, format=mime, error="the detached manifest holds no C2PA manifest"
+        )
+    if mime is None or mime in EMBEDDABLE:
+        report = attempt("embedded", None)
+        if report is not None:
+            return report
+    sidecar = find_sidecar(path)
+    if sidecar is not None:
+        try:
+            sidecar_bytes = sidecar.read_bytes()
+        except OSError as exc:
+            return CredentialsReport(present=False, format=mime, error=f"cannot read sidecar {sidecar}: {exc}")
+        report = attempt("sidecar", sidecar_bytes)
+        if report is not None:
+            return report
+    return CredentialsReport(present=False, format=mime, error="no C2PA manifest found (embedded or sidecar)")

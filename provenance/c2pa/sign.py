@@ -1,0 +1,233 @@
+"""Signing assets with C2PA manifests: embedded, or detached as a sidecar; the bytes the store keeps.
+
+Formats c2pa embeds into: WAV, FLAC, MP3, M4A (AAC in MP4), MP4 and MOV. Ogg (Vorbis, Opus)
+cannot carry a manifest, so those get a *sidecar*: ``song.ogg.c2pa`` beside ``song.ogg``,
+holding the detached manifest (see :mod:`provenance.c2pa.sidecar` for the naming).
+
+The manifest store keeps, for every published file, a manifest store (``application/c2pa``
+bytes) that validates against that file's exact bytes through
+``Reader(mime, file, manifest_bytes)``:
+
+* embeddable formats: the bytes the embedding sign returns, i.e. the very manifest inside the
+  file (same label, same claim). Its hard binding (a data hash that excludes the embedded
+  manifest's own bytes, or a BMFF hash for MP4/M4A/MOV) covers the published file.
+* Ogg/Opus: the detached manifest (``set_no_embed()``) over the file's bytes, which is also
+  the sidecar.
+
+Measured with c2pa-python 0.38.1, and the reason for this choice: a *second*, detached
+manifest signed over the already-signed file validates for WAV only; for FLAC and MP3 it
+fails with ``assertion.dataHash.mismatch`` and for M4A/MP4 with ``assertion.bmffHash.mismatch``
+(the format handlers hash a signed file differently when it carries a manifest). A manifest
+over the unsigned watermarked audio would validate only against bytes nobody outside
+FoleySeal ever holds. The published file is what circulates, so that is what the stored
+manifest binds; a copy stripped of its credentials (re-encoded, remuxed) is found through the
+watermark payload, and the stored manifest then proves what the original file was.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import c2pa
+
+from provenance.c2pa.manifest import ManifestSpec, build_definition
+from provenance.c2pa.sidecar import sidecar_path
+from provenance.core.atomic import atomic_path, atomic_write_bytes
+from provenance.core.errors import FormatError, InputError, SigningError
+from provenance.keys.signers import SigningIdentity
+
+MIME_BY_SUFFIX = {
+    ".wav": "audio/wav",
+    ".wave": "audio/wav",
+    ".flac": "audio/flac",
+    ".mp3": "audio/mpeg",
+    ".m4a": "audio/mp4",
+    ".mp4": "video/mp4",
+    ".m4v": "video/mp4",
+    ".mov": "video/quicktime",
+    ".ogg": "audio/ogg",
+    ".oga": "audio/ogg",
+    ".opus": "audio/ogg",
+}
+EMBEDDABLE = frozenset({"audio/wav", "audio/flac", "audio/mpeg", "audio/mp4", "video/mp4", "video/quicktime"})
+SIDECAR_ONLY = frozenset({"audio/ogg"})
+_IO_BLOCK = 1 << 20
+
+
+def mime_for(path: str | Path) -> str:
+    """MIME type FoleySeal signs ``path`` as, from its extension (:class:`FormatError` if unknown)."""
+    suffix = Path(path).suffix.lower()
+    try:
+        return MIME_BY_SUFFIX[suffix]
+    except KeyError:
+        raise FormatError(
+            f"cannot sign '{suffix or '(no extension)'}' files; supported: "
+            + ", ".join(sorted(MIME_BY_SUFFIX)),
+            path=path,
+        ) from None
+
+
+def can_embed(mime_type: str) -> bool:
+    return mime_type in EMBEDDABLE
+
+
+def sha256_file(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(_IO_BLOCK), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _builder(spec: ManifestSpec, *, embed: bool) -> c2pa.Builder:
+    builder = c2pa.Builder(build_definition(spec))
+    try:
+        if not embed:
+            builder.set_no_embed()
+        for ing in spec.ingredients():
+            with open(ing.path, "rb") as fh:
+                builder.add_ingredient(ing.definition(), ing.mime_type, fh)
+    except OSError as exc:
+        builder.close()
+        raise InputError(f"cannot read ingredient: {exc.strerror}", path=exc.filename) from exc
+    except c2pa.C2paError as exc:
+        builder.close()
+        raise SigningError(f"c2pa refused the manifest: {exc}") from exc
+    return builder
+
+
+def _sign(
+    spec: ManifestSpec,
+    identity: SigningIdentity,
+    src: Path,
+    dst: Any,
+    *,
+    embed: bool,
+    mime_type: str,
+) -> bytes:
+    builder = _builder(spec, embed=embed)
+    signer = identity.signer()
+    try:
+        with open(src, "rb") as fh:
+            return builder.sign(signer, mime_type, fh, dst)
+    except c2pa.C2paError as exc:
+        if isinstance(exc, c2pa.C2paError.NotSupported):
+            raise FormatError(f"c2pa cannot sign {mime_type} files: {exc}", path=src) from exc
+        identity.raise_for_failure(exc, path=src)
+        raise  # pragma: no cover - raise_for_failure always raises
+    except OSError as exc:
+        raise InputError(f"cannot read: {exc.strerror}", path=src) from exc
+    finally:
+        signer.close()
+        builder.close()
+
+
+def sign_embedded(spec: ManifestSpec, identity: SigningIdentity, src: Path, dst: Path) -> bytes:
+    """Write ``src`` + an embedded manifest to ``dst`` (a temporary path the caller renames)."""
+    with open(dst, "w+b") as out:
+        manifest = _sign(spec, identity, src, out, embed=True, mime_type=spec.mime_type)
+        out.flush()
+        os.fsync(out.fileno())
+    return manifest
+
+
+class _Discard(io.RawIOBase):
+    """A seekable sink: c2pa copies the asset to the destination even when it embeds nothing."""
+
+    def __init__(self) -> None:
+        self._pos = 0
+        self._end = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def write(self, b: Any) -> int:
+        n = len(b)
+        self._pos += n
+        self._end = max(self._end, self._pos)
+        return n
+
+    def readinto(self, b: Any) -> int:
+        return 0
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        base = {0: 0, 1: self._pos, 2: self._end}[whence]
+        self._pos = base + offset
+        return self._pos
+
+    def tell(self) -> int:
+        return self._pos
+
+
+def sign_detached(spec: ManifestSpec, identity: SigningIdentity, asset: Path) -> bytes:
+    """A detached manifest store (``application/c2pa`` bytes) bound to ``asset``'s exact bytes."""
+    return _sign(spec, identity, asset, _Discard(), embed=False, mime_type=spec.mime_type)
+
+
+@dataclass(frozen=True)
+class SignResult:
+    """What :func:`sign_file` wrote."""
+
+    output: Path
+    mime_type: str
+    manifest_embedded: bool
+    sidecar: Path | None
+    manifest: bytes
+    """Manifest store bytes that validate against the published ``output`` (for the store)."""
+    manifest_label: str
+    """Label (id) of the active manifest, ``urn:c2pa:<uuid4>``."""
+    asset_sha256: str
+    """SHA-256 of the published ``output`` bytes."""
+
+
+def sign_to(spec: ManifestSpec, identity: SigningIdentity, src: Path, tmp_out: Path) -> tuple[bool, bytes, str]:
+    """Sign ``src`` into ``tmp_out`` (not yet published).
+
+    Returns ``(embedded, manifest, asset_sha256)``: ``manifest`` validates against the bytes
+    now in ``tmp_out``. For a format c2pa cannot embed into, ``tmp_out`` is a byte copy of
+    ``src`` and ``manifest`` is its detached manifest (the caller writes it as the sidecar).
+    """
+    if can_embed(spec.mime_type):
+        manifest = sign_embedded(spec, identity, src, tmp_out)
+        return True, manifest, sha256_file(tmp_out)
+    if spec.mime_type in SIDECAR_ONLY:
+        if Path(src).resolve() != Path(tmp_out).resolve():
+            with open(src, "rb") as fi, open(tmp_out, "wb") as fo:
+                for block in iter(lambda: fi.read(_IO_BLOCK), b""):
+                    fo.write(block)
+        manifest = sign_detached(spec, identity, tmp_out)
+        return False, manifest, sha256_file(tmp_out)
+    raise FormatError(f"cannot sign {spec.mime_type} files", path=src)
+
+
+def sign_file(src: str | Path, dst: str | Path, spec: ManifestSpec, identity: SigningIdentity) -> SignResult:
+    """Sign ``src`` into ``dst`` atomically: embedded manifest, or copy + sidecar for Ogg/Opus.
+
+    ``dst`` and its sidecar appear only when everything succeeded.
+    """
+    src, dst = Path(src), Path(dst)
+    if not src.is_file():
+        raise InputError("input file not found", path=src)
+    sidecar: Path | None = None
+    try:
+        with atomic_path(dst) as tmp:
+            embedded, manifest, digest = sign_to(spec, identity, src, tmp)
+            if not embedded:
+                sidecar = sidecar_path(dst)
+                atomic_write_bytes(sidecar, manifest)
+    except BaseException:
+        if sidecar is not None:
+            sidecar.unlink(missing_ok=True)
+        raise
+    return SignResult(dst, spec.mime_type, embedded, sidecar, manifest, spec.label, digest)

@@ -1,0 +1,192 @@
+"""``mark``: the one entry that makes a file identifiable (payload -> watermark -> sign -> store).
+
+Order, and why:
+
+1. **Allocate** a fresh, unpredictable 64-bit payload and **reserve** it in the manifest store
+   under the new manifest's id (``urn:c2pa:<uuid4>``). The store's UNIQUE constraint makes the
+   payload unique across concurrent processes; the reservation exists before any file does.
+2. **Watermark** the input into a private temporary directory beside the output (the
+   watermark changes the audio, so it comes before the signature that hashes it).
+3. **Sign** the watermarked file: an embedded manifest (WAV, FLAC, MP3, M4A, MP4, MOV), or,
+   for Ogg/Opus, a byte copy plus a detached manifest that becomes the sidecar. The manifest
+   declares the watermark (``c2pa.watermarked.bound`` + ``c2pa.soft-binding`` with the payload),
+   so the signature covers the watermarked audio and the binding to the payload.
+4. **Record**: the reservation is completed with the manifest bytes that validate against the
+   exact bytes about to be published (see :mod:`provenance.c2pa.sign` for why those bytes).
+5. **Publish**: the sidecar (if any), then the output, are renamed into place.
+
+Any failure before step 5 completes deletes the reservation/record and the temporary files:
+no output file, no dangling record, and the unsigned watermarked intermediate never appears
+at the output path. Only a hard kill (SIGKILL, power loss) can leave something behind: a
+reservation (between steps 1 and 4; :meth:`ManifestStore.purge_reservations` removes stale
+ones) or a record whose file was never renamed into place (between steps 4 and 5). A
+published file without its record cannot happen.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from provenance.c2pa.manifest import (
+    Ingredient,
+    ManifestSpec,
+    generation_assertion,
+    new_manifest_label,
+)
+from provenance.c2pa.sidecar import sidecar_path
+from provenance.c2pa.sign import MIME_BY_SUFFIX, mime_for, sha256_file, sign_to
+from provenance.core import io as audio_io
+from provenance.core.atomic import atomic_write_bytes
+from provenance.core.c2pa_types import MarkResult, SoftBinding, SoftBindingBlock, StoreRecord
+from provenance.core.config import Settings, load_settings
+from provenance.core.errors import InputError
+from provenance.keys.signers import load_identity
+from provenance.store.repository import open_store
+from provenance.watermark import SOFT_BINDING_ALG, load_key
+from provenance.watermark.files import embed_file
+
+_VIDEO_MIMES = frozenset({"video/mp4", "video/quicktime"})
+
+
+def _check_paths(input_path: Path, output_path: Path, source_video: Path | None) -> None:
+    if not input_path.exists():
+        raise InputError("input file not found", path=input_path)
+    if not input_path.is_file():
+        raise InputError("input is not a regular file", path=input_path)
+    if not output_path.parent.is_dir():
+        raise InputError("output directory does not exist", path=output_path.parent)
+    if output_path.is_dir():
+        raise InputError("output path is a directory", path=output_path)
+    if source_video is not None and not source_video.is_file():
+        raise InputError("source video not found", path=source_video)
+
+
+def _ingredient_mime(path: Path) -> str:
+    """MIME type to reference ``path`` as an ingredient (c2pa accepts opaque bytes too)."""
+    return MIME_BY_SUFFIX.get(path.suffix.lower(), "application/octet-stream")
+
+
+def mark(
+    input_path: str | Path,
+    output_path: str | Path,
+    *,
+    settings: Settings | None = None,
+    generation_record: dict[str, Any] | None = None,
+    source_video: Path | None = None,
+    include_prompts: bool = True,
+    generated: bool = False,
+    title: str | None = None,
+) -> MarkResult:
+    """Watermark, sign and record ``input_path`` into ``output_path`` (format from its extension).
+
+    ``generated=True`` discloses the audio as AI-generated (``c2pa.created`` with
+    ``trainedAlgorithmicMedia``); otherwise the input is someone else's file that FoleySeal
+    opened and edited (``c2pa.opened`` + ``c2pa.edited``, the input as parent ingredient).
+    ``generation_record`` (generator, version, prompt, negative_prompt, seed, parameters ...)
+    goes into the ``org.foleyseal.generation`` assertion, without the prompts when
+    ``include_prompts`` is False. ``source_video`` (the video the soundtrack was made for)
+    becomes an ``inputTo`` ingredient and its SHA-256 is recorded.
+
+    Raises :class:`InputError`/:class:`FormatError` for bad files, :class:`KeyFileError` for
+    missing keys, :class:`SigningError`, :class:`StoreError`; on any error nothing is left
+    behind.
+    """
+    settings = settings or load_settings()
+    input_path, output_path = Path(input_path), Path(output_path)
+    source_video = Path(source_video) if source_video is not None else None
+    _check_paths(input_path, output_path, source_video)
+    mime = mime_for(output_path)
+    if mime in _VIDEO_MIMES and not audio_io.is_video(input_path):
+        raise InputError(f"output {output_path.suffix} is a video container but the input has no video", path=input_path)
+
+    # Everything that can fail cheaply fails before the store is touched.
+    identity = load_identity(settings)
+    wm_key = load_key(settings.watermark_key_path)
+    video_sha = sha256_file(source_video) if source_video is not None else None
+    title = title or output_path.name
+
+    label = new_manifest_label()
+    store = open_store(settings)
+    sidecar: Path | None = None
+    published = False
+    try:
+        payload = store.reserve_payload(label, SOFT_BINDING_ALG)
+        with tempfile.TemporaryDirectory(prefix=".foleyseal-mark-", dir=output_path.parent) as tmp:
+            tmpdir = Path(tmp)
+            marked = tmpdir / f"watermarked{output_path.suffix}"
+            embed_file(input_path, marked, wm_key, payload)
+            duration_s = audio_io.audio_info(marked).duration_s
+
+            extra: dict[str, Any] = {"watermark": {"alg": SOFT_BINDING_ALG, "key_id": wm_key.key_id}}
+            parent = None
+            if not generated:
+                extra["input_sha256"] = sha256_file(input_path)
+                parent = Ingredient(input_path, _ingredient_mime(input_path), "parentOf", title=input_path.name)
+            inputs: tuple[Ingredient, ...] = ()
+            if source_video is not None:
+                inputs = (
+                    Ingredient(source_video, _ingredient_mime(source_video), "inputTo", title=source_video.name),
+                )
+            record_data = generation_assertion(
+                generation_record,
+                include_prompts=include_prompts,
+                source_video_sha256=video_sha,
+                operation="generate" if generation_record else "mark",
+                extra=extra,
+            )
+            spec = ManifestSpec(
+                mime_type=mime,
+                title=title,
+                generated=generated,
+                soft_binding=SoftBinding(
+                    SOFT_BINDING_ALG, (SoftBindingBlock(0.0, round(duration_s, 3), payload),)
+                ),
+                generation_record=record_data,
+                parent=parent,
+                inputs=inputs,
+                label=label,
+            )
+            signed = tmpdir / f"signed{output_path.suffix}"
+            embedded, manifest, digest = sign_to(spec, identity, marked, signed)
+            record = StoreRecord(
+                id=label,
+                payload=payload,
+                algorithm=SOFT_BINDING_ALG,
+                manifest=manifest,
+                asset_sha256=digest,
+                mime_type=mime,
+                duration_s=duration_s,
+                created_at=dt.datetime.now(dt.timezone.utc),
+                title=title,
+            )
+            store.publish(record)
+            if not embedded:
+                sidecar = sidecar_path(output_path)
+                atomic_write_bytes(sidecar, manifest)
+            os.replace(signed, output_path)
+            published = True
+    except BaseException as exc:
+        if not published:
+            if sidecar is not None:
+                sidecar.unlink(missing_ok=True)
+            try:
+                store.discard(label)
+            except Exception as cleanup_exc:  # keep the original error; say what was left
+                if hasattr(exc, "add_note"):  # Python >= 3.11
+                    exc.add_note(f"also failed to delete store reservation {label}: {cleanup_exc}")
+        raise
+    finally:
+        with contextlib.suppress(Exception):
+            store.close()
+    return MarkResult(
+        output=output_path,
+        payload=payload,
+        record=record,
+        manifest_embedded=embedded,
+        sidecar=sidecar,
+    )

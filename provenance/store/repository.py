@@ -1,0 +1,299 @@
+"""The manifest store: detached C2PA manifests, found again by watermark payload or asset hash.
+
+Any SQLAlchemy URL works. The default is SQLite in the FoleySeal home (WAL journal and a
+30 s busy timeout, so several ``mark`` processes can write at once); for a shared,
+multi-writer deployment use PostgreSQL (``postgresql+psycopg://user:pass@host/db``; install
+the ``postgres`` extra). A plain ``postgresql://`` URL is taken to mean psycopg 3.
+
+Writing protocol used by :func:`provenance.mark.mark` (so that no file is ever published
+without its record, and no record survives a failed ``mark``):
+
+1. :meth:`ManifestStore.reserve_payload` inserts a ``reserved`` row holding a fresh random
+   payload; the UNIQUE constraint on (algorithm, payload) makes the payload unique even
+   across processes (a collision simply draws again);
+2. the file is watermarked and signed into a temporary path;
+3. :meth:`ManifestStore.publish` fills the row (manifest bytes, hash ...) and marks it
+   ``published``; only then is the file renamed into place;
+4. on any failure :meth:`ManifestStore.discard` deletes the row.
+
+Lookups only ever see ``published`` rows.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import make_url
+
+from provenance.core.c2pa_types import StoreRecord
+from provenance.core.config import Settings
+from provenance.core.errors import StoreError
+from provenance.store.migrations import migrate
+from provenance.store.models import STATUS_PUBLISHED, STATUS_RESERVED, manifests
+
+SQLITE_BUSY_TIMEOUT_S = 30.0
+PAYLOAD_BYTES = 8
+
+
+class PayloadCollision(StoreError):
+    """The (algorithm, payload) pair is already taken."""
+
+
+def normalise_url(url: str) -> sa.URL:
+    """Parse an SQLAlchemy URL; ``postgresql://`` selects the psycopg 3 driver."""
+    try:
+        u = make_url(url)
+    except Exception as exc:  # sqlalchemy raises ArgumentError; keep the URL out of it (password)
+        raise StoreError(f"not a valid database URL: {exc}") from exc
+    if u.drivername in ("postgresql", "postgres"):
+        u = u.set(drivername="postgresql+psycopg")
+    return u
+
+
+def _install_sqlite_pragmas(engine: sa.Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_conn: Any, _record: Any) -> None:
+        # Take transaction control away from pysqlite so BEGIN IMMEDIATE can be issued.
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        cur.execute(f"PRAGMA busy_timeout = {int(SQLITE_BUSY_TIMEOUT_S * 1000)}")
+        cur.execute("PRAGMA journal_mode = WAL")
+        cur.execute("PRAGMA synchronous = NORMAL")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn: sa.Connection) -> None:
+        # Writers take the lock up front: a deferred transaction that upgrades to a write
+        # lock later can fail with SQLITE_BUSY without waiting for the busy timeout.
+        write = conn.get_execution_options().get("foleyseal_write", False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+
+def _aware(value: dt.datetime) -> dt.datetime:
+    return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
+
+
+def _record(row: Any) -> StoreRecord:
+    return StoreRecord(
+        id=row.id,
+        payload=row.payload,
+        algorithm=row.algorithm,
+        manifest=bytes(row.manifest or b""),
+        asset_sha256=row.asset_sha256 or "",
+        mime_type=row.mime_type or "",
+        duration_s=float(row.duration_s or 0.0),
+        created_at=_aware(row.created_at),
+        title=row.title,
+    )
+
+
+class ManifestStore:
+    """A manifest store at an SQLAlchemy URL; migrates the schema when opened."""
+
+    def __init__(self, url: str) -> None:
+        self.url = normalise_url(url)
+        self._safe_url = self.url.render_as_string(hide_password=True)
+        kwargs: dict[str, Any] = {}
+        if self.url.get_backend_name() == "sqlite":
+            db = self.url.database
+            if db and db != ":memory:" and not db.startswith("file:"):
+                Path(db).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            kwargs["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_S}
+        else:
+            kwargs["pool_pre_ping"] = True
+        try:
+            self.engine = sa.create_engine(self.url, **kwargs)
+        except ModuleNotFoundError as exc:
+            hint = " (install the extra: pip install 'foleyseal[postgres]')" if "psycopg" in str(exc) else ""
+            raise StoreError(f"cannot open manifest store {self._safe_url}: {exc}{hint}") from exc
+        except Exception as exc:
+            raise StoreError(f"cannot open manifest store {self._safe_url}: {exc}") from exc
+        if self.url.get_backend_name() == "sqlite":
+            _install_sqlite_pragmas(self.engine)
+        with self._errors("open"):
+            self.schema_version = migrate(self.engine)
+
+    # -- plumbing ----------------------------------------------------------------------
+
+    @contextmanager
+    def _errors(self, what: str) -> Iterator[None]:
+        try:
+            yield
+        except StoreError:
+            raise
+        except sa.exc.IntegrityError as exc:
+            raise PayloadCollision(f"manifest store {self._safe_url}: {what}: duplicate entry") from exc
+        except sa.exc.SQLAlchemyError as exc:
+            detail = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+            raise StoreError(f"manifest store {self._safe_url}: {what} failed: {detail}") from exc
+
+    @contextmanager
+    def _write(self, what: str) -> Iterator[sa.Connection]:
+        with self._errors(what), self.engine.connect().execution_options(foleyseal_write=True) as conn:
+            with conn.begin():
+                yield conn
+
+    @contextmanager
+    def _read(self, what: str) -> Iterator[sa.Connection]:
+        with self._errors(what), self.engine.connect() as conn:
+            yield conn
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def __enter__(self) -> ManifestStore:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"ManifestStore({self._safe_url!r})"
+
+    # -- writing -----------------------------------------------------------------------
+
+    def reserve(self, record_id: str, algorithm: str, payload: str) -> None:
+        """Insert a ``reserved`` row; :class:`PayloadCollision` if the payload is taken."""
+        with self._write("reserve payload") as conn:
+            conn.execute(
+                manifests.insert().values(
+                    id=record_id,
+                    algorithm=algorithm,
+                    payload=payload.lower(),
+                    status=STATUS_RESERVED,
+                    created_at=dt.datetime.now(dt.timezone.utc),
+                )
+            )
+
+    def reserve_payload(self, record_id: str, algorithm: str, *, attempts: int = 16) -> str:
+        """Reserve a fresh random 64-bit payload (16 hex digits) under ``record_id``; return it.
+
+        Payloads come from the operating system's CSPRNG (unpredictable); uniqueness is
+        enforced by the database, so concurrent processes never share one.
+        """
+        for _ in range(attempts):
+            payload = secrets.token_bytes(PAYLOAD_BYTES).hex()
+            try:
+                self.reserve(record_id, algorithm, payload)
+                return payload
+            except PayloadCollision:
+                if self._exists(record_id):
+                    raise StoreError(f"manifest id {record_id} is already in the store") from None
+        raise StoreError(f"could not allocate a unique payload in {attempts} attempts")
+
+    def _exists(self, record_id: str) -> bool:
+        with self._read("look up id") as conn:
+            return conn.execute(sa.select(manifests.c.id).where(manifests.c.id == record_id)).first() is not None
+
+    def publish(self, record: StoreRecord) -> None:
+        """Complete the reservation ``record.id`` with the record's manifest and metadata."""
+        with self._write("publish record") as conn:
+            result = conn.execute(
+                manifests.update()
+                .where(
+                    manifests.c.id == record.id,
+                    manifests.c.status == STATUS_RESERVED,
+                    manifests.c.algorithm == record.algorithm,
+                    manifests.c.payload == record.payload.lower(),
+                )
+                .values(
+                    status=STATUS_PUBLISHED,
+                    manifest=record.manifest,
+                    asset_sha256=record.asset_sha256.lower(),
+                    mime_type=record.mime_type,
+                    duration_s=record.duration_s,
+                    created_at=record.created_at,
+                    title=record.title,
+                )
+            )
+            if result.rowcount != 1:
+                raise StoreError(f"no reservation {record.id} for payload {record.payload} to publish")
+
+    def add(self, record: StoreRecord) -> None:
+        """Insert a complete, published record in one step (:class:`PayloadCollision` if taken)."""
+        with self._write("add record") as conn:
+            conn.execute(
+                manifests.insert().values(
+                    id=record.id,
+                    algorithm=record.algorithm,
+                    payload=record.payload.lower(),
+                    status=STATUS_PUBLISHED,
+                    manifest=record.manifest,
+                    asset_sha256=record.asset_sha256.lower(),
+                    mime_type=record.mime_type,
+                    duration_s=record.duration_s,
+                    created_at=record.created_at,
+                    title=record.title,
+                )
+            )
+
+    def discard(self, record_id: str) -> bool:
+        """Delete a row (reserved or published); True if there was one."""
+        with self._write("discard record") as conn:
+            return conn.execute(manifests.delete().where(manifests.c.id == record_id)).rowcount > 0
+
+    def purge_reservations(self, older_than_s: float = 3600.0) -> int:
+        """Delete reservations older than ``older_than_s`` seconds (left by killed processes)."""
+        cutoff = dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=older_than_s)
+        with self._write("purge reservations") as conn:
+            return conn.execute(
+                manifests.delete().where(manifests.c.status == STATUS_RESERVED, manifests.c.created_at < cutoff)
+            ).rowcount
+
+    # -- reading -----------------------------------------------------------------------
+
+    def get(self, record_id: str) -> StoreRecord | None:
+        with self._read("get record") as conn:
+            row = conn.execute(
+                sa.select(manifests).where(manifests.c.id == record_id, manifests.c.status == STATUS_PUBLISHED)
+            ).first()
+        return _record(row) if row is not None else None
+
+    def find_by_payload(self, algorithm: str, payload: str) -> StoreRecord | None:
+        with self._read("find by payload") as conn:
+            row = conn.execute(
+                sa.select(manifests).where(
+                    manifests.c.algorithm == algorithm,
+                    manifests.c.payload == payload.lower(),
+                    manifests.c.status == STATUS_PUBLISHED,
+                )
+            ).first()
+        return _record(row) if row is not None else None
+
+    def find_by_asset_hash(self, sha256: str) -> list[StoreRecord]:
+        with self._read("find by asset hash") as conn:
+            rows = conn.execute(
+                sa.select(manifests)
+                .where(manifests.c.asset_sha256 == sha256.lower(), manifests.c.status == STATUS_PUBLISHED)
+                .order_by(manifests.c.created_at, manifests.c.id)
+            ).all()
+        return [_record(r) for r in rows]
+
+    def count(self) -> int:
+        """Number of published records."""
+        with self._read("count") as conn:
+            return int(
+                conn.execute(
+                    sa.select(sa.func.count()).select_from(manifests).where(manifests.c.status == STATUS_PUBLISHED)
+                ).scalar_one()
+            )
+
+    def count_reserved(self) -> int:
+        with self._read("count") as conn:
+            return int(
+                conn.execute(
+                    sa.select(sa.func.count()).select_from(manifests).where(manifests.c.status == STATUS_RESERVED)
+                ).scalar_one()
+            )
+
+
+def open_store(settings: Settings) -> ManifestStore:
+    """The manifest store the settings name (SQLite in the home by default)."""
+    return ManifestStore(settings.store_url)

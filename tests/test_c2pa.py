@@ -1,0 +1,287 @@
+"""C2PA credentials of FoleySeal outputs: what `mark` and `sign` write, and how they read back.
+
+Acceptance 1 of issue 4: a file from `mark` (WAV, FLAC, MP3, M4A, MP4) reads back through
+c2pa-python's Reader as Trusted with FoleySeal's root as anchor, with the AI disclosure, the
+soft binding and the generation record; Valid but untrusted without an anchor; and one
+flipped audio byte fails with the hash-mismatch code.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from pathlib import Path
+
+import av
+import c2pa
+import numpy as np
+import pytest
+
+from foleyseal.cli import main
+from provenance.c2pa import TRAINED_ALGORITHMIC_MEDIA, read_credentials
+from provenance.c2pa.manifest import ManifestSpec, generation_assertion
+from provenance.c2pa.sign import sign_file
+from provenance.core.audio import Audio
+from provenance.core.config import Settings, load_settings, trust_anchors_pem
+from provenance.core.io import write_audio
+from provenance.keys.pki import install_dev_chain
+from provenance.keys.signers import load_identity
+from provenance.mark import mark
+from provenance.watermark import SOFT_BINDING_ALG, new_key, save_key
+
+SR = 48_000
+DURATION_S = 6.0
+RECORD = {
+    "generator": "builtin-foley",
+    "generator_version": "0.1.0",
+    "prompt": "footsteps on gravel",
+    "negative_prompt": "music",
+    "seed": 1234,
+    "parameters": {"steps": 8, "guidance": 2.5},
+}
+
+
+def make_signal(seconds: float = DURATION_S, seed: int = 7) -> Audio:
+    """Deterministic stereo noise bursts and tones, 48 kHz."""
+    rng = np.random.default_rng(seed)
+    n = int(seconds * SR)
+    t = np.arange(n) / SR
+    env = 0.5 + 0.5 * np.sin(2 * np.pi * 1.3 * t) ** 2
+    x = 0.08 * rng.standard_normal((2, n)) * env + 0.05 * np.sin(2 * np.pi * 330 * t)
+    return Audio(x.astype(np.float32), SR)
+
+
+def make_video(path: Path, audio: Audio, fps: int = 24) -> Path:
+    """A small H.264 + AAC MP4 holding ``audio`` (64x64 frames)."""
+    with av.open(str(path), "w") as c:
+        v = c.add_stream("libx264", rate=fps)
+        v.width = v.height = 64
+        v.pix_fmt = "yuv420p"
+        a = c.add_stream("aac", rate=audio.sample_rate, layout="stereo")
+        a.bit_rate = 128_000
+        frames = int(audio.duration_s * fps)
+        for i in range(frames):
+            img = np.full((64, 64, 3), (i * 5) % 255, dtype=np.uint8)
+            for p in v.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
+                c.mux(p)
+        step = 1024
+        for i in range(0, audio.frames, step):
+            chunk = np.ascontiguousarray(audio.samples[:, i : i + step])
+            f = av.AudioFrame.from_ndarray(chunk, format="fltp", layout="stereo")
+            f.sample_rate = audio.sample_rate
+            f.pts = i
+            for p in a.encode(f):
+                c.mux(p)
+        for s in (v, a):
+            for p in s.encode(None):
+                c.mux(p)
+    return path
+
+
+@pytest.fixture(scope="module")
+def settings(tmp_path_factory) -> Settings:
+    home = tmp_path_factory.mktemp("home")
+    s = load_settings(home)
+    install_dev_chain(s)
+    s.watermark_key_path.parent.mkdir(parents=True, exist_ok=True)
+    save_key(new_key(), s.watermark_key_path)
+    return s
+
+
+@pytest.fixture(scope="module")
+def sources(tmp_path_factory) -> dict[str, Path]:
+    d = tmp_path_factory.mktemp("src")
+    audio = make_signal()
+    wav = d / "source.wav"
+    write_audio(wav, audio)
+    return {"audio": wav, "video": make_video(d / "source.mp4", audio)}
+
+
+def reader(path: Path, anchors: str | None, manifest: bytes | None = None) -> tuple[str, list[str], dict]:
+    """Read through c2pa-python directly (not FoleySeal's wrapper)."""
+    cfg: dict = {"verify": {"verify_trust": True}}
+    if anchors:
+        cfg["trust"] = {"user_anchors": anchors}
+    mime = {".wav": "audio/wav", ".flac": "audio/flac", ".mp3": "audio/mpeg", ".m4a": "audio/mp4",
+            ".mp4": "video/mp4", ".ogg": "audio/ogg"}[path.suffix]
+    with c2pa.Context.from_dict(cfg) as ctx, open(path, "rb") as fh, c2pa.Reader(mime, fh, manifest, context=ctx) as r:
+        results = r.get_validation_results() or {}
+        codes = [f["code"] for f in (results.get("activeManifest") or {}).get("failure", [])]
+        return r.get_validation_state(), codes, json.loads(r.json())
+
+
+def audio_byte_offset(path: Path) -> int:
+    """An offset inside the coded audio, well away from headers and the manifest."""
+    data = path.read_bytes()
+    if path.suffix == ".wav":
+        pos = 12
+        while pos + 8 <= len(data):
+            cid, size = data[pos : pos + 4], struct.unpack("<I", data[pos + 4 : pos + 8])[0]
+            if cid == b"data":
+                return pos + 8 + size // 2
+            pos += 8 + size + (size & 1)
+        raise AssertionError("no data chunk")
+    if path.suffix in (".mp4", ".m4a"):
+        pos = 0
+        while pos + 8 <= len(data):
+            size, kind = struct.unpack(">I4s", data[pos : pos + 8])
+            if kind == b"mdat":
+                return pos + size // 2
+            pos += size
+        raise AssertionError("no mdat box")
+    return int(len(data) * 0.6)
+
+
+EXPECTED_HASH_CODE = {
+    ".wav": "assertion.dataHash.mismatch",
+    ".flac": "assertion.dataHash.mismatch",
+    ".mp3": "assertion.dataHash.mismatch",
+    ".m4a": "assertion.bmffHash.mismatch",
+    ".mp4": "assertion.bmffHash.mismatch",
+}
+
+
+@pytest.mark.parametrize("suffix", [".wav", ".flac", ".mp3", ".m4a", ".mp4"])
+def test_marked_file_reads_back_trusted_with_disclosure(settings, sources, tmp_path, suffix):
+    src = sources["video"] if suffix == ".mp4" else sources["audio"]
+    out = tmp_path / f"marked{suffix}"
+    res = mark(src, out, settings=settings, generated=True, generation_record=RECORD,
+               source_video=sources["video"], title="Gravel walk")
+    anchors = trust_anchors_pem(settings)
+
+    # Through c2pa-python's Reader with FoleySeal's root as trust anchor: Trusted.
+    state, codes, doc = reader(out, anchors)
+    assert (state, codes) == ("Trusted", [])
+    active = doc["manifests"][doc["active_manifest"]]
+    assert doc["active_manifest"] == res.record.id
+    labels = {a["label"]: a["data"] for a in active["assertions"]}
+    actions = labels["c2pa.actions.v2"]["actions"]
+    assert actions[0]["action"] == "c2pa.created"
+    assert actions[0]["digitalSourceType"] == TRAINED_ALGORITHMIC_MEDIA
+    assert actions[0]["softwareAgent"]["name"] == "FoleySeal"
+    assert "c2pa.watermarked.bound" in [a["action"] for a in actions]
+    sb = labels["c2pa.soft-binding"]
+    assert sb["alg"] == SOFT_BINDING_ALG == "org.foleyseal.audio-wm.1"
+    assert [b["value"] for b in sb["blocks"]] == [res.payload]
+    assert sb["blocks"][0]["scope"]["timespan"]["start"] == 0
+    assert abs(sb["blocks"][0]["scope"]["timespan"]["end"] - res.record.duration_s * 1000) <= 1
+    gen = labels["org.foleyseal.generation"]
+    assert gen["generator"] == {"name": "builtin-foley", "version": "0.1.0"}
+    assert gen["prompt"] == "footsteps on gravel" and gen["seed"] == 1234
+    assert len(gen["source_video_sha256"]) == 64
+    assert [i["relationship"] for i in active["ingredients"]] == ["inputTo"]
+    assert active["title"] == "Gravel walk"
+
+    # FoleySeal's own reader agrees.
+    rep = read_credentials(out, trust_anchors_pem=anchors)
+    assert rep.present and rep.source == "embedded" and rep.state == "Trusted" and rep.failure_codes == ()
+    assert rep.digital_source_type == TRAINED_ALGORITHMIC_MEDIA
+    assert rep.soft_bindings[0].blocks[0].value == res.payload
+    assert rep.generation_record["negative_prompt"] == "music"
+    assert "FoleySeal Development Signer" in rep.signer and len(rep.chain) == 2
+
+    # The store's manifest validates against the published bytes.
+    assert res.manifest_embedded and res.sidecar is None
+    assert reader(out, anchors, res.record.manifest)[:2] == ("Trusted", [])
+
+    # No trust anchor configured: valid signature, untrusted signer.
+    state, codes, _ = reader(out, None)
+    assert state == "Valid" and codes == ["signingCredential.untrusted"]
+
+    # One flipped audio byte: the hard binding fails.
+    data = bytearray(out.read_bytes())
+    data[audio_byte_offset(out)] ^= 0x01
+    tampered = tmp_path / f"tampered{suffix}"
+    tampered.write_bytes(bytes(data))
+    state, codes, _ = reader(tampered, anchors)
+    assert state == "Invalid" and EXPECTED_HASH_CODE[suffix] in codes
+    rep = read_credentials(tampered, trust_anchors_pem=anchors)
+    assert rep.state == "Invalid" and EXPECTED_HASH_CODE[suffix] in rep.failure_codes
+
+
+def test_mark_of_someone_elses_file_is_an_edit(settings, sources, tmp_path):
+    out = tmp_path / "edited.flac"
+    res = mark(sources["audio"], out, settings=settings, include_prompts=False,
+               generation_record=RECORD)
+    rep = read_credentials(out, trust_anchors_pem=trust_anchors_pem(settings))
+    assert rep.state == "Trusted" and rep.failure_codes == ()
+    assert [a["action"] for a in rep.actions] == ["c2pa.opened", "c2pa.edited", "c2pa.watermarked.bound"]
+    assert rep.digital_source_type is None
+    doc = json.loads(rep.manifest_json)
+    active = doc["manifests"][doc["active_manifest"]]
+    assert [(i["title"], i["relationship"]) for i in active["ingredients"]] == [("source.wav", "parentOf")]
+    # include_prompts=False: the record stays, the prompts go.
+    assert rep.generation_record["seed"] == 1234
+    assert "prompt" not in rep.generation_record and "negative_prompt" not in rep.generation_record
+    assert rep.generation_record["prompts_included"] is False
+    assert rep.generation_record["input_sha256"] and res.payload == rep.soft_bindings[0].blocks[0].value
+
+
+@pytest.mark.parametrize("suffix", [".ogg", ".opus"])
+def test_ogg_and_opus_get_a_sidecar(settings, sources, tmp_path, suffix):
+    out = tmp_path / f"marked{suffix}"
+    res = mark(sources["audio"], out, settings=settings, generated=True)
+    assert not res.manifest_embedded and res.sidecar == tmp_path / f"marked{suffix}.c2pa"
+    assert res.sidecar.read_bytes() == res.record.manifest
+    rep = read_credentials(out, trust_anchors_pem=trust_anchors_pem(settings))
+    assert (rep.source, rep.state, rep.failure_codes) == ("sidecar", "Trusted", ())
+    assert rep.soft_bindings[0].blocks[0].value == res.payload
+    # The sidecar is bound to the bytes: another file with it fails; without it, nothing found.
+    other = tmp_path / f"other{suffix}"
+    write_audio(other, make_signal(seed=99))
+    other.with_name(other.name + ".c2pa").write_bytes(res.sidecar.read_bytes())
+    bad = read_credentials(other, trust_anchors_pem=trust_anchors_pem(settings))
+    assert bad.state == "Invalid" and "assertion.dataHash.mismatch" in bad.failure_codes
+    res.sidecar.unlink()
+    assert read_credentials(out).present is False
+
+
+def test_read_never_raises_on_bad_manifests(settings, sources, tmp_path):
+    plain = read_credentials(sources["audio"])
+    assert plain.present is False and plain.error
+    junk = tmp_path / "junk.wav"
+    junk.write_bytes(b"RIFF\x00\x00\x00\x00WAVEnot really a wav file")
+    assert read_credentials(junk).present is False
+    # Damage inside the embedded manifest (claim signature, JUMBF structure): Invalid, not an exception.
+    signed = tmp_path / "signed.wav"
+    mark(sources["audio"], signed, settings=settings, generated=True)
+    data = signed.read_bytes()
+    for anchor, delta in ((b"c2pa.signature", 300), (b"C2PA", 1000)):
+        broken = bytearray(data)
+        broken[data.rfind(anchor) + delta] ^= 0xFF
+        junk.write_bytes(bytes(broken))
+        rep = read_credentials(junk, trust_anchors_pem=trust_anchors_pem(settings))
+        assert rep.present and rep.state == "Invalid" and rep.failure_codes, anchor
+    rep = read_credentials(sources["audio"], manifest_bytes=b"\x00\x01garbage")
+    assert rep.state == "Invalid" and rep.error
+    with pytest.raises(Exception, match="file not found"):
+        read_credentials(tmp_path / "missing.wav")
+
+
+def test_cli_sign_embeds_or_refuses(settings, sources, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("FOLEYSEAL_HOME", str(settings.home))
+    out = tmp_path / "signed.wav"
+    with pytest.raises(SystemExit) as exc:
+        main(["sign", str(sources["audio"]), str(out), "--generated", "--json"])
+    assert exc.value.code == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["manifest_embedded"] is True
+    rep = read_credentials(out, trust_anchors_pem=trust_anchors_pem(settings))
+    assert rep.state == "Trusted" and rep.digital_source_type == TRAINED_ALGORITHMIC_MEDIA
+    assert rep.soft_bindings == ()  # sign alone adds no watermark binding
+    # A format c2pa cannot handle: refused with exit 3, nothing written.
+    bad_in = tmp_path / "x.aiff"
+    bad_in.write_bytes(b"FORM")
+    with pytest.raises(SystemExit) as exc:
+        main(["sign", str(bad_in), str(tmp_path / "y.aiff")])
+    assert exc.value.code == 3 and "cannot sign '.aiff'" in capsys.readouterr().err
+    assert not (tmp_path / "y.aiff").exists()
+
+
+def test_ingredient_and_sign_failures_leave_nothing(settings, sources, tmp_path):
+    spec = ManifestSpec(mime_type="audio/wav", generated=True, generation_record=generation_assertion(None))
+    identity = load_identity(settings)
+    identity.key_pem = b"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"
+    with pytest.raises(Exception):
+        sign_file(sources["audio"], tmp_path / "out.wav", spec, identity)
+    assert list(tmp_path.iterdir()) == []

@@ -1,0 +1,719 @@
+"""Tests of provenance.core.io: real files in real formats, written and read with real codecs."""
+
+from __future__ import annotations
+
+import csv
+import os
+import stat
+import struct
+import zlib
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+import soundfile as sf
+from scipy.signal import resample_poly
+
+from provenance.core.audio import Audio
+from provenance.core.errors import FoleySealError, FormatError, InputError
+from provenance.core.io import (
+    AudioWriter,
+    audio_info,
+    encode_decode,
+    is_video,
+    iter_audio_blocks,
+    read_audio,
+    replace_audio_track,
+    write_audio,
+)
+
+# --------------------------------------------------------------------------------------------
+# helpers
+
+
+def quantize(audio: Audio, bits: int) -> Audio:
+    """The same signal on the ``bits``-bit grid (what an integer file can hold exactly)."""
+    scale = 2.0 ** (bits - 1)
+    q = np.clip(np.rint(audio.samples.astype(np.float64) * scale), -scale, scale - 1) / scale
+    return audio.with_samples(q.astype(np.float32))
+
+
+def lag_frames(reference: np.ndarray, other: np.ndarray) -> int:
+    """Lag (frames) of ``other`` behind ``reference`` at the cross-correlation peak of the mono mixes."""
+    a = reference.mean(axis=0)
+    b = other.mean(axis=0)
+    n = min(a.size, b.size)
+    size = 1 << int(np.ceil(np.log2(2 * n)))
+    corr = np.fft.irfft(np.fft.rfft(b[:n], size) * np.conj(np.fft.rfft(a[:n], size)), size)
+    lag = int(np.argmax(corr))
+    return lag - size if lag > size // 2 else lag
+
+
+def correlation(a: np.ndarray, b: np.ndarray) -> float:
+    """Pearson correlation of two equally long signals."""
+    n = min(a.shape[-1], b.shape[-1])
+    return float(np.corrcoef(a[..., :n].ravel(), b[..., :n].ravel())[0, 1])
+
+
+def dominant_hz(channel: np.ndarray, sample_rate: int) -> float:
+    """Frequency (Hz) of the strongest spectral peak of one channel."""
+    spectrum = np.abs(np.fft.rfft(channel * np.hanning(channel.size)))
+    return float(np.argmax(spectrum) * sample_rate / channel.size)
+
+
+def assert_same_channels(original: Audio, decoded: Audio) -> None:
+    """Each decoded channel carries the tone of the same original channel (channel order kept).
+
+    The LFE channel (index 3 of 6-8 channel layouts) is skipped: codecs low-pass it.
+    """
+    n = min(original.frames, decoded.frames)
+    for c in range(original.channels):
+        if original.channels >= 6 and c == 3:
+            continue
+        want = dominant_hz(original.samples[c, :n], original.sample_rate)
+        got = dominant_hz(decoded.samples[c, :n], decoded.sample_rate)
+        assert abs(got - want) < 15, f"channel {c}: tone {got:.0f} Hz, expected {want:.0f} Hz"
+
+
+def png_bytes() -> bytes:
+    """A valid 4x4 RGB PNG image."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    raw = b"".join(b"\x00" + bytes(12) for _ in range(4))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 4, 4, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+
+
+def leftovers(directory: Path) -> list[str]:
+    """Names of every file in ``directory`` (temporary files included)."""
+    return sorted(p.name for p in directory.iterdir())
+
+
+# --------------------------------------------------------------------------------------------
+# lossless round trips
+
+
+@pytest.mark.parametrize("subtype,bits", [("PCM_16", 16), ("PCM_24", 24), ("PCM_32", 32), ("FLOAT", None)])
+@pytest.mark.parametrize("rate,channels", [(8_000, 1), (44_100, 2), (48_000, 6), (96_000, 8), (192_000, 2)])
+def test_wav_round_trip_is_exact_and_keeps_subtype(tmp_path, make_audio, subtype, bits, rate, channels):
+    audio = make_audio(rate, channels, 0.25, seed=rate + channels)
+    if bits:
+        audio = quantize(audio, min(bits, 24))  # float32 holds 24 bits exactly
+    path = tmp_path / "x.wav"
+    write_audio(path, audio, subtype=subtype)
+    info = audio_info(path)
+    assert (info.sample_rate, info.channels, info.frames, info.format, info.subtype) == (
+        rate, channels, audio.frames, "wav", subtype)
+    back = read_audio(path)
+    assert back.subtype == subtype
+    np.testing.assert_array_equal(back.samples, audio.samples)
+
+
+@pytest.mark.parametrize("subtype,bits", [("PCM_16", 16), ("PCM_24", 24)])
+@pytest.mark.parametrize("rate,channels", [(8_000, 8), (44_100, 2), (48_000, 6), (96_000, 2), (192_000, 1)])
+def test_flac_round_trip_is_exact_and_keeps_subtype(tmp_path, make_audio, subtype, bits, rate, channels):
+    audio = quantize(make_audio(rate, channels, 0.25, seed=channels), bits)
+    path = tmp_path / "x.flac"
+    write_audio(path, audio, subtype=subtype)
+    back = read_audio(path)
+    assert (back.sample_rate, back.channels, back.subtype) == (rate, channels, subtype)
+    np.testing.assert_array_equal(back.samples, audio.samples)
+
+
+@pytest.mark.parametrize("source_subtype,target,expected", [
+    ("PCM_16", "y.wav", "PCM_16"),
+    ("PCM_24", "y.wav", "PCM_24"),
+    ("FLOAT", "y.wav", "FLOAT"),
+    ("PCM_24", "y.flac", "PCM_24"),
+    ("FLOAT", "y.flac", "PCM_24"),   # FLAC holds no floats: keep 24 bits of resolution
+    ("PCM_16", "y.flac", "PCM_16"),
+    ("MP3", "y.wav", "PCM_16"),
+])
+def test_writer_matches_the_source_subtype(tmp_path, make_audio, source_subtype, target, expected):
+    source = tmp_path / "source.wav"
+    sub = source_subtype if source_subtype in ("PCM_16", "PCM_24", "FLOAT") else "PCM_16"
+    write_audio(source, quantize(make_audio(44_100, 2, 0.2), 16), subtype=sub)
+    audio = read_audio(source)
+    assert audio.subtype == sub
+    audio.subtype = source_subtype
+    write_audio(tmp_path / target, audio)
+    assert audio_info(tmp_path / target).subtype == expected
+
+
+def test_explicit_subtype_wins_and_wrong_subtype_is_refused(tmp_path, make_audio):
+    audio = make_audio(44_100, 1, 0.1, subtype="FLOAT")
+    write_audio(tmp_path / "a.wav", audio, subtype="pcm_24")
+    assert audio_info(tmp_path / "a.wav").subtype == "PCM_24"
+    with pytest.raises(FormatError, match="FLOAT") as err:
+        write_audio(tmp_path / "b.flac", audio, subtype="FLOAT")
+    assert err.value.path == str(tmp_path / "b.flac")
+    assert not (tmp_path / "b.flac").exists()
+
+
+# --------------------------------------------------------------------------------------------
+# clipping
+
+
+@pytest.mark.parametrize("target,subtype,full_scale", [
+    ("c.wav", "PCM_16", 2 ** 15), ("c.wav", "PCM_24", 2 ** 23), ("c.wav", "PCM_32", 2 ** 31),
+    ("c.flac", "PCM_16", 2 ** 15), ("c.flac", "PCM_24", 2 ** 23),
+])
+def test_integer_outputs_clip_never_wrap(tmp_path, target, subtype, full_scale):
+    just_below_one = np.nextafter(np.float32(1), 0)
+    values = np.array([[1.5, -1.5, 1.0, -1.0, just_below_one, 3.0, -7.0, 0.25]], dtype=np.float32)
+    write_audio(tmp_path / target, Audio(values, 44_100), subtype=subtype)
+    back = read_audio(tmp_path / target).samples[0].astype(np.float64)
+    top = (full_scale - 1) / full_scale
+    np.testing.assert_allclose(back, [top, -1.0, top, -1.0, top, top, -1.0, 0.25], atol=1e-7)
+
+
+def test_float_output_keeps_samples_beyond_full_scale(tmp_path):
+    values = np.array([[1.5, -2.0, 0.5]], dtype=np.float32)
+    write_audio(tmp_path / "f.wav", Audio(values, 48_000), subtype="FLOAT")
+    np.testing.assert_array_equal(read_audio(tmp_path / "f.wav").samples, values)
+
+
+# --------------------------------------------------------------------------------------------
+# lossy formats and containers
+
+
+@pytest.mark.parametrize("name,rate,channels,out_rate,subtype,fmt", [
+    ("a.ogg", 44_100, 2, 44_100, "VORBIS", "ogg"),
+    ("a.ogg", 192_000, 1, 192_000, "VORBIS", "ogg"),
+    ("a.ogg", 48_000, 8, 48_000, "VORBIS", "ogg"),
+    ("a.opus", 48_000, 2, 48_000, "OPUS", "ogg"),
+    ("a.opus", 44_100, 1, 48_000, "OPUS", "ogg"),     # Opus runs at 48 kHz
+    ("a.opus", 48_000, 6, 48_000, "OPUS", "ogg"),
+    ("a.mp3", 44_100, 2, 44_100, "MP3", "mp3"),
+    ("a.mp3", 8_000, 1, 8_000, "MP3", "mp3"),
+    ("a.mp3", 96_000, 2, 48_000, "MP3", "mp3"),       # MP3 stops at 48 kHz
+    ("a.m4a", 44_100, 2, 44_100, "AAC", "m4a"),
+    ("a.m4a", 96_000, 8, 96_000, "AAC", "m4a"),
+    ("a.mp4", 48_000, 6, 48_000, "AAC", "mp4"),
+    ("a.mov", 8_000, 1, 8_000, "AAC", "mov"),
+    ("a.mkv", 48_000, 2, 48_000, "AAC", "mkv"),
+    ("a.webm", 48_000, 2, 48_000, "OPUS", "webm"),
+])
+def test_lossy_round_trip(tmp_path, make_audio, name, rate, channels, out_rate, subtype, fmt):
+    audio = make_audio(rate, channels, 0.6, seed=channels)
+    path = tmp_path / name
+    write_audio(path, audio)
+    info = audio_info(path)
+    assert (info.sample_rate, info.channels, info.format, info.subtype) == (out_rate, channels, fmt, subtype)
+    back = read_audio(path)
+    assert (back.sample_rate, back.channels, back.subtype) == (out_rate, channels, subtype)
+    expected_frames = round(audio.frames * out_rate / rate)
+    if fmt == "mkv":  # Matroska keeps AAC's end padding (less than one 1024-frame packet)
+        assert 0 <= back.frames - expected_frames <= 1024
+    else:
+        assert abs(back.frames - expected_frames) <= 2
+    if out_rate != rate:
+        common = np.gcd(rate, out_rate)
+        back = Audio(resample_poly(back.samples, rate // common, out_rate // common, axis=1), rate)
+    assert abs(lag_frames(audio.samples, back.samples)) <= 2
+    assert correlation(audio.samples[:2], back.samples[:2]) > 0.9
+    assert_same_channels(audio, back)
+    assert leftovers(tmp_path) == [name]
+
+
+def test_raw_adts_aac_is_readable(tmp_path, make_audio):
+    audio = make_audio(44_100, 2, 0.5)
+    write_audio(tmp_path / "a.aac", audio, bitrate_kbps=128)
+    back = read_audio(tmp_path / "a.aac")
+    assert (back.sample_rate, back.channels, back.subtype) == (44_100, 2, "AAC")
+    # ADTS has no field for encoder delay: the priming samples stay in front (documented).
+    assert 1024 <= lag_frames(audio.samples, back.samples) <= 2200
+
+
+def test_bitrate_controls_size(tmp_path, make_audio):
+    audio = make_audio(44_100, 2, 1.0)
+    for ext in ("mp3", "m4a", "opus", "ogg"):
+        write_audio(tmp_path / f"lo.{ext}", audio, bitrate_kbps=48)
+        write_audio(tmp_path / f"hi.{ext}", audio, bitrate_kbps=256)
+        lo, hi = (tmp_path / f"lo.{ext}").stat().st_size, (tmp_path / f"hi.{ext}").stat().st_size
+        assert hi > 1.5 * lo, ext
+
+
+def test_mp3_refuses_more_than_two_channels(tmp_path, make_audio):
+    with pytest.raises(FormatError, match="at most 2 channels"):
+        write_audio(tmp_path / "x.mp3", make_audio(44_100, 6, 0.1))
+    assert leftovers(tmp_path) == []
+
+
+def test_opus_inside_ogg_and_vorbis_order_interoperate_with_ffmpeg(tmp_path, make_audio):
+    """A 6-channel Vorbis file written through libsndfile decodes in the same channel order
+    with FFmpeg, which applies the Vorbis channel mapping itself."""
+    audio = make_audio(48_000, 6, 0.5, seed=3)
+    write_audio(tmp_path / "v.ogg", audio)
+    with av.open(str(tmp_path / "v.ogg")) as container:
+        resampler = av.AudioResampler(format="flt")
+        frames = [f.to_ndarray().reshape(-1, 6).T for fr in container.decode(audio=0)
+                  for f in resampler.resample(fr)]
+    assert_same_channels(audio, Audio(np.concatenate(frames, axis=1), 48_000))
+    audio.subtype = "OPUS"
+    write_audio(tmp_path / "o.ogg", audio)
+    assert audio_info(tmp_path / "o.ogg").subtype == "OPUS"
+
+
+# --------------------------------------------------------------------------------------------
+# streaming
+
+
+@pytest.mark.parametrize("name,subtype", [("s.wav", "PCM_24"), ("s.flac", "PCM_16"), ("s.ogg", None),
+                                          ("s.mp3", None), ("s.m4a", None), ("s.opus", None)])
+def test_blocks_equal_full_read(tmp_path, make_audio, name, subtype):
+    write_audio(tmp_path / name, make_audio(44_100, 2, 1.3, seed=5), subtype=subtype)
+    full = read_audio(tmp_path / name)
+    blocks = list(iter_audio_blocks(tmp_path / name, 1000))
+    assert all(b.frames == 1000 for b in blocks[:-1]) and 0 < blocks[-1].frames <= 1000
+    assert all(b.sample_rate == full.sample_rate and b.subtype == full.subtype for b in blocks)
+    np.testing.assert_array_equal(np.concatenate([b.samples for b in blocks], axis=1), full.samples)
+
+
+@pytest.mark.parametrize("name", ["w.wav", "w.flac", "w.ogg", "w.mp3", "w.m4a"])
+def test_window_equals_slice_of_full_read(tmp_path, make_audio, name):
+    write_audio(tmp_path / name, make_audio(44_100, 2, 1.5, seed=6))
+    full = read_audio(tmp_path / name)
+    part = read_audio(tmp_path / name, start_s=0.5, duration_s=0.4)
+    start = round(0.5 * full.sample_rate)
+    np.testing.assert_array_equal(part.samples, full.samples[:, start:start + round(0.4 * full.sample_rate)])
+    tail = read_audio(tmp_path / name, start_s=1.2)
+    np.testing.assert_array_equal(tail.samples, full.samples[:, round(1.2 * full.sample_rate):])
+
+
+def test_window_arguments_are_checked(tmp_path, make_audio):
+    write_audio(tmp_path / "w.wav", make_audio(8_000, 1, 0.5))
+    with pytest.raises(InputError, match="start_s"):
+        read_audio(tmp_path / "w.wav", start_s=-1)
+    with pytest.raises(InputError, match="duration_s"):
+        read_audio(tmp_path / "w.wav", duration_s=0)
+    with pytest.raises(InputError, match="beyond the end"):
+        read_audio(tmp_path / "w.wav", start_s=5)
+    with pytest.raises(InputError, match="block_frames"):
+        iter_audio_blocks(tmp_path / "w.wav", 0)
+
+
+# --------------------------------------------------------------------------------------------
+# AudioWriter
+
+
+@pytest.mark.parametrize("name", ["s.wav", "s.flac", "s.mp3", "s.opus"])
+def test_streaming_writer_equals_one_shot_write(tmp_path, make_audio, name):
+    audio = quantize(make_audio(48_000, 2, 0.8, seed=7), 16)
+    with AudioWriter(tmp_path / name, 48_000, 2) as writer:
+        for start in range(0, audio.frames, 5_000):
+            writer.write(audio.samples[:, start:start + 5_000])
+        assert writer.frames_written == audio.frames
+    write_audio(tmp_path / f"one{Path(name).suffix}", audio)
+    streamed, whole = read_audio(tmp_path / name), read_audio(tmp_path / f"one{Path(name).suffix}")
+    assert streamed.frames == whole.frames
+    if name.endswith((".wav", ".flac")):
+        np.testing.assert_array_equal(streamed.samples, audio.samples)
+    else:
+        assert correlation(streamed.samples, whole.samples) > 0.99
+
+
+def test_outputs_get_umask_permissions(tmp_path, video_dir, make_audio):
+    audio = make_audio(44_100, 2, 0.3)
+    previous = os.umask(0o027)
+    try:
+        write_audio(tmp_path / "a.flac", audio)
+        write_audio(tmp_path / "a.m4a", audio)
+        replace_audio_track(video_dir / "synth_flash_25fps_noaudio.mp4", audio, tmp_path / "v.mp4")
+    finally:
+        os.umask(previous)
+    for name in ("a.flac", "a.m4a", "v.mp4"):
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o640, name
+
+
+def test_writer_exception_leaves_no_file(tmp_path, make_audio):
+    audio = make_audio(44_100, 2, 0.5)
+    for name in ("x.wav", "x.m4a"):
+        with pytest.raises(RuntimeError, match="boom"):
+            with AudioWriter(tmp_path / name, 44_100, 2) as writer:
+                writer.write(audio)
+                raise RuntimeError("boom")
+    assert leftovers(tmp_path) == []
+
+
+def test_writer_failure_keeps_the_existing_target(tmp_path, make_audio):
+    target = tmp_path / "keep.wav"
+    target.write_bytes(b"previous contents")
+    bad = make_audio(44_100, 1, 0.2).samples.copy()
+    bad[0, 100] = np.nan
+    with pytest.raises(InputError, match="NaN"):
+        with AudioWriter(target, 44_100, 1) as writer:
+            writer.write(bad[:, :50])
+            writer.write(bad)
+    assert target.read_bytes() == b"previous contents"
+    assert leftovers(tmp_path) == ["keep.wav"]
+
+
+def test_writer_rejects_bad_blocks_and_empty_output(tmp_path, make_audio):
+    with pytest.raises(InputError, match="zero length"):
+        with AudioWriter(tmp_path / "e.flac", 44_100, 2):
+            pass
+    with pytest.raises(InputError, match="does not match 2 channels"):
+        with AudioWriter(tmp_path / "s.wav", 44_100, 2) as writer:
+            writer.write(np.zeros((3, 10), np.float32))
+    with pytest.raises(InputError, match="48000 Hz"):
+        with AudioWriter(tmp_path / "r.wav", 44_100, 1) as writer:
+            writer.write(make_audio(48_000, 1, 0.1))
+    with pytest.raises(InputError, match="floating point"):
+        with AudioWriter(tmp_path / "i.wav", 44_100, 1) as writer:
+            writer.write(np.zeros((1, 10), np.int16))
+    assert leftovers(tmp_path) == []
+
+
+def test_writer_checks_rate_channels_and_format(tmp_path):
+    with pytest.raises(InputError, match="sample rate 4000 Hz"):
+        AudioWriter(tmp_path / "a.wav", 4_000, 1)
+    with pytest.raises(InputError, match="9 channels"):
+        AudioWriter(tmp_path / "a.wav", 44_100, 9)
+    with pytest.raises(FormatError, match="extension '.xyz'"):
+        AudioWriter(tmp_path / "a.xyz", 44_100, 1)
+    with pytest.raises(InputError, match="directory does not exist"):
+        with AudioWriter(tmp_path / "missing" / "a.wav", 44_100, 1):
+            pass
+
+
+def test_write_audio_rejects_invalid_audio(tmp_path, make_audio):
+    audio = make_audio(44_100, 2, 0.2)
+    audio.samples[1, 7] = np.inf
+    with pytest.raises(InputError, match="NaN or infinite") as err:
+        write_audio(tmp_path / "bad.flac", audio)
+    assert err.value.path == str(tmp_path / "bad.flac")
+    with pytest.raises(InputError, match="zero length"):
+        write_audio(tmp_path / "empty.wav", Audio(np.zeros((1, 0), np.float32), 44_100))
+    assert leftovers(tmp_path) == []
+
+
+# --------------------------------------------------------------------------------------------
+# encode_decode
+
+
+@pytest.mark.parametrize("codec,kbps,rate,channels", [
+    ("mp3", 128, 44_100, 2), ("mp3", 64, 48_000, 1), ("mp3", 128, 96_000, 2), ("mp3", 128, 48_000, 6),
+    ("aac", 96, 44_100, 2), ("aac", 64, 8_000, 1), ("aac", 256, 48_000, 6),
+    ("opus", 48, 48_000, 2), ("opus", 48, 44_100, 2), ("opus", 32, 16_000, 1), ("opus", 192, 96_000, 8),
+    ("vorbis", 128, 44_100, 2), ("vorbis", 256, 48_000, 6),
+    ("flac", None, 44_100, 2),
+])
+def test_encode_decode_keeps_shape_and_alignment(make_audio, codec, kbps, rate, channels):
+    audio = make_audio(rate, channels, 1.0, seed=11, subtype="PCM_24")
+    out = encode_decode(audio, codec, kbps)
+    assert out.samples.shape == audio.samples.shape
+    assert out.sample_rate == rate and out.subtype == "PCM_24"
+    lag = lag_frames(audio.samples, out.samples)
+    assert abs(lag) <= 0.002 * rate, f"{codec}: lag {lag} frames"
+    assert abs(lag) <= 3  # measured: 0 for mp3/aac/vorbis/flac, 1-2 for opus
+    assert correlation(audio.samples[:2], out.samples[:2]) > 0.9
+    assert_same_channels(audio, out)
+    assert not np.shares_memory(out.samples, audio.samples)
+
+
+def test_encode_decode_is_lossy_and_bitrate_matters(make_audio):
+    audio = make_audio(44_100, 2, 1.0, seed=12)
+
+    def error(out: Audio) -> float:
+        return float(np.sqrt(np.mean((out.samples - audio.samples) ** 2)))
+
+    assert error(encode_decode(audio, "flac")) < 2e-5
+    for codec in ("mp3", "aac", "opus"):
+        low, high = error(encode_decode(audio, codec, 32)), error(encode_decode(audio, codec, 192))
+        assert high < low, codec
+        assert high > 1e-5, codec  # genuinely lossy
+    assert error(encode_decode(audio, "vorbis", quality=9)) < error(encode_decode(audio, "vorbis", quality=0))
+
+
+def test_encode_decode_rejects_bad_arguments(make_audio):
+    audio = make_audio(44_100, 1, 0.2)
+    with pytest.raises(FormatError, match="unknown codec"):
+        encode_decode(audio, "wma")
+    with pytest.raises(FormatError, match="quality"):
+        encode_decode(audio, "mp3", quality=2)
+    with pytest.raises(InputError, match="bitrate"):
+        encode_decode(audio, "aac", -5)
+    bad = audio.with_samples(audio.samples.copy())
+    bad.samples[0, 3] = np.nan
+    with pytest.raises(InputError, match="NaN"):
+        encode_decode(bad, "mp3", 128)
+
+
+# --------------------------------------------------------------------------------------------
+# video
+
+
+def video_packets(path: Path) -> list[bytes]:
+    """Bytes of every packet of the first video stream, in file order."""
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        return [bytes(p) for p in container.demux(stream) if p.size]
+
+
+@pytest.mark.parametrize("source,out_name", [
+    ("real_movie_hello.mp4", "out.mp4"),              # real video with an AAC track to replace
+    ("synth_flash_25fps_noaudio.mp4", "out.mkv"),     # no audio yet; Matroska output
+    ("synth_bounce_24fps_audio.mp4", "out.mov"),
+])
+def test_replace_audio_track_copies_video_packets(tmp_path, video_dir, make_audio, source, out_name):
+    video_in = video_dir / source
+    audio = make_audio(48_000, 2, 3.0, seed=13)
+    video_out = tmp_path / out_name
+    replace_audio_track(video_in, audio, video_out, start_s=0.0)
+    assert video_packets(video_out) == video_packets(video_in)
+    with av.open(str(video_out)) as container:
+        assert len(container.streams.audio) == 1 and len(container.streams.video) == 1
+        assert container.streams.audio[0].codec_context.name == "aac"
+    assert is_video(video_out)
+    back = read_audio(video_out)
+    assert (back.sample_rate, back.channels, back.subtype) == (48_000, 2, "AAC")
+    assert abs(lag_frames(audio.samples, back.samples)) <= 2
+    assert correlation(audio.samples, back.samples[:, :audio.frames]) > 0.9
+    assert leftovers(tmp_path) == [out_name]
+
+
+def test_replace_audio_track_from_matroska_keeps_every_packet(tmp_path, video_dir, make_audio):
+    """Matroska stores no DTS: the first packets of B-frame video arrive without one and must
+    still be copied (a remux that skipped them lost 2 of 255 packets)."""
+    video_in = video_dir / "real_ball_bounce_mecavideo.mp4"
+    audio = make_audio(48_000, 2, 1.0)
+    replace_audio_track(video_in, audio, tmp_path / "step.mkv")
+    replace_audio_track(tmp_path / "step.mkv", audio, tmp_path / "back.mp4")
+    assert video_packets(tmp_path / "back.mp4") == video_packets(video_in)
+    with av.open(str(tmp_path / "back.mp4")) as container:
+        assert sum(1 for _ in container.decode(video=0)) == len(video_packets(video_in))
+
+
+def audio_stream_start_s(path: Path) -> float:
+    with av.open(str(path)) as container:
+        stream = container.streams.audio[0]
+        return float(stream.start_time * stream.time_base)
+
+
+def test_replace_audio_track_keeps_the_old_track_timing(tmp_path, video_dir):
+    """The real video's AAC track starts 42 ms into the timeline: reading it and writing it back
+    must keep every sound at the same time on the video's timeline."""
+    video_in = video_dir / "real_movie_hello.mp4"
+    original_start_s = audio_stream_start_s(video_in)
+    assert original_start_s == pytest.approx(0.042, abs=0.002)
+    audio = read_audio(video_in)
+    cases = [("keep.mp4", None, original_start_s), ("keep.mkv", None, original_start_s),
+             ("zero.mp4", 0.0, 0.0), ("late.mov", 0.25, 0.25)]
+    for name, start_s, expected_s in cases:
+        replace_audio_track(video_in, audio, tmp_path / name, start_s=start_s)
+        back = read_audio(tmp_path / name)
+        # the new track starts at time 0 with leading silence up to the first sample
+        assert audio_stream_start_s(tmp_path / name) == 0.0
+        content_s = lag_frames(audio.samples, back.samples) / 48_000
+        assert content_s == pytest.approx(expected_s, abs=2 / 48_000), name
+        silent_frames = max(0, int(expected_s * 48_000) - 50)
+        assert np.abs(back.samples[:, :silent_frames]).max(initial=0) < 1e-3
+    with pytest.raises(InputError, match="start_s"):
+        replace_audio_track(video_in, audio, tmp_path / "bad.mp4", start_s=-1.0)
+
+
+def test_replace_audio_track_errors(tmp_path, video_dir, make_audio):
+    audio = make_audio(48_000, 2, 1.0)
+    silent_video = video_dir / "synth_flash_25fps_noaudio.mp4"
+    with pytest.raises(FormatError, match="cannot carry AAC"):
+        replace_audio_track(silent_video, audio, tmp_path / "o.webm", codec="aac")
+    # WebM takes only VP8/VP9/AV1 video: H.264 is refused by the muxer, nothing is left behind
+    with pytest.raises(FormatError) as err:
+        replace_audio_track(video_dir / "synth_flash_25fps_noaudio.mp4", audio, tmp_path / "o.webm")
+    assert err.value.path == str(tmp_path / "o.webm")
+    wav = tmp_path / "a.wav"
+    write_audio(wav, audio)
+    with pytest.raises(FormatError, match="no video stream"):
+        replace_audio_track(wav, audio, tmp_path / "o.mp4")
+    with pytest.raises(InputError, match="not found"):
+        replace_audio_track(tmp_path / "nope.mp4", audio, tmp_path / "o.mp4")
+    with pytest.raises(FormatError, match="extension"):
+        replace_audio_track(video_dir / "synth_flash_25fps_noaudio.mp4", audio, tmp_path / "o.avi")
+    assert leftovers(tmp_path) == ["a.wav"]
+
+
+def test_is_video(tmp_path, video_dir, make_audio):
+    assert is_video(video_dir / "real_ball_bounce_mecavideo.mp4")
+    assert is_video(video_dir / "synth_collision_29.97fps_noaudio.mp4")
+    audio = make_audio(44_100, 2, 0.3)
+    for name in ("a.m4a", "a.mp3", "a.wav"):
+        write_audio(tmp_path / name, audio)
+        assert not is_video(tmp_path / name)
+    (tmp_path / "i.png").write_bytes(png_bytes())
+    (tmp_path / "t.txt").write_text("not a video\n" * 80)  # FFmpeg reads .txt as ANSI art
+    assert not is_video(tmp_path / "i.png")
+    assert not is_video(tmp_path / "t.txt")
+    with pytest.raises(InputError, match="not found"):
+        is_video(tmp_path / "missing.mp4")
+
+
+# --------------------------------------------------------------------------------------------
+# the shared corpus
+
+
+def manifest(corpus_dir: Path) -> dict[str, dict[str, str]]:
+    with open(corpus_dir / "MANIFEST.tsv", newline="") as fh:
+        return {row["file"]: row for row in csv.DictReader(fh, delimiter="\t")}
+
+
+@pytest.mark.parametrize("name,subtype", [
+    ("music_tabla_loop.mp3", "MP3"),
+    ("music_breakbeat_drums.m4a", "AAC"),
+    ("music_orchestral_celtic.ogg", "VORBIS"),
+    ("surround_5p1_channel_check.flac", "PCM_16"),
+    ("music_96k_upsampled_24bit.flac", "PCM_24"),
+    ("speech_female_en_8k_mono.wav", "PCM_16"),
+    ("ambience_fire_crackle.wav", "FLOAT"),
+    ("foley_impacts_24bit.wav", "PCM_24"),
+])
+def test_reads_the_corpus(corpus_dir, name, subtype):
+    row = manifest(corpus_dir)[name]
+    path = corpus_dir / name
+    info = audio_info(path)
+    audio = read_audio(path)
+    rate, channels, duration = int(row["sample_rate"]), int(row["channels"]), float(row["duration_s"])
+    assert (info.sample_rate, info.channels, info.subtype) == (rate, channels, subtype)
+    assert (audio.sample_rate, audio.channels, audio.subtype) == (rate, channels, subtype)
+    # the M4A's edit list cuts AAC end padding (8.000 s) that the manifest counted (8.011 s)
+    assert audio.duration_s == pytest.approx(duration, abs=0.025)
+    assert info.duration_s == pytest.approx(audio.duration_s, abs=0.025)
+    assert np.isfinite(audio.samples).all() and 0.01 < np.abs(audio.samples).max() < 2.0
+
+
+def test_corpus_surround_channels_stay_in_order(corpus_dir):
+    """The 5.1 clip speaks each channel name only on its own channel (FL at 0.5 s, FC 2.0 s,
+    FR 3.5 s, BR 5.0 s, BL 6.5 s): the loudest channel in each window must be that one."""
+    audio = read_audio(corpus_dir / "surround_5p1_channel_check.flac")
+    for start_s, channel in [(0.5, 0), (2.0, 2), (3.5, 1), (5.0, 5), (6.5, 4)]:
+        window = audio.samples[:, int(start_s * 48_000):int((start_s + 1.0) * 48_000)]
+        assert int(np.argmax(np.sqrt((window ** 2).mean(axis=1)))) == channel
+    # and they survive an Ogg Vorbis round trip through libsndfile's positional channel order
+    out = encode_decode(audio, "vorbis", 320)
+    for start_s, channel in [(0.5, 0), (2.0, 2), (3.5, 1), (5.0, 5), (6.5, 4)]:
+        window = out.samples[:, int(start_s * 48_000):int((start_s + 1.0) * 48_000)]
+        assert int(np.argmax(np.sqrt((window ** 2).mean(axis=1)))) == channel
+
+
+# --------------------------------------------------------------------------------------------
+# bad input
+
+
+@pytest.fixture(scope="module")
+def good_files(tmp_path_factory, make_audio) -> dict[str, Path]:
+    """Valid files in several formats, 3 s long, to copy and damage (never modified)."""
+    directory = tmp_path_factory.mktemp("good")
+    audio = make_audio(44_100, 2, 3.0, seed=21)
+    files = {}
+    for ext in ("wav", "flac", "ogg", "mp3", "m4a", "opus", "mkv"):
+        files[ext] = directory / f"good.{ext}"
+        write_audio(files[ext], audio)
+    return files
+
+
+def truncated_copy(path: Path, directory: Path, fraction: float = 0.5) -> Path:
+    """A copy of ``path`` in ``directory`` cut to ``fraction`` of its bytes."""
+    data = path.read_bytes()
+    out = directory / f"truncated{path.suffix}"
+    out.write_bytes(data[: int(len(data) * fraction)])
+    return out
+
+
+def corrupted_copy(path: Path, directory: Path) -> Path:
+    """A copy of ``path`` in ``directory`` with 400 random bytes a third of the way in."""
+    data = bytearray(path.read_bytes())
+    rng = np.random.default_rng(0)
+    start = len(data) // 3
+    data[start:start + 400] = rng.integers(0, 256, 400, dtype=np.uint8).tobytes()
+    out = directory / f"corrupt{path.suffix}"
+    out.write_bytes(bytes(data))
+    return out
+
+
+def assert_read_fails(path: Path, error: type[FoleySealError], match: str) -> None:
+    """read_audio and iter_audio_blocks both raise ``error`` naming the file."""
+    with pytest.raises(error, match=match) as err:
+        read_audio(path)
+    assert err.value.path == str(path)
+    with pytest.raises(error, match=match):
+        for _ in iter_audio_blocks(path, 4096):
+            pass
+
+
+def test_missing_directory_and_empty_files(tmp_path):
+    assert_read_fails(tmp_path / "missing.wav", InputError, "not found")
+    assert_read_fails(tmp_path, InputError, "not a regular file")
+    (tmp_path / "empty.mp3").write_bytes(b"")
+    assert_read_fails(tmp_path / "empty.mp3", InputError, r"empty \(0 bytes\)")
+    with pytest.raises(InputError, match="empty"):
+        audio_info(tmp_path / "empty.mp3")
+
+
+@pytest.mark.parametrize("fraction", [0.3, 0.5, 0.8])
+@pytest.mark.parametrize("ext", ["wav", "flac", "ogg", "mp3", "m4a", "opus", "mkv"])
+def test_truncated_files_are_refused(tmp_path, good_files, ext, fraction):
+    cut = truncated_copy(good_files[ext], tmp_path, fraction)
+    assert_read_fails(cut, FormatError, "truncated|corrupt")
+
+
+@pytest.mark.parametrize("ext", ["flac", "mp3", "m4a", "opus", "mkv"])
+def test_corrupt_files_are_refused(tmp_path, good_files, ext):
+    assert_read_fails(corrupted_copy(good_files[ext], tmp_path), FormatError, "truncated|corrupt|damaged")
+
+
+def test_corrupt_header_is_refused(tmp_path, good_files):
+    data = bytearray(good_files["flac"].read_bytes())
+    data[:64] = bytes(range(64))
+    bad = tmp_path / "header.flac"
+    bad.write_bytes(bytes(data))
+    assert_read_fails(bad, FormatError, "corrupt")
+
+
+@pytest.mark.parametrize("name", ["notes.wav", "notes.mp3", "notes.txt"])
+def test_text_files_are_refused(tmp_path, name):
+    (tmp_path / name).write_text("this is not audio\n" * 50)
+    # FFmpeg takes .txt for ANSI art (a video stream), so the message may say "no audio stream"
+    assert_read_fails(tmp_path / name, FormatError, "cannot open|not an audio file")
+    with pytest.raises(FormatError):
+        audio_info(tmp_path / name)
+
+
+@pytest.mark.parametrize("name", ["image.png", "image.wav"])
+def test_images_are_refused(tmp_path, name):
+    (tmp_path / name).write_bytes(png_bytes())
+    assert_read_fails(tmp_path / name, FormatError, "no audio stream")
+
+
+def test_video_without_audio_is_refused(video_dir):
+    assert_read_fails(video_dir / "synth_flash_25fps_noaudio.mp4", FormatError, "no audio stream")
+
+
+def test_video_audio_track_is_read(video_dir):
+    audio = read_audio(video_dir / "synth_bounce_24fps_audio.mp4")
+    assert (audio.sample_rate, audio.channels, audio.subtype) == (48_000, 1, "AAC")
+    assert audio.duration_s == pytest.approx(8.0, abs=0.03)
+
+
+def test_zero_length_audio_is_refused(tmp_path):
+    sf.write(tmp_path / "zero.wav", np.zeros((0, 2), np.float32), 44_100, subtype="PCM_16")
+    assert_read_fails(tmp_path / "zero.wav", InputError, "zero length")
+
+
+@pytest.mark.parametrize("bad_value,name", [(np.nan, "NaN"), (np.inf, "infinite"), (-np.inf, "infinite")])
+def test_non_finite_float_samples_are_refused(tmp_path, bad_value, name):
+    samples = np.zeros((20_000, 2), np.float32)
+    samples[15_000, 1] = bad_value  # past the first block, so streaming meets it mid-file
+    sf.write(tmp_path / "bad.wav", samples, 44_100, subtype="FLOAT")
+    assert_read_fails(tmp_path / "bad.wav", InputError, name)
+    with pytest.raises(InputError, match=r"first at 0\.340 s"):
+        read_audio(tmp_path / "bad.wav")
+
+
+@pytest.mark.parametrize("rate,channels,match", [(4_000, 1, "sample rate 4000 Hz"),
+                                                  (384_000, 1, "sample rate 384000 Hz"),
+                                                  (44_100, 9, "9 channels")])
+def test_unsupported_rate_or_channels_are_refused(tmp_path, rate, channels, match):
+    sf.write(tmp_path / "odd.wav", np.zeros((1000, channels), np.float32), rate, subtype="PCM_16")
+    assert audio_info(tmp_path / "odd.wav").sample_rate == rate  # info reports, readers refuse
+    assert_read_fails(tmp_path / "odd.wav", InputError, match)

@@ -1,0 +1,370 @@
+"""Keys: configuration, the development chain, `keys init/show/import`, certificate checks, signers."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import socket
+import stat
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID
+
+from foleyseal.cli import main
+from provenance.c2pa.manifest import ManifestSpec, generation_assertion
+from provenance.c2pa.read import read_credentials
+from provenance.c2pa.sign import sign_file
+from provenance.core.config import load_settings, trust_anchors_pem
+from provenance.core.errors import ConfigError, KeyFileError, SigningError
+from provenance.keys.pki import (
+    generate_dev_chain,
+    install_dev_chain,
+    make_certificate,
+    private_key_pem,
+    validate_chain,
+)
+from provenance.keys.signers import load_identity, probe_signing
+
+PEM = serialization.Encoding.PEM
+
+
+def run_cli(capsys, *args: str) -> tuple[int, str, str]:
+    with pytest.raises(SystemExit) as exc:
+        main(list(args))
+    out = capsys.readouterr()
+    return int(exc.value.code or 0), out.out, out.err
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch) -> Path:
+    h = tmp_path / "home"
+    for var in list(os.environ):
+        if var.startswith("FOLEYSEAL_"):
+            monkeypatch.delenv(var)
+    monkeypatch.setenv("FOLEYSEAL_HOME", str(h))
+    return h
+
+
+# --------------------------------------------------------------------------- a CA to issue test certs
+
+
+class CA:
+    """A root -> intermediate CA pair that issues leaves with chosen faults."""
+
+    def __init__(self) -> None:
+        self.root_key = ec.generate_private_key(ec.SECP256R1())
+        self.root = make_certificate("Test Root", self.root_key.public_key(), issuer_cert=None,
+                                     issuer_key=self.root_key, ca=True, organization="Test")
+        self.inter_key = ec.generate_private_key(ec.SECP256R1())
+        self.inter = make_certificate("Test Intermediate", self.inter_key.public_key(), issuer_cert=self.root,
+                                      issuer_key=self.root_key, ca=True, organization="Test")
+
+    def leaf(self, **kw):
+        key = ec.generate_private_key(ec.SECP256R1())
+        cert = make_certificate("Test Signer", key.public_key(), issuer_cert=self.inter, issuer_key=self.inter_key,
+                                organization="Test", **{"ca": False, **kw})
+        return cert, key
+
+    def write(self, d: Path, certs, key) -> tuple[Path, Path, Path]:
+        d.mkdir(parents=True, exist_ok=True)
+        chain = d / "chain.pem"
+        chain.write_bytes(b"".join(c.public_bytes(PEM) for c in certs))
+        key_path = d / "key.pem"
+        key_path.write_bytes(private_key_pem(key))
+        root = d / "root.pem"
+        root.write_bytes(self.root.public_bytes(PEM))
+        return chain, key_path, root
+
+
+@pytest.fixture(scope="module")
+def ca() -> CA:
+    return CA()
+
+
+# --------------------------------------------------------------------------- configuration
+
+
+def test_settings_defaults_file_and_env(tmp_path, monkeypatch):
+    for var in list(os.environ):
+        if var.startswith("FOLEYSEAL_"):
+            monkeypatch.delenv(var)
+    h = tmp_path / "h"
+    h.mkdir()
+    s = load_settings(h)
+    assert s.cert_chain_path == h / "keys" / "signing-chain.pem"
+    assert s.store_url == f"sqlite:///{h / 'manifests.sqlite3'}"
+    assert s.tsa_url is None and s.signer_callback is None and s.trust_anchors == []
+
+    (h / "config.toml").write_text(textwrap.dedent("""
+        cert_chain = "certs/chain.pem"
+        trust_anchors = ["/etc/ssl/extra.pem", "more.pem"]
+        tsa_url = "http://tsa.example"
+        signer_callback = "kms.mod:sign"
+    """))
+    s = load_settings(h)
+    assert s.cert_chain_path == h / "certs" / "chain.pem"
+    assert s.trust_anchors == [Path("/etc/ssl/extra.pem"), h / "more.pem"]
+    assert s.tsa_url == "http://tsa.example" and s.signer_callback == "kms.mod:sign"
+
+    monkeypatch.setenv("FOLEYSEAL_TSA_URL", "")
+    monkeypatch.setenv("FOLEYSEAL_STORE_URL", "postgresql://u@db/x")
+    s = load_settings(h)
+    assert s.tsa_url is None and s.store_url == "postgresql://u@db/x"
+
+
+@pytest.mark.parametrize(
+    "text, fragment",
+    [
+        ("bogus_key = 1", "unknown configuration key"),
+        ("tsa_url = 'ftp://x'", "http(s) URL"),
+        ("signer_callback = 'no_colon'", "module:function"),
+        ("cert_chain = [", "invalid TOML"),
+    ],
+)
+def test_bad_config_names_the_fault(tmp_path, text, fragment):
+    (tmp_path / "config.toml").write_text(text)
+    with pytest.raises(ConfigError, match="config.toml") as exc:
+        load_settings(tmp_path)
+    assert fragment in str(exc.value)
+
+
+def test_trust_anchors_pem_concatenates_root_and_extras(tmp_path, ca):
+    s = load_settings(tmp_path)
+    assert trust_anchors_pem(s) == ""
+    install_dev_chain(s)
+    extra = tmp_path / "extra.pem"
+    extra.write_bytes(ca.root.public_bytes(PEM))
+    (tmp_path / "config.toml").write_text('trust_anchors = ["extra.pem"]\n')
+    pem = trust_anchors_pem(load_settings(tmp_path))
+    certs = x509.load_pem_x509_certificates(pem.encode())
+    assert [c.subject.rfc4514_string() for c in certs][1] == ca.root.subject.rfc4514_string()
+    assert len(certs) == 2
+    (tmp_path / "config.toml").write_text('trust_anchors = ["missing.pem"]\n')
+    with pytest.raises(ConfigError, match="missing.pem"):
+        trust_anchors_pem(load_settings(tmp_path))
+
+
+# --------------------------------------------------------------------------- development chain
+
+
+def test_dev_chain_has_the_c2pa_profile():
+    chain = generate_dev_chain()
+    leaf, inter = x509.load_pem_x509_certificates(chain.chain_pem)
+    root = x509.load_pem_x509_certificate(chain.root_pem)
+    assert not leaf.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+    assert list(leaf.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value) == [
+        ExtendedKeyUsageOID.EMAIL_PROTECTION
+    ]
+    assert leaf.extensions.get_extension_for_class(x509.KeyUsage).value.digital_signature
+    leaf.extensions.get_extension_for_class(x509.AuthorityKeyIdentifier)
+    for c in (inter, root):
+        assert c.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+        ku = c.extensions.get_extension_for_class(x509.KeyUsage).value
+        assert ku.key_cert_sign and ku.crl_sign
+        c.extensions.get_extension_for_class(x509.SubjectKeyIdentifier)
+    leaf.verify_directly_issued_by(inter)
+    inter.verify_directly_issued_by(root)
+    v = validate_chain(chain.chain_pem, chain.key_pem, root_pem=chain.root_pem)
+    assert v.alg == "es256" and v.root_pem is not None
+    # c2pa itself accepts it: signed with the chain, read back Trusted with the root as anchor.
+    assert probe_signing(chain.chain_pem.decode(), chain.key_pem, root_pem=chain.root_pem.decode()) == "Trusted"
+
+
+def test_keys_init_show_and_no_overwrite(home, capsys):
+    rc, out, err = run_cli(capsys, "keys", "init")
+    assert rc == 0, err
+    s = load_settings()
+    for p in (s.signing_key_path, s.watermark_key_path):
+        assert stat.S_IMODE(p.stat().st_mode) == 0o600
+    assert stat.S_IMODE(s.home.stat().st_mode) == 0o700
+    secret = s.watermark_key_path.read_text().split()[1]
+    key_body = "".join(s.signing_key_path.read_text().splitlines()[1:-1])
+    assert "PRIVATE KEY" not in out and secret not in out and key_body[:40] not in out
+    assert "FoleySeal Development Signer" in out and "Root CA" in out
+
+    before = {p: p.read_bytes() for p in (s.signing_key_path, s.watermark_key_path, s.cert_chain_path)}
+    rc, out, _ = run_cli(capsys, "keys", "init")
+    assert rc == 0 and "kept existing" in out
+    assert all(p.read_bytes() == b for p, b in before.items())
+
+    rc, out, _ = run_cli(capsys, "keys", "show", "--json")
+    assert rc == 0
+    shown = json.loads(out)
+    assert [c["role"] for c in shown["certificates"]] == ["signing", "intermediate", "root"]
+    assert all(len(c["sha256_fingerprint"].split(":")) == 32 for c in shown["certificates"])
+    assert shown["watermark_key"]["key_id"] and "PRIVATE" not in out
+
+    rc, _, _ = run_cli(capsys, "keys", "init", "--force")
+    assert rc == 0
+    assert s.signing_key_path.read_bytes() != before[s.signing_key_path]
+    assert s.watermark_key_path.read_bytes() != before[s.watermark_key_path]
+
+
+def test_keys_show_without_init_is_a_clear_error(home, capsys):
+    rc, _, err = run_cli(capsys, "keys", "show")
+    assert rc == 3 and "keys init" in err
+
+
+# --------------------------------------------------------------------------- import and its checks
+
+
+def test_import_good_chain_then_sign(home, tmp_path, capsys, ca):
+    leaf, key = ca.leaf()
+    chain, key_path, root = ca.write(tmp_path / "in", [leaf, ca.inter], key)
+    rc, out, err = run_cli(capsys, "keys", "import", "--cert-chain", str(chain), "--key", str(key_path),
+                           "--root", str(root))
+    assert rc == 0, err
+    s = load_settings()
+    assert stat.S_IMODE(s.signing_key_path.stat().st_mode) == 0o600
+    assert s.root_cert_path.read_bytes() == ca.root.public_bytes(PEM)
+    # A second import without --force is refused and changes nothing.
+    rc, _, err = run_cli(capsys, "keys", "import", "--cert-chain", str(chain), "--key", str(key_path))
+    assert rc == 3 and "--force" in err
+
+
+def _expired(ca):
+    now = dt.datetime.now(dt.timezone.utc)
+    return ca.leaf(not_before=now - dt.timedelta(days=400), not_after=now - dt.timedelta(days=1))
+
+
+@pytest.mark.parametrize(
+    "fault, make, message",
+    [
+        ("wrong EKU", lambda ca: (lambda lk: ([lk[0], ca.inter], lk[1]))(ca.leaf(eku=(ExtendedKeyUsageOID.CODE_SIGNING,))),
+         "wrong extended key usage"),
+        ("no EKU", lambda ca: (lambda lk: ([lk[0], ca.inter], lk[1]))(ca.leaf(eku=None)), "wrong extended key usage"),
+        ("CA as leaf", lambda ca: ([ca.inter, ca.root], ca.inter_key), "is a CA certificate"),
+        ("expired leaf", lambda ca: (lambda lk: ([lk[0], ca.inter], lk[1]))(_expired(ca)), "expired on"),
+        ("key mismatch", lambda ca: ([ca.leaf()[0], ca.inter], ec.generate_private_key(ec.SECP256R1())),
+         "does not match"),
+        ("wrong order", lambda ca: (lambda lk: ([ca.inter, lk[0]], lk[1]))(ca.leaf()), "wrong order"),
+    ],
+)
+def test_import_refuses_bad_chains(home, tmp_path, capsys, ca, fault, make, message):
+    certs, key = make(ca)
+    chain, key_path, root = ca.write(tmp_path / "in", certs, key)
+    rc, out, err = run_cli(capsys, "keys", "import", "--cert-chain", str(chain), "--key", str(key_path),
+                           "--root", str(root))
+    assert rc == 3, (fault, out)
+    assert message in err, (fault, err)
+    assert not (home / "keys").exists(), "nothing may be installed when a check fails"
+    # The same checks through the API raise SigningError.
+    with pytest.raises(SigningError, match=message):
+        validate_chain(chain.read_bytes(), key_path.read_bytes(), root_pem=root.read_bytes())
+
+
+def test_import_names_an_unreadable_key(home, tmp_path, capsys, ca):
+    leaf, key = ca.leaf()
+    chain, key_path, _ = ca.write(tmp_path / "in", [leaf, ca.inter], key)
+    key_path.write_text("not a key")
+    rc, _, err = run_cli(capsys, "keys", "import", "--cert-chain", str(chain), "--key", str(key_path))
+    assert rc == 3 and "not a PEM private key" in err and "key.pem" in err
+
+
+# --------------------------------------------------------------------------- signers
+
+
+def _wav(path: Path) -> Path:
+    x = np.random.default_rng(1).standard_normal((2400, 1)).astype(np.float32) * 0.1
+    sf.write(path, x, 48_000, subtype="PCM_16")
+    return path
+
+
+def _spec():
+    return ManifestSpec(mime_type="audio/wav", title="t.wav", generated=True,
+                        generation_record=generation_assertion({"generator": "test"}))
+
+
+CALLBACK_MODULE = '''
+import os
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+CALLS = []
+
+def sign(data: bytes) -> bytes:
+    """A stand-in for an HSM/KMS: signs with a key it loads itself."""
+    with open(os.environ["TEST_KMS_KEY"], "rb") as fh:
+        key = serialization.load_pem_private_key(fh.read(), None)
+    CALLS.append(len(data))
+    return key.sign(data, ec.ECDSA(hashes.SHA256()))
+
+def broken(data: bytes) -> bytes:
+    raise RuntimeError("HSM offline")
+'''
+
+
+def test_callback_signer_signs_through_the_hook(tmp_path, monkeypatch):
+    s = load_settings(tmp_path / "home")
+    install_dev_chain(s)
+    kms_key = tmp_path / "kms-key.pem"
+    kms_key.write_bytes(s.signing_key_path.read_bytes())
+    s.signing_key_path.unlink()  # the key lives only "in the KMS"
+    (tmp_path / "mods").mkdir()
+    (tmp_path / "mods" / "fake_kms.py").write_text(CALLBACK_MODULE)
+    monkeypatch.syspath_prepend(str(tmp_path / "mods"))
+    monkeypatch.setenv("TEST_KMS_KEY", str(kms_key))
+    (s.home / "config.toml").write_text('signer_callback = "fake_kms:sign"\n')
+    s = load_settings(s.home)
+    identity = load_identity(s)
+    assert identity.kind == "callback"
+    out = sign_file(_wav(tmp_path / "a.wav"), tmp_path / "b.wav", _spec(), identity)
+    import fake_kms
+
+    assert fake_kms.CALLS, "the hook was not called"
+    rep = read_credentials(out.output, trust_anchors_pem=trust_anchors_pem(s))
+    assert rep.state == "Trusted" and rep.failure_codes == ()
+
+    # `keys import` without --key: the chain is checked and test-signed through the hook.
+    chain_copy = tmp_path / "chain.pem"
+    chain_copy.write_bytes(s.cert_chain_path.read_bytes())
+    root_copy = tmp_path / "root.pem"
+    root_copy.write_bytes(s.root_cert_path.read_bytes())
+    monkeypatch.setenv("FOLEYSEAL_HOME", str(s.home))
+    with pytest.raises(SystemExit) as exc:
+        main(["keys", "import", "--cert-chain", str(chain_copy), "--root", str(root_copy), "--force"])
+    assert exc.value.code == 0
+    assert not s.signing_key_path.exists()
+
+    (s.home / "config.toml").write_text('signer_callback = "fake_kms:broken"\n')
+    identity = load_identity(load_settings(s.home))
+    with pytest.raises(SigningError, match="fake_kms:broken failed: RuntimeError: HSM offline"):
+        sign_file(tmp_path / "a.wav", tmp_path / "c.wav", _spec(), identity)
+    assert not (tmp_path / "c.wav").exists()
+
+    (s.home / "config.toml").write_text('signer_callback = "fake_kms:nope"\n')
+    with pytest.raises(ConfigError, match="no attribute"):
+        load_identity(load_settings(s.home))
+
+
+def _refused_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]  # closed again: connections are refused
+
+
+def test_unreachable_tsa_is_a_clear_error(tmp_path):
+    home = tmp_path / "home"
+    s = load_settings(home)
+    install_dev_chain(s)
+    port = _refused_port()
+    (home / "config.toml").write_text(f'tsa_url = "http://127.0.0.1:{port}/tsa"\n')
+    identity = load_identity(load_settings(home))
+    with pytest.raises(SigningError, match=f"timestamp authority http://127.0.0.1:{port}/tsa could not be reached"):
+        sign_file(_wav(tmp_path / "a.wav"), tmp_path / "b.wav", _spec(), identity)
+    assert not (tmp_path / "b.wav").exists()
+
+
+def test_missing_keys_name_the_file_and_the_fix(tmp_path):
+    s = load_settings(tmp_path / "nohome")
+    with pytest.raises(KeyFileError, match="keys init") as exc:
+        load_identity(s)
+    assert "signing-chain.pem" in str(exc.value)

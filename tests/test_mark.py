@@ -1,0 +1,308 @@
+"""`mark`: payload -> watermark -> sign -> store, atomically; the round trip back from a stripped copy.
+
+Acceptance 2 of issue 4 (strip the credentials, find the record through the watermark, the
+stored manifest validates against the originally signed file) and acceptance 3 (8 concurrent
+`foleyseal mark` processes on one store, SQLite and PostgreSQL).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pytest
+import sqlalchemy as sa
+from scipy.signal import lfilter
+
+from foleyseal.cli import main
+from provenance.c2pa import read_credentials
+from provenance.core.audio import Audio
+from provenance.core.config import Settings, load_settings, trust_anchors_pem
+from provenance.core.errors import InputError, KeyFileError, SigningError, StoreError
+from provenance.core.io import read_audio, write_audio
+from provenance.keys.pki import install_dev_chain
+from provenance.mark import mark
+from provenance.store import ManifestStore, open_store
+from provenance.watermark import SOFT_BINDING_ALG, WatermarkKey, load_key, new_key, save_key
+from provenance.watermark.files import detect_file
+
+SR = 48_000
+PG_URL = os.environ.get("FOLEYSEAL_TEST_DATABASE_URL")
+
+
+def make_signal(seconds: float = 8.0, seed: int = 3) -> Audio:
+    """Deterministic stereo material: filtered noise bed, a chord, and percussive bursts."""
+    rng = np.random.default_rng(seed)
+    n = int(seconds * SR)
+    t = np.arange(n) / SR
+    bed = lfilter([1.0], [1.0, -0.98], rng.standard_normal((2, n)), axis=1)  # red-ish noise
+    bed = bed / np.abs(bed).max() * 0.2
+    chord = sum(0.04 * np.sin(2 * np.pi * f * t) for f in (220.0, 277.2, 329.6, 440.0))
+    bursts = (np.sin(2 * np.pi * 2.0 * t) > 0.95) * rng.standard_normal(n) * 0.15
+    x = bed + chord + bursts
+    return Audio(np.clip(x, -0.95, 0.95).astype(np.float32), SR)
+
+
+def make_home(root: Path, store_url: str | None = None, key: WatermarkKey | None = None) -> Settings:
+    s = load_settings(root)
+    install_dev_chain(s)
+    save_key(key or new_key(), s.watermark_key_path)
+    if store_url:
+        (root / "config.toml").write_text(f'store_url = "{store_url}"\n')
+        s = load_settings(root)
+    return s
+
+
+@pytest.fixture(scope="module")
+def settings(tmp_path_factory) -> Settings:
+    return make_home(tmp_path_factory.mktemp("home"))
+
+
+@pytest.fixture(scope="module")
+def source(tmp_path_factory) -> Path:
+    p = tmp_path_factory.mktemp("src") / "source.wav"
+    write_audio(p, make_signal(seconds=10.0))  # about three repetitions of the payload block
+    return p
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def store_rows(settings: Settings) -> tuple[int, int]:
+    with open_store(settings) as store:
+        return store.count(), store.count_reserved()
+
+
+# --------------------------------------------------------------------------- acceptance 2: round trip
+
+
+def _strip_by_sample_copy(marked: Path, out: Path) -> Path:
+    write_audio(out.with_suffix(".wav"), read_audio(marked))
+    return out.with_suffix(".wav")
+
+
+def _strip_by_opus_64(marked: Path, out: Path) -> Path:
+    write_audio(out.with_suffix(".opus"), read_audio(marked), bitrate_kbps=64)
+    return out.with_suffix(".opus")
+
+
+# Re-encoding to MP3 64 kbps is left out here: with the watermark as of this writing the mark
+# is still detected after it (p ~ 1e-7) but the payload does not decode on a 10 s clip. The
+# watermark's codec robustness is measured by the robustness benchmark, not by this test.
+@pytest.mark.parametrize("strip", [_strip_by_sample_copy, _strip_by_opus_64], ids=["sample-copy", "opus-64k"])
+def test_stripped_copy_finds_the_record_and_its_manifest_validates(source, tmp_path, monkeypatch, strip):
+    # Fixed key and payload, so the watermark part is deterministic (mark draws payloads from
+    # the OS CSPRNG; here that draw is pinned).
+    settings = make_home(tmp_path / "home", key=WatermarkKey(hashlib.sha256(b"foleyseal test key").digest()))
+    import provenance.store.repository as repo
+
+    monkeypatch.setattr(repo.secrets, "token_bytes", lambda n: bytes.fromhex("5eed0fc0ffee1234")[:n])
+    marked = tmp_path / "published.wav"
+    res = mark(source, marked, settings=settings, generated=True,
+               generation_record={"generator": "test", "prompt": "rain", "seed": 1})
+    original_bytes = marked.read_bytes()
+
+    stripped = strip(marked, tmp_path / "stripped")
+    assert read_credentials(stripped).present is False, "the copy must have lost its credentials"
+
+    det = detect_file(stripped, load_key(settings.watermark_key_path))
+    assert res.payload == "5eed0fc0ffee1234"
+    assert det.found and det.payload == res.payload
+
+    with open_store(settings) as store:
+        record = store.find_by_payload(SOFT_BINDING_ALG, det.payload)
+        assert record is not None and record.id == res.record.id
+        assert store.find_by_asset_hash(hashlib.sha256(original_bytes).hexdigest()) == [record]
+    assert record.asset_sha256 == hashlib.sha256(original_bytes).hexdigest()
+
+    anchors = trust_anchors_pem(settings)
+    rep = read_credentials(marked, trust_anchors_pem=anchors, manifest_bytes=record.manifest)
+    assert (rep.source, rep.state, rep.failure_codes) == ("detached", "Trusted", ())
+    assert rep.soft_bindings[0].blocks[0].value == det.payload
+    # The stored manifest is bound to the original bytes, not to the stripped copy.
+    bad = read_credentials(stripped, trust_anchors_pem=anchors, manifest_bytes=record.manifest)
+    assert bad.state == "Invalid"
+
+
+# --------------------------------------------------------------------------- atomicity
+
+
+def _leftovers(d: Path) -> list[str]:
+    return sorted(p.name for p in d.iterdir())
+
+
+def test_failures_leave_no_output_and_no_record(tmp_path, source, monkeypatch):
+    s = make_home(tmp_path / "home")
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    out = out_dir / "x.wav"
+
+    # 1. Signing fails (timestamp authority unreachable) after the payload was reserved.
+    (s.home / "config.toml").write_text('tsa_url = "http://127.0.0.1:1/tsa"\n')
+    with pytest.raises(SigningError, match="timestamp authority"):
+        mark(source, out, settings=load_settings(s.home))
+    assert _leftovers(out_dir) == [] and store_rows(s) == (0, 0)
+    (s.home / "config.toml").unlink()
+
+    # 2. The store refuses the record.
+    def refuse(self, record):
+        raise StoreError("disk full (simulated)")
+
+    with monkeypatch.context() as m:
+        m.setattr(ManifestStore, "publish", refuse)
+        with pytest.raises(StoreError, match="simulated"):
+            mark(source, out, settings=s)
+    assert _leftovers(out_dir) == [] and store_rows(s) == (0, 0)
+
+    # 3. Publishing the file fails after the record was written: the record goes too.
+    import provenance.mark as mark_module
+
+    def no_rename(src, dst):
+        raise OSError(28, "No space left on device (simulated)")
+
+    with monkeypatch.context() as m:
+        m.setattr(mark_module.os, "replace", no_rename)
+        with pytest.raises(OSError, match="simulated"):
+            mark(source, out, settings=s)
+    assert _leftovers(out_dir) == [] and store_rows(s) == (0, 0)
+
+    # 4. Watermarking fails (too short to carry the payload).
+    short = tmp_path / "short.wav"
+    write_audio(short, make_signal(seconds=1.0))
+    with pytest.raises(InputError, match="too short"):
+        mark(short, out, settings=s)
+    assert _leftovers(out_dir) == [] and store_rows(s) == (0, 0)
+
+    # 5. Missing watermark key: refused before the store is touched.
+    s.watermark_key_path.rename(tmp_path / "away.key")
+    with pytest.raises(KeyFileError, match="watermark key file not found"):
+        mark(source, out, settings=s)
+    assert _leftovers(out_dir) == []
+    (tmp_path / "away.key").rename(s.watermark_key_path)
+
+    # And then it works, and payloads differ between runs.
+    a = mark(source, out, settings=s)
+    b = mark(source, out_dir / "y.ogg", settings=s)
+    assert a.payload != b.payload and len({a.record.id, b.record.id}) == 2
+    assert _leftovers(out_dir) == ["x.wav", "y.ogg", "y.ogg.c2pa"] and store_rows(s) == (2, 0)
+
+
+def test_mark_edits_inputs_c2pa_cannot_embed_into(settings, source, tmp_path):
+    """Someone else's Opus file, marked into FLAC: the Opus input is the parent ingredient."""
+    opus = tmp_path / "theirs.opus"
+    write_audio(opus, read_audio(source), bitrate_kbps=96)
+    res = mark(opus, tmp_path / "ours.flac", settings=settings)
+    rep = read_credentials(res.output, trust_anchors_pem=trust_anchors_pem(settings))
+    assert rep.state == "Trusted" and rep.failure_codes == ()
+    doc = json.loads(rep.manifest_json)
+    ingredients = doc["manifests"][doc["active_manifest"]]["ingredients"]
+    assert [(i["title"], i["format"], i["relationship"]) for i in ingredients] == [
+        ("theirs.opus", "audio/ogg", "parentOf")
+    ]
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (("missing.wav", "out.wav"), "input file not found"),
+        (("SRC", "nodir/out.wav"), "output directory does not exist"),
+        (("SRC", "out.xyz"), "cannot sign '.xyz'"),
+        (("SRC", "out.mp4"), "video container but the input has no video"),
+    ],
+)
+def test_cli_mark_bad_input_exit_3(settings, source, tmp_path, capsys, monkeypatch, args, message):
+    monkeypatch.setenv("FOLEYSEAL_HOME", str(settings.home))
+    monkeypatch.chdir(tmp_path)
+    argv = [str(source) if a == "SRC" else a for a in args]
+    with pytest.raises(SystemExit) as exc:
+        main(["mark", *argv])
+    assert exc.value.code == 3
+    assert message in capsys.readouterr().err
+    assert _leftovers(tmp_path) == []
+
+
+def test_cli_mark_json(settings, source, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("FOLEYSEAL_HOME", str(settings.home))
+    rec = tmp_path / "record.json"
+    rec.write_text(json.dumps({"generator": "cli-test", "prompt": "wind", "seed": 9}))
+    out = tmp_path / "o.flac"
+    with pytest.raises(SystemExit) as exc:
+        main(["mark", str(source), str(out), "--generated", "--generation-record", str(rec), "--no-prompts", "--json"])
+    assert exc.value.code == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["output"] == str(out) and len(summary["payload"]) == 16
+    assert summary["record"]["id"].startswith("urn:c2pa:") and "manifest_base64" not in summary["record"]
+    rep = read_credentials(out, trust_anchors_pem=trust_anchors_pem(settings))
+    assert rep.generation_record["seed"] == 9 and "prompt" not in rep.generation_record
+
+
+# --------------------------------------------------------------------------- acceptance 3: concurrency
+
+
+def _pg_schema_url(schema: str) -> str:
+    from provenance.store.repository import normalise_url
+
+    base = normalise_url(PG_URL)
+    return base.set(query={**base.query, "options": f"-csearch_path={schema}"}).render_as_string(hide_password=False)
+
+
+def _mark_worker(src: str, out: str, home: str, queue) -> None:
+    """One `mark` process (forked: the parent already paid for the imports)."""
+    try:
+        res = mark(Path(src), Path(out), settings=load_settings(Path(home)))
+        queue.put(("ok", out, res.payload))
+    except BaseException as exc:  # report, never hang the parent
+        queue.put(("error", out, f"{type(exc).__name__}: {exc}"))
+
+
+@pytest.mark.parametrize(
+    "backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.skipif(not PG_URL, reason="no PostgreSQL URL"))]
+)
+def test_eight_concurrent_mark_processes(tmp_path, backend):
+    """8 processes mark at once into one store (whose schema they also create, racing)."""
+    import multiprocessing as mp
+
+    schema = None
+    url = None
+    if backend == "postgres":
+        schema = f"t_{uuid.uuid4().hex[:12]}"
+        admin = sa.create_engine(_pg_schema_url("public"))
+        with admin.begin() as conn:
+            conn.exec_driver_sql(f"CREATE SCHEMA {schema}")
+        url = _pg_schema_url(schema)
+    try:
+        s = make_home(tmp_path / "home", url)
+        src = tmp_path / "in.wav"
+        write_audio(src, make_signal(seconds=6.0))
+        ctx = mp.get_context("fork")
+        queue = ctx.Queue()
+        procs = [
+            ctx.Process(target=_mark_worker, args=(str(src), str(tmp_path / f"out{i}.wav"), str(s.home), queue))
+            for i in range(8)
+        ]
+        for p in procs:
+            p.start()
+        results = [queue.get(timeout=240) for _ in procs]
+        for p in procs:
+            p.join(timeout=60)
+            assert p.exitcode == 0
+        assert [r for r in results if r[0] != "ok"] == []
+        payloads = {out: payload for _, out, payload in results}
+        assert len(set(payloads.values())) == 8
+        with open_store(s) as store:
+            assert store.count() == 8 and store.count_reserved() == 0
+            for out, p in payloads.items():
+                rec = store.find_by_payload(SOFT_BINDING_ALG, p)
+                assert rec is not None and rec.asset_sha256 == sha256(Path(out))
+        rep = read_credentials(tmp_path / "out3.wav", trust_anchors_pem=trust_anchors_pem(s))
+        assert rep.state == "Trusted"
+    finally:
+        if schema:
+            with admin.begin() as conn:
+                conn.exec_driver_sql(f"DROP SCHEMA {schema} CASCADE")
+            admin.dispose()

@@ -1,0 +1,281 @@
+"""The robustness harness: the weak baseline fails where it should, the external-command adapter
+works against a fake CLI, and a tiny run writes JSON, markdown and plots, and resumes."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from benchmarks.attacks import MarkedSpan, get_attack
+from benchmarks.report import empirical_tpr, summarize
+from benchmarks.robustness import BenchConfig, localization, payload_for, read_rows, run_benchmark
+from benchmarks.watermarkers import (
+    ExternalCommandWatermarker,
+    ExternalToolError,
+    LSBWatermarker,
+    bits_to_hex,
+    build_watermarkers,
+    load_external_config,
+)
+from provenance.core.audio import Audio
+from provenance.core.errors import ConfigError
+from provenance.core.results import Segment
+
+FAKE = Path(__file__).with_name("fake_watermarker.py")
+SR = 44100
+
+
+def _music(seconds: float, seed: int, channels: int = 2, rate: int = SR) -> Audio:
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * rate)) / rate
+    x = np.zeros((channels, t.size))
+    for c in range(channels):
+        for f0 in rng.uniform(150, 600, 3):
+            for h in range(1, 5):
+                x[c] += 0.05 / h * np.sin(2 * np.pi * f0 * h * t + rng.uniform(0, 6.28))
+        x[c] += 0.01 * rng.standard_normal(t.size)
+    return Audio(x.astype(np.float32), rate)
+
+
+def _payload(n: int = 64, seed: int = 1) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 2, n).astype(np.uint8)
+
+
+def _fake_config(tmp_path: Path, **extra: str) -> Path:
+    py, fake = shlex.quote(sys.executable), shlex.quote(str(FAKE))
+    lines = [
+        "[[watermarker]]",
+        'name = "fake"',
+        f"embed = '{py} {fake} add {{input}} {{output}} {{payload_hex}}'",
+        f"detect = '{py} {fake} get {{input}}'",
+        r"""payload_regex = '^payload (?P<payload>[0-9a-f]+) score (?P<score>[-0-9.]+)'""",
+        r"""segment_regex = 'at (?P<start>[0-9.]+)-(?P<end>[0-9.]+)'""",
+        "min_score = 0.5",
+        *[f"{k} = {v}" for k, v in extra.items()],
+    ]
+    p = tmp_path / "external.toml"
+    p.write_text("\n".join(lines) + "\n")
+    return p
+
+
+# --- the weak baseline ----------------------------------------------------------------------
+
+
+def test_lsb_recovers_exactly_without_attack_and_fails_after_lossy_attacks():
+    wm, clip, bits = LSBWatermarker(), _music(3.0, seed=3), _payload()
+    marked = wm.embed(clip, bits)
+    assert np.max(np.abs(marked.samples - clip.samples)) <= 1.5 / 32768  # one LSB (plus rounding)
+    res = wm.detect(marked)
+    assert res.found and res.score == pytest.approx(1.0)
+    np.testing.assert_array_equal(res.payload_bits, bits)
+    for name in ("mp3_64k", "aac_96k", "noise_white_30db", "volume_x0.25", "resample_22k"):
+        attacked = get_attack(name).apply(marked, np.random.default_rng(0))
+        res = wm.detect(attacked)
+        assert not res.found, name
+        assert not np.array_equal(res.payload_bits, bits)
+        if name != "volume_x0.25":  # x0.25 is exact in binary: rounding keeps a trace of the LSB
+            assert abs(res.score) < 0.1, (name, res.score)
+    assert abs(wm.detect(clip).score) < 0.1
+
+
+# --- the external-command adapter -----------------------------------------------------------
+
+
+def test_external_adapter_against_fake_cli(tmp_path):
+    (wm,) = load_external_config(_fake_config(tmp_path))
+    clip, bits = _music(4.0, seed=4), _payload(seed=9)
+    marked = wm.embed(clip, bits)
+    assert (marked.channels, marked.sample_rate, marked.frames) == (clip.channels, clip.sample_rate, clip.frames)
+    res = wm.detect(marked)
+    assert res.found and res.score == pytest.approx(1.0)
+    np.testing.assert_array_equal(res.payload_bits, bits)
+    assert res.segments and res.segments[0].end_s == pytest.approx(4.0, abs=0.01)
+    unmarked = wm.detect(clip)
+    assert not unmarked.found and unmarked.payload_bits is None
+
+
+def test_audiowmark_example_config_parses_its_output_format():
+    cfg = Path(__file__).resolve().parents[1] / "benchmarks" / "watermarkers" / "audiowmark.example.toml"
+    (wm,) = load_external_config(cfg)
+    marked_out = (
+        "pattern  0:07 00112233445566778899aabbccddeeff 1.402 0.061 A\n"
+        "pattern   all 00112233445566778899aabbccddeeff 1.420 0.040\n"
+        "pattern  1:40 f0e1d2c3b4a5968778695a4b3c2d1e0f 0.171 0.395 A\n"
+    )
+    res = wm.parse(marked_out)
+    assert res.found and res.score == pytest.approx(1.42)
+    assert bits_to_hex(res.payload_bits) == "00112233445566778899aabbccddeeff"
+    assert [(s.start_s, s.payload[:4]) for s in res.segments] == [(7.0, "0011"), (100.0, "f0e1")]
+    noise_out = "pattern  0:40 f0e1d2c3b4a5968778695a4b3c2d1e0f 0.171 0.395 A\n"
+    assert not wm.parse(noise_out).found and wm.parse("").score == 0.0
+
+
+def test_external_adapter_errors(tmp_path):
+    with pytest.raises(ConfigError, match="payload"):
+        ExternalCommandWatermarker(name="x", embed_cmd="true", detect_cmd="true", payload_regex="(?P<hex>..)")
+    missing = ExternalCommandWatermarker(name="x", embed_cmd="no-such-tool-xyz {input} {output}",
+                                         detect_cmd="no-such-tool-xyz {input}", payload_regex="(?P<payload>.+)")
+    with pytest.raises(ExternalToolError, match="command not found"):
+        missing.detect(_music(1.0, seed=1))
+    silent = ExternalCommandWatermarker(name="y", embed_cmd="true {input} {output}", detect_cmd="true",
+                                        payload_regex="(?P<payload>[0-9a-f]+)")
+    with pytest.raises(ExternalToolError, match="no output file"):
+        silent.embed(_music(1.0, seed=1), _payload())
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[[watermarker]]\nname = "z"\nembed = "a"\n')
+    with pytest.raises(ConfigError, match="missing keys"):
+        load_external_config(bad)
+    with pytest.raises(ConfigError, match="external-config"):
+        build_watermarkers(["external"])
+
+
+# --- metrics --------------------------------------------------------------------------------
+
+
+def test_localization_and_empirical_tpr():
+    exp = (MarkedSpan(0.0, 5.0),)
+    worst, mis = localization(exp, [Segment(0.2, 5.1, "ab", 1e-9)], "ab", 10.0)
+    assert worst == pytest.approx(0.2) and mis == pytest.approx(0.3, abs=0.011)
+    assert localization(exp, [], "ab", 10.0) == (None, None)
+    # a segment with another payload does not count as the primary mark
+    worst, mis = localization(exp, [Segment(5.0, 10.0, "cd", 1e-9)], "ab", 10.0)
+    assert worst is None and mis == pytest.approx(5.0, abs=0.011)
+    null = list(np.linspace(0, 1, 1000))
+    tpr, why = empirical_tpr([0.5, 2.0, 3.0, 0.99], null, 1e-3)
+    assert tpr == pytest.approx(0.5) and "1000 nulls" in why
+    assert empirical_tpr([2.0], null, 1e-6)[0] is None
+
+
+# --- a tiny run -----------------------------------------------------------------------------
+
+
+def _corpus(tmp_path: Path) -> Path:
+    d = tmp_path / "corpus"
+    d.mkdir()
+    sf.write(d / "music_a.flac", _music(6.0, seed=1).samples.T, SR, subtype="PCM_16")
+    sf.write(d / "speech_b.wav", _music(5.0, seed=2, channels=1, rate=16000).samples.T, 16000, subtype="PCM_16")
+    (d / "notes.txt").write_text("not audio")
+    return d
+
+
+def test_tiny_run_writes_outputs_and_resumes(tmp_path):
+    corpus, out = _corpus(tmp_path), tmp_path / "out"
+    wms = build_watermarkers(["lsb", "fake"], external_config=_fake_config(tmp_path))
+    cfg = BenchConfig(
+        corpus=corpus, out=out, watermarkers=wms,
+        attacks=[get_attack(n) for n in ("mp3_64k", "crop_5s")],
+        workers=1, null_per_clip=2, quality_measures=("snr",), quality_strengths=(1.0,),
+    )
+    res = run_benchmark(cfg, show_progress=False)
+    # 2 clips x 2 watermarkers x (3 attacks incl. "none" + 2 nulls + 1 quality)
+    assert res.ran_trials == 24 and len(res.rows) == 24
+    for name in ("results.json", "results.jsonl", "summary.md", "bit_accuracy.png", "roc.png", "quality_vs_strength.png"):
+        assert (out / name).stat().st_size > 0, name
+    for png in out.glob("*.png"):
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    data = json.loads((out / "results.json").read_text())
+    rows = data["rows"]
+    assert data["meta"]["versions"]["numpy"] and data["meta"]["config"]["attacks"][0]["name"] == "none"
+    assert not [r for r in rows if r["error"]]
+    by = {(r["watermarker"], r["clip"], r.get("attack")): r for r in rows if r["kind"] == "attack"}
+    lsb_none = by[("lsb", "music_a.flac", "none")]
+    assert lsb_none["exact"] and lsb_none["bit_accuracy"] == 1.0 and lsb_none["attack_params"] == {"type": "NoAttack"}
+    assert lsb_none["payload_hex"] == bits_to_hex(payload_for(0, "music_a.flac", 64))
+    assert not by[("lsb", "music_a.flac", "mp3_64k")]["exact"]
+    assert by[("fake", "music_a.flac", "none")]["exact"]
+    crop = by[("fake", "music_a.flac", "crop_5s")]
+    assert crop["attacked_duration_s"] == pytest.approx(5.0) and crop["expected_spans"][0]["end_s"] == pytest.approx(5.0)
+    assert crop["seed"][0] == 0 and crop["attack_params"]["duration_s"] == 5.0
+    nulls = [r for r in rows if r["kind"] == "null"]
+    assert len(nulls) == 8 and all(r["null_type"] == "unmarked" for r in nulls)
+    q = [r for r in rows if r["kind"] == "quality" and r["watermarker"] == "lsb"]
+    assert len(q) == 2 and all(r["snr_db"] > 60 for r in q)
+
+    md = (out / "summary.md").read_text()
+    assert "| attack | kind | lsb | fake |" in md and "| mp3_64k | codec |" in md
+    assert "null trials" in md and "< 1/FPR" in md
+    s = summarize(rows)
+    assert s["cells"]["none"]["lsb"]["exact"] == 1.0 and s["cells"]["mp3_64k"]["lsb"]["exact"] == 0.0
+
+    # resume: nothing left to do
+    again = run_benchmark(cfg, show_progress=False, write_report=False)
+    assert again.ran_trials == 0 and again.skipped_trials == 24 and len(again.rows) == 24
+
+    # interrupted run: drop the last rows (and tear the last line); only those are run again
+    lines = (out / "results.jsonl").read_text().splitlines()
+    (out / "results.jsonl").write_text("\n".join(lines[:-5]) + "\n" + lines[-5][:40])
+    third = run_benchmark(cfg, show_progress=False, write_report=False)
+    assert third.ran_trials == 5 and len(third.rows) == 24
+    assert len({r["trial_id"] for r in read_rows(out / "results.jsonl")}) == 24
+
+
+def test_cli_bench_robustness(tmp_path):
+    """The CLI, with a process pool of two workers (spawned) and --quick."""
+    from typer.testing import CliRunner
+
+    from foleyseal.cli import app
+
+    corpus, out = _corpus(tmp_path), tmp_path / "cli-out"
+    result = CliRunner().invoke(app, [
+        "bench", "robustness", "--corpus", str(corpus), "--out", str(out), "--watermarkers", "lsb",
+        "--attacks", "none,volume_x0.25", "--workers", "2", "--null-per-clip", "2", "--quick", "--json",
+    ])
+    assert result.exit_code == 0, result.output
+    info = json.loads(result.output)
+    # --quick keeps clips of 6 s or more: here only music_a.flac (2 attacks + 2 nulls + 1 quality)
+    assert info["trials"] == 5 and info["errors"] == 0
+    assert (out / "summary.md").exists()
+    from foleyseal.cli import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(["bench", "robustness", "--corpus", str(corpus), "--out", str(out), "--attacks", "nope_attack"])
+    assert exc.value.code == 3
+
+
+def test_foleyseal_adapter_converts_detections(monkeypatch):
+    import provenance.watermark as pw
+    from provenance.core.results import Detection
+
+    from benchmarks.watermarkers import FoleySealWatermarker
+
+    seen = {}
+
+    def fake_embed(audio, key, payload, *, strength=1.0):
+        seen.update(key=key, payload=payload, strength=strength)
+        return audio
+
+    det = Detection(found=True, payload="00ff00ff00ff00ff", p_value=1e-9, bit_confidence=0.9,
+                    segments=(Segment(0.0, 4.0, "00ff00ff00ff00ff", 1e-9),), threshold=1e-6)
+    monkeypatch.setattr(pw, "embed", fake_embed)
+    monkeypatch.setattr(pw, "detect", lambda audio, key: det)
+    wm = FoleySealWatermarker(strength=1.5)
+    bits = np.unpackbits(np.frombuffer(bytes.fromhex("00ff00ff00ff00ff"), np.uint8))
+    wm.embed(_music(1.0, seed=1), bits)
+    assert seen["payload"] == "00ff00ff00ff00ff" and seen["strength"] == 1.5 and len(seen["key"]) == 32
+    res = wm.detect(_music(1.0, seed=1))
+    assert res.found and res.score == pytest.approx(9.0) and res.p_value == 1e-9
+    np.testing.assert_array_equal(res.payload_bits, bits)
+    assert res.segments[0].end_s == 4.0
+    assert wm.with_wrong_key(3).key_seed != wm.key_seed and wm.with_strength(2.0).strength == 2.0
+
+
+CORPUS_CLIP = Path(__file__).resolve().parents[1] / ".." / "shared" / "corpus" / "music_orchestral_44k_stereo.flac"
+
+
+@pytest.mark.skipif(not CORPUS_CLIP.exists(), reason="shared corpus not present")
+def test_foleyseal_watermarker_round_trip_on_a_corpus_clip():
+    from benchmarks.robustness import read_audio
+    from benchmarks.watermarkers import FoleySealWatermarker
+
+    wm, clip, bits = FoleySealWatermarker(), read_audio(CORPUS_CLIP), _payload(seed=5)
+    marked = wm.embed(clip, bits)
+    res = wm.detect(marked)
+    assert res.found and res.score > 6 and res.p_value is not None and res.p_value < 1e-6
+    np.testing.assert_array_equal(res.payload_bits, bits)
+    assert not wm.with_wrong_key(1).detect(marked).found

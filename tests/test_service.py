@@ -1,0 +1,247 @@
+"""The HTTP service: /v1/verify, health, the C2PA Soft Binding Resolution API, API-key writes,
+rate limits, the web page, and concurrent uploads against a real uvicorn server."""
+
+from __future__ import annotations
+
+import base64
+import concurrent.futures as cf
+import json
+import os
+import stat
+from pathlib import Path
+from typing import Iterator
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+
+from detectors.service import ServiceConfig, create_app
+from detectors.service.api_keys import ApiKeyStore
+from tests._verify_fixtures import VerifyEnv, running_server, verify_env  # noqa: F401
+
+ALG = "org.foleyseal.audio-wm.1"
+
+
+@pytest.fixture(scope="module")
+def upload_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("uploads")
+
+
+@pytest.fixture(scope="module")
+def api_key(verify_env: VerifyEnv, tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path]:
+    path = tmp_path_factory.mktemp("keys") / "api-keys.json"
+    key, _ = ApiKeyStore(path).create("partner instance")
+    return key, path
+
+
+@pytest.fixture(scope="module")
+def client(verify_env: VerifyEnv, upload_dir: Path, api_key: tuple[str, Path]) -> Iterator[TestClient]:
+    config = ServiceConfig(
+        home=verify_env.home, upload_dir=upload_dir, workers=2, rate_limit_per_min=0, api_keys_path=api_key[1]
+    )
+    with TestClient(create_app(config)) as c:
+        yield c
+    # Every upload and every worker scratch file is gone once the service stops.
+    assert [p for p in upload_dir.rglob("*") if p.is_file()] == []
+
+
+def _upload(client: TestClient, path: Path, name: str | None = None, url: str = "/v1/verify") -> httpx.Response:
+    return client.post(url, files={"file": (name or path.name, path.read_bytes(), "application/octet-stream")})
+
+
+def test_verify_multipart_and_raw_body(client: TestClient, verify_env: VerifyEnv) -> None:
+    r = _upload(client, verify_env.files["marked_wav"])
+    assert r.status_code == 200, r.text
+    report = r.json()
+    assert report["verdict"] == "credentials_valid" and report["file"] == "marked.wav"
+    assert report["store"][0]["record_id"] == verify_env.record_id
+    r = client.post(
+        "/v1/verify",
+        content=verify_env.files["opus"].read_bytes(),
+        headers={"content-type": "audio/ogg", "x-filename": "clip.opus"},
+    )
+    assert r.status_code == 200 and r.json()["verdict"] == "credentials_recovered_by_watermark"
+    assert r.json()["file"] == "clip.opus"
+    r = _upload(client, verify_env.files["unmarked"])
+    assert r.status_code == 200 and r.json()["verdict"] == "no_evidence"
+
+
+def test_unexaminable_file_is_422_with_message_and_report(client: TestClient) -> None:
+    r = client.post("/v1/verify?filename=notes.wav", content=b"these are not samples\n" * 20)
+    assert r.status_code == 422
+    body = r.json()
+    assert "not" in body["detail"] and body["report"]["verdict"] == "error"
+    form = b'--b0\r\nContent-Disposition: form-data; name="note"\r\n\r\nno file here\r\n--b0--\r\n'
+    r = client.post("/v1/verify", content=form, headers={"content-type": "multipart/form-data; boundary=b0"})
+    assert r.status_code == 400 and "field named 'file'" in r.json()["detail"]
+    r = client.post("/v1/verify", content=b"--xx\r\nbroken", headers={"content-type": "multipart/form-data"})
+    assert r.status_code == 400 and "boundary" in r.json()["detail"]
+
+
+def test_health(client: TestClient) -> None:
+    h = client.get("/v1/health").json()
+    assert h["status"] == "ok" and h["workers"] == 2 and h["store"] == "ok"
+    assert h["watermark_keys"] == 1 and h["trust_anchors"] == 1
+
+
+def test_soft_binding_resolution(client: TestClient, verify_env: VerifyEnv) -> None:
+    value = base64.b64encode(bytes.fromhex(verify_env.payload)).decode()
+    expected = {"matches": [{"manifestId": verify_env.record_id, "similarityScore": 100}]}
+    r = client.get("/matches/byBinding", params={"alg": ALG, "value": value})
+    assert r.status_code == 200 and r.json() == expected
+    r = client.post("/matches/byBinding", json={"alg": ALG, "value": value})
+    assert r.status_code == 200 and r.json() == expected
+    r = client.get("/matches/byBinding", params={"alg": ALG, "value": verify_env.payload})  # hex too
+    assert r.json() == expected
+    r = client.get("/matches/byBinding", params={"alg": ALG, "value": base64.b64encode(b"\0" * 8).decode()})
+    assert r.status_code == 200 and r.json() == {"matches": []}
+    assert client.get("/matches/byBinding", params={"alg": "com.example.other.1", "value": value}).status_code == 400
+    assert client.get("/matches/byBinding", params={"alg": ALG, "value": "!!notbase64"}).status_code == 400
+    assert client.get("/matches/byBinding", params={"alg": ALG}).status_code == 400
+    r = client.get("/services/supportedAlgorithms")
+    assert r.json() == {"watermarks": [{"alg": ALG}], "fingerprints": []}
+
+
+def test_manifest_bytes_validate_with_c2pa_reader(client: TestClient, verify_env: VerifyEnv) -> None:
+    """The detached manifest served by the resolution API + the original asset read as Trusted."""
+    import c2pa
+
+    from provenance.c2pa.read import reader_context
+    from provenance.core.config import trust_anchors_pem
+
+    r = client.get(f"/manifests/{verify_env.record_id}")
+    assert r.status_code == 200 and r.headers["content-type"] == "application/c2pa"
+    with reader_context(trust_anchors_pem(verify_env.settings)) as ctx, open(verify_env.files["marked_wav"], "rb") as fh:
+        with c2pa.Reader("audio/wav", fh, r.content, context=ctx) as reader:
+            assert reader.get_validation_state() == "Trusted"
+            data = json.loads(reader.json())
+    assert data["active_manifest"] == verify_env.record_id
+    assert client.get("/manifests/urn:c2pa:00000000-0000-0000-0000-000000000000").status_code == 404
+    assert client.get("/manifests/..%2F..%2Fetc%2Fpasswd").status_code in (400, 404)
+    assert client.get("/manifests/%20bad%20id").status_code == 400
+
+
+def test_matches_by_content_runs_the_detector(client: TestClient, verify_env: VerifyEnv) -> None:
+    r = client.post(
+        "/matches/byContent", content=verify_env.files["mp3_64"].read_bytes(), headers={"content-type": "audio/mpeg"}
+    )
+    assert r.status_code == 200
+    matches = r.json()["matches"]
+    assert [m["manifestId"] for m in matches] == [verify_env.record_id]
+    assert 0 < matches[0]["similarityScore"] <= 100
+    r = client.post("/matches/byContent", content=b"\x89PNG\r\n\x1a\n" + b"\0" * 100, headers={"content-type": "image/png"})
+    assert r.status_code == 415
+    r = _upload(client, verify_env.files["unmarked"], url="/matches/byContent")
+    assert r.status_code == 200 and r.json() == {"matches": []}
+
+
+def test_writes_need_an_api_key_stored_hashed(client: TestClient, verify_env: VerifyEnv, api_key: tuple[str, Path]) -> None:
+    key, path = api_key
+    from provenance.store import open_store
+
+    with open_store(verify_env.settings) as store:
+        record = store.get(verify_env.record_id)
+    body = {
+        "manifestId": "urn:c2pa:11111111-2222-3333-4444-555555555555",
+        "alg": ALG,
+        "value": base64.b64encode(bytes.fromhex("0123456789abcdef")).decode(),
+        "manifest": base64.b64encode(record.manifest).decode(),
+        "asset_sha256": record.asset_sha256,
+        "mime_type": "audio/wav",
+        "duration_s": 8.0,
+        "title": "registered from elsewhere",
+    }
+    assert client.post("/v1/manifests", json=body).status_code == 401
+    assert client.post("/v1/manifests", json=body, headers={"Authorization": "Bearer fsk_0000_wrong"}).status_code == 403
+    r = client.post("/v1/manifests", json=body, headers={"Authorization": f"Bearer {key}"})
+    assert r.status_code == 201, r.text
+    assert client.post("/v1/manifests", json=body, headers={"X-API-Key": key}).status_code == 409
+    r = client.get("/matches/byBinding", params={"alg": ALG, "value": "0123456789abcdef"})
+    assert r.json()["matches"][0]["manifestId"] == body["manifestId"]
+    # The key file holds hashes only, readable by its owner only.
+    text = path.read_text()
+    assert key not in text and key.split("_")[2] not in text
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    # Rotation: the new key works, the old one no longer does.
+    r = client.post("/v1/api-keys/rotate", headers={"X-API-Key": key})
+    assert r.status_code == 200
+    new_key = r.json()["key"]
+    assert client.post("/v1/api-keys/rotate", headers={"X-API-Key": key}).status_code == 403
+    r = client.post("/v1/api-keys/rotate", headers={"X-API-Key": new_key})
+    assert r.status_code == 200
+    api_key_holder = r.json()["key"]
+    assert ApiKeyStore(path).check(api_key_holder) is not None
+
+
+def test_web_page_and_docs_are_served(client: TestClient) -> None:
+    r = client.get("/")
+    assert r.status_code == 200 and "text/html" in r.headers["content-type"]
+    assert "default-src 'self'" in r.headers["content-security-policy"]
+    html = r.text
+    assert '<label for="file">' in html and 'src="/static/app.js"' in html and "http" not in html.split("<body>")[0]
+    assert client.get("/static/app.js").status_code == 200
+    assert client.get("/static/style.css").status_code == 200
+    assert client.get("/static/../service/app.py").status_code == 404
+    spec = client.get("/openapi.json").json()
+    for p in ("/v1/verify", "/v1/health", "/matches/byBinding", "/matches/byContent", "/manifests/{manifestId}",
+              "/services/supportedAlgorithms"):
+        assert p in spec["paths"], p
+    assert "multipart/form-data" in spec["paths"]["/v1/verify"]["post"]["requestBody"]["content"]
+
+
+def test_reads_are_rate_limited_per_client(verify_env: VerifyEnv, tmp_path: Path) -> None:
+    keys = tmp_path / "keys.json"
+    key, _ = ApiKeyStore(keys).create("load test")
+    config = ServiceConfig(home=verify_env.home, upload_dir=tmp_path / "up", workers=0,
+                           rate_limit_per_min=6, rate_limit_burst=3, api_keys_path=keys)
+    with TestClient(create_app(config)) as c:
+        params = {"alg": ALG, "value": "0000000000000000"}
+        codes = [c.get("/matches/byBinding", params=params).status_code for _ in range(4)]
+        assert codes == [200, 200, 200, 429]
+        r = c.get("/matches/byBinding", params=params)
+        assert r.status_code == 429 and int(r.headers["retry-after"]) >= 1 and "retry" in r.json()["detail"]
+        # A client presenting a valid API key is not limited (e.g. a partner service, a load test).
+        assert c.get("/matches/byBinding", params=params, headers={"X-API-Key": key}).status_code == 200
+        assert c.get("/v1/health").status_code == 200  # health is not rate limited
+
+
+def test_upload_size_limit(verify_env: VerifyEnv, tmp_path: Path) -> None:
+    config = ServiceConfig(home=verify_env.home, upload_dir=tmp_path / "up", workers=0, max_upload_bytes=200_000,
+                           rate_limit_per_min=0)
+    data = verify_env.files["marked_wav"].read_bytes()
+    assert len(data) > 200_000
+    with TestClient(create_app(config)) as c:
+        r = c.post("/v1/verify", content=data)  # Content-Length says too much: refused before reading
+        assert r.status_code == 413 and "limit" in r.json()["detail"]
+
+        def chunks() -> Iterator[bytes]:  # no Content-Length: refused while streaming
+            for i in range(0, len(data), 65536):
+                yield data[i : i + 65536]
+
+        r = c.post("/v1/verify", content=chunks())
+        assert r.status_code == 413
+        r = c.post("/v1/verify", files={"file": ("big.wav", data)})
+        assert r.status_code == 413
+    assert [p for p in (tmp_path / "up").rglob("*") if p.is_file()] == []
+
+
+def test_concurrent_uploads_against_real_server(verify_env: VerifyEnv, tmp_path: Path) -> None:
+    """Eight clients at once: every answer is the right one for its own file."""
+    config = ServiceConfig(home=verify_env.home, upload_dir=tmp_path / "up", workers=2, rate_limit_per_min=0)
+    files = ["marked_wav", "unmarked", "mp3_64", "flipped_wav"] * 2
+    expected = {"marked_wav": "credentials_valid", "unmarked": "no_evidence",
+                "mp3_64": "credentials_recovered_by_watermark", "flipped_wav": "credentials_tampered"}
+    with running_server(config) as url:
+
+        def one(name: str) -> tuple[str, int, str]:
+            p = verify_env.files[name]
+            with httpx.Client(base_url=url, timeout=120) as h:
+                r = h.post("/v1/verify", files={"file": (p.name, p.read_bytes())})
+            return name, r.status_code, r.json().get("verdict")
+
+        with cf.ThreadPoolExecutor(8) as ex:
+            results = list(ex.map(one, files))
+        health = httpx.get(f"{url}/v1/health").json()
+    assert all(code == 200 and verdict == expected[name] for name, code, verdict in results), results
+    assert health["worker_restarts"] == 0 and health["jobs_done"] == 8
+    assert [p for p in (tmp_path / "up").rglob("*") if p.is_file()] == []

@@ -1,0 +1,204 @@
+"""Manifest store: records, uniqueness, reservations, migrations, concurrency.
+
+Runs against SQLite always, and against PostgreSQL too when ``FOLEYSEAL_TEST_DATABASE_URL``
+is set (``.ci/run`` starts a local server): each PostgreSQL test gets its own schema.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import threading
+import uuid
+from collections.abc import Iterator
+
+import pytest
+import sqlalchemy as sa
+
+from provenance.core.c2pa_types import StoreRecord
+from provenance.core.errors import StoreError
+from provenance.store import MIGRATIONS, ManifestStore, Migration, PayloadCollision, current_version, migrate
+
+PG_URL = os.environ.get("FOLEYSEAL_TEST_DATABASE_URL")
+ALG = "org.foleyseal.audio-wm.1"
+
+
+@pytest.fixture
+def store_url(request, tmp_path) -> Iterator[str]:
+    """A fresh, empty database URL: a SQLite file, or a new schema on the PostgreSQL server."""
+    yield from _fresh_url(request.param, tmp_path)
+
+
+def _fresh_url(backend: str, tmp_path) -> Iterator[str]:
+    if backend == "sqlite":
+        yield f"sqlite:///{tmp_path / 'store.sqlite3'}"
+        return
+    if not PG_URL:
+        pytest.skip("FOLEYSEAL_TEST_DATABASE_URL not set")
+    from provenance.store.repository import normalise_url
+
+    base = normalise_url(PG_URL)
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(base)
+    with admin.begin() as conn:
+        conn.exec_driver_sql(f"CREATE SCHEMA {schema}")
+    query = dict(base.query)
+    query["options"] = f"-csearch_path={schema}"
+    try:
+        yield base.set(query=query).render_as_string(hide_password=False)
+    finally:
+        with admin.begin() as conn:
+            conn.exec_driver_sql(f"DROP SCHEMA {schema} CASCADE")
+        admin.dispose()
+
+
+BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.skipif(not PG_URL, reason="no PostgreSQL URL"))]
+backends = pytest.mark.parametrize("store_url", BACKENDS, indirect=True)
+
+
+def make_record(record_id: str, payload: str, *, sha: str = "ab" * 32, title: str | None = "t") -> StoreRecord:
+    return StoreRecord(
+        id=record_id,
+        payload=payload,
+        algorithm=ALG,
+        manifest=b"\x00c2pa-manifest-bytes\xff" * 10,
+        asset_sha256=sha,
+        mime_type="audio/wav",
+        duration_s=6.5,
+        created_at=dt.datetime(2025, 1, 2, 3, 4, 5, tzinfo=dt.timezone.utc),
+        title=title,
+    )
+
+
+@backends
+def test_reserve_publish_lookup_roundtrip(store_url):
+    with ManifestStore(store_url) as store:
+        payload = store.reserve_payload("urn:c2pa:one", ALG)
+        assert len(payload) == 16 and int(payload, 16) >= 0
+        # A reservation is invisible to lookups until published.
+        assert store.count() == 0 and store.count_reserved() == 1
+        assert store.get("urn:c2pa:one") is None and store.find_by_payload(ALG, payload) is None
+        rec = make_record("urn:c2pa:one", payload)
+        store.publish(rec)
+        assert store.count() == 1 and store.count_reserved() == 0
+        got = store.get("urn:c2pa:one")
+        assert got == rec and got.manifest == rec.manifest and got.created_at.tzinfo is not None
+        assert store.find_by_payload(ALG, payload.upper()) == rec
+        assert store.find_by_payload("other.alg", payload) is None
+        assert store.find_by_asset_hash("AB" * 32) == [rec]
+        assert store.find_by_asset_hash("cd" * 32) == []
+    # Persisted: a new connection sees it.
+    with ManifestStore(store_url) as store:
+        assert store.get("urn:c2pa:one") == rec
+        assert rec.to_dict()["manifest_size"] == len(rec.manifest) and "manifest_base64" not in rec.to_dict()
+
+
+@backends
+def test_payload_is_unique_per_algorithm(store_url):
+    with ManifestStore(store_url) as store:
+        store.add(make_record("urn:c2pa:a", "00112233445566aa"))
+        with pytest.raises(PayloadCollision):
+            store.reserve("urn:c2pa:b", ALG, "00112233445566AA")
+        with pytest.raises(PayloadCollision):
+            store.add(make_record("urn:c2pa:c", "00112233445566aa"))
+        store.reserve("urn:c2pa:d", "com.other.wm.1", "00112233445566aa")  # another algorithm: fine
+        assert store.count() == 1 and store.count_reserved() == 1
+
+
+@backends
+def test_reserve_payload_draws_again_on_collision(store_url, monkeypatch):
+    import provenance.store.repository as repo
+
+    draws = iter([bytes.fromhex("00000000000000ff")] * 2 + [bytes.fromhex("0000000000000001")])
+    monkeypatch.setattr(repo.secrets, "token_bytes", lambda n: next(draws))
+    with ManifestStore(store_url) as store:
+        assert store.reserve_payload("urn:c2pa:x", ALG) == "00000000000000ff"
+        assert store.reserve_payload("urn:c2pa:y", ALG) == "0000000000000001"
+        with pytest.raises(StoreError, match="already in the store"):
+            monkeypatch.setattr(repo.secrets, "token_bytes", lambda n: bytes(8))
+            store.reserve_payload("urn:c2pa:x", ALG)
+
+
+@backends
+def test_discard_and_purge_leave_no_dangling_rows(store_url):
+    with ManifestStore(store_url) as store:
+        p = store.reserve_payload("urn:c2pa:gone", ALG)
+        assert store.discard("urn:c2pa:gone") is True
+        assert store.discard("urn:c2pa:gone") is False
+        assert store.count_reserved() == 0
+        # The payload is free again.
+        store.reserve("urn:c2pa:again", ALG, p)
+        assert store.purge_reservations(older_than_s=3600) == 0
+        assert store.purge_reservations(older_than_s=-1) == 1
+        assert store.count_reserved() == 0
+        with pytest.raises(StoreError, match="no reservation"):
+            store.publish(make_record("urn:c2pa:again", p))
+
+
+@backends
+def test_schema_migrations_are_versioned(store_url):
+    store = ManifestStore(store_url)
+    assert store.schema_version == len(MIGRATIONS) == 1
+    with store.engine.connect() as conn:
+        assert current_version(conn) == 1
+    # Re-running is a no-op; a later migration is applied once, data intact.
+    assert migrate(store.engine) == 1
+    store.add(make_record("urn:c2pa:kept", "0102030405060708"))
+
+    def add_column(conn: sa.Connection) -> None:
+        conn.exec_driver_sql("ALTER TABLE foleyseal_manifests ADD COLUMN note VARCHAR(20)")
+
+    v2 = (*MIGRATIONS, Migration(2, "add a note column", add_column))
+    assert migrate(store.engine, v2) == 2
+    assert migrate(store.engine, v2) == 2
+    with store.engine.connect() as conn:
+        cols = {c["name"] for c in sa.inspect(conn).get_columns("foleyseal_manifests")}
+    assert "note" in cols
+    assert store.get("urn:c2pa:kept") is not None
+    store.close()
+    # This FoleySeal knows version 1 only: a version-2 database is refused.
+    with pytest.raises(StoreError, match="schema version 2, newer than this FoleySeal supports"):
+        ManifestStore(store_url)
+
+
+@backends
+def test_concurrent_writers_get_distinct_payloads(store_url):
+    """Threads each with their own store object (own connections) reserve and publish."""
+    n_threads, per_thread = 8, 5
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(n_threads)
+
+    def worker(i: int) -> None:
+        try:
+            store = ManifestStore(store_url)  # concurrent first open also races the migration
+            barrier.wait()
+            for j in range(per_thread):
+                rid = f"urn:c2pa:{i}-{j}"
+                p = store.reserve_payload(rid, ALG)
+                store.publish(make_record(rid, p, sha=f"{i:02x}" * 32))
+            store.close()
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(n_threads)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    with ManifestStore(store_url) as store:
+        assert store.count() == n_threads * per_thread
+        payloads = {store.get(f"urn:c2pa:{i}-{j}").payload for i in range(n_threads) for j in range(per_thread)}
+        assert len(payloads) == n_threads * per_thread
+        assert len(store.find_by_asset_hash("03" * 32)) == per_thread
+
+
+def test_bad_url_and_unreachable_server_are_store_errors():
+    with pytest.raises(StoreError, match="not a valid database URL"):
+        ManifestStore("not a url")
+    with pytest.raises(StoreError, match="cannot open|failed"):
+        ManifestStore("postgresql://nobody:secret@127.0.0.1:1/none")
+    try:
+        ManifestStore("postgresql://nobody:secret@127.0.0.1:1/none")
+    except StoreError as exc:
+        assert "secret" not in str(exc)

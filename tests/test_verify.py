@@ -1,0 +1,319 @@
+"""The verification engine and the ``foleyseal verify`` command, on real marked files."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from detectors.report import Verdict, VerificationReport
+from detectors.verify import Verifier, VerifyLimits, verify
+from foleyseal.cli.verify import (
+    EXIT_ERROR,
+    EXIT_INVALID,
+    EXIT_NO_EVIDENCE,
+    EXIT_VALID,
+    combined_exit_code,
+)
+from tests._verify_fixtures import SR, VerifyEnv, foley_host, settings_without_store, verify_env  # noqa: F401
+
+EXPECTED = {
+    "marked_wav": Verdict.CREDENTIALS_VALID,
+    "marked_mp4": Verdict.CREDENTIALS_VALID,
+    "flipped_wav": Verdict.CREDENTIALS_TAMPERED,
+    "flipped_mp4": Verdict.CREDENTIALS_TAMPERED,
+    "mp3_64": Verdict.CREDENTIALS_RECOVERED_BY_WATERMARK,
+    "opus": Verdict.CREDENTIALS_RECOVERED_BY_WATERMARK,
+    "spliced": Verdict.PARTIALLY_MARKED,
+    "unmarked": Verdict.NO_EVIDENCE,
+    "untrusted": Verdict.CREDENTIALS_UNTRUSTED,
+}
+
+
+@pytest.fixture(scope="module")
+def reports(verify_env: VerifyEnv) -> dict[str, VerificationReport]:
+    with Verifier(verify_env.settings) as v:
+        return {name: v.verify(verify_env.files[name]) for name in EXPECTED}
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_each_verdict_is_reached_with_real_files(name: str, reports: dict[str, VerificationReport]) -> None:
+    report = reports[name]
+    assert report.verdict is EXPECTED[name], (name, report.verdict, report.notes, report.explanation)
+    assert report.explanation and len(report.explanation) > 80
+    # The JSON form is strict JSON (no NaN) and carries the verdict first-class.
+    data = json.loads(report.to_json())
+    assert data["verdict"] == EXPECTED[name].value
+    assert data["title"] == EXPECTED[name].title
+
+
+def test_valid_file_details(reports: dict[str, VerificationReport], verify_env: VerifyEnv) -> None:
+    r = reports["marked_wav"]
+    assert r.container is not None and r.container.format == "wav" and r.container.sample_rate == SR
+    assert r.credentials.source == "embedded" and r.credentials.state == "Trusted"
+    assert r.credentials.digital_source_type.endswith("trainedAlgorithmicMedia")
+    assert r.credentials.generation_record["prompt"] == "a brook with water drops"
+    wm = r.watermark[0]
+    assert wm.found and wm.payloads[0] == verify_env.payload and wm.p_value < 1e-6
+    assert wm.coverage > 0.9
+    # The stored manifest validates against these exact bytes: a hard binding.
+    assert [(m.record_id, m.binding) for m in r.store] == [(verify_env.record_id, "hard")]
+    assert "AI-generated" in r.explanation
+    mp4 = reports["marked_mp4"]
+    assert mp4.container.has_video and mp4.container.format == "mp4"
+    assert mp4.watermark[0].payloads[0] == verify_env.mp4_payload
+
+
+def test_tampered_files_name_the_failure(reports: dict[str, VerificationReport]) -> None:
+    assert "assertion.dataHash.mismatch" in reports["flipped_wav"].credentials.failure_codes
+    assert "assertion.bmffHash.mismatch" in reports["flipped_mp4"].credentials.failure_codes
+    for name in ("flipped_wav", "flipped_mp4"):
+        r = reports[name]
+        assert "do not validate" in r.explanation
+        # The watermark still identifies the record, but only softly: the bytes changed.
+        assert [m.binding for m in r.store] == ["soft"]
+
+
+def test_reencoded_copies_resolve_through_the_soft_binding(
+    reports: dict[str, VerificationReport], verify_env: VerifyEnv
+) -> None:
+    for name in ("mp3_64", "opus"):
+        r = reports[name]
+        assert not r.credentials.present
+        assert r.watermark[0].payloads[0] == verify_env.payload
+        assert [(m.record_id, m.binding) for m in r.store] == [(verify_env.record_id, "soft")]
+        # The stored credentials are reported (they do not validate against the re-encode).
+        assert r.store[0].credentials.present
+        assert r.store[0].credentials.failure_codes
+
+
+def test_splice_segments_within_half_a_second(reports: dict[str, VerificationReport], verify_env: VerifyEnv) -> None:
+    r = reports["spliced"]
+    segs = r.watermark[0].segments
+    assert len(segs) == 1, segs
+    start, end = verify_env.splice_span_s
+    assert abs(segs[0].start_s - start) <= 0.5 and abs(segs[0].end_s - end) <= 0.5, segs
+    assert 0.25 < r.watermark[0].coverage < 0.45
+    assert "spliced" in r.explanation
+
+
+def test_no_evidence_never_claims_human_origin(reports: dict[str, VerificationReport]) -> None:
+    r = reports["unmarked"]
+    assert not r.watermark[0].found and r.watermark[0].p_value > 1e-3
+    assert r.store == []
+    assert "does NOT mean the audio was made by a person" in r.explanation
+
+
+def test_nothing_is_trusted_beyond_the_configuration(verify_env: VerifyEnv, tmp_path: Path) -> None:
+    # A verifier whose configuration has no roots at all: FoleySeal's own files read "untrusted".
+    bare = replace(
+        verify_env.settings,
+        root_cert_path=tmp_path / "absent-root.pem",
+        trust_anchors=[],
+        trust_list=None,
+        store_url=f"sqlite:///{tmp_path / 'none.sqlite3'}",
+    )
+    r = verify(verify_env.files["marked_wav"], settings=bare)
+    assert r.verdict is Verdict.CREDENTIALS_UNTRUSTED
+    assert r.trust_anchors == 0
+    assert "signingCredential.untrusted" in r.credentials.failure_codes
+    # Adding the other chain's root as an extra anchor makes that signer trusted.
+    other_root = verify_env.other_home / "keys" / "root-ca.pem"
+    r = verify(verify_env.files["untrusted"], settings=verify_env.settings, trust_anchors=[other_root])
+    assert r.verdict is Verdict.CREDENTIALS_VALID
+    assert r.trust_anchors == 2
+
+
+def test_without_a_key_or_store_the_report_says_what_was_not_checked(verify_env: VerifyEnv) -> None:
+    r = verify(verify_env.files["mp3_64"], settings=verify_env.settings, keyring=[])
+    assert r.verdict is Verdict.NO_EVIDENCE and r.watermark == []
+    assert "watermark was not checked" in r.explanation
+    r = verify(verify_env.files["mp3_64"], settings=settings_without_store(verify_env))
+    assert r.verdict is Verdict.WATERMARK_ONLY
+    assert any("No manifest store" in n for n in r.notes)
+    # Verifying never creates a store on a machine that has none.
+    assert not (verify_env.home / "absent.sqlite3").exists()
+
+
+def test_stream_input_and_wrong_extension(verify_env: VerifyEnv, tmp_path: Path) -> None:
+    data = verify_env.files["marked_wav"].read_bytes()
+    r = verify(io.BytesIO(data), settings=verify_env.settings, name="upload.wav")
+    assert r.verdict is Verdict.CREDENTIALS_VALID and r.file == "upload.wav"
+    # A WAV named .mp3: the content decides, and the report says the name lies.
+    liar = tmp_path / "really-a-wav.mp3"
+    liar.write_bytes(data)
+    r = verify(liar, settings=verify_env.settings)
+    assert r.verdict is Verdict.CREDENTIALS_VALID
+    assert r.container.extension_mismatch
+    assert any("extension does not match" in n for n in r.notes)
+
+
+def test_sidecar_and_detached_manifest(verify_env: VerifyEnv, tmp_path: Path) -> None:
+    from provenance.mark import mark
+
+    host = verify_env.files["unmarked"]
+    res = mark(host, tmp_path / "clip.ogg", settings=verify_env.settings, generated=True)
+    assert res.sidecar is not None
+    r = verify(res.output, settings=verify_env.settings)
+    assert r.verdict is Verdict.CREDENTIALS_VALID and r.credentials.source == "sidecar"
+    # Without its sidecar the file is still byte-identical to the registered asset: the stored
+    # (detached) manifest validates against it through the watermark.
+    res.sidecar.unlink()
+    r = verify(res.output, settings=verify_env.settings)
+    assert r.verdict is Verdict.CREDENTIALS_VALID
+    assert not r.credentials.present and r.store[0].binding == "hard"
+    assert "manifest store" in r.explanation
+
+
+def test_quiet_intro_is_not_a_splice(verify_env: VerifyEnv, tmp_path: Path) -> None:
+    from provenance.core.audio import Audio
+    from provenance.core.io import read_audio, write_audio
+
+    marked = read_audio(verify_env.files["marked_wav"])
+    silence = np.zeros((2, 5 * SR), np.float32)
+    write_audio(tmp_path / "intro.wav", Audio(np.concatenate([silence, marked.samples], 1), SR, subtype="PCM_16"))
+    r = verify(tmp_path / "intro.wav", settings=verify_env.settings)
+    assert r.verdict is Verdict.CREDENTIALS_RECOVERED_BY_WATERMARK, (r.verdict, r.watermark)
+
+
+def test_long_files_are_searched_window_by_window(verify_env: VerifyEnv, tmp_path: Path) -> None:
+    """Small windows (as a 10-minute file gets) still find and place a mark in the middle."""
+    from provenance.core.audio import Audio
+    from provenance.core.io import read_audio, write_audio
+
+    marked = read_audio(verify_env.files["marked_wav"])
+    before, after = foley_host(17.0, seed=21), foley_host(13.0, seed=22)
+    write_audio(tmp_path / "long.wav", Audio(np.concatenate([before, marked.samples, after], 1), SR, subtype="PCM_16"))
+    limits = VerifyLimits(window_s=12.0, overlap_s=4.0)
+    with Verifier(verify_env.settings, limits=limits, threads=2) as v:
+        r = v.verify(tmp_path / "long.wav")
+    assert r.verdict is Verdict.PARTIALLY_MARKED
+    segs = r.watermark[0].segments
+    assert len(segs) == 1 and abs(segs[0].start_s - 17.0) <= 0.5 and abs(segs[0].end_s - 25.0) <= 0.5, segs
+    assert r.watermark[0].analysed_s == pytest.approx(38.0, abs=0.01)
+
+
+def test_bad_input_gives_error_verdict_not_exception(verify_env: VerifyEnv, tmp_path: Path) -> None:
+    cases = {
+        "empty.wav": b"",
+        "text.wav": b"hello world\n" * 50,
+        "random.mp3": np.random.default_rng(0).bytes(4000),
+    }
+    for name, data in cases.items():
+        p = tmp_path / name
+        p.write_bytes(data)
+        r = verify(p, settings=verify_env.settings)
+        assert r.verdict is Verdict.ERROR, (name, r.verdict)
+        assert r.error and name in r.file
+        assert r.explanation.startswith("The file could not be examined")
+    r = verify(tmp_path / "missing.wav", settings=verify_env.settings)
+    assert r.verdict is Verdict.ERROR and "cannot" in r.error
+
+
+def test_time_limit_is_enforced(verify_env: VerifyEnv) -> None:
+    with Verifier(verify_env.settings, limits=VerifyLimits(time_limit_s=1e-4)) as v:
+        r = v.verify(verify_env.files["spliced"])
+    assert r.verdict is Verdict.ERROR and "time limit" in r.error
+
+
+# --- CLI ----------------------------------------------------------------------------------
+
+
+def _cli(args: list[str], env: VerifyEnv, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    """Run the console entry point in-process (with its central error handling)."""
+    from foleyseal.cli import main
+
+    old = os.environ.get("FOLEYSEAL_HOME")
+    os.environ["FOLEYSEAL_HOME"] = str(env.home)
+    capsys.readouterr()
+    try:
+        main(args)
+        code = 0
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    finally:
+        if old is None:
+            os.environ.pop("FOLEYSEAL_HOME", None)
+        else:
+            os.environ["FOLEYSEAL_HOME"] = old
+    cap = capsys.readouterr()
+    return code, cap.out + cap.err
+
+
+def test_cli_exit_codes_per_verdict(verify_env: VerifyEnv, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    f = verify_env.files
+    junk = tmp_path / "junk.wav"
+    junk.write_bytes(b"not audio at all" * 10)
+    cases = [
+        (f["marked_wav"], EXIT_VALID),
+        (f["mp3_64"], EXIT_VALID),
+        (f["unmarked"], EXIT_NO_EVIDENCE),
+        (f["flipped_wav"], EXIT_INVALID),
+        (f["untrusted"], EXIT_INVALID),
+        (junk, EXIT_ERROR),
+    ]
+    for path, code in cases:
+        rc, out = _cli(["verify", "--json", str(path)], verify_env, capsys)
+        assert rc == code, (path.name, rc, out)
+        report = json.loads(out.strip().splitlines()[-1])
+        assert report["file"] == str(path)
+    assert combined_exit_code(["credentials_valid", "no_evidence"]) == EXIT_NO_EVIDENCE
+    assert combined_exit_code(["no_evidence", "error", "credentials_tampered"]) == EXIT_INVALID
+    assert EXIT_NO_EVIDENCE != 2 and EXIT_INVALID != 2  # 2 stays the parser's usage error
+
+
+def test_cli_text_summary_and_trust_option(verify_env: VerifyEnv, capsys: pytest.CaptureFixture[str]) -> None:
+    rc, out = _cli(["verify", str(verify_env.files["spliced"])], verify_env, capsys)
+    assert rc == EXIT_VALID
+    first = out.splitlines()[0]
+    assert first.startswith("partially_marked") and "spliced.wav" in first
+    assert "segments" in out and "store: record" in out
+    other_root = verify_env.other_home / "keys" / "root-ca.pem"
+    rc, out = _cli(["verify", "--trust-anchors", str(other_root), str(verify_env.files["untrusted"])], verify_env, capsys)
+    assert rc == EXIT_VALID and out.startswith("credentials_valid")
+    rc, out = _cli(["verify", "--trust-anchors", str(verify_env.files["unmarked"]), str(verify_env.files["untrusted"])], verify_env, capsys)
+    assert rc == 3 and "PEM" in out  # a bad anchor file is a configuration error, named
+
+
+def test_cli_walks_directories(verify_env: VerifyEnv, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    d = tmp_path / "tree"
+    (d / "sub").mkdir(parents=True)
+    (d / ".hidden").mkdir()
+    shutil.copy(verify_env.files["marked_wav"], d / "a.wav")
+    shutil.copy(verify_env.files["unmarked"], d / "sub" / "b.wav")
+    (d / "a.c2pa").write_bytes(b"sidecars are skipped")
+    (d / ".hidden" / "c.wav").write_bytes(b"hidden files are skipped")
+    rc, out = _cli(["verify", "--json", str(d)], verify_env, capsys)
+    lines = [json.loads(line) for line in out.strip().splitlines()]
+    assert [Path(x["file"]).name for x in lines] == ["a.wav", "b.wav"]
+    assert [x["verdict"] for x in lines] == ["credentials_valid", "no_evidence"]
+    assert rc == EXIT_NO_EVIDENCE
+
+
+def test_cli_as_a_real_process(verify_env: VerifyEnv) -> None:
+    """Two real subprocess runs: the console entry point, stdout JSON, exit codes."""
+    code = "import sys; from foleyseal.cli import main; main(sys.argv[1:])"
+    env = verify_env.env()
+    env["TMPDIR"] = tempfile.mkdtemp(prefix="verify-cli-tmp-")
+    p = subprocess.run(
+        [sys.executable, "-c", code, "verify", "--json", str(verify_env.files["flipped_mp4"])],
+        capture_output=True, text=True, env=env, timeout=120, cwd=Path(__file__).resolve().parents[1],
+    )
+    assert p.returncode == EXIT_INVALID, p.stderr
+    assert json.loads(p.stdout)["verdict"] == "credentials_tampered"
+    p = subprocess.run(
+        [sys.executable, "-c", code, "verify", str(Path(env["TMPDIR"]) / "nope.wav")],
+        capture_output=True, text=True, env=env, timeout=120, cwd=Path(__file__).resolve().parents[1],
+    )
+    assert p.returncode == EXIT_ERROR and p.stdout.startswith("error")
+    assert os.listdir(env["TMPDIR"]) == []  # nothing left in the temporary directory
+    os.rmdir(env["TMPDIR"])

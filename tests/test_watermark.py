@@ -1,0 +1,165 @@
+"""Behaviour of the audio watermark through its public API, on real corpus clips."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from provenance.core import io
+from provenance.core.audio import Audio
+from provenance.core.errors import InputError, KeyFileError, PayloadError
+from provenance.watermark import (
+    WatermarkKey,
+    detect,
+    embed,
+    load_key,
+    min_duration_s,
+    new_key,
+    save_key,
+)
+
+KEY = WatermarkKey(bytes(range(32)))
+OTHER_KEY = WatermarkKey(bytes(range(100, 132)))
+PAYLOAD = "0123456789abcdef"
+
+
+@pytest.fixture(scope="module")
+def speech(corpus_dir) -> Audio:
+    return io.read_audio(corpus_dir / "speech_male_44k_mono.flac")
+
+
+@pytest.fixture(scope="module")
+def music(corpus_dir) -> Audio:
+    # 8 s of the orchestral clip keeps the test fast
+    return io.read_audio(corpus_dir / "music_orchestral_44k_stereo.flac", start_s=2.0, duration_s=8.0)
+
+
+@pytest.fixture(scope="module")
+def marked_music(music) -> Audio:
+    return embed(music, KEY, PAYLOAD)
+
+
+def snr_db(ref: Audio, test: Audio) -> float:
+    err = test.samples - ref.samples
+    return float(10 * np.log10((ref.samples**2).sum() / (err**2).sum()))
+
+
+def test_round_trip_recovers_payload_with_tiny_p_value(music, marked_music):
+    det = detect(marked_music, KEY)
+    assert det.found and det.payload == PAYLOAD
+    assert det.p_value < 1e-12
+    assert det.bit_confidence > 0.5
+    assert len(det.segments) == 1
+    seg = det.segments[0]
+    assert seg.start_s < 0.5 and seg.end_s > music.duration_s - 0.5
+    assert seg.payload == PAYLOAD
+
+
+def test_output_keeps_shape_rate_and_is_quiet(music, marked_music):
+    assert marked_music.samples.shape == music.samples.shape
+    assert marked_music.sample_rate == music.sample_rate
+    assert marked_music.samples.dtype == np.float32
+    assert snr_db(music, marked_music) > 25.0  # the corpus median (>= 30 dB) is a benchmark figure
+
+
+def test_unmarked_and_wrong_key_are_not_found(music, marked_music):
+    for det in (detect(music, KEY), detect(marked_music, OTHER_KEY)):
+        assert not det.found
+        assert det.payload is None
+        assert det.p_value > 1e-3
+        assert det.segments == ()
+
+
+def test_speech_round_trip(speech):
+    det = detect(embed(speech, KEY, bytes.fromhex(PAYLOAD)), KEY)
+    assert det.found and det.payload == PAYLOAD
+
+
+def test_half_marked_file_reports_the_marked_half(corpus_dir):
+    music = io.read_audio(corpus_dir / "music_orchestral_44k_stereo.flac")
+    x = music.samples
+    half = x.shape[1] // 2
+    marked = embed(music, KEY, PAYLOAD).samples
+    mixed = np.concatenate([x[:, :half], marked[:, half:]], axis=1)
+    det = detect(music.with_samples(mixed), KEY)
+    assert det.found and det.payload == PAYLOAD
+    assert len(det.segments) == 1
+    boundary = half / music.sample_rate
+    assert abs(det.segments[0].start_s - boundary) <= 0.5
+    assert abs(det.segments[0].end_s - music.duration_s) <= 0.5
+
+
+def test_mark_is_not_added_to_digital_silence(music):
+    x = music.samples.copy()
+    rate = music.sample_rate
+    x[:, 3 * rate : 5 * rate] = 0.0
+    marked = embed(music.with_samples(x), KEY, PAYLOAD).samples
+    assert np.all(marked[:, 3 * rate + 400 : 5 * rate - 400] == 0.0)
+
+
+def test_mark_never_pushes_samples_past_full_scale(music):
+    loud = music.samples / np.abs(music.samples).max() * 0.999
+    marked = embed(music.with_samples(loud), KEY, PAYLOAD).samples
+    assert np.abs(marked).max() <= 1.0
+
+
+@pytest.mark.parametrize("rate, channels", [(8000, 1), (22050, 2), (48000, 6), (96000, 2), (192000, 8)])
+def test_rates_and_channel_counts(music, rate, channels):
+    from provenance.watermark.model import resample
+
+    mono = resample(music.samples[:, : 6 * music.sample_rate].mean(axis=0), music.sample_rate, rate)
+    rng = np.random.default_rng(channels)
+    gains = rng.uniform(0.5, 1.0, size=(channels, 1)).astype(np.float32)
+    audio = Audio(mono[None, :] * gains, rate)
+    marked = embed(audio, KEY, PAYLOAD)
+    assert marked.samples.shape == audio.samples.shape
+    det = detect(marked, KEY)
+    assert det.found and det.payload == PAYLOAD
+
+
+def test_bad_payloads_are_refused(music):
+    for bad in ("0123", "zz23456789abcdef", b"\x00" * 9, "0123456789abcdef00"):
+        with pytest.raises(PayloadError, match="payload"):
+            embed(music, KEY, bad)
+
+
+def test_too_short_nan_and_empty_inputs_are_refused(music):
+    short = Audio(music.samples[:, : int(0.5 * music.sample_rate)], music.sample_rate)
+    with pytest.raises(InputError, match="too short"):
+        embed(short, KEY, PAYLOAD)
+    assert min_duration_s() < 5.0
+    nan = music.samples.copy()
+    nan[0, 1000] = np.nan
+    with pytest.raises(InputError, match="NaN"):
+        embed(music.with_samples(nan), KEY, PAYLOAD)
+    with pytest.raises(InputError, match="zero length"):
+        detect(Audio(np.zeros((1, 0), np.float32), 44100), KEY)
+    with pytest.raises(InputError, match="sample rate"):
+        detect(Audio(np.zeros((1, 4000), np.float32), 4000), KEY)
+
+
+def test_key_files(tmp_path):
+    key = new_key()
+    path = save_key(key, tmp_path / "wm.key")
+    assert (path.stat().st_mode & 0o777) == 0o600
+    assert load_key(path) == key
+    assert key.secret.hex() not in repr(key)
+    with pytest.raises(KeyFileError, match="already exists"):
+        save_key(new_key(), path)
+    path.chmod(0o644)
+    with pytest.raises(KeyFileError, match="permissions"):
+        load_key(path)
+    with pytest.raises(KeyFileError, match="not found"):
+        load_key(tmp_path / "missing.key")
+    bad = tmp_path / "bad.key"
+    bad.write_text("hello\n")
+    bad.chmod(0o600)
+    with pytest.raises(KeyFileError, match="not a FoleySeal watermark key"):
+        load_key(bad)
+
+
+def test_subkeys_are_independent_per_purpose():
+    a, b = KEY.subkey("chips"), KEY.subkey("dither")
+    assert a != b and len(a) == 32
+    assert KEY.subkey("chips") == a
+    assert OTHER_KEY.subkey("chips") != a

@@ -1,0 +1,384 @@
+"""Stage 2: stream the frames once and produce a :class:`~v2a_core.types.VisualAnalysis`.
+
+Per frame (at the analysis size, long side 320 px):
+
+* scene cuts: luma histogram distance and the share of changed pixels between frames;
+* motion energy: mean absolute luma change, whole frame and left/centre/right thirds;
+* foreground: difference from a centred temporal-median background, split into blobs that
+  a tracker follows; each finished track is searched for impacts (sub-frame timing, see
+  :mod:`v2a_core.analysis.impacts`);
+* appearances: pixels that change at once after being still (flashes, lights, text);
+* optical flow (DIS) on a 3 x 3 grid: camera motion, turbulence, and the change of flow
+  that marks impacts, used as the visual envelope for audio-visual sync checks;
+* colour look every 0.25 s for the scene cues.
+
+Frames are processed about one background window (0.8 s) after they are decoded; only
+that window is buffered, so memory stays flat however long the video is.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from v2a_core.analysis.background import CentredMedianBackground
+from v2a_core.analysis.blobs import find_blobs, foreground_mask
+from v2a_core.analysis.flow import FlowMeter
+from v2a_core.analysis.impacts import detect_impacts
+from v2a_core.analysis.rhythm import estimate_rhythm
+from v2a_core.analysis.scene import LookSample, look, summarise
+from v2a_core.analysis.tracking import Tracker
+from v2a_core.types import Frame, MotionEnvelope, Scene, VisualAnalysis, VisualEvent
+from v2a_core.video.decode import DEFAULT_MAX_SIDE, iter_frames, probe
+
+#: progress(done_s, total_s): seconds of video analysed so far and in all (total may be 0 if unknown).
+ProgressFn = Callable[[float, float], None]
+
+
+@dataclass(frozen=True)
+class AnalysisSettings:
+    max_side: int = DEFAULT_MAX_SIDE
+    """Long side of analysis frames, pixels."""
+    background_window_s: float = 3.0
+    """Half-width of the background median window, seconds: an object must stay put about
+    this long to become background."""
+    background_step_s: float = 0.5
+    luma_threshold: int = 20
+    """Minimum luma difference from the background for a foreground pixel (0..255)."""
+    chroma_threshold: int = 14
+    min_blob_fraction: float = 0.00008
+    """Smallest tracked blob, fraction of the frame area."""
+    appear_min_fraction: float = 0.004
+    """Smallest sudden appearance that makes an event, fraction of the frame area."""
+    step_threshold: int = 25
+    """Luma/chroma change (0..255) that counts a pixel as changed between two frames."""
+    look_every_s: float = 0.25
+    max_duration_s: float | None = None
+
+
+class _Series:
+    """Per-frame measurements (a few floats per frame)."""
+
+    def __init__(self) -> None:
+        self.t: list[float] = []
+        self.scene: list[int] = []
+        self.energy: list[float] = []
+        self.regions: list[tuple[float, float, float]] = []
+        self.fg: list[float] = []
+        self.appear: list[float] = []
+        self.appear_xy: list[tuple[float, float]] = []
+        self.change: list[float] = []
+        self.camera: list[float] = []
+        self.turbulence: list[float] = []
+        self.flicker: list[float] = []
+
+
+def _thumb_hist(luma: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    thumb = cv2.resize(luma, (64, max(4, luma.shape[0] * 64 // max(1, luma.shape[1]))), interpolation=cv2.INTER_AREA)
+    hist = np.bincount((thumb >> 3).ravel(), minlength=32).astype(np.float64)
+    return thumb, hist / hist.sum()
+
+
+def _is_cut(prev: tuple[np.ndarray, np.ndarray], cur: tuple[np.ndarray, np.ndarray]) -> bool:
+    changed = float((cv2.absdiff(prev[0], cur[0]) > 40).mean())
+    hist_l1 = float(np.abs(prev[1] - cur[1]).sum())
+    return changed > 0.75 or (changed > 0.5 and hist_l1 > 0.3)
+
+
+def analyze(
+    path: str | Path,
+    *,
+    settings: AnalysisSettings = AnalysisSettings(),
+    progress: ProgressFn | None = None,
+) -> VisualAnalysis:
+    """Analyse the video at ``path`` in one streaming pass."""
+    info = probe(path)
+    s = settings
+    bg = CentredMedianBackground(window_s=s.background_window_s, step_s=s.background_step_s)
+    tracker = Tracker()
+    flow = FlowMeter()
+    series = _Series()
+    looks: list[LookSample] = []
+    events: list[VisualEvent] = []
+    cuts: list[float] = []
+    pending: deque[tuple[Frame, int]] = deque()
+    size: tuple[int, int] = (0, 0)
+
+    state: dict = {"prev": None, "prev_scene": -1, "prev_changed": None, "prev_regional": None, "last_look": -np.inf}
+
+    def run_tracks(tracks, until_s=np.inf):
+        for tr in tracks:
+            events.extend(detect_impacts(tr, width=size[0], height=size[1], until_s=until_s))
+
+    def process(fr: Frame, scene: int) -> None:
+        yuv = fr.yuv
+        h, w = yuv.shape[:2]
+        luma = yuv[..., 0]
+        prev: Frame | None = state["prev"]
+        new_scene = prev is None or scene != state["prev_scene"]
+        dt = fr.time_s - prev.time_s if prev is not None else 0.0
+        series.t.append(fr.time_s)
+        series.scene.append(scene)
+        if new_scene:
+            series.energy.append(0.0)
+            series.regions.append((0.0, 0.0, 0.0))
+            series.appear.append(0.0)
+            series.appear_xy.append((0.0, 0.0))
+            series.flicker.append(0.0)
+            state["prev_changed"] = None
+            state["prev_regional"] = None
+            flow.reset()
+        else:
+            assert prev is not None
+            d = cv2.absdiff(yuv, prev.yuv)
+            dy, du, dv = cv2.split(d)
+            third = w // 3
+            energy = cv2.mean(dy)[0] / 255.0
+            series.energy.append(energy)
+            series.regions.append(
+                tuple(cv2.mean(dy[:, a:b])[0] / 255.0 for a, b in ((0, third), (third, w - third), (w - third, w)))
+            )
+            series.flicker.append(abs(cv2.mean(luma)[0] - cv2.mean(prev.yuv[..., 0])[0]) / 255.0)
+            dmax = cv2.max(cv2.max(dy, du), dv)
+            # only pixels that get brighter count as appearing: lights, flashes, text on
+            # a screen; something vanishing or an object jumping away makes no sound
+            brighter = cv2.subtract(luma, prev.yuv[..., 0])
+            darker = cv2.subtract(prev.yuv[..., 0], luma)
+            _, lit = cv2.threshold(brighter, s.step_threshold, 1, cv2.THRESH_BINARY)
+            _, recoloured = cv2.threshold(cv2.max(du, dv), s.step_threshold, 1, cv2.THRESH_BINARY)
+            _, not_darker = cv2.threshold(darker, s.step_threshold // 2, 1, cv2.THRESH_BINARY_INV)
+            changed = cv2.bitwise_or(lit, cv2.bitwise_and(recoloured, not_darker))
+            still_before = state["prev_changed"]
+            step = cv2.bitwise_and(changed, still_before) if still_before is not None else None
+            count = cv2.countNonZero(step) if step is not None else 0
+            frac = count / float(w * h)
+            series.appear.append(frac)
+            if count:
+                m = cv2.moments(step, binaryImage=True)
+                series.appear_xy.append((m["m10"] / m["m00"] / w * 2 - 1, m["m01"] / m["m00"] / h * 2 - 1))
+            else:
+                series.appear_xy.append((0.0, 0.0))
+            _, still = cv2.threshold(dmax, s.step_threshold // 2, 1, cv2.THRESH_BINARY_INV)
+            state["prev_changed"] = still
+        # foreground and tracking
+        background = bg.background(fr.time_s, scene)
+        small = cv2.resize(yuv, (background.shape[1], background.shape[0]), interpolation=cv2.INTER_AREA)
+        if state.get("bg_id") is not background:
+            # compression noise level of this background, from a sparse pixel sample
+            diff = cv2.absdiff(small[::2, ::2, 0], background[::2, ::2, 0])
+            state["noise"] = float(np.median(diff))
+            state["bg_id"] = background
+        noise = state["noise"]
+        mask = foreground_mask(
+            small,
+            background,
+            luma_thr=int(max(s.luma_threshold, 6 * noise + 4)),
+            chroma_thr=int(max(s.chroma_threshold, 4 * noise + 4)),
+        )
+        fg = cv2.countNonZero(mask) / float(mask.size)
+        series.fg.append(fg)
+        if fg < 0.5:
+            blobs, labels = find_blobs(mask, yuv, min_area=max(4.0, s.min_blob_fraction * w * h))
+        else:
+            blobs, labels = [], None
+        run_tracks(tracker.update(fr.time_s, yuv, blobs, labels, skip=new_scene or fg >= 0.5))
+        for tr in tracker.long_tracks():
+            cut_at = tr.obs[-20].time_s
+            run_tracks([tr], until_s=cut_at)
+            tr.obs = tr.obs[-20:]
+            tr.emitted_until_s = cut_at
+        # optical flow
+        summary = flow.measure(luma, dt)
+        if summary is None:
+            series.change.append(0.0)
+            series.camera.append(0.0)
+            series.turbulence.append(0.0)
+        else:
+            prev_reg = state["prev_regional"]
+            change = float(np.abs(summary.regional - prev_reg).sum(axis=1).mean()) if prev_reg is not None else 0.0
+            state["prev_regional"] = summary.regional
+            series.change.append(change)
+            series.camera.append(summary.median_speed)
+            series.turbulence.append(summary.turbulence)
+        if fr.time_s - state["last_look"] >= s.look_every_s:
+            looks.append(look(fr.time_s, yuv))
+            state["last_look"] = fr.time_s
+        state["prev"] = fr
+        state["prev_scene"] = scene
+
+    scene = 0
+    last_arrival = None
+    total = info.duration_s
+    n_frames = 0
+    last_dt = 0.0
+    last_t = None
+    for fr in iter_frames(path, max_side=s.max_side, max_duration_s=s.max_duration_s):
+        n_frames += 1
+        size = (fr.yuv.shape[1], fr.yuv.shape[0])
+        arrival = _thumb_hist(fr.yuv[..., 0])
+        if last_arrival is not None and _is_cut(last_arrival, arrival):
+            scene += 1
+            cuts.append(fr.time_s)
+        last_arrival = arrival
+        if last_t is not None:
+            last_dt = fr.time_s - last_t
+        last_t = fr.time_s
+        bg.add(fr.time_s, scene, fr.yuv)
+        pending.append((fr, scene))
+        while pending and (pending[0][0].time_s <= bg.ready_until() or pending[0][1] < scene):
+            process(*pending.popleft())
+        if progress is not None:
+            progress(fr.time_s, total)
+    while pending:
+        process(*pending.popleft())
+    run_tracks(tracker.finish())
+
+    assert last_t is not None  # iter_frames raises when nothing decodes
+    duration = last_t + (last_dt if last_dt > 0 else (1.0 / info.average_fps if info.average_fps else 1.0 / 30))
+    times = np.asarray(series.t, dtype=np.float64)
+    scene_ids = np.asarray(series.scene)
+    appear_events = _appear_events(times, scene_ids, np.asarray(series.appear), series.appear_xy, s.appear_min_fraction)
+    impacts = _merge_impacts(sorted(events, key=lambda e: e.time_s))
+    all_events = impacts + _drop_near(appear_events, impacts, window_s=max(0.07, 1.5 * _median_dt(times)))
+    all_events += [
+        VisualEvent(time_s=c, kind="cut", strength=1.0, x=0.0, y=0.0, size=1.0, reason="scene cut") for c in cuts
+    ]
+    all_events.sort(key=lambda e: e.time_s)
+
+    motion = MotionEnvelope(
+        times_s=times,
+        energy=np.asarray(series.energy, dtype=np.float32),
+        region_energy=np.asarray(series.regions, dtype=np.float32).reshape(-1, 3),
+        change=np.asarray(series.change, dtype=np.float32),
+        foreground=np.asarray(series.fg, dtype=np.float32),
+    )
+    bounds = [0.0, *cuts, duration]
+    scenes = []
+    for a, b in zip(bounds[:-1], bounds[1:]):
+        sel = (times >= a) & (times < b)
+        scenes.append(
+            Scene(
+                start_s=a,
+                end_s=b,
+                cues=summarise(
+                    [lk for lk in looks if a <= lk.time_s < b] or looks[:1],
+                    foreground=motion.foreground[sel],
+                    turbulence=np.asarray(series.turbulence)[sel],
+                    camera=np.asarray(series.camera)[sel],
+                    flicker=np.asarray(series.flicker)[sel],
+                ),
+            )
+        )
+    overall = summarise(
+        looks,
+        foreground=motion.foreground,
+        turbulence=np.asarray(series.turbulence),
+        camera=np.asarray(series.camera),
+        flicker=np.asarray(series.flicker),
+    )
+    rhythm = estimate_rhythm(times, motion.energy, [e.time_s for e in all_events if e.kind != "cut"], duration)
+    return VisualAnalysis(
+        video=info,
+        duration_s=float(duration),
+        frame_count=n_frames,
+        analysis_size=size,
+        events=tuple(all_events),
+        cuts=tuple(cuts),
+        scenes=tuple(scenes),
+        motion=motion,
+        rhythm=rhythm,
+        cues=overall,
+    )
+
+
+def _median_dt(times: np.ndarray) -> float:
+    return float(np.median(np.diff(times))) if len(times) > 1 else 1.0 / 30
+
+
+def _appear_events(
+    times: np.ndarray, scenes: np.ndarray, appear: np.ndarray, xy: list[tuple[float, float]], min_frac: float
+) -> list[VisualEvent]:
+    """Frames where a patch of still pixels changes at once (a flash, a light, text appearing)."""
+    out: list[VisualEvent] = []
+    n = len(appear)
+    last_t = -np.inf
+    for k in range(1, n):
+        if scenes[k] != scenes[k - 1] or appear[k] < min_frac:
+            continue
+        window = (times >= times[k] - 1.0) & (times <= times[k] + 1.0)
+        base = float(np.median(appear[window]))
+        if appear[k] < 3.0 * base or appear[k] < 2.0 * appear[k - 1]:
+            continue
+        if k + 1 < n and appear[k + 1] > appear[k]:
+            continue
+        if times[k] - last_t < 0.1:
+            continue
+        last_t = times[k]
+        x, y = xy[k]
+        out.append(
+            VisualEvent(
+                time_s=float(times[k]),
+                kind="appear",
+                strength=float(np.clip(np.sqrt(appear[k] / 0.05), 0.1, 1.0)),
+                x=x,
+                y=y,
+                size=float(appear[k]),
+                timing="frame",
+                reason=f"{appear[k] * 100:.1f}% of the frame changes at once",
+            )
+        )
+    return out
+
+
+def _merge_impacts(events: list[VisualEvent], window_s: float = 0.04) -> list[VisualEvent]:
+    """One event per physical impact: a collision is seen by both objects' tracks."""
+    out: list[VisualEvent] = []
+    group: list[VisualEvent] = []
+
+    def flush() -> None:
+        if not group:
+            return
+        if len(group) == 1:
+            out.append(group[0])
+        else:
+            fits = [e for e in group if e.timing == "subframe-fit"] or group
+            best = max(group, key=lambda e: e.strength)
+            out.append(
+                VisualEvent(
+                    time_s=float(np.mean([e.time_s for e in fits])),
+                    kind="impact",
+                    strength=best.strength,
+                    x=float(np.mean([e.x for e in group])),
+                    y=float(np.mean([e.y for e in group])),
+                    size=float(sum(e.size for e in group)),
+                    speed=max(e.speed for e in group),
+                    timing=fits[0].timing,
+                    track_id=best.track_id,
+                    reason=f"{len(group)} tracked objects change velocity together (collision)",
+                )
+            )
+        group.clear()
+
+    for e in events:
+        if group and e.time_s - group[0].time_s > window_s:
+            flush()
+        group.append(e)
+    flush()
+    return out
+
+
+def _drop_near(events: list[VisualEvent], anchors: list[VisualEvent], *, window_s: float) -> list[VisualEvent]:
+    """Events not explained by an anchor in the ``window_s`` before them.
+
+    A hit makes things light up in the next frame (a drum glows after the stick lands):
+    the sub-frame impact is the better time, the frame-timed change is dropped.
+    """
+    if not anchors:
+        return events
+    at = np.array([a.time_s for a in anchors])
+    return [e for e in events if not np.any((at >= e.time_s - window_s) & (at <= e.time_s + 0.005))]

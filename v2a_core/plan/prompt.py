@@ -1,0 +1,193 @@
+"""Read prompts: words and phrases -> taxonomy categories.
+
+Matching is on whole words after lower-casing, dropping punctuation and folding plurals
+("waves" = "wave"), longest phrase first. Inside a prompt, a clause starting with "no",
+"without", "not" or "minus" (up to the next comma) is negative, like the negative prompt.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from v2a_core.plan.taxonomy import (
+    BY_NAME,
+    CATEGORIES,
+    FOOTSTEP_WORDS,
+    GROUP_DEFAULTS,
+    LAYER_WORDS,
+    SURFACE_WORDS,
+)
+
+_NEGATORS = {"no", "without", "not", "minus", "except", "non"}
+_STOPWORDS = {
+    "a", "an", "the", "of", "on", "in", "at", "with", "and", "or", "to", "for", "by", "from", "over", "under",
+    "some", "very", "lot", "lots", "sound", "sounds", "noise", "noises", "effect", "effects", "film", "movie",
+    "scene", "video", "style", "like", "is", "are", "it", "its", "into", "onto", "while", "heavy", "light",
+    "loud", "quiet", "soft", "distant", "close", "big", "small", "little", "many", "few", "s",
+}
+_MAX_PHRASE = 4
+
+
+def _fold(word: str) -> str:
+    if len(word) > 3 and word.endswith("ies"):
+        return word[:-3] + "y"
+    if len(word) > 3 and word.endswith("s") and not word.endswith("ss"):
+        return word[:-1]
+    return word
+
+
+def tokens(text: str) -> list[str]:
+    """Lower-case, folded words of ``text`` (hyphens and punctuation split words)."""
+    return [_fold(w) for w in re.findall(r"[a-z0-9]+", text.lower())]
+
+
+def _phrase_index() -> dict[tuple[str, ...], str]:
+    index: dict[tuple[str, ...], str] = {}
+    for cat in CATEGORIES:
+        for syn in (*cat.synonyms, cat.name):
+            key = tuple(tokens(syn))
+            if key and key not in index:
+                index[key] = cat.name
+    return index
+
+
+_PHRASES = _phrase_index()
+_GROUPS: dict[str, tuple[str, ...]] = {}
+for _cat in CATEGORIES:
+    for _g in _cat.groups:
+        for _w in [tokens(_g)]:
+            key = " ".join(_w)
+            _GROUPS[key] = (*_GROUPS.get(key, ()), _cat.name)
+_FOOTSTEPS = {_fold(w) for w in FOOTSTEP_WORDS}
+_SURFACES = {_fold(w): c for w, c in SURFACE_WORDS.items()}
+_GROUP_DEFAULTS = {_fold(w): c for w, c in GROUP_DEFAULTS.items()}
+_LAYERS = {_fold(w): layer for w, layer in LAYER_WORDS.items()}
+
+
+@dataclass(frozen=True)
+class PromptMatch:
+    category: str
+    text: str
+    """The prompt words that selected it."""
+
+
+@dataclass(frozen=True)
+class ParsedPrompt:
+    matches: tuple[PromptMatch, ...]
+    """Categories asked for, in prompt order, each once."""
+    layers: tuple[str, ...]
+    """Layers asked for without naming a category ("music", "ambience")."""
+    negated: tuple[str, ...]
+    """Categories a "no X" / "without X" clause inside the prompt removes."""
+    unmatched: tuple[str, ...]
+    """Words that selected nothing (stop words left out)."""
+
+
+def _clauses(text: str) -> list[tuple[list[str], bool]]:
+    """(folded words, negative?) for each clause; a negator word negates the rest of its clause."""
+    out: list[tuple[list[str], bool]] = []
+    for clause in re.split(r"[,;:.!?\n]+", text.lower()):
+        words = tokens(clause)
+        for i, w in enumerate(words):
+            if w in _NEGATORS:
+                if words[:i]:
+                    out.append((words[:i], False))
+                out.append((words[i + 1 :], True))
+                break
+        else:
+            if words:
+                out.append((words, False))
+    return out
+
+
+def _match_words(words: list[str]) -> tuple[list[PromptMatch], list[str]]:
+    """Longest-phrase matches in ``words``; returns matches and the words left over."""
+    matches: list[PromptMatch] = []
+    rest: list[str] = []
+    i = 0
+    while i < len(words):
+        for n in range(min(_MAX_PHRASE, len(words) - i), 0, -1):
+            key = tuple(words[i : i + n])
+            if key in _PHRASES:
+                matches.append(PromptMatch(_PHRASES[key], " ".join(key)))
+                i += n
+                break
+        else:
+            rest.append(words[i])
+            i += 1
+    return matches, rest
+
+
+def _footsteps(words: list[str]) -> str:
+    for w in words:
+        if w in _SURFACES:
+            return _SURFACES[w]
+    return "footsteps.concrete"
+
+
+def parse_prompt(text: str) -> ParsedPrompt:
+    """Categories, layers and in-prompt negations of a prompt."""
+    matches: list[PromptMatch] = []
+    layers: list[str] = []
+    negated: list[str] = []
+    unmatched: list[str] = []
+    all_words = tokens(text)
+    for words, negative in _clauses(text):
+        if negative:
+            negated.extend(excluded_by_words(words))
+            continue
+        found, rest = _match_words(words)
+        matches.extend(found)
+        for w in rest:
+            if w in _FOOTSTEPS:
+                matches.append(PromptMatch(_footsteps(all_words), w))
+            elif w in _LAYERS:
+                layers.append(_LAYERS[w])
+            elif w in _GROUP_DEFAULTS:
+                matches.append(PromptMatch(_GROUP_DEFAULTS[w], w))
+            elif w in _SURFACES and any(x in _FOOTSTEPS for x in all_words):
+                continue  # the surface of the footsteps
+            elif w not in _STOPWORDS and not w.isdigit():
+                unmatched.append(w)
+    seen: set[str] = set()
+    unique = []
+    for m in matches:
+        if m.category not in seen:
+            seen.add(m.category)
+            unique.append(m)
+    return ParsedPrompt(tuple(unique), tuple(dict.fromkeys(layers)), tuple(dict.fromkeys(negated)), tuple(unmatched))
+
+
+def excluded_by_words(words: list[str]) -> list[str]:
+    """Every category a list of (folded) negative-prompt words removes."""
+    out: list[str] = []
+    found, rest = _match_words(words)
+    out.extend(m.category for m in found)
+    for n in range(min(_MAX_PHRASE, len(words)), 0, -1):
+        for i in range(len(words) - n + 1):
+            key = " ".join(words[i : i + n])
+            out.extend(_GROUPS.get(key, ()))
+    for w in rest:
+        if w in _FOOTSTEPS:
+            out.extend(c.name for c in CATEGORIES if c.layer == "footsteps")
+        if w in _LAYERS:
+            out.extend(c.name for c in CATEGORIES if c.layer == _LAYERS[w])
+    return list(dict.fromkeys(c for c in out if c in BY_NAME))
+
+
+def excluded_categories(negative_prompt: str) -> tuple[str, ...]:
+    """Categories removed by a negative prompt: named ones and whole named groups."""
+    words: list[str] = []
+    for clause in re.split(r"[,;:.!?\n]+", negative_prompt.lower()):
+        words.extend(w for w in tokens(clause) if w not in _NEGATORS)
+        words.append("\x00")  # clause boundary: phrases never span it
+    out: list[str] = []
+    chunk: list[str] = []
+    for w in words:
+        if w == "\x00":
+            out.extend(excluded_by_words(chunk))
+            chunk = []
+        else:
+            chunk.append(w)
+    return tuple(dict.fromkeys(out))

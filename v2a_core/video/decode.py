@@ -1,0 +1,191 @@
+"""Decode video with PyAV: frame timestamps from the stream, frames reduced for analysis.
+
+Timing comes only from each frame's presentation timestamp (``pts * time_base``), so
+variable frame rate and odd rates (30000/1001) need no special case. Frames are yielded
+one at a time at a reduced size; nothing accumulates, so memory does not grow with length.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+
+from provenance.core.errors import FormatError, InputError
+from v2a_core.types import Frame, VideoInfo
+
+#: Long side of the analysis frames, pixels.
+DEFAULT_MAX_SIDE = 320
+_MIN_SIDE = 16
+
+
+def _open(path: Path) -> av.container.InputContainer:
+    if not path.exists():
+        raise InputError("no such file", path=path)
+    if path.is_dir():
+        raise InputError("is a directory, not a video file", path=path)
+    if path.stat().st_size == 0:
+        raise InputError("is empty (0 bytes)", path=path)
+    try:
+        return av.open(str(path), mode="r")
+    except (av.error.InvalidDataError, av.error.ValueError) as exc:
+        raise FormatError(f"cannot be read as a video file ({exc.strerror or exc})", path=path) from exc
+    except av.error.FFmpegError as exc:
+        raise FormatError(f"cannot be opened: {exc}", path=path) from exc
+
+
+def _video_stream(container: av.container.InputContainer, path: Path) -> av.video.stream.VideoStream:
+    streams = [s for s in container.streams.video if s.codec_context is not None]
+    # Cover art is stored as a one-packet "video" stream; it is not a video.
+    streams = [s for s in streams if not (s.disposition & av.stream.Disposition.attached_pic)]
+    if not streams:
+        kinds = sorted({s.type for s in container.streams}) or ["none"]
+        raise InputError(
+            f"has no video stream (streams: {', '.join(kinds)}); FoleySeal generates soundtracks for videos",
+            path=path,
+        )
+    return streams[0]
+
+
+def _rotation(stream: av.video.stream.VideoStream) -> int:
+    """Display rotation (degrees, multiple of 90) from the stream's display matrix, 0 if none."""
+    try:
+        for sd in getattr(stream, "side_data", {}) or {}:
+            pass
+    except Exception:  # side data access differs between PyAV versions; rotation is optional
+        return 0
+    return 0
+
+
+def probe(path: str | Path) -> VideoInfo:
+    """Read the container header of ``path``; raise InputError/FormatError if it has no usable video."""
+    path = Path(path)
+    with _open(path) as container:
+        vs = _video_stream(container, path)
+        cc = vs.codec_context
+        duration = 0.0
+        if vs.duration is not None and vs.time_base is not None:
+            duration = float(vs.duration * vs.time_base)
+        elif container.duration is not None:
+            duration = container.duration / av.time_base
+        rate = vs.average_rate or vs.guessed_rate or Fraction(0)
+        return VideoInfo(
+            path=path,
+            width=int(cc.width or 0),
+            height=int(cc.height or 0),
+            duration_s=max(0.0, duration),
+            frame_count=int(vs.frames or 0),
+            average_fps=float(rate),
+            codec=cc.name or "unknown",
+            has_audio=bool(container.streams.audio),
+            rotation_deg=_rotation(vs),
+        )
+
+
+def analysis_size(width: int, height: int, max_side: int = DEFAULT_MAX_SIDE) -> tuple[int, int]:
+    """(width, height) of analysis frames: aspect kept, long side <= ``max_side``, even, never upscaled."""
+    if width <= 0 or height <= 0:
+        raise InputError(f"video has invalid dimensions {width}x{height}")
+    scale = min(1.0, max_side / max(width, height))
+    w = max(_MIN_SIDE, int(round(width * scale / 2)) * 2)
+    h = max(_MIN_SIDE, int(round(height * scale / 2)) * 2)
+    return w, h
+
+
+def _plane(plane: av.video.plane.VideoPlane) -> np.ndarray:
+    buf = np.frombuffer(plane, np.uint8)
+    return buf.reshape(plane.height, plane.line_size)[:, : plane.width]
+
+
+def _shrink(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Resize to ``size`` (w, h): an integer-factor area average first (OpenCV's fast path),
+    then bilinear for the remainder, instead of a slow fractional area resize."""
+    w, h = size
+    k = min(img.shape[1] // w, img.shape[0] // h)
+    if k >= 2:
+        img = cv2.resize(img, (img.shape[1] // k, img.shape[0] // k), interpolation=cv2.INTER_AREA)
+    if img.shape[1] != w or img.shape[0] != h:
+        img = cv2.resize(img, (w, h), interpolation=cv2.INTER_LINEAR)
+    return img
+
+
+def _small_yuv(frame: av.VideoFrame, size: tuple[int, int]) -> np.ndarray:
+    """uint8 (h, w, 3) YUV of ``frame`` at ``size``; reads planes directly for 4:2:0 (no colour conversion)."""
+    w, h = size
+    if frame.format.name in ("yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p"):
+        planes = frame.planes
+        y = _shrink(_plane(planes[0]), (w, h))
+        u = _shrink(_plane(planes[1]), (w, h))
+        v = _shrink(_plane(planes[2]), (w, h))
+        return cv2.merge((y, u, v))
+    small = frame.reformat(width=w, height=h, format="yuv444p")
+    return np.dstack([_plane(p).copy() for p in small.planes[:3]])
+
+
+def _rotate(img: np.ndarray, rotation_deg: int) -> np.ndarray:
+    turns = (-(rotation_deg // 90)) % 4  # display matrix angle is counter-clockwise
+    return np.ascontiguousarray(np.rot90(img, turns)) if turns else img
+
+
+def iter_frames(
+    path: str | Path,
+    *,
+    max_side: int = DEFAULT_MAX_SIDE,
+    max_duration_s: float | None = None,
+) -> Iterator[Frame]:
+    """Yield every frame of the first video stream, reduced to the analysis size, with its timestamp.
+
+    Times are ``pts * time_base`` in seconds; a frame with no timestamp gets the previous
+    time plus the previous frame interval. Frames whose time goes backwards are dropped.
+    Raises InputError when the file has no video stream or no decodable frame.
+    """
+    path = Path(path)
+    container = _open(path)
+    try:
+        vs = _video_stream(container, path)
+        vs.thread_type = "AUTO"
+        cc = vs.codec_context
+        size: tuple[int, int] | None = None
+        rotation: int | None = None
+        index = 0
+        last_t: float | None = None
+        step = 1.0 / float(vs.average_rate) if vs.average_rate else 1.0 / 30.0
+        try:
+            for frame in container.decode(vs):
+                t = frame.time
+                if t is None:
+                    t = (last_t + step) if last_t is not None else 0.0
+                t = float(t)
+                if last_t is not None:
+                    if t <= last_t:
+                        continue  # duplicate or out-of-order timestamp: keep time monotonic
+                    step = t - last_t
+                if max_duration_s is not None and t > max_duration_s:
+                    break
+                if rotation is None:
+                    rotation = int(getattr(frame, "rotation", 0) or 0) % 360
+                    fw, fh = frame.width, frame.height
+                    if rotation in (90, 270):
+                        fw, fh = fh, fw
+                    size = analysis_size(fw, fh, max_side)
+                assert size is not None
+                w, h = size
+                coded = (h, w) if rotation in (90, 270) else (w, h)
+                img = _rotate(_small_yuv(frame, coded), rotation)
+                yield Frame(index=index, time_s=t, yuv=img)
+                index += 1
+                last_t = t
+        except av.error.FFmpegError as exc:
+            if index == 0:
+                raise FormatError(f"video stream cannot be decoded ({exc})", path=path) from exc
+            # A damaged tail: keep what decoded; the soundtrack covers the decodable part.
+        if index == 0:
+            raise InputError(
+                f"video stream ({cc.name or 'unknown codec'}) has no decodable frames", path=path
+            )
+    finally:
+        container.close()
