@@ -33,6 +33,7 @@ class NullTrial:
     window_s: float
     start_s: float
     z: float
+    phase_corr: float
     p_value: float
     found: bool
 
@@ -63,7 +64,8 @@ def _trial_batch(args: tuple[str, list[tuple[int, bool, float]], int]) -> list[N
         clip = src.with_samples(src.samples[:, start : start + w])
         det = detect(clip, key)
         out.append(NullTrial(Path(path).name, marked, w / src.sample_rate, start / src.sample_rate,
-                             float(det.details.get("z", 0.0)), det.p_value, det.found))
+                             float(det.details.get("z", 0.0)), float(det.details.get("phase_corr", 0.0)),
+                             det.p_value, det.found))
     return out
 
 

@@ -316,7 +316,7 @@ def plot_bit_accuracy(summary: dict[str, Any], path: Path) -> Path:
     import matplotlib.pyplot as plt
 
     attacks, wms, cells = summary["attacks"], summary["watermarkers"], summary["cells"]
-    fig, ax = plt.subplots(figsize=(8, 1.2 + 0.22 * len(attacks) * max(1, len(wms)) ** 0.5))
+    fig, ax = plt.subplots(figsize=(8, 1.0 + 0.12 * len(attacks) * (1 + len(wms))))
     h = 0.8 / max(1, len(wms))
     y = np.arange(len(attacks))
     for i, w in enumerate(wms):
@@ -328,7 +328,7 @@ def plot_bit_accuracy(summary: dict[str, Any], path: Path) -> Path:
     ax.axvline(0.5, color="grey", ls=":", lw=1)
     ax.set_yticks(y + h * (len(wms) - 1) / 2)
     ax.set_yticklabels(attacks, fontsize=7)
-    ax.invert_yaxis()
+    ax.set_ylim(len(attacks) - 0.2, -0.8)
     ax.set_xlim(0, 1.02)
     ax.set_xlabel("bit accuracy (bars); exact recovery rate (black ticks); 0.5 = chance")
     ax.legend(loc="lower right", fontsize=8)
@@ -388,16 +388,25 @@ def plot_quality(summary: dict[str, Any], path: Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    metrics = [("snr_db_median", "SNR, dB (median)"), ("pesq_wb_median", "PESQ-WB, speech (median)"),
-               ("visqol_median_music", "ViSQOL, music (median)")]
+    # (key, label, top of the measure's scale or None)
+    metrics = [("snr_db_median", "SNR, dB (median)", None), ("pesq_wb_median", "PESQ-WB, speech (median)", 4.64),
+               ("visqol_median_music", "ViSQOL, music (median)", 4.75)]
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
-    for ax, (key, label) in zip(axes, metrics):
+    for ax, (key, label, top) in zip(axes, metrics):
+        seen: list[float] = []
         for w, by_st in summary["quality"].items():
             st = sorted(by_st)
             vals = [by_st[x][key] for x in st]
             if all(v is None for v in vals):
                 continue
-            ax.plot(st, [np.nan if v is None else v for v in vals], marker="o", label=w)
+            seen += [v for v in vals if v is not None]
+            if len(st) == 1:  # no strength parameter: a reference level, not a point on the axis
+                ax.axhline(vals[0], ls="--", lw=1, color="grey", label=f"{w} (no strength)")
+            else:
+                ax.plot(st, [np.nan if v is None else v for v in vals], marker="o", label=w)
+        if top is not None and seen:
+            # show the whole upper part of the scale so tiny differences are not magnified
+            ax.set_ylim(min(min(seen) - 0.1, top - 1.0), top + 0.02)
         ax.set_xlabel("embedding strength")
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)

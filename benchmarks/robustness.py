@@ -655,7 +655,14 @@ def run_benchmark(cfg: BenchConfig, *, show_progress: bool = True, write_report:
     n_todo = sum(len(t.ids()) - len(t.skip) for t in pending)
     skipped = len(all_ids) - n_todo
 
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
     progress = Progress(
         TextColumn("[bold]robustness"), BarColumn(), MofNCompleteColumn(), TextColumn("trials"),

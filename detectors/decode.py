@@ -19,6 +19,8 @@ from provenance.core.errors import FormatError, InputError
 
 # Formats libsndfile decodes exactly and fast; everything else goes through FFmpeg (PyAV).
 _SOUNDFILE_FORMATS = {"wav", "w64", "flac", "aiff", "caf", "au"}
+_PYAV_CHUNK = 1 << 16
+"""Samples per chunk handed on from FFmpeg-decoded streams."""
 _SF_CHUNK_SAMPLES = 4_000_000
 """Samples (all channels) per soundfile read: bounds memory for 8-channel 192 kHz files."""
 
@@ -105,6 +107,8 @@ def _pyav_chunks(path: Path, deadline: float | None, stats: DecodeStats, max_fra
         stream = streams[0]
         resampler = None
         total = 0
+        pending: list[np.ndarray] = []
+        pending_len = 0
         packets = container.demux(stream)
         while total < max_frames:
             _check_deadline(deadline, "decoding")
@@ -143,16 +147,21 @@ def _pyav_chunks(path: Path, deadline: float | None, stats: DecodeStats, max_fra
                         raise FormatError(f"audio stream is too corrupt to decode ({exc})") from exc
                     continue
                 for of in out:
-                    arr = of.to_ndarray()
-                    mono = np.ascontiguousarray(arr[0], dtype=np.float32)
+                    mono = of.to_ndarray()[0]
                     total += mono.shape[0]
-                    yield mono
+                    pending.append(mono)
+                    pending_len += mono.shape[0]
+                # Codec frames are ~1000 samples: hand them on in bigger pieces (cheaper downstream).
+                if pending_len >= _PYAV_CHUNK:
+                    yield np.concatenate(pending).astype(np.float32, copy=False)
+                    pending, pending_len = [], 0
         if resampler is not None:
             try:
-                for of in resampler.resample(None):
-                    yield np.ascontiguousarray(of.to_ndarray()[0], dtype=np.float32)
+                pending.extend(of.to_ndarray()[0] for of in resampler.resample(None))
             except (av.error.FFmpegError, ValueError):
                 pass
+        if pending:
+            yield np.concatenate(pending).astype(np.float32, copy=False)
     finally:
         container.close()
 

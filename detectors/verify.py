@@ -83,6 +83,25 @@ class VerifyLimits:
     """An audible unmarked gap at least this long makes a marked file ``partially_marked``."""
     audible_db: float = -60.0
     """Audio quieter than this (dBFS RMS per 0.5 s) is silence, which cannot carry a mark."""
+    gap_p_marked: float = 1e-3
+    """A gap whose own presence test reaches this p-value still carries the mark (weakly)."""
+    gap_min_test_s: float = 3.5
+    """Shortest gap interior that can be tested on its own (one watermark block), seconds."""
+    gap_max_test_s: float = 30.0
+    """Longest stretch of a gap tested, seconds (bounds the cost)."""
+    max_gap_tests: int = 6
+    refine_window_s: float = 8.0
+    """Sub-window length of the refined search, seconds (0 disables it)."""
+    refine_hop_s: float = 2.0
+    refine_p: float = 1e-2
+    gap_margin_s: float = 0.5
+    """Gap edges left out of the gap test (the detector's segment edges are this uncertain), s."""
+    refine_edge_window_s: float = 6.0
+    """Window used to place a segment edge next to a gap, seconds."""
+    refine_edge_reach_s: float = 3.0
+    """How far past the detected edge the true edge is looked for, seconds."""
+    refine_edge_resolution_s: float = 0.2
+    """A window missed with a p-value below this is searched again in sub-windows."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -231,18 +250,47 @@ def _search_watermark(
         stats=stats,
     )
     rejected: list[str] = []
+    failed: list[str] = []
     silent = 0
 
+    def one(s: _KeySearch, x: np.ndarray, offset_s: float) -> Any | None:
+        try:
+            return detect(Audio(x[np.newaxis, :], stats.sample_rate), s.key)
+        except InputError as exc:
+            # Too short for one watermark block, or a rate the watermark does not cover.
+            rejected.append(exc.message)
+        except Exception as exc:  # a detector bug must not cost the rest of the report
+            log.exception("watermark detector failed at %.1f s", offset_s)
+            failed.append(f"{type(exc).__name__} at {offset_s:.0f} s")
+        return None
+
     def run(start: int, window: np.ndarray) -> list[tuple[_KeySearch, Any, float]]:
-        offset_s = start / stats.sample_rate
-        audio = Audio(window[np.newaxis, :], stats.sample_rate)
+        sr = stats.sample_rate
+        offset_s = start / sr
         out = []
         for s in searches:
-            try:
-                out.append((s, detect(audio, s.key), offset_s))
-            except InputError as exc:
-                # Too short for one watermark block, or a rate the watermark does not cover.
-                rejected.append(exc.message)
+            det = one(s, window, offset_s)
+            if det is None:
+                continue
+            out.append((s, det, offset_s))
+            if not _needs_refinement(det, window, sr, limits):
+                continue
+            # A splice, or a mark too faint to show over the whole window: search again in short,
+            # overlapping sub-windows, whose evidence is not diluted by unmarked audio and whose
+            # segments place the boundaries better (each is one more test: see the correction).
+            sub, hop = int(limits.refine_window_s * sr), int(limits.refine_hop_s * sr)
+            starts = list(range(0, max(1, window.shape[0] - sub + 1), hop))
+            if starts[-1] + sub < window.shape[0]:
+                starts.append(window.shape[0] - sub)
+            for k in starts:
+                if deadline is not None and time.monotonic() > deadline:
+                    break
+                part = window[k : k + sub]
+                if part.shape[0] < sub // 2 or float(np.max(np.abs(part))) < _SILENCE_PEAK:
+                    continue
+                d2 = one(s, part, offset_s + k / sr)
+                if d2 is not None:
+                    out.append((s, d2, offset_s + k / sr))
         return out
 
     def collect(results: list[tuple[_KeySearch, Any, float]]) -> None:
@@ -290,6 +338,11 @@ def _search_watermark(
         finally:
             for f in inflight:
                 f.cancel()
+    if failed:
+        notes.append(
+            f"The watermark detector failed on {len(failed)} analysis window(s) ({failed[0]}); "
+            "those parts were not checked."
+        )
     if rejected and not any(s.windows for s in searches):
         notes.append(f"The watermark could not be checked: {rejected[0]}")
     elif silent and not any(s.windows for s in searches):
@@ -320,30 +373,189 @@ def _search_watermark(
     return results
 
 
-def _is_partial(result: WatermarkResult, stats: DecodeStats, limits: VerifyLimits) -> bool:
-    """True when an audible stretch of at least ``partial_min_gap_s`` carries no mark.
+def _unmarked_audible_runs(
+    segments: Any, levels_db: np.ndarray, step_s: float, limits: VerifyLimits, offset_s: float = 0.0
+) -> list[tuple[float, float]]:
+    """Runs (seconds) of audible audio, at least ``partial_min_gap_s`` long, outside ``segments``."""
+    audible = levels_db > limits.audible_db
+    if audible.size == 0:
+        return []
+    marked = np.zeros(audible.shape, dtype=bool)
+    for seg in segments:
+        a = max(0, int(np.floor((seg.start_s - offset_s) / step_s)))
+        b = min(marked.size, int(np.ceil((seg.end_s - offset_s) / step_s)))
+        marked[a:b] = True
+    gaps = []
+    run_start = None
+    for i, v in enumerate(np.append(audible & ~marked, False)):
+        if v and run_start is None:
+            run_start = i
+        elif not v and run_start is not None:
+            if (i - run_start) * step_s >= limits.partial_min_gap_s:
+                gaps.append((offset_s + run_start * step_s, offset_s + i * step_s))
+            run_start = None
+    return gaps
+
+
+def _levels_db(x: np.ndarray, sr: int, step_s: float = 0.5) -> np.ndarray:
+    step = max(1, int(step_s * sr))
+    n = x.shape[0] // step
+    if n == 0:
+        return np.zeros(0)
+    ms = np.mean(np.square(x[: n * step].reshape(n, step), dtype=np.float64), axis=1)
+    return 10.0 * np.log10(ms + 1e-20)
+
+
+def _needs_refinement(det: Any, window: np.ndarray, sr: int, limits: VerifyLimits) -> bool:
+    """Whether a window deserves the sub-window search: a suggestive miss, or a mark that leaves
+    audible stretches unmarked (a possible splice, whose boundaries should be placed well)."""
+    if limits.refine_window_s <= 0 or window.shape[0] < 1.5 * limits.refine_window_s * sr:
+        return False
+    if not det.found:
+        return det.p_value < limits.refine_p
+    return bool(_unmarked_audible_runs(det.segments, _levels_db(window, sr), 0.5, limits))
+
+
+def _candidate_gaps(result: WatermarkResult, stats: DecodeStats, limits: VerifyLimits) -> list[tuple[float, float]]:
+    """Audible stretches of at least ``partial_min_gap_s`` that carry no detected mark, seconds.
 
     Silent stretches cannot carry the mark, so gaps are measured on audible audio only: a marked
     file with a quiet intro is not "partially marked".
     """
     if not result.found or not result.segments:
-        return False
-    step = stats.level_step_s
-    audible = np.asarray(stats.level_db) > limits.audible_db
-    if audible.size == 0:
-        return False
-    marked = np.zeros(audible.shape, dtype=bool)
-    for seg in result.segments:
-        a = max(0, int(np.floor(seg.start_s / step)))
-        b = min(marked.size, int(np.ceil(seg.end_s / step)))
-        marked[a:b] = True
-    unmarked_audible = audible & ~marked
-    # Longest run of audible, unmarked steps.
-    run = best = 0
-    for v in unmarked_audible:
-        run = run + 1 if v else 0
-        best = max(best, run)
-    return best * step >= limits.partial_min_gap_s
+        return []
+    return _unmarked_audible_runs(result.segments, np.asarray(stats.level_db), stats.level_step_s, limits)
+
+
+def _decode_ranges(
+    path: Path, container: ContainerInfo, ranges: list[tuple[float, float]], limits: VerifyLimits,
+    deadline: float | None,
+) -> tuple[list[np.ndarray], int]:
+    """Decode the file again and keep only ``ranges`` (seconds) as mono arrays."""
+    stats = DecodeStats()
+    out: list[list[np.ndarray]] = [[] for _ in ranges]
+    pos = 0
+    end_needed = max(b for _, b in ranges)
+    for chunk in iter_mono(path, container_format=container.format, deadline=deadline,
+                           max_duration_s=limits.max_duration_s, stats=stats):
+        sr = stats.sample_rate
+        n = chunk.shape[0]
+        for k, (a, b) in enumerate(ranges):
+            lo, hi = max(int(a * sr), pos), min(int(b * sr), pos + n)
+            if hi > lo:
+                out[k].append(chunk[lo - pos : hi - pos])
+        pos += n
+        if pos >= end_needed * sr:
+            break
+    return [np.concatenate(parts) if parts else np.zeros(0, np.float32) for parts in out], stats.sample_rate
+
+
+def _refine_boundaries(
+    path: Path, container: ContainerInfo, result: WatermarkResult, key: Any, gaps: list[tuple[float, float]],
+    limits: VerifyLimits, deadline: float | None,
+) -> WatermarkResult:
+    """Place the ends of marked segments that border an unmarked gap more precisely.
+
+    The detector localises a mark's last partial block poorly when unmarked audio follows (its
+    segment can end up to ~2 s early), but a window that *ends* inside the mark shows the mark
+    running up to the window's edge. So each bordering end is found by bisection on the end of a
+    ``refine_edge_window_s`` window (and each start, mirrored, on its beginning), to
+    ``refine_edge_resolution_s``.
+    """
+    from provenance.core.audio import Audio
+    from provenance.watermark import detect
+
+    L, reach, tol = limits.refine_edge_window_s, limits.refine_edge_reach_s, 0.15
+    segs = list(result.segments)
+    jobs: list[tuple[int, str, float, float]] = []  # (segment index, "end"/"start", lo, hi)
+    for i, seg in enumerate(segs):
+        nxt = segs[i + 1].start_s if i + 1 < len(segs) else result.analysed_s
+        prv = segs[i - 1].end_s if i > 0 else 0.0
+        if any(abs(g[0] - seg.end_s) <= 1.5 + limits.gap_margin_s for g in gaps) and seg.end_s - seg.start_s >= L:
+            jobs.append((i, "end", seg.end_s, min(seg.end_s + reach, nxt)))
+        if any(abs(g[1] - seg.start_s) <= 1.5 + limits.gap_margin_s for g in gaps) and seg.end_s - seg.start_s >= L:
+            jobs.append((i, "start", max(seg.start_s - reach, prv), seg.start_s))
+    if not jobs:
+        return result
+    ranges = [(lo - L, hi) if kind == "end" else (lo, hi + L) for _, kind, lo, hi in jobs]
+    ranges = [(max(0.0, a), b) for a, b in ranges]
+    pieces, sr = _decode_ranges(path, container, ranges, limits, deadline)
+
+    def covered(x: np.ndarray, x0: float, a: float, b: float, kind: str) -> bool:
+        part = x[int(round((a - x0) * sr)) : int(round((b - x0) * sr))]
+        if part.shape[0] < int(3.3 * sr):
+            return False
+        try:
+            det = detect(Audio(part[np.newaxis, :], sr), key)
+        except InputError:
+            return False
+        if not det.found or not det.segments:
+            return False
+        if kind == "end":
+            return det.segments[-1].end_s >= (b - a) - tol
+        return det.segments[0].start_s <= tol
+
+    for (i, kind, lo, hi), (x0, _), x in zip(jobs, ranges, pieces):
+        while hi - lo > limits.refine_edge_resolution_s:
+            if deadline is not None and time.monotonic() > deadline:
+                break
+            mid = (lo + hi) / 2
+            ok = covered(x, x0, mid - L, mid, "end") if kind == "end" else covered(x, x0, mid, mid + L, "start")
+            if kind == "end":
+                lo, hi = (mid, hi) if ok else (lo, mid)
+            else:
+                lo, hi = (lo, mid) if ok else (mid, hi)
+        seg = segs[i]
+        segs[i] = Segment(
+            start_s=round(hi if kind == "start" else seg.start_s, 3),
+            end_s=round(lo if kind == "end" else seg.end_s, 3),
+            payload=seg.payload,
+            p_value=seg.p_value,
+        )
+    merged = _merge_segments(segs)
+    covered_s = sum(max(0.0, min(g.end_s, result.analysed_s) - max(g.start_s, 0.0)) for g in merged)
+    return dataclasses.replace(
+        result, segments=merged, coverage=min(1.0, covered_s / result.analysed_s) if result.analysed_s else 0.0
+    )
+
+
+def _confirmed_gaps(
+    path: Path, container: ContainerInfo, result: WatermarkResult, key: Any, stats: DecodeStats,
+    limits: VerifyLimits, deadline: float | None,
+) -> list[tuple[float, float]]:
+    """The candidate gaps in which a search with ``key`` finds no trace of the mark.
+
+    The detector localises marked time at 0.5 s resolution from per-slot agreement, which can miss
+    stretches where the mark is present but weak (soft or noisy content, lossy re-encoding). A
+    gap is only called unmarked when a presence test run on the gap alone also finds nothing
+    (p > ``gap_p_marked``); gaps too short to test (one 3.24 s watermark block after trimming the
+    edges) are not called unmarked.
+    """
+    from provenance.core.audio import Audio
+    from provenance.watermark import detect
+
+    margin = limits.gap_margin_s  # keep clear of the detected segments' edges (their resolution)
+    ranges = []
+    for a, b in _candidate_gaps(result, stats, limits)[: limits.max_gap_tests]:
+        a2, b2 = a + margin, b - margin
+        if b2 - a2 >= limits.gap_min_test_s:
+            mid = (a2 + b2) / 2
+            half = min(b2 - a2, limits.gap_max_test_s) / 2
+            ranges.append((mid - half, mid + half))
+    if not ranges:
+        return []
+    pieces, sr = _decode_ranges(path, container, ranges, limits, deadline)
+    confirmed = []
+    for (a, b), x in zip(ranges, pieces):
+        if x.shape[0] < int(limits.gap_min_test_s * sr) or float(np.max(np.abs(x))) < _SILENCE_PEAK:
+            continue
+        try:
+            det = detect(Audio(x[np.newaxis, :], sr), key)
+        except InputError:
+            continue
+        if not det.found and det.p_value > limits.gap_p_marked:
+            confirmed.append((a, b))
+    return confirmed
 
 
 # --------------------------------------------------------------------------------------------
@@ -608,7 +820,21 @@ class Verifier:
         hard = [m for m in store_matches if m.binding in ("hard", "hash")]
         soft = [m for m in store_matches if m.binding == "soft"]
         found = [w for w in watermark if w.found]
-        partial = any(_is_partial(w, stats, self.limits) for w in found)
+        partial = False
+        if found and cred_verdict is None and not hard and container is not None:
+            keys = {k.key_id: k for k in self.keyring}
+            for j, w in enumerate(watermark):
+                if not w.found:
+                    continue
+                gaps = _confirmed_gaps(path, container, w, keys[w.key_id], stats, self.limits, deadline)
+                if gaps:
+                    partial = True
+                    watermark[j] = _refine_boundaries(
+                        path, container, w, keys[w.key_id], gaps, self.limits, deadline
+                    )
+                    spans = ", ".join(f"{a:.1f}-{b:.1f} s" for a, b in gaps[:4])
+                    notes.append(f"No trace of the watermark in audible audio at {spans} (checked separately).")
+                    break
         if cred_verdict is not None:
             verdict = cred_verdict
         elif hard:

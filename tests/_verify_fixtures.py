@@ -171,8 +171,9 @@ def build_verify_env(base: Path) -> VerifyEnv:
     write_audio(d / "reencoded.opus", marked, bitrate_kbps=96)
     f["opus"] = d / "reencoded.opus"
 
-    before = foley_host(8.0, seed=11)
-    after = foley_host(8.0, seed=12)
+    # Boundaries off any analysis grid (7.3 s, 15.3 s).
+    before = foley_host(7.3, seed=11)
+    after = foley_host(9.1, seed=12)
     spliced = np.concatenate([before, marked.samples, after], axis=1)
     write_audio(d / "spliced.wav", Audio(spliced, SR, subtype="PCM_16"))
     f["spliced"] = d / "spliced.wav"
@@ -187,7 +188,7 @@ def build_verify_env(base: Path) -> VerifyEnv:
         payload=res.payload,
         record_id=res.record.id,
         mp4_payload=res_mp4.payload,
-        splice_span_s=(8.0, 8.0 + marked.duration_s),
+        splice_span_s=(7.3, 7.3 + marked.duration_s),
         other_home=other_home,
     )
 

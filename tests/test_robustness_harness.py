@@ -240,9 +240,8 @@ def test_cli_bench_robustness(tmp_path):
 
 def test_foleyseal_adapter_converts_detections(monkeypatch):
     import provenance.watermark as pw
-    from provenance.core.results import Detection
-
     from benchmarks.watermarkers import FoleySealWatermarker
+    from provenance.core.results import Detection
 
     seen = {}
 

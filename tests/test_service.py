@@ -245,3 +245,39 @@ def test_concurrent_uploads_against_real_server(verify_env: VerifyEnv, tmp_path:
     assert all(code == 200 and verdict == expected[name] for name, code, verdict in results), results
     assert health["worker_restarts"] == 0 and health["jobs_done"] == 8
     assert [p for p in (tmp_path / "up").rglob("*") if p.is_file()] == []
+
+
+def test_worker_pool_replaces_hung_and_crashed_workers(verify_env: VerifyEnv, tmp_path: Path) -> None:
+    """A job past its hard limit gets its worker killed and replaced; so does a worker that dies."""
+    import asyncio
+    import signal
+
+    from detectors.service.workers import JobTimeout, WorkerCrashed, WorkerPool, WorkerSpec
+
+    spec = WorkerSpec(home=str(verify_env.home), database_url=None, verify_timeout_s=60)
+    path = str(verify_env.files["spliced"])
+
+    async def scenario() -> None:
+        pool = WorkerPool(spec, size=1, scratch_root=tmp_path / "scratch", grace_s=0.0)
+        pool.start()
+        try:
+            with pytest.raises(JobTimeout):
+                await pool.run("verify", {"path": path, "name": "slow.wav"}, timeout_s=0.05)
+            assert pool.restarts == 1
+            report = await pool.run("verify", {"path": str(verify_env.files["marked_wav"])})
+            assert report["verdict"] == "credentials_valid"
+
+            worker = pool._workers[0]
+            job = asyncio.ensure_future(pool.run("verify", {"path": path}))
+            await asyncio.sleep(0.5)
+            os.kill(worker.proc.pid, signal.SIGKILL)  # a native crash, as far as the pool can tell
+            with pytest.raises(WorkerCrashed):
+                await job
+            assert pool.restarts == 2
+            report = await pool.run("verify", {"path": str(verify_env.files["unmarked"])})
+            assert report["verdict"] == "no_evidence"
+        finally:
+            pool.close()
+
+    asyncio.run(scenario())
+    assert list((tmp_path / "scratch").iterdir()) == []

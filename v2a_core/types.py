@@ -100,6 +100,12 @@ class MotionEnvelope:
     frame heights per second; peaks at impacts."""
     foreground: np.ndarray
     """float32 ``(n,)`` fraction of the frame that differs from the background model."""
+    acceleration: np.ndarray | None = None
+    """float32 ``(n,)`` summed frame-to-frame velocity change of the tracked objects, frame
+    heights per second, at the frame in the middle of the three used (no sub-frame fitting)."""
+    appear: np.ndarray | None = None
+    """float32 ``(n,)`` fraction of the frame that lights up or changes colour at once (after
+    being still), 0..1."""
 
 
 @dataclass(frozen=True)
@@ -126,7 +132,7 @@ class SceneCues:
     warm: float
     """Fraction of saturated red/orange/yellow bright pixels (fire, sunset)."""
     sky: float
-    """Fraction of bright blue or bright unsaturated pixels in the top third."""
+    """Fraction of bright blue pixels in the top third."""
     motion: float
     """Mean foreground fraction (how much of the frame moves)."""
     turbulence: float

@@ -142,8 +142,8 @@ class _Worker:
         except (EOFError, OSError):
             raise RuntimeError(
                 f"a verification worker exited during start-up (exit code {self.proc.exitcode}); "
-                "if this program starts the service from a script, guard it with "
-                "`if __name__ == '__main__':`"
+                "a script that starts the service must guard its entry point with "
+                "`if __name__ == '__main__':` (workers are separate processes)"
             ) from None
         if kind != "ready":
             raise RuntimeError(f"a verification worker could not start: {info}")
@@ -171,6 +171,15 @@ class _Worker:
             shutil.rmtree(self.scratch, ignore_errors=True)
 
 
+_PRELOAD = [
+    "detectors.service.workers",
+    "detectors.verify",
+    "provenance.watermark",
+    "provenance.c2pa.read",
+    "provenance.store",
+]
+
+
 class WorkerPool:
     """Runs detector jobs in ``size`` worker processes (or threads when ``size == 0``)."""
 
@@ -181,7 +190,11 @@ class WorkerPool:
         self.scratch_root = Path(scratch_root)
         self.max_pending = max_pending
         self.grace_s = grace_s
-        self._ctx = mp.get_context("spawn")
+        # Workers fork from a forkserver that has imported the heavy modules once: a worker (or a
+        # replacement for a killed one) starts in milliseconds, and never inherits the server's
+        # threads or event loop the way a plain fork would.
+        self._ctx = mp.get_context("forkserver")
+        self._ctx.set_forkserver_preload(_PRELOAD)
         self._idle: asyncio.Queue[_Worker] | None = None
         self._workers: list[_Worker] = []
         self._pending = 0

@@ -12,6 +12,7 @@ import typer
 
 from foleyseal.cli import exit_codes
 from foleyseal.cli.bench import app as bench_app
+from foleyseal.cli.generate import generate_cmd
 from foleyseal.cli.keys import app as keys_app
 from foleyseal.cli.sign import mark_cmd, sign_cmd
 from foleyseal.cli.verify import serve_cmd, verify_cmd
@@ -35,6 +36,7 @@ app.command("sign")(sign_cmd)
 app.command("mark")(mark_cmd)
 app.command("verify")(verify_cmd)
 app.command("serve")(serve_cmd)
+app.command("generate")(generate_cmd)
 
 
 def _version_callback(value: bool) -> None:
@@ -55,7 +57,8 @@ def _root(
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry: run the app, mapping FoleySeal errors to exit code 3."""
     try:
-        app(args=argv, standalone_mode=False, prog_name="foleyseal")
+        # Without standalone mode click returns a command's exit code instead of exiting.
+        rv = app(args=argv, standalone_mode=False, prog_name="foleyseal")
     except FoleySealError as exc:
         typer.echo(f"error: {exc}", err=True)
         sys.exit(exit_codes.INPUT_ERROR)
@@ -66,12 +69,11 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(130)
     except SystemExit:
         raise
-    except Exception as exc:  # click usage errors carry their own exit code
-        import click
-
-        if isinstance(exc, click.ClickException):
+    except Exception as exc:
+        # Usage errors (typer's click exceptions) know how to show themselves and their code.
+        if callable(getattr(exc, "show", None)) and isinstance(getattr(exc, "exit_code", None), int):
             exc.show()
             sys.exit(exc.exit_code)
         typer.echo(f"internal error: {type(exc).__name__}: {exc}", err=True)
         sys.exit(exit_codes.INTERNAL_ERROR)
-    sys.exit(exit_codes.OK)
+    sys.exit(rv if isinstance(rv, int) else exit_codes.OK)

@@ -96,3 +96,11 @@ def attacks_cmd(
 from foleyseal.cli.verify import bench_load_cmd  # noqa: E402 - issue 6: the service load test
 
 app.command("load")(bench_load_cmd)
+
+from foleyseal.cli.bench_sync import sync_cmd  # noqa: E402 - issue 5: audio-visual sync of generated soundtracks
+
+app.command("sync")(sync_cmd)
+
+from foleyseal.cli.bench_speed import speed_cmd  # noqa: E402 - issues 2-6: pytest-benchmark speed benchmarks
+
+app.command("speed")(speed_cmd)

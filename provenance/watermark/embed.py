@@ -57,13 +57,20 @@ def codeword_for(payload_bits: np.ndarray, layout: Layout) -> np.ndarray:
 
 
 def tile_gains(
-    spec: np.ndarray, slot0: int, layout: Layout, codeword: np.ndarray, strength: float
+    spec: np.ndarray,
+    slot0: int,
+    layout: Layout,
+    codeword: np.ndarray,
+    strength: float,
+    channel_tiles: np.ndarray | None = None,
 ) -> np.ndarray:
     """Log-amplitude change per tile, ``(slots, bands)`` nepers, from the STFT of a run-aligned
     16 kHz mono signal.
 
     ``slot0`` is the absolute slot index (from the start of the file) of the signal's sample 0;
     it must be a multiple of ``run_slots``. Slots after the last whole run are left unmarked.
+    ``channel_tiles`` (slots, bands) is the mean over channels of each channel's tile energy:
+    what a gain really costs, since it is applied to every channel.
     """
     p = layout.params
     if slot0 % p.run_slots:
@@ -77,6 +84,13 @@ def tile_gains(
     tiles = bp.reshape(n_slots, p.slot_hops, p.n_bands).sum(axis=1)
     y = log_amplitude(tiles)
     cap = capacity(tiles, p)
+    cost = tiles
+    if channel_tiles is not None:
+        cost = np.maximum(channel_tiles[:n_slots], tiles)
+        # Where channels cancel in the mono mix (opposite phases), a gain moves the mix
+        # little but costs the full channel energy: such tiles carry nothing.
+        coherence_db = 10.0 * np.log10((tiles + 1e-20) / (cost + 1e-20))
+        cap = cap * np.clip((coherence_db + 10.0) / 6.0, 0.0, 1.0)
 
     v = to_groups(y[:, 0::2] - y[:, 1::2], p)  # (runs, groups, pairs)
     q = (slot0 // p.run_slots + np.arange(n_runs)) % p.block_runs
@@ -94,7 +108,7 @@ def tile_gains(
     # Share the move among the group's tiles to spend little energy: a tile's share is
     # inversely proportional to energy**ALLOC_GAMMA (weak tiles are cheap to change), tiles
     # without capacity get none, and what a capped tile cannot take goes to the others.
-    inv = np.divide(cap, tiles**ALLOC_GAMMA + 1e-20, out=np.zeros_like(cap), where=cap > 0)
+    inv = np.divide(cap, cost**ALLOC_GAMMA + 1e-20, out=np.zeros_like(cap), where=cap > 0)
     inv_a = to_groups(inv[:, 0::2], p)
     inv_b = to_groups(inv[:, 1::2], p)
     k = p.pairs_per_group
@@ -134,55 +148,82 @@ def mark_signal_16k(
     re-measures the marked signal and corrects the remainder.
     """
     p = layout.params
-    bob = p.band_of_bin
     spec = stft(x16, p)
     mono_spec = spec.mean(axis=0)
     n_frames = spec.shape[-2]
-    total = np.zeros((n_frames, bob.size), dtype=np.float32)
-    in_band = bob >= 0
-    col = np.maximum(bob, 0)
+    n_slots = n_frames // p.slot_hops
+    cbp = frame_band_power(spec[:, : n_slots * p.slot_hops], p).mean(axis=0)
+    channel_tiles = cbp.reshape(n_slots, p.slot_hops, p.n_bands).sum(axis=1)
+    total = np.zeros((n_slots, p.n_bands), dtype=np.float32)
     measured = mono_spec
     for i in range(passes):
-        dy = tile_gains(measured, slot0, layout, codeword, strength)
-        n_slots = dy.shape[0]
-        frame_dy = np.repeat(dy, p.slot_hops, axis=0)
-        total[: n_slots * p.slot_hops] += np.where(in_band, frame_dy[:, col], 0.0)
+        total += tile_gains(measured, slot0, layout, codeword, strength, channel_tiles)
+        total = _limit_group_energy(total, channel_tiles, p)
         if i + 1 < passes:
             # Re-measure what a detector will see: the mono mix after overlap-add.
-            mono = x16.mean(axis=0)
-            w_mono = istft(mono_spec * np.expm1(total), x16.shape[-1], p)
-            measured = stft(mono + w_mono, p)
-    return istft(spec * np.expm1(total), x16.shape[-1], p)
+            w_mono = istft(mono_spec * _bin_gains(total, n_frames, p), x16.shape[-1], p)
+            measured = stft(x16.mean(axis=0) + w_mono, p)
+    return istft(spec * _bin_gains(total, n_frames, p), x16.shape[-1], p)
 
 
-def _limit(x: np.ndarray, w: np.ndarray) -> np.ndarray:
-    """Shrink the mark where it would push a sample past full scale; none where the host is at or past it."""
+def _bin_gains(dy: np.ndarray, n_frames: int, p: WatermarkParams) -> np.ndarray:
+    """Per-tile log-amplitude changes -> linear gain minus one per STFT frame and bin."""
+    bob = p.band_of_bin
+    frame_dy = np.zeros((n_frames, p.n_bands), dtype=np.float32)
+    frame_dy[: dy.shape[0] * p.slot_hops] = np.repeat(dy, p.slot_hops, axis=0)
+    out = np.expm1(frame_dy)[:, np.maximum(bob, 0)]
+    out[:, bob < 0] = 0.0
+    return out
+
+
+def _limit_group_energy(dy: np.ndarray, energy: np.ndarray, p: WatermarkParams) -> np.ndarray:
+    """Scale down each group's changes whose energy exceeds ``group_budget_db`` below the
+    group's own energy: a local guarantee of inaudibility (a lone pure tone, say, would
+    otherwise carry its group's whole move)."""
+    n = (dy.shape[0] // p.run_slots) * p.run_slots
+    if n == 0:
+        return dy
+    # energy of a log-amplitude change x on a tile of energy E: E * (e^x - 1)^2
+    cost_t = energy[:n] * np.expm1(dy[:n]) ** 2
+    cost = to_groups(cost_t[:, 0::2] + cost_t[:, 1::2], p).sum(axis=-1)
+    own = to_groups(energy[:n, 0::2] + energy[:n, 1::2], p).sum(axis=-1)
+    budget = own * 10.0 ** (-p.group_budget_db / 10.0)
+    scale = np.sqrt(np.divide(budget, cost, out=np.ones_like(cost), where=cost > budget))
+    pair_scale = from_groups(np.repeat(scale[..., None], p.pairs_per_group, axis=-1), p)
+    out = dy.copy()
+    out[:n, 0::2] *= pair_scale
+    out[:n, 1::2] *= pair_scale
+    return out
+
+
+def _add_limited(x: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """``x + w``, with the mark shrunk wherever it would push a sample past full scale
+    (and removed where the host itself is at or past full scale): the mark never clips."""
     y = x + w
-    over = np.abs(y) > 1.0
-    if not over.any():
-        return w
-    headroom = np.clip(1.0 - np.abs(x), 0.0, None)
-    scale = np.divide(headroom, np.abs(w), out=np.zeros_like(w), where=np.abs(w) > 0)
-    return np.where(over, w * np.minimum(scale, 1.0), w)
+    over = np.flatnonzero(np.abs(y).max(axis=0) > 1.0)
+    if over.size:
+        xs, ws = x[:, over], w[:, over]
+        headroom = np.clip(1.0 - np.abs(xs), 0.0, None)
+        aw = np.abs(ws)
+        scale = np.divide(headroom, aw, out=np.zeros_like(aw), where=aw > 0)
+        y[:, over] = xs + ws * np.minimum(scale, 1.0)
+    return y
 
 
 def _gate_silence(x: np.ndarray, w: np.ndarray, rate: int) -> np.ndarray:
     """Zero the mark wherever every channel is digitally silent for 5 ms or more."""
-    silent = np.all(x == 0.0, axis=0)
+    silent = ~np.any(x, axis=0)
     if not silent.any():
         return w
     win = max(1, int(0.005 * rate))
-    counts = np.concatenate([[0], np.cumsum(silent, dtype=np.int64)])
-    # a sample is gated if it lies inside any all-silent window of `win` samples
-    full = (counts[win:] - counts[:-win]) == win  # window starting at i is silent
-    starts = np.concatenate([[0], np.cumsum(full, dtype=np.int64)])
-    n = silent.size
-    lo = np.clip(np.arange(n) - win + 1, 0, full.size)
-    hi = np.clip(np.arange(n) + 1, 0, full.size)
-    mask = (starts[hi] - starts[lo]) > 0
-    if mask.any():
-        w = w.copy()
-        w[:, mask] = 0.0
+    edges = np.flatnonzero(np.diff(np.concatenate(([False], silent, [False])).astype(np.int8)))
+    starts, ends = edges[0::2], edges[1::2]
+    long_runs = (ends - starts) >= win
+    if not long_runs.any():
+        return w
+    w = w.copy()
+    for s0, e0 in zip(starts[long_runs], ends[long_runs]):
+        w[:, s0:e0] = 0.0
     return w
 
 
@@ -240,8 +281,7 @@ class ChunkEmbedder:
         """Marked samples for ``x`` = file samples ``[start, start+n)`` given their padded context."""
         w = self.mark_chunk(padded, start)
         w = _gate_silence(x, w, self.rate)
-        w = _limit(x, w)
-        return (x + w).astype(np.float32)
+        return _add_limited(x, w)
 
 
 def embed(

@@ -127,5 +127,6 @@ def detect_file(
         raise InputError("audio has no samples (zero length)", path=path)
     x16 = np.concatenate(parts)
     return detect_features(
-        x16, key, duration_s=frames / info.sample_rate, threshold=threshold, params=params
+        x16, key, duration_s=frames / info.sample_rate, threshold=threshold, params=params,
+        source_rate_hz=info.sample_rate,
     )

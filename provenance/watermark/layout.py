@@ -50,7 +50,9 @@ class WatermarkParams:
     delta: float = 0.6
     """Quantiser step of the group statistic, nepers of log amplitude (at strength 1)."""
     max_pair_change: float = 0.6
-    """Cap on the log-amplitude change of one pair, nepers (keeps any one tile change small)."""
+    """Cap on the log-amplitude change of one tile, nepers (keeps any one tile change small)."""
+    group_budget_db: float = 15.0
+    """A group's mark energy stays at least this far (dB) below the group's own energy."""
     rel_floor_db: float = 45.0
     """Tiles more than this far below the loudest tile of their slot carry no mark."""
     rel_ramp_db: float = 15.0

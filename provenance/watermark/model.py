@@ -87,7 +87,8 @@ def istft(spec: np.ndarray, n: int, params: WatermarkParams) -> np.ndarray:
         raise ValueError("frame length must be a multiple of the hop")
     k = flen // hop
     win = analysis_window(params)
-    frames = scipy.fft.irfft(spec, n=flen, axis=-1).astype(np.float32) * win
+    frames = scipy.fft.irfft(spec, n=flen, axis=-1).astype(np.float32, copy=False)
+    frames *= win
     n_frames = frames.shape[-2]
     lead = frames.shape[:-2]
     out = np.zeros(lead + ((n_frames + k - 1) * hop,), dtype=np.float32)

@@ -18,6 +18,7 @@ that window is buffered, so memory stays flat however long the video is.
 
 from __future__ import annotations
 
+import bisect
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -34,7 +35,7 @@ from v2a_core.analysis.rhythm import estimate_rhythm
 from v2a_core.analysis.scene import LookSample, look, summarise
 from v2a_core.analysis.tracking import Tracker
 from v2a_core.types import Frame, MotionEnvelope, Scene, VisualAnalysis, VisualEvent
-from v2a_core.video.decode import DEFAULT_MAX_SIDE, iter_frames, probe
+from v2a_core.video.decode import DEFAULT_MAX_SIDE, iter_frames, prefetch, probe
 
 #: progress(done_s, total_s): seconds of video analysed so far and in all (total may be 0 if unknown).
 ProgressFn = Callable[[float, float], None]
@@ -76,6 +77,7 @@ class _Series:
         self.camera: list[float] = []
         self.turbulence: list[float] = []
         self.flicker: list[float] = []
+        self.accel: list[float] = []
 
 
 def _thumb_hist(luma: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -85,9 +87,10 @@ def _thumb_hist(luma: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _is_cut(prev: tuple[np.ndarray, np.ndarray], cur: tuple[np.ndarray, np.ndarray]) -> bool:
-    changed = float((cv2.absdiff(prev[0], cur[0]) > 40).mean())
+    diff = cv2.absdiff(prev[0], cur[0])
+    changed = float((diff > 40).mean())
     hist_l1 = float(np.abs(prev[1] - cur[1]).sum())
-    return changed > 0.75 or (changed > 0.5 and hist_l1 > 0.3)
+    return changed > 0.75 or (changed > 0.5 and (hist_l1 > 0.3 or float(diff.mean()) > 45))
 
 
 def analyze(
@@ -187,6 +190,16 @@ def analyze(
         else:
             blobs, labels = [], None
         run_tracks(tracker.update(fr.time_s, yuv, blobs, labels, skip=new_scene or fg >= 0.5))
+        series.accel.append(0.0)
+        for tr in tracker.active:
+            if len(tr.obs) >= 3 and tr.obs[-1].time_s == fr.time_s:
+                o0, o1, o2 = tr.obs[-3:]
+                if o2.time_s - o0.time_s < 0.2:
+                    v1 = np.subtract((o1.x, o1.y), (o0.x, o0.y)) / (o1.time_s - o0.time_s)
+                    v2 = np.subtract((o2.x, o2.y), (o1.x, o1.y)) / (o2.time_s - o1.time_s)
+                    k = bisect.bisect_left(series.t, o1.time_s)
+                    if k < len(series.accel):
+                        series.accel[k] += float(np.hypot(*(v2 - v1))) / h
         for tr in tracker.long_tracks():
             cut_at = tr.obs[-20].time_s
             run_tracks([tr], until_s=cut_at)
@@ -217,7 +230,7 @@ def analyze(
     n_frames = 0
     last_dt = 0.0
     last_t = None
-    for fr in iter_frames(path, max_side=s.max_side, max_duration_s=s.max_duration_s):
+    for fr in prefetch(iter_frames(path, max_side=s.max_side, max_duration_s=s.max_duration_s)):
         n_frames += 1
         size = (fr.yuv.shape[1], fr.yuv.shape[0])
         arrival = _thumb_hist(fr.yuv[..., 0])
@@ -250,12 +263,18 @@ def analyze(
     ]
     all_events.sort(key=lambda e: e.time_s)
 
+    # the change measured at frame k compares the motion into frame k with the motion into
+    # frame k-1: it is centred on frame k-1
+    change = np.asarray(series.change, dtype=np.float32)
+    change = np.append(change[1:], np.float32(0.0)) if len(change) else change
     motion = MotionEnvelope(
         times_s=times,
         energy=np.asarray(series.energy, dtype=np.float32),
         region_energy=np.asarray(series.regions, dtype=np.float32).reshape(-1, 3),
-        change=np.asarray(series.change, dtype=np.float32),
+        change=change,
         foreground=np.asarray(series.fg, dtype=np.float32),
+        appear=np.asarray(series.appear, dtype=np.float32),
+        acceleration=np.asarray(series.accel, dtype=np.float32),
     )
     bounds = [0.0, *cuts, duration]
     scenes = []

@@ -38,7 +38,8 @@ def look(time_s: float, yuv: np.ndarray) -> LookSample:
     green = saturated & (hue >= 35) & (hue < 85)
     warm = (sat > 0.4) & (val > 0.45) & ((hue < 25) | (hue > 165))
     top = slice(0, max(1, th // 3))
-    sky = ((blue[top]) & (val[top] > 0.45)) | ((sat[top] < 0.15) & (val[top] > 0.75))
+    # blue and bright only: a white wall or ceiling looks just like an overcast sky
+    sky = blue[top] & (val[top] > 0.45)
     return LookSample(
         time_s=time_s,
         brightness=float(small[..., 0].mean() / 255.0),

@@ -22,7 +22,7 @@ from v2a_core.types import Cue, CueSheet, Palette, PaletteEntry, VisualAnalysis
 #: Level of each layer before mastering, dB relative to a full-strength event.
 LAYER_GAIN_DB: dict[str, float] = {
     "events": -3.0,
-    "footsteps": -9.0,
+    "footsteps": -14.0,
     "ambience": -24.0,
     "texture": -22.0,
     "music": -15.0,
@@ -70,12 +70,12 @@ def _palette(analysis: VisualAnalysis, prompt: str, negative_prompt: str) -> Pal
     has_prompt = bool(parsed.matches or parsed.layers)
     layers = {BY_NAME[e.category].layer for e in entries}
     events = [e for e in analysis.events if e.kind in ("impact", "appear")]
-    ball_tracks = {e.track_id for e in events if visual.is_ball_track(analysis, e.track_id)}
+    balls = visual.ball_events(analysis)
 
     # event sounds: the visuals always get sounds unless the prompt or negative rules them out
     if "events" not in layers:
         for e in events:
-            cat, why = visual.visual_event_category(e, analysis, ball_tracks)
+            cat, why = visual.visual_event_category(e, analysis, balls)
             add(cat, 0.9, "visual", why)
     if analysis.cuts and "whoosh" not in excluded and not has_prompt:
         add("whoosh", 0.6, "visual", f"{len(analysis.cuts)} scene cut(s)")
@@ -115,7 +115,7 @@ def _source(category: str, counter: dict[str, int]) -> str:
 def _event_cues(analysis: VisualAnalysis, palette: Palette, counter: dict[str, int]) -> list[Cue]:
     chosen = [c for c in palette.categories if BY_NAME[c].layer == "events"]
     prompt_events = [e.category for e in palette.entries if e.origin == "prompt" and BY_NAME[e.category].layer == "events"]
-    ball_tracks = {e.track_id for e in analysis.events if visual.is_ball_track(analysis, e.track_id)}
+    balls = visual.ball_events(analysis)
     cues: list[Cue] = []
     for ev in analysis.events:
         if ev.kind == "cut":
@@ -143,7 +143,7 @@ def _event_cues(analysis: VisualAnalysis, palette: Palette, counter: dict[str, i
             counter["_event"] = counter.get("_event", 0) + 1
             why = f"{ev.reason}; sound from the prompt"
         else:
-            category, why = visual.visual_event_category(ev, analysis, ball_tracks)
+            category, why = visual.visual_event_category(ev, analysis, balls)
             why = f"{ev.reason}; {why}"
         if category not in chosen:
             continue  # removed by the negative prompt
@@ -185,12 +185,14 @@ def _footstep_cues(
     category = steps[0]
     period = analysis.rhythm.period_s if 0.3 <= analysis.rhythm.period_s <= 0.9 else settings.footstep_period_s
     m = analysis.motion
+    # walk wherever something moved within the last or next second; stop in frozen stretches
+    moving = (m.energy > 1e-4) | (m.foreground > 0.001)
     active = np.ones(len(m.times_s), dtype=bool)
-    if len(m.energy) > 4:
-        level = np.convolve(m.energy, np.ones(9) / 9, mode="same")
-        active = level > max(0.002, 0.5 * float(np.median(level)))
-        if active.mean() < 0.1:
-            active[:] = True  # asked for footsteps, picture too still to tell when: walk throughout
+    if len(m.times_s) > 1 and moving.any():
+        idx = np.nonzero(moving)[0]
+        near = np.abs(m.times_s[:, None] - m.times_s[idx][None, :]).min(axis=1) if len(idx) < 5000 else None
+        if near is not None:
+            active = near <= 1.0
     event_times = np.array([c.time_s for c in events]) if events else np.zeros(0)
     out: list[Cue] = []
     t = 0.25

@@ -4,7 +4,7 @@ Each category has a layer (which stem it lands in), the renderer that makes it, 
 that select it in a prompt (synonyms, matched as whole words or phrases, plurals folded),
 and the group words that remove it in a negative prompt ("music" removes every music mood
 and instrument). ``docs/sound-taxonomy.md`` is generated from this table
-(``python -m v2a_core.plan.taxonomy > docs/sound-taxonomy.md``); a test keeps it in sync.
+(``python -c 'from v2a_core.plan.taxonomy import markdown; print(markdown(), end="")' > docs/sound-taxonomy.md``); a test keeps it in sync.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ CATEGORIES: tuple[Category, ...] = (
     # ---------------------------------------------------------------- impacts (on visual events)
     _c("impact.wood", "events", "modal", "wood, wooden, knock, knocking, plank, log, table, door knock, clack, block, blocks",
        "impacts, impact, hits, foley", "Hollow wooden knock: few inharmonic modes, fast decay."),
-    _c("impact.metal", "events", "modal", "metal, metallic, steel, iron, clang, clanging, pipe, anvil, tin, can",
+    _c("impact.metal", "events", "modal", "metal, metallic, steel, iron, clang, clanging, pipe, anvil, tin, tin can",
        "impacts, impact, hits, foley, metal", "Ringing metal: dense inharmonic modes, long decay."),
     _c("impact.glass", "events", "modal", "glass, clink, clinking, bottle, window, ceramic, porcelain, cup",
        "impacts, impact, hits, foley", "Bright glass/ceramic clink: high modes, medium decay."),
@@ -50,9 +50,9 @@ CATEGORIES: tuple[Category, ...] = (
        "impacts, impact, hits, foley", "Light plastic tap: high, heavily damped modes."),
     _c("impact.rubber", "events", "modal", "ball, balls, bounce, bouncing, rubber, tennis ball, basketball, football",
        "impacts, impact, hits, foley", "Ball bounce: low 'thup' with a soft click, pitch from ball size."),
-    _c("impact.soft", "events", "modal", "thud, soft, cloth, body, fall, falling, landing, pillow, punch, sack",
+    _c("impact.soft", "events", "modal", "thud, cloth, body fall, body, landing, pillow, punch, sack",
        "impacts, impact, hits, foley", "Soft body thud: lowpassed noise and a low mode."),
-    _c("impact.drum", "events", "sample", "drum, drums hit, drumstick, tom, snare, percussion hit, drum hit",
+    _c("impact.drum", "events", "sample", "drumstick, tom, toms, snare, percussion hit, drum hit, drum hits, stick hits drum",
        "impacts, impact, hits, foley, percussion", "Drum hits from the sample bank (toms, snare, kick)."),
     _c("impact.hit", "events", "sample", "hit, boom, slam, cinematic hit, impact, smash, crash, bang",
        "impacts, impact, hits, foley", "Cinematic hit: sampled impact layered with a sub boom."),
@@ -124,7 +124,7 @@ CATEGORIES: tuple[Category, ...] = (
        "machines, foley", "Clock ticks, tempo locked to the visual rhythm if any."),
     _c("ambience.room", "ambience", "room", "room tone, room, indoor, interior, office, quiet room, home, kitchen",
        "ambience, room tone, background", "Quiet room tone: pink noise, air handling."),
-    _c("ambience.forest", "ambience", "forest", "forest, woods, jungle, nature, park, countryside, garden",
+    _c("ambience.forest", "ambience", "forest", "forest, woodland, jungle, nature, park, countryside, garden",
        "ambience, nature", "Forest air with leaves and distant birds."),
     _c("ambience.night", "ambience", "night", "night, nighttime, evening, midnight, dusk",
        "ambience, nature", "Night air: low rumble and sparse insects."),
@@ -139,7 +139,7 @@ CATEGORIES: tuple[Category, ...] = (
        "music, score, soundtrack", "Cluster drones, detuned strings, sparse stingers."),
     _c("music.calm", "music", "music", "calm, peaceful, relaxing, serene, gentle, soothing, tranquil, meditation, ambient music",
        "music, score, soundtrack", "Slow major-key pad and soft piano."),
-    _c("music.happy", "music", "music", "happy, upbeat, cheerful, playful, joyful, fun, bright, uplifting",
+    _c("music.happy", "music", "music", "happy, upbeat, cheerful, playful, joyful, fun, uplifting",
        "music, score, soundtrack", "Major-key pulse, plucks and percussion on the beat."),
     _c("music.sad", "music", "music", "sad, melancholic, melancholy, sorrow, emotional, somber, grief, lonely",
        "music, score, soundtrack", "Slow minor chords, long strings."),
@@ -230,7 +230,8 @@ def markdown() -> str:
         "# Sound taxonomy of the built-in generator",
         "",
         "Generated from `v2a_core/plan/taxonomy.py` "
-        "(`python -m v2a_core.plan.taxonomy > docs/sound-taxonomy.md`); do not edit by hand.",
+        "(`python -c 'from v2a_core.plan.taxonomy import markdown; print(markdown(), end=\"\")' "
+        "> docs/sound-taxonomy.md`); do not edit by hand.",
         "",
         f"{len(CATEGORIES)} categories. A prompt selects a category when it contains one of its synonyms "
         "(whole words or phrases, case and plural ignored). A negative prompt removes every category "

@@ -13,20 +13,27 @@ import numpy as np
 from v2a_core.types import ReverbSpec, SceneCues, VisualAnalysis, VisualEvent
 
 
-def is_ball_track(analysis: VisualAnalysis, track_id: int) -> bool:
-    """A small object that hits something repeatedly with shrinking gaps: a bouncing ball."""
-    if track_id < 0:
-        return False
-    hits = sorted(e.time_s for e in analysis.events if e.kind == "impact" and e.track_id == track_id)
-    if len(hits) < 3:
-        return False
-    gaps = np.diff(hits)
-    shrinking = np.mean(gaps[1:] < gaps[:-1] * 1.02) >= 0.6
-    small = np.median([e.size for e in analysis.events if e.track_id == track_id]) < 0.03
-    return bool(shrinking and small)
+def ball_events(analysis: VisualAnalysis) -> set[int]:
+    """Indices (into ``analysis.events``) of impacts of a bouncing ball: a small object hitting
+    the same place at least three times with shrinking gaps (tracks may split at bounces, so
+    impacts are grouped by screen position, not by track)."""
+    impacts = [(i, e) for i, e in enumerate(analysis.events) if e.kind == "impact" and e.size < 0.03]
+    out: set[int] = set()
+    used: set[int] = set()
+    for i, e in impacts:
+        if i in used:
+            continue
+        group = [(j, f) for j, f in impacts if j not in used and abs(f.x - e.x) < 0.15 and abs(f.y - e.y) < 0.3]
+        times = np.array([f.time_s for _, f in group])
+        if len(group) >= 3:
+            gaps = np.diff(np.sort(times))
+            if len(gaps) >= 2 and np.mean(gaps[1:] < gaps[:-1] * 1.02) >= 0.6:
+                out.update(j for j, _ in group)
+        used.update(j for j, _ in group)
+    return out
 
 
-def visual_event_category(event: VisualEvent, analysis: VisualAnalysis, ball_tracks: set[int]) -> tuple[str, str]:
+def visual_event_category(event: VisualEvent, analysis: VisualAnalysis, balls: set[int]) -> tuple[str, str]:
     """(category, reason) for a visual event when the prompt names no event sound."""
     if event.kind == "cut":
         return "whoosh", "scene cut"
@@ -37,7 +44,7 @@ def visual_event_category(event: VisualEvent, analysis: VisualAnalysis, ball_tra
                 return "weather.thunder", "large flash in an outdoor scene"
             return "impact.hit", "the whole picture changes at once"
         return "ui.blip", "something lights up or appears on screen"
-    if event.track_id in ball_tracks:
+    if any(analysis.events[i] is event for i in balls):
         return "impact.rubber", "a small object bouncing with shrinking gaps"
     if "collision" in event.reason:
         return "impact.wood", "two tracked objects collide"

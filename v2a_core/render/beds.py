@@ -129,10 +129,12 @@ def _norm(x: np.ndarray, rms: float) -> np.ndarray:
 
 # ------------------------------------------------------------------------------- recipes
 def room(s: Stream) -> np.ndarray:
-    l = s.filt("l", s.noise("w"), "low", 500, order=2)
-    r = s.filt("r", s.noise("w2"), "low", 500, order=2)
+    # air-handling hiss (gently darkened, broadband like a real room) over a low rumble
+    hiss_l = s.filt("hl", s.noise("w"), "low", 3500, order=1)
+    hiss_r = s.filt("hr", s.noise("w2"), "low", 3500, order=1)
+    rumble = s.brown("rum", 120)
     hum = 0.05 * sine(50.0, s.n, phase=2 * np.pi * 50 * s.pos / SR)
-    return _stereo(s, l * 4 + hum, r * 4 + hum)
+    return _stereo(s, hiss_l + 0.5 * rumble + hum, hiss_r + 0.5 * rumble + hum)
 
 
 def forest(s: Stream) -> np.ndarray:

@@ -32,10 +32,9 @@ def _open(path: Path) -> av.container.InputContainer:
         raise InputError("is empty (0 bytes)", path=path)
     try:
         return av.open(str(path), mode="r")
-    except (av.error.InvalidDataError, av.error.ValueError) as exc:
-        raise FormatError(f"cannot be read as a video file ({exc.strerror or exc})", path=path) from exc
     except av.error.FFmpegError as exc:
-        raise FormatError(f"cannot be opened: {exc}", path=path) from exc
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise FormatError(f"cannot be read as a video file ({reason})", path=path) from exc
 
 
 def _video_stream(container: av.container.InputContainer, path: Path) -> av.video.stream.VideoStream:
@@ -49,16 +48,6 @@ def _video_stream(container: av.container.InputContainer, path: Path) -> av.vide
             path=path,
         )
     return streams[0]
-
-
-def _rotation(stream: av.video.stream.VideoStream) -> int:
-    """Display rotation (degrees, multiple of 90) from the stream's display matrix, 0 if none."""
-    try:
-        for sd in getattr(stream, "side_data", {}) or {}:
-            pass
-    except Exception:  # side data access differs between PyAV versions; rotation is optional
-        return 0
-    return 0
 
 
 def probe(path: str | Path) -> VideoInfo:
@@ -82,7 +71,7 @@ def probe(path: str | Path) -> VideoInfo:
             average_fps=float(rate),
             codec=cc.name or "unknown",
             has_audio=bool(container.streams.audio),
-            rotation_deg=_rotation(vs),
+            rotation_deg=0,
         )
 
 
@@ -189,3 +178,51 @@ def iter_frames(
             )
     finally:
         container.close()
+
+
+_END = object()
+
+
+def prefetch(frames: Iterator[Frame], depth: int = 16) -> Iterator[Frame]:
+    """Run ``frames`` (decoding and resizing) in a background thread, ``depth`` frames ahead.
+
+    FFmpeg and OpenCV release the GIL, so decoding overlaps with the analysis of earlier
+    frames on a second core. Errors raised while decoding are re-raised here, in order.
+    """
+    import queue
+    import threading
+
+    q: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def worker() -> None:
+        try:
+            for item in frames:
+                while not stop.is_set():
+                    try:
+                        q.put(item, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            q.put(_END)
+        except BaseException as exc:  # handed to the consumer
+            q.put(exc)
+
+    thread = threading.Thread(target=worker, name="foleyseal-decode", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = q.get()
+            if item is _END:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        close = getattr(frames, "close", None)
+        thread.join(timeout=5)
+        if close is not None and not thread.is_alive():
+            close()

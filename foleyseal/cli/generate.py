@@ -1,0 +1,103 @@
+"""``foleyseal generate``: a soundtrack for a video, watermarked, signed and stored."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+_HOME_HELP = "FoleySeal home directory (default: $FOLEYSEAL_HOME or the per-user config dir)."
+
+
+def _default_output(video: Path) -> Path:
+    return Path.cwd() / f"{video.stem}.foleyseal.mp4"
+
+
+def generate_cmd(
+    video: Path = typer.Argument(..., help="The video to score (any container/codec FFmpeg reads)."),
+    output: Path = typer.Option(
+        None, "-o", "--output",
+        help="Output file: a video (.mp4/.mov/.mkv: video copied, AAC soundtrack) or audio "
+        "(.wav/.flac/.mp3/.m4a). Default: ./VIDEO.foleyseal.mp4.",
+    ),
+    prompt: str = typer.Option("", "--prompt", "-p", help="What the soundtrack should contain, e.g. 'rain, thunder, tension'."),
+    negative_prompt: str = typer.Option("", "--negative-prompt", "-n", help="What must not be heard (strict), e.g. 'music'."),
+    seed: int = typer.Option(0, "--seed", help="Seed: the same seed, video and prompts give the same soundtrack."),
+    candidates: int = typer.Option(1, "--candidates", min=1, max=32, help="Render N variants (seeds SEED..SEED+N-1) as OUTPUT-1, OUTPUT-2..."),
+    generator: str = typer.Option("builtin", "--generator", help="Generator name: builtin, external, or an installed plug-in (entry point group foleyseal.generators)."),
+    generator_command: str = typer.Option(
+        None, "--generator-command",
+        help="Command template for --generator external, e.g. \"python demo.py --video {video} --prompt {prompt} "
+        "--negative_prompt {negative_prompt} --output {output_dir}\" (run without a shell).",
+    ),
+    stems: Path = typer.Option(None, "--stems", help="Directory for one marked stem per layer (FLAC)."),
+    cue_sheet: Path = typer.Option(None, "--cue-sheet", help="Write the cue sheet (JSON) here."),
+    loudness: float = typer.Option(-16.0, "--loudness", help="Target integrated loudness, LUFS (true peak stays <= -1 dBTP)."),
+    duration: float = typer.Option(None, "--duration", min=0.1, help="Score only the first SECONDS of the video."),
+    private_prompts: bool = typer.Option(False, "--private-prompts", help="Leave the prompts out of the signed record."),
+    home: Path = typer.Option(None, "--home", help=_HOME_HELP),
+    json_out: bool = typer.Option(False, "--json", help="Print a JSON summary (no progress bars)."),
+) -> None:
+    """Generate a soundtrack for VIDEO, watermark it, sign it (C2PA) and store its record.
+
+    Every output, candidate and stem is marked: there is no way to write an unmarked one.
+    Exit 0 on success, 3 on bad input (no video stream, corrupt file, video too short, bad keys).
+    """
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from provenance.core.config import load_settings
+    from v2a_core.pipeline import GenerateOptions, generate
+
+    if generator_command and generator == "builtin":
+        generator = "external"
+    settings = load_settings(home)
+    out = output or _default_output(video)
+    options = GenerateOptions(
+        prompt=prompt,
+        negative_prompt=negative_prompt,
+        seed=seed,
+        candidates=candidates,
+        loudness_lufs=loudness,
+        generator=generator,
+        generator_command=generator_command,
+        stems_dir=stems,
+        cue_sheet_path=cue_sheet,
+        include_prompts=not private_prompts,
+        duration_s=duration,
+    )
+    if json_out:
+        result = generate(video, out, options, settings=settings)
+    else:
+        with Progress(
+            TextColumn("{task.description:<14}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
+            TimeElapsedColumn(), transient=False,
+        ) as bar:
+            tasks: dict[str, int] = {}
+
+            def progress(stage: str, fraction: float) -> None:
+                if stage not in tasks:
+                    tasks[stage] = bar.add_task(stage, total=1.0)
+                bar.update(tasks[stage], completed=max(0.0, min(1.0, fraction)))
+
+            result = generate(video, out, options, settings=settings, progress=progress)
+    summary = {
+        "video": str(video),
+        "outputs": [
+            {"path": str(f.path), "seed": f.seed, "payload": f.payload, "record_id": f.record_id}
+            for f in result.outputs
+        ],
+        "stems": [{"path": str(f.path), "layer": f.layer, "payload": f.payload} for f in result.stems],
+        "cue_sheets": [str(p) for p in result.cue_sheets],
+        "loudness_lufs": [round(x, 2) for x in result.loudness_lufs],
+        "true_peak_dbtp": [round(x, 2) for x in result.true_peak_dbtp],
+    }
+    if json_out:
+        typer.echo(json.dumps(summary, indent=2))
+    else:
+        for f, lufs, tp in zip(result.outputs, result.loudness_lufs, result.true_peak_dbtp):
+            typer.echo(f"wrote {f.path} (seed {f.seed}, {lufs:.1f} LUFS, {tp:.1f} dBTP, watermark payload {f.payload})")
+        for f in result.stems:
+            typer.echo(f"  stem {f.layer}: {f.path}")
+        for p in result.cue_sheets:
+            typer.echo(f"  cue sheet: {p}")

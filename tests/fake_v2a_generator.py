@@ -1,0 +1,57 @@
+"""A stand-in for a neural video-to-audio model's command-line demo (MMAudio-style).
+
+    python fake_v2a_generator.py --video V --prompt P --negative_prompt N --output DIR [--seed S]
+        [--duration D] [--mode ok|fail|nothing|video|mono44k]
+
+Writes DIR/<video stem>.wav: a tone whose pitch depends on the prompt and the seed (so tests
+can tell prompts apart), as long as the video. Also records its argv in DIR/args.json so
+tests can check that each placeholder arrived as exactly one argument.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import zlib
+from pathlib import Path
+
+import av
+import numpy as np
+import soundfile as sf
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--video", required=True)
+    ap.add_argument("--prompt", default="")
+    ap.add_argument("--negative_prompt", default="")
+    ap.add_argument("--output", required=True)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--duration", type=float, default=None)
+    ap.add_argument("--mode", default="ok")
+    args = ap.parse_args()
+    out = Path(args.output)
+    (out / "args.json").write_text(json.dumps(sys.argv[1:]))
+    if args.mode == "fail":
+        print("CUDA out of memory (pretend)", file=sys.stderr)
+        return 2
+    if args.mode == "nothing":
+        return 0
+    with av.open(args.video) as c:
+        vs = c.streams.video[0]
+        duration = float(vs.duration * vs.time_base) if vs.duration else 5.0
+    duration = args.duration or duration
+    rate = 44_100 if args.mode == "mono44k" else 16_000
+    t = np.arange(int(duration * rate)) / rate
+    f = 200 + (zlib.crc32(args.prompt.encode()) % 800) + 10 * args.seed
+    x = 0.3 * np.sin(2 * np.pi * f * t) * (0.6 + 0.4 * np.sin(2 * np.pi * 0.5 * t))
+    if args.mode == "mono44k":
+        sf.write(out / f"{Path(args.video).stem}.flac", x.astype(np.float32), rate)
+    else:
+        sf.write(out / f"{Path(args.video).stem}.wav", np.stack([x, 0.5 * x], axis=1).astype(np.float32), rate)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

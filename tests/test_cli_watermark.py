@@ -1,0 +1,156 @@
+"""The ``foleyseal watermark`` and ``keys new-watermark-key`` commands on real files, good and bad."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from foleyseal.cli import main
+from provenance.core import io
+from provenance.core.audio import Audio
+
+PAYLOAD = "00112233445566ff"
+
+
+def run(argv: list[str], capsys) -> tuple[int, str, str]:
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    out, err = capsys.readouterr()
+    return int(exc.value.code or 0), out, err
+
+
+@pytest.fixture(scope="module")
+def clip(corpus_dir, tmp_path_factory) -> Path:
+    """6 s of real speech+music as a 16-bit WAV."""
+    audio = io.read_audio(corpus_dir / "music_orchestral_short_cue.flac", start_s=3.0, duration_s=6.0)
+    path = tmp_path_factory.mktemp("cli") / "clip.wav"
+    io.write_audio(path, audio, subtype="PCM_16")
+    return path
+
+
+@pytest.fixture()
+def key(tmp_path, capsys) -> Path:
+    path = tmp_path / "wm.key"
+    code, out, _ = run(["keys", "new-watermark-key", str(path)], capsys)
+    assert code == 0 and "mode 0600" in out
+    return path
+
+
+def leftovers(directory: Path) -> list[str]:
+    return sorted(p.name for p in directory.iterdir() if ".tmp" in p.name)
+
+
+@pytest.mark.parametrize("suffix", [".wav", ".flac", ".mp3", ".m4a"])
+def test_embed_then_detect(clip, key, tmp_path, capsys, suffix):
+    out = tmp_path / f"marked{suffix}"
+    code, text, err = run(["watermark", "embed", str(clip), str(out), "--key", str(key), "--payload", PAYLOAD], capsys)
+    assert code == 0, err
+    assert out.exists() and not leftovers(tmp_path)
+    info = io.audio_info(out)
+    assert info.channels == io.audio_info(clip).channels
+    code, text, err = run(["watermark", "detect", str(out), "--key", str(key), "--json"], capsys)
+    report = json.loads(text)
+    assert code == 0 and report["found"] and report["payload"] == PAYLOAD
+    assert report["p_value"] < 1e-6 and report["segments"]
+
+
+def test_wav_output_keeps_subtype(clip, key, tmp_path, capsys):
+    for subtype in ("PCM_24", "FLOAT"):
+        src = tmp_path / f"src_{subtype}.wav"
+        sf.write(src, sf.read(clip)[0], io.audio_info(clip).sample_rate, subtype=subtype)
+        out = tmp_path / f"out_{subtype}.wav"
+        code, _, err = run(["watermark", "embed", str(src), str(out), "--key", str(key), "--payload", PAYLOAD], capsys)
+        assert code == 0, err
+        assert sf.info(out).subtype == subtype
+
+
+def test_unmarked_file_exits_1(clip, key, capsys):
+    code, text, _ = run(["watermark", "detect", str(clip), "--key", str(key)], capsys)
+    assert code == 1 and "not found" in text
+
+
+def _bad_inputs(tmp_path: Path, clip: Path) -> dict[str, Path]:
+    bad: dict[str, Path] = {}
+    (bad_empty := tmp_path / "empty.wav").write_bytes(b"")
+    bad["empty"] = bad_empty
+    data = clip.read_bytes()
+    (t := tmp_path / "truncated.wav").write_bytes(data[:200])
+    bad["truncated"] = t
+    corrupt = bytearray(data)
+    corrupt[0:4] = b"XXXX"
+    (c := tmp_path / "corrupt.wav").write_bytes(bytes(corrupt))
+    bad["corrupt"] = c
+    (txt := tmp_path / "notes.wav").write_text("this is not audio\n" * 50)
+    bad["text"] = txt
+    nan = np.zeros((44100 * 5, 1), np.float32)
+    nan[1000] = np.nan
+    sf.write(tmp_path / "nan.wav", nan, 44100, subtype="FLOAT")
+    bad["nan"] = tmp_path / "nan.wav"
+    sf.write(tmp_path / "zero.wav", np.zeros((0, 1), np.float32), 44100)
+    bad["zero-length"] = tmp_path / "zero.wav"
+    sf.write(tmp_path / "short.wav", np.random.default_rng(0).normal(0, 0.1, (44100, 1)), 44100)
+    bad["too short"] = tmp_path / "short.wav"
+    bad["missing"] = tmp_path / "missing.wav"
+    return bad
+
+
+def test_bad_inputs_fail_cleanly(clip, key, tmp_path, capsys):
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    for what, path in _bad_inputs(tmp_path, clip).items():
+        out = out_dir / f"{what}.wav"
+        code, _, err = run(["watermark", "embed", str(path), str(out), "--key", str(key), "--payload", PAYLOAD], capsys)
+        assert code == 3, (what, err)
+        assert err.startswith("error:") and str(path) in err, (what, err)
+        assert not out.exists() and not leftovers(out_dir), what
+        if what not in ("too short",):
+            code, _, err = run(["watermark", "detect", str(path), "--key", str(key)], capsys)
+            assert code == 3, (what, err)
+
+
+def test_bad_payloads_and_keys(clip, key, tmp_path, capsys):
+    out = tmp_path / "o.wav"
+    for payload in ("0011", "zz112233445566ff", "00112233445566ff00"):
+        code, _, err = run(["watermark", "embed", str(clip), str(out), "--key", str(key), "--payload", payload], capsys)
+        assert code == 3 and "payload" in err
+    os.chmod(key, 0o644)
+    code, _, err = run(["watermark", "embed", str(clip), str(out), "--key", str(key), "--payload", PAYLOAD], capsys)
+    assert code == 3 and "permissions" in err
+    code, _, err = run(["watermark", "detect", str(clip), "--key", str(tmp_path / "nokey")], capsys)
+    assert code == 3 and "not found" in err
+    assert not out.exists()
+
+
+def test_new_watermark_key_refuses_overwrite(key, capsys):
+    before = key.read_bytes()
+    code, _, err = run(["keys", "new-watermark-key", str(key)], capsys)
+    assert code == 3 and "already exists" in err
+    assert key.read_bytes() == before
+    assert (key.stat().st_mode & 0o777) == 0o600
+
+
+def test_console_script_help_and_usage_errors():
+    exe = [sys.executable, "-m", "foleyseal.cli"]
+    for args in (["--help"], ["watermark", "--help"], ["watermark", "embed", "--help"],
+                 ["watermark", "detect", "--help"], ["keys", "new-watermark-key", "--help"]):
+        res = subprocess.run(exe + args, capture_output=True, text=True, timeout=120)
+        assert res.returncode == 0 and "Usage" in res.stdout, args
+    res = subprocess.run(exe + ["watermark", "embed"], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 2
+
+
+def test_video_audio_track_is_marked(video_dir, key, tmp_path, capsys):
+    src = video_dir / "real_movie_hello.mp4"
+    out = tmp_path / "marked.mp4"
+    code, _, err = run(["watermark", "embed", str(src), str(out), "--key", str(key), "--payload", PAYLOAD], capsys)
+    assert code == 0, err
+    assert io.is_video(out)
+    code, text, _ = run(["watermark", "detect", str(out), "--key", str(key), "--json"], capsys)
+    assert code == 0 and json.loads(text)["payload"] == PAYLOAD

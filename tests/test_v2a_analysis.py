@@ -1,0 +1,82 @@
+"""Visual analysis: sub-frame impact timing, appearances, cuts, position, rhythm, scene cues."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from test_v2a_video import bounce_video, cfr, flash_video, write_video
+
+from v2a_core.analysis import analyze
+
+
+def _match(found: list[float], truth: list[float], tol: float = 0.1) -> list[float]:
+    errors = []
+    for t in truth:
+        d = [f - t for f in found]
+        if d and min(abs(x) for x in d) <= tol:
+            errors.append(min(d, key=abs))
+    return errors
+
+
+@pytest.fixture(scope="module")
+def bounce(tmp_path_factory):
+    path, hits = bounce_video(tmp_path_factory.mktemp("b") / "bounce.mp4", ball_x=0.25)
+    return analyze(path), hits
+
+
+def test_bounces_are_timed_between_frames(bounce):
+    analysis, hits = bounce
+    impacts = [e.time_s for e in analysis.events if e.kind == "impact"]
+    errors = _match(impacts, hits)
+    assert len(errors) >= len(hits) - 1, (impacts, hits)  # at most the tiniest last bounce missed
+    assert np.median(np.abs(errors)) < 0.005  # frame period is 42 ms: this is sub-frame timing
+    assert max(abs(e) for e in errors) < 0.02
+    extra = [t for t in impacts if min(abs(t - h) for h in hits) > 0.1]
+    assert not extra, f"false impacts at {extra}"
+
+
+def test_event_position_and_size_follow_the_object(bounce):
+    analysis, _ = bounce
+    ev = [e for e in analysis.events if e.kind == "impact"]
+    assert all(-0.65 < e.x < -0.35 for e in ev)  # the ball is a quarter of the way across
+    assert all(e.y > 0.5 for e in ev)  # it hits the floor near the bottom
+    assert all(0.0005 < e.size < 0.01 for e in ev)
+    assert all(e.timing == "subframe-fit" for e in ev)
+
+
+def test_duration_and_frames(bounce):
+    analysis, _ = bounce
+    assert analysis.frame_count == 96
+    assert abs(analysis.duration_s - 4.0) < 1e-6
+    assert analysis.motion.times_s.shape == (96,)
+    assert analysis.cuts == ()
+
+
+def test_flashes_are_appearances_at_their_frame(tmp_path):
+    path, onsets = flash_video(tmp_path / "flash.mp4")
+    analysis = analyze(path)
+    appear = [e.time_s for e in analysis.events if e.kind == "appear"]
+    assert len(appear) == len(onsets)
+    assert np.allclose(appear, onsets, atol=1e-6)
+    # the rhythm of three flashes is no tempo claim; the fallback tempo is calm
+    assert 60 <= analysis.rhythm.tempo_bpm <= 150
+
+
+def test_scene_cut_splits_scenes(tmp_path):
+    w, h = 320, 180
+    rng = np.random.default_rng(0)
+    a = rng.integers(0, 255, (h // 10, w // 10, 3), dtype=np.uint8).repeat(10, 0).repeat(10, 1)
+    b = (255 - a)[:, ::-1].copy()
+    path = write_video(tmp_path / "cut.mp4", lambda t: a if t < 1.5 else b, cfr(3.0, 25), (w, h), rate=25)
+    analysis = analyze(path)
+    assert analysis.cuts == (1.52,) or (len(analysis.cuts) == 1 and abs(analysis.cuts[0] - 1.5) < 0.05)
+    assert len(analysis.scenes) == 2
+    assert [e.kind for e in analysis.events] == ["cut"]
+
+
+def test_blue_picture_reads_as_water(tmp_path):
+    from test_v2a_video import still_video
+
+    analysis = analyze(still_video(tmp_path / "blue.mp4", duration_s=1.0, rgb=(20, 60, 200)))
+    assert analysis.cues.blue > 0.5
+    assert analysis.events == ()

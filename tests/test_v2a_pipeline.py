@@ -1,0 +1,136 @@
+"""`foleyseal generate` end to end: marked, signed, stored outputs; candidates, stems, cue
+sheets; and clear errors (with nothing written) for inputs that cannot be scored."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+import soundfile as sf
+from test_v2a_video import bounce_video, still_video
+
+from foleyseal.cli import main
+from provenance.c2pa import read_credentials
+from provenance.core.config import load_settings, trust_anchors_pem
+from provenance.core.io import read_audio
+from provenance.keys.pki import install_dev_chain
+from provenance.store import open_store
+from provenance.watermark import SOFT_BINDING_ALG, load_key, new_key, save_key
+from provenance.watermark.files import detect_file
+from v2a_core.pipeline import GenerateOptions, generate
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("home")
+    s = load_settings(root)
+    install_dev_chain(s)
+    save_key(new_key(), s.watermark_key_path)
+    return root
+
+
+@pytest.fixture(scope="module")
+def video(tmp_path_factory) -> Path:
+    path, _ = bounce_video(tmp_path_factory.mktemp("v") / "bounce.mp4", duration_s=8.0)
+    return path
+
+
+def _run(args: list[str], capsys) -> tuple[int, str, str]:
+    with pytest.raises(SystemExit) as exc:
+        main(args)
+    out = capsys.readouterr()
+    return exc.value.code, out.out, out.err
+
+
+def test_generated_video_is_signed_and_stored_with_its_generation_record(home, video, tmp_path):
+    settings = load_settings(home)
+    out = tmp_path / "scored.mp4"
+    opts = GenerateOptions(prompt="ball bouncing on a wooden floor", negative_prompt="music", seed=5)
+    result = generate(video, out, opts, settings=settings)
+    (marked,) = result.outputs
+    assert marked.path == out and out.is_file()
+    creds = read_credentials(out, trust_anchors_pem=trust_anchors_pem(settings))
+    assert creds.present and creds.state == "Trusted", creds.error
+    rec = creds.generation_record
+    assert rec["prompt"] == opts.prompt and rec["negative_prompt"] == "music" and rec["seed"] == 5
+    assert rec["generator"]["name"] == "builtin" and rec["source_video_sha256"]
+    store = open_store(settings)
+    try:
+        assert store.find_by_payload(SOFT_BINDING_ALG, marked.payload) is not None
+    finally:
+        store.close()
+    with av.open(str(out)) as c:  # the video is copied and now has a 48 kHz stereo soundtrack
+        assert c.streams.video[0].codec_context.name == "h264"
+        assert c.streams.audio[0].codec_context.sample_rate == 48_000
+        assert c.streams.audio[0].codec_context.channels == 2
+        assert sum(1 for _ in c.decode(video=0)) == 192
+
+
+def test_cli_candidates_stems_and_cue_sheets(home, video, tmp_path, capsys):
+    stems = tmp_path / "stems"
+    stems.mkdir()
+    code, out, err = _run(
+        ["generate", str(video), "-o", str(tmp_path / "track.flac"), "--prompt", "ocean, waves",
+         "--negative-prompt", "music", "--candidates", "2", "--stems", str(stems),
+         "--cue-sheet", str(tmp_path / "cues.json"), "--loudness", "-18", "--home", str(home), "--json"],
+        capsys,
+    )
+    assert code == 0, err
+    summary = json.loads(out)
+    paths = [Path(o["path"]) for o in summary["outputs"]]
+    assert [p.name for p in paths] == ["track-1.flac", "track-2.flac"]
+    assert len({o["payload"] for o in summary["outputs"]}) == 2
+    a, b = (read_audio(p) for p in paths)
+    assert a.sample_rate == 48_000 and a.channels == 2 and abs(a.duration_s - 8.0) < 0.01
+    assert not np.array_equal(a.samples, b.samples)  # seeds 0 and 1
+    assert all(abs(x + 18.0) <= 1.0 for x in summary["loudness_lufs"])
+    layers = {s["layer"] for s in summary["stems"]}
+    assert "ambience" in layers and "music" not in layers  # the negative prompt holds for stems
+    assert not list(stems.glob("*music*"))
+    for s in summary["stems"]:
+        assert Path(s["path"]).is_file() and s["payload"]
+    key = load_key(load_settings(home).watermark_key_path)
+    for o in summary["outputs"]:  # lossless outputs: the watermark payload reads back exactly
+        found = detect_file(Path(o["path"]), key)
+        assert found.found and found.payload == o["payload"]
+    sheet = json.loads((tmp_path / "cues-1.json").read_text())
+    assert sheet["negative_prompt"] == "music"
+    assert not [c for c in sheet["cues"] if c["layer"] == "music"]
+    assert {"water.ocean"} <= {c["category"] for c in sheet["cues"]}
+
+
+def _leftovers(d: Path) -> list[str]:
+    return sorted(p.name for p in d.iterdir())
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda d: still_video(d / "short.mp4", duration_s=0.5), "at least"),
+        (lambda d: still_video(d / "one.mp4", duration_s=0.04), "at least"),
+        (lambda d: [sf.write(d / "a.wav", np.zeros(48_000 * 5, np.float32), 48_000), d / "a.wav"][1], "no video stream"),
+        (lambda d: [(d / "bad.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(4000)), d / "bad.mp4"][1], "cannot"),
+        (lambda d: d / "missing.mp4", "no such file"),
+    ],
+)
+def test_cli_bad_inputs_exit_3_and_write_nothing(home, tmp_path, capsys, make, message):
+    src = tmp_path / "src"
+    src.mkdir()
+    path = make(src)
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    code, _, err = _run(["generate", str(path), "-o", str(out_dir / "x.mp4"), "--home", str(home), "--json"], capsys)
+    assert code == 3
+    assert message in err and "error:" in err
+    assert _leftovers(out_dir) == []
+
+
+def test_portrait_video_and_audio_only_output(home, tmp_path, capsys):
+    path = still_video(tmp_path / "portrait.mp4", duration_s=6.0, size=(180, 320), rgb=(30, 120, 40))
+    code, out, err = _run(["generate", str(path), "-o", str(tmp_path / "p.wav"), "--home", str(home), "--json"], capsys)
+    assert code == 0, err
+    audio = read_audio(Path(json.loads(out)["outputs"][0]["path"]))
+    assert audio.sample_rate == 48_000 and audio.channels == 2 and abs(audio.duration_s - 6.0) < 0.01

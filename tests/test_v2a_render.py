@@ -1,0 +1,163 @@
+"""Rendering: format, loudness, true peak, clicks at cue boundaries, determinism, variety."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import pyloudnorm
+from scipy.signal import resample_poly, welch
+from test_v2a_video import bounce_video, cfr, write_video
+
+from v2a_core.analysis import analyze
+from v2a_core.plan import plan
+from v2a_core.render import render
+from v2a_core.render.dsp import highpass, samples
+
+SR = 48_000
+
+
+@pytest.fixture(scope="module")
+def analysis(tmp_path_factory):
+    path, _ = bounce_video(tmp_path_factory.mktemp("r") / "bounce.mp4")
+    return analyze(path)
+
+
+@pytest.fixture(scope="module")
+def cut_analysis(tmp_path_factory):
+    """Two scenes (dark blue water, then bright green) so ambience beds crossfade at the cut."""
+    w, h = 320, 180
+    rng = np.random.default_rng(2)
+    sea = np.zeros((h, w, 3), np.uint8)
+    sea[:] = (10, 40, 150)
+    grass = np.zeros((h, w, 3), np.uint8)
+    grass[:] = (90, 220, 80)
+    grass[::7] = (40, 120, 30)
+    noise = rng.integers(0, 30, (h, w, 1), dtype=np.uint8)
+    path = write_video(
+        tmp_path_factory.mktemp("c") / "cut.mp4",
+        lambda t: (sea if t < 2.0 else grass) + noise,
+        cfr(4.0, 25),
+        (w, h),
+        rate=25,
+    )
+    return analyze(path)
+
+
+@pytest.fixture(scope="module")
+def default_track(analysis):
+    return render(plan(analysis, seed=3))
+
+
+def _true_peak_dbtp(x: np.ndarray) -> float:
+    up = resample_poly(x, 4, 1, axis=1)
+    return float(20 * np.log10(np.max(np.abs(up))))
+
+
+def test_format_48k_stereo_full_length(default_track, analysis):
+    mix = default_track.mix
+    assert mix.sample_rate == SR and mix.channels == 2
+    assert mix.frames == samples(analysis.duration_s)
+    assert mix.samples.dtype == np.float32 and np.isfinite(mix.samples).all()
+
+
+def test_loudness_and_true_peak(default_track):
+    x = default_track.mix.samples
+    lufs = pyloudnorm.Meter(SR).integrated_loudness(x.T.astype(np.float64))
+    assert abs(lufs - (-16.0)) <= 1.0
+    assert _true_peak_dbtp(x) <= -1.0 + 0.05
+    assert np.max(np.abs(x)) < 1.0  # no clipping
+
+
+@pytest.mark.parametrize("target", [-23.0, -12.0])
+def test_loudness_target_is_configurable(analysis, target):
+    track = render(plan(analysis, "rain, thunder", seed=1, loudness_lufs=target))
+    x = track.mix.samples
+    assert abs(pyloudnorm.Meter(SR).integrated_loudness(x.T.astype(np.float64)) - target) <= 1.0
+    assert _true_peak_dbtp(x) <= -1.0 + 0.05
+
+
+def test_stems_sum_to_the_mix(analysis):
+    track = render(plan(analysis, "footsteps on gravel, rain, calm music", seed=2))
+    assert set(track.stems) == {"events", "footsteps", "ambience", "music"}
+    total = sum(s.samples for s in track.stems.values())
+    assert np.max(np.abs(total - track.mix.samples)) < 1e-5
+
+
+def _click_db(x: np.ndarray, b: int) -> float:
+    """Energy above 10 kHz in the 2 ms around sample b, dB over its median in the 100 ms around.
+
+    A step or kink in the waveform is broadband: it shows as a burst of energy high above the
+    band the beds use; a raised-cosine crossfade adds none."""
+    hf = highpass(x.astype(np.float32), 10_000, order=4) ** 2
+    win = 48
+    at = hf[b - win : b + win].mean()
+    ref = [hf[k : k + 2 * win].mean() for k in range(b - 2400, b + 2400, 2 * win) if abs(k - b) > 4 * win]
+    return float(10 * np.log10((at + 1e-20) / (np.median(ref) + 1e-20)))
+
+
+def test_no_discontinuities_at_cue_boundaries(cut_analysis):
+    sheet = plan(cut_analysis, seed=4)  # beds from the picture: one per scene, crossfaded at the cut
+    track = render(sheet)
+    n = track.mix.frames
+    beds = [c for c in sheet.cues if c.layer in ("ambience", "texture")]
+    assert len({c.category for c in beds}) >= 2
+    checked = 0
+    for cue in beds:
+        for b in (samples(cue.time_s), samples(cue.time_s + cue.duration_s)):
+            if 2500 < b < n - 2500:
+                for ch in range(2):
+                    assert _click_db(track.stems[cue.layer].samples[ch], b) < 3.0, f"{cue.category} clicks at {b / SR:.3f} s"
+                checked += 1
+    assert checked >= 2
+    # one-shots rise from silence over their first samples instead of jumping
+    for cue in (c for c in sheet.cues if c.layer in ("events", "footsteps")):
+        x = track.stems[cue.layer].samples[0]
+        b = samples(cue.time_s)
+        peak = np.max(np.abs(x[b : b + 960])) + 1e-12
+        assert np.max(np.abs(np.diff(x[b - 1 : b + 3]))) < 0.05 * peak
+
+
+def test_one_shots_start_exactly_at_their_cue_time(analysis):
+    sheet = plan(analysis, seed=5)
+    track = render(sheet)
+    ev = track.stems["events"].samples.mean(axis=0)
+    for cue in (c for c in sheet.cues if c.layer == "events"):
+        b = samples(cue.time_s)
+        before = np.max(np.abs(ev[b - 480 : b - 1]))
+        after = np.max(np.abs(ev[b : b + 480]))
+        assert after > 20 * max(before, 1e-7), f"cue at {cue.time_s:.4f} s is not where the sound starts"
+
+
+def test_same_seed_same_audio_other_seed_other_audio(analysis):
+    a = render(plan(analysis, "rain, birds, calm piano", seed=11)).mix.samples
+    b = render(plan(analysis, "rain, birds, calm piano", seed=11)).mix.samples
+    c = render(plan(analysis, "rain, birds, calm piano", seed=12)).mix.samples
+    assert np.array_equal(a, b)
+    assert np.max(np.abs(a - c)) > 1e-3
+    assert abs(np.corrcoef(a[0], c[0])[0, 1]) < 0.9
+
+
+def _band_levels(x: np.ndarray) -> np.ndarray:
+    f, p = welch(x.mean(axis=0), fs=SR, nperseg=4096)
+    edges = 62.5 * 2 ** np.arange(0, 9)  # octave bands 62.5 Hz .. 16 kHz
+    levels = np.array([10 * np.log10(p[(f >= lo) & (f < 2 * lo)].sum() + 1e-20) for lo in edges])
+    return levels - levels.max()
+
+
+def test_distinct_prompts_sound_different(analysis):
+    prompts = ["rain", "birds singing in a forest", "car engine", "calm piano music"]
+    spectra = [_band_levels(render(plan(analysis, p, seed=1)).mix.samples) for p in prompts]
+    for i in range(len(prompts)):
+        for j in range(i + 1, len(prompts)):
+            dist = float(np.mean(np.abs(spectra[i] - spectra[j])))
+            assert dist > 3.0, f"{prompts[i]!r} and {prompts[j]!r} differ by only {dist:.1f} dB per octave"
+
+
+def test_repeated_events_vary(analysis):
+    sheet = plan(analysis, "glass clinking", seed=0)
+    track = render(sheet)
+    ev = track.stems["events"].samples[0]
+    cues = [c for c in sheet.cues if c.layer == "events"]
+    snippets = [ev[samples(c.time_s) : samples(c.time_s) + 2400] for c in cues[:2]]
+    a, b = (s / (np.max(np.abs(s)) + 1e-9) for s in snippets)
+    assert np.max(np.abs(a - b)) > 0.2  # no machine-gun repeats

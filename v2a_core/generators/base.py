@@ -1,0 +1,42 @@
+"""The generator protocol: any video-to-audio model behind one call.
+
+A generator takes a video clip, a prompt, a negative prompt, a seed and a duration and
+returns a :class:`~v2a_core.types.Soundtrack` (48 kHz stereo mix, optional stems and cue
+sheet). Marking, signing and storing happen after it, in :mod:`v2a_core.pipeline`, for
+every generator alike: no generator can produce an unmarked output through FoleySeal.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+from v2a_core.types import Soundtrack
+
+#: progress(stage, fraction 0..1): stage names are "analyze", "plan", "render", "generate", "master".
+StageProgress = Callable[[str, float], None]
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    video: Path
+    prompt: str = ""
+    negative_prompt: str = ""
+    """What must not be heard (honoured strictly by the built-in generator)."""
+    seed: int = 0
+    duration_s: float | None = None
+    """Seconds of video to score from its start; None for all of it."""
+    loudness_lufs: float = -16.0
+    """Integrated loudness of the result, LUFS (ITU-R BS.1770)."""
+
+
+@runtime_checkable
+class Generator(Protocol):
+    name: str
+    version: str
+
+    def generate(self, request: GenerationRequest, *, progress: StageProgress | None = None) -> Soundtrack:
+        """A soundtrack for ``request.video`` (48 kHz stereo, as long as the video or ``duration_s``)."""
+        ...

@@ -1,0 +1,244 @@
+"""``generate``: video -> soundtrack -> watermarked, signed, stored output.
+
+:func:`generate_soundtrack` runs a generator and returns the audio (nothing is written).
+:func:`generate` is the one way FoleySeal writes a generated soundtrack: every output,
+candidate and stem goes through :func:`provenance.mark.mark` (payload -> watermark ->
+C2PA signature with the generation record -> store), so no unmarked output can be made.
+"""
+
+from __future__ import annotations
+
+import math
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from provenance.core.atomic import atomic_write_bytes
+from provenance.core.errors import InputError
+from v2a_core.generators import GenerationRequest, StageProgress, load_generator
+from v2a_core.types import Soundtrack
+from v2a_core.video import probe
+
+VIDEO_SUFFIXES = (".mp4", ".mov", ".m4v", ".mkv", ".webm")
+AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".m4a", ".ogg", ".opus")
+
+#: progress(stage, fraction): stages of generation plus "mark".
+PipelineProgress = Callable[[str, float], None]
+
+
+@dataclass(frozen=True)
+class GenerateOptions:
+    prompt: str = ""
+    negative_prompt: str = ""
+    seed: int = 0
+    candidates: int = 1
+    """Seeded variants: seeds seed, seed+1, ...; outputs named ``name-1.ext``, ``name-2.ext``..."""
+    loudness_lufs: float = -16.0
+    generator: str = "builtin"
+    generator_command: str | None = None
+    """Command template for the ``external`` generator."""
+    stems_dir: Path | None = None
+    cue_sheet_path: Path | None = None
+    include_prompts: bool = True
+    """Put the prompts into the signed generation record (False keeps them private)."""
+    duration_s: float | None = None
+
+
+@dataclass(frozen=True)
+class MarkedFile:
+    path: Path
+    kind: str
+    """``soundtrack`` or ``stem``."""
+    seed: int
+    payload: str
+    """Watermark payload (hex) carried by the file."""
+    record_id: str
+    """Manifest id in the store."""
+    layer: str | None = None
+
+
+@dataclass(frozen=True)
+class GenerateResult:
+    outputs: tuple[MarkedFile, ...]
+    stems: tuple[MarkedFile, ...] = ()
+    cue_sheets: tuple[Path, ...] = ()
+    loudness_lufs: tuple[float, ...] = field(default_factory=tuple)
+    true_peak_dbtp: tuple[float, ...] = field(default_factory=tuple)
+
+
+def _generator(options: GenerateOptions):
+    if options.generator == "external":
+        if not options.generator_command:
+            raise InputError("the external generator needs a command template (--generator-command)")
+        return load_generator("external", command=options.generator_command)
+    return load_generator(options.generator)
+
+
+def generate_soundtrack(
+    video: str | Path,
+    *,
+    prompt: str = "",
+    negative_prompt: str = "",
+    seed: int = 0,
+    loudness_lufs: float = -16.0,
+    generator: str = "builtin",
+    generator_command: str | None = None,
+    duration_s: float | None = None,
+    progress: StageProgress | None = None,
+) -> Soundtrack:
+    """A soundtrack for ``video`` (not marked, not written anywhere)."""
+    video = Path(video)
+    probe(video)  # a clear error for a missing, corrupt or audio-only file before any work
+    opts = GenerateOptions(generator=generator, generator_command=generator_command)
+    gen = _generator(opts)
+    request = GenerationRequest(video, prompt, negative_prompt, int(seed), duration_s, float(loudness_lufs))
+    return gen.generate(request, progress=progress)
+
+
+def _numbered(path: Path, k: int, n: int) -> Path:
+    return path if n == 1 else path.with_name(f"{path.stem}-{k}{path.suffix}")
+
+
+def _finite(x: float) -> float | None:
+    """JSON has no infinity: a silent soundtrack's loudness is recorded as null."""
+    return round(float(x), 2) if math.isfinite(x) else None
+
+
+def _record(track: Soundtrack, options: GenerateOptions, gen_name: str, gen_version: str, video: Path,
+            seed: int, candidate: int, layer: str | None) -> dict:
+    sheet = track.cue_sheet
+    params = {
+        "loudness_lufs": options.loudness_lufs,
+        "candidates": options.candidates,
+        "candidate": candidate,
+        "sample_rate": track.mix.sample_rate,
+        "measured_loudness_lufs": _finite(track.loudness_lufs),
+        "true_peak_dbtp": _finite(track.true_peak_dbtp),
+    }
+    if layer:
+        params["stem"] = layer
+    if sheet is not None:
+        params["palette"] = list(sheet.palette.categories)
+        params["excluded"] = list(sheet.palette.excluded)
+        params["cues"] = len(sheet.cues)
+    return {
+        "generator": gen_name,
+        "generator_version": gen_version,
+        "prompt": options.prompt,
+        "negative_prompt": options.negative_prompt,
+        "seed": seed,
+        "source_video": video.name,
+        "parameters": params,
+    }
+
+
+def generate(
+    video: str | Path,
+    output: str | Path,
+    options: GenerateOptions = GenerateOptions(),
+    *,
+    settings=None,
+    progress: PipelineProgress | None = None,
+) -> GenerateResult:
+    """Generate ``options.candidates`` soundtracks for ``video`` and write each, marked, to ``output``.
+
+    ``output`` is a video (``.mp4``/``.mov``/...: the video stream copied, AAC audio) or an
+    audio file (``.wav``/``.flac``/``.mp3``/``.m4a``/...). Stems (one per layer) go to
+    ``options.stems_dir``, each marked too; the cue sheet goes to ``options.cue_sheet_path``.
+    Nothing is half-written: every file is published by an atomic rename.
+    """
+    from provenance.core.io import replace_audio_track, write_audio
+    from provenance.mark import mark
+    from provenance.watermark import min_duration_s
+
+    video, output = Path(video), Path(output)
+    info = probe(video)
+    suffix = output.suffix.lower()
+    if suffix not in VIDEO_SUFFIXES + AUDIO_SUFFIXES:
+        raise InputError(
+            f"cannot write {suffix or 'a file without extension'}; use one of "
+            f"{', '.join(VIDEO_SUFFIXES + AUDIO_SUFFIXES)}",
+            path=output,
+        )
+    if not output.parent.is_dir():
+        raise InputError("output directory does not exist", path=output.parent)
+    if options.candidates < 1:
+        raise InputError(f"--candidates must be at least 1, got {options.candidates}")
+    if options.stems_dir is not None and not Path(options.stems_dir).is_dir():
+        raise InputError("stems directory does not exist", path=options.stems_dir)
+    if not -70.0 <= options.loudness_lufs <= -5.0:
+        raise InputError(f"loudness target {options.loudness_lufs} LUFS is outside -70..-5 LUFS")
+    gen = _generator(options)
+    need = min_duration_s()
+    outputs: list[MarkedFile] = []
+    stems: list[MarkedFile] = []
+    sheets: list[Path] = []
+    loud: list[float] = []
+    peaks: list[float] = []
+    for k in range(1, options.candidates + 1):
+        seed = options.seed + k - 1
+
+        def stage(name: str, fraction: float, k: int = k) -> None:
+            if progress:
+                progress(name if options.candidates == 1 else f"{name} {k}/{options.candidates}", fraction)
+
+        request = GenerationRequest(video, options.prompt, options.negative_prompt, seed, options.duration_s,
+                                    options.loudness_lufs)
+        track = gen.generate(request, progress=stage)
+        if track.mix.duration_s < need:
+            raise InputError(
+                f"the video is {track.mix.duration_s:.2f} s long; a soundtrack needs at least {need:.2f} s "
+                "to carry the FoleySeal watermark",
+                path=video,
+            )
+        target = _numbered(output, k, options.candidates)
+        record = _record(track, options, gen.name, getattr(gen, "version", "?"), video, seed, k, None)
+        with tempfile.TemporaryDirectory(prefix=".foleyseal-gen-", dir=output.parent) as tmp:
+            tmpdir = Path(tmp)
+            if suffix in VIDEO_SUFFIXES:
+                staged = tmpdir / f"muxed{suffix}"
+                # a generous AAC rate: the watermark is embedded after this and the file is
+                # re-encoded at the same rate, which it survives far better at 320 than 192 kbps
+                replace_audio_track(video, track.mix, staged, start_s=0.0, bitrate_kbps=320)
+            else:
+                staged = tmpdir / "soundtrack.wav"
+                write_audio(staged, track.mix, subtype="PCM_24")
+            stage("mark", 0.0)
+            result = mark(
+                staged,
+                target,
+                settings=settings,
+                generation_record=record,
+                source_video=video,
+                include_prompts=options.include_prompts,
+                generated=True,
+                title=target.name,
+            )
+            outputs.append(MarkedFile(target, "soundtrack", seed, result.payload, result.record.id))
+            if options.stems_dir is not None:
+                for layer, audio in track.stems.items():
+                    stem_path = Path(options.stems_dir) / f"{target.stem}-{layer}.flac"
+                    staged_stem = tmpdir / f"stem-{layer}.wav"
+                    write_audio(staged_stem, audio, subtype="PCM_24")
+                    stem_record = _record(track, options, gen.name, getattr(gen, "version", "?"), video, seed, k, layer)
+                    r = mark(
+                        staged_stem,
+                        stem_path,
+                        settings=settings,
+                        generation_record=stem_record,
+                        source_video=video,
+                        include_prompts=options.include_prompts,
+                        generated=True,
+                        title=stem_path.name,
+                    )
+                    stems.append(MarkedFile(stem_path, "stem", seed, r.payload, r.record.id, layer))
+            stage("mark", 1.0)
+        if options.cue_sheet_path is not None and track.cue_sheet is not None:
+            sheet_path = _numbered(Path(options.cue_sheet_path), k, options.candidates)
+            atomic_write_bytes(sheet_path, (track.cue_sheet.to_json() + "\n").encode())
+            sheets.append(sheet_path)
+        loud.append(track.loudness_lufs)
+        peaks.append(track.true_peak_dbtp)
+    del info
+    return GenerateResult(tuple(outputs), tuple(stems), tuple(sheets), tuple(loud), tuple(peaks))

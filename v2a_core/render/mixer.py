@@ -1,0 +1,136 @@
+"""Stage 4: cue sheet -> 48 kHz stereo soundtrack with one stem per layer.
+
+Events and footsteps are one-shots (attack exactly at the cue time), placed by pan and
+distance and sent to a room matched to the scene; beds and music are continuous with
+raised-cosine crossfades at their ends (no clicks). The mix is loudness-normalised and
+true-peak limited; the same gain curve is applied to every stem, so stems sum to the mix.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from provenance.core.audio import Audio
+from v2a_core.plan.taxonomy import BY_NAME
+from v2a_core.render import beds, oneshots
+from v2a_core.render.dsp import SR, add_at, automation_curve, db, fade, rng_for, samples
+from v2a_core.render.master import master
+from v2a_core.render.music import render_music
+from v2a_core.render.spatial import place, reverb
+from v2a_core.types import LAYERS, Cue, CueSheet, Soundtrack
+
+#: progress(fraction 0..1, what)
+RenderProgress = Callable[[float, str], None]
+
+_ONESHOT_LAYERS = ("events", "footsteps")
+
+
+def _oneshot(cue: Cue, rng: np.random.Generator) -> np.ndarray:
+    category = BY_NAME[cue.category]
+    kind = category.renderer
+    strength = float(np.clip(db(cue.gain_db + 3.0), 0.05, 1.0))
+    if kind == "modal":
+        return oneshots.modal(cue.category.split(".", 1)[1], cue.size, strength, rng)
+    if kind == "footsteps":
+        return oneshots.footstep(cue.category.split(".", 1)[1], rng)
+    if kind == "sample":
+        name = cue.source.split(":", 1)[1]
+        if cue.category == "impact.hit":
+            return oneshots.cinematic_hit(name, rng)
+        return oneshots.bank_oneshot(name, rng)
+    if kind == "splash":
+        return oneshots.splash(rng)
+    if kind == "thunder":
+        return oneshots.thunder(rng)
+    if kind == "whoosh":
+        return oneshots.whoosh(max(0.2, cue.duration_s), rng)
+    if kind == "riser":
+        return oneshots.riser(max(0.5, cue.duration_s), rng)
+    raise ValueError(f"no one-shot renderer for {cue.category}")
+
+
+def _bed(cue: Cue, n_total: int, rng: np.random.Generator) -> tuple[np.ndarray, int]:
+    start = samples(cue.time_s)
+    n = min(samples(cue.duration_s), n_total - start)
+    if n <= 0:
+        return np.zeros((2, 0), np.float32), start
+    renderer = BY_NAME[cue.category].renderer
+    auto = automation_curve(cue.automation, cue.time_s, n) if cue.automation else None
+    source = cue.source.split(":", 1)[1] if cue.source.startswith("bank:") else None
+    x = beds.render_bed(renderer, n, rng, automation=auto, tempo_bpm=cue.tempo_bpm, sample_source=source)
+    edge_in = cue.fade_s if start > 0 else min(cue.fade_s, 0.05)
+    edge_out = cue.fade_s if start + n < n_total else min(cue.fade_s, 0.05)
+    return fade(x * db(cue.gain_db), edge_in, edge_out), start
+
+
+def render(
+    sheet: CueSheet, *, progress: RenderProgress | None = None, master_mix: bool = True
+) -> Soundtrack:
+    """Render every cue of ``sheet`` into a mastered 48 kHz stereo :class:`Soundtrack`."""
+    n = samples(sheet.duration_s)
+    layers: dict[str, np.ndarray] = {}
+    total = max(1, len(sheet.cues))
+    done = 0
+    for layer in LAYERS:
+        cues = [c for c in sheet.cues if c.layer == layer]
+        if not cues:
+            continue
+        buf = np.zeros((2, n), np.float32)
+        if layer in _ONESHOT_LAYERS:
+            send = np.zeros((2, n), np.float32)
+            for cue in cues:
+                rng = rng_for(sheet.seed, cue.category, cue.variant, samples(cue.time_s))
+                mono = _oneshot(cue, rng) * db(cue.gain_db)
+                stereo = place(mono, cue.pan, cue.distance)
+                start = samples(cue.time_s)
+                add_at(buf, stereo, start)
+                add_at(send, stereo * (sheet.reverb.wet * (0.5 + cue.distance)), start)
+                done += 1
+                if progress:
+                    progress(done / total, f"{layer}: {cue.category}")
+            if np.any(send):
+                buf += reverb(send, sheet.reverb, sheet.seed)
+        elif layer == "music":
+            groups: dict[tuple[float, float], list[Cue]] = {}
+            for cue in cues:
+                groups.setdefault((cue.time_s, cue.duration_s), []).append(cue)
+            for (t0, dur), group in groups.items():
+                rng = rng_for(sheet.seed, "music", *(c.category for c in group))
+                music = render_music(
+                    [c.category for c in group], dur, group[0].tempo_bpm or sheet.tempo_bpm, rng, fade_s=group[0].fade_s
+                )
+                add_at(buf, music * db(max(c.gain_db for c in group)), samples(t0))
+                done += len(group)
+                if progress:
+                    progress(done / total, "music")
+        else:
+            for cue in cues:
+                rng = rng_for(sheet.seed, cue.category, cue.variant)
+                x, start = _bed(cue, n, rng)
+                add_at(buf, x, start)
+                done += 1
+                if progress:
+                    progress(done / total, f"{layer}: {cue.category}")
+        layers[layer] = buf
+    mix = np.zeros((2, n), np.float32)
+    for buf in layers.values():
+        mix += buf
+    if master_mix:
+        result = master(mix, target_lufs=sheet.loudness_lufs)
+        mix *= result.gain
+        for buf in layers.values():
+            buf *= result.gain
+        loudness, peak = result.loudness_lufs, result.true_peak_dbtp
+    else:
+        loudness, peak = float("nan"), float("nan")
+    return Soundtrack(
+        mix=Audio(mix, SR),
+        stems={k: Audio(v, SR) for k, v in layers.items()},
+        loudness_lufs=loudness,
+        true_peak_dbtp=peak,
+        cue_sheet=sheet,
+        generator=sheet.generator,
+        seed=sheet.seed,
+    )
