@@ -4,7 +4,7 @@ Runs the detector on audio that does not carry the mark of the key used: unmarke
 clips under random keys, and marked clips under random wrong keys, over windows of several
 lengths. Reports the number of detections at the default threshold, the maximum-z statistics,
 the maximum-likelihood fit of the effective number of independent alignments searched
-(``K`` in ``p = 1 - Phi(z)^K``), and a Kolmogorov-Smirnov test of the reported p-values
+and spread (``K``, ``s`` in ``p = 1 - Phi(z/s)^K``), and a Kolmogorov-Smirnov test of the reported p-values
 against the uniform distribution.
 
     python -m benchmarks.null_trials --corpus ../shared/corpus --trials 2000 --out bench-out/null.json
@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-from scipy import special, stats
+from scipy import optimize, special, stats
 
 WINDOWS_S = (5.0, 10.0, 20.0)
 
@@ -33,7 +33,6 @@ class NullTrial:
     window_s: float
     start_s: float
     z: float
-    phase_corr: float
     p_value: float
     found: bool
 
@@ -64,9 +63,22 @@ def _trial_batch(args: tuple[str, list[tuple[int, bool, float]], int]) -> list[N
         clip = src.with_samples(src.samples[:, start : start + w])
         det = detect(clip, key)
         out.append(NullTrial(Path(path).name, marked, w / src.sample_rate, start / src.sample_rate,
-                             float(det.details.get("z", 0.0)), float(det.details.get("phase_corr", 0.0)),
-                             det.p_value, det.found))
+                             float(det.details.get("z", 0.0)), det.p_value, det.found))
     return out
+
+
+def fit_max_law(z: np.ndarray) -> tuple[float, float]:
+    """Maximum-likelihood (K, s) of the law of the maximum of K independent N(0, s^2)."""
+
+    def nll(theta: np.ndarray) -> float:
+        k, s = np.exp(theta[0]), theta[1]
+        if s <= 0:
+            return np.inf
+        u = z / s
+        return -float(np.sum(np.log(k) + (k - 1) * special.log_ndtr(u) + stats.norm.logpdf(u) - np.log(s)))
+
+    res = optimize.minimize(nll, np.array([np.log(500.0), 1.0]), method="Nelder-Mead")
+    return float(np.exp(res.x[0])), float(res.x[1])
 
 
 def run(corpus: Path, trials: int, workers: int, seed: int = 0) -> dict:
@@ -82,8 +94,7 @@ def run(corpus: Path, trials: int, workers: int, seed: int = 0) -> dict:
         results = [t for batch in ex.map(_trial_batch, jobs) for t in batch]
     z = np.array([t.z for t in results])
     usable = z > 0  # silent windows return z = 0 and p = 1 (nothing to test)
-    log_cdf = special.log_ndtr(z[usable])
-    k_hat = float(usable.sum() / -log_cdf.sum()) if usable.any() else float("nan")
+    k_hat, s_hat = fit_max_law(z[usable]) if usable.sum() > 10 else (float("nan"), float("nan"))
     pvals = np.array([t.p_value for t in results])
     ks = stats.kstest(pvals[usable], "uniform")
     return {
@@ -93,6 +104,7 @@ def run(corpus: Path, trials: int, workers: int, seed: int = 0) -> dict:
         "min_p_value": float(pvals.min()),
         "max_z": float(z.max()),
         "fitted_effective_alignments": k_hat,
+        "fitted_null_z_scale": s_hat,
         "ks_uniform_statistic": float(ks.statistic),
         "ks_uniform_pvalue": float(ks.pvalue),
         "seconds": time.time() - t0,

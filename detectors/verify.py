@@ -6,8 +6,11 @@
 2. Content Credentials (C2PA): embedded manifest or sidecar, validated against the verifier's
    trust configuration (FoleySeal's root plus the configured anchors and trust list; nothing
    else is trusted);
-3. the watermark, searched with every key of the verifier's keyring, block by block so memory
-   stays bounded for long files;
+3. the watermark, searched with every key of the verifier's keyring in overlapping 60 s windows
+   (memory stays bounded for long files); a window with a suggestive miss, or with audible
+   unmarked stretches, is searched again in 8 s sub-windows. ``partially_marked`` needs an
+   audible gap in which a separate presence test finds no trace of the mark, and the segment
+   edges next to such gaps are then placed by bisection (to 0.2 s);
 4. the manifest store: the record each decoded payload (and the file's SHA-256) points to, and
    whether that record's detached manifest validates against this exact file (*hard binding*) or
    only identifies it (*soft binding*: the content was re-encoded or edited);

@@ -45,7 +45,7 @@ def _run(args: list[str], capsys) -> tuple[int, str, str]:
     return exc.value.code, out.out, out.err
 
 
-def test_generated_video_is_signed_and_stored_with_its_generation_record(home, video, tmp_path):
+def test_generated_video_is_watermarked_signed_and_stored(home, video, tmp_path):
     settings = load_settings(home)
     out = tmp_path / "scored.mp4"
     opts = GenerateOptions(prompt="ball bouncing on a wooden floor", negative_prompt="music", seed=5)
@@ -57,6 +57,8 @@ def test_generated_video_is_signed_and_stored_with_its_generation_record(home, v
     rec = creds.generation_record
     assert rec["prompt"] == opts.prompt and rec["negative_prompt"] == "music" and rec["seed"] == 5
     assert rec["generator"]["name"] == "builtin" and rec["source_video_sha256"]
+    found = detect_file(out, load_key(settings.watermark_key_path))  # through AAC
+    assert found.found and found.payload == marked.payload
     store = open_store(settings)
     try:
         assert store.find_by_payload(SOFT_BINDING_ALG, marked.payload) is not None

@@ -163,3 +163,24 @@ def test_subkeys_are_independent_per_purpose():
     assert a != b and len(a) == 32
     assert KEY.subkey("chips") == a
     assert OTHER_KEY.subkey("chips") != a
+
+
+@pytest.mark.parametrize(
+    "name", ["silence", "dc", "sine_1k", "square_440", "clicks", "white_noise", "short_dc"]
+)
+def test_synthetic_signals_without_the_mark_are_not_found(name):
+    rate = 16_000
+    n = rate // 5 if name == "short_dc" else 8 * rate
+    t = np.arange(n) / rate
+    rng = np.random.default_rng(7)
+    x = {
+        "silence": np.zeros(n),
+        "dc": np.full(n, 0.5),
+        "short_dc": np.ones(n),
+        "sine_1k": 0.5 * np.sin(2 * np.pi * 1000 * t),
+        "square_440": 0.3 * np.sign(np.sin(2 * np.pi * 440 * t)),
+        "clicks": (np.arange(n) % 4000 == 0).astype(float),
+        "white_noise": rng.normal(0, 0.1, n),
+    }[name]
+    det = detect(Audio(x.astype(np.float32)[None, :], rate), KEY)
+    assert not det.found and det.p_value > 1e-3 and det.payload is None

@@ -186,6 +186,8 @@ def generate(
         request = GenerationRequest(video, options.prompt, options.negative_prompt, seed, options.duration_s,
                                     options.loudness_lufs)
         track = gen.generate(request, progress=stage)
+        if options.stems_dir is None:
+            track.stems = {}  # a long soundtrack's stems are hundreds of MB: free them before marking
         if track.mix.duration_s < need:
             raise InputError(
                 f"the video is {track.mix.duration_s:.2f} s long; a soundtrack needs at least {need:.2f} s "
@@ -197,10 +199,11 @@ def generate(
         with tempfile.TemporaryDirectory(prefix=".foleyseal-gen-", dir=output.parent) as tmp:
             tmpdir = Path(tmp)
             if suffix in VIDEO_SUFFIXES:
-                staged = tmpdir / f"muxed{suffix}"
-                # a generous AAC rate: the watermark is embedded after this and the file is
-                # re-encoded at the same rate, which it survives far better at 320 than 192 kbps
-                replace_audio_track(video, track.mix, staged, start_s=0.0, bitrate_kbps=320)
+                # staged as Matroska with near-transparent Opus: mark() decodes it, watermarks
+                # it and writes the final container and codec; Opus encodes several times
+                # faster than AAC, and this intermediate never leaves the temporary directory
+                staged = tmpdir / "muxed.mkv"
+                replace_audio_track(video, track.mix, staged, codec="opus", bitrate_kbps=256, start_s=0.0)
             else:
                 staged = tmpdir / "soundtrack.wav"
                 write_audio(staged, track.mix, subtype="PCM_24")

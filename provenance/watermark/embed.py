@@ -1,7 +1,8 @@
 """Embedding: quantise each group statistic of the host onto the lattice of its bit.
 
-The host is analysed on a 16 kHz mono mix; the mark is a per-tile gain (at most a few
-tenths of a dB, following the host's spectral envelope) applied to each channel's
+The host is analysed on a 16 kHz mono mix; the mark is a per-tile gain (a few tenths of
+a dB on average, at most 0.6 nepers = 5.2 dB on a weak tile, never more than -15 dB of a
+group's energy, following the host's spectral envelope) applied to each channel's
 16 kHz band (250-5500 Hz), and the resulting difference signal is resampled back to
 the file's rate and added. Content outside the band and all other channels' detail
 are left untouched. Long inputs are processed in chunks of 30 s with 0.96 s of
@@ -18,6 +19,7 @@ from provenance.watermark import ecc
 from provenance.watermark.keys import WatermarkKey, as_key
 from provenance.watermark.layout import DEFAULT_PARAMS, Layout, WatermarkParams, from_groups, to_groups
 from provenance.watermark.model import (
+    MARK_ATTEN_DB,
     capacity,
     frame_band_power,
     istft,
@@ -27,8 +29,13 @@ from provenance.watermark.model import (
 )
 
 CHUNK_S = 30.0
+"""Chunk length for bounded-memory processing, seconds (1,500 slots = 375 runs)."""
+PAD_S = 0.96
+"""Context on each side of a chunk, seconds: 48 slots (12 runs), so chunk edges stay on the run
+grid; an integer number of samples at every rate that is a multiple of 25 Hz."""
 ALLOC_GAMMA = 0.5
-PAD_S = 0.96  # 32 slots: keeps chunk edges on the slot grid at every rate that is a multiple of 25 Hz
+"""A tile's share of its group's move is proportional to capacity / energy**ALLOC_GAMMA:
+0 spreads the change evenly (robust, costly), 1 puts it on the weakest tiles (cheap, fragile)."""
 
 
 def payload_to_bits(payload: bytes | str, n_bits: int) -> np.ndarray:
@@ -271,7 +278,7 @@ class ChunkEmbedder:
         slot0 = origin16 // p.slot_len
         x16 = resample(padded, self.rate, p.analysis_rate_hz)
         w16 = mark_signal_16k(x16, slot0, self.layout, self.codeword, self.strength)
-        w = resample(w16, p.analysis_rate_hz, self.rate)
+        w = resample(w16, p.analysis_rate_hz, self.rate, atten_db=MARK_ATTEN_DB)
         w = w[:, self.pad : self.pad + n]
         if w.shape[1] < n:
             w = np.pad(w, ((0, 0), (0, n - w.shape[1])))

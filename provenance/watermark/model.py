@@ -22,12 +22,17 @@ _EPS = 1e-12
 
 PASS_EDGE_HZ = 5_600.0
 """Top of the band the watermark uses (plus margin); resampling must keep it intact."""
-STOP_ATTEN_DB = 70.0
+STOP_ATTEN_DB = 60.0
+"""Analysis resampling: aliases folding into the band are >= 60 dB down (they would move tile
+levels by < 1e-6 relative)."""
+MARK_ATTEN_DB = 50.0
+"""Resampling the mark back to the file's rate: its images above 10.4 kHz are >= 50 dB below
+the mark, itself about 30 dB below the host."""
 
 
 @lru_cache(maxsize=32)
-def _resampling_filter(up: int, down: int, rate_from: int) -> np.ndarray:
-    """Kaiser FIR for ``resample_poly``: flat to 5.6 kHz, >= 70 dB down where images or aliases
+def _resampling_filter(up: int, down: int, rate_from: int, atten_db: float = STOP_ATTEN_DB) -> np.ndarray:
+    """Kaiser FIR for ``resample_poly``: flat to 5.6 kHz, ``atten_db`` down where images or aliases
     would land inside the watermark band. Much shorter than scipy's default, which keeps the
     whole band up to Nyquist."""
     rate_hi = rate_from * up
@@ -39,19 +44,19 @@ def _resampling_filter(up: int, down: int, rate_from: int) -> np.ndarray:
     else:
         passe = PASS_EDGE_HZ
     width = (stop - passe) / (rate_hi / 2.0)
-    numtaps, beta = signal.kaiserord(STOP_ATTEN_DB, width)
+    numtaps, beta = signal.kaiserord(atten_db, width)
     numtaps |= 1
     h = signal.firwin(numtaps, (passe + stop) / 2.0, window=("kaiser", beta), fs=rate_hi)
     return h.astype(np.float32)  # resample_poly multiplies by `up` itself
 
 
-def resample(x: np.ndarray, rate_from: int, rate_to: int) -> np.ndarray:
+def resample(x: np.ndarray, rate_from: int, rate_to: int, *, atten_db: float = STOP_ATTEN_DB) -> np.ndarray:
     """Polyphase resampling along the last axis (float32), exact in the watermark band (<= 5.6 kHz)."""
     x = np.asarray(x, dtype=np.float32)
     if rate_from == rate_to:
         return x
     ratio = Fraction(rate_to, rate_from)
-    h = _resampling_filter(ratio.numerator, ratio.denominator, rate_from)
+    h = _resampling_filter(ratio.numerator, ratio.denominator, rate_from, atten_db)
     return signal.resample_poly(x, ratio.numerator, ratio.denominator, axis=-1, window=h).astype(np.float32, copy=False)
 
 

@@ -29,7 +29,6 @@ SAMPLES: dict[str, tuple[float, tuple[str, ...]]] = {
     "drum_snare_soft": (0.3, ("impact.drum", "instrument.percussion")),
     "drum_bass_soft": (0.5, ("impact.drum", "instrument.percussion")),
     "drum_cymbal_closed": (0.2, ("instrument.percussion",)),
-    "elec_blip": (0.16, ("ui.blip",)),
     "elec_ping": (0.2, ("ui.blip",)),
     "elec_plip": (0.2, ("ui.blip",)),
     "misc_crow": (0.48, ("animal.crow",)),

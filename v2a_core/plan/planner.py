@@ -23,10 +23,16 @@ from v2a_core.types import Cue, CueSheet, Palette, PaletteEntry, VisualAnalysis
 LAYER_GAIN_DB: dict[str, float] = {
     "events": -3.0,
     "footsteps": -14.0,
-    "ambience": -24.0,
-    "texture": -22.0,
+    "ambience": -34.0,
+    "texture": -32.0,
     "music": -15.0,
 }
+#: Extra level for beds the prompt asked for (they are the point, not a background), dB.
+PROMPT_BED_BOOST_DB = 8.0
+# Why beds sit so low: loudness normalisation (BS.1770 gating) measures the blocks within
+# 10 LU of the loudest; with beds 20+ dB under the events, a soundtrack of sparse impacts is
+# normalised on its impacts and the bed stays a quiet background. With beds close to the
+# events, the bed would be gated in and pushed up to the target loudness instead.
 #: Per-category trim on top of the layer gain, dB (some beds are dense, some sparse).
 CATEGORY_TRIM_DB: dict[str, float] = {
     "ambience.room": -6.0,
@@ -253,6 +259,8 @@ def _bed_cues(analysis: VisualAnalysis, palette: Palette, settings: PlanSettings
         for e in scene_beds:
             cat = BY_NAME[e.category]
             gain = LAYER_GAIN_DB[cat.layer] + CATEGORY_TRIM_DB.get(e.category, 0.0) + 20 * np.log10(max(e.weight, 0.1))
+            if e.origin == "prompt":
+                gain += PROMPT_BED_BOOST_DB
             out.append(
                 Cue(
                     time_s=float(start),

@@ -129,12 +129,14 @@ def _norm(x: np.ndarray, rms: float) -> np.ndarray:
 
 # ------------------------------------------------------------------------------- recipes
 def room(s: Stream) -> np.ndarray:
-    # air-handling hiss (gently darkened, broadband like a real room) over a low rumble
+    # air-handling hiss, darkened but broadband, over a faint rumble. Broadband on purpose:
+    # when a soundtrack of sparse events is normalised to its loudness target, the bed carries
+    # the loudness, and a bass-heavy bed would need huge, event-masking swings to get there
     hiss_l = s.filt("hl", s.noise("w"), "low", 3500, order=1)
     hiss_r = s.filt("hr", s.noise("w2"), "low", 3500, order=1)
     rumble = s.brown("rum", 120)
-    hum = 0.05 * sine(50.0, s.n, phase=2 * np.pi * 50 * s.pos / SR)
-    return _stereo(s, hiss_l + 0.5 * rumble + hum, hiss_r + 0.5 * rumble + hum)
+    hum = 0.03 * sine(50.0, s.n, phase=2 * np.pi * 50 * s.pos / SR)
+    return _stereo(s, hiss_l + 0.3 * rumble + hum, hiss_r + 0.3 * rumble + hum)
 
 
 def forest(s: Stream) -> np.ndarray:
@@ -401,9 +403,11 @@ def render_bed(
             block = RECIPES[renderer](s)
         out[:, start : start + m] = block
         s.end()
-    rms = float(np.sqrt(np.mean(out.astype(np.float64) ** 2))) if n else 0.0
+    energy = sum(float(np.dot(out[c, i : i + BLOCK].astype(np.float64), out[c, i : i + BLOCK]))
+                 for c in range(2) for i in range(0, n, BLOCK))
+    rms = float(np.sqrt(energy / (2 * n))) if n else 0.0
     if rms > 0:
-        out /= rms * 4.0  # unit RMS is far too hot for a bed; -12 dB RMS leaves the cue gain in charge
+        out *= np.float32(1.0 / (rms * 4.0))  # -12 dB RMS: the cue gain sets the level
     return out
 
 

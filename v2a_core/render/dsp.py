@@ -101,6 +101,17 @@ def fade(x: np.ndarray, in_s: float, out_s: float) -> np.ndarray:
     return x
 
 
+def fade_ends(x: np.ndarray, in_s: float, out_s: float) -> np.ndarray:
+    """Like :func:`fade` but in place, touching only the faded ends (no copy of long signals)."""
+    n = x.shape[-1]
+    a, b = min(n, samples(in_s)), min(n, samples(out_s))
+    if a > 0:
+        x[..., :a] *= (0.5 - 0.5 * np.cos(np.linspace(0, np.pi, a, dtype=np.float32)))
+    if b > 0:
+        x[..., n - b :] *= (0.5 + 0.5 * np.cos(np.linspace(0, np.pi, b, dtype=np.float32)))
+    return x
+
+
 def sine(freq_hz: float | np.ndarray, n: int, phase: float = 0.0) -> np.ndarray:
     """Sine of a fixed or per-sample frequency (phase-continuous), starting at ``phase``."""
     if np.isscalar(freq_hz):

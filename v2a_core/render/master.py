@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import pyloudnorm
 from scipy.ndimage import minimum_filter1d, uniform_filter1d
-from scipy.signal import resample_poly
+from scipy.signal import lfilter, lfilter_zi, resample_poly
 
 from v2a_core.render.dsp import SR
 
@@ -29,19 +29,71 @@ class MasterResult:
     true_peak_dbtp: float
 
 
+_LONG_S = 60.0
+
+
 def integrated_loudness(x: np.ndarray) -> float:
     """Integrated loudness of (channels, n) audio at 48 kHz, LUFS (-inf for silence).
 
-    Inputs shorter than one 400 ms gating block are measured looped to 1 s.
+    Measured by pyloudnorm (ITU-R BS.1770-4 K-weighting and gating). Signals longer than a
+    minute are measured in blocks with pyloudnorm's own filters (same result, a fraction of
+    the memory); inputs shorter than one 400 ms gating block are measured looped to 1 s.
     """
     if x.shape[1] == 0 or not np.any(x):
         return float("-inf")
+    if x.shape[1] > _LONG_S * SR:
+        return _blockwise_loudness(x)
     data = x
     if x.shape[1] < int(0.4 * SR) + 1:
         reps = int(np.ceil(SR / x.shape[1]))
         data = np.tile(x, reps)
     meter = pyloudnorm.Meter(SR)
     return float(meter.integrated_loudness(np.ascontiguousarray(data.T, dtype=np.float64)))
+
+
+def _blockwise_loudness(x: np.ndarray, chunk_s: float = 10.0, gain: np.ndarray | None = None) -> float:
+    """BS.1770-4 gated loudness computed chunk by chunk with pyloudnorm's K-weighting filters
+    (filter state carried across chunks), for (channels, n) audio at 48 kHz."""
+    meter = pyloudnorm.Meter(SR)
+    stages = list(meter._filters.values())
+    hop = int(round(meter.block_size * (1 - meter.overlap) * SR))  # 100 ms
+    per_block = int(round(1 / (1 - meter.overlap)))  # 4 hops per 400 ms block
+    chunk = hop * int(chunk_s * SR // hop)
+    n = x.shape[1]
+    seg_energy = []  # per channel: sum of squares of each 100 ms segment
+    for ch in range(x.shape[0]):
+        states = [lfilter_zi(st.b, st.a) * 0.0 for st in stages]
+        sums = []
+        for start in range(0, n, chunk):
+            y = x[ch, start : start + chunk].astype(np.float64)
+            if gain is not None:
+                y *= gain[start : start + chunk]
+            for k, st in enumerate(stages):
+                y, states[k] = lfilter(st.b, st.a, y, zi=states[k])
+                y = st.passband_gain * y
+            m = len(y)
+            full = m // hop * hop
+            sums.extend(np.square(y[:full]).reshape(-1, hop).sum(axis=1))
+            if full < m:
+                sums.append(float(np.square(y[full:]).sum()))
+        seg_energy.append(np.asarray(sums))
+    t_total = n / SR
+    n_blocks = int(np.round((t_total - meter.block_size) / (meter.block_size * (1 - meter.overlap)))) + 1
+    win = meter.block_size * SR
+    z = np.zeros((x.shape[0], max(n_blocks, 0)))
+    for ch, seg in enumerate(seg_energy):
+        padded = np.concatenate([seg, np.zeros(per_block)])
+        cs = np.concatenate([[0.0], np.cumsum(padded)])
+        j = np.arange(max(n_blocks, 0))
+        z[ch] = (cs[j + per_block] - cs[j]) / win
+    with np.errstate(divide="ignore", invalid="ignore"):
+        block_lufs = -0.691 + 10 * np.log10(z.sum(axis=0))
+        gated = block_lufs >= -70.0
+        if not gated.any():
+            return float("-inf")
+        rel = -0.691 + 10 * np.log10(z[:, gated].mean(axis=1).sum()) - 10.0
+        keep = gated & (block_lufs > rel)
+        return float(-0.691 + 10 * np.log10(z[:, keep].mean(axis=1).sum()))
 
 
 def true_peak_envelope(x: np.ndarray) -> np.ndarray:
@@ -64,26 +116,58 @@ def true_peak_dbtp(x: np.ndarray) -> float:
     return 20 * np.log10(peak) if peak > 0 else float("-inf")
 
 
-def limiter_gain(peak_env: np.ndarray, ceiling: float, *, lookahead_s: float = 0.0015, hold_s: float = 0.02) -> np.ndarray:
-    """Smooth gain <= ceiling/peak at every sample: the gain starts falling ``lookahead_s``
-    before a peak (no overshoot, no click) and recovers after ``hold_s``."""
-    need = np.minimum(1.0, ceiling / np.maximum(peak_env, 1e-12)).astype(np.float32)
-    if np.all(need >= 1.0):
-        return need
+def limiter_gain(
+    peak_env: np.ndarray,
+    ceiling: float,
+    *,
+    scale: float = 1.0,
+    lookahead_s: float = 0.0015,
+    hold_s: float = 0.02,
+    chunk: int = 1 << 20,
+) -> np.ndarray:
+    """Smooth gain g with g * scale * peak_env <= ceiling at every sample.
+
+    The gain starts falling ``lookahead_s`` before a peak (no overshoot, no click) and
+    recovers after ``hold_s``. Computed in chunks (the filters only look a few ms around
+    each sample), so a ten-minute soundtrack needs little more than the result itself.
+    """
+    n = len(peak_env)
     la = max(1, int(lookahead_s * SR))
     hold = max(1, int(hold_s * SR))
     if (la + hold) % 2:
         hold += 1
-    # held[n] = min(need[n - hold : n + la + 1])
+    margin = la + hold + 2
+    out = np.empty(n, np.float32)
+    for start in range(0, n, chunk):
+        a, b = max(0, start - margin), min(n, start + chunk + margin)
+        out[start : min(n, start + chunk)] = _limiter_chunk(peak_env[a:b], ceiling, scale, la, hold)[
+            start - a : start - a + min(chunk, n - start)
+        ]
+    return out
+
+
+def _limiter_chunk(env: np.ndarray, ceiling: float, scale: float, la: int, hold: int) -> np.ndarray:
+    need = np.minimum(
+        np.float32(1.0), np.float32(ceiling) / np.maximum(env * np.float32(scale), np.float32(1e-12)), dtype=np.float32
+    )
+    if float(need.min()) >= 1.0:
+        return need
+    # held[n] = min(need[n - hold : n + la + 1]): a centred minimum, shifted by (la - hold) / 2
     centred = minimum_filter1d(need, size=la + hold + 1, mode="nearest")
     shift = (la - hold) // 2
-    idx = np.clip(np.arange(len(need)) + shift, 0, len(need) - 1)
-    held = centred[idx]
-    # trailing mean over la samples: every term lies within [p - la, p] of a peak p, where held
-    # is at most need[p], so the smoothed gain never exceeds the need at the peak
-    cs = np.concatenate([np.full(la, held[0], np.float64), held.astype(np.float64)]).cumsum()
-    smooth = (cs[la:] - cs[:-la]) / la
-    return np.minimum(smooth, 1.0).astype(np.float32)
+    held = np.empty_like(centred)
+    if shift >= 0:
+        held[: len(held) - shift] = centred[shift:]
+        held[len(held) - shift :] = centred[-1]
+    else:
+        held[-shift:] = centred[: len(centred) + shift]
+        held[:-shift] = centred[0]
+    # trailing mean over the last la samples (origin (la-1)//2 moves the window back): every
+    # term lies within [p - la, p] of a peak p, where held <= need[p], so the smoothed gain
+    # never exceeds the need at the peak itself
+    smooth = uniform_filter1d(held, size=la, origin=(la - 1) // 2, mode="nearest")
+    np.minimum(smooth, np.float32(1.0), out=smooth)
+    return smooth
 
 
 def master(mix: np.ndarray, *, target_lufs: float = -16.0, ceiling_dbtp: float = -1.0, iterations: int = 4) -> MasterResult:
@@ -95,19 +179,32 @@ def master(mix: np.ndarray, *, target_lufs: float = -16.0, ceiling_dbtp: float =
     ceiling = 10 ** ((ceiling_dbtp - 0.3) / 20)  # 0.3 dB margin for interpolation between checks
     static = 10 ** ((target_lufs - loud) / 20)
     peak_env = true_peak_envelope(mix)
-    gain = np.full(n, static, np.float32)
+    level = static  # the static part of the gain; the limiter adds the moving part
     for _ in range(iterations):
-        curve = gain * limiter_gain(peak_env * gain, ceiling)
-        result = integrated_loudness(mix * curve)
-        error = target_lufs - result
+        gain = limiter_gain(peak_env, ceiling, scale=level)
+        gain *= np.float32(level)
+        error = target_lufs - _loudness_with_gain(mix, gain)
         if abs(error) < 0.2:
-            gain = curve
             break
-        gain = gain * 10 ** (error / 20)  # raise the static gain for what the limiter took
+        del gain
+        level *= 10 ** (error / 20)  # raise the static gain for what the limiter took
     else:
-        gain = gain * limiter_gain(peak_env * gain, ceiling)
-    tp = true_peak_dbtp(mix * gain)
-    if tp > ceiling_dbtp:  # the check is on the final signal; trim if interpolation still peaks over
+        gain = limiter_gain(peak_env, ceiling, scale=level)
+        gain *= np.float32(level)
+    # the gain moves slowly next to the 4x oversampled peaks, so peak_env * gain is the true
+    # peak of the result; trim if it still exceeds the ceiling anywhere
+    peak = max((float(np.max(peak_env[i : i + _BLOCK] * gain[i : i + _BLOCK])) for i in range(0, n, _BLOCK)), default=0.0)
+    tp = 20 * np.log10(peak) if peak > 0 else float("-inf")
+    if tp > ceiling_dbtp - 0.02:
         gain = gain * 10 ** ((ceiling_dbtp - 0.05 - tp) / 20)
         tp = true_peak_dbtp(mix * gain)
-    return MasterResult(gain.astype(np.float32), integrated_loudness(mix * gain), tp)
+    return MasterResult(gain.astype(np.float32, copy=False), _loudness_with_gain(mix, gain), tp)
+
+
+def _loudness_with_gain(mix: np.ndarray, gain: np.ndarray, chunk: int = 1 << 22) -> float:
+    """Integrated loudness of ``mix * gain`` without holding the product of a long signal."""
+    if mix.shape[1] <= _LONG_S * SR:
+        return integrated_loudness(mix * gain)
+    if not np.any(mix):
+        return float("-inf")
+    return _blockwise_loudness(mix, gain=gain)

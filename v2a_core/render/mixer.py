@@ -15,7 +15,7 @@ import numpy as np
 from provenance.core.audio import Audio
 from v2a_core.plan.taxonomy import BY_NAME
 from v2a_core.render import beds, oneshots
-from v2a_core.render.dsp import SR, add_at, automation_curve, db, fade, rng_for, samples
+from v2a_core.render.dsp import SR, add_at, automation_curve, db, fade_ends, rng_for, samples
 from v2a_core.render.master import master
 from v2a_core.render.music import render_music
 from v2a_core.render.spatial import place, reverb
@@ -62,7 +62,8 @@ def _bed(cue: Cue, n_total: int, rng: np.random.Generator) -> tuple[np.ndarray, 
     x = beds.render_bed(renderer, n, rng, automation=auto, tempo_bpm=cue.tempo_bpm, sample_source=source)
     edge_in = cue.fade_s if start > 0 else min(cue.fade_s, 0.05)
     edge_out = cue.fade_s if start + n < n_total else min(cue.fade_s, 0.05)
-    return fade(x * db(cue.gain_db), edge_in, edge_out), start
+    x *= np.float32(db(cue.gain_db))
+    return fade_ends(x, edge_in, edge_out), start
 
 
 def render(
@@ -92,6 +93,7 @@ def render(
                     progress(done / total, f"{layer}: {cue.category}")
             if np.any(send):
                 buf += reverb(send, sheet.reverb, sheet.seed)
+            del send
         elif layer == "music":
             groups: dict[tuple[float, float], list[Cue]] = {}
             for cue in cues:
