@@ -12,8 +12,8 @@ synthetic and the real videos:
 * where the video has its own (non-silent) audio: the same measures for the original
   track, and our onsets against the original onsets.
 
-Onsets: spectral flux over 48 log-spaced bands (21 ms window, 2.5 ms hop) above an adaptive
-threshold (local median + 8 MAD) finds candidates; each is refined on a 1 ms energy envelope to the point where the
+Onsets: per-band rise above each band's own recent background (about 20 log-spaced bands,
+21 ms window, 2.5 ms hop), above an adaptive threshold (local median + 8 MAD), finds candidates; each is refined on a 1 ms energy envelope to the point where the
 level first rises 10% of the way from the preceding background to the attack peak, and kept
 if that rise is at least 6 dB (an audible attack).
 """
@@ -49,34 +49,43 @@ _MAX_LAG_S = 0.5
 
 # ----------------------------------------------------------------------------- onsets
 @lru_cache(maxsize=4)
-def _band_matrix(nfft: int, sr: int, bands: int = 48) -> np.ndarray:
-    """(bands, bins) averaging matrix of log-spaced bands from 40 Hz to 16 kHz."""
+def _band_matrix(nfft: int, sr: int, bands: int = 24, min_bins: int = 4) -> np.ndarray:
+    """(bands, bins) averaging matrix: log-spaced bands 40 Hz - 16 kHz, each at least
+    ``min_bins`` FFT bins wide (narrower low bands are merged: their energy would flicker)."""
     freqs = np.fft.rfftfreq(nfft, 1 / sr)
     edges = np.geomspace(40.0, min(16_000.0, sr / 2), bands + 1)
-    m = np.zeros((bands, len(freqs)))
-    for b in range(bands):
-        sel = (freqs >= edges[b]) & (freqs < edges[b + 1])
-        if not sel.any():  # narrow low bands: take the nearest bin
-            sel = np.abs(freqs - np.sqrt(edges[b] * edges[b + 1])) == np.min(np.abs(freqs - np.sqrt(edges[b] * edges[b + 1])))
-        m[b, sel] = 1.0 / sel.sum()
-    return m
+    rows = []
+    lo = edges[0]
+    for hi in edges[1:]:
+        sel = (freqs >= lo) & (freqs < hi)
+        if sel.sum() < min_bins and hi < edges[-1]:
+            continue  # widen this band into the next one
+        row = sel.astype(np.float64)
+        rows.append(row / max(row.sum(), 1.0))
+        lo = hi
+    return np.array(rows)
 
 
 def onset_envelope(audio: Audio) -> tuple[np.ndarray, np.ndarray]:
-    """(times_s, flux): spectral flux of the mono mix over 48 log-spaced bands, 2.5 ms hop.
+    """(times_s, strength): how far the spectrum rises above its own recent background.
 
-    Pooling bins into bands averages a noise bed's random flicker away, so a low thump under
-    broadband hiss stands out as clearly as a bright click."""
+    For each of ~20 log-spaced bands (2.5 ms hop, 21 ms window), the level in dB is compared
+    with its median over the preceding 20-200 ms; rises beyond 6 dB are summed over bands.
+    A noise bed's flicker stays under 6 dB and adds nothing, so a low thump under broadband
+    hiss counts as much as a bright click over silence."""
     x = audio.mono().astype(np.float64)
     sr = audio.sample_rate
     hop = max(1, int(round(_HOP * sr / 48_000)))
     nfft = max(256, int(round(_NFFT * sr / 48_000)))
-    f, t, z = stft(x, fs=sr, nperseg=nfft, noverlap=nfft - hop, boundary="zeros", padded=True)
-    bands = _band_matrix(nfft, sr) @ (np.abs(z) ** 2)
-    logb = np.log10(1e-10 + bands)
-    flux = np.maximum(np.diff(logb, axis=1), 0.0).sum(axis=0)
-    times = t[1:]  # flux[i] compares frame i+1 with frame i
-    return times, flux
+    _, t, z = stft(x, fs=sr, nperseg=nfft, noverlap=nfft - hop, boundary="zeros", padded=True)
+    level = 10 * np.log10(1e-12 + _band_matrix(nfft, sr) @ (np.abs(z) ** 2))  # (bands, frames)
+    from numpy.lib.stride_tricks import sliding_window_view
+
+    past, gap = int(round(0.18 * sr / hop)), int(round(0.02 * sr / hop))
+    padded = np.concatenate([np.repeat(level[:, :1], past + gap, axis=1), level], axis=1)
+    background = np.median(sliding_window_view(padded, past, axis=1)[:, : level.shape[1]], axis=2)
+    strength = np.maximum(level - background - 6.0, 0.0).sum(axis=0)
+    return t, strength
 
 
 def _refine(x: np.ndarray, sr: int, t_peak: float) -> tuple[float, float]:
@@ -120,11 +129,20 @@ def detect_onsets(audio: Audio, *, min_gap_s: float = 0.05, min_rise_db: float =
     windows = sliding_window_view(np.pad(flux, half, mode="reflect"), 2 * half + 1)[: len(flux)]
     local_med = np.median(windows, axis=1)
     local_mad = np.median(np.abs(windows - local_med[:, None]), axis=1)
-    threshold = local_med + k_mad * local_mad + 0.01 * float(flux.max())
-    peaks = [
-        i for i in range(1, len(flux) - 1)
-        if flux[i] > threshold[i] and flux[i] >= flux[i - 1] and flux[i] > flux[i + 1]
-    ]
+    threshold = np.maximum(local_med + k_mad * local_mad, max(6.0, 0.02 * float(flux.max())))
+    # rising edges only: the strength must come up from below half the threshold within the
+    # last 20 ms, so the ringing decay of one hit is not counted as more hits
+    back = max(1, int(round(0.02 / hop_s)))
+    ahead = max(1, int(round(0.01 / hop_s)))
+    peaks = []
+    i = back
+    while i < len(flux):
+        if flux[i] >= threshold[i] and np.min(flux[i - back : i]) < 0.5 * threshold[i]:
+            j = i + int(np.argmax(flux[i : i + ahead + 1]))
+            peaks.append(j)
+            i = j + back
+        else:
+            i += 1
     x = audio.mono().astype(np.float64)
     candidates = [(float(times[i]), float(flux[i])) for i in peaks]
     found: list[tuple[float, float]] = []
@@ -224,8 +242,9 @@ def visual_envelope(motion) -> np.ndarray:
 
 def av_offset(visual_times: np.ndarray, visual_env: np.ndarray, audio: Audio, duration_s: float) -> float:
     """Lag (s, + = audio late) maximising the cross-correlation of visual and audio onset envelopes."""
-    at, flux = onset_envelope(audio)
-    a = _to_grid(at, _salient(flux, 8.0), duration_s)
+    at, strength = onset_envelope(audio)
+    rising = np.maximum(np.diff(strength, prepend=strength[:1]), 0.0)  # peaks at the attacks
+    a = _to_grid(at, _salient(rising, 8.0), duration_s)
     v = _to_grid(visual_times, visual_env, duration_s)
     # a 30 ms bump on both keeps a frame of jitter from splitting a peak
     kernel = np.hanning(5)

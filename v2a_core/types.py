@@ -45,7 +45,8 @@ class VideoInfo:
     codec: str
     has_audio: bool
     rotation_deg: int = 0
-    """Display rotation from the container's display matrix (0, 90, 180, 270)."""
+    """Display rotation, degrees; :func:`v2a_core.video.iter_frames` applies the rotation each
+    decoded frame carries, so analysis always sees the picture upright (probe reports 0)."""
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,8 @@ class Frame:
     """Presentation time from the frame's own timestamp, seconds from the stream start."""
     yuv: np.ndarray
     """uint8 ``(h, w, 3)``: luma and the two chroma planes at the analysis size."""
+    half: np.ndarray | None = None
+    """The same at half the analysis size (background model, cuts, flow), made while decoding."""
 
 
 # --------------------------------------------------------------------------- analyze

@@ -37,11 +37,10 @@ from provenance.watermark.embed import bits_to_hex
 from provenance.watermark.keys import WatermarkKey, as_key
 from provenance.watermark.layout import DEFAULT_PARAMS, Layout, WatermarkParams, to_groups
 from provenance.watermark.model import (
+    band_power_frames,
     capacity,
-    frame_band_power,
     log_amplitude,
     resample,
-    stft,
     tile_power,
 )
 
@@ -81,8 +80,7 @@ class _Features:
 def _features(x16: np.ndarray, params: WatermarkParams, source_rate_hz: float | None = None) -> _Features:
     fine_hop = params.hop // FINE
     phases = params.slot_hops * FINE
-    spec = stft(x16, params, hop=fine_hop)
-    bp = frame_band_power(spec, params)
+    bp = band_power_frames(x16, params, fine_hop)
     tiles = tile_power(bp, params, stride=FINE)
     n_slots = tiles.shape[0] // phases
     npairs = params.pairs_per_slot

@@ -85,6 +85,26 @@ def stft(x: np.ndarray, params: WatermarkParams, hop: int | None = None) -> np.n
     return scipy.fft.rfft(frames, axis=-1).astype(np.complex64, copy=False)
 
 
+def band_power_frames(
+    x: np.ndarray, params: WatermarkParams, hop: int, chunk_frames: int = 16384
+) -> np.ndarray:
+    """Band power of every STFT frame of a 1-D signal, ``(frames, bands)`` float32, computed in
+    chunks of frames so memory stays proportional to the output, not to the spectrogram."""
+    n = x.shape[-1]
+    n_frames = -(-n // hop)
+    off = frame_offset(params)
+    pad_right = n_frames * hop + params.frame_len - off - n
+    xp = np.pad(x, (off, max(pad_right, 0)))
+    view = np.lib.stride_tricks.sliding_window_view(xp, params.frame_len)[::hop][:n_frames]
+    win = analysis_window(params)
+    bands = band_matrix(params)
+    out = np.empty((n_frames, params.n_bands), dtype=np.float32)
+    for a in range(0, n_frames, chunk_frames):
+        spec = scipy.fft.rfft(view[a : a + chunk_frames] * win, axis=-1)
+        out[a : a + chunk_frames] = (spec.real**2 + spec.imag**2) @ bands
+    return out
+
+
 def istft(spec: np.ndarray, n: int, params: WatermarkParams) -> np.ndarray:
     """Weighted overlap-add inverse of :func:`stft` (hop = params.hop), 1-D or batched."""
     hop, flen = params.hop, params.frame_len

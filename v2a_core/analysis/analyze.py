@@ -81,9 +81,11 @@ class _Series:
 
 
 def _thumb_hist(luma: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    thumb = cv2.resize(luma, (64, max(4, luma.shape[0] * 64 // max(1, luma.shape[1]))), interpolation=cv2.INTER_AREA)
-    hist = np.bincount((thumb >> 3).ravel(), minlength=32).astype(np.float64)
-    return thumb, hist / hist.sum()
+    """A small luma picture (at most 160 px wide) and its 32-bin histogram, for cut detection."""
+    if luma.shape[1] > 160:
+        luma = cv2.resize(luma, (160, max(4, luma.shape[0] * 160 // luma.shape[1])), interpolation=cv2.INTER_AREA)
+    hist = np.bincount((luma >> 3).ravel(), minlength=32).astype(np.float64)
+    return luma, hist / hist.sum()
 
 
 def _is_cut(prev: tuple[np.ndarray, np.ndarray], cur: tuple[np.ndarray, np.ndarray]) -> bool:
@@ -170,7 +172,9 @@ def analyze(
             state["prev_changed"] = still
         # foreground and tracking
         background = bg.background(fr.time_s, scene)
-        small = cv2.resize(yuv, (background.shape[1], background.shape[0]), interpolation=cv2.INTER_AREA)
+        small = fr.half if fr.half is not None and fr.half.shape == background.shape else cv2.resize(
+            yuv, (background.shape[1], background.shape[0]), interpolation=cv2.INTER_AREA
+        )
         if state.get("bg_id") is not background:
             # compression noise level of this background, from a sparse pixel sample
             diff = cv2.absdiff(small[::2, ::2, 0], background[::2, ::2, 0])
@@ -205,12 +209,19 @@ def analyze(
             run_tracks([tr], until_s=cut_at)
             tr.obs = tr.obs[-20:]
             tr.emitted_until_s = cut_at
-        # optical flow
-        summary = flow.measure(luma, dt)
+        # optical flow, at most 15 times a second (a coarse cue; it costs a millisecond a frame)
+        if new_scene:
+            state["flow_t"] = None
+        last_flow = state.get("flow_t")
+        due = last_flow is None or fr.time_s - last_flow >= 1.0 / 15 - 1e-3
+        flow_luma = fr.half[..., 0] if fr.half is not None and fr.half.shape[1] >= 96 else luma
+        summary = flow.measure(flow_luma, fr.time_s - last_flow if last_flow is not None else 0.0) if due else None
+        if due:
+            state["flow_t"] = fr.time_s
         if summary is None:
             series.change.append(0.0)
-            series.camera.append(0.0)
-            series.turbulence.append(0.0)
+            series.camera.append(series.camera[-1] if (series.camera and not due) else 0.0)
+            series.turbulence.append(series.turbulence[-1] if (series.turbulence and not due) else 0.0)
         else:
             prev_reg = state["prev_regional"]
             change = float(np.abs(summary.regional - prev_reg).sum(axis=1).mean()) if prev_reg is not None else 0.0
@@ -219,7 +230,7 @@ def analyze(
             series.camera.append(summary.median_speed)
             series.turbulence.append(summary.turbulence)
         if fr.time_s - state["last_look"] >= s.look_every_s:
-            looks.append(look(fr.time_s, yuv))
+            looks.append(look(fr.time_s, fr.half if fr.half is not None else yuv))
             state["last_look"] = fr.time_s
         state["prev"] = fr
         state["prev_scene"] = scene
@@ -233,7 +244,7 @@ def analyze(
     for fr in prefetch(iter_frames(path, max_side=s.max_side, max_duration_s=s.max_duration_s)):
         n_frames += 1
         size = (fr.yuv.shape[1], fr.yuv.shape[0])
-        arrival = _thumb_hist(fr.yuv[..., 0])
+        arrival = _thumb_hist((fr.half if fr.half is not None else fr.yuv)[..., 0])
         if last_arrival is not None and _is_cut(last_arrival, arrival):
             scene += 1
             cuts.append(fr.time_s)
@@ -241,7 +252,10 @@ def analyze(
         if last_t is not None:
             last_dt = fr.time_s - last_t
         last_t = fr.time_s
-        bg.add(fr.time_s, scene, fr.yuv)
+        if fr.half is not None and bg.scale == 2:
+            bg.add(fr.time_s, scene, fr.half, reduced=True)
+        else:
+            bg.add(fr.time_s, scene, fr.yuv)
         pending.append((fr, scene))
         while pending and (pending[0][0].time_s <= bg.ready_until() or pending[0][1] < scene):
             process(*pending.popleft())

@@ -99,9 +99,10 @@ class CentredMedianBackground:
         self._serial = 0
         self._recent: list[tuple[float, int, np.ndarray]] = []
 
-    def add(self, time_s: float, scene: int, image: np.ndarray) -> None:
-        """Offer the frame at ``time_s``; ``image`` is reduced by ``scale`` before it is kept."""
-        if self.scale > 1:
+    def add(self, time_s: float, scene: int, image: np.ndarray, *, reduced: bool = False) -> None:
+        """Offer the frame at ``time_s``; ``image`` is reduced by ``scale`` before it is kept,
+        unless ``reduced`` says it already is."""
+        if self.scale > 1 and not reduced:
             h, w = image.shape[:2]
             image = cv2.resize(image, (w // self.scale, h // self.scale), interpolation=cv2.INTER_AREA)
         self._newest_t = time_s

@@ -25,7 +25,7 @@ LAYER_GAIN_DB: dict[str, float] = {
     "footsteps": -14.0,
     "ambience": -34.0,
     "texture": -32.0,
-    "music": -15.0,
+    "music": -21.0,
 }
 #: Extra level for beds the prompt asked for (they are the point, not a background), dB.
 PROMPT_BED_BOOST_DB = 8.0

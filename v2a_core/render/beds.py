@@ -123,10 +123,6 @@ def _stereo(s: Stream, left: np.ndarray, right: np.ndarray | None = None) -> np.
     return np.stack([left, left if right is None else right]).astype(np.float32)
 
 
-def _norm(x: np.ndarray, rms: float) -> np.ndarray:
-    return x / rms
-
-
 # ------------------------------------------------------------------------------- recipes
 def room(s: Stream) -> np.ndarray:
     # air-handling hiss, darkened but broadband, over a faint rumble. Broadband on purpose:
@@ -392,6 +388,7 @@ def render_bed(
     """(2, n) float32 bed made by ``renderer``, normalised to unit RMS over its length."""
     s = Stream(rng, n, automation)
     out = np.zeros((2, n), np.float32)
+    energy = 0.0
     for start in range(0, n, BLOCK):
         m = min(BLOCK, n - start)
         s.begin(m)
@@ -402,9 +399,8 @@ def render_bed(
         else:
             block = RECIPES[renderer](s)
         out[:, start : start + m] = block
+        energy += float(np.einsum("ij,ij->", block, block, dtype=np.float64))
         s.end()
-    energy = sum(float(np.dot(out[c, i : i + BLOCK].astype(np.float64), out[c, i : i + BLOCK]))
-                 for c in range(2) for i in range(0, n, BLOCK))
     rms = float(np.sqrt(energy / (2 * n))) if n else 0.0
     if rms > 0:
         out *= np.float32(1.0 / (rms * 4.0))  # -12 dB RMS: the cue gain sets the level

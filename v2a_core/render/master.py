@@ -180,10 +180,12 @@ def master(mix: np.ndarray, *, target_lufs: float = -16.0, ceiling_dbtp: float =
     static = 10 ** ((target_lufs - loud) / 20)
     peak_env = true_peak_envelope(mix)
     level = static  # the static part of the gain; the limiter adds the moving part
+    measured = loud
     for _ in range(iterations):
         gain = limiter_gain(peak_env, ceiling, scale=level)
         gain *= np.float32(level)
-        error = target_lufs - _loudness_with_gain(mix, gain)
+        measured = _loudness_with_gain(mix, gain)
+        error = target_lufs - measured
         if abs(error) < 0.2:
             break
         del gain
@@ -191,6 +193,7 @@ def master(mix: np.ndarray, *, target_lufs: float = -16.0, ceiling_dbtp: float =
     else:
         gain = limiter_gain(peak_env, ceiling, scale=level)
         gain *= np.float32(level)
+        measured = _loudness_with_gain(mix, gain)
     # the gain moves slowly next to the 4x oversampled peaks, so peak_env * gain is the true
     # peak of the result; trim if it still exceeds the ceiling anywhere
     peak = max((float(np.max(peak_env[i : i + _BLOCK] * gain[i : i + _BLOCK])) for i in range(0, n, _BLOCK)), default=0.0)
@@ -198,7 +201,8 @@ def master(mix: np.ndarray, *, target_lufs: float = -16.0, ceiling_dbtp: float =
     if tp > ceiling_dbtp - 0.02:
         gain = gain * 10 ** ((ceiling_dbtp - 0.05 - tp) / 20)
         tp = true_peak_dbtp(mix * gain)
-    return MasterResult(gain.astype(np.float32, copy=False), _loudness_with_gain(mix, gain), tp)
+        measured = _loudness_with_gain(mix, gain)
+    return MasterResult(gain.astype(np.float32, copy=False), measured, tp)
 
 
 def _loudness_with_gain(mix: np.ndarray, gain: np.ndarray, chunk: int = 1 << 22) -> float:

@@ -15,7 +15,7 @@ import numpy as np
 from scipy.signal import lfilter
 
 from v2a_core.assets import bank_categories, load_sample
-from v2a_core.render.dsp import SR, add_at, decay, fade, lowpass, pan_gains, resample_pitch, samples, sine
+from v2a_core.render.dsp import SR, add_at, bandpass, decay, fade, lowpass, pan_gains, resample_pitch, samples, sine
 
 _MINOR = {"i": (0, 3, 7), "iv": (5, 8, 12), "v": (7, 10, 14), "V": (7, 11, 14), "VI": (8, 12, 15),
           "VII": (10, 14, 17), "III": (3, 7, 10), "ii0": (2, 5, 8), "b2": (0, 1, 7), "tri": (0, 6, 12)}
@@ -109,8 +109,6 @@ def _note(voice: str, midi: int, dur_ms: int, seed: int) -> np.ndarray:
         n = samples(dur + 0.8)
         vib = f * (1 + 0.004 * np.sin(2 * np.pi * 5.0 * np.arange(n) / SR))
         src = _saw(vib, n)
-        from v2a_core.render.dsp import bandpass
-
         x = (bandpass(src, 650, 950) + 0.6 * bandpass(src, 1000, 1300)) * _env(n, 0.6, 0.8) * 2
     elif voice == "piano":
         n = samples(min(dur, 2.5) + 0.3)

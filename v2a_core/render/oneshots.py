@@ -96,7 +96,7 @@ def footstep(surface: str, rng: np.random.Generator) -> np.ndarray:
         elif surface in ("gravel", "snow"):
             band = (1500, 7000) if surface == "gravel" else (900, 4000)
             times = poisson_times(0.09, 450 if surface == "gravel" else 300, rng)
-            grain = lambda r: bandpass(white(samples(0.004), r), *band) * decay(samples(0.004), 0.004)  # noqa: E731
+            grain = lambda r, band=band: bandpass(white(samples(0.004), r), *band) * decay(samples(0.004), 0.004)  # noqa: E731
             part = grains(m, times, grain, rng) * np.linspace(1, 0.3, m, dtype=np.float32)
             part += 0.3 * lowpass(white(m, rng), 300) * decay(m, 0.06)
         elif surface == "grass":

@@ -42,7 +42,7 @@ def impulse_response(spec: ReverbSpec, seed: int = 0) -> np.ndarray:
 def reverb(send: np.ndarray, spec: ReverbSpec, seed: int = 0) -> np.ndarray:
     """Convolve a (2, n) send with the room, block by block (memory does not grow with length)."""
     ir = impulse_response(spec, seed)
-    n, m = send.shape[1], ir.shape[1]
+    n = send.shape[1]
     out = np.zeros((2, n), np.float32)
     for start in range(0, n, _BLOCK):
         block = send[:, start : start + _BLOCK]
@@ -52,5 +52,4 @@ def reverb(send: np.ndarray, spec: ReverbSpec, seed: int = 0) -> np.ndarray:
             y = fftconvolve(block[ch], ir[ch])
             end = min(n, start + len(y))
             out[ch, start:end] += y[: end - start].astype(np.float32)
-    del m
     return out

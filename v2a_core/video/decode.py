@@ -95,6 +95,12 @@ def _shrink(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     then bilinear for the remainder, instead of a slow fractional area resize."""
     w, h = size
     k = min(img.shape[1] // w, img.shape[0] // h)
+    if k >= 4:
+        # halve by taking every other pixel first (a free view): area-averaging a 4x4 block
+        # costs five times more than a 2x2 one and the analysis does not need the extra
+        # anti-aliasing of a 1280x720 picture shrunk to 320x180
+        img = img[::2, ::2]
+        k //= 2
     if k >= 2:
         img = cv2.resize(img, (img.shape[1] // k, img.shape[0] // k), interpolation=cv2.INTER_AREA)
     if img.shape[1] != w or img.shape[0] != h:
@@ -165,7 +171,8 @@ def iter_frames(
                 w, h = size
                 coded = (h, w) if rotation in (90, 270) else (w, h)
                 img = _rotate(_small_yuv(frame, coded), rotation)
-                yield Frame(index=index, time_s=t, yuv=img)
+                half = cv2.resize(img, (w // 2, h // 2), interpolation=cv2.INTER_AREA)
+                yield Frame(index=index, time_s=t, yuv=img, half=half)
                 index += 1
                 last_t = t
         except av.error.FFmpegError as exc:
