@@ -1,12 +1,19 @@
 #!/usr/bin/env bash
 # The README's first set-up command: install FoleySeal and run the main job on the bundled
-# example: create a watermark key, watermark the example clip, detect the mark, print the report.
+# example video: generate a soundtrack (watermarked, signed, stored), then verify the result.
+# Keys and the manifest store live in a throwaway FoleySeal home unless FOLEYSEAL_HOME is set.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python -m pip install -q -e .
 work="${FOLEYSEAL_DEMO_DIR:-$(mktemp -d)}"
-foleyseal keys new-watermark-key "$work/watermark.key" --force
-foleyseal watermark embed examples/ambient_piano_choir.flac "$work/marked.flac" \
-  --key "$work/watermark.key" --payload 0123456789abcdef
-foleyseal watermark detect "$work/marked.flac" --key "$work/watermark.key" --json
-echo "outputs in $work"
+export FOLEYSEAL_HOME="${FOLEYSEAL_HOME:-$work/home}"
+foleyseal keys init
+foleyseal generate examples/ball_bounce.mp4 -o "$work/ball_scored.mp4" \
+  --prompt "tennis ball bouncing in a gym, calm music" --negative-prompt "crowd" \
+  --cue-sheet "$work/ball.cues.json"
+set +e
+foleyseal verify "$work/ball_scored.mp4"
+rc=$?
+set -e
+echo "outputs in $work (FOLEYSEAL_HOME=$FOLEYSEAL_HOME)"
+exit "$rc"

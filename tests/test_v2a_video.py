@@ -219,3 +219,10 @@ def test_one_frame_video_decodes(tmp_path):
     path = still_video(tmp_path / "one.mp4", duration_s=0.04)
     frames = list(iter_frames(path))
     assert len(frames) == 1 and frames[0].time_s == 0.0
+
+
+def test_4k_frames_are_reduced_while_decoding(tmp_path):
+    path = still_video(tmp_path / "uhd.mp4", duration_s=0.12, size=(3840, 2160))
+    frames = list(iter_frames(path))
+    assert len(frames) == 3
+    assert frames[0].yuv.shape == (180, 320, 3) and frames[0].half.shape == (90, 160, 3)

@@ -170,6 +170,14 @@ def generate(
     if not -70.0 <= options.loudness_lufs <= -5.0:
         raise InputError(f"loudness target {options.loudness_lufs} LUFS is outside -70..-5 LUFS")
     gen = _generator(options)
+    # missing or unreadable keys fail now, not after minutes of analysis and rendering
+    from provenance.core.config import load_settings
+    from provenance.keys.signers import load_identity
+    from provenance.watermark import load_key
+
+    checked = settings or load_settings()
+    load_identity(checked)
+    load_key(checked.watermark_key_path)
     need = min_duration_s()
     outputs: list[MarkedFile] = []
     stems: list[MarkedFile] = []

@@ -126,7 +126,6 @@ def analyze(
         luma = yuv[..., 0]
         prev: Frame | None = state["prev"]
         new_scene = prev is None or scene != state["prev_scene"]
-        dt = fr.time_s - prev.time_s if prev is not None else 0.0
         series.t.append(fr.time_s)
         series.scene.append(scene)
         if new_scene:
