@@ -91,14 +91,7 @@ def decay(n: int, seconds: float) -> np.ndarray:
 
 def fade(x: np.ndarray, in_s: float, out_s: float) -> np.ndarray:
     """Raised-cosine fades at both ends (in place on a copy); the ends reach exactly zero."""
-    x = np.array(x, dtype=np.float32, copy=True)
-    n = x.shape[-1]
-    a, b = min(n, samples(in_s)), min(n, samples(out_s))
-    if a > 0:
-        x[..., :a] *= (0.5 - 0.5 * np.cos(np.linspace(0, np.pi, a, dtype=np.float32)))
-    if b > 0:
-        x[..., n - b :] *= (0.5 + 0.5 * np.cos(np.linspace(0, np.pi, b, dtype=np.float32)))
-    return x
+    return fade_ends(np.array(x, dtype=np.float32, copy=True), in_s, out_s)
 
 
 def fade_ends(x: np.ndarray, in_s: float, out_s: float) -> np.ndarray:
