@@ -207,11 +207,11 @@ def generate(
         with tempfile.TemporaryDirectory(prefix=".foleyseal-gen-", dir=output.parent) as tmp:
             tmpdir = Path(tmp)
             if suffix in VIDEO_SUFFIXES:
-                # staged as Matroska with near-transparent Opus: mark() decodes it, watermarks
-                # it and writes the final container and codec; Opus encodes several times
-                # faster than AAC, and this intermediate never leaves the temporary directory
+                # staged as Matroska with lossless float PCM: mark() decodes it, watermarks it
+                # and writes the final container and codec; PCM costs nothing to encode or
+                # decode, and this intermediate never leaves the temporary directory
                 staged = tmpdir / "muxed.mkv"
-                replace_audio_track(video, track.mix, staged, codec="opus", bitrate_kbps=256, start_s=0.0)
+                replace_audio_track(video, track.mix, staged, codec="float", start_s=0.0)
             else:
                 staged = tmpdir / "soundtrack.wav"
                 write_audio(staged, track.mix, subtype="PCM_24")
