@@ -23,6 +23,8 @@ from pathlib import Path
 import numpy as np
 from scipy import optimize, special, stats
 
+from benchmarks.robustness import discover_clips
+
 WINDOWS_S = (5.0, 10.0, 20.0)
 
 
@@ -35,10 +37,6 @@ class NullTrial:
     z: float
     p_value: float
     found: bool
-
-
-def _load_corpus(corpus: Path) -> list[Path]:
-    return sorted(p for p in corpus.iterdir() if p.suffix.lower() in {".wav", ".flac", ".ogg", ".mp3", ".m4a"})
 
 
 def _trial_batch(args: tuple[str, list[tuple[int, bool, float]], int]) -> list[NullTrial]:
@@ -82,7 +80,7 @@ def fit_max_law(z: np.ndarray) -> tuple[float, float]:
 
 
 def run(corpus: Path, trials: int, workers: int, seed: int = 0) -> dict:
-    files = _load_corpus(corpus)
+    files = [clip.path for clip in discover_clips(corpus)]
     rng = np.random.default_rng(seed)
     per_file: dict[str, list[tuple[int, bool, float]]] = {str(f): [] for f in files}
     for i in range(trials):

@@ -94,6 +94,18 @@ def _record(row: Any) -> StoreRecord:
     )
 
 
+def _content_columns(record: StoreRecord) -> dict:
+    """The columns a published record fills beyond its id, algorithm and payload."""
+    return {
+        "manifest": record.manifest,
+        "asset_sha256": record.asset_sha256.lower(),
+        "mime_type": record.mime_type,
+        "duration_s": record.duration_s,
+        "created_at": record.created_at,
+        "title": record.title,
+    }
+
+
 class ManifestStore:
     """A manifest store at an SQLAlchemy URL; migrates the schema when opened."""
 
@@ -203,15 +215,7 @@ class ManifestStore:
                     manifests.c.algorithm == record.algorithm,
                     manifests.c.payload == record.payload.lower(),
                 )
-                .values(
-                    status=STATUS_PUBLISHED,
-                    manifest=record.manifest,
-                    asset_sha256=record.asset_sha256.lower(),
-                    mime_type=record.mime_type,
-                    duration_s=record.duration_s,
-                    created_at=record.created_at,
-                    title=record.title,
-                )
+                .values(status=STATUS_PUBLISHED, **_content_columns(record))
             )
             if result.rowcount != 1:
                 raise StoreError(f"no reservation {record.id} for payload {record.payload} to publish")
@@ -225,12 +229,7 @@ class ManifestStore:
                     algorithm=record.algorithm,
                     payload=record.payload.lower(),
                     status=STATUS_PUBLISHED,
-                    manifest=record.manifest,
-                    asset_sha256=record.asset_sha256.lower(),
-                    mime_type=record.mime_type,
-                    duration_s=record.duration_s,
-                    created_at=record.created_at,
-                    title=record.title,
+                    **_content_columns(record),
                 )
             )
 

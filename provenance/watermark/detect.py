@@ -57,12 +57,12 @@ maximum-likelihood fits on 1,920 null trials (``benchmarks/null_trials.py --seed
 held-out trials (seed 4) the resulting p-values pass a Kolmogorov-Smirnov test of uniformity."""
 SEGMENT_WINDOW_S = 0.5
 MIN_NULL_SCALE = 0.8
-NULL_MODE = "standardize"
-"""How alignment z-scores are normalised before the maximum is tested (see step 3 above)."""
+"""Floor of the spread used to standardise alignment z-scores (see step 3 above)."""
 FLOOR_PERCENTILE = 5.0
+"""Per-band noise floor: this percentile of the file's tile levels, dB."""
 FLOOR_MARGIN_DB = 3.0
 FLOOR_RAMP_DB = 9.0
-W_POWER = 1.0  # reliability exponent (sharper weighting tested worse)
+"""Reliability rises from 0 to 1 between these many dB above the noise floor (margin, margin + ramp)."""
 SEGMENT_Z = 3.0
 MAX_SEGMENT_SEARCHES = 4
 
@@ -99,7 +99,7 @@ def _features(x16: np.ndarray, params: WatermarkParams, source_rate_hz: float | 
         # leakage, whose levels are not random: they must not take part in the test.
         rel = rel * (params.band_edges_hz[1:] <= 0.45 * source_rate_hz)
     v = y[..., 0::2] - y[..., 1::2]
-    w = np.minimum(rel[..., 0::2], rel[..., 1::2]) ** W_POWER
+    w = np.minimum(rel[..., 0::2], rel[..., 1::2])
     return _Features(v.astype(np.float32), w.astype(np.float32))
 
 
@@ -129,16 +129,20 @@ def _grouped(feat: _Features, layout: Layout, phase: int, offset: int, slot_mask
     real[offset : offset + n] = True
     whole = real.reshape(-1, p.block_runs, p.run_slots).all(axis=-1)  # (reps, runs)
     stat = (layout.chips[None] * vg).mean(axis=-1)
-    u = stat / p.delta - layout.dither[None]
-    r = u - np.round(u)
+    r = _residual(stat, layout.dither[None], p.delta)
     gw = wg.mean(axis=-1) * whole[..., None]
     return _Grouped(r, gw, offset, n)
 
 
-def _presence_terms(r: np.ndarray, layout: Layout) -> np.ndarray:
+def _residual(stat: np.ndarray, dither: np.ndarray, delta: float) -> np.ndarray:
+    """Distance of each statistic from the keyed lattice, in lattice steps, in [-0.5, 0.5)."""
+    u = stat / delta - dither
+    return u - np.round(u)
+
+
+def _presence_terms(r: np.ndarray, role: np.ndarray, pilot_bits: np.ndarray) -> np.ndarray:
     """Presence term per group: pilot agreement, or bit-blind lattice agreement for payload groups."""
-    pilot = layout.role < 0
-    return np.where(pilot, np.cos(2 * np.pi * (r - 0.5 * layout.pilot_bits)), np.cos(4 * np.pi * r))
+    return np.where(role < 0, np.cos(2 * np.pi * (r - 0.5 * pilot_bits)), np.cos(4 * np.pi * r))
 
 
 def _scan(feat: _Features, layout: Layout, mask: np.ndarray) -> np.ndarray:
@@ -167,12 +171,8 @@ def _scan(feat: _Features, layout: Layout, mask: np.ndarray) -> np.ndarray:
                 m1 = min(m_runs, m0 + m_chunk)
                 idx = (np.arange(m0, m1)[None, :] + np.arange(R)[:, None]) % R  # (R, M)
                 stat = np.einsum("cmgk,mgk->cmg", layout.chips[idx], vr[m0:m1]) / p.pairs_per_group
-                u = stat / p.delta - layout.dither[idx]
-                r = u - np.round(u)
-                pilot = layout.role[idx] < 0
-                terms = np.where(
-                    pilot, np.cos(2 * np.pi * (r - 0.5 * layout.pilot_bits[idx])), np.cos(4 * np.pi * r)
-                )
+                r = _residual(stat, layout.dither[idx], p.delta)
+                terms = _presence_terms(r, layout.role[idx], layout.pilot_bits[idx])
                 num += (terms * wr[None, m0:m1]).sum(axis=(1, 2))
             var = 0.5 * float((wr * wr).sum())
             if var <= 0:
@@ -200,11 +200,9 @@ def _null_scale(z: np.ndarray, best: tuple[int, int]) -> tuple[float, float]:
         return 0.0, 1.0
     med = float(np.median(vals))
     mad = float(np.median(np.abs(vals - med))) * 1.4826
-    if NULL_MODE == "standardize":
-        # The floor keeps near-degenerate surfaces (almost no usable groups, e.g. a constant
-        # signal whose only energy is at its edges) from inflating z; real null spreads are ~1.
-        return med, max(mad, MIN_NULL_SCALE)
-    return 0.0, max(1.0, mad)
+    # The floor keeps near-degenerate surfaces (almost no usable groups, e.g. a constant
+    # signal whose only energy is at its edges) from inflating z; real null spreads are ~1.
+    return med, max(mad, MIN_NULL_SCALE)
 
 
 def _per_slot(values: np.ndarray, g: _Grouped, layout: Layout) -> np.ndarray:
@@ -234,7 +232,7 @@ def _decode(
         expected = layout.symbol_bits(ecc.encode_payload(bits))
         agree = np.cos(2 * np.pi * (g.r - 0.5 * expected))
     else:
-        agree = _presence_terms(g.r, layout)
+        agree = _presence_terms(g.r, layout.role, layout.pilot_bits)
     weights = float(g.w[data].sum())
     conf = float((g.w[data] * agree[data]).sum() / weights) if weights > 0 else 0.0
     payload = (bits ^ layout.scramble) if crc_ok else None

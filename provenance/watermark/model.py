@@ -69,19 +69,23 @@ def frame_offset(params: WatermarkParams) -> int:
     return (params.frame_len - params.hop) // 2
 
 
-def stft(x: np.ndarray, params: WatermarkParams, hop: int | None = None) -> np.ndarray:
-    """STFT of ``x`` (analysis rate, 1-D or (channels, n)) with frames starting at ``k*hop - offset``.
-
-    Returns complex64 ``(..., frames, bins)`` with ``frames = ceil(n / hop)``.
-    """
-    hop = params.hop if hop is None else hop
+def _frames(x: np.ndarray, params: WatermarkParams, hop: int) -> np.ndarray:
+    """Read-only view ``(..., frames, frame_len)`` of ``x``: frame k starts at ``k*hop - offset``,
+    ``frames = ceil(n / hop)``, zeros outside the signal."""
     n = x.shape[-1]
     n_frames = -(-n // hop)
     off = frame_offset(params)
     pad_right = n_frames * hop + params.frame_len - off - n
     xp = np.pad(x, [(0, 0)] * (x.ndim - 1) + [(off, max(pad_right, 0))])
-    frames = np.lib.stride_tricks.sliding_window_view(xp, params.frame_len, axis=-1)[..., ::hop, :]
-    frames = frames[..., :n_frames, :] * analysis_window(params)
+    return np.lib.stride_tricks.sliding_window_view(xp, params.frame_len, axis=-1)[..., ::hop, :][..., :n_frames, :]
+
+
+def stft(x: np.ndarray, params: WatermarkParams, hop: int | None = None) -> np.ndarray:
+    """STFT of ``x`` (analysis rate, 1-D or (channels, n)) with frames starting at ``k*hop - offset``.
+
+    Returns complex64 ``(..., frames, bins)`` with ``frames = ceil(n / hop)``.
+    """
+    frames = _frames(x, params, params.hop if hop is None else hop) * analysis_window(params)
     return scipy.fft.rfft(frames, axis=-1).astype(np.complex64, copy=False)
 
 
@@ -90,12 +94,8 @@ def band_power_frames(
 ) -> np.ndarray:
     """Band power of every STFT frame of a 1-D signal, ``(frames, bands)`` float32, computed in
     chunks of frames so memory stays proportional to the output, not to the spectrogram."""
-    n = x.shape[-1]
-    n_frames = -(-n // hop)
-    off = frame_offset(params)
-    pad_right = n_frames * hop + params.frame_len - off - n
-    xp = np.pad(x, (off, max(pad_right, 0)))
-    view = np.lib.stride_tricks.sliding_window_view(xp, params.frame_len)[::hop][:n_frames]
+    view = _frames(x, params, hop)
+    n_frames = view.shape[0]
     win = analysis_window(params)
     bands = band_matrix(params)
     out = np.empty((n_frames, params.n_bands), dtype=np.float32)
