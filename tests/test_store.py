@@ -170,8 +170,12 @@ def test_concurrent_writers_get_distinct_payloads(store_url):
 
     def worker(i: int) -> None:
         try:
-            store = ManifestStore(store_url)  # concurrent first open also races the migration
-            barrier.wait()
+            try:
+                store = ManifestStore(store_url)  # concurrent first open also races the migration
+            except BaseException:
+                barrier.abort()  # the others fail with BrokenBarrierError instead of waiting forever
+                raise
+            barrier.wait(timeout=120)
             for j in range(per_thread):
                 rid = f"urn:c2pa:{i}-{j}"
                 p = store.reserve_payload(rid, ALG)

@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
+import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -57,6 +59,29 @@ def normalise_url(url: str) -> sa.URL:
     return u
 
 
+def _set_wal(cur: Any) -> None:
+    """Switch a SQLite database to WAL (a persistent setting) unless it already is.
+
+    The switch needs an exclusive lock, and SQLite answers "database is locked" at once, without
+    its busy handler, when several connections open a new database together: retry until the
+    busy timeout instead of failing the open.
+    """
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_S
+    delay = 0.005
+    while True:
+        try:
+            if cur.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+                cur.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) and "busy" not in str(exc):
+                raise
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.2)
+
+
 def _install_sqlite_pragmas(engine: sa.Engine) -> None:
     @event.listens_for(engine, "connect")
     def _connect(dbapi_conn: Any, _record: Any) -> None:
@@ -64,7 +89,7 @@ def _install_sqlite_pragmas(engine: sa.Engine) -> None:
         dbapi_conn.isolation_level = None
         cur = dbapi_conn.cursor()
         cur.execute(f"PRAGMA busy_timeout = {int(SQLITE_BUSY_TIMEOUT_S * 1000)}")
-        cur.execute("PRAGMA journal_mode = WAL")
+        _set_wal(cur)
         cur.execute("PRAGMA synchronous = NORMAL")
         cur.close()
 
