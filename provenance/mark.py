@@ -42,6 +42,7 @@ from provenance.c2pa.sidecar import sidecar_path
 from provenance.c2pa.sign import MIME_BY_SUFFIX, mime_for, sha256_file, sign_to
 from provenance.core import io as audio_io
 from provenance.core.atomic import atomic_write_bytes
+from provenance.core.audio import Audio
 from provenance.core.c2pa_types import MarkResult, SoftBinding, SoftBindingBlock, StoreRecord
 from provenance.core.config import Settings, load_settings
 from provenance.core.errors import InputError
@@ -81,6 +82,7 @@ def mark(
     include_prompts: bool = True,
     generated: bool = False,
     title: str | None = None,
+    audio: Audio | None = None,
 ) -> MarkResult:
     """Watermark, sign and record ``input_path`` into ``output_path`` (format from its extension).
 
@@ -91,6 +93,11 @@ def mark(
     goes into the ``org.foleyseal.generation`` assertion, without the prompts when
     ``include_prompts`` is False. ``source_video`` (the video the soundtrack was made for)
     becomes an ``inputTo`` ingredient and its SHA-256 is recorded.
+
+    ``audio``, when given, is the soundtrack to mark instead of ``input_path``'s own audio:
+    ``input_path`` is then the video it was made for (first sample at the video's 0 s), whose
+    video stream is copied into a video ``output_path``; an audio ``output_path`` gets the
+    soundtrack alone. Generators use it to deliver without an intermediate file.
 
     Raises :class:`InputError`/:class:`FormatError` for bad files, :class:`KeyFileError` for
     missing keys, :class:`SigningError`, :class:`StoreError`; on any error nothing is left
@@ -119,7 +126,7 @@ def mark(
         with tempfile.TemporaryDirectory(prefix=".foleyseal-mark-", dir=output_path.parent) as tmp:
             tmpdir = Path(tmp)
             marked = tmpdir / f"watermarked{output_path.suffix}"
-            embed_file(input_path, marked, wm_key, payload)
+            embed_file(input_path, marked, wm_key, payload, audio=audio)
             duration_s = audio_io.audio_info(marked).duration_s
 
             extra: dict[str, Any] = {"watermark": {"alg": SOFT_BINDING_ALG, "key_id": wm_key.key_id}}

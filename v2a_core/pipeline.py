@@ -9,12 +9,12 @@ C2PA signature with the generation record -> store), so no unmarked output can b
 from __future__ import annotations
 
 import math
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from provenance.core.atomic import atomic_write_bytes
+from provenance.core.audio import Audio
 from provenance.core.errors import InputError
 from v2a_core.generators import GenerationRequest, StageProgress, load_generator
 from v2a_core.types import Soundtrack
@@ -100,6 +100,11 @@ def _numbered(path: Path, k: int, n: int) -> Path:
     return path if n == 1 else path.with_name(f"{path.stem}-{k}{path.suffix}")
 
 
+def _pcm24(audio: Audio) -> Audio:
+    """The soundtrack tagged as 24-bit PCM, the sample format of WAV and FLAC outputs."""
+    return Audio(audio.samples, audio.sample_rate, subtype="PCM_24")
+
+
 def _finite(x: float) -> float | None:
     """JSON has no infinity: a silent soundtrack's loudness is recorded as null."""
     return round(float(x), 2) if math.isfinite(x) else None
@@ -148,7 +153,6 @@ def generate(
     ``options.stems_dir``, each marked too; the cue sheet goes to ``options.cue_sheet_path``.
     Nothing is half-written: every file is published by an atomic rename.
     """
-    from provenance.core.io import replace_audio_track, write_audio
     from provenance.mark import mark
     from provenance.watermark import min_duration_s
 
@@ -204,47 +208,38 @@ def generate(
             )
         target = _numbered(output, k, options.candidates)
         record = _record(track, options, gen.name, getattr(gen, "version", "?"), video, seed, k, None)
-        with tempfile.TemporaryDirectory(prefix=".foleyseal-gen-", dir=output.parent) as tmp:
-            tmpdir = Path(tmp)
-            if suffix in VIDEO_SUFFIXES:
-                # staged as Matroska with lossless float PCM: mark() decodes it, watermarks it
-                # and writes the final container and codec; PCM costs nothing to encode or
-                # decode, and this intermediate never leaves the temporary directory
-                staged = tmpdir / "muxed.mkv"
-                replace_audio_track(video, track.mix, staged, codec="float", start_s=0.0)
-            else:
-                staged = tmpdir / "soundtrack.wav"
-                write_audio(staged, track.mix, subtype="PCM_24")
-            stage("mark", 0.0)
-            result = mark(
-                staged,
-                target,
-                settings=settings,
-                generation_record=record,
-                source_video=video,
-                include_prompts=options.include_prompts,
-                generated=True,
-                title=target.name,
-            )
-            outputs.append(MarkedFile(target, "soundtrack", seed, result.payload, result.record.id))
-            if options.stems_dir is not None:
-                for layer, audio in track.stems.items():
-                    stem_path = Path(options.stems_dir) / f"{target.stem}-{layer}.flac"
-                    staged_stem = tmpdir / f"stem-{layer}.wav"
-                    write_audio(staged_stem, audio, subtype="PCM_24")
-                    stem_record = _record(track, options, gen.name, getattr(gen, "version", "?"), video, seed, k, layer)
-                    r = mark(
-                        staged_stem,
-                        stem_path,
-                        settings=settings,
-                        generation_record=stem_record,
-                        source_video=video,
-                        include_prompts=options.include_prompts,
-                        generated=True,
-                        title=stem_path.name,
-                    )
-                    stems.append(MarkedFile(stem_path, "stem", seed, r.payload, r.record.id, layer))
-            stage("mark", 1.0)
+        stage("mark", 0.0)
+        # the soundtrack goes to mark() in memory: it is watermarked there and written once,
+        # into a copy of the video (video stream copied) or as an audio file
+        result = mark(
+            video,
+            target,
+            settings=settings,
+            generation_record=record,
+            source_video=video,
+            include_prompts=options.include_prompts,
+            generated=True,
+            title=target.name,
+            audio=_pcm24(track.mix),
+        )
+        outputs.append(MarkedFile(target, "soundtrack", seed, result.payload, result.record.id))
+        if options.stems_dir is not None:
+            for layer, audio in track.stems.items():
+                stem_path = Path(options.stems_dir) / f"{target.stem}-{layer}.flac"
+                stem_record = _record(track, options, gen.name, getattr(gen, "version", "?"), video, seed, k, layer)
+                r = mark(
+                    video,
+                    stem_path,
+                    settings=settings,
+                    generation_record=stem_record,
+                    source_video=video,
+                    include_prompts=options.include_prompts,
+                    generated=True,
+                    title=stem_path.name,
+                    audio=_pcm24(audio),
+                )
+                stems.append(MarkedFile(stem_path, "stem", seed, r.payload, r.record.id, layer))
+        stage("mark", 1.0)
         if options.cue_sheet_path is not None and track.cue_sheet is not None:
             sheet_path = _numbered(Path(options.cue_sheet_path), k, options.candidates)
             atomic_write_bytes(sheet_path, (track.cue_sheet.to_json() + "\n").encode())

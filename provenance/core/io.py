@@ -48,6 +48,7 @@ __all__ = [
     "audio_info",
     "encode_decode",
     "is_video",
+    "is_video_extension",
     "iter_audio_blocks",
     "read_audio",
     "replace_audio_track",
@@ -678,6 +679,11 @@ def is_video(path: PathLike) -> bool:
             return any(_is_moving_picture(s) for s in container.streams.video)
     except (av.FFmpegError, OSError, ValueError):
         return False
+
+
+def is_video_extension(path: PathLike) -> bool:
+    """Whether ``path``'s extension names a video container :func:`replace_audio_track` writes."""
+    return Path(path).suffix.lower().lstrip(".") in _VIDEO_MUXERS
 
 
 def _is_moving_picture(stream: av.VideoStream) -> bool:

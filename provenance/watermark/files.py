@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from provenance.core import io
-from provenance.core.audio import check_audio_params
+from provenance.core.audio import Audio, check_audio_params
 from provenance.core.errors import InputError
 from provenance.core.results import Detection
 from provenance.watermark.detect import DEFAULT_THRESHOLD, detect_features
@@ -25,25 +25,28 @@ def embed_file(
     *,
     strength: float = 1.0,
     params: WatermarkParams = DEFAULT_PARAMS,
+    audio: Audio | None = None,
 ) -> Path:
     """Watermark a file into ``out_path``, keeping rate, channels and (where possible) format.
 
     Audio is streamed in 30 s chunks, so a 2-hour file needs well under 1 GB. The output
     is written to a temporary file and renamed only on success. Video inputs get their
     audio track replaced and their video stream copied.
+
+    ``audio``, when given, is marked instead of ``in_path``'s own track: a soundtrack made
+    for the video ``in_path`` (its first sample plays at the video's time 0 s), written into
+    a copy of that video, or as an audio file when ``out_path`` is an audio format. This
+    spares a generator staging its soundtrack in an intermediate file.
     """
     in_path, out_path = Path(in_path), Path(out_path)
     key = as_key(key)
+    if audio is not None:
+        return _embed_given(audio, in_path, out_path, key, payload, strength, params)
     info = io.audio_info(in_path)
     check_audio_params(info.sample_rate, info.channels, what=str(in_path))
     if info.frames <= 0:
         raise InputError("audio has no samples (zero length)", path=in_path)
-    if info.duration_s < min_duration_s(params):
-        raise InputError(
-            f"audio is {info.duration_s:.2f} s long; too short to carry the payload "
-            f"(at least {min_duration_s(params):.2f} s needed)",
-            path=in_path,
-        )
+    _check_long_enough(info.duration_s, params, in_path)
     if io.is_video(in_path):
         marked = embed(io.read_audio(in_path), key, payload, strength=strength, params=params)
         io.replace_audio_track(in_path, marked, out_path)
@@ -53,6 +56,30 @@ def embed_file(
     with io.AudioWriter(out_path, info.sample_rate, info.channels, subtype=subtype) as writer:
         for start, x, padded in _chunks_with_context(in_path, emb.chunk, emb.pad):
             writer.write(emb.apply(x, start, padded))
+    return out_path
+
+
+def _check_long_enough(duration_s: float, params: WatermarkParams, path: Path) -> None:
+    if duration_s < min_duration_s(params):
+        raise InputError(
+            f"audio is {duration_s:.2f} s long; too short to carry the payload "
+            f"(at least {min_duration_s(params):.2f} s needed)",
+            path=path,
+        )
+
+
+def _embed_given(audio: Audio, video: Path, out_path: Path, key: WatermarkKey, payload: bytes | str,
+                 strength: float, params: WatermarkParams) -> Path:
+    """Mark in-memory ``audio`` and write it into a copy of ``video`` or, for an audio ``out_path``, alone."""
+    check_audio_params(audio.sample_rate, audio.channels, what="the soundtrack")
+    if audio.frames <= 0:
+        raise InputError("audio has no samples (zero length)", path=video)
+    _check_long_enough(audio.duration_s, params, video)
+    marked = embed(audio, key, payload, strength=strength, params=params)
+    if io.is_video_extension(out_path):
+        io.replace_audio_track(video, marked, out_path, start_s=0.0)
+    else:
+        io.write_audio(out_path, marked)
     return out_path
 
 

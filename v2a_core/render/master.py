@@ -29,41 +29,33 @@ class MasterResult:
     true_peak_dbtp: float
 
 
-_LONG_S = 60.0
-
-
 def integrated_loudness(x: np.ndarray) -> float:
     """Integrated loudness of (channels, n) audio at 48 kHz, LUFS (-inf for silence).
 
-    Measured by pyloudnorm (ITU-R BS.1770-4 K-weighting and gating). Signals longer than a
-    minute are measured in blocks with pyloudnorm's own filters (same result, a fraction of
-    the memory); inputs shorter than one 400 ms gating block are measured looped to 1 s.
+    ITU-R BS.1770-4 K-weighting and gating with pyloudnorm's filters and constants. Signals
+    are filtered in chunks (filter state carried across), so long soundtracks need little
+    memory; inputs shorter than one 400 ms gating block are measured looped to 1 s.
     """
     if x.shape[1] == 0 or not np.any(x):
         return float("-inf")
-    if x.shape[1] > _LONG_S * SR:
-        return _blockwise_loudness(x)
-    data = x
-    if x.shape[1] < int(0.4 * SR) + 1:
+    if x.shape[1] < int(_METER.block_size * SR) + 1:
         reps = int(np.ceil(SR / x.shape[1]))
-        data = np.tile(x, reps)
-    meter = pyloudnorm.Meter(SR)
-    return float(meter.integrated_loudness(np.ascontiguousarray(data.T, dtype=np.float64)))
+        x = np.tile(x, reps)
+    return gated_loudness(k_weighted_power(x))
 
 
-def _blockwise_loudness(x: np.ndarray, chunk_s: float = 10.0, gain: np.ndarray | None = None) -> float:
-    """BS.1770-4 gated loudness computed chunk by chunk with pyloudnorm's K-weighting filters
-    (filter state carried across chunks), for (channels, n) audio at 48 kHz."""
-    meter = pyloudnorm.Meter(SR)
-    stages = list(meter._filters.values())
-    hop = int(round(meter.block_size * (1 - meter.overlap) * SR))  # 100 ms
-    per_block = int(round(1 / (1 - meter.overlap)))  # 4 hops per 400 ms block
-    chunk = hop * int(chunk_s * SR // hop)
+_METER = pyloudnorm.Meter(SR)
+
+
+def k_weighted_power(x: np.ndarray, gain: np.ndarray | None = None, chunk_s: float = 10.0) -> np.ndarray:
+    """float32 (n,): the K-weighted signal squared and summed over channels (BS.1770-4 weights
+    L, R and C by 1), of ``x * gain`` when ``gain`` (n,) is given, for (channels, n) audio at 48 kHz."""
+    stages = list(_METER._filters.values())
+    chunk = int(chunk_s * SR)
     n = x.shape[1]
-    seg_energy = []  # per channel: sum of squares of each 100 ms segment
+    power = np.zeros(n, np.float32)
     for ch in range(x.shape[0]):
         states = [lfilter_zi(st.b, st.a) * 0.0 for st in stages]
-        sums = []
         for start in range(0, n, chunk):
             y = x[ch, start : start + chunk].astype(np.float64)
             if gain is not None:
@@ -71,29 +63,39 @@ def _blockwise_loudness(x: np.ndarray, chunk_s: float = 10.0, gain: np.ndarray |
             for k, st in enumerate(stages):
                 y, states[k] = lfilter(st.b, st.a, y, zi=states[k])
                 y = st.passband_gain * y
-            m = len(y)
-            full = m // hop * hop
-            sums.extend(np.square(y[:full]).reshape(-1, hop).sum(axis=1))
-            if full < m:
-                sums.append(float(np.square(y[full:]).sum()))
-        seg_energy.append(np.asarray(sums))
-    t_total = n / SR
-    n_blocks = int(np.round((t_total - meter.block_size) / (meter.block_size * (1 - meter.overlap)))) + 1
-    win = meter.block_size * SR
-    z = np.zeros((x.shape[0], max(n_blocks, 0)))
-    for ch, seg in enumerate(seg_energy):
-        padded = np.concatenate([seg, np.zeros(per_block)])
-        cs = np.concatenate([[0.0], np.cumsum(padded)])
-        j = np.arange(max(n_blocks, 0))
-        z[ch] = (cs[j + per_block] - cs[j]) / win
+            power[start : start + len(y)] += np.square(y)
+    return power
+
+
+def gated_loudness(power: np.ndarray, gain: np.ndarray | None = None) -> float:
+    """BS.1770-4 gated loudness (LUFS) of a K-weighted power signal from :func:`k_weighted_power`.
+
+    With ``gain`` (n,), the loudness of ``power * gain**2``: the K-weighting applied before a
+    gain rather than after, which differs by hundredths of a LU for a limiter's gain curve
+    and is used to search for a gain; the result is then measured exactly.
+    """
+    hop = int(round(_METER.block_size * (1 - _METER.overlap) * SR))  # 100 ms
+    per_block = int(round(1 / (1 - _METER.overlap)))  # 4 hops per 400 ms block
+    n = len(power)
+    full = n // hop * hop
+    weighted = power if gain is None else power * np.square(gain, dtype=np.float32)
+    seg = weighted[:full].reshape(-1, hop).sum(axis=1, dtype=np.float64)
+    if full < n:
+        seg = np.append(seg, weighted[full:].sum(dtype=np.float64))
+    n_blocks = int(np.round((n / SR - _METER.block_size) / (_METER.block_size * (1 - _METER.overlap)))) + 1
+    if n_blocks <= 0:
+        return float("-inf")
+    cs = np.concatenate([[0.0], np.cumsum(np.concatenate([seg, np.zeros(per_block)]))])
+    j = np.arange(n_blocks)
+    z = (cs[j + per_block] - cs[j]) / (_METER.block_size * SR)
     with np.errstate(divide="ignore", invalid="ignore"):
-        block_lufs = -0.691 + 10 * np.log10(z.sum(axis=0))
+        block_lufs = -0.691 + 10 * np.log10(z)
         gated = block_lufs >= -70.0
         if not gated.any():
             return float("-inf")
-        rel = -0.691 + 10 * np.log10(z[:, gated].mean(axis=1).sum()) - 10.0
+        rel = -0.691 + 10 * np.log10(z[gated].mean()) - 10.0
         keep = gated & (block_lufs > rel)
-        return float(-0.691 + 10 * np.log10(z[:, keep].mean(axis=1).sum()))
+        return float(-0.691 + 10 * np.log10(z[keep].mean()))
 
 
 def true_peak_envelope(x: np.ndarray) -> np.ndarray:
@@ -173,27 +175,32 @@ def _limiter_chunk(env: np.ndarray, ceiling: float, scale: float, la: int, hold:
 def master(mix: np.ndarray, *, target_lufs: float = -16.0, ceiling_dbtp: float = -1.0, iterations: int = 4) -> MasterResult:
     """Gain curve that brings ``mix`` (2, n) to ``target_lufs`` with true peak <= ``ceiling_dbtp``."""
     n = mix.shape[1]
-    loud = integrated_loudness(mix)
+    if n < int(_METER.block_size * SR) + 1:
+        power = None
+        loud = integrated_loudness(mix)
+    else:
+        power = k_weighted_power(mix)
+        loud = gated_loudness(power)
     if not np.isfinite(loud):
         return MasterResult(np.ones(n, np.float32), loud, float("-inf"))
     ceiling = 10 ** ((ceiling_dbtp - 0.3) / 20)  # 0.3 dB margin for interpolation between checks
     static = 10 ** ((target_lufs - loud) / 20)
     peak_env = true_peak_envelope(mix)
     level = static  # the static part of the gain; the limiter adds the moving part
-    measured = loud
     for _ in range(iterations):
         gain = limiter_gain(peak_env, ceiling, scale=level)
         gain *= np.float32(level)
-        measured = _loudness_with_gain(mix, gain)
-        error = target_lufs - measured
-        if abs(error) < 0.2:
+        # the search measures through the K-weighted power taken once; the result is measured exactly below
+        estimate = gated_loudness(power, gain) if power is not None else _loudness_with_gain(mix, gain)
+        error = target_lufs - estimate
+        if abs(error) < 0.1:
             break
         del gain
         level *= 10 ** (error / 20)  # raise the static gain for what the limiter took
     else:
         gain = limiter_gain(peak_env, ceiling, scale=level)
         gain *= np.float32(level)
-        measured = _loudness_with_gain(mix, gain)
+    del power
     # the gain moves slowly next to the 4x oversampled peaks, so peak_env * gain is the true
     # peak of the result; trim if it still exceeds the ceiling anywhere
     peak = max((float(np.max(peak_env[i : i + _BLOCK] * gain[i : i + _BLOCK])) for i in range(0, n, _BLOCK)), default=0.0)
@@ -201,14 +208,14 @@ def master(mix: np.ndarray, *, target_lufs: float = -16.0, ceiling_dbtp: float =
     if tp > ceiling_dbtp - 0.02:
         gain = gain * 10 ** ((ceiling_dbtp - 0.05 - tp) / 20)
         tp = true_peak_dbtp(mix * gain)
-        measured = _loudness_with_gain(mix, gain)
+    measured = _loudness_with_gain(mix, gain)
     return MasterResult(gain.astype(np.float32, copy=False), measured, tp)
 
 
-def _loudness_with_gain(mix: np.ndarray, gain: np.ndarray, chunk: int = 1 << 22) -> float:
+def _loudness_with_gain(mix: np.ndarray, gain: np.ndarray) -> float:
     """Integrated loudness of ``mix * gain`` without holding the product of a long signal."""
-    if mix.shape[1] <= _LONG_S * SR:
+    if mix.shape[1] < int(_METER.block_size * SR) + 1:
         return integrated_loudness(mix * gain)
     if not np.any(mix):
         return float("-inf")
-    return _blockwise_loudness(mix, gain=gain)
+    return gated_loudness(k_weighted_power(mix, gain))
