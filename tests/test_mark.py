@@ -310,3 +310,39 @@ def test_eight_concurrent_mark_processes(tmp_path, backend):
             with admin.begin() as conn:
                 conn.exec_driver_sql(f"DROP SCHEMA {schema} CASCADE")
             admin.dispose()
+
+
+def test_mark_takes_a_soundtrack_in_memory_for_a_video(settings, tmp_path):
+    """A generator hands mark() its soundtrack: the video stream is copied, the soundtrack
+    (not the video's own audio) is marked into it, or written alone for an audio output."""
+    import av
+
+    from tests.test_c2pa import make_video
+
+    noise = np.random.default_rng(5).standard_normal((2, 6 * SR)).astype(np.float32)
+    video = make_video(tmp_path / "clip.mp4", Audio(0.1 * noise, SR))
+    track = make_signal(seconds=6.0, seed=9)
+    key = load_key(settings.watermark_key_path)
+
+    out = tmp_path / "scored.mp4"
+    r = mark(video, out, settings=settings, generated=True, audio=track)
+    with av.open(str(video)) as a, av.open(str(out)) as b:
+        before = [bytes(p) for p in a.demux(video=0) if p.size]
+        after = [bytes(p) for p in b.demux(video=0) if p.size]
+    assert after == before  # video packets copied, not re-encoded
+    got = read_audio(out)
+    assert abs(got.duration_s - 6.0) < 0.05
+    # it is the soundtrack that was marked: it correlates with `track`, not with the video's audio
+    n = min(got.frames, track.frames)
+    corr = lambda x: float(np.corrcoef(got.samples[0, 2048 : n - 2048], x.samples[0, 2048 : n - 2048])[0, 1])
+    assert corr(track) > 0.9
+    assert abs(corr(read_audio(video))) < 0.3
+    assert detect_file(out, key).payload == r.payload
+
+    wav = tmp_path / "scored.wav"
+    r2 = mark(video, wav, settings=settings, generated=True, audio=Audio(track.samples, SR, subtype="PCM_24"))
+    assert read_audio(wav).subtype == "PCM_24"
+    assert detect_file(wav, key).payload == r2.payload
+    anchors = trust_anchors_pem(settings)
+    for path in (out, wav):
+        assert read_credentials(path, trust_anchors_pem=anchors).state == "Trusted"

@@ -87,6 +87,7 @@ def test_cli_candidates_stems_and_cue_sheets(home, video, tmp_path, capsys):
     assert len({o["payload"] for o in summary["outputs"]}) == 2
     a, b = (read_audio(p) for p in paths)
     assert a.sample_rate == 48_000 and a.channels == 2 and abs(a.duration_s - 8.0) < 0.01
+    assert a.subtype == b.subtype == "PCM_24"
     assert not np.array_equal(a.samples, b.samples)  # seeds 0 and 1
     assert all(abs(x + 18.0) <= 1.0 for x in summary["loudness_lufs"])
     layers = {s["layer"] for s in summary["stems"]}

@@ -77,11 +77,17 @@ def gated_loudness(power: np.ndarray, gain: np.ndarray | None = None) -> float:
     hop = int(round(_METER.block_size * (1 - _METER.overlap) * SR))  # 100 ms
     per_block = int(round(1 / (1 - _METER.overlap)))  # 4 hops per 400 ms block
     n = len(power)
-    full = n // hop * hop
-    weighted = power if gain is None else power * np.square(gain, dtype=np.float32)
-    seg = weighted[:full].reshape(-1, hop).sum(axis=1, dtype=np.float64)
-    if full < n:
-        seg = np.append(seg, weighted[full:].sum(dtype=np.float64))
+    step = hop * 256  # whole hops per chunk: temporaries stay small for long soundtracks
+    seg = []
+    for start in range(0, n, step):
+        part = power[start : start + step]
+        if gain is not None:
+            part = part * np.square(gain[start : start + step], dtype=np.float32)
+        full = len(part) // hop * hop
+        seg.append(part[:full].reshape(-1, hop).sum(axis=1, dtype=np.float64))
+        if full < len(part):
+            seg.append(np.array([part[full:].sum(dtype=np.float64)]))
+    seg = np.concatenate(seg)
     n_blocks = int(np.round((n / SR - _METER.block_size) / (_METER.block_size * (1 - _METER.overlap)))) + 1
     if n_blocks <= 0:
         return float("-inf")
