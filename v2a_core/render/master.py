@@ -38,22 +38,29 @@ def integrated_loudness(x: np.ndarray) -> float:
     """
     if x.shape[1] == 0 or not np.any(x):
         return float("-inf")
-    if x.shape[1] < int(_METER.block_size * SR) + 1:
+    if x.shape[1] < _BLOCK_SAMPLES + 1:
         reps = int(np.ceil(SR / x.shape[1]))
         x = np.tile(x, reps)
-    return gated_loudness(k_weighted_power(x))
+    return gated_loudness(k_weighted_energy(x, resolution=_HOP), x.shape[1])
 
 
 _METER = pyloudnorm.Meter(SR)
+_HOP = int(round(_METER.block_size * (1 - _METER.overlap) * SR))
+"""Gating hop, samples (100 ms): blocks of 400 ms start every hop."""
+_BLOCK_SAMPLES = int(round(_METER.block_size * SR))
+_FINE = 16
+"""Resolution, samples, of the energy kept for the limiter's gain search (1/3 ms)."""
 
 
-def k_weighted_power(x: np.ndarray, gain: np.ndarray | None = None, chunk_s: float = 10.0) -> np.ndarray:
-    """float32 (n,): the K-weighted signal squared and summed over channels (BS.1770-4 weights
-    L, R and C by 1), of ``x * gain`` when ``gain`` (n,) is given, for (channels, n) audio at 48 kHz."""
+def k_weighted_energy(x: np.ndarray, gain: np.ndarray | None = None, *, resolution: int,
+                      chunk_s: float = 10.0) -> np.ndarray:
+    """Energy of the K-weighted signal summed over channels (BS.1770-4 weights L, R and C by 1)
+    and over consecutive runs of ``resolution`` samples: float64 ``(ceil(n / resolution),)``,
+    of ``x * gain`` when ``gain`` (n,) is given, for (channels, n) audio at 48 kHz."""
     stages = list(_METER._filters.values())
-    chunk = int(chunk_s * SR)
+    chunk = int(chunk_s * SR) // resolution * resolution
     n = x.shape[1]
-    power = np.zeros(n, np.float32)
+    energy = np.zeros(-(-n // resolution))
     for ch in range(x.shape[0]):
         states = [lfilter_zi(st.b, st.a) * 0.0 for st in stages]
         for start in range(0, n, chunk):
@@ -63,37 +70,27 @@ def k_weighted_power(x: np.ndarray, gain: np.ndarray | None = None, chunk_s: flo
             for k, st in enumerate(stages):
                 y, states[k] = lfilter(st.b, st.a, y, zi=states[k])
                 y = st.passband_gain * y
-            power[start : start + len(y)] += np.square(y)
-    return power
+            energy[start // resolution : -(-(start + len(y)) // resolution)] += _run_sums(np.square(y), resolution)
+    return energy
 
 
-def gated_loudness(power: np.ndarray, gain: np.ndarray | None = None) -> float:
-    """BS.1770-4 gated loudness (LUFS) of a K-weighted power signal from :func:`k_weighted_power`.
+def _run_sums(v: np.ndarray, size: int) -> np.ndarray:
+    """Sums of consecutive runs of ``size`` values (the last run may be shorter)."""
+    full = len(v) // size * size
+    sums = v[:full].reshape(-1, size).sum(axis=1)
+    return np.append(sums, v[full:].sum()) if full < len(v) else sums
 
-    With ``gain`` (n,), the loudness of ``power * gain**2``: the K-weighting applied before a
-    gain rather than after, which differs by hundredths of a LU for a limiter's gain curve
-    and is used to search for a gain; the result is then measured exactly.
-    """
-    hop = int(round(_METER.block_size * (1 - _METER.overlap) * SR))  # 100 ms
-    per_block = int(round(1 / (1 - _METER.overlap)))  # 4 hops per 400 ms block
-    n = len(power)
-    step = hop * 256  # whole hops per chunk: temporaries stay small for long soundtracks
-    seg = []
-    for start in range(0, n, step):
-        part = power[start : start + step]
-        if gain is not None:
-            part = part * np.square(gain[start : start + step], dtype=np.float32)
-        full = len(part) // hop * hop
-        seg.append(part[:full].reshape(-1, hop).sum(axis=1, dtype=np.float64))
-        if full < len(part):
-            seg.append(np.array([part[full:].sum(dtype=np.float64)]))
-    seg = np.concatenate(seg)
+
+def gated_loudness(hop_energy: np.ndarray, n: int) -> float:
+    """BS.1770-4 gated loudness (LUFS) from K-weighted energy per 100 ms hop
+    (:func:`k_weighted_energy` with ``resolution`` 4800) of a signal ``n`` samples long."""
+    per_block = _BLOCK_SAMPLES // _HOP  # 4 hops per 400 ms block
     n_blocks = int(np.round((n / SR - _METER.block_size) / (_METER.block_size * (1 - _METER.overlap)))) + 1
     if n_blocks <= 0:
         return float("-inf")
-    cs = np.concatenate([[0.0], np.cumsum(np.concatenate([seg, np.zeros(per_block)]))])
+    cs = np.concatenate([[0.0], np.cumsum(np.concatenate([hop_energy, np.zeros(per_block)]))])
     j = np.arange(n_blocks)
-    z = (cs[j + per_block] - cs[j]) / (_METER.block_size * SR)
+    z = (cs[j + per_block] - cs[j]) / _BLOCK_SAMPLES
     with np.errstate(divide="ignore", invalid="ignore"):
         block_lufs = -0.691 + 10 * np.log10(z)
         gated = block_lufs >= -70.0
@@ -102,6 +99,20 @@ def gated_loudness(power: np.ndarray, gain: np.ndarray | None = None) -> float:
         rel = -0.691 + 10 * np.log10(z[gated].mean()) - 10.0
         keep = gated & (block_lufs > rel)
         return float(-0.691 + 10 * np.log10(z[keep].mean()))
+
+
+def _loudness_estimate(fine_energy: np.ndarray, gain: np.ndarray) -> float:
+    """Loudness of ``mix * gain`` from the mix's K-weighted energy per ``_FINE`` samples.
+
+    Weights each 1/3 ms of K-weighted energy by the mean of ``gain**2`` there: K-weighting
+    before the gain instead of after, which moves a limiter's result by hundredths of a LU.
+    Used to search for the gain, which is then measured exactly."""
+    n = len(gain)
+    g2 = _run_sums(np.square(gain, dtype=np.float64), _FINE)
+    g2[: n // _FINE] /= _FINE
+    if n % _FINE:
+        g2[-1] /= n % _FINE
+    return gated_loudness(_run_sums(fine_energy * g2, _HOP // _FINE), n)
 
 
 def true_peak_envelope(x: np.ndarray) -> np.ndarray:
@@ -181,12 +192,12 @@ def _limiter_chunk(env: np.ndarray, ceiling: float, scale: float, la: int, hold:
 def master(mix: np.ndarray, *, target_lufs: float = -16.0, ceiling_dbtp: float = -1.0, iterations: int = 4) -> MasterResult:
     """Gain curve that brings ``mix`` (2, n) to ``target_lufs`` with true peak <= ``ceiling_dbtp``."""
     n = mix.shape[1]
-    if n < int(_METER.block_size * SR) + 1:
-        power = None
+    if n < _BLOCK_SAMPLES + 1:
+        fine = None
         loud = integrated_loudness(mix)
     else:
-        power = k_weighted_power(mix)
-        loud = gated_loudness(power)
+        fine = k_weighted_energy(mix, resolution=_FINE)
+        loud = gated_loudness(_run_sums(fine, _HOP // _FINE), n)
     if not np.isfinite(loud):
         return MasterResult(np.ones(n, np.float32), loud, float("-inf"))
     ceiling = 10 ** ((ceiling_dbtp - 0.3) / 20)  # 0.3 dB margin for interpolation between checks
@@ -196,8 +207,8 @@ def master(mix: np.ndarray, *, target_lufs: float = -16.0, ceiling_dbtp: float =
     for _ in range(iterations):
         gain = limiter_gain(peak_env, ceiling, scale=level)
         gain *= np.float32(level)
-        # the search measures through the K-weighted power taken once; the result is measured exactly below
-        estimate = gated_loudness(power, gain) if power is not None else _loudness_with_gain(mix, gain)
+        # the search measures through the K-weighted energy taken once; the result is measured exactly below
+        estimate = _loudness_estimate(fine, gain) if fine is not None else _loudness_with_gain(mix, gain)
         error = target_lufs - estimate
         if abs(error) < 0.1:
             break
@@ -206,7 +217,7 @@ def master(mix: np.ndarray, *, target_lufs: float = -16.0, ceiling_dbtp: float =
     else:
         gain = limiter_gain(peak_env, ceiling, scale=level)
         gain *= np.float32(level)
-    del power
+    del fine
     # the gain moves slowly next to the 4x oversampled peaks, so peak_env * gain is the true
     # peak of the result; trim if it still exceeds the ceiling anywhere
     peak = max((float(np.max(peak_env[i : i + _BLOCK] * gain[i : i + _BLOCK])) for i in range(0, n, _BLOCK)), default=0.0)
@@ -220,8 +231,8 @@ def master(mix: np.ndarray, *, target_lufs: float = -16.0, ceiling_dbtp: float =
 
 def _loudness_with_gain(mix: np.ndarray, gain: np.ndarray) -> float:
     """Integrated loudness of ``mix * gain`` without holding the product of a long signal."""
-    if mix.shape[1] < int(_METER.block_size * SR) + 1:
+    if mix.shape[1] < _BLOCK_SAMPLES + 1:
         return integrated_loudness(mix * gain)
     if not np.any(mix):
         return float("-inf")
-    return gated_loudness(k_weighted_power(mix, gain))
+    return gated_loudness(k_weighted_energy(mix, gain, resolution=_HOP), mix.shape[1])
