@@ -108,7 +108,8 @@ def _loudness_estimate(fine_energy: np.ndarray, gain: np.ndarray) -> float:
     before the gain instead of after, which moves a limiter's result by hundredths of a LU.
     Used to search for the gain, which is then measured exactly."""
     n = len(gain)
-    g2 = _run_sums(np.square(gain, dtype=np.float64), _FINE)
+    step = _FINE * (1 << 16)  # in chunks: no full-length temporary
+    g2 = np.concatenate([_run_sums(np.square(gain[i : i + step], dtype=np.float64), _FINE) for i in range(0, n, step)])
     g2[: n // _FINE] /= _FINE
     if n % _FINE:
         g2[-1] /= n % _FINE
