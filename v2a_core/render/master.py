@@ -45,9 +45,9 @@ def integrated_loudness(x: np.ndarray) -> float:
 
 
 _METER = pyloudnorm.Meter(SR)
-_HOP = int(round(_METER.block_size * (1 - _METER.overlap) * SR))
+_HOP = round(_METER.block_size * (1 - _METER.overlap) * SR)
 """Gating hop, samples (100 ms): blocks of 400 ms start every hop."""
-_BLOCK_SAMPLES = int(round(_METER.block_size * SR))
+_BLOCK_SAMPLES = round(_METER.block_size * SR)
 _FINE = 16
 """Resolution, samples, of the energy kept for the limiter's gain search (1/3 ms)."""
 
