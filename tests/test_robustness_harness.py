@@ -231,6 +231,14 @@ def test_cli_bench_robustness(tmp_path):
     # --quick keeps clips of 6 s or more: here only music_a.flac (2 attacks + 2 nulls + 1 quality)
     assert info["trials"] == 5 and info["errors"] == 0
     assert (out / "summary.md").exists()
+    # --min-clip-s overrides the length filter: the 5 s speech clip joins (5 more trials)
+    result = CliRunner().invoke(app, [
+        "bench", "robustness", "--corpus", str(corpus), "--out", str(tmp_path / "all"), "--watermarkers", "lsb",
+        "--attacks", "none,volume_x0.25", "--workers", "1", "--null-per-clip", "2", "--quick", "--json",
+        "--min-clip-s", "4",
+    ])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["trials"] == 10
     from foleyseal.cli import main
 
     with pytest.raises(SystemExit) as exc:

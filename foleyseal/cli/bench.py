@@ -31,6 +31,8 @@ def robustness_cmd(
     null_per_clip: int = typer.Option(None, "--null-per-clip", min=0,
                                       help="Null trials per clip and watermarker (default 40; quick 4)."),
     max_clips: int = typer.Option(None, "--max-clips", min=1, help="Use at most this many clips."),
+    min_clip_s: float = typer.Option(None, "--min-clip-s", min=0.0,
+                                     help="Use only clips at least this long, seconds (issue 2's matrix: 10)."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
     json_out: bool = typer.Option(False, "--json", help="Print a JSON summary of the run."),
 ) -> None:
@@ -52,6 +54,8 @@ def robustness_cmd(
         extra["null_per_clip"] = null_per_clip
     if max_clips is not None:
         extra["max_clips"] = max_clips
+    if min_clip_s is not None:
+        extra["min_clip_s"] = min_clip_s
     if chosen is not None:
         extra["attacks"] = chosen
     if quick:
