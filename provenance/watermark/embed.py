@@ -11,6 +11,8 @@ context on each side, so memory stays bounded and chunk seams are invisible.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from provenance.core.audio import Audio
@@ -239,6 +241,17 @@ def min_duration_s(params: WatermarkParams = DEFAULT_PARAMS) -> float:
     return params.block_s
 
 
+def require_duration(duration_s: float, params: WatermarkParams = DEFAULT_PARAMS, path: Path | None = None) -> None:
+    """Raise :class:`InputError` (naming ``path`` if given) when ``duration_s`` seconds of audio
+    cannot carry the whole payload once."""
+    need = min_duration_s(params)
+    if duration_s < need:
+        raise InputError(
+            f"audio is {duration_s:.2f} s long; too short to carry the payload (at least {need:.2f} s needed)",
+            path=path,
+        )
+
+
 class ChunkEmbedder:
     """Marks a signal chunk by chunk (30 s + context), for in-memory and streaming use."""
 
@@ -306,12 +319,7 @@ def embed(
     Raises InputError for unusable audio or audio shorter than one payload block.
     """
     audio.validate()
-    need = min_duration_s(params)
-    if audio.duration_s < need:
-        raise InputError(
-            f"audio is {audio.duration_s:.2f} s long; too short to carry the payload "
-            f"(at least {need:.2f} s needed)"
-        )
+    require_duration(audio.duration_s, params)
     emb = ChunkEmbedder(key, payload, audio.sample_rate, strength=strength, params=params)
     x = audio.samples
     out = np.empty_like(x)

@@ -11,7 +11,7 @@ from provenance.core.audio import Audio, check_audio_params
 from provenance.core.errors import InputError
 from provenance.core.results import Detection
 from provenance.watermark.detect import DEFAULT_THRESHOLD, detect_features
-from provenance.watermark.embed import ChunkEmbedder, embed, min_duration_s
+from provenance.watermark.embed import ChunkEmbedder, embed, require_duration
 from provenance.watermark.keys import WatermarkKey, as_key
 from provenance.watermark.layout import DEFAULT_PARAMS, WatermarkParams
 from provenance.watermark.model import resample
@@ -46,7 +46,7 @@ def embed_file(
     check_audio_params(info.sample_rate, info.channels, what=str(in_path))
     if info.frames <= 0:
         raise InputError("audio has no samples (zero length)", path=in_path)
-    _check_long_enough(info.duration_s, params, in_path)
+    require_duration(info.duration_s, params, in_path)
     if io.is_video(in_path):
         marked = embed(io.read_audio(in_path), key, payload, strength=strength, params=params)
         io.replace_audio_track(in_path, marked, out_path)
@@ -59,22 +59,11 @@ def embed_file(
     return out_path
 
 
-def _check_long_enough(duration_s: float, params: WatermarkParams, path: Path) -> None:
-    if duration_s < min_duration_s(params):
-        raise InputError(
-            f"audio is {duration_s:.2f} s long; too short to carry the payload "
-            f"(at least {min_duration_s(params):.2f} s needed)",
-            path=path,
-        )
-
-
 def _embed_given(audio: Audio, video: Path, out_path: Path, key: WatermarkKey, payload: bytes | str,
                  strength: float, params: WatermarkParams) -> Path:
     """Mark in-memory ``audio`` and write it into a copy of ``video`` or, for an audio ``out_path``, alone."""
-    check_audio_params(audio.sample_rate, audio.channels, what="the soundtrack")
-    if audio.frames <= 0:
-        raise InputError("audio has no samples (zero length)", path=video)
-    _check_long_enough(audio.duration_s, params, video)
+    # embed() validates rate, channels and samples; the length check here names the file
+    require_duration(audio.duration_s, params, video)
     marked = embed(audio, key, payload, strength=strength, params=params)
     if io.is_video_extension(out_path):
         io.replace_audio_track(video, marked, out_path, start_s=0.0)
