@@ -15,6 +15,7 @@ from pathlib import Path
 
 from provenance.core.atomic import atomic_write_bytes
 from provenance.core.audio import Audio
+from provenance.core.c2pa_types import MarkResult
 from provenance.core.errors import InputError
 from v2a_core.generators import GenerationRequest, StageProgress, load_generator
 from v2a_core.types import Soundtrack
@@ -100,9 +101,16 @@ def _numbered(path: Path, k: int, n: int) -> Path:
     return path if n == 1 else path.with_name(f"{path.stem}-{k}{path.suffix}")
 
 
-def _pcm24(audio: Audio) -> Audio:
-    """The soundtrack tagged as 24-bit PCM, the sample format of WAV and FLAC outputs."""
-    return Audio(audio.samples, audio.sample_rate, subtype="PCM_24")
+def _deliver(video: Path, path: Path, audio: Audio, record: dict, options: GenerateOptions, settings) -> MarkResult:
+    """Watermark, sign and store ``audio`` made for ``video`` as ``path``.
+
+    The audio goes to mark() in memory: it is watermarked there and written once, into a copy
+    of the video (video stream copied) or as an audio file, tagged 24-bit for WAV and FLAC."""
+    from provenance.mark import mark
+
+    return mark(video, path, settings=settings, generation_record=record, source_video=video,
+                include_prompts=options.include_prompts, generated=True, title=path.name,
+                audio=Audio(audio.samples, audio.sample_rate, subtype="PCM_24"))
 
 
 def _finite(x: float) -> float | None:
@@ -153,7 +161,6 @@ def generate(
     ``options.stems_dir``, each marked too; the cue sheet goes to ``options.cue_sheet_path``.
     Nothing is half-written: every file is published by an atomic rename.
     """
-    from provenance.mark import mark
     from provenance.watermark import min_duration_s
 
     video, output = Path(video), Path(output)
@@ -207,37 +214,15 @@ def generate(
                 path=video,
             )
         target = _numbered(output, k, options.candidates)
-        record = _record(track, options, gen.name, getattr(gen, "version", "?"), video, seed, k, None)
         stage("mark", 0.0)
-        # the soundtrack goes to mark() in memory: it is watermarked there and written once,
-        # into a copy of the video (video stream copied) or as an audio file
-        result = mark(
-            video,
-            target,
-            settings=settings,
-            generation_record=record,
-            source_video=video,
-            include_prompts=options.include_prompts,
-            generated=True,
-            title=target.name,
-            audio=_pcm24(track.mix),
-        )
+        record = _record(track, options, gen.name, getattr(gen, "version", "?"), video, seed, k, None)
+        result = _deliver(video, target, track.mix, record, options, settings)
         outputs.append(MarkedFile(target, "soundtrack", seed, result.payload, result.record.id))
         if options.stems_dir is not None:
             for layer, audio in track.stems.items():
                 stem_path = Path(options.stems_dir) / f"{target.stem}-{layer}.flac"
                 stem_record = _record(track, options, gen.name, getattr(gen, "version", "?"), video, seed, k, layer)
-                r = mark(
-                    video,
-                    stem_path,
-                    settings=settings,
-                    generation_record=stem_record,
-                    source_video=video,
-                    include_prompts=options.include_prompts,
-                    generated=True,
-                    title=stem_path.name,
-                    audio=_pcm24(audio),
-                )
+                r = _deliver(video, stem_path, audio, stem_record, options, settings)
                 stems.append(MarkedFile(stem_path, "stem", seed, r.payload, r.record.id, layer))
         stage("mark", 1.0)
         if options.cue_sheet_path is not None and track.cue_sheet is not None:
