@@ -256,9 +256,9 @@ def _search_watermark(
     failed: list[str] = []
     silent = 0
 
-    def one(s: _KeySearch, x: np.ndarray, offset_s: float) -> Any | None:
+    def one(s: _KeySearch, x: np.ndarray, offset_s: float, search: bool = True) -> Any | None:
         try:
-            return detect(Audio(x[np.newaxis, :], stats.sample_rate), s.key)
+            return detect(Audio(x[np.newaxis, :], stats.sample_rate), s.key, search=search)
         except InputError as exc:
             # Too short for one watermark block, or a rate the watermark does not cover.
             rejected.append(exc.message)
@@ -291,7 +291,9 @@ def _search_watermark(
                 part = window[k : k + sub]
                 if part.shape[0] < sub // 2 or float(np.max(np.abs(part))) < _SILENCE_PEAK:
                     continue
-                d2 = one(s, part, offset_s + k / sr)
+                # Sub-windows look for splices and faint marks on the timeline the whole window
+                # was tested on; the speed and pitch search ran on the whole window.
+                d2 = one(s, part, offset_s + k / sr, search=False)
                 if d2 is not None:
                     out.append((s, d2, offset_s + k / sr))
         return out

@@ -101,6 +101,8 @@ def _default_attacks() -> list[Attack]:
     a += [Speed(name=f"speed_{_pct(p)}", percent=float(p)) for p in (5, -5, 10, -10)]
     a += [TimeStretch(name=f"stretch_{_pct(p)}", percent=float(p)) for p in (5, -5, 10, -10)]
     a += [PitchShift(name=f"pitch_{s:+d}st", semitones=float(s)) for s in (1, -1, 2, -2)]
+    a += [PitchShift(name=f"pitch_formants_{s:+d}st", semitones=float(s), preserve_formants=True)
+          for s in (1, -1)]
     a += [SampleDrop(name="drop_samples_0.1%", percent=0.1)]
     # mixing
     a += [MixOther(name="mix_-10db", level_db=-10.0), MixOther(name="mix_0db", level_db=0.0)]

@@ -184,18 +184,23 @@ class TimeStretch(_TimeAttack):
 class PitchShift(Attack):
     """Shift pitch by ``semitones`` keeping duration (Rubber Band offline, pedalboard.time_stretch).
 
-    pedalboard's real-time ``PitchShift`` plugin misses the ratio by ~0.5 % at +-2 semitones;
-    the offline stretcher is exact.
+    With ``preserve_formants=False`` (the default, as in Rubber Band's command line, librosa and
+    sox) the whole spectrum is scaled; with True the spectral envelope stays where it was and
+    only the harmonics move, as pitch correction of a voice does. pedalboard's real-time
+    ``PitchShift`` plugin misses the ratio by ~0.5 % at +-2 semitones; the offline stretcher is
+    exact.
     """
 
     semitones: float
+    preserve_formants: bool = False
     kind: ClassVar[str] = "time"
 
     def transform(self, audio: Audio, rng: np.random.Generator, ctx: AttackContext) -> Audio:
         from pedalboard import time_stretch
 
         y = time_stretch(audio.samples, float(audio.sample_rate), stretch_factor=1.0,
-                         pitch_shift_in_semitones=self.semitones)
+                         pitch_shift_in_semitones=self.semitones,
+                         preserve_formants=self.preserve_formants)
         return audio.with_samples(fit_length(y, audio.frames))
 
 

@@ -24,6 +24,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -36,6 +37,16 @@ from provenance.watermark import ecc
 from provenance.watermark.embed import bits_to_hex
 from provenance.watermark.keys import WatermarkKey, as_key
 from provenance.watermark.layout import DEFAULT_PARAMS, Layout, WatermarkParams, to_groups
+from provenance.watermark.warp import (
+    IDENTITY,
+    Warp,
+    frequency_ratio,
+    power_frames,
+    resampled_band_power,
+    unwarped_band_power,
+    warp_time,
+    warped_band_power,
+)
 from provenance.watermark.model import (
     band_power_frames,
     capacity,
@@ -65,6 +76,26 @@ FLOOR_RAMP_DB = 9.0
 """Reliability rises from 0 to 1 between these many dB above the noise floor (margin, margin + ramp)."""
 SEGMENT_Z = 3.0
 MAX_SEGMENT_SEARCHES = 4
+TEMPO_RANGE = (0.88, 1.12)
+TEMPO_STEP = 0.005
+"""Coarse grid of tempo factors searched (speed changes and time stretches), +-12 % in 0.5 % steps."""
+PITCH_RANGE_ST = 2.5
+PITCH_STEP_ST = 0.25
+"""Coarse grid of pitch shifts searched, semitones."""
+FINE_TIME_STEP = 0.001
+FINE_TIME_STEPS = 3
+FINE_FREQ_STEP = 0.005
+FINE_FREQ_STEPS = 3
+"""Refinement around a coarse warp: time scale +-0.3 % in 0.1 % steps, frequency scale +-1.5 % in
+0.5 % steps."""
+COARSE_BLOCKS = 2
+"""Length of the coarse search window, blocks (8.6 s)."""
+SEARCH_WINDOW_S = 30.0
+"""Length of the window the search refines and decodes on, seconds."""
+SEARCH_CANDIDATES = 2
+"""Coarse warps refined."""
+COARSE_PHASE_STEP = 2
+"""The coarse search tries every second fine phase (5 ms apart)."""
 
 
 @dataclass
@@ -78,15 +109,25 @@ class _Features:
 
 
 def _features(x16: np.ndarray, params: WatermarkParams, source_rate_hz: float | None = None) -> _Features:
-    fine_hop = params.hop // FINE
+    """Features of a 16 kHz mono signal at every fine phase."""
+    return _features_from_band_power(band_power_frames(x16, params, params.hop // FINE), params, source_rate_hz)
+
+
+def _features_from_band_power(
+    bp: np.ndarray, params: WatermarkParams, source_rate_hz: float | None = None, freq_scale: float = 1.0,
+    phase_step: int = 1,
+) -> _Features:
+    """Features from band power ``(frames, bands)`` at the fine hop; ``freq_scale`` is the pitch
+    change the bands were measured under (see :mod:`provenance.watermark.warp`). With
+    ``phase_step`` > 1 only every ``phase_step``-th fine phase is kept."""
     phases = params.slot_hops * FINE
-    bp = band_power_frames(x16, params, fine_hop)
     tiles = tile_power(bp, params, stride=FINE)
     n_slots = tiles.shape[0] // phases
     npairs = params.pairs_per_slot
+    kept = len(range(0, phases, phase_step))
     if n_slots == 0:
-        return _Features(np.zeros((phases, 0, npairs), np.float32), np.zeros((phases, 0, npairs), np.float32))
-    tiles = tiles[: n_slots * phases].reshape(n_slots, phases, params.n_bands).transpose(1, 0, 2)
+        return _Features(np.zeros((kept, 0, npairs), np.float32), np.zeros((kept, 0, npairs), np.float32))
+    tiles = tiles[: n_slots * phases].reshape(n_slots, phases, params.n_bands)[:, ::phase_step].transpose(1, 0, 2)
     y = log_amplitude(tiles)
     cap = capacity(tiles.reshape(-1, params.n_bands), params).reshape(tiles.shape)
     # Reliability also falls where a tile is near the file's noise floor in its band (added noise).
@@ -97,7 +138,7 @@ def _features(x16: np.ndarray, params: WatermarkParams, source_rate_hz: float | 
     if source_rate_hz is not None:
         # Bands the source could not contain (above 90 % of its Nyquist) hold only resampler
         # leakage, whose levels are not random: they must not take part in the test.
-        rel = rel * (params.band_edges_hz[1:] <= 0.45 * source_rate_hz)
+        rel = rel * (params.band_edges_hz[1:] * freq_scale <= 0.45 * source_rate_hz)
     v = y[..., 0::2] - y[..., 1::2]
     w = np.minimum(rel[..., 0::2], rel[..., 1::2])
     return _Features(v.astype(np.float32), w.astype(np.float32))
@@ -145,40 +186,77 @@ def _presence_terms(r: np.ndarray, role: np.ndarray, pilot_bits: np.ndarray) -> 
     return np.where(role < 0, np.cos(2 * np.pi * (r - 0.5 * pilot_bits)), np.cos(4 * np.pi * r))
 
 
-def _scan(feat: _Features, layout: Layout, mask: np.ndarray) -> np.ndarray:
+@dataclass(frozen=True)
+class _ScanTables:
+    """Per-key constants of the alignment scan, indexed ``[i, group, c, ...]`` where run ``m``
+    with ``m % block_runs == i`` sits at block run ``(i + c) % block_runs`` under offset ``c``."""
+
+    coef: np.ndarray
+    """(R, G, R, K) chips times ``f / (delta * K)``: a matmul with the pair values gives ``f * stat / delta``."""
+    shift: np.ndarray
+    """(R, G, R, 1) ``f * (dither + bit / 2)``, with ``f`` = 1 and the pilot bit for pilots, 2 and 0 otherwise."""
+
+    @classmethod
+    def for_layout(cls, layout: Layout) -> "_ScanTables":
+        p = layout.params
+        r, k = p.block_runs, p.pairs_per_group
+        pos = (np.arange(r)[:, None] + np.arange(r)[None, :]) % r
+        pilot = layout.role < 0
+        # cos(2 pi (r - b/2)) for pilots and cos(4 pi r) for payload groups are both
+        # cos(2 pi f (stat/delta - dither) - 2 pi f b/2); cos is 1-periodic in its argument
+        # over 2 pi, so the residual's rounding is not needed.
+        freq = np.where(pilot, 1.0, 2.0)
+        shift = freq * (layout.dither + 0.5 * np.where(pilot, layout.pilot_bits, 0))
+        coef = layout.chips[pos] * (freq[pos] / (p.delta * k))[..., None]
+        return cls(
+            np.ascontiguousarray(coef.transpose(0, 2, 1, 3), dtype=np.float32),
+            np.ascontiguousarray(shift[pos].transpose(0, 2, 1), dtype=np.float32)[..., None],
+        )
+
+
+def _scan(feat: _Features, layout: Layout, mask: np.ndarray, tables: _ScanTables | None = None) -> np.ndarray:
     """z-scores ``(phases, offsets)`` of the presence test over all alignments.
 
-    For each fine phase and each of the ``run_slots`` ways to cut slots into runs, the
-    runs' pair values are formed once; all ``block_runs`` ways to assign them block
-    positions are then scored together.
+    Slots are cut into runs in each of the ``run_slots`` ways (``rho``) at each fine phase;
+    for every run ``m`` and block offset ``c`` the group statistics are one batched matmul of
+    the runs' pair values with the chips of block run ``(m + c) % block_runs``.
     """
     p = layout.params
+    tables = tables or _ScanTables.for_layout(layout)
     phases, n = feat.v.shape[:2]
-    L, R = p.run_slots, p.block_runs
+    L, R, G, K = p.run_slots, p.block_runs, p.groups_per_run, p.pairs_per_group
     z = np.zeros((phases, p.block_slots))
-    m_chunk = 4096
-    for ph in range(phases):
-        w_slots = feat.w[ph] * mask[:, None]
+    if n // L <= 0:
+        return z
+    J = -(-(n // L) // R)  # runs, in whole blocks
+    var = np.zeros((phases, L))
+    num = np.zeros((R, phases * L))
+    j_chunk = 8  # blocks per step: temporaries of (R, G, R, phases * L * 8) float32, ~12 MB
+    for j0 in range(0, J, j_chunk):
+        nj = min(J, j0 + j_chunk) - j0
+        v = np.zeros((phases, L, nj * R, G, K), np.float32)
+        w = np.zeros((phases, L, nj * R, G), np.float32)
         for rho in range(L):
-            m_runs = (n - rho) // L
-            if m_runs <= 0:
+            first, last = j0 * R, min((j0 + nj) * R, (n - rho) // L)
+            if last <= first:
                 continue
-            rows = slice(rho, rho + m_runs * L)
-            vr = to_groups(feat.v[ph][rows], p)  # (M, G, K)
-            wr = to_groups(w_slots[rows], p).mean(axis=-1)  # (M, G)
-            num = np.zeros(R)
-            for m0 in range(0, m_runs, m_chunk):
-                m1 = min(m_runs, m0 + m_chunk)
-                idx = (np.arange(m0, m1)[None, :] + np.arange(R)[:, None]) % R  # (R, M)
-                stat = np.einsum("cmgk,mgk->cmg", layout.chips[idx], vr[m0:m1]) / p.pairs_per_group
-                r = _residual(stat, layout.dither[idx], p.delta)
-                terms = _presence_terms(r, layout.role[idx], layout.pilot_bits[idx])
-                num += (terms * wr[None, m0:m1]).sum(axis=(1, 2))
-            var = 0.5 * float((wr * wr).sum())
-            if var <= 0:
-                continue
-            offsets = (np.arange(R) * L - rho) % p.block_slots
-            z[ph, offsets] = num / math.sqrt(var)
+            rows = slice(rho + first * L, rho + last * L)
+            v[:, rho, : last - first] = to_groups(feat.v[:, rows], p)
+            wr = to_groups(feat.w[:, rows] * mask[rows, None], p).mean(axis=-1)
+            w[:, rho, : last - first] = wr
+            var[:, rho] += 0.5 * (wr.astype(np.float64) ** 2).sum(axis=(1, 2))
+        x = v.reshape(phases * L, nj, R, G, K).transpose(2, 3, 4, 0, 1).reshape(R, G, K, -1)
+        wx = w.reshape(phases * L, nj, R, G).transpose(2, 3, 0, 1).reshape(R, G, 1, -1)
+        u = np.matmul(tables.coef, x)
+        u -= tables.shift
+        terms = np.cos(u * np.float32(2.0 * np.pi))
+        terms *= wx
+        num += terms.sum(axis=(0, 1), dtype=np.float64).reshape(R, phases * L, nj).sum(axis=-1)
+    num = num.reshape(R, phases, L)
+    for rho in range(L):
+        offsets = (np.arange(R) * L - rho) % p.block_slots
+        ok = var[:, rho] > 0
+        z[np.ix_(ok, offsets)] = (num[:, ok, rho] / np.sqrt(var[ok, rho])).T
     return z
 
 
@@ -282,32 +360,77 @@ def detect_features(
     threshold: float = DEFAULT_THRESHOLD,
     params: WatermarkParams = DEFAULT_PARAMS,
     source_rate_hz: float | None = None,
+    search: bool = True,
 ) -> Detection:
     """Detect in a 16 kHz mono signal (see :func:`detect`); ``source_rate_hz`` is the rate of the
     file it came from (bands above its Nyquist frequency are ignored)."""
     layout = Layout.from_key(as_key(key), params)
+    tables = _ScanTables.for_layout(layout)
     feat = _features(x16, params, source_rate_hz)
-    n_slots = feat.v.shape[1]
-    if n_slots < 2:
+    if feat.v.shape[1] < 2:
         return Detection(False, None, 1.0, 0.0, (), threshold, duration_s)
+    det = _detect_in(feat, layout, tables, threshold=threshold, duration_s=duration_s)
+    if det.found or not search:
+        return det
+    found = _search_warp(x16, feat, layout, tables, params, source_rate_hz)
+    if found is None:
+        return det
+    warp, start, stop = found
+    bp = unwarped_band_power(x16[start:stop], params, warp, params.hop // FINE)
+    wfeat = _features_from_band_power(bp, params, _unwarped_rate(source_rate_hz, float(frequency_ratio(warp.freq_scale))))
+    wdet = _detect_in(wfeat, layout, tables, threshold=threshold, duration_s=duration_s,
+                      hypotheses=search_hypotheses(), warp=warp,
+                      start_s=start / params.analysis_rate_hz)
+    best = wdet if wdet.p_value < det.p_value else det
+    details = {**best.details,
+               "unedited_z": det.details["z"], "unedited_p_value": det.p_value,
+               "search_z": wdet.details["z"], "search_p_value": wdet.p_value,
+               "search_speed": wdet.speed, "search_pitch_semitones": wdet.pitch_semitones}
+    return dataclasses.replace(best, details=details)
+
+
+def _detect_in(
+    feat: _Features,
+    layout: Layout,
+    tables: _ScanTables,
+    *,
+    threshold: float,
+    duration_s: float,
+    hypotheses: int = 1,
+    warp: Warp = IDENTITY,
+    start_s: float = 0.0,
+) -> Detection:
+    """Presence test, decoding and segments on features of the unedited timeline.
+
+    ``hypotheses`` is the number of tempo/pitch hypotheses the features were chosen from
+    (the p-value is multiplied by it: a union bound); ``warp`` and ``start_s`` map feature
+    time ``t`` back to file time ``start_s + warp.time_scale * t``.
+    """
+    params = layout.params
+    n_slots = feat.v.shape[1]
     mask = np.ones(n_slots)
     slot_s = params.slot_s
     fine_s = slot_s / (params.slot_hops * FINE)
+
+    def file_time(t: float) -> float:
+        return round(float(min(duration_s, max(0.0, start_s + warp.time_scale * t))), 3)
+
     segments: list[Segment] = []
     best_overall: tuple[float, str | None, float, dict] | None = None
     for _search in range(MAX_SEGMENT_SEARCHES):
-        z = _scan(feat, layout, mask)
+        z = _scan(feat, layout, mask, tables)
         ph, off = np.unravel_index(int(np.argmax(z)), z.shape)
         loc, scale = _null_scale(z, (ph, off))
         z_eff = (float(z[ph, off]) - loc) / scale
-        pval = p_value_from_z(z_eff)
+        pval = min(1.0, p_value_from_z(z_eff) * hypotheses)
         if best_overall is not None and pval > threshold:
             break
         payload_bits, agree, w2, conf = _decode(feat, layout, int(ph), int(off), mask)
         payload = bits_to_hex(payload_bits) if payload_bits is not None else None
         info = {"z": z_eff, "z_raw": float(z[ph, off]), "null_scale": scale,
                 "phase": int(ph), "offset_slots": int(off),
-                "alignment_s": (int(off) * slot_s + int(ph) * fine_s)}
+                "alignment_s": file_time(int(off) * slot_s + int(ph) * fine_s),
+                "hypotheses": hypotheses}
         if best_overall is None:
             best_overall = (pval, payload, conf, info)
         if pval > threshold:
@@ -325,8 +448,8 @@ def detect_features(
             seg_z = float(seg_agree[a:b].sum()) / math.sqrt(var) if var > 0 else 0.0
             segments.append(
                 Segment(
-                    start_s=round(max(0.0, t0 + a * slot_s), 3),
-                    end_s=round(min(duration_s, t0 + b * slot_s + 2 * fine_s), 3),
+                    start_s=file_time(t0 + a * slot_s),
+                    end_s=file_time(t0 + b * slot_s + 2 * fine_s),
                     payload=seg_pay,
                     p_value=float(special.ndtr(-seg_z)),
                 )
@@ -352,8 +475,125 @@ def detect_features(
         segments=tuple(segments) if found else (),
         threshold=threshold,
         duration_s=duration_s,
+        speed=round(warp.speed, 5),
+        pitch_semitones=round(warp.pitch_semitones, 4),
         details=info,
     )
+
+
+def _coarse_warps() -> list[Warp]:
+    """The tempo and pitch changes tried first, on a short window: speed changes (tempo and
+    pitch together), time stretches (tempo only) and pitch shifts (pitch only)."""
+    tempos = np.round(np.arange(TEMPO_RANGE[0], TEMPO_RANGE[1] + 1e-9, TEMPO_STEP), 6)
+    tempos = tempos[np.abs(tempos - 1.0) > 1e-9]
+    semis = np.arange(-PITCH_RANGE_ST, PITCH_RANGE_ST + 1e-9, PITCH_STEP_ST)
+    semis = semis[np.abs(semis) > 1e-9]
+    return ([Warp(1.0 / s, s) for s in tempos] + [Warp(1.0 / s, 1.0) for s in tempos]
+            + [Warp(1.0, 2.0 ** (st / 12.0)) for st in semis])
+
+
+def _fine_steps() -> tuple[np.ndarray, np.ndarray]:
+    """Relative refinements of a coarse warp: (time factors, frequency factors)."""
+    k = FINE_TIME_STEPS
+    time_f = 1.0 + FINE_TIME_STEP * np.arange(-k, k + 1)
+    j = FINE_FREQ_STEPS
+    freq_f = 1.0 + FINE_FREQ_STEP * np.arange(-j, j + 1)
+    return time_f, freq_f
+
+
+def search_hypotheses() -> int:
+    """How many warps a search can end on (the union bound applied to its p-value): every fine
+    refinement of every coarse warp, plus the unedited timeline."""
+    time_f, freq_f = _fine_steps()
+    return 1 + len(_coarse_warps()) * time_f.size * freq_f.size
+
+
+def _best_window(feat: _Features, length_slots: int, within: tuple[int, int]) -> tuple[int, int]:
+    """The ``length_slots`` slots inside ``within`` with the most reliable tiles."""
+    lo, hi = within
+    if hi - lo <= length_slots:
+        return lo, hi
+    per_slot = feat.w[0, lo:hi].sum(axis=-1)
+    sums = np.convolve(per_slot, np.ones(length_slots), mode="valid")
+    a = lo + int(np.argmax(sums))
+    return a, a + length_slots
+
+
+def _z_of(feat: _Features, layout: Layout, tables: _ScanTables) -> float:
+    """Standardised best z of the presence test on ``feat`` (-inf if shorter than a block)."""
+    if feat.v.shape[1] < layout.params.block_slots:
+        return -np.inf
+    z = _scan(feat, layout, np.ones(feat.v.shape[1]), tables)
+    ph, off = np.unravel_index(int(np.argmax(z)), z.shape)
+    loc, scale = _null_scale(z, (ph, off))
+    return (float(z[ph, off]) - loc) / scale
+
+
+def _search_warp(
+    x16: np.ndarray, feat: _Features, layout: Layout, tables: _ScanTables, params: WatermarkParams,
+    source_rate_hz: float | None,
+) -> tuple[Warp, int, int] | None:
+    """Search tempo and pitch changes: every coarse warp on a window of ``COARSE_BLOCKS`` blocks
+    (scaled band edges, one power spectrum), then coordinate ascent over fine steps around the
+    best ``SEARCH_CANDIDATES`` on a window of up to ``SEARCH_WINDOW_S`` (the signal resampled for
+    each frequency scale). Returns (warp, first sample, end sample) of the window at 16 kHz, or
+    None when the signal is too short to hold a block at every tempo."""
+    n_slots = feat.v.shape[1]
+    slot = params.slot_len
+    need = int(math.ceil(params.block_slots * TEMPO_RANGE[1]))
+    if n_slots < need:
+        return None
+    fine_hop = params.hop // FINE
+    win = _best_window(feat, int(SEARCH_WINDOW_S / params.slot_s), (0, n_slots))
+    cwin = _best_window(feat, max(need, int(COARSE_BLOCKS * params.block_slots * TEMPO_RANGE[1])), win)
+    xc = x16[cwin[0] * slot : cwin[1] * slot]
+    power = power_frames(xc, params, fine_hop)
+
+    def coarse_score(w: Warp) -> float:
+        if w.time_scale == 1.0:
+            # Pitch shifts: scaled band edges rank them poorly on tonal music (a harmonic's
+            # energy sits in one bin, which fractional edge weights misplace); resample.
+            bp = unwarped_band_power(xc, params, w, fine_hop)
+            f = _features_from_band_power(bp, params, _unwarped_rate(source_rate_hz, float(frequency_ratio(w.freq_scale))),
+                                          phase_step=COARSE_PHASE_STEP)
+        else:
+            bp = warped_band_power(power, params, w)
+            f = _features_from_band_power(bp, params, source_rate_hz, w.freq_scale, COARSE_PHASE_STEP)
+        return _z_of(f, layout, tables)
+
+    scored = sorted(((coarse_score(w), i, w) for i, w in enumerate(_coarse_warps())), reverse=True)
+    xw = x16[win[0] * slot : win[1] * slot]
+    time_f, freq_f = _fine_steps()
+    best: tuple[float, Warp] = (-np.inf, IDENTITY)
+    for _score, _i, start in scored[:SEARCH_CANDIDATES]:
+        resampled: dict[int, np.ndarray] = {}
+        cache: dict[tuple[int, int], float] = {}
+
+        def score(ti: int, fi: int) -> float:
+            if (ti, fi) not in cache:
+                w = start.scaled(time_f[ti], freq_f[fi])
+                if fi not in resampled:  # band power of the window resampled for this pitch
+                    resampled[fi] = resampled_band_power(xw, params, w.freq_scale, fine_hop)
+                ratio = float(frequency_ratio(w.freq_scale))
+                bp = warp_time(resampled[fi], w.time_scale * ratio)
+                f = _features_from_band_power(bp, params, _unwarped_rate(source_rate_hz, ratio))
+                cache[(ti, fi)] = _z_of(f, layout, tables)
+            return cache[(ti, fi)]
+
+        ti, fi = len(time_f) // 2, len(freq_f) // 2
+        for axis in (0, 1, 0):
+            if axis == 0:
+                ti = max(range(len(time_f)), key=lambda t: score(t, fi))
+            else:
+                fi = max(range(len(freq_f)), key=lambda f: score(ti, f))
+        if score(ti, fi) > best[0]:
+            best = (score(ti, fi), start.scaled(time_f[ti], freq_f[fi]))
+    return best[1], win[0] * slot, win[1] * slot
+
+
+def _unwarped_rate(source_rate_hz: float | None, ratio: float) -> float | None:
+    """The source's rate as seen after resampling by ``ratio`` (its Nyquist frequency moves too)."""
+    return None if source_rate_hz is None else source_rate_hz * ratio
 
 
 def detect(
@@ -362,15 +602,19 @@ def detect(
     *,
     threshold: float = DEFAULT_THRESHOLD,
     params: WatermarkParams = DEFAULT_PARAMS,
+    search: bool = True,
 ) -> Detection:
     """Look for the watermark of ``key`` in ``audio``.
 
     ``found`` is True when the presence p-value is at most ``threshold`` (default 1e-6).
-    The payload is reported only when its CRC verifies.
+    The payload is reported only when its CRC verifies. When the mark is not found as it
+    was embedded, the detector searches speed changes, time stretches and pitch shifts
+    (``search=False`` skips that); ``speed`` and ``pitch_semitones`` of the result say
+    where it was found.
     """
     audio.validate()
     x16 = resample(audio.mono(), audio.sample_rate, params.analysis_rate_hz)
     return detect_features(
         x16, key, duration_s=audio.duration_s, threshold=threshold, params=params,
-        source_rate_hz=audio.sample_rate,
+        source_rate_hz=audio.sample_rate, search=search,
     )

@@ -60,6 +60,14 @@ def resample(x: np.ndarray, rate_from: int, rate_to: int, *, atten_db: float = S
     return signal.resample_poly(x, ratio.numerator, ratio.denominator, axis=-1, window=h).astype(np.float32, copy=False)
 
 
+def resample_by(x: np.ndarray, ratio: Fraction, rate_hz: int = 16_000) -> np.ndarray:
+    """Resample ``x`` (at ``rate_hz``) by ``ratio`` = output / input length along the last axis,
+    exact in the watermark band: time stretched and frequencies divided by ``ratio``."""
+    h = _resampling_filter(ratio.numerator, ratio.denominator, rate_hz)
+    y = signal.resample_poly(np.asarray(x, dtype=np.float32), ratio.numerator, ratio.denominator, axis=-1, window=h)
+    return y.astype(np.float32, copy=False)
+
+
 def analysis_window(params: WatermarkParams) -> np.ndarray:
     return signal.windows.hann(params.frame_len, sym=False).astype(np.float32)
 

@@ -1,0 +1,110 @@
+"""The detector's own search over speed changes, time stretches and pitch shifts, on real clips
+edited with real tools (polyphase resampling, Rubber Band through pedalboard)."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+import numpy as np
+import pytest
+from scipy.signal import resample_poly
+
+from provenance.core import io
+from provenance.core.audio import Audio
+from provenance.watermark import WatermarkKey, detect, embed
+from provenance.watermark.detect import DEFAULT_THRESHOLD, search_hypotheses
+from provenance.watermark.layout import DEFAULT_PARAMS
+from provenance.watermark.warp import Warp, scaled_band_matrix, warp_time
+from provenance.watermark.model import band_matrix
+
+KEY = WatermarkKey(bytes(range(32)))
+OTHER_KEY = WatermarkKey(bytes(range(100, 132)))
+PAYLOAD = "0123456789abcdef"
+
+
+@pytest.fixture(scope="module")
+def music(corpus_dir) -> Audio:
+    return io.read_audio(corpus_dir / "music_electronic_48k_stereo.flac", start_s=0.0, duration_s=10.0)
+
+
+@pytest.fixture(scope="module")
+def marked(music) -> Audio:
+    return embed(music, KEY, PAYLOAD)
+
+
+def speed_change(audio: Audio, percent: float) -> Audio:
+    """Play ``percent`` faster, pitch following (resampling, as a changed playback rate)."""
+    ratio = Fraction(1.0 / (1.0 + percent / 100.0)).limit_denominator(1000)
+    y = resample_poly(audio.samples, ratio.numerator, ratio.denominator, axis=-1)
+    return audio.with_samples(y.astype(np.float32))
+
+
+def rubber_band(audio: Audio, *, tempo: float = 1.0, semitones: float = 0.0) -> Audio:
+    from pedalboard import time_stretch
+
+    y = time_stretch(audio.samples, float(audio.sample_rate), stretch_factor=tempo,
+                     pitch_shift_in_semitones=semitones, preserve_formants=False)
+    return audio.with_samples(np.ascontiguousarray(y, dtype=np.float32))
+
+
+def test_unedited_files_are_found_without_the_search(marked):
+    det = detect(marked, KEY)
+    assert det.found and det.payload == PAYLOAD
+    assert det.speed == 1.0 and det.pitch_semitones == 0.0
+    assert det.details["hypotheses"] == 1
+
+
+@pytest.mark.parametrize("percent", [5.0, -10.0])
+def test_speed_changes_are_found_and_measured(marked, percent):
+    edited = speed_change(marked, percent)
+    assert not detect(edited, KEY, search=False).found
+    det = detect(edited, KEY)
+    assert det.found and det.payload == PAYLOAD
+    assert det.speed == pytest.approx(1 + percent / 100, abs=0.003)
+    assert det.pitch_semitones == pytest.approx(12 * np.log2(1 + percent / 100), abs=0.15)
+    # the union bound over every warp the search could have ended on
+    assert det.details["hypotheses"] == search_hypotheses() > 1000
+    assert det.p_value < DEFAULT_THRESHOLD
+    (seg,) = det.segments
+    assert seg.start_s < 0.5 and seg.end_s > edited.duration_s - 0.5
+
+
+def test_time_stretch_is_found(marked):
+    det = detect(rubber_band(marked, tempo=0.95), KEY)  # 5 % slower, same pitch
+    assert det.found and det.payload == PAYLOAD
+    assert det.speed == pytest.approx(0.95, abs=0.005)
+    assert abs(det.pitch_semitones) < 0.15
+
+
+def test_pitch_shift_is_found(marked):
+    det = detect(rubber_band(marked, semitones=-2.0), KEY)
+    assert det.found and det.payload == PAYLOAD
+    assert det.pitch_semitones == pytest.approx(-2.0, abs=0.15)
+    assert det.speed == pytest.approx(1.0, abs=0.005)
+
+
+def test_search_finds_nothing_without_the_mark_or_with_another_key(music, marked):
+    for audio, key in ((speed_change(music, 5.0), KEY), (speed_change(marked, 5.0), OTHER_KEY)):
+        det = detect(audio, key)
+        assert not det.found and det.payload is None and det.segments == ()
+        assert det.p_value > 1e-3
+
+
+def test_scaled_bands_and_warped_time():
+    p = DEFAULT_PARAMS
+    # at scale 1 every bin inside the range belongs wholly to one band, as in the embedder,
+    # except bins straddling an edge, which are shared; each band keeps its total width
+    m1 = scaled_band_matrix(p, 1.0)
+    widths_hz = m1.sum(axis=0) * p.analysis_rate_hz / p.frame_len
+    assert np.allclose(widths_hz, np.diff(p.band_edges_hz), rtol=1e-4)
+    assert np.abs(m1 - band_matrix(p)).sum(axis=0).max() <= 2.0
+    # a band measured at scale 2**(1/12) is the band one semitone up
+    up = scaled_band_matrix(p, 2 ** (1 / 12)).sum(axis=0) * p.analysis_rate_hz / p.frame_len
+    assert np.allclose(up, np.diff(p.band_edges_hz) * 2 ** (1 / 12), rtol=1e-4)
+    # reading a ramp at 0.9 x its frame index
+    ramp = np.arange(100, dtype=np.float32)[:, None].repeat(3, axis=1)
+    w = warp_time(ramp, 0.9)
+    assert w.shape == (111, 3)
+    assert np.allclose(w[:, 0], 0.9 * np.arange(111), atol=1e-4)
+    assert Warp(1 / 1.05, 1.05).speed == pytest.approx(1.05)
+    assert Warp(1.0, 2 ** (2 / 12)).pitch_semitones == pytest.approx(2.0)
