@@ -61,6 +61,21 @@ def test_embed_then_detect(clip, key, tmp_path, capsys, suffix):
     assert report["p_value"] < 1e-6 and report["segments"]
 
 
+def test_detect_reports_a_speed_change(clip, key, tmp_path, capsys):
+    marked = tmp_path / "marked.wav"
+    code, _, err = run(["watermark", "embed", str(clip), str(marked), "--key", str(key), "--payload", PAYLOAD], capsys)
+    assert code == 0, err
+    audio = io.read_audio(marked)
+    from scipy.signal import resample_poly
+
+    faster = tmp_path / "faster.flac"  # played 5 % faster: every 21 samples become 20, same rate
+    io.write_audio(faster, audio.with_samples(resample_poly(audio.samples, 20, 21, axis=-1).astype(np.float32)))
+    code, text, err = run(["watermark", "detect", str(faster), "--key", str(key)], capsys)
+    assert code == 0, err
+    assert "FOUND" in text and PAYLOAD in text
+    assert "speed x1.05" in text and "pitch +0.84 semitones" in text
+
+
 def test_wav_output_keeps_subtype(clip, key, tmp_path, capsys):
     for subtype in ("PCM_24", "FLOAT"):
         src = tmp_path / f"src_{subtype}.wav"

@@ -56,6 +56,8 @@ def detect_cmd(
         if det.found:
             typer.echo(f"  payload        {det.payload or 'unreadable (CRC failed)'}")
             typer.echo(f"  bit confidence {det.bit_confidence:.2f}")
+            if det.speed != 1.0 or det.pitch_semitones != 0.0:
+                typer.echo(f"  edited         speed x{det.speed:.4f}, pitch {det.pitch_semitones:+.2f} semitones")
             for s in det.segments:
                 typer.echo(f"  segment        {s.start_s:8.2f} s - {s.end_s:8.2f} s  payload {s.payload}")
     raise typer.Exit(exit_codes.OK if det.found else exit_codes.NOT_FOUND)
