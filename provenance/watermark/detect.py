@@ -592,8 +592,9 @@ def _search_warp(
 
 
 def _unwarped_rate(source_rate_hz: float | None, ratio: float) -> float | None:
-    """The source's rate as seen after resampling by ``ratio`` (its Nyquist frequency moves too)."""
-    return None if source_rate_hz is None else source_rate_hz * ratio
+    """The source's rate as seen after resampling by ``ratio``: frequencies are divided by the
+    ratio, its Nyquist frequency too."""
+    return None if source_rate_hz is None else source_rate_hz / ratio
 
 
 def detect(
