@@ -229,29 +229,37 @@ def _scan(feat: _Features, layout: Layout, mask: np.ndarray, tables: _ScanTables
     if n // L <= 0:
         return z
     J = -(-(n // L) // R)  # runs, in whole blocks
+    npairs = feat.v.shape[2]
+    # Gather indices: pair k = (slot s, pair b) of group g of run m = j*R + i, with slots cut
+    # into runs at rho, is feature pair g*group_band_pairs + b of slot rho + m*L + s.
+    # Indices of runs that are not whole inside the signal point at an appended zero.
+    s_k = np.repeat(np.arange(L), p.group_band_pairs)
+    b_k = np.tile(np.arange(p.group_band_pairs), L)
+    pair = np.arange(G)[:, None] * p.group_band_pairs + b_k[None, :]  # (G, K)
+    runs_per_rho = (n - np.arange(L)) // L
+    zero = np.zeros((phases, 1), np.float32)
+    v_flat = np.concatenate([feat.v.reshape(phases, -1), zero], axis=1)
+    w_flat = np.concatenate([(feat.w * mask[None, :, None]).astype(np.float32).reshape(phases, -1), zero], axis=1)
     var = np.zeros((phases, L))
     num = np.zeros((R, phases * L))
     j_chunk = 8  # blocks per step: temporaries of (R, G, R, phases * L * 8) float32, ~12 MB
     for j0 in range(0, J, j_chunk):
-        nj = min(J, j0 + j_chunk) - j0
-        v = np.zeros((phases, L, nj * R, G, K), np.float32)
-        w = np.zeros((phases, L, nj * R, G), np.float32)
-        for rho in range(L):
-            first, last = j0 * R, min((j0 + nj) * R, (n - rho) // L)
-            if last <= first:
-                continue
-            rows = slice(rho + first * L, rho + last * L)
-            v[:, rho, : last - first] = to_groups(feat.v[:, rows], p)
-            wr = to_groups(feat.w[:, rows] * mask[rows, None], p).mean(axis=-1)
-            w[:, rho, : last - first] = wr
-            var[:, rho] += 0.5 * (wr.astype(np.float64) ** 2).sum(axis=(1, 2))
-        x = v.reshape(phases * L, nj, R, G, K).transpose(2, 3, 4, 0, 1).reshape(R, G, K, -1)
-        wx = w.reshape(phases * L, nj, R, G).transpose(2, 3, 0, 1).reshape(R, G, 1, -1)
+        j1 = min(J, j0 + j_chunk)
+        m = np.arange(j0 * R, j1 * R).reshape(j1 - j0, R)  # [j, i]
+        slot = np.arange(L)[:, None, None, None] + m[None, :, :, None] * L + s_k  # (L, nj, R, K)
+        flat = slot[:, :, :, None, :] * npairs + pair  # (L, nj, R, G, K)
+        whole = m[None] < runs_per_rho[:, None, None]  # (L, nj, R)
+        flat = np.where(whole[..., None, None], flat, n * npairs).transpose(2, 3, 4, 0, 1)  # (R, G, K, L, nj)
+        # gathered (phases, R, G, K, L, nj) -> columns ordered (phase, rho, j)
+        x = np.moveaxis(v_flat[:, flat], 0, 3).reshape(R, G, K, -1)
+        wg = np.moveaxis(w_flat[:, flat].mean(axis=3), 0, 2)  # (R, G, phases, L, nj)
+        var += 0.5 * (wg.astype(np.float64) ** 2).sum(axis=(0, 1, 4))
+        wx = wg.reshape(R, G, 1, -1)
         u = np.matmul(tables.coef, x)
         u -= tables.shift
         terms = np.cos(u * np.float32(2.0 * np.pi))
         terms *= wx
-        num += terms.sum(axis=(0, 1), dtype=np.float64).reshape(R, phases * L, nj).sum(axis=-1)
+        num += terms.sum(axis=(0, 1), dtype=np.float64).reshape(R, phases * L, j1 - j0).sum(axis=-1)
     num = num.reshape(R, phases, L)
     for rho in range(L):
         offsets = (np.arange(R) * L - rho) % p.block_slots
@@ -557,9 +565,13 @@ def _search_warp(
             f = _features_from_band_power(bp, params, _unwarped_rate(source_rate_hz, float(frequency_ratio(w.freq_scale))),
                                           phase_step=COARSE_PHASE_STEP)
         else:
-            bp = warped_band_power(power, params, w)
+            if w.freq_scale not in banded:  # time stretches all share the unscaled bands
+                banded[w.freq_scale] = warped_band_power(power, params, Warp(1.0, w.freq_scale))
+            bp = warp_time(banded[w.freq_scale], w.time_scale)
             f = _features_from_band_power(bp, params, source_rate_hz, w.freq_scale, COARSE_PHASE_STEP)
         return _z_of(f, layout, tables)
+
+    banded: dict[float, np.ndarray] = {}
 
     scored = sorted(((coarse_score(w), i, w) for i, w in enumerate(_coarse_warps())), reverse=True)
     xw = x16[win[0] * slot : win[1] * slot]
@@ -580,12 +592,15 @@ def _search_warp(
                 cache[(ti, fi)] = _z_of(f, layout, tables)
             return cache[(ti, fi)]
 
+        # Hill climbing on the (time, frequency) lattice: z is unimodal within a coarse cell.
         ti, fi = len(time_f) // 2, len(freq_f) // 2
-        for axis in (0, 1, 0):
-            if axis == 0:
-                ti = max(range(len(time_f)), key=lambda t: score(t, fi))
-            else:
-                fi = max(range(len(freq_f)), key=lambda f: score(ti, f))
+        while True:
+            steps = [(ti + dt, fi + df) for dt, df in ((-1, 0), (1, 0), (0, -1), (0, 1))
+                     if 0 <= ti + dt < len(time_f) and 0 <= fi + df < len(freq_f)]
+            nxt = max(steps, key=lambda tf: score(*tf))
+            if score(*nxt) <= score(ti, fi):
+                break
+            ti, fi = nxt
         if score(ti, fi) > best[0]:
             best = (score(ti, fi), start.scaled(time_f[ti], freq_f[fi]))
     return best[1], win[0] * slot, win[1] * slot
