@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 from scipy import optimize, special, stats
 
-from benchmarks.robustness import discover_clips
+from benchmarks.robustness import discover_clips, single_threaded_children
 
 WINDOWS_S = (5.0, 10.0, 20.0)
 
@@ -99,7 +99,9 @@ def run(corpus: Path, trials: int, workers: int, seed: int = 0, search: bool = T
         per_file[str(f)].append((i, bool(rng.integers(0, 2)), float(rng.choice(WINDOWS_S))))
     jobs = [(f, specs, seed + k, search) for k, (f, specs) in enumerate(per_file.items()) if specs]
     t0 = time.time()
-    with ProcessPoolExecutor(workers) as ex:
+    import multiprocessing as mp
+
+    with single_threaded_children(), ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as ex:
         results = [t for batch in ex.map(_trial_batch, jobs) for t in batch]
     z = np.array([t.z for t in results])
     usable = z > 0  # silent windows return z = 0 and p = 1 (nothing to test)

@@ -16,13 +16,14 @@ so the same attack instance (crop position, noise) hits every watermarker identi
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
 import sys
 import time
 import zlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
@@ -605,10 +606,28 @@ def _end_with_newline(path: Path) -> None:
                 fh.write(b"\n")
 
 
-def _worker_init() -> None:
-    # Two processes on two cores: keep each library single-threaded so they do not oversubscribe.
-    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
+_THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")
+
+
+@contextlib.contextmanager
+def single_threaded_children() -> Iterator[None]:
+    """Worker processes started inside this block keep each numeric library single-threaded
+    (unless the user set the variables), so N processes on N cores do not oversubscribe.
+
+    The variables must be in the environment the children start with: a spawned worker
+    imports NumPy (and OpenBLAS sizes its thread pool) before any initializer runs.
+    """
+    saved = {var: os.environ.get(var) for var in _THREAD_VARS}
+    for var in _THREAD_VARS:
         os.environ.setdefault(var, "1")
+    try:
+        yield
+    finally:
+        for var, value in saved.items():
+            if value is None:
+                os.environ.pop(var, None)
+            else:
+                os.environ[var] = value
 
 
 def _append_rows(fh: Any, rows: list[dict[str, Any]]) -> None:
@@ -679,8 +698,7 @@ def run_benchmark(cfg: BenchConfig, *, show_progress: bool = True, write_report:
         else:
             import multiprocessing as mp
 
-            with ProcessPoolExecutor(max_workers=cfg.workers, mp_context=mp.get_context("spawn"),
-                                     initializer=_worker_init) as ex:
+            with single_threaded_children(), ProcessPoolExecutor(max_workers=cfg.workers, mp_context=mp.get_context("spawn")) as ex:
                 futures = {ex.submit(run_task, t): t for t in pending}
                 for fut in as_completed(futures):
                     t = futures[fut]

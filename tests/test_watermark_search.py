@@ -14,8 +14,8 @@ from provenance.core.audio import Audio
 from provenance.watermark import WatermarkKey, detect, embed
 from provenance.watermark.detect import DEFAULT_THRESHOLD, search_hypotheses
 from provenance.watermark.layout import DEFAULT_PARAMS
-from provenance.watermark.warp import Warp, scaled_band_matrix, warp_time
 from provenance.watermark.model import band_matrix
+from provenance.watermark.warp import Warp, scaled_band_matrix, warp_time
 
 KEY = WatermarkKey(bytes(range(32)))
 OTHER_KEY = WatermarkKey(bytes(range(100, 132)))

@@ -36,7 +36,19 @@ from provenance.core.results import Detection, Segment
 from provenance.watermark import ecc
 from provenance.watermark.embed import bits_to_hex
 from provenance.watermark.keys import WatermarkKey, as_key
-from provenance.watermark.layout import DEFAULT_PARAMS, Layout, WatermarkParams, to_groups
+from provenance.watermark.layout import (
+    DEFAULT_PARAMS,
+    Layout,
+    WatermarkParams,
+    to_groups,
+)
+from provenance.watermark.model import (
+    band_power_frames,
+    capacity,
+    log_amplitude,
+    resample,
+    tile_power,
+)
 from provenance.watermark.warp import (
     IDENTITY,
     Warp,
@@ -46,13 +58,6 @@ from provenance.watermark.warp import (
     unwarped_band_power,
     warp_time,
     warped_band_power,
-)
-from provenance.watermark.model import (
-    band_power_frames,
-    capacity,
-    log_amplitude,
-    resample,
-    tile_power,
 )
 
 FINE = 4

@@ -26,7 +26,12 @@ import numpy as np
 import scipy.fft
 
 from provenance.watermark.layout import WatermarkParams
-from provenance.watermark.model import _frames, analysis_window, band_power_frames, resample_by
+from provenance.watermark.model import (
+    _frames,
+    analysis_window,
+    band_power_frames,
+    resample_by,
+)
 
 MAX_RATIO_DENOMINATOR = 100
 """Resampling ratios are fractions with denominators up to this (within about 1e-4 of the wanted
