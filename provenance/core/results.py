@@ -44,9 +44,10 @@ class Detection:
     duration_s: float = 0.0
     """Length of the analysed signal, seconds."""
     speed: float = 1.0
-    """Playback speed factor at which the mark was found (1.0 = unchanged)."""
+    """Tempo factor of the edit the mark was found under: 1.05 = played 5 % faster, by a speed
+    change or a time stretch (1.0 = unchanged)."""
     pitch_semitones: float = 0.0
-    """Pitch shift at which the mark was found, semitones."""
+    """Pitch change of that edit, semitones (a speed change of 5 % is +0.84)."""
     details: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:

@@ -94,7 +94,7 @@ FINE_FREQ_STEPS = 3
 """Refinement around a coarse warp: time scale +-0.3 % in 0.1 % steps, frequency scale +-1.5 % in
 0.5 % steps."""
 COARSE_BLOCKS = 2
-"""Length of the coarse search window, blocks (8.6 s)."""
+"""Length of the coarse search window, blocks at the slowest tempo searched (9.7 s)."""
 SEARCH_WINDOW_S = 30.0
 """Length of the window the search refines and decodes on, seconds."""
 SEARCH_CANDIDATES = 2
@@ -207,9 +207,9 @@ class _ScanTables:
         r, k = p.block_runs, p.pairs_per_group
         pos = (np.arange(r)[:, None] + np.arange(r)[None, :]) % r
         pilot = layout.role < 0
-        # cos(2 pi (r - b/2)) for pilots and cos(4 pi r) for payload groups are both
-        # cos(2 pi f (stat/delta - dither) - 2 pi f b/2); cos is 1-periodic in its argument
-        # over 2 pi, so the residual's rounding is not needed.
+        # With u = stat/delta - dither and r = u - round(u), the pilot term cos(2 pi (r - b/2))
+        # and the payload term cos(4 pi r) are both cos(2 pi f (u - b/2)) for an integer f
+        # (1 or 2), so the scan never needs to round u.
         freq = np.where(pilot, 1.0, 2.0)
         shift = freq * (layout.dither + 0.5 * np.where(pilot, layout.pilot_bits, 0))
         coef = layout.chips[pos] * (freq[pos] / (p.delta * k))[..., None]
@@ -385,10 +385,10 @@ def detect_features(
     det = _detect_in(feat, layout, tables, threshold=threshold, duration_s=duration_s)
     if det.found or not search:
         return det
-    found = _search_warp(x16, feat, layout, tables, params, source_rate_hz)
-    if found is None:
+    searched = _search_warp(x16, feat, layout, tables, params, source_rate_hz)
+    if searched is None:
         return det
-    warp, start, stop = found
+    warp, start, stop = searched
     bp = unwarped_band_power(x16[start:stop], params, warp, params.hop // FINE)
     wfeat = _features_from_band_power(bp, params, _unwarped_rate(source_rate_hz, float(frequency_ratio(warp.freq_scale))))
     wdet = _detect_in(wfeat, layout, tables, threshold=threshold, duration_s=duration_s,
