@@ -1,4 +1,5 @@
-"""Undoing tempo and pitch changes in the feature domain, for the detector's search.
+"""Undoing tempo and pitch changes before the watermark's features are measured, for the
+detector's search.
 
 An edit that plays audio faster or slower and/or shifts its pitch maps a time-frequency
 point ``(t, f)`` of the marked file to ``(time_scale * t, freq_scale * f)`` in the edited
@@ -13,7 +14,8 @@ energies per slot, so such an edit is undone in two ways:
   every frequency back where the embedder's bins had it (:func:`unwarped_band_power`), then
   read the band-power series at the remaining time scale. Measured on a guitar clip played
   5 % faster, this restores the unedited z-score (20.0 against 20.1), where scaled band
-  edges reach 9.4: the analysis window's leakage does not scale with the edges.
+  edges reach 9.4 (probably because a harmonic's energy sits in one or two bins, which
+  fractional edge weights and an unscaled analysis window misplace).
 """
 
 from __future__ import annotations
