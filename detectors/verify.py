@@ -30,6 +30,7 @@ import logging
 import os
 import shutil
 import tempfile
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
@@ -93,6 +94,10 @@ class VerifyLimits:
     gap_max_test_s: float = 30.0
     """Longest stretch of a gap tested, seconds (bounds the cost)."""
     max_gap_tests: int = 6
+    search_windows: int = 6
+    """Analysis windows (per key) in which the detector may search speed, tempo and pitch
+    changes when the mark is not found as embedded; later windows are tested as they are.
+    The search costs 1-3 s of CPU per window, so this bounds it on long unmarked files."""
     refine_window_s: float = 8.0
     """Sub-window length of the refined search, seconds (0 disables it)."""
     refine_hop_s: float = 2.0
@@ -267,12 +272,20 @@ def _search_watermark(
             failed.append(f"{type(exc).__name__} at {offset_s:.0f} s")
         return None
 
+    searched = [0]  # windows given the speed/pitch search so far (all keys)
+    search_lock = threading.Lock()
+
+    def may_search() -> bool:
+        with search_lock:
+            searched[0] += 1
+            return searched[0] <= limits.search_windows * max(1, len(searches))
+
     def run(start: int, window: np.ndarray) -> list[tuple[_KeySearch, Any, float]]:
         sr = stats.sample_rate
         offset_s = start / sr
         out = []
         for s in searches:
-            det = one(s, window, offset_s)
+            det = one(s, window, offset_s, search=may_search())
             if det is None:
                 continue
             out.append((s, det, offset_s))
@@ -491,7 +504,8 @@ def _refine_boundaries(
         if part.shape[0] < int(3.3 * sr):
             return False
         try:
-            det = detect(Audio(part[np.newaxis, :], sr), key)
+            # edges of a mark already found: same timeline, no speed/pitch search
+            det = detect(Audio(part[np.newaxis, :], sr), key, search=False)
         except InputError:
             return False
         if not det.found or not det.segments:
@@ -555,6 +569,7 @@ def _confirmed_gaps(
         if x.shape[0] < int(limits.gap_min_test_s * sr) or float(np.max(np.abs(x))) < _SILENCE_PEAK:
             continue
         try:
+            # at most max_gap_tests gaps of at most gap_max_test_s: the search's cost is bounded
             det = detect(Audio(x[np.newaxis, :], sr), key)
         except InputError:
             continue

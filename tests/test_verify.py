@@ -202,6 +202,26 @@ def test_long_files_are_searched_window_by_window(verify_env: VerifyEnv, tmp_pat
     assert r.watermark[0].analysed_s == pytest.approx(38.0, abs=0.01)
 
 
+def test_a_sped_up_file_is_found_by_the_search_within_its_budget(verify_env: VerifyEnv, tmp_path: Path) -> None:
+    """A marked file played 5 % faster and re-encoded (its C2PA data gone) still shows its mark
+    and payload; with no window allowed to search, it does not."""
+    from scipy.signal import resample_poly
+
+    from provenance.core.audio import Audio
+    from provenance.core.io import read_audio, write_audio
+
+    marked = read_audio(verify_env.files["marked_wav"])
+    faster = resample_poly(marked.samples, 20, 21, axis=-1).astype(np.float32)
+    write_audio(tmp_path / "faster.flac", Audio(faster, SR))
+    with Verifier(verify_env.settings) as v:
+        r = v.verify(tmp_path / "faster.flac")
+    wm = r.watermark[0]
+    assert wm.found and wm.payloads, r.watermark
+    with Verifier(verify_env.settings, limits=VerifyLimits(search_windows=0)) as v:
+        r0 = v.verify(tmp_path / "faster.flac")
+    assert not r0.watermark[0].found
+
+
 def test_bad_input_gives_error_verdict_not_exception(verify_env: VerifyEnv, tmp_path: Path) -> None:
     cases = {
         "empty.wav": b"",
