@@ -218,8 +218,12 @@ def _flip_bits(data: bytes, rng: np.random.Generator, n: int, *, head_only: bool
 
 def _zip_of(name: str, data: bytes) -> bytes:
     buf = io.BytesIO()
+    # A fixed timestamp: writestr(name) stamps the current time, which made the generated
+    # cases differ whenever two runs straddled a 2-second tick of the ZIP clock.
+    info = zipfile.ZipInfo(name, date_time=(2026, 1, 1, 0, 0, 0))
+    info.compress_type = zipfile.ZIP_DEFLATED
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
-        z.writestr(name, data)
+        z.writestr(info, data)
     return buf.getvalue()
 
 
