@@ -55,7 +55,6 @@ from provenance.watermark.warp import (
     frequency_ratio,
     power_frames,
     resampled_band_power,
-    unwarped_band_power,
     warp_time,
     warped_band_power,
 )
@@ -388,9 +387,8 @@ def detect_features(
     searched = _search_warp(x16, feat, layout, tables, params, source_rate_hz)
     if searched is None:
         return det
-    warp, start, stop = searched
-    bp = unwarped_band_power(x16[start:stop], params, warp, params.hop // FINE)
-    wfeat = _features_from_band_power(bp, params, _unwarped_rate(source_rate_hz, float(frequency_ratio(warp.freq_scale))))
+    warp, resampled, start = searched
+    wfeat = _unwarped_features(resampled, warp, params, source_rate_hz)
     wdet = _detect_in(wfeat, layout, tables, threshold=threshold, duration_s=duration_s,
                       hypotheses=search_hypotheses(), warp=warp,
                       start_s=start / params.analysis_rate_hz)
@@ -545,12 +543,13 @@ def _z_of(feat: _Features, layout: Layout, tables: _ScanTables) -> float:
 def _search_warp(
     x16: np.ndarray, feat: _Features, layout: Layout, tables: _ScanTables, params: WatermarkParams,
     source_rate_hz: float | None,
-) -> tuple[Warp, int, int] | None:
+) -> tuple[Warp, np.ndarray, int] | None:
     """Search tempo and pitch changes: every coarse warp on a window of ``COARSE_BLOCKS`` blocks
-    (scaled band edges, one power spectrum), then coordinate ascent over fine steps around the
-    best ``SEARCH_CANDIDATES`` on a window of up to ``SEARCH_WINDOW_S`` (the signal resampled for
-    each frequency scale). Returns (warp, first sample, end sample) of the window at 16 kHz, or
-    None when the signal is too short to hold a block at every tempo."""
+    (scaled band edges, one power spectrum), then hill climbing over fine steps around the best
+    ``SEARCH_CANDIDATES`` on a window of up to ``SEARCH_WINDOW_S`` (the signal resampled for each
+    frequency scale). Returns the best warp, the band power of the window resampled for its
+    frequency scale (see :func:`_unwarped_features`) and the window's first sample at 16 kHz,
+    or None when the signal is too short to hold a block at every tempo."""
     n_slots = feat.v.shape[1]
     slot = params.slot_len
     need = int(math.ceil(params.block_slots * TEMPO_RANGE[1]))
@@ -561,27 +560,24 @@ def _search_warp(
     cwin = _best_window(feat, max(need, int(COARSE_BLOCKS * params.block_slots * TEMPO_RANGE[1])), win)
     xc = x16[cwin[0] * slot : cwin[1] * slot]
     power = power_frames(xc, params, fine_hop)
+    unscaled = warped_band_power(power, params, IDENTITY)  # shared by every time stretch
 
     def coarse_score(w: Warp) -> float:
         if w.time_scale == 1.0:
             # Pitch shifts: scaled band edges rank them poorly on tonal music (a harmonic's
             # energy sits in one bin, which fractional edge weights misplace); resample.
-            bp = unwarped_band_power(xc, params, w, fine_hop)
-            f = _features_from_band_power(bp, params, _unwarped_rate(source_rate_hz, float(frequency_ratio(w.freq_scale))),
-                                          phase_step=COARSE_PHASE_STEP)
+            bp = resampled_band_power(xc, params, w.freq_scale, fine_hop)
+            f = _unwarped_features(bp, w, params, source_rate_hz, COARSE_PHASE_STEP)
         else:
-            if w.freq_scale not in banded:  # time stretches all share the unscaled bands
-                banded[w.freq_scale] = warped_band_power(power, params, Warp(1.0, w.freq_scale))
-            bp = warp_time(banded[w.freq_scale], w.time_scale)
-            f = _features_from_band_power(bp, params, source_rate_hz, w.freq_scale, COARSE_PHASE_STEP)
+            banded = unscaled if w.freq_scale == 1.0 else warped_band_power(power, params, Warp(1.0, w.freq_scale))
+            f = _features_from_band_power(warp_time(banded, w.time_scale), params, source_rate_hz,
+                                          w.freq_scale, COARSE_PHASE_STEP)
         return _z_of(f, layout, tables)
-
-    banded: dict[float, np.ndarray] = {}
 
     scored = sorted(((coarse_score(w), i, w) for i, w in enumerate(_coarse_warps())), reverse=True)
     xw = x16[win[0] * slot : win[1] * slot]
     time_f, freq_f = _fine_steps()
-    best: tuple[float, Warp] = (-np.inf, IDENTITY)
+    best: tuple[float, Warp, np.ndarray] | None = None
     for _score, _i, start in scored[:SEARCH_CANDIDATES]:
         resampled: dict[int, np.ndarray] = {}
         cache: dict[tuple[int, int], float] = {}
@@ -591,10 +587,8 @@ def _search_warp(
                 w = start.scaled(time_f[ti], freq_f[fi])
                 if fi not in resampled:  # band power of the window resampled for this pitch
                     resampled[fi] = resampled_band_power(xw, params, w.freq_scale, fine_hop)
-                ratio = float(frequency_ratio(w.freq_scale))
-                bp = warp_time(resampled[fi], w.time_scale * ratio)
-                f = _features_from_band_power(bp, params, _unwarped_rate(source_rate_hz, ratio))
-                cache[(ti, fi)] = _z_of(f, layout, tables)
+                cache[(ti, fi)] = _z_of(_unwarped_features(resampled[fi], w, params, source_rate_hz),
+                                        layout, tables)
             return cache[(ti, fi)]
 
         # Hill climbing on the (time, frequency) lattice: z is unimodal within a coarse cell.
@@ -606,15 +600,25 @@ def _search_warp(
             if score(*nxt) <= score(ti, fi):
                 break
             ti, fi = nxt
-        if score(ti, fi) > best[0]:
-            best = (score(ti, fi), start.scaled(time_f[ti], freq_f[fi]))
-    return best[1], win[0] * slot, win[1] * slot
+        if best is None or score(ti, fi) > best[0]:
+            best = (score(ti, fi), start.scaled(time_f[ti], freq_f[fi]), resampled[fi])
+    assert best is not None
+    return best[1], best[2], win[0] * slot
 
 
-def _unwarped_rate(source_rate_hz: float | None, ratio: float) -> float | None:
-    """The source's rate as seen after resampling by ``ratio``: frequencies are divided by the
-    ratio, its Nyquist frequency too."""
-    return None if source_rate_hz is None else source_rate_hz / ratio
+def _unwarped_features(
+    resampled: np.ndarray, warp: Warp, params: WatermarkParams, source_rate_hz: float | None,
+    phase_step: int = 1,
+) -> _Features:
+    """Features on the original timeline from the band power of a signal already resampled by
+    ``frequency_ratio(warp.freq_scale)`` (:func:`~provenance.watermark.warp.resampled_band_power`):
+    read at the remaining time scale. The source's band limit moves with the resampling
+    (frequencies, its Nyquist frequency too, are divided by the ratio)."""
+    ratio = float(frequency_ratio(warp.freq_scale))
+    rest = warp.time_scale * ratio
+    bp = warp_time(resampled, rest) if rest != 1.0 else resampled
+    rate = None if source_rate_hz is None else source_rate_hz / ratio
+    return _features_from_band_power(bp, params, rate, phase_step=phase_step)
 
 
 def detect(
