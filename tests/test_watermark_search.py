@@ -3,12 +3,10 @@ edited with real tools (polyphase resampling, Rubber Band through pedalboard).""
 
 from __future__ import annotations
 
-from fractions import Fraction
-
 import numpy as np
 import pytest
-from scipy.signal import resample_poly
 
+from benchmarks.attacks.registry import get_attack
 from provenance.core import io
 from provenance.core.audio import Audio
 from provenance.watermark import WatermarkKey, detect, embed
@@ -32,19 +30,10 @@ def marked(music) -> Audio:
     return embed(music, KEY, PAYLOAD)
 
 
-def speed_change(audio: Audio, percent: float) -> Audio:
-    """Play ``percent`` faster, pitch following (resampling, as a changed playback rate)."""
-    ratio = Fraction(1.0 / (1.0 + percent / 100.0)).limit_denominator(1000)
-    y = resample_poly(audio.samples, ratio.numerator, ratio.denominator, axis=-1)
-    return audio.with_samples(y.astype(np.float32))
-
-
-def rubber_band(audio: Audio, *, tempo: float = 1.0, semitones: float = 0.0) -> Audio:
-    from pedalboard import time_stretch
-
-    y = time_stretch(audio.samples, float(audio.sample_rate), stretch_factor=tempo,
-                     pitch_shift_in_semitones=semitones, preserve_formants=False)
-    return audio.with_samples(np.ascontiguousarray(y, dtype=np.float32))
+def edited(audio: Audio, attack: str) -> Audio:
+    """``audio`` after a registered benchmark attack (speed change by resampling; time stretch and
+    pitch shift by Rubber Band through pedalboard)."""
+    return get_attack(attack).run(audio, np.random.default_rng(0)).audio
 
 
 def test_unedited_files_are_found_without_the_search(marked):
@@ -54,11 +43,11 @@ def test_unedited_files_are_found_without_the_search(marked):
     assert det.details["hypotheses"] == 1
 
 
-@pytest.mark.parametrize("percent", [5.0, -10.0])
+@pytest.mark.parametrize("percent", [5, -10])
 def test_speed_changes_are_found_and_measured(marked, percent):
-    edited = speed_change(marked, percent)
-    assert not detect(edited, KEY, search=False).found
-    det = detect(edited, KEY)
+    faster = edited(marked, f"speed_{percent:+d}%")
+    assert not detect(faster, KEY, search=False).found
+    det = detect(faster, KEY)
     assert det.found and det.payload == PAYLOAD
     assert det.speed == pytest.approx(1 + percent / 100, abs=0.003)
     assert det.pitch_semitones == pytest.approx(12 * np.log2(1 + percent / 100), abs=0.15)
@@ -66,25 +55,25 @@ def test_speed_changes_are_found_and_measured(marked, percent):
     assert det.details["hypotheses"] == search_hypotheses() > 1000
     assert det.p_value < DEFAULT_THRESHOLD
     (seg,) = det.segments
-    assert seg.start_s < 0.5 and seg.end_s > edited.duration_s - 0.5
+    assert seg.start_s < 0.5 and seg.end_s > faster.duration_s - 0.5
 
 
 def test_time_stretch_is_found(marked):
-    det = detect(rubber_band(marked, tempo=0.95), KEY)  # 5 % slower, same pitch
+    det = detect(edited(marked, "stretch_-5%"), KEY)  # 5 % slower, same pitch
     assert det.found and det.payload == PAYLOAD
     assert det.speed == pytest.approx(0.95, abs=0.005)
     assert abs(det.pitch_semitones) < 0.15
 
 
 def test_pitch_shift_is_found(marked):
-    det = detect(rubber_band(marked, semitones=-2.0), KEY)
+    det = detect(edited(marked, "pitch_-2st"), KEY)
     assert det.found and det.payload == PAYLOAD
     assert det.pitch_semitones == pytest.approx(-2.0, abs=0.15)
     assert det.speed == pytest.approx(1.0, abs=0.005)
 
 
 def test_search_finds_nothing_without_the_mark_or_with_another_key(music, marked):
-    for audio, key in ((speed_change(music, 5.0), KEY), (speed_change(marked, 5.0), OTHER_KEY)):
+    for audio, key in ((edited(music, "speed_+5%"), KEY), (edited(marked, "speed_+5%"), OTHER_KEY)):
         det = detect(audio, key)
         assert not det.found and det.payload is None and det.segments == ()
         assert det.p_value > 1e-3
