@@ -97,6 +97,19 @@ def test_mark_is_not_added_to_digital_silence(music):
     assert np.all(marked[:, 3 * rate + 400 : 5 * rate - 400] == 0.0)
 
 
+def test_mark_is_not_added_to_a_5_ms_digital_gap_anywhere(music):
+    # a gap of exactly 5 ms that holds one odd multiple of its length and no other: a
+    # pre-check that sampled every other 5 ms would miss it
+    rate = music.sample_rate
+    gap = int(0.005 * rate)
+    start = (2 * (3 * rate // (2 * gap)) + 1) * gap - gap // 2
+    x = music.samples.copy()
+    x[:, start : start + gap] = 0.0
+    marked = embed(music.with_samples(x), KEY, PAYLOAD).samples
+    assert np.all(marked[:, start : start + gap] == 0.0)
+    assert not np.all(marked[:, start - gap : start] == x[:, start - gap : start])
+
+
 def test_mark_never_pushes_samples_past_full_scale(music):
     loud = music.samples / np.abs(music.samples).max() * 0.999
     marked = embed(music.with_samples(loud), KEY, PAYLOAD).samples

@@ -19,9 +19,16 @@ from provenance.core.audio import Audio
 from provenance.core.errors import InputError, PayloadError
 from provenance.watermark import ecc
 from provenance.watermark.keys import WatermarkKey, as_key
-from provenance.watermark.layout import DEFAULT_PARAMS, Layout, WatermarkParams, from_groups, to_groups
+from provenance.watermark.layout import (
+    DEFAULT_PARAMS,
+    Layout,
+    WatermarkParams,
+    from_groups,
+    to_groups,
+)
 from provenance.watermark.model import (
     MARK_ATTEN_DB,
+    band_bins,
     capacity,
     frame_band_power,
     istft,
@@ -158,10 +165,10 @@ def mark_signal_16k(
     """
     p = layout.params
     spec = stft(x16, p)
-    mono_spec = spec.mean(axis=0)
+    mono_spec = _channel_mean(spec)
     n_frames = spec.shape[-2]
     n_slots = n_frames // p.slot_hops
-    cbp = frame_band_power(spec[:, : n_slots * p.slot_hops], p).mean(axis=0)
+    cbp = _channel_mean(frame_band_power(spec[:, : n_slots * p.slot_hops], p))
     channel_tiles = cbp.reshape(n_slots, p.slot_hops, p.n_bands).sum(axis=1)
     total = np.zeros((n_slots, p.n_bands), dtype=np.float32)
     measured = mono_spec
@@ -170,18 +177,33 @@ def mark_signal_16k(
         total = _limit_group_energy(total, channel_tiles, p)
         if i + 1 < passes:
             # Re-measure what a detector will see: the mono mix after overlap-add.
-            w_mono = istft(mono_spec * _bin_gains(total, n_frames, p), x16.shape[-1], p)
-            measured = stft(x16.mean(axis=0) + w_mono, p)
-    return istft(spec * _bin_gains(total, n_frames, p), x16.shape[-1], p)
+            w_mono = istft(_mark_spectrum(mono_spec, total, p), x16.shape[-1], p, overwrite=True)
+            measured = mono_spec + stft(w_mono, p)
+    return istft(_mark_spectrum(spec, total, p), x16.shape[-1], p, overwrite=True)
 
 
-def _bin_gains(dy: np.ndarray, n_frames: int, p: WatermarkParams) -> np.ndarray:
-    """Per-tile log-amplitude changes -> linear gain minus one per STFT frame and bin."""
-    bob = p.band_of_bin
+def _channel_mean(a: np.ndarray) -> np.ndarray:
+    """Mean over the first axis (channels), without numpy's slower general reduction."""
+    out = a[0].copy()
+    for c in range(1, a.shape[0]):
+        out += a[c]
+    out *= 1.0 / a.shape[0]
+    return out
+
+
+def _mark_spectrum(spec: np.ndarray, dy: np.ndarray, p: WatermarkParams) -> np.ndarray:
+    """The STFT of the mark: ``spec`` (frames, bins) times each tile's linear gain minus one,
+    for the per-tile log-amplitude changes ``dy`` (slots, bands); zero outside the band."""
+    lo, hi = band_bins(p)
+    n_frames = spec.shape[-2]
     frame_dy = np.zeros((n_frames, p.n_bands), dtype=np.float32)
     frame_dy[: dy.shape[0] * p.slot_hops] = np.repeat(dy, p.slot_hops, axis=0)
-    out = np.expm1(frame_dy)[:, np.maximum(bob, 0)]
-    out[:, bob < 0] = 0.0
+    # Real and imaginary parts scale alike: a float32 product on the float view avoids
+    # numpy's slow mixed complex-by-real loop.
+    gain = np.repeat(np.expm1(frame_dy), 2 * np.bincount(p.band_of_bin[lo:hi]), axis=-1)
+    spec = np.ascontiguousarray(spec, dtype=np.complex64)
+    out = np.zeros(spec.shape, dtype=np.complex64)
+    np.multiply(spec.view(np.float32)[..., 2 * lo : 2 * hi], gain, out=out.view(np.float32)[..., 2 * lo : 2 * hi])
     return out
 
 
@@ -209,6 +231,8 @@ def _add_limited(x: np.ndarray, w: np.ndarray) -> np.ndarray:
     """``x + w``, with the mark shrunk wherever it would push a sample past full scale
     (and removed where the host itself is at or past full scale): the mark never clips."""
     y = x + w
+    if y.max(initial=0.0) <= 1.0 and y.min(initial=0.0) >= -1.0:  # the common case, without temporaries
+        return y
     over = np.flatnonzero(np.abs(y).max(axis=0) > 1.0)
     if over.size:
         xs, ws = x[:, over], w[:, over]
@@ -221,10 +245,12 @@ def _add_limited(x: np.ndarray, w: np.ndarray) -> np.ndarray:
 
 def _gate_silence(x: np.ndarray, w: np.ndarray, rate: int) -> np.ndarray:
     """Zero the mark wherever every channel is digitally silent for 5 ms or more."""
-    silent = ~np.any(x, axis=0)
-    if not silent.any():
-        return w
     win = max(1, int(0.005 * rate))
+    # Every run of `win` silent samples contains a multiple of `win`: when none of those
+    # samples is silent (the common case), nothing needs gating and the full scan is skipped.
+    if np.any(x[:, ::win], axis=0).all():
+        return w
+    silent = ~np.any(x, axis=0)
     edges = np.flatnonzero(np.diff(np.concatenate(([False], silent, [False])).astype(np.int8)))
     starts, ends = edges[0::2], edges[1::2]
     long_runs = (ends - starts) >= win
@@ -328,6 +354,7 @@ def embed(
         end = min(n, start + emb.chunk)
         lo, hi = start - emb.pad, end + emb.pad
         padded = x[:, max(lo, 0) : min(hi, n)]
-        padded = np.pad(padded, ((0, 0), (max(0, -lo), max(0, hi - n))))
+        if lo < 0 or hi > n:
+            padded = np.pad(padded, ((0, 0), (max(0, -lo), max(0, hi - n))))
         out[:, start:end] = emb.apply(x[:, start:end], start, padded)
     return audio.with_samples(out)

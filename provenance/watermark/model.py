@@ -16,6 +16,7 @@ import scipy.fft
 from scipy import signal
 
 from provenance.watermark.layout import WatermarkParams
+from provenance.watermark.polyphase import PolyphasePlan, plan
 
 _EPS = 1e-12
 
@@ -50,22 +51,32 @@ def _resampling_filter(up: int, down: int, rate_from: int, atten_db: float = STO
     return h.astype(np.float32)  # resample_poly multiplies by `up` itself
 
 
+@lru_cache(maxsize=32)
+def _resampling_plan(up: int, down: int, rate_from: int, atten_db: float = STOP_ATTEN_DB) -> PolyphasePlan | None:
+    return plan(up, down, _resampling_filter(up, down, rate_from, atten_db))
+
+
+def _resample_ratio(x: np.ndarray, ratio: Fraction, rate_from: int, atten_db: float) -> np.ndarray:
+    up, down = ratio.numerator, ratio.denominator
+    x = np.asarray(x, dtype=np.float32)
+    fast = _resampling_plan(up, down, rate_from, atten_db)
+    if fast is not None:
+        return fast.apply(x)
+    h = _resampling_filter(up, down, rate_from, atten_db)
+    return signal.resample_poly(x, up, down, axis=-1, window=h).astype(np.float32, copy=False)
+
+
 def resample(x: np.ndarray, rate_from: int, rate_to: int, *, atten_db: float = STOP_ATTEN_DB) -> np.ndarray:
     """Polyphase resampling along the last axis (float32), exact in the watermark band (<= 5.6 kHz)."""
-    x = np.asarray(x, dtype=np.float32)
     if rate_from == rate_to:
-        return x
-    ratio = Fraction(rate_to, rate_from)
-    h = _resampling_filter(ratio.numerator, ratio.denominator, rate_from, atten_db)
-    return signal.resample_poly(x, ratio.numerator, ratio.denominator, axis=-1, window=h).astype(np.float32, copy=False)
+        return np.asarray(x, dtype=np.float32)
+    return _resample_ratio(x, Fraction(rate_to, rate_from), rate_from, atten_db)
 
 
 def resample_by(x: np.ndarray, ratio: Fraction, rate_hz: int = 16_000) -> np.ndarray:
     """Resample ``x`` (at ``rate_hz``) by ``ratio`` = output / input length along the last axis,
     exact in the watermark band: time stretched and frequencies divided by ``ratio``."""
-    h = _resampling_filter(ratio.numerator, ratio.denominator, rate_hz)
-    y = signal.resample_poly(np.asarray(x, dtype=np.float32), ratio.numerator, ratio.denominator, axis=-1, window=h)
-    return y.astype(np.float32, copy=False)
+    return _resample_ratio(x, ratio, rate_hz, STOP_ATTEN_DB)
 
 
 def analysis_window(params: WatermarkParams) -> np.ndarray:
@@ -113,29 +124,44 @@ def band_power_frames(
     return out
 
 
-def istft(spec: np.ndarray, n: int, params: WatermarkParams) -> np.ndarray:
-    """Weighted overlap-add inverse of :func:`stft` (hop = params.hop), 1-D or batched."""
+def istft(spec: np.ndarray, n: int, params: WatermarkParams, *, overwrite: bool = False) -> np.ndarray:
+    """Weighted overlap-add inverse of :func:`stft` (hop = params.hop), 1-D or batched;
+    ``overwrite`` lets it use ``spec`` as scratch space."""
     hop, flen = params.hop, params.frame_len
     if flen % hop:
         raise ValueError("frame length must be a multiple of the hop")
     k = flen // hop
-    win = analysis_window(params)
-    frames = scipy.fft.irfft(spec, n=flen, axis=-1).astype(np.float32, copy=False)
-    frames *= win
+    frames = scipy.fft.irfft(spec, n=flen, axis=-1, overwrite_x=overwrite).astype(np.float32, copy=False)
+    frames *= analysis_window(params)
     n_frames = frames.shape[-2]
     lead = frames.shape[:-2]
-    out = np.zeros(lead + ((n_frames + k - 1) * hop,), dtype=np.float32)
-    norm = np.zeros((n_frames + k - 1) * hop, dtype=np.float32)
-    wsq = (win * win).reshape(k, hop)
-    chunks = frames.reshape(lead + (n_frames, k, hop))
+    # Frame i's j-th hop-long piece lands on output row i + j.
+    rows = np.zeros(lead + (n_frames + k - 1, hop), dtype=np.float32)
+    pieces = frames.reshape(lead + (n_frames, k, hop))
     for j in range(k):
-        seg = out[..., j * hop : (j + n_frames) * hop]
-        seg += chunks[..., :, j, :].reshape(lead + (n_frames * hop,))
-        norm[j * hop : (j + n_frames) * hop] += np.tile(wsq[j], n_frames)
+        rows[..., j : j + n_frames, :] += pieces[..., :, j, :]
     off = frame_offset(params)
-    out = out[..., off : off + n]
-    norm = norm[off : off + n]
-    return out / np.maximum(norm, 1e-3)
+    out = rows.reshape(lead + ((n_frames + k - 1) * hop,))[..., off : off + n]
+    out *= _inverse_window_sum(n_frames, params)[off : off + n]
+    return out
+
+
+def _inverse_window_sum(n_frames: int, params: WatermarkParams) -> np.ndarray:
+    """1 / (sum of squared windows over the frames covering each sample) of an overlap-add of
+    ``n_frames`` frames; constant away from the ends, where fewer frames overlap."""
+    hop, k = params.hop, params.frame_len // params.hop
+    wsq = (analysis_window(params) ** 2).reshape(k, hop)
+    norm = np.empty((n_frames + k - 1, hop), dtype=np.float32)
+    if n_frames >= k:
+        norm[:] = wsq.sum(axis=0)
+        for r in range(k - 1):
+            norm[r] = wsq[: r + 1].sum(axis=0)
+            norm[n_frames + k - 2 - r] = wsq[k - 1 - r :].sum(axis=0)
+    else:
+        norm[:] = 0.0
+        for j in range(k):
+            norm[j : j + n_frames] += wsq[j]
+    return 1.0 / np.maximum(norm.reshape(-1), 1e-3)
 
 
 def band_matrix(params: WatermarkParams) -> np.ndarray:
@@ -149,8 +175,21 @@ def band_matrix(params: WatermarkParams) -> np.ndarray:
 
 def frame_band_power(spec: np.ndarray, params: WatermarkParams) -> np.ndarray:
     """(..., frames, bands) power per band per frame."""
-    power = spec.real**2 + spec.imag**2
-    return power @ band_matrix(params)
+    lo, hi = band_bins(params)
+    # Real and imaginary parts side by side (float view): one square and one product.
+    if spec.strides[-1] != spec.itemsize:
+        spec = np.ascontiguousarray(spec)
+    parts = spec.view(np.float32 if spec.dtype == np.complex64 else np.float64)[..., 2 * lo : 2 * hi]
+    return np.square(parts) @ np.repeat(band_matrix(params)[lo:hi], 2, axis=0)
+
+
+def band_bins(params: WatermarkParams) -> tuple[int, int]:
+    """The bins ``[lo, hi)`` that belong to some band (the rest carry no mark)."""
+    used = np.flatnonzero(params.band_of_bin >= 0)
+    lo, hi = int(used[0]), int(used[-1]) + 1
+    if hi - lo != used.size:
+        raise ValueError("the bands must cover one contiguous range of bins")
+    return lo, hi
 
 
 def tile_power(band_power: np.ndarray, params: WatermarkParams, stride: int = 1) -> np.ndarray:
