@@ -20,6 +20,9 @@
 5. Segments: per-slot agreement with the pilots and the decoded codeword, smoothed
    over 0.5 s, gives the marked time spans; the search then repeats on the unmarked
    rest of the file to find other marked parts (e.g. splices of other marked files).
+6. Clipping: when enough of the input lies in clipped runs (:mod:`.clipping`), the test is
+   also run with the clipped tiles erased (weight zero), and the better of the two is kept
+   with its p-value doubled (a union bound over the two readings).
 """
 
 from __future__ import annotations
@@ -34,6 +37,11 @@ from scipy import special
 from provenance.core.audio import Audio
 from provenance.core.results import Detection, Segment
 from provenance.watermark import ecc
+from provenance.watermark.clipping import (
+    CLIP_MIN_FRACTION,
+    clipped_fraction,
+    clipped_samples,
+)
 from provenance.watermark.embed import bits_to_hex
 from provenance.watermark.keys import WatermarkKey, as_key
 from provenance.watermark.layout import (
@@ -45,6 +53,7 @@ from provenance.watermark.layout import (
 from provenance.watermark.model import (
     band_power_frames,
     capacity,
+    frame_offset,
     log_amplitude,
     resample,
     tile_power,
@@ -100,6 +109,9 @@ SEARCH_CANDIDATES = 2
 """Coarse warps refined."""
 COARSE_PHASE_STEP = 2
 """The coarse search tries every second fine phase (5 ms apart)."""
+CLIP_ERASE_SHARE = 0.05
+"""A tile's reliability falls linearly to zero as the clipped share of its samples rises to
+this: 5 % of a 50 ms tile is 2.5 ms of flattened peaks, whose distortion fills every band."""
 
 
 @dataclass
@@ -117,13 +129,27 @@ def _features(x16: np.ndarray, params: WatermarkParams, source_rate_hz: float | 
     return _features_from_band_power(band_power_frames(x16, params, params.hop // FINE), params, source_rate_hz)
 
 
+def _clip_weights(clipped16: np.ndarray, n_frames: int, params: WatermarkParams) -> np.ndarray:
+    """``(n_frames,)`` weight of the tile that starts at each fine frame: 1 without clipping,
+    0 where :data:`CLIP_ERASE_SHARE` of its samples or more were clipped."""
+    hop = params.hop // FINE
+    start = np.arange(n_frames) * hop - frame_offset(params)
+    span = (params.slot_hops - 1) * params.hop + params.frame_len  # samples one tile covers
+    cum = np.concatenate(([0.0], np.cumsum(clipped16, dtype=np.float64)))
+    lo = np.clip(start, 0, clipped16.size)
+    hi = np.clip(start + span, 0, clipped16.size)
+    share = (cum[hi] - cum[lo]) / span
+    return np.clip(1.0 - share / CLIP_ERASE_SHARE, 0.0, 1.0).astype(np.float32)
+
+
 def _features_from_band_power(
     bp: np.ndarray, params: WatermarkParams, source_rate_hz: float | None = None, freq_scale: float = 1.0,
-    phase_step: int = 1,
+    phase_step: int = 1, tile_weight: np.ndarray | None = None,
 ) -> _Features:
     """Features from band power ``(frames, bands)`` at the fine hop; ``freq_scale`` is the pitch
     change the bands were measured under (see :mod:`provenance.watermark.warp`). With
-    ``phase_step`` > 1 only every ``phase_step``-th fine phase is kept."""
+    ``phase_step`` > 1 only every ``phase_step``-th fine phase is kept. ``tile_weight``
+    (per fine frame) scales the reliability of the tile starting there."""
     phases = params.slot_hops * FINE
     tiles = tile_power(bp, params, stride=FINE)
     n_slots = tiles.shape[0] // phases
@@ -139,6 +165,9 @@ def _features_from_band_power(
     floor = np.percentile(level.reshape(-1, params.n_bands), FLOOR_PERCENTILE, axis=0)
     snr_ok = np.clip((level - floor - FLOOR_MARGIN_DB) / FLOOR_RAMP_DB, 0.0, 1.0)
     rel = cap * snr_ok
+    if tile_weight is not None:
+        tw = tile_weight[: n_slots * phases].reshape(n_slots, phases)[:, ::phase_step].T
+        rel = rel * tw[..., None]
     if source_rate_hz is not None:
         # Bands the source could not contain (above 90 % of its Nyquist) hold only resampler
         # leakage, whose levels are not random: they must not take part in the test.
@@ -373,15 +402,24 @@ def detect_features(
     params: WatermarkParams = DEFAULT_PARAMS,
     source_rate_hz: float | None = None,
     search: bool = True,
+    clipped16: np.ndarray | None = None,
 ) -> Detection:
     """Detect in a 16 kHz mono signal (see :func:`detect`); ``source_rate_hz`` is the rate of the
-    file it came from (bands above its Nyquist frequency are ignored)."""
+    file it came from (bands above its Nyquist frequency are ignored); ``clipped16`` is the
+    clipped share of each 16 kHz sample (:func:`~provenance.watermark.clipping.clipped_fraction`)
+    or None."""
     layout = Layout.from_key(as_key(key), params)
     tables = _ScanTables.for_layout(layout)
-    feat = _features(x16, params, source_rate_hz)
+    bp = band_power_frames(x16, params, params.hop // FINE)
+    feat = _features_from_band_power(bp, params, source_rate_hz)
     if feat.v.shape[1] < 2:
         return Detection(False, None, 1.0, 0.0, (), threshold, duration_s)
-    det = _detect_in(feat, layout, tables, threshold=threshold, duration_s=duration_s)
+    if clipped16 is not None and float(clipped16.mean()) >= CLIP_MIN_FRACTION:
+        erased = _features_from_band_power(bp, params, source_rate_hz,
+                                           tile_weight=_clip_weights(clipped16, bp.shape[0], params))
+        det = _detect_clipped(feat, erased, layout, tables, threshold=threshold, duration_s=duration_s)
+    else:
+        det = _detect_in(feat, layout, tables, threshold=threshold, duration_s=duration_s)
     if det.found or not search:
         return det
     searched = _search_warp(x16, feat, layout, tables, params, source_rate_hz)
@@ -398,6 +436,22 @@ def detect_features(
                "search_z": wdet.details["z"], "search_p_value": wdet.p_value,
                "search_speed": wdet.speed, "search_pitch_semitones": wdet.pitch_semitones}
     return dataclasses.replace(best, details=details)
+
+
+def _detect_clipped(
+    feat: _Features, erased: _Features, layout: Layout, tables: "_ScanTables", *, threshold: float,
+    duration_s: float,
+) -> Detection:
+    """The presence test read twice, as is and with the clipped tiles erased; the p-values are
+    doubled (a union bound over the two readings). A reading whose payload decodes is preferred
+    among those found, then the smaller p-value: when both are found and only one decodes,
+    two decodes were tried, which at most doubles the chance of a CRC passing by accident."""
+    readings = [
+        _detect_in(f, layout, tables, threshold=threshold, duration_s=duration_s, hypotheses=2)
+        for f in (feat, erased)
+    ]
+    best = min(readings, key=lambda d: (not (d.found and d.payload is not None), d.p_value))
+    return dataclasses.replace(best, details={**best.details, "clipping_erased": best is readings[1]})
 
 
 def _detect_in(
@@ -639,7 +693,9 @@ def detect(
     """
     audio.validate()
     x16 = resample(audio.mono(), audio.sample_rate, params.analysis_rate_hz)
+    clipped16 = clipped_fraction(clipped_samples(audio.samples), audio.sample_rate,
+                                 params.analysis_rate_hz, x16.shape[-1])
     return detect_features(
         x16, key, duration_s=audio.duration_s, threshold=threshold, params=params,
-        source_rate_hz=audio.sample_rate, search=search,
+        source_rate_hz=audio.sample_rate, search=search, clipped16=clipped16,
     )

@@ -10,6 +10,7 @@ from provenance.core import io
 from provenance.core.audio import Audio, check_audio_params
 from provenance.core.errors import InputError
 from provenance.core.results import Detection
+from provenance.watermark.clipping import clipped_fraction, clipped_samples
 from provenance.watermark.detect import DEFAULT_THRESHOLD, detect_features
 from provenance.watermark.embed import ChunkEmbedder, embed, require_duration
 from provenance.watermark.keys import WatermarkKey, as_key
@@ -114,6 +115,7 @@ def detect_file(
     info = io.audio_info(path)
     check_audio_params(info.sample_rate, info.channels, what=str(path))
     parts: list[np.ndarray] = []
+    clipped: list[np.ndarray] = []
     frames = 0
     # Blocks are a multiple of 25 ms at every rate that is a multiple of 40 Hz, so the 16 kHz
     # pieces join without gaps; a short overlap absorbs the resampler's edge transients.
@@ -129,11 +131,14 @@ def detect_file(
         if tail is not None:
             y = y[ov16:]
         parts.append(y)
+        # a clipped run that straddles two blocks loses its few edge samples: immaterial
+        clipped.append(clipped_fraction(clipped_samples(b.samples), info.sample_rate,
+                                        params.analysis_rate_hz, y.shape[-1]))
         tail = mono[-ov:] if mono.size >= ov else mono
     if frames == 0:
         raise InputError("audio has no samples (zero length)", path=path)
     x16 = np.concatenate(parts)
     return detect_features(
         x16, key, duration_s=frames / info.sample_rate, threshold=threshold, params=params,
-        source_rate_hz=info.sample_rate,
+        source_rate_hz=info.sample_rate, clipped16=np.concatenate(clipped),
     )
