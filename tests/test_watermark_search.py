@@ -58,6 +58,25 @@ def test_speed_changes_are_found_and_measured(marked, percent):
     assert seg.start_s < 0.5 and seg.end_s > faster.duration_s - 0.5
 
 
+def test_a_long_sped_up_file_is_marked_beyond_the_searched_window(corpus_dir):
+    # 50 s of three different recordings: longer than the 30 s window the search aligns
+    from provenance.watermark.model import resample
+
+    names = ["music_orchestral_44k_stereo.flac", "music_acoustic_guitar_phrases.flac",
+             "music_electronic_48k_stereo.flac"]
+    pieces = []
+    for name in names:
+        clip = io.read_audio(corpus_dir / name, duration_s=17.0)
+        pieces.append(resample(clip.mono(), clip.sample_rate, 16_000))
+    long = Audio(np.concatenate(pieces)[None], 16_000)
+    faster = edited(embed(long, KEY, PAYLOAD), "speed_+5%")
+    det = detect(faster, KEY)
+    assert det.found and det.payload == PAYLOAD and det.speed == pytest.approx(1.05, abs=0.003)
+    covered = sum(seg.end_s - seg.start_s for seg in det.segments)
+    assert covered > 0.8 * faster.duration_s
+    assert det.segments[0].start_s < 3.0 and det.segments[-1].end_s > faster.duration_s - 3.0
+
+
 def test_time_stretch_is_found(marked):
     det = detect(edited(marked, "stretch_-5%"), KEY)  # 5 % slower, same pitch
     assert det.found and det.payload == PAYLOAD
