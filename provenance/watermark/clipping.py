@@ -32,13 +32,14 @@ def clipped_samples(x: np.ndarray) -> np.ndarray:
     flags = np.zeros(n, dtype=bool)
     if n < CLIP_MIN_RUN or max(float(x.max(initial=0.0)), -float(x.min(initial=0.0))) < CLIP_MIN_LEVEL:
         return flags
+    k = CLIP_MIN_RUN - 2
     for ch in np.atleast_2d(x):
-        same = (ch[1:] == ch[:-1]) & (np.abs(ch[1:]) >= CLIP_MIN_LEVEL)  # same[i]: x[i+1] == x[i]
-        starts = same[: n - CLIP_MIN_RUN + 1].copy()  # x[i] == ... == x[i + run - 1]
-        for k in range(1, CLIP_MIN_RUN - 1):
-            starts &= same[k : n - CLIP_MIN_RUN + 1 + k]
-        for k in range(CLIP_MIN_RUN):
-            flags[k : n - CLIP_MIN_RUN + 1 + k] |= starts
+        # equal neighbours are rare outside clipping, so work on their indices only
+        pairs = np.flatnonzero(ch[1:] == ch[:-1])  # x[i + 1] == x[i]
+        pairs = pairs[np.abs(ch[pairs]) >= CLIP_MIN_LEVEL]
+        starts = pairs[:-k][pairs[k:] - pairs[:-k] == k] if k else pairs  # x[i] == ... == x[i + run - 1]
+        for offset in range(CLIP_MIN_RUN):
+            flags[starts + offset] = True
     return flags
 
 
