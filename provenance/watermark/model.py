@@ -116,11 +116,9 @@ def band_power_frames(
     view = _frames(x, params, hop)
     n_frames = view.shape[0]
     win = analysis_window(params)
-    bands = band_matrix(params)
     out = np.empty((n_frames, params.n_bands), dtype=np.float32)
     for a in range(0, n_frames, chunk_frames):
-        spec = scipy.fft.rfft(view[a : a + chunk_frames] * win, axis=-1)
-        out[a : a + chunk_frames] = (spec.real**2 + spec.imag**2) @ bands
+        out[a : a + chunk_frames] = frame_band_power(scipy.fft.rfft(view[a : a + chunk_frames] * win, axis=-1), params)
     return out
 
 
