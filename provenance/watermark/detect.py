@@ -442,7 +442,7 @@ def detect_features(
 
 
 def _detect_clipped(
-    feat: _Features, erased: _Features, layout: Layout, tables: "_ScanTables", *, threshold: float,
+    feat: _Features, erased: _Features, layout: Layout, tables: _ScanTables, *, threshold: float,
     duration_s: float,
 ) -> Detection:
     """The presence test read twice, as is and with the clipped tiles erased; the p-values are
@@ -609,7 +609,7 @@ def _search_warp(
     16 kHz, or None when the signal is too short to hold a block at every tempo."""
     n_slots = feat.v.shape[1]
     slot = params.slot_len
-    need = int(math.ceil(params.block_slots * TEMPO_RANGE[1]))
+    need = _min_search_slots(params)
     if n_slots < need:
         return None
     fine_hop = params.hop // FINE
@@ -663,6 +663,11 @@ def _search_warp(
     return best[1], best[2], win[0] * slot, win[1] * slot
 
 
+def _min_search_slots(params: WatermarkParams) -> int:
+    """Slots a warped window must hold: one block at the slowest tempo searched."""
+    return int(math.ceil(params.block_slots * TEMPO_RANGE[1]))
+
+
 def _extend_warped(
     det: Detection, x16: np.ndarray, warp: Warp, done: tuple[int, int], layout: Layout,
     tables: _ScanTables, params: WatermarkParams, source_rate_hz: float | None, *, threshold: float,
@@ -677,8 +682,8 @@ def _extend_warped(
     stay those of the chosen window."""
     rate = params.analysis_rate_hz
     win = int(SEARCH_WINDOW_S * rate)
-    shortest = int(math.ceil(params.block_slots * TEMPO_RANGE[1])) * params.slot_len
-    starts = [a for a in range(done[0] - win, -win, -win)] + list(range(done[1], x16.shape[-1], win))
+    shortest = _min_search_slots(params) * params.slot_len
+    starts = list(range(done[0] - win, -win, -win)) + list(range(done[1], x16.shape[-1], win))
     spans = [(max(0, a), min(x16.shape[-1], a + win)) for a in starts]
     spans = [(a, b) for a, b in spans if b - a >= shortest]
     if not spans:
