@@ -16,7 +16,9 @@
    of ``EFFECTIVE_ALIGNMENTS`` independent normals of spread ``NULL_Z_SCALE``, fitted by
    maximum likelihood on measured null scores (``python -m benchmarks.null_trials``).
 4. The payload is decoded by soft-decision Viterbi from the soft bits summed over
-   every repetition of the block, and checked with its CRC.
+   every repetition of the block, and checked with its CRC. When no path passes, it is
+   decoded once more with soft values weighted by the agreement measured in each frequency
+   region and reliability class (:func:`_channel_state_soft`).
 5. Segments: per-slot agreement with the pilots and the decoded codeword, smoothed
    over 0.5 s, gives the marked time spans; the search then repeats on the unmarked
    rest of the file to find other marked parts (e.g. splices of other marked files).
