@@ -25,6 +25,9 @@
 6. Clipping: when enough of the input lies in clipped runs (:mod:`.clipping`), the test is
    also run with the clipped tiles erased (weight zero), and the better of the two is kept
    with its p-value doubled (a union bound over the two readings).
+7. Echo: when the cepstrum of the marked band shows one dominant echo (:mod:`.echo`), the file
+   is also read through the echo's inverse filter; the better reading is kept, again with the
+   p-values doubled.
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ from provenance.watermark.clipping import (
     clipped_fraction,
     clipped_samples,
 )
+from provenance.watermark.echo import cancel_echo, find_echo
 from provenance.watermark.embed import bits_to_hex
 from provenance.watermark.keys import WatermarkKey, as_key
 from provenance.watermark.layout import (
@@ -465,12 +469,21 @@ def detect_features(
     feat = _features_from_band_power(bp, params, source_rate_hz)
     if feat.v.shape[1] < 2:
         return Detection(False, None, 1.0, 0.0, (), threshold, duration_s)
-    if clipped16 is not None and float(clipped16.mean()) >= CLIP_MIN_FRACTION:
-        erased = _features_from_band_power(bp, params, source_rate_hz,
-                                           tile_weight=_clip_weights(clipped16, bp.shape[0], params))
-        det = _detect_clipped(feat, erased, layout, tables, threshold=threshold, duration_s=duration_s)
-    else:
-        det = _detect_in(feat, layout, tables, threshold=threshold, duration_s=duration_s)
+    echo = find_echo(x16, params)
+    readings = 1 if echo is None else 2
+    det = _detect_timeline(bp, feat, layout, tables, params, source_rate_hz, clipped16,
+                           threshold=threshold, duration_s=duration_s, readings=readings)
+    if echo is not None:
+        # The file holds one strong echo: read it a second time with the echo undone, and keep
+        # the better reading (both p-values carry the union bound over the two).
+        bp_e = band_power_frames(cancel_echo(x16, echo), params, params.hop // FINE)
+        feat_e = _features_from_band_power(bp_e, params, source_rate_hz)
+        det_e = _detect_timeline(bp_e, feat_e, layout, tables, params, source_rate_hz, clipped16,
+                                 threshold=threshold, duration_s=duration_s, readings=readings)
+        best = _better_reading([det, det_e])
+        echo_info = {"echo_delay_s": round(echo.delay_s, 4), "echo_gain": round(echo.gain, 3),
+                     "echo_cancelled": best is det_e}
+        det = dataclasses.replace(best, details={**best.details, **echo_info})
     if det.found or not search:
         return det
     searched = _search_warp(x16, feat, layout, tables, params, source_rate_hz)
@@ -492,20 +505,42 @@ def detect_features(
     return dataclasses.replace(best, details=details)
 
 
+def _better_reading(readings: list[Detection]) -> Detection:
+    """Of several readings of one file, the one whose payload decodes among those found, then
+    the one with the smaller p-value. When only one of several found readings decodes, that many
+    decodes were tried, which multiplies the chance of a CRC passing by accident as much."""
+    return min(readings, key=lambda d: (not (d.found and d.payload is not None), d.p_value))
+
+
+def _detect_timeline(
+    bp: np.ndarray, feat: _Features, layout: Layout, tables: _ScanTables, params: WatermarkParams,
+    source_rate_hz: float | None, clipped16: np.ndarray | None, *, threshold: float, duration_s: float,
+    readings: int = 1,
+) -> Detection:
+    """Presence test and decoding on the unedited timeline, with clipped tiles read as erasures
+    when enough of the file is clipped; ``readings`` other readings of the file are tried too
+    (their number multiplies the p-value, a union bound)."""
+    if clipped16 is not None and float(clipped16.mean()) >= CLIP_MIN_FRACTION:
+        erased = _features_from_band_power(bp, params, source_rate_hz,
+                                           tile_weight=_clip_weights(clipped16, bp.shape[0], params))
+        return _detect_clipped(feat, erased, layout, tables, threshold=threshold, duration_s=duration_s,
+                               readings=readings)
+    return _detect_in(feat, layout, tables, threshold=threshold, duration_s=duration_s, hypotheses=readings)
+
+
 def _detect_clipped(
     feat: _Features, erased: _Features, layout: Layout, tables: _ScanTables, *, threshold: float,
-    duration_s: float,
+    duration_s: float, readings: int = 1,
 ) -> Detection:
     """The presence test read twice, as is and with the clipped tiles erased; the p-values are
-    doubled (a union bound over the two readings). A reading whose payload decodes is preferred
-    among those found, then the smaller p-value: when both are found and only one decodes,
-    two decodes were tried, which at most doubles the chance of a CRC passing by accident."""
-    readings = [
-        _detect_in(f, layout, tables, threshold=threshold, duration_s=duration_s, hypotheses=2)
+    doubled (a union bound over the two readings; times ``readings`` for other readings of the
+    file). The better reading is kept (:func:`_better_reading`)."""
+    both = [
+        _detect_in(f, layout, tables, threshold=threshold, duration_s=duration_s, hypotheses=2 * readings)
         for f in (feat, erased)
     ]
-    best = min(readings, key=lambda d: (not (d.found and d.payload is not None), d.p_value))
-    return dataclasses.replace(best, details={**best.details, "clipping_erased": best is readings[1]})
+    best = _better_reading(both)
+    return dataclasses.replace(best, details={**best.details, "clipping_erased": best is both[1]})
 
 
 def _detect_in(

@@ -1,4 +1,5 @@
-"""Static filters and frequency-selective damage: balanced chips and the channel-state reading."""
+"""Static filters, frequency-selective damage and echo: balanced chips, the channel-state
+reading and echo cancellation."""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ from scipy.signal import butter, sosfiltfilt
 from benchmarks.attacks.registry import get_attack
 from provenance.core import io
 from provenance.watermark import WatermarkKey, detect, embed
+from provenance.watermark.echo import Echo, cancel_echo, find_echo
 from provenance.watermark.layout import DEFAULT_PARAMS, Layout
+from provenance.watermark.model import resample
 
 KEY = WatermarkKey(bytes(range(32)))
 PAYLOAD = "0123456789abcdef"
@@ -63,3 +66,32 @@ def test_channel_state_reading_never_invents_a_payload_for_another_key(guitar):
     for i in range(3):
         det = detect(marked, WatermarkKey(bytes([i + 100]) * 32), search=False)
         assert not det.found and det.payload is None
+
+
+def test_an_echo_is_found_and_undone(guitar):
+    audio, _ = guitar
+    x16 = resample(audio.mono(), audio.sample_rate, 16_000)
+    assert find_echo(x16) is None  # the recording itself has no dominant echo
+    echoed = get_attack("echo_100ms").run(audio, np.random.default_rng(0)).audio  # -6 dB, 100 ms
+    echo = find_echo(resample(echoed.mono(), echoed.sample_rate, 16_000))
+    assert echo is not None
+    assert echo.delay_s == pytest.approx(0.1, abs=0.001)
+    assert 0.25 < echo.gain < 0.6
+    # the inverse filter is exact for the echo it models
+    d, g = 1_600, 0.5
+    y = x16.astype(np.float64).copy()
+    y[d:] += g * x16[:-d]
+    undone = cancel_echo(y, Echo(delay=d, gain=g, peak_z=100.0, rate_hz=16_000))
+    assert np.max(np.abs(undone - x16)) < 1e-5
+
+
+def test_payload_survives_an_echo(guitar, monkeypatch):
+    _, marked = guitar
+    echoed = get_attack("echo_100ms").run(marked, np.random.default_rng(0)).audio
+    det = detect(echoed, KEY, search=False)
+    assert det.found and det.payload == PAYLOAD
+    assert det.details["echo_cancelled"] is True and det.details["echo_delay_s"] == pytest.approx(0.1, abs=0.001)
+    assert not detect(echoed, WatermarkKey(bytes(range(1, 33))), search=False).found
+    # read only as it is, the echo mixes each slot with the mark of five slots earlier
+    monkeypatch.setattr(detect_module, "find_echo", lambda x16, params: None)
+    assert detect(echoed, KEY, search=False).payload is None
