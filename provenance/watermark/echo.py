@@ -16,7 +16,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.fft
-from scipy.signal import lfilter
 
 from provenance.watermark.layout import DEFAULT_PARAMS, WatermarkParams
 
@@ -100,16 +99,20 @@ def find_echo(x16: np.ndarray, params: WatermarkParams = DEFAULT_PARAMS) -> Echo
     return Echo(delay=delay, gain=min(gain, MAX_GAIN), peak_z=peak_z, rate_hz=rate)
 
 
-def cancel_echo(x16: np.ndarray, echo: Echo, chunk: int = 1 << 20) -> np.ndarray:
-    """``x(t) = y(t) - gain * x(t - delay)``: the exact inverse of the echo (stable for gain < 1),
-    filtered in chunks of ``chunk`` samples with the filter state carried across."""
-    a = np.zeros(echo.delay + 1)
-    a[0], a[-1] = 1.0, echo.gain
-    out = np.empty(x16.shape[-1], dtype=np.float32)
-    state = np.zeros(echo.delay)
-    for i in range(0, out.size, chunk):
-        y, state = lfilter([1.0], a, np.asarray(x16[i : i + chunk], dtype=np.float64), zi=state)
-        out[i : i + chunk] = y
+def cancel_echo(x16: np.ndarray, echo: Echo) -> np.ndarray:
+    """``x(t) = y(t) - gain * x(t - delay)``: the exact inverse of the echo (stable for gain < 1).
+
+    Computed one delay-long block at a time (each block needs only the one before it), which
+    costs a few vector operations per block instead of a recursive filter of order ``delay``.
+    """
+    d, g = echo.delay, echo.gain
+    n = x16.shape[-1]
+    out = np.empty(n, dtype=np.float32)
+    previous = np.zeros(d)
+    for i in range(0, n, d):
+        block = np.asarray(x16[i : i + d], dtype=np.float64) - g * previous[: min(d, n - i)]
+        out[i : i + d] = block
+        previous = block
     return out
 
 
