@@ -518,8 +518,8 @@ def _detect_timeline(
     readings: int = 1,
 ) -> Detection:
     """Presence test and decoding on the unedited timeline, with clipped tiles read as erasures
-    when enough of the file is clipped; ``readings`` other readings of the file are tried too
-    (their number multiplies the p-value, a union bound)."""
+    when enough of the file is clipped. ``readings`` is how many readings of the file are tried in
+    all (2 when an echo is also undone); it multiplies the p-value, a union bound."""
     if clipped16 is not None and float(clipped16.mean()) >= CLIP_MIN_FRACTION:
         erased = _features_from_band_power(bp, params, source_rate_hz,
                                            tile_weight=_clip_weights(clipped16, bp.shape[0], params))
@@ -533,8 +533,8 @@ def _detect_clipped(
     duration_s: float, readings: int = 1,
 ) -> Detection:
     """The presence test read twice, as is and with the clipped tiles erased; the p-values are
-    doubled (a union bound over the two readings; times ``readings`` for other readings of the
-    file). The better reading is kept (:func:`_better_reading`)."""
+    doubled (a union bound over the two readings), and multiplied by ``readings`` as well (see
+    :func:`_detect_timeline`). The better reading is kept (:func:`_better_reading`)."""
     both = [
         _detect_in(f, layout, tables, threshold=threshold, duration_s=duration_s, hypotheses=2 * readings)
         for f in (feat, erased)
