@@ -361,8 +361,7 @@ def _channel_state_soft(g: _Grouped, expected: np.ndarray) -> np.ndarray:
     the residual error, whose von Mises concentration ``kappa`` makes ``2 kappa cos(2 pi r)``
     the log-likelihood ratio of each group's bit.
     """
-    e = g.r - 0.5 * expected
-    agree = np.cos(2 * np.pi * (e - np.round(e)))
+    agree = np.cos(2 * np.pi * (g.r - 0.5 * expected))  # cos is 1-periodic in r: no wrapping needed
     usable = g.w > 0
     out = np.zeros_like(g.r)
     if not usable.any():
