@@ -116,6 +116,19 @@ def test_mark_never_pushes_samples_past_full_scale(music):
     assert np.abs(marked).max() <= 1.0
 
 
+def test_chunked_embedding_equals_one_pass_over_the_whole_file(corpus_dir, monkeypatch):
+    import sys
+
+    embed_module = sys.modules["provenance.watermark.embed"]
+    audio = io.read_audio(corpus_dir / "music_orchestral_44k_stereo.flac")
+    assert audio.duration_s > embed_module.CHUNK_S  # two chunks and a seam
+    chunked = embed(audio, KEY, PAYLOAD).samples - audio.samples
+    monkeypatch.setattr(embed_module, "CHUNK_S", 60.0)
+    monkeypatch.setattr(embed_module, "PAD_S", 0.96)
+    whole = embed(audio, KEY, PAYLOAD).samples - audio.samples
+    assert np.sqrt(np.mean((chunked - whole) ** 2)) < 1e-6 * np.sqrt(np.mean(whole**2))
+
+
 @pytest.mark.parametrize("rate, channels", [(8000, 1), (22050, 2), (48000, 6), (96000, 2), (192000, 8)])
 def test_rates_and_channel_counts(music, rate, channels):
     from provenance.watermark.model import resample

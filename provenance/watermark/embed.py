@@ -5,8 +5,9 @@ a dB on average, at most 0.6 nepers = 5.2 dB on a weak tile, never more than -15
 group's energy, following the host's spectral envelope) applied to each channel's
 16 kHz band (250-5500 Hz), and the resulting difference signal is resampled back to
 the file's rate and added. Content outside the band and all other channels' detail
-are left untouched. Long inputs are processed in chunks of 30 s with 0.96 s of
-context on each side, so memory stays bounded and chunk seams are invisible.
+are left untouched. Inputs are processed in chunks of 9.6 s with 0.24 s of context on
+each side, so memory stays bounded and chunk seams are invisible (the marks are the same,
+up to float rounding, as those of a single pass over the whole file).
 """
 
 from __future__ import annotations
@@ -37,11 +38,17 @@ from provenance.watermark.model import (
     stft,
 )
 
-CHUNK_S = 30.0
-"""Chunk length for bounded-memory processing, seconds (1,500 slots = 375 runs)."""
-PAD_S = 0.96
-"""Context on each side of a chunk, seconds: 48 slots (12 runs), so chunk edges stay on the run
-grid; an integer number of samples at every rate that is a multiple of 25 Hz."""
+CHUNK_S = 9.6
+"""Chunk length, seconds (480 slots = 120 runs). Short chunks keep a chunk's spectra (about
+1 MB per channel at 16 kHz) in the CPU caches: 60 s of 48 kHz stereo embeds about 1.3x faster
+than with 30 s chunks, with the same output (docs/watermark.md, speed)."""
+PAD_S = 0.24
+"""Context on each side of a chunk, seconds: 12 slots (3 runs), so chunk edges stay on the run
+grid; an integer number of samples at every rate that is a multiple of 25 Hz. A run's final
+gains depend on the measured spectrum of its own frames, which the first pass's gains of the
+neighbouring runs reach through the 4-frame overlap; those gains depend on their runs' frames,
+which reach 20 ms further. That chain spans 2 runs + 20 ms = 0.18 s before a chunk's first
+sample (and after its last); 3 runs cover it, so the chunks' marks equal a whole-file pass."""
 ALLOC_GAMMA = 0.5
 """A tile's share of its group's move is proportional to capacity / energy**ALLOC_GAMMA:
 0 spreads the change evenly (robust, costly), 1 puts it on the weakest tiles (cheap, fragile)."""
@@ -279,7 +286,7 @@ def require_duration(duration_s: float, params: WatermarkParams = DEFAULT_PARAMS
 
 
 class ChunkEmbedder:
-    """Marks a signal chunk by chunk (30 s + context), for in-memory and streaming use."""
+    """Marks a signal chunk by chunk (:data:`CHUNK_S` + context), for in-memory and streaming use."""
 
     def __init__(
         self,

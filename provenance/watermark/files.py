@@ -30,7 +30,7 @@ def embed_file(
 ) -> Path:
     """Watermark a file into ``out_path``, keeping rate, channels and (where possible) format.
 
-    Audio is streamed in 30 s chunks, so a 2-hour file needs well under 1 GB. The output
+    Audio is streamed in 9.6 s chunks (``embed.CHUNK_S``), so a 2-hour file needs well under 1 GB. The output
     is written to a temporary file and renamed only on success. Video inputs get their
     audio track replaced and their video stream copied.
 

@@ -79,8 +79,13 @@ def resample_by(x: np.ndarray, ratio: Fraction, rate_hz: int = 16_000) -> np.nda
     return _resample_ratio(x, ratio, rate_hz, STOP_ATTEN_DB)
 
 
+@lru_cache(maxsize=8)
 def analysis_window(params: WatermarkParams) -> np.ndarray:
-    return signal.windows.hann(params.frame_len, sym=False).astype(np.float32)
+    """Periodic Hann window of ``frame_len`` samples, float32, read-only (cached: every STFT
+    and overlap-add of a 9.6 s chunk uses it)."""
+    win = signal.windows.hann(params.frame_len, sym=False).astype(np.float32)
+    win.flags.writeable = False
+    return win
 
 
 def frame_offset(params: WatermarkParams) -> int:
@@ -144,6 +149,7 @@ def istft(spec: np.ndarray, n: int, params: WatermarkParams, *, overwrite: bool 
     return out
 
 
+@lru_cache(maxsize=4)
 def _inverse_window_sum(n_frames: int, params: WatermarkParams) -> np.ndarray:
     """1 / (sum of squared windows over the frames covering each sample) of an overlap-add of
     ``n_frames`` frames; constant away from the ends, where fewer frames overlap."""
@@ -159,7 +165,9 @@ def _inverse_window_sum(n_frames: int, params: WatermarkParams) -> np.ndarray:
         norm[:] = 0.0
         for j in range(k):
             norm[j : j + n_frames] += wsq[j]
-    return 1.0 / np.maximum(norm.reshape(-1), 1e-3)
+    inv = 1.0 / np.maximum(norm.reshape(-1), 1e-3)
+    inv.flags.writeable = False  # cached and shared
+    return inv
 
 
 def band_matrix(params: WatermarkParams) -> np.ndarray:
