@@ -129,6 +129,18 @@ def test_chunked_embedding_equals_one_pass_over_the_whole_file(corpus_dir, monke
     assert np.sqrt(np.mean((chunked - whole) ** 2)) < 1e-6 * np.sqrt(np.mean(whole**2))
 
 
+def test_streamed_file_embedding_equals_in_memory_embedding(corpus_dir, tmp_path):
+    from provenance.watermark.files import embed_file
+
+    audio = io.read_audio(corpus_dir / "music_orchestral_44k_stereo.flac")
+    src = tmp_path / "in.wav"
+    io.write_audio(src, Audio(audio.samples, audio.sample_rate, subtype="FLOAT"))
+    out = embed_file(src, tmp_path / "out.wav", KEY, PAYLOAD)
+    streamed = io.read_audio(out).samples - audio.samples
+    in_memory = embed(audio, KEY, PAYLOAD).samples - audio.samples
+    assert np.sqrt(np.mean((streamed - in_memory) ** 2)) < 1e-6 * np.sqrt(np.mean(in_memory**2))
+
+
 @pytest.mark.parametrize("rate, channels", [(8000, 1), (22050, 2), (48000, 6), (96000, 2), (192000, 8)])
 def test_rates_and_channel_counts(music, rate, channels):
     from provenance.watermark.model import resample
