@@ -347,8 +347,10 @@ def embed(
 ) -> Audio:
     """Watermark ``audio`` with a 64-bit ``payload`` (8 bytes or 16 hex digits) under ``key``.
 
-    Returns new audio with the same rate, channels, length and subtype. ``strength``
-    scales the quantiser step (1.0: about 30+ dB SNR on music and speech).
+    Returns new audio with the same rate, channels, length and subtype. ``strength`` (0.05-1)
+    is the distortion-compensation factor: each of the two embedding passes moves every group
+    statistic that fraction of the way to its lattice point (1.0, the default: all the way;
+    about 30+ dB SNR on music and speech). The quantiser step itself is part of the format.
     Raises InputError for unusable audio or audio shorter than one payload block.
     """
     audio.validate()
