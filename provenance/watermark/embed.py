@@ -40,7 +40,7 @@ from provenance.watermark.model import (
 
 CHUNK_S = 9.6
 """Chunk length, seconds (480 slots = 120 runs). Short chunks keep a chunk's spectra (about
-1 MB per channel at 16 kHz) in the CPU caches: 60 s of 48 kHz stereo embeds about 1.3x faster
+1 MB per channel at 16 kHz) in the CPU caches: 60 s of 48 kHz stereo embeds 1.3-1.6x faster
 than with 30 s chunks, with the same output (docs/watermark.md, speed)."""
 PAD_S = 0.24
 """Context on each side of a chunk, seconds: 12 slots (3 runs), so chunk edges stay on the run
