@@ -136,7 +136,7 @@ class _Features:
 
 def _features(x16: np.ndarray, params: WatermarkParams, source_rate_hz: float | None = None) -> _Features:
     """Features of a 16 kHz mono signal at every fine phase."""
-    return _features_from_band_power(band_power_frames(x16, params, params.hop // FINE), params, source_rate_hz)
+    return _timeline_features(x16, params, source_rate_hz)[1]
 
 
 def _clip_weights(clipped16: np.ndarray, n_frames: int, params: WatermarkParams) -> np.ndarray:
@@ -464,8 +464,7 @@ def detect_features(
     or None."""
     layout = Layout.from_key(as_key(key), params)
     tables = _ScanTables.for_layout(layout)
-    bp = band_power_frames(x16, params, params.hop // FINE)
-    feat = _features_from_band_power(bp, params, source_rate_hz)
+    bp, feat = _timeline_features(x16, params, source_rate_hz)
     if feat.v.shape[1] < 2:
         return Detection(False, None, 1.0, 0.0, (), threshold, duration_s)
     echo = find_echo(x16, params)
@@ -475,8 +474,7 @@ def detect_features(
     if echo is not None:
         # The file holds one strong echo: read it a second time with the echo undone, and keep
         # the better reading (both p-values carry the union bound over the two).
-        bp_e = band_power_frames(cancel_echo(x16, echo), params, params.hop // FINE)
-        feat_e = _features_from_band_power(bp_e, params, source_rate_hz)
+        bp_e, feat_e = _timeline_features(cancel_echo(x16, echo), params, source_rate_hz)
         det_e = _detect_timeline(bp_e, feat_e, layout, tables, params, source_rate_hz, clipped16,
                                  threshold=threshold, duration_s=duration_s, readings=readings)
         best = _better_reading([det, det_e])
@@ -502,6 +500,15 @@ def detect_features(
                "search_z": wdet.details["z"], "search_p_value": wdet.p_value,
                "search_speed": wdet.speed, "search_pitch_semitones": wdet.pitch_semitones}
     return dataclasses.replace(best, details=details)
+
+
+def _timeline_features(
+    x16: np.ndarray, params: WatermarkParams, source_rate_hz: float | None
+) -> tuple[np.ndarray, _Features]:
+    """Band power at the fine hop ``(frames, bands)`` and the features of a 16 kHz signal on its
+    own (unwarped) timeline."""
+    bp = band_power_frames(x16, params, params.hop // FINE)
+    return bp, _features_from_band_power(bp, params, source_rate_hz)
 
 
 def _better_reading(readings: list[Detection]) -> Detection:
