@@ -224,9 +224,9 @@ def _residual(stat: np.ndarray, dither: np.ndarray, delta: float) -> np.ndarray:
     return u - np.round(u)
 
 
-def _presence_terms(r: np.ndarray, role: np.ndarray, pilot_bits: np.ndarray) -> np.ndarray:
+def _presence_terms(r: np.ndarray, pilot: np.ndarray, pilot_bits: np.ndarray) -> np.ndarray:
     """Presence term per group: pilot agreement, or bit-blind lattice agreement for payload groups."""
-    return np.where(role < 0, np.cos(2 * np.pi * (r - 0.5 * pilot_bits)), np.cos(4 * np.pi * r))
+    return np.where(pilot, np.cos(2 * np.pi * (r - 0.5 * pilot_bits)), np.cos(4 * np.pi * r))
 
 
 @dataclass(frozen=True)
@@ -244,7 +244,7 @@ class _ScanTables:
         p = layout.params
         r, k = p.block_runs, p.pairs_per_group
         pos = (np.arange(r)[:, None] + np.arange(r)[None, :]) % r
-        pilot = layout.role < 0
+        pilot = layout.pilot
         # With u = stat/delta - dither and r = u - round(u), the pilot term cos(2 pi (r - b/2))
         # and the payload term cos(4 pi r) are both cos(2 pi f (u - b/2)) for an integer f
         # (1 or 2), so the scan never needs to round u.
@@ -377,35 +377,72 @@ def _channel_state_soft(g: _Grouped, expected: np.ndarray) -> np.ndarray:
     return out * np.cos(2 * np.pi * g.r)
 
 
+def _phase_roles(layout: Layout, reps: int, phase: int) -> np.ndarray:
+    """Roles ``(reps, runs, groups)`` of the repetitions at one alignment when repetition 0 is a
+    block of phase ``phase`` (see :func:`~provenance.watermark.layout.coded_bit_placement`)."""
+    return layout.role[(np.arange(reps) + phase) % layout.params.block_phases]
+
+
+def _coded_soft(terms: np.ndarray, roles: np.ndarray, n: int) -> np.ndarray:
+    """Per-group soft values summed into the ``n`` coded bits they carry."""
+    data = roles >= 0
+    return np.bincount(roles[data], weights=terms[data], minlength=n)
+
+
+def _phase_order(soft_terms: np.ndarray, layout: Layout) -> list[int]:
+    """Block phases to try, the most likely first: the one under which the repetitions of each
+    coded bit agree best (their cross-products summed). Without repetitions, phase 0 first."""
+    p = layout.params
+    score = []
+    for h in range(p.block_phases):
+        roles = _phase_roles(layout, soft_terms.shape[0], h)
+        total = _coded_soft(soft_terms, roles, p.coded_bits)
+        own = _coded_soft(soft_terms**2, roles, p.coded_bits)
+        score.append(float((total**2 - own).sum()))
+    return sorted(range(p.block_phases), key=lambda h: -score[h])
+
+
+def _decode_phase(g: _Grouped, layout: Layout, phase: int) -> tuple[np.ndarray, bool, np.ndarray]:
+    """List-decode the payload assuming repetition 0 has block phase ``phase``, with the
+    channel-state reading when the plain one fails its CRC. Returns (coded-then-scrambled
+    payload bits, CRC ok, expected symbols ``(reps, runs, groups)`` of the best path)."""
+    p = layout.params
+    roles = _phase_roles(layout, g.r.shape[0], phase)
+    symbols = layout.symbol_bits
+    soft = _coded_soft(g.w * np.cos(2 * np.pi * g.r), roles, p.coded_bits)  # positive: bit 0
+    bits, crc_ok = ecc.decode_payload(soft, p.payload_bits)
+    expected = symbols(ecc.encode_payload(bits))[(np.arange(g.r.shape[0]) + phase) % p.block_phases]
+    if not crc_ok:
+        # Second reading with each group's soft value scaled by how well its class of groups
+        # agrees with the best path (channel state measured on the file itself).
+        soft = _coded_soft(_channel_state_soft(g, expected), roles, p.coded_bits)
+        bits_csi, crc_ok = ecc.decode_payload(soft, p.payload_bits)
+        if crc_ok:
+            bits = bits_csi
+            expected = symbols(ecc.encode_payload(bits))[(np.arange(g.r.shape[0]) + phase) % p.block_phases]
+    return bits, crc_ok, expected
+
+
 def _decode(
     feat: _Features, layout: Layout, phase: int, offset: int, mask: np.ndarray
 ) -> tuple[np.ndarray | None, np.ndarray, np.ndarray, float]:
     """Soft-decode the payload at one alignment from the slots in ``mask``.
 
+    The block phase of the first repetition is not known (a file may start anywhere), so each
+    phase is tried in turn, the most likely first (:func:`_phase_order`), until a CRC holds.
     Returns (payload bits or None if the CRC fails, per-slot agreement, per-slot weight,
     bit confidence).
     """
-    p = layout.params
     g = _grouped(feat, layout, phase, offset, mask)
-    role = np.broadcast_to(layout.role, g.r.shape)
-    data = role >= 0
-    soft_terms = g.w * np.cos(2 * np.pi * g.r)  # positive: bit 0
-    soft = np.bincount(role[data], weights=soft_terms[data], minlength=p.coded_bits)
-    bits, crc_ok = ecc.decode_payload(soft, p.payload_bits)
-    if not crc_ok:
-        # Second reading with each group's soft value scaled by how well its class of groups
-        # agrees with the best path (channel state measured on the file itself).
-        best_guess = layout.symbol_bits(ecc.encode_payload(bits))
-        csi_terms = _channel_state_soft(g, best_guess)
-        soft = np.bincount(role[data], weights=csi_terms[data], minlength=p.coded_bits)
-        bits_csi, crc_ok = ecc.decode_payload(soft, p.payload_bits)
+    pilot = np.broadcast_to(layout.pilot, g.r.shape)
+    data = ~pilot
+    crc_ok = False
+    for block_phase in _phase_order(g.w * np.cos(2 * np.pi * g.r), layout):
+        bits, crc_ok, expected = _decode_phase(g, layout, block_phase)
         if crc_ok:
-            bits = bits_csi
-    if crc_ok:
-        expected = layout.symbol_bits(ecc.encode_payload(bits))
-        agree = np.cos(2 * np.pi * (g.r - 0.5 * expected))
-    else:
-        agree = _presence_terms(g.r, layout.role, layout.pilot_bits)
+            break
+    agree = (np.cos(2 * np.pi * (g.r - 0.5 * expected)) if crc_ok
+             else _presence_terms(g.r, pilot, layout.pilot_bits))
     weights = float(g.w[data].sum())
     conf = float((g.w[data] * agree[data]).sum() / weights) if weights > 0 else 0.0
     payload = (bits ^ layout.scramble) if crc_ok else None

@@ -116,10 +116,11 @@ def tile_gains(
         cap = cap * np.clip((coherence_db + 10.0) / 6.0, 0.0, 1.0)
 
     v = to_groups(y[:, 0::2] - y[:, 1::2], p)  # (runs, groups, pairs)
-    q = (slot0 // p.run_slots + np.arange(n_runs)) % p.block_runs
+    run = slot0 // p.run_slots + np.arange(n_runs)  # runs from the start of the file
+    q = run % p.block_runs
     chips = layout.chips[q]
     dither = layout.dither[q]
-    bits = layout.symbol_bits(codeword)[q]
+    bits = layout.symbol_bits(codeword)[(run // p.block_runs) % p.block_phases, q]
 
     delta = p.delta
     stat = (chips * v).mean(axis=-1)

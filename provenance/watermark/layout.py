@@ -58,6 +58,10 @@ class WatermarkParams:
     rel_ramp_db: float = 15.0
     abs_floor_db: float = -96.0
     """Tiles below this level (dBFS per tile) carry no mark (digital silence, dither)."""
+    block_phases: int = 2
+    """Consecutive blocks cycle through this many placements of the coded bits: in phase ``h``
+    each coded bit sits ``h * groups_per_run / block_phases`` frequency regions (groups) higher,
+    wrapping around, at a keyed run, so its repetitions land in different regions."""
 
     @property
     def slot_len(self) -> int:
@@ -182,9 +186,11 @@ class Layout:
     dither: np.ndarray
     """(block_runs, groups_per_run) lattice dither as a fraction of ``delta``, in [0, 1)."""
     role: np.ndarray
-    """(block_runs, groups_per_run): -1 for a pilot, else the index of the coded bit it carries."""
+    """(block_phases, block_runs, groups_per_run): -1 for a pilot, else the index of the coded
+    bit the group carries in blocks of that phase (block ``i`` of a file has phase
+    ``i % block_phases``). Pilots sit at the same places in every phase."""
     pilot_bits: np.ndarray
-    """(block_runs, groups_per_run) keyed pilot bits (meaningful where role == -1)."""
+    """(block_runs, groups_per_run) keyed pilot bits (meaningful where :attr:`pilot` is set)."""
     scramble: np.ndarray = field(repr=False)
     """(payload_bits,) keyed bits XORed onto the payload before coding."""
 
@@ -193,17 +199,53 @@ class Layout:
         r, g = params.block_runs, params.groups_per_run
         chips = balanced_chips(key.rng("chips"), params)
         dither = key.rng("dither").random((r, g))
-        order = key.rng("roles").permutation(r * g)
-        role = np.empty(r * g, dtype=np.int64)
-        role[order[: params.n_pilots]] = -1
-        role[order[params.n_pilots :]] = np.arange(params.coded_bits)
+        role = coded_bit_placement(key.rng("roles"), params)
         pilot_bits = key.rng("pilots").integers(0, 2, size=(r, g)).astype(np.uint8)
         scramble = key.rng("scramble").integers(0, 2, size=params.payload_bits).astype(np.uint8)
-        return cls(params, chips, dither, role.reshape(r, g), pilot_bits, scramble)
+        return cls(params, chips, dither, role, pilot_bits, scramble)
+
+    @property
+    def pilot(self) -> np.ndarray:
+        """(block_runs, groups_per_run) True where the group carries a pilot (in every phase)."""
+        return self.role[0] < 0
 
     def symbol_bits(self, codeword: np.ndarray) -> np.ndarray:
-        """(block_runs, groups_per_run) bit each group carries for a given codeword."""
-        bits = self.pilot_bits.copy()
+        """(block_phases, block_runs, groups_per_run) bit each group carries for a given codeword."""
+        bits = np.broadcast_to(self.pilot_bits, self.role.shape).copy()
         data = self.role >= 0
         bits[data] = codeword[self.role[data]]
         return bits
+
+
+def coded_bit_placement(rng: np.random.Generator, params: WatermarkParams) -> np.ndarray:
+    """Keyed roles ``(block_phases, block_runs, groups_per_run)``: -1 for a pilot, else a coded bit.
+
+    Every group index (frequency region) gets the same number of pilots, at keyed runs, so each
+    region has as many payload groups as any other. In phase 0 the coded bits fill the payload
+    groups in a keyed order; in phase ``h`` the bit that phase 0 puts in region ``j`` moves to
+    region ``(j + h * groups_per_run / block_phases) % groups_per_run``, at a keyed run. A bit
+    whose region a file or an edit leaves empty (a band-limited codec, content with nothing in
+    the upper bands) then still has repetitions elsewhere: the repetitions of a block in a
+    longer file are spread over regions instead of all sharing one.
+    """
+    r, g, phases = params.block_runs, params.groups_per_run, params.block_phases
+    if params.n_pilots % g or g % phases:
+        raise ValueError("pilots must divide evenly among the regions, and phases among the groups")
+    per_region = params.n_pilots // g
+    role = np.empty((phases, r, g), dtype=np.int64)
+    pilot = np.zeros((r, g), dtype=bool)
+    for j in range(g):
+        pilot[rng.choice(r, size=per_region, replace=False), j] = True
+    payload = np.flatnonzero(~pilot.reshape(-1))
+    first = np.full(r * g, -1, dtype=np.int64)
+    first[rng.permutation(payload)[: params.coded_bits]] = np.arange(params.coded_bits)
+    role[0] = first.reshape(r, g)
+    step = g // phases
+    for h in range(1, phases):
+        nxt = np.full((r, g), -1, dtype=np.int64)
+        for j in range(g):
+            src = np.flatnonzero(~pilot[:, j])
+            dst = rng.permutation(np.flatnonzero(~pilot[:, (j + h * step) % g]))
+            nxt[dst, (j + h * step) % g] = role[0][src, j]
+        role[h] = nxt
+    return role
