@@ -402,16 +402,23 @@ def _phase_order(soft_terms: np.ndarray, layout: Layout) -> list[int]:
     return sorted(range(p.block_phases), key=lambda h: -score[h])
 
 
+def _expected_symbols(layout: Layout, bits: np.ndarray, reps: int, phase: int) -> np.ndarray:
+    """Symbols ``(reps, runs, groups)`` that (scrambled) payload ``bits`` put on the repetitions
+    when repetition 0 is a block of phase ``phase``."""
+    symbols = layout.symbol_bits(ecc.encode_payload(bits))
+    return symbols[(np.arange(reps) + phase) % layout.params.block_phases]
+
+
 def _decode_phase(g: _Grouped, layout: Layout, phase: int) -> tuple[np.ndarray, bool, np.ndarray]:
     """List-decode the payload assuming repetition 0 has block phase ``phase``, with the
-    channel-state reading when the plain one fails its CRC. Returns (coded-then-scrambled
-    payload bits, CRC ok, expected symbols ``(reps, runs, groups)`` of the best path)."""
+    channel-state reading when the plain one fails its CRC. Returns (payload bits, still
+    scrambled; CRC ok; expected symbols ``(reps, runs, groups)`` of the best path)."""
     p = layout.params
-    roles = _phase_roles(layout, g.r.shape[0], phase)
-    symbols = layout.symbol_bits
+    reps = g.r.shape[0]
+    roles = _phase_roles(layout, reps, phase)
     soft = _coded_soft(g.w * np.cos(2 * np.pi * g.r), roles, p.coded_bits)  # positive: bit 0
     bits, crc_ok = ecc.decode_payload(soft, p.payload_bits)
-    expected = symbols(ecc.encode_payload(bits))[(np.arange(g.r.shape[0]) + phase) % p.block_phases]
+    expected = _expected_symbols(layout, bits, reps, phase)
     if not crc_ok:
         # Second reading with each group's soft value scaled by how well its class of groups
         # agrees with the best path (channel state measured on the file itself).
@@ -419,7 +426,7 @@ def _decode_phase(g: _Grouped, layout: Layout, phase: int) -> tuple[np.ndarray, 
         bits_csi, crc_ok = ecc.decode_payload(soft, p.payload_bits)
         if crc_ok:
             bits = bits_csi
-            expected = symbols(ecc.encode_payload(bits))[(np.arange(g.r.shape[0]) + phase) % p.block_phases]
+            expected = _expected_symbols(layout, bits, reps, phase)
     return bits, crc_ok, expected
 
 
