@@ -71,10 +71,10 @@ def test_block_phases_place_each_coded_bit_in_two_regions():
     assert np.all((role[0] < 0).sum(axis=0) == p.n_pilots // p.groups_per_run)  # evenly per region
     for phase in role:
         assert sorted(phase[phase >= 0]) == list(range(p.coded_bits))
-    region = [np.argwhere(phase >= 0)[np.argsort(phase[phase >= 0])][:, 1] for phase in role]
-    assert np.all(region[1] == (region[0] + 2) % p.groups_per_run)
-    run = [np.argwhere(phase >= 0)[np.argsort(phase[phase >= 0])][:, 0] for phase in role]
-    assert np.mean(run[0] == run[1]) < 0.1  # and at another (keyed) time
+    # (run, region) of coded bits 0, 1, 2, ... in each phase
+    where = [np.argwhere(phase >= 0)[np.argsort(phase[phase >= 0])] for phase in role]
+    assert np.all(where[1][:, 1] == (where[0][:, 1] + 2) % p.groups_per_run)
+    assert np.mean(where[0][:, 0] == where[1][:, 0]) < 0.1  # and at another (keyed) time
 
 
 def test_repetitions_in_other_regions_carry_what_a_band_limit_erases(guitar, monkeypatch):

@@ -377,10 +377,15 @@ def _channel_state_soft(g: _Grouped, expected: np.ndarray) -> np.ndarray:
     return out * np.cos(2 * np.pi * g.r)
 
 
+def _rep_phases(layout: Layout, reps: int, phase: int) -> np.ndarray:
+    """Block phase of each of ``reps`` repetitions when repetition 0 is a block of phase ``phase``
+    (see :func:`~provenance.watermark.layout.coded_bit_placement`)."""
+    return (np.arange(reps) + phase) % layout.params.block_phases
+
+
 def _phase_roles(layout: Layout, reps: int, phase: int) -> np.ndarray:
-    """Roles ``(reps, runs, groups)`` of the repetitions at one alignment when repetition 0 is a
-    block of phase ``phase`` (see :func:`~provenance.watermark.layout.coded_bit_placement`)."""
-    return layout.role[(np.arange(reps) + phase) % layout.params.block_phases]
+    """Roles ``(reps, runs, groups)`` of the repetitions at one alignment (see :func:`_rep_phases`)."""
+    return layout.role[_rep_phases(layout, reps, phase)]
 
 
 def _coded_soft(terms: np.ndarray, roles: np.ndarray, n: int) -> np.ndarray:
@@ -405,18 +410,20 @@ def _phase_order(soft_terms: np.ndarray, layout: Layout) -> list[int]:
 def _expected_symbols(layout: Layout, bits: np.ndarray, reps: int, phase: int) -> np.ndarray:
     """Symbols ``(reps, runs, groups)`` that (scrambled) payload ``bits`` put on the repetitions
     when repetition 0 is a block of phase ``phase``."""
-    symbols = layout.symbol_bits(ecc.encode_payload(bits))
-    return symbols[(np.arange(reps) + phase) % layout.params.block_phases]
+    return layout.symbol_bits(ecc.encode_payload(bits))[_rep_phases(layout, reps, phase)]
 
 
-def _decode_phase(g: _Grouped, layout: Layout, phase: int) -> tuple[np.ndarray, bool, np.ndarray]:
-    """List-decode the payload assuming repetition 0 has block phase ``phase``, with the
-    channel-state reading when the plain one fails its CRC. Returns (payload bits, still
-    scrambled; CRC ok; expected symbols ``(reps, runs, groups)`` of the best path)."""
+def _decode_phase(
+    g: _Grouped, soft_terms: np.ndarray, layout: Layout, phase: int
+) -> tuple[np.ndarray, bool, np.ndarray]:
+    """List-decode the payload from the per-group ``soft_terms`` (positive: bit 0) assuming
+    repetition 0 has block phase ``phase``, with the channel-state reading when the plain one
+    fails its CRC. Returns (payload bits, still scrambled; CRC ok; expected symbols
+    ``(reps, runs, groups)`` of the best path)."""
     p = layout.params
     reps = g.r.shape[0]
     roles = _phase_roles(layout, reps, phase)
-    soft = _coded_soft(g.w * np.cos(2 * np.pi * g.r), roles, p.coded_bits)  # positive: bit 0
+    soft = _coded_soft(soft_terms, roles, p.coded_bits)
     bits, crc_ok = ecc.decode_payload(soft, p.payload_bits)
     expected = _expected_symbols(layout, bits, reps, phase)
     if not crc_ok:
@@ -443,9 +450,10 @@ def _decode(
     g = _grouped(feat, layout, phase, offset, mask)
     pilot = np.broadcast_to(layout.pilot, g.r.shape)
     data = ~pilot
+    soft_terms = g.w * np.cos(2 * np.pi * g.r)  # positive: bit 0
     crc_ok = False
-    for block_phase in _phase_order(g.w * np.cos(2 * np.pi * g.r), layout):
-        bits, crc_ok, expected = _decode_phase(g, layout, block_phase)
+    for block_phase in _phase_order(soft_terms, layout):
+        bits, crc_ok, expected = _decode_phase(g, soft_terms, layout, block_phase)
         if crc_ok:
             break
     agree = (np.cos(2 * np.pi * (g.r - 0.5 * expected)) if crc_ok
