@@ -142,12 +142,12 @@ def test_every_attack_runs_keeps_format_and_is_seeded(name):
     assert a.marked_spans == b.marked_spans
     for s in a.marked_spans:
         assert 0.0 <= s.start_s < s.end_s <= out.duration_s + 1e-6
-    if name not in ("none", "crop_5s"):  # a 5 s crop of a 2 s clip keeps it all (tested below)
+    if name not in ("none", "crop_5s", "montage_3x2s"):  # a 2 s clip is kept whole (tested below)
         assert not np.array_equal(out.samples[:, : min(out.frames, CLIP.frames)],
                                   CLIP.samples[: out.channels, : min(out.frames, CLIP.frames)]), "attack did nothing"
 
 
-@pytest.mark.parametrize("name", ["noise_white_20db", "crop_5s", "insert_2s", "drop_samples_0.1%"])
+@pytest.mark.parametrize("name", ["noise_white_20db", "crop_5s", "insert_2s", "montage_3x2s", "drop_samples_0.1%"])
 def test_random_attacks_depend_on_the_seed(name):
     clip = _music(seconds=8.0)
     a = get_attack(name).apply(clip, np.random.default_rng(1), CTX)
@@ -328,6 +328,21 @@ def test_cut_insert_offset_spans():
     assert off.audio.frames == 5 * SR and off.marked_spans[0].end_s == pytest.approx(5.0)
     pad = get_attack("offset_pad_0.25blk").run(x, np.random.default_rng(0), AttackContext(block_s=2.0))
     assert pad.audio.frames == int(6.5 * SR) and pad.marked_spans[0].start_s == pytest.approx(0.5)
+
+
+def test_montage_keeps_one_excerpt_from_each_third_in_order():
+    x = _music(seconds=9.0)
+    out = get_attack("montage_3x2s").run(x, np.random.default_rng(3))
+    starts = [int(round(t * SR)) for t in out.details["starts_s"]]
+    assert out.audio.frames == 3 * 2 * SR and len(starts) == 3
+    for k, s in enumerate(starts):
+        assert k * 3 * SR <= s <= (k + 1) * 3 * SR - 2 * SR  # inside its third
+        np.testing.assert_array_equal(out.audio.samples[:, k * 2 * SR : (k + 1) * 2 * SR], x.samples[:, s : s + 2 * SR])
+    assert out.marked_spans == (MarkedSpan(0.0, 6.0, PRIMARY),)
+    # only the first 4 s marked: the first excerpt is, the last is not
+    part = get_attack("montage_3x2s").run(x, np.random.default_rng(3), AttackContext(marked_spans=(MarkedSpan(0.0, 4.0),)))
+    assert part.marked_spans[0].start_s == 0.0 and part.marked_spans[-1].end_s <= 4.0 + 1e-9
+    assert get_attack("montage_3x2s").run(_music(seconds=5.0), np.random.default_rng(3)).audio.frames == 5 * SR
 
 
 def test_splice_joins_two_marked_files():

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import pytest
 
@@ -87,6 +89,26 @@ def test_half_marked_file_reports_the_marked_half(corpus_dir):
     boundary = half / music.sample_rate
     assert abs(det.segments[0].start_s - boundary) <= 0.5
     assert abs(det.segments[0].end_s - music.duration_s) <= 0.5
+
+
+def test_montage_of_excerpts_shorter_than_a_block_decodes_jointly(corpus_dir, monkeypatch):
+    # Three 2.4 s excerpts (a block is 4.32 s), taken from blocks of both phases, that cover
+    # the block only together: each piece is read at its own alignment and their
+    # repetitions are summed.
+    music = io.read_audio(corpus_dir / "music_orchestral_44k_stereo.flac")
+    marked = embed(music, KEY, PAYLOAD)
+    sr, n = music.sample_rate, int(2.4 * music.sample_rate)
+    starts = [int(t * sr) for t in (0.5, 0.5 + 4.32 + 1.44, 0.5 + 8.64 + 2.88)]
+    montage = marked.with_samples(np.concatenate([marked.samples[:, s : s + n] for s in starts], axis=1))
+    det = detect(montage, KEY)
+    assert det.found and det.payload == PAYLOAD
+    assert det.details["joint_pieces"] == 3
+    assert len(det.segments) == 3 and all(s.payload == PAYLOAD for s in det.segments)
+    for k, seg in enumerate(det.segments):  # each excerpt placed within 0.5 s
+        assert abs(seg.start_s - k * 2.4) <= 0.5 and abs(seg.end_s - (k + 1) * 2.4) <= 0.5
+    monkeypatch.setattr(sys.modules["provenance.watermark.detect"], "_decode_joint", lambda feat, layout, pieces: (None, 0.0, []))
+    alone = detect(montage, KEY, search=False)
+    assert alone.found and alone.payload is None  # no excerpt carries the payload on its own
 
 
 def test_mark_is_not_added_to_digital_silence(music):

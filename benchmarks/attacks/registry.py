@@ -39,6 +39,7 @@ from benchmarks.attacks.time import (
     Crop,
     CutOut,
     Insert,
+    Montage,
     Offset,
     PitchShift,
     SampleDrop,
@@ -53,7 +54,7 @@ ATTACK_TYPES: dict[str, type[Attack]] = {
     for cls in (
         NoAttack, Mp3, Aac, Opus, Vorbis, Lowpass, Highpass, Bandpass, ParametricEq, Resample, Echo, RoomReverb,
         WhiteNoise, PinkNoise, Requantize, Volume, Compress, PolarityInversion, DcOffset, StereoToMono,
-        Crop, Offset, CutOut, Insert, Splice, Speed, TimeStretch, PitchShift, SampleDrop,
+        Crop, Offset, CutOut, Insert, Montage, Splice, Speed, TimeStretch, PitchShift, SampleDrop,
         MixOther, ReRecording, Cascade,
     )
 }
@@ -97,6 +98,7 @@ def _default_attacks() -> list[Attack]:
           Offset(name="offset_pad_0.25blk", block_fraction=0.25, pad=True)]
     a += [CutOut(name="cut_1s", duration_s=1.0)]
     a += [Insert(name="insert_2s", duration_s=2.0)]
+    a += [Montage(name="montage_3x2s", pieces=3, piece_s=2.0)]
     a += [Splice(name="splice_marked", first_fraction=0.6)]
     a += [Speed(name=f"speed_{_pct(p)}", percent=float(p)) for p in (5, -5, 10, -10)]
     a += [TimeStretch(name=f"stretch_{_pct(p)}", percent=float(p)) for p in (5, -5, 10, -10)]

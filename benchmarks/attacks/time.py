@@ -1,4 +1,4 @@
-"""Edits in time: crop, offset, cut, insert, splice, speed, time stretch, pitch shift, sample dropping.
+"""Edits in time: crop, offset, cut, insert, montage, splice, speed, time stretch, pitch shift, sample dropping.
 
 Every attack here that moves audio in time maps the marked spans of its input onto its output
 (:class:`~benchmarks.attacks.base.TimePiece`), so the harness can score localization.
@@ -115,6 +115,32 @@ class Insert(_TimeAttack):
         return _output(audio, y, spans,
                        [TimePiece(0, p / sr, 0), TimePiece(p / sr, audio.duration_s, (p + d) / sr)],
                        insert_at_s=p / sr)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Montage(_TimeAttack):
+    """Keep ``pieces`` excerpts of ``piece_s`` seconds, one at a random start in each of
+    ``pieces`` equal parts of the clip, and join them in order: a video editor's cut-down.
+
+    The excerpts are shorter than most watermarks' blocks, so none need carry a whole payload
+    on its own. A clip shorter than ``pieces * piece_s`` is kept whole.
+    """
+
+    pieces: int = 3
+    piece_s: float = 2.0
+
+    def _run(
+        self, audio: Audio, rng: np.random.Generator, ctx: AttackContext, spans: tuple[MarkedSpan, ...]
+    ) -> AttackOutput:
+        sr = audio.sample_rate
+        n = int(round(self.piece_s * sr))
+        part = audio.frames // self.pieces
+        if n > part:
+            return _output(audio, audio.samples.copy(), spans, [TimePiece(0, audio.duration_s, 0)], starts_s=[0.0])
+        starts = [k * part + int(rng.integers(0, part - n + 1)) for k in range(self.pieces)]
+        y = np.concatenate([audio.samples[:, s : s + n] for s in starts], axis=1)
+        kept = [TimePiece(s / sr, (s + n) / sr, k * n / sr) for k, s in enumerate(starts)]
+        return _output(audio, y, spans, kept, starts_s=[s / sr for s in starts])
 
 
 @dataclass(frozen=True, kw_only=True)

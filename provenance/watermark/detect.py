@@ -99,6 +99,12 @@ FLOOR_RAMP_DB = 9.0
 """Reliability rises from 0 to 1 between these many dB above the noise floor (margin, margin + ramp)."""
 SEGMENT_Z = 3.0
 MAX_SEGMENT_SEARCHES = 4
+JOINT_PIECE_P_VALUE = 0.01
+JOINT_PIECE_MIN_S = 1.0
+"""Once the mark is found, a further alignment whose p-value is above the threshold but at most
+``JOINT_PIECE_P_VALUE``, or that was found in less than a block of remaining audio (at least
+``JOINT_PIECE_MIN_S`` seconds) where the null law was not calibrated, is not reported as a
+segment but joins the joint decode of the pieces."""
 TEMPO_RANGE = (0.88, 1.12)
 TEMPO_STEP = 0.005
 """Coarse grid of tempo factors searched (speed changes and time stretches), +-12 % in 0.5 % steps."""
@@ -383,49 +389,42 @@ def _rep_phases(layout: Layout, reps: int, phase: int) -> np.ndarray:
     return (np.arange(reps) + phase) % layout.params.block_phases
 
 
-def _phase_roles(layout: Layout, reps: int, phase: int) -> np.ndarray:
-    """Roles ``(reps, runs, groups)`` of the repetitions at one alignment (see :func:`_rep_phases`)."""
-    return layout.role[_rep_phases(layout, reps, phase)]
-
-
 def _coded_soft(terms: np.ndarray, roles: np.ndarray, n: int) -> np.ndarray:
     """Per-group soft values summed into the ``n`` coded bits they carry."""
     data = roles >= 0
     return np.bincount(roles[data], weights=terms[data], minlength=n)
 
 
-def _phase_order(soft_terms: np.ndarray, layout: Layout) -> list[int]:
-    """Block phases to try, the most likely first: the one under which the repetitions of each
-    coded bit agree best (their cross-products summed). Without repetitions, phase 0 first."""
+def _agreement_score(soft_terms: np.ndarray, roles: np.ndarray, n: int) -> float:
+    """How well the repetitions of each coded bit agree under ``roles``: the sum of the cross
+    products of their soft values (each repetition's square left out)."""
+    total = _coded_soft(soft_terms, roles, n)
+    own = _coded_soft(soft_terms**2, roles, n)
+    return float((total**2 - own).sum())
+
+
+def _phase_order(soft_terms: np.ndarray, layout: Layout) -> list[np.ndarray]:
+    """Block phases of the repetitions to try, the most likely first: the assignment under which
+    the repetitions of each coded bit agree best. Without repetitions, phase 0 first."""
     p = layout.params
-    score = []
-    for h in range(p.block_phases):
-        roles = _phase_roles(layout, soft_terms.shape[0], h)
-        total = _coded_soft(soft_terms, roles, p.coded_bits)
-        own = _coded_soft(soft_terms**2, roles, p.coded_bits)
-        score.append(float((total**2 - own).sum()))
-    return sorted(range(p.block_phases), key=lambda h: -score[h])
-
-
-def _expected_symbols(layout: Layout, bits: np.ndarray, reps: int, phase: int) -> np.ndarray:
-    """Symbols ``(reps, runs, groups)`` that (scrambled) payload ``bits`` put on the repetitions
-    when repetition 0 is a block of phase ``phase``."""
-    return layout.symbol_bits(ecc.encode_payload(bits))[_rep_phases(layout, reps, phase)]
+    reps = soft_terms.shape[0]
+    options = [_rep_phases(layout, reps, h) for h in range(p.block_phases)]
+    score = [_agreement_score(soft_terms, layout.role[ph], p.coded_bits) for ph in options]
+    return [options[h] for h in sorted(range(p.block_phases), key=lambda h: -score[h])]
 
 
 def _decode_phase(
-    g: _Grouped, soft_terms: np.ndarray, layout: Layout, phase: int
+    g: _Grouped, soft_terms: np.ndarray, layout: Layout, rep_phases: np.ndarray
 ) -> tuple[np.ndarray, bool, np.ndarray]:
-    """List-decode the payload from the per-group ``soft_terms`` (positive: bit 0) assuming
-    repetition 0 has block phase ``phase``, with the channel-state reading when the plain one
-    fails its CRC. Returns (payload bits, still scrambled; CRC ok; expected symbols
-    ``(reps, runs, groups)`` of the best path)."""
+    """List-decode the payload from the per-group ``soft_terms`` (positive: bit 0) when
+    repetition ``i`` is a block of phase ``rep_phases[i]``, with the channel-state reading when
+    the plain one fails its CRC. Returns (payload bits, still scrambled; CRC ok; expected
+    symbols ``(reps, runs, groups)`` of the best path)."""
     p = layout.params
-    reps = g.r.shape[0]
-    roles = _phase_roles(layout, reps, phase)
+    roles = layout.role[rep_phases]
     soft = _coded_soft(soft_terms, roles, p.coded_bits)
     bits, crc_ok = ecc.decode_payload(soft, p.payload_bits)
-    expected = _expected_symbols(layout, bits, reps, phase)
+    expected = layout.symbol_bits(ecc.encode_payload(bits))[rep_phases]
     if not crc_ok:
         # Second reading with each group's soft value scaled by how well its class of groups
         # agrees with the best path (channel state measured on the file itself).
@@ -433,8 +432,30 @@ def _decode_phase(
         bits_csi, crc_ok = ecc.decode_payload(soft, p.payload_bits)
         if crc_ok:
             bits = bits_csi
-            expected = _expected_symbols(layout, bits, reps, phase)
+            expected = layout.symbol_bits(ecc.encode_payload(bits))[rep_phases]
     return bits, crc_ok, expected
+
+
+def _decode_grouped(g: _Grouped, layout: Layout, phase_options: list[np.ndarray] | None = None
+                    ) -> tuple[np.ndarray | None, np.ndarray, float]:
+    """Decode the payload from grouped statistics, trying the block phase assignments in
+    ``phase_options`` in turn (default: :func:`_phase_order`) until a CRC holds. Returns
+    (payload bits or None, per-group agreement with the decoded or presence symbols, bit
+    confidence)."""
+    pilot = np.broadcast_to(layout.pilot, g.r.shape)
+    data = ~pilot
+    soft_terms = g.w * np.cos(2 * np.pi * g.r)  # positive: bit 0
+    crc_ok = False
+    for rep_phases in (phase_options if phase_options is not None else _phase_order(soft_terms, layout)):
+        bits, crc_ok, expected = _decode_phase(g, soft_terms, layout, rep_phases)
+        if crc_ok:
+            break
+    agree = (np.cos(2 * np.pi * (g.r - 0.5 * expected)) if crc_ok
+             else _presence_terms(g.r, pilot, layout.pilot_bits))
+    weights = float(g.w[data].sum())
+    conf = float((g.w[data] * agree[data]).sum() / weights) if weights > 0 else 0.0
+    payload = (bits ^ layout.scramble) if crc_ok else None
+    return payload, agree, max(0.0, min(1.0, conf))
 
 
 def _decode(
@@ -448,22 +469,72 @@ def _decode(
     bit confidence).
     """
     g = _grouped(feat, layout, phase, offset, mask)
-    pilot = np.broadcast_to(layout.pilot, g.r.shape)
-    data = ~pilot
-    soft_terms = g.w * np.cos(2 * np.pi * g.r)  # positive: bit 0
-    crc_ok = False
-    for block_phase in _phase_order(soft_terms, layout):
-        bits, crc_ok, expected = _decode_phase(g, soft_terms, layout, block_phase)
-        if crc_ok:
-            break
-    agree = (np.cos(2 * np.pi * (g.r - 0.5 * expected)) if crc_ok
-             else _presence_terms(g.r, pilot, layout.pilot_bits))
-    weights = float(g.w[data].sum())
-    conf = float((g.w[data] * agree[data]).sum() / weights) if weights > 0 else 0.0
-    payload = (bits ^ layout.scramble) if crc_ok else None
+    payload, agree, conf = _decode_grouped(g, layout)
     slot_agree = _per_slot(g.w * agree, g, layout)
     slot_w2 = _per_slot(g.w * g.w, g, layout)
-    return payload, slot_agree, slot_w2, max(0.0, min(1.0, conf))
+    return payload, slot_agree, slot_w2, conf
+
+
+def _joint_phase_options(parts: list[np.ndarray], layout: Layout) -> list[np.ndarray]:
+    """Block phases for the repetitions of several pieces read at their own alignments
+    (``parts``: each piece's per-group soft terms), the most likely assignment first.
+
+    Each piece's phase is unknown and independent of the others' (an edit may have moved it
+    by any number of blocks); they are fixed one by one, each to the phase under which it
+    agrees best with the pieces before it, so only the global choice is left open: the
+    assignment found and the one with every phase flipped (as for one piece)."""
+    p = layout.params
+    first = _rep_phases(layout, parts[0].shape[0], 0)
+    acc = _coded_soft(parts[0], layout.role[first], p.coded_bits)
+    chosen = [first]
+    for terms in parts[1:]:
+        options = [_rep_phases(layout, terms.shape[0], h) for h in range(p.block_phases)]
+        softs = [_coded_soft(terms, layout.role[ph], p.coded_bits) for ph in options]
+        h = int(np.argmax([float(acc @ s) for s in softs]))
+        chosen.append(options[h])
+        acc = acc + softs[h]
+    ordered = [np.concatenate(chosen)]
+    ordered += [(ordered[0] + k) % p.block_phases for k in range(1, p.block_phases)]
+    terms = np.concatenate(parts)
+    score = [_agreement_score(terms, layout.role[ph], p.coded_bits) for ph in ordered]
+    return [ordered[k] for k in sorted(range(len(ordered)), key=lambda k: -score[k])]
+
+
+def _presence_agreement(
+    feat: _Features, layout: Layout, phase: int, offset: int, mask: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-slot presence agreement (pilots, and the bit-blind lattice terms) and weight at one
+    alignment, without decoding."""
+    g = _grouped(feat, layout, phase, offset, mask)
+    agree = _presence_terms(g.r, np.broadcast_to(layout.pilot, g.r.shape), layout.pilot_bits)
+    return _per_slot(g.w * agree, g, layout), _per_slot(g.w * g.w, g, layout)
+
+
+@dataclass(frozen=True)
+class _Piece:
+    """A part of the file read at its own alignment: fine ``phase``, block ``offset`` (slots) and
+    the slots it covers (``mask``); ``reported``: whether its presence test alone was reported."""
+
+    phase: int
+    offset: int
+    mask: np.ndarray
+    reported: bool
+
+
+def _decode_joint(
+    feat: _Features, layout: Layout, pieces: list[_Piece]
+) -> tuple[np.ndarray | None, float, list[tuple[np.ndarray, np.ndarray]]]:
+    """Decode one payload from several pieces of the file, each read at its own alignment: the
+    repetitions of every piece are summed. A montage of excerpts shorter than a block, or the two
+    sides of a cut, carry the whole codeword only together. Returns (payload bits or None, bit
+    confidence, per piece its per-slot agreement with the decoded codeword and per-slot weight)."""
+    gs = [_grouped(feat, layout, pc.phase, pc.offset, pc.mask) for pc in pieces]
+    joint = _Grouped(np.concatenate([g.r for g in gs]), np.concatenate([g.w for g in gs]), 0, 0)
+    options = _joint_phase_options([g.w * np.cos(2 * np.pi * g.r) for g in gs], layout)
+    payload, agree, conf = _decode_grouped(joint, layout, options)
+    splits = np.split(agree, np.cumsum([g.r.shape[0] for g in gs])[:-1])
+    per_piece = [(_per_slot(g.w * a, g, layout), _per_slot(g.w * g.w, g, layout)) for g, a in zip(gs, splits)]
+    return payload, conf, per_piece
 
 
 def _segments_from_agreement(
@@ -627,21 +698,43 @@ def _detect_in(
     def file_time(t: float) -> float:
         return round(float(min(duration_s, max(0.0, start_s + warp.time_scale * t))), 3)
 
+    def segment(a: int, b: int, ph: int, agree: np.ndarray, w2: np.ndarray, payload: str | None) -> Segment:
+        var = 0.5 * float(w2[a:b].sum())
+        seg_z = float(agree[a:b].sum()) / math.sqrt(var) if var > 0 else 0.0
+        t0 = ph * fine_s
+        return Segment(start_s=file_time(t0 + a * slot_s), end_s=file_time(t0 + b * slot_s + 2 * fine_s),
+                       payload=payload, p_value=float(special.ndtr(-seg_z)))
+
     segments: list[Segment] = []
+    pieces: list[_Piece] = []
     best_overall: tuple[float, str | None, float, dict] | None = None
     for _search in range(MAX_SEGMENT_SEARCHES):
         z = _scan(feat, layout, mask, tables)
-        ph, off = np.unravel_index(int(np.argmax(z)), z.shape)
+        ph, off = (int(i) for i in np.unravel_index(int(np.argmax(z)), z.shape))
         loc, scale = _null_scale(z, (ph, off))
         z_eff = (float(z[ph, off]) - loc) / scale
         pval = min(1.0, p_value_from_z(z_eff) * hypotheses)
-        if best_overall is not None and pval > threshold:
-            break
-        payload_bits, agree, w2, conf = _decode(feat, layout, int(ph), int(off), mask)
+        if best_overall is not None and (pval > threshold or mask.sum() < params.block_slots):
+            if pval > JOINT_PIECE_P_VALUE:
+                break
+            # Not reported on its own (too weak, or found in less audio than the null law was
+            # calibrated on), but it may complete the codeword (see _decode_joint). Where the
+            # pilots place it, it is taken out of the search for further pieces.
+            agree, w2 = _presence_agreement(feat, layout, ph, off, mask)
+            runs = _segments_from_agreement(agree, w2, mask, slot_s)
+            piece = np.zeros(n_slots)
+            for a, b in runs:
+                piece[a:b] = 1.0
+            pieces.append(_Piece(ph, off, piece if runs else mask.copy(), reported=False))
+            mask = mask * (1.0 - piece)
+            if not runs or mask.sum() < JOINT_PIECE_MIN_S / slot_s:
+                break
+            continue
+        payload_bits, agree, w2, conf = _decode(feat, layout, ph, off, mask)
         payload = bits_to_hex(payload_bits) if payload_bits is not None else None
         info = {"z": z_eff, "z_raw": float(z[ph, off]), "null_scale": scale,
-                "phase": int(ph), "offset_slots": int(off),
-                "alignment_s": file_time(int(off) * slot_s + int(ph) * fine_s),
+                "phase": ph, "offset_slots": off,
+                "alignment_s": file_time(off * slot_s + ph * fine_s),
                 "hypotheses": hypotheses}
         if best_overall is None:
             best_overall = (pval, payload, conf, info)
@@ -650,34 +743,40 @@ def _detect_in(
         runs = _segments_from_agreement(agree, w2, mask, slot_s)
         if not runs:
             break
-        t0 = int(ph) * fine_s
+        piece = np.zeros(n_slots)
         for a, b in runs:
             seg_mask = np.zeros(n_slots)
             seg_mask[a:b] = 1.0
-            seg_payload_bits, seg_agree, seg_w2, _ = _decode(feat, layout, int(ph), int(off), seg_mask)
+            seg_payload_bits, seg_agree, seg_w2, _ = _decode(feat, layout, ph, off, seg_mask)
             seg_pay = bits_to_hex(seg_payload_bits) if seg_payload_bits is not None else payload
-            var = 0.5 * float(seg_w2[a:b].sum())
-            seg_z = float(seg_agree[a:b].sum()) / math.sqrt(var) if var > 0 else 0.0
-            segments.append(
-                Segment(
-                    start_s=file_time(t0 + a * slot_s),
-                    end_s=file_time(t0 + b * slot_s + 2 * fine_s),
-                    payload=seg_pay,
-                    p_value=float(special.ndtr(-seg_z)),
-                )
-            )
+            segments.append(segment(a, b, ph, seg_agree, seg_w2, seg_pay))
+            piece[a:b] = 1.0
             mask[a:b] = 0.0
-        if mask.sum() < params.block_slots:
+        pieces.append(_Piece(ph, off, piece, reported=True))
+        if mask.sum() < JOINT_PIECE_MIN_S / slot_s:
             break
     assert best_overall is not None
     pval, payload, conf, info = best_overall
     found = pval <= threshold
-    if payload is None and segments:
+    if found and payload is None and segments:
         # The whole-file decode mixes in unmarked audio (e.g. a marked excerpt spliced into
         # other audio); the longest segment that decodes on its own then names the payload.
         decoded = [s for s in segments if s.payload is not None]
         if decoded:
             payload = max(decoded, key=lambda s: s.end_s - s.start_s).payload
+        elif len(pieces) > 1:
+            # Pieces at different alignments (the two sides of a cut, a montage of excerpts
+            # shorter than a block) may carry the whole codeword only together.
+            joint_bits, joint_conf, agreements = _decode_joint(feat, layout, pieces)
+            if joint_bits is not None:
+                payload = bits_to_hex(joint_bits)
+                conf = joint_conf
+                segments = [dataclasses.replace(s, payload=payload) for s in segments]
+                for pc, (agree, w2) in zip(pieces, agreements):
+                    if not pc.reported:  # the CRC vouches for it now; place it by its agreement
+                        runs = _segments_from_agreement(agree, w2, pc.mask, slot_s)
+                        segments += [segment(a, b, pc.phase, agree, w2, payload) for a, b in runs]
+                info = {**info, "joint_pieces": len(pieces)}
     segments.sort(key=lambda s: s.start_s)
     return Detection(
         found=found,
