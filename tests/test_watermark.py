@@ -111,6 +111,18 @@ def test_montage_of_excerpts_shorter_than_a_block_decodes_jointly(corpus_dir, mo
     assert alone.found and alone.payload is None  # no excerpt carries the payload on its own
 
 
+def test_joint_payload_is_not_given_to_a_piece_marked_with_another(corpus_dir):
+    water = io.read_audio(corpus_dir / "ambience_water_stream.flac")
+    first, other = embed(water, KEY, PAYLOAD), embed(water, KEY, "fedcba9876543210")
+    sr, n = water.sample_rate, int(2.4 * water.sample_rate)
+    starts = [int(t * sr) for t in (0.0, 4.32 + 1.44, 8.64 + 2.88)]
+    pieces = [src.samples[:, s : s + n] for s, src in zip(starts, (first, other, first))]
+    det = detect(water.with_samples(np.concatenate(pieces, axis=1)), KEY, search=False)
+    assert det.payload == PAYLOAD and det.details["joint_pieces"] == 3
+    labelled = [s for s in det.segments if s.payload == PAYLOAD]
+    assert labelled and all(s.end_s <= 2.4 + 0.5 or s.start_s >= 4.8 - 0.5 for s in labelled)
+
+
 def test_mark_is_not_added_to_digital_silence(music):
     x = music.samples.copy()
     rate = music.sample_rate

@@ -706,6 +706,7 @@ def _detect_in(
                        payload=payload, p_value=float(special.ndtr(-seg_z)))
 
     segments: list[Segment] = []
+    seg_slots: list[tuple[int, int, int]] = []  # (piece index, first slot, end slot) of each segment
     pieces: list[_Piece] = []
     best_overall: tuple[float, str | None, float, dict] | None = None
     for _search in range(MAX_SEGMENT_SEARCHES):
@@ -750,6 +751,7 @@ def _detect_in(
             seg_payload_bits, seg_agree, seg_w2, _ = _decode(feat, layout, ph, off, seg_mask)
             seg_pay = bits_to_hex(seg_payload_bits) if seg_payload_bits is not None else payload
             segments.append(segment(a, b, ph, seg_agree, seg_w2, seg_pay))
+            seg_slots.append((len(pieces), a, b))
             piece[a:b] = 1.0
             mask[a:b] = 0.0
         pieces.append(_Piece(ph, off, piece, reported=True))
@@ -771,7 +773,12 @@ def _detect_in(
             if joint_bits is not None:
                 payload = bits_to_hex(joint_bits)
                 conf = joint_conf
-                segments = [dataclasses.replace(s, payload=payload) for s in segments]
+                # A segment carries the joint payload where it agrees with its codeword (the
+                # other side of a splice of two marks does not).
+                for i, (k, a, b) in enumerate(seg_slots):
+                    agree, w2 = agreements[k]
+                    if segment(a, b, pieces[k].phase, agree, w2, None).p_value < special.ndtr(-SEGMENT_Z):
+                        segments[i] = dataclasses.replace(segments[i], payload=payload)
                 for pc, (agree, w2) in zip(pieces, agreements):
                     if not pc.reported:  # the CRC vouches for it now; place it by its agreement
                         runs = _segments_from_agreement(agree, w2, pc.mask, slot_s)
