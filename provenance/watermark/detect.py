@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -672,6 +673,41 @@ def _detect_clipped(
     return dataclasses.replace(best, details={**best.details, "clipping_erased": best is both[1]})
 
 
+def _weak_piece(feat: _Features, layout: Layout, phase: int, offset: int, mask: np.ndarray) -> _Piece:
+    """A piece not reported on its own, at one alignment: the slots of ``mask`` where its
+    presence agreement (pilots and lattice) is significant, or ``mask`` itself (the same object)
+    when there are none."""
+    agree, w2 = _presence_agreement(feat, layout, phase, offset, mask)
+    runs = _segments_from_agreement(agree, w2, mask, layout.params.slot_s)
+    if not runs:
+        return _Piece(phase, offset, mask, reported=False)
+    piece = np.zeros_like(mask)
+    for a, b in runs:
+        piece[a:b] = 1.0
+    return _Piece(phase, offset, piece, reported=False)
+
+
+def _segments_of_joint(
+    payload: str, pieces: list[_Piece], agreements: list[tuple[np.ndarray, np.ndarray]],
+    segments: list[Segment], seg_slots: list[tuple[int, int, int]],
+    make_segment: Callable[[int, int, int, np.ndarray, np.ndarray, str | None], Segment], slot_s: float,
+) -> list[Segment]:
+    """Segments after a joint decode of ``pieces`` gave ``payload``: a reported segment
+    (``seg_slots``: its piece, first and end slot) takes the payload where it agrees with its
+    codeword (the other side of a splice of two marks does not), and the pieces not reported on
+    their own, which the CRC now vouches for, become segments where they agree with it."""
+    out = list(segments)
+    for i, (k, a, b) in enumerate(seg_slots):
+        agree, w2 = agreements[k]
+        if make_segment(a, b, pieces[k].phase, agree, w2, None).p_value < special.ndtr(-SEGMENT_Z):
+            out[i] = dataclasses.replace(out[i], payload=payload)
+    for pc, (agree, w2) in zip(pieces, agreements):
+        if not pc.reported:
+            runs = _segments_from_agreement(agree, w2, pc.mask, slot_s)
+            out += [make_segment(a, b, pc.phase, agree, w2, payload) for a, b in runs]
+    return out
+
+
 def _detect_in(
     feat: _Features,
     layout: Layout,
@@ -719,16 +755,13 @@ def _detect_in(
             if pval > JOINT_PIECE_P_VALUE:
                 break
             # Not reported on its own (too weak, or found in less audio than the null law was
-            # calibrated on), but it may complete the codeword (see _decode_joint). Where the
-            # pilots place it, it is taken out of the search for further pieces.
-            agree, w2 = _presence_agreement(feat, layout, ph, off, mask)
-            runs = _segments_from_agreement(agree, w2, mask, slot_s)
-            piece = np.zeros(n_slots)
-            for a, b in runs:
-                piece[a:b] = 1.0
-            pieces.append(_Piece(ph, off, piece if runs else mask.copy(), reported=False))
-            mask = mask * (1.0 - piece)
-            if not runs or mask.sum() < JOINT_PIECE_MIN_S / slot_s:
+            # calibrated on), but it may complete the codeword (see _decode_joint).
+            weak = _weak_piece(feat, layout, ph, off, mask)
+            pieces.append(weak)
+            if weak.mask is mask:  # not placed: it stands for the whole rest, nothing is left
+                break
+            mask = mask * (1.0 - weak.mask)
+            if mask.sum() < JOINT_PIECE_MIN_S / slot_s:
                 break
             continue
         payload_bits, agree, w2, conf = _decode(feat, layout, ph, off, mask)
@@ -773,16 +806,7 @@ def _detect_in(
             if joint_bits is not None:
                 payload = bits_to_hex(joint_bits)
                 conf = joint_conf
-                # A segment carries the joint payload where it agrees with its codeword (the
-                # other side of a splice of two marks does not).
-                for i, (k, a, b) in enumerate(seg_slots):
-                    agree, w2 = agreements[k]
-                    if segment(a, b, pieces[k].phase, agree, w2, None).p_value < special.ndtr(-SEGMENT_Z):
-                        segments[i] = dataclasses.replace(segments[i], payload=payload)
-                for pc, (agree, w2) in zip(pieces, agreements):
-                    if not pc.reported:  # the CRC vouches for it now; place it by its agreement
-                        runs = _segments_from_agreement(agree, w2, pc.mask, slot_s)
-                        segments += [segment(a, b, pc.phase, agree, w2, payload) for a, b in runs]
+                segments = _segments_of_joint(payload, pieces, agreements, segments, seg_slots, segment, slot_s)
                 info = {**info, "joint_pieces": len(pieces)}
     segments.sort(key=lambda s: s.start_s)
     return Detection(
