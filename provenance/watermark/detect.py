@@ -673,18 +673,18 @@ def _detect_clipped(
     return dataclasses.replace(best, details={**best.details, "clipping_erased": best is both[1]})
 
 
-def _weak_piece(feat: _Features, layout: Layout, phase: int, offset: int, mask: np.ndarray) -> _Piece:
-    """A piece not reported on its own, at one alignment: the slots of ``mask`` where its
-    presence agreement (pilots and lattice) is significant, or ``mask`` itself (the same object)
-    when there are none."""
+def _weak_piece(
+    feat: _Features, layout: Layout, phase: int, offset: int, mask: np.ndarray
+) -> tuple[_Piece, bool]:
+    """A piece not reported on its own, at one alignment, and whether it could be placed: the
+    slots of ``mask`` where its presence agreement (pilots and lattice) is significant, or all
+    of ``mask`` when there are none (not placed)."""
     agree, w2 = _presence_agreement(feat, layout, phase, offset, mask)
     runs = _segments_from_agreement(agree, w2, mask, layout.params.slot_s)
-    if not runs:
-        return _Piece(phase, offset, mask, reported=False)
-    piece = np.zeros_like(mask)
+    piece = np.zeros_like(mask) if runs else mask.copy()
     for a, b in runs:
         piece[a:b] = 1.0
-    return _Piece(phase, offset, piece, reported=False)
+    return _Piece(phase, offset, piece, reported=False), bool(runs)
 
 
 def _segments_of_joint(
@@ -756,9 +756,9 @@ def _detect_in(
                 break
             # Not reported on its own (too weak, or found in less audio than the null law was
             # calibrated on), but it may complete the codeword (see _decode_joint).
-            weak = _weak_piece(feat, layout, ph, off, mask)
+            weak, placed = _weak_piece(feat, layout, ph, off, mask)
             pieces.append(weak)
-            if weak.mask is mask:  # not placed: it stands for the whole rest, nothing is left
+            if not placed:  # it stands for the whole rest: nothing is left to search
                 break
             mask = mask * (1.0 - weak.mask)
             if mask.sum() < JOINT_PIECE_MIN_S / slot_s:
