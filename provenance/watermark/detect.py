@@ -404,16 +404,6 @@ def _agreement_score(soft_terms: np.ndarray, roles: np.ndarray, n: int) -> float
     return float((total**2 - own).sum())
 
 
-def _phase_order(soft_terms: np.ndarray, layout: Layout) -> list[np.ndarray]:
-    """Block phases of the repetitions to try, the most likely first: the assignment under which
-    the repetitions of each coded bit agree best. Without repetitions, phase 0 first."""
-    p = layout.params
-    reps = soft_terms.shape[0]
-    options = [_rep_phases(layout, reps, h) for h in range(p.block_phases)]
-    score = [_agreement_score(soft_terms, layout.role[ph], p.coded_bits) for ph in options]
-    return [options[h] for h in sorted(range(p.block_phases), key=lambda h: -score[h])]
-
-
 def _decode_phase(
     g: _Grouped, soft_terms: np.ndarray, layout: Layout, rep_phases: np.ndarray
 ) -> tuple[np.ndarray, bool, np.ndarray]:
@@ -440,14 +430,14 @@ def _decode_phase(
 def _decode_grouped(g: _Grouped, layout: Layout, phase_options: list[np.ndarray] | None = None
                     ) -> tuple[np.ndarray | None, np.ndarray, float]:
     """Decode the payload from grouped statistics, trying the block phase assignments in
-    ``phase_options`` in turn (default: :func:`_phase_order`) until a CRC holds. Returns
+    ``phase_options`` in turn (default: :func:`_phase_options` of the whole) until a CRC holds. Returns
     (payload bits or None, per-group agreement with the decoded or presence symbols, bit
     confidence)."""
     pilot = np.broadcast_to(layout.pilot, g.r.shape)
     data = ~pilot
     soft_terms = g.w * np.cos(2 * np.pi * g.r)  # positive: bit 0
     crc_ok = False
-    for rep_phases in (phase_options if phase_options is not None else _phase_order(soft_terms, layout)):
+    for rep_phases in (phase_options if phase_options is not None else _phase_options([soft_terms], layout)):
         bits, crc_ok, expected = _decode_phase(g, soft_terms, layout, rep_phases)
         if crc_ok:
             break
@@ -459,31 +449,36 @@ def _decode_grouped(g: _Grouped, layout: Layout, phase_options: list[np.ndarray]
     return payload, agree, max(0.0, min(1.0, conf))
 
 
+def _slot_agreement(g: _Grouped, agree: np.ndarray, layout: Layout) -> tuple[np.ndarray, np.ndarray]:
+    """Per-group agreement ``(reps, runs, groups)`` spread onto the slots, weighted by
+    reliability, and the per-slot sum of squared weights (its null variance is half that)."""
+    return _per_slot(g.w * agree, g, layout), _per_slot(g.w * g.w, g, layout)
+
+
 def _decode(
     feat: _Features, layout: Layout, phase: int, offset: int, mask: np.ndarray
 ) -> tuple[np.ndarray | None, np.ndarray, np.ndarray, float]:
     """Soft-decode the payload at one alignment from the slots in ``mask``.
 
     The block phase of the first repetition is not known (a file may start anywhere), so each
-    phase is tried in turn, the most likely first (:func:`_phase_order`), until a CRC holds.
+    phase is tried in turn, the most likely first (:func:`_phase_options`), until a CRC holds.
     Returns (payload bits or None if the CRC fails, per-slot agreement, per-slot weight,
     bit confidence).
     """
     g = _grouped(feat, layout, phase, offset, mask)
     payload, agree, conf = _decode_grouped(g, layout)
-    slot_agree = _per_slot(g.w * agree, g, layout)
-    slot_w2 = _per_slot(g.w * g.w, g, layout)
-    return payload, slot_agree, slot_w2, conf
+    return (payload, *_slot_agreement(g, agree, layout), conf)
 
 
-def _joint_phase_options(parts: list[np.ndarray], layout: Layout) -> list[np.ndarray]:
-    """Block phases for the repetitions of several pieces read at their own alignments
-    (``parts``: each piece's per-group soft terms), the most likely assignment first.
+def _phase_options(parts: list[np.ndarray], layout: Layout) -> list[np.ndarray]:
+    """Block phases of the repetitions to try, the most likely first, for one or several pieces
+    read at their own alignments (``parts``: each piece's per-group soft terms).
 
-    Each piece's phase is unknown and independent of the others' (an edit may have moved it
-    by any number of blocks); they are fixed one by one, each to the phase under which it
-    agrees best with the pieces before it, so only the global choice is left open: the
-    assignment found and the one with every phase flipped (as for one piece)."""
+    The phase of a piece's first repetition is unknown (a file may start anywhere, and an edit
+    may move a piece by any number of blocks). Pieces after the first are fixed one by one, each
+    to the phase under which it agrees best with the pieces before it, so only the global choice
+    is left open: the assignment found and its shifts by every phase, ordered by how well the
+    repetitions of each coded bit agree under them. With one piece, phase 0 first on a tie."""
     p = layout.params
     first = _rep_phases(layout, parts[0].shape[0], 0)
     acc = _coded_soft(parts[0], layout.role[first], p.coded_bits)
@@ -494,8 +489,8 @@ def _joint_phase_options(parts: list[np.ndarray], layout: Layout) -> list[np.nda
         h = int(np.argmax([float(acc @ s) for s in softs]))
         chosen.append(options[h])
         acc = acc + softs[h]
-    ordered = [np.concatenate(chosen)]
-    ordered += [(ordered[0] + k) % p.block_phases for k in range(1, p.block_phases)]
+    base = np.concatenate(chosen)
+    ordered = [(base + k) % p.block_phases for k in range(p.block_phases)]
     terms = np.concatenate(parts)
     score = [_agreement_score(terms, layout.role[ph], p.coded_bits) for ph in ordered]
     return [ordered[k] for k in sorted(range(len(ordered)), key=lambda k: -score[k])]
@@ -508,7 +503,7 @@ def _presence_agreement(
     alignment, without decoding."""
     g = _grouped(feat, layout, phase, offset, mask)
     agree = _presence_terms(g.r, np.broadcast_to(layout.pilot, g.r.shape), layout.pilot_bits)
-    return _per_slot(g.w * agree, g, layout), _per_slot(g.w * g.w, g, layout)
+    return _slot_agreement(g, agree, layout)
 
 
 @dataclass(frozen=True)
@@ -531,10 +526,10 @@ def _decode_joint(
     confidence, per piece its per-slot agreement with the decoded codeword and per-slot weight)."""
     gs = [_grouped(feat, layout, pc.phase, pc.offset, pc.mask) for pc in pieces]
     joint = _Grouped(np.concatenate([g.r for g in gs]), np.concatenate([g.w for g in gs]), 0, 0)
-    options = _joint_phase_options([g.w * np.cos(2 * np.pi * g.r) for g in gs], layout)
+    options = _phase_options([g.w * np.cos(2 * np.pi * g.r) for g in gs], layout)
     payload, agree, conf = _decode_grouped(joint, layout, options)
     splits = np.split(agree, np.cumsum([g.r.shape[0] for g in gs])[:-1])
-    per_piece = [(_per_slot(g.w * a, g, layout), _per_slot(g.w * g.w, g, layout)) for g, a in zip(gs, splits)]
+    per_piece = [_slot_agreement(g, a, layout) for g, a in zip(gs, splits)]
     return payload, conf, per_piece
 
 
