@@ -145,3 +145,44 @@ def test_payload_survives_an_echo(guitar, monkeypatch):
     # read only as it is, the echo mixes each slot with the mark of five slots earlier
     monkeypatch.setattr(detect_module, "find_echo", lambda x16, params: None)
     assert detect(echoed, KEY, search=False).payload is None
+
+
+def test_a_weak_presence_score_is_confirmed_by_its_decoded_payload(corpus_dir, monkeypatch):
+    """Opus at 16 kbps leaves this clip's presence p-value at 3.8e-5, above the threshold, while
+    its payload still decodes: the decode confirms the mark (p-value times the CRC bound, over
+    the budget share). Without the confirmation the mark is not found."""
+    key, payload = WatermarkKey(bytes([40]) * 32), "0fedcba987654321"
+    marked = embed(io.read_audio(corpus_dir / "ambience_fire_crackle.wav"), key, payload)
+    coded = io.encode_decode(marked, "opus", 16)
+    det = detect(coded, key, search=False)
+    presence = det.details["presence_p_value"]
+    assert detect_module.DEFAULT_THRESHOLD < presence <= detect_module.CONFIRM_P_VALUE
+    assert det.found and det.payload == payload and det.segments
+    assert det.p_value == pytest.approx(
+        presence * detect_module.CRC_PASS_BOUND / detect_module.CONFIRM_SHARE)
+    monkeypatch.setattr(detect_module, "CONFIRM_P_VALUE", 0.0)
+    plain = detect(coded, key, search=False)
+    assert not plain.found and plain.payload is None and plain.p_value == presence
+
+
+@pytest.mark.parametrize("split", [True, False])
+def test_payload_confirmation_keeps_p_values_valid(split):
+    """Without the mark a CRC passes with probability CRC_PASS_BOUND whatever the presence
+    p-value is; the combined p-value must still satisfy P(p <= x) <= x. Taking the product
+    without splitting the budget (as a check that this test can fail) roughly doubles it."""
+    q = detect_module.CRC_PASS_BOUND
+    rng = np.random.default_rng(7)
+    n = 2_000_000
+    # presence p-values log-uniform on [1e-10, 1], reweighted to the uniform law
+    p = 10.0 ** rng.uniform(-10.0, 0.0, n)
+    weight = p * np.log(1e10)
+    decoded = rng.random(n) < q
+    if split:
+        combined = np.array([detect_module._confirmed_p_value(float(a), bool(d)) for a, d in zip(p, decoded)])
+    else:
+        combined = np.where(decoded, p * q, p)
+    rates = [float(np.mean(weight * (combined <= x))) / x for x in (1e-7, 1e-6, 1e-5, 1e-4)]
+    if split:
+        assert max(rates) <= 1.03, rates
+    else:
+        assert min(rates) > 1.5, rates

@@ -106,6 +106,17 @@ JOINT_PIECE_MIN_S = 1.0
 ``JOINT_PIECE_P_VALUE``, or that was found in less than a block of remaining audio (at least
 ``JOINT_PIECE_MIN_S`` seconds) where the null law was not calibrated, is not reported as a
 segment but joins the joint decode of the pieces."""
+CONFIRM_P_VALUE = 1e-3
+CONFIRM_SHARE = 0.1
+"""Payload confirmation: an alignment whose presence p-value is at most ``CONFIRM_P_VALUE`` and
+whose payload decodes (CRC) has p-value ``p * CRC_PASS_BOUND / CONFIRM_SHARE``; one that does not
+decode, ``p / (1 - CONFIRM_SHARE)``. Without the mark the signs of the payload groups' residuals are
+independent of everything the presence test reads (see :func:`_confirmed_p_value`), so a CRC passes
+there with probability at most ``CRC_PASS_BOUND`` whatever the presence score: the two tests
+multiply, and ``CONFIRM_SHARE`` of the false-positive budget goes to the confirmed route."""
+CRC_PASS_BOUND = ecc.LIST_SIZE * 2 * 2 / 2.0**ecc.CRC_BITS
+"""Chance that one decode of pure noise passes its CRC: list size x 2 block phases x 2 readings
+(plain and channel-state), 4.9e-4 (measured through ``_decode``: 4.0e-4, docs/watermark.md)."""
 TEMPO_RANGE = (0.88, 1.12)
 TEMPO_STEP = 0.005
 """Coarse grid of tempo factors searched (speed changes and time stretches), +-12 % in 0.5 % steps."""
@@ -322,6 +333,24 @@ def p_value_from_z(z: float) -> float:
     """P(best standardised z >= ``z``) without the mark: see ``EFFECTIVE_ALIGNMENTS``."""
     log_cdf = special.log_ndtr(z / NULL_Z_SCALE)
     return float(-np.expm1(EFFECTIVE_ALIGNMENTS * log_cdf))
+
+
+def _confirmed_p_value(p: float, decoded: bool) -> float:
+    """The presence p-value ``p`` of the best alignment combined with whether its payload decoded.
+
+    Without the mark, each group's lattice residual is uniform, so its sign (the bit it reads)
+    is independent of its magnitude (all the presence test reads of a payload group: the
+    bit-blind ``cos(4 pi r)``), and the residuals of the other alignments use other dithers. A
+    CRC then passes with probability at most ``CRC_PASS_BOUND`` whatever ``p`` is, so
+    ``P(decoded and p <= y) <= CRC_PASS_BOUND * y``. Splitting the false-positive budget between
+    the route with a payload (``CONFIRM_SHARE``) and the one without keeps the result a p-value:
+    ``P(result <= x) <= x``. Above ``CONFIRM_P_VALUE`` nothing changes.
+    """
+    if p > CONFIRM_P_VALUE:
+        return p
+    if decoded:
+        return p * CRC_PASS_BOUND / CONFIRM_SHARE
+    return min(1.0, p / (1.0 - CONFIRM_SHARE))
 
 
 def _null_scale(z: np.ndarray, best: tuple[int, int]) -> tuple[float, float]:
@@ -766,6 +795,8 @@ def _detect_in(
                 "alignment_s": file_time(off * slot_s + ph * fine_s),
                 "hypotheses": hypotheses}
         if best_overall is None:
+            info["presence_p_value"] = pval
+            pval = _confirmed_p_value(pval, payload is not None)
             best_overall = (pval, payload, conf, info)
         if pval > threshold:
             break
