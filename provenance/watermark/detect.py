@@ -114,7 +114,7 @@ decode, ``p / (1 - CONFIRM_SHARE)``. Without the mark the signs of the payload g
 independent of everything the presence test reads (see :func:`_confirmed_p_value`), so a CRC passes
 there with probability at most ``CRC_PASS_BOUND`` whatever the presence score: the two tests
 multiply, and ``CONFIRM_SHARE`` of the false-positive budget goes to the confirmed route."""
-CRC_PASS_BOUND = ecc.LIST_SIZE * 2 * 2 / 2.0**ecc.CRC_BITS
+CRC_PASS_BOUND = ecc.LIST_SIZE * DEFAULT_PARAMS.block_phases * 2 / 2.0**ecc.CRC_BITS
 """Chance that one decode of pure noise passes its CRC: list size x 2 block phases x 2 readings
 (plain and channel-state), 4.9e-4 (measured through ``_decode``: 4.0e-4, docs/watermark.md)."""
 TEMPO_RANGE = (0.88, 1.12)
