@@ -34,7 +34,9 @@ class Detection:
     """Decoded user payload as lower-case hex (CRC verified), or None."""
     p_value: float
     """Probability of a presence score at least this high in an unmarked file or with a wrong key,
-    corrected for the search over alignments, speeds and pitches."""
+    corrected for the search over alignments, speeds and pitches; where the payload decoded at the
+    best alignment, combined with the chance of its CRC passing by accident (payload confirmation,
+    docs/watermark.md)."""
     bit_confidence: float
     """Mean agreement of the soft payload bits with the decoded codeword, 0 (chance) to 1 (certain)."""
     segments: tuple[Segment, ...] = ()
