@@ -40,7 +40,7 @@ from typing import IO, Any
 
 import numpy as np
 
-from provenance.core.errors import FoleySealError, FormatError, InputError
+from provenance.core.errors import FoleySealError, FormatError, InputError, StoreError
 from provenance.core.results import Segment
 
 from detectors.container import probe
@@ -98,6 +98,10 @@ class VerifyLimits:
     """Analysis windows (per key) in which the detector may search speed, tempo and pitch
     changes when the mark is not found as embedded; later windows are tested as they are.
     The search costs 1-3 s of CPU per window, so this bounds it on long unmarked files."""
+    issued_match_windows: int = 4
+    """Analysis windows (per key) in which a mark that is found but does not decode is matched
+    against the manifest store's issued payloads (:mod:`provenance.watermark.known`; 1-6 s of
+    CPU per window)."""
     refine_window_s: float = 8.0
     """Sub-window length of the refined search, seconds (0 disables it)."""
     refine_hop_s: float = 2.0
@@ -243,11 +247,16 @@ def _search_watermark(
     stats: DecodeStats,
     notes: list[str],
     threads: int = 1,
+    known: Any | None = None,
 ) -> list[WatermarkResult]:
+    """Detect every key's mark window by window. ``known``: the manifest store's issued payloads
+    (:class:`~provenance.watermark.known.KnownPayloads`), which name the payload of a mark found
+    too damaged to decode on its own, or None."""
     from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 
     from provenance.core.audio import Audio
     from provenance.watermark import detect
+    from provenance.watermark.known import false_match_bound
 
     searches = [_KeySearch(key=k) for k in keyring]
     chunks = iter_mono(
@@ -259,11 +268,30 @@ def _search_watermark(
     )
     rejected: list[str] = []
     failed: list[str] = []
+    store_failed: list[str] = []
+    issued_checks: list[tuple[int, bool]] = []  # (candidates looked up, matched) per window that tried
     silent = 0
+
+    matched = [0]  # windows matched against the issued payloads so far (all keys)
+
+    def may_match() -> bool:
+        with search_lock:
+            matched[0] += 1
+            return matched[0] <= limits.issued_match_windows * max(1, len(searches))
 
     def one(s: _KeySearch, x: np.ndarray, offset_s: float, search: bool = True) -> Any | None:
         try:
-            return detect(Audio(x[np.newaxis, :], stats.sample_rate), s.key, search=search)
+            audio = Audio(x[np.newaxis, :], stats.sample_rate)
+            det = detect(audio, s.key, search=search)
+            if known is not None and det.found and det.payload is None and may_match():
+                # The same reading again (the detector is deterministic), now also matched
+                # against the issued payloads: only found-but-undecoded windows pay for it.
+                try:
+                    det = detect(audio, s.key, search=search, known=known)
+                except StoreError as exc:
+                    log.warning("matching issued payloads failed at %.1f s: %s", offset_s, exc)
+                    store_failed.append(exc.message)
+            return det
         except InputError as exc:
             # Too short for one watermark block, or a rate the watermark does not cover.
             rejected.append(exc.message)
@@ -320,6 +348,10 @@ def _search_watermark(
                 continue
             s.found_windows += 1
             s.bit_conf.append(float(det.bit_confidence))
+            if "issued_candidates" in det.details:
+                # Every window that looked up candidates could have matched a wrong record.
+                issued_checks.append((int(det.details["issued_candidates"]),
+                                      det.details.get("payload_source") == "issued_payloads"))
             if det.payload:
                 s.payloads[det.payload] += 1
             for seg in det.segments:
@@ -360,6 +392,16 @@ def _search_watermark(
         notes.append(
             f"The watermark detector failed on {len(failed)} analysis window(s) ({failed[0]}); "
             "those parts were not checked."
+        )
+    if store_failed:
+        notes.append(f"Matching the watermark against the manifest store's payloads failed ({store_failed[0]}).")
+    matched_windows = sum(1 for _, matched in issued_checks if matched)
+    if matched_windows and known is not None:
+        bound = false_match_bound(sum(n for n, _ in issued_checks), known.count())
+        notes.append(
+            f"In {matched_windows} analysis window(s) the watermark's payload was too damaged to decode on its "
+            "own and was named by matching against the payloads the manifest store has issued (chance of a "
+            f"false match at most {bound:.1e})."
         )
     if rejected and not any(s.windows for s in searches):
         notes.append(f"The watermark could not be checked: {rejected[0]}")
@@ -702,6 +744,21 @@ class Verifier:
         self._store = open_store(self.settings)
         return self._store
 
+    def _issued_payloads(self) -> Any | None:
+        """The store's issued watermark payloads (:class:`~provenance.store.IssuedPayloads`), or
+        None without a store. A store that cannot be opened is left for :meth:`_store_lookup`
+        to report."""
+        try:
+            store = self._get_store()
+        except Exception:
+            self._store_opened = False  # let _store_lookup try again and say why it failed
+            return None
+        if store is None:
+            return None
+        from provenance.watermark import SOFT_BINDING_ALG
+
+        return store.issued_payloads(SOFT_BINDING_ALG)
+
     def close(self) -> None:
         if self._store is not None:
             with contextlib.suppress(Exception):
@@ -805,7 +862,8 @@ class Verifier:
                 try:
                     if self.keyring:
                         watermark = _search_watermark(
-                            path, container, self.keyring, self.limits, deadline, stats, notes, self.threads
+                            path, container, self.keyring, self.limits, deadline, stats, notes, self.threads,
+                            known=self._issued_payloads(),
                         )
                     else:
                         # Still decode once: a file whose audio cannot be decoded must say so.

@@ -337,3 +337,45 @@ def test_cli_as_a_real_process(verify_env: VerifyEnv) -> None:
     assert p.returncode == EXIT_ERROR and p.stdout.startswith("error")
     assert os.listdir(env["TMPDIR"]) == []  # nothing left in the temporary directory
     os.rmdir(env["TMPDIR"])
+
+
+def test_a_damaged_sparse_file_gets_its_credentials_through_the_issued_payloads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The impacts clip is 61 % digital silence, so its mark holds few repetitions of each coded
+    bit; high-passed at 500 Hz, the mark is still found but its payload no longer decodes on its
+    own. The verifier matches it against the store's issued payloads and recovers the record."""
+    from benchmarks.attacks.registry import get_attack
+    from provenance.core.audio import Audio
+    from provenance.core.io import read_audio, write_audio
+    from provenance.mark import mark
+    from provenance.store.repository import ManifestStore
+    from tests._verify_fixtures import FIXED_KEY, _init_home
+
+    payload = "1032547698badcfe"  # with FIXED_KEY: found, undecodable, in the long list (test_watermark_known)
+
+    def fixed_payload(self: ManifestStore, record_id: str, algorithm: str, *, attempts: int = 16) -> str:
+        self.reserve(record_id, algorithm, payload)
+        return payload
+
+    monkeypatch.setattr(ManifestStore, "reserve_payload", fixed_payload)
+    settings = _init_home(tmp_path / "home", FIXED_KEY)
+    clip = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "foley_impacts_24bit.wav"
+    res = mark(clip, tmp_path / "marked.wav", settings=settings, generated=True, title="impacts")
+    assert res.payload == payload
+    marked = read_audio(res.output)
+    attacked = get_attack("highpass_500").run(marked, np.random.default_rng(0)).audio
+    write_audio(tmp_path / "attacked.wav", Audio(attacked.samples, attacked.sample_rate, subtype="PCM_24"))
+
+    with Verifier(settings) as v:
+        r = v.verify(tmp_path / "attacked.wav")
+    assert r.verdict is Verdict.CREDENTIALS_RECOVERED_BY_WATERMARK
+    assert r.watermark[0].found and r.watermark[0].payloads == (payload,)
+    assert [(m.record_id, m.binding) for m in r.store] == [(res.record.id, "soft")]
+    assert any("named by matching against the payloads the manifest store has issued" in n for n in r.notes)
+
+    # Without the match (no window allowed to try it) the same file names no payload.
+    with Verifier(settings, limits=VerifyLimits(issued_match_windows=0)) as v:
+        r = v.verify(tmp_path / "attacked.wav")
+    assert r.verdict is Verdict.WATERMARK_ONLY
+    assert r.watermark[0].found and r.watermark[0].payloads == ()

@@ -13,17 +13,18 @@ from benchmarks.watermarkers.base import (
     hex_to_bits,
 )
 from benchmarks.watermarkers.external import ExternalCommandWatermarker, ExternalToolError, load_external_config
-from benchmarks.watermarkers.foleyseal import FoleySealWatermarker
+from benchmarks.watermarkers.foleyseal import STORE_RECORDS, FoleySealWatermarker
 from benchmarks.watermarkers.lsb import LSBWatermarker
 from provenance.core.errors import ConfigError
 
-BUILTIN = ("foleyseal", "lsb")
+BUILTIN = ("foleyseal", "foleyseal+store", "lsb")
 
 
 def build_watermarkers(
     names: list[str], *, external_config: str | Path | None = None, strength: float = 1.0
 ) -> list[Watermarker]:
-    """Watermarkers by name: ``foleyseal``, ``lsb``, ``external`` (every tool in ``external_config``)
+    """Watermarkers by name: ``foleyseal``, ``foleyseal+store`` (FoleySeal read by a verifier that
+    holds the manifest store: :class:`FoleySealWatermarker`), ``lsb``, ``external`` (every tool in ``external_config``)
     or the name of one tool in ``external_config``."""
     externals = load_external_config(external_config) if external_config else []
     by_name = {w.name: w for w in externals}
@@ -31,6 +32,8 @@ def build_watermarkers(
     for n in names:
         if n == "foleyseal":
             out.append(FoleySealWatermarker(strength=strength))
+        elif n == "foleyseal+store":
+            out.append(FoleySealWatermarker(name=n, strength=strength, store_records=STORE_RECORDS))
         elif n == "lsb":
             out.append(LSBWatermarker())
         elif n == "external":

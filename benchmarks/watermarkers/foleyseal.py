@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -21,17 +21,38 @@ def _key_bytes(seed: str) -> bytes:
     return hashlib.sha256(seed.encode()).digest()
 
 
+STORE_RECORDS = 1_000_000
+"""Issued payloads the ``foleyseal+store`` variant's simulated manifest store is said to hold."""
+
+
 @dataclass(frozen=True)
 class FoleySealWatermarker(WatermarkerBase):
     """``provenance.watermark.embed/detect`` under a fixed test key at ``strength``.
 
     Score = -log10(p_value) of the detection (p-values below 1e-300 count as 1e-300).
+    With ``store_records`` set, it is the verifier's reading instead of the bare detector's: every
+    payload it embeds is recorded as issued, in a simulated manifest store of that many records,
+    and the detector may name a found mark's payload by matching against them
+    (:mod:`provenance.watermark.known`). Same marks, same presence test; only payloads that do not
+    decode on their own can differ.
     """
 
     name: str = "foleyseal"
     strength: float = 1.0
     key_seed: str = BENCH_KEY_SEED
     payload_bits: int = 64
+    store_records: int | None = None
+    issued: Any = field(default=None, compare=False, repr=False)
+    """The simulated store (a PayloadSet), shared by the copies ``with_wrong_key`` makes."""
+
+    def __post_init__(self) -> None:
+        if self.store_records is not None and self.issued is None:
+            from provenance.watermark.known import PayloadSet
+
+            # The listed payloads are those embedded; the rest of the store's records are random
+            # 64-bit numbers that a wrong decoding path matches with probability 2**-64 each,
+            # counted in the false-match bound without being held in memory.
+            object.__setattr__(self, "issued", PayloadSet(decoys=self.store_records))
 
     @property
     def block_s(self) -> float:  # type: ignore[override]
@@ -54,19 +75,25 @@ class FoleySealWatermarker(WatermarkerBase):
     def embed(self, audio: Audio, payload_bits: np.ndarray) -> Audio:
         from provenance.watermark import embed
 
-        return embed(audio, _key_bytes(self.key_seed), bits_to_hex(payload_bits), strength=self.strength)
+        payload = bits_to_hex(payload_bits)
+        if self.issued is not None:
+            self.issued.add(payload)
+        return embed(audio, _key_bytes(self.key_seed), payload, strength=self.strength)
 
     def detect(self, audio: Audio) -> WatermarkerResult:
         from provenance.watermark import detect
 
-        d = detect(audio, _key_bytes(self.key_seed))
+        d = detect(audio, _key_bytes(self.key_seed), known=self.issued)
         p = float(d.p_value)
         score = -math.log10(max(p, 1e-300)) if p == p else 0.0
         bits = hex_to_bits(d.payload, self.payload_bits) if d.payload else None
         return WatermarkerResult(
             found=bool(d.found), score=score, payload_bits=bits, segments=tuple(d.segments), p_value=p,
             details={"bit_confidence": float(d.bit_confidence), "speed": float(d.speed),
-                     "pitch_semitones": float(d.pitch_semitones), "threshold": float(d.threshold)},
+                     "pitch_semitones": float(d.pitch_semitones), "threshold": float(d.threshold),
+                     **({"payload_source": d.details["payload_source"],
+                         "issued_false_match_bound": d.details["issued_false_match_bound"]}
+                        if "payload_source" in d.details else {})},
         )
 
     def with_wrong_key(self, index: int) -> "FoleySealWatermarker":
@@ -81,4 +108,5 @@ class FoleySealWatermarker(WatermarkerBase):
         except ImportError:
             version = "unknown"
         return {"name": self.name, "payload_bits": self.payload_bits, "strength": self.strength,
-                "key_seed": self.key_seed, "version": version, "block_s": self.block_s}
+                "key_seed": self.key_seed, "version": version, "block_s": self.block_s,
+                **({"store_records": self.store_records} if self.store_records is not None else {})}

@@ -20,9 +20,10 @@ def robustness_cmd(
     attacks: str = typer.Option(None, "--attacks", help="Comma-separated attack names (default: all; "
                                 "see `foleyseal bench attacks`)."),
     attack_list: Path = typer.Option(None, "--attack-list", help="TOML file listing/defining attacks."),
-    watermarkers: str = typer.Option(None, "--watermarkers", help="Comma-separated: foleyseal, lsb, external "
-                                     "(all tools in --external-config) or one tool's name. Default: foleyseal,lsb "
-                                     "(+external with --external-config)."),
+    watermarkers: str = typer.Option(None, "--watermarkers", help="Comma-separated: foleyseal, foleyseal+store "
+                                     "(read by a verifier holding a store of a million issued payloads), lsb, "
+                                     "external (all tools in --external-config) or one tool's name. Default: "
+                                     "foleyseal,lsb (+external with --external-config)."),
     external_config: Path = typer.Option(None, "--external-config", help="TOML file of external watermarkers (watermarker tables with embed/detect command templates)."),
     quick: bool = typer.Option(False, "--quick", help="CI mode: 3 clips, 5 attacks, few null trials, no ViSQOL."),
     strength: float = typer.Option(1.0, "--strength", help="Embedding strength for watermarkers that have one."),

@@ -24,8 +24,9 @@ from __future__ import annotations
 import datetime as dt
 import secrets
 import sqlite3
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -300,6 +301,34 @@ class ManifestStore:
             ).all()
         return [_record(r) for r in rows]
 
+    def issued_payloads(self, algorithm: str) -> "IssuedPayloads":
+        """The payloads this store has issued under ``algorithm``, as the watermark detector's
+        :class:`~provenance.watermark.known.KnownPayloads`."""
+        return IssuedPayloads(self, algorithm)
+
+    def find_payloads(self, algorithm: str, payloads: Sequence[str]) -> set[str]:
+        """Which of ``payloads`` (hex) the store has issued under ``algorithm``, reserved or published."""
+        wanted = sorted({p.lower() for p in payloads})
+        found: set[str] = set()
+        with self._read("find payloads") as conn:
+            for i in range(0, len(wanted), 500):  # well under every backend's bound on parameters
+                rows = conn.execute(
+                    sa.select(manifests.c.payload).where(
+                        manifests.c.algorithm == algorithm, manifests.c.payload.in_(wanted[i : i + 500])
+                    )
+                ).all()
+                found.update(r.payload for r in rows)
+        return found
+
+    def count_issued(self, algorithm: str) -> int:
+        """Number of payloads issued under ``algorithm``, reserved or published."""
+        with self._read("count") as conn:
+            return int(
+                conn.execute(
+                    sa.select(sa.func.count()).select_from(manifests).where(manifests.c.algorithm == algorithm)
+                ).scalar_one()
+            )
+
     def count(self) -> int:
         """Number of published records."""
         with self._read("count") as conn:
@@ -316,6 +345,29 @@ class ManifestStore:
                     sa.select(sa.func.count()).select_from(manifests).where(manifests.c.status == STATUS_RESERVED)
                 ).scalar_one()
             )
+
+
+class IssuedPayloads:
+    """A store's issued payloads under one algorithm, for matching a damaged watermark against
+    them (:mod:`provenance.watermark.known`). Every payload the store issues is a fresh random
+    64-bit number (:meth:`ManifestStore.reserve_payload`), which the false-match bound needs.
+    The count is read once: a verification does not need it to the record."""
+
+    def __init__(self, store: ManifestStore, algorithm: str) -> None:
+        self._store = store
+        self._algorithm = algorithm
+        self._count: int | None = None
+        self._lock = threading.Lock()
+
+    def count(self) -> int:
+        with self._lock:
+            if self._count is None:
+                self._count = self._store.count_issued(self._algorithm)
+            return self._count
+
+    def find(self, payloads: Sequence[str]) -> set[str]:
+        with self._lock:
+            return self._store.find_payloads(self._algorithm, payloads)
 
 
 def open_store(settings: Settings) -> ManifestStore:

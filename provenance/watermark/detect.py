@@ -51,6 +51,8 @@ from provenance.watermark.clipping import (
 from provenance.watermark.echo import cancel_echo, find_echo
 from provenance.watermark.embed import bits_to_hex
 from provenance.watermark.keys import WatermarkKey, as_key
+from provenance.watermark.known import LIST_SIZE as KNOWN_LIST_SIZE
+from provenance.watermark.known import MAX_FALSE_MATCH, KnownPayloads, false_match_bound
 from provenance.watermark.layout import (
     DEFAULT_PARAMS,
     Layout,
@@ -499,6 +501,58 @@ def _decode(
     return (payload, *_slot_agreement(g, agree, layout), conf)
 
 
+def _decode_known(
+    readings: list[_Grouped], layout: Layout, known: KnownPayloads
+) -> tuple[np.ndarray | None, float, dict]:
+    """Match a file against the issued payloads (:mod:`.known`), from one or more readings of it
+    at its alignment: for each block-phase assignment (the most likely first) and each reading,
+    the ``KNOWN_LIST_SIZE`` best paths of the plain and of the channel-state soft values, whose
+    CRC passes are looked up in ``known``; the first issued payload ends the search. Returns
+    (payload bits or None, bit confidence, details with the number of candidates looked up and,
+    for a match, the bound on its being false)."""
+    p = layout.params
+    options = []
+    for g in readings:
+        terms = g.w * np.cos(2 * np.pi * g.r)
+        options.append((g, terms, _phase_options([terms], layout)))
+    records = known.count()
+    looked_up: set[str] = set()
+    for rank in range(p.block_phases):
+        for g, terms, phase_options in options:
+            rep_phases = phase_options[rank]
+            roles = layout.role[rep_phases]
+            plain = _coded_soft(terms, roles, p.coded_bits)
+            best = ecc.viterbi_decode(plain, p.payload_bits + ecc.CRC_BITS)[0][: p.payload_bits]
+            expected = layout.symbol_bits(ecc.encode_payload(best))[rep_phases]
+            csi = _coded_soft(_channel_state_soft(g, expected), roles, p.coded_bits)
+            for soft in (plain, csi):
+                listed, _ = ecc.crc_candidates(soft, p.payload_bits, KNOWN_LIST_SIZE)
+                hexes = [h for h in dict.fromkeys(bits_to_hex(b ^ layout.scramble) for b in listed)
+                         if h not in looked_up]
+                if not hexes:
+                    continue
+                # Each candidate looked up adds to the chance of a false match: stop before the
+                # bound would pass the limit.
+                if false_match_bound(len(looked_up) + len(hexes), records) > MAX_FALSE_MATCH:
+                    return None, 0.0, {"issued_candidates": len(looked_up)}
+                looked_up.update(hexes)
+                issued = known.find(hexes)
+                match = next((h for h in hexes if h in issued), None)
+                if match is None:
+                    continue
+                payload = np.unpackbits(np.frombuffer(bytes.fromhex(match), dtype=np.uint8))
+                expected = layout.symbol_bits(ecc.encode_payload(payload ^ layout.scramble))[rep_phases]
+                data = ~np.broadcast_to(layout.pilot, g.r.shape)
+                agree = np.cos(2 * np.pi * (g.r - 0.5 * expected))
+                weights = float(g.w[data].sum())
+                conf = float((g.w[data] * agree[data]).sum() / weights) if weights > 0 else 0.0
+                return payload, max(0.0, min(1.0, conf)), {
+                    "payload_source": "issued_payloads", "issued_candidates": len(looked_up),
+                    "issued_records": records,
+                    "issued_false_match_bound": false_match_bound(len(looked_up), records)}
+    return None, 0.0, {"issued_candidates": len(looked_up)}
+
+
 def _phase_options(parts: list[np.ndarray], layout: Layout) -> list[np.ndarray]:
     """Block phases of the repetitions to try, the most likely first, for one or several pieces
     read at their own alignments (``parts``: each piece's per-group soft terms).
@@ -605,11 +659,12 @@ def detect_features(
     source_rate_hz: float | None = None,
     search: bool = True,
     clipped16: np.ndarray | None = None,
+    known: KnownPayloads | None = None,
 ) -> Detection:
     """Detect in a 16 kHz mono signal (see :func:`detect`); ``source_rate_hz`` is the rate of the
     file it came from (bands above its Nyquist frequency are ignored); ``clipped16`` is the
     clipped share of each 16 kHz sample (:func:`~provenance.watermark.clipping.clipped_fraction`)
-    or None."""
+    or None; ``known``: the issued payloads, if the caller has them (:mod:`.known`)."""
     layout = Layout.from_key(as_key(key), params)
     tables = _ScanTables.for_layout(layout)
     bp, feat = _timeline_features(x16, params, source_rate_hz)
@@ -619,6 +674,8 @@ def detect_features(
     readings = 1 if echo is None else 2
     det = _detect_timeline(bp, feat, layout, tables, params, source_rate_hz, clipped16,
                            threshold=threshold, duration_s=duration_s, readings=readings)
+    # The features the reported reading was made from (for the issued-payload step).
+    chosen = (bp, feat)
     if echo is not None:
         # The file holds one strong echo: read it a second time with the echo undone, and keep
         # the better reading (both p-values carry the union bound over the two).
@@ -629,8 +686,11 @@ def detect_features(
         echo_info = {"echo_delay_s": round(echo.delay_s, 4), "echo_gain": round(echo.gain, 3),
                      "echo_cancelled": best is det_e}
         det = dataclasses.replace(best, details={**best.details, **echo_info})
+        if best is det_e:
+            chosen = (bp_e, feat_e)
     if det.found or not search:
-        return det
+        return _with_issued_payload(det, _readings_of(det, *chosen, clipped16, params, source_rate_hz),
+                                    layout, known)
     searched = _search_warp(x16, feat, layout, tables, params, source_rate_hz)
     if searched is None:
         return det
@@ -647,7 +707,45 @@ def detect_features(
                "unedited_z": det.details["z"], "unedited_p_value": det.p_value,
                "search_z": wdet.details["z"], "search_p_value": wdet.p_value,
                "search_speed": wdet.speed, "search_pitch_semitones": wdet.pitch_semitones}
-    return dataclasses.replace(best, details=details)
+    best = dataclasses.replace(best, details=details)
+    readings = [wfeat] if best is not det else _readings_of(det, *chosen, clipped16, params, source_rate_hz)
+    return _with_issued_payload(best, readings, layout, known)
+
+
+def _readings_of(
+    det: Detection, bp: np.ndarray, feat: _Features, clipped16: np.ndarray | None, params: WatermarkParams,
+    source_rate_hz: float | None,
+) -> list[_Features]:
+    """The features of the timeline reading ``det`` reports, then those of the other reading of a
+    clipped file (:func:`_detect_clipped`: as is, and with the clipped tiles erased)."""
+    if clipped16 is None or "clipping_erased" not in det.details:
+        return [feat]
+    erased = _features_from_band_power(bp, params, source_rate_hz,
+                                       tile_weight=_clip_weights(clipped16, bp.shape[0], params))
+    return [erased, feat] if det.details["clipping_erased"] else [feat, erased]
+
+
+def _with_issued_payload(
+    det: Detection, readings: list[_Features], layout: Layout, known: KnownPayloads | None
+) -> Detection:
+    """``det``, with the payload named by matching against the issued payloads when the mark is
+    found but its payload did not decode (:mod:`provenance.watermark.known`), from ``readings``
+    of the file at the alignment ``det`` found. Only the payload, its confidence, the segments'
+    payloads and ``details`` change; ``found`` and the p-value do not."""
+    if known is None or not det.found or det.payload is not None:
+        return det
+    phase, offset = int(det.details["phase"]), int(det.details["offset_slots"])
+    grouped = [_grouped(f, layout, phase, offset, np.ones(f.v.shape[1])) for f in readings]
+    payload_bits, conf, info = _decode_known(grouped, layout, known)
+    if payload_bits is None:
+        return dataclasses.replace(det, details={**det.details, **info})
+    payload = bits_to_hex(payload_bits)
+    # Like the whole-file payload of a decoded mark, it names the segments that did not decode on
+    # their own.
+    segments = tuple(seg if seg.payload is not None else dataclasses.replace(seg, payload=payload)
+                     for seg in det.segments)
+    return dataclasses.replace(det, payload=payload, bit_confidence=conf, segments=segments,
+                               details={**det.details, **info})
 
 
 def _timeline_features(
@@ -1022,6 +1120,7 @@ def detect(
     threshold: float = DEFAULT_THRESHOLD,
     params: WatermarkParams = DEFAULT_PARAMS,
     search: bool = True,
+    known: KnownPayloads | None = None,
 ) -> Detection:
     """Look for the watermark of ``key`` in ``audio``.
 
@@ -1029,7 +1128,12 @@ def detect(
     The payload is reported only when its CRC verifies. When the mark is not found as it
     was embedded, the detector searches speed changes, time stretches and pitch shifts
     (``search=False`` skips that); ``speed`` and ``pitch_semitones`` of the result say
-    where it was found.
+    where it was found. ``known``, the payloads the operator has issued (a manifest store,
+    :class:`~provenance.watermark.known.PayloadSet`), lets the detector name the payload of a
+    mark that is found but too damaged to decode on its own, by matching a long list of
+    decoding paths against them (:mod:`provenance.watermark.known`; ``details`` then holds
+    ``payload_source`` and the bound on a false match). It changes neither ``found`` nor the
+    p-value.
     """
     audio.validate()
     x16 = resample(audio.mono(), audio.sample_rate, params.analysis_rate_hz)
@@ -1037,5 +1141,5 @@ def detect(
                                  params.analysis_rate_hz, x16.shape[-1])
     return detect_features(
         x16, key, duration_s=audio.duration_s, threshold=threshold, params=params,
-        source_rate_hz=audio.sample_rate, search=search, clipped16=clipped16,
+        source_rate_hz=audio.sample_rate, search=search, clipped16=clipped16, known=known,
     )
