@@ -65,3 +65,17 @@ def test_stage_alignment_scan(benchmark, marked):
     feat = _features(x16, DEFAULT_PARAMS)
     layout = Layout.from_key(KEY)
     benchmark.pedantic(_scan, args=(feat, layout, np.ones(feat.v.shape[1])), rounds=3, iterations=1)
+
+
+def test_stage_long_list_decode(benchmark):
+    """The 65,536-path list of one reading when matching against issued payloads
+    (``provenance.watermark.known``): a damaged codeword, 35 % of its coded bits erased."""
+    from provenance.watermark import ecc
+    from provenance.watermark.known import LIST_SIZE
+
+    rng = np.random.default_rng(5)
+    msg = rng.integers(0, 2, 64).astype(np.uint8)
+    soft = (1.0 - 2.0 * ecc.encode_payload(msg)) + rng.normal(0.0, 1.1, ecc.coded_length(64))
+    soft[rng.random(soft.size) < 0.35] = 0.0
+    found, examined = benchmark.pedantic(ecc.crc_candidates, args=(soft, 64, LIST_SIZE), rounds=3, iterations=1)
+    assert examined == LIST_SIZE

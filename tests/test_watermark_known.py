@@ -30,14 +30,17 @@ def _noisy_codeword(seed: int, erased: float, sigma: float) -> tuple[np.ndarray,
     return msg, soft
 
 
-def test_long_list_starts_with_the_short_lists_paths() -> None:
+def test_long_list_is_the_list_viterbi_list() -> None:
+    # The beam search keeps exactly the best paths that parallel list Viterbi keeps, in order.
     for seed in range(3):
         _, soft = _noisy_codeword(seed, 0.3, 1.0)
-        short = ecc.viterbi_decode(soft, 80, 16)
-        long = ecc.long_list_decode(soft, 80, 512)
-        assert long.shape == (512, 80)
-        assert all(np.array_equal(a, b) for a, b in zip(short, long[:16]))
-        assert len({row.tobytes() for row in long}) == 512  # distinct paths
+        reference = ecc.viterbi_decode(soft, 80, 256)
+        long = ecc.long_list_decode(soft, 80, 256)
+        assert long.shape == (256, 80)
+        assert all(np.array_equal(a, b) for a, b in zip(reference, long))
+        longer = ecc.long_list_decode(soft, 80, 2048)
+        assert np.array_equal(longer[:256], long)
+        assert len({row.tobytes() for row in longer}) == 2048  # distinct paths
 
 
 def test_crc_candidates_reach_past_the_short_list() -> None:

@@ -31,7 +31,10 @@ class Detection:
     found: bool
     """True when the presence test passes the threshold (``p_value <= threshold``)."""
     payload: str | None
-    """Decoded user payload as lower-case hex (CRC verified), or None."""
+    """Decoded user payload as lower-case hex (CRC verified), or None. When the caller passed the
+    issued payloads (``detect(..., known=...)``) it may instead be one of them, matched by a long
+    list of decoding paths: ``details["payload_source"] == "issued_payloads"``, with
+    ``details["issued_false_match_bound"]`` (:mod:`provenance.watermark.known`)."""
     p_value: float
     """Probability of a presence score at least this high in an unmarked file or with a wrong key,
     corrected for the search over alignments, speeds and pitches; where the payload decoded at the

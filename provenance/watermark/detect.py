@@ -689,7 +689,7 @@ def detect_features(
         if best is det_e:
             chosen = (bp_e, feat_e)
     if det.found or not search:
-        return _with_issued_payload(det, _readings_of(det, *chosen, clipped16, params, source_rate_hz),
+        return _with_issued_payload(det, lambda: _readings_of(det, *chosen, clipped16, params, source_rate_hz),
                                     layout, known)
     searched = _search_warp(x16, feat, layout, tables, params, source_rate_hz)
     if searched is None:
@@ -702,14 +702,16 @@ def detect_features(
     if wdet.found:
         wdet = _extend_warped(wdet, x16, warp, (start, end), layout, tables, params, source_rate_hz,
                               threshold=threshold, duration_s=duration_s)
-    best = wdet if wdet.p_value < det.p_value else det
+    warped = wdet.p_value < det.p_value
+    best = wdet if warped else det
     details = {**best.details,
                "unedited_z": det.details["z"], "unedited_p_value": det.p_value,
                "search_z": wdet.details["z"], "search_p_value": wdet.p_value,
                "search_speed": wdet.speed, "search_pitch_semitones": wdet.pitch_semitones}
     best = dataclasses.replace(best, details=details)
-    readings = [wfeat] if best is not det else _readings_of(det, *chosen, clipped16, params, source_rate_hz)
-    return _with_issued_payload(best, readings, layout, known)
+    return _with_issued_payload(
+        best, (lambda: [wfeat]) if warped else (lambda: _readings_of(det, *chosen, clipped16, params, source_rate_hz)),
+        layout, known)
 
 
 def _readings_of(
@@ -726,16 +728,16 @@ def _readings_of(
 
 
 def _with_issued_payload(
-    det: Detection, readings: list[_Features], layout: Layout, known: KnownPayloads | None
+    det: Detection, readings: Callable[[], list[_Features]], layout: Layout, known: KnownPayloads | None
 ) -> Detection:
     """``det``, with the payload named by matching against the issued payloads when the mark is
-    found but its payload did not decode (:mod:`provenance.watermark.known`), from ``readings``
-    of the file at the alignment ``det`` found. Only the payload, its confidence, the segments'
+    found but its payload did not decode (:mod:`provenance.watermark.known`), from the readings
+    of the file (computed only then) at the alignment ``det`` found. Only the payload, its confidence, the segments'
     payloads and ``details`` change; ``found`` and the p-value do not."""
     if known is None or not det.found or det.payload is not None:
         return det
     phase, offset = int(det.details["phase"]), int(det.details["offset_slots"])
-    grouped = [_grouped(f, layout, phase, offset, np.ones(f.v.shape[1])) for f in readings]
+    grouped = [_grouped(f, layout, phase, offset, np.ones(f.v.shape[1])) for f in readings()]
     payload_bits, conf, info = _decode_known(grouped, layout, known)
     if payload_bits is None:
         return dataclasses.replace(det, details={**det.details, **info})
