@@ -260,7 +260,7 @@ def test_foleyseal_adapter_converts_detections(monkeypatch):
     det = Detection(found=True, payload="00ff00ff00ff00ff", p_value=1e-9, bit_confidence=0.9,
                     segments=(Segment(0.0, 4.0, "00ff00ff00ff00ff", 1e-9),), threshold=1e-6)
     monkeypatch.setattr(pw, "embed", fake_embed)
-    monkeypatch.setattr(pw, "detect", lambda audio, key: det)
+    monkeypatch.setattr(pw, "detect", lambda audio, key, known=None: seen.update(known=known) or det)
     wm = FoleySealWatermarker(strength=1.5)
     bits = np.unpackbits(np.frombuffer(bytes.fromhex("00ff00ff00ff00ff"), np.uint8))
     wm.embed(_music(1.0, seed=1), bits)
@@ -270,6 +270,17 @@ def test_foleyseal_adapter_converts_detections(monkeypatch):
     np.testing.assert_array_equal(res.payload_bits, bits)
     assert res.segments[0].end_s == 4.0
     assert wm.with_wrong_key(3).key_seed != wm.key_seed and wm.with_strength(2.0).strength == 2.0
+    assert seen["known"] is None  # the bare detector: no issued payloads
+
+    # The store variant: every payload it embeds is issued, and the detector is given them.
+    (store_wm,) = build_watermarkers(["foleyseal+store"])
+    assert store_wm.name == "foleyseal+store" and store_wm.describe()["store_records"] == 1_000_000
+    store_wm.embed(_music(1.0, seed=1), bits)
+    store_wm.detect(_music(1.0, seed=1))
+    assert seen["known"] is store_wm.issued
+    assert seen["known"].find(["00ff00ff00ff00ff", "0123456789abcdef"]) == {"00ff00ff00ff00ff"}
+    assert seen["known"].count() == 1_000_001
+    assert store_wm.with_wrong_key(2).issued is store_wm.issued
 
 
 CORPUS_CLIP = Path(__file__).resolve().parents[1] / ".." / "shared" / "corpus" / "music_orchestral_44k_stereo.flac"

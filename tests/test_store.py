@@ -94,6 +94,26 @@ def test_reserve_publish_lookup_roundtrip(store_url):
 
 
 @backends
+def test_issued_payloads_for_matching_a_damaged_watermark(store_url):
+    """The store as the watermark detector's set of issued payloads (provenance.watermark.known):
+    reserved and published payloads of one algorithm count and are found, others are not."""
+    from provenance.watermark.known import KnownPayloads
+
+    with ManifestStore(store_url) as store:
+        issued = store.issued_payloads(ALG)
+        assert isinstance(issued, KnownPayloads)
+        assert issued.count() == 0
+        reserved = store.reserve_payload("urn:c2pa:reserved", ALG)
+        store.add(make_record("urn:c2pa:pub", "1032547698BADCFE"))
+        store.reserve("urn:c2pa:other", "other.alg", "ffffffffffffffff")
+        assert store.issued_payloads(ALG).count() == 2 and store.count_issued("other.alg") == 1
+        many = [f"{i:016x}" for i in range(1200)]  # more than one IN batch
+        assert issued.find([*many, reserved, "1032547698badcfe", "ffffffffffffffff"]) == {
+            reserved, "1032547698badcfe"}
+        assert issued.find([]) == set()
+
+
+@backends
 def test_payload_is_unique_per_algorithm(store_url):
     with ManifestStore(store_url) as store:
         store.add(make_record("urn:c2pa:a", "00112233445566aa"))

@@ -11,8 +11,7 @@ import pytest
 
 from benchmarks.attacks.registry import get_attack
 from provenance.core.io import read_audio
-from provenance.watermark import SOFT_BINDING_ALG, WatermarkKey, detect, embed
-from provenance.watermark import ecc
+from provenance.watermark import WatermarkKey, detect, ecc, embed
 from provenance.watermark.known import MAX_FALSE_MATCH, KnownPayloads, PayloadSet, false_match_bound
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
@@ -117,18 +116,3 @@ def test_a_store_too_large_for_the_bound_is_not_matched(damaged) -> None:
 def test_wrong_key_is_not_matched(damaged) -> None:
     det = detect(damaged, WatermarkKey(bytes([7]) * 32), search=False, known=PayloadSet([PAYLOAD]))
     assert not det.found and det.payload is None
-
-
-def test_manifest_store_as_issued_payloads(tmp_path: Path) -> None:
-    from provenance.store import ManifestStore
-
-    with ManifestStore(f"sqlite:///{tmp_path / 'store.db'}") as store:
-        issued = store.issued_payloads(SOFT_BINDING_ALG)
-        assert issued.count() == 0
-        store.reserve("rec-1", SOFT_BINDING_ALG, PAYLOAD.upper())
-        other = store.reserve_payload("rec-2", SOFT_BINDING_ALG)
-        store.reserve("rec-3", "org.example.other-alg", "ffffffffffffffff")
-        assert isinstance(issued, KnownPayloads)
-        assert store.issued_payloads(SOFT_BINDING_ALG).count() == 2
-        assert issued.find([PAYLOAD, other, "ffffffffffffffff"]) == {PAYLOAD, other}
-        assert issued.find([]) == set()
