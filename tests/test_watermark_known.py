@@ -76,10 +76,14 @@ def test_payload_set_and_bound() -> None:
 
 
 @pytest.fixture(scope="module")
-def damaged():
-    """The impacts clip (61 % digital silence), marked, then high-passed at 500 Hz."""
-    audio = read_audio(CORPUS / "foley_impacts_24bit.wav")
-    marked = embed(audio, KEY, PAYLOAD)
+def marked():
+    """The impacts clip (61 % digital silence), marked."""
+    return embed(read_audio(CORPUS / "foley_impacts_24bit.wav"), KEY, PAYLOAD)
+
+
+@pytest.fixture(scope="module")
+def damaged(marked):
+    """The marked impacts clip high-passed at 500 Hz."""
     return get_attack("highpass_500").run(marked, np.random.default_rng(0)).audio
 
 
@@ -116,3 +120,14 @@ def test_a_store_too_large_for_the_bound_is_not_matched(damaged) -> None:
 def test_wrong_key_is_not_matched(damaged) -> None:
     det = detect(damaged, WatermarkKey(bytes([7]) * 32), search=False, known=PayloadSet([PAYLOAD]))
     assert not det.found and det.payload is None
+
+
+def test_the_pieces_of_a_cut_file_are_matched_together(marked) -> None:
+    # 1 s cut out of the middle: the two sides sit at different alignments, and only their joint
+    # reading (as in the detector's joint decoding of pieces) holds the payload's path.
+    cut = get_attack("cut_1s").run(marked, np.random.default_rng(0)).audio
+    plain = detect(cut, KEY, search=False)
+    assert plain.found and plain.payload is None
+    det = detect(cut, KEY, search=False, known=PayloadSet([PAYLOAD]))
+    assert det.payload == PAYLOAD and det.details["payload_source"] == "issued_payloads"
+    assert det.segments and all(s.payload == PAYLOAD for s in det.segments)

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -502,23 +502,22 @@ def _decode(
 
 
 def _decode_known(
-    readings: list[_Grouped], layout: Layout, known: KnownPayloads
+    readings: list[tuple[_Grouped, list[np.ndarray]]], layout: Layout, known: KnownPayloads
 ) -> tuple[np.ndarray | None, float, dict]:
     """Match a file against the issued payloads (:mod:`.known`), from one or more readings of it
-    at its alignment: for each block-phase assignment (the most likely first) and each reading,
-    the ``KNOWN_LIST_SIZE`` best paths of the plain and of the channel-state soft values, whose
-    CRC passes are looked up in ``known``; the first issued payload ends the search. Returns
-    (payload bits or None, bit confidence, details with the number of candidates looked up and,
-    for a match, the bound on its being false)."""
+    (grouped statistics, with the block-phase assignments to try, the most likely first): for
+    each assignment rank and each reading, the ``KNOWN_LIST_SIZE`` best paths of the plain and of
+    the channel-state soft values, whose CRC passes are looked up in ``known``; the first issued
+    payload ends the search. Returns (payload bits or None, bit confidence, details with the
+    number of candidates looked up and, for a match, the bound on its being false)."""
     p = layout.params
-    options = []
-    for g in readings:
-        terms = g.w * np.cos(2 * np.pi * g.r)
-        options.append((g, terms, _phase_options([terms], layout)))
+    options = [(g, g.w * np.cos(2 * np.pi * g.r), phases) for g, phases in readings]
     records = known.count()
     looked_up: set[str] = set()
     for rank in range(p.block_phases):
         for g, terms, phase_options in options:
+            if rank >= len(phase_options):
+                continue
             rep_phases = phase_options[rank]
             roles = layout.role[rep_phases]
             plain = _coded_soft(terms, roles, p.coded_bits)
@@ -616,6 +615,19 @@ def _decode_joint(
     return payload, conf, per_piece
 
 
+def _whole_reading(feat: _Features, layout: Layout, phase: int, offset: int) -> tuple[_Grouped, list[np.ndarray]]:
+    """The whole file grouped at one alignment, with its block-phase assignments (for :func:`_decode_known`)."""
+    g = _grouped(feat, layout, phase, offset, np.ones(feat.v.shape[1]))
+    return g, _phase_options([g.w * np.cos(2 * np.pi * g.r)], layout)
+
+
+def _joint_reading(feat: _Features, layout: Layout, pieces: list[_Piece]) -> tuple[_Grouped, list[np.ndarray]]:
+    """Pieces read at their own alignments, joined as in :func:`_decode_joint` (for :func:`_decode_known`)."""
+    gs = [_grouped(feat, layout, pc.phase, pc.offset, pc.mask) for pc in pieces]
+    joint = _Grouped(np.concatenate([g.r for g in gs]), np.concatenate([g.w for g in gs]), 0, 0)
+    return joint, _phase_options([g.w * np.cos(2 * np.pi * g.r) for g in gs], layout)
+
+
 def _segments_from_agreement(
     agree: np.ndarray, w2: np.ndarray, mask: np.ndarray, slot_s: float
 ) -> list[tuple[int, int]]:
@@ -689,8 +701,10 @@ def detect_features(
         if best is det_e:
             chosen = (bp_e, feat_e)
     if det.found or not search:
-        return _with_issued_payload(det, lambda: _readings_of(det, *chosen, clipped16, params, source_rate_hz),
-                                    layout, known)
+        return _with_issued_payload(det, lambda kn: (
+            _detect_in(f, layout, tables, threshold=threshold, duration_s=duration_s,
+                       hypotheses=int(det.details["hypotheses"]), known=kn)
+            for f in _readings_of(det, *chosen, clipped16, params, source_rate_hz)), known)
     searched = _search_warp(x16, feat, layout, tables, params, source_rate_hz)
     if searched is None:
         return det
@@ -709,9 +723,12 @@ def detect_features(
                "search_z": wdet.details["z"], "search_p_value": wdet.p_value,
                "search_speed": wdet.speed, "search_pitch_semitones": wdet.pitch_semitones}
     best = dataclasses.replace(best, details=details)
-    return _with_issued_payload(
-        best, (lambda: [wfeat]) if warped else (lambda: _readings_of(det, *chosen, clipped16, params, source_rate_hz)),
-        layout, known)
+    if not warped:
+        return best  # the unedited reading, and it was not found: nothing to name
+    return _with_issued_payload(best, lambda kn: iter([
+        _detect_in(wfeat, layout, tables, threshold=threshold, duration_s=duration_s,
+                   hypotheses=search_hypotheses(), warp=warp, start_s=start / params.analysis_rate_hz, known=kn)]),
+        known)
 
 
 def _readings_of(
@@ -728,26 +745,28 @@ def _readings_of(
 
 
 def _with_issued_payload(
-    det: Detection, readings: Callable[[], list[_Features]], layout: Layout, known: KnownPayloads | None
+    det: Detection, rereads: Callable[[KnownPayloads], Iterator[Detection]], known: KnownPayloads | None
 ) -> Detection:
     """``det``, with the payload named by matching against the issued payloads when the mark is
-    found but its payload did not decode (:mod:`provenance.watermark.known`), from the readings
-    of the file (computed only then) at the alignment ``det`` found. Only the payload, its confidence, the segments'
-    payloads and ``details`` change; ``found`` and the p-value do not."""
+    found but its payload did not decode (:mod:`provenance.watermark.known`). ``rereads`` runs
+    the reading ``det`` reports again with ``known`` (the detector is deterministic, so it finds
+    the same alignment and pieces), then any other reading worth trying. Only the payload, its
+    confidence, the segments' payloads and ``details`` change; ``found`` and the p-value do not."""
     if known is None or not det.found or det.payload is not None:
         return det
-    phase, offset = int(det.details["phase"]), int(det.details["offset_slots"])
-    grouped = [_grouped(f, layout, phase, offset, np.ones(f.v.shape[1])) for f in readings()]
-    payload_bits, conf, info = _decode_known(grouped, layout, known)
-    if payload_bits is None:
-        return dataclasses.replace(det, details={**det.details, **info})
-    payload = bits_to_hex(payload_bits)
-    # Like the whole-file payload of a decoded mark, it names the segments that did not decode on
-    # their own.
-    segments = tuple(seg if seg.payload is not None else dataclasses.replace(seg, payload=payload)
-                     for seg in det.segments)
-    return dataclasses.replace(det, payload=payload, bit_confidence=conf, segments=segments,
-                               details={**det.details, **info})
+    candidates = 0
+    for again in rereads(known):
+        candidates += int(again.details.get("issued_candidates", 0))
+        if again.details.get("payload_source") != "issued_payloads":
+            continue
+        records = int(again.details["issued_records"])
+        info = {"payload_source": "issued_payloads", "issued_candidates": candidates,
+                "issued_records": records, "issued_false_match_bound": false_match_bound(candidates, records)}
+        segments = tuple(seg if seg.payload is not None else dataclasses.replace(seg, payload=again.payload)
+                         for seg in det.segments)
+        return dataclasses.replace(det, payload=again.payload, bit_confidence=again.bit_confidence,
+                                   segments=segments, details={**det.details, **info})
+    return dataclasses.replace(det, details={**det.details, "issued_candidates": candidates})
 
 
 def _timeline_features(
@@ -842,12 +861,14 @@ def _detect_in(
     hypotheses: int = 1,
     warp: Warp = IDENTITY,
     start_s: float = 0.0,
+    known: KnownPayloads | None = None,
 ) -> Detection:
     """Presence test, decoding and segments on features of the unedited timeline.
 
     ``hypotheses`` is the number of tempo/pitch hypotheses the features were chosen from
     (the p-value is multiplied by it: a union bound); ``warp`` and ``start_s`` map feature
-    time ``t`` back to file time ``start_s + warp.time_scale * t``.
+    time ``t`` back to file time ``start_s + warp.time_scale * t``. ``known``: issued payloads
+    to match a found but undecoded mark against (:func:`_with_issued_payload` passes them).
     """
     params = layout.params
     n_slots = feat.v.shape[1]
@@ -934,6 +955,17 @@ def _detect_in(
                 conf = joint_conf
                 segments = _segments_of_joint(payload, pieces, agreements, segments, seg_slots, segment, slot_s)
                 info = {**info, "joint_pieces": len(pieces)}
+    if found and payload is None and known is not None:
+        readings = [_whole_reading(feat, layout, info["phase"], info["offset_slots"])]
+        if len(pieces) > 1:
+            readings.append(_joint_reading(feat, layout, pieces))
+        payload_bits, known_conf, known_info = _decode_known(readings, layout, known)
+        info = {**info, **known_info}
+        if payload_bits is not None:
+            payload, conf = bits_to_hex(payload_bits), known_conf
+            # Like a decoded whole-file payload, it names the segments that did not decode alone.
+            segments = [seg if seg.payload is not None else dataclasses.replace(seg, payload=payload)
+                        for seg in segments]
     segments.sort(key=lambda s: s.start_s)
     return Detection(
         found=found,
