@@ -28,6 +28,10 @@
 7. Echo: when the cepstrum of the marked band shows one dominant echo (:mod:`.echo`), the file
    is also read through the echo's inverse filter; the better reading is kept, again with the
    p-values doubled.
+8. Issued payloads: when the caller passes the payloads it has issued (:mod:`.known`) and the
+   mark is found but no path passes the CRC, the reported reading is made again with a list of
+   65,536 paths per block phase and soft reading (whole file, and the pieces jointly), and the
+   paths whose CRC passes are looked up among them.
 """
 
 from __future__ import annotations
@@ -760,6 +764,8 @@ def _with_issued_payload(
         if again.details.get("payload_source") != "issued_payloads":
             continue
         records = int(again.details["issued_records"])
+        if false_match_bound(candidates, records) > MAX_FALSE_MATCH:  # over all the readings tried
+            break
         info = {"payload_source": "issued_payloads", "issued_candidates": candidates,
                 "issued_records": records, "issued_false_match_bound": false_match_bound(candidates, records)}
         segments = tuple(seg if seg.payload is not None else dataclasses.replace(seg, payload=again.payload)

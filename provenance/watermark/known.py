@@ -4,19 +4,19 @@ On its own the detector reports a payload only when one of a few list-decoding p
 its 16-bit CRC, because each further path tried is one more chance of a wrong payload passing
 by accident. A verifier that holds the manifest store knows more: every payload FoleySeal
 issues is a fresh random 64-bit number recorded there (``ManifestStore.reserve_payload``). A
-wrong path then names an issued payload only by a coincidence of 64 + 16 bits, so thousands of
-paths can be tried. When the mark is found but its payload does not decode (a sparse file whose
-silences erase many coded bits, then a codec or a crop), the right payload is often a few
-dozen or hundred paths down the list.
+wrong path then names an issued payload only by a coincidence of 64 + 16 bits, so tens of
+thousands of paths can be tried. When the mark is found but its payload does not decode (a
+sparse file whose silences erase many coded bits, then a codec or a crop), the right path is
+often within the first few thousand (measured on the impacts clip: paths 29, 51 and 780).
 
 Bound on a false match. Whatever paths the decoder lists for a file, the issued payloads other
 than those embedded in it are independent uniform 64-bit numbers (the store draws them with
 ``secrets``), so each candidate looked up equals one of ``records`` of them with probability at
 most ``records * 2**-64``: ``P(false match) <= candidates * records * 2**-64``, with
 ``candidates`` the number of distinct payloads looked up. The CRC is what keeps ``candidates``
-small: a wrong path passes it once in 65,536, so a list of 16,384 paths yields about one wrong
-candidate in four lists (the bound for one candidate and a million records is 5.4e-14). Payloads
-that were not drawn at random (chosen by hand, or sequential) void the bound.
+small: a wrong path passes it once in 65,536, so a list of :data:`LIST_SIZE` = 65,536 paths
+yields about one wrong candidate (the bound for one candidate and a million records is 5.4e-14).
+Payloads that were not drawn at random (chosen by hand, or sequential) void the bound.
 """
 
 from __future__ import annotations
