@@ -322,29 +322,19 @@ class ManifestStore:
 
     def count_issued(self, algorithm: str) -> int:
         """Number of payloads issued under ``algorithm``, reserved or published."""
-        with self._read("count") as conn:
-            return int(
-                conn.execute(
-                    sa.select(sa.func.count()).select_from(manifests).where(manifests.c.algorithm == algorithm)
-                ).scalar_one()
-            )
+        return self._count(manifests.c.algorithm == algorithm)
 
     def count(self) -> int:
         """Number of published records."""
-        with self._read("count") as conn:
-            return int(
-                conn.execute(
-                    sa.select(sa.func.count()).select_from(manifests).where(manifests.c.status == STATUS_PUBLISHED)
-                ).scalar_one()
-            )
+        return self._count(manifests.c.status == STATUS_PUBLISHED)
 
     def count_reserved(self) -> int:
+        return self._count(manifests.c.status == STATUS_RESERVED)
+
+    def _count(self, condition: Any) -> int:
+        """Number of rows that satisfy ``condition``."""
         with self._read("count") as conn:
-            return int(
-                conn.execute(
-                    sa.select(sa.func.count()).select_from(manifests).where(manifests.c.status == STATUS_RESERVED)
-                ).scalar_one()
-            )
+            return int(conn.execute(sa.select(sa.func.count()).select_from(manifests).where(condition)).scalar_one())
 
 
 class IssuedPayloads:

@@ -439,6 +439,20 @@ def _agreement_score(soft_terms: np.ndarray, roles: np.ndarray, n: int) -> float
     return float((total**2 - own).sum())
 
 
+def _expected_symbols(layout: Layout, bits: np.ndarray, rep_phases: np.ndarray) -> np.ndarray:
+    """Symbols ``(reps, runs, groups)`` every group carries for the (scrambled) payload ``bits``
+    when repetition ``i`` is a block of phase ``rep_phases[i]``."""
+    return layout.symbol_bits(ecc.encode_payload(bits))[rep_phases]
+
+
+def _bit_confidence(g: _Grouped, agree: np.ndarray, layout: Layout) -> float:
+    """Reliability-weighted mean agreement of the payload groups, clipped to 0..1."""
+    data = ~np.broadcast_to(layout.pilot, g.r.shape)
+    weights = float(g.w[data].sum())
+    conf = float((g.w[data] * agree[data]).sum() / weights) if weights > 0 else 0.0
+    return max(0.0, min(1.0, conf))
+
+
 def _decode_phase(
     g: _Grouped, soft_terms: np.ndarray, layout: Layout, rep_phases: np.ndarray
 ) -> tuple[np.ndarray, bool, np.ndarray]:
@@ -450,7 +464,7 @@ def _decode_phase(
     roles = layout.role[rep_phases]
     soft = _coded_soft(soft_terms, roles, p.coded_bits)
     bits, crc_ok = ecc.decode_payload(soft, p.payload_bits)
-    expected = layout.symbol_bits(ecc.encode_payload(bits))[rep_phases]
+    expected = _expected_symbols(layout, bits, rep_phases)
     if not crc_ok:
         # Second reading with each group's soft value scaled by how well its class of groups
         # agrees with the best path (channel state measured on the file itself).
@@ -458,7 +472,7 @@ def _decode_phase(
         bits_csi, crc_ok = ecc.decode_payload(soft, p.payload_bits)
         if crc_ok:
             bits = bits_csi
-            expected = layout.symbol_bits(ecc.encode_payload(bits))[rep_phases]
+            expected = _expected_symbols(layout, bits, rep_phases)
     return bits, crc_ok, expected
 
 
@@ -469,7 +483,6 @@ def _decode_grouped(g: _Grouped, layout: Layout, phase_options: list[np.ndarray]
     (payload bits or None, per-group agreement with the decoded or presence symbols, bit
     confidence)."""
     pilot = np.broadcast_to(layout.pilot, g.r.shape)
-    data = ~pilot
     soft_terms = g.w * np.cos(2 * np.pi * g.r)  # positive: bit 0
     crc_ok = False
     for rep_phases in (phase_options if phase_options is not None else _phase_options([soft_terms], layout)):
@@ -478,10 +491,8 @@ def _decode_grouped(g: _Grouped, layout: Layout, phase_options: list[np.ndarray]
             break
     agree = (np.cos(2 * np.pi * (g.r - 0.5 * expected)) if crc_ok
              else _presence_terms(g.r, pilot, layout.pilot_bits))
-    weights = float(g.w[data].sum())
-    conf = float((g.w[data] * agree[data]).sum() / weights) if weights > 0 else 0.0
     payload = (bits ^ layout.scramble) if crc_ok else None
-    return payload, agree, max(0.0, min(1.0, conf))
+    return payload, agree, _bit_confidence(g, agree, layout)
 
 
 def _slot_agreement(g: _Grouped, agree: np.ndarray, layout: Layout) -> tuple[np.ndarray, np.ndarray]:
@@ -526,8 +537,7 @@ def _decode_known(
             roles = layout.role[rep_phases]
             plain = _coded_soft(terms, roles, p.coded_bits)
             best = ecc.viterbi_decode(plain, p.payload_bits + ecc.CRC_BITS)[0][: p.payload_bits]
-            expected = layout.symbol_bits(ecc.encode_payload(best))[rep_phases]
-            csi = _coded_soft(_channel_state_soft(g, expected), roles, p.coded_bits)
+            csi = _coded_soft(_channel_state_soft(g, _expected_symbols(layout, best, rep_phases)), roles, p.coded_bits)
             for soft in (plain, csi):
                 listed, _ = ecc.crc_candidates(soft, p.payload_bits, KNOWN_LIST_SIZE)
                 hexes = [h for h in dict.fromkeys(bits_to_hex(b ^ layout.scramble) for b in listed)
@@ -544,12 +554,9 @@ def _decode_known(
                 if match is None:
                     continue
                 payload = np.unpackbits(np.frombuffer(bytes.fromhex(match), dtype=np.uint8))
-                expected = layout.symbol_bits(ecc.encode_payload(payload ^ layout.scramble))[rep_phases]
-                data = ~np.broadcast_to(layout.pilot, g.r.shape)
-                agree = np.cos(2 * np.pi * (g.r - 0.5 * expected))
-                weights = float(g.w[data].sum())
-                conf = float((g.w[data] * agree[data]).sum() / weights) if weights > 0 else 0.0
-                return payload, max(0.0, min(1.0, conf)), {
+                expected = _expected_symbols(layout, payload ^ layout.scramble, rep_phases)
+                conf = _bit_confidence(g, np.cos(2 * np.pi * (g.r - 0.5 * expected)), layout)
+                return payload, conf, {
                     "payload_source": "issued_payloads", "issued_candidates": len(looked_up),
                     "issued_records": records,
                     "issued_false_match_bound": false_match_bound(len(looked_up), records)}
@@ -610,9 +617,7 @@ def _decode_joint(
     repetitions of every piece are summed. A montage of excerpts shorter than a block, or the two
     sides of a cut, carry the whole codeword only together. Returns (payload bits or None, bit
     confidence, per piece its per-slot agreement with the decoded codeword and per-slot weight)."""
-    gs = [_grouped(feat, layout, pc.phase, pc.offset, pc.mask) for pc in pieces]
-    joint = _Grouped(np.concatenate([g.r for g in gs]), np.concatenate([g.w for g in gs]), 0, 0)
-    options = _phase_options([g.w * np.cos(2 * np.pi * g.r) for g in gs], layout)
+    gs, joint, options = _join_pieces(feat, layout, pieces)
     payload, agree, conf = _decode_grouped(joint, layout, options)
     splits = np.split(agree, np.cumsum([g.r.shape[0] for g in gs])[:-1])
     per_piece = [_slot_agreement(g, a, layout) for g, a in zip(gs, splits)]
@@ -625,11 +630,14 @@ def _whole_reading(feat: _Features, layout: Layout, phase: int, offset: int) -> 
     return g, _phase_options([g.w * np.cos(2 * np.pi * g.r)], layout)
 
 
-def _joint_reading(feat: _Features, layout: Layout, pieces: list[_Piece]) -> tuple[_Grouped, list[np.ndarray]]:
-    """Pieces read at their own alignments, joined as in :func:`_decode_joint` (for :func:`_decode_known`)."""
+def _join_pieces(
+    feat: _Features, layout: Layout, pieces: list[_Piece]
+) -> tuple[list[_Grouped], _Grouped, list[np.ndarray]]:
+    """Pieces grouped at their own alignments, their repetitions joined into one reading, and the
+    block-phase assignments to try for it (:func:`_phase_options`), the most likely first."""
     gs = [_grouped(feat, layout, pc.phase, pc.offset, pc.mask) for pc in pieces]
     joint = _Grouped(np.concatenate([g.r for g in gs]), np.concatenate([g.w for g in gs]), 0, 0)
-    return joint, _phase_options([g.w * np.cos(2 * np.pi * g.r) for g in gs], layout)
+    return gs, joint, _phase_options([g.w * np.cos(2 * np.pi * g.r) for g in gs], layout)
 
 
 def _segments_from_agreement(
@@ -964,7 +972,8 @@ def _detect_in(
     if found and payload is None and known is not None:
         readings = [_whole_reading(feat, layout, info["phase"], info["offset_slots"])]
         if len(pieces) > 1:
-            readings.append(_joint_reading(feat, layout, pieces))
+            _, joint, options = _join_pieces(feat, layout, pieces)
+            readings.append((joint, options))
         payload_bits, known_conf, known_info = _decode_known(readings, layout, known)
         info = {**info, **known_info}
         if payload_bits is not None:
