@@ -5,11 +5,12 @@ embedder may mark (capacity > 0: not digital silence, not far below its slot's l
 The decoder then has nothing at all for it, whatever the attack. Silence-heavy files erase many
 (the impacts clip: 68 of 172 before any edit), which is why their payloads fail first.
 
-Today a group's four slots are consecutive (a run of 80 ms). This diagnostic also counts the
-erasures if each run's slots were spread through the block with a stride of ``S`` slots (runs
-interleaved in super-blocks of ``S`` runs), so that one silence no longer takes all four. It is a
-design measurement for a future format, not a model of detection: it ignores the mark's
-strength, the attack and the edges a crop leaves. Run::
+In the shipped format a group's four slots are consecutive (a run of 80 ms). This diagnostic also
+counts the erasures when each run's slots are spread through the block with a stride of ``S``
+slots (``WatermarkParams.run_stride``: runs interleaved in super-blocks of ``S`` runs), so that one
+silence no longer takes all four. It counts erasures only: it ignores the mark's strength, the
+attack and the edges a crop leaves (measured with both layouts through the robustness benchmark,
+the spread one loses more than it gains: docs/robustness.md). Run::
 
     python -m benchmarks.diversity ../shared/corpus/foley_impacts_24bit.wav ../shared/corpus/foley_doors.flac
 """
@@ -17,7 +18,7 @@ strength, the attack and the edges a crop leaves. Run::
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +26,7 @@ import numpy as np
 from provenance.core.audio import Audio
 from provenance.core.io import read_audio
 from provenance.watermark.keys import WatermarkKey
-from provenance.watermark.layout import DEFAULT_PARAMS, Layout, WatermarkParams
+from provenance.watermark.layout import DEFAULT_PARAMS, Layout, WatermarkParams, to_groups
 from provenance.watermark.model import capacity, frame_band_power, resample, stft
 
 STRIDES = (6, 27)
@@ -41,33 +42,23 @@ def usable_tiles(audio: Audio, params: WatermarkParams = DEFAULT_PARAMS) -> np.n
     return capacity(tiles, params) > 0
 
 
-def erased_bits(usable: np.ndarray, layout: Layout, slot_of: Callable[[int, int], int]) -> int:
-    """Coded bits none of whose groups has a usable tile, over the whole blocks of the file;
-    ``slot_of(run, k)`` is the block-relative slot of the ``k``-th slot of ``run``."""
+def erased_bits(usable: np.ndarray, layout: Layout) -> int:
+    """Coded bits none of whose groups has a usable tile, over the whole blocks of the file,
+    under ``layout`` (whose ``params.run_stride`` places each run's slots)."""
     p = layout.params
-    bands_per_group = 2 * p.group_band_pairs
     seen = np.zeros(p.coded_bits, dtype=bool)
     for rep in range(usable.shape[0] // p.block_slots):
+        block = usable[rep * p.block_slots : (rep + 1) * p.block_slots]
+        any_tile = to_groups(block[:, 0::2] | block[:, 1::2], p).any(axis=-1)  # (runs, groups)
         roles = layout.role[rep % p.block_phases]
-        for run in range(p.block_runs):
-            rows = usable[[rep * p.block_slots + slot_of(run, k) for k in range(p.run_slots)]]
-            for g in range(p.groups_per_run):
-                if roles[run, g] >= 0 and rows[:, g * bands_per_group : (g + 1) * bands_per_group].any():
-                    seen[roles[run, g]] = True
+        seen[roles[any_tile & (roles >= 0)]] = True
     return int((~seen).sum())
 
 
-def consecutive(params: WatermarkParams) -> Callable[[int, int], int]:
-    """The current layout: a run's slots are consecutive."""
-    return lambda run, k: params.run_slots * run + k
-
-
-def spread(params: WatermarkParams, stride: int) -> Callable[[int, int], int]:
-    """Runs interleaved in super-blocks of ``stride`` runs: slot ``k`` of a run lies ``k * stride``
-    slots after its first."""
-    if params.block_runs % stride:
-        raise ValueError(f"stride {stride} does not divide the {params.block_runs} runs of a block")
-    return lambda run, k: (run // stride) * stride * params.run_slots + run % stride + k * stride
+def layout_with_stride(key: WatermarkKey, stride: int) -> Layout:
+    """The key's layout with runs interleaved at ``stride`` slots (1: the shipped format).
+    Chips, dithers and roles are the same for every stride; only the slots of each run move."""
+    return Layout.from_key(key, replace(DEFAULT_PARAMS, run_stride=stride))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -76,15 +67,16 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--strides", default=",".join(map(str, STRIDES)), help="comma-separated strides, slots")
     args = ap.parse_args(argv)
     strides = [int(s) for s in args.strides.split(",") if s]
-    layout = Layout.from_key(WatermarkKey(bytes(range(32))))
+    key = WatermarkKey(bytes(range(32)))
+    layout = layout_with_stride(key, 1)
     p = layout.params
     print(f"| file | whole blocks | usable tiles | erased now | {' | '.join(f'stride {s}' for s in strides)} |")
     print("|---|---|---|---|" + "---|" * len(strides))
     for path in args.files:
         usable = usable_tiles(read_audio(path))
-        cells = [erased_bits(usable, layout, spread(p, s)) for s in strides]
+        cells = [erased_bits(usable, layout_with_stride(key, s)) for s in strides]
         print(f"| {path.name} | {usable.shape[0] // p.block_slots} | {usable.mean():.2f} | "
-              f"{erased_bits(usable, layout, consecutive(p))} | {' | '.join(map(str, cells))} |")
+              f"{erased_bits(usable, layout)} | {' | '.join(map(str, cells))} |")
 
 
 if __name__ == "__main__":

@@ -253,14 +253,18 @@ def test_foleyseal_adapter_converts_detections(monkeypatch):
 
     seen = {}
 
-    def fake_embed(audio, key, payload, *, strength=1.0):
-        seen.update(key=key, payload=payload, strength=strength)
+    def fake_embed(audio, key, payload, *, strength=1.0, params=None):
+        seen.update(key=key, payload=payload, strength=strength, embed_params=params)
         return audio
+
+    def fake_detect(audio, key, known=None, params=None):
+        seen.update(known=known, detect_params=params)
+        return det
 
     det = Detection(found=True, payload="00ff00ff00ff00ff", p_value=1e-9, bit_confidence=0.9,
                     segments=(Segment(0.0, 4.0, "00ff00ff00ff00ff", 1e-9),), threshold=1e-6)
     monkeypatch.setattr(pw, "embed", fake_embed)
-    monkeypatch.setattr(pw, "detect", lambda audio, key, known=None: seen.update(known=known) or det)
+    monkeypatch.setattr(pw, "detect", fake_detect)
     wm = FoleySealWatermarker(strength=1.5)
     bits = np.unpackbits(np.frombuffer(bytes.fromhex("00ff00ff00ff00ff"), np.uint8))
     wm.embed(_music(1.0, seed=1), bits)
@@ -281,6 +285,16 @@ def test_foleyseal_adapter_converts_detections(monkeypatch):
     assert seen["known"].find(["00ff00ff00ff00ff", "0123456789abcdef"]) == {"00ff00ff00ff00ff"}
     assert seen["known"].count() == 1_000_001
     assert store_wm.with_wrong_key(2).issued is store_wm.issued
+
+    # The shipped format unless a variant is asked for; the spread variant embeds and reads its own.
+    from provenance.watermark.layout import DEFAULT_PARAMS
+
+    assert seen["embed_params"] is DEFAULT_PARAMS and seen["detect_params"] is DEFAULT_PARAMS
+    (spread_wm,) = build_watermarkers(["foleyseal-spread"])
+    spread_wm.embed(_music(1.0, seed=1), bits)
+    spread_wm.with_wrong_key(1).detect(_music(1.0, seed=1))
+    assert seen["embed_params"].run_stride == 9 == seen["detect_params"].run_stride
+    assert spread_wm.describe()["run_stride"] == 9 and "run_stride" not in wm.describe()
 
 
 CORPUS_CLIP = Path(__file__).resolve().parents[1] / ".." / "shared" / "corpus" / "music_orchestral_44k_stereo.flac"

@@ -19,6 +19,7 @@ from provenance.watermark import (
     new_key,
     save_key,
 )
+from provenance.watermark.layout import WatermarkParams
 
 KEY = WatermarkKey(bytes(range(32)))
 OTHER_KEY = WatermarkKey(bytes(range(100, 132)))
@@ -167,8 +168,36 @@ def test_chunked_embedding_equals_one_pass_over_the_whole_file(long_music, monke
     assert long_music.duration_s > embed_module.CHUNK_S  # two chunks and a seam
     chunked = embed(long_music, KEY, PAYLOAD).samples - long_music.samples
     monkeypatch.setattr(embed_module, "CHUNK_S", 60.0)
-    monkeypatch.setattr(embed_module, "PAD_S", 0.96)
+    monkeypatch.setattr(embed_module, "PAD_S", 0.96)  # 0.96 s is a whole number of runs
     whole = embed(long_music, KEY, PAYLOAD).samples - long_music.samples
+    assert relative_rms(chunked - whole, whole) < 1e-6
+
+
+SPREAD = WatermarkParams(run_stride=9)
+"""Runs interleaved at a stride of 9 slots (0.72 s super-blocks): a format variant the
+benchmark compares with the shipped one (docs/robustness.md, time diversity)."""
+
+
+def test_interleaved_runs_round_trip_at_any_alignment(long_music):
+    marked = embed(long_music, KEY, PAYLOAD, params=SPREAD)
+    assert snr_db(long_music, marked) > 25.0
+    # Trim a part of a super-block that is not a whole number of slots: the scan must find
+    # the cut phase within the super-block and the block offset.
+    trim = int(round(0.47 * long_music.sample_rate))
+    shifted = marked.with_samples(marked.samples[:, trim:])
+    for audio in (marked, shifted):
+        d = detect(audio, KEY, params=SPREAD, search=False)
+        assert d.found and d.payload == PAYLOAD and d.p_value < 1e-30
+        assert d.segments and d.segments[0].start_s < 0.8 and d.segments[-1].end_s > audio.duration_s - 1.5
+    assert not detect(marked, KEY, search=False).found  # the shipped format does not read it
+    assert not detect(marked, OTHER_KEY, params=SPREAD, search=False).found
+
+
+def test_chunked_embedding_of_interleaved_runs_equals_one_pass(long_music, monkeypatch):
+    embed_module = sys.modules["provenance.watermark.embed"]
+    chunked = embed(long_music, KEY, PAYLOAD, params=SPREAD).samples - long_music.samples
+    monkeypatch.setattr(embed_module, "CHUNK_S", 60.0)
+    whole = embed(long_music, KEY, PAYLOAD, params=SPREAD).samples - long_music.samples
     assert relative_rms(chunked - whole, whole) < 1e-6
 
 

@@ -13,18 +13,19 @@ from benchmarks.watermarkers.base import (
     hex_to_bits,
 )
 from benchmarks.watermarkers.external import ExternalCommandWatermarker, ExternalToolError, load_external_config
-from benchmarks.watermarkers.foleyseal import STORE_RECORDS, FoleySealWatermarker
+from benchmarks.watermarkers.foleyseal import SPREAD_STRIDE, STORE_RECORDS, FoleySealWatermarker
 from benchmarks.watermarkers.lsb import LSBWatermarker
 from provenance.core.errors import ConfigError
 
-BUILTIN = ("foleyseal", "foleyseal+store", "lsb")
+BUILTIN = ("foleyseal", "foleyseal+store", "foleyseal-spread", "lsb")
 
 
 def build_watermarkers(
     names: list[str], *, external_config: str | Path | None = None, strength: float = 1.0
 ) -> list[Watermarker]:
     """Watermarkers by name: ``foleyseal``, ``foleyseal+store`` (FoleySeal read by a verifier that
-    holds the manifest store: :class:`FoleySealWatermarker`), ``lsb``, ``external`` (every tool in ``external_config``)
+    holds the manifest store: :class:`FoleySealWatermarker`), ``foleyseal-spread`` (the format variant
+    with runs interleaved in time, to compare layouts), ``lsb``, ``external`` (every tool in ``external_config``)
     or the name of one tool in ``external_config``."""
     externals = load_external_config(external_config) if external_config else []
     by_name = {w.name: w for w in externals}
@@ -34,6 +35,8 @@ def build_watermarkers(
             out.append(FoleySealWatermarker(strength=strength))
         elif n == "foleyseal+store":
             out.append(FoleySealWatermarker(name=n, strength=strength, store_records=STORE_RECORDS))
+        elif n == "foleyseal-spread":
+            out.append(FoleySealWatermarker(name=n, strength=strength, run_stride=SPREAD_STRIDE))
         elif n == "lsb":
             out.append(LSBWatermarker())
         elif n == "external":

@@ -21,7 +21,8 @@ def robustness_cmd(
                                 "see `foleyseal bench attacks`)."),
     attack_list: Path = typer.Option(None, "--attack-list", help="TOML file listing/defining attacks."),
     watermarkers: str = typer.Option(None, "--watermarkers", help="Comma-separated: foleyseal, foleyseal+store "
-                                     "(read by a verifier holding a store of a million issued payloads), lsb, "
+                                     "(read by a verifier holding a store of a million issued payloads), "
+                                     "foleyseal-spread (format variant: runs interleaved in time), lsb, "
                                      "external (all tools in --external-config) or one tool's name. Default: "
                                      "foleyseal,lsb (+external with --external-config)."),
     external_config: Path = typer.Option(None, "--external-config", help="TOML file of external watermarkers (watermarker tables with embed/detect command templates)."),

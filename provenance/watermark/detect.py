@@ -235,7 +235,8 @@ def _grouped(feat: _Features, layout: Layout, phase: int, offset: int, slot_mask
     wg = to_groups(np.pad(w, pad).reshape(-1, blk, w.shape[1]), p)
     real = np.zeros(total, dtype=bool)
     real[offset : offset + n] = True
-    whole = real.reshape(-1, p.block_runs, p.run_slots).all(axis=-1)  # (reps, runs)
+    sb = p.block_runs // p.run_stride
+    whole = real.reshape(-1, sb, p.run_slots, p.run_stride).all(axis=-2).reshape(-1, p.block_runs)  # (reps, runs)
     stat = (layout.chips[None] * vg).mean(axis=-1)
     r = _residual(stat, layout.dither[None], p.delta)
     gw = wg.mean(axis=-1) * whole[..., None]
@@ -256,18 +257,19 @@ def _presence_terms(r: np.ndarray, pilot: np.ndarray, pilot_bits: np.ndarray) ->
 @dataclass(frozen=True)
 class _ScanTables:
     """Per-key constants of the alignment scan, indexed ``[i, group, c, ...]`` where run ``m``
-    with ``m % block_runs == i`` sits at block run ``(i + c) % block_runs`` under offset ``c``."""
+    with ``m % block_runs == i`` sits at block run ``(i + c * run_stride) % block_runs`` under
+    super-block shift ``c``."""
 
     coef: np.ndarray
-    """(R, G, R, K) chips times ``f / (delta * K)``: a matmul with the pair values gives ``f * stat / delta``."""
+    """(R, G, R / S, K) chips times ``f / (delta * K)``: a matmul with the pair values gives ``f * stat / delta``."""
     shift: np.ndarray
-    """(R, G, R, 1) ``f * (dither + bit / 2)``, with ``f`` = 1 and the pilot bit for pilots, 2 and 0 otherwise."""
+    """(R, G, R / S, 1) ``f * (dither + bit / 2)``, with ``f`` = 1 and the pilot bit for pilots, 2 and 0 otherwise."""
 
     @classmethod
     def for_layout(cls, layout: Layout) -> "_ScanTables":
         p = layout.params
         r, k = p.block_runs, p.pairs_per_group
-        pos = (np.arange(r)[:, None] + np.arange(r)[None, :]) % r
+        pos = (np.arange(r)[:, None] + p.run_stride * np.arange(r // p.run_stride)[None, :]) % r
         pilot = layout.pilot
         # With u = stat/delta - dither and r = u - round(u), the pilot term cos(2 pi (r - b/2))
         # and the payload term cos(4 pi r) are both cos(2 pi f (u - b/2)) for an integer f
@@ -284,52 +286,55 @@ class _ScanTables:
 def _scan(feat: _Features, layout: Layout, mask: np.ndarray, tables: _ScanTables | None = None) -> np.ndarray:
     """z-scores ``(phases, offsets)`` of the presence test over all alignments.
 
-    Slots are cut into runs in each of the ``run_slots`` ways (``rho``) at each fine phase;
-    for every run ``m`` and block offset ``c`` the group statistics are one batched matmul of
-    the runs' pair values with the chips of block run ``(m + c) % block_runs``.
+    Slots are cut into super-blocks in each of the ``superblock_slots`` ways (``rho``) at each
+    fine phase, which fixes every run's slots; for every run ``m`` and super-block shift ``c``
+    the group statistics are one batched matmul of the runs' pair values with the chips of
+    block run ``(m + c * run_stride) % block_runs``.
     """
     p = layout.params
     tables = tables or _ScanTables.for_layout(layout)
     phases, n = feat.v.shape[:2]
-    L, R, G, K = p.run_slots, p.block_runs, p.groups_per_run, p.pairs_per_group
+    L, S, R, G, K = p.run_slots, p.run_stride, p.block_runs, p.groups_per_run, p.pairs_per_group
+    cut = p.superblock_slots
     z = np.zeros((phases, p.block_slots))
-    if n // L <= 0:
+    if n < cut:
         return z
-    J = -(-(n // L) // R)  # runs, in whole blocks
+    J = -(-(n // cut + 1) * S // R)  # blocks of runs that can be whole at some cut
     npairs = feat.v.shape[2]
     # Gather indices: pair k = (slot s, pair b) of group g of run m = j*R + i, with slots cut
-    # into runs at rho, is feature pair g*group_band_pairs + b of slot rho + m*L + s.
-    # Indices of runs that are not whole inside the signal point at an appended zero.
-    s_k = np.repeat(np.arange(L), p.group_band_pairs)
+    # into super-blocks at rho, is feature pair g*group_band_pairs + b of slot
+    # rho + (m // S) * cut + m % S + s * S. Runs not whole inside the signal point at an
+    # appended zero.
+    s_k = np.repeat(np.arange(L), p.group_band_pairs) * S
     b_k = np.tile(np.arange(p.group_band_pairs), L)
     pair = np.arange(G)[:, None] * p.group_band_pairs + b_k[None, :]  # (G, K)
-    runs_per_rho = (n - np.arange(L)) // L
     zero = np.zeros((phases, 1), np.float32)
     v_flat = np.concatenate([feat.v.reshape(phases, -1), zero], axis=1)
     w_flat = np.concatenate([(feat.w * mask[None, :, None]).astype(np.float32).reshape(phases, -1), zero], axis=1)
-    var = np.zeros((phases, L))
-    num = np.zeros((R, phases * L))
-    j_chunk = 8  # blocks per step: temporaries of (R, G, R, phases * L * 8) float32, ~12 MB
+    var = np.zeros((phases, cut))
+    num = np.zeros((R // S, phases * cut))
+    j_chunk = max(1, 8 // S)  # blocks per step: temporaries of (R, G, R / S, phases * cut * j_chunk) float32, ~12 MB
     for j0 in range(0, J, j_chunk):
         j1 = min(J, j0 + j_chunk)
         m = np.arange(j0 * R, j1 * R).reshape(j1 - j0, R)  # [j, i]
-        slot = np.arange(L)[:, None, None, None] + m[None, :, :, None] * L + s_k  # (L, nj, R, K)
-        flat = slot[:, :, :, None, :] * npairs + pair  # (L, nj, R, G, K)
-        whole = m[None] < runs_per_rho[:, None, None]  # (L, nj, R)
-        flat = np.where(whole[..., None, None], flat, n * npairs).transpose(2, 3, 4, 0, 1)  # (R, G, K, L, nj)
-        # gathered (phases, R, G, K, L, nj) -> columns ordered (phase, rho, j)
+        first = np.arange(cut)[:, None, None] + (m // S * cut + m % S)[None]  # (cut, nj, R)
+        whole = first + (L - 1) * S < n
+        slot = first[..., None] + s_k  # (cut, nj, R, K)
+        flat = slot[:, :, :, None, :] * npairs + pair  # (cut, nj, R, G, K)
+        flat = np.where(whole[..., None, None], flat, n * npairs).transpose(2, 3, 4, 0, 1)  # (R, G, K, cut, nj)
+        # gathered (phases, R, G, K, cut, nj) -> columns ordered (phase, rho, j)
         x = np.moveaxis(v_flat[:, flat], 0, 3).reshape(R, G, K, -1)
-        wg = np.moveaxis(w_flat[:, flat].mean(axis=3), 0, 2)  # (R, G, phases, L, nj)
+        wg = np.moveaxis(w_flat[:, flat].mean(axis=3), 0, 2)  # (R, G, phases, cut, nj)
         var += 0.5 * (wg.astype(np.float64) ** 2).sum(axis=(0, 1, 4))
         wx = wg.reshape(R, G, 1, -1)
         u = np.matmul(tables.coef, x)
         u -= tables.shift
         terms = np.cos(u * np.float32(2.0 * np.pi))
         terms *= wx
-        num += terms.sum(axis=(0, 1), dtype=np.float64).reshape(R, phases * L, j1 - j0).sum(axis=-1)
-    num = num.reshape(R, phases, L)
-    for rho in range(L):
-        offsets = (np.arange(R) * L - rho) % p.block_slots
+        num += terms.sum(axis=(0, 1), dtype=np.float64).reshape(R // S, phases * cut, j1 - j0).sum(axis=-1)
+    num = num.reshape(R // S, phases, cut)
+    for rho in range(cut):
+        offsets = (np.arange(R // S) * cut - rho) % p.block_slots
         ok = var[:, rho] > 0
         z[np.ix_(ok, offsets)] = (num[:, ok, rho] / np.sqrt(var[ok, rho])).T
     return z
@@ -379,8 +384,8 @@ def _null_scale(z: np.ndarray, best: tuple[int, int]) -> tuple[float, float]:
 def _per_slot(values: np.ndarray, g: _Grouped, layout: Layout) -> np.ndarray:
     """Spread per-group values ``(reps, runs, groups)`` onto the slots they cover: ``(slots,)``."""
     p = layout.params
-    per_run = values.sum(axis=-1) / p.run_slots
-    rows = np.repeat(per_run.reshape(-1), p.run_slots)
+    per_run = (values.sum(axis=-1) / p.run_slots).reshape(-1, 1, p.run_stride)  # (super-blocks, 1, S)
+    rows = np.broadcast_to(per_run, (per_run.shape[0], p.run_slots, p.run_stride)).reshape(-1)
     return rows[g.offset : g.offset + g.n_slots]
 
 

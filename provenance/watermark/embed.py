@@ -12,6 +12,7 @@ up to float rounding, as those of a single pass over the whole file).
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -39,16 +40,19 @@ from provenance.watermark.model import (
 )
 
 CHUNK_S = 9.6
-"""Chunk length, seconds (480 slots = 120 runs). Short chunks keep a chunk's spectra (about
-1 MB per channel at 16 kHz) in the CPU caches: 60 s of 48 kHz stereo embeds 1.3-1.6x faster
-than with 30 s chunks, with the same output (docs/watermark.md, speed)."""
+"""Target chunk length, seconds (480 slots = 120 runs), rounded to whole super-blocks
+(:func:`chunk_slots`). Short chunks keep a chunk's spectra (about 1 MB per channel at 16 kHz)
+in the CPU caches: 60 s of 48 kHz stereo embeds 1.3-1.6x faster than with 30 s chunks, with the
+same output (docs/watermark.md, speed)."""
 PAD_S = 0.24
-"""Context on each side of a chunk, seconds: 12 slots (3 runs), so chunk edges stay on the run
-grid; an integer number of samples at every rate that is a multiple of 25 Hz. A run's final
+"""Context on each side of a chunk of consecutive runs, seconds: 12 slots (3 runs). A run's final
 gains depend on the measured spectrum of its own frames, which the first pass's gains of the
-neighbouring runs reach through the 4-frame overlap; those gains depend on their runs' frames,
+slots up to 2 away reach through the 4-frame overlap; those gains depend on their runs' frames,
 which reach 20 ms further. That chain spans 2 runs + 20 ms = 0.18 s before a chunk's first
-sample (and after its last); 3 runs cover it, so the chunks' marks equal a whole-file pass."""
+sample (and after its last); 3 runs cover it, so the chunks' marks equal a whole-file pass.
+With interleaved runs (``run_stride`` > 1) the same chain crosses the whole super-block before
+the chunk (a slot next to it belongs to a run whose neighbours' runs start anywhere in that
+super-block), so the context is two super-blocks (:func:`pad_slots`)."""
 ALLOC_GAMMA = 0.5
 """A tile's share of its group's move is proportional to capacity / energy**ALLOC_GAMMA:
 0 spreads the change evenly (robust, costly), 1 puts it on the weakest tiles (cheap, fragile)."""
@@ -91,14 +95,15 @@ def tile_gains(
     16 kHz mono signal.
 
     ``slot0`` is the absolute slot index (from the start of the file) of the signal's sample 0;
-    it must be a multiple of ``run_slots``. Slots after the last whole run are left unmarked.
+    it must be a multiple of ``superblock_slots``. Slots after the last whole super-block are left
+    unmarked.
     ``channel_tiles`` (slots, bands) is the mean over channels of each channel's tile energy:
     what a gain really costs, since it is applied to every channel.
     """
     p = layout.params
-    if slot0 % p.run_slots:
-        raise ValueError("chunks must start on a run boundary")
-    n_runs = spec.shape[0] // (p.slot_hops * p.run_slots)
+    if slot0 % p.superblock_slots:
+        raise ValueError("chunks must start on a super-block boundary")
+    n_runs = spec.shape[0] // (p.slot_hops * p.superblock_slots) * p.run_stride
     n_slots = n_runs * p.run_slots
     dy = np.zeros((spec.shape[0] // p.slot_hops, p.n_bands), dtype=np.float32)
     if n_runs == 0:
@@ -219,7 +224,7 @@ def _limit_group_energy(dy: np.ndarray, energy: np.ndarray, p: WatermarkParams) 
     """Scale down each group's changes whose energy exceeds ``group_budget_db`` below the
     group's own energy: a local guarantee of inaudibility (a lone pure tone, say, would
     otherwise carry its group's whole move)."""
-    n = (dy.shape[0] // p.run_slots) * p.run_slots
+    n = (dy.shape[0] // p.superblock_slots) * p.superblock_slots
     if n == 0:
         return dy
     # energy of a log-amplitude change x on a tile of energy E: E * (e^x - 1)^2
@@ -270,6 +275,14 @@ def _gate_silence(x: np.ndarray, w: np.ndarray, rate: int) -> np.ndarray:
     return w
 
 
+def pad_slots(params: WatermarkParams) -> int:
+    """Context on each side of a chunk, slots: a whole number of super-blocks (see :data:`PAD_S`)."""
+    sb = params.superblock_slots
+    if params.run_stride > 1:
+        return 2 * sb
+    return math.ceil(PAD_S / (sb * params.slot_s) - 1e-9) * sb
+
+
 def min_duration_s(params: WatermarkParams = DEFAULT_PARAMS) -> float:
     """Shortest input that carries the whole payload once, seconds."""
     return params.block_s
@@ -306,9 +319,10 @@ class ChunkEmbedder:
         self.codeword = codeword_for(payload_to_bits(payload, params.payload_bits), self.layout)
         self.rate = int(sample_rate)
         self.strength = float(strength)
-        pad = PAD_S * self.rate
-        chunk = CHUNK_S * self.rate
-        if abs(pad - round(pad)) > 1e-9:
+        sb_s = params.superblock_slots * params.slot_s
+        pad = pad_slots(params) * params.slot_s * self.rate
+        chunk = max(1, round(CHUNK_S / sb_s)) * sb_s * self.rate
+        if abs(pad - round(pad)) > 1e-6 or abs(chunk - round(chunk)) > 1e-6:
             raise InputError(f"sample rate {self.rate} Hz is not a multiple of 25 Hz")
         self.pad = int(round(pad))
         self.chunk = int(round(chunk))

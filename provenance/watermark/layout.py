@@ -42,7 +42,12 @@ class WatermarkParams:
     f_lo_hz: float = 250.0
     f_hi_hz: float = 5500.0
     run_slots: int = 4
-    """Slots per run: a group spans 80 ms."""
+    """Slots per run: a group holds 4 slots (80 ms of audio)."""
+    run_stride: int = 1
+    """Slots between consecutive slots of a run. With ``run_stride`` S > 1, S runs are
+    interleaved in a *super-block* of ``S * run_slots`` slots (run ``i`` of a super-block holds
+    its slots ``i, i + S, i + 2S, ...``), so a group samples its host at times up to
+    ``(run_slots - 1) * S`` slots apart (time diversity against sparse audio)."""
     group_band_pairs: int = 2
     """Band pairs per group (a group spans 4 neighbouring bands)."""
     pilot_fraction: float = 0.2
@@ -63,6 +68,10 @@ class WatermarkParams:
     each coded bit sits ``h * groups_per_run / block_phases`` frequency regions (groups) higher,
     wrapping around, at a keyed run, so its repetitions land in different regions."""
 
+    def __post_init__(self) -> None:
+        if self.run_stride < 1 or self.block_runs % self.run_stride:
+            raise ValueError(f"run_stride {self.run_stride} must divide the {self.block_runs} runs of a block")
+
     @property
     def slot_len(self) -> int:
         """Slot length, samples at the analysis rate."""
@@ -75,6 +84,12 @@ class WatermarkParams:
     @property
     def pairs_per_slot(self) -> int:
         return self.n_bands // 2
+
+    @property
+    def superblock_slots(self) -> int:
+        """Slots of one super-block (``run_stride`` interleaved runs); chunks and cut phases
+        of the alignment scan fall on this grid."""
+        return self.run_stride * self.run_slots
 
     @property
     def groups_per_run(self) -> int:
@@ -134,21 +149,32 @@ DEFAULT_PARAMS = WatermarkParams()
 
 def to_groups(a: np.ndarray, params: WatermarkParams) -> np.ndarray:
     """Regroup per-pair values ``(..., runs * run_slots, pairs_per_slot)`` into
-    ``(..., runs, groups_per_run, pairs_per_group)``."""
+    ``(..., runs, groups_per_run, pairs_per_group)`` (pair index = slot of the run *
+    ``group_band_pairs`` + band pair). The slot count must be a whole number of super-blocks."""
+    p = params
     lead = a.shape[:-2]
-    runs = a.shape[-2] // params.run_slots
-    a = a.reshape(lead + (runs, params.run_slots, params.groups_per_run, params.group_band_pairs))
-    a = np.swapaxes(a, -3, -2)
-    return a.reshape(lead + (runs, params.groups_per_run, params.pairs_per_group))
+    n = len(lead)
+    blocks = a.shape[-2] // p.superblock_slots
+    a = a.reshape(lead + (blocks, p.run_slots, p.run_stride, p.groups_per_run, p.group_band_pairs))
+    a = a.transpose(tuple(range(n)) + (n, n + 2, n + 3, n + 1, n + 4))
+    return a.reshape(lead + (blocks * p.run_stride, p.groups_per_run, p.pairs_per_group))
 
 
 def from_groups(a: np.ndarray, params: WatermarkParams) -> np.ndarray:
     """Inverse of :func:`to_groups`."""
+    p = params
     lead = a.shape[:-3]
-    runs = a.shape[-3]
-    a = a.reshape(lead + (runs, params.groups_per_run, params.run_slots, params.group_band_pairs))
-    a = np.swapaxes(a, -3, -2)
-    return a.reshape(lead + (runs * params.run_slots, params.pairs_per_slot))
+    n = len(lead)
+    blocks = a.shape[-3] // p.run_stride
+    a = a.reshape(lead + (blocks, p.run_stride, p.groups_per_run, p.run_slots, p.group_band_pairs))
+    a = a.transpose(tuple(range(n)) + (n, n + 3, n + 1, n + 2, n + 4))
+    return a.reshape(lead + (blocks * p.superblock_slots, p.pairs_per_slot))
+
+
+def run_slot_index(params: WatermarkParams) -> np.ndarray:
+    """``(superblock runs, run_slots)``: the slot, within its super-block, of each slot of each run."""
+    p = params
+    return np.arange(p.run_stride)[:, None] + p.run_stride * np.arange(p.run_slots)[None, :]
 
 
 def balanced_chips(rng: np.random.Generator, params: WatermarkParams) -> np.ndarray:
