@@ -91,6 +91,18 @@ def test_pitch_shift_is_found(marked):
     assert det.speed == pytest.approx(1.0, abs=0.005)
 
 
+def test_pitch_shift_that_drifts_in_time_is_found(corpus_dir):
+    # Rubber Band shifting this 8 kHz guitar clip by +1 semitone also stretches it by about
+    # 0.7 %, beyond the fine steps around an unstretched pitch shift (+-0.3 %): the coarse
+    # search tries each pitch at several time scales.
+    clip = io.read_audio(corpus_dir / "music_acoustic_8k_telephone.flac")
+    shifted = edited(embed(clip, KEY, PAYLOAD), "pitch_+1st")
+    det = detect(shifted, KEY)
+    assert det.found and det.payload == PAYLOAD
+    assert det.pitch_semitones == pytest.approx(1.0, abs=0.15)
+    assert det.speed < 0.996
+
+
 def test_search_finds_nothing_without_the_mark_or_with_another_key(music, marked):
     for audio, key in ((edited(music, "speed_+5%"), KEY), (edited(marked, "speed_+5%"), OTHER_KEY)):
         det = detect(audio, key)
