@@ -6,8 +6,8 @@ lengths. Reports the number of detections at the default threshold, the maximum-
 the maximum-likelihood fit of the effective number of independent alignments searched
 and spread (``K``, ``s`` in ``p = 1 - Phi(z/s)^K``), and Kolmogorov-Smirnov tests of the
 p-values of the test on the unedited timeline against the uniform distribution (see
-:func:`calibration_summary`). When that test
-fails, the detector also searches speed, tempo and pitch changes (its p-value carries a union
+:func:`calibration_summary`). When the test on the unedited timeline does not find the mark,
+the detector also searches speed, tempo and pitch changes (its p-value carries a union
 bound over the warps it could end on); detections count that search too, and the smallest
 search p-value is reported (``--no-search`` skips it).
 
