@@ -9,15 +9,16 @@ from benchmarks.null_trials import calibration_summary
 from provenance.watermark.detect import EFFECTIVE_ALIGNMENTS, NULL_Z_SCALE, p_value_from_z
 
 
-def _null_z(n: int, seed: int) -> np.ndarray:
-    """Best-z values drawn from the shipped law: the maximum of K normals of spread s."""
+def _null_sample(seed: int, n: int = 3000) -> tuple[np.ndarray, np.ndarray]:
+    """Best-z values drawn from the shipped law (the maximum of K normals of spread s), and
+    their p-values under it."""
     u = np.random.default_rng(seed).uniform(size=n)
-    return NULL_Z_SCALE * special.ndtri(u ** (1.0 / EFFECTIVE_ALIGNMENTS))
+    z = NULL_Z_SCALE * special.ndtri(u ** (1.0 / EFFECTIVE_ALIGNMENTS))
+    return z, np.array([p_value_from_z(float(v)) for v in z])
 
 
 def test_calibrated_p_values_pass_every_check() -> None:
-    z = _null_z(3000, seed=1)
-    law = np.array([p_value_from_z(float(v)) for v in z])
+    z, law = _null_sample(seed=1)
     s = calibration_summary(z, law)
     assert s["ks_uniform_pvalue"] > 0.01
     assert s["ks_law_pvalue"] > 0.01
@@ -28,8 +29,7 @@ def test_calibrated_p_values_pass_every_check() -> None:
 def test_conservative_reports_fail_only_the_two_sided_test() -> None:
     # Doubling some p-values (as the detector does for clipped windows) is safe: the two-sided test
     # rejects, the test for p-values that are too small does not.
-    z = _null_z(3000, seed=2)
-    law = np.array([p_value_from_z(float(v)) for v in z])
+    z, law = _null_sample(seed=2)
     reported = np.minimum(1.0, law * np.where(np.arange(law.size) % 3 == 0, 2.0, 1.0))
     s = calibration_summary(z, reported)
     assert s["ks_uniform_pvalue"] < 0.01
@@ -38,7 +38,6 @@ def test_conservative_reports_fail_only_the_two_sided_test() -> None:
 
 
 def test_liberal_reports_are_caught() -> None:
-    z = _null_z(3000, seed=3)
-    law = np.array([p_value_from_z(float(v)) for v in z])
+    z, law = _null_sample(seed=3)
     s = calibration_summary(z, law * 0.8)
     assert s["ks_liberal_pvalue"] < 0.01
