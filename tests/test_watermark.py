@@ -92,6 +92,23 @@ def test_half_marked_file_reports_the_marked_half(corpus_dir):
     assert abs(det.segments[0].end_s - music.duration_s) <= 0.5
 
 
+@pytest.mark.parametrize("past_end_s", [0.4, 0.5, 0.6, 0.7])
+def test_segment_does_not_overhang_unmarked_audio_after_the_mark(past_end_s):
+    # A 6 s mono window that ends shortly after the mark, as the verifier's edge search reads
+    # it. In this configuration chance agreement in the unmarked tail used to join the segment
+    # (its end 0.25-0.49 s too late); placed at its change point, the end is within 0.1 s.
+    from tests._verify_fixtures import foley_host
+
+    sr = 48_000
+    marked = embed(Audio(foley_host(8.0, seed=0), sr), KEY, "63d68fb2494c15eb").samples
+    marked = np.round(marked * 32767) / 32767  # as written to 16-bit PCM
+    x = np.concatenate([marked, foley_host(13.0, seed=22)[:, : 2 * sr]], axis=1).mean(axis=0)
+    end = 8.0 + past_end_s
+    det = detect(Audio(x[np.newaxis, int((end - 6.0) * sr) : int(end * sr)], sr), KEY, search=False)
+    assert det.found and det.segments
+    assert abs(det.segments[-1].end_s - (6.0 - past_end_s)) <= 0.1, det.segments
+
+
 def test_montage_of_excerpts_shorter_than_a_block_decodes_jointly(corpus_dir, monkeypatch):
     # Three 2.4 s excerpts (a block is 4.32 s), taken from blocks of both phases, that cover
     # the block only together: each piece is read at its own alignment and their
