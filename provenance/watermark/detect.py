@@ -701,7 +701,7 @@ def _trim_edges(agree: np.ndarray, w2: np.ndarray, a: int, b: int, edge: int, mi
     the slots it gives up fall short of a continuing mark by ``SEGMENT_TRIM_Z`` standard
     deviations, so that a mark that only weakens a little towards its end (quieter audio, the
     end of the file) keeps its extent. Gates of 2 and 3 kept chance flukes that the verifier's
-    edge search then trusted; 1 trims those and costs the bare detector's benchmark under
+    edge search then trusted; 1 trims those and costs the bare detector's benchmark at most
     0.05 s of mislabelled time per clip (docs/watermark.md, Segments).
     """
     total_w2 = float(w2[a:b].sum())
