@@ -501,19 +501,13 @@ class _Env:
 
 def _make_home(base: Path) -> _Env:
     """A throwaway FoleySeal home with keys and two signed+marked files (WAV, MP4)."""
-    from typer.testing import CliRunner
-
-    from foleyseal.cli import app
+    from benchmarks.homes import init_home
     from provenance.core.audio import Audio
-    from provenance.core.config import load_settings
     from provenance.core.io import write_audio
     from provenance.mark import mark
 
     home = base / "home"
-    r = CliRunner().invoke(app, ["keys", "init", "--home", str(home)])
-    if r.exit_code != 0:
-        raise RuntimeError(r.output)
-    settings = load_settings(home)
+    settings = init_home(home)
     write_audio(base / "src.wav", Audio(_noise_host(6.0, 48_000, 2, 5), 48_000), subtype="PCM_16")
     m = mark(base / "src.wav", base / "signed.wav", settings=settings, generated=True)
     env = _Env(home, settings, {"signed.wav": m.output.read_bytes()})

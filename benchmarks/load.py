@@ -85,21 +85,15 @@ def _clip(seconds: float, seed: int) -> np.ndarray:
 def prepare_home(base: Path, file_seconds: float) -> tuple[Path, list[Path], str]:
     """A FoleySeal home with keys, an API key, a marked clip, its MP3 re-encode and an unmarked
     clip; returns (home, files, api key)."""
-    from typer.testing import CliRunner
-
-    from foleyseal.cli import app
+    from benchmarks.homes import init_home
     from provenance.core.audio import Audio
-    from provenance.core.config import load_settings
     from provenance.core.io import read_audio, write_audio
     from provenance.mark import mark
 
     from detectors.service.api_keys import ApiKeyStore
 
     home = base / "home"
-    r = CliRunner().invoke(app, ["keys", "init", "--home", str(home)])
-    if r.exit_code != 0:
-        raise RuntimeError(f"keys init failed: {r.output}")
-    settings = load_settings(home)
+    settings = init_home(home)
     write_audio(base / "src.wav", Audio(_clip(file_seconds, 1), 48_000, subtype="PCM_16"))
     marked = mark(base / "src.wav", base / "marked.wav", settings=settings, generated=True).output
     write_audio(base / "reencoded.mp3", read_audio(marked), bitrate_kbps=128)

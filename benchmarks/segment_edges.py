@@ -19,6 +19,7 @@ verification API's stated accuracy), and the distribution of start and end error
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import tempfile
 from dataclasses import asdict, dataclass, field
@@ -26,7 +27,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from scipy import signal
 
 RATE = 48_000
 MARKED_S = 8.0
@@ -49,6 +49,12 @@ class Scene:
     after_s: float
     window_s: float
     overlap_s: float
+
+    def limits(self) -> Any:
+        """The verifier's limits for this scene (its analysis window and overlap)."""
+        from detectors.verify import VerifyLimits
+
+        return VerifyLimits(window_s=self.window_s, overlap_s=self.overlap_s)
 
 
 SCENES = (Scene("long", 17.0, 13.0, 12.0, 4.0), Scene("splice", 7.3, 9.1, 60.0, 5.0))
@@ -86,14 +92,11 @@ def summarize_errors(start_err_s: list[float | None], end_err_s: list[float | No
 
 
 def _mono_48k(path: Path) -> np.ndarray:
+    from benchmarks.attacks.base import resample
     from provenance.core.io import read_audio
 
     a = read_audio(path)
-    x = a.samples.mean(axis=0).astype(np.float64)
-    if a.sample_rate != RATE:
-        g = np.gcd(int(a.sample_rate), RATE)
-        x = signal.resample_poly(x, RATE // g, int(a.sample_rate) // g)
-    return x
+    return resample(a.mono(), a.sample_rate, RATE)
 
 
 def _stretch(x: np.ndarray, n: int) -> np.ndarray:
@@ -103,33 +106,28 @@ def _stretch(x: np.ndarray, n: int) -> np.ndarray:
 
 def run(corpus: Path, payloads: int, seed: int) -> dict[str, Any]:
     """Run every scene ``payloads`` times (hosts in turn) and summarise the errors."""
-    from typer.testing import CliRunner
-
-    from detectors.verify import Verifier, VerifyLimits
-    from foleyseal.cli import app
+    from benchmarks.homes import init_home
+    from detectors.verify import Verifier
     from provenance.core.audio import Audio
-    from provenance.core.config import load_settings
     from provenance.core.io import write_audio
     from provenance.watermark import embed, load_key
 
     clips = {name: _mono_48k(corpus / name) for name in HOSTS}
     rng = np.random.default_rng(seed)
     results = {s.name: SceneResult() for s in SCENES}
-    with tempfile.TemporaryDirectory(prefix="foleyseal-segment-edges-") as d:
+    with tempfile.TemporaryDirectory(prefix="foleyseal-segment-edges-") as d, contextlib.ExitStack() as stack:
         base = Path(d)
-        r = CliRunner().invoke(app, ["keys", "init", "--home", str(base / "home")])
-        if r.exit_code != 0:
-            raise RuntimeError(r.output)
-        settings = load_settings(base / "home")
+        settings = init_home(base / "home")
         key = load_key(settings.watermark_key_path)
+        verifiers = {sc.name: stack.enter_context(Verifier(settings, limits=sc.limits(), threads=2)) for sc in SCENES}
         for i in range(payloads):
             host_name = HOSTS[i % len(HOSTS)]
             others = [clips[n] for n in HOSTS if n != host_name]
             host = clips[host_name]
             start = int(rng.integers(0, max(1, host.shape[0] - int(MARKED_S * RATE))))
             excerpt = host[start : start + int(MARKED_S * RATE)]
-            # mark at full scale of the excerpt's own level; 16-bit as a verifier would receive it
-            marked = embed(Audio(excerpt[np.newaxis, :].astype(np.float32), RATE), key, rng.bytes(8).hex()).samples[0]
+            # default strength; each scene is written as 16-bit PCM, as a verifier would receive it
+            marked = embed(Audio(excerpt[np.newaxis, :], RATE), key, rng.bytes(8).hex()).samples[0]
             for scene in SCENES:
                 fill = [others[k % len(others)] for k in rng.permutation(len(others))[:2]]
                 x = np.concatenate([_stretch(fill[0], int(scene.before_s * RATE)), marked,
@@ -137,9 +135,7 @@ def run(corpus: Path, payloads: int, seed: int) -> dict[str, Any]:
                 x = x / max(1.0, float(np.max(np.abs(x))) / 0.9)
                 path = base / f"{scene.name}.wav"
                 write_audio(path, Audio(x[np.newaxis, :].astype(np.float32), RATE), subtype="PCM_16")
-                limits = VerifyLimits(window_s=scene.window_s, overlap_s=scene.overlap_s)
-                with Verifier(settings, limits=limits, threads=2) as v:
-                    segs = v.verify(path).watermark[0].segments
+                segs = verifiers[scene.name].verify(path).watermark[0].segments
                 res = results[scene.name]
                 res.segments.append(len(segs))
                 single = len(segs) == 1

@@ -105,6 +105,8 @@ FLOOR_MARGIN_DB = 3.0
 FLOOR_RAMP_DB = 9.0
 """Reliability rises from 0 to 1 between these many dB above the noise floor (margin, margin + ramp)."""
 SEGMENT_Z = 3.0
+SEGMENT_MIN_S = 0.5
+"""Shortest segment reported, seconds (a run of significant slots shorter than this is dropped)."""
 SEGMENT_EDGE_S = 0.5
 """How far a segment's end may move inwards to its change point (:func:`_trim_edges`), seconds."""
 SEGMENT_TRIM_Z = 1.0
@@ -684,7 +686,7 @@ def _segments_from_agreement(
             merged[-1] = (merged[-1][0], b)
         else:
             merged.append((a, b))
-    min_len = int(round(0.5 / slot_s))
+    min_len = int(round(SEGMENT_MIN_S / slot_s))
     return [(a, b) for a, b in merged if b - a >= min_len]
 
 
@@ -947,13 +949,14 @@ def _detect_in(
     mask = np.ones(n_slots)
     slot_s = params.slot_s
     fine_s = slot_s / (params.slot_hops * FINE)
+    edge_slots, min_slots = int(round(SEGMENT_EDGE_S / slot_s)), int(round(SEGMENT_MIN_S / slot_s))
 
     def file_time(t: float) -> float:
         return round(float(min(duration_s, max(0.0, start_s + warp.time_scale * t))), 3)
 
     def segment(a: int, b: int, ph: int, agree: np.ndarray, w2: np.ndarray, payload: str | None) -> Segment:
         # Runs keep their full extent for masking and decoding; only the reported span is trimmed.
-        a, b = _trim_edges(agree, w2, a, b, int(round(SEGMENT_EDGE_S / slot_s)), int(round(0.5 / slot_s)))
+        a, b = _trim_edges(agree, w2, a, b, edge_slots, min_slots)
         var = 0.5 * float(w2[a:b].sum())
         seg_z = float(agree[a:b].sum()) / math.sqrt(var) if var > 0 else 0.0
         t0 = ph * fine_s
