@@ -92,6 +92,11 @@ class BenchConfig:
     """Strength multipliers (of ``strength``) for the quality-vs-strength sweep (FoleySeal's
     strength is at most 1.0, its default)."""
     attacks_per_task: int = 16
+    information: bool = False
+    """Also read every attacked file against its embedded payload's codeword, on the file's own
+    timeline (not after speed, tempo or pitch edits), where the watermarker supports it
+    (:meth:`WatermarkerBase.informed_reading`): the information per coded bit its soft values
+    carry, which tells a failure no decoder could avoid from one a better decoder might not."""
 
     @classmethod
     def quick_defaults(cls, corpus: Path, out: Path, watermarkers: list[Watermarker], **kw: Any) -> "BenchConfig":
@@ -109,6 +114,7 @@ class BenchConfig:
             "quick": self.quick, "max_clips": self.max_clips, "min_clip_s": self.min_clip_s,
             "null_per_clip": self.null_per_clip, "null_window_s": self.null_window_s,
             "quality_measures": list(self.quality_measures), "quality_strengths": list(self.quality_strengths),
+            "information": self.information,
             "attacks": [{"name": a.name, "kind": a.kind, **a.params()} for a in self.attacks],
             "watermarkers": [_describe_wm(w) for w in self.watermarkers],
         }
@@ -481,6 +487,9 @@ def _attack_rows(task: Task, wm: Watermarker, original: Audio, marked: Audio, pa
                 "attack_s": round(attack_s, 5), "detect_s": round(detect_s, 5),
                 "attack_cpu_s": attack_cpu_s, "detect_cpu_s": detect_cpu_s,
             })
+            reader = getattr(wm, "informed_reading", None)
+            if cfg.information and callable(reader) and not attack.warps_time:
+                row["information"] = reader(out.audio, payload)
         except Exception as exc:
             row.update({"error": f"{type(exc).__name__}: {exc}", "exact": False, "found": False,
                         "bit_accuracy": 0.5, "score": None})

@@ -368,3 +368,11 @@ def test_sample_drop_removes_a_tenth_of_a_percent():
     x = _music(seconds=4.0)
     y = get_attack("drop_samples_0.1%").apply(x, np.random.default_rng(0))
     assert x.frames - y.frames == round(x.frames * 0.001)
+
+
+def test_attacks_that_change_tempo_or_pitch_say_so():
+    warping = ["speed_+5%", "stretch_-10%", "pitch_+1st", "pitch_formants_-1st", "cascade_speed_+5%_aac_64k"]
+    on_timeline = ["none", "mp3_64k", "crop_5s", "cut_1s", "offset_trim_0.5blk", "mix_-10db", "splice_marked",
+                   "cascade_mp3_128k_aac_64k"]
+    assert all(get_attack(n).warps_time for n in warping)
+    assert not any(get_attack(n).warps_time for n in on_timeline)

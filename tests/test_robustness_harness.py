@@ -13,7 +13,7 @@ import pytest
 import soundfile as sf
 
 from benchmarks.attacks import MarkedSpan, get_attack
-from benchmarks.report import empirical_tpr, summarize
+from benchmarks.report import empirical_tpr, information_cell, summarize
 from benchmarks.robustness import BenchConfig, localization, payload_for, read_rows, run_benchmark
 from benchmarks.watermarkers import (
     ExternalCommandWatermarker,
@@ -200,6 +200,7 @@ def test_tiny_run_writes_outputs_and_resumes(tmp_path):
     md = (out / "summary.md").read_text()
     assert "| attack | kind | lsb | fake |" in md and "| mp3_64k | codec |" in md
     assert "null trials" in md and "< 1/FPR" in md
+    assert "Information per coded bit" not in md  # measured only with information=True
     s = summarize(rows)
     assert s["cells"]["none"]["lsb"]["exact"] == 1.0 and s["cells"]["mp3_64k"]["lsb"]["exact"] == 0.0
 
@@ -213,6 +214,41 @@ def test_tiny_run_writes_outputs_and_resumes(tmp_path):
     third = run_benchmark(cfg, show_progress=False, write_report=False)
     assert third.ran_trials == 5 and len(third.rows) == 24
     assert len({r["trial_id"] for r in read_rows(out / "results.jsonl")}) == 24
+
+
+def test_information_readings_are_recorded_and_summarized(tmp_path):
+    corpus, out = _corpus(tmp_path), tmp_path / "out"
+    cfg = BenchConfig(
+        corpus=corpus, out=out, watermarkers=build_watermarkers(["foleyseal", "lsb"]),
+        attacks=[get_attack(n) for n in ("noise_white_10db", "speed_+5%")], min_clip_s=6.0,
+        workers=1, null_per_clip=0, quality_measures=("snr",), quality_strengths=(1.0,), information=True,
+    )
+    rows = run_benchmark(cfg, show_progress=False).rows
+    by = {(r["watermarker"], r["attack"]): r for r in rows if r["kind"] == "attack"}
+    clean = by[("foleyseal", "none")]
+    # steady synthetic tones over 6 s (one and a half blocks) read well above the rate, if not at 1 bit
+    assert clean["exact"] and clean["information"]["information_bits"] > 0.6
+    assert clean["information"]["margin_bits"] > 0.1 and clean["information"]["rate"] == pytest.approx(80 / 172)
+    assert by[("foleyseal", "noise_white_10db")]["information"]["information_bits"] < clean["information"]["information_bits"]
+    # not read after a speed change (the mark is off the file's own timeline), nor for lsb
+    assert "information" not in by[("foleyseal", "speed_+5%")]
+    assert by[("lsb", "none")]["information"] is None
+    cell = summarize(rows)["cells"]["none"]["foleyseal"]
+    assert (cell["info_n"], cell["info_failed"], cell["info_failed_below_rate"]) == (1, 0, 0)
+    md = (out / "summary.md").read_text()
+    section = md.split("## Information per coded bit")[1].split("\n## ")[0]
+    assert "| none | 0." in section and "| noise_white_10db |" in section and "speed_+5%" not in section
+
+
+def test_information_cell_counts_failures_below_the_rate():
+    def row(exact, margin):
+        return {"exact": exact, "information": {"information_bits": 0.465 + margin, "margin_bits": margin}}
+
+    rs = [row(True, 0.4), row(False, -0.2), row(False, 0.05), row(False, -0.01), {"exact": False}]
+    c = information_cell(rs)
+    assert (c["info_n"], c["info_failed"], c["info_failed_below_rate"]) == (4, 3, 2)
+    assert c["info_median_bits"] == pytest.approx(0.465 + 0.02)
+    assert information_cell([{"exact": True, "information": None}]) == {}
 
 
 def test_cli_bench_robustness(tmp_path):

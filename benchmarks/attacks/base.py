@@ -138,6 +138,9 @@ class Attack:
     kind: ClassVar[str] = "signal"
     """Category: ``codec``, ``signal``, ``time``, ``mixing`` or ``cascade``."""
     changes_time: ClassVar[bool] = False
+    warps_time: ClassVar[bool] = False
+    """True when the attack changes tempo or pitch: the mark is then off the file's own timeline
+    and can only be read after a search over warps."""
     changes_channels: ClassVar[bool] = False
     changes_rate: ClassVar[bool] = False
     uses_other_marked: ClassVar[bool] = False

@@ -23,6 +23,10 @@ class Cascade(Attack):
         return any(s.changes_time for s in self.steps)
 
     @property
+    def warps_time(self) -> bool:  # type: ignore[override]
+        return any(s.warps_time for s in self.steps)
+
+    @property
     def changes_channels(self) -> bool:  # type: ignore[override]
         return any(s.changes_channels for s in self.steps)
 

@@ -178,6 +178,8 @@ class Speed(_TimeAttack):
     Done by polyphase resampling with the ratio ``1 / (1 + percent / 100)`` as a fraction.
     """
 
+    warps_time: ClassVar[bool] = True
+
     percent: float
 
     def _run(
@@ -192,6 +194,8 @@ class Speed(_TimeAttack):
 @dataclass(frozen=True, kw_only=True)
 class TimeStretch(_TimeAttack):
     """Change tempo by ``percent`` keeping the pitch (Rubber Band, through pedalboard.time_stretch)."""
+
+    warps_time: ClassVar[bool] = True
 
     percent: float
 
@@ -220,6 +224,7 @@ class PitchShift(Attack):
     semitones: float
     preserve_formants: bool = False
     kind: ClassVar[str] = "time"
+    warps_time: ClassVar[bool] = True
 
     def transform(self, audio: Audio, rng: np.random.Generator, ctx: AttackContext) -> Audio:
         from pedalboard import time_stretch

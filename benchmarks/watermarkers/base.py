@@ -52,6 +52,9 @@ class WatermarkerBase:
     - ``with_wrong_key(i)``: the same scheme under the ``i``-th wrong key (null trials), or None
     - ``with_strength(s)``: the same scheme at embedding strength ``s``, or None if it has none
     - ``describe()``: parameters and version, recorded with every trial
+    - ``informed_reading(audio, payload_bits)``: what the file's soft values say about the
+      embedded payload (``InformedReading.to_dict()``), for benchmark runs with ``--information``,
+      or None where the scheme cannot say
     """
 
     name: str
@@ -63,6 +66,9 @@ class WatermarkerBase:
         return None
 
     def with_strength(self, strength: float) -> "Watermarker | None":
+        return None
+
+    def informed_reading(self, audio: Audio, payload_bits: np.ndarray) -> dict[str, Any] | None:
         return None
 
     def describe(self) -> dict[str, Any]:

@@ -111,6 +111,12 @@ class FoleySealWatermarker(WatermarkerBase):
                         if "payload_source" in d.details else {})},
         )
 
+    def informed_reading(self, audio: Audio, payload_bits: np.ndarray) -> dict[str, Any]:
+        from provenance.watermark.information import informed_reading
+
+        r = informed_reading(audio, _key_bytes(self.key_seed), bits_to_hex(payload_bits), params=self.params)
+        return r.to_dict()
+
     def with_wrong_key(self, index: int) -> "FoleySealWatermarker":
         return replace(self, key_seed=f"foleyseal-bench/wrong-key/{index}")
 

@@ -59,3 +59,41 @@ class Detection:
         d = asdict(self)
         d["segments"] = [asdict(s) for s in self.segments]
         return d
+
+
+@dataclass(frozen=True)
+class InformedReading:
+    """How much a file's soft values say about one known payload
+    (:func:`provenance.watermark.information.informed_reading`).
+
+    A decoder sees, for each coded bit, the sum of the soft values of the groups that carry it.
+    Read against the codeword of the payload that was embedded, those sums give an estimate of
+    the information per coded bit that any decoder of them can use (the generalized mutual
+    information of bit-metric decoding, bits). Reliable decoding needs it above ``rate``, the
+    payload and CRC bits per coded bit; below it, no code or decoder recovers the payload from
+    these soft values, and only a stronger mark or more audio would.
+    """
+
+    information_bits: float
+    """Estimated information per coded bit, bits (0: none, 1: every coded bit certain)."""
+    rate: float
+    """Payload and CRC bits per coded bit: the least information reliable decoding needs."""
+    z: float
+    """Correlation of the coded-bit soft values with the codeword, over their root sum of
+    squares (at most ``sqrt(coded_bits)``; about N(0, 1) for an unrelated codeword)."""
+    coded_bits: int
+    """Coded bits per block."""
+    phase: int
+    """Fine phase of the alignment read (quarter hops)."""
+    offset_slots: int
+    """Block offset of the alignment read, slots."""
+    block_phase: int
+    """Block phase (coded-bit placement) of the first repetition read."""
+
+    @property
+    def margin_bits(self) -> float:
+        """``information_bits - rate``: negative when the soft values cannot carry the payload."""
+        return self.information_bits - self.rate
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "margin_bits": self.margin_bits}
