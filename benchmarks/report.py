@@ -191,16 +191,18 @@ def information_cell(rs: list[dict[str, Any]]) -> dict[str, Any]:
     """Counts from the informed readings of one (attack, watermarker) cell (runs with
     ``--information``): how many trials were read, the median information per coded bit (bits),
     how many failed, and how many of those failed with less information than the code's rate
-    (no decoder of those soft values could have recovered the payload). Empty without readings."""
+    (no decoder of those soft values could have recovered the payload), also when each class of
+    groups is weighted by its ideal channel state. Empty without readings."""
     read = [r for r in rs if isinstance(r.get("information"), dict)]
     if not read:
         return {}
-    failed = [r for r in read if not r.get("exact")]
+    failed = [r["information"] for r in read if not r.get("exact")]
     return {
         "info_n": len(read),
         "info_median_bits": _median([r["information"]["information_bits"] for r in read]),
         "info_failed": len(failed),
-        "info_failed_below_rate": sum(1 for r in failed if r["information"]["margin_bits"] < 0),
+        "info_failed_below_rate": sum(1 for i in failed if i["margin_bits"] < 0),
+        "info_failed_below_rate_csi": sum(1 for i in failed if i.get("information_csi_bits", 0.0) < i["rate"]),
     }
 
 
@@ -220,11 +222,13 @@ def _information_lines(s: dict[str, Any]) -> list[str]:
         return []
     lines = ["", "## Information per coded bit (informed readings)", "",
              "Each attacked file read against its embedded payload's codeword on its own timeline: median "
-             "information per coded bit, bits; then failed trials, and how many of them carried less "
-             "information than the code's rate (payload and CRC bits per coded bit), which no decoder of "
-             "those soft values can overcome. Not measured after speed, tempo or pitch edits.", "",
-             "| attack | " + " | ".join(f"{w} median bits | {w} failed (below rate)" for w in shown) + " |",
-             "|---|" + "---|---|" * len(shown)]
+             "information per coded bit, bits; failed trials; how many of them carried less information "
+             "than the code's rate (payload and CRC bits per coded bit), which no decoder of those soft "
+             "values can overcome; and how many stay below it with each class of groups weighted by its "
+             "ideal channel state. Not measured after speed, tempo or pitch edits.", "",
+             "| attack | " + " | ".join(f"{w} median bits | {w} failed | below rate | below rate, ideal weights"
+                                      for w in shown) + " |",
+             "|---|" + "---|---|---|---|" * len(shown)]
     for a in attacks:
         if not any(cells[a].get(w, {}).get("info_n") for w in shown):
             continue
@@ -232,9 +236,10 @@ def _information_lines(s: dict[str, Any]) -> list[str]:
         for w in shown:
             c = cells[a].get(w, {})
             if not c.get("info_n"):
-                row += ["—", "—"]
+                row += ["—"] * 4
             else:
-                row += [_f(c["info_median_bits"]), f"{c['info_failed']} ({c['info_failed_below_rate']})"]
+                row += [_f(c["info_median_bits"]), str(c["info_failed"]), str(c["info_failed_below_rate"]),
+                        str(c["info_failed_below_rate_csi"])]
         lines.append("| " + " | ".join(row) + " |")
     return lines
 

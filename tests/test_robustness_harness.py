@@ -234,19 +234,21 @@ def test_information_readings_are_recorded_and_summarized(tmp_path):
     assert "information" not in by[("foleyseal", "speed_+5%")]
     assert by[("lsb", "none")]["information"] is None
     cell = summarize(rows)["cells"]["none"]["foleyseal"]
-    assert (cell["info_n"], cell["info_failed"], cell["info_failed_below_rate"]) == (1, 0, 0)
+    assert (cell["info_n"], cell["info_failed"], cell["info_failed_below_rate"], cell["info_failed_below_rate_csi"]) == (1, 0, 0, 0)
     md = (out / "summary.md").read_text()
     section = md.split("## Information per coded bit")[1].split("\n## ")[0]
     assert "| none | 0." in section and "| noise_white_10db |" in section and "speed_+5%" not in section
 
 
 def test_information_cell_counts_failures_below_the_rate():
-    def row(exact, margin):
-        return {"exact": exact, "information": {"information_bits": 0.465 + margin, "margin_bits": margin}}
+    def row(exact, margin, csi_margin):
+        return {"exact": exact, "information": {"information_bits": 0.465 + margin, "margin_bits": margin,
+                                                "information_csi_bits": 0.465 + csi_margin, "rate": 0.465}}
 
-    rs = [row(True, 0.4), row(False, -0.2), row(False, 0.05), row(False, -0.01), {"exact": False}]
+    rs = [row(True, 0.4, 0.4), row(False, -0.2, 0.1), row(False, 0.05, 0.05), row(False, -0.01, -0.01),
+          {"exact": False}]
     c = information_cell(rs)
-    assert (c["info_n"], c["info_failed"], c["info_failed_below_rate"]) == (4, 3, 2)
+    assert (c["info_n"], c["info_failed"], c["info_failed_below_rate"], c["info_failed_below_rate_csi"]) == (4, 3, 2, 1)
     assert c["info_median_bits"] == pytest.approx(0.465 + 0.02)
     assert information_cell([{"exact": True, "information": None}]) == {}
 

@@ -31,7 +31,7 @@ def marked(clip):
 def test_the_embedded_payload_reads_near_one_bit_per_coded_bit(marked):
     r = informed_reading(marked, KEY, PAYLOAD)
     assert r.rate == pytest.approx((64 + 16) / 172) and r.coded_bits == DEFAULT_PARAMS.coded_bits
-    assert r.information_bits > 0.9 and r.margin_bits > 0.4
+    assert r.information_bits > 0.9 and r.margin_bits > 0.4 and r.information_csi_bits > 0.9
     # the correlation of a perfect reading approaches sqrt(coded bits)
     assert 10.0 < r.z <= np.sqrt(r.coded_bits) + 1e-9
     assert (r.phase, r.offset_slots, r.block_phase) == (0, 0, 0)
@@ -43,6 +43,7 @@ def test_unrelated_payloads_and_unmarked_audio_read_far_below_the_rate(clip, mar
     for payload in others:
         r = informed_reading(marked, KEY, payload)
         assert r.information_bits < 0.15 and r.margin_bits < -0.3, payload
+        assert r.information_csi_bits < 0.2, payload
     assert informed_reading(clip, KEY, PAYLOAD).information_bits < 0.15
     assert informed_reading(marked, bytes(32), PAYLOAD).information_bits < 0.15
 

@@ -75,7 +75,12 @@ class InformedReading:
     """
 
     information_bits: float
-    """Estimated information per coded bit, bits (0: none, 1: every coded bit certain)."""
+    """Estimated information per coded bit, bits (0: none, 1: every coded bit certain), of the
+    soft values the decoder reads first."""
+    information_csi_bits: float
+    """The same, with each class of groups (frequency region x reliability tercile) weighted by
+    its own concentration measured against the known codeword: what ideal channel-state weights
+    could make of these soft values (the decoder's channel-state reading estimates them)."""
     rate: float
     """Payload and CRC bits per coded bit: the least information reliable decoding needs."""
     z: float
