@@ -191,7 +191,7 @@ def information_cell(rs: list[dict[str, Any]]) -> dict[str, Any]:
     """Counts from the informed readings of one (attack, watermarker) cell (runs with
     ``--information``): how many trials were read, the median information per coded bit (bits),
     how many failed, and how many of those failed with less information than the code's rate
-    (no decoder of those soft values could have recovered the payload), also when each class of
+    (no decoder weighing those soft values linearly could have recovered the payload), also when each class of
     groups is weighted by its ideal channel state. Empty without readings."""
     read = [r for r in rs if isinstance(r.get("information"), dict)]
     if not read:
@@ -223,9 +223,9 @@ def _information_lines(s: dict[str, Any]) -> list[str]:
     lines = ["", "## Information per coded bit (informed readings)", "",
              "Each attacked file read against its embedded payload's codeword on its own timeline: median "
              "information per coded bit, bits; failed trials; how many of them carried less information "
-             "than the code's rate (payload and CRC bits per coded bit), which no decoder of those soft "
-             "values can overcome; and how many stay below it with each class of groups weighted by its "
-             "ideal channel state. Not measured after speed, tempo or pitch edits.", "",
+             "than the code's rate (payload and CRC bits per coded bit), which no decoder weighing those "
+             "soft values linearly can overcome; and how many stay below it with each class of groups "
+             "weighted by its ideal channel state. Not measured after speed, tempo or pitch edits.", "",
              "| attack | " + " | ".join(f"{w} median bits | {w} failed | below rate | below rate, ideal weights"
                                       for w in shown) + " |",
              "|---|" + "---|---|---|---|" * len(shown)]

@@ -68,10 +68,10 @@ class InformedReading:
 
     A decoder sees, for each coded bit, the sum of the soft values of the groups that carry it.
     Read against the codeword of the payload that was embedded, those sums give an estimate of
-    the information per coded bit that any decoder of them can use (the generalized mutual
-    information of bit-metric decoding, bits). Reliable decoding needs it above ``rate``, the
-    payload and CRC bits per coded bit; below it, no code or decoder recovers the payload from
-    these soft values, and only a stronger mark or more audio would.
+    the information per coded bit a decoder can use when it weighs them linearly (the generalized
+    mutual information of bit-metric decoding, bits). Reliable decoding needs it above ``rate``,
+    the payload and CRC bits per coded bit: below it, no code decoded that way recovers the
+    payload, and ``information_csi_bits`` says whether ideal per-class weights would lift it.
     """
 
     information_bits: float
@@ -85,11 +85,12 @@ class InformedReading:
     """Payload and CRC bits per coded bit: the least information reliable decoding needs."""
     z: float
     """Correlation of the coded-bit soft values with the codeword, over their root sum of
-    squares (at most ``sqrt(coded_bits)``; about N(0, 1) for an unrelated codeword)."""
+    squares (at most ``sqrt(coded_bits)``; N(0, 1) at one alignment for an unrelated codeword, about
+    3-4 at the best of the alignments read)."""
     coded_bits: int
     """Coded bits per block."""
     phase: int
-    """Fine phase of the alignment read (quarter hops)."""
+    """Fine phase of the alignment read, in quarter hops (2.5 ms) within a slot."""
     offset_slots: int
     """Block offset of the alignment read, slots."""
     block_phase: int
