@@ -489,12 +489,22 @@ def _attack_rows(task: Task, wm: Watermarker, original: Audio, marked: Audio, pa
             })
             reader = getattr(wm, "informed_reading", None)
             if cfg.information and callable(reader) and not attack.warps_time:
-                row["information"] = reader(out.audio, payload)
+                row.update(_informed(reader, out.audio, payload))
         except Exception as exc:
             row.update({"error": f"{type(exc).__name__}: {exc}", "exact": False, "found": False,
                         "bit_accuracy": 0.5, "score": None})
         rows.append(row)
     return rows
+
+
+def _informed(reader: Callable[[Audio, np.ndarray], dict[str, Any] | None], audio: Audio,
+              payload: np.ndarray) -> dict[str, Any]:
+    """The ``information`` field of an attack row; a reading that fails leaves the trial's own
+    result standing and says why under ``information_error``."""
+    try:
+        return {"information": reader(audio, payload)}
+    except Exception as exc:  # a diagnostic must not turn a measured trial into an error
+        return {"information": None, "information_error": f"{type(exc).__name__}: {exc}"}
 
 
 def _window(audio: Audio, rng: np.random.Generator, window_s: float) -> tuple[Audio, float, float]:

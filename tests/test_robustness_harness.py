@@ -240,6 +240,22 @@ def test_information_readings_are_recorded_and_summarized(tmp_path):
     assert "| none | 0." in section and "| noise_white_10db |" in section and "speed_+5%" not in section
 
 
+class _LsbWithBrokenReading(LSBWatermarker):
+    def informed_reading(self, audio, payload_bits):
+        raise ValueError("no reading")
+
+
+def test_a_failing_informed_reading_leaves_the_trial_standing(tmp_path):
+    cfg = BenchConfig(
+        corpus=_corpus(tmp_path), out=tmp_path / "out", watermarkers=[_LsbWithBrokenReading()], attacks=[get_attack("none")],
+        min_clip_s=6.0, workers=1, null_per_clip=0, quality_measures=("snr",), quality_strengths=(1.0,),
+        information=True,
+    )
+    (row,) = [r for r in run_benchmark(cfg, show_progress=False, write_report=False).rows if r["kind"] == "attack"]
+    assert row["exact"] and not row["error"]
+    assert row["information"] is None and row["information_error"] == "ValueError: no reading"
+
+
 def test_information_cell_counts_failures_below_the_rate():
     def row(exact, margin, csi_margin):
         return {"exact": exact, "information": {"information_bits": 0.465 + margin, "margin_bits": margin,

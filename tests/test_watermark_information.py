@@ -54,6 +54,11 @@ def test_noise_lowers_the_information(marked):
     assert informed_reading(noisy, KEY, PAYLOAD).information_bits < clean - 0.05
 
 
+def test_audio_too_short_for_a_group_reads_nothing(clip):
+    r = informed_reading(clip.with_samples(clip.samples[:, : clip.sample_rate // 100]), KEY, PAYLOAD)
+    assert (r.information_bits, r.information_csi_bits, r.z) == (0.0, 0.0, 0.0)
+
+
 def test_a_payload_of_the_wrong_size_is_refused(marked):
     with pytest.raises(PayloadError, match="64 bits"):
         informed_reading(marked, KEY, "abcd")
