@@ -190,9 +190,9 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
 def information_cell(rs: list[dict[str, Any]]) -> dict[str, Any]:
     """Counts from the informed readings of one (attack, watermarker) cell (runs with
     ``--information``): how many trials were read, the median information per coded bit (bits),
-    how many failed, and how many of those failed with less information than the code's rate
-    (no decoder weighing those soft values linearly could have recovered the payload), also when each class of
-    groups is weighted by its ideal channel state. Empty without readings."""
+    how many failed, and how many of those failed with less information than the code's rate (no
+    decoder weighing those soft values linearly could have recovered the payload), also when each
+    class of groups is weighted by its ideal channel state. Empty without readings."""
     read = [r for r in rs if isinstance(r.get("information"), dict)]
     if not read:
         return {}

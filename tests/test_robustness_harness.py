@@ -229,12 +229,14 @@ def test_information_readings_are_recorded_and_summarized(tmp_path):
     # steady synthetic tones over 6 s (one and a half blocks) read well above the rate, if not at 1 bit
     assert clean["exact"] and clean["information"]["information_bits"] > 0.6
     assert clean["information"]["margin_bits"] > 0.1 and clean["information"]["rate"] == pytest.approx(80 / 172)
-    assert by[("foleyseal", "noise_white_10db")]["information"]["information_bits"] < clean["information"]["information_bits"]
+    noisy = by[("foleyseal", "noise_white_10db")]["information"]
+    assert noisy["information_bits"] < clean["information"]["information_bits"]
     # not read after a speed change (the mark is off the file's own timeline), nor for lsb
     assert "information" not in by[("foleyseal", "speed_+5%")]
     assert by[("lsb", "none")]["information"] is None
     cell = summarize(rows)["cells"]["none"]["foleyseal"]
-    assert (cell["info_n"], cell["info_failed"], cell["info_failed_below_rate"], cell["info_failed_below_rate_csi"]) == (1, 0, 0, 0)
+    counts = ("info_n", "info_failed", "info_failed_below_rate", "info_failed_below_rate_csi")
+    assert tuple(cell[k] for k in counts) == (1, 0, 0, 0)
     md = (out / "summary.md").read_text()
     section = md.split("## Information per coded bit")[1].split("\n## ")[0]
     assert "| none | 0." in section and "| noise_white_10db |" in section and "speed_+5%" not in section
@@ -247,7 +249,8 @@ class _LsbWithBrokenReading(LSBWatermarker):
 
 def test_a_failing_informed_reading_leaves_the_trial_standing(tmp_path):
     cfg = BenchConfig(
-        corpus=_corpus(tmp_path), out=tmp_path / "out", watermarkers=[_LsbWithBrokenReading()], attacks=[get_attack("none")],
+        corpus=_corpus(tmp_path), out=tmp_path / "out", watermarkers=[_LsbWithBrokenReading()],
+        attacks=[get_attack("none")],
         min_clip_s=6.0, workers=1, null_per_clip=0, quality_measures=("snr",), quality_strengths=(1.0,),
         information=True,
     )
