@@ -1,5 +1,5 @@
 """The informed reading (provenance.watermark.information): how much a file's soft values say
-about a known payload, and the rate they must exceed for any decoder to recover it."""
+about a known payload, and the rate they must exceed for a decoder that weighs them linearly."""
 
 from __future__ import annotations
 
