@@ -37,6 +37,8 @@ from typing import Any
 
 import numpy as np
 
+from provenance.core.atomic import atomic_write_bytes
+
 VERDICTS = {
     "credentials_valid",
     "credentials_tampered",
@@ -566,7 +568,7 @@ def main(argv: list[str] | None = None) -> int:
     print(text)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text)
+        atomic_write_bytes(args.out, text.encode("utf-8"))
     bad = results["engine"]["problems"] + results.get("http", {}).get("problems", [])
     bad += results["engine_temp_left"] + results.get("http_temp_left", [])
     return 1 if bad else 0

@@ -31,6 +31,8 @@ from typing import Any
 
 import numpy as np
 
+from provenance.core.atomic import atomic_write_bytes
+
 
 @dataclass
 class LoadConfig:
@@ -251,7 +253,7 @@ def main(argv: list[str] | None = None) -> int:
     print(format_result(r))
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(r.to_dict(), indent=2, allow_nan=True))
+        atomic_write_bytes(args.out, json.dumps(r.to_dict(), indent=2, allow_nan=True).encode("utf-8"))
     return 0 if r.errors == 0 and r.ok > 0 else 1
 
 

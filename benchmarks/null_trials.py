@@ -28,6 +28,7 @@ import numpy as np
 from scipy import optimize, special, stats
 
 from benchmarks.robustness import discover_clips, single_threaded_children
+from provenance.core.atomic import atomic_write_bytes
 
 WINDOWS_S = (5.0, 10.0, 20.0)
 
@@ -168,7 +169,7 @@ def main() -> None:
     print(json.dumps(summary, indent=2))
     if a.out:
         a.out.parent.mkdir(parents=True, exist_ok=True)
-        a.out.write_text(json.dumps(res, indent=1))
+        atomic_write_bytes(a.out, json.dumps(res, indent=1).encode("utf-8"))
 
 
 if __name__ == "__main__":

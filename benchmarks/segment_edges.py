@@ -28,6 +28,8 @@ from typing import Any
 
 import numpy as np
 
+from provenance.core.atomic import atomic_write_bytes
+
 RATE = 48_000
 MARKED_S = 8.0
 TOLERANCE_S = 0.5
@@ -159,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
               f"end |err| {sc.get('end_abs_err_s')}")
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(res, indent=2))
+        atomic_write_bytes(args.out, json.dumps(res, indent=2).encode("utf-8"))
     return 0
 
 
