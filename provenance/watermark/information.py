@@ -89,9 +89,9 @@ def informed_reading(
     x16 = resample(audio.mono(), audio.sample_rate, params.analysis_rate_hz)
     _, feat = _timeline_features(x16, params, audio.sample_rate)
     n = params.coded_bits
-    mask = np.ones(feat.v.shape[1])
-    best = (-math.inf, np.zeros(n), 0, 0, 0)
+    best: tuple = (-math.inf, np.zeros(n), None, 0, 0, 0)
     if feat.v.shape[1] >= 2:
+        mask = np.ones(feat.v.shape[1])
         for phase in range(feat.v.shape[0]):
             for offset in range(params.block_slots):
                 g = _grouped(feat, layout, phase, offset, mask)
@@ -101,11 +101,10 @@ def informed_reading(
                     norm = float(np.sqrt(soft @ soft))
                     z = float(signs @ soft) / norm if norm > 0 else 0.0
                     if z > best[0]:
-                        best = (z, soft, phase, offset, h)
-    z, soft, phase, offset, h = best
+                        best = (z, soft, g, phase, offset, h)
+    z, soft, g, phase, offset, h = best
     info_csi = 0.0
-    if math.isfinite(z):
-        g = _grouped(feat, layout, phase, offset, mask)
+    if g is not None:
         phases = _rep_phases(layout, g.r.shape[0], h)
         weighted = _channel_state_soft(g, _expected_symbols(layout, bits, phases))
         info_csi = coded_bit_information(_coded_soft(weighted, layout.role[phases], n), signs)
