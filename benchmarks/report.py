@@ -410,7 +410,11 @@ def plot_roc(rows: list[dict[str, Any]], summary: dict[str, Any], path: Path) ->
     for ax, w in zip(axes[0], wms):
         null = [_score(r) for r in rows if r.get("kind") == "null" and r["watermarker"] == w and not r.get("error")]
         if not null:
-            ax.text(0.5, 0.5, "no null trials", ha="center", transform=ax.transAxes)
+            # Without nulls there is no false-positive axis to draw: say so, and nothing else.
+            ax.text(0.5, 0.5, "no null trials:\nno ROC curve", ha="center", va="center", transform=ax.transAxes)
+            ax.set_axis_off()
+            ax.set_title(w)
+            continue
         floor = 1.0 / max(10, 10 * len(null))
         for k in ["all", *kinds]:
             pos = [_score(r) for r in rows if r.get("kind") == "attack" and r["watermarker"] == w
