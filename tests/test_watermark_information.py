@@ -34,7 +34,8 @@ def test_the_embedded_payload_reads_near_one_bit_per_coded_bit(marked):
     assert r.information_bits > 0.9 and r.margin_bits > 0.4 and r.information_csi_bits > 0.9
     # the correlation of a perfect reading approaches sqrt(coded bits)
     assert 10.0 < r.z <= np.sqrt(r.coded_bits) + 1e-9
-    assert (r.phase, r.offset_slots, r.block_phase) == (0, 0, 0)
+    # the embedded alignment, to within one 2.5 ms fine phase (8 phases per 20 ms slot)
+    assert (r.offset_slots, r.block_phase) == (0, 0) and r.phase in (7, 0, 1)
     assert r.to_dict()["margin_bits"] == pytest.approx(r.margin_bits)
 
 

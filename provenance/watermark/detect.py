@@ -190,12 +190,13 @@ def _clip_weights(clipped16: np.ndarray, n_frames: int, params: WatermarkParams)
 
 def _features_from_band_power(
     bp: np.ndarray, params: WatermarkParams, source_rate_hz: float | None = None, freq_scale: float = 1.0,
-    phase_step: int = 1, tile_weight: np.ndarray | None = None,
+    phase_step: int = 1, tile_weight: np.ndarray | None = None, noise_floor: bool = True,
 ) -> _Features:
     """Features from band power ``(frames, bands)`` at the fine hop; ``freq_scale`` is the pitch
     change the bands were measured under (see :mod:`provenance.watermark.warp`). With
     ``phase_step`` > 1 only every ``phase_step``-th fine phase is kept. ``tile_weight``
-    (per fine frame) scales the reliability of the tile starting there."""
+    (per fine frame) scales the reliability of the tile starting there. ``noise_floor=False``
+    leaves out the discount of tiles near each band's floor (see :func:`_detect_timeline`)."""
     phases = params.slot_hops * FINE
     tiles = tile_power(bp, params, stride=FINE)
     n_slots = tiles.shape[0] // phases
@@ -207,10 +208,11 @@ def _features_from_band_power(
     y = log_amplitude(tiles)
     cap = capacity(tiles.reshape(-1, params.n_bands), params).reshape(tiles.shape)
     # Reliability also falls where a tile is near the file's noise floor in its band (added noise).
-    level = 20.0 * y / np.log(10.0)
-    floor = np.percentile(level.reshape(-1, params.n_bands), FLOOR_PERCENTILE, axis=0)
-    snr_ok = np.clip((level - floor - FLOOR_MARGIN_DB) / FLOOR_RAMP_DB, 0.0, 1.0)
-    rel = cap * snr_ok
+    rel = cap
+    if noise_floor:
+        level = 20.0 * y / np.log(10.0)
+        floor = np.percentile(level.reshape(-1, params.n_bands), FLOOR_PERCENTILE, axis=0)
+        rel = cap * np.clip((level - floor - FLOOR_MARGIN_DB) / FLOOR_RAMP_DB, 0.0, 1.0)
     if tile_weight is not None:
         tw = tile_weight[: n_slots * phases].reshape(n_slots, phases)[:, ::phase_step].T
         rel = rel * tw[..., None]
@@ -807,11 +809,15 @@ def _readings_of(
     det: Detection, bp: np.ndarray, feat: _Features, clipped16: np.ndarray | None, params: WatermarkParams,
     source_rate_hz: float | None,
 ) -> list[_Features]:
-    """The features of the timeline reading ``det`` reports, then those of the other reading of a
-    clipped file (:func:`_detect_clipped`: as is, and with the clipped tiles erased)."""
+    """The features of the timeline reading ``det`` reports (with or without the noise-floor
+    discount, :func:`_detect_timeline`), then those of the other reading of a clipped file
+    (:func:`_detect_clipped`: as is, and with the clipped tiles erased)."""
+    noise_floor = bool(det.details.get("noise_floor", True))
+    if not noise_floor:
+        feat = _features_from_band_power(bp, params, source_rate_hz, noise_floor=False)
     if clipped16 is None or "clipping_erased" not in det.details:
         return [feat]
-    erased = _features_from_band_power(bp, params, source_rate_hz,
+    erased = _features_from_band_power(bp, params, source_rate_hz, noise_floor=noise_floor,
                                        tile_weight=_clip_weights(clipped16, bp.shape[0], params))
     return [erased, feat] if det.details["clipping_erased"] else [feat, erased]
 
@@ -864,11 +870,37 @@ def _detect_timeline(
     source_rate_hz: float | None, clipped16: np.ndarray | None, *, threshold: float, duration_s: float,
     readings: int = 1,
 ) -> Detection:
-    """Presence test and decoding on the unedited timeline, with clipped tiles read as erasures
-    when enough of the file is clipped. ``readings`` is how many readings of the file are tried in
-    all (2 when an echo is also undone); it multiplies the p-value, a union bound."""
+    """Presence test and decoding on the unedited timeline, read with two sets of reliabilities.
+
+    The first (``feat``) discounts the tiles near each band's floor, the 5th percentile of the
+    file's tile levels: added noise fills the quiet tiles of speech pauses and sparse sounds, and
+    there the floor is that noise. In steady content (rain, an ambience bed, a drone: most of a
+    generated soundtrack) the floor is the content itself, every tile carries the mark, and the
+    discount throws most of them away, so unless the first reading finds the mark and decodes
+    its payload, the file is read again without it. Both p-values are doubled (a union bound over
+    the two readings; the first is reported as soon as it decodes) and multiplied by
+    ``readings``, the number of readings of the file tried otherwise (2 when an echo is also
+    undone). ``details["noise_floor"]`` says which reading is reported."""
+    first = _detect_weighted(bp, feat, layout, tables, params, source_rate_hz, clipped16,
+                             threshold=threshold, duration_s=duration_s, readings=2 * readings, noise_floor=True)
+    if first.found and first.payload is not None:
+        return dataclasses.replace(first, details={**first.details, "noise_floor": True})
+    flat = _features_from_band_power(bp, params, source_rate_hz, noise_floor=False)
+    second = _detect_weighted(bp, flat, layout, tables, params, source_rate_hz, clipped16,
+                              threshold=threshold, duration_s=duration_s, readings=2 * readings, noise_floor=False)
+    best = _better_reading([first, second])
+    return dataclasses.replace(best, details={**best.details, "noise_floor": best is first})
+
+
+def _detect_weighted(
+    bp: np.ndarray, feat: _Features, layout: Layout, tables: _ScanTables, params: WatermarkParams,
+    source_rate_hz: float | None, clipped16: np.ndarray | None, *, threshold: float, duration_s: float,
+    readings: int, noise_floor: bool,
+) -> Detection:
+    """One reading of :func:`_detect_timeline`, with clipped tiles read as erasures when enough
+    of the file is clipped; ``readings`` multiplies the p-value."""
     if clipped16 is not None and float(clipped16.mean()) >= CLIP_MIN_FRACTION:
-        erased = _features_from_band_power(bp, params, source_rate_hz,
+        erased = _features_from_band_power(bp, params, source_rate_hz, noise_floor=noise_floor,
                                            tile_weight=_clip_weights(clipped16, bp.shape[0], params))
         return _detect_clipped(feat, erased, layout, tables, threshold=threshold, duration_s=duration_s,
                                readings=readings)

@@ -39,6 +39,7 @@ from provenance.watermark.detect import (
     _channel_state_soft,
     _coded_soft,
     _expected_symbols,
+    _features_from_band_power,
     _grouped,
     _rep_phases,
     _timeline_features,
@@ -76,7 +77,8 @@ def informed_reading(
 ) -> InformedReading:
     """Read ``audio`` against the codeword of ``payload`` (hex or bytes) under ``key`` on the
     file's own timeline (no speed or pitch search): the information per coded bit its soft
-    values carry at the alignment that agrees best with that codeword.
+    values carry at the alignment, and in the reliability reading (with or without the
+    noise-floor discount), that agree best with that codeword.
 
     Raises the audio's validation errors, and :class:`~provenance.core.errors.PayloadError` for a
     payload of the wrong size.
@@ -87,10 +89,12 @@ def informed_reading(
     signs = 1.0 - 2.0 * ecc.encode_payload(bits).astype(np.float64)
     rate = (params.payload_bits + ecc.CRC_BITS) / params.coded_bits
     x16 = resample(audio.mono(), audio.sample_rate, params.analysis_rate_hz)
-    _, feat = _timeline_features(x16, params, audio.sample_rate)
+    bp, feat = _timeline_features(x16, params, audio.sample_rate)
     n = params.coded_bits
     best: tuple = (-math.inf, np.zeros(n), None, 0, 0, 0)
-    if feat.v.shape[1] >= 2:
+    # Both reliability readings of the detector (with and without the noise-floor discount).
+    readings = (feat, _features_from_band_power(bp, params, audio.sample_rate, noise_floor=False))
+    for feat in readings if feat.v.shape[1] >= 2 else ():
         mask = np.ones(feat.v.shape[1])
         for phase in range(feat.v.shape[0]):
             for offset in range(params.block_slots):
