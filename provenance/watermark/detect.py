@@ -207,7 +207,8 @@ def _features_from_band_power(
     tiles = tiles[: n_slots * phases].reshape(n_slots, phases, params.n_bands)[:, ::phase_step].transpose(1, 0, 2)
     y = log_amplitude(tiles)
     cap = capacity(tiles.reshape(-1, params.n_bands), params).reshape(tiles.shape)
-    # Reliability also falls where a tile is near the file's noise floor in its band (added noise).
+    # Reliability also falls where a tile is near the file's floor in its band: added noise,
+    # unless the floor is steady content (the second reading of _detect_timeline).
     rel = cap
     if noise_floor:
         level = 20.0 * y / np.log(10.0)

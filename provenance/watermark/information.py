@@ -93,12 +93,14 @@ def informed_reading(
     n = params.coded_bits
     best: tuple = (-math.inf, np.zeros(n), None, 0, 0, 0)
     # Both reliability readings of the detector (with and without the noise-floor discount).
-    readings = (feat, _features_from_band_power(bp, params, audio.sample_rate, noise_floor=False))
-    for feat in readings if feat.v.shape[1] >= 2 else ():
-        mask = np.ones(feat.v.shape[1])
-        for phase in range(feat.v.shape[0]):
+    readings: tuple = ()
+    if feat.v.shape[1] >= 2:
+        readings = (feat, _features_from_band_power(bp, params, audio.sample_rate, noise_floor=False))
+    for reading in readings:
+        mask = np.ones(reading.v.shape[1])
+        for phase in range(reading.v.shape[0]):
             for offset in range(params.block_slots):
-                g = _grouped(feat, layout, phase, offset, mask)
+                g = _grouped(reading, layout, phase, offset, mask)
                 terms = g.w * np.cos(2 * np.pi * g.r)
                 for h in range(params.block_phases):
                     soft = _coded_soft(terms, layout.role[_rep_phases(layout, terms.shape[0], h)], n)
