@@ -11,6 +11,12 @@ the detector also searches speed, tempo and pitch changes (its p-value carries a
 bound over the warps it could end on); detections count that search too, and the smallest
 search p-value is reported (``--no-search`` skips it).
 
+The detector reads the unedited timeline with two sets of reliabilities and reports the better
+reading (``detect._detect_timeline``), so the reported z is the better of two and the fit of
+``K`` and ``s`` (and ``ks_law_pvalue``) describe that maximum, not the law each reading's
+p-value uses: check the law on one reading at a time. The reported p-values carry the union
+bound over the two readings (``ks_liberal_pvalue`` tests them for being too small).
+
     python -m benchmarks.null_trials --corpus ../shared/corpus --trials 2000 --out bench-out/null.json
 """
 
