@@ -38,7 +38,7 @@ def robustness_cmd(
     information: bool = typer.Option(False, "--information", help="Also measure, per attacked file, the "
                                      "information per coded bit its soft values carry about the embedded "
                                      "payload (FoleySeal; not after speed, tempo or pitch edits): tells "
-                                     "failures no decoder could avoid from the others. About 0.7 s per trial."),
+                                     "failures no decoder could avoid from the others. About 1-2 s of CPU per trial."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
     json_out: bool = typer.Option(False, "--json", help="Print a JSON summary of the run."),
 ) -> None:
