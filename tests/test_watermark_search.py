@@ -104,6 +104,38 @@ def test_pitch_shift_that_drifts_in_time_is_found(corpus_dir):
     assert det.speed < 0.996
 
 
+def _generated(video_dir, name: str, prompt: str, seed: int) -> Audio:
+    """The generator's soundtrack for one of ``../shared/video``, marked."""
+    from v2a_core.pipeline import generate_soundtrack
+
+    return embed(generate_soundtrack(video_dir / name, prompt=prompt, seed=seed).mix, KEY, PAYLOAD)
+
+
+def test_steady_content_is_searched_without_the_noise_floor_discount(video_dir):
+    # A generated soundtrack is a steady bed, whose quietest tiles are content: the search
+    # with the noise-floor discount ranks the warps by a handful of tiles and ends on a wrong
+    # one (here time scale 0.935 at +1.2 semitones); the search with the capacity alone finds
+    # the stretch.
+    stretched = edited(_generated(video_dir, "synth_flash_25fps_noaudio.mp4", "", 0), "stretch_+5%")
+    det = detect(stretched, KEY)
+    assert det.found and det.payload == PAYLOAD
+    assert det.details["search_noise_floor"] is False
+    assert det.details["hypotheses"] == search_hypotheses()
+    assert det.speed == pytest.approx(1.05, abs=0.005) and abs(det.pitch_semitones) < 0.15
+
+
+def test_a_mark_found_without_its_payload_is_searched(video_dir):
+    # One semitone moves the bands by 6 %: enough of this soundtrack's mark stays in place for
+    # the unedited timeline to find it, not to decode it. The search decodes it at the shift.
+    shifted = edited(_generated(video_dir, "real_movie_hello.mp4", "rain, thunder, tense music", 1), "pitch_+1st")
+    unedited = detect(shifted, KEY, search=False)
+    assert unedited.found and unedited.payload is None
+    det = detect(shifted, KEY)
+    assert det.found and det.payload == PAYLOAD
+    assert det.pitch_semitones == pytest.approx(1.0, abs=0.15)
+    assert det.details["unedited_p_value"] == unedited.p_value
+
+
 def test_search_finds_nothing_without_the_mark_or_with_another_key(music, marked):
     for audio, key in ((edited(music, "speed_+5%"), KEY), (edited(marked, "speed_+5%"), OTHER_KEY)):
         det = detect(audio, key)

@@ -197,33 +197,46 @@ def _features_from_band_power(
     ``phase_step`` > 1 only every ``phase_step``-th fine phase is kept. ``tile_weight``
     (per fine frame) scales the reliability of the tile starting there. ``noise_floor=False``
     leaves out the discount of tiles near each band's floor (see :func:`_detect_timeline`)."""
+    return _reading_features(bp, params, source_rate_hz, freq_scale, phase_step, tile_weight, (noise_floor,))[0]
+
+
+def _reading_features(
+    bp: np.ndarray, params: WatermarkParams, source_rate_hz: float | None, freq_scale: float,
+    phase_step: int, tile_weight: np.ndarray | None, noise_floors: tuple[bool, ...],
+) -> list[_Features]:
+    """:func:`_features_from_band_power` for each reading of ``noise_floors``; the readings share
+    one array of pair values (``v``), so that :func:`_scan_readings` can scan them together."""
     phases = params.slot_hops * FINE
     tiles = tile_power(bp, params, stride=FINE)
     n_slots = tiles.shape[0] // phases
     npairs = params.pairs_per_slot
     kept = len(range(0, phases, phase_step))
     if n_slots == 0:
-        return _Features(np.zeros((kept, 0, npairs), np.float32), np.zeros((kept, 0, npairs), np.float32))
+        v0 = np.zeros((kept, 0, npairs), np.float32)
+        return [_Features(v0, np.zeros((kept, 0, npairs), np.float32)) for _ in noise_floors]
     tiles = tiles[: n_slots * phases].reshape(n_slots, phases, params.n_bands)[:, ::phase_step].transpose(1, 0, 2)
     y = log_amplitude(tiles)
     cap = capacity(tiles.reshape(-1, params.n_bands), params).reshape(tiles.shape)
-    # Reliability also falls where a tile is near the file's floor in its band: added noise,
-    # unless the floor is steady content (the second reading of _detect_timeline).
-    rel = cap
-    if noise_floor:
-        level = 20.0 * y / np.log(10.0)
-        floor = np.percentile(level.reshape(-1, params.n_bands), FLOOR_PERCENTILE, axis=0)
-        rel = cap * np.clip((level - floor - FLOOR_MARGIN_DB) / FLOOR_RAMP_DB, 0.0, 1.0)
-    if tile_weight is not None:
-        tw = tile_weight[: n_slots * phases].reshape(n_slots, phases)[:, ::phase_step].T
-        rel = rel * tw[..., None]
-    if source_rate_hz is not None:
-        # Bands the source could not contain (above 90 % of its Nyquist) hold only resampler
-        # leakage, whose levels are not random: they must not take part in the test.
-        rel = rel * (params.band_edges_hz[1:] * freq_scale <= 0.45 * source_rate_hz)
-    v = y[..., 0::2] - y[..., 1::2]
-    w = np.minimum(rel[..., 0::2], rel[..., 1::2])
-    return _Features(v.astype(np.float32), w.astype(np.float32))
+    v = (y[..., 0::2] - y[..., 1::2]).astype(np.float32)
+    out = []
+    for noise_floor in noise_floors:
+        rel = cap
+        if noise_floor:
+            # Reliability also falls where a tile is near the file's floor in its band: added
+            # noise, unless the floor is steady content (the second reading of _detect_timeline).
+            level = 20.0 * y / np.log(10.0)
+            floor = np.percentile(level.reshape(-1, params.n_bands), FLOOR_PERCENTILE, axis=0)
+            rel = cap * np.clip((level - floor - FLOOR_MARGIN_DB) / FLOOR_RAMP_DB, 0.0, 1.0)
+        if tile_weight is not None:
+            tw = tile_weight[: n_slots * phases].reshape(n_slots, phases)[:, ::phase_step].T
+            rel = rel * tw[..., None]
+        if source_rate_hz is not None:
+            # Bands the source could not contain (above 90 % of its Nyquist) hold only resampler
+            # leakage, whose levels are not random: they must not take part in the test.
+            rel = rel * (params.band_edges_hz[1:] * freq_scale <= 0.45 * source_rate_hz)
+        w = np.minimum(rel[..., 0::2], rel[..., 1::2])
+        out.append(_Features(v, w.astype(np.float32)))
+    return out
 
 
 @dataclass
@@ -299,7 +312,16 @@ class _ScanTables:
 
 
 def _scan(feat: _Features, layout: Layout, mask: np.ndarray, tables: _ScanTables | None = None) -> np.ndarray:
-    """z-scores ``(phases, offsets)`` of the presence test over all alignments.
+    """z-scores ``(phases, offsets)`` of the presence test over all alignments."""
+    return _scan_readings([feat], layout, mask, tables)[0]
+
+
+def _scan_readings(
+    feats: list[_Features], layout: Layout, mask: np.ndarray, tables: _ScanTables | None = None
+) -> list[np.ndarray]:
+    """z-scores ``(phases, offsets)`` of the presence test over all alignments, for readings of
+    one signal that differ only in their reliabilities (the same ``v``: the lattice terms are
+    computed once and weighted once per reading).
 
     Slots are cut into super-blocks in each of the ``superblock_slots`` ways (``rho``) at each
     fine phase, which fixes every run's slots; for every run ``m`` and super-block shift ``c``
@@ -308,12 +330,14 @@ def _scan(feat: _Features, layout: Layout, mask: np.ndarray, tables: _ScanTables
     """
     p = layout.params
     tables = tables or _ScanTables.for_layout(layout)
+    feat = feats[0]
+    assert all(f.v is feat.v for f in feats), "readings of one signal share its pair values"
     phases, n = feat.v.shape[:2]
     L, S, R, G, K = p.run_slots, p.run_stride, p.block_runs, p.groups_per_run, p.pairs_per_group
     cut = p.superblock_slots
-    z = np.zeros((phases, p.block_slots))
+    zs = [np.zeros((phases, p.block_slots)) for _ in feats]
     if n < cut:
-        return z
+        return zs
     J = -(-(n // cut + 1) * S // R)  # blocks of runs that can be whole at some cut
     npairs = feat.v.shape[2]
     # Gather indices: pair k = (slot s, pair b) of group g of run m = j*R + i, with slots cut
@@ -325,9 +349,10 @@ def _scan(feat: _Features, layout: Layout, mask: np.ndarray, tables: _ScanTables
     pair = np.arange(G)[:, None] * p.group_band_pairs + b_k[None, :]  # (G, K)
     zero = np.zeros((phases, 1), np.float32)
     v_flat = np.concatenate([feat.v.reshape(phases, -1), zero], axis=1)
-    w_flat = np.concatenate([(feat.w * mask[None, :, None]).astype(np.float32).reshape(phases, -1), zero], axis=1)
-    var = np.zeros((phases, cut))
-    num = np.zeros((R // S, phases * cut))
+    w_flats = [np.concatenate([(f.w * mask[None, :, None]).astype(np.float32).reshape(phases, -1), zero], axis=1)
+               for f in feats]
+    var = np.zeros((len(feats), phases, cut))
+    num = np.zeros((len(feats), R // S, phases * cut))
     j_chunk = max(1, 8 // S)  # blocks per step: temporaries of (R, G, R / S, phases * cut * j_chunk) float32, ~12 MB
     for j0 in range(0, J, j_chunk):
         j1 = min(J, j0 + j_chunk)
@@ -339,20 +364,22 @@ def _scan(feat: _Features, layout: Layout, mask: np.ndarray, tables: _ScanTables
         flat = np.where(whole[..., None, None], flat, n * npairs).transpose(2, 3, 4, 0, 1)  # (R, G, K, cut, nj)
         # gathered (phases, R, G, K, cut, nj) -> columns ordered (phase, rho, j)
         x = np.moveaxis(v_flat[:, flat], 0, 3).reshape(R, G, K, -1)
-        wg = np.moveaxis(w_flat[:, flat].mean(axis=3), 0, 2)  # (R, G, phases, cut, nj)
-        var += 0.5 * (wg.astype(np.float64) ** 2).sum(axis=(0, 1, 4))
-        wx = wg.reshape(R, G, 1, -1)
         u = np.matmul(tables.coef, x)
         u -= tables.shift
         terms = np.cos(u * np.float32(2.0 * np.pi))
-        terms *= wx
-        num += terms.sum(axis=(0, 1), dtype=np.float64).reshape(R // S, phases * cut, j1 - j0).sum(axis=-1)
-    num = num.reshape(R // S, phases, cut)
-    for rho in range(cut):
-        offsets = (np.arange(R // S) * cut - rho) % p.block_slots
-        ok = var[:, rho] > 0
-        z[np.ix_(ok, offsets)] = (num[:, ok, rho] / np.sqrt(var[ok, rho])).T
-    return z
+        for i, w_flat in enumerate(w_flats):
+            wg = np.moveaxis(w_flat[:, flat].mean(axis=3), 0, 2)  # (R, G, phases, cut, nj)
+            var[i] += 0.5 * (wg.astype(np.float64) ** 2).sum(axis=(0, 1, 4))
+            last = i + 1 == len(w_flats)  # the terms are not needed after the last reading
+            weighted = np.multiply(terms, wg.reshape(R, G, 1, -1), out=terms if last else None)
+            num[i] += weighted.sum(axis=(0, 1), dtype=np.float64).reshape(R // S, phases * cut, j1 - j0).sum(axis=-1)
+    for i, z in enumerate(zs):
+        numi = num[i].reshape(R // S, phases, cut)
+        for rho in range(cut):
+            offsets = (np.arange(R // S) * cut - rho) % p.block_slots
+            ok = var[i, :, rho] > 0
+            z[np.ix_(ok, offsets)] = (numi[:, ok, rho] / np.sqrt(var[i, ok, rho])).T
+    return zs
 
 
 def p_value_from_z(z: float) -> float:
@@ -775,35 +802,70 @@ def detect_features(
         det = dataclasses.replace(best, details={**best.details, **echo_info})
         if best is det_e:
             chosen = (bp_e, feat_e)
-    if det.found or not search:
-        return _with_issued_payload(det, lambda kn: (
+    def unedited(d: Detection) -> Detection:
+        return _with_issued_payload(d, lambda kn: (
             _detect_in(f, layout, tables, threshold=threshold, duration_s=duration_s,
                        hypotheses=int(det.details["hypotheses"]), known=kn)
             for f in _readings_of(det, *chosen, clipped16, params, source_rate_hz)), known)
-    searched = _search_warp(x16, feat, layout, tables, params, source_rate_hz)
+
+    if not search or (det.found and det.payload is not None):
+        return unedited(det)
+    # Not found, or found without its payload: a pitch shift of a semitone or a small time
+    # stretch can leave enough of the mark in place to be found, but not to be decoded.
+    searched = _search_readings(x16, feat, layout, tables, params, source_rate_hz,
+                                threshold=threshold, duration_s=duration_s)
     if searched is None:
-        return det
-    warp, resampled, start, end = searched
-    wfeat = _unwarped_features(resampled, warp, params, source_rate_hz)
-    wdet = _detect_in(wfeat, layout, tables, threshold=threshold, duration_s=duration_s,
-                      hypotheses=search_hypotheses(), warp=warp,
-                      start_s=start / params.analysis_rate_hz)
-    if wdet.found:
-        wdet = _extend_warped(wdet, x16, warp, (start, end), layout, tables, params, source_rate_hz,
-                              threshold=threshold, duration_s=duration_s)
-    warped = wdet.p_value < det.p_value
+        return unedited(det)
+    wdet, warped_feat, warp, start = searched
+    if det.found:
+        warped = wdet.found and wdet.payload is not None
+    else:
+        warped = wdet.p_value < det.p_value
     best = wdet if warped else det
     details = {**best.details,
                "unedited_z": det.details["z"], "unedited_p_value": det.p_value,
                "search_z": wdet.details["z"], "search_p_value": wdet.p_value,
-               "search_speed": wdet.speed, "search_pitch_semitones": wdet.pitch_semitones}
+               "search_speed": wdet.speed, "search_pitch_semitones": wdet.pitch_semitones,
+               "search_noise_floor": wdet.details["noise_floor"]}
     best = dataclasses.replace(best, details=details)
     if not warped:
-        return best  # the unedited reading, and it was not found: nothing to name
+        # The unedited reading: found without its payload (the issued payloads may name it), or
+        # not found, and then there is nothing to name.
+        return unedited(best) if best.found else best
     return _with_issued_payload(best, lambda kn: iter([
-        _detect_in(wfeat, layout, tables, threshold=threshold, duration_s=duration_s,
+        _detect_in(warped_feat, layout, tables, threshold=threshold, duration_s=duration_s,
                    hypotheses=search_hypotheses(), warp=warp, start_s=start / params.analysis_rate_hz, known=kn)]),
         known)
+
+
+def _search_readings(
+    x16: np.ndarray, feat: _Features, layout: Layout, tables: _ScanTables, params: WatermarkParams,
+    source_rate_hz: float | None, *, threshold: float, duration_s: float,
+) -> tuple[Detection, _Features, Warp, int] | None:
+    """The tempo and pitch search (:func:`_search_warp`) with both reliability readings, with and
+    without the noise-floor discount (see :func:`_detect_timeline`: steady content ranks the
+    warps poorly with the discount). Returns the better warped detection (one whose payload
+    decodes, then the smaller p-value; ``details["noise_floor"]`` says which reading), the
+    features it was read from, its warp and the first sample of its window (16 kHz); None when
+    the signal is too short to search. The p-values carry the union bound over both readings'
+    warps, :func:`search_hypotheses`."""
+    searched = _search_warp(x16, feat, layout, tables, params, source_rate_hz, (True, False))
+    if searched is None:
+        return None
+    found: list[tuple[Detection, _Features, Warp, int]] = []
+    for noise_floor, (warp, resampled, start, end) in zip((True, False), searched):
+        wfeat = _unwarped_features(resampled, warp, params, source_rate_hz, noise_floor=noise_floor)
+        wdet = _detect_in(wfeat, layout, tables, threshold=threshold, duration_s=duration_s,
+                          hypotheses=search_hypotheses(), warp=warp, start_s=start / params.analysis_rate_hz)
+        if wdet.found:
+            wdet = _extend_warped(wdet, x16, warp, (start, end), layout, tables, params, source_rate_hz,
+                                  threshold=threshold, duration_s=duration_s, noise_floor=noise_floor)
+        wdet = dataclasses.replace(wdet, details={**wdet.details, "noise_floor": noise_floor})
+        found.append((wdet, wfeat, warp, start))
+        if wdet.found and wdet.payload is not None:
+            break
+    best = _better_reading([item[0] for item in found])
+    return next(item for item in found if item[0] is best)
 
 
 def _readings_of(
@@ -1118,9 +1180,10 @@ def _fine_steps() -> tuple[np.ndarray, np.ndarray]:
 
 def search_hypotheses() -> int:
     """How many warps a search can end on (the union bound applied to its p-value): every fine
-    refinement of every coarse warp, plus the unedited timeline."""
+    refinement of every coarse warp, plus the unedited timeline, each read with and without the
+    noise-floor discount (:func:`_search_readings`)."""
     time_f, freq_f = _fine_steps()
-    return 1 + len(_coarse_warps()) * time_f.size * freq_f.size
+    return 2 * (1 + len(_coarse_warps()) * time_f.size * freq_f.size)
 
 
 def _best_window(feat: _Features, length_slots: int, within: tuple[int, int]) -> tuple[int, int]:
@@ -1136,24 +1199,34 @@ def _best_window(feat: _Features, length_slots: int, within: tuple[int, int]) ->
 
 def _z_of(feat: _Features, layout: Layout, tables: _ScanTables) -> float:
     """Standardised best z of the presence test on ``feat`` (-inf if shorter than a block)."""
-    if feat.v.shape[1] < layout.params.block_slots:
-        return -np.inf
-    z = _scan(feat, layout, np.ones(feat.v.shape[1]), tables)
-    ph, off = np.unravel_index(int(np.argmax(z)), z.shape)
-    loc, scale = _null_scale(z, (ph, off))
-    return (float(z[ph, off]) - loc) / scale
+    return _z_of_readings([feat], layout, tables)[0]
+
+
+def _z_of_readings(feats: list[_Features], layout: Layout, tables: _ScanTables) -> list[float]:
+    """:func:`_z_of` for readings of one signal that share its pair values (:func:`_reading_features`)."""
+    if feats[0].v.shape[1] < layout.params.block_slots:
+        return [-np.inf] * len(feats)
+    out = []
+    for z in _scan_readings(feats, layout, np.ones(feats[0].v.shape[1]), tables):
+        ph, off = np.unravel_index(int(np.argmax(z)), z.shape)
+        loc, scale = _null_scale(z, (ph, off))
+        out.append((float(z[ph, off]) - loc) / scale)
+    return out
 
 
 def _search_warp(
     x16: np.ndarray, feat: _Features, layout: Layout, tables: _ScanTables, params: WatermarkParams,
-    source_rate_hz: float | None,
-) -> tuple[Warp, np.ndarray, int, int] | None:
+    source_rate_hz: float | None, noise_floors: tuple[bool, ...] = (True,),
+) -> list[tuple[Warp, np.ndarray, int, int]] | None:
     """Search tempo and pitch changes: every coarse warp on a window of ``COARSE_BLOCKS`` blocks
     (scaled band edges, one power spectrum), then hill climbing over fine steps around the best
     ``SEARCH_CANDIDATES`` on a window of up to ``SEARCH_WINDOW_S`` (the signal resampled for each
-    frequency scale). Returns the best warp, the band power of the window resampled for its
-    frequency scale (see :func:`_unwarped_features`) and the window's first and end sample at
-    16 kHz, or None when the signal is too short to hold a block at every tempo."""
+    frequency scale). The search runs once per reliability reading of ``noise_floors`` (with and
+    without the noise-floor discount, :func:`_detect_timeline`), sharing the band power; ``feat``
+    (the unedited features with the discount) chooses the windows. Returns, per reading, the best
+    warp, the band power of the window resampled for its frequency scale (see
+    :func:`_unwarped_features`) and the window's first and end sample at 16 kHz; None when the
+    signal is too short to hold a block at every tempo."""
     n_slots = feat.v.shape[1]
     slot = params.slot_len
     need = _min_search_slots(params)
@@ -1169,50 +1242,59 @@ def _search_warp(
     pitch_shifts = set(_coarse_pitch_warps())
     resampled_coarse: dict[float, np.ndarray] = {}
 
-    def coarse_score(w: Warp) -> float:
+    def coarse_scores(w: Warp) -> list[float]:
         if w in pitch_shifts:
             # Pitch shifts: scaled band edges rank them poorly on tonal music (a harmonic's
             # energy sits in one bin, which fractional edge weights misplace); resample (once
             # per pitch, for all its time scales).
             if w.freq_scale not in resampled_coarse:
                 resampled_coarse[w.freq_scale] = resampled_band_power(xc, params, w.freq_scale, fine_hop)
-            f = _unwarped_features(resampled_coarse[w.freq_scale], w, params, source_rate_hz, COARSE_PHASE_STEP)
+            feats = _unwarped_readings(resampled_coarse[w.freq_scale], w, params, source_rate_hz,
+                                       COARSE_PHASE_STEP, noise_floors)
         else:
             banded = unscaled if w.freq_scale == 1.0 else warped_band_power(power, params, Warp(1.0, w.freq_scale))
-            f = _features_from_band_power(warp_time(banded, w.time_scale), params, source_rate_hz,
-                                          w.freq_scale, COARSE_PHASE_STEP)
-        return _z_of(f, layout, tables)
+            feats = _reading_features(warp_time(banded, w.time_scale), params, source_rate_hz, w.freq_scale,
+                                      COARSE_PHASE_STEP, None, noise_floors)
+        return _z_of_readings(feats, layout, tables)
 
-    scored = sorted(((coarse_score(w), i, w) for i, w in enumerate(_coarse_warps())), reverse=True)
+    coarse = [coarse_scores(w) for w in _coarse_warps()]
     xw = x16[win[0] * slot : win[1] * slot]
     time_f, freq_f = _fine_steps()
-    best: tuple[float, Warp, np.ndarray] | None = None
-    for _score, _i, start in scored[:SEARCH_CANDIDATES]:
-        resampled: dict[int, np.ndarray] = {}
-        cache: dict[tuple[int, int], float] = {}
+    resampled: dict[float, np.ndarray] = {}  # band power of the window resampled, per frequency scale
+    results = []
+    for r, noise_floor in enumerate(noise_floors):
+        scored = sorted(((zs[r], i, w) for i, (zs, w) in enumerate(zip(coarse, _coarse_warps()))), reverse=True)
+        best: tuple[float, Warp, np.ndarray] | None = None
+        for _score, _i, start in scored[:SEARCH_CANDIDATES]:
+            cache: dict[tuple[int, int], float] = {}
 
-        def score(ti: int, fi: int) -> float:
-            if (ti, fi) not in cache:
-                w = start.scaled(time_f[ti], freq_f[fi])
-                if fi not in resampled:  # band power of the window resampled for this pitch
-                    resampled[fi] = resampled_band_power(xw, params, w.freq_scale, fine_hop)
-                cache[(ti, fi)] = _z_of(_unwarped_features(resampled[fi], w, params, source_rate_hz),
-                                        layout, tables)
-            return cache[(ti, fi)]
+            def banded(fi: int) -> np.ndarray:
+                fs = start.scaled(1.0, freq_f[fi]).freq_scale
+                if fs not in resampled:
+                    resampled[fs] = resampled_band_power(xw, params, fs, fine_hop)
+                return resampled[fs]
 
-        # Hill climbing on the (time, frequency) lattice: z is unimodal within a coarse cell.
-        ti, fi = len(time_f) // 2, len(freq_f) // 2
-        while True:
-            steps = [(ti + dt, fi + df) for dt, df in ((-1, 0), (1, 0), (0, -1), (0, 1))
-                     if 0 <= ti + dt < len(time_f) and 0 <= fi + df < len(freq_f)]
-            nxt = max(steps, key=lambda tf: score(*tf))
-            if score(*nxt) <= score(ti, fi):
-                break
-            ti, fi = nxt
-        if best is None or score(ti, fi) > best[0]:
-            best = (score(ti, fi), start.scaled(time_f[ti], freq_f[fi]), resampled[fi])
-    assert best is not None
-    return best[1], best[2], win[0] * slot, win[1] * slot
+            def score(ti: int, fi: int) -> float:
+                if (ti, fi) not in cache:
+                    w = start.scaled(time_f[ti], freq_f[fi])
+                    cache[(ti, fi)] = _z_of(_unwarped_features(banded(fi), w, params, source_rate_hz,
+                                                               noise_floor=noise_floor), layout, tables)
+                return cache[(ti, fi)]
+
+            # Hill climbing on the (time, frequency) lattice: z is unimodal within a coarse cell.
+            ti, fi = len(time_f) // 2, len(freq_f) // 2
+            while True:
+                steps = [(ti + dt, fi + df) for dt, df in ((-1, 0), (1, 0), (0, -1), (0, 1))
+                         if 0 <= ti + dt < len(time_f) and 0 <= fi + df < len(freq_f)]
+                nxt = max(steps, key=lambda tf: score(*tf))
+                if score(*nxt) <= score(ti, fi):
+                    break
+                ti, fi = nxt
+            if best is None or score(ti, fi) > best[0]:
+                best = (score(ti, fi), start.scaled(time_f[ti], freq_f[fi]), banded(fi))
+        assert best is not None
+        results.append((best[1], best[2], win[0] * slot, win[1] * slot))
+    return results
 
 
 def _min_search_slots(params: WatermarkParams) -> int:
@@ -1223,7 +1305,7 @@ def _min_search_slots(params: WatermarkParams) -> int:
 def _extend_warped(
     det: Detection, x16: np.ndarray, warp: Warp, done: tuple[int, int], layout: Layout,
     tables: _ScanTables, params: WatermarkParams, source_rate_hz: float | None, *, threshold: float,
-    duration_s: float,
+    duration_s: float, noise_floor: bool = True,
 ) -> Detection:
     """Segments of a warped mark outside the window the search chose (``done``, 16 kHz samples).
 
@@ -1231,7 +1313,8 @@ def _extend_warped(
     drifts by a slot every 40 s, so the rest of a long file is read window by window, each with
     the warp found and its own alignment search. A window's segments count when its own test
     passes ``threshold`` after a union bound over the windows read; the payload and p-value
-    stay those of the chosen window."""
+    stay those of the chosen window. ``noise_floor``: the reliability reading the warp was
+    found with."""
     rate = params.analysis_rate_hz
     win = int(SEARCH_WINDOW_S * rate)
     shortest = _min_search_slots(params) * params.slot_len
@@ -1243,7 +1326,7 @@ def _extend_warped(
     segments = list(det.segments)
     for a, b in spans:
         bp = resampled_band_power(x16[a:b], params, warp.freq_scale, params.hop // FINE)
-        feat = _unwarped_features(bp, warp, params, source_rate_hz)
+        feat = _unwarped_features(bp, warp, params, source_rate_hz, noise_floor=noise_floor)
         part = _detect_in(feat, layout, tables, threshold=threshold, duration_s=duration_s,
                           hypotheses=len(spans), warp=warp, start_s=a / rate)
         if part.found:
@@ -1254,17 +1337,26 @@ def _extend_warped(
 
 def _unwarped_features(
     resampled: np.ndarray, warp: Warp, params: WatermarkParams, source_rate_hz: float | None,
-    phase_step: int = 1,
+    phase_step: int = 1, noise_floor: bool = True,
 ) -> _Features:
     """Features on the original timeline from the band power of a signal already resampled by
     ``frequency_ratio(warp.freq_scale)`` (:func:`~provenance.watermark.warp.resampled_band_power`):
     read at the remaining time scale. The source's band limit moves with the resampling
-    (frequencies, its Nyquist frequency too, are divided by the ratio)."""
+    (frequencies, its Nyquist frequency too, are divided by the ratio). ``noise_floor``: which
+    of the two reliability readings (:func:`_detect_timeline`)."""
+    return _unwarped_readings(resampled, warp, params, source_rate_hz, phase_step, (noise_floor,))[0]
+
+
+def _unwarped_readings(
+    resampled: np.ndarray, warp: Warp, params: WatermarkParams, source_rate_hz: float | None,
+    phase_step: int, noise_floors: tuple[bool, ...],
+) -> list[_Features]:
+    """:func:`_unwarped_features` for each reading of ``noise_floors`` (:func:`_reading_features`)."""
     ratio = float(frequency_ratio(warp.freq_scale))
     rest = warp.time_scale * ratio
     bp = warp_time(resampled, rest) if rest != 1.0 else resampled
     rate = None if source_rate_hz is None else source_rate_hz / ratio
-    return _features_from_band_power(bp, params, rate, phase_step=phase_step)
+    return _reading_features(bp, params, rate, 1.0, phase_step, None, noise_floors)
 
 
 def detect(
