@@ -218,6 +218,10 @@ def _reading_features(
     y = log_amplitude(tiles)
     cap = capacity(tiles.reshape(-1, params.n_bands), params).reshape(tiles.shape)
     v = (y[..., 0::2] - y[..., 1::2]).astype(np.float32)
+    tw = None if tile_weight is None else tile_weight[: n_slots * phases].reshape(n_slots, phases)[:, ::phase_step].T
+    # Bands the source could not contain (above 90 % of its Nyquist) hold only resampler
+    # leakage, whose levels are not random: they must not take part in the test.
+    in_band = None if source_rate_hz is None else params.band_edges_hz[1:] * freq_scale <= 0.45 * source_rate_hz
     out = []
     for noise_floor in noise_floors:
         rel = cap
@@ -227,13 +231,10 @@ def _reading_features(
             level = 20.0 * y / np.log(10.0)
             floor = np.percentile(level.reshape(-1, params.n_bands), FLOOR_PERCENTILE, axis=0)
             rel = cap * np.clip((level - floor - FLOOR_MARGIN_DB) / FLOOR_RAMP_DB, 0.0, 1.0)
-        if tile_weight is not None:
-            tw = tile_weight[: n_slots * phases].reshape(n_slots, phases)[:, ::phase_step].T
+        if tw is not None:
             rel = rel * tw[..., None]
-        if source_rate_hz is not None:
-            # Bands the source could not contain (above 90 % of its Nyquist) hold only resampler
-            # leakage, whose levels are not random: they must not take part in the test.
-            rel = rel * (params.band_edges_hz[1:] * freq_scale <= 0.45 * source_rate_hz)
+        if in_band is not None:
+            rel = rel * in_band
         w = np.minimum(rel[..., 0::2], rel[..., 1::2])
         out.append(_Features(v, w.astype(np.float32)))
     return out
@@ -852,7 +853,7 @@ def _search_readings(
     searched = _search_warp(x16, feat, layout, tables, params, source_rate_hz, (True, False))
     if searched is None:
         return None
-    found: list[tuple[Detection, _Features, Warp, int]] = []
+    readings: list[tuple[Detection, _Features, Warp, int]] = []
     for noise_floor, (warp, resampled, start, end) in zip((True, False), searched):
         wfeat = _unwarped_features(resampled, warp, params, source_rate_hz, noise_floor=noise_floor)
         wdet = _detect_in(wfeat, layout, tables, threshold=threshold, duration_s=duration_s,
@@ -861,11 +862,11 @@ def _search_readings(
             wdet = _extend_warped(wdet, x16, warp, (start, end), layout, tables, params, source_rate_hz,
                                   threshold=threshold, duration_s=duration_s, noise_floor=noise_floor)
         wdet = dataclasses.replace(wdet, details={**wdet.details, "noise_floor": noise_floor})
-        found.append((wdet, wfeat, warp, start))
+        readings.append((wdet, wfeat, warp, start))
         if wdet.found and wdet.payload is not None:
             break
-    best = _better_reading([item[0] for item in found])
-    return next(item for item in found if item[0] is best)
+    best = _better_reading([item[0] for item in readings])
+    return next(item for item in readings if item[0] is best)
 
 
 def _readings_of(
@@ -1216,7 +1217,7 @@ def _z_of_readings(feats: list[_Features], layout: Layout, tables: _ScanTables) 
 
 def _search_warp(
     x16: np.ndarray, feat: _Features, layout: Layout, tables: _ScanTables, params: WatermarkParams,
-    source_rate_hz: float | None, noise_floors: tuple[bool, ...] = (True,),
+    source_rate_hz: float | None, noise_floors: tuple[bool, ...],
 ) -> list[tuple[Warp, np.ndarray, int, int]] | None:
     """Search tempo and pitch changes: every coarse warp on a window of ``COARSE_BLOCKS`` blocks
     (scaled band edges, one power spectrum), then hill climbing over fine steps around the best
