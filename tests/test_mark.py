@@ -337,12 +337,14 @@ def test_mark_takes_a_soundtrack_in_memory_for_a_video(settings, tmp_path):
     corr = lambda x: float(np.corrcoef(got.samples[0, 2048 : n - 2048], x.samples[0, 2048 : n - 2048])[0, 1])
     assert corr(track) > 0.9
     assert abs(corr(read_audio(video))) < 0.3
-    assert detect_file(out, key).payload == r.payload
+    det = detect_file(out, key)
+    assert det.payload == r.payload, det  # the whole report: which reading named the payload
 
     wav = tmp_path / "scored.wav"
     r2 = mark(video, wav, settings=settings, generated=True, audio=Audio(track.samples, SR, subtype="PCM_24"))
     assert read_audio(wav).subtype == "PCM_24"
-    assert detect_file(wav, key).payload == r2.payload
+    det = detect_file(wav, key)
+    assert det.payload == r2.payload, det
     anchors = trust_anchors_pem(settings)
     for path in (out, wav):
         assert read_credentials(path, trust_anchors_pem=anchors).state == "Trusted"

@@ -525,11 +525,11 @@ def _decode_phase(
 
 
 def _decode_grouped(g: _Grouped, layout: Layout, phase_options: list[np.ndarray] | None = None
-                    ) -> tuple[np.ndarray | None, np.ndarray, float]:
+                    ) -> tuple[np.ndarray | None, np.ndarray, float, np.ndarray | None]:
     """Decode the payload from grouped statistics, trying the block phase assignments in
     ``phase_options`` in turn (default: :func:`_phase_options` of the whole) until a CRC holds. Returns
     (payload bits or None, per-group agreement with the decoded or presence symbols, bit
-    confidence)."""
+    confidence, the decoded codeword's symbols ``(reps, runs, groups)`` or None)."""
     pilot = np.broadcast_to(layout.pilot, g.r.shape)
     soft_terms = g.w * np.cos(2 * np.pi * g.r)  # positive: bit 0
     crc_ok = False
@@ -540,7 +540,7 @@ def _decode_grouped(g: _Grouped, layout: Layout, phase_options: list[np.ndarray]
     agree = (np.cos(2 * np.pi * (g.r - 0.5 * expected)) if crc_ok
              else _presence_terms(g.r, pilot, layout.pilot_bits))
     payload = (bits ^ layout.scramble) if crc_ok else None
-    return payload, agree, _bit_confidence(g, agree, layout)
+    return payload, agree, _bit_confidence(g, agree, layout), (expected if crc_ok else None)
 
 
 def _slot_agreement(g: _Grouped, agree: np.ndarray, layout: Layout) -> tuple[np.ndarray, np.ndarray]:
@@ -551,17 +551,17 @@ def _slot_agreement(g: _Grouped, agree: np.ndarray, layout: Layout) -> tuple[np.
 
 def _decode(
     feat: _Features, layout: Layout, phase: int, offset: int, mask: np.ndarray
-) -> tuple[np.ndarray | None, np.ndarray, np.ndarray, float]:
+) -> tuple[np.ndarray | None, np.ndarray, np.ndarray, float, np.ndarray | None]:
     """Soft-decode the payload at one alignment from the slots in ``mask``.
 
     The block phase of the first repetition is not known (a file may start anywhere), so each
     phase is tried in turn, the most likely first (:func:`_phase_options`), until a CRC holds.
     Returns (payload bits or None if the CRC fails, per-slot agreement, per-slot weight,
-    bit confidence).
+    bit confidence, the decoded codeword's symbols or None).
     """
     g = _grouped(feat, layout, phase, offset, mask)
-    payload, agree, conf = _decode_grouped(g, layout)
-    return (payload, *_slot_agreement(g, agree, layout), conf)
+    payload, agree, conf, expected = _decode_grouped(g, layout)
+    return (payload, *_slot_agreement(g, agree, layout), conf, expected)
 
 
 def _decode_known(
@@ -666,7 +666,7 @@ def _decode_joint(
     sides of a cut, carry the whole codeword only together. Returns (payload bits or None, bit
     confidence, per piece its per-slot agreement with the decoded codeword and per-slot weight)."""
     gs, joint, options = _join_pieces(feat, layout, pieces)
-    payload, agree, conf = _decode_grouped(joint, layout, options)
+    payload, agree, conf, _ = _decode_grouped(joint, layout, options)
     splits = np.split(agree, np.cumsum([g.r.shape[0] for g in gs])[:-1])
     per_piece = [_slot_agreement(g, a, layout) for g, a in zip(gs, splits)]
     return payload, conf, per_piece
@@ -1082,7 +1082,7 @@ def _detect_in(
             if mask.sum() < JOINT_PIECE_MIN_S / slot_s:
                 break
             continue
-        payload_bits, agree, w2, conf = _decode(feat, layout, ph, off, mask)
+        payload_bits, agree, w2, conf, expected = _decode(feat, layout, ph, off, mask)
         payload = bits_to_hex(payload_bits) if payload_bits is not None else None
         info = {"z": z_eff, "z_raw": float(z[ph, off]), "null_scale": scale,
                 "phase": ph, "offset_slots": off,
@@ -1101,8 +1101,18 @@ def _detect_in(
         for a, b in runs:
             seg_mask = np.zeros(n_slots)
             seg_mask[a:b] = 1.0
-            seg_payload_bits, seg_agree, seg_w2, _ = _decode(feat, layout, ph, off, seg_mask)
-            seg_pay = bits_to_hex(seg_payload_bits) if seg_payload_bits is not None else payload
+            if expected is not None:
+                # The runs are where the decoded codeword itself agrees (a splice of another
+                # payload at this alignment agrees through its pilots alone, a fifth of the
+                # groups, and stays below SEGMENT_Z), so they carry this payload. Decoding a run
+                # again, too short to hold the codeword, would pass the CRC by chance with
+                # probability up to CRC_PASS_BOUND and name a payload nobody issued.
+                g = _grouped(feat, layout, ph, off, seg_mask)
+                seg_agree, seg_w2 = _slot_agreement(g, np.cos(2 * np.pi * (g.r - 0.5 * expected)), layout)
+                seg_pay = payload
+            else:
+                seg_payload_bits, seg_agree, seg_w2, _, _ = _decode(feat, layout, ph, off, seg_mask)
+                seg_pay = bits_to_hex(seg_payload_bits) if seg_payload_bits is not None else None
             segments.append(segment(a, b, ph, seg_agree, seg_w2, seg_pay))
             seg_slots.append((len(pieces), a, b))
             piece[a:b] = 1.0
