@@ -524,6 +524,18 @@ def _decode_phase(
     return bits, crc_ok, expected
 
 
+def _covered_bits(g: _Grouped, roles: np.ndarray) -> int:
+    """How many distinct coded bits the groups with any reliability carry under ``roles``.
+
+    A decode needs at least as many as the payload has bits: the codeword's other bits are
+    erased, and with ``k`` of them read, ``2**(payload_bits - k)`` payloads fit them and their CRC
+    equally well, so a path that passes the CRC is right no more often than one over pure noise
+    (``CRC_PASS_BOUND``). Such a decode is not tried (a segment or piece of under about a third of
+    a block)."""
+    data = (roles >= 0) & (g.w > 0)
+    return int(np.unique(roles[data]).size)
+
+
 def _decode_grouped(g: _Grouped, layout: Layout, phase_options: list[np.ndarray] | None = None
                     ) -> tuple[np.ndarray | None, np.ndarray, float, np.ndarray | None]:
     """Decode the payload from grouped statistics, trying the block phase assignments in
@@ -534,6 +546,8 @@ def _decode_grouped(g: _Grouped, layout: Layout, phase_options: list[np.ndarray]
     soft_terms = g.w * np.cos(2 * np.pi * g.r)  # positive: bit 0
     crc_ok = False
     for rep_phases in (phase_options if phase_options is not None else _phase_options([soft_terms], layout)):
+        if _covered_bits(g, layout.role[rep_phases]) < layout.params.payload_bits:
+            continue
         bits, crc_ok, expected = _decode_phase(g, soft_terms, layout, rep_phases)
         if crc_ok:
             break
