@@ -440,6 +440,13 @@ _KAPPA_GRID = np.linspace(0.0, 12.0, 241)
 _MEAN_COS_OF_KAPPA = special.ive(1, _KAPPA_GRID) / special.ive(0, _KAPPA_GRID)
 
 
+def _codeword_agreement(g: _Grouped, expected: np.ndarray) -> np.ndarray:
+    """Per-group agreement ``cos(2 pi (r - b/2))`` of the residuals with the symbols ``expected``
+    (1: on the lattice point of its bit, -1: on the other bit's). cos is 1-periodic in ``r``: no
+    wrapping is needed."""
+    return np.cos(2 * np.pi * (g.r - 0.5 * expected))
+
+
 def _channel_state_soft(g: _Grouped, expected: np.ndarray) -> np.ndarray:
     """Soft values ``2 kappa cos(2 pi r)`` with ``kappa`` measured per class of groups.
 
@@ -451,7 +458,7 @@ def _channel_state_soft(g: _Grouped, expected: np.ndarray) -> np.ndarray:
     the residual error, whose von Mises concentration ``kappa`` makes ``2 kappa cos(2 pi r)``
     the log-likelihood ratio of each group's bit.
     """
-    agree = np.cos(2 * np.pi * (g.r - 0.5 * expected))  # cos is 1-periodic in r: no wrapping needed
+    agree = _codeword_agreement(g, expected)
     usable = g.w > 0
     out = np.zeros_like(g.r)
     if not usable.any():
@@ -551,7 +558,7 @@ def _decode_grouped(g: _Grouped, layout: Layout, phase_options: list[np.ndarray]
         bits, crc_ok, expected = _decode_phase(g, soft_terms, layout, rep_phases)
         if crc_ok:
             break
-    agree = (np.cos(2 * np.pi * (g.r - 0.5 * expected)) if crc_ok
+    agree = (_codeword_agreement(g, expected) if crc_ok
              else _presence_terms(g.r, pilot, layout.pilot_bits))
     payload = (bits ^ layout.scramble) if crc_ok else None
     return payload, agree, _bit_confidence(g, agree, layout), (expected if crc_ok else None)
@@ -617,7 +624,7 @@ def _decode_known(
                     continue
                 payload = np.unpackbits(np.frombuffer(bytes.fromhex(match), dtype=np.uint8))
                 expected = _expected_symbols(layout, payload ^ layout.scramble, rep_phases)
-                conf = _bit_confidence(g, np.cos(2 * np.pi * (g.r - 0.5 * expected)), layout)
+                conf = _bit_confidence(g, _codeword_agreement(g, expected), layout)
                 return payload, conf, {
                     "payload_source": "issued_payloads", "issued_candidates": len(looked_up),
                     "issued_records": records,
@@ -1122,7 +1129,7 @@ def _detect_in(
                 # again, too short to hold the codeword, would pass the CRC by chance with
                 # probability up to CRC_PASS_BOUND and name a payload nobody issued.
                 g = _grouped(feat, layout, ph, off, seg_mask)
-                seg_agree, seg_w2 = _slot_agreement(g, np.cos(2 * np.pi * (g.r - 0.5 * expected)), layout)
+                seg_agree, seg_w2 = _slot_agreement(g, _codeword_agreement(g, expected), layout)
                 seg_pay = payload
             else:
                 seg_payload_bits, seg_agree, seg_w2, _, _ = _decode(feat, layout, ph, off, seg_mask)
