@@ -44,6 +44,7 @@ from benchmarks.attacks import (
 )
 from benchmarks.attacks.base import merge_spans
 from benchmarks.quality import MEASURES, clip_kind, measure_quality
+from benchmarks.requirements import MEASURE_REQUIREMENTS, Requirement, missing_message, missing_requirements
 from benchmarks.watermarkers import Watermarker, WatermarkerResult, bits_to_hex
 from provenance.core.atomic import atomic_path
 from provenance.core.audio import Audio
@@ -97,6 +98,12 @@ class BenchConfig:
     timeline (not after speed, tempo or pitch edits), where the watermarker supports it
     (:meth:`WatermarkerBase.informed_reading`): the information per coded bit its soft values
     carry, which tells a failure no decoder could avoid from one a better decoder might not."""
+    allow_missing: bool = False
+    """Run even when optional packages the run needs are missing (``benchmarks.requirements``):
+    attacks that need one are left out, quality measures it computes stay empty. Without it a
+    run with a missing package stops before its first trial."""
+    missing: tuple[Requirement, ...] = ()
+    """The packages this run goes without (set by :func:`run_benchmark` under ``allow_missing``)."""
 
     @classmethod
     def quick_defaults(cls, corpus: Path, out: Path, watermarkers: list[Watermarker], **kw: Any) -> "BenchConfig":
@@ -115,6 +122,7 @@ class BenchConfig:
             "null_per_clip": self.null_per_clip, "null_window_s": self.null_window_s,
             "quality_measures": list(self.quality_measures), "quality_strengths": list(self.quality_strengths),
             "information": self.information,
+            "missing_packages": [{"dist": r.dist, "needed_for": r.needed_for} for r in self.missing],
             "attacks": [{"name": a.name, "kind": a.kind, **a.params()} for a in self.attacks],
             "watermarkers": [_describe_wm(w) for w in self.watermarkers],
         }
@@ -304,7 +312,7 @@ def _strength_wm(wm: Watermarker, strength: float) -> Watermarker:
 
 def _versions() -> dict[str, str]:
     v = {"python": platform.python_version()}
-    for dist in ("foleyseal", "numpy", "scipy", "av", "soundfile", "pedalboard", "pesq", "visqol-python"):
+    for dist in ("foleyseal", "numpy", "scipy", "av", "soundfile", "pedalboard", "pesq", "visqol-python", "numba"):
         try:
             v[dist] = metadata.version(dist)
         except metadata.PackageNotFoundError:
@@ -666,6 +674,22 @@ def _json_default(o: Any) -> Any:
     raise TypeError(f"not JSON serializable: {type(o).__name__}")
 
 
+def check_requirements(cfg: BenchConfig) -> BenchConfig:
+    """Stop a run that lacks an optional package it needs, before anything is written; under
+    ``cfg.allow_missing``, return the run without what the missing packages would measure."""
+    requires = [m for a in cfg.attacks for m in a.requires]
+    missing = missing_requirements(requires, cfg.quality_measures, plots=True)
+    if not missing:
+        return cfg
+    if not cfg.allow_missing:
+        raise InputError(missing_message(missing))
+    gone = {r.module for r in missing}
+    attacks = [a for a in cfg.attacks if not gone.intersection(a.requires)]
+    measures = tuple(m for m in cfg.quality_measures if MEASURE_REQUIREMENTS.get(m) not in missing)
+    known = tuple(dict.fromkeys((*cfg.missing, *missing)))
+    return replace(cfg, attacks=attacks, quality_measures=measures, missing=known)
+
+
 def run_benchmark(cfg: BenchConfig, *, show_progress: bool = True, write_report: bool = True) -> BenchResult:
     """Run (or resume) the benchmark described by ``cfg`` and write its outputs into ``cfg.out``."""
     t0 = time.perf_counter()
@@ -673,6 +697,7 @@ def run_benchmark(cfg: BenchConfig, *, show_progress: bool = True, write_report:
         raise InputError("no attacks selected")
     if not cfg.watermarkers:
         raise InputError("no watermarkers selected")
+    cfg = check_requirements(cfg)
     if not any(a.name == "none" for a in cfg.attacks):
         cfg = replace(cfg, attacks=[get_attack("none"), *cfg.attacks])
     out = Path(cfg.out)

@@ -7,6 +7,7 @@ import json
 import re
 import shlex
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +26,7 @@ from benchmarks.watermarkers import (
     load_external_config,
 )
 from provenance.core.audio import Audio
-from provenance.core.errors import ConfigError
+from provenance.core.errors import ConfigError, InputError
 from provenance.core.results import Segment
 
 FAKE = Path(__file__).with_name("fake_watermarker.py")
@@ -284,6 +285,7 @@ def test_cli_bench_robustness(tmp_path):
     result = CliRunner().invoke(app, [
         "bench", "robustness", "--corpus", str(corpus), "--out", str(out), "--watermarkers", "lsb",
         "--attacks", "none,volume_x0.25", "--workers", "2", "--null-per-clip", "2", "--quick", "--json",
+        "--allow-missing",  # PESQ (quick mode) is in the bench extra, which CI does not install
     ])
     assert result.exit_code == 0, result.output
     info = json.loads(result.output)
@@ -294,7 +296,7 @@ def test_cli_bench_robustness(tmp_path):
     result = CliRunner().invoke(app, [
         "bench", "robustness", "--corpus", str(corpus), "--out", str(tmp_path / "all"), "--watermarkers", "lsb",
         "--attacks", "none,volume_x0.25", "--workers", "1", "--null-per-clip", "2", "--quick", "--json",
-        "--min-clip-s", "4",
+        "--min-clip-s", "4", "--allow-missing",
     ])
     assert result.exit_code == 0, result.output
     assert json.loads(result.output)["trials"] == 10
@@ -303,6 +305,75 @@ def test_cli_bench_robustness(tmp_path):
     with pytest.raises(SystemExit) as exc:
         main(["bench", "robustness", "--corpus", str(corpus), "--out", str(out), "--attacks", "nope_attack"])
     assert exc.value.code == 3
+
+
+def _pretend_missing(monkeypatch, *modules):
+    import benchmarks.requirements as req
+
+    real = req.importable
+    monkeypatch.setattr(req, "importable", lambda m: m not in modules and real(m))
+
+
+def test_a_run_missing_an_optional_package_stops_before_its_first_trial(tmp_path, monkeypatch, capsys):
+    """Without pesq, a run that measures PESQ stops at once (exit 3), names the package and how
+    to install it, and writes nothing."""
+    from foleyseal.cli import main
+
+    _pretend_missing(monkeypatch, "pesq")
+    corpus, out = _corpus(tmp_path), tmp_path / "out"
+    with pytest.raises(SystemExit) as exc:
+        main(["bench", "robustness", "--corpus", str(corpus), "--out", str(out), "--watermarkers", "lsb",
+              "--attacks", "none", "--workers", "1", "--quick"])
+    assert exc.value.code == 3
+    err = capsys.readouterr().err
+    assert "pesq (PESQ-WB quality" in err and "foleyseal[bench]" in err and "--allow-missing" in err
+    assert not out.exists()
+
+
+def test_allow_missing_leaves_out_what_the_missing_packages_measure(tmp_path, monkeypatch):
+    _pretend_missing(monkeypatch, "pedalboard", "pesq")
+    corpus, out = _corpus(tmp_path), tmp_path / "out"
+    cfg = BenchConfig(
+        corpus=corpus, out=out, watermarkers=build_watermarkers(["lsb"]),
+        attacks=[get_attack(n) for n in ("volume_x0.25", "reverb_room", "rerecord")], min_clip_s=4.0,
+        workers=1, null_per_clip=0, quality_measures=("snr", "pesq"), quality_strengths=(1.0,),
+        allow_missing=True,
+    )
+    res = run_benchmark(cfg, show_progress=False)
+    assert {r["attack"] for r in res.rows if r["kind"] == "attack"} == {"none", "volume_x0.25"}
+    assert not [r for r in res.rows if r["error"]]
+    speech = [r for r in res.rows if r["kind"] == "quality" and r["clip"] == "speech_b.wav"]
+    assert speech and speech[0]["snr_db"] > 60 and speech[0]["pesq_wb"] is None
+    meta = json.loads((out / "results.json").read_text())["meta"]
+    assert [m["dist"] for m in meta["config"]["missing_packages"]] == ["pedalboard", "pesq"]
+    md = (out / "summary.md").read_text()
+    assert "**packages missing**" in md and "pedalboard (room reverb" in md and "pesq (PESQ-WB" in md
+    # without allow_missing the same run stops before writing anything
+    with pytest.raises(InputError, match="pedalboard .*; pesq "):
+        run_benchmark(replace(cfg, out=tmp_path / "strict", allow_missing=False), show_progress=False)
+    assert not (tmp_path / "strict").exists()
+
+
+def test_a_package_that_only_makes_a_measure_fast_does_not_drop_it(tmp_path, monkeypatch):
+    """Without numba ViSQOL is still right, only about 8x slower: the run stops unless missing
+    packages are allowed, and then measures ViSQOL all the same."""
+    from benchmarks.requirements import NUMBA, VISQOL, missing_requirements
+    from benchmarks.robustness import check_requirements
+
+    _pretend_missing(monkeypatch, "numba")
+    assert missing_requirements([], ("snr", "pesq"), plots=False) == []
+    assert missing_requirements([], ("snr", "visqol"), plots=False) == [NUMBA]
+    _pretend_missing(monkeypatch, "numba", "visqol")
+    assert missing_requirements([], ("visqol",), plots=False) == [VISQOL, NUMBA]
+    monkeypatch.undo()
+    _pretend_missing(monkeypatch, "numba")
+    cfg = BenchConfig(corpus=tmp_path, out=tmp_path / "out", watermarkers=build_watermarkers(["lsb"]),
+                      attacks=[get_attack("none")], quality_measures=("snr", "visqol"))
+    with pytest.raises(InputError, match="numba"):
+        check_requirements(cfg)
+    allowed = check_requirements(replace(cfg, allow_missing=True))
+    assert allowed.quality_measures == ("snr", "visqol") and allowed.missing == (NUMBA,)
+    assert check_requirements(allowed).missing == (NUMBA,)  # checking again keeps the record
 
 
 def test_foleyseal_adapter_converts_detections(monkeypatch):

@@ -145,6 +145,8 @@ class Attack:
     changes_rate: ClassVar[bool] = False
     uses_other_marked: ClassVar[bool] = False
     """True when the attack needs ``AttackContext.other_marked`` (a second marked file)."""
+    requires: ClassVar[tuple[str, ...]] = ()
+    """Import names of the optional packages the attack needs (see ``benchmarks.requirements``)."""
 
     def apply(self, audio: Audio, rng: np.random.Generator, context: AttackContext | None = None) -> Audio:
         """Attack ``audio``; same rate and channel count unless the class says otherwise."""

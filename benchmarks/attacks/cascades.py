@@ -34,6 +34,10 @@ class Cascade(Attack):
     def uses_other_marked(self) -> bool:  # type: ignore[override]
         return any(s.uses_other_marked for s in self.steps)
 
+    @property
+    def requires(self) -> tuple[str, ...]:  # type: ignore[override]
+        return tuple(dict.fromkeys(m for s in self.steps for m in s.requires))
+
     def _run(
         self, audio: Audio, rng: np.random.Generator, ctx: AttackContext, spans: tuple[MarkedSpan, ...]
     ) -> AttackOutput:

@@ -37,6 +37,7 @@ class Compress(Attack):
     attack_ms: float = 5.0
     release_ms: float = 100.0
     makeup_db: float = 12.0
+    requires: ClassVar[tuple[str, ...]] = ("pedalboard",)
 
     def transform(self, audio: Audio, rng: np.random.Generator, ctx: AttackContext) -> Audio:
         from pedalboard import Compressor

@@ -135,6 +135,7 @@ class RoomReverb(Attack):
     wet_db: float = -10.0
     dry_db: float = -2.0
     width: float = 1.0
+    requires: ClassVar[tuple[str, ...]] = ("pedalboard",)
 
     def transform(self, audio: Audio, rng: np.random.Generator, ctx: AttackContext) -> Audio:
         from pedalboard import Reverb

@@ -43,6 +43,7 @@ class ReRecording(Attack):
     wet_db: float = -12.0
     snr_db: float = 30.0
     kind: ClassVar[str] = "mixing"
+    requires: ClassVar[tuple[str, ...]] = ("pedalboard",)
 
     def transform(self, audio: Audio, rng: np.random.Generator, ctx: AttackContext) -> Audio:
         sr = audio.sample_rate

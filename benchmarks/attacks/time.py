@@ -198,6 +198,7 @@ class TimeStretch(_TimeAttack):
     warps_time: ClassVar[bool] = True
 
     percent: float
+    requires: ClassVar[tuple[str, ...]] = ("pedalboard",)
 
     def _run(
         self, audio: Audio, rng: np.random.Generator, ctx: AttackContext, spans: tuple[MarkedSpan, ...]
@@ -225,6 +226,7 @@ class PitchShift(Attack):
     preserve_formants: bool = False
     kind: ClassVar[str] = "time"
     warps_time: ClassVar[bool] = True
+    requires: ClassVar[tuple[str, ...]] = ("pedalboard",)
 
     def transform(self, audio: Audio, rng: np.random.Generator, ctx: AttackContext) -> Audio:
         from pedalboard import time_stretch

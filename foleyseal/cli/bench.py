@@ -39,13 +39,18 @@ def robustness_cmd(
                                      "information per coded bit its soft values carry about the embedded "
                                      "payload (FoleySeal; not after speed, tempo or pitch edits): tells "
                                      "failures no decoder could avoid from the others. About 1-2 s of CPU per trial."),
+    allow_missing: bool = typer.Option(False, "--allow-missing", help="Run even when optional packages "
+                                       "of the `bench` extra are missing (pedalboard, pesq, visqol-python, "
+                                       "matplotlib): the attacks, quality measures and plots they make are "
+                                       "left out and listed in summary.md. Without it such a run stops "
+                                       "at once (exit 3) and names them."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
     json_out: bool = typer.Option(False, "--json", help="Print a JSON summary of the run."),
 ) -> None:
     """Run the robustness benchmark (corpus x attacks x watermarkers) and write its report to OUT."""
     from benchmarks.attacks import load_attack_list, parse_attacks
     from benchmarks.report import summarize
-    from benchmarks.robustness import BenchConfig, run_benchmark
+    from benchmarks.robustness import BenchConfig, check_requirements, run_benchmark
     from benchmarks.watermarkers import build_watermarkers
 
     if attacks and attack_list:
@@ -55,7 +60,8 @@ def robustness_cmd(
         wm_names = ["foleyseal", "lsb"] + (["external"] if external_config else [])
     wms = build_watermarkers(wm_names, external_config=external_config, strength=strength)
     chosen = load_attack_list(attack_list) if attack_list else parse_attacks(attacks) if attacks else None
-    extra = {"strength": strength, "workers": workers, "seed": seed, "information": information}
+    extra = {"strength": strength, "workers": workers, "seed": seed, "information": information,
+             "allow_missing": allow_missing}
     if null_per_clip is not None:
         extra["null_per_clip"] = null_per_clip
     if max_clips is not None:
@@ -69,6 +75,10 @@ def robustness_cmd(
     else:
         cfg = BenchConfig(corpus=corpus, out=out, watermarkers=wms,
                           attacks=extra.pop("attacks", None) or parse_attacks("all"), **extra)
+    cfg = check_requirements(cfg)
+    if cfg.missing:
+        typer.echo("warning: --allow-missing: not measured, packages missing: "
+                   + "; ".join(r.describe() for r in cfg.missing), err=True)
     result = run_benchmark(cfg, show_progress=progress and not json_out)
     s = summarize(result.rows)
     if json_out:
