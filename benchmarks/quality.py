@@ -5,7 +5,7 @@
   speech only (it is defined for speech).
 - ViSQOL v3 audio mode (``visqol-python``, a pure-Python port of Google's ViSQOL 3.3.3 with its
   bundled SVR model; runs offline): MOS-LQO 1-~4.75, mono mix resampled to 48 kHz; for music and
-  other non-speech audio. Install ``numba`` for its JIT kernels: ~2-3 s per 10 s clip instead of ~16 s.
+  other non-speech audio. Install ``numba`` for its JIT kernels: ~2 s per 10 s clip instead of ~18 s.
 
 Each measure returns None (never a made-up number) when it cannot run: package missing, signal
 silent, no utterances found.

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from provenance.core.errors import FoleySealError
+
 KEY = bytes(range(32))
 PAYLOAD = "c0ffee0123456789"
 
@@ -45,6 +47,14 @@ def _median(values: list) -> dict | None:
 
 
 def run(corpus: Path, strength: float = 1.0, workers: int = 2) -> dict:
+    """Mark every clip of ``corpus`` at ``strength`` and measure it; raises ``InputError`` naming
+    the packages of the ``bench`` extra that are missing (PESQ and ViSQOL are the point)."""
+    from benchmarks.requirements import missing_message, missing_requirements
+    from provenance.core.errors import InputError
+
+    missing = missing_requirements([], ("pesq", "visqol"), plots=False)
+    if missing:
+        raise InputError(missing_message(missing, allow_flag=None))
     with open(corpus / "MANIFEST.tsv", newline="") as fh:
         rows = list(csv.DictReader(fh, delimiter="\t"))
     jobs = [(str(corpus / r["file"]), r["description"].split(",")[0].strip(), strength) for r in rows]
@@ -67,7 +77,10 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--json", action="store_true", help="print everything as JSON")
     a = ap.parse_args()
-    res = run(a.corpus, a.strength, a.workers)
+    try:
+        res = run(a.corpus, a.strength, a.workers)
+    except FoleySealError as exc:
+        raise SystemExit(f"error: {exc}") from None
     if a.json:
         print(json.dumps(res, indent=2))
         return
