@@ -129,6 +129,26 @@ def test_short_segments_take_the_payload_of_the_whole_file():
         assert abs(seg.start_s - 2.0 * k) <= 0.5 and abs(seg.end_s - (2.0 * k + 0.8)) <= 0.5
 
 
+def test_a_chance_crc_pass_under_the_wrong_block_phase_loses_to_the_right_phase(monkeypatch):
+    # A 6 s soundtrack holds under two blocks, so the block phase of its first repetition is
+    # ranked from the little its repetitions overlap, and the ranking is wrong for about 1 file
+    # in 17. With this key the list decoder finds a path that passes the CRC by chance (about
+    # 2e-4 per decode) under the wrong phase. A detector that stopped at the first phase to pass
+    # named that payload whenever the wrong phase was ranked first (one CI run did); here the
+    # ranking is reversed to make it so. Every phase is decoded and the path the file agrees
+    # with best is the payload.
+    from tests.test_mark import make_signal
+
+    rng = np.random.default_rng(7000 + 1274)
+    key, payload = WatermarkKey(rng.bytes(32)), rng.bytes(8).hex()
+    marked = embed(make_signal(seconds=6.0, seed=9), key, payload)
+    dmod = sys.modules["provenance.watermark.detect"]
+    ranked = dmod._phase_options
+    monkeypatch.setattr(dmod, "_phase_options", lambda parts, layout: ranked(parts, layout)[::-1])
+    det = detect(marked, key, search=False)
+    assert det.found and det.payload == payload, det
+
+
 def test_montage_of_excerpts_shorter_than_a_block_decodes_jointly(corpus_dir, monkeypatch):
     # Three 2 s excerpts (a block is 4.32 s), taken from blocks of both phases, that cover
     # the block only together: each piece is read at its own alignment and their
