@@ -554,9 +554,10 @@ def _decode_grouped(g: _Grouped, layout: Layout, phase_options: list[np.ndarray]
     pass, the one the file agrees with best is taken. Under a wrong assignment the coded bits are
     read from the wrong groups, so its path is noise, and it passes the CRC by chance (up to
     ``CRC_PASS_BOUND``, which already counts every assignment). The assignment ranked first is the
-    wrong one for about 1 file in 20 that holds under two blocks (the repetitions that rank them
-    barely overlap), so stopping at its pass would name a payload nobody issued although the right
-    assignment decodes too; its path agrees with the file far less than the right one."""
+    wrong one for about 1 reading in 17 of a 6 s file (the repetitions that rank them barely
+    overlap; more after a low-rate codec), so stopping at its pass would name a payload nobody
+    issued although the right assignment decodes too. Such a pass agrees with the file less than
+    the right path (docs/watermark.md, decoding, has the figures)."""
     pilot = np.broadcast_to(layout.pilot, g.r.shape)
     soft_terms = g.w * np.cos(2 * np.pi * g.r)  # positive: bit 0
     best: tuple[float, np.ndarray, np.ndarray] | None = None
@@ -587,9 +588,8 @@ def _decode(
 ) -> tuple[np.ndarray | None, np.ndarray, np.ndarray, float, np.ndarray | None]:
     """Soft-decode the payload at one alignment from the slots in ``mask``.
 
-    The block phase of the first repetition is not known (a file may start anywhere), so each
-    phase is tried in turn, the most likely first (:func:`_phase_options`), until a CRC holds.
-    Returns (payload bits or None if the CRC fails, per-slot agreement, per-slot weight,
+    The block phase of the first repetition is not known (a file may start anywhere), so every
+    phase is decoded (:func:`_decode_grouped`). Returns (payload bits or None if the CRC fails, per-slot agreement, per-slot weight,
     bit confidence, the decoded codeword's symbols or None).
     """
     g = _grouped(feat, layout, phase, offset, mask)
