@@ -40,7 +40,7 @@ def robustness_cmd(
                                      "payload (FoleySeal; not after speed, tempo or pitch edits): tells "
                                      "failures no decoder could avoid from the others. About 1-2 s of CPU per trial."),
     allow_missing: bool = typer.Option(False, "--allow-missing", help="Run even when optional packages "
-                                       "of the `bench` extra are missing (pedalboard, pesq, visqol-python, "
+                                       "of the `bench` extra are missing (pedalboard, pesq, visqol-python, numba, "
                                        "matplotlib): the attacks, quality measures and plots they make are "
                                        "left out and listed in summary.md. Without it such a run stops "
                                        "at once (exit 3) and names them."),
