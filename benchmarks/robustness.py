@@ -100,10 +100,12 @@ class BenchConfig:
     carry, which tells a failure no decoder could avoid from one a better decoder might not."""
     allow_missing: bool = False
     """Run even when optional packages the run needs are missing (``benchmarks.requirements``):
-    attacks that need one are left out, quality measures it computes stay empty. Without it a
-    run with a missing package stops before its first trial."""
+    attacks that need one are left out, quality measures it computes stay empty, and one that
+    only makes a measure fast (numba) leaves it slow. Without it a run with a missing package
+    stops before its first trial. A resumed run keeps the trials it already has: measure them
+    with the packages into a new ``out``."""
     missing: tuple[Requirement, ...] = ()
-    """The packages this run goes without (set by :func:`run_benchmark` under ``allow_missing``)."""
+    """The packages this run goes without (set by :func:`check_requirements` under ``allow_missing``)."""
 
     @classmethod
     def quick_defaults(cls, corpus: Path, out: Path, watermarkers: list[Watermarker], **kw: Any) -> "BenchConfig":

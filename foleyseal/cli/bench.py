@@ -42,8 +42,9 @@ def robustness_cmd(
     allow_missing: bool = typer.Option(False, "--allow-missing", help="Run even when optional packages "
                                        "of the `bench` extra are missing (pedalboard, pesq, visqol-python, numba, "
                                        "matplotlib): the attacks, quality measures and plots they make are "
-                                       "left out and listed in summary.md. Without it such a run stops "
-                                       "at once (exit 3) and names them."),
+                                       "left out (numba: ViSQOL measured slowly) and listed in summary.md. "
+                                       "Without it such a run stops at once (exit 3) and names them. A "
+                                       "resumed run keeps the trials it has: use a new OUT to measure them."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
     json_out: bool = typer.Option(False, "--json", help="Print a JSON summary of the run."),
 ) -> None:
@@ -77,7 +78,8 @@ def robustness_cmd(
                           attacks=extra.pop("attacks", None) or parse_attacks("all"), **extra)
     cfg = check_requirements(cfg)
     if cfg.missing:
-        typer.echo("warning: --allow-missing: not measured, packages missing: "
+        typer.echo("warning: --allow-missing: packages missing (what they make is not measured, or "
+                   "measured slowly): "
                    + "; ".join(r.describe() for r in cfg.missing), err=True)
     result = run_benchmark(cfg, show_progress=progress and not json_out)
     s = summarize(result.rows)
