@@ -134,9 +134,9 @@ def test_a_chance_crc_pass_under_the_wrong_block_phase_loses_to_the_right_phase(
     # ranked from the little its repetitions overlap, and the ranking is wrong for about 1 file
     # in 17. With this key the list decoder finds a path that passes the CRC by chance (about
     # 2e-4 per decode) under the wrong phase. A detector that stopped at the first phase to pass
-    # named that payload whenever the wrong phase was ranked first (one CI run did); here the
-    # ranking is reversed to make it so. Every phase is decoded and the path the file agrees
-    # with best is the payload.
+    # named that payload whenever the wrong phase was ranked first (the likely cause of a wrong
+    # payload in one CI run); here the ranking is reversed to make it so. Every phase is decoded
+    # and the path the file agrees with best is the payload.
     from tests.test_mark import make_signal
 
     rng = np.random.default_rng(7000 + 1274)

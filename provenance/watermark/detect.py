@@ -589,8 +589,8 @@ def _decode(
     """Soft-decode the payload at one alignment from the slots in ``mask``.
 
     The block phase of the first repetition is not known (a file may start anywhere), so every
-    phase is decoded (:func:`_decode_grouped`). Returns (payload bits or None if the CRC fails, per-slot agreement, per-slot weight,
-    bit confidence, the decoded codeword's symbols or None).
+    phase is decoded (:func:`_decode_grouped`). Returns (payload bits or None if the CRC fails,
+    per-slot agreement, per-slot weight, bit confidence, the decoded codeword's symbols or None).
     """
     g = _grouped(feat, layout, phase, offset, mask)
     payload, agree, conf, expected = _decode_grouped(g, layout)
