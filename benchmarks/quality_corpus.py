@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.requirements import missing_message, missing_requirements
 from provenance.core.errors import FoleySealError, InputError
 
 KEY = bytes(range(32))
@@ -49,8 +50,6 @@ def _median(values: list) -> dict | None:
 def run(corpus: Path, strength: float = 1.0, workers: int = 2) -> dict:
     """Mark every clip of ``corpus`` at ``strength`` and measure it; raises ``InputError`` naming
     the packages of the ``bench`` extra that are missing (PESQ and ViSQOL are the point)."""
-    from benchmarks.requirements import missing_message, missing_requirements
-
     missing = missing_requirements([], ("pesq", "visqol"), plots=False)
     if missing:
         raise InputError(missing_message(missing, allow_flag=None))

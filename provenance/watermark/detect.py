@@ -560,20 +560,20 @@ def _decode_grouped(g: _Grouped, layout: Layout, phase_options: list[np.ndarray]
     the right path (docs/watermark.md, decoding, has the figures)."""
     pilot = np.broadcast_to(layout.pilot, g.r.shape)
     soft_terms = g.w * np.cos(2 * np.pi * g.r)  # positive: bit 0
-    best: tuple[float, np.ndarray, np.ndarray] | None = None
+    best: tuple[float, np.ndarray, np.ndarray, np.ndarray] | None = None  # (score, bits, expected, agree)
     for rep_phases in (phase_options if phase_options is not None else _phase_options([soft_terms], layout)):
         if _covered_bits(g, layout.role[rep_phases]) < layout.params.payload_bits:
             continue
         bits, crc_ok, expected = _decode_phase(g, soft_terms, layout, rep_phases)
         if crc_ok:
-            score = float(np.sum(g.w * _codeword_agreement(g, expected)))
+            agree = _codeword_agreement(g, expected)
+            score = float(np.sum(g.w * agree))
             if best is None or score > best[0]:
-                best = (score, bits, expected)
+                best = (score, bits, expected, agree)
     if best is None:
         agree = _presence_terms(g.r, pilot, layout.pilot_bits)
         return None, agree, _bit_confidence(g, agree, layout), None
-    _, bits, expected = best
-    agree = _codeword_agreement(g, expected)
+    _, bits, expected, agree = best
     return bits ^ layout.scramble, agree, _bit_confidence(g, agree, layout), expected
 
 
