@@ -164,6 +164,10 @@ class WatermarkResult:
     bit_confidence: float = 0.0
     windows: int = 0
     """Analysis windows searched (0: nothing analysable, e.g. digital silence or too short)."""
+    store_confirmed: bool = False
+    """True when the presence test alone missed the mark in every window it was found in, and a
+    payload issued by the manifest store confirmed it (docs/watermark.md): a mark that weak does not
+    show in a few seconds of audio, so no stretch of the file is called unmarked."""
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)

@@ -9,8 +9,9 @@
 3. the watermark, searched with every key of the verifier's keyring in overlapping 60 s windows
    (memory stays bounded for long files); a window with a suggestive miss, or with audible
    unmarked stretches, is searched again in 8 s sub-windows. ``partially_marked`` needs an
-   audible gap in which a separate presence test finds no trace of the mark, and the segment
-   edges next to such gaps are then placed by bisection (to 0.2 s);
+   audible gap in which a separate presence test finds no trace of the mark (not asked of a mark
+   that only the store's issued payloads could confirm: too weak to show in a gap), and the
+   segment edges next to such gaps are then placed by bisection (to 0.2 s);
 4. the manifest store: the record each decoded payload (and the file's SHA-256) points to, and
    whether that record's detached manifest validates against this exact file (*hard binding*) or
    only identifies it (*soft binding*: the content was re-encoded or edited);
@@ -192,6 +193,8 @@ class _KeySearch:
     threshold: float = 0.0
     windows: int = 0
     found_windows: int = 0
+    store_confirmed_windows: int = 0
+    """Found windows whose presence test alone missed the mark (an issued payload confirmed it)."""
     payloads: Counter = field(default_factory=Counter)
     segments: list[Segment] = field(default_factory=list)
     bit_conf: list[float] = field(default_factory=list)
@@ -256,6 +259,7 @@ def _search_watermark(
 
     from provenance.core.audio import Audio
     from provenance.watermark import detect
+    from provenance.watermark.detect import CONFIRM_P_VALUE
     from provenance.watermark.known import false_match_bound
 
     searches = [_KeySearch(key=k) for k in keyring]
@@ -269,7 +273,7 @@ def _search_watermark(
     rejected: list[str] = []
     failed: list[str] = []
     store_failed: list[str] = []
-    issued_checks: list[tuple[int, bool]] = []  # (candidates looked up, matched) per window that tried
+    issued_checks: list[tuple[int, bool, float]] = []  # (candidates looked up, matched, match's bound)
     silent = 0
 
     matched = [0]  # windows matched against the issued payloads so far (all keys)
@@ -283,9 +287,11 @@ def _search_watermark(
         try:
             audio = Audio(x[np.newaxis, :], stats.sample_rate)
             det = detect(audio, s.key, search=search)
-            if known is not None and det.found and det.payload is None and may_match():
+            near = det.found or float(det.details.get("presence_p_value", 1.0)) <= CONFIRM_P_VALUE
+            if known is not None and near and det.payload is None and may_match():
                 # The same reading again (the detector is deterministic), now also matched
-                # against the issued payloads: only found-but-undecoded windows pay for it.
+                # against the issued payloads: only windows found, or nearly found (an issued
+                # payload can confirm those), without a payload pay for it.
                 try:
                     det = detect(audio, s.key, search=search, known=known)
                 except StoreError as exc:
@@ -347,11 +353,14 @@ def _search_watermark(
             if not det.found:
                 continue
             s.found_windows += 1
+            s.store_confirmed_windows += int(bool(det.details.get("store_confirmed")))
             s.bit_conf.append(float(det.bit_confidence))
             if "issued_candidates" in det.details:
                 # Every window that looked up candidates could have matched a wrong record.
-                issued_checks.append((int(det.details["issued_candidates"]),
-                                      det.details.get("payload_source") == "issued_payloads"))
+                source = det.details.get("payload_source")
+                matched_here = source in ("issued_payloads", "issued_correlation")
+                issued_checks.append((int(det.details["issued_candidates"]), matched_here,
+                                      float(det.details["issued_false_match_bound"]) if matched_here else 0.0))
             if det.payload:
                 s.payloads[det.payload] += 1
             for seg in det.segments:
@@ -395,9 +404,12 @@ def _search_watermark(
         )
     if store_failed:
         notes.append(f"Matching the watermark against the manifest store's payloads failed ({store_failed[0]}).")
-    matched_windows = sum(1 for _, matched in issued_checks if matched)
+    matched_windows = sum(1 for _, matched, _ in issued_checks if matched)
     if matched_windows and known is not None:
-        bound = false_match_bound(sum(n for n, _ in issued_checks), known.count())
+        # Each match's own bound (its list candidates, or its correlation with every issued
+        # codeword), and the list candidates of the windows that matched nothing.
+        bound = sum(b for _, matched, b in issued_checks if matched) + false_match_bound(
+            sum(n for n, matched, _ in issued_checks if not matched), known.count())
         notes.append(
             f"In {matched_windows} analysis window(s) the watermark's payload was too damaged to decode on its "
             "own and was named by matching against the payloads the manifest store has issued (chance of a "
@@ -428,6 +440,7 @@ def _search_watermark(
                 coverage=min(1.0, covered / analysed_s) if analysed_s > 0 else 0.0,
                 bit_confidence=float(np.mean(s.bit_conf)) if s.bit_conf else 0.0,
                 windows=s.windows,
+                store_confirmed=found and s.store_confirmed_windows == s.found_windows,
             )
         )
     return results
@@ -902,7 +915,9 @@ class Verifier:
         if found and cred_verdict is None and not hard and container is not None:
             keys = {k.key_id: k for k in self.keyring}
             for j, w in enumerate(watermark):
-                if not w.found:
+                # A mark only an issued payload could confirm is too weak to show in a gap's few
+                # seconds: its absence there is no evidence that the gap was not marked.
+                if not w.found or w.store_confirmed:
                     continue
                 gaps = _confirmed_gaps(path, container, w, keys[w.key_id], stats, self.limits, deadline)
                 if gaps:

@@ -97,7 +97,7 @@ def test_reserve_publish_lookup_roundtrip(store_url):
 def test_issued_payloads_for_matching_a_damaged_watermark(store_url):
     """The store as the watermark detector's set of issued payloads (provenance.watermark.known):
     reserved and published payloads of one algorithm count and are found, others are not."""
-    from provenance.watermark.known import KnownPayloads
+    from provenance.watermark.known import IssuedList, KnownPayloads
 
     with ManifestStore(store_url) as store:
         issued = store.issued_payloads(ALG)
@@ -111,6 +111,11 @@ def test_issued_payloads_for_matching_a_damaged_watermark(store_url):
         assert issued.find([*many, reserved, "1032547698badcfe", "ffffffffffffffff"]) == {
             reserved, "1032547698badcfe"}
         assert issued.find([]) == set()
+        # Listed in full for correlation with their codewords, in batches, one algorithm only.
+        assert isinstance(issued, IssuedList)
+        assert sorted(issued.payloads()) == sorted([reserved, "1032547698badcfe"])
+        assert sorted(store.iter_payloads(ALG, batch=1)) == sorted([reserved, "1032547698badcfe"])
+        assert list(store.iter_payloads("com.unknown.alg")) == []
 
 
 @backends

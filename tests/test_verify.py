@@ -379,3 +379,45 @@ def test_a_damaged_sparse_file_gets_its_credentials_through_the_issued_payloads(
         r = v.verify(tmp_path / "attacked.wav")
     assert r.verdict is Verdict.WATERMARK_ONLY
     assert r.watermark[0].found and r.watermark[0].payloads == ()
+
+
+def test_a_mark_buried_in_noise_is_confirmed_and_named_by_the_issued_payloads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """13 s of speech under white noise at 20 dB SNR: the presence test alone misses the mark
+    (p ~ 6e-6 against the 1e-6 threshold). The issued payload's codeword correlates with the soft
+    values well beyond what any of a million random records could (z ~ 7.8), which confirms the
+    mark and names its record."""
+    from benchmarks.attacks.registry import get_attack
+    from provenance.core.audio import Audio
+    from provenance.core.io import read_audio, write_audio
+    from provenance.mark import mark
+    from provenance.store.repository import ManifestStore
+    from tests._verify_fixtures import FIXED_KEY, _init_home
+
+    payload = "489735e63ecc15ff"  # with FIXED_KEY and this noise: not found alone, matched by correlation
+
+    def fixed_payload(self: ManifestStore, record_id: str, algorithm: str, *, attempts: int = 16) -> str:
+        self.reserve(record_id, algorithm, payload)
+        return payload
+
+    monkeypatch.setattr(ManifestStore, "reserve_payload", fixed_payload)
+    settings = _init_home(tmp_path / "home", FIXED_KEY)
+    clip = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "speech_female_48k_mono_channel_names.flac"
+    res = mark(clip, tmp_path / "marked.wav", settings=settings, generated=True, title="speech")
+    assert res.payload == payload
+    attacked = get_attack("noise_white_20db").run(read_audio(res.output), np.random.default_rng(0)).audio
+    write_audio(tmp_path / "noisy.wav", Audio(attacked.samples, attacked.sample_rate, subtype="PCM_24"))
+
+    with Verifier(settings, limits=VerifyLimits(issued_match_windows=0)) as v:
+        alone = v.verify(tmp_path / "noisy.wav")
+    assert not alone.watermark[0].found
+
+    with Verifier(settings) as v:
+        r = v.verify(tmp_path / "noisy.wav")
+    assert r.verdict is Verdict.CREDENTIALS_RECOVERED_BY_WATERMARK
+    assert r.watermark[0].found and r.watermark[0].payloads == (payload,)
+    assert r.watermark[0].p_value <= 1e-6 and r.watermark[0].store_confirmed
+    assert r.to_dict()["watermark"][0]["store_confirmed"] is True
+    assert [(m.record_id, m.binding) for m in r.store] == [(res.record.id, "soft")]
+    assert any("named by matching against the payloads the manifest store has issued" in n for n in r.notes)

@@ -11,7 +11,8 @@ import pytest
 
 from benchmarks.attacks.registry import get_attack
 from provenance.core.io import read_audio
-from provenance.watermark import WatermarkKey, detect, ecc, embed
+from provenance.watermark import WatermarkKey, detect, ecc, embed, known
+from provenance.watermark.detect import CONFIRM_SHARE, CRC_PASS_BOUND
 from provenance.watermark.known import MAX_FALSE_MATCH, KnownPayloads, PayloadSet, false_match_bound
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
@@ -131,3 +132,100 @@ def test_the_pieces_of_a_cut_file_are_matched_together(marked) -> None:
     det = detect(cut, KEY, search=False, known=PayloadSet([PAYLOAD]))
     assert det.payload == PAYLOAD and det.details["payload_source"] == "issued_payloads"
     assert det.segments and all(s.payload == PAYLOAD for s in det.segments)
+
+
+def test_vectorised_encoder_matches_the_bitwise_one() -> None:
+    rows = np.random.default_rng(4).integers(0, 2, (300, 64)).astype(np.uint8)
+    assert np.array_equal(ecc.encode_payloads(rows), np.stack([ecc.encode_payload(r) for r in rows]))
+
+
+def _random_codeword_signs(n: int, seed: int) -> np.ndarray:
+    rows = np.random.default_rng(seed).integers(0, 2, (n, 64)).astype(np.uint8)
+    return 1.0 - 2.0 * ecc.encode_payloads(rows).astype(np.float64)
+
+
+def test_the_correlation_generating_function_is_the_codes() -> None:
+    # The trellis pass gives E[exp(lam s.x)] over uniform 80-bit inputs; codewords of random
+    # payloads (their CRC bits computed, not drawn) give the same within Monte Carlo error.
+    rng = np.random.default_rng(5)
+    signs = _random_codeword_signs(200_000, 6)
+    own = signs[0]
+    for x in (rng.normal(size=172), own + rng.normal(0.0, 1.0, 172)):
+        x = x / np.linalg.norm(x)
+        lams = np.array([0.5, 1.0, 2.0])
+        exact = known._log_mgf(x, lams)
+        sampled = np.log(np.exp(lams[None, :] * (signs[1:] @ x)[:, None]).mean(axis=0))
+        assert np.allclose(exact, sampled, atol=0.02)
+
+
+def test_the_correlation_tail_bounds_random_payloads() -> None:
+    # For any soft vector, the share of random payloads whose codeword scores z or more stays
+    # under the Chernoff bound, including a vector that is one codeword exactly (where the
+    # code's own structure sets the tail).
+    rng = np.random.default_rng(7)
+    signs = _random_codeword_signs(400_000, 8)
+    own = signs[0]
+    vectors = {"noise": rng.normal(size=172), "codeword": own, "noisy codeword": own + rng.normal(0.0, 1.5, 172),
+               "sparse": own * (rng.random(172) < 0.3)}
+    for name, x in vectors.items():
+        x = x / np.linalg.norm(x)
+        z = signs[1:] @ x
+        for t in (2.5, 3.0, 3.5, 4.0):
+            assert float(np.mean(z >= t)) <= known.correlation_tail(x, t), (name, t)
+        assert known.correlation_tail(x, 9.0) < known.correlation_tail(x, 7.0) < known.correlation_tail(x, 4.0) <= 1.0
+    assert known.correlation_tail(vectors["noise"] / np.linalg.norm(vectors["noise"]), 0.0) == 1.0
+
+
+def test_best_correlation_finds_the_issued_codeword() -> None:
+    rng = np.random.default_rng(9)
+    scramble = rng.integers(0, 2, 64).astype(np.uint8)
+    issued = [rng.bytes(8).hex() for _ in range(500)]
+    bits = np.unpackbits(np.frombuffer(bytes.fromhex(issued[77]), dtype=np.uint8)) ^ scramble
+    soft = 0.5 * (1.0 - 2.0 * ecc.encode_payload(bits)) + rng.normal(0.0, 1.0, 172)
+    softs = np.stack([rng.normal(size=172), soft, np.zeros(172)])
+    match, z = known.best_correlation(PayloadSet(issued + ["00ff"]), softs, scramble)  # a 16-bit payload is skipped
+    assert match == issued[77]
+    assert z == pytest.approx(float((1.0 - 2.0 * ecc.encode_payload(bits)) @ soft) / np.linalg.norm(soft), rel=1e-5)
+    assert known.best_correlation(PayloadSet(), softs, scramble) == (None, 0.0)
+    assert known.best_correlation(PayloadSet(issued), np.zeros((2, 172)), scramble) == (None, 0.0)
+
+
+@pytest.fixture(scope="module")
+def noisy_speech():
+    """13 s of speech, marked, under white noise at 20 dB SNR: the presence test misses the mark
+    (p ~ 2e-6) and no list decoding path is an issued payload, but the payload's codeword
+    correlates with the soft values at z ~ 7.8 (key and payload drawn from seed 101)."""
+    rng = np.random.default_rng(101)
+    key, payload = WatermarkKey(rng.bytes(32)), rng.bytes(8).hex()
+    marked = embed(read_audio(CORPUS / "speech_female_48k_mono_channel_names.flac"), key, payload)
+    return key, payload, get_attack("noise_white_20db").run(marked, np.random.default_rng(7)).audio
+
+
+def test_correlation_with_the_issued_codewords_confirms_and_names_a_weak_mark(noisy_speech) -> None:
+    key, payload, audio = noisy_speech
+    plain = detect(audio, key, search=False)
+    assert not plain.found and plain.payload is None
+    presence = plain.details["presence_p_value"]
+    assert 1e-6 < presence <= 1e-3
+    decoys = [f"{i:016x}" for i in range(1, 1000)]
+    det = detect(audio, key, search=False, known=PayloadSet([payload, *decoys], decoys=10**6))
+    assert det.found and det.payload == payload
+    assert det.details["payload_source"] == "issued_correlation"
+    assert det.details["store_confirmed"] and det.details["issued_correlation_z"] > 7.0
+    bound = det.details["issued_false_match_bound"]
+    assert bound <= MAX_FALSE_MATCH / known.KNOWN_READINGS
+    # The confirmed route's p-value: presence x (a CRC passing by chance, or a false match).
+    assert det.p_value == pytest.approx(presence * (CRC_PASS_BOUND + bound) / CONFIRM_SHARE)
+    assert det.p_value <= 1e-6
+    assert det.segments and all(s.payload == payload for s in det.segments)
+
+
+def test_correlation_names_no_payload_that_was_not_issued(noisy_speech) -> None:
+    key, payload, audio = noisy_speech
+    others = [np.random.default_rng(i).bytes(8).hex() for i in range(2000)]
+    det = detect(audio, key, search=False, known=PayloadSet(others, decoys=10**6))
+    assert not det.found and det.payload is None
+    assert det.details["issued_correlation_tests"] >= 4
+    assert det.details["issued_correlation_z"] < 6.0
+    wrong_key = detect(audio, WatermarkKey(bytes([9]) * 32), search=False, known=PayloadSet([payload]))
+    assert not wrong_key.found and wrong_key.payload is None

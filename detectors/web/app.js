@@ -170,7 +170,7 @@
 
     const wm = (report.watermark || []).find((w) => w.found);
     fillFacts($("store"), [
-      ["Watermark", wm ? `found (p = ${Number(wm.p_value).toExponential(1)}), payload ${(wm.payloads || []).join(", ") || "unreadable"}`
+      ["Watermark", wm ? `found (p = ${Number(wm.p_value).toExponential(1)}${wm.store_confirmed ? ", confirmed by an issued payload" : ""}), payload ${(wm.payloads || []).join(", ") || "unreadable"}`
         : ((report.watermark || []).length ? "not found" : "not checked")],
       ["Record", stored ? stored.record_id : null],
       ["Binding", stored ? stored.binding : null],

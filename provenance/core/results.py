@@ -33,13 +33,14 @@ class Detection:
     payload: str | None
     """Decoded user payload as lower-case hex (CRC verified), or None. When the caller passed the
     issued payloads (``detect(..., known=...)``) it may instead be one of them, matched by a long
-    list of decoding paths: ``details["payload_source"] == "issued_payloads"``, with
+    list of decoding paths (``details["payload_source"] == "issued_payloads"``) or by correlating
+    every issued codeword with the soft values (``"issued_correlation"``), with
     ``details["issued_false_match_bound"]`` (:mod:`provenance.watermark.known`)."""
     p_value: float
     """Probability of a presence score at least this high in an unmarked file or with a wrong key,
     corrected for the search over alignments, speeds and pitches; where the payload decoded at the
-    best alignment, combined with the chance of its CRC passing by accident (payload confirmation,
-    docs/watermark.md)."""
+    best alignment (or, with the issued payloads, matched one of them), combined with the chance of
+    that happening by accident (payload confirmation, docs/watermark.md)."""
     bit_confidence: float
     """Mean agreement of the soft payload bits with the decoded codeword, 0 (chance) to 1 (certain)."""
     segments: tuple[Segment, ...] = ()

@@ -320,6 +320,23 @@ class ManifestStore:
                 found.update(r.payload for r in rows)
         return found
 
+    def iter_payloads(self, algorithm: str, batch: int = 10_000) -> Iterator[str]:
+        """Every payload (hex) issued under ``algorithm``, reserved or published, in batches of
+        ``batch`` rows (the connection is not held between batches)."""
+        after = ""
+        while True:
+            with self._read("list payloads") as conn:
+                rows = conn.execute(
+                    sa.select(manifests.c.payload)
+                    .where(manifests.c.algorithm == algorithm, manifests.c.payload > after)
+                    .order_by(manifests.c.payload)
+                    .limit(batch)
+                ).all()
+            if not rows:
+                return
+            yield from (r.payload for r in rows)
+            after = rows[-1].payload
+
     def count_issued(self, algorithm: str) -> int:
         """Number of payloads issued under ``algorithm``, reserved or published."""
         return self._count(manifests.c.algorithm == algorithm)
@@ -358,6 +375,10 @@ class IssuedPayloads:
     def find(self, payloads: Sequence[str]) -> set[str]:
         with self._lock:
             return self._store.find_payloads(self._algorithm, payloads)
+
+    def payloads(self) -> Iterator[str]:
+        """Every payload issued under the algorithm (for correlation with their codewords)."""
+        return self._store.iter_payloads(self._algorithm)
 
 
 def open_store(settings: Settings) -> ManifestStore:

@@ -56,7 +56,15 @@ from provenance.watermark.echo import cancel_echo, find_echo
 from provenance.watermark.embed import bits_to_hex
 from provenance.watermark.keys import WatermarkKey, as_key
 from provenance.watermark.known import LIST_SIZE as KNOWN_LIST_SIZE
-from provenance.watermark.known import MAX_FALSE_MATCH, KnownPayloads, false_match_bound
+from provenance.watermark.known import (
+    MAX_FALSE_MATCH,
+    IssuedList,
+    KnownPayloads,
+    KNOWN_READINGS,
+    best_correlation,
+    correlation_bound,
+    false_match_bound,
+)
 from provenance.watermark.layout import (
     DEFAULT_PARAMS,
     Layout,
@@ -407,6 +415,17 @@ def _confirmed_p_value(p: float, decoded: bool) -> float:
     return min(1.0, p / (1.0 - CONFIRM_SHARE))
 
 
+def _store_confirmed_p_value(p: float, false_match: float) -> float:
+    """The p-value of a mark whose presence p-value ``p`` missed the threshold but whose soft
+    values matched an issued payload with false-match bound ``false_match``.
+
+    Without the mark, the issued payloads are random numbers drawn independently of the file, so
+    a match happens with probability at most ``false_match`` whatever the presence test read;
+    the confirmed route (a CRC that passed, or an issued payload) then has probability at most
+    ``p * (CRC_PASS_BOUND + false_match)``, and it keeps its ``CONFIRM_SHARE`` of the budget."""
+    return min(1.0, p * (CRC_PASS_BOUND + false_match) / CONFIRM_SHARE)
+
+
 def _null_scale(z: np.ndarray, best: tuple[int, int]) -> tuple[float, float]:
     """Robust (location, spread) of z over alignments away from the best one."""
     ph, off = best
@@ -599,17 +618,30 @@ def _decode(
 
 def _decode_known(
     readings: list[tuple[_Grouped, list[np.ndarray]]], layout: Layout, known: KnownPayloads
-) -> tuple[np.ndarray | None, float, dict]:
+) -> tuple[np.ndarray | None, float, dict, np.ndarray | None]:
     """Match a file against the issued payloads (:mod:`.known`), from one or more readings of it
-    (grouped statistics, with the block-phase assignments to try, the most likely first): for
-    each assignment rank and each reading, the ``KNOWN_LIST_SIZE`` best paths of the plain and of
-    the channel-state soft values, whose CRC passes are looked up in ``known``; the first issued
-    payload ends the search. Returns (payload bits or None, bit confidence, details with the
-    number of candidates looked up and, for a match, the bound on its being false)."""
+    (grouped statistics, with the block-phase assignments to try, the most likely first).
+
+    First, for each assignment rank and each reading, the ``KNOWN_LIST_SIZE`` best paths of the
+    plain and of the channel-state soft values, whose CRC passes are looked up in ``known``; the
+    first issued payload ends the search. Then, when ``known`` can list its payloads
+    (:class:`~provenance.watermark.known.IssuedList`), every issued codeword is scored against
+    each of those soft vectors (:func:`~provenance.watermark.known.best_correlation`), and the
+    best is taken if the bound on its being a false match is small enough. Returns (payload bits
+    or None, bit confidence, details with the number of candidates looked up and, for a match,
+    its route and the bound on its being false, the matched codeword's symbols or None)."""
     p = layout.params
     options = [(g, g.w * np.cos(2 * np.pi * g.r), phases) for g, phases in readings]
     records = known.count()
     looked_up: set[str] = set()
+    softs: list[tuple[np.ndarray, _Grouped, np.ndarray]] = []  # (soft vector, reading, assignment)
+
+    def matched(payload: np.ndarray, g: _Grouped, rep_phases: np.ndarray, info: dict) -> tuple:
+        expected = _expected_symbols(layout, payload ^ layout.scramble, rep_phases)
+        conf = _bit_confidence(g, _codeword_agreement(g, expected), layout)
+        return payload, conf, {"issued_candidates": len(looked_up), "issued_records": records,
+                               "issued_correlation_tests": len(softs), **info}, expected
+
     for rank in range(p.block_phases):
         for g, terms, phase_options in options:
             if rank >= len(phase_options):
@@ -620,6 +652,7 @@ def _decode_known(
             best = ecc.viterbi_decode(plain, p.payload_bits + ecc.CRC_BITS)[0][: p.payload_bits]
             csi = _coded_soft(_channel_state_soft(g, _expected_symbols(layout, best, rep_phases)), roles, p.coded_bits)
             for soft in (plain, csi):
+                softs.append((soft, g, rep_phases))
                 listed, _ = ecc.crc_candidates(soft, p.payload_bits, KNOWN_LIST_SIZE)
                 hexes = [h for h in dict.fromkeys(bits_to_hex(b ^ layout.scramble) for b in listed)
                          if h not in looked_up]
@@ -628,20 +661,36 @@ def _decode_known(
                 # Each candidate looked up adds to the chance of a false match: stop before the
                 # bound would pass the limit.
                 if false_match_bound(len(looked_up) + len(hexes), records) > MAX_FALSE_MATCH:
-                    return None, 0.0, {"issued_candidates": len(looked_up)}
+                    return None, 0.0, {"issued_candidates": len(looked_up)}, None
                 looked_up.update(hexes)
                 issued = known.find(hexes)
                 match = next((h for h in hexes if h in issued), None)
                 if match is None:
                     continue
                 payload = np.unpackbits(np.frombuffer(bytes.fromhex(match), dtype=np.uint8))
-                expected = _expected_symbols(layout, payload ^ layout.scramble, rep_phases)
-                conf = _bit_confidence(g, _codeword_agreement(g, expected), layout)
-                return payload, conf, {
-                    "payload_source": "issued_payloads", "issued_candidates": len(looked_up),
-                    "issued_records": records,
-                    "issued_false_match_bound": false_match_bound(len(looked_up), records)}
-    return None, 0.0, {"issued_candidates": len(looked_up)}
+                return matched(payload, g, rep_phases, {
+                    "payload_source": "issued_payloads",
+                    "issued_false_match_bound": false_match_bound(len(looked_up), records)})
+    info: dict = {"issued_candidates": len(looked_up), "issued_correlation_tests": 0}
+    if not isinstance(known, IssuedList) or not softs:
+        return None, 0.0, info, None
+    stacked = np.stack([s for s, _, _ in softs])
+    match, z = best_correlation(known, stacked, layout.scramble)
+    info["issued_correlation_tests"] = len(softs)
+    corr_bound = correlation_bound(stacked, z, records)
+    bound = false_match_bound(len(looked_up), records) + corr_bound
+    # A file is matched from at most KNOWN_READINGS readings (_readings_of), each with this
+    # share of the limit, so the whole detection keeps to MAX_FALSE_MATCH.
+    if match is None or bound > MAX_FALSE_MATCH / KNOWN_READINGS:
+        return None, 0.0, {**info, "issued_correlation_z": z}, None
+    payload = np.unpackbits(np.frombuffer(bytes.fromhex(match), dtype=np.uint8))
+    bits = payload ^ layout.scramble
+    signs = 1.0 - 2.0 * ecc.encode_payload(bits).astype(np.float64)
+    # The reading and assignment the match agrees with best name its symbols and confidence.
+    _, g, rep_phases = max(softs, key=lambda item: float(signs @ item[0]) / max(float(np.linalg.norm(item[0])), 1e-30))
+    return matched(payload, g, rep_phases, {
+        "payload_source": "issued_correlation", "issued_correlation_z": z,
+        "issued_correlation_bound": corr_bound, "issued_false_match_bound": bound})
 
 
 def _phase_options(parts: list[np.ndarray], layout: Layout) -> list[np.ndarray]:
@@ -863,9 +912,9 @@ def detect_features(
                "search_noise_floor": wdet.details["noise_floor"]}
     best = dataclasses.replace(best, details=details)
     if not warped:
-        # The unedited reading: found without its payload (the issued payloads may name it), or
-        # not found, and then there is nothing to name.
-        return unedited(best) if best.found else best
+        # The unedited reading: found without its payload, or not found (the issued payloads may
+        # name it, and confirm a mark that nearly passed the presence test).
+        return unedited(best)
     return _with_issued_payload(best, lambda kn: iter([
         _detect_in(warped_feat, layout, tables, threshold=threshold, duration_s=duration_s,
                    hypotheses=search_hypotheses(), warp=warp, start_s=start / params.analysis_rate_hz, known=kn)]),
@@ -922,28 +971,49 @@ def _readings_of(
 def _with_issued_payload(
     det: Detection, rereads: Callable[[KnownPayloads], Iterator[Detection]], known: KnownPayloads | None
 ) -> Detection:
-    """``det``, with the payload named by matching against the issued payloads when the mark is
-    found but its payload did not decode (:mod:`provenance.watermark.known`). ``rereads`` runs
-    the reading ``det`` reports again with ``known`` (the detector is deterministic, so it finds
-    the same alignment and pieces), then any other reading worth trying. Only the payload, its
-    confidence, the segments' payloads and ``details`` change; ``found`` and the p-value do not."""
-    if known is None or not det.found or det.payload is not None:
+    """``det``, with the payload named by matching against the issued payloads when its payload
+    did not decode (:mod:`provenance.watermark.known`). ``rereads`` runs the reading ``det``
+    reports again with ``known`` (the detector is deterministic, so it finds the same alignment
+    and pieces), then any other reading worth trying. For a found mark only the payload, its
+    confidence, the segments' payloads and ``details`` change. A mark whose presence p-value
+    missed the threshold but is at most ``CONFIRM_P_VALUE`` is found when an issued payload
+    confirms it (:func:`_store_confirmed_p_value`, with the false-match bound over every reading
+    tried)."""
+    if known is None or det.payload is not None:
         return det
-    candidates = 0
+    if not det.found and float(det.details.get("presence_p_value", 1.0)) > CONFIRM_P_VALUE:
+        return det
+    candidates = tests = 0
+    best_z = 0.0
     for again in rereads(known):
         candidates += int(again.details.get("issued_candidates", 0))
-        if again.details.get("payload_source") != "issued_payloads":
+        tests += int(again.details.get("issued_correlation_tests", 0))
+        best_z = max(best_z, float(again.details.get("issued_correlation_z", 0.0)))
+        source = again.details.get("payload_source")
+        if source not in ("issued_payloads", "issued_correlation") or again.payload is None:
             continue
         records = int(again.details["issued_records"])
-        if false_match_bound(candidates, records) > MAX_FALSE_MATCH:  # over all the readings tried
+        bound = false_match_bound(candidates, records)  # over all the readings tried
+        if source == "issued_correlation":
+            bound += float(again.details["issued_correlation_bound"])
+        if bound > MAX_FALSE_MATCH:
             break
-        info = {"payload_source": "issued_payloads", "issued_candidates": candidates,
-                "issued_records": records, "issued_false_match_bound": false_match_bound(candidates, records)}
-        segments = tuple(seg if seg.payload is not None else dataclasses.replace(seg, payload=again.payload)
-                         for seg in det.segments)
-        return dataclasses.replace(det, payload=again.payload, bit_confidence=again.bit_confidence,
-                                   segments=segments, details={**det.details, **info})
-    return dataclasses.replace(det, details={**det.details, "issued_candidates": candidates})
+        info = {"payload_source": source, "issued_candidates": candidates, "issued_correlation_tests": tests,
+                "issued_records": records, "issued_false_match_bound": bound}
+        if source == "issued_correlation":
+            info["issued_correlation_z"] = again.details["issued_correlation_z"]
+            info["issued_correlation_bound"] = again.details["issued_correlation_bound"]
+        if det.found:
+            segments = tuple(seg if seg.payload is not None else dataclasses.replace(seg, payload=again.payload)
+                             for seg in det.segments)
+            return dataclasses.replace(det, payload=again.payload, bit_confidence=again.bit_confidence,
+                                       segments=segments, details={**det.details, **info})
+        pval = _store_confirmed_p_value(float(det.details["presence_p_value"]), bound)
+        if pval > det.threshold:
+            break
+        return dataclasses.replace(again, p_value=pval, details={**det.details, **again.details, **info})
+    return dataclasses.replace(det, details={**det.details, "issued_candidates": candidates,
+                                             "issued_correlation_tests": tests, "issued_correlation_z": best_z})
 
 
 def _timeline_features(
@@ -1171,14 +1241,28 @@ def _detect_in(
                 conf = joint_conf
                 segments = _segments_of_joint(payload, pieces, agreements, segments, seg_slots, segment, slot_s)
                 info = {**info, "joint_pieces": len(pieces)}
-    if found and payload is None and known is not None:
+    if payload is None and known is not None and (found or info["presence_p_value"] <= CONFIRM_P_VALUE):
         readings = [_whole_reading(feat, layout, info["phase"], info["offset_slots"])]
         if len(pieces) > 1:
             _, joint, options = _join_pieces(feat, layout, pieces)
             readings.append((joint, options))
-        payload_bits, known_conf, known_info = _decode_known(readings, layout, known)
-        info = {**info, **known_info}
-        if payload_bits is not None:
+        payload_bits, known_conf, known_info, expected = _decode_known(readings, layout, known)
+        if not found and payload_bits is not None:
+            # An issued payload confirms presence as a passed CRC does (see _confirmed_p_value):
+            # its codeword is independent of everything the presence test reads.
+            pval = _store_confirmed_p_value(info["presence_p_value"], known_info["issued_false_match_bound"])
+            found = pval <= threshold
+            if found:
+                ph, off = info["phase"], info["offset_slots"]
+                whole = np.ones(n_slots)  # nothing was masked: the first alignment missed
+                g = _grouped(feat, layout, ph, off, whole)
+                agree, w2 = _slot_agreement(g, _codeword_agreement(g, expected), layout)
+                segments = [segment(a, b, ph, agree, w2, bits_to_hex(payload_bits))
+                            for a, b in _segments_from_agreement(agree, w2, whole, slot_s)]
+                info = {**info, "store_confirmed": True}
+        counts = ("issued_candidates", "issued_correlation_tests", "issued_correlation_z")
+        info = {**info, **(known_info if found else {k: v for k, v in known_info.items() if k in counts})}
+        if found and payload_bits is not None:
             payload, conf = bits_to_hex(payload_bits), known_conf
             # Like a decoded whole-file payload, it names the segments that did not decode alone.
             segments = [seg if seg.payload is not None else dataclasses.replace(seg, payload=payload)

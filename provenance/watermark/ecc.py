@@ -53,6 +53,9 @@ def _build_trellis() -> tuple[np.ndarray, np.ndarray]:
 
 
 _OUT, _NEXT = _build_trellis()
+N_STATES = _N_STATES
+
+
 # Predecessor tables: for each next state, the two (state, input) pairs that lead to it.
 _PRED_STATE = np.zeros((_N_STATES, 2), dtype=np.int64)
 _PRED_INPUT = np.zeros((_N_STATES, 2), dtype=np.int64)
@@ -65,6 +68,14 @@ for _s in range(_N_STATES):
         _fill[_n] += 1
 # Antipodal expected outputs (+1 for bit 0, -1 for bit 1) along each predecessor branch.
 _PRED_SIGNS = 1.0 - 2.0 * _OUT[_PRED_STATE, _PRED_INPUT, :].astype(np.float64)  # (states, 2, 2)
+
+
+def trellis() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The encoder's trellis: output bits ``(states, inputs, 2)``, and for each state the two
+    (state, input) branches that lead to it, ``(states, 2)`` each."""
+    return _OUT, _PRED_STATE, _PRED_INPUT
+
+
 # Antipodal outputs of each (state, input) branch, float32, for the long list decoder.
 _SIGNS = 1.0 - 2.0 * _OUT.astype(np.float32)  # (states, inputs, 2)
 
@@ -198,6 +209,29 @@ def encode_payload(payload_bits: np.ndarray) -> np.ndarray:
     """Payload bits -> payload + CRC-16 -> convolutional codeword (0/1 array)."""
     payload_bits = np.asarray(payload_bits, dtype=np.uint8)
     return conv_encode(np.concatenate([payload_bits, crc16(payload_bits)]))
+
+
+@lru_cache(maxsize=4)
+def _codeword_affine(n_bits: int) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`encode_payload` as an affine map over GF(2): ``encode_payload(m) = m @ A + c (mod 2)``
+    for ``n_bits``-bit payloads (the CRC and the convolutional code are both linear)."""
+    zero = encode_payload(np.zeros(n_bits, dtype=np.uint8)).astype(np.float32)
+    rows = np.empty((n_bits, zero.size), dtype=np.float32)
+    for i in range(n_bits):
+        unit = np.zeros(n_bits, dtype=np.uint8)
+        unit[i] = 1
+        rows[i] = (encode_payload(unit) + zero) % 2
+    return rows, zero
+
+
+def encode_payloads(payloads: np.ndarray) -> np.ndarray:
+    """:func:`encode_payload` of every row of ``payloads`` ``(n, payload bits)``, at once: ``(n,
+    coded bits)`` of 0/1. (A float matrix product, exact: each sum counts at most 64 ones.)"""
+    a, c = _codeword_affine(payloads.shape[1])
+    ones = np.asarray(payloads, dtype=np.float32) @ a
+    ones += c
+    ones -= 2.0 * np.floor(ones * 0.5)
+    return ones.astype(np.uint8)
 
 
 def decode_payload(soft: np.ndarray, payload_bits: int, list_size: int = LIST_SIZE) -> tuple[np.ndarray, bool]:
