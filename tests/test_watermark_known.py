@@ -12,7 +12,7 @@ import pytest
 from benchmarks.attacks.registry import get_attack
 from provenance.core.io import read_audio
 from provenance.watermark import WatermarkKey, detect, ecc, embed, known
-from provenance.watermark.detect import CONFIRM_SHARE, CRC_PASS_BOUND
+from provenance.watermark.detect import CONFIRM_P_VALUE, CONFIRM_SHARE, CRC_PASS_BOUND
 from provenance.watermark.known import MAX_FALSE_MATCH, KnownPayloads, PayloadSet, false_match_bound
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
@@ -215,7 +215,7 @@ def test_correlation_with_the_issued_codewords_confirms_and_names_a_weak_mark(no
     bound = det.details["issued_false_match_bound"]
     assert bound <= MAX_FALSE_MATCH / known.KNOWN_READINGS
     # The confirmed route's p-value: presence x (a CRC passing by chance, or a false match).
-    assert det.p_value == pytest.approx(presence * (CRC_PASS_BOUND + bound) / CONFIRM_SHARE)
+    assert det.p_value == pytest.approx(presence * (CRC_PASS_BOUND + MAX_FALSE_MATCH) / CONFIRM_SHARE)
     assert det.p_value <= 1e-6
     assert det.segments and all(s.payload == payload for s in det.segments)
 
@@ -229,3 +229,22 @@ def test_correlation_names_no_payload_that_was_not_issued(noisy_speech) -> None:
     assert det.details["issued_correlation_z"] < 6.0
     wrong_key = detect(audio, WatermarkKey(bytes([9]) * 32), search=False, known=PayloadSet([payload]))
     assert not wrong_key.found and wrong_key.payload is None
+
+
+def test_with_the_issued_payloads_a_crc_confirmed_p_value_counts_a_false_match_too() -> None:
+    # The piano and choir under MP3 at 32 kbps: presence p ~ 1e-4, so the payload's CRC confirms
+    # the mark (key and payload drawn from seed 100). With the issued payloads the confirmed route
+    # also opens on a false match, and its p-value grows by that chance (0.2 %).
+    rng = np.random.default_rng(100)
+    key, payload = WatermarkKey(rng.bytes(32)), rng.bytes(8).hex()
+    marked = embed(read_audio(CORPUS / "music_ambient_piano_choir.flac"), key, payload)
+    audio = get_attack("mp3_32k").run(marked, np.random.default_rng(7)).audio
+    plain = detect(audio, key, search=False)
+    presence = plain.details["presence_p_value"]
+    assert plain.found and plain.payload == payload and plain.details["crc_confirmed"]
+    assert 1e-6 < presence <= CONFIRM_P_VALUE
+    assert plain.p_value == pytest.approx(presence * CRC_PASS_BOUND / CONFIRM_SHARE)
+    det = detect(audio, key, search=False, known=PayloadSet([payload]))
+    assert det.found and det.payload == payload
+    assert det.p_value == pytest.approx(presence * (CRC_PASS_BOUND + MAX_FALSE_MATCH) / CONFIRM_SHARE)
+    assert det.p_value / plain.p_value == pytest.approx(1.0 + MAX_FALSE_MATCH / CRC_PASS_BOUND)
