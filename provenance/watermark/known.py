@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Iterator, Sequence
-from functools import lru_cache
 from typing import Protocol, runtime_checkable
 
 import numpy as np
