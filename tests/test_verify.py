@@ -11,6 +11,7 @@ import sys
 import tempfile
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -339,12 +340,13 @@ def test_cli_as_a_real_process(verify_env: VerifyEnv) -> None:
     os.rmdir(env["TMPDIR"])
 
 
-def test_a_damaged_sparse_file_gets_its_credentials_through_the_issued_payloads(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The impacts clip is 61 % digital silence, so its mark holds few repetitions of each coded
-    bit; high-passed at 500 Hz, the mark is still found but its payload no longer decodes on its
-    own. The verifier matches it against the store's issued payloads and recovers the record."""
+def _marked_then_attacked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, clip_name: str, title: str, payload: str, attack: str,
+    seed: int,
+) -> tuple[Any, Any, Path]:
+    """Mark a corpus clip through a test home (FIXED_KEY) whose store issues ``payload``, apply a
+    registered attack with ``seed``, and write the result as 24-bit WAV. Returns (settings, the
+    mark result, the attacked file)."""
     from benchmarks.attacks.registry import get_attack
     from provenance.core.audio import Audio
     from provenance.core.io import read_audio, write_audio
@@ -352,23 +354,33 @@ def test_a_damaged_sparse_file_gets_its_credentials_through_the_issued_payloads(
     from provenance.store.repository import ManifestStore
     from tests._verify_fixtures import FIXED_KEY, _init_home
 
-    payload = "1032547698badcfe"  # with FIXED_KEY: found, undecodable, in the long list (test_watermark_known)
-
     def fixed_payload(self: ManifestStore, record_id: str, algorithm: str, *, attempts: int = 16) -> str:
         self.reserve(record_id, algorithm, payload)
         return payload
 
     monkeypatch.setattr(ManifestStore, "reserve_payload", fixed_payload)
     settings = _init_home(tmp_path / "home", FIXED_KEY)
-    clip = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "foley_impacts_24bit.wav"
-    res = mark(clip, tmp_path / "marked.wav", settings=settings, generated=True, title="impacts")
+    clip = Path(__file__).resolve().parents[2] / "shared" / "corpus" / clip_name
+    res = mark(clip, tmp_path / "marked.wav", settings=settings, generated=True, title=title)
     assert res.payload == payload
-    marked = read_audio(res.output)
-    attacked = get_attack("highpass_500").run(marked, np.random.default_rng(0)).audio
-    write_audio(tmp_path / "attacked.wav", Audio(attacked.samples, attacked.sample_rate, subtype="PCM_24"))
+    attacked = get_attack(attack).run(read_audio(res.output), np.random.default_rng(seed)).audio
+    out = tmp_path / "attacked.wav"
+    write_audio(out, Audio(attacked.samples, attacked.sample_rate, subtype="PCM_24"))
+    return settings, res, out
+
+
+def test_a_damaged_sparse_file_gets_its_credentials_through_the_issued_payloads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The impacts clip is 61 % digital silence, so its mark holds few repetitions of each coded
+    bit; high-passed at 500 Hz, the mark is still found but its payload no longer decodes on its
+    own. The verifier matches it against the store's issued payloads and recovers the record."""
+    payload = "1032547698badcfe"  # with FIXED_KEY: found, undecodable, in the long list (test_watermark_known)
+    settings, res, attacked = _marked_then_attacked(
+        tmp_path, monkeypatch, "foley_impacts_24bit.wav", "impacts", payload, "highpass_500", seed=0)
 
     with Verifier(settings) as v:
-        r = v.verify(tmp_path / "attacked.wav")
+        r = v.verify(attacked)
     assert r.verdict is Verdict.CREDENTIALS_RECOVERED_BY_WATERMARK
     assert r.watermark[0].found and r.watermark[0].payloads == (payload,)
     assert [(m.record_id, m.binding) for m in r.store] == [(res.record.id, "soft")]
@@ -376,7 +388,7 @@ def test_a_damaged_sparse_file_gets_its_credentials_through_the_issued_payloads(
 
     # Without the match (no window allowed to try it) the same file names no payload.
     with Verifier(settings, limits=VerifyLimits(issued_match_windows=0)) as v:
-        r = v.verify(tmp_path / "attacked.wav")
+        r = v.verify(attacked)
     assert r.verdict is Verdict.WATERMARK_ONLY
     assert r.watermark[0].found and r.watermark[0].payloads == ()
 
@@ -388,33 +400,17 @@ def test_a_mark_buried_in_noise_is_confirmed_and_named_by_the_issued_payloads(
     (p ~ 6e-6 against the 1e-6 threshold). The issued payload's codeword correlates with the soft
     values well beyond what any of a million random records could (z ~ 7.8), which confirms the
     mark and names its record."""
-    from benchmarks.attacks.registry import get_attack
-    from provenance.core.audio import Audio
-    from provenance.core.io import read_audio, write_audio
-    from provenance.mark import mark
-    from provenance.store.repository import ManifestStore
-    from tests._verify_fixtures import FIXED_KEY, _init_home
-
     payload = "489735e63ecc15ff"  # with FIXED_KEY and this noise: not found alone, matched by correlation
-
-    def fixed_payload(self: ManifestStore, record_id: str, algorithm: str, *, attempts: int = 16) -> str:
-        self.reserve(record_id, algorithm, payload)
-        return payload
-
-    monkeypatch.setattr(ManifestStore, "reserve_payload", fixed_payload)
-    settings = _init_home(tmp_path / "home", FIXED_KEY)
-    clip = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "speech_female_48k_mono_channel_names.flac"
-    res = mark(clip, tmp_path / "marked.wav", settings=settings, generated=True, title="speech")
-    assert res.payload == payload
-    attacked = get_attack("noise_white_20db").run(read_audio(res.output), np.random.default_rng(0)).audio
-    write_audio(tmp_path / "noisy.wav", Audio(attacked.samples, attacked.sample_rate, subtype="PCM_24"))
+    settings, res, noisy = _marked_then_attacked(
+        tmp_path, monkeypatch, "speech_female_48k_mono_channel_names.flac", "speech", payload, "noise_white_20db",
+        seed=0)
 
     with Verifier(settings, limits=VerifyLimits(issued_match_windows=0)) as v:
-        alone = v.verify(tmp_path / "noisy.wav")
+        alone = v.verify(noisy)
     assert not alone.watermark[0].found
 
     with Verifier(settings) as v:
-        r = v.verify(tmp_path / "noisy.wav")
+        r = v.verify(noisy)
     assert r.verdict is Verdict.CREDENTIALS_RECOVERED_BY_WATERMARK
     assert r.watermark[0].found and r.watermark[0].payloads == (payload,)
     assert r.watermark[0].p_value <= 1e-6 and r.watermark[0].store_confirmed
