@@ -260,7 +260,7 @@ def _search_watermark(
     from provenance.core.audio import Audio
     from provenance.watermark import detect
     from provenance.watermark.detect import CONFIRM_P_VALUE
-    from provenance.watermark.known import false_match_bound
+    from provenance.watermark.known import IssuedList, false_match_bound
 
     searches = [_KeySearch(key=k) for k in keyring]
     chunks = iter_mono(
@@ -283,15 +283,19 @@ def _search_watermark(
             matched[0] += 1
             return matched[0] <= limits.issued_match_windows * max(1, len(searches))
 
-    def one(s: _KeySearch, x: np.ndarray, offset_s: float, search: bool = True) -> Any | None:
+    listing = isinstance(known, IssuedList)
+
+    def one(s: _KeySearch, x: np.ndarray, offset_s: float, search: bool = True, whole: bool = True) -> Any | None:
         try:
             audio = Audio(x[np.newaxis, :], stats.sample_rate)
             det = detect(audio, s.key, search=search)
             near = det.found or float(det.details.get("presence_p_value", 1.0)) <= CONFIRM_P_VALUE
-            if known is not None and near and det.payload is None and may_match():
+            if known is not None and (near or (listing and whole)) and det.payload is None and may_match():
                 # The same reading again (the detector is deterministic), now also matched
                 # against the issued payloads: only windows found, or nearly found (an issued
-                # payload can confirm those), without a payload pay for it.
+                # payload can confirm those), without a payload pay for it; with a store that
+                # lists its payloads, every whole window without one (a strong correlation with
+                # an issued codeword can confirm a mark the presence test missed).
                 try:
                     det = detect(audio, s.key, search=search, known=known)
                 except StoreError as exc:
@@ -340,7 +344,7 @@ def _search_watermark(
                     continue
                 # Sub-windows look for splices and faint marks on the timeline the whole window
                 # was tested on; the speed and pitch search ran on the whole window.
-                d2 = one(s, part, offset_s + k / sr, search=False)
+                d2 = one(s, part, offset_s + k / sr, search=False, whole=False)
                 if d2 is not None:
                     out.append((s, d2, offset_s + k / sr))
         return out

@@ -4,6 +4,7 @@ manifest store as that set."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +13,7 @@ import pytest
 from benchmarks.attacks.registry import get_attack
 from provenance.core.io import read_audio
 from provenance.watermark import WatermarkKey, detect, ecc, embed, known
-from provenance.watermark.detect import CONFIRM_P_VALUE, CONFIRM_SHARE, CRC_PASS_BOUND
+from provenance.watermark.detect import CONFIRM_P_VALUE, CONFIRM_SHARE, CRC_PASS_BOUND, MATCH_SHARE
 from provenance.watermark.known import MAX_FALSE_MATCH, KnownPayloads, PayloadSet, false_match_bound
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
@@ -20,6 +21,26 @@ KEY = WatermarkKey(bytes(range(32)))
 PAYLOAD = "1032547698badcfe"
 """With this key and payload, the sparse impacts clip high-passed at 500 Hz is found (p ~ 1e-20)
 but no path of the detector's short list passes the CRC; the right one is in the long list."""
+
+
+def _matched(presence: float, corr_bound: float) -> float:
+    """The matched route's p-value, written out: P(U * B <= q) = q (1 - ln q) for independent
+    uniform U and B, over at most KNOWN_READINGS readings, in MATCH_SHARE of the budget."""
+    q = presence * corr_bound
+    return known.KNOWN_READINGS * q * (1.0 - np.log(q)) / MATCH_SHARE
+
+
+class _FindOnly:
+    """Issued payloads that can be looked up but not listed (no correlation, no matched route)."""
+
+    def __init__(self, payloads: list[str]) -> None:
+        self._payloads = set(payloads)
+
+    def count(self) -> int:
+        return len(self._payloads)
+
+    def find(self, payloads):
+        return {p for p in payloads if p in self._payloads}
 
 
 def _noisy_codeword(seed: int, erased: float, sigma: float) -> tuple[np.ndarray, np.ndarray]:
@@ -93,8 +114,10 @@ def test_detector_names_the_issued_payload_of_a_found_mark(damaged) -> None:
     assert plain.found and plain.payload is None
     det = detect(damaged, KEY, search=False, known=PayloadSet([PAYLOAD], decoys=10**6))
     assert det.payload == PAYLOAD
-    # Only the payload changes: the presence test and its p-value are the plain detector's.
-    assert det.found and det.p_value == plain.p_value
+    # The presence test is the plain detector's; the issued payload also confirms the mark, so
+    # the p-value is the better of the routes open to it.
+    assert det.found and det.p_value < plain.p_value
+    assert det.details["presence_p_value"] == plain.details["presence_p_value"]
     assert det.details["payload_source"] == "issued_payloads"
     assert det.details["issued_records"] == 10**6 + 1
     n = det.details["issued_candidates"]
@@ -214,10 +237,75 @@ def test_correlation_with_the_issued_codewords_confirms_and_names_a_weak_mark(no
     assert det.details["store_confirmed"] and det.details["issued_correlation_z"] > 7.0
     bound = det.details["issued_false_match_bound"]
     assert bound <= MAX_FALSE_MATCH / known.KNOWN_READINGS
-    # The confirmed route's p-value: presence x (a CRC passing by chance, or a false match).
-    assert det.p_value == pytest.approx(presence * (CRC_PASS_BOUND + MAX_FALSE_MATCH) / CONFIRM_SHARE)
+    # The better of two routes: the confirmed one, presence x (a CRC passing by chance, or a false
+    # match); and the matched one, presence x the correlation's bound (the law of a product).
+    confirmed = presence * (CRC_PASS_BOUND + MAX_FALSE_MATCH) / CONFIRM_SHARE
+    assert det.p_value == pytest.approx(min(confirmed, _matched(presence, det.details["issued_correlation_bound"])))
     assert det.p_value <= 1e-6
     assert det.segments and all(s.payload == payload for s in det.segments)
+
+
+@pytest.mark.parametrize("clip, attack", [("foley_impacts_24bit.wav", "opus_16k"),
+                                          ("music_ambient_piano_choir.flac", "noise_pink_20db")])
+def test_a_strong_correlation_confirms_a_mark_the_presence_test_missed_by_far(clip, attack) -> None:
+    # Opus at 16 kbps on the sparse impacts (presence p ~ 0.01) and pink noise at 20 dB on the
+    # piano and choir (p ~ 0.02): the pilots are weak, but the issued payload's codeword scores
+    # z 8.7 and 7.3 against a million records, whose bound times the presence p-value confirms
+    # the mark (key and payload drawn from seed 100).
+    rng = np.random.default_rng(100)
+    key, payload = WatermarkKey(rng.bytes(32)), rng.bytes(8).hex()
+    audio = get_attack(attack).run(embed(read_audio(CORPUS / clip), key, payload), np.random.default_rng(7)).audio
+    plain = detect(audio, key, search=False)
+    presence = plain.details["presence_p_value"]
+    assert not plain.found and CONFIRM_P_VALUE < presence < 0.1 and plain.p_value == presence
+    decoys = [f"{i:016x}" for i in range(1, 1000)]
+    det = detect(audio, key, search=False, known=PayloadSet([payload, *decoys], decoys=10**6))
+    assert det.found and det.payload == payload and det.details["store_confirmed"]
+    assert det.details["payload_source"] == "issued_correlation"
+    assert det.details["issued_false_match_bound"] <= MAX_FALSE_MATCH / known.KNOWN_READINGS
+    assert det.p_value == pytest.approx(_matched(presence, det.details["issued_correlation_bound"]))
+    assert det.p_value <= 1e-6
+    assert det.segments and all(s.payload == payload for s in det.segments)
+    # Without its payload among the issued ones nothing is named, and the presence test alone
+    # keeps what the matched route leaves of the budget; a store that cannot list its payloads
+    # opens no matched route and takes nothing.
+    others = detect(audio, key, search=False, known=PayloadSet(decoys, decoys=10**6))
+    assert not others.found and others.payload is None
+    assert others.p_value == pytest.approx(presence / (1.0 - MATCH_SHARE))
+    find_only = detect(audio, key, search=False, known=_FindOnly([payload]))
+    assert not find_only.found and find_only.payload is None and find_only.p_value == presence
+
+
+def test_the_routes_with_a_listing_store_keep_p_values_valid() -> None:
+    """Without the mark: presence p-value U, a CRC passing or a list match with probability
+    CRC_PASS_BOUND + MAX_FALSE_MATCH, and a correlation bound B, each independent and uniform.
+    The p-value the detector reports (the best route open) must satisfy P(p <= x) <= x. Taking
+    the matched route's tail without its share of the budget (as a check that this test can fail)
+    breaks that by 10 % or more at these levels."""
+    detect_module = sys.modules["provenance.watermark.detect"]
+    rng = np.random.default_rng(11)
+    n = 400_000
+    # U and B log-uniform on [1e-12, 1] and [1e-24, 1], reweighted to the uniform law
+    u = 10.0 ** rng.uniform(-12.0, 0.0, n)
+    b = 10.0 ** rng.uniform(-24.0, 0.0, n)
+    weight = u * np.log(1e12) * b * np.log(1e24)
+    confirmed = rng.random(n) < CRC_PASS_BOUND + MAX_FALSE_MATCH
+    named = b <= MAX_FALSE_MATCH / known.KNOWN_READINGS
+    rates = {}
+    for split in (True, False):
+        p = np.ones(n)
+        for i in range(n):
+            x, y = float(u[i]), float(b[i])
+            routes = [detect_module._presence_p_value(x, listing=split)]
+            if confirmed[i] and x <= CONFIRM_P_VALUE:
+                routes.append(detect_module._store_confirmed_p_value(x))
+            if confirmed[i] or named[i]:
+                q = x * y
+                routes.append(detect_module._issued_p_value(x, y) if split else q * (1.0 - np.log(q)))
+            p[i] = min(routes)
+        rates[split] = [float(np.mean(weight * (p <= x))) / x for x in (1e-8, 1e-7, 1e-6)]
+    assert max(rates[True]) <= 1.02, rates
+    assert min(rates[False]) > 1.1, rates
 
 
 def test_correlation_names_no_payload_that_was_not_issued(noisy_speech) -> None:

@@ -408,11 +408,54 @@ def _confirmed_p_value(p: float, decoded: bool) -> float:
     the route with a payload (``CONFIRM_SHARE``) and the one without keeps the result a p-value:
     ``P(result <= x) <= x``. Above ``CONFIRM_P_VALUE`` nothing changes.
     """
-    if p > CONFIRM_P_VALUE:
-        return p
-    if decoded:
+    if decoded and p <= CONFIRM_P_VALUE:
         return p * CRC_PASS_BOUND / CONFIRM_SHARE
-    return min(1.0, p / (1.0 - CONFIRM_SHARE))
+    return _presence_p_value(p, listing=False)
+
+
+MATCH_SHARE = 0.05
+"""With issued payloads that can be listed (:class:`~provenance.watermark.known.IssuedList`),
+the share of the false-positive budget that goes to the matched route (:func:`_matched_p_value`).
+It is taken from the presence test alone (:func:`_presence_p_value`)."""
+
+
+def _presence_p_value(p: float, *, listing: bool) -> float:
+    """The p-value of a mark with presence p-value ``p`` and no payload that confirms it: the
+    presence test's share of the budget is what the confirmed routes leave, ``CONFIRM_SHARE`` where
+    they can open (``p <= CONFIRM_P_VALUE``) and ``MATCH_SHARE`` when the issued payloads can be
+    listed (``listing``: the matched route can open at any ``p``)."""
+    share = 1.0 - (MATCH_SHARE if listing else 0.0)
+    if p <= CONFIRM_P_VALUE:
+        share -= CONFIRM_SHARE
+    elif not listing:
+        return p
+    return min(1.0, p / share)
+
+
+def _product_tail(q: float) -> float:
+    """``P(U * B <= q)`` for independent ``U`` and ``B`` that are each at least uniform
+    (``P(U <= u) <= u``): ``q (1 - ln q)``, the law of the product of two uniforms."""
+    if q >= 1.0:
+        return 1.0
+    if q <= 0.0:
+        return 0.0
+    return min(1.0, q * (1.0 - math.log(q)))
+
+
+def _matched_p_value(p: float, corr_bound: float) -> float:
+    """The p-value of the matched route: presence p-value ``p``, and an issued codeword whose
+    correlation with the file has false-match bound ``corr_bound``
+    (:func:`~provenance.watermark.known.correlation_bound`, the bound evaluated at the best
+    score).
+
+    Without the mark, the issued payloads are random numbers drawn independently of the file, so
+    given the file (which fixes ``p`` and the soft vectors) ``P(corr_bound <= b) <= b``: the
+    bound is at least uniform, and independent of ``p``. Their product then has the tail of
+    :func:`_product_tail`; a file is matched from at most ``KNOWN_READINGS`` readings (a union
+    bound), and the route has ``MATCH_SHARE`` of the budget. A strong match thus confirms a mark
+    the presence test missed by far (a codec or a reverb can leave the pilots weak and the
+    codeword readable); a weak one still needs a presence p-value close to the threshold."""
+    return min(1.0, KNOWN_READINGS * _product_tail(p * corr_bound) / MATCH_SHARE)
 
 
 STORE_CONFIRM_BOUND = CRC_PASS_BOUND + MAX_FALSE_MATCH
@@ -431,6 +474,17 @@ def _store_confirmed_p_value(p: float) -> float:
     ``p * STORE_CONFIRM_BOUND``, and it keeps its ``CONFIRM_SHARE`` of the budget. (A CRC-decoded
     payload's p-value is therefore 0.2 % larger with the issued payloads than without.)"""
     return min(1.0, p * STORE_CONFIRM_BOUND / CONFIRM_SHARE)
+
+
+def _issued_p_value(p: float, corr_bound: float | None) -> float:
+    """The p-value of a mark with presence p-value ``p`` whose payload an issued payload names:
+    the better of the confirmed route (:func:`_store_confirmed_p_value`, open up to
+    ``CONFIRM_P_VALUE``) and, for a match by correlation (``corr_bound``, its bound; None for a
+    match from the decoder's list), the matched route (:func:`_matched_p_value`)."""
+    routes = [_store_confirmed_p_value(p)] if p <= CONFIRM_P_VALUE else []
+    if corr_bound is not None:
+        routes.append(_matched_p_value(p, corr_bound))
+    return min(routes, default=1.0)
 
 
 def _null_scale(z: np.ndarray, best: tuple[int, int]) -> tuple[float, float]:
@@ -624,64 +678,73 @@ def _decode(
 
 
 def _decode_known(
-    readings: list[tuple[_Grouped, list[np.ndarray]]], layout: Layout, known: KnownPayloads
+    readings: list[tuple[_Grouped, list[np.ndarray]]], layout: Layout, known: KnownPayloads, *, lists: bool = True
 ) -> tuple[np.ndarray | None, float, dict, np.ndarray | None]:
     """Match a file against the issued payloads (:mod:`.known`), from one or more readings of it
     (grouped statistics, with the block-phase assignments to try, the most likely first).
 
-    First, for each assignment rank and each reading, the ``KNOWN_LIST_SIZE`` best paths of the
-    plain and of the channel-state soft values, whose CRC passes are looked up in ``known``; the
-    first issued payload ends the search. Then, when ``known`` can list its payloads
-    (:class:`~provenance.watermark.known.IssuedList`), every issued codeword is scored against
-    each of those soft vectors (:func:`~provenance.watermark.known.best_correlation`), and the
-    best is taken if the bound on its being a false match is small enough. Returns (payload bits
-    or None, bit confidence, details with the number of candidates looked up and, for a match,
-    its route and the bound on its being false, the matched codeword's symbols or None)."""
+    The soft vectors are the plain and the channel-state soft values of each reading under each
+    assignment. First (when ``lists``: about 0.5 s per soft vector), for each assignment rank and
+    each reading, the ``KNOWN_LIST_SIZE`` best paths of those soft vectors, whose CRC passes are
+    looked up in ``known``; the first issued payload ends the search. Then, when ``known`` can
+    list its payloads (:class:`~provenance.watermark.known.IssuedList`), every issued codeword is
+    scored against all the soft vectors (:func:`~provenance.watermark.known.best_correlation`),
+    and the best is taken if the bound on its being a false match is small enough. With such a
+    ``known``, a match from the lists also gets its codeword's correlation and bound (over all the
+    soft vectors: at most the best issued codeword's, so the bound is conservative) for the
+    matched route (:func:`_matched_p_value`). Returns (payload bits or None, bit confidence,
+    details with the number of candidates looked up and, for a match, its route and the bound on
+    its being false, the matched codeword's symbols or None)."""
     p = layout.params
-    options = [(g, g.w * np.cos(2 * np.pi * g.r), phases) for g, phases in readings]
     records = known.count()
     looked_up: set[str] = set()
+    listing = isinstance(known, IssuedList)
     softs: list[tuple[np.ndarray, _Grouped, np.ndarray]] = []  # (soft vector, reading, assignment)
+    for rank in range(p.block_phases):
+        for g, phase_options in readings:
+            if rank >= len(phase_options):
+                continue
+            rep_phases = phase_options[rank]
+            roles = layout.role[rep_phases]
+            plain = _coded_soft(g.w * np.cos(2 * np.pi * g.r), roles, p.coded_bits)
+            best = ecc.viterbi_decode(plain, p.payload_bits + ecc.CRC_BITS)[0][: p.payload_bits]
+            csi = _coded_soft(_channel_state_soft(g, _expected_symbols(layout, best, rep_phases)), roles, p.coded_bits)
+            softs += [(plain, g, rep_phases), (csi, g, rep_phases)]
+    stacked = np.stack([s for s, _, _ in softs]) if softs else np.zeros((0, p.coded_bits))
+    unit = stacked / np.maximum(np.linalg.norm(stacked, axis=1, keepdims=True), 1e-30)
 
-    def matched(payload: np.ndarray, g: _Grouped, rep_phases: np.ndarray, info: dict) -> tuple:
+    def matched(hex_payload: str, info: dict) -> tuple:
+        payload = np.unpackbits(np.frombuffer(bytes.fromhex(hex_payload), dtype=np.uint8))
+        signs = 1.0 - 2.0 * ecc.encode_payload(payload ^ layout.scramble).astype(np.float64)
+        scores = unit @ signs
+        # The reading and assignment the match agrees with best name its symbols and confidence.
+        _, g, rep_phases = softs[int(np.argmax(scores))]
+        if listing and "issued_correlation_z" not in info:
+            z = float(scores.max())
+            info = {**info, "issued_correlation_z": z, "issued_correlation_bound": correlation_bound(stacked, z, records)}
         expected = _expected_symbols(layout, payload ^ layout.scramble, rep_phases)
         conf = _bit_confidence(g, _codeword_agreement(g, expected), layout)
         return payload, conf, {"issued_candidates": len(looked_up), "issued_records": records,
                                "issued_correlation_tests": len(softs), **info}, expected
 
-    for rank in range(p.block_phases):
-        for g, terms, phase_options in options:
-            if rank >= len(phase_options):
-                continue
-            rep_phases = phase_options[rank]
-            roles = layout.role[rep_phases]
-            plain = _coded_soft(terms, roles, p.coded_bits)
-            best = ecc.viterbi_decode(plain, p.payload_bits + ecc.CRC_BITS)[0][: p.payload_bits]
-            csi = _coded_soft(_channel_state_soft(g, _expected_symbols(layout, best, rep_phases)), roles, p.coded_bits)
-            for soft in (plain, csi):
-                softs.append((soft, g, rep_phases))
-                listed, _ = ecc.crc_candidates(soft, p.payload_bits, KNOWN_LIST_SIZE)
-                hexes = [h for h in dict.fromkeys(bits_to_hex(b ^ layout.scramble) for b in listed)
-                         if h not in looked_up]
-                if not hexes:
-                    continue
-                # Each candidate looked up adds to the chance of a false match: stop before the
-                # bound would pass the limit.
-                if false_match_bound(len(looked_up) + len(hexes), records) > MAX_FALSE_MATCH:
-                    return None, 0.0, {"issued_candidates": len(looked_up)}, None
-                looked_up.update(hexes)
-                issued = known.find(hexes)
-                match = next((h for h in hexes if h in issued), None)
-                if match is None:
-                    continue
-                payload = np.unpackbits(np.frombuffer(bytes.fromhex(match), dtype=np.uint8))
-                return matched(payload, g, rep_phases, {
-                    "payload_source": "issued_payloads",
-                    "issued_false_match_bound": false_match_bound(len(looked_up), records)})
+    for soft, _, _ in softs if lists else ():
+        listed, _ = ecc.crc_candidates(soft, p.payload_bits, KNOWN_LIST_SIZE)
+        hexes = [h for h in dict.fromkeys(bits_to_hex(b ^ layout.scramble) for b in listed) if h not in looked_up]
+        if not hexes:
+            continue
+        # Each candidate looked up adds to the chance of a false match: stop before the bound
+        # would pass the limit.
+        if false_match_bound(len(looked_up) + len(hexes), records) > MAX_FALSE_MATCH:
+            return None, 0.0, {"issued_candidates": len(looked_up)}, None
+        looked_up.update(hexes)
+        issued = known.find(hexes)
+        match = next((h for h in hexes if h in issued), None)
+        if match is not None:
+            return matched(match, {"payload_source": "issued_payloads",
+                                   "issued_false_match_bound": false_match_bound(len(looked_up), records)})
     info: dict = {"issued_candidates": len(looked_up), "issued_correlation_tests": 0}
-    if not isinstance(known, IssuedList) or not softs:
+    if not listing or not softs:
         return None, 0.0, info, None
-    stacked = np.stack([s for s, _, _ in softs])
     match, z = best_correlation(known, stacked, layout.scramble)
     info["issued_correlation_tests"] = len(softs)
     corr_bound = correlation_bound(stacked, z, records)
@@ -690,14 +753,8 @@ def _decode_known(
     # share of the limit, so the whole detection keeps to MAX_FALSE_MATCH.
     if match is None or bound > MAX_FALSE_MATCH / KNOWN_READINGS:
         return None, 0.0, {**info, "issued_correlation_z": z}, None
-    payload = np.unpackbits(np.frombuffer(bytes.fromhex(match), dtype=np.uint8))
-    bits = payload ^ layout.scramble
-    signs = 1.0 - 2.0 * ecc.encode_payload(bits).astype(np.float64)
-    # The reading and assignment the match agrees with best name its symbols and confidence.
-    _, g, rep_phases = max(softs, key=lambda item: float(signs @ item[0]) / max(float(np.linalg.norm(item[0])), 1e-30))
-    return matched(payload, g, rep_phases, {
-        "payload_source": "issued_correlation", "issued_correlation_z": z,
-        "issued_correlation_bound": corr_bound, "issued_false_match_bound": bound})
+    return matched(match, {"payload_source": "issued_correlation", "issued_correlation_z": z,
+                           "issued_correlation_bound": corr_bound, "issued_false_match_bound": bound})
 
 
 def _phase_options(parts: list[np.ndarray], layout: Layout) -> list[np.ndarray]:
@@ -982,24 +1039,26 @@ def _with_issued_payload(
     did not decode (:mod:`provenance.watermark.known`). ``rereads`` runs the reading ``det``
     reports again with ``known`` (the detector is deterministic, so it finds the same alignment
     and pieces), then any other reading worth trying. For a found mark only the payload, its
-    confidence, the segments' payloads and ``details`` change. A mark whose presence p-value
-    missed the threshold but is at most ``CONFIRM_P_VALUE`` is found when an issued payload
-    confirms it (:func:`_store_confirmed_p_value`, with the false-match bound over every reading
-    tried)."""
+    confidence, the segments' payloads, the p-value (the better of the routes open to it) and
+    ``details`` change. A mark the presence test missed is found when an issued payload
+    confirms it (:func:`_issued_p_value`, with the false-match bound over every reading tried).
+    When the issued payloads can be listed, the presence test alone keeps a smaller share of the
+    false-positive budget (:func:`_presence_p_value`), so a mark found only just, that no payload
+    confirms, can end up missed."""
     if known is None:
         return det
+    listing = isinstance(known, IssuedList)
     presence = float(det.details.get("presence_p_value", 1.0))
-    if det.payload is not None:
-        if det.found and det.details.get("crc_confirmed"):
-            # Confirmed by its CRC: with the issued payloads the confirmed route is wider.
-            pval = _store_confirmed_p_value(presence)
-            if pval > det.threshold:
-                return dataclasses.replace(det, found=False, payload=None, p_value=pval, bit_confidence=0.0,
-                                           segments=())
-            return dataclasses.replace(det, p_value=pval)
-        return det
-    if not det.found and presence > CONFIRM_P_VALUE:
-        return det
+    if det.details.get("crc_confirmed"):
+        # Its payload decoded (CRC): with the issued payloads the confirmed route is wider. If that
+        # is not enough, only the matched route is left to try.
+        det = _with_p_value(det, _store_confirmed_p_value(presence))
+        if det.found or not listing:
+            return det
+    else:
+        det = _with_p_value(det, _presence_p_value(presence, listing=listing))
+        if det.payload is not None or (not det.found and presence > CONFIRM_P_VALUE and not listing):
+            return det
     candidates = tests = 0
     best_z = 0.0
     for again in rereads(known):
@@ -1011,26 +1070,37 @@ def _with_issued_payload(
             continue
         records = int(again.details["issued_records"])
         bound = false_match_bound(candidates, records)  # over all the readings tried
+        corr_bound = again.details.get("issued_correlation_bound")  # with a store that lists its payloads
         if source == "issued_correlation":
-            bound += float(again.details["issued_correlation_bound"])
+            bound += float(corr_bound)
         if bound > MAX_FALSE_MATCH:
             break
         info = {"payload_source": source, "issued_candidates": candidates, "issued_correlation_tests": tests,
                 "issued_records": records, "issued_false_match_bound": bound}
-        if source == "issued_correlation":
+        if corr_bound is not None:
             info["issued_correlation_z"] = again.details["issued_correlation_z"]
-            info["issued_correlation_bound"] = again.details["issued_correlation_bound"]
+            info["issued_correlation_bound"] = corr_bound = float(corr_bound)
+        pval = _issued_p_value(float(again.details.get("presence_p_value", presence)), corr_bound)
         if det.found:
             segments = tuple(seg if seg.payload is not None else dataclasses.replace(seg, payload=again.payload)
                              for seg in det.segments)
             return dataclasses.replace(det, payload=again.payload, bit_confidence=again.bit_confidence,
-                                       segments=segments, details={**det.details, **info})
-        pval = _store_confirmed_p_value(presence)
-        if pval > det.threshold:
+                                       p_value=min(det.p_value, pval), segments=segments,
+                                       details={**det.details, **info})
+        if pval > det.threshold or not again.found:
             break
+        info["store_confirmed"] = True
         return dataclasses.replace(again, p_value=pval, details={**det.details, **again.details, **info})
     return dataclasses.replace(det, details={**det.details, "issued_candidates": candidates,
                                              "issued_correlation_tests": tests, "issued_correlation_z": best_z})
+
+
+def _with_p_value(det: Detection, pval: float) -> Detection:
+    """``det`` with p-value ``pval``, no longer found (nor reporting a payload or segments) when
+    that is above its threshold."""
+    if pval <= det.threshold or not det.found:
+        return dataclasses.replace(det, p_value=pval)
+    return dataclasses.replace(det, found=False, payload=None, p_value=pval, bit_confidence=0.0, segments=())
 
 
 def _timeline_features(
@@ -1260,16 +1330,22 @@ def _detect_in(
                 conf = joint_conf
                 segments = _segments_of_joint(payload, pieces, agreements, segments, seg_slots, segment, slot_s)
                 info = {**info, "joint_pieces": len(pieces)}
-    if payload is None and known is not None and (found or info["presence_p_value"] <= CONFIRM_P_VALUE):
+    near = found or info["presence_p_value"] <= CONFIRM_P_VALUE
+    # A payload that decoded without reaching the threshold can still be confirmed by the matched
+    # route (_matched_p_value), when the issued payloads can be listed.
+    unconfirmed = payload is None or (not found and isinstance(known, IssuedList))
+    if unconfirmed and known is not None and (near or isinstance(known, IssuedList)):
         readings = [_whole_reading(feat, layout, info["phase"], info["offset_slots"])]
         if len(pieces) > 1:
             _, joint, options = _join_pieces(feat, layout, pieces)
             readings.append((joint, options))
-        payload_bits, known_conf, known_info, expected = _decode_known(readings, layout, known)
+        # Far from the threshold only a strong correlation can confirm the mark: the decoder's
+        # long lists (seconds) are left out there.
+        payload_bits, known_conf, known_info, expected = _decode_known(readings, layout, known, lists=near)
         if not found and payload_bits is not None:
             # An issued payload confirms presence as a passed CRC does (see _confirmed_p_value):
             # its codeword is independent of everything the presence test reads.
-            pval = _store_confirmed_p_value(info["presence_p_value"])
+            pval = _issued_p_value(info["presence_p_value"], known_info.get("issued_correlation_bound"))
             found = pval <= threshold
             if found:
                 ph, off = info["phase"], info["offset_slots"]
