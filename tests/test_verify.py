@@ -417,3 +417,27 @@ def test_a_mark_buried_in_noise_is_confirmed_and_named_by_the_issued_payloads(
     assert r.to_dict()["watermark"][0]["store_confirmed"] is True
     assert [(m.record_id, m.binding) for m in r.store] == [(res.record.id, "soft")]
     assert any("named by matching against the payloads the manifest store has issued" in n for n in r.notes)
+
+
+def test_a_mark_the_presence_test_missed_by_far_is_confirmed_by_a_strong_correlation(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The sparse impacts clip after Opus at 16 kbps: the pilots are too weak for the presence
+    test (p ~ 0.02, far from the 1e-6 threshold and beyond what a match can confirm through the
+    confirmed route, 1e-3), but the issued payload's codeword correlates at z ~ 7.6. Against the
+    store's listed payloads, that correlation's bound times the presence p-value confirms the
+    mark (the matched route) and names its record."""
+    payload = "b69e1fba8bb33900"  # with FIXED_KEY and this attack: presence p 0.017, matched
+    settings, res, damaged = _marked_then_attacked(
+        tmp_path, monkeypatch, "foley_impacts_24bit.wav", "impacts", payload, "opus_16k", seed=0)
+
+    with Verifier(settings, limits=VerifyLimits(issued_match_windows=0)) as v:
+        alone = v.verify(damaged)
+    assert not alone.watermark[0].found and alone.watermark[0].p_value > 1e-3
+
+    with Verifier(settings) as v:
+        r = v.verify(damaged)
+    assert r.verdict is Verdict.CREDENTIALS_RECOVERED_BY_WATERMARK
+    assert r.watermark[0].found and r.watermark[0].payloads == (payload,)
+    assert r.watermark[0].p_value <= 1e-6 and r.watermark[0].store_confirmed
+    assert [(m.record_id, m.binding) for m in r.store] == [(res.record.id, "soft")]

@@ -1601,8 +1601,12 @@ def detect(
     :class:`~provenance.watermark.known.PayloadSet`), lets the detector name the payload of a
     mark that is found but too damaged to decode on its own, by matching a long list of
     decoding paths against them (:mod:`provenance.watermark.known`; ``details`` then holds
-    ``payload_source`` and the bound on a false match). It changes neither ``found`` nor the
-    p-value.
+    ``payload_source`` and the bound on a false match). An issued payload also confirms the
+    mark: one the presence test missed can then be found (``details["store_confirmed"]``), and a
+    found one reports the better p-value of the routes open to it. When ``known`` can list its
+    payloads (:class:`~provenance.watermark.known.IssuedList`), their codewords are correlated
+    with the file's soft values, and the presence test alone keeps a smaller share of the
+    false-positive budget (:func:`_presence_p_value`, :func:`_matched_p_value`).
     """
     audio.validate()
     x16 = resample(audio.mono(), audio.sample_rate, params.analysis_rate_hz)
