@@ -35,9 +35,10 @@ class FoleySealWatermarker(WatermarkerBase):
     Score = -log10(p_value) of the detection (p-values below 1e-300 count as 1e-300).
     With ``store_records`` set, it is the verifier's reading instead of the bare detector's: every
     payload it embeds is recorded as issued, in a simulated manifest store of that many records,
-    and the detector may name a found mark's payload by matching against them
-    (:mod:`provenance.watermark.known`). Same marks, same presence test; only payloads that do not
-    decode on their own can differ.
+    and the detector may name a mark's payload by matching against them, and so confirm a mark
+    the presence test missed (:mod:`provenance.watermark.known`). Same marks, same presence
+    test; payloads that do not decode on their own, and p-values (the presence test alone keeps
+    a smaller share of the budget, the store's routes take the rest), can differ.
     With ``run_stride`` > 1 it embeds and reads a variant of the format whose runs are interleaved
     in time (``WatermarkParams.run_stride``), to compare that layout with the shipped one on the
     same trials. Its p-values use the shipped format's null law (not refitted for the variant);
