@@ -9,7 +9,12 @@ p-values of the test on the unedited timeline against the uniform distribution (
 :func:`calibration_summary`). When the test on the unedited timeline does not find the mark,
 the detector also searches speed, tempo and pitch changes (its p-value carries a union
 bound over the warps it could end on); detections count that search too, and the smallest
-search p-value is reported (``--no-search`` skips it).
+search p-value is reported (``--no-search`` skips it). With ``--store-payloads N`` every window
+is read as a verifier with the manifest store reads it: against ``N`` issued random payloads
+listed in memory, in a store counted as a million records (``provenance.watermark.known``), so
+the correlation with every issued codeword, and the routes by which a match confirms a mark,
+are part of each null trial; the largest correlation score and any payload the store named are
+reported.
 
 The detector reads the unedited timeline with two sets of reliabilities and reports the better
 reading (``detect._detect_timeline``), so the reported z is the better of two and the fit of
@@ -53,16 +58,29 @@ class NullTrial:
     """The detector's decision, the speed and pitch search included."""
     search_p_value: float
     """p-value of the best warp the search found (1.0 where it did not run)."""
+    store_z: float = 0.0
+    """Best correlation of an issued codeword with the window (0 where it did not run)."""
+    store_named: bool = False
+    """Whether the issued payloads named a payload (a false match, in a null trial)."""
 
 
-def _trial_batch(args: tuple[str, list[tuple[int, bool, float]], int, bool]) -> list[NullTrial]:
+STORE_RECORDS = 1_000_000
+"""Records the simulated store of ``--store-payloads`` is counted as (for the false-match bounds)."""
+
+
+def _trial_batch(args: tuple[str, list[tuple[int, bool, float]], int, bool, int]) -> list[NullTrial]:
     from provenance.core import io
     from provenance.watermark import WatermarkKey, detect, embed
+    from provenance.watermark.known import PayloadSet
 
-    path, specs, seed, search = args
+    path, specs, seed, search, store_payloads = args
     audio = io.read_audio(path)
     out: list[NullTrial] = []
     rng = np.random.default_rng(seed)
+    known = None
+    if store_payloads:
+        listed = [rng.bytes(8).hex() for _ in range(store_payloads)]
+        known = PayloadSet(listed, decoys=max(0, STORE_RECORDS - store_payloads))
     marked_audio = None
     for i, marked, window in specs:
         key = WatermarkKey(rng.bytes(32))
@@ -75,12 +93,13 @@ def _trial_batch(args: tuple[str, list[tuple[int, bool, float]], int, bool]) -> 
         w = min(n, int(window * src.sample_rate))
         start = int(rng.integers(0, n - w + 1))
         clip = src.with_samples(src.samples[:, start : start + w])
-        det = detect(clip, key, search=search)
+        det = detect(clip, key, search=search, known=known)
         d = det.details
         out.append(NullTrial(Path(path).name, marked, w / src.sample_rate, start / src.sample_rate,
                              float(d.get("unedited_z", d.get("z", 0.0))),
                              float(d.get("unedited_p_value", det.p_value)), det.found,
-                             float(d.get("search_p_value", 1.0))))
+                             float(d.get("search_p_value", 1.0)), float(d.get("issued_correlation_z", 0.0)),
+                             "payload_source" in d))
     return out
 
 
@@ -98,14 +117,16 @@ def fit_max_law(z: np.ndarray) -> tuple[float, float]:
     return float(np.exp(res.x[0])), float(res.x[1])
 
 
-def run(corpus: Path, trials: int, workers: int, seed: int = 0, search: bool = True) -> dict:
+def run(corpus: Path, trials: int, workers: int, seed: int = 0, search: bool = True, store_payloads: int = 0) -> dict:
+    """``trials`` null trials over the clips of ``corpus`` on ``workers`` processes; with
+    ``store_payloads``, read against that many issued payloads (see the module's docstring)."""
     files = [clip.path for clip in discover_clips(corpus)]
     rng = np.random.default_rng(seed)
     per_file: dict[str, list[tuple[int, bool, float]]] = {str(f): [] for f in files}
     for i in range(trials):
         f = files[i % len(files)]
         per_file[str(f)].append((i, bool(rng.integers(0, 2)), float(rng.choice(WINDOWS_S))))
-    jobs = [(f, specs, seed + k, search) for k, (f, specs) in enumerate(per_file.items()) if specs]
+    jobs = [(f, specs, seed + k, search, store_payloads) for k, (f, specs) in enumerate(per_file.items()) if specs]
     t0 = time.time()
     import multiprocessing as mp
 
@@ -122,6 +143,10 @@ def run(corpus: Path, trials: int, workers: int, seed: int = 0, search: bool = T
         "min_p_value": float(pvals.min()),
         "speed_pitch_search": search,
         "min_search_p_value": float(min(t.search_p_value for t in results)),
+        "store_payloads": store_payloads,
+        "store_records": STORE_RECORDS if store_payloads else 0,
+        "max_store_z": float(max(t.store_z for t in results)),
+        "store_named": int(sum(t.store_named for t in results)),
         "max_z": float(z.max()),
         "fitted_effective_alignments": k_hat,
         "fitted_null_z_scale": s_hat,
@@ -169,8 +194,10 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--no-search", action="store_true", help="skip the speed/tempo/pitch search")
+    ap.add_argument("--store-payloads", type=int, default=0,
+                    help="read every window against this many issued random payloads (a store of a million records)")
     a = ap.parse_args()
-    res = run(a.corpus, a.trials, a.workers, a.seed, search=not a.no_search)
+    res = run(a.corpus, a.trials, a.workers, a.seed, search=not a.no_search, store_payloads=a.store_payloads)
     summary = {k: v for k, v in res.items() if k != "rows"}
     print(json.dumps(summary, indent=2))
     if a.out:

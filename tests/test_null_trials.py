@@ -41,3 +41,17 @@ def test_liberal_reports_are_caught() -> None:
     z, law = _null_sample(seed=3)
     s = calibration_summary(z, law * 0.8)
     assert s["ks_liberal_pvalue"] < 0.01
+
+
+def test_null_windows_read_against_a_store_score_every_issued_codeword() -> None:
+    # Windows of an unmarked clip and of one marked under another key, read against 200 issued
+    # random payloads: each is scored against every issued codeword, none is named or found.
+    from pathlib import Path
+
+    from benchmarks.null_trials import _trial_batch
+
+    clip = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "music_acoustic_guitar_phrases.flac"
+    rows = _trial_batch((str(clip), [(0, False, 5.0), (1, True, 5.0), (2, True, 10.0)], 3, False, 200))
+    assert len(rows) == 3
+    assert not any(r.found or r.store_named for r in rows)
+    assert all(0.0 < r.store_z < 6.0 for r in rows)
