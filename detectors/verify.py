@@ -415,12 +415,12 @@ def _search_watermark(
         )
     if store_failed:
         notes.append(f"Matching the watermark against the manifest store's payloads failed ({store_failed[0]}).")
-    matched_windows = sum(1 for _, matched, _ in issued_checks if matched)
+    matched_windows = sum(1 for _, hit, _ in issued_checks if hit)
     if matched_windows and known is not None:
         # Each match's own bound (its list candidates, or its correlation with every issued
         # codeword), and the list candidates of the windows that matched nothing.
-        bound = sum(b for _, matched, b in issued_checks if matched) + false_match_bound(
-            sum(n for n, matched, _ in issued_checks if not matched), known.count())
+        bound = sum(b for _, hit, b in issued_checks if hit) + false_match_bound(
+            sum(n for n, hit, _ in issued_checks if not hit), known.count())
         notes.append(
             f"In {matched_windows} analysis window(s) the watermark's payload was too damaged to decode on its "
             "own and was named by matching against the payloads the manifest store has issued (chance of a "

@@ -64,6 +64,7 @@ from provenance.watermark.known import (
     best_correlation,
     correlation_bound,
     false_match_bound,
+    unit_rows,
 )
 from provenance.watermark.layout import (
     DEFAULT_PARAMS,
@@ -711,7 +712,7 @@ def _decode_known(
             csi = _coded_soft(_channel_state_soft(g, _expected_symbols(layout, best, rep_phases)), roles, p.coded_bits)
             softs += [(plain, g, rep_phases), (csi, g, rep_phases)]
     stacked = np.stack([s for s, _, _ in softs]) if softs else np.zeros((0, p.coded_bits))
-    unit = stacked / np.maximum(np.linalg.norm(stacked, axis=1, keepdims=True), 1e-30)
+    unit = unit_rows(stacked)
 
     def matched(hex_payload: str, info: dict) -> tuple:
         payload = np.unpackbits(np.frombuffer(bytes.fromhex(hex_payload), dtype=np.uint8))
@@ -1331,10 +1332,11 @@ def _detect_in(
                 segments = _segments_of_joint(payload, pieces, agreements, segments, seg_slots, segment, slot_s)
                 info = {**info, "joint_pieces": len(pieces)}
     near = found or info["presence_p_value"] <= CONFIRM_P_VALUE
+    listing = isinstance(known, IssuedList)
     # A payload that decoded without reaching the threshold can still be confirmed by the matched
     # route (_matched_p_value), when the issued payloads can be listed.
-    unconfirmed = payload is None or (not found and isinstance(known, IssuedList))
-    if unconfirmed and known is not None and (near or isinstance(known, IssuedList)):
+    unconfirmed = payload is None or (not found and listing)
+    if unconfirmed and known is not None and (near or listing):
         readings = [_whole_reading(feat, layout, info["phase"], info["offset_slots"])]
         if len(pieces) > 1:
             _, joint, options = _join_pieces(feat, layout, pieces)

@@ -71,9 +71,10 @@ _PRED_SIGNS = 1.0 - 2.0 * _OUT[_PRED_STATE, _PRED_INPUT, :].astype(np.float64)  
 
 
 def trellis() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The encoder's trellis: output bits ``(states, inputs, 2)``, and for each state the two
-    (state, input) branches that lead to it, ``(states, 2)`` each."""
-    return _OUT, _PRED_STATE, _PRED_INPUT
+    """The encoder's trellis, by the two (state, input) branches that lead to each state: their
+    states and inputs ``(states, 2)`` each, and their antipodal outputs (+1 for bit 0)
+    ``(states, 2, 2)``."""
+    return _PRED_STATE, _PRED_INPUT, _PRED_SIGNS
 
 
 # Antipodal outputs of each (state, input) branch, float32, for the long list decoder.

@@ -123,14 +123,13 @@ def _log_mgf(x: np.ndarray, lambdas: np.ndarray) -> np.ndarray:
     of uniform random inputs (payload and CRC bits) of the terminated convolutional code: a
     forward pass over the trellis, exact for that code."""
     n_info = PAYLOAD_BITS + ecc.CRC_BITS
-    out, pred_state, pred_input = ecc.trellis()
-    signs = 1.0 - 2.0 * out.astype(np.float64)  # (states, inputs, 2)
+    pred_state, pred_input, pred_signs = ecc.trellis()
     log_alpha = np.full((lambdas.size, ecc.N_STATES), -np.inf)
     log_alpha[:, 0] = 0.0
     for t in range(n_info + ecc.TAIL_BITS):
-        branch = signs @ x[2 * t : 2 * t + 2]  # (states, inputs)
+        branch = pred_signs @ x[2 * t : 2 * t + 2]  # (states, 2): the branches into each state
         # Every state is reached from two (state, input) branches; the tail admits input 0 only.
-        terms = log_alpha[:, pred_state] + lambdas[:, None, None] * branch[pred_state, pred_input][None]
+        terms = log_alpha[:, pred_state] + lambdas[:, None, None] * branch[None]
         if t < n_info:
             terms = terms - math.log(2.0)
         else:
@@ -150,15 +149,18 @@ def correlation_tail(x: np.ndarray, z: float) -> float:
     return float(min(1.0, math.exp(float(log_bound.min()))))
 
 
+def unit_rows(softs: np.ndarray) -> np.ndarray:
+    """The rows of ``softs`` ``(tests, coded bits)`` scaled to unit norm (zero rows stay zero,
+    and score 0 against any codeword)."""
+    norms = np.linalg.norm(softs, axis=1, keepdims=True)
+    return np.divide(softs, norms, out=np.zeros(softs.shape), where=norms > 0)
+
+
 def correlation_bound(softs: np.ndarray, z: float, records: int) -> float:
     """Upper bound on the probability that any of ``records`` random issued payloads other than
     the file's own scores ``z`` or more against any row of ``softs`` ``(tests, coded bits)``
-    (each row scaled to unit norm; zero rows score 0)."""
-    total = 0.0
-    for x in softs:
-        norm = float(np.linalg.norm(x))
-        if norm > 0:
-            total += correlation_tail(x / norm, z)
+    (each row scaled to unit norm, :func:`unit_rows`)."""
+    total = sum(correlation_tail(x, z) for x in unit_rows(softs) if x.any())
     return min(1.0, total * float(max(records, 1)))
 
 
@@ -171,11 +173,11 @@ def best_correlation(known: IssuedList, softs: np.ndarray, scramble: np.ndarray)
     ``(tests, coded bits)`` (positive: bit 0), and its score ``z`` (each vector scaled to unit
     norm). ``scramble``: the key's scrambling bits, XORed onto a payload before encoding.
     ``(None, 0.0)`` when nothing is issued or every vector is zero."""
-    norms = np.linalg.norm(softs, axis=1)
-    keep = norms > 0
+    unit = unit_rows(softs)
+    keep = unit.any(axis=1)
     if not keep.any():
         return None, 0.0
-    x = (softs[keep] / norms[keep, None]).T.astype(np.float32)  # (coded bits, tests)
+    x = unit[keep].T.astype(np.float32)  # (coded bits, tests)
     best_hex, best_z = None, -math.inf
     listed = iter(known.payloads())
     while True:
