@@ -161,14 +161,14 @@ def calibration_summary(z: np.ndarray, reported: np.ndarray) -> dict[str, float 
 
     ``z``: the standardised best z of each usable null window; ``reported``: the p-value the
     detector reported for it. Two sets are tested. The *law's* p-values
-    (:func:`~provenance.watermark.detect.p_value_from_z` of ``z``) are what the fit of ``K`` and
+    (:func:`~provenance.watermark.presence.p_value_from_z` of ``z``) are what the fit of ``K`` and
     ``s`` claims to be uniform. The *reported* ones differ on purpose where the detector is
     conservative (clipped windows' doubled p-values, capped windows at 1), so their two-sided test
     rejects on large runs in the safe direction; what matters for false positives is the one-sided
     test against p-values that are too small (``ks_liberal_pvalue``), and the counts at or below
     1e-3 against the count expected.
     """
-    from provenance.watermark.detect import p_value_from_z
+    from provenance.watermark.presence import p_value_from_z
 
     law = np.array([p_value_from_z(float(v)) for v in z])
     ks = stats.kstest(reported, "uniform")

@@ -75,6 +75,8 @@ def test_verify_10_minute_wav(benchmark, setup) -> None:
     print(f"10-minute WAV: CPU time per verification {sorted(cpu)}, load average {os.getloadavg()}")
     assert report.verdict.value == "credentials_valid", report.notes
     assert report.watermark[0].analysed_s == pytest.approx(600.0, abs=0.1)
+    if benchmark.disabled:  # pytest --benchmark-disable runs the function once, untimed
+        return
     median = benchmark.stats.stats.median
     benchmark.extra_info["seconds_median"] = median
     assert median < TARGET_S, f"verify of a 10-minute WAV took {median:.2f} s (target < {TARGET_S} s)"

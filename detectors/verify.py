@@ -261,7 +261,7 @@ def _search_watermark(
 
     from provenance.core.audio import Audio
     from provenance.watermark import detect
-    from provenance.watermark.detect import CONFIRM_P_VALUE
+    from provenance.watermark.confirm import CONFIRM_P_VALUE
     from provenance.watermark.known import IssuedList, false_match_bound
 
     searches = [_KeySearch(key=k) for k in keyring]

@@ -30,7 +30,7 @@ FIXED_KEY = bytes(range(32))
 FIRST_PAYLOADS = ("63d68fb2494c15eb",)
 """Payloads the store allocates first (the first goes to ``marked.wav``). With this one, the
 long-file test's segment overhung the mark's end by 0.61 s (a CI failure, 2026-11-26) before
-segment edges were placed at their change points (``detect._trim_edges``)."""
+segment edges were placed at their change points (``segments.trim_edges``)."""
 
 
 @contextlib.contextmanager

@@ -6,7 +6,7 @@ import numpy as np
 from scipy import special
 
 from benchmarks.null_trials import calibration_summary
-from provenance.watermark.detect import EFFECTIVE_ALIGNMENTS, NULL_Z_SCALE, p_value_from_z
+from provenance.watermark.presence import EFFECTIVE_ALIGNMENTS, NULL_Z_SCALE, p_value_from_z
 
 
 def _null_sample(seed: int, n: int = 3000) -> tuple[np.ndarray, np.ndarray]:

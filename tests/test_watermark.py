@@ -20,6 +20,7 @@ from provenance.watermark import (
     new_key,
     save_key,
 )
+from provenance.watermark import decode
 from provenance.watermark.layout import WatermarkParams
 
 KEY = WatermarkKey(bytes(range(32)))
@@ -142,9 +143,8 @@ def test_a_chance_crc_pass_under_the_wrong_block_phase_loses_to_the_right_phase(
     rng = np.random.default_rng(7000 + 1274)
     key, payload = WatermarkKey(rng.bytes(32)), rng.bytes(8).hex()
     marked = embed(make_signal(seconds=6.0, seed=9), key, payload)
-    dmod = sys.modules["provenance.watermark.detect"]
-    ranked = dmod._phase_options
-    monkeypatch.setattr(dmod, "_phase_options", lambda parts, layout: ranked(parts, layout)[::-1])
+    ranked = decode.block_phase_options
+    monkeypatch.setattr(decode, "block_phase_options", lambda parts, layout: ranked(parts, layout)[::-1])
     det = detect(marked, key, search=False)
     assert det.found and det.payload == payload, det
 
@@ -165,7 +165,7 @@ def test_montage_of_excerpts_shorter_than_a_block_decodes_jointly(corpus_dir, mo
     assert len(det.segments) == 3 and all(s.payload == PAYLOAD for s in det.segments)
     for k, seg in enumerate(det.segments):  # each excerpt placed within 0.5 s
         assert abs(seg.start_s - k * 2.0) <= 0.5 and abs(seg.end_s - (k + 1) * 2.0) <= 0.5
-    monkeypatch.setattr(sys.modules["provenance.watermark.detect"], "_decode_joint", lambda feat, layout, pieces: (None, 0.0, []))
+    monkeypatch.setattr(sys.modules["provenance.watermark.detect"], "decode_joint", lambda feat, layout, pieces: (None, 0.0, []))
     alone = detect(montage, KEY, search=False)
     assert alone.found and alone.payload is None  # no excerpt carries the payload on its own
 

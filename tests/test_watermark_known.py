@@ -4,7 +4,6 @@ manifest store as that set."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -12,8 +11,8 @@ import pytest
 
 from benchmarks.attacks.registry import get_attack
 from provenance.core.io import read_audio
-from provenance.watermark import WatermarkKey, detect, ecc, embed, known
-from provenance.watermark.detect import CONFIRM_P_VALUE, CONFIRM_SHARE, CRC_PASS_BOUND, MATCH_SHARE
+from provenance.watermark import WatermarkKey, confirm, detect, ecc, embed, known
+from provenance.watermark.confirm import CONFIRM_P_VALUE, CONFIRM_SHARE, CRC_PASS_BOUND, MATCH_SHARE
 from provenance.watermark.known import MAX_FALSE_MATCH, KnownPayloads, PayloadSet, false_match_bound
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
@@ -282,7 +281,6 @@ def test_the_routes_with_a_listing_store_keep_p_values_valid() -> None:
     The p-value the detector reports (the best route open) must satisfy P(p <= x) <= x. Taking
     the matched route's tail without its share of the budget (as a check that this test can fail)
     breaks that by 10 % or more at these levels."""
-    detect_module = sys.modules["provenance.watermark.detect"]
     rng = np.random.default_rng(11)
     n = 400_000
     # U and B log-uniform on [1e-12, 1] and [1e-24, 1], reweighted to the uniform law
@@ -296,12 +294,12 @@ def test_the_routes_with_a_listing_store_keep_p_values_valid() -> None:
         p = np.ones(n)
         for i in range(n):
             x, y = float(u[i]), float(b[i])
-            routes = [detect_module._presence_p_value(x, listing=split)]
+            routes = [confirm.presence_p_value(x, listing=split)]
             if confirmed[i] and x <= CONFIRM_P_VALUE:
-                routes.append(detect_module._store_confirmed_p_value(x))
+                routes.append(confirm.store_confirmed_p_value(x))
             if confirmed[i] or named[i]:
                 q = x * y
-                routes.append(detect_module._issued_p_value(x, y) if split else q * (1.0 - np.log(q)))
+                routes.append(confirm.issued_p_value(x, y) if split else q * (1.0 - np.log(q)))
             p[i] = min(routes)
         rates[split] = [float(np.mean(weight * (p <= x))) / x for x in (1e-8, 1e-7, 1e-6)]
     assert max(rates[True]) <= 1.02, rates

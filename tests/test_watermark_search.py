@@ -10,7 +10,8 @@ from benchmarks.attacks.registry import get_attack
 from provenance.core import io
 from provenance.core.audio import Audio
 from provenance.watermark import WatermarkKey, detect, embed
-from provenance.watermark.detect import DEFAULT_THRESHOLD, search_hypotheses
+from provenance.watermark.detect import DEFAULT_THRESHOLD
+from provenance.watermark.search import search_hypotheses
 from provenance.watermark.layout import DEFAULT_PARAMS
 from provenance.watermark.model import band_matrix
 from provenance.watermark.warp import Warp, scaled_band_matrix, warp_time

@@ -35,15 +35,8 @@ from scipy import optimize
 from provenance.core.audio import Audio
 from provenance.core.results import InformedReading
 from provenance.watermark import ecc
-from provenance.watermark.detect import (
-    _channel_state_soft,
-    _coded_soft,
-    _expected_symbols,
-    _features_from_band_power,
-    _grouped,
-    _rep_phases,
-    _timeline_features,
-)
+from provenance.watermark.decode import channel_state_soft, coded_soft, expected_symbols, repetition_phases
+from provenance.watermark.features import features_from_band_power, grouped, timeline_features
 from provenance.watermark.embed import payload_to_bits
 from provenance.watermark.keys import WatermarkKey, as_key
 from provenance.watermark.layout import DEFAULT_PARAMS, Layout, WatermarkParams
@@ -89,21 +82,21 @@ def informed_reading(
     signs = 1.0 - 2.0 * ecc.encode_payload(bits).astype(np.float64)
     rate = (params.payload_bits + ecc.CRC_BITS) / params.coded_bits
     x16 = resample(audio.mono(), audio.sample_rate, params.analysis_rate_hz)
-    bp, feat = _timeline_features(x16, params, audio.sample_rate)
+    bp, feat = timeline_features(x16, params, audio.sample_rate)
     n = params.coded_bits
     best: tuple = (-math.inf, np.zeros(n), None, 0, 0, 0)
     # Both reliability readings of the detector (with and without the noise-floor discount).
     readings: tuple = ()
     if feat.v.shape[1] >= 2:
-        readings = (feat, _features_from_band_power(bp, params, audio.sample_rate, noise_floor=False))
+        readings = (feat, features_from_band_power(bp, params, audio.sample_rate, noise_floor=False))
     for reading in readings:
         mask = np.ones(reading.v.shape[1])
         for phase in range(reading.v.shape[0]):
             for offset in range(params.block_slots):
-                g = _grouped(reading, layout, phase, offset, mask)
+                g = grouped(reading, layout, phase, offset, mask)
                 terms = g.w * np.cos(2 * np.pi * g.r)
                 for h in range(params.block_phases):
-                    soft = _coded_soft(terms, layout.role[_rep_phases(layout, terms.shape[0], h)], n)
+                    soft = coded_soft(terms, layout.role[repetition_phases(layout, terms.shape[0], h)], n)
                     norm = float(np.sqrt(soft @ soft))
                     z = float(signs @ soft) / norm if norm > 0 else 0.0
                     if z > best[0]:
@@ -111,9 +104,9 @@ def informed_reading(
     z, soft, g, phase, offset, h = best
     info_csi = 0.0
     if g is not None:
-        phases = _rep_phases(layout, g.r.shape[0], h)
-        weighted = _channel_state_soft(g, _expected_symbols(layout, bits, phases))
-        info_csi = coded_bit_information(_coded_soft(weighted, layout.role[phases], n), signs)
+        phases = repetition_phases(layout, g.r.shape[0], h)
+        weighted = channel_state_soft(g, expected_symbols(layout, bits, phases))
+        info_csi = coded_bit_information(coded_soft(weighted, layout.role[phases], n), signs)
     return InformedReading(
         information_bits=coded_bit_information(soft, signs), information_csi_bits=info_csi, rate=rate,
         z=z if math.isfinite(z) else 0.0, coded_bits=n, phase=phase, offset_slots=offset, block_phase=h,

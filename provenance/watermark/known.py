@@ -45,7 +45,16 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from provenance.watermark import ecc
-from provenance.watermark.layout import PAYLOAD_BITS
+from provenance.watermark.decode import (
+    Grouped,
+    channel_state_soft,
+    codeword_agreement,
+    coded_soft,
+    expected_symbols,
+    payload_bit_confidence,
+)
+from provenance.watermark.embed import bits_to_hex
+from provenance.watermark.layout import PAYLOAD_BITS, Layout
 
 LIST_SIZE = 65536
 """Paths examined per soft reading when matching against issued payloads (about 0.5 s each;
@@ -195,3 +204,83 @@ def best_correlation(known: IssuedList, softs: np.ndarray, scramble: np.ndarray)
         if z[i] > best_z:
             best_hex, best_z = batch[i].lower(), float(z[i])
     return best_hex, (best_z if best_hex is not None else 0.0)
+
+
+def match_issued(
+    readings: list[tuple[Grouped, list[np.ndarray]]], layout: Layout, known: KnownPayloads, *, lists: bool = True
+) -> tuple[np.ndarray | None, float, dict, np.ndarray | None]:
+    """Match a file against the issued payloads (:mod:`.known`), from one or more readings of it
+    (grouped statistics, with the block-phase assignments to try, the most likely first).
+
+    The soft vectors are the plain and the channel-state soft values of each reading under each
+    assignment. First (when ``lists``: about 0.5 s per soft vector), for each assignment rank and
+    each reading, the ``LIST_SIZE`` best paths of those soft vectors, whose CRC passes are
+    looked up in ``known``; the first issued payload ends the search. Then, when ``known`` can
+    list its payloads (:class:`~provenance.watermark.known.IssuedList`), every issued codeword is
+    scored against all the soft vectors (:func:`~provenance.watermark.known.best_correlation`),
+    and the best is taken if the bound on its being a false match is small enough. With such a
+    ``known``, a match from the lists also gets its codeword's correlation and bound (over all the
+    soft vectors: at most the best issued codeword's, so the bound is conservative) for the
+    matched route (:func:`~provenance.watermark.confirm.matched_p_value`). Returns (payload bits or None, bit confidence,
+    details with the number of candidates looked up and, for a match, its route and the bound on
+    its being false, the matched codeword's symbols or None)."""
+    p = layout.params
+    records = known.count()
+    looked_up: set[str] = set()
+    listing = isinstance(known, IssuedList)
+    softs: list[tuple[np.ndarray, Grouped, np.ndarray]] = []  # (soft vector, reading, assignment)
+    for rank in range(p.block_phases):
+        for g, phase_options in readings:
+            if rank >= len(phase_options):
+                continue
+            rep_phases = phase_options[rank]
+            roles = layout.role[rep_phases]
+            plain = coded_soft(g.w * np.cos(2 * np.pi * g.r), roles, p.coded_bits)
+            best = ecc.viterbi_decode(plain, p.payload_bits + ecc.CRC_BITS)[0][: p.payload_bits]
+            csi = coded_soft(channel_state_soft(g, expected_symbols(layout, best, rep_phases)), roles, p.coded_bits)
+            softs += [(plain, g, rep_phases), (csi, g, rep_phases)]
+    stacked = np.stack([s for s, _, _ in softs]) if softs else np.zeros((0, p.coded_bits))
+    unit = unit_rows(stacked)
+
+    def matched(hex_payload: str, info: dict) -> tuple:
+        payload = np.unpackbits(np.frombuffer(bytes.fromhex(hex_payload), dtype=np.uint8))
+        signs = 1.0 - 2.0 * ecc.encode_payload(payload ^ layout.scramble).astype(np.float64)
+        scores = unit @ signs
+        # The reading and assignment the match agrees with best name its symbols and confidence.
+        _, g, rep_phases = softs[int(np.argmax(scores))]
+        if listing and "issued_correlation_z" not in info:
+            z = float(scores.max())
+            info = {**info, "issued_correlation_z": z, "issued_correlation_bound": correlation_bound(stacked, z, records)}
+        expected = expected_symbols(layout, payload ^ layout.scramble, rep_phases)
+        conf = payload_bit_confidence(g, codeword_agreement(g, expected), layout)
+        return payload, conf, {"issued_candidates": len(looked_up), "issued_records": records,
+                               "issued_correlation_tests": len(softs), **info}, expected
+
+    for soft, _, _ in softs if lists else ():
+        listed, _ = ecc.crc_candidates(soft, p.payload_bits, LIST_SIZE)
+        hexes = [h for h in dict.fromkeys(bits_to_hex(b ^ layout.scramble) for b in listed) if h not in looked_up]
+        if not hexes:
+            continue
+        # Each candidate looked up adds to the chance of a false match: stop before the bound
+        # would pass the limit.
+        if false_match_bound(len(looked_up) + len(hexes), records) > MAX_FALSE_MATCH:
+            return None, 0.0, {"issued_candidates": len(looked_up)}, None
+        looked_up.update(hexes)
+        issued = known.find(hexes)
+        match = next((h for h in hexes if h in issued), None)
+        if match is not None:
+            return matched(match, {"payload_source": "issued_payloads",
+                                   "issued_false_match_bound": false_match_bound(len(looked_up), records)})
+    info: dict = {"issued_candidates": len(looked_up), "issued_correlation_tests": 0}
+    if not listing or not softs:
+        return None, 0.0, info, None
+    match, z = best_correlation(known, stacked, layout.scramble)
+    info["issued_correlation_tests"] = len(softs)
+    corr_bound = correlation_bound(stacked, z, records)
+    bound = false_match_bound(len(looked_up), records) + corr_bound
+    # A file is matched from at most KNOWN_READINGS readings (_readings_of), each with this
+    # share of the limit, so the whole detection keeps to MAX_FALSE_MATCH.
+    if match is None or bound > MAX_FALSE_MATCH / KNOWN_READINGS:
+        return None, 0.0, {**info, "issued_correlation_z": z}, None
+    return matched(match, {"payload_source": "issued_correlation", "issued_correlation_z": z,
+                           "issued_correlation_bound": corr_bound, "issued_false_match_bound": bound})
