@@ -38,12 +38,13 @@ _PAGE_CSP = (
 def _open_state(config: ServiceConfig) -> ServiceState:
     from provenance.core.config import load_settings, trust_anchors_pem
 
-    from detectors.verify import _read_pem_file, load_keyring
+    from detectors.credentials import read_pem_file
+    from detectors.watermark_scan import load_keyring
 
     settings = load_settings(config.home)
     if config.database_url:
         settings = replace(settings, store_url=config.database_url)
-    pem = trust_anchors_pem(settings) + "".join(_read_pem_file(Path(p)) for p in config.trust_anchors)
+    pem = trust_anchors_pem(settings) + "".join(read_pem_file(Path(p)) for p in config.trust_anchors)
     keys = len(load_keyring(settings))  # fails early, with the file named, on a bad key file
 
     owns = config.upload_dir is None
