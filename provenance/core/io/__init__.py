@@ -1,0 +1,45 @@
+"""Audio and video I/O: read, stream, write and lossy round trips, through soundfile and PyAV.
+
+Modules: :mod:`.read`, :mod:`.write`, :mod:`.roundtrip` (lossy codecs in memory), :mod:`.video`
+(replacing a video's audio track), and :mod:`.common` (format tables, checks, sample conversions).
+
+Backends
+    * soundfile (libsndfile) reads and writes WAV (also RF64/WAVEX), FLAC and Ogg Vorbis.
+    * PyAV (FFmpeg inside its wheels) reads everything else (MP3, AAC/M4A, Opus, the audio
+      track of MP4/MOV/MKV/WebM) and writes MP3, AAC (M4A/MP4/MOV/MKV/ADTS) and Opus.
+      No ffmpeg binary and no torchaudio are involved.
+
+Conventions
+    * Samples are float32 ``(channels, frames)`` at full scale [-1, 1]; rates are in Hz,
+      positions and durations in seconds (``*_s``) or samples (``*_frames``).
+    * Multichannel audio uses the WAV/FFmpeg channel order (5.1 = FL FR FC LFE BL BR).
+    * Integer outputs (PCM_16/24/32) are rounded to the nearest step and clipped to the integer
+      range, never wrapped; float samples beyond [-1, 1] are therefore clipped when written to an
+      integer format. Float outputs (FLOAT/DOUBLE) keep such samples as they are.
+    * Lossy writers resample when the codec cannot carry the rate (Opus always runs at 48 kHz;
+      MP3 stops at 48 kHz, AAC at 96 kHz); the file then holds the codec's rate.
+    * Every output is written to a temporary file beside the target and renamed on success.
+    * Every failure is a :class:`~provenance.core.errors.InputError` or
+      :class:`~provenance.core.errors.FormatError` naming the file and the problem; raw
+      soundfile/PyAV exceptions never escape.
+"""
+
+from provenance.core.io.common import LOSSY_CODECS, WRITE_FORMATS
+from provenance.core.io.read import audio_info, is_video, is_video_extension, iter_audio_blocks, read_audio
+from provenance.core.io.roundtrip import encode_decode
+from provenance.core.io.video import replace_audio_track
+from provenance.core.io.write import AudioWriter, write_audio
+
+__all__ = [
+    "AudioWriter",
+    "audio_info",
+    "encode_decode",
+    "is_video",
+    "is_video_extension",
+    "iter_audio_blocks",
+    "read_audio",
+    "replace_audio_track",
+    "write_audio",
+    "WRITE_FORMATS",
+    "LOSSY_CODECS",
+]

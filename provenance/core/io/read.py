@@ -1,0 +1,398 @@
+"""Reading: probing a file, decoding it in blocks through soundfile or PyAV, and whether it is a video."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import av
+import numpy as np
+import soundfile as sf
+
+from provenance.core.audio import Audio, AudioInfo
+from provenance.core.errors import FormatError, InputError
+from provenance.core.io.common import (
+    _AV_SUBTYPES,
+    _VIDEO_MUXERS,
+    _VORBIS_FROM_WAV,
+    PathLike,
+    _check_file,
+    _check_finite,
+    _check_params,
+    _frame_samples,
+    _wrapped,
+)
+
+# A decoded stream this much shorter than its header says is reported as truncated.
+_TRUNCATION_MIN_S = 0.25
+_TRUNCATION_FRACTION = 0.02
+
+_WAV_DATA_RE = re.compile(r"^data\s*:\s*(\d+)\s*\(should be (\d+)\)", re.MULTILINE)
+_OGG_DAMAGE_MARKERS = ("File ended unexpectedly", "reports a hole")
+_OGG_MAX_PAGE_BYTES = 27 + 255 + 255 * 255
+
+
+@dataclass(frozen=True)
+class _Source:
+    """An opened-and-probed input: what it holds and which backend decodes it."""
+
+    path: Path
+    info: AudioInfo
+    backend: str
+    """``soundfile`` or ``pyav``."""
+
+    def chunks(self, start_frame: int = 0) -> Iterator[np.ndarray]:
+        """Decoded float32 ``(channels, n)`` chunks from ``start_frame`` on, chunk sizes arbitrary."""
+        if self.backend == "soundfile":
+            return _sf_chunks(self, start_frame)
+        return _skip_frames(_av_chunks(self), start_frame)
+
+
+def _av_format_name(container: av.container.InputContainer, path: Path) -> str:
+    """A short container name (``mp4``, ``m4a``, ``mkv``, ``webm``, ``mp3`` ...) for AudioInfo."""
+    names = container.format.name.split(",")
+    ext = path.suffix.lower().lstrip(".")
+    if "mp4" in names:
+        return ext if ext in ("mp4", "m4a", "mov", "m4v", "3gp") else "mp4"
+    if "matroska" in names:
+        return "webm" if ext == "webm" else "mkv"
+    return names[0]
+
+
+def _av_declared_frames(container: av.container.InputContainer, stream: av.AudioStream) -> int | None:
+    """Length in frames that the container header states for ``stream``, or None if it does not.
+
+    Only per-stream durations and single-stream Matroska/Ogg durations are trusted: raw MP3/ADTS
+    container durations are bitrate estimates.
+    """
+    rate = stream.codec_context.sample_rate
+    if stream.duration is not None and stream.time_base is not None:
+        return round(float(stream.duration * stream.time_base) * rate)
+    names = container.format.name.split(",")
+    if len(container.streams) == 1 and container.duration and ("matroska" in names or "ogg" in names):
+        return round(container.duration / av.time_base * rate)
+    return None
+
+
+def _probe_pyav(path: Path, frames_hint: int | None = None) -> _Source:
+    """Probe ``path`` with PyAV; raise FormatError if it holds no decodable audio stream."""
+    with _wrapped(path, "open the file as audio or video"), av.open(str(path)) as container:
+        if not container.streams.audio:
+            kinds = ", ".join(f"{s.type}/{s.codec_context.name}" for s in container.streams) or "nothing"
+            raise FormatError(f"not an audio file: contains no audio stream (it holds: {kinds})",
+                              path=path)
+        if "ogg" in container.format.name.split(","):
+            _check_ogg_complete(path)
+        stream = container.streams.best("audio") or container.streams.audio[0]
+        ctx = stream.codec_context
+        rate, channels = ctx.sample_rate, ctx.channels
+        if not rate or not channels:
+            raise FormatError("audio stream has no sample rate or channel count", path=path)
+        frames = frames_hint
+        if frames is None:
+            frames = _av_declared_frames(container, stream)
+        if frames is None and container.duration:
+            frames = round(container.duration / av.time_base * rate)
+        info = AudioInfo(sample_rate=rate, channels=channels, frames=int(frames or 0),
+                         format=_av_format_name(container, path),
+                         subtype=_AV_SUBTYPES.get(ctx.name, ctx.name.upper()))
+    return _Source(path, info, "pyav")
+
+
+def _check_sf_log(path: Path, log: str, major: str) -> None:
+    """Raise FormatError if libsndfile's parse log shows a truncated or damaged file."""
+    if major in ("WAV", "WAVEX"):
+        for declared, actual in _WAV_DATA_RE.findall(log):
+            declared_n, actual_n = int(declared), int(actual)
+            # 0 and 0xFFFFFFFF mark streamed WAVs of unknown length, not truncation.
+            if declared_n > actual_n + 1 and 0 < declared_n < 0xFFFFFF00:
+                raise FormatError(f"file is truncated: header declares {declared_n} bytes of audio "
+                                  f"data, the file holds {actual_n}", path=path)
+    if major == "OGG":
+        for marker in _OGG_DAMAGE_MARKERS:
+            if marker in log:
+                raise FormatError(f"Ogg stream is truncated or damaged ({marker.lower()})", path=path)
+        _check_ogg_complete(path)
+
+
+def _check_ogg_complete(path: Path) -> None:
+    """Raise FormatError unless the last Ogg page carries the end-of-stream flag (a file cut
+    short ends on a page without it; the granule positions alone cannot tell)."""
+    with open(path, "rb") as fh:
+        size = fh.seek(0, 2)
+        fh.seek(max(0, size - _OGG_MAX_PAGE_BYTES))
+        tail = fh.read()
+    last = tail.rfind(b"OggS")
+    if last < 0 or last + 5 >= len(tail) or not tail[last + 5] & 0x04:
+        raise FormatError("Ogg stream is truncated: its last page has no end-of-stream flag", path=path)
+
+
+def _open_source(path: PathLike) -> _Source:
+    """Probe ``path`` and choose its backend; raise InputError/FormatError for unusable files."""
+    path = Path(path)
+    _check_file(path)
+    try:
+        with sf.SoundFile(str(path)) as f:
+            major, subtype, rate, channels, frames = f.format, f.subtype, f.samplerate, f.channels, f.frames
+            log = f.extra_info
+    except (sf.LibsndfileError, RuntimeError, ValueError, OSError):
+        major = None
+    if major is None or major == "MP3":
+        # MP3 goes through FFmpeg for the same decoder (and encoder delay handling) as the writer.
+        return _probe_pyav(path)
+    _check_sf_log(path, log, major)
+    if subtype == "OPUS":
+        # libsndfile returns multichannel Opus in a wrong channel order; FFmpeg maps it correctly
+        # and always decodes Opus at 48 kHz.
+        return _probe_pyav(path, frames_hint=round(frames * 48_000 / rate))
+    fmt = {"WAV": "wav", "WAVEX": "wav", "RF64": "wav"}.get(major, major.lower())
+    info = AudioInfo(sample_rate=rate, channels=channels, frames=frames, format=fmt, subtype=subtype)
+    return _Source(path, info, "soundfile")
+
+
+def _sf_chunks(source: _Source, start_frame: int, block_frames: int = 1 << 16) -> Iterator[np.ndarray]:
+    """Decode a libsndfile-readable file in blocks of ``block_frames``."""
+    path = source.path
+    with _wrapped(path, "decode the audio"), sf.SoundFile(str(path)) as f:
+        if start_frame:
+            f.seek(start_frame)
+        perm = _VORBIS_FROM_WAV.get(f.channels) if f.format == "OGG" else None
+        while True:
+            block = f.read(block_frames, dtype="float32", always_2d=True)
+            if block.shape[0] == 0:
+                break
+            block = block.T
+            if perm is not None:
+                wav = np.empty_like(block)
+                wav[perm] = block
+                block = wav
+            yield np.ascontiguousarray(block)
+        _check_sf_log(path, f.extra_info, f.format)
+
+
+def _av_chunks(source: _Source) -> Iterator[np.ndarray]:
+    """Decode the audio stream of a PyAV-readable file from its start, frame by frame.
+
+    The decoded length is checked against the header (a much shorter stream is reported as
+    truncated) and, for MP4/MOV, trimmed to the edit-list length so AAC end padding is dropped.
+    """
+    path = source.path
+    with _wrapped(path, "decode the audio"), av.open(str(path)) as container:
+        stream = container.streams.best("audio") or container.streams.audio[0]
+        declared = _av_declared_frames(container, stream)
+        limit = declared if "mp4" in container.format.name.split(",") else None
+        decoded = 0
+        for block in _decode_stream(container, stream):
+            if limit is not None:
+                block = block[:, : max(0, limit - decoded)]
+            decoded += block.shape[1]
+            if block.shape[1]:
+                yield block
+        rate = stream.codec_context.sample_rate
+        if declared:
+            missing = declared - decoded
+            if missing > max(_TRUNCATION_MIN_S * rate, _TRUNCATION_FRACTION * declared):
+                raise FormatError(f"file is truncated or damaged: decoded {decoded / rate:.3f} s of "
+                                  f"the {declared / rate:.3f} s its header declares", path=path)
+
+
+def _decode_stream(container: av.container.InputContainer, stream: av.AudioStream
+                   ) -> Iterator[np.ndarray]:
+    """Every decoded frame of ``stream`` as float32 ``(channels, n)`` samples (via packed float
+    frames, see :func:`_packed_frame`)."""
+    resampler: av.AudioResampler | None = None
+    for frame in container.decode(stream):
+        if resampler is None:
+            resampler = av.AudioResampler(format="flt", layout=frame.layout, rate=frame.sample_rate)
+        for packed in resampler.resample(frame):
+            yield _frame_samples(packed)
+    if resampler is not None:
+        for packed in resampler.resample(None):
+            yield _frame_samples(packed)
+
+
+def _skip_frames(chunks: Iterator[np.ndarray], skip: int) -> Iterator[np.ndarray]:
+    """Drop the first ``skip`` frames of a chunk stream (decoding from the start keeps positions
+    sample-exact, which seeking in compressed streams does not)."""
+    for chunk in chunks:
+        if skip >= chunk.shape[1]:
+            skip -= chunk.shape[1]
+            continue
+        yield chunk[:, skip:] if skip else chunk
+        skip = 0
+
+
+def _rechunk(chunks: Iterable[np.ndarray], block_frames: int) -> Iterator[np.ndarray]:
+    """Regroup chunks of any size into blocks of exactly ``block_frames`` (the last may be shorter)."""
+    pending: list[np.ndarray] = []
+    held = 0
+    for chunk in chunks:
+        pending.append(chunk)
+        held += chunk.shape[1]
+        if held < block_frames:
+            continue
+        joined = np.concatenate(pending, axis=1)
+        start = 0
+        while held - start >= block_frames:
+            yield joined[:, start:start + block_frames]
+            start += block_frames
+        pending = [joined[:, start:]]
+        held -= start
+    if held:
+        yield np.concatenate(pending, axis=1)
+
+
+def _checked_chunks(source: _Source, start_frame: int = 0, max_frames: int | None = None
+                    ) -> Iterator[np.ndarray]:
+    """Decoded chunks from ``start_frame`` for at most ``max_frames``, each checked for NaN/Inf."""
+    info = source.info
+    position = start_frame
+    remaining = max_frames
+    for chunk in source.chunks(start_frame):
+        if remaining is not None:
+            chunk = chunk[:, :remaining]
+            remaining -= chunk.shape[1]
+        _check_finite(chunk, source.path, position, info.sample_rate)
+        position += chunk.shape[1]
+        if chunk.shape[1]:
+            yield chunk
+        if remaining == 0:
+            return
+
+
+def audio_info(path: PathLike) -> AudioInfo:
+    """What ``path`` holds (rate in Hz, channels, frames, container format, subtype), without
+    decoding it.
+
+    ``frames`` is exact for WAV/FLAC/Ogg and taken from the header for compressed formats (an
+    estimate when the header has no length). Rate and channel limits are not enforced here; the
+    readers enforce them. Raises InputError/FormatError for missing, empty or unreadable files.
+    """
+    return _open_source(path).info
+
+
+def read_audio(path: PathLike, *, start_s: float | None = None,
+               duration_s: float | None = None) -> Audio:
+    """Decode ``path`` (an audio file or the audio track of a video) into float32 samples.
+
+    ``start_s`` and ``duration_s`` (seconds) select a window; compressed formats are decoded from
+    the start so the window is sample-exact. The returned :class:`Audio` keeps the source's
+    ``subtype`` (``PCM_16``, ``PCM_24``, ``FLOAT``, ``MP3``, ``AAC``, ``OPUS``, ``VORBIS``, ...).
+    Raises InputError for missing/empty files, zero-length audio, NaN/Inf samples and unsupported
+    rates/channels; FormatError for corrupt, truncated or non-audio files.
+
+    For a video, sample 0 is the first sample of its audio track, which may start after time 0 of
+    the video's timeline; :func:`replace_audio_track` keeps that offset by default.
+    """
+    source = _open_source(path)
+    info = source.info
+    _check_params(info.sample_rate, info.channels, source.path)
+    start_frame, max_frames = _window_frames(info, start_s, duration_s, source.path)
+    if source.backend == "soundfile" and start_frame and start_frame >= info.frames:
+        raise InputError(f"start_s={start_s} s is at or beyond the end of the audio "
+                         f"({info.duration_s:.3f} s)", path=source.path)
+    expected = None
+    if source.backend == "soundfile":  # libsndfile lengths are exact: fill one array in place
+        expected = info.frames - start_frame
+        if max_frames is not None:
+            expected = min(expected, max_frames)
+    samples = _collect(_checked_chunks(source, start_frame, max_frames), info.channels, expected)
+    if samples.shape[1] == 0:
+        if start_frame:
+            raise InputError(f"start_s={start_s} s is at or beyond the end of the audio", path=source.path)
+        raise InputError("contains no audio samples (zero length)", path=source.path)
+    return Audio(samples, info.sample_rate, subtype=info.subtype)
+
+
+def _collect(chunks: Iterable[np.ndarray], channels: int, expected: int | None) -> np.ndarray:
+    """Join chunks into one float32 ``(channels, frames)`` array. With the length ``expected``
+    known, chunks are copied into a preallocated array so peak memory stays near one copy."""
+    if expected is None:
+        parts = list(chunks)
+        return np.concatenate(parts, axis=1) if parts else np.zeros((channels, 0), np.float32)
+    out = np.empty((channels, expected), np.float32)
+    filled = 0
+    extra: list[np.ndarray] = []
+    for chunk in chunks:
+        n = min(chunk.shape[1], expected - filled)
+        out[:, filled:filled + n] = chunk[:, :n]
+        filled += n
+        if n < chunk.shape[1]:
+            extra.append(chunk[:, n:])
+    if extra:  # the header under-stated the length; keep every decoded sample
+        return np.concatenate([out, *extra], axis=1)
+    return out[:, :filled]
+
+
+def _window_frames(info: AudioInfo, start_s: float | None, duration_s: float | None,
+                   path: Path) -> tuple[int, int | None]:
+    """Convert a window in seconds into (start frame, frame count or None for "to the end")."""
+    start_frame = 0
+    max_frames = None
+    if start_s is not None:
+        if not math.isfinite(start_s) or start_s < 0:
+            raise InputError(f"start_s must be a finite time >= 0 s, got {start_s}", path=path)
+        start_frame = round(start_s * info.sample_rate)
+    if duration_s is not None:
+        if not math.isfinite(duration_s) or duration_s <= 0:
+            raise InputError(f"duration_s must be a finite time > 0 s, got {duration_s}", path=path)
+        max_frames = max(1, round(duration_s * info.sample_rate))
+    return start_frame, max_frames
+
+
+def iter_audio_blocks(path: PathLike, block_frames: int) -> Iterator[Audio]:
+    """Stream ``path`` as consecutive :class:`Audio` blocks of ``block_frames`` frames (the last
+    may be shorter), holding only about one block in memory, for files of any length.
+
+    The same checks as :func:`read_audio` apply; NaN/Inf or damage found mid-stream raise when
+    reached.
+    """
+    if int(block_frames) != block_frames or block_frames < 1:
+        raise InputError(f"block_frames must be a positive integer, got {block_frames}", path=path)
+    source = _open_source(path)
+    info = source.info
+    _check_params(info.sample_rate, info.channels, source.path)
+    return _audio_blocks(source, int(block_frames))
+
+
+def _audio_blocks(source: _Source, block_frames: int) -> Iterator[Audio]:
+    info = source.info
+    produced = 0
+    for block in _rechunk(_checked_chunks(source), block_frames):
+        produced += block.shape[1]
+        yield Audio(block, info.sample_rate, subtype=info.subtype)
+    if produced == 0:
+        raise InputError("contains no audio samples (zero length)", path=source.path)
+
+
+def is_video(path: PathLike) -> bool:
+    """True if ``path`` holds a video stream (not just cover art or a still image).
+
+    Raises InputError for a missing or empty file; other unreadable files return False.
+    """
+    path = Path(path)
+    _check_file(path)
+    try:
+        with av.open(str(path)) as container:
+            names = container.format.name
+            # still images, and text that FFmpeg renders as ANSI art, are not videos
+            if names.endswith("_pipe") or names in ("image2", "tty"):
+                return False
+            return any(_is_moving_picture(s) for s in container.streams.video)
+    except (av.FFmpegError, OSError, ValueError):
+        return False
+
+
+def is_video_extension(path: PathLike) -> bool:
+    """Whether ``path``'s extension names a video container :func:`replace_audio_track` writes."""
+    return Path(path).suffix.lower().lstrip(".") in _VIDEO_MUXERS
+
+
+def _is_moving_picture(stream: av.VideoStream) -> bool:
+    """False for attached pictures (cover art in MP3/M4A)."""
+    return not (stream.disposition & av.stream.Disposition.attached_pic)
+
+

@@ -1,0 +1,323 @@
+"""Writing: the output format from a name or extension, sinks for soundfile and PyAV, and
+:class:`AudioWriter`, which streams blocks into a temporary file renamed on success."""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from pathlib import Path
+from types import TracebackType
+from typing import Any, BinaryIO
+
+import av
+import numpy as np
+import soundfile as sf
+
+from provenance.core.atomic import atomic_path
+from provenance.core.audio import Audio
+from provenance.core.errors import FormatError, InputError
+from provenance.core.io.common import (
+    _AV_ENCODERS,
+    _FORMAT_ALIASES,
+    _HIGH_RES_SUBTYPES,
+    _INT_BITS,
+    _LAYOUTS,
+    _MAX_CHANNELS_BY_CODEC,
+    _VORBIS_FROM_WAV,
+    WRITE_FORMATS,
+    PathLike,
+    _WriteFormat,
+    _as_block,
+    _check_finite,
+    _check_params,
+    _default_kbps,
+    _float_to_int,
+    _output_mode,
+    _packed_frame,
+    _pick_rate,
+    _vorbis_quality,
+    _wrapped,
+)
+
+
+def _resolve_format(path: Path, format: str | None) -> _WriteFormat:
+    """The output format named by ``format`` or, if None, by the extension of ``path``."""
+    key = (format or path.suffix.lstrip(".")).lower()
+    key = _FORMAT_ALIASES.get(key, key)
+    if key not in WRITE_FORMATS:
+        named = f"format {format!r}" if format else f"extension {path.suffix!r}"
+        raise FormatError(f"cannot write audio with {named}; supported: "
+                          f"{', '.join(sorted(WRITE_FORMATS))}", path=path)
+    return WRITE_FORMATS[key]
+
+
+def _resolve_subtype(fmt: _WriteFormat, subtype: str | None, hint: str | None, path: Path) -> str:
+    """The subtype to write: the explicit one (must suit the format), else the source's subtype
+    if the format takes it, else 24-bit for high-resolution sources, else the format default."""
+    if subtype:
+        chosen = subtype.upper()
+        if chosen not in fmt.subtypes:
+            raise FormatError(f"{fmt.key} cannot hold subtype {subtype!r}; it takes "
+                              f"{', '.join(fmt.subtypes)}", path=path)
+        return chosen
+    hint = (hint or "").upper()
+    if hint in fmt.subtypes:
+        return hint
+    if hint in _HIGH_RES_SUBTYPES and "PCM_24" in fmt.subtypes:
+        return "PCM_24"
+    return fmt.subtypes[0]
+
+
+class _SoundFileSink:
+    """Writes blocks through libsndfile (WAV, FLAC, Ogg Vorbis) to a path or a binary buffer."""
+
+    def __init__(self, target: Path | BinaryIO, fmt: _WriteFormat, subtype: str, sample_rate: int,
+                 channels: int, *, bitrate_kbps: float | None, quality: float | None = None,
+                 frames_hint: int | None = None) -> None:
+        major = fmt.container
+        kwargs: dict[str, Any] = {}
+        auto_rf64 = False
+        if major == "ogg":
+            major = "OGG"
+            if quality is None:
+                kbps = bitrate_kbps or _default_kbps("VORBIS", channels)
+                quality = _vorbis_quality(kbps, channels)
+            # libsndfile maps compression level c to Vorbis quality (1 - c) * 10.
+            kwargs["compression_level"] = float(np.clip(1.0 - quality / 10.0, 0.0, 1.0))
+        if major == "WAV":
+            bytes_per_frame = channels * {"PCM_24": 3, "PCM_32": 4, "FLOAT": 4, "DOUBLE": 8}.get(subtype, 2)
+            if frames_hint is None:
+                major, auto_rf64 = "RF64", True
+            elif frames_hint * bytes_per_frame > 0xFFFF0000:
+                major = "RF64"  # plain WAV cannot describe more than 4 GiB of data
+        self._file = sf.SoundFile(target if not isinstance(target, Path) else str(target), "w",
+                                  samplerate=sample_rate, channels=channels, format=major,
+                                  subtype=subtype, **kwargs)
+        if auto_rf64:
+            # Unknown length: start as RF64 and let libsndfile rewrite the header as WAV on close
+            # when the data stays under 4 GiB.
+            # soundfile has no wrapper for this command; 0x1210 is SFC_RF64_AUTO_DOWNGRADE.
+            sf._snd.sf_command(self._file._file, 0x1210, sf._ffi.NULL, 1)
+        self._bits = _INT_BITS.get(subtype)
+        self._clip = subtype not in ("FLOAT", "DOUBLE", "VORBIS")
+        self._perm = _VORBIS_FROM_WAV.get(channels) if major == "OGG" else None
+        self._double = subtype == "DOUBLE"
+
+    def write(self, block: np.ndarray) -> None:
+        """Write float32 ``(channels, n)`` samples."""
+        if self._perm is not None:
+            block = block[self._perm]
+        if self._bits is not None:
+            data = _float_to_int(block, self._bits)
+        elif self._clip:
+            data = np.clip(block, -1.0, 1.0)
+        else:
+            data = block.astype(np.float64) if self._double else block
+        self._file.write(np.ascontiguousarray(data.T))
+
+    def close(self) -> None:
+        self._file.close()
+
+
+class _AvAudioEncoder:
+    """Encodes float32 blocks into one new audio stream of an open PyAV output container,
+    resampling first when the codec cannot run at the input rate."""
+
+    def __init__(self, container: av.container.OutputContainer, codec: str, sample_rate: int,
+                 channels: int, *, bitrate_kbps: float | None,
+                 options: dict[str, str] | None = None) -> None:
+        encoder = _AV_ENCODERS[codec]
+        rate = _pick_rate(sample_rate, av.Codec(encoder, "w").audio_rates)
+        self.sample_rate = sample_rate
+        self.codec_rate = rate
+        self.stream = container.add_stream(encoder, rate=rate, layout=_LAYOUTS[channels])
+        if codec != "FLOAT":  # uncompressed PCM has no bitrate to choose
+            self.stream.bit_rate = int(1000 * (bitrate_kbps or _default_kbps(codec, channels)))
+        if options:
+            self.stream.options = options
+        self._resampler = (av.AudioResampler(format="flt", layout=_LAYOUTS[channels], rate=rate)
+                           if rate != sample_rate else None)
+        self._pts = 0
+
+    def encode(self, block: np.ndarray) -> list[av.Packet]:
+        """Encode float32 ``(channels, n)`` samples at the input rate; return ready packets."""
+        if block.shape[1] == 0:
+            return []
+        frame = _packed_frame(block, self.sample_rate, self._pts)
+        self._pts += block.shape[1]
+        frames = self._resampler.resample(frame) if self._resampler else [frame]
+        return [packet for f in frames for packet in self.stream.encode(f)]
+
+    def flush(self) -> list[av.Packet]:
+        """Drain the resampler and the encoder; return the last packets."""
+        packets: list[av.Packet] = []
+        if self._resampler is not None:
+            for f in self._resampler.resample(None):
+                packets.extend(self.stream.encode(f))
+        packets.extend(self.stream.encode(None))
+        return packets
+
+
+class _AvSink:
+    """Writes blocks through PyAV (MP3, AAC, Opus) into a container file or binary buffer."""
+
+    def __init__(self, target: Path | BinaryIO, fmt: _WriteFormat, subtype: str, sample_rate: int,
+                 channels: int, *, bitrate_kbps: float | None) -> None:
+        self._container = av.open(target if not isinstance(target, Path) else str(target), "w",
+                                  format=fmt.container)
+        try:
+            self._encoder = _AvAudioEncoder(self._container, subtype, sample_rate, channels,
+                                            bitrate_kbps=bitrate_kbps)
+        except BaseException:
+            self._container.close()
+            raise
+
+    def write(self, block: np.ndarray) -> None:
+        """Encode and mux float32 ``(channels, n)`` samples."""
+        for packet in self._encoder.encode(block):
+            self._container.mux(packet)
+
+    def close(self) -> None:
+        try:
+            for packet in self._encoder.flush():
+                self._container.mux(packet)
+        finally:
+            self._container.close()
+
+
+def _open_sink(target: Path | BinaryIO, fmt: _WriteFormat, subtype: str, sample_rate: int,
+               channels: int, *, bitrate_kbps: float | None, quality: float | None = None,
+               frames_hint: int | None = None) -> _SoundFileSink | _AvSink:
+    """The sink that writes ``subtype`` in ``fmt``."""
+    if subtype in _AV_ENCODERS:
+        return _AvSink(target, fmt, subtype, sample_rate, channels, bitrate_kbps=bitrate_kbps)
+    return _SoundFileSink(target, fmt, subtype, sample_rate, channels, bitrate_kbps=bitrate_kbps,
+                          quality=quality, frames_hint=frames_hint)
+
+
+class AudioWriter:
+    """Streaming, atomic audio writer (a context manager).
+
+    ``AudioWriter(path, sample_rate_hz, channels, format=..., subtype=..., bitrate_kbps=...)``
+    writes to a temporary file beside ``path`` and renames it onto ``path`` when the ``with``
+    block ends without error; on an exception (or if nothing was written) the temporary file is
+    deleted and ``path`` is left as it was. ``format`` defaults to the extension of ``path``
+    (see :data:`WRITE_FORMATS`); ``subtype`` to the format's default (WAV/FLAC: PCM_16).
+    ``bitrate_kbps`` applies to lossy formats (for Vorbis it picks the nearest quality level) and
+    is ignored by lossless ones. ``frames_hint`` (expected total frames) lets WAV output use a
+    plain WAV header; without it WAV is written as RF64 that libsndfile downgrades to WAV
+    (WAVE_FORMAT_EXTENSIBLE) on close when it stays under 4 GiB. See the module docstring for
+    clipping and resampling rules.
+    """
+
+    def __init__(self, path: PathLike, sample_rate: int, channels: int, *, format: str | None = None,
+                 subtype: str | None = None, bitrate_kbps: float | None = None,
+                 frames_hint: int | None = None) -> None:
+        self.path = Path(path)
+        self.sample_rate = int(sample_rate)
+        self.channels = int(channels)
+        _check_params(self.sample_rate, self.channels, self.path)
+        if bitrate_kbps is not None and not (math.isfinite(bitrate_kbps) and bitrate_kbps > 0):
+            raise InputError(f"bitrate_kbps must be > 0, got {bitrate_kbps}", path=self.path)
+        self.format = _resolve_format(self.path, format)
+        self.subtype = _resolve_subtype(self.format, subtype, None, self.path)
+        _check_codec_channels(self.subtype, self.channels, self.path)
+        self.bitrate_kbps = bitrate_kbps
+        self.frames_written = 0
+        """Frames written so far, at ``sample_rate``."""
+        self._frames_hint = frames_hint
+        self._stack: contextlib.ExitStack | None = None
+        self._sink: _SoundFileSink | _AvSink | None = None
+
+    def __enter__(self) -> AudioWriter:
+        if not self.path.parent.is_dir():
+            raise InputError("output directory does not exist", path=self.path)
+        stack = contextlib.ExitStack()
+        tmp = stack.enter_context(atomic_path(self.path, mode=_output_mode()))
+        try:
+            with _wrapped(self.path, f"open a {self.format.key} writer"):
+                self._sink = _open_sink(tmp, self.format, self.subtype, self.sample_rate,
+                                        self.channels, bitrate_kbps=self.bitrate_kbps,
+                                        frames_hint=self._frames_hint)
+        except BaseException as exc:
+            stack.__exit__(type(exc), exc, exc.__traceback__)  # deletes the temporary file
+            raise
+        self._stack = stack
+        return self
+
+    def write(self, data: Audio | np.ndarray) -> None:
+        """Append float samples ``(channels, frames)`` (or an :class:`Audio` at the writer's rate).
+
+        Raises InputError for a wrong shape or rate and for NaN/Inf samples.
+        """
+        if self._sink is None:
+            raise InputError("AudioWriter.write called outside its 'with' block", path=self.path)
+        block = _as_block(data, self.channels, self.sample_rate, self.path)
+        _check_finite(block, self.path, self.frames_written, self.sample_rate)
+        with _wrapped(self.path, f"encode {self.format.key} audio"):
+            self._sink.write(block)
+        self.frames_written += block.shape[1]
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        sink, stack = self._sink, self._stack
+        self._sink = self._stack = None
+        if stack is None or sink is None:
+            return
+        if exc is None and self.frames_written == 0:
+            exc = InputError("no audio was written (zero length)", path=self.path)
+            self._abort(sink, stack, exc)
+            raise exc
+        if exc is not None:
+            self._abort(sink, stack, exc)
+            return
+        try:
+            with _wrapped(self.path, f"finish the {self.format.key} file"):
+                sink.close()
+        except BaseException as close_exc:
+            stack.__exit__(type(close_exc), close_exc, close_exc.__traceback__)
+            raise
+        stack.__exit__(None, None, None)  # renames the temporary file onto the target
+
+    @staticmethod
+    def _abort(sink: _SoundFileSink | _AvSink, stack: contextlib.ExitStack,
+               exc: BaseException) -> None:
+        """Close the sink quietly and delete the temporary file."""
+        with contextlib.suppress(Exception):
+            sink.close()
+        stack.__exit__(type(exc), exc, exc.__traceback__)
+
+
+def write_audio(path: PathLike, audio: Audio, *, format: str | None = None,
+                subtype: str | None = None, bitrate_kbps: float | None = None) -> None:
+    """Write ``audio`` to ``path`` atomically, in the format given by ``format`` or the extension.
+
+    Without ``subtype``, the audio's own subtype is kept when the format can hold it (a PCM_24
+    input stays PCM_24 in WAV/FLAC), so outputs match inputs. Integer outputs are rounded and
+    clipped, never wrapped. Raises InputError for invalid audio (NaN/Inf, zero length,
+    unsupported rate/channels) and FormatError for an unknown or unsuitable format.
+    """
+    path = Path(path)
+    _validate_audio(audio, path)
+    fmt = _resolve_format(path, format)
+    chosen = _resolve_subtype(fmt, subtype, audio.subtype, path)
+    with AudioWriter(path, audio.sample_rate, audio.channels, format=fmt.key, subtype=chosen,
+                     bitrate_kbps=bitrate_kbps, frames_hint=audio.frames) as writer:
+        writer.write(audio.samples)
+
+
+def _check_codec_channels(subtype: str, channels: int, path: PathLike | None) -> None:
+    """Raise FormatError if the codec cannot carry ``channels`` channels."""
+    limit = _MAX_CHANNELS_BY_CODEC.get(subtype)
+    if limit is not None and channels > limit:
+        raise FormatError(f"{subtype} carries at most {limit} channels, got {channels}", path=path)
+
+
+def _validate_audio(audio: Audio, path: PathLike | None) -> None:
+    """:meth:`Audio.validate` with the file named in the error."""
+    try:
+        audio.validate()
+    except InputError as exc:
+        raise InputError(exc.message, path=path) from None
+
+
