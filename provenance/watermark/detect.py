@@ -100,6 +100,8 @@ from provenance.watermark.warp import IDENTITY, Warp, resampled_band_power
 DEFAULT_THRESHOLD = 1e-6
 """Default p-value threshold for ``found``."""
 MAX_SEGMENT_SEARCHES = 4
+"""Alignment searches per reading: the first finds the mark, the others look for further marked
+parts (another mark spliced in, a piece at another alignment) in the slots not yet covered."""
 JOINT_PIECE_P_VALUE = 0.01
 JOINT_PIECE_MIN_S = 1.0
 """Once the mark is found, a further alignment whose p-value is above the threshold but at most

@@ -8,9 +8,10 @@ import math
 
 import numpy as np
 
-
 SEGMENT_WINDOW_S = 0.5
+"""Per-slot agreement is summed over this window (seconds) before it is tested."""
 SEGMENT_Z = 3.0
+"""A slot is marked where its smoothed agreement is this many standard deviations above zero."""
 SEGMENT_MIN_S = 0.5
 """Shortest segment reported, seconds (a run of significant slots shorter than this is dropped)."""
 SEGMENT_EDGE_S = 0.5
