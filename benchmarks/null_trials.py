@@ -38,7 +38,8 @@ from pathlib import Path
 import numpy as np
 from scipy import optimize, special, stats
 
-from benchmarks.robustness import discover_clips, single_threaded_children
+from benchmarks.corpus import discover_clips
+from benchmarks.robustness import single_threaded_children
 from provenance.core.atomic import atomic_write_bytes
 
 WINDOWS_S = (5.0, 10.0, 20.0)

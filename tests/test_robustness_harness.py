@@ -16,7 +16,8 @@ import soundfile as sf
 
 from benchmarks.attacks import MarkedSpan, get_attack
 from benchmarks.report import empirical_tpr, information_cell, summarize
-from benchmarks.robustness import BenchConfig, localization, payload_for, read_rows, run_benchmark
+from benchmarks.robustness import BenchConfig, read_rows, run_benchmark
+from benchmarks.trials import localization, payload_for
 from benchmarks.watermarkers import (
     ExternalCommandWatermarker,
     ExternalToolError,
@@ -432,7 +433,7 @@ CORPUS_CLIP = Path(__file__).resolve().parents[1] / ".." / "shared" / "corpus" /
 
 @pytest.mark.skipif(not CORPUS_CLIP.exists(), reason="shared corpus not present")
 def test_foleyseal_watermarker_round_trip_on_a_corpus_clip():
-    from benchmarks.robustness import read_audio
+    from provenance.core.io import read_audio
     from benchmarks.watermarkers import FoleySealWatermarker
 
     wm, clip, bits = FoleySealWatermarker(), read_audio(CORPUS_CLIP), _payload(seed=5)
