@@ -26,6 +26,8 @@ CSI_RELIABILITY_CLASSES = 3
 """Groups of one frequency region are split into this many reliability classes (equal counts)
 for the channel-state reading (:func:`channel_state_soft`)."""
 CSI_MIN_GROUPS = 3
+"""A class with fewer usable groups than this gets soft value 0 in that reading (its agreement is
+too noisy to measure a concentration from)."""
 _KAPPA_GRID = np.linspace(0.0, 12.0, 241)
 _MEAN_COS_OF_KAPPA = special.ive(1, _KAPPA_GRID) / special.ive(0, _KAPPA_GRID)
 
