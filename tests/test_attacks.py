@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -102,6 +104,16 @@ def test_parse_attacks_and_unknown_name():
     assert get_attack("mp3_64k").params() == {"type": "Mp3", "bitrate_kbps": 64}
     with pytest.raises(InputError, match="mp3_64"):
         parse_attacks("mp3_64")
+
+
+def test_params_are_the_attack_parameters_only():
+    # ``requires`` (the optional packages an attack needs) is a class attribute, not a parameter:
+    # a dataclass takes an annotation it cannot resolve to typing.ClassVar for a field, which
+    # then showed up in the reverb's parameters in every results file.
+    for name in list_attacks():
+        attack = get_attack(name)
+        assert "requires" not in attack.params(), name
+        assert "requires" not in {f.name for f in dataclasses.fields(attack)}, name
 
 
 def test_toml_attack_list(tmp_path):

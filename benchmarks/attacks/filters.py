@@ -9,6 +9,7 @@ A cutoff at or above the Nyquist frequency leaves the audio unchanged.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 from scipy.signal import butter, sosfilt, sosfiltfilt
