@@ -53,7 +53,7 @@ from provenance.watermark.decode import (
     expected_symbols,
     payload_bit_confidence,
 )
-from provenance.watermark.embed import bits_to_hex
+from provenance.watermark.embed import bits_to_hex, codeword_for, payload_to_bits
 from provenance.watermark.layout import PAYLOAD_BITS, Layout
 
 LIST_SIZE = 65536
@@ -209,21 +209,21 @@ def best_correlation(known: IssuedList, softs: np.ndarray, scramble: np.ndarray)
 def match_issued(
     readings: list[tuple[Grouped, list[np.ndarray]]], layout: Layout, known: KnownPayloads, *, lists: bool = True
 ) -> tuple[np.ndarray | None, float, dict, np.ndarray | None]:
-    """Match a file against the issued payloads (:mod:`.known`), from one or more readings of it
-    (grouped statistics, with the block-phase assignments to try, the most likely first).
+    """Match a file against the issued payloads, from one or more readings of it (grouped
+    statistics, with the block-phase assignments to try, the most likely first).
 
     The soft vectors are the plain and the channel-state soft values of each reading under each
     assignment. First (when ``lists``: about 0.5 s per soft vector), for each assignment rank and
     each reading, the ``LIST_SIZE`` best paths of those soft vectors, whose CRC passes are
     looked up in ``known``; the first issued payload ends the search. Then, when ``known`` can
-    list its payloads (:class:`~provenance.watermark.known.IssuedList`), every issued codeword is
-    scored against all the soft vectors (:func:`~provenance.watermark.known.best_correlation`),
-    and the best is taken if the bound on its being a false match is small enough. With such a
-    ``known``, a match from the lists also gets its codeword's correlation and bound (over all the
-    soft vectors: at most the best issued codeword's, so the bound is conservative) for the
-    matched route (:func:`~provenance.watermark.confirm.matched_p_value`). Returns (payload bits or None, bit confidence,
-    details with the number of candidates looked up and, for a match, its route and the bound on
-    its being false, the matched codeword's symbols or None)."""
+    list its payloads (:class:`IssuedList`), every issued codeword is scored against all the soft
+    vectors (:func:`best_correlation`), and the best is taken if the bound on its being a false
+    match is small enough. With such a ``known``, a match from the lists also gets its codeword's
+    correlation and bound (over all the soft vectors: at most the best issued codeword's, so the
+    bound is conservative) for the matched route
+    (:func:`~provenance.watermark.confirm.matched_p_value`). Returns (payload bits or None, bit
+    confidence, details with the number of candidates looked up and, for a match, its route and
+    the bound on its being false, the matched codeword's symbols or None)."""
     p = layout.params
     records = known.count()
     looked_up: set[str] = set()
@@ -243,8 +243,8 @@ def match_issued(
     unit = unit_rows(stacked)
 
     def matched(hex_payload: str, info: dict) -> tuple:
-        payload = np.unpackbits(np.frombuffer(bytes.fromhex(hex_payload), dtype=np.uint8))
-        signs = 1.0 - 2.0 * ecc.encode_payload(payload ^ layout.scramble).astype(np.float64)
+        payload = payload_to_bits(hex_payload, p.payload_bits)
+        signs = 1.0 - 2.0 * codeword_for(payload, layout).astype(np.float64)
         scores = unit @ signs
         # The reading and assignment the match agrees with best name its symbols and confidence.
         _, g, rep_phases = softs[int(np.argmax(scores))]
