@@ -22,7 +22,7 @@ from provenance.core.results import Segment
 from detectors.decode import DecodeStats, iter_mono
 from detectors.limits import VerifyLimits
 from detectors.report import ContainerInfo, WatermarkResult
-from detectors.watermark_scan import SILENCE_PEAK, merge_segments, unmarked_audible_runs
+from detectors.watermark_scan import SILENCE_PEAK, coverage, merge_segments, unmarked_audible_runs
 
 
 def candidate_gaps(result: WatermarkResult, stats: DecodeStats, limits: VerifyLimits) -> list[tuple[float, float]]:
@@ -123,10 +123,7 @@ def refine_boundaries(
             p_value=seg.p_value,
         )
     merged = merge_segments(segs)
-    covered_s = sum(max(0.0, min(g.end_s, result.analysed_s) - max(g.start_s, 0.0)) for g in merged)
-    return dataclasses.replace(
-        result, segments=merged, coverage=min(1.0, covered_s / result.analysed_s) if result.analysed_s else 0.0
-    )
+    return dataclasses.replace(result, segments=merged, coverage=coverage(merged, result.analysed_s))
 
 
 def confirmed_gaps(

@@ -121,6 +121,13 @@ def merge_segments(segments: list[Segment], gap_s: float = 0.6) -> tuple[Segment
     return tuple(out)
 
 
+def coverage(segments: Sequence[Segment], analysed_s: float) -> float:
+    """Share (0..1) of the first ``analysed_s`` seconds that merged (non-overlapping) ``segments``
+    cover; 0 when nothing was analysed."""
+    covered = sum(max(0.0, min(g.end_s, analysed_s) - max(g.start_s, 0.0)) for g in segments)
+    return min(1.0, covered / analysed_s) if analysed_s > 0 else 0.0
+
+
 def scan_watermark(
     path: Path,
     container: ContainerInfo,
@@ -317,7 +324,6 @@ def scan_watermark(
         p = min(1.0, s.min_p * max(1, s.windows))
         found = s.found_windows > 0 and (s.threshold <= 0.0 or p <= s.threshold)
         segs = merge_segments(s.segments) if found else ()
-        covered = sum(max(0.0, min(g.end_s, analysed_s) - max(g.start_s, 0.0)) for g in segs)
         results.append(
             WatermarkResult(
                 key_id=s.key.key_id,
@@ -326,7 +332,7 @@ def scan_watermark(
                 payloads=tuple(pl for pl, _ in s.payloads.most_common()) if found else (),
                 segments=segs,
                 analysed_s=analysed_s,
-                coverage=min(1.0, covered / analysed_s) if analysed_s > 0 else 0.0,
+                coverage=coverage(segs, analysed_s),
                 bit_confidence=float(np.mean(s.bit_conf)) if s.bit_conf else 0.0,
                 windows=s.windows,
                 store_confirmed=found and s.store_confirmed_windows == s.found_windows,
