@@ -15,6 +15,7 @@ import soundfile as sf
 
 from foleyseal.cli import main
 from provenance.core import io
+from provenance.core.audio import Audio
 from provenance.watermark import WatermarkKey
 from provenance.watermark.keys import save_key
 
@@ -61,6 +62,27 @@ def test_embed_then_detect(clip, key, tmp_path, capsys, suffix):
     report = json.loads(text)
     assert code == 0 and report["found"] and report["payload"] == PAYLOAD
     assert report["p_value"] < 1e-6 and report["segments"]
+
+
+def test_a_96_khz_aac_file_keeps_its_mark_through_re_encoding(key, tmp_path, capsys):
+    # Full-band noise coded by AAC at 96 kHz and 128 kbps, then marked and written back as AAC at
+    # the default bitrate: at 96 kbps per channel (the 48 kHz default) the second encoding lost the
+    # mark (p ~ 0.02); the default now grows with the rate above 48 kHz.
+    rate = 96000
+    rng = np.random.default_rng(7)
+    t = np.arange(6 * rate) / rate
+    noise = 0.1 * rng.standard_normal((2, t.size)) * (1 + np.sin(2 * np.pi * 0.5 * t))
+    samples = (noise + 0.2 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
+    src = tmp_path / "noise96k.m4a"
+    io.write_audio(src, Audio(samples, rate), bitrate_kbps=128)
+    out = tmp_path / "marked96k.m4a"
+    code, _, err = run(["watermark", "embed", str(src), str(out), "--key", str(key), "--payload", PAYLOAD], capsys)
+    assert code == 0, err
+    info = io.audio_info(out)
+    assert (info.sample_rate, info.channels, info.subtype) == (rate, 2, "AAC")
+    code, text, err = run(["watermark", "detect", str(out), "--key", str(key), "--json"], capsys)
+    report = json.loads(text)
+    assert code == 0 and report["found"] and report["payload"] == PAYLOAD
 
 
 def test_detect_reports_a_speed_change(clip, tmp_path, capsys):

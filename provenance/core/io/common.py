@@ -38,8 +38,12 @@ _VORBIS_FROM_WAV = {
 # PyAV encoder name per codec subtype.
 _AV_ENCODERS = {"MP3": "libmp3lame", "AAC": "aac", "OPUS": "libopus", "FLOAT": "pcm_f32le"}
 _MAX_CHANNELS_BY_CODEC = {"MP3": 2}
-# Default bitrates, kbps per channel (capped for MP3, which carries at most 2 channels).
+# Default bitrates, kbps per channel at up to 48 kHz (capped for MP3, which carries at most 2
+# channels). Above 48 kHz (AAC runs up to 96 kHz) the default grows with the rate: at a fixed
+# bitrate an AAC encoder spreads its bits over twice the bandwidth at 96 kHz, and a 96 kHz AAC file
+# re-encoded at 96 kbps per channel lost the mark of full-band content that 48 kHz files keep.
 _DEFAULT_KBPS_PER_CHANNEL = {"MP3": 96, "AAC": 96, "OPUS": 64, "VORBIS": 96}
+_DEFAULT_KBPS_RATE_HZ = 48000
 _MAX_KBPS = {"MP3": 320}
 
 # Subtypes that carry more than 16 bits: a lossless integer output defaults to 24 bits for them.
@@ -274,9 +278,9 @@ def _vorbis_quality(bitrate_kbps: float, channels: int) -> float:
     return float(np.interp(per_channel, nominal, np.arange(11)))
 
 
-def _default_kbps(codec: str, channels: int) -> float:
-    """Default bitrate (kbps) of a lossy codec for a channel count."""
-    kbps = _DEFAULT_KBPS_PER_CHANNEL[codec] * channels
+def _default_kbps(codec: str, channels: int, sample_rate_hz: int = _DEFAULT_KBPS_RATE_HZ) -> float:
+    """Default bitrate (kbps) of a lossy codec for a channel count at the rate it encodes at (Hz)."""
+    kbps = _DEFAULT_KBPS_PER_CHANNEL[codec] * channels * max(1.0, sample_rate_hz / _DEFAULT_KBPS_RATE_HZ)
     return min(kbps, _MAX_KBPS.get(codec, kbps))
 
 

@@ -132,7 +132,7 @@ class _AvAudioEncoder:
         self.codec_rate = rate
         self.stream = container.add_stream(encoder, rate=rate, layout=_LAYOUTS[channels])
         if codec != "FLOAT":  # uncompressed PCM has no bitrate to choose
-            self.stream.bit_rate = int(1000 * (bitrate_kbps or _default_kbps(codec, channels)))
+            self.stream.bit_rate = int(1000 * (bitrate_kbps or _default_kbps(codec, channels, rate)))
         if options:
             self.stream.options = options
         self._resampler = (av.AudioResampler(format="flt", layout=_LAYOUTS[channels], rate=rate)
@@ -204,7 +204,9 @@ class AudioWriter:
     deleted and ``path`` is left as it was. ``format`` defaults to the extension of ``path``
     (see :data:`WRITE_FORMATS`); ``subtype`` to the format's default (WAV/FLAC: PCM_16).
     ``bitrate_kbps`` applies to lossy formats (for Vorbis it picks the nearest quality level) and
-    is ignored by lossless ones. ``frames_hint`` (expected total frames) lets WAV output use a
+    is ignored by lossless ones; without it MP3 and AAC get 96 kbps per channel (MP3 at most 320
+    kbps; AAC in proportion to the rate above 48 kHz, so 192 per channel at 96 kHz), Opus 64 and
+    Vorbis the quality level nearest 96 per channel. ``frames_hint`` (expected total frames) lets WAV output use a
     plain WAV header; without it WAV is written as RF64 that libsndfile downgrades to WAV
     (WAVE_FORMAT_EXTENSIBLE) on close when it stays under 4 GiB. See the module docstring for
     clipping and resampling rules.
