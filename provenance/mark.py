@@ -109,6 +109,7 @@ def mark(
     _check_paths(input_path, output_path, source_video)
     mime = mime_for(output_path)
     if mime in _VIDEO_MIMES and not audio_io.is_video(input_path):
+        audio_io.audio_info(input_path)  # an unreadable input is reported as such, not as audio
         raise InputError(f"output {output_path.suffix} is a video container but the input has no video", path=input_path)
 
     # Everything that can fail cheaply fails before the store is touched.

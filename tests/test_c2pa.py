@@ -23,7 +23,7 @@ from provenance.c2pa.manifest import ManifestSpec, generation_assertion
 from provenance.c2pa.sign import sign_file
 from provenance.core.audio import Audio
 from provenance.core.config import Settings, load_settings, trust_anchors_pem
-from provenance.core.io import write_audio
+from provenance.core.io import read_audio, write_audio
 from provenance.keys.pki import install_dev_chain
 from provenance.keys.signers import load_identity
 from provenance.mark import mark
@@ -276,6 +276,30 @@ def test_cli_sign_embeds_or_refuses(settings, sources, tmp_path, capsys, monkeyp
         main(["sign", str(bad_in), str(tmp_path / "y.aiff")])
     assert exc.value.code == 3 and "cannot sign '.aiff'" in capsys.readouterr().err
     assert not (tmp_path / "y.aiff").exists()
+
+
+@pytest.mark.parametrize("suffix", [".mp3", ".mp4", ".ogg"])
+def test_cli_sign_refuses_truncated_media(settings, sources, tmp_path, capsys, monkeypatch, suffix):
+    # c2pa signs whatever bytes it can parse; a manifest on a file cut short in transfer would
+    # vouch for damaged media, so sign decodes the input first (an Ogg file would get a sidecar).
+    monkeypatch.setenv("FOLEYSEAL_HOME", str(settings.home))
+    whole = sources["video"] if suffix == ".mp4" else tmp_path / f"whole{suffix}"
+    if suffix != ".mp4":
+        write_audio(whole, read_audio(sources["audio"]))
+    data = whole.read_bytes()
+    cut = tmp_path / f"cut{suffix}"
+    cut.write_bytes(data[: len(data) // 2] if suffix != ".mp4" else data[:1000] + data[len(data) // 2:])
+    out = tmp_path / f"signed{suffix}"
+    with pytest.raises(SystemExit) as exc:
+        main(["sign", str(cut), str(out)])
+    err = capsys.readouterr().err
+    assert exc.value.code == 3
+    assert str(cut) in err and ("truncated" in err or "corrupt" in err), err
+    assert sorted(p.name for p in tmp_path.iterdir()) == [cut.name] + ([whole.name] if suffix != ".mp4" else [])
+    # the whole file signs
+    with pytest.raises(SystemExit) as exc:
+        main(["sign", str(whole), str(out)])
+    assert exc.value.code == 0, capsys.readouterr().err
 
 
 def test_ingredient_and_sign_failures_leave_nothing(settings, sources, tmp_path):

@@ -20,6 +20,7 @@ from provenance.core.errors import FoleySealError, FormatError, InputError
 from provenance.core.io import (
     AudioWriter,
     audio_info,
+    check_decodes,
     encode_decode,
     is_video,
     iter_audio_blocks,
@@ -655,6 +656,64 @@ def test_missing_directory_and_empty_files(tmp_path):
 def test_truncated_files_are_refused(tmp_path, good_files, ext, fraction):
     cut = truncated_copy(good_files[ext], tmp_path, fraction)
     assert_read_fails(cut, FormatError, "truncated|corrupt")
+
+
+def matroska_video(path: Path, audio_start_s: float, audio_s: float) -> Path:
+    """A 6 s Matroska/WebM video (25 fps) whose audio track starts at ``audio_start_s`` (s) and
+    lasts ``audio_s`` (s), its packets interleaved with the pictures' as muxers write them."""
+    rng = np.random.default_rng(3)
+    webm = path.suffix == ".webm"
+    rate = 48_000
+    with av.open(str(path), "w") as container:
+        video = container.add_stream("libvpx-vp9" if webm else "libx264", rate=25)
+        video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
+        audio = container.add_stream("libopus" if webm else "aac", rate=rate, layout="stereo")
+        samples = (0.2 * rng.standard_normal((2, round(audio_s * rate)))).astype(np.float32)
+        step = rate // 25
+        for i in range(150):
+            picture = av.VideoFrame.from_ndarray(rng.integers(0, 255, (48, 64, 3), dtype=np.uint8), format="rgb24")
+            picture.pts = i
+            for packet in video.encode(picture):
+                container.mux(packet)
+            t = i * step - round(audio_start_s * rate)
+            if 0 <= t < samples.shape[1]:
+                frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(samples[:, t:t + step]), format="fltp",
+                                                   layout="stereo")
+                frame.sample_rate, frame.pts = rate, t + round(audio_start_s * rate)
+                for packet in audio.encode(frame):
+                    container.mux(packet)
+        for stream in (video, audio):
+            for packet in stream.encode(None):
+                container.mux(packet)
+    return path
+
+
+@pytest.mark.parametrize("ext", ["mkv", "webm"])
+def test_a_matroska_video_cut_short_is_refused(tmp_path, ext):
+    # A video container's duration may be its pictures', so the audio track's own length comes
+    # from the DURATION tag muxers write per track (its end time: a track may start late).
+    whole = matroska_video(tmp_path / f"late.{ext}", audio_start_s=1.0, audio_s=4.0)
+    audio = read_audio(whole)
+    assert audio.frames / audio.sample_rate == pytest.approx(4.0, abs=0.05)
+    assert_read_fails(truncated_copy(whole, tmp_path, 0.5), FormatError, "truncated")
+
+
+def test_check_decodes_refuses_damage_but_not_what_the_watermark_cannot_read(tmp_path, good_files):
+    # what sign requires of a file: intact media, with none of the watermark's limits
+    odd = tmp_path / "odd.wav"
+    samples = np.full((384_000, 9), 0.1, np.float32)
+    samples[100, 0] = np.nan
+    sf.write(odd, samples, 384_000, subtype="FLOAT")
+    check_decodes(odd)
+    with pytest.raises(InputError, match="384000 Hz"):
+        read_audio(odd)
+    for ext in ("mp3", "ogg", "mkv"):
+        with pytest.raises(FormatError, match="truncated|corrupt") as err:
+            check_decodes(truncated_copy(good_files[ext], tmp_path, 0.5))
+        assert err.value.path == str(tmp_path / f"truncated.{ext}")
+    with pytest.raises(InputError, match="empty"):
+        (tmp_path / "empty.mp4").write_bytes(b"")
+        check_decodes(tmp_path / "empty.mp4")
 
 
 @pytest.mark.parametrize("ext", ["flac", "mp3", "m4a", "opus", "mkv"])

@@ -217,17 +217,23 @@ def test_mark_edits_inputs_c2pa_cannot_embed_into(settings, source, tmp_path):
         (("SRC", "nodir/out.wav"), "output directory does not exist"),
         (("SRC", "out.xyz"), "cannot sign '.xyz'"),
         (("SRC", "out.mp4"), "video container but the input has no video"),
+        # an unreadable input says so, not that it holds no video
+        (("GARBAGE", "out.mp4"), "cannot open the file as audio or video"),
     ],
 )
 def test_cli_mark_bad_input_exit_3(settings, source, tmp_path, capsys, monkeypatch, args, message):
     monkeypatch.setenv("FOLEYSEAL_HOME", str(settings.home))
     monkeypatch.chdir(tmp_path)
-    argv = [str(source) if a == "SRC" else a for a in args]
+    inputs = []
+    if "GARBAGE" in args:
+        (tmp_path / "garbage.mp4").write_bytes(bytes(np.random.default_rng(5).integers(0, 256, 5000, dtype=np.uint8)))
+        inputs.append("garbage.mp4")
+    argv = [str(source) if a == "SRC" else str(tmp_path / "garbage.mp4") if a == "GARBAGE" else a for a in args]
     with pytest.raises(SystemExit) as exc:
         main(["mark", *argv])
     assert exc.value.code == 3
     assert message in capsys.readouterr().err
-    assert _leftovers(tmp_path) == []
+    assert _leftovers(tmp_path) == inputs
 
 
 def test_cli_mark_json(settings, source, tmp_path, capsys, monkeypatch):

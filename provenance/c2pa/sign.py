@@ -39,6 +39,7 @@ from provenance.c2pa.manifest import ManifestSpec, build_definition
 from provenance.c2pa.sidecar import sidecar_path
 from provenance.core.atomic import atomic_path, atomic_write_bytes
 from provenance.core.errors import FormatError, InputError, SigningError
+from provenance.core.io.read import check_decodes
 from provenance.keys.signers import SigningIdentity
 
 MIME_BY_SUFFIX = {
@@ -214,11 +215,13 @@ def sign_to(spec: ManifestSpec, identity: SigningIdentity, src: Path, tmp_out: P
 def sign_file(src: str | Path, dst: str | Path, spec: ManifestSpec, identity: SigningIdentity) -> SignResult:
     """Sign ``src`` into ``dst`` atomically: embedded manifest, or copy + sidecar for Ogg/Opus.
 
-    ``dst`` and its sidecar appear only when everything succeeded.
+    ``src`` must be intact media (:func:`provenance.core.io.check_decodes`): a manifest vouches
+    for the bytes it binds, so a truncated or corrupt file is refused with a
+    :class:`~provenance.core.errors.FormatError` naming it, before anything is written. ``dst``
+    and its sidecar appear only when everything succeeded.
     """
     src, dst = Path(src), Path(dst)
-    if not src.is_file():
-        raise InputError("input file not found", path=src)
+    check_decodes(src)
     sidecar: Path | None = None
     try:
         with atomic_path(dst) as tmp:

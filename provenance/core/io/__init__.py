@@ -25,7 +25,7 @@ Conventions
 """
 
 from provenance.core.io.common import LOSSY_CODECS, WRITE_FORMATS
-from provenance.core.io.read import audio_info, is_video, is_video_extension, iter_audio_blocks, read_audio
+from provenance.core.io.read import audio_info, check_decodes, is_video, is_video_extension, iter_audio_blocks, read_audio
 from provenance.core.io.roundtrip import encode_decode
 from provenance.core.io.video import replace_audio_track
 from provenance.core.io.write import AudioWriter, write_audio
@@ -33,6 +33,7 @@ from provenance.core.io.write import AudioWriter, write_audio
 __all__ = [
     "AudioWriter",
     "audio_info",
+    "check_decodes",
     "encode_decode",
     "is_video",
     "is_video_extension",

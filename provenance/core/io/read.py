@@ -31,6 +31,7 @@ _TRUNCATION_MIN_S = 0.25
 _TRUNCATION_FRACTION = 0.02
 
 _WAV_DATA_RE = re.compile(r"^data\s*:\s*(\d+)\s*\(should be (\d+)\)", re.MULTILINE)
+_MKV_DURATION_RE = re.compile(r"^(\d+):(\d{2}):(\d{2}(?:\.\d+)?)$")
 _OGG_DAMAGE_MARKERS = ("File ended unexpectedly", "reports a hole")
 _OGG_MAX_PAGE_BYTES = 27 + 255 + 255 * 255
 
@@ -65,16 +66,34 @@ def _av_format_name(container: av.container.InputContainer, path: Path) -> str:
 def _av_declared_frames(container: av.container.InputContainer, stream: av.AudioStream) -> int | None:
     """Length in frames that the container header states for ``stream``, or None if it does not.
 
-    Only per-stream durations and single-stream Matroska/Ogg durations are trusted: raw MP3/ADTS
-    container durations are bitrate estimates.
+    Only per-stream durations, the per-track ``DURATION`` tag that FFmpeg and mkvmerge write into
+    Matroska/WebM, and single-stream Matroska/Ogg durations are trusted: raw MP3/ADTS container
+    durations are bitrate estimates, and a video's container duration may be its picture's.
     """
     rate = stream.codec_context.sample_rate
     if stream.duration is not None and stream.time_base is not None:
         return round(float(stream.duration * stream.time_base) * rate)
     names = container.format.name.split(",")
+    if "matroska" in names:
+        tagged = _matroska_track_duration_s(stream)
+        if tagged is not None:
+            # the tag is the track's end time; a track may start after 0 s
+            start = float(stream.start_time * stream.time_base) if stream.start_time and stream.time_base else 0.0
+            return max(0, round((tagged - max(0.0, start)) * rate))
     if len(container.streams) == 1 and container.duration and ("matroska" in names or "ogg" in names):
         return round(container.duration / av.time_base * rate)
     return None
+
+
+def _matroska_track_duration_s(stream: av.AudioStream) -> float | None:
+    """Seconds in a Matroska track's ``DURATION`` tag (``HH:MM:SS.nnnnnnnnn``: the end time of the
+    track's last frame on the file's timeline), or None."""
+    tags = {key.upper(): value for key, value in stream.metadata.items()}
+    match = _MKV_DURATION_RE.match(tags.get("DURATION", "").strip())
+    if match is None:
+        return None
+    hours, minutes, seconds = match.groups()
+    return int(hours) * 3600 + int(minutes) * 60 + float(seconds)
 
 
 def _probe_pyav(path: Path, frames_hint: int | None = None) -> _Source:
@@ -366,6 +385,31 @@ def _audio_blocks(source: _Source, block_frames: int) -> Iterator[Audio]:
         yield Audio(block, info.sample_rate, subtype=info.subtype)
     if produced == 0:
         raise InputError("contains no audio samples (zero length)", path=source.path)
+
+
+def check_decodes(path: PathLike) -> None:
+    """Raise unless ``path`` is intact audio or video: its audio decodes to the length its header
+    declares, and a video's every packet demuxes.
+
+    For signing files that the watermark never reads: unlike :func:`read_audio` it applies no
+    limit on rate, channels or length and accepts NaN/Inf samples (they are the file's data, not
+    damage), and a video need not have audio. Raises :class:`InputError` for a missing, empty or
+    non-regular file and :class:`FormatError`, naming ``path``, for corrupt, truncated or
+    non-media data.
+    """
+    path = Path(path)
+    _check_file(path)
+    if is_video(path):
+        with _wrapped(path, "read the video"), av.open(str(path)) as container:
+            has_audio = bool(container.streams.audio)
+            for _ in container.demux():
+                pass
+        if not has_audio:
+            return
+    source = _open_source(path)
+    decoded = sum(chunk.shape[1] for chunk in source.chunks())
+    if decoded == 0:
+        raise FormatError("contains no audio samples (zero length)", path=path)
 
 
 def is_video(path: PathLike) -> bool:
