@@ -318,13 +318,16 @@ def test_correlation_names_no_payload_that_was_not_issued(noisy_speech) -> None:
 
 
 def test_with_the_issued_payloads_a_crc_confirmed_p_value_counts_a_false_match_too() -> None:
-    # The piano and choir under MP3 at 32 kbps: presence p ~ 1e-4, so the payload's CRC confirms
+    # The 8 kHz speech under pink noise at 20 dB: presence p ~ 6e-6, so the payload's CRC confirms
     # the mark (key and payload drawn from seed 100). With the issued payloads the confirmed route
-    # also opens on a false match, and its p-value grows by that chance (0.2 %).
+    # also opens on a false match, and its p-value grows by that chance (0.2 %). The attack is
+    # linear on purpose: this test used MP3 at 32 kbps on the piano and choir (presence p ~ 1e-4),
+    # but a low-rate encoder's choices flip with the last bits of its input, and on a CPU where
+    # numpy's AVX-512 kernels round differently the same trial read 2.4e-4, outside the route.
     rng = np.random.default_rng(100)
     key, payload = WatermarkKey(rng.bytes(32)), rng.bytes(8).hex()
-    marked = embed(read_audio(CORPUS / "music_ambient_piano_choir.flac"), key, payload)
-    audio = get_attack("mp3_32k").run(marked, np.random.default_rng(7)).audio
+    marked = embed(read_audio(CORPUS / "speech_female_en_8k_mono.wav"), key, payload)
+    audio = get_attack("noise_pink_20db").run(marked, np.random.default_rng(7)).audio
     plain = detect(audio, key, search=False)
     presence = plain.details["presence_p_value"]
     assert plain.found and plain.payload == payload and plain.details["crc_confirmed"]
