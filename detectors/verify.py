@@ -251,6 +251,8 @@ class Verifier:
                     notes.append(f"{stats.decode_errors} corrupt audio packet(s) were skipped while decoding.")
                 if decode_error:
                     notes.append(f"Audio decoding failed: {decode_error}")
+                elif (shortfall := _shortfall_note(container, stats)) is not None:
+                    notes.append(shortfall)
 
             # 4. store
             store_matches = self._store_lookup(c2pa_path, sha, watermark, notes)
@@ -419,3 +421,22 @@ def verify(
 
 
 __all__ = ["Verifier", "VerifyLimits", "classify_credentials", "load_keyring", "verify"]
+
+
+# A decoded track this much shorter than its header says is reported (as in provenance.core.io).
+_SHORTFALL_MIN_S = 0.25
+_SHORTFALL_FRACTION = 0.02
+
+
+def _shortfall_note(container: ContainerInfo, stats: DecodeStats) -> str | None:
+    """A note when the audio decoded to the end is much shorter than its stream header declares
+    (a file cut short or damaged), else None. Seconds throughout."""
+    declared = next((s.duration_s for s in container.streams if s.kind == "audio"), None)
+    if not declared or stats.truncated_at_s is not None or stats.sample_rate <= 0:
+        return None
+    decoded = stats.frames / stats.sample_rate
+    if declared - decoded <= max(_SHORTFALL_MIN_S, _SHORTFALL_FRACTION * declared):
+        return None
+    return (f"The audio decodes to {decoded:.1f} s of the {declared:.1f} s its header declares: the file "
+            "is truncated or damaged, and only what decodes was checked.")
+

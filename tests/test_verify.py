@@ -240,6 +240,21 @@ def test_bad_input_gives_error_verdict_not_exception(verify_env: VerifyEnv, tmp_
     assert r.verdict is Verdict.ERROR and "cannot" in r.error
 
 
+def test_a_file_cut_short_is_read_as_far_as_it_decodes_and_says_so(
+    verify_env: VerifyEnv, reports: dict[str, VerificationReport], tmp_path: Path
+) -> None:
+    # The re-encoded MP3 cut to 70 % of its bytes: the mark in what is left still finds the
+    # credentials, and a note says the file is shorter than its header declares.
+    assert not any("header declares" in n for n in reports["mp3_64"].notes)
+    data = verify_env.files["mp3_64"].read_bytes()
+    cut = tmp_path / "cut.mp3"
+    cut.write_bytes(data[: int(0.7 * len(data))])
+    r = verify(cut, settings=verify_env.settings)
+    assert r.verdict is Verdict.CREDENTIALS_RECOVERED_BY_WATERMARK, r.notes
+    (note,) = [n for n in r.notes if "header declares" in n]
+    assert "truncated or damaged" in note
+
+
 def test_time_limit_is_enforced(verify_env: VerifyEnv) -> None:
     with Verifier(verify_env.settings, limits=VerifyLimits(time_limit_s=1e-4)) as v:
         r = v.verify(verify_env.files["spliced"])
