@@ -420,9 +420,6 @@ def verify(
         return v.verify(path_or_stream, name=name)
 
 
-__all__ = ["Verifier", "VerifyLimits", "classify_credentials", "load_keyring", "verify"]
-
-
 # A decoded track this much shorter than its header says is reported (as in provenance.core.io).
 _SHORTFALL_MIN_S = 0.25
 _SHORTFALL_FRACTION = 0.02
@@ -440,3 +437,5 @@ def _shortfall_note(container: ContainerInfo, stats: DecodeStats) -> str | None:
     return (f"The audio decodes to {decoded:.1f} s of the {declared:.1f} s its header declares: the file "
             "is truncated or damaged, and only what decodes was checked.")
 
+
+__all__ = ["Verifier", "VerifyLimits", "classify_credentials", "load_keyring", "verify"]

@@ -206,8 +206,8 @@ class AudioWriter:
     ``bitrate_kbps`` applies to lossy formats (for Vorbis it picks the nearest quality level) and
     is ignored by lossless ones; without it MP3 and AAC get 96 kbps per channel (MP3 at most 320
     kbps; AAC in proportion to the rate above 48 kHz, so 192 per channel at 96 kHz), Opus 64 and
-    Vorbis the quality level nearest 96 per channel. ``frames_hint`` (expected total frames) lets WAV output use a
-    plain WAV header; without it WAV is written as RF64 that libsndfile downgrades to WAV
+    Vorbis the quality level nearest 96 per channel. ``frames_hint`` (expected total frames) lets
+    WAV output use a plain WAV header; without it WAV is written as RF64 that libsndfile downgrades to WAV
     (WAVE_FORMAT_EXTENSIBLE) on close when it stays under 4 GiB. See the module docstring for
     clipping and resampling rules.
     """
