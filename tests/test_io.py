@@ -257,6 +257,25 @@ def test_opus_inside_ogg_and_vorbis_order_interoperate_with_ffmpeg(tmp_path, mak
     assert audio_info(tmp_path / "o.ogg").subtype == "OPUS"
 
 
+@pytest.mark.parametrize("channels", [3, 4, 5, 6, 7, 8])
+def test_multichannel_opus_keeps_each_speaker(tmp_path, make_audio, channels):
+    # FFmpeg's libopus wrapper put 5.0 and 6.1 channels on the wrong speakers (its reordering
+    # table applied inverted; a 5.0 file read back FL FR BL BR FC). The writer measures and undoes
+    # that. Checked two ways: our reader (FFmpeg's decoder), and libsndfile, which decodes with
+    # libopus and returns the channels in the file's own Vorbis speaker order.
+    audio = make_audio(48_000, channels, 0.5, seed=9)
+    path = tmp_path / "m.opus"
+    write_audio(path, audio)
+    assert_same_channels(audio, read_audio(path))
+    raw, rate = sf.read(str(path), dtype="float32", always_2d=True)
+    # Vorbis I, section 4.3.9: the WAV channel at each Vorbis position (4 channels: same order)
+    vorbis = {3: [0, 2, 1], 5: [0, 2, 1, 3, 4], 6: [0, 2, 1, 4, 5, 3], 7: [0, 2, 1, 5, 6, 4, 3],
+              8: [0, 2, 1, 6, 7, 4, 5, 3]}.get(channels, list(range(channels)))
+    in_wav_order = np.empty_like(raw.T)
+    in_wav_order[vorbis] = raw.T
+    assert_same_channels(audio, Audio(in_wav_order, rate))
+
+
 # --------------------------------------------------------------------------------------------
 # streaming
 

@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import contextlib
+import functools
+import io
 import math
 from pathlib import Path
 from types import TracebackType
@@ -38,6 +40,7 @@ from provenance.core.io.common import (
     _vorbis_quality,
     _wrapped,
 )
+from provenance.core.io.read import _decode_stream
 
 
 def _resolve_format(path: Path, format: str | None) -> _WriteFormat:
@@ -119,6 +122,43 @@ class _SoundFileSink:
         self._file.close()
 
 
+_OPUS_PROBE_RATE = 48_000
+_OPUS_PROBE_FRAMES = 4_800  # 0.1 s: five 20 ms Opus frames
+
+
+@functools.lru_cache(maxsize=None)
+def _opus_input_order(channels: int) -> tuple[int, ...] | None:
+    """The order in which to hand ``channels`` channels to FFmpeg's libopus encoder so that the
+    file decodes in the order given, or None when no reordering is needed.
+
+    FFmpeg's libopus wrapper moves channels into Opus' (Vorbis) speaker order with its table
+    applied the wrong way round. That only shows where the permutation is not its own inverse, 5.0
+    and 6.1: a 5.0 file played FC from the rear right and BL from the centre (libsndfile and FFmpeg's
+    own decoder agree). Whether the FFmpeg inside PyAV has the fault is measured once per channel
+    count: 0.1 s of a 100 Hz tone (which the LFE stream keeps) on one channel at a time is encoded
+    and decoded in memory, and the answer undoes the permutation the round trips show.
+    """
+    t = np.arange(_OPUS_PROBE_FRAMES) / _OPUS_PROBE_RATE
+    tone = (0.5 * np.sin(2 * np.pi * 100.0 * t)).astype(np.float32)
+    landed: list[int] = []
+    for source in range(channels):
+        block = np.zeros((channels, _OPUS_PROBE_FRAMES), np.float32)
+        block[source] = tone
+        buffer = io.BytesIO()
+        with av.open(buffer, "w", format="ogg") as container:
+            stream = container.add_stream(_AV_ENCODERS["OPUS"], rate=_OPUS_PROBE_RATE,
+                                          layout=_LAYOUTS[channels])
+            for packet in [*stream.encode(_packed_frame(block, _OPUS_PROBE_RATE, 0)), *stream.encode(None)]:
+                container.mux(packet)
+        buffer.seek(0)
+        with av.open(buffer, "r") as container:
+            decoded = np.concatenate(list(_decode_stream(container, container.streams.audio[0])), axis=1)
+        landed.append(int(np.argmax(np.sum(np.square(decoded, dtype=np.float64), axis=1))))
+    if landed == list(range(channels)) or sorted(landed) != list(range(channels)):
+        return None  # no fault, or a probe too ambiguous to act on
+    return tuple(landed)
+
+
 class _AvAudioEncoder:
     """Encodes float32 blocks into one new audio stream of an open PyAV output container,
     resampling first when the codec cannot run at the input rate."""
@@ -137,12 +177,16 @@ class _AvAudioEncoder:
             self.stream.options = options
         self._resampler = (av.AudioResampler(format="flt", layout=_LAYOUTS[channels], rate=rate)
                            if rate != sample_rate else None)
+        self._order = _opus_input_order(channels) if codec == "OPUS" and channels > 2 else None
         self._pts = 0
 
     def encode(self, block: np.ndarray) -> list[av.Packet]:
         """Encode float32 ``(channels, n)`` samples at the input rate; return ready packets."""
         if block.shape[1] == 0:
             return []
+        if self._order is not None:
+            # input channel i lands on output channel order[i]; hand it what belongs there
+            block = block[list(self._order)]
         frame = _packed_frame(block, self.sample_rate, self._pts)
         self._pts += block.shape[1]
         frames = self._resampler.resample(frame) if self._resampler else [frame]
