@@ -29,6 +29,7 @@ import contextlib
 import datetime as dt
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +53,19 @@ from provenance.watermark import SOFT_BINDING_ALG, load_key
 from provenance.watermark.files import embed_file
 
 _VIDEO_MIMES = frozenset({"video/mp4", "video/quicktime"})
+
+
+@contextlib.contextmanager
+def _as_output(working: Path, output_path: Path) -> Iterator[None]:
+    """Errors about ``working`` (a file in mark's private working folder, gone when it fails)
+    name ``output_path`` instead: "OUTPUT.mp3: MP3 carries at most 2 channels", not a path the
+    user never gave."""
+    try:
+        yield
+    except InputError as exc:  # FormatError included: what the writer raises about its file
+        if exc.path != str(working):
+            raise
+        raise type(exc)(exc.message, path=output_path) from exc
 
 
 def _check_paths(input_path: Path, output_path: Path, source_video: Path | None) -> None:
@@ -127,7 +141,8 @@ def mark(
         with tempfile.TemporaryDirectory(prefix=".foleyseal-mark-", dir=output_path.parent) as tmp:
             tmpdir = Path(tmp)
             marked = tmpdir / f"watermarked{output_path.suffix}"
-            embed_file(input_path, marked, wm_key, payload, audio=audio)
+            with _as_output(marked, output_path):
+                embed_file(input_path, marked, wm_key, payload, audio=audio)
             duration_s = audio_io.audio_info(marked).duration_s
 
             extra: dict[str, Any] = {"watermark": {"alg": SOFT_BINDING_ALG, "key_id": wm_key.key_id}}

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import soundfile as sf
 import sqlalchemy as sa
 from scipy.signal import lfilter
 
@@ -219,6 +220,8 @@ def test_mark_edits_inputs_c2pa_cannot_embed_into(settings, source, tmp_path):
         (("SRC", "out.mp4"), "video container but the input has no video"),
         # an unreadable input says so, not that it holds no video
         (("GARBAGE", "out.mp4"), "cannot open the file as audio or video"),
+        # named by the path given, not by mark's working folder
+        (("SIX", "out.mp3"), "error: out.mp3: MP3 carries at most 2 channels, got 6"),
     ],
 )
 def test_cli_mark_bad_input_exit_3(settings, source, tmp_path, capsys, monkeypatch, args, message):
@@ -228,7 +231,11 @@ def test_cli_mark_bad_input_exit_3(settings, source, tmp_path, capsys, monkeypat
     if "GARBAGE" in args:
         (tmp_path / "garbage.mp4").write_bytes(bytes(np.random.default_rng(5).integers(0, 256, 5000, dtype=np.uint8)))
         inputs.append("garbage.mp4")
-    argv = [str(source) if a == "SRC" else str(tmp_path / "garbage.mp4") if a == "GARBAGE" else a for a in args]
+    if "SIX" in args:
+        sf.write(tmp_path / "six.wav", np.random.default_rng(6).uniform(-0.3, 0.3, (48_000 * 5, 6)), 48_000)
+        inputs.append("six.wav")
+    named = {"SRC": str(source), "GARBAGE": str(tmp_path / "garbage.mp4"), "SIX": str(tmp_path / "six.wav")}
+    argv = [named.get(a, a) for a in args]
     with pytest.raises(SystemExit) as exc:
         main(["mark", *argv])
     assert exc.value.code == 3
