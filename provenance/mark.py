@@ -52,7 +52,7 @@ from provenance.store.repository import open_store
 from provenance.watermark import SOFT_BINDING_ALG, load_key
 from provenance.watermark.files import embed_file
 
-_VIDEO_MIMES = frozenset({"video/mp4", "video/quicktime"})
+_VIDEO_MIMES = frozenset({"video/mp4", "video/quicktime", "video/x-matroska", "video/webm"})
 
 
 @contextlib.contextmanager

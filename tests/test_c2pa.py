@@ -27,7 +27,8 @@ from provenance.core.io import read_audio, write_audio
 from provenance.keys.pki import install_dev_chain
 from provenance.keys.signers import load_identity
 from provenance.mark import mark
-from provenance.watermark import SOFT_BINDING_ALG, new_key, save_key
+from provenance.core.errors import FormatError
+from provenance.watermark import SOFT_BINDING_ALG, detect, load_key, new_key, save_key
 
 SR = 48_000
 DURATION_S = 6.0
@@ -234,6 +235,51 @@ def test_ogg_and_opus_get_a_sidecar(settings, sources, tmp_path, suffix):
     assert bad.state == "Invalid" and "assertion.dataHash.mismatch" in bad.failure_codes
     res.sidecar.unlink()
     assert read_credentials(out).present is False
+
+
+def make_vp9_video(path: Path, audio: Audio, fps: int = 24) -> Path:
+    """A small silent VP9 WebM as long as ``audio`` (64x48 frames)."""
+    with av.open(str(path), "w") as c:
+        v = c.add_stream("libvpx-vp9", rate=fps)
+        v.width, v.height, v.pix_fmt = 64, 48, "yuv420p"
+        for i in range(int(audio.duration_s * fps)):
+            img = np.full((48, 64, 3), (i * 5) % 255, dtype=np.uint8)
+            for p in v.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
+                c.mux(p)
+        for p in v.encode(None):
+            c.mux(p)
+    return path
+
+
+@pytest.mark.parametrize("suffix", [".mkv", ".webm"])
+def test_matroska_and_webm_videos_get_a_sidecar(settings, sources, tmp_path, suffix):
+    # c2pa cannot embed into Matroska/WebM but signs them detached, as it does Ogg: the generator
+    # documents .mkv and .webm outputs, which failed at signing until they were signed this way.
+    # the MKV re-marks the MP4's own audio; the silent VP9 video gets a soundtrack, as from the generator
+    video = sources["video"] if suffix == ".mkv" else make_vp9_video(tmp_path / "src.webm", make_signal())
+    soundtrack = None if suffix == ".mkv" else make_signal(seed=5)
+    out = tmp_path / f"marked{suffix}"
+    res = mark(video, out, settings=settings, generated=True, audio=soundtrack)
+    assert not res.manifest_embedded and res.sidecar == tmp_path / f"marked{suffix}.c2pa"
+    rep = read_credentials(out, trust_anchors_pem=trust_anchors_pem(settings))
+    assert (rep.source, rep.state, rep.failure_codes) == ("sidecar", "Trusted", ())
+    with av.open(str(out)) as c:
+        assert [s.type for s in c.streams] == ["video", "audio"]
+        assert c.streams.audio[0].codec_context.name == ("aac" if suffix == ".mkv" else "opus")
+    key = load_key(settings.watermark_key_path)
+    det = detect(read_audio(out), key)
+    assert det.found and det.payload == res.payload
+    data = bytearray(out.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    out.write_bytes(bytes(data))
+    bad = read_credentials(out, trust_anchors_pem=trust_anchors_pem(settings))
+    assert bad.state == "Invalid" and "assertion.dataHash.mismatch" in bad.failure_codes
+
+
+def test_webm_output_of_an_h264_video_is_refused_before_anything_is_written(settings, sources, tmp_path):
+    with pytest.raises(FormatError, match="WebM holds VP8, VP9 or AV1 video only.*h264"):
+        mark(sources["video"], tmp_path / "out.webm", settings=settings, generated=True)
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_read_never_raises_on_bad_manifests(settings, sources, tmp_path):

@@ -18,8 +18,9 @@ def generate_cmd(
     video: Path = typer.Argument(..., help="The video to score (any container/codec FFmpeg reads)."),
     output: Path = typer.Option(
         None, "-o", "--output",
-        help="Output file: a video (.mp4/.mov/.mkv: video copied, AAC soundtrack) or audio "
-        "(.wav/.flac/.mp3/.m4a). Default: ./VIDEO.foleyseal.mp4.",
+        help="Output file: a video (.mp4/.mov/.m4v/.mkv: video copied, AAC soundtrack; .webm for "
+        "VP8/VP9/AV1 video, Opus soundtrack) or audio (.wav/.flac/.mp3/.m4a/.ogg/.opus). MKV, WebM, "
+        "Ogg and Opus get their C2PA manifest as a .c2pa sidecar. Default: ./VIDEO.foleyseal.mp4.",
     ),
     prompt: str = typer.Option("", "--prompt", "-p", help="What the soundtrack should contain, e.g. 'rain, thunder, tension'."),
     negative_prompt: str = typer.Option("", "--negative-prompt", "-n", help="What must not be heard (strict), e.g. 'music'."),

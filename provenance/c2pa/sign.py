@@ -54,9 +54,13 @@ MIME_BY_SUFFIX = {
     ".ogg": "audio/ogg",
     ".oga": "audio/ogg",
     ".opus": "audio/ogg",
+    ".mkv": "video/x-matroska",
+    ".webm": "video/webm",
 }
 EMBEDDABLE = frozenset({"audio/wav", "audio/flac", "audio/mpeg", "audio/mp4", "video/mp4", "video/quicktime"})
-SIDECAR_ONLY = frozenset({"audio/ogg"})
+# c2pa cannot embed into Ogg or Matroska/WebM, but signs them detached: the manifest binds the
+# file's exact bytes and travels as a sidecar.
+SIDECAR_ONLY = frozenset({"audio/ogg", "video/x-matroska", "video/webm"})
 _IO_BLOCK = 1 << 20
 
 

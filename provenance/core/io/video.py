@@ -24,6 +24,9 @@ from provenance.core.io.read import _is_moving_picture
 from provenance.core.io.write import _AvAudioEncoder, _check_codec_channels, _validate_audio
 
 
+_WEBM_VIDEO_CODECS = {"vp8", "vp9", "av1", "libdav1d", "libvpx", "libvpx-vp9"}
+
+
 def replace_audio_track(video_in: PathLike, audio: Audio, video_out: PathLike, *,
                         codec: str | None = None, bitrate_kbps: float | None = 192,
                         start_s: float | None = None) -> None:
@@ -66,6 +69,11 @@ def replace_audio_track(video_in: PathLike, audio: Audio, video_out: PathLike, *
         videos = [s for s in src.streams.video if _is_moving_picture(s)]
         if not videos:
             raise FormatError("contains no video stream", path=video_in)
+        foreign = sorted({s.codec_context.name for s in videos} - _WEBM_VIDEO_CODECS)
+        if muxer == "webm" and foreign:
+            # copied packets cannot change codec; say so before anything is written
+            raise FormatError(f"WebM holds VP8, VP9 or AV1 video only, and {video_in.name} is "
+                              f"{', '.join(foreign)}; write .mkv, .mp4 or .mov instead", path=video_out)
         if start_s is None:
             start_s = _audio_start_s(src)
         start_frame = round(start_s * audio.sample_rate)
