@@ -117,6 +117,28 @@ def test_wav_output_keeps_subtype(clip, key, tmp_path, capsys):
         assert sf.info(out).subtype == subtype
 
 
+@pytest.mark.parametrize("name, fmt, subtype, written", [
+    ("aiff.aiff", "AIFF", "PCM_24", "PCM_24"),
+    ("caf.caf", "CAF", "PCM_16", "PCM_16"),
+    ("w64.w64", "W64", "FLOAT", "FLOAT"),
+    ("au.au", "AU", "ULAW", "ULAW"),
+    # read but not written: the WAV stays a WAV, in 16-bit PCM (this one was refused before)
+    ("ima.wav", "WAV", "IMA_ADPCM", "PCM_16"),
+])
+def test_other_containers_and_encodings_are_marked_in_kind(clip, key, tmp_path, capsys, name, fmt, subtype, written):
+    samples, rate = sf.read(clip)
+    src = tmp_path / name
+    sf.write(src, samples, rate, format=fmt, subtype=subtype)
+    out = tmp_path / f"marked_{name}"
+    code, _, err = run(["watermark", "embed", str(src), str(out), "--key", str(key), "--payload", PAYLOAD], capsys)
+    assert code == 0, err
+    info = sf.info(out)
+    container = "WAV" if info.format == "WAVEX" else info.format  # WAVEX: WAV with a channel mask
+    assert (container, info.subtype, info.samplerate, info.channels) == (fmt, written, rate, samples.shape[1])
+    code, text, err = run(["watermark", "detect", str(out), "--key", str(key), "--json"], capsys)
+    assert code == 0 and json.loads(text)["payload"] == PAYLOAD
+
+
 def test_unmarked_file_exits_1(clip, key, capsys):
     code, text, _ = run(["watermark", "detect", str(clip), "--key", str(key)], capsys)
     assert code == 1 and "not found" in text

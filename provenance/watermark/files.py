@@ -53,7 +53,7 @@ def embed_file(
         io.replace_audio_track(in_path, marked, out_path)
         return out_path
     emb = ChunkEmbedder(key, payload, info.sample_rate, strength=strength, params=params)
-    subtype = info.subtype if out_path.suffix.lower() == in_path.suffix.lower() else None
+    subtype = io.output_subtype(out_path, info.subtype)
     with io.AudioWriter(out_path, info.sample_rate, info.channels, subtype=subtype) as writer:
         for start, x, padded in _chunks_with_context(in_path, emb.chunk, emb.pad):
             writer.write(emb.apply(x, start, padded))

@@ -4,7 +4,9 @@ Modules: :mod:`.read`, :mod:`.write`, :mod:`.roundtrip` (lossy codecs in memory)
 (replacing a video's audio track), and :mod:`.common` (format tables, checks, sample conversions).
 
 Backends
-    * soundfile (libsndfile) reads and writes WAV (also RF64/WAVEX), FLAC and Ogg Vorbis.
+    * soundfile (libsndfile) reads and writes WAV (also RF64/WAVEX), FLAC, Ogg Vorbis, AIFF, CAF,
+      W64 and AU (and reads what else libsndfile reads: an IMA ADPCM or GSM 6.10 WAV is written
+      back as PCM, see :func:`output_subtype`).
     * PyAV (FFmpeg inside its wheels) reads everything else (MP3, AAC/M4A, Opus, the audio
       track of MP4/MOV/MKV/WebM) and writes MP3, AAC (M4A/MP4/MOV/MKV/ADTS) and Opus.
       No ffmpeg binary and no torchaudio are involved.
@@ -28,7 +30,7 @@ from provenance.core.io.common import LOSSY_CODECS, WRITE_FORMATS
 from provenance.core.io.read import audio_info, check_decodes, is_video, is_video_extension, iter_audio_blocks, read_audio
 from provenance.core.io.roundtrip import encode_decode
 from provenance.core.io.video import replace_audio_track
-from provenance.core.io.write import AudioWriter, write_audio
+from provenance.core.io.write import AudioWriter, output_subtype, write_audio
 
 __all__ = [
     "AudioWriter",
@@ -38,6 +40,7 @@ __all__ = [
     "is_video",
     "is_video_extension",
     "iter_audio_blocks",
+    "output_subtype",
     "read_audio",
     "replace_audio_track",
     "write_audio",

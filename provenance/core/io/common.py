@@ -91,6 +91,10 @@ WRITE_FORMATS: dict[str, _WriteFormat] = {
         _WriteFormat("wav", "WAV",
                      ("PCM_16", "PCM_24", "PCM_32", "FLOAT", "DOUBLE", "PCM_U8", "ULAW", "ALAW")),
         _WriteFormat("flac", "FLAC", ("PCM_16", "PCM_24", "PCM_S8")),
+        _WriteFormat("aiff", "AIFF", ("PCM_16", "PCM_24", "PCM_32", "FLOAT", "DOUBLE", "PCM_S8", "ULAW", "ALAW")),
+        _WriteFormat("caf", "CAF", ("PCM_16", "PCM_24", "PCM_32", "FLOAT", "DOUBLE", "PCM_S8", "ULAW", "ALAW")),
+        _WriteFormat("w64", "W64", ("PCM_16", "PCM_24", "PCM_32", "FLOAT", "DOUBLE", "PCM_U8", "ULAW", "ALAW")),
+        _WriteFormat("au", "AU", ("PCM_16", "PCM_24", "PCM_32", "FLOAT", "DOUBLE", "PCM_S8", "ULAW", "ALAW")),
         _WriteFormat("ogg", "ogg", ("VORBIS", "OPUS")),
         _WriteFormat("opus", "ogg", ("OPUS",)),
         _WriteFormat("mp3", "mp3", ("MP3",)),
@@ -104,7 +108,8 @@ WRITE_FORMATS: dict[str, _WriteFormat] = {
 }
 """Output formats by key (the file extension without the dot)."""
 
-_FORMAT_ALIASES = {"wave": "wav", "oga": "ogg", "mka": "mkv", "matroska": "mkv", "m4v": "mp4", "adts": "aac"}
+_FORMAT_ALIASES = {"wave": "wav", "oga": "ogg", "mka": "mkv", "matroska": "mkv", "m4v": "mp4", "adts": "aac",
+                   "aif": "aiff", "aifc": "aiff", "snd": "au"}
 
 # Video containers that replace_audio_track can write: extension -> (muxer, WRITE_FORMATS key whose
 # subtypes list the audio codecs it takes, the first being the default).

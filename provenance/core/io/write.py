@@ -71,6 +71,15 @@ def _resolve_subtype(fmt: _WriteFormat, subtype: str | None, hint: str | None, p
     return fmt.subtypes[0]
 
 
+def output_subtype(path: PathLike, source_subtype: str | None, *, format: str | None = None) -> str:
+    """The subtype :func:`write_audio` writes to ``path`` for audio whose own subtype is
+    ``source_subtype`` when none is asked for: the source's where the format holds it (PCM_24
+    stays PCM_24), 24-bit for other high-resolution sources, else the format's default (an IMA
+    ADPCM or GSM 6.10 WAV, which FoleySeal reads but does not write, becomes PCM_16)."""
+    path = Path(path)
+    return _resolve_subtype(_resolve_format(path, format), None, source_subtype, path)
+
+
 class _SoundFileSink:
     """Writes blocks through libsndfile (WAV, FLAC, Ogg Vorbis) to a path or a binary buffer."""
 
