@@ -218,8 +218,8 @@ def test_mark_of_someone_elses_file_is_an_edit(settings, sources, tmp_path):
     assert rep.generation_record["input_sha256"] and res.payload == rep.soft_bindings[0].blocks[0].value
 
 
-@pytest.mark.parametrize("suffix", [".ogg", ".opus"])
-def test_ogg_and_opus_get_a_sidecar(settings, sources, tmp_path, suffix):
+@pytest.mark.parametrize("suffix", [".ogg", ".opus", ".aiff", ".caf", ".w64", ".au"])
+def test_formats_c2pa_cannot_embed_into_get_a_sidecar(settings, sources, tmp_path, suffix):
     out = tmp_path / f"marked{suffix}"
     res = mark(sources["audio"], out, settings=settings, generated=True)
     assert not res.manifest_embedded and res.sidecar == tmp_path / f"marked{suffix}.c2pa"
@@ -316,12 +316,12 @@ def test_cli_sign_embeds_or_refuses(settings, sources, tmp_path, capsys, monkeyp
     assert rep.state == "Trusted" and rep.digital_source_type == TRAINED_ALGORITHMIC_MEDIA
     assert rep.soft_bindings == ()  # sign alone adds no watermark binding
     # A format c2pa cannot handle: refused with exit 3, nothing written.
-    bad_in = tmp_path / "x.aiff"
-    bad_in.write_bytes(b"FORM")
+    bad_in = tmp_path / "x.aac"  # raw ADTS: c2pa neither embeds into it nor is it signed beside
+    bad_in.write_bytes(b"\xff\xf1")
     with pytest.raises(SystemExit) as exc:
-        main(["sign", str(bad_in), str(tmp_path / "y.aiff")])
-    assert exc.value.code == 3 and "cannot sign '.aiff'" in capsys.readouterr().err
-    assert not (tmp_path / "y.aiff").exists()
+        main(["sign", str(bad_in), str(tmp_path / "y.aac")])
+    assert exc.value.code == 3 and "cannot sign '.aac'" in capsys.readouterr().err
+    assert not (tmp_path / "y.aac").exists()
 
 
 @pytest.mark.parametrize("suffix", [".mp3", ".mp4", ".ogg"])

@@ -17,7 +17,7 @@ def _settings(home: Path | None):
 
 
 def sign_cmd(
-    input: Path = typer.Argument(..., help="Audio or video file (WAV, FLAC, MP3, M4A, MP4, MOV; Ogg/Opus, MKV and WebM get a sidecar)."),
+    input: Path = typer.Argument(..., help="Audio or video file (WAV, FLAC, MP3, M4A, MP4, MOV; Ogg/Opus, MKV, WebM, AIFF, CAF, W64 and AU get a sidecar)."),
     output: Path = typer.Argument(..., help="Where to write the signed file (same format as INPUT)."),
     generated: bool = typer.Option(
         False, "--generated/--edited",
@@ -64,7 +64,7 @@ def sign_cmd(
 
 
 def mark_cmd(
-    input: Path = typer.Argument(..., help="Audio (WAV, FLAC, MP3, M4A, Ogg, Opus) or video (MP4, MOV, MKV, WebM)."),
+    input: Path = typer.Argument(..., help="Audio (WAV, FLAC, MP3, M4A, Ogg, Opus, AIFF, CAF, W64, AU) or video (MP4, MOV, MKV, WebM)."),
     output: Path = typer.Argument(..., help="Where to write the marked, signed file (format from its extension)."),
     generated: bool = typer.Option(
         False, "--generated",

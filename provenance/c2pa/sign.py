@@ -56,11 +56,17 @@ MIME_BY_SUFFIX = {
     ".opus": "audio/ogg",
     ".mkv": "video/x-matroska",
     ".webm": "video/webm",
+    ".aiff": "audio/aiff",
+    ".aif": "audio/aiff",
+    ".caf": "audio/x-caf",
+    ".w64": "audio/x-w64",
+    ".au": "audio/basic",
 }
 EMBEDDABLE = frozenset({"audio/wav", "audio/flac", "audio/mpeg", "audio/mp4", "video/mp4", "video/quicktime"})
-# c2pa cannot embed into Ogg or Matroska/WebM, but signs them detached: the manifest binds the
-# file's exact bytes and travels as a sidecar.
-SIDECAR_ONLY = frozenset({"audio/ogg", "video/x-matroska", "video/webm"})
+# c2pa cannot embed into these, but signs them detached: the manifest binds the file's exact
+# bytes and travels as a sidecar.
+SIDECAR_ONLY = frozenset({"audio/ogg", "video/x-matroska", "video/webm", "audio/aiff", "audio/x-caf",
+                          "audio/x-w64", "audio/basic"})
 _IO_BLOCK = 1 << 20
 
 
