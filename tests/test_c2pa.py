@@ -52,29 +52,34 @@ def make_signal(seconds: float = DURATION_S, seed: int = 7) -> Audio:
     return Audio(x.astype(np.float32), SR)
 
 
-def make_video(path: Path, audio: Audio, fps: int = 24) -> Path:
-    """A small H.264 + AAC MP4 holding ``audio`` (64x64 frames)."""
+def make_video(path: Path, audio: Audio, fps: int = 24, *, codec: str = "libx264", with_audio: bool = True) -> Path:
+    """A small video (64x64 frames, ``codec``) as long as ``audio``, holding it as AAC when
+    ``with_audio`` (the default: an H.264 + AAC MP4)."""
     with av.open(str(path), "w") as c:
-        v = c.add_stream("libx264", rate=fps)
+        v = c.add_stream(codec, rate=fps)
         v.width = v.height = 64
         v.pix_fmt = "yuv420p"
-        a = c.add_stream("aac", rate=audio.sample_rate, layout="stereo")
-        a.bit_rate = 128_000
+        streams = [v]
+        if with_audio:
+            a = c.add_stream("aac", rate=audio.sample_rate, layout="stereo")
+            a.bit_rate = 128_000
+            streams.append(a)
         frames = int(audio.duration_s * fps)
         for i in range(frames):
             img = np.full((64, 64, 3), (i * 5) % 255, dtype=np.uint8)
             for p in v.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
                 c.mux(p)
-        step = 1024
-        for i in range(0, audio.frames, step):
-            chunk = np.ascontiguousarray(audio.samples[:, i : i + step])
-            f = av.AudioFrame.from_ndarray(chunk, format="fltp", layout="stereo")
-            f.sample_rate = audio.sample_rate
-            f.pts = i
-            for p in a.encode(f):
-                c.mux(p)
-        for s in (v, a):
-            for p in s.encode(None):
+        if with_audio:
+            step = 1024
+            for i in range(0, audio.frames, step):
+                chunk = np.ascontiguousarray(audio.samples[:, i : i + step])
+                f = av.AudioFrame.from_ndarray(chunk, format="fltp", layout="stereo")
+                f.sample_rate = audio.sample_rate
+                f.pts = i
+                for p in a.encode(f):
+                    c.mux(p)
+        for st in streams:
+            for p in st.encode(None):
                 c.mux(p)
     return path
 
@@ -237,26 +242,12 @@ def test_formats_c2pa_cannot_embed_into_get_a_sidecar(settings, sources, tmp_pat
     assert read_credentials(out).present is False
 
 
-def make_vp9_video(path: Path, audio: Audio, fps: int = 24) -> Path:
-    """A small silent VP9 WebM as long as ``audio`` (64x48 frames)."""
-    with av.open(str(path), "w") as c:
-        v = c.add_stream("libvpx-vp9", rate=fps)
-        v.width, v.height, v.pix_fmt = 64, 48, "yuv420p"
-        for i in range(int(audio.duration_s * fps)):
-            img = np.full((48, 64, 3), (i * 5) % 255, dtype=np.uint8)
-            for p in v.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
-                c.mux(p)
-        for p in v.encode(None):
-            c.mux(p)
-    return path
-
-
 @pytest.mark.parametrize("suffix", [".mkv", ".webm"])
 def test_matroska_and_webm_videos_get_a_sidecar(settings, sources, tmp_path, suffix):
     # c2pa cannot embed into Matroska/WebM but signs them detached, as it does Ogg: the generator
     # documents .mkv and .webm outputs, which failed at signing until they were signed this way.
     # the MKV re-marks the MP4's own audio; the silent VP9 video gets a soundtrack, as from the generator
-    video = sources["video"] if suffix == ".mkv" else make_vp9_video(tmp_path / "src.webm", make_signal())
+    video = sources["video"] if suffix == ".mkv" else make_video(tmp_path / "src.webm", make_signal(), codec="libvpx-vp9", with_audio=False)
     soundtrack = None if suffix == ".mkv" else make_signal(seed=5)
     out = tmp_path / f"marked{suffix}"
     res = mark(video, out, settings=settings, generated=True, audio=soundtrack)
