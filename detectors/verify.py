@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from provenance.core.errors import FoleySealError, FormatError, InputError
+from provenance.core.io.read import cut_short
 
 from detectors.container import probe
 from detectors.credentials import classify_credentials, count_certs, read_pem_file, unparseable
@@ -420,20 +421,15 @@ def verify(
         return v.verify(path_or_stream, name=name)
 
 
-# A decoded track this much shorter than its header says is reported (as in provenance.core.io).
-_SHORTFALL_MIN_S = 0.25
-_SHORTFALL_FRACTION = 0.02
-
-
 def _shortfall_note(container: ContainerInfo, stats: DecodeStats) -> str | None:
     """A note when the audio decoded to the end is much shorter than its stream header declares
-    (a file cut short or damaged), else None. Seconds throughout."""
+    (a file cut short or damaged, by the readers' rule), else None."""
     declared = next((s.duration_s for s in container.streams if s.kind == "audio"), None)
     if not declared or stats.truncated_at_s is not None or stats.sample_rate <= 0:
         return None
-    decoded = stats.frames / stats.sample_rate
-    if declared - decoded <= max(_SHORTFALL_MIN_S, _SHORTFALL_FRACTION * declared):
+    if not cut_short(declared * stats.sample_rate, stats.frames, stats.sample_rate):
         return None
+    decoded = stats.frames / stats.sample_rate
     return (f"The audio decodes to {decoded:.1f} s of the {declared:.1f} s its header declares: the file "
             "is truncated or damaged, and only what decodes was checked.")
 

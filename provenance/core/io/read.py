@@ -212,10 +212,17 @@ def _av_chunks(source: _Source) -> Iterator[np.ndarray]:
                 yield block
         rate = stream.codec_context.sample_rate
         if declared:
-            missing = declared - decoded
-            if missing > max(_TRUNCATION_MIN_S * rate, _TRUNCATION_FRACTION * declared):
+            if cut_short(declared, decoded, rate):
                 raise FormatError(f"file is truncated or damaged: decoded {decoded / rate:.3f} s of "
                                   f"the {declared / rate:.3f} s its header declares", path=path)
+
+
+def cut_short(declared_frames: float, decoded_frames: float, sample_rate: int) -> bool:
+    """Whether a stream that decodes to ``decoded_frames`` samples falls short of the
+    ``declared_frames`` its header states by more than 0.25 s or 2 % of it: the file is truncated
+    or damaged (less is codec priming and padding)."""
+    missing = declared_frames - decoded_frames
+    return missing > max(_TRUNCATION_MIN_S * sample_rate, _TRUNCATION_FRACTION * declared_frames)
 
 
 def _decode_stream(container: av.container.InputContainer, stream: av.AudioStream
