@@ -30,6 +30,7 @@ import contextlib
 import dataclasses
 import logging
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -57,6 +58,36 @@ from detectors.report import (
 from detectors.watermark_scan import load_keyring, scan_watermark
 
 log = logging.getLogger(__name__)
+
+
+
+_ALIAS_PATH = re.compile(r"[^\s'\"]*foleyseal-alias-[^/\\\s'\"]+[/\\]asset\.[A-Za-z0-9]+")
+"""A path inside :meth:`Verifier._c2pa_path`'s temporary folder, as a library message quotes it."""
+
+
+def _in_callers_terms(report: VerificationReport, path: Path, display: str) -> VerificationReport:
+    """The report with the paths the verifier opened replaced by the name the caller gave.
+
+    Decoders and the C2PA reader quote the path they were handed. For an upload that is the
+    server's spool file (or a temporary alias of it), which a report must neither show nor
+    leak to a client; the caller knows the file by ``display``.
+    """
+    def scrub(text: str) -> str:
+        for opened in {str(path), os.path.abspath(path)}:
+            if opened != display:
+                text = text.replace(opened, display)
+        return _ALIAS_PATH.sub(lambda _m: display, text)
+
+    credentials = report.credentials
+    if credentials is not None and getattr(credentials, "error", None):
+        credentials = dataclasses.replace(credentials, error=scrub(credentials.error))
+    return dataclasses.replace(
+        report,
+        credentials=credentials,
+        explanation=scrub(report.explanation),
+        error=None if report.error is None else scrub(report.error),
+        notes=[scrub(n) for n in report.notes],
+    )
 
 
 class Verifier:
@@ -151,7 +182,7 @@ class Verifier:
             name = str(source) if isinstance(source, (str, os.PathLike)) else str(getattr(source, "name", "upload"))
         try:
             with spooled(source, name, self.limits) as (path, display, _tmp):
-                report = self._verify_path(path, display, deadline)
+                report = _in_callers_terms(self._verify_path(path, display, deadline), path, display)
         except InputError as exc:  # includes DeadlineExceeded and the size limit of a stream
             report = self._error_report(name, exc.message)
         except OSError as exc:

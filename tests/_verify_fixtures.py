@@ -242,11 +242,12 @@ class RunningServer:
         import uvicorn
 
         from detectors.service import create_app
+        from detectors.service.app import uvicorn_options
 
         self.app = create_app(config)
+        options = {**uvicorn_options(config), "timeout_keep_alive": 5}
         self.server = uvicorn.Server(
-            uvicorn.Config(self.app, host="127.0.0.1", port=0, log_level="warning", lifespan="on",
-                           timeout_keep_alive=5)
+            uvicorn.Config(self.app, host="127.0.0.1", port=0, log_level="warning", lifespan="on", **options)
         )
         self.thread = threading.Thread(target=self.server.run, name="uvicorn-test", daemon=True)
 

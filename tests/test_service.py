@@ -7,9 +7,10 @@ import base64
 import concurrent.futures as cf
 import json
 import os
+import re
 import stat
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import httpx
 import pytest
@@ -76,6 +77,26 @@ def test_unexaminable_file_is_422_with_message_and_report(client: TestClient) ->
     assert r.status_code == 400 and "field named 'file'" in r.json()["detail"]
     r = client.post("/v1/verify", content=b"--xx\r\nbroken", headers={"content-type": "multipart/form-data"})
     assert r.status_code == 400 and "boundary" in r.json()["detail"]
+
+
+def test_replies_never_show_the_servers_own_paths(client: TestClient, upload_dir: Path, verify_env: VerifyEnv) -> None:
+    # Decoders quote the path they open: for an upload, that is the server's spool file.
+    wav_0ch = bytearray(verify_env.files["unmarked"].read_bytes()[:44])
+    wav_0ch[22:24] = (0).to_bytes(2, "little")  # the WAV header's channel count
+    marked = verify_env.files["marked_wav"].read_bytes()
+    replies = [
+        client.post("/v1/verify?filename=text.flac", content=b"these are not samples\n" * 60),
+        client.post("/v1/verify", files={"file": ("zero.wav", bytes(wav_0ch) + bytes(400), "audio/wav")}),
+        client.post("/v1/verify?filename=piece.wav", content=marked[: len(marked) // 3]),
+    ]
+    for r, name in zip(replies, ("text.flac", "zero.wav", "piece.wav")):
+        text = r.text
+        assert str(upload_dir) not in text and "foleyseal-" not in text, text
+        assert not re.search(r"up-[0-9a-f]{6}|upload\.\w+'", text), text
+        body = r.json()
+        report = body.get("report", body)
+        assert report["file"] == name
+    assert replies[0].status_code == 422 and "text.flac" in replies[0].json()["detail"]
 
 
 def test_health(client: TestClient) -> None:
@@ -281,3 +302,44 @@ def test_worker_pool_replaces_hung_and_crashed_workers(verify_env: VerifyEnv, tm
 
     asyncio.run(scenario())
     assert list((tmp_path / "scratch").iterdir()) == []
+
+
+def _half_open(url: str, n: int) -> list:
+    """``n`` connections that send half a request head and stop (the slow-loris attack)."""
+    import socket
+
+    host, port = url.removeprefix("http://").split(":")
+    socks = []
+    for _ in range(n):
+        s = socket.create_connection((host, int(port)), timeout=10)
+        s.sendall(b"GET /v1/health HTTP/1.1\r\nHost: x\r\n")
+        socks.append(s)
+    return socks
+
+
+def _reply(sock: Any) -> bytes:
+    """What the server sends before it closes the connection (b'' if it never writes)."""
+    data = b""
+    while chunk := sock.recv(4096):
+        data += chunk
+    return data
+
+
+def test_connections_that_never_finish_their_headers_are_dropped(verify_env: VerifyEnv, tmp_path: Path) -> None:
+    """Slow loris: without a deadline on request heads, a few hundred half-sent heads fill the
+    server's connection limit and every other client gets 503 for as long as they stay open."""
+    config = ServiceConfig(home=verify_env.home, upload_dir=tmp_path / "up", workers=0, rate_limit_per_min=0,
+                           header_timeout_s=1.0, max_connections_per_client=4)
+    with running_server(config) as url:
+        held = _half_open(url, 4)
+        over = _half_open(url, 2)  # over the per-client cap: refused at once
+        for s in over:
+            reply = _reply(s)
+            assert reply.startswith(b"HTTP/1.1 503") and b"too many open connections" in reply, reply
+        for s in held:  # the head is late: 408, then closed
+            reply = _reply(s)
+            assert reply.startswith(b"HTTP/1.1 408") and b"request headers not received" in reply, reply
+        for s in held + over:
+            s.close()
+        with httpx.Client(base_url=url, timeout=30) as h:  # kept alive across requests: still served
+            assert [h.get("/v1/health").status_code for _ in range(3)] == [200] * 3

@@ -148,16 +148,22 @@ def create_app(config: ServiceConfig | None = None) -> FastAPI:
     return app
 
 
+def uvicorn_options(config: ServiceConfig) -> dict[str, Any]:
+    """Keyword arguments for ``uvicorn.Config`` that the service needs besides the app, host and
+    port: its connection limits and guards (:mod:`detectors.service.connections`)."""
+    from detectors.service.connections import guarded_protocol
+
+    per_client = 0 if config.trust_forwarded_for else config.max_connections_per_client
+    return {
+        "http": guarded_protocol(header_timeout_s=config.header_timeout_s, max_connections_per_client=per_client),
+        "timeout_keep_alive": 10,
+        "limit_concurrency": 512,
+        "server_header": False,
+    }
+
+
 def serve(config: ServiceConfig, *, host: str = "127.0.0.1", port: int = 8000, log_level: str = "info") -> None:
     """Run the service with uvicorn until interrupted."""
     import uvicorn
 
-    uvicorn.run(
-        create_app(config),
-        host=host,
-        port=port,
-        log_level=log_level,
-        timeout_keep_alive=10,
-        limit_concurrency=512,
-        server_header=False,
-    )
+    uvicorn.run(create_app(config), host=host, port=port, log_level=log_level, **uvicorn_options(config))

@@ -23,6 +23,12 @@ class ServiceConfig:
     """Whole-upload time limit (a 500 MB upload on a slow link still fits)."""
     upload_idle_timeout_s: float = 30.0
     """Longest pause between two chunks of an upload before it is dropped (slow-loris guard)."""
+    header_timeout_s: float = 20.0
+    """Time a connection has to send a whole request head, from connecting or from the previous
+    response (the same guard for headers: a late head gets 408 and the connection is closed)."""
+    max_connections_per_client: int = 64
+    """Open connections allowed per client address; more get 503 at once (0: no cap). Off when
+    ``trust_forwarded_for`` is set: behind a proxy every connection comes from the proxy."""
     verify_timeout_s: float = 120.0
     """Time limit of one verification; a worker past it (plus a grace period) is killed."""
     workers: int = 2

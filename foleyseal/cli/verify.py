@@ -231,6 +231,14 @@ def serve_cmd(
     trust_anchors: list[Path] = typer.Option(
         [], "--trust-anchors", metavar="PEM", help="Extra PEM trust anchor(s) (repeatable)."
     ),
+    header_timeout: float = typer.Option(
+        20.0, "--header-timeout", min=0.1,
+        help="Seconds a connection has to send its request headers (later: 408, closed).",
+    ),
+    max_connections_per_client: int = typer.Option(
+        64, "--max-connections-per-client", min=0,
+        help="Open connections per client address; more get 503 (0: no cap).",
+    ),
     create_api_key: str | None = typer.Option(
         None, "--create-api-key", metavar="NAME",
         help="Create an API key for the write endpoints, print it once, and exit (only its hash is kept).",
@@ -258,6 +266,8 @@ def serve_cmd(
         verify_timeout_s=verify_timeout,
         workers=workers,
         rate_limit_per_min=rate_limit,
+        header_timeout_s=header_timeout,
+        max_connections_per_client=max_connections_per_client,
     )
     typer.echo(f"FoleySeal verification service on http://{host}:{port}/  (docs: /docs)", err=True)
     serve(config, host=host, port=port)
