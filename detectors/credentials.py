@@ -12,6 +12,9 @@ from detectors.report import Verdict
 # Failure codes that say "the signer is not one we trust", as opposed to "something changed".
 _TRUST_CODES = {
     "signingCredential.untrusted",
+    # Validated at the current time with no trusted timestamp, an expired certificate is a
+    # statement about the signer's credential now, not about the file: nothing changed.
+    "signingCredential.expired",
     "signingCredential.ocsp.unknown",
     "timeStamp.untrusted",
 }
@@ -46,11 +49,13 @@ def classify_credentials(cred: Any) -> Verdict | None:
     codes = set(getattr(cred, "failure_codes", ()) or ())
     state = getattr(cred, "state", None)
     hard_failures = codes - _TRUST_CODES
-    if state == "Invalid" or hard_failures or getattr(cred, "error", None) and state != "Trusted":
+    if hard_failures or getattr(cred, "error", None) and state != "Trusted":
         return Verdict.CREDENTIALS_TAMPERED
     if state == "Trusted" and not codes:
         return Verdict.CREDENTIALS_VALID
-    if state in ("Valid", "Trusted"):
+    # c2pa calls an expired certificate "Invalid", an unknown root "Valid": with nothing but
+    # trust codes, both are intact credentials from a signer that cannot be trusted now.
+    if state in ("Valid", "Trusted") or codes:
         return Verdict.CREDENTIALS_UNTRUSTED
     return Verdict.CREDENTIALS_TAMPERED
 

@@ -309,6 +309,7 @@ def explain(
     error: str | None = None,
     keys_checked: int = 0,
     watermark_analysed: bool = True,
+    store_read: bool = True,
 ) -> str:
     """The plain-language paragraph for a verdict, filled in with the evidence found."""
     found = [w for w in (watermark or []) if w.found]
@@ -350,6 +351,14 @@ def explain(
             f"{wm}{rec_text}"
         )
     if verdict is Verdict.CREDENTIALS_UNTRUSTED:
+        if "signingCredential.expired" in (getattr(credentials, "failure_codes", ()) or ()):
+            return (
+                f"This file carries intact Content Credentials, {_signer_text(credentials)}, and the file "
+                "matches them, but the signing certificate has expired and the signature carries no "
+                "trusted timestamp proving it was made while the certificate was valid, so the signature "
+                "cannot be trusted any more. Nothing indicates that the file or its credentials were "
+                f"changed.{_ai_text(credentials)}"
+            )
         return (
             f"This file carries intact Content Credentials, {_signer_text(credentials)}, and the file "
             "matches them, but the signing certificate does not chain to any trust anchor this verifier "
@@ -378,6 +387,12 @@ def explain(
     if verdict is Verdict.WATERMARK_ONLY:
         payload = found[0].payloads[0] if found and found[0].payloads else None
         pl = f" with payload {payload}" if payload else " (its payload could not be read)"
+        if not store_read:
+            return (
+                f"This audio contains a FoleySeal watermark{pl}, but no Content Credentials travel with it, "
+                "and this verifier's manifest store could not be read (see the notes), so the payload's "
+                "record, if any, could not be looked up."
+            )
         return (
             f"This audio contains a FoleySeal watermark{pl}, but no Content Credentials travel with it "
             "and this verifier's manifest store has no record for it. The audio was most likely produced "

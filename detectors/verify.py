@@ -65,6 +65,15 @@ _ALIAS_PATH = re.compile(r"[^\s'\"]*foleyseal-alias-[^/\\\s'\"]+[/\\]asset\.[A-Z
 """A path inside :meth:`Verifier._c2pa_path`'s temporary folder, as a library message quotes it."""
 
 
+def _reason(exc: BaseException) -> str:
+    """What went wrong, for a note: a FoleySeal error's own message (it names the store), else the
+    exception's type, with its traceback logged, since that is a bug to report."""
+    if isinstance(exc, FoleySealError):
+        return exc.message
+    log.error("unexpected %s", type(exc).__name__, exc_info=exc)
+    return type(exc).__name__
+
+
 def _in_callers_terms(report: VerificationReport, path: Path, display: str) -> VerificationReport:
     """The report with the paths the verifier opened replaced by the name the caller gave.
 
@@ -277,7 +286,7 @@ class Verifier:
                     decode_error = f"the audio could not be decoded ({type(exc).__name__})"
                 if stats.nonfinite:
                     notes.append(f"{stats.nonfinite} NaN or infinite samples were treated as silence.")
-                if stats.truncated_at_s is not None:
+                if stats.truncated_at_s is not None and self.keyring:  # without keys, 1 s shows it decodes
                     notes.append(f"Only the first {stats.truncated_at_s:.0f} s were analysed.")
                 if stats.decode_errors:
                     notes.append(f"{stats.decode_errors} corrupt audio packet(s) were skipped while decoding.")
@@ -287,7 +296,7 @@ class Verifier:
                     notes.append(shortfall)
 
             # 4. store
-            store_matches = self._store_lookup(c2pa_path, sha, watermark, notes)
+            store_matches, store_read = self._store_lookup(c2pa_path, sha, watermark, notes)
 
         # 5. verdict
         cred_verdict = classify_credentials(credentials)
@@ -337,6 +346,7 @@ class Verifier:
             store=hard or soft,
             keys_checked=len(self.keyring),
             watermark_analysed=any(w.windows for w in watermark),
+            store_read=store_read,
         )
         return VerificationReport(
             file=display,
@@ -383,7 +393,11 @@ class Verifier:
             notes.append(f"Content Credentials could not be read ({type(exc).__name__}).")
             return None
 
-    def _store_lookup(self, path: Path, sha: str, watermark: list[WatermarkResult], notes: list[str]) -> list[StoreMatch]:
+    def _store_lookup(
+        self, path: Path, sha: str, watermark: list[WatermarkResult], notes: list[str]
+    ) -> tuple[list[StoreMatch], bool]:
+        """Records for the file's watermark payloads and its hash, and whether the store could be
+        read (False: a configured store failed to open or to answer; the reason is in ``notes``)."""
         from provenance.watermark import SOFT_BINDING_ALG
 
         wanted: list[tuple[str, str]] = []
@@ -393,22 +407,20 @@ class Verifier:
         try:
             store = self._get_store()
         except Exception as exc:
-            log.exception("opening the manifest store failed")
-            notes.append(f"The manifest store could not be opened ({type(exc).__name__}); no records were looked up.")
-            return []
+            notes.append(f"The manifest store could not be opened ({_reason(exc)}); no records were looked up.")
+            return [], False
         if store is None:
             if wanted:
                 notes.append("No manifest store is configured: the watermark payload was not looked up.")
-            return []
+            return [], True
         matches: list[StoreMatch] = []
         seen: set[str] = set()
         try:
             records = [(store.find_by_payload(alg, payload), "soft") for alg, payload in wanted]
             records += [(r, "hash") for r in store.find_by_asset_hash(sha)]
         except Exception as exc:
-            log.exception("store lookup failed")
-            notes.append(f"The manifest store lookup failed ({type(exc).__name__}).")
-            return []
+            notes.append(f"The manifest store lookup failed ({_reason(exc)}).")
+            return [], False
         for record, how in records:
             if record is None or record.id in seen:
                 continue
@@ -430,7 +442,7 @@ class Verifier:
             )
         # Hard bindings first: they are the stronger statement.
         matches.sort(key=lambda m: 0 if m.binding in ("hard", "hash") else 1)
-        return matches
+        return matches, True
 
 
 def verify(

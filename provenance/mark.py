@@ -42,11 +42,11 @@ from provenance.c2pa.manifest import (
 from provenance.c2pa.sidecar import sidecar_path
 from provenance.c2pa.sign import MIME_BY_SUFFIX, mime_for, sha256_file, sign_to
 from provenance.core import io as audio_io
-from provenance.core.atomic import atomic_write_bytes
+from provenance.core.atomic import atomic_write_bytes, output_error, writing_beside
 from provenance.core.audio import Audio
 from provenance.core.c2pa_types import MarkResult, SoftBinding, SoftBindingBlock, StoreRecord
 from provenance.core.config import Settings, load_settings
-from provenance.core.errors import InputError
+from provenance.core.errors import InputError, OutputError
 from provenance.keys.signers import load_identity
 from provenance.store.repository import open_store
 from provenance.watermark import SOFT_BINDING_ALG, load_key
@@ -62,10 +62,12 @@ def _as_output(working: Path, output_path: Path) -> Iterator[None]:
     user never gave."""
     try:
         yield
-    except InputError as exc:  # FormatError included: what the writer raises about its file
+    except (InputError, OutputError) as exc:  # FormatError included: what the writer raises about its file
         if exc.path != str(working):
             raise
-        raise type(exc)(exc.message, path=output_path) from exc
+        # The working folder is inside OUTPUT's folder: a fault of one is a fault of the other.
+        message = exc.message.replace(str(working.parent), str(output_path.parent))
+        raise type(exc)(message, path=output_path) from exc
 
 
 def _check_paths(input_path: Path, output_path: Path, source_video: Path | None) -> None:
@@ -138,7 +140,11 @@ def mark(
     published = False
     try:
         payload = store.reserve_payload(label, SOFT_BINDING_ALG)
-        with tempfile.TemporaryDirectory(prefix=".foleyseal-mark-", dir=output_path.parent) as tmp:
+        try:
+            working = tempfile.TemporaryDirectory(prefix=".foleyseal-mark-", dir=output_path.parent)
+        except OSError as exc:
+            raise output_error(exc, output_path) from exc
+        with working as tmp, writing_beside(output_path):
             tmpdir = Path(tmp)
             marked = tmpdir / f"watermarked{output_path.suffix}"
             with _as_output(marked, output_path):

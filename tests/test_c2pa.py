@@ -9,6 +9,9 @@ flipped audio byte fails with the hash-mismatch code.
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import stat
 import struct
 from pathlib import Path
 
@@ -27,7 +30,7 @@ from provenance.core.io import read_audio, write_audio
 from provenance.keys.pki import install_dev_chain
 from provenance.keys.signers import load_identity
 from provenance.mark import mark
-from provenance.core.errors import FormatError
+from provenance.core.errors import FormatError, OutputError
 from provenance.watermark import SOFT_BINDING_ALG, detect, load_key, new_key, save_key
 
 SR = 48_000
@@ -345,4 +348,45 @@ def test_ingredient_and_sign_failures_leave_nothing(settings, sources, tmp_path)
     identity.key_pem = b"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"
     with pytest.raises(Exception):
         sign_file(sources["audio"], tmp_path / "out.wav", spec, identity)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_outputs_are_as_readable_as_any_file_the_user_writes(settings, sources, tmp_path, capsys, monkeypatch):
+    # mkstemp makes 0600 files: published media and its manifest must follow the umask instead.
+    monkeypatch.setenv("FOLEYSEAL_HOME", str(settings.home))
+    old = os.umask(0o022)
+    try:
+        with pytest.raises(SystemExit) as exc:
+            main(["sign", str(sources["audio"]), str(tmp_path / "signed.wav")])
+        assert exc.value.code == 0, capsys.readouterr().err
+        res = mark(sources["audio"], tmp_path / "marked.ogg", settings=settings)
+        assert res.sidecar is not None
+        for p in (tmp_path / "signed.wav", tmp_path / "marked.ogg", res.sidecar):
+            assert stat.S_IMODE(p.stat().st_mode) == 0o644, p
+        # Re-signing in place keeps the file's own mode.
+        os.chmod(tmp_path / "signed.wav", 0o640)
+        with pytest.raises(SystemExit) as exc:
+            main(["sign", str(tmp_path / "signed.wav"), str(tmp_path / "signed.wav")])
+        assert exc.value.code == 0, capsys.readouterr().err
+        assert stat.S_IMODE((tmp_path / "signed.wav").stat().st_mode) == 0o640
+    finally:
+        os.umask(old)
+
+
+def test_an_output_folder_that_cannot_take_the_file_is_named(settings, sources, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("FOLEYSEAL_HOME", str(settings.home))
+    for cmd in ("sign", "mark"):
+        with pytest.raises(SystemExit) as exc:
+            main([cmd, str(sources["audio"]), str(tmp_path / "missing" / "out.wav")])
+        err = capsys.readouterr().err
+        assert exc.value.code == 3 and "missing" in err and "does not exist" in err, (cmd, err)
+    # A full device: c2pa reports a short write as "embedding error", which must not blame the input.
+    real_usage = shutil.disk_usage
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: real_usage(p)._replace(free=4096))
+    identity = load_identity(settings)
+    identity.key_pem = b"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"
+    spec = ManifestSpec(mime_type="audio/wav", generated=True, generation_record=generation_assertion(None))
+    with pytest.raises(OutputError, match="no space left on the device") as err:
+        sign_file(sources["audio"], tmp_path / "out.wav", spec, identity)
+    assert err.value.path == str(tmp_path / "out.wav")
     assert list(tmp_path.iterdir()) == []

@@ -368,3 +368,38 @@ def test_missing_keys_name_the_file_and_the_fix(tmp_path):
     with pytest.raises(KeyFileError, match="keys init") as exc:
         load_identity(s)
     assert "signing-chain.pem" in str(exc.value)
+
+
+def test_a_file_whose_certificate_expired_since_signing_reads_untrusted_not_tampered(home, tmp_path, capsys, ca):
+    """Without a timestamp authority, c2pa validates at the current time: once the signing
+    certificate expires it reports signingCredential.expired. The file did not change."""
+    import time
+
+    from detectors.verify import verify
+
+    not_after = (dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=4)).replace(microsecond=0)
+    leaf, key = ca.leaf(not_after=not_after)
+    chain, key_path, root = ca.write(tmp_path / "in", [leaf, ca.inter], key)
+    rc, _, err = run_cli(capsys, "keys", "import", "--cert-chain", str(chain), "--key", str(key_path),
+                         "--root", str(root))
+    assert rc == 0, err
+    src = _wav(tmp_path / "in.wav")
+    rc, _, err = run_cli(capsys, "sign", str(src), str(tmp_path / "signed.wav"))
+    assert rc == 0, err
+    assert verify(tmp_path / "signed.wav", keyring=[]).verdict.value == "credentials_valid"
+    time.sleep(max(0.0, (not_after - dt.datetime.now(dt.timezone.utc)).total_seconds()) + 1.5)
+
+    report = verify(tmp_path / "signed.wav", keyring=[])
+    assert "signingCredential.expired" in report.credentials.failure_codes
+    assert report.verdict.value == "credentials_untrusted", (report.credentials.failure_codes, report.credentials.state, report.credentials.error)
+    assert "expired" in report.explanation and "changed" in report.explanation
+    assert "altered" not in report.explanation and "edited" not in report.explanation
+
+
+def test_a_home_that_cannot_be_created_is_named_not_an_internal_error(tmp_path, capsys, monkeypatch):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the home's parent should be")
+    monkeypatch.setenv("FOLEYSEAL_HOME", str(blocker / "home"))
+    for args in (["keys", "init"], ["keys", "new-watermark-key", str(blocker / "wm.key")]):
+        rc, _, err = run_cli(capsys, *args)
+        assert rc == 3 and str(blocker) in err and "internal error" not in err, (args, err)

@@ -23,7 +23,7 @@ from foleyseal.cli import main
 from provenance.c2pa import read_credentials
 from provenance.core.audio import Audio
 from provenance.core.config import Settings, load_settings, trust_anchors_pem
-from provenance.core.errors import InputError, KeyFileError, SigningError, StoreError
+from provenance.core.errors import InputError, KeyFileError, OutputError, SigningError, StoreError
 from provenance.core.io import read_audio, write_audio
 from provenance.keys.pki import install_dev_chain
 from provenance.mark import mark
@@ -167,13 +167,32 @@ def test_failures_leave_no_output_and_no_record(tmp_path, source, monkeypatch):
     # 3. Publishing the file fails after the record was written: the record goes too.
     import provenance.mark as mark_module
 
+    real_replace = os.replace
+
     def no_rename(src, dst):
-        raise OSError(28, "No space left on device (simulated)")
+        if Path(dst) == out:  # only the final rename: every working file was written
+            raise OSError(28, "No space left on device (simulated)")
+        return real_replace(src, dst)
 
     with monkeypatch.context() as m:
         m.setattr(mark_module.os, "replace", no_rename)
-        with pytest.raises(OSError, match="simulated"):
+        with pytest.raises(OutputError, match=f"no space left on the device holding {out_dir}$") as err:
             mark(source, out, settings=s)
+        assert err.value.path == str(out)
+    assert _leftovers(out_dir) == [] and store_rows(s) == (0, 0)
+
+    # 3b. The device fills up while the watermarked audio is written to mark's working folder:
+    # the error names OUTPUT and its folder, never the working folder that is gone by then.
+    def no_working_rename(src, dst):
+        if Path(dst).name.startswith("watermarked"):
+            raise OSError(28, "No space left on device (simulated)")
+        return real_replace(src, dst)
+
+    with monkeypatch.context() as m:
+        m.setattr(mark_module.os, "replace", no_working_rename)
+        with pytest.raises(OutputError, match=f"no space left on the device holding {out_dir}$") as err:
+            mark(source, out, settings=s)
+        assert err.value.path == str(out)
     assert _leftovers(out_dir) == [] and store_rows(s) == (0, 0)
 
     # 4. Watermarking fails (too short to carry the payload).

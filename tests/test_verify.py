@@ -145,6 +145,23 @@ def test_without_a_key_or_store_the_report_says_what_was_not_checked(verify_env:
     assert not (verify_env.home / "absent.sqlite3").exists()
 
 
+def test_an_unreadable_store_is_named_and_not_taken_for_an_empty_one(
+    verify_env: VerifyEnv, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    broken = tmp_path / "manifests.sqlite3"
+    broken.write_bytes(b"this is not a database\n" * 64)
+    settings = replace(verify_env.settings, store_url=f"sqlite:///{broken}")
+    r = verify(verify_env.files["mp3_64"], settings=settings)
+    assert r.verdict is Verdict.WATERMARK_ONLY
+    note = next(n for n in r.notes if "manifest store" in n)
+    assert str(broken) in note and "not a database" in note, note
+    assert "could not be read" in r.explanation and "has no record" not in r.explanation
+    assert not [rec for rec in caplog.records if rec.exc_info], "an expected failure is a note, not a traceback"
+    # Without keys, decoding a second of audio to prove it decodes is not "analysing 1 s".
+    r = verify(verify_env.files["mp3_64"], settings=settings, keyring=[])
+    assert not any("Only the first" in n for n in r.notes), r.notes
+
+
 def test_stream_input_and_wrong_extension(verify_env: VerifyEnv, tmp_path: Path) -> None:
     data = verify_env.files["marked_wav"].read_bytes()
     r = verify(io.BytesIO(data), settings=verify_env.settings, name="upload.wav")

@@ -6,7 +6,11 @@ Exit codes are documented in :mod:`foleyseal.cli.exit_codes`.
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import os
 import sys
+from typing import NoReturn
 
 import typer
 
@@ -69,11 +73,27 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(130)
     except SystemExit:
         raise
+    except OSError as exc:
+        if exc.errno == errno.EPIPE:  # the reader of our output went away (`| head`): as if SIGPIPE
+            with contextlib.suppress(OSError):
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            sys.exit(128 + 13)
+        if exc.errno is None:
+            _internal_error(exc)
+        # The system refused a file operation (a read-only or full disk, a missing folder, no
+        # permission): the environment is at fault, not FoleySeal, and the message says which file.
+        where = f"{exc.filename}: " if exc.filename else ""
+        typer.echo(f"error: {where}{exc.strerror or exc}", err=True)
+        sys.exit(exit_codes.INPUT_ERROR)
     except Exception as exc:
         # Usage errors (typer's click exceptions) know how to show themselves and their code.
         if callable(getattr(exc, "show", None)) and isinstance(getattr(exc, "exit_code", None), int):
             exc.show()
             sys.exit(exc.exit_code)
-        typer.echo(f"internal error: {type(exc).__name__}: {exc}", err=True)
-        sys.exit(exit_codes.INTERNAL_ERROR)
+        _internal_error(exc)
     sys.exit(rv if isinstance(rv, int) else exit_codes.OK)
+
+
+def _internal_error(exc: BaseException) -> NoReturn:
+    typer.echo(f"internal error: {type(exc).__name__}: {exc}", err=True)
+    sys.exit(exit_codes.INTERNAL_ERROR)

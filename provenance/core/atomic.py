@@ -3,10 +3,90 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import shutil
+import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+
+from provenance.core.errors import FoleySealError, OutputError
+
+_LOW_SPACE_BYTES = 1 << 20
+"""Free space under which a failed write is put down to a full device (bytes)."""
+
+_WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG}
+"""Errors that can only be about writing, wherever they are raised."""
+
+
+def _umask() -> int:
+    """The process umask, read without changing it where Linux allows."""
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _final_mode(target: Path, mode: int | None) -> int:
+    """``mode``, else the replaced file's own mode, else what ``open()`` gives a new file
+    (0o666 less the umask): ``mkstemp`` makes 0o600 files, and a published output or manifest
+    must stay as readable as any other file the user writes."""
+    if mode is not None:
+        return mode
+    try:
+        return stat.S_IMODE(target.stat().st_mode)
+    except OSError:
+        return 0o666 & ~_umask()
+
+
+def _device_full(directory: Path) -> bool:
+    try:
+        return shutil.disk_usage(directory).free < _LOW_SPACE_BYTES
+    except OSError:
+        return False
+
+
+def output_error(exc: OSError, target: Path) -> OutputError:
+    """The :class:`OutputError` for an OS error met while writing ``target``, naming its folder."""
+    directory = target.parent if str(target.parent) else Path(".")
+    code = exc.errno
+    if code in (errno.ENOENT, errno.ENOTDIR):
+        what = f"output folder {directory} does not exist"
+    elif code in (errno.EACCES, errno.EPERM):
+        what = f"no permission to write in {directory}"
+    elif code == errno.EROFS:
+        what = f"{directory} is on a read-only file system"
+    elif code in (errno.ENOSPC, errno.EDQUOT):
+        what = f"no space left on the device holding {directory}"
+    else:
+        what = f"cannot write in {directory}: {exc.strerror or exc}"
+    return OutputError(what, path=target)
+
+
+@contextlib.contextmanager
+def writing_beside(target: str | Path) -> Iterator[None]:
+    """Report the block's failures to write next to ``target`` as :class:`OutputError` naming
+    ``target``: OS errors that only writing raises (no space, read-only, file too big), and any
+    error at all once the device is full (encoders and c2pa turn a short write into their own
+    vaguer errors, which would otherwise blame the input)."""
+    target = Path(target)
+    directory = target.parent if str(target.parent) else Path(".")
+    try:
+        yield
+    except OutputError:
+        raise
+    except OSError as exc:
+        if exc.errno in _WRITE_ERRNOS or _device_full(directory):
+            raise output_error(exc, target) from exc
+        raise
+    except (FoleySealError, RuntimeError, ValueError) as exc:
+        if _device_full(directory):
+            raise OutputError(f"no space left on the device holding {directory}", path=target) from exc
+        raise
 
 
 @contextlib.contextmanager
@@ -14,21 +94,27 @@ def atomic_path(target: str | Path, *, mode: int | None = None) -> Iterator[Path
     """Yield a temporary path in ``target``'s directory; rename it onto ``target`` on success.
 
     On any exception the temporary file is removed and ``target`` is left as it was,
-    so a failed run never leaves a half-written output.
+    so a failed run never leaves a half-written output. The result gets ``mode`` if given,
+    else the mode of the file it replaces, else the usual mode of a new file. A folder that is
+    missing, read-only or full raises :class:`OutputError` naming ``target``.
     """
     target = Path(target)
     directory = target.parent if str(target.parent) else Path(".")
     suffix = "".join(target.suffixes[-1:])
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=f".tmp{suffix}", dir=directory)
+    try:
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=f".tmp{suffix}", dir=directory)
+    except OSError as exc:
+        raise output_error(exc, target) from exc
     os.close(fd)
     tmp = Path(tmp_name)
+    final_mode = _final_mode(target, mode)
     try:
-        if mode is not None:
-            os.chmod(tmp, mode)
-        yield tmp
-        if mode is not None:
-            os.chmod(tmp, mode)
-        os.replace(tmp, target)
+        with writing_beside(target):
+            if mode is not None:
+                os.chmod(tmp, mode)
+            yield tmp
+            os.chmod(tmp, final_mode)
+            os.replace(tmp, target)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()

@@ -30,6 +30,11 @@ class PayloadError(InputError):
     """A watermark payload of the wrong size or not valid hexadecimal."""
 
 
+class OutputError(FoleySealError):
+    """An output cannot be written where it was asked for: a missing or read-only folder, no
+    permission, or no space left. Nothing about the input is wrong."""
+
+
 class KeyFileError(FoleySealError):
     """A key file is missing, malformed or readable by other users."""
 
