@@ -18,6 +18,7 @@ from fastapi.testclient import TestClient
 
 from detectors.service import ServiceConfig, create_app
 from detectors.service.api_keys import ApiKeyStore
+from provenance.core.errors import StoreError
 from tests._verify_fixtures import VerifyEnv, running_server, verify_env  # noqa: F401
 
 ALG = "org.foleyseal.audio-wm.1"
@@ -194,6 +195,58 @@ def test_writes_need_an_api_key_stored_hashed(client: TestClient, verify_env: Ve
     assert ApiKeyStore(path).check(api_key_holder) is not None
 
 
+def test_concurrent_rotations_of_one_key_give_one_new_key(tmp_path: Path) -> None:
+    store = ApiKeyStore(tmp_path / "api-keys.json")
+    key, entry = store.create("partner")
+    with cf.ThreadPoolExecutor(6) as ex:
+        results = list(ex.map(lambda _: store.rotate(entry), range(6)))
+    issued = [r for r in results if r is not None]
+    assert len(issued) == 1
+    assert store.check(key) is None and store.check(issued[0][0]) is not None
+    assert [e.id for e in store.list() if e.revoked_at is None] == [issued[0][1].id]
+
+
+def test_a_registration_that_loses_a_race_is_409_and_store_faults_are_503(
+    client: TestClient, verify_env: VerifyEnv, api_key: tuple[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key, _ = ApiKeyStore(api_key[1]).create("racer")
+    store = client.app.state.foleyseal.store  # type: ignore[attr-defined]
+    record = store.get(verify_env.record_id)
+    body = {
+        "manifestId": "urn:c2pa:22222222-3333-4444-5555-666666666666",
+        "alg": ALG,
+        "value": base64.b64encode(bytes.fromhex("fedcba9876543210")).decode(),
+        "manifest": base64.b64encode(record.manifest).decode(),
+        "asset_sha256": record.asset_sha256,
+        "mime_type": "audio/wav",
+        "duration_s": 8.0,
+    }
+    auth = {"X-API-Key": key}
+    assert client.post("/v1/manifests", json=body, headers=auth).status_code == 201
+    # A concurrent request registered it between the checks and the insert.
+    monkeypatch.setattr(store, "get", lambda *_: None)
+    monkeypatch.setattr(store, "find_by_payload", lambda *_: None)
+    r = client.post("/v1/manifests", json=body, headers=auth)
+    assert r.status_code == 409 and "already registered" in r.json()["detail"], r.text
+
+    def broken(*_: Any) -> None:
+        raise StoreError("manifest store sqlite:////srv/secret/manifests.sqlite3: add record failed: disk I/O error")
+
+    monkeypatch.setattr(store, "add", broken)
+    r = client.post("/v1/manifests", json={**body, "manifestId": body["manifestId"][:-1] + "7"}, headers=auth)
+    assert r.status_code == 503 and "secret" not in r.text and r.json()["detail"] == "the manifest store is unavailable"
+
+
+def test_by_content_keeps_415_for_what_is_no_media_type(verify_env: VerifyEnv, tmp_path: Path) -> None:
+    config = ServiceConfig(home=verify_env.home, upload_dir=tmp_path / "up", workers=0, rate_limit_per_min=0,
+                           verify_timeout_s=1e-6)
+    with TestClient(create_app(config)) as c:  # every verification runs out of time at once
+        r = c.post("/matches/byContent", content=verify_env.files["marked_wav"].read_bytes())
+        assert r.status_code == 422 and "time limit" in r.json()["detail"], r.text
+        r = c.post("/matches/byContent", content=b"\x89PNG\r\n\x1a\n" + b"\0" * 100)
+        assert r.status_code == 422  # not even hashed in time: nothing is known of its type
+
+
 def test_web_page_and_docs_are_served(client: TestClient) -> None:
     r = client.get("/")
     assert r.status_code == 200 and "text/html" in r.headers["content-type"]
@@ -343,3 +396,57 @@ def test_connections_that_never_finish_their_headers_are_dropped(verify_env: Ver
             s.close()
         with httpx.Client(base_url=url, timeout=30) as h:  # kept alive across requests: still served
             assert [h.get("/v1/health").status_code for _ in range(3)] == [200] * 3
+
+
+def test_serve_with_a_store_it_cannot_open_stops_with_one_clear_line(
+    verify_env: VerifyEnv, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from foleyseal.cli import main
+
+    monkeypatch.setenv("FOLEYSEAL_HOME", str(verify_env.home))
+    garbage = tmp_path / "manifests.sqlite3"
+    garbage.write_bytes(b"not a database\n" * 100)
+    with pytest.raises(SystemExit) as exc:
+        main(["serve", "--port", "0", "--database-url", f"sqlite:///{garbage}"])
+    err = capsys.readouterr().err
+    assert exc.value.code == 3 and str(garbage) in err and "Traceback" not in err, err
+    assert "verification service on" not in err  # nothing claims to be running
+
+
+def test_sigterm_stops_the_service_cleanly(verify_env: VerifyEnv, tmp_path: Path) -> None:
+    """What a service manager sends: a graceful stop, exit 0, and no temporary folder left."""
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    env = {**verify_env.env(), "TMPDIR": str(tmp)}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "from foleyseal.cli import main; main()", "serve", "--port", str(port), "--workers", "1"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/v1/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, "the service did not start"
+            time.sleep(0.2)
+        assert any(tmp.iterdir())  # the upload root and multiprocessing's folder
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(60) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert list(tmp.iterdir()) == []

@@ -61,14 +61,16 @@ class ApiKeyStore:
         """A new key; returns the plain key (shown once, never stored) and its entry."""
         with self._lock:
             entries = self._load()
-            kid = secrets.token_hex(4)
-            key = f"{_PREFIX}_{kid}_{secrets.token_urlsafe(32)}"
-            entry = ApiKeyEntry(
-                id=kid, name=name, sha256=_hash(key), created_at=datetime.now(timezone.utc).isoformat()
-            )
+            key, entry = self._new_entry(name, datetime.now(timezone.utc).isoformat())
             entries.append(entry)
             self._save(entries)
             return key, entry
+
+    @staticmethod
+    def _new_entry(name: str, created_at: str) -> tuple[str, ApiKeyEntry]:
+        kid = secrets.token_hex(4)
+        key = f"{_PREFIX}_{kid}_{secrets.token_urlsafe(32)}"
+        return key, ApiKeyEntry(id=kid, name=name, sha256=_hash(key), created_at=created_at)
 
     def check(self, key: str | None) -> ApiKeyEntry | None:
         """The entry for a valid, unrevoked key, else None (constant-time hash comparison)."""
@@ -96,11 +98,20 @@ class ApiKeyStore:
                 self._save(entries)
             return hit
 
-    def rotate(self, old: ApiKeyEntry) -> tuple[str, ApiKeyEntry]:
-        """Replace ``old`` with a new key of the same name (old one revoked)."""
-        key, entry = self.create(old.name)
-        self.revoke(old.id)
-        return key, entry
+    def rotate(self, old: ApiKeyEntry) -> tuple[str, ApiKeyEntry] | None:
+        """Replace ``old`` with a new key of the same name, revoking ``old`` in the same write;
+        None if ``old`` was revoked meanwhile (concurrent rotations of one key give one new key)."""
+        with self._lock:
+            entries = self._load()
+            current = next((e for e in entries if e.id == old.id and e.revoked_at is None), None)
+            if current is None:
+                return None
+            now = datetime.now(timezone.utc).isoformat()
+            current.revoked_at = now
+            key, entry = self._new_entry(current.name, now)
+            entries.append(entry)
+            self._save(entries)
+            return key, entry
 
     def list(self) -> list[ApiKeyEntry]:
         return self._load()

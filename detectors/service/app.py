@@ -6,7 +6,7 @@ import contextlib
 import logging
 import shutil
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -17,7 +17,7 @@ from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from provenance import __version__
-from provenance.core.errors import FoleySealError
+from provenance.core.errors import FoleySealError, StoreError
 
 from detectors.service.api_keys import ApiKeyStore
 from detectors.service.config import ServiceConfig
@@ -58,13 +58,11 @@ def _open_state(config: ServiceConfig) -> ServiceState:
         max_bytes=config.max_upload_bytes,
     )
     pool = WorkerPool(spec, size=config.workers, scratch_root=root / "workers", max_pending=config.max_pending)
-    store = None
-    try:
-        from provenance.store import open_store
+    from provenance.store import open_store
 
-        store = open_store(settings)
-    except Exception as exc:  # the service still verifies without a store
-        log.warning("manifest store unavailable (%s): soft-binding resolution disabled", exc)
+    # A store that cannot be opened is a configuration error: the workers need it too, and a
+    # service that answered "no record" for every payload would mislead every client.
+    store = open_store(settings)
     return ServiceState(
         config=config,
         settings=settings,
@@ -119,6 +117,13 @@ def create_app(config: ServiceConfig | None = None) -> FastAPI:
     app.include_router(softbinding.router)
     app.include_router(admin.router)
 
+    @app.exception_handler(StoreError)
+    async def _store_error(request: Request, exc: StoreError) -> JSONResponse:
+        # The message names the store's URL (a server path or host): for the log, not the client.
+        log.warning("%s %s: %s", request.method, request.url.path, exc)
+        return JSONResponse(status_code=503, content={"detail": "the manifest store is unavailable"},
+                            headers={"Retry-After": "30"})
+
     @app.exception_handler(FoleySealError)
     async def _foleyseal_error(request: Request, exc: FoleySealError) -> JSONResponse:
         return JSONResponse(status_code=422, content={"detail": str(exc)})
@@ -162,8 +167,57 @@ def uvicorn_options(config: ServiceConfig) -> dict[str, Any]:
     }
 
 
-def serve(config: ServiceConfig, *, host: str = "127.0.0.1", port: int = 8000, log_level: str = "info") -> None:
-    """Run the service with uvicorn until interrupted."""
+def check_config(config: ServiceConfig) -> None:
+    """Raise the :class:`FoleySealError` that would stop the service from starting (unreadable
+    trust anchors or key files, a store that cannot be opened), naming the file or store, before
+    uvicorn starts: a failure inside its start-up is printed as a traceback."""
+    from provenance.core.config import load_settings
+    from provenance.store import open_store
+
+    from detectors.credentials import read_pem_file
+    from detectors.watermark_scan import load_keyring
+
+    settings = load_settings(config.home)
+    if config.database_url:
+        settings = replace(settings, store_url=config.database_url)
+    for path in config.trust_anchors:
+        read_pem_file(Path(path))
+    load_keyring(settings)
+    open_store(settings).close()
+
+
+def serve(
+    config: ServiceConfig, *, host: str = "127.0.0.1", port: int = 8000, log_level: str = "info", checked: bool = False
+) -> None:
+    """Run the service with uvicorn until interrupted (``checked``: :func:`check_config` ran)."""
     import uvicorn
 
-    uvicorn.run(create_app(config), host=host, port=port, log_level=log_level, **uvicorn_options(config))
+    if not checked:
+        check_config(config)
+    with _sigterm_exits_cleanly():
+        uvicorn.run(create_app(config), host=host, port=port, log_level=log_level, **uvicorn_options(config))
+
+
+@contextlib.contextmanager
+def _sigterm_exits_cleanly() -> Iterator[None]:
+    """SIGTERM ends the process through ``SystemExit(0)`` after uvicorn's graceful shutdown.
+
+    uvicorn stops on SIGTERM, then raises the signal again under the handler it found. Under the
+    default one the process dies at once and its exit handlers never run, which leaves
+    multiprocessing's temporary folder (the forkserver's socket) behind.
+    """
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _exit_after_shutdown)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _exit_after_shutdown(signum: int, frame: Any) -> None:
+    raise SystemExit(0)  # a requested stop that completed is a success, as after Ctrl-C

@@ -251,6 +251,7 @@ def serve_cmd(
     from provenance.core.config import load_settings
 
     from detectors.service import ServiceConfig, serve
+    from detectors.service.app import check_config
     from detectors.service.api_keys import ApiKeyStore
 
     if create_api_key is not None:
@@ -269,8 +270,9 @@ def serve_cmd(
         header_timeout_s=header_timeout,
         max_connections_per_client=max_connections_per_client,
     )
+    check_config(config)
     typer.echo(f"FoleySeal verification service on http://{host}:{port}/  (docs: /docs)", err=True)
-    serve(config, host=host, port=port)
+    serve(config, host=host, port=port, checked=True)
 
 
 def bench_load_cmd(

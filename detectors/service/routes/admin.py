@@ -11,6 +11,8 @@ from typing import Any
 from fastapi import APIRouter, Depends, HTTPException, Request
 from pydantic import BaseModel, Field
 
+from provenance.store.repository import PayloadCollision
+
 from detectors.service.api_keys import ApiKeyEntry
 from detectors.service.routes.softbinding import _MANIFEST_ID, decode_value, soft_binding_alg
 from detectors.service.state import get_state, require_api_key
@@ -68,13 +70,21 @@ async def register_manifest(
         created_at=datetime.now(timezone.utc),
         title=body.title,
     )
-    await asyncio.to_thread(store.add, record)
+    try:
+        await asyncio.to_thread(store.add, record)
+    except PayloadCollision:  # registered by a concurrent request since the checks above
+        raise HTTPException(
+            status_code=409, detail=f"manifest {body.manifestId} or payload {payload} is already registered"
+        ) from None
     return {"manifestId": record.id, "registered_by": key.name}
 
 
 @router.post("/api-keys/rotate", summary="Replace the calling API key by a new one (API key)")
 async def rotate_key(request: Request, key: ApiKeyEntry = Depends(require_api_key)) -> dict[str, Any]:
-    new_key, entry = await asyncio.to_thread(get_state(request).api_keys.rotate, key)
+    rotated = await asyncio.to_thread(get_state(request).api_keys.rotate, key)
+    if rotated is None:
+        raise HTTPException(status_code=403, detail="this API key was revoked (rotated by another request)")
+    new_key, entry = rotated
     return {"id": entry.id, "name": entry.name, "key": new_key, "revoked": key.id}
 
 

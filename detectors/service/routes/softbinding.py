@@ -151,7 +151,12 @@ async def by_content(
     _check_alg(alg)
     report = await verify_upload(request)
     if report.get("verdict") == "error":
-        raise HTTPException(status_code=415, detail=f"invalid asset type: {report.get('error')}")
+        # 415 is the API's answer for content that is no audio or video format at all: hashed
+        # whole, yet no container recognised. A file cut short, empty, or past the time limit is
+        # a recognised type that could not be examined: 422, as /v1/verify answers.
+        if report.get("container") is None and report.get("sha256") is not None:
+            raise HTTPException(status_code=415, detail=f"invalid asset type: {report.get('error')}")
+        raise HTTPException(status_code=422, detail=report.get("error") or "the file could not be examined")
     matches: list[Match] = []
     seen: set[str] = set()
     conf = max((w.get("bit_confidence", 0.0) for w in report.get("watermark", []) if w.get("found")), default=0.0)
