@@ -394,6 +394,22 @@ def test_a_file_whose_certificate_expired_since_signing_reads_untrusted_not_tamp
     assert report.verdict.value == "credentials_untrusted", (report.credentials.failure_codes, report.credentials.state, report.credentials.error)
     assert "expired" in report.explanation and "changed" in report.explanation
     assert "altered" not in report.explanation and "edited" not in report.explanation
+    # Signing with it now fails naming the file to renew, not the input or a working file.
+    rc, _, err = run_cli(capsys, "sign", str(src), str(tmp_path / "again.wav"))
+    settings = load_settings()
+    assert rc == 3 and f"{settings.cert_chain_path}: signing certificate expired on" in err, err
+    assert not (tmp_path / "again.wav").exists()
+
+
+def test_a_signing_key_that_does_not_match_the_chain_names_the_key_file(home, tmp_path, capsys):
+    rc, _, err = run_cli(capsys, "keys", "init")
+    assert rc == 0, err
+    settings = load_settings()
+    settings.signing_key_path.write_bytes(private_key_pem(ec.generate_private_key(ec.SECP256R1())))
+    src = _wav(tmp_path / "in.wav")
+    for cmd in ("sign", "mark"):
+        rc, _, err = run_cli(capsys, cmd, str(src), str(tmp_path / f"{cmd}.wav"))
+        assert rc == 3 and f"{settings.signing_key_path}: the signing key does not belong" in err, (cmd, err)
 
 
 def test_a_home_that_cannot_be_created_is_named_not_an_internal_error(tmp_path, capsys, monkeypatch):
@@ -403,3 +419,32 @@ def test_a_home_that_cannot_be_created_is_named_not_an_internal_error(tmp_path, 
     for args in (["keys", "init"], ["keys", "new-watermark-key", str(blocker / "wm.key")]):
         rc, _, err = run_cli(capsys, *args)
         assert rc == 3 and str(blocker) in err and "internal error" not in err, (args, err)
+
+
+def test_import_names_a_bad_root_file_and_replaces_a_root_that_does_not_anchor_the_chain(home, tmp_path, capsys, ca):
+    rc, _, err = run_cli(capsys, "keys", "init")
+    assert rc == 0, err
+    dev_root = load_settings().root_cert_path.read_bytes()
+    leaf, key = ca.leaf()
+    chain, key_path, root = ca.write(tmp_path / "in", [leaf, ca.inter], key)
+    garbage = tmp_path / "garbage.pem"
+    garbage.write_text("not a certificate\n")
+    for bad_root, fragment in ((garbage, "not a PEM certificate chain"), (chain, "not a self-signed CA")):
+        rc, _, err = run_cli(capsys, "keys", "import", "--cert-chain", str(chain), "--key", str(key_path),
+                             "--root", str(bad_root), "--force")
+        assert rc == 3 and f"{bad_root}:" in err and fragment in err, err
+    assert load_settings().root_cert_path.read_bytes() == dev_root  # nothing changed
+    # Without --root, the development root (which did not issue this chain) does not stay behind.
+    rc, out, err = run_cli(capsys, "keys", "import", "--cert-chain", str(chain), "--key", str(key_path), "--force")
+    assert rc == 0, err
+    assert not load_settings().root_cert_path.exists()
+    assert "no root certificate given" in out
+    # A renewed leaf from the same CA, imported without --root, keeps the root that anchors it.
+    rc, _, err = run_cli(capsys, "keys", "import", "--cert-chain", str(chain), "--key", str(key_path),
+                         "--root", str(root), "--force")
+    assert rc == 0, err
+    leaf2, key2 = ca.leaf()
+    chain2, key2_path, _ = ca.write(tmp_path / "in2", [leaf2, ca.inter], key2)
+    rc, _, err = run_cli(capsys, "keys", "import", "--cert-chain", str(chain2), "--key", str(key2_path), "--force")
+    assert rc == 0, err
+    assert load_settings().root_cert_path.read_bytes() == ca.root.public_bytes(PEM)

@@ -335,7 +335,8 @@ def _check_order(certs: list[x509.Certificate], source: str | Path | None) -> No
             )
 
 
-def _check_validity(certs: list[x509.Certificate], now: dt.datetime, source: str | Path | None) -> None:
+def check_validity(certs: list[x509.Certificate], now: dt.datetime, source: str | Path | None) -> None:
+    """:class:`SigningError` naming ``source`` if a certificate is expired or not yet valid at ``now``."""
     for i, cert in enumerate(certs):
         role = "signing certificate" if i == 0 else _label(i, cert)
         if now > cert.not_valid_after_utc:
@@ -392,6 +393,11 @@ def _check_ca_profile(i: int, cert: x509.Certificate, source: str | Path | None)
         raise SigningError(f"{_label(i, cert)} has no AuthorityKeyIdentifier extension", path=source)
 
 
+def same_public_key(a: Any, b: Any) -> bool:
+    """Whether two public keys are the same key."""
+    return _public_bytes(a) == _public_bytes(b)
+
+
 def _public_bytes(key: Any) -> bytes:
     return key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
 
@@ -404,6 +410,7 @@ def validate_chain(
     now: dt.datetime | None = None,
     source: str | Path | None = None,
     key_source: str | Path | None = None,
+    root_source: str | Path | None = None,
 ) -> ValidatedChain:
     """Check a signing chain (and optionally its private key) against the C2PA profile.
 
@@ -415,7 +422,13 @@ def validate_chain(
     now = now or dt.datetime.now(dt.timezone.utc)
     certs = load_certificates(chain_pem, source=source)
     if root_pem is not None:
-        roots = load_certificates(root_pem, source=source)
+        roots = load_certificates(root_pem, source=root_source)
+        for r in roots:
+            if not (_is_self_signed(r) and _is_ca(r)):
+                raise SigningError(
+                    f"the root certificate is not a self-signed CA certificate ({describe_name(r.subject)})",
+                    path=root_source,
+                )
         certs = certs + [r for r in roots if all(r != c for c in certs)]
     if len(certs) == 1 and _is_self_signed(certs[0]) and not _is_ca(certs[0]):
         raise SigningError(
@@ -427,7 +440,7 @@ def validate_chain(
     _check_leaf_profile(certs[0], source)
     for i, cert in enumerate(certs[1:], start=1):
         _check_ca_profile(i, cert, source)
-    _check_validity(certs, now, source)
+    check_validity(certs, now, source)
     alg = signing_alg(certs[0].public_key(), source=source)
 
     if key_pem is not None:
@@ -521,15 +534,15 @@ def import_chain(
     key_bytes = _read(key, "private key")
     root_bytes = _read(root, "root certificate") if root is not None else None
     validated = validate_chain(
-        chain_bytes, key_bytes, root_pem=root_bytes, source=cert_chain, key_source=key
+        chain_bytes, key_bytes, root_pem=root_bytes, source=cert_chain, key_source=key, root_source=root
     )
     if probe:
         from provenance.keys.signers import probe_signing
 
         probe_signing(validated.chain_pem, key_bytes, root_pem=validated.root_pem, source=cert_chain)
-    targets = [settings.cert_chain_path, settings.signing_key_path]
-    if validated.root_pem is not None:
-        targets.append(settings.root_cert_path)
+    # The home's root goes with the chain: a root from an earlier chain that did not issue this
+    # one would be listed by `keys show` and trusted by the verifier for nothing.
+    targets = [settings.cert_chain_path, settings.signing_key_path, settings.root_cert_path]
     _refuse_overwrite(targets, force)
     for p in targets:
         _ensure_key_dir(p)
@@ -537,6 +550,8 @@ def import_chain(
     atomic_write_bytes(settings.cert_chain_path, validated.chain_pem.encode(), mode=0o644)
     if validated.root_pem is not None:
         atomic_write_bytes(settings.root_cert_path, validated.root_pem.encode(), mode=0o644)
+    elif not _anchors(settings.root_cert_path, validated.certificates[-1]):
+        settings.root_cert_path.unlink(missing_ok=True)
     return (
         InstalledFiles(
             settings.cert_chain_path,
@@ -545,6 +560,15 @@ def import_chain(
         ),
         validated,
     )
+
+
+def _anchors(root_path: Path, top: x509.Certificate) -> bool:
+    """Whether the root certificate at ``root_path`` issued ``top`` (the chain's last certificate)."""
+    try:
+        roots = load_certificates(root_path.read_bytes(), source=root_path)
+    except (OSError, SigningError):
+        return False
+    return any(_issued_by(top, r) for r in roots)
 
 
 def _key_type(cert: x509.Certificate) -> str:

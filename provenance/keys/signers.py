@@ -24,6 +24,7 @@ unreachable one makes signing fail (c2pa does not fall back silently), reported 
 
 from __future__ import annotations
 
+import datetime as dt
 import importlib
 import io
 import json
@@ -36,7 +37,7 @@ import c2pa
 
 from provenance.core.config import Settings
 from provenance.core.errors import ConfigError, KeyFileError, SigningError
-from provenance.keys.pki import load_certificates, load_private_key, signing_alg
+from provenance.keys.pki import check_validity, load_certificates, load_private_key, same_public_key, signing_alg
 
 SignCallback = Callable[[bytes], bytes]
 
@@ -168,6 +169,8 @@ def load_identity(settings: Settings) -> SigningIdentity:
     chain_bytes = _read_text(settings.cert_chain_path, "signing certificate chain")
     certs = load_certificates(chain_bytes, source=settings.cert_chain_path)
     alg = signing_alg(certs[0].public_key(), source=settings.cert_chain_path)
+    # c2pa's own refusal of an expired certificate names no file; this names the one to renew.
+    check_validity(certs, dt.datetime.now(dt.timezone.utc), settings.cert_chain_path)
     chain_pem = chain_bytes.decode("ascii", errors="replace")
     if settings.signer_callback:
         return SigningIdentity(
@@ -178,7 +181,12 @@ def load_identity(settings: Settings) -> SigningIdentity:
             tsa_url=settings.tsa_url,
         )
     key_pem = _read_text(settings.signing_key_path, "signing key")
-    load_private_key(key_pem, source=settings.signing_key_path)  # a clear error beats c2pa's
+    key = load_private_key(key_pem, source=settings.signing_key_path)  # a clear error beats c2pa's
+    if not same_public_key(key.public_key(), certs[0].public_key()):
+        raise SigningError(
+            f"the signing key does not belong to the signing certificate in {settings.cert_chain_path}",
+            path=settings.signing_key_path,
+        )
     return SigningIdentity(chain_pem=chain_pem, alg=alg, key_pem=key_pem, tsa_url=settings.tsa_url)
 
 
