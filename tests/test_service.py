@@ -247,6 +247,33 @@ def test_by_content_keeps_415_for_what_is_no_media_type(verify_env: VerifyEnv, t
         assert r.status_code == 422  # not even hashed in time: nothing is known of its type
 
 
+def test_the_openapi_document_describes_the_answers_really_given(client: TestClient) -> None:
+    doc = client.get("/openapi.json").json()
+    assert "HTTPValidationError" not in json.dumps(doc)  # FastAPI's 422 default: we answer 400
+    assert set(doc["components"]["securitySchemes"]) == {"HTTPBearer", "APIKeyHeader"}
+    assert doc["paths"]["/v1/manifests"]["post"]["security"] == [{"HTTPBearer": []}, {"APIKeyHeader": []}]
+    png = b"\x89PNG\r\n\x1a\n" + b"\0" * 100
+    answers = [
+        ("get", "/matches/byBinding", client.get("/matches/byBinding")),
+        ("get", "/matches/byBinding", client.get("/matches/byBinding", params={"alg": ALG, "value": "zz"})),
+        ("post", "/matches/byBinding", client.post("/matches/byBinding", json={"alg": ALG})),
+        ("post", "/matches/byContent", client.post("/matches/byContent", content=png)),
+        ("post", "/matches/byContent", client.post("/matches/byContent?maxResults=0", content=png)),
+        ("get", "/manifests/{manifestId}", client.get("/manifests/%20bad")),
+        ("post", "/v1/manifests", client.post("/v1/manifests", json={})),
+        ("post", "/v1/manifests", client.post("/v1/manifests", json={}, headers={"X-API-Key": "fsk_0_wrong"})),
+        ("post", "/v1/api-keys/rotate", client.post("/v1/api-keys/rotate")),
+        ("post", "/v1/verify", client.post("/v1/verify?filename=a.wav", content=b"no audio here\n" * 30)),
+    ]
+    for method, path, r in answers:
+        documented = doc["paths"][path][method]["responses"]
+        assert str(r.status_code) in documented, (method, path, r.status_code, sorted(documented))
+        schema = documented[str(r.status_code)]["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[-1]
+        required = doc["components"]["schemas"][schema]["required"]
+        assert set(required) <= set(r.json()), (path, r.status_code, r.json())
+    assert [r.status_code for _, _, r in answers] == [400, 400, 400, 415, 400, 400, 401, 403, 401, 422]
+
+
 def test_web_page_and_docs_are_served(client: TestClient) -> None:
     r = client.get("/")
     assert r.status_code == 200 and "text/html" in r.headers["content-type"]

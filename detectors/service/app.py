@@ -111,7 +111,10 @@ def create_app(config: ServiceConfig | None = None) -> FastAPI:
         lifespan=lifespan,
     )
 
+    from detectors.service.openapi import service_openapi
     from detectors.service.routes import admin, softbinding, verify
+
+    app.openapi = lambda: service_openapi(app)  # type: ignore[method-assign]
 
     app.include_router(verify.router)
     app.include_router(softbinding.router)

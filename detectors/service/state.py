@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fastapi import HTTPException, Request
+from fastapi import Depends, HTTPException, Request
+from fastapi.security import APIKeyHeader, HTTPBearer
 
 from detectors.service.api_keys import ApiKeyEntry, ApiKeyStore
 from detectors.service.config import ServiceConfig
@@ -67,7 +68,15 @@ def rate_limited(request: Request) -> None:
         )
 
 
-def require_api_key(request: Request) -> ApiKeyEntry:
+_BEARER = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer <key>`")
+_HEADER = APIKeyHeader(name="X-API-Key", auto_error=False, description="An API key, the other way to send it")
+
+
+def require_api_key(
+    request: Request,
+    _bearer: Any = Depends(_BEARER),  # declared for the OpenAPI document (and /docs' Authorize)
+    _header: Any = Depends(_HEADER),
+) -> ApiKeyEntry:
     """Dependency of every write: a valid, unrevoked API key (``Authorization: Bearer <key>`` or
     ``X-API-Key``)."""
     key = presented_key(request)

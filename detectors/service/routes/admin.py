@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field
 from provenance.store.repository import PayloadCollision
 
 from detectors.service.api_keys import ApiKeyEntry
+from detectors.service.openapi import AUTH, BAD_REQUEST, STORE, error
 from detectors.service.routes.softbinding import _MANIFEST_ID, decode_value, soft_binding_alg
 from detectors.service.state import get_state, require_api_key
 
@@ -35,7 +36,18 @@ class ManifestRegistration(BaseModel):
     title: str | None = Field(default=None, max_length=500)
 
 
-@router.post("/manifests", status_code=201, summary="Register a manifest (API key)")
+@router.post(
+    "/manifests",
+    status_code=201,
+    summary="Register a manifest (API key)",
+    responses={
+        **BAD_REQUEST,
+        **AUTH,
+        404: error("This service has no manifest store"),
+        409: error("The manifest id or the payload is already registered"),
+        **STORE,
+    },
+)
 async def register_manifest(
     body: ManifestRegistration, request: Request, key: ApiKeyEntry = Depends(require_api_key)
 ) -> dict[str, Any]:
@@ -79,7 +91,9 @@ async def register_manifest(
     return {"manifestId": record.id, "registered_by": key.name}
 
 
-@router.post("/api-keys/rotate", summary="Replace the calling API key by a new one (API key)")
+@router.post(
+    "/api-keys/rotate", summary="Replace the calling API key by a new one (API key)", responses={**AUTH}
+)
 async def rotate_key(request: Request, key: ApiKeyEntry = Depends(require_api_key)) -> dict[str, Any]:
     rotated = await asyncio.to_thread(get_state(request).api_keys.rotate, key)
     if rotated is None:

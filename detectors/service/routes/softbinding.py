@@ -21,6 +21,7 @@ from fastapi import APIRouter, Body, Depends, HTTPException, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
+from detectors.service.openapi import BAD_REQUEST, RATE_LIMITED, STORE, UPLOAD, error
 from detectors.service.routes.common import UPLOAD_OPENAPI, verify_upload
 from detectors.service.state import get_state, rate_limited
 
@@ -105,7 +106,7 @@ async def _lookup(request: Request, alg: str, value: str, max_results: int) -> S
     response_model_exclude_none=True,
     dependencies=[Depends(rate_limited)],
     summary="Returns C2PA Manifest identifiers corresponding to a soft binding.",
-    responses={400: {"description": "Invalid query value"}},
+    responses={**BAD_REQUEST, 404: error("This service has no manifest store"), **RATE_LIMITED, **STORE},
 )
 async def by_binding_get(
     request: Request,
@@ -122,7 +123,7 @@ async def by_binding_get(
     response_model_exclude_none=True,
     dependencies=[Depends(rate_limited)],
     summary="Returns C2PA Manifest identifiers corresponding to a large soft binding value.",
-    responses={400: {"description": "Invalid query value"}},
+    responses={**BAD_REQUEST, 404: error("This service has no manifest store"), **RATE_LIMITED, **STORE},
 )
 async def by_binding_post(
     request: Request,
@@ -139,7 +140,11 @@ async def by_binding_post(
     dependencies=[Depends(rate_limited)],
     summary="Finds C2PA Manifest identifiers using a digital asset (we run the watermark detector).",
     openapi_extra=UPLOAD_OPENAPI,
-    responses={415: {"description": "Invalid asset type"}},
+    responses={
+        **UPLOAD,
+        415: error("Invalid asset type: the content is no audio or video format"),
+        422: error("The file could not be examined (cut short, damaged, or past the time limit)"),
+    },
 )
 async def by_content(
     request: Request,
@@ -175,8 +180,10 @@ async def by_content(
     summary="Returns the C2PA Manifest Store of a manifest identifier (application/c2pa).",
     responses={
         200: {"content": {"application/c2pa": {}}, "description": "The detached manifest store"},
-        400: {"description": "Invalid C2PA Manifest Id supplied"},
-        404: {"description": "C2PA Manifest Id not found"},
+        400: error("Invalid C2PA Manifest Id supplied"),
+        404: error("C2PA Manifest Id not found"),
+        **RATE_LIMITED,
+        **STORE,
     },
     response_class=Response,
 )

@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from provenance import __version__
 
 from detectors.report import VERDICT_DESCRIPTIONS
+from detectors.service.openapi import UPLOAD, UnexaminableBody, error
 from detectors.service.routes.common import UPLOAD_OPENAPI, verify_upload
 from detectors.service.state import get_state, rate_limited
 
@@ -30,11 +31,8 @@ _VERDICTS_DOC = "\n".join(f"- `{v.value}`: {d}" for v, d in VERDICT_DESCRIPTIONS
     openapi_extra=UPLOAD_OPENAPI,
     responses={
         200: {"description": "The verification report"},
-        400: {"description": "Malformed upload"},
-        408: {"description": "Upload too slow"},
-        413: {"description": "Upload too large"},
-        422: {"description": "The file could not be examined (report included)"},
-        429: {"description": "Rate limited, or the server is busy"},
+        **UPLOAD,
+        422: error("The file could not be examined (report included)", UnexaminableBody),
     },
 )
 async def post_verify(request: Request) -> Any:

@@ -1,0 +1,72 @@
+"""What the service's OpenAPI document says about errors and authentication.
+
+FastAPI documents a 422 ``HTTPValidationError`` on every route with parameters; this service
+answers a malformed request with 400 and ``{"detail": "<text>"}`` (the C2PA Soft Binding API
+asks for 400, see ``app.py``). The response sets below are what the routes really return, and
+:func:`service_openapi` replaces FastAPI's default so that generated clients are right.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+from pydantic import BaseModel, Field
+
+
+class ErrorBody(BaseModel):
+    """Every error answer of the service."""
+
+    detail: str = Field(description="What was wrong, in one sentence")
+
+
+class UnexaminableBody(BaseModel):
+    """``/v1/verify``'s answer for a file that could not be examined."""
+
+    detail: str = Field(description="What was wrong with the file")
+    report: dict[str, Any] = Field(description="The verification report, verdict `error`")
+
+
+def error(description: str, model: type[BaseModel] = ErrorBody) -> dict[str, Any]:
+    return {"model": model, "description": description}
+
+
+BAD_REQUEST = {400: error("Malformed request: a parameter or the body is invalid")}
+RATE_LIMITED = {429: error("Too many requests from this client (Retry-After gives the seconds to wait)")}
+UPLOAD = {
+    **BAD_REQUEST,
+    408: error("The upload stalled or took too long"),
+    413: error("The upload is larger than the service's limit"),
+    429: error("Rate limited, or the server is busy with other verifications (Retry-After)"),
+}
+AUTH = {
+    401: error("No API key (Authorization: Bearer <key>, or X-API-Key)"),
+    403: error("The API key is unknown or revoked"),
+}
+STORE = {503: error("The manifest store is unavailable (Retry-After)")}
+
+
+def service_openapi(app: FastAPI) -> dict[str, Any]:
+    """The app's OpenAPI document, with FastAPI's default 422 validation answers replaced by
+    the 400 :class:`ErrorBody` the service really sends (built once, then cached)."""
+    if app.openapi_schema:
+        return app.openapi_schema
+    doc = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+    for path in doc.get("paths", {}).values():
+        for op in path.values():
+            responses = op.get("responses", {})
+            default = responses.get("422", {})
+            ref = str(default.get("content", {}).get("application/json", {}).get("schema", {}).get("$ref", ""))
+            if ref.endswith("/HTTPValidationError"):
+                del responses["422"]
+                responses.setdefault("400", {
+                    "description": BAD_REQUEST[400]["description"],
+                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}},
+                })
+    schemas = doc.setdefault("components", {}).setdefault("schemas", {})
+    for unused in ("HTTPValidationError", "ValidationError"):
+        schemas.pop(unused, None)
+    schemas.setdefault("ErrorBody", ErrorBody.model_json_schema())
+    app.openapi_schema = doc
+    return doc
