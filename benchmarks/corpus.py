@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -24,6 +25,17 @@ class Clip:
     duration_s: float
     sample_rate: int
     channels: int
+    digest: str = ""
+    """SHA-256 of the file's bytes (hex): a clip replaced under the same name is another clip."""
+
+
+def file_digest(path: Path) -> str:
+    """SHA-256 of a file's bytes, hex."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 @lru_cache(maxsize=8)
@@ -52,7 +64,7 @@ def discover_clips(corpus: Path) -> list[Clip]:
         if p.suffix.lower() not in AUDIO_EXTENSIONS or not p.is_file():
             continue
         rate, channels, duration_s = probe_clip(p)
-        clips.append(Clip(p, p.name, clip_kind(p.name), duration_s, rate, channels))
+        clips.append(Clip(p, p.name, clip_kind(p.name), duration_s, rate, channels, file_digest(p)))
     if not clips:
         raise InputError("corpus directory holds no audio files", path=corpus)
     return clips

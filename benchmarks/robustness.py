@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import platform
 import sys
@@ -74,8 +75,8 @@ class BenchConfig:
     """Run even when optional packages the run needs are missing (``benchmarks.requirements``):
     attacks that need one are left out, quality measures it computes stay empty, and one that
     only makes a measure fast (numba) leaves it slow. Without it a run with a missing package
-    stops before its first trial. A resumed run keeps the trials it already has: measure them
-    with the packages into a new ``out``."""
+    stops before its first trial. A resumed run with the packages measures the quality of those
+    trials again (their inputs changed)."""
     missing: tuple[Requirement, ...] = ()
     """The packages this run goes without (set by :func:`check_requirements` under ``allow_missing``)."""
 
@@ -103,19 +104,22 @@ class BenchConfig:
 
 
 def read_rows(path: Path) -> list[dict[str, Any]]:
-    """Rows of a results JSONL file; a torn last line (interrupted write) is ignored."""
+    """Rows of a results JSONL file. A line that is no row (torn by an interrupted write,
+    damaged, or not a JSON object with a trial id) is skipped: its trial is measured again."""
     rows = []
     if not path.exists():
         return rows
-    with open(path, encoding="utf-8") as fh:
+    with open(path, encoding="utf-8", errors="replace") as fh:
         for line in fh:
             line = line.strip()
             if not line:
                 continue
             try:
-                rows.append(json.loads(line))
+                row = json.loads(line)
             except json.JSONDecodeError:
                 continue
+            if isinstance(row, dict) and isinstance(row.get("trial_id"), str):
+                rows.append(row)
     return rows
 
 
@@ -129,6 +133,8 @@ class BenchResult:
     skipped_trials: int
     files: list[Path] = field(default_factory=list)
     seconds: float = 0.0
+    remeasured_trials: int = 0
+    """Of ``ran_trials``: those ``out`` held results of, for other inputs (see ``Task.inputs_of``)."""
 
 
 def _end_with_newline(path: Path) -> None:
@@ -166,9 +172,29 @@ def single_threaded_children() -> Iterator[None]:
 
 def _append_rows(fh: Any, rows: list[dict[str, Any]]) -> None:
     for r in rows:
-        fh.write(json.dumps(r, default=_json_default) + "\n")
+        fh.write(_dumps(r) + "\n")
     fh.flush()
     os.fsync(fh.fileno())
+
+
+def _finite(o: Any) -> Any:
+    """``o`` with every NaN or infinite float replaced by None: JSON has no such numbers, and
+    Python's NaN and Infinity would make files other readers refuse."""
+    if isinstance(o, float):
+        return o if math.isfinite(o) else None
+    if isinstance(o, dict):
+        return {k: _finite(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)):
+        return [_finite(v) for v in o]
+    if isinstance(o, np.generic):
+        return _finite(o.item())
+    if isinstance(o, np.ndarray):
+        return _finite(o.tolist())
+    return o
+
+
+def _dumps(o: Any, **kw: Any) -> str:
+    return json.dumps(_finite(o), default=_json_default, allow_nan=False, **kw)
 
 
 def _json_default(o: Any) -> Any:
@@ -214,7 +240,13 @@ def run_benchmark(cfg: BenchConfig, *, show_progress: bool = True, write_report:
         raise InputError(f"no corpus clip is at least {cfg.min_clip_s} s long", path=cfg.corpus)
     tasks = plan_tasks(cfg, clips)
     jsonl = out / RESULTS_JSONL
-    done = {r["trial_id"] for r in read_rows(jsonl) if not r.get("error")}
+    # A stored row counts only for the same inputs: same id but another clip file, attack
+    # parameters, watermarker configuration or measures is another trial, measured again.
+    expected = {i: t.inputs_of(i) for t in tasks for i in t.ids()}
+    stored = read_rows(jsonl)
+    done = {r["trial_id"] for r in stored if not r.get("error") and expected.get(r["trial_id"]) == r.get("inputs")}
+    changed = {r["trial_id"] for r in stored if r["trial_id"] in expected and r["trial_id"] not in done
+               and not r.get("error")}
     all_ids = [i for t in tasks for i in t.ids()]
     pending = []
     for t in tasks:
@@ -265,24 +297,26 @@ def run_benchmark(cfg: BenchConfig, *, show_progress: bool = True, write_report:
     wanted = set(all_ids)
     latest: dict[str, dict[str, Any]] = {}
     for r in read_rows(jsonl):
-        tid = r.get("trial_id")
-        if tid in wanted and (tid not in latest or latest[tid].get("error") or not r.get("error")):
+        tid = r["trial_id"]
+        if tid not in wanted or r.get("inputs") != expected[tid]:
+            continue
+        if tid not in latest or latest[tid].get("error") or not r.get("error"):
             latest[tid] = r
     rows = [latest[i] for i in all_ids if i in latest]
     meta = {
         "schema": SCHEMA, "config": cfg.describe(), "versions": package_versions(),
         "clips": [{"name": c.name, "kind": c.kind, "duration_s": c.duration_s, "sample_rate": c.sample_rate,
                    "channels": c.channels} for c in clips],
-        "trials": len(rows), "ran_trials": n_todo, "resumed_trials": skipped,
+        "trials": len(rows), "ran_trials": n_todo, "resumed_trials": skipped, "remeasured_trials": len(changed),
         "wall_s": round(time.perf_counter() - t0, 2), "platform": platform.platform(),
         "cpu_count": os.cpu_count(), "argv": sys.argv,
     }
     files = []
     with atomic_path(out / RESULTS_JSON) as tmp:
-        tmp.write_text(json.dumps({"meta": meta, "rows": rows}, default=_json_default, indent=1), encoding="utf-8")
+        tmp.write_text(_dumps({"meta": meta, "rows": rows}, indent=1), encoding="utf-8")
     files.append(out / RESULTS_JSON)
     if write_report:
         from benchmarks.report import write_report as _write_report
 
         files += _write_report(rows, meta, out)
-    return BenchResult(out, rows, n_todo, skipped, files, time.perf_counter() - t0)
+    return BenchResult(out, rows, n_todo, skipped, files, time.perf_counter() - t0, len(changed))

@@ -9,6 +9,8 @@ so the same attack instance (crop position, noise) hits every watermarker identi
 
 from __future__ import annotations
 
+import hashlib
+import json
 import platform
 import time
 import zlib
@@ -92,8 +94,38 @@ class Task:
     def ids(self) -> list[str]:
         return self.attack_ids() + self.null_ids() + self.quality_ids()
 
+    def parts(self, tid: str) -> tuple[str, str]:
+        """``(kind, what)`` of one of this task's trial ids: the attack's name, the null trial's
+        index or the quality trial's strength. Looked up, not parsed: names may hold ``|``."""
+        for kind, names, ids in (
+            ("attack", self.attack_names, self.attack_ids()),
+            ("null", [str(j) for j in range(self.cfg.null_per_clip)] if self.nulls else [], self.null_ids()),
+            ("quality", [f"{st:g}" for st in quality_strengths(self.cfg, self.wm)] if self.quality else [],
+             self.quality_ids()),
+        ):
+            for what, i in zip(names, ids):
+                if i == tid:
+                    return kind, what
+        raise KeyError(tid)
+
     def kind_of(self, tid: str) -> str:
-        return tid.split("|")[2]
+        return self.parts(tid)[0]
+
+    def inputs_of(self, tid: str) -> str:
+        """A digest of what the trial's result depends on besides what its id says: the clip's
+        bytes, the watermarker's parameters, and by kind the attack's parameters (and whether the
+        informed reading is taken), the plan of null trials, or the quality measures and missing
+        packages. A resumed run re-measures a trial whose inputs changed under the same id."""
+        kind, what = self.parts(tid)
+        spec: dict[str, Any] = {"clip": self.clip.digest, "watermarker": describe_watermarker(self.wm)}
+        if kind == "attack":
+            attack = next((a for a in self.cfg.attacks if a.name == what), None)
+            spec.update(attack=attack.params() if attack is not None else what, information=self.cfg.information)
+        elif kind == "null":
+            spec.update(nulls=self.cfg.null_per_clip, window_s=self.cfg.null_window_s)
+        else:
+            spec.update(measures=list(self.cfg.quality_measures), missing=sorted(r.dist for r in self.cfg.missing))
+        return hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def quality_strengths(cfg: BenchConfig, wm: Watermarker) -> list[float]:
@@ -199,7 +231,7 @@ def _result_fields(res: WatermarkerResult, payload: np.ndarray) -> dict[str, Any
 def _base_row(task: Task, tid: str, kind: str, versions: dict[str, str]) -> dict[str, Any]:
     c = task.clip
     return {
-        "schema": SCHEMA, "trial_id": tid, "kind": kind, "watermarker": task.wm.name,
+        "schema": SCHEMA, "trial_id": tid, "inputs": task.inputs_of(tid), "kind": kind, "watermarker": task.wm.name,
         "watermarker_params": describe_watermarker(task.wm), "clip": c.name, "clip_kind": c.kind,
         "clip_duration_s": round(c.duration_s, 4), "clip_rate_hz": c.sample_rate, "clip_channels": c.channels,
         "strength": task.cfg.strength, "run_seed": task.cfg.seed, "versions": versions, "error": None,
@@ -207,10 +239,9 @@ def _base_row(task: Task, tid: str, kind: str, versions: dict[str, str]) -> dict
 
 
 def error_row(task: Task, tid: str, message: str, versions: dict[str, str]) -> dict[str, Any]:
-    kind = task.kind_of(tid)
+    kind, name = task.parts(tid)
     row = _base_row(task, tid, kind, versions)
     if kind == "attack":
-        name = tid.split("|")[3]
         attack = next((a for a in task.cfg.attacks if a.name == name), None)
         row.update({"attack": name, "attack_kind": attack.kind if attack else "?", "exact": False,
                     "found": False, "bit_accuracy": 0.5, "score": None})

@@ -136,6 +136,37 @@ def test_toml_attack_list(tmp_path):
         load_attack_list(tmp_path / "broken.toml")
 
 
+@pytest.mark.parametrize(
+    "toml, message",
+    [
+        ('[[attack]]\ntype = "Lowpass"\nname = "x"\ncutoff_hz = "5k"\n', "cutoff_hz must be a finite number, got '5k'"),
+        ('[[attack]]\ntype = "Lowpass"\nname = "x"\ncutoff_hz = -5000\n', "cutoff_hz must be above 0"),
+        ('[[attack]]\ntype = "Volume"\nname = "x"\ngain = inf\n', "gain must be a finite number"),
+        ('[[attack]]\ntype = "Speed"\nname = "x"\npercent = -100\n', "fails on 2 s of test noise: ZeroDivisionError"),
+        ('[[attack]]\ntype = "Crop"\nname = "x"\nduration_s = 0\n', "no usable audio"),
+        ('[[attack]]\ntype = "Cascade"\nname = "x"\nsteps = []\n', "non-empty list of steps"),
+        ('[[attack]]\ntype = "Cascade"\nname = "x"\nsteps = ["nope"]\n', "cascade 'x': unknown attack 'nope'"),
+        ('[[attack]]\ntype = "Lowpass"\nname = "mp3_64k"\ncutoff_hz = 300\n', "name of a registered attack"),
+        ('[[attack]]\ntype = "Lowpass"\nname = 5\ncutoff_hz = 300\n', "needs a name"),
+        ('[attack]\ntype = "Lowpass"\nname = "x"\ncutoff_hz = 300\n', "double brackets"),
+        ("attacks = [5]\n", "list of attack names"),
+        ('attacks = "mp3_64k"\n', "list of attack names"),
+        ('attacks = ["mp3_64k", "mp3_64k"]\n', "'mp3_64k' is listed twice"),
+    ],
+)
+def test_an_attack_list_that_would_measure_nonsense_is_refused(tmp_path, toml, message):
+    p = tmp_path / "attacks.toml"
+    p.write_text(toml)
+    with pytest.raises(ConfigError) as err:
+        load_attack_list(p)
+    assert message in str(err.value) and str(p) in str(err.value), str(err.value)
+
+
+def test_an_attack_named_twice_on_the_command_line_is_refused():
+    with pytest.raises(ConfigError, match="'mp3_64k' is listed twice"):
+        parse_attacks("mp3_64k,none,mp3_64k")
+
+
 # --- every attack ---------------------------------------------------------------------------
 
 

@@ -67,6 +67,72 @@ def _fake_config(tmp_path: Path, **extra: str) -> Path:
     return p
 
 
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        ({"payload_bits": '"64"'}, "payload_bits must be a whole number"),
+        ({"payload_bits": "-8"}, "payload_bits must be a whole number"),
+        ({"timeout_s": '"ten"'}, "timeout_s must be a number of seconds"),
+        ({"wav_subtype": '"BOGUS"'}, "not a WAV encoding"),
+        ({"block_s": "0"}, "block_s must be a number of seconds above 0"),
+        ({"ok_exit_codes": '["0"]'}, "ok_exit_codes must be a list of whole numbers"),
+    ],
+)
+def test_an_external_config_mistake_is_refused_before_the_run(tmp_path, extra, message):
+    with pytest.raises(ConfigError, match=message):
+        load_external_config(_fake_config(tmp_path, **extra))
+
+
+def test_external_templates_are_checked(tmp_path):
+    def make(**kw):
+        base = dict(name="t", embed_cmd="tool add {input} {output} {payload_hex}", detect_cmd="tool get {input}",
+                    payload_regex="(?P<payload>[0-9a-f]+)")
+        return ExternalCommandWatermarker(**{**base, **kw})
+
+    with pytest.raises(ConfigError, match=r"embed template uses \['bogus'\]"):
+        make(embed_cmd="tool add {input} {output} {bogus}")
+    with pytest.raises(ConfigError, match="does not parse: No closing quotation"):
+        make(detect_cmd='tool get {input} "open')
+    with pytest.raises(ConfigError, match="must contain {input} and {output}"):
+        make(embed_cmd="tool add {input}")
+    with pytest.raises(ConfigError, match="embed must be a non-empty command template"):
+        make(embed_cmd="")
+    (tmp_path / "w.toml").write_text("watermarker = 5\n")
+    with pytest.raises(ConfigError, match="double brackets"):
+        load_external_config(tmp_path / "w.toml")
+
+
+def _script(tmp_path: Path, name: str, body: str) -> str:
+    p = tmp_path / f"{name}.py"
+    p.write_text("import shutil, sys\n" + body)
+    return f"{shlex.quote(sys.executable)} {shlex.quote(str(p))}"
+
+
+def test_an_external_tool_that_fails_or_returns_other_audio_is_an_error(tmp_path):
+    audio = _music(2.0, seed=4)
+    copy = _script(tmp_path, "copy", "shutil.copy(sys.argv[1], sys.argv[2])\n")
+    crash = _script(tmp_path, "crash", "print('payload 00ff score 1.0'); raise SystemExit('Traceback: boom')\n")
+    wm = ExternalCommandWatermarker(name="c", embed_cmd=copy + " {input} {output}", detect_cmd=crash + " {input}",
+                                    payload_regex="payload (?P<payload>[0-9a-f]+)")
+    assert wm.embed(audio, _payload()).frames == audio.frames
+    with pytest.raises(ExternalToolError, match="exited 1: Traceback: boom"):
+        wm.detect(audio)  # what it printed before failing is not a result
+    tolerant = replace(wm, ok_exit_codes=(0, 1))  # a tool documented to exit 1 for "no mark"
+    assert tolerant.detect(audio).found
+    half = _script(tmp_path, "half", "import soundfile as sf\nx, r = sf.read(sys.argv[1])\n"
+                                    "sf.write(sys.argv[2], x[: len(x) // 3], r)\n")
+    short = replace(wm, embed_cmd=half + " {input} {output}")
+    with pytest.raises(ExternalToolError, match="embed output is 0.667 s of 2 channel"):
+        short.embed(audio, _payload())
+
+
+def test_run_files_hold_no_nan_or_infinity(tmp_path):
+    from benchmarks.robustness import _dumps
+
+    text = _dumps({"score": float("inf"), "rows": [{"snr": float("nan"), "ok": 1.5}], "a": np.float32("nan")})
+    assert json.loads(text) == {"score": None, "rows": [{"snr": None, "ok": 1.5}], "a": None}
+
+
 # --- the weak baseline ----------------------------------------------------------------------
 
 
@@ -217,6 +283,25 @@ def test_tiny_run_writes_outputs_and_resumes(tmp_path):
     third = run_benchmark(cfg, show_progress=False, write_report=False)
     assert third.ran_trials == 5 and len(third.rows) == 24
     assert len({r["trial_id"] for r in read_rows(out / "results.jsonl")}) == 24
+
+    # lines that are JSON but no row, or not text at all, are skipped like a torn line
+    with open(out / "results.jsonl", "ab") as fh:
+        fh.write(b'null\n[1, 2, 3]\n{"a": 1}\n\xff\xfe garbage\n')
+    assert run_benchmark(cfg, show_progress=False, write_report=False).ran_trials == 0
+
+    # Same trial ids, other inputs: the rows stored for them are not reused.
+    from benchmarks.attacks.filters import Lowpass
+
+    sf.write(corpus / "speech_b.wav", _music(5.0, seed=9, channels=1, rate=16000).samples.T, 16000, subtype="PCM_16")
+    changed = replace(cfg, attacks=[Lowpass(name="mp3_64k_like", cutoff_hz=300.0), get_attack("crop_5s")])
+    first = run_benchmark(changed, show_progress=False, write_report=False)
+    changed = replace(changed, attacks=[Lowpass(name="mp3_64k_like", cutoff_hz=5000.0), get_attack("crop_5s")])
+    fourth = run_benchmark(changed, show_progress=False, write_report=False)
+    # the new clip's 12 trials and the lowpass on the other clip: measured again, the rest resumed
+    assert first.ran_trials == 12 + 2 and first.remeasured_trials == 10
+    assert fourth.ran_trials == 4 and fourth.remeasured_trials == 4
+    low = [r for r in fourth.rows if r.get("attack") == "mp3_64k_like"]
+    assert len(low) == 4 and {r["attack_params"]["cutoff_hz"] for r in low} == {5000.0}
 
 
 def test_information_readings_are_recorded_and_summarized(tmp_path):
@@ -442,3 +527,29 @@ def test_foleyseal_watermarker_round_trip_on_a_corpus_clip():
     assert res.found and res.score > 6 and res.p_value is not None and res.p_value < 1e-6
     np.testing.assert_array_equal(res.payload_bits, bits)
     assert not wm.with_wrong_key(1).detect(marked).found
+
+
+def test_a_clip_name_with_a_bar_keeps_its_failed_trials_in_the_table(tmp_path):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    sf.write(corpus / "take|1.wav", _music(1.0, seed=3).samples.T, SR, subtype="PCM_16")  # too short to mark
+    cfg = BenchConfig(
+        corpus=corpus, out=tmp_path / "out", watermarkers=build_watermarkers(["foleyseal"]),
+        attacks=[get_attack("mp3_64k")], workers=1, null_per_clip=2, quality_measures=("snr",),
+        quality_strengths=(1.0,),
+    )
+    rows = run_benchmark(cfg, show_progress=False).rows
+    assert sorted(r["kind"] for r in rows) == ["attack", "attack", "null", "null", "quality"]
+    assert all(r["error"].startswith("embed failed") for r in rows)
+    assert {r["attack"] for r in rows if r["kind"] == "attack"} == {"none", "mp3_64k"}
+    assert summarize(rows)["cells"]["mp3_64k"]["foleyseal"]["exact"] == 0.0
+
+
+@pytest.mark.parametrize("option", [["--strength", "nan"], ["--strength", "0"], ["--seed", "-1"]])
+def test_bench_options_out_of_range_are_usage_errors(tmp_path, capsys, option):
+    from foleyseal.cli import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(["bench", "robustness", "--corpus", str(_corpus(tmp_path)), "--out", str(tmp_path / "o"), *option])
+    assert exc.value.code == 2 and option[0] in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()

@@ -167,27 +167,105 @@ def parse_attacks(spec: str) -> list[Attack]:
         raise InputError("empty attack list")
     if names == ["all"]:
         return [_REGISTRY[n] for n in list_attacks()]
-    return [get_attack(n) for n in names]
+    return _unique([get_attack(n) for n in names], "--attacks")
+
+
+def _unique(attacks: list[Attack], where: str) -> list[Attack]:
+    """``attacks``, refusing a name given twice: trials are keyed by attack name, so a second
+    attack under one name would be counted as the first (or the first twice)."""
+    seen: set[str] = set()
+    for a in attacks:
+        if a.name in seen:
+            raise ConfigError(f"{where}: attack {a.name!r} is listed twice")
+        seen.add(a.name)
+    return attacks
+
+
+_POSITIVE_SUFFIXES = ("_hz", "_kbps")
+_NON_NEGATIVE_SUFFIXES = ("_s", "_ms")
+
+
+def _check_fields(attack: Attack, where: str) -> None:
+    """Each parameter of ``attack`` has its declared type (a TOML string is no number) and a
+    value its unit allows (frequencies and bitrates above 0, durations not below 0)."""
+    import dataclasses
+    import math
+    import typing
+
+    hints = typing.get_type_hints(type(attack))
+    for f in dataclasses.fields(attack):
+        v, t = getattr(attack, f.name), hints.get(f.name)
+        if t is float:
+            ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+        elif t is int:
+            ok = isinstance(v, int) and not isinstance(v, bool)
+        elif t in (str, bool):
+            ok = isinstance(v, t)
+        else:
+            continue
+        if not ok:
+            what = "a finite number" if t is float else f"a {t.__name__}"
+            raise ConfigError(f"{where}: attack {attack.name!r}: {f.name} must be {what}, got {v!r}")
+        if f.name.endswith(_POSITIVE_SUFFIXES) and v <= 0:
+            raise ConfigError(f"{where}: attack {attack.name!r}: {f.name} must be above 0, got {v!r}")
+        if f.name.endswith(_NON_NEGATIVE_SUFFIXES) and v < 0:
+            raise ConfigError(f"{where}: attack {attack.name!r}: {f.name} must not be negative, got {v!r}")
+
+
+def _try_on_noise(attack: Attack, where: str) -> None:
+    """Run ``attack`` on 2 s of seeded stereo noise at 44.1 kHz: a parameter that makes it fail
+    or return no audio is refused before a run, not found in every trial's error."""
+    import importlib.util
+
+    import numpy as np
+
+    from provenance.core.audio import Audio
+
+    if any(importlib.util.find_spec(m) is None for m in attack.requires):
+        return  # the run itself reports what is missing
+    noise = np.random.default_rng(0).standard_normal((2, 88_200)).astype(np.float32) * np.float32(0.1)
+    try:
+        out = attack.run(Audio(noise, 44_100), np.random.default_rng(0)).audio
+    except Exception as exc:
+        raise ConfigError(
+            f"{where}: attack {attack.name!r} fails on 2 s of test noise: {type(exc).__name__}: {exc}"
+        ) from None
+    if out.frames == 0 or not np.isfinite(out.samples).all():
+        raise ConfigError(f"{where}: attack {attack.name!r} turns 2 s of test noise into no usable audio")
 
 
 def attack_from_dict(d: dict[str, Any], *, where: str = "attack list") -> Attack:
-    """Build one attack from a TOML table with ``type``, ``name`` and the class's parameters."""
+    """Build one attack from a TOML table with ``type``, ``name`` and the class's parameters,
+    checked (types, units) and tried once on test noise."""
+    if not isinstance(d, dict):
+        raise ConfigError(f"{where}: an attack must be a table ([[attack]] or {{ type = ..., name = ... }}), got {d!r}")
     d = dict(d)
     type_name = d.pop("type", None)
     if type_name not in ATTACK_TYPES:
         raise ConfigError(f"{where}: unknown attack type {type_name!r}; known: {', '.join(sorted(ATTACK_TYPES))}")
-    if "name" not in d:
-        raise ConfigError(f"{where}: attack of type {type_name} has no name")
+    name = d.get("name")
+    if not isinstance(name, str) or not name.strip() or "," in name:
+        raise ConfigError(f"{where}: attack of type {type_name} needs a name (a non-empty string without commas)")
+    if name in _REGISTRY:
+        raise ConfigError(f"{where}: {name!r} is the name of a registered attack; give this {type_name} another name")
     if type_name == "Cascade":
-        d["steps"] = tuple(get_attack(s) if isinstance(s, str) else attack_from_dict(s, where=where)
-                           for s in d.get("steps", ()))
+        steps = d.get("steps", ())
+        if not isinstance(steps, list) or not steps:
+            raise ConfigError(f"{where}: cascade {name!r} needs a non-empty list of steps")
+        try:
+            d["steps"] = tuple(get_attack(s) if isinstance(s, str) else attack_from_dict(s, where=where) for s in steps)
+        except InputError as exc:
+            raise ConfigError(f"{where}: cascade {name!r}: {exc.message}") from None
     for k, v in list(d.items()):
         if isinstance(v, list):
             d[k] = tuple(v)
     try:
-        return ATTACK_TYPES[type_name](**d)
-    except TypeError as exc:
+        attack = ATTACK_TYPES[type_name](**d)
+    except (TypeError, ValueError) as exc:
         raise ConfigError(f"{where}: bad parameters for {type_name}: {exc}") from None
+    _check_fields(attack, where)
+    _try_on_noise(attack, where)
+    return attack
 
 
 def load_attack_list(path: str | Path) -> list[Attack]:
@@ -199,14 +277,19 @@ def load_attack_list(path: str | Path) -> list[Attack]:
         raise InputError("attack list not found", path=path) from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"not a valid TOML attack list: {exc}", path=path) from None
+    names, tables = data.get("attacks", []), data.get("attack", [])
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise ConfigError("`attacks` must be a list of attack names, e.g. attacks = [\"mp3_64k\"]", path=path)
+    if not isinstance(tables, list):
+        raise ConfigError("attacks are defined in [[attack]] tables (double brackets), not [attack]", path=path)
     out: list[Attack] = []
-    for n in data.get("attacks", []):
+    for n in names:
         try:
             out.append(get_attack(n))
         except InputError as exc:
             raise ConfigError(exc.message, path=path) from None
-    for table in data.get("attack", []):
+    for table in tables:
         out.append(attack_from_dict(table, where=str(path)))
     if not out:
         raise ConfigError("attack list names no attacks (expected `attacks = [...]` or [[attack]] tables)", path=path)
-    return out
+    return _unique(out, str(path))

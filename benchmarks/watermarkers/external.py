@@ -6,7 +6,9 @@ as WAV files in a private temporary directory. The detect command's standard out
 is searched with ``payload_regex`` (named group ``payload``, hex; an optional group ``score`` picks
 the best of several matches); ``score_regex`` (named group ``score``) gives the confidence, and
 ``segment_regex`` (named groups ``start`` and optional ``end``, in seconds or m:ss, and optional
-``payload``; without ``end`` a segment lasts ``block_s``) the marked spans. Example
+``payload``; without ``end`` a segment lasts ``block_s``) the marked spans. A command that exits with
+a code outside ``ok_exit_codes`` (default ``[0]``) has failed, whatever it printed; the embed
+command's output must keep the input's channels and length. Example
 (``--external-config`` TOML; see ``audiowmark.example.toml`` beside this module)::
 
     [[watermarker]]
@@ -19,8 +21,10 @@ the best of several matches); ``score_regex`` (named group ``score``) gives the 
 
 from __future__ import annotations
 
+import math
 import re
 import shlex
+import string
 import subprocess
 import tempfile
 from dataclasses import dataclass, fields
@@ -40,6 +44,10 @@ from benchmarks.watermarkers.base import WatermarkerBase, WatermarkerResult, bit
 from provenance.core.audio import Audio
 from provenance.core.errors import ConfigError, FoleySealError
 from provenance.core.results import Segment
+
+
+_PLACEHOLDERS = {"input", "output", "payload_hex", "payload_bin"}
+"""What a command template may name (see the module docstring)."""
 
 
 class ExternalToolError(FoleySealError):
@@ -64,8 +72,15 @@ class ExternalCommandWatermarker(WatermarkerBase):
     """Rate the tool needs (e.g. 16000 for 16 kHz models); audio is resampled there and back."""
     timeout_s: float = 300.0
     block_s: float = 1.0  # type: ignore[misc]
+    ok_exit_codes: tuple[int, ...] = (0,)
+    """Exit codes of a command that ran as it should (a tool that exits 1 for "no watermark"
+    needs ``[0, 1]``). Any other code is a failure of the tool, even if it printed something."""
 
     def __post_init__(self) -> None:
+        self._check_regexes()
+        self._check_settings()
+
+    def _check_regexes(self) -> None:
         for attr in ("payload_regex", "score_regex", "segment_regex"):
             pat = getattr(self, attr)
             if pat is None:
@@ -78,6 +93,47 @@ class ExternalCommandWatermarker(WatermarkerBase):
             if need not in rx.groupindex:
                 raise ConfigError(f"watermarker {self.name!r}: {attr} needs a named group (?P<{need}>...)")
 
+    def _check_settings(self) -> None:
+        """Types and ranges of the settings, and the templates' placeholders: a mistake is a
+        configuration error before the run, not an error in every trial."""
+        def bad(what: str) -> ConfigError:
+            return ConfigError(f"watermarker {self.name!r}: {what}")
+
+        def number(v: Any) -> bool:
+            return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+        if not isinstance(self.name, str) or not self.name.strip() or "," in self.name:
+            raise bad("name must be a non-empty string without commas")
+        for attr, needs in (("embed_cmd", {"input", "output"}), ("detect_cmd", set())):
+            template = getattr(self, attr)
+            key = attr.removesuffix("_cmd")
+            if not isinstance(template, str) or not template.strip():
+                raise bad(f"{key} must be a non-empty command template")
+            try:
+                used = {f for tok in shlex.split(template) for _, f, _, _ in string.Formatter().parse(tok) if f is not None}
+            except ValueError as exc:
+                raise bad(f"{key} template {template!r} does not parse: {exc}") from None
+            if used - _PLACEHOLDERS:
+                raise bad(f"{key} template uses {sorted(used - _PLACEHOLDERS)}; placeholders are "
+                          + ", ".join("{" + p + "}" for p in sorted(_PLACEHOLDERS)))
+            if needs - used:
+                raise bad(f"{key} template must contain " + " and ".join("{" + p + "}" for p in sorted(needs)))
+        if not isinstance(self.payload_bits, int) or isinstance(self.payload_bits, bool) or not 1 <= self.payload_bits <= 4096:
+            raise bad(f"payload_bits must be a whole number from 1 to 4096, got {self.payload_bits!r}")
+        if self.min_score is not None and not number(self.min_score):
+            raise bad(f"min_score must be a finite number, got {self.min_score!r}")
+        for attr in ("timeout_s", "block_s"):
+            if not number(getattr(self, attr)) or getattr(self, attr) <= 0:
+                raise bad(f"{attr} must be a number of seconds above 0, got {getattr(self, attr)!r}")
+        rate = self.sample_rate_hz
+        if rate is not None and (not isinstance(rate, int) or isinstance(rate, bool) or not 1000 <= rate <= 768_000):
+            raise bad(f"sample_rate_hz must be a whole number of Hz from 1000 to 768000, got {rate!r}")
+        if self.wav_subtype not in sf.available_subtypes("WAV"):
+            raise bad(f"wav_subtype {self.wav_subtype!r} is not a WAV encoding; e.g. PCM_16, PCM_24, FLOAT")
+        codes = self.ok_exit_codes
+        if not isinstance(codes, tuple) or not codes or not all(isinstance(c, int) and not isinstance(c, bool) for c in codes):
+            raise bad(f"ok_exit_codes must be a list of whole numbers, got {codes!r}")
+
     def _run(self, template: str, **values: str) -> str:
         try:
             args = [tok.format(**values) for tok in shlex.split(template)]
@@ -89,7 +145,7 @@ class ExternalCommandWatermarker(WatermarkerBase):
             raise ExternalToolError(f"watermarker {self.name!r}: command not found: {args[0]}") from None
         except subprocess.TimeoutExpired:
             raise ExternalToolError(f"watermarker {self.name!r}: {args[0]} timed out after {self.timeout_s} s") from None
-        if proc.returncode != 0 and not proc.stdout.strip():
+        if proc.returncode not in self.ok_exit_codes:
             raise ExternalToolError(
                 f"watermarker {self.name!r}: {shlex.join(args)} exited {proc.returncode}: {proc.stderr.strip()[-500:]}"
             )
@@ -115,6 +171,14 @@ class ExternalCommandWatermarker(WatermarkerBase):
         y = y.T
         if rate != audio.sample_rate:
             y = resample(y, rate, audio.sample_rate)
+        # A marked file is the input with a mark in it: a tool that returns other lengths or
+        # channels (or samples at a rate it does not declare) would be scored on other audio.
+        slack = max(0.02 * audio.frames, 0.1 * audio.sample_rate)
+        if y.shape[0] != audio.channels or abs(y.shape[1] - audio.frames) > slack:
+            raise ExternalToolError(
+                f"watermarker {self.name!r}: embed output is {y.shape[1] / audio.sample_rate:.3f} s of "
+                f"{y.shape[0]} channel(s), the input {audio.duration_s:.3f} s of {audio.channels}"
+            )
         return audio.with_samples(np.ascontiguousarray(y))
 
     def detect(self, audio: Audio) -> WatermarkerResult:
@@ -176,11 +240,16 @@ def load_external_config(path: str | Path) -> list[ExternalCommandWatermarker]:
         raise ConfigError("external watermarker config not found", path=path) from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"not valid TOML: {exc}", path=path) from None
-    tables = list(data.get("watermarker", []))
+    tables = data.get("watermarker", [])
+    if not isinstance(tables, list):
+        raise ConfigError("watermarkers are [[watermarker]] tables (double brackets)", path=path)
+    tables = list(tables)
     if "external" in data:
         tables.append(data["external"])
     if not tables:
         raise ConfigError("no [[watermarker]] table", path=path)
+    if not all(isinstance(t, dict) for t in tables):
+        raise ConfigError("each watermarker must be a [[watermarker]] table", path=path)
     known = {f.name for f in fields(ExternalCommandWatermarker)}
     out = []
     for t in tables:
@@ -194,5 +263,10 @@ def load_external_config(path: str | Path) -> list[ExternalCommandWatermarker]:
                 + (f"missing keys {sorted(missing)}" if missing else ""),
                 path=path,
             )
-        out.append(ExternalCommandWatermarker(**kw))
+        if isinstance(kw.get("ok_exit_codes"), list):
+            kw["ok_exit_codes"] = tuple(kw["ok_exit_codes"])
+        try:
+            out.append(ExternalCommandWatermarker(**kw))
+        except ConfigError as exc:
+            raise ConfigError(exc.message, path=path) from None
     return out

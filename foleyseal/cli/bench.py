@@ -27,9 +27,10 @@ def robustness_cmd(
                                      "foleyseal,lsb (+external with --external-config)."),
     external_config: Path = typer.Option(None, "--external-config", help="TOML file of external watermarkers (watermarker tables with embed/detect command templates)."),
     quick: bool = typer.Option(False, "--quick", help="CI mode: 3 clips, 5 attacks, few null trials, no ViSQOL."),
-    strength: float = typer.Option(1.0, "--strength", help="Embedding strength for watermarkers that have one."),
+    strength: float = typer.Option(1.0, "--strength", help="Embedding strength for watermarkers that have one "
+                                   "(FoleySeal: 0.05-1.0, 1.0 its default)."),
     workers: int = typer.Option(2, "--workers", min=1, help="Worker processes (1 = run in this process)."),
-    seed: int = typer.Option(0, "--seed", help="Seed of every random choice (payloads, crops, noise)."),
+    seed: int = typer.Option(0, "--seed", min=0, help="Seed of every random choice (payloads, crops, noise)."),
     null_per_clip: int = typer.Option(None, "--null-per-clip", min=0,
                                       help="Null trials per clip and watermarker (default 40; quick 4)."),
     max_clips: int = typer.Option(None, "--max-clips", min=1, help="Use at most this many clips."),
@@ -43,8 +44,8 @@ def robustness_cmd(
                                        "of the `bench` extra are missing (pedalboard, pesq, visqol-python, numba, "
                                        "matplotlib): the attacks, quality measures and plots they make are "
                                        "left out (numba: ViSQOL measured slowly) and listed in summary.md. "
-                                       "Without it such a run stops at once (exit 3) and names them. A "
-                                       "resumed run keeps the trials it has: use a new OUT to measure them."),
+                                       "Without it such a run stops at once (exit 3) and names them. "
+                                       "Resuming with the packages measures the missing quality."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
     json_out: bool = typer.Option(False, "--json", help="Print a JSON summary of the run."),
 ) -> None:
@@ -56,6 +57,8 @@ def robustness_cmd(
 
     if attacks and attack_list:
         raise InputError("give either --attacks or --attack-list, not both")
+    if not 0.05 <= strength <= 1.0:  # also refuses nan, which every comparison fails
+        raise typer.BadParameter(f"{strength} is outside 0.05-1.0", param_hint="'--strength'")
     wm_names = [w.strip() for w in (watermarkers or "").split(",") if w.strip()]
     if not wm_names:
         wm_names = ["foleyseal", "lsb"] + (["external"] if external_config else [])
@@ -86,12 +89,15 @@ def robustness_cmd(
     if json_out:
         typer.echo(json.dumps({
             "out": str(result.out), "files": [str(p) for p in result.files], "trials": len(result.rows),
-            "ran": result.ran_trials, "resumed": result.skipped_trials, "errors": s["errors"],
+            "ran": result.ran_trials, "resumed": result.skipped_trials, "remeasured": result.remeasured_trials,
+            "errors": s["errors"],
             "seconds": round(result.seconds, 1),
             "exact_by_kind": s["by_kind"], "nulls": s["nulls"],
         }, indent=2))
     else:
-        typer.echo(f"{len(result.rows)} trials ({result.ran_trials} run, {result.skipped_trials} resumed) "
+        again = (f"; {result.remeasured_trials} of them measured again: OUT held them for other inputs"
+                 if result.remeasured_trials else "")
+        typer.echo(f"{len(result.rows)} trials ({result.ran_trials} run, {result.skipped_trials} resumed{again}) "
                    f"in {result.seconds:.0f} s; {s['errors']} errors")
         for p in result.files:
             typer.echo(f"  wrote {p}")

@@ -278,7 +278,8 @@ def serve_cmd(
 def bench_load_cmd(
     clients: int = typer.Option(32, "--clients", min=1, max=256, help="Concurrent clients."),
     duration: float = typer.Option(60.0, "--duration", min=1.0, max=3600.0, help="Seconds of load."),
-    file_seconds: float = typer.Option(30.0, "--file-seconds", min=4.0, max=600.0, help="Length of each clip, s."),
+    file_seconds: float = typer.Option(30.0, "--file-seconds", min=5.0, max=600.0,
+                                       help="Length of each clip, s (at least 5: a watermark block and a margin)."),
     workers: int = typer.Option(2, "--workers", min=1, max=64, help="Worker processes of the server."),
     out: Path | None = typer.Option(None, "--out", help="Write the JSON result to this file."),
     json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
@@ -288,6 +289,10 @@ def bench_load_cmd(
     Exit 0 when every request succeeded."""
     from benchmarks.load import LoadConfig, format_result, run_load
 
+    from provenance.core.errors import InputError
+
+    if out is not None and not out.parent.is_dir():  # before minutes of load, not after
+        raise InputError("output folder does not exist", path=out.parent)
     r = run_load(LoadConfig(clients=clients, duration_s=duration, file_seconds=file_seconds, workers=workers))
     text = json.dumps(r.to_dict(), indent=2)
     if out is not None:
