@@ -285,6 +285,27 @@ def _segments_text(segments: tuple[Segment, ...] | list[Segment]) -> str:
     return ", ".join(parts) + more
 
 
+def _joined_marks_text(mark: WatermarkResult, matches: list[StoreMatch]) -> str:
+    """The explanation for audio that carries several payloads: marked outputs joined together."""
+    spans = []
+    for payload in mark.payloads:
+        segs = [s for s in mark.segments if s.payload == payload]
+        where = f" at {_segments_text(segs)}" if segs else ""
+        rec = next((m for m in matches if m.payload == payload), None)
+        if rec is not None:
+            title = rec.record.get("title")
+            rec_text = f", stored record {rec.record_id}" + (f" ('{title}')" if title else "")
+        else:
+            rec_text = ", no stored record"
+        spans.append(f"{payload}{where}{rec_text}")
+    return (
+        f"This file carries no valid Content Credentials of its own, but it contains FoleySeal "
+        f"watermarks with {len(mark.payloads)} different payloads: " + "; ".join(spans) + ". Each "
+        "leads to the manifest of the output it was marked into: the audio joins pieces of several "
+        "FoleySeal outputs (spliced or edited together), and no one manifest describes the whole."
+    )
+
+
 def _signer_text(cred: Any) -> str:
     signer = getattr(cred, "signer", None)
     return f"signed by {signer}" if signer else "signed by an unnamed certificate"
@@ -368,6 +389,8 @@ def explain(
         )
     if verdict is Verdict.CREDENTIALS_RECOVERED_BY_WATERMARK:
         payload = found[0].payloads[0] if found and found[0].payloads else "?"
+        if found and len(found[0].payloads) > 1:
+            return _joined_marks_text(found[0], store or [])
         return (
             "This file carries no valid Content Credentials of its own, but it contains a FoleySeal "
             f"watermark (payload {payload}) that leads to a stored manifest.{rec_text} The stored "

@@ -80,6 +80,22 @@ def test_unexaminable_file_is_422_with_message_and_report(client: TestClient) ->
     assert r.status_code == 400 and "boundary" in r.json()["detail"]
 
 
+def test_the_client_file_name_arrives_as_written(client: TestClient, verify_env: VerifyEnv) -> None:
+    data = verify_env.files["unmarked"].read_bytes()
+    names = [
+        # X-Filename in UTF-8 (the server reads header bytes as Latin-1)
+        client.post("/v1/verify", content=data, headers={"X-Filename": "été.wav".encode()}),
+        # RFC 6266 / 5987 on a raw body, and in a multipart part, taking precedence over filename=
+        client.post("/v1/verify", content=data,
+                    headers={"Content-Disposition": "attachment; filename*=UTF-8''%C3%A9t%C3%A9.wav"}),
+        client.post("/v1/verify", content=(
+            b'--b1\r\nContent-Disposition: form-data; name="file"; filename="ete.wav"; '
+            b"filename*=UTF-8''%C3%A9t%C3%A9.wav\r\n\r\n" + data + b"\r\n--b1--\r\n"),
+            headers={"content-type": "multipart/form-data; boundary=b1"}),
+    ]
+    assert [r.json()["file"] for r in names] == ["été.wav"] * 3, [r.text[:200] for r in names]
+
+
 def test_replies_never_show_the_servers_own_paths(client: TestClient, upload_dir: Path, verify_env: VerifyEnv) -> None:
     # Decoders quote the path they open: for an upload, that is the server's spool file.
     wav_0ch = bytearray(verify_env.files["unmarked"].read_bytes()[:44])
@@ -283,6 +299,8 @@ def test_web_page_and_docs_are_served(client: TestClient) -> None:
     assert client.get("/static/app.js").status_code == 200
     assert client.get("/static/style.css").status_code == 200
     assert client.get("/static/../service/app.py").status_code == 404
+    assert client.get("/static/__init__.py").status_code == 404  # the folder is a package too
+    assert client.head("/").status_code == 200
     spec = client.get("/openapi.json").json()
     for p in ("/v1/verify", "/v1/health", "/matches/byBinding", "/matches/byContent", "/manifests/{manifestId}",
               "/services/supportedAlgorithms"):

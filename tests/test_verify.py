@@ -162,6 +162,31 @@ def test_an_unreadable_store_is_named_and_not_taken_for_an_empty_one(
     assert not any("Only the first" in n for n in r.notes), r.notes
 
 
+def test_two_marked_outputs_joined_name_each_payload_and_record(
+    verify_env: VerifyEnv, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from provenance.core.audio import Audio
+    from provenance.core.io import read_audio, write_audio
+
+    a, b = read_audio(verify_env.files["marked_wav"]), read_audio(verify_env.files["marked_mp4"])
+    joined = tmp_path / "joined.wav"
+    write_audio(joined, Audio(np.concatenate([a.samples, b.samples[:, : a.frames]], axis=1), a.sample_rate,
+                              subtype="PCM_16"))
+    r = verify(joined, settings=verify_env.settings)
+    assert r.verdict is Verdict.CREDENTIALS_RECOVERED_BY_WATERMARK
+    assert set(r.watermark[0].payloads) == {verify_env.payload, verify_env.mp4_payload}
+    for payload in (verify_env.payload, verify_env.mp4_payload):
+        assert payload in r.explanation
+    assert verify_env.record_id in r.explanation and "2 different payloads" in r.explanation
+    from foleyseal.cli import main
+
+    monkeypatch.setenv("FOLEYSEAL_HOME", str(verify_env.home))
+    with pytest.raises(SystemExit):
+        main(["verify", str(joined)])
+    out = capsys.readouterr().out
+    assert f"({verify_env.payload})" in out and f"({verify_env.mp4_payload})" in out  # per span
+
+
 def test_stream_input_and_wrong_extension(verify_env: VerifyEnv, tmp_path: Path) -> None:
     data = verify_env.files["marked_wav"].read_bytes()
     r = verify(io.BytesIO(data), settings=verify_env.settings, name="upload.wav")

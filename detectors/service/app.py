@@ -148,12 +148,25 @@ def create_app(config: ServiceConfig | None = None) -> FastAPI:
             response.headers.setdefault("Content-Security-Policy", _PAGE_CSP)
         return response
 
-    @app.get("/", include_in_schema=False)
+    @app.api_route("/", methods=["GET", "HEAD"], include_in_schema=False)
     async def index() -> FileResponse:
         return FileResponse(WEB_DIR / "index.html", media_type="text/html; charset=utf-8")
 
-    app.mount("/static", StaticFiles(directory=str(WEB_DIR)), name="static")
+    app.mount("/static", _PageAssets(directory=str(WEB_DIR)), name="static")
     return app
+
+
+class _PageAssets(StaticFiles):
+    """The page's own files only: the folder is also a Python package (``__init__.py``, caches)."""
+
+    SUFFIXES = frozenset({".html", ".js", ".css", ".svg", ".png", ".ico"})
+
+    async def get_response(self, path: str, scope: Any) -> Any:
+        from starlette.exceptions import HTTPException as StarletteHTTPException
+
+        if Path(path).suffix.lower() not in self.SUFFIXES:
+            raise StarletteHTTPException(status_code=404)
+        return await super().get_response(path, scope)
 
 
 def uvicorn_options(config: ServiceConfig) -> dict[str, Any]:

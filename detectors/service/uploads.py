@@ -12,8 +12,10 @@ import asyncio
 import contextlib
 import os
 import secrets
+import re
 import time
 import unicodedata
+import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -58,6 +60,35 @@ def display_name(raw: str | bytes | None, default: str = "upload") -> str:
     base = raw.replace("\\", "/").rsplit("/", 1)[-1]
     base = "".join(ch for ch in base if unicodedata.category(ch)[0] != "C").strip().strip(".")
     return base[:200] or default
+
+
+_EXT_FILENAME = re.compile(r"""filename\*\s*=\s*([A-Za-z0-9_-]+)'[^']*'([^;\s]+)""", re.IGNORECASE)
+
+
+def disposition_filename(value: str | bytes | None) -> str | None:
+    """The file name of a Content-Disposition value: RFC 6266's ``filename*=UTF-8''...`` (RFC 5987
+    encoded) first, then ``filename=``; None if it names none."""
+    if not value:
+        return None
+    text = value.decode("utf-8", errors="replace") if isinstance(value, bytes) else header_text(value)
+    if m := _EXT_FILENAME.search(text):
+        try:
+            return urllib.parse.unquote(m.group(2), encoding=m.group(1), errors="strict")
+        except (LookupError, UnicodeDecodeError):
+            pass
+    from python_multipart.multipart import parse_options_header
+
+    plain = parse_options_header(text.encode("utf-8"))[1].get(b"filename")
+    return plain.decode("utf-8", errors="replace") if plain is not None else None
+
+
+def header_text(value: str) -> str:
+    """A header value as its sender wrote it: ASGI servers decode header bytes as Latin-1, but
+    clients send UTF-8 (``X-Filename: été.flac``)."""
+    try:
+        return value.encode("latin-1").decode("utf-8")
+    except UnicodeError:
+        return value
 
 
 def safe_suffix(name: str) -> str:
@@ -115,9 +146,10 @@ class _MultipartSink:
     def _headers_finished(self) -> None:
         from python_multipart.multipart import parse_options_header
 
-        _, params = parse_options_header(self._headers.get(b"content-disposition", b""))
+        disposition = self._headers.get(b"content-disposition", b"")
+        _, params = parse_options_header(disposition)
         name = params.get(b"name")
-        fname = params.get(b"filename")
+        fname = disposition_filename(disposition)
         if not self.done_file and (fname is not None or name == b"file"):
             self._in_file = True
             self.filename = display_name(fname) if fname is not None else None
@@ -164,12 +196,11 @@ async def receive_upload(
         if declared > max_bytes + (_MULTIPART_OVERHEAD if is_multipart else 0):
             raise UploadError(413, f"upload of {declared} bytes is larger than the limit of {max_bytes} bytes")
 
-    raw_name = request.query_params.get("filename") or headers.get("x-filename")
+    raw_name = request.query_params.get("filename") or (
+        header_text(headers["x-filename"]) if "x-filename" in headers else None
+    )
     if not raw_name and "content-disposition" in headers:
-        from python_multipart.multipart import parse_options_header
-
-        _, params = parse_options_header(headers["content-disposition"])
-        raw_name = params.get(b"filename")  # type: ignore[assignment]
+        raw_name = disposition_filename(headers["content-disposition"])
     name = display_name(raw_name)
 
     dest_dir.mkdir(parents=True, exist_ok=True)

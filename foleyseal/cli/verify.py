@@ -130,7 +130,11 @@ def _summary(report: dict[str, Any], console: Any) -> None:
             console.print(f"  AI disclosure: {escape(cred['digital_source_type'])}")
     for w in report.get("watermark") or []:
         if w["found"]:
-            segs = ", ".join(f"{s['start_s']:.1f}-{s['end_s']:.1f} s" for s in w["segments"][:6])
+            several = len(w["payloads"]) > 1  # joined outputs: say which span holds which
+            segs = ", ".join(
+                f"{s['start_s']:.1f}-{s['end_s']:.1f} s" + (f" ({s.get('payload') or '?'})" if several else "")
+                for s in w["segments"][:6]
+            )
             console.print(
                 f"  watermark (key {w['key_id']}): found, p={w['p_value']:.2g}, payload "
                 f"{', '.join(w['payloads']) or '?'}, segments {segs}"
