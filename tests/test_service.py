@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import httpx
+import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
@@ -495,3 +496,28 @@ def test_sigterm_stops_the_service_cleanly(verify_env: VerifyEnv, tmp_path: Path
             proc.kill()
             proc.wait()
     assert list(tmp.iterdir()) == []
+
+
+def test_a_client_that_leaves_mid_verification_frees_its_worker(verify_env: VerifyEnv, tmp_path: Path) -> None:
+    """Abandoned uploads held the only worker until their verification ended (minutes for long
+    files), and every later client waited behind them."""
+    import time
+
+    import soundfile as sf
+
+    long_wav = tmp_path / "long.wav"
+    rng = np.random.default_rng(5)
+    sf.write(long_wav, (0.1 * rng.standard_normal(48_000 * 600)).astype(np.float32), 48_000, subtype="PCM_16")
+    config = ServiceConfig(home=verify_env.home, upload_dir=tmp_path / "up", workers=1, rate_limit_per_min=0)
+    with running_server(config) as url:
+        with pytest.raises(httpx.ReadTimeout):
+            httpx.post(f"{url}/v1/verify?filename=long.wav", content=long_wav.read_bytes(), timeout=3.0)
+        deadline = time.monotonic() + 20
+        while httpx.get(f"{url}/v1/health").json()["worker_restarts"] < 1:
+            assert time.monotonic() < deadline, "the abandoned verification still holds the worker"
+            time.sleep(0.2)
+        t0 = time.monotonic()
+        r = httpx.post(f"{url}/v1/verify", files={"file": ("u.wav", verify_env.files["unmarked"].read_bytes())},
+                       timeout=60)
+        assert r.status_code == 200 and r.json()["verdict"] == "no_evidence"
+        assert time.monotonic() - t0 < 30

@@ -15,6 +15,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.datastructures import MutableHeaders
 
 from provenance import __version__
 from provenance.core.errors import FoleySealError, StoreError
@@ -139,14 +140,7 @@ def create_app(config: ServiceConfig | None = None) -> FastAPI:
         ]
         return JSONResponse(status_code=400, content={"detail": "; ".join(errors) or "invalid request"})
 
-    @app.middleware("http")
-    async def _security_headers(request: Request, call_next: Any) -> Any:
-        response = await call_next(request)
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        response.headers.setdefault("Referrer-Policy", "no-referrer")
-        if request.url.path == "/" or request.url.path.startswith("/static/"):
-            response.headers.setdefault("Content-Security-Policy", _PAGE_CSP)
-        return response
+    app.add_middleware(_SecurityHeaders)
 
     @app.api_route("/", methods=["GET", "HEAD"], include_in_schema=False)
     async def index() -> FileResponse:
@@ -154,6 +148,33 @@ def create_app(config: ServiceConfig | None = None) -> FastAPI:
 
     app.mount("/static", _PageAssets(directory=str(WEB_DIR)), name="static")
     return app
+
+
+class _SecurityHeaders:
+    """Headers every answer carries (and the page's Content-Security-Policy), as plain ASGI
+    middleware: Starlette's ``@app.middleware("http")`` wraps ``receive``, and behind it a route
+    cannot tell that its client has gone (``Request.is_disconnected``)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path = scope.get("path", "")
+        page = path == "/" or path.startswith("/static/")
+
+        async def send_with_headers(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                headers.setdefault("X-Content-Type-Options", "nosniff")
+                headers.setdefault("Referrer-Policy", "no-referrer")
+                if page:
+                    headers.setdefault("Content-Security-Policy", _PAGE_CSP)
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
 
 
 class _PageAssets(StaticFiles):

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+from collections.abc import Awaitable
 from typing import Any
 
 from fastapi import HTTPException, Request
@@ -33,6 +35,29 @@ UPLOAD_OPENAPI: dict[str, Any] = {
 }
 
 
+_DISCONNECT_POLL_S = 0.5
+"""How often a running verification checks that its client is still there, seconds."""
+
+
+async def _unless_client_leaves(request: Request, job: Awaitable[Any]) -> Any:
+    """``job``'s result; :class:`ClientGone` as soon as the client disconnects, with the job
+    cancelled (the pool then replaces its busy worker): an abandoned upload must not hold a
+    worker that the next clients are waiting for."""
+    task = asyncio.ensure_future(job)
+    try:
+        while True:
+            done, _ = await asyncio.wait({task}, timeout=_DISCONNECT_POLL_S)
+            if done:
+                return task.result()
+            if await request.is_disconnected():
+                raise ClientGone()
+    finally:
+        if not task.done():
+            task.cancel()
+            with contextlib.suppress(BaseException):
+                await task
+
+
 async def verify_upload(request: Request) -> dict[str, Any]:
     """Receive the upload into a temporary file, verify it in a worker, always delete it.
 
@@ -53,7 +78,9 @@ async def verify_upload(request: Request) -> dict[str, Any]:
     except ClientGone:
         raise HTTPException(status_code=400, detail="the client disconnected during the upload") from None
     try:
-        return await state.pool.run("verify", {"path": str(up.path), "name": up.filename})
+        return await _unless_client_leaves(request, state.pool.run("verify", {"path": str(up.path), "name": up.filename}))
+    except ClientGone:
+        raise HTTPException(status_code=400, detail="the client disconnected during the verification") from None
     except PoolBusy:
         raise HTTPException(
             status_code=429, detail="the server is busy with other verifications; retry shortly",
