@@ -57,8 +57,10 @@ def probe_clip(path: Path) -> tuple[int, int, float]:
 def discover_clips(corpus: Path) -> list[Clip]:
     """Every audio file directly in ``corpus`` (sorted by name)."""
     corpus = Path(corpus)
-    if not corpus.is_dir():
+    if not corpus.exists():
         raise InputError("corpus directory not found", path=corpus)
+    if not corpus.is_dir():
+        raise InputError("the corpus must be a directory of audio files, not a file", path=corpus)
     clips = []
     for p in sorted(corpus.iterdir()):
         if p.suffix.lower() not in AUDIO_EXTENSIONS or not p.is_file():

@@ -21,10 +21,12 @@ if that rise is at least 6 dB (an audible attack).
 from __future__ import annotations
 
 import json
+import math
 import time
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from scipy.signal import stft
@@ -370,6 +372,35 @@ def _original_audio(path: Path, events: np.ndarray, ours: np.ndarray, tolerance_
     }
 
 
+def load_cue_sheet(path: Path) -> list[dict[str, Any]]:
+    """The videos and their visual event times from an ``EVENTS.json`` (a list of objects with
+    ``file`` and ``events``, each event with ``t`` in seconds); :class:`ConfigError` naming the
+    file and the first fault otherwise."""
+    from provenance.core.errors import ConfigError
+
+    try:
+        entries = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError("cue sheet not found (the videos folder needs an EVENTS.json)", path=path) from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"cannot read the cue sheet: {exc}", path=path) from None
+    if not isinstance(entries, list) or not entries:
+        raise ConfigError("the cue sheet must be a non-empty list of videos", path=path)
+    for i, entry in enumerate(entries):
+        where = f"video {i + 1}"
+        if not isinstance(entry, dict) or not isinstance(entry.get("file"), str):
+            raise ConfigError(f"{where}: needs a \"file\" name", path=path)
+        events = entry.get("events")
+        if not isinstance(events, list) or not all(
+            isinstance(e, dict) and isinstance(e.get("t"), (int, float)) and not isinstance(e.get("t"), bool)
+            and math.isfinite(e["t"]) for e in events
+        ):
+            raise ConfigError(f"{where} ({entry['file']}): \"events\" must be a list of {{\"t\": seconds}}", path=path)
+        if not (path.parent / entry["file"]).is_file():
+            raise ConfigError(f"{where}: video {entry['file']} not found beside the cue sheet", path=path)
+    return entries
+
+
 def run_sync_benchmark(
     videos_dir: str | Path,
     *,
@@ -385,7 +416,7 @@ def run_sync_benchmark(
     from v2a_core.pipeline import generate_soundtrack
 
     videos_dir = Path(videos_dir)
-    entries = json.loads((videos_dir / "EVENTS.json").read_text())
+    entries = load_cue_sheet(videos_dir / "EVENTS.json")
     results: list[VideoResult] = []
     for k, entry in enumerate(entries):
         path = videos_dir / entry["file"]

@@ -553,3 +553,20 @@ def test_bench_options_out_of_range_are_usage_errors(tmp_path, capsys, option):
         main(["bench", "robustness", "--corpus", str(_corpus(tmp_path)), "--out", str(tmp_path / "o"), *option])
     assert exc.value.code == 2 and option[0] in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+def test_a_run_in_which_every_trial_failed_is_not_a_success(tmp_path, capsys):
+    from foleyseal.cli import main
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    sf.write(corpus / "short.wav", _music(1.0, seed=3).samples.T, SR, subtype="PCM_16")  # too short to mark
+    with pytest.raises(SystemExit) as exc:
+        main(["bench", "robustness", "--corpus", str(corpus), "--out", str(tmp_path / "o"), "--watermarkers",
+              "foleyseal", "--attacks", "mp3_64k", "--null-per-clip", "0", "--workers", "1", "--no-progress"])
+    err = capsys.readouterr().err
+    assert exc.value.code == 3 and "every trial failed; the first: embed failed" in err, err
+    assert (tmp_path / "o" / "results.json").exists()  # what was tried is still written down
+    with pytest.raises(SystemExit) as exc:
+        main(["bench", "robustness", "--corpus", str(corpus / "short.wav"), "--out", str(tmp_path / "p")])
+    assert exc.value.code == 3 and "must be a directory" in capsys.readouterr().err

@@ -77,3 +77,25 @@ def test_cli_bench_sync_on_a_small_video_set(tmp_path, capsys):
     # the set has no real clip, so real_recall cannot be met: the command says so with exit 1
     assert exc.value.code == 1
     assert Path(tmp_path / "out" / "sync.json").is_file()
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("[\n", "cannot read the cue sheet"),
+        ('{"file": "a.mp4"}', "non-empty list of videos"),
+        ("[]", "non-empty list of videos"),
+        ('[{"events": []}]', 'needs a "file" name'),
+        ('[{"file": "a.mp4", "events": [{"time": 1.0}]}]', '"events" must be a list'),
+        ('[{"file": "absent.mp4", "events": [{"t": 1.0}]}]', "absent.mp4 not found"),
+    ],
+)
+def test_a_bad_cue_sheet_is_named(tmp_path, text, message):
+    from benchmarks.sync import load_cue_sheet
+    from provenance.core.errors import ConfigError
+
+    (tmp_path / "a.mp4").write_bytes(b"")
+    (tmp_path / "EVENTS.json").write_text(text)
+    with pytest.raises(ConfigError, match=message) as err:
+        load_cue_sheet(tmp_path / "EVENTS.json")
+    assert err.value.path == str(tmp_path / "EVENTS.json")

@@ -150,7 +150,7 @@ def get_attack(name: str) -> Attack:
         import difflib
 
         close = difflib.get_close_matches(name, list(_REGISTRY), n=3)
-        hint = f" (did you mean {', '.join(close)}?)" if close else " (see `list_attacks()`)"
+        hint = f" (did you mean {', '.join(close)}?)" if close else " (`foleyseal bench attacks` lists them)"
         raise InputError(f"unknown attack {name!r}{hint}") from None
 
 
