@@ -79,6 +79,9 @@ def test_unexaminable_file_is_422_with_message_and_report(client: TestClient) ->
     assert r.status_code == 400 and "field named 'file'" in r.json()["detail"]
     r = client.post("/v1/verify", content=b"--xx\r\nbroken", headers={"content-type": "multipart/form-data"})
     assert r.status_code == 400 and "boundary" in r.json()["detail"]
+    cut = b'--b0\r\nContent-Disposition: form-data; name="file"; filename="x.wav"\r\n\r\n' + b"\0" * 1000
+    r = client.post("/v1/verify", content=cut, headers={"content-type": "multipart/form-data; boundary=b0"})
+    assert r.status_code == 400 and "incomplete" in r.json()["detail"], r.text
 
 
 def test_the_client_file_name_arrives_as_written(client: TestClient, verify_env: VerifyEnv) -> None:
@@ -95,6 +98,15 @@ def test_the_client_file_name_arrives_as_written(client: TestClient, verify_env:
             headers={"content-type": "multipart/form-data; boundary=b1"}),
     ]
     assert [r.json()["file"] for r in names] == ["été.wav"] * 3, [r.text[:200] for r in names]
+
+
+def test_a_multipart_upload_is_read_like_the_same_bytes_sent_raw(client: TestClient) -> None:
+    # The multipart file name arrives after the spool file was created; its extension still counts.
+    data = b"these are not samples\n" * 60
+    raw = client.post("/v1/verify?filename=text.flac", content=data)
+    form = client.post("/v1/verify", files={"file": ("text.flac", data, "application/octet-stream")})
+    assert raw.status_code == form.status_code == 422
+    assert raw.json()["detail"] == form.json()["detail"], (raw.text, form.text)
 
 
 def test_replies_never_show_the_servers_own_paths(client: TestClient, upload_dir: Path, verify_env: VerifyEnv) -> None:
@@ -239,6 +251,14 @@ def test_a_registration_that_loses_a_race_is_409_and_store_faults_are_503(
         "duration_s": 8.0,
     }
     auth = {"X-API-Key": key}
+    for bad, fragment in (
+        ({"manifest": base64.b64encode(b"not a manifest store at all").decode()}, "not a C2PA manifest store"),
+        ({"mime_type": "wav"}, "mime_type"),
+    ):
+        r = client.post("/v1/manifests", json={**body, **bad}, headers=auth)
+        assert r.status_code == 400 and fragment in r.json()["detail"], r.text
+    r = client.post("/v1/manifests", content=json.dumps(body).replace("8.0", "NaN"), headers={**auth, "content-type": "application/json"})
+    assert r.status_code == 400 and "finite" in r.json()["detail"], r.text
     assert client.post("/v1/manifests", json=body, headers=auth).status_code == 201
     # A concurrent request registered it between the checks and the insert.
     monkeypatch.setattr(store, "get", lambda *_: None)

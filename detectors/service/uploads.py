@@ -168,6 +168,11 @@ class _MultipartSink:
             if self.other_bytes > _MULTIPART_OVERHEAD:
                 raise UploadError(413, "form fields other than the file are too large")
 
+    @property
+    def in_file(self) -> bool:
+        """Inside the file part: its closing boundary has not arrived (yet)."""
+        return self._in_file
+
     def _part_end(self) -> None:
         if self._in_file:
             self.done_file = True
@@ -258,11 +263,19 @@ async def receive_upload(
                     parser.finalize()
                 except Exception as exc:
                     raise UploadError(400, f"malformed multipart upload: {exc}") from exc
+                if sink.in_file:
+                    raise UploadError(400, "multipart upload is incomplete: the file part has no closing boundary")
                 if not sink.done_file:
                     raise UploadError(400, "no file in the upload (send it in a form field named 'file')")
                 size = sink.size
                 name = sink.filename or name
                 ctype = sink.content_type or ""
+        if safe_suffix(name) != path.suffix:
+            # The name came with the multipart part, after the spool file was named: give it the
+            # extension, which the verifier's readers and the C2PA reader go by.
+            named = path.with_name(f"up-{secrets.token_hex(12)}{safe_suffix(name)}")
+            os.replace(path, named)
+            path = named
         ok = True
         return Upload(path=path, filename=name, content_type=ctype or None, size=size)
     finally:

@@ -13,6 +13,7 @@ from pydantic import BaseModel, Field
 
 from provenance.store.repository import PayloadCollision
 
+from detectors.intake import C2PA_STORE_UUID
 from detectors.service.api_keys import ApiKeyEntry
 from detectors.service.openapi import AUTH, BAD_REQUEST, STORE, error
 from detectors.service.routes.softbinding import _MANIFEST_ID, decode_value, soft_binding_alg
@@ -31,8 +32,8 @@ class ManifestRegistration(BaseModel):
     value: str = Field(max_length=4096, description="The soft binding value (payload), base64 or 16 hex digits")
     manifest: str = Field(description="The detached manifest store bytes, base64")
     asset_sha256: str = Field(pattern=r"^[0-9a-fA-F]{64}$")
-    mime_type: str = Field(max_length=100)
-    duration_s: float = Field(ge=0, le=7 * 24 * 3600)
+    mime_type: str = Field(max_length=100, pattern=r"^[a-z]+/[A-Za-z0-9.+-]+$")
+    duration_s: float = Field(ge=0, le=7 * 24 * 3600, allow_inf_nan=False)
     title: str | None = Field(default=None, max_length=500)
 
 
@@ -64,6 +65,8 @@ async def register_manifest(
         raise HTTPException(status_code=400, detail="manifest is not valid base64") from None
     if not manifest or len(manifest) > MAX_MANIFEST_BYTES:
         raise HTTPException(status_code=400, detail="manifest is empty or larger than 16 MB")
+    if manifest[4:8] != b"jumb" or C2PA_STORE_UUID not in manifest[:64]:
+        raise HTTPException(status_code=400, detail="manifest is not a C2PA manifest store (a JUMBF c2pa box)")
     store = get_state(request).store
     if store is None:
         raise HTTPException(status_code=404, detail="this service has no manifest store")
