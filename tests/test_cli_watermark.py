@@ -202,6 +202,8 @@ def test_new_watermark_key_refuses_overwrite(key, capsys):
     assert code == 3 and "already exists" in err
     assert key.read_bytes() == before
     assert (key.stat().st_mode & 0o777) == 0o600
+    code, _, err = run(["keys", "new-watermark-key", str(key.parent)], capsys)
+    assert code == 3 and "is a directory" in err
 
 
 def test_console_script_help_and_usage_errors():

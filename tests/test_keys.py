@@ -399,6 +399,8 @@ def test_a_file_whose_certificate_expired_since_signing_reads_untrusted_not_tamp
     settings = load_settings()
     assert rc == 3 and f"{settings.cert_chain_path}: signing certificate expired on" in err, err
     assert not (tmp_path / "again.wav").exists()
+    rc, out, _ = run_cli(capsys, "keys", "show")
+    assert rc == 0 and out.count("EXPIRED") == 1, out  # the leaf, not its CAs
 
 
 def test_a_signing_key_that_does_not_match_the_chain_names_the_key_file(home, tmp_path, capsys):

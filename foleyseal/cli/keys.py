@@ -53,13 +53,25 @@ def _settings(home: Path | None):
     return load_settings(home)
 
 
+def _validity_note(not_before, not_after) -> str:
+    import datetime as dt
+
+    now = dt.datetime.now(dt.timezone.utc)
+    if now > not_after:
+        return "  EXPIRED: signing fails, and files signed without a timestamp read untrusted"
+    if now < not_before:
+        return "  NOT YET VALID"
+    return ""
+
+
 def _cert_lines(infos) -> list[str]:
     lines = []
     for c in infos:
         lines.append(f"  {c.role:<12} {c.subject}")
         lines.append(f"  {'':<12} issuer   {c.issuer}")
         lines.append(f"  {'':<12} sha256   {c.sha256_fingerprint}")
-        lines.append(f"  {'':<12} valid    {c.not_before:%Y-%m-%d} .. {c.not_after:%Y-%m-%d}  ({c.key_type})")
+        lines.append(f"  {'':<12} valid    {c.not_before:%Y-%m-%d} .. {c.not_after:%Y-%m-%d}  ({c.key_type})"
+                     + _validity_note(c.not_before, c.not_after))
         lines.append(f"  {'':<12} file     {c.path}")
     return lines
 

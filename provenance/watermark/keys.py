@@ -61,6 +61,8 @@ def new_key() -> WatermarkKey:
 def save_key(key: WatermarkKey, path: str | Path, *, overwrite: bool = False) -> Path:
     """Write ``key`` to ``path`` (hex text, mode 0600, atomic). Refuses to overwrite unless asked."""
     path = Path(path)
+    if path.is_dir():
+        raise KeyFileError("is a directory; give the key file's path, e.g. DIR/watermark.key", path=path)
     if path.exists() and not overwrite:
         raise KeyFileError("key file already exists (refusing to overwrite it)", path=path)
     if not path.parent.exists():
