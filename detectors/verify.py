@@ -38,7 +38,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, Any
 
-from provenance.core.errors import FoleySealError, FormatError, InputError
+from provenance.core.errors import FoleySealError, FormatError, InputError, StoreError
 from provenance.core.io.read import cut_short
 
 from detectors.container import probe
@@ -144,7 +144,15 @@ class Verifier:
                 return None
         from provenance.store import open_store
 
-        self._store = open_store(self.settings)
+        try:
+            self._store = open_store(self.settings)
+        except StoreError as exc:
+            # Verifying only reads: a store on a read-only medium (or a file this user may only
+            # read) still answers when opened for reading.
+            try:
+                self._store = open_store(self.settings, read_only=True)
+            except StoreError:
+                raise exc from None
         return self._store
 
     def _issued_payloads(self) -> Any | None:

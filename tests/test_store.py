@@ -231,3 +231,33 @@ def test_bad_url_and_unreachable_server_are_store_errors():
         ManifestStore("postgresql://nobody:secret@127.0.0.1:1/none")
     except StoreError as exc:
         assert "secret" not in str(exc)
+
+
+def test_a_store_opened_read_only_answers_lookups_and_refuses_writes(tmp_path, monkeypatch):
+    """A verifier only reads: a store on a read-only medium must still answer it."""
+    import sqlite3
+
+    import provenance.store.repository as repository
+
+    path = tmp_path / "sub dir" / "manifests.sqlite3"
+    url = f"sqlite:///{path}"
+    with ManifestStore(url) as store:
+        payload = store.reserve_payload("urn:c2pa:ro", ALG)
+        store.publish(make_record("urn:c2pa:ro", payload))
+    before = path.read_bytes()
+    # What a read-only file or folder does to a writer's open: SQLite refuses the WAL switch.
+    def readonly(cur):
+        raise sqlite3.OperationalError("attempt to write a readonly database")
+
+    monkeypatch.setattr(repository, "_set_wal", readonly)
+    with pytest.raises(StoreError, match="readonly"):
+        ManifestStore(url)
+    for writable_dir in (True, False):  # a folder it cannot write to: opened immutable
+        monkeypatch.setattr(repository.os, "access", lambda p, mode, w=writable_dir: w)
+        with ManifestStore(url, read_only=True) as store:
+            assert store.find_by_payload(ALG, payload).id == "urn:c2pa:ro"
+            with pytest.raises(StoreError):
+                store.reserve_payload("urn:c2pa:other", ALG)
+    assert path.read_bytes() == before
+    with pytest.raises(StoreError, match="does not exist"):
+        ManifestStore(f"sqlite:///{tmp_path / 'absent.sqlite3'}", read_only=True)

@@ -187,6 +187,19 @@ def test_two_marked_outputs_joined_name_each_payload_and_record(
     assert f"({verify_env.payload})" in out and f"({verify_env.mp4_payload})" in out  # per span
 
 
+def test_a_store_the_verifier_may_only_read_still_answers(verify_env: VerifyEnv, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sqlite3
+
+    import provenance.store.repository as repository
+
+    def readonly(cur: object) -> None:  # what SQLite answers a writer on a read-only medium
+        raise sqlite3.OperationalError("attempt to write a readonly database")
+
+    monkeypatch.setattr(repository, "_set_wal", readonly)
+    r = verify(verify_env.files["mp3_64"], settings=verify_env.settings)
+    assert r.verdict is Verdict.CREDENTIALS_RECOVERED_BY_WATERMARK and r.store[0].record_id == verify_env.record_id
+
+
 def test_stream_input_and_wrong_extension(verify_env: VerifyEnv, tmp_path: Path) -> None:
     data = verify_env.files["marked_wav"].read_bytes()
     r = verify(io.BytesIO(data), settings=verify_env.settings, name="upload.wav")

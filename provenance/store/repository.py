@@ -22,10 +22,12 @@ Lookups only ever see ``published`` rows.
 from __future__ import annotations
 
 import datetime as dt
+import os
 import secrets
 import sqlite3
 import threading
 import time
+import urllib.parse
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -83,15 +85,16 @@ def _set_wal(cur: Any) -> None:
             delay = min(delay * 2, 0.2)
 
 
-def _install_sqlite_pragmas(engine: sa.Engine) -> None:
+def _install_sqlite_pragmas(engine: sa.Engine, *, read_only: bool = False) -> None:
     @event.listens_for(engine, "connect")
     def _connect(dbapi_conn: Any, _record: Any) -> None:
         # Take transaction control away from pysqlite so BEGIN IMMEDIATE can be issued.
         dbapi_conn.isolation_level = None
         cur = dbapi_conn.cursor()
         cur.execute(f"PRAGMA busy_timeout = {int(SQLITE_BUSY_TIMEOUT_S * 1000)}")
-        _set_wal(cur)
-        cur.execute("PRAGMA synchronous = NORMAL")
+        if not read_only:  # the journal mode is a setting of the file: only a writer changes it
+            _set_wal(cur)
+            cur.execute("PRAGMA synchronous = NORMAL")
         cur.close()
 
     @event.listens_for(engine, "begin")
@@ -135,26 +138,33 @@ def _content_columns(record: StoreRecord) -> dict:
 class ManifestStore:
     """A manifest store at an SQLAlchemy URL; migrates the schema when opened."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, read_only: bool = False) -> None:
+        """Open (and migrate) the store at ``url``. ``read_only`` (SQLite): open an existing file
+        for reading only, as a verifier may on a read-only medium; nothing is created, switched
+        or migrated, and a write raises :class:`StoreError`."""
         self.url = normalise_url(url)
         self._safe_url = self.url.render_as_string(hide_password=True)
         kwargs: dict[str, Any] = {}
+        connect_url = self.url
         if self.url.get_backend_name() == "sqlite":
             db = self.url.database
-            if db and db != ":memory:" and not db.startswith("file:"):
+            plain_file = bool(db) and db != ":memory:" and not db.startswith("file:")
+            if read_only and plain_file:
+                connect_url = _read_only_sqlite_url(Path(db).expanduser())
+            elif plain_file:
                 Path(db).expanduser().parent.mkdir(parents=True, exist_ok=True)
             kwargs["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_S}
         else:
             kwargs["pool_pre_ping"] = True
         try:
-            self.engine = sa.create_engine(self.url, **kwargs)
+            self.engine = sa.create_engine(connect_url, **kwargs)
         except ModuleNotFoundError as exc:
             hint = " (install the extra: pip install 'foleyseal[postgres]')" if "psycopg" in str(exc) else ""
             raise StoreError(f"cannot open manifest store {self._safe_url}: {exc}{hint}") from exc
         except Exception as exc:
             raise StoreError(f"cannot open manifest store {self._safe_url}: {exc}") from exc
         if self.url.get_backend_name() == "sqlite":
-            _install_sqlite_pragmas(self.engine)
+            _install_sqlite_pragmas(self.engine, read_only=read_only)
         with self._errors("open"):
             self.schema_version = migrate(self.engine)
 
@@ -381,6 +391,18 @@ class IssuedPayloads:
         return self._store.iter_payloads(self._algorithm)
 
 
-def open_store(settings: Settings) -> ManifestStore:
+def open_store(settings: Settings, *, read_only: bool = False) -> ManifestStore:
     """The manifest store the settings name (SQLite in the home by default)."""
-    return ManifestStore(settings.store_url)
+    return ManifestStore(settings.store_url, read_only=read_only)
+
+
+def _read_only_sqlite_url(path: Path) -> sa.URL:
+    """An SQLite URI opening ``path`` read-only. In a folder this process cannot write to, SQLite
+    cannot make the shared-memory file a WAL database needs to be read: the file is then opened
+    as immutable, which is sound there, since no process can change it either."""
+    if not path.is_file():
+        raise StoreError(f"manifest store {path} does not exist")
+    query = {"mode": "ro", "uri": "true"}
+    if not os.access(path.parent, os.W_OK):
+        query["immutable"] = "1"
+    return sa.URL.create("sqlite", database=f"file:{urllib.parse.quote(str(path.resolve()))}", query=query)
