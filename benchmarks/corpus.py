@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
 from benchmarks.quality import clip_kind
 from provenance.core.audio import Audio
+from provenance.core.digest import sha256_file
 from provenance.core.errors import InputError
 from provenance.core.io import audio_info, read_audio
 
@@ -27,15 +27,6 @@ class Clip:
     channels: int
     digest: str = ""
     """SHA-256 of the file's bytes (hex): a clip replaced under the same name is another clip."""
-
-
-def file_digest(path: Path) -> str:
-    """SHA-256 of a file's bytes, hex."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 @lru_cache(maxsize=8)
@@ -66,7 +57,7 @@ def discover_clips(corpus: Path) -> list[Clip]:
         if p.suffix.lower() not in AUDIO_EXTENSIONS or not p.is_file():
             continue
         rate, channels, duration_s = probe_clip(p)
-        clips.append(Clip(p, p.name, clip_kind(p.name), duration_s, rate, channels, file_digest(p)))
+        clips.append(Clip(p, p.name, clip_kind(p.name), duration_s, rate, channels, sha256_file(p)))
     if not clips:
         raise InputError("corpus directory holds no audio files", path=corpus)
     return clips

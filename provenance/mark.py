@@ -40,12 +40,13 @@ from provenance.c2pa.manifest import (
     new_manifest_label,
 )
 from provenance.c2pa.sidecar import sidecar_path
-from provenance.c2pa.sign import MIME_BY_SUFFIX, mime_for, sha256_file, sign_to
+from provenance.c2pa.sign import MIME_BY_SUFFIX, mime_for, sign_to
 from provenance.core import io as audio_io
 from provenance.core.atomic import atomic_write_bytes, output_error, writing_beside
 from provenance.core.audio import Audio
 from provenance.core.c2pa_types import MarkResult, SoftBinding, SoftBindingBlock, StoreRecord
 from provenance.core.config import Settings, load_settings
+from provenance.core.digest import sha256_file
 from provenance.core.errors import InputError, OutputError
 from provenance.keys.signers import load_identity
 from provenance.store.repository import open_store

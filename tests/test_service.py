@@ -186,22 +186,28 @@ def test_matches_by_content_runs_the_detector(client: TestClient, verify_env: Ve
     assert r.status_code == 200 and r.json() == {"matches": []}
 
 
+def _registration(record: Any, manifest_id: str, payload_hex: str, **extra: Any) -> dict[str, Any]:
+    """A ``POST /v1/manifests`` body registering ``record``'s manifest under another id and payload."""
+    return {
+        "manifestId": manifest_id,
+        "alg": ALG,
+        "value": base64.b64encode(bytes.fromhex(payload_hex)).decode(),
+        "manifest": base64.b64encode(record.manifest).decode(),
+        "asset_sha256": record.asset_sha256,
+        "mime_type": "audio/wav",
+        "duration_s": 8.0,
+        **extra,
+    }
+
+
 def test_writes_need_an_api_key_stored_hashed(client: TestClient, verify_env: VerifyEnv, api_key: tuple[str, Path]) -> None:
     key, path = api_key
     from provenance.store import open_store
 
     with open_store(verify_env.settings) as store:
         record = store.get(verify_env.record_id)
-    body = {
-        "manifestId": "urn:c2pa:11111111-2222-3333-4444-555555555555",
-        "alg": ALG,
-        "value": base64.b64encode(bytes.fromhex("0123456789abcdef")).decode(),
-        "manifest": base64.b64encode(record.manifest).decode(),
-        "asset_sha256": record.asset_sha256,
-        "mime_type": "audio/wav",
-        "duration_s": 8.0,
-        "title": "registered from elsewhere",
-    }
+    body = _registration(record, "urn:c2pa:11111111-2222-3333-4444-555555555555", "0123456789abcdef",
+                         title="registered from elsewhere")
     assert client.post("/v1/manifests", json=body).status_code == 401
     assert client.post("/v1/manifests", json=body, headers={"Authorization": "Bearer fsk_0000_wrong"}).status_code == 403
     r = client.post("/v1/manifests", json=body, headers={"Authorization": f"Bearer {key}"})
@@ -241,15 +247,7 @@ def test_a_registration_that_loses_a_race_is_409_and_store_faults_are_503(
     key, _ = ApiKeyStore(api_key[1]).create("racer")
     store = client.app.state.foleyseal.store  # type: ignore[attr-defined]
     record = store.get(verify_env.record_id)
-    body = {
-        "manifestId": "urn:c2pa:22222222-3333-4444-5555-666666666666",
-        "alg": ALG,
-        "value": base64.b64encode(bytes.fromhex("fedcba9876543210")).decode(),
-        "manifest": base64.b64encode(record.manifest).decode(),
-        "asset_sha256": record.asset_sha256,
-        "mime_type": "audio/wav",
-        "duration_s": 8.0,
-    }
+    body = _registration(record, "urn:c2pa:22222222-3333-4444-5555-666666666666", "fedcba9876543210")
     auth = {"X-API-Key": key}
     for bad, fragment in (
         ({"manifest": base64.b64encode(b"not a manifest store at all").decode()}, "not a C2PA manifest store"),

@@ -26,7 +26,6 @@ watermark payload, and the stored manifest then proves what the original file wa
 
 from __future__ import annotations
 
-import hashlib
 import io
 import os
 from dataclasses import dataclass
@@ -37,6 +36,7 @@ import c2pa
 
 from provenance.c2pa.manifest import ManifestSpec, build_definition
 from provenance.c2pa.sidecar import sidecar_path
+from provenance.core.digest import sha256_file
 from provenance.core.atomic import atomic_path, atomic_write_bytes
 from provenance.core.errors import FormatError, InputError, SigningError
 from provenance.core.io.read import check_decodes
@@ -86,13 +86,6 @@ def mime_for(path: str | Path) -> str:
 def can_embed(mime_type: str) -> bool:
     return mime_type in EMBEDDABLE
 
-
-def sha256_file(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(_IO_BLOCK), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _builder(spec: ManifestSpec, *, embed: bool) -> c2pa.Builder:

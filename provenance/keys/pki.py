@@ -20,7 +20,6 @@ directory cannot mint more certificates under the development root.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -611,10 +610,3 @@ def describe_installed(settings: Settings) -> list[CertInfo]:
     return infos
 
 
-def file_sha256(path: Path) -> str:
-    """Hex SHA-256 of a file (used to fingerprint key files without printing them)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
