@@ -114,15 +114,15 @@ class Task:
     def inputs_of(self, tid: str) -> str:
         """A digest of what the trial's result depends on besides what its id says: the clip's
         bytes, the watermarker's parameters, and by kind the attack's parameters (and whether the
-        informed reading is taken), the plan of null trials, or the quality measures and missing
+        informed reading is taken), the null trials' window, or the quality measures and missing
         packages. A resumed run re-measures a trial whose inputs changed under the same id."""
         kind, what = self.parts(tid)
         spec: dict[str, Any] = {"clip": self.clip.digest, "watermarker": describe_watermarker(self.wm)}
         if kind == "attack":
             attack = next((a for a in self.cfg.attacks if a.name == what), None)
             spec.update(attack=attack.params() if attack is not None else what, information=self.cfg.information)
-        elif kind == "null":
-            spec.update(nulls=self.cfg.null_per_clip, window_s=self.cfg.null_window_s)
+        elif kind == "null":  # null j is the same trial whatever the count (more nulls extend a run)
+            spec.update(window_s=self.cfg.null_window_s)
         else:
             spec.update(measures=list(self.cfg.quality_measures), missing=sorted(r.dist for r in self.cfg.missing))
         return hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()[:16]

@@ -302,6 +302,9 @@ def test_tiny_run_writes_outputs_and_resumes(tmp_path):
     assert fourth.ran_trials == 4 and fourth.remeasured_trials == 4
     low = [r for r in fourth.rows if r.get("attack") == "mp3_64k_like"]
     assert len(low) == 4 and {r["attack_params"]["cutoff_hz"] for r in low} == {5000.0}
+    # More null trials extend the run: null j is the same trial whatever their count.
+    more = run_benchmark(replace(changed, null_per_clip=3), show_progress=False, write_report=False)
+    assert more.ran_trials == 4 and more.remeasured_trials == 0
 
 
 def test_information_readings_are_recorded_and_summarized(tmp_path):
