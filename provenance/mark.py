@@ -77,7 +77,7 @@ def _check_paths(input_path: Path, output_path: Path, source_video: Path | None)
     if not input_path.is_file():
         raise InputError("input is not a regular file", path=input_path)
     if not output_path.parent.is_dir():
-        raise InputError("output directory does not exist", path=output_path.parent)
+        raise InputError("output folder does not exist", path=output_path.parent)
     if output_path.is_dir():
         raise InputError("output path is a directory", path=output_path)
     if source_video is not None and not source_video.is_file():

@@ -148,6 +148,7 @@ def test_toml_attack_list(tmp_path):
         ('[[attack]]\ntype = "Cascade"\nname = "x"\nsteps = ["nope"]\n', "cascade 'x': unknown attack 'nope'"),
         ('[[attack]]\ntype = "Lowpass"\nname = "mp3_64k"\ncutoff_hz = 300\n', "name of a registered attack"),
         ('[[attack]]\ntype = "Lowpass"\nname = 5\ncutoff_hz = 300\n', "needs a name"),
+        ('[[attack]]\ntype = "Lowpass"\nname = "a|b"\ncutoff_hz = 300\n', "without , or |"),
         ('[attack]\ntype = "Lowpass"\nname = "x"\ncutoff_hz = 300\n', "double brackets"),
         ("attacks = [5]\n", "list of attack names"),
         ('attacks = "mp3_64k"\n', "list of attack names"),

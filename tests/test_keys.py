@@ -403,6 +403,19 @@ def test_a_file_whose_certificate_expired_since_signing_reads_untrusted_not_tamp
     assert rc == 0 and out.count("EXPIRED") == 1, out  # the leaf, not its CAs
 
 
+def test_a_chain_placed_in_the_home_by_hand_is_checked_like_an_import(home, tmp_path, capsys, ca):
+    rc, _, err = run_cli(capsys, "keys", "init")
+    assert rc == 0, err
+    settings = load_settings()
+    leaf, key = ca.leaf(eku=None)
+    settings.cert_chain_path.write_bytes(leaf.public_bytes(PEM) + ca.inter.public_bytes(PEM))
+    settings.signing_key_path.write_bytes(private_key_pem(key))
+    src = _wav(tmp_path / "in.wav")
+    for cmd in ("sign", "mark"):
+        rc, _, err = run_cli(capsys, cmd, str(src), str(tmp_path / f"{cmd}.wav"))
+        assert rc == 3 and f"{settings.cert_chain_path}:" in err and "extended key usage" in err, (cmd, err)
+
+
 def test_a_signing_key_that_does_not_match_the_chain_names_the_key_file(home, tmp_path, capsys):
     rc, _, err = run_cli(capsys, "keys", "init")
     assert rc == 0, err

@@ -234,7 +234,7 @@ def test_mark_edits_inputs_c2pa_cannot_embed_into(settings, source, tmp_path):
     "args, message",
     [
         (("missing.wav", "out.wav"), "input file not found"),
-        (("SRC", "nodir/out.wav"), "output directory does not exist"),
+        (("SRC", "nodir/out.wav"), "output folder does not exist"),
         (("SRC", "out.xyz"), "cannot sign '.xyz'"),
         (("SRC", "out.mp4"), "video container but the input has no video"),
         # an unreadable input says so, not that it holds no video

@@ -97,6 +97,12 @@ def test_external_templates_are_checked(tmp_path):
         make(embed_cmd="tool add {input}")
     with pytest.raises(ConfigError, match="embed must be a non-empty command template"):
         make(embed_cmd="")
+    with pytest.raises(ConfigError, match="without commas or bars"):
+        make(name="a|b")
+    shadow = _fake_config(tmp_path)
+    shadow.write_text(shadow.read_text().replace('name = "fake"', 'name = "lsb"'))
+    with pytest.raises(ConfigError, match="name of a built-in one"):  # it would be run as the built-in lsb
+        build_watermarkers(["lsb"], external_config=shadow)
     (tmp_path / "w.toml").write_text("watermarker = 5\n")
     with pytest.raises(ConfigError, match="double brackets"):
         load_external_config(tmp_path / "w.toml")
@@ -570,6 +576,18 @@ def test_a_run_in_which_every_trial_failed_is_not_a_success(tmp_path, capsys):
     err = capsys.readouterr().err
     assert exc.value.code == 3 and "every trial failed; the first: embed failed" in err, err
     assert (tmp_path / "o" / "results.json").exists()  # what was tried is still written down
+    # A tool that marks but cannot detect: its quality rows succeed, yet nothing was measured.
+    sf.write(corpus / "long.wav", _music(6.0, seed=4).samples.T, SR, subtype="PCM_16")
+    copy = _script(tmp_path, "copy", "shutil.copy(sys.argv[1], sys.argv[2])\n")
+    crash = _script(tmp_path, "crash", "raise SystemExit('Traceback: boom')\n")
+    cfg = tmp_path / "tool.toml"
+    cfg.write_text(f"[[watermarker]]\nname = \"t\"\nembed = '{copy} {{input}} {{output}}'\n"
+                   f"detect = '{crash} {{input}}'\npayload_regex = '(?P<payload>[0-9a-f]+)'\n")
+    with pytest.raises(SystemExit) as exc:
+        main(["bench", "robustness", "--corpus", str(corpus), "--out", str(tmp_path / "q"), "--watermarkers", "t",
+              "--external-config", str(cfg), "--attacks", "mp3_64k", "--null-per-clip", "2", "--workers", "1",
+              "--min-clip-s", "5", "--no-progress"])
+    assert exc.value.code == 3 and "Traceback: boom" in capsys.readouterr().err
     with pytest.raises(SystemExit) as exc:
         main(["bench", "robustness", "--corpus", str(corpus / "short.wav"), "--out", str(tmp_path / "p")])
     assert exc.value.code == 3 and "must be a directory" in capsys.readouterr().err

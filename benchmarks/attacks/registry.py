@@ -244,8 +244,9 @@ def attack_from_dict(d: dict[str, Any], *, where: str = "attack list") -> Attack
     if type_name not in ATTACK_TYPES:
         raise ConfigError(f"{where}: unknown attack type {type_name!r}; known: {', '.join(sorted(ATTACK_TYPES))}")
     name = d.get("name")
-    if not isinstance(name, str) or not name.strip() or "," in name:
-        raise ConfigError(f"{where}: attack of type {type_name} needs a name (a non-empty string without commas)")
+    if not isinstance(name, str) or not name.strip() or any(c in name for c in ",|"):
+        # commas separate --attacks; bars separate the columns of the summary's tables
+        raise ConfigError(f"{where}: attack of type {type_name} needs a name (a non-empty string without , or |)")
     if name in _REGISTRY:
         raise ConfigError(f"{where}: {name!r} is the name of a registered attack; give this {type_name} another name")
     if type_name == "Cascade":

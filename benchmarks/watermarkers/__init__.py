@@ -28,6 +28,12 @@ def build_watermarkers(
     with runs interleaved in time, to compare layouts), ``lsb``, ``external`` (every tool in ``external_config``)
     or the name of one tool in ``external_config``."""
     externals = load_external_config(external_config) if external_config else []
+    for w in externals:
+        if w.name in BUILTIN or w.name == "external":
+            raise ConfigError(
+                f"external watermarker {w.name!r} has the name of a built-in one; give it another name",
+                path=external_config,
+            )
     by_name = {w.name: w for w in externals}
     out: list[Watermarker] = []
     for n in names:

@@ -102,8 +102,8 @@ class ExternalCommandWatermarker(WatermarkerBase):
         def number(v: Any) -> bool:
             return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
-        if not isinstance(self.name, str) or not self.name.strip() or "," in self.name:
-            raise bad("name must be a non-empty string without commas")
+        if not isinstance(self.name, str) or not self.name.strip() or any(c in self.name for c in ",|"):
+            raise bad("name must be a non-empty string without commas or bars")
         for attr, needs in (("embed_cmd", {"input", "output"}), ("detect_cmd", set())):
             template = getattr(self, attr)
             key = attr.removesuffix("_cmd")

@@ -101,9 +101,10 @@ def robustness_cmd(
                    f"in {result.seconds:.0f} s; {s['errors']} errors")
         for p in result.files:
             typer.echo(f"  wrote {p}")
-    if result.rows and s["errors"] == len(result.rows):
-        # Nothing was measured: a broken tool or setting, not a result to read as all misses.
-        first = next((r["error"] for r in result.rows if r.get("error")), "")
+    detections = [r for r in result.rows if r.get("kind") in ("attack", "null")]
+    if detections and all(r.get("error") for r in detections):
+        # No detection was measured: a broken tool or setting, not a result to read as all misses.
+        first = next(r["error"] for r in detections)
         raise InputError(f"every trial failed; the first: {first}")
 
 

@@ -334,7 +334,7 @@ def _check_order(certs: list[x509.Certificate], source: str | Path | None) -> No
             )
 
 
-def check_validity(certs: list[x509.Certificate], now: dt.datetime, source: str | Path | None) -> None:
+def _check_validity(certs: list[x509.Certificate], now: dt.datetime, source: str | Path | None) -> None:
     """:class:`SigningError` naming ``source`` if a certificate is expired or not yet valid at ``now``."""
     for i, cert in enumerate(certs):
         role = "signing certificate" if i == 0 else _label(i, cert)
@@ -439,7 +439,7 @@ def validate_chain(
     _check_leaf_profile(certs[0], source)
     for i, cert in enumerate(certs[1:], start=1):
         _check_ca_profile(i, cert, source)
-    check_validity(certs, now, source)
+    _check_validity(certs, now, source)
     alg = signing_alg(certs[0].public_key(), source=source)
 
     if key_pem is not None:

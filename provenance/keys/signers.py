@@ -24,7 +24,6 @@ unreachable one makes signing fail (c2pa does not fall back silently), reported 
 
 from __future__ import annotations
 
-import datetime as dt
 import importlib
 import io
 import json
@@ -37,7 +36,7 @@ import c2pa
 
 from provenance.core.config import Settings
 from provenance.core.errors import ConfigError, KeyFileError, SigningError
-from provenance.keys.pki import check_validity, load_certificates, load_private_key, same_public_key, signing_alg
+from provenance.keys.pki import load_certificates, load_private_key, same_public_key, signing_alg, validate_chain
 
 SignCallback = Callable[[bytes], bytes]
 
@@ -167,10 +166,10 @@ def _read_text(path: Path, what: str) -> bytes:
 def load_identity(settings: Settings) -> SigningIdentity:
     """The signing identity the settings describe: callback hook if configured, else key file."""
     chain_bytes = _read_text(settings.cert_chain_path, "signing certificate chain")
-    certs = load_certificates(chain_bytes, source=settings.cert_chain_path)
+    # The checks of `keys import` (profile, order, validity): c2pa's own refusal of a certificate
+    # names no file, and a chain placed in the home by hand has not been through them.
+    certs = list(validate_chain(chain_bytes, source=settings.cert_chain_path).certificates)
     alg = signing_alg(certs[0].public_key(), source=settings.cert_chain_path)
-    # c2pa's own refusal of an expired certificate names no file; this names the one to renew.
-    check_validity(certs, dt.datetime.now(dt.timezone.utc), settings.cert_chain_path)
     chain_pem = chain_bytes.decode("ascii", errors="replace")
     if settings.signer_callback:
         return SigningIdentity(

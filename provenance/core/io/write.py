@@ -286,7 +286,7 @@ class AudioWriter:
 
     def __enter__(self) -> AudioWriter:
         if not self.path.parent.is_dir():
-            raise InputError("output directory does not exist", path=self.path)
+            raise InputError("output folder does not exist", path=self.path)
         stack = contextlib.ExitStack()
         tmp = stack.enter_context(atomic_path(self.path, mode=_output_mode()))
         try:
