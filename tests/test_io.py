@@ -393,7 +393,7 @@ def test_writer_checks_rate_channels_and_format(tmp_path):
         AudioWriter(tmp_path / "a.wav", 44_100, 9)
     with pytest.raises(FormatError, match="extension '.xyz'"):
         AudioWriter(tmp_path / "a.xyz", 44_100, 1)
-    with pytest.raises(InputError, match="directory does not exist"):
+    with pytest.raises(InputError, match="output folder does not exist"):
         with AudioWriter(tmp_path / "missing" / "a.wav", 44_100, 1):
             pass
 
