@@ -245,6 +245,24 @@ def test_formats_c2pa_cannot_embed_into_get_a_sidecar(settings, sources, tmp_pat
     assert read_credentials(out).present is False
 
 
+@pytest.mark.parametrize("suffix", [".aiff", ".ogg", ".wav"])
+def test_re_signing_keeps_the_history_of_a_sidecar_signed_file(settings, sources, tmp_path, capsys, monkeypatch, suffix):
+    # c2pa reads an ingredient's manifest from its bytes only: a file signed with a sidecar lost
+    # its history when signed again (AIFF and Ogg failed; WAV, embedded, always kept it).
+    monkeypatch.setenv("FOLEYSEAL_HOME", str(settings.home))
+    first = mark(sources["audio"], tmp_path / f"a{suffix}", settings=settings, generated=True)
+    for src, dst in ((tmp_path / f"a{suffix}", tmp_path / f"b{suffix}"), (tmp_path / f"b{suffix}",) * 2):
+        with pytest.raises(SystemExit) as exc:
+            main(["sign", str(src), str(dst)])
+        assert exc.value.code == 0, capsys.readouterr().err
+        rep = read_credentials(dst, trust_anchors_pem=trust_anchors_pem(settings))
+        assert rep.state == "Trusted" and rep.failure_codes == (), rep.failure_codes
+        store = json.loads(rep.manifest_json)
+        parent = store["manifests"][store["active_manifest"]]["ingredients"][0]
+        assert parent["relationship"] == "parentOf" and parent.get("active_manifest"), parent
+        assert first.record.id in store["manifests"]  # the marked file's manifest, with its AI disclosure
+
+
 @pytest.mark.parametrize("suffix", [".mkv", ".webm"])
 def test_matroska_and_webm_videos_get_a_sidecar(settings, sources, tmp_path, suffix):
     # c2pa cannot embed into Matroska/WebM but signs them detached, as it does Ogg: the generator

@@ -27,6 +27,7 @@ watermark payload, and the stored manifest then proves what the original file wa
 from __future__ import annotations
 
 import io
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -88,14 +89,53 @@ def can_embed(mime_type: str) -> bool:
 
 
 
+def _sidecar_provenance(path: Path, mime_type: str) -> tuple[bytes, str, dict[str, Any]] | None:
+    """The manifest store a sidecar beside ``path`` holds for it, its active manifest's label and
+    its validation results, or None.
+
+    c2pa reads an ingredient's provenance from the ingredient's bytes only: for the formats it
+    can only sign with a sidecar (Ogg, AIFF...) the ingredient would lose its history, and a
+    re-signed file would no longer say where it came from. Validated without trust anchors, as
+    c2pa validates an embedded ingredient manifest; a sidecar that does not read against the
+    file is left out."""
+    if mime_type in EMBEDDABLE:
+        return None
+    from provenance.c2pa.sidecar import find_sidecar
+
+    sidecar = find_sidecar(path)
+    if sidecar is None:
+        return None
+    try:
+        manifest = sidecar.read_bytes()
+        with open(path, "rb") as fh, c2pa.Reader(mime_type, fh, manifest) as reader:
+            store = json.loads(reader.json())
+    except (OSError, ValueError, c2pa.C2paError):
+        return None
+    active, results = store.get("active_manifest"), store.get("validation_results")
+    if not active or not isinstance(results, dict):
+        return None
+    return manifest, active, results
+
+
 def _builder(spec: ManifestSpec, *, embed: bool) -> c2pa.Builder:
     builder = c2pa.Builder(build_definition(spec))
     try:
         if not embed:
             builder.set_no_embed()
         for ing in spec.ingredients():
+            definition = ing.definition()
+            carried = _sidecar_provenance(ing.path, ing.mime_type)
+            if carried is not None:
+                manifest, active, results = carried
+                resource = f"{ing.label}.c2pa"
+                builder.add_resource(resource, io.BytesIO(manifest))
+                definition.update(
+                    manifest_data={"format": "application/c2pa", "identifier": resource},
+                    active_manifest=active,
+                    validation_results=results,
+                )
             with open(ing.path, "rb") as fh:
-                builder.add_ingredient(ing.definition(), ing.mime_type, fh)
+                builder.add_ingredient(definition, ing.mime_type, fh)
     except OSError as exc:
         builder.close()
         raise InputError(f"cannot read ingredient: {exc.strerror}", path=exc.filename) from exc
