@@ -261,6 +261,16 @@ def test_re_signing_keeps_the_history_of_a_sidecar_signed_file(settings, sources
         parent = store["manifests"][store["active_manifest"]]["ingredients"][0]
         assert parent["relationship"] == "parentOf" and parent.get("active_manifest"), parent
         assert first.record.id in store["manifests"]  # the marked file's manifest, with its AI disclosure
+    # The sidecar of another file is not taken for this file's history.
+    other = tmp_path / f"other{suffix}"
+    write_audio(other, make_signal(seed=99))
+    if suffix != ".wav":
+        other.with_name(other.name + ".c2pa").write_bytes(first.sidecar.read_bytes())
+        with pytest.raises(SystemExit) as exc:
+            main(["sign", str(other), str(tmp_path / f"c{suffix}")])
+        assert exc.value.code == 0, capsys.readouterr().err
+        store = json.loads(read_credentials(tmp_path / f"c{suffix}").manifest_json)
+        assert list(store["manifests"]) == [store["active_manifest"]]
 
 
 @pytest.mark.parametrize("suffix", [".mkv", ".webm"])

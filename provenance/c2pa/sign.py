@@ -89,6 +89,10 @@ def can_embed(mime_type: str) -> bool:
 
 
 
+_TRUST_FAILURES = ("signingCredential.", "timeStamp.")
+"""Failure codes about whom to trust (no trust anchors are given here), not about the file."""
+
+
 def _sidecar_provenance(path: Path, mime_type: str) -> tuple[bytes, str, dict[str, Any]] | None:
     """The manifest store a sidecar beside ``path`` holds for it, its active manifest's label and
     its validation results, or None.
@@ -96,8 +100,8 @@ def _sidecar_provenance(path: Path, mime_type: str) -> tuple[bytes, str, dict[st
     c2pa reads an ingredient's provenance from the ingredient's bytes only: for the formats it
     can only sign with a sidecar (Ogg, AIFF...) the ingredient would lose its history, and a
     re-signed file would no longer say where it came from. Validated without trust anchors, as
-    c2pa validates an embedded ingredient manifest; a sidecar that does not read against the
-    file is left out."""
+    c2pa validates an embedded ingredient manifest; a sidecar that does not match the file (its
+    hash or signature fails) is left out."""
     if mime_type in EMBEDDABLE:
         return None
     from provenance.c2pa.sidecar import find_sidecar
@@ -114,6 +118,9 @@ def _sidecar_provenance(path: Path, mime_type: str) -> tuple[bytes, str, dict[st
     active, results = store.get("active_manifest"), store.get("validation_results")
     if not active or not isinstance(results, dict):
         return None
+    failures = [f.get("code", "") for f in (results.get("activeManifest") or {}).get("failure", [])]
+    if any(not code.startswith(_TRUST_FAILURES) for code in failures):
+        return None  # e.g. assertion.dataHash.mismatch: the sidecar of another file, or the file was edited
     return manifest, active, results
 
 
