@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import io
 import logging
 import os
 import re
@@ -63,6 +64,15 @@ log = logging.getLogger(__name__)
 
 _ALIAS_PATH = re.compile(r"[^\s'\"]*foleyseal-alias-[^/\\\s'\"]+[/\\]asset\.[A-Za-z0-9]+")
 """A path inside :meth:`Verifier._c2pa_path`'s temporary folder, as a library message quotes it."""
+
+
+def _binary_stream(source: object) -> bool:
+    """Whether ``source`` is an open stream that gives bytes (a text-mode file gives str)."""
+    if not callable(getattr(source, "read", None)) or getattr(source, "closed", False):
+        return False
+    if isinstance(source, io.TextIOBase):
+        return False
+    return "b" in getattr(source, "mode", "b")
 
 
 def _reason(exc: BaseException) -> str:
@@ -197,6 +207,12 @@ class Verifier:
         deadline = t0 + self.limits.time_limit_s if self.limits.time_limit_s else None
         if name is None:
             name = str(source) if isinstance(source, (str, os.PathLike)) else str(getattr(source, "name", "upload"))
+        if not isinstance(source, (str, os.PathLike)) and not _binary_stream(source):
+            report = self._error_report(
+                name, f"cannot read {type(source).__name__}: give a path, or a stream opened in binary mode ('rb')"
+            )
+            report.elapsed_s = time.monotonic() - t0
+            return report
         try:
             with spooled(source, name, self.limits) as (path, display, _tmp):
                 report = _in_callers_terms(self._verify_path(path, display, deadline), path, display)
@@ -204,6 +220,8 @@ class Verifier:
             report = self._error_report(name, exc.message)
         except OSError as exc:
             report = self._error_report(name, f"cannot read file: {exc.strerror or exc}")
+        except ValueError as exc:  # e.g. reading a stream closed meanwhile
+            report = self._error_report(name, f"cannot read the stream: {exc}")
         report.elapsed_s = time.monotonic() - t0
         return report
 

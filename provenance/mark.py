@@ -80,6 +80,9 @@ def _check_paths(input_path: Path, output_path: Path, source_video: Path | None)
         raise InputError("output folder does not exist", path=output_path.parent)
     if output_path.is_dir():
         raise InputError("output path is a directory", path=output_path)
+    if output_path.exists() and output_path.resolve() == input_path.resolve():
+        # mark replaces OUTPUT: the unmarked original would be gone (sign may re-sign in place).
+        raise InputError("output is the input file; mark writes a new file", path=output_path)
     if source_video is not None and not source_video.is_file():
         raise InputError("source video not found", path=source_video)
 

@@ -90,11 +90,26 @@ def generate_soundtrack(
 ) -> Soundtrack:
     """A soundtrack for ``video`` (not marked, not written anywhere)."""
     video = Path(video)
+    _check_numbers(seed=seed, loudness_lufs=loudness_lufs, duration_s=duration_s)
     probe(video)  # a clear error for a missing, corrupt or audio-only file before any work
     opts = GenerateOptions(generator=generator, generator_command=generator_command)
     gen = _generator(opts)
     request = GenerationRequest(video, prompt, negative_prompt, int(seed), duration_s, float(loudness_lufs))
     return gen.generate(request, progress=progress)
+
+
+def _check_numbers(*, seed: object, loudness_lufs: object, duration_s: object) -> None:
+    """:class:`InputError` for a seed that is no whole number from 0, a loudness target outside
+    -70..-5 LUFS, or a duration that is not a number of seconds above 0 (None: the whole video)."""
+    def number(x: object) -> bool:
+        return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+    if not (isinstance(seed, int) and not isinstance(seed, bool) and seed >= 0):
+        raise InputError(f"seed must be a whole number from 0, got {seed!r}")
+    if not (number(loudness_lufs) and -70.0 <= loudness_lufs <= -5.0):  # type: ignore[operator]
+        raise InputError(f"loudness target {loudness_lufs!r} LUFS is outside -70..-5 LUFS")
+    if duration_s is not None and not (number(duration_s) and duration_s > 0):  # type: ignore[operator]
+        raise InputError(f"duration must be a number of seconds above 0, got {duration_s!r}")
 
 
 def _numbered(path: Path, k: int, n: int) -> Path:
@@ -173,13 +188,12 @@ def generate(
             path=output,
         )
     if not output.parent.is_dir():
-        raise InputError("output directory does not exist", path=output.parent)
+        raise InputError("output folder does not exist", path=output.parent)
     if options.candidates < 1:
         raise InputError(f"--candidates must be at least 1, got {options.candidates}")
     if options.stems_dir is not None and not Path(options.stems_dir).is_dir():
         raise InputError("stems directory does not exist", path=options.stems_dir)
-    if not -70.0 <= options.loudness_lufs <= -5.0:
-        raise InputError(f"loudness target {options.loudness_lufs} LUFS is outside -70..-5 LUFS")
+    _check_numbers(seed=options.seed, loudness_lufs=options.loudness_lufs, duration_s=options.duration_s)
     gen = _generator(options)
     # missing or unreadable keys fail now, not after minutes of analysis and rendering
     from provenance.core.config import load_settings

@@ -16,7 +16,7 @@ from provenance.core.errors import FoleySealError, OutputError
 _LOW_SPACE_BYTES = 1 << 20
 """Free space under which a failed write is put down to a full device (bytes)."""
 
-_WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG}
+_WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG, errno.EISDIR}
 """Errors that can only be about writing, wherever they are raised."""
 
 
@@ -60,6 +60,8 @@ def output_error(exc: OSError, target: Path) -> OutputError:
         what = f"no permission to write in {directory}"
     elif code == errno.EROFS:
         what = f"{directory} is on a read-only file system"
+    elif code == errno.EISDIR:
+        what = f"{target} is a directory"
     elif code in (errno.ENOSPC, errno.EDQUOT):
         what = f"no space left on the device holding {directory}"
     else:

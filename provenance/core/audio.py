@@ -47,10 +47,14 @@ class Audio:
             s = s[np.newaxis, :]
         if s.ndim != 2:
             raise InputError(f"audio must be (channels, frames), got shape {s.shape}")
+        if s.dtype.kind in "iu":
+            s = _pcm_to_float(s)
+        elif s.dtype.kind != "f":
+            raise InputError(f"audio samples must be float (or integer PCM) numbers, got dtype {s.dtype}")
         if s.dtype != np.float32:
             s = s.astype(np.float32)
         self.samples = s
-        self.sample_rate = int(self.sample_rate)
+        self.sample_rate = _whole_rate(self.sample_rate)
 
     @property
     def channels(self) -> int:
@@ -83,6 +87,28 @@ class Audio:
             bad = int((~np.isfinite(self.samples)).sum())
             raise InputError(f"{what} contains {bad} NaN or infinite samples")
         return self
+
+
+_PCM_FULL_SCALE = {np.dtype(np.int8): 2.0**7, np.dtype(np.int16): 2.0**15, np.dtype(np.int32): 2.0**31}
+
+
+def _pcm_to_float(s: np.ndarray) -> np.ndarray:
+    """Integer PCM samples as float32 full scale (int16 32767 -> ~1.0; uint8 is offset by 128),
+    the convention of soundfile and WAV: read as plain numbers they would be 32,767 times too loud."""
+    if s.dtype == np.uint8:
+        return (s.astype(np.float32) - 128.0) / 128.0
+    scale = _PCM_FULL_SCALE.get(s.dtype)
+    if scale is None:
+        raise InputError(f"integer samples of type {s.dtype} are no PCM format; give int16/int32 PCM or float samples")
+    return (s.astype(np.float64) / scale).astype(np.float32)
+
+
+def _whole_rate(rate: object) -> int:
+    """``rate`` as an int: a whole, finite number of Hz above 0 (44100.0 is fine, 44100.7 is not)."""
+    ok = isinstance(rate, (int, float, np.integer, np.floating)) and not isinstance(rate, (bool, np.bool_))
+    if not ok or not np.isfinite(rate) or rate != int(rate) or int(rate) <= 0:  # type: ignore[arg-type]
+        raise InputError(f"sample rate must be a whole number of Hz above 0, got {rate!r}")
+    return int(rate)  # type: ignore[arg-type]
 
 
 def check_audio_params(sample_rate: int, channels: int, *, what: str = "audio") -> None:

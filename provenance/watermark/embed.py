@@ -58,7 +58,7 @@ ALLOC_GAMMA = 0.5
 0 spreads the change evenly (robust, costly), 1 puts it on the weakest tiles (cheap, fragile)."""
 
 
-def payload_to_bits(payload: bytes | str, n_bits: int) -> np.ndarray:
+def payload_to_bits(payload: bytes | bytearray | memoryview | str, n_bits: int) -> np.ndarray:
     """Hex string or bytes -> bit array (MSB first); raises PayloadError on a wrong size."""
     if isinstance(payload, str):
         text = payload.strip().lower().removeprefix("0x")
@@ -66,6 +66,11 @@ def payload_to_bits(payload: bytes | str, n_bits: int) -> np.ndarray:
             payload = bytes.fromhex(text)
         except ValueError as exc:
             raise PayloadError(f"payload {payload!r} is not hexadecimal") from exc
+    elif isinstance(payload, memoryview):
+        payload = payload.tobytes()
+    elif not isinstance(payload, (bytes, bytearray)):
+        # A numpy array's len() counts elements, not bytes: an int64 array of 8 would pass as 64 bytes.
+        raise PayloadError(f"the payload is hex text or {n_bits // 8} bytes, not {type(payload).__name__}")
     if len(payload) * 8 != n_bits:
         raise PayloadError(
             f"payload has {len(payload) * 8} bits; the watermark carries exactly {n_bits} bits "

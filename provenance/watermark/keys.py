@@ -106,4 +106,17 @@ def as_key(key: WatermarkKey | bytes | str | Path) -> WatermarkKey:
         return key
     if isinstance(key, bytes | bytearray):
         return WatermarkKey(bytes(key))
+    if isinstance(key, str) and len(key.strip()) == 2 * KEY_BYTES and not Path(key).exists():
+        try:
+            bytes.fromhex(key.strip())
+        except ValueError:
+            pass
+        else:  # never echo it: error messages end up in logs
+            raise KeyFileError(
+                "the key was given as its secret in hex, where a key file's path or a WatermarkKey is "
+                "expected; use WatermarkKey(bytes.fromhex(secret))"
+            )
+    if not isinstance(key, (str, os.PathLike)):
+        raise KeyFileError(f"a watermark key is a WatermarkKey, its {KEY_BYTES} bytes or a key file's path, "
+                           f"not {type(key).__name__}")
     return load_key(key)

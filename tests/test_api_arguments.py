@@ -1,0 +1,102 @@
+"""The Python API with arguments a user may plausibly get wrong: each gets a FoleySealError that
+names the problem (or, for integer PCM, the conversion every audio library makes), never a deep
+numpy/pathlib error, a silent wrong result or a lost file."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+
+from provenance.core.audio import Audio
+from provenance.core.errors import InputError, KeyFileError, OutputError, PayloadError
+from provenance.core.io import write_audio
+from provenance.mark import mark
+from provenance.watermark import embed, new_key
+from tests.conftest import make_test_audio
+from tests.test_mark import make_home
+
+KEY = new_key()
+PAYLOAD = "0123456789abcdef"
+
+
+def test_integer_pcm_samples_are_read_at_full_scale():
+    x = make_test_audio(16_000, 1, 1.0, seed=1).samples
+    for dtype, scale in ((np.int16, 32768), (np.int32, 2**31)):
+        pcm = np.round(x * (scale - 1)).astype(dtype)
+        a = Audio(pcm, 16_000)
+        assert a.samples.dtype == np.float32 and np.max(np.abs(a.samples - x)) < 1e-4, dtype
+    assert np.allclose(Audio(np.array([[0, 128, 255]], np.uint8), 8000).samples, [[-1.0, 0.0, 127 / 128]])
+    for bad in (np.array([[1, 2]], np.int64), np.array([[True, False]]), np.array([[1 + 2j]])):
+        with pytest.raises(InputError, match="samples"):
+            Audio(bad, 8000)
+
+
+@pytest.mark.parametrize("rate", [float("nan"), float("inf"), 44100.7, "44100", None, 0, -8000, True])
+def test_a_sample_rate_must_be_a_whole_number_of_hz(rate):
+    with pytest.raises(InputError, match="sample rate must be a whole number of Hz above 0"):
+        Audio(np.zeros((1, 100), np.float32), rate)  # type: ignore[arg-type]
+    assert Audio(np.zeros((1, 100), np.float32), 44100.0).sample_rate == 44100
+
+
+@pytest.mark.parametrize("payload", [np.arange(8), np.zeros(64, np.uint8), 12345, None, 1.5])
+def test_a_payload_is_hex_or_bytes(payload):
+    audio = make_test_audio(48_000, 1, 6.0, seed=2)
+    with pytest.raises(PayloadError, match="hex text or 8 bytes"):
+        embed(audio, KEY, payload)  # type: ignore[arg-type]
+    assert embed(audio, KEY, memoryview(bytes.fromhex(PAYLOAD))).frames == audio.frames
+
+
+def test_a_key_given_as_its_secret_is_refused_without_echoing_it():
+    audio = make_test_audio(48_000, 1, 6.0, seed=2)
+    secret = KEY.secret.hex()
+    with pytest.raises(KeyFileError) as err:
+        embed(audio, secret, PAYLOAD)  # type: ignore[arg-type]
+    assert secret not in str(err.value) and "WatermarkKey(bytes.fromhex" in str(err.value)
+    for wrong in (12345, None, {"secret": secret}):
+        with pytest.raises(KeyFileError, match="a watermark key is a WatermarkKey"):
+            embed(audio, wrong, PAYLOAD)  # type: ignore[arg-type]
+
+
+def test_verify_reports_what_it_cannot_read_instead_of_raising(tmp_path):
+    from detectors.verify import verify
+
+    f = tmp_path / "a.wav"
+    write_audio(f, make_test_audio(16_000, 1, 1.0))
+    with open(f) as text:
+        sources = [text, io.StringIO("x"), b"RIFF", None]
+        for src in sources:
+            r = verify(src, keyring=[])  # type: ignore[arg-type]
+            assert r.verdict.value == "error" and "binary mode" in (r.error or ""), type(src)
+    with open(f, "rb") as fh:
+        assert verify(fh, keyring=[]).verdict.value == "no_evidence"
+
+
+def test_mark_refuses_to_replace_its_own_input(tmp_path):
+    settings = make_home(tmp_path / "home")
+    src = tmp_path / "in.wav"
+    write_audio(src, make_test_audio(48_000, 2, 6.0, seed=3))
+    before = src.read_bytes()
+    with pytest.raises(InputError, match="output is the input file"):
+        mark(src, tmp_path / "." / "in.wav", settings=settings)
+    assert src.read_bytes() == before
+
+
+def test_an_output_path_that_is_a_directory_is_named(tmp_path):
+    (tmp_path / "d.wav").mkdir()
+    with pytest.raises((InputError, OutputError), match="is a directory"):
+        write_audio(tmp_path / "d.wav", make_test_audio(16_000, 1, 1.0))
+    assert [p.name for p in tmp_path.iterdir()] == ["d.wav"]
+
+
+@pytest.mark.parametrize(
+    "kw, fragment",
+    [({"seed": "abc"}, "seed"), ({"seed": -1}, "seed"), ({"loudness_lufs": float("nan")}, "loudness"),
+     ({"duration_s": 0}, "duration"), ({"duration_s": float("nan")}, "duration"), ({"duration_s": -1}, "duration")],
+)
+def test_generate_soundtrack_checks_its_numbers_first(tmp_path, kw, fragment):
+    from v2a_core.pipeline import generate_soundtrack
+
+    with pytest.raises(InputError, match=fragment):
+        generate_soundtrack(tmp_path / "not-even-there.mp4", **kw)
