@@ -100,3 +100,22 @@ def test_generate_soundtrack_checks_its_numbers_first(tmp_path, kw, fragment):
 
     with pytest.raises(InputError, match=fragment):
         generate_soundtrack(tmp_path / "not-even-there.mp4", **kw)
+
+
+def test_wrong_argument_types_are_named():
+    from benchmarks.attacks import get_attack, parse_attacks
+    from benchmarks.watermarkers import build_watermarkers
+    from provenance.core.io import read_audio
+    from provenance.watermark import detect
+
+    audio = make_test_audio(48_000, 1, 6.0, seed=2)
+    for threshold in (float("nan"), -1, 2, 0, None, "1e-6"):
+        with pytest.raises(InputError, match="threshold is a p-value"):
+            detect(audio, KEY, threshold=threshold)  # type: ignore[arg-type]
+    with pytest.raises(InputError, match="from a file path, not BytesIO"):
+        read_audio(io.BytesIO(b"RIFF"))  # type: ignore[arg-type]
+    with pytest.raises(InputError, match="named by a string"):
+        get_attack(None)  # type: ignore[arg-type]
+    with pytest.raises(InputError, match="comma-separated names in a string"):
+        parse_attacks(["mp3_64k"])  # type: ignore[arg-type]
+    assert [w.name for w in build_watermarkers("lsb")] == ["lsb"]  # type: ignore[arg-type]

@@ -144,6 +144,8 @@ ISSUE2_ATTACKS: tuple[str, ...] = (
 
 def get_attack(name: str) -> Attack:
     """The registered attack called ``name``; :class:`InputError` listing close names otherwise."""
+    if not isinstance(name, str):
+        raise InputError(f"an attack is named by a string, got {type(name).__name__}")
     try:
         return _REGISTRY[name]
     except KeyError:
@@ -162,6 +164,8 @@ def list_attacks(kind: str | None = None) -> list[str]:
 
 def parse_attacks(spec: str) -> list[Attack]:
     """Attacks from a comma-separated list of names (``"mp3_64k,speed_+5%"``); ``all`` = every one."""
+    if not isinstance(spec, str):
+        raise InputError(f"attacks are given as comma-separated names in a string, got {type(spec).__name__}")
     names = [s.strip() for s in spec.split(",") if s.strip()]
     if not names:
         raise InputError("empty attack list")

@@ -27,6 +27,8 @@ def build_watermarkers(
     holds the manifest store: :class:`FoleySealWatermarker`), ``foleyseal-spread`` (the format variant
     with runs interleaved in time, to compare layouts), ``lsb``, ``external`` (every tool in ``external_config``)
     or the name of one tool in ``external_config``."""
+    if isinstance(names, str):  # "foleyseal,lsb", as on the command line (not its characters)
+        names = [n.strip() for n in names.split(",") if n.strip()]
     externals = load_external_config(external_config) if external_config else []
     for w in externals:
         if w.name in BUILTIN or w.name == "external":

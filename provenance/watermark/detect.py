@@ -53,6 +53,7 @@ import numpy as np
 from scipy import special
 
 from provenance.core.audio import Audio
+from provenance.core.errors import InputError
 from provenance.core.results import Detection, Segment
 from provenance.watermark.clipping import CLIP_MIN_FRACTION, clipped_fraction, clipped_samples
 from provenance.watermark.confirm import (
@@ -628,6 +629,8 @@ def detect(
     with the file's soft values, and the presence test alone keeps a smaller share of the
     false-positive budget (:func:`~provenance.watermark.confirm.presence_p_value`, :func:`~provenance.watermark.confirm.matched_p_value`).
     """
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float, np.floating)) or not 0.0 < threshold < 1.0:
+        raise InputError(f"threshold is a p-value between 0 and 1 (exclusive), got {threshold!r}")
     audio.validate()
     x16 = resample(audio.mono(), audio.sample_rate, params.analysis_rate_hz)
     clipped16 = clipped_fraction(clipped_samples(audio.samples), audio.sample_rate,

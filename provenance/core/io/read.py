@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import math
 import re
 from collections.abc import Iterable, Iterator
@@ -151,6 +153,8 @@ def _check_ogg_complete(path: Path) -> None:
 
 def _open_source(path: PathLike) -> _Source:
     """Probe ``path`` and choose its backend; raise InputError/FormatError for unusable files."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise InputError(f"audio is read from a file path, not {type(path).__name__}")
     path = Path(path)
     _check_file(path)
     try:
