@@ -198,10 +198,7 @@ def _dumps(o: Any, **kw: Any) -> str:
 
 
 def _json_default(o: Any) -> Any:
-    if isinstance(o, np.generic):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
+    # numpy values never get here: _finite has made them Python numbers and lists
     if isinstance(o, Path):
         return str(o)
     raise TypeError(f"not JSON serializable: {type(o).__name__}")

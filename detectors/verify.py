@@ -61,7 +61,6 @@ from detectors.watermark_scan import load_keyring, scan_watermark
 log = logging.getLogger(__name__)
 
 
-
 _ALIAS_PATH = re.compile(r"[^\s'\"]*foleyseal-alias-[^/\\\s'\"]+[/\\]asset\.[A-Za-z0-9]+")
 """A path inside :meth:`Verifier._c2pa_path`'s temporary folder, as a library message quotes it."""
 

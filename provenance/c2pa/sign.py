@@ -36,9 +36,9 @@ from typing import Any
 import c2pa
 
 from provenance.c2pa.manifest import ManifestSpec, build_definition
-from provenance.c2pa.sidecar import sidecar_path
-from provenance.core.digest import sha256_file
+from provenance.c2pa.sidecar import find_sidecar, sidecar_path
 from provenance.core.atomic import atomic_path, atomic_write_bytes
+from provenance.core.digest import sha256_file
 from provenance.core.errors import FormatError, InputError, SigningError
 from provenance.core.io.read import check_decodes
 from provenance.keys.signers import SigningIdentity
@@ -88,7 +88,6 @@ def can_embed(mime_type: str) -> bool:
     return mime_type in EMBEDDABLE
 
 
-
 _TRUST_FAILURES = ("signingCredential.", "timeStamp.")
 """Failure codes about whom to trust (no trust anchors are given here), not about the file."""
 
@@ -104,8 +103,6 @@ def _sidecar_provenance(path: Path, mime_type: str) -> tuple[bytes, str, dict[st
     hash or signature fails) is left out."""
     if mime_type in EMBEDDABLE:
         return None
-    from provenance.c2pa.sidecar import find_sidecar
-
     sidecar = find_sidecar(path)
     if sidecar is None:
         return None

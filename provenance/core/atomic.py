@@ -52,7 +52,7 @@ def _device_full(directory: Path) -> bool:
 
 def output_error(exc: OSError, target: Path) -> OutputError:
     """The :class:`OutputError` for an OS error met while writing ``target``, naming its folder."""
-    directory = target.parent if str(target.parent) else Path(".")
+    directory = target.parent
     code = exc.errno
     if code in (errno.ENOENT, errno.ENOTDIR):
         what = f"output folder {directory} does not exist"
@@ -76,7 +76,7 @@ def writing_beside(target: str | Path) -> Iterator[None]:
     error at all once the device is full (encoders and c2pa turn a short write into their own
     vaguer errors, which would otherwise blame the input)."""
     target = Path(target)
-    directory = target.parent if str(target.parent) else Path(".")
+    directory = target.parent
     try:
         yield
     except OutputError:
@@ -101,7 +101,7 @@ def atomic_path(target: str | Path, *, mode: int | None = None) -> Iterator[Path
     missing, read-only or full raises :class:`OutputError` naming ``target``.
     """
     target = Path(target)
-    directory = target.parent if str(target.parent) else Path(".")
+    directory = target.parent
     suffix = "".join(target.suffixes[-1:])
     try:
         fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=f".tmp{suffix}", dir=directory)

@@ -444,7 +444,7 @@ def validate_chain(
 
     if key_pem is not None:
         key = load_private_key(key_pem, source=key_source)
-        if _public_bytes(key.public_key()) != _public_bytes(certs[0].public_key()):
+        if not same_public_key(key.public_key(), certs[0].public_key()):
             raise SigningError(
                 f"the private key does not match the signing certificate's public key "
                 f"({describe_name(certs[0].subject)})",
@@ -608,5 +608,3 @@ def describe_installed(settings: Settings) -> list[CertInfo]:
         for c in load_certificates(_read(settings.root_cert_path, "root certificate"), source=settings.root_cert_path):
             infos.append(cert_info(c, "root", settings.root_cert_path))
     return infos
-
-

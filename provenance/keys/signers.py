@@ -168,8 +168,8 @@ def load_identity(settings: Settings) -> SigningIdentity:
     chain_bytes = _read_text(settings.cert_chain_path, "signing certificate chain")
     # The checks of `keys import` (profile, order, validity): c2pa's own refusal of a certificate
     # names no file, and a chain placed in the home by hand has not been through them.
-    certs = list(validate_chain(chain_bytes, source=settings.cert_chain_path).certificates)
-    alg = signing_alg(certs[0].public_key(), source=settings.cert_chain_path)
+    validated = validate_chain(chain_bytes, source=settings.cert_chain_path)
+    certs, alg = validated.certificates, validated.alg
     chain_pem = chain_bytes.decode("ascii", errors="replace")
     if settings.signer_callback:
         return SigningIdentity(

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import os
-
 import math
+import os
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
