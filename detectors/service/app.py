@@ -36,15 +36,21 @@ _PAGE_CSP = (
 )
 
 
+def _settings(config: ServiceConfig) -> Any:
+    """The FoleySeal settings the service runs with: its home's, with ``--database-url`` applied."""
+    from provenance.core.config import load_settings
+
+    settings = load_settings(config.home)
+    return replace(settings, store_url=config.database_url) if config.database_url else settings
+
+
 def _open_state(config: ServiceConfig) -> ServiceState:
-    from provenance.core.config import load_settings, trust_anchors_pem
+    from provenance.core.config import trust_anchors_pem
 
     from detectors.credentials import read_pem_file
     from detectors.watermark_scan import load_keyring
 
-    settings = load_settings(config.home)
-    if config.database_url:
-        settings = replace(settings, store_url=config.database_url)
+    settings = _settings(config)
     pem = trust_anchors_pem(settings) + "".join(read_pem_file(Path(p)) for p in config.trust_anchors)
     keys = len(load_keyring(settings))  # fails early, with the file named, on a bad key file
 
@@ -97,9 +103,8 @@ def create_app(config: ServiceConfig | None = None) -> FastAPI:
             yield
         finally:
             state.pool.close()
-            if state.store is not None:
-                with contextlib.suppress(Exception):
-                    state.store.close()
+            with contextlib.suppress(Exception):
+                state.store.close()
             if state.owns_upload_root:
                 shutil.rmtree(state.upload_dir.parent, ignore_errors=True)
 
@@ -208,15 +213,12 @@ def check_config(config: ServiceConfig) -> None:
     """Raise the :class:`FoleySealError` that would stop the service from starting (unreadable
     trust anchors or key files, a store that cannot be opened), naming the file or store, before
     uvicorn starts: a failure inside its start-up is printed as a traceback."""
-    from provenance.core.config import load_settings
     from provenance.store import open_store
 
     from detectors.credentials import read_pem_file
     from detectors.watermark_scan import load_keyring
 
-    settings = load_settings(config.home)
-    if config.database_url:
-        settings = replace(settings, store_url=config.database_url)
+    settings = _settings(config)
     for path in config.trust_anchors:
         read_pem_file(Path(path))
     load_keyring(settings)

@@ -24,7 +24,8 @@ class ServiceState:
     limiter: RateLimiter
     api_keys: ApiKeyStore
     upload_dir: Path
-    store: Any | None
+    store: Any
+    """The open :class:`~provenance.store.ManifestStore`: the service does not start without one."""
     keys_in_keyring: int
     trust_anchor_count: int
     owns_upload_root: bool = False

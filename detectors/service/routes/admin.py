@@ -44,7 +44,6 @@ class ManifestRegistration(BaseModel):
     responses={
         **BAD_REQUEST,
         **AUTH,
-        404: error("This service has no manifest store"),
         409: error("The manifest id or the payload is already registered"),
         **STORE,
     },
@@ -68,8 +67,6 @@ async def register_manifest(
     if manifest[4:8] != b"jumb" or C2PA_STORE_UUID not in manifest[:64]:
         raise HTTPException(status_code=400, detail="manifest is not a C2PA manifest store (a JUMBF c2pa box)")
     store = get_state(request).store
-    if store is None:
-        raise HTTPException(status_code=404, detail="this service has no manifest store")
     if await asyncio.to_thread(store.get, body.manifestId) is not None:
         raise HTTPException(status_code=409, detail=f"manifest {body.manifestId} is already registered")
     if await asyncio.to_thread(store.find_by_payload, body.alg, payload) is not None:

@@ -93,8 +93,6 @@ async def _lookup(request: Request, alg: str, value: str, max_results: int) -> S
     _check_alg(alg)
     payload = decode_value(value)
     store = get_state(request).store
-    if store is None:
-        raise HTTPException(status_code=404, detail="this service has no manifest store")
     record = await asyncio.to_thread(store.find_by_payload, alg, payload)
     matches = [Match(manifestId=record.id, similarityScore=100)] if record is not None else []
     return SoftBindingQueryResult(matches=matches[:max_results])
@@ -106,7 +104,7 @@ async def _lookup(request: Request, alg: str, value: str, max_results: int) -> S
     response_model_exclude_none=True,
     dependencies=[Depends(rate_limited)],
     summary="Returns C2PA Manifest identifiers corresponding to a soft binding.",
-    responses={**BAD_REQUEST, 404: error("This service has no manifest store"), **RATE_LIMITED, **STORE},
+    responses={**BAD_REQUEST, **RATE_LIMITED, **STORE},
 )
 async def by_binding_get(
     request: Request,
@@ -123,7 +121,7 @@ async def by_binding_get(
     response_model_exclude_none=True,
     dependencies=[Depends(rate_limited)],
     summary="Returns C2PA Manifest identifiers corresponding to a large soft binding value.",
-    responses={**BAD_REQUEST, 404: error("This service has no manifest store"), **RATE_LIMITED, **STORE},
+    responses={**BAD_REQUEST, **RATE_LIMITED, **STORE},
 )
 async def by_binding_post(
     request: Request,
@@ -195,8 +193,6 @@ async def get_manifest(
     if not _MANIFEST_ID.match(manifestId):
         raise HTTPException(status_code=400, detail="invalid C2PA manifest id")
     store = get_state(request).store
-    if store is None:
-        raise HTTPException(status_code=404, detail="this service has no manifest store")
     record = await asyncio.to_thread(store.get, manifestId)
     if record is None:
         raise HTTPException(status_code=404, detail=f"manifest {manifestId} not found")

@@ -54,6 +54,6 @@ async def health(request: Request) -> dict[str, Any]:
         "jobs_done": state.pool.jobs_done,
         "watermark_keys": state.keys_in_keyring,
         "trust_anchors": state.trust_anchor_count,
-        "store": "ok" if state.store is not None else "unavailable",
+        "store": "ok",  # the service starts only with its store open (check_config, _open_state)
         "max_upload_bytes": state.config.max_upload_bytes,
     }
