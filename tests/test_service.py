@@ -135,6 +135,32 @@ def test_health(client: TestClient) -> None:
     assert h["watermark_keys"] == 1 and h["trust_anchors"] == 1
 
 
+def test_health_reads_the_store_on_every_call(verify_env: VerifyEnv, tmp_path: Path) -> None:
+    import sqlite3
+
+    import sqlalchemy as sa
+
+    config = ServiceConfig(home=verify_env.home, upload_dir=tmp_path / "up", workers=1, rate_limit_per_min=0,
+                           api_keys_path=tmp_path / "api-keys.json")
+    with TestClient(create_app(config)) as c:
+        assert c.get("/v1/health").json()["store"] == "ok"
+        engine = c.app.state.foleyseal.store.engine  # type: ignore[attr-defined]
+
+        def disk_fails(*_: Any) -> None:  # what the driver raises when the store's disk fails
+            raise sqlite3.OperationalError("disk I/O error")
+
+        sa.event.listen(engine, "before_cursor_execute", disk_fails)
+        try:
+            r = c.get("/v1/health")
+        finally:
+            sa.event.remove(engine, "before_cursor_execute", disk_fails)
+        assert r.status_code == 503 and r.headers["retry-after"] == "30", r.text
+        h = r.json()
+        assert h["status"] == "degraded" and h["store"] == "unavailable" and h["workers"] == 1
+        assert "sqlite" not in r.text and "I/O" not in r.text  # the store's location and fault go to the log
+        assert c.get("/v1/health").json()["store"] == "ok"  # and it answers again once the store does
+
+
 def test_soft_binding_resolution(client: TestClient, verify_env: VerifyEnv) -> None:
     value = base64.b64encode(bytes.fromhex(verify_env.payload)).decode()
     expected = {"matches": [{"manifestId": verify_env.record_id, "similarityScore": 100}]}

@@ -355,6 +355,12 @@ class ManifestStore:
         """Number of published records."""
         return self._count(manifests.c.status == STATUS_PUBLISHED)
 
+    def ping(self) -> None:
+        """Read one row, as a health check: raises :class:`StoreError` when the store cannot be
+        read now (server down, file damaged or gone). Cheap on any size of store, unlike a count."""
+        with self._read("health check") as conn:
+            conn.execute(sa.select(manifests.c.id).limit(1)).first()
+
     def count_reserved(self) -> int:
         return self._count(manifests.c.status == STATUS_RESERVED)
 

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
 from provenance import __version__
+from provenance.core.errors import StoreError
 
 from detectors.report import VERDICT_DESCRIPTIONS
 from detectors.service.openapi import UPLOAD, UnexaminableBody, error
 from detectors.service.routes.common import UPLOAD_OPENAPI, verify_upload
 from detectors.service.state import get_state, rate_limited
 
+log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1", tags=["verify"])
 
 _VERDICTS_DOC = "\n".join(f"- `{v.value}`: {d}" for v, d in VERDICT_DESCRIPTIONS.items())
@@ -42,11 +46,24 @@ async def post_verify(request: Request) -> Any:
     return report
 
 
-@router.get("/health", summary="Service health")
-async def health(request: Request) -> dict[str, Any]:
+@router.get(
+    "/health",
+    summary="Service health",
+    description="The workers, keys and trust anchors, and whether the manifest store answers now "
+    "(read on every call). **503** with the same body when it does not, so a load balancer takes "
+    "this instance out of service: verification would lose credential recovery and store matches.",
+    responses={503: {"description": "The manifest store does not answer (`status` 'degraded', `store` 'unavailable')"}},
+)
+async def health(request: Request) -> Any:
     state = get_state(request)
-    return {
-        "status": "ok",
+    try:
+        await asyncio.to_thread(state.store.ping)
+        store = "ok"
+    except StoreError as exc:
+        log.warning("health check: %s", exc)  # the message names the store's URL: for the log only
+        store = "unavailable"
+    body = {
+        "status": "ok" if store == "ok" else "degraded",
         "version": __version__,
         "workers": state.pool.size,
         "pending": state.pool.pending,
@@ -54,6 +71,9 @@ async def health(request: Request) -> dict[str, Any]:
         "jobs_done": state.pool.jobs_done,
         "watermark_keys": state.keys_in_keyring,
         "trust_anchors": state.trust_anchor_count,
-        "store": "ok",  # the service starts only with its store open (check_config, _open_state)
+        "store": store,
         "max_upload_bytes": state.config.max_upload_bytes,
     }
+    if store != "ok":
+        return JSONResponse(status_code=503, content=body, headers={"Retry-After": "30"})
+    return body
