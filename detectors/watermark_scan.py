@@ -80,6 +80,17 @@ class _KeySearch:
     bit_conf: list[float] = field(default_factory=list)
 
 
+def _unnamed(det: Any, known: Any, store_failed: list[str]) -> bool:
+    """Whether a detection names no issued payload: none decoded, or one the store never issued."""
+    if det.payload is None:
+        return True
+    try:
+        return not known.find([det.payload])
+    except StoreError as exc:
+        store_failed.append(exc.message)
+        return False
+
+
 def analysis_windows(chunks: Iterator[np.ndarray], stats: DecodeStats, limits: VerifyLimits) -> Iterator[tuple[int, np.ndarray]]:
     """Group decoded chunks into overlapping analysis windows: ``(start_frame, samples)``."""
     buf: list[np.ndarray] = []
@@ -177,12 +188,13 @@ def scan_watermark(
             audio = Audio(x[np.newaxis, :], stats.sample_rate)
             det = detect(audio, s.key, search=search)
             near = det.found or float(det.details.get("presence_p_value", 1.0)) <= CONFIRM_P_VALUE
-            if known is not None and (near or (listing and whole)) and det.payload is None and may_match():
+            if known is not None and (near or (listing and whole)) and _unnamed(det, known, store_failed) and may_match():
                 # The same reading again (the detector is deterministic), now also matched
                 # against the issued payloads: only windows found, or nearly found (an issued
-                # payload can confirm those), without a payload pay for it; with a store that
-                # lists its payloads, every whole window without one (a strong correlation with
-                # an issued codeword can confirm a mark the presence test missed).
+                # payload can confirm those), without a payload, or with one never issued (its
+                # CRC may have passed by chance), pay for it; with a store that lists its
+                # payloads, every whole window without one (a strong correlation with an issued
+                # codeword can confirm a mark the presence test missed).
                 # A reading on the file's own timeline is made again without the search, which
                 # adds only warped readings: the same detection (details kept), at a fraction of
                 # the cost, so that an unmarked file does not pay for its search twice.

@@ -337,3 +337,64 @@ def test_with_the_issued_payloads_a_crc_confirmed_p_value_counts_a_false_match_t
     assert det.found and det.payload == payload
     assert det.p_value == pytest.approx(presence * (CRC_PASS_BOUND + MAX_FALSE_MATCH) / CONFIRM_SHARE)
     assert det.p_value / plain.p_value == pytest.approx(1.0 + MAX_FALSE_MATCH / CRC_PASS_BOUND)
+
+
+_EXCERPT_KEY = WatermarkKey(bytes.fromhex("d5332acb9d7c09778ed02baadb027e57df81033cb2cde77b988b765297dfc198"))
+_EXCERPT_PAYLOAD = "683fd99c10cea582"
+_EXCERPT_CHANCE_PASS = "683fd99cdd13c9ca"
+"""With this key and payload, the guitar clip's last 4 s followed by 4 s of lava ambience is found
+by a CRC pass of a payload nobody issued: the codeword is barely readable there, and a path of the
+list differing in its last bits passes the CRC by chance (up to CRC_PASS_BOUND per decode)."""
+
+
+@pytest.fixture(scope="module")
+def excerpt() -> tuple[np.ndarray, int]:
+    if not CORPUS.is_dir():
+        pytest.skip("needs ../shared/corpus")
+    guitar = read_audio(CORPUS / "music_acoustic_guitar_phrases.flac")
+    lava = read_audio(CORPUS / "ambience_lava_bubbling.flac")
+    sr = guitar.sample_rate
+    marked = embed(guitar, _EXCERPT_KEY, _EXCERPT_PAYLOAD).samples
+    tail = np.repeat(lava.samples[:, : 4 * sr], 2, axis=0)
+    return np.concatenate([marked[:, 12 * sr : 16 * sr], tail], axis=1), sr
+
+
+def test_a_crc_pass_that_names_no_issued_payload_gives_way_to_the_issued_one(excerpt, tmp_path: Path) -> None:
+    from provenance.core.audio import Audio
+
+    x, sr = excerpt
+    bare = detect(Audio(x, sr), _EXCERPT_KEY)
+    assert bare.found and bare.payload == _EXCERPT_CHANCE_PASS  # what the detector alone can say
+    issued = PayloadSet([_EXCERPT_PAYLOAD, "0123456789abcdef"])
+    det = detect(Audio(x, sr), _EXCERPT_KEY, known=issued)
+    assert det.found and det.payload == _EXCERPT_PAYLOAD, det.details
+    assert det.details["unissued_crc_pass"] == _EXCERPT_CHANCE_PASS
+    assert det.details["issued_false_match_bound"] <= MAX_FALSE_MATCH
+    assert [s.payload for s in det.segments] == [_EXCERPT_PAYLOAD]
+    # The segment follows the issued codeword: the marked 4 s, within the detector's edge tolerance.
+    assert det.segments[0].start_s <= 0.5 and det.segments[0].end_s >= 3.0
+    # Issued payloads that cannot be listed have only the decoder's lists, which do not reach it:
+    # the decoded payload then stays.
+    assert detect(Audio(x, sr), _EXCERPT_KEY, known=_FindOnly([_EXCERPT_PAYLOAD])).payload == _EXCERPT_CHANCE_PASS
+
+
+def test_the_verifier_names_the_issued_payload_instead_of_a_chance_crc_pass(excerpt, tmp_path: Path) -> None:
+    import dataclasses
+
+    import soundfile as sf
+
+    from detectors.verify import Verifier
+    from provenance.core.config import load_settings
+    from provenance.store import ManifestStore
+
+    x, sr = excerpt
+    path = tmp_path / "excerpt.flac"
+    sf.write(path, x.T, sr)
+    settings = dataclasses.replace(load_settings(tmp_path / "home"), store_url=f"sqlite:///{tmp_path / 'm.sqlite3'}")
+    with ManifestStore(settings.store_url) as store:
+        store.reserve("urn:test:guitar", "org.foleyseal.audio-wm.1", _EXCERPT_PAYLOAD)
+    with Verifier(settings, keyring=[_EXCERPT_KEY]) as v:
+        report = v.verify(path).to_dict()
+    wm = report["watermark"][0]
+    assert wm["found"] and wm["payloads"] == [_EXCERPT_PAYLOAD], wm
+    assert {s["payload"] for s in wm["segments"]} == {_EXCERPT_PAYLOAD}

@@ -40,7 +40,9 @@ payloads (:mod:`.known`).
    paths whose CRC passes are looked up among them; a store that can list its payloads also has
    each issued codeword correlated with the file's soft values
    (:func:`~provenance.watermark.known.match_issued`). An issued payload confirms a mark as a
-   passed CRC does (the p-values of these routes: :mod:`.confirm`).
+   passed CRC does (the p-values of these routes: :mod:`.confirm`). A decoded payload that was
+   never issued is matched the same way, and an issued one that matches replaces it (its CRC
+   may have passed by chance: :func:`_issued_instead`).
 """
 
 from __future__ import annotations
@@ -65,6 +67,7 @@ from provenance.watermark.confirm import (
 )
 from provenance.watermark.decode import (
     Piece,
+    block_phase_options,
     codeword_agreement,
     decode_at,
     decode_joint,
@@ -250,15 +253,19 @@ def _with_issued_payload(
         return det
     listing = isinstance(known, IssuedList)
     presence = float(det.details.get("presence_p_value", 1.0))
+    # A decoded payload that was never issued is read again: its CRC may have passed by chance
+    # (_issued_instead).
+    unissued = det.payload is not None and not known.find([det.payload])
     if det.details.get("crc_confirmed"):
         # Its payload decoded (CRC): with the issued payloads the confirmed route is wider. If that
         # is not enough, only the matched route is left to try.
         det = _with_p_value(det, store_confirmed_p_value(presence))
-        if det.found or not listing:
+        if (det.found or not listing) and not unissued:
             return det
     else:
         det = _with_p_value(det, presence_p_value(presence, listing=listing))
-        if det.payload is not None or (not det.found and presence > CONFIRM_P_VALUE and not listing):
+        if (det.payload is not None and not unissued) or (
+                not det.found and presence > CONFIRM_P_VALUE and not listing):
             return det
     candidates = tests = 0
     best_z = 0.0
@@ -282,6 +289,11 @@ def _with_issued_payload(
             info["issued_correlation_z"] = again.details["issued_correlation_z"]
             info["issued_correlation_bound"] = corr_bound = float(corr_bound)
         pval = issued_p_value(float(again.details.get("presence_p_value", presence)), corr_bound)
+        if det.found and unissued:
+            # The reading again, with the issued payload in place of the one decoded: its segments
+            # follow that payload's codeword.
+            return dataclasses.replace(again, p_value=min(det.p_value, pval),
+                                       details={**det.details, **again.details, **info})
         if det.found:
             segments = tuple(seg if seg.payload is not None else dataclasses.replace(seg, payload=again.payload)
                              for seg in det.segments)
@@ -403,6 +415,28 @@ def _segments_of_joint(
     return out
 
 
+def _issued_instead(
+    feat: Features, layout: Layout, phase: int, offset: int, mask: np.ndarray, known: KnownPayloads
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, float, np.ndarray, dict] | None:
+    """An issued payload that the slots in ``mask`` at one alignment match, for a reading whose
+    decoded payload was never issued; None if none matches.
+
+    A decode whose CRC passed is still wrong with probability up to ``CRC_PASS_BOUND`` when the
+    codeword is barely readable (a mark in a few seconds at the edge of an excerpt): the list's
+    paths differ in the bits the file hardly carries, and one of them passes the CRC by chance.
+    Its payload then names no record, while the issued payload the file carries can still match
+    (:func:`~provenance.watermark.known.match_issued`, with its false-match bound). Returns the
+    payload bits, per-slot agreement with its codeword and weight, bit confidence, the codeword's
+    symbols and the match's details."""
+    g = grouped(feat, layout, phase, offset, mask)
+    options = block_phase_options([g.w * np.cos(2 * np.pi * g.r)], layout)
+    bits, conf, info, expected = match_issued([(g, options)], layout, known, lists=True)
+    if bits is None or expected is None:
+        return None
+    agree, w2 = slot_agreement(g, codeword_agreement(g, expected), layout)
+    return bits, agree, w2, conf, expected, info
+
+
 def _detect_in(
     feat: Features,
     layout: Layout,
@@ -470,6 +504,12 @@ def _detect_in(
                 "phase": ph, "offset_slots": off,
                 "alignment_s": file_time(off * slot_s + ph * fine_s),
                 "hypotheses": hypotheses}
+        if payload is not None and known is not None and not known.find([payload]):
+            issued = _issued_instead(feat, layout, ph, off, mask, known)
+            if issued is not None:
+                payload_bits, agree, w2, conf, expected, issued_info = issued
+                info = {**info, **issued_info, "unissued_crc_pass": payload}
+                payload = bits_to_hex(payload_bits)
         if best_overall is None:
             info["presence_p_value"] = pval
             if payload is not None and pval <= CONFIRM_P_VALUE:
