@@ -46,6 +46,9 @@ class DecodeStats:
     level_db: list[float] = field(default_factory=list)
     """Level of each ``level_step_s`` step of the signal, dBFS (RMS)."""
     level_step_s: float = 0.5
+    start_s: float = 0.0
+    """Where the decoded audio starts on the file's timeline, seconds (a video's audio track may
+    start after its picture); the detector's times are the audio's own, and the report adds this."""
 
 
 def _check_deadline(deadline: float | None, what: str) -> None:
@@ -105,6 +108,9 @@ def _pyav_chunks(path: Path, deadline: float | None, stats: DecodeStats, max_fra
         if not streams:
             raise FormatError("no audio stream to decode")
         stream = streams[0]
+        from provenance.core.io import timeline_start_s
+
+        stats.start_s = timeline_start_s(container, stream)
         resampler = None
         total = 0
         pending: list[np.ndarray] = []

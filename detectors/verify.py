@@ -342,9 +342,14 @@ class Verifier:
                     watermark[j] = refine_boundaries(
                         path, container, w, keys[w.key_id], gaps, self.limits, deadline
                     )
-                    spans = ", ".join(f"{a:.1f}-{b:.1f} s" for a, b in gaps[:4])
+                    spans = ", ".join(f"{a + stats.start_s:.1f}-{b + stats.start_s:.1f} s" for a, b in gaps[:4])
                     notes.append(f"No trace of the watermark in audible audio at {spans} (checked separately).")
                     break
+        if stats.start_s:
+            # The detector reads the audio's own time; a player shows the file's timeline.
+            watermark = [dataclasses.replace(w, segments=tuple(s.shifted(stats.start_s) for s in w.segments))
+                         for w in watermark]
+            notes.append(f"The audio track starts {stats.start_s:.2f} s into the file; times are on the file's timeline.")
         if cred_verdict is not None:
             verdict = cred_verdict
         elif hard:

@@ -200,6 +200,41 @@ def test_a_store_the_verifier_may_only_read_still_answers(verify_env: VerifyEnv,
     assert r.verdict is Verdict.CREDENTIALS_RECOVERED_BY_WATERMARK and r.store[0].record_id == verify_env.record_id
 
 
+def test_segments_are_on_the_files_timeline_when_the_audio_starts_late(verify_env: VerifyEnv, tmp_path: Path) -> None:
+    import av
+
+    from provenance.core.io import audio_info
+    from provenance.watermark import load_key
+    from provenance.watermark.files import detect_file
+
+    # The audio track moved 1.5 s later against the picture by a remux (an A/V sync fix): the
+    # audio's samples are unchanged; a player plays its first one 1.5 s into the file.
+    src, late = verify_env.files["marked_mp4"], tmp_path / "late.mp4"
+    with av.open(str(src)) as i, av.open(str(late), "w") as o:
+        out = {s.index: o.add_stream_from_template(s) for s in i.streams if s.type in ("audio", "video")}
+        for packet in i.demux():
+            if packet.stream.index not in out or packet.dts is None:
+                continue
+            if packet.stream.type == "audio":
+                shift = int(round(1.5 / packet.time_base))
+                packet.pts += shift
+                packet.dts += shift
+            packet.stream = out[packet.stream.index]
+            o.mux(packet)
+    start = audio_info(late).start_s
+    assert 1.4 < start < 1.55 and audio_info(src).start_s == 0.0
+    with Verifier(verify_env.settings) as v:
+        before, after = v.verify(src), v.verify(late)
+    spans = [(s.start_s, s.end_s) for s in before.watermark[0].segments]
+    moved = [(s.start_s, s.end_s) for s in after.watermark[0].segments]
+    assert len(spans) == len(moved) == 1
+    assert abs(moved[0][0] - (spans[0][0] + start)) < 0.1 and abs(moved[0][1] - (spans[0][1] + start)) < 0.1, (spans, moved)
+    assert any("starts 1.4" in n or "starts 1.5" in n for n in after.notes), after.notes
+    key = load_key(verify_env.settings.watermark_key_path)
+    plain, shifted = detect_file(src, key).segments, detect_file(late, key).segments
+    assert abs(shifted[0].start_s - (plain[0].start_s + start)) < 0.1 and abs(shifted[0].end_s - (plain[0].end_s + start)) < 0.1
+
+
 def test_stream_input_and_wrong_extension(verify_env: VerifyEnv, tmp_path: Path) -> None:
     data = verify_env.files["marked_wav"].read_bytes()
     r = verify(io.BytesIO(data), settings=verify_env.settings, name="upload.wav")

@@ -26,6 +26,9 @@ class AudioInfo:
     """Container/format name, e.g. ``wav``, ``flac``, ``mp3``, ``mp4``."""
     subtype: str | None = None
     """Sample encoding, e.g. ``PCM_16``, ``PCM_24``, ``FLOAT``, or a codec name."""
+    start_s: float = 0.0
+    """Where the first sample plays on the file's timeline, seconds after the file's start: a
+    video's audio track may start after its picture (0 for audio files)."""
 
     @property
     def duration_s(self) -> float:

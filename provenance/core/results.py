@@ -6,6 +6,8 @@ when more than one package uses them.
 
 from __future__ import annotations
 
+import dataclasses
+
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -22,6 +24,11 @@ class Segment:
     """Payload decoded inside this span (lower-case hex), or None if present but unreadable."""
     p_value: float
     """Probability of a presence score this high in this span without the mark (or with a wrong key)."""
+
+    def shifted(self, dt_s: float) -> "Segment":
+        """The same span ``dt_s`` seconds later (e.g. from the audio's own time to the file's
+        timeline, where the audio starts ``dt_s`` s in); times rounded to the millisecond."""
+        return dataclasses.replace(self, start_s=round(self.start_s + dt_s, 3), end_s=round(self.end_s + dt_s, 3))
 
 
 @dataclass(frozen=True)

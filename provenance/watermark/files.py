@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -138,7 +139,18 @@ def detect_file(
     if frames == 0:
         raise InputError("audio has no samples (zero length)", path=path)
     x16 = np.concatenate(parts)
-    return detect_features(
+    det = detect_features(
         x16, key, duration_s=frames / info.sample_rate, threshold=threshold, params=params,
         source_rate_hz=info.sample_rate, clipped16=np.concatenate(clipped),
     )
+    return on_file_timeline(det, info.start_s)
+
+
+def on_file_timeline(det: Detection, start_s: float) -> Detection:
+    """``det`` with its segments moved from the audio's own time to the file's timeline, where
+    the audio starts ``start_s`` seconds in (a video whose audio track starts after its picture):
+    a player shows the mark's spans there."""
+    if not start_s or not det.segments:
+        return det
+    return dataclasses.replace(det, segments=tuple(s.shifted(start_s) for s in det.segments),
+                               details={**det.details, "audio_start_s": start_s})

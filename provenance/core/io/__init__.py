@@ -26,7 +26,7 @@ Conventions
       soundfile/PyAV exceptions never escape.
 """
 
-from provenance.core.io.common import LOSSY_CODECS, WRITE_FORMATS
+from provenance.core.io.common import LOSSY_CODECS, WRITE_FORMATS, timeline_start_s
 from provenance.core.io.read import audio_info, check_decodes, is_video, is_video_extension, iter_audio_blocks, read_audio
 from provenance.core.io.roundtrip import encode_decode
 from provenance.core.io.video import replace_audio_track
@@ -43,6 +43,7 @@ __all__ = [
     "output_subtype",
     "read_audio",
     "replace_audio_track",
+    "timeline_start_s",
     "write_audio",
     "WRITE_FORMATS",
     "LOSSY_CODECS",

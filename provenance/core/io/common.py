@@ -125,6 +125,18 @@ LOSSY_CODECS = ("mp3", "aac", "opus", "vorbis", "flac")
 # Errors and checks
 
 
+def timeline_start_s(container: av.container.InputContainer, stream: av.stream.Stream) -> float:
+    """Where ``stream``'s first frame plays on the file's timeline, seconds after the earliest
+    stream's start (the container's); 0.0 when the container does not say. A remux that delays
+    the audio against the picture (an A/V sync fix) leaves the audio's own samples unchanged and
+    moves this start."""
+    if stream.start_time is None or stream.time_base is None:
+        return 0.0
+    start = float(stream.start_time * stream.time_base)
+    first = container.start_time / av.time_base if container.start_time is not None else min(start, 0.0)
+    return max(0.0, start - first)
+
+
 def _check_file(path: Path) -> None:
     """Raise :class:`InputError` unless ``path`` is an existing, non-empty regular file."""
     if not path.exists():

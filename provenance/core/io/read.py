@@ -25,6 +25,7 @@ from provenance.core.io.common import (
     _check_params,
     _frame_samples,
     _wrapped,
+    timeline_start_s,
 )
 
 # A decoded stream this much shorter than its header says is reported as truncated.
@@ -118,7 +119,8 @@ def _probe_pyav(path: Path, frames_hint: int | None = None) -> _Source:
             frames = round(container.duration / av.time_base * rate)
         info = AudioInfo(sample_rate=rate, channels=channels, frames=int(frames or 0),
                          format=_av_format_name(container, path),
-                         subtype=_AV_SUBTYPES.get(ctx.name, ctx.name.upper()))
+                         subtype=_AV_SUBTYPES.get(ctx.name, ctx.name.upper()),
+                         start_s=timeline_start_s(container, stream))
     return _Source(path, info, "pyav")
 
 
