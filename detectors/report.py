@@ -168,6 +168,16 @@ class WatermarkResult:
     """True when the presence test alone missed the mark in every window it was found in, and a
     payload issued by the manifest store confirmed it (docs/watermark.md): a mark that weak does not
     show in a few seconds of audio, so no stretch of the file is called unmarked."""
+    speed: float = 1.0
+    """Playback-speed factor the detector undid where the mark was strongest (1.0: none; 1.1:
+    the audio plays 10 % faster than the marked output)."""
+    pitch_semitones: float = 0.0
+    """Pitch shift the detector undid there, semitones (0: none)."""
+
+    @property
+    def warped(self) -> bool:
+        """Whether the mark was found only after undoing a speed, tempo or pitch change."""
+        return self.speed != 1.0 or self.pitch_semitones != 0.0
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -285,25 +295,49 @@ def _segments_text(segments: tuple[Segment, ...] | list[Segment]) -> str:
     return ", ".join(parts) + more
 
 
-def _joined_marks_text(mark: WatermarkResult, matches: list[StoreMatch]) -> str:
-    """The explanation for audio that carries several payloads: marked outputs joined together."""
+def _payloads_text(mark: WatermarkResult, matches: list[StoreMatch] | None) -> str:
+    """Each payload of ``mark`` with where it is and its stored record (``matches`` None: no store
+    was consulted), e.g. ``"ab12... at 0:00-0:08, stored record urn:...; cd34... at 0:15-0:23,
+    no stored record"``."""
     spans = []
     for payload in mark.payloads:
         segs = [s for s in mark.segments if s.payload == payload]
         where = f" at {_segments_text(segs)}" if segs else ""
-        rec = next((m for m in matches if m.payload == payload), None)
+        rec = next((m for m in matches if m.payload == payload), None) if matches is not None else None
         if rec is not None:
             title = rec.record.get("title")
             rec_text = f", stored record {rec.record_id}" + (f" ('{title}')" if title else "")
         else:
-            rec_text = ", no stored record"
+            rec_text = ", no stored record" if matches is not None else ""
         spans.append(f"{payload}{where}{rec_text}")
+    return "; ".join(spans)
+
+
+def _joined_marks_text(mark: WatermarkResult, matches: list[StoreMatch]) -> str:
+    """The explanation for audio that carries several payloads: marked outputs joined together."""
     return (
         f"This file carries no valid Content Credentials of its own, but it contains FoleySeal "
-        f"watermarks with {len(mark.payloads)} different payloads: " + "; ".join(spans) + ". Each "
+        f"watermarks with {len(mark.payloads)} different payloads: {_payloads_text(mark, matches)}. Each "
         "leads to the manifest of the output it was marked into: the audio joins pieces of several "
         "FoleySeal outputs (spliced or edited together), and no one manifest describes the whole."
     )
+
+
+def _warp_text(mark: WatermarkResult | None) -> str:
+    """A sentence on the speed or pitch change the detector undid, or ''."""
+    if mark is None or not mark.warped:
+        return ""
+    parts = []
+    if mark.speed != 1.0:
+        parts.append(f"plays at {mark.speed:.3g} times the speed")
+    if mark.pitch_semitones != 0.0:
+        parts.append(f"is shifted by {mark.pitch_semitones:+.2f} semitones")
+    return f" The mark was read after undoing a tempo or pitch edit: the audio {' and '.join(parts)} of the marked output."
+
+
+def _bound_payloads(cred: Any) -> set[str]:
+    """The watermark payloads the credentials' soft bindings name."""
+    return {b.value.lower() for sb in (getattr(cred, "soft_bindings", ()) or ()) for b in sb.blocks}
 
 
 def _signer_text(cred: Any) -> str:
@@ -331,8 +365,11 @@ def explain(
     keys_checked: int = 0,
     watermark_analysed: bool = True,
     store_read: bool = True,
+    store_configured: bool = True,
 ) -> str:
-    """The plain-language paragraph for a verdict, filled in with the evidence found."""
+    """The plain-language paragraph for a verdict, filled in with the evidence found.
+    ``store_read``: the configured store answered; ``store_configured``: the verifier has a store
+    (False: no record could be looked up at all)."""
     found = [w for w in (watermark or []) if w.found]
     match = (store or [None])[0]
     record = match.record if match is not None else {}
@@ -358,9 +395,26 @@ def explain(
             f"been changed since it was signed.{_ai_text(credentials)}{rec_text}"
         )
     if verdict is Verdict.CREDENTIALS_TAMPERED:
-        codes = ", ".join(getattr(credentials, "failure_codes", ()) or ()) or "validation failed"
+        codes = ", ".join(dict.fromkeys(getattr(credentials, "failure_codes", ()) or ())) or "validation failed"
+        # A hard binding: the stored manifest validates against these exact bytes.
+        same_bytes = next((m for m in store or [] if m.binding in ("hard", "hash")), None)
+        carried = [p for w in found for p in w.payloads]
+        bound = _bound_payloads(credentials)
         wm = ""
-        if found:
+        if same_bytes is not None:
+            title = same_bytes.record.get("title")
+            wm += (
+                f" These exact bytes are the registered output {same_bytes.record_id}"
+                + (f" ('{title}')" if title else "")
+                + ", whose stored manifest validates against them: the audio is unchanged, and it is "
+                "the credentials travelling with it that were replaced or damaged."
+            )
+        if carried and bound and not bound & set(carried):
+            wm += (
+                f" The credentials bind the watermark payload {', '.join(sorted(bound))}, but the audio "
+                f"carries {', '.join(carried)}: they were made for another file."
+            )
+        elif found and same_bytes is None:
             wm = (
                 " The audio still carries a FoleySeal watermark, so it most likely derives from a "
                 "FoleySeal output that was edited or corrupted after signing."
@@ -369,7 +423,7 @@ def explain(
             "This file carries Content Credentials, but they do not validate: "
             f"{codes}. Either the audio or the manifest was changed after signing, or the credentials "
             "were copied from another file. Do not rely on what the credentials claim about this file."
-            f"{wm}{rec_text}"
+            f"{wm}{'' if same_bytes is not None else rec_text}"
         )
     if verdict is Verdict.CREDENTIALS_UNTRUSTED:
         if "signingCredential.expired" in (getattr(credentials, "failure_codes", ()) or ()):
@@ -396,29 +450,46 @@ def explain(
             f"watermark (payload {payload}) that leads to a stored manifest.{rec_text} The stored "
             "manifest does not validate against these exact bytes, which is expected when a file was "
             "re-encoded (e.g. to MP3 or Opus), trimmed or otherwise edited: the audio is a derivative "
-            f"of the registered output, not a byte-identical copy.{_ai_text(getattr(match, 'credentials', None))}"
+            f"of the registered output, not a byte-identical copy.{_warp_text(found[0] if found else None)}"
+            f"{_ai_text(getattr(match, 'credentials', None))}"
         )
     if verdict is Verdict.PARTIALLY_MARKED:
         segs = found[0].segments if found else ()
         cov = found[0].coverage if found else 0.0
+        if found and len(found[0].payloads) > 1:
+            where = (f"FoleySeal watermarks with {len(found[0].payloads)} different payloads, "
+                     f"{_payloads_text(found[0], (store or []) if store_configured else None)}")
+            rec_text = ""  # each payload's record is named with it
+        else:
+            where = f"a FoleySeal watermark: {_segments_text(segs)}"
         return (
-            f"Only part of this audio carries a FoleySeal watermark: {_segments_text(segs)} "
+            f"Only part of this audio carries {where} "
             f"(about {cov * 100:.0f}% of the analysed audio). The rest carries no mark we can detect. "
             "This is what audio looks like when marked (generated) audio was spliced into other audio. "
             f"The unmarked parts are not proven to be made by a person.{rec_text}"
         )
     if verdict is Verdict.WATERMARK_ONLY:
-        payload = found[0].payloads[0] if found and found[0].payloads else None
-        pl = f" with payload {payload}" if payload else " (its payload could not be read)"
+        payloads = found[0].payloads if found else ()
+        if len(payloads) > 1:
+            what = f"FoleySeal watermarks with {len(payloads)} different payloads ({_payloads_text(found[0], None)})"
+        else:
+            what = "a FoleySeal watermark" + (f" with payload {payloads[0]}" if payloads
+                                              else " (its payload could not be read)")
+        it = "them" if len(payloads) > 1 else "it"
+        if not store_configured:
+            return (
+                f"This audio contains {what}, but no Content Credentials travel with it, and this "
+                f"verifier has no manifest store, so no record was looked up for {it} (see the notes)."
+            )
         if not store_read:
             return (
-                f"This audio contains a FoleySeal watermark{pl}, but no Content Credentials travel with it, "
-                "and this verifier's manifest store could not be read (see the notes), so the payload's "
+                f"This audio contains {what}, but no Content Credentials travel with it, "
+                "and this verifier's manifest store could not be read (see the notes), so the "
                 "record, if any, could not be looked up."
             )
         return (
-            f"This audio contains a FoleySeal watermark{pl}, but no Content Credentials travel with it "
-            "and this verifier's manifest store has no record for it. The audio was most likely produced "
+            f"This audio contains {what}, but no Content Credentials travel with it "
+            f"and this verifier's manifest store has no record for {it}. The audio was most likely produced "
             "by a FoleySeal installation whose records this verifier cannot see."
         )
     if verdict is Verdict.NO_EVIDENCE:

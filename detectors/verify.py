@@ -377,6 +377,8 @@ class Verifier:
             keys_checked=len(self.keyring),
             watermark_analysed=any(w.windows for w in watermark),
             store_read=store_read,
+            # A store that failed to open is configured; one that is not there was not consulted.
+            store_configured=self._store is not None or not store_read,
         )
         return VerificationReport(
             file=display,

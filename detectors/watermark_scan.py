@@ -78,6 +78,9 @@ class _KeySearch:
     payloads: Counter = field(default_factory=Counter)
     segments: list[Segment] = field(default_factory=list)
     bit_conf: list[float] = field(default_factory=list)
+    best_found_p: float = 2.0
+    warp: tuple[float, float] = (1.0, 0.0)
+    """Speed factor and pitch shift (semitones) undone in the found window with the smallest p-value."""
 
 
 def _unnamed(det: Any, known: Any, store_failed: list[str]) -> bool:
@@ -261,6 +264,9 @@ def scan_watermark(
             if not det.found:
                 continue
             s.found_windows += 1
+            if float(det.p_value) < s.best_found_p:
+                s.best_found_p = float(det.p_value)
+                s.warp = (float(det.speed), float(det.pitch_semitones))
             s.store_confirmed_windows += int(bool(det.details.get("store_confirmed")))
             s.bit_conf.append(float(det.bit_confidence))
             if "issued_candidates" in det.details:
@@ -348,6 +354,8 @@ def scan_watermark(
                 bit_confidence=float(np.mean(s.bit_conf)) if s.bit_conf else 0.0,
                 windows=s.windows,
                 store_confirmed=found and s.store_confirmed_windows == s.found_windows,
+                speed=s.warp[0] if found else 1.0,
+                pitch_semitones=s.warp[1] if found else 0.0,
             )
         )
     return results

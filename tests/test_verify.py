@@ -187,6 +187,36 @@ def test_two_marked_outputs_joined_name_each_payload_and_record(
     assert f"({verify_env.payload})" in out and f"({verify_env.mp4_payload})" in out  # per span
 
 
+def test_two_marked_outputs_with_unmarked_audio_between_name_each_payload(verify_env: VerifyEnv, tmp_path: Path) -> None:
+    from provenance.core.audio import Audio
+    from provenance.core.io import read_audio, write_audio
+
+    a, b = read_audio(verify_env.files["marked_wav"]), read_audio(verify_env.files["marked_mp4"])
+    gap = foley_host(8.0, seed=7)  # unmarked audio of the same kind
+    path = tmp_path / "a_gap_b.wav"
+    write_audio(path, Audio(np.concatenate([a.samples, gap, b.samples[:, : a.frames]], axis=1), a.sample_rate,
+                            subtype="PCM_16"))
+    r = verify(path, settings=verify_env.settings)
+    assert r.verdict is Verdict.PARTIALLY_MARKED, r.explanation
+    assert set(r.watermark[0].payloads) == {verify_env.payload, verify_env.mp4_payload}
+    for payload in (verify_env.payload, verify_env.mp4_payload):
+        assert payload in r.explanation, r.explanation  # each payload with its spans and record
+    assert verify_env.record_id in r.explanation and "2 different payloads" in r.explanation
+    # Without a store nothing was looked up: no record is named, and none is said to be missing.
+    with Verifier(verify_env.settings, use_store=False) as v:
+        partial = v.verify(path)
+        joined = tmp_path / "a_b.wav"
+        write_audio(joined, Audio(np.concatenate([a.samples, b.samples[:, : a.frames]], axis=1), a.sample_rate,
+                                  subtype="PCM_16"))
+        whole = v.verify(joined)
+    assert partial.verdict is Verdict.PARTIALLY_MARKED and whole.verdict is Verdict.WATERMARK_ONLY
+    for r in (partial, whole):
+        for payload in (verify_env.payload, verify_env.mp4_payload):
+            assert payload in r.explanation, r.explanation
+        assert "record" not in r.explanation.replace("no record was looked up", ""), r.explanation
+    assert "has no manifest store" in whole.explanation, whole.explanation
+
+
 def test_a_store_the_verifier_may_only_read_still_answers(verify_env: VerifyEnv, monkeypatch: pytest.MonkeyPatch) -> None:
     import sqlite3
 
@@ -263,6 +293,14 @@ def test_sidecar_and_detached_manifest(verify_env: VerifyEnv, tmp_path: Path) ->
     assert r.verdict is Verdict.CREDENTIALS_VALID
     assert not r.credentials.present and r.store[0].binding == "hard"
     assert "manifest store" in r.explanation
+    # The sidecar of another marked output beside these exact bytes: the credentials fail, and the
+    # explanation says the audio is the registered output itself and the credentials another file's.
+    other = mark(verify_env.files["marked_wav"], tmp_path / "other.ogg", settings=verify_env.settings, generated=True)
+    shutil.copyfile(other.sidecar, tmp_path / "clip.ogg.c2pa")
+    r = verify(res.output, settings=verify_env.settings)
+    assert r.verdict is Verdict.CREDENTIALS_TAMPERED
+    assert "the audio is unchanged" in r.explanation and "edited or corrupted after signing" not in r.explanation
+    assert f"bind the watermark payload {other.payload}" in r.explanation, r.explanation
 
 
 def test_quiet_intro_is_not_a_splice(verify_env: VerifyEnv, tmp_path: Path) -> None:
@@ -308,6 +346,9 @@ def test_a_sped_up_file_is_found_by_the_search_within_its_budget(verify_env: Ver
         r = v.verify(tmp_path / "faster.flac")
     wm = r.watermark[0]
     assert wm.found and wm.payloads, r.watermark
+    # The report says what the search undid: 21/20 = 1.05 times the speed.
+    assert abs(wm.speed - 1.05) < 0.01 and wm.to_dict()["speed"] == wm.speed, wm
+    assert "undoing a tempo or pitch edit" in r.explanation and "1.05 times the speed" in r.explanation, r.explanation
     with Verifier(verify_env.settings, limits=VerifyLimits(search_windows=0)) as v:
         r0 = v.verify(tmp_path / "faster.flac")
     assert not r0.watermark[0].found
