@@ -100,6 +100,23 @@ def test_the_client_file_name_arrives_as_written(client: TestClient, verify_env:
     assert [r.json()["file"] for r in names] == ["été.wav"] * 3, [r.text[:200] for r in names]
 
 
+def test_a_browsers_escapes_in_a_form_file_name_are_undone(client: TestClient, verify_env: VerifyEnv) -> None:
+    # Browsers write ", CR and LF in a form part's filename= as %22, %0D and %0A (the WHATWG HTML
+    # standard): the report showed 'say %22hi%22.wav'. Any other %xx belongs to the name.
+    from detectors.service.uploads import disposition_filename
+
+    data = verify_env.files["unmarked"].read_bytes()
+    form = (b'--b2\r\nContent-Disposition: form-data; name="file"; filename="say %22hi%22 100%41.wav"\r\n\r\n'
+            + data + b"\r\n--b2--\r\n")
+    r = client.post("/v1/verify", content=form, headers={"content-type": "multipart/form-data; boundary=b2"})
+    assert r.status_code == 200 and r.json()["file"] == 'say "hi" 100%41.wav', r.text[:300]
+    part = b'form-data; name="file"; filename="a%0D%0Ab%2522%22.wav"'
+    assert disposition_filename(part, form_data=True) == 'a\r\nb%2522".wav'  # decoded once, nothing else
+    # A raw body's own Content-Disposition is no form part: its name is taken as written.
+    r = client.post("/v1/verify", content=data, headers={"Content-Disposition": 'attachment; filename="a%22b.wav"'})
+    assert r.json()["file"] == "a%22b.wav"
+
+
 def test_a_multipart_upload_is_read_like_the_same_bytes_sent_raw(client: TestClient) -> None:
     # The multipart file name arrives after the spool file was created; its extension still counts.
     data = b"these are not samples\n" * 60

@@ -65,9 +65,18 @@ def display_name(raw: str | bytes | None, default: str = "upload") -> str:
 _EXT_FILENAME = re.compile(r"""filename\*\s*=\s*([A-Za-z0-9_-]+)'[^']*'([^;\s]+)""", re.IGNORECASE)
 
 
-def disposition_filename(value: str | bytes | None) -> str | None:
+_FORM_DATA_ESCAPES = {"%22": '"', "%0D": "\r", "%0A": "\n"}
+"""What browsers write for ``"``, CR and LF in a form part's ``filename=`` (the WHATWG HTML
+standard's multipart/form-data encoding): these three, upper case, and nothing else."""
+
+
+def disposition_filename(value: str | bytes | None, *, form_data: bool = False) -> str | None:
     """The file name of a Content-Disposition value: RFC 6266's ``filename*=UTF-8''...`` (RFC 5987
-    encoded) first, then ``filename=``; None if it names none."""
+    encoded) first, then ``filename=``; None if it names none.
+
+    ``form_data``: the value heads a multipart/form-data part, whose plain ``filename=`` browsers
+    write with ``"``, CR and LF escaped as ``%22``, ``%0D`` and ``%0A``; exactly those are undone
+    (a real name may hold other ``%xx``: ``100%41.wav`` stays as it is)."""
     if not value:
         return None
     text = value.decode("utf-8", errors="replace") if isinstance(value, bytes) else header_text(value)
@@ -79,7 +88,15 @@ def disposition_filename(value: str | bytes | None) -> str | None:
     from python_multipart.multipart import parse_options_header
 
     plain = parse_options_header(text.encode("utf-8"))[1].get(b"filename")
-    return plain.decode("utf-8", errors="replace") if plain is not None else None
+    if plain is None:
+        return None
+    name = plain.decode("utf-8", errors="replace")
+    return _unescape_form_filename(name) if form_data else name
+
+
+def _unescape_form_filename(name: str) -> str:
+    """``name`` with the WHATWG form-data escapes undone in one pass (a name is decoded once)."""
+    return re.sub("%22|%0D|%0A", lambda m: _FORM_DATA_ESCAPES[m.group(0)], name)
 
 
 def header_text(value: str) -> str:
@@ -149,7 +166,7 @@ class _MultipartSink:
         disposition = self._headers.get(b"content-disposition", b"")
         _, params = parse_options_header(disposition)
         name = params.get(b"name")
-        fname = disposition_filename(disposition)
+        fname = disposition_filename(disposition, form_data=True)
         if not self.done_file and (fname is not None or name == b"file"):
             self._in_file = True
             self.filename = display_name(fname) if fname is not None else None
