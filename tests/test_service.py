@@ -360,6 +360,9 @@ def test_web_page_and_docs_are_served(client: TestClient) -> None:
     assert '<label for="file">' in html and 'src="/static/app.js"' in html and "http" not in html.split("<body>")[0]
     assert client.get("/static/app.js").status_code == 200
     assert client.get("/static/style.css").status_code == 200
+    icon = client.get("/static/favicon.svg")  # linked from the page: no /favicon.ico 404 per load
+    assert icon.status_code == 200 and icon.headers["content-type"].startswith("image/svg+xml")
+    assert '<link rel="icon" href="/static/favicon.svg"' in html
     assert client.get("/static/../service/app.py").status_code == 404
     assert client.get("/static/__init__.py").status_code == 404  # the folder is a package too
     assert client.head("/").status_code == 200

@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -33,51 +36,103 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-def test_page_verifies_marked_and_unmarked_files(verify_env: VerifyEnv, tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def server(verify_env: VerifyEnv, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The service's base URL (one real server for the module: starting one takes seconds)."""
+    config = ServiceConfig(home=verify_env.home, upload_dir=tmp_path_factory.mktemp("web-up"), workers=1,
+                           rate_limit_per_min=0)
+    with running_server(config) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
     sync_api = pytest.importorskip("playwright.sync_api")
-    config = ServiceConfig(home=verify_env.home, upload_dir=tmp_path / "up", workers=1, rate_limit_per_min=0)
-    shot = tmp_path / "verify-page.png"
-    with running_server(config) as url, sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+    with sync_api.sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
         try:
-            page = browser.new_page(viewport={"width": 1100, "height": 900})
-            errors: list[str] = []
-            page.on("pageerror", lambda e: errors.append(str(e)))
-            page.goto(url + "/")
-            assert page.title() == "FoleySeal: verify audio"
-            # Accessible: the file input has a label, the drop zone is keyboard-focusable.
-            file_input = page.get_by_label("Audio or video file")
-            assert page.get_attribute("#drop", "tabindex") == "0"
-
-            file_input.set_input_files(str(verify_env.files["marked_wav"]))
-            page.wait_for_selector('#verdict[data-verdict="credentials_valid"]', timeout=60_000)
-            assert page.inner_text("#verdict-code") == "credentials_valid"
-            assert page.inner_text("#verdict-title") == "Valid Content Credentials"
-            assert "AI-generated" in page.inner_text("#explanation")
-            creds = page.inner_text("#credentials")
-            assert "FoleySeal Development Signer" in creds and "Trusted" in creds
-            assert "a brook with water drops" in creds  # the prompt from the generation record
-            assert page.locator("#timeline svg rect.segment").count() == 1
-            assert "Watermarked: 0:00.0" in page.inner_text("#timeline-caption")
-            page.screenshot(path=str(shot), full_page=True)
-
-            file_input.set_input_files(str(verify_env.files["unmarked"]))
-            page.wait_for_selector('#verdict[data-verdict="no_evidence"]', timeout=60_000)
-            assert page.inner_text("#verdict-title") == "No provenance evidence found"
-            assert "does NOT mean the audio was made by a person" in page.inner_text("#explanation")
-            assert page.locator("#timeline svg rect.segment").count() == 0
-
-            junk = tmp_path / "junk.wav"
-            junk.write_bytes(b"definitely not audio\n" * 30)
-            file_input.set_input_files(str(junk))
-            page.wait_for_selector("#error:not([hidden])", timeout=60_000)
-            assert "junk.wav" in page.inner_text("#error")
-            assert page.get_attribute("#verdict", "data-verdict") == "error"
-            assert errors == []
+            yield chromium
         finally:
-            browser.close()
+            chromium.close()
+
+
+@dataclass
+class PageLog:
+    """What went wrong while a page was open: script errors, console errors, failed requests and
+    answers of 400 or more (each as one line)."""
+
+    errors: list[str] = field(default_factory=list)
+    requests: list[str] = field(default_factory=list)
+    """Every URL the page asked for."""
+
+
+def open_page(browser: Any, *, width: int = 1100, height: int = 900) -> tuple[Any, PageLog]:
+    """A new page in a fresh context (no shared cache or state) and its :class:`PageLog`."""
+    page = browser.new_context(viewport={"width": width, "height": height}).new_page()
+    log = PageLog()
+    page.on("pageerror", lambda e: log.errors.append(f"pageerror: {e}"))
+    page.on("console", lambda m: log.errors.append(f"console: {m.text}") if m.type == "error" else None)
+    page.on("requestfailed", lambda r: log.errors.append(f"failed: {r.url} {r.failure}"))
+    page.on("response", lambda r: log.errors.append(f"HTTP {r.status}: {r.url}") if r.status >= 400 else None)
+    page.on("request", lambda r: log.requests.append(r.url))
+    return page, log
+
+
+def test_page_verifies_marked_and_unmarked_files(
+    verify_env: VerifyEnv, server: str, browser: Any, tmp_path: Path
+) -> None:
+    shot = tmp_path / "verify-page.png"
+    page, log = open_page(browser)
+    try:
+        page.goto(server + "/")
+        assert page.title() == "FoleySeal: verify audio"
+        # Accessible: the file input has a label, the drop zone is keyboard-focusable.
+        file_input = page.get_by_label("Audio or video file")
+        assert page.get_attribute("#drop", "tabindex") == "0"
+
+        file_input.set_input_files(str(verify_env.files["marked_wav"]))
+        page.wait_for_selector('#verdict[data-verdict="credentials_valid"]', timeout=60_000)
+        assert page.inner_text("#verdict-code") == "credentials_valid"
+        assert page.inner_text("#verdict-title") == "Valid Content Credentials"
+        assert "AI-generated" in page.inner_text("#explanation")
+        creds = page.inner_text("#credentials")
+        assert "FoleySeal Development Signer" in creds and "Trusted" in creds
+        assert "a brook with water drops" in creds  # the prompt from the generation record
+        assert page.locator("#timeline svg rect.segment").count() == 1
+        assert "Watermarked: 0:00.0" in page.inner_text("#timeline-caption")
+        page.screenshot(path=str(shot), full_page=True)
+
+        file_input.set_input_files(str(verify_env.files["unmarked"]))
+        page.wait_for_selector('#verdict[data-verdict="no_evidence"]', timeout=60_000)
+        assert page.inner_text("#verdict-title") == "No provenance evidence found"
+        assert "does NOT mean the audio was made by a person" in page.inner_text("#explanation")
+        assert page.locator("#timeline svg rect.segment").count() == 0
+
+        junk = tmp_path / "junk.wav"
+        junk.write_bytes(b"definitely not audio\n" * 30)
+        file_input.set_input_files(str(junk))
+        page.wait_for_selector("#error:not([hidden])", timeout=60_000)
+        assert "junk.wav" in page.inner_text("#error")
+        assert page.get_attribute("#verdict", "data-verdict") == "error"
+        assert [e for e in log.errors if "422" not in e] == []  # junk.wav is answered 422, as it should
+    finally:
+        page.context.close()
     assert shot.stat().st_size > 10_000
     if os.environ.get("FOLEYSEAL_SAVE_SCREENSHOT") == "1":
         dest = REPO / "docs" / "screenshots" / "verify-page.png"
         dest.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(shot, dest)
+
+
+def test_the_page_loads_with_its_icon_and_no_failed_request(server: str, browser: Any) -> None:
+    # Without an icon of its own, the browser asked for /favicon.ico on every load: a 404 logged.
+    page, log = open_page(browser)
+    try:
+        with page.expect_response(lambda r: "favicon" in r.url) as icon:
+            page.goto(server + "/")
+        assert (icon.value.url, icon.value.status) == (server + "/static/favicon.svg", 200)
+        assert icon.value.headers["content-type"].startswith("image/svg+xml")
+        page.wait_for_load_state("networkidle")
+        assert log.errors == []
+    finally:
+        page.context.close()
