@@ -161,3 +161,70 @@ def test_a_phone_wide_page_has_no_sideways_scroll_and_readable_lists(
         assert layout["narrowest"] >= 200, layout  # px: a meaning spans (nearly) the card
     finally:
         page.context.close()
+
+
+class HeldVerifications:
+    """Holds the page's ``POST /v1/verify`` requests (``page.route``) until the test answers them;
+    with ``hold=n``, only the next ``n``, later ones go through to the server."""
+
+    def __init__(self, page: Any, hold: int = 1) -> None:
+        self.page = page
+        self.routes: list[Any] = []
+        self._hold = hold
+        page.route("**/v1/verify", self._handle)
+
+    def _handle(self, route: Any) -> None:
+        if self._hold > 0:
+            self._hold -= 1
+            self.routes.append(route)
+        else:
+            route.continue_()
+
+    def wait(self, n: int, timeout_s: float = 30.0) -> Any:
+        """The ``n``-th held route (1-based), once the page has sent it."""
+        import time
+
+        deadline = time.monotonic() + timeout_s
+        while len(self.routes) < n:
+            assert time.monotonic() < deadline, f"the page sent {len(self.routes)} held request(s), not {n}"
+            self.page.wait_for_timeout(20)
+        return self.routes[n - 1]
+
+
+def _fake_report(verdict: str, file: str) -> str:
+    """A minimal report body, as /v1/verify answers it."""
+    import json
+
+    return json.dumps({"verdict": verdict, "title": verdict, "explanation": "", "file": file, "size_bytes": 1,
+                       "container": None, "credentials": None, "watermark": [], "store": [], "notes": []})
+
+
+def test_a_newer_choice_aborts_the_running_verification(verify_env: VerifyEnv, server: str, browser: Any) -> None:
+    # While A ran, choosing B started a second request; whichever answered last was shown (A's
+    # verdict under B's name), and A's end re-enabled Verify while B still ran.
+    from playwright.sync_api import Error as PlaywrightError
+
+    page, _ = open_page(browser)
+    failed: list[str] = []
+    page.on("requestfailed", lambda r: failed.append(r.failure or "") if "/v1/verify" in r.url else None)
+    try:
+        page.goto(server + "/")
+        held = HeldVerifications(page)
+        page.set_input_files("#file", str(verify_env.files["unmarked"]))
+        first = held.wait(1)
+        assert page.is_disabled("#submit")
+        page.set_input_files("#file", str(verify_env.files["marked_wav"]))
+        page.wait_for_selector('#verdict[data-verdict="credentials_valid"]', timeout=60_000)
+        # A's answer, arriving late: too late to be shown (its request was aborted).
+        try:
+            first.fulfill(status=200, content_type="application/json", body=_fake_report("no_evidence", "unmarked.wav"))
+        except PlaywrightError:
+            pass  # the page has cancelled it: the answer has nowhere to go
+        page.wait_for_timeout(300)
+        assert page.get_attribute("#verdict", "data-verdict") == "credentials_valid"
+        assert page.inner_text("#file-line").startswith("marked.wav")
+        assert page.inner_text("#status") == "Verified marked.wav."
+        assert failed and all("abort" in f.lower() for f in failed), failed  # A was cancelled, not left running
+        assert not page.is_disabled("#submit") and page.get_attribute("#verify-form", "aria-busy") == "false"
+    finally:
+        page.context.close()

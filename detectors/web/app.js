@@ -197,20 +197,44 @@
     result.hidden = false;
   }
 
+  // One verification at a time. A newer choice (file input, drop) aborts the request before it,
+  // and only the latest request may touch the page: an answer already on its way when it was
+  // superseded is dropped by its token, so the verdict shown is always the chosen file's.
+  let latest = 0;            // token of the newest request
+  let inFlight = null;       // its AbortController while it runs
+
+  function isLatest(token) { return token === latest; }
+
+  // Cancel the running request, if any; its promise settles quietly (see verify()).
+  function abortRunning() {
+    if (inFlight) inFlight.abort();
+    inFlight = null;
+  }
+
+  function setBusy(busy) {
+    submit.disabled = busy;
+    form.setAttribute("aria-busy", busy ? "true" : "false");
+  }
+
   async function verify(file) {
-    clearError();
     if (!file) {
       showError("Choose a file first.");
       return;
     }
-    submit.disabled = true;
+    abortRunning();
+    const token = ++latest;
+    clearError();
+    const controller = new AbortController();
+    inFlight = controller;
+    setBusy(true);
     setStatus(`Uploading and verifying ${file.name}…`);
     const body = new FormData();
     body.append("file", file, file.name);
     try {
-      const resp = await fetch("/v1/verify", { method: "POST", body });
+      const resp = await fetch("/v1/verify", { method: "POST", body, signal: controller.signal });
       let data = null;
       try { data = await resp.json(); } catch (e) { data = null; }
+      if (!isLatest(token)) return;  // superseded while its answer was read
       if (resp.ok && data) {
         render(data);
         setStatus(`Verified ${file.name}.`);
@@ -224,10 +248,14 @@
         showError(`${file.name}: ${(data && data.detail) || resp.statusText || "verification failed"} (HTTP ${resp.status})`);
       }
     } catch (err) {
+      if (!isLatest(token)) return;  // aborted for a newer choice, which reports for itself
       setStatus("");
       showError(`Could not reach the server: ${err}`);
     } finally {
-      submit.disabled = false;
+      if (isLatest(token)) {
+        inFlight = null;
+        setBusy(false);
+      }
     }
   }
 
