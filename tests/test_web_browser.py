@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -164,24 +164,26 @@ def test_a_phone_wide_page_has_no_sideways_scroll_and_readable_lists(
 
 
 class HeldVerifications:
-    """Holds the page's ``POST /v1/verify`` requests (``page.route``) until the test answers them;
-    with ``hold=n``, only the next ``n``, later ones go through to the server."""
+    """Holds the page's ``POST /v1/verify`` requests numbered in ``hold`` (1 = the first sent
+    after this was set up) until the test answers them (``page.route``); the others go through
+    to the server."""
 
-    def __init__(self, page: Any, hold: int = 1) -> None:
+    def __init__(self, page: Any, hold: Collection[int] = (1,)) -> None:
         self.page = page
         self.routes: list[Any] = []
-        self._hold = hold
+        self._hold = set(hold)
+        self._sent = 0
         page.route("**/v1/verify", self._handle)
 
     def _handle(self, route: Any) -> None:
-        if self._hold > 0:
-            self._hold -= 1
+        self._sent += 1
+        if self._sent in self._hold:
             self.routes.append(route)
         else:
             route.continue_()
 
     def wait(self, n: int, timeout_s: float = 30.0) -> Any:
-        """The ``n``-th held route (1-based), once the page has sent it."""
+        """The ``n``-th held route (1-based, in the order held), once the page has sent it."""
         import time
 
         deadline = time.monotonic() + timeout_s
@@ -226,5 +228,33 @@ def test_a_newer_choice_aborts_the_running_verification(verify_env: VerifyEnv, s
         assert page.inner_text("#status") == "Verified marked.wav."
         assert failed and all("abort" in f.lower() for f in failed), failed  # A was cancelled, not left running
         assert not page.is_disabled("#submit") and page.get_attribute("#verify-form", "aria-busy") == "false"
+    finally:
+        page.context.close()
+
+
+def test_a_verdict_never_stands_under_another_files_name(verify_env: VerifyEnv, server: str, browser: Any) -> None:
+    # A's verdict stayed on screen while B uploaded, and under B's error when B failed without a
+    # report (413, 429, a time-out, the network).
+    page, _ = open_page(browser)
+    try:
+        page.goto(server + "/")
+        page.set_input_files("#file", str(verify_env.files["marked_wav"]))
+        page.wait_for_selector('#verdict[data-verdict="credentials_valid"]', timeout=60_000)
+        held = HeldVerifications(page, hold=(1, 3))
+        page.set_input_files("#file", str(verify_env.files["unmarked"]))
+        too_large = held.wait(1)
+        assert page.is_hidden("#result"), "A's verdict is shown while B is verified"
+        too_large.fulfill(status=413, content_type="application/json", body='{"detail": "upload is too large"}')
+        page.wait_for_selector("#error:not([hidden])")
+        assert page.inner_text("#error").startswith("unmarked.wav: upload is too large (HTTP 413)")
+        assert page.is_hidden("#result")
+
+        page.set_input_files("#file", str(verify_env.files["marked_wav"]))
+        page.wait_for_selector('#verdict[data-verdict="credentials_valid"]', timeout=60_000)
+        page.set_input_files("#file", str(verify_env.files["unmarked"]))
+        held.wait(2).abort("connectionreset")
+        page.wait_for_selector("#error:not([hidden])")
+        assert page.inner_text("#error").startswith("Could not reach the server")
+        assert page.is_hidden("#result")
     finally:
         page.context.close()

@@ -27,6 +27,12 @@
     errorEl.hidden = true;
   }
 
+  // The result belongs to one file: hidden from the moment another is sent, and left hidden
+  // when that one fails without a report, so that no verdict stands under another file's name.
+  function hideResult() {
+    result.hidden = true;
+  }
+
   function fmtTime(seconds) {
     const s = Math.max(0, seconds || 0);
     const m = Math.floor(s / 60);
@@ -224,6 +230,7 @@
     abortRunning();
     const token = ++latest;
     clearError();
+    hideResult();
     const controller = new AbortController();
     inFlight = controller;
     setBusy(true);
@@ -244,11 +251,13 @@
         setStatus("");
         showError(`${file.name}: ${data.detail || "the file could not be examined"}`);
       } else {
+        hideResult();
         setStatus("");
         showError(`${file.name}: ${(data && data.detail) || resp.statusText || "verification failed"} (HTTP ${resp.status})`);
       }
     } catch (err) {
       if (!isLatest(token)) return;  // aborted for a newer choice, which reports for itself
+      hideResult();
       setStatus("");
       showError(`Could not reach the server: ${err}`);
     } finally {
