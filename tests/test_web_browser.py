@@ -258,3 +258,43 @@ def test_a_verdict_never_stands_under_another_files_name(verify_env: VerifyEnv, 
         assert page.is_hidden("#result")
     finally:
         page.context.close()
+
+
+def drop_files(page: Any, paths: list[Path], target: str) -> dict[str, bool]:
+    """Drag ``paths`` onto the element ``target`` (a CSS selector) and drop them there, as a
+    person would; which of the events the page cancelled (``dragover``, ``drop``: the browser
+    opens a file dropped where they are not cancelled, in place of the page)."""
+    import base64
+
+    files = [{"name": p.name, "b64": base64.b64encode(p.read_bytes()).decode()} for p in paths]
+    return page.evaluate("""([files, target]) => {
+        const dt = new DataTransfer();
+        for (const f of files) {
+            const bytes = Uint8Array.from(atob(f.b64), (c) => c.charCodeAt(0));
+            dt.items.add(new File([bytes], f.name, {type: "application/octet-stream"}));
+        }
+        const el = document.querySelector(target);
+        const fire = (type) => !el.dispatchEvent(
+            new DragEvent(type, {dataTransfer: dt, bubbles: true, cancelable: true}));
+        return {dragenter: fire("dragenter"), dragover: fire("dragover"), drop: fire("drop")};
+    }""", [files, target])
+
+
+def test_a_file_dropped_beside_the_zone_is_verified_not_opened(
+    verify_env: VerifyEnv, server: str, browser: Any
+) -> None:
+    # Dropped outside the drop zone, a file replaced the page (the browser's default).
+    page, log = open_page(browser)
+    try:
+        page.goto(server + "/")
+        cancelled = drop_files(page, [verify_env.files["marked_wav"]], "h1")
+        assert cancelled == {"dragenter": True, "dragover": True, "drop": True}
+        page.wait_for_selector('#verdict[data-verdict="credentials_valid"]', timeout=60_000)
+        # On the zone itself, as before: one verification per drop.
+        sent: list[str] = []
+        page.on("request", lambda r: sent.append(r.url) if r.url.endswith("/v1/verify") else None)
+        assert drop_files(page, [verify_env.files["unmarked"]], "#drop")["drop"]
+        page.wait_for_selector('#verdict[data-verdict="no_evidence"]', timeout=60_000)
+        assert len(sent) == 1 and log.errors == []
+    finally:
+        page.context.close()

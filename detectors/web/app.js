@@ -284,12 +284,15 @@
       input.click();
     }
   });
-  drop.addEventListener("dragover", (ev) => {
-    ev.preventDefault();
-    drop.classList.add("over");
-  });
+  drop.addEventListener("dragover", () => drop.classList.add("over"));
   drop.addEventListener("dragleave", () => drop.classList.remove("over"));
-  drop.addEventListener("drop", (ev) => {
+  // Dragging and dropping is handled for the whole window: the browser's default for a file
+  // dropped beside the zone is to open it in place of the page. A drop anywhere counts as a
+  // drop on the zone (it bubbles here from the zone too).
+  for (const type of ["dragenter", "dragover"]) {
+    window.addEventListener(type, (ev) => ev.preventDefault());
+  }
+  window.addEventListener("drop", (ev) => {
     ev.preventDefault();
     drop.classList.remove("over");
     const f = ev.dataTransfer && ev.dataTransfer.files && ev.dataTransfer.files[0];
