@@ -84,6 +84,19 @@ def test_unexaminable_file_is_422_with_message_and_report(client: TestClient) ->
     assert r.status_code == 400 and "incomplete" in r.json()["detail"], r.text
 
 
+def test_a_bare_manifest_is_422_and_says_how_to_send_it(client: TestClient, verify_env: VerifyEnv) -> None:
+    # A .c2pa sidecar sent as the file was reported credentials_tampered: it is no media.
+    sidecar = Path(str(verify_env.files["signed_ogg"]) + ".c2pa")
+    r = _upload(client, sidecar)
+    assert r.status_code == 422, r.text[:300]
+    assert r.json()["detail"] == ("this file is a C2PA manifest (a sidecar), not audio or video: "
+                                  "send it as the `sidecar` part with its file")
+    assert r.json()["report"]["verdict"] == "error" and r.json()["report"]["file"] == "signed.ogg.c2pa"
+    # The soft-binding API's answer for content that is no audio or video format.
+    r = _upload(client, sidecar, url="/matches/byContent")
+    assert r.status_code == 415 and "C2PA manifest" in r.json()["detail"]
+
+
 def test_the_client_file_name_arrives_as_written(client: TestClient, verify_env: VerifyEnv) -> None:
     data = verify_env.files["unmarked"].read_bytes()
     names = [

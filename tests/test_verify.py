@@ -233,6 +233,27 @@ def test_sidecar_and_detached_manifest(verify_env: VerifyEnv, tmp_path: Path) ->
     assert "manifest store" in r.explanation
 
 
+def test_a_bare_manifest_is_an_error_that_says_what_it_is(
+    verify_env: VerifyEnv, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A .c2pa sidecar verified on its own was read as its own sidecar and reported
+    # credentials_tampered ("audio or manifest changed after signing"): it is no media at all.
+    sidecar = Path(str(verify_env.files["signed_ogg"]) + ".c2pa")
+    renamed = tmp_path / "clip.wav"  # judged by its bytes, not its name
+    shutil.copyfile(sidecar, renamed)
+    with Verifier(verify_env.settings) as v:
+        for path in (sidecar, renamed):
+            r = v.verify(path)
+            assert r.verdict is Verdict.ERROR, (path.name, r.verdict, r.explanation)
+            assert r.error == ("this file is a C2PA manifest (a sidecar), not audio or video: "
+                               "verify the file it belongs to, with the sidecar beside it")
+            assert r.sha256 and r.size_bytes == sidecar.stat().st_size
+        r = v.verify(verify_env.files["signed_ogg"])  # the file it belongs to, the sidecar beside it
+        assert r.verdict is Verdict.CREDENTIALS_VALID and r.credentials.source == "sidecar"
+    rc, out = _cli(["verify", str(sidecar)], verify_env, capsys)
+    assert rc == EXIT_ERROR == 3 and "C2PA manifest (a sidecar)" in out
+
+
 def test_quiet_intro_is_not_a_splice(verify_env: VerifyEnv, tmp_path: Path) -> None:
     from provenance.core.audio import Audio
     from provenance.core.io import read_audio, write_audio

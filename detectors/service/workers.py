@@ -56,6 +56,10 @@ class WorkerSpec:
     """Detector threads per verification (1 when each worker process has its own core)."""
 
 
+SIDECAR_PART_ADVICE = "send it as the `sidecar` part with its file"
+"""What the service tells a client that sent a bare ``.c2pa`` manifest as the file to verify."""
+
+
 # --------------------------------------------------------------------------------------------
 # inside a worker
 
@@ -71,7 +75,8 @@ def _build_verifier(spec: WorkerSpec) -> Any:
     if spec.database_url:
         settings = replace(settings, store_url=spec.database_url)
     limits = VerifyLimits(time_limit_s=spec.verify_timeout_s, max_bytes=spec.max_bytes)
-    return Verifier(settings, extra_trust_anchors=spec.trust_anchors, limits=limits, threads=spec.threads)
+    return Verifier(settings, extra_trust_anchors=spec.trust_anchors, limits=limits, threads=spec.threads,
+                    sidecar_advice=SIDECAR_PART_ADVICE)
 
 
 def run_job(verifier: Any, op: str, args: dict[str, Any]) -> Any:
