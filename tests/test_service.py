@@ -84,6 +84,42 @@ def test_unexaminable_file_is_422_with_message_and_report(client: TestClient) ->
     assert r.status_code == 400 and "incomplete" in r.json()["detail"], r.text
 
 
+def test_a_sidecar_travels_with_its_file_in_either_order(
+    client: TestClient, verify_env: VerifyEnv, upload_dir: Path
+) -> None:
+    # An Ogg signed by `foleyseal sign` keeps its manifest in signed.ogg.c2pa; only the first
+    # file part of a form was kept, so such a file could not be verified through the service.
+    ogg = verify_env.files["signed_ogg"]
+    sidecar = Path(str(ogg) + ".c2pa")
+
+    def form(*parts: tuple[str, Path]) -> httpx.Response:
+        files = [(field, (path.name, path.read_bytes(), "application/octet-stream")) for field, path in parts]
+        return client.post("/v1/verify", files=files)
+
+    alone = _upload(client, ogg)
+    assert alone.status_code == 200 and alone.json()["verdict"] != "credentials_valid"
+    assert not alone.json()["credentials"]["present"]
+    for parts in (
+        [("file", ogg), ("sidecar", sidecar)],
+        [("sidecar", sidecar), ("file", ogg)],
+        [("file", ogg), ("file", sidecar)],  # a second file part named *.c2pa is the sidecar
+        [("file", sidecar), ("file", ogg)],
+    ):
+        r = form(*parts)
+        assert r.status_code == 200, (parts, r.text[:300])
+        report = r.json()
+        assert (report["verdict"], report["credentials"]["source"], report["file"]) == (
+            "credentials_valid", "sidecar", "signed.ogg"), parts
+    r = form(("file", ogg), ("sidecar", sidecar), ("sidecar", sidecar))
+    assert r.status_code == 400 and "more than one sidecar" in r.json()["detail"]
+    r = client.post("/v1/verify", files=[("file", ("signed.ogg", ogg.read_bytes())),
+                                         ("sidecar", ("big.c2pa", b"\0" * (16 * 2**20 + 1)))])
+    assert r.status_code == 413 and "sidecar is larger than the limit of 16777216 bytes" in r.json()["detail"]
+    r = form(("sidecar", sidecar))
+    assert r.status_code == 400 and "no file" in r.json()["detail"]
+    assert [p for p in (upload_dir / "uploads").rglob("*") if p.is_file()] == []  # sidecars deleted too
+
+
 def test_a_bare_manifest_is_422_and_says_how_to_send_it(client: TestClient, verify_env: VerifyEnv) -> None:
     # A .c2pa sidecar sent as the file was reported credentials_tampered: it is no media.
     sidecar = Path(str(verify_env.files["signed_ogg"]) + ".c2pa")
@@ -383,7 +419,9 @@ def test_web_page_and_docs_are_served(client: TestClient) -> None:
     for p in ("/v1/verify", "/v1/health", "/matches/byBinding", "/matches/byContent", "/manifests/{manifestId}",
               "/services/supportedAlgorithms"):
         assert p in spec["paths"], p
-    assert "multipart/form-data" in spec["paths"]["/v1/verify"]["post"]["requestBody"]["content"]
+    for path in ("/v1/verify", "/matches/byContent"):  # both take the file, and its sidecar
+        form = spec["paths"][path]["post"]["requestBody"]["content"]["multipart/form-data"]["schema"]
+        assert set(form["properties"]) == {"file", "sidecar"} and form["required"] == ["file"], path
 
 
 def test_reads_are_rate_limited_per_client(verify_env: VerifyEnv, tmp_path: Path) -> None:

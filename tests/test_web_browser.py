@@ -298,3 +298,40 @@ def test_a_file_dropped_beside_the_zone_is_verified_not_opened(
         assert len(sent) == 1 and log.errors == []
     finally:
         page.context.close()
+
+
+def test_a_file_and_its_sidecar_are_sent_together(verify_env: VerifyEnv, server: str, browser: Any) -> None:
+    # The page sent one file: an Ogg whose manifest is in its .c2pa sidecar could not be verified.
+    ogg = verify_env.files["signed_ogg"]
+    sidecar = Path(str(ogg) + ".c2pa")
+    page, log = open_page(browser)
+    sent: list[str] = []
+    page.on("request", lambda r: sent.append(r.url) if r.url.endswith("/v1/verify") else None)
+
+    def status_after(text: str) -> None:
+        page.wait_for_function("(t) => document.getElementById('status').textContent === t", arg=text,
+                               timeout=60_000)
+
+    try:
+        page.goto(server + "/")
+        assert page.get_attribute("#file", "multiple") is not None
+        page.set_input_files("#file", [str(ogg), str(sidecar)])
+        status_after("Verified signed.ogg with its sidecar signed.ogg.c2pa.")
+        assert page.get_attribute("#verdict", "data-verdict") == "credentials_valid"
+        assert "sidecar signed.ogg.c2pa (sent with the file)" in page.inner_text("#credentials")
+
+        drop_files(page, [sidecar, ogg], "#drop")  # in either order
+        status_after("Verified signed.ogg with its sidecar signed.ogg.c2pa.")
+        assert page.get_attribute("#verdict", "data-verdict") == "credentials_valid"
+
+        page.set_input_files("#file", str(ogg))  # without it: no credentials travel with the file
+        status_after("Verified signed.ogg.")
+        assert page.get_attribute("#verdict", "data-verdict") != "credentials_valid"
+        assert len(sent) == 3
+
+        page.set_input_files("#file", str(sidecar))  # alone: a manifest, not media; nothing sent
+        page.wait_for_selector("#error:not([hidden])")
+        assert page.inner_text("#error").startswith("signed.ogg.c2pa is a C2PA manifest (a sidecar)")
+        assert page.is_hidden("#result") and len(sent) == 3 and log.errors == []
+    finally:
+        page.context.close()

@@ -140,7 +140,8 @@
     $("timeline-caption").textContent = caption;
   }
 
-  function render(report) {
+  // sidecarName: the .c2pa sent with the file, if any, named where the credentials came from it.
+  function render(report, sidecarName) {
     const verdict = $("verdict");
     verdict.dataset.verdict = report.verdict;
     $("verdict-title").textContent = report.title || report.verdict;
@@ -152,7 +153,11 @@
     drawTimeline(report);
 
     let cred = report.credentials && report.credentials.present ? report.credentials : null;
-    let credFrom = cred ? (cred.source === "sidecar" ? "sidecar .c2pa file" : "embedded in the file") : null;
+    let credFrom = null;
+    if (cred) {
+      credFrom = cred.source !== "sidecar" ? "embedded in the file"
+        : sidecarName ? `sidecar ${sidecarName} (sent with the file)` : "sidecar .c2pa file";
+    }
     const stored = (report.store || [])[0];
     if (!cred && stored && stored.credentials && stored.credentials.present) {
       cred = stored.credentials;
@@ -222,32 +227,74 @@
     form.setAttribute("aria-busy", busy ? "true" : "false");
   }
 
-  async function verify(file) {
+  // Start a new request's turn: the running one is aborted and its answer will be dropped.
+  function supersede() {
+    abortRunning();
+    return ++latest;
+  }
+
+  const isSidecar = (f) => /\.c2pa$/i.test(f.name);
+
+  // What a selection (file input or drop) sends: its first audio or video file, and the .c2pa
+  // sidecar that goes with it: the one named after it (clip.ogg.c2pa, or clip.c2pa as c2patool
+  // names it), else the only one chosen. `others`: files left out (one file at a time).
+  function pickFiles(list) {
+    const files = Array.from(list || []);
+    const media = files.filter((f) => !isSidecar(f));
+    const sidecars = files.filter(isSidecar);
+    const file = media[0] || null;
+    let sidecar = null;
+    if (file) {
+      const stem = file.name.replace(/\.[^.]*$/, "");
+      sidecar = sidecars.find((m) => m.name === file.name + ".c2pa") ||
+        sidecars.find((m) => m.name === stem + ".c2pa") ||
+        (sidecars.length === 1 ? sidecars[0] : null);
+    }
+    return { file, sidecar, sidecars, others: Math.max(0, media.length - 1) };
+  }
+
+  // A manifest chosen without its file is no media: said here, without an upload.
+  function refuseLoneSidecar(sidecar) {
+    supersede();
+    setBusy(false);
+    hideResult();
+    setStatus("");
+    clearError();
+    showError(`${sidecar.name} is a C2PA manifest (a sidecar), not audio or video: ` +
+      "choose or drop it together with the file it belongs to.");
+  }
+
+  async function verify(list) {
+    const { file, sidecar, sidecars, others } = pickFiles(list);
     if (!file) {
-      showError("Choose a file first.");
+      if (sidecars.length) refuseLoneSidecar(sidecars[0]);
+      else showError("Choose a file first.");
       return;
     }
-    abortRunning();
-    const token = ++latest;
+    const token = supersede();
     clearError();
     hideResult();
     const controller = new AbortController();
     inFlight = controller;
     setBusy(true);
-    setStatus(`Uploading and verifying ${file.name}…`);
+    const what = sidecar ? `${file.name} with its sidecar ${sidecar.name}` : file.name;
+    const skipped = others ? ` (one file at a time: ${others} other file(s) not sent)` : "";
+    setStatus(`Uploading and verifying ${what}…${skipped}`);
     const body = new FormData();
     body.append("file", file, file.name);
+    if (sidecar) body.append("sidecar", sidecar, sidecar.name);
+    const sidecarName = sidecar ? sidecar.name : null;
     try {
       const resp = await fetch("/v1/verify", { method: "POST", body, signal: controller.signal });
       let data = null;
       try { data = await resp.json(); } catch (e) { data = null; }
       if (!isLatest(token)) return;  // superseded while its answer was read
       if (resp.ok && data) {
-        render(data);
-        setStatus(`Verified ${file.name}.`);
+        render(data, sidecarName);
+        setStatus(`Verified ${what}.${skipped}`);
         $("verdict-title").focus({ preventScroll: false });
       } else if (data && data.report) {
-        render(data.report);
+        render(data.report, sidecarName);
         setStatus("");
         showError(`${file.name}: ${data.detail || "the file could not be examined"}`);
       } else {
@@ -272,10 +319,10 @@
 
   form.addEventListener("submit", (ev) => {
     ev.preventDefault();
-    verify(input.files && input.files[0]);
+    verify(input.files);
   });
   input.addEventListener("change", () => {
-    if (input.files && input.files[0]) verify(input.files[0]);
+    if (input.files && input.files.length) verify(input.files);
   });
   drop.addEventListener("click", () => input.click());
   drop.addEventListener("keydown", (ev) => {
@@ -295,8 +342,8 @@
   window.addEventListener("drop", (ev) => {
     ev.preventDefault();
     drop.classList.remove("over");
-    const f = ev.dataTransfer && ev.dataTransfer.files && ev.dataTransfer.files[0];
-    if (f) verify(f);
+    const files = ev.dataTransfer && ev.dataTransfer.files;
+    if (files && files.length) verify(files);
   });
 
   fetch("/v1/health").then((r) => r.ok ? r.json() : null).then((h) => {
