@@ -335,3 +335,20 @@ def test_a_file_and_its_sidecar_are_sent_together(verify_env: VerifyEnv, server:
         assert page.is_hidden("#result") and len(sent) == 3 and log.errors == []
     finally:
         page.context.close()
+
+
+def test_the_api_documentation_renders_offline(server: str, browser: Any) -> None:
+    # The page links to /docs, which loaded Swagger UI from a CDN: a blank page offline.
+    page, log = open_page(browser)
+    try:
+        page.goto(server + "/")
+        page.click("text=OpenAPI documentation")
+        page.wait_for_selector(".opblock", timeout=15_000)
+        page.wait_for_load_state("networkidle")
+        assert page.url == server + "/docs"
+        operations = page.locator(".opblock-summary-path").all_inner_texts()
+        assert {"/v1/verify", "/v1/health", "/matches/byContent"} <= {o.replace("\u200b", "") for o in operations}
+        assert [u for u in log.requests if not u.startswith(server + "/")] == []  # nothing from outside
+        assert log.errors == []
+    finally:
+        page.context.close()
