@@ -20,7 +20,12 @@ from fastapi.testclient import TestClient
 from detectors.service import ServiceConfig, create_app
 from detectors.service.api_keys import ApiKeyStore
 from provenance.core.errors import StoreError
-from tests._verify_fixtures import VerifyEnv, running_server, verify_env  # noqa: F401
+from tests import _verify_fixtures
+from tests._verify_fixtures import VerifyEnv, running_server
+
+# The session fixture, held by this module (which therefore builds its own): assigned, since an
+# imported fixture reads to pyflakes as an unused import that each test's argument redefines.
+verify_env = _verify_fixtures.verify_env
 
 ALG = "org.foleyseal.audio-wm.1"
 

@@ -25,7 +25,12 @@ from foleyseal.cli.verify import (
     EXIT_VALID,
     combined_exit_code,
 )
-from tests._verify_fixtures import SR, VerifyEnv, foley_host, settings_without_store, verify_env  # noqa: F401
+from tests import _verify_fixtures
+from tests._verify_fixtures import SR, VerifyEnv, foley_host, settings_without_store
+
+# The session fixture, held by this module (which therefore builds its own): assigned, since an
+# imported fixture reads to pyflakes as an unused import that each test's argument redefines.
+verify_env = _verify_fixtures.verify_env
 
 EXPECTED = {
     "marked_wav": Verdict.CREDENTIALS_VALID,

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import logging
 import multiprocessing as mp
 import os
@@ -99,8 +100,8 @@ def _worker_main(conn: Any, spec: WorkerSpec, scratch: str) -> None:
     try:
         verifier = _build_verifier(spec)
         # Load the heavy modules now, not on the first request.
-        import provenance.c2pa.read  # noqa: F401
-        import provenance.watermark  # noqa: F401
+        for module in ("provenance.c2pa.read", "provenance.watermark"):
+            importlib.import_module(module)
 
         verifier._get_store()
         conn.send(("ready", None))
