@@ -79,3 +79,30 @@ def hash_and_scan(path: Path, deadline: float | None) -> tuple[str, bool]:
             if deadline is not None and time.monotonic() > deadline:
                 raise DeadlineExceeded("verification exceeded its time limit while hashing")
     return h.hexdigest(), marker
+
+
+def is_manifest_store(path: Path) -> bool:
+    """Whether the file *is* a C2PA manifest store (what a ``.c2pa`` sidecar holds), judged by
+    its first bytes, not its name: a JUMBF superbox (``jumb``) whose description box (``jumd``)
+    names the C2PA store's UUID. Such a file is no media: read as one, it validated against
+    itself (its own sidecar, by name) and was reported tampered."""
+    with open(path, "rb") as fh:
+        head = fh.read(48)
+    # A box is size (4 bytes), type (4), and an 8-byte size after the type when size is 1.
+    desc = 16 if head[:4] == b"\0\0\0\1" else 8
+    return (
+        head[4:8] == b"jumb"
+        and head[desc + 4 : desc + 8] == b"jumd"
+        and head[desc + 8 : desc + 24] == C2PA_STORE_UUID
+    )
+
+
+SIDECAR_BESIDE = "verify the file it belongs to, with the sidecar beside it"
+"""How to verify with a sidecar, for the CLI and the Python API (the service says its own)."""
+
+
+def manifest_not_media(advice: str) -> str:
+    """The error for a manifest store given to verify as if it were media; ``advice``: how the
+    caller's door takes a sidecar."""
+    return f"this file is a C2PA manifest (a sidecar), not audio or video: {advice}"
+

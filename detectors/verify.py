@@ -46,7 +46,7 @@ from detectors.container import probe
 from detectors.credentials import classify_credentials, count_certs, read_pem_file, unparseable
 from detectors.decode import DeadlineExceeded, DecodeStats, iter_mono
 from detectors.gaps import confirmed_gaps, refine_boundaries
-from detectors.intake import hash_and_scan, spooled
+from detectors.intake import SIDECAR_BESIDE, hash_and_scan, is_manifest_store, manifest_not_media, spooled
 from detectors.limits import VerifyLimits
 from detectors.report import (
     ContainerInfo,
@@ -123,12 +123,16 @@ class Verifier:
         limits: VerifyLimits | None = None,
         use_store: bool = True,
         threads: int | None = None,
+        sidecar_advice: str = SIDECAR_BESIDE,
     ) -> None:
+        """``sidecar_advice``: what the error for a bare manifest store (a ``.c2pa`` file given
+        as the file to verify) tells its reader to do instead; the service says how to send one."""
         from provenance.core.config import load_settings, trust_anchors_pem
 
         self.settings = settings if settings is not None else load_settings()
         self.limits = limits or VerifyLimits()
         self.threads = threads if threads is not None else min(2, os.cpu_count() or 1)
+        self.sidecar_advice = sidecar_advice
         pem = trust_anchors_pem(self.settings)
         for p in extra_trust_anchors:
             pem += read_pem_file(Path(p))
@@ -250,6 +254,10 @@ class Verifier:
                 display, f"the file is larger than the limit of {self.limits.max_bytes} bytes", size_bytes=size
             )
         sha, has_manifest_box = hash_and_scan(path, deadline)
+        if has_manifest_box and is_manifest_store(path):
+            return self._error_report(
+                display, manifest_not_media(self.sidecar_advice), size_bytes=size, sha256=sha
+            )
 
         # 1. container
         container: ContainerInfo | None = None

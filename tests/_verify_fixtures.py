@@ -159,6 +159,18 @@ def _init_home(home: Path, key: bytes | None) -> Any:
     return load_settings(home)
 
 
+def _sign(home: Path, src: Path, dst: Path) -> Path:
+    """``foleyseal sign --home HOME SRC DST``; DST (its sidecar, for formats without an embedded
+    manifest, is DST + ``.c2pa``)."""
+    from typer.testing import CliRunner
+
+    from foleyseal.cli import app
+
+    result = CliRunner().invoke(app, ["sign", "--home", str(home), str(src), str(dst)])
+    assert result.exit_code == 0, result.output
+    return dst
+
+
 def build_verify_env(base: Path) -> VerifyEnv:
     from provenance.core.audio import Audio
     from provenance.core.io import read_audio, replace_audio_track, write_audio
@@ -208,6 +220,10 @@ def build_verify_env(base: Path) -> VerifyEnv:
 
     res_other = mark(d / "host.wav", d / "untrusted.wav", settings=other, generated=True, title="other signer")
     f["untrusted"] = res_other.output
+
+    # Signed only (`foleyseal sign`, no watermark), as Ogg: its manifest goes to signed.ogg.c2pa.
+    write_audio(d / "plain.ogg", Audio(foley_host(4.0, seed=3), SR))
+    f["signed_ogg"] = _sign(home, d / "plain.ogg", d / "signed.ogg")
 
     return VerifyEnv(
         home=home,

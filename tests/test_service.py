@@ -20,7 +20,12 @@ from fastapi.testclient import TestClient
 from detectors.service import ServiceConfig, create_app
 from detectors.service.api_keys import ApiKeyStore
 from provenance.core.errors import StoreError
-from tests._verify_fixtures import VerifyEnv, running_server, verify_env  # noqa: F401
+from tests import _verify_fixtures
+from tests._verify_fixtures import VerifyEnv, running_server
+
+# The session fixture, held by this module (which therefore builds its own): assigned, since an
+# imported fixture reads to pyflakes as an unused import that each test's argument redefines.
+verify_env = _verify_fixtures.verify_env
 
 ALG = "org.foleyseal.audio-wm.1"
 
@@ -84,6 +89,55 @@ def test_unexaminable_file_is_422_with_message_and_report(client: TestClient) ->
     assert r.status_code == 400 and "incomplete" in r.json()["detail"], r.text
 
 
+def test_a_sidecar_travels_with_its_file_in_either_order(
+    client: TestClient, verify_env: VerifyEnv, upload_dir: Path
+) -> None:
+    # An Ogg signed by `foleyseal sign` keeps its manifest in signed.ogg.c2pa; only the first
+    # file part of a form was kept, so such a file could not be verified through the service.
+    ogg = verify_env.files["signed_ogg"]
+    sidecar = Path(str(ogg) + ".c2pa")
+
+    def form(*parts: tuple[str, Path]) -> httpx.Response:
+        files = [(field, (path.name, path.read_bytes(), "application/octet-stream")) for field, path in parts]
+        return client.post("/v1/verify", files=files)
+
+    alone = _upload(client, ogg)
+    assert alone.status_code == 200 and alone.json()["verdict"] != "credentials_valid"
+    assert not alone.json()["credentials"]["present"]
+    for parts in (
+        [("file", ogg), ("sidecar", sidecar)],
+        [("sidecar", sidecar), ("file", ogg)],
+        [("file", ogg), ("file", sidecar)],  # a second file part named *.c2pa is the sidecar
+        [("file", sidecar), ("file", ogg)],
+    ):
+        r = form(*parts)
+        assert r.status_code == 200, (parts, r.text[:300])
+        report = r.json()
+        assert (report["verdict"], report["credentials"]["source"], report["file"]) == (
+            "credentials_valid", "sidecar", "signed.ogg"), parts
+    r = form(("file", ogg), ("sidecar", sidecar), ("sidecar", sidecar))
+    assert r.status_code == 400 and "more than one sidecar" in r.json()["detail"]
+    r = client.post("/v1/verify", files=[("file", ("signed.ogg", ogg.read_bytes())),
+                                         ("sidecar", ("big.c2pa", b"\0" * (16 * 2**20 + 1)))])
+    assert r.status_code == 413 and "sidecar is larger than the limit of 16777216 bytes" in r.json()["detail"]
+    r = form(("sidecar", sidecar))
+    assert r.status_code == 400 and "no file" in r.json()["detail"]
+    assert [p for p in (upload_dir / "uploads").rglob("*") if p.is_file()] == []  # sidecars deleted too
+
+
+def test_a_bare_manifest_is_422_and_says_how_to_send_it(client: TestClient, verify_env: VerifyEnv) -> None:
+    # A .c2pa sidecar sent as the file was reported credentials_tampered: it is no media.
+    sidecar = Path(str(verify_env.files["signed_ogg"]) + ".c2pa")
+    r = _upload(client, sidecar)
+    assert r.status_code == 422, r.text[:300]
+    assert r.json()["detail"] == ("this file is a C2PA manifest (a sidecar), not audio or video: "
+                                  "send it as the `sidecar` part with its file")
+    assert r.json()["report"]["verdict"] == "error" and r.json()["report"]["file"] == "signed.ogg.c2pa"
+    # The soft-binding API's answer for content that is no audio or video format.
+    r = _upload(client, sidecar, url="/matches/byContent")
+    assert r.status_code == 415 and "C2PA manifest" in r.json()["detail"]
+
+
 def test_the_client_file_name_arrives_as_written(client: TestClient, verify_env: VerifyEnv) -> None:
     data = verify_env.files["unmarked"].read_bytes()
     names = [
@@ -98,6 +152,23 @@ def test_the_client_file_name_arrives_as_written(client: TestClient, verify_env:
             headers={"content-type": "multipart/form-data; boundary=b1"}),
     ]
     assert [r.json()["file"] for r in names] == ["été.wav"] * 3, [r.text[:200] for r in names]
+
+
+def test_a_browsers_escapes_in_a_form_file_name_are_undone(client: TestClient, verify_env: VerifyEnv) -> None:
+    # Browsers write ", CR and LF in a form part's filename= as %22, %0D and %0A (the WHATWG HTML
+    # standard): the report showed 'say %22hi%22.wav'. Any other %xx belongs to the name.
+    from detectors.service.uploads import disposition_filename
+
+    data = verify_env.files["unmarked"].read_bytes()
+    form = (b'--b2\r\nContent-Disposition: form-data; name="file"; filename="say %22hi%22 100%41.wav"\r\n\r\n'
+            + data + b"\r\n--b2--\r\n")
+    r = client.post("/v1/verify", content=form, headers={"content-type": "multipart/form-data; boundary=b2"})
+    assert r.status_code == 200 and r.json()["file"] == 'say "hi" 100%41.wav', r.text[:300]
+    part = b'form-data; name="file"; filename="a%0D%0Ab%2522%22.wav"'
+    assert disposition_filename(part, form_data=True) == 'a\r\nb%2522".wav'  # decoded once, nothing else
+    # A raw body's own Content-Disposition is no form part: its name is taken as written.
+    r = client.post("/v1/verify", content=data, headers={"Content-Disposition": 'attachment; filename="a%22b.wav"'})
+    assert r.json()["file"] == "a%22b.wav"
 
 
 def test_a_multipart_upload_is_read_like_the_same_bytes_sent_raw(client: TestClient) -> None:
@@ -343,6 +414,9 @@ def test_web_page_and_docs_are_served(client: TestClient) -> None:
     assert '<label for="file">' in html and 'src="/static/app.js"' in html and "http" not in html.split("<body>")[0]
     assert client.get("/static/app.js").status_code == 200
     assert client.get("/static/style.css").status_code == 200
+    icon = client.get("/static/favicon.svg")  # linked from the page: no /favicon.ico 404 per load
+    assert icon.status_code == 200 and icon.headers["content-type"].startswith("image/svg+xml")
+    assert '<link rel="icon" href="/static/favicon.svg"' in html
     assert client.get("/static/../service/app.py").status_code == 404
     assert client.get("/static/__init__.py").status_code == 404  # the folder is a package too
     assert client.head("/").status_code == 200
@@ -350,7 +424,48 @@ def test_web_page_and_docs_are_served(client: TestClient) -> None:
     for p in ("/v1/verify", "/v1/health", "/matches/byBinding", "/matches/byContent", "/manifests/{manifestId}",
               "/services/supportedAlgorithms"):
         assert p in spec["paths"], p
-    assert "multipart/form-data" in spec["paths"]["/v1/verify"]["post"]["requestBody"]["content"]
+    for path in ("/v1/verify", "/matches/byContent"):  # both take the file, and its sidecar
+        form = spec["paths"][path]["post"]["requestBody"]["content"]["multipart/form-data"]["schema"]
+        assert set(form["properties"]) == {"file", "sidecar"} and form["required"] == ["file"], path
+
+
+def test_the_api_documentation_is_served_offline(client: TestClient) -> None:
+    # FastAPI's /docs and /redoc loaded Swagger UI and ReDoc from a CDN: blank pages offline.
+    r = client.get("/docs")
+    assert r.status_code == 200 and "text/html" in r.headers["content-type"]
+    html = r.text
+    assert not re.search(r"https?://", html), re.findall(r"https?://[^\s'\"]+", html)
+    loaded = re.findall(r'(?:src|href)="([^"]+)"', html) + re.findall(r"url: '([^']+)'", html)
+    assert len(loaded) == 4, loaded  # Swagger UI's script, style sheet and icon; the document
+    for url in loaded:
+        assert url.startswith("/") and client.get(url).status_code == 200, url
+    assert client.get("/docs/assets/index.html").status_code == 404  # only the files the page needs
+    assert client.get("/redoc").status_code == 404  # ReDoc cannot be served offline: not at all
+    # Swagger UI 4 reads OpenAPI 3.0: the page's copy of the document is written as 3.0.
+    doc, view = client.get("/openapi.json").json(), client.get("/docs/openapi-3.0.json").json()
+    assert (doc["openapi"], view["openapi"]) == ("3.1.0", "3.0.3")
+    assert view["paths"].keys() == doc["paths"].keys()
+    assert '"null"' not in json.dumps(view)
+    assert view["components"]["schemas"]["Match"]["properties"]["endpoint"] == {
+        "type": "string", "title": "Endpoint", "nullable": True}
+
+
+def test_the_documentations_3_0_document_keeps_what_3_1_said() -> None:
+    from detectors.service.docs import openapi_30
+
+    doc = {"openapi": "3.1.0", "components": {"schemas": {"A": {"properties": {
+        "ref": {"anyOf": [{"$ref": "#/components/schemas/B"}, {"type": "null"}], "default": None},
+        "two": {"anyOf": [{"type": "string"}, {"type": "integer"}, {"type": "null"}]},
+        "listed": {"type": ["number", "null"], "minimum": 0},
+        "plain": {"anyOf": [{"type": "string"}, {"type": "integer"}]},
+    }}}}}
+    props = openapi_30(doc)["components"]["schemas"]["A"]["properties"]
+    assert props["ref"] == {"allOf": [{"$ref": "#/components/schemas/B"}], "default": None, "nullable": True}
+    assert props["two"] == {"anyOf": [{"type": "string"}, {"type": "integer"}], "nullable": True}
+    assert props["listed"] == {"type": "number", "minimum": 0, "nullable": True}
+    assert props["plain"] == {"anyOf": [{"type": "string"}, {"type": "integer"}]}
+    assert doc["openapi"] == "3.1.0"  # the service's own document is left as it is
+    assert {"type": "null"} in doc["components"]["schemas"]["A"]["properties"]["two"]["anyOf"]
 
 
 def test_reads_are_rate_limited_per_client(verify_env: VerifyEnv, tmp_path: Path) -> None:

@@ -25,7 +25,12 @@ from foleyseal.cli.verify import (
     EXIT_VALID,
     combined_exit_code,
 )
-from tests._verify_fixtures import SR, VerifyEnv, foley_host, settings_without_store, verify_env  # noqa: F401
+from tests import _verify_fixtures
+from tests._verify_fixtures import SR, VerifyEnv, foley_host, settings_without_store
+
+# The session fixture, held by this module (which therefore builds its own): assigned, since an
+# imported fixture reads to pyflakes as an unused import that each test's argument redefines.
+verify_env = _verify_fixtures.verify_env
 
 EXPECTED = {
     "marked_wav": Verdict.CREDENTIALS_VALID,
@@ -94,7 +99,10 @@ def test_reencoded_copies_resolve_through_the_soft_binding(
         assert [(m.record_id, m.binding) for m in r.store] == [(verify_env.record_id, "soft")]
         # The stored credentials are reported (they do not validate against the re-encode).
         assert r.store[0].credentials.present
-        assert r.store[0].credentials.failure_codes
+        codes = r.store[0].credentials.failure_codes
+        assert "assertion.dataHash.mismatch" in codes
+        # c2pa reports that mismatch twice (two explanations); the report names each code once.
+        assert len(codes) == len(set(codes)), codes
 
 
 def test_splice_segments_within_half_a_second(reports: dict[str, VerificationReport], verify_env: VerifyEnv) -> None:
@@ -301,6 +309,27 @@ def test_sidecar_and_detached_manifest(verify_env: VerifyEnv, tmp_path: Path) ->
     assert r.verdict is Verdict.CREDENTIALS_TAMPERED
     assert "the audio is unchanged" in r.explanation and "edited or corrupted after signing" not in r.explanation
     assert f"bind the watermark payload {other.payload}" in r.explanation, r.explanation
+
+
+def test_a_bare_manifest_is_an_error_that_says_what_it_is(
+    verify_env: VerifyEnv, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A .c2pa sidecar verified on its own was read as its own sidecar and reported
+    # credentials_tampered ("audio or manifest changed after signing"): it is no media at all.
+    sidecar = Path(str(verify_env.files["signed_ogg"]) + ".c2pa")
+    renamed = tmp_path / "clip.wav"  # judged by its bytes, not its name
+    shutil.copyfile(sidecar, renamed)
+    with Verifier(verify_env.settings) as v:
+        for path in (sidecar, renamed):
+            r = v.verify(path)
+            assert r.verdict is Verdict.ERROR, (path.name, r.verdict, r.explanation)
+            assert r.error == ("this file is a C2PA manifest (a sidecar), not audio or video: "
+                               "verify the file it belongs to, with the sidecar beside it")
+            assert r.sha256 and r.size_bytes == sidecar.stat().st_size
+        r = v.verify(verify_env.files["signed_ogg"])  # the file it belongs to, the sidecar beside it
+        assert r.verdict is Verdict.CREDENTIALS_VALID and r.credentials.source == "sidecar"
+    rc, out = _cli(["verify", str(sidecar)], verify_env, capsys)
+    assert rc == EXIT_ERROR == 3 and "C2PA manifest (a sidecar)" in out
 
 
 def test_quiet_intro_is_not_a_splice(verify_env: VerifyEnv, tmp_path: Path) -> None:

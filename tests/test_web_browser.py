@@ -10,12 +10,20 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Collection, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from detectors.service import ServiceConfig
-from tests._verify_fixtures import VerifyEnv, running_server, verify_env  # noqa: F401
+from tests import _verify_fixtures
+from tests._verify_fixtures import VerifyEnv, running_server
+
+# The session fixture, held by this module (which therefore builds its own): assigned, since an
+# imported fixture reads to pyflakes as an unused import that each test's argument redefines.
+verify_env = _verify_fixtures.verify_env
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -33,51 +41,319 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-def test_page_verifies_marked_and_unmarked_files(verify_env: VerifyEnv, tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def server(verify_env: VerifyEnv, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The service's base URL (one real server for the module: starting one takes seconds)."""
+    config = ServiceConfig(home=verify_env.home, upload_dir=tmp_path_factory.mktemp("web-up"), workers=1,
+                           rate_limit_per_min=0)
+    with running_server(config) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
     sync_api = pytest.importorskip("playwright.sync_api")
-    config = ServiceConfig(home=verify_env.home, upload_dir=tmp_path / "up", workers=1, rate_limit_per_min=0)
-    shot = tmp_path / "verify-page.png"
-    with running_server(config) as url, sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+    with sync_api.sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
         try:
-            page = browser.new_page(viewport={"width": 1100, "height": 900})
-            errors: list[str] = []
-            page.on("pageerror", lambda e: errors.append(str(e)))
-            page.goto(url + "/")
-            assert page.title() == "FoleySeal: verify audio"
-            # Accessible: the file input has a label, the drop zone is keyboard-focusable.
-            file_input = page.get_by_label("Audio or video file")
-            assert page.get_attribute("#drop", "tabindex") == "0"
-
-            file_input.set_input_files(str(verify_env.files["marked_wav"]))
-            page.wait_for_selector('#verdict[data-verdict="credentials_valid"]', timeout=60_000)
-            assert page.inner_text("#verdict-code") == "credentials_valid"
-            assert page.inner_text("#verdict-title") == "Valid Content Credentials"
-            assert "AI-generated" in page.inner_text("#explanation")
-            creds = page.inner_text("#credentials")
-            assert "FoleySeal Development Signer" in creds and "Trusted" in creds
-            assert "a brook with water drops" in creds  # the prompt from the generation record
-            assert page.locator("#timeline svg rect.segment").count() == 1
-            assert "Watermarked: 0:00.0" in page.inner_text("#timeline-caption")
-            page.screenshot(path=str(shot), full_page=True)
-
-            file_input.set_input_files(str(verify_env.files["unmarked"]))
-            page.wait_for_selector('#verdict[data-verdict="no_evidence"]', timeout=60_000)
-            assert page.inner_text("#verdict-title") == "No provenance evidence found"
-            assert "does NOT mean the audio was made by a person" in page.inner_text("#explanation")
-            assert page.locator("#timeline svg rect.segment").count() == 0
-
-            junk = tmp_path / "junk.wav"
-            junk.write_bytes(b"definitely not audio\n" * 30)
-            file_input.set_input_files(str(junk))
-            page.wait_for_selector("#error:not([hidden])", timeout=60_000)
-            assert "junk.wav" in page.inner_text("#error")
-            assert page.get_attribute("#verdict", "data-verdict") == "error"
-            assert errors == []
+            yield chromium
         finally:
-            browser.close()
+            chromium.close()
+
+
+@dataclass
+class PageLog:
+    """What went wrong while a page was open: script errors, console errors, failed requests and
+    answers of 400 or more (each as one line)."""
+
+    errors: list[str] = field(default_factory=list)
+    requests: list[str] = field(default_factory=list)
+    """Every URL the page asked for."""
+
+
+def open_page(browser: Any, *, width: int = 1100, height: int = 900) -> tuple[Any, PageLog]:
+    """A new page in a fresh context (no shared cache or state) and its :class:`PageLog`."""
+    page = browser.new_context(viewport={"width": width, "height": height}).new_page()
+    log = PageLog()
+    page.on("pageerror", lambda e: log.errors.append(f"pageerror: {e}"))
+    page.on("console", lambda m: log.errors.append(f"console: {m.text}") if m.type == "error" else None)
+    page.on("requestfailed", lambda r: log.errors.append(f"failed: {r.url} {r.failure}"))
+    page.on("response", lambda r: log.errors.append(f"HTTP {r.status}: {r.url}") if r.status >= 400 else None)
+    page.on("request", lambda r: log.requests.append(r.url))
+    return page, log
+
+
+def test_page_verifies_marked_and_unmarked_files(
+    verify_env: VerifyEnv, server: str, browser: Any, tmp_path: Path
+) -> None:
+    shot = tmp_path / "verify-page.png"
+    page, log = open_page(browser)
+    try:
+        page.goto(server + "/")
+        assert page.title() == "FoleySeal: verify audio"
+        # Accessible: the file input has a label, the drop zone is keyboard-focusable.
+        file_input = page.get_by_label("Audio or video file")
+        assert page.get_attribute("#drop", "tabindex") == "0"
+
+        file_input.set_input_files(str(verify_env.files["marked_wav"]))
+        page.wait_for_selector('#verdict[data-verdict="credentials_valid"]', timeout=60_000)
+        assert page.inner_text("#verdict-code") == "credentials_valid"
+        assert page.inner_text("#verdict-title") == "Valid Content Credentials"
+        assert "AI-generated" in page.inner_text("#explanation")
+        creds = page.inner_text("#credentials")
+        assert "FoleySeal Development Signer" in creds and "Trusted" in creds
+        assert "a brook with water drops" in creds  # the prompt from the generation record
+        assert page.locator("#timeline svg rect.segment").count() == 1
+        assert "Watermarked: 0:00.0" in page.inner_text("#timeline-caption")
+        page.screenshot(path=str(shot), full_page=True)
+
+        file_input.set_input_files(str(verify_env.files["unmarked"]))
+        page.wait_for_selector('#verdict[data-verdict="no_evidence"]', timeout=60_000)
+        assert page.inner_text("#verdict-title") == "No provenance evidence found"
+        assert "does NOT mean the audio was made by a person" in page.inner_text("#explanation")
+        assert page.locator("#timeline svg rect.segment").count() == 0
+
+        junk = tmp_path / "junk.wav"
+        junk.write_bytes(b"definitely not audio\n" * 30)
+        file_input.set_input_files(str(junk))
+        page.wait_for_selector("#error:not([hidden])", timeout=60_000)
+        assert "junk.wav" in page.inner_text("#error")
+        assert page.get_attribute("#verdict", "data-verdict") == "error"
+        assert [e for e in log.errors if "422" not in e] == []  # junk.wav is answered 422, as it should
+    finally:
+        page.context.close()
     assert shot.stat().st_size > 10_000
     if os.environ.get("FOLEYSEAL_SAVE_SCREENSHOT") == "1":
         dest = REPO / "docs" / "screenshots" / "verify-page.png"
         dest.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(shot, dest)
+
+
+def test_the_page_loads_with_its_icon_and_no_failed_request(server: str, browser: Any) -> None:
+    # Without an icon of its own, the browser asked for /favicon.ico on every load: a 404 logged.
+    page, log = open_page(browser)
+    try:
+        with page.expect_response(lambda r: "favicon" in r.url) as icon:
+            page.goto(server + "/")
+        assert (icon.value.url, icon.value.status) == (server + "/static/favicon.svg", 200)
+        assert icon.value.headers["content-type"].startswith("image/svg+xml")
+        page.wait_for_load_state("networkidle")
+        assert log.errors == []
+    finally:
+        page.context.close()
+
+
+def test_a_phone_wide_page_has_no_sideways_scroll_and_readable_lists(
+    verify_env: VerifyEnv, server: str, browser: Any
+) -> None:
+    # At 375 px the verdict list's terms (credentials_recovered_by_watermark) squeezed each meaning
+    # into a 16 px column, and the verdict code stuck out of the page by a pixel.
+    page, _ = open_page(browser, width=375, height=800)
+    try:
+        page.goto(server + "/")
+        page.set_input_files("#file", str(verify_env.files["mp3_64"]))
+        page.wait_for_selector('#verdict[data-verdict="credentials_recovered_by_watermark"]', timeout=60_000)
+        layout = page.evaluate("""() => {
+            const width = document.documentElement.clientWidth;
+            const wider = [...document.querySelectorAll("body *")]
+                .filter((e) => e.getBoundingClientRect().right > width + 0.5)
+                .map((e) => `${e.tagName.toLowerCase()}#${e.id} ${e.getBoundingClientRect().right}`);
+            const meanings = [...document.querySelectorAll("dl.facts dd")].map((d) => d.getBoundingClientRect().width);
+            return {width, scrollWidth: document.documentElement.scrollWidth, wider, narrowest: Math.min(...meanings)};
+        }""")
+        assert layout["width"] == 375 and layout["scrollWidth"] == 375, layout
+        assert layout["wider"] == [], layout
+        assert layout["narrowest"] >= 200, layout  # px: a meaning spans (nearly) the card
+    finally:
+        page.context.close()
+
+
+class HeldVerifications:
+    """Holds the page's ``POST /v1/verify`` requests numbered in ``hold`` (1 = the first sent
+    after this was set up) until the test answers them (``page.route``); the others go through
+    to the server."""
+
+    def __init__(self, page: Any, hold: Collection[int] = (1,)) -> None:
+        self.page = page
+        self.routes: list[Any] = []
+        self._hold = set(hold)
+        self._sent = 0
+        page.route("**/v1/verify", self._handle)
+
+    def _handle(self, route: Any) -> None:
+        self._sent += 1
+        if self._sent in self._hold:
+            self.routes.append(route)
+        else:
+            route.continue_()
+
+    def wait(self, n: int, timeout_s: float = 30.0) -> Any:
+        """The ``n``-th held route (1-based, in the order held), once the page has sent it."""
+        import time
+
+        deadline = time.monotonic() + timeout_s
+        while len(self.routes) < n:
+            assert time.monotonic() < deadline, f"the page sent {len(self.routes)} held request(s), not {n}"
+            self.page.wait_for_timeout(20)
+        return self.routes[n - 1]
+
+
+def _fake_report(verdict: str, file: str) -> str:
+    """A minimal report body, as /v1/verify answers it."""
+    import json
+
+    return json.dumps({"verdict": verdict, "title": verdict, "explanation": "", "file": file, "size_bytes": 1,
+                       "container": None, "credentials": None, "watermark": [], "store": [], "notes": []})
+
+
+def test_a_newer_choice_aborts_the_running_verification(verify_env: VerifyEnv, server: str, browser: Any) -> None:
+    # While A ran, choosing B started a second request; whichever answered last was shown (A's
+    # verdict under B's name), and A's end re-enabled Verify while B still ran.
+    from playwright.sync_api import Error as PlaywrightError
+
+    page, _ = open_page(browser)
+    failed: list[str] = []
+    page.on("requestfailed", lambda r: failed.append(r.failure or "") if "/v1/verify" in r.url else None)
+    try:
+        page.goto(server + "/")
+        held = HeldVerifications(page)
+        page.set_input_files("#file", str(verify_env.files["unmarked"]))
+        first = held.wait(1)
+        assert page.is_disabled("#submit")
+        page.set_input_files("#file", str(verify_env.files["marked_wav"]))
+        page.wait_for_selector('#verdict[data-verdict="credentials_valid"]', timeout=60_000)
+        # A's answer, arriving late: too late to be shown (its request was aborted).
+        try:
+            first.fulfill(status=200, content_type="application/json", body=_fake_report("no_evidence", "unmarked.wav"))
+        except PlaywrightError:
+            pass  # the page has cancelled it: the answer has nowhere to go
+        page.wait_for_timeout(300)
+        assert page.get_attribute("#verdict", "data-verdict") == "credentials_valid"
+        assert page.inner_text("#file-line").startswith("marked.wav")
+        assert page.inner_text("#status") == "Verified marked.wav."
+        assert failed and all("abort" in f.lower() for f in failed), failed  # A was cancelled, not left running
+        assert not page.is_disabled("#submit") and page.get_attribute("#verify-form", "aria-busy") == "false"
+    finally:
+        page.context.close()
+
+
+def test_a_verdict_never_stands_under_another_files_name(verify_env: VerifyEnv, server: str, browser: Any) -> None:
+    # A's verdict stayed on screen while B uploaded, and under B's error when B failed without a
+    # report (413, 429, a time-out, the network).
+    page, _ = open_page(browser)
+    try:
+        page.goto(server + "/")
+        page.set_input_files("#file", str(verify_env.files["marked_wav"]))
+        page.wait_for_selector('#verdict[data-verdict="credentials_valid"]', timeout=60_000)
+        held = HeldVerifications(page, hold=(1, 3))
+        page.set_input_files("#file", str(verify_env.files["unmarked"]))
+        too_large = held.wait(1)
+        assert page.is_hidden("#result"), "A's verdict is shown while B is verified"
+        too_large.fulfill(status=413, content_type="application/json", body='{"detail": "upload is too large"}')
+        page.wait_for_selector("#error:not([hidden])")
+        assert page.inner_text("#error").startswith("unmarked.wav: upload is too large (HTTP 413)")
+        assert page.is_hidden("#result")
+
+        page.set_input_files("#file", str(verify_env.files["marked_wav"]))
+        page.wait_for_selector('#verdict[data-verdict="credentials_valid"]', timeout=60_000)
+        page.set_input_files("#file", str(verify_env.files["unmarked"]))
+        held.wait(2).abort("connectionreset")
+        page.wait_for_selector("#error:not([hidden])")
+        assert page.inner_text("#error").startswith("Could not reach the server")
+        assert page.is_hidden("#result")
+    finally:
+        page.context.close()
+
+
+def drop_files(page: Any, paths: list[Path], target: str) -> dict[str, bool]:
+    """Drag ``paths`` onto the element ``target`` (a CSS selector) and drop them there, as a
+    person would; which of the events the page cancelled (``dragover``, ``drop``: the browser
+    opens a file dropped where they are not cancelled, in place of the page)."""
+    import base64
+
+    files = [{"name": p.name, "b64": base64.b64encode(p.read_bytes()).decode()} for p in paths]
+    return page.evaluate("""([files, target]) => {
+        const dt = new DataTransfer();
+        for (const f of files) {
+            const bytes = Uint8Array.from(atob(f.b64), (c) => c.charCodeAt(0));
+            dt.items.add(new File([bytes], f.name, {type: "application/octet-stream"}));
+        }
+        const el = document.querySelector(target);
+        const fire = (type) => !el.dispatchEvent(
+            new DragEvent(type, {dataTransfer: dt, bubbles: true, cancelable: true}));
+        return {dragenter: fire("dragenter"), dragover: fire("dragover"), drop: fire("drop")};
+    }""", [files, target])
+
+
+def test_a_file_dropped_beside_the_zone_is_verified_not_opened(
+    verify_env: VerifyEnv, server: str, browser: Any
+) -> None:
+    # Dropped outside the drop zone, a file replaced the page (the browser's default).
+    page, log = open_page(browser)
+    try:
+        page.goto(server + "/")
+        cancelled = drop_files(page, [verify_env.files["marked_wav"]], "h1")
+        assert cancelled == {"dragenter": True, "dragover": True, "drop": True}
+        page.wait_for_selector('#verdict[data-verdict="credentials_valid"]', timeout=60_000)
+        # On the zone itself, as before: one verification per drop.
+        sent: list[str] = []
+        page.on("request", lambda r: sent.append(r.url) if r.url.endswith("/v1/verify") else None)
+        assert drop_files(page, [verify_env.files["unmarked"]], "#drop")["drop"]
+        page.wait_for_selector('#verdict[data-verdict="no_evidence"]', timeout=60_000)
+        assert len(sent) == 1 and log.errors == []
+    finally:
+        page.context.close()
+
+
+def test_a_file_and_its_sidecar_are_sent_together(verify_env: VerifyEnv, server: str, browser: Any) -> None:
+    # The page sent one file: an Ogg whose manifest is in its .c2pa sidecar could not be verified.
+    ogg = verify_env.files["signed_ogg"]
+    sidecar = Path(str(ogg) + ".c2pa")
+    page, log = open_page(browser)
+    sent: list[str] = []
+    page.on("request", lambda r: sent.append(r.url) if r.url.endswith("/v1/verify") else None)
+
+    def status_after(text: str) -> None:
+        page.wait_for_function("(t) => document.getElementById('status').textContent === t", arg=text,
+                               timeout=60_000)
+
+    try:
+        page.goto(server + "/")
+        assert page.get_attribute("#file", "multiple") is not None
+        page.set_input_files("#file", [str(ogg), str(sidecar)])
+        status_after("Verified signed.ogg with its sidecar signed.ogg.c2pa.")
+        assert page.get_attribute("#verdict", "data-verdict") == "credentials_valid"
+        assert "sidecar signed.ogg.c2pa (sent with the file)" in page.inner_text("#credentials")
+
+        drop_files(page, [sidecar, ogg], "#drop")  # in either order
+        status_after("Verified signed.ogg with its sidecar signed.ogg.c2pa.")
+        assert page.get_attribute("#verdict", "data-verdict") == "credentials_valid"
+
+        page.set_input_files("#file", str(ogg))  # without it: no credentials travel with the file
+        status_after("Verified signed.ogg.")
+        assert page.get_attribute("#verdict", "data-verdict") != "credentials_valid"
+        assert len(sent) == 3
+
+        page.set_input_files("#file", str(sidecar))  # alone: a manifest, not media; nothing sent
+        page.wait_for_selector("#error:not([hidden])")
+        assert page.inner_text("#error").startswith("signed.ogg.c2pa is a C2PA manifest (a sidecar)")
+        assert page.is_hidden("#result") and len(sent) == 3 and log.errors == []
+    finally:
+        page.context.close()
+
+
+def test_the_api_documentation_renders_offline(server: str, browser: Any) -> None:
+    # The page links to /docs, which loaded Swagger UI from a CDN: a blank page offline.
+    page, log = open_page(browser)
+    try:
+        page.goto(server + "/")
+        page.click("text=OpenAPI documentation")
+        page.wait_for_selector(".opblock", timeout=15_000)
+        page.wait_for_load_state("networkidle")
+        assert page.url == server + "/docs"
+        operations = page.locator(".opblock-summary-path").all_inner_texts()
+        assert {"/v1/verify", "/v1/health", "/matches/byContent"} <= {o.replace("\u200b", "") for o in operations}
+        assert [u for u in log.requests if not u.startswith(server + "/")] == []  # nothing from outside
+        assert log.errors == []
+    finally:
+        page.context.close()

@@ -115,12 +115,17 @@ def create_app(config: ServiceConfig | None = None) -> FastAPI:
         "the manifest store, in one report. Also the C2PA Soft Binding Resolution API. Reads are public "
         "and rate-limited per client; writes need an API key.",
         lifespan=lifespan,
+        # FastAPI's pages load Swagger UI and ReDoc from a CDN: blank offline (see docs.py).
+        docs_url=None,
+        redoc_url=None,
     )
 
+    from detectors.service.docs import add_docs
     from detectors.service.openapi import service_openapi
     from detectors.service.routes import admin, softbinding, verify
 
     app.openapi = lambda: service_openapi(app)  # type: ignore[method-assign]
+    add_docs(app)
 
     app.include_router(verify.router)
     app.include_router(softbinding.router)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import logging
 import multiprocessing as mp
 import os
@@ -56,6 +57,10 @@ class WorkerSpec:
     """Detector threads per verification (1 when each worker process has its own core)."""
 
 
+SIDECAR_PART_ADVICE = "send it as the `sidecar` part with its file"
+"""What the service tells a client that sent a bare ``.c2pa`` manifest as the file to verify."""
+
+
 # --------------------------------------------------------------------------------------------
 # inside a worker
 
@@ -71,7 +76,8 @@ def _build_verifier(spec: WorkerSpec) -> Any:
     if spec.database_url:
         settings = replace(settings, store_url=spec.database_url)
     limits = VerifyLimits(time_limit_s=spec.verify_timeout_s, max_bytes=spec.max_bytes)
-    return Verifier(settings, extra_trust_anchors=spec.trust_anchors, limits=limits, threads=spec.threads)
+    return Verifier(settings, extra_trust_anchors=spec.trust_anchors, limits=limits, threads=spec.threads,
+                    sidecar_advice=SIDECAR_PART_ADVICE)
 
 
 def run_job(verifier: Any, op: str, args: dict[str, Any]) -> Any:
@@ -94,8 +100,8 @@ def _worker_main(conn: Any, spec: WorkerSpec, scratch: str) -> None:
     try:
         verifier = _build_verifier(spec)
         # Load the heavy modules now, not on the first request.
-        import provenance.c2pa.read  # noqa: F401
-        import provenance.watermark  # noqa: F401
+        for module in ("provenance.c2pa.read", "provenance.watermark"):
+            importlib.import_module(module)
 
         verifier._get_store()
         conn.send(("ready", None))

@@ -27,6 +27,12 @@
     errorEl.hidden = true;
   }
 
+  // The result belongs to one file: hidden from the moment another is sent, and left hidden
+  // when that one fails without a report, so that no verdict stands under another file's name.
+  function hideResult() {
+    result.hidden = true;
+  }
+
   function fmtTime(seconds) {
     const s = Math.max(0, seconds || 0);
     const m = Math.floor(s / 60);
@@ -134,7 +140,8 @@
     $("timeline-caption").textContent = caption;
   }
 
-  function render(report) {
+  // sidecarName: the .c2pa sent with the file, if any, named where the credentials came from it.
+  function render(report, sidecarName) {
     const verdict = $("verdict");
     verdict.dataset.verdict = report.verdict;
     $("verdict-title").textContent = report.title || report.verdict;
@@ -146,7 +153,11 @@
     drawTimeline(report);
 
     let cred = report.credentials && report.credentials.present ? report.credentials : null;
-    let credFrom = cred ? (cred.source === "sidecar" ? "sidecar .c2pa file" : "embedded in the file") : null;
+    let credFrom = null;
+    if (cred) {
+      credFrom = cred.source !== "sidecar" ? "embedded in the file"
+        : sidecarName ? `sidecar ${sidecarName} (sent with the file)` : "sidecar .c2pa file";
+    }
     const stored = (report.store || [])[0];
     if (!cred && stored && stored.credentials && stored.credentials.present) {
       cred = stored.credentials;
@@ -197,37 +208,110 @@
     result.hidden = false;
   }
 
-  async function verify(file) {
+  // One verification at a time. A newer choice (file input, drop) aborts the request before it,
+  // and only the latest request may touch the page: an answer already on its way when it was
+  // superseded is dropped by its token, so the verdict shown is always the chosen file's.
+  let latest = 0;            // token of the newest request
+  let inFlight = null;       // its AbortController while it runs
+
+  function isLatest(token) { return token === latest; }
+
+  // Cancel the running request, if any; its promise settles quietly (see verify()).
+  function abortRunning() {
+    if (inFlight) inFlight.abort();
+    inFlight = null;
+  }
+
+  function setBusy(busy) {
+    submit.disabled = busy;
+    form.setAttribute("aria-busy", busy ? "true" : "false");
+  }
+
+  // Start a new request's turn: the running one is aborted and its answer will be dropped.
+  function supersede() {
+    abortRunning();
+    return ++latest;
+  }
+
+  const isSidecar = (f) => /\.c2pa$/i.test(f.name);
+
+  // What a selection (file input or drop) sends: its first audio or video file, and the .c2pa
+  // sidecar that goes with it: the one named after it (clip.ogg.c2pa, or clip.c2pa as c2patool
+  // names it), else the only one chosen. `others`: files left out (one file at a time).
+  function pickFiles(list) {
+    const files = Array.from(list || []);
+    const media = files.filter((f) => !isSidecar(f));
+    const sidecars = files.filter(isSidecar);
+    const file = media[0] || null;
+    let sidecar = null;
+    if (file) {
+      const stem = file.name.replace(/\.[^.]*$/, "");
+      sidecar = sidecars.find((m) => m.name === file.name + ".c2pa") ||
+        sidecars.find((m) => m.name === stem + ".c2pa") ||
+        (sidecars.length === 1 ? sidecars[0] : null);
+    }
+    return { file, sidecar, sidecars, others: Math.max(0, media.length - 1) };
+  }
+
+  // A manifest chosen without its file is no media: said here, without an upload.
+  function refuseLoneSidecar(sidecar) {
+    supersede();
+    setBusy(false);
+    hideResult();
+    setStatus("");
     clearError();
+    showError(`${sidecar.name} is a C2PA manifest (a sidecar), not audio or video: ` +
+      "choose or drop it together with the file it belongs to.");
+  }
+
+  async function verify(list) {
+    const { file, sidecar, sidecars, others } = pickFiles(list);
     if (!file) {
-      showError("Choose a file first.");
+      if (sidecars.length) refuseLoneSidecar(sidecars[0]);
+      else showError("Choose a file first.");
       return;
     }
-    submit.disabled = true;
-    setStatus(`Uploading and verifying ${file.name}…`);
+    const token = supersede();
+    clearError();
+    hideResult();
+    const controller = new AbortController();
+    inFlight = controller;
+    setBusy(true);
+    const what = sidecar ? `${file.name} with its sidecar ${sidecar.name}` : file.name;
+    const skipped = others ? ` (one file at a time: ${others} other file(s) not sent)` : "";
+    setStatus(`Uploading and verifying ${what}…${skipped}`);
     const body = new FormData();
     body.append("file", file, file.name);
+    if (sidecar) body.append("sidecar", sidecar, sidecar.name);
+    const sidecarName = sidecar ? sidecar.name : null;
     try {
-      const resp = await fetch("/v1/verify", { method: "POST", body });
+      const resp = await fetch("/v1/verify", { method: "POST", body, signal: controller.signal });
       let data = null;
       try { data = await resp.json(); } catch (e) { data = null; }
+      if (!isLatest(token)) return;  // superseded while its answer was read
       if (resp.ok && data) {
-        render(data);
-        setStatus(`Verified ${file.name}.`);
+        render(data, sidecarName);
+        setStatus(`Verified ${what}.${skipped}`);
         $("verdict-title").focus({ preventScroll: false });
       } else if (data && data.report) {
-        render(data.report);
+        render(data.report, sidecarName);
         setStatus("");
         showError(`${file.name}: ${data.detail || "the file could not be examined"}`);
       } else {
+        hideResult();
         setStatus("");
         showError(`${file.name}: ${(data && data.detail) || resp.statusText || "verification failed"} (HTTP ${resp.status})`);
       }
     } catch (err) {
+      if (!isLatest(token)) return;  // aborted for a newer choice, which reports for itself
+      hideResult();
       setStatus("");
       showError(`Could not reach the server: ${err}`);
     } finally {
-      submit.disabled = false;
+      if (isLatest(token)) {
+        inFlight = null;
+        setBusy(false);
+      }
     }
   }
 
@@ -235,10 +319,10 @@
 
   form.addEventListener("submit", (ev) => {
     ev.preventDefault();
-    verify(input.files && input.files[0]);
+    verify(input.files);
   });
   input.addEventListener("change", () => {
-    if (input.files && input.files[0]) verify(input.files[0]);
+    if (input.files && input.files.length) verify(input.files);
   });
   drop.addEventListener("click", () => input.click());
   drop.addEventListener("keydown", (ev) => {
@@ -247,16 +331,19 @@
       input.click();
     }
   });
-  drop.addEventListener("dragover", (ev) => {
-    ev.preventDefault();
-    drop.classList.add("over");
-  });
+  drop.addEventListener("dragover", () => drop.classList.add("over"));
   drop.addEventListener("dragleave", () => drop.classList.remove("over"));
-  drop.addEventListener("drop", (ev) => {
+  // Dragging and dropping is handled for the whole window: the browser's default for a file
+  // dropped beside the zone is to open it in place of the page. A drop anywhere counts as a
+  // drop on the zone (it bubbles here from the zone too).
+  for (const type of ["dragenter", "dragover"]) {
+    window.addEventListener(type, (ev) => ev.preventDefault());
+  }
+  window.addEventListener("drop", (ev) => {
     ev.preventDefault();
     drop.classList.remove("over");
-    const f = ev.dataTransfer && ev.dataTransfer.files && ev.dataTransfer.files[0];
-    if (f) verify(f);
+    const files = ev.dataTransfer && ev.dataTransfer.files;
+    if (files && files.length) verify(files);
   });
 
   fetch("/v1/health").then((r) => r.ok ? r.json() : null).then((h) => {

@@ -64,13 +64,19 @@ def _soft_bindings(assertions: list[dict]) -> tuple[SoftBinding, ...]:
 
 
 def _failure_codes(results: dict | None) -> tuple[str, ...]:
+    """The failure codes of a validation, each once, in the order c2pa reports them first.
+
+    c2pa may list one failure several times: a detached manifest checked against a re-encoded
+    file fails ``assertion.dataHash.mismatch`` twice, for the same assertion, with two
+    explanations (the exclusion range, then the hash). A code says what failed; it is kept once,
+    so that reports and the page do not read "mismatch, mismatch"."""
     if not results:
         return ()
     codes = [f.get("code", "?") for f in (results.get("activeManifest") or {}).get("failure", [])]
     for delta in results.get("ingredientDeltas") or []:
         vd = delta.get("validationDeltas") or {}
         codes += [f"ingredient:{f.get('code', '?')}" for f in vd.get("failure", [])]
-    return tuple(codes)
+    return tuple(dict.fromkeys(codes))
 
 
 def _chain(reader: c2pa.Reader) -> tuple[str | None, tuple[str, ...]]:

@@ -10,7 +10,7 @@ from typing import Any
 from fastapi import HTTPException, Request
 
 from detectors.service.state import get_state
-from detectors.service.uploads import ClientGone, UploadError, receive_upload
+from detectors.service.uploads import MAX_SIDECAR_BYTES, ClientGone, UploadError, receive_upload
 from detectors.service.workers import JobTimeout, PoolBusy, WorkerCrashed
 
 UPLOAD_OPENAPI: dict[str, Any] = {
@@ -18,12 +18,23 @@ UPLOAD_OPENAPI: dict[str, Any] = {
         "required": True,
         "description": "The file: multipart/form-data with a field named `file`, or the raw bytes as "
         "the body (any audio/*, video/* or application/octet-stream type; the name may be given in "
-        "`?filename=` or an `X-Filename` header).",
+        "`?filename=` or an `X-Filename` header). A form may also carry the file's C2PA sidecar "
+        "(its `.c2pa` manifest, for formats that cannot embed one: Ogg, Matroska, AIFF...) in a "
+        f"field named `sidecar`, before or after the file, up to {MAX_SIDECAR_BYTES // 2**20} MiB "
+        "(413 beyond); a second file part whose name ends in `.c2pa` is taken as the sidecar too. "
+        "A `.c2pa` sent alone, as the file, is refused: it is a manifest, not media.",
         "content": {
             "multipart/form-data": {
                 "schema": {
                     "type": "object",
-                    "properties": {"file": {"type": "string", "format": "binary"}},
+                    "properties": {
+                        "file": {"type": "string", "format": "binary", "description": "The audio or video file"},
+                        "sidecar": {
+                            "type": "string",
+                            "format": "binary",
+                            "description": "Optional: the file's C2PA sidecar manifest (`.c2pa`)",
+                        },
+                    },
                     "required": ["file"],
                 }
             },
@@ -96,5 +107,4 @@ async def verify_upload(request: Request) -> dict[str, Any]:
             status_code=422, detail=f"{up.filename}: the file crashed the decoder and could not be examined"
         ) from None
     finally:
-        with contextlib.suppress(FileNotFoundError):
-            up.path.unlink()
+        up.remove()
