@@ -441,31 +441,9 @@ def test_the_api_documentation_is_served_offline(client: TestClient) -> None:
         assert url.startswith("/") and client.get(url).status_code == 200, url
     assert client.get("/docs/assets/index.html").status_code == 404  # only the files the page needs
     assert client.get("/redoc").status_code == 404  # ReDoc cannot be served offline: not at all
-    # Swagger UI 4 reads OpenAPI 3.0: the page's copy of the document is written as 3.0.
-    doc, view = client.get("/openapi.json").json(), client.get("/docs/openapi-3.0.json").json()
-    assert (doc["openapi"], view["openapi"]) == ("3.1.0", "3.0.3")
-    assert view["paths"].keys() == doc["paths"].keys()
-    assert '"null"' not in json.dumps(view)
-    assert view["components"]["schemas"]["Match"]["properties"]["endpoint"] == {
-        "type": "string", "title": "Endpoint", "nullable": True}
+    # Swagger UI 5 reads the service's OpenAPI 3.1 document itself.
+    assert "/openapi.json" in loaded and client.get("/openapi.json").json()["openapi"].startswith("3.1")
 
-
-def test_the_documentations_3_0_document_keeps_what_3_1_said() -> None:
-    from detectors.service.docs import openapi_30
-
-    doc = {"openapi": "3.1.0", "components": {"schemas": {"A": {"properties": {
-        "ref": {"anyOf": [{"$ref": "#/components/schemas/B"}, {"type": "null"}], "default": None},
-        "two": {"anyOf": [{"type": "string"}, {"type": "integer"}, {"type": "null"}]},
-        "listed": {"type": ["number", "null"], "minimum": 0},
-        "plain": {"anyOf": [{"type": "string"}, {"type": "integer"}]},
-    }}}}}
-    props = openapi_30(doc)["components"]["schemas"]["A"]["properties"]
-    assert props["ref"] == {"allOf": [{"$ref": "#/components/schemas/B"}], "default": None, "nullable": True}
-    assert props["two"] == {"anyOf": [{"type": "string"}, {"type": "integer"}], "nullable": True}
-    assert props["listed"] == {"type": "number", "minimum": 0, "nullable": True}
-    assert props["plain"] == {"anyOf": [{"type": "string"}, {"type": "integer"}]}
-    assert doc["openapi"] == "3.1.0"  # the service's own document is left as it is
-    assert {"type": "null"} in doc["components"]["schemas"]["A"]["properties"]["two"]["anyOf"]
 
 
 def test_reads_are_rate_limited_per_client(verify_env: VerifyEnv, tmp_path: Path) -> None:
