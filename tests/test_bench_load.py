@@ -1,0 +1,109 @@
+"""``foleyseal bench load``: whatever stops it, its server and its temporary home go with it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def children(pid: int) -> list[int]:
+    """The processes whose parent is ``pid`` (Linux /proc)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def port_of(pid: int) -> int:
+    """The ``--port`` on the command line of process ``pid``."""
+    argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    return int(argv[argv.index(b"--port") + 1])
+
+
+def alive(pid: int) -> bool:
+    """Whether ``pid`` is a process that has not ended (a zombie has ended)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def wait_for(condition, proc: subprocess.Popen[str], what: str, timeout_s: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if proc.poll() is not None:
+            pytest.fail(f"bench load ended before {what} (exit {proc.returncode}): {proc.communicate()[1]}")
+        if time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def answers(port: int) -> bool:
+    try:
+        return httpx.get(f"http://127.0.0.1:{port}/v1/health", timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+@pytest.mark.slow  # three load runs, each with its own server start-up (a few seconds each)
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc")
+@pytest.mark.parametrize("signum, when", [
+    (signal.SIGTERM, "start-up"),
+    (signal.SIGTERM, "run"),
+    (signal.SIGINT, "start-up"),
+])
+def test_a_stopped_load_run_leaves_no_server_and_no_temporary_home(tmp_path, signum, when):
+    """SIGTERM killed bench load outright, and SIGINT during the server's start-up came before the
+    try/finally that stops it: the server kept running and the temporary home (signing key,
+    watermark key, API keys, store) stayed in TMPDIR."""
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "TMPDIR": str(tmp), "FOLEYSEAL_HOME": str(tmp_path / "home")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "foleyseal.cli", "bench", "load", "--clients", "1", "--duration", "120",
+         "--file-seconds", "5", "--workers", "1"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    server = None
+    orphan = False
+    try:
+        wait_for(lambda: bool(children(proc.pid)), proc, "the server process started")
+        server = children(proc.pid)[0]
+        port = port_of(server)
+        if when == "run":
+            wait_for(lambda: answers(port), proc, "the server answered")
+            time.sleep(0.5)  # the clients are at work
+        proc.send_signal(signum)
+        _, err = proc.communicate(timeout=90)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        if server is not None and alive(server):  # a failure must not leave it running either
+            time.sleep(2)
+            if alive(server):
+                os.kill(server, signal.SIGKILL)
+                orphan = True
+    assert not orphan, "the server process was still running"
+    assert proc.returncode == 128 + signum, err
+    assert err.strip().splitlines()[-1] == f"interrupted ({signal.Signals(signum).name})"
+    assert "Traceback" not in err
+    assert not answers(port)
+    assert sorted(p.name for p in tmp.iterdir()) == []  # no foleyseal-load-* home, nothing of the server's
