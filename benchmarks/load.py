@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import shutil
 import signal
@@ -35,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks.jsonout import dumps
 from provenance.core.atomic import atomic_write_bytes
 from provenance.core.interrupts import stop_signals_deferred, stop_signals_raise
 
@@ -316,7 +316,7 @@ def main(argv: list[str] | None = None) -> int:
     print(format_result(r))
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_bytes(args.out, json.dumps(r.to_dict(), indent=2, allow_nan=True).encode("utf-8"))
+        atomic_write_bytes(args.out, dumps(r.to_dict(), indent=2).encode("utf-8"))
     return 0 if r.errors == 0 and r.ok > 0 else 1
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -107,3 +108,35 @@ def test_a_stopped_load_run_leaves_no_server_and_no_temporary_home(tmp_path, sig
     assert "Traceback" not in err
     assert not answers(port)
     assert sorted(p.name for p in tmp.iterdir()) == []  # no foleyseal-load-* home, nothing of the server's
+
+
+def _strict_json(text: str) -> dict:
+    """``json.loads`` that refuses NaN and Infinity, as JSON.parse and jq do."""
+    def refuse(name: str) -> None:
+        raise ValueError(f"{name} is not JSON")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+def _no_request_succeeded(cfg):
+    from benchmarks.load import _summarise
+
+    return _summarise(cfg, [(0.5, 503, "busy")], 1.0, None)
+
+
+def test_latencies_without_a_successful_request_are_null_in_the_json(tmp_path, monkeypatch, capsys):
+    """They were NaN, written as a bare NaN: invalid JSON for every other reader."""
+    import benchmarks.load
+    from foleyseal.cli import main
+
+    monkeypatch.setattr(benchmarks.load, "run_load", _no_request_succeeded)
+    out = tmp_path / "load.json"
+    with pytest.raises(SystemExit) as exc:
+        main(["bench", "load", "--duration", "1", "--json", "--out", str(out)])
+    assert exc.value.code == 1  # nothing succeeded
+    printed = _strict_json(capsys.readouterr().out)
+    assert printed == _strict_json(out.read_text())
+    assert printed["latency_p50_s"] is None and printed["latency_max_s"] is None and printed["errors"] == 1
+    out.unlink()
+    assert benchmarks.load.main(["--duration", "1", "--out", str(out)]) == 1  # python -m benchmarks.load
+    assert _strict_json(out.read_text())["latency_p95_s"] is None

@@ -51,6 +51,7 @@ def robustness_cmd(
 ) -> None:
     """Run the robustness benchmark (corpus x attacks x watermarkers) and write its report to OUT."""
     from benchmarks.attacks import load_attack_list, parse_attacks
+    from benchmarks.jsonout import dumps
     from benchmarks.report import summarize
     from benchmarks.robustness import BenchConfig, check_requirements, run_benchmark
     from benchmarks.watermarkers import build_watermarkers
@@ -87,7 +88,7 @@ def robustness_cmd(
     result = run_benchmark(cfg, show_progress=progress and not json_out)
     s = summarize(result.rows)
     if json_out:
-        typer.echo(json.dumps({
+        typer.echo(dumps({
             "out": str(result.out), "files": [str(p) for p in result.files], "trials": len(result.rows),
             "ran": result.ran_trials, "resumed": result.skipped_trials, "remeasured": result.remeasured_trials,
             "errors": s["errors"],

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import typer
@@ -25,6 +24,7 @@ def sync_cmd(
     """
     from rich.progress import Progress
 
+    from benchmarks.jsonout import dumps  # null, not NaN, for a measure without a value
     from benchmarks.sync import run_sync_benchmark
     from provenance.core.atomic import atomic_write_bytes
     from provenance.core.errors import InputError
@@ -45,10 +45,10 @@ def sync_cmd(
                                         generator=generator, tolerance_s=tolerance_ms / 1000, progress=progress)
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
-        atomic_write_bytes(out / "sync.json", (json.dumps(report.to_dict(), indent=2) + "\n").encode())
+        atomic_write_bytes(out / "sync.json", (dumps(report.to_dict(), indent=2) + "\n").encode())
         atomic_write_bytes(out / "sync.md", report.markdown().encode())
     if json_out:
-        typer.echo(json.dumps(report.to_dict(), indent=2))
+        typer.echo(dumps(report.to_dict(), indent=2))
     else:
         typer.echo(report.markdown())
         if out is not None:

@@ -291,6 +291,7 @@ def bench_load_cmd(
     """Load-test the verification service on 127.0.0.1: CLIENTS clients verifying 30 s files for
     DURATION seconds against one local server; reports throughput, p50/p95 latency and errors.
     Exit 0 when every request succeeded."""
+    from benchmarks.jsonout import dumps  # null, not NaN, for latencies when no request succeeded
     from benchmarks.load import LoadConfig, format_result, run_load
 
     from provenance.core.errors import InputError
@@ -298,7 +299,7 @@ def bench_load_cmd(
     if out is not None and not out.parent.is_dir():  # before minutes of load, not after
         raise InputError("output folder does not exist", path=out.parent)
     r = run_load(LoadConfig(clients=clients, duration_s=duration, file_seconds=file_seconds, workers=workers))
-    text = json.dumps(r.to_dict(), indent=2)
+    text = dumps(r.to_dict(), indent=2)
     if out is not None:
         from provenance.core.atomic import atomic_write_bytes
 
