@@ -6,6 +6,8 @@ from pathlib import Path
 
 import typer
 
+from foleyseal.cli.numbers import finite
+
 
 def sync_cmd(
     videos: Path = typer.Option(..., "--videos", help="Directory with the videos and their EVENTS.json."),
@@ -14,7 +16,7 @@ def sync_cmd(
     negative_prompt: str = typer.Option("", "--negative-prompt", help="Negative prompt for every video."),
     seed: int = typer.Option(0, "--seed", help="Generation seed."),
     generator: str = typer.Option("builtin", "--generator", help="Generator to test."),
-    tolerance_ms: float = typer.Option(100.0, "--tolerance-ms", min=1.0, help="Largest onset-event distance that counts as a match."),
+    tolerance_ms: float = typer.Option(100.0, "--tolerance-ms", min=1.0, callback=finite, help="Largest onset-event distance that counts as a match."),
     json_out: bool = typer.Option(False, "--json", help="Print the full report as JSON."),
 ) -> None:
     """Generate a soundtrack for each listed video and report sync: timing error, recall,

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import typer
 
+from foleyseal.cli.numbers import finite
+
 _HOME_HELP = "FoleySeal home directory (default: $FOLEYSEAL_HOME or the per-user config dir)."
 
 
@@ -34,8 +36,9 @@ def generate_cmd(
     ),
     stems: Path = typer.Option(None, "--stems", help="Directory for one marked stem per layer (FLAC)."),
     cue_sheet: Path = typer.Option(None, "--cue-sheet", help="Write the cue sheet (JSON) here."),
-    loudness: float = typer.Option(-16.0, "--loudness", help="Target integrated loudness, LUFS (true peak stays <= -1 dBTP)."),
-    duration: float = typer.Option(None, "--duration", min=0.1, help="Score only the first SECONDS of the video."),
+    loudness: float = typer.Option(-16.0, "--loudness", min=-70.0, max=-5.0, callback=finite,
+                                   help="Target integrated loudness, LUFS (true peak stays <= -1 dBTP)."),
+    duration: float = typer.Option(None, "--duration", min=0.1, callback=finite, help="Score only the first SECONDS of the video."),
     private_prompts: bool = typer.Option(False, "--private-prompts", help="Leave the prompts out of the signed record."),
     home: Path = typer.Option(None, "--home", help=_HOME_HELP),
     json_out: bool = typer.Option(False, "--json", help="Print a JSON summary (no progress bars)."),

@@ -31,6 +31,7 @@ from typing import Any
 import typer
 
 from foleyseal.cli import exit_codes
+from foleyseal.cli.numbers import finite
 
 EXIT_VALID = exit_codes.OK
 EXIT_NO_EVIDENCE = exit_codes.NOT_FOUND
@@ -157,7 +158,7 @@ def verify_cmd(
         [], "--key", metavar="KEYFILE", help="Extra watermark key file(s) to search with (repeatable)."
     ),
     no_store: bool = typer.Option(False, "--no-store", help="Do not look payloads up in the manifest store."),
-    time_limit: float = typer.Option(300.0, "--time-limit", min=1.0, help="Time limit per file, seconds."),
+    time_limit: float = typer.Option(300.0, "--time-limit", min=1.0, callback=finite, help="Time limit per file, seconds."),
 ) -> None:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -227,16 +228,18 @@ def serve_cmd(
         "(default: the configured store, SQLite in the FoleySeal home).",
     ),
     workers: int = typer.Option(2, "--workers", min=0, max=64, help="Detector worker processes (0: threads)."),
-    max_upload_mb: float = typer.Option(500.0, "--max-upload-mb", min=0.001, help="Upload size limit, MB."),
-    verify_timeout: float = typer.Option(120.0, "--verify-timeout", min=1.0, help="Time limit per verification, s."),
+    max_upload_mb: float = typer.Option(500.0, "--max-upload-mb", min=0.001, callback=finite,
+                                        help="Upload size limit, MB."),
+    verify_timeout: float = typer.Option(120.0, "--verify-timeout", min=1.0, callback=finite,
+                                         help="Time limit per verification, s."),
     rate_limit: float = typer.Option(
-        60.0, "--rate-limit", min=0.0, help="Read requests per minute per client IP (0: unlimited)."
+        60.0, "--rate-limit", min=0.0, callback=finite, help="Read requests per minute per client IP (0: unlimited)."
     ),
     trust_anchors: list[Path] = typer.Option(
         [], "--trust-anchors", metavar="PEM", help="Extra PEM trust anchor(s) (repeatable)."
     ),
     header_timeout: float = typer.Option(
-        20.0, "--header-timeout", min=0.1,
+        20.0, "--header-timeout", min=0.1, callback=finite,
         help="Seconds a connection has to send its request headers (later: 408, closed).",
     ),
     max_connections_per_client: int = typer.Option(
@@ -281,8 +284,8 @@ def serve_cmd(
 
 def bench_load_cmd(
     clients: int = typer.Option(32, "--clients", min=1, max=256, help="Concurrent clients."),
-    duration: float = typer.Option(60.0, "--duration", min=1.0, max=3600.0, help="Seconds of load."),
-    file_seconds: float = typer.Option(30.0, "--file-seconds", min=5.0, max=600.0,
+    duration: float = typer.Option(60.0, "--duration", min=1.0, max=3600.0, callback=finite, help="Seconds of load."),
+    file_seconds: float = typer.Option(30.0, "--file-seconds", min=5.0, max=600.0, callback=finite,
                                        help="Length of each clip, s (at least 5: a watermark block and a margin)."),
     workers: int = typer.Option(2, "--workers", min=1, max=64, help="Worker processes of the server."),
     out: Path | None = typer.Option(None, "--out", help="Write the JSON result to this file."),
