@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks.jsonout import dumps
-from provenance.core.atomic import atomic_write_bytes
+from provenance.core.atomic import atomic_write_bytes, check_output_folder, check_writable
 from provenance.core.interrupts import stop_signals_deferred, stop_signals_raise
 
 
@@ -311,11 +311,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--out", type=Path, default=None, help="write the JSON result here")
     args = ap.parse_args(argv)
+    if args.out:  # before minutes of load, not after
+        check_output_folder(args.out.parent)
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        check_writable(args.out)
     r = run_load(LoadConfig(clients=args.clients, duration_s=args.duration, file_seconds=args.file_seconds,
                             workers=args.workers))
     print(format_result(r))
     if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(args.out, dumps(r.to_dict(), indent=2).encode("utf-8"))
     return 0 if r.errors == 0 and r.ok > 0 else 1
 

@@ -140,3 +140,34 @@ def test_latencies_without_a_successful_request_are_null_in_the_json(tmp_path, m
     out.unlink()
     assert benchmarks.load.main(["--duration", "1", "--out", str(out)]) == 1  # python -m benchmarks.load
     assert _strict_json(out.read_text())["latency_p95_s"] is None
+
+
+def _never(*args, **kwargs):
+    raise AssertionError("the run started before the output was checked")
+
+
+@pytest.mark.parametrize("where, message", [
+    ("folder", "is a directory"),
+    ("file/x.json", "is not a folder"),
+    ("missing/x.json", "does not exist"),
+    ("/proc/x.json", "cannot create files in /proc"),
+])
+def test_an_unwritable_out_is_refused_before_the_load_run(tmp_path, monkeypatch, capsys, where, message):
+    """--out was checked only after minutes of load (a directory failed at the very end), and a
+    folder that exists but takes no new files (/proc) was said not to exist."""
+    import benchmarks.load
+    from foleyseal.cli import main
+
+    if where.startswith("/proc") and not Path("/proc").is_dir():
+        pytest.skip("needs /proc")
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "file").write_text("x")
+    monkeypatch.setattr(benchmarks.load, "run_load", _never)
+    out = Path(where) if where.startswith("/") else tmp_path / where
+    with pytest.raises(SystemExit) as exc:
+        main(["bench", "load", "--out", str(out)])
+    err = capsys.readouterr().err
+    assert exc.value.code == 3 and message in err, err
+    if where != "missing/x.json":  # python -m benchmarks.load makes missing folders
+        with pytest.raises(Exception, match=message):
+            benchmarks.load.main(["--out", str(out)])

@@ -102,6 +102,23 @@ def test_cli_bench_sync_writes_null_for_measures_without_a_value(tmp_path, capsy
     assert written["summary"]["synthetic_recall"] is None
 
 
+@pytest.mark.parametrize("out", ["a_file", "a_file/sub"])
+def test_cli_bench_sync_refuses_an_out_in_the_way_before_generating(tmp_path, capsys, monkeypatch, out):
+    """An --out that was a file was refused only after every video had been generated."""
+    import benchmarks.sync
+
+    def never(*args, **kwargs):
+        raise AssertionError("videos were generated before --out was checked")
+
+    monkeypatch.setattr(benchmarks.sync, "run_sync_benchmark", never)
+    (tmp_path / "EVENTS.json").write_text("[]")
+    (tmp_path / "a_file").write_text("x")
+    with pytest.raises(SystemExit) as exc:
+        main(["bench", "sync", "--videos", str(tmp_path), "--out", str(tmp_path / out)])
+    err = capsys.readouterr().err
+    assert exc.value.code == 3 and f"{tmp_path / 'a_file'}: is not a folder" in err, err
+
+
 @pytest.mark.parametrize(
     "text, message",
     [

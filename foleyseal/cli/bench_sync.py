@@ -28,11 +28,13 @@ def sync_cmd(
 
     from benchmarks.jsonout import dumps  # null, not NaN, for a measure without a value
     from benchmarks.sync import run_sync_benchmark
-    from provenance.core.atomic import atomic_write_bytes
+    from provenance.core.atomic import atomic_write_bytes, check_output_folder
     from provenance.core.errors import InputError
 
     if not (videos / "EVENTS.json").is_file():
         raise InputError("no EVENTS.json in the videos directory", path=videos)
+    if out is not None:
+        check_output_folder(out, files=("sync.json", "sync.md"))  # before every video is generated, not after
     if json_out:
         report = run_sync_benchmark(videos, prompt=prompt, negative_prompt=negative_prompt, seed=seed,
                                     generator=generator, tolerance_s=tolerance_ms / 1000)

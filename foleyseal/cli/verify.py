@@ -297,15 +297,13 @@ def bench_load_cmd(
     from benchmarks.jsonout import dumps  # null, not NaN, for latencies when no request succeeded
     from benchmarks.load import LoadConfig, format_result, run_load
 
-    from provenance.core.errors import InputError
+    from provenance.core.atomic import atomic_write_bytes, check_writable
 
-    if out is not None and not out.parent.is_dir():  # before minutes of load, not after
-        raise InputError("output folder does not exist", path=out.parent)
+    if out is not None:
+        check_writable(out)  # before minutes of load, not after
     r = run_load(LoadConfig(clients=clients, duration_s=duration, file_seconds=file_seconds, workers=workers))
     text = dumps(r.to_dict(), indent=2)
     if out is not None:
-        from provenance.core.atomic import atomic_write_bytes
-
         atomic_write_bytes(out, text.encode())
     typer.echo(text if json_out else format_result(r))
     sys.exit(exit_codes.OK if r.errors == 0 and r.ok > 0 else exit_codes.NOT_FOUND)
