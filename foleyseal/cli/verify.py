@@ -221,7 +221,7 @@ verify_cmd.__doc__ = _VERIFY_HELP
 
 def serve_cmd(
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on (127.0.0.1: this machine only)."),
-    port: int = typer.Option(8000, "--port", min=0, max=65535, help="TCP port."),
+    port: int = typer.Option(8000, "--port", min=0, max=65535, help="TCP port (0: one the system picks, printed at start)."),
     database_url: str | None = typer.Option(
         None, "--database-url", metavar="URL",
         help="SQLAlchemy URL of the manifest store, e.g. postgresql+psycopg://user@db/foleyseal "
@@ -278,8 +278,8 @@ def serve_cmd(
         max_connections_per_client=max_connections_per_client,
     )
     check_config(config)
-    typer.echo(f"FoleySeal verification service on http://{host}:{port}/  (docs: /docs)", err=True)
-    serve(config, host=host, port=port, checked=True)
+    serve(config, host=host, port=port, checked=True,
+          announce=lambda url: typer.echo(f"FoleySeal verification service on {url}  (docs: /docs)", err=True))
 
 
 def bench_load_cmd(
