@@ -1,7 +1,8 @@
-"""Load benchmark of the verification service: N concurrent clients verifying 30 s files.
+"""Load benchmark of the verification service: N concurrent clients verifying clips of
+``file_seconds`` (30 s by default).
 
 Starts ``foleyseal serve`` as a separate process on 127.0.0.1 (a fresh FoleySeal home with keys
-and a marked 30 s clip, unless ``--url`` names a running server), then runs ``clients`` threads
+and a marked clip, unless ``LoadConfig.url`` names a running server), then runs ``clients`` threads
 that each upload a file to ``POST /v1/verify`` again and again until ``duration_s`` has passed.
 Bounded in every direction: only localhost, a request cap, a per-request timeout, and a hard
 stop after ``duration_s`` + the timeout.

@@ -1,4 +1,5 @@
-"""``foleyseal bench robustness``: attack a corpus of marked clips and score every watermarker."""
+"""``foleyseal bench``: the benchmark commands. ``robustness`` and ``attacks`` live here; ``sync``,
+``speed`` and ``load`` in their own modules (``load`` in :mod:`foleyseal.cli.verify`)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,12 @@ import typer
 from foleyseal.cli.numbers import finite, mark_strength
 from provenance.core.errors import InputError
 
-app = typer.Typer(help="Benchmarks: robustness of watermarkers against attacks.", no_args_is_help=True)
+app = typer.Typer(
+    help="Benchmarks: watermark robustness against attacks (robustness; attacks lists them), "
+    "audio-visual sync of generated soundtracks (sync), speed (speed) and the verification "
+    "service under load (load).",
+    no_args_is_help=True,
+)
 
 
 @app.command("robustness")

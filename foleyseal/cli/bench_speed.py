@@ -17,9 +17,10 @@ def speed_cmd(
     json_out: Path = typer.Option(None, "--json-out", help="Also write pytest-benchmark's JSON report here "
                                   "(replaced only when the run succeeds)."),
 ) -> None:
-    """Run the speed benchmarks (embed, detect and their stages; mark; verify; generate) with
-    pytest-benchmark and print its table. Same as ``pytest benchmarks/ --bench-name EXPR``.
-    Exit code: pytest's."""
+    """Run the speed benchmarks (embed, detect and their stages; mark; verify; generate) with pytest-benchmark.
+
+    Prints pytest-benchmark's table; the same as `pytest benchmarks/ --bench-name EXPR` (needs the test extra: pip install -e '.[test]'). Exit code: pytest's.
+    """  # noqa: E501 - one line per paragraph: the help renderer re-wraps it
     if not BENCH_DIR.is_dir():
         raise typer.BadParameter(f"benchmarks folder not found at {BENCH_DIR} (run from a source checkout)")
     args = [sys.executable, "-m", "pytest", str(BENCH_DIR), "-p", "no:cacheprovider", "-q",

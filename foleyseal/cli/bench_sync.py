@@ -19,11 +19,10 @@ def sync_cmd(
     tolerance_ms: float = typer.Option(100.0, "--tolerance-ms", min=1.0, callback=finite, help="Largest onset-event distance that counts as a match."),
     json_out: bool = typer.Option(False, "--json", help="Print the full report as JSON."),
 ) -> None:
-    """Generate a soundtrack for each listed video and report sync: timing error, recall,
-    precision, global audio-visual offset, against the targets of issue 5.
+    """Generate a soundtrack for each video in EVENTS.json and score its sync with the visual events.
 
-    Exit 0 when every target is met, 1 when one is missed, 3 on bad input.
-    """
+    Reports timing error, recall, precision and the global audio-visual offset against the sync targets. Exit 0 when every target is met, 1 when one is missed, 3 on bad input.
+    """  # noqa: E501 - one line per paragraph: the help renderer re-wraps it
     from rich.progress import Progress
 
     from benchmarks.jsonout import dumps  # null, not NaN, for a measure without a value

@@ -291,9 +291,10 @@ def bench_load_cmd(
     out: Path | None = typer.Option(None, "--out", help="Write the JSON result to this file."),
     json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
-    """Load-test the verification service on 127.0.0.1: CLIENTS clients verifying 30 s files for
-    DURATION seconds against one local server; reports throughput, p50/p95 latency and errors.
-    Exit 0 when every request succeeded."""
+    """Load-test the verification service on 127.0.0.1: throughput, p50/p95 latency, errors.
+
+    CLIENTS clients verify clips of FILE_SECONDS seconds again and again for DURATION seconds against one local server. Exit 0 when every request succeeded.
+    """  # noqa: E501 - one line per paragraph: the help renderer re-wraps it
     from benchmarks.jsonout import dumps  # null, not NaN, for latencies when no request succeeded
     from benchmarks.load import LoadConfig, format_result, run_load
 
