@@ -1,6 +1,7 @@
 """The ``foleyseal`` command: one typer app, one sub-app per stage.
 
-Each command group lives in its own module and is registered here.
+The commands live in the modules imported below and are registered here (which module holds
+which command: docs/architecture.md; ``bench`` registers its own).
 Exit codes are documented in :mod:`foleyseal.cli.exit_codes`.
 """
 
