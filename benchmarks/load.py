@@ -1,7 +1,8 @@
-"""Load benchmark of the verification service: N concurrent clients verifying 30 s files.
+"""Load benchmark of the verification service: N concurrent clients verifying clips of
+``file_seconds`` (30 s by default).
 
 Starts ``foleyseal serve`` as a separate process on 127.0.0.1 (a fresh FoleySeal home with keys
-and a marked 30 s clip, unless ``--url`` names a running server), then runs ``clients`` threads
+and a marked clip, unless ``LoadConfig.url`` names a running server), then runs ``clients`` threads
 that each upload a file to ``POST /v1/verify`` again and again until ``duration_s`` has passed.
 Bounded in every direction: only localhost, a request cap, a per-request timeout, and a hard
 stop after ``duration_s`` + the timeout.
@@ -16,8 +17,10 @@ error count (any non-200 or transport error), and the verdicts seen::
 from __future__ import annotations
 
 import argparse
-import json
+import contextlib
 import os
+import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -25,13 +28,16 @@ import tempfile
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from provenance.core.atomic import atomic_write_bytes
+from benchmarks.jsonout import dumps
+from provenance.core.atomic import atomic_write_bytes, check_output_folder, check_writable
+from provenance.core.interrupts import stop_signals_deferred, stop_signals_raise
 
 
 @dataclass
@@ -110,32 +116,64 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_server(home: Path, workers: int, *, log: Path) -> tuple[subprocess.Popen[bytes], str]:
-    """``foleyseal serve`` in its own process on a free localhost port; waits for /v1/health."""
-    import httpx
-
-    port = _free_port()
+def _spawn_server(home: Path, workers: int, port: int, log: Path) -> subprocess.Popen[bytes]:
+    """``foleyseal serve`` on ``127.0.0.1:port`` in its own process group, output to ``log``."""
     env = dict(os.environ, FOLEYSEAL_HOME=str(home))
     code = "import sys; from foleyseal.cli import main; main(sys.argv[1:])"
     with open(log, "wb") as fh:
-        proc = subprocess.Popen(
+        # Its own session: a Ctrl-C at the terminal reaches this process only, which stops the
+        # server itself, in order; and the group can be killed whole if it does not stop.
+        return subprocess.Popen(
             [sys.executable, "-c", code, "serve", "--host", "127.0.0.1", "--port", str(port),
              "--workers", str(workers)],
-            env=env, stdout=fh, stderr=subprocess.STDOUT,
+            env=env, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True,
         )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 180
+
+
+def _wait_healthy(proc: subprocess.Popen[bytes], url: str, log: Path, timeout_s: float = 180.0) -> None:
+    """Return once ``url``/v1/health answers 200; raise if the server exits or ``timeout_s`` passes."""
+    import httpx
+
+    deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"the server exited ({proc.returncode}); see {log}")
         try:
             if httpx.get(f"{url}/v1/health", timeout=2).status_code == 200:
-                return proc, url
+                return
         except httpx.HTTPError:
             pass
         time.sleep(0.25)
-    proc.kill()
-    raise RuntimeError("the server did not start within 180 s")
+    raise RuntimeError(f"the server did not start within {timeout_s:.0f} s")
+
+
+def stop_server(proc: subprocess.Popen[bytes], grace_s: float = 30.0) -> None:
+    """Stop the server: SIGTERM (a graceful shutdown that also ends its worker processes), then
+    SIGKILL to its whole process group after ``grace_s`` seconds. Signals to this process are
+    held back meanwhile, so a second Ctrl-C cannot leave the server running."""
+    with stop_signals_deferred():
+        if proc.poll() is None:
+            proc.terminate()
+        try:
+            proc.wait(grace_s)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+@contextlib.contextmanager
+def local_server(home: Path, workers: int, *, log: Path) -> Iterator[str]:
+    """``foleyseal serve`` in its own process on a free localhost port; yields its URL once
+    /v1/health answers, and stops it on the way out, whatever ends the block (start-up included)."""
+    port = _free_port()
+    proc = _spawn_server(home, workers, port, log)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        _wait_healthy(proc, url, log)
+        yield url
+    finally:
+        stop_server(proc)
 
 
 def run_clients(url: str, files: list[Path], cfg: LoadConfig, api_key: str | None) -> tuple[list[tuple[float, int, str | None]], float]:
@@ -150,12 +188,13 @@ def run_clients(url: str, files: list[Path], cfg: LoadConfig, api_key: str | Non
     start = time.monotonic()
     stop_at = start + cfg.duration_s
     count = [0]
+    stop = threading.Event()  # set when the caller is interrupted: the clients stop too
     headers = {"X-API-Key": api_key} if api_key else {}
 
     def client(i: int) -> None:
         with httpx.Client(base_url=url, timeout=cfg.request_timeout_s, headers=headers) as h:
             k = i
-            while time.monotonic() < stop_at:
+            while time.monotonic() < stop_at and not stop.is_set():
                 with lock:
                     if count[0] >= cfg.max_requests:
                         return
@@ -173,39 +212,64 @@ def run_clients(url: str, files: list[Path], cfg: LoadConfig, api_key: str | Non
                     results.append((time.monotonic() - t0, status, verdict))
 
     threads = [threading.Thread(target=client, args=(i,), daemon=True) for i in range(cfg.clients)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(max(0.0, stop_at - time.monotonic()) + cfg.request_timeout_s + 5)
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(max(0.0, stop_at - time.monotonic()) + cfg.request_timeout_s + 5)
+    finally:
+        stop.set()
     return results, time.monotonic() - start
 
 
 def run_load(cfg: LoadConfig) -> LoadResult:
-    """Prepare files, start a server (unless ``cfg.url``), run the clients, stop, summarise."""
+    """Prepare files, start a server (unless ``cfg.url``), run the clients, stop, summarise.
+
+    Whatever ends the run (an error, Ctrl-C, SIGTERM; the signals raise here as in the CLI),
+    the server is stopped and the temporary home with its keys and store is removed."""
+    with stop_signals_raise():
+        return _summarise(cfg, *_measure(cfg))
+
+
+def _measure(cfg: LoadConfig) -> tuple[list[tuple[float, int, str | None]], float, dict[str, Any] | None]:
+    """Run the clients against ``cfg.url`` or a server of a temporary home; returns the results,
+    the elapsed time (s) and the server's health after the run."""
+    with contextlib.ExitStack() as stack:
+        base = stack.enter_context(_temporary_folder())
+        home, files, key = prepare_home(base, cfg.file_seconds)
+        url, api_key = cfg.url, cfg.api_key
+        if url is None:
+            url = stack.enter_context(local_server(home, cfg.workers, log=base / "server.log"))
+            api_key = key
+        results, elapsed = run_clients(url, files, cfg, api_key)
+        return results, elapsed, _health(url)
+
+
+@contextlib.contextmanager
+def _temporary_folder() -> Iterator[Path]:
+    """A private temporary folder (it will hold signing and watermark keys), removed on the way
+    out with stop signals held back, so that a second Ctrl-C cannot leave the keys behind."""
+    path = Path(tempfile.mkdtemp(prefix="foleyseal-load-"))
+    try:
+        yield path
+    finally:
+        with stop_signals_deferred():
+            shutil.rmtree(path)
+
+
+def _health(url: str) -> dict[str, Any] | None:
+    """The server's /v1/health answer, None when it does not answer."""
     import httpx
 
-    with tempfile.TemporaryDirectory(prefix="foleyseal-load-") as d:
-        base = Path(d)
-        home, files, key = prepare_home(base, cfg.file_seconds)
-        proc = None
-        url = cfg.url
-        api_key = cfg.api_key
-        if url is None:
-            proc, url = start_server(home, cfg.workers, log=base / "server.log")
-            api_key = key
-        try:
-            results, elapsed = run_clients(url, files, cfg, api_key)
-            try:
-                health = httpx.get(f"{url}/v1/health", timeout=30).json()
-            except httpx.HTTPError:
-                health = None
-        finally:
-            if proc is not None:
-                proc.terminate()
-                try:
-                    proc.wait(30)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
+    try:
+        return httpx.get(f"{url}/v1/health", timeout=30).json()
+    except httpx.HTTPError:
+        return None
+
+
+def _summarise(cfg: LoadConfig, results: list[tuple[float, int, str | None]], elapsed: float,
+               health: dict[str, Any] | None) -> LoadResult:
+    """The :class:`LoadResult` of one run: counts, throughput and latency percentiles."""
     lat = np.array([r[0] for r in results if r[1] == 200]) if results else np.zeros(0)
     ok = int(sum(1 for r in results if r[1] == 200))
     errors = [r for r in results if r[1] != 200]
@@ -248,12 +312,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--out", type=Path, default=None, help="write the JSON result here")
     args = ap.parse_args(argv)
+    if args.out:  # before minutes of load, not after
+        check_output_folder(args.out.parent)
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        check_writable(args.out)
     r = run_load(LoadConfig(clients=args.clients, duration_s=args.duration, file_seconds=args.file_seconds,
                             workers=args.workers))
     print(format_result(r))
     if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_bytes(args.out, json.dumps(r.to_dict(), indent=2, allow_nan=True).encode("utf-8"))
+        atomic_write_bytes(args.out, dumps(r.to_dict(), indent=2).encode("utf-8"))
     return 0 if r.errors == 0 and r.ok > 0 else 1
 
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import math
 import os
 import platform
 import sys
@@ -29,10 +28,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from benchmarks.attacks import QUICK_ATTACKS, Attack, get_attack
 from benchmarks.corpus import discover_clips, select_clips
+from benchmarks.jsonout import dumps
 from benchmarks.quality import MEASURES
 from benchmarks.requirements import MEASURE_REQUIREMENTS, Requirement, missing_message, missing_requirements
 from benchmarks.trials import SCHEMA, describe_watermarker, error_row, package_versions, plan_tasks, run_task
@@ -172,36 +170,9 @@ def single_threaded_children() -> Iterator[None]:
 
 def _append_rows(fh: Any, rows: list[dict[str, Any]]) -> None:
     for r in rows:
-        fh.write(_dumps(r) + "\n")
+        fh.write(dumps(r) + "\n")
     fh.flush()
     os.fsync(fh.fileno())
-
-
-def _finite(o: Any) -> Any:
-    """``o`` with every NaN or infinite float replaced by None: JSON has no such numbers, and
-    Python's NaN and Infinity would make files other readers refuse."""
-    if isinstance(o, float):
-        return o if math.isfinite(o) else None
-    if isinstance(o, dict):
-        return {k: _finite(v) for k, v in o.items()}
-    if isinstance(o, (list, tuple)):
-        return [_finite(v) for v in o]
-    if isinstance(o, np.generic):
-        return _finite(o.item())
-    if isinstance(o, np.ndarray):
-        return _finite(o.tolist())
-    return o
-
-
-def _dumps(o: Any, **kw: Any) -> str:
-    return json.dumps(_finite(o), default=_json_default, allow_nan=False, **kw)
-
-
-def _json_default(o: Any) -> Any:
-    # numpy values never get here: _finite has made them Python numbers and lists
-    if isinstance(o, Path):
-        return str(o)
-    raise TypeError(f"not JSON serializable: {type(o).__name__}")
 
 
 def check_requirements(cfg: BenchConfig) -> BenchConfig:
@@ -310,7 +281,7 @@ def run_benchmark(cfg: BenchConfig, *, show_progress: bool = True, write_report:
     }
     files = []
     with atomic_path(out / RESULTS_JSON) as tmp:
-        tmp.write_text(_dumps({"meta": meta, "rows": rows}, indent=1), encoding="utf-8")
+        tmp.write_text(dumps({"meta": meta, "rows": rows}, indent=1), encoding="utf-8")
     files.append(out / RESULTS_JSON)
     if write_report:
         from benchmarks.report import write_report as _write_report

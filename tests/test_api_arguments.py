@@ -119,3 +119,18 @@ def test_wrong_argument_types_are_named():
     with pytest.raises(InputError, match="comma-separated names in a string"):
         parse_attacks(["mp3_64k"])  # type: ignore[arg-type]
     assert [w.name for w in build_watermarkers("lsb")] == ["lsb"]  # type: ignore[arg-type]
+
+
+def test_detect_file_checks_its_threshold_as_detect_does(tmp_path):
+    """detect_file passed any threshold on: 2 reported every file as marked, nan none."""
+    from provenance.watermark.embed import check_strength
+    from provenance.watermark.files import detect_file
+
+    path = tmp_path / "a.wav"
+    write_audio(path, make_test_audio(48_000, 1, 6.0, seed=2))
+    for threshold in (float("nan"), -1, 2, 0, 1, float("inf")):
+        with pytest.raises(InputError, match="threshold is a p-value"):
+            detect_file(path, KEY, threshold=threshold)
+    for strength in (float("nan"), 0.0, 2, True):
+        with pytest.raises(InputError, match="strength"):
+            check_strength(strength)

@@ -196,6 +196,27 @@ def test_bad_payloads_and_keys(clip, key, tmp_path, capsys):
     assert not out.exists()
 
 
+@pytest.mark.parametrize("value", ["2", "inf", "nan", "-1", "0", "1"])
+def test_a_threshold_that_is_no_p_value_is_a_usage_error(clip, key, capsys, value):
+    """--threshold took any number: at 2 or inf every file was FOUND, at nan or -1 none was."""
+    code, out, err = run(["watermark", "detect", str(clip), "--key", str(key), "--threshold", value], capsys)
+    assert code == 2 and "'--threshold'" in err and "p-value" in err, err
+    assert out == "" and "Traceback" not in err
+
+
+@pytest.mark.parametrize("command", ["embed", "robustness"])
+@pytest.mark.parametrize("value", ["2", "nan", "0.01", "-inf"])
+def test_a_strength_out_of_range_is_a_usage_error(clip, key, tmp_path, capsys, command, value):
+    """watermark embed --strength 2 exited 3 (bad input) after reading the file, bench robustness
+    --strength 2 exited 2: both are the same usage error now, checked before any work."""
+    out = tmp_path / "o.wav"
+    argv = (["watermark", "embed", str(clip), str(out), "--key", str(key), "--payload", PAYLOAD]
+            if command == "embed" else ["bench", "robustness", "--corpus", str(clip.parent), "--out", str(out)])
+    code, _, err = run([*argv, "--strength", value], capsys)
+    assert code == 2 and "'--strength'" in err and "0.05-1.0" in err, err
+    assert not out.exists()
+
+
 def test_new_watermark_key_refuses_overwrite(key, capsys):
     before = key.read_bytes()
     code, _, err = run(["keys", "new-watermark-key", str(key)], capsys)

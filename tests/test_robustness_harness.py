@@ -133,9 +133,9 @@ def test_an_external_tool_that_fails_or_returns_other_audio_is_an_error(tmp_path
 
 
 def test_run_files_hold_no_nan_or_infinity(tmp_path):
-    from benchmarks.robustness import _dumps
+    from benchmarks.jsonout import dumps
 
-    text = _dumps({"score": float("inf"), "rows": [{"snr": float("nan"), "ok": 1.5}], "a": np.float32("nan")})
+    text = dumps({"score": float("inf"), "rows": [{"snr": float("nan"), "ok": 1.5}], "a": np.float32("nan")})
     assert json.loads(text) == {"score": None, "rows": [{"snr": None, "ok": 1.5}], "a": None}
 
 

@@ -635,6 +635,39 @@ def test_sigterm_stops_the_service_cleanly(verify_env: VerifyEnv, tmp_path: Path
     assert list(tmp.iterdir()) == []
 
 
+def test_port_0_announces_the_port_the_system_picked(verify_env: VerifyEnv, tmp_path: Path) -> None:
+    """serve --port 0 printed 'service on http://127.0.0.1:0/', a URL nobody can reach."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "from foleyseal.cli import main; main()", "serve", "--port", "0", "--workers", "0"],
+        env=verify_env.env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        assert proc.stderr is not None
+        lines = [proc.stderr.readline() for _ in range(2)]  # ours and uvicorn's "running on", in some order
+        match = re.search(r"service on (http://127\.0\.0\.1:(\d+)/)", "".join(lines))
+        assert match and int(match.group(2)) > 0, lines
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                if httpx.get(f"{match.group(1)}v1/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert proc.poll() is None and time.monotonic() < deadline, "the service did not answer"
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(60) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
 def test_a_client_that_leaves_mid_verification_frees_its_worker(verify_env: VerifyEnv, tmp_path: Path) -> None:
     """Abandoned uploads held the only worker until their verification ended (minutes for long
     files), and every later client waited behind them."""

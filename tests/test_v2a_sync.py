@@ -79,6 +79,46 @@ def test_cli_bench_sync_on_a_small_video_set(tmp_path, capsys):
     assert Path(tmp_path / "out" / "sync.json").is_file()
 
 
+def _strict_json(text: str) -> dict:
+    """``json.loads`` that refuses NaN and Infinity, as JSON.parse and jq do."""
+    def refuse(name: str) -> None:
+        raise ValueError(f"{name} is not JSON")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_cli_bench_sync_writes_null_for_measures_without_a_value(tmp_path, capsys):
+    """With no events recall and the error statistics have no value: they were written as NaN,
+    which made sync.json and the --json output invalid JSON."""
+    flash_video(tmp_path / "flash.mp4")
+    (tmp_path / "EVENTS.json").write_text(json.dumps([{"file": "flash.mp4", "kind": "synthetic", "events": []}]))
+    with pytest.raises(SystemExit):
+        main(["bench", "sync", "--videos", str(tmp_path), "--out", str(tmp_path / "out"), "--json"])
+    printed = _strict_json(capsys.readouterr().out)
+    written = _strict_json((tmp_path / "out" / "sync.json").read_text())
+    assert printed == written
+    (row,) = written["videos"]
+    assert row["recall"] is None and row["median_abs_error_ms"] is None
+    assert written["summary"]["synthetic_recall"] is None
+
+
+@pytest.mark.parametrize("out", ["a_file", "a_file/sub"])
+def test_cli_bench_sync_refuses_an_out_in_the_way_before_generating(tmp_path, capsys, monkeypatch, out):
+    """An --out that was a file was refused only after every video had been generated."""
+    import benchmarks.sync
+
+    def never(*args, **kwargs):
+        raise AssertionError("videos were generated before --out was checked")
+
+    monkeypatch.setattr(benchmarks.sync, "run_sync_benchmark", never)
+    (tmp_path / "EVENTS.json").write_text("[]")
+    (tmp_path / "a_file").write_text("x")
+    with pytest.raises(SystemExit) as exc:
+        main(["bench", "sync", "--videos", str(tmp_path), "--out", str(tmp_path / out)])
+    err = capsys.readouterr().err
+    assert exc.value.code == 3 and f"{tmp_path / 'a_file'}: is not a folder" in err, err
+
+
 @pytest.mark.parametrize(
     "text, message",
     [

@@ -5,8 +5,10 @@ from __future__ import annotations
 import contextlib
 import logging
 import shutil
+import socket
+import sys
 import tempfile
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -231,15 +233,46 @@ def check_config(config: ServiceConfig) -> None:
 
 
 def serve(
-    config: ServiceConfig, *, host: str = "127.0.0.1", port: int = 8000, log_level: str = "info", checked: bool = False
+    config: ServiceConfig, *, host: str = "127.0.0.1", port: int = 8000, log_level: str = "info", checked: bool = False,
+    announce: Callable[[str], None] | None = None,
 ) -> None:
-    """Run the service with uvicorn until interrupted (``checked``: :func:`check_config` ran)."""
+    """Run the service with uvicorn until interrupted (``checked``: :func:`check_config` ran).
+
+    ``announce`` is called with the service's URL once its port is known: with ``port`` 0 the
+    system picks one when the socket is bound, before requests are taken."""
     import uvicorn
 
     if not checked:
         check_config(config)
-    with _sigterm_exits_cleanly():
-        uvicorn.run(create_app(config), host=host, port=port, log_level=log_level, **uvicorn_options(config))
+    if port != 0:
+        if announce is not None:
+            announce(_url(host, port))
+        with _sigterm_exits_cleanly():
+            uvicorn.run(create_app(config), host=host, port=port, log_level=log_level, **uvicorn_options(config))
+        return
+    uv_config = uvicorn.Config(create_app(config), host=host, port=0, log_level=log_level, **uvicorn_options(config))
+    sock = uv_config.bind_socket()  # exits 3 (uvicorn's start-up failure) when it cannot bind, as uvicorn.run does
+    with sock:
+        if announce is not None:
+            announce(_url(host, sock.getsockname()[1]))
+        with _sigterm_exits_cleanly():
+            _run_on(uvicorn.Server(uv_config), sock)
+
+
+def _run_on(server: Any, sock: socket.socket) -> None:
+    """``server.run`` on a bound socket, ended as :func:`uvicorn.run` ends it: Ctrl-C is a normal
+    stop, a failed application start-up exits uvicorn's ``STARTUP_FAILURE`` (3)."""
+    from uvicorn.config import STARTUP_FAILURE
+
+    with contextlib.suppress(KeyboardInterrupt):
+        server.run(sockets=[sock])
+    if not server.started:
+        sys.exit(STARTUP_FAILURE)
+
+
+def _url(host: str, port: int) -> str:
+    """The service's base URL (IPv6 addresses in brackets)."""
+    return f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/"
 
 
 @contextlib.contextmanager

@@ -1,6 +1,7 @@
 """The ``foleyseal`` command: one typer app, one sub-app per stage.
 
-Each command group lives in its own module and is registered here.
+The commands live in the modules imported below and are registered here (which module holds
+which command: docs/architecture.md; ``bench`` registers its own).
 Exit codes are documented in :mod:`foleyseal.cli.exit_codes`.
 """
 
@@ -9,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import signal
 import sys
 from typing import NoReturn
 
@@ -23,6 +25,7 @@ from foleyseal.cli.verify import serve_cmd, verify_cmd
 from foleyseal.cli.watermark import app as watermark_app
 from provenance import __version__
 from provenance.core.errors import FoleySealError
+from provenance.core.interrupts import StopRequest, stop_signals_raise
 
 app = typer.Typer(
     name="foleyseal",
@@ -58,11 +61,22 @@ def _root(
     """FoleySeal command line."""
 
 
+_TYPER_INTERRUPTED = 130
+"""What typer returns (without standalone mode) for a KeyboardInterrupt it caught."""
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Console-script entry: run the app, mapping FoleySeal errors to exit code 3."""
+    """Console-script entry: run the app, mapping FoleySeal errors to exit code 3 and a stop
+    request (Ctrl-C, SIGTERM) to one line on stderr and exit 130 or 143."""
+    stop = StopRequest()
     try:
-        # Without standalone mode click returns a command's exit code instead of exiting.
-        rv = app(args=argv, standalone_mode=False, prog_name="foleyseal")
+        # SIGTERM raises like Ctrl-C does, so that temporary files, folders and child processes
+        # are cleaned up on the way out instead of left behind by a process killed outright.
+        with stop_signals_raise() as stop:
+            # Without standalone mode click returns a command's exit code instead of exiting.
+            rv = app(args=argv, standalone_mode=False, prog_name="foleyseal")
+    except KeyboardInterrupt:  # one that typer did not catch (raised outside a command)
+        _interrupted(stop)
     except FoleySealError as exc:
         typer.echo(f"error: {exc}", err=True)
         sys.exit(exit_codes.INPUT_ERROR)
@@ -91,7 +105,18 @@ def main(argv: list[str] | None = None) -> None:
             exc.show()
             sys.exit(exc.exit_code)
         _internal_error(exc)
+    if rv == _TYPER_INTERRUPTED:
+        # typer turns a KeyboardInterrupt into this code, silently; nothing else exits 130
+        _interrupted(stop)
     sys.exit(rv if isinstance(rv, int) else exit_codes.OK)
+
+
+def _interrupted(stop: StopRequest) -> NoReturn:
+    """Say in one line that the command was stopped, and exit 128 + the signal's number."""
+    # No signal seen: a KeyboardInterrupt from Python's own Ctrl-C handler (main outside the main thread).
+    signum = stop.signum or signal.SIGINT
+    typer.echo(f"interrupted ({signal.Signals(signum).name})", err=True)
+    sys.exit(128 + signum)
 
 
 def _internal_error(exc: BaseException) -> NoReturn:

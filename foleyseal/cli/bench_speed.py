@@ -12,17 +12,43 @@ BENCH_DIR = Path(__file__).resolve().parents[2] / "benchmarks"
 
 
 def speed_cmd(
-    select: str = typer.Option("", "-k", help="Only benchmarks whose name matches this pytest -k expression."),
-    json_out: Path = typer.Option(None, "--json-out", help="Also write pytest-benchmark's JSON report here."),
+    select: str = typer.Option("", "-k", help="Only benchmarks whose function name matches this pytest -k "
+                               "expression (e.g. 'embed or detect'; module and folder names are not matched)."),
+    json_out: Path = typer.Option(None, "--json-out", help="Also write pytest-benchmark's JSON report here "
+                                  "(replaced only when the run succeeds)."),
 ) -> None:
-    """Run the speed benchmarks (embed, detect and their stages; mark; verify; generate) with
-    pytest-benchmark and print its table. Same as ``pytest benchmarks/``. Exit code: pytest's."""
+    """Run the speed benchmarks (embed, detect and their stages; mark; verify; generate) with pytest-benchmark.
+
+    Prints pytest-benchmark's table; the same as `pytest benchmarks/ --bench-name EXPR` (needs the test extra: pip install -e '.[test]'). Exit code: pytest's.
+    """  # noqa: E501 - one line per paragraph: the help renderer re-wraps it
     if not BENCH_DIR.is_dir():
         raise typer.BadParameter(f"benchmarks folder not found at {BENCH_DIR} (run from a source checkout)")
     args = [sys.executable, "-m", "pytest", str(BENCH_DIR), "-p", "no:cacheprovider", "-q",
             "--benchmark-columns=min,median,max,rounds"]
     if select:
-        args += ["-k", select]
-    if json_out:
-        args += [f"--benchmark-json={json_out}"]
-    raise typer.Exit(subprocess.call(args))
+        # not -k: it also matches the folder name, and "benchmarks" holds "mark" (benchmarks/conftest.py)
+        args += ["--bench-name", select]
+    if json_out is None:
+        raise typer.Exit(subprocess.call(args))
+    raise typer.Exit(_run_writing_json(args, json_out))
+
+
+def _run_writing_json(args: list[str], json_out: Path) -> int:
+    """Run pytest with its JSON report going to a temporary file beside ``json_out``, renamed onto
+    it only when the run succeeds: pytest-benchmark opens (empties) its file while parsing the
+    arguments, so a run that fails or selects nothing would otherwise leave an empty report."""
+    from provenance.core.atomic import atomic_path
+
+    code = 0
+    try:
+        with atomic_path(json_out) as tmp:
+            code = subprocess.call([*args, f"--benchmark-json={tmp}"])
+            if code != 0:
+                raise _RunFailed
+    except _RunFailed:
+        pass  # the temporary report is gone and json_out is as it was
+    return code
+
+
+class _RunFailed(Exception):
+    """The benchmarks did not all run and pass: their report must not replace the old one."""

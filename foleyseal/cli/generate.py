@@ -2,16 +2,46 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING, TextIO
 
 import typer
+
+from foleyseal.cli.numbers import finite
+
+if TYPE_CHECKING:
+    from provenance.core.config import Settings
+    from v2a_core.pipeline import GenerateOptions, GenerateResult
 
 _HOME_HELP = "FoleySeal home directory (default: $FOLEYSEAL_HOME or the per-user config dir)."
 
 
 def _default_output(video: Path) -> Path:
     return Path.cwd() / f"{video.stem}.foleyseal.mp4"
+
+
+@contextlib.contextmanager
+def _loudness_warnings_on_stderr() -> Iterator[None]:
+    """Show a missed loudness target as one ``warning:`` line, not as Python's warning with the
+    source file and line of the mixer; other warnings are shown as before."""
+    from v2a_core.render.master import LoudnessWarning
+
+    with warnings.catch_warnings():
+        shown = warnings.showwarning
+
+        def show(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                 file: TextIO | None = None, line: str | None = None) -> None:
+            if issubclass(category, LoudnessWarning):
+                typer.echo(f"warning: {message}", err=True)
+            else:
+                shown(message, category, filename, lineno, file, line)
+
+        warnings.showwarning = show
+        yield
 
 
 def generate_cmd(
@@ -34,8 +64,9 @@ def generate_cmd(
     ),
     stems: Path = typer.Option(None, "--stems", help="Directory for one marked stem per layer (FLAC)."),
     cue_sheet: Path = typer.Option(None, "--cue-sheet", help="Write the cue sheet (JSON) here."),
-    loudness: float = typer.Option(-16.0, "--loudness", help="Target integrated loudness, LUFS (true peak stays <= -1 dBTP)."),
-    duration: float = typer.Option(None, "--duration", min=0.1, help="Score only the first SECONDS of the video."),
+    loudness: float = typer.Option(-16.0, "--loudness", min=-70.0, max=-5.0, callback=finite,
+                                   help="Target integrated loudness, LUFS (true peak stays <= -1 dBTP)."),
+    duration: float = typer.Option(None, "--duration", min=0.1, callback=finite, help="Score only the first SECONDS of the video."),
     private_prompts: bool = typer.Option(False, "--private-prompts", help="Leave the prompts out of the signed record."),
     home: Path = typer.Option(None, "--home", help=_HOME_HELP),
     json_out: bool = typer.Option(False, "--json", help="Print a JSON summary (no progress bars)."),
@@ -45,10 +76,8 @@ def generate_cmd(
     Every output, candidate and stem is marked: there is no way to write an unmarked one.
     Exit 0 on success, 3 on bad input (no video stream, corrupt file, video too short, bad keys).
     """
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
     from provenance.core.config import load_settings
-    from v2a_core.pipeline import GenerateOptions, generate
+    from v2a_core.pipeline import GenerateOptions
 
     if generator_command and generator == "builtin":
         generator = "external"
@@ -67,21 +96,8 @@ def generate_cmd(
         include_prompts=not private_prompts,
         duration_s=duration,
     )
-    if json_out:
-        result = generate(video, out, options, settings=settings)
-    else:
-        with Progress(
-            TextColumn("{task.description:<14}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
-            TimeElapsedColumn(), transient=False,
-        ) as bar:
-            tasks: dict[str, int] = {}
-
-            def progress(stage: str, fraction: float) -> None:
-                if stage not in tasks:
-                    tasks[stage] = bar.add_task(stage, total=1.0)
-                bar.update(tasks[stage], completed=max(0.0, min(1.0, fraction)))
-
-            result = generate(video, out, options, settings=settings, progress=progress)
+    with _loudness_warnings_on_stderr():
+        result = _run(video, out, options, settings, progress_bars=not json_out)
     summary = {
         "video": str(video),
         "outputs": [
@@ -102,3 +118,26 @@ def generate_cmd(
             typer.echo(f"  stem {f.layer}: {f.path}")
         for p in result.cue_sheets:
             typer.echo(f"  cue sheet: {p}")
+
+
+def _run(video: Path, out: Path, options: GenerateOptions, settings: Settings, *,
+         progress_bars: bool) -> GenerateResult:
+    """``generate()``, with a progress bar per stage unless ``progress_bars`` is False (``--json``)."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from v2a_core.pipeline import generate
+
+    if not progress_bars:
+        return generate(video, out, options, settings=settings)
+    with Progress(
+        TextColumn("{task.description:<14}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
+        TimeElapsedColumn(), transient=False,
+    ) as bar:
+        tasks: dict[str, int] = {}
+
+        def progress(stage: str, fraction: float) -> None:
+            if stage not in tasks:
+                tasks[stage] = bar.add_task(stage, total=1.0)
+            bar.update(tasks[stage], completed=max(0.0, min(1.0, fraction)))
+
+        return generate(video, out, options, settings=settings, progress=progress)

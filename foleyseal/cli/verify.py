@@ -31,6 +31,7 @@ from typing import Any
 import typer
 
 from foleyseal.cli import exit_codes
+from foleyseal.cli.numbers import finite
 
 EXIT_VALID = exit_codes.OK
 EXIT_NO_EVIDENCE = exit_codes.NOT_FOUND
@@ -157,7 +158,7 @@ def verify_cmd(
         [], "--key", metavar="KEYFILE", help="Extra watermark key file(s) to search with (repeatable)."
     ),
     no_store: bool = typer.Option(False, "--no-store", help="Do not look payloads up in the manifest store."),
-    time_limit: float = typer.Option(300.0, "--time-limit", min=1.0, help="Time limit per file, seconds."),
+    time_limit: float = typer.Option(300.0, "--time-limit", min=1.0, callback=finite, help="Time limit per file, seconds."),
 ) -> None:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -220,23 +221,25 @@ verify_cmd.__doc__ = _VERIFY_HELP
 
 def serve_cmd(
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on (127.0.0.1: this machine only)."),
-    port: int = typer.Option(8000, "--port", min=0, max=65535, help="TCP port."),
+    port: int = typer.Option(8000, "--port", min=0, max=65535, help="TCP port (0: one the system picks, printed at start)."),
     database_url: str | None = typer.Option(
         None, "--database-url", metavar="URL",
         help="SQLAlchemy URL of the manifest store, e.g. postgresql+psycopg://user@db/foleyseal "
         "(default: the configured store, SQLite in the FoleySeal home).",
     ),
     workers: int = typer.Option(2, "--workers", min=0, max=64, help="Detector worker processes (0: threads)."),
-    max_upload_mb: float = typer.Option(500.0, "--max-upload-mb", min=0.001, help="Upload size limit, MB."),
-    verify_timeout: float = typer.Option(120.0, "--verify-timeout", min=1.0, help="Time limit per verification, s."),
+    max_upload_mb: float = typer.Option(500.0, "--max-upload-mb", min=0.001, callback=finite,
+                                        help="Upload size limit, MB."),
+    verify_timeout: float = typer.Option(120.0, "--verify-timeout", min=1.0, callback=finite,
+                                         help="Time limit per verification, s."),
     rate_limit: float = typer.Option(
-        60.0, "--rate-limit", min=0.0, help="Read requests per minute per client IP (0: unlimited)."
+        60.0, "--rate-limit", min=0.0, callback=finite, help="Read requests per minute per client IP (0: unlimited)."
     ),
     trust_anchors: list[Path] = typer.Option(
         [], "--trust-anchors", metavar="PEM", help="Extra PEM trust anchor(s) (repeatable)."
     ),
     header_timeout: float = typer.Option(
-        20.0, "--header-timeout", min=0.1,
+        20.0, "--header-timeout", min=0.1, callback=finite,
         help="Seconds a connection has to send its request headers (later: 408, closed).",
     ),
     max_connections_per_client: int = typer.Option(
@@ -275,33 +278,33 @@ def serve_cmd(
         max_connections_per_client=max_connections_per_client,
     )
     check_config(config)
-    typer.echo(f"FoleySeal verification service on http://{host}:{port}/  (docs: /docs)", err=True)
-    serve(config, host=host, port=port, checked=True)
+    serve(config, host=host, port=port, checked=True,
+          announce=lambda url: typer.echo(f"FoleySeal verification service on {url}  (docs: /docs)", err=True))
 
 
 def bench_load_cmd(
     clients: int = typer.Option(32, "--clients", min=1, max=256, help="Concurrent clients."),
-    duration: float = typer.Option(60.0, "--duration", min=1.0, max=3600.0, help="Seconds of load."),
-    file_seconds: float = typer.Option(30.0, "--file-seconds", min=5.0, max=600.0,
+    duration: float = typer.Option(60.0, "--duration", min=1.0, max=3600.0, callback=finite, help="Seconds of load."),
+    file_seconds: float = typer.Option(30.0, "--file-seconds", min=5.0, max=600.0, callback=finite,
                                        help="Length of each clip, s (at least 5: a watermark block and a margin)."),
     workers: int = typer.Option(2, "--workers", min=1, max=64, help="Worker processes of the server."),
     out: Path | None = typer.Option(None, "--out", help="Write the JSON result to this file."),
     json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
-    """Load-test the verification service on 127.0.0.1: CLIENTS clients verifying 30 s files for
-    DURATION seconds against one local server; reports throughput, p50/p95 latency and errors.
-    Exit 0 when every request succeeded."""
+    """Load-test the verification service on 127.0.0.1: throughput, p50/p95 latency, errors.
+
+    CLIENTS clients verify clips of FILE_SECONDS seconds again and again for DURATION seconds against one local server. Exit 0 when every request succeeded.
+    """  # noqa: E501 - one line per paragraph: the help renderer re-wraps it
+    from benchmarks.jsonout import dumps  # null, not NaN, for latencies when no request succeeded
     from benchmarks.load import LoadConfig, format_result, run_load
 
-    from provenance.core.errors import InputError
+    from provenance.core.atomic import atomic_write_bytes, check_writable
 
-    if out is not None and not out.parent.is_dir():  # before minutes of load, not after
-        raise InputError("output folder does not exist", path=out.parent)
-    r = run_load(LoadConfig(clients=clients, duration_s=duration, file_seconds=file_seconds, workers=workers))
-    text = json.dumps(r.to_dict(), indent=2)
     if out is not None:
-        from provenance.core.atomic import atomic_write_bytes
-
+        check_writable(out)  # before minutes of load, not after
+    r = run_load(LoadConfig(clients=clients, duration_s=duration, file_seconds=file_seconds, workers=workers))
+    text = dumps(r.to_dict(), indent=2)
+    if out is not None:
         atomic_write_bytes(out, text.encode())
     typer.echo(text if json_out else format_result(r))
     sys.exit(exit_codes.OK if r.errors == 0 and r.ok > 0 else exit_codes.NOT_FOUND)

@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 
 from foleyseal.cli import exit_codes
+from foleyseal.cli.numbers import mark_strength, p_value_threshold
 
 app = typer.Typer(help="Embed or detect FoleySeal's keyed audio watermark.", no_args_is_help=True)
 
@@ -18,7 +19,8 @@ def embed_cmd(
     output: Path = typer.Argument(..., help="Where to write the marked file (format from its extension)."),
     key: Path = typer.Option(..., "--key", help="Watermark key file (mode 0600; see `foleyseal keys new-watermark-key`)."),
     payload: str = typer.Option(..., "--payload", help="64-bit payload as 16 hex digits."),
-    strength: float = typer.Option(1.0, "--strength", help="Mark strength (1.0 = default quality, about 30+ dB SNR)."),
+    strength: float = typer.Option(1.0, "--strength", callback=mark_strength,
+                                   help="Mark strength, 0.05-1.0 (1.0 = default quality, about 30+ dB SNR)."),
     json_out: bool = typer.Option(False, "--json", help="Print a JSON summary."),
 ) -> None:
     """Embed PAYLOAD into INPUT with KEY, writing OUTPUT atomically (exit 0; 3 on bad input)."""
@@ -40,7 +42,8 @@ def embed_cmd(
 def detect_cmd(
     file: Path = typer.Argument(..., help="Audio or video file to examine."),
     key: Path = typer.Option(..., "--key", help="Watermark key file."),
-    threshold: float = typer.Option(1e-6, "--threshold", help="p-value at or below which the mark counts as found."),
+    threshold: float = typer.Option(1e-6, "--threshold", callback=p_value_threshold,
+                                    help="p-value at or below which the mark counts as found (between 0 and 1)."),
     json_out: bool = typer.Option(False, "--json", help="Print the detection report as JSON."),
 ) -> None:
     """Look for the watermark of KEY in FILE. Exit 0 if found, 1 if not, 3 on bad input."""

@@ -55,7 +55,7 @@ def output_error(exc: OSError, target: Path) -> OutputError:
     directory = target.parent
     code = exc.errno
     if code in (errno.ENOENT, errno.ENOTDIR):
-        what = f"output folder {directory} does not exist"
+        what = _missing_folder(directory, exc)
     elif code in (errno.EACCES, errno.EPERM):
         what = f"no permission to write in {directory}"
     elif code == errno.EROFS:
@@ -67,6 +67,56 @@ def output_error(exc: OSError, target: Path) -> OutputError:
     else:
         what = f"cannot write in {directory}: {exc.strerror or exc}"
     return OutputError(what, path=target)
+
+
+def _missing_folder(directory: Path, exc: OSError) -> str:
+    """What ENOENT/ENOTDIR on a file in ``directory`` means: a missing folder, a file where a
+    folder should be, or a folder that exists but makes no new files (``/proc``, ``/sys``)."""
+    if directory.is_dir():
+        return f"cannot create files in {directory}"  # its ENOENT would say "no such file"
+    if directory.exists():
+        return f"{directory} is not a folder"
+    return f"output folder {directory} does not exist"
+
+
+def check_writable(target: str | Path) -> None:
+    """Raise the :class:`OutputError` that writing ``target`` with :func:`atomic_path` would raise,
+    now: before minutes of work, not after. ``target`` must not be a directory, and its folder
+    must take a new file (tried: a temporary file is made and removed)."""
+    target = Path(target)
+    if target.is_dir():
+        raise OutputError("is a directory", path=target)
+    _try_file_beside(target)
+
+
+def check_output_folder(folder: str | Path, files: tuple[str, ...] = ()) -> None:
+    """Raise now the :class:`OutputError` that making ``folder`` (with its parents) and writing
+    ``files`` in it would raise later: a file in the way, or a folder that takes no new files.
+    Nothing is left behind."""
+    folder = Path(folder)
+    existing, missing = folder, None
+    while not existing.exists() and existing != existing.parent:
+        existing, missing = existing.parent, existing
+    if not existing.is_dir():
+        raise OutputError("is not a folder", path=existing)
+    if missing is not None:
+        _try_file_beside(missing)  # where the first missing folder would be made
+        return
+    for name in files:
+        check_writable(folder / name)
+    if not files:
+        _try_file_beside(folder / "output")
+
+
+def _try_file_beside(target: Path) -> None:
+    """Make and remove a temporary file in ``target``'s folder; a failure is the
+    :class:`OutputError` writing ``target`` would meet."""
+    try:
+        fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    except OSError as exc:
+        raise output_error(exc, target) from exc
+    os.close(fd)
+    os.unlink(name)
 
 
 @contextlib.contextmanager

@@ -114,6 +114,13 @@ JOINT_PIECE_MIN_S = 1.0
 segment but joins the joint decode of the pieces."""
 
 
+def check_threshold(threshold: object) -> None:
+    """:class:`InputError` unless ``threshold`` is a p-value strictly between 0 and 1: at 1 or above
+    every file counts as marked, at 0 or below (or NaN) none does."""
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float, np.floating)) or not 0.0 < threshold < 1.0:
+        raise InputError(f"threshold is a p-value between 0 and 1 (exclusive), got {threshold!r}")
+
+
 def detect_features(
     x16: np.ndarray,
     key: WatermarkKey | bytes,
@@ -669,8 +676,7 @@ def detect(
     with the file's soft values, and the presence test alone keeps a smaller share of the
     false-positive budget (:func:`~provenance.watermark.confirm.presence_p_value`, :func:`~provenance.watermark.confirm.matched_p_value`).
     """
-    if isinstance(threshold, bool) or not isinstance(threshold, (int, float, np.floating)) or not 0.0 < threshold < 1.0:
-        raise InputError(f"threshold is a p-value between 0 and 1 (exclusive), got {threshold!r}")
+    check_threshold(threshold)
     audio.validate()
     x16 = resample(audio.mono(), audio.sample_rate, params.analysis_rate_hz)
     clipped16 = clipped_fraction(clipped_samples(audio.samples), audio.sample_rate,

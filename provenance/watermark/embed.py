@@ -304,6 +304,17 @@ def require_duration(duration_s: float, params: WatermarkParams = DEFAULT_PARAMS
         )
 
 
+MIN_STRENGTH = 0.05
+"""The weakest mark :class:`ChunkEmbedder` makes (1.0, the strongest, is the default)."""
+
+
+def check_strength(strength: object) -> None:
+    """:class:`InputError` unless ``strength`` is a number in ``MIN_STRENGTH``-1.0 (NaN is not)."""
+    if isinstance(strength, bool) or not isinstance(strength, (int, float, np.floating)) \
+            or not MIN_STRENGTH <= strength <= 1.0:
+        raise InputError(f"strength {strength!r} is outside {MIN_STRENGTH}-1.0")
+
+
 class ChunkEmbedder:
     """Marks a signal chunk by chunk (:data:`CHUNK_S` + context), for in-memory and streaming use."""
 
@@ -316,8 +327,7 @@ class ChunkEmbedder:
         strength: float = 1.0,
         params: WatermarkParams = DEFAULT_PARAMS,
     ) -> None:
-        if not (0.05 <= strength <= 1.0):
-            raise InputError(f"strength {strength} is outside 0.05-1.0")
+        check_strength(strength)
         self.key = as_key(key)
         self.params = params
         self.layout = Layout.from_key(self.key, params)

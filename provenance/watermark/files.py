@@ -12,7 +12,7 @@ from provenance.core.audio import Audio, check_audio_params
 from provenance.core.errors import InputError
 from provenance.core.results import Detection
 from provenance.watermark.clipping import clipped_fraction, clipped_samples
-from provenance.watermark.detect import DEFAULT_THRESHOLD, detect_features
+from provenance.watermark.detect import DEFAULT_THRESHOLD, check_threshold, detect_features
 from provenance.watermark.embed import ChunkEmbedder, embed, require_duration
 from provenance.watermark.keys import WatermarkKey, as_key
 from provenance.watermark.layout import DEFAULT_PARAMS, WatermarkParams
@@ -111,6 +111,7 @@ def detect_file(
     params: WatermarkParams = DEFAULT_PARAMS,
 ) -> Detection:
     """Detect the watermark in a file (audio, or a video's audio track), streaming the decode."""
+    check_threshold(threshold)  # before the file is read, as detect() does
     path = Path(path)
     key = as_key(key)
     info = io.audio_info(path)

@@ -7,6 +7,8 @@ signal (BS.1770-4 Annex 2), block by block so long soundtracks need little memor
 
 from __future__ import annotations
 
+import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -190,8 +192,31 @@ def _limiter_chunk(env: np.ndarray, ceiling: float, scale: float, la: int, hold:
     return smooth
 
 
-def master(mix: np.ndarray, *, target_lufs: float = -16.0, ceiling_dbtp: float = -1.0, iterations: int = 4) -> MasterResult:
-    """Gain curve that brings ``mix`` (2, n) to ``target_lufs`` with true peak <= ``ceiling_dbtp``."""
+LOUDNESS_TOLERANCE_LU = 0.2
+"""The mastered loudness is within this of the target, or :class:`LoudnessWarning` says why not."""
+_SEARCH_TOLERANCE_LU = 0.05
+"""The gain search stops this close to the target (the exact measure differs by a few hundredths)."""
+_MAX_SEARCH_STEPS = 16
+_MAX_LIMITING_DB = 30.0
+"""The most the static gain may rise above plain normalisation to make up for what the limiter
+takes, dB: beyond it the peaks would be crushed for the last tenths of a LU."""
+
+
+class LoudnessWarning(UserWarning):
+    """The mastered loudness misses its target by more than :data:`LOUDNESS_TOLERANCE_LU`: the
+    true-peak ceiling leaves this audio no louder."""
+
+
+def master(mix: np.ndarray, *, target_lufs: float = -16.0, ceiling_dbtp: float = -1.0,
+           iterations: int = _MAX_SEARCH_STEPS) -> MasterResult:
+    """Gain curve that brings ``mix`` (2, n) to ``target_lufs`` with true peak <= ``ceiling_dbtp``.
+
+    The static gain is searched (secant steps, kept inside a bracket) until the limited result
+    is within :data:`_SEARCH_TOLERANCE_LU` of the target, in at most ``iterations`` limiter
+    passes (it stopped after 4 plain steps, short of the target on peaky audio). Where even :data:`_MAX_LIMITING_DB` of limiting does not get there (very peaky
+    audio, a loud target), the result is as loud as that allows and a :class:`LoudnessWarning`
+    says so.
+    """
     n = mix.shape[1]
     if n < _BLOCK_SAMPLES + 1:
         fine = None
@@ -202,23 +227,22 @@ def master(mix: np.ndarray, *, target_lufs: float = -16.0, ceiling_dbtp: float =
     if not np.isfinite(loud):
         return MasterResult(np.ones(n, np.float32), loud, float("-inf"))
     ceiling = 10 ** ((ceiling_dbtp - 0.3) / 20)  # 0.3 dB margin for interpolation between checks
-    static = 10 ** ((target_lufs - loud) / 20)
     peak_env = true_peak_envelope(mix)
-    level = static  # the static part of the gain; the limiter adds the moving part
-    for _ in range(iterations):
+
+    def gain_at(level_db: float) -> np.ndarray:
+        """The limited gain with static part ``level_db``: the limiter adds the moving part."""
+        level = 10 ** (level_db / 20)
         gain = limiter_gain(peak_env, ceiling, scale=level)
         gain *= np.float32(level)
-        # the search measures through the K-weighted energy taken once; the result is measured exactly below
-        estimate = _loudness_estimate(fine, gain) if fine is not None else _loudness_with_gain(mix, gain)
-        error = target_lufs - estimate
-        if abs(error) < 0.1:
-            break
-        del gain
-        level *= 10 ** (error / 20)  # raise the static gain for what the limiter took
-    else:
-        gain = limiter_gain(peak_env, ceiling, scale=level)
-        gain *= np.float32(level)
-    del fine
+        return gain
+
+    def loudness_at(level_db: float) -> float:
+        # measured through the K-weighted energy taken once; the result is measured exactly below
+        gain = gain_at(level_db)
+        return _loudness_estimate(fine, gain) if fine is not None else _loudness_with_gain(mix, gain)
+
+    level_db = _search_level(loudness_at, target_lufs, target_lufs - loud, iterations)
+    gain = gain_at(level_db)
     # the gain moves slowly next to the 4x oversampled peaks, so peak_env * gain is the true
     # peak of the result; trim if it still exceeds the ceiling anywhere
     peak = max((float(np.max(peak_env[i : i + _BLOCK] * gain[i : i + _BLOCK])) for i in range(0, n, _BLOCK)), default=0.0)
@@ -227,7 +251,57 @@ def master(mix: np.ndarray, *, target_lufs: float = -16.0, ceiling_dbtp: float =
         gain = gain * 10 ** ((ceiling_dbtp - 0.05 - tp) / 20)
         tp = true_peak_dbtp(mix * gain)
     measured = _loudness_with_gain(mix, gain)
+    if abs(measured - target_lufs) > LOUDNESS_TOLERANCE_LU:
+        warnings.warn(LoudnessWarning(
+            f"mastered to {measured:.1f} LUFS, not {target_lufs:g} LUFS: under the {ceiling_dbtp:g} dBTP "
+            f"true-peak ceiling this audio gets no louder without more than {_MAX_LIMITING_DB:g} dB of limiting"
+        ), stacklevel=2)
     return MasterResult(gain.astype(np.float32, copy=False), measured, tp)
+
+
+def _search_level(loudness_at: Callable[[float], float], target: float, start_db: float, steps: int) -> float:
+    """The static gain, dB, at which ``loudness_at`` (LUFS) meets ``target``, searched from
+    ``start_db`` (plain normalisation) up to ``start_db + _MAX_LIMITING_DB`` in at most ``steps``
+    calls; returns the gain that came closest.
+
+    Where the limiter works hard, loudness grows much less than the gain (and gating can even
+    make it fall), so a step of the remaining error creeps up on the target: secant steps are
+    taken instead, and once gains on both sides of the target are known, kept between them
+    (bisection when a step leaves the bracket)."""
+    x, f = start_db, loudness_at(start_db)
+    best = (abs(target - f), x)
+    below: tuple[float, float] | None = None  # (gain dB, loudness) under the target
+    above: tuple[float, float] | None = None
+    prev: tuple[float, float] | None = None
+    for _ in range(max(0, steps - 1)):
+        if abs(target - f) <= _SEARCH_TOLERANCE_LU:
+            break
+        if f < target:
+            below = (x, f)
+        else:
+            above = (x, f)
+        nxt = _next_level(x, f, prev, below, above, target, start_db + _MAX_LIMITING_DB)
+        if nxt is None:
+            break
+        prev = (x, f)
+        x = nxt
+        f = loudness_at(x)
+        best = min(best, (abs(target - f), x))
+    return best[1]
+
+
+def _next_level(x: float, f: float, prev: tuple[float, float] | None, below: tuple[float, float] | None,
+                above: tuple[float, float] | None, target: float, top: float) -> float | None:
+    """The next gain (dB) to try after ``x`` measured ``f`` LUFS; None when the target is out of
+    reach (``top`` tried and still too quiet)."""
+    slope = 1.0 if prev is None or prev[0] == x else (f - prev[1]) / (x - prev[0])
+    step = x + (target - f) / min(max(slope, 0.02), 1.0)  # 1 LU per dB at most: a gain cannot add more
+    if below is not None and above is not None:
+        lo, hi = sorted((below[0], above[0]))
+        return step if lo < step < hi else 0.5 * (lo + hi)
+    if f < target and x >= top:
+        return None
+    return min(step, top)
 
 
 def _loudness_with_gain(mix: np.ndarray, gain: np.ndarray) -> float:

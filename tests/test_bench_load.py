@@ -1,0 +1,173 @@
+"""``foleyseal bench load``: whatever stops it, its server and its temporary home go with it."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def children(pid: int) -> list[int]:
+    """The processes whose parent is ``pid`` (Linux /proc)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def port_of(pid: int) -> int:
+    """The ``--port`` on the command line of process ``pid``."""
+    argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    return int(argv[argv.index(b"--port") + 1])
+
+
+def alive(pid: int) -> bool:
+    """Whether ``pid`` is a process that has not ended (a zombie has ended)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def wait_for(condition, proc: subprocess.Popen[str], what: str, timeout_s: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if proc.poll() is not None:
+            pytest.fail(f"bench load ended before {what} (exit {proc.returncode}): {proc.communicate()[1]}")
+        if time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def answers(port: int) -> bool:
+    try:
+        return httpx.get(f"http://127.0.0.1:{port}/v1/health", timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+@pytest.mark.slow  # three load runs, each with its own server start-up (a few seconds each)
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc")
+@pytest.mark.parametrize("signum, when", [
+    (signal.SIGTERM, "start-up"),
+    (signal.SIGTERM, "run"),
+    (signal.SIGINT, "start-up"),
+])
+def test_a_stopped_load_run_leaves_no_server_and_no_temporary_home(tmp_path, signum, when):
+    """SIGTERM killed bench load outright, and SIGINT during the server's start-up came before the
+    try/finally that stops it: the server kept running and the temporary home (signing key,
+    watermark key, API keys, store) stayed in TMPDIR."""
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "TMPDIR": str(tmp), "FOLEYSEAL_HOME": str(tmp_path / "home")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "foleyseal.cli", "bench", "load", "--clients", "1", "--duration", "120",
+         "--file-seconds", "5", "--workers", "1"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    server = None
+    orphan = False
+    try:
+        wait_for(lambda: bool(children(proc.pid)), proc, "the server process started")
+        server = children(proc.pid)[0]
+        port = port_of(server)
+        if when == "run":
+            wait_for(lambda: answers(port), proc, "the server answered")
+            time.sleep(0.5)  # the clients are at work
+        proc.send_signal(signum)
+        _, err = proc.communicate(timeout=90)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        if server is not None and alive(server):  # a failure must not leave it running either
+            time.sleep(2)
+            if alive(server):
+                os.kill(server, signal.SIGKILL)
+                orphan = True
+    assert not orphan, "the server process was still running"
+    assert proc.returncode == 128 + signum, err
+    assert err.strip().splitlines()[-1] == f"interrupted ({signal.Signals(signum).name})"
+    assert "Traceback" not in err
+    assert not answers(port)
+    assert sorted(p.name for p in tmp.iterdir()) == []  # no foleyseal-load-* home, nothing of the server's
+
+
+def _strict_json(text: str) -> dict:
+    """``json.loads`` that refuses NaN and Infinity, as JSON.parse and jq do."""
+    def refuse(name: str) -> None:
+        raise ValueError(f"{name} is not JSON")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+def _no_request_succeeded(cfg):
+    from benchmarks.load import _summarise
+
+    return _summarise(cfg, [(0.5, 503, "busy")], 1.0, None)
+
+
+def test_latencies_without_a_successful_request_are_null_in_the_json(tmp_path, monkeypatch, capsys):
+    """They were NaN, written as a bare NaN: invalid JSON for every other reader."""
+    import benchmarks.load
+    from foleyseal.cli import main
+
+    monkeypatch.setattr(benchmarks.load, "run_load", _no_request_succeeded)
+    out = tmp_path / "load.json"
+    with pytest.raises(SystemExit) as exc:
+        main(["bench", "load", "--duration", "1", "--json", "--out", str(out)])
+    assert exc.value.code == 1  # nothing succeeded
+    printed = _strict_json(capsys.readouterr().out)
+    assert printed == _strict_json(out.read_text())
+    assert printed["latency_p50_s"] is None and printed["latency_max_s"] is None and printed["errors"] == 1
+    out.unlink()
+    assert benchmarks.load.main(["--duration", "1", "--out", str(out)]) == 1  # python -m benchmarks.load
+    assert _strict_json(out.read_text())["latency_p95_s"] is None
+
+
+def _never(*args, **kwargs):
+    raise AssertionError("the run started before the output was checked")
+
+
+@pytest.mark.parametrize("where, message", [
+    ("folder", "is a directory"),
+    ("file/x.json", "is not a folder"),
+    ("missing/x.json", "does not exist"),
+    ("/proc/x.json", "cannot create files in /proc"),
+])
+def test_an_unwritable_out_is_refused_before_the_load_run(tmp_path, monkeypatch, capsys, where, message):
+    """--out was checked only after minutes of load (a directory failed at the very end), and a
+    folder that exists but takes no new files (/proc) was said not to exist."""
+    import benchmarks.load
+    from foleyseal.cli import main
+
+    if where.startswith("/proc") and not Path("/proc").is_dir():
+        pytest.skip("needs /proc")
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "file").write_text("x")
+    monkeypatch.setattr(benchmarks.load, "run_load", _never)
+    out = Path(where) if where.startswith("/") else tmp_path / where
+    with pytest.raises(SystemExit) as exc:
+        main(["bench", "load", "--out", str(out)])
+    err = capsys.readouterr().err
+    assert exc.value.code == 3 and message in err, err
+    if where != "missing/x.json":  # python -m benchmarks.load makes missing folders
+        with pytest.raises(Exception, match=message):
+            benchmarks.load.main(["--out", str(out)])

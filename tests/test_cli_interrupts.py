@@ -1,0 +1,89 @@
+"""Ctrl-C and SIGTERM stop a ``foleyseal`` command cleanly: one line on stderr, exit 128 + the
+signal's number, no partial output left beside the target."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from provenance.watermark.keys import new_key, save_key
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def foleyseal(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    """``foleyseal ARGS`` from this checkout, in a child with the default Ctrl-C handling (a test
+    runner may start its children with SIGINT ignored)."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "foleyseal.cli", *args],
+        env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+
+
+def wait_for(condition, proc: subprocess.Popen[str], timeout_s: float = 60.0) -> None:
+    """Poll ``condition()`` every 20 ms until it holds; fail if ``proc`` ends first."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if proc.poll() is not None:
+            pytest.fail(f"the command ended first (exit {proc.returncode}): {proc.communicate()[1]}")
+        if time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail("timed out")
+        time.sleep(0.02)
+
+
+@pytest.mark.parametrize("signum, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_stopped_embed_says_so_and_leaves_no_partial_file(tmp_path, signum, code):
+    """typer swallowed Ctrl-C into a silent exit 130, and SIGTERM killed the process before the
+    temporary output beside the target was removed."""
+    rng = np.random.default_rng(0)
+    src = tmp_path / "long.wav"
+    sf.write(src, (0.1 * rng.standard_normal((48_000 * 60, 2))).astype(np.float32), 48_000, subtype="PCM_16")
+    key = tmp_path / "wm.key"
+    save_key(new_key(), key)
+    out = tmp_path / "out.wav"
+    proc = foleyseal("watermark", "embed", str(src), str(out), "--key", str(key), "--payload", "0011223344556677")
+    # The writer's temporary file exists from the first chunk until the rename: stop it in between.
+    wait_for(lambda: any(p.name.startswith(".out.wav.") for p in tmp_path.iterdir()), proc)
+    proc.send_signal(signum)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == code, err
+    assert err.strip() == f"interrupted ({signal.Signals(signum).name})"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["long.wav", "wm.key"]
+
+
+def test_ignored_and_foreign_handlers_are_left_alone():
+    """A signal the caller ignores (``nohup``, a script's background job) stays ignored, and an
+    enclosing handler keeps handling it: only the defaults are taken over."""
+    from provenance.core.interrupts import stop_signals_raise
+
+    def theirs(signum, frame):  # pragma: no cover - never called
+        pass
+
+    before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, theirs)
+        with stop_signals_raise():
+            assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+            assert signal.getsignal(signal.SIGTERM) is theirs
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        with stop_signals_raise() as stop:
+            with pytest.raises(KeyboardInterrupt):
+                signal.raise_signal(signal.SIGTERM)
+            assert stop.name == "SIGTERM"
+        assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+    finally:
+        for s, h in before.items():
+            signal.signal(s, h)
