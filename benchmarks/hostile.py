@@ -37,6 +37,7 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks.jsonout import dumps
 from provenance.core.atomic import atomic_write_bytes
 
 VERDICTS = {
@@ -564,7 +565,7 @@ def main(argv: list[str] | None = None) -> int:
             results["http"]["wall_s"] = round(time.perf_counter() - t0, 1)
             results["http"]["worker_restarts"] = health["worker_restarts"]
             results["http_temp_left"] = [str(p) for p in up.rglob("*") if p.is_file()] if up.exists() else []
-    text = json.dumps(results, indent=2)
+    text = dumps(results, indent=2)
     print(text)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -28,7 +28,6 @@ bound over the two readings (``ks_liberal_pvalue`` tests them for being too smal
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -39,6 +38,7 @@ import numpy as np
 from scipy import optimize, special, stats
 
 from benchmarks.corpus import discover_clips
+from benchmarks.jsonout import dumps
 from benchmarks.robustness import single_threaded_children
 from provenance.core.atomic import atomic_write_bytes
 
@@ -200,10 +200,10 @@ def main() -> None:
     a = ap.parse_args()
     res = run(a.corpus, a.trials, a.workers, a.seed, search=not a.no_search, store_payloads=a.store_payloads)
     summary = {k: v for k, v in res.items() if k != "rows"}
-    print(json.dumps(summary, indent=2))
+    print(dumps(summary, indent=2))
     if a.out:
         a.out.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_bytes(a.out, json.dumps(res, indent=1).encode("utf-8"))
+        atomic_write_bytes(a.out, dumps(res, indent=1).encode("utf-8"))
 
 
 if __name__ == "__main__":

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
 
+from benchmarks.jsonout import dumps
 from benchmarks.requirements import missing_message, missing_requirements
 from provenance.core.errors import FoleySealError, InputError
 
@@ -80,7 +80,7 @@ def main() -> None:
     except FoleySealError as exc:
         raise SystemExit(f"error: {exc}") from None
     if a.json:
-        print(json.dumps(res, indent=2))
+        print(dumps(res, indent=2))
         return
     for c in res["clips"]:
         print(f"{c['file']:44s} {c['kind'][:8]:8s} snr={c['snr_db']} pesq={c['pesq_wb']} visqol={c['visqol']}")

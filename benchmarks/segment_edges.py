@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -28,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks.jsonout import dumps
 from provenance.core.atomic import atomic_write_bytes
 
 RATE = 48_000
@@ -161,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
               f"end |err| {sc.get('end_abs_err_s')}")
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_bytes(args.out, json.dumps(res, indent=2).encode("utf-8"))
+        atomic_write_bytes(args.out, dumps(res, indent=2).encode("utf-8"))
     return 0
 
 
