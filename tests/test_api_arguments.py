@@ -92,7 +92,8 @@ def test_an_output_path_that_is_a_directory_is_named(tmp_path):
 
 @pytest.mark.parametrize(
     "kw, fragment",
-    [({"seed": "abc"}, "seed"), ({"seed": -1}, "seed"), ({"loudness_lufs": float("nan")}, "loudness"),
+    [({"seed": "abc"}, "seed"), ({"seed": -1}, "seed"), ({"seed": 2**32}, "seed"), ({"seed": 2**63}, "seed"),
+     ({"seed": 2**64 + 1}, "seed"), ({"loudness_lufs": float("nan")}, "loudness"),
      ({"duration_s": 0}, "duration"), ({"duration_s": float("nan")}, "duration"), ({"duration_s": -1}, "duration")],
 )
 def test_generate_soundtrack_checks_its_numbers_first(tmp_path, kw, fragment):

@@ -15,6 +15,7 @@ from test_v2a_video import bounce_video, still_video
 from foleyseal.cli import main
 from provenance.c2pa import read_credentials
 from provenance.core.config import load_settings, trust_anchors_pem
+from provenance.core.errors import InputError
 from provenance.core.io import read_audio
 from provenance.keys.pki import install_dev_chain
 from provenance.store import open_store
@@ -137,3 +138,27 @@ def test_portrait_video_and_audio_only_output(home, tmp_path, capsys):
     assert code == 0, err
     audio = read_audio(Path(json.loads(out)["outputs"][0]["path"]))
     assert audio.sample_rate == 48_000 and audio.channels == 2 and abs(audio.duration_s - 6.0) < 0.01
+
+
+@pytest.mark.parametrize("args", [["--seed", str(2**63)], ["--seed", str(2**64 + 1)], ["--seed", str(2**32)],
+                                  ["--seed", "-1"], ["--seed", str(2**32 - 1), "--candidates", "2"]])
+def test_cli_seed_out_of_range_is_a_usage_error_before_any_work(home, video, tmp_path, capsys, args):
+    code, out, err = _run(["generate", str(video), "-o", str(tmp_path / "s.wav"), *args, "--home", str(home)], capsys)
+    assert code == 2, err
+    assert "--seed" in err and "4294967295" in err
+    assert _leftovers(tmp_path) == []
+
+
+def test_api_seed_range_is_checked_for_every_candidate(home, video, tmp_path):
+    opts = GenerateOptions(seed=2**32 - 2, candidates=3)
+    with pytest.raises(InputError, match="seeds up to 4294967296"):
+        generate(video, tmp_path / "s.wav", opts, settings=load_settings(home))
+    assert _leftovers(tmp_path) == []
+
+
+def test_the_largest_seed_is_recorded_exactly(home, video, tmp_path):
+    settings = load_settings(home)
+    out = tmp_path / "top.wav"
+    generate(video, out, GenerateOptions(seed=2**32 - 1, duration_s=5.0), settings=settings)
+    rec = read_credentials(out, trust_anchors_pem=trust_anchors_pem(settings)).generation_record
+    assert rec["seed"] == 2**32 - 1 and isinstance(rec["seed"], int)

@@ -17,7 +17,7 @@ from provenance.core.atomic import atomic_write_bytes
 from provenance.core.audio import Audio
 from provenance.core.c2pa_types import MarkResult
 from provenance.core.errors import InputError
-from v2a_core.generators import GenerationRequest, StageProgress, load_generator
+from v2a_core.generators import SEED_LIMIT, GenerationRequest, StageProgress, load_generator
 from v2a_core.types import Soundtrack
 from v2a_core.video import probe
 
@@ -98,14 +98,20 @@ def generate_soundtrack(
     return gen.generate(request, progress=progress)
 
 
-def _check_numbers(*, seed: object, loudness_lufs: object, duration_s: object) -> None:
-    """:class:`InputError` for a seed that is no whole number from 0, a loudness target outside
-    -70..-5 LUFS, or a duration that is not a number of seconds above 0 (None: the whole video)."""
+def _check_numbers(*, seed: object, loudness_lufs: object, duration_s: object, candidates: int = 1) -> None:
+    """:class:`InputError` for a seed that is no whole number from 0 to 2**32 - 1 (for every
+    candidate: seeds ``seed .. seed + candidates - 1``), a loudness target outside -70..-5 LUFS,
+    or a duration that is not a number of seconds above 0 (None: the whole video)."""
     def number(x: object) -> bool:
         return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
 
-    if not (isinstance(seed, int) and not isinstance(seed, bool) and seed >= 0):
-        raise InputError(f"seed must be a whole number from 0, got {seed!r}")
+    if not (isinstance(seed, int) and not isinstance(seed, bool) and 0 <= seed < SEED_LIMIT):
+        raise InputError(f"seed must be a whole number from 0 to {SEED_LIMIT - 1}, got {seed!r}")
+    if seed + candidates - 1 >= SEED_LIMIT:
+        raise InputError(
+            f"seed {seed} with {candidates} candidates needs seeds up to {seed + candidates - 1}; "
+            f"the largest seed is {SEED_LIMIT - 1}"
+        )
     if not (number(loudness_lufs) and -70.0 <= loudness_lufs <= -5.0):  # type: ignore[operator]
         raise InputError(f"loudness target {loudness_lufs!r} LUFS is outside -70..-5 LUFS")
     if duration_s is not None and not (number(duration_s) and duration_s > 0):  # type: ignore[operator]
@@ -179,6 +185,10 @@ def generate(
     from provenance.watermark import min_duration_s
 
     video, output = Path(video), Path(output)
+    if options.candidates < 1:
+        raise InputError(f"--candidates must be at least 1, got {options.candidates}")
+    _check_numbers(seed=options.seed, loudness_lufs=options.loudness_lufs, duration_s=options.duration_s,
+                   candidates=options.candidates)
     info = probe(video)
     suffix = output.suffix.lower()
     if suffix not in VIDEO_SUFFIXES + AUDIO_SUFFIXES:
@@ -189,11 +199,8 @@ def generate(
         )
     if not output.parent.is_dir():
         raise InputError("output folder does not exist", path=output.parent)
-    if options.candidates < 1:
-        raise InputError(f"--candidates must be at least 1, got {options.candidates}")
     if options.stems_dir is not None and not Path(options.stems_dir).is_dir():
         raise InputError("stems directory does not exist", path=options.stems_dir)
-    _check_numbers(seed=options.seed, loudness_lufs=options.loudness_lufs, duration_s=options.duration_s)
     gen = _generator(options)
     # missing or unreadable keys fail now, not after minutes of analysis and rendering
     from provenance.core.config import load_settings

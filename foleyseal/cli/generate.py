@@ -14,6 +14,21 @@ def _default_output(video: Path) -> Path:
     return Path.cwd() / f"{video.stem}.foleyseal.mp4"
 
 
+def _check_seed(seed: int, candidates: int) -> None:
+    """A usage error (exit 2) for a seed, or a candidate's seed SEED+N-1, outside 0..2^32-1,
+    before any work: the signed record and the generators hold no more (see SEED_LIMIT)."""
+    from v2a_core.generators import SEED_LIMIT
+
+    if not 0 <= seed < SEED_LIMIT:
+        raise typer.BadParameter(f"{seed} is outside 0..{SEED_LIMIT - 1}", param_hint="'--seed'")
+    if seed + candidates - 1 >= SEED_LIMIT:
+        raise typer.BadParameter(
+            f"{seed} with --candidates {candidates} needs seeds up to {seed + candidates - 1}; "
+            f"the largest is {SEED_LIMIT - 1}",
+            param_hint="'--seed'",
+        )
+
+
 def generate_cmd(
     video: Path = typer.Argument(..., help="The video to score (any container/codec FFmpeg reads)."),
     output: Path = typer.Option(
@@ -24,7 +39,9 @@ def generate_cmd(
     ),
     prompt: str = typer.Option("", "--prompt", "-p", help="What the soundtrack should contain, e.g. 'rain, thunder, tension'."),
     negative_prompt: str = typer.Option("", "--negative-prompt", "-n", help="What must not be heard (strict), e.g. 'music'."),
-    seed: int = typer.Option(0, "--seed", help="Seed: the same seed, video and prompts give the same soundtrack."),
+    seed: int = typer.Option(
+        0, "--seed", help="Seed, 0 to 4294967295 (2^32 - 1): the same seed, video and prompts give the same soundtrack.",
+    ),
     candidates: int = typer.Option(1, "--candidates", min=1, max=32, help="Render N variants (seeds SEED..SEED+N-1) as OUTPUT-1, OUTPUT-2..."),
     generator: str = typer.Option("builtin", "--generator", help="Generator name: builtin, external, or an installed plug-in (entry point group foleyseal.generators)."),
     generator_command: str = typer.Option(
@@ -50,6 +67,7 @@ def generate_cmd(
     from provenance.core.config import load_settings
     from v2a_core.pipeline import GenerateOptions, generate
 
+    _check_seed(seed, candidates)
     if generator_command and generator == "builtin":
         generator = "external"
     settings = load_settings(home)

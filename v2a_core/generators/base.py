@@ -15,6 +15,12 @@ from typing import Protocol, runtime_checkable
 
 from v2a_core.types import Soundtrack
 
+SEED_LIMIT = 2**32
+"""Seeds are whole numbers with ``0 <= seed < SEED_LIMIT``. The built-in generator's random
+streams take 32 bits of the seed (seeds 2**32 apart would give the same soundtrack), numpy's
+legacy ``np.random.seed`` and many model demos accept no more, and the signed generation record
+holds every such seed exactly (a JSON number, not a float)."""
+
 #: progress(stage, fraction 0..1): stage names are "analyze", "plan", "render", "generate", "master".
 StageProgress = Callable[[str, float], None]
 
@@ -26,6 +32,7 @@ class GenerationRequest:
     negative_prompt: str = ""
     """What must not be heard (honoured strictly by the built-in generator)."""
     seed: int = 0
+    """0 <= seed < :data:`SEED_LIMIT`."""
     duration_s: float | None = None
     """Seconds of video to score from its start; None for all of it."""
     loudness_lufs: float = -16.0
