@@ -162,3 +162,23 @@ def test_the_largest_seed_is_recorded_exactly(home, video, tmp_path):
     generate(video, out, GenerateOptions(seed=2**32 - 1, duration_s=5.0), settings=settings)
     rec = read_credentials(out, trust_anchors_pem=trust_anchors_pem(settings)).generation_record
     assert rec["seed"] == 2**32 - 1 and isinstance(rec["seed"], int)
+
+
+def test_cli_json_summary_is_strict_json_for_silent_or_unmeasured_loudness(home, video, tmp_path, capsys, monkeypatch):
+    import v2a_core.pipeline as pipeline
+
+    marked = pipeline.MarkedFile(tmp_path / "x.wav", "soundtrack", 0, "0123456789abcdef", "urn:c2pa:x")
+    result = pipeline.GenerateResult((marked, marked), loudness_lufs=(float("-inf"), float("nan")),
+                                     true_peak_dbtp=(float("-inf"), -1.234))
+    monkeypatch.setattr(pipeline, "generate", lambda *a, **k: result)
+
+    def strict(name: str):
+        raise ValueError(f"not JSON: {name}")
+
+    code, out, err = _run(["generate", str(video), "-o", str(tmp_path / "x.wav"), "--home", str(home), "--json"], capsys)
+    assert code == 0, err
+    summary = json.loads(out, parse_constant=strict)
+    assert summary["loudness_lufs"] == [None, None] and summary["true_peak_dbtp"] == [None, -1.23]
+    code, out, err = _run(["generate", str(video), "-o", str(tmp_path / "x.wav"), "--home", str(home)], capsys)
+    assert code == 0, err
+    assert "no LUFS measured" in out and "-1.2 dBTP" in out

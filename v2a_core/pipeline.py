@@ -134,8 +134,9 @@ def _deliver(video: Path, path: Path, audio: Audio, record: dict, options: Gener
                 audio=Audio(audio.samples, audio.sample_rate, subtype="PCM_24"))
 
 
-def _finite(x: float) -> float | None:
-    """JSON has no infinity: a silent soundtrack's loudness is recorded as null."""
+def finite_or_none(x: float) -> float | None:
+    """``x`` rounded to 0.01 for a JSON record, or None where JSON has no number: a silent
+    soundtrack's loudness (-inf LUFS) or one a generator did not measure (NaN)."""
     return round(float(x), 2) if math.isfinite(x) else None
 
 
@@ -147,8 +148,8 @@ def _record(track: Soundtrack, options: GenerateOptions, gen_name: str, gen_vers
         "candidates": options.candidates,
         "candidate": candidate,
         "sample_rate": track.mix.sample_rate,
-        "measured_loudness_lufs": _finite(track.loudness_lufs),
-        "true_peak_dbtp": _finite(track.true_peak_dbtp),
+        "measured_loudness_lufs": finite_or_none(track.loudness_lufs),
+        "true_peak_dbtp": finite_or_none(track.true_peak_dbtp),
     }
     if layer:
         params["stem"] = layer

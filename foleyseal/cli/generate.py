@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import typer
@@ -12,6 +13,11 @@ _HOME_HELP = "FoleySeal home directory (default: $FOLEYSEAL_HOME or the per-user
 
 def _default_output(video: Path) -> Path:
     return Path.cwd() / f"{video.stem}.foleyseal.mp4"
+
+
+def _level(value: float, unit: str) -> str:
+    """A measured level for people: ``-16.0 LUFS``, or ``no LUFS measured`` for -inf/NaN."""
+    return f"{value:.1f} {unit}" if math.isfinite(value) else f"no {unit} measured"
 
 
 def _check_seed(seed: int, candidates: int) -> None:
@@ -65,7 +71,7 @@ def generate_cmd(
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from provenance.core.config import load_settings
-    from v2a_core.pipeline import GenerateOptions, generate
+    from v2a_core.pipeline import GenerateOptions, finite_or_none, generate
 
     _check_seed(seed, candidates)
     if generator_command and generator == "builtin":
@@ -108,14 +114,16 @@ def generate_cmd(
         ],
         "stems": [{"path": str(f.path), "layer": f.layer, "payload": f.payload} for f in result.stems],
         "cue_sheets": [str(p) for p in result.cue_sheets],
-        "loudness_lufs": [round(x, 2) for x in result.loudness_lufs],
-        "true_peak_dbtp": [round(x, 2) for x in result.true_peak_dbtp],
+        # null, not -Infinity/NaN: JSON has neither (a silent or unmeasured soundtrack)
+        "loudness_lufs": [finite_or_none(x) for x in result.loudness_lufs],
+        "true_peak_dbtp": [finite_or_none(x) for x in result.true_peak_dbtp],
     }
     if json_out:
-        typer.echo(json.dumps(summary, indent=2))
+        typer.echo(json.dumps(summary, indent=2, allow_nan=False))
     else:
         for f, lufs, tp in zip(result.outputs, result.loudness_lufs, result.true_peak_dbtp):
-            typer.echo(f"wrote {f.path} (seed {f.seed}, {lufs:.1f} LUFS, {tp:.1f} dBTP, watermark payload {f.payload})")
+            typer.echo(f"wrote {f.path} (seed {f.seed}, {_level(lufs, 'LUFS')}, {_level(tp, 'dBTP')}, "
+                       f"watermark payload {f.payload})")
         for f in result.stems:
             typer.echo(f"  stem {f.layer}: {f.path}")
         for p in result.cue_sheets:
