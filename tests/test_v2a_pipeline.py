@@ -150,9 +150,8 @@ def test_cli_seed_out_of_range_is_a_usage_error_before_any_work(home, video, tmp
 
 
 def test_api_seed_range_is_checked_for_every_candidate(home, video, tmp_path):
-    opts = GenerateOptions(seed=2**32 - 2, candidates=3)
     with pytest.raises(InputError, match="seeds up to 4294967296"):
-        generate(video, tmp_path / "s.wav", opts, settings=load_settings(home))
+        generate(video, tmp_path / "s.wav", GenerateOptions(seed=2**32 - 2, candidates=3), settings=load_settings(home))
     assert _leftovers(tmp_path) == []
 
 

@@ -9,6 +9,7 @@ C2PA signature with the generation record -> store), so no unmarked output can b
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,9 +28,15 @@ AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".m4a", ".ogg", ".opus")
 #: progress(stage, fraction): stages of generation plus "mark".
 PipelineProgress = Callable[[str, float], None]
 
+MAX_CANDIDATES = 32
+"""Most seeded variants one run renders (``--candidates``)."""
+
 
 @dataclass(frozen=True)
 class GenerateOptions:
+    """What to generate and where the extra outputs go. Checked when made: a wrong type or value
+    is an :class:`InputError` naming the argument, not a TypeError deep in the pipeline."""
+
     prompt: str = ""
     negative_prompt: str = ""
     seed: int = 0
@@ -44,6 +51,22 @@ class GenerateOptions:
     include_prompts: bool = True
     """Put the prompts into the signed generation record (False keeps them private)."""
     duration_s: float | None = None
+
+    def __post_init__(self) -> None:
+        _check_text("prompt", self.prompt)
+        _check_text("negative_prompt", self.negative_prompt)
+        _check_candidates(self.candidates)
+        _check_numbers(seed=self.seed, loudness_lufs=self.loudness_lufs, duration_s=self.duration_s,
+                       candidates=self.candidates)
+        _check_text("generator", self.generator)
+        if self.generator_command is not None:
+            _check_text("generator_command", self.generator_command)
+        if not isinstance(self.include_prompts, bool):  # "no" is truthy: the prompts would be published
+            raise InputError(f"include_prompts must be True or False, got {self.include_prompts!r}")
+        for name in ("stems_dir", "cue_sheet_path"):
+            value = getattr(self, name)
+            if value is not None:
+                object.__setattr__(self, name, _as_path(name, value))
 
 
 @dataclass(frozen=True)
@@ -68,6 +91,27 @@ class GenerateResult:
     true_peak_dbtp: tuple[float, ...] = field(default_factory=tuple)
 
 
+def _check_text(name: str, value: object) -> None:
+    """:class:`InputError` unless ``value`` is a str (None, bytes or a list would fail deep inside)."""
+    if not isinstance(value, str):
+        raise InputError(f"{name} must be text (a str), got {value!r:.60}")
+
+
+def _check_candidates(candidates: object) -> None:
+    """:class:`InputError` unless ``candidates`` is a whole number from 1 to :data:`MAX_CANDIDATES`."""
+    if not (isinstance(candidates, int) and not isinstance(candidates, bool) and 1 <= candidates <= MAX_CANDIDATES):
+        raise InputError(f"candidates must be a whole number from 1 to {MAX_CANDIDATES}, got {candidates!r}")
+
+
+def _as_path(name: str, value: object) -> Path:
+    """``value`` (a str or path-like) as a Path; :class:`InputError` naming ``name`` otherwise."""
+    if isinstance(value, (str, os.PathLike)) and not isinstance(value, bytes):
+        path = Path(value)
+        if str(path) not in ("", "."):
+            return path
+    raise InputError(f"{name} must be a file path (str or Path), got {value!r:.60}")
+
+
 def _generator(options: GenerateOptions):
     if options.generator == "external":
         if not options.generator_command:
@@ -89,10 +133,11 @@ def generate_soundtrack(
     progress: StageProgress | None = None,
 ) -> Soundtrack:
     """A soundtrack for ``video`` (not marked, not written anywhere)."""
-    video = Path(video)
-    _check_numbers(seed=seed, loudness_lufs=loudness_lufs, duration_s=duration_s)
+    # GenerateOptions checks every argument's type and range first (InputError naming it)
+    opts = GenerateOptions(prompt=prompt, negative_prompt=negative_prompt, seed=seed, loudness_lufs=loudness_lufs,
+                           generator=generator, generator_command=generator_command, duration_s=duration_s)
+    video = _as_path("video", video)
     probe(video)  # a clear error for a missing, corrupt or audio-only file before any work
-    opts = GenerateOptions(generator=generator, generator_command=generator_command)
     gen = _generator(opts)
     request = GenerationRequest(video, prompt, negative_prompt, int(seed), duration_s, float(loudness_lufs))
     return gen.generate(request, progress=progress)
@@ -185,11 +230,9 @@ def generate(
     """
     from provenance.watermark import min_duration_s
 
-    video, output = Path(video), Path(output)
-    if options.candidates < 1:
-        raise InputError(f"--candidates must be at least 1, got {options.candidates}")
-    _check_numbers(seed=options.seed, loudness_lufs=options.loudness_lufs, duration_s=options.duration_s,
-                   candidates=options.candidates)
+    if not isinstance(options, GenerateOptions):  # its fields were checked when it was made
+        raise InputError(f"options must be a GenerateOptions, got {type(options).__name__}")
+    video, output = _as_path("video", video), _as_path("output", output)
     info = probe(video)
     suffix = output.suffix.lower()
     if suffix not in VIDEO_SUFFIXES + AUDIO_SUFFIXES:

@@ -48,7 +48,9 @@ def generate_cmd(
     seed: int = typer.Option(
         0, "--seed", help="Seed, 0 to 4294967295 (2^32 - 1): the same seed, video and prompts give the same soundtrack.",
     ),
-    candidates: int = typer.Option(1, "--candidates", min=1, max=32, help="Render N variants (seeds SEED..SEED+N-1) as OUTPUT-1, OUTPUT-2..."),
+    candidates: int = typer.Option(  # max = pipeline.MAX_CANDIDATES (not imported here: the CLI starts fast)
+        1, "--candidates", min=1, max=32, help="Render N variants (seeds SEED..SEED+N-1) as OUTPUT-1, OUTPUT-2...",
+    ),
     generator: str = typer.Option("builtin", "--generator", help="Generator name: builtin, external, or an installed plug-in (entry point group foleyseal.generators)."),
     generator_command: str = typer.Option(
         None, "--generator-command",

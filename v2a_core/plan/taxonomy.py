@@ -234,7 +234,8 @@ def markdown() -> str:
         "> docs/sound-taxonomy.md`); do not edit by hand.",
         "",
         f"{len(CATEGORIES)} categories. A prompt selects a category when it contains one of its synonyms "
-        "(whole words or phrases, case and plural ignored). A negative prompt removes every category "
+        "(whole words or phrases, case, accents and plural ignored; words that name nothing, in any "
+        "script, are listed in the cue sheet's `unmatched_terms`). A negative prompt removes every category "
         "it selects, and every category of a group it names (for example `music` removes all "
         "`music.*` moods and `instrument.*` voices). Words such as `music` or `ambience` in a prompt "
         "ask for that layer and let the visuals choose its content; `no X` / `without X` inside a "
