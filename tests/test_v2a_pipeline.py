@@ -181,3 +181,38 @@ def test_cli_json_summary_is_strict_json_for_silent_or_unmeasured_loudness(home,
     code, out, err = _run(["generate", str(video), "-o", str(tmp_path / "x.wav"), "--home", str(home)], capsys)
     assert code == 0, err
     assert "no LUFS measured" in out and "-1.2 dBTP" in out
+
+
+def _snapshot(d: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(d)): p.read_bytes() for p in sorted(d.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["src.mp4", "-o", "out.wav", "--cue-sheet", "src.mp4"], "the cue sheet is the input video"),
+        (["src.mp4", "-o", "out.wav", "--cue-sheet", "out.wav"], "the cue sheet and the output are the same file"),
+        (["src.mp4", "-o", "out.wav", "--cue-sheet", "missing_dir/c.json"], "the folder of the cue sheet does not exist"),
+        (["src.mp4", "-o", "out.wav", "--cue-sheet", "sub"], "the cue sheet is a directory"),
+        (["clip-2.mp4", "-o", "clip.mp4", "--candidates", "3"], "candidate output 2 is the input video"),
+        (["src.mp4", "-o", "x.wav", "--candidates", "2", "--cue-sheet", "x.wav"], "cue sheet 1 and candidate output 1"),
+        (["src.mp4", "-o", "x.mkv", "--cue-sheet", "x.mkv.c2pa"], "the cue sheet and the C2PA sidecar of the output"),
+        (["src.mp4", "-o", "x.wav", "--stems", ".", "--cue-sheet", "x-music.flac"], "the cue sheet and the music stem"),
+        (["src.mp4", "-o", "x.wav", "--stems", "src.mp4"], "the stems folder is a file"),
+        (["src.mp4", "-o", "sub/../src.mp4"], "the output is the input video"),
+    ],
+)
+def test_cli_every_output_path_is_checked_before_any_work(home, video, tmp_path, capsys, monkeypatch, args, message):
+    work = tmp_path / "w"
+    work.mkdir()
+    (work / "sub").mkdir()
+    (work / "src.mp4").write_bytes(video.read_bytes())
+    (work / "clip-2.mp4").write_bytes(video.read_bytes())
+    (work / "out.wav").write_bytes(b"the user's earlier file")
+    monkeypatch.chdir(work)
+    before = _snapshot(work)
+    code, _, err = _run(["generate", *args, "--home", str(home), "--json"], capsys)
+    assert code == 3, err
+    assert message in err, err
+    assert _snapshot(work) == before
+    assert sorted(p.name for p in work.iterdir()) == ["clip-2.mp4", "out.wav", "src.mp4", "sub"]

@@ -17,9 +17,10 @@ from pathlib import Path
 from provenance.core.atomic import atomic_write_bytes
 from provenance.core.audio import Audio
 from provenance.core.c2pa_types import MarkResult
+from provenance.core.config import Settings
 from provenance.core.errors import InputError
 from v2a_core.generators import SEED_LIMIT, GenerationRequest, StageProgress, load_generator
-from v2a_core.types import Soundtrack
+from v2a_core.types import LAYERS, Soundtrack
 from v2a_core.video import probe
 
 VIDEO_SUFFIXES = (".mp4", ".mov", ".m4v", ".mkv", ".webm")
@@ -105,9 +106,9 @@ def _check_candidates(candidates: object) -> None:
 
 def _as_path(name: str, value: object) -> Path:
     """``value`` (a str or path-like) as a Path; :class:`InputError` naming ``name`` otherwise."""
-    if isinstance(value, (str, os.PathLike)) and not isinstance(value, bytes):
+    if isinstance(value, os.PathLike) or (isinstance(value, str) and value.strip()):
         path = Path(value)
-        if str(path) not in ("", "."):
+        if isinstance(path, Path):  # a PathLike that gives bytes fails here as well
             return path
     raise InputError(f"{name} must be a file path (str or Path), got {value!r:.60}")
 
@@ -165,6 +166,121 @@ def _check_numbers(*, seed: object, loudness_lufs: object, duration_s: object, c
 
 def _numbered(path: Path, k: int, n: int) -> Path:
     return path if n == 1 else path.with_name(f"{path.stem}-{k}{path.suffix}")
+
+
+@dataclass(frozen=True)
+class _Outputs:
+    """Every path one run may write, worked out (and checked) before any work is done."""
+
+    targets: tuple[Path, ...]
+    """The soundtrack of each candidate: OUTPUT, or OUTPUT-1, OUTPUT-2, ..."""
+    cue_sheets: tuple[Path, ...]
+    """The cue sheet of each candidate (empty without ``cue_sheet_path``)."""
+    stems_dir: Path | None
+
+    def stem(self, target: Path, layer: str) -> Path:
+        """Where the ``layer`` stem of the soundtrack ``target`` goes."""
+        assert self.stems_dir is not None
+        return self.stems_dir / f"{target.stem}-{layer}.flac"
+
+    def files(self) -> list[_OutputFile]:
+        """Every file this run may write: soundtracks, their C2PA sidecars, cue sheets, and the
+        stems of the built-in layers (other generators' layers are checked as they are written)."""
+        from provenance.c2pa.sign import can_embed, mime_for
+        from provenance.c2pa.sidecar import sidecar_path
+
+        n = len(self.targets)
+        files: list[_OutputFile] = []
+        for k, target in enumerate(self.targets, 1):
+            what = "the output" if n == 1 else f"candidate output {k}"
+            files.append(_OutputFile(what, target))
+            if not can_embed(mime_for(target)):
+                files.append(_OutputFile(f"the C2PA sidecar of {what}", sidecar_path(target)))
+            if self.stems_dir is not None:
+                files += [_OutputFile(f"the {layer} stem of {what}", self.stem(target, layer)) for layer in LAYERS]
+        for k, sheet in enumerate(self.cue_sheets, 1):
+            files.append(_OutputFile("the cue sheet" if n == 1 else f"cue sheet {k}", sheet))
+        return files
+
+
+@dataclass(frozen=True)
+class _OutputFile:
+    what: str
+    """How an error names it: "the output", "cue sheet 2", "the music stem of the output"..."""
+    path: Path
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    """Whether ``a`` and ``b`` name one file: the same path once symlinks and ``..`` are resolved,
+    or two names of one existing file (a hard link)."""
+    if a.resolve() == b.resolve():
+        return True
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one of them does not exist yet
+        return False
+
+
+def _plan_outputs(video: Path, output: Path, options: GenerateOptions) -> _Outputs:
+    """The paths of every output, checked before any work: a writable kind of file, in a folder
+    that exists, none of them the input video, a directory, or another of the run's outputs.
+    Raises :class:`InputError`; creates nothing."""
+    suffix = output.suffix.lower()
+    if suffix not in VIDEO_SUFFIXES + AUDIO_SUFFIXES:
+        raise InputError(
+            f"cannot write {suffix or 'a file without extension'}; use one of "
+            f"{', '.join(VIDEO_SUFFIXES + AUDIO_SUFFIXES)}",
+            path=output,
+        )
+    n = options.candidates
+    sheet = options.cue_sheet_path
+    outputs = _Outputs(
+        targets=tuple(_numbered(output, k, n) for k in range(1, n + 1)),
+        cue_sheets=tuple(_numbered(sheet, k, n) for k in range(1, n + 1)) if sheet is not None else (),
+        stems_dir=options.stems_dir,
+    )
+    if outputs.stems_dir is not None:
+        _check_stems_dir(video, outputs.stems_dir)
+    files = outputs.files()
+    for i, f in enumerate(files):
+        _check_output_file(video, f)
+        for other in files[:i]:
+            if _same_file(f.path, other.path):
+                raise InputError(f"{f.what} and {other.what} are the same file; give them different names",
+                                 path=f.path)
+    return outputs
+
+
+def _check_output_file(video: Path, f: _OutputFile) -> None:
+    """:class:`InputError` when ``f`` is the input video, a directory, or in a folder that does
+    not exist."""
+    if _same_file(f.path, video):
+        raise InputError(f"{f.what} is the input video; it would be overwritten: choose another path", path=f.path)
+    if f.path.is_dir():
+        raise InputError(f"{f.what} is a directory, not a file", path=f.path)
+    if not f.path.parent.is_dir():
+        raise InputError(f"the folder of {f.what} does not exist", path=f.path.parent)
+
+
+def _check_stems_dir(video: Path, stems_dir: Path) -> None:
+    """:class:`InputError` when the stems folder is the video or another file, or missing."""
+    if stems_dir.exists() and not stems_dir.is_dir():
+        raise InputError("the stems folder is a file, not a folder", path=stems_dir)
+    if not stems_dir.is_dir():
+        raise InputError("stems directory does not exist", path=stems_dir)
+
+
+def _checked_settings(settings: Settings | None) -> Settings:
+    """The settings, with the signing identity and watermark key loaded once: missing or
+    unreadable keys fail now, not after minutes of analysis and rendering."""
+    from provenance.core.config import load_settings
+    from provenance.keys.signers import load_identity
+    from provenance.watermark import load_key
+
+    checked = settings or load_settings()
+    load_identity(checked)
+    load_key(checked.watermark_key_path)
+    return checked
 
 
 def _deliver(video: Path, path: Path, audio: Audio, record: dict, options: GenerateOptions, settings) -> MarkResult:
@@ -228,32 +344,21 @@ def generate(
     ``options.stems_dir``, each marked too; the cue sheet goes to ``options.cue_sheet_path``.
     Nothing is half-written: every file is published by an atomic rename.
     """
-    from provenance.watermark import min_duration_s
-
     if not isinstance(options, GenerateOptions):  # its fields were checked when it was made
         raise InputError(f"options must be a GenerateOptions, got {type(options).__name__}")
     video, output = _as_path("video", video), _as_path("output", output)
-    info = probe(video)
-    suffix = output.suffix.lower()
-    if suffix not in VIDEO_SUFFIXES + AUDIO_SUFFIXES:
-        raise InputError(
-            f"cannot write {suffix or 'a file without extension'}; use one of "
-            f"{', '.join(VIDEO_SUFFIXES + AUDIO_SUFFIXES)}",
-            path=output,
-        )
-    if not output.parent.is_dir():
-        raise InputError("output folder does not exist", path=output.parent)
-    if options.stems_dir is not None and not Path(options.stems_dir).is_dir():
-        raise InputError("stems directory does not exist", path=options.stems_dir)
+    probe(video)  # a clear error for a missing, corrupt or audio-only file before any work
+    planned = _plan_outputs(video, output, options)
     gen = _generator(options)
-    # missing or unreadable keys fail now, not after minutes of analysis and rendering
-    from provenance.core.config import load_settings
-    from provenance.keys.signers import load_identity
-    from provenance.watermark import load_key
+    settings = _checked_settings(settings)
+    return _generate_all(video, planned, options, gen, settings, progress)
 
-    checked = settings or load_settings()
-    load_identity(checked)
-    load_key(checked.watermark_key_path)
+
+def _generate_all(video: Path, planned: _Outputs, options: GenerateOptions, gen, settings: Settings,
+                  progress: PipelineProgress | None) -> GenerateResult:
+    """Generate, mark and write every candidate to the checked paths of ``planned``."""
+    from provenance.watermark import min_duration_s
+
     need = min_duration_s()
     outputs: list[MarkedFile] = []
     stems: list[MarkedFile] = []
@@ -278,23 +383,22 @@ def generate(
                 "to carry the FoleySeal watermark",
                 path=video,
             )
-        target = _numbered(output, k, options.candidates)
+        target = planned.targets[k - 1]
         stage("mark", 0.0)
         record = _record(track, options, gen.name, getattr(gen, "version", "?"), video, seed, k, None)
         result = _deliver(video, target, track.mix, record, options, settings)
         outputs.append(MarkedFile(target, "soundtrack", seed, result.payload, result.record.id))
         if options.stems_dir is not None:
             for layer, audio in track.stems.items():
-                stem_path = Path(options.stems_dir) / f"{target.stem}-{layer}.flac"
+                stem_path = planned.stem(target, layer)
                 stem_record = _record(track, options, gen.name, getattr(gen, "version", "?"), video, seed, k, layer)
                 r = _deliver(video, stem_path, audio, stem_record, options, settings)
                 stems.append(MarkedFile(stem_path, "stem", seed, r.payload, r.record.id, layer))
         stage("mark", 1.0)
-        if options.cue_sheet_path is not None and track.cue_sheet is not None:
-            sheet_path = _numbered(Path(options.cue_sheet_path), k, options.candidates)
+        if planned.cue_sheets and track.cue_sheet is not None:
+            sheet_path = planned.cue_sheets[k - 1]
             atomic_write_bytes(sheet_path, (track.cue_sheet.to_json() + "\n").encode())
             sheets.append(sheet_path)
         loud.append(track.loudness_lufs)
         peaks.append(track.true_peak_dbtp)
-    del info
     return GenerateResult(tuple(outputs), tuple(stems), tuple(sheets), tuple(loud), tuple(peaks))
