@@ -216,3 +216,28 @@ def test_cli_every_output_path_is_checked_before_any_work(home, video, tmp_path,
     assert message in err, err
     assert _snapshot(work) == before
     assert sorted(p.name for p in work.iterdir()) == ["clip-2.mp4", "out.wav", "src.mp4", "sub"]
+
+
+def test_cli_makes_a_missing_stems_folder_with_its_parents(home, video, tmp_path, capsys):
+    stems = tmp_path / "new" / "stems"
+    code, out, err = _run(["generate", str(video), "-o", str(tmp_path / "x.wav"), "--stems", str(stems) + "/",
+                           "--duration", "5", "--home", str(home), "--json"], capsys)
+    assert code == 0, err
+    layers = {s["layer"] for s in json.loads(out)["stems"]}
+    assert layers and sorted(p.name for p in stems.iterdir()) == sorted(f"x-{layer}.flac" for layer in layers)
+
+
+def test_cli_a_failed_run_leaves_no_stems_folder_behind(home, video, tmp_path, capsys):
+    from test_v2a_generators import TEMPLATE
+
+    work = tmp_path / "w"
+    work.mkdir()
+    # the generator fails after every check passed: the folder made for the stems goes again
+    code, _, err = _run(["generate", str(video), "-o", str(work / "x.wav"), "--stems", str(work / "a" / "stems"),
+                         "--generator-command", TEMPLATE + " --mode fail", "--home", str(home)], capsys)
+    assert code == 3 and "CUDA out of memory" in err, err
+    # a check fails: the folder is never made
+    code, _, err = _run(["generate", str(video), "-o", str(work / "x.wav"), "--stems", str(work / "b"),
+                         "--cue-sheet", str(work / "missing" / "c.json"), "--home", str(home)], capsys)
+    assert code == 3 and "the folder of the cue sheet does not exist" in err, err
+    assert _leftovers(work) == []

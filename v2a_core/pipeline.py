@@ -8,13 +8,14 @@ C2PA signature with the generation record -> store), so no unmarked output can b
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from provenance.core.atomic import atomic_write_bytes
+from provenance.core.atomic import atomic_write_bytes, output_error
 from provenance.core.audio import Audio
 from provenance.core.c2pa_types import MarkResult
 from provenance.core.config import Settings
@@ -197,7 +198,8 @@ class _Outputs:
             if not can_embed(mime_for(target)):
                 files.append(_OutputFile(f"the C2PA sidecar of {what}", sidecar_path(target)))
             if self.stems_dir is not None:
-                files += [_OutputFile(f"the {layer} stem of {what}", self.stem(target, layer)) for layer in LAYERS]
+                files += [_OutputFile(f"the {layer} stem of {what}", self.stem(target, layer), folder_made=True)
+                          for layer in LAYERS]
         for k, sheet in enumerate(self.cue_sheets, 1):
             files.append(_OutputFile("the cue sheet" if n == 1 else f"cue sheet {k}", sheet))
         return files
@@ -208,6 +210,8 @@ class _OutputFile:
     what: str
     """How an error names it: "the output", "cue sheet 2", "the music stem of the output"..."""
     path: Path
+    folder_made: bool = False
+    """Its folder is made by the run (the stems folder), so it need not exist yet."""
 
 
 def _same_file(a: Path, b: Path) -> bool:
@@ -223,8 +227,8 @@ def _same_file(a: Path, b: Path) -> bool:
 
 def _plan_outputs(video: Path, output: Path, options: GenerateOptions) -> _Outputs:
     """The paths of every output, checked before any work: a writable kind of file, in a folder
-    that exists, none of them the input video, a directory, or another of the run's outputs.
-    Raises :class:`InputError`; creates nothing."""
+    that exists (the stems folder may be missing: it is made later), none of them the input
+    video, a directory, or another of the run's outputs. Raises :class:`InputError`; creates nothing."""
     suffix = output.suffix.lower()
     if suffix not in VIDEO_SUFFIXES + AUDIO_SUFFIXES:
         raise InputError(
@@ -240,7 +244,7 @@ def _plan_outputs(video: Path, output: Path, options: GenerateOptions) -> _Outpu
         stems_dir=options.stems_dir,
     )
     if outputs.stems_dir is not None:
-        _check_stems_dir(video, outputs.stems_dir)
+        _check_stems_dir(outputs.stems_dir)
     files = outputs.files()
     for i, f in enumerate(files):
         _check_output_file(video, f)
@@ -253,21 +257,47 @@ def _plan_outputs(video: Path, output: Path, options: GenerateOptions) -> _Outpu
 
 def _check_output_file(video: Path, f: _OutputFile) -> None:
     """:class:`InputError` when ``f`` is the input video, a directory, or in a folder that does
-    not exist."""
+    not exist (and is not made by the run)."""
     if _same_file(f.path, video):
         raise InputError(f"{f.what} is the input video; it would be overwritten: choose another path", path=f.path)
     if f.path.is_dir():
         raise InputError(f"{f.what} is a directory, not a file", path=f.path)
-    if not f.path.parent.is_dir():
+    if not f.folder_made and not f.path.parent.is_dir():
         raise InputError(f"the folder of {f.what} does not exist", path=f.path.parent)
 
 
-def _check_stems_dir(video: Path, stems_dir: Path) -> None:
-    """:class:`InputError` when the stems folder is the video or another file, or missing."""
+def _check_stems_dir(stems_dir: Path) -> None:
+    """:class:`InputError` when the stems folder is a file (the input video, say), or when no
+    folder can be made there (an ancestor is a file). A missing folder is made later."""
     if stems_dir.exists() and not stems_dir.is_dir():
         raise InputError("the stems folder is a file, not a folder", path=stems_dir)
-    if not stems_dir.is_dir():
-        raise InputError("stems directory does not exist", path=stems_dir)
+    for parent in stems_dir.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise InputError(f"cannot make the stems folder: {parent} is a file", path=stems_dir)
+            break
+
+
+@contextlib.contextmanager
+def _made_folder(path: Path | None) -> Iterator[None]:
+    """Make ``path`` and its missing parents (as ``bench sync --out`` does) for the block; if the
+    block fails, remove again the folders made here that are still empty, so a failed run leaves
+    no trace. None: nothing to make."""
+    if path is None or path.is_dir():
+        yield
+        return
+    made = [p for p in (path, *path.parents) if not p.exists()]
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise output_error(exc, path) from exc
+    try:
+        yield
+    except BaseException:
+        for folder in made:  # deepest first
+            with contextlib.suppress(OSError):  # not empty (a stem was published), or gone
+                folder.rmdir()
+        raise
 
 
 def _checked_settings(settings: Settings | None) -> Settings:
@@ -351,7 +381,8 @@ def generate(
     planned = _plan_outputs(video, output, options)
     gen = _generator(options)
     settings = _checked_settings(settings)
-    return _generate_all(video, planned, options, gen, settings, progress)
+    with _made_folder(planned.stems_dir):
+        return _generate_all(video, planned, options, gen, settings, progress)
 
 
 def _generate_all(video: Path, planned: _Outputs, options: GenerateOptions, gen, settings: Settings,
