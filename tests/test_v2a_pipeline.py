@@ -241,3 +241,30 @@ def test_cli_a_failed_run_leaves_no_stems_folder_behind(home, video, tmp_path, c
                          "--cue-sheet", str(work / "missing" / "c.json"), "--home", str(home)], capsys)
     assert code == 3 and "the folder of the cue sheet does not exist" in err, err
     assert _leftovers(work) == []
+
+
+def test_cli_truncated_video_exits_3_naming_truncation(home, tmp_path, capsys):
+    from test_v2a_video import _faststart_video
+
+    full = _faststart_video(tmp_path / "full.mp4", 10.0)
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(full.read_bytes()[: full.stat().st_size // 2])
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    code, _, err = _run(["generate", str(cut), "-o", str(out_dir / "x.mp4"), "--home", str(home)], capsys)
+    assert code == 3 and "truncated" in err and "the video is" not in err, err
+    assert _leftovers(out_dir) == []
+
+
+def test_cli_too_short_duration_is_named_and_refused_before_any_work(home, video, tmp_path, capsys, monkeypatch):
+    import v2a_core.pipeline as pipeline
+
+    def no_work(*a, **k):
+        raise AssertionError("the generator was loaded: the check came after the work started")
+
+    monkeypatch.setattr(pipeline, "_generator", no_work)
+    code, _, err = _run(["generate", str(video), "-o", str(tmp_path / "x.wav"), "--duration", "3",
+                         "--home", str(home)], capsys)
+    assert code == 3, err
+    assert "--duration 3 s is too short" in err and "at least 4.32 s" in err and "the video is" not in err
+    assert _leftovers(tmp_path) == []

@@ -300,6 +300,27 @@ def _made_folder(path: Path | None) -> Iterator[None]:
         raise
 
 
+def _check_long_enough(video: Path, declared_s: float, duration_s: float | None) -> None:
+    """:class:`InputError` before any work when the soundtrack would be shorter than one watermark
+    block: ``duration_s`` (``--duration``) below it, or a video whose header says it is shorter
+    (0: the header does not say; the length decoded is checked after generation)."""
+    from provenance.watermark import min_duration_s
+
+    need = min_duration_s()
+    if duration_s is not None and duration_s < need:
+        raise InputError(
+            f"--duration {duration_s:g} s is too short: a soundtrack needs at least {need:.2f} s to carry "
+            f"the FoleySeal watermark; ask for {need:.2f} s or more",
+            path=video,
+        )
+    if 0 < declared_s < need:
+        raise InputError(
+            f"the video is {declared_s:.2f} s long; a soundtrack needs at least {need:.2f} s to carry the "
+            "FoleySeal watermark",
+            path=video,
+        )
+
+
 def _checked_settings(settings: Settings | None) -> Settings:
     """The settings, with the signing identity and watermark key loaded once: missing or
     unreadable keys fail now, not after minutes of analysis and rendering."""
@@ -377,7 +398,8 @@ def generate(
     if not isinstance(options, GenerateOptions):  # its fields were checked when it was made
         raise InputError(f"options must be a GenerateOptions, got {type(options).__name__}")
     video, output = _as_path("video", video), _as_path("output", output)
-    probe(video)  # a clear error for a missing, corrupt or audio-only file before any work
+    info = probe(video)  # a clear error for a missing, corrupt or audio-only file before any work
+    _check_long_enough(video, info.duration_s, options.duration_s)
     planned = _plan_outputs(video, output, options)
     gen = _generator(options)
     settings = _checked_settings(settings)
@@ -408,10 +430,10 @@ def _generate_all(video: Path, planned: _Outputs, options: GenerateOptions, gen,
         track = gen.generate(request, progress=stage)
         if options.stems_dir is None:
             track.stems = {}  # a long soundtrack's stems are hundreds of MB: free them before marking
-        if track.mix.duration_s < need:
+        if track.mix.duration_s < need:  # the header said long enough, or nothing
             raise InputError(
-                f"the video is {track.mix.duration_s:.2f} s long; a soundtrack needs at least {need:.2f} s "
-                "to carry the FoleySeal watermark",
+                f"the soundtrack is {track.mix.duration_s:.2f} s long (the part of the video that decodes); "
+                f"a soundtrack needs at least {need:.2f} s to carry the FoleySeal watermark",
                 path=video,
             )
         target = planned.targets[k - 1]
