@@ -21,6 +21,7 @@ from provenance.core.c2pa_types import MarkResult
 from provenance.core.config import Settings
 from provenance.core.errors import InputError
 from v2a_core.generators import SEED_LIMIT, GenerationRequest, StageProgress, load_generator
+from v2a_core.generators.external import DEFAULT_TIMEOUT_S
 from v2a_core.types import LAYERS, Soundtrack
 from v2a_core.video import probe
 
@@ -48,6 +49,8 @@ class GenerateOptions:
     generator: str = "builtin"
     generator_command: str | None = None
     """Command template for the ``external`` generator."""
+    generator_timeout_s: float = DEFAULT_TIMEOUT_S
+    """Seconds the ``external`` generator's command may run before it is stopped (an error)."""
     stems_dir: Path | None = None
     cue_sheet_path: Path | None = None
     include_prompts: bool = True
@@ -63,6 +66,8 @@ class GenerateOptions:
         _check_text("generator", self.generator)
         if self.generator_command is not None:
             _check_text("generator_command", self.generator_command)
+        if not (_is_number(self.generator_timeout_s) and self.generator_timeout_s > 0):
+            raise InputError(f"generator_timeout_s must be a number of seconds above 0, got {self.generator_timeout_s!r}")
         if not isinstance(self.include_prompts, bool):  # "no" is truthy: the prompts would be published
             raise InputError(f"include_prompts must be True or False, got {self.include_prompts!r}")
         for name in ("stems_dir", "cue_sheet_path"):
@@ -93,6 +98,11 @@ class GenerateResult:
     true_peak_dbtp: tuple[float, ...] = field(default_factory=tuple)
 
 
+def _is_number(x: object) -> bool:
+    """A finite int or float (not a bool)."""
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
 def _check_text(name: str, value: object) -> None:
     """:class:`InputError` unless ``value`` is a str (None, bytes or a list would fail deep inside)."""
     if not isinstance(value, str):
@@ -118,7 +128,7 @@ def _generator(options: GenerateOptions):
     if options.generator == "external":
         if not options.generator_command:
             raise InputError("the external generator needs a command template (--generator-command)")
-        return load_generator("external", command=options.generator_command)
+        return load_generator("external", command=options.generator_command, timeout_s=options.generator_timeout_s)
     return load_generator(options.generator)
 
 
@@ -133,11 +143,13 @@ def generate_soundtrack(
     generator_command: str | None = None,
     duration_s: float | None = None,
     progress: StageProgress | None = None,
+    generator_timeout_s: float = DEFAULT_TIMEOUT_S,
 ) -> Soundtrack:
     """A soundtrack for ``video`` (not marked, not written anywhere)."""
     # GenerateOptions checks every argument's type and range first (InputError naming it)
     opts = GenerateOptions(prompt=prompt, negative_prompt=negative_prompt, seed=seed, loudness_lufs=loudness_lufs,
-                           generator=generator, generator_command=generator_command, duration_s=duration_s)
+                           generator=generator, generator_command=generator_command, duration_s=duration_s,
+                           generator_timeout_s=generator_timeout_s)
     video = _as_path("video", video)
     probe(video)  # a clear error for a missing, corrupt or audio-only file before any work
     gen = _generator(opts)
@@ -149,9 +161,6 @@ def _check_numbers(*, seed: object, loudness_lufs: object, duration_s: object, c
     """:class:`InputError` for a seed that is no whole number from 0 to 2**32 - 1 (for every
     candidate: seeds ``seed .. seed + candidates - 1``), a loudness target outside -70..-5 LUFS,
     or a duration that is not a number of seconds above 0 (None: the whole video)."""
-    def number(x: object) -> bool:
-        return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
-
     if not (isinstance(seed, int) and not isinstance(seed, bool) and 0 <= seed < SEED_LIMIT):
         raise InputError(f"seed must be a whole number from 0 to {SEED_LIMIT - 1}, got {seed!r}")
     if seed + candidates - 1 >= SEED_LIMIT:
@@ -159,9 +168,9 @@ def _check_numbers(*, seed: object, loudness_lufs: object, duration_s: object, c
             f"seed {seed} with {candidates} candidates needs seeds up to {seed + candidates - 1}; "
             f"the largest seed is {SEED_LIMIT - 1}"
         )
-    if not (number(loudness_lufs) and -70.0 <= loudness_lufs <= -5.0):  # type: ignore[operator]
+    if not (_is_number(loudness_lufs) and -70.0 <= loudness_lufs <= -5.0):  # type: ignore[operator]
         raise InputError(f"loudness target {loudness_lufs!r} LUFS is outside -70..-5 LUFS")
-    if duration_s is not None and not (number(duration_s) and duration_s > 0):  # type: ignore[operator]
+    if duration_s is not None and not (_is_number(duration_s) and duration_s > 0):  # type: ignore[operator]
         raise InputError(f"duration must be a number of seconds above 0, got {duration_s!r}")
 
 

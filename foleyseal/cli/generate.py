@@ -57,6 +57,10 @@ def generate_cmd(
         help="Command template for --generator external, e.g. \"python demo.py --video {video} --prompt {prompt} "
         "--negative_prompt {negative_prompt} --output {output_dir}\" (run without a shell).",
     ),
+    generator_timeout: float = typer.Option(
+        3600.0, "--generator-timeout", min=0.001, metavar="SECONDS",
+        help="Stop the --generator external command (and everything it started) after this many seconds.",
+    ),
     stems: Path = typer.Option(None, "--stems", help="Directory for one marked stem per layer (FLAC)."),
     cue_sheet: Path = typer.Option(None, "--cue-sheet", help="Write the cue sheet (JSON) here."),
     loudness: float = typer.Option(-16.0, "--loudness", help="Target integrated loudness, LUFS (true peak stays <= -1 dBTP)."),
@@ -88,6 +92,7 @@ def generate_cmd(
         loudness_lufs=loudness,
         generator=generator,
         generator_command=generator_command,
+        generator_timeout_s=generator_timeout,
         stems_dir=stems,
         cue_sheet_path=cue_sheet,
         include_prompts=not private_prompts,
