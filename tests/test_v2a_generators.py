@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shlex
 import signal
 import sys
@@ -235,3 +236,75 @@ def test_generator_timeout_is_an_option(video):
     for bad in (0, -1, float("inf"), "10", None):
         with pytest.raises(InputError, match="generator_timeout_s"):
             GenerateOptions(generator_timeout_s=bad)
+
+
+@pytest.fixture
+def plugins(monkeypatch):
+    """Two plug-ins declared as entry points: ``fakeplug`` and ``brokenplug``."""
+    from importlib.metadata import EntryPoint
+
+    import v2a_core.generators.registry as reg
+
+    declared = [EntryPoint("fakeplug", "fake_v2a_generator:PluginGen", ENTRY_POINT_GROUP),
+                EntryPoint("brokenplug", "fake_v2a_generator:BrokenPluginGen", ENTRY_POINT_GROUP)]
+    monkeypatch.setattr(reg, "entry_points", lambda group: declared if group == ENTRY_POINT_GROUP else [])
+
+
+@pytest.mark.parametrize("mode", ["long", "sr8k", "ch8", "stems", "plain"])
+def test_plugin_output_is_conformed_to_the_video_like_the_external_one(plugins, video, mode):
+    track = generate_soundtrack(video, prompt=mode, generator="fakeplug", loudness_lufs=-20.0)
+    assert track.generator == "fakeplug"
+    assert track.mix.sample_rate == 48_000 and track.mix.channels == 2
+    assert track.mix.frames == 2 * 48_000  # the 2 s video, whatever the plug-in returned
+    assert abs(track.loudness_lufs + 20.0) < 1.0 and track.true_peak_dbtp <= -1.0
+    if mode == "stems":
+        (stem,) = track.stems.values()
+        assert stem.sample_rate == 48_000 and stem.channels == 2 and stem.frames == track.mix.frames
+    short = generate_soundtrack(video, prompt=mode, generator="fakeplug", duration_s=1.5)
+    assert short.mix.frames == 72_000  # --duration holds too
+    if mode == "plain":  # a --duration beyond the video ends with the video, as the built-in output does
+        assert generate_soundtrack(video, prompt=mode, generator="fakeplug", duration_s=30.0).mix.frames == 96_000
+        external = ExternalCommandGenerator(TEMPLATE).generate(GenerationRequest(video, duration_s=30.0))
+        assert external.mix.frames == 96_000
+
+
+@pytest.mark.parametrize(
+    "mode, message",
+    [("raise", "generator 'fakeplug' failed: RuntimeError: model OOM"),
+     ("none", "generator 'fakeplug' returned NoneType, not a Soundtrack"),
+     ("nan", "the soundtrack of generator 'fakeplug' contains 2 NaN or infinite samples"),
+     ("badstem", "generator 'fakeplug' returned a stem named '../escape'")],
+)
+def test_plugin_failures_are_generation_errors_naming_it(plugins, video, mode, message):
+    with pytest.raises(GenerationError, match=re.escape(message)):
+        generate_soundtrack(video, prompt=mode, generator="fakeplug")
+
+
+def test_plugin_that_cannot_start_is_a_generation_error(plugins, video):
+    with pytest.raises(GenerationError, match="generator 'brokenplug' cannot be started: RuntimeError: no CUDA device"):
+        generate_soundtrack(video, generator="brokenplug")
+
+
+def test_cli_plugin_mp4_has_the_video_length_and_a_failing_plugin_exits_3(plugins, tmp_path, capsys):
+    import av
+
+    from provenance.core.config import load_settings
+    from provenance.keys.pki import install_dev_chain
+    from provenance.watermark import new_key, save_key
+    from test_v2a_pipeline import _run
+
+    home = tmp_path / "home"
+    settings = load_settings(home)
+    install_dev_chain(settings)
+    save_key(new_key(), settings.watermark_key_path)
+    clip = still_video(tmp_path / "five.mp4", duration_s=5.0)
+    out = tmp_path / "x.mp4"
+    code, _, err = _run(["generate", str(clip), "-o", str(out), "--generator", "fakeplug", "--prompt", "long",
+                         "--home", str(home), "--json"], capsys)
+    assert code == 0, err
+    with av.open(str(out)) as c:
+        assert abs(float(c.streams.audio[0].duration * c.streams.audio[0].time_base) - 5.0) < 0.05
+    code, _, err = _run(["generate", str(clip), "-o", str(tmp_path / "y.wav"), "--generator", "fakeplug",
+                         "--prompt", "raise", "--home", str(home)], capsys)
+    assert code == 3 and "error: generator 'fakeplug' failed: RuntimeError: model OOM" in err, err
+    assert not (tmp_path / "y.wav").exists()

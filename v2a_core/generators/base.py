@@ -13,7 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
+from provenance.core.errors import GenerationError
 from v2a_core.types import Soundtrack
+from v2a_core.video import probe
 
 SEED_LIMIT = 2**32
 """Seeds are whole numbers with ``0 <= seed < SEED_LIMIT``. The built-in generator's random
@@ -47,3 +49,13 @@ class Generator(Protocol):
     def generate(self, request: GenerationRequest, *, progress: StageProgress | None = None) -> Soundtrack:
         """A soundtrack for ``request.video`` (48 kHz stereo, as long as the video or ``duration_s``)."""
         ...
+
+
+def soundtrack_length_s(request: GenerationRequest) -> float:
+    """How long the soundtrack for ``request`` is, seconds: the video's length (from its header),
+    or ``duration_s`` when that is shorter. :class:`GenerationError` when neither is known."""
+    video_s = probe(request.video).duration_s
+    length = min(request.duration_s, video_s) if request.duration_s and video_s > 0 else (request.duration_s or video_s)
+    if not length or length <= 0:
+        raise GenerationError("cannot tell the video's duration", path=request.video)
+    return float(length)

@@ -34,10 +34,9 @@ from typing import IO
 from provenance.core.errors import ConfigError, GenerationError
 from provenance.core.interrupts import stop_signals_deferred
 from provenance.core.io import read_audio
-from v2a_core.generators.base import GenerationRequest, StageProgress
+from v2a_core.generators.base import GenerationRequest, StageProgress, soundtrack_length_s
 from v2a_core.render.conform import conform
 from v2a_core.types import Soundtrack
-from v2a_core.video import probe
 
 PLACEHOLDERS = ("video", "prompt", "negative_prompt", "output_dir", "seed", "duration")
 _FIELD = re.compile(r"\{(" + "|".join(PLACEHOLDERS) + r")\}")
@@ -94,10 +93,7 @@ class ExternalCommandGenerator:
         return [_FIELD.sub(lambda m: values[m.group(1)], token) for token in self.argv]
 
     def generate(self, request: GenerationRequest, *, progress: StageProgress | None = None) -> Soundtrack:
-        info = probe(request.video)
-        duration = request.duration_s or info.duration_s
-        if duration <= 0:
-            raise GenerationError("cannot tell the video's duration", path=request.video)
+        duration = soundtrack_length_s(request)
         with tempfile.TemporaryDirectory(prefix="foleyseal-ext-") as tmp:
             out_dir = Path(tmp) / "out"
             out_dir.mkdir()
