@@ -67,7 +67,9 @@ class GenerateOptions:
         if self.generator_command is not None:
             _check_text("generator_command", self.generator_command)
         if not (_is_number(self.generator_timeout_s) and self.generator_timeout_s > 0):
-            raise InputError(f"generator_timeout_s must be a number of seconds above 0, got {self.generator_timeout_s!r}")
+            raise InputError(
+                f"generator_timeout_s must be a number of seconds above 0, got {self.generator_timeout_s!r}"
+            )
         if not isinstance(self.include_prompts, bool):  # "no" is truthy: the prompts would be published
             raise InputError(f"include_prompts must be True or False, got {self.include_prompts!r}")
         for name in ("stems_dir", "cue_sheet_path"):

@@ -181,7 +181,8 @@ def _last_words(output: str) -> str:
 
 
 @contextlib.contextmanager
-def _process_group(argv: list[str], cwd: Path | None, env: dict[str, str]) -> Iterator[tuple[subprocess.Popen, _Tail, _Tail]]:
+def _process_group(argv: list[str], cwd: Path | None, env: dict[str, str]
+                   ) -> Iterator[tuple[subprocess.Popen, _Tail, _Tail]]:
     """Start ``argv`` as the leader of a new session (its own process group) with its stdout and
     stderr read into bounded tails; on the way out, however it is left (an error, a timeout, a
     stop signal raised as an interrupt), the whole group is stopped, so neither the command nor
