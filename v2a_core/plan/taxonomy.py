@@ -241,6 +241,15 @@ def markdown() -> str:
         "ask for that layer and let the visuals choose its content; `no X` / `without X` inside a "
         "prompt count as negative.",
         "",
+        "An excluded category is not heard inside other categories' sounds either: a forest bed plays "
+        "without its birds (`animal.birds`), a night without its insects (`animal.insects`), a cave "
+        "without its drips (`water.drips`), a stream or underwater bed and a splash without bubbles "
+        "(`water.bubbles`), traffic without passing cars (`engine.car`), room tone without mains hum "
+        "(`machine.hum`); a music mood without an excluded instrument (its percussion and toms also "
+        "count as `impact.drum`). A mood whose every instrument is excluded is played on the first "
+        "allowed of pad, strings, piano, guitar, bells, choir, bass, and with none allowed there is no "
+        "music. The cue sheet's `notes` say what was left out.",
+        "",
         "Layers: `events` (one-shots on visual events), `footsteps`, `ambience` (beds), "
         "`texture` (continuous sounds driven by on-screen motion), `music`. Each layer is one stem.",
         "",
