@@ -1,10 +1,10 @@
 """A stand-in for a neural video-to-audio model's command-line demo (MMAudio-style).
 
     python fake_v2a_generator.py --video V --prompt P --negative_prompt N --output DIR [--seed S]
-        [--duration D] [--mode ok|fail|nothing|video|mono44k]
+        [--duration D] [--mode ok|fail|nothing|video|mono44k|short]
 
 Writes DIR/<video stem>.wav: a tone whose pitch depends on the prompt and the seed (so tests
-can tell prompts apart), as long as the video. Also records its argv in DIR/args.json so
+can tell prompts apart), as long as the video (``short``: 0.5 s of it, as a model that gave up early). Also records its argv in DIR/args.json so
 tests can check that each placeholder arrived as exactly one argument.
 """
 
@@ -43,7 +43,7 @@ def main() -> int:
         duration = float(vs.duration * vs.time_base) if vs.duration else 5.0
     duration = args.duration or duration
     rate = 44_100 if args.mode == "mono44k" else 16_000
-    t = np.arange(int(duration * rate)) / rate
+    t = np.arange(int((0.5 if args.mode == "short" else duration) * rate)) / rate
     f = 200 + (zlib.crc32(args.prompt.encode()) % 800) + 10 * args.seed
     x = 0.3 * np.sin(2 * np.pi * f * t) * (0.6 + 0.4 * np.sin(2 * np.pi * 0.5 * t))
     if args.mode == "mono44k":

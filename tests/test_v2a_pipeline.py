@@ -4,6 +4,7 @@ sheets; and clear errors (with nothing written) for inputs that cannot be scored
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import av
@@ -268,3 +269,69 @@ def test_cli_too_short_duration_is_named_and_refused_before_any_work(home, video
     assert code == 3, err
     assert "--duration 3 s is too short" in err and "at least 4.32 s" in err and "the video is" not in err
     assert _leftovers(tmp_path) == []
+
+
+# ------------------------------------------------- outputs whose sound cannot carry the watermark
+def test_sound_seconds_counts_frames_above_the_floor():
+    from provenance.core.audio import Audio
+    from v2a_core.pipeline import sound_seconds
+
+    x = np.zeros((2, 48_000 * 4), np.float32)
+    x[1, 48_000 : 48_000 + 24_000] = 0.01  # 0.5 s at -40 dBFS on one channel
+    x[0, 96_000:120_000] = 1e-4  # 0.5 s at -80 dBFS: not sound
+    assert sound_seconds(Audio(x, 48_000)) == pytest.approx(0.5)
+    assert sound_seconds(Audio(np.zeros((2, 1000), np.float32), 48_000)) == 0.0
+
+
+def _store_count(home: Path) -> int:
+    store = open_store(load_settings(home))
+    try:
+        return store.count()
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize(
+    "kind, message",
+    [("external", "the soundtrack holds 0.50 s of sound (louder than -60 dBFS) in 8.00 s; the watermark needs "
+                  "at least 4.32 s of sound to be found: the generator 'external' made no more sound"),
+     ("silent", "the soundtrack is silent (nothing louder than -60 dBFS); the watermark needs at least 4.32 s "
+                "of sound to be found: loosen --negative-prompt"),
+     ("blip", "the watermark needs at least 4.32 s of sound to be found: loosen --negative-prompt")],
+)
+def test_a_soundtrack_too_silent_to_carry_the_mark_is_refused_and_nothing_published(home, video, tmp_path, kind,
+                                                                                     message):
+    from test_v2a_generators import TEMPLATE
+    from test_v2a_video import flash_video
+
+    source = video
+    opts = GenerateOptions(generator="external", generator_command=TEMPLATE + " --mode short")
+    if kind == "silent":  # the negative prompt removes every sound the picture would get
+        opts = GenerateOptions(negative_prompt="impacts, ambience")
+    if kind == "blip":  # one flash: one interface blip, well under a second of sound
+        source, _ = flash_video(tmp_path / "flash.mp4", duration_s=6.0, onsets=(40,))
+        opts = GenerateOptions(negative_prompt="ambience")
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    records = _store_count(home)
+    with pytest.raises(InputError, match=re.escape(message)):
+        generate(source, out_dir / "x.mp4", opts, settings=load_settings(home))
+    assert _leftovers(out_dir) == [] and _store_count(home) == records
+
+
+def test_a_stem_too_silent_to_carry_the_mark_is_left_out_with_a_note(home, tmp_path, capsys):
+    from test_v2a_video import flash_video
+
+    source, _ = flash_video(tmp_path / "flash.mp4", duration_s=6.0, onsets=(40,))
+    stems = tmp_path / "stems"
+    code, out, err = _run(["generate", str(source), "-o", str(tmp_path / "x.wav"), "--prompt", "room tone",
+                           "--stems", str(stems), "--home", str(home), "--json"], capsys)
+    assert code == 0, err
+    summary = json.loads(out)
+    assert [s["layer"] for s in summary["stems"]] == ["ambience"]
+    (note,) = summary["notes"]
+    assert note.startswith("x-events.flac not written: the events stem holds") and "4.32 s of sound" in note
+    assert sorted(p.name for p in stems.iterdir()) == ["x-ambience.flac"]
+    key = load_key(load_settings(home).watermark_key_path)
+    for path in [tmp_path / "x.wav", stems / "x-ambience.flac"]:  # what was written carries its payload
+        assert detect_file(path, key).found

@@ -15,6 +15,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from provenance.core.atomic import atomic_write_bytes, output_error
 from provenance.core.audio import Audio
 from provenance.core.c2pa_types import MarkResult
@@ -98,6 +100,30 @@ class GenerateResult:
     cue_sheets: tuple[Path, ...] = ()
     loudness_lufs: tuple[float, ...] = field(default_factory=tuple)
     true_peak_dbtp: tuple[float, ...] = field(default_factory=tuple)
+    notes: tuple[str, ...] = ()
+    """What was not written and why, for people: stems too silent to carry the watermark."""
+
+
+SOUND_FLOOR_DBFS = -60.0
+"""Level above which a 20 ms stretch of a soundtrack counts as sound, dBFS (peak). Generated
+soundtracks are mastered to about -16 LUFS, so this is some 45 dB below the programme."""
+_SOUND_FRAME_S = 0.02
+
+
+def sound_seconds(audio: Audio, floor_dbfs: float = SOUND_FLOOR_DBFS) -> float:
+    """Seconds of ``audio`` that hold sound: 20 ms frames whose peak over all channels is above
+    ``floor_dbfs``. The watermark rides on sound (silence is left unmarked), so this is what it has."""
+    frame = max(1, int(round(_SOUND_FRAME_S * audio.sample_rate)))
+    n = audio.frames // frame * frame
+    floor = 10.0 ** (floor_dbfs / 20.0)
+    loud = 0
+    for start in range(0, n, frame * 4096):  # in blocks: a long soundtrack needs no big temporary
+        block = np.abs(audio.samples[:, start : min(n, start + frame * 4096)]).max(axis=0)
+        loud += int(np.count_nonzero(block.reshape(-1, frame).max(axis=1) > floor))
+    tail = audio.samples[:, n:]
+    if tail.size and np.abs(tail).max() > floor:
+        loud += 1
+    return min(audio.duration_s, loud * frame / audio.sample_rate)
 
 
 def _is_number(x: object) -> bool:
@@ -348,13 +374,76 @@ def _checked_settings(settings: Settings | None) -> Settings:
 def _deliver(video: Path, path: Path, audio: Audio, record: dict, options: GenerateOptions, settings) -> MarkResult:
     """Watermark, sign and store ``audio`` made for ``video`` as ``path``.
 
-    The audio goes to mark() in memory: it is watermarked there and written once, into a copy
-    of the video (video stream copied) or as an audio file, tagged 24-bit for WAV and FLAC."""
+    The audio goes to mark() in memory: it is watermarked there, read back (UnreadableMarkError,
+    nothing published, unless the detector finds the payload: an output too silent to carry the
+    mark is never published as marked) and written once, into a copy of the video (video stream
+    copied) or as an audio file, tagged 24-bit for WAV and FLAC."""
     from provenance.mark import mark
 
     return mark(video, path, settings=settings, generation_record=record, source_video=video,
                 include_prompts=options.include_prompts, generated=True, title=path.name,
-                audio=Audio(audio.samples, audio.sample_rate, subtype="PCM_24"))
+                audio=Audio(audio.samples, audio.sample_rate, subtype="PCM_24"), confirm=True)
+
+
+def _too_little_sound(what: str, audio: Audio) -> str:
+    """Why ``audio`` (``what``: "the soundtrack", "the events stem") cannot carry the watermark,
+    and what to change, for an error or a note."""
+    from provenance.watermark import min_duration_s
+
+    sound_s, need = sound_seconds(audio), min_duration_s()
+    if sound_s == 0:
+        said = f"{what} is silent (nothing louder than {SOUND_FLOOR_DBFS:g} dBFS)"
+    else:
+        said = (f"{what} holds {sound_s:.2f} s of sound (louder than {SOUND_FLOOR_DBFS:g} dBFS) "
+                f"in {audio.duration_s:.2f} s")
+    if sound_s < need:
+        said += f"; the watermark needs at least {need:.2f} s of sound to be found"
+    else:
+        said += "; its sound is too sparse to carry the watermark"
+    return said
+
+
+def _advice(generator: str) -> str:
+    """What a user can change when the soundtrack of ``generator`` has too little sound."""
+    if generator == "builtin":
+        return ("loosen --negative-prompt, or ask in --prompt for a sound that lasts (an ambience such as "
+                "'room tone', or music)")
+    return f"the generator {generator!r} made no more sound than that; check its output"
+
+
+def _deliver_mix(video: Path, target: Path, track: Soundtrack, record: dict, options: GenerateOptions,
+                 settings: Settings, generator: str) -> MarkResult:
+    """:func:`_deliver` the mix, or :class:`InputError` saying why it cannot carry the mark and
+    what to change (checked before marking when it is silent, by reading the mark back otherwise)."""
+    from provenance.core.errors import UnreadableMarkError
+
+    def refuse() -> InputError:
+        return InputError(f"{_too_little_sound('the soundtrack', track.mix)}: {_advice(generator)}; "
+                          "nothing was written", path=video)
+
+    if sound_seconds(track.mix) == 0:
+        raise refuse()
+    try:
+        return _deliver(video, target, track.mix, record, options, settings)
+    except UnreadableMarkError as exc:
+        raise refuse() from exc
+
+
+def _deliver_stem(video: Path, path: Path, audio: Audio, layer: str, record: dict, options: GenerateOptions,
+                  settings: Settings) -> MarkResult | str:
+    """:func:`_deliver` one stem, or a note saying why it was not written: a stem too silent to
+    carry the mark (a few blips) is left out rather than published unmarked or failing the run."""
+    from provenance.core.errors import UnreadableMarkError
+
+    def note() -> str:
+        return f"{path.name} not written: {_too_little_sound(f'the {layer} stem', audio)}"
+
+    if sound_seconds(audio) == 0:
+        return note()
+    try:
+        return _deliver(video, path, audio, record, options, settings)
+    except UnreadableMarkError:
+        return note()
 
 
 def finite_or_none(x: float) -> float | None:
@@ -429,6 +518,7 @@ def _generate_all(video: Path, planned: _Outputs, options: GenerateOptions, gen,
     sheets: list[Path] = []
     loud: list[float] = []
     peaks: list[float] = []
+    notes: list[str] = []
     for k in range(1, options.candidates + 1):
         seed = options.seed + k - 1
 
@@ -450,13 +540,15 @@ def _generate_all(video: Path, planned: _Outputs, options: GenerateOptions, gen,
         target = planned.targets[k - 1]
         stage("mark", 0.0)
         record = _record(track, options, gen.name, getattr(gen, "version", "?"), video, seed, k, None)
-        result = _deliver(video, target, track.mix, record, options, settings)
+        result = _deliver_mix(video, target, track, record, options, settings, gen.name)
         outputs.append(MarkedFile(target, "soundtrack", seed, result.payload, result.record.id))
-        if options.stems_dir is not None:
-            for layer, audio in track.stems.items():
-                stem_path = planned.stem(target, layer)
-                stem_record = _record(track, options, gen.name, getattr(gen, "version", "?"), video, seed, k, layer)
-                r = _deliver(video, stem_path, audio, stem_record, options, settings)
+        for layer, audio in track.stems.items():
+            stem_path = planned.stem(target, layer)
+            stem_record = _record(track, options, gen.name, getattr(gen, "version", "?"), video, seed, k, layer)
+            r = _deliver_stem(video, stem_path, audio, layer, stem_record, options, settings)
+            if isinstance(r, str):
+                notes.append(r)
+            else:
                 stems.append(MarkedFile(stem_path, "stem", seed, r.payload, r.record.id, layer))
         stage("mark", 1.0)
         if planned.cue_sheets and track.cue_sheet is not None:
@@ -465,4 +557,4 @@ def _generate_all(video: Path, planned: _Outputs, options: GenerateOptions, gen,
             sheets.append(sheet_path)
         loud.append(track.loudness_lufs)
         peaks.append(track.true_peak_dbtp)
-    return GenerateResult(tuple(outputs), tuple(stems), tuple(sheets), tuple(loud), tuple(peaks))
+    return GenerateResult(tuple(outputs), tuple(stems), tuple(sheets), tuple(loud), tuple(peaks), tuple(notes))

@@ -124,6 +124,7 @@ def generate_cmd(
         # null, not -Infinity/NaN: JSON has neither (a silent or unmeasured soundtrack)
         "loudness_lufs": [finite_or_none(x) for x in result.loudness_lufs],
         "true_peak_dbtp": [finite_or_none(x) for x in result.true_peak_dbtp],
+        "notes": list(result.notes),
     }
     if json_out:
         typer.echo(json.dumps(summary, indent=2, allow_nan=False))
@@ -135,3 +136,5 @@ def generate_cmd(
             typer.echo(f"  stem {f.layer}: {f.path}")
         for p in result.cue_sheets:
             typer.echo(f"  cue sheet: {p}")
+        for note in result.notes:
+            typer.echo(f"  note: {note}")
