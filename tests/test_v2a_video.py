@@ -259,3 +259,25 @@ def test_a_truncated_video_with_its_index_in_front_is_refused_as_truncated(tmp_p
         list(iter_frames(cut))
     assert str(cut) in str(exc.value)
     assert len(list(iter_frames(cut, max_duration_s=1.0))) == 31  # the part asked for is intact
+
+
+def test_decoding_stopped_early_does_not_deadlock_with_pyav_logging_on(tmp_path):
+    """PyAV frees a decoder holding the GIL; a frame thread logging meanwhile (PyAV's log callback,
+    installed once av.logging's level is set, as verification does) waited for the GIL forever.
+    Stopping early (--duration) hit it within a few runs; in a child process, so a hang fails."""
+    import os
+    import subprocess
+    import sys
+
+    path, _ = bounce_video(tmp_path / "b.mp4", duration_s=6.0)
+    script = (
+        "import av.logging, sys\n"
+        "av.logging.set_level(av.logging.PANIC)\n"
+        "from v2a_core.video.decode import iter_frames, prefetch\n"
+        "for _ in range(300):\n"
+        "    assert sum(1 for _ in prefetch(iter_frames(sys.argv[1], max_duration_s=2.0))) == 49\n"
+    )
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run([sys.executable, "-c", script, str(path)], env={**os.environ, "PYTHONPATH": str(root)},
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr

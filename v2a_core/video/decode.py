@@ -7,6 +7,7 @@ one at a time at a reduced size; nothing accumulates, so memory does not grow wi
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
@@ -179,6 +180,8 @@ def iter_frames(
     """
     path = Path(path)
     container = _open(path)
+    vs: av.video.stream.VideoStream | None = None
+    drained = False  # whether the decoder gave up every frame it held (decoding ran to the end)
     try:
         vs = _video_stream(container, path)
         vs.thread_type = "AUTO"
@@ -218,6 +221,8 @@ def iter_frames(
                 index += 1
                 last_t = t
                 end_t = t + _frame_duration_s(frame, vs, step)
+            else:
+                drained = True
         except av.error.FFmpegError as exc:
             if index == 0:
                 raise FormatError(f"video stream cannot be decoded ({exc})", path=path) from exc
@@ -229,7 +234,22 @@ def iter_frames(
         if not reached_limit:  # the whole file was read: did it hold every frame it declares?
             _check_complete(path, _declared_end_s(vs), end_t)
     finally:
+        if vs is not None and not drained:
+            _drain(vs)
         container.close()
+
+
+def _drain(vs: av.video.stream.VideoStream) -> None:
+    """Let the decoder finish the frames its threads hold before it is freed (decoding stopped
+    early: ``max_duration_s``, a damaged tail, a consumer that stopped).
+
+    PyAV frees a decoder holding the GIL and waits there for its frame threads; a frame thread
+    that logs meanwhile waits for the GIL in PyAV's log callback (installed once anyone sets
+    ``av.logging``'s level, as verification does to quiet FFmpeg), and the two wait for each
+    other forever. Draining (``decode(None)``: no more packets) leaves the threads idle first."""
+    with contextlib.suppress(av.error.FFmpegError, ValueError, RuntimeError):
+        for _ in vs.codec_context.decode(None):
+            pass
 
 
 _END = object()
