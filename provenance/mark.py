@@ -103,6 +103,7 @@ def mark(
     generated: bool = False,
     title: str | None = None,
     audio: Audio | None = None,
+    confirm: bool = False,
 ) -> MarkResult:
     """Watermark, sign and record ``input_path`` into ``output_path`` (format from its extension).
 
@@ -118,6 +119,9 @@ def mark(
     ``input_path`` is then the video it was made for (first sample at the video's 0 s), whose
     video stream is copied into a video ``output_path``; an audio ``output_path`` gets the
     soundtrack alone. Generators use it to deliver without an intermediate file.
+    With ``confirm`` (and ``audio``), the watermarked audio is read back before it is written:
+    :class:`UnreadableMarkError` (nothing published, no record) unless the detector finds the
+    payload, so audio too silent to carry the mark is never published as marked.
 
     Raises :class:`InputError`/:class:`FormatError` for bad files, :class:`KeyFileError` for
     missing keys, :class:`SigningError`, :class:`StoreError`; on any error nothing is left
@@ -152,7 +156,7 @@ def mark(
             tmpdir = Path(tmp)
             marked = tmpdir / f"watermarked{output_path.suffix}"
             with _as_output(marked, output_path):
-                embed_file(input_path, marked, wm_key, payload, audio=audio)
+                embed_file(input_path, marked, wm_key, payload, audio=audio, confirm=confirm)
             duration_s = audio_io.audio_info(marked).duration_s
 
             extra: dict[str, Any] = {"watermark": {"alg": SOFT_BINDING_ALG, "key_id": wm_key.key_id}}

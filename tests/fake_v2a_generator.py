@@ -1,10 +1,10 @@
 """A stand-in for a neural video-to-audio model's command-line demo (MMAudio-style).
 
     python fake_v2a_generator.py --video V --prompt P --negative_prompt N --output DIR [--seed S]
-        [--duration D] [--mode ok|fail|nothing|video|mono44k]
+        [--duration D] [--mode ok|fail|nothing|video|mono44k|short]
 
 Writes DIR/<video stem>.wav: a tone whose pitch depends on the prompt and the seed (so tests
-can tell prompts apart), as long as the video. Also records its argv in DIR/args.json so
+can tell prompts apart), as long as the video (``short``: 0.5 s of it, as a model that gave up early). Also records its argv in DIR/args.json so
 tests can check that each placeholder arrived as exactly one argument.
 """
 
@@ -43,7 +43,7 @@ def main() -> int:
         duration = float(vs.duration * vs.time_base) if vs.duration else 5.0
     duration = args.duration or duration
     rate = 44_100 if args.mode == "mono44k" else 16_000
-    t = np.arange(int(duration * rate)) / rate
+    t = np.arange(int((0.5 if args.mode == "short" else duration) * rate)) / rate
     f = 200 + (zlib.crc32(args.prompt.encode()) % 800) + 10 * args.seed
     x = 0.3 * np.sin(2 * np.pi * f * t) * (0.6 + 0.4 * np.sin(2 * np.pi * 0.5 * t))
     if args.mode == "mono44k":
@@ -55,3 +55,41 @@ def main() -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+class PluginGen:
+    """A stand-in for a Python plug-in (entry point group ``foleyseal.generators``) that returns
+    its model's raw output. The prompt picks what it returns: ``long`` (5x the video), ``sr8k``
+    (8 kHz mono), ``ch8`` (8 channels), ``stems``, or a fault: ``raise``, ``none``, ``nan``,
+    ``badstem``; anything else: 48 kHz stereo noise as long as the video."""
+
+    name = "fakeplug"
+    version = "0.1"
+
+    def generate(self, request, *, progress=None):
+        from provenance.core.audio import Audio
+        from v2a_core.types import Soundtrack
+        from v2a_core.video import probe
+
+        mode = request.prompt
+        seconds = request.duration_s or probe(request.video).duration_s
+        rate, channels = (8000, 1) if mode == "sr8k" else (48_000, 8 if mode == "ch8" else 2)
+        frames = int(seconds * rate) * (5 if mode == "long" else 1)
+        if mode == "raise":
+            raise RuntimeError("model OOM")
+        if mode == "none":
+            return None
+        x = (0.1 * np.random.default_rng(request.seed).standard_normal((channels, frames))).astype(np.float32)
+        if mode == "nan":
+            x[:, 100] = np.nan
+        stems = {}
+        if mode in ("stems", "badstem"):
+            stems = {"../escape" if mode == "badstem" else "voice": Audio(x[:, : frames // 2], rate)}
+        return Soundtrack(mix=Audio(x, rate), stems=stems, generator=self.name, seed=request.seed)
+
+
+class BrokenPluginGen:
+    """A plug-in that cannot start (its __init__ raises)."""
+
+    def __init__(self) -> None:
+        raise RuntimeError("no CUDA device")

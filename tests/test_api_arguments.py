@@ -5,6 +5,7 @@ numpy/pathlib error, a silent wrong result or a lost file."""
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -92,7 +93,8 @@ def test_an_output_path_that_is_a_directory_is_named(tmp_path):
 
 @pytest.mark.parametrize(
     "kw, fragment",
-    [({"seed": "abc"}, "seed"), ({"seed": -1}, "seed"), ({"loudness_lufs": float("nan")}, "loudness"),
+    [({"seed": "abc"}, "seed"), ({"seed": -1}, "seed"), ({"seed": 2**32}, "seed"), ({"seed": 2**63}, "seed"),
+     ({"seed": 2**64 + 1}, "seed"), ({"loudness_lufs": float("nan")}, "loudness"),
      ({"duration_s": 0}, "duration"), ({"duration_s": float("nan")}, "duration"), ({"duration_s": -1}, "duration")],
 )
 def test_generate_soundtrack_checks_its_numbers_first(tmp_path, kw, fragment):
@@ -134,3 +136,38 @@ def test_detect_file_checks_its_threshold_as_detect_does(tmp_path):
     for strength in (float("nan"), 0.0, 2, True):
         with pytest.raises(InputError, match="strength"):
             check_strength(strength)
+
+
+@pytest.mark.parametrize(
+    "kw, fragment",
+    [({"candidates": 1.5}, "candidates must be a whole number from 1 to 32"), ({"candidates": "2"}, "candidates"),
+     ({"candidates": 0}, "candidates"), ({"candidates": 33}, "candidates"), ({"candidates": True}, "candidates"),
+     ({"prompt": None}, "prompt must be text"), ({"negative_prompt": ["music"]}, "negative_prompt must be text"),
+     ({"prompt": b"rain"}, "prompt must be text"), ({"include_prompts": "no"}, "include_prompts"),
+     ({"stems_dir": 3}, "stems_dir must be a file path"), ({"cue_sheet_path": b"c.json"}, "cue_sheet_path"),
+     ({"generator": None}, "generator must be text"), ({"seed": 2**40}, "seed")],
+)
+def test_generate_options_name_the_wrong_argument(kw, fragment):
+    from v2a_core.pipeline import GenerateOptions
+
+    with pytest.raises(InputError, match=fragment):
+        GenerateOptions(**kw)
+
+
+def test_generate_and_generate_soundtrack_check_their_arguments_first(tmp_path):
+    from v2a_core.pipeline import GenerateOptions, generate, generate_soundtrack
+
+    missing = tmp_path / "not-even-there.mp4"
+    for kw, fragment in (({"prompt": None}, "prompt must be text"), ({"negative_prompt": 3}, "negative_prompt"),
+                         ({"prompt": "rain", "generator": 1}, "generator")):
+        with pytest.raises(InputError, match=fragment):
+            generate_soundtrack(missing, **kw)
+    for video in (None, 3):
+        with pytest.raises(InputError, match="video must be a file path"):
+            generate_soundtrack(video)  # type: ignore[arg-type]
+    with pytest.raises(InputError, match="options must be a GenerateOptions"):
+        generate(missing, tmp_path / "o.wav", {"prompt": "rain"})  # type: ignore[arg-type]
+    with pytest.raises(InputError, match="output must be a file path"):
+        generate(missing, None)  # type: ignore[arg-type]
+    assert GenerateOptions(stems_dir="s", cue_sheet_path="c.json").stems_dir == Path("s")
+    assert list(tmp_path.iterdir()) == []

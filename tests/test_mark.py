@@ -380,3 +380,18 @@ def test_mark_takes_a_soundtrack_in_memory_for_a_video(settings, tmp_path):
     anchors = trust_anchors_pem(settings)
     for path in (out, wav):
         assert read_credentials(path, trust_anchors_pem=anchors).state == "Trusted"
+
+
+def test_confirm_refuses_audio_whose_mark_cannot_be_read_back(settings, source, tmp_path):
+    """mark(audio=..., confirm=True) reads the mark back before publishing: a soundtrack of
+    silence with one short blip carries none, so nothing is written and no record is kept."""
+    from provenance.core.errors import UnreadableMarkError
+
+    x = np.zeros((2, SR * 8), np.float32)
+    x[:, SR * 3 : SR * 3 + SR // 4] = make_signal(seconds=0.25).samples  # a 0.25 s blip in 8 s of silence
+    before = store_rows(settings)
+    with pytest.raises(UnreadableMarkError, match="too little sound"):
+        mark(source, tmp_path / "blip.wav", settings=settings, generated=True, audio=Audio(x, SR), confirm=True)
+    assert list(tmp_path.iterdir()) == [] and store_rows(settings) == before
+    result = mark(source, tmp_path / "ok.wav", settings=settings, generated=True, audio=make_signal(), confirm=True)
+    assert detect_file(result.output, load_key(settings.watermark_key_path)).payload == result.payload

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
 import shlex
+import signal
 import sys
 from pathlib import Path
 
@@ -120,17 +122,189 @@ def test_pipeline_uses_the_chosen_generator(video):
 
 
 def test_fake_generator_receives_each_value_as_one_argument(video, tmp_path, monkeypatch):
+    import v2a_core.generators.external as external
+
     seen = {}
-    real_run = __import__("subprocess").run
+    real_pick = external._pick_output
 
-    def spy(argv, **kw):
-        out = Path(argv[argv.index("--output") + 1])
-        result = real_run(argv, **kw)
-        seen["args"] = json.loads((out / "args.json").read_text())
-        return result
+    def spy(out_dir: Path):  # called while the command's output folder still exists
+        seen["args"] = json.loads((out_dir / "args.json").read_text())
+        return real_pick(out_dir)
 
-    monkeypatch.setattr("v2a_core.generators.external.subprocess.run", spy)
+    monkeypatch.setattr(external, "_pick_output", spy)
     ExternalCommandGenerator(TEMPLATE).generate(GenerationRequest(video, prompt="a b  c", negative_prompt="no 'music'"))
     args = seen["args"]
     assert args[args.index("--prompt") + 1] == "a b  c"
     assert args[args.index("--negative_prompt") + 1] == "no 'music'"
+
+
+HANG = '''
+import os, subprocess, sys, time
+child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+marker = sys.argv[2]
+with open(marker + ".tmp", "w") as fh:
+    fh.write(f"{os.getpid()} {child.pid} {sys.argv[1]}")
+os.replace(marker + ".tmp", marker)
+time.sleep(120)
+'''
+
+
+def _hanging_template(tmp_path: Path) -> tuple[str, Path]:
+    """A command that starts a child of its own, says so in a marker file, and hangs."""
+    script = tmp_path / "hang.py"
+    script.write_text(HANG)
+    marker = tmp_path / "started.txt"
+    return f"{shlex.quote(sys.executable)} {shlex.quote(str(script))} {{output_dir}} {shlex.quote(str(marker))}", marker
+
+
+def _gone(pid: int, timeout_s: float = 10.0) -> bool:
+    """Whether process ``pid`` has ended (a zombie waiting for its reaper counts as ended)."""
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (FileNotFoundError, ProcessLookupError):
+            return True
+        if state == "Z":
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_external_output_in_errors_is_bounded(video):
+    gen = ExternalCommandGenerator(
+        f"{shlex.quote(sys.executable)} -c \"import sys; sys.stderr.write('E' * 3_000_000 + chr(10) + 'real cause'); "
+        "sys.exit(1)\" {output_dir}"
+    )
+    with pytest.raises(GenerationError) as exc:
+        gen.generate(GenerationRequest(video))
+    message = str(exc.value)
+    assert "failed with exit code 1" in message and message.endswith("real cause")
+    assert len(message) < 2200  # the last 2,000 characters of the output, not 3 MB
+
+
+def test_external_timeout_stops_the_command_and_what_it_started(video, tmp_path):
+    import time
+
+    template, marker = _hanging_template(tmp_path)
+    gen = ExternalCommandGenerator(template, timeout_s=1.5)
+    t0 = time.monotonic()
+    with pytest.raises(GenerationError, match=r"ran longer than 1.5 s \(--generator-timeout\)"):
+        gen.generate(GenerationRequest(video))
+    assert time.monotonic() - t0 < 30
+    pid, child, out_dir = marker.read_text().split()
+    assert _gone(int(pid)) and _gone(int(child))
+    assert not Path(out_dir).parent.exists()  # the temporary folder went too
+
+
+def test_sigterm_to_generate_stops_the_external_command_and_removes_its_folder(tmp_path):
+    from test_cli_interrupts import foleyseal, wait_for
+
+    from provenance.core.config import load_settings
+    from provenance.keys.pki import install_dev_chain
+    from provenance.watermark import new_key, save_key
+
+    home = tmp_path / "home"
+    settings = load_settings(home)
+    install_dev_chain(settings)
+    save_key(new_key(), settings.watermark_key_path)
+    template, marker = _hanging_template(tmp_path)
+    video = still_video(tmp_path / "five.mp4", duration_s=5.0)
+    proc = foleyseal("generate", str(video), "-o", str(tmp_path / "x.wav"), "--generator-command", template,
+                     "--home", str(home), "--json")
+    wait_for(marker.exists, proc)
+    pid, child, out_dir = marker.read_text().split()
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err
+    assert err.strip() == "interrupted (SIGTERM)"
+    assert _gone(int(pid)) and _gone(int(child))
+    assert not Path(out_dir).parent.exists()
+    assert not (tmp_path / "x.wav").exists()
+
+
+def test_generator_timeout_is_an_option(video):
+    from v2a_core.pipeline import GenerateOptions, _generator
+
+    assert _generator(GenerateOptions(generator="external", generator_command=TEMPLATE)).timeout_s == 3600.0
+    gen = _generator(GenerateOptions(generator="external", generator_command=TEMPLATE, generator_timeout_s=2.5))
+    assert gen.timeout_s == 2.5
+    from provenance.core.errors import InputError
+
+    for bad in (0, -1, float("inf"), "10", None):
+        with pytest.raises(InputError, match="generator_timeout_s"):
+            GenerateOptions(generator_timeout_s=bad)
+
+
+@pytest.fixture
+def plugins(monkeypatch):
+    """Two plug-ins declared as entry points: ``fakeplug`` and ``brokenplug``."""
+    from importlib.metadata import EntryPoint
+
+    import v2a_core.generators.registry as reg
+
+    declared = [EntryPoint("fakeplug", "fake_v2a_generator:PluginGen", ENTRY_POINT_GROUP),
+                EntryPoint("brokenplug", "fake_v2a_generator:BrokenPluginGen", ENTRY_POINT_GROUP)]
+    monkeypatch.setattr(reg, "entry_points", lambda group: declared if group == ENTRY_POINT_GROUP else [])
+
+
+@pytest.mark.parametrize("mode", ["long", "sr8k", "ch8", "stems", "plain"])
+def test_plugin_output_is_conformed_to_the_video_like_the_external_one(plugins, video, mode):
+    track = generate_soundtrack(video, prompt=mode, generator="fakeplug", loudness_lufs=-20.0)
+    assert track.generator == "fakeplug"
+    assert track.mix.sample_rate == 48_000 and track.mix.channels == 2
+    assert track.mix.frames == 2 * 48_000  # the 2 s video, whatever the plug-in returned
+    assert abs(track.loudness_lufs + 20.0) < 1.0 and track.true_peak_dbtp <= -1.0
+    if mode == "stems":
+        (stem,) = track.stems.values()
+        assert stem.sample_rate == 48_000 and stem.channels == 2 and stem.frames == track.mix.frames
+    short = generate_soundtrack(video, prompt=mode, generator="fakeplug", duration_s=1.5)
+    assert short.mix.frames == 72_000  # --duration holds too
+    if mode == "plain":  # a --duration beyond the video ends with the video, as the built-in output does
+        assert generate_soundtrack(video, prompt=mode, generator="fakeplug", duration_s=30.0).mix.frames == 96_000
+        external = ExternalCommandGenerator(TEMPLATE).generate(GenerationRequest(video, duration_s=30.0))
+        assert external.mix.frames == 96_000
+
+
+@pytest.mark.parametrize(
+    "mode, message",
+    [("raise", "generator 'fakeplug' failed: RuntimeError: model OOM"),
+     ("none", "generator 'fakeplug' returned NoneType, not a Soundtrack"),
+     ("nan", "the soundtrack of generator 'fakeplug' contains 2 NaN or infinite samples"),
+     ("badstem", "generator 'fakeplug' returned a stem named '../escape'")],
+)
+def test_plugin_failures_are_generation_errors_naming_it(plugins, video, mode, message):
+    with pytest.raises(GenerationError, match=re.escape(message)):
+        generate_soundtrack(video, prompt=mode, generator="fakeplug")
+
+
+def test_plugin_that_cannot_start_is_a_generation_error(plugins, video):
+    with pytest.raises(GenerationError, match="generator 'brokenplug' cannot be started: RuntimeError: no CUDA device"):
+        generate_soundtrack(video, generator="brokenplug")
+
+
+def test_cli_plugin_mp4_has_the_video_length_and_a_failing_plugin_exits_3(plugins, tmp_path, capsys):
+    import av
+
+    from provenance.core.config import load_settings
+    from provenance.keys.pki import install_dev_chain
+    from provenance.watermark import new_key, save_key
+    from test_v2a_pipeline import _run
+
+    home = tmp_path / "home"
+    settings = load_settings(home)
+    install_dev_chain(settings)
+    save_key(new_key(), settings.watermark_key_path)
+    clip = still_video(tmp_path / "five.mp4", duration_s=5.0)
+    out = tmp_path / "x.mp4"
+    code, _, err = _run(["generate", str(clip), "-o", str(out), "--generator", "fakeplug", "--prompt", "long",
+                         "--home", str(home), "--json"], capsys)
+    assert code == 0, err
+    with av.open(str(out)) as c:
+        assert abs(float(c.streams.audio[0].duration * c.streams.audio[0].time_base) - 5.0) < 0.05
+    code, _, err = _run(["generate", str(clip), "-o", str(tmp_path / "y.wav"), "--generator", "fakeplug",
+                         "--prompt", "raise", "--home", str(home)], capsys)
+    assert code == 3 and "error: generator 'fakeplug' failed: RuntimeError: model OOM" in err, err
+    assert not (tmp_path / "y.wav").exists()

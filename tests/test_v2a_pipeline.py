@@ -4,6 +4,7 @@ sheets; and clear errors (with nothing written) for inputs that cannot be scored
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import av
@@ -15,6 +16,7 @@ from test_v2a_video import bounce_video, still_video
 from foleyseal.cli import main
 from provenance.c2pa import read_credentials
 from provenance.core.config import load_settings, trust_anchors_pem
+from provenance.core.errors import InputError
 from provenance.core.io import read_audio
 from provenance.keys.pki import install_dev_chain
 from provenance.store import open_store
@@ -137,3 +139,199 @@ def test_portrait_video_and_audio_only_output(home, tmp_path, capsys):
     assert code == 0, err
     audio = read_audio(Path(json.loads(out)["outputs"][0]["path"]))
     assert audio.sample_rate == 48_000 and audio.channels == 2 and abs(audio.duration_s - 6.0) < 0.01
+
+
+@pytest.mark.parametrize("args", [["--seed", str(2**63)], ["--seed", str(2**64 + 1)], ["--seed", str(2**32)],
+                                  ["--seed", "-1"], ["--seed", str(2**32 - 1), "--candidates", "2"]])
+def test_cli_seed_out_of_range_is_a_usage_error_before_any_work(home, video, tmp_path, capsys, args):
+    code, out, err = _run(["generate", str(video), "-o", str(tmp_path / "s.wav"), *args, "--home", str(home)], capsys)
+    assert code == 2, err
+    assert "--seed" in err and "4294967295" in err
+    assert _leftovers(tmp_path) == []
+
+
+def test_api_seed_range_is_checked_for_every_candidate(home, video, tmp_path):
+    with pytest.raises(InputError, match="seeds up to 4294967296"):
+        generate(video, tmp_path / "s.wav", GenerateOptions(seed=2**32 - 2, candidates=3), settings=load_settings(home))
+    assert _leftovers(tmp_path) == []
+
+
+def test_the_largest_seed_is_recorded_exactly(home, video, tmp_path):
+    settings = load_settings(home)
+    out = tmp_path / "top.wav"
+    generate(video, out, GenerateOptions(seed=2**32 - 1, duration_s=5.0), settings=settings)
+    rec = read_credentials(out, trust_anchors_pem=trust_anchors_pem(settings)).generation_record
+    assert rec["seed"] == 2**32 - 1 and isinstance(rec["seed"], int)
+
+
+def test_cli_json_summary_is_strict_json_for_silent_or_unmeasured_loudness(home, video, tmp_path, capsys, monkeypatch):
+    import v2a_core.pipeline as pipeline
+
+    marked = pipeline.MarkedFile(tmp_path / "x.wav", "soundtrack", 0, "0123456789abcdef", "urn:c2pa:x")
+    result = pipeline.GenerateResult((marked, marked), loudness_lufs=(float("-inf"), float("nan")),
+                                     true_peak_dbtp=(float("-inf"), -1.234))
+    monkeypatch.setattr(pipeline, "generate", lambda *a, **k: result)
+
+    def strict(name: str):
+        raise ValueError(f"not JSON: {name}")
+
+    code, out, err = _run(["generate", str(video), "-o", str(tmp_path / "x.wav"), "--home", str(home), "--json"], capsys)
+    assert code == 0, err
+    summary = json.loads(out, parse_constant=strict)
+    assert summary["loudness_lufs"] == [None, None] and summary["true_peak_dbtp"] == [None, -1.23]
+    code, out, err = _run(["generate", str(video), "-o", str(tmp_path / "x.wav"), "--home", str(home)], capsys)
+    assert code == 0, err
+    assert "no LUFS measured" in out and "-1.2 dBTP" in out
+
+
+def _snapshot(d: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(d)): p.read_bytes() for p in sorted(d.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["src.mp4", "-o", "out.wav", "--cue-sheet", "src.mp4"], "the cue sheet is the input video"),
+        (["src.mp4", "-o", "out.wav", "--cue-sheet", "out.wav"], "the cue sheet and the output are the same file"),
+        (["src.mp4", "-o", "out.wav", "--cue-sheet", "missing_dir/c.json"], "the folder of the cue sheet does not exist"),
+        (["src.mp4", "-o", "out.wav", "--cue-sheet", "sub"], "the cue sheet is a directory"),
+        (["clip-2.mp4", "-o", "clip.mp4", "--candidates", "3"], "candidate output 2 is the input video"),
+        (["src.mp4", "-o", "x.wav", "--candidates", "2", "--cue-sheet", "x.wav"], "cue sheet 1 and candidate output 1"),
+        (["src.mp4", "-o", "x.mkv", "--cue-sheet", "x.mkv.c2pa"], "the cue sheet and the C2PA sidecar of the output"),
+        (["src.mp4", "-o", "x.wav", "--stems", ".", "--cue-sheet", "x-music.flac"], "the cue sheet and the music stem"),
+        (["src.mp4", "-o", "x.wav", "--stems", "src.mp4"], "the stems folder is a file"),
+        (["src.mp4", "-o", "sub/../src.mp4"], "the output is the input video"),
+    ],
+)
+def test_cli_every_output_path_is_checked_before_any_work(home, video, tmp_path, capsys, monkeypatch, args, message):
+    work = tmp_path / "w"
+    work.mkdir()
+    (work / "sub").mkdir()
+    (work / "src.mp4").write_bytes(video.read_bytes())
+    (work / "clip-2.mp4").write_bytes(video.read_bytes())
+    (work / "out.wav").write_bytes(b"the user's earlier file")
+    monkeypatch.chdir(work)
+    before = _snapshot(work)
+    code, _, err = _run(["generate", *args, "--home", str(home), "--json"], capsys)
+    assert code == 3, err
+    assert message in err, err
+    assert _snapshot(work) == before
+    assert sorted(p.name for p in work.iterdir()) == ["clip-2.mp4", "out.wav", "src.mp4", "sub"]
+
+
+def test_cli_makes_a_missing_stems_folder_with_its_parents(home, video, tmp_path, capsys):
+    stems = tmp_path / "new" / "stems"
+    code, out, err = _run(["generate", str(video), "-o", str(tmp_path / "x.wav"), "--stems", str(stems) + "/",
+                           "--duration", "5", "--home", str(home), "--json"], capsys)
+    assert code == 0, err
+    layers = {s["layer"] for s in json.loads(out)["stems"]}
+    assert layers and sorted(p.name for p in stems.iterdir()) == sorted(f"x-{layer}.flac" for layer in layers)
+
+
+def test_cli_a_failed_run_leaves_no_stems_folder_behind(home, video, tmp_path, capsys):
+    from test_v2a_generators import TEMPLATE
+
+    work = tmp_path / "w"
+    work.mkdir()
+    # the generator fails after every check passed: the folder made for the stems goes again
+    code, _, err = _run(["generate", str(video), "-o", str(work / "x.wav"), "--stems", str(work / "a" / "stems"),
+                         "--generator-command", TEMPLATE + " --mode fail", "--home", str(home)], capsys)
+    assert code == 3 and "CUDA out of memory" in err, err
+    # a check fails: the folder is never made
+    code, _, err = _run(["generate", str(video), "-o", str(work / "x.wav"), "--stems", str(work / "b"),
+                         "--cue-sheet", str(work / "missing" / "c.json"), "--home", str(home)], capsys)
+    assert code == 3 and "the folder of the cue sheet does not exist" in err, err
+    assert _leftovers(work) == []
+
+
+def test_cli_truncated_video_exits_3_naming_truncation(home, tmp_path, capsys):
+    from test_v2a_video import _faststart_video
+
+    full = _faststart_video(tmp_path / "full.mp4", 10.0)
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(full.read_bytes()[: full.stat().st_size // 2])
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    code, _, err = _run(["generate", str(cut), "-o", str(out_dir / "x.mp4"), "--home", str(home)], capsys)
+    assert code == 3 and "truncated" in err and "the video is" not in err, err
+    assert _leftovers(out_dir) == []
+
+
+def test_cli_too_short_duration_is_named_and_refused_before_any_work(home, video, tmp_path, capsys, monkeypatch):
+    import v2a_core.pipeline as pipeline
+
+    def no_work(*a, **k):
+        raise AssertionError("the generator was loaded: the check came after the work started")
+
+    monkeypatch.setattr(pipeline, "_generator", no_work)
+    code, _, err = _run(["generate", str(video), "-o", str(tmp_path / "x.wav"), "--duration", "3",
+                         "--home", str(home)], capsys)
+    assert code == 3, err
+    assert "--duration 3 s is too short" in err and "at least 4.32 s" in err and "the video is" not in err
+    assert _leftovers(tmp_path) == []
+
+
+# ------------------------------------------------- outputs whose sound cannot carry the watermark
+def test_sound_seconds_counts_frames_above_the_floor():
+    from provenance.core.audio import Audio
+    from v2a_core.pipeline import sound_seconds
+
+    x = np.zeros((2, 48_000 * 4), np.float32)
+    x[1, 48_000 : 48_000 + 24_000] = 0.01  # 0.5 s at -40 dBFS on one channel
+    x[0, 96_000:120_000] = 1e-4  # 0.5 s at -80 dBFS: not sound
+    assert sound_seconds(Audio(x, 48_000)) == pytest.approx(0.5)
+    assert sound_seconds(Audio(np.zeros((2, 1000), np.float32), 48_000)) == 0.0
+
+
+def _store_count(home: Path) -> int:
+    store = open_store(load_settings(home))
+    try:
+        return store.count()
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize(
+    "kind, message",
+    [("external", "the soundtrack holds 0.50 s of sound (louder than -60 dBFS) in 8.00 s; the watermark needs "
+                  "at least 4.32 s of sound to be found: the generator 'external' made no more sound"),
+     ("silent", "the soundtrack is silent (nothing louder than -60 dBFS); the watermark needs at least 4.32 s "
+                "of sound to be found: loosen --negative-prompt"),
+     ("blip", "the watermark needs at least 4.32 s of sound to be found: loosen --negative-prompt")],
+)
+def test_a_soundtrack_too_silent_to_carry_the_mark_is_refused_and_nothing_published(home, video, tmp_path, kind,
+                                                                                     message):
+    from test_v2a_generators import TEMPLATE
+    from test_v2a_video import flash_video
+
+    source = video
+    opts = GenerateOptions(generator="external", generator_command=TEMPLATE + " --mode short")
+    if kind == "silent":  # the negative prompt removes every sound the picture would get
+        opts = GenerateOptions(negative_prompt="impacts, ambience")
+    if kind == "blip":  # one flash: one interface blip, well under a second of sound
+        source, _ = flash_video(tmp_path / "flash.mp4", duration_s=6.0, onsets=(40,))
+        opts = GenerateOptions(negative_prompt="ambience")
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    records = _store_count(home)
+    with pytest.raises(InputError, match=re.escape(message)):
+        generate(source, out_dir / "x.mp4", opts, settings=load_settings(home))
+    assert _leftovers(out_dir) == [] and _store_count(home) == records
+
+
+def test_a_stem_too_silent_to_carry_the_mark_is_left_out_with_a_note(home, tmp_path, capsys):
+    from test_v2a_video import flash_video
+
+    source, _ = flash_video(tmp_path / "flash.mp4", duration_s=6.0, onsets=(40,))
+    stems = tmp_path / "stems"
+    code, out, err = _run(["generate", str(source), "-o", str(tmp_path / "x.wav"), "--prompt", "room tone",
+                           "--stems", str(stems), "--home", str(home), "--json"], capsys)
+    assert code == 0, err
+    summary = json.loads(out)
+    assert [s["layer"] for s in summary["stems"]] == ["ambience"]
+    (note,) = summary["notes"]
+    assert note.startswith("x-events.flac not written: the events stem holds") and "4.32 s of sound" in note
+    assert sorted(p.name for p in stems.iterdir()) == ["x-ambience.flac"]
+    key = load_key(load_settings(home).watermark_key_path)
+    for path in [tmp_path / "x.wav", stems / "x-ambience.flac"]:  # what was written carries its payload
+        assert detect_file(path, key).found

@@ -117,3 +117,10 @@ def test_prompt_parsing_details():
     assert set(excluded_categories("music")) == {c.name for c in CATEGORIES if c.layer == "music"}
     assert "footsteps.snow" in excluded_categories("footsteps")
     assert parse_prompt("").matches == ()
+
+
+def test_words_of_any_script_are_matched_or_reported_never_dropped():
+    parsed = parse_prompt("雨, дождь и гром, thunder, café, बारिश")
+    assert [m.category for m in parsed.matches] == ["weather.thunder", "crowd.murmur"]  # accents folded
+    assert set(parsed.unmatched) >= {"雨", "дождь", "гром", "बारिश"}
+    assert excluded_categories("rain，birds")[:2] == ("weather.rain", "animal.birds")  # a full-width comma

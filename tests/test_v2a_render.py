@@ -235,3 +235,108 @@ def test_generate_shows_a_missed_loudness_target_as_one_warning_line(tmp_path, m
         main(["generate", str(tmp_path / "v.mp4"), "--json"])
     err = capsys.readouterr().err
     assert "warning: mastered to -20.0 LUFS, not -12 LUFS\n" in err and "LoudnessWarning" not in err, err
+
+
+# ------------------------------------------------------------ the negative prompt inside a cue
+def _voices_played(monkeypatch, categories: list[str], excluded: set[str]) -> set[str]:
+    """The voices render_music synthesised (notes, drums and the choir sample) for ``categories``."""
+    from v2a_core.render import music
+
+    played: set[str] = set()
+    note, drum, sample = music._note, music._drum, music.load_sample
+
+    def spy_note(voice, *a):
+        played.add(voice)
+        return note(voice, *a)
+
+    def spy_drum(name, rng):
+        played.add("drums")
+        return drum(name, rng)
+
+    def spy_sample(name):
+        played.add(name)
+        return sample(name)
+
+    monkeypatch.setattr(music, "_note", spy_note)
+    monkeypatch.setattr(music, "_drum", spy_drum)
+    monkeypatch.setattr(music, "load_sample", spy_sample)
+    out = music.render_music(categories, 6.0, 100.0, np.random.default_rng(0), excluded=frozenset(excluded))
+    assert out.shape == (2, samples(6.0))
+    return played
+
+
+@pytest.mark.parametrize(
+    "mood, negative, gone, kept",
+    [("music.calm", "piano", {"piano"}, {"pad"}),
+     ("music.happy", "drums", {"drums"}, {"guitar", "bass"}),
+     ("music.happy", "percussion", {"drums"}, {"guitar", "bass"}),
+     ("music.epic", "choir", {"choir", "ambi_choir"}, {"strings", "bass", "drums"}),
+     ("music.epic", "voices", {"choir", "ambi_choir"}, {"strings", "bass", "drums"}),
+     ("music.dreamy", "bells", {"bells"}, {"pad"})],
+)
+def test_an_excluded_instrument_is_not_played_by_a_mood(monkeypatch, mood, negative, gone, kept):
+    from v2a_core.plan import excluded_categories
+
+    everything = _voices_played(monkeypatch, [mood], set())
+    assert gone - {"ambi_choir"} <= everything  # the bank's choir sample is optional
+    played = _voices_played(monkeypatch, [mood], set(excluded_categories(negative)))
+    assert not played & gone and kept <= played
+
+
+def test_an_excluded_part_of_a_bed_is_not_rendered(monkeypatch):
+    from v2a_core.render import beds
+
+    calls: list[str] = []
+    chirp = beds._chirp
+    monkeypatch.setattr(beds, "_chirp", lambda rg: calls.append("chirp") or chirp(rg))
+    rng = np.random.default_rng
+    with_birds = beds.render_bed("forest", samples(8.0), rng(1))
+    assert calls  # the forest's birds sing ...
+    calls.clear()
+    without = beds.render_bed("forest", samples(8.0), rng(1), excluded=frozenset({"animal.birds"}))
+    assert not calls and not np.array_equal(with_birds, without)  # ... and are not rendered at all when excluded
+
+
+@pytest.mark.parametrize("renderer", ["room", "forest", "night", "cave", "stream", "underwater", "traffic"])
+def test_every_declared_part_is_honoured_and_every_honoured_part_declared(renderer):
+    from v2a_core.render import beds
+
+    asked: set[str] = set()
+
+    class Recording(beds.Stream):
+        def allows(self, category: str) -> bool:
+            asked.add(category)
+            return super().allows(category)
+
+    n = samples(3.0)
+    stream = Recording(np.random.default_rng(0), n)
+    stream.begin(n)
+    beds.RECIPES[renderer](stream)
+    assert asked == set(beds.PARTS[renderer])  # the recipe consults exactly what PARTS says
+    for part in beds.PARTS[renderer]:
+        a = beds.render_bed(renderer, n, np.random.default_rng(0))
+        b = beds.render_bed(renderer, n, np.random.default_rng(0), excluded=frozenset({part}))
+        assert not np.allclose(a, b), part
+
+
+def test_stems_lose_excluded_parts_and_the_cue_sheet_says_so(analysis):
+    calm = render(plan(analysis, "calm music", seed=1))
+    no_piano = render(plan(analysis, "calm music", "piano", seed=1))
+    assert not np.array_equal(calm.stems["music"].samples, no_piano.stems["music"].samples)
+    assert no_piano.cue_sheet.notes == ("music.calm: played without piano (excluded)",)
+    assert "notes" in no_piano.cue_sheet.to_dict() and calm.cue_sheet.notes == ()
+    forest = render(plan(analysis, "forest", seed=1))
+    quiet = render(plan(analysis, "forest", "birds", seed=1))
+    assert not np.array_equal(forest.stems["ambience"].samples, quiet.stems["ambience"].samples)
+    assert "ambience.forest: played without animal.birds (excluded)" in quiet.cue_sheet.notes
+    splash = render(plan(analysis, "splash", "bubbles", seed=1))
+    assert "water.splash: played without water.bubbles (excluded)" in splash.cue_sheet.notes
+
+
+def test_a_mood_with_every_voice_excluded_falls_back_or_has_no_music(analysis):
+    fallback = render(plan(analysis, "calm music", "pad, piano", seed=1))
+    assert np.any(fallback.stems["music"].samples)
+    assert fallback.cue_sheet.notes == ("music.calm: its voices (pad, piano) are excluded; played on strings instead",)
+    none = render(plan(analysis, "calm music", "instruments", seed=1))
+    assert "music" not in none.stems  # no silent stem
+    assert none.cue_sheet.notes == ("music.calm: no music; every voice it could be played on is excluded (pad, piano)",)

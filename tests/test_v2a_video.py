@@ -226,3 +226,58 @@ def test_4k_frames_are_reduced_while_decoding(tmp_path):
     frames = list(iter_frames(path))
     assert len(frames) == 3
     assert frames[0].yuv.shape == (180, 320, 3) and frames[0].half.shape == (90, 160, 3)
+
+
+def _faststart_video(path: Path, duration_s: float, fps: int = 30) -> Path:
+    """H.264 MP4 with its index (moov) at the front, as web tools write it: cut short, it still
+    opens and declares its full length."""
+    with av.open(str(path), "w", options={"movflags": "faststart"}) as c:
+        vs = c.add_stream("libx264", rate=fps)
+        vs.width, vs.height, vs.pix_fmt = 64, 64, "yuv420p"
+        vs.options = {"preset": "ultrafast"}
+        for i in range(int(duration_s * fps)):
+            img = np.zeros((64, 64, 3), np.uint8)
+            img[(i * 3) % 48 : (i * 3) % 48 + 16, 24:40] = 255
+            frame = av.VideoFrame.from_ndarray(img, format="rgb24")
+            frame.pts = i
+            for p in vs.encode(frame):
+                c.mux(p)
+        for p in vs.encode():
+            c.mux(p)
+    return path
+
+
+def test_a_truncated_video_with_its_index_in_front_is_refused_as_truncated(tmp_path):
+    full = _faststart_video(tmp_path / "full.mp4", 6.0)
+    assert probe(full).duration_s == pytest.approx(6.0)
+    assert len(list(iter_frames(full))) == 180  # complete: no complaint
+    cut = tmp_path / "cut.mp4"
+    data = full.read_bytes()
+    cut.write_bytes(data[: len(data) // 2])
+    assert probe(cut).duration_s == pytest.approx(6.0)  # the header still declares 6 s
+    with pytest.raises(FormatError, match=r"truncated or damaged: its frames end at \d\.\d\d s of the 6.00 s") as exc:
+        list(iter_frames(cut))
+    assert str(cut) in str(exc.value)
+    assert len(list(iter_frames(cut, max_duration_s=1.0))) == 31  # the part asked for is intact
+
+
+def test_decoding_stopped_early_does_not_deadlock_with_pyav_logging_on(tmp_path):
+    """PyAV frees a decoder holding the GIL; a frame thread logging meanwhile (PyAV's log callback,
+    installed once av.logging's level is set, as verification does) waited for the GIL forever.
+    Stopping early (--duration) hit it within a few runs; in a child process, so a hang fails."""
+    import os
+    import subprocess
+    import sys
+
+    path, _ = bounce_video(tmp_path / "b.mp4", duration_s=6.0)
+    script = (
+        "import av.logging, sys\n"
+        "av.logging.set_level(av.logging.PANIC)\n"
+        "from v2a_core.video.decode import iter_frames, prefetch\n"
+        "for _ in range(300):\n"
+        "    assert sum(1 for _ in prefetch(iter_frames(sys.argv[1], max_duration_s=2.0))) == 49\n"
+    )
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run([sys.executable, "-c", script, str(path)], env={**os.environ, "PYTHONPATH": str(root)},
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr

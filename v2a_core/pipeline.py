@@ -8,17 +8,23 @@ C2PA signature with the generation record -> store), so no unmarked output can b
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from provenance.core.atomic import atomic_write_bytes
+import numpy as np
+
+from provenance.core.atomic import atomic_write_bytes, output_error
 from provenance.core.audio import Audio
 from provenance.core.c2pa_types import MarkResult
+from provenance.core.config import Settings
 from provenance.core.errors import InputError
-from v2a_core.generators import GenerationRequest, StageProgress, load_generator
-from v2a_core.types import Soundtrack
+from v2a_core.generators import SEED_LIMIT, GenerationRequest, StageProgress, load_generator
+from v2a_core.generators.external import DEFAULT_TIMEOUT_S
+from v2a_core.types import LAYERS, Soundtrack
 from v2a_core.video import probe
 
 VIDEO_SUFFIXES = (".mp4", ".mov", ".m4v", ".mkv", ".webm")
@@ -27,9 +33,15 @@ AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".m4a", ".ogg", ".opus")
 #: progress(stage, fraction): stages of generation plus "mark".
 PipelineProgress = Callable[[str, float], None]
 
+MAX_CANDIDATES = 32
+"""Most seeded variants one run renders (``--candidates``)."""
+
 
 @dataclass(frozen=True)
 class GenerateOptions:
+    """What to generate and where the extra outputs go. Checked when made: a wrong type or value
+    is an :class:`InputError` naming the argument, not a TypeError deep in the pipeline."""
+
     prompt: str = ""
     negative_prompt: str = ""
     seed: int = 0
@@ -39,11 +51,33 @@ class GenerateOptions:
     generator: str = "builtin"
     generator_command: str | None = None
     """Command template for the ``external`` generator."""
+    generator_timeout_s: float = DEFAULT_TIMEOUT_S
+    """Seconds the ``external`` generator's command may run before it is stopped (an error)."""
     stems_dir: Path | None = None
     cue_sheet_path: Path | None = None
     include_prompts: bool = True
     """Put the prompts into the signed generation record (False keeps them private)."""
     duration_s: float | None = None
+
+    def __post_init__(self) -> None:
+        _check_text("prompt", self.prompt)
+        _check_text("negative_prompt", self.negative_prompt)
+        _check_candidates(self.candidates)
+        _check_numbers(seed=self.seed, loudness_lufs=self.loudness_lufs, duration_s=self.duration_s,
+                       candidates=self.candidates)
+        _check_text("generator", self.generator)
+        if self.generator_command is not None:
+            _check_text("generator_command", self.generator_command)
+        if not (_is_number(self.generator_timeout_s) and self.generator_timeout_s > 0):
+            raise InputError(
+                f"generator_timeout_s must be a number of seconds above 0, got {self.generator_timeout_s!r}"
+            )
+        if not isinstance(self.include_prompts, bool):  # "no" is truthy: the prompts would be published
+            raise InputError(f"include_prompts must be True or False, got {self.include_prompts!r}")
+        for name in ("stems_dir", "cue_sheet_path"):
+            value = getattr(self, name)
+            if value is not None:
+                object.__setattr__(self, name, _as_path(name, value))
 
 
 @dataclass(frozen=True)
@@ -66,13 +100,63 @@ class GenerateResult:
     cue_sheets: tuple[Path, ...] = ()
     loudness_lufs: tuple[float, ...] = field(default_factory=tuple)
     true_peak_dbtp: tuple[float, ...] = field(default_factory=tuple)
+    notes: tuple[str, ...] = ()
+    """What was not written and why, for people: stems too silent to carry the watermark."""
+
+
+SOUND_FLOOR_DBFS = -60.0
+"""Level above which a 20 ms stretch of a soundtrack counts as sound, dBFS (peak). Generated
+soundtracks are mastered to about -16 LUFS, so this is some 45 dB below the programme."""
+_SOUND_FRAME_S = 0.02
+
+
+def sound_seconds(audio: Audio, floor_dbfs: float = SOUND_FLOOR_DBFS) -> float:
+    """Seconds of ``audio`` that hold sound: 20 ms frames whose peak over all channels is above
+    ``floor_dbfs``. The watermark rides on sound (silence is left unmarked), so this is what it has."""
+    frame = max(1, int(round(_SOUND_FRAME_S * audio.sample_rate)))
+    n = audio.frames // frame * frame
+    floor = 10.0 ** (floor_dbfs / 20.0)
+    loud = 0
+    for start in range(0, n, frame * 4096):  # in blocks: a long soundtrack needs no big temporary
+        block = np.abs(audio.samples[:, start : min(n, start + frame * 4096)]).max(axis=0)
+        loud += int(np.count_nonzero(block.reshape(-1, frame).max(axis=1) > floor))
+    tail = audio.samples[:, n:]
+    if tail.size and np.abs(tail).max() > floor:
+        loud += 1
+    return min(audio.duration_s, loud * frame / audio.sample_rate)
+
+
+def _is_number(x: object) -> bool:
+    """A finite int or float (not a bool)."""
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def _check_text(name: str, value: object) -> None:
+    """:class:`InputError` unless ``value`` is a str (None, bytes or a list would fail deep inside)."""
+    if not isinstance(value, str):
+        raise InputError(f"{name} must be text (a str), got {value!r:.60}")
+
+
+def _check_candidates(candidates: object) -> None:
+    """:class:`InputError` unless ``candidates`` is a whole number from 1 to :data:`MAX_CANDIDATES`."""
+    if not (isinstance(candidates, int) and not isinstance(candidates, bool) and 1 <= candidates <= MAX_CANDIDATES):
+        raise InputError(f"candidates must be a whole number from 1 to {MAX_CANDIDATES}, got {candidates!r}")
+
+
+def _as_path(name: str, value: object) -> Path:
+    """``value`` (a str or path-like) as a Path; :class:`InputError` naming ``name`` otherwise."""
+    if isinstance(value, os.PathLike) or (isinstance(value, str) and value.strip()):
+        path = Path(value)
+        if isinstance(path, Path):  # a PathLike that gives bytes fails here as well
+            return path
+    raise InputError(f"{name} must be a file path (str or Path), got {value!r:.60}")
 
 
 def _generator(options: GenerateOptions):
     if options.generator == "external":
         if not options.generator_command:
             raise InputError("the external generator needs a command template (--generator-command)")
-        return load_generator("external", command=options.generator_command)
+        return load_generator("external", command=options.generator_command, timeout_s=options.generator_timeout_s)
     return load_generator(options.generator)
 
 
@@ -87,28 +171,34 @@ def generate_soundtrack(
     generator_command: str | None = None,
     duration_s: float | None = None,
     progress: StageProgress | None = None,
+    generator_timeout_s: float = DEFAULT_TIMEOUT_S,
 ) -> Soundtrack:
     """A soundtrack for ``video`` (not marked, not written anywhere)."""
-    video = Path(video)
-    _check_numbers(seed=seed, loudness_lufs=loudness_lufs, duration_s=duration_s)
+    # GenerateOptions checks every argument's type and range first (InputError naming it)
+    opts = GenerateOptions(prompt=prompt, negative_prompt=negative_prompt, seed=seed, loudness_lufs=loudness_lufs,
+                           generator=generator, generator_command=generator_command, duration_s=duration_s,
+                           generator_timeout_s=generator_timeout_s)
+    video = _as_path("video", video)
     probe(video)  # a clear error for a missing, corrupt or audio-only file before any work
-    opts = GenerateOptions(generator=generator, generator_command=generator_command)
     gen = _generator(opts)
     request = GenerationRequest(video, prompt, negative_prompt, int(seed), duration_s, float(loudness_lufs))
     return gen.generate(request, progress=progress)
 
 
-def _check_numbers(*, seed: object, loudness_lufs: object, duration_s: object) -> None:
-    """:class:`InputError` for a seed that is no whole number from 0, a loudness target outside
-    -70..-5 LUFS, or a duration that is not a number of seconds above 0 (None: the whole video)."""
-    def number(x: object) -> bool:
-        return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
-
-    if not (isinstance(seed, int) and not isinstance(seed, bool) and seed >= 0):
-        raise InputError(f"seed must be a whole number from 0, got {seed!r}")
-    if not (number(loudness_lufs) and -70.0 <= loudness_lufs <= -5.0):  # type: ignore[operator]
+def _check_numbers(*, seed: object, loudness_lufs: object, duration_s: object, candidates: int = 1) -> None:
+    """:class:`InputError` for a seed that is no whole number from 0 to 2**32 - 1 (for every
+    candidate: seeds ``seed .. seed + candidates - 1``), a loudness target outside -70..-5 LUFS,
+    or a duration that is not a number of seconds above 0 (None: the whole video)."""
+    if not (isinstance(seed, int) and not isinstance(seed, bool) and 0 <= seed < SEED_LIMIT):
+        raise InputError(f"seed must be a whole number from 0 to {SEED_LIMIT - 1}, got {seed!r}")
+    if seed + candidates - 1 >= SEED_LIMIT:
+        raise InputError(
+            f"seed {seed} with {candidates} candidates needs seeds up to {seed + candidates - 1}; "
+            f"the largest seed is {SEED_LIMIT - 1}"
+        )
+    if not (_is_number(loudness_lufs) and -70.0 <= loudness_lufs <= -5.0):  # type: ignore[operator]
         raise InputError(f"loudness target {loudness_lufs!r} LUFS is outside -70..-5 LUFS")
-    if duration_s is not None and not (number(duration_s) and duration_s > 0):  # type: ignore[operator]
+    if duration_s is not None and not (_is_number(duration_s) and duration_s > 0):  # type: ignore[operator]
         raise InputError(f"duration must be a number of seconds above 0, got {duration_s!r}")
 
 
@@ -116,20 +206,249 @@ def _numbered(path: Path, k: int, n: int) -> Path:
     return path if n == 1 else path.with_name(f"{path.stem}-{k}{path.suffix}")
 
 
+@dataclass(frozen=True)
+class _Outputs:
+    """Every path one run may write, worked out (and checked) before any work is done."""
+
+    targets: tuple[Path, ...]
+    """The soundtrack of each candidate: OUTPUT, or OUTPUT-1, OUTPUT-2, ..."""
+    cue_sheets: tuple[Path, ...]
+    """The cue sheet of each candidate (empty without ``cue_sheet_path``)."""
+    stems_dir: Path | None
+
+    def stem(self, target: Path, layer: str) -> Path:
+        """Where the ``layer`` stem of the soundtrack ``target`` goes."""
+        assert self.stems_dir is not None
+        return self.stems_dir / f"{target.stem}-{layer}.flac"
+
+    def files(self) -> list[_OutputFile]:
+        """Every file this run may write: soundtracks, their C2PA sidecars, cue sheets, and the
+        stems of the built-in layers (other generators' layers are checked as they are written)."""
+        from provenance.c2pa.sign import can_embed, mime_for
+        from provenance.c2pa.sidecar import sidecar_path
+
+        n = len(self.targets)
+        files: list[_OutputFile] = []
+        for k, target in enumerate(self.targets, 1):
+            what = "the output" if n == 1 else f"candidate output {k}"
+            files.append(_OutputFile(what, target))
+            if not can_embed(mime_for(target)):
+                files.append(_OutputFile(f"the C2PA sidecar of {what}", sidecar_path(target)))
+            if self.stems_dir is not None:
+                files += [_OutputFile(f"the {layer} stem of {what}", self.stem(target, layer), folder_made=True)
+                          for layer in LAYERS]
+        for k, sheet in enumerate(self.cue_sheets, 1):
+            files.append(_OutputFile("the cue sheet" if n == 1 else f"cue sheet {k}", sheet))
+        return files
+
+
+@dataclass(frozen=True)
+class _OutputFile:
+    what: str
+    """How an error names it: "the output", "cue sheet 2", "the music stem of the output"..."""
+    path: Path
+    folder_made: bool = False
+    """Its folder is made by the run (the stems folder), so it need not exist yet."""
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    """Whether ``a`` and ``b`` name one file: the same path once symlinks and ``..`` are resolved,
+    or two names of one existing file (a hard link)."""
+    if a.resolve() == b.resolve():
+        return True
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one of them does not exist yet
+        return False
+
+
+def _plan_outputs(video: Path, output: Path, options: GenerateOptions) -> _Outputs:
+    """The paths of every output, checked before any work: a writable kind of file, in a folder
+    that exists (the stems folder may be missing: it is made later), none of them the input
+    video, a directory, or another of the run's outputs. Raises :class:`InputError`; creates nothing."""
+    suffix = output.suffix.lower()
+    if suffix not in VIDEO_SUFFIXES + AUDIO_SUFFIXES:
+        raise InputError(
+            f"cannot write {suffix or 'a file without extension'}; use one of "
+            f"{', '.join(VIDEO_SUFFIXES + AUDIO_SUFFIXES)}",
+            path=output,
+        )
+    n = options.candidates
+    sheet = options.cue_sheet_path
+    outputs = _Outputs(
+        targets=tuple(_numbered(output, k, n) for k in range(1, n + 1)),
+        cue_sheets=tuple(_numbered(sheet, k, n) for k in range(1, n + 1)) if sheet is not None else (),
+        stems_dir=options.stems_dir,
+    )
+    if outputs.stems_dir is not None:
+        _check_stems_dir(outputs.stems_dir)
+    files = outputs.files()
+    for i, f in enumerate(files):
+        _check_output_file(video, f)
+        for other in files[:i]:
+            if _same_file(f.path, other.path):
+                raise InputError(f"{f.what} and {other.what} are the same file; give them different names",
+                                 path=f.path)
+    return outputs
+
+
+def _check_output_file(video: Path, f: _OutputFile) -> None:
+    """:class:`InputError` when ``f`` is the input video, a directory, or in a folder that does
+    not exist (and is not made by the run)."""
+    if _same_file(f.path, video):
+        raise InputError(f"{f.what} is the input video; it would be overwritten: choose another path", path=f.path)
+    if f.path.is_dir():
+        raise InputError(f"{f.what} is a directory, not a file", path=f.path)
+    if not f.folder_made and not f.path.parent.is_dir():
+        raise InputError(f"the folder of {f.what} does not exist", path=f.path.parent)
+
+
+def _check_stems_dir(stems_dir: Path) -> None:
+    """:class:`InputError` when the stems folder is a file (the input video, say), or when no
+    folder can be made there (an ancestor is a file). A missing folder is made later."""
+    if stems_dir.exists() and not stems_dir.is_dir():
+        raise InputError("the stems folder is a file, not a folder", path=stems_dir)
+    for parent in stems_dir.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise InputError(f"cannot make the stems folder: {parent} is a file", path=stems_dir)
+            break
+
+
+@contextlib.contextmanager
+def _made_folder(path: Path | None) -> Iterator[None]:
+    """Make ``path`` and its missing parents (as ``bench sync --out`` does) for the block; if the
+    block fails, remove again the folders made here that are still empty, so a failed run leaves
+    no trace. None: nothing to make."""
+    if path is None or path.is_dir():
+        yield
+        return
+    made = [p for p in (path, *path.parents) if not p.exists()]
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise output_error(exc, path) from exc
+    try:
+        yield
+    except BaseException:
+        for folder in made:  # deepest first
+            with contextlib.suppress(OSError):  # not empty (a stem was published), or gone
+                folder.rmdir()
+        raise
+
+
+def _check_long_enough(video: Path, declared_s: float, duration_s: float | None) -> None:
+    """:class:`InputError` before any work when the soundtrack would be shorter than one watermark
+    block: ``duration_s`` (``--duration``) below it, or a video whose header says it is shorter
+    (0: the header does not say; the length decoded is checked after generation)."""
+    from provenance.watermark import min_duration_s
+
+    need = min_duration_s()
+    if duration_s is not None and duration_s < need:
+        raise InputError(
+            f"--duration {duration_s:g} s is too short: a soundtrack needs at least {need:.2f} s to carry "
+            f"the FoleySeal watermark; ask for {need:.2f} s or more",
+            path=video,
+        )
+    if 0 < declared_s < need:
+        raise InputError(
+            f"the video is {declared_s:.2f} s long; a soundtrack needs at least {need:.2f} s to carry the "
+            "FoleySeal watermark",
+            path=video,
+        )
+
+
+def _checked_settings(settings: Settings | None) -> Settings:
+    """The settings, with the signing identity and watermark key loaded once: missing or
+    unreadable keys fail now, not after minutes of analysis and rendering."""
+    from provenance.core.config import load_settings
+    from provenance.keys.signers import load_identity
+    from provenance.watermark import load_key
+
+    checked = settings or load_settings()
+    load_identity(checked)
+    load_key(checked.watermark_key_path)
+    return checked
+
+
 def _deliver(video: Path, path: Path, audio: Audio, record: dict, options: GenerateOptions, settings) -> MarkResult:
     """Watermark, sign and store ``audio`` made for ``video`` as ``path``.
 
-    The audio goes to mark() in memory: it is watermarked there and written once, into a copy
-    of the video (video stream copied) or as an audio file, tagged 24-bit for WAV and FLAC."""
+    The audio goes to mark() in memory: it is watermarked there, read back (UnreadableMarkError,
+    nothing published, unless the detector finds the payload: an output too silent to carry the
+    mark is never published as marked) and written once, into a copy of the video (video stream
+    copied) or as an audio file, tagged 24-bit for WAV and FLAC."""
     from provenance.mark import mark
 
     return mark(video, path, settings=settings, generation_record=record, source_video=video,
                 include_prompts=options.include_prompts, generated=True, title=path.name,
-                audio=Audio(audio.samples, audio.sample_rate, subtype="PCM_24"))
+                audio=Audio(audio.samples, audio.sample_rate, subtype="PCM_24"), confirm=True)
 
 
-def _finite(x: float) -> float | None:
-    """JSON has no infinity: a silent soundtrack's loudness is recorded as null."""
+def _too_little_sound(what: str, audio: Audio) -> str:
+    """Why ``audio`` (``what``: "the soundtrack", "the events stem") cannot carry the watermark,
+    and what to change, for an error or a note."""
+    from provenance.watermark import min_duration_s
+
+    sound_s, need = sound_seconds(audio), min_duration_s()
+    if sound_s == 0:
+        said = f"{what} is silent (nothing louder than {SOUND_FLOOR_DBFS:g} dBFS)"
+    else:
+        said = (f"{what} holds {sound_s:.2f} s of sound (louder than {SOUND_FLOOR_DBFS:g} dBFS) "
+                f"in {audio.duration_s:.2f} s")
+    if sound_s < need:
+        said += f"; the watermark needs at least {need:.2f} s of sound to be found"
+    else:
+        said += "; its sound is too sparse to carry the watermark"
+    return said
+
+
+def _advice(generator: str) -> str:
+    """What a user can change when the soundtrack of ``generator`` has too little sound."""
+    if generator == "builtin":
+        return ("loosen --negative-prompt, or ask in --prompt for a sound that lasts (an ambience such as "
+                "'room tone', or music)")
+    return f"the generator {generator!r} made no more sound than that; check its output"
+
+
+def _deliver_mix(video: Path, target: Path, track: Soundtrack, record: dict, options: GenerateOptions,
+                 settings: Settings, generator: str) -> MarkResult:
+    """:func:`_deliver` the mix, or :class:`InputError` saying why it cannot carry the mark and
+    what to change (checked before marking when it is silent, by reading the mark back otherwise)."""
+    from provenance.core.errors import UnreadableMarkError
+
+    def refuse() -> InputError:
+        return InputError(f"{_too_little_sound('the soundtrack', track.mix)}: {_advice(generator)}; "
+                          "nothing was written", path=video)
+
+    if sound_seconds(track.mix) == 0:
+        raise refuse()
+    try:
+        return _deliver(video, target, track.mix, record, options, settings)
+    except UnreadableMarkError as exc:
+        raise refuse() from exc
+
+
+def _deliver_stem(video: Path, path: Path, audio: Audio, layer: str, record: dict, options: GenerateOptions,
+                  settings: Settings) -> MarkResult | str:
+    """:func:`_deliver` one stem, or a note saying why it was not written: a stem too silent to
+    carry the mark (a few blips) is left out rather than published unmarked or failing the run."""
+    from provenance.core.errors import UnreadableMarkError
+
+    def note() -> str:
+        return f"{path.name} not written: {_too_little_sound(f'the {layer} stem', audio)}"
+
+    if sound_seconds(audio) == 0:
+        return note()
+    try:
+        return _deliver(video, path, audio, record, options, settings)
+    except UnreadableMarkError:
+        return note()
+
+
+def finite_or_none(x: float) -> float | None:
+    """``x`` rounded to 0.01 for a JSON record, or None where JSON has no number: a silent
+    soundtrack's loudness (-inf LUFS) or one a generator did not measure (NaN)."""
     return round(float(x), 2) if math.isfinite(x) else None
 
 
@@ -141,8 +460,8 @@ def _record(track: Soundtrack, options: GenerateOptions, gen_name: str, gen_vers
         "candidates": options.candidates,
         "candidate": candidate,
         "sample_rate": track.mix.sample_rate,
-        "measured_loudness_lufs": _finite(track.loudness_lufs),
-        "true_peak_dbtp": _finite(track.true_peak_dbtp),
+        "measured_loudness_lufs": finite_or_none(track.loudness_lufs),
+        "true_peak_dbtp": finite_or_none(track.true_peak_dbtp),
     }
     if layer:
         params["stem"] = layer
@@ -176,39 +495,30 @@ def generate(
     ``options.stems_dir``, each marked too; the cue sheet goes to ``options.cue_sheet_path``.
     Nothing is half-written: every file is published by an atomic rename.
     """
+    if not isinstance(options, GenerateOptions):  # its fields were checked when it was made
+        raise InputError(f"options must be a GenerateOptions, got {type(options).__name__}")
+    video, output = _as_path("video", video), _as_path("output", output)
+    info = probe(video)  # a clear error for a missing, corrupt or audio-only file before any work
+    _check_long_enough(video, info.duration_s, options.duration_s)
+    planned = _plan_outputs(video, output, options)
+    gen = _generator(options)
+    settings = _checked_settings(settings)
+    with _made_folder(planned.stems_dir):
+        return _generate_all(video, planned, options, gen, settings, progress)
+
+
+def _generate_all(video: Path, planned: _Outputs, options: GenerateOptions, gen, settings: Settings,
+                  progress: PipelineProgress | None) -> GenerateResult:
+    """Generate, mark and write every candidate to the checked paths of ``planned``."""
     from provenance.watermark import min_duration_s
 
-    video, output = Path(video), Path(output)
-    info = probe(video)
-    suffix = output.suffix.lower()
-    if suffix not in VIDEO_SUFFIXES + AUDIO_SUFFIXES:
-        raise InputError(
-            f"cannot write {suffix or 'a file without extension'}; use one of "
-            f"{', '.join(VIDEO_SUFFIXES + AUDIO_SUFFIXES)}",
-            path=output,
-        )
-    if not output.parent.is_dir():
-        raise InputError("output folder does not exist", path=output.parent)
-    if options.candidates < 1:
-        raise InputError(f"--candidates must be at least 1, got {options.candidates}")
-    if options.stems_dir is not None and not Path(options.stems_dir).is_dir():
-        raise InputError("stems directory does not exist", path=options.stems_dir)
-    _check_numbers(seed=options.seed, loudness_lufs=options.loudness_lufs, duration_s=options.duration_s)
-    gen = _generator(options)
-    # missing or unreadable keys fail now, not after minutes of analysis and rendering
-    from provenance.core.config import load_settings
-    from provenance.keys.signers import load_identity
-    from provenance.watermark import load_key
-
-    checked = settings or load_settings()
-    load_identity(checked)
-    load_key(checked.watermark_key_path)
     need = min_duration_s()
     outputs: list[MarkedFile] = []
     stems: list[MarkedFile] = []
     sheets: list[Path] = []
     loud: list[float] = []
     peaks: list[float] = []
+    notes: list[str] = []
     for k in range(1, options.candidates + 1):
         seed = options.seed + k - 1
 
@@ -221,29 +531,30 @@ def generate(
         track = gen.generate(request, progress=stage)
         if options.stems_dir is None:
             track.stems = {}  # a long soundtrack's stems are hundreds of MB: free them before marking
-        if track.mix.duration_s < need:
+        if track.mix.duration_s < need:  # the header said long enough, or nothing
             raise InputError(
-                f"the video is {track.mix.duration_s:.2f} s long; a soundtrack needs at least {need:.2f} s "
-                "to carry the FoleySeal watermark",
+                f"the soundtrack is {track.mix.duration_s:.2f} s long (the part of the video that decodes); "
+                f"a soundtrack needs at least {need:.2f} s to carry the FoleySeal watermark",
                 path=video,
             )
-        target = _numbered(output, k, options.candidates)
+        target = planned.targets[k - 1]
         stage("mark", 0.0)
         record = _record(track, options, gen.name, getattr(gen, "version", "?"), video, seed, k, None)
-        result = _deliver(video, target, track.mix, record, options, settings)
+        result = _deliver_mix(video, target, track, record, options, settings, gen.name)
         outputs.append(MarkedFile(target, "soundtrack", seed, result.payload, result.record.id))
-        if options.stems_dir is not None:
-            for layer, audio in track.stems.items():
-                stem_path = Path(options.stems_dir) / f"{target.stem}-{layer}.flac"
-                stem_record = _record(track, options, gen.name, getattr(gen, "version", "?"), video, seed, k, layer)
-                r = _deliver(video, stem_path, audio, stem_record, options, settings)
+        for layer, audio in track.stems.items():
+            stem_path = planned.stem(target, layer)
+            stem_record = _record(track, options, gen.name, getattr(gen, "version", "?"), video, seed, k, layer)
+            r = _deliver_stem(video, stem_path, audio, layer, stem_record, options, settings)
+            if isinstance(r, str):
+                notes.append(r)
+            else:
                 stems.append(MarkedFile(stem_path, "stem", seed, r.payload, r.record.id, layer))
         stage("mark", 1.0)
-        if options.cue_sheet_path is not None and track.cue_sheet is not None:
-            sheet_path = _numbered(Path(options.cue_sheet_path), k, options.candidates)
+        if planned.cue_sheets and track.cue_sheet is not None:
+            sheet_path = planned.cue_sheets[k - 1]
             atomic_write_bytes(sheet_path, (track.cue_sheet.to_json() + "\n").encode())
             sheets.append(sheet_path)
         loud.append(track.loudness_lufs)
         peaks.append(track.true_peak_dbtp)
-    del info
-    return GenerateResult(tuple(outputs), tuple(stems), tuple(sheets), tuple(loud), tuple(peaks))
+    return GenerateResult(tuple(outputs), tuple(stems), tuple(sheets), tuple(loud), tuple(peaks), tuple(notes))

@@ -278,6 +278,9 @@ class CueSheet:
     sample_rate: int = 48_000
     loudness_lufs: float = -16.0
     generator: str = "builtin"
+    notes: tuple[str, ...] = ()
+    """What the renderer changed and why, for people: parts of a cue left out because the negative
+    prompt excludes them ("ambience.forest: played without animal.birds (excluded)")."""
 
     def layers(self) -> tuple[str, ...]:
         """Layers that have at least one cue, in mix order."""
@@ -298,6 +301,7 @@ class CueSheet:
             "palette": [asdict(e) for e in self.palette.entries],
             "excluded": list(self.palette.excluded),
             "unmatched_terms": list(self.palette.unmatched_terms),
+            "notes": list(self.notes),
             "reverb": asdict(self.reverb),
             "cues": [_round_floats(c.to_dict()) for c in self.cues],
         }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -44,6 +45,26 @@ def _loudness_warnings_on_stderr() -> Iterator[None]:
         yield
 
 
+def _level(value: float, unit: str) -> str:
+    """A measured level for people: ``-16.0 LUFS``, or ``no LUFS measured`` for -inf/NaN."""
+    return f"{value:.1f} {unit}" if math.isfinite(value) else f"no {unit} measured"
+
+
+def _check_seed(seed: int, candidates: int) -> None:
+    """A usage error (exit 2) for a seed, or a candidate's seed SEED+N-1, outside 0..2^32-1,
+    before any work: the signed record and the generators hold no more (see SEED_LIMIT)."""
+    from v2a_core.generators import SEED_LIMIT
+
+    if not 0 <= seed < SEED_LIMIT:
+        raise typer.BadParameter(f"{seed} is outside 0..{SEED_LIMIT - 1}", param_hint="'--seed'")
+    if seed + candidates - 1 >= SEED_LIMIT:
+        raise typer.BadParameter(
+            f"{seed} with --candidates {candidates} needs seeds up to {seed + candidates - 1}; "
+            f"the largest is {SEED_LIMIT - 1}",
+            param_hint="'--seed'",
+        )
+
+
 def generate_cmd(
     video: Path = typer.Argument(..., help="The video to score (any container/codec FFmpeg reads)."),
     output: Path = typer.Option(
@@ -54,13 +75,21 @@ def generate_cmd(
     ),
     prompt: str = typer.Option("", "--prompt", "-p", help="What the soundtrack should contain, e.g. 'rain, thunder, tension'."),
     negative_prompt: str = typer.Option("", "--negative-prompt", "-n", help="What must not be heard (strict), e.g. 'music'."),
-    seed: int = typer.Option(0, "--seed", help="Seed: the same seed, video and prompts give the same soundtrack."),
-    candidates: int = typer.Option(1, "--candidates", min=1, max=32, help="Render N variants (seeds SEED..SEED+N-1) as OUTPUT-1, OUTPUT-2..."),
+    seed: int = typer.Option(
+        0, "--seed", help="Seed, 0 to 4294967295 (2^32 - 1): the same seed, video and prompts give the same soundtrack.",
+    ),
+    candidates: int = typer.Option(  # max = pipeline.MAX_CANDIDATES (not imported here: the CLI starts fast)
+        1, "--candidates", min=1, max=32, help="Render N variants (seeds SEED..SEED+N-1) as OUTPUT-1, OUTPUT-2...",
+    ),
     generator: str = typer.Option("builtin", "--generator", help="Generator name: builtin, external, or an installed plug-in (entry point group foleyseal.generators)."),
     generator_command: str = typer.Option(
         None, "--generator-command",
         help="Command template for --generator external, e.g. \"python demo.py --video {video} --prompt {prompt} "
         "--negative_prompt {negative_prompt} --output {output_dir}\" (run without a shell).",
+    ),
+    generator_timeout: float = typer.Option(
+        3600.0, "--generator-timeout", min=0.001, metavar="SECONDS",
+        help="Stop the --generator external command (and everything it started) after this many seconds.",
     ),
     stems: Path = typer.Option(None, "--stems", help="Directory for one marked stem per layer (FLAC)."),
     cue_sheet: Path = typer.Option(None, "--cue-sheet", help="Write the cue sheet (JSON) here."),
@@ -77,8 +106,9 @@ def generate_cmd(
     Exit 0 on success, 3 on bad input (no video stream, corrupt file, video too short, bad keys).
     """
     from provenance.core.config import load_settings
-    from v2a_core.pipeline import GenerateOptions
+    from v2a_core.pipeline import GenerateOptions, finite_or_none
 
+    _check_seed(seed, candidates)
     if generator_command and generator == "builtin":
         generator = "external"
     settings = load_settings(home)
@@ -91,6 +121,7 @@ def generate_cmd(
         loudness_lufs=loudness,
         generator=generator,
         generator_command=generator_command,
+        generator_timeout_s=generator_timeout,
         stems_dir=stems,
         cue_sheet_path=cue_sheet,
         include_prompts=not private_prompts,
@@ -106,18 +137,23 @@ def generate_cmd(
         ],
         "stems": [{"path": str(f.path), "layer": f.layer, "payload": f.payload} for f in result.stems],
         "cue_sheets": [str(p) for p in result.cue_sheets],
-        "loudness_lufs": [round(x, 2) for x in result.loudness_lufs],
-        "true_peak_dbtp": [round(x, 2) for x in result.true_peak_dbtp],
+        # null, not -Infinity/NaN: JSON has neither (a silent or unmeasured soundtrack)
+        "loudness_lufs": [finite_or_none(x) for x in result.loudness_lufs],
+        "true_peak_dbtp": [finite_or_none(x) for x in result.true_peak_dbtp],
+        "notes": list(result.notes),
     }
     if json_out:
-        typer.echo(json.dumps(summary, indent=2))
+        typer.echo(json.dumps(summary, indent=2, allow_nan=False))
     else:
         for f, lufs, tp in zip(result.outputs, result.loudness_lufs, result.true_peak_dbtp):
-            typer.echo(f"wrote {f.path} (seed {f.seed}, {lufs:.1f} LUFS, {tp:.1f} dBTP, watermark payload {f.payload})")
+            typer.echo(f"wrote {f.path} (seed {f.seed}, {_level(lufs, 'LUFS')}, {_level(tp, 'dBTP')}, "
+                       f"watermark payload {f.payload})")
         for f in result.stems:
             typer.echo(f"  stem {f.layer}: {f.path}")
         for p in result.cue_sheets:
             typer.echo(f"  cue sheet: {p}")
+        for note in result.notes:
+            typer.echo(f"  note: {note}")
 
 
 def _run(video: Path, out: Path, options: GenerateOptions, settings: Settings, *,

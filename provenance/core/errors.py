@@ -26,6 +26,11 @@ class FormatError(InputError):
     """The file cannot be decoded or encoded in the format it claims or is asked for."""
 
 
+class UnreadableMarkError(InputError):
+    """The audio cannot carry the watermark: read back right after embedding, before anything is
+    published, the detector does not find the issued payload (too little sound, or silence)."""
+
+
 class PayloadError(InputError):
     """A watermark payload of the wrong size or not valid hexadecimal."""
 

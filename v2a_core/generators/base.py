@@ -13,7 +13,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
+from provenance.core.errors import GenerationError
 from v2a_core.types import Soundtrack
+from v2a_core.video import probe
+
+SEED_LIMIT = 2**32
+"""Seeds are whole numbers with ``0 <= seed < SEED_LIMIT``. The built-in generator's random
+streams take 32 bits of the seed (seeds 2**32 apart would give the same soundtrack), numpy's
+legacy ``np.random.seed`` and many model demos accept no more, and the signed generation record
+holds every such seed exactly (a JSON number, not a float)."""
 
 #: progress(stage, fraction 0..1): stage names are "analyze", "plan", "render", "generate", "master".
 StageProgress = Callable[[str, float], None]
@@ -26,6 +34,7 @@ class GenerationRequest:
     negative_prompt: str = ""
     """What must not be heard (honoured strictly by the built-in generator)."""
     seed: int = 0
+    """0 <= seed < :data:`SEED_LIMIT`."""
     duration_s: float | None = None
     """Seconds of video to score from its start; None for all of it."""
     loudness_lufs: float = -16.0
@@ -40,3 +49,13 @@ class Generator(Protocol):
     def generate(self, request: GenerationRequest, *, progress: StageProgress | None = None) -> Soundtrack:
         """A soundtrack for ``request.video`` (48 kHz stereo, as long as the video or ``duration_s``)."""
         ...
+
+
+def soundtrack_length_s(request: GenerationRequest) -> float:
+    """How long the soundtrack for ``request`` is, seconds: the video's length (from its header),
+    or ``duration_s`` when that is shorter. :class:`GenerationError` when neither is known."""
+    video_s = probe(request.video).duration_s
+    length = min(request.duration_s, video_s) if request.duration_s and video_s > 0 else (request.duration_s or video_s)
+    if not length or length <= 0:
+        raise GenerationError("cannot tell the video's duration", path=request.video)
+    return float(length)

@@ -10,28 +10,48 @@ is never interpreted. Placeholders: ``{video}``, ``{prompt}``, ``{negative_promp
 ``{output_dir}``, ``{seed}``, ``{duration}`` (seconds). The command must write one audio
 file (or a video with an audio track) into ``{output_dir}``; FoleySeal then conforms it
 (48 kHz stereo, video length, loudness) and marks it like its own output.
+
+The command runs in its own process group, which is killed when it fails, times out or the
+run is stopped (Ctrl-C, SIGTERM): no model is left running on the GPU after FoleySeal exits.
+Its output is read as it comes and only the last :data:`TAIL_BYTES` of each stream are kept,
+so a model that logs gigabytes costs no memory; an error quotes at most :data:`MESSAGE_CHARS`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shlex
+import signal
 import subprocess
 import tempfile
+import threading
+from collections.abc import Iterator
 from pathlib import Path
+from typing import IO
 
 from provenance.core.errors import ConfigError, GenerationError
+from provenance.core.interrupts import stop_signals_deferred
 from provenance.core.io import read_audio
-from v2a_core.generators.base import GenerationRequest, StageProgress
+from v2a_core.generators.base import GenerationRequest, StageProgress, soundtrack_length_s
 from v2a_core.render.conform import conform
 from v2a_core.types import Soundtrack
-from v2a_core.video import probe
 
 PLACEHOLDERS = ("video", "prompt", "negative_prompt", "output_dir", "seed", "duration")
 _FIELD = re.compile(r"\{(" + "|".join(PLACEHOLDERS) + r")\}")
 _AUDIO_EXT = (".wav", ".flac", ".mp3", ".ogg", ".opus", ".m4a", ".aac")
 _VIDEO_EXT = (".mp4", ".mov", ".mkv", ".webm", ".m4v")
+
+DEFAULT_TIMEOUT_S = 3600.0
+"""How long a command may run by default, seconds (``--generator-timeout``)."""
+TAIL_BYTES = 64 * 1024
+"""Bytes kept from the end of the command's stdout and of its stderr."""
+MESSAGE_CHARS = 2000
+"""Most characters of the command's output quoted in an error."""
+_TAIL_LINES = 5
+_STOP_GRACE_S = 5.0
+"""Seconds the command's process group gets to exit after SIGTERM before SIGKILL."""
 
 
 class ExternalCommandGenerator:
@@ -44,7 +64,7 @@ class ExternalCommandGenerator:
         command: str,
         *,
         name: str = "external",
-        timeout_s: float = 3600.0,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
         cwd: str | Path | None = None,
     ) -> None:
         if not command or not command.strip():
@@ -61,9 +81,11 @@ class ExternalCommandGenerator:
                 f"external generator: unknown placeholder(s) {', '.join(sorted(unknown))}; "
                 f"available: {', '.join(PLACEHOLDERS)}"
             )
+        if isinstance(timeout_s, bool) or not isinstance(timeout_s, (int, float)) or not 0 < timeout_s < float("inf"):
+            raise ConfigError(f"external generator: the timeout must be a number of seconds above 0, got {timeout_s!r}")
         self.command = command
         self.name = name
-        self.timeout_s = timeout_s
+        self.timeout_s = float(timeout_s)
         self.cwd = Path(cwd) if cwd else None
 
     def arguments(self, values: dict[str, str]) -> list[str]:
@@ -71,10 +93,7 @@ class ExternalCommandGenerator:
         return [_FIELD.sub(lambda m: values[m.group(1)], token) for token in self.argv]
 
     def generate(self, request: GenerationRequest, *, progress: StageProgress | None = None) -> Soundtrack:
-        info = probe(request.video)
-        duration = request.duration_s or info.duration_s
-        if duration <= 0:
-            raise GenerationError("cannot tell the video's duration", path=request.video)
+        duration = soundtrack_length_s(request)
         with tempfile.TemporaryDirectory(prefix="foleyseal-ext-") as tmp:
             out_dir = Path(tmp) / "out"
             out_dir.mkdir()
@@ -89,26 +108,7 @@ class ExternalCommandGenerator:
             argv = self.arguments(values)
             if progress:
                 progress("generate", 0.0)
-            try:
-                proc = subprocess.run(
-                    argv,
-                    cwd=self.cwd,
-                    capture_output=True,
-                    text=True,
-                    timeout=self.timeout_s,
-                    env={**os.environ, "FOLEYSEAL_GENERATOR": self.name},
-                    check=False,
-                )
-            except FileNotFoundError as exc:
-                raise GenerationError(f"external generator {self.name!r}: program not found: {argv[0]}") from exc
-            except subprocess.TimeoutExpired as exc:
-                raise GenerationError(f"external generator {self.name!r} ran longer than {self.timeout_s:.0f} s") from exc
-            if proc.returncode != 0:
-                tail = (proc.stderr or proc.stdout or "").strip().splitlines()[-5:]
-                raise GenerationError(
-                    f"external generator {self.name!r} failed with exit code {proc.returncode}"
-                    + (": " + " | ".join(tail) if tail else "")
-                )
+            self._run(argv)
             produced = _pick_output(out_dir)
             if produced is None:
                 raise GenerationError(
@@ -121,6 +121,96 @@ class ExternalCommandGenerator:
         if progress:
             progress("master", 1.0)
         return track
+
+
+    def _run(self, argv: list[str]) -> None:
+        """Run ``argv`` to its end; :class:`GenerationError` if it cannot start, fails or times out."""
+        try:
+            with _process_group(argv, self.cwd, {**os.environ, "FOLEYSEAL_GENERATOR": self.name}) as (proc, out, err):
+                try:
+                    code = proc.wait(timeout=self.timeout_s)
+                except subprocess.TimeoutExpired:
+                    raise GenerationError(
+                        f"external generator {self.name!r} ran longer than {self.timeout_s:g} s "
+                        "(--generator-timeout) and was stopped"
+                    ) from None
+        except FileNotFoundError as exc:
+            raise GenerationError(f"external generator {self.name!r}: program not found: {argv[0]}") from exc
+        except PermissionError as exc:
+            raise GenerationError(f"external generator {self.name!r}: cannot run {argv[0]}: {exc.strerror}") from exc
+        if code != 0:
+            said = _last_words(err.text() or out.text())
+            raise GenerationError(
+                f"external generator {self.name!r} failed with exit code {code}" + (f": {said}" if said else "")
+            )
+
+
+class _Tail:
+    """Reads a pipe to its end in a thread, keeping only its last ``limit`` bytes."""
+
+    def __init__(self, pipe: IO[bytes], limit: int = TAIL_BYTES) -> None:
+        self._pipe = pipe
+        self._limit = limit
+        self._data = bytearray()
+        self._thread = threading.Thread(target=self._drain, name="foleyseal-ext-output", daemon=True)
+        self._thread.start()
+
+    def _drain(self) -> None:
+        with contextlib.suppress(OSError, ValueError):  # the pipe closed under us: the run is over
+            for chunk in iter(lambda: self._pipe.read1(1 << 16), b""):
+                self._data += chunk
+                if len(self._data) > 2 * self._limit:  # trim now and then, not on every chunk
+                    del self._data[: -self._limit]
+
+    def finish(self, timeout_s: float = 5.0) -> None:
+        """Wait for the pipe's last bytes (its writers are gone), then close it."""
+        self._thread.join(timeout=timeout_s)
+        with contextlib.suppress(OSError):
+            self._pipe.close()
+
+    def text(self) -> str:
+        """What was kept, as text (undecodable bytes replaced)."""
+        return bytes(self._data[-self._limit :]).decode("utf-8", errors="replace")
+
+
+def _last_words(output: str) -> str:
+    """The last lines of a command's output for an error message: at most :data:`_TAIL_LINES`
+    lines joined with " | " and :data:`MESSAGE_CHARS` characters (its end, where the error is)."""
+    said = " | ".join(line.strip() for line in output.strip().splitlines()[-_TAIL_LINES:] if line.strip())
+    return said if len(said) <= MESSAGE_CHARS else "..." + said[-MESSAGE_CHARS:]
+
+
+@contextlib.contextmanager
+def _process_group(argv: list[str], cwd: Path | None, env: dict[str, str]
+                   ) -> Iterator[tuple[subprocess.Popen, _Tail, _Tail]]:
+    """Start ``argv`` as the leader of a new session (its own process group) with its stdout and
+    stderr read into bounded tails; on the way out, however it is left (an error, a timeout, a
+    stop signal raised as an interrupt), the whole group is stopped, so neither the command nor
+    anything it started keeps running once FoleySeal is done."""
+    proc = subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, start_new_session=True)
+    out, err = _Tail(proc.stdout), _Tail(proc.stderr)  # type: ignore[arg-type]
+    try:
+        yield proc, out, err
+    finally:
+        with stop_signals_deferred():  # a second Ctrl-C must not cut the cleanup short
+            _stop_group(proc)
+            out.finish()
+            err.finish()
+
+
+def _stop_group(proc: subprocess.Popen) -> None:
+    """SIGTERM to the command's process group, then SIGKILL to what is left after a grace period.
+    Also ends what the command left running in its group after it exited itself."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=_STOP_GRACE_S)
+    except subprocess.TimeoutExpired:
+        pass
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
 
 
 def _pick_output(out_dir: Path) -> Path | None:

@@ -7,7 +7,9 @@ generator class or factory called with the generator options, e.g. in a plug-in'
     [project.entry-points."foleyseal.generators"]
     mmaudio = "my_package.gen:MMAudioGenerator"
 
-and is then selected with ``foleyseal generate VIDEO --generator mmaudio``.
+and is then selected with ``foleyseal generate VIDEO --generator mmaudio``. A plug-in is run
+through :class:`~v2a_core.generators.plugin.PluginGenerator`: its soundtrack is conformed to
+the video like the external command's, and its failures are GenerationErrors naming it.
 """
 
 from __future__ import annotations
@@ -16,8 +18,9 @@ from importlib import import_module
 from importlib.metadata import entry_points
 from typing import Any
 
-from provenance.core.errors import ConfigError, GenerationError
+from provenance.core.errors import ConfigError, FoleySealError, GenerationError
 from v2a_core.generators.base import Generator
+from v2a_core.generators.plugin import PluginGenerator, describe
 
 ENTRY_POINT_GROUP = "foleyseal.generators"
 
@@ -57,6 +60,10 @@ def load_generator(name: str, **options: Any) -> Generator:
         gen = factory(**options)
     except TypeError as exc:
         raise ConfigError(f"generator {name!r} does not accept these options: {exc}") from exc
+    except FoleySealError:
+        raise
+    except Exception as exc:  # a plug-in that cannot start (no GPU, no weights) is not a FoleySeal bug
+        raise GenerationError(f"generator {name!r} cannot be started: {describe(exc)}") from exc
     if not isinstance(gen, Generator):
         raise GenerationError(f"generator {name!r} does not implement generate(request) -> Soundtrack")
-    return gen
+    return gen if name in BUILTIN else PluginGenerator(name, gen)

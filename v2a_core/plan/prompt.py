@@ -1,13 +1,15 @@
 """Read prompts: words and phrases -> taxonomy categories.
 
-Matching is on whole words after lower-casing, dropping punctuation and folding plurals
-("waves" = "wave"), longest phrase first. Inside a prompt, a clause starting with "no",
+Matching is on whole words after lower-casing, dropping punctuation, folding accents
+("café" = "cafe") and plurals ("waves" = "wave"), longest phrase first. Words of any script
+are words: one that names nothing ("雨", "дождь") is reported as unmatched, not dropped. Inside a prompt, a clause starting with "no",
 "without", "not" or "minus" (up to the next comma) is negative, like the negative prompt.
 """
 
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 
 from v2a_core.plan.taxonomy import (
@@ -37,9 +39,35 @@ def _fold(word: str) -> str:
     return word
 
 
+_CLAUSE_BREAK = re.compile(r"[,;:.!?\n，、。；：！？]+")
+"""Punctuation that ends a clause (ASCII and the CJK full-width forms)."""
+
+
+def _words(text: str) -> list[str]:
+    """Lower-cased runs of letters, digits and combining marks, in any script."""
+    words: list[str] = []
+    current: list[str] = []
+    for ch in unicodedata.normalize("NFC", text.lower()):
+        if unicodedata.category(ch)[0] in "LNM":  # letter, number, mark (Devanagari vowel signs...)
+            current.append(ch)
+        elif current:
+            words.append("".join(current))
+            current = []
+    if current:
+        words.append("".join(current))
+    return words
+
+
+def _ascii(word: str) -> str:
+    """``word`` without its accents when that leaves plain ASCII ("café" -> "cafe", the ligature
+    "ﬁre" -> "fire"); words of other scripts unchanged ("дождь" stays "дождь")."""
+    plain = "".join(c for c in unicodedata.normalize("NFKD", word) if not unicodedata.combining(c))
+    return plain if plain.isascii() else word
+
+
 def tokens(text: str) -> list[str]:
     """Lower-case, folded words of ``text`` (hyphens and punctuation split words)."""
-    return [_fold(w) for w in re.findall(r"[a-z0-9]+", text.lower())]
+    return [_fold(_ascii(w)) for w in _words(text)]
 
 
 def _phrase_index() -> dict[tuple[str, ...], str]:
@@ -87,7 +115,7 @@ class ParsedPrompt:
 def _clauses(text: str) -> list[tuple[list[str], bool]]:
     """(folded words, negative?) for each clause; a negator word negates the rest of its clause."""
     out: list[tuple[list[str], bool]] = []
-    for clause in re.split(r"[,;:.!?\n]+", text.lower()):
+    for clause in _CLAUSE_BREAK.split(text.lower()):
         words = tokens(clause)
         for i, w in enumerate(words):
             if w in _NEGATORS:
@@ -179,7 +207,7 @@ def excluded_by_words(words: list[str]) -> list[str]:
 def excluded_categories(negative_prompt: str) -> tuple[str, ...]:
     """Categories removed by a negative prompt: named ones and whole named groups."""
     words: list[str] = []
-    for clause in re.split(r"[,;:.!?\n]+", negative_prompt.lower()):
+    for clause in _CLAUSE_BREAK.split(negative_prompt.lower()):
         words.extend(w for w in tokens(clause) if w not in _NEGATORS)
         words.append("\x00")  # clause boundary: phrases never span it
     out: list[str] = []

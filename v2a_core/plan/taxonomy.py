@@ -234,11 +234,21 @@ def markdown() -> str:
         "> docs/sound-taxonomy.md`); do not edit by hand.",
         "",
         f"{len(CATEGORIES)} categories. A prompt selects a category when it contains one of its synonyms "
-        "(whole words or phrases, case and plural ignored). A negative prompt removes every category "
+        "(whole words or phrases, case, accents and plural ignored; words that name nothing, in any "
+        "script, are listed in the cue sheet's `unmatched_terms`). A negative prompt removes every category "
         "it selects, and every category of a group it names (for example `music` removes all "
         "`music.*` moods and `instrument.*` voices). Words such as `music` or `ambience` in a prompt "
         "ask for that layer and let the visuals choose its content; `no X` / `without X` inside a "
         "prompt count as negative.",
+        "",
+        "An excluded category is not heard inside other categories' sounds either: a forest bed plays "
+        "without its birds (`animal.birds`), a night without its insects (`animal.insects`), a cave "
+        "without its drips (`water.drips`), a stream or underwater bed and a splash without bubbles "
+        "(`water.bubbles`), traffic without passing cars (`engine.car`), room tone without mains hum "
+        "(`machine.hum`); a music mood without an excluded instrument (its percussion and toms also "
+        "count as `impact.drum`). A mood whose every instrument is excluded is played on the first "
+        "allowed of pad, strings, piano, guitar, bells, choir, bass, and with none allowed there is no "
+        "music. The cue sheet's `notes` say what was left out.",
         "",
         "Layers: `events` (one-shots on visual events), `footsteps`, `ambience` (beds), "
         "`texture` (continuous sounds driven by on-screen motion), `music`. Each layer is one stem.",

@@ -5,6 +5,10 @@ grains carried across blocks, so a ten-minute bed costs the same memory as a ten
 one and has no seams. Each bed is a small recipe over a :class:`Stream`: noise through
 stateful filters, slow random control curves, and Poisson-timed grains (crackles, drops,
 chirps). Output is stereo (2, n), roughly unit RMS before the cue's gain.
+
+Some beds hold sounds of other categories (:data:`PARTS`: a forest's birds, a cave's drips); a
+recipe adds such a part only when :meth:`Stream.allows` its category, so the negative prompt
+holds inside a bed too.
 """
 
 from __future__ import annotations
@@ -24,7 +28,10 @@ BLOCK = 1 << 16
 class Stream:
     """Stateful helpers for one bed: everything continues seamlessly from block to block."""
 
-    def __init__(self, rng: np.random.Generator, total: int, automation: np.ndarray | None = None) -> None:
+    def __init__(self, rng: np.random.Generator, total: int, automation: np.ndarray | None = None,
+                 excluded: frozenset[str] = frozenset()) -> None:
+        self.excluded = excluded
+        """Categories that must not be heard: parts of those categories are left out."""
         self.rng = rng
         self.total = total
         self.pos = 0
@@ -34,6 +41,10 @@ class Stream:
         self._curves: dict[str, np.ndarray] = {}
         self._carry: dict[str, np.ndarray] = {}
         self.automation = automation
+
+    def allows(self, category: str) -> bool:
+        """Whether a part that sounds as ``category`` may be added (it is not excluded)."""
+        return category not in self.excluded
 
     def begin(self, n: int) -> None:
         self.n = n
@@ -153,7 +164,7 @@ def room(s: Stream) -> np.ndarray:
     hiss_l = s.filt("hl", s.noise("w"), "low", 3500, order=1)
     hiss_r = s.filt("hr", s.noise("w2"), "low", 3500, order=1)
     rumble = s.brown("rum", 120)
-    hum = 0.03 * sine(50.0, s.n, phase=2 * np.pi * 50 * s.pos / SR)
+    hum = 0.03 * sine(50.0, s.n, phase=2 * np.pi * 50 * s.pos / SR) if s.allows("machine.hum") else 0.0
     return _stereo(s, hiss_l + 0.3 * rumble + hum, hiss_r + 0.3 * rumble + hum)
 
 
@@ -161,13 +172,13 @@ def forest(s: Stream) -> np.ndarray:
     leaves = s.curve("gust", 0.3, 0.3, 1.0)
     l = s.noise("l", "band", 300, 3000) * leaves * 3
     r = s.noise("r", "band", 300, 3000) * leaves * 3
-    chirp = s.events("birds", 0.3, lambda rg: 0.15 * lowpass(_chirp(rg), 3000))
+    chirp = s.events("birds", 0.3, lambda rg: 0.15 * lowpass(_chirp(rg), 3000)) if s.allows("animal.birds") else 0.0
     return _stereo(s, l + chirp, r + 0.7 * chirp)
 
 
 def night(s: Stream) -> np.ndarray:
     air = s.brown("air", 200)
-    crickets = s.events("crk", 0.4, lambda rg: 0.1 * _cricket(rg))
+    crickets = s.events("crk", 0.4, lambda rg: 0.1 * _cricket(rg)) if s.allows("animal.insects") else 0.0
     return _stereo(s, 0.5 * air + crickets, 0.5 * air + 0.8 * crickets)
 
 
@@ -179,7 +190,7 @@ def space(s: Stream) -> np.ndarray:
 
 def cave(s: Stream) -> np.ndarray:
     air = s.brown("air", 150)
-    drips = s.events("drip", 0.6, lambda rg: 0.3 * _drop(rg))
+    drips = s.events("drip", 0.6, lambda rg: 0.3 * _drop(rg)) if s.allows("water.drips") else 0.0
     return _stereo(s, 0.4 * air + drips, 0.4 * air + 0.6 * drips)
 
 
@@ -195,13 +206,15 @@ def ocean(s: Stream) -> np.ndarray:
 def stream(s: Stream) -> np.ndarray:
     a = s.noise("a", "band", 300, 3500) * (0.6 + 0.4 * s.curve("m1", 25, 0, 1)) * 3
     b = s.noise("b", "band", 300, 3500) * (0.6 + 0.4 * s.curve("m2", 25, 0, 1)) * 3
-    bub = s.events("bub", 25, lambda rg: 0.15 * oneshots.bubble(rg, rg.uniform(300, 1800)))
+    bub = (s.events("bub", 25, lambda rg: 0.15 * oneshots.bubble(rg, rg.uniform(300, 1800)))
+           if s.allows("water.bubbles") else 0.0)
     return _stereo(s, a + bub, b + 0.8 * bub)
 
 
 def underwater(s: Stream) -> np.ndarray:
     rumble = s.brown("rum", 250) * (0.6 + 0.4 * s.curve("swell", 0.2))
-    bub = s.events("bub", 1.5, lambda rg: 0.2 * lowpass(oneshots.bubble(rg, rg.uniform(200, 700)), 1500))
+    bub = (s.events("bub", 1.5, lambda rg: 0.2 * lowpass(oneshots.bubble(rg, rg.uniform(200, 700)), 1500))
+           if s.allows("water.bubbles") else 0.0)
     return _stereo(s, rumble + bub, rumble * 0.9 + bub * 0.7)
 
 
@@ -257,7 +270,7 @@ def cheer(s: Stream) -> np.ndarray:
 def traffic(s: Stream) -> np.ndarray:
     rumble = s.brown("r", 180)
     passing = s.curve("pass", 0.25, 0.0, 1.0) ** 3
-    car = s.noise("car", "band", 200, 2500) * passing * 3
+    car = s.noise("car", "band", 200, 2500) * passing * 3 if s.allows("engine.car") else 0.0
     pan = s.curve("pan", 0.25, 0.0, 1.0)
     return _stereo(s, 0.6 * rumble + car * (1 - pan), 0.6 * rumble + car * pan)
 
@@ -370,6 +383,23 @@ def _whale(rg: np.random.Generator) -> np.ndarray:
     return (lowpass(sine(f, n) + 0.3 * sine(2 * f, n), 1200) * env * rg.uniform(0.3, 0.7)).astype(np.float32)
 
 
+#: renderer -> categories of the parts it adds besides its own sound (see :meth:`Stream.allows`).
+PARTS: dict[str, tuple[str, ...]] = {
+    "room": ("machine.hum",),
+    "forest": ("animal.birds",),
+    "night": ("animal.insects",),
+    "cave": ("water.drips",),
+    "stream": ("water.bubbles",),
+    "underwater": ("water.bubbles",),
+    "traffic": ("engine.car",),
+}
+
+
+def left_out(renderer: str, excluded: frozenset[str]) -> tuple[str, ...]:
+    """The categories whose parts the ``renderer``'s bed leaves out because they are excluded."""
+    return tuple(c for c in PARTS.get(renderer, ()) if c in excluded)
+
+
 RECIPES: dict[str, Callable[[Stream], np.ndarray]] = {
     "room": room,
     "forest": forest,
@@ -406,9 +436,11 @@ def render_bed(
     automation: np.ndarray | None = None,
     tempo_bpm: float = 0.0,
     sample_source: str | None = None,
+    excluded: frozenset[str] = frozenset(),
 ) -> np.ndarray:
-    """(2, n) float32 bed made by ``renderer``, normalised to unit RMS over its length."""
-    s = Stream(rng, n, automation)
+    """(2, n) float32 bed made by ``renderer``, normalised to unit RMS over its length, without
+    its parts of ``excluded`` categories."""
+    s = Stream(rng, n, automation, excluded)
     out = np.zeros((2, n), np.float32)
     energy = 0.0
     for start in range(0, n, BLOCK):

@@ -10,11 +10,13 @@ from scipy.signal import resample_poly
 from provenance.core.audio import Audio
 from v2a_core.render.dsp import SR, fade, samples
 from v2a_core.render.master import master
-from v2a_core.types import Soundtrack
+from v2a_core.types import CueSheet, Soundtrack
 
 
-def conform(audio: Audio, duration_s: float, *, target_lufs: float = -16.0, generator: str = "external", seed: int = 0) -> Soundtrack:
-    """Resample to 48 kHz, make stereo, trim or pad to ``duration_s`` (with short fades), master."""
+def fit(audio: Audio, duration_s: float) -> np.ndarray:
+    """``audio`` as float32 (2, n) at 48 kHz and exactly ``duration_s`` seconds long: resampled,
+    mono doubled (more than two channels: the first two, front left/right of a surround file),
+    trimmed or padded with silence, with a 20 ms fade where it was cut or ends early."""
     x = audio.samples.astype(np.float32)
     if audio.sample_rate != SR:
         g = gcd(SR, audio.sample_rate)
@@ -25,16 +27,31 @@ def conform(audio: Audio, duration_s: float, *, target_lufs: float = -16.0, gene
         x = x[:2]  # front left/right of a surround file
     n = samples(duration_s)
     if x.shape[1] >= n:
-        x = fade(x[:, :n], 0.0, 0.02)
-    else:
-        x = np.pad(fade(x, 0.0, 0.02), ((0, 0), (0, n - x.shape[1])))
+        return fade(x[:, :n], 0.0, 0.02)
+    return np.pad(fade(x, 0.0, 0.02), ((0, 0), (0, n - x.shape[1])))
+
+
+def conform(
+    audio: Audio,
+    duration_s: float,
+    *,
+    target_lufs: float = -16.0,
+    generator: str = "external",
+    seed: int = 0,
+    stems: dict[str, Audio] | None = None,
+    cue_sheet: CueSheet | None = None,
+) -> Soundtrack:
+    """Fit ``audio`` to the video (:func:`fit`) and master it to ``target_lufs`` LUFS with true
+    peak <= -1 dBTP. ``stems``, if any, are fitted alike and get the mix's gain curve, so they
+    keep their share of the mix."""
+    x = fit(audio, duration_s)
     result = master(x, target_lufs=target_lufs)
     return Soundtrack(
         mix=Audio(x * result.gain, SR),
-        stems={},
+        stems={layer: Audio(fit(a, duration_s) * result.gain, SR) for layer, a in (stems or {}).items()},
         loudness_lufs=result.loudness_lufs,
         true_peak_dbtp=result.true_peak_dbtp,
-        cue_sheet=None,
+        cue_sheet=cue_sheet,
         generator=generator,
         seed=seed,
     )

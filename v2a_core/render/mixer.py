@@ -9,6 +9,7 @@ true-peak limited; the same gain curve is applied to every stem, so stems sum to
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 
 import numpy as np
 
@@ -17,7 +18,7 @@ from v2a_core.plan.taxonomy import BY_NAME
 from v2a_core.render import beds, oneshots
 from v2a_core.render.dsp import SR, add_at, automation_curve, db, fade_ends, rng_for, samples
 from v2a_core.render.master import master
-from v2a_core.render.music import render_music
+from v2a_core.render.music import choose_voices, render_music
 from v2a_core.render.spatial import place, reverb
 from v2a_core.types import LAYERS, Cue, CueSheet, Soundtrack
 
@@ -27,7 +28,7 @@ RenderProgress = Callable[[float, str], None]
 _ONESHOT_LAYERS = ("events", "footsteps")
 
 
-def _oneshot(cue: Cue, rng: np.random.Generator) -> np.ndarray:
+def _oneshot(cue: Cue, rng: np.random.Generator, excluded: frozenset[str]) -> np.ndarray:
     category = BY_NAME[cue.category]
     kind = category.renderer
     strength = float(np.clip(db(cue.gain_db + 3.0), 0.05, 1.0))
@@ -41,7 +42,7 @@ def _oneshot(cue: Cue, rng: np.random.Generator) -> np.ndarray:
             return oneshots.cinematic_hit(name, rng)
         return oneshots.bank_oneshot(name, rng)
     if kind == "splash":
-        return oneshots.splash(rng)
+        return oneshots.splash(rng, bubbles="water.bubbles" not in excluded)
     if kind == "thunder":
         return oneshots.thunder(rng)
     if kind == "whoosh":
@@ -51,7 +52,7 @@ def _oneshot(cue: Cue, rng: np.random.Generator) -> np.ndarray:
     raise ValueError(f"no one-shot renderer for {cue.category}")
 
 
-def _bed(cue: Cue, n_total: int, rng: np.random.Generator) -> tuple[np.ndarray, int]:
+def _bed(cue: Cue, n_total: int, rng: np.random.Generator, excluded: frozenset[str]) -> tuple[np.ndarray, int]:
     start = samples(cue.time_s)
     n = min(samples(cue.duration_s), n_total - start)
     if n <= 0:
@@ -59,11 +60,30 @@ def _bed(cue: Cue, n_total: int, rng: np.random.Generator) -> tuple[np.ndarray, 
     renderer = BY_NAME[cue.category].renderer
     auto = automation_curve(cue.automation, cue.time_s, n) if cue.automation else None
     source = cue.source.split(":", 1)[1] if cue.source.startswith("bank:") else None
-    x = beds.render_bed(renderer, n, rng, automation=auto, tempo_bpm=cue.tempo_bpm, sample_source=source)
+    x = beds.render_bed(renderer, n, rng, automation=auto, tempo_bpm=cue.tempo_bpm, sample_source=source,
+                        excluded=excluded)
     edge_in = cue.fade_s if start > 0 else min(cue.fade_s, 0.05)
     edge_out = cue.fade_s if start + n < n_total else min(cue.fade_s, 0.05)
     x *= np.float32(db(cue.gain_db))
     return fade_ends(x, edge_in, edge_out), start
+
+
+def _left_out_notes(sheet: CueSheet, excluded: frozenset[str]) -> list[str]:
+    """One note per bed or one-shot category whose parts of excluded categories were left out."""
+    notes = []
+    for category in dict.fromkeys(c.category for c in sheet.cues):
+        parts = _parts_left_out(category, excluded)
+        if parts:
+            notes.append(f"{category}: played without {', '.join(parts)} (excluded)")
+    return notes
+
+
+def _parts_left_out(category: str, excluded: frozenset[str]) -> tuple[str, ...]:
+    """The excluded categories among the parts of ``category``'s sound (beds, one-shots)."""
+    cat = BY_NAME[category]
+    if cat.layer in ("ambience", "texture"):
+        return beds.left_out(cat.renderer, excluded)
+    return tuple(p for p in oneshots.PARTS.get(category, ()) if p in excluded)
 
 
 def render(
@@ -71,6 +91,9 @@ def render(
 ) -> Soundtrack:
     """Render every cue of ``sheet`` into a mastered 48 kHz stereo :class:`Soundtrack`."""
     n = samples(sheet.duration_s)
+    # the negative prompt holds inside a cue too: a forest bed's birds, a mood's piano
+    excluded = frozenset(sheet.palette.excluded)
+    notes: list[str] = []
     layers: dict[str, np.ndarray] = {}
     total = max(1, len(sheet.cues))
     done = 0
@@ -83,7 +106,7 @@ def render(
             send = np.zeros((2, n), np.float32)
             for cue in cues:
                 rng = rng_for(sheet.seed, cue.category, cue.variant, samples(cue.time_s))
-                mono = _oneshot(cue, rng) * db(cue.gain_db)
+                mono = _oneshot(cue, rng, excluded) * db(cue.gain_db)
                 stereo = place(mono, cue.pan, cue.distance)
                 start = samples(cue.time_s)
                 add_at(buf, stereo, start)
@@ -100,8 +123,11 @@ def render(
                 groups.setdefault((cue.time_s, cue.duration_s), []).append(cue)
             for (t0, dur), group in groups.items():
                 rng = rng_for(sheet.seed, "music", *(c.category for c in group))
+                categories = [c.category for c in group]
+                notes += filter(None, [choose_voices(categories, excluded).note(categories)])
                 music = render_music(
-                    [c.category for c in group], dur, group[0].tempo_bpm or sheet.tempo_bpm, rng, fade_s=group[0].fade_s
+                    categories, dur, group[0].tempo_bpm or sheet.tempo_bpm, rng, fade_s=group[0].fade_s,
+                    excluded=excluded,
                 )
                 add_at(buf, music * db(max(c.gain_db for c in group)), samples(t0))
                 done += len(group)
@@ -110,12 +136,14 @@ def render(
         else:
             for cue in cues:
                 rng = rng_for(sheet.seed, cue.category, cue.variant)
-                x, start = _bed(cue, n, rng)
+                x, start = _bed(cue, n, rng, excluded)
                 add_at(buf, x, start)
                 done += 1
                 if progress:
                     progress(done / total, f"{layer}: {cue.category}")
-        layers[layer] = buf
+        if np.any(buf):  # a layer whose every part is excluded (music with no voice left) has no stem
+            layers[layer] = buf
+    notes += _left_out_notes(sheet, excluded)
     mix = np.zeros((2, n), np.float32)
     for buf in layers.values():
         mix += buf
@@ -132,7 +160,7 @@ def render(
         stems={k: Audio(v, SR) for k, v in layers.items()},
         loudness_lufs=loudness,
         true_peak_dbtp=peak,
-        cue_sheet=sheet,
+        cue_sheet=replace(sheet, notes=sheet.notes + tuple(dict.fromkeys(notes))),
         generator=sheet.generator,
         seed=sheet.seed,
     )

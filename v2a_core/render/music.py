@@ -2,8 +2,12 @@
 
 Tempo comes from the cue (the visual rhythm, folded to 70-150 BPM); the first mood in the
 prompt picks key, progression and default instruments, further moods add their
-instruments; instrument categories in the prompt are always voiced. Notes are rendered
-once per (voice, pitch, length) and reused, so a long bed costs little more than a short one.
+instruments; instrument categories in the prompt are always voiced. A voice sounds as the
+categories of :data:`VOICE_CATEGORIES`: when the negative prompt excludes one of them, the voice
+is not played (a calm mood without its piano); a mood left with no voice is played on the first
+allowed voice of :data:`FALLBACK_VOICES`, and with none allowed there is no music
+(:func:`choose_voices` says which, for the cue sheet's notes). Notes are rendered once per
+(voice, pitch, length) and reused, so a long bed costs little more than a short one.
 """
 
 from __future__ import annotations
@@ -52,6 +56,70 @@ INSTRUMENT_VOICES: dict[str, str] = {
     "instrument.guitar": "guitar",
     "instrument.choir": "choir",
 }
+#: voice -> the categories it sounds as: excluding any of them silences the voice. Percussion and
+#: toms play the bank drums that ``impact.drum`` plays too.
+VOICE_CATEGORIES: dict[str, tuple[str, ...]] = {
+    "pad": ("instrument.pad",),
+    "drone": ("instrument.pad",),
+    "strings": ("instrument.strings",),
+    "piano": ("instrument.piano",),
+    "bells": ("instrument.bells",),
+    "bells_sparse": ("instrument.bells",),
+    "guitar": ("instrument.guitar",),
+    "bass": ("instrument.bass",),
+    "bass_pulse": ("instrument.bass",),
+    "percussion": ("instrument.percussion", "impact.drum"),
+    "toms": ("instrument.percussion", "impact.drum"),
+    "choir": ("instrument.choir",),
+}
+#: Voices tried in order when every voice of the moods is excluded (harmony first, no drums alone).
+FALLBACK_VOICES: tuple[str, ...] = ("pad", "strings", "piano", "guitar", "bells", "choir", "bass")
+
+
+@dataclass(frozen=True)
+class VoiceChoice:
+    """The voices a music bed is played on, and what the negative prompt changed."""
+
+    voices: tuple[str, ...]
+    """Empty: no music at all (every voice is excluded)."""
+    left_out: tuple[str, ...] = ()
+    """Voices the categories asked for that were not played because they are excluded."""
+    fallback: bool = False
+    """True when ``voices`` replaces the moods' own, all of them excluded."""
+
+    def note(self, categories: list[str]) -> str | None:
+        """One line for the cue sheet when the negative prompt changed the music, else None."""
+        what = ", ".join(c for c in categories if c.startswith("music.")) or "the music"
+        if not self.voices:
+            return f"{what}: no music; every voice it could be played on is excluded ({', '.join(self.left_out)})"
+        if self.fallback:
+            return (f"{what}: its voices ({', '.join(self.left_out)}) are excluded; "
+                    f"played on {', '.join(self.voices)} instead")
+        if self.left_out:
+            return f"{what}: played without {', '.join(self.left_out)} (excluded)"
+        return None
+
+
+def _allowed(voice: str, excluded: frozenset[str]) -> bool:
+    return not excluded.intersection(VOICE_CATEGORIES[voice])
+
+
+def choose_voices(categories: list[str], excluded: frozenset[str] = frozenset()) -> VoiceChoice:
+    """The voices for a bed of these mood/instrument categories: the instruments named, else the
+    moods' own (no mood: calm's), without any voice that sounds as an ``excluded`` category."""
+    moods = [c for c in categories if c in MOODS]
+    wanted: list[str] = [INSTRUMENT_VOICES[c] for c in categories if c in INSTRUMENT_VOICES]
+    if not wanted:
+        for m in moods or ["music.calm"]:
+            wanted += [v for v in MOODS[m].voices if v not in wanted]
+    voices = tuple(v for v in wanted if _allowed(v, excluded))
+    left_out = tuple(v for v in wanted if v not in voices)
+    if voices or not left_out:
+        return VoiceChoice(voices, left_out)
+    fallback = next((v for v in FALLBACK_VOICES if _allowed(v, excluded)), None)
+    return VoiceChoice((fallback,) if fallback else (), left_out, fallback=fallback is not None)
+
+
 #: voice -> (level dB, pan)
 _MIX = {
     "pad": (-6, 0.0), "drone": (-4, 0.0), "strings": (-5, 0.2), "piano": (-6, -0.25), "bells": (-10, 0.35),
@@ -148,19 +216,18 @@ def _drum(name: str, rng: np.random.Generator) -> np.ndarray:
 
 
 def render_music(
-    categories: list[str], duration_s: float, tempo_bpm: float, rng: np.random.Generator, *, fade_s: float = 1.5
+    categories: list[str], duration_s: float, tempo_bpm: float, rng: np.random.Generator, *, fade_s: float = 1.5,
+    excluded: frozenset[str] = frozenset(),
 ) -> np.ndarray:
-    """(2, n) float32 music bed for the given mood/instrument categories (first mood leads)."""
+    """(2, n) float32 music bed for the given mood/instrument categories (first mood leads),
+    played on the voices of :func:`choose_voices` (silence when none is left)."""
     n = samples(duration_s)
     out = np.zeros((2, n), np.float32)
-    if n == 0:
+    voices = choose_voices(categories, excluded).voices
+    if n == 0 or not voices:
         return out
     moods = [c for c in categories if c in MOODS]
     lead = MOODS[moods[0]] if moods else MOODS["music.calm"]
-    voices: list[str] = [INSTRUMENT_VOICES[c] for c in categories if c in INSTRUMENT_VOICES]
-    if not voices:
-        for m in moods or ["music.calm"]:
-            voices += [v for v in MOODS[m].voices if v not in voices]
     root = int(rng.choice(lead.roots))
     beat = 60.0 / max(40.0, min(200.0, tempo_bpm))
     chord_s = beat * lead.beats_per_chord

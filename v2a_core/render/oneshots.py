@@ -109,11 +109,19 @@ def footstep(surface: str, rng: np.random.Generator) -> np.ndarray:
     return out / (np.max(np.abs(out)) + 1e-9)
 
 
-def splash(rng: np.random.Generator) -> np.ndarray:
+#: one-shot category -> categories of the parts it adds besides its own sound.
+PARTS: dict[str, tuple[str, ...]] = {"water.splash": ("water.bubbles",)}
+
+
+def splash(rng: np.random.Generator, *, bubbles: bool = True) -> np.ndarray:
+    """A splash: a decaying noise burst and, unless ``bubbles`` is False (``water.bubbles``
+    excluded), the bubble chirps that follow it."""
     n = samples(0.8)
     body = bandpass(white(n, rng), 300, 6000) * decay(n, 0.35)
-    bubbles = grains(n, 0.05 + poisson_times(0.5, 30, rng), lambda r: bubble(r, r.uniform(400, 1600)), rng)
-    out = fade(body / (np.max(np.abs(body)) + 1e-9) + 0.4 * bubbles, 0.001, 0.05)
+    out = body / (np.max(np.abs(body)) + 1e-9)
+    if bubbles:
+        out = out + 0.4 * grains(n, 0.05 + poisson_times(0.5, 30, rng), lambda r: bubble(r, r.uniform(400, 1600)), rng)
+    out = fade(out, 0.001, 0.05)
     return out / (np.max(np.abs(out)) + 1e-9)
 
 

@@ -7,6 +7,7 @@ one at a time at a reduced size; nothing accumulates, so memory does not grow wi
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
@@ -16,6 +17,7 @@ import cv2
 import numpy as np
 
 from provenance.core.errors import FormatError, InputError
+from provenance.core.io.read import cut_short
 from v2a_core.types import Frame, VideoInfo
 
 #: Long side of the analysis frames, pixels.
@@ -75,6 +77,33 @@ def probe(path: str | Path) -> VideoInfo:
         )
 
 
+def _declared_end_s(vs: av.video.stream.VideoStream) -> float | None:
+    """Where the video stream's header says it ends, seconds (start time + duration), from the
+    stream's own duration or, in Matroska/WebM, its ``DURATION`` tag; None when it says nothing.
+    The container's duration is not used: it covers every stream, and an audio track may run on."""
+    start = float(vs.start_time * vs.time_base) if vs.start_time is not None and vs.time_base else 0.0
+    if vs.duration and vs.time_base:
+        return start + float(vs.duration * vs.time_base)
+    tag = (vs.metadata or {}).get("DURATION")
+    try:
+        h, m, sec = tag.split(":")
+        return start + int(h) * 3600 + int(m) * 60 + float(sec)
+    except (AttributeError, ValueError):
+        return None
+
+
+def _check_complete(path: Path, declared_end_s: float | None, decoded_end_s: float) -> None:
+    """:class:`FormatError` when the frames decoded end well before the header's declared end:
+    the file is truncated or damaged. The tolerance is the audio reader's (``cut_short``: 0.25 s
+    or 2 %), applied to seconds (a "sample rate" of 1 Hz)."""
+    if declared_end_s is not None and cut_short(declared_end_s, decoded_end_s, 1):
+        raise FormatError(
+            f"video is truncated or damaged: its frames end at {decoded_end_s:.2f} s of the "
+            f"{declared_end_s:.2f} s its header declares",
+            path=path,
+        )
+
+
 def analysis_size(width: int, height: int, max_side: int = DEFAULT_MAX_SIDE) -> tuple[int, int]:
     """(width, height) of analysis frames: aspect kept, long side <= ``max_side``, even, never upscaled."""
     if width <= 0 or height <= 0:
@@ -121,6 +150,15 @@ def _small_yuv(frame: av.VideoFrame, size: tuple[int, int]) -> np.ndarray:
     return np.dstack([_plane(p).copy() for p in small.planes[:3]])
 
 
+def _frame_duration_s(frame: av.VideoFrame, vs: av.video.stream.VideoStream, step_s: float) -> float:
+    """How long ``frame`` is shown, seconds: its own duration where the container gives one (a
+    still held at the end counts whole), else the last frame interval ``step_s``."""
+    duration = getattr(frame, "duration", None)
+    if duration and vs.time_base:
+        return float(duration * vs.time_base)
+    return step_s
+
+
 def _rotate(img: np.ndarray, rotation_deg: int) -> np.ndarray:
     turns = (-(rotation_deg // 90)) % 4  # display matrix angle is counter-clockwise
     return np.ascontiguousarray(np.rot90(img, turns)) if turns else img
@@ -136,10 +174,14 @@ def iter_frames(
 
     Times are ``pts * time_base`` in seconds; a frame with no timestamp gets the previous
     time plus the previous frame interval. Frames whose time goes backwards are dropped.
-    Raises InputError when the file has no video stream or no decodable frame.
+    Raises InputError when the file has no video stream or no decodable frame, and FormatError,
+    once the frames run out, when they end well before the end the stream's header declares
+    (a truncated or damaged file; not checked when ``max_duration_s`` stopped the decoding).
     """
     path = Path(path)
     container = _open(path)
+    vs: av.video.stream.VideoStream | None = None
+    drained = False  # whether the decoder gave up every frame it held (decoding ran to the end)
     try:
         vs = _video_stream(container, path)
         vs.thread_type = "AUTO"
@@ -148,7 +190,9 @@ def iter_frames(
         rotation: int | None = None
         index = 0
         last_t: float | None = None
+        end_t = 0.0  # end of the last decoded frame, seconds: its time plus its duration
         step = 1.0 / float(vs.average_rate) if vs.average_rate else 1.0 / 30.0
+        reached_limit = False
         try:
             for frame in container.decode(vs):
                 t = frame.time
@@ -160,6 +204,7 @@ def iter_frames(
                         continue  # duplicate or out-of-order timestamp: keep time monotonic
                     step = t - last_t
                 if max_duration_s is not None and t > max_duration_s:
+                    reached_limit = True
                     break
                 if rotation is None:
                     rotation = int(getattr(frame, "rotation", 0) or 0) % 360
@@ -175,16 +220,36 @@ def iter_frames(
                 yield Frame(index=index, time_s=t, yuv=img, half=half)
                 index += 1
                 last_t = t
+                end_t = t + _frame_duration_s(frame, vs, step)
+            else:
+                drained = True
         except av.error.FFmpegError as exc:
             if index == 0:
                 raise FormatError(f"video stream cannot be decoded ({exc})", path=path) from exc
-            # A damaged tail: keep what decoded; the soundtrack covers the decodable part.
+            # A damaged tail: keep what decoded, unless much is missing (checked below).
         if index == 0:
             raise InputError(
                 f"video stream ({cc.name or 'unknown codec'}) has no decodable frames", path=path
             )
+        if not reached_limit:  # the whole file was read: did it hold every frame it declares?
+            _check_complete(path, _declared_end_s(vs), end_t)
     finally:
+        if vs is not None and not drained:
+            _drain(vs)
         container.close()
+
+
+def _drain(vs: av.video.stream.VideoStream) -> None:
+    """Let the decoder finish the frames its threads hold before it is freed (decoding stopped
+    early: ``max_duration_s``, a damaged tail, a consumer that stopped).
+
+    PyAV frees a decoder holding the GIL and waits there for its frame threads; a frame thread
+    that logs meanwhile waits for the GIL in PyAV's log callback (installed once anyone sets
+    ``av.logging``'s level, as verification does to quiet FFmpeg), and the two wait for each
+    other forever. Draining (``decode(None)``: no more packets) leaves the threads idle first."""
+    with contextlib.suppress(av.error.FFmpegError, ValueError, RuntimeError):
+        for _ in vs.codec_context.decode(None):
+            pass
 
 
 _END = object()
