@@ -335,3 +335,13 @@ def test_a_stem_too_silent_to_carry_the_mark_is_left_out_with_a_note(home, tmp_p
     key = load_key(load_settings(home).watermark_key_path)
     for path in [tmp_path / "x.wav", stems / "x-ambience.flac"]:  # what was written carries its payload
         assert detect_file(path, key).found
+
+
+def test_a_hard_link_to_the_input_is_the_input(home, video, tmp_path):
+    import os
+
+    link = tmp_path / "also-the-video.json"
+    os.link(video, link)
+    with pytest.raises(InputError, match="the cue sheet is the input video"):
+        generate(video, tmp_path / "x.wav", GenerateOptions(cue_sheet_path=link), settings=load_settings(home))
+    assert link.read_bytes() == video.read_bytes() and not (tmp_path / "x.wav").exists()

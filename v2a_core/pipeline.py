@@ -251,15 +251,14 @@ class _OutputFile:
     """Its folder is made by the run (the stems folder), so it need not exist yet."""
 
 
-def _same_file(a: Path, b: Path) -> bool:
-    """Whether ``a`` and ``b`` name one file: the same path once symlinks and ``..`` are resolved,
-    or two names of one existing file (a hard link)."""
-    if a.resolve() == b.resolve():
-        return True
+def _file_key(path: Path) -> tuple:
+    """What makes two paths one file: the device and inode of an existing file (so hard links
+    match too), else the path with symlinks and ``..`` resolved."""
     try:
-        return os.path.samefile(a, b)
-    except OSError:  # one of them does not exist yet
-        return False
+        st = path.stat()
+        return ("inode", st.st_dev, st.st_ino)
+    except OSError:  # not there yet
+        return ("path", str(path.resolve()))
 
 
 def _plan_outputs(video: Path, output: Path, options: GenerateOptions) -> _Outputs:
@@ -282,20 +281,22 @@ def _plan_outputs(video: Path, output: Path, options: GenerateOptions) -> _Outpu
     )
     if outputs.stems_dir is not None:
         _check_stems_dir(outputs.stems_dir)
-    files = outputs.files()
-    for i, f in enumerate(files):
-        _check_output_file(video, f)
-        for other in files[:i]:
-            if _same_file(f.path, other.path):
-                raise InputError(f"{f.what} and {other.what} are the same file; give them different names",
-                                 path=f.path)
+    video_key = _file_key(video)
+    seen: dict[tuple, _OutputFile] = {}
+    for f in outputs.files():
+        key = _file_key(f.path)
+        _check_output_file(f, key == video_key)
+        if key in seen:
+            raise InputError(f"{f.what} and {seen[key].what} are the same file; give them different names",
+                             path=f.path)
+        seen[key] = f
     return outputs
 
 
-def _check_output_file(video: Path, f: _OutputFile) -> None:
+def _check_output_file(f: _OutputFile, is_video: bool) -> None:
     """:class:`InputError` when ``f`` is the input video, a directory, or in a folder that does
     not exist (and is not made by the run)."""
-    if _same_file(f.path, video):
+    if is_video:
         raise InputError(f"{f.what} is the input video; it would be overwritten: choose another path", path=f.path)
     if f.path.is_dir():
         raise InputError(f"{f.what} is a directory, not a file", path=f.path)
