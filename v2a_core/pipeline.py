@@ -399,8 +399,9 @@ def _too_little_sound(what: str, audio: Audio) -> str:
                 f"in {audio.duration_s:.2f} s")
     if sound_s < need:
         said += f"; the watermark needs at least {need:.2f} s of sound to be found"
-    else:
-        said += "; its sound is too sparse to carry the watermark"
+    else:  # a lone tone, say: the mark lives in the level differences of bands across 250-5500 Hz
+        said += ("; yet the watermark cannot be read back from it: too little of its sound spreads over "
+                 "250-5500 Hz, where the mark lives")
     return said
 
 
