@@ -101,7 +101,8 @@ class GenerateResult:
     loudness_lufs: tuple[float, ...] = field(default_factory=tuple)
     true_peak_dbtp: tuple[float, ...] = field(default_factory=tuple)
     notes: tuple[str, ...] = ()
-    """What was not written and why, for people: stems too silent to carry the watermark."""
+    """What was not written and why, for people: stems too silent to carry the watermark, a cue
+    sheet the generator does not make."""
 
 
 SOUND_FLOOR_DBFS = -60.0
@@ -557,6 +558,8 @@ def _generate_all(video: Path, planned: _Outputs, options: GenerateOptions, gen,
             sheet_path = planned.cue_sheets[k - 1]
             atomic_write_bytes(sheet_path, (track.cue_sheet.to_json() + "\n").encode())
             sheets.append(sheet_path)
+        elif planned.cue_sheets:
+            notes.append(f"{planned.cue_sheets[k - 1].name} not written: the generator {gen.name!r} makes no cue sheet")
         loud.append(track.loudness_lufs)
         peaks.append(track.true_peak_dbtp)
     return GenerateResult(tuple(outputs), tuple(stems), tuple(sheets), tuple(loud), tuple(peaks), tuple(notes))
