@@ -1,10 +1,11 @@
 """A stand-in for a neural video-to-audio model's command-line demo (MMAudio-style).
 
     python fake_v2a_generator.py --video V --prompt P --negative_prompt N --output DIR [--seed S]
-        [--duration D] [--mode ok|fail|nothing|video|mono44k|short]
+        [--duration D] [--mode ok|fail|nothing|video|mono44k|short|tone]
 
 Writes DIR/<video stem>.wav: a tone whose pitch depends on the prompt and the seed (so tests
-can tell prompts apart), as long as the video (``short``: 0.5 s of it, as a model that gave up early). Also records its argv in DIR/args.json so
+can tell prompts apart) over faint noise, as long as the video (``short``: 0.5 s of it, as a
+model that gave up early; ``tone``: the tone alone). Also records its argv in DIR/args.json so
 tests can check that each placeholder arrived as exactly one argument.
 """
 
@@ -46,6 +47,10 @@ def main() -> int:
     t = np.arange(int((0.5 if args.mode == "short" else duration) * rate)) / rate
     f = 200 + (zlib.crc32(args.prompt.encode()) % 800) + 10 * args.seed
     x = 0.3 * np.sin(2 * np.pi * f * t) * (0.6 + 0.4 * np.sin(2 * np.pi * 0.5 * t))
+    # and a little noise: a lone tone fills too few bands to carry the watermark, which FoleySeal
+    # reads back before publishing (a real model's output is broadband)
+    if args.mode != "tone":
+        x = x + 0.03 * np.random.default_rng(args.seed).standard_normal(t.size)
     if args.mode == "mono44k":
         sf.write(out / f"{Path(args.video).stem}.flac", x.astype(np.float32), rate)
     else:

@@ -308,3 +308,19 @@ def test_cli_plugin_mp4_has_the_video_length_and_a_failing_plugin_exits_3(plugin
                          "--prompt", "raise", "--home", str(home)], capsys)
     assert code == 3 and "error: generator 'fakeplug' failed: RuntimeError: model OOM" in err, err
     assert not (tmp_path / "y.wav").exists()
+
+
+def test_a_cue_sheet_the_generator_does_not_make_is_reported_not_silently_missing(tmp_path):
+    from provenance.core.config import load_settings
+    from provenance.keys.pki import install_dev_chain
+    from provenance.watermark import new_key, save_key
+    from v2a_core.pipeline import GenerateOptions, generate
+
+    settings = load_settings(tmp_path / "home")
+    install_dev_chain(settings)
+    save_key(new_key(), settings.watermark_key_path)
+    clip = still_video(tmp_path / "five.mp4", duration_s=5.0)
+    opts = GenerateOptions(generator="external", generator_command=TEMPLATE, cue_sheet_path=tmp_path / "c.json")
+    result = generate(clip, tmp_path / "x.wav", opts, settings=settings)
+    assert result.cue_sheets == () and not (tmp_path / "c.json").exists()
+    assert result.notes == ("c.json not written: the generator 'external' makes no cue sheet",)

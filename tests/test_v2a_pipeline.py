@@ -297,7 +297,9 @@ def _store_count(home: Path) -> int:
                   "at least 4.32 s of sound to be found: the generator 'external' made no more sound"),
      ("silent", "the soundtrack is silent (nothing louder than -60 dBFS); the watermark needs at least 4.32 s "
                 "of sound to be found: loosen --negative-prompt"),
-     ("blip", "the watermark needs at least 4.32 s of sound to be found: loosen --negative-prompt")],
+     ("blip", "the watermark needs at least 4.32 s of sound to be found: loosen --negative-prompt"),
+     ("tone", "the soundtrack holds 8.00 s of sound (louder than -60 dBFS) in 8.00 s; yet the watermark cannot be "
+              "read back from it: too little of its sound spreads over 250-5500 Hz")],
 )
 def test_a_soundtrack_too_silent_to_carry_the_mark_is_refused_and_nothing_published(home, video, tmp_path, kind,
                                                                                      message):
@@ -306,6 +308,8 @@ def test_a_soundtrack_too_silent_to_carry_the_mark_is_refused_and_nothing_publis
 
     source = video
     opts = GenerateOptions(generator="external", generator_command=TEMPLATE + " --mode short")
+    if kind == "tone":  # 8 s of a lone tone: long enough, but it fills too few bands to hold the mark
+        opts = GenerateOptions(generator="external", generator_command=TEMPLATE + " --mode tone")
     if kind == "silent":  # the negative prompt removes every sound the picture would get
         opts = GenerateOptions(negative_prompt="impacts, ambience")
     if kind == "blip":  # one flash: one interface blip, well under a second of sound
@@ -335,3 +339,13 @@ def test_a_stem_too_silent_to_carry_the_mark_is_left_out_with_a_note(home, tmp_p
     key = load_key(load_settings(home).watermark_key_path)
     for path in [tmp_path / "x.wav", stems / "x-ambience.flac"]:  # what was written carries its payload
         assert detect_file(path, key).found
+
+
+def test_a_hard_link_to_the_input_is_the_input(home, video, tmp_path):
+    import os
+
+    link = tmp_path / "also-the-video.json"
+    os.link(video, link)
+    with pytest.raises(InputError, match="the cue sheet is the input video"):
+        generate(video, tmp_path / "x.wav", GenerateOptions(cue_sheet_path=link), settings=load_settings(home))
+    assert link.read_bytes() == video.read_bytes() and not (tmp_path / "x.wav").exists()

@@ -101,7 +101,8 @@ class GenerateResult:
     loudness_lufs: tuple[float, ...] = field(default_factory=tuple)
     true_peak_dbtp: tuple[float, ...] = field(default_factory=tuple)
     notes: tuple[str, ...] = ()
-    """What was not written and why, for people: stems too silent to carry the watermark."""
+    """What was not written and why, for people: stems too silent to carry the watermark, a cue
+    sheet the generator does not make."""
 
 
 SOUND_FLOOR_DBFS = -60.0
@@ -251,15 +252,14 @@ class _OutputFile:
     """Its folder is made by the run (the stems folder), so it need not exist yet."""
 
 
-def _same_file(a: Path, b: Path) -> bool:
-    """Whether ``a`` and ``b`` name one file: the same path once symlinks and ``..`` are resolved,
-    or two names of one existing file (a hard link)."""
-    if a.resolve() == b.resolve():
-        return True
+def _file_key(path: Path) -> tuple:
+    """What makes two paths one file: the device and inode of an existing file (so hard links
+    match too), else the path with symlinks and ``..`` resolved."""
     try:
-        return os.path.samefile(a, b)
-    except OSError:  # one of them does not exist yet
-        return False
+        st = path.stat()
+        return ("inode", st.st_dev, st.st_ino)
+    except OSError:  # not there yet
+        return ("path", str(path.resolve()))
 
 
 def _plan_outputs(video: Path, output: Path, options: GenerateOptions) -> _Outputs:
@@ -282,20 +282,22 @@ def _plan_outputs(video: Path, output: Path, options: GenerateOptions) -> _Outpu
     )
     if outputs.stems_dir is not None:
         _check_stems_dir(outputs.stems_dir)
-    files = outputs.files()
-    for i, f in enumerate(files):
-        _check_output_file(video, f)
-        for other in files[:i]:
-            if _same_file(f.path, other.path):
-                raise InputError(f"{f.what} and {other.what} are the same file; give them different names",
-                                 path=f.path)
+    video_key = _file_key(video)
+    seen: dict[tuple, _OutputFile] = {}
+    for f in outputs.files():
+        key = _file_key(f.path)
+        _check_output_file(f, key == video_key)
+        if key in seen:
+            raise InputError(f"{f.what} and {seen[key].what} are the same file; give them different names",
+                             path=f.path)
+        seen[key] = f
     return outputs
 
 
-def _check_output_file(video: Path, f: _OutputFile) -> None:
+def _check_output_file(f: _OutputFile, is_video: bool) -> None:
     """:class:`InputError` when ``f`` is the input video, a directory, or in a folder that does
     not exist (and is not made by the run)."""
-    if _same_file(f.path, video):
+    if is_video:
         raise InputError(f"{f.what} is the input video; it would be overwritten: choose another path", path=f.path)
     if f.path.is_dir():
         raise InputError(f"{f.what} is a directory, not a file", path=f.path)
@@ -398,8 +400,9 @@ def _too_little_sound(what: str, audio: Audio) -> str:
                 f"in {audio.duration_s:.2f} s")
     if sound_s < need:
         said += f"; the watermark needs at least {need:.2f} s of sound to be found"
-    else:
-        said += "; its sound is too sparse to carry the watermark"
+    else:  # a lone tone, say: the mark lives in the level differences of bands across 250-5500 Hz
+        said += ("; yet the watermark cannot be read back from it: too little of its sound spreads over "
+                 "250-5500 Hz, where the mark lives")
     return said
 
 
@@ -555,6 +558,8 @@ def _generate_all(video: Path, planned: _Outputs, options: GenerateOptions, gen,
             sheet_path = planned.cue_sheets[k - 1]
             atomic_write_bytes(sheet_path, (track.cue_sheet.to_json() + "\n").encode())
             sheets.append(sheet_path)
+        elif planned.cue_sheets:
+            notes.append(f"{planned.cue_sheets[k - 1].name} not written: the generator {gen.name!r} makes no cue sheet")
         loud.append(track.loudness_lufs)
         peaks.append(track.true_peak_dbtp)
     return GenerateResult(tuple(outputs), tuple(stems), tuple(sheets), tuple(loud), tuple(peaks), tuple(notes))
