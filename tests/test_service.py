@@ -596,13 +596,28 @@ def test_serve_with_a_store_it_cannot_open_stops_with_one_clear_line(
     assert "verification service on" not in err  # nothing claims to be running
 
 
+def _wait_until_healthy(url: str, proc: Any, timeout_s: float = 120.0) -> None:
+    """Wait until the service started as ``proc`` answers ``GET {url}v1/health`` with 200."""
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        assert proc.poll() is None, proc.stderr.read() if proc.stderr else "the service stopped"
+        try:
+            if httpx.get(f"{url}v1/health", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        assert time.monotonic() < deadline, "the service did not answer"
+        time.sleep(0.2)
+
+
 def test_sigterm_stops_the_service_cleanly(verify_env: VerifyEnv, tmp_path: Path) -> None:
     """What a service manager sends: a graceful stop, exit 0, and no temporary folder left."""
     import signal
     import socket
     import subprocess
     import sys
-    import time
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -615,16 +630,7 @@ def test_sigterm_stops_the_service_cleanly(verify_env: VerifyEnv, tmp_path: Path
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/v1/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, "the service did not start"
-            time.sleep(0.2)
+        _wait_until_healthy(f"http://127.0.0.1:{port}/", proc)
         assert any(tmp.iterdir())  # the upload root and multiprocessing's folder
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(60) == 0
@@ -640,7 +646,6 @@ def test_port_0_announces_the_port_the_system_picked(verify_env: VerifyEnv, tmp_
     import signal
     import subprocess
     import sys
-    import time
 
     proc = subprocess.Popen(
         [sys.executable, "-c", "from foleyseal.cli import main; main()", "serve", "--port", "0", "--workers", "0"],
@@ -651,15 +656,7 @@ def test_port_0_announces_the_port_the_system_picked(verify_env: VerifyEnv, tmp_
         lines = [proc.stderr.readline() for _ in range(2)]  # ours and uvicorn's "running on", in some order
         match = re.search(r"service on (http://127\.0\.0\.1:(\d+)/)", "".join(lines))
         assert match and int(match.group(2)) > 0, lines
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if httpx.get(f"{match.group(1)}v1/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert proc.poll() is None and time.monotonic() < deadline, "the service did not answer"
-            time.sleep(0.2)
+        _wait_until_healthy(match.group(1), proc)
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(60) == 0
     finally:
