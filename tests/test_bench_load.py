@@ -29,10 +29,23 @@ def children(pid: int) -> list[int]:
     return found
 
 
-def port_of(pid: int) -> int:
-    """The ``--port`` on the command line of process ``pid``."""
-    argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    return int(argv[argv.index(b"--port") + 1])
+def port_of(pid: int) -> int | None:
+    """The ``--port`` on the command line of process ``pid``; None before it runs the server (a
+    child just forked still shows its parent's command line until it execs)."""
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return None
+    return int(argv[argv.index(b"--port") + 1]) if b"--port" in argv else None
+
+
+def server_of(pid: int) -> tuple[int, int] | None:
+    """The server child of ``pid`` and its port, once it runs the server; else None."""
+    for child in children(pid):
+        port = port_of(child)
+        if port is not None:
+            return child, port
+    return None
 
 
 def alive(pid: int) -> bool:
@@ -85,9 +98,8 @@ def test_a_stopped_load_run_leaves_no_server_and_no_temporary_home(tmp_path, sig
     server = None
     orphan = False
     try:
-        wait_for(lambda: bool(children(proc.pid)), proc, "the server process started")
-        server = children(proc.pid)[0]
-        port = port_of(server)
+        wait_for(lambda: server_of(proc.pid) is not None, proc, "the server process started")
+        server, port = server_of(proc.pid)  # type: ignore[misc]
         if when == "run":
             wait_for(lambda: answers(port), proc, "the server answered")
             time.sleep(0.5)  # the clients are at work
