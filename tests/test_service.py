@@ -4,6 +4,7 @@ rate limits, the web page, and concurrent uploads against a real uvicorn server.
 from __future__ import annotations
 
 import base64
+import contextlib
 import concurrent.futures as cf
 import json
 import os
@@ -612,57 +613,48 @@ def _wait_until_healthy(url: str, proc: Any, timeout_s: float = 120.0) -> None:
         time.sleep(0.2)
 
 
-def test_sigterm_stops_the_service_cleanly(verify_env: VerifyEnv, tmp_path: Path) -> None:
-    """What a service manager sends: a graceful stop, exit 0, and no temporary folder left."""
+@contextlib.contextmanager
+def _serve_process(args: list[str], env: dict[str, str]) -> Iterator[Any]:
+    """``foleyseal serve ARGS`` as a real process (stderr piped, as text), stopped the way a
+    service manager stops it: SIGTERM, and it must exit 0. Killed if the test fails first."""
     import signal
-    import socket
     import subprocess
     import sys
+
+    proc = subprocess.Popen([sys.executable, "-c", "from foleyseal.cli import main; main()", "serve", *args],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        yield proc
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(60) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_sigterm_stops_the_service_cleanly(verify_env: VerifyEnv, tmp_path: Path) -> None:
+    """What a service manager sends: a graceful stop, exit 0, and no temporary folder left."""
+    import socket
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     tmp = tmp_path / "tmp"
     tmp.mkdir()
-    env = {**verify_env.env(), "TMPDIR": str(tmp)}
-    proc = subprocess.Popen(
-        [sys.executable, "-c", "from foleyseal.cli import main; main()", "serve", "--port", str(port), "--workers", "1"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-    )
-    try:
+    with _serve_process(["--port", str(port), "--workers", "1"], {**verify_env.env(), "TMPDIR": str(tmp)}) as proc:
         _wait_until_healthy(f"http://127.0.0.1:{port}/", proc)
         assert any(tmp.iterdir())  # the upload root and multiprocessing's folder
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(60) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
     assert list(tmp.iterdir()) == []
 
 
 def test_port_0_announces_the_port_the_system_picked(verify_env: VerifyEnv, tmp_path: Path) -> None:
     """serve --port 0 printed 'service on http://127.0.0.1:0/', a URL nobody can reach."""
-    import signal
-    import subprocess
-    import sys
-
-    proc = subprocess.Popen(
-        [sys.executable, "-c", "from foleyseal.cli import main; main()", "serve", "--port", "0", "--workers", "0"],
-        env=verify_env.env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-    )
-    try:
-        assert proc.stderr is not None
+    with _serve_process(["--port", "0", "--workers", "0"], verify_env.env()) as proc:
         lines = [proc.stderr.readline() for _ in range(2)]  # ours and uvicorn's "running on", in some order
         match = re.search(r"service on (http://127\.0\.0\.1:(\d+)/)", "".join(lines))
         assert match and int(match.group(2)) > 0, lines
         _wait_until_healthy(match.group(1), proc)
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(60) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
 
 
 def test_a_client_that_leaves_mid_verification_frees_its_worker(verify_env: VerifyEnv, tmp_path: Path) -> None:
