@@ -171,3 +171,16 @@ def test_generate_and_generate_soundtrack_check_their_arguments_first(tmp_path):
         generate(missing, None)  # type: ignore[arg-type]
     assert GenerateOptions(stems_dir="s", cue_sheet_path="c.json").stems_dir == Path("s")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_path_like_that_gives_bytes_is_named_not_a_type_error(tmp_path):
+    import os
+
+    from v2a_core.pipeline import GenerateOptions
+
+    class BytesPath(os.PathLike):
+        def __fspath__(self) -> bytes:
+            return os.fsencode(str(tmp_path / "cues.json"))
+
+    with pytest.raises(InputError, match="cue_sheet_path must be a file path"):
+        GenerateOptions(cue_sheet_path=BytesPath())

@@ -147,9 +147,10 @@ def _check_candidates(candidates: object) -> None:
 def _as_path(name: str, value: object) -> Path:
     """``value`` (a str or path-like) as a Path; :class:`InputError` naming ``name`` otherwise."""
     if isinstance(value, os.PathLike) or (isinstance(value, str) and value.strip()):
-        path = Path(value)
-        if isinstance(path, Path):  # a PathLike that gives bytes fails here as well
-            return path
+        try:
+            return Path(value)
+        except TypeError:  # a PathLike whose path is bytes
+            pass
     raise InputError(f"{name} must be a file path (str or Path), got {value!r:.60}")
 
 
