@@ -169,31 +169,23 @@ def test_failures_leave_no_output_and_no_record(tmp_path, source, monkeypatch):
 
     real_replace = os.replace
 
-    def no_rename(src, dst):
-        if Path(dst) == out:  # only the final rename: every working file was written
-            raise OSError(28, "No space left on device (simulated)")
-        return real_replace(src, dst)
+    def disk_full_when(fails):
+        def replace(src, dst):
+            if fails(Path(dst)):
+                raise OSError(28, "No space left on device (simulated)")
+            return real_replace(src, dst)
+        return replace
 
-    with monkeypatch.context() as m:
-        m.setattr(mark_module.os, "replace", no_rename)
-        with pytest.raises(OutputError, match=f"no space left on the device holding {out_dir}$") as err:
-            mark(source, out, settings=s)
-        assert err.value.path == str(out)
-    assert _leftovers(out_dir) == [] and store_rows(s) == (0, 0)
-
-    # 3b. The device fills up while the watermarked audio is written to mark's working folder:
-    # the error names OUTPUT and its folder, never the working folder that is gone by then.
-    def no_working_rename(src, dst):
-        if Path(dst).name.startswith("watermarked"):
-            raise OSError(28, "No space left on device (simulated)")
-        return real_replace(src, dst)
-
-    with monkeypatch.context() as m:
-        m.setattr(mark_module.os, "replace", no_working_rename)
-        with pytest.raises(OutputError, match=f"no space left on the device holding {out_dir}$") as err:
-            mark(source, out, settings=s)
-        assert err.value.path == str(out)
-    assert _leftovers(out_dir) == [] and store_rows(s) == (0, 0)
+    # The device fills up at the final rename (every working file was written), or (3b) while the
+    # watermarked audio is written to mark's working folder: either way the error names OUTPUT
+    # and its folder, never the working folder that is gone by then.
+    for fails in (lambda dst: dst == out, lambda dst: dst.name.startswith("watermarked")):
+        with monkeypatch.context() as m:
+            m.setattr(mark_module.os, "replace", disk_full_when(fails))
+            with pytest.raises(OutputError, match=f"no space left on the device holding {out_dir}$") as err:
+                mark(source, out, settings=s)
+            assert err.value.path == str(out)
+        assert _leftovers(out_dir) == [] and store_rows(s) == (0, 0)
 
     # 4. Watermarking fails (too short to carry the payload).
     short = tmp_path / "short.wav"
