@@ -187,10 +187,10 @@ def generate_soundtrack(
     return gen.generate(request, progress=progress)
 
 
-def _check_numbers(*, seed: object, loudness_lufs: object, duration_s: object, candidates: int = 1) -> None:
-    """:class:`InputError` for a seed that is no whole number from 0 to 2**32 - 1 (for every
-    candidate: seeds ``seed .. seed + candidates - 1``), a loudness target outside -70..-5 LUFS,
-    or a duration that is not a number of seconds above 0 (None: the whole video)."""
+def check_seeds(seed: object, candidates: int = 1) -> None:
+    """:class:`InputError` unless ``seed`` and every candidate's seed ``seed .. seed + candidates -
+    1`` are whole numbers from 0 to ``SEED_LIMIT - 1`` (what the generators and the signed
+    record hold exactly)."""
     if not (isinstance(seed, int) and not isinstance(seed, bool) and 0 <= seed < SEED_LIMIT):
         raise InputError(f"seed must be a whole number from 0 to {SEED_LIMIT - 1}, got {seed!r}")
     if seed + candidates - 1 >= SEED_LIMIT:
@@ -198,6 +198,13 @@ def _check_numbers(*, seed: object, loudness_lufs: object, duration_s: object, c
             f"seed {seed} with {candidates} candidates needs seeds up to {seed + candidates - 1}; "
             f"the largest seed is {SEED_LIMIT - 1}"
         )
+
+
+def _check_numbers(*, seed: object, loudness_lufs: object, duration_s: object, candidates: int = 1) -> None:
+    """:class:`InputError` for a seed that is no whole number from 0 to 2**32 - 1 (for every
+    candidate: seeds ``seed .. seed + candidates - 1``), a loudness target outside -70..-5 LUFS,
+    or a duration that is not a number of seconds above 0 (None: the whole video)."""
+    check_seeds(seed, candidates)
     if not (_is_number(loudness_lufs) and -70.0 <= loudness_lufs <= -5.0):  # type: ignore[operator]
         raise InputError(f"loudness target {loudness_lufs!r} LUFS is outside -70..-5 LUFS")
     if duration_s is not None and not (_is_number(duration_s) and duration_s > 0):  # type: ignore[operator]

@@ -52,17 +52,14 @@ def _level(value: float, unit: str) -> str:
 
 def _check_seed(seed: int, candidates: int) -> None:
     """A usage error (exit 2) for a seed, or a candidate's seed SEED+N-1, outside 0..2^32-1,
-    before any work: the signed record and the generators hold no more (see SEED_LIMIT)."""
-    from v2a_core.generators import SEED_LIMIT
+    before any work (the API's own check, :func:`v2a_core.pipeline.check_seeds`)."""
+    from provenance.core.errors import InputError
+    from v2a_core.pipeline import check_seeds
 
-    if not 0 <= seed < SEED_LIMIT:
-        raise typer.BadParameter(f"{seed} is outside 0..{SEED_LIMIT - 1}", param_hint="'--seed'")
-    if seed + candidates - 1 >= SEED_LIMIT:
-        raise typer.BadParameter(
-            f"{seed} with --candidates {candidates} needs seeds up to {seed + candidates - 1}; "
-            f"the largest is {SEED_LIMIT - 1}",
-            param_hint="'--seed'",
-        )
+    try:
+        check_seeds(seed, candidates)
+    except InputError as exc:
+        raise typer.BadParameter(exc.message, param_hint="'--seed'") from None
 
 
 def generate_cmd(
