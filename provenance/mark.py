@@ -119,9 +119,10 @@ def mark(
     ``input_path`` is then the video it was made for (first sample at the video's 0 s), whose
     video stream is copied into a video ``output_path``; an audio ``output_path`` gets the
     soundtrack alone. Generators use it to deliver without an intermediate file.
-    With ``confirm`` (and ``audio``), the watermarked audio is read back before it is written:
-    :class:`UnreadableMarkError` (nothing published, no record) unless the detector finds the
-    payload, so audio too silent to carry the mark is never published as marked.
+    With ``confirm`` (and ``audio``), the watermarked audio is read back before it is written and
+    from the written file: :class:`UnreadableMarkError` (nothing published, no record) unless the
+    detector finds the payload in both, so audio too silent to carry the mark, or an output codec
+    that takes it, is never published as marked.
 
     Raises :class:`InputError`/:class:`FormatError` for bad files, :class:`KeyFileError` for
     missing keys, :class:`SigningError`, :class:`StoreError`; on any error nothing is left

@@ -387,3 +387,25 @@ def test_confirm_refuses_audio_whose_mark_cannot_be_read_back(settings, source, 
     assert list(tmp_path.iterdir()) == [] and store_rows(settings) == before
     result = mark(source, tmp_path / "ok.wav", settings=settings, generated=True, audio=make_signal(), confirm=True)
     assert detect_file(result.output, load_key(settings.watermark_key_path)).payload == result.payload
+
+
+def test_confirm_reads_the_mark_back_from_the_written_file_too(settings, source, tmp_path, monkeypatch):
+    """The read-back after writing sees what a verifier will: an output whose encoder takes the
+    mark (here a writer that keeps only what lies below 200 Hz, under the mark's 250-5500 Hz
+    band) is refused though the audio in memory carried it; nothing is published, no record."""
+    from scipy.signal import butter, sosfilt
+
+    import provenance.core.io as audio_io
+    from provenance.core.errors import UnreadableMarkError
+
+    real_write = audio_io.write_audio
+
+    def band_limiting_write(path, audio, *args, **kwargs):
+        low = sosfilt(butter(8, 200, fs=audio.sample_rate, output="sos"), audio.samples, axis=1)
+        return real_write(path, Audio(low.astype(np.float32), audio.sample_rate, subtype=audio.subtype), *args, **kwargs)
+
+    monkeypatch.setattr(audio_io, "write_audio", band_limiting_write)
+    before = store_rows(settings)
+    with pytest.raises(UnreadableMarkError, match="before encoding, but in the WAV file written it is not found"):
+        mark(source, tmp_path / "lost.wav", settings=settings, generated=True, audio=make_signal(), confirm=True)
+    assert list(tmp_path.iterdir()) == [] and store_rows(settings) == before

@@ -384,10 +384,11 @@ def _checked_settings(settings: Settings | None) -> Settings:
 def _deliver(video: Path, path: Path, audio: Audio, record: dict, options: GenerateOptions, settings) -> MarkResult:
     """Watermark, sign and store ``audio`` made for ``video`` as ``path``.
 
-    The audio goes to mark() in memory: it is watermarked there, read back (UnreadableMarkError,
-    nothing published, unless the detector finds the payload: an output too silent to carry the
-    mark is never published as marked) and written once, into a copy of the video (video stream
-    copied) or as an audio file, tagged 24-bit for WAV and FLAC."""
+    The audio goes to mark() in memory: it is watermarked there, read back, written once, into a
+    copy of the video (video stream copied) or as an audio file, tagged 24-bit for WAV and FLAC,
+    and read back from that file (UnreadableMarkError, nothing published, unless the detector
+    finds the payload both times: an output too silent to carry the mark, or whose codec took it,
+    is never published as marked)."""
     from provenance.mark import mark
 
     return mark(video, path, settings=settings, generation_record=record, source_video=video,

@@ -28,7 +28,8 @@ class FormatError(InputError):
 
 class UnreadableMarkError(InputError):
     """The audio cannot carry the watermark: read back right after embedding, before anything is
-    published, the detector does not find the issued payload (too little sound, or silence)."""
+    published, the detector does not find the issued payload (too little sound, or silence, or
+    an output codec that took it)."""
 
 
 class PayloadError(InputError):

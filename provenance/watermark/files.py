@@ -40,8 +40,9 @@ def embed_file(
     for the video ``in_path`` (its first sample plays at the video's time 0 s), written into
     a copy of that video, or as an audio file when ``out_path`` is an audio format. This
     spares a generator staging its soundtrack in an intermediate file. With ``confirm`` (only
-    with ``audio``), the marked audio is read back in memory before it is written and
-    :class:`UnreadableMarkError` is raised unless the detector finds ``payload`` in it.
+    with ``audio``), the marked audio is read back in memory before it is written, and from
+    ``out_path`` after (through its codec): :class:`UnreadableMarkError`, and no ``out_path``,
+    unless the detector finds ``payload`` in both.
     """
     in_path, out_path = Path(in_path), Path(out_path)
     key = as_key(key)
@@ -78,7 +79,27 @@ def _embed_given(audio: Audio, video: Path, out_path: Path, key: WatermarkKey, p
         io.replace_audio_track(video, marked, out_path, start_s=0.0)
     else:
         io.write_audio(out_path, marked)
+    if confirm:
+        _require_readable_file(out_path, key, payload, params)
     return out_path
+
+
+def _require_readable_file(path: Path, key: WatermarkKey, payload: bytes | str, params: WatermarkParams) -> None:
+    """Read the mark back from the file just written at ``path``, as a verifier will: after its
+    own codec (a lossy encoder at a low bitrate can take what the in-memory read-back saw).
+    :class:`UnreadableMarkError`, and ``path`` deleted, unless the detector names ``payload``."""
+    try:
+        found = _read_back(io.read_audio(path), key, payload, params)
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+    if found is not None:
+        path.unlink(missing_ok=True)
+        raise UnreadableMarkError(
+            f"the mark read back from the audio before encoding, but in the {path.suffix.lstrip('.').upper()} "
+            f"file written it is {_what_failed(found)}: write a lossless format (WAV, FLAC) or a higher bitrate",
+            path=path,
+        )
 
 
 READ_BACK_RECORDS = 10**6
@@ -87,7 +108,7 @@ be named by matching: the false-match bound is taken for a store of a million re
 
 
 def require_readable(marked: Audio, key: WatermarkKey, payload: bytes | str, *,
-                     params: WatermarkParams = DEFAULT_PARAMS) -> Detection:
+                     params: WatermarkParams = DEFAULT_PARAMS) -> None:
     """Read the mark back from freshly ``marked`` audio; :class:`UnreadableMarkError` unless the
     detector finds it and names ``payload`` as a verifier with the manifest store would: decoded
     on its own, or matched among the issued payloads of a store of :data:`READ_BACK_RECORDS`
@@ -97,18 +118,28 @@ def require_readable(marked: Audio, key: WatermarkKey, payload: bytes | str, *,
     little sound carries no readable mark: this is how it shows. Cost, in memory, on 48 kHz
     stereo soundtracks: about 0.1 s per 10 s when the payload decodes on its own (0.7 s for 60 s),
     up to 0.5 s more for a sparse stem whose payload is named by matching."""
+    found = _read_back(marked, key, payload, params)
+    if found is not None:
+        raise UnreadableMarkError(
+            f"read back right after embedding, the watermark is {_what_failed(found)}: "
+            "the audio has too little sound to carry it"
+        )
+
+
+def _read_back(marked: Audio, key: WatermarkKey, payload: bytes | str, params: WatermarkParams) -> Detection | None:
+    """None when the detector names ``payload`` in ``marked`` as a verifier with the store would;
+    otherwise the detection that fell short."""
     from provenance.watermark.known import PayloadSet
 
     expected = payload.hex() if isinstance(payload, (bytes, bytearray)) else str(payload).lower()
     issued = PayloadSet([expected], decoys=READ_BACK_RECORDS - 1)
     found = detect(marked, key, params=params, search=False, known=issued)
-    if found.found and found.payload == expected:
-        return found
+    return None if found.found and found.payload == expected else found
+
+
+def _what_failed(found: Detection) -> str:
     what = "found, but its payload could not be read" if found.found else "not found"
-    raise UnreadableMarkError(
-        f"read back right after embedding, the watermark is {what} (presence p = {found.p_value:.2g}): "
-        "the audio has too little sound to carry it"
-    )
+    return f"{what} (presence p = {found.p_value:.2g})"
 
 
 def _chunks_with_context(path: Path, chunk: int, pad: int):
