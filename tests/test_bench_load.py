@@ -122,6 +122,41 @@ def test_a_stopped_load_run_leaves_no_server_and_no_temporary_home(tmp_path, sig
     assert sorted(p.name for p in tmp.iterdir()) == []  # no foleyseal-load-* home, nothing of the server's
 
 
+@pytest.mark.slow  # one server start-up
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the parent-death signal is Linux's")
+def test_a_load_run_killed_outright_takes_its_server_with_it(tmp_path):
+    """SIGKILL runs no cleanup in bench load: its server kept serving, orphaned, until killed by
+    hand. The server now stops itself when its parent dies (its temporary home cannot be removed
+    by anyone after a SIGKILL, so this test removes it)."""
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "TMPDIR": str(tmp), "FOLEYSEAL_HOME": str(tmp_path / "home")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "foleyseal.cli", "bench", "load", "--clients", "1", "--duration", "120",
+         "--file-seconds", "5", "--workers", "1"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )
+    server = None
+    try:
+        wait_for(lambda: server_of(proc.pid) is not None, proc, "the server process started")
+        server, port = server_of(proc.pid)  # type: ignore[misc]
+        wait_for(lambda: answers(port), proc, "the server answered")
+        proc.kill()
+        proc.wait()
+        deadline = time.monotonic() + 30
+        while alive(server) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        orphan = alive(server)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        if server is not None and alive(server):
+            os.kill(server, signal.SIGKILL)
+    assert not orphan, "the server outlived its killed parent"
+    assert not answers(port)
+
+
 def _strict_json(text: str) -> dict:
     """``json.loads`` that refuses NaN and Infinity, as JSON.parse and jq do."""
     def refuse(name: str) -> None:
