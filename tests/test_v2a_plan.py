@@ -75,6 +75,19 @@ def test_negative_prompt_removes_visual_event_sounds_and_named_categories(analys
     assert "weather.rain" in cats and "animal.birds" not in cats
 
 
+def test_a_negative_drums_removes_every_drum_sound(analysis):
+    """"drums" in the negative prompt removed only the music's drum kit: drum hits asked for on
+    the visual events (``impact.drum``, played on the same bank drums) stayed in."""
+    asked = plan(analysis, "drum hits on each bounce, upbeat music")
+    assert "impact.drum" in {c.category for c in asked.cues}
+    for negative in ("drums", "drum", "no drums"):
+        sheet = plan(analysis, "drum hits on each bounce, upbeat music", negative)
+        cats = {c.category for c in sheet.cues}
+        assert not cats & {"impact.drum", "instrument.percussion"}, (negative, cats)
+        assert {"impact.drum", "instrument.percussion"} <= set(sheet.palette.excluded)
+        assert any(c.layer == "music" for c in sheet.cues)  # the music stays, without its drums
+
+
 def test_no_prompt_gives_a_plausible_palette_from_the_picture(analysis):
     sheet = plan(analysis)
     cats = {c.category for c in sheet.cues}
