@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import shutil
 import stat
 import struct
@@ -377,6 +378,89 @@ def test_ingredient_and_sign_failures_leave_nothing(settings, sources, tmp_path)
     with pytest.raises(Exception):
         sign_file(sources["audio"], tmp_path / "out.wav", spec, identity)
     assert list(tmp_path.iterdir()) == []
+
+
+_SIGNAL_DURING_SIGNING = """
+import builtins, io, signal, sys
+from pathlib import Path
+import provenance.c2pa.read as read_module
+import provenance.c2pa.sign as sign_module
+from provenance.c2pa.manifest import ManifestSpec, generation_assertion
+from provenance.core.config import load_settings
+from provenance.core.interrupts import Interrupted, stop_signals_raise
+from provenance.keys.signers import load_identity
+
+signum, home, src, out = int(sys.argv[1]), *map(Path, sys.argv[2:5])
+reading = len(sys.argv) > 5
+sent = []
+
+class SignalOnFirstRead(io.BufferedReader):
+    def readinto(self, b):
+        if not sent:
+            sent.append(True)
+            signal.raise_signal(signum)
+        return super().readinto(b)
+
+def opener(path, mode="r", *args, **kwargs):
+    if mode == "rb":
+        return SignalOnFirstRead(io.FileIO(path, "r"))
+    return builtins.open(path, mode, *args, **kwargs)
+
+spec = ManifestSpec(mime_type="audio/wav", generated=True, generation_record=generation_assertion(None))
+if reading:
+    sign_module.sign_file(src, out, spec, load_identity(load_settings(home)))
+(read_module if reading else sign_module).open = opener
+try:
+    with stop_signals_raise():
+        if reading:
+            read_module.read_credentials(out)
+        else:
+            sign_module.sign_file(src, out, spec, load_identity(load_settings(home)))
+except Interrupted as exc:
+    print("interrupted", exc, bool(sent))
+    sys.exit(exc.exit_code)
+print("finished", bool(sent))
+"""
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_stop_signal_during_signing_is_not_lost(settings, sources, tmp_path, signum):
+    """c2pa reads the asset through Python callbacks called from its native code, and a
+    KeyboardInterrupt raised in one aborted the whole process (a Rust panic: "fatal runtime
+    error", no cleanup). A stop signal that comes while c2pa reads is now delivered once it
+    returns: the command stops as it does anywhere else, and nothing is published. (In a child
+    process, since the fault it guards against kills the process.)"""
+    import subprocess
+    import sys
+
+    out = tmp_path / "out" / "signed.wav"
+    out.parent.mkdir()
+    proc = subprocess.run(
+        [sys.executable, "-c", _SIGNAL_DURING_SIGNING, str(int(signum)), str(settings.home), str(sources["audio"]), str(out)],
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
+        capture_output=True, text=True, timeout=120,
+    )
+    name = signal.Signals(signum).name
+    assert proc.returncode == 128 + signum, proc.stderr[-2000:]
+    assert proc.stdout.strip() == f"interrupted {name} True"
+    assert list(out.parent.iterdir()) == []
+
+
+def test_a_stop_signal_while_credentials_are_read_is_not_lost(settings, sources, tmp_path):
+    """The same for reading: c2pa hashes the file through Python callbacks (a long video takes
+    seconds), and a Ctrl-C then aborted ``verify``."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "signed.wav"
+    proc = subprocess.run(
+        [sys.executable, "-c", _SIGNAL_DURING_SIGNING, str(int(signal.SIGINT)), str(settings.home), str(sources["audio"]),
+         str(out), "read"],
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
+        capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 130, proc.stderr[-2000:]
+    assert proc.stdout.strip() == "interrupted SIGINT True"
 
 
 def test_outputs_are_as_readable_as_any_file_the_user_writes(settings, sources, tmp_path, capsys, monkeypatch):

@@ -20,6 +20,7 @@ from provenance.c2pa.sidecar import find_sidecar
 from provenance.c2pa.sign import EMBEDDABLE, MIME_BY_SUFFIX
 from provenance.core.c2pa_types import CredentialsReport, SoftBinding, SoftBindingBlock
 from provenance.core.errors import InputError
+from provenance.core.interrupts import stop_signals_deferred
 
 
 def reader_context(trust_anchors_pem: str | None) -> c2pa.Context:
@@ -163,7 +164,10 @@ def read_credentials(
 
     def attempt(source: str, manifest: bytes | None) -> CredentialsReport | None:
         try:
-            with reader_context(trust_anchors_pem) as ctx, open(path, "rb") as fh:
+            # c2pa reads the file through Python callbacks called from its native code; a
+            # KeyboardInterrupt raised in one aborts the whole process (a Rust panic), so stop
+            # signals wait until c2pa returns
+            with reader_context(trust_anchors_pem) as ctx, open(path, "rb") as fh, stop_signals_deferred():
                 reader = c2pa.Reader.try_create(mime, fh, manifest, context=ctx)
                 if reader is None:
                     return None

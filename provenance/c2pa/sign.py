@@ -40,6 +40,7 @@ from provenance.c2pa.sidecar import find_sidecar, sidecar_path
 from provenance.core.atomic import atomic_path, atomic_write_bytes
 from provenance.core.digest import sha256_file
 from provenance.core.errors import FormatError, InputError, SigningError
+from provenance.core.interrupts import stop_signals_deferred
 from provenance.core.io.read import check_decodes
 from provenance.keys.signers import SigningIdentity
 
@@ -108,8 +109,8 @@ def _sidecar_provenance(path: Path, mime_type: str) -> tuple[bytes, str, dict[st
         return None
     try:
         manifest = sidecar.read_bytes()
-        with open(path, "rb") as fh, c2pa.Reader(mime_type, fh, manifest) as reader:
-            store = json.loads(reader.json())
+        with open(path, "rb") as fh, stop_signals_deferred(), c2pa.Reader(mime_type, fh, manifest) as reader:
+            store = json.loads(reader.json())  # signals wait: see _sign
     except (OSError, ValueError, c2pa.C2paError):
         return None
     active, results = store.get("active_manifest"), store.get("validation_results")
@@ -161,7 +162,10 @@ def _sign(
     builder = _builder(spec, embed=embed)
     signer = identity.signer()
     try:
-        with open(src, "rb") as fh:
+        # c2pa reads and writes the streams through Python callbacks called from its native code;
+        # a KeyboardInterrupt raised in one aborts the whole process (a Rust panic), so stop
+        # signals wait until c2pa returns.
+        with open(src, "rb") as fh, stop_signals_deferred():
             return builder.sign(signer, mime_type, fh, dst)
     except c2pa.C2paError as exc:
         if isinstance(exc, c2pa.C2paError.NotSupported):

@@ -36,6 +36,7 @@ import c2pa
 
 from provenance.core.config import Settings
 from provenance.core.errors import ConfigError, KeyFileError, SigningError
+from provenance.core.interrupts import stop_signals_deferred
 from provenance.keys.pki import load_certificates, load_private_key, same_public_key, signing_alg, validate_chain
 
 SignCallback = Callable[[bytes], bytes]
@@ -228,7 +229,10 @@ def probe_signing(
     out = io.BytesIO()
     signer = identity.signer()
     try:
-        with c2pa.Context.from_dict(settings_dict) as ctx, c2pa.Builder(manifest, context=ctx) as builder:
+        # stop signals wait until c2pa returns: a KeyboardInterrupt raised in one of its stream
+        # callbacks aborts the process (provenance.c2pa.sign._sign)
+        with stop_signals_deferred(), c2pa.Context.from_dict(settings_dict) as ctx, \
+                c2pa.Builder(manifest, context=ctx) as builder:
             builder.sign(signer, "audio/wav", io.BytesIO(_tiny_wav()), out)
             reader = c2pa.Reader("audio/wav", io.BytesIO(out.getvalue()), context=ctx)
             state = reader.get_validation_state()
