@@ -323,6 +323,36 @@ def test_a_soundtrack_too_silent_to_carry_the_mark_is_refused_and_nothing_publis
     assert _leftovers(out_dir) == [] and _store_count(home) == records
 
 
+def test_a_soundtrack_whose_mark_the_output_codec_takes_is_refused_for_that_reason(home, video, tmp_path,
+                                                                                     monkeypatch):
+    """The mark is read back from the file written too. When the output's encoder takes it (here
+    a writer that keeps only what lies below 200 Hz, under the mark's band), the refusal says so
+    and names the output; it does not blame a soundtrack that has plenty of sound."""
+    import numpy as np
+    from scipy.signal import butter, sosfilt
+
+    import provenance.core.io as audio_io
+    from provenance.core.audio import Audio
+
+    real_write = audio_io.write_audio
+
+    def band_limiting_write(path, audio, *args, **kwargs):
+        low = sosfilt(butter(8, 200, fs=audio.sample_rate, output="sos"), audio.samples, axis=1)
+        return real_write(path, Audio(low.astype(np.float32), audio.sample_rate, subtype=audio.subtype), *args, **kwargs)
+
+    monkeypatch.setattr(audio_io, "write_audio", band_limiting_write)
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    records = _store_count(home)
+    with pytest.raises(InputError) as caught:
+        generate(video, out_dir / "x.flac", GenerateOptions(prompt="rain"), settings=load_settings(home))
+    message = str(caught.value)
+    assert message.startswith(f"{out_dir / 'x.flac'}: the mark read back from the audio before encoding, but in "
+                              "the FLAC file written it is not found"), message
+    assert "too little sound" not in message and message.endswith("nothing was written")
+    assert _leftovers(out_dir) == [] and _store_count(home) == records
+
+
 def test_a_stem_too_silent_to_carry_the_mark_is_left_out_with_a_note(home, tmp_path, capsys):
     from test_v2a_video import flash_video
 

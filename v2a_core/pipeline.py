@@ -427,7 +427,7 @@ def _deliver_mix(video: Path, target: Path, track: Soundtrack, record: dict, opt
                  settings: Settings, generator: str) -> MarkResult:
     """:func:`_deliver` the mix, or :class:`InputError` saying why it cannot carry the mark and
     what to change (checked before marking when it is silent, by reading the mark back otherwise)."""
-    from provenance.core.errors import UnreadableMarkError
+    from provenance.core.errors import MarkLostInEncodingError, UnreadableMarkError
 
     def refuse() -> InputError:
         return InputError(f"{_too_little_sound('the soundtrack', track.mix)}: {_advice(generator)}; "
@@ -437,6 +437,8 @@ def _deliver_mix(video: Path, target: Path, track: Soundtrack, record: dict, opt
         raise refuse()
     try:
         return _deliver(video, target, track.mix, record, options, settings)
+    except MarkLostInEncodingError as exc:  # the sound carried it; the output's codec did not
+        raise InputError(f"{exc.message}; nothing was written", path=target) from exc
     except UnreadableMarkError as exc:
         raise refuse() from exc
 
@@ -445,7 +447,7 @@ def _deliver_stem(video: Path, path: Path, audio: Audio, layer: str, record: dic
                   settings: Settings) -> MarkResult | str:
     """:func:`_deliver` one stem, or a note saying why it was not written: a stem too silent to
     carry the mark (a few blips) is left out rather than published unmarked or failing the run."""
-    from provenance.core.errors import UnreadableMarkError
+    from provenance.core.errors import MarkLostInEncodingError, UnreadableMarkError
 
     def note() -> str:
         return f"{path.name} not written: {_too_little_sound(f'the {layer} stem', audio)}"
@@ -454,6 +456,8 @@ def _deliver_stem(video: Path, path: Path, audio: Audio, layer: str, record: dic
         return note()
     try:
         return _deliver(video, path, audio, record, options, settings)
+    except MarkLostInEncodingError as exc:
+        return f"{path.name} not written: {exc.message}"
     except UnreadableMarkError:
         return note()
 

@@ -32,6 +32,11 @@ class UnreadableMarkError(InputError):
     an output codec that took it)."""
 
 
+class MarkLostInEncodingError(UnreadableMarkError):
+    """The mark read back from the audio before it was encoded, but not from the file written:
+    the output's codec (a lossy encoder at a low bitrate) took it."""
+
+
 class PayloadError(InputError):
     """A watermark payload of the wrong size or not valid hexadecimal."""
 

@@ -9,7 +9,7 @@ import numpy as np
 
 from provenance.core import io
 from provenance.core.audio import Audio, check_audio_params
-from provenance.core.errors import InputError, UnreadableMarkError
+from provenance.core.errors import InputError, MarkLostInEncodingError, UnreadableMarkError
 from provenance.core.results import Detection
 from provenance.watermark.clipping import clipped_fraction, clipped_samples
 from provenance.watermark.detect import DEFAULT_THRESHOLD, check_threshold, detect, detect_features
@@ -87,7 +87,7 @@ def _embed_given(audio: Audio, video: Path, out_path: Path, key: WatermarkKey, p
 def _require_readable_file(path: Path, key: WatermarkKey, payload: bytes | str, params: WatermarkParams) -> None:
     """Read the mark back from the file just written at ``path``, as a verifier will: after its
     own codec (a lossy encoder at a low bitrate can take what the in-memory read-back saw).
-    :class:`UnreadableMarkError`, and ``path`` deleted, unless the detector names ``payload``."""
+    :class:`MarkLostInEncodingError`, and ``path`` deleted, unless the detector names ``payload``."""
     try:
         found = _read_back(io.read_audio(path), key, payload, params)
     except BaseException:
@@ -95,7 +95,7 @@ def _require_readable_file(path: Path, key: WatermarkKey, payload: bytes | str, 
         raise
     if found is not None:
         path.unlink(missing_ok=True)
-        raise UnreadableMarkError(
+        raise MarkLostInEncodingError(
             f"the mark read back from the audio before encoding, but in the {path.suffix.lstrip('.').upper()} "
             f"file written it is {_what_failed(found)}: write a lossless format (WAV, FLAC) or a higher bitrate",
             path=path,
