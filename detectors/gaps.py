@@ -18,11 +18,12 @@ import numpy as np
 
 from provenance.core.errors import InputError
 from provenance.core.results import Segment
+from provenance.watermark.segments import merge_segments
 
 from detectors.decode import DecodeStats, iter_mono
 from detectors.limits import VerifyLimits
 from detectors.report import ContainerInfo, WatermarkResult
-from detectors.watermark_scan import SILENCE_PEAK, coverage, merge_segments, unmarked_audible_runs
+from detectors.watermark_scan import SILENCE_PEAK, coverage, unmarked_audible_runs
 
 
 def candidate_gaps(result: WatermarkResult, stats: DecodeStats, limits: VerifyLimits) -> list[tuple[float, float]]:

@@ -28,6 +28,7 @@ import numpy as np
 
 from provenance.core.errors import FormatError, InputError, StoreError
 from provenance.core.results import Segment
+from provenance.watermark.segments import merge_segments
 
 from detectors.decode import DeadlineExceeded, DecodeStats, iter_mono
 from detectors.limits import VerifyLimits
@@ -114,25 +115,6 @@ def analysis_windows(chunks: Iterator[np.ndarray], stats: DecodeStats, limits: V
     if buf_len and start + buf_len > last_end:
         data = np.concatenate(buf) if len(buf) > 1 else buf[0]
         yield start, data
-
-
-def merge_segments(segments: list[Segment], gap_s: float = 0.6) -> tuple[Segment, ...]:
-    """Union of segments found in overlapping windows (same or unknown payload)."""
-    out: list[Segment] = []
-    for s in sorted(segments, key=lambda s: (s.start_s, s.end_s)):
-        if out and s.start_s <= out[-1].end_s + gap_s and (
-            s.payload is None or out[-1].payload is None or s.payload == out[-1].payload
-        ):
-            last = out[-1]
-            out[-1] = Segment(
-                start_s=last.start_s,
-                end_s=max(last.end_s, s.end_s),
-                payload=last.payload or s.payload,
-                p_value=min(last.p_value, s.p_value),
-            )
-        else:
-            out.append(s)
-    return tuple(out)
 
 
 def coverage(segments: Sequence[Segment], analysed_s: float) -> float:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import math
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +19,7 @@ from provenance.watermark.embed import ChunkEmbedder, embed, require_duration
 from provenance.watermark.keys import WatermarkKey, as_key
 from provenance.watermark.layout import DEFAULT_PARAMS, WatermarkParams
 from provenance.watermark.model import resample
+from provenance.watermark.segments import merge_segments
 
 
 def embed_file(
@@ -171,6 +174,15 @@ def _pad(x: np.ndarray, before: np.ndarray | None, after: np.ndarray | None, pad
     return np.concatenate([left, x, right], axis=1)
 
 
+LONG_FILE_WINDOW_S = 600.0
+""":func:`detect_file` reads a file longer than this (seconds) in overlapping windows of this
+length, so its memory stays bounded (a few hundred MB at any length and rate); a shorter file is
+read in one piece. The windows' p-values carry a union bound over their number."""
+LONG_FILE_OVERLAP_S = 10.0
+"""Overlap of consecutive windows (seconds): more than two 4.32 s blocks, so that a mark that
+straddles a window edge is whole in one of them."""
+
+
 def detect_file(
     path: str | Path,
     key: WatermarkKey | bytes | str | Path,
@@ -178,15 +190,75 @@ def detect_file(
     threshold: float = DEFAULT_THRESHOLD,
     params: WatermarkParams = DEFAULT_PARAMS,
 ) -> Detection:
-    """Detect the watermark in a file (audio, or a video's audio track), streaming the decode."""
+    """Detect the watermark in a file (audio, or a video's audio track), streaming the decode.
+
+    A file of up to :data:`LONG_FILE_WINDOW_S` is read in one piece (as :func:`detect` reads
+    it). A longer one is read window by window: each window's p-value is multiplied by the number
+    of windows (a union bound, so the false-positive rate stays at ``threshold``), the segments of
+    the windows that pass are joined on the file's timeline, and the payload is that of the
+    passing window with the smallest p-value (``details["windows"]``, ``details["window_start_s"]``)."""
     check_threshold(threshold)  # before the file is read, as detect() does
     path = Path(path)
     key = as_key(key)
     info = io.audio_info(path)
     check_audio_params(info.sample_rate, info.channels, what=str(path))
-    parts: list[np.ndarray] = []
-    clipped: list[np.ndarray] = []
-    frames = 0
+    rate = params.analysis_rate_hz
+    window, overlap = int(LONG_FILE_WINDOW_S * rate), int(LONG_FILE_OVERLAP_S * rate)
+    expected = _window_count(info.duration_s, LONG_FILE_WINDOW_S, LONG_FILE_OVERLAP_S)
+    frames = [0]
+    readings: list[tuple[float, Detection]] = []
+    for start, x16, clipped16 in _windows(_analysis_pieces(path, info, params, frames), window, overlap):
+        whole = not readings and x16.shape[-1] < window  # the only window: the file in one piece
+        duration_s = frames[0] / info.sample_rate if whole else x16.shape[-1] / rate
+        readings.append((start / rate, detect_features(
+            x16, key, duration_s=duration_s, threshold=threshold / expected, params=params,
+            source_rate_hz=info.sample_rate, clipped16=clipped16,
+        )))
+    if frames[0] == 0:
+        raise InputError("audio has no samples (zero length)", path=path)
+    if len(readings) == 1 and expected == 1:
+        det = readings[0][1]
+    else:
+        det = _joined(readings, max(expected, len(readings)), threshold, frames[0] / info.sample_rate)
+    return on_file_timeline(det, info.start_s)
+
+
+def _joined(readings: list[tuple[float, Detection]], tests: int, threshold: float, duration_s: float) -> Detection:
+    """One detection for a file read in windows (``(start_s, detection)`` each): the smallest
+    p-value times ``tests`` (a union bound), the segments of every window that passes after that
+    bound on the file's timeline, and the payload of the passing window with the smallest p-value."""
+    best_start, best = min(readings, key=lambda r: r[1].p_value)
+    p_value = min(1.0, best.p_value * tests)
+    passing = [(s, d) for s, d in readings if d.found and d.p_value * tests <= threshold]
+    named = [(s, d) for s, d in passing if d.payload is not None]
+    source_start, source = min(named, key=lambda r: r[1].p_value) if named else (best_start, best)
+    details = {**source.details, "windows": len(readings), "window_start_s": source_start,
+               "window_s": LONG_FILE_WINDOW_S}
+    return Detection(
+        found=p_value <= threshold,
+        payload=source.payload if named else None,
+        p_value=p_value,
+        bit_confidence=source.bit_confidence,
+        segments=merge_segments([seg.shifted(s) for s, d in passing for seg in d.segments]),
+        threshold=threshold,
+        duration_s=duration_s,
+        speed=source.speed,
+        pitch_semitones=source.pitch_semitones,
+        details=details,
+    )
+
+
+def _window_count(duration_s: float, window_s: float, overlap_s: float) -> int:
+    """How many windows :func:`_windows` makes of ``duration_s`` seconds (at least 1)."""
+    if duration_s <= window_s:
+        return 1
+    return 1 + math.ceil((duration_s - window_s) / (window_s - overlap_s))
+
+
+def _analysis_pieces(path: Path, info: io.AudioInfo, params: WatermarkParams,
+                     frames: list[int]) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """The file's mono mix at the analysis rate and its clipped share per sample, in consecutive
+    pieces; ``frames[0]`` counts the file-rate frames read."""
     # Blocks are a multiple of 25 ms at every rate that is a multiple of 40 Hz, so the 16 kHz
     # pieces join without gaps; a short overlap absorbs the resampler's edge transients.
     block = int(info.sample_rate * 30)
@@ -195,24 +267,43 @@ def detect_file(
     tail: np.ndarray | None = None
     for b in io.iter_audio_blocks(path, block):
         mono = b.mono()
-        frames += mono.size
+        frames[0] += mono.size
         joined = mono if tail is None else np.concatenate([tail, mono])
         y = resample(joined, info.sample_rate, params.analysis_rate_hz)
         if tail is not None:
             y = y[ov16:]
-        parts.append(y)
         # a clipped run that straddles two blocks loses its few edge samples: immaterial
-        clipped.append(clipped_fraction(clipped_samples(b.samples), info.sample_rate,
-                                        params.analysis_rate_hz, y.shape[-1]))
+        yield y, clipped_fraction(clipped_samples(b.samples), info.sample_rate, params.analysis_rate_hz, y.shape[-1])
         tail = mono[-ov:] if mono.size >= ov else mono
-    if frames == 0:
-        raise InputError("audio has no samples (zero length)", path=path)
-    x16 = np.concatenate(parts)
-    det = detect_features(
-        x16, key, duration_s=frames / info.sample_rate, threshold=threshold, params=params,
-        source_rate_hz=info.sample_rate, clipped16=np.concatenate(clipped),
-    )
-    return on_file_timeline(det, info.start_s)
+
+
+def _windows(pieces: Iterator[tuple[np.ndarray, np.ndarray]], window: int,
+             overlap: int) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+    """``(start, samples, clipped)`` windows of ``window`` samples every ``window - overlap``; the
+    last one ends where the signal ends (it overlaps its predecessor by more when the signal's
+    length is not a whole number of hops). A signal shorter than ``window`` is one window."""
+    hop = window - overlap
+    buf: list[tuple[np.ndarray, np.ndarray]] = []
+    held = start = 0
+    last: tuple[np.ndarray, np.ndarray] | None = None
+    for piece in pieces:
+        buf.append(piece)
+        held += piece[0].shape[-1]
+        while held >= window:
+            x, c = (np.concatenate(parts) for parts in zip(*buf))
+            yield start, x[:window], c[:window]
+            last = (x[:window], c[:window])
+            buf, held, start = [(x[hop:], c[hop:])], x.shape[-1] - hop, start + hop
+    if not buf or held == 0:
+        return
+    x, c = (np.concatenate(parts) for parts in zip(*buf))
+    if last is None:
+        yield start, x, c
+    elif held > overlap:
+        # Audio past the last window: a final, whole window that ends with the signal. ``buf``
+        # starts at ``start``; ``last`` covered [start - hop, start + overlap).
+        lx, lc = last
+        yield start + held - window, np.concatenate([lx[held - overlap : hop], x]), np.concatenate([lc[held - overlap : hop], c])
 
 
 def on_file_timeline(det: Detection, start_s: float) -> Detection:

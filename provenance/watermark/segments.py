@@ -8,6 +8,8 @@ import math
 
 import numpy as np
 
+from provenance.core.results import Segment
+
 SEGMENT_WINDOW_S = 0.5
 """Per-slot agreement is summed over this window (seconds) before it is tested."""
 SEGMENT_Z = 3.0
@@ -95,3 +97,23 @@ def trim_edges(agree: np.ndarray, w2: np.ndarray, a: int, b: int, edge: int, min
     if end - start < min_len:
         return a, b
     return a + start, a + end
+
+
+def merge_segments(segments: list[Segment], gap_s: float = 0.6) -> tuple[Segment, ...]:
+    """Union of segments found in overlapping windows: spans closer than ``gap_s`` seconds join
+    when their payloads agree or one is unknown (its p-value is the smaller of the two)."""
+    out: list[Segment] = []
+    for s in sorted(segments, key=lambda s: (s.start_s, s.end_s)):
+        if out and s.start_s <= out[-1].end_s + gap_s and (
+            s.payload is None or out[-1].payload is None or s.payload == out[-1].payload
+        ):
+            last = out[-1]
+            out[-1] = Segment(
+                start_s=last.start_s,
+                end_s=max(last.end_s, s.end_s),
+                payload=last.payload or s.payload,
+                p_value=min(last.p_value, s.p_value),
+            )
+        else:
+            out.append(s)
+    return tuple(out)
