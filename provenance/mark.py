@@ -42,12 +42,12 @@ from provenance.c2pa.manifest import (
 from provenance.c2pa.sidecar import sidecar_path
 from provenance.c2pa.sign import MIME_BY_SUFFIX, mime_for, sign_to
 from provenance.core import io as audio_io
-from provenance.core.atomic import atomic_write_bytes, output_error, writing_beside
+from provenance.core.atomic import atomic_write_bytes, output_error, reported_as, writing_beside
 from provenance.core.audio import Audio
 from provenance.core.c2pa_types import MarkResult, SoftBinding, SoftBindingBlock, StoreRecord
 from provenance.core.config import Settings, load_settings
 from provenance.core.digest import sha256_file
-from provenance.core.errors import InputError, OutputError
+from provenance.core.errors import InputError, MarkLostInEncodingError, UnreadableMarkError
 from provenance.keys.signers import load_identity
 from provenance.store.repository import open_store
 from provenance.watermark import SOFT_BINDING_ALG, load_key
@@ -57,18 +57,15 @@ _VIDEO_MIMES = frozenset({"video/mp4", "video/quicktime", "video/x-matroska", "v
 
 
 @contextlib.contextmanager
-def _as_output(working: Path, output_path: Path) -> Iterator[None]:
-    """Errors about ``working`` (a file in mark's private working folder, gone when it fails)
-    name ``output_path`` instead: "OUTPUT.mp3: MP3 carries at most 2 channels", not a path the
-    user never gave."""
+def _no_watermark_hint(applies: bool) -> Iterator[None]:
+    """A mark that cannot be read back from a user's file: say how to sign it without one."""
     try:
         yield
-    except (InputError, OutputError) as exc:  # FormatError included: what the writer raises about its file
-        if exc.path != str(working):
+    except UnreadableMarkError as exc:
+        if not applies or isinstance(exc, MarkLostInEncodingError):
             raise
-        # The working folder is inside OUTPUT's folder: a fault of one is a fault of the other.
-        message = exc.message.replace(str(working.parent), str(output_path.parent))
-        raise type(exc)(message, path=output_path) from exc
+        raise type(exc)(f"{exc.message}; nothing was published (`foleyseal sign` gives a file C2PA "
+                        "credentials without a watermark)", path=exc.path) from exc
 
 
 def _check_paths(input_path: Path, output_path: Path, source_video: Path | None) -> None:
@@ -103,7 +100,7 @@ def mark(
     generated: bool = False,
     title: str | None = None,
     audio: Audio | None = None,
-    confirm: bool = False,
+    confirm: bool = True,
 ) -> MarkResult:
     """Watermark, sign and record ``input_path`` into ``output_path`` (format from its extension).
 
@@ -119,10 +116,12 @@ def mark(
     ``input_path`` is then the video it was made for (first sample at the video's 0 s), whose
     video stream is copied into a video ``output_path``; an audio ``output_path`` gets the
     soundtrack alone. Generators use it to deliver without an intermediate file.
-    With ``confirm`` (and ``audio``), the watermarked audio is read back before it is written and
-    from the written file: :class:`UnreadableMarkError` (nothing published, no record) unless the
-    detector finds the payload in both, so audio too silent to carry the mark, or an output codec
-    that takes it, is never published as marked.
+    With ``confirm`` (the default), the mark is read back from the file written, as a verifier
+    holding the manifest store would read it (and, with ``audio``, from the marked audio in
+    memory first): :class:`UnreadableMarkError` (nothing published, no record) unless the
+    detector finds the payload, so audio too silent to carry the mark (digital silence, a few
+    short sounds), or an output codec that takes it, is never published as marked. Such a file
+    can still get C2PA credentials, without a watermark, from :func:`provenance.c2pa.sign_file`.
 
     Raises :class:`InputError`/:class:`FormatError` for bad files, :class:`KeyFileError` for
     missing keys, :class:`SigningError`, :class:`StoreError`; on any error nothing is left
@@ -156,7 +155,7 @@ def mark(
         with working as tmp, writing_beside(output_path):
             tmpdir = Path(tmp)
             marked = tmpdir / f"watermarked{output_path.suffix}"
-            with _as_output(marked, output_path):
+            with reported_as(marked, output_path), _no_watermark_hint(audio is None):
                 embed_file(input_path, marked, wm_key, payload, audio=audio, confirm=confirm)
             duration_s = audio_io.audio_info(marked).duration_s
 

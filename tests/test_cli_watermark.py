@@ -217,6 +217,24 @@ def test_a_strength_out_of_range_is_a_usage_error(clip, key, tmp_path, capsys, c
     assert not out.exists()
 
 
+def test_a_mark_too_weak_to_find_is_refused_unless_asked_for(clip, key, tmp_path, capsys):
+    """``--strength 0.1`` wrote, with exit 0, a mark that ``watermark detect`` could not find.
+    The mark is read back from the file written, as ``detect`` reads it: refused with exit 3,
+    OUTPUT left as it was; ``--no-check`` writes it anyway."""
+    out = tmp_path / "weak.wav"
+    out.write_bytes(b"an earlier output")
+    args = ["watermark", "embed", str(clip), str(out), "--key", str(key), "--payload", PAYLOAD, "--strength", "0.1"]
+    code, _, err = run(args, capsys)
+    assert code == 3, err
+    assert err.startswith(f"error: {out}: read back from the file written, the watermark is not found"), err
+    assert "at strength 0.1 the mark may be too weak to find" in err
+    assert out.read_bytes() == b"an earlier output" and not leftovers(tmp_path)
+    code, _, err = run([*args, "--no-check"], capsys)
+    assert code == 0, err
+    code, _, _ = run(["watermark", "detect", str(out), "--key", str(key)], capsys)
+    assert code == 1  # written as asked, and indeed not found
+
+
 def test_new_watermark_key_refuses_overwrite(key, capsys):
     before = key.read_bytes()
     code, _, err = run(["keys", "new-watermark-key", str(key)], capsys)

@@ -254,6 +254,29 @@ def test_cli_mark_bad_input_exit_3(settings, source, tmp_path, capsys, monkeypat
     assert _leftovers(tmp_path) == inputs
 
 
+@pytest.mark.parametrize("clip", ["sparse_clicks_silence.flac", "ui_notification_sounds.flac"])
+def test_cli_mark_refuses_a_file_that_cannot_carry_the_mark(settings, corpus_dir, tmp_path, capsys, monkeypatch, clip):
+    """mark published digital silence (the corpus's sparse-clicks clip: every sample is 0) and a
+    few short interface sounds with exit 0, a store record and a manifest that claims a soft
+    binding to a payload the file does not carry. The mark is now read back from the file
+    written; nothing is published, the store keeps no record, and the message says how to sign
+    the file without a watermark."""
+    monkeypatch.setenv("FOLEYSEAL_HOME", str(settings.home))
+    src = tmp_path / clip
+    src.write_bytes((corpus_dir / clip).read_bytes())
+    out = tmp_path / "out.flac"
+    out.write_bytes(b"an earlier output")  # left as it was
+    before = store_rows(settings)
+    with pytest.raises(SystemExit) as exc:
+        main(["mark", str(src), str(out)])
+    err = capsys.readouterr().err
+    assert exc.value.code == 3, err
+    assert err.startswith(f"error: {out}: read back from the file written, the watermark is not found"), err
+    assert "too little sound" in err and "`foleyseal sign`" in err
+    assert out.read_bytes() == b"an earlier output" and store_rows(settings) == before
+    assert _leftovers(tmp_path) == sorted([clip, "out.flac"])
+
+
 def test_cli_mark_json(settings, source, tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("FOLEYSEAL_HOME", str(settings.home))
     rec = tmp_path / "record.json"

@@ -11,7 +11,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from provenance.core.errors import FoleySealError, OutputError
+from provenance.core.errors import FoleySealError, InputError, OutputError
 
 _LOW_SPACE_BYTES = 1 << 20
 """Free space under which a failed write is put down to a full device (bytes)."""
@@ -180,3 +180,19 @@ def atomic_write_bytes(target: str | Path, data: bytes, *, mode: int | None = No
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
+
+
+@contextlib.contextmanager
+def reported_as(working: str | Path, target: str | Path) -> Iterator[None]:
+    """Errors about ``working`` (a temporary file standing in for ``target``, in its folder or a
+    private folder inside it) name ``target`` instead: "OUTPUT.mp3: MP3 carries at most 2
+    channels", not a path the user never gave."""
+    working, target = Path(working), Path(target)
+    try:
+        yield
+    except (InputError, OutputError) as exc:  # FormatError included: what a writer raises about its file
+        if exc.path != str(working):
+            raise
+        # The working file's folder is, or is inside, the target's: a fault of one is a fault of the other.
+        message = exc.message.replace(str(working.parent), str(target.parent))
+        raise type(exc)(message, path=target) from exc

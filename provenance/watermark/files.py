@@ -11,12 +11,14 @@ import numpy as np
 
 from provenance.core import io
 from provenance.core.audio import Audio, check_audio_params
+from provenance.core.atomic import atomic_path, reported_as
 from provenance.core.errors import InputError, MarkLostInEncodingError, UnreadableMarkError
 from provenance.core.results import Detection
 from provenance.watermark.clipping import clipped_fraction, clipped_samples
 from provenance.watermark.detect import DEFAULT_THRESHOLD, check_threshold, detect, detect_features
 from provenance.watermark.embed import ChunkEmbedder, embed, require_duration
 from provenance.watermark.keys import WatermarkKey, as_key
+from provenance.watermark.known import KnownPayloads
 from provenance.watermark.layout import DEFAULT_PARAMS, WatermarkParams
 from provenance.watermark.model import resample
 from provenance.watermark.segments import merge_segments
@@ -32,6 +34,7 @@ def embed_file(
     params: WatermarkParams = DEFAULT_PARAMS,
     audio: Audio | None = None,
     confirm: bool = False,
+    with_store: bool = True,
 ) -> Path:
     """Watermark a file into ``out_path``, keeping rate, channels and (where possible) format.
 
@@ -42,102 +45,141 @@ def embed_file(
     ``audio``, when given, is marked instead of ``in_path``'s own track: a soundtrack made
     for the video ``in_path`` (its first sample plays at the video's time 0 s), written into
     a copy of that video, or as an audio file when ``out_path`` is an audio format. This
-    spares a generator staging its soundtrack in an intermediate file. With ``confirm`` (only
-    with ``audio``), the marked audio is read back in memory before it is written, and from
-    ``out_path`` after (through its codec): :class:`UnreadableMarkError`, and no ``out_path``,
-    unless the detector finds ``payload`` in both.
+    spares a generator staging its soundtrack in an intermediate file.
+
+    With ``confirm``, the mark is read back from the file written, through its codec, before it
+    replaces ``out_path`` (and, with ``audio``, from the marked audio in memory first): unless the
+    detector names ``payload``, :class:`UnreadableMarkError` (:class:`MarkLostInEncodingError`
+    when only the encoded file lost it) and ``out_path`` is left as it was. It reads as a verifier
+    holding the manifest store would (``with_store``: the payload may be matched among the issued
+    ones, :data:`READ_BACK_RECORDS`), or as the bare detector, ``foleyseal watermark detect``.
+    Audio with too little sound (silence, a few short sounds), a ``strength`` too low, or a
+    lossy encoder can leave no readable mark.
     """
     in_path, out_path = Path(in_path), Path(out_path)
     key = as_key(key)
+    check = _ReadBack(key, payload, params, with_store, strength) if confirm else None
     if audio is not None:
-        return _embed_given(audio, in_path, out_path, key, payload, strength, params, confirm)
-    if confirm:
-        raise ValueError("embed_file(confirm=True) reads back in-memory audio: give audio=")
+        return _embed_given(audio, in_path, out_path, key, payload, strength, params, check)
     info = io.audio_info(in_path)
     check_audio_params(info.sample_rate, info.channels, what=str(in_path))
     if info.frames <= 0:
         raise InputError("audio has no samples (zero length)", path=in_path)
     require_duration(info.duration_s, params, in_path)
+    if check is None:
+        _embed_stream(in_path, out_path, info, key, payload, strength, params)
+        return out_path
+    with atomic_path(out_path) as tmp, reported_as(tmp, out_path):
+        _embed_stream(in_path, tmp, info, key, payload, strength, params)
+        check.file(tmp, out_path, after_memory=False)
+    return out_path
+
+
+def _embed_stream(in_path: Path, out_path: Path, info: io.AudioInfo, key: WatermarkKey, payload: bytes | str,
+                  strength: float, params: WatermarkParams) -> None:
+    """Mark ``in_path``'s audio into ``out_path``: chunk by chunk, or a video's track whole."""
     if io.is_video(in_path):
         marked = embed(io.read_audio(in_path), key, payload, strength=strength, params=params)
         io.replace_audio_track(in_path, marked, out_path)
-        return out_path
+        return
     emb = ChunkEmbedder(key, payload, info.sample_rate, strength=strength, params=params)
     subtype = io.output_subtype(out_path, info.subtype)
     with io.AudioWriter(out_path, info.sample_rate, info.channels, subtype=subtype) as writer:
         for start, x, padded in _chunks_with_context(in_path, emb.chunk, emb.pad):
             writer.write(emb.apply(x, start, padded))
-    return out_path
 
 
 def _embed_given(audio: Audio, video: Path, out_path: Path, key: WatermarkKey, payload: bytes | str,
-                 strength: float, params: WatermarkParams, confirm: bool = False) -> Path:
+                 strength: float, params: WatermarkParams, check: "_ReadBack | None") -> Path:
     """Mark in-memory ``audio`` and write it into a copy of ``video`` or, for an audio ``out_path``, alone."""
     # embed() validates rate, channels and samples; the length check here names the file
     require_duration(audio.duration_s, params, video)
     marked = embed(audio, key, payload, strength=strength, params=params)
-    if confirm:
-        require_readable(marked, key, payload, params=params)
-    if io.is_video_extension(out_path):
-        io.replace_audio_track(video, marked, out_path, start_s=0.0)
-    else:
-        io.write_audio(out_path, marked)
-    if confirm:
-        _require_readable_file(out_path, key, payload, params)
+    if check is not None:
+        check.memory(marked)
+    with atomic_path(out_path) as tmp, reported_as(tmp, out_path):
+        if io.is_video_extension(out_path):
+            io.replace_audio_track(video, marked, tmp, start_s=0.0)
+        else:
+            io.write_audio(tmp, marked)
+        if check is not None:
+            check.file(tmp, out_path, after_memory=True)
     return out_path
 
 
-def _require_readable_file(path: Path, key: WatermarkKey, payload: bytes | str, params: WatermarkParams) -> None:
-    """Read the mark back from the file just written at ``path``, as a verifier will: after its
-    own codec (a lossy encoder at a low bitrate can take what the in-memory read-back saw).
-    :class:`MarkLostInEncodingError`, and ``path`` deleted, unless the detector names ``payload``."""
-    try:
-        found = _read_back(io.read_audio(path), key, payload, params)
-    except BaseException:
-        path.unlink(missing_ok=True)
-        raise
-    if found is not None:
-        path.unlink(missing_ok=True)
-        raise MarkLostInEncodingError(
-            f"the mark read back from the audio before encoding, but in the {path.suffix.lstrip('.').upper()} "
-            f"file written it is {_what_failed(found)}: write a lossless format (WAV, FLAC) or a higher bitrate",
-            path=path,
+_LOSSY_SUBTYPES = frozenset({"MP3", "AAC", "OPUS", "VORBIS"})
+
+
+@dataclasses.dataclass(frozen=True)
+class _ReadBack:
+    """Reading a fresh mark back (:func:`embed_file` with ``confirm``), with no speed or pitch
+    search (nothing has happened to the audio yet). The embedder leaves silence unmarked and the
+    mark rides on the sound, so audio with too little sound carries no readable mark: this is
+    how it shows. Cost on 48 kHz stereo: about 0.1 s per 10 s when the payload decodes on its
+    own (0.7 s for 60 s), up to 0.5 s more for sparse audio whose payload is named by matching,
+    and the decoding of the file written."""
+
+    key: WatermarkKey
+    payload: bytes | str
+    params: WatermarkParams
+    with_store: bool
+    strength: float
+
+    @property
+    def expected(self) -> str:
+        p = self.payload
+        return p.hex() if isinstance(p, (bytes, bytearray)) else str(p).lower()
+
+    def _known(self):
+        from provenance.watermark.known import PayloadSet
+
+        return PayloadSet([self.expected], decoys=READ_BACK_RECORDS - 1) if self.with_store else None
+
+    def _missed(self, found: Detection) -> bool:
+        return not (found.found and found.payload == self.expected)
+
+    def memory(self, marked: Audio) -> None:
+        """:class:`UnreadableMarkError` unless the marked audio in memory carries the payload."""
+        found = detect(marked, self.key, params=self.params, search=False, known=self._known())
+        if self._missed(found):
+            raise UnreadableMarkError(
+                f"read back right after embedding, the watermark is {_what_failed(found)}: "
+                f"the audio has too little sound to carry it{self._strength_hint()}"
+            )
+
+    def file(self, path: Path, name: Path, *, after_memory: bool) -> None:
+        """:class:`UnreadableMarkError`, naming ``name``, unless the file just written at ``path``
+        (its temporary name) carries the payload (read in windows, so any length fits in memory)."""
+        found = detect_file(path, self.key, params=self.params, search=False, known=self._known())
+        if not self._missed(found):
+            return
+        fmt = path.suffix.lstrip(".").upper()
+        lossless = io.audio_info(path).subtype not in _LOSSY_SUBTYPES
+        if after_memory:
+            raise MarkLostInEncodingError(
+                f"the mark read back from the audio before encoding, but in the {fmt} file written it is "
+                f"{_what_failed(found)}: write a lossless format (WAV, FLAC) or a higher bitrate",
+                path=name,
+            )
+        causes = "the audio has too little sound to carry it (silence, or a few short sounds)"
+        if not lossless:
+            causes += f", or the {fmt} encoder took it (a lossless format, WAV or FLAC, keeps more)"
+        raise UnreadableMarkError(
+            f"read back from the file written, the watermark is {_what_failed(found)}: {causes}"
+            f"{self._strength_hint()}",
+            path=name,
         )
+
+    def _strength_hint(self) -> str:
+        if self.strength >= 1.0:
+            return ""
+        return f"; at strength {self.strength:g} the mark may be too weak to find (1.0 is the default)"
 
 
 READ_BACK_RECORDS = 10**6
-"""Issued payloads a manifest store is assumed to hold when :func:`require_readable` lets a mark
-be named by matching: the false-match bound is taken for a store of a million records."""
-
-
-def require_readable(marked: Audio, key: WatermarkKey, payload: bytes | str, *,
-                     params: WatermarkParams = DEFAULT_PARAMS) -> None:
-    """Read the mark back from freshly ``marked`` audio; :class:`UnreadableMarkError` unless the
-    detector finds it and names ``payload`` as a verifier with the manifest store would: decoded
-    on its own, or matched among the issued payloads of a store of :data:`READ_BACK_RECORDS`
-    records (no speed/pitch search: nothing has happened to this audio yet).
-
-    The embedder leaves silence unmarked and the mark rides on the sound, so audio with too
-    little sound carries no readable mark: this is how it shows. Cost, in memory, on 48 kHz
-    stereo soundtracks: about 0.1 s per 10 s when the payload decodes on its own (0.7 s for 60 s),
-    up to 0.5 s more for a sparse stem whose payload is named by matching."""
-    found = _read_back(marked, key, payload, params)
-    if found is not None:
-        raise UnreadableMarkError(
-            f"read back right after embedding, the watermark is {_what_failed(found)}: "
-            "the audio has too little sound to carry it"
-        )
-
-
-def _read_back(marked: Audio, key: WatermarkKey, payload: bytes | str, params: WatermarkParams) -> Detection | None:
-    """None when the detector names ``payload`` in ``marked`` as a verifier with the store would;
-    otherwise the detection that fell short."""
-    from provenance.watermark.known import PayloadSet
-
-    expected = payload.hex() if isinstance(payload, (bytes, bytearray)) else str(payload).lower()
-    issued = PayloadSet([expected], decoys=READ_BACK_RECORDS - 1)
-    found = detect(marked, key, params=params, search=False, known=issued)
-    return None if found.found and found.payload == expected else found
+"""Issued payloads a manifest store is assumed to hold when a read-back (:func:`embed_file` with
+``confirm``) lets a mark be named by matching: the false-match bound is taken for a store of a
+million records."""
 
 
 def _what_failed(found: Detection) -> str:
@@ -189,8 +231,11 @@ def detect_file(
     *,
     threshold: float = DEFAULT_THRESHOLD,
     params: WatermarkParams = DEFAULT_PARAMS,
+    search: bool = True,
+    known: KnownPayloads | None = None,
 ) -> Detection:
     """Detect the watermark in a file (audio, or a video's audio track), streaming the decode.
+    ``search`` and ``known`` are :func:`~provenance.watermark.detect`'s.
 
     A file of up to :data:`LONG_FILE_WINDOW_S` is read in one piece (as :func:`detect` reads
     it). A longer one is read window by window: each window's p-value is multiplied by the number
@@ -212,7 +257,7 @@ def detect_file(
         duration_s = frames[0] / info.sample_rate if whole else x16.shape[-1] / rate
         readings.append((start / rate, detect_features(
             x16, key, duration_s=duration_s, threshold=threshold / expected, params=params,
-            source_rate_hz=info.sample_rate, clipped16=clipped16,
+            source_rate_hz=info.sample_rate, search=search, clipped16=clipped16, known=known,
         )))
     if frames[0] == 0:
         raise InputError("audio has no samples (zero length)", path=path)
