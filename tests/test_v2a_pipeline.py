@@ -4,6 +4,7 @@ sheets; and clear errors (with nothing written) for inputs that cannot be scored
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 
@@ -217,6 +218,31 @@ def test_cli_every_output_path_is_checked_before_any_work(home, video, tmp_path,
     assert message in err, err
     assert _snapshot(work) == before
     assert sorted(p.name for p in work.iterdir()) == ["clip-2.mp4", "out.wav", "src.mp4", "sub"]
+
+
+def test_an_output_folder_that_takes_no_file_is_refused_before_any_work(home, video, tmp_path, capsys, monkeypatch):
+    """A read-only output folder was found only when the finished soundtrack was written, after
+    analysis and rendering. /sys takes no new file even for root (a chmod would not stop root)."""
+    import tempfile
+
+    import v2a_core.pipeline as pipeline
+
+    try:
+        fd, name = tempfile.mkstemp(dir="/sys")
+    except OSError:
+        pass
+    else:
+        os.close(fd)
+        os.unlink(name)
+        pytest.skip("/sys takes new files here")
+
+    def no_work(*args, **kwargs):
+        raise AssertionError("the generator was started")
+
+    monkeypatch.setattr(pipeline, "_generator", no_work)
+    code, _, err = _run(["generate", str(video), "-o", "/sys/foleyseal-out.mp4", "--home", str(home)], capsys)
+    assert code == 3, err
+    assert err.startswith("error: /sys/foleyseal-out.mp4: "), err
 
 
 def test_cli_makes_a_missing_stems_folder_with_its_parents(home, video, tmp_path, capsys):

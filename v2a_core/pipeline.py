@@ -304,13 +304,18 @@ def _plan_outputs(video: Path, output: Path, options: GenerateOptions) -> _Outpu
 
 def _check_output_file(f: _OutputFile, is_video: bool) -> None:
     """:class:`InputError` when ``f`` is the input video, a directory, or in a folder that does
-    not exist (and is not made by the run)."""
+    not exist (and is not made by the run); :class:`OutputError` when its folder takes no new
+    file (read-only, or no permission), found by making and removing one."""
+    from provenance.core.atomic import check_writable
+
     if is_video:
         raise InputError(f"{f.what} is the input video; it would be overwritten: choose another path", path=f.path)
     if f.path.is_dir():
         raise InputError(f"{f.what} is a directory, not a file", path=f.path)
-    if not f.folder_made and not f.path.parent.is_dir():
-        raise InputError(f"the folder of {f.what} does not exist", path=f.path.parent)
+    if not f.folder_made:
+        if not f.path.parent.is_dir():
+            raise InputError(f"the folder of {f.what} does not exist", path=f.path.parent)
+        check_writable(f.path)
 
 
 def _check_stems_dir(stems_dir: Path) -> None:
