@@ -285,8 +285,9 @@ def _json_default(obj: Any) -> Any:
 
 
 def _fmt_time(seconds: float) -> str:
-    m, s = divmod(max(0.0, seconds), 60.0)
-    return f"{int(m)}:{s:04.1f}"
+    """``m:ss.s``; rounded to the tenth before it is split, so 3599.98 s is 60:00.0, not 59:60.0."""
+    minutes, tenths = divmod(round(max(0.0, seconds) * 10), 600)
+    return f"{minutes}:{tenths / 10:04.1f}"
 
 
 def _segments_text(segments: tuple[Segment, ...] | list[Segment]) -> str:

@@ -616,3 +616,15 @@ def test_a_mark_the_presence_test_missed_by_far_is_confirmed_by_a_strong_correla
     assert r.watermark[0].found and r.watermark[0].payloads == (payload,)
     assert r.watermark[0].p_value <= 1e-6 and r.watermark[0].store_confirmed
     assert [(m.record_id, m.binding) for m in r.store] == [(res.record.id, "soft")]
+
+
+def test_times_in_the_explanation_carry_into_the_minute():
+    """A segment from 3599.98 s to 5399.96 s read "59:60.0-89:60.0"."""
+    from detectors.report import WatermarkResult, explain
+    from provenance.core.results import Segment
+
+    mark = WatermarkResult(key_id="ab12cd34", found=True, p_value=1e-30, payloads=("0123456789abcdef",),
+                           segments=(Segment(3599.98, 5399.96, "0123456789abcdef", 0.0),), analysed_s=7200.0,
+                           coverage=0.25, windows=120)
+    text = explain(Verdict.PARTIALLY_MARKED, watermark=[mark])
+    assert "60:00.0-90:00.0" in text, text
