@@ -43,3 +43,32 @@ def test_a_run_that_fails_leaves_the_previous_json_report_alone(tmp_path):
     assert exc.value.code == 5  # pytest: no tests collected
     assert report.read_text() == '{"previous": "report"}'
     assert [p.name for p in tmp_path.iterdir()] == ["speed.json"]
+
+
+def test_the_help_shows_the_install_command_whole(capsys):
+    """The help's markup renderer swallowed ``[test]``: it said ``pip install -e '.'``."""
+    with pytest.raises(SystemExit):
+        main(["bench", "speed", "--help"])
+    assert "pip install -e '.[test]'" in capsys.readouterr().out
+
+
+def test_every_data_file_of_the_packages_is_packaged():
+    """A wheel leaves out the data files that no package-data pattern names: the external
+    watermarker example (a .toml that docs/robustness.md and its module point to) was missing."""
+    import fnmatch
+    from pathlib import Path
+
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        import tomli as tomllib
+
+    root = Path(__file__).resolve().parents[1]
+    config = tomllib.loads((root / "pyproject.toml").read_text())
+    patterns = config["tool"]["setuptools"]["package-data"]["*"]
+    packages = ("provenance", "detectors", "v2a_core", "benchmarks", "foleyseal")
+    tracked = subprocess.run(["git", "ls-files", *packages], cwd=root, capture_output=True, text=True, check=True)
+    data = [Path(p) for p in tracked.stdout.split() if not p.endswith(".py")]
+    assert data, "no data files found: is this a git checkout?"
+    missing = [str(p) for p in data if not any(fnmatch.fnmatch(p.name, pat) for pat in patterns)]
+    assert missing == []

@@ -19,11 +19,12 @@ def speed_cmd(
 ) -> None:
     """Run the speed benchmarks (embed, detect and their stages; mark; verify; generate) with pytest-benchmark.
 
-    Prints pytest-benchmark's table; the same as `pytest benchmarks/ --bench-name EXPR` (needs the test extra: pip install -e '.[test]'). Exit code: pytest's.
+    Prints pytest-benchmark's table; the same as `pytest benchmarks/ --bench-name EXPR` (needs the test extra: pip install -e '.\[test]'). Benchmarks that need what a source checkout has beside it (../shared's videos) are skipped with the reason. Exit code: pytest's.
     """  # noqa: E501 - one line per paragraph: the help renderer re-wraps it
     if not BENCH_DIR.is_dir():
         raise typer.BadParameter(f"benchmarks folder not found at {BENCH_DIR} (run from a source checkout)")
-    args = [sys.executable, "-m", "pytest", str(BENCH_DIR), "-p", "no:cacheprovider", "-q",
+    # -rs: a skipped benchmark says why (pyproject's -ra does not apply outside a source checkout)
+    args = [sys.executable, "-m", "pytest", str(BENCH_DIR), "-p", "no:cacheprovider", "-q", "-rs",
             "--benchmark-columns=min,median,max,rounds"]
     if select:
         # not -k: it also matches the folder name, and "benchmarks" holds "mark" (benchmarks/conftest.py)
