@@ -245,6 +245,17 @@ def test_an_output_folder_that_takes_no_file_is_refused_before_any_work(home, vi
     assert err.startswith("error: /sys/foleyseal-out.mp4: "), err
 
 
+def test_a_loudness_target_too_quiet_to_carry_the_mark_says_to_raise_it(home, video, tmp_path):
+    """At -65 LUFS (inside the documented -70..-5) the refusal only said to loosen the negative
+    prompt or ask for a lasting sound, though the quiet target was what left too little sound."""
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    with pytest.raises(InputError) as caught:
+        generate(video, out_dir / "x.wav", GenerateOptions(loudness_lufs=-65.0), settings=load_settings(home))
+    assert "or raise --loudness: at -65 LUFS much of the soundtrack is quieter than -60 dBFS" in str(caught.value)
+    assert _leftovers(out_dir) == []
+
+
 def test_cli_makes_a_missing_stems_folder_with_its_parents(home, video, tmp_path, capsys):
     stems = tmp_path / "new" / "stems"
     code, out, err = _run(["generate", str(video), "-o", str(tmp_path / "x.wav"), "--stems", str(stems) + "/",

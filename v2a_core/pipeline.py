@@ -420,12 +420,23 @@ def _too_little_sound(what: str, audio: Audio) -> str:
     return said
 
 
-def _advice(generator: str) -> str:
-    """What a user can change when the soundtrack of ``generator`` has too little sound."""
+QUIET_TARGET_LUFS = -40.0
+"""Below this loudness target (LUFS) much of a soundtrack falls under the -60 dBFS floor of sound
+that carries the mark: the refusal then also says to raise ``--loudness``."""
+
+
+def _advice(generator: str, loudness_lufs: float) -> str:
+    """What a user can change when the soundtrack of ``generator``, mastered to ``loudness_lufs``
+    (LUFS), has too little sound."""
     if generator == "builtin":
-        return ("loosen --negative-prompt, or ask in --prompt for a sound that lasts (an ambience such as "
+        said = ("loosen --negative-prompt, or ask in --prompt for a sound that lasts (an ambience such as "
                 "'room tone', or music)")
-    return f"the generator {generator!r} made no more sound than that; check its output"
+    else:
+        said = f"the generator {generator!r} made no more sound than that; check its output"
+    if loudness_lufs < QUIET_TARGET_LUFS:
+        said += (f"; or raise --loudness: at {loudness_lufs:g} LUFS much of the soundtrack is quieter than "
+                 f"{SOUND_FLOOR_DBFS:g} dBFS, which carries no mark")
+    return said
 
 
 def _deliver_mix(video: Path, target: Path, track: Soundtrack, record: dict, options: GenerateOptions,
@@ -435,7 +446,8 @@ def _deliver_mix(video: Path, target: Path, track: Soundtrack, record: dict, opt
     from provenance.core.errors import MarkLostInEncodingError, UnreadableMarkError
 
     def refuse() -> InputError:
-        return InputError(f"{_too_little_sound('the soundtrack', track.mix)}: {_advice(generator)}; "
+        return InputError(f"{_too_little_sound('the soundtrack', track.mix)}: "
+                          f"{_advice(generator, options.loudness_lufs)}; "
                           "nothing was written", path=video)
 
     if sound_seconds(track.mix) == 0:
