@@ -136,7 +136,7 @@ def confirmed_gaps(
     The detector localises marked time at 0.5 s resolution from per-slot agreement, which can miss
     stretches where the mark is present but weak (soft or noisy content, lossy re-encoding). A
     gap is only called unmarked when a presence test run on the gap alone also finds nothing
-    (p > ``gap_p_marked``); gaps too short to test (one 3.24 s watermark block after trimming the
+    (p > ``gap_p_marked``); gaps too short to test (one 4.32 s watermark block after trimming the
     edges) are not called unmarked.
     """
     from provenance.core.audio import Audio

@@ -12,13 +12,13 @@ class VerifyLimits:
     time_limit_s: float | None = 300.0
     """Wall-clock limit for one file, seconds (None: no limit)."""
     max_bytes: int | None = None
-    """Refuse files larger than this (bytes); None: no limit (the HTTP service sets 500 MB)."""
+    """Refuse files larger than this (bytes); None: no limit (the HTTP service sets 500 MiB)."""
     max_duration_s: float = 4 * 3600.0
     """Audio beyond this many seconds is not analysed (the report notes it)."""
     window_s: float = 60.0
     """Watermark analysis window, seconds: files up to this long are analysed in one piece."""
     overlap_s: float = 5.0
-    """Overlap of consecutive windows, seconds (longer than one 3.24 s watermark block)."""
+    """Overlap of consecutive windows, seconds (longer than one 4.32 s watermark block)."""
     partial_min_gap_s: float = 3.0
     """An audible unmarked gap at least this long makes a marked file ``partially_marked``."""
     audible_db: float = -60.0

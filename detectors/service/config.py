@@ -20,7 +20,7 @@ class ServiceConfig:
     """Extra PEM trust anchors on top of the configuration."""
     max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES
     upload_timeout_s: float = 300.0
-    """Whole-upload time limit (a 500 MB upload on a slow link still fits)."""
+    """Whole-upload time limit (a 500 MiB upload on a slow link still fits)."""
     upload_idle_timeout_s: float = 30.0
     """Longest pause between two chunks of an upload before it is dropped (slow-loris guard)."""
     header_timeout_s: float = 20.0

@@ -229,7 +229,7 @@ def serve_cmd(
     ),
     workers: int = typer.Option(2, "--workers", min=0, max=64, help="Detector worker processes (0: threads)."),
     max_upload_mb: float = typer.Option(500.0, "--max-upload-mb", min=0.001, callback=finite,
-                                        help="Upload size limit, MB."),
+                                        help="Upload size limit, MiB (1 MiB = 1,048,576 bytes)."),
     verify_timeout: float = typer.Option(120.0, "--verify-timeout", min=1.0, callback=finite,
                                          help="Time limit per verification, s."),
     rate_limit: float = typer.Option(

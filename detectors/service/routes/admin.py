@@ -63,7 +63,7 @@ async def register_manifest(
     except (binascii.Error, ValueError):
         raise HTTPException(status_code=400, detail="manifest is not valid base64") from None
     if not manifest or len(manifest) > MAX_MANIFEST_BYTES:
-        raise HTTPException(status_code=400, detail="manifest is empty or larger than 16 MB")
+        raise HTTPException(status_code=400, detail="manifest is empty or larger than 16 MiB")
     if manifest[4:8] != b"jumb" or C2PA_STORE_UUID not in manifest[:64]:
         raise HTTPException(status_code=400, detail="manifest is not a C2PA manifest store (a JUMBF c2pa box)")
     store = get_state(request).store
