@@ -263,3 +263,16 @@ def test_video_audio_track_is_marked(video_dir, key, tmp_path, capsys):
     assert io.is_video(out)
     code, text, _ = run(["watermark", "detect", str(out), "--key", str(key), "--json"], capsys)
     assert code == 0 and json.loads(text)["payload"] == PAYLOAD
+
+
+def test_the_command_uses_one_blas_thread_unless_told_otherwise():
+    """OpenBLAS's worker threads made a 3-minute embed take twice as long on a busy 2-core machine:
+    the command sets one thread before numpy loads, and leaves a user's own setting alone."""
+    probe = "import os, foleyseal.cli; print(os.environ['OPENBLAS_NUM_THREADS'])"
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[1])
+    got = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True)
+    assert got.stdout.strip() == "1"
+    got = subprocess.run([sys.executable, "-c", probe], env={**env, "OPENBLAS_NUM_THREADS": "3"},
+                         capture_output=True, text=True, check=True)
+    assert got.stdout.strip() == "3"
