@@ -488,6 +488,9 @@ def test_cli_walks_directories(verify_env: VerifyEnv, tmp_path: Path, capsys: py
     shutil.copy(verify_env.files["unmarked"], d / "sub" / "b.wav")
     (d / "a.c2pa").write_bytes(b"sidecars are skipped")
     (d / ".hidden" / "c.wav").write_bytes(b"hidden files are skipped")
+    # what the generator writes beside its outputs: named one by one they are examined, not in a walk
+    (d / "a.cues.json").write_text('{"cues": []}')
+    (d / "notes.txt").write_text("take 3")
     rc, out = _cli(["verify", "--json", str(d)], verify_env, capsys)
     lines = [json.loads(line) for line in out.strip().splitlines()]
     assert [Path(x["file"]).name for x in lines] == ["a.wav", "b.wav"]

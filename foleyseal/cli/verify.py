@@ -53,8 +53,8 @@ _EXIT_PRECEDENCE = (EXIT_INVALID, EXIT_ERROR, EXIT_NO_EVIDENCE, EXIT_VALID)
 _VERIFY_HELP = (
     "Tell what audio or video files are: Content Credentials (C2PA), FoleySeal watermark, "
     "manifest-store record, and a verdict with a plain-language explanation.\n\n"
-    "FILE may be a file or a directory (walked recursively, with a progress bar; hidden files and "
-    ".c2pa sidecars are skipped).\n\n"
+    "FILE may be a file or a directory (walked recursively, with a progress bar; hidden files, "
+    ".c2pa sidecars and text files such as cue sheets (.json, .txt, .md, .log, .csv...) are skipped).\n\n"
     "Verdicts: credentials_valid, credentials_tampered, credentials_untrusted, "
     "credentials_recovered_by_watermark, partially_marked, watermark_only, no_evidence (which never "
     "means 'made by a person'), error.\n\n"
@@ -83,6 +83,13 @@ def combined_exit_code(verdicts: list[str]) -> int:
     return EXIT_NO_EVIDENCE
 
 
+# Files a directory walk leaves out: C2PA sidecars (read with their media) and the text files
+# that sit beside media (the generator's cue sheets and JSON summaries, notes, logs). A file named
+# on the command line is always examined, whatever its name.
+_NOT_MEDIA_SUFFIXES = frozenset({".c2pa", ".json", ".jsonl", ".txt", ".md", ".log", ".csv", ".tsv",
+                                 ".yaml", ".yml", ".toml", ".xml", ".html", ".pdf", ".pem", ".key"})
+
+
 def _collect(paths: list[Path]) -> list[Path]:
     files: list[Path] = []
     for p in paths:
@@ -90,7 +97,7 @@ def _collect(paths: list[Path]) -> list[Path]:
             for root, dirs, names in os.walk(p):
                 dirs[:] = sorted(d for d in dirs if not d.startswith("."))
                 for n in sorted(names):
-                    if n.startswith(".") or n.lower().endswith(".c2pa"):
+                    if n.startswith(".") or Path(n).suffix.lower() in _NOT_MEDIA_SUFFIXES:
                         continue
                     files.append(Path(root) / n)
         else:
