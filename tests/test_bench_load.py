@@ -75,6 +75,21 @@ def answers(port: int) -> bool:
         return False
 
 
+def start_load_run(tmp_path: Path) -> tuple[Path, subprocess.Popen[str]]:
+    """``bench load`` (one client, 120 s) in a child with its own TMPDIR (returned) and the default
+    Ctrl-C handling (a test runner may start its children with SIGINT ignored)."""
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "TMPDIR": str(tmp), "FOLEYSEAL_HOME": str(tmp_path / "home")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "foleyseal.cli", "bench", "load", "--clients", "1", "--duration", "120",
+         "--file-seconds", "5", "--workers", "1"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    return tmp, proc
+
+
 @pytest.mark.slow  # three load runs, each with its own server start-up (a few seconds each)
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc")
 @pytest.mark.parametrize("signum, when", [
@@ -86,15 +101,7 @@ def test_a_stopped_load_run_leaves_no_server_and_no_temporary_home(tmp_path, sig
     """SIGTERM killed bench load outright, and SIGINT during the server's start-up came before the
     try/finally that stops it: the server kept running and the temporary home (signing key,
     watermark key, API keys, store) stayed in TMPDIR."""
-    tmp = tmp_path / "tmp"
-    tmp.mkdir()
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "TMPDIR": str(tmp), "FOLEYSEAL_HOME": str(tmp_path / "home")}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "foleyseal.cli", "bench", "load", "--clients", "1", "--duration", "120",
-         "--file-seconds", "5", "--workers", "1"],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-    )
+    tmp, proc = start_load_run(tmp_path)
     server = None
     orphan = False
     try:
@@ -128,14 +135,7 @@ def test_a_load_run_killed_outright_takes_its_server_with_it(tmp_path):
     """SIGKILL runs no cleanup in bench load: its server kept serving, orphaned, until killed by
     hand. The server now stops itself when its parent dies (its temporary home cannot be removed
     by anyone after a SIGKILL, so this test removes it)."""
-    tmp = tmp_path / "tmp"
-    tmp.mkdir()
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "TMPDIR": str(tmp), "FOLEYSEAL_HOME": str(tmp_path / "home")}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "foleyseal.cli", "bench", "load", "--clients", "1", "--duration", "120",
-         "--file-seconds", "5", "--workers", "1"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-    )
+    _, proc = start_load_run(tmp_path)
     server = None
     try:
         wait_for(lambda: server_of(proc.pid) is not None, proc, "the server process started")
