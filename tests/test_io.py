@@ -26,6 +26,7 @@ from provenance.core.io import (
     iter_audio_blocks,
     read_audio,
     replace_audio_track,
+    replace_audio_track_stream,
     write_audio,
 )
 
@@ -552,6 +553,73 @@ def test_replace_audio_track_errors(tmp_path, video_dir, make_audio):
     with pytest.raises(FormatError, match="extension"):
         replace_audio_track(video_dir / "synth_flash_25fps_noaudio.mp4", audio, tmp_path / "o.avi")
     assert leftovers(tmp_path) == ["a.wav"]
+
+
+def audio_packets(path: Path) -> list[bytes]:
+    """Bytes of every packet of the audio stream, in file order."""
+    with av.open(str(path)) as container:
+        return [bytes(p) for p in container.demux(container.streams.audio[0]) if p.size]
+
+
+@pytest.mark.parametrize("out_name", ["out.mp4", "out.mkv"])
+def test_replace_audio_track_stream_writes_what_the_whole_track_writes(tmp_path, video_dir, out_name):
+    """Audio given block by block, in blocks of any size, makes the same file as the same audio
+    given whole: the same video packets, the same encoded audio, the old track's start kept."""
+    video_in = video_dir / "real_movie_hello.mp4"
+    audio = read_audio(video_in)
+    replace_audio_track(video_in, audio, tmp_path / f"whole.{out_name}")
+    cuts = [0, 1, 4_000, 4_001, 70_000, 70_000, 100_003, audio.frames]
+    blocks = [audio.samples[:, a:b] for a, b in zip(cuts, cuts[1:])]
+    replace_audio_track_stream(video_in, iter(blocks), tmp_path / out_name,
+                               sample_rate=audio.sample_rate, channels=audio.channels)
+    assert video_packets(tmp_path / out_name) == video_packets(video_in)
+    assert audio_packets(tmp_path / out_name) == audio_packets(tmp_path / f"whole.{out_name}")
+    assert audio_stream_start_s(tmp_path / out_name) == 0.0
+    back = read_audio(tmp_path / out_name)
+    assert lag_frames(audio.samples, back.samples) / 48_000 == pytest.approx(0.042, abs=0.002)
+    # Audio blocks are taken too, and start_s=0.0 puts the first sample at time 0
+    replace_audio_track_stream(video_in, (Audio(b, 48_000) for b in blocks), tmp_path / "zero.mov",
+                               sample_rate=48_000, channels=2, start_s=0.0)
+    assert abs(lag_frames(audio.samples, read_audio(tmp_path / "zero.mov").samples)) <= 2
+    assert not [name for name in leftovers(tmp_path) if ".tmp" in name]
+
+
+def test_replace_audio_track_stream_errors_leave_nothing(tmp_path, video_dir, make_audio):
+    """A bad block, an empty stream or a failing iterator leave the output as it was and no
+    temporary file; what the iterator raises comes out as itself, not as a fault of the output."""
+    video_in = video_dir / "real_movie_hello.mp4"
+    good = make_audio(48_000, 2, 3.0).samples
+    out = tmp_path / "o.mp4"
+    out.write_bytes(b"before")
+    nan = good.copy()
+    nan[1, 50_000] = np.nan
+
+    def failing():
+        yield good[:, :48_000]
+        raise ValueError("the source broke")
+
+    cases = [
+        ([good[:, :48_000], nan[:, 48_000:]], InputError, "NaN"),
+        ([good[:1]], InputError, "does not match 2 channels"),
+        ([Audio(good, 44_100)], InputError, "sample rate 44100"),
+        ([], InputError, "zero length"),
+        ([good[:, :0]], InputError, "zero length"),
+        (failing(), ValueError, "the source broke"),
+    ]
+    for blocks, error, message in cases:
+        with pytest.raises(error, match=message) as err:
+            replace_audio_track_stream(video_in, blocks, out, sample_rate=48_000, channels=2)
+        if isinstance(err.value, InputError):
+            assert err.value.path == str(out)
+        assert out.read_bytes() == b"before"
+        assert leftovers(tmp_path) == ["o.mp4"]
+    with pytest.raises(InputError, match="channels"):
+        replace_audio_track_stream(video_in, [good], out, sample_rate=48_000, channels=0)
+    with pytest.raises(FormatError, match="no video stream"):
+        wav = tmp_path / "a.wav"
+        write_audio(wav, Audio(good, 48_000))
+        replace_audio_track_stream(wav, [good], out, sample_rate=48_000, channels=2)
+    assert out.read_bytes() == b"before"
 
 
 def test_is_video(tmp_path, video_dir, make_audio):

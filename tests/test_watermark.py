@@ -270,6 +270,58 @@ def test_streamed_file_embedding_equals_in_memory_embedding(long_music, tmp_path
     assert relative_rms(streamed - in_memory, in_memory) < 1e-6
 
 
+def test_a_video_track_is_marked_chunk_by_chunk_as_the_video_is_copied(long_music, tmp_path, monkeypatch):
+    """embed_file marks a video's audio track as it streams an audio file's: each chunk is marked
+    and encoded alongside the copied video packets, not the whole track first (a 1-hour video
+    held 4.2 GB). The output is what marking the whole track in memory writes, bit for bit; the
+    payload reads back and the video packets are copied unchanged."""
+    import av
+
+    from provenance.core.io import write as write_module
+    from provenance.watermark.embed import ChunkEmbedder
+    from provenance.watermark.files import detect_file, embed_file
+    from tests.test_c2pa import make_video
+
+    embed_module = sys.modules["provenance.watermark.embed"]
+    monkeypatch.setattr(embed_module, "CHUNK_S", 2.0)  # the 15 s track in 8 chunks
+    video = make_video(tmp_path / "clip.mp4", long_music)
+    rate = long_music.sample_rate
+    chunk = ChunkEmbedder(KEY, PAYLOAD, rate).chunk
+    # the whole track marked in memory and written: what embed_file writes
+    io.replace_audio_track(video, embed(io.read_audio(video), KEY, PAYLOAD), tmp_path / "whole.mp4")
+
+    marked, encoded, ahead = [0], [0], []
+    apply, encode = ChunkEmbedder.apply, write_module._AvAudioEncoder.encode
+
+    def spy_apply(self, x, start, padded):
+        marked[0] = start + x.shape[1]
+        return apply(self, x, start, padded)
+
+    def spy_encode(self, block):
+        ahead.append(marked[0] - encoded[0])  # marked but not yet encoded: what is held
+        encoded[0] += block.shape[1]
+        return encode(self, block)
+
+    monkeypatch.setattr(ChunkEmbedder, "apply", spy_apply)
+    monkeypatch.setattr(write_module._AvAudioEncoder, "encode", spy_encode)
+    out = embed_file(video, tmp_path / "marked.mp4", KEY, PAYLOAD)
+    monkeypatch.undo()
+
+    frames = io.read_audio(video).frames
+    assert frames > 6 * chunk and marked[0] == frames
+    assert max(ahead) <= chunk + rate  # a chunk and the muxer's 1 s lead, never the whole track
+
+    def packets(path, kind):
+        with av.open(str(path)) as c:
+            return [bytes(p) for p in c.demux(getattr(c.streams, kind)[0]) if p.size]
+
+    assert packets(out, "video") == packets(video, "video")
+    assert packets(out, "audio") == packets(tmp_path / "whole.mp4", "audio")
+    found = detect_file(out, KEY, search=False)
+    assert found.found and found.payload == PAYLOAD
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mp4", "marked.mp4", "whole.mp4"]
+
+
 @pytest.mark.parametrize("rate, channels", [(8000, 1), (22050, 2), (48000, 6), (96000, 2), (192000, 8)])
 def test_rates_and_channel_counts(music, rate, channels):
     from provenance.watermark.model import resample

@@ -40,7 +40,7 @@ def embed_file(
 
     Audio is streamed in 9.6 s chunks (``embed.CHUNK_S``), so a 2-hour file needs well under 1 GB. The output
     is written to a temporary file and renamed only on success. Video inputs get their
-    audio track replaced and their video stream copied.
+    audio track replaced, streamed the same way, and their video stream copied.
 
     ``audio``, when given, is marked instead of ``in_path``'s own track: a soundtrack made
     for the video ``in_path`` (its first sample plays at the video's time 0 s), written into
@@ -77,16 +77,20 @@ def embed_file(
 
 def _embed_stream(in_path: Path, out_path: Path, info: io.AudioInfo, key: WatermarkKey, payload: bytes | str,
                   strength: float, params: WatermarkParams) -> None:
-    """Mark ``in_path``'s audio into ``out_path``: chunk by chunk, or a video's track whole."""
-    if io.is_video(in_path):
-        marked = embed(io.read_audio(in_path), key, payload, strength=strength, params=params)
-        io.replace_audio_track(in_path, marked, out_path)
-        return
+    """Mark ``in_path``'s audio (a video's audio track) into ``out_path`` chunk by chunk: one
+    chunk and its context in memory at a time, the same marks as :func:`embed` over the whole."""
     emb = ChunkEmbedder(key, payload, info.sample_rate, strength=strength, params=params)
+    chunks = _chunks_with_context(in_path, emb.chunk, emb.pad)
+    marked = (emb.apply(x, start, padded) for start, x, padded in chunks)
+    if io.is_video(in_path):
+        # the video packets are copied as the marked chunks are encoded alongside them
+        io.replace_audio_track_stream(in_path, marked, out_path,
+                                      sample_rate=info.sample_rate, channels=info.channels)
+        return
     subtype = io.output_subtype(out_path, info.subtype)
     with io.AudioWriter(out_path, info.sample_rate, info.channels, subtype=subtype) as writer:
-        for start, x, padded in _chunks_with_context(in_path, emb.chunk, emb.pad):
-            writer.write(emb.apply(x, start, padded))
+        for block in marked:
+            writer.write(block)
 
 
 def _embed_given(audio: Audio, video: Path, out_path: Path, key: WatermarkKey, payload: bytes | str,
