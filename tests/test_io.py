@@ -863,3 +863,34 @@ def test_unsupported_rate_or_channels_are_refused(tmp_path, rate, channels, matc
     sf.write(tmp_path / "odd.wav", np.zeros((1000, channels), np.float32), rate, subtype="PCM_16")
     assert audio_info(tmp_path / "odd.wav").sample_rate == rate  # info reports, readers refuse
     assert_read_fails(tmp_path / "odd.wav", InputError, match)
+
+
+def _vp8_webm(path: Path, seconds: float = 2.0) -> Path:
+    """A small VP8 video (64x64, 10 fps) with no audio."""
+    with av.open(str(path), "w") as c:
+        v = c.add_stream("libvpx", rate=10)
+        v.width = v.height = 64
+        v.pix_fmt = "yuv420p"
+        for i in range(int(seconds * 10)):
+            for packet in v.encode(av.VideoFrame.from_ndarray(np.full((64, 64, 3), i * 9 % 255, np.uint8), format="rgb24")):
+                c.mux(packet)
+        for packet in v.encode():
+            c.mux(packet)
+    return path
+
+
+@pytest.mark.parametrize("suffix", [".mov", ".mp4"])
+def test_a_container_that_cannot_hold_the_copied_video_is_named_before_writing(tmp_path, suffix):
+    """VP8 (or VP9) video into MOV failed while writing, with "corrupt, truncated or unsupported
+    data: Invalid argument" about a temporary file. The codec and the containers that take it are
+    now named, and nothing is written; MKV takes it."""
+    video = _vp8_webm(tmp_path / "in.webm")
+    audio = Audio((0.1 * np.random.default_rng(3).standard_normal((2, 2 * 48_000))).astype(np.float32), 48_000)
+    out = tmp_path / f"out{suffix}"
+    with pytest.raises(FormatError) as caught:
+        replace_audio_track(video, audio, out)
+    assert str(caught.value) == (f"{out}: a {suffix} file cannot hold in.webm's vp8 video (it is copied, not "
+                                 "re-encoded); write .mkv, .webm instead")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.webm"]
+    replace_audio_track(video, audio, tmp_path / "out.mkv")
+    assert read_audio(tmp_path / "out.mkv").channels == 2

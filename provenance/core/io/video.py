@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import math
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -152,6 +153,7 @@ def _write_video(video_in: Path, video_out: Path, blocks: Iterator[np.ndarray], 
             # copied packets cannot change codec; say so before anything is written
             raise FormatError(f"WebM holds VP8, VP9 or AV1 video only, and {video_in.name} is "
                               f"{', '.join(foreign)}; write .mkv, .mp4 or .mov instead", path=video_out)
+        _check_video_fits(videos, muxer, ext, video_in, video_out)
         if start_s is None:
             start_s = _audio_start_s(src)
         start_frame = round(start_s * sample_rate)
@@ -160,6 +162,31 @@ def _write_video(video_in: Path, video_out: Path, blocks: Iterator[np.ndarray], 
                 av.open(str(tmp), "w", format=muxer) as dst:
             _remux_with_audio(src, videos, dst, blocks, sample_rate, channels, subtype,
                               bitrate_kbps, start_frame)
+
+
+def _check_video_fits(videos: list[av.VideoStream], muxer: str, ext: str, video_in: Path, video_out: Path) -> None:
+    """:class:`FormatError` naming the codec and the containers that take it when the ``muxer``
+    cannot hold the copied video (VP9 in MOV, VP8 in MP4...), before anything is written."""
+    if _takes(muxer, videos):
+        return
+    codecs = ", ".join(sorted({s.codec_context.name for s in videos}))
+    takers = [e for e, (m, _) in sorted(_VIDEO_MUXERS.items()) if e != ext and _takes(m, videos)]
+    instead = f"; write {', '.join('.' + e for e in takers)} instead" if takers else ""
+    raise FormatError(f"a .{ext} file cannot hold {video_in.name}'s {codecs} video (it is copied, not "
+                      f"re-encoded){instead}", path=video_out)
+
+
+def _takes(muxer: str, videos: list[av.VideoStream]) -> bool:
+    """Whether ``muxer`` can hold ``videos`` as they are: their header is written to memory (no
+    table of codecs per container to keep in step with FFmpeg's)."""
+    try:
+        with av.open(io.BytesIO(), "w", format=muxer) as trial:
+            for s in videos:
+                trial.add_stream_from_template(s)
+            trial.start_encoding()
+    except (av.FFmpegError, ValueError):
+        return False
+    return True
 
 
 def _timeline_blocks(blocks: Iterable[np.ndarray], channels: int, start_frame: int,
