@@ -19,7 +19,7 @@ def speed_cmd(
 ) -> None:
     """Run the speed benchmarks (embed, detect and their stages; mark; verify; generate) with pytest-benchmark.
 
-    Prints pytest-benchmark's table; the same as `pytest benchmarks/ --bench-name EXPR` (needs the test extra: pip install -e '.\[test]'). Benchmarks that need what a source checkout has beside it (../shared's videos) are skipped with the reason. Exit code: pytest's.
+    Prints pytest-benchmark's table; the same as `pytest benchmarks/ --bench-name EXPR` (needs the test extra: pip install -e '.\\[test]'). Benchmarks that need what a source checkout has beside it (../shared's videos) are skipped with the reason. Exit code: pytest's.
     """  # noqa: E501 - one line per paragraph: the help renderer re-wraps it
     if not BENCH_DIR.is_dir():
         raise typer.BadParameter(f"benchmarks folder not found at {BENCH_DIR} (run from a source checkout)")
