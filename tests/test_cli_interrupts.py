@@ -87,3 +87,25 @@ def test_ignored_and_foreign_handlers_are_left_alone():
     finally:
         for s, h in before.items():
             signal.signal(s, h)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_stop_signal_that_lands_where_python_drops_exceptions_is_delivered_again(signum):
+    """A Ctrl-C that arrived while Python ran a garbage-collection callback (SQLAlchemy's, in a
+    ``bench load`` start-up) was printed as "Exception ignored in ..." and lost: the command ran
+    on. It is now delivered again, and stops the command."""
+    import gc
+
+    from provenance.core.interrupts import Interrupted, stop_signals_raise
+
+    class SignalledWhileCollected:
+        def __del__(self):
+            signal.raise_signal(signum)  # the handler raises here, where Python cannot propagate
+
+    with stop_signals_raise() as stop, pytest.raises(Interrupted):
+        SignalledWhileCollected()  # collected at once: its __del__ swallows the first Interrupted
+        gc.collect()
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            time.sleep(0.01)
+    assert stop.signum == signum

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -89,14 +90,30 @@ def stop_signals_raise() -> Iterator[StopRequest]:
             request.signum = signum
         raise Interrupted(signum)
 
+    previous_hook = sys.unraisablehook
+
+    def swallowed(unraisable: Any) -> None:
+        # Python drops an exception raised where it cannot propagate (a garbage-collection
+        # callback, a __del__, a ctypes callback) with "Exception ignored in ...": a stop
+        # signal that landed there would be lost, and the command would run on. Deliver it
+        # again from another thread, so that it lands somewhere it can stop the command.
+        if isinstance(unraisable.exc_value, Interrupted) and os.getpid() == owner:
+            threading.Timer(0.05, os.kill, (owner, unraisable.exc_value.signum)).start()
+            return
+        previous_hook(unraisable)
+
     replaced = [s for s, h in previous.items() if _replaceable(h)]
     for s in replaced:
         signal.signal(s, handler)
+    if replaced:
+        sys.unraisablehook = swallowed
     try:
         yield request
     finally:
         for s in replaced:
             signal.signal(s, previous[s])
+        if replaced:
+            sys.unraisablehook = previous_hook
 
 
 @contextlib.contextmanager
