@@ -29,7 +29,7 @@ import contextlib
 import datetime as dt
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -101,6 +101,7 @@ def mark(
     title: str | None = None,
     audio: Audio | None = None,
     confirm: bool = True,
+    progress: Callable[[str, float], None] | None = None,
 ) -> MarkResult:
     """Watermark, sign and record ``input_path`` into ``output_path`` (format from its extension).
 
@@ -122,6 +123,7 @@ def mark(
     detector finds the payload, so audio too silent to carry the mark (digital silence, a few
     short sounds), or an output codec that takes it, is never published as marked. Such a file
     can still get C2PA credentials, without a watermark, from :func:`provenance.c2pa.sign_file`.
+    ``progress(stage, share)`` follows the marking and the read-back (:func:`embed_file`).
 
     Raises :class:`InputError`/:class:`FormatError` for bad files, :class:`KeyFileError` for
     missing keys, :class:`SigningError`, :class:`StoreError`; on any error nothing is left
@@ -156,7 +158,7 @@ def mark(
             tmpdir = Path(tmp)
             marked = tmpdir / f"watermarked{output_path.suffix}"
             with reported_as(marked, output_path), _no_watermark_hint(audio is None):
-                embed_file(input_path, marked, wm_key, payload, audio=audio, confirm=confirm)
+                embed_file(input_path, marked, wm_key, payload, audio=audio, confirm=confirm, progress=progress)
             duration_s = audio_io.audio_info(marked).duration_s
 
             extra: dict[str, Any] = {"watermark": {"alg": SOFT_BINDING_ALG, "key_id": wm_key.key_id}}

@@ -276,3 +276,27 @@ def test_the_command_uses_one_blas_thread_unless_told_otherwise():
     got = subprocess.run([sys.executable, "-c", probe], env={**env, "OPENBLAS_NUM_THREADS": "3"},
                          capture_output=True, text=True, check=True)
     assert got.stdout.strip() == "3"
+
+
+def test_long_jobs_show_their_progress_where_asked_and_nothing_otherwise(clip, key, tmp_path):
+    """``watermark embed`` and ``detect`` printed nothing for minutes on hours of audio. Where a
+    person watches (a terminal, or FOLEYSEAL_PROGRESS set) each stage has a bar on stderr; piped
+    into another program, stderr stays empty."""
+    root = str(Path(__file__).resolve().parents[1])
+    out = tmp_path / "marked.wav"
+
+    def cli(*args: str, progress: bool) -> subprocess.CompletedProcess[str]:
+        env = {k: v for k, v in os.environ.items() if k != "FOLEYSEAL_PROGRESS"}
+        env |= {"PYTHONPATH": root, **({"FOLEYSEAL_PROGRESS": "1"} if progress else {})}
+        return subprocess.run([sys.executable, "-m", "foleyseal.cli", *args], env=env,
+                              capture_output=True, text=True, timeout=120)
+
+    embed = ["watermark", "embed", str(clip), str(out), "--key", str(key), "--payload", PAYLOAD]
+    shown = cli(*embed, progress=True)
+    assert shown.returncode == 0, shown.stderr
+    assert re.search(r"marking clip\.wav .* 100%", shown.stderr), shown.stderr
+    assert re.search(r"reading back clip\.wav .* 100%", shown.stderr), shown.stderr
+    detect = cli("watermark", "detect", str(out), "--key", str(key), progress=True)
+    assert detect.returncode == 0 and re.search(r"detecting marked\.wav .* 100%", detect.stderr), detect.stderr
+    quiet = cli(*embed, progress=False)
+    assert quiet.returncode == 0 and quiet.stderr == ""

@@ -95,15 +95,19 @@ def mark_cmd(
             raise InputError(f"cannot read the generation record: {exc}", path=record) from exc
         if not isinstance(gen_record, dict):
             raise InputError("the generation record must be a JSON object", path=record)
-    result = mark(
-        input, output,
-        settings=_settings(home),
-        generation_record=gen_record,
-        source_video=source_video,
-        include_prompts=not no_prompts,
-        generated=generated,
-        title=title,
-    )
+    from foleyseal.cli.progress import file_progress
+
+    with file_progress(input.name) as report:
+        result = mark(
+            input, output,
+            settings=_settings(home),
+            generation_record=gen_record,
+            source_video=source_video,
+            include_prompts=not no_prompts,
+            generated=generated,
+            title=title,
+            progress=report,
+        )
     if json_out:
         typer.echo(json.dumps({"input": str(input), **result.to_dict()}, indent=2))
     else:

@@ -35,9 +35,13 @@ def embed_cmd(
     from provenance.watermark.files import embed_file
     from provenance.watermark.keys import load_key
 
+    from foleyseal.cli.progress import file_progress
+
     payload_to_bits(payload, 64)  # validate before any work
     wm_key = load_key(key)
-    embed_file(input, output, wm_key, payload, strength=strength, confirm=check, with_store=False)
+    with file_progress(input.name) as report:
+        embed_file(input, output, wm_key, payload, strength=strength, confirm=check, with_store=False,
+                   progress=report)
     if json_out:
         typer.echo(json.dumps({"input": str(input), "output": str(output), "payload": payload.lower(),
                                "key_id": wm_key.key_id, "strength": strength}))
@@ -57,7 +61,11 @@ def detect_cmd(
     from provenance.watermark.files import detect_file
     from provenance.watermark.keys import load_key
 
-    det = detect_file(file, load_key(key), threshold=threshold)
+    from foleyseal.cli.progress import file_progress
+
+    wm_key = load_key(key)
+    with file_progress(file.name) as report:
+        det = detect_file(file, wm_key, threshold=threshold, progress=lambda share: report("detecting", share))
     if json_out:
         typer.echo(json.dumps({"file": str(file), **det.to_dict()}, indent=2))
     else:

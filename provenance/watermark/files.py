@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +35,7 @@ def embed_file(
     audio: Audio | None = None,
     confirm: bool = False,
     with_store: bool = True,
+    progress: Callable[[str, float], None] | None = None,
 ) -> Path:
     """Watermark a file into ``out_path``, keeping rate, channels and (where possible) format.
 
@@ -55,6 +56,10 @@ def embed_file(
     ones, :data:`READ_BACK_RECORDS`), or as the bare detector, ``foleyseal watermark detect``.
     Audio with too little sound (silence, a few short sounds), a ``strength`` too low, or a
     lossy encoder can leave no readable mark.
+
+    ``progress``, if given, is called as ``progress(stage, share)``: ``"marking"`` and the share
+    (0-1) of ``in_path``'s audio marked after each chunk, then ``"reading back"`` and the share
+    of the file written read back (a file input with ``confirm``).
     """
     in_path, out_path = Path(in_path), Path(out_path)
     key = as_key(key)
@@ -67,21 +72,22 @@ def embed_file(
         raise InputError("audio has no samples (zero length)", path=in_path)
     require_duration(info.duration_s, params, in_path)
     if check is None:
-        _embed_stream(in_path, out_path, info, key, payload, strength, params)
+        _embed_stream(in_path, out_path, info, key, payload, strength, params, progress)
         return out_path
     with atomic_path(out_path) as tmp, reported_as(tmp, out_path):
-        _embed_stream(in_path, tmp, info, key, payload, strength, params)
-        check.file(tmp, out_path, after_memory=False)
+        _embed_stream(in_path, tmp, info, key, payload, strength, params, progress)
+        check.file(tmp, out_path, after_memory=False, progress=progress)
     return out_path
 
 
 def _embed_stream(in_path: Path, out_path: Path, info: io.AudioInfo, key: WatermarkKey, payload: bytes | str,
-                  strength: float, params: WatermarkParams) -> None:
+                  strength: float, params: WatermarkParams,
+                  progress: Callable[[str, float], None] | None = None) -> None:
     """Mark ``in_path``'s audio (a video's audio track) into ``out_path`` chunk by chunk: one
     chunk and its context in memory at a time, the same marks as :func:`embed` over the whole."""
     emb = ChunkEmbedder(key, payload, info.sample_rate, strength=strength, params=params)
     chunks = _chunks_with_context(in_path, emb.chunk, emb.pad)
-    marked = (emb.apply(x, start, padded) for start, x, padded in chunks)
+    marked = _reporting((emb.apply(x, start, padded) for start, x, padded in chunks), info.frames, progress)
     if io.is_video(in_path):
         # the video packets are copied as the marked chunks are encoded alongside them
         io.replace_audio_track_stream(in_path, marked, out_path,
@@ -91,6 +97,18 @@ def _embed_stream(in_path: Path, out_path: Path, info: io.AudioInfo, key: Waterm
     with io.AudioWriter(out_path, info.sample_rate, info.channels, subtype=subtype) as writer:
         for block in marked:
             writer.write(block)
+
+
+def _reporting(blocks: Iterator[np.ndarray], total_frames: int,
+               progress: Callable[[str, float], None] | None) -> Iterator[np.ndarray]:
+    """``blocks`` as they are, calling ``progress("marking", share)`` with the share of
+    ``total_frames`` passed on (a header's length can be an estimate: capped at 1)."""
+    done = 0
+    for block in blocks:
+        yield block
+        done += block.shape[-1]
+        if progress is not None and total_frames > 0:
+            progress("marking", min(1.0, done / total_frames))
 
 
 def _embed_given(audio: Audio, video: Path, out_path: Path, key: WatermarkKey, payload: bytes | str,
@@ -151,10 +169,12 @@ class _ReadBack:
                 f"the audio has too little sound to carry it{self._strength_hint()}"
             )
 
-    def file(self, path: Path, name: Path, *, after_memory: bool) -> None:
+    def file(self, path: Path, name: Path, *, after_memory: bool,
+             progress: Callable[[str, float], None] | None = None) -> None:
         """:class:`UnreadableMarkError`, naming ``name``, unless the file just written at ``path``
         (its temporary name) carries the payload (read in windows, so any length fits in memory)."""
-        found = detect_file(path, self.key, params=self.params, search=False, known=self._known())
+        found = detect_file(path, self.key, params=self.params, search=False, known=self._known(),
+                            progress=None if progress is None else lambda share: progress("reading back", share))
         if not self._missed(found):
             return
         fmt = path.suffix.lstrip(".").upper()
@@ -237,9 +257,11 @@ def detect_file(
     params: WatermarkParams = DEFAULT_PARAMS,
     search: bool = True,
     known: KnownPayloads | None = None,
+    progress: Callable[[float], None] | None = None,
 ) -> Detection:
     """Detect the watermark in a file (audio, or a video's audio track), streaming the decode.
-    ``search`` and ``known`` are :func:`~provenance.watermark.detect`'s.
+    ``search`` and ``known`` are :func:`~provenance.watermark.detect`'s; ``progress``, if given,
+    is called with the share (0-1) of the file read after each window.
 
     A file of up to :data:`LONG_FILE_WINDOW_S` is read in one piece (as :func:`detect` reads
     it). A longer one is read window by window: each window's p-value is multiplied by the number
@@ -263,6 +285,8 @@ def detect_file(
             x16, key, duration_s=duration_s, threshold=threshold / expected, params=params,
             source_rate_hz=info.sample_rate, search=search, clipped16=clipped16, known=known,
         )))
+        if progress is not None and info.duration_s > 0:
+            progress(min(1.0, (start + x16.shape[-1]) / rate / info.duration_s))
     if frames[0] == 0:
         raise InputError("audio has no samples (zero length)", path=path)
     if len(readings) == 1 and expected == 1:
