@@ -13,8 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-
+from tests._processes import foleyseal, wait_for
 
 def children(pid: int) -> list[int]:
     """The processes whose parent is ``pid`` (Linux /proc)."""
@@ -57,17 +56,6 @@ def alive(pid: int) -> bool:
     return state != "Z"
 
 
-def wait_for(condition, proc: subprocess.Popen[str], what: str, timeout_s: float = 120.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if proc.poll() is not None:
-            pytest.fail(f"bench load ended before {what} (exit {proc.returncode}): {proc.communicate()[1]}")
-        if time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.05)
-
-
 def answers(port: int) -> bool:
     try:
         return httpx.get(f"http://127.0.0.1:{port}/v1/health", timeout=1).status_code == 200
@@ -80,13 +68,8 @@ def start_load_run(tmp_path: Path) -> tuple[Path, subprocess.Popen[str]]:
     Ctrl-C handling (a test runner may start its children with SIGINT ignored)."""
     tmp = tmp_path / "tmp"
     tmp.mkdir()
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "TMPDIR": str(tmp), "FOLEYSEAL_HOME": str(tmp_path / "home")}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "foleyseal.cli", "bench", "load", "--clients", "1", "--duration", "120",
-         "--file-seconds", "5", "--workers", "1"],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-    )
+    proc = foleyseal("bench", "load", "--clients", "1", "--duration", "120", "--file-seconds", "5", "--workers", "1",
+                     env={"TMPDIR": str(tmp), "FOLEYSEAL_HOME": str(tmp_path / "home")})
     return tmp, proc
 
 
@@ -105,10 +88,12 @@ def test_a_stopped_load_run_leaves_no_server_and_no_temporary_home(tmp_path, sig
     server = None
     orphan = False
     try:
-        wait_for(lambda: server_of(proc.pid) is not None, proc, "the server process started")
+        wait_for(lambda: server_of(proc.pid) is not None, proc, "the server process started",
+                 timeout_s=120.0, poll_s=0.05)
         server, port = server_of(proc.pid)  # type: ignore[misc]
         if when == "run":
-            wait_for(lambda: answers(port), proc, "the server answered")
+            wait_for(lambda: answers(port), proc, "the server answered",
+                     timeout_s=120.0, poll_s=0.05)
             time.sleep(0.5)  # the clients are at work
         proc.send_signal(signum)
         _, err = proc.communicate(timeout=90)
@@ -138,9 +123,11 @@ def test_a_load_run_killed_outright_takes_its_server_with_it(tmp_path):
     _, proc = start_load_run(tmp_path)
     server = None
     try:
-        wait_for(lambda: server_of(proc.pid) is not None, proc, "the server process started")
+        wait_for(lambda: server_of(proc.pid) is not None, proc, "the server process started",
+                 timeout_s=120.0, poll_s=0.05)
         server, port = server_of(proc.pid)  # type: ignore[misc]
-        wait_for(lambda: answers(port), proc, "the server answered")
+        wait_for(lambda: answers(port), proc, "the server answered",
+                 timeout_s=120.0, poll_s=0.05)
         proc.kill()
         proc.wait()
         deadline = time.monotonic() + 30

@@ -3,44 +3,15 @@ signal's number, no partial output left beside the target."""
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
 
 from provenance.watermark.keys import new_key, save_key
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def foleyseal(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
-    """``foleyseal ARGS`` from this checkout, in a child with the default Ctrl-C handling (a test
-    runner may start its children with SIGINT ignored)."""
-    return subprocess.Popen(
-        [sys.executable, "-m", "foleyseal.cli", *args],
-        env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-    )
-
-
-def wait_for(condition, proc: subprocess.Popen[str], timeout_s: float = 60.0) -> None:
-    """Poll ``condition()`` every 20 ms until it holds; fail if ``proc`` ends first."""
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if proc.poll() is not None:
-            pytest.fail(f"the command ended first (exit {proc.returncode}): {proc.communicate()[1]}")
-        if time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail("timed out")
-        time.sleep(0.02)
-
+from tests._processes import foleyseal, wait_for
 
 @pytest.mark.parametrize("signum, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_a_stopped_embed_says_so_and_leaves_no_partial_file(tmp_path, signum, code):
