@@ -129,9 +129,6 @@ def _embed_given(audio: Audio, video: Path, out_path: Path, key: WatermarkKey, p
     return out_path
 
 
-_LOSSY_SUBTYPES = frozenset({"MP3", "AAC", "OPUS", "VORBIS"})
-
-
 @dataclasses.dataclass(frozen=True)
 class _ReadBack:
     """Reading a fresh mark back (:func:`embed_file` with ``confirm``), with no speed or pitch
@@ -178,7 +175,7 @@ class _ReadBack:
         if not self._missed(found):
             return
         fmt = path.suffix.lstrip(".").upper()
-        lossless = io.audio_info(path).subtype not in _LOSSY_SUBTYPES
+        lossless = io.audio_info(path).subtype not in io.LOSSY_SUBTYPES
         if after_memory:
             raise MarkLostInEncodingError(
                 f"the mark read back from the audio before encoding, but in the {fmt} file written it is "

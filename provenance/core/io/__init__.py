@@ -26,7 +26,7 @@ Conventions
       soundfile/PyAV exceptions never escape.
 """
 
-from provenance.core.io.common import LOSSY_CODECS, WRITE_FORMATS, timeline_start_s
+from provenance.core.io.common import LOSSY_CODECS, LOSSY_SUBTYPES, WRITE_FORMATS, timeline_start_s
 from provenance.core.io.read import audio_info, check_decodes, is_video, is_video_extension, iter_audio_blocks, read_audio
 from provenance.core.io.roundtrip import encode_decode
 from provenance.core.io.video import replace_audio_track, replace_audio_track_stream
@@ -48,4 +48,5 @@ __all__ = [
     "write_audio",
     "WRITE_FORMATS",
     "LOSSY_CODECS",
+    "LOSSY_SUBTYPES",
 ]

@@ -43,6 +43,8 @@ _MAX_CHANNELS_BY_CODEC = {"MP3": 2}
 # bitrate an AAC encoder spreads its bits over twice the bandwidth at 96 kHz, and a 96 kHz AAC file
 # re-encoded at 96 kbps per channel lost the mark of full-band content that 48 kHz files keep.
 _DEFAULT_KBPS_PER_CHANNEL = {"MP3": 96, "AAC": 96, "OPUS": 64, "VORBIS": 96}
+LOSSY_SUBTYPES = frozenset(_DEFAULT_KBPS_PER_CHANNEL)
+"""Subtypes (as :func:`~provenance.core.io.audio_info` reports them) of the lossy codecs written here."""
 _DEFAULT_KBPS_RATE_HZ = 48000
 _MAX_KBPS = {"MP3": 320}
 
