@@ -32,6 +32,7 @@ import typer
 
 from foleyseal.cli import exit_codes
 from foleyseal.cli.numbers import finite
+from foleyseal.cli.progress import wanted as progress_wanted
 
 EXIT_VALID = exit_codes.OK
 EXIT_NO_EVIDENCE = exit_codes.NOT_FOUND
@@ -197,7 +198,7 @@ def verify_cmd(
                 known.add(k.key_id)
     verdicts: list[str] = []
     # A bar only where a person watches (or when asked): it is drawn on stderr and disappears.
-    show_progress = len(targets) > 1 and (stderr.is_terminal or bool(os.environ.get("FOLEYSEAL_PROGRESS")))
+    show_progress = len(targets) > 1 and progress_wanted()
     with verifier, Progress(
         TextColumn("[progress.description]{task.description}"),
         BarColumn(),
