@@ -165,8 +165,8 @@ def read_credentials(
     def attempt(source: str, manifest: bytes | None) -> CredentialsReport | None:
         try:
             # c2pa reads the file through Python callbacks called from its native code; a
-            # KeyboardInterrupt raised in one aborts the whole process (a Rust panic), so stop
-            # signals wait until c2pa returns
+            # KeyboardInterrupt raised in one is dropped here (and aborts the process when
+            # signing: provenance.c2pa.sign._sign), so stop signals wait until c2pa returns
             with reader_context(trust_anchors_pem) as ctx, open(path, "rb") as fh, stop_signals_deferred():
                 reader = c2pa.Reader.try_create(mime, fh, manifest, context=ctx)
                 if reader is None:
