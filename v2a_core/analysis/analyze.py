@@ -33,7 +33,7 @@ from v2a_core.analysis.flow import FlowMeter
 from v2a_core.analysis.impacts import detect_impacts
 from v2a_core.analysis.rhythm import estimate_rhythm
 from v2a_core.analysis.scene import LookSample, look, summarise
-from v2a_core.analysis.tracking import Tracker
+from v2a_core.analysis.tracking import Track, Tracker
 from v2a_core.types import Frame, MotionEnvelope, Scene, VisualAnalysis, VisualEvent
 from v2a_core.video.decode import DEFAULT_MAX_SIDE, iter_frames, prefetch, probe
 
@@ -103,99 +103,235 @@ def analyze(
 ) -> VisualAnalysis:
     """Analyse the video at ``path`` in one streaming pass."""
     info = probe(path)
-    s = settings
-    bg = CentredMedianBackground(window_s=s.background_window_s, step_s=s.background_step_s)
-    tracker = Tracker()
-    flow = FlowMeter()
-    series = _Series()
-    looks: list[LookSample] = []
-    events: list[VisualEvent] = []
-    cuts: list[float] = []
-    pending: deque[tuple[Frame, int]] = deque()
-    size: tuple[int, int] = (0, 0)
+    frames = _FramePass(settings)
+    frames.stream(path, info.duration_s, progress)
 
-    state: dict = {"prev": None, "prev_scene": -1, "prev_changed": None, "prev_regional": None, "last_look": -np.inf}
+    assert frames.last_t is not None  # iter_frames raises when nothing decodes
+    last_dt = frames.last_dt
+    duration = frames.last_t + (last_dt if last_dt > 0 else (1.0 / info.average_fps if info.average_fps else 1.0 / 30))
+    series = frames.series
+    times = np.asarray(series.t, dtype=np.float64)
+    all_events = _visual_events(times, series, frames.events, frames.cuts, settings.appear_min_fraction)
+    motion = _motion_envelope(times, series)
+    scenes = _scenes(times, frames.cuts, duration, frames.looks, series, motion.foreground)
+    overall = summarise(
+        frames.looks,
+        foreground=motion.foreground,
+        turbulence=np.asarray(series.turbulence),
+        camera=np.asarray(series.camera),
+        flicker=np.asarray(series.flicker),
+    )
+    rhythm = estimate_rhythm(times, motion.energy, [e.time_s for e in all_events if e.kind != "cut"], duration)
+    return VisualAnalysis(
+        video=info,
+        duration_s=float(duration),
+        frame_count=frames.n_frames,
+        analysis_size=frames.size,
+        events=tuple(all_events),
+        cuts=tuple(frames.cuts),
+        scenes=tuple(scenes),
+        motion=motion,
+        rhythm=rhythm,
+        cues=overall,
+    )
 
-    def run_tracks(tracks, until_s=np.inf):
+
+class _FramePass:
+    """The streaming half of :func:`analyze`: decodes the frames, finds the cuts as frames
+    arrive, and measures each frame once the background model has its whole window.
+
+    It holds the per-frame series and what one measured frame leaves for the next."""
+
+    def __init__(self, settings: AnalysisSettings) -> None:
+        s = settings
+        self.settings = settings
+        self.bg = CentredMedianBackground(window_s=s.background_window_s, step_s=s.background_step_s)
+        self.tracker = Tracker()
+        self.flow = FlowMeter()
+        self.series = _Series()
+        self.looks: list[LookSample] = []
+        self.events: list[VisualEvent] = []
+        """Impacts of the tracks analysed so far, in the order they were found."""
+        self.cuts: list[float] = []
+        """Scene cut times, seconds."""
+        self.size: tuple[int, int] = (0, 0)
+        """(width, height) of the analysis frames, pixels."""
+        self.n_frames = 0
+        self.last_t: float | None = None
+        """Time of the last decoded frame, seconds."""
+        self.last_dt = 0.0
+        """Interval before the last decoded frame, seconds (0.0 with one frame)."""
+        # carried from one measured frame to the next (reset where a scene starts)
+        self.prev: Frame | None = None
+        self.prev_scene = -1
+        self.prev_still: np.ndarray | None = None
+        """uint8 0/1: pixels that did not change into the previous frame."""
+        self.prev_regional: np.ndarray | None = None
+        """(9, 2) regional flow of the last flow measurement, frame heights per second."""
+        self.last_look = -np.inf
+        """Time of the last colour look, seconds."""
+        self.noise_bg: np.ndarray | None = None
+        """The background whose compression noise ``noise`` is (compared by identity)."""
+        self.noise = 0.0
+        """Median luma difference (0..255) between a frame and that background."""
+        self.flow_t: float | None = None
+        """Time of the last flow measurement in this scene, seconds."""
+
+    def stream(self, path: str | Path, total_s: float, progress: ProgressFn | None) -> None:
+        """Decode ``path`` and measure every frame; ``total_s`` (seconds, 0 if unknown) goes to ``progress``."""
+        s = self.settings
+        scene = 0
+        last_arrival = None
+        pending: deque[tuple[Frame, int]] = deque()
+        for fr in prefetch(iter_frames(path, max_side=s.max_side, max_duration_s=s.max_duration_s)):
+            self.n_frames += 1
+            self.size = (fr.yuv.shape[1], fr.yuv.shape[0])
+            arrival = _thumb_hist((fr.half if fr.half is not None else fr.yuv)[..., 0])
+            if last_arrival is not None and _is_cut(last_arrival, arrival):
+                scene += 1
+                self.cuts.append(fr.time_s)
+            last_arrival = arrival
+            if self.last_t is not None:
+                self.last_dt = fr.time_s - self.last_t
+            self.last_t = fr.time_s
+            if fr.half is not None and self.bg.scale == 2:
+                self.bg.add(fr.time_s, scene, fr.half, reduced=True)
+            else:
+                self.bg.add(fr.time_s, scene, fr.yuv)
+            pending.append((fr, scene))
+            while pending and (pending[0][0].time_s <= self.bg.ready_until() or pending[0][1] < scene):
+                self._measure(*pending.popleft())
+            if progress is not None:
+                progress(fr.time_s, total_s)
+        while pending:
+            self._measure(*pending.popleft())
+        self._run_tracks(self.tracker.finish())
+
+    def _run_tracks(self, tracks: list[Track], until_s: float = np.inf) -> None:
+        """Add the impacts of ``tracks`` before ``until_s`` (seconds) to the events."""
         for tr in tracks:
-            events.extend(detect_impacts(tr, width=size[0], height=size[1], until_s=until_s))
+            self.events.extend(detect_impacts(tr, width=self.size[0], height=self.size[1], until_s=until_s))
 
-    def process(fr: Frame, scene: int) -> None:
+    def _measure(self, fr: Frame, scene: int) -> None:
+        """Append one frame's row to every series (frames come in time order)."""
+        new_scene = self.prev is None or scene != self.prev_scene
+        self.series.t.append(fr.time_s)
+        self.series.scene.append(scene)
+        if new_scene:
+            self._start_scene()
+        else:
+            assert self.prev is not None
+            self._measure_change(fr.yuv, self.prev.yuv)
+        self._follow_objects(fr, scene, new_scene)
+        self._measure_flow(fr, new_scene)
+        if fr.time_s - self.last_look >= self.settings.look_every_s:
+            self.looks.append(look(fr.time_s, fr.half if fr.half is not None else fr.yuv))
+            self.last_look = fr.time_s
+        self.prev = fr
+        self.prev_scene = scene
+
+    def _start_scene(self) -> None:
+        """The first frame of a scene has nothing to be compared with: zero change, and the
+        appearance and flow history starts afresh."""
+        series = self.series
+        series.energy.append(0.0)
+        series.regions.append((0.0, 0.0, 0.0))
+        series.appear.append(0.0)
+        series.appear_xy.append((0.0, 0.0))
+        series.flicker.append(0.0)
+        self.prev_still = None
+        self.prev_regional = None
+        self.flow.reset()
+
+    def _measure_change(self, yuv: np.ndarray, prev_yuv: np.ndarray) -> None:
+        """Motion energy (whole frame and thirds), flicker and appearances since the previous frame."""
+        w = yuv.shape[1]
+        d = cv2.absdiff(yuv, prev_yuv)
+        dy, du, dv = cv2.split(d)
+        third = w // 3
+        energy = cv2.mean(dy)[0] / 255.0
+        self.series.energy.append(energy)
+        self.series.regions.append(
+            tuple(cv2.mean(dy[:, a:b])[0] / 255.0 for a, b in ((0, third), (third, w - third), (w - third, w)))
+        )
+        self.series.flicker.append(abs(cv2.mean(yuv[..., 0])[0] - cv2.mean(prev_yuv[..., 0])[0]) / 255.0)
+        dmax = cv2.max(cv2.max(dy, du), dv)
+        self._measure_appearance(yuv[..., 0], prev_yuv[..., 0], du, dv, dmax)
+
+    def _measure_appearance(
+        self, luma: np.ndarray, prev_luma: np.ndarray, du: np.ndarray, dv: np.ndarray, dmax: np.ndarray
+    ) -> None:
+        """Share (0..1) and centre (-1..+1) of the pixels that change at once after being still;
+        ``du``/``dv``/``dmax``: absolute chroma and largest change since the previous frame (0..255)."""
+        s = self.settings
+        h, w = luma.shape
+        # only pixels that get brighter count as appearing: lights, flashes, text on
+        # a screen; something vanishing or an object jumping away makes no sound
+        brighter = cv2.subtract(luma, prev_luma)
+        darker = cv2.subtract(prev_luma, luma)
+        _, lit = cv2.threshold(brighter, s.step_threshold, 1, cv2.THRESH_BINARY)
+        _, recoloured = cv2.threshold(cv2.max(du, dv), s.step_threshold, 1, cv2.THRESH_BINARY)
+        _, not_darker = cv2.threshold(darker, s.step_threshold // 2, 1, cv2.THRESH_BINARY_INV)
+        changed = cv2.bitwise_or(lit, cv2.bitwise_and(recoloured, not_darker))
+        still_before = self.prev_still
+        step = cv2.bitwise_and(changed, still_before) if still_before is not None else None
+        count = cv2.countNonZero(step) if step is not None else 0
+        frac = count / float(w * h)
+        self.series.appear.append(frac)
+        if count:
+            m = cv2.moments(step, binaryImage=True)
+            self.series.appear_xy.append((m["m10"] / m["m00"] / w * 2 - 1, m["m01"] / m["m00"] / h * 2 - 1))
+        else:
+            self.series.appear_xy.append((0.0, 0.0))
+        _, still = cv2.threshold(dmax, s.step_threshold // 2, 1, cv2.THRESH_BINARY_INV)
+        self.prev_still = still
+
+    def _follow_objects(self, fr: Frame, scene: int, new_scene: bool) -> None:
+        """Foreground share, blobs, tracking, and the impacts of the tracks that ended or grew long."""
         yuv = fr.yuv
         h, w = yuv.shape[:2]
-        luma = yuv[..., 0]
-        prev: Frame | None = state["prev"]
-        new_scene = prev is None or scene != state["prev_scene"]
-        series.t.append(fr.time_s)
-        series.scene.append(scene)
-        if new_scene:
-            series.energy.append(0.0)
-            series.regions.append((0.0, 0.0, 0.0))
-            series.appear.append(0.0)
-            series.appear_xy.append((0.0, 0.0))
-            series.flicker.append(0.0)
-            state["prev_changed"] = None
-            state["prev_regional"] = None
-            flow.reset()
+        mask = self._foreground_mask(fr, scene)
+        fg = cv2.countNonZero(mask) / float(mask.size)
+        self.series.fg.append(fg)
+        if fg < 0.5:
+            blobs, labels = find_blobs(mask, yuv, min_area=max(4.0, self.settings.min_blob_fraction * w * h))
         else:
-            assert prev is not None
-            d = cv2.absdiff(yuv, prev.yuv)
-            dy, du, dv = cv2.split(d)
-            third = w // 3
-            energy = cv2.mean(dy)[0] / 255.0
-            series.energy.append(energy)
-            series.regions.append(
-                tuple(cv2.mean(dy[:, a:b])[0] / 255.0 for a, b in ((0, third), (third, w - third), (w - third, w)))
-            )
-            series.flicker.append(abs(cv2.mean(luma)[0] - cv2.mean(prev.yuv[..., 0])[0]) / 255.0)
-            dmax = cv2.max(cv2.max(dy, du), dv)
-            # only pixels that get brighter count as appearing: lights, flashes, text on
-            # a screen; something vanishing or an object jumping away makes no sound
-            brighter = cv2.subtract(luma, prev.yuv[..., 0])
-            darker = cv2.subtract(prev.yuv[..., 0], luma)
-            _, lit = cv2.threshold(brighter, s.step_threshold, 1, cv2.THRESH_BINARY)
-            _, recoloured = cv2.threshold(cv2.max(du, dv), s.step_threshold, 1, cv2.THRESH_BINARY)
-            _, not_darker = cv2.threshold(darker, s.step_threshold // 2, 1, cv2.THRESH_BINARY_INV)
-            changed = cv2.bitwise_or(lit, cv2.bitwise_and(recoloured, not_darker))
-            still_before = state["prev_changed"]
-            step = cv2.bitwise_and(changed, still_before) if still_before is not None else None
-            count = cv2.countNonZero(step) if step is not None else 0
-            frac = count / float(w * h)
-            series.appear.append(frac)
-            if count:
-                m = cv2.moments(step, binaryImage=True)
-                series.appear_xy.append((m["m10"] / m["m00"] / w * 2 - 1, m["m01"] / m["m00"] / h * 2 - 1))
-            else:
-                series.appear_xy.append((0.0, 0.0))
-            _, still = cv2.threshold(dmax, s.step_threshold // 2, 1, cv2.THRESH_BINARY_INV)
-            state["prev_changed"] = still
-        # foreground and tracking
-        background = bg.background(fr.time_s, scene)
+            blobs, labels = [], None
+        self._run_tracks(self.tracker.update(fr.time_s, yuv, blobs, labels, skip=new_scene or fg >= 0.5))
+        self._measure_acceleration(fr.time_s, h)
+        for tr in self.tracker.long_tracks():
+            cut_at = tr.obs[-20].time_s
+            self._run_tracks([tr], until_s=cut_at)
+            tr.obs = tr.obs[-20:]
+            tr.emitted_until_s = cut_at
+
+    def _foreground_mask(self, fr: Frame, scene: int) -> np.ndarray:
+        """0/1 mask, at the background model's size, of the pixels that differ from the background."""
+        s = self.settings
+        background = self.bg.background(fr.time_s, scene)
         small = fr.half if fr.half is not None and fr.half.shape == background.shape else cv2.resize(
-            yuv, (background.shape[1], background.shape[0]), interpolation=cv2.INTER_AREA
+            fr.yuv, (background.shape[1], background.shape[0]), interpolation=cv2.INTER_AREA
         )
-        if state.get("bg_id") is not background:
+        if self.noise_bg is not background:
             # compression noise level of this background, from a sparse pixel sample
             diff = cv2.absdiff(small[::2, ::2, 0], background[::2, ::2, 0])
-            state["noise"] = float(np.median(diff))
-            state["bg_id"] = background
-        noise = state["noise"]
-        mask = foreground_mask(
+            self.noise = float(np.median(diff))
+            self.noise_bg = background
+        noise = self.noise
+        return foreground_mask(
             small,
             background,
             luma_thr=int(max(s.luma_threshold, 6 * noise + 4)),
             chroma_thr=int(max(s.chroma_threshold, 4 * noise + 4)),
         )
-        fg = cv2.countNonZero(mask) / float(mask.size)
-        series.fg.append(fg)
-        if fg < 0.5:
-            blobs, labels = find_blobs(mask, yuv, min_area=max(4.0, s.min_blob_fraction * w * h))
-        else:
-            blobs, labels = [], None
-        run_tracks(tracker.update(fr.time_s, yuv, blobs, labels, skip=new_scene or fg >= 0.5))
+
+    def _measure_acceleration(self, t: float, h: int) -> None:
+        """Add each track's velocity change over its last three observations (frame heights per
+        second) to the frame in their middle; ``t``: this frame's time, ``h``: its height, pixels."""
+        series = self.series
         series.accel.append(0.0)
-        for tr in tracker.active:
-            if len(tr.obs) >= 3 and tr.obs[-1].time_s == fr.time_s:
+        for tr in self.tracker.active:
+            if len(tr.obs) >= 3 and tr.obs[-1].time_s == t:
                 o0, o1, o2 = tr.obs[-3:]
                 if o2.time_s - o0.time_s < 0.2:
                     v1 = np.subtract((o1.x, o1.y), (o0.x, o0.y)) / (o1.time_s - o0.time_s)
@@ -203,84 +339,54 @@ def analyze(
                     k = bisect.bisect_left(series.t, o1.time_s)
                     if k < len(series.accel):
                         series.accel[k] += float(np.hypot(*(v2 - v1))) / h
-        for tr in tracker.long_tracks():
-            cut_at = tr.obs[-20].time_s
-            run_tracks([tr], until_s=cut_at)
-            tr.obs = tr.obs[-20:]
-            tr.emitted_until_s = cut_at
+
+    def _measure_flow(self, fr: Frame, new_scene: bool) -> None:
+        """Change of regional flow, camera speed and turbulence (frame heights per second)."""
+        series = self.series
         # optical flow, at most 15 times a second (a coarse cue; it costs a millisecond a frame)
         if new_scene:
-            state["flow_t"] = None
-        last_flow = state.get("flow_t")
+            self.flow_t = None
+        last_flow = self.flow_t
         due = last_flow is None or fr.time_s - last_flow >= 1.0 / 15 - 1e-3
-        flow_luma = fr.half[..., 0] if fr.half is not None and fr.half.shape[1] >= 96 else luma
-        summary = flow.measure(flow_luma, fr.time_s - last_flow if last_flow is not None else 0.0) if due else None
+        flow_luma = fr.half[..., 0] if fr.half is not None and fr.half.shape[1] >= 96 else fr.yuv[..., 0]
+        summary = self.flow.measure(flow_luma, fr.time_s - last_flow if last_flow is not None else 0.0) if due else None
         if due:
-            state["flow_t"] = fr.time_s
+            self.flow_t = fr.time_s
         if summary is None:
             series.change.append(0.0)
             series.camera.append(series.camera[-1] if (series.camera and not due) else 0.0)
             series.turbulence.append(series.turbulence[-1] if (series.turbulence and not due) else 0.0)
         else:
-            prev_reg = state["prev_regional"]
+            prev_reg = self.prev_regional
             change = float(np.abs(summary.regional - prev_reg).sum(axis=1).mean()) if prev_reg is not None else 0.0
-            state["prev_regional"] = summary.regional
+            self.prev_regional = summary.regional
             series.change.append(change)
             series.camera.append(summary.median_speed)
             series.turbulence.append(summary.turbulence)
-        if fr.time_s - state["last_look"] >= s.look_every_s:
-            looks.append(look(fr.time_s, fr.half if fr.half is not None else yuv))
-            state["last_look"] = fr.time_s
-        state["prev"] = fr
-        state["prev_scene"] = scene
 
-    scene = 0
-    last_arrival = None
-    total = info.duration_s
-    n_frames = 0
-    last_dt = 0.0
-    last_t = None
-    for fr in prefetch(iter_frames(path, max_side=s.max_side, max_duration_s=s.max_duration_s)):
-        n_frames += 1
-        size = (fr.yuv.shape[1], fr.yuv.shape[0])
-        arrival = _thumb_hist((fr.half if fr.half is not None else fr.yuv)[..., 0])
-        if last_arrival is not None and _is_cut(last_arrival, arrival):
-            scene += 1
-            cuts.append(fr.time_s)
-        last_arrival = arrival
-        if last_t is not None:
-            last_dt = fr.time_s - last_t
-        last_t = fr.time_s
-        if fr.half is not None and bg.scale == 2:
-            bg.add(fr.time_s, scene, fr.half, reduced=True)
-        else:
-            bg.add(fr.time_s, scene, fr.yuv)
-        pending.append((fr, scene))
-        while pending and (pending[0][0].time_s <= bg.ready_until() or pending[0][1] < scene):
-            process(*pending.popleft())
-        if progress is not None:
-            progress(fr.time_s, total)
-    while pending:
-        process(*pending.popleft())
-    run_tracks(tracker.finish())
 
-    assert last_t is not None  # iter_frames raises when nothing decodes
-    duration = last_t + (last_dt if last_dt > 0 else (1.0 / info.average_fps if info.average_fps else 1.0 / 30))
-    times = np.asarray(series.t, dtype=np.float64)
+def _visual_events(
+    times: np.ndarray, series: _Series, impacts: list[VisualEvent], cuts: list[float], appear_min_fraction: float
+) -> list[VisualEvent]:
+    """Merged impacts, the appearances they do not explain, and the cuts, in time order."""
     scene_ids = np.asarray(series.scene)
-    appear_events = _appear_events(times, scene_ids, np.asarray(series.appear), series.appear_xy, s.appear_min_fraction)
-    impacts = _merge_impacts(sorted(events, key=lambda e: e.time_s))
-    all_events = impacts + _drop_near(appear_events, impacts, window_s=max(0.07, 1.5 * _median_dt(times)))
+    appear_events = _appear_events(times, scene_ids, np.asarray(series.appear), series.appear_xy, appear_min_fraction)
+    merged = _merge_impacts(sorted(impacts, key=lambda e: e.time_s))
+    all_events = merged + _drop_near(appear_events, merged, window_s=max(0.07, 1.5 * _median_dt(times)))
     all_events += [
         VisualEvent(time_s=c, kind="cut", strength=1.0, x=0.0, y=0.0, size=1.0, reason="scene cut") for c in cuts
     ]
     all_events.sort(key=lambda e: e.time_s)
+    return all_events
 
+
+def _motion_envelope(times: np.ndarray, series: _Series) -> MotionEnvelope:
+    """The per-frame series as float32 arrays, one row per frame at ``times`` (seconds)."""
     # the change measured at frame k compares the motion into frame k with the motion into
     # frame k-1: it is centred on frame k-1
     change = np.asarray(series.change, dtype=np.float32)
     change = np.append(change[1:], np.float32(0.0)) if len(change) else change
-    motion = MotionEnvelope(
+    return MotionEnvelope(
         times_s=times,
         energy=np.asarray(series.energy, dtype=np.float32),
         region_energy=np.asarray(series.regions, dtype=np.float32).reshape(-1, 3),
@@ -289,6 +395,18 @@ def analyze(
         appear=np.asarray(series.appear, dtype=np.float32),
         acceleration=np.asarray(series.accel, dtype=np.float32),
     )
+
+
+def _scenes(
+    times: np.ndarray,
+    cuts: list[float],
+    duration: float,
+    looks: list[LookSample],
+    series: _Series,
+    foreground: np.ndarray,
+) -> list[Scene]:
+    """One :class:`Scene` per stretch between cuts (times in seconds); a stretch with no colour
+    look of its own uses the first one."""
     bounds = [0.0, *cuts, duration]
     scenes = []
     for a, b in zip(bounds[:-1], bounds[1:]):
@@ -299,33 +417,14 @@ def analyze(
                 end_s=b,
                 cues=summarise(
                     [lk for lk in looks if a <= lk.time_s < b] or looks[:1],
-                    foreground=motion.foreground[sel],
+                    foreground=foreground[sel],
                     turbulence=np.asarray(series.turbulence)[sel],
                     camera=np.asarray(series.camera)[sel],
                     flicker=np.asarray(series.flicker)[sel],
                 ),
             )
         )
-    overall = summarise(
-        looks,
-        foreground=motion.foreground,
-        turbulence=np.asarray(series.turbulence),
-        camera=np.asarray(series.camera),
-        flicker=np.asarray(series.flicker),
-    )
-    rhythm = estimate_rhythm(times, motion.energy, [e.time_s for e in all_events if e.kind != "cut"], duration)
-    return VisualAnalysis(
-        video=info,
-        duration_s=float(duration),
-        frame_count=n_frames,
-        analysis_size=size,
-        events=tuple(all_events),
-        cuts=tuple(cuts),
-        scenes=tuple(scenes),
-        motion=motion,
-        rhythm=rhythm,
-        cues=overall,
-    )
+    return scenes
 
 
 def _median_dt(times: np.ndarray) -> float:
