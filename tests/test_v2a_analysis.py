@@ -80,3 +80,25 @@ def test_blue_picture_reads_as_water(tmp_path):
     analysis = analyze(still_video(tmp_path / "blue.mp4", duration_s=1.0, rgb=(20, 60, 200)))
     assert analysis.cues.blue > 0.5
     assert analysis.events == ()
+
+
+def test_a_scene_shorter_than_the_colour_sampling_step_keeps_its_own_colours(tmp_path):
+    # Colour looks are taken every 0.25 s; a 0.12 s red scene cut in between two of them
+    # (1.16-1.28 s at 25 fps, looks at 1.12 s and 1.40 s) used to take the first look of the
+    # video: blue.
+    w, h = 320, 180
+    pattern = np.random.default_rng(0).integers(0, 2, (h // 10, w // 10, 1)).repeat(10, 0).repeat(10, 1)
+
+    def texture(on: tuple[int, int, int], off: tuple[int, int, int]) -> np.ndarray:
+        return np.where(pattern, np.array(on, np.uint8), np.array(off, np.uint8)).astype(np.uint8)
+
+    blue = texture((120, 180, 255), (0, 0, 60))
+    red = texture((60, 0, 0), (255, 150, 120))  # the same pattern with its luma inverted: a cut
+    path = write_video(
+        tmp_path / "flash_cut.mp4", lambda t: red if 1.15 <= t < 1.27 else blue, cfr(2.4, 25), (w, h), rate=25
+    )
+    analysis = analyze(path)
+    assert analysis.cuts == pytest.approx((1.16, 1.28))
+    first, flash, last = analysis.scenes
+    assert flash.cues.warm > 0.4 and flash.cues.blue < 0.1
+    assert first.cues.blue > 0.9 and last.cues.blue > 0.9

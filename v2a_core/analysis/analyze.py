@@ -224,7 +224,9 @@ class _FramePass:
             self._measure_change(fr.yuv, self.prev.yuv)
         self._follow_objects(fr, scene, new_scene)
         self._measure_flow(fr, new_scene)
-        if fr.time_s - self.last_look >= self.settings.look_every_s:
+        # every scene gets a look of its own, however short: a flash cut to another place
+        # would otherwise take the colours of whatever the last look saw
+        if new_scene or fr.time_s - self.last_look >= self.settings.look_every_s:
             self.looks.append(look(fr.time_s, fr.half if fr.half is not None else fr.yuv))
             self.last_look = fr.time_s
         self.prev = fr
@@ -405,8 +407,8 @@ def _scenes(
     series: _Series,
     foreground: np.ndarray,
 ) -> list[Scene]:
-    """One :class:`Scene` per stretch between cuts (times in seconds); a stretch with no colour
-    look of its own uses the first one."""
+    """One :class:`Scene` per stretch between cuts (times in seconds). Every stretch starts with a
+    look of its own (its first frame); the first look stands in only if frame times fall before 0."""
     bounds = [0.0, *cuts, duration]
     scenes = []
     for a, b in zip(bounds[:-1], bounds[1:]):
