@@ -356,6 +356,175 @@ def _ai_text(cred: Any) -> str:
     return f" The credentials state the digital source type {name}."
 
 
+def _record_text(match: StoreMatch | None) -> str:
+    """The sentence naming the stored record the evidence leads to, or '' without one."""
+    if match is None:
+        return ""
+    when = match.record.get("created_at")
+    title = match.record.get("title")
+    rec_text = f" It matches the stored record {match.record_id}"
+    rec_text += f" ('{title}')" if title else ""
+    rec_text += f", registered {when}." if when else "."
+    return rec_text
+
+
+def _valid_text(credentials: Any, rec_text: str) -> str:
+    """Credentials that validate and chain to a trust anchor: where they were found, who signed."""
+    src = getattr(credentials, "source", None)
+    where = {
+        "embedded": "embedded in the file",
+        "sidecar": "in a sidecar .c2pa file next to it",
+        "detached": "in the manifest store, found through the watermark",
+    }.get(src or "", "with the file")
+    return (
+        f"This file carries Content Credentials {where}, {_signer_text(credentials)}. "
+        "The signature is valid, the certificate chain ends in a trust anchor this verifier is "
+        "configured to trust, and the recorded hash matches these exact bytes, so the file has not "
+        f"been changed since it was signed.{_ai_text(credentials)}{rec_text}"
+    )
+
+
+def _tampered_text(
+    credentials: Any, found: list[WatermarkResult], store: list[StoreMatch] | None, rec_text: str
+) -> str:
+    """Credentials that do not validate, and what the store and the watermark say about why."""
+    codes = ", ".join(dict.fromkeys(getattr(credentials, "failure_codes", ()) or ())) or "validation failed"
+    # A hard binding: the stored manifest validates against these exact bytes.
+    same_bytes = next((m for m in store or [] if m.binding in ("hard", "hash")), None)
+    carried = [p for w in found for p in w.payloads]
+    bound = _bound_payloads(credentials)
+    wm = ""
+    if same_bytes is not None:
+        title = same_bytes.record.get("title")
+        wm += (
+            f" These exact bytes are the registered output {same_bytes.record_id}"
+            + (f" ('{title}')" if title else "")
+            + ", whose stored manifest validates against them: the audio is unchanged, and it is "
+            "the credentials travelling with it that were replaced or damaged."
+        )
+    if carried and bound and not bound & set(carried):
+        wm += (
+            f" The credentials bind the watermark payload {', '.join(sorted(bound))}, but the audio "
+            f"carries {', '.join(carried)}: they were made for another file."
+        )
+    elif found and same_bytes is None:
+        wm = (
+            " The audio still carries a FoleySeal watermark, so it most likely derives from a "
+            "FoleySeal output that was edited or corrupted after signing."
+        )
+    return (
+        "This file carries Content Credentials, but they do not validate: "
+        f"{codes}. Either the audio or the manifest was changed after signing, or the credentials "
+        "were copied from another file. Do not rely on what the credentials claim about this file."
+        f"{wm}{'' if same_bytes is not None else rec_text}"
+    )
+
+
+def _untrusted_text(credentials: Any) -> str:
+    """Intact credentials this verifier cannot trust: an expired certificate, or an unknown root."""
+    if "signingCredential.expired" in (getattr(credentials, "failure_codes", ()) or ()):
+        return (
+            f"This file carries intact Content Credentials, {_signer_text(credentials)}, and the file "
+            "matches them, but the signing certificate has expired and the signature carries no "
+            "trusted timestamp proving it was made while the certificate was valid, so the signature "
+            "cannot be trusted any more. Nothing indicates that the file or its credentials were "
+            f"changed.{_ai_text(credentials)}"
+        )
+    return (
+        f"This file carries intact Content Credentials, {_signer_text(credentials)}, and the file "
+        "matches them, but the signing certificate does not chain to any trust anchor this verifier "
+        "is configured with. Anyone can create such a certificate, so the signer's identity is not "
+        "confirmed. Add the signer's root certificate to the trust configuration only if you trust "
+        f"it.{_ai_text(credentials)}"
+    )
+
+
+def _recovered_text(
+    found: list[WatermarkResult], store: list[StoreMatch] | None, match: StoreMatch | None, rec_text: str
+) -> str:
+    """No valid credentials with the file, but its watermark leads to a stored manifest (or,
+    with several payloads, to several: joined outputs)."""
+    payload = found[0].payloads[0] if found and found[0].payloads else "?"
+    if found and len(found[0].payloads) > 1:
+        return _joined_marks_text(found[0], store or [])
+    return (
+        "This file carries no valid Content Credentials of its own, but it contains a FoleySeal "
+        f"watermark (payload {payload}) that leads to a stored manifest.{rec_text} The stored "
+        "manifest does not validate against these exact bytes, which is expected when a file was "
+        "re-encoded (e.g. to MP3 or Opus), trimmed or otherwise edited: the audio is a derivative "
+        f"of the registered output, not a byte-identical copy.{_warp_text(found[0] if found else None)}"
+        f"{_ai_text(getattr(match, 'credentials', None))}"
+    )
+
+
+def _partial_text(
+    found: list[WatermarkResult], store: list[StoreMatch] | None, store_configured: bool, rec_text: str
+) -> str:
+    """A watermark over only part of the audio: where (times m:ss.s) and how much of it."""
+    segs = found[0].segments if found else ()
+    cov = found[0].coverage if found else 0.0
+    if found and len(found[0].payloads) > 1:
+        where = (f"FoleySeal watermarks with {len(found[0].payloads)} different payloads, "
+                 f"{_payloads_text(found[0], (store or []) if store_configured else None)}")
+        rec_text = ""  # each payload's record is named with it
+    else:
+        where = f"a FoleySeal watermark: {_segments_text(segs)}"
+    return (
+        f"Only part of this audio carries {where} "
+        f"(about {cov * 100:.0f}% of the analysed audio). The rest carries no mark we can detect. "
+        "This is what audio looks like when marked (generated) audio was spliced into other audio. "
+        f"The unmarked parts are not proven to be made by a person.{rec_text}"
+    )
+
+
+def _watermark_only_text(found: list[WatermarkResult], store_read: bool, store_configured: bool) -> str:
+    """A watermark that leads to no stored record, and why none was found (no store, store unread,
+    or no record in it)."""
+    payloads = found[0].payloads if found else ()
+    if len(payloads) > 1:
+        what = f"FoleySeal watermarks with {len(payloads)} different payloads ({_payloads_text(found[0], None)})"
+    else:
+        what = "a FoleySeal watermark" + (f" with payload {payloads[0]}" if payloads
+                                          else " (its payload could not be read)")
+    it = "them" if len(payloads) > 1 else "it"
+    if not store_configured:
+        return (
+            f"This audio contains {what}, but no Content Credentials travel with it, and this "
+            f"verifier has no manifest store, so no record was looked up for {it} (see the notes)."
+        )
+    if not store_read:
+        return (
+            f"This audio contains {what}, but no Content Credentials travel with it, "
+            "and this verifier's manifest store could not be read (see the notes), so the "
+            "record, if any, could not be looked up."
+        )
+    return (
+        f"This audio contains {what}, but no Content Credentials travel with it "
+        f"and this verifier's manifest store has no record for {it}. The audio was most likely produced "
+        "by a FoleySeal installation whose records this verifier cannot see."
+    )
+
+
+def _no_evidence_text(keys_checked: int, watermark_analysed: bool) -> str:
+    """Nothing found, what was checked, and what that does not mean."""
+    if not keys_checked:
+        checked = "no watermark key is configured, so the watermark was not checked"
+    elif not watermark_analysed:
+        checked = (
+            "the audio holds nothing a watermark could be searched in (silence, too short, or an "
+            "unsupported sample rate; see the notes)"
+        )
+    else:
+        checked = f"no FoleySeal watermark was detected with the {keys_checked} key(s) in this verifier's keyring"
+
+    return (
+        f"No Content Credentials were found with this file, and {checked}. "
+        "This does NOT mean the audio was made by a person: credentials are easy to strip, other "
+        "generators use other watermarks or none, and heavy processing can erase a watermark. It "
+        "only means this verifier found no provenance evidence."
+    )
+
+
 def explain(
     verdict: Verdict,
     *,
@@ -373,143 +542,22 @@ def explain(
     (False: no record could be looked up at all)."""
     found = [w for w in (watermark or []) if w.found]
     match = (store or [None])[0]
-    record = match.record if match is not None else {}
-    when = record.get("created_at")
-    title = record.get("title")
-    rec_text = ""
-    if match is not None:
-        rec_text = f" It matches the stored record {match.record_id}"
-        rec_text += f" ('{title}')" if title else ""
-        rec_text += f", registered {when}." if when else "."
+    rec_text = _record_text(match)
 
     if verdict is Verdict.CREDENTIALS_VALID:
-        src = getattr(credentials, "source", None)
-        where = {
-            "embedded": "embedded in the file",
-            "sidecar": "in a sidecar .c2pa file next to it",
-            "detached": "in the manifest store, found through the watermark",
-        }.get(src or "", "with the file")
-        return (
-            f"This file carries Content Credentials {where}, {_signer_text(credentials)}. "
-            "The signature is valid, the certificate chain ends in a trust anchor this verifier is "
-            "configured to trust, and the recorded hash matches these exact bytes, so the file has not "
-            f"been changed since it was signed.{_ai_text(credentials)}{rec_text}"
-        )
+        return _valid_text(credentials, rec_text)
     if verdict is Verdict.CREDENTIALS_TAMPERED:
-        codes = ", ".join(dict.fromkeys(getattr(credentials, "failure_codes", ()) or ())) or "validation failed"
-        # A hard binding: the stored manifest validates against these exact bytes.
-        same_bytes = next((m for m in store or [] if m.binding in ("hard", "hash")), None)
-        carried = [p for w in found for p in w.payloads]
-        bound = _bound_payloads(credentials)
-        wm = ""
-        if same_bytes is not None:
-            title = same_bytes.record.get("title")
-            wm += (
-                f" These exact bytes are the registered output {same_bytes.record_id}"
-                + (f" ('{title}')" if title else "")
-                + ", whose stored manifest validates against them: the audio is unchanged, and it is "
-                "the credentials travelling with it that were replaced or damaged."
-            )
-        if carried and bound and not bound & set(carried):
-            wm += (
-                f" The credentials bind the watermark payload {', '.join(sorted(bound))}, but the audio "
-                f"carries {', '.join(carried)}: they were made for another file."
-            )
-        elif found and same_bytes is None:
-            wm = (
-                " The audio still carries a FoleySeal watermark, so it most likely derives from a "
-                "FoleySeal output that was edited or corrupted after signing."
-            )
-        return (
-            "This file carries Content Credentials, but they do not validate: "
-            f"{codes}. Either the audio or the manifest was changed after signing, or the credentials "
-            "were copied from another file. Do not rely on what the credentials claim about this file."
-            f"{wm}{'' if same_bytes is not None else rec_text}"
-        )
+        return _tampered_text(credentials, found, store, rec_text)
     if verdict is Verdict.CREDENTIALS_UNTRUSTED:
-        if "signingCredential.expired" in (getattr(credentials, "failure_codes", ()) or ()):
-            return (
-                f"This file carries intact Content Credentials, {_signer_text(credentials)}, and the file "
-                "matches them, but the signing certificate has expired and the signature carries no "
-                "trusted timestamp proving it was made while the certificate was valid, so the signature "
-                "cannot be trusted any more. Nothing indicates that the file or its credentials were "
-                f"changed.{_ai_text(credentials)}"
-            )
-        return (
-            f"This file carries intact Content Credentials, {_signer_text(credentials)}, and the file "
-            "matches them, but the signing certificate does not chain to any trust anchor this verifier "
-            "is configured with. Anyone can create such a certificate, so the signer's identity is not "
-            "confirmed. Add the signer's root certificate to the trust configuration only if you trust "
-            f"it.{_ai_text(credentials)}"
-        )
+        return _untrusted_text(credentials)
     if verdict is Verdict.CREDENTIALS_RECOVERED_BY_WATERMARK:
-        payload = found[0].payloads[0] if found and found[0].payloads else "?"
-        if found and len(found[0].payloads) > 1:
-            return _joined_marks_text(found[0], store or [])
-        return (
-            "This file carries no valid Content Credentials of its own, but it contains a FoleySeal "
-            f"watermark (payload {payload}) that leads to a stored manifest.{rec_text} The stored "
-            "manifest does not validate against these exact bytes, which is expected when a file was "
-            "re-encoded (e.g. to MP3 or Opus), trimmed or otherwise edited: the audio is a derivative "
-            f"of the registered output, not a byte-identical copy.{_warp_text(found[0] if found else None)}"
-            f"{_ai_text(getattr(match, 'credentials', None))}"
-        )
+        return _recovered_text(found, store, match, rec_text)
     if verdict is Verdict.PARTIALLY_MARKED:
-        segs = found[0].segments if found else ()
-        cov = found[0].coverage if found else 0.0
-        if found and len(found[0].payloads) > 1:
-            where = (f"FoleySeal watermarks with {len(found[0].payloads)} different payloads, "
-                     f"{_payloads_text(found[0], (store or []) if store_configured else None)}")
-            rec_text = ""  # each payload's record is named with it
-        else:
-            where = f"a FoleySeal watermark: {_segments_text(segs)}"
-        return (
-            f"Only part of this audio carries {where} "
-            f"(about {cov * 100:.0f}% of the analysed audio). The rest carries no mark we can detect. "
-            "This is what audio looks like when marked (generated) audio was spliced into other audio. "
-            f"The unmarked parts are not proven to be made by a person.{rec_text}"
-        )
+        return _partial_text(found, store, store_configured, rec_text)
     if verdict is Verdict.WATERMARK_ONLY:
-        payloads = found[0].payloads if found else ()
-        if len(payloads) > 1:
-            what = f"FoleySeal watermarks with {len(payloads)} different payloads ({_payloads_text(found[0], None)})"
-        else:
-            what = "a FoleySeal watermark" + (f" with payload {payloads[0]}" if payloads
-                                              else " (its payload could not be read)")
-        it = "them" if len(payloads) > 1 else "it"
-        if not store_configured:
-            return (
-                f"This audio contains {what}, but no Content Credentials travel with it, and this "
-                f"verifier has no manifest store, so no record was looked up for {it} (see the notes)."
-            )
-        if not store_read:
-            return (
-                f"This audio contains {what}, but no Content Credentials travel with it, "
-                "and this verifier's manifest store could not be read (see the notes), so the "
-                "record, if any, could not be looked up."
-            )
-        return (
-            f"This audio contains {what}, but no Content Credentials travel with it "
-            f"and this verifier's manifest store has no record for {it}. The audio was most likely produced "
-            "by a FoleySeal installation whose records this verifier cannot see."
-        )
+        return _watermark_only_text(found, store_read, store_configured)
     if verdict is Verdict.NO_EVIDENCE:
-        if not keys_checked:
-            checked = "no watermark key is configured, so the watermark was not checked"
-        elif not watermark_analysed:
-            checked = (
-                "the audio holds nothing a watermark could be searched in (silence, too short, or an "
-                "unsupported sample rate; see the notes)"
-            )
-        else:
-            checked = f"no FoleySeal watermark was detected with the {keys_checked} key(s) in this verifier's keyring"
-
-        return (
-            f"No Content Credentials were found with this file, and {checked}. "
-            "This does NOT mean the audio was made by a person: credentials are easy to strip, other "
-            "generators use other watermarks or none, and heavy processing can erase a watermark. It "
-            "only means this verifier found no provenance evidence."
-        )
+        return _no_evidence_text(keys_checked, watermark_analysed)
     return (
         f"The file could not be examined: {error or 'unknown problem'}. No verdict about its origin "
         "can be given. Check that it is an audio file or a video with an audio track."

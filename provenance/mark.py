@@ -30,7 +30,9 @@ import datetime as dt
 import os
 import tempfile
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from types import TracebackType
 from typing import Any
 
 from provenance.c2pa.manifest import (
@@ -48,8 +50,8 @@ from provenance.core.c2pa_types import MarkResult, SoftBinding, SoftBindingBlock
 from provenance.core.config import Settings, load_settings
 from provenance.core.digest import sha256_file
 from provenance.core.errors import InputError, MarkLostInEncodingError, UnreadableMarkError
-from provenance.keys.signers import load_identity
-from provenance.store.repository import open_store
+from provenance.keys.signers import SigningIdentity, load_identity
+from provenance.store.repository import ManifestStore, open_store
 from provenance.watermark import SOFT_BINDING_ALG, load_key
 from provenance.watermark.files import embed_file
 
@@ -87,6 +89,136 @@ def _check_paths(input_path: Path, output_path: Path, source_video: Path | None)
 def _ingredient_mime(path: Path) -> str:
     """MIME type to reference ``path`` as an ingredient (c2pa accepts opaque bytes too)."""
     return MIME_BY_SUFFIX.get(path.suffix.lower(), "application/octet-stream")
+
+
+def _output_mime(input_path: Path, output_path: Path) -> str:
+    """The MIME type ``output_path``'s extension asks for; a video container only for a video."""
+    mime = mime_for(output_path)
+    if mime in _VIDEO_MIMES and not audio_io.is_video(input_path):
+        audio_io.audio_info(input_path)  # an unreadable input is reported as such, not as audio
+        raise InputError(f"output {output_path.suffix} is a video container but the input has no video", path=input_path)
+    return mime
+
+
+def _working_folder(output_path: Path) -> tempfile.TemporaryDirectory[str]:
+    """mark's private temporary folder beside ``output_path`` (a failure names the output)."""
+    try:
+        return tempfile.TemporaryDirectory(prefix=".foleyseal-mark-", dir=output_path.parent)
+    except OSError as exc:
+        raise output_error(exc, output_path) from exc
+
+
+def _manifest_spec(
+    input_path: Path,
+    source_video: Path | None,
+    *,
+    video_sha: str | None,
+    generation_record: dict[str, Any] | None,
+    include_prompts: bool,
+    generated: bool,
+    mime: str,
+    title: str,
+    label: str,
+    key_id: str,
+    payload: str,
+    duration_s: float,
+) -> ManifestSpec:
+    """The manifest of the marked output: the watermark (``payload`` bound over its
+    ``duration_s`` seconds), the input as parent ingredient unless ``generated``, the source
+    video as an ``inputTo`` ingredient, and the generation record."""
+    extra: dict[str, Any] = {"watermark": {"alg": SOFT_BINDING_ALG, "key_id": key_id}}
+    parent = None
+    if not generated:
+        extra["input_sha256"] = sha256_file(input_path)
+        parent = Ingredient(input_path, _ingredient_mime(input_path), "parentOf", title=input_path.name)
+    inputs: tuple[Ingredient, ...] = ()
+    if source_video is not None:
+        inputs = (
+            Ingredient(source_video, _ingredient_mime(source_video), "inputTo", title=source_video.name),
+        )
+    record_data = generation_assertion(
+        generation_record,
+        include_prompts=include_prompts,
+        source_video_sha256=video_sha,
+        operation="generate" if generation_record else "mark",
+        extra=extra,
+    )
+    return ManifestSpec(
+        mime_type=mime,
+        title=title,
+        generated=generated,
+        soft_binding=SoftBinding(
+            SOFT_BINDING_ALG, (SoftBindingBlock(0.0, round(duration_s, 3), payload),)
+        ),
+        generation_record=record_data,
+        parent=parent,
+        inputs=inputs,
+        label=label,
+    )
+
+
+@dataclass
+class _Reservation:
+    """The store's reservation for manifest ``label``, and what was written for it beside
+    ``output_path``. As a context: any failure before the output is published deletes the
+    sidecar and the reservation/record (see the module docstring); the store is closed either
+    way."""
+
+    store: ManifestStore
+    label: str
+    output_path: Path
+    sidecar: Path | None = None
+    published: bool = False
+
+    def __enter__(self) -> _Reservation:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        try:
+            if exc is not None and not self.published:
+                self._roll_back(exc)
+        finally:
+            with contextlib.suppress(Exception):
+                self.store.close()
+
+    def _roll_back(self, exc: BaseException) -> None:
+        """Delete the sidecar and the reservation/record after ``exc``."""
+        if self.sidecar is not None:
+            self.sidecar.unlink(missing_ok=True)
+        try:
+            self.store.discard(self.label)
+        except Exception as cleanup_exc:  # keep the original error; say what was left
+            if hasattr(exc, "add_note"):  # Python >= 3.11
+                exc.add_note(f"also failed to delete store reservation {self.label}: {cleanup_exc}")
+
+    def sign_and_publish(
+        self, spec: ManifestSpec, identity: SigningIdentity, marked: Path, signed: Path, payload: str,
+        duration_s: float,
+    ) -> tuple[StoreRecord, bool]:
+        """Sign ``marked`` into ``signed``, complete the reservation with the manifest, then
+        publish: the sidecar (for formats c2pa cannot embed into), then the output. Returns the
+        record and whether the manifest is embedded."""
+        embedded, manifest, digest = sign_to(spec, identity, marked, signed)
+        record = StoreRecord(
+            id=self.label,
+            payload=payload,
+            algorithm=SOFT_BINDING_ALG,
+            manifest=manifest,
+            asset_sha256=digest,
+            mime_type=spec.mime_type,
+            duration_s=duration_s,
+            created_at=dt.datetime.now(dt.timezone.utc),
+            title=spec.title,
+        )
+        self.store.publish(record)
+        if not embedded:
+            self.sidecar = sidecar_path(self.output_path)
+            atomic_write_bytes(self.sidecar, manifest)
+        os.replace(signed, self.output_path)
+        self.published = True
+        return record, embedded
 
 
 def mark(
@@ -133,10 +265,7 @@ def mark(
     input_path, output_path = Path(input_path), Path(output_path)
     source_video = Path(source_video) if source_video is not None else None
     _check_paths(input_path, output_path, source_video)
-    mime = mime_for(output_path)
-    if mime in _VIDEO_MIMES and not audio_io.is_video(input_path):
-        audio_io.audio_info(input_path)  # an unreadable input is reported as such, not as audio
-        raise InputError(f"output {output_path.suffix} is a video container but the input has no video", path=input_path)
+    mime = _output_mime(input_path, output_path)
 
     # Everything that can fail cheaply fails before the store is touched.
     identity = load_identity(settings)
@@ -145,87 +274,21 @@ def mark(
     title = title or output_path.name
 
     label = new_manifest_label()
-    store = open_store(settings)
-    sidecar: Path | None = None
-    published = False
-    try:
-        payload = store.reserve_payload(label, SOFT_BINDING_ALG)
-        try:
-            working = tempfile.TemporaryDirectory(prefix=".foleyseal-mark-", dir=output_path.parent)
-        except OSError as exc:
-            raise output_error(exc, output_path) from exc
-        with working as tmp, writing_beside(output_path):
+    with _Reservation(open_store(settings), label, output_path) as reservation:
+        payload = reservation.store.reserve_payload(label, SOFT_BINDING_ALG)
+        with _working_folder(output_path) as tmp, writing_beside(output_path):
             tmpdir = Path(tmp)
             marked = tmpdir / f"watermarked{output_path.suffix}"
             with reported_as(marked, output_path), _no_watermark_hint(audio is None):
                 embed_file(input_path, marked, wm_key, payload, audio=audio, confirm=confirm, progress=progress)
             duration_s = audio_io.audio_info(marked).duration_s
-
-            extra: dict[str, Any] = {"watermark": {"alg": SOFT_BINDING_ALG, "key_id": wm_key.key_id}}
-            parent = None
-            if not generated:
-                extra["input_sha256"] = sha256_file(input_path)
-                parent = Ingredient(input_path, _ingredient_mime(input_path), "parentOf", title=input_path.name)
-            inputs: tuple[Ingredient, ...] = ()
-            if source_video is not None:
-                inputs = (
-                    Ingredient(source_video, _ingredient_mime(source_video), "inputTo", title=source_video.name),
-                )
-            record_data = generation_assertion(
-                generation_record,
-                include_prompts=include_prompts,
-                source_video_sha256=video_sha,
-                operation="generate" if generation_record else "mark",
-                extra=extra,
+            spec = _manifest_spec(
+                input_path, source_video, video_sha=video_sha, generation_record=generation_record,
+                include_prompts=include_prompts, generated=generated, mime=mime, title=title, label=label,
+                key_id=wm_key.key_id, payload=payload, duration_s=duration_s,
             )
-            spec = ManifestSpec(
-                mime_type=mime,
-                title=title,
-                generated=generated,
-                soft_binding=SoftBinding(
-                    SOFT_BINDING_ALG, (SoftBindingBlock(0.0, round(duration_s, 3), payload),)
-                ),
-                generation_record=record_data,
-                parent=parent,
-                inputs=inputs,
-                label=label,
+            record, embedded = reservation.sign_and_publish(
+                spec, identity, marked, tmpdir / f"signed{output_path.suffix}", payload, duration_s
             )
-            signed = tmpdir / f"signed{output_path.suffix}"
-            embedded, manifest, digest = sign_to(spec, identity, marked, signed)
-            record = StoreRecord(
-                id=label,
-                payload=payload,
-                algorithm=SOFT_BINDING_ALG,
-                manifest=manifest,
-                asset_sha256=digest,
-                mime_type=mime,
-                duration_s=duration_s,
-                created_at=dt.datetime.now(dt.timezone.utc),
-                title=title,
-            )
-            store.publish(record)
-            if not embedded:
-                sidecar = sidecar_path(output_path)
-                atomic_write_bytes(sidecar, manifest)
-            os.replace(signed, output_path)
-            published = True
-    except BaseException as exc:
-        if not published:
-            if sidecar is not None:
-                sidecar.unlink(missing_ok=True)
-            try:
-                store.discard(label)
-            except Exception as cleanup_exc:  # keep the original error; say what was left
-                if hasattr(exc, "add_note"):  # Python >= 3.11
-                    exc.add_note(f"also failed to delete store reservation {label}: {cleanup_exc}")
-        raise
-    finally:
-        with contextlib.suppress(Exception):
-            store.close()
-    return MarkResult(
-        output=output_path,
-        payload=payload,
-        record=record,
-        manifest_embedded=embedded,
-        sidecar=sidecar,
-    )
+    return MarkResult(output=output_path, payload=payload, record=record, manifest_embedded=embedded,
+                      sidecar=reservation.sidecar)
