@@ -8,7 +8,9 @@ Order, and why:
 2. **Watermark** the input into a private temporary directory beside the output (the
    watermark changes the audio, so it comes before the signature that hashes it).
 3. **Sign** the watermarked file: an embedded manifest (WAV, FLAC, MP3, M4A, MP4, MOV), or,
-   for Ogg/Opus, a byte copy plus a detached manifest that becomes the sidecar. The manifest
+   for the formats c2pa cannot embed into (Ogg/Opus, MKV, WebM, AIFF, CAF, W64, AU:
+   :data:`provenance.c2pa.sign.SIDECAR_ONLY`), a byte copy plus a detached manifest that
+   becomes the sidecar. The manifest
    declares the watermark (``c2pa.watermarked.bound`` + ``c2pa.soft-binding`` with the payload),
    so the signature covers the watermarked audio and the binding to the payload.
 4. **Record**: the reservation is completed with the manifest bytes that validate against the

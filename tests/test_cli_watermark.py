@@ -265,6 +265,21 @@ def test_video_audio_track_is_marked(video_dir, key, tmp_path, capsys):
     assert code == 0 and json.loads(text)["payload"] == PAYLOAD
 
 
+@pytest.mark.parametrize("suffix", [".wav", ".flac"])
+def test_a_video_marked_into_an_audio_file_gives_its_marked_track(video_dir, key, tmp_path, capsys, suffix):
+    """An audio OUTPUT for a video INPUT is the video's audio track, marked (it was refused:
+    "cannot write video with extension '.wav'")."""
+    src = video_dir / "real_movie_hello.mp4"
+    out = tmp_path / f"track{suffix}"
+    code, _, err = run(["watermark", "embed", str(src), str(out), "--key", str(key), "--payload", PAYLOAD], capsys)
+    assert code == 0, err
+    assert not io.is_video(out)
+    track, got = io.audio_info(src), io.audio_info(out)
+    assert (got.sample_rate, got.channels, got.frames) == (track.sample_rate, track.channels, track.frames)
+    code, text, _ = run(["watermark", "detect", str(out), "--key", str(key), "--json"], capsys)
+    assert code == 0 and json.loads(text)["payload"] == PAYLOAD
+
+
 def test_the_command_uses_one_blas_thread_unless_told_otherwise():
     """OpenBLAS's worker threads made a 3-minute embed take twice as long on a busy 2-core machine:
     the command sets one thread before numpy loads, and leaves a user's own setting alone."""

@@ -24,7 +24,7 @@ from provenance.c2pa import read_credentials
 from provenance.core.audio import Audio
 from provenance.core.config import Settings, load_settings, trust_anchors_pem
 from provenance.core.errors import InputError, KeyFileError, OutputError, SigningError, StoreError
-from provenance.core.io import read_audio, write_audio
+from provenance.core.io import is_video, read_audio, write_audio
 from provenance.keys.pki import install_dev_chain
 from provenance.mark import mark
 from provenance.store import ManifestStore, open_store
@@ -395,6 +395,28 @@ def test_mark_takes_a_soundtrack_in_memory_for_a_video(settings, tmp_path):
     anchors = trust_anchors_pem(settings)
     for path in (out, wav):
         assert read_credentials(path, trust_anchors_pem=anchors).state == "Trusted"
+
+
+def test_mark_writes_a_videos_own_track_marked_into_an_audio_output(settings, tmp_path, monkeypatch):
+    """``foleyseal mark VIDEO OUT.flac`` gives the video's audio track, marked and signed, as an
+    audio file (it was refused: "cannot write video with extension '.flac'"), with the video
+    as the parent ingredient."""
+    from tests.test_c2pa import make_video
+
+    noise = np.random.default_rng(6).standard_normal((2, 6 * SR)).astype(np.float32)
+    video = make_video(tmp_path / "clip.mp4", Audio(0.1 * noise, SR))
+    out = tmp_path / "track.flac"
+    r = mark(video, out, settings=settings)
+    got, track = read_audio(out), read_audio(video)
+    assert (got.sample_rate, got.channels, got.frames) == (track.sample_rate, track.channels, track.frames)
+    assert detect_file(out, load_key(settings.watermark_key_path)).payload == r.payload
+    creds = read_credentials(out, trust_anchors_pem=trust_anchors_pem(settings))
+    assert creds.state == "Trusted"
+    monkeypatch.setenv("FOLEYSEAL_HOME", str(settings.home))
+    with pytest.raises(SystemExit) as exc:
+        main(["mark", str(video), str(tmp_path / "track.wav")])
+    assert exc.value.code == 0  # it was 3
+    assert not is_video(tmp_path / "track.wav")
 
 
 def test_confirm_refuses_audio_whose_mark_cannot_be_read_back(settings, source, tmp_path):

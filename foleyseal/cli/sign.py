@@ -65,7 +65,8 @@ def sign_cmd(
 
 def mark_cmd(
     input: Path = typer.Argument(..., help="Audio (WAV, FLAC, MP3, M4A, Ogg, Opus, AIFF, CAF, W64, AU) or video (MP4, MOV, MKV, WebM)."),
-    output: Path = typer.Argument(..., help="Where to write the marked, signed file (format from its extension)."),
+    output: Path = typer.Argument(..., help="Where to write the marked, signed file (format from its extension; an "
+                                            "audio extension for a video input writes its marked audio track alone)."),
     generated: bool = typer.Option(
         False, "--generated",
         help="The audio is AI-generated: disclose it (c2pa.created, trainedAlgorithmicMedia). "

@@ -16,7 +16,8 @@ app = typer.Typer(help="Embed or detect FoleySeal's keyed audio watermark.", no_
 @app.command("embed")
 def embed_cmd(
     input: Path = typer.Argument(..., help="Audio file (WAV, FLAC, OGG, Opus, MP3, M4A) or video (MP4, MOV, MKV, WebM)."),
-    output: Path = typer.Argument(..., help="Where to write the marked file (format from its extension)."),
+    output: Path = typer.Argument(..., help="Where to write the marked file (format from its extension; an audio extension for a video "
+                                "input writes its marked audio track alone)."),
     key: Path = typer.Option(..., "--key", help="Watermark key file (mode 0600; see `foleyseal keys new-watermark-key`)."),
     payload: str = typer.Option(..., "--payload", help="64-bit payload as 16 hex digits."),
     strength: float = typer.Option(1.0, "--strength", callback=mark_strength,

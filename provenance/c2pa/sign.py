@@ -1,7 +1,8 @@
 """Signing assets with C2PA manifests: embedded, or detached as a sidecar; the bytes the store keeps.
 
-Formats c2pa embeds into: WAV, FLAC, MP3, M4A (AAC in MP4), MP4 and MOV. Ogg (Vorbis, Opus)
-cannot carry a manifest, so those get a *sidecar*: ``song.ogg.c2pa`` beside ``song.ogg``,
+Formats c2pa embeds into: WAV, FLAC, MP3, M4A (AAC in MP4), MP4 and MOV. Ogg (Vorbis, Opus),
+Matroska and WebM, AIFF, CAF, W64 and AU (:data:`SIDECAR_ONLY`) cannot carry a manifest, so
+those get a *sidecar*: ``song.ogg.c2pa`` beside ``song.ogg``,
 holding the detached manifest (see :mod:`provenance.c2pa.sidecar` for the naming).
 
 The manifest store keeps, for every published file, a manifest store (``application/c2pa``

@@ -91,7 +91,8 @@ class StoreRecord:
     manifest: bytes = field(repr=False)
     """C2PA manifest store bytes (``application/c2pa``) that validate against the published
     file's exact bytes via ``Reader(mime, file, manifest)``: the very manifest embedded in it
-    (WAV, FLAC, MP3, M4A, MP4, MOV), or the detached one that is also the sidecar (Ogg, Opus)."""
+    (WAV, FLAC, MP3, M4A, MP4, MOV), or the detached one that is also the sidecar (Ogg, Opus,
+    MKV, WebM, AIFF, CAF, W64, AU)."""
     asset_sha256: str
     """Hex SHA-256 of the published file's bytes (the bytes ``manifest`` validates against)."""
     mime_type: str
@@ -129,7 +130,8 @@ class MarkResult:
     manifest_embedded: bool
     """True when the output carries the manifest inside (WAV, FLAC, MP3, M4A, MP4, MOV)."""
     sidecar: Path | None = None
-    """The ``.c2pa`` file written beside outputs c2pa cannot embed into (Ogg, Opus)."""
+    """The ``.c2pa`` file written beside outputs c2pa cannot embed into (Ogg, Opus, MKV, WebM,
+    AIFF, CAF, W64, AU)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -84,11 +84,12 @@ def _embed_stream(in_path: Path, out_path: Path, info: io.AudioInfo, key: Waterm
                   strength: float, params: WatermarkParams,
                   progress: Callable[[str, float], None] | None = None) -> None:
     """Mark ``in_path``'s audio (a video's audio track) into ``out_path`` chunk by chunk: one
-    chunk and its context in memory at a time, the same marks as :func:`embed` over the whole."""
+    chunk and its context in memory at a time, the same marks as :func:`embed` over the whole.
+    A video's marked track goes into a copy of the video, or alone into an audio ``out_path``."""
     emb = ChunkEmbedder(key, payload, info.sample_rate, strength=strength, params=params)
     chunks = _chunks_with_context(in_path, emb.chunk, emb.pad)
     marked = _reporting((emb.apply(x, start, padded) for start, x, padded in chunks), info.frames, progress)
-    if io.is_video(in_path):
+    if io.is_video(in_path) and io.is_video_extension(out_path):
         # the video packets are copied as the marked chunks are encoded alongside them
         io.replace_audio_track_stream(in_path, marked, out_path,
                                       sample_rate=info.sample_rate, channels=info.channels)
