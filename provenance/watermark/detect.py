@@ -142,6 +142,44 @@ def detect_features(
     bp, feat = timeline_features(x16, params, source_rate_hz)
     if feat.v.shape[1] < 2:
         return Detection(False, None, 1.0, 0.0, (), threshold, duration_s)
+    det, chosen = _unedited_reading(x16, bp, feat, layout, tables, params, source_rate_hz, clipped16,
+                                    threshold=threshold, duration_s=duration_s)
+
+    def unedited(d: Detection) -> Detection:
+        return _with_issued_payload(d, lambda kn: (
+            _detect_in(f, layout, tables, threshold=threshold, duration_s=duration_s,
+                       hypotheses=int(det.details["hypotheses"]), known=kn)
+            for f in _readings_of(det, *chosen, clipped16, params, source_rate_hz)), known)
+
+    if not search or (det.found and det.payload is not None):
+        return unedited(det)
+    # Not found, or found without its payload: a pitch shift of a semitone or a small time
+    # stretch can leave enough of the mark in place to be found, but not to be decoded.
+    searched = _search_readings(x16, feat, layout, tables, params, source_rate_hz,
+                                threshold=threshold, duration_s=duration_s)
+    if searched is None:
+        return unedited(det)
+    wdet, warped_feat, warp, start = searched
+    best, warped = _unedited_or_searched(det, wdet)
+    if not warped:
+        # The unedited reading: found without its payload, or not found (the issued payloads may
+        # name it, and confirm a mark that nearly passed the presence test).
+        return unedited(best)
+    return _with_issued_payload(best, lambda kn: iter([
+        _detect_in(warped_feat, layout, tables, threshold=threshold, duration_s=duration_s,
+                   hypotheses=search_hypotheses(), warp=warp, start_s=start / params.analysis_rate_hz, known=kn)]),
+        known)
+
+
+def _unedited_reading(
+    x16: np.ndarray, bp: np.ndarray, feat: Features, layout: Layout, tables: ScanTables, params: WatermarkParams,
+    source_rate_hz: float | None, clipped16: np.ndarray | None, *, threshold: float, duration_s: float,
+) -> tuple[Detection, tuple[np.ndarray, Features]]:
+    """The reading of the unedited timeline (:func:`_detect_timeline`) from the band power ``bp``
+    and features ``feat`` of the 16 kHz signal ``x16``, and once more with the echo undone when the
+    file holds one strong echo (:func:`~provenance.watermark.echo.find_echo`; the better reading is
+    kept, with the echo in ``details``). Returns the detection and the band power and features
+    it was read from."""
     echo = find_echo(x16, params)
     readings = 1 if echo is None else 2
     det = _detect_timeline(bp, feat, layout, tables, params, source_rate_hz, clipped16,
@@ -160,21 +198,14 @@ def detect_features(
         det = dataclasses.replace(best, details={**best.details, **echo_info})
         if best is det_e:
             chosen = (bp_e, feat_e)
-    def unedited(d: Detection) -> Detection:
-        return _with_issued_payload(d, lambda kn: (
-            _detect_in(f, layout, tables, threshold=threshold, duration_s=duration_s,
-                       hypotheses=int(det.details["hypotheses"]), known=kn)
-            for f in _readings_of(det, *chosen, clipped16, params, source_rate_hz)), known)
+    return det, chosen
 
-    if not search or (det.found and det.payload is not None):
-        return unedited(det)
-    # Not found, or found without its payload: a pitch shift of a semitone or a small time
-    # stretch can leave enough of the mark in place to be found, but not to be decoded.
-    searched = _search_readings(x16, feat, layout, tables, params, source_rate_hz,
-                                threshold=threshold, duration_s=duration_s)
-    if searched is None:
-        return unedited(det)
-    wdet, warped_feat, warp, start = searched
+
+def _unedited_or_searched(det: Detection, wdet: Detection) -> tuple[Detection, bool]:
+    """The reading to report of the unedited one ``det`` and the search's ``wdet``
+    (:func:`_search_readings`), with both readings' z and p-values in ``details``, and whether it
+    is the search's: a found mark gives way only to a warped reading whose payload decodes, a
+    missed one to the smaller p-value."""
     if det.found:
         warped = wdet.found and wdet.payload is not None
     else:
@@ -185,15 +216,7 @@ def detect_features(
                "search_z": wdet.details["z"], "search_p_value": wdet.p_value,
                "search_speed": wdet.speed, "search_pitch_semitones": wdet.pitch_semitones,
                "search_noise_floor": wdet.details["noise_floor"]}
-    best = dataclasses.replace(best, details=details)
-    if not warped:
-        # The unedited reading: found without its payload, or not found (the issued payloads may
-        # name it, and confirm a mark that nearly passed the presence test).
-        return unedited(best)
-    return _with_issued_payload(best, lambda kn: iter([
-        _detect_in(warped_feat, layout, tables, threshold=threshold, duration_s=duration_s,
-                   hypotheses=search_hypotheses(), warp=warp, start_s=start / params.analysis_rate_hz, known=kn)]),
-        known)
+    return dataclasses.replace(best, details=details), warped
 
 
 def _search_readings(
