@@ -142,6 +142,44 @@ def detect_features(
     bp, feat = timeline_features(x16, params, source_rate_hz)
     if feat.v.shape[1] < 2:
         return Detection(False, None, 1.0, 0.0, (), threshold, duration_s)
+    det, chosen = _unedited_reading(x16, bp, feat, layout, tables, params, source_rate_hz, clipped16,
+                                    threshold=threshold, duration_s=duration_s)
+
+    def unedited(d: Detection) -> Detection:
+        return _with_issued_payload(d, lambda kn: (
+            _detect_in(f, layout, tables, threshold=threshold, duration_s=duration_s,
+                       hypotheses=int(det.details["hypotheses"]), known=kn)
+            for f in _readings_of(det, *chosen, clipped16, params, source_rate_hz)), known)
+
+    if not search or (det.found and det.payload is not None):
+        return unedited(det)
+    # Not found, or found without its payload: a pitch shift of a semitone or a small time
+    # stretch can leave enough of the mark in place to be found, but not to be decoded.
+    searched = _search_readings(x16, feat, layout, tables, params, source_rate_hz,
+                                threshold=threshold, duration_s=duration_s)
+    if searched is None:
+        return unedited(det)
+    wdet, warped_feat, warp, start = searched
+    best, warped = _unedited_or_searched(det, wdet)
+    if not warped:
+        # The unedited reading: found without its payload, or not found (the issued payloads may
+        # name it, and confirm a mark that nearly passed the presence test).
+        return unedited(best)
+    return _with_issued_payload(best, lambda kn: iter([
+        _detect_in(warped_feat, layout, tables, threshold=threshold, duration_s=duration_s,
+                   hypotheses=search_hypotheses(), warp=warp, start_s=start / params.analysis_rate_hz, known=kn)]),
+        known)
+
+
+def _unedited_reading(
+    x16: np.ndarray, bp: np.ndarray, feat: Features, layout: Layout, tables: ScanTables, params: WatermarkParams,
+    source_rate_hz: float | None, clipped16: np.ndarray | None, *, threshold: float, duration_s: float,
+) -> tuple[Detection, tuple[np.ndarray, Features]]:
+    """The reading of the unedited timeline (:func:`_detect_timeline`) from the band power ``bp``
+    and features ``feat`` of the 16 kHz signal ``x16``, and once more with the echo undone when the
+    file holds one strong echo (:func:`~provenance.watermark.echo.find_echo`; the better reading is
+    kept, with the echo in ``details``). Returns the detection and the band power and features
+    it was read from."""
     echo = find_echo(x16, params)
     readings = 1 if echo is None else 2
     det = _detect_timeline(bp, feat, layout, tables, params, source_rate_hz, clipped16,
@@ -160,21 +198,14 @@ def detect_features(
         det = dataclasses.replace(best, details={**best.details, **echo_info})
         if best is det_e:
             chosen = (bp_e, feat_e)
-    def unedited(d: Detection) -> Detection:
-        return _with_issued_payload(d, lambda kn: (
-            _detect_in(f, layout, tables, threshold=threshold, duration_s=duration_s,
-                       hypotheses=int(det.details["hypotheses"]), known=kn)
-            for f in _readings_of(det, *chosen, clipped16, params, source_rate_hz)), known)
+    return det, chosen
 
-    if not search or (det.found and det.payload is not None):
-        return unedited(det)
-    # Not found, or found without its payload: a pitch shift of a semitone or a small time
-    # stretch can leave enough of the mark in place to be found, but not to be decoded.
-    searched = _search_readings(x16, feat, layout, tables, params, source_rate_hz,
-                                threshold=threshold, duration_s=duration_s)
-    if searched is None:
-        return unedited(det)
-    wdet, warped_feat, warp, start = searched
+
+def _unedited_or_searched(det: Detection, wdet: Detection) -> tuple[Detection, bool]:
+    """The reading to report of the unedited one ``det`` and the search's ``wdet``
+    (:func:`_search_readings`), with both readings' z and p-values in ``details``, and whether it
+    is the search's: a found mark gives way only to a warped reading whose payload decodes, a
+    missed one to the smaller p-value."""
     if det.found:
         warped = wdet.found and wdet.payload is not None
     else:
@@ -185,15 +216,7 @@ def detect_features(
                "search_z": wdet.details["z"], "search_p_value": wdet.p_value,
                "search_speed": wdet.speed, "search_pitch_semitones": wdet.pitch_semitones,
                "search_noise_floor": wdet.details["noise_floor"]}
-    best = dataclasses.replace(best, details=details)
-    if not warped:
-        # The unedited reading: found without its payload, or not found (the issued payloads may
-        # name it, and confirm a mark that nearly passed the presence test).
-        return unedited(best)
-    return _with_issued_payload(best, lambda kn: iter([
-        _detect_in(warped_feat, layout, tables, threshold=threshold, duration_s=duration_s,
-                   hypotheses=search_hypotheses(), warp=warp, start_s=start / params.analysis_rate_hz, known=kn)]),
-        known)
+    return dataclasses.replace(best, details=details), warped
 
 
 def _search_readings(
@@ -444,6 +467,98 @@ def _issued_instead(
     return bits, agree, w2, conf, expected, info
 
 
+@dataclasses.dataclass(frozen=True)
+class _FileClock:
+    """Where the slots of one reading's features lie in the file, for the times it reports.
+
+    ``warp`` and ``start_s`` map feature time ``t`` (seconds) back to file time
+    ``start_s + warp.time_scale * t``, kept within ``[0, duration_s]``."""
+
+    slot_s: float
+    """Slot length, seconds."""
+    fine_s: float
+    """Fine hop (one phase step of the alignment search), seconds."""
+    edge_slots: int
+    """Slots a segment's reported span may lose at each edge (``SEGMENT_EDGE_S``)."""
+    min_slots: int
+    """Shortest reported span, slots (``SEGMENT_MIN_S``)."""
+    duration_s: float
+    start_s: float
+    warp: Warp
+
+    @classmethod
+    def of(cls, params: WatermarkParams, *, duration_s: float, start_s: float, warp: Warp) -> _FileClock:
+        slot_s = params.slot_s
+        return cls(slot_s=slot_s, fine_s=slot_s / (params.slot_hops * FINE),
+                   edge_slots=int(round(SEGMENT_EDGE_S / slot_s)), min_slots=int(round(SEGMENT_MIN_S / slot_s)),
+                   duration_s=duration_s, start_s=start_s, warp=warp)
+
+    def file_time(self, t: float) -> float:
+        """File time of feature time ``t``, seconds rounded to the millisecond."""
+        return round(float(min(self.duration_s, max(0.0, self.start_s + self.warp.time_scale * t))), 3)
+
+    def segment(self, a: int, b: int, ph: int, agree: np.ndarray, w2: np.ndarray, payload: str | None) -> Segment:
+        """The segment of slots ``a:b`` read at fine phase ``ph``, its span trimmed to where the
+        per-slot agreement ``agree`` (weights ``w2``) holds, and its p-value from that agreement."""
+        # Runs keep their full extent for masking and decoding; only the reported span is trimmed.
+        a, b = trim_edges(agree, w2, a, b, self.edge_slots, self.min_slots)
+        var = 0.5 * float(w2[a:b].sum())
+        seg_z = float(agree[a:b].sum()) / math.sqrt(var) if var > 0 else 0.0
+        t0 = ph * self.fine_s
+        return Segment(start_s=self.file_time(t0 + a * self.slot_s),
+                       end_s=self.file_time(t0 + b * self.slot_s + 2 * self.fine_s),
+                       payload=payload, p_value=float(special.ndtr(-seg_z)))
+
+
+@dataclasses.dataclass(frozen=True)
+class _Alignment:
+    """The best alignment of one search: fine phase, block offset (slots), its presence score
+    standardised by the null (``z``; ``z_raw`` before, ``null_scale`` the null's spread) and its
+    p-value (with the union bound over the hypotheses)."""
+
+    phase: int
+    offset: int
+    z: float
+    z_raw: float
+    null_scale: float
+    p_value: float
+
+    def details(self, clock: _FileClock, hypotheses: int) -> dict:
+        """The alignment as reported in ``Detection.details``."""
+        return {"z": self.z, "z_raw": self.z_raw, "null_scale": self.null_scale,
+                "phase": self.phase, "offset_slots": self.offset,
+                "alignment_s": clock.file_time(self.offset * clock.slot_s + self.phase * clock.fine_s),
+                "hypotheses": hypotheses}
+
+
+@dataclasses.dataclass
+class _Searches:
+    """What the alignment searches of one reading have found (:func:`_search_alignments`)."""
+
+    mask: np.ndarray
+    """Per slot: 1.0 while no segment or piece covers it yet, else 0.0."""
+    first: tuple[float, str | None, float, dict] | None = None
+    """The first search's p-value, payload (hex) or None, bit confidence and details: the reading
+    that is reported."""
+    segments: list[Segment] = dataclasses.field(default_factory=list)
+    seg_slots: list[tuple[int, int, int]] = dataclasses.field(default_factory=list)
+    """(piece index, first slot, end slot) of each segment."""
+    pieces: list[Piece] = dataclasses.field(default_factory=list)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Reported:
+    """The reading :func:`_detect_in` reports, as its steps complete it."""
+
+    p_value: float
+    payload: str | None
+    conf: float
+    """Bit confidence of the payload."""
+    segments: list[Segment]
+    info: dict
+    """``Detection.details``."""
+
+
 def _detect_in(
     feat: Features,
     layout: Layout,
@@ -462,159 +577,227 @@ def _detect_in(
     (the p-value is multiplied by it: a union bound); ``warp`` and ``start_s`` map feature
     time ``t`` back to file time ``start_s + warp.time_scale * t``. ``known``: issued payloads
     to match a found but undecoded mark against (:func:`_with_issued_payload` passes them).
+
+    Steps: the alignment searches (:func:`_search_alignments`), the payload of a found mark whose
+    whole-file decode failed taken from its parts (:func:`_named_by_parts`), then the match
+    against the issued payloads (:func:`_with_issued_match`).
     """
-    params = layout.params
-    n_slots = feat.v.shape[1]
-    mask = np.ones(n_slots)
-    slot_s = params.slot_s
-    fine_s = slot_s / (params.slot_hops * FINE)
-    edge_slots, min_slots = int(round(SEGMENT_EDGE_S / slot_s)), int(round(SEGMENT_MIN_S / slot_s))
-
-    def file_time(t: float) -> float:
-        return round(float(min(duration_s, max(0.0, start_s + warp.time_scale * t))), 3)
-
-    def segment(a: int, b: int, ph: int, agree: np.ndarray, w2: np.ndarray, payload: str | None) -> Segment:
-        # Runs keep their full extent for masking and decoding; only the reported span is trimmed.
-        a, b = trim_edges(agree, w2, a, b, edge_slots, min_slots)
-        var = 0.5 * float(w2[a:b].sum())
-        seg_z = float(agree[a:b].sum()) / math.sqrt(var) if var > 0 else 0.0
-        t0 = ph * fine_s
-        return Segment(start_s=file_time(t0 + a * slot_s), end_s=file_time(t0 + b * slot_s + 2 * fine_s),
-                       payload=payload, p_value=float(special.ndtr(-seg_z)))
-
-    segments: list[Segment] = []
-    seg_slots: list[tuple[int, int, int]] = []  # (piece index, first slot, end slot) of each segment
-    pieces: list[Piece] = []
-    best_overall: tuple[float, str | None, float, dict] | None = None
-    for _search in range(MAX_SEGMENT_SEARCHES):
-        z = scan(feat, layout, mask, tables)
-        ph, off = (int(i) for i in np.unravel_index(int(np.argmax(z)), z.shape))
-        loc, scale = null_scale(z, (ph, off))
-        z_eff = (float(z[ph, off]) - loc) / scale
-        pval = min(1.0, p_value_from_z(z_eff) * hypotheses)
-        if best_overall is not None and (pval > threshold or mask.sum() < params.block_slots):
-            if pval > JOINT_PIECE_P_VALUE:
-                break
-            # Not reported on its own (too weak, or found in less audio than the null law was
-            # calibrated on), but it may complete the codeword (see decode_joint).
-            weak, placed = _weak_piece(feat, layout, ph, off, mask)
-            pieces.append(weak)
-            if not placed:  # it stands for the whole rest: nothing is left to search
-                break
-            mask = mask * (1.0 - weak.mask)
-            if mask.sum() < JOINT_PIECE_MIN_S / slot_s:
-                break
-            continue
-        payload_bits, agree, w2, conf, expected = decode_at(feat, layout, ph, off, mask)
-        payload = bits_to_hex(payload_bits) if payload_bits is not None else None
-        info = {"z": z_eff, "z_raw": float(z[ph, off]), "null_scale": scale,
-                "phase": ph, "offset_slots": off,
-                "alignment_s": file_time(off * slot_s + ph * fine_s),
-                "hypotheses": hypotheses}
-        if payload is not None and known is not None and not known.find([payload]):
-            issued = _issued_instead(feat, layout, ph, off, mask, known)
-            if issued is not None:
-                payload_bits, agree, w2, conf, expected, issued_info = issued
-                info = {**info, **issued_info, "unissued_crc_pass": payload}
-                payload = bits_to_hex(payload_bits)
-        if best_overall is None:
-            info["presence_p_value"] = pval
-            if payload is not None and pval <= CONFIRM_P_VALUE:
-                info["crc_confirmed"] = True  # the p-value below is the confirmed route's
-            pval = confirmed_p_value(pval, payload is not None)
-            best_overall = (pval, payload, conf, info)
-        if pval > threshold:
-            break
-        runs = segments_from_agreement(agree, w2, mask, slot_s)
-        if not runs:
-            break
-        piece = np.zeros(n_slots)
-        for a, b in runs:
-            seg_mask = np.zeros(n_slots)
-            seg_mask[a:b] = 1.0
-            if expected is not None:
-                # The runs are where the decoded codeword itself agrees (a splice of another
-                # payload at this alignment agrees through its pilots alone, a fifth of the
-                # groups, and stays below SEGMENT_Z), so they carry this payload. Decoding a run
-                # again, too short to hold the codeword, would pass the CRC by chance with
-                # probability up to CRC_PASS_BOUND and name a payload nobody issued.
-                g = grouped(feat, layout, ph, off, seg_mask)
-                seg_agree, seg_w2 = slot_agreement(g, codeword_agreement(g, expected), layout)
-                seg_pay = payload
-            else:
-                seg_payload_bits, seg_agree, seg_w2, _, _ = decode_at(feat, layout, ph, off, seg_mask)
-                seg_pay = bits_to_hex(seg_payload_bits) if seg_payload_bits is not None else None
-            segments.append(segment(a, b, ph, seg_agree, seg_w2, seg_pay))
-            seg_slots.append((len(pieces), a, b))
-            piece[a:b] = 1.0
-            mask[a:b] = 0.0
-        pieces.append(Piece(ph, off, piece, reported=True))
-        if mask.sum() < JOINT_PIECE_MIN_S / slot_s:
-            break
-    assert best_overall is not None
-    pval, payload, conf, info = best_overall
-    found = pval <= threshold
-    if found and payload is None and segments:
-        # The whole-file decode mixes in unmarked audio (e.g. a marked excerpt spliced into
-        # other audio); the longest segment that decodes on its own then names the payload.
-        decoded = [s for s in segments if s.payload is not None]
-        if decoded:
-            payload = max(decoded, key=lambda s: s.end_s - s.start_s).payload
-        elif len(pieces) > 1:
-            # Pieces at different alignments (the two sides of a cut, a montage of excerpts
-            # shorter than a block) may carry the whole codeword only together.
-            joint_bits, joint_conf, agreements = decode_joint(feat, layout, pieces)
-            if joint_bits is not None:
-                payload = bits_to_hex(joint_bits)
-                conf = joint_conf
-                segments = _segments_of_joint(payload, pieces, agreements, segments, seg_slots, segment, slot_s)
-                info = {**info, "joint_pieces": len(pieces)}
-    near = found or info["presence_p_value"] <= CONFIRM_P_VALUE
-    listing = isinstance(known, IssuedList)
-    # A payload that decoded without reaching the threshold can still be confirmed by the matched
-    # route (matched_p_value), when the issued payloads can be listed.
-    unconfirmed = payload is None or (not found and listing)
-    if unconfirmed and known is not None and (near or listing):
-        readings = [whole_reading(feat, layout, info["phase"], info["offset_slots"])]
-        if len(pieces) > 1:
-            _, joint, options = join_pieces(feat, layout, pieces)
-            readings.append((joint, options))
-        # Far from the threshold only a strong correlation can confirm the mark: the decoder's
-        # long lists (seconds) are left out there.
-        payload_bits, known_conf, known_info, expected = match_issued(readings, layout, known, lists=near)
-        if not found and payload_bits is not None:
-            # An issued payload confirms presence as a passed CRC does (see confirmed_p_value):
-            # its codeword is independent of everything the presence test reads.
-            pval = issued_p_value(info["presence_p_value"], known_info.get("issued_correlation_bound"))
-            found = pval <= threshold
-            if found:
-                ph, off = info["phase"], info["offset_slots"]
-                whole = np.ones(n_slots)  # nothing was masked: the first alignment missed
-                g = grouped(feat, layout, ph, off, whole)
-                agree, w2 = slot_agreement(g, codeword_agreement(g, expected), layout)
-                segments = [segment(a, b, ph, agree, w2, bits_to_hex(payload_bits))
-                            for a, b in segments_from_agreement(agree, w2, whole, slot_s)]
-                info = {**info, "store_confirmed": True}
-        counts = ("issued_candidates", "issued_correlation_tests", "issued_correlation_z")
-        info = {**info, **(known_info if found else {k: v for k, v in known_info.items() if k in counts})}
-        if found and payload_bits is not None:
-            payload, conf = bits_to_hex(payload_bits), known_conf
-            # Like a decoded whole-file payload, it names the segments that did not decode alone.
-            segments = [seg if seg.payload is not None else dataclasses.replace(seg, payload=payload)
-                        for seg in segments]
-    segments.sort(key=lambda s: s.start_s)
+    clock = _FileClock.of(layout.params, duration_s=duration_s, start_s=start_s, warp=warp)
+    searched = _search_alignments(feat, layout, tables, clock, threshold=threshold, hypotheses=hypotheses,
+                                  known=known)
+    assert searched.first is not None
+    pval, payload, conf, info = searched.first
+    rep = _Reported(pval, payload, conf, searched.segments, info)
+    if rep.p_value <= threshold and rep.payload is None and rep.segments:
+        rep = _named_by_parts(rep, feat, layout, clock, searched)
+    if known is not None:
+        rep = _with_issued_match(rep, feat, layout, clock, searched.pieces, known, threshold=threshold)
+    found = rep.p_value <= threshold
     return Detection(
         found=found,
-        payload=payload if found else None,
-        p_value=pval,
-        bit_confidence=conf if found else 0.0,
-        segments=tuple(segments) if found else (),
+        payload=rep.payload if found else None,
+        p_value=rep.p_value,
+        bit_confidence=rep.conf if found else 0.0,
+        segments=tuple(sorted(rep.segments, key=lambda s: s.start_s)) if found else (),
         threshold=threshold,
         duration_s=duration_s,
         speed=round(warp.speed, 5),
         pitch_semitones=round(warp.pitch_semitones, 4),
-        details=info,
+        details=rep.info,
     )
+
+
+def _search_alignments(
+    feat: Features, layout: Layout, tables: ScanTables, clock: _FileClock, *, threshold: float, hypotheses: int,
+    known: KnownPayloads | None,
+) -> _Searches:
+    """Up to ``MAX_SEGMENT_SEARCHES`` alignment searches over the slots not yet covered. The first
+    gives the reported reading (presence p-value, confirmed by a decoded payload where it can be:
+    :func:`~provenance.watermark.confirm.confirmed_p_value`); each search that passes
+    ``threshold`` adds the segments where its reading agrees, and once the mark is found a weaker
+    one joins the joint decode as a piece (``JOINT_PIECE_P_VALUE``)."""
+    params = layout.params
+    s = _Searches(mask=np.ones(feat.v.shape[1]))
+    for _search in range(MAX_SEGMENT_SEARCHES):
+        al = _best_alignment(feat, layout, tables, s.mask, hypotheses)
+        if s.first is not None and (al.p_value > threshold or s.mask.sum() < params.block_slots):
+            if al.p_value > JOINT_PIECE_P_VALUE:
+                break
+            # Not reported on its own (too weak, or found in less audio than the null law was
+            # calibrated on), but it may complete the codeword (see decode_joint).
+            weak, placed = _weak_piece(feat, layout, al.phase, al.offset, s.mask)
+            s.pieces.append(weak)
+            if not placed:  # it stands for the whole rest: nothing is left to search
+                break
+            s.mask = s.mask * (1.0 - weak.mask)
+        else:
+            payload, agree, w2, conf, expected, issued_info = _decode_alignment(feat, layout, al, s.mask, known)
+            info = {**al.details(clock, hypotheses), **issued_info}
+            pval = al.p_value
+            if s.first is None:
+                info["presence_p_value"] = pval
+                if payload is not None and pval <= CONFIRM_P_VALUE:
+                    info["crc_confirmed"] = True  # the p-value below is the confirmed route's
+                pval = confirmed_p_value(pval, payload is not None)
+                s.first = (pval, payload, conf, info)
+            if pval > threshold:
+                break
+            runs = segments_from_agreement(agree, w2, s.mask, clock.slot_s)
+            if not runs:
+                break
+            _add_reported_piece(s, feat, layout, clock, al, runs, payload, expected)
+        if s.mask.sum() < JOINT_PIECE_MIN_S / clock.slot_s:
+            break
+    return s
+
+
+def _best_alignment(
+    feat: Features, layout: Layout, tables: ScanTables, mask: np.ndarray, hypotheses: int
+) -> _Alignment:
+    """The alignment whose presence score over the slots in ``mask`` is highest, that score
+    standardised by the robust location and spread of every alignment's score
+    (:func:`~provenance.watermark.presence.null_scale`), and its p-value times ``hypotheses``."""
+    z = scan(feat, layout, mask, tables)
+    ph, off = (int(i) for i in np.unravel_index(int(np.argmax(z)), z.shape))
+    loc, scale = null_scale(z, (ph, off))
+    z_eff = (float(z[ph, off]) - loc) / scale
+    return _Alignment(phase=ph, offset=off, z=z_eff, z_raw=float(z[ph, off]), null_scale=scale,
+                      p_value=min(1.0, p_value_from_z(z_eff) * hypotheses))
+
+
+def _decode_alignment(
+    feat: Features, layout: Layout, al: _Alignment, mask: np.ndarray, known: KnownPayloads | None
+) -> tuple[str | None, np.ndarray, np.ndarray, float, np.ndarray | None, dict]:
+    """The payload decoded at alignment ``al`` from the slots in ``mask``; with the issued
+    payloads, a decoded payload that was never issued gives way to an issued one that matches
+    (:func:`_issued_instead`). Returns the payload (hex) or None, the per-slot agreement and
+    weight, the bit confidence, the codeword's symbols (None when nothing decoded) and the
+    details of that match (empty without one)."""
+    payload_bits, agree, w2, conf, expected = decode_at(feat, layout, al.phase, al.offset, mask)
+    payload = bits_to_hex(payload_bits) if payload_bits is not None else None
+    if payload is not None and known is not None and not known.find([payload]):
+        issued = _issued_instead(feat, layout, al.phase, al.offset, mask, known)
+        if issued is not None:
+            payload_bits, agree, w2, conf, expected, issued_info = issued
+            return bits_to_hex(payload_bits), agree, w2, conf, expected, {**issued_info, "unissued_crc_pass": payload}
+    return payload, agree, w2, conf, expected, {}
+
+
+def _add_reported_piece(
+    s: _Searches, feat: Features, layout: Layout, clock: _FileClock, al: _Alignment, runs: list[tuple[int, int]],
+    payload: str | None, expected: np.ndarray | None,
+) -> None:
+    """Add the segments of ``runs`` (first and end slot) found at alignment ``al``, each with the
+    payload it carries; their slots leave ``s.mask`` and make one reported piece."""
+    n_slots = feat.v.shape[1]
+    piece = np.zeros(n_slots)
+    for a, b in runs:
+        seg_mask = np.zeros(n_slots)
+        seg_mask[a:b] = 1.0
+        if expected is not None:
+            # The runs are where the decoded codeword itself agrees (a splice of another
+            # payload at this alignment agrees through its pilots alone, a fifth of the
+            # groups, and stays below SEGMENT_Z), so they carry this payload. Decoding a run
+            # again, too short to hold the codeword, would pass the CRC by chance with
+            # probability up to CRC_PASS_BOUND and name a payload nobody issued.
+            g = grouped(feat, layout, al.phase, al.offset, seg_mask)
+            seg_agree, seg_w2 = slot_agreement(g, codeword_agreement(g, expected), layout)
+            seg_pay = payload
+        else:
+            seg_payload_bits, seg_agree, seg_w2, _, _ = decode_at(feat, layout, al.phase, al.offset, seg_mask)
+            seg_pay = bits_to_hex(seg_payload_bits) if seg_payload_bits is not None else None
+        s.segments.append(clock.segment(a, b, al.phase, seg_agree, seg_w2, seg_pay))
+        s.seg_slots.append((len(s.pieces), a, b))
+        piece[a:b] = 1.0
+        s.mask[a:b] = 0.0
+    s.pieces.append(Piece(al.phase, al.offset, piece, reported=True))
+
+
+def _named_by_parts(
+    rep: _Reported, feat: Features, layout: Layout, clock: _FileClock, searched: _Searches
+) -> _Reported:
+    """A found mark whose whole-file decode failed, named by its parts: the longest segment that
+    decodes on its own, else the joint decode of the pieces (:func:`_segments_of_joint`)."""
+    # The whole-file decode mixes in unmarked audio (e.g. a marked excerpt spliced into
+    # other audio); the longest segment that decodes on its own then names the payload.
+    decoded = [s for s in rep.segments if s.payload is not None]
+    if decoded:
+        return dataclasses.replace(rep, payload=max(decoded, key=lambda s: s.end_s - s.start_s).payload)
+    pieces = searched.pieces
+    if len(pieces) <= 1:
+        return rep
+    # Pieces at different alignments (the two sides of a cut, a montage of excerpts
+    # shorter than a block) may carry the whole codeword only together.
+    joint_bits, joint_conf, agreements = decode_joint(feat, layout, pieces)
+    if joint_bits is None:
+        return rep
+    payload = bits_to_hex(joint_bits)
+    segments = _segments_of_joint(payload, pieces, agreements, rep.segments, searched.seg_slots,
+                                  clock.segment, clock.slot_s)
+    return dataclasses.replace(rep, payload=payload, conf=joint_conf, segments=segments,
+                               info={**rep.info, "joint_pieces": len(pieces)})
+
+
+def _with_issued_match(
+    rep: _Reported, feat: Features, layout: Layout, clock: _FileClock, pieces: list[Piece], known: KnownPayloads,
+    *, threshold: float,
+) -> _Reported:
+    """``rep`` matched against the issued payloads (:func:`~provenance.watermark.known.match_issued`,
+    from the whole file's reading and the pieces' joint one) when its payload is not confirmed:
+    a found mark without a payload, or, when the issued payloads can be listed, a missed one. A
+    missed mark near the threshold, or any with a listing store, is tried; a match names the
+    payload, and confirms a missed mark (:func:`_store_confirmed`)."""
+    found = rep.p_value <= threshold
+    near = found or rep.info["presence_p_value"] <= CONFIRM_P_VALUE
+    listing = isinstance(known, IssuedList)
+    # A payload that decoded without reaching the threshold can still be confirmed by the matched
+    # route (matched_p_value), when the issued payloads can be listed.
+    unconfirmed = rep.payload is None or (not found and listing)
+    if not (unconfirmed and (near or listing)):
+        return rep
+    readings = [whole_reading(feat, layout, rep.info["phase"], rep.info["offset_slots"])]
+    if len(pieces) > 1:
+        _, joint, options = join_pieces(feat, layout, pieces)
+        readings.append((joint, options))
+    # Far from the threshold only a strong correlation can confirm the mark: the decoder's
+    # long lists (seconds) are left out there.
+    payload_bits, known_conf, known_info, expected = match_issued(readings, layout, known, lists=near)
+    if not found and payload_bits is not None:
+        rep = _store_confirmed(rep, feat, layout, clock, payload_bits, expected, known_info, threshold=threshold)
+        found = rep.p_value <= threshold
+    counts = ("issued_candidates", "issued_correlation_tests", "issued_correlation_z")
+    info = {**rep.info, **(known_info if found else {k: v for k, v in known_info.items() if k in counts})}
+    rep = dataclasses.replace(rep, info=info)
+    if found and payload_bits is not None:
+        payload = bits_to_hex(payload_bits)
+        # Like a decoded whole-file payload, it names the segments that did not decode alone.
+        segments = [seg if seg.payload is not None else dataclasses.replace(seg, payload=payload)
+                    for seg in rep.segments]
+        rep = dataclasses.replace(rep, payload=payload, conf=known_conf, segments=segments)
+    return rep
+
+
+def _store_confirmed(
+    rep: _Reported, feat: Features, layout: Layout, clock: _FileClock, payload_bits: np.ndarray,
+    expected: np.ndarray, known_info: dict, *, threshold: float,
+) -> _Reported:
+    """A mark the presence test missed, with the p-value of its confirmation by the issued payload
+    ``payload_bits`` (:func:`~provenance.watermark.confirm.issued_p_value`); when that passes
+    ``threshold``, its segments are where the file agrees with that payload's codeword (symbols
+    ``expected``) at the first alignment."""
+    # An issued payload confirms presence as a passed CRC does (see confirmed_p_value):
+    # its codeword is independent of everything the presence test reads.
+    pval = issued_p_value(rep.info["presence_p_value"], known_info.get("issued_correlation_bound"))
+    found = pval <= threshold
+    if not found:
+        return dataclasses.replace(rep, p_value=pval)
+    ph, off = rep.info["phase"], rep.info["offset_slots"]
+    whole = np.ones(feat.v.shape[1])  # nothing was masked: the first alignment missed
+    g = grouped(feat, layout, ph, off, whole)
+    agree, w2 = slot_agreement(g, codeword_agreement(g, expected), layout)
+    segments = [clock.segment(a, b, ph, agree, w2, bits_to_hex(payload_bits))
+                for a, b in segments_from_agreement(agree, w2, whole, clock.slot_s)]
+    return dataclasses.replace(rep, p_value=pval, segments=segments, info={**rep.info, "store_confirmed": True})
 
 
 def _extend_warped(
