@@ -108,6 +108,26 @@ def _in_callers_terms(report: VerificationReport, path: Path, display: str) -> V
     )
 
 
+@dataclasses.dataclass
+class _Evidence:
+    """What :meth:`Verifier._verify_path` has learnt about one file so far, step by step."""
+
+    size: int
+    """Bytes."""
+    sha: str
+    """SHA-256 of the file's bytes, hex."""
+    notes: list[str] = dataclasses.field(default_factory=list)
+    container: ContainerInfo | None = None
+    container_error: str | None = None
+    credentials: Any | None = None
+    stats: DecodeStats = dataclasses.field(default_factory=DecodeStats)
+    watermark: list[WatermarkResult] = dataclasses.field(default_factory=list)
+    decode_error: str | None = None
+    store_matches: list[StoreMatch] = dataclasses.field(default_factory=list)
+    store_read: bool = True
+    """False: a configured store failed to open or to answer (the reason is in ``notes``)."""
+
+
 class Verifier:
     """A reusable verifier: settings, trust anchors, keyring and store opened once.
 
@@ -239,7 +259,39 @@ class Verifier:
         )
 
     def _verify_path(self, path: Path, display: str, deadline: float | None) -> VerificationReport:
-        notes: list[str] = []
+        """The report on the file at ``path``, which the caller knows as ``display``."""
+        size = self._size_or_refusal(path, display)
+        if isinstance(size, VerificationReport):
+            return size
+        sha, has_manifest_box = hash_and_scan(path, deadline)
+        if has_manifest_box and is_manifest_store(path):
+            return self._error_report(
+                display, manifest_not_media(self.sidecar_advice), size_bytes=size, sha256=sha
+            )
+        ev = _Evidence(size=size, sha=sha)
+
+        # 1. container
+        self._probe_container(path, display, ev)
+
+        with tempfile.TemporaryDirectory(prefix="foleyseal-alias-") as alias_dir:
+            c2pa_path = self._c2pa_path(path, display, ev.container, Path(alias_dir))
+
+            # 2. credentials carried with the file
+            self._carried_credentials(c2pa_path, has_manifest_box, ev)
+
+            # 3. watermark
+            if ev.container is not None:
+                self._check_watermark(path, display, deadline, ev)
+
+            # 4. store
+            ev.store_matches, ev.store_read = self._store_lookup(c2pa_path, sha, ev.watermark, ev.notes)
+
+        # 5. verdict
+        return self._conclude(path, display, deadline, ev)
+
+    def _size_or_refusal(self, path: Path, display: str) -> int | VerificationReport:
+        """The size of the file at ``path`` (bytes), or the error report refusing it: not there,
+        not a regular file, empty, or over the size limit."""
         try:
             st = os.stat(path)
         except OSError as exc:
@@ -253,111 +305,97 @@ class Verifier:
             return self._error_report(
                 display, f"the file is larger than the limit of {self.limits.max_bytes} bytes", size_bytes=size
             )
-        sha, has_manifest_box = hash_and_scan(path, deadline)
-        if has_manifest_box and is_manifest_store(path):
-            return self._error_report(
-                display, manifest_not_media(self.sidecar_advice), size_bytes=size, sha256=sha
-            )
+        return size
 
-        # 1. container
-        container: ContainerInfo | None = None
-        container_error: str | None = None
+    def _probe_container(self, path: Path, display: str, ev: _Evidence) -> None:
+        """Step 1: the container, or why it could not be parsed."""
         try:
-            container = probe(path, name=display)
+            ev.container = probe(path, name=display)
         except FormatError as exc:
-            container_error = exc.message
+            ev.container_error = exc.message
         except Exception as exc:  # a demuxer bug must not take the verifier down
             log.exception("container probe failed for %s", display)
-            container_error = f"the container could not be parsed ({type(exc).__name__})"
-        if container is not None and container.extension_mismatch:
-            notes.append(
-                f"The file name's extension does not match its content, which is {container.format.upper()}; "
+            ev.container_error = f"the container could not be parsed ({type(exc).__name__})"
+        if ev.container is not None and ev.container.extension_mismatch:
+            ev.notes.append(
+                f"The file name's extension does not match its content, which is {ev.container.format.upper()}; "
                 "the content was used."
             )
 
-        with tempfile.TemporaryDirectory(prefix="foleyseal-alias-") as alias_dir:
-            c2pa_path = self._c2pa_path(path, display, container, Path(alias_dir))
+    def _carried_credentials(self, c2pa_path: Path, has_manifest_box: bool, ev: _Evidence) -> None:
+        """Step 2: the Content Credentials carried with the file (embedded, or a sidecar)."""
+        credentials = self._read_credentials(c2pa_path, ev.notes)
+        if unparseable(credentials) and not has_manifest_box:
+            # No manifest in the bytes: the reader's "Invalid" is about the asset, not about
+            # credentials. Saying "tampered credentials" would be false.
+            ev.notes.append("The C2PA reader could not parse this file; it holds no C2PA manifest.")
+            credentials = dataclasses.replace(
+                credentials, present=False, source=None, state=None, failure_codes=()
+            )
+        ev.credentials = credentials
 
-            # 2. credentials carried with the file
-            credentials = self._read_credentials(c2pa_path, notes)
-            if unparseable(credentials) and not has_manifest_box:
-                # No manifest in the bytes: the reader's "Invalid" is about the asset, not about
-                # credentials. Saying "tampered credentials" would be false.
-                notes.append("The C2PA reader could not parse this file; it holds no C2PA manifest.")
-                credentials = dataclasses.replace(
-                    credentials, present=False, source=None, state=None, failure_codes=()
-                )
+    def _check_watermark(self, path: Path, display: str, deadline: float | None, ev: _Evidence) -> None:
+        """Step 3: the watermark, searched with every key (the audio decoded once without
+        keys), and notes on how the audio decoded."""
+        stats = ev.stats
+        if not self.keyring:
+            ev.notes.append("No watermark key is configured: the watermark was not checked.")
+        try:
+            ev.watermark = self._decode_and_scan(path, ev.container, deadline, stats, ev.notes)
+        except DeadlineExceeded:
+            raise
+        except FoleySealError as exc:
+            ev.decode_error = exc.message
+        except (MemoryError, Exception) as exc:  # decoders on hostile input
+            log.exception("decoding failed for %s", display)
+            ev.decode_error = f"the audio could not be decoded ({type(exc).__name__})"
+        if stats.nonfinite:
+            ev.notes.append(f"{stats.nonfinite} NaN or infinite samples were treated as silence.")
+        if stats.truncated_at_s is not None and self.keyring:  # without keys, 1 s shows it decodes
+            ev.notes.append(f"Only the first {stats.truncated_at_s:.0f} s were analysed.")
+        if stats.decode_errors:
+            ev.notes.append(f"{stats.decode_errors} corrupt audio packet(s) were skipped while decoding.")
+        if ev.decode_error:
+            ev.notes.append(f"Audio decoding failed: {ev.decode_error}")
+        elif (shortfall := _shortfall_note(ev.container, stats)) is not None:
+            ev.notes.append(shortfall)
 
-            # 3. watermark
-            stats = DecodeStats()
-            watermark: list[WatermarkResult] = []
-            decode_error: str | None = None
-            if container is not None:
-                if not self.keyring:
-                    notes.append("No watermark key is configured: the watermark was not checked.")
-                try:
-                    if self.keyring:
-                        watermark = scan_watermark(
-                            path, container, self.keyring, self.limits, deadline, stats, notes, self.threads,
-                            known=self._issued_payloads(),
-                        )
-                    else:
-                        # Still decode once: a file whose audio cannot be decoded must say so.
-                        for _ in iter_mono(
-                            path, container_format=container.format, deadline=deadline,
-                            max_duration_s=min(self.limits.max_duration_s, 1.0), stats=stats,
-                        ):
-                            pass
-                        if stats.frames == 0:
-                            raise FormatError("no audio could be decoded from the file")
-                except DeadlineExceeded:
-                    raise
-                except FoleySealError as exc:
-                    decode_error = exc.message
-                except (MemoryError, Exception) as exc:  # decoders on hostile input
-                    log.exception("decoding failed for %s", display)
-                    decode_error = f"the audio could not be decoded ({type(exc).__name__})"
-                if stats.nonfinite:
-                    notes.append(f"{stats.nonfinite} NaN or infinite samples were treated as silence.")
-                if stats.truncated_at_s is not None and self.keyring:  # without keys, 1 s shows it decodes
-                    notes.append(f"Only the first {stats.truncated_at_s:.0f} s were analysed.")
-                if stats.decode_errors:
-                    notes.append(f"{stats.decode_errors} corrupt audio packet(s) were skipped while decoding.")
-                if decode_error:
-                    notes.append(f"Audio decoding failed: {decode_error}")
-                elif (shortfall := _shortfall_note(container, stats)) is not None:
-                    notes.append(shortfall)
+    def _decode_and_scan(
+        self, path: Path, container: ContainerInfo, deadline: float | None, stats: DecodeStats, notes: list[str]
+    ) -> list[WatermarkResult]:
+        """Every key's watermark result; without keys, none, once the audio is shown to decode.
+        Raises what decoding raises (:class:`FormatError` when no audio decodes)."""
+        if self.keyring:
+            return scan_watermark(
+                path, container, self.keyring, self.limits, deadline, stats, notes, self.threads,
+                known=self._issued_payloads(),
+            )
+        # Still decode once: a file whose audio cannot be decoded must say so.
+        for _ in iter_mono(
+            path, container_format=container.format, deadline=deadline,
+            max_duration_s=min(self.limits.max_duration_s, 1.0), stats=stats,
+        ):
+            pass
+        if stats.frames == 0:
+            raise FormatError("no audio could be decoded from the file")
+        return []
 
-            # 4. store
-            store_matches, store_read = self._store_lookup(c2pa_path, sha, watermark, notes)
-
-        # 5. verdict
-        cred_verdict = classify_credentials(credentials)
-        hard = [m for m in store_matches if m.binding in ("hard", "hash")]
-        soft = [m for m in store_matches if m.binding == "soft"]
-        found = [w for w in watermark if w.found]
+    def _conclude(self, path: Path, display: str, deadline: float | None, ev: _Evidence) -> VerificationReport:
+        """Step 5: the verdict the evidence supports, and the report that explains it."""
+        cred_verdict = classify_credentials(ev.credentials)
+        hard = [m for m in ev.store_matches if m.binding in ("hard", "hash")]
+        soft = [m for m in ev.store_matches if m.binding == "soft"]
+        found = [w for w in ev.watermark if w.found]
         partial = False
-        if found and cred_verdict is None and not hard and container is not None:
-            keys = {k.key_id: k for k in self.keyring}
-            for j, w in enumerate(watermark):
-                # A mark only an issued payload could confirm is too weak to show in a gap's few
-                # seconds: its absence there is no evidence that the gap was not marked.
-                if not w.found or w.store_confirmed:
-                    continue
-                gaps = confirmed_gaps(path, container, w, keys[w.key_id], stats, self.limits, deadline)
-                if gaps:
-                    partial = True
-                    watermark[j] = refine_boundaries(
-                        path, container, w, keys[w.key_id], gaps, self.limits, deadline
-                    )
-                    spans = ", ".join(f"{a + stats.start_s:.1f}-{b + stats.start_s:.1f} s" for a, b in gaps[:4])
-                    notes.append(f"No trace of the watermark in audible audio at {spans} (checked separately).")
-                    break
-        if stats.start_s:
+        if found and cred_verdict is None and not hard and ev.container is not None:
+            partial = self._mark_gaps(path, deadline, ev)
+        if ev.stats.start_s:
             # The detector reads the audio's own time; a player shows the file's timeline.
-            watermark = [dataclasses.replace(w, segments=tuple(s.shifted(stats.start_s) for s in w.segments))
-                         for w in watermark]
-            notes.append(f"The audio track starts {stats.start_s:.2f} s into the file; times are on the file's timeline.")
+            ev.watermark = [dataclasses.replace(w, segments=tuple(s.shifted(ev.stats.start_s) for s in w.segments))
+                            for w in ev.watermark]
+            ev.notes.append(
+                f"The audio track starts {ev.stats.start_s:.2f} s into the file; times are on the file's timeline."
+            )
         if cred_verdict is not None:
             verdict = cred_verdict
         elif hard:
@@ -368,39 +406,65 @@ class Verifier:
             verdict = Verdict.CREDENTIALS_RECOVERED_BY_WATERMARK
         elif found:
             verdict = Verdict.WATERMARK_ONLY
-        elif container is None or (decode_error and not stats.frames):
-            message = container_error or decode_error or "unreadable file"
-            return self._error_report(display, message, size_bytes=size, sha256=sha, container=container,
-                                      credentials=credentials, notes=notes)
+        elif ev.container is None or (ev.decode_error and not ev.stats.frames):
+            message = ev.container_error or ev.decode_error or "unreadable file"
+            return self._error_report(display, message, size_bytes=ev.size, sha256=ev.sha, container=ev.container,
+                                      credentials=ev.credentials, notes=ev.notes)
         else:
             verdict = Verdict.NO_EVIDENCE
-        cred_text = credentials if cred_verdict is not None else (hard[0].credentials if hard else None)
-        if container_error and verdict is not Verdict.ERROR:
-            notes.append(f"Container: {container_error}")
+        cred_text = ev.credentials if cred_verdict is not None else (hard[0].credentials if hard else None)
+        return self._report(display, ev, verdict, cred_text, hard or soft)
+
+    def _report(
+        self, display: str, ev: _Evidence, verdict: Verdict, cred_text: Any | None, matches: list[StoreMatch]
+    ) -> VerificationReport:
+        """The report of ``verdict``, explained with ``cred_text`` (the credentials that decided
+        it, if any) and the store ``matches`` behind it."""
+        if ev.container_error and verdict is not Verdict.ERROR:
+            ev.notes.append(f"Container: {ev.container_error}")
         explanation = explain(
             verdict,
             credentials=cred_text,
-            watermark=watermark,
-            store=hard or soft,
+            watermark=ev.watermark,
+            store=matches,
             keys_checked=len(self.keyring),
-            watermark_analysed=any(w.windows for w in watermark),
-            store_read=store_read,
+            watermark_analysed=any(w.windows for w in ev.watermark),
+            store_read=ev.store_read,
             # A store that failed to open is configured; one that is not there was not consulted.
-            store_configured=self._store is not None or not store_read,
+            store_configured=self._store is not None or not ev.store_read,
         )
         return VerificationReport(
             file=display,
             verdict=verdict,
             explanation=explanation,
-            size_bytes=size,
-            sha256=sha,
-            container=container,
-            credentials=credentials,
-            watermark=watermark,
-            store=store_matches,
-            notes=notes,
+            size_bytes=ev.size,
+            sha256=ev.sha,
+            container=ev.container,
+            credentials=ev.credentials,
+            watermark=ev.watermark,
+            store=ev.store_matches,
+            notes=ev.notes,
             trust_anchors=count_certs(self.trust_pem),
         )
+
+    def _mark_gaps(self, path: Path, deadline: float | None, ev: _Evidence) -> bool:
+        """Whether a found mark leaves audible gaps in which a separate test finds no trace of it;
+        the first such key's segment edges are then placed by bisection, and the gaps noted."""
+        keys = {k.key_id: k for k in self.keyring}
+        for j, w in enumerate(ev.watermark):
+            # A mark only an issued payload could confirm is too weak to show in a gap's few
+            # seconds: its absence there is no evidence that the gap was not marked.
+            if not w.found or w.store_confirmed:
+                continue
+            gaps = confirmed_gaps(path, ev.container, w, keys[w.key_id], ev.stats, self.limits, deadline)
+            if gaps:
+                ev.watermark[j] = refine_boundaries(
+                    path, ev.container, w, keys[w.key_id], gaps, self.limits, deadline
+                )
+                spans = ", ".join(f"{a + ev.stats.start_s:.1f}-{b + ev.stats.start_s:.1f} s" for a, b in gaps[:4])
+                ev.notes.append(f"No trace of the watermark in audible audio at {spans} (checked separately).")
+                return True
+        return False
 
     def _c2pa_path(self, path: Path, display: str, container: ContainerInfo | None, alias_dir: Path) -> Path:
         """The path to hand to the C2PA reader: the file itself, or (when its name's extension

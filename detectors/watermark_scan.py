@@ -83,6 +83,27 @@ class _KeySearch:
     warp: tuple[float, float] = (1.0, 0.0)
     """Speed factor and pitch shift (semitones) undone in the found window with the smallest p-value."""
 
+    def result(self, analysed_s: float) -> WatermarkResult:
+        """The key's result over every window read; ``analysed_s``: seconds of audio decoded."""
+        # Bonferroni over the windows searched: each window is one more chance of a false alarm.
+        p = min(1.0, self.min_p * max(1, self.windows))
+        found = self.found_windows > 0 and (self.threshold <= 0.0 or p <= self.threshold)
+        segs = merge_segments(self.segments) if found else ()
+        return WatermarkResult(
+            key_id=self.key.key_id,
+            found=found,
+            p_value=p,
+            payloads=tuple(pl for pl, _ in self.payloads.most_common()) if found else (),
+            segments=segs,
+            analysed_s=analysed_s,
+            coverage=coverage(segs, analysed_s),
+            bit_confidence=float(np.mean(self.bit_conf)) if self.bit_conf else 0.0,
+            windows=self.windows,
+            store_confirmed=found and self.store_confirmed_windows == self.found_windows,
+            speed=self.warp[0] if found else 1.0,
+            pitch_semitones=self.warp[1] if found else 0.0,
+        )
+
 
 def _unnamed(det: Any, known: Any, store_failed: list[str]) -> bool:
     """Whether a detection names no issued payload: none decoded, or one the store never issued."""
@@ -124,121 +145,168 @@ def coverage(segments: Sequence[Segment], analysed_s: float) -> float:
     return min(1.0, covered / analysed_s) if analysed_s > 0 else 0.0
 
 
-def scan_watermark(
-    path: Path,
-    container: ContainerInfo,
-    keyring: Sequence[Any],
-    limits: VerifyLimits,
-    deadline: float | None,
-    stats: DecodeStats,
-    notes: list[str],
-    threads: int = 1,
-    known: Any | None = None,
-) -> list[WatermarkResult]:
-    """Detect every key's mark window by window. ``known``: the manifest store's issued payloads
-    (:class:`~provenance.watermark.known.KnownPayloads`), which name the payload of a mark found
-    too damaged to decode on its own, or None."""
-    from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+_Detection = tuple[_KeySearch, Any, float]
+"""One key's detection in a window or sub-window, with the window's start on the audio's timeline (s)."""
 
-    from provenance.core.audio import Audio
-    from provenance.watermark import detect
-    from provenance.watermark.confirm import CONFIRM_P_VALUE
-    from provenance.watermark.known import IssuedList, false_match_bound
 
-    searches = [_KeySearch(key=k) for k in keyring]
-    chunks = iter_mono(
-        path,
-        container_format=container.format,
-        deadline=deadline,
-        max_duration_s=limits.max_duration_s,
-        stats=stats,
-    )
-    rejected: list[str] = []
-    failed: list[str] = []
-    store_failed: list[str] = []
-    issued_checks: list[tuple[int, bool, float]] = []  # (candidates looked up, matched, match's bound)
-    silent = 0
+@dataclass
+class _Scan:
+    """What one :func:`scan_watermark` shares between its analysis windows, which are read on
+    worker threads and collected, one window's detections at a time, on the calling thread."""
 
-    matched = [0]  # windows matched against the issued payloads so far (all keys)
+    searches: list[_KeySearch]
+    limits: VerifyLimits
+    stats: DecodeStats
+    deadline: float | None
+    known: Any | None
+    listing: bool
+    """Whether ``known`` can list the issued payloads (:class:`~provenance.watermark.known.IssuedList`)."""
+    rejected: list[str] = field(default_factory=list)
+    """Why the detector refused windows (too short, or a rate the watermark does not cover)."""
+    failed: list[str] = field(default_factory=list)
+    """Detector failures, as ``"<exception type> at <start> s"``."""
+    store_failed: list[str] = field(default_factory=list)
+    """The store's messages when matching the issued payloads failed."""
+    issued_checks: list[tuple[int, bool, float]] = field(default_factory=list)
+    """(candidates looked up, matched, match's bound) of each found window that looked some up."""
+    silent: int = 0
+    """Windows skipped as digital silence."""
+    matched: int = 0
+    """Windows matched against the issued payloads so far (all keys)."""
+    searched: int = 0
+    """Windows given the speed/pitch search so far (all keys)."""
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    """Guards the two counters above (windows are read on several threads)."""
 
-    def may_match() -> bool:
-        with search_lock:
-            matched[0] += 1
-            return matched[0] <= limits.issued_match_windows * max(1, len(searches))
+    def may_match(self) -> bool:
+        """Whether one more window may be matched against the issued payloads (it counts)."""
+        with self.lock:
+            self.matched += 1
+            return self.matched <= self.limits.issued_match_windows * max(1, len(self.searches))
 
-    listing = isinstance(known, IssuedList)
+    def may_search(self) -> bool:
+        """Whether one more window may have the speed/pitch search (it counts)."""
+        with self.lock:
+            self.searched += 1
+            return self.searched <= self.limits.search_windows * max(1, len(self.searches))
 
-    def one(s: _KeySearch, x: np.ndarray, offset_s: float, search: bool = True, whole: bool = True) -> Any | None:
+    def read(
+        self, s: _KeySearch, x: np.ndarray, offset_s: float, search: bool = True, whole: bool = True
+    ) -> Any | None:
+        """Key ``s``'s detection in ``x`` (mono samples starting ``offset_s`` seconds into the
+        audio; a whole window, or a sub-window), or None when the detector could not read it."""
+        from provenance.core.audio import Audio
+        from provenance.watermark import detect
+        from provenance.watermark.confirm import CONFIRM_P_VALUE
+
         try:
-            audio = Audio(x[np.newaxis, :], stats.sample_rate)
+            audio = Audio(x[np.newaxis, :], self.stats.sample_rate)
             det = detect(audio, s.key, search=search)
             near = det.found or float(det.details.get("presence_p_value", 1.0)) <= CONFIRM_P_VALUE
-            if known is not None and (near or (listing and whole)) and _unnamed(det, known, store_failed) and may_match():
-                # The same reading again (the detector is deterministic), now also matched
-                # against the issued payloads: only windows found, or nearly found (an issued
-                # payload can confirm those), without a payload, or with one never issued (its
-                # CRC may have passed by chance), pay for it; with a store that lists its
-                # payloads, every whole window without one (a strong correlation with an issued
-                # codeword can confirm a mark the presence test missed).
-                # A reading on the file's own timeline is made again without the search, which
-                # adds only warped readings: the same detection (details kept), at a fraction of
-                # the cost, so that an unmarked file does not pay for its search twice.
-                warped = (det.speed, det.pitch_semitones) != (1.0, 0.0)
-                try:
-                    again = detect(audio, s.key, search=search and warped, known=known)
-                    det = dataclasses.replace(again, details={**det.details, **again.details})
-                except StoreError as exc:
-                    log.warning("matching issued payloads failed at %.1f s: %s", offset_s, exc)
-                    store_failed.append(exc.message)
+            if (self.known is not None and (near or (self.listing and whole))
+                    and _unnamed(det, self.known, self.store_failed) and self.may_match()):
+                det = self.match_issued(s, audio, det, search, offset_s)
             return det
         except InputError as exc:
             # Too short for one watermark block, or a rate the watermark does not cover.
-            rejected.append(exc.message)
+            self.rejected.append(exc.message)
         except Exception as exc:  # a detector bug must not cost the rest of the report
             log.exception("watermark detector failed at %.1f s", offset_s)
-            failed.append(f"{type(exc).__name__} at {offset_s:.0f} s")
+            self.failed.append(f"{type(exc).__name__} at {offset_s:.0f} s")
         return None
 
-    searched = [0]  # windows given the speed/pitch search so far (all keys)
-    search_lock = threading.Lock()
+    def match_issued(self, s: _KeySearch, audio: Any, det: Any, search: bool, offset_s: float) -> Any:
+        """``det``, read again and matched against the issued payloads (``det`` itself when the
+        store fails)."""
+        from provenance.watermark import detect
 
-    def may_search() -> bool:
-        with search_lock:
-            searched[0] += 1
-            return searched[0] <= limits.search_windows * max(1, len(searches))
+        # The same reading again (the detector is deterministic), now also matched
+        # against the issued payloads: only windows found, or nearly found (an issued
+        # payload can confirm those), without a payload, or with one never issued (its
+        # CRC may have passed by chance), pay for it; with a store that lists its
+        # payloads, every whole window without one (a strong correlation with an issued
+        # codeword can confirm a mark the presence test missed).
+        # A reading on the file's own timeline is made again without the search, which
+        # adds only warped readings: the same detection (details kept), at a fraction of
+        # the cost, so that an unmarked file does not pay for its search twice.
+        warped = (det.speed, det.pitch_semitones) != (1.0, 0.0)
+        try:
+            again = detect(audio, s.key, search=search and warped, known=self.known)
+            det = dataclasses.replace(again, details={**det.details, **again.details})
+        except StoreError as exc:
+            log.warning("matching issued payloads failed at %.1f s: %s", offset_s, exc)
+            self.store_failed.append(exc.message)
+        return det
 
-    def run(start: int, window: np.ndarray) -> list[tuple[_KeySearch, Any, float]]:
-        sr = stats.sample_rate
+    def read_window(self, start: int, window: np.ndarray) -> list[_Detection]:
+        """Every key's detections in the analysis window starting at frame ``start``: the whole
+        window's, each followed by its sub-windows' where the window needs refining."""
+        sr = self.stats.sample_rate
         offset_s = start / sr
         out = []
-        for s in searches:
-            det = one(s, window, offset_s, search=may_search())
+        for s in self.searches:
+            det = self.read(s, window, offset_s, search=self.may_search())
             if det is None:
                 continue
             out.append((s, det, offset_s))
-            if not needs_refinement(det, window, sr, limits):
-                continue
-            # A splice, or a mark too faint to show over the whole window: search again in short,
-            # overlapping sub-windows, whose evidence is not diluted by unmarked audio and whose
-            # segments place the boundaries better (each is one more test: see the correction).
-            sub, hop = int(limits.refine_window_s * sr), int(limits.refine_hop_s * sr)
-            starts = list(range(0, max(1, window.shape[0] - sub + 1), hop))
-            if starts[-1] + sub < window.shape[0]:
-                starts.append(window.shape[0] - sub)
-            for k in starts:
-                if deadline is not None and time.monotonic() > deadline:
-                    break
-                part = window[k : k + sub]
-                if part.shape[0] < sub // 2 or float(np.max(np.abs(part))) < SILENCE_PEAK:
-                    continue
-                # Sub-windows look for splices and faint marks on the timeline the whole window
-                # was tested on; the speed and pitch search ran on the whole window.
-                d2 = one(s, part, offset_s + k / sr, search=False, whole=False)
-                if d2 is not None:
-                    out.append((s, d2, offset_s + k / sr))
+            if needs_refinement(det, window, sr, self.limits):
+                out.extend(self.read_sub_windows(s, window, sr, offset_s))
         return out
 
-    def collect(results: list[tuple[_KeySearch, Any, float]]) -> None:
+    def read_sub_windows(self, s: _KeySearch, window: np.ndarray, sr: int, offset_s: float) -> list[_Detection]:
+        """Key ``s``'s detections in short, overlapping sub-windows of ``window`` (sample rate
+        ``sr``, Hz), until the deadline passes."""
+        # A splice, or a mark too faint to show over the whole window: search again in short,
+        # overlapping sub-windows, whose evidence is not diluted by unmarked audio and whose
+        # segments place the boundaries better (each is one more test: see the correction).
+        out = []
+        sub, hop = int(self.limits.refine_window_s * sr), int(self.limits.refine_hop_s * sr)
+        starts = list(range(0, max(1, window.shape[0] - sub + 1), hop))
+        if starts[-1] + sub < window.shape[0]:
+            starts.append(window.shape[0] - sub)
+        for k in starts:
+            if self.deadline is not None and time.monotonic() > self.deadline:
+                break
+            part = window[k : k + sub]
+            if part.shape[0] < sub // 2 or float(np.max(np.abs(part))) < SILENCE_PEAK:
+                continue
+            # Sub-windows look for splices and faint marks on the timeline the whole window
+            # was tested on; the speed and pitch search ran on the whole window.
+            d2 = self.read(s, part, offset_s + k / sr, search=False, whole=False)
+            if d2 is not None:
+                out.append((s, d2, offset_s + k / sr))
+        return out
+
+    def read_all(self, chunks: Iterator[np.ndarray], threads: int) -> None:
+        """Read every analysis window of the decoded ``chunks`` on up to ``threads`` threads,
+        collecting the windows' detections as they complete."""
+        from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+
+        # Windows are analysed on up to ``threads`` threads (NumPy/SciPy release the GIL in the heavy
+        # parts); at most ``threads + 1`` windows are in memory at once.
+        with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
+            inflight: set[Future[list[_Detection]]] = set()
+            try:
+                for start, window in analysis_windows(chunks, self.stats, self.limits):
+                    if self.deadline is not None and time.monotonic() > self.deadline:
+                        raise DeadlineExceeded("verification exceeded its time limit while searching the watermark")
+                    if window.shape[0] == 0 or float(np.max(np.abs(window))) < SILENCE_PEAK:
+                        self.silent += 1
+                        continue
+                    inflight.add(pool.submit(self.read_window, start, window))
+                    while len(inflight) > max(1, threads):
+                        done, inflight = wait(inflight, return_when=FIRST_COMPLETED)
+                        for f in done:
+                            self.collect(f.result())
+                for f in inflight:
+                    self.collect(f.result())
+                inflight = set()
+            finally:
+                for f in inflight:
+                    f.cancel()
+
+    def collect(self, results: list[_Detection]) -> None:
+        """Add one window's detections to their keys' evidence."""
         for s, det, offset_s in results:
             s.windows += 1
             s.threshold = det.threshold
@@ -255,8 +323,8 @@ def scan_watermark(
                 # Every window that looked up candidates could have matched a wrong record.
                 source = det.details.get("payload_source")
                 matched_here = source in ("issued_payloads", "issued_correlation")
-                issued_checks.append((int(det.details["issued_candidates"]), matched_here,
-                                      float(det.details["issued_false_match_bound"]) if matched_here else 0.0))
+                self.issued_checks.append((int(det.details["issued_candidates"]), matched_here,
+                                           float(det.details["issued_false_match_bound"]) if matched_here else 0.0))
             if det.payload:
                 s.payloads[det.payload] += 1
             for seg in det.segments:
@@ -271,76 +339,69 @@ def scan_watermark(
                 if seg.payload and seg.payload not in s.payloads:
                     s.payloads[seg.payload] += 0  # listed, without outvoting whole-window payloads
 
-    # Windows are analysed on up to ``threads`` threads (NumPy/SciPy release the GIL in the heavy
-    # parts); at most ``threads + 1`` windows are in memory at once.
-    with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
-        inflight: set[Future[list[tuple[_KeySearch, Any, float]]]] = set()
-        try:
-            for start, window in analysis_windows(chunks, stats, limits):
-                if deadline is not None and time.monotonic() > deadline:
-                    raise DeadlineExceeded("verification exceeded its time limit while searching the watermark")
-                if window.shape[0] == 0 or float(np.max(np.abs(window))) < SILENCE_PEAK:
-                    silent += 1
-                    continue
-                inflight.add(pool.submit(run, start, window))
-                while len(inflight) > max(1, threads):
-                    done, inflight = wait(inflight, return_when=FIRST_COMPLETED)
-                    for f in done:
-                        collect(f.result())
-            for f in inflight:
-                collect(f.result())
-            inflight = set()
-        finally:
-            for f in inflight:
-                f.cancel()
-    if failed:
-        notes.append(
-            f"The watermark detector failed on {len(failed)} analysis window(s) ({failed[0]}); "
-            "those parts were not checked."
-        )
-    if store_failed:
-        notes.append(f"Matching the watermark against the manifest store's payloads failed ({store_failed[0]}).")
-    matched_windows = sum(1 for _, hit, _ in issued_checks if hit)
-    if matched_windows and known is not None:
-        # Each match's own bound (its list candidates, or its correlation with every issued
-        # codeword), and the list candidates of the windows that matched nothing.
-        bound = sum(b for _, hit, b in issued_checks if hit) + false_match_bound(
-            sum(n for n, hit, _ in issued_checks if not hit), known.count())
-        notes.append(
-            f"In {matched_windows} analysis window(s) the watermark's payload was too damaged to decode on its "
-            "own and was named by matching against the payloads the manifest store has issued (chance of a "
-            f"false match at most {bound:.1e})."
-        )
-    if rejected and not any(s.windows for s in searches):
-        notes.append(f"The watermark could not be checked: {rejected[0]}")
-    elif silent and not any(s.windows for s in searches):
-        notes.append("The audio is digital silence (below -96 dBFS): it cannot carry a watermark.")
+    def add_notes(self, notes: list[str]) -> None:
+        """Say in ``notes`` what kept windows from being read or matched, and what the issued
+        payloads named."""
+        from provenance.watermark.known import false_match_bound
+
+        if self.failed:
+            notes.append(
+                f"The watermark detector failed on {len(self.failed)} analysis window(s) ({self.failed[0]}); "
+                "those parts were not checked."
+            )
+        if self.store_failed:
+            notes.append(
+                f"Matching the watermark against the manifest store's payloads failed ({self.store_failed[0]})."
+            )
+        matched_windows = sum(1 for _, hit, _ in self.issued_checks if hit)
+        if matched_windows and self.known is not None:
+            # Each match's own bound (its list candidates, or its correlation with every issued
+            # codeword), and the list candidates of the windows that matched nothing.
+            bound = sum(b for _, hit, b in self.issued_checks if hit) + false_match_bound(
+                sum(n for n, hit, _ in self.issued_checks if not hit), self.known.count())
+            notes.append(
+                f"In {matched_windows} analysis window(s) the watermark's payload was too damaged to decode on its "
+                "own and was named by matching against the payloads the manifest store has issued (chance of a "
+                f"false match at most {bound:.1e})."
+            )
+        if self.rejected and not any(s.windows for s in self.searches):
+            notes.append(f"The watermark could not be checked: {self.rejected[0]}")
+        elif self.silent and not any(s.windows for s in self.searches):
+            notes.append("The audio is digital silence (below -96 dBFS): it cannot carry a watermark.")
+
+
+def scan_watermark(
+    path: Path,
+    container: ContainerInfo,
+    keyring: Sequence[Any],
+    limits: VerifyLimits,
+    deadline: float | None,
+    stats: DecodeStats,
+    notes: list[str],
+    threads: int = 1,
+    known: Any | None = None,
+) -> list[WatermarkResult]:
+    """Detect every key's mark window by window. ``known``: the manifest store's issued payloads
+    (:class:`~provenance.watermark.known.KnownPayloads`), which name the payload of a mark found
+    too damaged to decode on its own, or None."""
+    from provenance.watermark.known import IssuedList
+
+    searches = [_KeySearch(key=k) for k in keyring]
+    chunks = iter_mono(
+        path,
+        container_format=container.format,
+        deadline=deadline,
+        max_duration_s=limits.max_duration_s,
+        stats=stats,
+    )
+    scan = _Scan(searches=searches, limits=limits, stats=stats, deadline=deadline, known=known,
+                 listing=isinstance(known, IssuedList))
+    scan.read_all(chunks, threads)
+    scan.add_notes(notes)
     if stats.frames == 0:
         raise FormatError("no audio could be decoded from the file")
     analysed_s = stats.frames / stats.sample_rate
-    results = []
-    for s in searches:
-        # Bonferroni over the windows searched: each window is one more chance of a false alarm.
-        p = min(1.0, s.min_p * max(1, s.windows))
-        found = s.found_windows > 0 and (s.threshold <= 0.0 or p <= s.threshold)
-        segs = merge_segments(s.segments) if found else ()
-        results.append(
-            WatermarkResult(
-                key_id=s.key.key_id,
-                found=found,
-                p_value=p,
-                payloads=tuple(pl for pl, _ in s.payloads.most_common()) if found else (),
-                segments=segs,
-                analysed_s=analysed_s,
-                coverage=coverage(segs, analysed_s),
-                bit_confidence=float(np.mean(s.bit_conf)) if s.bit_conf else 0.0,
-                windows=s.windows,
-                store_confirmed=found and s.store_confirmed_windows == s.found_windows,
-                speed=s.warp[0] if found else 1.0,
-                pitch_semitones=s.warp[1] if found else 0.0,
-            )
-        )
-    return results
+    return [s.result(analysed_s) for s in searches]
 
 
 def unmarked_audible_runs(
