@@ -18,7 +18,7 @@ import dataclasses
 import logging
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -176,7 +176,7 @@ class _Scan:
     searched: int = 0
     """Windows given the speed/pitch search so far (all keys)."""
     lock: threading.Lock = field(default_factory=threading.Lock)
-    """Guards the two counters above (windows are read on several threads)."""
+    """Guards ``matched`` (windows are read, and matched, on several threads)."""
 
     def may_match(self) -> bool:
         """Whether one more window may be matched against the issued payloads (it counts)."""
@@ -185,10 +185,10 @@ class _Scan:
             return self.matched <= self.limits.issued_match_windows * max(1, len(self.searches))
 
     def may_search(self) -> bool:
-        """Whether one more window may have the speed/pitch search (it counts)."""
-        with self.lock:
-            self.searched += 1
-            return self.searched <= self.limits.search_windows * max(1, len(self.searches))
+        """Whether one more window may have the speed/pitch search (it counts). Asked on the
+        calling thread, in the file's order, as each window is handed to a worker."""
+        self.searched += 1
+        return self.searched <= self.limits.search_windows * max(1, len(self.searches))
 
     def read(
         self, s: _KeySearch, x: np.ndarray, offset_s: float, search: bool = True, whole: bool = True
@@ -238,14 +238,15 @@ class _Scan:
             self.store_failed.append(exc.message)
         return det
 
-    def read_window(self, start: int, window: np.ndarray) -> list[_Detection]:
+    def read_window(self, start: int, window: np.ndarray, search: list[bool]) -> list[_Detection]:
         """Every key's detections in the analysis window starting at frame ``start``: the whole
-        window's, each followed by its sub-windows' where the window needs refining."""
+        window's, each followed by its sub-windows' where the window needs refining; ``search``
+        says, key by key, whether the whole window gets the speed/pitch search."""
         sr = self.stats.sample_rate
         offset_s = start / sr
         out = []
-        for s in self.searches:
-            det = self.read(s, window, offset_s, search=self.may_search())
+        for s, searched in zip(self.searches, search):
+            det = self.read(s, window, offset_s, search=searched)
             if det is None:
                 continue
             out.append((s, det, offset_s))
@@ -280,12 +281,14 @@ class _Scan:
     def read_all(self, chunks: Iterator[np.ndarray], threads: int) -> None:
         """Read every analysis window of the decoded ``chunks`` on up to ``threads`` threads,
         collecting the windows' detections as they complete."""
-        from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+        from concurrent.futures import Future, ThreadPoolExecutor
 
         # Windows are analysed on up to ``threads`` threads (NumPy/SciPy release the GIL in the heavy
-        # parts); at most ``threads + 1`` windows are in memory at once.
+        # parts); at most ``threads + 1`` windows are in memory at once. The search budget is
+        # handed out, and the windows' detections collected, in the file's order, whichever
+        # thread finishes first: the same file gives the same report on any number of threads.
         with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
-            inflight: set[Future[list[_Detection]]] = set()
+            inflight: deque[Future[list[_Detection]]] = deque()
             try:
                 for start, window in analysis_windows(chunks, self.stats, self.limits):
                     if self.deadline is not None and time.monotonic() > self.deadline:
@@ -293,14 +296,12 @@ class _Scan:
                     if window.shape[0] == 0 or float(np.max(np.abs(window))) < SILENCE_PEAK:
                         self.silent += 1
                         continue
-                    inflight.add(pool.submit(self.read_window, start, window))
+                    search = [self.may_search() for _ in self.searches]
+                    inflight.append(pool.submit(self.read_window, start, window, search))
                     while len(inflight) > max(1, threads):
-                        done, inflight = wait(inflight, return_when=FIRST_COMPLETED)
-                        for f in done:
-                            self.collect(f.result())
-                for f in inflight:
-                    self.collect(f.result())
-                inflight = set()
+                        self.collect(inflight.popleft().result())
+                while inflight:
+                    self.collect(inflight.popleft().result())
             finally:
                 for f in inflight:
                     f.cancel()

@@ -360,6 +360,61 @@ def test_long_files_are_searched_window_by_window(verify_env: VerifyEnv, tmp_pat
     assert r.watermark[0].analysed_s == pytest.approx(38.0, abs=0.01)
 
 
+def test_threads_finishing_out_of_order_give_the_same_report(
+    verify_env: VerifyEnv, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Windows are read on two threads. The speed/pitch search budget went to whichever
+    window's thread asked first, and detections were collected as threads finished, so the
+    same file could give another report (another window searched, sums in another order).
+    Here the first window's thread is held back: the budget of one searched window still goes
+    to the first window, and the windows are collected in the file's order."""
+    import threading
+    import time
+
+    from provenance.core.audio import Audio
+    from provenance.core.io import read_audio, write_audio
+
+    from detectors import watermark_scan
+
+    marked = read_audio(verify_env.files["marked_wav"])
+    write_audio(tmp_path / "long.wav", Audio(np.concatenate([foley_host(16.0, seed=23), marked.samples], 1), SR,
+                                             subtype="PCM_16"))
+    first_read = threading.Event()
+    reads: list[tuple[float, bool]] = []
+    collected: list[float] = []
+    read_window, read, collect = (watermark_scan._Scan.read_window, watermark_scan._Scan.read,
+                                  watermark_scan._Scan.collect)
+
+    def slow_first(self: Any, start: int, *args: Any) -> Any:
+        if start == 0:
+            first_read.wait(10.0)  # until another window has been read
+            time.sleep(0.2)
+        return read_window(self, start, *args)
+
+    def recording_read(self: Any, s: Any, x: Any, offset_s: float, search: bool = True, whole: bool = True) -> Any:
+        if whole:
+            reads.append((offset_s, search))
+        try:
+            return read(self, s, x, offset_s, search, whole)
+        finally:
+            if offset_s > 0:
+                first_read.set()
+
+    def recording_collect(self: Any, results: Any) -> None:
+        collected.extend(offset_s for _, _, offset_s in results)
+        collect(self, results)
+
+    monkeypatch.setattr(watermark_scan._Scan, "read_window", slow_first)
+    monkeypatch.setattr(watermark_scan._Scan, "read", recording_read)
+    monkeypatch.setattr(watermark_scan._Scan, "collect", recording_collect)
+    limits = VerifyLimits(window_s=12.0, overlap_s=4.0, search_windows=1, refine_window_s=0.0)
+    with Verifier(verify_env.settings, limits=limits, threads=2) as v:
+        r = v.verify(tmp_path / "long.wav")
+    assert r.watermark[0].found, r.watermark
+    assert sorted(reads)[0] == (0.0, True) and not any(search for t, search in reads if t > 0), reads
+    assert len(collected) >= 3 and collected == sorted(collected), collected
+
+
 def test_a_sped_up_file_is_found_by_the_search_within_its_budget(verify_env: VerifyEnv, tmp_path: Path) -> None:
     """A marked file played 5 % faster and re-encoded (its C2PA data gone) still shows its mark
     and payload; with no window allowed to search, it does not."""
