@@ -346,7 +346,7 @@ class Verifier:
             raise
         except FoleySealError as exc:
             ev.decode_error = exc.message
-        except (MemoryError, Exception) as exc:  # decoders on hostile input
+        except Exception as exc:  # decoders on hostile input (MemoryError included)
             log.exception("decoding failed for %s", display)
             ev.decode_error = f"the audio could not be decoded ({type(exc).__name__})"
         if stats.nonfinite:
