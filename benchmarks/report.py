@@ -80,112 +80,152 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
     wms = _ordered([r["watermarker"] for r in rows if "watermarker" in r])
     attacks = _ordered([r["attack"] for r in attack_rows if "attack" in r])
     kinds = {r["attack"]: r.get("attack_kind", "?") for r in attack_rows if "attack" in r}
-
-    by: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
-    for r in attack_rows:
-        by[(r["attack"], r["watermarker"])].append(r)
     nulls: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for r in null_rows:
         if not r.get("error"):
             nulls[r["watermarker"]].append(r)
 
+    cells = _cells(attack_rows, attacks, wms, nulls)
+    null_summary: dict[str, dict[str, Any]] = {}
+    pooled: dict[str, dict[str, Any]] = {}
+    for w in wms:
+        scores = [_score(r) for r in nulls[w]]
+        null_summary[w] = _null_summary(nulls[w], scores)
+        pooled[w] = _pooled_tpr([r for r in attack_rows if r["watermarker"] == w and r.get("attack") != "none"],
+                                scores)
+    quality = _quality(quality_rows, wms)
+    timing = {w: _timing(rows, attack_rows, w) for w in wms}
+    by_kind = _exact_by_kind(cells, attacks, kinds, wms)
+
+    errors = [r for r in rows if r.get("error")]
+    return {
+        "watermarkers": wms, "attacks": attacks, "attack_kinds": kinds, "cells": cells,
+        "nulls": null_summary, "pooled": pooled, "quality": quality,
+        "timing": timing, "by_kind": by_kind,
+        "clips": _ordered([r["clip"] for r in rows if "clip" in r]),
+        "errors": len(errors), "error_examples": _ordered([f"{r.get('trial_id')}: {r['error']}" for r in errors])[:10],
+    }
+
+
+def _cells(attack_rows: list[dict[str, Any]], attacks: list[str], wms: list[str],
+           nulls: dict[str, list[dict[str, Any]]]) -> dict[str, dict[str, dict[str, Any]]]:
+    """One cell per (attack, watermarker) that has trials: ``cells[attack][watermarker]``."""
+    by: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    for r in attack_rows:
+        by[(r["attack"], r["watermarker"])].append(r)
     cells: dict[str, dict[str, dict[str, Any]]] = {a: {} for a in attacks}
     for a in attacks:
         for w in wms:
             rs = by.get((a, w), [])
-            if not rs:
-                continue
-            null_scores = [_score(r) for r in nulls[w]]
-            pos = [_score(r) for r in rs]
-            cell: dict[str, Any] = {
-                "n": len(rs),
-                "errors": sum(1 for r in rs if r.get("error")),
-                "exact": _mean([1.0 if r.get("exact") else 0.0 for r in rs]),
-                "bit_accuracy": _mean([r.get("bit_accuracy", 0.5) for r in rs]),
-                "found": _mean([1.0 if r.get("found") else 0.0 for r in rs]),
-                "loc_error_s": _median([r.get("loc_error_s") for r in rs]),
-                "loc_mislabelled_s": _median([r.get("loc_mislabelled_s") for r in rs]),
-                "detect_s": _mean([r.get("detect_s") for r in rs]),
-            }
-            for f in FPRS:
-                cell[f"tpr_emp_{f:g}"], _ = empirical_tpr(pos, null_scores, f)
-                cell[f"tpr_cal_{f:g}"] = calibrated_tpr([r.get("p_value") for r in rs], f)
-            cell.update(information_cell(rs))
-            cells[a][w] = cell
+            if rs:
+                cells[a][w] = _cell(rs, [_score(r) for r in nulls[w]])
+    return cells
 
-    null_summary: dict[str, dict[str, Any]] = {}
-    pooled: dict[str, dict[str, Any]] = {}
-    for w in wms:
-        ns = nulls[w]
-        scores = [_score(r) for r in ns]
-        pvals = [r.get("p_value") for r in ns if r.get("p_value") is not None]
-        null_summary[w] = {
-            "n": len(ns),
-            "unmarked": sum(1 for r in ns if r.get("null_type") == "unmarked"),
-            "wrong_key": sum(1 for r in ns if r.get("null_type") == "wrong_key"),
-            "false_positives": sum(1 for r in ns if r.get("found")),
-            "max_score": max(scores) if scores else None,
-            "p_values": len(pvals),
-            **{f"p_below_{f:g}": (sum(1 for p in pvals if p <= f) if pvals else None) for f in FPRS},
-        }
-        pos_rows = [r for r in attack_rows if r["watermarker"] == w and r.get("attack") != "none"]
-        pooled[w] = {}
-        for f in FPRS:
-            v, why = empirical_tpr([_score(r) for r in pos_rows], scores, f)
-            pooled[w][f"tpr_emp_{f:g}"] = v
-            pooled[w][f"why_emp_{f:g}"] = why
-            pooled[w][f"tpr_cal_{f:g}"] = calibrated_tpr([r.get("p_value") for r in pos_rows], f)
 
-    quality: dict[str, dict[float, dict[str, Any]]] = defaultdict(dict)
+def _cell(rs: list[dict[str, Any]], null_scores: list[float]) -> dict[str, Any]:
+    """Recovery, detection (TPR at each FPR), localization (seconds) and detection time (seconds)
+    of one (attack, watermarker) cell's trials ``rs``, against that watermarker's null scores."""
+    pos = [_score(r) for r in rs]
+    cell: dict[str, Any] = {
+        "n": len(rs),
+        "errors": sum(1 for r in rs if r.get("error")),
+        "exact": _mean([1.0 if r.get("exact") else 0.0 for r in rs]),
+        "bit_accuracy": _mean([r.get("bit_accuracy", 0.5) for r in rs]),
+        "found": _mean([1.0 if r.get("found") else 0.0 for r in rs]),
+        "loc_error_s": _median([r.get("loc_error_s") for r in rs]),
+        "loc_mislabelled_s": _median([r.get("loc_mislabelled_s") for r in rs]),
+        "detect_s": _mean([r.get("detect_s") for r in rs]),
+    }
+    for f in FPRS:
+        cell[f"tpr_emp_{f:g}"], _ = empirical_tpr(pos, null_scores, f)
+        cell[f"tpr_cal_{f:g}"] = calibrated_tpr([r.get("p_value") for r in rs], f)
+    cell.update(information_cell(rs))
+    return cell
+
+
+def _null_summary(ns: list[dict[str, Any]], scores: list[float]) -> dict[str, Any]:
+    """Counts over one watermarker's usable null trials ``ns`` (``scores``: their scores)."""
+    pvals = [r.get("p_value") for r in ns if r.get("p_value") is not None]
+    return {
+        "n": len(ns),
+        "unmarked": sum(1 for r in ns if r.get("null_type") == "unmarked"),
+        "wrong_key": sum(1 for r in ns if r.get("null_type") == "wrong_key"),
+        "false_positives": sum(1 for r in ns if r.get("found")),
+        "max_score": max(scores) if scores else None,
+        "p_values": len(pvals),
+        **{f"p_below_{f:g}": (sum(1 for p in pvals if p <= f) if pvals else None) for f in FPRS},
+    }
+
+
+def _pooled_tpr(pos_rows: list[dict[str, Any]], null_scores: list[float]) -> dict[str, Any]:
+    """TPR at each FPR (empirical, with why, and calibrated) over all attacked trials ``pos_rows``."""
+    pooled: dict[str, Any] = {}
+    for f in FPRS:
+        v, why = empirical_tpr([_score(r) for r in pos_rows], null_scores, f)
+        pooled[f"tpr_emp_{f:g}"] = v
+        pooled[f"why_emp_{f:g}"] = why
+        pooled[f"tpr_cal_{f:g}"] = calibrated_tpr([r.get("p_value") for r in pos_rows], f)
+    return pooled
+
+
+def _quality(quality_rows: list[dict[str, Any]], wms: list[str]) -> dict[str, dict[float, dict[str, Any]]]:
+    """Quality medians per watermarker and embedding strength; a watermarker without a usable
+    quality row is left out."""
+    quality: dict[str, dict[float, dict[str, Any]]] = {}
     for w in wms:
         qs = [r for r in quality_rows if r["watermarker"] == w and not r.get("error")]
         for st in sorted({r.get("quality_strength", r.get("strength", 1.0)) for r in qs}):
             sub = [r for r in qs if r.get("quality_strength", r.get("strength")) == st]
-            quality[w][st] = {
-                "n": len(sub),
-                "snr_db_median": _median([r.get("snr_db") for r in sub]),
-                "snr_db_median_music": _median([r.get("snr_db") for r in sub if r.get("clip_kind") == "music"]),
-                "snr_db_median_speech": _median([r.get("snr_db") for r in sub if r.get("clip_kind") == "speech"]),
-                "pesq_wb_median": _median([r.get("pesq_wb") for r in sub]),
-                "pesq_wb_n": sum(1 for r in sub if r.get("pesq_wb") is not None),
-                "visqol_median_music": _median([r.get("visqol_moslqo") for r in sub if r.get("clip_kind") == "music"]),
-                "visqol_median_all": _median([r.get("visqol_moslqo") for r in sub]),
-                "visqol_n": sum(1 for r in sub if r.get("visqol_moslqo") is not None),
-                "embed_x_realtime_median": _median([r.get("embed_x_realtime") for r in sub]),
-            }
+            quality.setdefault(w, {})[st] = _quality_medians(sub)
+    return quality
 
-    timing: dict[str, dict[str, Any]] = {}
-    for w in wms:
-        ref = [r for r in attack_rows if r["watermarker"] == w and r.get("attack") == "none" and r.get("detect_s")]
-        allr = [r for r in attack_rows if r["watermarker"] == w and r.get("detect_s")]
-        wrows = [r for r in rows if r.get("watermarker") == w]
-        cpu_total = sum(float(r.get(k) or 0.0) for r in wrows
-                        for k in ("attack_cpu_s", "detect_cpu_s", "quality_cpu_s"))
-        cpu_total += sum(float(r.get("embed_cpu_s") or 0.0) for r in wrows if r.get("kind") == "quality")
-        timing[w] = {
-            "cpu_total_s": cpu_total,
-            "detect_x_realtime_cpu_unattacked": _median([r["clip_duration_s"] / r["detect_cpu_s"] for r in ref
-                                                         if r.get("detect_cpu_s")]),
-            "embed_s_median": _median([r.get("embed_s") for r in ref]),
-            "embed_x_realtime_median": _median([r["clip_duration_s"] / r["embed_s"] for r in ref if r.get("embed_s")]),
-            "detect_s_median": _median([r.get("detect_s") for r in allr]),
-            "detect_x_realtime_median_unattacked": _median([r["clip_duration_s"] / r["detect_s"] for r in ref]),
-        }
 
+def _quality_medians(sub: list[dict[str, Any]]) -> dict[str, Any]:
+    """Medians of SNR (dB), PESQ-WB, ViSQOL (MOS-LQO) and embedding speed (x realtime) over the
+    quality rows ``sub`` of one watermarker and strength, and how many rows had each measure."""
+    return {
+        "n": len(sub),
+        "snr_db_median": _median([r.get("snr_db") for r in sub]),
+        "snr_db_median_music": _median([r.get("snr_db") for r in sub if r.get("clip_kind") == "music"]),
+        "snr_db_median_speech": _median([r.get("snr_db") for r in sub if r.get("clip_kind") == "speech"]),
+        "pesq_wb_median": _median([r.get("pesq_wb") for r in sub]),
+        "pesq_wb_n": sum(1 for r in sub if r.get("pesq_wb") is not None),
+        "visqol_median_music": _median([r.get("visqol_moslqo") for r in sub if r.get("clip_kind") == "music"]),
+        "visqol_median_all": _median([r.get("visqol_moslqo") for r in sub]),
+        "visqol_n": sum(1 for r in sub if r.get("visqol_moslqo") is not None),
+        "embed_x_realtime_median": _median([r.get("embed_x_realtime") for r in sub]),
+    }
+
+
+def _timing(rows: list[dict[str, Any]], attack_rows: list[dict[str, Any]], w: str) -> dict[str, Any]:
+    """Watermarker ``w``'s speed: total CPU seconds of its rows, median embed and detect seconds
+    and the matching multiples of realtime (unattacked trials: clip seconds / processing seconds)."""
+    ref = [r for r in attack_rows if r["watermarker"] == w and r.get("attack") == "none" and r.get("detect_s")]
+    allr = [r for r in attack_rows if r["watermarker"] == w and r.get("detect_s")]
+    wrows = [r for r in rows if r.get("watermarker") == w]
+    cpu_total = sum(float(r.get(k) or 0.0) for r in wrows
+                    for k in ("attack_cpu_s", "detect_cpu_s", "quality_cpu_s"))
+    cpu_total += sum(float(r.get("embed_cpu_s") or 0.0) for r in wrows if r.get("kind") == "quality")
+    return {
+        "cpu_total_s": cpu_total,
+        "detect_x_realtime_cpu_unattacked": _median([r["clip_duration_s"] / r["detect_cpu_s"] for r in ref
+                                                     if r.get("detect_cpu_s")]),
+        "embed_s_median": _median([r.get("embed_s") for r in ref]),
+        "embed_x_realtime_median": _median([r["clip_duration_s"] / r["embed_s"] for r in ref if r.get("embed_s")]),
+        "detect_s_median": _median([r.get("detect_s") for r in allr]),
+        "detect_x_realtime_median_unattacked": _median([r["clip_duration_s"] / r["detect_s"] for r in ref]),
+    }
+
+
+def _exact_by_kind(cells: dict[str, dict[str, dict[str, Any]]], attacks: list[str], kinds: dict[str, str],
+                   wms: list[str]) -> dict[str, dict[str, float | None]]:
+    """Mean exact-recovery rate over the attacks of each kind, per watermarker."""
     by_kind: dict[str, dict[str, float | None]] = defaultdict(dict)
     for k in _ordered(list(kinds.values())):
         for w in wms:
             vals = [cells[a][w]["exact"] for a in attacks if kinds[a] == k and w in cells[a]]
             by_kind[k][w] = _mean(vals)
-
-    errors = [r for r in rows if r.get("error")]
-    return {
-        "watermarkers": wms, "attacks": attacks, "attack_kinds": kinds, "cells": cells,
-        "nulls": null_summary, "pooled": pooled, "quality": {w: dict(v) for w, v in quality.items()},
-        "timing": timing, "by_kind": dict(by_kind),
-        "clips": _ordered([r["clip"] for r in rows if "clip" in r]),
-        "errors": len(errors), "error_examples": _ordered([f"{r.get('trial_id')}: {r['error']}" for r in errors])[:10],
-    }
+    return dict(by_kind)
 
 
 def information_cell(rs: list[dict[str, Any]]) -> dict[str, Any]:
