@@ -289,25 +289,47 @@ def markdown(summary: dict[str, Any], meta: dict[str, Any] | None = None) -> str
     """The summary as markdown: recovery table (attack x watermarker) first, then details."""
     s = summary
     wms, attacks, cells = s["watermarkers"], s["attacks"], s["cells"]
-    meta = meta or {}
-    cfg = meta.get("config", {})
     lines = ["# Robustness benchmark", ""]
-    if meta:
-        v = meta.get("versions", {})
-        lines += [
-            f"- clips: {len(s['clips'])} ({cfg.get('corpus', '?')}); attacks: {len(attacks)}; "
-            f"watermarkers: {', '.join(wms)}; seed {cfg.get('seed')}, strength {cfg.get('strength')}"
-            + (" (quick mode)" if cfg.get("quick") else ""),
-            f"- trials: {meta.get('trials')} ({meta.get('ran_trials')} run now, {meta.get('resumed_trials')} "
-            f"resumed); wall time {meta.get('wall_s')} s on {meta.get('cpu_count')} CPUs, {cfg.get('workers')} workers",
-            "- versions: " + ", ".join(f"{k} {val}" for k, val in v.items()),
-        ]
-        if cfg.get("missing_packages"):
-            lines.append("- **packages missing** (run with --allow-missing; what they make is not measured, "
-                         "or measured slowly): "
-                         + "; ".join(f"{m['dist']} ({m['needed_for']})" for m in cfg["missing_packages"]))
-        lines.append("")
-    lines += [
+    lines += _run_lines(s, wms, attacks, meta or {})
+    lines += _recovery_lines(s, wms, attacks, cells)
+    lines += _detection_lines(s, wms, attacks, cells)
+    lines += _information_lines(s)
+    lines += _localization_lines(wms, attacks, cells)
+    lines += _quality_lines(s, wms)
+    lines += _speed_lines(s, wms)
+    if s["errors"]:
+        lines += ["", f"## Errors ({s['errors']} trials)", ""] + [f"- `{e}`" for e in s["error_examples"]]
+    lines.append("")
+    return "\n".join(lines)
+
+
+def _run_lines(s: dict[str, Any], wms: list[str], attacks: list[str], meta: dict[str, Any]) -> list[str]:
+    """What was run (clips, attacks, watermarkers, settings, trials, wall time in seconds, versions,
+    missing packages), from the run's ``meta``; nothing without one."""
+    cfg = meta.get("config", {})
+    if not meta:
+        return []
+    v = meta.get("versions", {})
+    lines = [
+        f"- clips: {len(s['clips'])} ({cfg.get('corpus', '?')}); attacks: {len(attacks)}; "
+        f"watermarkers: {', '.join(wms)}; seed {cfg.get('seed')}, strength {cfg.get('strength')}"
+        + (" (quick mode)" if cfg.get("quick") else ""),
+        f"- trials: {meta.get('trials')} ({meta.get('ran_trials')} run now, {meta.get('resumed_trials')} "
+        f"resumed); wall time {meta.get('wall_s')} s on {meta.get('cpu_count')} CPUs, {cfg.get('workers')} workers",
+        "- versions: " + ", ".join(f"{k} {val}" for k, val in v.items()),
+    ]
+    if cfg.get("missing_packages"):
+        lines.append("- **packages missing** (run with --allow-missing; what they make is not measured, "
+                     "or measured slowly): "
+                     + "; ".join(f"{m['dist']} ({m['needed_for']})" for m in cfg["missing_packages"]))
+    lines.append("")
+    return lines
+
+
+def _recovery_lines(s: dict[str, Any], wms: list[str], attacks: list[str],
+                    cells: dict[str, dict[str, dict[str, Any]]]) -> list[str]:
+    """Exact recovery / bit accuracy per attack and watermarker, then the mean per attack kind."""
+    lines = [
         "## Exact payload recovery / bit accuracy (attack x watermarker)",
         "",
         "Each cell: fraction of clips whose payload was recovered exactly / mean bit accuracy "
@@ -327,8 +349,13 @@ def markdown(summary: dict[str, Any], meta: dict[str, Any] | None = None) -> str
               "|---|" + "---|" * len(wms)]
     for k, vals in s["by_kind"].items():
         lines.append(f"| {k} | " + " | ".join(_rate(vals.get(w)) for w in wms) + " |")
+    return lines
 
-    lines += ["", "## Detection: TPR at fixed FPR", ""]
+
+def _detection_lines(s: dict[str, Any], wms: list[str], attacks: list[str],
+                     cells: dict[str, dict[str, dict[str, Any]]]) -> list[str]:
+    """Null trials and pooled TPR at fixed FPR per watermarker, then TPR per attack."""
+    lines = ["", "## Detection: TPR at fixed FPR", ""]
     for w in wms:
         n = s["nulls"][w]
         cal = (f"; null p-values <= 1e-3: {n['p_below_0.001']}, <= 1e-6: {n['p_below_1e-06']}"
@@ -354,25 +381,32 @@ def markdown(summary: dict[str, Any], meta: dict[str, Any] | None = None) -> str
             else:
                 row += [f"{_rate(c['tpr_emp_0.001'])} / {_rate(c['tpr_cal_0.001'])}", _rate(c["tpr_cal_1e-06"])]
         lines.append("| " + " | ".join(row) + " |")
+    return lines
 
-    lines += _information_lines(s)
-    lines += ["", "## Localization (median over clips, seconds)", "",
-              "Worst boundary error of the reported marked segments / mislabelled seconds; n/a where the "
-              "watermarker reports no segments.", "",
-              "| attack | " + " | ".join(wms) + " |", "|---|" + "---|" * len(wms)]
+
+def _localization_lines(wms: list[str], attacks: list[str], cells: dict[str, dict[str, dict[str, Any]]]) -> list[str]:
+    """Median boundary error / mislabelled seconds per attack and watermarker."""
+    lines = ["", "## Localization (median over clips, seconds)", "",
+             "Worst boundary error of the reported marked segments / mislabelled seconds; n/a where the "
+             "watermarker reports no segments.", "",
+             "| attack | " + " | ".join(wms) + " |", "|---|" + "---|" * len(wms)]
     for a in attacks:
         row = [a]
         for w in wms:
             c = cells[a].get(w)
             row.append("—" if c is None else f"{_f(c['loc_error_s'])} / {_f(c['loc_mislabelled_s'])}")
         lines.append("| " + " | ".join(row) + " |")
+    return lines
 
-    lines += ["", "## Quality of the marked audio (before attack, medians)", "",
-              "SNR in dB; PESQ-WB (MOS-LQO 1-4.64) on speech clips at 16 kHz; ViSQOL v3 audio mode "
-              "(MOS-LQO 1-~4.75) on music (and all non-speech clips, second figure).", "",
-              "| watermarker | strength | SNR all | SNR music | SNR speech | PESQ-WB speech (n) | "
-              "ViSQOL music | ViSQOL non-speech (n) | embed x realtime |",
-              "|---|---|---|---|---|---|---|---|---|"]
+
+def _quality_lines(s: dict[str, Any], wms: list[str]) -> list[str]:
+    """Quality medians of the marked audio (SNR in dB, PESQ-WB, ViSQOL) per watermarker and strength."""
+    lines = ["", "## Quality of the marked audio (before attack, medians)", "",
+             "SNR in dB; PESQ-WB (MOS-LQO 1-4.64) on speech clips at 16 kHz; ViSQOL v3 audio mode "
+             "(MOS-LQO 1-~4.75) on music (and all non-speech clips, second figure).", "",
+             "| watermarker | strength | SNR all | SNR music | SNR speech | PESQ-WB speech (n) | "
+             "ViSQOL music | ViSQOL non-speech (n) | embed x realtime |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for w in wms:
         for st, q in s["quality"].get(w, {}).items():
             lines.append(
@@ -381,10 +415,15 @@ def markdown(summary: dict[str, Any], meta: dict[str, Any] | None = None) -> str
                 f"{_f(q['visqol_median_music'])} | {_f(q['visqol_median_all'])} ({q['visqol_n']}) | "
                 f"{_f(q['embed_x_realtime_median'], 0)} |"
             )
-    lines += ["", "## Speed (medians; wall clock on this machine with parallel workers, and CPU time)", "",
-              "| watermarker | embed s | embed x realtime | detect s (all trials) | detect x realtime (unattacked) "
-              "| detect x realtime, CPU time | CPU s, all trials |",
-              "|---|---|---|---|---|---|---|"]
+    return lines
+
+
+def _speed_lines(s: dict[str, Any], wms: list[str]) -> list[str]:
+    """Median embed and detect seconds, multiples of realtime and CPU seconds per watermarker."""
+    lines = ["", "## Speed (medians; wall clock on this machine with parallel workers, and CPU time)", "",
+             "| watermarker | embed s | embed x realtime | detect s (all trials) | detect x realtime (unattacked) "
+             "| detect x realtime, CPU time | CPU s, all trials |",
+             "|---|---|---|---|---|---|---|"]
     for w in wms:
         t = s["timing"][w]
         lines.append(f"| {w} | {_f(t['embed_s_median'], 3)} | {_f(t['embed_x_realtime_median'], 0)} | "
@@ -392,10 +431,7 @@ def markdown(summary: dict[str, Any], meta: dict[str, Any] | None = None) -> str
                      f"{_f(t['detect_x_realtime_cpu_unattacked'], 0)} | {_f(t['cpu_total_s'], 0)} |")
     lines += ["", "CPU s (attack + detect + embed + quality measures, this process only; external tools' own "
               "CPU is not counted) over the worker count estimates the wall time on an otherwise idle machine."]
-    if s["errors"]:
-        lines += ["", f"## Errors ({s['errors']} trials)", ""] + [f"- `{e}`" for e in s["error_examples"]]
-    lines.append("")
-    return "\n".join(lines)
+    return lines
 
 
 def _savefig(fig: Any, path: Path) -> Path:
