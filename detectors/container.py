@@ -81,12 +81,7 @@ def probe(path: str | Path, *, name: str | None = None) -> ContainerInfo:
 
     _quiet_ffmpeg()
     path = Path(path)
-    try:
-        size = os.stat(path).st_size
-    except OSError as exc:
-        raise FormatError(f"cannot read file: {exc.strerror}", path=name or path) from exc
-    if size == 0:
-        raise FormatError("file is empty (0 bytes)", path=name or path)
+    size = _file_size(path, shown=name or path)
     try:
         container = av.open(str(path), options=_PROBE_OPTIONS)
     except av.error.FFmpegError as exc:
@@ -96,69 +91,87 @@ def probe(path: str | Path, *, name: str | None = None) -> ContainerInfo:
     except (OSError, ValueError, MemoryError, OverflowError) as exc:
         raise FormatError(f"not a readable audio or video file ({type(exc).__name__})", path=name or path) from exc
     try:
-        demuxer = container.format.name
-        if demuxer not in _DEMUXERS:
-            raise FormatError(
-                f"not an audio or video file (content looks like '{container.format.long_name or demuxer}')",
-                path=name or path,
-            )
-        streams: list[StreamInfo] = []
-        for s in container.streams:
-            kind = s.type or "data"
-            # Unknown codecs (a hostile fmt tag) have no codec context at all.
-            cc = getattr(s, "codec_context", None)
-            dur = None
-            try:
-                if s.duration is not None and s.time_base is not None:
-                    dur = float(s.duration * s.time_base)
-            except (TypeError, ZeroDivisionError, OverflowError):
-                dur = None
-            info = StreamInfo(
-                index=int(s.index),
-                kind=kind,
-                codec=getattr(cc, "name", None) if cc is not None else None,
-                sample_rate=int(cc.sample_rate) if kind == "audio" and getattr(cc, "sample_rate", 0) else None,
-                channels=int(cc.channels) if kind == "audio" and getattr(cc, "channels", 0) else None,
-                width=int(cc.width) if kind == "video" and getattr(cc, "width", 0) else None,
-                height=int(cc.height) if kind == "video" and getattr(cc, "height", 0) else None,
-                duration_s=dur if dur is not None and dur >= 0 else None,
-                bit_rate=int(s.bit_rate) if getattr(s, "bit_rate", None) else None,
-            )
-            streams.append(info)
-        audio = [s for s in streams if s.kind == "audio"]
-        # Cover art in an MP3 or M4A shows up as a one-frame "video" (mjpeg/png): not a video.
-        video = [s for s in streams if s.kind == "video" and s.codec not in ("mjpeg", "png", "bmp", "gif")]
-        if not audio:
-            raise FormatError(
-                "has no audio track" if video else "holds no audio stream", path=name or path
-            )
-        fmt, ext, mime = _DEMUXERS[demuxer]
-        if fmt == "mp4":
-            fmt, ext, mime = _refine_bmff(container, bool(video))
-        elif fmt == "webm" and not video:
-            mime = "audio/webm"
-        elif fmt == "ogg" and audio[0].codec == "opus":
-            ext = ".opus"
-        duration = None
-        if container.duration is not None and container.duration > 0:
-            duration = container.duration / 1_000_000.0
-        elif audio[0].duration_s:
-            duration = audio[0].duration_s
-        given_ext = Path(name or path.name).suffix.lower()
-        mismatch = bool(given_ext) and given_ext not in _EXTENSIONS.get(fmt, {ext})
-        return ContainerInfo(
-            format=fmt,
-            format_long=container.format.long_name or demuxer,
-            mime_type=mime,
-            extension=ext,
-            size_bytes=size,
-            duration_s=duration,
-            sample_rate=audio[0].sample_rate,
-            channels=audio[0].channels,
-            codec=audio[0].codec,
-            has_video=bool(video),
-            streams=tuple(streams),
-            extension_mismatch=mismatch,
-        )
+        return _describe(container, path, name, size)
     finally:
         container.close()
+
+
+def _file_size(path: Path, shown: str | Path) -> int:
+    """Size of ``path`` in bytes; :class:`FormatError` (naming ``shown``) when unreadable or empty."""
+    try:
+        size = os.stat(path).st_size
+    except OSError as exc:
+        raise FormatError(f"cannot read file: {exc.strerror}", path=shown) from exc
+    if size == 0:
+        raise FormatError("file is empty (0 bytes)", path=shown)
+    return size
+
+
+def _describe(container: object, path: Path, name: str | None, size: int) -> ContainerInfo:
+    """Describe an opened ``container`` of ``size`` bytes; the first audio stream sets rate and codec."""
+    demuxer = container.format.name
+    if demuxer not in _DEMUXERS:
+        raise FormatError(
+            f"not an audio or video file (content looks like '{container.format.long_name or demuxer}')",
+            path=name or path,
+        )
+    streams = [_stream_info(s) for s in container.streams]
+    audio = [s for s in streams if s.kind == "audio"]
+    # Cover art in an MP3 or M4A shows up as a one-frame "video" (mjpeg/png): not a video.
+    video = [s for s in streams if s.kind == "video" and s.codec not in ("mjpeg", "png", "bmp", "gif")]
+    if not audio:
+        raise FormatError(
+            "has no audio track" if video else "holds no audio stream", path=name or path
+        )
+    fmt, ext, mime = _DEMUXERS[demuxer]
+    if fmt == "mp4":
+        fmt, ext, mime = _refine_bmff(container, bool(video))
+    elif fmt == "webm" and not video:
+        mime = "audio/webm"
+    elif fmt == "ogg" and audio[0].codec == "opus":
+        ext = ".opus"
+    duration = None
+    if container.duration is not None and container.duration > 0:
+        duration = container.duration / 1_000_000.0
+    elif audio[0].duration_s:
+        duration = audio[0].duration_s
+    given_ext = Path(name or path.name).suffix.lower()
+    mismatch = bool(given_ext) and given_ext not in _EXTENSIONS.get(fmt, {ext})
+    return ContainerInfo(
+        format=fmt,
+        format_long=container.format.long_name or demuxer,
+        mime_type=mime,
+        extension=ext,
+        size_bytes=size,
+        duration_s=duration,
+        sample_rate=audio[0].sample_rate,
+        channels=audio[0].channels,
+        codec=audio[0].codec,
+        has_video=bool(video),
+        streams=tuple(streams),
+        extension_mismatch=mismatch,
+    )
+
+
+def _stream_info(s: object) -> StreamInfo:
+    """One stream's kind, codec and parameters (Hz, seconds); a field it lacks or gets wrong is None."""
+    kind = s.type or "data"
+    # Unknown codecs (a hostile fmt tag) have no codec context at all.
+    cc = getattr(s, "codec_context", None)
+    dur = None
+    try:
+        if s.duration is not None and s.time_base is not None:
+            dur = float(s.duration * s.time_base)
+    except (TypeError, ZeroDivisionError, OverflowError):
+        dur = None
+    return StreamInfo(
+        index=int(s.index),
+        kind=kind,
+        codec=getattr(cc, "name", None) if cc is not None else None,
+        sample_rate=int(cc.sample_rate) if kind == "audio" and getattr(cc, "sample_rate", 0) else None,
+        channels=int(cc.channels) if kind == "audio" and getattr(cc, "channels", 0) else None,
+        width=int(cc.width) if kind == "video" and getattr(cc, "width", 0) else None,
+        height=int(cc.height) if kind == "video" and getattr(cc, "height", 0) else None,
+        duration_s=dur if dur is not None and dur >= 0 else None,
+        bit_rate=int(s.bit_rate) if getattr(s, "bit_rate", None) else None,
+    )

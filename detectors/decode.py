@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import av
 import numpy as np
 
 from provenance.core.errors import FormatError, InputError
@@ -96,12 +97,54 @@ def _soundfile_chunks(path: Path, deadline: float | None, stats: DecodeStats, ma
             yield block.mean(axis=1, dtype=np.float32) if channels > 1 else block[:, 0].copy()
 
 
-def _pyav_chunks(path: Path, deadline: float | None, stats: DecodeStats, max_frames: int) -> Iterator[np.ndarray]:
-    import av
+def _count_decode_error(stats: DecodeStats, exc: Exception | None) -> None:
+    """Count one corrupt packet or frame; past 1000 the stream is given up (``exc`` is named)."""
+    stats.decode_errors += 1
+    if stats.decode_errors > 1000:
+        detail = f" ({exc})" if exc is not None else ""
+        raise FormatError(f"audio stream is too corrupt to decode{detail}") from exc
 
+
+class _Downmix:
+    """Decoded frames of any sample format, channel layout and rate -> mono float32 at one rate (Hz).
+
+    A stream whose parameters change mid-way (spliced MP3, or a corrupt AAC frame that decodes
+    with 24 channels) gets a fresh resampler for each new set of parameters, so every frame goes
+    through FFmpeg's own conversion. PyAV's resampler would otherwise hand a changed frame
+    straight back when the first frame needed no conversion, and reading a frame with more than
+    8 channels directly runs past PyAV's plane table (a crash, not an exception).
+    """
+
+    def __init__(self) -> None:
+        self._resampler: av.AudioResampler | None = None
+        self._source: tuple[str, str, int, int] | None = None
+
+    def push(self, frame: av.AudioFrame, rate_hz: int) -> list[np.ndarray]:
+        """Mono samples of ``frame`` at ``rate_hz`` (a resampler may hold some back until flush)."""
+        source = (frame.format.name, frame.layout.name, frame.layout.nb_channels, int(frame.sample_rate))
+        out: list[np.ndarray] = []
+        if source != self._source:
+            out = self.flush()
+            self._resampler = av.AudioResampler(format="fltp", layout="mono", rate=rate_hz)
+            self._source = source
+        assert self._resampler is not None
+        out.extend(of.to_ndarray()[0] for of in self._resampler.resample(frame))
+        return out
+
+    def flush(self) -> list[np.ndarray]:
+        """The samples the current resampler still holds (none when there is none)."""
+        if self._resampler is None:
+            return []
+        try:
+            return [of.to_ndarray()[0] for of in self._resampler.resample(None)]
+        except (av.error.FFmpegError, ValueError):
+            return []
+
+
+def _pyav_chunks(path: Path, deadline: float | None, stats: DecodeStats, max_frames: int) -> Iterator[np.ndarray]:
     try:
         container = av.open(str(path))
-    except (av.error.FFmpegError, OSError, ValueError) as exc:
+    except (av.error.FFmpegError, OSError, ValueError, MemoryError, OverflowError) as exc:
         raise FormatError(f"cannot decode audio: {exc}") from exc
     try:
         streams = [s for s in container.streams if s.type == "audio"]
@@ -111,7 +154,7 @@ def _pyav_chunks(path: Path, deadline: float | None, stats: DecodeStats, max_fra
         from provenance.core.io import timeline_start_s
 
         stats.start_s = timeline_start_s(container, stream)
-        resampler = None
+        downmix = _Downmix()
         total = 0
         pending: list[np.ndarray] = []
         pending_len = 0
@@ -120,40 +163,29 @@ def _pyav_chunks(path: Path, deadline: float | None, stats: DecodeStats, max_fra
             _check_deadline(deadline, "decoding")
             try:
                 packet = next(packets)
-            except StopIteration:
+            except (StopIteration, av.error.EOFError):
                 break
-            except av.error.EOFError:
-                break
-            except (av.error.FFmpegError, ValueError, OverflowError) as exc:
+            except (av.error.FFmpegError, ValueError, OverflowError):
+                # PyAV's demuxer cannot be resumed after an error: keep what was decoded so far.
                 stats.decode_errors += 1
-                if stats.decode_errors > 1000:
-                    raise FormatError(f"audio stream is too corrupt to decode ({exc})") from exc
-                continue
+                break
             try:
                 frames = packet.decode()
             except (av.error.FFmpegError, ValueError, OverflowError):
                 # A corrupt packet: decoders resynchronise on the next one, as players do.
-                stats.decode_errors += 1
-                if stats.decode_errors > 1000:
-                    raise FormatError("audio stream is too corrupt to decode") from None
+                _count_decode_error(stats, None)
                 continue
             for frame in frames:
                 if not frame.sample_rate or frame.samples <= 0:
                     continue
-                if resampler is None:
+                if not stats.sample_rate:
                     stats.sample_rate = int(frame.sample_rate)
-                    # Fixed output rate and layout: a stream whose parameters change mid-way
-                    # (hostile or spliced MP3) still yields one consistent signal.
-                    resampler = av.AudioResampler(format="fltp", layout="mono", rate=stats.sample_rate)
                 try:
-                    out = resampler.resample(frame)
+                    out = downmix.push(frame, stats.sample_rate)
                 except (av.error.FFmpegError, ValueError) as exc:
-                    stats.decode_errors += 1
-                    if stats.decode_errors > 1000:
-                        raise FormatError(f"audio stream is too corrupt to decode ({exc})") from exc
+                    _count_decode_error(stats, exc)
                     continue
-                for of in out:
-                    mono = of.to_ndarray()[0]
+                for mono in out:
                     total += mono.shape[0]
                     pending.append(mono)
                     pending_len += mono.shape[0]
@@ -161,11 +193,7 @@ def _pyav_chunks(path: Path, deadline: float | None, stats: DecodeStats, max_fra
                 if pending_len >= _PYAV_CHUNK:
                     yield np.concatenate(pending).astype(np.float32, copy=False)
                     pending, pending_len = [], 0
-        if resampler is not None:
-            try:
-                pending.extend(of.to_ndarray()[0] for of in resampler.resample(None))
-            except (av.error.FFmpegError, ValueError):
-                pass
+        pending.extend(downmix.flush())
         if pending:
             yield np.concatenate(pending).astype(np.float32, copy=False)
     finally:
