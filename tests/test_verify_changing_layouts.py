@@ -55,6 +55,10 @@ def _verify_in_child(env: VerifyEnv, path: Path) -> dict:
     return json.loads(p.stdout)
 
 
+def _covered_s(report: dict) -> float:
+    return sum(seg["end_s"] - seg["start_s"] for wm in report["watermark"] for seg in wm["segments"])
+
+
 def _analysed_s(report: dict) -> float:
     (wm,) = report["watermark"]
     return wm["analysed_s"]
@@ -82,8 +86,10 @@ def test_aac_that_switches_from_mono_to_eight_channels_is_read_through(
     report = _verify_in_child(verify_env, path)
     assert report["verdict"] == "credentials_recovered_by_watermark", report["notes"]
     assert [p for wm in report["watermark"] for p in wm["payloads"]] == [verify_env.payload]
-    # Both halves are read (each codec stream adds its priming delay, about 1024 samples).
+    # Both halves are read (each codec stream adds its priming delay, about 1024 samples), and
+    # the half after the join, shifted by that delay, is named by the payload of the first.
     assert _analysed_s(report) == pytest.approx(marked.shape[1] / SR, abs=0.15), report["watermark"]
+    assert _covered_s(report) >= marked.shape[1] / SR - 1.0, report["watermark"]
 
 
 def test_mp3_joined_from_stereo_and_mono_parts_is_read_through(
@@ -99,4 +105,5 @@ def test_mp3_joined_from_stereo_and_mono_parts_is_read_through(
     assert [p for wm in report["watermark"] for p in wm["payloads"]] == [verify_env.payload], report["notes"]
     # Before each layout got its own resampler, the mono half was dropped as 'corrupt packets'.
     assert _analysed_s(report) == pytest.approx(marked.shape[1] / SR, abs=0.15), report["watermark"]
+    assert _covered_s(report) >= marked.shape[1] / SR - 1.0, report["watermark"]
     assert not any("corrupt audio packet" in n and not n.startswith("1 ") for n in report["notes"]), report["notes"]

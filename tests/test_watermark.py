@@ -182,6 +182,35 @@ def test_joint_payload_is_not_given_to_a_piece_marked_with_another(corpus_dir):
     assert labelled and all(s.end_s <= 2.4 + 0.5 or s.start_s >= 4.8 - 0.5 for s in labelled)
 
 
+@pytest.mark.parametrize("cut_samples", [1024, 2560, 4800])
+def test_a_cut_in_a_short_file_reports_both_sides(music, marked_music, cut_samples):
+    # 8 s with 21-109 ms cut out of the middle (a codec restart, an edit): each side is shorter
+    # than a block, so the side after the cut, at another alignment, is not reported on its own.
+    # It agrees with the codeword of the payload the first side decoded, which names it.
+    x = marked_music.samples
+    half = x.shape[1] // 2
+    cut = marked_music.with_samples(np.concatenate([x[:, :half], x[:, half + cut_samples:]], axis=1))
+    det = detect(cut, KEY, search=False)
+    assert det.found and det.payload == PAYLOAD
+    assert all(s.payload == PAYLOAD for s in det.segments)
+    covered = sum(s.end_s - s.start_s for s in det.segments)
+    assert covered >= cut.duration_s - 1.0, det.segments
+    assert det.details["codeword_pieces"] >= 1
+
+
+def test_a_short_piece_marked_with_another_payload_is_not_named_by_this_one(music):
+    # The same 8 s, its second half marked with another payload at another alignment: that half
+    # agrees with this payload's pilots, never with its payload groups, and stays unnamed by it.
+    first, other = embed(music, KEY, PAYLOAD).samples, embed(music, KEY, "fedcba9876543210").samples
+    half = first.shape[1] // 2
+    spliced = music.with_samples(np.concatenate([first[:, :half], other[:, half + 2560:]], axis=1))
+    det = detect(spliced, KEY, search=False)
+    assert det.found and det.payload == PAYLOAD
+    boundary = half / music.sample_rate
+    named = [s for s in det.segments if s.payload == PAYLOAD]
+    assert named and all(s.end_s <= boundary + 0.5 for s in named), det.segments
+
+
 def test_mark_is_not_added_to_digital_silence(music):
     x = music.samples.copy()
     rate = music.sample_rate

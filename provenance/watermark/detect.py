@@ -71,8 +71,10 @@ from provenance.watermark.decode import (
     codeword_agreement,
     decode_at,
     decode_joint,
+    expected_symbols,
     join_pieces,
     presence_agreement,
+    repetition_phases,
     slot_agreement,
     whole_reading,
 )
@@ -81,6 +83,7 @@ from provenance.watermark.embed import bits_to_hex
 from provenance.watermark.features import (
     FINE,
     Features,
+    Grouped,
     clip_weights,
     features_from_band_power,
     grouped,
@@ -592,6 +595,8 @@ def _detect_in(
         rep = _named_by_parts(rep, feat, layout, clock, searched)
     if known is not None:
         rep = _with_issued_match(rep, feat, layout, clock, searched.pieces, known, threshold=threshold)
+    if rep.p_value <= threshold and rep.payload is not None and "joint_pieces" not in rep.info:
+        rep = _pieces_vouched_by_codeword(rep, feat, layout, clock, searched.pieces)
     found = rep.p_value <= threshold
     return Detection(
         found=found,
@@ -736,6 +741,55 @@ def _named_by_parts(
                                   clock.segment, clock.slot_s)
     return dataclasses.replace(rep, payload=payload, conf=joint_conf, segments=segments,
                                info={**rep.info, "joint_pieces": len(pieces)})
+
+
+def _scrambled(payload: str, layout: Layout) -> np.ndarray:
+    """The bits the codeword of ``payload`` (hex) encodes: the payload scrambled with the key."""
+    return np.unpackbits(np.frombuffer(bytes.fromhex(payload), dtype=np.uint8)) ^ layout.scramble
+
+
+def _pieces_vouched_by_codeword(
+    rep: _Reported, feat: Features, layout: Layout, clock: _FileClock, pieces: list[Piece]
+) -> _Reported:
+    """Segments for the pieces not reported on their own (shorter than a block, at another
+    alignment: the part after a cut or an inserted gap), where they agree with the codeword of
+    the reported payload, as :func:`_segments_of_joint` does after a joint decode. The CRC (or the
+    issued-payload match) vouches for that codeword, so a run agreeing with it carries the same
+    payload; the other side of a splice of another mark does not agree and stays out."""
+    assert rep.payload is not None
+    codeword_bits = _scrambled(rep.payload, layout)
+    extra: list[Segment] = []
+    for pc in pieces:
+        if pc.reported:
+            continue
+        g = grouped(feat, layout, pc.phase, pc.offset, pc.mask)
+        # Payload groups only: the pilots are the same in every mark, so another mark spliced
+        # in agrees with them as well as this one does.
+        g = dataclasses.replace(g, w=np.where(np.broadcast_to(layout.pilot, g.r.shape), 0.0, g.w))
+        agree, w2 = _best_block_phase_agreement(g, layout, codeword_bits)
+        runs = segments_from_agreement(agree, w2, pc.mask, clock.slot_s)
+        extra += [clock.segment(a, b, pc.phase, agree, w2, rep.payload) for a, b in runs]
+    if not extra:
+        return rep
+    return dataclasses.replace(rep, segments=rep.segments + extra,
+                               info={**rep.info, "codeword_pieces": len(extra)})
+
+
+def _best_block_phase_agreement(g: Grouped, layout: Layout, codeword_bits: np.ndarray
+                                ) -> tuple[np.ndarray, np.ndarray]:
+    """Per-slot agreement of ``g`` with the codeword of ``codeword_bits`` (and its weights) under
+    the block phase it agrees with best: an edit moves a piece by any number of blocks, so the
+    phase of its first repetition is unknown."""
+    reps = g.r.shape[0]
+    best: tuple[float, np.ndarray] | None = None
+    for h in range(layout.params.block_phases):
+        expected = expected_symbols(layout, codeword_bits, repetition_phases(layout, reps, h))
+        agree = codeword_agreement(g, expected)
+        score = float(np.sum(g.w * agree))
+        if best is None or score > best[0]:
+            best = (score, agree)
+    assert best is not None
+    return slot_agreement(g, best[1], layout)
 
 
 def _with_issued_match(
