@@ -19,7 +19,10 @@ import numpy as np
 import pytest
 
 from provenance.core.io import read_audio
-from tests._verify_fixtures import SR, VerifyEnv, verify_env  # noqa: F401 (fixture)
+from tests import _verify_fixtures
+from tests._verify_fixtures import SR, VerifyEnv
+
+verify_env = _verify_fixtures.verify_env
 
 _LAYOUTS = {1: "mono", 2: "stereo", 8: "7.1"}
 
