@@ -46,7 +46,7 @@ from provenance.c2pa.manifest import (
 from provenance.c2pa.sidecar import sidecar_path
 from provenance.c2pa.sign import MIME_BY_SUFFIX, mime_for, sign_to
 from provenance.core import io as audio_io
-from provenance.core.atomic import atomic_write_bytes, output_error, reported_as, writing_beside
+from provenance.core.atomic import atomic_write_bytes, output_error, owner_tag, reported_as, sweep_stale, writing_beside
 from provenance.core.audio import Audio
 from provenance.core.c2pa_types import MarkResult, SoftBinding, SoftBindingBlock, StoreRecord
 from provenance.core.config import Settings, load_settings
@@ -103,9 +103,11 @@ def _output_mime(input_path: Path, output_path: Path) -> str:
 
 
 def _working_folder(output_path: Path) -> tempfile.TemporaryDirectory[str]:
-    """mark's private temporary folder beside ``output_path`` (a failure names the output)."""
+    """mark's private temporary folder beside ``output_path`` (a failure names the output); the
+    folders that killed runs left there are removed first."""
+    sweep_stale(output_path.parent, ".foleyseal-mark.")
     try:
-        return tempfile.TemporaryDirectory(prefix=".foleyseal-mark-", dir=output_path.parent)
+        return tempfile.TemporaryDirectory(prefix=f".foleyseal-mark{owner_tag()}", dir=output_path.parent)
     except OSError as exc:
         raise output_error(exc, output_path) from exc
 

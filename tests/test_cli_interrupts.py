@@ -80,3 +80,24 @@ def test_a_stop_signal_that_lands_where_python_drops_exceptions_is_delivered_aga
         while time.monotonic() < deadline:
             time.sleep(0.01)
     assert stop.signum == signum
+
+
+def test_what_a_killed_embed_left_is_removed_by_the_next_write_there(tmp_path):
+    """SIGKILL (the OOM killer, a CI timeout) leaves no chance to clean up: the hidden temporary
+    output stays beside the target. The next write into that folder removes what processes of
+    this machine that have ended left there."""
+    rng = np.random.default_rng(0)
+    src = tmp_path / "long.wav"
+    sf.write(src, (0.1 * rng.standard_normal((48_000 * 60, 2))).astype(np.float32), 48_000, subtype="PCM_16")
+    key = tmp_path / "wm.key"
+    save_key(new_key(), key)
+    args = ("watermark", "embed", str(src), str(tmp_path / "out.wav"), "--key", str(key), "--payload", "0011223344556677")
+    proc = foleyseal(*args)
+    wait_for(lambda: any(p.name.startswith(".out.wav.") for p in tmp_path.iterdir()), proc)
+    proc.kill()
+    proc.communicate(timeout=60)
+    (left,) = [p.name for p in tmp_path.iterdir() if p.name.startswith(".out.wav.")]
+    again = foleyseal(*args)
+    _, err = again.communicate(timeout=300)
+    assert again.returncode == 0, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["long.wav", "out.wav", "wm.key"], left

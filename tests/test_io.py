@@ -894,3 +894,33 @@ def test_a_container_that_cannot_hold_the_copied_video_is_named_before_writing(t
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.webm"]
     replace_audio_track(video, audio, tmp_path / "out.mkv")
     assert read_audio(tmp_path / "out.mkv").channels == 2
+
+
+def test_sweep_stale_removes_only_what_ended_processes_of_this_machine_left(tmp_path):
+    import subprocess
+    import sys
+
+    from provenance.core.atomic import owner_tag, sweep_stale
+
+    ended = subprocess.Popen([sys.executable, "-c", "pass"])
+    ended.wait()
+    dead, live = f".p{ended.pid}h", owner_tag()
+    host = live.split("h", 1)[1]  # "<host hash>."
+    names = {
+        f".out.wav{dead}{host}abc.tmp.wav": False,  # a killed writer's file: removed
+        f".out.wav{live}def.tmp.wav": True,  # this process's own, still being written
+        f".out.wav{dead}0badc0de.ghi.tmp.wav": True,  # another machine's (a shared folder)
+        f".out.wav.x{dead}{host}jkl.tmp": True,  # another target's
+        ".out.wav.old-style.tmp.wav": True,  # no owner tag: unknown, kept
+        "out.wav": True,
+    }
+    for name in names:
+        (tmp_path / name).write_bytes(b"x")
+    folder = tmp_path / f".foleyseal-mark{dead}{host}mno"
+    (folder / "inner").mkdir(parents=True)
+    (folder / "inner" / "marked.wav").write_bytes(b"x")
+
+    removed = sweep_stale(tmp_path, ".out.wav.") + sweep_stale(tmp_path, ".foleyseal-mark.")
+    assert sorted(p.name for p in removed) == sorted([folder.name] + [n for n, keep in names.items() if not keep])
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(n for n, keep in names.items() if keep)
+    assert sweep_stale(tmp_path / "missing", ".out.wav.") == []

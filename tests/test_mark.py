@@ -141,6 +141,26 @@ def _leftovers(d: Path) -> list[str]:
     return sorted(p.name for p in d.iterdir())
 
 
+def test_mark_removes_the_working_folder_a_killed_mark_left(settings, source, tmp_path):
+    # A mark killed by SIGKILL leaves its hidden working folder (marked audio, manifest) beside
+    # the output; the next mark into that folder removes it, and only it.
+    import subprocess
+    import sys
+
+    from provenance.core.atomic import owner_tag
+
+    ended = subprocess.Popen([sys.executable, "-c", "pass"])
+    ended.wait()
+    host = owner_tag().split("h", 1)[1]
+    stale = tmp_path / f".foleyseal-mark.p{ended.pid}h{host}k1ll3d"
+    stale.mkdir()
+    (stale / "marked.wav").write_bytes(b"half a file")
+    (tmp_path / "notes.txt").write_text("mine")
+    res = mark(source, tmp_path / "out.wav", settings=settings)
+    assert res.output == tmp_path / "out.wav"
+    assert _leftovers(tmp_path) == ["notes.txt", "out.wav"]
+
+
 def test_failures_leave_no_output_and_no_record(tmp_path, source, monkeypatch):
     s = make_home(tmp_path / "home")
     out_dir = tmp_path / "out"

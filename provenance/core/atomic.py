@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
+import hashlib
+import logging
 import os
+import re
 import shutil
+import socket
 import stat
 import tempfile
 from collections.abc import Iterator
@@ -18,6 +23,64 @@ _LOW_SPACE_BYTES = 1 << 20
 
 _WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG, errno.EISDIR}
 """Errors that can only be about writing, wherever they are raised."""
+
+log = logging.getLogger(__name__)
+
+_OWNER = re.compile(r"\.p(\d+)h([0-9a-f]{8})\.")
+"""The owner tag in a working file's name: ``.p<pid>h<host hash>.``"""
+
+
+@functools.cache
+def _host_hash() -> str:
+    """8 hex digits naming this machine (a process id means nothing on another one)."""
+    return hashlib.sha256(socket.gethostname().encode("utf-8", "replace")).hexdigest()[:8]
+
+
+def owner_tag() -> str:
+    """``.p<pid>h<host hash>.``: put in the name of every working file or folder made beside an
+    output, so that a later run can tell one left by a killed process (:func:`sweep_stale`)."""
+    return f".p{os.getpid()}h{_host_hash()}."
+
+
+def _owner_gone(pid: int) -> bool:
+    """Whether process ``pid`` of this machine has ended (unknown counts as alive)."""
+    if os.name != "posix" or pid <= 0:
+        return False  # os.kill(pid, 0) would end the process on Windows
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        return False  # it exists (another user's) or cannot be asked
+    return False
+
+
+def sweep_stale(directory: str | Path, prefix: str) -> list[Path]:
+    """Remove the working files and folders named ``prefix...`` in ``directory`` that a process
+    of this machine which has since ended left there (killed by SIGKILL or a power cut, nothing
+    could clean up), and return them. Best effort: what cannot be removed is left, and working
+    files of live processes, or of other machines sharing the folder, are never touched."""
+    removed: list[Path] = []
+    try:
+        entries = [e for e in os.scandir(directory) if e.name.startswith(prefix)]
+    except OSError:
+        return removed
+    for entry in entries:
+        tag = _OWNER.match(entry.name, len(prefix) - 1)
+        if tag is None or tag.group(2) != _host_hash() or not _owner_gone(int(tag.group(1))):
+            continue
+        try:
+            if entry.is_dir(follow_symlinks=False):
+                shutil.rmtree(entry.path)
+            else:
+                os.unlink(entry.path)
+        except OSError as exc:
+            log.debug("could not remove the stale working file %s: %s", entry.path, exc)
+            continue
+        removed.append(Path(entry.path))
+    if removed:
+        log.info("removed %d working file(s) left by ended processes in %s", len(removed), directory)
+    return removed
 
 
 def _umask() -> int:
@@ -112,7 +175,7 @@ def _try_file_beside(target: Path) -> None:
     """Make and remove a temporary file in ``target``'s folder; a failure is the
     :class:`OutputError` writing ``target`` would meet."""
     try:
-        fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+        fd, name = tempfile.mkstemp(prefix=f".{target.name}{owner_tag()}", suffix=".tmp", dir=target.parent)
     except OSError as exc:
         raise output_error(exc, target) from exc
     os.close(fd)
@@ -153,8 +216,9 @@ def atomic_path(target: str | Path, *, mode: int | None = None) -> Iterator[Path
     target = Path(target)
     directory = target.parent
     suffix = "".join(target.suffixes[-1:])
+    sweep_stale(directory, f".{target.name}.")
     try:
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=f".tmp{suffix}", dir=directory)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}{owner_tag()}", suffix=f".tmp{suffix}", dir=directory)
     except OSError as exc:
         raise output_error(exc, target) from exc
     os.close(fd)
