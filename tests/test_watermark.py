@@ -211,6 +211,28 @@ def test_a_short_piece_marked_with_another_payload_is_not_named_by_this_one(musi
     assert named and all(s.end_s <= boundary + 0.5 for s in named), det.segments
 
 
+@pytest.mark.parametrize("clip, fraction, first, second", [
+    ("loud_clipped_industrial.flac", 0.6, "79d3cfc307b3caba", "a627b9d849c4f72c"),
+    ("speech_male_48k_stereo_from_video.flac", 0.4, "bc92bac28f244164", "ea4903541a05e9e3"),
+])
+def test_two_outputs_of_one_key_spliced_label_no_part_with_the_others_payload(corpus_dir, clip, fraction, first, second):
+    # One clip marked twice under one key (two generations of one operator) and cut together:
+    # both parts sit at the same alignment and share the pilots. A loud part of the other
+    # payload agreed with the decoded codeword through its pilots alone, past SEGMENT_Z, and a
+    # 0.5-0.8 s stretch of it was labelled with the wrong payload.
+    from benchmarks.watermarkers.foleyseal import BENCH_KEY_SEED, _key_bytes
+
+    key = WatermarkKey(_key_bytes(BENCH_KEY_SEED))
+    audio = io.read_audio(corpus_dir / clip)
+    a, b = embed(audio, key, first).samples, embed(audio, key, second).samples
+    k = int(fraction * audio.frames)
+    det = detect(audio.with_samples(np.concatenate([a[:, :k], b[:, k:]], axis=1)), key)
+    boundary = k / audio.sample_rate
+    assert det.found and det.payload in (first, second)
+    assert all(s.end_s <= boundary + 0.5 for s in det.segments if s.payload == first), det.segments
+    assert all(s.start_s >= boundary - 0.5 for s in det.segments if s.payload == second), det.segments
+
+
 def test_mark_is_not_added_to_digital_silence(music):
     x = music.samples.copy()
     rate = music.sample_rate

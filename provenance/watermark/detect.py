@@ -700,14 +700,15 @@ def _add_reported_piece(
         seg_mask = np.zeros(n_slots)
         seg_mask[a:b] = 1.0
         if expected is not None:
-            # The runs are where the decoded codeword itself agrees (a splice of another
-            # payload at this alignment agrees through its pilots alone, a fifth of the
-            # groups, and stays below SEGMENT_Z), so they carry this payload. Decoding a run
+            # The runs are where the decoded codeword itself agrees. A splice of another
+            # payload at this alignment (two outputs of one key) agrees through its pilots, a
+            # fifth of the groups, and a loud one reaches SEGMENT_Z with them alone: a run
+            # carries this payload only where its payload groups agree too. Decoding a run
             # again, too short to hold the codeword, would pass the CRC by chance with
             # probability up to CRC_PASS_BOUND and name a payload nobody issued.
             g = grouped(feat, layout, al.phase, al.offset, seg_mask)
             seg_agree, seg_w2 = slot_agreement(g, codeword_agreement(g, expected), layout)
-            seg_pay = payload
+            seg_pay = payload if _carries_codeword(_without_pilots(g, layout), expected, layout) else None
         else:
             seg_payload_bits, seg_agree, seg_w2, _, _ = decode_at(feat, layout, al.phase, al.offset, seg_mask)
             seg_pay = bits_to_hex(seg_payload_bits) if seg_payload_bits is not None else None
@@ -716,6 +717,21 @@ def _add_reported_piece(
         piece[a:b] = 1.0
         s.mask[a:b] = 0.0
     s.pieces.append(Piece(al.phase, al.offset, piece, reported=True))
+
+
+def _without_pilots(g: Grouped, layout: Layout) -> Grouped:
+    """``g`` with its pilot groups' weights set to 0: the pilots are the same in every mark, so
+    another mark spliced in agrees with them as well as this one does; only the payload groups
+    tell one payload's codeword from another's."""
+    return dataclasses.replace(g, w=np.where(np.broadcast_to(layout.pilot, g.r.shape), 0.0, g.w))
+
+
+def _carries_codeword(g: Grouped, expected: np.ndarray, layout: Layout) -> bool:
+    """Whether the groups of ``g`` agree with the codeword symbols ``expected`` by at least
+    ``SEGMENT_Z`` standard deviations of their null (the rule for every segment)."""
+    agree, w2 = slot_agreement(g, codeword_agreement(g, expected), layout)
+    var = 0.5 * float(w2.sum())
+    return var > 0 and float(agree.sum()) / math.sqrt(var) >= SEGMENT_Z
 
 
 def _named_by_parts(
@@ -762,10 +778,7 @@ def _pieces_vouched_by_codeword(
     for pc in pieces:
         if pc.reported:
             continue
-        g = grouped(feat, layout, pc.phase, pc.offset, pc.mask)
-        # Payload groups only: the pilots are the same in every mark, so another mark spliced
-        # in agrees with them as well as this one does.
-        g = dataclasses.replace(g, w=np.where(np.broadcast_to(layout.pilot, g.r.shape), 0.0, g.w))
+        g = _without_pilots(grouped(feat, layout, pc.phase, pc.offset, pc.mask), layout)
         agree, w2 = _best_block_phase_agreement(g, layout, codeword_bits)
         runs = segments_from_agreement(agree, w2, pc.mask, clock.slot_s)
         extra += [clock.segment(a, b, pc.phase, agree, w2, rep.payload) for a, b in runs]
