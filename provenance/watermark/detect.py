@@ -109,6 +109,9 @@ DEFAULT_THRESHOLD = 1e-6
 MAX_SEGMENT_SEARCHES = 4
 """Alignment searches per reading: the first finds the mark, the others look for further marked
 parts (another mark spliced in, a piece at another alignment) in the slots not yet covered."""
+RELABEL_WINDOW_S = 1.0
+"""When segments carry several payloads, each slot goes to the payload whose codeword agrees
+best over this window, seconds (:func:`_segments_by_best_codeword`)."""
 JOINT_PIECE_P_VALUE = 0.01
 JOINT_PIECE_MIN_S = 1.0
 """Once the mark is found, a further alignment whose p-value is above the threshold but at most
@@ -597,6 +600,8 @@ def _detect_in(
         rep = _with_issued_match(rep, feat, layout, clock, searched.pieces, known, threshold=threshold)
     if rep.p_value <= threshold and rep.payload is not None and "joint_pieces" not in rep.info:
         rep = _pieces_vouched_by_codeword(rep, feat, layout, clock, searched.pieces)
+    if rep.p_value <= threshold:
+        rep = _segments_by_best_codeword(rep, feat, layout, clock, searched)
     found = rep.p_value <= threshold
     return Detection(
         found=found,
@@ -724,6 +729,97 @@ def _without_pilots(g: Grouped, layout: Layout) -> Grouped:
     another mark spliced in agrees with them as well as this one does; only the payload groups
     tell one payload's codeword from another's."""
     return dataclasses.replace(g, w=np.where(np.broadcast_to(layout.pilot, g.r.shape), 0.0, g.w))
+
+
+def _smoothed_z(agree: np.ndarray, w2: np.ndarray, half: int) -> np.ndarray:
+    """Per-slot z of the agreement summed over ``2 * half + 1`` slots around each slot."""
+    kernel = np.ones(2 * half + 1)
+    n = agree.shape[0]
+    total = np.convolve(agree, kernel, mode="full")[half : half + n]
+    var = np.convolve(0.5 * w2, kernel, mode="full")[half : half + n]
+    return np.divide(total, np.sqrt(var), out=np.zeros(n), where=var > 0)
+
+
+def _segments_by_best_codeword(
+    rep: _Reported, feat: Features, layout: Layout, clock: _FileClock, searched: _Searches
+) -> _Reported:
+    """The reported segments split and labelled slot by slot with the payload whose codeword
+    agrees best there, when they carry two payloads or more (outputs cut together).
+
+    Each search claims the slots where its codeword agrees with the pilots counted in, and the
+    first one runs on into a part that carries another payload at the same alignment (two
+    outputs of one key) for as long as its pilots agree; the other payload, decoded by a later
+    search from what was left, then gets only the rest. Each payload's codeword is read at the
+    alignment it was found at, over its payload groups (:func:`_without_pilots`); a slot goes
+    to the payload whose smoothed agreement is highest, where that reaches ``SEGMENT_Z``, and
+    keeps its label otherwise."""
+    n_reported = len(searched.seg_slots)
+    found: dict[str, tuple[int, int]] = {}
+    for (k, _, _), seg in zip(searched.seg_slots, rep.segments[:n_reported]):
+        if seg.payload is not None:
+            found.setdefault(seg.payload, (searched.pieces[k].phase, searched.pieces[k].offset))
+    if len(found) < 2:
+        return rep
+    n_slots = feat.v.shape[1]
+    covered = np.zeros(n_slots)
+    for _, a, b in searched.seg_slots:
+        covered[a:b] = 1.0
+    half = max(1, int(round(RELABEL_WINDOW_S / clock.slot_s / 2)))
+    payloads = list(found)
+    readings = []
+    for payload in payloads:
+        phase, offset = found[payload]
+        g = _without_pilots(grouped(feat, layout, phase, offset, covered), layout)
+        agree, w2 = _best_block_phase_agreement(g, layout, _scrambled(payload, layout))
+        readings.append((phase, agree, w2, _smoothed_z(agree, w2, half)))
+    z = np.stack([r[3] for r in readings])
+    best = np.argmax(z, axis=0)
+    confident = z[best, np.arange(n_slots)] >= SEGMENT_Z
+    min_len = int(round(SEGMENT_MIN_S / clock.slot_s))
+    segments: list[Segment] = []
+    for (k, a, b), seg in zip(searched.seg_slots, rep.segments[:n_reported]):
+        own = payloads.index(seg.payload) if seg.payload in found else -1
+        label = np.where(confident[a:b], best[a:b], own)
+        runs = _label_runs(label, min_len)
+        if len(runs) == 1 and runs[0][2] == own:
+            segments.append(seg)
+            continue
+        for s0, s1, lab in runs:
+            if lab < 0:
+                segments.append(clock.segment(a + s0, a + s1, searched.pieces[k].phase,
+                                              *_piece_agreement(feat, layout, searched.pieces[k], a + s0, a + s1), None))
+            else:
+                phase, agree, w2, _ = readings[lab]
+                segments.append(clock.segment(a + s0, a + s1, phase, agree, w2, payloads[lab]))
+    segments += rep.segments[n_reported:]
+    return dataclasses.replace(rep, segments=segments)
+
+
+def _label_runs(label: np.ndarray, min_len: int) -> list[tuple[int, int, int]]:
+    """Runs ``(start, end, label)`` of equal labels; a run shorter than ``min_len`` slots joins
+    the run before it (or after it, at the start)."""
+    runs: list[list[int]] = []
+    for t, lab in enumerate(label.tolist()):
+        if runs and runs[-1][2] == lab:
+            runs[-1][1] = t + 1
+        else:
+            runs.append([t, t + 1, lab])
+    merged: list[list[int]] = []
+    for run in runs:
+        if merged and (run[1] - run[0] < min_len or merged[-1][2] == run[2]):
+            merged[-1][1] = run[1]
+        elif merged and merged[-1][1] - merged[-1][0] < min_len:
+            merged[-1] = [merged[-1][0], run[1], run[2]]
+        else:
+            merged.append(run)
+    return [(a, b, lab) for a, b, lab in merged]
+
+
+def _piece_agreement(feat: Features, layout: Layout, piece: Piece, a: int, b: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per-slot presence agreement (pilots and lattice) of ``piece``'s alignment over slots ``a:b``."""
+    mask = np.zeros(feat.v.shape[1])
+    mask[a:b] = 1.0
+    return presence_agreement(feat, layout, piece.phase, piece.offset, mask)
 
 
 def _carries_codeword(g: Grouped, expected: np.ndarray, layout: Layout) -> bool:
