@@ -195,6 +195,38 @@ def test_two_marked_outputs_joined_name_each_payload_and_record(
     assert f"({verify_env.payload})" in out and f"({verify_env.mp4_payload})" in out  # per span
 
 
+def test_two_candidate_soundtracks_cut_at_one_position_name_each_record(
+    tmp_path: Path, corpus_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `generate --candidates` gives soundtracks of one video marked with one key; an editor takes
+    # the first candidate up to a scene change and the second after it. Both marks sit at the
+    # same alignment and share their pilots: the first search read one run over both parts, its
+    # decode failed, and the store's issued payloads named the whole file after the second
+    # record (with these payloads; the first part's 6 s included).
+    from provenance.core.audio import Audio
+    from provenance.core.io import read_audio, write_audio
+    from provenance.mark import mark
+
+    settings = _verify_fixtures._init_home(tmp_path / "home", _verify_fixtures.FIXED_KEY)
+    monkeypatch.setattr(_verify_fixtures, "FIRST_PAYLOADS", ("f282d3bc5b6877ce", "53947f7617f80183"))
+    host = corpus_dir / "music_ambient_piano_choir.flac"
+    with _verify_fixtures.seeded_payloads():
+        one = mark(host, tmp_path / "one.wav", settings=settings, generated=True, title="one")
+        two = mark(host, tmp_path / "two.wav", settings=settings, generated=True, title="two")
+    a, b = read_audio(one.output), read_audio(two.output)
+    cut = int(0.4 * a.frames)
+    boundary = cut / a.sample_rate
+    write_audio(tmp_path / "cut.wav", Audio(np.concatenate([a.samples[:, :cut], b.samples[:, cut:]], axis=1),
+                                            a.sample_rate, subtype="PCM_16"))
+    r = verify(tmp_path / "cut.wav", settings=settings)
+    assert r.verdict is Verdict.CREDENTIALS_RECOVERED_BY_WATERMARK, r.explanation
+    assert {m.record_id for m in r.store} == {one.record.id, two.record.id}
+    (wm,) = r.watermark
+    assert set(wm.payloads) == {one.payload, two.payload}
+    assert all(s.end_s <= boundary + 0.5 for s in wm.segments if s.payload == one.payload), wm.segments
+    assert all(s.start_s >= boundary - 0.5 for s in wm.segments if s.payload == two.payload), wm.segments
+
+
 def test_two_marked_outputs_with_unmarked_audio_between_name_each_payload(verify_env: VerifyEnv, tmp_path: Path) -> None:
     from provenance.core.audio import Audio
     from provenance.core.io import read_audio, write_audio

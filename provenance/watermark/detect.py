@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections import Counter
 from collections.abc import Callable, Iterator
 
 import numpy as np
@@ -758,13 +759,20 @@ def _segments_by_best_codeword(
     for (k, _, _), seg in zip(searched.seg_slots, rep.segments[:n_reported]):
         if seg.payload is not None:
             found.setdefault(seg.payload, (searched.pieces[k].phase, searched.pieces[k].offset))
-    if len(found) < 2:
-        return rep
+    for k, a, b in searched.seg_slots:
+        for payload in _payloads_at_the_ends(feat, layout, searched.pieces[k], a, b):
+            found.setdefault(payload, (searched.pieces[k].phase, searched.pieces[k].offset))
     n_slots = feat.v.shape[1]
     covered = np.zeros(n_slots)
     for _, a, b in searched.seg_slots:
         covered[a:b] = 1.0
     half = max(1, int(round(RELABEL_WINDOW_S / clock.slot_s / 2)))
+    if len(found) == 1:
+        other = _payload_of_the_rest(feat, layout, covered, half, *next(iter(found.items())))
+        if other is not None:
+            found.setdefault(other, found[next(iter(found))])
+    if len(found) < 2:
+        return rep
     payloads = list(found)
     readings = []
     for payload in payloads:
@@ -792,7 +800,53 @@ def _segments_by_best_codeword(
                 phase, agree, w2, _ = readings[lab]
                 segments.append(clock.segment(a + s0, a + s1, phase, agree, w2, payloads[lab]))
     segments += rep.segments[n_reported:]
+    if rep.payload is None:
+        # No whole reading decoded: the reading is named by the payload that holds most of it.
+        held = Counter({p: 0.0 for p in payloads})
+        for seg in segments:
+            if seg.payload in held:
+                held[seg.payload] += seg.end_s - seg.start_s
+        rep = dataclasses.replace(rep, payload=held.most_common(1)[0][0], info={**rep.info, "payload_source": "segments"})
     return dataclasses.replace(rep, segments=segments)
+
+
+def _payload_of_the_rest(
+    feat: Features, layout: Layout, covered: np.ndarray, half: int, payload: str, alignment: tuple[int, int]
+) -> str | None:
+    """Another payload decoded, at ``alignment``, from the covered slots where ``payload``'s
+    codeword does not agree (its payload groups, smoothed over ``2 * half + 1`` slots), when
+    those make a block or more: the other output of a cut whose ends did not both decode."""
+    phase, offset = alignment
+    g = _without_pilots(grouped(feat, layout, phase, offset, covered), layout)
+    agree, w2 = _best_block_phase_agreement(g, layout, _scrambled(payload, layout))
+    rest = covered * (_smoothed_z(agree, w2, half) < SEGMENT_Z)
+    if rest.sum() < layout.params.block_slots:
+        return None
+    bits = decode_at(feat, layout, phase, offset, rest)[0]
+    other = bits_to_hex(bits) if bits is not None else None
+    return other if other != payload else None
+
+
+def _payloads_at_the_ends(feat: Features, layout: Layout, piece: Piece, a: int, b: int) -> list[str]:
+    """The payloads that decode from the first and the last block of a segment (slots ``a:b``)
+    of at least two blocks, each on its own.
+
+    One search's run covers two outputs of one key cut together at one timeline position
+    (candidate soundtracks of one video, cut at a scene change) as long as the pilots agree,
+    and its decode, mixing two codewords, fails or names one of them. Each end holds one whole
+    codeword. A decode that passes its CRC by chance (``CRC_PASS_BOUND``) names a codeword that
+    agrees with no slot, and so takes none in :func:`_segments_by_best_codeword`."""
+    block = layout.params.block_slots
+    if b - a < 2 * block:
+        return []
+    out = []
+    for lo, hi in ((a, a + block), (b - block, b)):
+        mask = np.zeros(feat.v.shape[1])
+        mask[lo:hi] = 1.0
+        bits = decode_at(feat, layout, piece.phase, piece.offset, mask)[0]
+        if bits is not None:
+            out.append(bits_to_hex(bits))
+    return out
 
 
 def _label_runs(label: np.ndarray, min_len: int) -> list[tuple[int, int, int]]:
