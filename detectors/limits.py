@@ -39,7 +39,7 @@ class VerifyLimits:
     decode is matched against the manifest store's issued payloads
     (:mod:`provenance.watermark.known`; 1-6 s of CPU per window); with a store that lists its
     payloads, any whole window without a payload (a detection again, plus 2 s per million issued
-    payloads)."""
+    payloads). The first such windows in the file's order get it, on any number of threads."""
     refine_window_s: float = 8.0
     """Sub-window length of the refined search, seconds (0 disables it)."""
     refine_hop_s: float = 2.0

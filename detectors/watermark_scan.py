@@ -175,14 +175,50 @@ class _Scan:
     """Windows matched against the issued payloads so far (all keys)."""
     searched: int = 0
     """Windows given the speed/pitch search so far (all keys)."""
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    """Guards ``matched`` (windows are read, and matched, on several threads)."""
+    turns: threading.Condition = field(default_factory=threading.Condition)
+    """Guards ``matched``, ``turn``, ``finished`` and ``aborted`` (windows are read, and matched,
+    on several threads)."""
+    turn: int = 0
+    """Index of the first window (in the file's order) whose reads are not all done."""
+    finished: set[int] = field(default_factory=set)
+    """Windows done whose turn has not come yet (an earlier one is still being read)."""
+    aborted: bool = False
+    """Set when the scan stops early: no window waits for its turn any more."""
+    window: threading.local = field(default_factory=threading.local)
+    """The index of the window this thread is reading (``window.index``)."""
 
     def may_match(self) -> bool:
-        """Whether one more window may be matched against the issued payloads (it counts)."""
-        with self.lock:
+        """Whether one more window may be matched against the issued payloads (it counts).
+
+        The budget is handed out in the file's order, whichever thread asks first: a window's
+        thread waits until every earlier window has been read (and has taken what it needed),
+        unless the budget is already spent, so the same file gives the same report."""
+        budget = self.limits.issued_match_windows * max(1, len(self.searches))
+        index = getattr(self.window, "index", None)
+        with self.turns:
+            while self.matched < budget and index is not None and self.turn < index and not self.aborted:
+                if self.deadline is not None and time.monotonic() > self.deadline:
+                    return False
+                self.turns.wait(0.05)
+            if self.matched >= budget:
+                return False
             self.matched += 1
-            return self.matched <= self.limits.issued_match_windows * max(1, len(self.searches))
+            return True
+
+    def _window_done(self, index: int) -> None:
+        """Window ``index`` has been read: the turn passes on over the windows done in order."""
+        with self.turns:
+            self.finished.add(index)
+            while self.turn in self.finished:
+                self.finished.remove(self.turn)
+                self.turn += 1
+            self.turns.notify_all()
+
+    def abort(self) -> None:
+        """Stop every wait for a turn (the scan ends early: deadline, interrupt, failure)."""
+        with self.turns:
+            self.aborted = True
+            self.turns.notify_all()
 
     def may_search(self) -> bool:
         """Whether one more window may have the speed/pitch search (it counts). Asked on the
@@ -238,20 +274,28 @@ class _Scan:
             self.store_failed.append(exc.message)
         return det
 
-    def read_window(self, start: int, window: np.ndarray, search: list[bool]) -> list[_Detection]:
+    def read_window(self, start: int, window: np.ndarray, search: list[bool], index: int | None = None
+                    ) -> list[_Detection]:
         """Every key's detections in the analysis window starting at frame ``start``: the whole
         window's, each followed by its sub-windows' where the window needs refining; ``search``
-        says, key by key, whether the whole window gets the speed/pitch search."""
+        says, key by key, whether the whole window gets the speed/pitch search. ``index``: the
+        window's place in the file's order (the issued-payload budget is handed out in it)."""
         sr = self.stats.sample_rate
         offset_s = start / sr
         out = []
-        for s, searched in zip(self.searches, search):
-            det = self.read(s, window, offset_s, search=searched)
-            if det is None:
-                continue
-            out.append((s, det, offset_s))
-            if needs_refinement(det, window, sr, self.limits):
-                out.extend(self.read_sub_windows(s, window, sr, offset_s))
+        self.window.index = index
+        try:
+            for s, searched in zip(self.searches, search):
+                det = self.read(s, window, offset_s, search=searched)
+                if det is None:
+                    continue
+                out.append((s, det, offset_s))
+                if needs_refinement(det, window, sr, self.limits):
+                    out.extend(self.read_sub_windows(s, window, sr, offset_s))
+        finally:
+            self.window.index = None
+            if index is not None:
+                self._window_done(index)
         return out
 
     def read_sub_windows(self, s: _KeySearch, window: np.ndarray, sr: int, offset_s: float) -> list[_Detection]:
@@ -289,6 +333,7 @@ class _Scan:
         # thread finishes first: the same file gives the same report on any number of threads.
         with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
             inflight: deque[Future[list[_Detection]]] = deque()
+            submitted = 0
             try:
                 for start, window in analysis_windows(chunks, self.stats, self.limits):
                     if self.deadline is not None and time.monotonic() > self.deadline:
@@ -297,12 +342,14 @@ class _Scan:
                         self.silent += 1
                         continue
                     search = [self.may_search() for _ in self.searches]
-                    inflight.append(pool.submit(self.read_window, start, window, search))
+                    inflight.append(pool.submit(self.read_window, start, window, search, submitted))
+                    submitted += 1
                     while len(inflight) > max(1, threads):
                         self.collect(inflight.popleft().result())
                 while inflight:
                     self.collect(inflight.popleft().result())
             finally:
+                self.abort()  # a no-op once every window is collected
                 for f in inflight:
                     f.cancel()
 

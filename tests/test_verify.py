@@ -447,6 +447,39 @@ def test_threads_finishing_out_of_order_give_the_same_report(
     assert len(collected) >= 3 and collected == sorted(collected), collected
 
 
+def test_the_issued_payload_budget_goes_to_windows_in_file_order(
+    verify_env: VerifyEnv, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The budget of windows matched against the store's issued payloads went to whichever
+    window's thread asked first (like the search budget before it). Here the first window's
+    thread is slow to ask, and the budget of one window still goes to the first window."""
+    import time
+
+    from provenance.core.audio import Audio
+    from provenance.core.io import write_audio
+
+    from detectors import watermark_scan
+
+    write_audio(tmp_path / "long.wav", Audio(foley_host(24.0, seed=29), SR, subtype="PCM_16"))
+    granted: list[float] = []
+
+    def asking_read(self: Any, s: Any, x: Any, offset_s: float, search: bool = True, whole: bool = True) -> Any:
+        if whole:
+            if offset_s == 0:
+                time.sleep(0.5)  # the other thread asks first
+            if self.may_match():
+                granted.append(offset_s)
+        return None  # no detection: only the budget is looked at
+
+    monkeypatch.setattr(watermark_scan._Scan, "read", asking_read)
+    limits = VerifyLimits(window_s=12.0, overlap_s=4.0, issued_match_windows=1, refine_window_s=0.0)
+    for _ in range(2):
+        granted.clear()
+        with Verifier(verify_env.settings, limits=limits, threads=2) as v:
+            v.verify(tmp_path / "long.wav")
+        assert granted == [0.0]
+
+
 def test_a_sped_up_file_is_found_by_the_search_within_its_budget(verify_env: VerifyEnv, tmp_path: Path) -> None:
     """A marked file played 5 % faster and re-encoded (its C2PA data gone) still shows its mark
     and payload; with no window allowed to search, it does not."""
