@@ -13,17 +13,22 @@ import soundfile as sf
 from provenance.watermark.keys import new_key, save_key
 from tests._processes import foleyseal, wait_for
 
-@pytest.mark.parametrize("signum, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
-def test_a_stopped_embed_says_so_and_leaves_no_partial_file(tmp_path, signum, code):
-    """typer swallowed Ctrl-C into a silent exit 130, and SIGTERM killed the process before the
-    temporary output beside the target was removed."""
+def _long_embed(tmp_path) -> tuple[str, ...]:
+    """Arguments of a ``watermark embed`` of 60 s of stereo noise in ``tmp_path`` (long.wav and
+    wm.key made there) into ``tmp_path/out.wav``: seconds of work to interrupt."""
     rng = np.random.default_rng(0)
     src = tmp_path / "long.wav"
     sf.write(src, (0.1 * rng.standard_normal((48_000 * 60, 2))).astype(np.float32), 48_000, subtype="PCM_16")
     key = tmp_path / "wm.key"
     save_key(new_key(), key)
-    out = tmp_path / "out.wav"
-    proc = foleyseal("watermark", "embed", str(src), str(out), "--key", str(key), "--payload", "0011223344556677")
+    return ("watermark", "embed", str(src), str(tmp_path / "out.wav"), "--key", str(key), "--payload", "0011223344556677")
+
+
+@pytest.mark.parametrize("signum, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_stopped_embed_says_so_and_leaves_no_partial_file(tmp_path, signum, code):
+    """typer swallowed Ctrl-C into a silent exit 130, and SIGTERM killed the process before the
+    temporary output beside the target was removed."""
+    proc = foleyseal(*_long_embed(tmp_path))
     # The writer's temporary file exists from the first chunk until the rename: stop it in between.
     wait_for(lambda: any(p.name.startswith(".out.wav.") for p in tmp_path.iterdir()), proc)
     proc.send_signal(signum)
@@ -86,12 +91,7 @@ def test_what_a_killed_embed_left_is_removed_by_the_next_write_there(tmp_path):
     """SIGKILL (the OOM killer, a CI timeout) leaves no chance to clean up: the hidden temporary
     output stays beside the target. The next write into that folder removes what processes of
     this machine that have ended left there."""
-    rng = np.random.default_rng(0)
-    src = tmp_path / "long.wav"
-    sf.write(src, (0.1 * rng.standard_normal((48_000 * 60, 2))).astype(np.float32), 48_000, subtype="PCM_16")
-    key = tmp_path / "wm.key"
-    save_key(new_key(), key)
-    args = ("watermark", "embed", str(src), str(tmp_path / "out.wav"), "--key", str(key), "--payload", "0011223344556677")
+    args = _long_embed(tmp_path)
     proc = foleyseal(*args)
     wait_for(lambda: any(p.name.startswith(".out.wav.") for p in tmp_path.iterdir()), proc)
     proc.kill()
