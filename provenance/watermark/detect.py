@@ -806,7 +806,9 @@ def _segments_by_best_codeword(
         for seg in segments:
             if seg.payload in held:
                 held[seg.payload] += seg.end_s - seg.start_s
-        rep = dataclasses.replace(rep, payload=held.most_common(1)[0][0], info={**rep.info, "payload_source": "segments"})
+        named, seconds = held.most_common(1)[0]
+        if seconds > 0:
+            rep = dataclasses.replace(rep, payload=named, info={**rep.info, "payload_source": "segments"})
     return dataclasses.replace(rep, segments=segments)
 
 
