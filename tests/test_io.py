@@ -6,6 +6,7 @@ import csv
 import os
 import stat
 import struct
+import time
 import zlib
 from pathlib import Path
 
@@ -919,6 +920,13 @@ def test_sweep_stale_removes_only_what_ended_processes_of_this_machine_left(tmp_
     folder = tmp_path / f".foleyseal-mark{dead}{host}mno"
     (folder / "inner").mkdir(parents=True)
     (folder / "inner" / "marked.wav").write_bytes(b"x")
+    an_hour_ago = time.time() - 3600
+    for p in [*tmp_path.iterdir(), folder / "inner"]:
+        os.utime(p, (an_hour_ago, an_hour_ago))
+    # A dead owner's file that changed a moment ago: another pid namespace's, perhaps; kept.
+    recent = f".out.wav{dead}{host}pqr.tmp.wav"
+    (tmp_path / recent).write_bytes(b"x")
+    names[recent] = True
 
     removed = sweep_stale(tmp_path, ".out.wav.") + sweep_stale(tmp_path, ".foleyseal-mark.")
     assert sorted(p.name for p in removed) == sorted([folder.name] + [n for n, keep in names.items() if not keep])

@@ -146,6 +146,7 @@ def test_mark_removes_the_working_folder_a_killed_mark_left(settings, source, tm
     # the output; the next mark into that folder removes it, and only it.
     import subprocess
     import sys
+    import time
 
     from provenance.core.atomic import owner_tag
 
@@ -155,6 +156,9 @@ def test_mark_removes_the_working_folder_a_killed_mark_left(settings, source, tm
     stale = tmp_path / f".foleyseal-mark.p{ended.pid}h{host}k1ll3d"
     stale.mkdir()
     (stale / "marked.wav").write_bytes(b"half a file")
+    an_hour_ago = time.time() - 3600  # what changed in the last minute is left alone
+    for p in (stale / "marked.wav", stale):
+        os.utime(p, (an_hour_ago, an_hour_ago))
     (tmp_path / "notes.txt").write_text("mine")
     res = mark(source, tmp_path / "out.wav", settings=settings)
     assert res.output == tmp_path / "out.wav"

@@ -13,6 +13,7 @@ import shutil
 import socket
 import stat
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -55,6 +56,23 @@ def _owner_gone(pid: int) -> bool:
     return False
 
 
+STALE_AFTER_S = 60.0
+"""A working file of an ended process is removed only once it has not changed for this long,
+seconds: containers with one host name share process ids, not processes."""
+
+
+def _last_change(entry: os.DirEntry[str]) -> float:
+    """When ``entry`` (or, for a folder, anything directly in it) last changed (Unix time)."""
+    try:
+        latest = entry.stat(follow_symlinks=False).st_mtime
+        if entry.is_dir(follow_symlinks=False):
+            for inner in os.scandir(entry.path):
+                latest = max(latest, inner.stat(follow_symlinks=False).st_mtime)
+    except OSError:
+        return time.time()  # unknown: treated as changing now
+    return latest
+
+
 def sweep_stale(directory: str | Path, prefix: str) -> list[Path]:
     """Remove the working files and folders named ``prefix...`` in ``directory`` that a process
     of this machine which has since ended left there (killed by SIGKILL or a power cut, nothing
@@ -65,10 +83,13 @@ def sweep_stale(directory: str | Path, prefix: str) -> list[Path]:
         entries = [e for e in os.scandir(directory) if e.name.startswith(prefix)]
     except OSError:
         return removed
+    now = time.time()
     for entry in entries:
         tag = _OWNER.match(entry.name, len(prefix) - 1)
         if tag is None or tag.group(2) != _host_hash() or not _owner_gone(int(tag.group(1))):
             continue
+        if now - _last_change(entry) < STALE_AFTER_S:
+            continue  # still changing: another pid namespace on this host name may own it
         try:
             if entry.is_dir(follow_symlinks=False):
                 shutil.rmtree(entry.path)
