@@ -118,27 +118,37 @@ class _Downmix:
     def __init__(self) -> None:
         self._resampler: av.AudioResampler | None = None
         self._source: tuple[str, str, int, int] | None = None
+        self._held: list[np.ndarray] = []
+        """Samples drained from a replaced resampler, handed on with the next frame's."""
 
     def push(self, frame: av.AudioFrame, rate_hz: int) -> list[np.ndarray]:
-        """Mono samples of ``frame`` at ``rate_hz`` (a resampler may hold some back until flush)."""
+        """Mono samples of ``frame`` at ``rate_hz`` (a resampler may hold some back until flush).
+        A frame FFmpeg cannot convert raises its error; nothing converted before is lost."""
         source = (frame.format.name, frame.layout.name, frame.layout.nb_channels, int(frame.sample_rate))
-        out: list[np.ndarray] = []
         if source != self._source:
-            out = self.flush()
+            self._held.extend(self._drain())
             self._resampler = av.AudioResampler(format="fltp", layout="mono", rate=rate_hz)
             self._source = source
         assert self._resampler is not None
-        out.extend(of.to_ndarray()[0] for of in self._resampler.resample(frame))
+        converted = [of.to_ndarray()[0] for of in self._resampler.resample(frame)]
+        out, self._held = self._held + converted, []
         return out
 
     def flush(self) -> list[np.ndarray]:
-        """The samples the current resampler still holds (none when there is none)."""
+        """Every sample still held (none when nothing was pushed)."""
+        out, self._held = self._held + self._drain(), []
+        return out
+
+    def _drain(self) -> list[np.ndarray]:
+        """The samples the current resampler still holds; it is spent afterwards."""
         if self._resampler is None:
             return []
         try:
             return [of.to_ndarray()[0] for of in self._resampler.resample(None)]
         except (av.error.FFmpegError, ValueError):
             return []
+        finally:
+            self._resampler, self._source = None, None
 
 
 def _pyav_chunks(path: Path, deadline: float | None, stats: DecodeStats, max_frames: int) -> Iterator[np.ndarray]:
