@@ -102,7 +102,14 @@ from provenance.watermark.search import (
     search_warp,
     unwarped_features,
 )
-from provenance.watermark.segments import SEGMENT_EDGE_S, SEGMENT_MIN_S, SEGMENT_Z, segments_from_agreement, trim_edges
+from provenance.watermark.segments import (
+    SEGMENT_EDGE_S,
+    SEGMENT_MIN_S,
+    SEGMENT_Z,
+    segments_from_agreement,
+    smoothed_z,
+    trim_edges,
+)
 from provenance.watermark.warp import IDENTITY, Warp, resampled_band_power
 
 DEFAULT_THRESHOLD = 1e-6
@@ -732,15 +739,6 @@ def _without_pilots(g: Grouped, layout: Layout) -> Grouped:
     return dataclasses.replace(g, w=np.where(np.broadcast_to(layout.pilot, g.r.shape), 0.0, g.w))
 
 
-def _smoothed_z(agree: np.ndarray, w2: np.ndarray, half: int) -> np.ndarray:
-    """Per-slot z of the agreement summed over ``2 * half + 1`` slots around each slot."""
-    kernel = np.ones(2 * half + 1)
-    n = agree.shape[0]
-    total = np.convolve(agree, kernel, mode="full")[half : half + n]
-    var = np.convolve(0.5 * w2, kernel, mode="full")[half : half + n]
-    return np.divide(total, np.sqrt(var), out=np.zeros(n), where=var > 0)
-
-
 def _segments_by_best_codeword(
     rep: _Reported, feat: Features, layout: Layout, clock: _FileClock, searched: _Searches
 ) -> _Reported:
@@ -779,7 +777,7 @@ def _segments_by_best_codeword(
         phase, offset = found[payload]
         g = _without_pilots(grouped(feat, layout, phase, offset, covered), layout)
         agree, w2 = _best_block_phase_agreement(g, layout, _scrambled(payload, layout))
-        readings.append((phase, agree, w2, _smoothed_z(agree, w2, half)))
+        readings.append((phase, agree, w2, smoothed_z(agree, w2, half)))
     z = np.stack([r[3] for r in readings])
     best = np.argmax(z, axis=0)
     confident = z[best, np.arange(n_slots)] >= SEGMENT_Z
@@ -821,7 +819,7 @@ def _payload_of_the_rest(
     phase, offset = alignment
     g = _without_pilots(grouped(feat, layout, phase, offset, covered), layout)
     agree, w2 = _best_block_phase_agreement(g, layout, _scrambled(payload, layout))
-    rest = covered * (_smoothed_z(agree, w2, half) < SEGMENT_Z)
+    rest = covered * (smoothed_z(agree, w2, half) < SEGMENT_Z)
     if rest.sum() < layout.params.block_slots:
         return None
     bits = decode_at(feat, layout, phase, offset, rest)[0]

@@ -23,16 +23,22 @@ SEGMENT_TRIM_Z = 1.0
 than the mark does (:func:`trim_edges`)."""
 
 
+def smoothed_z(agree: np.ndarray, w2: np.ndarray, half: int) -> np.ndarray:
+    """Per-slot z of the agreement ``agree`` summed over the ``2 * half + 1`` slots around each
+    slot, against its null variance (half the summed ``w2``); 0 where that is 0."""
+    n = agree.shape[0]
+    kernel = np.ones(2 * half + 1)
+    total = np.convolve(agree, kernel, mode="full")[half : half + n]
+    var = np.convolve(0.5 * w2, kernel, mode="full")[half : half + n]
+    return np.divide(total, np.sqrt(var), out=np.zeros(n), where=var > 0)
+
+
 def segments_from_agreement(
     agree: np.ndarray, w2: np.ndarray, mask: np.ndarray, slot_s: float
 ) -> list[tuple[int, int]]:
     """Runs of slots whose smoothed agreement is significant: list of (start_slot, end_slot)."""
     n = agree.shape[0]
-    half = max(1, int(round(SEGMENT_WINDOW_S / slot_s / 2)))
-    kernel = np.ones(2 * half + 1)
-    s = np.convolve(agree, kernel, mode="full")[half : half + n]
-    v = np.convolve(0.5 * w2, kernel, mode="full")[half : half + n]
-    z = np.divide(s, np.sqrt(v), out=np.zeros(n), where=v > 0)
+    z = smoothed_z(agree, w2, max(1, int(round(SEGMENT_WINDOW_S / slot_s / 2))))
     on = (z > SEGMENT_Z) & (mask > 0)
     runs: list[tuple[int, int]] = []
     i = 0
