@@ -80,7 +80,7 @@ from provenance.watermark.decode import (
     whole_reading,
 )
 from provenance.watermark.echo import cancel_echo, find_echo
-from provenance.watermark.embed import bits_to_hex
+from provenance.watermark.embed import bits_to_hex, payload_to_bits
 from provenance.watermark.features import (
     FINE,
     Features,
@@ -911,7 +911,7 @@ def _named_by_parts(
 
 def _scrambled(payload: str, layout: Layout) -> np.ndarray:
     """The bits the codeword of ``payload`` (hex) encodes: the payload scrambled with the key."""
-    return np.unpackbits(np.frombuffer(bytes.fromhex(payload), dtype=np.uint8)) ^ layout.scramble
+    return payload_to_bits(payload, layout.params.payload_bits) ^ layout.scramble
 
 
 def _pieces_vouched_by_codeword(
