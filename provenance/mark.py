@@ -86,6 +86,9 @@ def _check_paths(input_path: Path, output_path: Path, source_video: Path | None)
         raise InputError("output is the input file; mark writes a new file", path=output_path)
     if source_video is not None and not source_video.is_file():
         raise InputError("source video not found", path=source_video)
+    if audio_io.is_video_extension(output_path) and audio_io.is_video(input_path):
+        # before a payload is reserved: the picture and subtitles must fit the output container
+        audio_io.check_video_output(input_path, output_path)
 
 
 def _ingredient_mime(path: Path) -> str:

@@ -28,7 +28,7 @@ from provenance.core.io import is_video, read_audio, write_audio
 from provenance.keys.pki import install_dev_chain
 from provenance.mark import mark
 from provenance.store import ManifestStore, open_store
-from provenance.watermark import SOFT_BINDING_ALG, WatermarkKey, load_key, new_key, save_key
+from provenance.watermark import SOFT_BINDING_ALG, WatermarkKey, detect, load_key, new_key, save_key
 from provenance.watermark.files import detect_file
 
 SR = 48_000
@@ -441,6 +441,46 @@ def test_mark_writes_a_videos_own_track_marked_into_an_audio_output(settings, tm
         main(["mark", str(video), str(tmp_path / "track.wav")])
     assert exc.value.code == 0  # it was 3
     assert not is_video(tmp_path / "track.wav")
+
+
+@pytest.mark.parametrize("suffix", [".mkv", ".mp4"])
+def test_mark_marks_every_audio_track_of_a_video_and_keeps_the_rest(settings, tmp_path, suffix):
+    """A film with a dub and a commentary track: every audio track gets the mark (any of them can
+    be extracted and passed on) and keeps its language, title and default flag; the subtitles,
+    attachment, chapters and title stay. Before, only the main track was written: the second
+    track, the subtitles, the chapters and every tag were lost."""
+    from tests._multitrack import Track, describe, multitrack_video, subtitle_packets
+
+    tracks = [Track(make_signal(seconds=10.0, seed=11), "eng", "English", True),
+              Track(Audio(0.5 * make_signal(seconds=10.0, seed=12).samples, SR), "fra", "Commentaire", False)]
+    film = multitrack_video(tmp_path / f"film{suffix}", tracks, seconds=10.0)
+    out = tmp_path / f"marked{suffix}"
+    r = mark(film, out, settings=settings)
+
+    assert describe(out) == describe(film)
+    assert subtitle_packets(out) == subtitle_packets(film)
+    key = load_key(settings.watermark_key_path)
+    for track in range(2):
+        got = read_audio(out, track=track)
+        source = read_audio(film, track=track)
+        n = min(got.frames, source.frames)
+        assert np.corrcoef(got.samples[0, 4096:n - 4096], source.samples[0, 4096:n - 4096])[0, 1] > 0.9
+        found = detect(got, key)
+        assert found.payload == r.payload, (track, found)
+    assert read_credentials(out, trust_anchors_pem=trust_anchors_pem(settings)).state == "Trusted"
+
+
+def test_mark_refuses_an_output_container_that_cannot_hold_the_subtitles_before_reserving(tmp_path):
+    """SubRip subtitles do not go into MP4: refused before a payload is reserved, nothing written."""
+    from tests._multitrack import Track, multitrack_video
+
+    settings = make_home(tmp_path / "home")
+    film = multitrack_video(tmp_path / "film.mkv", [Track(make_signal(seconds=6.0), "eng", "English", True)],
+                            seconds=6.0)
+    with pytest.raises(InputError, match=r"cannot hold film.mkv's srt subtitles.*write \.mkv instead"):
+        mark(film, tmp_path / "out.mp4", settings=settings)
+    assert not (tmp_path / "out.mp4").exists()
+    assert store_rows(settings) == (0, 0)
 
 
 def test_confirm_refuses_audio_whose_mark_cannot_be_read_back(settings, source, tmp_path):

@@ -220,6 +220,33 @@ def test_cli_every_output_path_is_checked_before_any_work(home, video, tmp_path,
     assert sorted(p.name for p in work.iterdir()) == ["clip-2.mp4", "out.wav", "src.mp4", "sub"]
 
 
+@pytest.mark.parametrize(
+    "source, out, message",
+    [("bounce.mp4", "x.webm", "WebM holds VP8, VP9 or AV1 video only, and bounce.mp4 is h264"),
+     ("film.mkv", "x.mp4", "cannot hold film.mkv's srt subtitles (they are copied as they are); write .mkv instead")],
+)
+def test_a_video_output_that_cannot_hold_the_picture_or_subtitles_is_refused_before_any_work(
+        home, video, tmp_path, capsys, monkeypatch, source, out, message):
+    """The picture and the subtitles are copied as they are: a container that cannot hold them was
+    found only when the finished soundtrack was written, after analysis and rendering."""
+    import v2a_core.pipeline as pipeline
+    from tests._multitrack import multitrack_video
+
+    if source == "film.mkv":
+        multitrack_video(tmp_path / source, [], seconds=6.0)
+    else:
+        (tmp_path / source).write_bytes(video.read_bytes())
+
+    def no_work(*args, **kwargs):
+        raise AssertionError("the soundtrack was made before the output was checked")
+
+    monkeypatch.setattr(pipeline, "_generate_all", no_work)
+    code, _, err = _run(["generate", str(tmp_path / source), "-o", str(tmp_path / out), "--home", str(home)], capsys)
+    assert code == 3, err
+    assert message in err, err
+    assert not (tmp_path / out).exists()
+
+
 def test_an_output_folder_that_takes_no_file_is_refused_before_any_work(home, video, tmp_path, capsys, monkeypatch):
     """A read-only output folder was found only when the finished soundtrack was written, after
     analysis and rendering. /sys takes no new file even for root (a chmod would not stop root)."""

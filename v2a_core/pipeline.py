@@ -22,6 +22,7 @@ from provenance.core.audio import Audio
 from provenance.core.c2pa_types import MarkResult
 from provenance.core.config import Settings
 from provenance.core.errors import InputError
+from provenance.core.io import check_video_output
 from v2a_core.generators import SEED_LIMIT, GenerationRequest, StageProgress, load_generator
 from v2a_core.generators.external import DEFAULT_TIMEOUT_S
 from v2a_core.types import LAYERS, Soundtrack
@@ -290,6 +291,9 @@ def _plan_outputs(video: Path, output: Path, options: GenerateOptions) -> _Outpu
     )
     if outputs.stems_dir is not None:
         _check_stems_dir(outputs.stems_dir)
+    if suffix in VIDEO_SUFFIXES:
+        # the video's picture and subtitles are copied as they are: the container must hold them
+        check_video_output(video, output)
     video_key = _file_key(video)
     seen: dict[tuple, _OutputFile] = {}
     for f in outputs.files():

@@ -86,18 +86,36 @@ def _embed_stream(in_path: Path, out_path: Path, info: io.AudioInfo, key: Waterm
     """Mark ``in_path``'s audio (a video's audio track) into ``out_path`` chunk by chunk: one
     chunk and its context in memory at a time, the same marks as :func:`embed` over the whole.
     A video's marked track goes into a copy of the video, or alone into an audio ``out_path``."""
+    if io.is_video(in_path) and io.is_video_extension(out_path):
+        _embed_video(in_path, out_path, info, key, payload, strength, params, progress)
+        return
     emb = ChunkEmbedder(key, payload, info.sample_rate, strength=strength, params=params)
     chunks = _chunks_with_context(in_path, emb.chunk, emb.pad)
     marked = _reporting((emb.apply(x, start, padded) for start, x, padded in chunks), info.frames, progress)
-    if io.is_video(in_path) and io.is_video_extension(out_path):
-        # the video packets are copied as the marked chunks are encoded alongside them
-        io.replace_audio_track_stream(in_path, marked, out_path,
-                                      sample_rate=info.sample_rate, channels=info.channels)
-        return
     subtype = io.output_subtype(out_path, info.subtype)
     with io.AudioWriter(out_path, info.sample_rate, info.channels, subtype=subtype) as writer:
         for block in marked:
             writer.write(block)
+
+
+def _embed_video(in_path: Path, out_path: Path, info: io.AudioInfo, key: WatermarkKey, payload: bytes | str,
+                 strength: float, params: WatermarkParams,
+                 progress: Callable[[str, float], None] | None) -> None:
+    """Mark every audio track of the video ``in_path`` (languages, commentary: any of them can be
+    extracted and passed on) into a copy of it, ``out_path``; the video packets are copied as the
+    marked chunks are encoded alongside them. ``info`` describes the main track, whose share
+    marked is reported to ``progress`` (the one a verifier reads, and the read-back checks)."""
+    main = io.main_audio_track(in_path)
+    tracks = []
+    for track in range(io.audio_track_count(in_path)):
+        track_info = info if track == main else io.audio_info(in_path, track=track)
+        where = f"{in_path} (audio track {track})"
+        check_audio_params(track_info.sample_rate, track_info.channels, what=where)
+        emb = ChunkEmbedder(key, payload, track_info.sample_rate, strength=strength, params=params)
+        chunks = _chunks_with_context(in_path, emb.chunk, emb.pad, track=track)
+        marked = (emb.apply(x, start, padded) for start, x, padded in chunks)
+        tracks.append(_reporting(marked, info.frames, progress) if track == main else marked)
+    io.rewrite_audio_tracks_stream(in_path, tracks, out_path)
 
 
 def _reporting(blocks: Iterator[np.ndarray], total_frames: int,
@@ -209,11 +227,14 @@ def _what_failed(found: Detection) -> str:
     return f"{what} (presence p = {found.p_value:.2g})"
 
 
-def _chunks_with_context(path: Path, chunk: int, pad: int):
-    """Yield (start, samples, padded samples) for consecutive chunks, zero context outside the file.
+def _chunks_with_context(path: Path, chunk: int, pad: int, *, track: int | None = None):
+    """Yield (start, samples, padded samples) for consecutive chunks, zero context outside the
+    file (``track``: which of a video's audio streams, as in :func:`io.iter_audio_blocks`).
 
     The reader raises on NaN/Inf samples as it reaches them, so nothing is checked again here."""
-    blocks = io.iter_audio_blocks(path, chunk)
+    blocks = io.iter_audio_blocks(path, chunk, track=track)
+    if track is not None:
+        blocks = _naming_track(blocks, path, track)
     prev_tail: np.ndarray | None = None
     current: np.ndarray | None = None
     start = 0
@@ -225,8 +246,18 @@ def _chunks_with_context(path: Path, chunk: int, pad: int):
             start += current.shape[1]
         current = nxt
     if current is None:
-        raise InputError("audio has no samples (zero length)", path=path)
+        where = "audio" if track is None else f"audio track {track}"
+        raise InputError(f"{where} has no samples (zero length)", path=path)
     yield start, current, _pad(current, prev_tail, None, pad)
+
+
+def _naming_track(blocks: Iterator[Audio], path: Path, track: int) -> Iterator[Audio]:
+    """``blocks`` of audio track ``track``; an InputError they raise (NaN samples, damage,
+    no samples) says which track."""
+    try:
+        yield from blocks
+    except InputError as error:
+        raise type(error)(f"audio track {track}: {error.message}", path=path) from error
 
 
 def _pad(x: np.ndarray, before: np.ndarray | None, after: np.ndarray | None, pad: int) -> np.ndarray:

@@ -1,7 +1,7 @@
 """Audio and video I/O: read, stream, write and lossy round trips, through soundfile and PyAV.
 
 Modules: :mod:`.read`, :mod:`.write`, :mod:`.roundtrip` (lossy codecs in memory), :mod:`.video`
-(replacing a video's audio track, from memory or streamed), and :mod:`.common` (format tables, checks, sample conversions).
+(replacing a video's audio track, or rewriting each of its audio tracks, while copying the rest), and :mod:`.common` (format tables, checks, sample conversions).
 
 Backends
     * soundfile (libsndfile) reads and writes WAV (also RF64/WAVEX), FLAC, Ogg Vorbis, AIFF, CAF,
@@ -27,23 +27,41 @@ Conventions
 """
 
 from provenance.core.io.common import LOSSY_CODECS, LOSSY_SUBTYPES, WRITE_FORMATS, timeline_start_s
-from provenance.core.io.read import audio_info, check_decodes, is_video, is_video_extension, iter_audio_blocks, read_audio
+from provenance.core.io.read import (
+    audio_info,
+    audio_track_count,
+    check_decodes,
+    is_video,
+    is_video_extension,
+    iter_audio_blocks,
+    main_audio_track,
+    read_audio,
+)
 from provenance.core.io.roundtrip import encode_decode
-from provenance.core.io.video import replace_audio_track, replace_audio_track_stream
+from provenance.core.io.video import (
+    check_video_output,
+    replace_audio_track,
+    replace_audio_track_stream,
+    rewrite_audio_tracks_stream,
+)
 from provenance.core.io.write import AudioWriter, output_subtype, write_audio
 
 __all__ = [
     "AudioWriter",
     "audio_info",
+    "audio_track_count",
     "check_decodes",
+    "check_video_output",
     "encode_decode",
     "is_video",
     "is_video_extension",
     "iter_audio_blocks",
+    "main_audio_track",
     "output_subtype",
     "read_audio",
     "replace_audio_track",
     "replace_audio_track_stream",
+    "rewrite_audio_tracks_stream",
     "timeline_start_s",
     "write_audio",
     "WRITE_FORMATS",

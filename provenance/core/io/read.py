@@ -46,6 +46,9 @@ class _Source:
     info: AudioInfo
     backend: str
     """``soundfile`` or ``pyav``."""
+    track: int | None = None
+    """PyAV: which audio stream is decoded, as its position among the file's audio streams
+    (:func:`audio_track_count`); None: the main one (:func:`main_audio_track`)."""
 
     def chunks(self, start_frame: int = 0) -> Iterator[np.ndarray]:
         """Decoded float32 ``(channels, n)`` chunks from ``start_frame`` on, chunk sizes arbitrary."""
@@ -98,16 +101,27 @@ def _matroska_track_duration_s(stream: av.AudioStream) -> float | None:
     return int(hours) * 3600 + int(minutes) * 60 + float(seconds)
 
 
-def _probe_pyav(path: Path, frames_hint: int | None = None) -> _Source:
+def _audio_stream(container: av.container.InputContainer, track: int | None, path: Path) -> av.AudioStream:
+    """Audio stream number ``track`` of ``container`` (None: the main one, FFmpeg's best)."""
+    streams = container.streams.audio
+    if not streams:
+        kinds = ", ".join(f"{s.type}/{s.codec_context.name if s.codec_context else 'none'}"
+                          for s in container.streams) or "nothing"
+        raise FormatError(f"not an audio file: contains no audio stream (it holds: {kinds})", path=path)
+    if track is None:
+        return container.streams.best("audio") or streams[0]
+    if not 0 <= track < len(streams):
+        raise InputError(f"has {len(streams)} audio track(s); there is no track {track} "
+                         f"(tracks count from 0)", path=path)
+    return streams[track]
+
+
+def _probe_pyav(path: Path, frames_hint: int | None = None, track: int | None = None) -> _Source:
     """Probe ``path`` with PyAV; raise FormatError if it holds no decodable audio stream."""
     with _wrapped(path, "open the file as audio or video"), av.open(str(path)) as container:
-        if not container.streams.audio:
-            kinds = ", ".join(f"{s.type}/{s.codec_context.name}" for s in container.streams) or "nothing"
-            raise FormatError(f"not an audio file: contains no audio stream (it holds: {kinds})",
-                              path=path)
+        stream = _audio_stream(container, track, path)
         if "ogg" in container.format.name.split(","):
             _check_ogg_complete(path)
-        stream = container.streams.best("audio") or container.streams.audio[0]
         ctx = stream.codec_context
         rate, channels = ctx.sample_rate, ctx.channels
         if not rate or not channels:
@@ -121,7 +135,7 @@ def _probe_pyav(path: Path, frames_hint: int | None = None) -> _Source:
                          format=_av_format_name(container, path),
                          subtype=_AV_SUBTYPES.get(ctx.name, ctx.name.upper()),
                          start_s=timeline_start_s(container, stream))
-    return _Source(path, info, "pyav")
+    return _Source(path, info, "pyav", track)
 
 
 def _check_sf_log(path: Path, log: str, major: str) -> None:
@@ -152,12 +166,17 @@ def _check_ogg_complete(path: Path) -> None:
         raise FormatError("Ogg stream is truncated: its last page has no end-of-stream flag", path=path)
 
 
-def _open_source(path: PathLike) -> _Source:
-    """Probe ``path`` and choose its backend; raise InputError/FormatError for unusable files."""
+def _open_source(path: PathLike, track: int | None = None) -> _Source:
+    """Probe ``path`` and choose its backend; raise InputError/FormatError for unusable files.
+    ``track`` (a position among the audio streams) reads that stream through PyAV."""
     if not isinstance(path, (str, os.PathLike)):
         raise InputError(f"audio is read from a file path, not {type(path).__name__}")
     path = Path(path)
     _check_file(path)
+    if track is not None:
+        if isinstance(track, bool) or not isinstance(track, int):
+            raise InputError(f"an audio track is a number (0 is the first), not {track!r}", path=path)
+        return _probe_pyav(path, track=track)
     try:
         with sf.SoundFile(str(path)) as f:
             major, subtype, rate, channels, frames = f.format, f.subtype, f.samplerate, f.channels, f.frames
@@ -205,7 +224,7 @@ def _av_chunks(source: _Source) -> Iterator[np.ndarray]:
     """
     path = source.path
     with _wrapped(path, "decode the audio"), av.open(str(path)) as container:
-        stream = container.streams.best("audio") or container.streams.audio[0]
+        stream = _audio_stream(container, source.track, path)
         declared = _av_declared_frames(container, stream)
         limit = declared if "mp4" in container.format.name.split(",") else None
         decoded = 0
@@ -294,19 +313,47 @@ def _checked_chunks(source: _Source, start_frame: int = 0, max_frames: int | Non
             return
 
 
-def audio_info(path: PathLike) -> AudioInfo:
+def audio_info(path: PathLike, *, track: int | None = None) -> AudioInfo:
     """What ``path`` holds (rate in Hz, channels, frames, container format, subtype), without
-    decoding it.
+    decoding it. ``track`` picks one of several audio streams (:func:`audio_track_count`; the
+    default is the main one, :func:`main_audio_track`).
 
     ``frames`` is exact for WAV/FLAC/Ogg and taken from the header for compressed formats (an
     estimate when the header has no length). Rate and channel limits are not enforced here; the
     readers enforce them. Raises InputError/FormatError for missing, empty or unreadable files.
     """
-    return _open_source(path).info
+    return _open_source(path, track).info
+
+
+def audio_track_count(path: PathLike) -> int:
+    """How many audio streams ``path`` holds (a video may carry several: languages, commentary);
+    0 for a video without sound. InputError/FormatError for missing or unreadable files."""
+    return len(_audio_streams(path)[0])
+
+
+def main_audio_track(path: PathLike) -> int:
+    """The position, among ``path``'s audio streams, of the one read when no track is named
+    (FFmpeg's choice of the best: a default-flagged, then the first, stream)."""
+    streams, main = _audio_streams(path)
+    if main is None:
+        raise FormatError("contains no audio stream", path=Path(path))
+    return main
+
+
+def _audio_streams(path: PathLike) -> tuple[list[int], int | None]:
+    """The stream indexes of ``path``'s audio streams, and the position of the main one among them."""
+    path = Path(path)
+    _check_file(path)
+    with _wrapped(path, "open the file as audio or video"), av.open(str(path)) as container:
+        indexes = [s.index for s in container.streams.audio]
+        if not indexes:
+            return [], None
+        best = container.streams.best("audio") or container.streams.audio[0]
+        return indexes, indexes.index(best.index)
 
 
 def read_audio(path: PathLike, *, start_s: float | None = None,
-               duration_s: float | None = None) -> Audio:
+               duration_s: float | None = None, track: int | None = None) -> Audio:
     """Decode ``path`` (an audio file or the audio track of a video) into float32 samples.
 
     ``start_s`` and ``duration_s`` (seconds) select a window; compressed formats are decoded from
@@ -316,9 +363,10 @@ def read_audio(path: PathLike, *, start_s: float | None = None,
     rates/channels; FormatError for corrupt, truncated or non-audio files.
 
     For a video, sample 0 is the first sample of its audio track, which may start after time 0 of
-    the video's timeline; :func:`replace_audio_track` keeps that offset by default.
+    the video's timeline; :func:`replace_audio_track` keeps that offset by default. ``track``
+    picks one of several audio streams, as in :func:`audio_info`.
     """
-    source = _open_source(path)
+    source = _open_source(path, track)
     info = source.info
     _check_params(info.sample_rate, info.channels, source.path)
     start_frame, max_frames = _window_frames(info, start_s, duration_s, source.path)
@@ -374,16 +422,17 @@ def _window_frames(info: AudioInfo, start_s: float | None, duration_s: float | N
     return start_frame, max_frames
 
 
-def iter_audio_blocks(path: PathLike, block_frames: int) -> Iterator[Audio]:
+def iter_audio_blocks(path: PathLike, block_frames: int, *, track: int | None = None) -> Iterator[Audio]:
     """Stream ``path`` as consecutive :class:`Audio` blocks of ``block_frames`` frames (the last
     may be shorter), holding only about one block in memory, for files of any length.
+    ``track`` picks one of several audio streams, as in :func:`audio_info`.
 
     The same checks as :func:`read_audio` apply; NaN/Inf or damage found mid-stream raise when
     reached.
     """
     if int(block_frames) != block_frames or block_frames < 1:
         raise InputError(f"block_frames must be a positive integer, got {block_frames}", path=path)
-    source = _open_source(path)
+    source = _open_source(path, track)
     info = source.info
     _check_params(info.sample_rate, info.channels, source.path)
     return _audio_blocks(source, int(block_frames))

@@ -1,10 +1,15 @@
-"""Video: replacing the audio track of a video file while copying its video streams."""
+"""Video: replacing or rewriting the audio of a video file while copying everything else.
+
+The picture, subtitle, data and attachment streams are copied packet for packet, with the
+container's tags (title ...), each stream's tags (language, title) and flags (default, forced),
+and the chapters: only the audio is re-encoded."""
 
 from __future__ import annotations
 
 import io
 import math
-from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 import av
@@ -24,7 +29,7 @@ from provenance.core.io.common import (
     _output_mode,
     _wrapped,
 )
-from provenance.core.io.read import _is_moving_picture, _rechunk
+from provenance.core.io.read import _is_moving_picture, _rechunk, audio_info, audio_track_count
 from provenance.core.io.write import _AvAudioEncoder, _check_codec_channels, _validate_audio
 
 
@@ -34,8 +39,10 @@ _WEBM_VIDEO_CODECS = {"vp8", "vp9", "av1", "libdav1d", "libvpx", "libvpx-vp9"}
 def replace_audio_track(video_in: PathLike, audio: Audio, video_out: PathLike, *,
                         codec: str | None = None, bitrate_kbps: float | None = 192,
                         start_s: float | None = None) -> None:
-    """Write ``video_out``: the video stream(s) of ``video_in`` copied packet for packet (no
-    re-encode) plus ``audio`` encoded as its only audio track; the old audio is dropped.
+    """Write ``video_out``: ``video_in`` with ``audio`` encoded as its only audio track; the old
+    audio tracks are dropped. Video, subtitle, data and attachment streams are copied packet
+    for packet (no re-encode), with the tags and chapters (see the module's docstring; a data or
+    attachment stream the output container cannot hold is left out).
 
     The output container follows the extension of ``video_out`` (mp4, m4v, mov, mkv, webm).
     ``codec`` is ``aac`` (default for MP4/MOV/MKV; FFmpeg's fast coder), ``opus`` (default, and the
@@ -59,8 +66,9 @@ def replace_audio_track(video_in: PathLike, audio: Audio, video_out: PathLike, *
     _validate_audio(audio, video_out)
     x, step = audio.samples, _feed_frames(audio.sample_rate)
     blocks = (x[:, i:i + step] for i in range(0, audio.frames, step))
-    _write_video(video_in, video_out, blocks, audio.sample_rate, audio.channels,
-                 codec=codec, bitrate_kbps=bitrate_kbps, start_s=start_s)
+    _check_start(start_s, video_out)
+    _write_video(video_in, video_out, [_NewTrack(blocks, audio.sample_rate, audio.channels, start_s)],
+                 codec=codec, bitrate_kbps=bitrate_kbps)
 
 
 def replace_audio_track_stream(video_in: PathLike, blocks: Iterable[np.ndarray | Audio],
@@ -81,10 +89,69 @@ def replace_audio_track_stream(video_in: PathLike, blocks: Iterable[np.ndarray |
     video_in, video_out = Path(video_in), Path(video_out)
     _check_file(video_in)
     _check_params(sample_rate, channels, video_out)
+    _check_start(start_s, video_out)
     checked = _checked_blocks(blocks, int(sample_rate), int(channels), video_out)
+    _write_checked(video_in, video_out, [_NewTrack(checked, int(sample_rate), int(channels), start_s)],
+                   codec=codec, bitrate_kbps=bitrate_kbps)
+
+
+def rewrite_audio_tracks_stream(video_in: PathLike, tracks: Sequence[Iterable[np.ndarray | Audio]],
+                                video_out: PathLike, *, codec: str | None = None,
+                                bitrate_kbps: float | None = 192) -> None:
+    """Write ``video_out``: ``video_in`` with each of its audio tracks re-encoded from new samples,
+    ``tracks[i]`` (blocks as in :func:`replace_audio_track_stream`) for its ``i``-th audio stream
+    (:func:`~provenance.core.io.audio_track_count`), each at that stream's rate, channel count and
+    start time on the timeline, keeping its tags (language, title) and flags (default). Everything
+    else is copied as by :func:`replace_audio_track`: an edit of a video's sound (a watermark, a
+    loudness fix) that loses no language, commentary or subtitle track.
+
+    Same container, codec and atomic-write rules; every track's blocks are checked as they arrive
+    (InputError naming ``video_out`` and the track).
+    """
+    video_in, video_out = Path(video_in), Path(video_out)
+    _check_file(video_in)
+    count = audio_track_count(video_in)
+    if len(tracks) != count:
+        raise InputError(f"{video_in.name} has {count} audio track(s), and {len(tracks)} were given",
+                         path=video_out)
+    new = []
+    for i, blocks in enumerate(tracks):
+        info = audio_info(video_in, track=i)
+        where = f"{video_out} (audio track {i})"
+        _check_params(info.sample_rate, info.channels, where)
+        checked = _checked_blocks(blocks, info.sample_rate, info.channels, where)
+        new.append(_NewTrack(checked, info.sample_rate, info.channels, None, source=i))
+    _write_checked(video_in, video_out, new, codec=codec, bitrate_kbps=bitrate_kbps)
+
+
+@dataclass
+class _NewTrack:
+    """An audio track to encode into the output."""
+
+    blocks: Iterable[np.ndarray]
+    """float32 ``(channels, n)`` blocks, already checked."""
+    sample_rate: int
+    """Hz."""
+    channels: int
+    start_s: float | None
+    """Where its first sample plays on the timeline (s); None: where the audio it replaces
+    started (the ``source`` stream's start, or the main audio stream's; 0.0 without one)."""
+    source: int | None = None
+    """The position, among the input's audio streams, of the stream it re-encodes (its tags,
+    flags and place are kept); None for new audio, which replaces every audio stream."""
+
+
+def _check_start(start_s: float | None, path: Path) -> None:
+    if start_s is not None and not (math.isfinite(start_s) and start_s >= 0):
+        raise InputError(f"start_s must be a finite time >= 0 s, got {start_s}", path=path)
+
+
+def _write_checked(video_in: Path, video_out: Path, tracks: list[_NewTrack], *,
+                   codec: str | None, bitrate_kbps: float | None) -> None:
+    """:func:`_write_video` for blocks from the caller's iterators: what those raise propagates
+    unchanged (not as a fault of the output file)."""
     try:
-        _write_video(video_in, video_out, checked, int(sample_rate), int(channels),
-                     codec=codec, bitrate_kbps=bitrate_kbps, start_s=start_s)
+        _write_video(video_in, video_out, tracks, codec=codec, bitrate_kbps=bitrate_kbps)
     except _BlockSourceError as failed:
         raise failed.error from None
 
@@ -99,7 +166,7 @@ class _BlockSourceError(Exception):
 
 
 def _checked_blocks(blocks: Iterable[np.ndarray | Audio], sample_rate: int, channels: int,
-                    path: Path) -> Iterator[np.ndarray]:
+                    path: Path | str) -> Iterator[np.ndarray]:
     """The caller's blocks as float32 ``(channels, n)``, each checked; InputError if none holds a sample."""
     source = iter(blocks)
     position = 0
@@ -126,11 +193,10 @@ def _feed_frames(sample_rate: int) -> int:
     return max(1, sample_rate // 4)
 
 
-def _write_video(video_in: Path, video_out: Path, blocks: Iterator[np.ndarray], sample_rate: int,
-                 channels: int, *, codec: str | None, bitrate_kbps: float | None,
-                 start_s: float | None) -> None:
-    """The checks and the atomic write shared by :func:`replace_audio_track` and
-    :func:`replace_audio_track_stream`; ``blocks`` are the new audio, already validated."""
+def _write_video(video_in: Path, video_out: Path, tracks: list[_NewTrack], *, codec: str | None,
+                 bitrate_kbps: float | None) -> None:
+    """The checks and the atomic write shared by the public writers; ``tracks`` are the new
+    audio, already validated."""
     ext = video_out.suffix.lower().lstrip(".")
     if ext not in _VIDEO_MUXERS:
         raise FormatError(f"cannot write video with extension {video_out.suffix!r}; supported: "
@@ -141,27 +207,68 @@ def _write_video(video_in: Path, video_out: Path, blocks: Iterator[np.ndarray], 
     if subtype not in allowed:
         raise FormatError(f"a {ext} file cannot carry {subtype} audio; use "
                           f"{' or '.join(s.lower() for s in allowed)}", path=video_out)
-    _check_codec_channels(subtype, channels, video_out)
-    if start_s is not None and not (math.isfinite(start_s) and start_s >= 0):
-        raise InputError(f"start_s must be a finite time >= 0 s, got {start_s}", path=video_out)
+    for track in tracks:
+        _check_codec_channels(subtype, track.channels, video_out)
     with _wrapped(video_in, "read the video"), av.open(str(video_in)) as src:
-        videos = [s for s in src.streams.video if _is_moving_picture(s)]
-        if not videos:
-            raise FormatError("contains no video stream", path=video_in)
-        foreign = sorted({s.codec_context.name for s in videos} - _WEBM_VIDEO_CODECS)
-        if muxer == "webm" and foreign:
-            # copied packets cannot change codec; say so before anything is written
-            raise FormatError(f"WebM holds VP8, VP9 or AV1 video only, and {video_in.name} is "
-                              f"{', '.join(foreign)}; write .mkv, .mp4 or .mov instead", path=video_out)
-        _check_video_fits(videos, muxer, ext, video_in, video_out)
-        if start_s is None:
-            start_s = _audio_start_s(src)
-        start_frame = round(start_s * sample_rate)
+        copied = _copied_streams(src, muxer, video_in, video_out)
+        starts = [_start_frame(src, t) for t in tracks]
         with atomic_path(video_out, mode=_output_mode()) as tmp, \
                 _wrapped(video_out, f"write the {ext} file"), \
                 av.open(str(tmp), "w", format=muxer) as dst:
-            _remux_with_audio(src, videos, dst, blocks, sample_rate, channels, subtype,
-                              bitrate_kbps, start_frame)
+            _remux(src, copied, dst, tracks, starts, subtype, bitrate_kbps)
+
+
+def check_video_output(video_in: PathLike, video_out: PathLike) -> None:
+    """Raise :class:`FormatError` unless a copy of ``video_in`` with new audio can be written to
+    ``video_out`` (the writers' checks, without writing): a video container by extension that can
+    hold ``video_in``'s video and subtitle streams as they are. For a caller with work to do before
+    writing (a generator), so that a wrong output name fails first."""
+    video_in, video_out = Path(video_in), Path(video_out)
+    _check_file(video_in)
+    ext = video_out.suffix.lower().lstrip(".")
+    if ext not in _VIDEO_MUXERS:
+        raise FormatError(f"cannot write video with extension {video_out.suffix!r}; supported: "
+                          f"{', '.join(sorted(_VIDEO_MUXERS))}", path=video_out)
+    with _wrapped(video_in, "read the video"), av.open(str(video_in)) as src:
+        _copied_streams(src, _VIDEO_MUXERS[ext][0], video_in, video_out)
+
+
+def _copied_streams(src: av.container.InputContainer, muxer: str, video_in: Path, video_out: Path) -> set[int]:
+    """The indexes of the streams of ``src`` copied packet for packet into a ``muxer`` file: its
+    video and subtitle streams (FormatError, naming the file to write instead, when the muxer
+    cannot hold them) and the data, attachment and cover-art streams it can hold."""
+    ext = video_out.suffix.lower().lstrip(".")
+    videos = [s for s in src.streams.video if _is_moving_picture(s)]
+    if not videos:
+        raise FormatError("contains no video stream", path=video_in)
+    foreign = sorted({s.codec_context.name for s in videos} - _WEBM_VIDEO_CODECS)
+    if muxer == "webm" and foreign:
+        # copied packets cannot change codec; say so before anything is written
+        raise FormatError(f"WebM holds VP8, VP9 or AV1 video only, and {video_in.name} is "
+                          f"{', '.join(foreign)}; write .mkv, .mp4 or .mov instead", path=video_out)
+    _check_video_fits(videos, muxer, ext, video_in, video_out)
+    subtitles = list(src.streams.subtitles)
+    _check_subtitles_fit(videos, subtitles, muxer, ext, video_in, video_out)
+    extras = [s for s in src.streams if _is_extra(s) and _takes(muxer, [*videos, s])]
+    return {s.index for s in [*videos, *subtitles, *extras]}
+
+
+def _is_extra(stream: av.stream.Stream) -> bool:
+    """Data and attachment streams, and attached pictures (cover art): copied where the output
+    container can hold them. (An MP4's chapter titles are a data stream without a codec: the
+    muxer writes them again from the chapters, and the stream itself is not copied.)"""
+    if stream.type in ("data", "attachment"):
+        return True
+    return stream.type == "video" and not _is_moving_picture(stream)
+
+
+def _start_frame(src: av.container.InputContainer, track: _NewTrack) -> int:
+    """Frames of silence before ``track``'s first sample on the new track's timeline."""
+    start_s = track.start_s
+    if start_s is None:
+        stream = src.streams.audio[track.source] if track.source is not None else _main_audio(src)
+        start_s = _stream_start_s(stream) if stream is not None else 0.0
+    return round(start_s * track.sample_rate)
 
 
 def _check_video_fits(videos: list[av.VideoStream], muxer: str, ext: str, video_in: Path, video_out: Path) -> None:
@@ -176,15 +283,29 @@ def _check_video_fits(videos: list[av.VideoStream], muxer: str, ext: str, video_
                       f"re-encoded){instead}", path=video_out)
 
 
-def _takes(muxer: str, videos: list[av.VideoStream]) -> bool:
-    """Whether ``muxer`` can hold ``videos`` as they are: their header is written to memory (no
+def _check_subtitles_fit(videos: list[av.VideoStream], subtitles: list[av.stream.Stream], muxer: str,
+                         ext: str, video_in: Path, video_out: Path) -> None:
+    """:class:`FormatError` when ``muxer`` cannot hold the subtitle streams as they are (SubRip
+    in MP4, MP4 text in WebM): subtitles are never dropped."""
+    if not subtitles or _takes(muxer, [*videos, *subtitles]):
+        return
+    codecs = ", ".join(sorted({s.codec_context.name for s in subtitles}))
+    takers = [e for e, (m, _) in sorted(_VIDEO_MUXERS.items())
+              if e != ext and _takes(m, [*videos, *subtitles])]
+    instead = f"; write {', '.join('.' + e for e in takers)} instead" if takers else ""
+    raise FormatError(f"a .{ext} file cannot hold {video_in.name}'s {codecs} subtitles (they are copied "
+                      f"as they are){instead}", path=video_out)
+
+
+def _takes(muxer: str, streams: list[av.stream.Stream]) -> bool:
+    """Whether ``muxer`` can hold ``streams`` as they are: their header is written to memory (no
     table of codecs per container to keep in step with FFmpeg's)."""
     try:
         with av.open(io.BytesIO(), "w", format=muxer) as trial:
-            for s in videos:
+            for s in streams:
                 trial.add_stream_from_template(s)
             trial.start_encoding()
-    except (av.FFmpegError, ValueError):
+    except (av.FFmpegError, ValueError, TypeError, NotImplementedError):
         return False
     return True
 
@@ -198,51 +319,122 @@ def _timeline_blocks(blocks: Iterable[np.ndarray], channels: int, start_frame: i
     yield from _rechunk(blocks, chunk)
 
 
-def _audio_start_s(container: av.container.InputContainer) -> float:
-    """Start time (s) of the main audio stream on the container timeline; 0.0 without audio."""
+def _main_audio(container: av.container.InputContainer) -> av.AudioStream | None:
+    """The audio stream read when none is named (as :func:`~provenance.core.io.read_audio` reads)."""
     if not container.streams.audio:
-        return 0.0
-    stream = container.streams.best("audio") or container.streams.audio[0]
+        return None
+    return container.streams.best("audio") or container.streams.audio[0]
+
+
+def _stream_start_s(stream: av.stream.Stream) -> float:
+    """Start time (s) of ``stream`` on the container timeline (0.0 when it does not say)."""
     if stream.start_time is None or stream.time_base is None:
         return 0.0
     return max(0.0, float(stream.start_time * stream.time_base))
 
 
-def _remux_with_audio(src: av.container.InputContainer, videos: list[av.VideoStream],
-                      dst: av.container.OutputContainer, audio: Iterable[np.ndarray],
-                      sample_rate: int, channels: int, subtype: str, bitrate_kbps: float | None,
-                      start_frame: int) -> None:
-    """Copy the packets of ``videos`` into ``dst`` and encode the ``audio`` blocks alongside,
-    starting at frame ``start_frame`` of the timeline, interleaved: audio is pulled and encoded
-    about 1 s ahead of the video packets, so the muxer never buffers much and only a block or
-    two of ``audio`` is held at a time."""
-    out_streams = {s: dst.add_stream_from_template(s) for s in videos}
+_CONTAINER_TAGS_NOT_COPIED = frozenset({"encoder", "major_brand", "minor_version", "compatible_brands",
+                                        "duration"})
+"""Tags that describe the file as written (its muxer, brands, length), which the writer sets."""
+_STREAM_TAGS_NOT_COPIED = frozenset({"duration", "encoder", "number_of_frames", "number_of_bytes", "bps"})
+"""Tags that describe a stream's encoding or length (FFmpeg's and mkvmerge's statistics)."""
+
+
+def _copy_tags(source: dict[str, str], target: dict[str, str], skipped: frozenset[str]) -> None:
+    """Copy ``source``'s tags to ``target`` except those in ``skipped`` (any case) and mkvmerge's
+    ``_STATISTICS_*`` tags, which would be stale."""
+    for key, value in source.items():
+        low = key.lower()
+        if low in skipped or low.startswith("_statistics"):
+            continue
+        target[key] = value
+
+
+def _adopt(source: av.stream.Stream, target: av.stream.Stream) -> None:
+    """``target`` takes ``source``'s tags and flags (language, title, default, forced)."""
+    _copy_tags(source.metadata, target.metadata, _STREAM_TAGS_NOT_COPIED)
+    if "name" in source.metadata and "title" not in source.metadata:
+        # MP4/MOV read a track's title back as "name" but write it from "title"
+        target.metadata["title"] = source.metadata["name"]
+    target.disposition = source.disposition
+
+
+class _AudioFeed:
+    """One new audio track being encoded alongside the copied packets."""
+
+    def __init__(self, encoder: _AvAudioEncoder, blocks: Iterator[np.ndarray]) -> None:
+        self.encoder = encoder
+        self.blocks = blocks
+        self.pending = next(blocks, None)
+        self.position = 0  # frames of the track encoded so far, from time 0
+
+    def until(self, dst: av.container.OutputContainer, t_s: float) -> None:
+        """Encode and mux blocks until the track reaches ``t_s`` seconds (all of it: ``inf``)."""
+        rate = self.encoder.sample_rate
+        while self.pending is not None and self.position < t_s * rate:
+            for packet in self.encoder.encode(self.pending):
+                dst.mux(packet)
+            self.position += self.pending.shape[1]
+            self.pending = next(self.blocks, None)
+
+    def finish(self, dst: av.container.OutputContainer) -> None:
+        self.until(dst, math.inf)
+        for packet in self.encoder.flush():
+            dst.mux(packet)
+
+
+def _remux(src: av.container.InputContainer, copied: set[int], dst: av.container.OutputContainer,
+           tracks: list[_NewTrack], starts: list[int], subtype: str, bitrate_kbps: float | None) -> None:
+    """Copy the packets of the ``copied`` streams into ``dst`` and encode the ``tracks``
+    alongside, each from frame ``starts[i]`` of the timeline, interleaved: audio is pulled and
+    encoded about 1 s ahead of the packets copied, so the muxer never buffers much and only a
+    block or two of each track is held at a time. Streams keep the input's order."""
     # A soundtrack for video is delivered at a generous bitrate, where FFmpeg's "fast" AAC
     # coder is transparent and three times faster than its default two-loop search.
     options = {"aac_coder": "fast"} if subtype == "AAC" else None
-    encoder = _AvAudioEncoder(dst, subtype, sample_rate, channels,
-                              bitrate_kbps=bitrate_kbps, options=options)
-    blocks = _timeline_blocks(audio, channels, start_frame, _feed_frames(sample_rate))
-    pending = next(blocks, None)
-    position = 0  # frames of the track encoded so far, from time 0
+    by_source = {t.source: (t, start) for t, start in zip(tracks, starts) if t.source is not None}
+    new = [(t, start) for t, start in zip(tracks, starts) if t.source is None]
+    audio_order = {s.index: i for i, s in enumerate(src.streams.audio)}
+    out_streams: dict[int, av.stream.Stream] = {}
+    feeds: list[_AudioFeed] = []
 
-    def feed_audio_until(t_s: float) -> None:
-        nonlocal pending, position
-        while pending is not None and position < t_s * sample_rate:
-            for packet in encoder.encode(pending):
-                dst.mux(packet)
-            position += pending.shape[1]
-            pending = next(blocks, None)
+    def add_track(track: _NewTrack, start: int, like: av.stream.Stream | None) -> None:
+        encoder = _AvAudioEncoder(dst, subtype, track.sample_rate, track.channels,
+                                  bitrate_kbps=bitrate_kbps, options=options)
+        if like is not None:
+            _adopt(like, encoder.stream)
+        else:  # the file's only sound
+            encoder.stream.disposition = av.stream.Disposition.default
+        blocks = _timeline_blocks(track.blocks, track.channels, start, _feed_frames(track.sample_rate))
+        feeds.append(_AudioFeed(encoder, blocks))
 
-    for packet in src.demux(videos):
+    # New audio takes the place of the first audio stream it replaces, or follows the picture.
+    new_at = src.streams.audio[0].index if src.streams.audio else max(
+        (s.index for s in src.streams.video if s.index in copied), default=-1)
+    for s in src.streams:
+        if s.index in copied:
+            out_streams[s.index] = dst.add_stream_from_template(s)
+            _adopt(s, out_streams[s.index])
+        elif s.type == "audio" and audio_order[s.index] in by_source:
+            add_track(*by_source[audio_order[s.index]], s)
+        if s.index == new_at:
+            for track, start in new:
+                add_track(track, start, None)
+    _copy_tags(src.metadata, dst.metadata, _CONTAINER_TAGS_NOT_COPIED)
+    chapters = src.chapters()
+    if chapters:
+        dst.set_chapters(chapters)
+
+    packet_streams = [src.streams[i] for i in sorted(copied) if src.streams[i].type != "attachment"]
+    for packet in src.demux(packet_streams):
         if packet.size == 0:
             continue  # demuxer flush packet, carries no data
         # Matroska stores no DTS, so its first packets of B-frame video come without one
         stamp = packet.dts if packet.dts is not None else packet.pts
-        if stamp is not None:
-            feed_audio_until(float(stamp * packet.time_base) + 1.0)
-        packet.stream = out_streams[packet.stream]
+        if stamp is not None and packet.time_base is not None:
+            for feed in feeds:
+                feed.until(dst, float(stamp * packet.time_base) + 1.0)
+        packet.stream = out_streams[packet.stream.index]
         dst.mux(packet)
-    feed_audio_until(math.inf)
-    for packet in encoder.flush():
-        dst.mux(packet)
+    for feed in feeds:
+        feed.finish(dst)

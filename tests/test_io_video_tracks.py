@@ -1,0 +1,132 @@
+"""Rewriting a video's sound loses nothing else: every audio track (language, title, default
+flag), the subtitles, attachments, chapters and title are kept (``provenance.core.io``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from tests._multitrack import CHAPTERS, Track, describe, multitrack_video, subtitle_packets
+from tests.conftest import make_test_audio
+from provenance.core import io
+from provenance.core.audio import Audio
+from provenance.core.errors import FormatError, InputError
+
+RATE = 48_000
+SECONDS = 3.0
+
+
+def _tracks() -> list[Track]:
+    # seeds 0 and 1 give the two tracks different tone phases; the tracks differ by a factor
+    # of level, and by which channel tone sits where (the second track is the first reversed)
+    first = make_test_audio(RATE, 2, SECONDS, seed=0, level=0.4)
+    second = Audio(np.ascontiguousarray(make_test_audio(RATE, 2, SECONDS, seed=1, level=0.1).samples[::-1]), RATE)
+    return [Track(first, "eng", "English", True), Track(second, "fra", "Commentaire", False)]
+
+
+def _dominant_hz(x: np.ndarray) -> float:
+    spectrum = np.abs(np.fft.rfft(x * np.hanning(x.size)))
+    return float(np.fft.rfftfreq(x.size, 1 / RATE)[np.argmax(spectrum)])
+
+
+def _video_packets(path: Path) -> list[bytes]:
+    with av.open(str(path)) as c:
+        return [bytes(p) for p in c.demux(c.streams.video) if p.size]
+
+
+@pytest.fixture(params=[".mkv", ".mp4"])
+def film(request, tmp_path) -> Path:
+    return multitrack_video(tmp_path / f"film{request.param}", _tracks(), seconds=SECONDS)
+
+
+def test_audio_tracks_are_counted_and_read_one_by_one(film):
+    assert io.audio_track_count(film) == 2
+    assert io.main_audio_track(film) == 0
+    for track, source in enumerate(_tracks()):
+        info = io.audio_info(film, track=track)
+        assert (info.sample_rate, info.channels) == (RATE, 2)
+        blocks = list(io.iter_audio_blocks(film, RATE, track=track))
+        samples = np.concatenate([b.samples for b in blocks], axis=1)
+        for channel in range(2):
+            expected = _dominant_hz(source.audio.samples[channel])
+            assert abs(_dominant_hz(samples[channel]) - expected) < 5
+    with pytest.raises(InputError, match="has 2 audio track"):
+        io.audio_info(film, track=2)
+    with pytest.raises(InputError, match="track is a number"):
+        io.audio_info(film, track="1")
+
+
+def test_rewriting_each_audio_track_keeps_everything_else(film, tmp_path):
+    out = tmp_path / f"out{film.suffix}"
+    sources = [io.iter_audio_blocks(film, RATE // 2, track=t) for t in range(2)]
+    halved = [(Audio(b.samples * 0.5, b.sample_rate) for b in blocks) for blocks in sources]
+    io.rewrite_audio_tracks_stream(film, halved, out)
+
+    assert describe(out) == describe(film)
+    assert describe(out)["chapters"] == [(t, a, b) for t, a, b in CHAPTERS]
+    assert _video_packets(out) == _video_packets(film)
+    assert subtitle_packets(out) == subtitle_packets(film)
+    for track in range(2):
+        before = np.concatenate([b.samples for b in io.iter_audio_blocks(film, RATE, track=track)], axis=1)
+        after = np.concatenate([b.samples for b in io.iter_audio_blocks(out, RATE, track=track)], axis=1)
+        ratio = np.sqrt(np.mean(after**2) / np.mean(before**2))
+        assert ratio == pytest.approx(0.5, abs=0.05), f"track {track} is not its own source, halved"
+
+
+def test_a_matroska_rewrite_keeps_subtitles_and_attachments(tmp_path):
+    film = multitrack_video(tmp_path / "film.mkv", _tracks(), seconds=SECONDS)
+    out = tmp_path / "out.mkv"
+    io.rewrite_audio_tracks_stream(film, [io.iter_audio_blocks(film, RATE, track=t) for t in range(2)], out)
+    kinds = [s["type"] for s in describe(out)["streams"]]
+    assert kinds == ["video", "audio", "audio", "subtitle", "attachment"]
+    assert describe(out)["streams"][3]["language"] == "deu"
+    assert [text for _, text in subtitle_packets(out)] == [b"Guten Tag", b"Auf Wiedersehen"]
+    with av.open(str(out)) as c:
+        assert c.streams[4].metadata["filename"] == "notes.txt"
+
+
+def test_a_new_soundtrack_replaces_every_audio_track_and_keeps_the_rest(tmp_path):
+    film = multitrack_video(tmp_path / "film.mkv", _tracks(), seconds=SECONDS)
+    out = tmp_path / "scored.mkv"
+    io.replace_audio_track(film, make_test_audio(RATE, 2, SECONDS, seed=5), out, start_s=0.0)
+    before, after = describe(film), describe(out)
+    assert [s["type"] for s in after["streams"]] == ["video", "audio", "subtitle", "attachment"]
+    new = after["streams"][1]
+    assert (new["language"], new["title"], new["default"]) == (None, None, True)
+    assert after["title"] == before["title"] == "A film"
+    assert after["chapters"] == before["chapters"]
+    assert subtitle_packets(out) == subtitle_packets(film)
+
+
+def test_a_video_without_sound_gets_its_soundtrack_after_the_picture(tmp_path):
+    film = multitrack_video(tmp_path / "silent.mkv", [], seconds=SECONDS)
+    out = tmp_path / "scored.mkv"
+    io.replace_audio_track(film, make_test_audio(RATE, 2, SECONDS), out)
+    assert [s["type"] for s in describe(out)["streams"]] == ["video", "audio", "subtitle", "attachment"]
+
+
+def test_subtitles_the_output_cannot_hold_are_named_before_writing(tmp_path):
+    film = multitrack_video(tmp_path / "film.mkv", _tracks(), seconds=SECONDS)
+    out = tmp_path / "out.mp4"
+    with pytest.raises(FormatError, match=r"cannot hold film.mkv's srt subtitles.*write \.mkv instead"):
+        io.rewrite_audio_tracks_stream(film, [io.iter_audio_blocks(film, RATE, track=t) for t in range(2)], out)
+    with pytest.raises(FormatError, match="srt subtitles"):
+        io.replace_audio_track(film, make_test_audio(RATE, 2, SECONDS), out)
+    assert list(tmp_path.glob("out*")) == []
+
+
+def test_rewrite_errors_name_the_track_and_leave_nothing(tmp_path):
+    film = multitrack_video(tmp_path / "film.mkv", _tracks(), seconds=SECONDS)
+    out = tmp_path / "out.mkv"
+    with pytest.raises(InputError, match="has 2 audio track.*1 were given"):
+        io.rewrite_audio_tracks_stream(film, [io.iter_audio_blocks(film, RATE)], out)
+    bad = make_test_audio(RATE, 2, SECONDS)
+    bad.samples[1, RATE] = np.nan
+    with pytest.raises(InputError, match=r"audio track 1.*NaN"):
+        io.rewrite_audio_tracks_stream(film, [[make_test_audio(RATE, 2, SECONDS)], [bad]], out)
+    with pytest.raises(InputError, match=r"audio track 0.*2 channel"):
+        io.rewrite_audio_tracks_stream(film, [[make_test_audio(RATE, 1, SECONDS)], [bad]], out)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["film.mkv", "film.srt"]
