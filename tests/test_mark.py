@@ -483,6 +483,30 @@ def test_mark_refuses_an_output_container_that_cannot_hold_the_subtitles_before_
     assert store_rows(settings) == (0, 0)
 
 
+def test_marking_a_signed_tagged_song_again_keeps_its_tags_and_carries_one_manifest(settings, tmp_path):
+    """A song's title, artist and cover survive `mark`, twice over; the first manifest (an ID3
+    GEOB frame in MP3) is not copied with the tags: the second file holds its own manifest only,
+    and it validates."""
+    from mutagen.id3 import ID3
+
+    from provenance.core.io import read_tags
+    from tests.test_io_tags import COVER, TEXT, _ffmpeg_tagged, write_tags, Tags
+
+    song = _ffmpeg_tagged(tmp_path / "song.mp3", seconds=8.0)
+    write_tags(song, Tags({}, (COVER,)))
+    once, twice = tmp_path / "once.mp3", tmp_path / "twice.mp3"
+    mark(song, once, settings=settings)
+    r = mark(once, twice, settings=settings)
+    for path in (once, twice):
+        tags = read_tags(path)
+        assert tags.text["title"] == TEXT["title"] and tags.text["artist"] == TEXT["artist"]
+        assert [p.data for p in tags.pictures] == [COVER.data]
+        assert len(ID3(str(path)).getall("GEOB")) == 1
+    creds = read_credentials(twice, trust_anchors_pem=trust_anchors_pem(settings))
+    assert creds.state == "Trusted"
+    assert detect_file(twice, load_key(settings.watermark_key_path)).payload == r.payload
+
+
 def test_confirm_refuses_audio_whose_mark_cannot_be_read_back(settings, source, tmp_path):
     """mark(audio=..., confirm=True) reads the mark back before publishing: a soundtrack of
     silence with one short blip carries none, so nothing is written and no record is kept."""

@@ -37,7 +37,8 @@ def embed_file(
     with_store: bool = True,
     progress: Callable[[str, float], None] | None = None,
 ) -> Path:
-    """Watermark a file into ``out_path``, keeping rate, channels and (where possible) format.
+    """Watermark a file into ``out_path``, keeping rate, channels, (where possible) format, and
+    the tags and cover pictures (:func:`io.copy_tags`; a video's other streams, :mod:`io.video`).
 
     Audio is streamed in 9.6 s chunks (``embed.CHUNK_S``), so a 2-hour file needs well under 1 GB. The output
     is written to a temporary file and renamed only on success. Video inputs get their
@@ -71,12 +72,10 @@ def embed_file(
     if info.frames <= 0:
         raise InputError("audio has no samples (zero length)", path=in_path)
     require_duration(info.duration_s, params, in_path)
-    if check is None:
-        _embed_stream(in_path, out_path, info, key, payload, strength, params, progress)
-        return out_path
     with atomic_path(out_path) as tmp, reported_as(tmp, out_path):
         _embed_stream(in_path, tmp, info, key, payload, strength, params, progress)
-        check.file(tmp, out_path, after_memory=False, progress=progress)
+        if check is not None:
+            check.file(tmp, out_path, after_memory=False, progress=progress)
     return out_path
 
 
@@ -96,6 +95,8 @@ def _embed_stream(in_path: Path, out_path: Path, info: io.AudioInfo, key: Waterm
     with io.AudioWriter(out_path, info.sample_rate, info.channels, subtype=subtype) as writer:
         for block in marked:
             writer.write(block)
+    # the song's title, artist, album and cover stay with it (a video's title, for its track)
+    io.copy_tags(in_path, out_path)
 
 
 def _embed_video(in_path: Path, out_path: Path, info: io.AudioInfo, key: WatermarkKey, payload: bytes | str,

@@ -1,6 +1,7 @@
 """Audio and video I/O: read, stream, write and lossy round trips, through soundfile and PyAV.
 
-Modules: :mod:`.read`, :mod:`.write`, :mod:`.roundtrip` (lossy codecs in memory), :mod:`.video`
+Modules: :mod:`.read`, :mod:`.write`, :mod:`.roundtrip` (lossy codecs in memory), :mod:`.tags`
+(title, artist, cover pictures carried to an output), :mod:`.video`
 (replacing a video's audio track, or rewriting each of its audio tracks, while copying the rest), and :mod:`.common` (format tables, checks, sample conversions).
 
 Backends
@@ -38,6 +39,7 @@ from provenance.core.io.read import (
     read_audio,
 )
 from provenance.core.io.roundtrip import encode_decode
+from provenance.core.io.tags import Picture, Tags, copy_tags, read_tags, write_tags
 from provenance.core.io.video import (
     check_video_output,
     replace_audio_track,
@@ -52,18 +54,23 @@ __all__ = [
     "audio_track_count",
     "check_decodes",
     "check_video_output",
+    "copy_tags",
     "encode_decode",
     "is_video",
     "is_video_extension",
     "iter_audio_blocks",
     "main_audio_track",
     "output_subtype",
+    "Picture",
     "read_audio",
+    "read_tags",
     "replace_audio_track",
     "replace_audio_track_stream",
     "rewrite_audio_tracks_stream",
+    "Tags",
     "timeline_start_s",
     "write_audio",
+    "write_tags",
     "WRITE_FORMATS",
     "LOSSY_CODECS",
     "LOSSY_SUBTYPES",

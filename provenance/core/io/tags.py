@@ -1,0 +1,255 @@
+"""Tags: the title, artist, album ... and the cover pictures of an audio file, carried from an
+input to the output made from it, so that marking a song does not strip it.
+
+PyAV (FFmpeg) reads the tags of every format under FFmpeg's generic names (``title``,
+``album_artist``, ``track`` ...), never the C2PA manifest a signed input carries; mutagen writes
+them in the output format's own way: Vorbis comments (FLAC, Ogg Vorbis, Opus), ID3 (MP3, WAV,
+AIFF) or MP4 atoms (M4A, MP4, MOV). Other formats (AU, W64, CAF, raw AAC, Matroska audio) have no
+tags written.
+"""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import av
+import mutagen
+from mutagen import id3
+from mutagen.aiff import AIFF
+from mutagen.flac import FLAC
+from mutagen.flac import Picture as FlacPicture
+from mutagen.mp3 import MP3
+from mutagen.mp4 import MP4, MP4Cover, MP4FreeForm
+from mutagen.oggopus import OggOpus
+from mutagen.oggvorbis import OggVorbis
+from mutagen.wave import WAVE
+
+from provenance.core.errors import FormatError
+from provenance.core.io.common import PathLike, _wrapped
+
+PICTURE_TYPES = (
+    "Other", "32x32 pixels 'file icon'", "Other file icon", "Cover (front)", "Cover (back)",
+    "Leaflet page", "Media (e.g. label side of CD)", "Lead artist/lead performer/soloist", "Artist/performer",
+    "Conductor", "Band/Orchestra", "Composer", "Lyricist/text writer", "Recording Location",
+    "During recording", "During performance", "Movie/video screen capture", "A bright coloured fish",
+    "Illustration", "Band/artist logotype", "Publisher/Studio logotype",
+)
+"""The ID3/FLAC picture types, in FFmpeg's words (its ``comment`` tag of a cover stream); a
+picture's ``kind`` is the position here."""
+
+_NOT_CARRIED = frozenset({
+    "encoder", "major_brand", "minor_version", "compatible_brands", "duration", "creation_time",
+    "handler_name", "vendor_id", "itunsmpb", "itunnorm", "tlen", "metadata_block_picture",
+    "waveformatextensible_channel_mask",
+})
+"""Tags that describe the file as encoded (its encoder, brands, length, gapless padding), which
+the re-encoded output states for itself, or that are pictures read another way."""
+
+_IMAGE_MIME = {"mjpeg": "image/jpeg", "png": "image/png", "bmp": "image/bmp", "gif": "image/gif",
+               "webp": "image/webp", "tiff": "image/tiff"}
+
+
+@dataclass(frozen=True)
+class Picture:
+    """An embedded picture (cover art)."""
+
+    data: bytes
+    mime: str
+    """``image/jpeg``, ``image/png`` ..."""
+    kind: int = 3
+    """ID3/FLAC picture type (3: front cover; :data:`PICTURE_TYPES`)."""
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Tags:
+    """What a file says about its content: text tags under FFmpeg's generic lower-case names
+    (``title``, ``artist``, ``album``, ``album_artist``, ``date``, ``genre``, ``track``,
+    ``disc``, ``comment``, ``composer``, ``copyright`` ..., or the file's own key) and pictures."""
+
+    text: dict[str, str] = field(default_factory=dict)
+    pictures: tuple[Picture, ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.text or self.pictures)
+
+
+def read_tags(path: PathLike) -> Tags:
+    """The tags and pictures of ``path`` (any format FFmpeg opens; a video's container tags).
+    FormatError for a file FFmpeg cannot open."""
+    path = Path(path)
+    text: dict[str, str] = {}
+    pictures: list[Picture] = []
+    with _wrapped(path, "read the tags"), av.open(str(path)) as container:
+        sources = [container.metadata]
+        if "ogg" in container.format.name.split(",") and container.streams.audio:
+            # Ogg keeps its comments on the stream; other formats' stream tags are technical
+            sources.append((container.streams.best("audio") or container.streams.audio[0]).metadata)
+        for tags in sources:
+            for key, value in tags.items():
+                low = key.lower()
+                if low in _NOT_CARRIED or low.startswith(("id3v2_priv.", "_statistics")) or not value:
+                    continue
+                text.setdefault(low, value)
+        covers = [s for s in container.streams.video if s.disposition & av.stream.Disposition.attached_pic]
+        images = _first_packets(container, covers)
+        for stream in covers:
+            mime = _IMAGE_MIME.get(stream.codec_context.name)
+            if mime is None or not images.get(stream.index):
+                continue
+            comment = stream.metadata.get("comment", "")
+            kind = PICTURE_TYPES.index(comment) if comment in PICTURE_TYPES else 3
+            pictures.append(Picture(images[stream.index], mime, kind, stream.metadata.get("title", "")))
+    return Tags(text, tuple(pictures))
+
+
+def _first_packets(container: av.container.InputContainer, streams: list[av.stream.Stream]) -> dict[int, bytes]:
+    """The first packet of each of ``streams`` (an attached picture is one packet, read first)."""
+    found: dict[int, bytes] = {}
+    if not streams:
+        return found  # demux() of no streams would read them all
+    for packet in container.demux(streams):
+        if packet.size and packet.stream.index not in found:
+            found[packet.stream.index] = bytes(packet)
+            if len(found) == len(streams):
+                break
+    return found
+
+
+def write_tags(path: PathLike, tags: Tags) -> bool:
+    """Write ``tags`` into ``path`` in its format's own way, replacing none of the tags it has
+    (an encoder's) unless ``tags`` names them. Returns False for a format without tags
+    (nothing written); FormatError if writing fails."""
+    path = Path(path)
+    if not tags:
+        return True
+    try:
+        audio = mutagen.File(str(path))
+        if isinstance(audio, (FLAC, OggVorbis, OggOpus)):
+            _write_vorbis(audio, tags)
+        elif isinstance(audio, (MP3, WAVE, AIFF)):
+            _write_id3(audio, tags)
+        elif isinstance(audio, MP4):
+            _write_mp4(audio, tags)
+        else:
+            return False
+        audio.save()
+    except (mutagen.MutagenError, OSError, ValueError) as exc:
+        raise FormatError(f"could not write the tags (title, artist, cover ...): {exc}", path=path) from exc
+    return True
+
+
+def copy_tags(source: PathLike, target: PathLike) -> bool:
+    """Carry ``source``'s tags and pictures over to ``target`` (a file made from it: the marked
+    copy). Returns False when ``target``'s format holds no tags, or FFmpeg cannot read
+    ``source``'s (a file libsndfile alone decodes): nothing is written then."""
+    try:
+        tags = read_tags(source)
+    except FormatError:
+        return False
+    return write_tags(target, tags)
+
+
+# --- Vorbis comments ----------------------------------------------------------------------
+
+_VORBIS_KEYS = {"album_artist": "ALBUMARTIST", "track": "TRACKNUMBER", "disc": "DISCNUMBER",
+                "comment": "DESCRIPTION"}
+"""FFmpeg's generic names whose Vorbis comment has another name (the reverse of its reading)."""
+
+
+def _write_vorbis(audio: FLAC | OggVorbis | OggOpus, tags: Tags) -> None:
+    if audio.tags is None:
+        audio.add_tags()
+    for key, value in tags.text.items():
+        audio.tags[_vorbis_key(key)] = [value]
+    if not tags.pictures:
+        return
+    blocks = [_flac_picture(p) for p in tags.pictures]
+    if isinstance(audio, FLAC):
+        audio.clear_pictures()
+        for block in blocks:
+            audio.add_picture(block)
+    else:
+        audio.tags["METADATA_BLOCK_PICTURE"] = [base64.b64encode(b.write()).decode("ascii") for b in blocks]
+
+
+def _vorbis_key(key: str) -> str:
+    """The Vorbis comment name for ``key``: printable ASCII without ``=`` (another format's
+    free-form key may hold anything), upper case by custom."""
+    name = _VORBIS_KEYS.get(key, key.upper())
+    return "".join(c if 0x20 <= ord(c) <= 0x7D and c != "=" else "_" for c in name) or "_"
+
+
+def _flac_picture(picture: Picture) -> FlacPicture:
+    block = FlacPicture()
+    block.data, block.mime, block.type, block.desc = picture.data, picture.mime, picture.kind, picture.description
+    return block
+
+
+# --- ID3 ----------------------------------------------------------------------------------
+
+_ID3_FRAMES = {
+    "title": "TIT2", "artist": "TPE1", "album": "TALB", "album_artist": "TPE2", "composer": "TCOM",
+    "genre": "TCON", "copyright": "TCOP", "encoded_by": "TENC", "language": "TLAN", "performer": "TPE3",
+    "disc": "TPOS", "publisher": "TPUB", "track": "TRCK", "date": "TDRC", "grouping": "TIT1",
+    "album-sort": "TSOA", "artist-sort": "TSOP", "title-sort": "TSOT",
+}
+"""FFmpeg's generic names and the ID3v2.4 text frames they come from."""
+
+
+def _write_id3(audio: MP3 | WAVE | AIFF, tags: Tags) -> None:
+    if audio.tags is None:
+        audio.add_tags()
+    frames = audio.tags
+    for key, value in tags.text.items():
+        if key == "comment":
+            frames.setall("COMM", [id3.COMM(encoding=3, lang="eng", desc="", text=[value])])
+        elif key in _ID3_FRAMES:
+            frame = _ID3_FRAMES[key]
+            frames.setall(frame, [getattr(id3, frame)(encoding=3, text=[value])])
+        else:
+            frames.setall(f"TXXX:{key}", [id3.TXXX(encoding=3, desc=key, text=[value])])
+    if tags.pictures:
+        frames.delall("APIC")
+        for p in tags.pictures:
+            frames.add(id3.APIC(encoding=3, mime=p.mime, type=p.kind, desc=p.description, data=p.data))
+
+
+# --- MP4 atoms ----------------------------------------------------------------------------
+
+_MP4_ATOMS = {
+    "title": "\xa9nam", "artist": "\xa9ART", "album": "\xa9alb", "album_artist": "aART", "date": "\xa9day",
+    "genre": "\xa9gen", "comment": "\xa9cmt", "composer": "\xa9wrt", "copyright": "cprt", "grouping": "\xa9grp",
+    "lyrics": "\xa9lyr", "description": "desc", "synopsis": "ldes", "show": "tvsh", "network": "tvnn",
+    "episode_id": "tven", "sort_name": "sonm", "sort_artist": "soar", "sort_album": "soal",
+    "sort_album_artist": "soaa", "sort_composer": "soco",
+}
+"""FFmpeg's generic names and the iTunes atoms they come from."""
+
+
+def _write_mp4(audio: MP4, tags: Tags) -> None:
+    if audio.tags is None:
+        audio.add_tags()
+    for key, value in tags.text.items():
+        pair = _number_pair(value) if key in ("track", "disc") else None
+        if pair is not None:
+            audio.tags["trkn" if key == "track" else "disk"] = [pair]
+        elif key in _MP4_ATOMS:
+            audio.tags[_MP4_ATOMS[key]] = [value]
+        else:
+            audio.tags[f"----:com.apple.iTunes:{key}"] = [MP4FreeForm(value.encode("utf-8"))]
+    covers = [p for p in tags.pictures if p.mime in ("image/jpeg", "image/png")]
+    if covers:
+        audio.tags["covr"] = [MP4Cover(p.data, MP4Cover.FORMAT_JPEG if p.mime == "image/jpeg" else MP4Cover.FORMAT_PNG)
+                              for p in covers]
+
+
+def _number_pair(value: str) -> tuple[int, int] | None:
+    """``"3/12"`` -> (3, 12), ``"3"`` -> (3, 0); None if it is not such a number."""
+    number, _, total = value.partition("/")
+    try:
+        return int(number), int(total) if total else 0
+    except ValueError:
+        return None

@@ -1,0 +1,142 @@
+"""Tags and cover pictures: read from any format, written in each format's own way, and carried
+into a marked copy (``provenance.core.io.tags``, ``embed_file``)."""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+import soundfile as sf
+
+from provenance.core.io import Picture, Tags, copy_tags, read_audio, read_tags, write_audio, write_tags
+from provenance.watermark import detect, new_key
+from provenance.watermark.files import embed_file
+from tests.conftest import make_test_audio
+from tests.test_mark import make_signal
+
+PAYLOAD = "0123456789abcdef"
+
+
+def png(color: tuple[int, int, int] = (200, 30, 30), size: int = 8) -> bytes:
+    """A real PNG image of one colour."""
+    raw = b"".join(b"\x00" + bytes(color) * size for _ in range(size))
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", size, size, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b"")
+
+
+TEXT = {"title": "Rain on a tin roof", "artist": "Field Recorder", "album": "Weather", "album_artist": "Various",
+        "genre": "Ambient", "track": "3/12", "date": "2024", "comment": "recorded at dawn", "mood": "calm"}
+COVER = Picture(png(), "image/png", 3, "front")
+
+
+@pytest.mark.parametrize("ext", ["flac", "ogg", "opus", "mp3", "m4a", "wav", "aiff"])
+def test_tags_and_a_cover_round_trip_in_every_tagged_format(tmp_path, ext):
+    path = tmp_path / f"song.{ext}"
+    write_audio(path, make_test_audio(48_000, 2, 1.0))
+    assert write_tags(path, Tags(TEXT, (COVER,)))
+    got = read_tags(path)
+    assert got.text.items() >= TEXT.items(), got.text
+    assert [(p.data, p.mime, p.kind) for p in got.pictures] == [(COVER.data, COVER.mime, COVER.kind)]
+
+
+@pytest.mark.parametrize("ext", ["au", "aac", "mkv"])
+def test_formats_without_tags_say_so(tmp_path, ext):
+    path = tmp_path / f"song.{ext}"
+    write_audio(path, make_test_audio(48_000, 2, 1.0))
+    before = path.read_bytes()
+    assert write_tags(path, Tags(TEXT)) is False
+    assert path.read_bytes() == before
+
+
+def _libsndfile_tagged(path: Path, seconds: float = 6.0) -> Path:
+    """Tags written by libsndfile (WAV INFO chunk, FLAC/Ogg Vorbis comments)."""
+    audio = make_signal(seconds=seconds)
+    with sf.SoundFile(str(path), "w", audio.sample_rate, audio.channels,
+                      subtype="VORBIS" if path.suffix == ".ogg" else "PCM_16") as f:
+        f.title, f.artist, f.album, f.genre = TEXT["title"], TEXT["artist"], TEXT["album"], TEXT["genre"]
+        f.write(audio.samples.T)
+    return path
+
+
+def _ffmpeg_tagged(path: Path, seconds: float = 6.0) -> Path:
+    """Tags and a cover written by FFmpeg's muxer (ID3v2 with APIC, or iTunes atoms with covr)."""
+    audio = make_signal(seconds=seconds)
+    with av.open(str(path), "w", format="mp3" if path.suffix == ".mp3" else "ipod") as out:
+        out.metadata.update({"title": TEXT["title"], "artist": TEXT["artist"], "album": TEXT["album"],
+                             "genre": TEXT["genre"], "track": TEXT["track"]})
+        stream = out.add_stream("libmp3lame" if path.suffix == ".mp3" else "aac", rate=audio.sample_rate,
+                                layout="stereo")
+        x = audio.samples
+        for j in range(0, x.shape[1], 1152):
+            frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(x[:, j:j + 1152]), format="fltp", layout="stereo")
+            frame.sample_rate, frame.pts = audio.sample_rate, j
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    return path
+
+
+@pytest.mark.parametrize(
+    "source, out",
+    [("wav", "flac"), ("flac", "flac"), ("ogg", "mp3"), ("mp3", "mp3"), ("mp3", "m4a"), ("m4a", "m4a"),
+     ("m4a", "opus"), ("flac", "wav")],
+)
+def test_a_marked_copy_keeps_the_tags_and_cover_but_not_the_old_encoding(tmp_path, source, out):
+    src = tmp_path / f"in.{source}"
+    (_ffmpeg_tagged if source in ("mp3", "m4a") else _libsndfile_tagged)(src)
+    if source in ("mp3", "flac", "m4a"):
+        # a cover, added by mutagen to a file FFmpeg or libsndfile wrote
+        assert write_tags(src, Tags({}, (COVER,)))
+    before = read_tags(src)
+    assert before.text["title"] == TEXT["title"]
+    key = new_key()
+    dst = embed_file(src, tmp_path / f"out.{out}", key, PAYLOAD)
+    after = read_tags(dst)
+    for name in ("title", "artist", "album", "genre") + (("track",) if source in ("mp3", "m4a") else ()):
+        assert after.text.get(name) == before.text[name], (name, after.text)
+    assert [p.data for p in after.pictures] == [p.data for p in before.pictures]
+    assert detect(read_audio(dst), key).payload == PAYLOAD
+
+
+def test_what_described_the_old_encoding_is_not_carried(tmp_path):
+    """An iTunes encoder's gapless padding (iTunSMPB) and the encoder's name would describe the
+    old file, not the re-encoded copy (its padding would cut the new one's first samples)."""
+    from mutagen.mp4 import MP4, MP4FreeForm
+
+    src = _ffmpeg_tagged(tmp_path / "in.m4a")
+    tagged = MP4(str(src))
+    tagged["----:com.apple.iTunes:iTunSMPB"] = [MP4FreeForm(b" 00000000 00000840 000001C0 0000000000046E00")]
+    tagged["\xa9too"] = ["iTunes 12.9"]
+    tagged.save()
+    with av.open(str(src)) as c:
+        assert {"iTunSMPB", "encoder"} <= set(c.metadata)  # FFmpeg reads them
+    assert not {"itunsmpb", "encoder"} & set(read_tags(src).text)
+    dst = embed_file(src, tmp_path / "out.m4a", new_key(), PAYLOAD)
+    with av.open(str(dst)) as c:
+        assert "iTunSMPB" not in c.metadata and c.metadata.get("encoder") != "iTunes 12.9"
+        assert c.metadata["title"] == TEXT["title"]
+
+
+def test_odd_keys_from_other_formats_become_valid_vorbis_names(tmp_path):
+    path = tmp_path / "song.flac"
+    write_audio(path, make_test_audio(48_000, 2, 1.0))
+    assert write_tags(path, Tags({"rating=5": "x", "caf\u00e9": "y"}))
+    got = read_tags(path).text
+    assert got.get("rating_5") == "x" and got.get("caf_") == "y", got
+
+
+def test_copy_tags_skips_a_source_ffmpeg_cannot_read(tmp_path):
+    target = tmp_path / "out.flac"
+    write_audio(target, make_test_audio(48_000, 2, 1.0))
+    junk = tmp_path / "junk.bin"
+    junk.write_bytes(b"\x00" * 64)
+    assert copy_tags(junk, target) is False
