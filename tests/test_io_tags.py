@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from provenance.core.io import Picture, Tags, copy_tags, read_audio, read_tags, write_audio, write_tags
+from provenance.core.io import Picture, Tags, copy_tags, copy_wav_chunks, read_audio, read_tags, write_audio, write_tags
 from provenance.watermark import detect, new_key
 from provenance.watermark.files import embed_file
 from tests.conftest import make_test_audio
@@ -140,3 +140,56 @@ def test_copy_tags_skips_a_source_ffmpeg_cannot_read(tmp_path):
     junk = tmp_path / "junk.bin"
     junk.write_bytes(b"\x00" * 64)
     assert copy_tags(junk, target) is False
+
+
+def _chunk(cid: bytes, data: bytes) -> bytes:
+    return cid + len(data).to_bytes(4, "little") + data + b"\0" * (len(data) % 2)
+
+
+def _bext(time_reference: int) -> bytes:
+    """A Broadcast WAV ``bext`` chunk (EBU Tech 3285, version 1)."""
+    fields = (b"Rain, take 3".ljust(256, b"\0") + b"FoleyRig".ljust(32, b"\0") + b"REF0042".ljust(32, b"\0")
+              + b"2024-05-01" + b"06:30:00" + time_reference.to_bytes(8, "little") + (1).to_bytes(2, "little")
+              + b"\0" * 64 + b"\0" * 190)
+    return fields + b"A=PCM,F=48000,W=16,M=stereo\r\n"
+
+
+def _broadcast_wav(path: Path, seconds: float = 6.0) -> tuple[Path, list[bytes]]:
+    """A WAV written by libsndfile with Broadcast WAV, iXML and cue chunks added after its data."""
+    write_audio(path, make_signal(seconds=seconds))
+    extra = [_chunk(b"bext", _bext(48_000 * 3600 * 6 + 123)),
+             _chunk(b"iXML", b"<?xml version=\"1.0\"?><BWFXML><SCENE>12A</SCENE><TAKE>3</TAKE></BWFXML>"),
+             _chunk(b"cue ", (1).to_bytes(4, "little") + (1).to_bytes(4, "little") + (96_000).to_bytes(4, "little")
+                    + b"data" + (0).to_bytes(4, "little") * 2 + (96_000).to_bytes(4, "little"))]
+    data = path.read_bytes() + b"".join(extra)
+    path.write_bytes(data[:4] + (len(data) - 8).to_bytes(4, "little") + data[8:])
+    return path, extra
+
+
+def test_a_broadcast_wav_keeps_its_bext_ixml_and_cue_chunks_byte_for_byte(tmp_path):
+    """A production sound file's origin, time code (samples since midnight), scene and take, and
+    its cue points: the marked copy has every one of those chunks as it was."""
+    src, extra = _broadcast_wav(tmp_path / "take3.wav")
+    with av.open(str(src)) as c:
+        assert c.metadata["time_reference"] == str(48_000 * 3600 * 6 + 123)  # FFmpeg reads the bext
+    key = new_key()
+    dst = embed_file(src, tmp_path / "take3_marked.wav", key, PAYLOAD)
+    data = dst.read_bytes()
+    for chunk in extra:
+        assert data.count(chunk) == 1, chunk[:4]
+    assert int.from_bytes(data[4:8], "little") == len(data) - 8
+    with av.open(str(dst)) as c:
+        assert c.metadata["time_reference"] == str(48_000 * 3600 * 6 + 123)
+        assert c.metadata["encoded_by"] == "FoleyRig"  # FFmpeg names the originator so
+    marked = read_audio(dst)
+    assert marked.frames == read_audio(src).frames
+    assert detect(marked, key).payload == PAYLOAD
+
+
+def test_wav_chunks_go_only_between_riff_wave_files(tmp_path):
+    src, _ = _broadcast_wav(tmp_path / "take.wav", seconds=1.0)
+    flac = tmp_path / "take.flac"
+    write_audio(flac, make_test_audio(48_000, 2, 1.0))
+    before = flac.read_bytes()
+    assert copy_wav_chunks(src, flac) is False and flac.read_bytes() == before
+    assert copy_wav_chunks(flac, src) is False

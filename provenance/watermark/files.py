@@ -38,7 +38,7 @@ def embed_file(
     progress: Callable[[str, float], None] | None = None,
 ) -> Path:
     """Watermark a file into ``out_path``, keeping rate, channels, (where possible) format, and
-    the tags and cover pictures (:func:`io.copy_tags`; a video's other streams, :mod:`io.video`).
+    the tags and cover pictures (:func:`io.carry_metadata`; a video's other streams, :mod:`io.video`).
 
     Audio is streamed in 9.6 s chunks (``embed.CHUNK_S``), so a 2-hour file needs well under 1 GB. The output
     is written to a temporary file and renamed only on success. Video inputs get their
@@ -95,8 +95,9 @@ def _embed_stream(in_path: Path, out_path: Path, info: io.AudioInfo, key: Waterm
     with io.AudioWriter(out_path, info.sample_rate, info.channels, subtype=subtype) as writer:
         for block in marked:
             writer.write(block)
-    # the song's title, artist, album and cover stay with it (a video's title, for its track)
-    io.copy_tags(in_path, out_path)
+    # the song's title, artist, album and cover stay with it (a video's title, for its track;
+    # a Broadcast WAV's origin and time reference)
+    io.carry_metadata(in_path, out_path)
 
 
 def _embed_video(in_path: Path, out_path: Path, info: io.AudioInfo, key: WatermarkKey, payload: bytes | str,

@@ -39,7 +39,7 @@ from provenance.core.io.read import (
     read_audio,
 )
 from provenance.core.io.roundtrip import encode_decode
-from provenance.core.io.tags import Picture, Tags, copy_tags, read_tags, write_tags
+from provenance.core.io.tags import Picture, Tags, carry_metadata, copy_tags, copy_wav_chunks, read_tags, write_tags
 from provenance.core.io.video import (
     check_video_output,
     replace_audio_track,
@@ -53,8 +53,10 @@ __all__ = [
     "audio_info",
     "audio_track_count",
     "check_decodes",
+    "carry_metadata",
     "check_video_output",
     "copy_tags",
+    "copy_wav_chunks",
     "encode_decode",
     "is_video",
     "is_video_extension",

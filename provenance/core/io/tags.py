@@ -5,7 +5,8 @@ PyAV (FFmpeg) reads the tags of every format under FFmpeg's generic names (``tit
 ``album_artist``, ``track`` ...), never the C2PA manifest a signed input carries; mutagen writes
 them in the output format's own way: Vorbis comments (FLAC, Ogg Vorbis, Opus), ID3 (MP3, WAV,
 AIFF) or MP4 atoms (M4A, MP4, MOV). Other formats (AU, W64, CAF, raw AAC, Matroska audio) have no
-tags written.
+tags written. Between WAV files the chunks themselves are carried, byte for byte (Broadcast WAV's
+``bext``, ``iXML``, cue points: :func:`copy_wav_chunks`).
 """
 
 from __future__ import annotations
@@ -253,3 +254,72 @@ def _number_pair(value: str) -> tuple[int, int] | None:
         return int(number), int(total) if total else 0
     except ValueError:
         return None
+
+
+# --- WAV chunks ---------------------------------------------------------------------------
+
+_WAV_CHUNKS_NOT_CARRIED = frozenset({b"fmt ", b"data", b"fact", b"PEAK", b"C2PA", b"JUNK", b"junk", b"PAD ",
+                                     b"FLLR", b"ds64"})
+"""Chunks that describe the audio as encoded (format, length, peaks), the C2PA manifest (the
+output gets its own), and padding."""
+_WAV_CHUNK_MAX_BYTES = 64 << 20
+
+
+def copy_wav_chunks(source: PathLike, target: PathLike) -> bool:
+    """Append to the WAV ``target`` every chunk of the WAV ``source`` that says something about
+    its content rather than its encoding: Broadcast WAV's ``bext`` (originator, time reference),
+    ``iXML`` (production sound metadata), cue points, loops, ``LIST`` INFO tags, an ``id3 ``
+    tag ..., byte for byte (sample positions stay right: a marked copy keeps the rate and the
+    length). Returns False, writing nothing, unless both are RIFF WAVE files (not RF64) and the
+    result stays under 4 GiB. FormatError if ``target`` cannot be written."""
+    source, target = Path(source), Path(target)
+    chunks = _wav_chunks(source)
+    if chunks is None or _wav_chunks(target) is None:
+        return False
+    carried = [(cid, data) for cid, data in chunks if cid not in _WAV_CHUNKS_NOT_CARRIED]
+    extra = sum(8 + len(data) + len(data) % 2 for _, data in carried)
+    size = target.stat().st_size
+    if size + extra >= 1 << 32:
+        return False
+    try:
+        with open(target, "r+b") as f:
+            f.seek(size + size % 2)
+            for cid, data in carried:
+                f.write(cid + len(data).to_bytes(4, "little") + data + b"\0" * (len(data) % 2))
+            f.seek(4)
+            f.write((size + size % 2 + extra - 8).to_bytes(4, "little"))
+    except OSError as exc:
+        raise FormatError(f"could not write the WAV chunks (bext, iXML, cues ...): {exc}", path=target) from exc
+    return True
+
+
+def _wav_chunks(path: Path) -> list[tuple[bytes, bytes]] | None:
+    """The chunks of a RIFF WAVE file as (id, data), the ``data`` chunk's data left out (empty);
+    None for anything else. Chunks larger than 64 MiB are left out too."""
+    try:
+        with open(path, "rb") as f:
+            if f.read(4) != b"RIFF" or not f.read(4) or f.read(4) != b"WAVE":
+                return None
+            end = path.stat().st_size
+            chunks = []
+            while f.tell() + 8 <= end:
+                header = f.read(8)
+                cid, size = header[:4], int.from_bytes(header[4:], "little")
+                start = f.tell()
+                size = min(size, end - start)
+                if cid != b"data" and size <= _WAV_CHUNK_MAX_BYTES:
+                    chunks.append((cid, f.read(size)))
+                elif cid == b"data":
+                    chunks.append((cid, b""))
+                f.seek(start + size + size % 2)
+            return chunks
+    except OSError:
+        return None
+
+
+def carry_metadata(source: PathLike, target: PathLike) -> None:
+    """Everything ``source`` says about its content, into ``target`` (a file made from it):
+    between WAV files their chunks (:func:`copy_wav_chunks`), otherwise the tags and pictures
+    (:func:`copy_tags`)."""
+    if not copy_wav_chunks(source, target):
+        copy_tags(source, target)
