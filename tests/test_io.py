@@ -171,10 +171,14 @@ def test_integer_outputs_clip_never_wrap(tmp_path, target, subtype, full_scale):
     np.testing.assert_allclose(back, [top, -1.0, top, -1.0, top, top, -1.0, 0.25], atol=1e-7)
 
 
-def test_float_output_keeps_samples_beyond_full_scale(tmp_path):
+@pytest.mark.parametrize("name", ["f.wav", "f.aiff", "f.au", "f.caf", "f.w64", "f.mkv"])
+def test_float_output_keeps_samples_beyond_full_scale(tmp_path, name):
+    """Float samples in every format that holds them. AIFF and AU were refused ("'AIFF' format
+    does not support 'pcm_f32le'"): float went to FFmpeg's muxers instead of libsndfile."""
     values = np.array([[1.5, -2.0, 0.5]], dtype=np.float32)
-    write_audio(tmp_path / "f.wav", Audio(values, 48_000), subtype="FLOAT")
-    np.testing.assert_array_equal(read_audio(tmp_path / "f.wav").samples, values)
+    write_audio(tmp_path / name, Audio(values, 48_000), subtype="FLOAT")
+    assert audio_info(tmp_path / name).subtype == "FLOAT"
+    np.testing.assert_array_equal(read_audio(tmp_path / name).samples, values)
 
 
 # --------------------------------------------------------------------------------------------

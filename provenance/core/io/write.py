@@ -238,11 +238,17 @@ class _AvSink:
             self._container.close()
 
 
+_SOUNDFILE_MAJORS = frozenset({"WAV", "FLAC", "AIFF", "CAF", "W64", "AU"})
+"""The libsndfile major formats in :data:`WRITE_FORMATS` (the others name FFmpeg muxers; Ogg
+is libsndfile's for Vorbis and FFmpeg's for Opus)."""
+
+
 def _open_sink(target: Path | BinaryIO, fmt: _WriteFormat, subtype: str, sample_rate: int,
                channels: int, *, bitrate_kbps: float | None, quality: float | None = None,
                frames_hint: int | None = None) -> _SoundFileSink | _AvSink:
-    """The sink that writes ``subtype`` in ``fmt``."""
-    if subtype in _AV_ENCODERS:
+    """The sink that writes ``subtype`` in ``fmt``: libsndfile for its own formats (float WAV,
+    AIFF and AU included), PyAV for FFmpeg's muxers and Opus."""
+    if fmt.container not in _SOUNDFILE_MAJORS and subtype != "VORBIS":
         return _AvSink(target, fmt, subtype, sample_rate, channels, bitrate_kbps=bitrate_kbps)
     return _SoundFileSink(target, fmt, subtype, sample_rate, channels, bitrate_kbps=bitrate_kbps,
                           quality=quality, frames_hint=frames_hint)
