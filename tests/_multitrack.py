@@ -32,12 +32,15 @@ class Track:
     language: str
     title: str
     default: bool
+    codec: str = "aac"
+    """FFmpeg encoder: aac, libmp3lame, libopus, pcm_s16le, pcm_s24le, flac ..."""
+    kbps: int | None = None
 
 
 def multitrack_video(path: Path, tracks: list[Track], *, seconds: float, subtitles: bool = True,
                      attachment: bool = True) -> Path:
-    """Write ``path`` (MP4 or Matroska by its extension): ``seconds`` of 25 fps H.264 picture, the
-    ``tracks`` as AAC, and, in Matroska, SubRip subtitles (German) and a text attachment; both
+    """Write ``path`` (MP4, MOV or Matroska by its extension): ``seconds`` of 25 fps H.264 picture,
+    the ``tracks`` (AAC unless they say), and, in Matroska, SubRip subtitles (German) and a text attachment; both
     containers get the chapters of :data:`CHAPTERS` and the title "A film"."""
     mkv = path.suffix == ".mkv"
     srt = None
@@ -46,7 +49,11 @@ def multitrack_video(path: Path, tracks: list[Track], *, seconds: float, subtitl
         video.width, video.height, video.pix_fmt = 160, 96, "yuv420p"
         audio_streams = []
         for track in tracks:
-            stream = out.add_stream("aac", rate=track.audio.sample_rate, layout="stereo")
+            stream = out.add_stream(track.codec, rate=track.audio.sample_rate, layout="stereo")
+            if track.kbps:
+                stream.bit_rate = track.kbps * 1000
+            if track.codec == "flac":
+                stream.format = "s32"  # 24-bit FLAC
             stream.metadata["language"] = track.language
             stream.metadata["title"] = track.title
             stream.disposition = av.stream.Disposition.default if track.default else av.stream.Disposition(0)

@@ -130,3 +130,41 @@ def test_rewrite_errors_name_the_track_and_leave_nothing(tmp_path):
     with pytest.raises(InputError, match=r"audio track 0.*2 channel"):
         io.rewrite_audio_tracks_stream(film, [[make_test_audio(RATE, 1, SECONDS)], [bad]], out)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["film.mkv", "film.srt"]
+
+
+@pytest.mark.parametrize("suffix, codec, expected", [
+    (".mov", "pcm_s24le", "pcm_s24le"), (".mkv", "flac", "pcm_s24le"), (".mp4", "pcm_s16le", "pcm_s16le"),
+])
+def test_a_lossless_track_stays_lossless(tmp_path, suffix, codec, expected):
+    """A production's PCM or FLAC track was re-encoded as AAC at 192 kbps: now it is written as
+    PCM of its depth, sample for sample what was given (to the 24- or 16-bit step)."""
+    source = Track(make_test_audio(RATE, 2, SECONDS, seed=3, level=0.5), "eng", "Production", True, codec=codec)
+    film = multitrack_video(tmp_path / f"film{suffix}", [source], seconds=SECONDS)
+    given = np.concatenate([b.samples for b in io.iter_audio_blocks(film, RATE)], axis=1) * 0.5
+    out = tmp_path / f"out{suffix}"
+    io.rewrite_audio_tracks_stream(film, [[Audio(given, RATE)]], out)
+    with av.open(str(out)) as c:
+        assert c.streams.audio[0].codec_context.name == expected
+    got = io.read_audio(out).samples
+    step = 2.0 ** -(23 if expected == "pcm_s24le" else 15)
+    assert got.shape == given.shape
+    assert np.max(np.abs(got - given)) <= step / 2 + 1e-9
+
+
+def test_lossy_tracks_keep_their_codec_and_bitrate(tmp_path):
+    """MP3 stays MP3 at its own 320 kbps (above the 192 kbps default); Opus stays Opus; a codec
+    the container cannot hold gets its default."""
+    tracks = [Track(make_test_audio(RATE, 2, SECONDS, seed=4), "eng", "Music", True, codec="libmp3lame", kbps=320),
+              Track(make_test_audio(RATE, 2, SECONDS, seed=5), "fra", "Dub", False, codec="libopus", kbps=64)]
+    film = multitrack_video(tmp_path / "film.mkv", tracks, seconds=SECONDS)
+    out = tmp_path / "out.mkv"
+    io.rewrite_audio_tracks_stream(film, [io.iter_audio_blocks(film, RATE, track=t) for t in range(2)], out)
+    with av.open(str(out)) as c:
+        mp3, opus = (s.codec_context for s in c.streams.audio)
+        assert (mp3.name, opus.name) == ("mp3float", "opus")
+        assert mp3.bit_rate >= 300_000
+    forced = tmp_path / "forced.mkv"
+    io.rewrite_audio_tracks_stream(film, [io.iter_audio_blocks(film, RATE, track=t) for t in range(2)], forced,
+                                   codec="aac")
+    with av.open(str(forced)) as c:
+        assert [s.codec_context.name for s in c.streams.audio] == ["aac", "aac"]

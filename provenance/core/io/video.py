@@ -19,6 +19,8 @@ from provenance.core.atomic import atomic_path
 from provenance.core.audio import Audio
 from provenance.core.errors import FoleySealError, FormatError, InputError
 from provenance.core.io.common import (
+    _AV_SUBTYPES,
+    _MAX_KBPS,
     _VIDEO_MUXERS,
     WRITE_FORMATS,
     PathLike,
@@ -46,8 +48,9 @@ def replace_audio_track(video_in: PathLike, audio: Audio, video_out: PathLike, *
 
     The output container follows the extension of ``video_out`` (mp4, m4v, mov, mkv, webm).
     ``codec`` is ``aac`` (default for MP4/MOV/MKV; FFmpeg's fast coder), ``opus`` (default, and the
-    only choice, for WebM), ``mp3``, or ``float`` (uncompressed 32-bit float PCM, MKV only: a
-    lossless intermediate); ``bitrate_kbps`` is the audio bitrate.
+    only choice, for WebM; MP4, MKV), ``mp3`` (MP4, MKV), or uncompressed PCM, ``pcm_16``,
+    ``pcm_24`` or ``float`` (32-bit float; MP4, MOV, MKV); ``bitrate_kbps`` is the bitrate of the
+    lossy codecs.
 
     ``start_s`` is the time (s, on the video's timeline) at which the first sample plays. By
     default it is the start time of the audio track being replaced (0.0 if there is none), so
@@ -105,8 +108,12 @@ def rewrite_audio_tracks_stream(video_in: PathLike, tracks: Sequence[Iterable[np
     else is copied as by :func:`replace_audio_track`: an edit of a video's sound (a watermark, a
     loudness fix) that loses no language, commentary or subtitle track.
 
-    Same container, codec and atomic-write rules; every track's blocks are checked as they arrive
-    (InputError naming ``video_out`` and the track).
+    Without ``codec``, each track keeps its kind of coding where the container holds it: a
+    lossless track (PCM, FLAC, ALAC ...) is written as PCM of its depth (16 bits, 24 bits, or
+    float), so nothing is lost to a lossy codec; AAC, MP3 and Opus stay AAC, MP3 and Opus, at
+    ``bitrate_kbps`` or the track's own bitrate if higher; anything else, or what the container
+    cannot hold, gets its default (AAC; Opus in WebM). Same atomic-write rules; every track's
+    blocks are checked as they arrive (InputError naming ``video_out`` and the track).
     """
     video_in, video_out = Path(video_in), Path(video_out)
     _check_file(video_in)
@@ -203,19 +210,47 @@ def _write_video(video_in: Path, video_out: Path, tracks: list[_NewTrack], *, co
                           f"{', '.join(sorted(_VIDEO_MUXERS))}", path=video_out)
     muxer, format_key = _VIDEO_MUXERS[ext]
     allowed = WRITE_FORMATS[format_key].subtypes
-    subtype = (codec or allowed[0]).upper()
-    if subtype not in allowed:
-        raise FormatError(f"a {ext} file cannot carry {subtype} audio; use "
+    if codec is not None and codec.upper() not in allowed:
+        raise FormatError(f"a {ext} file cannot carry {codec.upper()} audio; use "
                           f"{' or '.join(s.lower() for s in allowed)}", path=video_out)
-    for track in tracks:
-        _check_codec_channels(subtype, track.channels, video_out)
     with _wrapped(video_in, "read the video"), av.open(str(video_in)) as src:
         copied = _copied_streams(src, muxer, video_in, video_out)
+        codings = [_coding(src, t, codec, allowed, bitrate_kbps) for t in tracks]
+        for track, (subtype, _) in zip(tracks, codings):
+            _check_codec_channels(subtype, track.channels, video_out)
         starts = [_start_frame(src, t) for t in tracks]
         with atomic_path(video_out, mode=_output_mode()) as tmp, \
                 _wrapped(video_out, f"write the {ext} file"), \
                 av.open(str(tmp), "w", format=muxer) as dst:
-            _remux(src, copied, dst, tracks, starts, subtype, bitrate_kbps)
+            _remux(src, copied, dst, tracks, starts, codings)
+
+
+_LOSSLESS_CODECS = frozenset({"flac", "alac", "wavpack", "tta", "truehd", "mlp", "ape", "mp4als"})
+"""FFmpeg decoders of lossless audio (besides ``pcm_*``)."""
+_PCM_BY_SAMPLE_FORMAT = {"u8": "PCM_16", "u8p": "PCM_16", "s16": "PCM_16", "s16p": "PCM_16",
+                         "s32": "PCM_24", "s32p": "PCM_24", "s64": "PCM_24", "s64p": "PCM_24",
+                         "flt": "FLOAT", "fltp": "FLOAT", "dbl": "FLOAT", "dblp": "FLOAT"}
+"""The PCM that holds a lossless track decoded to each sample format (24-bit and 32-bit integer
+audio both decode to s32; 24 bits keep 144 dB)."""
+
+
+def _coding(src: av.container.InputContainer, track: _NewTrack, codec: str | None,
+            allowed: tuple[str, ...], bitrate_kbps: float | None) -> tuple[str, float | None]:
+    """The codec (subtype) and bitrate (kbps) ``track`` is written with (see
+    :func:`rewrite_audio_tracks_stream`)."""
+    if codec is not None or track.source is None:
+        return (codec or allowed[0]).upper(), bitrate_kbps
+    ctx = src.streams.audio[track.source].codec_context
+    if ctx.name.startswith("pcm_") or ctx.name in _LOSSLESS_CODECS:
+        pcm = _PCM_BY_SAMPLE_FORMAT.get(ctx.format.name if ctx.format is not None else "", "PCM_24")
+        return (pcm if pcm in allowed else allowed[0]), None
+    family = _AV_SUBTYPES.get(ctx.name)
+    subtype = family if family in allowed else allowed[0]
+    own_kbps = (ctx.bit_rate or 0) / 1000
+    kbps = max(bitrate_kbps or 0, own_kbps if subtype == family else 0) or None
+    if kbps is not None and subtype in _MAX_KBPS:
+        kbps = min(kbps, _MAX_KBPS[subtype])
+    return subtype, kbps
 
 
 def check_video_output(video_in: PathLike, video_out: PathLike) -> None:
@@ -384,23 +419,26 @@ class _AudioFeed:
 
 
 def _remux(src: av.container.InputContainer, copied: set[int], dst: av.container.OutputContainer,
-           tracks: list[_NewTrack], starts: list[int], subtype: str, bitrate_kbps: float | None) -> None:
+           tracks: list[_NewTrack], starts: list[int], codings: list[tuple[str, float | None]]) -> None:
     """Copy the packets of the ``copied`` streams into ``dst`` and encode the ``tracks``
     alongside, each from frame ``starts[i]`` of the timeline, interleaved: audio is pulled and
     encoded about 1 s ahead of the packets copied, so the muxer never buffers much and only a
-    block or two of each track is held at a time. Streams keep the input's order."""
-    # A soundtrack for video is delivered at a generous bitrate, where FFmpeg's "fast" AAC
-    # coder is transparent and three times faster than its default two-loop search.
-    options = {"aac_coder": "fast"} if subtype == "AAC" else None
-    by_source = {t.source: (t, start) for t, start in zip(tracks, starts) if t.source is not None}
-    new = [(t, start) for t, start in zip(tracks, starts) if t.source is None]
+    block or two of each track is held at a time. ``codings`` are the tracks' (subtype,
+    bitrate kbps). Streams keep the input's order."""
+    by_source = {t.source: (t, start, c) for t, start, c in zip(tracks, starts, codings) if t.source is not None}
+    new = [(t, start, c) for t, start, c in zip(tracks, starts, codings) if t.source is None]
     audio_order = {s.index: i for i, s in enumerate(src.streams.audio)}
     out_streams: dict[int, av.stream.Stream] = {}
     feeds: list[_AudioFeed] = []
 
-    def add_track(track: _NewTrack, start: int, like: av.stream.Stream | None) -> None:
+    def add_track(track: _NewTrack, start: int, coding: tuple[str, float | None],
+                  like: av.stream.Stream | None) -> None:
+        subtype, kbps = coding
+        # A soundtrack for video is delivered at a generous bitrate, where FFmpeg's "fast" AAC
+        # coder is transparent and three times faster than its default two-loop search.
+        options = {"aac_coder": "fast"} if subtype == "AAC" else None
         encoder = _AvAudioEncoder(dst, subtype, track.sample_rate, track.channels,
-                                  bitrate_kbps=bitrate_kbps, options=options)
+                                  bitrate_kbps=kbps, options=options)
         if like is not None:
             _adopt(like, encoder.stream)
         else:  # the file's only sound
@@ -418,8 +456,8 @@ def _remux(src: av.container.InputContainer, copied: set[int], dst: av.container
         elif s.type == "audio" and audio_order[s.index] in by_source:
             add_track(*by_source[audio_order[s.index]], s)
         if s.index == new_at:
-            for track, start in new:
-                add_track(track, start, None)
+            for track, start, coding in new:
+                add_track(track, start, coding, None)
     _copy_tags(src.metadata, dst.metadata, _CONTAINER_TAGS_NOT_COPIED)
     chapters = src.chapters()
     if chapters:

@@ -20,6 +20,7 @@ from provenance.core.audio import Audio
 from provenance.core.errors import FormatError, InputError
 from provenance.core.io.common import (
     _AV_ENCODERS,
+    _AV_PCM,
     _FORMAT_ALIASES,
     _HIGH_RES_SUBTYPES,
     _INT_BITS,
@@ -180,8 +181,10 @@ class _AvAudioEncoder:
         self.sample_rate = sample_rate
         self.codec_rate = rate
         self.stream = container.add_stream(encoder, rate=rate, layout=_LAYOUTS[channels])
-        if codec != "FLOAT":  # uncompressed PCM has no bitrate to choose
+        if codec not in _AV_PCM:  # uncompressed PCM has no bitrate to choose
             self.stream.bit_rate = int(1000 * (bitrate_kbps or _default_kbps(codec, channels, rate)))
+        # FFmpeg scales float to 32 bits and keeps the top 24: round to the 24-bit grid first
+        self._grid = float(1 << 23) if codec == "PCM_24" else None
         if options:
             self.stream.options = options
         self._resampler = (av.AudioResampler(format="flt", layout=_LAYOUTS[channels], rate=rate)
@@ -196,6 +199,9 @@ class _AvAudioEncoder:
         if self._order is not None:
             # input channel i lands on output channel order[i]; hand it what belongs there
             block = block[list(self._order)]
+        if self._grid is not None:
+            g = self._grid
+            block = (np.clip(np.round(block * g), -g, g - 1) / g).astype(np.float32)
         frame = _packed_frame(block, self.sample_rate, self._pts)
         self._pts += block.shape[1]
         frames = self._resampler.resample(frame) if self._resampler else [frame]
