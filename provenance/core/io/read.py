@@ -177,6 +177,10 @@ def _open_source(path: PathLike, track: int | None = None) -> _Source:
         if isinstance(track, bool) or not isinstance(track, int):
             raise InputError(f"an audio track is a number (0 is the first), not {track!r}", path=path)
         return _probe_pyav(path, track=track)
+    if _looks_like_mpeg_audio(path):
+        # MP3 goes through FFmpeg (below), and libsndfile's libmpg123 prints warnings of its own
+        # on the process's stderr for a damaged one ("Xing stream size off by more than 1%")
+        return _probe_pyav(path)
     try:
         with sf.SoundFile(str(path)) as f:
             major, subtype, rate, channels, frames = f.format, f.subtype, f.samplerate, f.channels, f.frames
@@ -194,6 +198,17 @@ def _open_source(path: PathLike, track: int | None = None) -> _Source:
     fmt = {"WAV": "wav", "WAVEX": "wav", "RF64": "wav"}.get(major, major.lower())
     info = AudioInfo(sample_rate=rate, channels=channels, frames=frames, format=fmt, subtype=subtype)
     return _Source(path, info, "soundfile")
+
+
+def _looks_like_mpeg_audio(path: Path) -> bool:
+    """Whether ``path`` starts as an MP3 (or ADTS AAC) does: an ID3v2 tag or an MPEG audio frame
+    sync (11 set bits)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(3)
+    except OSError:
+        return False
+    return head == b"ID3" or (len(head) >= 2 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0)
 
 
 def _sf_chunks(source: _Source, start_frame: int, block_frames: int = 1 << 16) -> Iterator[np.ndarray]:
