@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 
 from provenance.core.errors import FormatError
+from provenance.core.io import main_audio_stream
 
 from detectors.report import ContainerInfo, StreamInfo
 
@@ -108,7 +109,8 @@ def _file_size(path: Path, shown: str | Path) -> int:
 
 
 def _describe(container: object, path: Path, name: str | None, size: int) -> ContainerInfo:
-    """Describe an opened ``container`` of ``size`` bytes; the first audio stream sets rate and codec."""
+    """Describe an opened ``container`` of ``size`` bytes; the main audio stream (the one decoded,
+    :func:`provenance.core.io.main_audio_stream`) sets rate and codec."""
     demuxer = container.format.name
     if demuxer not in _DEMUXERS:
         raise FormatError(
@@ -123,6 +125,8 @@ def _describe(container: object, path: Path, name: str | None, size: int) -> Con
         raise FormatError(
             "has no audio track" if video else "holds no audio stream", path=name or path
         )
+    main = main_audio_stream(container).index
+    audio.sort(key=lambda s: s.index != main)  # the main one first
     fmt, ext, mime = _DEMUXERS[demuxer]
     if fmt == "mp4":
         fmt, ext, mime = _refine_bmff(container, bool(video))

@@ -157,11 +157,12 @@ def _pyav_chunks(path: Path, deadline: float | None, stats: DecodeStats, max_fra
     except (av.error.FFmpegError, OSError, ValueError, MemoryError, OverflowError) as exc:
         raise FormatError(f"cannot decode audio: {exc}") from exc
     try:
-        streams = [s for s in container.streams if s.type == "audio"]
-        if not streams:
+        if not container.streams.audio:
             raise FormatError("no audio stream to decode")
-        stream = streams[0]
-        from provenance.core.io import timeline_start_s
+        from provenance.core.io import main_audio_stream, timeline_start_s
+
+        # the track every FoleySeal reader takes (and `mark` confirms): FFmpeg's best
+        stream = main_audio_stream(container)
 
         stats.start_s = timeline_start_s(container, stream)
         downmix = _Downmix()

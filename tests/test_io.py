@@ -769,6 +769,23 @@ def test_a_damaged_mp3_is_refused_without_the_decoder_library_printing_on_stderr
     assert done.stderr == "", done.stderr
 
 
+def test_a_flac_behind_an_id3_tag_is_still_read_as_flac(tmp_path, make_audio):
+    """C2PA signs a FLAC file with an ID3 tag in front of it: such a file is a FLAC for the reader
+    (24 bits stay 24 bits), not an MP3 to hand to FFmpeg."""
+    from mutagen.id3 import GEOB, ID3
+
+    path = tmp_path / "signed.flac"
+    audio = make_audio(48_000, 2, 1.0)
+    write_audio(path, audio, subtype="PCM_24")
+    tag = ID3()
+    tag.add(GEOB(encoding=3, mime="application/c2pa", desc="c2pa manifest store", data=b"\x00" * 5000))
+    tag.save(str(path))
+    assert path.read_bytes()[:3] == b"ID3"
+    info = audio_info(path)
+    assert (info.format, info.subtype) == ("flac", "PCM_24")
+    assert np.max(np.abs(read_audio(path).samples - audio.samples)) < 2 ** -22
+
+
 def matroska_video(path: Path, audio_start_s: float, audio_s: float) -> Path:
     """A 6 s Matroska/WebM video (25 fps) whose audio track starts at ``audio_start_s`` (s) and
     lasts ``audio_s`` (s), its packets interleaved with the pictures' as muxers write them."""

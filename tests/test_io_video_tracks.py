@@ -168,3 +168,25 @@ def test_lossy_tracks_keep_their_codec_and_bitrate(tmp_path):
                                    codec="aac")
     with av.open(str(forced)) as c:
         assert [s.codec_context.name for s in c.streams.audio] == ["aac", "aac"]
+
+
+def test_streams_in_a_codec_ffmpeg_does_not_know_are_named_not_crashed_on(tmp_path):
+    """A damaged header can leave a stream without a codec: the writer raised AttributeError
+    ('NoneType' object has no attribute 'name'), an internal error, on such a video stream."""
+    film = multitrack_video(tmp_path / "film.mkv", _tracks(), seconds=SECONDS).read_bytes()
+    assert film.count(b"V_MPEG4/ISO/AVC") == 1 and film.count(b"A_AAC") == 2
+    no_video = tmp_path / "no_video_codec.mkv"
+    no_video.write_bytes(film.replace(b"V_MPEG4/ISO/AVC", b"V_XXXXX/ISO/AVC"))
+    no_audio = tmp_path / "no_audio_codec.mkv"
+    no_audio.write_bytes(film.replace(b"A_AAC", b"A_XXX", 1))
+    audio = make_test_audio(RATE, 2, SECONDS)
+    with pytest.raises(FormatError, match="video stream 0 is in a codec FFmpeg does not know"):
+        io.replace_audio_track(no_video, audio, tmp_path / "out.mkv")
+    with pytest.raises(FormatError, match="video stream 0 is in a codec FFmpeg does not know"):
+        io.check_video_output(no_video, tmp_path / "out.mkv")
+    with pytest.raises(FormatError, match="audio track 0 is in a codec FFmpeg does not know"):
+        io.audio_info(no_audio, track=0)
+    # read with no track named, the file gives the track whose codec is known
+    assert io.main_audio_track(no_audio) == 1
+    assert io.read_audio(no_audio).frames == io.read_audio(no_audio, track=1).frames > 0
+    assert not (tmp_path / "out.mkv").exists()

@@ -751,3 +751,23 @@ def test_times_in_the_explanation_carry_into_the_minute():
                            coverage=0.25, windows=120)
     text = explain(Verdict.PARTIALLY_MARKED, watermark=[mark])
     assert "60:00.0-90:00.0" in text, text
+
+
+def test_the_verifier_reads_the_default_audio_track_as_every_reader_does(verify_env: VerifyEnv, tmp_path) -> None:
+    """A film whose first audio track is silent and whose second is the default: `mark` and
+    `watermark detect` read the default one, and the verifier read the first (no evidence for
+    a file the read-back had confirmed)."""
+    from provenance.core.audio import Audio
+    from provenance.core.io import main_audio_track
+    from provenance.watermark.files import embed_file
+    from tests._multitrack import Track, multitrack_video
+
+    silent = Audio(np.zeros((2, 10 * SR), np.float32), SR)
+    film = multitrack_video(tmp_path / "film.mkv", [Track(silent, "eng", "Silence", False),
+                                                   Track(Audio(foley_host(10.0), SR), "fra", "Main", True)], seconds=10.0)
+    assert main_audio_track(film) == 1
+    marked = embed_file(film, tmp_path / "marked.mkv", verify_env.settings.watermark_key_path, "0123456789abcdef")
+    with Verifier(settings_without_store(verify_env)) as v:
+        report = v.verify(marked)
+    assert report.watermark[0].found and report.watermark[0].payloads == ("0123456789abcdef",), report.watermark
+    assert report.container.channels == 2

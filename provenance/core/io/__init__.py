@@ -35,6 +35,7 @@ from provenance.core.io.read import (
     is_video,
     is_video_extension,
     iter_audio_blocks,
+    main_audio_stream,
     main_audio_track,
     read_audio,
 )
@@ -61,6 +62,7 @@ __all__ = [
     "is_video",
     "is_video_extension",
     "iter_audio_blocks",
+    "main_audio_stream",
     "main_audio_track",
     "output_subtype",
     "Picture",

@@ -109,11 +109,20 @@ def _audio_stream(container: av.container.InputContainer, track: int | None, pat
                           for s in container.streams) or "nothing"
         raise FormatError(f"not an audio file: contains no audio stream (it holds: {kinds})", path=path)
     if track is None:
-        return container.streams.best("audio") or streams[0]
+        return main_audio_stream(container)
     if not 0 <= track < len(streams):
         raise InputError(f"has {len(streams)} audio track(s); there is no track {track} "
                          f"(tracks count from 0)", path=path)
     return streams[track]
+
+
+def main_audio_stream(container: av.container.InputContainer) -> av.AudioStream:
+    """The audio stream read when none is named: FFmpeg's best (a default-flagged, then the
+    first), unless FFmpeg does not know its codec and another's it does (a damaged header)."""
+    best = container.streams.best("audio") or container.streams.audio[0]
+    if best.codec_context is None:
+        return next((s for s in container.streams.audio if s.codec_context is not None), best)
+    return best
 
 
 def _probe_pyav(path: Path, frames_hint: int | None = None, track: int | None = None) -> _Source:
@@ -123,6 +132,10 @@ def _probe_pyav(path: Path, frames_hint: int | None = None, track: int | None = 
         if "ogg" in container.format.name.split(","):
             _check_ogg_complete(path)
         ctx = stream.codec_context
+        if ctx is None:
+            which = "its audio stream" if track is None else f"audio track {track}"
+            raise FormatError(f"{which} is in a codec FFmpeg does not know (damaged or unsupported data)",
+                              path=path)
         rate, channels = ctx.sample_rate, ctx.channels
         if not rate or not channels:
             raise FormatError("audio stream has no sample rate or channel count", path=path)
@@ -201,14 +214,21 @@ def _open_source(path: PathLike, track: int | None = None) -> _Source:
 
 
 def _looks_like_mpeg_audio(path: Path) -> bool:
-    """Whether ``path`` starts as an MP3 (or ADTS AAC) does: an ID3v2 tag or an MPEG audio frame
-    sync (11 set bits)."""
+    """Whether ``path`` starts as an MP3 (or ADTS AAC) does: an MPEG audio frame sync (11 set
+    bits), or an ID3v2 tag that a libsndfile format does not follow (C2PA signs a FLAC file
+    with an ID3 tag in front of it)."""
     try:
         with open(path, "rb") as f:
-            head = f.read(3)
+            head = f.read(10)
+            if head[:3] == b"ID3" and len(head) == 10:
+                size = 0
+                for byte in head[6:10]:  # "syncsafe": 7 bits a byte
+                    size = (size << 7) | (byte & 0x7F)
+                f.seek(10 + size + (10 if head[5] & 0x10 else 0))  # the footer flag adds 10 bytes
+                return f.read(4) not in (b"fLaC", b"RIFF", b"RF64", b"OggS", b"FORM")
     except OSError:
         return False
-    return head == b"ID3" or (len(head) >= 2 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0)
+    return len(head) >= 2 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0
 
 
 def _sf_chunks(source: _Source, start_frame: int, block_frames: int = 1 << 16) -> Iterator[np.ndarray]:
@@ -348,7 +368,7 @@ def audio_track_count(path: PathLike) -> int:
 
 def main_audio_track(path: PathLike) -> int:
     """The position, among ``path``'s audio streams, of the one read when no track is named
-    (FFmpeg's choice of the best: a default-flagged, then the first, stream)."""
+    (:func:`main_audio_stream`: FFmpeg's choice of the best, a default-flagged then the first)."""
     streams, main = _audio_streams(path)
     if main is None:
         raise FormatError("contains no audio stream", path=Path(path))
@@ -363,8 +383,7 @@ def _audio_streams(path: PathLike) -> tuple[list[int], int | None]:
         indexes = [s.index for s in container.streams.audio]
         if not indexes:
             return [], None
-        best = container.streams.best("audio") or container.streams.audio[0]
-        return indexes, indexes.index(best.index)
+        return indexes, indexes.index(main_audio_stream(container).index)
 
 
 def read_audio(path: PathLike, *, start_s: float | None = None,

@@ -29,6 +29,7 @@ from mutagen.wave import WAVE
 
 from provenance.core.errors import FormatError
 from provenance.core.io.common import PathLike, _wrapped
+from provenance.core.io.read import main_audio_stream
 
 PICTURE_TYPES = (
     "Other", "32x32 pixels 'file icon'", "Other file icon", "Cover (front)", "Cover (back)",
@@ -87,7 +88,7 @@ def read_tags(path: PathLike) -> Tags:
         sources = [container.metadata]
         if "ogg" in container.format.name.split(",") and container.streams.audio:
             # Ogg keeps its comments on the stream; other formats' stream tags are technical
-            sources.append((container.streams.best("audio") or container.streams.audio[0]).metadata)
+            sources.append(main_audio_stream(container).metadata)
         for tags in sources:
             for key, value in tags.items():
                 low = key.lower()
@@ -97,7 +98,7 @@ def read_tags(path: PathLike) -> Tags:
         covers = [s for s in container.streams.video if s.disposition & av.stream.Disposition.attached_pic]
         images = _first_packets(container, covers)
         for stream in covers:
-            mime = _IMAGE_MIME.get(stream.codec_context.name)
+            mime = _IMAGE_MIME.get(stream.codec_context.name) if stream.codec_context is not None else None
             if mime is None or not images.get(stream.index):
                 continue
             comment = stream.metadata.get("comment", "")

@@ -31,7 +31,7 @@ from provenance.core.io.common import (
     _output_mode,
     _wrapped,
 )
-from provenance.core.io.read import _is_moving_picture, _rechunk, audio_info, audio_track_count
+from provenance.core.io.read import _is_moving_picture, _rechunk, audio_info, audio_track_count, main_audio_stream
 from provenance.core.io.write import _AvAudioEncoder, _check_codec_channels, _validate_audio
 
 
@@ -276,13 +276,19 @@ def _copied_streams(src: av.container.InputContainer, muxer: str, video_in: Path
     videos = [s for s in src.streams.video if _is_moving_picture(s)]
     if not videos:
         raise FormatError("contains no video stream", path=video_in)
+    subtitles = list(src.streams.subtitles)
+    unknown = [f"{s.type} stream {s.index}" for s in [*videos, *subtitles] if s.codec_context is None]
+    if unknown:
+        # a stream is copied as it is, and FFmpeg cannot name what this one holds
+        verb = "is" if len(unknown) == 1 else "are"
+        raise FormatError(f"{' and '.join(unknown)} {verb} in a codec FFmpeg does not know (damaged or "
+                          f"unsupported data) and cannot be copied", path=video_in)
     foreign = sorted({s.codec_context.name for s in videos} - _WEBM_VIDEO_CODECS)
     if muxer == "webm" and foreign:
         # copied packets cannot change codec; say so before anything is written
         raise FormatError(f"WebM holds VP8, VP9 or AV1 video only, and {video_in.name} is "
                           f"{', '.join(foreign)}; write .mkv, .mp4 or .mov instead", path=video_out)
     _check_video_fits(videos, muxer, ext, video_in, video_out)
-    subtitles = list(src.streams.subtitles)
     _check_subtitles_fit(videos, subtitles, muxer, ext, video_in, video_out)
     extras = [s for s in src.streams if _is_extra(s) and _takes(muxer, [*videos, s])]
     return {s.index for s in [*videos, *subtitles, *extras]}
@@ -340,7 +346,7 @@ def _takes(muxer: str, streams: list[av.stream.Stream]) -> bool:
             for s in streams:
                 trial.add_stream_from_template(s)
             trial.start_encoding()
-    except (av.FFmpegError, ValueError, TypeError, NotImplementedError):
+    except (av.FFmpegError, ValueError, TypeError, NotImplementedError, AttributeError):
         return False
     return True
 
@@ -358,7 +364,7 @@ def _main_audio(container: av.container.InputContainer) -> av.AudioStream | None
     """The audio stream read when none is named (as :func:`~provenance.core.io.read_audio` reads)."""
     if not container.streams.audio:
         return None
-    return container.streams.best("audio") or container.streams.audio[0]
+    return main_audio_stream(container)
 
 
 def _stream_start_s(stream: av.stream.Stream) -> float:
