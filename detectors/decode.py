@@ -50,6 +50,10 @@ class DecodeStats:
     start_s: float = 0.0
     """Where the decoded audio starts on the file's timeline, seconds (a video's audio track may
     start after its picture); the detector's times are the audio's own, and the report adds this."""
+    audio_tracks: int = 1
+    """Audio streams in the file (a film's languages and commentary)."""
+    track: int = 0
+    """Which of them was decoded (its position among them: the main one)."""
 
 
 def _check_deadline(deadline: float | None, what: str) -> None:
@@ -163,6 +167,8 @@ def _pyav_chunks(path: Path, deadline: float | None, stats: DecodeStats, max_fra
 
         # the track every FoleySeal reader takes (and `mark` confirms): FFmpeg's best
         stream = main_audio_stream(container)
+        stats.audio_tracks = len(container.streams.audio)
+        stats.track = [s.index for s in container.streams.audio].index(stream.index)
 
         stats.start_s = timeline_start_s(container, stream)
         downmix = _Downmix()

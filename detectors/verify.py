@@ -355,6 +355,12 @@ class Verifier:
             ev.notes.append(f"Only the first {stats.truncated_at_s:.0f} s were analysed.")
         if stats.decode_errors:
             ev.notes.append(f"{stats.decode_errors} corrupt audio packet(s) were skipped while decoding.")
+        if stats.audio_tracks > 1:
+            ev.notes.append(
+                f"The file has {stats.audio_tracks} audio tracks; the watermark was read from track "
+                f"{stats.track} (counting from 0), the main one players pick. FoleySeal marks every "
+                f"track, but a file put together elsewhere may carry the mark on some of them only."
+            )
         if ev.decode_error:
             ev.notes.append(f"Audio decoding failed: {ev.decode_error}")
         elif (shortfall := _shortfall_note(ev.container, stats)) is not None:

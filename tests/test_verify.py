@@ -771,3 +771,4 @@ def test_the_verifier_reads_the_default_audio_track_as_every_reader_does(verify_
         report = v.verify(marked)
     assert report.watermark[0].found and report.watermark[0].payloads == ("0123456789abcdef",), report.watermark
     assert report.container.channels == 2
+    assert any("2 audio tracks; the watermark was read from track 1" in n for n in report.notes), report.notes
