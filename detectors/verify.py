@@ -35,7 +35,7 @@ import re
 import shutil
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -126,6 +126,8 @@ class _Evidence:
     store_matches: list[StoreMatch] = dataclasses.field(default_factory=list)
     store_read: bool = True
     """False: a configured store failed to open or to answer (the reason is in ``notes``)."""
+    progress: Callable[[float], None] | None = None
+    """Called with the share (0-1) of the audio read, as the watermark scan goes."""
 
 
 class Verifier:
@@ -223,9 +225,12 @@ class Verifier:
         source: str | os.PathLike[str] | IO[bytes],
         *,
         name: str | None = None,
+        progress: Callable[[float], None] | None = None,
     ) -> VerificationReport:
         """Verify a file (path) or a binary stream; ``name`` is the display name (e.g. the
-        uploaded file's name: used only for its extension and in messages)."""
+        uploaded file's name: used only for its extension and in messages). ``progress``, if
+        given, is called with the share (0-1) of the audio read by the watermark scan, the long
+        part of a long file."""
         t0 = time.monotonic()
         deadline = t0 + self.limits.time_limit_s if self.limits.time_limit_s else None
         if name is None:
@@ -238,7 +243,7 @@ class Verifier:
             return report
         try:
             with spooled(source, name, self.limits) as (path, display, _tmp):
-                report = _in_callers_terms(self._verify_path(path, display, deadline), path, display)
+                report = _in_callers_terms(self._verify_path(path, display, deadline, progress), path, display)
         except InputError as exc:  # includes DeadlineExceeded and the size limit of a stream
             report = self._error_report(name, exc.message)
         except OSError as exc:
@@ -258,7 +263,8 @@ class Verifier:
             **kw,
         )
 
-    def _verify_path(self, path: Path, display: str, deadline: float | None) -> VerificationReport:
+    def _verify_path(self, path: Path, display: str, deadline: float | None,
+                     progress: Callable[[float], None] | None = None) -> VerificationReport:
         """The report on the file at ``path``, which the caller knows as ``display``."""
         size = self._size_or_refusal(path, display)
         if isinstance(size, VerificationReport):
@@ -268,7 +274,7 @@ class Verifier:
             return self._error_report(
                 display, manifest_not_media(self.sidecar_advice), size_bytes=size, sha256=sha
             )
-        ev = _Evidence(size=size, sha=sha)
+        ev = _Evidence(size=size, sha=sha, progress=progress)
 
         # 1. container
         self._probe_container(path, display, ev)
@@ -341,7 +347,7 @@ class Verifier:
         if not self.keyring:
             ev.notes.append("No watermark key is configured: the watermark was not checked.")
         try:
-            ev.watermark = self._decode_and_scan(path, ev.container, deadline, stats, ev.notes)
+            ev.watermark = self._decode_and_scan(path, ev.container, deadline, stats, ev.notes, ev.progress)
         except DeadlineExceeded:
             raise
         except FoleySealError as exc:
@@ -367,14 +373,15 @@ class Verifier:
             ev.notes.append(shortfall)
 
     def _decode_and_scan(
-        self, path: Path, container: ContainerInfo, deadline: float | None, stats: DecodeStats, notes: list[str]
+        self, path: Path, container: ContainerInfo, deadline: float | None, stats: DecodeStats, notes: list[str],
+        progress: Callable[[float], None] | None = None,
     ) -> list[WatermarkResult]:
         """Every key's watermark result; without keys, none, once the audio is shown to decode.
         Raises what decoding raises (:class:`FormatError` when no audio decodes)."""
         if self.keyring:
             return scan_watermark(
                 path, container, self.keyring, self.limits, deadline, stats, notes, self.threads,
-                known=self._issued_payloads(),
+                known=self._issued_payloads(), progress=progress,
             )
         # Still decode once: a file whose audio cannot be decoded must say so.
         for _ in iter_mono(

@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -428,10 +429,12 @@ def scan_watermark(
     notes: list[str],
     threads: int = 1,
     known: Any | None = None,
+    progress: Callable[[float], None] | None = None,
 ) -> list[WatermarkResult]:
     """Detect every key's mark window by window. ``known``: the manifest store's issued payloads
     (:class:`~provenance.watermark.known.KnownPayloads`), which name the payload of a mark found
-    too damaged to decode on its own, or None."""
+    too damaged to decode on its own, or None. ``progress``, if given, is called with the share
+    (0-1) of the audio decoded (of the container's duration, or of the length cap)."""
     from provenance.watermark.known import IssuedList
 
     searches = [_KeySearch(key=k) for k in keyring]
@@ -442,14 +445,28 @@ def scan_watermark(
         max_duration_s=limits.max_duration_s,
         stats=stats,
     )
+    if progress is not None:
+        chunks = _reporting(chunks, stats, min(limits.max_duration_s, container.duration_s or math.inf), progress)
     scan = _Scan(searches=searches, limits=limits, stats=stats, deadline=deadline, known=known,
                  listing=isinstance(known, IssuedList))
     scan.read_all(chunks, threads)
+    if progress is not None:
+        progress(1.0)
     scan.add_notes(notes)
     if stats.frames == 0:
         raise FormatError("no audio could be decoded from the file")
     analysed_s = stats.frames / stats.sample_rate
     return [s.result(analysed_s) for s in searches]
+
+
+def _reporting(chunks: Iterator[np.ndarray], stats: DecodeStats, total_s: float,
+               progress: Callable[[float], None]) -> Iterator[np.ndarray]:
+    """``chunks`` as they are, calling ``progress`` with the share of ``total_s`` seconds decoded
+    (0 while the length is unknown: a stream without a duration)."""
+    for chunk in chunks:
+        yield chunk
+        if stats.sample_rate and math.isfinite(total_s) and total_s > 0:
+            progress(min(1.0, stats.frames / stats.sample_rate / total_s))
 
 
 def unmarked_audible_runs(

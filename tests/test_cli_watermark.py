@@ -293,8 +293,8 @@ def test_the_command_uses_one_blas_thread_unless_told_otherwise():
     assert got.stdout.strip() == "3"
 
 
-def test_long_jobs_show_their_progress_where_asked_and_nothing_otherwise(clip, key, tmp_path):
-    """``watermark embed`` and ``detect`` printed nothing for minutes on hours of audio. Where a
+def test_long_jobs_show_their_progress_where_asked_and_nothing_otherwise(clip, key, tmp_path, monkeypatch):
+    """``watermark embed``, ``detect`` and ``verify`` printed nothing for minutes on hours of audio. Where a
     person watches (a terminal, or FOLEYSEAL_PROGRESS set) each stage has a bar on stderr; piped
     into another program, stderr stays empty."""
     root = str(Path(__file__).resolve().parents[1])
@@ -315,3 +315,9 @@ def test_long_jobs_show_their_progress_where_asked_and_nothing_otherwise(clip, k
     assert detect.returncode == 0 and re.search(r"detecting marked\.wav .* 100%", detect.stderr), detect.stderr
     quiet = cli(*embed, progress=False)
     assert quiet.returncode == 0 and quiet.stderr == ""
+    # `verify` of one file: a bar of its audio read (a batch has its bar of files)
+    monkeypatch.setenv("FOLEYSEAL_HOME", str(tmp_path / "no_home"))
+    verify = cli("verify", str(out), "--key", str(key), "--no-store", progress=True)
+    assert re.search(r"verifying marked\.wav .* 100%", verify.stderr), verify.stderr
+    assert "marked.wav" in verify.stdout
+    assert cli("verify", str(out), "--key", str(key), "--no-store", progress=False).stderr == ""

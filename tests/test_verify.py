@@ -772,3 +772,11 @@ def test_the_verifier_reads_the_default_audio_track_as_every_reader_does(verify_
     assert report.watermark[0].found and report.watermark[0].payloads == ("0123456789abcdef",), report.watermark
     assert report.container.channels == 2
     assert any("2 audio tracks; the watermark was read from track 1" in n for n in report.notes), report.notes
+
+
+def test_progress_follows_the_share_of_audio_read(verify_env: VerifyEnv) -> None:
+    shares: list[float] = []
+    with Verifier(settings_without_store(verify_env)) as v:
+        report = v.verify(verify_env.files["marked_wav"], progress=shares.append)
+    assert report.verdict is not Verdict.ERROR
+    assert shares and shares[-1] == 1.0 and shares == sorted(shares) and 0.0 <= shares[0] <= 1.0
