@@ -108,13 +108,34 @@ def test_a_video_without_sound_gets_its_soundtrack_after_the_picture(tmp_path):
     assert [s["type"] for s in describe(out)["streams"]] == ["video", "audio", "subtitle", "attachment"]
 
 
-def test_subtitles_the_output_cannot_hold_are_named_before_writing(tmp_path):
+def test_text_subtitles_are_converted_where_the_container_needs_another_text_format(tmp_path):
+    """SubRip cannot go into MP4 as it is: it is written as MP4 text, each cue's words and times
+    kept (it was refused, and before that dropped)."""
+    film = multitrack_video(tmp_path / "film.mkv", _tracks(), seconds=SECONDS)
+    out = tmp_path / "out.mp4"
+    io.rewrite_audio_tracks_stream(film, [io.iter_audio_blocks(film, RATE, track=t) for t in range(2)], out)
+    subtitle = describe(out)["streams"][3]
+    assert (subtitle["type"], subtitle["codec"], subtitle["language"]) == ("subtitle", "mov_text", "deu")
+    with av.open(str(out)) as c:
+        cues = [(round(float(p.pts * p.time_base), 3), round(float(p.duration * p.time_base), 3), bytes(p)[2:])
+                for p in c.demux(c.streams.subtitles[0]) if p.size > 2]  # 2 bytes: a gap between cues
+    assert cues == [(0.5, 1.0, b"Guten Tag"), (2.0, 0.8, b"Auf Wiedersehen")]
+    assert describe(out)["chapters"] == describe(film)["chapters"]
+
+
+def test_subtitles_the_output_cannot_hold_or_convert_are_named_before_writing(tmp_path, monkeypatch):
+    """Bitmap subtitles (DVD, Blu-ray) cannot be converted as text: refused, naming the container
+    that holds them. (Shown with SubRip and MP4's text format taken away: FFmpeg cannot make a
+    bitmap subtitle stream from Python.)"""
+    from provenance.core.io import video
+
+    monkeypatch.setattr(video, "_TEXT_SUBTITLE_ENCODERS", {})
     film = multitrack_video(tmp_path / "film.mkv", _tracks(), seconds=SECONDS)
     out = tmp_path / "out.mp4"
     with pytest.raises(FormatError, match=r"cannot hold film.mkv's srt subtitles.*write \.mkv instead"):
         io.rewrite_audio_tracks_stream(film, [io.iter_audio_blocks(film, RATE, track=t) for t in range(2)], out)
     with pytest.raises(FormatError, match="srt subtitles"):
-        io.replace_audio_track(film, make_test_audio(RATE, 2, SECONDS), out)
+        io.check_video_output(film, out)
     assert list(tmp_path.glob("out*")) == []
 
 

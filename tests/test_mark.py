@@ -470,10 +470,13 @@ def test_mark_marks_every_audio_track_of_a_video_and_keeps_the_rest(settings, tm
     assert read_credentials(out, trust_anchors_pem=trust_anchors_pem(settings)).state == "Trusted"
 
 
-def test_mark_refuses_an_output_container_that_cannot_hold_the_subtitles_before_reserving(tmp_path):
-    """SubRip subtitles do not go into MP4: refused before a payload is reserved, nothing written."""
+def test_mark_refuses_an_output_container_that_cannot_hold_the_subtitles_before_reserving(tmp_path, monkeypatch):
+    """Subtitles the output cannot hold (bitmap ones; here SubRip with MP4's text format taken
+    away): refused before a payload is reserved, nothing written."""
+    from provenance.core.io import video as video_io
     from tests._multitrack import Track, multitrack_video
 
+    monkeypatch.setattr(video_io, "_TEXT_SUBTITLE_ENCODERS", {})
     settings = make_home(tmp_path / "home")
     film = multitrack_video(tmp_path / "film.mkv", [Track(make_signal(seconds=6.0), "eng", "English", True)],
                             seconds=6.0)

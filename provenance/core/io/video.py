@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import math
 from dataclasses import dataclass
+from fractions import Fraction
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
@@ -214,7 +215,7 @@ def _write_video(video_in: Path, video_out: Path, tracks: list[_NewTrack], *, co
         raise FormatError(f"a {ext} file cannot carry {codec.upper()} audio; use "
                           f"{' or '.join(s.lower() for s in allowed)}", path=video_out)
     with _wrapped(video_in, "read the video"), av.open(str(video_in)) as src:
-        copied = _copied_streams(src, muxer, video_in, video_out)
+        plan = _stream_plan(src, muxer, video_in, video_out)
         codings = [_coding(src, t, codec, allowed, bitrate_kbps) for t in tracks]
         for track, (subtype, _) in zip(tracks, codings):
             _check_codec_channels(subtype, track.channels, video_out)
@@ -222,7 +223,7 @@ def _write_video(video_in: Path, video_out: Path, tracks: list[_NewTrack], *, co
         with atomic_path(video_out, mode=_output_mode()) as tmp, \
                 _wrapped(video_out, f"write the {ext} file"), \
                 av.open(str(tmp), "w", format=muxer) as dst:
-            _remux(src, copied, dst, tracks, starts, codings)
+            _remux(src, plan, dst, tracks, starts, codings)
 
 
 _LOSSLESS_CODECS = frozenset({"flac", "alac", "wavpack", "tta", "truehd", "mlp", "ape", "mp4als"})
@@ -265,13 +266,31 @@ def check_video_output(video_in: PathLike, video_out: PathLike) -> None:
         raise FormatError(f"cannot write video with extension {video_out.suffix!r}; supported: "
                           f"{', '.join(sorted(_VIDEO_MUXERS))}", path=video_out)
     with _wrapped(video_in, "read the video"), av.open(str(video_in)) as src:
-        _copied_streams(src, _VIDEO_MUXERS[ext][0], video_in, video_out)
+        _stream_plan(src, _VIDEO_MUXERS[ext][0], video_in, video_out)
 
 
-def _copied_streams(src: av.container.InputContainer, muxer: str, video_in: Path, video_out: Path) -> set[int]:
-    """The indexes of the streams of ``src`` copied packet for packet into a ``muxer`` file: its
-    video and subtitle streams (FormatError, naming the file to write instead, when the muxer
-    cannot hold them) and the data, attachment and cover-art streams it can hold."""
+@dataclass(frozen=True)
+class _StreamPlan:
+    """What becomes of the input's streams other than its audio."""
+
+    copied: frozenset[int]
+    """Indexes of the streams copied packet for packet."""
+    converted: dict[int, str]
+    """Text subtitle streams the output container holds in another format: index -> encoder."""
+
+
+_TEXT_SUBTITLES = frozenset({"subrip", "srt", "ass", "ssa", "mov_text", "webvtt", "text"})
+"""Text subtitle codecs: converted between formats as text and timing, where a container needs it."""
+_TEXT_SUBTITLE_ENCODERS = {"mp4": "mov_text", "mov": "mov_text", "webm": "webvtt", "matroska": "subrip"}
+"""The text subtitle format each muxer holds."""
+
+
+def _stream_plan(src: av.container.InputContainer, muxer: str, video_in: Path, video_out: Path) -> _StreamPlan:
+    """The streams of ``src`` other than audio that go into a ``muxer`` file: its video streams
+    and subtitles, copied as they are, text subtitles converted where the container needs another
+    text format (SubRip into MP4 as MP4 text), FormatError naming the file to write instead when
+    the muxer cannot hold them (bitmap subtitles, H.264 in WebM); and the data, attachment and
+    cover-art streams it can hold."""
     ext = video_out.suffix.lower().lstrip(".")
     videos = [s for s in src.streams.video if _is_moving_picture(s)]
     if not videos:
@@ -289,9 +308,10 @@ def _copied_streams(src: av.container.InputContainer, muxer: str, video_in: Path
         raise FormatError(f"WebM holds VP8, VP9 or AV1 video only, and {video_in.name} is "
                           f"{', '.join(foreign)}; write .mkv, .mp4 or .mov instead", path=video_out)
     _check_video_fits(videos, muxer, ext, video_in, video_out)
-    _check_subtitles_fit(videos, subtitles, muxer, ext, video_in, video_out)
+    converted = _subtitle_conversions(videos, subtitles, muxer, ext, video_in, video_out)
     extras = [s for s in src.streams if _is_extra(s) and _takes(muxer, [*videos, s])]
-    return {s.index for s in [*videos, *subtitles, *extras]}
+    copied = {s.index for s in [*videos, *subtitles, *extras]} - set(converted)
+    return _StreamPlan(frozenset(copied), converted)
 
 
 def _is_extra(stream: av.stream.Stream) -> bool:
@@ -324,15 +344,20 @@ def _check_video_fits(videos: list[av.VideoStream], muxer: str, ext: str, video_
                       f"re-encoded){instead}", path=video_out)
 
 
-def _check_subtitles_fit(videos: list[av.VideoStream], subtitles: list[av.stream.Stream], muxer: str,
-                         ext: str, video_in: Path, video_out: Path) -> None:
-    """:class:`FormatError` when ``muxer`` cannot hold the subtitle streams as they are (SubRip
-    in MP4, MP4 text in WebM): subtitles are never dropped."""
-    if not subtitles or _takes(muxer, [*videos, *subtitles]):
-        return
-    codecs = ", ".join(sorted({s.codec_context.name for s in subtitles}))
+def _subtitle_conversions(videos: list[av.VideoStream], subtitles: list[av.stream.Stream], muxer: str,
+                          ext: str, video_in: Path, video_out: Path) -> dict[int, str]:
+    """The text subtitle streams that ``muxer`` holds only in another text format (index ->
+    encoder); :class:`FormatError` when it cannot hold the others as they are (bitmap subtitles
+    in MP4): subtitles are never dropped."""
+    misfits = [s for s in subtitles if not _takes(muxer, [*videos, s])]
+    encoder = _TEXT_SUBTITLE_ENCODERS.get(muxer)
+    converted = {s.index: encoder for s in misfits if encoder and s.codec_context.name in _TEXT_SUBTITLES}
+    refused = [s for s in misfits if s.index not in converted]
+    if not refused:
+        return converted
+    codecs = ", ".join(sorted({s.codec_context.name for s in refused}))
     takers = [e for e, (m, _) in sorted(_VIDEO_MUXERS.items())
-              if e != ext and _takes(m, [*videos, *subtitles])]
+              if e != ext and _takes(m, [*videos, *refused])]
     instead = f"; write {', '.join('.' + e for e in takers)} instead" if takers else ""
     raise FormatError(f"a .{ext} file cannot hold {video_in.name}'s {codecs} subtitles (they are copied "
                       f"as they are){instead}", path=video_out)
@@ -424,9 +449,10 @@ class _AudioFeed:
             dst.mux(packet)
 
 
-def _remux(src: av.container.InputContainer, copied: set[int], dst: av.container.OutputContainer,
+def _remux(src: av.container.InputContainer, plan: _StreamPlan, dst: av.container.OutputContainer,
            tracks: list[_NewTrack], starts: list[int], codings: list[tuple[str, float | None]]) -> None:
-    """Copy the packets of the ``copied`` streams into ``dst`` and encode the ``tracks``
+    """Copy the packets of the ``plan``'s streams into ``dst`` (its text subtitles to convert
+    decoded and encoded again) and encode the ``tracks``
     alongside, each from frame ``starts[i]`` of the timeline, interleaved: audio is pulled and
     encoded about 1 s ahead of the packets copied, so the muxer never buffers much and only a
     block or two of each track is held at a time. ``codings`` are the tracks' (subtype,
@@ -434,7 +460,9 @@ def _remux(src: av.container.InputContainer, copied: set[int], dst: av.container
     by_source = {t.source: (t, start, c) for t, start, c in zip(tracks, starts, codings) if t.source is not None}
     new = [(t, start, c) for t, start, c in zip(tracks, starts, codings) if t.source is None]
     audio_order = {s.index: i for i, s in enumerate(src.streams.audio)}
+    copied = plan.copied
     out_streams: dict[int, av.stream.Stream] = {}
+    subtitle_coders: dict[int, _SubtitleConverter] = {}
     feeds: list[_AudioFeed] = []
 
     def add_track(track: _NewTrack, start: int, coding: tuple[str, float | None],
@@ -459,6 +487,8 @@ def _remux(src: av.container.InputContainer, copied: set[int], dst: av.container
         if s.index in copied:
             out_streams[s.index] = dst.add_stream_from_template(s)
             _adopt(s, out_streams[s.index])
+        elif s.index in plan.converted:
+            subtitle_coders[s.index] = _SubtitleConverter(s, dst, plan.converted[s.index])
         elif s.type == "audio" and audio_order[s.index] in by_source:
             add_track(*by_source[audio_order[s.index]], s)
         if s.index == new_at:
@@ -469,7 +499,8 @@ def _remux(src: av.container.InputContainer, copied: set[int], dst: av.container
     if chapters:
         dst.set_chapters(chapters)
 
-    packet_streams = [src.streams[i] for i in sorted(copied) if src.streams[i].type != "attachment"]
+    packet_streams = [src.streams[i] for i in sorted({*copied, *plan.converted})
+                      if src.streams[i].type != "attachment"]
     for packet in src.demux(packet_streams):
         if packet.size == 0:
             continue  # demuxer flush packet, carries no data
@@ -478,7 +509,39 @@ def _remux(src: av.container.InputContainer, copied: set[int], dst: av.container
         if stamp is not None and packet.time_base is not None:
             for feed in feeds:
                 feed.until(dst, float(stamp * packet.time_base) + 1.0)
+        if packet.stream.index in subtitle_coders:
+            subtitle_coders[packet.stream.index].convert(packet, dst)
+            continue
         packet.stream = out_streams[packet.stream.index]
         dst.mux(packet)
     for feed in feeds:
         feed.finish(dst)
+
+
+class _SubtitleConverter:
+    """A text subtitle stream written in another text format (SubRip as MP4 text ...): each
+    packet decoded and encoded again, its timing kept to the millisecond."""
+
+    _TIME_BASE = Fraction(1, 1000)
+
+    def __init__(self, source: av.stream.Stream, dst: av.container.OutputContainer, encoder: str) -> None:
+        self.decoder = source.codec_context
+        if not self.decoder.is_open:
+            self.decoder.open()  # its styles (an ASS header) are what the encoder starts from
+        self.stream = dst.add_stream(encoder)
+        self.stream.codec_context.subtitle_header = self.decoder.subtitle_header
+        self.stream.codec_context.time_base = self.stream.time_base = self._TIME_BASE
+        _adopt(source, self.stream)
+
+    def convert(self, packet: av.Packet, dst: av.container.OutputContainer) -> None:
+        if packet.pts is None or packet.time_base is None:
+            return  # a cue with no time cannot be placed
+        subtitles = self.decoder.decode2(packet)
+        if subtitles is None or not len(subtitles):
+            return
+        out = self.stream.codec_context.encode_subtitle(subtitles)
+        out.stream = self.stream
+        out.time_base = self._TIME_BASE
+        out.pts = out.dts = round(packet.pts * packet.time_base * 1000)
+        out.duration = round((packet.duration or 0) * packet.time_base * 1000)
+        dst.mux(out)
