@@ -257,8 +257,9 @@ def _coding(src: av.container.InputContainer, track: _NewTrack, codec: str | Non
 def check_video_output(video_in: PathLike, video_out: PathLike) -> None:
     """Raise :class:`FormatError` unless a copy of ``video_in`` with new audio can be written to
     ``video_out`` (the writers' checks, without writing): a video container by extension that can
-    hold ``video_in``'s video and subtitle streams as they are. For a caller with work to do before
-    writing (a generator), so that a wrong output name fails first."""
+    hold ``video_in``'s video streams as they are, and its subtitles as they are or converted to
+    its text format. For a caller with work to do before writing (a generator), so that a wrong
+    output name fails first."""
     video_in, video_out = Path(video_in), Path(video_out)
     _check_file(video_in)
     ext = video_out.suffix.lower().lstrip(".")
