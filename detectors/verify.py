@@ -365,7 +365,8 @@ class Verifier:
             ev.notes.append(
                 f"The file has {stats.audio_tracks} audio tracks; the watermark was read from track "
                 f"{stats.track} (counting from 0), the main one players pick. FoleySeal marks every "
-                f"track, but a file put together elsewhere may carry the mark on some of them only."
+                f"track, but a file put together elsewhere may carry the mark on some of them only "
+                f"(`foleyseal watermark detect FILE --key KEYFILE --track N` reads another)."
             )
         if ev.decode_error:
             ev.notes.append(f"Audio decoding failed: {ev.decode_error}")

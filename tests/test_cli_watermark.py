@@ -64,6 +64,28 @@ def test_embed_then_detect(clip, key, tmp_path, capsys, suffix):
     assert report["p_value"] < 1e-6 and report["segments"]
 
 
+def test_detect_reads_the_audio_track_asked_for(clip, key, tmp_path, capsys):
+    """A film whose first track is silent and whose second, the default, carries the sound:
+    `watermark embed` marks both tracks (the silent one carries nothing), `detect` reads the
+    main one, and `--track N` reads another; a track that is not there is bad input."""
+    from tests._multitrack import Track, multitrack_video
+
+    sound = io.read_audio(clip)
+    silent = Audio(np.zeros((2, sound.frames), np.float32), sound.sample_rate)
+    film = multitrack_video(tmp_path / "film.mkv", [Track(silent, "eng", "Silence", False),
+                                                   Track(sound, "fra", "Sound", True)],
+                            seconds=sound.duration_s)
+    out = tmp_path / "marked.mkv"
+    code, _, err = run(["watermark", "embed", str(film), str(out), "--key", str(key), "--payload", PAYLOAD], capsys)
+    assert code == 0, err
+    for extra, expected in (([], 0), (["--track", "1"], 0), (["--track", "0"], 1)):
+        code, text, err = run(["watermark", "detect", str(out), "--key", str(key), "--json", *extra], capsys)
+        assert code == expected, (extra, text, err)
+        assert json.loads(text)["payload"] == (PAYLOAD if expected == 0 else None)
+    code, _, err = run(["watermark", "detect", str(out), "--key", str(key), "--track", "2"], capsys)
+    assert code == 3 and "has 2 audio track(s); there is no track 2" in err
+
+
 def test_a_96_khz_aac_file_keeps_its_mark_through_re_encoding(key, tmp_path, capsys):
     # Full-band noise coded by AAC at 96 kHz and 128 kbps, then marked and written back as AAC at
     # the default bitrate: at 96 kbps per channel (the 48 kHz default) the second encoding lost the

@@ -57,6 +57,8 @@ def detect_cmd(
     threshold: float = typer.Option(1e-6, "--threshold", callback=p_value_threshold,
                                     help="p-value at or below which the mark counts as found (between 0 and 1)."),
     json_out: bool = typer.Option(False, "--json", help="Print the detection report as JSON."),
+    track: int | None = typer.Option(None, "--track", min=0, metavar="N",
+                                     help="Which audio track of a video to read (0 is the first; default: the main one)."),
 ) -> None:
     """Look for the watermark of KEY in FILE. Exit 0 if found, 1 if not, 3 on bad input."""
     from provenance.watermark.files import detect_file
@@ -66,7 +68,8 @@ def detect_cmd(
 
     wm_key = load_key(key)
     with file_progress(file.name) as report:
-        det = detect_file(file, wm_key, threshold=threshold, progress=lambda share: report("detecting", share))
+        det = detect_file(file, wm_key, threshold=threshold, track=track,
+                          progress=lambda share: report("detecting", share))
     if json_out:
         typer.echo(json.dumps({"file": str(file), **det.to_dict()}, indent=2))
     else:

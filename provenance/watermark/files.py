@@ -289,10 +289,12 @@ def detect_file(
     search: bool = True,
     known: KnownPayloads | None = None,
     progress: Callable[[float], None] | None = None,
+    track: int | None = None,
 ) -> Detection:
     """Detect the watermark in a file (audio, or a video's audio track), streaming the decode.
     ``search`` and ``known`` are :func:`~provenance.watermark.detect`'s; ``progress``, if given,
-    is called with the share (0-1) of the file read after each window.
+    is called with the share (0-1) of the file read after each window. ``track`` picks one of
+    several audio streams (:func:`io.audio_track_count`; default: the main one).
 
     A file of up to :data:`LONG_FILE_WINDOW_S` is read in one piece (as :func:`detect` reads
     it). A longer one is read window by window: each window's p-value is multiplied by the number
@@ -302,14 +304,14 @@ def detect_file(
     check_threshold(threshold)  # before the file is read, as detect() does
     path = Path(path)
     key = as_key(key)
-    info = io.audio_info(path)
+    info = io.audio_info(path, track=track)
     check_audio_params(info.sample_rate, info.channels, what=str(path))
     rate = params.analysis_rate_hz
     window, overlap = int(LONG_FILE_WINDOW_S * rate), int(LONG_FILE_OVERLAP_S * rate)
     expected = _window_count(info.duration_s, LONG_FILE_WINDOW_S, LONG_FILE_OVERLAP_S)
     frames = [0]
     readings: list[tuple[float, Detection]] = []
-    for start, x16, clipped16 in _windows(_analysis_pieces(path, info, params, frames), window, overlap):
+    for start, x16, clipped16 in _windows(_analysis_pieces(path, info, params, frames, track), window, overlap):
         whole = not readings and x16.shape[-1] < window  # the only window: the file in one piece
         duration_s = frames[0] / info.sample_rate if whole else x16.shape[-1] / rate
         readings.append((start / rate, detect_features(
@@ -359,17 +361,17 @@ def _window_count(duration_s: float, window_s: float, overlap_s: float) -> int:
     return 1 + math.ceil((duration_s - window_s) / (window_s - overlap_s))
 
 
-def _analysis_pieces(path: Path, info: io.AudioInfo, params: WatermarkParams,
-                     frames: list[int]) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """The file's mono mix at the analysis rate and its clipped share per sample, in consecutive
-    pieces; ``frames[0]`` counts the file-rate frames read."""
+def _analysis_pieces(path: Path, info: io.AudioInfo, params: WatermarkParams, frames: list[int],
+                     track: int | None = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """The file's (audio track ``track``'s) mono mix at the analysis rate and its clipped share
+    per sample, in consecutive pieces; ``frames[0]`` counts the file-rate frames read."""
     # Blocks are a multiple of 25 ms at every rate that is a multiple of 40 Hz, so the 16 kHz
     # pieces join without gaps; a short overlap absorbs the resampler's edge transients.
     block = int(info.sample_rate * 30)
     ov = int(info.sample_rate * 0.25)
     ov16 = ov * params.analysis_rate_hz // info.sample_rate
     tail: np.ndarray | None = None
-    for b in io.iter_audio_blocks(path, block):
+    for b in io.iter_audio_blocks(path, block, track=track):
         mono = b.mono()
         frames[0] += mono.size
         joined = mono if tail is None else np.concatenate([tail, mono])
