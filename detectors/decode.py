@@ -168,7 +168,7 @@ def _pyav_chunks(path: Path, deadline: float | None, stats: DecodeStats, max_fra
         # the track every FoleySeal reader takes (and `mark` confirms): FFmpeg's best
         stream = main_audio_stream(container)
         stats.audio_tracks = len(container.streams.audio)
-        stats.track = [s.index for s in container.streams.audio].index(stream.index)
+        stats.track = container.streams.audio.index(stream)
 
         stats.start_s = timeline_start_s(container, stream)
         downmix = _Downmix()

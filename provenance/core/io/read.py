@@ -363,27 +363,27 @@ def audio_info(path: PathLike, *, track: int | None = None) -> AudioInfo:
 def audio_track_count(path: PathLike) -> int:
     """How many audio streams ``path`` holds (a video may carry several: languages, commentary);
     0 for a video without sound. InputError/FormatError for missing or unreadable files."""
-    return len(_audio_streams(path)[0])
+    return _audio_streams(path)[0]
 
 
 def main_audio_track(path: PathLike) -> int:
     """The position, among ``path``'s audio streams, of the one read when no track is named
     (:func:`main_audio_stream`: FFmpeg's choice of the best, a default-flagged then the first)."""
-    streams, main = _audio_streams(path)
+    _, main = _audio_streams(path)
     if main is None:
         raise FormatError("contains no audio stream", path=Path(path))
     return main
 
 
-def _audio_streams(path: PathLike) -> tuple[list[int], int | None]:
-    """The stream indexes of ``path``'s audio streams, and the position of the main one among them."""
+def _audio_streams(path: PathLike) -> tuple[int, int | None]:
+    """How many audio streams ``path`` holds, and the position of the main one among them."""
     path = Path(path)
     _check_file(path)
     with _wrapped(path, "open the file as audio or video"), av.open(str(path)) as container:
-        indexes = [s.index for s in container.streams.audio]
-        if not indexes:
-            return [], None
-        return indexes, indexes.index(main_audio_stream(container).index)
+        streams = container.streams.audio
+        if not streams:
+            return 0, None
+        return len(streams), streams.index(main_audio_stream(container))
 
 
 def read_audio(path: PathLike, *, start_s: float | None = None,

@@ -275,7 +275,7 @@ def copy_wav_chunks(source: PathLike, target: PathLike) -> bool:
     result stays under 4 GiB. FormatError if ``target`` cannot be written."""
     source, target = Path(source), Path(target)
     chunks = _wav_chunks(source)
-    if chunks is None or _wav_chunks(target) is None:
+    if chunks is None or not _is_riff_wave(target):
         return False
     carried = [(cid, data) for cid, data in chunks if cid not in _WAV_CHUNKS_NOT_CARRIED]
     extra = sum(8 + len(data) + len(data) % 2 for _, data in carried)
@@ -297,10 +297,11 @@ def copy_wav_chunks(source: PathLike, target: PathLike) -> bool:
 def _wav_chunks(path: Path) -> list[tuple[bytes, bytes]] | None:
     """The chunks of a RIFF WAVE file as (id, data), the ``data`` chunk's data left out (empty);
     None for anything else. Chunks larger than 64 MiB are left out too."""
+    if not _is_riff_wave(path):
+        return None
     try:
         with open(path, "rb") as f:
-            if f.read(4) != b"RIFF" or not f.read(4) or f.read(4) != b"WAVE":
-                return None
+            f.seek(12)
             end = path.stat().st_size
             chunks = []
             while f.tell() + 8 <= end:
@@ -316,6 +317,16 @@ def _wav_chunks(path: Path) -> list[tuple[bytes, bytes]] | None:
             return chunks
     except OSError:
         return None
+
+
+def _is_riff_wave(path: Path) -> bool:
+    """Whether ``path`` starts as a RIFF WAVE file (not RF64)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(12)
+    except OSError:
+        return False
+    return len(head) == 12 and head[:4] == b"RIFF" and head[8:] == b"WAVE"
 
 
 def carry_metadata(source: PathLike, target: PathLike) -> None:

@@ -339,10 +339,8 @@ def _check_video_fits(videos: list[av.VideoStream], muxer: str, ext: str, video_
     if _takes(muxer, videos):
         return
     codecs = ", ".join(sorted({s.codec_context.name for s in videos}))
-    takers = [e for e, (m, _) in sorted(_VIDEO_MUXERS.items()) if e != ext and _takes(m, videos)]
-    instead = f"; write {', '.join('.' + e for e in takers)} instead" if takers else ""
     raise FormatError(f"a .{ext} file cannot hold {video_in.name}'s {codecs} video (it is copied, not "
-                      f"re-encoded){instead}", path=video_out)
+                      f"re-encoded){_write_instead(ext, videos)}", path=video_out)
 
 
 def _subtitle_conversions(videos: list[av.VideoStream], subtitles: list[av.stream.Stream], muxer: str,
@@ -357,11 +355,15 @@ def _subtitle_conversions(videos: list[av.VideoStream], subtitles: list[av.strea
     if not refused:
         return converted
     codecs = ", ".join(sorted({s.codec_context.name for s in refused}))
-    takers = [e for e, (m, _) in sorted(_VIDEO_MUXERS.items())
-              if e != ext and _takes(m, [*videos, *refused])]
-    instead = f"; write {', '.join('.' + e for e in takers)} instead" if takers else ""
     raise FormatError(f"a .{ext} file cannot hold {video_in.name}'s {codecs} subtitles (they are copied "
-                      f"as they are){instead}", path=video_out)
+                      f"as they are){_write_instead(ext, [*videos, *refused])}", path=video_out)
+
+
+def _write_instead(ext: str, streams: list[av.stream.Stream]) -> str:
+    """``"; write .mkv instead"``, naming the other video extensions whose containers hold
+    ``streams`` as they are; empty when none does."""
+    takers = [e for e, (m, _) in sorted(_VIDEO_MUXERS.items()) if e != ext and _takes(m, streams)]
+    return f"; write {', '.join('.' + e for e in takers)} instead" if takers else ""
 
 
 def _takes(muxer: str, streams: list[av.stream.Stream]) -> bool:
