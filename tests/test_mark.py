@@ -534,13 +534,13 @@ def test_confirm_reads_the_mark_back_from_the_written_file_too(settings, source,
     import provenance.core.io as audio_io
     from provenance.core.errors import UnreadableMarkError
 
-    real_write = audio_io.write_audio
+    real_write = audio_io.AudioWriter.write
 
-    def band_limiting_write(path, audio, *args, **kwargs):
-        low = sosfilt(butter(8, 200, fs=audio.sample_rate, output="sos"), audio.samples, axis=1)
-        return real_write(path, Audio(low.astype(np.float32), audio.sample_rate, subtype=audio.subtype), *args, **kwargs)
+    def band_limiting_write(writer, block):
+        low = sosfilt(butter(8, 200, fs=writer.sample_rate, output="sos"), np.asarray(block), axis=1)
+        return real_write(writer, low.astype(np.float32))
 
-    monkeypatch.setattr(audio_io, "write_audio", band_limiting_write)
+    monkeypatch.setattr(audio_io.AudioWriter, "write", band_limiting_write)
     before = store_rows(settings)
     with pytest.raises(UnreadableMarkError, match="before encoding, but in the WAV file written it is not found"):
         mark(source, tmp_path / "lost.wav", settings=settings, generated=True, audio=make_signal(), confirm=True)

@@ -287,6 +287,29 @@ def test_a_loudness_target_too_quiet_to_carry_the_mark_says_to_raise_it(home, vi
     assert _leftovers(out_dir) == []
 
 
+def test_the_generator_is_told_whether_stems_are_kept(home, video, tmp_path, monkeypatch):
+    """Stems are made only when asked for (``--stems``): for a long video each is a full-length
+    signal, so the built-in generator renders the mix alone otherwise (the same mix)."""
+    import v2a_core.generators.builtin as builtin
+
+    asked: list[bool] = []
+    real_render = builtin.render
+
+    def recording_render(sheet, **kwargs):
+        asked.append(kwargs["stems"])
+        return real_render(sheet, **kwargs)
+
+    monkeypatch.setattr(builtin, "render", recording_render)
+    settings = load_settings(home)
+    plain = generate(video, tmp_path / "plain.wav", GenerateOptions(prompt="rain, calm music"), settings=settings)
+    kept = generate(video, tmp_path / "kept.wav", GenerateOptions(prompt="rain, calm music", stems_dir=tmp_path / "s"),
+                    settings=settings)
+    assert asked == [False, True] and not plain.stems and {s.layer for s in kept.stems} >= {"ambience", "music"}
+    # the same soundtrack either way: only the two marks (other payloads) tell them apart
+    a, b = read_audio(tmp_path / "plain.wav").samples, read_audio(tmp_path / "kept.wav").samples
+    assert a.shape == b.shape and 10 * np.log10(np.sum(a.astype(np.float64) ** 2) / np.sum((a - b) ** 2.0)) > 20
+
+
 def test_cli_makes_a_missing_stems_folder_with_its_parents(home, video, tmp_path, capsys):
     stems = tmp_path / "new" / "stems"
     code, out, err = _run(["generate", str(video), "-o", str(tmp_path / "x.wav"), "--stems", str(stems) + "/",
@@ -400,15 +423,14 @@ def test_a_soundtrack_whose_mark_the_output_codec_takes_is_refused_for_that_reas
     from scipy.signal import butter, sosfilt
 
     import provenance.core.io as audio_io
-    from provenance.core.audio import Audio
 
-    real_write = audio_io.write_audio
+    real_write = audio_io.AudioWriter.write
 
-    def band_limiting_write(path, audio, *args, **kwargs):
-        low = sosfilt(butter(8, 200, fs=audio.sample_rate, output="sos"), audio.samples, axis=1)
-        return real_write(path, Audio(low.astype(np.float32), audio.sample_rate, subtype=audio.subtype), *args, **kwargs)
+    def band_limiting_write(writer, block):
+        low = sosfilt(butter(8, 200, fs=writer.sample_rate, output="sos"), np.asarray(block), axis=1)
+        return real_write(writer, low.astype(np.float32))
 
-    monkeypatch.setattr(audio_io, "write_audio", band_limiting_write)
+    monkeypatch.setattr(audio_io.AudioWriter, "write", band_limiting_write)
     out_dir = tmp_path / "out"
     out_dir.mkdir()
     records = _store_count(home)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import tracemalloc
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import pyloudnorm
@@ -11,7 +14,9 @@ from test_v2a_video import bounce_video, cfr, write_video
 from v2a_core.analysis import analyze
 from v2a_core.plan import plan
 from v2a_core.render import render
-from v2a_core.render.dsp import highpass, samples
+from v2a_core.render.dsp import highpass, lowpass, lowpass_inplace, samples
+from v2a_core.render.spatial import add_reverb, reverb
+from v2a_core.types import ReverbSpec
 
 SR = 48_000
 
@@ -81,6 +86,53 @@ def test_stems_sum_to_the_mix(analysis):
     assert set(track.stems) == {"events", "footsteps", "ambience", "music"}
     total = sum(s.samples for s in track.stems.values())
     assert np.max(np.abs(total - track.mix.samples)) < 1e-5
+
+
+def _lasting(sheet, seconds: float):
+    """``sheet`` made ``seconds`` long, its beds and music lasting to the end."""
+    cues = tuple(replace(c, duration_s=seconds - c.time_s) if c.layer in ("ambience", "texture", "music") else c
+                 for c in sheet.cues)
+    return replace(sheet, duration_s=seconds, cues=cues)
+
+
+def test_without_stems_the_mix_is_the_same_and_few_full_length_signals_are_held(analysis):
+    """A long video's soundtrack must fit in memory: without stems, each layer joins the mix as
+    soon as it is rendered and no layer makes a second full-length copy of itself (music was
+    filtered into a float64 copy; the room's reverb into a full-length result). The mix is the
+    same, to the last bit, as the stems' one."""
+    sheet = _lasting(plan(analysis, "forest, calm music, footsteps", seed=1), 60.0)
+    with_stems = render(sheet)
+    tracemalloc.start()
+    try:
+        without = render(sheet, stems=False)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert set(with_stems.stems) == {"events", "footsteps", "ambience", "music"} and without.stems == {}
+    assert np.array_equal(without.mix.samples, with_stems.mix.samples)
+    assert without.loudness_lufs == with_stems.loudness_lufs
+    # the mix, the layer being rendered and the one-shots' reverb send, and small blocks (was 9.8)
+    assert peak <= 4.0 * without.mix.samples.nbytes, peak / without.mix.samples.nbytes
+
+
+def test_reverb_added_in_place_is_the_reverb_and_its_tail_crosses_blocks():
+    rng = np.random.default_rng(4)
+    n = 1_300_000  # three of the convolution's blocks
+    send = np.zeros((2, n), np.float32)
+    for t in (100, 520_000, 524_000, 1_299_000):  # one hit straddles a block edge, one ends the signal
+        send[:, t : t + 3000] = rng.standard_normal((2, min(3000, n - t)))
+    base = (0.01 * rng.standard_normal((2, n))).astype(np.float32)
+    for room in (ReverbSpec(1.2, 0.3, 6000.0, 0.02, "room"), ReverbSpec(14.0, 0.5, 3000.0, 0.05, "hall")):
+        buf = base.copy()
+        add_reverb(buf, send, room, 3)
+        assert np.array_equal(buf, base + reverb(send, room, 3))
+        assert np.any(buf[:, 1_100_000:] != base[:, 1_100_000:])  # the 14 s hall rings into the last block
+
+
+def test_lowpass_in_place_is_the_lowpass():
+    x = np.random.default_rng(5).standard_normal((2, 300_001)).astype(np.float32)
+    expected = lowpass(x, 2500.0)
+    assert lowpass_inplace(x, 2500.0, chunk=65_536) is x and np.array_equal(x, expected)
 
 
 def _click_db(x: np.ndarray, b: int) -> float:

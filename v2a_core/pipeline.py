@@ -564,10 +564,10 @@ def _generate_all(video: Path, planned: _Outputs, options: GenerateOptions, gen,
                 progress(name if options.candidates == 1 else f"{name} {k}/{options.candidates}", fraction)
 
         request = GenerationRequest(video, options.prompt, options.negative_prompt, seed, options.duration_s,
-                                    options.loudness_lufs)
+                                    options.loudness_lufs, stems=options.stems_dir is not None)
         track = gen.generate(request, progress=stage)
         if options.stems_dir is None:
-            track.stems = {}  # a long soundtrack's stems are hundreds of MB: free them before marking
+            track.stems = {}  # a generator that made them anyway: free them before marking
         if track.mix.duration_s < need:  # the header said long enough, or nothing
             raise InputError(
                 f"the soundtrack is {track.mix.duration_s:.2f} s long (the part of the video that decodes); "

@@ -13,6 +13,7 @@ up to float rounding, as those of a single pass over the whole file).
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -383,11 +384,33 @@ def embed(
     about 30+ dB SNR on music and speech). The quantiser step itself is part of the format.
     Raises InputError for unusable audio or audio shorter than one payload block.
     """
+    out = np.empty_like(audio.samples)
+    pos = 0
+    for block in marked_blocks(audio, key, payload, strength=strength, params=params):
+        out[:, pos : pos + block.shape[1]] = block
+        pos += block.shape[1]
+    return audio.with_samples(out)
+
+
+def marked_blocks(
+    audio: Audio,
+    key: WatermarkKey | bytes,
+    payload: bytes | str,
+    *,
+    strength: float = 1.0,
+    params: WatermarkParams = DEFAULT_PARAMS,
+) -> Iterator[np.ndarray]:
+    """:func:`embed`'s result as consecutive ``(channels, frames)`` float32 blocks of
+    :data:`CHUNK_S` (the last one shorter), made as they are taken: a long soundtrack can be
+    marked into a file without a second copy of itself in memory. ``audio`` is checked at once
+    (InputError), before the first block is asked for."""
     audio.validate()
     require_duration(audio.duration_s, params)
     emb = ChunkEmbedder(key, payload, audio.sample_rate, strength=strength, params=params)
-    x = audio.samples
-    out = np.empty_like(x)
+    return _marked(audio.samples, emb)
+
+
+def _marked(x: np.ndarray, emb: ChunkEmbedder) -> Iterator[np.ndarray]:
     n = x.shape[1]
     for start in range(0, n, emb.chunk):
         end = min(n, start + emb.chunk)
@@ -395,5 +418,4 @@ def embed(
         padded = x[:, max(lo, 0) : min(hi, n)]
         if lo < 0 or hi > n:
             padded = np.pad(padded, ((0, 0), (max(0, -lo), max(0, hi - n))))
-        out[:, start:end] = emb.apply(x[:, start:end], start, padded)
-    return audio.with_samples(out)
+        yield emb.apply(x[:, start:end], start, padded)

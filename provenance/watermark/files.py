@@ -15,8 +15,8 @@ from provenance.core.atomic import atomic_path, reported_as
 from provenance.core.errors import InputError, MarkLostInEncodingError, UnreadableMarkError
 from provenance.core.results import Detection
 from provenance.watermark.clipping import clipped_fraction, clipped_samples
-from provenance.watermark.detect import DEFAULT_THRESHOLD, check_threshold, detect, detect_features
-from provenance.watermark.embed import ChunkEmbedder, embed, require_duration
+from provenance.watermark.detect import DEFAULT_THRESHOLD, check_threshold, detect_features
+from provenance.watermark.embed import ChunkEmbedder, marked_blocks, require_duration
 from provenance.watermark.keys import WatermarkKey, as_key
 from provenance.watermark.known import KnownPayloads
 from provenance.watermark.layout import DEFAULT_PARAMS, WatermarkParams
@@ -134,17 +134,28 @@ def _reporting(blocks: Iterator[np.ndarray], total_frames: int,
 
 def _embed_given(audio: Audio, video: Path, out_path: Path, key: WatermarkKey, payload: bytes | str,
                  strength: float, params: WatermarkParams, check: "_ReadBack | None") -> Path:
-    """Mark in-memory ``audio`` and write it into a copy of ``video`` or, for an audio ``out_path``, alone."""
-    # embed() validates rate, channels and samples; the length check here names the file
+    """Mark in-memory ``audio`` and write it into a copy of ``video`` or, for an audio ``out_path``,
+    alone. The marked audio is made block by block as it is read back and again as it is written
+    (marking costs about a tenth of the encoding), so an hour of soundtrack never has a second,
+    marked copy in memory."""
+    # marked_blocks() validates rate, channels and samples; the length check here names the file
     require_duration(audio.duration_s, params, video)
-    marked = embed(audio, key, payload, strength=strength, params=params)
+
+    def marked() -> Iterator[np.ndarray]:
+        return marked_blocks(audio, key, payload, strength=strength, params=params)
+
     if check is not None:
-        check.memory(marked)
+        check.memory(marked(), audio.sample_rate, audio.duration_s)
     with atomic_path(out_path) as tmp, reported_as(tmp, out_path):
         if io.is_video_extension(out_path):
-            io.replace_audio_track(video, marked, tmp, start_s=0.0)
+            io.replace_audio_track_stream(video, marked(), tmp, sample_rate=audio.sample_rate,
+                                          channels=audio.channels, start_s=0.0)
         else:
-            io.write_audio(tmp, marked)
+            subtype = io.output_subtype(out_path, audio.subtype)
+            with io.AudioWriter(tmp, audio.sample_rate, audio.channels, subtype=subtype,
+                                frames_hint=audio.frames) as writer:
+                for block in marked():
+                    writer.write(block)
         if check is not None:
             check.file(tmp, out_path, after_memory=True)
     return out_path
@@ -178,12 +189,17 @@ class _ReadBack:
     def _missed(self, found: Detection) -> bool:
         return not (found.found and found.payload == self.expected)
 
-    def memory(self, marked: Audio) -> None:
-        """:class:`UnreadableMarkError` unless the marked audio in memory carries the payload."""
-        found = detect(marked, self.key, params=self.params, search=False, known=self._known())
-        if self._missed(found):
+    def memory(self, marked: Iterator[np.ndarray], sample_rate: int, duration_s: float) -> None:
+        """:class:`UnreadableMarkError` unless the marked audio, given as consecutive blocks at
+        ``sample_rate`` (Hz) lasting ``duration_s`` (s), carries the payload: read as
+        :func:`detect_file` reads a file, in windows, so any length fits in memory."""
+        pieces = (Audio(x, sample_rate) for x in _reblocked(marked, int(sample_rate * _PIECE_S)))
+        found = _detect_stream(pieces, sample_rate, duration_s, self.key, threshold=DEFAULT_THRESHOLD,
+                               params=self.params, search=False, known=self._known())
+        if found is None or self._missed(found):
+            what = _what_failed(found) if found is not None else "not found"
             raise UnreadableMarkError(
-                f"read back right after embedding, the watermark is {_what_failed(found)}: "
+                f"read back right after embedding, the watermark is {what}: "
                 f"the audio has too little sound to carry it{self._strength_hint()}"
             )
 
@@ -227,6 +243,22 @@ million records."""
 def _what_failed(found: Detection) -> str:
     what = "found, but its payload could not be read" if found.found else "not found"
     return f"{what} (presence p = {found.p_value:.2g})"
+
+
+def _reblocked(blocks: Iterator[np.ndarray], size: int) -> Iterator[np.ndarray]:
+    """``blocks`` (``(channels, frames)``) joined and cut again into blocks of ``size`` frames
+    (the last one shorter)."""
+    held: list[np.ndarray] = []
+    count = 0
+    for block in blocks:
+        held.append(block)
+        count += block.shape[1]
+        while count >= size:
+            joined = np.concatenate(held, axis=1)
+            yield joined[:, :size]
+            held, count = [joined[:, size:]], count - size
+    if count:
+        yield np.concatenate(held, axis=1)
 
 
 def _chunks_with_context(path: Path, chunk: int, pad: int, *, track: int | None = None):
@@ -306,27 +338,43 @@ def detect_file(
     key = as_key(key)
     info = io.audio_info(path, track=track)
     check_audio_params(info.sample_rate, info.channels, what=str(path))
+    blocks = io.iter_audio_blocks(path, int(info.sample_rate * _PIECE_S), track=track)
+    det = _detect_stream(blocks, info.sample_rate, info.duration_s, key, threshold=threshold, params=params,
+                         search=search, known=known, progress=progress)
+    if det is None:
+        raise InputError("audio has no samples (zero length)", path=path)
+    return on_file_timeline(det, info.start_s)
+
+
+_PIECE_S = 30
+"""Seconds of audio turned into analysis samples at a time (a multiple of 25 ms, see below)."""
+
+
+def _detect_stream(blocks: Iterator[Audio], sample_rate: int, duration_s: float, key: WatermarkKey, *,
+                   threshold: float, params: WatermarkParams, search: bool, known: KnownPayloads | None,
+                   progress: Callable[[float], None] | None = None) -> Detection | None:
+    """:func:`detect_file`'s reading of consecutive ``blocks`` of audio at ``sample_rate`` (Hz)
+    that last about ``duration_s`` (s; the number of windows, and so the union bound, is taken
+    from it), in windows of :data:`LONG_FILE_WINDOW_S`; None when there are no samples."""
     rate = params.analysis_rate_hz
     window, overlap = int(LONG_FILE_WINDOW_S * rate), int(LONG_FILE_OVERLAP_S * rate)
-    expected = _window_count(info.duration_s, LONG_FILE_WINDOW_S, LONG_FILE_OVERLAP_S)
+    expected = _window_count(duration_s, LONG_FILE_WINDOW_S, LONG_FILE_OVERLAP_S)
     frames = [0]
     readings: list[tuple[float, Detection]] = []
-    for start, x16, clipped16 in _windows(_analysis_pieces(path, info, params, frames, track), window, overlap):
+    for start, x16, clipped16 in _windows(_analysis_pieces(blocks, sample_rate, params, frames), window, overlap):
         whole = not readings and x16.shape[-1] < window  # the only window: the file in one piece
-        duration_s = frames[0] / info.sample_rate if whole else x16.shape[-1] / rate
+        window_s = frames[0] / sample_rate if whole else x16.shape[-1] / rate
         readings.append((start / rate, detect_features(
-            x16, key, duration_s=duration_s, threshold=threshold / expected, params=params,
-            source_rate_hz=info.sample_rate, search=search, clipped16=clipped16, known=known,
+            x16, key, duration_s=window_s, threshold=threshold / expected, params=params,
+            source_rate_hz=sample_rate, search=search, clipped16=clipped16, known=known,
         )))
-        if progress is not None and info.duration_s > 0:
-            progress(min(1.0, (start + x16.shape[-1]) / rate / info.duration_s))
+        if progress is not None and duration_s > 0:
+            progress(min(1.0, (start + x16.shape[-1]) / rate / duration_s))
     if frames[0] == 0:
-        raise InputError("audio has no samples (zero length)", path=path)
+        return None
     if len(readings) == 1 and expected == 1:
-        det = readings[0][1]
-    else:
-        det = _joined(readings, max(expected, len(readings)), threshold, frames[0] / info.sample_rate)
-    return on_file_timeline(det, info.start_s)
+        return readings[0][1]
+    return _joined(readings, max(expected, len(readings)), threshold, frames[0] / sample_rate)
 
 
 def _joined(readings: list[tuple[float, Detection]], tests: int, threshold: float, duration_s: float) -> Detection:
@@ -361,25 +409,24 @@ def _window_count(duration_s: float, window_s: float, overlap_s: float) -> int:
     return 1 + math.ceil((duration_s - window_s) / (window_s - overlap_s))
 
 
-def _analysis_pieces(path: Path, info: io.AudioInfo, params: WatermarkParams, frames: list[int],
-                     track: int | None = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """The file's (audio track ``track``'s) mono mix at the analysis rate and its clipped share
-    per sample, in consecutive pieces; ``frames[0]`` counts the file-rate frames read."""
+def _analysis_pieces(blocks: Iterator[Audio], sample_rate: int, params: WatermarkParams,
+                     frames: list[int]) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """The mono mix of consecutive ``blocks`` (at ``sample_rate``) at the analysis rate and its
+    clipped share per sample, in consecutive pieces; ``frames[0]`` counts the frames read."""
     # Blocks are a multiple of 25 ms at every rate that is a multiple of 40 Hz, so the 16 kHz
     # pieces join without gaps; a short overlap absorbs the resampler's edge transients.
-    block = int(info.sample_rate * 30)
-    ov = int(info.sample_rate * 0.25)
-    ov16 = ov * params.analysis_rate_hz // info.sample_rate
+    ov = int(sample_rate * 0.25)
+    ov16 = ov * params.analysis_rate_hz // sample_rate
     tail: np.ndarray | None = None
-    for b in io.iter_audio_blocks(path, block, track=track):
+    for b in blocks:
         mono = b.mono()
         frames[0] += mono.size
         joined = mono if tail is None else np.concatenate([tail, mono])
-        y = resample(joined, info.sample_rate, params.analysis_rate_hz)
+        y = resample(joined, sample_rate, params.analysis_rate_hz)
         if tail is not None:
             y = y[ov16:]
         # a clipped run that straddles two blocks loses its few edge samples: immaterial
-        yield y, clipped_fraction(clipped_samples(b.samples), info.sample_rate, params.analysis_rate_hz, y.shape[-1])
+        yield y, clipped_fraction(clipped_samples(b.samples), sample_rate, params.analysis_rate_hz, y.shape[-1])
         tail = mono[-ov:] if mono.size >= ov else mono
 
 

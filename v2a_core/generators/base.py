@@ -39,6 +39,9 @@ class GenerationRequest:
     """Seconds of video to score from its start; None for all of it."""
     loudness_lufs: float = -16.0
     """Integrated loudness of the result, LUFS (ITU-R BS.1770)."""
+    stems: bool = True
+    """Whether the caller keeps the stems (``--stems``); without, a generator may leave them out
+    of its :class:`Soundtrack` (for a long video they cost hundreds of MB each)."""
 
 
 @runtime_checkable

@@ -34,7 +34,8 @@ class BuiltinGenerator:
         )
         if progress:
             progress("plan", 1.0)
-        track = render(sheet, progress=(lambda f, _what: progress("render", f)) if progress else None)
+        track = render(sheet, progress=(lambda f, _what: progress("render", f)) if progress else None,
+                       stems=request.stems)
         if progress:
             progress("render", 1.0)
         track.generator = self.name

@@ -37,6 +37,18 @@ def lowpass(x: np.ndarray, hz: float, order: int = 2) -> np.ndarray:
     return sosfilt(_sos("low", round(hz, 1), 0.0, order), x).astype(np.float32)
 
 
+def lowpass_inplace(x: np.ndarray, hz: float, order: int = 2, chunk: int = 1 << 18) -> np.ndarray:
+    """:func:`lowpass` of float32 ``x`` (..., n) written back into ``x``, ``chunk`` samples at a
+    time with the filter state carried across, so a long signal needs no float64 copy of itself
+    (the same numbers as :func:`lowpass`)."""
+    sos = _sos("low", round(hz, 1), 0.0, order)
+    zi = np.zeros((sos.shape[0],) + x.shape[:-1] + (2,))
+    for start in range(0, x.shape[-1], chunk):
+        y, zi = sosfilt(sos, x[..., start : start + chunk], zi=zi)
+        x[..., start : start + chunk] = y
+    return x
+
+
 def highpass(x: np.ndarray, hz: float, order: int = 2) -> np.ndarray:
     return sosfilt(_sos("high", round(hz, 1), 0.0, order), x).astype(np.float32)
 

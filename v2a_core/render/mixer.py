@@ -19,7 +19,7 @@ from v2a_core.render import beds, oneshots
 from v2a_core.render.dsp import SR, add_at, automation_curve, db, fade_ends, rng_for, samples
 from v2a_core.render.master import master
 from v2a_core.render.music import choose_voices, render_music
-from v2a_core.render.spatial import place, reverb
+from v2a_core.render.spatial import add_reverb, place
 from v2a_core.types import LAYERS, Cue, CueSheet, Soundtrack
 
 #: progress(fraction 0..1, what)
@@ -86,67 +86,49 @@ def _parts_left_out(category: str, excluded: frozenset[str]) -> tuple[str, ...]:
     return tuple(p for p in oneshots.PARTS.get(category, ()) if p in excluded)
 
 
+class _Progress:
+    """Counts the cues rendered for ``progress(fraction, what)``."""
+
+    def __init__(self, progress: RenderProgress | None, total: int) -> None:
+        self.progress, self.total, self.done = progress, max(1, total), 0
+
+    def __call__(self, cues: int, what: str) -> None:
+        self.done += cues
+        if self.progress:
+            self.progress(self.done / self.total, what)
+
+
 def render(
-    sheet: CueSheet, *, progress: RenderProgress | None = None, master_mix: bool = True
+    sheet: CueSheet, *, progress: RenderProgress | None = None, master_mix: bool = True, stems: bool = True
 ) -> Soundtrack:
-    """Render every cue of ``sheet`` into a mastered 48 kHz stereo :class:`Soundtrack`."""
+    """Render every cue of ``sheet`` into a mastered 48 kHz stereo :class:`Soundtrack`.
+
+    With ``stems=False`` the soundtrack has no stems: each layer is added to the mix as soon as it
+    is rendered and dropped, so a long soundtrack holds two full-length signals instead of one per
+    layer (the mix is the same to the last bit)."""
     n = samples(sheet.duration_s)
     # the negative prompt holds inside a cue too: a forest bed's birds, a mood's piano
     excluded = frozenset(sheet.palette.excluded)
     notes: list[str] = []
     layers: dict[str, np.ndarray] = {}
-    total = max(1, len(sheet.cues))
-    done = 0
+    tick = _Progress(progress, len(sheet.cues))
+    mix = np.zeros((2, n), np.float32)
     for layer in LAYERS:
         cues = [c for c in sheet.cues if c.layer == layer]
         if not cues:
             continue
-        buf = np.zeros((2, n), np.float32)
         if layer in _ONESHOT_LAYERS:
-            send = np.zeros((2, n), np.float32)
-            for cue in cues:
-                rng = rng_for(sheet.seed, cue.category, cue.variant, samples(cue.time_s))
-                mono = _oneshot(cue, rng, excluded) * db(cue.gain_db)
-                stereo = place(mono, cue.pan, cue.distance)
-                start = samples(cue.time_s)
-                add_at(buf, stereo, start)
-                add_at(send, stereo * (sheet.reverb.wet * (0.5 + cue.distance)), start)
-                done += 1
-                if progress:
-                    progress(done / total, f"{layer}: {cue.category}")
-            if np.any(send):
-                buf += reverb(send, sheet.reverb, sheet.seed)
-            del send
+            buf = _oneshot_layer(layer, cues, sheet, n, excluded, tick)
         elif layer == "music":
-            groups: dict[tuple[float, float], list[Cue]] = {}
-            for cue in cues:
-                groups.setdefault((cue.time_s, cue.duration_s), []).append(cue)
-            for (t0, dur), group in groups.items():
-                rng = rng_for(sheet.seed, "music", *(c.category for c in group))
-                categories = [c.category for c in group]
-                notes += filter(None, [choose_voices(categories, excluded).note(categories)])
-                music = render_music(
-                    categories, dur, group[0].tempo_bpm or sheet.tempo_bpm, rng, fade_s=group[0].fade_s,
-                    excluded=excluded,
-                )
-                add_at(buf, music * db(max(c.gain_db for c in group)), samples(t0))
-                done += len(group)
-                if progress:
-                    progress(done / total, "music")
+            buf = _music_layer(cues, sheet, n, excluded, notes, tick)
         else:
-            for cue in cues:
-                rng = rng_for(sheet.seed, cue.category, cue.variant)
-                x, start = _bed(cue, n, rng, excluded)
-                add_at(buf, x, start)
-                done += 1
-                if progress:
-                    progress(done / total, f"{layer}: {cue.category}")
+            buf = _bed_layer(layer, cues, sheet, n, excluded, tick)
         if np.any(buf):  # a layer whose every part is excluded (music with no voice left) has no stem
-            layers[layer] = buf
+            mix += buf
+            if stems:
+                layers[layer] = buf
+        del buf
     notes += _left_out_notes(sheet, excluded)
-    mix = np.zeros((2, n), np.float32)
-    for buf in layers.values():
-        mix += buf
     if master_mix:
         result = master(mix, target_lufs=sheet.loudness_lufs)
         mix *= result.gain
@@ -164,3 +146,56 @@ def render(
         generator=sheet.generator,
         seed=sheet.seed,
     )
+
+
+def _oneshot_layer(layer: str, cues: list[Cue], sheet: CueSheet, n: int, excluded: frozenset[str],
+                   tick: _Progress) -> np.ndarray:
+    """(2, n): the one-shots of ``cues`` at their times, placed, and their reverb in the room."""
+    buf = np.zeros((2, n), np.float32)
+    send = np.zeros((2, n), np.float32)
+    for cue in cues:
+        rng = rng_for(sheet.seed, cue.category, cue.variant, samples(cue.time_s))
+        mono = _oneshot(cue, rng, excluded) * db(cue.gain_db)
+        stereo = place(mono, cue.pan, cue.distance)
+        start = samples(cue.time_s)
+        add_at(buf, stereo, start)
+        add_at(send, stereo * (sheet.reverb.wet * (0.5 + cue.distance)), start)
+        tick(1, f"{layer}: {cue.category}")
+    if np.any(send):
+        add_reverb(buf, send, sheet.reverb, sheet.seed)
+    return buf
+
+
+def _music_layer(cues: list[Cue], sheet: CueSheet, n: int, excluded: frozenset[str], notes: list[str],
+                 tick: _Progress) -> np.ndarray:
+    """(2, n): one music bed per span of ``cues`` (the moods and instruments heard together)."""
+    buf = np.zeros((2, n), np.float32)
+    groups: dict[tuple[float, float], list[Cue]] = {}
+    for cue in cues:
+        groups.setdefault((cue.time_s, cue.duration_s), []).append(cue)
+    for (t0, dur), group in groups.items():
+        rng = rng_for(sheet.seed, "music", *(c.category for c in group))
+        categories = [c.category for c in group]
+        notes += filter(None, [choose_voices(categories, excluded).note(categories)])
+        music = render_music(
+            categories, dur, group[0].tempo_bpm or sheet.tempo_bpm, rng, fade_s=group[0].fade_s,
+            excluded=excluded,
+        )
+        music *= np.float32(db(max(c.gain_db for c in group)))
+        add_at(buf, music, samples(t0))
+        del music
+        tick(len(group), "music")
+    return buf
+
+
+def _bed_layer(layer: str, cues: list[Cue], sheet: CueSheet, n: int, excluded: frozenset[str],
+               tick: _Progress) -> np.ndarray:
+    """(2, n): the beds or textures of ``cues`` over their spans, faded in and out."""
+    buf = np.zeros((2, n), np.float32)
+    for cue in cues:
+        rng = rng_for(sheet.seed, cue.category, cue.variant)
+        x, start = _bed(cue, n, rng, excluded)
+        add_at(buf, x, start)
+        del x
+        tick(1, f"{layer}: {cue.category}")
+    return buf

@@ -19,7 +19,9 @@ import numpy as np
 from scipy.signal import lfilter
 
 from v2a_core.assets import bank_categories, load_sample
-from v2a_core.render.dsp import SR, add_at, bandpass, decay, fade, lowpass, pan_gains, resample_pitch, samples, sine
+from v2a_core.render.dsp import (
+    SR, add_at, bandpass, decay, fade_ends, lowpass, lowpass_inplace, pan_gains, resample_pitch, samples, sine,
+)
 
 _MINOR = {"i": (0, 3, 7), "iv": (5, 8, 12), "v": (7, 10, 14), "V": (7, 11, 14), "VI": (8, 12, 15),
           "VII": (10, 14, 17), "III": (3, 7, 10), "ii0": (2, 5, 8), "b2": (0, 1, 7), "tri": (0, 6, 12)}
@@ -287,6 +289,6 @@ def render_music(
                 add_at(out, np.stack([0.5 * g * swell, 0.5 * g * swell]), start)
         t += chord_s
         idx += 1
-    out = lowpass(out, lead.brightness_hz * 2.5) if lead.brightness_hz < 4000 else out
-    out = fade(out, fade_s, fade_s)
-    return np.asarray(out, dtype=np.float32)
+    if lead.brightness_hz < 4000:
+        lowpass_inplace(out, lead.brightness_hz * 2.5)  # in place: a feature-length bed has no spare copy
+    return fade_ends(out, fade_s, fade_s)

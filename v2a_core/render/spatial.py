@@ -41,15 +41,29 @@ def impulse_response(spec: ReverbSpec, seed: int = 0) -> np.ndarray:
 
 def reverb(send: np.ndarray, spec: ReverbSpec, seed: int = 0) -> np.ndarray:
     """Convolve a (2, n) send with the room, block by block (memory does not grow with length)."""
+    out = np.zeros(send.shape, np.float32)
+    add_reverb(out, send, spec, seed)
+    return out
+
+
+def add_reverb(buf: np.ndarray, send: np.ndarray, spec: ReverbSpec, seed: int = 0) -> None:
+    """``buf += reverb(send, spec, seed)`` without a full-length result: each block of the send
+    is convolved with the room and added as it is done, its tail carried into the next blocks
+    (the same numbers as adding :func:`reverb`'s result)."""
     ir = impulse_response(spec, seed)
     n = send.shape[1]
-    out = np.zeros((2, n), np.float32)
-    for start in range(0, n, _BLOCK):
-        block = send[:, start : start + _BLOCK]
-        if not np.any(block):
-            continue
-        for ch in range(2):
-            y = fftconvolve(block[ch], ir[ch])
-            end = min(n, start + len(y))
-            out[ch, start:end] += y[: end - start].astype(np.float32)
-    return out
+    for ch in range(2):
+        pending = np.zeros(0, np.float32)  # earlier blocks' tails, summed in block order
+        for start in range(0, n, _BLOCK):
+            m = min(_BLOCK, n - start)
+            block = send[ch, start : start + m]
+            if np.any(block):
+                y = fftconvolve(block, ir[ch])[: n - start].astype(np.float32)
+                if len(pending) > len(y):
+                    y = np.concatenate([y, np.zeros(len(pending) - len(y), np.float32)])
+                y[: len(pending)] = pending + y[: len(pending)]
+            else:
+                y = pending
+            if len(y):
+                buf[ch, start : start + min(m, len(y))] += y[:m]
+            pending = y[m:]
