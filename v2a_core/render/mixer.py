@@ -103,9 +103,9 @@ def render(
 ) -> Soundtrack:
     """Render every cue of ``sheet`` into a mastered 48 kHz stereo :class:`Soundtrack`.
 
-    With ``stems=False`` the soundtrack has no stems: each layer is added to the mix as soon as it
-    is rendered and dropped, so a long soundtrack holds two full-length signals instead of one per
-    layer (the mix is the same to the last bit)."""
+    Every sound is added to the mix as it is rendered, and to its layer's stem when ``stems``.
+    Without stems a long soundtrack holds the mix and one more full-length signal at a time (the
+    one-shots' reverb send, a bed, the music), and the mix is the same to the last bit."""
     n = samples(sheet.duration_s)
     # the negative prompt holds inside a cue too: a forest bed's birds, a mood's piano
     excluded = frozenset(sheet.palette.excluded)
@@ -117,23 +117,22 @@ def render(
         cues = [c for c in sheet.cues if c.layer == layer]
         if not cues:
             continue
+        stem = np.zeros((2, n), np.float32) if stems else None
+        targets = [mix] if stem is None else [mix, stem]
         if layer in _ONESHOT_LAYERS:
-            buf = _oneshot_layer(layer, cues, sheet, n, excluded, tick)
+            _oneshot_layer(targets, layer, cues, sheet, excluded, tick)
         elif layer == "music":
-            buf = _music_layer(cues, sheet, n, excluded, notes, tick)
+            _music_layer(targets, cues, sheet, excluded, notes, tick)
         else:
-            buf = _bed_layer(layer, cues, sheet, n, excluded, tick)
-        if np.any(buf):  # a layer whose every part is excluded (music with no voice left) has no stem
-            mix += buf
-            if stems:
-                layers[layer] = buf
-        del buf
+            _bed_layer(targets, layer, cues, sheet, excluded, tick)
+        if stem is not None and np.any(stem):  # a layer whose every part is excluded has no stem
+            layers[layer] = stem
     notes += _left_out_notes(sheet, excluded)
     if master_mix:
         result = master(mix, target_lufs=sheet.loudness_lufs)
         mix *= result.gain
-        for buf in layers.values():
-            buf *= result.gain
+        for stem in layers.values():
+            stem *= result.gain
         loudness, peak = result.loudness_lufs, result.true_peak_dbtp
     else:
         loudness, peak = float("nan"), float("nan")
@@ -148,28 +147,31 @@ def render(
     )
 
 
-def _oneshot_layer(layer: str, cues: list[Cue], sheet: CueSheet, n: int, excluded: frozenset[str],
-                   tick: _Progress) -> np.ndarray:
-    """(2, n): the one-shots of ``cues`` at their times, placed, and their reverb in the room."""
-    buf = np.zeros((2, n), np.float32)
-    send = np.zeros((2, n), np.float32)
+def _add(targets: list[np.ndarray], x: np.ndarray, start: int) -> None:
+    """Add ``x`` at sample ``start`` to each of ``targets`` (the mix, and the layer's stem)."""
+    for buf in targets:
+        add_at(buf, x, start)
+
+
+def _oneshot_layer(targets: list[np.ndarray], layer: str, cues: list[Cue], sheet: CueSheet,
+                   excluded: frozenset[str], tick: _Progress) -> None:
+    """The one-shots of ``cues`` at their times, placed, and their reverb in the room."""
+    send = np.zeros_like(targets[0])
     for cue in cues:
         rng = rng_for(sheet.seed, cue.category, cue.variant, samples(cue.time_s))
         mono = _oneshot(cue, rng, excluded) * db(cue.gain_db)
         stereo = place(mono, cue.pan, cue.distance)
         start = samples(cue.time_s)
-        add_at(buf, stereo, start)
+        _add(targets, stereo, start)
         add_at(send, stereo * (sheet.reverb.wet * (0.5 + cue.distance)), start)
         tick(1, f"{layer}: {cue.category}")
     if np.any(send):
-        add_reverb(buf, send, sheet.reverb, sheet.seed)
-    return buf
+        add_reverb(targets, send, sheet.reverb, sheet.seed)
 
 
-def _music_layer(cues: list[Cue], sheet: CueSheet, n: int, excluded: frozenset[str], notes: list[str],
-                 tick: _Progress) -> np.ndarray:
-    """(2, n): one music bed per span of ``cues`` (the moods and instruments heard together)."""
-    buf = np.zeros((2, n), np.float32)
+def _music_layer(targets: list[np.ndarray], cues: list[Cue], sheet: CueSheet, excluded: frozenset[str],
+                 notes: list[str], tick: _Progress) -> None:
+    """One music bed per span of ``cues`` (the moods and instruments heard together)."""
     groups: dict[tuple[float, float], list[Cue]] = {}
     for cue in cues:
         groups.setdefault((cue.time_s, cue.duration_s), []).append(cue)
@@ -182,20 +184,18 @@ def _music_layer(cues: list[Cue], sheet: CueSheet, n: int, excluded: frozenset[s
             excluded=excluded,
         )
         music *= np.float32(db(max(c.gain_db for c in group)))
-        add_at(buf, music, samples(t0))
+        _add(targets, music, samples(t0))
         del music
         tick(len(group), "music")
-    return buf
 
 
-def _bed_layer(layer: str, cues: list[Cue], sheet: CueSheet, n: int, excluded: frozenset[str],
-               tick: _Progress) -> np.ndarray:
-    """(2, n): the beds or textures of ``cues`` over their spans, faded in and out."""
-    buf = np.zeros((2, n), np.float32)
+def _bed_layer(targets: list[np.ndarray], layer: str, cues: list[Cue], sheet: CueSheet, excluded: frozenset[str],
+               tick: _Progress) -> None:
+    """The beds or textures of ``cues`` over their spans, faded in and out."""
+    n = targets[0].shape[1]
     for cue in cues:
         rng = rng_for(sheet.seed, cue.category, cue.variant)
         x, start = _bed(cue, n, rng, excluded)
-        add_at(buf, x, start)
+        _add(targets, x, start)
         del x
         tick(1, f"{layer}: {cue.category}")
-    return buf

@@ -42,14 +42,15 @@ def impulse_response(spec: ReverbSpec, seed: int = 0) -> np.ndarray:
 def reverb(send: np.ndarray, spec: ReverbSpec, seed: int = 0) -> np.ndarray:
     """Convolve a (2, n) send with the room, block by block (memory does not grow with length)."""
     out = np.zeros(send.shape, np.float32)
-    add_reverb(out, send, spec, seed)
+    add_reverb([out], send, spec, seed)
     return out
 
 
-def add_reverb(buf: np.ndarray, send: np.ndarray, spec: ReverbSpec, seed: int = 0) -> None:
-    """``buf += reverb(send, spec, seed)`` without a full-length result: each block of the send
-    is convolved with the room and added as it is done, its tail carried into the next blocks
-    (the same numbers as adding :func:`reverb`'s result)."""
+def add_reverb(targets: list[np.ndarray], send: np.ndarray, spec: ReverbSpec, seed: int = 0) -> None:
+    """``buf += reverb(send, spec, seed)`` for each ``buf`` of ``targets`` (a mix and a stem)
+    without a full-length result: each block of the send is convolved with the room and added as
+    it is done, its tail carried into the next blocks (the same numbers as adding
+    :func:`reverb`'s result)."""
     ir = impulse_response(spec, seed)
     n = send.shape[1]
     for ch in range(2):
@@ -64,6 +65,6 @@ def add_reverb(buf: np.ndarray, send: np.ndarray, spec: ReverbSpec, seed: int = 
                 y[: len(pending)] = pending + y[: len(pending)]
             else:
                 y = pending
-            if len(y):
+            for buf in targets:
                 buf[ch, start : start + min(m, len(y))] += y[:m]
             pending = y[m:]
