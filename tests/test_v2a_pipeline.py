@@ -310,6 +310,22 @@ def test_the_generator_is_told_whether_stems_are_kept(home, video, tmp_path, mon
     assert a.shape == b.shape and 10 * np.log10(np.sum(a.astype(np.float64) ** 2) / np.sum((a - b) ** 2.0)) > 20
 
 
+def test_words_of_either_prompt_that_name_no_sound_are_said_once(home, video, tmp_path, capsys):
+    """A prompt word the generator has no sound for was dropped without a word (it was only in
+    the cue sheet's unmatched_terms), and a negative-prompt word that removes nothing was not
+    reported at all: a user asking for "no laughter" could not tell it removed nothing."""
+    code, out, err = _run(["generate", str(video), "-o", str(tmp_path / "x.wav"), "--prompt", "rain, marimba",
+                           "--negative-prompt", "laughter", "--candidates", "2", "--home", str(home), "--json"], capsys)
+    assert code == 0, err
+    notes = json.loads(out)["notes"]
+    assert len(notes) == 2, notes  # once for both candidates
+    assert notes[0].startswith("the prompt's 'marimba' name no sound") and "laughter" in notes[1]
+    code, out, err = _run(["generate", str(video), "-o", str(tmp_path / "y.wav"), "--prompt", "rain",
+                           "--negative-prompt", "speech, hiss", "--home", str(home)], capsys)
+    assert code == 0, err
+    assert "note: the negative prompt's 'hiss' name no sound" in out and "speech" not in out
+
+
 def test_cli_makes_a_missing_stems_folder_with_its_parents(home, video, tmp_path, capsys):
     stems = tmp_path / "new" / "stems"
     code, out, err = _run(["generate", str(video), "-o", str(tmp_path / "x.wav"), "--stems", str(stems) + "/",

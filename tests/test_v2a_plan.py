@@ -11,7 +11,7 @@ from test_v2a_video import bounce_video
 
 from v2a_core.analysis import analyze
 from v2a_core.plan import excluded_categories, parse_prompt, plan
-from v2a_core.plan.prompt import tokens
+from v2a_core.plan.prompt import negative_words_naming_nothing, tokens
 from v2a_core.plan.taxonomy import BY_NAME, CATEGORIES, markdown
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -86,6 +86,41 @@ def test_a_negative_drums_removes_every_drum_sound(analysis):
         assert not cats & {"impact.drum", "instrument.percussion"}, (negative, cats)
         assert {"impact.drum", "instrument.percussion"} <= set(sheet.palette.excluded)
         assert any(c.layer == "music" for c in sheet.cues)  # the music stays, without its drums
+
+
+VOICES = {"crowd.murmur", "crowd.cheer", "instrument.choir"}
+
+
+@pytest.mark.parametrize("negative, removed", [
+    ("vocals", VOICES), ("no vocals", VOICES), ("voices", VOICES), ("singing", {"instrument.choir"}),
+    ("speech", {"crowd.murmur"}), ("dialogue, talking", {"crowd.murmur"}),
+])
+def test_a_negative_for_voices_removes_every_voice_it_names(analysis, negative, removed):
+    """A soundtrack made to sit under dialogue is asked for "no vocals" or "no speech": the
+    words removed nothing, and the choir and crowd walla stayed in."""
+    prompt = "busy market crowd, cheering audience, calm music with choir"
+    asked = {c.category for c in plan(analysis, prompt).cues}
+    assert removed <= asked
+    sheet = plan(analysis, prompt, negative)
+    assert not {c.category for c in sheet.cues} & removed and removed <= set(sheet.palette.excluded)
+    assert sheet.palette.unmatched_negative_terms == ()
+
+
+def test_words_that_name_no_sound_are_reported_from_both_prompts(analysis):
+    sheet = plan(analysis, "rain, xylophone, no marimba", "vocals, laughter, hiss")
+    palette = sheet.palette
+    assert palette.unmatched_terms == ("xylophone", "marimba")
+    assert palette.unmatched_negative_terms == ("laughter", "hiss")
+    data = json.loads(sheet.to_json())
+    assert data["unmatched_terms"] == ["xylophone", "marimba"] and data["unmatched_negative_terms"] == ["laughter", "hiss"]
+    prompt_note, negative_note = palette.unmatched_notes()
+    assert "'xylophone', 'marimba'" in prompt_note and prompt_note.endswith("the rest of the prompt was followed")
+    assert "'laughter', 'hiss'" in negative_note and negative_note.endswith("nothing was removed for them")
+    # nothing of the prompt named a sound: the picture chose them all
+    only = plan(analysis, "marimba and ukulele").palette.unmatched_notes()
+    assert len(only) == 1 and only[0].endswith("the soundtrack follows the picture")
+    assert plan(analysis, "rain", "music").palette.unmatched_notes() == []
+    assert negative_words_naming_nothing("the drums, no footsteps, 3 sirens") == ("siren",)
 
 
 def test_no_prompt_gives_a_plausible_palette_from_the_picture(analysis):

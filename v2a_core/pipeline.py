@@ -102,8 +102,9 @@ class GenerateResult:
     loudness_lufs: tuple[float, ...] = field(default_factory=tuple)
     true_peak_dbtp: tuple[float, ...] = field(default_factory=tuple)
     notes: tuple[str, ...] = ()
-    """What was not written and why, for people: stems too silent to carry the watermark, a cue
-    sheet the generator does not make."""
+    """For people: words of the prompt or negative prompt that named no sound, and what was not
+    written and why (stems too silent to carry the watermark, a cue sheet the generator does not
+    make)."""
 
 
 SOUND_FLOOR_DBFS = -60.0
@@ -566,6 +567,8 @@ def _generate_all(video: Path, planned: _Outputs, options: GenerateOptions, gen,
         request = GenerationRequest(video, options.prompt, options.negative_prompt, seed, options.duration_s,
                                     options.loudness_lufs, stems=options.stems_dir is not None)
         track = gen.generate(request, progress=stage)
+        if track.cue_sheet is not None:  # words the generator had no sound for: said once, not per candidate
+            notes += [n for n in track.cue_sheet.palette.unmatched_notes() if n not in notes]
         if options.stems_dir is None:
             track.stems = {}  # a generator that made them anyway: free them before marking
         if track.mix.duration_s < need:  # the header said long enough, or nothing

@@ -200,6 +200,24 @@ class Palette:
     negative_prompt: str = ""
     unmatched_terms: tuple[str, ...] = ()
     """Prompt words that named no category (reported, not an error)."""
+    unmatched_negative_terms: tuple[str, ...] = ()
+    """Negative-prompt words that removed nothing: no category or group is called that."""
+
+    def unmatched_notes(self) -> list[str]:
+        """For people: the words of the prompt and negative prompt that named no sound, and what
+        that meant (empty when every word named something)."""
+        notes = []
+        if self.unmatched_terms:
+            words = ", ".join(f"'{w}'" for w in self.unmatched_terms)
+            followed = ("the rest of the prompt was followed" if any(e.origin == "prompt" for e in self.entries)
+                        else "the soundtrack follows the picture")
+            notes.append(f"the prompt's {words} name no sound this generator makes "
+                         f"(docs/sound-taxonomy.md lists the sounds it makes): {followed}")
+        if self.unmatched_negative_terms:
+            words = ", ".join(f"'{w}'" for w in self.unmatched_negative_terms)
+            notes.append(f"the negative prompt's {words} name no sound this generator makes "
+                         "(docs/sound-taxonomy.md lists the sounds it makes): nothing was removed for them")
+        return notes
 
     @property
     def categories(self) -> tuple[str, ...]:
@@ -301,6 +319,7 @@ class CueSheet:
             "palette": [asdict(e) for e in self.palette.entries],
             "excluded": list(self.palette.excluded),
             "unmatched_terms": list(self.palette.unmatched_terms),
+            "unmatched_negative_terms": list(self.palette.unmatched_negative_terms),
             "notes": list(self.notes),
             "reverb": asdict(self.reverb),
             "cues": [_round_floats(c.to_dict()) for c in self.cues],

@@ -15,7 +15,7 @@ import numpy as np
 
 from v2a_core.assets import bank_categories
 from v2a_core.plan import visual
-from v2a_core.plan.prompt import excluded_categories, parse_prompt
+from v2a_core.plan.prompt import excluded_categories, negative_words_naming_nothing, parse_prompt
 from v2a_core.plan.taxonomy import BY_NAME
 from v2a_core.types import Cue, CueSheet, Palette, PaletteEntry, VisualAnalysis
 
@@ -102,6 +102,7 @@ def _palette(analysis: VisualAnalysis, prompt: str, negative_prompt: str) -> Pal
         prompt=prompt,
         negative_prompt=negative_prompt,
         unmatched_terms=parsed.unmatched,
+        unmatched_negative_terms=negative_words_naming_nothing(negative_prompt),
     )
 
 

@@ -109,7 +109,7 @@ class ParsedPrompt:
     negated: tuple[str, ...]
     """Categories a "no X" / "without X" clause inside the prompt removes."""
     unmatched: tuple[str, ...]
-    """Words that selected nothing (stop words left out)."""
+    """Words that selected nothing, or in a "no X" clause removed nothing (stop words left out)."""
 
 
 def _clauses(text: str) -> list[tuple[list[str], bool]]:
@@ -129,22 +129,40 @@ def _clauses(text: str) -> list[tuple[list[str], bool]]:
     return out
 
 
-def _match_words(words: list[str]) -> tuple[list[PromptMatch], list[str]]:
-    """Longest-phrase matches in ``words``; returns matches and the words left over."""
-    matches: list[PromptMatch] = []
-    rest: list[str] = []
+def _match_spans(words: list[str]) -> list[tuple[int, int, str]]:
+    """``(start, end, category)`` of the longest-phrase matches in ``words``, left to right."""
+    spans: list[tuple[int, int, str]] = []
     i = 0
     while i < len(words):
         for n in range(min(_MAX_PHRASE, len(words) - i), 0, -1):
             key = tuple(words[i : i + n])
             if key in _PHRASES:
-                matches.append(PromptMatch(_PHRASES[key], " ".join(key)))
+                spans.append((i, i + n, _PHRASES[key]))
                 i += n
                 break
         else:
-            rest.append(words[i])
             i += 1
-    return matches, rest
+    return spans
+
+
+def _match_words(words: list[str]) -> tuple[list[PromptMatch], list[str]]:
+    """Longest-phrase matches in ``words``; returns matches and the words left over."""
+    spans = _match_spans(words)
+    matched = {i for a, b, _ in spans for i in range(a, b)}
+    return ([PromptMatch(cat, " ".join(words[a:b])) for a, b, cat in spans],
+            [w for i, w in enumerate(words) if i not in matched])
+
+
+def _naming_nothing(words: list[str]) -> list[str]:
+    """The words of a negative clause that remove nothing: in no category's phrase or group's
+    phrase, no footsteps or layer word, no stop word or number."""
+    named = {i for a, b, _ in _match_spans(words) for i in range(a, b)}
+    for n in range(min(_MAX_PHRASE, len(words)), 0, -1):
+        for i in range(len(words) - n + 1):
+            if " ".join(words[i : i + n]) in _GROUPS:
+                named.update(range(i, i + n))
+    return [w for i, w in enumerate(words) if i not in named and w not in _FOOTSTEPS and w not in _LAYERS
+            and w not in _STOPWORDS and w not in _NEGATORS and not w.isdigit()]
 
 
 def _footsteps(words: list[str]) -> str:
@@ -164,6 +182,7 @@ def parse_prompt(text: str) -> ParsedPrompt:
     for words, negative in _clauses(text):
         if negative:
             negated.extend(excluded_by_words(words))
+            unmatched.extend(_naming_nothing(words))
             continue
         found, rest = _match_words(words)
         matches.extend(found)
@@ -206,16 +225,25 @@ def excluded_by_words(words: list[str]) -> list[str]:
 
 def excluded_categories(negative_prompt: str) -> tuple[str, ...]:
     """Categories removed by a negative prompt: named ones and whole named groups."""
-    words: list[str] = []
-    for clause in _CLAUSE_BREAK.split(negative_prompt.lower()):
-        words.extend(w for w in tokens(clause) if w not in _NEGATORS)
-        words.append("\x00")  # clause boundary: phrases never span it
     out: list[str] = []
-    chunk: list[str] = []
-    for w in words:
-        if w == "\x00":
-            out.extend(excluded_by_words(chunk))
-            chunk = []
-        else:
-            chunk.append(w)
+    for chunk in _negative_clauses(negative_prompt):
+        out.extend(excluded_by_words(chunk))
     return tuple(dict.fromkeys(out))
+
+
+def negative_words_naming_nothing(negative_prompt: str) -> tuple[str, ...]:
+    """The words of a negative prompt that remove nothing: no category or group of the taxonomy
+    is called that ("vocals" removes the choir and crowds; "xylophone" is no sound the built-in
+    generator makes, so it removes nothing)."""
+    out: list[str] = []
+    for chunk in _negative_clauses(negative_prompt):
+        out.extend(_naming_nothing(chunk))
+    return tuple(dict.fromkeys(out))
+
+
+def _negative_clauses(negative_prompt: str) -> list[list[str]]:
+    """The folded words of each clause of a negative prompt, negators left out (phrases never
+    span two clauses)."""
+    clauses = [[w for w in tokens(clause) if w not in _NEGATORS]
+               for clause in _CLAUSE_BREAK.split(negative_prompt.lower())]
+    return [c for c in clauses if c]

@@ -97,9 +97,10 @@ CATEGORIES: tuple[Category, ...] = (
     _c("fire.crackle", "ambience", "fire", "fire, flames, campfire, fireplace, burning, crackling, bonfire, torch",
        "fire, ambience", "Fire: low roar and random crackles."),
     _c("crowd.murmur", "ambience", "crowd", "crowd, people, chatter, market, restaurant, murmur, cafe, party, voices",
-       "crowd, people, voices, ambience", "Indistinct crowd walla (formant-filtered babble)."),
+       "crowd, people, voices, vocals, speech, talking, dialogue, dialog, conversation, ambience",
+       "Indistinct crowd walla (formant-filtered babble)."),
     _c("crowd.cheer", "ambience", "cheer", "cheer, cheering, applause, clapping, stadium, audience, ovation",
-       "crowd, people, voices", "Applause and cheering swell."),
+       "crowd, people, voices, vocals", "Applause and cheering swell."),
     _c("traffic.city", "ambience", "traffic", "traffic, city, street, urban, downtown, cars passing, highway",
        "traffic, city, ambience, vehicles", "City traffic rumble with passing cars."),
     _c("engine.car", "texture", "engine", "car, engine, motor, vehicle, driving, truck, revving, motorbike, motorcycle",
@@ -162,8 +163,8 @@ CATEGORIES: tuple[Category, ...] = (
        "music, instruments", "Bell tones (modal synthesis)."),
     _c("instrument.guitar", "music", "music", "guitar, acoustic guitar, strum, plucked", "music, instruments",
        "Plucked guitar (Karplus-Strong)."),
-    _c("instrument.choir", "music", "music", "choir, choral, vocal pad, chant, chanting", "music, instruments, voices",
-       "Choir 'aah' (bank choir and formant pad)."),
+    _c("instrument.choir", "music", "music", "choir, choral, vocal pad, chant, chanting",
+       "music, instruments, voices, vocals, singing, singer", "Choir 'aah' (bank choir and formant pad)."),
 )
 
 BY_NAME: dict[str, Category] = {c.name: c for c in CATEGORIES}
