@@ -319,11 +319,11 @@ def test_words_of_either_prompt_that_name_no_sound_are_said_once(home, video, tm
     assert code == 0, err
     notes = json.loads(out)["notes"]
     assert len(notes) == 2, notes  # once for both candidates
-    assert notes[0].startswith("the prompt's 'marimba' name no sound") and "laughter" in notes[1]
+    assert notes[0].startswith("the prompt's 'marimba' names no sound") and "laughter" in notes[1]
     code, out, err = _run(["generate", str(video), "-o", str(tmp_path / "y.wav"), "--prompt", "rain",
                            "--negative-prompt", "speech, hiss", "--home", str(home)], capsys)
     assert code == 0, err
-    assert "note: the negative prompt's 'hiss' name no sound" in out and "speech" not in out
+    assert "note: the negative prompt's 'hiss' names no sound" in out and "speech" not in out
 
 
 def test_cli_makes_a_missing_stems_folder_with_its_parents(home, video, tmp_path, capsys):

@@ -207,16 +207,13 @@ class Palette:
         """For people: the words of the prompt and negative prompt that named no sound, and what
         that meant (empty when every word named something)."""
         notes = []
-        if self.unmatched_terms:
-            words = ", ".join(f"'{w}'" for w in self.unmatched_terms)
-            followed = ("the rest of the prompt was followed" if any(e.origin == "prompt" for e in self.entries)
-                        else "the soundtrack follows the picture")
-            notes.append(f"the prompt's {words} name no sound this generator makes "
-                         f"(docs/sound-taxonomy.md lists the sounds it makes): {followed}")
-        if self.unmatched_negative_terms:
-            words = ", ".join(f"'{w}'" for w in self.unmatched_negative_terms)
-            notes.append(f"the negative prompt's {words} name no sound this generator makes "
-                         "(docs/sound-taxonomy.md lists the sounds it makes): nothing was removed for them")
+        for which, terms, meant in (("prompt", self.unmatched_terms, ""),
+                                    ("negative prompt", self.unmatched_negative_terms, ": nothing was removed for them")):
+            if terms:
+                words = ", ".join(f"'{w}'" for w in terms)
+                verb = "names" if len(terms) == 1 else "name"
+                notes.append(f"the {which}'s {words} {verb} no sound this generator makes "
+                             f"(docs/sound-taxonomy.md lists the sounds it makes){meant}")
         return notes
 
     @property
