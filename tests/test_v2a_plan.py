@@ -112,7 +112,8 @@ def test_words_that_name_no_sound_are_reported_from_both_prompts(analysis):
     assert palette.unmatched_terms == ("xylophone", "marimba")
     assert palette.unmatched_negative_terms == ("laughter", "hiss")
     data = json.loads(sheet.to_json())
-    assert data["unmatched_terms"] == ["xylophone", "marimba"] and data["unmatched_negative_terms"] == ["laughter", "hiss"]
+    assert data["unmatched_terms"] == ["xylophone", "marimba"]
+    assert data["unmatched_negative_terms"] == ["laughter", "hiss"]
     prompt_note, negative_note = palette.unmatched_notes()
     assert prompt_note.startswith("the prompt's 'xylophone', 'marimba' name no sound this generator makes")
     assert negative_note.startswith("the negative prompt's 'laughter', 'hiss' name no sound")

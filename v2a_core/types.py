@@ -207,8 +207,9 @@ class Palette:
         """For people: the words of the prompt and negative prompt that named no sound, and what
         that meant (empty when every word named something)."""
         notes = []
+        removed_nothing = ": nothing was removed for them"
         for which, terms, meant in (("prompt", self.unmatched_terms, ""),
-                                    ("negative prompt", self.unmatched_negative_terms, ": nothing was removed for them")):
+                                    ("negative prompt", self.unmatched_negative_terms, removed_nothing)):
             if terms:
                 words = ", ".join(f"'{w}'" for w in terms)
                 verb = "names" if len(terms) == 1 else "name"
