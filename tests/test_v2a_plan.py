@@ -121,6 +121,9 @@ def test_words_that_name_no_sound_are_reported_from_both_prompts(analysis):
     assert plan(analysis, "ukulele", "rain").palette.unmatched_notes()[0].startswith("the prompt's 'ukulele' names no")
     assert plan(analysis, "rain", "music").palette.unmatched_notes() == []
     assert negative_words_naming_nothing("the drums, no footsteps, 3 sirens") == ("siren",)
+    # a lone combining accent (a stray keystroke) folds to no word at all, not to an empty one
+    assert parse_prompt("rain \u0301 marimba").unmatched == ("marimba",)
+    assert negative_words_naming_nothing("birds, \u0301") == ()
 
 
 def test_no_prompt_gives_a_plausible_palette_from_the_picture(analysis):

@@ -67,7 +67,8 @@ def _ascii(word: str) -> str:
 
 def tokens(text: str) -> list[str]:
     """Lower-case, folded words of ``text`` (hyphens and punctuation split words)."""
-    return [_fold(_ascii(w)) for w in _words(text)]
+    folded = (_fold(_ascii(w)) for w in _words(text))
+    return [w for w in folded if w]  # a lone combining accent folds to nothing
 
 
 def _phrase_index() -> dict[tuple[str, ...], str]:
