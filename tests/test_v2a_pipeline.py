@@ -287,9 +287,10 @@ def test_a_loudness_target_too_quiet_to_carry_the_mark_says_to_raise_it(home, vi
     assert _leftovers(out_dir) == []
 
 
-def test_the_generator_is_told_whether_stems_are_kept(home, video, tmp_path, monkeypatch):
+def test_the_generator_is_told_whether_stems_are_kept_and_where_to_work(home, video, tmp_path, monkeypatch):
     """Stems are made only when asked for (``--stems``): for a long video each is a full-length
-    signal, so the built-in generator renders the mix alone otherwise (the same mix)."""
+    signal, so the built-in generator renders the mix alone otherwise (the same mix). A long
+    soundtrack's working files go beside the output, on the disk it is written to."""
     import v2a_core.generators.builtin as builtin
 
     asked: list[bool] = []
@@ -297,6 +298,7 @@ def test_the_generator_is_told_whether_stems_are_kept(home, video, tmp_path, mon
 
     def recording_render(sheet, **kwargs):
         asked.append(kwargs["stems"])
+        assert kwargs["buffers"].folder == tmp_path
         return real_render(sheet, **kwargs)
 
     monkeypatch.setattr(builtin, "render", recording_render)

@@ -14,6 +14,7 @@ from test_v2a_video import bounce_video, cfr, write_video
 from v2a_core.analysis import analyze
 from v2a_core.plan import plan
 from v2a_core.render import render
+from v2a_core.render.buffers import Buffers
 from v2a_core.render.dsp import highpass, lowpass, lowpass_inplace, samples
 from v2a_core.render.spatial import add_reverb, reverb
 from v2a_core.types import ReverbSpec
@@ -113,6 +114,56 @@ def test_without_stems_the_mix_is_the_same_and_few_full_length_signals_are_held(
     assert without.loudness_lufs == with_stems.loudness_lufs
     # the mix, one more full-length signal (a reverb send, a bed, the music) and blocks: 2.8 (was 9.8)
     assert peak <= 3.2 * without.mix.samples.nbytes, peak / without.mix.samples.nbytes
+
+
+def _traced_peak(fn):
+    """(result, the most memory Python's allocators held at once while ``fn()`` ran, bytes)."""
+    tracemalloc.start()
+    try:
+        result = fn()
+        return result, tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def test_a_long_soundtrack_is_rendered_in_memory_that_does_not_grow_with_its_length(analysis, tmp_path):
+    """Past the buffers' size limit, the full-length signals (mix, stems, reverb send, beds,
+    music, the limiter's envelope and gain) are mapped from unnamed files in the given folder:
+    twice the length takes no more memory, the sound is the same to the last bit, and no file
+    is left in the folder."""
+    sheet = plan(analysis, "forest, calm music, footsteps", seed=1)
+    spill = Buffers(tmp_path, in_memory_bytes=1 << 20)
+    render(_lasting(sheet, 40.0), stems=True, buffers=spill)  # the first run fills caches (bank samples, filters)
+    _, peak_short = _traced_peak(lambda: render(_lasting(sheet, 40.0), stems=True, buffers=spill))
+    long, peak_long = _traced_peak(lambda: render(_lasting(sheet, 160.0), stems=True, buffers=spill))
+    assert isinstance(long.mix.samples.base, np.memmap) and isinstance(long.stems["music"].samples.base, np.memmap)
+    # blocks only (about 21 MB, a third of the 160 s mix); in memory it was 7.5 mixes
+    assert peak_long <= 1.1 * peak_short and peak_long < 0.5 * long.mix.samples.nbytes, (peak_short, peak_long)
+    in_memory = render(_lasting(sheet, 160.0), stems=True)
+    assert np.array_equal(long.mix.samples, in_memory.mix.samples)
+    assert np.array_equal(long.stems["ambience"].samples, in_memory.stems["ambience"].samples)
+    assert long.loudness_lufs == in_memory.loudness_lufs and long.true_peak_dbtp == in_memory.true_peak_dbtp
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_buffers_stay_in_memory_when_small_and_a_full_disk_is_an_error_naming_the_folder(tmp_path, monkeypatch):
+    import errno
+    import os
+
+    from provenance.core.errors import InputError
+
+    small = Buffers(tmp_path, in_memory_bytes=1 << 20).zeros((2, 1000))
+    assert type(small) is np.ndarray and small.dtype == np.float32 and not small.any()
+    big = Buffers(tmp_path, in_memory_bytes=1000).zeros((2, 1000))
+    assert isinstance(big, np.memmap) and not big.any() and list(tmp_path.iterdir()) == []
+
+    def full(fd, offset, length):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "posix_fallocate", full)
+    with pytest.raises(InputError, match=r"no room for the soundtrack's working files: 1\.0 GB more free space") as e:
+        Buffers(tmp_path, in_memory_bytes=1000).zeros((2, 1 << 27))
+    assert str(tmp_path) in str(e.value) and list(tmp_path.iterdir()) == []
 
 
 def test_reverb_added_in_place_is_the_reverb_and_its_tail_crosses_blocks():

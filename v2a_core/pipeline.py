@@ -565,7 +565,8 @@ def _generate_all(video: Path, planned: _Outputs, options: GenerateOptions, gen,
                 progress(name if options.candidates == 1 else f"{name} {k}/{options.candidates}", fraction)
 
         request = GenerationRequest(video, options.prompt, options.negative_prompt, seed, options.duration_s,
-                                    options.loudness_lufs, stems=options.stems_dir is not None)
+                                    options.loudness_lufs, stems=options.stems_dir is not None,
+                                    work_dir=planned.targets[k - 1].parent)
         track = gen.generate(request, progress=stage)
         if track.cue_sheet is not None:  # words the generator had no sound for: said once, not per candidate
             notes += [n for n in track.cue_sheet.palette.unmatched_notes() if n not in notes]

@@ -42,6 +42,10 @@ class GenerationRequest:
     stems: bool = True
     """Whether the caller keeps the stems (``--stems``); without, a generator may leave them out
     of its :class:`Soundtrack` (for a long video they cost hundreds of MB each)."""
+    work_dir: Path | None = None
+    """A folder for the generator's working files (the output's folder, on the disk the output
+    goes to); None for the system's temporary folder. The built-in generator maps a long
+    soundtrack's signals from unnamed files there instead of holding them in memory."""
 
 
 @runtime_checkable

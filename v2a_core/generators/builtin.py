@@ -6,6 +6,7 @@ from v2a_core.analysis import AnalysisSettings, analyze
 from v2a_core.generators.base import GenerationRequest, StageProgress
 from v2a_core.plan import plan
 from v2a_core.render import render
+from v2a_core.render.buffers import Buffers
 from v2a_core.types import Soundtrack
 
 VERSION = "1.0"
@@ -35,7 +36,7 @@ class BuiltinGenerator:
         if progress:
             progress("plan", 1.0)
         track = render(sheet, progress=(lambda f, _what: progress("render", f)) if progress else None,
-                       stems=request.stems)
+                       stems=request.stems, buffers=Buffers(request.work_dir))
         if progress:
             progress("render", 1.0)
         track.generator = self.name

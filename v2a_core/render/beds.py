@@ -28,7 +28,8 @@ BLOCK = 1 << 16
 class Stream:
     """Stateful helpers for one bed: everything continues seamlessly from block to block."""
 
-    def __init__(self, rng: np.random.Generator, total: int, automation: np.ndarray | None = None,
+    def __init__(self, rng: np.random.Generator, total: int,
+                 automation: Callable[[int, int], np.ndarray] | None = None,
                  excluded: frozenset[str] = frozenset()) -> None:
         self.excluded = excluded
         """Categories that must not be heard: parts of those categories are left out."""
@@ -41,6 +42,7 @@ class Stream:
         self._curves: dict[str, np.ndarray] = {}
         self._carry: dict[str, np.ndarray] = {}
         self.automation = automation
+        """``automation(pos, n)``: the motion level of samples ``[pos, pos + n)`` of the bed."""
 
     def allows(self, category: str) -> bool:
         """Whether a part that sounds as ``category`` may be added (it is not excluded)."""
@@ -93,7 +95,7 @@ class Stream:
         """Automation (motion) level for this block, 1.0 if none."""
         if self.automation is None:
             return np.ones(self.n, np.float32)
-        return self.automation[self.pos : self.pos + self.n]
+        return self.automation(self.pos, self.n)
 
     # -- grains -----------------------------------------------------------------------
     def events(
@@ -433,15 +435,18 @@ def render_bed(
     n: int,
     rng: np.random.Generator,
     *,
-    automation: np.ndarray | None = None,
+    automation: Callable[[int, int], np.ndarray] | None = None,
     tempo_bpm: float = 0.0,
     sample_source: str | None = None,
     excluded: frozenset[str] = frozenset(),
+    out: np.ndarray | None = None,
 ) -> np.ndarray:
     """(2, n) float32 bed made by ``renderer``, normalised to unit RMS over its length, without
-    its parts of ``excluded`` categories."""
+    its parts of ``excluded`` categories; written into ``out`` (zeros of that shape) if given.
+    ``automation(pos, m)`` gives the motion level of samples ``[pos, pos + m)``."""
     s = Stream(rng, n, automation, excluded)
-    out = np.zeros((2, n), np.float32)
+    if out is None:
+        out = np.zeros((2, n), np.float32)
     energy = 0.0
     for start in range(0, n, BLOCK):
         m = min(BLOCK, n - start)

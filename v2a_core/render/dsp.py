@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import zlib
+from collections.abc import Callable
 from functools import lru_cache
 
 import numpy as np
@@ -89,11 +90,28 @@ def slow_curve(n: int, rate_hz: float, rng: np.random.Generator, lo: float = 0.0
 
 def automation_curve(points: tuple[tuple[float, float], ...], start_s: float, n: int, default: float = 1.0) -> np.ndarray:
     """Level automation (absolute time, level) sampled for ``n`` samples starting at ``start_s``."""
+    return automation(points, start_s, n, default)(0, n)
+
+
+def automation(points: tuple[tuple[float, float], ...], start_s: float, n: int,
+               default: float = 1.0) -> Callable[[int, int], np.ndarray]:
+    """:func:`automation_curve` of ``n`` samples as a function ``level(pos, m)`` of any of its
+    pieces ``[pos, pos + m)``, with the same values, so a long bed needs no full-length curve.
+    The level is read every 64 samples and interpolated in between."""
     if not points or n == 0:
-        return np.full(n, default, np.float32)
-    t = start_s + np.arange(0, n, 64) / SR
-    coarse = np.interp(t, [p[0] for p in points], [p[1] for p in points])
-    return np.interp(np.arange(n), np.arange(0, n, 64), coarse).astype(np.float32)
+        return lambda pos, m: np.full(m, default, np.float32)
+    times, levels = [p[0] for p in points], [p[1] for p in points]
+
+    def level(pos: int, m: int) -> np.ndarray:
+        if m <= 0:
+            return np.zeros(0, np.float32)
+        # the grid points around the piece: every 64th sample of the whole curve, none past its end
+        first = pos // 64 * 64
+        grid = np.arange(first, min(n, pos + m + 64), 64)
+        coarse = np.interp(start_s + grid / SR, times, levels)
+        return np.interp(np.arange(pos, pos + m), grid, coarse).astype(np.float32)
+
+    return level
 
 
 def decay(n: int, seconds: float) -> np.ndarray:

@@ -8,7 +8,7 @@ signal (BS.1770-4 Annex 2), block by block so long soundtracks need little memor
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,6 +16,7 @@ import pyloudnorm
 from scipy.ndimage import minimum_filter1d, uniform_filter1d
 from scipy.signal import lfilter, lfilter_zi, resample_poly
 
+from v2a_core.render.buffers import IN_MEMORY, Buffers
 from v2a_core.render.dsp import SR
 
 _OVERSAMPLE = 4
@@ -55,14 +56,14 @@ _FINE = 16
 
 
 def k_weighted_energy(x: np.ndarray, gain: np.ndarray | None = None, *, resolution: int,
-                      chunk_s: float = 10.0) -> np.ndarray:
+                      chunk_s: float = 10.0, buffers: Buffers = IN_MEMORY) -> np.ndarray:
     """Energy of the K-weighted signal summed over channels (BS.1770-4 weights L, R and C by 1)
     and over consecutive runs of ``resolution`` samples: float64 ``(ceil(n / resolution),)``,
     of ``x * gain`` when ``gain`` (n,) is given, for (channels, n) audio at 48 kHz."""
     stages = list(_METER._filters.values())
     chunk = int(chunk_s * SR) // resolution * resolution
     n = x.shape[1]
-    energy = np.zeros(-(-n // resolution))
+    energy = buffers.zeros((-(-n // resolution),), np.float64)
     for ch in range(x.shape[0]):
         states = [lfilter_zi(st.b, st.a) * 0.0 for st in stages]
         for start in range(0, n, chunk):
@@ -110,31 +111,44 @@ def _loudness_estimate(fine_energy: np.ndarray, gain: np.ndarray) -> float:
     before the gain instead of after, which moves a limiter's result by hundredths of a LU.
     Used to search for the gain, which is then measured exactly."""
     n = len(gain)
-    step = _FINE * (1 << 16)  # in chunks: no full-length temporary
-    g2 = np.concatenate([_run_sums(np.square(gain[i : i + step], dtype=np.float64), _FINE) for i in range(0, n, step)])
-    g2[: n // _FINE] /= _FINE
-    if n % _FINE:
-        g2[-1] /= n % _FINE
-    return gated_loudness(_run_sums(fine_energy * g2, _HOP // _FINE), n)
+    step = _HOP * 256  # in chunks of whole gating hops: no full-length temporary, the same sums
+    per_hop = _HOP // _FINE
+    hops = []
+    for i in range(0, n, step):
+        g = gain[i : i + step]
+        g2 = _run_sums(np.square(g, dtype=np.float64), _FINE)
+        g2[: len(g) // _FINE] /= _FINE
+        if len(g) % _FINE:
+            g2[-1] /= len(g) % _FINE
+        hops.append(_run_sums(fine_energy[i // _FINE : i // _FINE + len(g2)] * g2, per_hop))
+    return gated_loudness(np.concatenate(hops) if hops else np.zeros(0), n)
 
 
-def true_peak_envelope(x: np.ndarray) -> np.ndarray:
-    """Per-sample true peak (max over channels of the 4x oversampled magnitude), linear."""
+def _peak_blocks(x: np.ndarray, gain: np.ndarray | None = None) -> Iterator[tuple[int, np.ndarray]]:
+    """``(start, peaks)``: the per-sample true peak (max over channels of the 4x oversampled
+    magnitude, linear) of ``x * gain`` (``x`` when ``gain`` is None), block by block."""
     n = x.shape[1]
-    env = np.zeros(n, np.float32)
     for start in range(0, n, _BLOCK):
         a, b = max(0, start - _PAD), min(n, start + _BLOCK + _PAD)
-        seg = x[:, a:b]
+        seg = x[:, a:b] if gain is None else x[:, a:b] * gain[a:b]
         up = resample_poly(seg, _OVERSAMPLE, 1, axis=1)
         mag = np.abs(up).max(axis=0)
         mag = mag[: (b - a) * _OVERSAMPLE].reshape(b - a, _OVERSAMPLE).max(axis=1)
         mag = np.maximum(mag, np.abs(seg).max(axis=0))
-        env[start : min(n, start + _BLOCK)] = mag[start - a : start - a + min(_BLOCK, n - start)]
+        yield start, mag[start - a : start - a + min(_BLOCK, n - start)]
+
+
+def true_peak_envelope(x: np.ndarray, *, buffers: Buffers = IN_MEMORY) -> np.ndarray:
+    """Per-sample true peak (max over channels of the 4x oversampled magnitude), linear."""
+    env = buffers.zeros((x.shape[1],))
+    for start, mag in _peak_blocks(x):
+        env[start : start + len(mag)] = mag
     return env
 
 
-def true_peak_dbtp(x: np.ndarray) -> float:
-    peak = float(true_peak_envelope(x).max()) if x.shape[1] else 0.0
+def true_peak_dbtp(x: np.ndarray, gain: np.ndarray | None = None) -> float:
+    """True peak of ``x`` (of ``x * gain`` when ``gain`` is given), dBTP."""
+    peak = max((float(mag.max()) for _, mag in _peak_blocks(x, gain) if len(mag)), default=0.0)
     return 20 * np.log10(peak) if peak > 0 else float("-inf")
 
 
@@ -146,6 +160,7 @@ def limiter_gain(
     lookahead_s: float = 0.0015,
     hold_s: float = 0.02,
     chunk: int = 1 << 20,
+    buffers: Buffers = IN_MEMORY,
 ) -> np.ndarray:
     """Smooth gain g with g * scale * peak_env <= ceiling at every sample.
 
@@ -159,7 +174,7 @@ def limiter_gain(
     if (la + hold) % 2:
         hold += 1
     margin = la + hold + 2
-    out = np.empty(n, np.float32)
+    out = buffers.zeros((n,))
     for start in range(0, n, chunk):
         a, b = max(0, start - margin), min(n, start + chunk + margin)
         out[start : min(n, start + chunk)] = _limiter_chunk(peak_env[a:b], ceiling, scale, la, hold)[
@@ -208,31 +223,31 @@ class LoudnessWarning(UserWarning):
 
 
 def master(mix: np.ndarray, *, target_lufs: float = -16.0, ceiling_dbtp: float = -1.0,
-           iterations: int = _MAX_SEARCH_STEPS) -> MasterResult:
+           iterations: int = _MAX_SEARCH_STEPS, buffers: Buffers = IN_MEMORY) -> MasterResult:
     """Gain curve that brings ``mix`` (2, n) to ``target_lufs`` with true peak <= ``ceiling_dbtp``.
 
     The static gain is searched (secant steps, kept inside a bracket) until the limited result
     is within :data:`_SEARCH_TOLERANCE_LU` of the target, in at most ``iterations`` limiter
     passes (it stopped after 4 plain steps, short of the target on peaky audio). Where even :data:`_MAX_LIMITING_DB` of limiting does not get there (very peaky
     audio, a loud target), the result is as loud as that allows and a :class:`LoudnessWarning`
-    says so.
+    says so. The envelope and gain curves (as long as ``mix``) are taken from ``buffers``.
     """
     n = mix.shape[1]
     if n < _BLOCK_SAMPLES + 1:
         fine = None
         loud = integrated_loudness(mix)
     else:
-        fine = k_weighted_energy(mix, resolution=_FINE)
+        fine = k_weighted_energy(mix, resolution=_FINE, buffers=buffers)
         loud = gated_loudness(_run_sums(fine, _HOP // _FINE), n)
     if not np.isfinite(loud):
         return MasterResult(np.ones(n, np.float32), loud, float("-inf"))
     ceiling = 10 ** ((ceiling_dbtp - 0.3) / 20)  # 0.3 dB margin for interpolation between checks
-    peak_env = true_peak_envelope(mix)
+    peak_env = true_peak_envelope(mix, buffers=buffers)
 
     def gain_at(level_db: float) -> np.ndarray:
         """The limited gain with static part ``level_db``: the limiter adds the moving part."""
         level = 10 ** (level_db / 20)
-        gain = limiter_gain(peak_env, ceiling, scale=level)
+        gain = limiter_gain(peak_env, ceiling, scale=level, buffers=buffers)
         gain *= np.float32(level)
         return gain
 
@@ -248,8 +263,8 @@ def master(mix: np.ndarray, *, target_lufs: float = -16.0, ceiling_dbtp: float =
     peak = max((float(np.max(peak_env[i : i + _BLOCK] * gain[i : i + _BLOCK])) for i in range(0, n, _BLOCK)), default=0.0)
     tp = 20 * np.log10(peak) if peak > 0 else float("-inf")
     if tp > ceiling_dbtp - 0.02:
-        gain = gain * 10 ** ((ceiling_dbtp - 0.05 - tp) / 20)
-        tp = true_peak_dbtp(mix * gain)
+        gain *= 10 ** ((ceiling_dbtp - 0.05 - tp) / 20)
+        tp = true_peak_dbtp(mix, gain)
     measured = _loudness_with_gain(mix, gain)
     if abs(measured - target_lufs) > LOUDNESS_TOLERANCE_LU:
         warnings.warn(LoudnessWarning(

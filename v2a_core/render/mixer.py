@@ -16,7 +16,8 @@ import numpy as np
 from provenance.core.audio import Audio
 from v2a_core.plan.taxonomy import BY_NAME
 from v2a_core.render import beds, oneshots
-from v2a_core.render.dsp import SR, add_at, automation_curve, db, fade_ends, rng_for, samples
+from v2a_core.render.buffers import Buffers
+from v2a_core.render.dsp import SR, add_at, automation, db, fade_ends, rng_for, samples
 from v2a_core.render.master import master
 from v2a_core.render.music import choose_voices, render_music
 from v2a_core.render.spatial import add_reverb, place
@@ -52,16 +53,17 @@ def _oneshot(cue: Cue, rng: np.random.Generator, excluded: frozenset[str]) -> np
     raise ValueError(f"no one-shot renderer for {cue.category}")
 
 
-def _bed(cue: Cue, n_total: int, rng: np.random.Generator, excluded: frozenset[str]) -> tuple[np.ndarray, int]:
+def _bed(cue: Cue, n_total: int, rng: np.random.Generator, excluded: frozenset[str],
+         buffers: Buffers) -> tuple[np.ndarray, int]:
     start = samples(cue.time_s)
     n = min(samples(cue.duration_s), n_total - start)
     if n <= 0:
         return np.zeros((2, 0), np.float32), start
     renderer = BY_NAME[cue.category].renderer
-    auto = automation_curve(cue.automation, cue.time_s, n) if cue.automation else None
+    auto = automation(cue.automation, cue.time_s, n) if cue.automation else None
     source = cue.source.split(":", 1)[1] if cue.source.startswith("bank:") else None
     x = beds.render_bed(renderer, n, rng, automation=auto, tempo_bpm=cue.tempo_bpm, sample_source=source,
-                        excluded=excluded)
+                        excluded=excluded, out=buffers.zeros((2, n)))
     edge_in = cue.fade_s if start > 0 else min(cue.fade_s, 0.05)
     edge_out = cue.fade_s if start + n < n_total else min(cue.fade_s, 0.05)
     x *= np.float32(db(cue.gain_db))
@@ -99,37 +101,40 @@ class _Progress:
 
 
 def render(
-    sheet: CueSheet, *, progress: RenderProgress | None = None, master_mix: bool = True, stems: bool = True
+    sheet: CueSheet, *, progress: RenderProgress | None = None, master_mix: bool = True, stems: bool = True,
+    buffers: Buffers = Buffers(),
 ) -> Soundtrack:
     """Render every cue of ``sheet`` into a mastered 48 kHz stereo :class:`Soundtrack`.
 
     Every sound is added to the mix as it is rendered, and to its layer's stem when ``stems``.
     Without stems a long soundtrack holds the mix and one more full-length signal at a time (the
-    one-shots' reverb send, a bed, the music), and the mix is the same to the last bit."""
+    one-shots' reverb send, a bed, the music), and the mix is the same to the last bit. Those
+    full-length signals (the mix and stems returned too) are taken from ``buffers``: past its
+    size limit they are mapped from temporary files, so memory does not grow with the length."""
     n = samples(sheet.duration_s)
     # the negative prompt holds inside a cue too: a forest bed's birds, a mood's piano
     excluded = frozenset(sheet.palette.excluded)
     notes: list[str] = []
     layers: dict[str, np.ndarray] = {}
     tick = _Progress(progress, len(sheet.cues))
-    mix = np.zeros((2, n), np.float32)
+    mix = buffers.zeros((2, n))
     for layer in LAYERS:
         cues = [c for c in sheet.cues if c.layer == layer]
         if not cues:
             continue
-        stem = np.zeros((2, n), np.float32) if stems else None
+        stem = buffers.zeros((2, n)) if stems else None
         targets = [mix] if stem is None else [mix, stem]
         if layer in _ONESHOT_LAYERS:
-            _oneshot_layer(targets, layer, cues, sheet, excluded, tick)
+            _oneshot_layer(targets, layer, cues, sheet, excluded, tick, buffers)
         elif layer == "music":
-            _music_layer(targets, cues, sheet, excluded, notes, tick)
+            _music_layer(targets, cues, sheet, excluded, notes, tick, buffers)
         else:
-            _bed_layer(targets, layer, cues, sheet, excluded, tick)
+            _bed_layer(targets, layer, cues, sheet, excluded, tick, buffers)
         if stem is not None and np.any(stem):  # a layer whose every part is excluded has no stem
             layers[layer] = stem
     notes += _left_out_notes(sheet, excluded)
     if master_mix:
-        result = master(mix, target_lufs=sheet.loudness_lufs)
+        result = master(mix, target_lufs=sheet.loudness_lufs, buffers=buffers)
         mix *= result.gain
         for stem in layers.values():
             stem *= result.gain
@@ -154,9 +159,9 @@ def _add(targets: list[np.ndarray], x: np.ndarray, start: int) -> None:
 
 
 def _oneshot_layer(targets: list[np.ndarray], layer: str, cues: list[Cue], sheet: CueSheet,
-                   excluded: frozenset[str], tick: _Progress) -> None:
+                   excluded: frozenset[str], tick: _Progress, buffers: Buffers) -> None:
     """The one-shots of ``cues`` at their times, placed, and their reverb in the room."""
-    send = np.zeros_like(targets[0])
+    send = buffers.zeros(targets[0].shape)
     for cue in cues:
         rng = rng_for(sheet.seed, cue.category, cue.variant, samples(cue.time_s))
         mono = _oneshot(cue, rng, excluded) * db(cue.gain_db)
@@ -170,7 +175,7 @@ def _oneshot_layer(targets: list[np.ndarray], layer: str, cues: list[Cue], sheet
 
 
 def _music_layer(targets: list[np.ndarray], cues: list[Cue], sheet: CueSheet, excluded: frozenset[str],
-                 notes: list[str], tick: _Progress) -> None:
+                 notes: list[str], tick: _Progress, buffers: Buffers) -> None:
     """One music bed per span of ``cues`` (the moods and instruments heard together)."""
     groups: dict[tuple[float, float], list[Cue]] = {}
     for cue in cues:
@@ -181,7 +186,7 @@ def _music_layer(targets: list[np.ndarray], cues: list[Cue], sheet: CueSheet, ex
         notes += filter(None, [choose_voices(categories, excluded).note(categories)])
         music = render_music(
             categories, dur, group[0].tempo_bpm or sheet.tempo_bpm, rng, fade_s=group[0].fade_s,
-            excluded=excluded,
+            excluded=excluded, out=buffers.zeros((2, samples(dur))),
         )
         music *= np.float32(db(max(c.gain_db for c in group)))
         _add(targets, music, samples(t0))
@@ -190,12 +195,12 @@ def _music_layer(targets: list[np.ndarray], cues: list[Cue], sheet: CueSheet, ex
 
 
 def _bed_layer(targets: list[np.ndarray], layer: str, cues: list[Cue], sheet: CueSheet, excluded: frozenset[str],
-               tick: _Progress) -> None:
+               tick: _Progress, buffers: Buffers) -> None:
     """The beds or textures of ``cues`` over their spans, faded in and out."""
     n = targets[0].shape[1]
     for cue in cues:
         rng = rng_for(sheet.seed, cue.category, cue.variant)
-        x, start = _bed(cue, n, rng, excluded)
+        x, start = _bed(cue, n, rng, excluded, buffers)
         _add(targets, x, start)
         del x
         tick(1, f"{layer}: {cue.category}")

@@ -219,12 +219,14 @@ def _drum(name: str, rng: np.random.Generator) -> np.ndarray:
 
 def render_music(
     categories: list[str], duration_s: float, tempo_bpm: float, rng: np.random.Generator, *, fade_s: float = 1.5,
-    excluded: frozenset[str] = frozenset(),
+    excluded: frozenset[str] = frozenset(), out: np.ndarray | None = None,
 ) -> np.ndarray:
     """(2, n) float32 music bed for the given mood/instrument categories (first mood leads),
-    played on the voices of :func:`choose_voices` (silence when none is left)."""
+    played on the voices of :func:`choose_voices` (silence when none is left); written into
+    ``out`` (zeros of that shape) if given."""
     n = samples(duration_s)
-    out = np.zeros((2, n), np.float32)
+    if out is None:
+        out = np.zeros((2, n), np.float32)
     voices = choose_voices(categories, excluded).voices
     if n == 0 or not voices:
         return out
