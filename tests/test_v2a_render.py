@@ -165,6 +165,13 @@ def test_buffers_stay_in_memory_when_small_and_a_full_disk_is_an_error_naming_th
         Buffers(tmp_path, in_memory_bytes=1000).zeros((2, 1 << 27))
     assert str(tmp_path) in str(e.value) and list(tmp_path.iterdir()) == []
 
+    def unsupported(fd, offset, length):  # a file system that cannot reserve or map: kept in memory
+        raise OSError(errno.EOPNOTSUPP, "Operation not supported")
+
+    monkeypatch.setattr(os, "posix_fallocate", unsupported)
+    kept = Buffers(tmp_path, in_memory_bytes=1000).zeros((2, 1000))
+    assert type(kept) is np.ndarray and not kept.any() and list(tmp_path.iterdir()) == []
+
 
 def test_reverb_added_in_place_is_the_reverb_and_its_tail_crosses_blocks():
     rng = np.random.default_rng(4)

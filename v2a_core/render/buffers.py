@@ -7,7 +7,8 @@ from temporary files instead: the kernel writes their pages out and reads them b
 so memory stays bounded however long the video. The files are unnamed (``O_TMPFILE`` where the
 file system has it): no other process sees them and they go with the process, however it ends.
 Their space is reserved up front, so a full disk is an error naming the folder, not a crash
-when a page is first written.
+when a page is first written. Where the folder's file system cannot map files, buffers stay in
+memory.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ class Buffers:
         folder = self.folder if self.folder is not None else Path(tempfile.gettempdir())
         try:
             with tempfile.TemporaryFile(dir=folder) as f:
-                os.posix_fallocate(f.fileno(), 0, nbytes)  # a full disk fails here, not as SIGBUS later
+                _reserve(f.fileno(), nbytes)
                 # the mapping keeps the file alive after it is closed; the kernel frees both with it
                 return np.memmap(f, dtype=dtype, mode="r+", shape=shape)
         except OSError as exc:
@@ -52,7 +53,18 @@ class Buffers:
                     f"no room for the soundtrack's working files: {nbytes / 2**30:.1f} GB more free space is needed",
                     path=folder,
                 ) from None
-            raise InputError(f"cannot make the soundtrack's working files: {exc.strerror}", path=folder) from None
+            # a folder whose file system cannot map files (some network and FUSE mounts): in
+            # memory, as before there were working files
+            return np.zeros(shape, dtype)
+
+
+def _reserve(fd: int, nbytes: int) -> None:
+    """Give the file ``nbytes`` of disk now, so a full disk fails here and not as SIGBUS when a
+    page is first written (Linux); elsewhere the file is only sized (macOS has no fallocate)."""
+    if hasattr(os, "posix_fallocate"):
+        os.posix_fallocate(fd, 0, nbytes)
+    else:
+        os.ftruncate(fd, nbytes)
 
 
 IN_MEMORY = Buffers(in_memory_bytes=2**62)
