@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections import defaultdict
 from pathlib import Path
 
@@ -124,6 +125,20 @@ def test_words_that_name_no_sound_are_reported_from_both_prompts(analysis):
     # a lone combining accent (a stray keystroke) folds to no word at all, not to an empty one
     assert parse_prompt("rain \u0301 marimba").unmatched == ("marimba",)
     assert negative_words_naming_nothing("birds, \u0301") == ()
+
+
+def test_the_documented_example_prompts_name_only_sounds_the_generator_makes():
+    """The README's and the demo's prompts are what a new user runs first: 'gym' in them named
+    no sound, so the first run printed a note that the example's own word was not understood."""
+    found = []
+    for doc in ("README.md", "scripts/demo.sh"):
+        for flag, text in re.findall(r'--(prompt|negative-prompt) "([^"]*)"', (ROOT / doc).read_text()):
+            found.append(text)
+            if flag == "prompt":
+                assert parse_prompt(text).unmatched == (), (doc, text)
+            else:
+                assert negative_words_naming_nothing(text) == (), (doc, text)
+    assert len(found) >= 4
 
 
 def test_no_prompt_gives_a_plausible_palette_from_the_picture(analysis):

@@ -123,7 +123,8 @@ CATEGORIES: tuple[Category, ...] = (
        "foley, machines", "Bursts of key clicks."),
     _c("clock.tick", "ambience", "clock", "clock, ticking, tick tock, timer, countdown, watch",
        "machines, foley", "Clock ticks, tempo locked to the visual rhythm if any."),
-    _c("ambience.room", "ambience", "room", "room tone, room, indoor, interior, office, quiet room, home, kitchen",
+    _c("ambience.room", "ambience", "room", "room tone, room, indoor, interior, office, quiet room, home, kitchen, "
+       "gym, gymnasium, sports hall",
        "ambience, room tone, background", "Quiet room tone: pink noise, air handling."),
     _c("ambience.forest", "ambience", "forest", "forest, woodland, jungle, nature, park, countryside, garden",
        "ambience, nature", "Forest air with leaves and distant birds."),
