@@ -46,6 +46,8 @@ PROMPTS = [
     ("epic orchestral trailer with choir", {"music.epic", "instrument.choir"}),
     ("metal pipe clanging in a factory", {"impact.metal", "machine.hum"}),
     ("stadium crowd cheering", {"crowd.cheer"}),
+    ("a door slam, then glass breaking", {"impact.wood", "impact.glass"}),
+    ("explosions in a gymnasium", {"impact.hit", "ambience.room"}),
 ]
 
 
@@ -122,6 +124,8 @@ def test_words_that_name_no_sound_are_reported_from_both_prompts(analysis):
     assert plan(analysis, "ukulele", "rain").palette.unmatched_notes()[0].startswith("the prompt's 'ukulele' names no")
     assert plan(analysis, "rain", "music").palette.unmatched_notes() == []
     assert negative_words_naming_nothing("the drums, no footsteps, 3 sirens") == ("siren",)
+    # a prompt written as prose: the words that hold it together name nothing, but are no sound asked for
+    assert parse_prompt("I want something eerie, then maybe wind through the trees").unmatched == ("tree",)
     # a lone combining accent (a stray keystroke) folds to no word at all, not to an empty one
     assert parse_prompt("rain \u0301 marimba").unmatched == ("marimba",)
     assert negative_words_naming_nothing("birds, \u0301") == ()

@@ -27,6 +27,16 @@ _STOPWORDS = {
     "some", "very", "lot", "lots", "sound", "sounds", "noise", "noises", "effect", "effects", "film", "movie",
     "scene", "video", "style", "like", "is", "are", "it", "its", "into", "onto", "while", "heavy", "light",
     "loud", "quiet", "soft", "distant", "close", "big", "small", "little", "many", "few", "s",
+    # words that hold a sentence together and name no sound (a prompt written as prose)
+    "i", "we", "you", "me", "my", "our", "your", "he", "she", "they", "them", "their", "his", "her",
+    "this", "that", "these", "those", "there", "here", "who", "which", "what", "when", "where", "while",
+    "then", "than", "but", "so", "as", "if", "also", "too", "just", "only", "maybe", "perhaps", "please",
+    "be", "been", "being", "was", "were", "am", "has", "have", "had", "do", "does", "can", "could", "should",
+    "would", "will", "want", "need", "make", "add", "use", "give", "get", "something", "anything", "some",
+    "any", "all", "more", "most", "less", "much", "really", "slightly", "slowly", "quickly", "through",
+    "across", "around", "behind", "between", "up", "down", "out", "off", "about", "after", "before", "during",
+    "until", "again", "each", "every", "other", "another", "same", "kind", "sort", "type", "background",
+    "foreground", "overall", "throughout", "track", "soundtrack", "audio",
 }
 _MAX_PHRASE = 4
 

@@ -38,11 +38,13 @@ def _c(name: str, layer: str, renderer: str, synonyms: str, groups: str, descrip
 
 CATEGORIES: tuple[Category, ...] = (
     # ---------------------------------------------------------------- impacts (on visual events)
-    _c("impact.wood", "events", "modal", "wood, wooden, knock, knocking, plank, log, table, door knock, clack, block, blocks",
+    _c("impact.wood", "events", "modal", "wood, wooden, knock, knocking, plank, log, table, door knock, clack, block, blocks, "
+       "door slam, door slamming, slamming door",
        "impacts, impact, hits, foley", "Hollow wooden knock: few inharmonic modes, fast decay."),
     _c("impact.metal", "events", "modal", "metal, metallic, steel, iron, clang, clanging, pipe, anvil, tin, tin can",
        "impacts, impact, hits, foley, metal", "Ringing metal: dense inharmonic modes, long decay."),
-    _c("impact.glass", "events", "modal", "glass, clink, clinking, bottle, window, ceramic, porcelain, cup",
+    _c("impact.glass", "events", "modal", "glass, clink, clinking, bottle, window, ceramic, porcelain, cup, "
+       "glass breaking, breaking glass, shatter, shattering",
        "impacts, impact, hits, foley", "Bright glass/ceramic clink: high modes, medium decay."),
     _c("impact.stone", "events", "modal", "stone, rock, brick, pebble, concrete hit, rocks, rubble",
        "impacts, impact, hits, foley", "Dull stone knock with a gritty noise burst."),
@@ -54,7 +56,7 @@ CATEGORIES: tuple[Category, ...] = (
        "impacts, impact, hits, foley", "Soft body thud: lowpassed noise and a low mode."),
     _c("impact.drum", "events", "sample", "drumstick, tom, toms, snare, percussion hit, drum hit, drum hits, stick hits drum",
        "impacts, impact, hits, foley, percussion, drums", "Drum hits from the sample bank (toms, snare, kick)."),
-    _c("impact.hit", "events", "sample", "hit, boom, slam, cinematic hit, impact, smash, crash, bang",
+    _c("impact.hit", "events", "sample", "hit, boom, slam, cinematic hit, impact, smash, crash, bang, explosion, blast",
        "impacts, impact, hits, foley", "Cinematic hit: sampled impact layered with a sub boom."),
     _c("water.splash", "events", "splash", "splash, splashing, dive, plunge",
        "water, foley", "Splash: noise burst with bubble chirps."),
@@ -111,7 +113,7 @@ CATEGORIES: tuple[Category, ...] = (
        "machines, ambience", "Mains hum, harmonics and machine noise."),
     _c("electric.buzz", "ambience", "buzz", "electric, electrical, buzz, buzzing, neon, transformer, sci-fi, scifi, hologram, laser",
        "machines, electronic sounds", "Electrical buzz with flickering modulation."),
-    _c("animal.birds", "ambience", "birds", "birds, bird, birdsong, chirping, songbirds, tweeting, dawn chorus",
+    _c("animal.birds", "ambience", "birds", "birds, bird, birdsong, chirping, songbirds, tweeting, dawn chorus, birds singing, singing birds",
        "animals, nature, wildlife", "Birdsong: frequency-modulated chirps."),
     _c("animal.insects", "ambience", "insects", "insects, crickets, cicadas, bugs, frogs, night insects, swamp",
        "animals, nature, wildlife", "Crickets and cicadas: pulsed high tones."),
