@@ -600,4 +600,5 @@ def _generate_all(video: Path, planned: _Outputs, options: GenerateOptions, gen,
             notes.append(f"{planned.cue_sheets[k - 1].name} not written: the generator {gen.name!r} makes no cue sheet")
         loud.append(track.loudness_lufs)
         peaks.append(track.true_peak_dbtp)
+        del track  # the next candidate's soundtrack is made without this one beside it
     return GenerateResult(tuple(outputs), tuple(stems), tuple(sheets), tuple(loud), tuple(peaks), tuple(notes))
