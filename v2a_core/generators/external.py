@@ -35,6 +35,7 @@ from provenance.core.errors import ConfigError, GenerationError
 from provenance.core.interrupts import stop_signals_deferred
 from provenance.core.io import read_audio
 from v2a_core.generators.base import GenerationRequest, StageProgress, soundtrack_length_s
+from v2a_core.render.buffers import Buffers
 from v2a_core.render.conform import conform
 from v2a_core.types import Soundtrack
 
@@ -117,7 +118,8 @@ class ExternalCommandGenerator:
             if progress:
                 progress("generate", 1.0)
             audio = read_audio(produced)
-        track = conform(audio, duration, target_lufs=request.loudness_lufs, generator=self.name, seed=request.seed)
+        track = conform(audio, duration, target_lufs=request.loudness_lufs, generator=self.name, seed=request.seed,
+                        buffers=Buffers(request.work_dir))
         if progress:
             progress("master", 1.0)
         return track

@@ -15,6 +15,7 @@ import re
 from provenance.core.audio import Audio
 from provenance.core.errors import FoleySealError, GenerationError, InputError
 from v2a_core.generators.base import GenerationRequest, Generator, StageProgress, soundtrack_length_s
+from v2a_core.render.buffers import Buffers
 from v2a_core.render.conform import conform
 from v2a_core.types import CueSheet, Soundtrack
 
@@ -39,7 +40,8 @@ class PluginGenerator:
         track = self._call(request, progress)
         checked = _checked(self.entry_name, track)
         out = conform(checked.mix, length_s, target_lufs=request.loudness_lufs, generator=self.name,
-                      seed=request.seed, stems=checked.stems, cue_sheet=checked.cue_sheet)
+                      seed=request.seed, stems=checked.stems, cue_sheet=checked.cue_sheet,
+                      buffers=Buffers(request.work_dir))
         if progress:
             progress("master", 1.0)
         return out

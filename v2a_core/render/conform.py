@@ -8,6 +8,7 @@ import numpy as np
 from scipy.signal import resample_poly
 
 from provenance.core.audio import Audio
+from v2a_core.render.buffers import IN_MEMORY, Buffers
 from v2a_core.render.dsp import SR, fade, samples
 from v2a_core.render.master import master
 from v2a_core.types import CueSheet, Soundtrack
@@ -40,15 +41,20 @@ def conform(
     seed: int = 0,
     stems: dict[str, Audio] | None = None,
     cue_sheet: CueSheet | None = None,
+    buffers: Buffers = IN_MEMORY,
 ) -> Soundtrack:
     """Fit ``audio`` to the video (:func:`fit`) and master it to ``target_lufs`` LUFS with true
-    peak <= -1 dBTP. ``stems``, if any, are fitted alike and get the mix's gain curve, so they
-    keep their share of the mix."""
+    peak <= -1 dBTP (the limiter's curves taken from ``buffers``). ``stems``, if any, are fitted
+    alike and get the mix's gain curve, so they keep their share of the mix."""
     x = fit(audio, duration_s)
-    result = master(x, target_lufs=target_lufs)
+    result = master(x, target_lufs=target_lufs, buffers=buffers)
+    x *= result.gain  # in place: fit() made x, and a long soundtrack has no room for a second copy
+    fitted = {layer: fit(a, duration_s) for layer, a in (stems or {}).items()}
+    for stem in fitted.values():
+        stem *= result.gain
     return Soundtrack(
-        mix=Audio(x * result.gain, SR),
-        stems={layer: Audio(fit(a, duration_s) * result.gain, SR) for layer, a in (stems or {}).items()},
+        mix=Audio(x, SR),
+        stems={layer: Audio(stem, SR) for layer, stem in fitted.items()},
         loudness_lufs=result.loudness_lufs,
         true_peak_dbtp=result.true_peak_dbtp,
         cue_sheet=cue_sheet,
