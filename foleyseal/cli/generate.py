@@ -70,8 +70,16 @@ def generate_cmd(
         "VP8/VP9/AV1 video, Opus soundtrack) or audio (.wav/.flac/.mp3/.m4a/.ogg/.opus). MKV, WebM, "
         "Ogg and Opus get their C2PA manifest as a .c2pa sidecar. Default: ./VIDEO.foleyseal.mp4.",
     ),
-    prompt: str = typer.Option("", "--prompt", "-p", help="What the soundtrack should contain, e.g. 'rain, thunder, tension'."),
-    negative_prompt: str = typer.Option("", "--negative-prompt", "-n", help="What must not be heard (strict), e.g. 'music'."),
+    prompt: str = typer.Option(
+        "", "--prompt", "-p",
+        help=("What the soundtrack should contain, e.g. 'rain, thunder, tension' (words that name no sound "
+              "the generator makes are listed in a note)."),
+    ),
+    negative_prompt: str = typer.Option(
+        "", "--negative-prompt", "-n",
+        help=("What must not be heard (strict), e.g. 'music' or 'vocals' (words that remove nothing are "
+              "listed in a note)."),
+    ),
     seed: int = typer.Option(
         0, "--seed", help="Seed, 0 to 4294967295 (2^32 - 1): the same seed, video and prompts give the same soundtrack.",
     ),
