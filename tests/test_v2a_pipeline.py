@@ -328,6 +328,27 @@ def test_words_of_either_prompt_that_name_no_sound_are_said_once(home, video, tm
     assert "note: the negative prompt's 'hiss' names no sound" in out and "speech" not in out
 
 
+def test_too_little_disk_for_a_long_soundtracks_working_files_is_refused_before_any_work(home, video, tmp_path,
+                                                                                       monkeypatch):
+    """A long video's soundtrack is worked on in files beside the output; on a disk too full for
+    them the run failed only after its analysis, minutes in."""
+    import shutil
+    from collections import namedtuple
+
+    import v2a_core.render.buffers as buffers
+
+    assert buffers.disk_needed_bytes(60.0, buffers.Buffers()) == 0  # a minute stays in memory
+    assert buffers.disk_needed_bytes(7200.0, buffers.Buffers()) == 2 * 7200 * 384_000
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(buffers, "disk_needed_bytes", lambda seconds, b: 2 * 7200 * 384_000)
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10 * 2**30, 9 * 2**30, 2**30))
+    monkeypatch.setattr("v2a_core.generators.builtin.analyze", lambda *a, **k: pytest.fail("analysed"))
+    with pytest.raises(InputError) as caught:
+        generate(video, tmp_path / "x.mp4", GenerateOptions(), settings=load_settings(home))
+    assert str(caught.value).startswith(f"{tmp_path}: scoring 8 s of video needs about 5.1 GB of free space here")
+    assert "1.0 GB is free" in str(caught.value) and list(tmp_path.iterdir()) == []
+
+
 def test_cli_makes_a_missing_stems_folder_with_its_parents(home, video, tmp_path, capsys):
     stems = tmp_path / "new" / "stems"
     code, out, err = _run(["generate", str(video), "-o", str(tmp_path / "x.wav"), "--stems", str(stems) + "/",

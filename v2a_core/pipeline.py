@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -357,6 +358,26 @@ def _made_folder(path: Path | None) -> Iterator[None]:
         raise
 
 
+def _check_working_space(folder: Path, declared_s: float, duration_s: float | None) -> None:
+    """:class:`InputError` before any work when ``folder`` (the output's) has less free disk than
+    a soundtrack this long certainly needs for its working files (a long video scored to the
+    end would otherwise fail after its analysis, minutes in)."""
+    from v2a_core.render.buffers import Buffers, disk_needed_bytes
+
+    length_s = min(declared_s, duration_s) if duration_s is not None else declared_s
+    need = disk_needed_bytes(length_s, Buffers(folder))
+    if need == 0:
+        return
+    free = shutil.disk_usage(folder).free
+    if free < need:
+        length = f"{length_s / 60:.0f} minutes" if length_s >= 60 else f"{length_s:.0f} s"
+        raise InputError(
+            f"scoring {length} of video needs about {need / 2**30:.1f} GB of free space here "
+            f"for working files; {free / 2**30:.1f} GB is free: free some, or write the output to another disk",
+            path=folder,
+        )
+
+
 def _check_long_enough(video: Path, declared_s: float, duration_s: float | None) -> None:
     """:class:`InputError` before any work when the soundtrack would be shorter than one watermark
     block: ``duration_s`` (``--duration``) below it, or a video whose header says it is shorter
@@ -539,6 +560,7 @@ def generate(
     info = probe(video)  # a clear error for a missing, corrupt or audio-only file before any work
     _check_long_enough(video, info.duration_s, options.duration_s)
     planned = _plan_outputs(video, output, options)
+    _check_working_space(planned.targets[0].parent, info.duration_s, options.duration_s)
     gen = _generator(options)
     settings = _checked_settings(settings)
     with _made_folder(planned.stems_dir):

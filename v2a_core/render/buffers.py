@@ -67,5 +67,18 @@ def _reserve(fd: int, nbytes: int) -> None:
         os.ftruncate(fd, nbytes)
 
 
+MIX_BYTES_PER_S = 48_000 * 2 * 4
+"""Bytes of a 48 kHz stereo float32 soundtrack per second."""
+
+
+def disk_needed_bytes(duration_s: float, buffers: Buffers) -> int:
+    """The least free disk (bytes) that rendering a soundtrack of ``duration_s`` seconds takes in
+    ``buffers``' folder: the mix and one more full-length signal at a time (a reverb send, a bed,
+    the music; or the limiter's envelope and gain), each where it is too big to stay in memory.
+    Stems add the mix's size each."""
+    mix = int(duration_s * MIX_BYTES_PER_S)
+    return 2 * mix if mix > buffers.in_memory_bytes else 0
+
+
 IN_MEMORY = Buffers(in_memory_bytes=2**62)
 """Every buffer in memory (the behaviour before long soundtracks were mapped from files)."""
