@@ -345,8 +345,8 @@ def test_too_little_disk_for_a_long_soundtracks_working_files_is_refused_before_
     monkeypatch.setattr("v2a_core.generators.builtin.analyze", lambda *a, **k: pytest.fail("analysed"))
     with pytest.raises(InputError) as caught:
         generate(video, tmp_path / "x.mp4", GenerateOptions(), settings=load_settings(home))
-    assert str(caught.value).startswith(f"{tmp_path}: scoring 8 s of video needs about 5.1 GB of free space here")
-    assert "1.0 GB is free" in str(caught.value) and list(tmp_path.iterdir()) == []
+    assert str(caught.value).startswith(f"{tmp_path}: scoring 8 s of video needs about 5.5 GB of free space here")
+    assert "1.1 GB is free" in str(caught.value) and list(tmp_path.iterdir()) == []
 
 
 def test_cli_makes_a_missing_stems_folder_with_its_parents(home, video, tmp_path, capsys):

@@ -161,7 +161,7 @@ def test_buffers_stay_in_memory_when_small_and_a_full_disk_is_an_error_naming_th
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(os, "posix_fallocate", full)
-    with pytest.raises(InputError, match=r"no room for the soundtrack's working files: 1\.0 GB more free space") as e:
+    with pytest.raises(InputError, match=r"no room for the soundtrack's working files: 1\.1 GB more free space") as e:
         Buffers(tmp_path, in_memory_bytes=1000).zeros((2, 1 << 27))
     assert str(tmp_path) in str(e.value) and list(tmp_path.iterdir()) == []
 

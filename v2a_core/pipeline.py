@@ -372,8 +372,8 @@ def _check_working_space(folder: Path, declared_s: float, duration_s: float | No
     if free < need:
         length = f"{length_s / 60:.0f} minutes" if length_s >= 60 else f"{length_s:.0f} s"
         raise InputError(
-            f"scoring {length} of video needs about {need / 2**30:.1f} GB of free space here "
-            f"for working files; {free / 2**30:.1f} GB is free: free some, or write the output to another disk",
+            f"scoring {length} of video needs about {need / 1e9:.1f} GB of free space here "
+            f"for working files; {free / 1e9:.1f} GB is free: free some, or write the output to another disk",
             path=folder,
         )
 

@@ -50,7 +50,7 @@ class Buffers:
         except OSError as exc:
             if exc.errno in (errno.ENOSPC, errno.EDQUOT):
                 raise InputError(
-                    f"no room for the soundtrack's working files: {nbytes / 2**30:.1f} GB more free space is needed",
+                    f"no room for the soundtrack's working files: {nbytes / 1e9:.1f} GB more free space is needed",
                     path=folder,
                 ) from None
             # a folder whose file system cannot map files (some network and FUSE mounts): in
