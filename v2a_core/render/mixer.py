@@ -108,7 +108,7 @@ def render(
 
     Every sound is added to the mix as it is rendered, and to its layer's stem when ``stems``.
     Without stems a long soundtrack holds the mix and one more full-length signal at a time (the
-    one-shots' reverb send, a bed, the music), and the mix is the same to the last bit. Those
+    one-shots' reverb send, a bed, the music), and the mix is the same as with stems. Those
     full-length signals (the mix and stems returned too) are taken from ``buffers``: past its
     size limit they are mapped from temporary files, so memory does not grow with the length."""
     n = samples(sheet.duration_s)
