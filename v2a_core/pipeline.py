@@ -25,6 +25,7 @@ from provenance.core.config import Settings
 from provenance.core.errors import InputError
 from provenance.core.io import check_video_output
 from v2a_core.generators import SEED_LIMIT, GenerationRequest, StageProgress, load_generator
+from v2a_core.generators.base import scored_length_s
 from v2a_core.generators.external import DEFAULT_TIMEOUT_S
 from v2a_core.types import LAYERS, Soundtrack
 from v2a_core.video import probe
@@ -364,7 +365,7 @@ def _check_working_space(folder: Path, declared_s: float, duration_s: float | No
     end would otherwise fail after its analysis, minutes in)."""
     from v2a_core.render.buffers import Buffers, disk_needed_bytes
 
-    length_s = min(declared_s, duration_s) if duration_s is not None else declared_s
+    length_s = scored_length_s(declared_s, duration_s)
     need = disk_needed_bytes(length_s, Buffers(folder))
     if need == 0:
         return

@@ -13,6 +13,7 @@ from provenance.core import io
 from provenance.core.audio import Audio, check_audio_params
 from provenance.core.atomic import atomic_path, reported_as
 from provenance.core.errors import InputError, MarkLostInEncodingError, UnreadableMarkError
+from provenance.core.io.read import _rechunk
 from provenance.core.results import Detection
 from provenance.watermark.clipping import clipped_fraction, clipped_samples
 from provenance.watermark.detect import DEFAULT_THRESHOLD, check_threshold, detect_features
@@ -193,7 +194,7 @@ class _ReadBack:
         """:class:`UnreadableMarkError` unless the marked audio, given as consecutive blocks at
         ``sample_rate`` (Hz) lasting ``duration_s`` (s), carries the payload: read as
         :func:`detect_file` reads a file, in windows, so any length fits in memory."""
-        pieces = (Audio(x, sample_rate) for x in _reblocked(marked, int(sample_rate * _PIECE_S)))
+        pieces = (Audio(x, sample_rate) for x in _rechunk(marked, int(sample_rate * _PIECE_S)))
         found = _detect_stream(pieces, sample_rate, duration_s, self.key, threshold=DEFAULT_THRESHOLD,
                                params=self.params, search=False, known=self._known())
         if found is None or self._missed(found):
@@ -243,22 +244,6 @@ million records."""
 def _what_failed(found: Detection) -> str:
     what = "found, but its payload could not be read" if found.found else "not found"
     return f"{what} (presence p = {found.p_value:.2g})"
-
-
-def _reblocked(blocks: Iterator[np.ndarray], size: int) -> Iterator[np.ndarray]:
-    """``blocks`` (``(channels, frames)``) joined and cut again into blocks of ``size`` frames
-    (the last one shorter)."""
-    held: list[np.ndarray] = []
-    count = 0
-    for block in blocks:
-        held.append(block)
-        count += block.shape[1]
-        while count >= size:
-            joined = np.concatenate(held, axis=1)
-            yield joined[:, :size]
-            held, count = [joined[:, size:]], count - size
-    if count:
-        yield np.concatenate(held, axis=1)
 
 
 def _chunks_with_context(path: Path, chunk: int, pad: int, *, track: int | None = None):

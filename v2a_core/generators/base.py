@@ -58,11 +58,19 @@ class Generator(Protocol):
         ...
 
 
+def scored_length_s(video_s: float, duration_s: float | None) -> float:
+    """Seconds of video scored: its length ``video_s`` (0 when its header does not say), or
+    ``duration_s`` (``--duration``) when that is shorter or the length unknown; 0 when neither
+    is known."""
+    if duration_s and video_s > 0:
+        return float(min(duration_s, video_s))
+    return float(duration_s or video_s or 0.0)
+
+
 def soundtrack_length_s(request: GenerationRequest) -> float:
     """How long the soundtrack for ``request`` is, seconds: the video's length (from its header),
     or ``duration_s`` when that is shorter. :class:`GenerationError` when neither is known."""
-    video_s = probe(request.video).duration_s
-    length = min(request.duration_s, video_s) if request.duration_s and video_s > 0 else (request.duration_s or video_s)
-    if not length or length <= 0:
+    length = scored_length_s(probe(request.video).duration_s, request.duration_s)
+    if length <= 0:
         raise GenerationError("cannot tell the video's duration", path=request.video)
     return float(length)

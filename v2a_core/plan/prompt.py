@@ -164,14 +164,18 @@ def _match_words(words: list[str]) -> tuple[list[PromptMatch], list[str]]:
             [w for i, w in enumerate(words) if i not in matched])
 
 
+def _group_spans(words: list[str]) -> list[tuple[int, int, str]]:
+    """``(start, end, phrase)`` of every group phrase in ``words``, longest first (overlapping
+    phrases each count)."""
+    return [(i, i + n, key) for n in range(min(_MAX_PHRASE, len(words)), 0, -1)
+            for i in range(len(words) - n + 1) if (key := " ".join(words[i : i + n])) in _GROUPS]
+
+
 def _naming_nothing(words: list[str]) -> list[str]:
     """The words of a negative clause that remove nothing: in no category's phrase or group's
     phrase, no footsteps or layer word, no stop word or number."""
     named = {i for a, b, _ in _match_spans(words) for i in range(a, b)}
-    for n in range(min(_MAX_PHRASE, len(words)), 0, -1):
-        for i in range(len(words) - n + 1):
-            if " ".join(words[i : i + n]) in _GROUPS:
-                named.update(range(i, i + n))
+    named.update(i for a, b, _ in _group_spans(words) for i in range(a, b))
     return [w for i, w in enumerate(words) if i not in named and w not in _FOOTSTEPS and w not in _LAYERS
             and w not in _STOPWORDS and w not in _NEGATORS and not w.isdigit()]
 
@@ -222,10 +226,8 @@ def excluded_by_words(words: list[str]) -> list[str]:
     out: list[str] = []
     found, rest = _match_words(words)
     out.extend(m.category for m in found)
-    for n in range(min(_MAX_PHRASE, len(words)), 0, -1):
-        for i in range(len(words) - n + 1):
-            key = " ".join(words[i : i + n])
-            out.extend(_GROUPS.get(key, ()))
+    for _, _, key in _group_spans(words):
+        out.extend(_GROUPS[key])
     for w in rest:
         if w in _FOOTSTEPS:
             out.extend(c.name for c in CATEGORIES if c.layer == "footsteps")

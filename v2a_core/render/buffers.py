@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from provenance.core.errors import InputError
+from v2a_core.render.dsp import SR
 
 
 @dataclass(frozen=True)
@@ -67,7 +68,7 @@ def _reserve(fd: int, nbytes: int) -> None:
         os.ftruncate(fd, nbytes)
 
 
-MIX_BYTES_PER_S = 48_000 * 2 * 4
+MIX_BYTES_PER_S = SR * 2 * 4
 """Bytes of a 48 kHz stereo float32 soundtrack per second."""
 
 

@@ -88,16 +88,12 @@ def slow_curve(n: int, rate_hz: float, rng: np.random.Generator, lo: float = 0.0
     return (points[i] * (1 - frac) + points[i + 1] * frac).astype(np.float32)
 
 
-def automation_curve(points: tuple[tuple[float, float], ...], start_s: float, n: int, default: float = 1.0) -> np.ndarray:
-    """Level automation (absolute time, level) sampled for ``n`` samples starting at ``start_s``."""
-    return automation(points, start_s, n, default)(0, n)
-
-
 def automation(points: tuple[tuple[float, float], ...], start_s: float, n: int,
                default: float = 1.0) -> Callable[[int, int], np.ndarray]:
-    """:func:`automation_curve` of ``n`` samples as a function ``level(pos, m)`` of any of its
-    pieces ``[pos, pos + m)``, with the same values, so a long bed needs no full-length curve.
-    The level is read every 64 samples and interpolated in between."""
+    """Level automation (absolute time, level) for ``n`` samples starting at ``start_s``, as a
+    function ``level(pos, m)`` of any piece ``[pos, pos + m)`` of them (pieces give the same
+    values as the whole), so a long bed needs no full-length curve. The level is read every 64
+    samples and interpolated in between."""
     if not points or n == 0:
         return lambda pos, m: np.full(m, default, np.float32)
     times, levels = [p[0] for p in points], [p[1] for p in points]
