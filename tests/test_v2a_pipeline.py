@@ -201,6 +201,9 @@ def _snapshot(d: Path) -> dict[str, bytes]:
         (["src.mp4", "-o", "x.mkv", "--cue-sheet", "x.mkv.c2pa"], "the cue sheet and the C2PA sidecar of the output"),
         (["src.mp4", "-o", "x.wav", "--stems", ".", "--cue-sheet", "x-music.flac"], "the cue sheet and the music stem"),
         (["src.mp4", "-o", "x.wav", "--stems", "src.mp4"], "the stems folder is a file"),
+        (["src.mp4", "-o", "x.wav", "--stems", "st", "--cue-sheet", "st"], "the cue sheet and the stems folder are the same path"),
+        (["src.mp4", "-o", "x.wav", "--stems", "x.wav"], "the output and the stems folder are the same path"),
+        (["src.mp4", "-o", "x.wav", "--stems", "x.wav/stems"], "the stems folder would be made inside the output"),
         (["src.mp4", "-o", "sub/../src.mp4"], "the output is the input video"),
     ],
 )

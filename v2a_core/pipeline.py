@@ -306,7 +306,21 @@ def _plan_outputs(video: Path, output: Path, options: GenerateOptions) -> _Outpu
             raise InputError(f"{f.what} and {seen[key].what} are the same file; give them different names",
                              path=f.path)
         seen[key] = f
+        if outputs.stems_dir is not None:
+            _check_not_stems_dir(f, outputs.stems_dir)
     return outputs
+
+
+def _check_not_stems_dir(f: _OutputFile, stems_dir: Path) -> None:
+    """:class:`InputError` when the run would make the stems folder where it writes ``f``, or
+    inside it (``f`` a file, the folder not there yet: each write would find the other's path
+    taken, after all the work)."""
+    folder, path = stems_dir.resolve(), f.path.resolve()
+    if path == folder:
+        raise InputError(f"{f.what} and the stems folder are the same path; give them different names", path=f.path)
+    if path in folder.parents:
+        raise InputError(f"the stems folder would be made inside {f.what}, a file; choose another folder",
+                         path=stems_dir)
 
 
 def _check_output_file(f: _OutputFile, is_video: bool) -> None:
