@@ -8,6 +8,7 @@ verification run for ever or allocate without bound.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -72,11 +73,23 @@ def _sanitize(mono: np.ndarray, stats: DecodeStats) -> np.ndarray:
     return mono
 
 
+class _SoundfileStopped(Exception):
+    """libsndfile gave up on a damaged file after handing on ``frames`` mono samples (a FLAC
+    frame that lost sync fails the whole read; FFmpeg's decoder skips it and goes on)."""
+
+    def __init__(self, frames: int, cause: Exception) -> None:
+        super().__init__(str(cause))
+        self.frames = frames
+        self.cause = cause
+
+
 def _soundfile_chunks(path: Path, deadline: float | None, stats: DecodeStats, max_frames: int) -> Iterator[np.ndarray]:
+    """Decode through libsndfile; :class:`_SoundfileStopped` when a read fails on damage."""
     import soundfile as sf
 
     try:
-        fh = sf.SoundFile(str(path))
+        # bytes: a file name that is not valid UTF-8 (Latin-1 from an old archive) opens too
+        fh = sf.SoundFile(os.fsencode(path))
     except (sf.LibsndfileError, RuntimeError, OSError, ValueError) as exc:
         raise FormatError(f"cannot decode audio: {exc}") from exc
     with fh:
@@ -91,10 +104,7 @@ def _soundfile_chunks(path: Path, deadline: float | None, stats: DecodeStats, ma
             try:
                 block = fh.read(min(step, max_frames - total), dtype="float32", always_2d=True)
             except (sf.LibsndfileError, RuntimeError, ValueError, MemoryError) as exc:
-                if total == 0:
-                    raise FormatError(f"cannot decode audio: {exc}") from exc
-                stats.decode_errors += 1
-                break
+                raise _SoundfileStopped(total, exc) from exc
             if block.shape[0] == 0:
                 break
             total += block.shape[0]
@@ -217,6 +227,28 @@ def _pyav_chunks(path: Path, deadline: float | None, stats: DecodeStats, max_fra
         container.close()
 
 
+def _soundfile_else_pyav(path: Path, deadline: float | None, stats: DecodeStats, max_frames: int) -> Iterator[np.ndarray]:
+    """libsndfile's exact, fast decoding; where it fails on damage, FFmpeg's decoding of the
+    rest (past the samples already handed on), which skips the damaged frames as players do."""
+    try:
+        yield from _soundfile_chunks(path, deadline, stats, max_frames)
+        return
+    except _SoundfileStopped as stopped:
+        done, cause = stopped.frames, stopped.cause
+    stats.decode_errors += 1
+    skip = done
+    try:
+        for chunk in _pyav_chunks(path, deadline, stats, max_frames):
+            if skip >= chunk.shape[0]:
+                skip -= chunk.shape[0]
+                continue
+            yield chunk[skip:]
+            skip = 0
+    except FormatError as exc:
+        if done == 0:
+            raise FormatError(f"cannot decode audio: {cause}") from exc
+
+
 def iter_mono(
     path: str | Path,
     *,
@@ -237,7 +269,7 @@ def iter_mono(
     use_sf = container_format in _SOUNDFILE_FORMATS
     # The frame cap needs the rate, known only after opening: use a generous bound first and
     # enforce the real one per chunk below.
-    source = (_soundfile_chunks if use_sf else _pyav_chunks)(path, deadline, stats, 2**62)
+    source = (_soundfile_else_pyav if use_sf else _pyav_chunks)(path, deadline, stats, 2**62)
     level_acc = np.zeros(0, dtype=np.float32)
     for chunk in source:
         if stats.sample_rate <= 0:

@@ -52,6 +52,7 @@ from provenance.core.c2pa_types import MarkResult, SoftBinding, SoftBindingBlock
 from provenance.core.config import Settings, load_settings
 from provenance.core.digest import sha256_file
 from provenance.core.errors import InputError, MarkLostInEncodingError, UnreadableMarkError
+from provenance.core.text import valid_unicode
 from provenance.keys.signers import SigningIdentity, load_identity
 from provenance.store.repository import ManifestStore, open_store
 from provenance.watermark import SOFT_BINDING_ALG, load_key
@@ -278,7 +279,7 @@ def mark(
     identity = load_identity(settings)
     wm_key = load_key(settings.watermark_key_path)
     video_sha = sha256_file(source_video) if source_video is not None else None
-    title = title or output_path.name
+    title = valid_unicode(title or output_path.name)
 
     label = new_manifest_label()
     with _Reservation(open_store(settings), label, output_path) as reservation:

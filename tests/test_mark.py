@@ -246,6 +246,23 @@ def test_mark_edits_inputs_c2pa_cannot_embed_into(settings, source, tmp_path):
     ]
 
 
+def test_mark_takes_file_names_that_are_not_utf8(settings, source, tmp_path):
+    """Latin-1 names (old archives, Windows zips) reach Python with lone surrogates, which
+    c2pa's JSON, the store and libsndfile refused: mark ended in an internal error."""
+    theirs = tmp_path / os.fsdecode(b"chanson_\xe9t\xe9.wav")
+    theirs.write_bytes(source.read_bytes())
+    ours = tmp_path / os.fsdecode(b"marqu\xe9.flac")
+    res = mark(theirs, ours, settings=settings)
+    assert res.output == ours and ours.is_file()
+    rep = read_credentials(ours, trust_anchors_pem=trust_anchors_pem(settings))
+    assert rep.state == "Trusted" and rep.failure_codes == ()
+    doc = json.loads(rep.manifest_json)
+    active = doc["manifests"][doc["active_manifest"]]
+    assert active["title"] == "marqu\ufffd.flac"
+    assert [i["title"] for i in active["ingredients"]] == ["chanson_\ufffdt\ufffd.wav"]
+    assert detect(read_audio(ours), load_key(settings.watermark_key_path)).payload == res.payload
+
+
 @pytest.mark.parametrize(
     "args, message",
     [

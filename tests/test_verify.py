@@ -535,6 +535,40 @@ def test_a_file_cut_short_is_read_as_far_as_it_decodes_and_says_so(
     assert "truncated or damaged" in note
 
 
+@pytest.mark.parametrize("damage", ["cut", "flipped"])
+def test_a_damaged_flac_is_read_past_the_damage(verify_env: VerifyEnv, tmp_path: Path, damage: str) -> None:
+    """libsndfile gives up on a FLAC frame that lost sync (a file cut short, bytes changed in
+    transit), and the verifier used to report an error without reading the watermark at all;
+    FFmpeg's decoder skips the damaged frame, as players do."""
+    import soundfile as sf
+
+    audio, rate = sf.read(verify_env.files["marked_wav"], dtype="float32")
+    flac = tmp_path / "clean.flac"
+    sf.write(flac, audio, rate)
+    data = bytearray(flac.read_bytes())
+    if damage == "cut":
+        data = data[: len(data) * 6 // 10]
+    else:
+        middle = len(data) // 2
+        data[middle : middle + 40] = bytes(b ^ 0xFF for b in data[middle : middle + 40])
+    damaged = tmp_path / f"{damage}.flac"
+    damaged.write_bytes(bytes(data))
+    r = verify(damaged, settings=verify_env.settings)
+    assert r.verdict is Verdict.CREDENTIALS_RECOVERED_BY_WATERMARK, (r.error, r.notes)
+    assert r.watermark[0].found and r.watermark[0].payloads[0] == verify_env.payload
+    assert any("corrupt audio" in n for n in r.notes), r.notes
+
+
+def test_a_file_name_that_is_not_utf8_is_read_like_any_other(verify_env: VerifyEnv, tmp_path: Path) -> None:
+    """A Latin-1 name from an old archive reaches Python with a lone surrogate, which
+    libsndfile's path encoding refused: the audio was never read."""
+    name = tmp_path / os.fsdecode(b"caf\xe9.wav")
+    name.write_bytes(verify_env.files["marked_wav"].read_bytes())
+    r = verify(name, settings=verify_env.settings)
+    assert r.verdict is Verdict.CREDENTIALS_VALID, (r.error, r.notes)
+    assert r.watermark[0].found and r.watermark[0].payloads[0] == verify_env.payload
+
+
 def test_time_limit_is_enforced(verify_env: VerifyEnv) -> None:
     with Verifier(verify_env.settings, limits=VerifyLimits(time_limit_s=1e-4)) as v:
         r = v.verify(verify_env.files["spliced"])

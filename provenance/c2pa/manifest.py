@@ -35,6 +35,7 @@ from typing import Any
 from provenance import __version__
 from provenance.core.c2pa_types import SoftBinding
 from provenance.core.errors import InputError
+from provenance.core.text import valid_unicode
 
 GENERATION_LABEL = "org.foleyseal.generation"
 SOFTWARE_AGENT = {"name": "FoleySeal", "version": __version__}
@@ -59,7 +60,7 @@ class Ingredient:
     label: str = field(default_factory=lambda: f"ingredient-{uuid.uuid4().hex[:8]}")
 
     def definition(self) -> dict[str, Any]:
-        return {"title": self.title or self.path.name, "relationship": self.relationship, "label": self.label}
+        return valid_unicode({"title": self.title or self.path.name, "relationship": self.relationship, "label": self.label})
 
 
 @dataclass(frozen=True)
@@ -163,4 +164,5 @@ def build_definition(spec: ManifestSpec) -> dict[str, Any]:
     }
     if spec.title:
         definition["title"] = spec.title
-    return definition
+    return valid_unicode(definition)
+

@@ -195,7 +195,7 @@ def _open_source(path: PathLike, track: int | None = None) -> _Source:
         # on the process's stderr for a damaged one ("Xing stream size off by more than 1%")
         return _probe_pyav(path)
     try:
-        with sf.SoundFile(str(path)) as f:
+        with sf.SoundFile(os.fsencode(path)) as f:
             major, subtype, rate, channels, frames = f.format, f.subtype, f.samplerate, f.channels, f.frames
             log = f.extra_info
     except (sf.LibsndfileError, RuntimeError, ValueError, OSError):
@@ -234,7 +234,7 @@ def _looks_like_mpeg_audio(path: Path) -> bool:
 def _sf_chunks(source: _Source, start_frame: int, block_frames: int = 1 << 16) -> Iterator[np.ndarray]:
     """Decode a libsndfile-readable file in blocks of ``block_frames``."""
     path = source.path
-    with _wrapped(path, "decode the audio"), sf.SoundFile(str(path)) as f:
+    with _wrapped(path, "decode the audio"), sf.SoundFile(os.fsencode(path)) as f:
         if start_frame:
             f.seek(start_frame)
         perm = _VORBIS_FROM_WAV.get(f.channels) if f.format == "OGG" else None

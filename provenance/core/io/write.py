@@ -7,6 +7,7 @@ import contextlib
 import functools
 import io
 import math
+import os
 from pathlib import Path
 from types import TracebackType
 from typing import Any, BinaryIO
@@ -103,7 +104,7 @@ class _SoundFileSink:
                 major, auto_rf64 = "RF64", True
             elif frames_hint * bytes_per_frame > 0xFFFF0000:
                 major = "RF64"  # plain WAV cannot describe more than 4 GiB of data
-        self._file = sf.SoundFile(target if not isinstance(target, Path) else str(target), "w",
+        self._file = sf.SoundFile(os.fsencode(target) if isinstance(target, (str, Path)) else target, "w",
                                   samplerate=sample_rate, channels=channels, format=major,
                                   subtype=subtype, **kwargs)
         if auto_rf64:
