@@ -39,6 +39,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO, Any
 
+from provenance.c2pa.sidecar import find_sidecar
 from provenance.core.errors import FoleySealError, FormatError, InputError, StoreError
 from provenance.core.io.read import cut_short
 
@@ -493,12 +494,11 @@ class Verifier:
             os.symlink(os.path.abspath(path), alias)
         except OSError:
             shutil.copyfile(path, alias)
-        for sidecar in (path.with_suffix(".c2pa"), Path(str(path) + ".c2pa")):
-            if sidecar.is_file():
-                with contextlib.suppress(OSError):
-                    os.symlink(os.path.abspath(sidecar), alias.with_suffix(".c2pa"))
-                    os.symlink(os.path.abspath(sidecar), Path(str(alias) + ".c2pa"))
-                break
+        sidecar = find_sidecar(path)
+        if sidecar is not None:
+            with contextlib.suppress(OSError):
+                os.symlink(os.path.abspath(sidecar), alias.with_suffix(".c2pa"))
+                os.symlink(os.path.abspath(sidecar), Path(str(alias) + ".c2pa"))
         return alias
 
     def _read_credentials(self, path: Path, notes: list[str], manifest_bytes: bytes | None = None) -> Any | None:

@@ -343,6 +343,22 @@ def test_sidecar_and_detached_manifest(verify_env: VerifyEnv, tmp_path: Path) ->
     assert f"bind the watermark payload {other.payload}" in r.explanation, r.explanation
 
 
+def test_a_sidecar_is_found_in_capitals_and_a_media_file_is_never_its_own(verify_env: VerifyEnv, tmp_path: Path) -> None:
+    """``song.ogg.C2PA`` (as some Windows tools write it) was not found beside its media; and an
+    unsigned WAV named ``clip.c2pa`` was read as its own ``clip.c2pa`` sidecar: a false
+    credentials_tampered."""
+    ogg = tmp_path / "song.ogg"
+    shutil.copyfile(verify_env.files["signed_ogg"], ogg)
+    shutil.copyfile(Path(str(verify_env.files["signed_ogg"]) + ".c2pa"), tmp_path / "song.ogg.C2PA")
+    with Verifier(verify_env.settings, use_store=False) as v:  # the store alone would vouch for it
+        r = v.verify(ogg)
+    assert r.verdict is Verdict.CREDENTIALS_VALID and r.credentials.source == "sidecar", r.verdict
+    media = tmp_path / "clip.c2pa"
+    shutil.copyfile(verify_env.files["unmarked"], media)
+    r = verify(media, settings=verify_env.settings)
+    assert r.verdict is Verdict.NO_EVIDENCE and not r.credentials.present, (r.verdict, r.explanation)
+
+
 def test_a_bare_manifest_is_an_error_that_says_what_it_is(
     verify_env: VerifyEnv, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

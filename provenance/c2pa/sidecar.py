@@ -8,6 +8,7 @@ an operator publishing for those tools can copy the sidecar to that name.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from provenance.core.atomic import atomic_write_bytes
@@ -22,17 +23,28 @@ def sidecar_path(asset: str | Path) -> Path:
 
 
 def sidecar_candidates(asset: str | Path) -> list[Path]:
-    """Sidecar names looked for, in order: ``song.ogg.c2pa``, then ``song.c2pa``."""
+    """Sidecar names looked for, in order: ``song.ogg.c2pa``, then ``song.c2pa``, each also
+    with the extension in capitals (``.C2PA``, as some Windows tools and cameras write it)."""
     asset = Path(asset)
-    return [sidecar_path(asset), asset.with_suffix(SIDECAR_SUFFIX)]
+    return [asset.with_name(asset.name + suffix) for suffix in (SIDECAR_SUFFIX, SIDECAR_SUFFIX.upper())] + [
+        asset.with_suffix(suffix) for suffix in (SIDECAR_SUFFIX, SIDECAR_SUFFIX.upper())
+    ]
 
 
 def find_sidecar(asset: str | Path) -> Path | None:
-    """The first existing sidecar of ``asset``, or None."""
+    """The first existing sidecar of ``asset``, or None. The asset itself is never its own
+    sidecar (a WAV named ``clip.c2pa`` is ``clip.c2pa``'s ``song.c2pa`` form)."""
     for p in sidecar_candidates(asset):
-        if p.is_file():
+        if p.is_file() and not _same_file(p, Path(asset)):
             return p
     return None
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
 
 
 def write_sidecar(asset: str | Path, manifest: bytes) -> Path:
