@@ -44,6 +44,7 @@ _EXTENSIONS: dict[str, set[str]] = {
     "m4a": {".m4a", ".mp4", ".aac"},
     "mov": {".mov", ".qt", ".mp4"},
     "webm": {".webm", ".mkv", ".mka"},
+    "mkv": {".mkv", ".mka"},
     "aiff": {".aiff", ".aif", ".aifc"},
     "aac": {".aac", ".adts"},
     "ac3": {".ac3"},
@@ -69,6 +70,19 @@ def _refine_bmff(container: object, has_video: bool) -> tuple[str, str, str]:
     if not has_video:
         return ("m4a", ".m4a", "audio/mp4")
     return ("mp4", ".mp4", "video/mp4")
+
+
+def _refine_matroska(path: Path, has_video: bool) -> tuple[str, str, str]:
+    """WebM or Matroska, from the EBML header's DocType (FFmpeg names one demuxer for both): a
+    Matroska file (H.264 and AAC, say, which WebM cannot hold) is no WebM."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(64)
+    except OSError:
+        head = b""
+    if b"matroska" in head:
+        return ("mkv", ".mkv", "video/x-matroska") if has_video else ("mkv", ".mka", "audio/x-matroska")
+    return ("webm", ".webm", "video/webm") if has_video else ("webm", ".webm", "audio/webm")
 
 
 def probe(path: str | Path, *, name: str | None = None) -> ContainerInfo:
@@ -130,8 +144,8 @@ def _describe(container: object, path: Path, name: str | None, size: int) -> Con
     fmt, ext, mime = _DEMUXERS[demuxer]
     if fmt == "mp4":
         fmt, ext, mime = _refine_bmff(container, bool(video))
-    elif fmt == "webm" and not video:
-        mime = "audio/webm"
+    elif fmt == "webm":
+        fmt, ext, mime = _refine_matroska(path, bool(video))
     elif fmt == "ogg" and audio[0].codec == "opus":
         ext = ".opus"
     duration = None

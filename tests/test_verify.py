@@ -318,6 +318,28 @@ def test_stream_input_and_wrong_extension(verify_env: VerifyEnv, tmp_path: Path)
     assert any("extension does not match" in n for n in r.notes)
 
 
+def test_matroska_is_not_reported_as_webm(verify_env: VerifyEnv, tmp_path: Path) -> None:
+    """FFmpeg has one demuxer for both; the report called mark's own H.264 + AAC .mkv output a
+    WebM (video/webm, .webm), which cannot hold those codecs, with no extension mismatch."""
+    import av
+
+    from provenance.core.io import read_audio, write_audio
+
+    mkv = tmp_path / "clip.mkv"
+    with av.open(str(verify_env.files["marked_mp4"])) as src, av.open(str(mkv), "w") as dst:
+        out = {s.index: dst.add_stream_from_template(s) for s in src.streams}
+        for packet in src.demux():
+            if packet.dts is not None:
+                packet.stream = out[packet.stream.index]
+                dst.mux(packet)
+    c = verify(mkv, settings=verify_env.settings).container
+    assert (c.format, c.mime_type, c.extension, c.extension_mismatch) == ("mkv", "video/x-matroska", ".mkv", False)
+    webm = tmp_path / "clip.webm"
+    write_audio(webm, read_audio(verify_env.files["marked_wav"]))
+    c = verify(webm, settings=verify_env.settings).container
+    assert (c.format, c.mime_type, c.extension) == ("webm", "audio/webm", ".webm")
+
+
 def test_sidecar_and_detached_manifest(verify_env: VerifyEnv, tmp_path: Path) -> None:
     from provenance.mark import mark
 
