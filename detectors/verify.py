@@ -164,19 +164,27 @@ class Verifier:
         self._use_store = use_store
         self._store: Any | None = None
         self._store_opened = False
+        self._store_error: Exception | None = None
+        """Why the store failed to open, kept so every file of a run gives the same reason."""
+        self._no_store_reason = ""
+        """Why there is no store to ask (not used, or no database), for the notes."""
 
     # The store is opened on first use, and only if it exists: verifying must not create
     # an empty database on a machine that only verifies.
     def _get_store(self) -> Any | None:
         if self._store_opened:
+            if self._store_error is not None:
+                raise self._store_error
             return self._store
         self._store_opened = True
         if not self._use_store:
+            self._no_store_reason = "The manifest store is not used in this verification (--no-store)"
             return None
         url = self.settings.store_url
         if url.startswith("sqlite:///"):
             db = url[len("sqlite:///") :]
             if db and db != ":memory:" and not Path(db).exists():
+                self._no_store_reason = f"No manifest store is configured (there is no database at {db})"
                 return None
         from provenance.store import open_store
 
@@ -188,6 +196,7 @@ class Verifier:
             try:
                 self._store = open_store(self.settings, read_only=True)
             except StoreError:
+                self._store_error = exc
                 raise exc from None
         return self._store
 
@@ -198,8 +207,7 @@ class Verifier:
         try:
             store = self._get_store()
         except Exception:
-            self._store_opened = False  # let _store_lookup try again and say why it failed
-            return None
+            return None  # _store_lookup says why (the same error: it is kept)
         if store is None:
             return None
         from provenance.watermark import SOFT_BINDING_ALG
@@ -212,6 +220,7 @@ class Verifier:
                 self._store.close()
         self._store = None
         self._store_opened = False
+        self._store_error = None
 
     def __enter__(self) -> "Verifier":
         return self
@@ -528,8 +537,8 @@ class Verifier:
             notes.append(f"The manifest store could not be opened ({_reason(exc)}); no records were looked up.")
             return [], False
         if store is None:
-            if wanted:
-                notes.append("No manifest store is configured: the watermark payload was not looked up.")
+            if any(w.found for w in watermark):
+                notes.append(f"{self._no_store_reason}: no record was looked up for the watermark.")
             return [], True
         matches: list[StoreMatch] = []
         seen: set[str] = set()

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+import soundfile as sf
 
 from detectors.report import Verdict, VerificationReport
 from detectors.verify import Verifier, VerifyLimits, verify
@@ -142,13 +143,22 @@ def test_nothing_is_trusted_beyond_the_configuration(verify_env: VerifyEnv, tmp_
     assert r.trust_anchors == 2
 
 
-def test_without_a_key_or_store_the_report_says_what_was_not_checked(verify_env: VerifyEnv) -> None:
+def test_without_a_key_or_store_the_report_says_what_was_not_checked(verify_env: VerifyEnv, tmp_path: Path) -> None:
     r = verify(verify_env.files["mp3_64"], settings=verify_env.settings, keyring=[])
     assert r.verdict is Verdict.NO_EVIDENCE and r.watermark == []
     assert "watermark was not checked" in r.explanation
     r = verify(verify_env.files["mp3_64"], settings=settings_without_store(verify_env))
     assert r.verdict is Verdict.WATERMARK_ONLY
-    assert any("No manifest store" in n for n in r.notes)
+    assert any("No manifest store is configured (there is no database at" in n for n in r.notes), r.notes
+    # A mark whose payload does not decode: the explanation's "(see the notes)" had no note.
+    short = tmp_path / "short.wav"
+    marked, rate = sf.read(verify_env.files["marked_wav"], dtype="float32")
+    sf.write(short, marked[: rate * 2], rate)
+    with Verifier(verify_env.settings, use_store=False) as v:
+        r = v.verify(short)
+    assert r.watermark[0].found and not r.watermark[0].payloads, r.watermark
+    assert "see the notes" in r.explanation
+    assert any("not used in this verification (--no-store)" in n for n in r.notes), r.notes
     # Verifying never creates a store on a machine that has none.
     assert not (verify_env.home / "absent.sqlite3").exists()
 
@@ -165,6 +175,11 @@ def test_an_unreadable_store_is_named_and_not_taken_for_an_empty_one(
     assert str(broken) in note and "not a database" in note, note
     assert "could not be read" in r.explanation and "has no record" not in r.explanation
     assert not [rec for rec in caplog.records if rec.exc_info], "an expected failure is a note, not a traceback"
+    # Every file of a run names the same fault: the second one was told no store was configured.
+    with Verifier(settings) as v:
+        notes = [next(n for n in v.verify(verify_env.files[f]).notes if "manifest store" in n)
+                 for f in ("mp3_64", "opus")]
+    assert notes[0] == notes[1] and "not a database" in notes[1], notes
     # Without keys, decoding a second of audio to prove it decodes is not "analysing 1 s".
     r = verify(verify_env.files["mp3_64"], settings=settings, keyring=[])
     assert not any("Only the first" in n for n in r.notes), r.notes
@@ -578,8 +593,6 @@ def test_a_damaged_flac_is_read_past_the_damage(verify_env: VerifyEnv, tmp_path:
     """libsndfile gives up on a FLAC frame that lost sync (a file cut short, bytes changed in
     transit), and the verifier used to report an error without reading the watermark at all;
     FFmpeg's decoder skips the damaged frame, as players do."""
-    import soundfile as sf
-
     audio, rate = sf.read(verify_env.files["marked_wav"], dtype="float32")
     flac = tmp_path / "clean.flac"
     sf.write(flac, audio, rate)
