@@ -723,6 +723,26 @@ def test_cli_as_a_real_process(verify_env: VerifyEnv) -> None:
     os.rmdir(env["TMPDIR"])
 
 
+@pytest.mark.parametrize("json_out", [False, True])
+def test_a_reader_that_goes_away_is_not_taken_for_no_evidence(verify_env: VerifyEnv, json_out: bool) -> None:
+    """``verify a b | head -n 1``: rich (text) and click (JSON) exited 1 when the pipe closed,
+    which is "no evidence" to a script under ``set -o pipefail``; a valid file's run must not say
+    that. It exits as a process killed by SIGPIPE does."""
+    code = "import sys; from foleyseal.cli import main; main(sys.argv[1:])"
+    files = [str(verify_env.files["marked_wav"])] * 3
+    p = subprocess.Popen(
+        [sys.executable, "-c", code, "verify", *(["--json"] if json_out else []), *files],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=verify_env.env(),
+        cwd=Path(__file__).resolve().parents[1],
+    )
+    assert p.stdout is not None and p.stderr is not None
+    first = p.stdout.readline()
+    p.stdout.close()  # before the second report: verifying it takes far longer than this
+    err = p.stderr.read()
+    assert p.wait(timeout=120) == 141, err
+    assert b"credentials_valid" in first and b"Traceback" not in err, err
+
+
 def _marked_then_attacked(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, clip_name: str, title: str, payload: str, attack: str,
     seed: int,

@@ -92,12 +92,14 @@ def main(argv: list[str] | None = None) -> None:
         typer.echo("aborted", err=True)
         sys.exit(130)
     except SystemExit:
+        if type(sys.stdout).__name__ == "PacifyFlushWrapper":
+            # click (typer's copy of it, or click itself) met EPIPE, wrapped stdout and exits 1,
+            # which means "found nothing" here: exit as SIGPIPE does instead
+            _reader_went_away()
         raise
     except OSError as exc:
-        if exc.errno == errno.EPIPE:  # the reader of our output went away (`| head`): as if SIGPIPE
-            with contextlib.suppress(OSError):
-                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-            sys.exit(128 + 13)
+        if exc.errno == errno.EPIPE:
+            _reader_went_away()
         if exc.errno is None:
             _internal_error(exc)
         # The system refused a file operation (a read-only or full disk, a missing folder, no
@@ -115,6 +117,14 @@ def main(argv: list[str] | None = None) -> None:
         # typer turns a KeyboardInterrupt into this code, silently; nothing else exits 130
         _interrupted(stop)
     sys.exit(rv if isinstance(rv, int) else exit_codes.OK)
+
+
+def _reader_went_away() -> NoReturn:
+    """The reader of our output went away (``| head``): exit as a process killed by SIGPIPE
+    does (141), never with a code that reads as a verdict."""
+    with contextlib.suppress(OSError):
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    sys.exit(128 + signal.SIGPIPE)
 
 
 def _interrupted(stop: StopRequest) -> NoReturn:

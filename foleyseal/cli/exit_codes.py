@@ -8,6 +8,8 @@ code   meaning
 2      usage error: unknown option, missing argument (reported by the CLI parser)
 3      bad input or environment: unreadable/corrupt file, bad key, bad payload...
 4      internal error (a bug: please report it)
+130    interrupted (Ctrl-C; 128 + the signal's number for others, e.g. 143 for SIGTERM)
+141    the reader of the output went away (``| head``), as for a process SIGPIPE kills
 =====  ==========================================================================
 """
 

@@ -21,6 +21,7 @@ for invalid credentials instead.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import sys
@@ -175,7 +176,7 @@ def verify_cmd(
 
     from detectors.verify import Verifier, VerifyLimits
 
-    stdout = Console(highlight=False, soft_wrap=True)
+    stdout = _stdout_console(highlight=False, soft_wrap=True)
     stderr = Console(stderr=True, highlight=False)
     targets = _collect(list(files))
     if not targets:
@@ -227,6 +228,20 @@ def verify_cmd(
     # sys.exit rather than typer.Exit: with standalone_mode=False click *returns* an Exit's code,
     # and the console entry point would turn it into 0.
     sys.exit(combined_exit_code(verdicts))
+
+
+def _stdout_console(**options: Any) -> Any:
+    """A rich console on stdout whose reader may go away (``| head``): rich would exit 1 then,
+    which reads as "no evidence"; the error goes up to the CLI's handler instead, which exits as
+    SIGPIPE does (141)."""
+    from rich.console import Console
+
+    class Stdout(Console):
+        def on_broken_pipe(self) -> None:
+            self.quiet = True
+            raise BrokenPipeError(errno.EPIPE, "the reader of the output went away")
+
+    return Stdout(**options)
 
 
 def _print_report(report: dict, json_out: bool, console: Any) -> None:
