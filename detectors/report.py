@@ -536,10 +536,12 @@ def explain(
     watermark_analysed: bool = True,
     store_read: bool = True,
     store_configured: bool = True,
+    advice: str = "Check that it is an audio file or a video with an audio track.",
 ) -> str:
     """The plain-language paragraph for a verdict, filled in with the evidence found.
     ``store_read``: the configured store answered; ``store_configured``: the verifier has a store
-    (False: no record could be looked up at all)."""
+    (False: no record could be looked up at all); ``advice``: what to do about an ``error``
+    (empty: its message says it)."""
     found = [w for w in (watermark or []) if w.found]
     match = (store or [None])[0]
     rec_text = _record_text(match)
@@ -558,7 +560,6 @@ def explain(
         return _watermark_only_text(found, store_read, store_configured)
     if verdict is Verdict.NO_EVIDENCE:
         return _no_evidence_text(keys_checked, watermark_analysed)
-    return (
-        f"The file could not be examined: {error or 'unknown problem'}. No verdict about its origin "
-        "can be given. Check that it is an audio file or a video with an audio track."
-    )
+    # FFmpeg's and libsndfile's messages often end in a full stop of their own
+    problem = (error or "unknown problem").rstrip(". ")
+    return f"The file could not be examined: {problem}. No verdict about its origin can be given. {advice}".rstrip()

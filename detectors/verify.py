@@ -131,6 +131,10 @@ class _Evidence:
     """Called with the share (0-1) of the audio read, as the watermark scan goes."""
 
 
+_MORE_TIME = "Allow it more time: foleyseal verify --time-limit SECONDS, or the service's --verify-timeout."
+_CHECK_PATH = "Check the path: it must name a readable audio or video file."
+
+
 class Verifier:
     """A reusable verifier: settings, trust anchors, keyring and store opened once.
 
@@ -254,7 +258,9 @@ class Verifier:
         try:
             with spooled(source, name, self.limits) as (path, display, _tmp):
                 report = _in_callers_terms(self._verify_path(path, display, deadline, progress), path, display)
-        except InputError as exc:  # includes DeadlineExceeded and the size limit of a stream
+        except DeadlineExceeded as exc:
+            report = self._error_report(name, exc.message, advice=_MORE_TIME)
+        except InputError as exc:  # includes the size limit of a stream
             report = self._error_report(name, exc.message)
         except OSError as exc:
             report = self._error_report(name, f"cannot read file: {exc.strerror or exc}")
@@ -263,11 +269,13 @@ class Verifier:
         report.elapsed_s = time.monotonic() - t0
         return report
 
-    def _error_report(self, display: str, message: str, **kw: Any) -> VerificationReport:
+    def _error_report(self, display: str, message: str, *, advice: str | None = None, **kw: Any) -> VerificationReport:
+        """The report of a file that could not be examined; ``advice``: what to do about it
+        (None: check that it is media; empty: the message says it)."""
         return VerificationReport(
             file=display,
             verdict=Verdict.ERROR,
-            explanation=explain(Verdict.ERROR, error=message),
+            explanation=explain(Verdict.ERROR, error=message, **({} if advice is None else {"advice": advice})),
             error=message,
             trust_anchors=count_certs(self.trust_pem),
             **kw,
@@ -282,7 +290,7 @@ class Verifier:
         sha, has_manifest_box = hash_and_scan(path, deadline)
         if has_manifest_box and is_manifest_store(path):
             return self._error_report(
-                display, manifest_not_media(self.sidecar_advice), size_bytes=size, sha256=sha
+                display, manifest_not_media(self.sidecar_advice), advice="", size_bytes=size, sha256=sha
             )
         ev = _Evidence(size=size, sha=sha, progress=progress)
 
@@ -311,9 +319,9 @@ class Verifier:
         try:
             st = os.stat(path)
         except OSError as exc:
-            return self._error_report(display, f"cannot open file: {exc.strerror or exc}")
+            return self._error_report(display, f"cannot open file: {exc.strerror or exc}", advice=_CHECK_PATH)
         if not os.path.isfile(path):
-            return self._error_report(display, "not a regular file")
+            return self._error_report(display, "not a regular file (a folder, pipe or device)", advice=_CHECK_PATH)
         size = st.st_size
         if size == 0:
             return self._error_report(display, "the file is empty (0 bytes)", size_bytes=0)

@@ -569,8 +569,11 @@ def test_bad_input_gives_error_verdict_not_exception(verify_env: VerifyEnv, tmp_
         assert r.verdict is Verdict.ERROR, (name, r.verdict)
         assert r.error and name in r.file
         assert r.explanation.startswith("The file could not be examined")
+        assert ".." not in r.explanation, r.explanation  # FFmpeg's message ends in a full stop of its own
     r = verify(tmp_path / "missing.wav", settings=verify_env.settings)
     assert r.verdict is Verdict.ERROR and "cannot" in r.error
+    # not "check that it is an audio file": there is no file
+    assert r.explanation.endswith("Check the path: it must name a readable audio or video file."), r.explanation
 
 
 def test_a_file_cut_short_is_read_as_far_as_it_decodes_and_says_so(
@@ -624,6 +627,7 @@ def test_time_limit_is_enforced(verify_env: VerifyEnv) -> None:
     with Verifier(verify_env.settings, limits=VerifyLimits(time_limit_s=1e-4)) as v:
         r = v.verify(verify_env.files["spliced"])
     assert r.verdict is Verdict.ERROR and "time limit" in r.error
+    assert "--time-limit" in r.explanation and "audio file" not in r.explanation, r.explanation
 
 
 # --- CLI ----------------------------------------------------------------------------------
@@ -701,6 +705,15 @@ def test_cli_walks_directories(verify_env: VerifyEnv, tmp_path: Path, capsys: py
     assert [Path(x["file"]).name for x in lines] == ["a.wav", "b.wav"]
     assert [x["verdict"] for x in lines] == ["credentials_valid", "no_evidence"]
     assert rc == EXIT_NO_EVIDENCE
+    # A folder with nothing to verify is named, with what was skipped (it said "no files to verify").
+    (tmp_path / "texts").mkdir()
+    (tmp_path / "texts" / "notes.txt").write_text("take 4")
+    rc, out = _cli(["verify", str(tmp_path / "texts")], verify_env, capsys)
+    assert rc == EXIT_ERROR and f"no files to verify in {tmp_path / 'texts'}: hidden files" in " ".join(out.split()), out
+    # A newline in a name is shown as \n: one file, one line.
+    shutil.copy(verify_env.files["unmarked"], d / "two\nlines.wav")
+    rc, out = _cli(["verify", str(d / "two\nlines.wav")], verify_env, capsys)
+    assert out.splitlines()[0].endswith("two\\nlines.wav"), out
 
 
 def test_cli_as_a_real_process(verify_env: VerifyEnv) -> None:

@@ -107,6 +107,12 @@ def _collect(paths: list[Path]) -> list[Path]:
     return files
 
 
+def _shown(name: str) -> str:
+    """``name`` for a line of text: control characters (a newline in a file name) and bytes that
+    are not UTF-8 as escapes, so one file stays one line."""
+    return "".join(c if c.isprintable() or c == " " else repr(c)[1:-1] for c in name)
+
+
 def _summary(report: dict[str, Any], console: Any) -> None:
     from rich.markup import escape
 
@@ -117,7 +123,7 @@ def _summary(report: dict[str, Any], console: Any) -> None:
         3: "bold red",
         5: "bold red",
     }.get(exit_code_for(verdict), "bold")
-    console.print(f"[{style}]{escape(verdict)}[/]  {escape(report['file'])}")
+    console.print(f"[{style}]{escape(verdict)}[/]  {escape(_shown(report['file']))}")
     console.print(f"  [bold]{escape(report['title'])}[/]")
     for line in textwrap.wrap(report["explanation"], width=96):
         console.print(f"  {escape(line)}")
@@ -180,7 +186,9 @@ def verify_cmd(
     stderr = Console(stderr=True, highlight=False)
     targets = _collect(list(files))
     if not targets:
-        stderr.print("no files to verify")
+        folders = ", ".join(_shown(str(p)) for p in files)
+        stderr.print(f"no files to verify in {folders}: hidden files, .c2pa sidecars and text, data "
+                     "and key files (.txt, .json, .pem ...) are skipped, and nothing else is there", markup=False)
         sys.exit(EXIT_ERROR)
 
     verifier = Verifier(
