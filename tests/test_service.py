@@ -9,6 +9,7 @@ import concurrent.futures as cf
 import json
 import os
 import re
+import socket
 import stat
 from pathlib import Path
 from typing import Any, Iterator
@@ -118,6 +119,11 @@ def test_a_sidecar_travels_with_its_file_in_either_order(
             "credentials_valid", "sidecar", "signed.ogg"), parts
     r = form(("file", ogg), ("sidecar", sidecar), ("sidecar", sidecar))
     assert r.status_code == 400 and "more than one sidecar" in r.json()["detail"]
+    # Two media files: a small second one was dropped without a word, a large one made a 413
+    # about "form fields other than the file".
+    for second in (ogg, verify_env.files["marked_wav"]):
+        r = form(("file", ogg), ("other", second))
+        assert r.status_code == 400 and "more than one media file" in r.json()["detail"], r.text[:300]
     r = client.post("/v1/verify", files=[("file", ("signed.ogg", ogg.read_bytes())),
                                          ("sidecar", ("big.c2pa", b"\0" * (16 * 2**20 + 1)))])
     assert r.status_code == 413 and "sidecar is larger than the limit of 16777216 bytes" in r.json()["detail"]
@@ -385,6 +391,8 @@ def test_the_openapi_document_describes_the_answers_really_given(client: TestCli
     assert "HTTPValidationError" not in json.dumps(doc)  # FastAPI's 422 default: we answer 400
     assert set(doc["components"]["securitySchemes"]) == {"HTTPBearer", "APIKeyHeader"}
     assert doc["paths"]["/v1/manifests"]["post"]["security"] == [{"HTTPBearer": []}, {"APIKeyHeader": []}]
+    for upload in (doc["paths"]["/v1/verify"]["post"], doc["paths"]["/matches/byContent"]["post"]):
+        assert {(p["name"], p["in"]) for p in upload["parameters"]} >= {("filename", "query"), ("X-Filename", "header")}
     png = b"\x89PNG\r\n\x1a\n" + b"\0" * 100
     answers = [
         ("get", "/matches/byBinding", client.get("/matches/byBinding")),
@@ -543,8 +551,6 @@ def test_worker_pool_replaces_hung_and_crashed_workers(verify_env: VerifyEnv, tm
 
 def _half_open(url: str, n: int) -> list:
     """``n`` connections that send half a request head and stop (the slow-loris attack)."""
-    import socket
-
     host, port = url.removeprefix("http://").split(":")
     socks = []
     for _ in range(n):
@@ -562,6 +568,13 @@ def _reply(sock: Any) -> bytes:
     return data
 
 
+def _detail(reply: bytes) -> str:
+    """The ``detail`` of a raw reply's JSON body (every error of the service is one)."""
+    head, body = reply.split(b"\r\n\r\n", 1)
+    assert b"content-type: application/json" in head.lower(), head
+    return json.loads(body)["detail"]
+
+
 def test_connections_that_never_finish_their_headers_are_dropped(verify_env: VerifyEnv, tmp_path: Path) -> None:
     """Slow loris: without a deadline on request heads, a few hundred half-sent heads fill the
     server's connection limit and every other client gets 503 for as long as they stay open."""
@@ -572,12 +585,18 @@ def test_connections_that_never_finish_their_headers_are_dropped(verify_env: Ver
         over = _half_open(url, 2)  # over the per-client cap: refused at once
         for s in over:
             reply = _reply(s)
-            assert reply.startswith(b"HTTP/1.1 503") and b"too many open connections" in reply, reply
+            assert reply.startswith(b"HTTP/1.1 503") and "too many open connections" in _detail(reply), reply
         for s in held:  # the head is late: 408, then closed
             reply = _reply(s)
-            assert reply.startswith(b"HTTP/1.1 408") and b"request headers not received" in reply, reply
+            assert reply.startswith(b"HTTP/1.1 408") and "request headers not received" in _detail(reply), reply
         for s in held + over:
             s.close()
+        # A head h11 cannot parse: uvicorn's own 400 was plain text, not {"detail": ...}
+        host, port = url.removeprefix("http://").rstrip("/").split(":")
+        with socket.create_connection((host, int(port)), timeout=30) as s:
+            s.sendall(b"POST /v1/verify?filename=a.wav HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n")
+            reply = _reply(s)
+        assert reply.startswith(b"HTTP/1.1 400") and "malformed HTTP request" in _detail(reply), reply
         with httpx.Client(base_url=url, timeout=30) as h:  # kept alive across requests: still served
             assert [h.get("/v1/health").status_code for _ in range(3)] == [200] * 3
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import json
 import logging
 from typing import Any
 
@@ -24,11 +25,17 @@ _LINGER_S = 1.0
 """Seconds a refused connection stays open after its reply, reading and discarding (see ``_refuse``)."""
 
 
-def _raw_response(status: str, text: str, extra: str = "") -> bytes:
-    """A complete HTTP/1.1 response that closes the connection, for use before h11 has a request."""
-    body = text.encode()
+def _error_body(detail: str) -> bytes:
+    """The service's error body, ``{"detail": ...}``, as every route's errors are."""
+    return json.dumps({"detail": detail}).encode()
+
+
+def _raw_response(status: str, detail: str, extra: str = "") -> bytes:
+    """A complete HTTP/1.1 error response that closes the connection, for use before h11 has a
+    request."""
+    body = _error_body(detail)
     head = (
-        f"HTTP/1.1 {status}\r\ncontent-type: text/plain; charset=utf-8\r\nconnection: close\r\n"
+        f"HTTP/1.1 {status}\r\ncontent-type: application/json\r\nconnection: close\r\n"
         f"{extra}content-length: {len(body)}\r\n\r\n"
     )
     return head.encode("ascii") + body
@@ -69,7 +76,7 @@ def guarded_protocol(*, header_timeout_s: float, max_connections_per_client: int
                     log.warning("refused a connection from %s: %d already open", peer, open_by_peer[peer])
                     self._refuse(_raw_response(
                         "503 Service Unavailable",
-                        f"too many open connections from this address (limit {max_connections_per_client})\n",
+                        f"too many open connections from this address (limit {max_connections_per_client})",
                         "retry-after: 5\r\n",
                     ))
                     return
@@ -92,6 +99,16 @@ def guarded_protocol(*, header_timeout_s: float, max_connections_per_client: int
             if self._head_timer is not None:
                 self._head_bytes += len(data)
             super().data_received(data)
+
+        def send_400_response(self, msg: str) -> None:
+            """uvicorn's reply to a request h11 cannot parse (a Content-Length that is no
+            number, say), as JSON like every other error, not plain text."""
+            body = _error_body("malformed HTTP request (h11 could not parse it)")
+            headers = [(b"content-type", b"application/json"), (b"connection", b"close")]
+            for event in (h11.Response(status_code=400, headers=headers, reason=b"Bad Request"),
+                          h11.Data(data=body), h11.EndOfMessage()):
+                self.transport.write(self.conn.send(event))
+            self.transport.close()
 
         def handle_events(self) -> None:
             super().handle_events()
@@ -120,7 +137,7 @@ def guarded_protocol(*, header_timeout_s: float, max_connections_per_client: int
                 return
             if self._head_bytes:  # a silent kept-alive connection is just closed, as uvicorn does
                 self._refuse(_raw_response(
-                    "408 Request Timeout", f"request headers not received within {header_timeout_s:g} s\n"
+                    "408 Request Timeout", f"request headers not received within {header_timeout_s:g} s"
                 ))
             else:
                 self.transport.close()

@@ -179,8 +179,9 @@ class _Spool:
 
 class _MultipartSink:
     """python-multipart callbacks: the file part goes to ``media``, a sidecar part (named
-    ``sidecar``, or a file part whose name ends in ``.c2pa``) to ``sidecar``, in either order;
-    further parts are counted against the small fields' allowance and dropped."""
+    ``sidecar``, or a file part whose name ends in ``.c2pa``) to ``sidecar``, in either order; a
+    second media file is refused (400); plain form fields are counted against the small fields'
+    allowance and dropped."""
 
     def __init__(self, media: _Spool, sidecar: _Spool) -> None:
         self.media = media
@@ -241,7 +242,11 @@ class _MultipartSink:
             return self.sidecar
         if fname is not None and fname.lower().endswith(SIDECAR_SUFFIX) and not self.sidecar.begun:
             return self.sidecar
-        return None if self.media.begun else self.media
+        if self.media.begun:
+            # dropped, it was counted against the small fields' allowance: a 413 about "form fields"
+            raise UploadError(400, "more than one media file in the upload: send one per request, in the part "
+                                   "named 'file' (with its .c2pa sidecar, if it has one, in the part named 'sidecar')")
+        return self.media
 
     def _part_data(self, data: bytes, start: int, end: int) -> None:
         if self._current is not None:

@@ -14,6 +14,14 @@ from detectors.service.uploads import MAX_SIDECAR_BYTES, ClientGone, UploadError
 from detectors.service.workers import JobTimeout, PoolBusy, WorkerCrashed
 
 UPLOAD_OPENAPI: dict[str, Any] = {
+    # read from the request by receive_upload, not by FastAPI, so they are declared here
+    "parameters": [
+        {"name": "filename", "in": "query", "required": False, "schema": {"type": "string"},
+         "description": "The file's name, for a raw body (only its base name is kept; its extension "
+         "is compared with the content)"},
+        {"name": "X-Filename", "in": "header", "required": False, "schema": {"type": "string"},
+         "description": "The file's name, as `?filename=`"},
+    ],
     "requestBody": {
         "required": True,
         "description": "The file: multipart/form-data with a field named `file`, or the raw bytes as "
