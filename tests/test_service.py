@@ -616,6 +616,24 @@ def test_serve_with_a_store_it_cannot_open_stops_with_one_clear_line(
     assert "verification service on" not in err  # nothing claims to be running
 
 
+def test_serve_on_a_port_in_use_says_so_without_announcing_itself(
+    verify_env: VerifyEnv, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The URL was announced ("verification service on ...") before the port was bound, then
+    uvicorn failed on it."""
+    from foleyseal.cli import main
+
+    monkeypatch.setenv("FOLEYSEAL_HOME", str(verify_env.home))
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(SystemExit) as exc:
+            main(["serve", "--port", str(port), "--workers", "0"])
+    err = capsys.readouterr().err
+    assert exc.value.code == 3 and "verification service on" not in err, err
+
+
 def _wait_until_healthy(url: str, proc: Any, timeout_s: float = 120.0) -> None:
     """Wait until the service started as ``proc`` answers ``GET {url}v1/health`` with 200."""
     import time

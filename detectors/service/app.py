@@ -238,19 +238,14 @@ def serve(
 ) -> None:
     """Run the service with uvicorn until interrupted (``checked``: :func:`check_config` ran).
 
-    ``announce`` is called with the service's URL once its port is known: with ``port`` 0 the
-    system picks one when the socket is bound, before requests are taken."""
+    ``announce`` is called with the service's URL once its socket is bound (with ``port`` 0 the
+    system picks the port then), before requests are taken."""
     import uvicorn
 
     if not checked:
         check_config(config)
-    if port != 0:
-        if announce is not None:
-            announce(_url(host, port))
-        with _sigterm_exits_cleanly():
-            uvicorn.run(create_app(config), host=host, port=port, log_level=log_level, **uvicorn_options(config))
-        return
-    uv_config = uvicorn.Config(create_app(config), host=host, port=0, log_level=log_level, **uvicorn_options(config))
+    # Bound before the URL is announced: a port in use must not be announced as served first.
+    uv_config = uvicorn.Config(create_app(config), host=host, port=port, log_level=log_level, **uvicorn_options(config))
     sock = uv_config.bind_socket()  # exits 3 (uvicorn's start-up failure) when it cannot bind, as uvicorn.run does
     with sock:
         if announce is not None:
