@@ -356,6 +356,14 @@ class Verifier:
             credentials = dataclasses.replace(
                 credentials, present=False, source=None, state=None, failure_codes=()
             )
+        elif has_manifest_box and credentials is not None and not credentials.present:
+            # e.g. a WAV whose data chunk was made longer: the reader sees the manifest's chunk
+            # as audio, and the credentials would vanish without a word
+            ev.notes.append(
+                "The file contains the bytes of a C2PA manifest, but the C2PA reader did not find "
+                "it where the file's format keeps one: the file's structure was changed after "
+                "signing (or the manifest was pasted in), so those credentials could not be checked."
+            )
         ev.credentials = credentials
 
     def _check_watermark(self, path: Path, display: str, deadline: float | None, ev: _Evidence) -> None:

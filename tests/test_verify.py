@@ -591,6 +591,23 @@ def test_a_file_cut_short_is_read_as_far_as_it_decodes_and_says_so(
     assert "truncated or damaged" in note
 
 
+def test_a_manifest_the_reader_no_longer_finds_is_noted(verify_env: VerifyEnv, tmp_path: Path) -> None:
+    """A signed WAV whose data chunk claims 100 bytes more: the reader takes the C2PA chunk for
+    audio, and the credentials vanished from the report without a word."""
+    import struct
+
+    data = bytearray(verify_env.files["marked_wav"].read_bytes())
+    at = data.find(b"data")
+    (size,) = struct.unpack("<I", data[at + 4 : at + 8])
+    data[at + 4 : at + 8] = struct.pack("<I", size + 100)
+    edited = tmp_path / "edited.wav"
+    edited.write_bytes(bytes(data))
+    r = verify(edited, settings=verify_env.settings)
+    assert not r.credentials.present
+    assert any("contains the bytes of a C2PA manifest" in n for n in r.notes), r.notes
+    assert not any("C2PA manifest" in n for n in verify(verify_env.files["mp3_64"], settings=verify_env.settings).notes)
+
+
 @pytest.mark.parametrize("damage", ["cut", "flipped"])
 def test_a_damaged_flac_is_read_past_the_damage(verify_env: VerifyEnv, tmp_path: Path, damage: str) -> None:
     """libsndfile gives up on a FLAC frame that lost sync (a file cut short, bytes changed in
