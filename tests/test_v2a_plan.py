@@ -131,6 +131,20 @@ def test_words_that_name_no_sound_are_reported_from_both_prompts(analysis):
     assert negative_words_naming_nothing("birds, \u0301") == ()
 
 
+def test_emoji_stand_for_the_sound_their_name_says_or_are_named_as_naming_nothing(analysis):
+    """An emoji prompt was dropped without a note ("🔥"), and "🌧️" left only its invisible
+    variation selector, which the note then named."""
+    assert [m.category for m in parse_prompt("🔥").matches] == ["fire.crackle"]
+    parsed = parse_prompt("🌧️ ⚡ 🐶🔥, no 👍🏽")
+    assert [m.category for m in parsed.matches] == ["weather.rain", "fire.crackle"]
+    assert parsed.unmatched == ("⚡", "🐶", "👍🏽")  # whole emoji, skin tone included
+    assert "\ufe0f" not in "".join(parsed.unmatched)
+    assert parse_prompt("rain\ufe0f marimba").unmatched == ("marimba",)  # a stray selector is no word
+    assert "fire.crackle" in excluded_categories("🔥")
+    note = plan(analysis, "rain ⚡").palette.unmatched_notes()[0]
+    assert note.startswith("the prompt's '⚡' names no sound"), note
+
+
 def test_the_documented_example_prompts_name_only_sounds_the_generator_makes():
     """The README's and the demo's prompts are what a new user runs first: 'gym' in them named
     no sound, so the first run printed a note that the example's own word was not understood."""

@@ -81,7 +81,8 @@ def generate_cmd(
               "listed in a note)."),
     ),
     seed: int = typer.Option(
-        0, "--seed", help="Seed, 0 to 4294967295 (2^32 - 1): the same seed, video and prompts give the same soundtrack.",
+        0, "--seed", help="Seed, 0 to 4294967295 (2^32 - 1): the same seed, video and prompts give the same soundtrack "
+        "(each output still carries its own watermark payload).",
     ),
     candidates: int = typer.Option(  # max = pipeline.MAX_CANDIDATES (not imported here: the CLI starts fast)
         1, "--candidates", min=1, max=32, help="Render N variants (seeds SEED..SEED+N-1) as OUTPUT-1, OUTPUT-2...",

@@ -8,6 +8,7 @@ are words: one that names nothing ("雨", "дождь") is reported as unmatched
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -53,12 +54,33 @@ _CLAUSE_BREAK = re.compile(r"[,;:.!?\n，、。；：！？]+")
 """Punctuation that ends a clause (ASCII and the CJK full-width forms)."""
 
 
+_ZWJ = "\u200d"
+
+
+def _is_variation_selector(ch: str) -> bool:
+    """U+FE00-FE0F: text or emoji presentation of the character before it; no letter of its own."""
+    return "\ufe00" <= ch <= "\ufe0f"
+
+
 def _words(text: str) -> list[str]:
-    """Lower-cased runs of letters, digits and combining marks, in any script."""
+    """Lower-cased runs of letters, digits and combining marks, in any script; each emoji (a
+    symbol with its variation selector, skin tone and zero-width-joined parts) is a word of its
+    own."""
     words: list[str] = []
     current: list[str] = []
+    emoji = False  # ``current`` is an emoji
     for ch in unicodedata.normalize("NFC", text.lower()):
-        if unicodedata.category(ch)[0] in "LNM":  # letter, number, mark (Devanagari vowel signs...)
+        kind = unicodedata.category(ch)
+        if emoji and (_is_variation_selector(ch) or kind == "Sk" or ch == _ZWJ or (kind == "So" and current[-1] == _ZWJ)):
+            current.append(ch)
+            continue
+        if _is_variation_selector(ch):
+            continue  # after a letter or a plain symbol: nothing to keep
+        if current and (emoji or kind == "So"):
+            words.append("".join(current))
+            current = []
+        emoji = kind == "So"
+        if emoji or kind[0] in "LNM":  # letter, number, mark (Devanagari vowel signs...)
             current.append(ch)
         elif current:
             words.append("".join(current))
@@ -66,6 +88,21 @@ def _words(text: str) -> list[str]:
     if current:
         words.append("".join(current))
     return words
+
+
+def _emoji_words(token: str) -> list[str]:
+    """The words of an emoji's Unicode names that name a sound on their own ("🔥" FIRE -> fire,
+    "🌧️" CLOUD WITH RAIN -> rain, "🐶" DOG FACE -> dog); ``[token]`` when none does, so that the
+    emoji itself is named as a word naming nothing."""
+    names = " ".join(unicodedata.name(ch, "") for ch in token if unicodedata.category(ch) == "So")
+    found = [w for w in (_fold(n) for n in names.lower().split()) if w in _single_words()]
+    return list(dict.fromkeys(found)) or [token]
+
+
+@functools.cache
+def _single_words() -> frozenset[str]:
+    """Words that select something on their own: one-word phrases, footsteps, layers, groups."""
+    return frozenset([k[0] for k in _PHRASES if len(k) == 1] + [*_FOOTSTEPS, *_LAYERS, *_GROUP_DEFAULTS])
 
 
 def _ascii(word: str) -> str:
@@ -76,9 +113,15 @@ def _ascii(word: str) -> str:
 
 
 def tokens(text: str) -> list[str]:
-    """Lower-case, folded words of ``text`` (hyphens and punctuation split words)."""
-    folded = (_fold(_ascii(w)) for w in _words(text))
-    return [w for w in folded if w]  # a lone combining accent folds to nothing
+    """Lower-case, folded words of ``text`` (hyphens and punctuation split words; an emoji
+    stands for the sound its name says, see :func:`_emoji_words`)."""
+    out: list[str] = []
+    for w in _words(text):
+        if unicodedata.category(w[0]) == "So":
+            out.extend(_emoji_words(w))
+        elif folded := _fold(_ascii(w)):  # a lone combining accent folds to nothing
+            out.append(folded)
+    return out
 
 
 def _phrase_index() -> dict[tuple[str, ...], str]:

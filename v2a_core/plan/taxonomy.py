@@ -105,7 +105,7 @@ CATEGORIES: tuple[Category, ...] = (
        "crowd, people, voices, vocals", "Applause and cheering swell."),
     _c("traffic.city", "ambience", "traffic", "traffic, city, street, urban, downtown, cars passing, highway",
        "traffic, city, ambience, vehicles", "City traffic rumble with passing cars."),
-    _c("engine.car", "texture", "engine", "car, engine, motor, vehicle, driving, truck, revving, motorbike, motorcycle",
+    _c("engine.car", "texture", "engine", "car, engine, motor, vehicle, driving, truck, revving, motorbike, motorcycle, automobile",
        "vehicles, engines, traffic", "Engine harmonics whose revs follow the motion on screen."),
     _c("engine.aircraft", "texture", "aircraft", "airplane, plane, jet, aircraft, helicopter, flight, propeller",
        "vehicles, engines", "Jet/propeller roar that swells with motion."),
