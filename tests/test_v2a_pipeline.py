@@ -185,6 +185,33 @@ def test_cli_json_summary_is_strict_json_for_silent_or_unmeasured_loudness(home,
     assert "no LUFS measured" in out and "-1.2 dBTP" in out
 
 
+@pytest.mark.parametrize("stop", ["error", "interrupt"])
+def test_a_run_that_stops_midway_names_the_files_it_had_written(home, video, tmp_path, capsys, monkeypatch, stop):
+    """Candidate 1 and its stems were published, then the run stopped (an interrupt during
+    marking, an error in candidate 2): it said only "interrupted (SIGTERM)" or the error, and
+    the user could not tell which files existed."""
+    import v2a_core.pipeline as pipeline
+
+    delivered = pipeline._deliver_mix
+    calls = []
+
+    def second_fails(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt if stop == "interrupt" else InputError("candidate 2 failed")
+        return delivered(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "_deliver_mix", second_fails)
+    out = tmp_path / "x.wav"
+    code, _, err = _run(["generate", str(video), "-o", str(out), "--candidates", "2", "--stems", str(tmp_path / "st"),
+                         "--home", str(home), "--json"], capsys)
+    assert code == (130 if stop == "interrupt" else 3), err
+    written = [tmp_path / "x-1.wav", *sorted((tmp_path / "st").iterdir())]
+    assert all(p.is_file() for p in written) and not (tmp_path / "x-2.wav").exists()
+    line = next(x for x in err.splitlines() if x.startswith("written before the run stopped"))
+    assert [p for p in written if str(p) not in line] == [], line
+
+
 def _snapshot(d: Path) -> dict[str, bytes]:
     return {str(p.relative_to(d)): p.read_bytes() for p in sorted(d.rglob("*")) if p.is_file()}
 

@@ -582,18 +582,57 @@ def generate(
         return _generate_all(video, planned, options, gen, settings, progress)
 
 
+@dataclass
+class _Published:
+    """What a run has published so far, candidate by candidate."""
+
+    outputs: list[MarkedFile] = field(default_factory=list)
+    stems: list[MarkedFile] = field(default_factory=list)
+    sheets: list[Path] = field(default_factory=list)
+    loud: list[float] = field(default_factory=list)
+    """Integrated loudness of each output, LUFS."""
+    peaks: list[float] = field(default_factory=list)
+    """True peak of each output, dBTP."""
+    notes: list[str] = field(default_factory=list)
+
+    def paths(self) -> tuple[Path, ...]:
+        return tuple([f.path for f in self.outputs] + [f.path for f in self.stems] + self.sheets)
+
+    def result(self) -> GenerateResult:
+        return GenerateResult(tuple(self.outputs), tuple(self.stems), tuple(self.sheets), tuple(self.loud),
+                              tuple(self.peaks), tuple(self.notes))
+
+
+_PUBLISHED = "foleyseal_published"
+
+
+def published_before(exc: BaseException) -> tuple[Path, ...]:
+    """The files a :func:`generate` run stopped by ``exc`` (an error, an interrupt) had already
+    published, each complete, marked and recorded: a run stops before its next file, it does
+    not take back the ones before."""
+    return getattr(exc, _PUBLISHED, ())
+
+
 def _generate_all(video: Path, planned: _Outputs, options: GenerateOptions, gen, settings: Settings,
                   progress: PipelineProgress | None) -> GenerateResult:
-    """Generate, mark and write every candidate to the checked paths of ``planned``."""
+    """Generate, mark and write every candidate to the checked paths of ``planned``; an error or
+    interrupt names the files already published (:func:`published_before`)."""
+    done = _Published()
+    try:
+        _each_candidate(video, planned, options, gen, settings, progress, done)
+    except BaseException as exc:
+        if done.paths():
+            setattr(exc, _PUBLISHED, done.paths())
+        raise
+    return done.result()
+
+
+def _each_candidate(video: Path, planned: _Outputs, options: GenerateOptions, gen, settings: Settings,
+                    progress: PipelineProgress | None, done: _Published) -> None:
+    """Generate, mark and publish each candidate in turn, recording each file in ``done``."""
     from provenance.watermark import min_duration_s
 
     need = min_duration_s()
-    outputs: list[MarkedFile] = []
-    stems: list[MarkedFile] = []
-    sheets: list[Path] = []
-    loud: list[float] = []
-    peaks: list[float] = []
-    notes: list[str] = []
     for k in range(1, options.candidates + 1):
         seed = options.seed + k - 1
 
@@ -606,7 +645,7 @@ def _generate_all(video: Path, planned: _Outputs, options: GenerateOptions, gen,
                                     work_dir=planned.targets[k - 1].parent)
         track = gen.generate(request, progress=stage)
         if track.cue_sheet is not None:  # words the generator had no sound for: said once, not per candidate
-            notes += [n for n in track.cue_sheet.palette.unmatched_notes() if n not in notes]
+            done.notes += [n for n in track.cue_sheet.palette.unmatched_notes() if n not in done.notes]
         if options.stems_dir is None:
             track.stems = {}  # a generator that made them anyway: free them before marking
         if track.mix.duration_s < need:  # the header said long enough, or nothing
@@ -619,23 +658,22 @@ def _generate_all(video: Path, planned: _Outputs, options: GenerateOptions, gen,
         stage("mark", 0.0)
         record = _record(track, options, gen.name, getattr(gen, "version", "?"), video, seed, k, None)
         result = _deliver_mix(video, target, track, record, options, settings, gen.name)
-        outputs.append(MarkedFile(target, "soundtrack", seed, result.payload, result.record.id))
+        done.outputs.append(MarkedFile(target, "soundtrack", seed, result.payload, result.record.id))
         for layer, audio in track.stems.items():
             stem_path = planned.stem(target, layer)
             stem_record = _record(track, options, gen.name, getattr(gen, "version", "?"), video, seed, k, layer)
             r = _deliver_stem(video, stem_path, audio, layer, stem_record, options, settings)
             if isinstance(r, str):
-                notes.append(r)
+                done.notes.append(r)
             else:
-                stems.append(MarkedFile(stem_path, "stem", seed, r.payload, r.record.id, layer))
+                done.stems.append(MarkedFile(stem_path, "stem", seed, r.payload, r.record.id, layer))
         stage("mark", 1.0)
         if planned.cue_sheets and track.cue_sheet is not None:
             sheet_path = planned.cue_sheets[k - 1]
             atomic_write_bytes(sheet_path, (track.cue_sheet.to_json() + "\n").encode())
-            sheets.append(sheet_path)
+            done.sheets.append(sheet_path)
         elif planned.cue_sheets:
-            notes.append(f"{planned.cue_sheets[k - 1].name} not written: the generator {gen.name!r} makes no cue sheet")
-        loud.append(track.loudness_lufs)
-        peaks.append(track.true_peak_dbtp)
+            done.notes.append(f"{planned.cue_sheets[k - 1].name} not written: the generator {gen.name!r} makes no cue sheet")
+        done.loud.append(track.loudness_lufs)
+        done.peaks.append(track.true_peak_dbtp)
         del track  # the next candidate's soundtrack is made without this one beside it
-    return GenerateResult(tuple(outputs), tuple(stems), tuple(sheets), tuple(loud), tuple(peaks), tuple(notes))
