@@ -16,7 +16,7 @@ object follows this model exactly on both sides of the impact.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -41,6 +41,11 @@ class ImpactFit:
     velocity_after: np.ndarray
     rms: float
     """Residual of the fit, frame heights."""
+    acceleration: np.ndarray = field(default_factory=lambda: np.zeros(2))
+    """(2,) acceleration shared by both sides, frame heights per second squared (zero when
+    the fit had no quadratic term)."""
+    span_s: float = 0.0
+    """Time from the first to the last point of the fit, seconds."""
 
 
 def _design(t: np.ndarray, tc: np.ndarray, quadratic: bool) -> np.ndarray:
@@ -89,6 +94,8 @@ def fit_impact(t: np.ndarray, p: np.ndarray, lo: float, hi: float, *, quadratic:
         velocity_before=b[1],
         velocity_after=b[2],
         rms=float(np.sqrt(sse[i] / max(1, p.size))),
+        acceleration=2.0 * b[3] if quadratic else np.zeros(p.shape[1]),
+        span_s=float(t[-1] - t[0]),
     )
 
 
@@ -109,11 +116,20 @@ def _reliable(track: Track, max_error: float) -> tuple[np.ndarray, np.ndarray, n
 
 
 def _is_apex(fit: ImpactFit) -> bool:
-    """An upward motion turning downward with little sideways change: the top of a throw or
-    a swing, not a hit (objects hit things moving down or sideways; ceilings are rare)."""
-    (bx, by), (ax, ay) = fit.velocity_before, fit.velocity_after
-    dvx, dvy = ax - bx, ay - by
-    return by < -0.05 and ay > 0.05 and abs(dvx) < 0.5 * abs(dvy)
+    """The top of a throw or a swing, not a hit: the object moved against its acceleration
+    and then with it (up, then down under gravity, whatever way the picture is turned), and
+    the velocity jump is no larger than what that acceleration changes across the fitted
+    window. A smooth apex passes through zero speed gradually (a parabola has no jump at
+    all; a swing or a slowed throw leaves a small one); a hit reverses the motion within a
+    frame or two, far more than the acceleration can (a ball hitting a ceiling, a square
+    bouncing at constant speed)."""
+    acc = float(np.linalg.norm(fit.acceleration))
+    if acc == 0.0:
+        return False
+    along = fit.acceleration / acc
+    before, after = float(fit.velocity_before @ along), float(fit.velocity_after @ along)
+    dv = float(np.linalg.norm(fit.velocity_after - fit.velocity_before))
+    return before < -0.05 and after > 0.05 and dv < acc * fit.span_s
 
 
 def _smooth_sse(t: np.ndarray, p: np.ndarray) -> float:

@@ -1,0 +1,88 @@
+"""Impact detection on synthetic motion: reversals in every direction, smooth turns, frame
+rates and whole-pixel motion (the sub-frame timing itself is in test_v2a_analysis)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import pytest
+from test_v2a_video import cfr, write_video
+
+from v2a_core.analysis import analyze
+
+HITS = (1.0, 2.5, 4.0, 5.5)
+
+
+def _zigzag(t: float, lo: float, hi: float, hits=HITS) -> float:
+    """Position moving at constant speed from ``lo`` to ``hi`` and back, reversing at ``hits``."""
+    pts = (0.0, *hits)
+    for k in range(len(pts) - 1):
+        if pts[k] <= t < pts[k + 1]:
+            f = (t - pts[k]) / (pts[k + 1] - pts[k])
+            return lo + (hi - lo) * f if k % 2 == 0 else hi - (hi - lo) * f
+    f = min((t - pts[-1]) / 1.5, 1.0)
+    return lo + (hi - lo) * f if len(pts) % 2 == 1 else hi - (hi - lo) * f
+
+
+def square_video(
+    path,
+    position: Callable[[float], float],
+    *,
+    fps: float = 25.0,
+    size=(320, 180),
+    duration_s: float = 6.0,
+    vertical: bool = False,
+    hard: bool = False,
+):
+    """An orange square moving along one axis (``position(t)``: its leading-edge coordinate,
+    pixels) between two grey bars; anti-aliased unless ``hard`` (whole-pixel positions)."""
+    w, h = size
+    s = max(4, min(w, h) // 10)
+    length = h if vertical else w
+    axis = np.arange(length)
+
+    def render(t: float) -> np.ndarray:
+        x = position(t)
+        if hard:
+            x = float(np.floor(x + 0.5))
+        cover = np.clip(np.minimum(axis + 1 - x, x + s - axis), 0, 1)
+        img = np.full((h, w, 3), 30.0)
+        colour = np.array([250.0, 80.0, 40.0])
+        if vertical:
+            img[:s] = img[h - s :] = 200
+            a = w // 2 - s // 2
+            img[:, a : a + s] = img[:, a : a + s] * (1 - cover[:, None, None]) + colour * cover[:, None, None]
+        else:
+            img[:, :s] = img[:, w - s :] = 200
+            a = h // 2 - s // 2
+            img[a : a + s] = img[a : a + s] * (1 - cover[None, :, None]) + colour * cover[None, :, None]
+        return img.round().astype(np.uint8)
+
+    return write_video(path, render, cfr(duration_s, fps), size, rate=int(round(fps)))
+
+
+def _impacts(path) -> list[float]:
+    return [e.time_s for e in analyze(path).events if e.kind == "impact"]
+
+
+def _assert_hits(found: list[float], hits=HITS, tol: float = 0.01) -> None:
+    assert len(found) == len(hits), (found, hits)
+    assert max(abs(f - h) for f, h in zip(found, hits)) < tol, (found, hits)
+
+
+def test_a_square_bouncing_off_floor_and_ceiling_hits_both(tmp_path):
+    # 1.0 and 4.0 s on the floor, 2.5 and 5.5 s on the ceiling: a sharp upward-to-downward
+    # reversal is a hit, not the top of a throw
+    h, s = 180, 18
+    path = square_video(tmp_path / "ceiling.mp4", lambda t: _zigzag(t, h - 2 * s, s), vertical=True)
+    _assert_hits(_impacts(path))
+
+
+def test_smooth_turns_of_a_swinging_object_are_no_hits(tmp_path):
+    # up and down like a bob on a spring: the velocity passes through zero gradually at the
+    # top and the bottom, with an acceleration that is not constant
+    h, s = 180, 18
+    mid, amp = h / 2 - s / 2, h / 2 - 2.5 * s
+    path = square_video(tmp_path / "swing.mp4", lambda t: mid + amp * np.cos(2 * np.pi * t / 1.6), vertical=True)
+    assert _impacts(path) == []
