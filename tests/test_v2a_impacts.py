@@ -86,3 +86,40 @@ def test_smooth_turns_of_a_swinging_object_are_no_hits(tmp_path):
     mid, amp = h / 2 - s / 2, h / 2 - 2.5 * s
     path = square_video(tmp_path / "swing.mp4", lambda t: mid + amp * np.cos(2 * np.pi * t / 1.6), vertical=True)
     assert _impacts(path) == []
+
+
+def _flash_clip(path, flash: Callable[[float], bool], after: np.ndarray | None = None, cut_at: float = 9.0):
+    """A still textured picture that turns white while ``flash(t)``; from ``cut_at`` on it is ``after``."""
+    w, h = 320, 180
+    base = np.zeros((h, w, 3), np.uint8)
+    base[:] = np.linspace(20, 90, w).astype(np.uint8)[None, :, None]
+    base[100:150, 50:120] = (120, 60, 30)
+
+    def render(t: float) -> np.ndarray:
+        if flash(t):
+            return np.full((h, w, 3), 255, np.uint8)
+        return after if after is not None and t >= cut_at else base
+
+    return write_video(path, render, cfr(3.0, 25), (w, h), rate=25)
+
+
+@pytest.mark.parametrize("frames", [1, 3])
+def test_a_full_frame_flash_is_one_appearance_on_its_frame_not_two_cuts(tmp_path, frames):
+    onsets = (1.0, 2.2)
+    path = _flash_clip(tmp_path / "flash.mp4", lambda t: any(0 <= round((t - o) * 25) < frames for o in onsets))
+    analysis = analyze(path)
+    assert analysis.cuts == ()
+    assert len(analysis.scenes) == 1
+    appear = [e.time_s for e in analysis.events if e.kind == "appear"]
+    assert [e.kind for e in analysis.events] == ["appear", "appear"]
+    assert np.allclose(appear, onsets, atol=1e-6)
+
+
+def test_a_cut_to_a_brighter_picture_stays_a_cut(tmp_path):
+    # every pixel brighter than before, and the picture never comes back: a cut, at its frame
+    other = np.full((180, 320, 3), 160, np.uint8)
+    other[20:80, 200:300] = (20, 200, 20)
+    path = _flash_clip(tmp_path / "cut.mp4", lambda t: False, after=other, cut_at=1.0)
+    analysis = analyze(path)
+    assert analysis.cuts == pytest.approx((1.0,))
+    assert len(analysis.scenes) == 2
