@@ -123,3 +123,26 @@ def test_a_cut_to_a_brighter_picture_stays_a_cut(tmp_path):
     analysis = analyze(path)
     assert analysis.cuts == pytest.approx((1.0,))
     assert len(analysis.scenes) == 2
+
+
+@pytest.mark.parametrize(
+    ("fps", "size"),
+    [(90, (320, 180)), (120, (320, 180)), (120, (640, 360))],
+)
+def test_high_frame_rates_give_one_hit_per_reversal_on_time(tmp_path, fps, size):
+    # the corner fit spans a time, not three frames: at 120 fps three frames are 25 ms, too
+    # short against position noise (one hit was split in two 33 ms apart, or lost; a 640x360
+    # clip, whose track is analysed in parts, had none)
+    w, h = size
+    s = min(w, h) // 10
+    path = square_video(tmp_path / "fast.mp4", lambda t: _zigzag(t, s, w - 2 * s), fps=fps, size=size)
+    _assert_hits(_impacts(path), tol=0.005)
+
+
+@pytest.mark.parametrize("fps", [50, 60])
+def test_whole_pixel_motion_gives_no_false_or_doubled_hits(tmp_path, fps):
+    # positions rounded to whole pixels are a half-pixel stair-step: constant-speed motion
+    # gave a false impact every 7 frames at 60 fps and each hit became a pair at 50 fps
+    w, s = 320, 18
+    path = square_video(tmp_path / "hard.mp4", lambda t: _zigzag(t, s, w - 2 * s), fps=fps, hard=True)
+    _assert_hits(_impacts(path), tol=0.005)
