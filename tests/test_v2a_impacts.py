@@ -146,3 +146,20 @@ def test_whole_pixel_motion_gives_no_false_or_doubled_hits(tmp_path, fps):
     w, s = 320, 18
     path = square_video(tmp_path / "hard.mp4", lambda t: _zigzag(t, s, w - 2 * s), fps=fps, hard=True)
     _assert_hits(_impacts(path), tol=0.005)
+
+
+def test_a_video_ending_while_it_brightens_keeps_every_frame(tmp_path):
+    # grey then white on the last two frames: both are held as a possible flash when the
+    # video ends; each is then a cut of its own, and no frame is left unmeasured
+    w, h = 320, 180
+    base = np.full((h, w, 3), 10, np.uint8)
+    base[50:120, 40:160] = (60, 30, 20)
+
+    def render(t: float) -> np.ndarray:
+        k = round(t * 25)
+        return {73: np.full((h, w, 3), 128, np.uint8), 74: np.full((h, w, 3), 255, np.uint8)}.get(k, base)
+
+    analysis = analyze(write_video(tmp_path / "end.mp4", render, cfr(3.0, 25), (w, h), rate=25))
+    assert analysis.frame_count == 75
+    assert analysis.motion.times_s.shape == (75,)
+    assert analysis.cuts == pytest.approx((2.92, 2.96))

@@ -208,8 +208,8 @@ class _FramePass:
             self._arrive(fr, _thumb_hist((fr.half if fr.half is not None else fr.yuv)[..., 0]))
             if progress is not None:
                 progress(fr.time_s, total_s)
-        if self._held:  # the picture never came back: the brightening was a cut
-            self._confirm_cut()
+        while self._held:  # the picture never came back: the brightening was a cut
+            self._confirm_cut()  # (the frames after it may hold another)
         while self._pending:
             self._measure(*self._pending.popleft())
         self._run_tracks(self.tracker.finish())

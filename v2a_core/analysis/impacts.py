@@ -32,8 +32,8 @@ _GRID_S = 0.0005
 #: three): a fixed time, not a number of frames, so that at 120 fps the fit is not 25 ms
 #: long, against position noise that does not shrink with the frame period.
 _SIDE_S = 0.09
-#: The refit of an accepted corner takes the points within this time of it (at least six a
-#: side, at most ``_MAX_WINDOW_S``), up to the neighbouring corners.
+#: The refit of an accepted corner takes the points within this time of it (or six frame
+#: periods, at most ``_MAX_WINDOW_S``), up to the neighbouring corners.
 _REFIT_SIDE_S = 0.25
 _MAX_WINDOW_S = 0.35
 #: A longer interval between two observations is a tracking gap (stronger evidence needed).
