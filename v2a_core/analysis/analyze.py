@@ -2,7 +2,8 @@
 
 Per frame (at the analysis size, long side 320 px):
 
-* scene cuts: luma histogram distance and the share of changed pixels between frames;
+* scene cuts: luma histogram distance and the share of changed pixels between frames
+  a brightening of the whole picture that returns to the same picture (a flash) is no cut;
 * motion energy: mean absolute luma change, whole frame and left/centre/right thirds;
 * foreground: difference from a centred temporal-median background, split into blobs that
   a tracker follows; each finished track is searched for impacts (sub-frame timing, see
@@ -95,6 +96,19 @@ def _is_cut(prev: tuple[np.ndarray, np.ndarray], cur: tuple[np.ndarray, np.ndarr
     return changed > 0.75 or (changed > 0.5 and (hist_l1 > 0.3 or float(diff.mean()) > 45))
 
 
+#: Longest flash, seconds: a brightening of the whole picture that returns to the same
+#: picture within this time is no scene cut.
+FLASH_MAX_S = 0.25
+
+
+def _brighter(prev: tuple[np.ndarray, np.ndarray], cur: tuple[np.ndarray, np.ndarray]) -> bool:
+    """Whether the picture got brighter: nearly every clearly changed pixel gained luma (a flash;
+    a cut to another picture darkens some pixels and brightens others)."""
+    d = cur[0].astype(np.int16) - prev[0].astype(np.int16)
+    changed = int(np.count_nonzero(np.abs(d) > 40))
+    return changed > 0 and np.count_nonzero(d > 40) >= 0.9 * changed
+
+
 def analyze(
     path: str | Path,
     *,
@@ -180,32 +194,79 @@ class _FramePass:
     def stream(self, path: str | Path, total_s: float, progress: ProgressFn | None) -> None:
         """Decode ``path`` and measure every frame; ``total_s`` (seconds, 0 if unknown) goes to ``progress``."""
         s = self.settings
-        scene = 0
-        last_arrival = None
-        pending: deque[tuple[Frame, int]] = deque()
+        self._pending: deque[tuple[Frame, int]] = deque()
+        self._scene = 0
+        self._last_arrival: tuple[np.ndarray, np.ndarray] | None = None
+        self._before_flash: tuple[np.ndarray, np.ndarray] | None = None
+        self._held: list[tuple[Frame, tuple[np.ndarray, np.ndarray]]] = []
         for fr in prefetch(iter_frames(path, max_side=s.max_side, max_duration_s=s.max_duration_s)):
             self.n_frames += 1
             self.size = (fr.yuv.shape[1], fr.yuv.shape[0])
-            arrival = _thumb_hist((fr.half if fr.half is not None else fr.yuv)[..., 0])
-            if last_arrival is not None and _is_cut(last_arrival, arrival):
-                scene += 1
-                self.cuts.append(fr.time_s)
-            last_arrival = arrival
             if self.last_t is not None:
                 self.last_dt = fr.time_s - self.last_t
             self.last_t = fr.time_s
-            if fr.half is not None and self.bg.scale == 2:
-                self.bg.add(fr.time_s, scene, fr.half, reduced=True)
-            else:
-                self.bg.add(fr.time_s, scene, fr.yuv)
-            pending.append((fr, scene))
-            while pending and (pending[0][0].time_s <= self.bg.ready_until() or pending[0][1] < scene):
-                self._measure(*pending.popleft())
+            self._arrive(fr, _thumb_hist((fr.half if fr.half is not None else fr.yuv)[..., 0]))
             if progress is not None:
                 progress(fr.time_s, total_s)
-        while pending:
-            self._measure(*pending.popleft())
+        while self._held:  # the picture never came back: the brightening was a cut
+            self._confirm_cut()  # (the frames after it may hold another)
+        while self._pending:
+            self._measure(*self._pending.popleft())
         self._run_tracks(self.tracker.finish())
+
+    def _arrive(self, fr: Frame, arrival: tuple[np.ndarray, np.ndarray]) -> None:
+        """Find the cuts as frames arrive, then pass each frame on with its scene number.
+
+        A change of picture that brightens it (a flash, lightning) is held back until the
+        picture either returns to what it was before (within ``FLASH_MAX_S``: a flash, no
+        cut; the brightening is an appearance on its frame) or does not (a cut at its start).
+        """
+        if self._held:
+            before = self._before_flash
+            assert before is not None
+            self._held.append((fr, arrival))
+            if not _is_cut(before, arrival):  # the same picture as before the flash
+                held, self._held = self._held, []
+                for f, _ in held:
+                    self._release(f)
+            elif fr.time_s - self._held[0][0].time_s > FLASH_MAX_S or not _brighter(before, arrival):
+                self._confirm_cut()
+            self._last_arrival = arrival
+            return
+        last = self._last_arrival
+        self._last_arrival = arrival
+        if last is not None and _is_cut(last, arrival):
+            if _brighter(last, arrival):
+                self._before_flash = last
+                self._held = [(fr, arrival)]
+                return
+            self._scene += 1
+            self.cuts.append(fr.time_s)
+        self._release(fr)
+
+    def _confirm_cut(self) -> None:
+        """The held brightening was a cut: its first frame starts a scene; the frames after it
+        are looked at again for cuts of their own."""
+        held, self._held = self._held, []
+        (first, arrival), rest = held[0], held[1:]
+        self._scene += 1
+        self.cuts.append(first.time_s)
+        self._release(first)
+        self._last_arrival = arrival
+        for f, a in rest:
+            self._arrive(f, a)
+
+    def _release(self, fr: Frame) -> None:
+        """Add a frame of scene ``self._scene`` to the background model and measure the frames it makes ready."""
+        scene = self._scene
+        if fr.half is not None and self.bg.scale == 2:
+            self.bg.add(fr.time_s, scene, fr.half, reduced=True)
+        else:
+            self.bg.add(fr.time_s, scene, fr.yuv)
+        pending = self._pending
+        pending.append((fr, scene))
+        while pending and (pending[0][0].time_s <= self.bg.ready_until() or pending[0][1] < scene):
+            self._measure(*pending.popleft())
 
     def _run_tracks(self, tracks: list[Track], until_s: float = np.inf) -> None:
         """Add the impacts of ``tracks`` before ``until_s`` (seconds) to the events."""

@@ -16,7 +16,7 @@ object follows this model exactly on both sides of the impact.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -28,8 +28,18 @@ MIN_DELTA_V = 0.3
 #: Smallest speed (before or after) for an impact, frame heights per second.
 MIN_SPEED = 0.15
 _GRID_S = 0.0005
-_MAX_HALF_WINDOW = 6
+#: Each side of a candidate corner is fitted over the points within this time of it (at least
+#: three): a fixed time, not a number of frames, so that at 120 fps the fit is not 25 ms
+#: long, against position noise that does not shrink with the frame period.
+_SIDE_S = 0.09
+#: The refit of an accepted corner takes the points within this time of it (or six frame
+#: periods, at most ``_MAX_WINDOW_S``), up to the neighbouring corners.
+_REFIT_SIDE_S = 0.25
 _MAX_WINDOW_S = 0.35
+#: A longer interval between two observations is a tracking gap (stronger evidence needed).
+_MAX_GAP_S = 0.05
+#: Two accepted corners closer than this are one (the best explained is kept).
+_MIN_CORNER_GAP_S = 0.045
 
 
 @dataclass(frozen=True)
@@ -41,6 +51,11 @@ class ImpactFit:
     velocity_after: np.ndarray
     rms: float
     """Residual of the fit, frame heights."""
+    acceleration: np.ndarray = field(default_factory=lambda: np.zeros(2))
+    """(2,) acceleration shared by both sides, frame heights per second squared (zero when
+    the fit had no quadratic term)."""
+    span_s: float = 0.0
+    """Time from the first to the last point of the fit, seconds."""
 
 
 def _design(t: np.ndarray, tc: np.ndarray, quadratic: bool) -> np.ndarray:
@@ -89,6 +104,8 @@ def fit_impact(t: np.ndarray, p: np.ndarray, lo: float, hi: float, *, quadratic:
         velocity_before=b[1],
         velocity_after=b[2],
         rms=float(np.sqrt(sse[i] / max(1, p.size))),
+        acceleration=2.0 * b[3] if quadratic else np.zeros(p.shape[1]),
+        span_s=float(t[-1] - t[0]),
     )
 
 
@@ -109,11 +126,23 @@ def _reliable(track: Track, max_error: float) -> tuple[np.ndarray, np.ndarray, n
 
 
 def _is_apex(fit: ImpactFit) -> bool:
-    """An upward motion turning downward with little sideways change: the top of a throw or
-    a swing, not a hit (objects hit things moving down or sideways; ceilings are rare)."""
+    """The top of a throw or a swing, not a hit: a turn from moving up to moving down (on the
+    screen, with little sideways change), or from moving against the fitted acceleration to
+    moving with it (gravity, whatever way the picture is turned), whose velocity jump is no
+    larger than what that acceleration changes across the fitted window. A smooth apex passes
+    through zero speed gradually (a parabola has no jump at all; a swing, a slowed throw or a
+    poorly followed object leaves a small one); a hit reverses the motion within a frame or
+    two, far more than the acceleration can (a ball hitting a ceiling, a square bouncing at
+    constant speed), and is kept in any direction."""
+    acc = float(np.linalg.norm(fit.acceleration))
+    dv = fit.velocity_after - fit.velocity_before
+    if float(np.linalg.norm(dv)) >= acc * fit.span_s:
+        return False  # sharp: more than the acceleration does across the window
     (bx, by), (ax, ay) = fit.velocity_before, fit.velocity_after
-    dvx, dvy = ax - bx, ay - by
-    return by < -0.05 and ay > 0.05 and abs(dvx) < 0.5 * abs(dvy)
+    if by < -0.05 and ay > 0.05 and abs(dv[0]) < 0.5 * abs(dv[1]):
+        return True
+    along = fit.acceleration / acc
+    return float(fit.velocity_before @ along) < -0.05 and float(fit.velocity_after @ along) > 0.05
 
 
 def _smooth_sse(t: np.ndarray, p: np.ndarray) -> float:
@@ -124,37 +153,59 @@ def _smooth_sse(t: np.ndarray, p: np.ndarray) -> float:
     return float(((X @ beta - p) ** 2).sum())
 
 
+def _windows(t: np.ndarray) -> list[tuple[int, int]]:
+    """For each interval ``k`` (between points k and k+1), the points ``[a, b)`` fitted around a
+    corner in it: those within ``_SIDE_S`` of it on each side, and at least three a side."""
+    n = len(t)
+    out = []
+    for k in range(n - 1):
+        a = min(max(0, k - 2), int(np.searchsorted(t, t[k] - _SIDE_S - 1e-9, side="left")))
+        b = max(min(n, k + 4), int(np.searchsorted(t, t[k + 1] + _SIDE_S + 1e-9, side="right")))
+        out.append((a, b))
+    return out
+
+
 def _candidates(t: np.ndarray, p: np.ndarray, noise: float) -> list[tuple[int, ImpactFit]]:
     """Intervals ``k`` (between points k and k+1) whose neighbourhood is a corner, not a curve.
 
-    For each interval, three points either side are fitted twice: with one smooth quadratic
-    per coordinate, and with the corner model of :func:`fit_impact` (the corner inside the
-    interval). A corner is accepted where it explains the points much better and the
-    velocity jump is at least ``MIN_DELTA_V``. Only three points per side keeps neighbouring
-    impacts out of the window even when a ball bounces every few frames as it comes to rest.
-    ``noise`` is the smallest position noise to assume, frame heights.
+    For each interval, the points within ``_SIDE_S`` either side (at least three) are fitted
+    twice: with one smooth quadratic per coordinate, and with the corner model of
+    :func:`fit_impact` (the corner inside the interval). A corner is accepted where it
+    explains the points much better and the velocity jump is at least ``MIN_DELTA_V``. The
+    short window keeps neighbouring impacts out even when a ball bounces every few frames as
+    it comes to rest; being a time, not a number of frames, it holds as many points at 120 fps
+    as the position noise needs. ``noise`` is the smallest position noise to assume, frame
+    heights.
     """
     n = len(t)
     if n < 5:
         return []
     dt = np.diff(t)
     v = np.diff(p, axis=0) / dt[:, None]
-    windows = [(max(0, k - 2), min(n, k + 4)) for k in range(n - 1)]
+    windows = _windows(t)
     smooth = [_smooth_sse(t[a:b], p[a:b]) if b - a >= 5 else np.nan for a, b in windows]
     # the track's own position noise: most windows hold no corner, so the median smooth
-    # residual measures how precisely this object is followed
-    rms = [np.sqrt(sse / (2 * (b - a))) for sse, (a, b) in zip(smooth, windows) if np.isfinite(sse)]
+    # residual (less the 3 parameters fitted per coordinate) measures how precisely this
+    # object is followed
+    rms = [np.sqrt(sse / (2 * (b - a - 3))) for sse, (a, b) in zip(smooth, windows) if np.isfinite(sse)]
     noise = max(noise, float(np.median(rms))) if rms else noise
     typical_dt = float(np.median(dt))
     found: list[tuple[int, ImpactFit, float]] = []
     for k in range(1, n - 2):
-        # cheap pre-test: some change of velocity around this interval
-        jump = max(np.linalg.norm(v[k + 1] - v[k - 1]), np.linalg.norm(v[k] - v[k - 1]), np.linalg.norm(v[k + 1] - v[k]))
-        if jump < 0.5 * MIN_DELTA_V:
-            continue
         a, b = windows[k]
         if b - a < 5 or t[b - 1] - t[a] > 2 * _MAX_WINDOW_S:
             continue
+        # cheap pre-test: some change of velocity around this interval; across missing frames
+        # also between the mean velocities of the two sides (a jittering object, its
+        # velocity read across the gap, jumps too)
+        jump = max(np.linalg.norm(v[k + 1] - v[k - 1]), np.linalg.norm(v[k] - v[k - 1]), np.linalg.norm(v[k + 1] - v[k]))
+        if jump < 0.5 * MIN_DELTA_V:
+            continue
+        if dt[k] > 1.5 * typical_dt:
+            before = (p[k] - p[a]) / (t[k] - t[a])
+            after = (p[b - 1] - p[k + 1]) / (t[b - 1] - t[k + 1])
+            if np.linalg.norm(after - before) < 0.5 * MIN_DELTA_V:
+                continue
         tw, pw = t[a:b], p[a:b]
         fit = fit_impact(tw, pw, float(t[k]), float(t[k + 1]), quadratic=(b - a) >= 6)
         if fit is None:
@@ -166,14 +217,22 @@ def _candidates(t: np.ndarray, p: np.ndarray, noise: float) -> list[tuple[int, I
         sse_corner = fit.rms**2 * pw.size
         floor = (noise**2) * pw.size
         gain = (smooth[k] + floor) / (sse_corner + floor)
-        # across a tracking gap any curve looks like a corner: ask for much stronger evidence
-        if gain < (4.0 if dt[k] <= 1.5 * typical_dt else 10.0):
+        # across a tracking gap any curve looks like a corner: ask for much stronger evidence.
+        # One missing frame is no gap: the frame of contact is often the one lost (the
+        # template's ring of surroundings stops matching where the object touches a wall)
+        if gain < (4.0 if dt[k] <= max(2.5 * typical_dt, _MAX_GAP_S) else 10.0):
             continue
         found.append((k, fit, gain))
-    # one corner per neighbourhood: the best-explained of adjacent intervals
+    # one corner per neighbourhood: the best explained of the corners in adjacent intervals
+    # or closer than _MIN_CORNER_GAP_S (at a high frame rate a corner fitted a frame or two
+    # off still explains the points)
     out: list[tuple[int, ImpactFit]] = []
     for k, fit, gain in found:
-        rivals = [(g, kk) for kk, _, g in found if 0 < abs(kk - k) <= 1]
+        rivals = [
+            (g, kk)
+            for kk, _, g in found
+            if kk != k and (abs(kk - k) <= 1 or abs(t[kk] - t[k]) <= _MIN_CORNER_GAP_S)
+        ]
         if all(gain > g or (gain == g and k < kk) for g, kk in rivals):
             out.append((k, fit))
     return out
@@ -192,14 +251,14 @@ def detect_impacts(
     p = p_px / float(height)  # frame heights: thresholds do not depend on resolution
     noise = 0.05 / float(height)  # template matching is good to a twentieth of a pixel at best
     cands = _candidates(t, p, noise)
+    typical_dt = float(np.median(np.diff(t)))
+    side = min(_MAX_WINDOW_S, max(_REFIT_SIDE_S, 6 * typical_dt))
     events: list[VisualEvent] = []
     for j, (k, local) in enumerate(cands):
         # refit on every point between the neighbouring corners for the most precise time
         first = cands[j - 1][0] + 1 if j > 0 else 0
         last = cands[j + 1][0] if j + 1 < len(cands) else len(t) - 1
-        first = max(first, k - _MAX_HALF_WINDOW)
-        last = min(last, k + 1 + _MAX_HALF_WINDOW)
-        idx = [i for i in range(first, last + 1) if t[k] - _MAX_WINDOW_S <= t[i] <= t[k + 1] + _MAX_WINDOW_S]
+        idx = [i for i in range(first, last + 1) if t[k] - side - 1e-9 <= t[i] <= t[k + 1] + side + 1e-9]
         fit = fit_impact(t[idx], p[idx], float(t[k]), float(t[k + 1])) if len(idx) > 6 else None
         if (
             fit is None
