@@ -236,17 +236,20 @@ def _soundfile_else_pyav(path: Path, deadline: float | None, stats: DecodeStats,
     except _SoundfileStopped as stopped:
         done, cause = stopped.frames, stopped.cause
     stats.decode_errors += 1
-    skip = done
+    skip, handed_on = done, done
     try:
         for chunk in _pyav_chunks(path, deadline, stats, max_frames):
             if skip >= chunk.shape[0]:
                 skip -= chunk.shape[0]
                 continue
+            handed_on += chunk.shape[0] - skip
             yield chunk[skip:]
             skip = 0
     except FormatError as exc:
         if done == 0:
             raise FormatError(f"cannot decode audio: {cause}") from exc
+    if handed_on == 0:
+        raise FormatError(f"cannot decode audio: {cause}")
 
 
 def iter_mono(
