@@ -107,6 +107,50 @@ def test_a_marked_copy_keeps_the_tags_and_cover_but_not_the_old_encoding(tmp_pat
     assert detect(read_audio(dst), key).payload == PAYLOAD
 
 
+@pytest.mark.parametrize("ext", ["mp3", "m4a", "flac", "ogg"])
+def test_between_files_of_one_tag_system_every_tag_is_kept_as_it_is(tmp_path, ext):
+    """Through FFmpeg's generic names a second artist was lost, lyrics, BPM and ISRC became
+    user-defined text frames that players do not show, ratings and URLs were dropped, keys were
+    lower-cased and a Vorbis COMMENT became DESCRIPTION."""
+    import mutagen
+    from mutagen import id3
+    from mutagen.mp4 import MP4FreeForm
+
+    src = tmp_path / f"in.{ext}"
+    (_ffmpeg_tagged if ext in ("mp3", "m4a") else _libsndfile_tagged)(src)
+    f = mutagen.File(str(src))
+    if ext == "mp3":
+        f.tags.setall("TPE1", [id3.TPE1(encoding=3, text=["A1", "A2"])])
+        f.tags.add(id3.USLT(encoding=3, lang="eng", desc="", text="la la"))
+        f.tags.add(id3.TBPM(encoding=3, text=["120"]))
+        f.tags.add(id3.TXXX(encoding=3, desc="MyKey", text=["v"]))
+        f.tags.add(id3.POPM(email="x@y", rating=196, count=3))
+        f.tags.add(id3.WXXX(encoding=3, desc="site", url="https://example.org/"))
+    elif ext == "m4a":
+        f.tags["\xa9ART"] = ["B1", "B2"]
+        f.tags["tmpo"] = [120]
+        f.tags["cpil"] = True
+        f.tags["----:com.apple.iTunes:ISRC"] = [MP4FreeForm(b"USRC17607839")]
+    else:
+        f.tags["ARTIST"] = ["One", "Two"]
+        f.tags["COMMENT"] = ["hello"]
+        f.tags["MY_KEY"] = ["v"]
+    f.save()
+    before = mutagen.File(str(src)).tags
+    dst = embed_file(src, tmp_path / f"out.{ext}", new_key(), PAYLOAD)
+    after = mutagen.File(str(dst)).tags
+    if ext == "mp3":
+        for key in ("TPE1", "USLT::eng", "TBPM", "TXXX:MyKey", "POPM:x@y", "WXXX:site", "TIT2"):
+            assert after[key] == before[key], key
+        assert after["TPE1"].text == ["A1", "A2"]
+    elif ext == "m4a":
+        for key in ("\xa9ART", "tmpo", "cpil", "----:com.apple.iTunes:ISRC", "\xa9nam"):
+            assert after[key] == before[key], key
+    else:
+        assert after["ARTIST"] == ["One", "Two"] and after["COMMENT"] == ["hello"] and after["MY_KEY"] == ["v"]
+        assert "DESCRIPTION" not in after
+
+
 def test_what_described_the_old_encoding_is_not_carried(tmp_path):
     """An iTunes encoder's gapless padding (iTunSMPB) and the encoder's name would describe the
     old file, not the re-encoded copy (its padding would cut the new one's first samples)."""

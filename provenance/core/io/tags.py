@@ -145,13 +145,79 @@ def write_tags(path: PathLike, tags: Tags) -> bool:
 
 def copy_tags(source: PathLike, target: PathLike) -> bool:
     """Carry ``source``'s tags and pictures over to ``target`` (a file made from it: the marked
-    copy). Returns False when ``target``'s format holds no tags, or FFmpeg cannot read
-    ``source``'s (a file libsndfile alone decodes): nothing is written then."""
+    copy). Between files of one tag system (ID3, MP4 atoms, Vorbis comments) the tags are
+    copied as they are (every value of a multi-valued tag, lyrics, ratings, URLs, the same
+    frame and key names: :func:`_copy_native`); otherwise through FFmpeg's generic names.
+    Returns False when ``target``'s format holds no tags, or FFmpeg cannot read ``source``'s (a
+    file libsndfile alone decodes): nothing is written then."""
+    if _copy_native(Path(source), Path(target)):
+        return True
     try:
         tags = read_tags(source)
     except FormatError:
         return False
     return write_tags(target, tags)
+
+
+_ID3_NOT_CARRIED = frozenset({"TSSE", "TLEN", "TENC", "COMM:iTunSMPB", "COMM:iTunNORM", "COMM:iTunPGAP"})
+"""ID3 frames (by mutagen's hash key) that describe the old encoding: its encoder, length,
+gapless padding."""
+_MP4_NOT_CARRIED = frozenset({"\xa9too", "----:com.apple.iTunes:iTunSMPB", "----:com.apple.iTunes:iTunNORM"})
+_VORBIS_NOT_CARRIED = frozenset({"encoder", "encoded_by"})
+_C2PA_MIMES = ("application/c2pa", "application/x-c2pa-manifest-store")
+
+
+def _copy_native(source: Path, target: Path) -> bool:
+    """Copy the tags of ``source`` into ``target`` in their own tag system, when both files use
+    the same one; False (nothing written) otherwise. The C2PA manifest ``source`` may carry in
+    its tags (an ID3 GEOB frame) and what describes the old encoding are left out."""
+    try:
+        src, dst = mutagen.File(str(source)), mutagen.File(str(target))
+        if src is None or dst is None or not src.tags:
+            return False
+        vorbis, id3_files = (FLAC, OggVorbis, OggOpus), (MP3, WAVE, AIFF)
+        if isinstance(src, vorbis) and isinstance(dst, vorbis):
+            _copy_vorbis(src, dst)
+        elif isinstance(src, id3_files) and isinstance(dst, id3_files):
+            _copy_id3(src, dst)
+        elif isinstance(src, MP4) and isinstance(dst, MP4):
+            if dst.tags is None:
+                dst.add_tags()
+            for key, value in src.tags.items():
+                if key not in _MP4_NOT_CARRIED:
+                    dst.tags[key] = value
+        else:
+            return False
+        dst.save()
+    except (mutagen.MutagenError, OSError, ValueError) as exc:
+        raise FormatError(f"could not write the tags (title, artist, cover ...): {exc}", path=target) from exc
+    return True
+
+
+def _copy_vorbis(src: FLAC | OggVorbis | OggOpus, dst: FLAC | OggVorbis | OggOpus) -> None:
+    if dst.tags is None:
+        dst.add_tags()
+    names = {k.lower(): k for k, _ in reversed(list(src.tags))}  # each name as first written
+    for low, name in names.items():
+        if low not in _VORBIS_NOT_CARRIED and low != "metadata_block_picture":
+            dst.tags[name] = [v for k, v in src.tags if k.lower() == low]  # ARTIST=One, ARTIST=Two stay two
+    pictures = list(src.pictures) if isinstance(src, FLAC) else [
+        FlacPicture(base64.b64decode(b)) for b in src.tags.get("metadata_block_picture", [])]
+    if isinstance(dst, FLAC):
+        dst.clear_pictures()
+        for picture in pictures:
+            dst.add_picture(picture)
+    elif pictures:
+        dst.tags["METADATA_BLOCK_PICTURE"] = [base64.b64encode(p.write()).decode("ascii") for p in pictures]
+
+
+def _copy_id3(src: MP3 | WAVE | AIFF, dst: MP3 | WAVE | AIFF) -> None:
+    if dst.tags is None:
+        dst.add_tags()
+    for key, frame in src.tags.items():
+        if key in _ID3_NOT_CARRIED or (frame.FrameID == "GEOB" and frame.mime.lower() in _C2PA_MIMES):
+            continue
+        dst.tags[key] = frame
 
 
 # --- Vorbis comments ----------------------------------------------------------------------
