@@ -230,6 +230,29 @@ def test_a_broadcast_wav_keeps_its_bext_ixml_and_cue_chunks_byte_for_byte(tmp_pa
     assert detect(marked, key).payload == PAYLOAD
 
 
+def _fmt_mask(path: Path) -> int:
+    data = path.read_bytes()
+    at = data.index(b"fmt ") + 8
+    assert int.from_bytes(data[at : at + 2], "little") == 0xFFFE  # WAVE_FORMAT_EXTENSIBLE
+    return int.from_bytes(data[at + 20 : at + 24], "little")
+
+
+@pytest.mark.parametrize("channels, mask", [(8, 0x63F), (6, 0x60F)])
+def test_a_wav_keeps_its_speaker_layout(tmp_path, channels, mask):
+    """libsndfile writes its own default mask for the channel count: a 7.1 file's side pair
+    (0x63F) became the front-of-centre pair (0xFF), a 5.1 with side surrounds (0x60F) a 5.1
+    with back surrounds (0x3F): the same samples, sent to other speakers."""
+    src = tmp_path / "surround.wav"
+    sig = make_signal(seconds=6.0)
+    sf.write(src, np.repeat(sig.samples[:1], channels, axis=0).T, sig.sample_rate, format="WAVEX", subtype="PCM_16")
+    data = bytearray(src.read_bytes())
+    at = data.index(b"fmt ") + 8
+    data[at + 20 : at + 24] = mask.to_bytes(4, "little")
+    src.write_bytes(bytes(data))
+    dst = embed_file(src, tmp_path / "marked.wav", new_key(), PAYLOAD)
+    assert _fmt_mask(dst) == mask
+
+
 def test_wav_chunks_go_only_between_riff_wave_files(tmp_path):
     src, _ = _broadcast_wav(tmp_path / "take.wav", seconds=1.0)
     flac = tmp_path / "take.flac"

@@ -348,6 +348,7 @@ def copy_wav_chunks(source: PathLike, target: PathLike) -> bool:
     size = target.stat().st_size
     if size + extra >= 1 << 32:
         return False
+    mask_at, mask = _channel_mask_patch(dict(chunks).get(b"fmt ", b""), target)
     try:
         with open(target, "r+b") as f:
             f.seek(size + size % 2)
@@ -355,9 +356,34 @@ def copy_wav_chunks(source: PathLike, target: PathLike) -> bool:
                 f.write(cid + len(data).to_bytes(4, "little") + data + b"\0" * (len(data) % 2))
             f.seek(4)
             f.write((size + size % 2 + extra - 8).to_bytes(4, "little"))
+            if mask_at is not None:
+                f.seek(mask_at)
+                f.write(mask.to_bytes(4, "little"))
     except OSError as exc:
         raise FormatError(f"could not write the WAV chunks (bext, iXML, cues ...): {exc}", path=target) from exc
     return True
+
+
+_EXTENSIBLE = 0xFFFE
+
+
+def _channel_mask_patch(source_fmt: bytes, target: Path) -> tuple[int | None, int]:
+    """Where in ``target`` to write which speaker mask so that its channels go to the speakers
+    of the source's: (offset, mask), or (None, 0) when nothing is to change. libsndfile writes
+    its own default for the channel count (7.1 wide for 8 channels), which sent a 7.1 file's
+    side pair to the front-of-centre speakers. A source without a mask (plain PCM) keeps
+    libsndfile's default, the speakers in order, as players read such a file."""
+    fmt_chunks = [(off, data) for off, cid, data in _wav_chunk_offsets(target) if cid == b"fmt "]
+    if len(source_fmt) < 16 or not fmt_chunks:
+        return None, 0
+    offset, fmt = fmt_chunks[0]
+    channels = int.from_bytes(source_fmt[2:4], "little")
+    if len(fmt) < 24 or int.from_bytes(fmt[:2], "little") != _EXTENSIBLE or int.from_bytes(fmt[2:4], "little") != channels:
+        return None, 0
+    if len(source_fmt) < 24 or int.from_bytes(source_fmt[:2], "little") != _EXTENSIBLE:
+        return None, 0  # no mask: players take the first speakers in order, libsndfile's default
+    mask = int.from_bytes(source_fmt[20:24], "little")
+    return (offset + 20, mask) if mask != int.from_bytes(fmt[20:24], "little") else (None, 0)
 
 
 def _wav_chunks(path: Path) -> list[tuple[bytes, bytes]] | None:
@@ -366,23 +392,29 @@ def _wav_chunks(path: Path) -> list[tuple[bytes, bytes]] | None:
     if not _is_riff_wave(path):
         return None
     try:
-        with open(path, "rb") as f:
-            f.seek(12)
-            end = path.stat().st_size
-            chunks = []
-            while f.tell() + 8 <= end:
-                header = f.read(8)
-                cid, size = header[:4], int.from_bytes(header[4:], "little")
-                start = f.tell()
-                size = min(size, end - start)
-                if cid != b"data" and size <= _WAV_CHUNK_MAX_BYTES:
-                    chunks.append((cid, f.read(size)))
-                elif cid == b"data":
-                    chunks.append((cid, b""))
-                f.seek(start + size + size % 2)
-            return chunks
+        return [(cid, data) for _, cid, data in _wav_chunk_offsets(path)]
     except OSError:
         return None
+
+
+def _wav_chunk_offsets(path: Path) -> list[tuple[int, bytes, bytes]]:
+    """(offset of the data in the file, id, data) of each chunk of a RIFF WAVE file, as
+    :func:`_wav_chunks` reads them. OSError if it cannot be read."""
+    with open(path, "rb") as f:
+        f.seek(12)
+        end = path.stat().st_size
+        chunks = []
+        while f.tell() + 8 <= end:
+            header = f.read(8)
+            cid, size = header[:4], int.from_bytes(header[4:], "little")
+            start = f.tell()
+            size = min(size, end - start)
+            if cid != b"data" and size <= _WAV_CHUNK_MAX_BYTES:
+                chunks.append((start, cid, f.read(size)))
+            elif cid == b"data":
+                chunks.append((start, cid, b""))
+            f.seek(start + size + size % 2)
+        return chunks
 
 
 def _is_riff_wave(path: Path) -> bool:
