@@ -205,11 +205,27 @@ def test_bad_inputs_fail_cleanly(clip, key, tmp_path, capsys):
             assert code == 3, (what, err)
 
 
+def test_a_payload_written_with_0x_or_spaces_is_the_same_payload(clip, key, tmp_path, capsys):
+    """" 0x0123..." was embedded right, then the read-back compared the decoded payload with the
+    text as typed and refused the file, saying it had too little sound."""
+    out = tmp_path / "marked.flac"
+    code, text, err = run(["watermark", "embed", str(clip), str(out), "--key", str(key), "--payload",
+                           " 0x" + PAYLOAD.upper(), "--json"], capsys)
+    assert code == 0, err
+    assert json.loads(text)["payload"] == PAYLOAD
+    code, text, _ = run(["watermark", "detect", str(out), "--key", str(key), "--json"], capsys)
+    assert code == 0 and json.loads(text)["payload"] == PAYLOAD
+
+
 def test_bad_payloads_and_keys(clip, key, tmp_path, capsys):
     out = tmp_path / "o.wav"
     for payload in ("0011", "zz112233445566ff", "00112233445566ff00"):
         code, _, err = run(["watermark", "embed", str(clip), str(out), "--key", str(key), "--payload", payload], capsys)
         assert code == 3 and "payload" in err
+    # an odd number of digits is a length problem, not "not hexadecimal"
+    for payload, digits in (("00112233445566f", 15), ("00112233445566ff0", 17)):
+        code, _, err = run(["watermark", "embed", str(clip), str(out), "--key", str(key), "--payload", payload], capsys)
+        assert code == 3 and f"has {digits} hex digits" in err and "not hexadecimal" not in err, err
     os.chmod(key, 0o644)
     code, _, err = run(["watermark", "embed", str(clip), str(out), "--key", str(key), "--payload", PAYLOAD], capsys)
     assert code == 3 and "permissions" in err

@@ -32,22 +32,22 @@ def embed_cmd(
     """Embed PAYLOAD into INPUT with KEY, writing OUTPUT atomically (exit 0; 3 on bad input, or
     when the mark cannot be read back: too little sound, too low a strength, or a lossy encoder
     that took it)."""
-    from provenance.watermark.embed import payload_to_bits
+    from provenance.watermark.embed import payload_hex
     from provenance.watermark.files import embed_file
     from provenance.watermark.keys import load_key
 
     from foleyseal.cli.progress import file_progress
 
-    payload_to_bits(payload, 64)  # validate before any work
+    payload = payload_hex(payload, 64)  # validated before any work; " 0xABCD..." -> "abcd..."
     wm_key = load_key(key)
     with file_progress(input.name) as report:
         embed_file(input, output, wm_key, payload, strength=strength, confirm=check, with_store=False,
                    progress=report)
     if json_out:
-        typer.echo(json.dumps({"input": str(input), "output": str(output), "payload": payload.lower(),
+        typer.echo(json.dumps({"input": str(input), "output": str(output), "payload": payload,
                                "key_id": wm_key.key_id, "strength": strength}))
     else:
-        typer.echo(f"marked {input} -> {output} (payload {payload.lower()}, key {wm_key.key_id})")
+        typer.echo(f"marked {input} -> {output} (payload {payload}, key {wm_key.key_id})")
 
 
 @app.command("detect")

@@ -63,6 +63,9 @@ def payload_to_bits(payload: bytes | bytearray | memoryview | str, n_bits: int) 
     """Hex string or bytes -> bit array (MSB first); raises PayloadError on a wrong size."""
     if isinstance(payload, str):
         text = payload.strip().lower().removeprefix("0x")
+        if text and all(c in "0123456789abcdef" for c in text) and len(text) * 4 != n_bits:
+            raise PayloadError(f"payload {payload!r} has {len(text)} hex digits; the watermark carries "
+                               f"exactly {n_bits} bits ({n_bits // 4} hex digits)")
         try:
             payload = bytes.fromhex(text)
         except ValueError as exc:
@@ -78,6 +81,12 @@ def payload_to_bits(payload: bytes | bytearray | memoryview | str, n_bits: int) 
             f"({n_bits // 4} hex digits)"
         )
     return np.unpackbits(np.frombuffer(bytes(payload), dtype=np.uint8))
+
+
+def payload_hex(payload: bytes | bytearray | memoryview | str, n_bits: int = 64) -> str:
+    """``payload`` as the detector reports it: lower-case hex without prefix or spaces
+    (``" 0xABCD..."`` -> ``"abcd..."``); PayloadError as :func:`payload_to_bits`."""
+    return bits_to_hex(payload_to_bits(payload, n_bits))
 
 
 def bits_to_hex(bits: np.ndarray) -> str:

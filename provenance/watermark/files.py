@@ -179,8 +179,10 @@ class _ReadBack:
 
     @property
     def expected(self) -> str:
-        p = self.payload
-        return p.hex() if isinstance(p, (bytes, bytearray)) else str(p).lower()
+        from provenance.watermark.embed import payload_hex
+
+        # as the detector reports it: " 0xABCD..." was embedded right, then never matched
+        return payload_hex(self.payload, self.params.payload_bits)
 
     def _known(self):
         from provenance.watermark.known import PayloadSet
