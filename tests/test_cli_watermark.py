@@ -205,6 +205,23 @@ def test_bad_inputs_fail_cleanly(clip, key, tmp_path, capsys):
             assert code == 3, (what, err)
 
 
+def test_messages_name_the_real_fault(tmp_path, capsys):
+    """A key file with the right header and no key was "bad header"; 4.3199 s of audio was
+    "4.32 s long; too short ... at least 4.32 s needed"."""
+    bad = tmp_path / "header-only.key"
+    bad.write_text("foleyseal-watermark-key-v1\n")
+    bad.chmod(0o600)
+    short = tmp_path / "short.wav"
+    sf.write(short, np.random.default_rng(0).standard_normal(int(48_000 * 4.3199)).astype(np.float32) * 0.1, 48_000)
+    code, _, err = run(["watermark", "detect", str(short), "--key", str(bad)], capsys)
+    assert code == 3 and "holds 0 words after its header line" in err and "bad header" not in err, err
+    good = tmp_path / "good.key"
+    run(["keys", "new-watermark-key", str(good)], capsys)
+    code, _, err = run(["watermark", "embed", str(short), str(tmp_path / "o.wav"), "--key", str(good),
+                        "--payload", PAYLOAD], capsys)
+    assert code == 3 and "audio is 4.319 s long" in err, err
+
+
 def test_a_payload_written_with_0x_or_spaces_is_the_same_payload(clip, key, tmp_path, capsys):
     """" 0x0123..." was embedded right, then the read-back compared the decoded payload with the
     text as typed and refused the file, saying it had too little sound."""
@@ -264,7 +281,8 @@ def test_a_mark_too_weak_to_find_is_refused_unless_asked_for(clip, key, tmp_path
     args = ["watermark", "embed", str(clip), str(out), "--key", str(key), "--payload", PAYLOAD, "--strength", "0.1"]
     code, _, err = run(args, capsys)
     assert code == 3, err
-    assert err.startswith(f"error: {out}: read back from the file written, the watermark is not found"), err
+    # the input is named: its audio (or the strength) is the cause, and the output was not written
+    assert err.startswith(f"error: {clip}: read back from the file written, the watermark is not found"), err
     assert "at strength 0.1 the mark may be too weak to find" in err
     assert out.read_bytes() == b"an earlier output" and not leftovers(tmp_path)
     code, _, err = run([*args, "--no-check"], capsys)

@@ -312,7 +312,8 @@ def test_cli_mark_refuses_a_file_that_cannot_carry_the_mark(settings, corpus_dir
         main(["mark", str(src), str(out)])
     err = capsys.readouterr().err
     assert exc.value.code == 3, err
-    assert err.startswith(f"error: {out}: read back from the file written, the watermark is not found"), err
+    # the input is named, whose audio is the cause (the output, not written, was named)
+    assert err.startswith(f"error: {src}: read back from the file written, the watermark is not found"), err
     assert "too little sound" in err and "`foleyseal sign`" in err
     assert out.read_bytes() == b"an earlier output" and store_rows(settings) == before
     assert _leftovers(tmp_path) == sorted([clip, "out.flac"])

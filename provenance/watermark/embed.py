@@ -309,7 +309,9 @@ def require_duration(duration_s: float, params: WatermarkParams = DEFAULT_PARAMS
     need = min_duration_s(params)
     if duration_s < need:
         raise InputError(
-            f"audio is {duration_s:.2f} s long; too short to carry the payload (at least {need:.2f} s needed)",
+            # rounded down: 4.3199 s is not "4.32 s long", which would be long enough
+            f"audio is {math.floor(duration_s * 1000) / 1000:.3f} s long; too short to carry the payload "
+            f"(at least {need:.2f} s needed)",
             path=path,
         )
 

@@ -76,7 +76,7 @@ def embed_file(
     with atomic_path(out_path) as tmp, reported_as(tmp, out_path):
         _embed_stream(in_path, tmp, info, key, payload, strength, params, progress)
         if check is not None:
-            check.file(tmp, out_path, after_memory=False, progress=progress)
+            check.file(tmp, out_path, after_memory=False, source=in_path, progress=progress)
     return out_path
 
 
@@ -206,10 +206,12 @@ class _ReadBack:
                 f"the audio has too little sound to carry it{self._strength_hint()}"
             )
 
-    def file(self, path: Path, name: Path, *, after_memory: bool,
+    def file(self, path: Path, name: Path, *, after_memory: bool, source: Path | None = None,
              progress: Callable[[str, float], None] | None = None) -> None:
-        """:class:`UnreadableMarkError`, naming ``name``, unless the file just written at ``path``
-        (its temporary name) carries the payload (read in windows, so any length fits in memory)."""
+        """:class:`UnreadableMarkError` unless the file just written at ``path`` (its temporary
+        name; ``name`` when published) carries the payload (read in windows, so any length fits
+        in memory). The error names ``source``, the input, when the cause may be its audio (too
+        little sound), else ``name`` (its encoder took the mark)."""
         found = detect_file(path, self.key, params=self.params, search=False, known=self._known(),
                             progress=None if progress is None else lambda share: progress("reading back", share))
         if not self._missed(found):
@@ -228,7 +230,7 @@ class _ReadBack:
         raise UnreadableMarkError(
             f"read back from the file written, the watermark is {_what_failed(found)}: {causes}"
             f"{self._strength_hint()}",
-            path=name,
+            path=source if source is not None else name,
         )
 
     def _strength_hint(self) -> str:

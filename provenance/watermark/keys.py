@@ -89,8 +89,11 @@ def load_key(path: str | Path) -> WatermarkKey:
         lines = path.read_text(encoding="ascii").split()
     except (UnicodeDecodeError, OSError) as exc:
         raise KeyFileError(f"cannot read watermark key file: {exc}", path=path) from exc
-    if len(lines) != 2 or lines[0] != _FILE_HEADER:
-        raise KeyFileError("not a FoleySeal watermark key file (bad header)", path=path)
+    if not lines or lines[0] != _FILE_HEADER:
+        raise KeyFileError(f"not a FoleySeal watermark key file (its first line is not {_FILE_HEADER})", path=path)
+    if len(lines) != 2:
+        raise KeyFileError(f"watermark key file holds {len(lines) - 1} words after its header line; "
+                           "it must hold exactly one, the key (64 hex digits)", path=path)
     try:
         secret = bytes.fromhex(lines[1])
     except ValueError as exc:
