@@ -44,7 +44,7 @@ from provenance.c2pa.manifest import (
     new_manifest_label,
 )
 from provenance.c2pa.sidecar import sidecar_path
-from provenance.c2pa.sign import MIME_BY_SUFFIX, mime_for, sign_to
+from provenance.c2pa.sign import MIME_BY_SUFFIX, content_mime, mime_for, sign_to
 from provenance.core import io as audio_io
 from provenance.core.atomic import atomic_write_bytes, output_error, owner_tag, reported_as, sweep_stale, writing_beside
 from provenance.core.audio import Audio
@@ -87,14 +87,20 @@ def _check_paths(input_path: Path, output_path: Path, source_video: Path | None)
         raise InputError("output is the input file; mark writes a new file", path=output_path)
     if source_video is not None and not source_video.is_file():
         raise InputError("source video not found", path=source_video)
+    if source_video is not None and not audio_io.is_video(source_video):
+        # c2pa read it only after the watermark work: "Io: failed to fill whole buffer"
+        raise InputError("source video is not a readable video file (empty, corrupt, or audio only)",
+                         path=source_video)
     if audio_io.is_video_extension(output_path) and audio_io.is_video(input_path):
         # before a payload is reserved: the picture and subtitles must fit the output container
         audio_io.check_video_output(input_path, output_path)
 
 
 def _ingredient_mime(path: Path) -> str:
-    """MIME type to reference ``path`` as an ingredient (c2pa accepts opaque bytes too)."""
-    return MIME_BY_SUFFIX.get(path.suffix.lower(), "application/octet-stream")
+    """MIME type to reference ``path`` as an ingredient, from its content where that can be told
+    (a FLAC named .wav: c2pa read it as WAV and failed with "Unknown error" after all the
+    watermark work), else from its name (c2pa accepts opaque bytes too)."""
+    return content_mime(path) or MIME_BY_SUFFIX.get(path.suffix.lower(), "application/octet-stream")
 
 
 def _output_mime(input_path: Path, output_path: Path) -> str:

@@ -246,6 +246,24 @@ def test_mark_edits_inputs_c2pa_cannot_embed_into(settings, source, tmp_path):
     ]
 
 
+def test_an_input_whose_name_lies_about_its_format(settings, source, tmp_path, capsys, monkeypatch):
+    """A FLAC named .wav: mark did all the watermark work, then c2pa, told it was a WAV, failed
+    with "Error adding ingredient: Unknown error". sign, which keeps the bytes, refuses it
+    before any work, saying what it holds."""
+    flac_named_wav = tmp_path / "song.wav"
+    sf.write(flac_named_wav, read_audio(source).samples.T, 48_000, format="FLAC")
+    res = mark(flac_named_wav, tmp_path / "ours.flac", settings=settings)
+    doc = json.loads(read_credentials(res.output, trust_anchors_pem=trust_anchors_pem(settings)).manifest_json)
+    (ingredient,) = doc["manifests"][doc["active_manifest"]]["ingredients"]
+    assert (ingredient["title"], ingredient["format"]) == ("song.wav", "audio/flac")
+    monkeypatch.setenv("FOLEYSEAL_HOME", str(settings.home))
+    with pytest.raises(SystemExit) as exc:
+        main(["sign", str(flac_named_wav), str(tmp_path / "signed.wav")])
+    err = capsys.readouterr().err
+    assert exc.value.code == 3 and "holds audio/flac content, not the audio/wav its name says; rename it .flac" in err
+    assert not (tmp_path / "signed.wav").exists()
+
+
 def test_mark_takes_file_names_that_are_not_utf8(settings, source, tmp_path):
     """Latin-1 names (old archives, Windows zips) reach Python with lone surrogates, which
     c2pa's JSON, the store and libsndfile refused: mark ended in an internal error."""
@@ -274,6 +292,8 @@ def test_mark_takes_file_names_that_are_not_utf8(settings, source, tmp_path):
         (("GARBAGE", "out.mp4"), "cannot open the file as audio or video"),
         # named by the path given, not by mark's working folder
         (("SIX", "out.mp3"), "error: out.mp3: MP3 carries at most 2 channels, got 6"),
+        # c2pa read it only after the watermark work: "Io: failed to fill whole buffer"
+        (("SRC", "out.wav", "--source-video", "GARBAGE"), "source video is not a readable video file"),
     ],
 )
 def test_cli_mark_bad_input_exit_3(settings, source, tmp_path, capsys, monkeypatch, args, message):

@@ -264,6 +264,34 @@ def sign_to(spec: ManifestSpec, identity: SigningIdentity, src: Path, tmp_out: P
     raise FormatError(f"cannot sign {spec.mime_type} files", path=src)
 
 
+_FAMILIES = {"audio/mp4": "ISO BMFF", "video/mp4": "ISO BMFF", "video/quicktime": "ISO BMFF",
+             "video/x-matroska": "Matroska", "video/webm": "Matroska"}
+"""MIME types that c2pa reads with one parser (an M4A named .mp4 is still an M4A)."""
+
+
+def content_mime(path: Path) -> str | None:
+    """The MIME type of what ``path`` holds, judged by its bytes, not its name (FLAC named
+    ``.wav``); None when it is not audio, or a video without audio, that can be told."""
+    from provenance.core.errors import FoleySealError
+    from provenance.core.io import audio_info
+
+    try:
+        fmt = audio_info(path).format
+    except FoleySealError:
+        return None
+    return MIME_BY_SUFFIX.get(f".{fmt.lower()}")
+
+
+def check_content_matches(src: Path, mime: str) -> None:
+    """:class:`FormatError` when ``src`` holds another format than ``mime``, the type its name
+    gives (c2pa reads a file by the type it is given, and failed on such a file with an
+    "Unknown error", or said it cannot sign that type)."""
+    held = content_mime(src)
+    if held is not None and _FAMILIES.get(held, held) != _FAMILIES.get(mime, mime):
+        suffix = next(k for k, v in MIME_BY_SUFFIX.items() if v == held)
+        raise FormatError(f"holds {held} content, not the {mime} its name says; rename it {suffix}", path=src)
+
+
 def sign_file(src: str | Path, dst: str | Path, spec: ManifestSpec, identity: SigningIdentity) -> SignResult:
     """Sign ``src`` into ``dst`` atomically: embedded manifest, or copy + sidecar for Ogg/Opus.
 
@@ -274,6 +302,8 @@ def sign_file(src: str | Path, dst: str | Path, spec: ManifestSpec, identity: Si
     """
     src, dst = Path(src), Path(dst)
     check_decodes(src)
+    # the output is these bytes (sign keeps the format), signed as the type its name gives
+    check_content_matches(src, spec.mime_type)
     sidecar: Path | None = None
     try:
         with atomic_path(dst) as tmp:

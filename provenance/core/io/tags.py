@@ -172,7 +172,11 @@ def _copy_native(source: Path, target: Path) -> bool:
     the same one; False (nothing written) otherwise. The C2PA manifest ``source`` may carry in
     its tags (an ID3 GEOB frame) and what describes the old encoding are left out."""
     try:
-        src, dst = mutagen.File(str(source)), mutagen.File(str(target))
+        src = mutagen.File(str(source))
+    except (mutagen.MutagenError, OSError, ValueError):
+        return False  # e.g. a FLAC named .wav: FFmpeg's reading (the generic way) still works
+    try:
+        dst = mutagen.File(str(target))
         if src is None or dst is None or not src.tags:
             return False
         vorbis, id3_files = (FLAC, OggVorbis, OggOpus), (MP3, WAVE, AIFF)
