@@ -51,7 +51,8 @@ from provenance.core.audio import Audio
 from provenance.core.c2pa_types import MarkResult, SoftBinding, SoftBindingBlock, StoreRecord
 from provenance.core.config import Settings, load_settings
 from provenance.core.digest import sha256_file
-from provenance.core.errors import InputError, MarkLostInEncodingError, UnreadableMarkError
+from provenance.core.errors import InputError, MarkLostInEncodingError, UnreadableMarkError, note_published
+from provenance.core.interrupts import stop_signals_deferred
 from provenance.core.text import valid_unicode
 from provenance.keys.signers import SigningIdentity, load_identity
 from provenance.store.repository import ManifestStore, open_store
@@ -71,6 +72,18 @@ def _no_watermark_hint(applies: bool) -> Iterator[None]:
             raise
         raise type(exc)(f"{exc.message}; nothing was published (`foleyseal sign` gives a file C2PA "
                         "credentials without a watermark)", path=exc.path) from exc
+
+
+@contextlib.contextmanager
+def _published_files_named(reservation: _Reservation) -> Iterator[None]:
+    """An interrupt delivered after the output was published names it (and its sidecar):
+    :func:`provenance.core.errors.published_before`."""
+    try:
+        yield
+    except BaseException as exc:
+        if reservation.published:
+            note_published(exc, tuple(p for p in (reservation.sidecar, reservation.output_path) if p is not None))
+        raise
 
 
 def _check_paths(input_path: Path, output_path: Path, source_video: Path | None) -> None:
@@ -209,12 +222,14 @@ class _Reservation:
 
     def sign_and_publish(
         self, spec: ManifestSpec, identity: SigningIdentity, marked: Path, signed: Path, payload: str,
-        duration_s: float,
+        duration_s: float, before_publishing: Callable[[], None] = lambda: None,
     ) -> tuple[StoreRecord, bool]:
         """Sign ``marked`` into ``signed``, complete the reservation with the manifest, then
         publish: the sidecar (for formats c2pa cannot embed into), then the output. Returns the
-        record and whether the manifest is embedded."""
+        record and whether the manifest is embedded. ``before_publishing`` is called once the
+        signature is made, before the record is completed."""
         embedded, manifest, digest = sign_to(spec, identity, marked, signed)
+        before_publishing()
         record = StoreRecord(
             id=self.label,
             payload=payload,
@@ -288,7 +303,8 @@ def mark(
     title = valid_unicode(title or output_path.name)
 
     label = new_manifest_label()
-    with _Reservation(open_store(settings), label, output_path) as reservation:
+    with _Reservation(open_store(settings), label, output_path) as reservation, \
+            _published_files_named(reservation), contextlib.ExitStack() as publishing:
         payload = reservation.store.reserve_payload(label, SOFT_BINDING_ALG)
         with _working_folder(output_path) as tmp, writing_beside(output_path):
             tmpdir = Path(tmp)
@@ -301,8 +317,12 @@ def mark(
                 include_prompts=include_prompts, generated=generated, mime=mime, title=title, label=label,
                 key_id=wm_key.key_id, payload=payload, duration_s=duration_s,
             )
+            # From publishing until the working folder is gone, a stop signal waits: arriving in
+            # between, it left the folder (with a whole marked copy of a video) behind and said
+            # "interrupted" of a run whose output was published. It is delivered afterwards.
             record, embedded = reservation.sign_and_publish(
-                spec, identity, marked, tmpdir / f"signed{output_path.suffix}", payload, duration_s
+                spec, identity, marked, tmpdir / f"signed{output_path.suffix}", payload, duration_s,
+                before_publishing=lambda: publishing.enter_context(stop_signals_deferred()),
             )
     return MarkResult(output=output_path, payload=payload, record=record, manifest_embedded=embedded,
                       sidecar=reservation.sidecar)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import signal
 import uuid
 from pathlib import Path
 
@@ -262,6 +263,31 @@ def test_an_input_whose_name_lies_about_its_format(settings, source, tmp_path, c
     err = capsys.readouterr().err
     assert exc.value.code == 3 and "holds audio/flac content, not the audio/wav its name says; rename it .flac" in err
     assert not (tmp_path / "signed.wav").exists()
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_stop_just_after_publishing_leaves_no_working_folder_and_names_the_output(
+        settings, source, tmp_path, capsys, monkeypatch, signum):
+    """A signal right after the output was published cut the working folder's removal short (a
+    whole marked copy of a video stayed in it) and the run said only "interrupted"."""
+    monkeypatch.setenv("FOLEYSEAL_HOME", str(settings.home))
+    out = tmp_path / "out.flac"
+    replace = os.replace
+
+    def publish_then_stop(src, dst, *args, **kwargs):
+        replace(src, dst, *args, **kwargs)
+        if Path(dst) == out:
+            signal.raise_signal(signum)
+
+    monkeypatch.setattr(os, "replace", publish_then_stop)
+    with pytest.raises(SystemExit) as exc:
+        main(["mark", str(source), str(out)])
+    err = capsys.readouterr().err
+    assert exc.value.code == 128 + signum, err
+    assert out.is_file() and _leftovers(tmp_path) == ["out.flac"]  # no .foleyseal-mark.* folder
+    assert f"written before the run stopped (each complete, marked and recorded; the rest was not written): {out}" in err
+    monkeypatch.undo()
+    assert detect(read_audio(out), load_key(settings.watermark_key_path)).found
 
 
 def test_mark_takes_file_names_that_are_not_utf8(settings, source, tmp_path):

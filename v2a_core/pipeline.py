@@ -22,7 +22,7 @@ from provenance.core.atomic import atomic_write_bytes, output_error
 from provenance.core.audio import Audio
 from provenance.core.c2pa_types import MarkResult
 from provenance.core.config import Settings
-from provenance.core.errors import InputError
+from provenance.core.errors import InputError, note_published
 from provenance.core.io import check_video_output
 from v2a_core.generators import SEED_LIMIT, GenerationRequest, StageProgress, load_generator
 from v2a_core.generators.base import scored_length_s
@@ -603,26 +603,15 @@ class _Published:
                               tuple(self.peaks), tuple(self.notes))
 
 
-_PUBLISHED = "foleyseal_published"
-
-
-def published_before(exc: BaseException) -> tuple[Path, ...]:
-    """The files a :func:`generate` run stopped by ``exc`` (an error, an interrupt) had already
-    published, each complete, marked and recorded: a run stops before its next file, it does
-    not take back the ones before."""
-    return getattr(exc, _PUBLISHED, ())
-
-
 def _generate_all(video: Path, planned: _Outputs, options: GenerateOptions, gen, settings: Settings,
                   progress: PipelineProgress | None) -> GenerateResult:
     """Generate, mark and write every candidate to the checked paths of ``planned``; an error or
-    interrupt names the files already published (:func:`published_before`)."""
+    interrupt names the files already published (:func:`provenance.core.errors.published_before`)."""
     done = _Published()
     try:
         _each_candidate(video, planned, options, gen, settings, progress, done)
     except BaseException as exc:
-        if done.paths():
-            setattr(exc, _PUBLISHED, done.paths())
+        note_published(exc, done.paths())
         raise
     return done.result()
 

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, TextIO
 import typer
 
 from foleyseal.cli.numbers import finite
+from foleyseal.cli.published import say_what_was_written
 
 if TYPE_CHECKING:
     from provenance.core.config import Settings
@@ -137,7 +138,7 @@ def generate_cmd(
         include_prompts=not private_prompts,
         duration_s=duration,
     )
-    with _loudness_warnings_on_stderr(), _say_what_was_written():
+    with _loudness_warnings_on_stderr(), say_what_was_written():
         result = _run(video, out, options, settings, progress_bars=not json_out)
     summary = {
         "video": str(video),
@@ -164,23 +165,6 @@ def generate_cmd(
             typer.echo(f"  cue sheet: {p}")
         for note in result.notes:
             typer.echo(f"  note: {note}")
-
-
-@contextlib.contextmanager
-def _say_what_was_written() -> Iterator[None]:
-    """When a run stops on an error or an interrupt after publishing some files (the first
-    candidate, a stem), name them on stderr: they stay, complete and marked, and the rest was
-    not written."""
-    from v2a_core.pipeline import published_before
-
-    try:
-        yield
-    except BaseException as exc:
-        written = published_before(exc)
-        if written:
-            typer.echo("written before the run stopped (each complete, marked and recorded; the rest "
-                       f"was not written): {', '.join(str(p) for p in written)}", err=True)
-        raise
 
 
 def _run(video: Path, out: Path, options: GenerateOptions, settings: Settings, *,

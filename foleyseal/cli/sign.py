@@ -97,8 +97,9 @@ def mark_cmd(
         if not isinstance(gen_record, dict):
             raise InputError("the generation record must be a JSON object", path=record)
     from foleyseal.cli.progress import file_progress
+    from foleyseal.cli.published import say_what_was_written
 
-    with file_progress(input.name) as report:
+    with say_what_was_written(), file_progress(input.name) as report:
         result = mark(
             input, output,
             settings=_settings(home),

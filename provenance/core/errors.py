@@ -64,3 +64,19 @@ class ConfigError(FoleySealError):
 
 class GenerationError(FoleySealError):
     """A soundtrack generator failed."""
+
+
+_PUBLISHED = "foleyseal_published"
+
+
+def note_published(exc: BaseException, paths: tuple[Path, ...]) -> None:
+    """Record on ``exc`` (an error or an interrupt that stopped a run) the files the run had
+    already published, each complete: :func:`published_before` reads them back."""
+    known = published_before(exc)
+    setattr(exc, _PUBLISHED, known + tuple(p for p in paths if p not in known))
+
+
+def published_before(exc: BaseException) -> tuple[Path, ...]:
+    """The files a run stopped by ``exc`` had already published (complete, marked and recorded):
+    a run stops before its next file, it does not take back the ones before."""
+    return getattr(exc, _PUBLISHED, ())
