@@ -454,6 +454,14 @@ def test_import_names_a_bad_root_file_and_replaces_a_root_that_does_not_anchor_t
     assert rc == 0, err
     assert not load_settings().root_cert_path.exists()
     assert "no root certificate given" in out
+    # A chain of the signing certificate alone: the note names the CA it stops at, which may be
+    # an intermediate (it said only that verifiers must trust the root, and every signature then
+    # read as untrusted)
+    leaf_only, _, _ = ca.write(tmp_path / "leaf-only", [leaf], key)
+    rc, out, err = run_cli(capsys, "keys", "import", "--cert-chain", str(leaf_only), "--key", str(key_path), "--force")
+    assert rc == 0, err
+    issuer = leaf.issuer.rfc4514_string()
+    assert f"issued by {issuer}" in " ".join(out.split()) and "if it is an intermediate CA" in " ".join(out.split()), out
     # A renewed leaf from the same CA, imported without --root, keeps the root that anchors it.
     rc, _, err = run_cli(capsys, "keys", "import", "--cert-chain", str(chain), "--key", str(key_path),
                          "--root", str(root), "--force")

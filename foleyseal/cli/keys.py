@@ -259,4 +259,11 @@ def import_cmd(
     for line in _cert_lines(infos):
         typer.echo(line)
     if validated.root_pem is None:
-        typer.echo("note: no root certificate given; verifiers must already trust the chain's root.")
+        # which CA the chain stops at cannot be checked without the root: a missing intermediate
+        # made every signature read as untrusted, with only "must already trust the root" said
+        last = validated.certificates[-1]
+        issuer = last.issuer.rfc4514_string()
+        typer.echo(f"note: no root certificate given; the chain ends at {last.subject.rfc4514_string()}, "
+                   f"issued by {issuer}. Verifiers must trust {issuer} as a root; if it is an "
+                   "intermediate CA, add its certificate (and any above it, up to the root) to "
+                   "--cert-chain, or every signature will read as untrusted.")
