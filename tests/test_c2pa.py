@@ -227,6 +227,17 @@ def test_mark_of_someone_elses_file_is_an_edit(settings, sources, tmp_path):
     assert rep.generation_record["input_sha256"] and res.payload == rep.soft_bindings[0].blocks[0].value
 
 
+def test_without_prompts_every_prompt_key_goes_in_any_spelling():
+    """Another generator's record: ``negativePrompt``, ``text_prompt``, ``prompts`` stayed in a
+    manifest that said ``prompts_included: false``."""
+    record = {"generator": "other", "seed": 7, "negativePrompt": "no", "text_prompt": "rain", "prompts": ["a", "b"],
+              "parameters": {"steps": 25, "PromptStrength": 0.7, "stages": [{"prompt": "x", "cfg": 4}]}}
+    data = generation_assertion(record, include_prompts=False)
+    assert "prompt" not in json.dumps(data).lower().replace("prompts_included", "")
+    assert data["prompts_included"] is False
+    assert (data["seed"], data["parameters"]["steps"], data["parameters"]["stages"]) == (7, 25, [{"cfg": 4}])
+
+
 @pytest.mark.parametrize("suffix", [".ogg", ".opus", ".aiff", ".caf", ".w64", ".au"])
 def test_formats_c2pa_cannot_embed_into_get_a_sidecar(settings, sources, tmp_path, suffix):
     out = tmp_path / f"marked{suffix}"

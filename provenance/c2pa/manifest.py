@@ -43,6 +43,22 @@ TRAINED_ALGORITHMIC_MEDIA = "http://cv.iptc.org/newscodes/digitalsourcetype/trai
 PROMPT_KEYS = ("prompt", "negative_prompt")
 
 
+def _is_prompt_key(key: object) -> bool:
+    """A key that names a prompt in any spelling: ``prompt``, ``negative_prompt``,
+    ``negativePrompt``, ``text_prompt``, ``prompts``..."""
+    return isinstance(key, str) and "prompt" in key.lower()
+
+
+def _without_prompts(value: Any) -> Any:
+    """``value`` with every prompt key removed, at any depth (another generator's record names
+    them its own way, inside lists or settings: ``--no-prompts`` must remove them all)."""
+    if isinstance(value, dict):
+        return {k: _without_prompts(v) for k, v in value.items() if not _is_prompt_key(k)}
+    if isinstance(value, list):
+        return [_without_prompts(v) for v in value]
+    return value
+
+
 def new_manifest_label() -> str:
     """A fresh C2PA manifest label, ``urn:c2pa:<uuid4>`` (c2pa refuses other forms)."""
     return f"urn:c2pa:{uuid.uuid4()}"
@@ -106,18 +122,15 @@ def generation_assertion(
     Expected keys (all optional): ``generator`` (name, or ``{"name", "version"}``),
     ``generator_version``, ``prompt``, ``negative_prompt``, ``seed``, ``parameters`` (dict),
     ``source_video_sha256``. Other JSON values are kept as given. With
-    ``include_prompts=False`` the prompts are removed and ``prompts_included`` is false.
+    ``include_prompts=False`` every key naming a prompt (in any spelling, at any depth) is
+    removed and ``prompts_included`` is false.
     """
     data: dict[str, Any] = dict(record or {})
     gen = data.get("generator")
     if isinstance(gen, str):
         data["generator"] = {"name": gen, "version": data.pop("generator_version", None)}
     if not include_prompts:
-        for k in PROMPT_KEYS:
-            data.pop(k, None)
-        params = data.get("parameters")
-        if isinstance(params, dict):
-            data["parameters"] = {k: v for k, v in params.items() if k not in PROMPT_KEYS}
+        data = _without_prompts(data)
     data["prompts_included"] = bool(include_prompts and any(k in data for k in PROMPT_KEYS))
     if source_video_sha256 and not data.get("source_video_sha256"):
         data["source_video_sha256"] = source_video_sha256
