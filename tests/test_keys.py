@@ -202,6 +202,13 @@ def test_keys_init_show_and_no_overwrite(home, capsys):
     assert all(len(c["sha256_fingerprint"].split(":")) == 32 for c in shown["certificates"])
     assert shown["watermark_key"]["key_id"] and "PRIVATE" not in out
 
+    # A watermark key others may read is unusable, and said so; the chain is still shown (keys
+    # show refused altogether, so the chain could not be inspected either)
+    s.watermark_key_path.chmod(0o644)
+    rc, out, err = run_cli(capsys, "keys", "show")
+    assert rc == 0 and "unusable: watermark key file has permissions 0644" in out and "Root CA" in out, err
+    s.watermark_key_path.chmod(0o600)
+
     rc, _, _ = run_cli(capsys, "keys", "init", "--force")
     assert rc == 0
     assert s.signing_key_path.read_bytes() != before[s.signing_key_path]

@@ -167,19 +167,25 @@ def show_cmd(
 
     For each certificate: subject, issuer, SHA-256 fingerprint, validity and file. Never prints private keys.
     """
+    from provenance.core.errors import KeyFileError
     from provenance.keys.pki import describe_installed
     from provenance.store.repository import normalise_url
     from provenance.watermark.keys import load_key
 
     settings = _settings(home)
     infos = describe_installed(settings)
-    key_id = load_key(settings.watermark_key_path).key_id if settings.watermark_key_path.exists() else None
+    key_id, key_problem = None, None
+    if settings.watermark_key_path.exists():
+        try:
+            key_id = load_key(settings.watermark_key_path).key_id
+        except KeyFileError as exc:  # say it, and show the rest: the chain is still worth seeing
+            key_problem = exc.message
     store = normalise_url(settings.store_url).render_as_string(hide_password=True)
     summary = {
         "home": str(settings.home),
         "signer": "callback " + settings.signer_callback if settings.signer_callback else "key file",
         "signing_key": str(settings.signing_key_path),
-        "watermark_key": {"path": str(settings.watermark_key_path), "key_id": key_id},
+        "watermark_key": {"path": str(settings.watermark_key_path), "key_id": key_id, "problem": key_problem},
         "store_url": store,
         "tsa_url": settings.tsa_url,
         "trust_anchors": [str(p) for p in settings.trust_anchors],
@@ -192,7 +198,8 @@ def show_cmd(
     typer.echo(f"FoleySeal home {settings.home}")
     typer.echo(f"  signer           {summary['signer']}")
     typer.echo(f"  signing key      {'(held by the callback)' if settings.signer_callback else settings.signing_key_path}")
-    typer.echo(f"  watermark key    {settings.watermark_key_path} (id {key_id or 'missing'})")
+    state = f"id {key_id}" if key_id else (f"unusable: {key_problem}" if key_problem else "missing")
+    typer.echo(f"  watermark key    {settings.watermark_key_path} ({state})")
     typer.echo(f"  manifest store   {store}")
     typer.echo(f"  timestamp (TSA)  {settings.tsa_url or 'none'}")
     for line in _cert_lines(infos):
