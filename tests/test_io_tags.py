@@ -151,6 +151,33 @@ def test_between_files_of_one_tag_system_every_tag_is_kept_as_it_is(tmp_path, ex
         assert "DESCRIPTION" not in after
 
 
+@pytest.mark.parametrize("source, out", [("flac", "mp3"), ("flac", "m4a"), ("mp3", "flac"), ("mp3", "m4a")])
+def test_bpm_isrc_and_lyrics_land_in_the_target_formats_own_fields(tmp_path, source, out):
+    """Across formats they became user-defined text (TXXX:bpm, a freeform atom), which players
+    do not show as BPM, ISRC or lyrics."""
+    import mutagen
+    from mutagen import id3
+
+    src = tmp_path / f"in.{source}"
+    (_ffmpeg_tagged if source == "mp3" else _libsndfile_tagged)(src)
+    f = mutagen.File(str(src))
+    if source == "mp3":
+        f.tags.add(id3.TBPM(encoding=3, text=["98"]))
+        f.tags.add(id3.TSRC(encoding=3, text=["USRC17607839"]))
+        f.tags.add(id3.USLT(encoding=3, lang="eng", desc="", text="la la"))
+    else:
+        f.tags["BPM"], f.tags["ISRC"], f.tags["LYRICS"] = ["98"], ["USRC17607839"], ["la la"]
+    f.save()
+    tags = mutagen.File(str(embed_file(src, tmp_path / f"out.{out}", new_key(), PAYLOAD))).tags
+    if out == "mp3":
+        assert (tags["TBPM"].text, tags["TSRC"].text, tags["USLT::eng"].text) == (["98"], ["USRC17607839"], "la la")
+    elif out == "m4a":
+        assert tags["tmpo"] == [98] and tags["\xa9lyr"] == ["la la"]
+        assert tags["----:com.apple.iTunes:ISRC"] == [b"USRC17607839"]
+    else:
+        assert (tags["BPM"], tags["ISRC"], tags["LYRICS"]) == (["98"], ["USRC17607839"], ["la la"])
+
+
 def test_what_described_the_old_encoding_is_not_carried(tmp_path):
     """An iTunes encoder's gapless padding (iTunSMPB) and the encoder's name would describe the
     old file, not the re-encoded copy (its padding would cut the new one's first samples)."""

@@ -227,7 +227,7 @@ def _copy_id3(src: MP3 | WAVE | AIFF, dst: MP3 | WAVE | AIFF) -> None:
 # --- Vorbis comments ----------------------------------------------------------------------
 
 _VORBIS_KEYS = {"album_artist": "ALBUMARTIST", "track": "TRACKNUMBER", "disc": "DISCNUMBER",
-                "comment": "DESCRIPTION"}
+                "comment": "DESCRIPTION", "tbpm": "BPM", "tsrc": "ISRC"}
 """FFmpeg's generic names whose Vorbis comment has another name (the reverse of its reading)."""
 
 
@@ -250,7 +250,7 @@ def _write_vorbis(audio: FLAC | OggVorbis | OggOpus, tags: Tags) -> None:
 def _vorbis_key(key: str) -> str:
     """The Vorbis comment name for ``key``: printable ASCII without ``=`` (another format's
     free-form key may hold anything), upper case by custom."""
-    name = _VORBIS_KEYS.get(key, key.upper())
+    name = "LYRICS" if key.startswith("lyrics-") else _VORBIS_KEYS.get(key, key.upper())  # FFmpeg: USLT as lyrics-<lang>
     return "".join(c if 0x20 <= ord(c) <= 0x7D and c != "=" else "_" for c in name) or "_"
 
 
@@ -266,7 +266,8 @@ _ID3_FRAMES = {
     "title": "TIT2", "artist": "TPE1", "album": "TALB", "album_artist": "TPE2", "composer": "TCOM",
     "genre": "TCON", "copyright": "TCOP", "encoded_by": "TENC", "language": "TLAN", "performer": "TPE3",
     "disc": "TPOS", "publisher": "TPUB", "track": "TRCK", "date": "TDRC", "grouping": "TIT1",
-    "album-sort": "TSOA", "artist-sort": "TSOP", "title-sort": "TSOT",
+    "album-sort": "TSOA", "artist-sort": "TSOP", "title-sort": "TSOT", "bpm": "TBPM", "isrc": "TSRC",
+    "tbpm": "TBPM", "tsrc": "TSRC",
 }
 """FFmpeg's generic names and the ID3v2.4 text frames they come from."""
 
@@ -278,6 +279,9 @@ def _write_id3(audio: MP3 | WAVE | AIFF, tags: Tags) -> None:
     for key, value in tags.text.items():
         if key == "comment":
             frames.setall("COMM", [id3.COMM(encoding=3, lang="eng", desc="", text=[value])])
+        elif key == "lyrics" or key.startswith("lyrics-"):  # FFmpeg reads USLT as lyrics-<lang>
+            lang = key.partition("-")[2][:3] or "eng"
+            frames.setall("USLT", [id3.USLT(encoding=3, lang=lang, desc="", text=value)])
         elif key in _ID3_FRAMES:
             frame = _ID3_FRAMES[key]
             frames.setall(frame, [getattr(id3, frame)(encoding=3, text=[value])])
@@ -308,6 +312,12 @@ def _write_mp4(audio: MP4, tags: Tags) -> None:
         pair = _number_pair(value) if key in ("track", "disc") else None
         if pair is not None:
             audio.tags["trkn" if key == "track" else "disk"] = [pair]
+        elif key in ("bpm", "tbpm") and value.strip().isdigit():
+            audio.tags["tmpo"] = [int(value)]
+        elif key in ("isrc", "tsrc"):
+            audio.tags["----:com.apple.iTunes:ISRC"] = [MP4FreeForm(value.encode("utf-8"))]
+        elif key.startswith("lyrics-"):
+            audio.tags["\xa9lyr"] = [value]
         elif key in _MP4_ATOMS:
             audio.tags[_MP4_ATOMS[key]] = [value]
         else:
