@@ -159,11 +159,11 @@ def copy_tags(source: PathLike, target: PathLike) -> bool:
     return write_tags(target, tags)
 
 
-_ID3_NOT_CARRIED = frozenset({"TSSE", "TLEN", "TENC", "COMM:iTunSMPB", "COMM:iTunNORM", "COMM:iTunPGAP"})
+_ID3_NOT_CARRIED = frozenset({"TSSE", "TLEN", "COMM:iTunSMPB", "COMM:iTunNORM", "COMM:iTunPGAP"})
 """ID3 frames (by mutagen's hash key) that describe the old encoding: its encoder, length,
 gapless padding."""
 _MP4_NOT_CARRIED = frozenset({"\xa9too", "----:com.apple.iTunes:iTunSMPB", "----:com.apple.iTunes:iTunNORM"})
-_VORBIS_NOT_CARRIED = frozenset({"encoder", "encoded_by"})
+_VORBIS_NOT_CARRIED = frozenset({"encoder"})
 _C2PA_MIMES = ("application/c2pa", "application/x-c2pa-manifest-store")
 
 
