@@ -7,6 +7,7 @@ import json
 import re
 import shlex
 import sys
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -130,6 +131,63 @@ def test_an_external_tool_that_fails_or_returns_other_audio_is_an_error(tmp_path
     short = replace(wm, embed_cmd=half + " {input} {output}")
     with pytest.raises(ExternalToolError, match="embed output is 0.667 s of 2 channel"):
         short.embed(audio, _payload())
+
+
+def test_an_external_tools_odd_output_is_an_error_that_names_it(tmp_path):
+    """NaN samples from embed were scored (quality quietly n/a); a NaN score counted as found; a
+    score of "-" or a start of "1:xx" raised a bare ValueError; non-UTF-8 bytes a
+    UnicodeDecodeError."""
+    audio = _music(2.0, seed=4)
+    nan = _script(tmp_path, "nan", "import numpy as np, soundfile as sf\nx, r = sf.read(sys.argv[1])\n"
+                                  "x[100] = np.nan\nsf.write(sys.argv[2], x, r, subtype='FLOAT')\n")
+    printing = lambda text: _script(tmp_path, f"p{abs(hash(text))}", f"sys.stdout.buffer.write({text!r})\n")
+    wm = ExternalCommandWatermarker(name="odd", embed_cmd=nan + " {input} {output}", detect_cmd="true {input}",
+                                    payload_regex="payload (?P<payload>[0-9a-f]+) score (?P<score>[-0-9.na]+)",
+                                    segment_regex="at (?P<start>[0-9:x.]+)")
+    with pytest.raises(ExternalToolError, match="'odd': embed output holds NaN or infinite samples"):
+        wm.embed(audio, _payload())
+    for out, message in ((b"payload 00ff score nan", "payload_regex's score captured 'nan'"),
+                         (b"payload 00ff score -", "payload_regex's score captured '-'"),
+                         (b"payload 00ff score 1 at 1:xx", "segment_regex's start captured '1:xx', which is no time")):
+        with pytest.raises(ExternalToolError, match=re.escape(message)):
+            replace(wm, detect_cmd=printing(out) + " {input}").detect(audio)
+    garbled = replace(wm, detect_cmd=printing(b"\xff\xfe payload 00ff score 0.9\n") + " {input}")
+    assert garbled.detect(audio).found
+
+
+def test_an_external_tool_that_times_out_is_stopped_with_its_children(tmp_path):
+    """The tool was killed, but what it had started (a shell's sleep) ran on after the benchmark."""
+    marker = tmp_path / "child.pid"
+    hang = _script(tmp_path, "hang", "import subprocess, time\n"
+                                   f"p = subprocess.Popen(['sleep', '30'])\nopen({str(marker)!r}, 'w').write(str(p.pid))\n"
+                                   "time.sleep(30)\n")
+    wm = ExternalCommandWatermarker(name="slow", embed_cmd="true {input} {output}", detect_cmd=hang + " {input}",
+                                    payload_regex="(?P<payload>[0-9a-f]+)", timeout_s=2.0)
+    with pytest.raises(ExternalToolError, match="timed out after 2.0 s"):
+        wm.detect(_music(1.0, seed=1))
+    child = int(marker.read_text())
+    for _ in range(50):  # reaped by init once killed
+        if not Path(f"/proc/{child}").exists() or "Z" in Path(f"/proc/{child}/stat").read_text().split()[2]:
+            break
+        time.sleep(0.1)
+    else:
+        raise AssertionError("the tool's child is still running")
+
+
+def test_every_setting_of_an_external_watermarker_is_in_its_description(tmp_path):
+    """Resuming reused rows made with another payload_regex or min_score: they were not part of
+    what a trial's digest covers."""
+    (wm,) = load_external_config(_fake_config(tmp_path))
+    described = wm.describe()
+    for setting in ("payload_regex", "score_regex", "segment_regex", "min_score", "sample_rate_hz",
+                    "wav_subtype", "block_s", "ok_exit_codes"):
+        assert setting in described
+    assert replace(wm, min_score=0.9).describe() != described
+    twice = tmp_path / "twice.toml"
+    body = _fake_config(tmp_path).read_text()
+    twice.write_text(body + "\n" + body)
+    with pytest.raises(ConfigError, match=r"watermarker name\(s\) \['fake'\] are given to more than one table"):
+        load_external_config(twice)
 
 
 def test_run_files_hold_no_nan_or_infinity(tmp_path):

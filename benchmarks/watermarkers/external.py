@@ -21,9 +21,12 @@ command's output must keep the input's channels and length. Example
 
 from __future__ import annotations
 
+import contextlib
 import math
+import os
 import re
 import shlex
+import signal
 import string
 import subprocess
 import tempfile
@@ -140,16 +143,30 @@ class ExternalCommandWatermarker(WatermarkerBase):
         except (KeyError, IndexError, ValueError) as exc:
             raise ConfigError(f"watermarker {self.name!r}: bad command template {template!r}: {exc}") from None
         try:
-            proc = subprocess.run(args, capture_output=True, text=True, timeout=self.timeout_s, check=False)
+            # its own process group: on a timeout the tool's children (a shell's sleep, a model
+            # server) are stopped with it instead of left running for the rest of the benchmark
+            proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
         except FileNotFoundError:
             raise ExternalToolError(f"watermarker {self.name!r}: command not found: {args[0]}") from None
+        try:
+            out, err = proc.communicate(timeout=self.timeout_s)
         except subprocess.TimeoutExpired:
+            with contextlib.suppress(OSError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
             raise ExternalToolError(f"watermarker {self.name!r}: {args[0]} timed out after {self.timeout_s} s") from None
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            raise
+        # bytes a tool prints that are not UTF-8 are no reason to fail a trial
+        stdout, stderr = out.decode("utf-8", "replace"), err.decode("utf-8", "replace")
         if proc.returncode not in self.ok_exit_codes:
             raise ExternalToolError(
-                f"watermarker {self.name!r}: {shlex.join(args)} exited {proc.returncode}: {proc.stderr.strip()[-500:]}"
+                f"watermarker {self.name!r}: {shlex.join(args)} exited {proc.returncode}: {stderr.strip()[-500:]}"
             )
-        return proc.stdout + "\n" + proc.stderr
+        return stdout + "\n" + stderr
 
     def _write(self, audio: Audio, path: Path) -> None:
         x = audio.samples
@@ -168,6 +185,9 @@ class ExternalCommandWatermarker(WatermarkerBase):
             if not dst.exists():
                 raise ExternalToolError(f"watermarker {self.name!r}: embed command wrote no output file")
             y, rate = sf.read(dst, dtype="float32", always_2d=True)
+        if not np.isfinite(y).all():
+            # quality and every attack would be measured on NaN (the figures quietly became n/a)
+            raise ExternalToolError(f"watermarker {self.name!r}: embed output holds NaN or infinite samples")
         y = y.T
         if rate != audio.sample_rate:
             y = resample(y, rate, audio.sample_rate)
@@ -193,20 +213,21 @@ class ExternalCommandWatermarker(WatermarkerBase):
         best: tuple[float, str] | None = None
         for m in re.finditer(self.payload_regex, text, re.MULTILINE):
             hex_str = m.group("payload").lower()
-            s = float(m.group("score")) if "score" in m.groupdict() and m.group("score") else 1.0
+            s = self._number(m.group("score"), "payload_regex's score") if m.groupdict().get("score") else 1.0
             if best is None or s > best[0]:
                 best = (s, hex_str)
         score = best[0] if best else 0.0
         if self.score_regex:
-            scores = [float(m.group("score")) for m in re.finditer(self.score_regex, text, re.MULTILINE)]
+            scores = [self._number(m.group("score"), "score_regex's score")
+                      for m in re.finditer(self.score_regex, text, re.MULTILINE)]
             score = max(scores) if scores else (score if best else 0.0)
         found = best is not None and (self.min_score is None or score >= self.min_score)
         segments: list[Segment] = []
         if self.segment_regex:
             for m in re.finditer(self.segment_regex, text, re.MULTILINE):
                 gd = m.groupdict()
-                start = _seconds(gd["start"])
-                end = _seconds(gd["end"]) if gd.get("end") else start + self.block_s
+                start = self._seconds(gd["start"], "segment_regex's start")
+                end = self._seconds(gd["end"], "segment_regex's end") if gd.get("end") else start + self.block_s
                 payload = (gd.get("payload") or "").lower() or None
                 segments.append(Segment(start, end, payload, float("nan")))
         try:
@@ -216,8 +237,29 @@ class ExternalCommandWatermarker(WatermarkerBase):
         return WatermarkerResult(found=found, score=score, payload_bits=bits, segments=tuple(segments))
 
     def describe(self) -> dict[str, Any]:
-        return {"name": self.name, "payload_bits": self.payload_bits, "embed": self.embed_cmd,
-                "detect": self.detect_cmd, "version": "external"}
+        """Every setting, so that a rerun with any of them changed (a regex, ``min_score``, the
+        rate) measures its trials again instead of reusing rows made with the old ones."""
+        settings = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("embed_cmd", "detect_cmd")}
+        return {**settings, "embed": self.embed_cmd, "detect": self.detect_cmd, "version": "external"}
+
+
+    def _number(self, text: str, what: str) -> float:
+        """A finite number the tool printed; :class:`ExternalToolError` naming the watermarker and
+        the setting that captured ``text`` otherwise (a ``-`` caught by ``[-0-9.]+``, ``nan``)."""
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        if not math.isfinite(value):
+            raise ExternalToolError(f"watermarker {self.name!r}: {what} captured {text!r}, which is no finite number")
+        return value
+
+    def _seconds(self, text: str, what: str) -> float:
+        try:
+            return _seconds(text)
+        except ValueError:
+            raise ExternalToolError(f"watermarker {self.name!r}: {what} captured {text!r}, which is no time "
+                                    "(seconds, m:ss or h:mm:ss)") from None
 
 
 def _seconds(text: str) -> float:
@@ -251,6 +293,12 @@ def load_external_config(path: str | Path) -> list[ExternalCommandWatermarker]:
     if not all(isinstance(t, dict) for t in tables):
         raise ConfigError("each watermarker must be a [[watermarker]] table", path=path)
     known = {f.name for f in fields(ExternalCommandWatermarker)}
+    names = [t.get("name") for t in tables]
+    twice = sorted({n for n in names if isinstance(n, str) and names.count(n) > 1})
+    if twice:
+        # the last table won silently, or the run failed as if a name were typed twice
+        raise ConfigError(f"watermarker name(s) {twice} are given to more than one table; each needs its own",
+                          path=path)
     out = []
     for t in tables:
         kw = {_TOML_KEYS.get(k, k): v for k, v in t.items()}
