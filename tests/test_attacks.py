@@ -153,6 +153,9 @@ def test_toml_attack_list(tmp_path):
         ("attacks = [5]\n", "list of attack names"),
         ('attacks = "mp3_64k"\n', "list of attack names"),
         ('attacks = ["mp3_64k", "mp3_64k"]\n', "'mp3_64k' is listed twice"),
+        # a typo dropped mp3_64k without a word
+        ('atacks = ["mp3_64k"]\n\n[[attack]]\ntype = "Lowpass"\nname = "x"\ncutoff_hz = 300\n',
+         "unknown key(s) ['atacks'] in the attack list"),
     ],
 )
 def test_an_attack_list_that_would_measure_nonsense_is_refused(tmp_path, toml, message):

@@ -282,6 +282,11 @@ def load_attack_list(path: str | Path) -> list[Attack]:
         raise InputError("attack list not found", path=path) from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"not a valid TOML attack list: {exc}", path=path) from None
+    unknown = sorted(set(data) - {"attacks", "attack"})
+    if unknown:
+        # a typo (``atacks = [...]``) dropped its attacks without a word
+        raise ConfigError(f"unknown key(s) {unknown} in the attack list; it holds `attacks = [...]` "
+                          "and [[attack]] tables", path=path)
     names, tables = data.get("attacks", []), data.get("attack", [])
     if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
         raise ConfigError("`attacks` must be a list of attack names, e.g. attacks = [\"mp3_64k\"]", path=path)
