@@ -358,8 +358,12 @@ def _detection_lines(s: dict[str, Any], wms: list[str], attacks: list[str],
     lines = ["", "## Detection: TPR at fixed FPR", ""]
     for w in wms:
         n = s["nulls"][w]
-        cal = (f"; null p-values <= 1e-3: {n['p_below_0.001']}, <= 1e-6: {n['p_below_1e-06']}"
-               if n["p_values"] else "; no p-values (empirical thresholds only)")
+        if not n["n"]:  # "no p-values" here read as if the watermarker gave none
+            cal = "; without null trials no empirical threshold is measured (the calibrated TPR uses its own p-values)"
+        elif n["p_values"]:
+            cal = f"; null p-values <= 1e-3: {n['p_below_0.001']}, <= 1e-6: {n['p_below_1e-06']}"
+        else:
+            cal = "; no p-values (empirical thresholds only)"
         lines.append(
             f"- **{w}**: {n['n']} null trials ({n['unmarked']} unmarked, {n['wrong_key']} wrong key), "
             f"{n['false_positives']} detected at the default threshold{cal}."

@@ -396,6 +396,9 @@ def test_information_readings_are_recorded_and_summarized(tmp_path):
     section = md.split("## Information per coded bit")[1].split("\n## ")[0]
     assert re.search(r"\| none \| [01]\.\d\d \|", section) and "| noise_white_10db |" in section
     assert "speed_+5%" not in section
+    # no null trials: the summary said "no p-values" of a watermarker that gives them
+    line = next(x for x in md.splitlines() if x.startswith("- **foleyseal**"))
+    assert "no p-values" not in line and "without null trials no empirical threshold" in line, line
 
 
 class _LsbWithBrokenReading(LSBWatermarker):
