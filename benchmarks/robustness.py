@@ -202,6 +202,8 @@ def run_benchmark(cfg: BenchConfig, *, show_progress: bool = True, write_report:
     if not any(a.name == "none" for a in cfg.attacks):
         cfg = replace(cfg, attacks=[get_attack("none"), *cfg.attacks])
     out = Path(cfg.out)
+    if out.exists() and not out.is_dir():  # mkdir said only "File exists"
+        raise InputError("--out is a file, not a folder for the results", path=out)
     out.mkdir(parents=True, exist_ok=True)
     clips = select_clips(discover_clips(cfg.corpus), min_clip_s=cfg.min_clip_s, max_clips=cfg.max_clips)
     if not clips:

@@ -371,6 +371,17 @@ def test_tiny_run_writes_outputs_and_resumes(tmp_path):
     assert more.ran_trials == 4 and more.remeasured_trials == 0
 
 
+def test_an_out_that_is_a_file_is_named_as_such(tmp_path):
+    taken = tmp_path / "results"
+    taken.write_text("someone's notes")
+    cfg = BenchConfig(corpus=_corpus(tmp_path), out=taken, watermarkers=build_watermarkers(["lsb"]),
+                      attacks=[get_attack("none")], workers=1, null_per_clip=0, quality_measures=(),
+                      quality_strengths=(1.0,))
+    with pytest.raises(InputError, match="--out is a file, not a folder"):
+        run_benchmark(cfg, show_progress=False)
+    assert taken.read_text() == "someone's notes"
+
+
 def test_information_readings_are_recorded_and_summarized(tmp_path):
     corpus, out = _corpus(tmp_path), tmp_path / "out"
     cfg = BenchConfig(
