@@ -516,7 +516,8 @@ def plot_roc(rows: list[dict[str, Any]], summary: dict[str, Any], path: Path) ->
         ax.set_xlabel(f"false-positive rate ({len(null)} null trials; left edge = below 1/n)")
         ax.set_ylabel("true-positive rate (attacked marked clips)")
         ax.set_title(w)
-        ax.legend(fontsize=7, loc="lower right")
+        if ax.get_legend_handles_labels()[0]:  # no attacked trials (only "none"): no curve to name
+            ax.legend(fontsize=7, loc="lower right")
     out = _savefig(fig, path)
     plt.close(fig)
     return out

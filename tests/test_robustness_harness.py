@@ -371,6 +371,20 @@ def test_tiny_run_writes_outputs_and_resumes(tmp_path):
     assert more.ran_trials == 4 and more.remeasured_trials == 0
 
 
+def test_a_roc_plot_without_attacked_trials_draws_no_empty_legend(tmp_path):
+    """Only the unattacked row and nulls: matplotlib warned "No artists with labels found to
+    put in legend" on every such run."""
+    import warnings
+
+    from benchmarks.report import plot_roc
+
+    rows = [{"kind": "null", "watermarker": "x", "score": s} for s in (0.1, 0.2, 0.3)]
+    rows.append({"kind": "attack", "watermarker": "x", "attack": "none", "attack_kind": "none", "score": 9.0})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert plot_roc(rows, {"watermarkers": ["x"], "attack_kinds": {"none": "none"}}, tmp_path / "roc.png").exists()
+
+
 def test_an_out_that_is_a_file_is_named_as_such(tmp_path):
     taken = tmp_path / "results"
     taken.write_text("someone's notes")
