@@ -12,8 +12,11 @@ tags written. Between WAV files the chunks themselves are carried, byte for byte
 from __future__ import annotations
 
 import base64
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import av
 import mutagen
@@ -127,20 +130,33 @@ def write_tags(path: PathLike, tags: Tags) -> bool:
     path = Path(path)
     if not tags:
         return True
-    try:
+    with _writing_tags(path):
         audio = mutagen.File(str(path))
-        if isinstance(audio, (FLAC, OggVorbis, OggOpus)):
-            _write_vorbis(audio, tags)
-        elif isinstance(audio, (MP3, WAVE, AIFF)):
-            _write_id3(audio, tags)
-        elif isinstance(audio, MP4):
-            _write_mp4(audio, tags)
-        else:
+        write = {"vorbis": _write_vorbis, "id3": _write_id3, "mp4": _write_mp4}.get(_tag_system(audio))
+        if write is None:
             return False
+        write(audio, tags)
         audio.save()
+    return True
+
+
+def _tag_system(audio: Any) -> str | None:
+    """Which tag system a mutagen file uses: ``vorbis`` (FLAC, Ogg Vorbis, Opus), ``id3`` (MP3,
+    WAV, AIFF), ``mp4``; None for a format with none mutagen writes."""
+    if isinstance(audio, (FLAC, OggVorbis, OggOpus)):
+        return "vorbis"
+    if isinstance(audio, (MP3, WAVE, AIFF)):
+        return "id3"
+    return "mp4" if isinstance(audio, MP4) else None
+
+
+@contextlib.contextmanager
+def _writing_tags(path: Path) -> Iterator[None]:
+    """mutagen's failures while writing ``path``'s tags, as a :class:`FormatError` naming it."""
+    try:
+        yield
     except (mutagen.MutagenError, OSError, ValueError) as exc:
         raise FormatError(f"could not write the tags (title, artist, cover ...): {exc}", path=path) from exc
-    return True
 
 
 def copy_tags(source: PathLike, target: PathLike) -> bool:
@@ -175,27 +191,22 @@ def _copy_native(source: Path, target: Path) -> bool:
         src = mutagen.File(str(source))
     except (mutagen.MutagenError, OSError, ValueError):
         return False  # e.g. a FLAC named .wav: FFmpeg's reading (the generic way) still works
-    try:
+    with _writing_tags(target):
         dst = mutagen.File(str(target))
-        if src is None or dst is None or not src.tags:
+        system = _tag_system(src)
+        if src is None or dst is None or not src.tags or system is None or _tag_system(dst) != system:
             return False
-        vorbis, id3_files = (FLAC, OggVorbis, OggOpus), (MP3, WAVE, AIFF)
-        if isinstance(src, vorbis) and isinstance(dst, vorbis):
-            _copy_vorbis(src, dst)
-        elif isinstance(src, id3_files) and isinstance(dst, id3_files):
-            _copy_id3(src, dst)
-        elif isinstance(src, MP4) and isinstance(dst, MP4):
-            if dst.tags is None:
-                dst.add_tags()
-            for key, value in src.tags.items():
-                if key not in _MP4_NOT_CARRIED:
-                    dst.tags[key] = value
-        else:
-            return False
+        {"vorbis": _copy_vorbis, "id3": _copy_id3, "mp4": _copy_mp4}[system](src, dst)
         dst.save()
-    except (mutagen.MutagenError, OSError, ValueError) as exc:
-        raise FormatError(f"could not write the tags (title, artist, cover ...): {exc}", path=target) from exc
     return True
+
+
+def _copy_mp4(src: MP4, dst: MP4) -> None:
+    if dst.tags is None:
+        dst.add_tags()
+    for key, value in src.tags.items():
+        if key not in _MP4_NOT_CARRIED:
+            dst.tags[key] = value
 
 
 def _copy_vorbis(src: FLAC | OggVorbis | OggOpus, dst: FLAC | OggVorbis | OggOpus) -> None:
