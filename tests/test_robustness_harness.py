@@ -153,6 +153,11 @@ def test_an_external_tools_odd_output_is_an_error_that_names_it(tmp_path):
             replace(wm, detect_cmd=printing(out) + " {input}").detect(audio)
     garbled = replace(wm, detect_cmd=printing(b"\xff\xfe payload 00ff score 0.9\n") + " {input}")
     assert garbled.detect(audio).found
+    # a payload of another length than the one embedded is found but unread, not padded or cut
+    for printed in ("00ff", "0123456789abcdef00"):
+        result = wm.parse(f"payload {printed} score 0.9")
+        assert result.found and result.payload_bits is None, printed
+    assert wm.parse("payload 0123456789abcdef score 0.9").payload_bits is not None
 
 
 def test_an_external_tool_that_times_out_is_stopped_with_its_children(tmp_path):

@@ -230,8 +230,11 @@ class ExternalCommandWatermarker(WatermarkerBase):
                 end = self._seconds(gd["end"], "segment_regex's end") if gd.get("end") else start + self.block_s
                 payload = (gd.get("payload") or "").lower() or None
                 segments.append(Segment(start, end, payload, float("nan")))
+        # a payload of another length is no reading of the one embedded: it was zero-padded or
+        # cut to size and scored bit by bit
+        whole = best is not None and len(best[1]) == 2 * ((self.payload_bits + 7) // 8)
         try:
-            bits = hex_to_bits(best[1], self.payload_bits) if best and found else None
+            bits = hex_to_bits(best[1], self.payload_bits) if best and found and whole else None
         except ValueError:
             bits = None
         return WatermarkerResult(found=found, score=score, payload_bits=bits, segments=tuple(segments))
