@@ -441,6 +441,12 @@ def test_a_home_that_cannot_be_created_is_named_not_an_internal_error(tmp_path, 
     for args in (["keys", "init"], ["keys", "new-watermark-key", str(blocker / "wm.key")]):
         rc, _, err = run_cli(capsys, *args)
         assert rc == 3 and str(blocker) in err and "internal error" not in err, (args, err)
+    # the home itself a file ("File exists"), or a folder that takes no file (a folder inside it named)
+    for where, message in ((blocker, "the FoleySeal home is a file, not a folder"),
+                           (Path("/sys/kernel"), "cannot make or write the FoleySeal home there")):
+        monkeypatch.setenv("FOLEYSEAL_HOME", str(where))
+        rc, _, err = run_cli(capsys, "keys", "init")
+        assert rc == 3 and f"{where}: {message}" in err, err
 
 
 def test_import_names_a_bad_root_file_and_replaces_a_root_that_does_not_anchor_the_chain(home, tmp_path, capsys, ca):

@@ -76,6 +76,26 @@ def _cert_lines(infos) -> list[str]:
     return lines
 
 
+def _make_home(home: Path) -> None:
+    """Make the FoleySeal home (mode 0700); :class:`ConfigError` naming it when it is a file or
+    cannot be made (the system said only "File exists", or named a folder inside it)."""
+    import os
+    import tempfile
+
+    from provenance.core.errors import ConfigError
+
+    if home.exists() and not home.is_dir():
+        raise ConfigError("the FoleySeal home is a file, not a folder (set FOLEYSEAL_HOME or --home to a folder)",
+                          path=home)
+    try:
+        home.mkdir(parents=True, exist_ok=True)
+        os.chmod(home, 0o700)
+        with tempfile.TemporaryFile(dir=home):  # a folder that takes no file (/proc, read-only)
+            pass
+    except OSError as exc:
+        raise ConfigError(f"cannot make or write the FoleySeal home there: {exc.strerror or exc}", path=home) from None
+
+
 @app.command("init")
 def init_cmd(
     home: Path = typer.Option(None, "--home", help=_HOME_HELP),
@@ -94,8 +114,7 @@ def init_cmd(
     from provenance.watermark.keys import load_key, new_key, save_key
 
     settings = _settings(home)
-    settings.home.mkdir(parents=True, exist_ok=True)
-    os.chmod(settings.home, 0o700)
+    _make_home(settings.home)
     created: list[str] = []
     kept: list[str] = []
 
