@@ -398,17 +398,24 @@ def _channel_mask_patch(source_fmt: bytes, target: Path) -> tuple[int | None, in
     its own default for the channel count (7.1 wide for 8 channels), which sent a 7.1 file's
     side pair to the front-of-centre speakers. A source without a mask (plain PCM) keeps
     libsndfile's default, the speakers in order, as players read such a file."""
-    fmt_chunks = [(off, data) for off, cid, data in _wav_chunk_offsets(target) if cid == b"fmt "]
-    if len(source_fmt) < 16 or not fmt_chunks:
+    mask = _extensible_mask(source_fmt)
+    if mask is None:
         return None, 0
-    offset, fmt = fmt_chunks[0]
-    channels = int.from_bytes(source_fmt[2:4], "little")
-    if len(fmt) < 24 or int.from_bytes(fmt[:2], "little") != _EXTENSIBLE or int.from_bytes(fmt[2:4], "little") != channels:
-        return None, 0
-    if len(source_fmt) < 24 or int.from_bytes(source_fmt[:2], "little") != _EXTENSIBLE:
-        return None, 0  # no mask: players take the first speakers in order, libsndfile's default
-    mask = int.from_bytes(source_fmt[20:24], "little")
-    return (offset + 20, mask) if mask != int.from_bytes(fmt[20:24], "little") else (None, 0)
+    for offset, cid, fmt in _wav_chunk_offsets(target):
+        if cid == b"fmt ":
+            ours = _extensible_mask(fmt)
+            if ours is None or ours == mask or fmt[2:4] != source_fmt[2:4]:  # another channel count
+                return None, 0
+            return offset + 20, mask
+    return None, 0
+
+
+def _extensible_mask(fmt: bytes) -> int | None:
+    """The speaker mask (``dwChannelMask``) of a WAVE_FORMAT_EXTENSIBLE ``fmt `` chunk's data;
+    None for another format."""
+    if len(fmt) >= 24 and int.from_bytes(fmt[:2], "little") == _EXTENSIBLE:
+        return int.from_bytes(fmt[20:24], "little")
+    return None
 
 
 def _wav_chunks(path: Path) -> list[tuple[bytes, bytes]] | None:
