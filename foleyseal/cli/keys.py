@@ -106,8 +106,6 @@ def init_cmd(
 
     The chain is root CA -> intermediate -> ES256 signer; the watermark key is a 256-bit secret. Private keys are written 0600, never printed, and never replaced without --force: files that exist are kept (exit 0).
     """
-    import os
-
     from provenance.core.atomic import atomic_write_bytes
     from provenance.core.errors import KeyFileError
     from provenance.keys.pki import describe_installed, install_dev_chain
