@@ -275,7 +275,7 @@ def mark(
     becomes an ``inputTo`` ingredient and its SHA-256 is recorded.
 
     ``audio``, when given, is the soundtrack to mark instead of ``input_path``'s own audio:
-    ``input_path`` is then the video it was made for (first sample at the video's 0 s), whose
+    ``input_path`` is then the video it was made for (first sample with its first picture), whose
     video stream is copied into a video ``output_path``; an audio ``output_path`` gets the
     soundtrack alone. Generators use it to deliver without an intermediate file.
     With ``confirm`` (the default), the mark is read back from the file written, as a verifier

@@ -19,6 +19,7 @@ from scipy.signal import resample_poly
 from provenance.core.audio import Audio
 from provenance.core.errors import FoleySealError, FormatError, InputError
 from provenance.core.io import (
+    video_start_s,
     AudioWriter,
     audio_info,
     check_decodes,
@@ -518,20 +519,32 @@ def audio_stream_start_s(path: Path) -> float:
         return float(stream.start_time * stream.time_base)
 
 
+def video_stream_start_s(path: Path) -> float:
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        return float(stream.start_time * stream.time_base)
+
+
 def test_replace_audio_track_keeps_the_old_track_timing(tmp_path, video_dir):
-    """The real video's AAC track starts 42 ms into the timeline: reading it and writing it back
-    must keep every sound at the same time on the video's timeline."""
+    """The real video's picture starts 33 ms into the timeline and its AAC track 42 ms: reading
+    the audio and writing it back must keep every sound at the same time against the picture.
+    The output's timeline starts at 0 (the picture moved back by 33 ms, as FFmpeg does), so the
+    sound starts 9 ms in."""
     video_in = video_dir / "real_movie_hello.mp4"
     original_start_s = audio_stream_start_s(video_in)
     assert original_start_s == pytest.approx(0.042, abs=0.002)
+    picture_s = video_stream_start_s(video_in)
+    assert picture_s == pytest.approx(0.033, abs=0.002)
     audio = read_audio(video_in)
-    cases = [("keep.mp4", None, original_start_s), ("keep.mkv", None, original_start_s),
+    after_picture_s = original_start_s - picture_s
+    cases = [("keep.mp4", None, after_picture_s), ("keep.mkv", None, after_picture_s),
              ("zero.mp4", 0.0, 0.0), ("late.mov", 0.25, 0.25)]
     for name, start_s, expected_s in cases:
         replace_audio_track(video_in, audio, tmp_path / name, start_s=start_s)
         back = read_audio(tmp_path / name)
         # the new track starts at time 0 with leading silence up to the first sample
         assert audio_stream_start_s(tmp_path / name) == 0.0
+        assert video_stream_start_s(tmp_path / name) == pytest.approx(0.0, abs=1e-3), name
         content_s = lag_frames(audio.samples, back.samples) / 48_000
         assert content_s == pytest.approx(expected_s, abs=2 / 48_000), name
         silent_frames = max(0, int(expected_s * 48_000) - 50)
@@ -566,6 +579,30 @@ def audio_packets(path: Path) -> list[bytes]:
         return [bytes(p) for p in container.demux(container.streams.audio[0]) if p.size]
 
 
+def test_a_video_whose_timestamps_start_an_hour_in_is_written_from_time_0(tmp_path):
+    """A clip cut from a recording (picture and sound from 3600 s): the output's timeline starts
+    at 0, as FFmpeg's does, with the sound where it was against the picture, not after an hour
+    of leading silence; :func:`video_start_s` is where the picture starts on that timeline."""
+    from test_v2a_video import cfr, write_video
+
+    rng = np.random.default_rng(3)
+    noise = 0.2 * rng.standard_normal(2 * 48_000)
+    video_in = write_video(tmp_path / "late.mp4", lambda t: np.full((64, 64, 3), int(t * 100) % 255, np.uint8),
+                           cfr(2.0, 25), (64, 64), audio=noise, start_s=3600.0)
+    # the AAC track's encoder priming starts 21 ms before the picture: the file's earliest stream
+    picture_s = video_start_s(video_in)
+    assert picture_s == pytest.approx(1024 / 48_000, abs=2e-3)
+    audio = read_audio(video_in)
+    for name in ("out.mp4", "out.mkv"):
+        replace_audio_track(video_in, audio, tmp_path / name)
+        with av.open(str(tmp_path / name)) as c:
+            assert c.duration / 1e6 == pytest.approx(2.0, abs=0.1), name
+        assert video_stream_start_s(tmp_path / name) == pytest.approx(picture_s, abs=2e-3)
+        back = read_audio(tmp_path / name)
+        assert back.duration_s == pytest.approx(2.0, abs=0.1)
+        assert abs(lag_frames(audio.samples, back.samples)) <= 2
+
+
 @pytest.mark.parametrize("out_name", ["out.mp4", "out.mkv"])
 def test_replace_audio_track_stream_writes_what_the_whole_track_writes(tmp_path, video_dir, out_name):
     """Audio given block by block, in blocks of any size, makes the same file as the same audio
@@ -581,7 +618,8 @@ def test_replace_audio_track_stream_writes_what_the_whole_track_writes(tmp_path,
     assert audio_packets(tmp_path / out_name) == audio_packets(tmp_path / f"whole.{out_name}")
     assert audio_stream_start_s(tmp_path / out_name) == 0.0
     back = read_audio(tmp_path / out_name)
-    assert lag_frames(audio.samples, back.samples) / 48_000 == pytest.approx(0.042, abs=0.002)
+    # 42 ms on the input's timeline, 9 ms after its picture: the output starts with the picture
+    assert lag_frames(audio.samples, back.samples) / 48_000 == pytest.approx(0.009, abs=0.002)
     # Audio blocks are taken too, and start_s=0.0 puts the first sample at time 0
     replace_audio_track_stream(video_in, (Audio(b, 48_000) for b in blocks), tmp_path / "zero.mov",
                                sample_rate=48_000, channels=2, start_s=0.0)

@@ -538,3 +538,24 @@ def test_a_hard_link_to_the_input_is_the_input(home, video, tmp_path):
     with pytest.raises(InputError, match="the cue sheet is the input video"):
         generate(video, tmp_path / "x.wav", GenerateOptions(cue_sheet_path=link), settings=load_settings(home))
     assert link.read_bytes() == video.read_bytes() and not (tmp_path / "x.wav").exists()
+
+
+def test_a_clip_whose_timestamps_start_an_hour_in_gets_a_soundtrack_as_long_as_the_clip(home, tmp_path, capsys):
+    """A clip cut from a recording keeps its timestamps (3600 s on): the soundtrack starts with
+    its first picture, the video output starts at time 0 (not after an hour of silence), and
+    the hits are heard where they are seen."""
+    path, hits = bounce_video(tmp_path / "late.mp4", duration_s=6.0, start_s=3600.0)
+    code, out, err = _run(["generate", str(path), "-o", str(tmp_path / "late_scored.mp4"), "--home", str(home),
+                           "--cue-sheet", str(tmp_path / "cues.json"), "--json"], capsys)
+    assert code == 0, err
+    with av.open(str(tmp_path / "late_scored.mp4")) as c:
+        starts = {s.type: float(s.start_time * s.time_base) for s in c.streams}
+        assert starts == pytest.approx({"video": 0.0, "audio": 0.0}, abs=1e-3)
+        assert c.duration / 1e6 == pytest.approx(6.0, abs=0.05)
+    assert read_audio(tmp_path / "late_scored.mp4").duration_s == pytest.approx(6.0, abs=0.05)
+    impacts = [c["time_s"] for c in json.loads((tmp_path / "cues.json").read_text())["cues"]
+               if c["category"].startswith("impact.")]
+    assert impacts and all(min(abs(t - h) for h in hits) < 0.05 for t in impacts)
+    code, out, err = _run(["generate", str(path), "-o", str(tmp_path / "late.wav"), "--home", str(home)], capsys)
+    assert code == 0, err
+    assert read_audio(tmp_path / "late.wav").duration_s == pytest.approx(6.0, abs=0.01)

@@ -15,6 +15,7 @@ import pytest
 import soundfile as sf
 
 from provenance.core.errors import FormatError, InputError
+from v2a_core.analysis import analyze
 from v2a_core.video import analysis_size, iter_frames, probe
 
 SR = 48_000
@@ -31,8 +32,10 @@ def write_video(
     time_base: Fraction = Fraction(1, 600),
     rate: int = 25,
     audio: np.ndarray | None = None,
+    start_s: float = 0.0,
 ) -> Path:
-    """H.264 MP4 with frames ``render(t)`` (RGB uint8 (h, w, 3)) at exactly ``times`` (s)."""
+    """H.264 MP4 with frames ``render(t)`` (RGB uint8 (h, w, 3)) at exactly ``times`` (s), whose
+    timestamps (and the audio's) start at ``start_s`` (a clip cut from a longer recording)."""
     w, h = size
     with av.open(str(path), "w") as c:
         vs = c.add_stream("libx264", rate=rate)
@@ -44,7 +47,7 @@ def write_video(
             aus = c.add_stream("aac", rate=SR, layout="mono")
         for t in times:
             fr = av.VideoFrame.from_ndarray(render(t), format="rgb24")
-            fr.pts = int(round(t / time_base))
+            fr.pts = int(round((start_s + t) / time_base))
             fr.time_base = time_base
             for p in vs.encode(fr):
                 c.mux(p)
@@ -53,7 +56,7 @@ def write_video(
         if aus is not None:
             for k in range(0, len(audio), 1024):
                 af = av.AudioFrame.from_ndarray(audio[None, k : k + 1024].astype(np.float32), format="fltp", layout="mono")
-                af.sample_rate, af.pts, af.time_base = SR, k, Fraction(1, SR)
+                af.sample_rate, af.pts, af.time_base = SR, k + round(start_s * SR), Fraction(1, SR)
                 for p in aus.encode(af):
                     c.mux(p)
             for p in aus.encode():
@@ -79,8 +82,10 @@ def bounce_times(t0: float = 0.3, height: float = 110.0, e: float = 0.7, min_gap
         out.append(t)
 
 
-def bounce_video(path: Path, *, duration_s: float = 4.0, fps: float = 24.0, size=(320, 180), ball_x: float = 0.5) -> tuple[Path, list[float]]:
-    """A ball dropped onto a floor; bounces between frames. Returns (path, contact times)."""
+def bounce_video(path: Path, *, duration_s: float = 4.0, fps: float = 24.0, size=(320, 180), ball_x: float = 0.5,
+                 start_s: float = 0.0) -> tuple[Path, list[float]]:
+    """A ball dropped onto a floor; bounces between frames. Returns (path, contact times after
+    the first picture; its timestamps start at ``start_s``)."""
     w, h = size
     floor, r, t0, height0, e = h - 20, 8, 0.3, 110.0, 0.7
     hits = bounce_times(t0, height0, e)
@@ -110,7 +115,8 @@ def bounce_video(path: Path, *, duration_s: float = 4.0, fps: float = 24.0, size
         img[(xx - ball_x * w) ** 2 + (yy - cy) ** 2 <= r * r] = (240, 200, 40)
         return img
 
-    return write_video(path, render, cfr(duration_s, fps), size, time_base=Fraction(1, 1200), rate=int(fps)), hits
+    return write_video(path, render, cfr(duration_s, fps), size, time_base=Fraction(1, 1200), rate=int(fps),
+                       start_s=start_s), hits
 
 
 def flash_video(path: Path, *, duration_s: float = 4.0, fps: float = 25.0, onsets=(15, 40, 70), size=(320, 240)) -> tuple[Path, list[float]]:
@@ -142,6 +148,30 @@ def test_frame_times_come_from_timestamps_even_with_variable_frame_rate(tmp_path
     got = [f.time_s for f in iter_frames(path)]
     assert len(got) == len(times)
     assert np.max(np.abs(np.array(got) - np.array(times))) < 1e-3
+
+
+def test_frame_times_count_from_the_first_picture_of_a_clip_cut_from_a_recording(tmp_path):
+    """A clip whose timestamps start an hour in (cut from a recording, an MPEG-TS capture) is
+    analysed on its own timeline: the first picture at 0 s, the soundtrack as long as the clip."""
+    path = write_video(tmp_path / "late.mp4", lambda t: np.full((120, 160, 3), int(t * 100) % 255, np.uint8),
+                       cfr(2.0, 25), (160, 120), start_s=3600.0)
+    got = [f.time_s for f in iter_frames(path)]
+    assert np.max(np.abs(np.array(got) - np.array(cfr(2.0, 25)))) < 1e-3
+    assert analyze(path).duration_s == pytest.approx(2.0, abs=1e-3)
+
+
+def test_the_last_frame_of_a_variable_rate_video_is_shown_for_its_own_duration(tmp_path):
+    """60 fps, then 20 fps: the last frame is shown for the 1/60 s the container gives it, not the
+    50 ms interval before it, so the soundtrack is as long as the picture."""
+    times = [k / 60 for k in range(60)] + [1.0 + k / 20 for k in range(20)]
+    path = write_video(tmp_path / "vfr.mp4", lambda t: np.full((120, 160, 3), int(t * 100) % 255, np.uint8),
+                       times, (160, 120), time_base=Fraction(1, 600), rate=60)
+    frames = list(iter_frames(path))
+    assert frames[-1].shown_s == pytest.approx(1 / 60, abs=1e-3)
+    assert frames[-2].shown_s == pytest.approx(1 / 20, abs=1e-3)
+    declared = probe(path).duration_s
+    assert declared == pytest.approx(1.95 + 1 / 60, abs=1e-3)
+    assert analyze(path).duration_s == pytest.approx(declared, abs=1e-6)
 
 
 def test_analysis_size_keeps_aspect_and_never_upscales(tmp_path):

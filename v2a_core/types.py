@@ -55,11 +55,15 @@ class Frame:
 
     index: int
     time_s: float
-    """Presentation time from the frame's own timestamp, seconds from the stream start."""
+    """Presentation time from the frame's own timestamp, seconds from the video stream's start
+    (its first picture is at 0 s even when the file's timestamps start at 1.4 s or 3600 s)."""
     yuv: np.ndarray
     """uint8 ``(h, w, 3)``: luma and the two chroma planes at the analysis size."""
     half: np.ndarray | None = None
     """The same at half the analysis size (background model, cuts, flow), made while decoding."""
+    shown_s: float = 0.0
+    """How long the frame is shown, seconds: its own duration where the container gives one,
+    else the interval before it (the last frame of a variable-rate video may be shorter)."""
 
 
 # --------------------------------------------------------------------------- analyze

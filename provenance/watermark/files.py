@@ -46,7 +46,7 @@ def embed_file(
     audio track replaced, streamed the same way, and their video stream copied.
 
     ``audio``, when given, is marked instead of ``in_path``'s own track: a soundtrack made
-    for the video ``in_path`` (its first sample plays at the video's time 0 s), written into
+    for the video ``in_path`` (its first sample plays with the first picture), written into
     a copy of that video, or as an audio file when ``out_path`` is an audio format. This
     spares a generator staging its soundtrack in an intermediate file.
 
@@ -150,7 +150,7 @@ def _embed_given(audio: Audio, video: Path, out_path: Path, key: WatermarkKey, p
     with atomic_path(out_path) as tmp, reported_as(tmp, out_path):
         if io.is_video_extension(out_path):
             io.replace_audio_track_stream(video, marked(), tmp, sample_rate=audio.sample_rate,
-                                          channels=audio.channels, start_s=0.0)
+                                          channels=audio.channels, start_s=io.video_start_s(video))
         else:
             subtype = io.output_subtype(out_path, audio.subtype)
             with io.AudioWriter(tmp, audio.sample_rate, audio.channels, subtype=subtype,

@@ -121,8 +121,7 @@ def analyze(
     frames.stream(path, info.duration_s, progress)
 
     assert frames.last_t is not None  # iter_frames raises when nothing decodes
-    last_dt = frames.last_dt
-    duration = frames.last_t + (last_dt if last_dt > 0 else (1.0 / info.average_fps if info.average_fps else 1.0 / 30))
+    duration = frames.last_t + frames.last_shown
     series = frames.series
     times = np.asarray(series.t, dtype=np.float64)
     all_events = _visual_events(times, series, frames.events, frames.cuts, settings.appear_min_fraction)
@@ -173,8 +172,8 @@ class _FramePass:
         self.n_frames = 0
         self.last_t: float | None = None
         """Time of the last decoded frame, seconds."""
-        self.last_dt = 0.0
-        """Interval before the last decoded frame, seconds (0.0 with one frame)."""
+        self.last_shown = 0.0
+        """How long the last decoded frame is shown, seconds."""
         # carried from one measured frame to the next (reset where a scene starts)
         self.prev: Frame | None = None
         self.prev_scene = -1
@@ -202,9 +201,7 @@ class _FramePass:
         for fr in prefetch(iter_frames(path, max_side=s.max_side, max_duration_s=s.max_duration_s)):
             self.n_frames += 1
             self.size = (fr.yuv.shape[1], fr.yuv.shape[0])
-            if self.last_t is not None:
-                self.last_dt = fr.time_s - self.last_t
-            self.last_t = fr.time_s
+            self.last_t, self.last_shown = fr.time_s, fr.shown_s
             self._arrive(fr, _thumb_hist((fr.half if fr.half is not None else fr.yuv)[..., 0]))
             if progress is not None:
                 progress(fr.time_s, total_s)

@@ -77,6 +77,13 @@ def probe(path: str | Path) -> VideoInfo:
         )
 
 
+def _start_s(vs: av.video.stream.VideoStream) -> float:
+    """The stream's start time, seconds, never below 0 (a negative start is the codec's delay)."""
+    if vs.start_time is None or not vs.time_base:
+        return 0.0
+    return max(0.0, float(vs.start_time * vs.time_base))
+
+
 def _declared_end_s(vs: av.video.stream.VideoStream) -> float | None:
     """Where the video stream's header says it ends, seconds (start time + duration), from the
     stream's own duration or, in Matroska/WebM, its ``DURATION`` tag; None when it says nothing.
@@ -172,7 +179,8 @@ def iter_frames(
 ) -> Iterator[Frame]:
     """Yield every frame of the first video stream, reduced to the analysis size, with its timestamp.
 
-    Times are ``pts * time_base`` in seconds; a frame with no timestamp gets the previous
+    Times are ``pts * time_base`` in seconds from the stream's start (its first picture is at
+    0 s whatever the file's timestamps start at); a frame with no timestamp gets the previous
     time plus the previous frame interval. Frames whose time goes backwards are dropped.
     Raises InputError when the file has no video stream or no decodable frame, and FormatError,
     once the frames run out, when they end well before the end the stream's header declares
@@ -192,13 +200,14 @@ def iter_frames(
         last_t: float | None = None
         end_t = 0.0  # end of the last decoded frame, seconds: its time plus its duration
         step = 1.0 / float(vs.average_rate) if vs.average_rate else 1.0 / 30.0
+        origin = _start_s(vs)
         reached_limit = False
         try:
             for frame in container.decode(vs):
                 t = frame.time
                 if t is None:
                     t = (last_t + step) if last_t is not None else 0.0
-                t = float(t)
+                t = float(t) - origin
                 if last_t is not None:
                     if t <= last_t:
                         continue  # duplicate or out-of-order timestamp: keep time monotonic
@@ -217,10 +226,11 @@ def iter_frames(
                 coded = (h, w) if rotation in (90, 270) else (w, h)
                 img = _rotate(_small_yuv(frame, coded), rotation)
                 half = cv2.resize(img, (w // 2, h // 2), interpolation=cv2.INTER_AREA)
-                yield Frame(index=index, time_s=t, yuv=img, half=half)
+                shown = _frame_duration_s(frame, vs, step)
+                yield Frame(index=index, time_s=t, yuv=img, half=half, shown_s=shown)
                 index += 1
                 last_t = t
-                end_t = t + _frame_duration_s(frame, vs, step)
+                end_t = t + shown
             else:
                 drained = True
         except av.error.FFmpegError as exc:
@@ -232,7 +242,7 @@ def iter_frames(
                 f"video stream ({cc.name or 'unknown codec'}) has no decodable frames", path=path
             )
         if not reached_limit:  # the whole file was read: did it hold every frame it declares?
-            _check_complete(path, _declared_end_s(vs), end_t)
+            _check_complete(path, _declared_end_s(vs), origin + end_t)
     finally:
         if vs is not None and not drained:
             _drain(vs)

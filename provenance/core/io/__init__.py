@@ -46,6 +46,7 @@ from provenance.core.io.video import (
     replace_audio_track,
     replace_audio_track_stream,
     rewrite_audio_tracks_stream,
+    video_start_s,
 )
 from provenance.core.io.write import AudioWriter, output_subtype, write_audio
 
@@ -73,6 +74,7 @@ __all__ = [
     "rewrite_audio_tracks_stream",
     "Tags",
     "timeline_start_s",
+    "video_start_s",
     "write_audio",
     "write_tags",
     "WRITE_FORMATS",

@@ -31,6 +31,7 @@ from provenance.core.io.common import (
     _check_params,
     _output_mode,
     _wrapped,
+    timeline_start_s,
 )
 from provenance.core.io.read import _is_moving_picture, _rechunk, audio_info, audio_track_count, main_audio_stream
 from provenance.core.io.write import _AvAudioEncoder, _check_codec_channels, _validate_audio
@@ -53,13 +54,17 @@ def replace_audio_track(video_in: PathLike, audio: Audio, video_out: PathLike, *
     ``pcm_24`` or ``float`` (32-bit float; MP4, MOV, MKV); ``bitrate_kbps`` is the bitrate of the
     lossy codecs.
 
-    ``start_s`` is the time (s, on the video's timeline) at which the first sample plays. By
-    default it is the start time of the audio track being replaced (0.0 if there is none), so
+    ``start_s`` is the time (s, on the file's timeline: after its earliest stream's start, as
+    :func:`~provenance.core.io.timeline_start_s` counts) at which the first sample plays. By
+    default it is the start of the audio track being replaced (0.0 if there is none), so
     audio read with :func:`read_audio` from ``video_in`` and written back stays in sync even when
     the track starts late (real files often start it tens of ms after time 0). Pass
-    ``start_s=0.0`` for audio made against the video's own timeline, e.g. a generated soundtrack.
-    The new track always starts at time 0, with ``start_s`` of leading silence: MP4/MOV cannot
-    both delay an AAC track and trim its encoder priming, so silence is the portable way.
+    :func:`video_start_s` for audio made against the picture, e.g. a generated soundtrack whose
+    first sample goes with the first frame. The new track always starts at time 0, with
+    ``start_s`` of leading silence: MP4/MOV cannot both delay an AAC track and trim its encoder
+    priming, so silence is the portable way. The output's timeline starts at 0: a file whose
+    streams start later (an MPEG-TS at 1.4 s, a clip cut from a recording at 3600 s) has every
+    copied stream moved back by that start, as FFmpeg does, so no hour of silence comes first.
 
     Written atomically. Raises FormatError if ``video_in`` has no video stream or the container
     cannot hold the streams. :func:`replace_audio_track_stream` does the same with the audio
@@ -329,7 +334,7 @@ def _start_frame(src: av.container.InputContainer, track: _NewTrack) -> int:
     start_s = track.start_s
     if start_s is None:
         stream = src.streams.audio[track.source] if track.source is not None else _main_audio(src)
-        start_s = _stream_start_s(stream) if stream is not None else 0.0
+        start_s = timeline_start_s(src, stream) if stream is not None else 0.0
     return round(start_s * track.sample_rate)
 
 
@@ -395,11 +400,23 @@ def _main_audio(container: av.container.InputContainer) -> av.AudioStream | None
     return main_audio_stream(container)
 
 
-def _stream_start_s(stream: av.stream.Stream) -> float:
-    """Start time (s) of ``stream`` on the container timeline (0.0 when it does not say)."""
-    if stream.start_time is None or stream.time_base is None:
-        return 0.0
-    return max(0.0, float(stream.start_time * stream.time_base))
+def video_start_s(path: PathLike) -> float:
+    """Where the first picture of the video ``path`` plays on its timeline, seconds after its
+    earliest stream's start (:func:`~provenance.core.io.timeline_start_s`; 0.0 for most files,
+    and when the container does not say): the ``start_s`` of a soundtrack made for the picture."""
+    path = Path(path)
+    _check_file(path)
+    with _wrapped(path, "read the video"), av.open(str(path)) as src:
+        videos = [s for s in src.streams.video if _is_moving_picture(s)]
+        return timeline_start_s(src, videos[0]) if videos else 0.0
+
+
+def _origin(src: av.container.InputContainer) -> Fraction:
+    """The input's timeline start (s) that becomes the output's time 0: its earliest stream's
+    start, never below 0 (a negative start is the codec's priming, which the muxer keeps)."""
+    if src.start_time is None or src.start_time <= 0:
+        return Fraction(0)
+    return Fraction(src.start_time, av.time_base)
 
 
 _CONTAINER_TAGS_NOT_COPIED = frozenset({"encoder", "major_brand", "minor_version", "compatible_brands",
@@ -498,7 +515,8 @@ def _remux(src: av.container.InputContainer, plan: _StreamPlan, dst: av.containe
             for track, start, coding in new:
                 add_track(track, start, coding, None)
     _copy_tags(src.metadata, dst.metadata, _CONTAINER_TAGS_NOT_COPIED)
-    chapters = src.chapters()
+    origin = _origin(src)
+    chapters = _moved_chapters(src.chapters(), origin)
     if chapters:
         dst.set_chapters(chapters)
 
@@ -507,6 +525,8 @@ def _remux(src: av.container.InputContainer, plan: _StreamPlan, dst: av.containe
     for packet in src.demux(packet_streams):
         if packet.size == 0:
             continue  # demuxer flush packet, carries no data
+        if origin and packet.time_base is not None:
+            _move_back(packet, origin)
         # Matroska stores no DTS, so its first packets of B-frame video come without one
         stamp = packet.dts if packet.dts is not None else packet.pts
         if stamp is not None and packet.time_base is not None:
@@ -519,6 +539,29 @@ def _remux(src: av.container.InputContainer, plan: _StreamPlan, dst: av.containe
         dst.mux(packet)
     for feed in feeds:
         feed.finish(dst)
+
+
+def _move_back(packet: av.Packet, origin: Fraction) -> None:
+    """Move ``packet`` ``origin`` seconds earlier (its stream's time base)."""
+    ticks = round(origin / packet.time_base)
+    if packet.pts is not None:
+        packet.pts -= ticks
+    if packet.dts is not None:
+        packet.dts -= ticks
+
+
+def _moved_chapters(chapters: list[dict], origin: Fraction) -> list[dict]:
+    """``chapters`` moved ``origin`` seconds earlier, as the packets are; one that would end
+    before time 0 is dropped, one that would start before it starts at 0."""
+    if not origin:
+        return chapters
+    moved = []
+    for chapter in chapters:
+        ticks = round(origin / chapter["time_base"])
+        start, end = chapter["start"] - ticks, chapter["end"] - ticks
+        if end > 0:
+            moved.append({**chapter, "start": max(0, start), "end": end})
+    return moved
 
 
 class _SubtitleConverter:
