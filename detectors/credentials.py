@@ -1,9 +1,8 @@
-"""Content Credentials as the verifier sees them: trust anchors read from PEM files, and the
-C2PA reader's report reduced to a verdict."""
+"""Content Credentials as the verifier sees them: the C2PA reader's report reduced to a verdict
+(trust anchors are read by :func:`provenance.core.config.trust_anchors`)."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from detectors.report import Verdict
@@ -15,30 +14,14 @@ _TRUST_CODES = {
     # Validated at the current time with no trusted timestamp, an expired certificate is a
     # statement about the signer's credential now, not about the file: nothing changed.
     "signingCredential.expired",
+    # A certificate outside the profile this verifier accepts (an extended key usage it is not
+    # configured for) or revoked: the signer is not trusted; the bytes may be intact.
+    "signingCredential.invalid",
+    "signingCredential.revoked",
+    "signingCredential.ocsp.revoked",
     "signingCredential.ocsp.unknown",
     "timeStamp.untrusted",
 }
-
-
-def read_pem_file(path: Path) -> str:
-    """The PEM text of a trust-anchors file; :class:`~provenance.core.errors.ConfigError` naming the
-    file when it cannot be read or holds no certificate."""
-    from provenance.core.errors import ConfigError
-
-    try:
-        text = Path(path).read_text(encoding="ascii")
-    except OSError as exc:
-        raise ConfigError(f"cannot read trust anchors: {exc.strerror or exc}", path=path) from exc
-    except UnicodeDecodeError:
-        raise ConfigError("trust anchors file is not a PEM text file", path=path) from None
-    if "-----BEGIN CERTIFICATE-----" not in text:
-        raise ConfigError("trust anchors file holds no PEM certificate", path=path)
-    return text.strip() + "\n"
-
-
-def count_certs(pem: str) -> int:
-    """How many certificates a PEM text holds."""
-    return pem.count("-----BEGIN CERTIFICATE-----")
 
 
 def classify_credentials(cred: Any) -> Verdict | None:

@@ -430,6 +430,23 @@ def _untrusted_text(credentials: Any) -> str:
             "cannot be trusted any more. Nothing indicates that the file or its credentials were "
             f"changed.{_ai_text(credentials)}"
         )
+    codes = getattr(credentials, "failure_codes", ()) or ()
+    if {"signingCredential.revoked", "signingCredential.ocsp.revoked"} & set(codes):
+        return (
+            f"This file carries Content Credentials, {_signer_text(credentials)}, and the file "
+            "matches them, but the signing certificate has been revoked by its issuer, so the "
+            "signature cannot be trusted. Nothing indicates that the file or its credentials were "
+            f"changed.{_ai_text(credentials)}"
+        )
+    if "signingCredential.invalid" in codes:
+        return (
+            f"This file carries Content Credentials, {_signer_text(credentials)}, and the file "
+            "matches them, but the signing certificate is not one this verifier accepts for "
+            "signing: it is outside the C2PA certificate profile, most often through an extended "
+            "key usage the verifier is not configured for (emailProtection is the one every "
+            "verifier accepts). The signer's identity is not confirmed. Nothing indicates that the "
+            f"file or its credentials were changed.{_ai_text(credentials)}"
+        )
     return (
         f"This file carries intact Content Credentials, {_signer_text(credentials)}, and the file "
         "matches them, but the signing certificate does not chain to any trust anchor this verifier "

@@ -44,7 +44,7 @@ from provenance.core.errors import FoleySealError, FormatError, InputError, Stor
 from provenance.core.io.read import cut_short
 
 from detectors.container import probe
-from detectors.credentials import classify_credentials, count_certs, read_pem_file, unparseable
+from detectors.credentials import classify_credentials, unparseable
 from detectors.decode import DeadlineExceeded, DecodeStats, iter_mono
 from detectors.gaps import confirmed_gaps, refine_boundaries
 from detectors.intake import SIDECAR_BESIDE, hash_and_scan, is_manifest_store, manifest_not_media, spooled
@@ -154,16 +154,17 @@ class Verifier:
     ) -> None:
         """``sidecar_advice``: what the error for a bare manifest store (a ``.c2pa`` file given
         as the file to verify) tells its reader to do instead; the service says how to send one."""
-        from provenance.core.config import load_settings, trust_anchors_pem
+        from provenance.core.config import load_settings, trust_anchors
 
         self.settings = settings if settings is not None else load_settings()
         self.limits = limits or VerifyLimits()
         self.threads = threads if threads is not None else min(2, os.cpu_count() or 1)
         self.sidecar_advice = sidecar_advice
-        pem = trust_anchors_pem(self.settings)
-        for p in extra_trust_anchors:
-            pem += read_pem_file(Path(p))
-        self.trust_pem = pem
+        anchors = trust_anchors(self.settings, extra_trust_anchors)
+        self.trust_pem = anchors.pem
+        self.trust_anchor_count = anchors.count
+        self.trust_notes = list(anchors.notes)
+        """Anchors left out (expired ...): said in the report of every file with credentials."""
         self.keyring = list(keyring) if keyring is not None else load_keyring(self.settings)
         self._use_store = use_store
         self._store: Any | None = None
@@ -277,7 +278,7 @@ class Verifier:
             verdict=Verdict.ERROR,
             explanation=explain(Verdict.ERROR, error=message, **({} if advice is None else {"advice": advice})),
             error=message,
-            trust_anchors=count_certs(self.trust_pem),
+            trust_anchors=self.trust_anchor_count,
             **kw,
         )
 
@@ -484,7 +485,7 @@ class Verifier:
             watermark=ev.watermark,
             store=ev.store_matches,
             notes=ev.notes,
-            trust_anchors=count_certs(self.trust_pem),
+            trust_anchors=self.trust_anchor_count,
         )
 
     def _mark_gaps(self, path: Path, deadline: float | None, ev: _Evidence) -> bool:
@@ -530,11 +531,19 @@ class Verifier:
         from provenance.c2pa.read import read_credentials
 
         try:
-            return read_credentials(path, trust_anchors_pem=self.trust_pem or None, manifest_bytes=manifest_bytes)
+            credentials = read_credentials(path, trust_anchors_pem=self.trust_pem or None,
+                                           manifest_bytes=manifest_bytes)
+        except FoleySealError:
+            raise
         except Exception as exc:  # the reader promises not to raise; a verifier must not trust that
             log.exception("reading credentials failed for %s", path)
             notes.append(f"Content Credentials could not be read ({type(exc).__name__}).")
             return None
+        if credentials.present:
+            notes.extend(n for n in self.trust_notes if n not in notes)
+        elif credentials.source == "sidecar" and credentials.error:  # one beside it, holding nothing
+            notes.append(f"{credentials.error[0].upper()}{credentials.error[1:]}.")
+        return credentials
 
     def _store_lookup(
         self, path: Path, sha: str, watermark: list[WatermarkResult], notes: list[str]

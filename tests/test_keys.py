@@ -22,7 +22,7 @@ from foleyseal.cli import main
 from provenance.c2pa.manifest import ManifestSpec, generation_assertion
 from provenance.c2pa.read import read_credentials
 from provenance.c2pa.sign import sign_file
-from provenance.core.config import load_settings, trust_anchors_pem
+from provenance.core.config import load_settings, read_trust_pem, trust_anchors_pem
 from provenance.core.errors import ConfigError, KeyFileError, SigningError
 from provenance.keys.pki import (
     generate_dev_chain,
@@ -150,6 +150,41 @@ def test_trust_anchors_pem_concatenates_root_and_extras(tmp_path, ca):
     (tmp_path / "config.toml").write_text('trust_anchors = ["missing.pem"]\n')
     with pytest.raises(ConfigError, match="missing.pem"):
         trust_anchors_pem(load_settings(tmp_path))
+
+
+def test_each_trust_anchor_is_parsed_and_a_damaged_one_is_named(tmp_path, ca):
+    """One damaged certificate in a trust bundle is a fault of the configuration, named with its
+    place in the file, not something each verified file is blamed for."""
+    good = ca.root.public_bytes(PEM).decode()
+    damaged = "-----BEGIN CERTIFICATE-----\nMIIBgarbage\n-----END CERTIFICATE-----\n"
+    bundle = tmp_path / "bundle.pem"
+    bundle.write_text(good + damaged)
+    with pytest.raises(ConfigError, match=r"certificate 2 of 2 cannot be parsed") as exc:
+        read_trust_pem(bundle)
+    assert "bundle.pem" in str(exc.value) and "https://" not in str(exc.value)
+    bundle.write_text(good + good[: len(good) // 2])
+    with pytest.raises(ConfigError, match="no -----END CERTIFICATE-----"):
+        read_trust_pem(bundle)
+    # text around the certificates (a published list's comments) is left out
+    bundle.write_text("# roots we trust\n" + good + "Bag Attributes: x\n" + ca.inter.public_bytes(PEM).decode())
+    anchors = read_trust_pem(bundle)
+    assert anchors.count == 2 and not anchors.notes and "#" not in anchors.pem and "Bag" not in anchors.pem
+
+
+def test_an_expired_trust_anchor_is_left_out_with_a_note(tmp_path):
+    """``keys import`` refuses an expired root; a verifier does not trust one either."""
+    now = dt.datetime.now(dt.timezone.utc)
+    key = ec.generate_private_key(ec.SECP256R1())
+    old = make_certificate("Old Root", key.public_key(), issuer_cert=None, issuer_key=key, ca=True,
+                           not_before=now - dt.timedelta(days=800), not_after=now - dt.timedelta(days=1))
+    soon = make_certificate("Future Root", key.public_key(), issuer_cert=None, issuer_key=key, ca=True,
+                            not_before=now + dt.timedelta(days=2), not_after=now + dt.timedelta(days=900))
+    path = tmp_path / "roots.pem"
+    path.write_bytes(old.public_bytes(PEM) + soon.public_bytes(PEM))
+    anchors = read_trust_pem(path)
+    assert anchors.count == 0 and anchors.pem == ""
+    assert "CN=Old Root" in anchors.notes[0] and "expired on" in anchors.notes[0] and "roots.pem" in anchors.notes[0]
+    assert "CN=Future Root" in anchors.notes[1] and "not valid until" in anchors.notes[1]
 
 
 # --------------------------------------------------------------------------- development chain
@@ -484,3 +519,85 @@ def test_import_names_a_bad_root_file_and_replaces_a_root_that_does_not_anchor_t
     rc, _, err = run_cli(capsys, "keys", "import", "--cert-chain", str(chain2), "--key", str(key2_path), "--force")
     assert rc == 0, err
     assert load_settings().root_cert_path.read_bytes() == ca.root.public_bytes(PEM)
+
+
+# --------------------------------------------------------------------------- trust, as a verifier sees it
+
+
+CAPTURE = "http://cv.iptc.org/newscodes/digitalsourcetype/digitalCapture"
+
+
+def _signed_by(ca: CA, tmp_path: Path, eku: x509.ObjectIdentifier = ExtendedKeyUsageOID.EMAIL_PROTECTION) -> Path:
+    """A WAV signed by another tool (c2pa's Builder) with a leaf of ``ca`` whose EKU is ``eku``,
+    as a signer whose own c2pa configuration accepts that EKU would make it."""
+    import c2pa
+
+    leaf, key = ca.leaf(eku=(eku,))
+    chain = leaf.public_bytes(PEM) + ca.inter.public_bytes(PEM)
+    manifest = {"claim_generator_info": [{"name": "OtherTool", "version": "1"}],
+                "assertions": [{"label": "c2pa.actions", "data": {"actions": [{"action": "c2pa.created", "digitalSourceType": CAPTURE}]}}]}
+    signer = c2pa.Signer.from_info(c2pa.C2paSignerInfo(c2pa.C2paSigningAlg.ES256, chain, private_key_pem(key), None))
+    out = tmp_path / "signed.wav"
+    with c2pa.Context.from_dict({"trust": {"trust_config": eku.dotted_string + "\n"}}) as ctx, \
+            c2pa.Builder(manifest, context=ctx) as builder, open(_wav(tmp_path / "in.wav"), "rb") as src, \
+            open(out, "w+b") as dst:
+        builder.sign(signer, "audio/wav", src, dst)
+    return out
+
+
+def test_a_signer_outside_the_accepted_profile_is_untrusted_not_tampered(tmp_path, ca):
+    """A leaf with the C2PA claim-signing EKU (valid C2PA, but not one this verifier is
+    configured for): c2pa says ``signingCredential.invalid``, a statement about the certificate;
+    the file's bytes are intact, so the verdict is untrusted and the explanation says why."""
+    from detectors.report import Verdict
+    from detectors.verify import verify
+
+    signed = _signed_by(ca, tmp_path, eku=x509.ObjectIdentifier("1.3.6.1.4.1.62558.2.1"))
+    root = tmp_path / "root.pem"
+    root.write_bytes(ca.root.public_bytes(PEM))
+    r = verify(signed, settings=load_settings(tmp_path / "home"), keyring=[], trust_anchors=[root])
+    assert "signingCredential.invalid" in r.credentials.failure_codes
+    assert r.verdict is Verdict.CREDENTIALS_UNTRUSTED
+    assert "extended key usage" in r.explanation and "Nothing indicates" in r.explanation
+
+
+def test_a_damaged_or_expired_anchor_is_no_fault_of_the_file_verified(tmp_path, ca, capsys, monkeypatch):
+    """A damaged anchor stops verification as a configuration error (exit 3) instead of calling
+    every intact file tampered; an expired one is left out, and each report with credentials
+    says so."""
+    from detectors.report import Verdict
+    from detectors.verify import verify
+
+    signed = _signed_by(ca, tmp_path)
+    home = tmp_path / "home"
+    bundle = tmp_path / "bundle.pem"
+    bundle.write_text("-----BEGIN CERTIFICATE-----\nMIIBgarbage\n-----END CERTIFICATE-----\n"
+                      + ca.root.public_bytes(PEM).decode())
+    with pytest.raises(ConfigError, match="certificate 1 of 2"):
+        verify(signed, settings=load_settings(home), keyring=[], trust_anchors=[bundle])
+    monkeypatch.setenv("FOLEYSEAL_HOME", str(home))
+    rc, out, err = run_cli(capsys, "verify", "--no-store", "--trust-anchors", str(bundle), str(signed))
+    assert rc == 3 and "certificate 1 of 2 cannot be parsed" in err and "tampered" not in out
+    now = dt.datetime.now(dt.timezone.utc)
+    key = ec.generate_private_key(ec.SECP256R1())
+    old = make_certificate("Old Root", key.public_key(), issuer_cert=None, issuer_key=key, ca=True,
+                           not_before=now - dt.timedelta(days=800), not_after=now - dt.timedelta(days=1))
+    expired = tmp_path / "expired.pem"
+    expired.write_bytes(old.public_bytes(PEM))
+    root = tmp_path / "root.pem"
+    root.write_bytes(ca.root.public_bytes(PEM))
+    r = verify(signed, settings=load_settings(home), keyring=[], trust_anchors=[root, expired])
+    assert r.verdict is Verdict.CREDENTIALS_VALID and r.trust_anchors == 1
+    assert any("CN=Old Root" in n and "expired on" in n for n in r.notes)
+
+
+def test_an_empty_sidecar_is_named_not_taken_for_tampered_credentials(tmp_path):
+    from detectors.report import Verdict
+    from detectors.verify import verify
+
+    ogg = tmp_path / "x.ogg"
+    sf.write(ogg, np.random.default_rng(2).standard_normal((48_000, 1)).astype(np.float32) * 0.1, 48_000)
+    (tmp_path / "x.ogg.c2pa").write_bytes(b"")
+    r = verify(ogg, settings=load_settings(tmp_path / "home"), keyring=[])
+    assert r.verdict is Verdict.NO_EVIDENCE
+    assert any("x.ogg.c2pa is empty (0 bytes)" in n for n in r.notes)

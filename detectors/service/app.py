@@ -47,13 +47,12 @@ def _settings(config: ServiceConfig) -> Any:
 
 
 def _open_state(config: ServiceConfig) -> ServiceState:
-    from provenance.core.config import trust_anchors_pem
+    from provenance.core.config import trust_anchors
 
-    from detectors.credentials import read_pem_file
     from detectors.watermark_scan import load_keyring
 
     settings = _settings(config)
-    pem = trust_anchors_pem(settings) + "".join(read_pem_file(Path(p)) for p in config.trust_anchors)
+    anchors = trust_anchors(settings, config.trust_anchors)
     keys = len(load_keyring(settings))  # fails early, with the file named, on a bad key file
 
     owns = config.upload_dir is None
@@ -81,7 +80,7 @@ def _open_state(config: ServiceConfig) -> ServiceState:
         upload_dir=root / "uploads",
         store=store,
         keys_in_keyring=keys,
-        trust_anchor_count=pem.count("-----BEGIN CERTIFICATE-----"),
+        trust_anchor_count=anchors.count,
         owns_upload_root=owns,
     )
 
@@ -220,14 +219,13 @@ def check_config(config: ServiceConfig) -> None:
     """Raise the :class:`FoleySealError` that would stop the service from starting (unreadable
     trust anchors or key files, a store that cannot be opened), naming the file or store, before
     uvicorn starts: a failure inside its start-up is printed as a traceback."""
+    from provenance.core.config import trust_anchors
     from provenance.store import open_store
 
-    from detectors.credentials import read_pem_file
     from detectors.watermark_scan import load_keyring
 
     settings = _settings(config)
-    for path in config.trust_anchors:
-        read_pem_file(Path(path))
+    trust_anchors(settings, config.trust_anchors)
     load_keyring(settings)
     open_store(settings).close()
 

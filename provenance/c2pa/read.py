@@ -19,16 +19,23 @@ from provenance.c2pa.manifest import GENERATION_LABEL
 from provenance.c2pa.sidecar import find_sidecar
 from provenance.c2pa.sign import EMBEDDABLE, MIME_BY_SUFFIX
 from provenance.core.c2pa_types import CredentialsReport, SoftBinding, SoftBindingBlock
-from provenance.core.errors import InputError
+from provenance.core.errors import ConfigError, InputError
 from provenance.core.interrupts import stop_signals_deferred
 
 
 def reader_context(trust_anchors_pem: str | None) -> c2pa.Context:
-    """A c2pa Context that verifies trust against ``trust_anchors_pem`` (PEM text) if given."""
+    """A c2pa Context that verifies trust against ``trust_anchors_pem`` (PEM text) if given.
+
+    Anchors the library refuses are a fault of the configuration, not of any file read with
+    them: :class:`ConfigError` (:func:`provenance.core.config.trust_anchors` parses each one
+    first, so this names what slipped through)."""
     settings: dict[str, Any] = {"verify": {"verify_trust": True}}
     if trust_anchors_pem and trust_anchors_pem.strip():
         settings["trust"] = {"user_anchors": trust_anchors_pem}
-    return c2pa.Context.from_dict(settings)
+    try:
+        return c2pa.Context.from_dict(settings)
+    except c2pa.C2paError as exc:
+        raise ConfigError(f"the C2PA reader refuses the trust anchors ({exc})") from exc
 
 
 def _name(d: Any) -> str | None:
@@ -150,7 +157,8 @@ def read_credentials(
     checked against this file's bytes: the hard binding), else the embedded manifest, else a
     sidecar (``song.ogg.c2pa``, or ``song.c2pa``). Bad or absent manifests never raise: the
     report says ``present=False`` or ``state="Invalid"`` with failure codes and ``error``. A
-    file that cannot be opened raises :class:`InputError`.
+    file that cannot be opened raises :class:`InputError`; trust anchors the C2PA library
+    refuses, :class:`ConfigError`.
     """
     path = Path(path)
     if not path.is_file():
@@ -162,12 +170,19 @@ def read_credentials(
     except OSError as exc:
         raise InputError(f"cannot read: {exc.strerror}", path=path) from exc
 
+    with reader_context(trust_anchors_pem) as ctx:  # a ConfigError here is no fault of the file
+        return _read_with(path, mime, ctx, manifest_bytes)
+
+
+def _read_with(path: Path, mime: str | None, ctx: c2pa.Context, manifest_bytes: bytes | None) -> CredentialsReport:
+    """:func:`read_credentials` with the reader's context made."""
+
     def attempt(source: str, manifest: bytes | None) -> CredentialsReport | None:
         try:
             # c2pa reads the file through Python callbacks called from its native code; a
             # KeyboardInterrupt raised in one is dropped here (and aborts the process when
             # signing: provenance.c2pa.sign._sign), so stop signals wait until c2pa returns
-            with reader_context(trust_anchors_pem) as ctx, open(path, "rb") as fh, stop_signals_deferred():
+            with open(path, "rb") as fh, stop_signals_deferred():
                 reader = c2pa.Reader.try_create(mime, fh, manifest, context=ctx)
                 if reader is None:
                     return None
@@ -197,6 +212,9 @@ def read_credentials(
             sidecar_bytes = sidecar.read_bytes()
         except OSError as exc:
             return CredentialsReport(present=False, format=mime, error=f"cannot read sidecar {sidecar}: {exc}")
+        if not sidecar_bytes:
+            return CredentialsReport(present=False, source="sidecar", format=mime,
+                                     error=f"the sidecar {sidecar.name} is empty (0 bytes): it holds no manifest")
         report = attempt("sidecar", sidecar_bytes)
         if report is not None:
             return report

@@ -30,8 +30,11 @@ An empty environment variable clears an optional value (``FOLEYSEAL_TSA_URL=``).
 from __future__ import annotations
 
 import os
+import re
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -187,30 +190,93 @@ def load_settings(home: Path | None = None) -> Settings:
     )
 
 
-def _read_pem(path: Path, what: str) -> str:
+_PEM_CERT = re.compile(r"-----BEGIN CERTIFICATE-----.*?-----END CERTIFICATE-----", re.S)
+
+
+@dataclass(frozen=True)
+class TrustAnchors:
+    """The certificates a verifier accepts as roots, from the configured PEM files."""
+
+    pem: str = ""
+    """The anchors in force, each re-encoded as PEM ("" if none)."""
+    count: int = 0
+    """How many anchors are in force."""
+    notes: tuple[str, ...] = ()
+    """Anchors left out, and why (expired, not yet valid)."""
+
+    def __add__(self, other: TrustAnchors) -> TrustAnchors:
+        return TrustAnchors(self.pem + other.pem, self.count + other.count, self.notes + other.notes)
+
+
+def _subject(cert: Any) -> str:
+    return cert.subject.rfc4514_string() or "(no subject)"
+
+
+def read_trust_pem(path: Path, what: str = "trust anchors", *, now: datetime | None = None) -> TrustAnchors:
+    """The certificates of the PEM file ``path`` (``what`` names it in messages) as trust anchors.
+
+    Every certificate is parsed here, so that one damaged entry is named as a fault of this file
+    (:class:`ConfigError`: which certificate, and why) rather than failing each verification,
+    and only the certificates go to the C2PA reader (text around them is dropped). An anchor
+    outside its validity period at ``now`` (default: the current time, UTC) is left out, with a
+    note: ``keys import`` refuses such a root, and a verifier must not trust what it would refuse.
+    """
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import Encoding
+
     try:
         text = path.read_text(encoding="ascii")
     except OSError as exc:
-        raise ConfigError(f"cannot read {what}: {exc.strerror}", path=path) from exc
+        raise ConfigError(f"cannot read {what}: {exc.strerror or exc}", path=path) from exc
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{what} is not a PEM text file", path=path) from exc
-    if "-----BEGIN CERTIFICATE-----" not in text:
+    blocks = _PEM_CERT.findall(text)
+    begun = text.count("-----BEGIN CERTIFICATE-----")
+    if not begun:
         raise ConfigError(f"{what} holds no PEM certificate", path=path)
-    return text.strip() + "\n"
+    if len(blocks) != begun:
+        raise ConfigError(f"{what}: a certificate has no -----END CERTIFICATE----- line (the file is cut short?)",
+                          path=path)
+    now = now or datetime.now(timezone.utc)
+    pem, notes = [], []
+    for i, block in enumerate(blocks, 1):
+        try:
+            cert = x509.load_pem_x509_certificate(block.encode("ascii"))
+        except ValueError as exc:
+            reason = str(exc).split(". See https:")[0]  # cryptography appends a FAQ link
+            raise ConfigError(f"{what}: certificate {i} of {len(blocks)} cannot be parsed ({reason}); "
+                              "fix or remove it", path=path) from exc
+        if cert.not_valid_after_utc < now:
+            notes.append(f"The trust anchor {_subject(cert)} in {path} expired on "
+                         f"{cert.not_valid_after_utc:%Y-%m-%d} and is not trusted.")
+        elif cert.not_valid_before_utc > now:
+            notes.append(f"The trust anchor {_subject(cert)} in {path} is not valid until "
+                         f"{cert.not_valid_before_utc:%Y-%m-%d} and is not trusted yet.")
+        else:
+            pem.append(cert.public_bytes(Encoding.PEM).decode("ascii"))
+    return TrustAnchors("".join(pem), len(pem), tuple(notes))
+
+
+def trust_anchors(settings: Settings, extra: Sequence[str | Path] = ()) -> TrustAnchors:
+    """All trust anchors a FoleySeal verifier accepts (:func:`read_trust_pem` for each file).
+
+    FoleySeal's own root (if the file exists), then every ``trust_anchors`` file, then the
+    ``trust_list`` bundle, then the ``extra`` files (a command's ``--trust-anchors``). A
+    configured extra anchor or trust list that cannot be read is an error (:class:`ConfigError`);
+    a missing own root is not (e.g. a verify-only machine).
+    """
+    found = TrustAnchors()
+    if settings.root_cert_path.exists():
+        found += read_trust_pem(settings.root_cert_path, "root certificate")
+    for p in settings.trust_anchors:
+        found += read_trust_pem(p, "trust anchor")
+    if settings.trust_list is not None:
+        found += read_trust_pem(settings.trust_list, "trust list")
+    for p in extra:
+        found += read_trust_pem(Path(p), "trust anchors file")
+    return found
 
 
 def trust_anchors_pem(settings: Settings) -> str:
-    """All trust anchors a FoleySeal verifier accepts, as one PEM string ("" if none).
-
-    FoleySeal's own root (if the file exists), then every ``trust_anchors`` file, then the
-    ``trust_list`` bundle. A configured extra anchor or trust list that cannot be read is an
-    error (:class:`ConfigError`); a missing own root is not (e.g. a verify-only machine).
-    """
-    parts: list[str] = []
-    if settings.root_cert_path.exists():
-        parts.append(_read_pem(settings.root_cert_path, "root certificate"))
-    for p in settings.trust_anchors:
-        parts.append(_read_pem(p, "trust anchor"))
-    if settings.trust_list is not None:
-        parts.append(_read_pem(settings.trust_list, "trust list"))
-    return "".join(parts)
+    """The PEM text of :func:`trust_anchors` ("" if none)."""
+    return trust_anchors(settings).pem
