@@ -601,3 +601,18 @@ def test_an_empty_sidecar_is_named_not_taken_for_tampered_credentials(tmp_path):
     r = verify(ogg, settings=load_settings(tmp_path / "home"), keyring=[])
     assert r.verdict is Verdict.NO_EVIDENCE
     assert any("x.ogg.c2pa is empty (0 bytes)" in n for n in r.notes)
+
+
+def test_a_signing_key_others_can_read_is_refused_like_a_watermark_key(home, tmp_path, capsys):
+    rc, _, err = run_cli(capsys, "keys", "init")
+    assert rc == 0, err
+    s = load_settings()
+    s.signing_key_path.chmod(0o644)
+    rc, out, err = run_cli(capsys, "sign", str(_wav(tmp_path / "a.wav")), str(tmp_path / "b.wav"))
+    assert rc == 3 and "signing key file has permissions 0644" in err and "chmod 600" in err
+    assert not (tmp_path / "b.wav").exists()
+    rc, out, err = run_cli(capsys, "keys", "show")
+    assert rc == 0 and "signing-key.pem (unusable: signing key file has permissions 0644" in out
+    s.signing_key_path.chmod(0o600)
+    rc, out, err = run_cli(capsys, "sign", str(tmp_path / "a.wav"), str(tmp_path / "b.wav"))
+    assert rc == 0, err

@@ -108,6 +108,7 @@ def init_cmd(
     """
     from provenance.core.atomic import atomic_write_bytes
     from provenance.core.errors import KeyFileError
+    from provenance.core.permissions import check_owner_only
     from provenance.keys.pki import describe_installed, install_dev_chain
     from provenance.watermark.keys import load_key, new_key, save_key
 
@@ -185,6 +186,7 @@ def show_cmd(
     For each certificate: subject, issuer, SHA-256 fingerprint, validity and file. Never prints private keys.
     """
     from provenance.core.errors import KeyFileError
+    from provenance.core.permissions import check_owner_only
     from provenance.keys.pki import describe_installed
     from provenance.store.repository import normalise_url
     from provenance.watermark.keys import load_key
@@ -197,11 +199,18 @@ def show_cmd(
             key_id = load_key(settings.watermark_key_path).key_id
         except KeyFileError as exc:  # say it, and show the rest: the chain is still worth seeing
             key_problem = exc.message
+    signing_problem = None
+    if not settings.signer_callback and settings.signing_key_path.exists():
+        try:
+            check_owner_only(settings.signing_key_path, "signing key file")
+        except KeyFileError as exc:
+            signing_problem = exc.message
     store = normalise_url(settings.store_url).render_as_string(hide_password=True)
     summary = {
         "home": str(settings.home),
         "signer": "callback " + settings.signer_callback if settings.signer_callback else "key file",
         "signing_key": str(settings.signing_key_path),
+        "signing_key_problem": signing_problem,
         "watermark_key": {"path": str(settings.watermark_key_path), "key_id": key_id, "problem": key_problem},
         "store_url": store,
         "tsa_url": settings.tsa_url,
@@ -214,7 +223,8 @@ def show_cmd(
         return
     typer.echo(f"FoleySeal home {settings.home}")
     typer.echo(f"  signer           {summary['signer']}")
-    typer.echo(f"  signing key      {'(held by the callback)' if settings.signer_callback else settings.signing_key_path}")
+    signing_key = "(held by the callback)" if settings.signer_callback else str(settings.signing_key_path)
+    typer.echo(f"  signing key      {signing_key}" + (f" (unusable: {signing_problem})" if signing_problem else ""))
     state = f"id {key_id}" if key_id else (f"unusable: {key_problem}" if key_problem else "missing")
     typer.echo(f"  watermark key    {settings.watermark_key_path} ({state})")
     typer.echo(f"  manifest store   {store}")

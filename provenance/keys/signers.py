@@ -37,6 +37,7 @@ import c2pa
 from provenance.core.config import Settings
 from provenance.core.errors import ConfigError, KeyFileError, SigningError
 from provenance.core.interrupts import stop_signals_deferred
+from provenance.core.permissions import check_owner_only
 from provenance.keys.pki import load_certificates, load_private_key, same_public_key, signing_alg, validate_chain
 
 SignCallback = Callable[[bytes], bytes]
@@ -181,6 +182,7 @@ def load_identity(settings: Settings) -> SigningIdentity:
             tsa_url=settings.tsa_url,
         )
     key_pem = _read_text(settings.signing_key_path, "signing key")
+    check_owner_only(settings.signing_key_path, "signing key file")
     key = load_private_key(key_pem, source=settings.signing_key_path)  # a clear error beats c2pa's
     if not same_public_key(key.public_key(), certs[0].public_key()):
         raise SigningError(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,6 +13,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from provenance.core.atomic import atomic_write_bytes
 from provenance.core.errors import KeyFileError
+from provenance.core.permissions import check_owner_only
 
 KEY_BYTES = 32
 _FILE_HEADER = "foleyseal-watermark-key-v1"
@@ -78,13 +78,7 @@ def load_key(path: str | Path) -> WatermarkKey:
         raise KeyFileError("watermark key file not found", path=path)
     if not path.is_file():
         raise KeyFileError("watermark key path is not a regular file", path=path)
-    mode = stat.S_IMODE(os.stat(path).st_mode)
-    if mode & 0o077:
-        raise KeyFileError(
-            f"watermark key file has permissions {mode:04o}; it must be readable by its owner only "
-            f"(chmod 600 {path})",
-            path=path,
-        )
+    check_owner_only(path, "watermark key file")
     try:
         lines = path.read_text(encoding="ascii").split()
     except (UnicodeDecodeError, OSError) as exc:
