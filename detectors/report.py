@@ -346,14 +346,49 @@ def _signer_text(cred: Any) -> str:
     return f"signed by {signer}" if signer else "signed by an unnamed certificate"
 
 
+_AI_SOURCE_TYPES = ("trainedAlgorithmicMedia", "compositeWithTrainedAlgorithmicMedia", "algorithmicMedia")
+
+
+def is_ai_source_type(uri: str | None) -> bool:
+    """Whether an IPTC digital source type says the media was made by an algorithm (AI)."""
+    return bool(uri) and uri.rsplit("/", 1)[-1] in _AI_SOURCE_TYPES  # type: ignore[union-attr]
+
+
+def _discloses_ai(cred: Any) -> bool:
+    """Whether credentials disclose AI generation, themselves or through the audio they edit."""
+    return cred is not None and (is_ai_source_type(getattr(cred, "digital_source_type", None))
+                                 or is_ai_source_type(getattr(cred, "parent_source_type", None)))
+
+
 def _ai_text(cred: Any) -> str:
     dst = getattr(cred, "digital_source_type", None) if cred is not None else None
+    parent = getattr(cred, "parent_source_type", None) if cred is not None else None
+    if not dst and parent:
+        name = parent.rsplit("/", 1)[-1]
+        kind = f"as AI-generated ({name})" if is_ai_source_type(parent) else f"with the digital source type {name}"
+        return (f" They record an edit of audio whose own credentials, kept in them as its parent, "
+                f"disclose it {kind}.")
     if not dst:
         return ""
     name = dst.rsplit("/", 1)[-1]
-    if name in ("trainedAlgorithmicMedia", "compositeWithTrainedAlgorithmicMedia", "algorithmicMedia"):
+    if is_ai_source_type(dst):
         return f" The credentials disclose the audio as AI-generated ({name})."
     return f" The credentials state the digital source type {name}."
+
+
+def _conflict_text(credentials: Any, store: list[StoreMatch] | None, named: str | None = None) -> str:
+    """When the file's credentials do not disclose AI generation but a stored FoleySeal record
+    the audio leads to does: the watermark outlives a re-signing, and says what the audio is.
+    ``named``: the record the text has named already."""
+    if credentials is None or _discloses_ai(credentials):
+        return ""
+    ai = next((m for m in store or [] if _discloses_ai(m.credentials)), None)
+    if ai is None:
+        return ""
+    which = ("That record's credentials" if ai.record_id == named else
+             f"But the watermark in its audio leads to the stored FoleySeal record {ai.record_id}, whose credentials")
+    return (f" {which} disclose the audio as AI-generated, which these credentials do not: the audio "
+            "was generated, whatever the credentials it carries now say.")
 
 
 def _record_text(match: StoreMatch | None) -> str:
@@ -362,7 +397,10 @@ def _record_text(match: StoreMatch | None) -> str:
         return ""
     when = match.record.get("created_at")
     title = match.record.get("title")
-    rec_text = f" It matches the stored record {match.record_id}"
+    if match.binding == "soft":  # found through the watermark only: a link, not a match
+        rec_text = f" Its watermark leads to the stored record {match.record_id}"
+    else:
+        rec_text = f" It matches the stored record {match.record_id}"
     rec_text += f" ('{title}')" if title else ""
     rec_text += f", registered {when}." if when else "."
     return rec_text
@@ -564,11 +602,12 @@ def explain(
     rec_text = _record_text(match)
 
     if verdict is Verdict.CREDENTIALS_VALID:
-        return _valid_text(credentials, rec_text)
+        return _valid_text(credentials, rec_text) + _conflict_text(
+            credentials, store, match.record_id if match is not None else None)
     if verdict is Verdict.CREDENTIALS_TAMPERED:
         return _tampered_text(credentials, found, store, rec_text)
     if verdict is Verdict.CREDENTIALS_UNTRUSTED:
-        return _untrusted_text(credentials)
+        return _untrusted_text(credentials) + _conflict_text(credentials, store)
     if verdict is Verdict.CREDENTIALS_RECOVERED_BY_WATERMARK:
         return _recovered_text(found, store, match, rec_text)
     if verdict is Verdict.PARTIALLY_MARKED:

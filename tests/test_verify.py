@@ -915,3 +915,43 @@ def test_progress_follows_the_share_of_audio_read(verify_env: VerifyEnv) -> None
         report = v.verify(verify_env.files["marked_wav"], progress=shares.append)
     assert report.verdict is not Verdict.ERROR
     assert shares and shares[-1] == 1.0 and shares == sorted(shares) and 0.0 <= shares[0] <= 1.0
+
+
+def test_credentials_that_hide_ai_generation_are_contradicted_by_the_watermarks_record(
+        verify_env: VerifyEnv, tmp_path: Path) -> None:
+    """A FoleySeal output re-signed by another tool (here with the same trusted chain) as a camera
+    capture: the credentials are valid, and the report says that the record its watermark leads
+    to discloses the audio as AI-generated; the soft link is not called a match."""
+    import c2pa
+
+    keys = verify_env.home / "keys"
+    manifest = {"claim_generator_info": [{"name": "CameraApp", "version": "1"}],
+                "assertions": [{"label": "c2pa.actions", "data": {"actions": [{
+                    "action": "c2pa.created",
+                    "digitalSourceType": "http://cv.iptc.org/newscodes/digitalsourcetype/digitalCapture"}]}}]}
+    signer = c2pa.Signer.from_info(c2pa.C2paSignerInfo(
+        c2pa.C2paSigningAlg.ES256, (keys / "signing-chain.pem").read_bytes(), (keys / "signing-key.pem").read_bytes(),
+        None))
+    stripped = tmp_path / "stripped.wav"
+    sf.write(stripped, sf.read(verify_env.files["marked_wav"], dtype="int16")[0], SR, subtype="PCM_16")
+    out = tmp_path / "capture.wav"
+    with c2pa.Builder(manifest) as builder, open(stripped, "rb") as src, open(out, "w+b") as dst:
+        builder.sign(signer, "audio/wav", src, dst)
+    r = verify(out, settings=verify_env.settings)
+    assert r.verdict is Verdict.CREDENTIALS_VALID
+    assert r.store and r.store[0].binding == "soft"
+    assert f"Its watermark leads to the stored record {verify_env.record_id}" in r.explanation
+    assert "That record's credentials disclose the audio as AI-generated" in r.explanation
+
+
+def test_an_edit_of_generated_audio_keeps_the_parents_disclosure(verify_env: VerifyEnv, tmp_path: Path) -> None:
+    """`mark` of a generated output (not --generated: an edit) states no source type of its own;
+    the report gives the parent's, which says the audio is AI-generated."""
+    from provenance.mark import mark
+
+    res = mark(verify_env.files["marked_wav"], tmp_path / "edit.wav", settings=verify_env.settings)
+    r = verify(res.output, settings=verify_env.settings)
+    assert r.verdict is Verdict.CREDENTIALS_VALID
+    assert r.credentials.digital_source_type is None
+    assert r.credentials.parent_source_type.endswith("/trainedAlgorithmicMedia")
+    assert "record an edit of audio" in r.explanation and "AI-generated (trainedAlgorithmicMedia)" in r.explanation

@@ -143,7 +143,10 @@ def _summary(report: dict[str, Any], console: Any) -> None:
             f"{escape(str(cred.get('signer')))}, failure codes: {escape(codes)}"
         )
         if cred.get("digital_source_type"):
-            console.print(f"  AI disclosure: {escape(cred['digital_source_type'])}")
+            console.print(f"  source type: {escape(_source_type_text(cred['digital_source_type']))}")
+        elif cred.get("parent_source_type"):
+            console.print(f"  source type: {escape(_source_type_text(cred['parent_source_type']))}"
+                          " (of the audio this file was edited from)")
     for w in report.get("watermark") or []:
         if w["found"]:
             several = len(w["payloads"]) > 1  # joined outputs: say which span holds which
@@ -353,3 +356,11 @@ def bench_load_cmd(
         atomic_write_bytes(out, text.encode())
     typer.echo(text if json_out else format_result(r))
     sys.exit(exit_codes.OK if r.errors == 0 and r.ok > 0 else exit_codes.NOT_FOUND)
+
+
+def _source_type_text(uri: str) -> str:
+    """An IPTC digital source type as its name, with "(AI-generated)" where it says so."""
+    from detectors.report import is_ai_source_type
+
+    name = uri.rsplit("/", 1)[-1]
+    return f"{name} (AI-generated)" if is_ai_source_type(uri) else name

@@ -99,15 +99,43 @@ def _chain(reader: c2pa.Reader) -> tuple[str | None, tuple[str, ...]]:
     return subject, tuple(s for s in (subject, issuer) if s)
 
 
+def _actions(manifest: dict) -> list[dict]:
+    actions: list[dict] = []
+    for a in _labelled(manifest.get("assertions") or [], "c2pa.actions"):
+        actions.extend(a.get("actions") or [])
+    return actions
+
+
+def _source_type(manifest: dict) -> str | None:
+    """The digital source type the first action of ``manifest`` that states one gives."""
+    return next((a.get("digitalSourceType") for a in _actions(manifest) if a.get("digitalSourceType")), None)
+
+
+def _parent_source_type(manifests: dict, manifest: dict) -> str | None:
+    """The digital source type of the nearest ancestor (``parentOf`` ingredients, followed up
+    through their own manifests) that states one: an edit of generated audio ("opened",
+    "edited") states none itself, and its provenance must not lose what the parent disclosed."""
+    seen: set[str] = set()
+    while True:
+        parent = next((i for i in manifest.get("ingredients") or []
+                       if i.get("relationship") == "parentOf" and i.get("active_manifest")), None)
+        if parent is None or parent["active_manifest"] in seen or parent["active_manifest"] not in manifests:
+            return None
+        seen.add(parent["active_manifest"])
+        manifest = manifests[parent["active_manifest"]]
+        dst = _source_type(manifest)
+        if dst:
+            return dst
+
+
 def _report_from_reader(reader: c2pa.Reader, source: str, mime: str | None) -> CredentialsReport:
     manifest_json = reader.json()
     data = json.loads(manifest_json)
-    active = (data.get("manifests") or {}).get(data.get("active_manifest") or "", {})
+    manifests = data.get("manifests") or {}
+    active = manifests.get(data.get("active_manifest") or "", {})
     assertions = active.get("assertions") or []
-    actions: list[dict] = []
-    for a in _labelled(assertions, "c2pa.actions"):
-        actions.extend(a.get("actions") or [])
-    dst = next((a.get("digitalSourceType") for a in actions if a.get("digitalSourceType")), None)
+    actions = _actions(active)
+    dst = _source_type(active)
     gens = _labelled(assertions, GENERATION_LABEL)
     cgi = (active.get("claim_generator_info") or [{}])[0]
     claim_generator = f"{cgi.get('name')}/{cgi.get('version')}" if cgi.get("name") else active.get("claim_generator")
@@ -125,6 +153,7 @@ def _report_from_reader(reader: c2pa.Reader, source: str, mime: str | None) -> C
         chain=chain,
         claim_generator=claim_generator,
         digital_source_type=dst,
+        parent_source_type=None if dst else _parent_source_type(manifests, active),
         actions=tuple(actions),
         soft_bindings=_soft_bindings(assertions),
         generation_record=gens[0] if gens else None,

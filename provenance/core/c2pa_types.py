@@ -54,6 +54,10 @@ class CredentialsReport:
     """``name/version`` of the software that made the claim."""
     digital_source_type: str | None = None
     """IPTC digital source type of the first action (e.g. ``...trainedAlgorithmicMedia``)."""
+    parent_source_type: str | None = None
+    """When the active manifest states none (an edit: ``c2pa.opened``, ``c2pa.edited``), the
+    digital source type its nearest ``parentOf`` ancestor states: an edit of generated audio is
+    still generated audio."""
     actions: tuple[dict, ...] = ()
     """The ``c2pa.actions`` entries of the active manifest, as c2pa reports them."""
     soft_bindings: tuple[SoftBinding, ...] = ()
