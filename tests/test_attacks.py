@@ -296,6 +296,17 @@ def test_reverb_adds_a_tail_and_compression_narrows_dynamics():
     assert ratio_out < ratio_in - 10
 
 
+@pytest.mark.parametrize("name", ["reverb_room", "rerecord", "compress"])
+def test_effects_reach_every_channel_of_surround_audio(name):
+    """pedalboard's Freeverb passes a third channel and beyond through untouched: a 5.1 file's
+    'reverb' trial would have counted as survived with four of its channels never changed."""
+    t = np.arange(2 * SR) / SR
+    x = np.stack([0.3 * np.sin(2 * np.pi * 220 * (c + 1) * t) for c in range(6)]).astype(np.float32)
+    y = get_attack(name).apply(Audio(x, SR), np.random.default_rng(0)).samples
+    assert y.shape == x.shape
+    assert (np.max(np.abs(y - x), axis=1) > 1e-3).all(), name
+
+
 def test_speed_changes_length_and_pitch():
     x = _tone(1000, seconds=2.0)
     for name, pct in (("speed_+5%", 5), ("speed_-10%", -10)):

@@ -128,7 +128,9 @@ class Echo(Attack):
 class RoomReverb(Attack):
     """Room reverb (pedalboard's Freeverb): ``room_size`` and ``damping`` in 0..1, levels in dB.
 
-    The tail past the end of the input is cut so the output keeps the input's length.
+    The tail past the end of the input is cut so the output keeps the input's length. Freeverb
+    takes one or two channels (it passes a third and beyond through untouched), so more channels
+    go through it in pairs (FL FR, FC LFE, BL BR ...), a last odd one alone.
     """
 
     room_size: float = 0.5
@@ -145,5 +147,7 @@ class RoomReverb(Attack):
             room_size=self.room_size, damping=self.damping, width=self.width,
             wet_level=10 ** (self.wet_db / 20), dry_level=10 ** (self.dry_db / 20),
         )
-        return audio.with_samples(fx(audio.samples, audio.sample_rate, reset=True))
+        x = audio.samples
+        pairs = [fx(x[c:c + 2], audio.sample_rate, reset=True) for c in range(0, x.shape[0], 2)]
+        return audio.with_samples(np.concatenate(pairs, axis=0))
 
