@@ -419,6 +419,19 @@ def test_too_short_nan_and_empty_inputs_are_refused(music):
         detect(Audio(np.zeros((1, 4000), np.float32), 4000), KEY)
 
 
+def test_an_array_or_a_transposed_array_is_refused_with_how_to_make_audio(music):
+    """A bare array carries no sample rate; one shaped (frames, channels), as soundfile.read
+    returns it, is named as transposed rather than as audio of 96,000 channels."""
+    for bad in (music.samples, music.samples.tolist()):
+        with pytest.raises(InputError, match=r"must be an Audio \(provenance.core.audio.Audio\(samples, sample_rate\)"):
+            embed(bad, KEY, PAYLOAD)
+        with pytest.raises(InputError, match="must be an Audio"):
+            detect(bad, KEY)
+    transposed = Audio(np.ascontiguousarray(music.samples.T), music.sample_rate)
+    with pytest.raises(InputError, match=r"looks like \(frames, channels\).*samples\.T"):
+        embed(transposed, KEY, PAYLOAD)
+
+
 def test_key_files(tmp_path):
     key = new_key()
     path = save_key(key, tmp_path / "wm.key")

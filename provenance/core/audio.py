@@ -83,6 +83,12 @@ class Audio:
 
     def validate(self, *, what: str = "audio") -> "Audio":
         """Raise :class:`InputError` unless rate, channels, length and values are usable."""
+        if self.channels > MAX_CHANNELS and self.frames <= MAX_CHANNELS:
+            raise InputError(
+                f"{what} has {self.channels} channels of {self.frames} samples: the array looks like "
+                "(frames, channels), as soundfile.read returns it; Audio takes (channels, frames), "
+                "so pass samples.T"
+            )
         check_audio_params(self.sample_rate, self.channels, what=what)
         if self.frames == 0:
             raise InputError(f"{what} has no samples (zero length)")
@@ -128,3 +134,16 @@ def check_audio_params(sample_rate: int, channels: int, *, what: str = "audio") 
         )
     if not 1 <= channels <= MAX_CHANNELS:
         raise InputError(f"{what} has {channels} channels; supported: 1-{MAX_CHANNELS}")
+
+
+def require_audio(audio: object, *, what: str = "audio") -> Audio:
+    """``audio`` itself if it is an :class:`Audio`; else an :class:`InputError` that says how to
+    make one (a bare array carries no sample rate, and the mark depends on it)."""
+    if isinstance(audio, Audio):
+        return audio
+    t = type(audio)
+    kind = t.__qualname__ if t.__module__ == "builtins" else f"{t.__module__}.{t.__qualname__}"
+    raise InputError(
+        f"{what} must be an Audio (provenance.core.audio.Audio(samples, sample_rate): float samples "
+        f"(channels, frames) and their rate in Hz), got {kind}"
+    )

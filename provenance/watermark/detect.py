@@ -55,7 +55,7 @@ from collections.abc import Callable, Iterator
 import numpy as np
 from scipy import special
 
-from provenance.core.audio import Audio
+from provenance.core.audio import Audio, require_audio
 from provenance.core.errors import InputError
 from provenance.core.results import Detection, Segment
 from provenance.watermark.clipping import CLIP_MIN_FRACTION, clipped_fraction, clipped_samples
@@ -1077,7 +1077,7 @@ def detect(
     false-positive budget (:func:`~provenance.watermark.confirm.presence_p_value`, :func:`~provenance.watermark.confirm.matched_p_value`).
     """
     check_threshold(threshold)
-    audio.validate()
+    audio = require_audio(audio).validate()
     x16 = resample(audio.mono(), audio.sample_rate, params.analysis_rate_hz)
     clipped16 = clipped_fraction(clipped_samples(audio.samples), audio.sample_rate,
                                  params.analysis_rate_hz, x16.shape[-1])

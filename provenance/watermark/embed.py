@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from provenance.core.audio import Audio
+from provenance.core.audio import Audio, require_audio
 from provenance.core.errors import InputError, PayloadError
 from provenance.watermark import ecc
 from provenance.watermark.keys import WatermarkKey, as_key
@@ -395,6 +395,7 @@ def embed(
     about 30+ dB SNR on music and speech). The quantiser step itself is part of the format.
     Raises InputError for unusable audio or audio shorter than one payload block.
     """
+    audio = require_audio(audio)
     out = np.empty_like(audio.samples)
     pos = 0
     for block in marked_blocks(audio, key, payload, strength=strength, params=params):
@@ -415,7 +416,7 @@ def marked_blocks(
     :data:`CHUNK_S` (the last one shorter), made as they are taken: a long soundtrack can be
     marked into a file without a second copy of itself in memory. ``audio`` is checked at once
     (InputError), before the first block is asked for."""
-    audio.validate()
+    require_audio(audio).validate()
     require_duration(audio.duration_s, params)
     emb = ChunkEmbedder(key, payload, audio.sample_rate, strength=strength, params=params)
     return _marked(audio.samples, emb)
