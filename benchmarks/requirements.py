@@ -41,6 +41,12 @@ NUMBA = Requirement("numba", "numba",
                     "ViSQOL's compiled kernels: about 2 s per 10 s clip instead of 18 s; without them "
                     "the full suite takes 48 min instead of 35")
 
+HTTPX = Requirement("httpx", "httpx", "the clients of the load benchmark")
+PYTEST = Requirement("pytest", "pytest", "running the speed benchmarks")
+PYTEST_BENCHMARK = Requirement("pytest_benchmark", "pytest-benchmark", "timing the speed benchmarks")
+TEST_INSTALL_HINT = "pip install 'foleyseal[test]'"
+"""How to install what ``bench load`` and ``bench speed`` need (the ``test`` extra)."""
+
 MEASURE_REQUIREMENTS: dict[str, Requirement] = {"pesq": PESQ, "visqol": VISQOL}
 """Quality measure name (``benchmarks.quality.MEASURES``) -> the package that computes it."""
 
@@ -84,12 +90,23 @@ def missing_requirements(
     return out
 
 
-def missing_message(missing: list[Requirement], *, allow_flag: str | None = "--allow-missing") -> str:
+def missing_message(missing: list[Requirement], *, allow_flag: str | None = "--allow-missing",
+                    install_hint: str = INSTALL_HINT) -> str:
     """The error a run gives when packages it needs are missing: what, why, and how to fix it
     (``allow_flag``: the option that runs without them, where the command has one)."""
     names = "; ".join(r.describe() for r in missing)
-    msg = f"the benchmark needs packages that are not installed: {names}. Install them with `{INSTALL_HINT}`"
+    msg = f"the benchmark needs packages that are not installed: {names}. Install them with `{install_hint}`"
     if allow_flag:
         msg += (f", or run with {allow_flag} to leave out what they measure, or measure it slowly "
                 "(the summary lists them)")
     return msg
+
+
+def require_test_extra(*requirements: Requirement) -> None:
+    """:class:`~provenance.core.errors.InputError` (exit 3) naming those of ``requirements`` that
+    do not import here, and the ``test`` extra that brings them (``bench load``, ``bench speed``)."""
+    from provenance.core.errors import InputError
+
+    missing = [r for r in requirements if not importable(r.module)]
+    if missing:
+        raise InputError(missing_message(missing, allow_flag=None, install_hint=TEST_INSTALL_HINT))

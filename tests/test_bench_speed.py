@@ -72,3 +72,26 @@ def test_every_data_file_of_the_packages_is_packaged():
     assert data, "no data files found: is this a git checkout?"
     missing = [str(p) for p in data if not any(fnmatch.fnmatch(p.name, pat) for pat in patterns)]
     assert missing == []
+
+
+@pytest.mark.parametrize("argv, module, dist", [
+    (["bench", "speed", "-k", "embed"], "pytest_benchmark", "pytest-benchmark"),
+    (["bench", "load", "--clients", "1", "--duration", "1"], "httpx", "httpx"),
+])
+def test_without_the_test_extra_the_benchmark_names_what_to_install(monkeypatch, capsys, argv, module, dist):
+    """Without httpx, `bench load` ended in "internal error: ModuleNotFoundError" (exit 4);
+    without pytest, `bench speed` in Python's own message (exit 1)."""
+    import sys
+
+    from benchmarks import requirements
+
+    requirements.importable.cache_clear()
+    monkeypatch.setitem(sys.modules, module, None)  # an import of it now fails
+    try:
+        with pytest.raises(SystemExit) as exc:
+            main(argv)
+    finally:
+        requirements.importable.cache_clear()
+    err = capsys.readouterr().err
+    assert exc.value.code == 3
+    assert f"not installed: {dist}" in err and "pip install 'foleyseal[test]'" in err

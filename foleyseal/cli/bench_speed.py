@@ -21,8 +21,11 @@ def speed_cmd(
 
     Prints pytest-benchmark's table; the same as `pytest benchmarks/ --bench-name EXPR` (needs the test extra: pip install -e '.\\[test]'). Benchmarks that need what a source checkout has beside it (../shared's videos) are skipped with the reason. Exit code: pytest's.
     """  # noqa: E501 - one line per paragraph: the help renderer re-wraps it
+    from benchmarks.requirements import PYTEST, PYTEST_BENCHMARK, require_test_extra
+
     if not BENCH_DIR.is_dir():
         raise typer.BadParameter(f"benchmarks folder not found at {BENCH_DIR} (run from a source checkout)")
+    require_test_extra(PYTEST, PYTEST_BENCHMARK)
     # -rs: a skipped benchmark says why (pyproject's -ra does not apply outside a source checkout)
     args = [sys.executable, "-m", "pytest", str(BENCH_DIR), "-p", "no:cacheprovider", "-q", "-rs",
             "--benchmark-columns=min,median,max,rounds"]

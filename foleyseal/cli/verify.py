@@ -345,8 +345,11 @@ def bench_load_cmd(
     """  # noqa: E501 - one line per paragraph: the help renderer re-wraps it
     from benchmarks.jsonout import dumps  # null, not NaN, for latencies when no request succeeded
     from benchmarks.load import LoadConfig, format_result, run_load
+    from benchmarks.requirements import HTTPX, require_test_extra
 
     from provenance.core.atomic import atomic_write_bytes, check_writable
+
+    require_test_extra(HTTPX)
 
     if out is not None:
         check_writable(out)  # before minutes of load, not after
