@@ -254,13 +254,17 @@ def serve(
 
 def _run_on(server: Any, sock: socket.socket) -> None:
     """``server.run`` on a bound socket, ended as :func:`uvicorn.run` ends it: Ctrl-C is a normal
-    stop, a failed application start-up exits uvicorn's ``STARTUP_FAILURE`` (3)."""
-    from uvicorn.config import STARTUP_FAILURE
-
+    stop, a failed application start-up exits :data:`STARTUP_FAILURE`."""
     with contextlib.suppress(KeyboardInterrupt):
         server.run(sockets=[sock])
     if not server.started:
         sys.exit(STARTUP_FAILURE)
+
+
+STARTUP_FAILURE = 3
+"""Exit code of a service whose application failed to start: uvicorn's (``uvicorn.run`` exits 3;
+its ``uvicorn.config.STARTUP_FAILURE`` name exists only since 0.50), and FoleySeal's for bad
+configuration."""
 
 
 def _url(host: str, port: int) -> str:
