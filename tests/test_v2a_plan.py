@@ -119,6 +119,7 @@ def test_words_that_name_no_sound_are_reported_from_both_prompts(analysis):
     assert data["unmatched_negative_terms"] == ["laughter", "hiss"]
     prompt_note, negative_note = palette.unmatched_notes()
     assert prompt_note.startswith("the prompt's 'xylophone', 'marimba' name no sound this generator makes")
+    assert "(`foleyseal generate --list-sounds` lists the sounds it makes)" in prompt_note  # no docs/ when installed
     assert negative_note.startswith("the negative prompt's 'laughter', 'hiss' name no sound")
     assert negative_note.endswith("nothing was removed for them")
     assert plan(analysis, "ukulele", "rain").palette.unmatched_notes()[0].startswith("the prompt's 'ukulele' names no")
@@ -208,3 +209,13 @@ def test_words_of_any_script_are_matched_or_reported_never_dropped():
     assert [m.category for m in parsed.matches] == ["weather.thunder", "crowd.murmur"]  # accents folded
     assert set(parsed.unmatched) >= {"雨", "дождь", "гром", "बारिश"}
     assert excluded_categories("rain，birds")[:2] == ("weather.rain", "animal.birds")  # a full-width comma
+
+
+def test_the_cli_lists_the_sounds_where_the_docs_are_not_installed(capsys):
+    """An installed user has no docs/: `generate --list-sounds` prints the taxonomy without
+    needing a video."""
+    from foleyseal.cli import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(["generate", "--list-sounds"])
+    assert exc.value.code == 0 and capsys.readouterr().out == markdown()

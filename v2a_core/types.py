@@ -218,7 +218,7 @@ class Palette:
                 words = ", ".join(f"'{w}'" for w in terms)
                 verb = "names" if len(terms) == 1 else "name"
                 notes.append(f"the {which}'s {words} {verb} no sound this generator makes "
-                             f"(docs/sound-taxonomy.md lists the sounds it makes){meant}")
+                             f"(`foleyseal generate --list-sounds` lists the sounds it makes){meant}")
         return notes
 
     @property

@@ -63,6 +63,14 @@ def _check_seed(seed: int, candidates: int) -> None:
         raise typer.BadParameter(exc.message, param_hint="'--seed'") from None
 
 
+def _list_sounds(value: bool) -> None:
+    if value:
+        from v2a_core.plan.taxonomy import markdown
+
+        typer.echo(markdown(), nl=False)
+        raise typer.Exit()
+
+
 def generate_cmd(
     video: Path = typer.Argument(..., help="The video to score (any container/codec FFmpeg reads)."),
     output: Path = typer.Option(
@@ -70,6 +78,10 @@ def generate_cmd(
         help="Output file: a video (.mp4/.mov/.m4v/.mkv: video copied, AAC soundtrack; .webm for "
         "VP8/VP9/AV1 video, Opus soundtrack) or audio (.wav/.flac/.mp3/.m4a/.ogg/.opus). MKV, WebM, "
         "Ogg and Opus get their C2PA manifest as a .c2pa sidecar. Default: ./VIDEO.foleyseal.mp4.",
+    ),
+    list_sounds: bool = typer.Option(
+        False, "--list-sounds", callback=_list_sounds, is_eager=True, expose_value=False,
+        help="Print the sounds the built-in generator makes, with the words a prompt names them by, and exit.",
     ),
     prompt: str = typer.Option(
         "", "--prompt", "-p",
