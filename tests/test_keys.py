@@ -616,3 +616,47 @@ def test_a_signing_key_others_can_read_is_refused_like_a_watermark_key(home, tmp
     s.signing_key_path.chmod(0o600)
     rc, out, err = run_cli(capsys, "sign", str(tmp_path / "a.wav"), str(tmp_path / "b.wav"))
     assert rc == 0, err
+
+
+def test_import_takes_an_openssl_sec1_key_and_makes_the_home_private(home, tmp_path, capsys, ca):
+    """`openssl ecparam -genkey` writes "BEGIN EC PRIVATE KEY" (SEC1), which c2pa refused with a
+    message naming no file; the key is installed as PKCS#8. A home that `keys import` makes is
+    0700, as `keys init` makes it (it holds the store and the settings)."""
+    leaf, key = ca.leaf()
+    chain, key_path, root = ca.write(tmp_path / "in", [leaf, ca.inter], key)
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
+                                           serialization.NoEncryption()))
+    assert b"BEGIN EC PRIVATE KEY" in key_path.read_bytes()
+    rc, out, err = run_cli(capsys, "keys", "import", "--cert-chain", str(chain), "--key", str(key_path),
+                           "--root", str(root))
+    assert rc == 0, err
+    s = load_settings()
+    assert s.signing_key_path.read_bytes().startswith(b"-----BEGIN PRIVATE KEY-----")
+    assert stat.S_IMODE(home.stat().st_mode) == 0o700
+    rc, out, err = run_cli(capsys, "sign", str(_wav(tmp_path / "a.wav")), str(tmp_path / "b.wav"))
+    assert rc == 0, err
+    # one placed in the home by hand is read too
+    s.signing_key_path.write_bytes(key_path.read_bytes())
+    rc, out, err = run_cli(capsys, "sign", str(tmp_path / "a.wav"), str(tmp_path / "c.wav"))
+    assert rc == 0, err
+
+
+def test_import_for_a_signing_callback_leaves_no_earlier_key_or_root(home, tmp_path, capsys, ca, monkeypatch):
+    """After `keys init`, importing a chain whose key an HSM holds (no --key, no --root) kept the
+    development signing key and root: `keys show` listed that unrelated root, and verifiers of
+    this home went on trusting it."""
+    rc, _, err = run_cli(capsys, "keys", "init")
+    assert rc == 0, err
+    s = load_settings()
+    leaf, key = ca.leaf()
+    chain, key_path, _ = ca.write(tmp_path / "in", [leaf, ca.inter], key)
+    (tmp_path / "mods").mkdir()
+    (tmp_path / "mods" / "fake_kms.py").write_text(CALLBACK_MODULE)
+    monkeypatch.syspath_prepend(str(tmp_path / "mods"))
+    monkeypatch.setenv("TEST_KMS_KEY", str(key_path))
+    monkeypatch.setenv("FOLEYSEAL_SIGNER_CALLBACK", "fake_kms:sign")
+    rc, out, err = run_cli(capsys, "keys", "import", "--cert-chain", str(chain), "--force")
+    assert rc == 0, err
+    assert not s.signing_key_path.exists() and not s.root_cert_path.exists()
+    rc, out, err = run_cli(capsys, "keys", "show")
+    assert rc == 0 and "Development Root" not in out and "Test Signer" in out

@@ -76,26 +76,6 @@ def _cert_lines(infos) -> list[str]:
     return lines
 
 
-def _make_home(home: Path) -> None:
-    """Make the FoleySeal home (mode 0700); :class:`ConfigError` naming it when it is a file or
-    cannot be made (the system said only "File exists", or named a folder inside it)."""
-    import os
-    import tempfile
-
-    from provenance.core.errors import ConfigError
-
-    if home.exists() and not home.is_dir():
-        raise ConfigError("the FoleySeal home is a file, not a folder (set FOLEYSEAL_HOME or --home to a folder)",
-                          path=home)
-    try:
-        home.mkdir(parents=True, exist_ok=True)
-        os.chmod(home, 0o700)
-        with tempfile.TemporaryFile(dir=home):  # a folder that takes no file (/proc, read-only)
-            pass
-    except OSError as exc:
-        raise ConfigError(f"cannot make or write the FoleySeal home there: {exc.strerror or exc}", path=home) from None
-
-
 @app.command("init")
 def init_cmd(
     home: Path = typer.Option(None, "--home", help=_HOME_HELP),
@@ -108,12 +88,11 @@ def init_cmd(
     """
     from provenance.core.atomic import atomic_write_bytes
     from provenance.core.errors import KeyFileError
-    from provenance.core.permissions import check_owner_only
-    from provenance.keys.pki import describe_installed, install_dev_chain
+    from provenance.keys.pki import describe_installed, install_dev_chain, make_home
     from provenance.watermark.keys import load_key, new_key, save_key
 
     settings = _settings(home)
-    _make_home(settings.home)
+    make_home(settings.home)
     created: list[str] = []
     kept: list[str] = []
 
@@ -247,37 +226,16 @@ def import_cmd(
     Refused with the fault named (exit 3) for: wrong order, a CA as signing certificate, wrong extended key usage (C2PA needs emailProtection), an expired certificate, a key that does not match. The chain is test-signed before anything is installed.
     """
     from provenance.core.errors import KeyFileError
-    from provenance.keys.pki import cert_info, import_chain, validate_chain
-    from provenance.keys.signers import probe_signing, resolve_callback
+    from provenance.keys.pki import cert_info, import_chain
+    from provenance.keys.signers import resolve_callback
 
     settings = _settings(home)
+    callback = None
     if key is None:
         if not settings.signer_callback:
             raise KeyFileError("--key is required unless signer_callback is configured")
-        chain_bytes = cert_chain.read_bytes() if cert_chain.is_file() else None
-        if chain_bytes is None:
-            raise KeyFileError("certificate chain not found", path=cert_chain)
-        validated = validate_chain(
-            chain_bytes, None, root_pem=root.read_bytes() if root else None, source=cert_chain
-        )
-        probe_signing(
-            validated.chain_pem,
-            root_pem=validated.root_pem,
-            callback=resolve_callback(settings.signer_callback),
-            source=cert_chain,
-        )
-        from provenance.core.atomic import atomic_write_bytes
-
-        targets = [settings.cert_chain_path] + ([settings.root_cert_path] if validated.root_pem else [])
-        existing = [p for p in targets if p.exists()]
-        if existing and not force:
-            raise KeyFileError("already exists; use --force to replace it", path=existing[0])
-        settings.cert_chain_path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_bytes(settings.cert_chain_path, validated.chain_pem.encode(), mode=0o644)
-        if validated.root_pem:
-            atomic_write_bytes(settings.root_cert_path, validated.root_pem.encode(), mode=0o644)
-    else:
-        _, validated = import_chain(settings, cert_chain, key, root=root, force=force)
+        callback = resolve_callback(settings.signer_callback)
+    _, validated = import_chain(settings, cert_chain, key, root=root, force=force, callback=callback)
     roles = ["signing"] + ["intermediate"] * (len(validated.certificates) - 1)
     if validated.root_pem is not None:
         roles[-1] = "root"

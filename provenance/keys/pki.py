@@ -33,7 +33,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from provenance.core.atomic import atomic_write_bytes
 from provenance.core.config import Settings
-from provenance.core.errors import KeyFileError, SigningError
+from provenance.core.errors import ConfigError, KeyFileError, SigningError
 
 PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey
 
@@ -486,7 +486,8 @@ class InstalledFiles:
     """Paths written by ``keys init`` / ``keys import``."""
 
     cert_chain: Path
-    signing_key: Path
+    signing_key: Path | None
+    """None when a signing callback holds the key."""
     root_cert: Path | None
     watermark_key: Path | None = None
 
@@ -514,38 +515,69 @@ def _read(path: Path, what: str) -> bytes:
         raise KeyFileError(f"cannot read {what}: {exc.strerror}", path=path) from exc
 
 
+def make_home(home: Path) -> None:
+    """Make the FoleySeal home (mode 0700: it holds the key folder, the store and the settings);
+    :class:`ConfigError` naming it when it is a file or cannot be made or written (the system
+    said only "File exists", or named a folder inside it)."""
+    import tempfile
+
+    if home.exists() and not home.is_dir():
+        raise ConfigError("the FoleySeal home is a file, not a folder (set FOLEYSEAL_HOME or --home to a folder)",
+                          path=home)
+    try:
+        home.mkdir(parents=True, exist_ok=True)
+        os.chmod(home, 0o700)
+        with tempfile.TemporaryFile(dir=home):  # a folder that takes no file (/proc, read-only)
+            pass
+    except OSError as exc:
+        raise ConfigError(f"cannot make or write the FoleySeal home there: {exc.strerror or exc}", path=home) from None
+
+
 def import_chain(
     settings: Settings,
     cert_chain: Path,
-    key: Path,
+    key: Path | None,
     *,
     root: Path | None = None,
     force: bool = False,
     probe: bool = True,
+    callback: Any = None,
 ) -> tuple[InstalledFiles, ValidatedChain]:
     """Validate an operator's chain + key and install them in the home.
 
     Every check of :func:`validate_chain` runs first; then (``probe=True``) a tiny WAV is
     signed and read back with the chain's root as anchor, so a chain that c2pa still refuses
     is caught here and not at the first ``mark``. Nothing is written unless all checks pass.
+    ``key`` None: the signing key is held by ``callback`` (an HSM or KMS hook, which the probe
+    signs through), and a key file left in the home by an earlier chain is removed with it.
+    A key in another PEM form (``BEGIN EC PRIVATE KEY``, ``BEGIN RSA PRIVATE KEY``: what
+    ``openssl ecparam -genkey`` and ``openssl genrsa`` write) is installed as PKCS#8, the one
+    form c2pa reads.
     """
     chain_bytes = _read(cert_chain, "certificate chain")
-    key_bytes = _read(key, "private key")
+    key_bytes = _read(key, "private key") if key is not None else None
     root_bytes = _read(root, "root certificate") if root is not None else None
     validated = validate_chain(
         chain_bytes, key_bytes, root_pem=root_bytes, source=cert_chain, key_source=key, root_source=root
     )
+    if key_bytes is not None:
+        key_bytes = private_key_pem(load_private_key(key_bytes, source=key))
     if probe:
         from provenance.keys.signers import probe_signing
 
-        probe_signing(validated.chain_pem, key_bytes, root_pem=validated.root_pem, source=cert_chain)
+        probe_signing(validated.chain_pem, key_bytes, root_pem=validated.root_pem, callback=callback,
+                      source=cert_chain)
     # The home's root goes with the chain: a root from an earlier chain that did not issue this
     # one would be listed by `keys show` and trusted by the verifier for nothing.
     targets = [settings.cert_chain_path, settings.signing_key_path, settings.root_cert_path]
     _refuse_overwrite(targets, force)
+    make_home(settings.home)
     for p in targets:
         _ensure_key_dir(p)
-    atomic_write_bytes(settings.signing_key_path, key_bytes, mode=0o600)
+    if key_bytes is not None:
+        atomic_write_bytes(settings.signing_key_path, key_bytes, mode=0o600)
+    else:  # an earlier chain's key signs for no certificate of this one
+        settings.signing_key_path.unlink(missing_ok=True)
     atomic_write_bytes(settings.cert_chain_path, validated.chain_pem.encode(), mode=0o644)
     if validated.root_pem is not None:
         atomic_write_bytes(settings.root_cert_path, validated.root_pem.encode(), mode=0o644)
@@ -554,7 +586,7 @@ def import_chain(
     return (
         InstalledFiles(
             settings.cert_chain_path,
-            settings.signing_key_path,
+            settings.signing_key_path if key_bytes is not None else None,
             settings.root_cert_path if validated.root_pem is not None else None,
         ),
         validated,

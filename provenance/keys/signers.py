@@ -38,7 +38,14 @@ from provenance.core.config import Settings
 from provenance.core.errors import ConfigError, KeyFileError, SigningError
 from provenance.core.interrupts import stop_signals_deferred
 from provenance.core.permissions import check_owner_only
-from provenance.keys.pki import load_certificates, load_private_key, same_public_key, signing_alg, validate_chain
+from provenance.keys.pki import (
+    load_certificates,
+    load_private_key,
+    private_key_pem,
+    same_public_key,
+    signing_alg,
+    validate_chain,
+)
 
 SignCallback = Callable[[bytes], bytes]
 
@@ -189,7 +196,8 @@ def load_identity(settings: Settings) -> SigningIdentity:
             f"the signing key does not belong to the signing certificate in {settings.cert_chain_path}",
             path=settings.signing_key_path,
         )
-    return SigningIdentity(chain_pem=chain_pem, alg=alg, key_pem=key_pem, tsa_url=settings.tsa_url)
+    # c2pa reads PKCS#8 only; a SEC1 or PKCS#1 key placed in the home by hand is converted here
+    return SigningIdentity(chain_pem=chain_pem, alg=alg, key_pem=private_key_pem(key), tsa_url=settings.tsa_url)
 
 
 def _tiny_wav() -> bytes:
