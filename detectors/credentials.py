@@ -51,3 +51,35 @@ def unparseable(cred: Any) -> bool:
         return False
     codes = tuple(getattr(cred, "failure_codes", ()) or ())
     return bool(getattr(cred, "error", None)) and all(c.startswith("c2pa.") for c in codes)
+
+
+# What a derivative (re-encoded, trimmed) does to the manifest of the file it came from: the
+# hard binding no longer matches. Nothing else may fail for that manifest to vouch for it.
+_HARD_BINDING_MISMATCHES = {
+    "assertion.dataHash.mismatch",
+    "assertion.bmffHash.mismatch",
+    "assertion.boxesHash.mismatch",
+    "assertion.collectionHash.mismatch",
+}
+
+
+def why_record_does_not_vouch(cred: Any, payload: str | None) -> str | None:
+    """Why a stored manifest, found through the watermark ``payload`` read from a file, cannot
+    vouch for that file (None when it can): it must be readable, its signature valid and trusted
+    (a hard-binding mismatch is all a derivative may add), and its soft binding must name the
+    payload read. Anyone who can write a record (an API key, the database) could otherwise plant
+    an unsigned, untrusted or unrelated manifest and have stripped files "recovered" by it."""
+    if cred is None or not getattr(cred, "present", False):
+        return "it holds no C2PA manifest"
+    codes = tuple(getattr(cred, "failure_codes", ()) or ())
+    error = getattr(cred, "error", None)
+    if error and not (set(codes) <= _HARD_BINDING_MISMATCHES):
+        return f"its manifest cannot be read ({', '.join(codes) or error})"
+    other = [c for c in codes if c not in _HARD_BINDING_MISMATCHES]
+    if other:
+        return f"its manifest does not validate: {', '.join(other)}"
+    bound = {b.value.lower() for sb in getattr(cred, "soft_bindings", ()) or () for b in sb.blocks}
+    if payload is not None and payload.lower() not in bound:
+        named = ", ".join(sorted(bound)) or "no payload"
+        return f"its manifest binds {named}, not the payload {payload} read from the audio"
+    return None

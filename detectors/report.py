@@ -202,6 +202,9 @@ class StoreMatch:
     credentials: Any | None = None
     """:class:`provenance.core.c2pa_types.CredentialsReport` from validating the stored manifest
     against this file."""
+    refused: str | None = None
+    """Why the record cannot vouch for the file (a soft match whose manifest is unreadable,
+    untrusted, or bound to another payload); None when it can."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -211,6 +214,7 @@ class StoreMatch:
             "binding": self.binding,
             "record": self.record,
             "credentials": _to_dict(self.credentials),
+            "refused": self.refused,
         }
 
 
@@ -391,14 +395,15 @@ def _conflict_text(credentials: Any, store: list[StoreMatch] | None, named: str 
             "was generated, whatever the credentials it carries now say.")
 
 
-def _record_text(match: StoreMatch | None) -> str:
-    """The sentence naming the stored record the evidence leads to, or '' without one."""
+def _record_text(match: StoreMatch | None, soft_lead: str = "Its watermark leads to the stored record") -> str:
+    """The sentence naming the stored record the evidence leads to, or '' without one
+    (``soft_lead`` begins it for a record found through the watermark alone)."""
     if match is None:
         return ""
     when = match.record.get("created_at")
     title = match.record.get("title")
     if match.binding == "soft":  # found through the watermark only: a link, not a match
-        rec_text = f" Its watermark leads to the stored record {match.record_id}"
+        rec_text = f" {soft_lead} {match.record_id}"
     else:
         rec_text = f" It matches the stored record {match.record_id}"
     rec_text += f" ('{title}')" if title else ""
@@ -532,7 +537,8 @@ def _partial_text(
     )
 
 
-def _watermark_only_text(found: list[WatermarkResult], store_read: bool, store_configured: bool) -> str:
+def _watermark_only_text(found: list[WatermarkResult], store_read: bool, store_configured: bool,
+                         refused: list[StoreMatch] | None = None) -> str:
     """A watermark that leads to no stored record, and why none was found (no store, store unread,
     or no record in it)."""
     payloads = found[0].payloads if found else ()
@@ -552,6 +558,14 @@ def _watermark_only_text(found: list[WatermarkResult], store_read: bool, store_c
             f"This audio contains {what}, but no Content Credentials travel with it, "
             "and this verifier's manifest store could not be read (see the notes), so the "
             "record, if any, could not be looked up."
+        )
+    if refused:
+        return (
+            f"This audio contains {what}, but no Content Credentials travel with it, and the record "
+            f"this verifier's manifest store holds for {it} ({refused[0].record_id}) cannot vouch for "
+            f"it: {refused[0].refused}. Nothing that record claims is taken as this file's provenance; "
+            "a record whose manifest is not validly signed by a trusted signer, for this payload, "
+            "proves nothing."
         )
     return (
         f"This audio contains {what}, but no Content Credentials travel with it "
@@ -592,11 +606,13 @@ def explain(
     store_read: bool = True,
     store_configured: bool = True,
     advice: str = "Check that it is an audio file or a video with an audio track.",
+    refused: list[StoreMatch] | None = None,
 ) -> str:
     """The plain-language paragraph for a verdict, filled in with the evidence found.
     ``store_read``: the configured store answered; ``store_configured``: the verifier has a store
     (False: no record could be looked up at all); ``advice``: what to do about an ``error``
-    (empty: its message says it)."""
+    (empty: its message says it); ``refused``: records the watermark led to that cannot vouch
+    for the file (:attr:`StoreMatch.refused`)."""
     found = [w for w in (watermark or []) if w.found]
     match = (store or [None])[0]
     rec_text = _record_text(match)
@@ -609,11 +625,11 @@ def explain(
     if verdict is Verdict.CREDENTIALS_UNTRUSTED:
         return _untrusted_text(credentials) + _conflict_text(credentials, store)
     if verdict is Verdict.CREDENTIALS_RECOVERED_BY_WATERMARK:
-        return _recovered_text(found, store, match, rec_text)
+        return _recovered_text(found, store, match, _record_text(match, "It is the stored record"))
     if verdict is Verdict.PARTIALLY_MARKED:
         return _partial_text(found, store, store_configured, rec_text)
     if verdict is Verdict.WATERMARK_ONLY:
-        return _watermark_only_text(found, store_read, store_configured)
+        return _watermark_only_text(found, store_read, store_configured, refused)
     if verdict is Verdict.NO_EVIDENCE:
         return _no_evidence_text(keys_checked, watermark_analysed)
     # FFmpeg's and libsndfile's messages often end in a full stop of their own

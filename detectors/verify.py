@@ -44,7 +44,7 @@ from provenance.core.errors import FoleySealError, FormatError, InputError, Stor
 from provenance.core.io.read import cut_short
 
 from detectors.container import probe
-from detectors.credentials import classify_credentials, unparseable
+from detectors.credentials import classify_credentials, unparseable, why_record_does_not_vouch
 from detectors.decode import DeadlineExceeded, DecodeStats, iter_mono
 from detectors.gaps import confirmed_gaps, refine_boundaries
 from detectors.intake import SIDECAR_BESIDE, hash_and_scan, is_manifest_store, manifest_not_media, spooled
@@ -425,7 +425,7 @@ class Verifier:
         """Step 5: the verdict the evidence supports, and the report that explains it."""
         cred_verdict = classify_credentials(ev.credentials)
         hard = [m for m in ev.store_matches if m.binding in ("hard", "hash")]
-        soft = [m for m in ev.store_matches if m.binding == "soft"]
+        soft = [m for m in ev.store_matches if m.binding == "soft" and m.refused is None]
         found = [w for w in ev.watermark if w.found]
         partial = False
         if found and cred_verdict is None and not hard and ev.container is not None:
@@ -473,6 +473,7 @@ class Verifier:
             store_read=ev.store_read,
             # A store that failed to open is configured; one that is not there was not consulted.
             store_configured=self._store is not None or not ev.store_read,
+            refused=[m for m in ev.store_matches if m.refused],
         )
         return VerificationReport(
             file=display,
@@ -582,6 +583,8 @@ class Verifier:
             binding = ("hash" if how == "hash" else "hard") if ok else "soft"
             if how == "hash" and not ok:
                 continue  # same bytes but the manifest does not validate: nothing to recover
+            # said in the explanation and the record's line: a planted record proves nothing
+            refused = why_record_does_not_vouch(cred, record.payload) if binding == "soft" else None
             matches.append(
                 StoreMatch(
                     record_id=record.id,
@@ -590,6 +593,7 @@ class Verifier:
                     binding=binding,
                     record=record.to_dict(without_manifest=True),
                     credentials=cred,
+                    refused=refused,
                 )
             )
         # Hard bindings first: they are the stronger statement.

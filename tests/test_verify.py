@@ -955,3 +955,34 @@ def test_an_edit_of_generated_audio_keeps_the_parents_disclosure(verify_env: Ver
     assert r.credentials.digital_source_type is None
     assert r.credentials.parent_source_type.endswith("/trainedAlgorithmicMedia")
     assert "record an edit of audio" in r.explanation and "AI-generated (trainedAlgorithmicMedia)" in r.explanation
+
+
+@pytest.mark.parametrize("planted", ["garbage", "other_signer"])
+def test_a_stored_record_that_cannot_vouch_recovers_nothing(verify_env: VerifyEnv, tmp_path: Path, planted: str) -> None:
+    """A record anyone with write access to the store could plant (random bytes, or a manifest
+    signed by an untrusted chain for another payload) made a stripped copy read
+    "credentials recovered by watermark", exit 0."""
+    import sqlite3
+
+    src = verify_env.settings.store_url.removeprefix("sqlite:///")
+    db = tmp_path / "store.sqlite3"
+    shutil.copy(src, db)
+    if planted == "garbage":
+        manifest = np.random.default_rng(5).bytes(4000)
+    else:
+        other = sqlite3.connect(verify_env.other_home / "manifests.sqlite3")
+        (manifest,) = other.execute("select manifest from foleyseal_manifests").fetchone()
+        other.close()
+    con = sqlite3.connect(db)
+    con.execute("update foleyseal_manifests set manifest = ? where id = ?", (manifest, verify_env.record_id))
+    con.commit()
+    con.close()
+    settings = replace(verify_env.settings, store_url=f"sqlite:///{db}")
+    r = verify(verify_env.files["mp3_64"], settings=settings)
+    assert r.verdict is Verdict.WATERMARK_ONLY
+    (m,) = [m for m in r.store if m.record_id == verify_env.record_id]
+    assert m.refused and "cannot vouch for it" in r.explanation
+    assert ("cannot be read" if planted == "garbage" else "signingCredential.untrusted") in m.refused
+    # the honest record still recovers the same copy
+    assert verify(verify_env.files["mp3_64"], settings=verify_env.settings).verdict is \
+        Verdict.CREDENTIALS_RECOVERED_BY_WATERMARK

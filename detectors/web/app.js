@@ -158,7 +158,8 @@
       credFrom = cred.source !== "sidecar" ? "embedded in the file"
         : sidecarName ? `sidecar ${sidecarName} (sent with the file)` : "sidecar .c2pa file";
     }
-    const stored = (report.store || [])[0];
+    // a record that cannot vouch for the file (untrusted, unreadable, another payload) shows no credentials
+    const stored = (report.store || []).find((m) => !m.refused);
     if (!cred && stored && stored.credentials && stored.credentials.present) {
       cred = stored.credentials;
       credFrom = stored.binding === "soft"
@@ -187,6 +188,7 @@
       ["Record", stored ? stored.record_id : null],
       ["Binding", stored ? stored.binding : null],
       ["Registered", stored && stored.record ? stored.record.created_at : null],
+      ["Refused record", (report.store || []).filter((m) => m.refused).map((m) => `${m.record_id}: ${m.refused}`).join("; ") || null],
     ]);
 
     const c = report.container || {};

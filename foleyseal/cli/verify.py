@@ -161,7 +161,8 @@ def _summary(report: dict[str, Any], console: Any) -> None:
         else:
             console.print(f"  watermark (key {w['key_id']}): not found (p={w['p_value']:.2g})")
     for m in report.get("store") or []:
-        console.print(f"  store: record {escape(m['record_id'])} ({m['binding']} binding)")
+        refused = f"; cannot vouch: {m['refused']}" if m.get("refused") else ""
+        console.print(f"  store: record {escape(m['record_id'])} ({m['binding']} binding{escape(refused)})")
     for n in report.get("notes") or []:
         console.print(f"  note: {escape(n)}")
 
