@@ -241,6 +241,9 @@ class VerificationReport:
     elapsed_s: float = 0.0
     trust_anchors: int = 0
     """How many trust anchor certificates the verifier used (0: nothing is trusted)."""
+    store_unavailable: bool = False
+    """The configured manifest store could not be opened or read: records were not looked up,
+    so the verdict may lack what a record would add (the notes say why)."""
 
     @property
     def title(self) -> str:
@@ -263,6 +266,7 @@ class VerificationReport:
             "error": self.error,
             "elapsed_s": round(self.elapsed_s, 4),
             "trust_anchors": self.trust_anchors,
+            "store_unavailable": self.store_unavailable,
         }
 
     def to_json(self, *, indent: int | None = 2) -> str:

@@ -487,6 +487,7 @@ class Verifier:
             store=ev.store_matches,
             notes=ev.notes,
             trust_anchors=self.trust_anchor_count,
+            store_unavailable=not ev.store_read,
         )
 
     def _mark_gaps(self, path: Path, deadline: float | None, ev: _Evidence) -> bool:

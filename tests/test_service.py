@@ -239,6 +239,25 @@ def test_health_reads_the_store_on_every_call(verify_env: VerifyEnv, tmp_path: P
         assert c.get("/v1/health").json()["store"] == "ok"  # and it answers again once the store does
 
 
+def test_a_store_that_fails_while_verifying_is_a_503_not_an_answer(verify_env: VerifyEnv, tmp_path: Path) -> None:
+    """With the store down, /v1/verify answered 200 "watermark only" (a recoverable copy said to
+    have no record) with notes naming the database's URL, and /matches/byContent answered 200
+    with no matches, while /matches/byBinding said 503."""
+    import shutil
+
+    db = tmp_path / "store.sqlite3"
+    shutil.copy(verify_env.settings.store_url.removeprefix("sqlite:///"), db)
+    config = ServiceConfig(home=verify_env.home, upload_dir=tmp_path / "up", workers=1, rate_limit_per_min=0,
+                           api_keys_path=tmp_path / "api-keys.json", database_url=f"sqlite:///{db}")
+    with TestClient(create_app(config)) as c:
+        db.write_bytes(b"this is not a database\n" * 64)  # the workers open it at their first file
+        for url in ("/v1/verify", "/matches/byContent"):
+            r = _upload(c, verify_env.files["mp3_64"], url=url)
+            assert r.status_code == 503 and r.headers["retry-after"] == "30", (url, r.text)
+            assert r.json() == {"detail": "the manifest store is unavailable"}
+            assert "sqlite" not in r.text and str(tmp_path) not in r.text
+
+
 def test_soft_binding_resolution(client: TestClient, verify_env: VerifyEnv) -> None:
     value = base64.b64encode(bytes.fromhex(verify_env.payload)).decode()
     expected = {"matches": [{"manifestId": verify_env.record_id, "similarityScore": 100}]}

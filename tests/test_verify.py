@@ -25,6 +25,7 @@ from foleyseal.cli.verify import (
     EXIT_NO_EVIDENCE,
     EXIT_VALID,
     combined_exit_code,
+    report_exit_code,
 )
 from tests import _verify_fixtures
 from tests._verify_fixtures import SR, VerifyEnv, foley_host, settings_without_store
@@ -183,6 +184,10 @@ def test_an_unreadable_store_is_named_and_not_taken_for_an_empty_one(
     # Without keys, decoding a second of audio to prove it decodes is not "analysing 1 s".
     r = verify(verify_env.files["mp3_64"], settings=settings, keyring=[])
     assert not any("Only the first" in n for n in r.notes), r.notes
+    # A batch job gating on the exit code could not tell "no record" from "store down": 3 now.
+    assert r.store_unavailable and r.to_dict()["store_unavailable"] is True
+    assert report_exit_code(r.to_dict()) == EXIT_ERROR
+    assert report_exit_code(verify(verify_env.files["mp3_64"], settings=verify_env.settings).to_dict()) == EXIT_VALID
 
 
 def test_two_marked_outputs_joined_name_each_payload_and_record(

@@ -66,7 +66,8 @@ _VERIFY_HELP = (
     "  0  evidence found and intact (valid, recovered by watermark, partially marked, watermark only)\n"
     "  1  no evidence found\n"
     "  2  usage error (bad option or argument; from the command-line parser)\n"
-    "  3  a file could not be examined, or bad configuration\n"
+    "  3  a file could not be examined, or bad configuration (also a configured manifest store that "
+    "could not be read, when the verdict would otherwise be 0 or 1; --no-store verifies without it)\n"
     "  4  internal error\n"
     "  5  credentials tampered/invalid, or signed by an untrusted chain"
 )
@@ -77,8 +78,19 @@ def exit_code_for(verdict: str) -> int:
     return _EXIT_BY_VERDICT.get(verdict, EXIT_ERROR)
 
 
-def combined_exit_code(verdicts: list[str]) -> int:
-    codes = {exit_code_for(v) for v in verdicts}
+def report_exit_code(report: dict[str, Any]) -> int:
+    """The exit code of one report: its verdict's, or 3 when a configured manifest store could
+    not be read for it and the verdict would say nothing worse (a record may have been missed:
+    "watermark only" or "no evidence" from a store that is down is not an answer to act on)."""
+    code = exit_code_for(report["verdict"])
+    if report.get("store_unavailable") and code in (EXIT_VALID, EXIT_NO_EVIDENCE):
+        return EXIT_ERROR
+    return code
+
+
+def combined_exit_code(verdicts: list[str], codes: list[int] | None = None) -> int:
+    """The first of 5, 3, 1, 0 among the ``verdicts``' codes (or the given per-file ``codes``)."""
+    codes = set(codes) if codes is not None else {exit_code_for(v) for v in verdicts}
     for c in _EXIT_PRECEDENCE:
         if c in codes:
             return c
@@ -210,6 +222,7 @@ def verify_cmd(
                 verifier.keyring.append(k)
                 known.add(k.key_id)
     verdicts: list[str] = []
+    codes: list[int] = []
     if len(targets) == 1:
         # one file: a bar of the share of its audio read, where a person watches (a long file
         # takes a while: about 7 s for 30 minutes of stereo on one core)
@@ -218,7 +231,7 @@ def verify_cmd(
         with verifier, file_progress(targets[0].name[:40]) as report_share:
             report = verifier.verify(targets[0], progress=lambda share: report_share("verifying", share)).to_dict()
         _print_report(report, json_out, stdout)
-        sys.exit(combined_exit_code([report["verdict"]]))
+        sys.exit(report_exit_code(report))
     # A bar only where a person watches (or when asked): it is drawn on stderr and disappears.
     show_progress = progress_wanted()
     with verifier, Progress(
@@ -235,11 +248,12 @@ def verify_cmd(
             progress.update(task, description=f"verifying {path.name[:40]}")
             report = verifier.verify(path).to_dict()
             verdicts.append(report["verdict"])
+            codes.append(report_exit_code(report))
             _print_report(report, json_out, progress.console if show_progress else stdout)
             progress.advance(task)
     # sys.exit rather than typer.Exit: with standalone_mode=False click *returns* an Exit's code,
     # and the console entry point would turn it into 0.
-    sys.exit(combined_exit_code(verdicts))
+    sys.exit(combined_exit_code(verdicts, codes))
 
 
 def _stdout_console(**options: Any) -> Any:

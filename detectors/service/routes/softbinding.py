@@ -142,6 +142,7 @@ async def by_binding_post(
         **UPLOAD,
         415: error("Invalid asset type: the content is no audio or video format"),
         422: error("The file could not be examined (cut short, damaged, or past the time limit)"),
+        **STORE,
     },
 )
 async def by_content(
@@ -160,11 +161,13 @@ async def by_content(
         if report.get("container") is None and report.get("sha256") is not None:
             raise HTTPException(status_code=415, detail=f"invalid asset type: {report.get('error')}")
         raise HTTPException(status_code=422, detail=report.get("error") or "the file could not be examined")
+    if report.get("store_unavailable"):  # "no matches" would be an answer; this is "retry later"
+        raise HTTPException(status_code=503, detail="the manifest store is unavailable", headers={"Retry-After": "30"})
     matches: list[Match] = []
     seen: set[str] = set()
     conf = max((w.get("bit_confidence", 0.0) for w in report.get("watermark", []) if w.get("found")), default=0.0)
     for m in report.get("store", []):
-        if m["record_id"] in seen:
+        if m["record_id"] in seen or m.get("refused"):  # a record that cannot vouch is no match
             continue
         seen.add(m["record_id"])
         score = 100 if m["binding"] in ("hard", "hash") else max(1, min(100, round(conf * 100)))

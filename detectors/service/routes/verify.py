@@ -13,7 +13,7 @@ from provenance import __version__
 from provenance.core.errors import StoreError
 
 from detectors.report import VERDICT_DESCRIPTIONS
-from detectors.service.openapi import UPLOAD, UnexaminableBody, error
+from detectors.service.openapi import STORE, UPLOAD, UnexaminableBody, error
 from detectors.service.routes.common import UPLOAD_OPENAPI, verify_upload
 from detectors.service.state import get_state, rate_limited
 
@@ -31,18 +31,26 @@ _VERDICTS_DOC = "\n".join(f"- `{v.value}`: {d}" for v, d in VERDICT_DESCRIPTIONS
     "Credentials, watermark, store record, and a verdict with a plain-language explanation.\n\n"
     f"Verdicts:\n{_VERDICTS_DOC}\n\n"
     "A file that cannot be examined gets **422** with `detail` and the report. Other errors: 400 "
-    "malformed upload, 408 upload too slow, 413 too large, 429 rate limited or busy.",
+    "malformed upload, 408 upload too slow, 413 too large, 429 rate limited or busy, 503 the manifest "
+    "store does not answer (retry later).",
     openapi_extra=UPLOAD_OPENAPI,
     responses={
         200: {"description": "The verification report"},
         **UPLOAD,
         422: error("The file could not be examined (report included)", UnexaminableBody),
+        **STORE,
     },
 )
 async def post_verify(request: Request) -> Any:
     report = await verify_upload(request)
     if report.get("verdict") == "error":
         return JSONResponse(status_code=422, content={"detail": report.get("error"), "report": report})
+    if report.get("store_unavailable"):
+        # the verdict would lack what a record adds ("watermark only" for a recoverable file), and
+        # the notes would name the store's URL: the client retries, the log has the reason
+        log.warning("verify: the manifest store did not answer: %s", "; ".join(report.get("notes", [])))
+        return JSONResponse(status_code=503, content={"detail": "the manifest store is unavailable"},
+                            headers={"Retry-After": "30"})
     return report
 
 
