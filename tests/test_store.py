@@ -16,6 +16,7 @@ import pytest
 import sqlalchemy as sa
 
 from provenance.core.c2pa_types import StoreRecord
+from provenance.core.config import load_settings
 from provenance.core.errors import StoreError
 from provenance.store import MIGRATIONS, ManifestStore, Migration, PayloadCollision, current_version, migrate
 
@@ -231,6 +232,27 @@ def test_bad_url_and_unreachable_server_are_store_errors():
         ManifestStore("postgresql://nobody:secret@127.0.0.1:1/none")
     except StoreError as exc:
         assert "secret" not in str(exc)
+
+
+@pytest.mark.parametrize("url", ["sqlite://", "sqlite:///:memory:", "sqlite:///file:x?mode=memory&uri=true"])
+def test_an_in_memory_store_is_refused(url):
+    """`mark` with FOLEYSEAL_STORE_URL=sqlite:// published its file, exit 0, and the record
+    died with the process: the file could never be traced back through its watermark."""
+    with pytest.raises(StoreError, match="keeps its records in this process's memory"):
+        ManifestStore(url)
+
+
+def test_a_relative_sqlite_file_is_in_the_home_not_the_working_folder(tmp_path, monkeypatch):
+    """The config template's own line, store_url = "sqlite:///manifests.sqlite3", made each run
+    from another folder keep its own store there."""
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "config.toml").write_text('store_url = "sqlite:///db/manifests.sqlite3"\n')
+    monkeypatch.delenv("FOLEYSEAL_STORE_URL", raising=False)
+    monkeypatch.chdir(tmp_path)
+    assert load_settings(home).store_url == f"sqlite:///{home / 'db' / 'manifests.sqlite3'}"
+    monkeypatch.setenv("FOLEYSEAL_STORE_URL", "sqlite:////srv/x.db")
+    assert load_settings(home).store_url == "sqlite:////srv/x.db"
 
 
 def test_a_store_opened_read_only_answers_lookups_and_refuses_writes(tmp_path, monkeypatch):

@@ -131,6 +131,20 @@ def _as_path(value: Any, home: Path, key: str, cfg: Path) -> Path:
     return (p if p.is_absolute() else home / p).resolve()
 
 
+def _home_relative_sqlite(url: str, home: Path) -> str:
+    """``url`` with a relative SQLite file (``sqlite:///manifests.sqlite3``) made absolute under
+    the home, as every other relative path of the configuration is: SQLAlchemy would take it
+    from the working directory, and each `mark` run from another folder would keep its own store.
+    Other URLs, absolute files (``sqlite:////srv/store.db``) and in-memory stores are kept."""
+    prefix, sep, rest = url.partition(":///")
+    if not sep or not prefix.startswith("sqlite"):
+        return url
+    file, q, query = rest.partition("?")
+    if not file or file.startswith("/") or file == ":memory:" or file.startswith("file:") or Path(file).is_absolute():
+        return url
+    return f"{prefix}:///{(home / file).resolve()}{q}{query}"
+
+
 def load_settings(home: Path | None = None) -> Settings:
     """Read ``<home>/config.toml`` (if present) and environment overrides into :class:`Settings`.
 
@@ -152,6 +166,7 @@ def load_settings(home: Path | None = None) -> Settings:
         store_url = f"sqlite:///{home / 'manifests.sqlite3'}"
     if not isinstance(store_url, str) or "://" not in store_url:
         raise ConfigError(f"'store_url' must be an SQLAlchemy URL, got {store_url!r}", path=cfg_path)
+    store_url = _home_relative_sqlite(store_url, home)
 
     if "FOLEYSEAL_TRUST_ANCHORS" in env:
         raw_anchors: Any = [p for p in env["FOLEYSEAL_TRUST_ANCHORS"].split(os.pathsep) if p]

@@ -148,7 +148,14 @@ class ManifestStore:
         connect_url = self.url
         if self.url.get_backend_name() == "sqlite":
             db = self.url.database
-            plain_file = bool(db) and db != ":memory:" and not db.startswith("file:")
+            if not db or db == ":memory:" or "mode=memory" in db or self.url.query.get("mode") == "memory":
+                # a published file whose record dies with this process could never be traced back
+                raise StoreError(
+                    f"manifest store {self._safe_url} keeps its records in this process's memory: they "
+                    "would be lost when it exits, and no other process could read them; give a database "
+                    "file (sqlite:////path/to/manifests.sqlite3) or a server"
+                )
+            plain_file = not db.startswith("file:")
             if read_only and plain_file:
                 connect_url = _read_only_sqlite_url(Path(db).expanduser())
             elif plain_file:
