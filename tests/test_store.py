@@ -255,6 +255,28 @@ def test_a_relative_sqlite_file_is_in_the_home_not_the_working_folder(tmp_path, 
     assert load_settings(home).store_url == "sqlite:////srv/x.db"
 
 
+def test_a_long_lived_store_follows_its_file_when_it_is_made_again_or_removed(tmp_path):
+    """The service kept reading the file it had opened: a store deleted and made again (or
+    restored over the old one) was never seen, and its health said "ok" with the file gone."""
+    path = tmp_path / "store.sqlite3"
+    url = f"sqlite:///{path}"
+    served = ManifestStore(url)
+    try:
+        served.add(make_record("urn:c2pa:old", "00000000000000aa"))
+        assert served.find_by_payload(ALG, "00000000000000aa") is not None
+        for p in tmp_path.glob("store.sqlite3*"):
+            p.unlink()
+        with pytest.raises(StoreError, match="its file is gone"):
+            served.ping()
+        with ManifestStore(url) as other:  # another process makes it again and adds a record
+            other.add(make_record("urn:c2pa:new", "00000000000000bb"))
+        served.ping()
+        assert served.find_by_payload(ALG, "00000000000000bb") is not None
+        assert served.find_by_payload(ALG, "00000000000000aa") is None
+    finally:
+        served.close()
+
+
 def test_a_store_opened_read_only_answers_lookups_and_refuses_writes(tmp_path, monkeypatch):
     """A verifier only reads: a store on a read-only medium must still answer it."""
     import sqlite3

@@ -146,6 +146,10 @@ class ManifestStore:
         self._safe_url = self.url.render_as_string(hide_password=True)
         kwargs: dict[str, Any] = {}
         connect_url = self.url
+        self._read_only = read_only
+        self._file: Path | None = None
+        """The SQLite database file, followed by its identity (see :meth:`_follow_file`)."""
+        self._file_id: tuple[int, int] | None = None
         if self.url.get_backend_name() == "sqlite":
             db = self.url.database
             if not db or db == ":memory:" or "mode=memory" in db or self.url.query.get("mode") == "memory":
@@ -156,6 +160,8 @@ class ManifestStore:
                     "file (sqlite:////path/to/manifests.sqlite3) or a server"
                 )
             plain_file = not db.startswith("file:")
+            if plain_file:
+                self._file = Path(db).expanduser().resolve()
             if read_only and plain_file:
                 connect_url = _read_only_sqlite_url(Path(db).expanduser())
             elif plain_file:
@@ -174,6 +180,8 @@ class ManifestStore:
             _install_sqlite_pragmas(self.engine, read_only=read_only)
         with self._errors("open"):
             self.schema_version = migrate(self.engine)
+        if self._file is not None:
+            self._file_id = _identity(self._file)
 
     # -- plumbing ----------------------------------------------------------------------
 
@@ -189,14 +197,36 @@ class ManifestStore:
             detail = str(getattr(exc, "orig", None) or exc).splitlines()[0]
             raise StoreError(f"manifest store {self._safe_url}: {what} failed: {detail}") from exc
 
+    def _follow_file(self, what: str) -> None:
+        """Keep to the SQLite file that the store's path names now. A long-lived process (the
+        service and its workers) held pooled connections to the file it opened: a store deleted
+        and made again, or restored from a backup over the old one, was never seen (every record
+        written since unknown, health "ok"). A new file is reopened (and migrated); a missing
+        one is a :class:`StoreError`, not an empty store."""
+        if self._file is None:
+            return
+        try:
+            now = _identity(self._file)
+        except FileNotFoundError:
+            raise StoreError(f"manifest store {self._safe_url}: {what} failed: its file is gone "
+                             "(deleted or moved since it was opened)") from None
+        if now != self._file_id:
+            self.engine.dispose()  # connections to the old file close as they come back
+            self._file_id = now
+            if not self._read_only:
+                with self._errors("open"):
+                    self.schema_version = migrate(self.engine)
+
     @contextmanager
     def _write(self, what: str) -> Iterator[sa.Connection]:
+        self._follow_file(what)
         with self._errors(what), self.engine.connect().execution_options(foleyseal_write=True) as conn:
             with conn.begin():
                 yield conn
 
     @contextmanager
     def _read(self, what: str) -> Iterator[sa.Connection]:
+        self._follow_file(what)
         with self._errors(what), self.engine.connect() as conn:
             yield conn
 
@@ -402,6 +432,12 @@ class IssuedPayloads:
     def payloads(self) -> Iterator[str]:
         """Every payload issued under the algorithm (for correlation with their codewords)."""
         return self._store.iter_payloads(self._algorithm)
+
+
+def _identity(path: Path) -> tuple[int, int]:
+    """(device, inode) of the file at ``path``: which file it is, whatever its name."""
+    st = os.stat(path)
+    return st.st_dev, st.st_ino
 
 
 def open_store(settings: Settings, *, read_only: bool = False) -> ManifestStore:
