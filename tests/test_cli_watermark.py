@@ -377,3 +377,54 @@ def test_long_jobs_show_their_progress_where_asked_and_nothing_otherwise(clip, k
     assert re.search(r"verifying marked\.wav .* 100%", verify.stderr), verify.stderr
     assert "marked.wav" in verify.stdout
     assert cli("verify", str(out), "--key", str(key), "--no-store", progress=False).stderr == ""
+
+
+def test_embed_refuses_to_mark_its_input_in_place_or_an_output_with_no_extension(clip, key, tmp_path, capsys):
+    """`watermark embed a.wav a.wav` replaced the unmarked original, exit 0 (`mark` refuses it);
+    an output named without an extension was blamed on '.tmp', the working file's suffix."""
+    src = tmp_path / "a.wav"
+    src.write_bytes(clip.read_bytes())
+    before = src.read_bytes()
+    code, _, err = run(["watermark", "embed", str(src), str(src), "--key", str(key), "--payload", PAYLOAD], capsys)
+    assert code == 3 and "output is the input file" in err and src.read_bytes() == before
+    (tmp_path / "link.wav").hardlink_to(src)
+    code, _, err = run(["watermark", "embed", str(src), str(tmp_path / "link.wav"), "--key", str(key),
+                        "--payload", PAYLOAD], capsys)
+    assert code == 3 and "output is the input file" in err and src.read_bytes() == before
+    code, _, err = run(["watermark", "embed", str(src), str(tmp_path / "marked"), "--key", str(key),
+                        "--payload", PAYLOAD], capsys)
+    assert code == 3 and "no file extension" in err and ".wav" in err and ".tmp" not in err
+    assert leftovers(tmp_path) == []
+
+
+def test_an_output_that_is_a_pipe_or_device_is_refused_not_replaced(clip, key, tmp_path, capsys):
+    """Run as root, `sign x.wav /dev/null` would have replaced the system's /dev/null with a file:
+    every writer renamed its output over whatever the path named."""
+    fifo = tmp_path / "pipe.wav"
+    os.mkfifo(fifo)
+    code, _, err = run(["watermark", "embed", str(clip), str(fifo), "--key", str(key), "--payload", PAYLOAD], capsys)
+    assert code == 3 and "is a pipe, not a file" in err
+    assert fifo.is_fifo() and leftovers(tmp_path) == []
+    from provenance.core.atomic import check_writable
+    from provenance.core.errors import OutputError
+
+    # only the check: a regression must not replace the machine's /dev/null running the tests
+    with pytest.raises(OutputError, match="is a device, not a file"):
+        check_writable("/dev/null")
+
+
+def test_the_cli_leaves_reading_permission_to_the_file_reader(clip, key, tmp_path, capsys, monkeypatch):
+    """An unreadable input was a usage error (exit 2, click's "path is not readable") on every
+    command; it is bad input, exit 3, named by FoleySeal's own reader (and `verify` reports it per
+    file instead of stopping the run)."""
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode, *a, **k: False if str(p).endswith("clip.wav")
+                        else real_access(p, mode, *a, **k))
+    code, _, err = run(["watermark", "detect", str(clip), "--key", str(key)], capsys)
+    assert code in (0, 1), err  # read by FoleySeal's reader, which a root user may use
+    from provenance.core.errors import InputError
+    from provenance.core.io.common import _wrapped
+
+    with pytest.raises(InputError, match="cannot read it: permission denied"):
+        with _wrapped(clip, "read it"):
+            raise PermissionError(13, "Permission denied")

@@ -21,18 +21,18 @@ app = typer.Typer(
 
 @app.command("robustness")
 def robustness_cmd(
-    corpus: Path = typer.Option(..., "--corpus", help="Directory of audio clips to mark and attack."),
+    corpus: Path = typer.Option(..., "--corpus", help="Directory of audio clips to mark and attack.", readable=False),
     out: Path = typer.Option(..., "--out", help="Output directory (results.jsonl/json, summary.md, PNG plots). "
-                             "Re-running with the same directory resumes: finished trials are skipped."),
+                             "Re-running with the same directory resumes: finished trials are skipped.", readable=False),
     attacks: str = typer.Option(None, "--attacks", help="Comma-separated attack names (default: all; "
                                 "see `foleyseal bench attacks`)."),
-    attack_list: Path = typer.Option(None, "--attack-list", help="TOML file listing/defining attacks."),
+    attack_list: Path = typer.Option(None, "--attack-list", help="TOML file listing/defining attacks.", readable=False),
     watermarkers: str = typer.Option(None, "--watermarkers", help="Comma-separated: foleyseal, foleyseal+store "
                                      "(read by a verifier holding a store of a million issued payloads), "
                                      "foleyseal-spread (format variant: runs interleaved in time), lsb, "
                                      "external (all tools in --external-config) or one tool's name. Default: "
                                      "foleyseal,lsb (+external with --external-config)."),
-    external_config: Path = typer.Option(None, "--external-config", help="TOML file of external watermarkers (watermarker tables with embed/detect command templates)."),
+    external_config: Path = typer.Option(None, "--external-config", help="TOML file of external watermarkers (watermarker tables with embed/detect command templates).", readable=False),
     quick: bool = typer.Option(False, "--quick", help="CI mode: 3 clips, 5 attacks, few null trials, no ViSQOL."),
     strength: float = typer.Option(1.0, "--strength", callback=mark_strength, help="Embedding strength for watermarkers that have one "
                                    "(FoleySeal: 0.05-1.0, 1.0 its default)."),

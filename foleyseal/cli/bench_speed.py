@@ -15,7 +15,7 @@ def speed_cmd(
     select: str = typer.Option("", "-k", help="Only benchmarks whose function name matches this pytest -k "
                                "expression (e.g. 'embed or detect'; module and folder names are not matched)."),
     json_out: Path = typer.Option(None, "--json-out", help="Also write pytest-benchmark's JSON report here "
-                                  "(replaced only when the run succeeds)."),
+                                  "(replaced only when the run succeeds).", readable=False),
 ) -> None:
     """Run the speed benchmarks (embed, detect and their stages; mark; verify; generate) with pytest-benchmark.
 

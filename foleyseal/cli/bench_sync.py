@@ -10,8 +10,8 @@ from foleyseal.cli.numbers import finite
 
 
 def sync_cmd(
-    videos: Path = typer.Option(..., "--videos", help="Directory with the videos and their EVENTS.json."),
-    out: Path = typer.Option(None, "--out", help="Directory for sync.json and sync.md (default: print only)."),
+    videos: Path = typer.Option(..., "--videos", help="Directory with the videos and their EVENTS.json.", readable=False),
+    out: Path = typer.Option(None, "--out", help="Directory for sync.json and sync.md (default: print only).", readable=False),
     prompt: str = typer.Option("", "--prompt", help="Prompt for every video (default: none, palette from the visuals)."),
     negative_prompt: str = typer.Option("", "--negative-prompt", help="Negative prompt for every video."),
     seed: int = typer.Option(0, "--seed", help="Generation seed."),

@@ -72,12 +72,13 @@ def _list_sounds(value: bool) -> None:
 
 
 def generate_cmd(
-    video: Path = typer.Argument(..., help="The video to score (any container/codec FFmpeg reads)."),
+    video: Path = typer.Argument(..., help="The video to score (any container/codec FFmpeg reads).", readable=False),
     output: Path = typer.Option(
         None, "-o", "--output",
         help="Output file: a video (.mp4/.mov/.m4v/.mkv: video copied, AAC soundtrack; .webm for "
         "VP8/VP9/AV1 video, Opus soundtrack) or audio (.wav/.flac/.mp3/.m4a/.ogg/.opus). MKV, WebM, "
         "Ogg and Opus get their C2PA manifest as a .c2pa sidecar. Default: ./VIDEO.foleyseal.mp4.",
+        readable=False,
     ),
     list_sounds: bool = typer.Option(
         False, "--list-sounds", callback=_list_sounds, is_eager=True, expose_value=False,
@@ -110,13 +111,13 @@ def generate_cmd(
         3600.0, "--generator-timeout", min=0.001, metavar="SECONDS",
         help="Stop the --generator external command (and everything it started) after this many seconds.",
     ),
-    stems: Path = typer.Option(None, "--stems", help="Directory for one marked stem per layer (FLAC)."),
-    cue_sheet: Path = typer.Option(None, "--cue-sheet", help="Write the cue sheet (JSON) here."),
+    stems: Path = typer.Option(None, "--stems", help="Directory for one marked stem per layer (FLAC).", readable=False),
+    cue_sheet: Path = typer.Option(None, "--cue-sheet", help="Write the cue sheet (JSON) here.", readable=False),
     loudness: float = typer.Option(-16.0, "--loudness", min=-70.0, max=-5.0, callback=finite,
                                    help="Target integrated loudness, LUFS (true peak stays <= -1 dBTP)."),
     duration: float = typer.Option(None, "--duration", min=0.1, callback=finite, help="Score only the first SECONDS of the video."),
     private_prompts: bool = typer.Option(False, "--private-prompts", help="Leave the prompts out of the signed record and the store (a --cue-sheet, the user's own file, keeps them)."),
-    home: Path = typer.Option(None, "--home", help=_HOME_HELP),
+    home: Path = typer.Option(None, "--home", help=_HOME_HELP, readable=False),
     json_out: bool = typer.Option(False, "--json", help="Print a JSON summary (no progress bars)."),
 ) -> None:
     """Generate a soundtrack for VIDEO, watermark it, sign it (C2PA) and store its record.

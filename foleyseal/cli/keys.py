@@ -12,7 +12,7 @@ app = typer.Typer(help="Create, import and show keys.", no_args_is_help=True)
 
 @app.command("new-watermark-key")
 def new_watermark_key(
-    file: Path = typer.Argument(..., help="Where to write the new key (created with mode 0600)."),
+    file: Path = typer.Argument(..., help="Where to write the new key (created with mode 0600).", readable=False),
     force: bool = typer.Option(False, "--force", help="Overwrite an existing key file."),
     json_out: bool = typer.Option(False, "--json", help="Print a JSON summary."),
 ) -> None:
@@ -78,7 +78,7 @@ def _cert_lines(infos) -> list[str]:
 
 @app.command("init")
 def init_cmd(
-    home: Path = typer.Option(None, "--home", help=_HOME_HELP),
+    home: Path = typer.Option(None, "--home", help=_HOME_HELP, readable=False),
     force: bool = typer.Option(False, "--force", help="Replace an existing chain and watermark key."),
     json_out: bool = typer.Option(False, "--json", help="Print a JSON summary."),
 ) -> None:
@@ -157,7 +157,7 @@ def init_cmd(
 
 @app.command("show")
 def show_cmd(
-    home: Path = typer.Option(None, "--home", help=_HOME_HELP),
+    home: Path = typer.Option(None, "--home", help=_HOME_HELP, readable=False),
     json_out: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Print the signing chain, the watermark key id and the configuration.
@@ -214,10 +214,10 @@ def show_cmd(
 
 @app.command("import")
 def import_cmd(
-    cert_chain: Path = typer.Option(..., "--cert-chain", help="PEM: signing certificate first, then intermediates (a trailing root is split off)."),
-    key: Path = typer.Option(None, "--key", help="PEM private key of the signing certificate (omit when signer_callback is configured)."),
-    root: Path = typer.Option(None, "--root", help="PEM root CA of the chain (installed as FoleySeal's trust anchor)."),
-    home: Path = typer.Option(None, "--home", help=_HOME_HELP),
+    cert_chain: Path = typer.Option(..., "--cert-chain", help="PEM: signing certificate first, then intermediates (a trailing root is split off).", readable=False),
+    key: Path = typer.Option(None, "--key", help="PEM private key of the signing certificate (omit when signer_callback is configured).", readable=False),
+    root: Path = typer.Option(None, "--root", help="PEM root CA of the chain (installed as FoleySeal's trust anchor).", readable=False),
+    home: Path = typer.Option(None, "--home", help=_HOME_HELP, readable=False),
     force: bool = typer.Option(False, "--force", help="Replace the installed chain and key."),
     json_out: bool = typer.Option(False, "--json", help="Print a JSON summary."),
 ) -> None:

@@ -17,15 +17,15 @@ def _settings(home: Path | None):
 
 
 def sign_cmd(
-    input: Path = typer.Argument(..., help="Audio or video file (WAV, FLAC, MP3, M4A, MP4, MOV; Ogg/Opus, MKV, WebM, AIFF, CAF, W64 and AU get a sidecar)."),
-    output: Path = typer.Argument(..., help="Where to write the signed file (same format as INPUT)."),
+    input: Path = typer.Argument(..., help="Audio or video file (WAV, FLAC, MP3, M4A, MP4, MOV; Ogg/Opus, MKV, WebM, AIFF, CAF, W64 and AU get a sidecar).", readable=False),
+    output: Path = typer.Argument(..., help="Where to write the signed file (same format as INPUT).", readable=False),
     generated: bool = typer.Option(
         False, "--generated/--edited",
         help="Disclose the audio as AI-generated (c2pa.created, trainedAlgorithmicMedia), or as an "
         "existing file that was opened (default).",
     ),
     title: str = typer.Option(None, "--title", help="Title recorded in the manifest (default: OUTPUT's name)."),
-    home: Path = typer.Option(None, "--home", help=_HOME_HELP),
+    home: Path = typer.Option(None, "--home", help=_HOME_HELP, readable=False),
     json_out: bool = typer.Option(False, "--json", help="Print a JSON summary."),
 ) -> None:
     """Add a signed C2PA manifest to INPUT, writing OUTPUT atomically.
@@ -64,19 +64,19 @@ def sign_cmd(
 
 
 def mark_cmd(
-    input: Path = typer.Argument(..., help="Audio (WAV, FLAC, MP3, M4A, Ogg, Opus, AIFF, CAF, W64, AU) or video (MP4, MOV, MKV, WebM)."),
+    input: Path = typer.Argument(..., help="Audio (WAV, FLAC, MP3, M4A, Ogg, Opus, AIFF, CAF, W64, AU) or video (MP4, MOV, MKV, WebM).", readable=False),
     output: Path = typer.Argument(..., help="Where to write the marked, signed file (format from its extension; an "
-                                            "audio extension for a video input writes its marked audio track alone)."),
+                                            "audio extension for a video input writes its marked audio track alone).", readable=False),
     generated: bool = typer.Option(
         False, "--generated",
         help="The audio is AI-generated: disclose it (c2pa.created, trainedAlgorithmicMedia). "
         "Default: someone else's file, recorded as opened and edited.",
     ),
     title: str = typer.Option(None, "--title", help="Title for the manifest and the store (default: OUTPUT's name)."),
-    source_video: Path = typer.Option(None, "--source-video", help="Video the soundtrack was made for (ingredient + SHA-256)."),
-    record: Path = typer.Option(None, "--generation-record", help="JSON file with the generation record (generator, prompt, seed, parameters...)."),
+    source_video: Path = typer.Option(None, "--source-video", help="Video the soundtrack was made for (ingredient + SHA-256).", readable=False),
+    record: Path = typer.Option(None, "--generation-record", help="JSON file with the generation record (generator, prompt, seed, parameters...).", readable=False),
     no_prompts: bool = typer.Option(False, "--no-prompts", help="Leave prompt and negative prompt out of the manifest."),
-    home: Path = typer.Option(None, "--home", help=_HOME_HELP),
+    home: Path = typer.Option(None, "--home", help=_HOME_HELP, readable=False),
     json_out: bool = typer.Option(False, "--json", help="Print a JSON summary."),
 ) -> None:
     """Watermark, sign and record INPUT into OUTPUT: the whole job.

@@ -180,14 +180,14 @@ def _summary(report: dict[str, Any], console: Any) -> None:
 
 
 def verify_cmd(
-    files: list[Path] = typer.Argument(..., metavar="FILE...", help="Files or directories to verify."),
+    files: list[Path] = typer.Argument(..., metavar="FILE...", help="Files or directories to verify.", readable=False),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON report per file (JSON Lines) on stdout."),
     trust_anchors: list[Path] = typer.Option(
         [], "--trust-anchors", metavar="PEM", help="Extra PEM trust anchor(s) for this run (repeatable)."
-    ),
+    , readable=False),
     keys: list[Path] = typer.Option(
         [], "--key", metavar="KEYFILE", help="Extra watermark key file(s) to search with (repeatable)."
-    ),
+    , readable=False),
     no_store: bool = typer.Option(False, "--no-store", help="Do not look payloads up in the manifest store."),
     time_limit: float = typer.Option(300.0, "--time-limit", min=1.0, callback=finite, help="Time limit per file, seconds."),
 ) -> None:
@@ -300,7 +300,7 @@ def serve_cmd(
     ),
     trust_anchors: list[Path] = typer.Option(
         [], "--trust-anchors", metavar="PEM", help="Extra PEM trust anchor(s) (repeatable)."
-    ),
+    , readable=False),
     header_timeout: float = typer.Option(
         20.0, "--header-timeout", min=0.1, callback=finite,
         help="Seconds a connection has to send its request headers (later: 408, closed).",
@@ -351,7 +351,7 @@ def bench_load_cmd(
     file_seconds: float = typer.Option(30.0, "--file-seconds", min=5.0, max=600.0, callback=finite,
                                        help="Length of each clip, s (at least 5: a watermark block and a margin)."),
     workers: int = typer.Option(2, "--workers", min=1, max=64, help="Worker processes of the server."),
-    out: Path | None = typer.Option(None, "--out", help="Write the JSON result to this file."),
+    out: Path | None = typer.Option(None, "--out", help="Write the JSON result to this file.", readable=False),
     json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Load-test the verification service on 127.0.0.1: throughput, p50/p95 latency, errors.

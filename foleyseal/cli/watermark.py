@@ -15,10 +15,10 @@ app = typer.Typer(help="Embed or detect FoleySeal's keyed audio watermark.", no_
 
 @app.command("embed")
 def embed_cmd(
-    input: Path = typer.Argument(..., help="Audio file (WAV, FLAC, OGG, Opus, MP3, M4A) or video (MP4, MOV, MKV, WebM)."),
+    input: Path = typer.Argument(..., help="Audio file (WAV, FLAC, OGG, Opus, MP3, M4A) or video (MP4, MOV, MKV, WebM).", readable=False),
     output: Path = typer.Argument(..., help="Where to write the marked file (format from its extension; an audio extension for a video "
-                                "input writes its marked audio track alone)."),
-    key: Path = typer.Option(..., "--key", help="Watermark key file (mode 0600; see `foleyseal keys new-watermark-key`)."),
+                                "input writes its marked audio track alone).", readable=False),
+    key: Path = typer.Option(..., "--key", help="Watermark key file (mode 0600; see `foleyseal keys new-watermark-key`).", readable=False),
     payload: str = typer.Option(..., "--payload", help="64-bit payload as 16 hex digits."),
     strength: float = typer.Option(1.0, "--strength", callback=mark_strength,
                                    help="Mark strength, 0.05-1.0 (1.0 = the default: a median SNR of about 30 dB on "
@@ -52,8 +52,8 @@ def embed_cmd(
 
 @app.command("detect")
 def detect_cmd(
-    file: Path = typer.Argument(..., help="Audio or video file to examine."),
-    key: Path = typer.Option(..., "--key", help="Watermark key file."),
+    file: Path = typer.Argument(..., help="Audio or video file to examine.", readable=False),
+    key: Path = typer.Option(..., "--key", help="Watermark key file.", readable=False),
     threshold: float = typer.Option(1e-6, "--threshold", callback=p_value_threshold,
                                     help="p-value at or below which the mark counts as found (between 0 and 1)."),
     json_out: bool = typer.Option(False, "--json", help="Print the detection report as JSON."),

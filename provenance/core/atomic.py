@@ -170,7 +170,23 @@ def check_writable(target: str | Path) -> None:
     target = Path(target)
     if target.is_dir():
         raise OutputError("is a directory", path=target)
+    _check_replaceable(target)
     _try_file_beside(target)
+
+
+def _check_replaceable(target: Path) -> None:
+    """:class:`OutputError` when ``target`` exists and is no regular file: a device (``/dev/null``
+    as the output of a run as root), a pipe or a socket would be replaced by the renamed file."""
+    try:
+        st = os.stat(target)
+    except OSError:
+        return  # nothing there (or nothing this process may look at: the write will say)
+    if not stat.S_ISREG(st.st_mode) and not stat.S_ISDIR(st.st_mode):
+        kind = ("a device" if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode)
+                else "a pipe" if stat.S_ISFIFO(st.st_mode) else "a socket" if stat.S_ISSOCK(st.st_mode)
+                else "not a regular file")
+        raise OutputError(f"is {kind}, not a file: an output is written beside it and renamed over "
+                          "its path, which would replace it; choose a file name", path=target)
 
 
 def check_output_folder(folder: str | Path, files: tuple[str, ...] = ()) -> None:
@@ -237,6 +253,7 @@ def atomic_path(target: str | Path, *, mode: int | None = None) -> Iterator[Path
     target = Path(target)
     directory = target.parent
     suffix = "".join(target.suffixes[-1:])
+    _check_replaceable(target)
     sweep_stale(directory, f".{target.name}.")
     try:
         fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}{owner_tag()}", suffix=f".tmp{suffix}", dir=directory)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -64,6 +65,7 @@ def embed_file(
     of the file written read back (a file input with ``confirm``).
     """
     in_path, out_path = Path(in_path), Path(out_path)
+    _check_output_name(in_path, out_path)
     key = as_key(key)
     check = _ReadBack(key, payload, params, with_store, strength) if confirm else None
     if audio is not None:
@@ -99,6 +101,17 @@ def _embed_stream(in_path: Path, out_path: Path, info: io.AudioInfo, key: Waterm
     # the song's title, artist, album and cover stay with it (a video's title, for its track;
     # a Broadcast WAV's origin and time reference)
     io.carry_metadata(in_path, out_path)
+
+
+def _check_output_name(in_path: Path, out_path: Path) -> None:
+    """:class:`InputError` for an output that is the input itself (the unmarked original would be
+    gone: `mark` refuses it too) or has no extension to name the format it is written in."""
+    if out_path.exists() and in_path.exists() and os.path.samefile(in_path, out_path):
+        raise InputError("output is the input file; marking writes a new file and the unmarked original "
+                         "would be lost: choose another output name", path=out_path)
+    if not out_path.suffix:
+        raise InputError("output has no file extension to name its format; use one of "
+                         f"{', '.join('.' + f for f in sorted(io.WRITE_FORMATS))}", path=out_path)
 
 
 def _embed_video(in_path: Path, out_path: Path, info: io.AudioInfo, key: WatermarkKey, payload: bytes | str,

@@ -159,6 +159,8 @@ def _wrapped(path: PathLike | None, action: str) -> Iterator[None]:
         yield
     except FoleySealError:
         raise
+    except PermissionError as exc:  # nothing about the data: this user may not read (or write) it
+        raise InputError(f"cannot {action}: permission denied", path=path) from exc
     except (av.FFmpegError, sf.LibsndfileError, RuntimeError, ValueError, OSError, EOFError) as exc:
         detail = str(exc).strip() or type(exc).__name__
         raise FormatError(f"cannot {action} (corrupt, truncated or unsupported data): {detail}",
