@@ -428,3 +428,19 @@ def test_the_cli_leaves_reading_permission_to_the_file_reader(clip, key, tmp_pat
     with pytest.raises(InputError, match="cannot read it: permission denied"):
         with _wrapped(clip, "read it"):
             raise PermissionError(13, "Permission denied")
+
+
+def test_a_plain_wav_stays_a_plain_wav_and_one_byte_short_is_truncated(clip, key, tmp_path, capsys):
+    """Marked copies of plain WAVs came out as WAVE_FORMAT_EXTENSIBLE (written as RF64 of unknown
+    length, downgraded on close), which older tools refuse; a WAV missing its last byte passed,
+    its last frame dropped without a word (one byte was excused as a RIFF pad byte)."""
+    assert sf.info(clip).format == "WAV"
+    out = tmp_path / "marked.wav"
+    code, _, err = run(["watermark", "embed", str(clip), str(out), "--key", str(key), "--payload", PAYLOAD], capsys)
+    assert code == 0, err
+    assert sf.info(out).format == "WAV"
+    short = tmp_path / "short.wav"
+    short.write_bytes(clip.read_bytes()[:-1])
+    code, _, err = run(["watermark", "embed", str(short), str(tmp_path / "s.wav"), "--key", str(key),
+                        "--payload", PAYLOAD], capsys)
+    assert code == 3 and "file is truncated" in err

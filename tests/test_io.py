@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import os
+import re
 import stat
 import struct
 import time
@@ -931,8 +932,17 @@ def test_non_finite_float_samples_are_refused(tmp_path, bad_value, name):
     samples[15_000, 1] = bad_value  # past the first block, so streaming meets it mid-file
     sf.write(tmp_path / "bad.wav", samples, 44_100, subtype="FLOAT")
     assert_read_fails(tmp_path / "bad.wav", InputError, name)
-    with pytest.raises(InputError, match=r"first at 0\.340 s"):
+    with pytest.raises(InputError, match=r"between 0\.340 s, the first, and [0-9.]+ s \(the file was read no further\)"):
         read_audio(tmp_path / "bad.wav")
+
+
+def test_a_count_of_non_finite_samples_says_how_far_it_counted(tmp_path):
+    """An all-NaN file of 480,000 samples was said to hold 131,072: the first block's count."""
+    sf.write(tmp_path / "nan.wav", np.full((240_000, 2), np.nan, np.float32), 48_000, subtype="FLOAT")
+    with pytest.raises(InputError) as err:
+        read_audio(tmp_path / "nan.wav")
+    n, end_s = re.search(r"(\d+) NaN .* and ([0-9.]+) s \(the file was read no further\)", str(err.value)).groups()
+    assert int(n) == pytest.approx(float(end_s) * 48_000 * 2, abs=2 * 48) and int(n) < 480_000
 
 
 @pytest.mark.parametrize("rate,channels,match", [(4_000, 1, "sample rate 4000 Hz"),

@@ -95,7 +95,11 @@ def _embed_stream(in_path: Path, out_path: Path, info: io.AudioInfo, key: Waterm
     chunks = _chunks_with_context(in_path, emb.chunk, emb.pad)
     marked = _reporting((emb.apply(x, start, padded) for start, x, padded in chunks), info.frames, progress)
     subtype = io.output_subtype(out_path, info.subtype)
-    with io.AudioWriter(out_path, info.sample_rate, info.channels, subtype=subtype) as writer:
+    # The length lets a WAV be written as a plain WAV, as it came (unknown, it starts as RF64 and
+    # ends as WAVE_FORMAT_EXTENSIBLE, which older tools refuse); a header's length may be an
+    # estimate (MP3), so the margin keeps a file near 4 GiB on the RF64 side.
+    hint = int(info.frames * 1.05) + info.sample_rate
+    with io.AudioWriter(out_path, info.sample_rate, info.channels, subtype=subtype, frames_hint=hint) as writer:
         for block in marked:
             writer.write(block)
     # the song's title, artist, album and cover stay with it (a video's title, for its track;
