@@ -660,3 +660,41 @@ def test_import_for_a_signing_callback_leaves_no_earlier_key_or_root(home, tmp_p
     assert not s.signing_key_path.exists() and not s.root_cert_path.exists()
     rc, out, err = run_cli(capsys, "keys", "show")
     assert rc == 0 and "Development Root" not in out and "Test Signer" in out
+
+
+def test_a_keys_init_that_fails_midway_leaves_a_home_a_retry_can_use(home, capsys, monkeypatch):
+    """On a full disk, `keys init` left a signing key without its chain (or a chain without its
+    watermark key); the next `keys init` refused that home as incomplete, and `sign` said to run
+    `keys init`."""
+    import errno
+
+    import provenance.keys.pki as pki
+    import provenance.watermark.keys as wkeys
+
+    s = load_settings()
+    calls = {"n": 0}
+    real_fsync = pki.os.fsync
+
+    def third_write_fails(fd):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_fsync(fd)
+
+    monkeypatch.setattr(pki.os, "fsync", third_write_fails)
+    rc, _, err = run_cli(capsys, "keys", "init")
+    assert rc == 3 and "space" in err
+    assert not any(p.exists() for p in (s.signing_key_path, s.cert_chain_path, s.root_cert_path))
+    monkeypatch.setattr(pki.os, "fsync", real_fsync)
+
+    def no_room(*_a, **_k):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(wkeys, "save_key", no_room)
+    rc, _, err = run_cli(capsys, "keys", "init")
+    assert rc == 3
+    assert not any(p.exists() for p in (s.signing_key_path, s.cert_chain_path, s.root_cert_path, s.watermark_key_path))
+    monkeypatch.undo()
+    monkeypatch.setenv("FOLEYSEAL_HOME", str(home))
+    rc, out, err = run_cli(capsys, "keys", "init")
+    assert rc == 0 and "created: certificate chain, watermark key" in out, err

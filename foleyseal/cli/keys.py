@@ -98,6 +98,8 @@ def init_cmd(
 
     chain_files = [settings.cert_chain_path, settings.signing_key_path, settings.root_cert_path]
     present = [p for p in chain_files if p.exists()]
+    # the files this run makes, removed again if it fails (with --force the old ones are gone)
+    new_here = [] if force else [p for p in (*chain_files, settings.watermark_key_path) if not p.exists()]
     if force or not present:
         install_dev_chain(settings, force=True)
         created.append("certificate chain")
@@ -112,18 +114,25 @@ def init_cmd(
         )
 
     wk = settings.watermark_key_path
-    if force or not wk.exists():
-        wk.parent.mkdir(parents=True, exist_ok=True)
-        key = new_key()
-        save_key(key, wk, overwrite=force)
-        created.append("watermark key")
-    else:
-        key = load_key(wk)
-        kept.append("watermark key")
+    try:
+        if force or not wk.exists():
+            wk.parent.mkdir(parents=True, exist_ok=True)
+            key = new_key()
+            save_key(key, wk, overwrite=force)
+            created.append("watermark key")
+        else:
+            key = load_key(wk)
+            kept.append("watermark key")
 
-    if not settings.config_path.exists():
-        atomic_write_bytes(settings.config_path, _CONFIG_TEMPLATE.encode(), mode=0o644)
-        created.append("config.toml")
+        if not settings.config_path.exists():
+            atomic_write_bytes(settings.config_path, _CONFIG_TEMPLATE.encode(), mode=0o644)
+            created.append("config.toml")
+    except BaseException:
+        # a home left half made (a chain without its watermark key) would be refused by the
+        # next `keys init` as incomplete: what this run made goes, so that a retry works
+        for p in new_here:
+            p.unlink(missing_ok=True)
+        raise
 
     infos = describe_installed(settings)
     if json_out:

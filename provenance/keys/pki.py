@@ -19,6 +19,7 @@ directory cannot mint more certificates under the development root.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 from dataclasses import asdict, dataclass
@@ -31,7 +32,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from provenance.core.atomic import atomic_write_bytes
+from provenance.core.atomic import atomic_path, atomic_write_bytes
 from provenance.core.config import Settings
 from provenance.core.errors import ConfigError, KeyFileError, SigningError
 
@@ -502,9 +503,17 @@ def install_dev_chain(settings: Settings, *, force: bool = False) -> InstalledFi
     chain = generate_dev_chain()
     for p in targets:
         _ensure_key_dir(p)
-    atomic_write_bytes(settings.signing_key_path, chain.key_pem, mode=0o600)
-    atomic_write_bytes(settings.cert_chain_path, chain.chain_pem, mode=0o644)
-    atomic_write_bytes(settings.root_cert_path, chain.root_pem, mode=0o644)
+    # all three are written before any is renamed into place: a full disk leaves the home as it
+    # was, not a key without its chain (which `keys init` would then refuse as incomplete)
+    with contextlib.ExitStack() as stack:
+        for path, data, mode in ((settings.signing_key_path, chain.key_pem, 0o600),
+                                 (settings.cert_chain_path, chain.chain_pem, 0o644),
+                                 (settings.root_cert_path, chain.root_pem, 0o644)):
+            tmp = stack.enter_context(atomic_path(path, mode=mode))
+            with open(tmp, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
     return InstalledFiles(settings.cert_chain_path, settings.signing_key_path, settings.root_cert_path)
 
 
