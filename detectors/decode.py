@@ -55,6 +55,9 @@ class DecodeStats:
     """Audio streams in the file (a film's languages and commentary)."""
     track: int = 0
     """Which of them was decoded (its position among them: the main one)."""
+    damage: str | None = None
+    """What the container's own structure shows of a file cut short or damaged (a WAV whose data
+    chunk declares more than the file holds, an Ogg stream without its last page), or None."""
 
 
 def _check_deadline(deadline: float | None, what: str) -> None:
@@ -93,6 +96,9 @@ def _soundfile_chunks(path: Path, deadline: float | None, stats: DecodeStats, ma
     except (sf.LibsndfileError, RuntimeError, OSError, ValueError) as exc:
         raise FormatError(f"cannot decode audio: {exc}") from exc
     with fh:
+        from provenance.core.io.read import structure_damage
+
+        stats.damage = structure_damage(path, fh.format, fh.extra_info)
         channels = int(fh.channels)
         stats.sample_rate = int(fh.samplerate)
         if channels < 1 or stats.sample_rate < 1:
@@ -270,6 +276,10 @@ def iter_mono(
     path = Path(path)
     stats = stats if stats is not None else DecodeStats()
     use_sf = container_format in _SOUNDFILE_FORMATS
+    if container_format == "ogg":  # FFmpeg decodes a cut Ogg stream to its last whole page, silently
+        from provenance.core.io.read import structure_damage
+
+        stats.damage = structure_damage(path, "OGG")
     # The frame cap needs the rate, known only after opening: use a generous bound first and
     # enforce the real one per chunk below.
     source = (_soundfile_else_pyav if use_sf else _pyav_chunks)(path, deadline, stats, 2**62)

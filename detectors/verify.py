@@ -623,7 +623,11 @@ def verify(
 
 def _shortfall_note(container: ContainerInfo, stats: DecodeStats) -> str | None:
     """A note when the audio decoded to the end is much shorter than its stream header declares
-    (a file cut short or damaged, by the readers' rule), else None."""
+    (a file cut short or damaged, by the readers' rule), or its container's structure says it is
+    cut short (a WAV, an Ogg stream: libsndfile gives what the file holds as its length), else None."""
+    if stats.damage:
+        return (f"The file is cut short or damaged ({stats.damage[0].lower()}{stats.damage[1:]}): only "
+                "what decodes was checked.")
     declared = next((s.duration_s for s in container.streams if s.kind == "audio"), None)
     if not declared or stats.truncated_at_s is not None or stats.sample_rate <= 0:
         return None

@@ -991,3 +991,19 @@ def test_a_stored_record_that_cannot_vouch_recovers_nothing(verify_env: VerifyEn
     # the honest record still recovers the same copy
     assert verify(verify_env.files["mp3_64"], settings=verify_env.settings).verdict is \
         Verdict.CREDENTIALS_RECOVERED_BY_WATERMARK
+
+
+@pytest.mark.parametrize("fmt", ["WAV", "OGG"])
+def test_a_wav_or_ogg_cut_short_is_said_to_be(verify_env: VerifyEnv, tmp_path: Path, fmt: str) -> None:
+    """libsndfile and FFmpeg give what a cut WAV or Ogg file holds as its length: `no_evidence`
+    on half a file read like a full examination (MP3 and FLAC already had the note)."""
+    whole = tmp_path / f"whole.{fmt.lower()}"
+    sf.write(whole, foley_host(6.0, seed=4).T, SR, format=fmt)
+    data = whole.read_bytes()
+    cut = tmp_path / f"cut.{fmt.lower()}"
+    cut.write_bytes(data[: len(data) // 2])
+    r = verify(cut, settings=settings_without_store(verify_env))
+    assert r.verdict is not Verdict.ERROR
+    assert any(n.startswith("The file is cut short or damaged (") and "only what decodes was checked" in n
+               for n in r.notes), r.notes
+    assert not any("cut short" in n for n in verify(whole, settings=settings_without_store(verify_env)).notes)

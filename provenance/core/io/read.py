@@ -151,6 +151,19 @@ def _probe_pyav(path: Path, frames_hint: int | None = None, track: int | None = 
     return _Source(path, info, "pyav", track)
 
 
+def structure_damage(path: str | Path, major: str, log: str = "") -> str | None:
+    """What the structure of the file at ``path`` (container ``major``, libsndfile's name: ``WAV``,
+    ``OGG`` ...) and libsndfile's parse ``log`` of it show of a file cut short or damaged, in one
+    sentence (a WAV whose data chunk declares more than the file holds, an Ogg stream without its
+    last page); None when nothing. Readers refuse such a file; the verifier reads what decodes
+    and says this in a note."""
+    try:
+        _check_sf_log(Path(path), log, major)
+    except FormatError as exc:
+        return exc.message
+    return None
+
+
 def _check_sf_log(path: Path, log: str, major: str) -> None:
     """Raise FormatError if libsndfile's parse log shows a truncated or damaged file."""
     if major in ("WAV", "WAVEX"):
