@@ -1020,3 +1020,12 @@ def test_sweep_stale_removes_only_what_ended_processes_of_this_machine_left(tmp_
     assert sorted(p.name for p in removed) == sorted([folder.name] + [n for n, keep in names.items() if not keep])
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(n for n, keep in names.items() if keep)
     assert sweep_stale(tmp_path / "missing", ".out.wav.") == []
+
+
+def test_a_loop_of_symbolic_links_is_named_not_called_missing(tmp_path):
+    (tmp_path / "a.wav").symlink_to(tmp_path / "b.wav")
+    (tmp_path / "b.wav").symlink_to(tmp_path / "a.wav")
+    with pytest.raises(InputError, match="cannot open: Too many levels of symbolic links"):
+        audio_info(tmp_path / "a.wav")
+    with pytest.raises(InputError, match="file not found"):
+        audio_info(tmp_path / "missing.wav")

@@ -5,6 +5,7 @@ Also holds the small test-video writers the other ``test_v2a_*`` modules import.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
@@ -311,3 +312,11 @@ def test_decoding_stopped_early_does_not_deadlock_with_pyav_logging_on(tmp_path)
     done = subprocess.run([sys.executable, "-c", script, str(path)], env={**os.environ, "PYTHONPATH": str(root)},
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
+
+
+def test_a_pipe_given_as_the_video_is_named_as_one(tmp_path):
+    """A FIFO was refused as "is empty (0 bytes)"."""
+    fifo = tmp_path / "clip.mp4"
+    os.mkfifo(fifo)
+    with pytest.raises(InputError, match="is not a regular file"):
+        probe(fifo)

@@ -30,6 +30,8 @@ def _open(path: Path) -> av.container.InputContainer:
         raise InputError("no such file", path=path)
     if path.is_dir():
         raise InputError("is a directory, not a video file", path=path)
+    if not path.is_file():  # a pipe or a device: FFmpeg would wait on it, or read nothing
+        raise InputError("is not a regular file (a pipe, device or socket), not a video file", path=path)
     if path.stat().st_size == 0:
         raise InputError("is empty (0 bytes)", path=path)
     try:

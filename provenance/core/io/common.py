@@ -144,8 +144,12 @@ def timeline_start_s(container: av.container.InputContainer, stream: av.stream.S
 
 def _check_file(path: Path) -> None:
     """Raise :class:`InputError` unless ``path`` is an existing, non-empty regular file."""
-    if not path.exists():
-        raise InputError("file not found", path=path)
+    try:
+        os.stat(path)
+    except FileNotFoundError:
+        raise InputError("file not found", path=path) from None
+    except OSError as exc:  # a loop of symbolic links, a name too long...: "not found" misleads
+        raise InputError(f"cannot open: {exc.strerror or exc}", path=path) from None
     if not path.is_file():
         raise InputError("not a regular file", path=path)
     if path.stat().st_size == 0:
