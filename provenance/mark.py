@@ -117,11 +117,16 @@ def _ingredient_mime(path: Path) -> str:
 
 
 def _output_mime(input_path: Path, output_path: Path) -> str:
-    """The MIME type ``output_path``'s extension asks for; a video container only for a video."""
+    """The MIME type ``output_path``'s extension asks for. Audio without a picture into an ISO
+    BMFF name (.mp4, .mov: an audio-only MP4 is common, and what `watermark embed` writes) is
+    ``audio/mp4``; Matroska and WebM names are for videos (their audio files are .mka, .ogg)."""
     mime = mime_for(output_path)
     if mime in _VIDEO_MIMES and not audio_io.is_video(input_path):
         audio_io.audio_info(input_path)  # an unreadable input is reported as such, not as audio
-        raise InputError(f"output {output_path.suffix} is a video container but the input has no video", path=input_path)
+        if mime in ("video/mp4", "video/quicktime"):
+            return "audio/mp4"
+        raise InputError(f"is a video container ({output_path.suffix}) and the input {input_path.name} has "
+                         "no picture; name the output .m4a, .mp4, .ogg or .flac", path=output_path)
     return mime
 
 

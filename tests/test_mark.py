@@ -313,9 +313,9 @@ def test_mark_takes_file_names_that_are_not_utf8(settings, source, tmp_path):
         (("missing.wav", "out.wav"), "input file not found"),
         (("SRC", "nodir/out.wav"), "output folder does not exist"),
         (("SRC", "out.xyz"), "cannot sign '.xyz'"),
-        (("SRC", "out.mp4"), "video container but the input has no video"),
+        (("SRC", "out.webm"), "out.webm: is a video container (.webm) and the input"),
         # an unreadable input says so, not that it holds no video
-        (("GARBAGE", "out.mp4"), "cannot open the file as audio or video"),
+        (("GARBAGE", "out.webm"), "cannot open the file as audio or video"),
         # named by the path given, not by mark's working folder
         (("SIX", "out.mp3"), "error: out.mp3: MP3 carries at most 2 channels, got 6"),
         # c2pa read it only after the watermark work: "Io: failed to fill whole buffer"
@@ -609,3 +609,12 @@ def test_confirm_reads_the_mark_back_from_the_written_file_too(settings, source,
     with pytest.raises(UnreadableMarkError, match="before encoding, but in the WAV file written it is not found"):
         mark(source, tmp_path / "lost.wav", settings=settings, generated=True, audio=make_signal(), confirm=True)
     assert list(tmp_path.iterdir()) == [] and store_rows(settings) == before
+
+
+def test_audio_marks_into_an_audio_only_mp4(settings, source, tmp_path):
+    """An audio-only MP4 is a common format (and what `watermark embed` writes): `mark` refused
+    it as "a video container", naming the input."""
+    res = mark(source, tmp_path / "out.mp4", settings=settings)
+    rep = read_credentials(res.output, trust_anchors_pem=trust_anchors_pem(settings))
+    assert rep.state == "Trusted" and rep.failure_codes == ()
+    assert detect(read_audio(res.output), load_key(settings.watermark_key_path)).payload == res.payload
