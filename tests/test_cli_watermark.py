@@ -444,3 +444,12 @@ def test_a_plain_wav_stays_a_plain_wav_and_one_byte_short_is_truncated(clip, key
     code, _, err = run(["watermark", "embed", str(short), str(tmp_path / "s.wav"), "--key", str(key),
                         "--payload", PAYLOAD], capsys)
     assert code == 3 and "file is truncated" in err
+
+
+def test_audio_far_over_full_scale_is_named_as_such_not_as_too_little_sound(key, tmp_path, capsys):
+    """A float WAV peaking at 10x full scale was refused as having "too little sound"."""
+    x = 0.3 * np.random.default_rng(0).standard_normal((48_000 * 6, 2)).astype(np.float32)
+    sf.write(tmp_path / "loud.wav", 10 * x / np.abs(x).max(), 48_000, subtype="FLOAT")
+    code, _, err = run(["watermark", "embed", str(tmp_path / "loud.wav"), str(tmp_path / "o.wav"), "--key", str(key),
+                        "--payload", PAYLOAD], capsys)
+    assert code == 3 and "reach 10 times full scale (+20.0 dBFS)" in err and "too little sound" not in err

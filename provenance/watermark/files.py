@@ -241,7 +241,8 @@ class _ReadBack:
                 f"{_what_failed(found)}: write a lossless format (WAV, FLAC) or a higher bitrate",
                 path=name,
             )
-        causes = "the audio has too little sound to carry it (silence, or a few short sounds)"
+        causes = _level_cause(path) or ("the audio has too little sound to carry it (silence, a few short "
+                                        "sounds) or too little variety (a steady tone)")
         if not lossless:
             causes += f", or the {fmt} encoder took it (a lossless format, WAV or FLAC, keeps more)"
         raise UnreadableMarkError(
@@ -254,6 +255,26 @@ class _ReadBack:
         if self.strength >= 1.0:
             return ""
         return f"; at strength {self.strength:g} the mark may be too weak to find (1.0 is the default)"
+
+
+def _level_cause(path: Path) -> str | None:
+    """Why a file's level leaves no room for the mark, when it does (None otherwise): samples
+    beyond full scale (a float file at +20 dB), or much of it clipped flat at full scale. Only
+    asked once a read-back failed, so the extra pass over the file costs nothing on success."""
+    peak, flat, total = 0.0, 0, 0
+    info = io.audio_info(path)
+    for block in io.iter_audio_blocks(path, max(1, info.sample_rate * 10)):
+        x = np.abs(block.samples)
+        peak = max(peak, float(x.max(initial=0.0)))
+        flat += int(np.count_nonzero(x >= 0.999))
+        total += x.size
+    if peak > 1.0:
+        return (f"its samples reach {peak:.3g} times full scale ({20 * math.log10(peak):+.1f} dBFS): turn it "
+                "down below 0 dBFS first")
+    if total and flat / total > 0.01:
+        return (f"{100 * flat / total:.1f} % of its samples are clipped flat at full scale, which leaves the "
+                "mark no room: use a version with headroom")
+    return None
 
 
 READ_BACK_RECORDS = 10**6
