@@ -95,16 +95,29 @@ def _embed_stream(in_path: Path, out_path: Path, info: io.AudioInfo, key: Waterm
     chunks = _chunks_with_context(in_path, emb.chunk, emb.pad)
     marked = _reporting((emb.apply(x, start, padded) for start, x, padded in chunks), info.frames, progress)
     subtype = io.output_subtype(out_path, info.subtype)
-    # The length lets a WAV be written as a plain WAV, as it came (unknown, it starts as RF64 and
-    # ends as WAVE_FORMAT_EXTENSIBLE, which older tools refuse); a header's length may be an
-    # estimate (MP3), so the margin keeps a file near 4 GiB on the RF64 side.
-    hint = int(info.frames * 1.05) + info.sample_rate
-    with io.AudioWriter(out_path, info.sample_rate, info.channels, subtype=subtype, frames_hint=hint) as writer:
+    with io.AudioWriter(out_path, info.sample_rate, info.channels, subtype=subtype,
+                        frames_hint=_plain_wav_hint(in_path, info)) as writer:
         for block in marked:
             writer.write(block)
     # the song's title, artist, album and cover stay with it (a video's title, for its track;
     # a Broadcast WAV's origin and time reference)
     io.carry_metadata(in_path, out_path)
+
+
+def _plain_wav_hint(in_path: Path, info: io.AudioInfo) -> int | None:
+    """The length to tell a WAV writer (frames) when the marked copy should be a plain WAV: a
+    plain WAV input, or a mono/stereo one of another format. Without it the writer starts an RF64
+    and ends a WAVE_FORMAT_EXTENSIBLE file, which older tools refuse for plain stereo, and which
+    a WAVE_FORMAT_EXTENSIBLE input or a surround input needs (its speaker layout). A header's
+    length may be an estimate (MP3): the margin keeps a file near 4 GiB on the RF64 side."""
+    import soundfile as sf
+
+    try:
+        major = sf.info(os.fsencode(in_path)).format
+    except (sf.LibsndfileError, RuntimeError, OSError, ValueError):
+        major = None
+    plain = major == "WAV" if major in ("WAV", "WAVEX") else info.channels <= 2
+    return int(info.frames * 1.05) + info.sample_rate if plain else None
 
 
 def _check_output_name(in_path: Path, out_path: Path) -> None:
