@@ -288,6 +288,10 @@ def _expired(ca):
         ("key mismatch", lambda ca: ([ca.leaf()[0], ca.inter], ec.generate_private_key(ec.SECP256R1())),
          "does not match"),
         ("wrong order", lambda ca: (lambda lk: ([ca.inter, lk[0]], lk[1]))(ca.leaf()), "wrong order"),
+        ("any EKU", lambda ca: (lambda lk: ([lk[0], ca.inter], lk[1]))(ca.leaf(
+            eku=(ExtendedKeyUsageOID.EMAIL_PROTECTION, x509.ObjectIdentifier("2.5.29.37.0")))), "anyExtendedKeyUsage"),
+        ("OCSP EKU", lambda ca: (lambda lk: ([lk[0], ca.inter], lk[1]))(ca.leaf(
+            eku=(ExtendedKeyUsageOID.EMAIL_PROTECTION, ExtendedKeyUsageOID.OCSP_SIGNING))), "OCSPSigning"),
     ],
 )
 def test_import_refuses_bad_chains(home, tmp_path, capsys, ca, fault, make, message):
@@ -698,3 +702,27 @@ def test_a_keys_init_that_fails_midway_leaves_a_home_a_retry_can_use(home, capsy
     monkeypatch.setenv("FOLEYSEAL_HOME", str(home))
     rc, out, err = run_cli(capsys, "keys", "init")
     assert rc == 0 and "created: certificate chain, watermark key" in out, err
+
+
+def test_a_signing_certificate_that_may_sign_certificates_is_refused_with_a_reason(home, tmp_path, capsys, ca):
+    """c2pa refused such a leaf with "run `foleyseal keys import` to get the exact fault", from
+    inside `keys import` itself."""
+    from cryptography.hazmat.primitives import hashes
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = dt.datetime.now(dt.timezone.utc)
+    leaf = (x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, "Signs Certs")]))
+            .issuer_name(ca.inter.subject).public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(days=1)).not_valid_after(now + dt.timedelta(days=30))
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(x509.KeyUsage(digital_signature=True, content_commitment=False, key_encipherment=False,
+                                         data_encipherment=False, key_agreement=False, key_cert_sign=True,
+                                         crl_sign=False, encipher_only=False, decipher_only=False), critical=True)
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.EMAIL_PROTECTION]), critical=False)
+            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca.inter_key.public_key()), critical=False)
+            .sign(ca.inter_key, hashes.SHA256()))
+    chain, key_path, root = ca.write(tmp_path / "in", [leaf, ca.inter], key)
+    rc, _, err = run_cli(capsys, "keys", "import", "--cert-chain", str(chain), "--key", str(key_path), "--root", str(root))
+    assert rc == 3 and "keyCertSign" in err and "run `foleyseal keys import`" not in err
+    assert not (home / "keys").exists()

@@ -366,8 +366,20 @@ def _check_leaf_profile(leaf: x509.Certificate, source: str | Path | None) -> No
         raise SigningError(
             f"the signing certificate lacks KeyUsage digitalSignature ({subject})", path=source
         )
+    if ku.key_cert_sign or ku.crl_sign:
+        raise SigningError(
+            f"the signing certificate may sign certificates or CRLs (KeyUsage keyCertSign/cRLSign), which "
+            f"C2PA forbids an end-entity signer ({subject})", path=source
+        )
     eku = _ext(leaf, x509.ExtendedKeyUsage)
     usages = list(eku) if eku is not None else []
+    for forbidden, name in ((x509.ObjectIdentifier("2.5.29.37.0"), "anyExtendedKeyUsage"),
+                            (ExtendedKeyUsageOID.OCSP_SIGNING, "OCSPSigning")):
+        if forbidden in usages:  # C2PA validators refuse such a signer, whatever else it may do
+            raise SigningError(
+                f"the signing certificate's extended key usage includes {name}, which C2PA forbids a "
+                f"signer; it must be emailProtection (1.3.6.1.5.5.7.3.4) without it ({subject})", path=source
+            )
     if ExtendedKeyUsageOID.EMAIL_PROTECTION not in usages:
         names = ", ".join(getattr(u, "_name", None) or u.dotted_string for u in usages) or "none"
         raise SigningError(

@@ -152,9 +152,11 @@ class SigningIdentity:
                 path=path,
             ) from exc
         if "certificate" in text.lower():
+            # not "run keys import": this is also what keys import itself meets
             raise SigningError(
-                f"c2pa refused the signing certificate ({text}); run `foleyseal keys import` to get "
-                "the exact fault",
+                f"c2pa refused the signing certificate ({text}): it is outside the certificate profile "
+                "C2PA validators demand (an EC P-256/P-384, RSA-PSS or Ed25519 end-entity certificate with "
+                "KeyUsage digitalSignature only and ExtendedKeyUsage emailProtection)",
                 path=path,
             ) from exc
         raise SigningError(f"C2PA signing failed: {text}", path=path) from exc
