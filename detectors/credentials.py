@@ -83,3 +83,10 @@ def why_record_does_not_vouch(cred: Any, payload: str | None) -> str | None:
         named = ", ".join(sorted(bound)) or "no payload"
         return f"its manifest binds {named}, not the payload {payload} read from the audio"
     return None
+
+
+def parent_changed(cred: Any) -> tuple[str, ...]:
+    """The failure codes, other than trust ones (the signer may have lacked the parent's anchors),
+    that were recorded for the parent's credentials when ``cred`` was signed: () when the file it
+    was made from was intact, or had none."""
+    return tuple(c for c in getattr(cred, "parent_failure_codes", ()) or () if c not in _TRUST_CODES)

@@ -44,7 +44,7 @@ from provenance.core.errors import FoleySealError, FormatError, InputError, Stor
 from provenance.core.io.read import cut_short
 
 from detectors.container import probe
-from detectors.credentials import classify_credentials, unparseable, why_record_does_not_vouch
+from detectors.credentials import classify_credentials, parent_changed, unparseable, why_record_does_not_vouch
 from detectors.decode import DeadlineExceeded, DecodeStats, iter_mono
 from detectors.gaps import confirmed_gaps, refine_boundaries
 from detectors.intake import SIDECAR_BESIDE, hash_and_scan, is_manifest_store, manifest_not_media, spooled
@@ -543,6 +543,12 @@ class Verifier:
             return None
         if credentials.present:
             notes.extend(n for n in self.trust_notes if n not in notes)
+            if (changed := parent_changed(credentials)) and manifest_bytes is None:
+                notes.append(
+                    "When these credentials were signed, the file they record as this one's parent carried "
+                    f"Content Credentials that did not validate ({', '.join(changed)}): it had been changed "
+                    "after it was signed, and these credentials vouch only for what was done to it since."
+                )
         elif credentials.source == "sidecar" and credentials.error:  # one beside it, holding nothing
             notes.append(f"{credentials.error[0].upper()}{credentials.error[1:]}.")
         return credentials

@@ -1007,3 +1007,19 @@ def test_a_wav_or_ogg_cut_short_is_said_to_be(verify_env: VerifyEnv, tmp_path: P
     assert any(n.startswith("The file is cut short or damaged (") and "only what decodes was checked" in n
                for n in r.notes), r.notes
     assert not any("cut short" in n for n in verify(whole, settings=settings_without_store(verify_env)).notes)
+
+
+def test_credentials_signed_over_a_tampered_file_say_so(verify_env: VerifyEnv, tmp_path: Path,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    """`sign` of a tampered file made a file reading plain `credentials_valid`: the parent's
+    failed validation, recorded in the new manifest, was never shown."""
+    out = tmp_path / "resigned.wav"
+    rc, _ = _cli(["sign", str(verify_env.files["flipped_wav"]), str(out)], verify_env, capsys)
+    assert rc == 0
+    r = verify(out, settings=settings_without_store(verify_env))
+    assert r.verdict is Verdict.CREDENTIALS_VALID
+    assert any("did not validate (assertion.dataHash.mismatch)" in n for n in r.notes), r.notes
+    intact = tmp_path / "resigned_intact.wav"
+    rc, _ = _cli(["sign", str(verify_env.files["marked_wav"]), str(intact)], verify_env, capsys)
+    assert rc == 0
+    assert not any("did not validate" in n for n in verify(intact, settings=settings_without_store(verify_env)).notes)

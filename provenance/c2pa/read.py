@@ -128,6 +128,15 @@ def _parent_source_type(manifests: dict, manifest: dict) -> str | None:
             return dst
 
 
+def _parent_failures(manifest: dict) -> tuple[str, ...]:
+    """The failure codes the signer's reader recorded for the ``parentOf`` ingredient's own
+    credentials when ``manifest`` was made: a file signed over a tampered one carries them."""
+    parent = next((i for i in manifest.get("ingredients") or [] if i.get("relationship") == "parentOf"), None)
+    results = (parent or {}).get("validation_results") or {}
+    codes = [f.get("code", "?") for f in (results.get("activeManifest") or {}).get("failure", [])]
+    return tuple(dict.fromkeys(codes))
+
+
 def _report_from_reader(reader: c2pa.Reader, source: str, mime: str | None) -> CredentialsReport:
     manifest_json = reader.json()
     data = json.loads(manifest_json)
@@ -154,6 +163,7 @@ def _report_from_reader(reader: c2pa.Reader, source: str, mime: str | None) -> C
         claim_generator=claim_generator,
         digital_source_type=dst,
         parent_source_type=None if dst else _parent_source_type(manifests, active),
+        parent_failure_codes=_parent_failures(active),
         actions=tuple(actions),
         soft_bindings=_soft_bindings(assertions),
         generation_record=gens[0] if gens else None,

@@ -58,6 +58,10 @@ class CredentialsReport:
     """When the active manifest states none (an edit: ``c2pa.opened``, ``c2pa.edited``), the
     digital source type its nearest ``parentOf`` ancestor states: an edit of generated audio is
     still generated audio."""
+    parent_failure_codes: tuple[str, ...] = ()
+    """The failure codes recorded, when the active manifest was signed, for the credentials of the
+    file it was made from (its ``parentOf`` ingredient): a manifest signed over a tampered file
+    validates itself, and these say what was wrong with what it vouches it came from."""
     actions: tuple[dict, ...] = ()
     """The ``c2pa.actions`` entries of the active manifest, as c2pa reports them."""
     soft_bindings: tuple[SoftBinding, ...] = ()
