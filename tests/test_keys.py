@@ -726,3 +726,21 @@ def test_a_signing_certificate_that_may_sign_certificates_is_refused_with_a_reas
     rc, _, err = run_cli(capsys, "keys", "import", "--cert-chain", str(chain), "--key", str(key_path), "--root", str(root))
     assert rc == 3 and "keyCertSign" in err and "run `foleyseal keys import`" not in err
     assert not (home / "keys").exists()
+
+
+def test_a_root_bundle_given_as_root_picks_the_chains_own(home, tmp_path, capsys, ca):
+    """`--root` with a bundle of roots (a company's trust bundle) was blamed on chain.pem as
+    "the wrong order"."""
+    leaf, key = ca.leaf()
+    chain, key_path, root = ca.write(tmp_path / "in", [leaf, ca.inter], key)
+    other = CA()
+    bundle = tmp_path / "bundle.pem"
+    bundle.write_bytes(other.root.public_bytes(PEM) + ca.root.public_bytes(PEM))
+    rc, _, err = run_cli(capsys, "keys", "import", "--cert-chain", str(chain), "--key", str(key_path),
+                         "--root", str(bundle))
+    assert rc == 0, err
+    assert load_settings().root_cert_path.read_bytes() == ca.root.public_bytes(PEM)
+    bundle.write_bytes(other.root.public_bytes(PEM) + CA().root.public_bytes(PEM))
+    rc, _, err = run_cli(capsys, "keys", "import", "--cert-chain", str(chain), "--key", str(key_path),
+                         "--root", str(bundle), "--force")
+    assert rc == 3 and "none of the 2 root certificates given" in err and "wrong order" not in err

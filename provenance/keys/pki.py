@@ -441,6 +441,14 @@ def validate_chain(
                     f"the root certificate is not a self-signed CA certificate ({describe_name(r.subject)})",
                     path=root_source,
                 )
+        if len(roots) > 1:  # a bundle of roots: the one that issued the top of the chain is its root
+            issuer = [r for r in roots if r in certs or _issued_by(certs[-1], r)]
+            if not issuer:
+                names = "; ".join(describe_name(r.subject) for r in roots)
+                raise SigningError(
+                    f"none of the {len(roots)} root certificates given ({names}) issued "
+                    f"{describe_name(certs[-1].subject)}, the top of the chain", path=root_source)
+            roots = issuer[:1]
         certs = certs + [r for r in roots if all(r != c for c in certs)]
     if len(certs) == 1 and _is_self_signed(certs[0]) and not _is_ca(certs[0]):
         raise SigningError(
