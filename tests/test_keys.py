@@ -744,3 +744,18 @@ def test_a_root_bundle_given_as_root_picks_the_chains_own(home, tmp_path, capsys
     rc, _, err = run_cli(capsys, "keys", "import", "--cert-chain", str(chain), "--key", str(key_path),
                          "--root", str(bundle), "--force")
     assert rc == 3 and "none of the 2 root certificates given" in err and "wrong order" not in err
+
+
+def test_keys_init_keeps_a_complete_home_it_cannot_write_to(home, capsys, monkeypatch):
+    """On a read-only disk, `keys init` of a complete home failed ("cannot make or write the
+    FoleySeal home") although --help says existing files are kept, exit 0."""
+    rc, _, err = run_cli(capsys, "keys", "init")
+    assert rc == 0, err
+    import provenance.keys.pki as pki
+
+    def read_only(*_a, **_k):
+        raise AssertionError("a complete home needs no write")
+
+    monkeypatch.setattr(pki, "make_home", read_only)
+    rc, out, err = run_cli(capsys, "keys", "init")
+    assert rc == 0 and "kept existing: certificate chain, watermark key" in out, err

@@ -92,7 +92,10 @@ def init_cmd(
     from provenance.watermark.keys import load_key, new_key, save_key
 
     settings = _settings(home)
-    make_home(settings.home)
+    complete = all(p.exists() for p in (settings.cert_chain_path, settings.signing_key_path, settings.root_cert_path,
+                                        settings.watermark_key_path, settings.config_path))
+    if force or not complete:  # a complete home on a read-only disk is kept, and needs no write
+        make_home(settings.home)
     created: list[str] = []
     kept: list[str] = []
 
