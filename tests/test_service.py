@@ -272,6 +272,16 @@ def test_soft_binding_resolution(client: TestClient, verify_env: VerifyEnv) -> N
     assert client.get("/matches/byBinding", params={"alg": "com.example.other.1", "value": value}).status_code == 400
     assert client.get("/matches/byBinding", params={"alg": ALG, "value": "!!notbase64"}).status_code == 400
     assert client.get("/matches/byBinding", params={"alg": ALG}).status_code == 400
+    # a 400 names where the fault is: ": Field required", "0: JSON decode error" said nothing
+    r = client.get("/matches/byBinding", params={"alg": ALG})
+    assert r.json()["detail"] == "query parameter 'value': Field required"
+    r = client.post("/matches/byBinding", content=b"alg=x", headers={"content-type": "text/plain"})
+    assert r.status_code == 400 and r.json()["detail"].startswith("the request body: "), r.text
+    assert "(send a JSON object)" in r.json()["detail"]
+    r = client.post("/matches/byBinding", content=b'{"alg": ', headers={"content-type": "application/json"})
+    assert r.status_code == 400 and r.json()["detail"].startswith("the request body is not valid JSON (at character"), r.text
+    r = client.post("/matches/byBinding", json={"alg": ALG})
+    assert r.status_code == 400 and r.json()["detail"] == "field 'value' of the JSON body: Field required", r.text
     r = client.get("/services/supportedAlgorithms")
     assert r.json() == {"watermarks": [{"alg": ALG}], "fingerprints": []}
 

@@ -146,9 +146,7 @@ def create_app(config: ServiceConfig | None = None) -> FastAPI:
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
         # FastAPI's default is 422; the soft-binding spec answers a bad query with 400.
-        errors = [
-            f"{'.'.join(str(p) for p in e.get('loc', ()) if p != 'body')}: {e.get('msg')}" for e in exc.errors()
-        ]
+        errors = [_validation_message(e) for e in exc.errors()]
         return JSONResponse(status_code=400, content={"detail": "; ".join(errors) or "invalid request"})
 
     app.add_middleware(_SecurityHeaders)
@@ -159,6 +157,24 @@ def create_app(config: ServiceConfig | None = None) -> FastAPI:
 
     app.mount("/static", _PageAssets(directory=str(WEB_DIR)), name="static")
     return app
+
+
+def _validation_message(error: dict[str, Any]) -> str:
+    """One validation error of a request, named by where it is: ``query parameter 'alg'``, ``the
+    request body``, ``field 'value' of the JSON body``. (``loc`` is ``("body",)`` for a body that
+    is not an object and ``("body", 0)`` for JSON that does not parse: a bare ``: Field required``
+    or ``0: JSON decode error`` said nothing.)"""
+    raw = tuple(error.get("loc", ()))
+    msg = str(error.get("msg", "invalid"))
+    if error.get("type") == "json_invalid":
+        pos = next((p for p in reversed(raw) if isinstance(p, int)), None)
+        return "the request body is not valid JSON" + (f" (at character {pos})" if pos is not None else "") + f": {msg}"
+    where, fields = (str(raw[0]), [str(p) for p in raw[1:]]) if raw else ("request", [])
+    if where == "body":
+        if not fields:
+            return f"the request body: {msg} (send a JSON object)"
+        return f"field '{'.'.join(fields)}' of the JSON body: {msg}"
+    return f"{where} parameter '{'.'.join(fields)}': {msg}" if fields else f"{where}: {msg}"
 
 
 class _SecurityHeaders:
