@@ -28,3 +28,8 @@ def __getattr__(name: str) -> Any:
     if name in _EXPORTS:
         return getattr(import_module(_EXPORTS[name]), name)
     raise AttributeError(f"module 'foleyseal' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    """The module's names with the lazy exports, so that ``dir()`` and completion show them."""
+    return sorted({*globals(), *_EXPORTS})

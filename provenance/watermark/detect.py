@@ -51,6 +51,7 @@ import dataclasses
 import math
 from collections import Counter
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import numpy as np
 from scipy import special
@@ -137,7 +138,7 @@ def check_threshold(threshold: object) -> None:
 
 def detect_features(
     x16: np.ndarray,
-    key: WatermarkKey | bytes,
+    key: WatermarkKey | bytes | str | Path,
     *,
     duration_s: float,
     threshold: float = DEFAULT_THRESHOLD,
@@ -1052,7 +1053,7 @@ def _extend_warped(
 
 def detect(
     audio: Audio,
-    key: WatermarkKey | bytes,
+    key: WatermarkKey | bytes | str | Path,
     *,
     threshold: float = DEFAULT_THRESHOLD,
     params: WatermarkParams = DEFAULT_PARAMS,

@@ -332,7 +332,7 @@ class ChunkEmbedder:
 
     def __init__(
         self,
-        key: WatermarkKey | bytes,
+        key: WatermarkKey | bytes | str | Path,
         payload: bytes | str,
         sample_rate: int,
         *,
@@ -381,7 +381,7 @@ class ChunkEmbedder:
 
 def embed(
     audio: Audio,
-    key: WatermarkKey | bytes,
+    key: WatermarkKey | bytes | str | Path,
     payload: bytes | str,
     *,
     strength: float = 1.0,
@@ -406,7 +406,7 @@ def embed(
 
 def marked_blocks(
     audio: Audio,
-    key: WatermarkKey | bytes,
+    key: WatermarkKey | bytes | str | Path,
     payload: bytes | str,
     *,
     strength: float = 1.0,
