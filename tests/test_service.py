@@ -746,3 +746,18 @@ def test_a_client_that_leaves_mid_verification_frees_its_worker(verify_env: Veri
                        timeout=60)
         assert r.status_code == 200 and r.json()["verdict"] == "no_evidence"
         assert time.monotonic() - t0 < 30
+
+
+def test_openapi_describes_the_report_and_health_answers(client: TestClient, verify_env: VerifyEnv) -> None:
+    """The 200s of /v1/verify and /v1/health had no schema: generated clients got an untyped
+    object for the service's main answer. The schema's fields are the report's own."""
+    doc = client.get("/openapi.json").json()
+    schemas = doc["components"]["schemas"]
+    ok = doc["paths"]["/v1/verify"]["post"]["responses"]["200"]["content"]["application/json"]["schema"]
+    assert ok["$ref"].endswith("/ReportBody")
+    report = _upload(client, verify_env.files["marked_wav"]).json()
+    assert set(schemas["ReportBody"]["properties"]) == set(report)
+    assert set(schemas["HealthBody"]["properties"]) == set(client.get("/v1/health").json())
+    verdicts = set(schemas["Verdict"]["enum"]) if "Verdict" in schemas else set(schemas["ReportBody"]["properties"]["verdict"]["enum"])
+    assert report["verdict"] in verdicts and "no_evidence" in verdicts
+    assert "503" in doc["paths"]["/v1/verify"]["post"]["responses"]

@@ -8,11 +8,13 @@ asks for 400, see ``app.py``). The response sets below are what the routes reall
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel, Field
+
+from detectors.report import Verdict
 
 
 class ErrorBody(BaseModel):
@@ -26,6 +28,44 @@ class UnexaminableBody(BaseModel):
 
     detail: str = Field(description="What was wrong with the file")
     report: dict[str, Any] = Field(description="The verification report, verdict `error`")
+
+
+class ReportBody(BaseModel):
+    """``/v1/verify``'s answer: the verification report (:class:`detectors.report.VerificationReport`,
+    schema ``org.foleyseal.verification-report.1``); the nested parts are described in the README."""
+
+    schema_: str = Field(alias="schema", description="`org.foleyseal.verification-report.1`")
+    file: str = Field(description="The name the file was sent under")
+    verdict: Verdict
+    title: str = Field(description="The verdict in a few words")
+    explanation: str = Field(description="One plain-language paragraph: the verdict, the evidence, what it does not mean")
+    size_bytes: int | None = None
+    sha256: str | None = None
+    container: dict[str, Any] | None = Field(None, description="Format, codec, sample rate (Hz), channels, duration (s)")
+    credentials: dict[str, Any] | None = Field(None, description="The C2PA credentials found with the file, validated")
+    watermark: list[dict[str, Any]] = Field(description="One result per watermark key: found, p-value, payloads, "
+                                            "segments (s)")
+    store: list[dict[str, Any]] = Field(description="Manifest-store records the file leads to, and how bound")
+    notes: list[str]
+    error: str | None = None
+    elapsed_s: float
+    trust_anchors: int = Field(description="Trust anchors the verifier used (0: nothing is trusted)")
+    store_unavailable: bool = Field(description="Always false here: the service answers 503 instead")
+
+
+class HealthBody(BaseModel):
+    """``/v1/health``'s answer (also the body of its 503)."""
+
+    status: Literal["ok", "degraded"]
+    version: str
+    workers: int
+    pending: int
+    worker_restarts: int
+    jobs_done: int
+    watermark_keys: int
+    trust_anchors: int
+    store: Literal["ok", "unavailable"]
+    max_upload_bytes: int
 
 
 def error(description: str, model: type[BaseModel] = ErrorBody) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from provenance import __version__
 from provenance.core.errors import StoreError
 
 from detectors.report import VERDICT_DESCRIPTIONS
-from detectors.service.openapi import STORE, UPLOAD, UnexaminableBody, error
+from detectors.service.openapi import STORE, UPLOAD, HealthBody, ReportBody, UnexaminableBody, error
 from detectors.service.routes.common import UPLOAD_OPENAPI, verify_upload
 from detectors.service.state import get_state, rate_limited
 
@@ -35,7 +35,7 @@ _VERDICTS_DOC = "\n".join(f"- `{v.value}`: {d}" for v, d in VERDICT_DESCRIPTIONS
     "store does not answer (retry later).",
     openapi_extra=UPLOAD_OPENAPI,
     responses={
-        200: {"description": "The verification report"},
+        200: {"description": "The verification report", "model": ReportBody},
         **UPLOAD,
         422: error("The file could not be examined (report included)", UnexaminableBody),
         **STORE,
@@ -60,7 +60,9 @@ async def post_verify(request: Request) -> Any:
     description="The workers, keys and trust anchors, and whether the manifest store answers now "
     "(read on every call). **503** with the same body when it does not, so a load balancer takes "
     "this instance out of service: verification would lose credential recovery and store matches.",
-    responses={503: {"description": "The manifest store does not answer (`status` 'degraded', `store` 'unavailable')"}},
+    responses={200: {"description": "The service and its store answer", "model": HealthBody},
+               503: {"description": "The manifest store does not answer (`status` 'degraded', `store` 'unavailable')",
+                     "model": HealthBody}},
 )
 async def health(request: Request) -> Any:
     state = get_state(request)
