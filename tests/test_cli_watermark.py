@@ -453,3 +453,13 @@ def test_audio_far_over_full_scale_is_named_as_such_not_as_too_little_sound(key,
     code, _, err = run(["watermark", "embed", str(tmp_path / "loud.wav"), str(tmp_path / "o.wav"), "--key", str(key),
                         "--payload", PAYLOAD], capsys)
     assert code == 3 and "reach 10 times full scale (+20.0 dBFS)" in err and "too little sound" not in err
+
+
+def test_with_json_an_error_is_json_on_stdout_too(key, tmp_path, capsys):
+    """`--json` runs that failed left stdout empty: a program reading it had nothing to parse."""
+    code, out, err = run(["watermark", "detect", str(tmp_path / "missing.wav"), "--key", str(key), "--json"], capsys)
+    assert code == 3 and "file not found" in err
+    assert json.loads(out) == {"error": "file not found", "file": str(tmp_path / "missing.wav"),
+                               "kind": "InputError", "exit_code": 3}
+    code, out, err = run(["watermark", "detect", str(tmp_path / "missing.wav"), "--key", str(key)], capsys)
+    assert code == 3 and out == ""

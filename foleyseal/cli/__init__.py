@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import json
 import os
 import signal
 import sys
@@ -85,6 +86,8 @@ def main(argv: list[str] | None = None) -> None:
         _interrupted(stop)
     except FoleySealError as exc:
         typer.echo(f"error: {exc}", err=True)
+        _json_error(argv, {"error": exc.message, "file": exc.path, "kind": type(exc).__name__},
+                    exit_codes.INPUT_ERROR)
         sys.exit(exit_codes.INPUT_ERROR)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
@@ -106,6 +109,8 @@ def main(argv: list[str] | None = None) -> None:
         # permission): the environment is at fault, not FoleySeal, and the message says which file.
         where = f"{exc.filename}: " if exc.filename else ""
         typer.echo(f"error: {where}{exc.strerror or exc}", err=True)
+        _json_error(argv, {"error": str(exc.strerror or exc), "file": exc.filename, "kind": "OSError"},
+                    exit_codes.INPUT_ERROR)
         sys.exit(exit_codes.INPUT_ERROR)
     except Exception as exc:
         # Usage errors (typer's click exceptions) know how to show themselves and their code.
@@ -137,4 +142,17 @@ def _interrupted(stop: StopRequest) -> NoReturn:
 
 def _internal_error(exc: BaseException) -> NoReturn:
     typer.echo(f"internal error: {type(exc).__name__}: {exc}", err=True)
+    _json_error(None, {"error": f"internal error: {type(exc).__name__}: {exc}", "file": None,
+                       "kind": "InternalError"}, exit_codes.INTERNAL_ERROR)
     sys.exit(exit_codes.INTERNAL_ERROR)
+
+
+def _json_error(argv: list[str] | None, error: dict[str, object], code: int) -> None:
+    """With ``--json`` on the command line, the error also goes to stdout as one JSON object
+    (``error``, ``file``, ``kind``: the error class, ``exit_code``), so that a program reading
+    the JSON of a run gets an answer it can parse, not an empty stdout; stderr says it to people."""
+    args = argv if argv is not None else sys.argv[1:]
+    if "--json" not in args:
+        return
+    with contextlib.suppress(OSError):
+        typer.echo(json.dumps({**error, "exit_code": code}))
