@@ -21,6 +21,7 @@ import numpy as np
 from scipy.signal import resample_poly
 
 from provenance.core.audio import Audio
+from provenance.core.errors import InputError
 
 PRIMARY = "primary"
 """Label of spans marked with the payload under test."""
@@ -126,6 +127,38 @@ class AttackOutput:
     details: dict[str, Any] = field(default_factory=dict)
 
 
+_RANGES: tuple[tuple[str, float, float, str], ...] = (
+    # (name, or name suffix starting with "_"; lowest; highest; the requirement in words)
+    ("bits", 1, 32, "1 to 32 bits"),
+    ("order", 1, 32, "a filter order of 1 to 32"),
+    ("pieces", 1, 1000, "1 to 1000 pieces"),
+    ("ratio", 1, 1000, "a compression ratio of 1 (none) to 1000"),
+    ("semitones", -48, 48, "-48 to 48 semitones"),
+    ("percent", -99, 1000, "-99 to 1000 percent"),
+    ("quality", -1, 10, "a Vorbis quality of -1 to 10"),
+    ("room_size", 0, 1, "0 to 1"),
+    ("damping", 0, 1, "0 to 1"),
+    ("width", 0, 1, "0 to 1"),
+    ("_fraction", 0, 1, "a fraction of 0 to 1"),
+    ("offset_fs", -1, 1, "-1 to 1 (a share of full scale)"),
+    ("_db", -200, 200, "-200 to 200 dB"),
+    ("_hz", 1e-3, 1e7, "above 0 Hz"),
+    ("_kbps", 1e-3, 1e5, "above 0 kbps"),
+    ("_ms", 0, 1e7, "0 ms or more"),
+    ("_s", 0, 1e7, "0 s or more"),
+)
+
+
+def _out_of_range(name: str, value: float) -> str | None:
+    """What the attack parameter ``name`` must be, when ``value`` is not that (else None)."""
+    if not np.isfinite(value):
+        return "a finite number"
+    for key, lo, hi, requirement in _RANGES:
+        if name == key or (key.startswith("_") and name.endswith(key)):
+            return None if lo <= value <= hi else requirement
+    return None
+
+
 @dataclass(frozen=True, kw_only=True)
 class Attack:
     """Base of every attack. Subclasses add their parameters as fields with units in the names.
@@ -147,6 +180,18 @@ class Attack:
     """True when the attack needs ``AttackContext.other_marked`` (a second marked file)."""
     requires: ClassVar[tuple[str, ...]] = ()
     """Import names of the optional packages the attack needs (see ``benchmarks.requirements``)."""
+
+    def __post_init__(self) -> None:
+        """Refuse parameters no attack can mean (:class:`InputError` naming the attack and the
+        field): an attack list asking for 0-bit requantization or noise at -500 dB SNR ran, and
+        its rows measured nothing a user would cite."""
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                continue
+            requirement = _out_of_range(f.name, float(value))
+            if requirement:
+                raise InputError(f"attack {self.name!r}: {f.name} must be {requirement}, got {value!r}")
 
     def apply(self, audio: Audio, rng: np.random.Generator, context: AttackContext | None = None) -> Audio:
         """Attack ``audio``; same rate and channel count unless the class says otherwise."""

@@ -185,13 +185,11 @@ def _unique(attacks: list[Attack], where: str) -> list[Attack]:
     return attacks
 
 
-_POSITIVE_SUFFIXES = ("_hz", "_kbps")
-_NON_NEGATIVE_SUFFIXES = ("_s", "_ms")
 
 
 def _check_fields(attack: Attack, where: str) -> None:
-    """Each parameter of ``attack`` has its declared type (a TOML string is no number) and a
-    value its unit allows (frequencies and bitrates above 0, durations not below 0)."""
+    """Each parameter of ``attack`` has its declared type (a TOML string is no number); the
+    values each unit allows are checked when an attack is made (``Attack.__post_init__``)."""
     import dataclasses
     import math
     import typing
@@ -210,10 +208,6 @@ def _check_fields(attack: Attack, where: str) -> None:
         if not ok:
             what = "a finite number" if t is float else f"a {t.__name__}"
             raise ConfigError(f"{where}: attack {attack.name!r}: {f.name} must be {what}, got {v!r}")
-        if f.name.endswith(_POSITIVE_SUFFIXES) and v <= 0:
-            raise ConfigError(f"{where}: attack {attack.name!r}: {f.name} must be above 0, got {v!r}")
-        if f.name.endswith(_NON_NEGATIVE_SUFFIXES) and v < 0:
-            raise ConfigError(f"{where}: attack {attack.name!r}: {f.name} must not be negative, got {v!r}")
 
 
 def _try_on_noise(attack: Attack, where: str) -> None:
@@ -268,6 +262,8 @@ def attack_from_dict(d: dict[str, Any], *, where: str = "attack list") -> Attack
         attack = ATTACK_TYPES[type_name](**d)
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{where}: bad parameters for {type_name}: {exc}") from None
+    except InputError as exc:  # a value no attack can mean (Attack.__post_init__)
+        raise ConfigError(f"{where}: {exc.message}") from None
     _check_fields(attack, where)
     _try_on_noise(attack, where)
     return attack
