@@ -461,8 +461,9 @@ def _tampered_text(
         )
     return (
         "This file carries Content Credentials, but they do not validate: "
-        f"{codes}. Either the audio or the manifest was changed after signing, or the credentials "
-        "were copied from another file. Do not rely on what the credentials claim about this file."
+        f"{codes}. Either the file's bytes (its audio, its tags or other metadata) or the manifest were "
+        "changed after signing, or the credentials were copied from another file. Do not rely on "
+        "what the credentials claim about this file."
         f"{wm}{'' if same_bytes is not None else rec_text}"
     )
 

@@ -404,9 +404,46 @@ def test_unreachable_tsa_is_a_clear_error(tmp_path):
     port = _refused_port()
     (home / "config.toml").write_text(f'tsa_url = "http://127.0.0.1:{port}/tsa"\n')
     identity = load_identity(load_settings(home))
-    with pytest.raises(SigningError, match=f"timestamp authority http://127.0.0.1:{port}/tsa could not be reached"):
+    with pytest.raises(SigningError, match=f"timestamp authority http://127.0.0.1:{port}/tsa could not be reached") as exc:
         sign_file(_wav(tmp_path / "a.wav"), tmp_path / "b.wav", _spec(), identity)
+    assert exc.value.path is None  # the service's fault, not the file's
     assert not (tmp_path / "b.wav").exists()
+
+
+def test_a_bad_tsa_url_from_the_environment_is_not_blamed_on_config_toml(tmp_path, monkeypatch):
+    monkeypatch.setenv("FOLEYSEAL_TSA_URL", "ftp://x")
+    with pytest.raises(ConfigError) as exc:
+        load_settings(tmp_path)
+    assert str(exc.value) == "FOLEYSEAL_TSA_URL must be an http(s) URL, got 'ftp://x'"
+    monkeypatch.delenv("FOLEYSEAL_TSA_URL")
+    (tmp_path / "config.toml").write_text("tsa_url = 'ftp://x'\n")
+    with pytest.raises(ConfigError, match="config.toml: 'tsa_url' must be an http"):
+        load_settings(tmp_path)
+
+
+def test_a_chain_listing_a_certificate_twice_is_named_as_such(ca):
+    leaf, key = ca.leaf()
+    chain = b"".join(c.public_bytes(PEM) for c in (leaf, ca.inter, ca.inter))
+    with pytest.raises(SigningError, match=r"certificate 3 \(.*\) is certificate 2 \(.*\) again: remove the copy"):
+        validate_chain(chain, private_key_pem(key))
+
+
+def test_a_callback_signing_with_another_key_is_named(tmp_path, ca, monkeypatch):
+    """It read "C2PA signing failed: ... does not match", blamed on chain.pem, the hook unnamed."""
+    leaf, _ = ca.leaf()
+    _, other_key = ca.leaf()
+    chain = (leaf.public_bytes(PEM) + ca.inter.public_bytes(PEM)).decode()
+    kms = tmp_path / "kms.pem"
+    kms.write_bytes(private_key_pem(other_key))
+    (tmp_path / "mods").mkdir()
+    (tmp_path / "mods" / "fake_kms.py").write_text(CALLBACK_MODULE)
+    monkeypatch.syspath_prepend(str(tmp_path / "mods"))
+    monkeypatch.setenv("TEST_KMS_KEY", str(kms))
+    import fake_kms
+
+    with pytest.raises(SigningError, match="signing callback fake_kms:sign returned a signature that does not verify"):
+        probe_signing(chain, callback=fake_kms.sign, callback_name="fake_kms:sign",
+                      root_pem=ca.root.public_bytes(PEM).decode())
 
 
 def test_missing_keys_name_the_file_and_the_fix(tmp_path):

@@ -1023,3 +1023,11 @@ def test_credentials_signed_over_a_tampered_file_say_so(verify_env: VerifyEnv, t
     rc, _ = _cli(["sign", str(verify_env.files["marked_wav"]), str(intact)], verify_env, capsys)
     assert rc == 0
     assert not any("did not validate" in n for n in verify(intact, settings=settings_without_store(verify_env)).notes)
+
+
+def test_a_tampered_explanation_names_metadata_too(reports: dict[str, VerificationReport]) -> None:
+    """A tag-only edit (the hard binding covers every byte) was explained as "the audio or the
+    manifest was changed"."""
+    r = reports["flipped_wav"]
+    assert r.verdict is Verdict.CREDENTIALS_TAMPERED
+    assert "the file's bytes (its audio, its tags or other metadata) or the manifest" in r.explanation

@@ -247,7 +247,8 @@ def import_cmd(
         if not settings.signer_callback:
             raise KeyFileError("--key is required unless signer_callback is configured")
         callback = resolve_callback(settings.signer_callback)
-    _, validated = import_chain(settings, cert_chain, key, root=root, force=force, callback=callback)
+    _, validated = import_chain(settings, cert_chain, key, root=root, force=force, callback=callback,
+                                callback_name=settings.signer_callback)
     roles = ["signing"] + ["intermediate"] * (len(validated.certificates) - 1)
     if validated.root_pem is not None:
         roles[-1] = "root"

@@ -189,7 +189,9 @@ def load_settings(home: Path | None = None) -> Settings:
         optional[key] = value or None
 
     if optional["tsa_url"] and not optional["tsa_url"].startswith(("http://", "https://")):
-        raise ConfigError(f"'tsa_url' must be an http(s) URL, got {optional['tsa_url']!r}", path=cfg_path)
+        origin = "FOLEYSEAL_TSA_URL" if "FOLEYSEAL_TSA_URL" in env else None  # not the file's fault then
+        raise ConfigError(f"{origin or repr('tsa_url')} must be an http(s) URL, got {optional['tsa_url']!r}",
+                          path=None if origin else cfg_path)
     cb = optional["signer_callback"]
     if cb and (cb.count(":") != 1 or not all(cb.split(":"))):
         raise ConfigError(f"'signer_callback' must look like 'package.module:function', got {cb!r}", path=cfg_path)

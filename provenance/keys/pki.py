@@ -319,6 +319,9 @@ def _check_order(certs: list[x509.Certificate], source: str | Path | None) -> No
         )
     for i in range(len(certs) - 1):
         child, parent = certs[i], certs[i + 1]
+        if child == parent:
+            raise SigningError(f"{_label(i + 1, parent)} is {_label(i, child)} again: remove the copy",
+                               path=source)
         if not _issued_by(child, parent):
             # Is the issuer elsewhere in the file? Then only the order is wrong.
             elsewhere = [j for j, c in enumerate(certs) if j != i and j != i + 1 and _issued_by(child, c)]
@@ -571,6 +574,7 @@ def import_chain(
     force: bool = False,
     probe: bool = True,
     callback: Any = None,
+    callback_name: str | None = None,
 ) -> tuple[InstalledFiles, ValidatedChain]:
     """Validate an operator's chain + key and install them in the home.
 
@@ -595,7 +599,7 @@ def import_chain(
         from provenance.keys.signers import probe_signing
 
         probe_signing(validated.chain_pem, key_bytes, root_pem=validated.root_pem, callback=callback,
-                      source=cert_chain)
+                      source=cert_chain, callback_name=callback_name)
     # The home's root goes with the chain: a root from an earlier chain that did not issue this
     # one would be listed by `keys show` and trusted by the verifier for nothing.
     targets = [settings.cert_chain_path, settings.signing_key_path, settings.root_cert_path]

@@ -138,6 +138,13 @@ class SigningIdentity:
     def raise_for_failure(self, exc: BaseException, *, path: str | Path | None = None) -> None:
         """Translate a c2pa signing exception into a :class:`SigningError` naming the cause."""
         text = str(exc)
+        if self.callback is not None and "does not match" in text.lower():
+            raise SigningError(
+                f"the signing callback {self.callback_name or '(hook)'} returned a signature that does not "
+                "verify with the signing certificate's public key: it signs with another key than the "
+                f"certificate's (the wrong HSM or KMS key?) ({text})",
+                path=path,
+            ) from exc
         if self._callback_error is not None:
             cause = self._callback_error
             raise SigningError(
@@ -146,10 +153,10 @@ class SigningIdentity:
                 path=path,
             ) from exc
         if self.tsa_url and ("http" in text.lower() or "timestamp" in text.lower() or "tsa" in text.lower()):
+            # about the service, not the file being signed
             raise SigningError(
                 f"the timestamp authority {self.tsa_url} could not be reached or refused the request "
                 f"(set tsa_url to a working RFC 3161 service, or remove it to sign without a timestamp): {text}",
-                path=path,
             ) from exc
         if "certificate" in text.lower():
             # not "run keys import": this is also what keys import itself meets
@@ -218,6 +225,7 @@ def probe_signing(
     root_pem: str | None = None,
     callback: SignCallback | None = None,
     source: str | Path | None = None,
+    callback_name: str | None = None,
 ) -> str:
     """Sign a 0.1 s WAV with this chain and read it back; return the validation state.
 
@@ -226,7 +234,8 @@ def probe_signing(
     """
     certs = load_certificates(chain_pem, source=source)
     identity = SigningIdentity(
-        chain_pem=chain_pem, alg=signing_alg(certs[0].public_key()), key_pem=key_pem, callback=callback
+        chain_pem=chain_pem, alg=signing_alg(certs[0].public_key()), key_pem=key_pem, callback=callback,
+        callback_name=callback_name
     )
     manifest = {
         "claim_generator_info": [{"name": "FoleySeal key check", "version": "1"}],
