@@ -722,6 +722,8 @@ def test_cli_walks_directories(verify_env: VerifyEnv, tmp_path: Path, capsys: py
     # what the generator writes beside its outputs: named one by one they are examined, not in a walk
     (d / "a.cues.json").write_text('{"cues": []}')
     (d / "notes.txt").write_text("take 3")
+    (d / "sub" / "sonic-pi-samples.copyright").write_text("Format: https://www.debian.org/...")
+    (d / "make_clips.py").write_text("print('made')")
     rc, out = _cli(["verify", "--json", str(d)], verify_env, capsys)
     lines = [json.loads(line) for line in out.strip().splitlines()]
     assert [Path(x["file"]).name for x in lines] == ["a.wav", "b.wav"]

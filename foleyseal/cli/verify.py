@@ -101,7 +101,9 @@ def combined_exit_code(verdicts: list[str], codes: list[int] | None = None) -> i
 # that sit beside media (the generator's cue sheets and JSON summaries, notes, logs). A file named
 # on the command line is always examined, whatever its name.
 _NOT_MEDIA_SUFFIXES = frozenset({".c2pa", ".json", ".jsonl", ".txt", ".md", ".log", ".csv", ".tsv",
-                                 ".yaml", ".yml", ".toml", ".xml", ".html", ".pdf", ".pem", ".key"})
+                                 ".yaml", ".yml", ".toml", ".xml", ".html", ".pdf", ".pem", ".key",
+                                 # a corpus's licence files, and the scripts that made it
+                                 ".copyright", ".license", ".py", ".sh"})
 
 
 def _collect(paths: list[Path]) -> list[Path]:
