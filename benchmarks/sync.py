@@ -350,15 +350,17 @@ def _stats(errors_s: list[float]) -> tuple[float, float]:
 
 
 def _original_audio(path: Path, events: np.ndarray, ours: np.ndarray, tolerance_s: float) -> dict | None:
-    from provenance.core.io import read_audio
+    from provenance.core.io import audio_info, read_audio, video_start_s
 
     try:
         audio = read_audio(path)
+        # the track's own time, put on the picture's timeline as the events and ours are
+        shift = audio_info(path).start_s - video_start_s(path)
     except Exception:
         return None
     if audio.frames == 0 or float(np.max(np.abs(audio.samples))) < 1e-4:
         return None  # silent track (e.g. the mecavideo clip): nothing to compare
-    onsets = detect_onsets(audio)
+    onsets = detect_onsets(audio) + shift
     vs_events = match(events, onsets, tolerance_s)
     vs_ours = match(onsets, ours, tolerance_s)
     med, _ = _stats(list(vs_events.errors_s))
@@ -414,13 +416,16 @@ def run_sync_benchmark(
     """Generate a soundtrack for each video in ``videos_dir/EVENTS.json`` and score its sync."""
     from v2a_core.analysis import analyze
     from v2a_core.pipeline import generate_soundtrack
+    from v2a_core.video import probe
 
     videos_dir = Path(videos_dir)
     entries = load_cue_sheet(videos_dir / "EVENTS.json")
     results: list[VideoResult] = []
     for k, entry in enumerate(entries):
         path = videos_dir / entry["file"]
-        events = np.array([e["t"] for e in entry["events"]], dtype=np.float64)
+        # EVENTS.json gives frame times on the file's own timestamps; a soundtrack starts with the
+        # first picture (real_movie_hello.mp4's picture starts 33 ms in)
+        events = np.array([e["t"] for e in entry["events"]], dtype=np.float64) - probe(path).start_s
         t0 = time.perf_counter()
         track = generate_soundtrack(path, prompt=prompt, negative_prompt=negative_prompt, seed=seed, generator=generator)
         gen_s = time.perf_counter() - t0

@@ -79,6 +79,21 @@ def test_cli_bench_sync_on_a_small_video_set(tmp_path, capsys):
     assert Path(tmp_path / "out" / "sync.json").is_file()
 
 
+def test_events_on_the_files_own_timestamps_are_compared_on_the_pictures_timeline(tmp_path, capsys):
+    """EVENTS.json lists frame times on the file's timestamps; a soundtrack starts with the first
+    picture. A clip whose picture starts 2 s in was scored 2 s off (the real screen recording's
+    33 ms start gave its one event 32.6 ms of error)."""
+    video, onsets = flash_video(tmp_path / "flash.mp4", start_s=2.0)
+    (tmp_path / "EVENTS.json").write_text(json.dumps([{
+        "file": "flash.mp4", "kind": "synthetic", "has_audio": False,
+        "events": [{"t": 2.0 + t, "label": "flash"} for t in onsets],
+    }]))
+    with pytest.raises(SystemExit):
+        main(["bench", "sync", "--videos", str(tmp_path), "--json"])
+    (row,) = json.loads(capsys.readouterr().out)["videos"]
+    assert row["recall"] == 1.0 and row["median_abs_error_ms"] < 5
+
+
 def _strict_json(text: str) -> dict:
     """``json.loads`` that refuses NaN and Infinity, as JSON.parse and jq do."""
     def refuse(name: str) -> None:

@@ -120,7 +120,8 @@ def bounce_video(path: Path, *, duration_s: float = 4.0, fps: float = 24.0, size
                        start_s=start_s), hits
 
 
-def flash_video(path: Path, *, duration_s: float = 4.0, fps: float = 25.0, onsets=(15, 40, 70), size=(320, 240)) -> tuple[Path, list[float]]:
+def flash_video(path: Path, *, duration_s: float = 4.0, fps: float = 25.0, onsets=(15, 40, 70), size=(320, 240),
+                start_s: float = 0.0) -> tuple[Path, list[float]]:
     w, h = size
 
     def render(t: float) -> np.ndarray:
@@ -130,7 +131,8 @@ def flash_video(path: Path, *, duration_s: float = 4.0, fps: float = 25.0, onset
             img[h // 3 : 2 * h // 3, w // 3 : 2 * w // 3] = 255
         return img
 
-    return write_video(path, render, cfr(duration_s, fps), size, rate=int(fps)), [o / fps for o in onsets]
+    return (write_video(path, render, cfr(duration_s, fps), size, rate=int(fps), start_s=start_s),
+            [o / fps for o in onsets])
 
 
 def still_video(path: Path, *, duration_s: float, fps: float = 25.0, size=(320, 240), rgb=(40, 90, 160)) -> Path:
@@ -159,6 +161,7 @@ def test_frame_times_count_from_the_first_picture_of_a_clip_cut_from_a_recording
     got = [f.time_s for f in iter_frames(path)]
     assert np.max(np.abs(np.array(got) - np.array(cfr(2.0, 25)))) < 1e-3
     assert analyze(path).duration_s == pytest.approx(2.0, abs=1e-3)
+    assert probe(path).start_s == pytest.approx(3600.0)
 
 
 def test_the_last_frame_of_a_variable_rate_video_is_shown_for_its_own_duration(tmp_path):

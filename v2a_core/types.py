@@ -47,6 +47,9 @@ class VideoInfo:
     rotation_deg: int = 0
     """Display rotation, degrees; :func:`v2a_core.video.iter_frames` applies the rotation each
     decoded frame carries, so analysis always sees the picture upright (probe reports 0)."""
+    start_s: float = 0.0
+    """Where the video stream starts on the file's own timestamps, seconds (1.4 for an MPEG-TS,
+    3600 for a clip cut from a recording): frame times, events and the soundtrack count from it."""
 
 
 @dataclass(frozen=True)

@@ -76,6 +76,7 @@ def probe(path: str | Path) -> VideoInfo:
             codec=cc.name or "unknown",
             has_audio=bool(container.streams.audio),
             rotation_deg=0,
+            start_s=_start_s(vs),
         )
 
 
