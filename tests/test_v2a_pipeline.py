@@ -553,8 +553,9 @@ def test_a_clip_whose_timestamps_start_an_hour_in_gets_a_soundtrack_as_long_as_t
         assert starts == pytest.approx({"video": 0.0, "audio": 0.0}, abs=1e-3)
         assert c.duration / 1e6 == pytest.approx(6.0, abs=0.05)
     assert read_audio(tmp_path / "late_scored.mp4").duration_s == pytest.approx(6.0, abs=0.05)
-    impacts = [c["time_s"] for c in json.loads((tmp_path / "cues.json").read_text())["cues"]
-               if c["category"].startswith("impact.")]
+    sheet = json.loads((tmp_path / "cues.json").read_text())
+    assert sheet["video_start_s"] == pytest.approx(3600.0)  # to find a cue on the file's timestamps
+    impacts = [c["time_s"] for c in sheet["cues"] if c["category"].startswith("impact.")]
     assert impacts and all(min(abs(t - h) for h in hits) < 0.05 for t in impacts)
     code, out, err = _run(["generate", str(path), "-o", str(tmp_path / "late.wav"), "--home", str(home)], capsys)
     assert code == 0, err

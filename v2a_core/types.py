@@ -304,6 +304,9 @@ class CueSheet:
     notes: tuple[str, ...] = ()
     """What the renderer changed and why, for people: parts of a cue left out because the negative
     prompt excludes them ("ambience.forest: played without animal.birds (excluded)")."""
+    video_start_s: float = 0.0
+    """Where the video's first picture is on its file's own timestamps, seconds: every time of the
+    sheet counts from that picture; add this to find a cue on the file's timestamps."""
 
     def layers(self) -> tuple[str, ...]:
         """Layers that have at least one cue, in mix order."""
@@ -315,6 +318,7 @@ class CueSheet:
             "format": "foleyseal.cue-sheet.1",
             "generator": self.generator,
             "duration_s": round(self.duration_s, 6),
+            "video_start_s": round(self.video_start_s, 6),
             "sample_rate": self.sample_rate,
             "loudness_lufs": self.loudness_lufs,
             "seed": self.seed,

@@ -336,4 +336,5 @@ def plan(
         seed=int(seed),
         tempo_bpm=float(analysis.rhythm.tempo_bpm),
         loudness_lufs=float(loudness_lufs),
+        video_start_s=float(analysis.video.start_s),
     )
