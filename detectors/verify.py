@@ -475,6 +475,10 @@ class Verifier:
             store_configured=self._store is not None or not ev.store_read,
             refused=[m for m in ev.store_matches if m.refused],
         )
+        if verdict is Verdict.CREDENTIALS_UNTRUSTED and self.trust_notes:
+            # "add the signer's root" reads wrong when it is configured and was left out as expired
+            explanation += (" Some configured trust anchors were left out because they have expired or are not "
+                            "valid yet (see the notes): if the signer's root is one of them, that is why.")
         return VerificationReport(
             file=display,
             verdict=verdict,

@@ -46,7 +46,15 @@ from provenance.c2pa.manifest import (
 from provenance.c2pa.sidecar import sidecar_path
 from provenance.c2pa.sign import MIME_BY_SUFFIX, content_mime, mime_for, sign_to
 from provenance.core import io as audio_io
-from provenance.core.atomic import atomic_write_bytes, output_error, owner_tag, reported_as, sweep_stale, writing_beside
+from provenance.core.atomic import (
+    atomic_write_bytes,
+    check_writable,
+    output_error,
+    owner_tag,
+    reported_as,
+    sweep_stale,
+    writing_beside,
+)
 from provenance.core.audio import Audio
 from provenance.core.c2pa_types import MarkResult, SoftBinding, SoftBindingBlock, StoreRecord
 from provenance.core.config import Settings, load_settings
@@ -92,9 +100,11 @@ def _check_paths(input_path: Path, output_path: Path, source_video: Path | None)
     if not input_path.is_file():
         raise InputError("input is not a regular file", path=input_path)
     if not output_path.parent.is_dir():
-        raise InputError("output folder does not exist", path=output_path.parent)
+        what = "is a file, not a folder" if output_path.parent.exists() else "does not exist"
+        raise InputError(f"the output's folder {what}", path=output_path.parent)
     if output_path.is_dir():
         raise InputError("output path is a directory", path=output_path)
+    check_writable(output_path)  # a device or pipe named as OUTPUT is not replaced (as root, /dev/null)
     if output_path.exists() and output_path.resolve() == input_path.resolve():
         # mark replaces OUTPUT: the unmarked original would be gone (sign may re-sign in place).
         raise InputError("output is the input file; mark writes a new file", path=output_path)

@@ -630,6 +630,10 @@ def test_a_damaged_or_expired_anchor_is_no_fault_of_the_file_verified(tmp_path, 
     r = verify(signed, settings=load_settings(home), keyring=[], trust_anchors=[root, expired])
     assert r.verdict is Verdict.CREDENTIALS_VALID and r.trust_anchors == 1
     assert any("CN=Old Root" in n and "expired on" in n for n in r.notes)
+    # untrusted for want of that anchor: the explanation points at the note, not only "add the root"
+    r = verify(signed, settings=load_settings(home), keyring=[], trust_anchors=[expired])
+    assert r.verdict is Verdict.CREDENTIALS_UNTRUSTED
+    assert "if the signer's root is one of them, that is why" in r.explanation
 
 
 def test_an_empty_sidecar_is_named_not_taken_for_tampered_credentials(tmp_path):

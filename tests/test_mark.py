@@ -311,7 +311,10 @@ def test_mark_takes_file_names_that_are_not_utf8(settings, source, tmp_path):
     "args, message",
     [
         (("missing.wav", "out.wav"), "input file not found"),
-        (("SRC", "nodir/out.wav"), "output folder does not exist"),
+        (("SRC", "nodir/out.wav"), "the output's folder does not exist"),
+        (("SRC", "FILEDIR/out.wav"), "the output's folder is a file, not a folder"),
+        # renamed over, a device or pipe was replaced by a file (as root, /dev/null)
+        (("SRC", "FIFO"), "is a pipe, not a file"),
         (("SRC", "out.xyz"), "cannot sign '.xyz'"),
         (("SRC", "out.webm"), "out.webm: is a video container (.webm) and the input"),
         # an unreadable input says so, not that it holds no video
@@ -332,7 +335,14 @@ def test_cli_mark_bad_input_exit_3(settings, source, tmp_path, capsys, monkeypat
     if "SIX" in args:
         sf.write(tmp_path / "six.wav", np.random.default_rng(6).uniform(-0.3, 0.3, (48_000 * 5, 6)), 48_000)
         inputs.append("six.wav")
-    named = {"SRC": str(source), "GARBAGE": str(tmp_path / "garbage.mp4"), "SIX": str(tmp_path / "six.wav")}
+    if "FILEDIR/out.wav" in args:
+        (tmp_path / "FILEDIR").write_text("a file")
+        inputs.append("FILEDIR")
+    if "FIFO" in args:
+        os.mkfifo(tmp_path / "out.wav")
+        inputs.append("out.wav")
+    named = {"SRC": str(source), "GARBAGE": str(tmp_path / "garbage.mp4"), "SIX": str(tmp_path / "six.wav"),
+             "FIFO": str(tmp_path / "out.wav")}
     argv = [named.get(a, a) for a in args]
     with pytest.raises(SystemExit) as exc:
         main(["mark", *argv])
