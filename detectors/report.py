@@ -490,10 +490,10 @@ def _untrusted_text(credentials: Any) -> str:
         return (
             f"This file carries Content Credentials, {_signer_text(credentials)}, and the file "
             "matches them, but the signing certificate is not one this verifier accepts for "
-            "signing: it is outside the C2PA certificate profile, most often through an extended "
-            "key usage the verifier is not configured for (emailProtection is the one every "
-            "verifier accepts). The signer's identity is not confirmed. Nothing indicates that the "
-            f"file or its credentials were changed.{_ai_text(credentials)}"
+            "signing: it is outside the C2PA certificate profile it checks, most often through an "
+            "extended key usage other than emailProtection (the one every C2PA verifier accepts, "
+            "and the only one this one does). The signer's identity is not confirmed. Nothing "
+            f"indicates that the file or its credentials were changed.{_ai_text(credentials)}"
         )
     return (
         f"This file carries intact Content Credentials, {_signer_text(credentials)}, and the file "

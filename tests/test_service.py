@@ -598,9 +598,11 @@ def _reply(sock: Any) -> bytes:
 
 
 def _detail(reply: bytes) -> str:
-    """The ``detail`` of a raw reply's JSON body (every error of the service is one)."""
+    """The ``detail`` of a raw reply's JSON body (every error of the service is one), which also
+    carries the headers every answer does (the 408s and 503s of the connection guard lacked them)."""
     head, body = reply.split(b"\r\n\r\n", 1)
     assert b"content-type: application/json" in head.lower(), head
+    assert b"x-content-type-options: nosniff" in head.lower() and b"referrer-policy: no-referrer" in head.lower(), head
     return json.loads(body)["detail"]
 
 

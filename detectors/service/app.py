@@ -24,6 +24,7 @@ from provenance.core.errors import FoleySealError, StoreError
 
 from detectors.service.api_keys import ApiKeyStore
 from detectors.service.config import ServiceConfig
+from detectors.service.connections import SECURITY_HEADERS
 from detectors.service.ratelimit import RateLimiter
 from detectors.service.state import ServiceState
 from detectors.service.workers import WorkerPool, WorkerSpec
@@ -195,8 +196,8 @@ class _SecurityHeaders:
         async def send_with_headers(message: Any) -> None:
             if message["type"] == "http.response.start":
                 headers = MutableHeaders(scope=message)
-                headers.setdefault("X-Content-Type-Options", "nosniff")
-                headers.setdefault("Referrer-Policy", "no-referrer")
+                for name, value in SECURITY_HEADERS:
+                    headers.setdefault(name, value)
                 if page:
                     headers.setdefault("Content-Security-Policy", _PAGE_CSP)
             await send(message)

@@ -25,6 +25,11 @@ _LINGER_S = 1.0
 """Seconds a refused connection stays open after its reply, reading and discarding (see ``_refuse``)."""
 
 
+SECURITY_HEADERS: tuple[tuple[str, str], ...] = (("x-content-type-options", "nosniff"),
+                                                 ("referrer-policy", "no-referrer"))
+"""Headers every answer of the service carries, also those sent before a request is complete."""
+
+
 def _error_body(detail: str) -> bytes:
     """The service's error body, ``{"detail": ...}``, as every route's errors are."""
     return json.dumps({"detail": detail}).encode()
@@ -34,8 +39,9 @@ def _raw_response(status: str, detail: str, extra: str = "") -> bytes:
     """A complete HTTP/1.1 error response that closes the connection, for use before h11 has a
     request."""
     body = _error_body(detail)
+    security = "".join(f"{k}: {v}\r\n" for k, v in SECURITY_HEADERS)
     head = (
-        f"HTTP/1.1 {status}\r\ncontent-type: application/json\r\nconnection: close\r\n"
+        f"HTTP/1.1 {status}\r\ncontent-type: application/json\r\nconnection: close\r\n{security}"
         f"{extra}content-length: {len(body)}\r\n\r\n"
     )
     return head.encode("ascii") + body
@@ -104,7 +110,8 @@ def guarded_protocol(*, header_timeout_s: float, max_connections_per_client: int
             """uvicorn's reply to a request h11 cannot parse (a Content-Length that is no
             number, say), as JSON like every other error, not plain text."""
             body = _error_body("malformed HTTP request (h11 could not parse it)")
-            headers = [(b"content-type", b"application/json"), (b"connection", b"close")]
+            headers = [(b"content-type", b"application/json"), (b"connection", b"close"),
+                       *((k.encode(), v.encode()) for k, v in SECURITY_HEADERS)]
             for event in (h11.Response(status_code=400, headers=headers, reason=b"Bad Request"),
                           h11.Data(data=body), h11.EndOfMessage()):
                 self.transport.write(self.conn.send(event))
