@@ -182,6 +182,10 @@ def _stream_info(s: object) -> StreamInfo:
             dur = float(s.duration * s.time_base)
     except (TypeError, ZeroDivisionError, OverflowError):
         dur = None
+    if dur is None:  # Matroska/WebM: in a tag (a cut file's shortfall is then noted too)
+        from provenance.core.io.common import tagged_duration_s
+
+        dur = tagged_duration_s(s)
     return StreamInfo(
         index=int(s.index),
         kind=kind,

@@ -1033,3 +1033,19 @@ def test_a_tampered_explanation_names_metadata_too(reports: dict[str, Verificati
     r = reports["flipped_wav"]
     assert r.verdict is Verdict.CREDENTIALS_TAMPERED
     assert "the file's bytes (its audio, its tags or other metadata) or the manifest" in r.explanation
+
+
+def test_a_matroska_file_cut_short_is_said_to_be(verify_env: VerifyEnv, tmp_path: Path) -> None:
+    """Matroska declares a stream's length in a DURATION tag, which the container probe did not
+    read: half an MKV gave no_evidence with no word of the missing half."""
+    from provenance.core.audio import Audio
+    from provenance.core.io import replace_audio_track
+
+    whole = tmp_path / "whole.mkv"
+    replace_audio_track(verify_env.files["marked_mp4"], Audio(foley_host(12.0, seed=9), SR), whole)
+    data = whole.read_bytes()
+    cut = tmp_path / "cut.mkv"
+    cut.write_bytes(data[: len(data) // 2])
+    r = verify(cut, settings=settings_without_store(verify_env))
+    assert any("its header declares: the file is truncated or damaged" in n for n in r.notes), r.notes
+    assert not any("truncated" in n for n in verify(whole, settings=settings_without_store(verify_env)).notes)

@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 
 from provenance.core.errors import FormatError, InputError
+from provenance.core.io.common import tagged_duration_s
 from provenance.core.io.read import cut_short
 from v2a_core.types import Frame, VideoInfo
 
@@ -94,12 +95,8 @@ def _declared_end_s(vs: av.video.stream.VideoStream) -> float | None:
     start = float(vs.start_time * vs.time_base) if vs.start_time is not None and vs.time_base else 0.0
     if vs.duration and vs.time_base:
         return start + float(vs.duration * vs.time_base)
-    tag = (vs.metadata or {}).get("DURATION")
-    try:
-        h, m, sec = tag.split(":")
-        return start + int(h) * 3600 + int(m) * 60 + float(sec)
-    except (AttributeError, ValueError):
-        return None
+    tagged = tagged_duration_s(vs)
+    return start + tagged if tagged is not None else None
 
 
 def _check_complete(path: Path, declared_end_s: float | None, decoded_end_s: float) -> None:

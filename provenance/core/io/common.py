@@ -130,6 +130,17 @@ LOSSY_CODECS = ("mp3", "aac", "opus", "vorbis", "flac")
 # Errors and checks
 
 
+def tagged_duration_s(stream: av.stream.Stream) -> float | None:
+    """A stream's duration from its ``DURATION`` tag (``HH:MM:SS.nnnnnnnnn``), seconds: how
+    Matroska and WebM declare it, where the stream itself says nothing; None without one."""
+    tag = (stream.metadata or {}).get("DURATION")
+    try:
+        h, m, sec = tag.split(":")
+        return int(h) * 3600 + int(m) * 60 + float(sec)
+    except (AttributeError, ValueError):
+        return None
+
+
 def timeline_start_s(container: av.container.InputContainer, stream: av.stream.Stream) -> float:
     """Where ``stream``'s first frame plays on the file's timeline, seconds after the earliest
     stream's start (the container's); 0.0 when the container does not say. A remux that delays
