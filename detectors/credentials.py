@@ -90,3 +90,11 @@ def parent_changed(cred: Any) -> tuple[str, ...]:
     that were recorded for the parent's credentials when ``cred`` was signed: () when the file it
     was made from was intact, or had none."""
     return tuple(c for c in getattr(cred, "parent_failure_codes", ()) or () if c not in _TRUST_CODES)
+
+
+def changed_since_signed(cred: Any) -> tuple[str, ...]:
+    """The failure codes of ``cred`` that say its file or manifest changed after signing (not
+    those that only say the signer is not trusted here): () for intact credentials, or none."""
+    if cred is None or not getattr(cred, "present", False):
+        return ()
+    return tuple(c for c in getattr(cred, "failure_codes", ()) or () if c not in _TRUST_CODES)

@@ -1016,14 +1016,17 @@ def test_credentials_signed_over_a_tampered_file_say_so(verify_env: VerifyEnv, t
     """`sign` of a tampered file made a file reading plain `credentials_valid`: the parent's
     failed validation, recorded in the new manifest, was never shown."""
     out = tmp_path / "resigned.wav"
-    rc, _ = _cli(["sign", str(verify_env.files["flipped_wav"]), str(out)], verify_env, capsys)
+    rc, said = _cli(["sign", str(verify_env.files["flipped_wav"]), str(out)], verify_env, capsys)
     assert rc == 0
+    assert "carries Content Credentials that do not validate (assertion.dataHash.mismatch)" in said, said
+    rc, said = _cli(["mark", str(verify_env.files["flipped_wav"]), str(tmp_path / "remarked.wav")], verify_env, capsys)
+    assert rc == 0 and "do not validate (assertion.dataHash.mismatch)" in said, said
     r = verify(out, settings=settings_without_store(verify_env))
     assert r.verdict is Verdict.CREDENTIALS_VALID
     assert any("did not validate (assertion.dataHash.mismatch)" in n for n in r.notes), r.notes
     intact = tmp_path / "resigned_intact.wav"
-    rc, _ = _cli(["sign", str(verify_env.files["marked_wav"]), str(intact)], verify_env, capsys)
-    assert rc == 0
+    rc, said = _cli(["sign", str(verify_env.files["marked_wav"]), str(intact)], verify_env, capsys)
+    assert rc == 0 and "do not validate" not in said
     assert not any("did not validate" in n for n in verify(intact, settings=settings_without_store(verify_env)).notes)
 
 

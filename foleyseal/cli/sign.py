@@ -50,6 +50,7 @@ def sign_cmd(
         generation_record=generation_assertion(None, operation="sign"),
         parent=parent,
     )
+    _say_if_changed_since_signed(input)
     result = sign_file(input, output, spec, identity)
     if json_out:
         typer.echo(json.dumps({
@@ -99,6 +100,7 @@ def mark_cmd(
     from foleyseal.cli.progress import file_progress
     from foleyseal.cli.published import say_what_was_written
 
+    _say_if_changed_since_signed(input)
     with say_what_was_written(), file_progress(input.name) as report:
         result = mark(
             input, output,
@@ -118,3 +120,22 @@ def mark_cmd(
         typer.echo(f"  payload   {result.payload}")
         typer.echo(f"  manifest  {result.record.id} ({where})")
         typer.echo(f"  sha256    {result.record.asset_sha256}")
+
+
+def _say_if_changed_since_signed(input: Path) -> None:
+    """A note on stderr when INPUT carries Content Credentials that no longer validate: the new
+    manifest records them as its parent's, so verifiers will say the parent had been changed;
+    the person signing should know it now, not learn it from a verifier."""
+    from provenance.c2pa.read import read_credentials
+    from provenance.core.errors import FoleySealError
+
+    from detectors.credentials import changed_since_signed
+
+    try:
+        codes = changed_since_signed(read_credentials(input))
+    except FoleySealError:
+        return  # the signing itself names an unreadable input
+    if codes:
+        typer.echo(f"note: {input} carries Content Credentials that do not validate ({', '.join(codes)}): it "
+                   "was changed after it was signed; the new manifest records them as its parent's, and "
+                   "verifiers will say so", err=True)
