@@ -1029,3 +1029,17 @@ def test_a_loop_of_symbolic_links_is_named_not_called_missing(tmp_path):
         audio_info(tmp_path / "a.wav")
     with pytest.raises(InputError, match="file not found"):
         audio_info(tmp_path / "missing.wav")
+
+
+def test_a_stop_right_after_the_working_file_is_made_leaves_nothing(tmp_path, monkeypatch):
+    """A Ctrl-C that arrived between making the working file and guarding it (while its mode
+    was worked out) left `.out.wav.p<pid>...tmp.wav` behind; CI's interrupt test hit it once."""
+    import provenance.core.atomic as atomic
+
+    def stopped(*_a, **_k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(atomic, "_final_mode", stopped)
+    with pytest.raises(KeyboardInterrupt):
+        atomic.atomic_write_bytes(tmp_path / "out.wav", b"x")
+    assert list(tmp_path.iterdir()) == []

@@ -259,10 +259,12 @@ def atomic_path(target: str | Path, *, mode: int | None = None) -> Iterator[Path
         fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}{owner_tag()}", suffix=f".tmp{suffix}", dir=directory)
     except OSError as exc:
         raise output_error(exc, target) from exc
-    os.close(fd)
     tmp = Path(tmp_name)
-    final_mode = _final_mode(target, mode)
+    # from here on a stop (Ctrl-C, SIGTERM) at any point removes the file just made: one that
+    # arrived before the try, while the mode was worked out, left it behind
     try:
+        os.close(fd)
+        final_mode = _final_mode(target, mode)
         with writing_beside(target):
             if mode is not None:
                 os.chmod(tmp, mode)
