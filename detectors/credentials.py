@@ -24,6 +24,11 @@ _TRUST_CODES = {
 }
 
 
+def _beyond_trust(codes: Any) -> tuple[str, ...]:
+    """The failure ``codes`` that say something changed, not only that the signer is untrusted."""
+    return tuple(c for c in codes or () if c not in _TRUST_CODES)
+
+
 def classify_credentials(cred: Any) -> Verdict | None:
     """Map a :class:`CredentialsReport` to ``credentials_valid`` / ``_tampered`` / ``_untrusted``,
     or None when no credentials are present. Gated on failure codes, not on the state alone."""
@@ -31,8 +36,7 @@ def classify_credentials(cred: Any) -> Verdict | None:
         return None
     codes = set(getattr(cred, "failure_codes", ()) or ())
     state = getattr(cred, "state", None)
-    hard_failures = codes - _TRUST_CODES
-    if hard_failures or getattr(cred, "error", None) and state != "Trusted":
+    if _beyond_trust(codes) or getattr(cred, "error", None) and state != "Trusted":
         return Verdict.CREDENTIALS_TAMPERED
     if state == "Trusted" and not codes:
         return Verdict.CREDENTIALS_VALID
@@ -89,7 +93,7 @@ def parent_changed(cred: Any) -> tuple[str, ...]:
     """The failure codes, other than trust ones (the signer may have lacked the parent's anchors),
     that were recorded for the parent's credentials when ``cred`` was signed: () when the file it
     was made from was intact, or had none."""
-    return tuple(c for c in getattr(cred, "parent_failure_codes", ()) or () if c not in _TRUST_CODES)
+    return _beyond_trust(getattr(cred, "parent_failure_codes", ()))
 
 
 def changed_since_signed(cred: Any) -> tuple[str, ...]:
@@ -97,4 +101,4 @@ def changed_since_signed(cred: Any) -> tuple[str, ...]:
     those that only say the signer is not trusted here): () for intact credentials, or none."""
     if cred is None or not getattr(cred, "present", False):
         return ()
-    return tuple(c for c in getattr(cred, "failure_codes", ()) or () if c not in _TRUST_CODES)
+    return _beyond_trust(getattr(cred, "failure_codes", ()))

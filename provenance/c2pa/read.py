@@ -111,18 +111,22 @@ def _source_type(manifest: dict) -> str | None:
     return next((a.get("digitalSourceType") for a in _actions(manifest) if a.get("digitalSourceType")), None)
 
 
+def _parent(manifest: dict) -> dict:
+    """``manifest``'s ``parentOf`` ingredient ({} when it has none)."""
+    return next((i for i in manifest.get("ingredients") or [] if i.get("relationship") == "parentOf"), {})
+
+
 def _parent_source_type(manifests: dict, manifest: dict) -> str | None:
     """The digital source type of the nearest ancestor (``parentOf`` ingredients, followed up
     through their own manifests) that states one: an edit of generated audio ("opened",
     "edited") states none itself, and its provenance must not lose what the parent disclosed."""
     seen: set[str] = set()
     while True:
-        parent = next((i for i in manifest.get("ingredients") or []
-                       if i.get("relationship") == "parentOf" and i.get("active_manifest")), None)
-        if parent is None or parent["active_manifest"] in seen or parent["active_manifest"] not in manifests:
+        label = _parent(manifest).get("active_manifest")
+        if not label or label in seen or label not in manifests:
             return None
-        seen.add(parent["active_manifest"])
-        manifest = manifests[parent["active_manifest"]]
+        seen.add(label)
+        manifest = manifests[label]
         dst = _source_type(manifest)
         if dst:
             return dst
@@ -131,8 +135,7 @@ def _parent_source_type(manifests: dict, manifest: dict) -> str | None:
 def _parent_failures(manifest: dict) -> tuple[str, ...]:
     """The failure codes the signer's reader recorded for the ``parentOf`` ingredient's own
     credentials when ``manifest`` was made: a file signed over a tampered one carries them."""
-    parent = next((i for i in manifest.get("ingredients") or [] if i.get("relationship") == "parentOf"), None)
-    results = (parent or {}).get("validation_results") or {}
+    results = _parent(manifest).get("validation_results") or {}
     codes = [f.get("code", "?") for f in (results.get("activeManifest") or {}).get("failure", [])]
     return tuple(dict.fromkeys(codes))
 
