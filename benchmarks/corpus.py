@@ -45,13 +45,18 @@ def probe_clip(path: Path) -> tuple[int, int, float]:
     return a.sample_rate, a.channels, a.duration_s
 
 
-def discover_clips(corpus: Path) -> list[Clip]:
-    """Every audio file directly in ``corpus`` (sorted by name)."""
-    corpus = Path(corpus)
+def check_corpus_folder(corpus: Path) -> None:
+    """:class:`InputError` unless ``corpus`` is an existing directory."""
     if not corpus.exists():
         raise InputError("corpus directory not found", path=corpus)
     if not corpus.is_dir():
         raise InputError("the corpus must be a directory of audio files, not a file", path=corpus)
+
+
+def discover_clips(corpus: Path) -> list[Clip]:
+    """Every audio file directly in ``corpus`` (sorted by name)."""
+    corpus = Path(corpus)
+    check_corpus_folder(corpus)
     clips = []
     for p in sorted(corpus.iterdir()):
         if p.suffix.lower() not in AUDIO_EXTENSIONS or not p.is_file():

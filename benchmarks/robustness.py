@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.attacks import QUICK_ATTACKS, Attack, get_attack
-from benchmarks.corpus import discover_clips, select_clips
+from benchmarks.corpus import check_corpus_folder, discover_clips, select_clips
 from benchmarks.jsonout import dumps
 from benchmarks.quality import MEASURES
 from benchmarks.requirements import MEASURE_REQUIREMENTS, Requirement, missing_message, missing_requirements
@@ -191,6 +191,15 @@ def check_requirements(cfg: BenchConfig) -> BenchConfig:
     return replace(cfg, attacks=attacks, quality_measures=measures, missing=known)
 
 
+def check_paths(cfg: BenchConfig) -> None:
+    """:class:`InputError` for a corpus that is not a folder or an output folder that is a file:
+    said before anything else (a missing package, say), since the run cannot start either way."""
+    check_corpus_folder(Path(cfg.corpus))
+    out = Path(cfg.out)
+    if out.exists() and not out.is_dir():  # mkdir said only "File exists"
+        raise InputError("--out is a file, not a folder for the results", path=out)
+
+
 def run_benchmark(cfg: BenchConfig, *, show_progress: bool = True, write_report: bool = True) -> BenchResult:
     """Run (or resume) the benchmark described by ``cfg`` and write its outputs into ``cfg.out``."""
     t0 = time.perf_counter()
@@ -198,12 +207,11 @@ def run_benchmark(cfg: BenchConfig, *, show_progress: bool = True, write_report:
         raise InputError("no attacks selected")
     if not cfg.watermarkers:
         raise InputError("no watermarkers selected")
+    check_paths(cfg)
     cfg = check_requirements(cfg)
     if not any(a.name == "none" for a in cfg.attacks):
         cfg = replace(cfg, attacks=[get_attack("none"), *cfg.attacks])
     out = Path(cfg.out)
-    if out.exists() and not out.is_dir():  # mkdir said only "File exists"
-        raise InputError("--out is a file, not a folder for the results", path=out)
     out.mkdir(parents=True, exist_ok=True)
     clips = select_clips(discover_clips(cfg.corpus), min_clip_s=cfg.min_clip_s, max_clips=cfg.max_clips)
     if not clips:

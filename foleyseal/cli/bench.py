@@ -60,7 +60,7 @@ def robustness_cmd(
     from benchmarks.attacks import load_attack_list, parse_attacks
     from benchmarks.jsonout import dumps
     from benchmarks.report import summarize
-    from benchmarks.robustness import BenchConfig, check_requirements, run_benchmark
+    from benchmarks.robustness import BenchConfig, check_paths, check_requirements, run_benchmark
     from benchmarks.watermarkers import build_watermarkers
 
     if attacks and attack_list:
@@ -85,6 +85,7 @@ def robustness_cmd(
     else:
         cfg = BenchConfig(corpus=corpus, out=out, watermarkers=wms,
                           attacks=extra.pop("attacks", None) or parse_attacks("all"), **extra)
+    check_paths(cfg)
     cfg = check_requirements(cfg)
     if cfg.missing:
         typer.echo("warning: --allow-missing: packages missing (what they make is not measured, or "
