@@ -3,7 +3,7 @@
 The thin public layer: one entry point per stage, re-exported lazily (importing ``foleyseal``
 does not load OpenCV or FastAPI until a name is used), and the CLI in :mod:`foleyseal.cli`.
 
-    from foleyseal import generate, mark, verify, embed, detect
+    from foleyseal import generate, mark, sign, verify, embed, detect
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from provenance import __version__
 _EXPORTS = {
     "generate": "v2a_core.pipeline",
     "mark": "provenance.mark",
+    "sign": "provenance.sign",
     "verify": "detectors.verify",
     "embed": "provenance.watermark",
     "detect": "provenance.watermark",

@@ -189,4 +189,4 @@ def test_a_path_like_that_gives_bytes_is_named_not_a_type_error(tmp_path):
 def test_dir_of_the_package_lists_its_lazy_exports():
     import foleyseal
 
-    assert {"generate", "mark", "verify", "embed", "detect", "__version__"} <= set(dir(foleyseal))
+    assert {"generate", "mark", "sign", "verify", "embed", "detect", "__version__"} <= set(dir(foleyseal))

@@ -358,6 +358,25 @@ def test_cli_sign_embeds_or_refuses(settings, sources, tmp_path, capsys, monkeyp
     assert not (tmp_path / "y.aac").exists()
 
 
+def test_python_sign_is_the_cli_sign(settings, sources, tmp_path):
+    """``foleyseal.sign``: the credentials alone from Python, as ``foleyseal sign`` makes them."""
+    import foleyseal
+    from provenance.core.errors import InputError
+
+    out = tmp_path / "edited.wav"
+    result = foleyseal.sign(sources["audio"], out, settings=settings, title="take 2")
+    assert result.output == out and result.manifest_embedded and result.mime_type == "audio/wav"
+    rep = read_credentials(out, trust_anchors_pem=trust_anchors_pem(settings))
+    assert rep.state == "Trusted" and rep.title == "take 2" and rep.soft_bindings == ()
+    assert rep.digital_source_type != TRAINED_ALGORITHMIC_MEDIA  # an opened file, its source the parent
+    made = foleyseal.sign(sources["audio"], tmp_path / "made.wav", settings=settings, generated=True)
+    assert read_credentials(made.output, trust_anchors_pem=trust_anchors_pem(settings)).digital_source_type \
+        == TRAINED_ALGORITHMIC_MEDIA
+    with pytest.raises(InputError, match="sign keeps the format"):
+        foleyseal.sign(sources["audio"], tmp_path / "x.flac", settings=settings)
+    assert not (tmp_path / "x.flac").exists()
+
+
 @pytest.mark.parametrize("suffix", [".mp3", ".mp4", ".ogg"])
 def test_cli_sign_refuses_truncated_media(settings, sources, tmp_path, capsys, monkeypatch, suffix):
     # c2pa signs whatever bytes it can parse; a manifest on a file cut short in transfer would

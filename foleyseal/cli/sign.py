@@ -32,26 +32,11 @@ def sign_cmd(
 
     No watermark and no store record: use `foleyseal mark` for the full job. Exit 0, or 3 on bad input or keys.
     """
-    from provenance.c2pa.manifest import Ingredient, ManifestSpec, generation_assertion
-    from provenance.c2pa.sign import mime_for, sign_file
-    from provenance.core.errors import InputError
-    from provenance.keys.signers import load_identity
+    from provenance.sign import sign
 
     settings = _settings(home)
-    mime = mime_for(output)
-    if mime != mime_for(input):
-        raise InputError(f"sign keeps the format: OUTPUT must be a {input.suffix} file too", path=output)
-    identity = load_identity(settings)
-    parent = None if generated else Ingredient(input, mime, "parentOf", title=input.name)
-    spec = ManifestSpec(
-        mime_type=mime,
-        title=title or output.name,
-        generated=generated,
-        generation_record=generation_assertion(None, operation="sign"),
-        parent=parent,
-    )
     _say_if_changed_since_signed(input)
-    result = sign_file(input, output, spec, identity)
+    result = sign(input, output, settings=settings, generated=generated, title=title)
     if json_out:
         typer.echo(json.dumps({
             "input": str(input), "output": str(result.output), "mime_type": result.mime_type,

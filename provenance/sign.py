@@ -1,0 +1,56 @@
+"""``sign``: C2PA credentials alone, with the operator's identity (no watermark, no store record).
+
+The step of :func:`provenance.mark.mark` that signs, for a file that should not or cannot carry
+the watermark (too short or silent, or already published unmarked). The file keeps its format and
+its bytes: the manifest is embedded, or written as a ``.c2pa`` sidecar for the formats c2pa cannot
+embed into (:data:`provenance.c2pa.sign.SIDECAR_ONLY`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from provenance.c2pa.manifest import Ingredient, ManifestSpec, generation_assertion
+from provenance.c2pa.sign import SignResult, mime_for, sign_file
+from provenance.core.config import Settings, load_settings
+from provenance.core.errors import InputError
+from provenance.core.text import valid_unicode
+from provenance.keys.signers import load_identity
+
+
+def sign(
+    input_path: str | Path,
+    output_path: str | Path,
+    *,
+    settings: Settings | None = None,
+    generated: bool = False,
+    title: str | None = None,
+) -> SignResult:
+    """Sign ``input_path`` into ``output_path`` (same format) with the operator's signing key.
+
+    ``generated=True`` discloses the audio as AI-generated (``c2pa.created`` with
+    ``trainedAlgorithmicMedia``); otherwise the input is an existing file that was opened
+    (``c2pa.opened``, the input as parent ingredient, so its own credentials become the new
+    manifest's history). ``title`` defaults to the output's name. ``settings`` default to
+    :func:`provenance.core.config.load_settings`.
+
+    Raises :class:`InputError` for an output of another format, :class:`FormatError` for a
+    truncated or corrupt input (a manifest vouches for the bytes it binds), :class:`KeyFileError`
+    for a missing or unusable signing key, :class:`SigningError`; on any error nothing is written.
+    """
+    input_path, output_path = Path(input_path), Path(output_path)
+    settings = settings or load_settings()
+    mime = mime_for(output_path)
+    if mime != mime_for(input_path):
+        raise InputError(f"sign keeps the format: the output must be a {input_path.suffix} file too",
+                         path=output_path)
+    identity = load_identity(settings)
+    parent = None if generated else Ingredient(input_path, mime, "parentOf", title=input_path.name)
+    spec = ManifestSpec(
+        mime_type=mime,
+        title=valid_unicode(title or output_path.name),
+        generated=generated,
+        generation_record=generation_assertion(None, operation="sign"),
+        parent=parent,
+    )
+    return sign_file(input_path, output_path, spec, identity)
