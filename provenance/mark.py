@@ -52,6 +52,7 @@ from provenance.core.atomic import (
     output_error,
     owner_tag,
     reported_as,
+    same_file,
     sweep_stale,
     writing_beside,
 )
@@ -105,7 +106,7 @@ def _check_paths(input_path: Path, output_path: Path, source_video: Path | None)
     if output_path.is_dir():
         raise InputError("output path is a directory", path=output_path)
     check_writable(output_path)  # a device or pipe named as OUTPUT is not replaced (as root, /dev/null)
-    if output_path.exists() and output_path.resolve() == input_path.resolve():
+    if same_file(output_path, input_path):
         # mark replaces OUTPUT: the unmarked original would be gone (sign may re-sign in place).
         raise InputError("output is the input file; mark writes a new file", path=output_path)
     if source_video is not None and not source_video.is_file():

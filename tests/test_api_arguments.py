@@ -79,8 +79,10 @@ def test_mark_refuses_to_replace_its_own_input(tmp_path):
     src = tmp_path / "in.wav"
     write_audio(src, make_test_audio(48_000, 2, 6.0, seed=3))
     before = src.read_bytes()
-    with pytest.raises(InputError, match="output is the input file"):
-        mark(src, tmp_path / "." / "in.wav", settings=settings)
+    (tmp_path / "linked.wav").hardlink_to(src)  # one file under two names, as `watermark embed` sees it
+    for same in (tmp_path / "." / "in.wav", tmp_path / "linked.wav"):
+        with pytest.raises(InputError, match="output is the input file"):
+            mark(src, same, settings=settings)
     assert src.read_bytes() == before
 
 

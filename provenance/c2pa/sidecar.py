@@ -8,10 +8,9 @@ an operator publishing for those tools can copy the sidecar to that name.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
-from provenance.core.atomic import atomic_write_bytes
+from provenance.core.atomic import atomic_write_bytes, same_file
 
 SIDECAR_SUFFIX = ".c2pa"
 
@@ -35,16 +34,9 @@ def find_sidecar(asset: str | Path) -> Path | None:
     """The first existing sidecar of ``asset``, or None. The asset itself is never its own
     sidecar (a WAV named ``clip.c2pa`` is ``clip.c2pa``'s ``song.c2pa`` form)."""
     for p in sidecar_candidates(asset):
-        if p.is_file() and not _same_file(p, Path(asset)):
+        if p.is_file() and not same_file(p, asset):
             return p
     return None
-
-
-def _same_file(a: Path, b: Path) -> bool:
-    try:
-        return os.path.samefile(a, b)
-    except OSError:
-        return False
 
 
 def write_sidecar(asset: str | Path, manifest: bytes) -> Path:

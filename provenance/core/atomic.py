@@ -174,6 +174,15 @@ def check_writable(target: str | Path) -> None:
     _try_file_beside(target)
 
 
+def same_file(a: str | Path, b: str | Path) -> bool:
+    """Whether ``a`` and ``b`` are one existing file: the same path, a symlink to it or a hard link
+    of it. An output that is its input would replace the original, so writers refuse it."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # either one missing (or out of reach): not one file
+        return False
+
+
 def _check_replaceable(target: Path) -> None:
     """:class:`OutputError` when ``target`` exists and is no regular file: a device (``/dev/null``
     as the output of a run as root), a pipe or a socket would be replaced by the renamed file."""

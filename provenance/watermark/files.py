@@ -12,7 +12,7 @@ import numpy as np
 
 from provenance.core import io
 from provenance.core.audio import Audio, check_audio_params
-from provenance.core.atomic import atomic_path, reported_as
+from provenance.core.atomic import atomic_path, reported_as, same_file
 from provenance.core.errors import InputError, MarkLostInEncodingError, UnreadableMarkError
 from provenance.core.io.read import _rechunk
 from provenance.core.results import Detection
@@ -123,7 +123,7 @@ def _plain_wav_hint(in_path: Path, info: io.AudioInfo) -> int | None:
 def _check_output_name(in_path: Path, out_path: Path) -> None:
     """:class:`InputError` for an output that is the input itself (the unmarked original would be
     gone: `mark` refuses it too) or has no extension to name the format it is written in."""
-    if out_path.exists() and in_path.exists() and os.path.samefile(in_path, out_path):
+    if same_file(in_path, out_path):
         raise InputError("output is the input file; marking writes a new file and the unmarked original "
                          "would be lost: choose another output name", path=out_path)
     if not out_path.suffix:
