@@ -65,7 +65,7 @@ from provenance.core.interrupts import stop_signals_deferred
 from provenance.core.text import valid_unicode
 from provenance.keys.signers import SigningIdentity, load_identity
 from provenance.store.repository import ManifestStore, open_store
-from provenance.watermark import SOFT_BINDING_ALG, load_key
+from provenance.watermark import SOFT_BINDING_ALG, WatermarkKey, detect, load_key
 from provenance.watermark.files import embed_file
 
 _VIDEO_MIMES = frozenset({"video/mp4", "video/quicktime", "video/x-matroska", "video/webm"})
@@ -165,11 +165,17 @@ def _manifest_spec(
     key_id: str,
     payload: str,
     duration_s: float,
+    replaced: _PriorMark | None = None,
 ) -> ManifestSpec:
     """The manifest of the marked output: the watermark (``payload`` bound over its
-    ``duration_s`` seconds), the input as parent ingredient unless ``generated``, the source
-    video as an ``inputTo`` ingredient, and the generation record."""
+    ``duration_s`` seconds, and the ``replaced`` mark the input carried), the input as parent
+    ingredient unless ``generated``, the source video as an ``inputTo`` ingredient, and the
+    generation record."""
     extra: dict[str, Any] = {"watermark": {"alg": SOFT_BINDING_ALG, "key_id": key_id}}
+    if replaced is not None:
+        # the input's own credentials may be gone (a stripped copy): this is then the one link
+        # from the new record to the one its watermark led to
+        extra["watermark"]["replaces"] = {"payload": replaced.payload, "manifest": replaced.record_id}
     parent = None
     if not generated:
         extra["input_sha256"] = sha256_file(input_path)
@@ -198,6 +204,30 @@ def _manifest_spec(
         inputs=inputs,
         label=label,
     )
+
+
+PRIOR_MARK_WINDOW_S = 30.0
+"""How much of the input's start is read for a watermark it already carries, seconds: the mark
+repeats every 4.32 s through a marked file, so its start tells."""
+
+
+@dataclass(frozen=True)
+class _PriorMark:
+    """This operator's watermark found in the input: its payload, and the store's record of it."""
+
+    payload: str
+    record_id: str | None
+
+
+def _prior_mark(input_path: Path, key: WatermarkKey, store: ManifestStore) -> _PriorMark | None:
+    """The watermark of ``key`` that ``input_path`` already carries (marking replaces it), or None.
+    Read on the file's own timeline (no speed or pitch search): re-marking a marked file is the
+    case, not an edited copy of one."""
+    found = detect(audio_io.read_audio(input_path, duration_s=PRIOR_MARK_WINDOW_S), key, search=False)
+    if not found.found or found.payload is None:
+        return None
+    record = store.find_by_payload(SOFT_BINDING_ALG, found.payload)
+    return _PriorMark(found.payload, record.id if record is not None else None)
 
 
 @dataclass
@@ -301,6 +331,10 @@ def mark(
     short sounds), or an output codec that takes it, is never published as marked. Such a file
     can still get C2PA credentials, without a watermark, from :func:`provenance.c2pa.sign_file`.
     ``progress(stage, share)`` follows the marking and the read-back (:func:`embed_file`).
+    An input that already carries this operator's watermark gets the new payload in place of the
+    old one (a file carries one at a time); the old payload and its record are named in
+    :class:`MarkResult` and in the manifest's generation record (``watermark.replaces``), so the
+    new record leads to the old one even when the input's own credentials were stripped.
 
     Raises :class:`InputError`/:class:`FormatError` for bad files, :class:`KeyFileError` for
     missing keys, :class:`SigningError`, :class:`StoreError`; on any error nothing is left
@@ -321,6 +355,7 @@ def mark(
     label = new_manifest_label()
     with _Reservation(open_store(settings), label, output_path) as reservation, \
             _published_files_named(reservation), contextlib.ExitStack() as publishing:
+        prior = _prior_mark(input_path, wm_key, reservation.store) if audio is None else None
         payload = reservation.store.reserve_payload(label, SOFT_BINDING_ALG)
         with _working_folder(output_path) as tmp, writing_beside(output_path):
             tmpdir = Path(tmp)
@@ -331,7 +366,7 @@ def mark(
             spec = _manifest_spec(
                 input_path, source_video, video_sha=video_sha, generation_record=generation_record,
                 include_prompts=include_prompts, generated=generated, mime=mime, title=title, label=label,
-                key_id=wm_key.key_id, payload=payload, duration_s=duration_s,
+                key_id=wm_key.key_id, payload=payload, duration_s=duration_s, replaced=prior,
             )
             # From publishing until the working folder is gone, a stop signal waits: arriving in
             # between, it left the folder (with a whole marked copy of a video) behind and said
@@ -341,4 +376,5 @@ def mark(
                 before_publishing=lambda: publishing.enter_context(stop_signals_deferred()),
             )
     return MarkResult(output=output_path, payload=payload, record=record, manifest_embedded=embedded,
-                      sidecar=reservation.sidecar)
+                      sidecar=reservation.sidecar, replaced_payload=prior.payload if prior else None,
+                      replaced_record=prior.record_id if prior else None)

@@ -584,6 +584,28 @@ def test_marking_a_signed_tagged_song_again_keeps_its_tags_and_carries_one_manif
     assert detect_file(twice, load_key(settings.watermark_key_path)).payload == r.payload
 
 
+def test_marking_a_marked_file_again_records_the_mark_it_replaces(settings, source, tmp_path, capsys, monkeypatch):
+    """A file carries one payload at a time: marking a marked copy again replaces its payload.
+    Even from a stripped copy (no credentials left to name a parent), the new record leads to
+    the old one, and the operator is told."""
+    first = mark(source, tmp_path / "first.flac", settings=settings)
+    assert first.replaced_payload is None and first.replaced_record is None  # an unmarked input
+    stripped = _strip_by_sample_copy(tmp_path / "first.flac", tmp_path / "stripped")
+    monkeypatch.setenv("FOLEYSEAL_HOME", str(settings.home))
+    out = tmp_path / "again.flac"
+    with pytest.raises(SystemExit) as exc:
+        main(["mark", str(stripped), str(out), "--json"])
+    captured = capsys.readouterr()
+    summary = json.loads(captured.out)
+    assert exc.value.code == 0 and summary["payload"] != first.payload
+    assert summary["replaced_payload"] == first.payload and summary["replaced_record"] == first.record.id
+    assert f"already carried this operator's watermark, payload {first.payload}" in captured.err
+    creds = read_credentials(out, trust_anchors_pem=trust_anchors_pem(settings))
+    assert creds.generation_record["watermark"]["replaces"] == {"payload": first.payload,
+                                                                  "manifest": first.record.id}
+    assert detect_file(out, load_key(settings.watermark_key_path)).payload == summary["payload"]
+
+
 def test_confirm_refuses_audio_whose_mark_cannot_be_read_back(settings, source, tmp_path):
     """mark(audio=..., confirm=True) reads the mark back before publishing: a soundtrack of
     silence with one short blip carries none, so nothing is written and no record is kept."""

@@ -97,6 +97,11 @@ def mark_cmd(
             title=title,
             progress=report,
         )
+    if result.replaced_payload is not None:
+        record = f"record {result.replaced_record}" if result.replaced_record else "no record in this store"
+        typer.echo(f"note: {input} already carried this operator's watermark, payload {result.replaced_payload} "
+                   f"({record}); {result.output} carries payload {result.payload} in its place, and its "
+                   "manifest records the one it replaces", err=True)
     if json_out:
         typer.echo(json.dumps({"input": str(input), **result.to_dict()}, indent=2))
     else:

@@ -140,6 +140,11 @@ class MarkResult:
     sidecar: Path | None = None
     """The ``.c2pa`` file written beside outputs c2pa cannot embed into (Ogg, Opus, MKV, WebM,
     AIFF, CAF, W64, AU)."""
+    replaced_payload: str | None = None
+    """The payload of this operator's watermark that the input already carried, now replaced by
+    :attr:`payload` (a file marks one payload at a time); the new manifest records it, and
+    :attr:`replaced_record` (its store record, if this store holds one), as the mark it replaces."""
+    replaced_record: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -148,4 +153,6 @@ class MarkResult:
             "manifest_embedded": self.manifest_embedded,
             "sidecar": str(self.sidecar) if self.sidecar else None,
             "record": self.record.to_dict(),
+            "replaced_payload": self.replaced_payload,
+            "replaced_record": self.replaced_record,
         }
