@@ -1024,10 +1024,15 @@ def test_credentials_signed_over_a_tampered_file_say_so(verify_env: VerifyEnv, t
     r = verify(out, settings=settings_without_store(verify_env))
     assert r.verdict is Verdict.CREDENTIALS_VALID
     assert any("did not validate (assertion.dataHash.mismatch)" in n for n in r.notes), r.notes
+    assert r.credentials.parent_failure_codes == ("assertion.dataHash.mismatch",)
     intact = tmp_path / "resigned_intact.wav"
     rc, said = _cli(["sign", str(verify_env.files["marked_wav"]), str(intact)], verify_env, capsys)
     assert rc == 0 and "do not validate" not in said
-    assert not any("did not validate" in n for n in verify(intact, settings=settings_without_store(verify_env)).notes)
+    r = verify(intact, settings=settings_without_store(verify_env))
+    assert not any("did not validate" in n for n in r.notes)
+    # the signer validates a parent without trust anchors: "untrusted" there says nothing about it
+    # (this verifier trusts the parent's signer), and integrators gate on these codes
+    assert r.credentials.parent_failure_codes == ()
 
 
 def test_a_tampered_explanation_names_metadata_too(reports: dict[str, VerificationReport]) -> None:

@@ -132,12 +132,19 @@ def _parent_source_type(manifests: dict, manifest: dict) -> str | None:
             return dst
 
 
+_SIGNER_HAD_NO_TRUST_LIST = frozenset({"signingCredential.untrusted", "timeStamp.untrusted"})
+"""Codes a signing tool records for every parent it validates without trust anchors (FoleySeal
+does, as c2pa does for embedded ingredients): they say nothing about the parent, and a verifier
+judges trust with its own anchors."""
+
+
 def _parent_failures(manifest: dict) -> tuple[str, ...]:
     """The failure codes the signer's reader recorded for the ``parentOf`` ingredient's own
-    credentials when ``manifest`` was made: a file signed over a tampered one carries them."""
+    credentials when ``manifest`` was made (a file signed over a tampered one carries them),
+    less those that only say the signer had no trust list."""
     results = _parent(manifest).get("validation_results") or {}
     codes = [f.get("code", "?") for f in (results.get("activeManifest") or {}).get("failure", [])]
-    return tuple(dict.fromkeys(codes))
+    return tuple(c for c in dict.fromkeys(codes) if c not in _SIGNER_HAD_NO_TRUST_LIST)
 
 
 def _report_from_reader(reader: c2pa.Reader, source: str, mime: str | None) -> CredentialsReport:
