@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 import sqlalchemy as sa
-from scipy.signal import lfilter
+from scipy.signal import lfilter, resample_poly
 
 from foleyseal.cli import main
 from provenance.c2pa import read_credentials
@@ -604,6 +604,22 @@ def test_marking_a_marked_file_again_records_the_mark_it_replaces(settings, sour
     assert creds.generation_record["watermark"]["replaces"] == {"payload": first.payload,
                                                                   "manifest": first.record.id}
     assert detect_file(out, load_key(settings.watermark_key_path)).payload == summary["payload"]
+
+
+def test_a_rate_the_output_codec_cannot_hold_is_said(settings, tmp_path, capsys, monkeypatch):
+    """A 96 kHz master marked into MP3 comes out at 48 kHz (MP3 stops there): said, as a 6-channel
+    one into MP3 is refused with a word, not done silently. The same rate says nothing."""
+    a = make_signal(seconds=6.0)
+    src = tmp_path / "master96.flac"
+    write_audio(src, Audio(resample_poly(a.samples, 2, 1, axis=-1).astype(np.float32), 2 * SR))
+    monkeypatch.setenv("FOLEYSEAL_HOME", str(settings.home))
+    for out, said in ((tmp_path / "m.mp3", f"holds the audio at 48000 Hz, not {2 * SR} Hz"),
+                      (tmp_path / "m.flac", None)):
+        with pytest.raises(SystemExit) as exc:
+            main(["mark", str(src), str(out)])
+        err = capsys.readouterr().err
+        assert exc.value.code == 0
+        assert (said in err) if said else "resampled" not in err, err
 
 
 def test_confirm_refuses_audio_whose_mark_cannot_be_read_back(settings, source, tmp_path):
