@@ -322,13 +322,32 @@ def _payloads_text(mark: WatermarkResult, matches: list[StoreMatch] | None) -> s
     return "; ".join(spans)
 
 
+LAYERED_OVERLAP_S = 0.5
+"""Overlap of two payloads' segments, seconds, beyond which the outputs are said to be layered
+(mixed) rather than joined: a segment's edge is placed within about half a second."""
+
+
+def _layered(mark: WatermarkResult) -> bool:
+    """Whether segments with different payloads overlap by more than :data:`LAYERED_OVERLAP_S`."""
+    segs = [s for s in mark.segments if s.payload is not None]
+    return any(a.payload != b.payload and min(a.end_s, b.end_s) - max(a.start_s, b.start_s) > LAYERED_OVERLAP_S
+               for i, a in enumerate(segs) for b in segs[i + 1:])
+
+
 def _joined_marks_text(mark: WatermarkResult, matches: list[StoreMatch]) -> str:
-    """The explanation for audio that carries several payloads: marked outputs joined together."""
+    """The explanation for audio that carries several payloads: marked outputs joined together,
+    or layered (mixed) where their segments overlap."""
+    how = (
+        "Some of these stretches overlap: the outputs are layered (mixed together), not only joined, so "
+        "each mark may be present beyond the stretches where it was read, under the other"
+        if _layered(mark) else
+        "The audio joins pieces of several FoleySeal outputs (spliced or edited together)"
+    )
     return (
         f"This file carries no valid Content Credentials of its own, but it contains FoleySeal "
         f"watermarks with {len(mark.payloads)} different payloads: {_payloads_text(mark, matches)}. Each "
-        "leads to the manifest of the output it was marked into: the audio joins pieces of several "
-        "FoleySeal outputs (spliced or edited together), and no one manifest describes the whole."
+        f"leads to the manifest of the output it was marked into. {how}, and no one manifest describes "
+        "the whole."
     )
 
 

@@ -895,6 +895,28 @@ def test_times_in_the_explanation_carry_into_the_minute():
     assert "60:00.0-90:00.0" in text, text
 
 
+def test_two_marks_read_in_the_same_stretch_are_said_to_be_layered():
+    """A mix of two marked outputs (both audible throughout) was explained as pieces "spliced or
+    edited together", its overlapping segments as if they were pieces; a real splice still is."""
+    from detectors.report import WatermarkResult, explain
+    from provenance.core.results import Segment
+
+    a, b = "0370be38c8cc0bde", "1f6f62c0cc335e62"
+
+    def text(*spans: tuple[float, float, str]) -> str:
+        mark = WatermarkResult(key_id="ab12cd34", found=True, p_value=1e-21, payloads=(a, b),
+                               segments=tuple(Segment(s, e, p, 1e-9) for s, e, p in spans), analysed_s=30.0,
+                               coverage=0.9, windows=10)
+        return explain(Verdict.CREDENTIALS_RECOVERED_BY_WATERMARK, watermark=[mark], store=[])
+
+    mixed = text((2.6, 3.6, b), (3.0, 4.4, a), (7.5, 9.2, b))
+    assert "layered (mixed together)" in mixed and "spliced" not in mixed, mixed
+    spliced = text((0.0, 14.96, a), (15.04, 29.98, b))
+    assert "spliced or edited together" in spliced and "layered" not in spliced, spliced
+    # edges are placed within about half a second: that much overlap is still a splice
+    assert "layered" not in text((0.0, 15.3, a), (14.9, 29.98, b))
+
+
 def test_the_verifier_reads_the_default_audio_track_as_every_reader_does(verify_env: VerifyEnv, tmp_path) -> None:
     """A film whose first audio track is silent and whose second is the default: `mark` and
     `watermark detect` read the default one, and the verifier read the first (no evidence for
