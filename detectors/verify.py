@@ -463,6 +463,9 @@ class Verifier:
         it, if any) and the store ``matches`` behind it."""
         if ev.container_error and verdict is not Verdict.ERROR:
             ev.notes.append(f"Container: {ev.container_error}")
+        deciding = cred_text if cred_text is not None else (matches[0].credentials if matches else None)
+        if (replaced := _replaced_mark_note(deciding)) is not None:
+            ev.notes.append(replaced)
         explanation = explain(
             verdict,
             credentials=cred_text,
@@ -629,6 +632,19 @@ def verify(
     """
     with Verifier(settings, keyring, extra_trust_anchors=trust_anchors, limits=limits) as v:
         return v.verify(path_or_stream, name=name)
+
+
+def _replaced_mark_note(cred: Any | None) -> str | None:
+    """A note when ``cred`` (the credentials behind the verdict) record that the output was marked
+    over an earlier FoleySeal output (``mark`` of a marked file replaces its payload): the one
+    link to that output's record once the earlier credentials were stripped."""
+    record = getattr(cred, "generation_record", None) or {}
+    replaces = (record.get("watermark") or {}).get("replaces") if isinstance(record, dict) else None
+    if not isinstance(replaces, dict) or not replaces.get("payload"):
+        return None
+    where = f" (stored record {replaces['manifest']})" if replaces.get("manifest") else ""
+    return (f"Its manifest records that it was marked over an earlier FoleySeal output, whose watermark payload "
+            f"{replaces['payload']}{where} this mark replaced.")
 
 
 def _shortfall_note(container: ContainerInfo, stats: DecodeStats) -> str | None:

@@ -604,6 +604,15 @@ def test_marking_a_marked_file_again_records_the_mark_it_replaces(settings, sour
     assert creds.generation_record["watermark"]["replaces"] == {"payload": first.payload,
                                                                   "manifest": first.record.id}
     assert detect_file(out, load_key(settings.watermark_key_path)).payload == summary["payload"]
+    from detectors.verify import verify
+
+    # and the verifier says so, for a stripped copy of the re-marked file too
+    again_stripped = _strip_by_sample_copy(out, tmp_path / "again_stripped")
+    for path in (out, again_stripped):
+        report = verify(path, settings=settings)
+        assert any(f"payload {first.payload} (stored record {first.record.id}) this mark replaced" in n
+                   for n in report.notes), report.notes
+    assert not any("replaced" in n for n in verify(tmp_path / "first.flac", settings=settings).notes)
 
 
 def test_a_rate_the_output_codec_cannot_hold_is_said(settings, tmp_path, capsys, monkeypatch):
