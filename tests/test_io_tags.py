@@ -151,6 +151,32 @@ def test_between_files_of_one_tag_system_every_tag_is_kept_as_it_is(tmp_path, ex
         assert "DESCRIPTION" not in after
 
 
+@pytest.mark.parametrize("source, out", [("mp3", "flac"), ("m4a", "mp3"), ("m4a", "ogg"), ("flac", "m4a"),
+                                         ("ogg", "mp3")])
+def test_every_value_of_a_multi_valued_tag_crosses_tag_systems(tmp_path, source, out):
+    """Across tag systems only the first artist of an MP3 or M4A survived (FFmpeg reads one value
+    of an ID3 frame or MP4 atom), and a Vorbis source's artists arrived joined into one "A;B"."""
+    import mutagen
+    from mutagen import id3
+
+    src = tmp_path / f"in.{source}"
+    (_ffmpeg_tagged if source in ("mp3", "m4a") else _libsndfile_tagged)(src)
+    f = mutagen.File(str(src))
+    if source == "mp3":
+        f.tags.setall("TPE1", [id3.TPE1(encoding=3, text=["One", "Two"])])
+    elif source == "m4a":
+        f.tags["\xa9ART"] = ["One", "Two"]
+    else:
+        f.tags["ARTIST"] = ["One", "Two"]
+    f.save()
+    assert read_tags(src).text["artist"] == ("One", "Two")
+    dst = embed_file(src, tmp_path / f"out.{out}", new_key(), PAYLOAD)
+    tags = mutagen.File(str(dst)).tags
+    got = {"mp3": lambda: tags["TPE1"].text, "m4a": lambda: tags["\xa9ART"]}.get(out, lambda: tags["ARTIST"])()
+    assert list(got) == ["One", "Two"]
+    assert read_tags(dst).text["title"] == TEXT["title"]  # single values stay single
+
+
 @pytest.mark.parametrize("source, out", [("flac", "mp3"), ("flac", "m4a"), ("mp3", "flac"), ("mp3", "m4a")])
 def test_bpm_isrc_and_lyrics_land_in_the_target_formats_own_fields(tmp_path, source, out):
     """Across formats they became user-defined text (TXXX:bpm, a freeform atom), which players

@@ -74,7 +74,8 @@ class Tags:
     (``title``, ``artist``, ``album``, ``album_artist``, ``date``, ``genre``, ``track``,
     ``disc``, ``comment``, ``composer``, ``copyright`` ..., or the file's own key) and pictures."""
 
-    text: dict[str, str] = field(default_factory=dict)
+    text: dict[str, str | tuple[str, ...]] = field(default_factory=dict)
+    """A name's value, or its values where the tag holds several (two artists, two genres)."""
     pictures: tuple[Picture, ...] = ()
 
     def __bool__(self) -> bool:
@@ -85,7 +86,7 @@ def read_tags(path: PathLike) -> Tags:
     """The tags and pictures of ``path`` (any format FFmpeg opens; a video's container tags).
     FormatError for a file FFmpeg cannot open."""
     path = Path(path)
-    text: dict[str, str] = {}
+    text: dict[str, str | tuple[str, ...]] = {}
     pictures: list[Picture] = []
     with _wrapped(path, "read the tags"), av.open(str(path)) as container:
         sources = [container.metadata]
@@ -107,7 +108,41 @@ def read_tags(path: PathLike) -> Tags:
             comment = stream.metadata.get("comment", "")
             kind = PICTURE_TYPES.index(comment) if comment in PICTURE_TYPES else 3
             pictures.append(Picture(images[stream.index], mime, kind, stream.metadata.get("title", "")))
+    _add_every_value(path, text)
     return Tags(text, tuple(pictures))
+
+
+def _add_every_value(path: Path, text: dict[str, str | tuple[str, ...]]) -> None:
+    """Replace, in ``text``, the values FFmpeg read of multi-valued tags by all of them: it reads
+    only the first value of an ID3 frame or MP4 atom, and joins Vorbis comments with ";" (a
+    title may hold one of its own). Files mutagen cannot read keep FFmpeg's values."""
+    try:
+        audio = mutagen.File(str(path))
+    except (mutagen.MutagenError, OSError, ValueError):
+        return
+    system = _tag_system(audio)
+    if audio is None or not audio.tags or system is None:
+        return
+    for key in list(text):
+        values = _native_values(audio.tags, system, key)
+        if len(values) > 1:
+            text[key] = tuple(values)
+
+
+def _native_values(frames: Any, system: str, key: str) -> list[str]:
+    """The text values the tag system stores for FFmpeg's generic ``key`` ([] if it stores none)."""
+    if system == "id3":
+        frame = frames.get(_ID3_FRAMES.get(key, ""))
+        return [str(v) for v in frame.text] if frame is not None and hasattr(frame, "text") else []
+    if system == "mp4":
+        values = frames.get(_MP4_ATOMS.get(key, ""), [])
+        return [v for v in values if isinstance(v, str)]
+    return list(frames.get(_VORBIS_KEYS.get(key, key.upper()), []))
+
+
+def _values(value: str | tuple[str, ...]) -> list[str]:
+    """A tag's value(s) as the list the tag systems store."""
+    return [value] if isinstance(value, str) else list(value)
 
 
 def _first_packets(container: av.container.InputContainer, streams: list[av.stream.Stream]) -> dict[int, bytes]:
@@ -246,7 +281,7 @@ def _write_vorbis(audio: FLAC | OggVorbis | OggOpus, tags: Tags) -> None:
     if audio.tags is None:
         audio.add_tags()
     for key, value in tags.text.items():
-        audio.tags[_vorbis_key(key)] = [value]
+        audio.tags[_vorbis_key(key)] = _values(value)
     if not tags.pictures:
         return
     blocks = [_flac_picture(p) for p in tags.pictures]
@@ -288,16 +323,17 @@ def _write_id3(audio: MP3 | WAVE | AIFF, tags: Tags) -> None:
         audio.add_tags()
     frames = audio.tags
     for key, value in tags.text.items():
+        values = _values(value)
         if key == "comment":
-            frames.setall("COMM", [id3.COMM(encoding=3, lang="eng", desc="", text=[value])])
+            frames.setall("COMM", [id3.COMM(encoding=3, lang="eng", desc="", text=values)])
         elif key == "lyrics" or key.startswith("lyrics-"):  # FFmpeg reads USLT as lyrics-<lang>
             lang = key.partition("-")[2][:3] or "eng"
-            frames.setall("USLT", [id3.USLT(encoding=3, lang=lang, desc="", text=value)])
+            frames.setall("USLT", [id3.USLT(encoding=3, lang=lang, desc="", text="\n".join(values))])
         elif key in _ID3_FRAMES:
             frame = _ID3_FRAMES[key]
-            frames.setall(frame, [getattr(id3, frame)(encoding=3, text=[value])])
+            frames.setall(frame, [getattr(id3, frame)(encoding=3, text=values)])
         else:
-            frames.setall(f"TXXX:{key}", [id3.TXXX(encoding=3, desc=key, text=[value])])
+            frames.setall(f"TXXX:{key}", [id3.TXXX(encoding=3, desc=key, text=values)])
     if tags.pictures:
         frames.delall("APIC")
         for p in tags.pictures:
@@ -320,19 +356,20 @@ def _write_mp4(audio: MP4, tags: Tags) -> None:
     if audio.tags is None:
         audio.add_tags()
     for key, value in tags.text.items():
-        pair = _number_pair(value) if key in ("track", "disc") else None
+        values = _values(value)
+        pair = _number_pair(values[0]) if key in ("track", "disc") else None
         if pair is not None:
             audio.tags["trkn" if key == "track" else "disk"] = [pair]
-        elif key in ("bpm", "tbpm") and value.strip().isdigit():
-            audio.tags["tmpo"] = [int(value)]
+        elif key in ("bpm", "tbpm") and values[0].strip().isdigit():
+            audio.tags["tmpo"] = [int(values[0])]
         elif key in ("isrc", "tsrc"):
-            audio.tags["----:com.apple.iTunes:ISRC"] = [MP4FreeForm(value.encode("utf-8"))]
+            audio.tags["----:com.apple.iTunes:ISRC"] = [MP4FreeForm(v.encode("utf-8")) for v in values]
         elif key.startswith("lyrics-"):
-            audio.tags["\xa9lyr"] = [value]
+            audio.tags["\xa9lyr"] = values
         elif key in _MP4_ATOMS:
-            audio.tags[_MP4_ATOMS[key]] = [value]
+            audio.tags[_MP4_ATOMS[key]] = values
         else:
-            audio.tags[f"----:com.apple.iTunes:{key}"] = [MP4FreeForm(value.encode("utf-8"))]
+            audio.tags[f"----:com.apple.iTunes:{key}"] = [MP4FreeForm(v.encode("utf-8")) for v in values]
     covers = [p for p in tags.pictures if p.mime in ("image/jpeg", "image/png")]
     if covers:
         audio.tags["covr"] = [MP4Cover(p.data, MP4Cover.FORMAT_JPEG if p.mime == "image/jpeg" else MP4Cover.FORMAT_PNG)
