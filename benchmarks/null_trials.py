@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import os
 import time
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -39,7 +38,7 @@ from scipy import optimize, special, stats
 
 from benchmarks.corpus import discover_clips
 from benchmarks.jsonout import dumps
-from benchmarks.robustness import single_threaded_children
+from benchmarks.pool import call, worker_pool
 from provenance.core.atomic import atomic_write_bytes
 
 WINDOWS_S = (5.0, 10.0, 20.0)
@@ -129,10 +128,8 @@ def run(corpus: Path, trials: int, workers: int, seed: int = 0, search: bool = T
         per_file[str(f)].append((i, bool(rng.integers(0, 2)), float(rng.choice(WINDOWS_S))))
     jobs = [(f, specs, seed + k, search, store_payloads) for k, (f, specs) in enumerate(per_file.items()) if specs]
     t0 = time.time()
-    import multiprocessing as mp
-
-    with single_threaded_children(), ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as ex:
-        results = [t for batch in ex.map(_trial_batch, jobs) for t in batch]
+    with worker_pool(workers) as ex:
+        results = [t for batch in ex.map(call, [_trial_batch] * len(jobs), jobs) for t in batch]
     z = np.array([t.z for t in results])
     usable = z > 0  # silent windows return z = 0 and p = 1 (nothing to test)
     k_hat, s_hat = fit_max_law(z[usable]) if usable.sum() > 10 else (float("nan"), float("nan"))

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import argparse
 import csv
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
 
 from benchmarks.jsonout import dumps
+from benchmarks.pool import call, worker_pool
 from benchmarks.requirements import missing_message, missing_requirements
 from provenance.core.errors import FoleySealError, InputError
 
@@ -56,8 +56,8 @@ def run(corpus: Path, strength: float = 1.0, workers: int = 2) -> dict:
     with open(corpus / "MANIFEST.tsv", newline="") as fh:
         rows = list(csv.DictReader(fh, delimiter="\t"))
     jobs = [(str(corpus / r["file"]), r["description"].split(",")[0].strip(), strength) for r in rows]
-    with ProcessPoolExecutor(workers) as ex:
-        clips = list(ex.map(_one, jobs))
+    with worker_pool(workers) as ex:
+        clips = list(ex.map(call, [_one] * len(jobs), jobs))
     return {
         "strength": strength,
         "snr_db_music_speech": _median([c["snr_db"] for c in clips if c["kind"] in ("music", "speech")]),

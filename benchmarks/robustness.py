@@ -16,20 +16,19 @@ modules; this one holds a run's configuration and runs it, resumably, on worker 
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import platform
 import sys
 import time
-from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import as_completed
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from benchmarks.attacks import QUICK_ATTACKS, Attack, get_attack
 from benchmarks.corpus import check_corpus_folder, discover_clips, select_clips
+from benchmarks.pool import call, worker_pool
 from benchmarks.jsonout import dumps
 from benchmarks.quality import MEASURES
 from benchmarks.requirements import MEASURE_REQUIREMENTS, Requirement, missing_message, missing_requirements
@@ -144,30 +143,6 @@ def _end_with_newline(path: Path) -> None:
                 fh.write(b"\n")
 
 
-_THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")
-
-
-@contextlib.contextmanager
-def single_threaded_children() -> Iterator[None]:
-    """Worker processes started inside this block keep each numeric library single-threaded
-    (unless the user set the variables), so N processes on N cores do not oversubscribe.
-
-    The variables must be in the environment the children start with: a spawned worker
-    imports NumPy (and OpenBLAS sizes its thread pool) before any initializer runs.
-    """
-    saved = {var: os.environ.get(var) for var in _THREAD_VARS}
-    for var in _THREAD_VARS:
-        os.environ.setdefault(var, "1")
-    try:
-        yield
-    finally:
-        for var, value in saved.items():
-            if value is None:
-                os.environ.pop(var, None)
-            else:
-                os.environ[var] = value
-
-
 def _append_rows(fh: Any, rows: list[dict[str, Any]]) -> None:
     for r in rows:
         fh.write(dumps(r) + "\n")
@@ -257,10 +232,8 @@ def run_benchmark(cfg: BenchConfig, *, show_progress: bool = True, write_report:
                 _append_rows(fh, rows)
                 progress.advance(bar, len(t.ids()) - len(t.skip))
         else:
-            import multiprocessing as mp
-
-            with single_threaded_children(), ProcessPoolExecutor(max_workers=cfg.workers, mp_context=mp.get_context("spawn")) as ex:
-                futures = {ex.submit(run_task, t): t for t in pending}
+            with worker_pool(cfg.workers) as ex:
+                futures = {ex.submit(call, run_task, t): t for t in pending}
                 for fut in as_completed(futures):
                     t = futures[fut]
                     try:

@@ -3,6 +3,7 @@ works against a fake CLI, and a tiny run writes JSON, markdown and plots, and re
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import shlex
@@ -701,3 +702,57 @@ def test_a_wrong_corpus_or_out_is_said_before_missing_packages(tmp_path, monkeyp
             main(["bench", "robustness", *args, "--watermarkers", "lsb", "--attacks", "none"])
         err = capsys.readouterr().err
         assert exc.value.code == 3 and said in err and "pesq" not in err, err
+
+
+def _group_gone(pgid: int, within_s: float) -> bool:
+    import os
+
+    end = time.monotonic() + within_s
+    while time.monotonic() < end:
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.1)
+    return False
+
+
+@pytest.mark.parametrize("signum", ["SIGINT", "SIGTERM"])
+def test_a_stopped_run_with_two_workers_exits_and_leaves_no_worker(tmp_path, signum):
+    """Ctrl-C reaches every process of the terminal's group: with two workers the run printed
+    "interrupted" and then often hung for good in the pool's shutdown (a worker interrupted while
+    holding the task queue's lock), or exited leaving a worker running its task as an orphan."""
+    import os
+    import signal
+    import subprocess
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for k, seconds in enumerate((6.0, 30.0, 30.0, 30.0)):  # the first ends while the next is at work
+        sf.write(corpus / f"music_{k}.flac", _music(seconds, seed=k).samples.T, SR, subtype="PCM_16")
+    out = tmp_path / "out"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "foleyseal.cli", "bench", "robustness", "--corpus", str(corpus), "--out", str(out),
+         "--watermarkers", "foleyseal", "--attacks", "mp3_64k,speed_+5%,pitch_+1st,stretch_+5%",
+         "--workers", "2", "--null-per-clip", "0", "--no-progress", "--allow-missing", "--min-clip-s", "4"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True,
+    )
+    try:
+        end = time.monotonic() + 120
+        while time.monotonic() < end and proc.poll() is None:  # both workers at work: a first row is in
+            if (out / "results.jsonl").exists() and (out / "results.jsonl").read_text().count("\n") >= 1:
+                break
+            time.sleep(0.1)
+        assert proc.poll() is None, "the run ended before it could be stopped"
+        os.killpg(proc.pid, getattr(signal, signum))  # what Ctrl-C (or `kill -- -PGID`) does
+        stopped = time.monotonic()
+        rc = proc.wait(timeout=60)
+        # a worker's task is not waited for (it was, for many seconds: a 30 s clip's trials)
+        assert time.monotonic() - stopped < 5, f"exited {time.monotonic() - stopped:.1f} s after the signal"
+        assert rc == 128 + getattr(signal, signum), proc.stderr.read().decode()
+        assert _group_gone(proc.pid, 15), "a worker is still running after the command exited"
+    finally:
+        if proc.poll() is None or not _group_gone(proc.pid, 0.5):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
