@@ -99,12 +99,31 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
     errors = [r for r in rows if r.get("error")]
     return {
+        "warnings": _unread_outputs(attack_rows, wms),
         "watermarkers": wms, "attacks": attacks, "attack_kinds": kinds, "cells": cells,
         "nulls": null_summary, "pooled": pooled, "quality": quality,
         "timing": timing, "by_kind": by_kind,
         "clips": _ordered([r["clip"] for r in rows if "clip" in r]),
         "errors": len(errors), "error_examples": _ordered([f"{r.get('trial_id')}: {r['error']}" for r in errors])[:10],
     }
+
+
+def _unread_outputs(attack_rows: list[dict[str, Any]], wms: list[str]) -> list[str]:
+    """A warning per watermarker whose payload regex matched nothing its detect command printed
+    for any unattacked marked file: a broken regex (or tool) reads exactly like a watermark
+    that is never found."""
+    warnings = []
+    for w in wms:
+        unattacked = [r for r in attack_rows if r["watermarker"] == w and r.get("attack") == "none"
+                      and not r.get("error")]
+        if unattacked and all((r.get("details") or {}).get("payload_regex_matched") is False for r in unattacked):
+            tail = (unattacked[0].get("details") or {}).get("output_tail", "")
+            warnings.append(
+                f"watermarker {w!r}: its payload_regex matched nothing its detect command printed for any of "
+                f"the {len(unattacked)} unattacked marked files, so every result reads as not found; check "
+                f"the regex against the tool's output (kept in each row's details.output_tail), e.g. {tail!r}"
+            )
+    return warnings
 
 
 def _cells(attack_rows: list[dict[str, Any]], attacks: list[str], wms: list[str],
@@ -290,6 +309,8 @@ def markdown(summary: dict[str, Any], meta: dict[str, Any] | None = None) -> str
     s = summary
     wms, attacks, cells = s["watermarkers"], s["attacks"], s["cells"]
     lines = ["# Robustness benchmark", ""]
+    if s.get("warnings"):
+        lines += ["## Warnings", ""] + [f"- **{w}**" for w in s["warnings"]] + [""]
     lines += _run_lines(s, wms, attacks, meta or {})
     lines += _recovery_lines(s, wms, attacks, cells)
     lines += _detection_lines(s, wms, attacks, cells)
@@ -298,7 +319,9 @@ def markdown(summary: dict[str, Any], meta: dict[str, Any] | None = None) -> str
     lines += _quality_lines(s, wms)
     lines += _speed_lines(s, wms)
     if s["errors"]:
-        lines += ["", f"## Errors ({s['errors']} trials)", ""] + [f"- `{e}`" for e in s["error_examples"]]
+        # a tool's error may span lines (a traceback): a fenced block keeps the markdown whole
+        lines += ["", f"## Errors ({s['errors']} trials, the first {len(s['error_examples'])})", "", "```"]
+        lines += [e for e in s["error_examples"]] + ["```"]
     lines.append("")
     return "\n".join(lines)
 

@@ -97,6 +97,9 @@ def test_external_templates_are_checked(tmp_path):
         make(detect_cmd='tool get {input} "open')
     with pytest.raises(ConfigError, match="must contain {input} and {output}"):
         make(embed_cmd="tool add {input}")
+    for placeholder in ("output", "payload_hex"):  # they were run as '': a confusing failure in every trial
+        with pytest.raises(ConfigError, match=r"detect template uses \['%s'\].*detection is blind" % placeholder):
+            make(detect_cmd="tool get {input} {%s}" % placeholder)
     with pytest.raises(ConfigError, match="embed must be a non-empty command template"):
         make(embed_cmd="")
     with pytest.raises(ConfigError, match="without commas or bars"):
@@ -125,6 +128,12 @@ def test_an_external_tool_that_fails_or_returns_other_audio_is_an_error(tmp_path
     assert wm.embed(audio, _payload()).frames == audio.frames
     with pytest.raises(ExternalToolError, match="exited 1: Traceback: boom"):
         wm.detect(audio)  # what it printed before failing is not a result
+    long = _script(tmp_path, "long", "sys.stderr.write(''.join(f'  File line {i} in channels\\n' for i in range(60)))\n"
+                                    "raise SystemExit('ValueError: bad input')\n")
+    with pytest.raises(ExternalToolError) as err:  # its last whole lines, not 500 characters from mid-word
+        replace(wm, detect_cmd=long + " {input}").detect(audio)
+    told = str(err.value).split("exited 1: ", 1)[1]
+    assert told.startswith("  File line ") and told.endswith("ValueError: bad input") and len(told) <= 520
     tolerant = replace(wm, ok_exit_codes=(0, 1))  # a tool documented to exit 1 for "no mark"
     assert tolerant.detect(audio).found
     half = _script(tmp_path, "half", "import soundfile as sf\nx, r = sf.read(sys.argv[1])\n"
@@ -236,7 +245,31 @@ def test_external_adapter_against_fake_cli(tmp_path):
     np.testing.assert_array_equal(res.payload_bits, bits)
     assert res.segments and res.segments[0].end_s == pytest.approx(4.0, abs=0.01)
     unmarked = wm.detect(clip)
-    assert not unmarked.found and unmarked.payload_bits is None
+    assert not unmarked.found and unmarked.details["payload_regex_matched"]
+    # what it read below min_score is still what bit accuracy is measured on, as for lsb and
+    # foleyseal (scoring it 0.5 made the tools' bit accuracies two different measures)
+    assert unmarked.payload_bits is not None and unmarked.payload_bits.size == 64
+
+
+def test_a_payload_regex_that_never_matches_is_warned_about(tmp_path, capsys):
+    """It read exactly like a watermark never found: exit 0, 0 errors, 0.00 / 0.500 even on the
+    unattacked marked files, and nothing in the rows to tell the two apart."""
+    from foleyseal.cli import main
+
+    cfg = _fake_config(tmp_path)
+    cfg.write_text(cfg.read_text().replace("'^payload (?P<payload>", "'^PAYLOAD=(?P<payload>"))
+    corpus = _corpus(tmp_path)
+    with pytest.raises(SystemExit) as exc:
+        main(["bench", "robustness", "--corpus", str(corpus), "--out", str(tmp_path / "o"), "--watermarkers",
+              "fake", "--external-config", str(cfg), "--attacks", "polarity_invert", "--null-per-clip", "0",
+              "--workers", "1", "--no-progress", "--allow-missing", "--min-clip-s", "4"])
+    err = capsys.readouterr().err
+    assert exc.value.code == 0
+    assert "warning: watermarker 'fake': its payload_regex matched nothing" in err and "payload " in err, err
+    assert "## Warnings" in (tmp_path / "o" / "summary.md").read_text()
+    rows = [r for r in read_rows(tmp_path / "o" / "results.jsonl") if r.get("attack") == "none"]
+    assert rows and all(r["details"]["output_tail"].startswith("payload ") for r in rows)
+    assert summarize([{**r, "details": {"payload_regex_matched": True}} for r in rows])["warnings"] == []
 
 
 def test_audiowmark_example_config_parses_its_output_format():

@@ -1,7 +1,10 @@
 """Any watermarking tool with a command line, driven through command templates.
 
-Templates are split like a shell would (``shlex``) but run without one; each argument may use
-``{input}``, ``{output}``, ``{payload_hex}`` and ``{payload_bin}``. Audio goes to and from the tool
+Templates are split like a shell would (``shlex``) but run without one; each argument of the embed
+template may use ``{input}``, ``{output}``, ``{payload_hex}`` and ``{payload_bin}``, the detect
+template ``{input}`` only (detection is blind). The bits a detect prints are scored for bit
+accuracy whether or not its score reaches ``min_score`` (which decides presence), as for every
+watermarker; a row whose output the payload regex did not match keeps the output's end. Audio goes to and from the tool
 as WAV files in a private temporary directory. The detect command's standard output (and error)
 is searched with ``payload_regex`` (named group ``payload``, hex; an optional group ``score`` picks
 the best of several matches); ``score_regex`` (named group ``score``) gives the confidence, and
@@ -50,6 +53,9 @@ from provenance.core.results import Segment
 
 
 _PLACEHOLDERS = {"input", "output", "payload_hex", "payload_bin"}
+_DETECT_PLACEHOLDERS = {"input"}
+OUTPUT_TAIL_CHARS = 300
+"""How much of a detect command's output a row keeps when the payload regex matched none of it."""
 """What a command template may name (see the module docstring)."""
 
 
@@ -107,7 +113,8 @@ class ExternalCommandWatermarker(WatermarkerBase):
 
         if not isinstance(self.name, str) or not self.name.strip() or any(c in self.name for c in ",|"):
             raise bad("name must be a non-empty string without commas or bars")
-        for attr, needs in (("embed_cmd", {"input", "output"}), ("detect_cmd", set())):
+        for attr, needs, allowed in (("embed_cmd", {"input", "output"}, _PLACEHOLDERS),
+                                     ("detect_cmd", set(), _DETECT_PLACEHOLDERS)):
             template = getattr(self, attr)
             key = attr.removesuffix("_cmd")
             if not isinstance(template, str) or not template.strip():
@@ -116,9 +123,11 @@ class ExternalCommandWatermarker(WatermarkerBase):
                 used = {f for tok in shlex.split(template) for _, f, _, _ in string.Formatter().parse(tok) if f is not None}
             except ValueError as exc:
                 raise bad(f"{key} template {template!r} does not parse: {exc}") from None
-            if used - _PLACEHOLDERS:
-                raise bad(f"{key} template uses {sorted(used - _PLACEHOLDERS)}; placeholders are "
-                          + ", ".join("{" + p + "}" for p in sorted(_PLACEHOLDERS)))
+            if used - allowed:
+                why = ("; detection is blind: it reads {input} alone (the payload is what it must find, "
+                       "and it writes no file)" if attr == "detect_cmd" and used <= _PLACEHOLDERS else "")
+                raise bad(f"{key} template uses {sorted(used - allowed)}; its placeholders are "
+                          + ", ".join("{" + p + "}" for p in sorted(allowed)) + why)
             if needs - used:
                 raise bad(f"{key} template must contain " + " and ".join("{" + p + "}" for p in sorted(needs)))
         if not isinstance(self.payload_bits, int) or isinstance(self.payload_bits, bool) or not 1 <= self.payload_bits <= 4096:
@@ -164,7 +173,7 @@ class ExternalCommandWatermarker(WatermarkerBase):
         stdout, stderr = out.decode("utf-8", "replace"), err.decode("utf-8", "replace")
         if proc.returncode not in self.ok_exit_codes:
             raise ExternalToolError(
-                f"watermarker {self.name!r}: {shlex.join(args)} exited {proc.returncode}: {stderr.strip()[-500:]}"
+                f"watermarker {self.name!r}: {shlex.join(args)} exited {proc.returncode}: {_last_lines(stderr)}"
             )
         return stdout + "\n" + stderr
 
@@ -205,7 +214,7 @@ class ExternalCommandWatermarker(WatermarkerBase):
         with tempfile.TemporaryDirectory(prefix="fs-ext-") as tmp:
             src = Path(tmp) / "input.wav"
             self._write(audio, src)
-            text = self._run(self.detect_cmd, input=str(src), output="", payload_hex="", payload_bin="")
+            text = self._run(self.detect_cmd, input=str(src))
         return self.parse(text)
 
     def parse(self, text: str) -> WatermarkerResult:
@@ -232,12 +241,18 @@ class ExternalCommandWatermarker(WatermarkerBase):
                 segments.append(Segment(start, end, payload, float("nan")))
         # a payload of another length is no reading of the one embedded: it was zero-padded or
         # cut to size and scored bit by bit
+        # Bits are what the tool read, found or not (as for every watermarker: a score below
+        # min_score decides presence, not what the bit accuracy is measured on).
         whole = best is not None and len(best[1]) == 2 * ((self.payload_bits + 7) // 8)
         try:
-            bits = hex_to_bits(best[1], self.payload_bits) if best and found and whole else None
+            bits = hex_to_bits(best[1], self.payload_bits) if best and whole else None
         except ValueError:
             bits = None
-        return WatermarkerResult(found=found, score=score, payload_bits=bits, segments=tuple(segments))
+        details: dict[str, Any] = {"payload_regex_matched": best is not None}
+        if best is None:  # kept so a regex that never matches can be told from a weak watermark
+            details["output_tail"] = text.strip()[-OUTPUT_TAIL_CHARS:]
+        return WatermarkerResult(found=found, score=score, payload_bits=bits, segments=tuple(segments),
+                                 details=details)
 
     def describe(self) -> dict[str, Any]:
         """Every setting, so that a rerun with any of them changed (a regex, ``min_score``, the
@@ -321,3 +336,15 @@ def load_external_config(path: str | Path) -> list[ExternalCommandWatermarker]:
         except ConfigError as exc:
             raise ConfigError(exc.message, path=path) from None
     return out
+
+
+def _last_lines(text: str, chars: int = 500) -> str:
+    """The last whole lines of ``text`` that fit in about ``chars`` characters (a traceback's end
+    names the error), not a slice that starts mid-word."""
+    lines = text.strip().splitlines()
+    kept: list[str] = []
+    for line in reversed(lines):
+        if kept and sum(len(k) + 1 for k in kept) + len(line) > chars:
+            break
+        kept.insert(0, line)
+    return "\n".join(kept)[-4 * chars:]

@@ -93,11 +93,13 @@ def robustness_cmd(
                    + "; ".join(r.describe() for r in cfg.missing), err=True)
     result = run_benchmark(cfg, show_progress=progress and not json_out)
     s = summarize(result.rows)
+    for warning in s["warnings"]:
+        typer.echo(f"warning: {warning}", err=True)
     if json_out:
         typer.echo(dumps({
             "out": str(result.out), "files": [str(p) for p in result.files], "trials": len(result.rows),
             "ran": result.ran_trials, "resumed": result.skipped_trials, "remeasured": result.remeasured_trials,
-            "errors": s["errors"],
+            "errors": s["errors"], "warnings": s["warnings"],
             "seconds": round(result.seconds, 1),
             "exact_by_kind": s["by_kind"], "nulls": s["nulls"],
         }, indent=2))
