@@ -321,6 +321,17 @@ def test_speed_changes_length_and_pitch():
         assert out.marked_spans[0].end_s == pytest.approx(x.duration_s / factor, abs=1e-3)
 
 
+def test_a_small_speed_change_is_applied_not_rounded_away():
+    """A clock drift of 100 ppm (0.01 %) was the identity: the resampling ratio's terms were
+    limited to 1000, so changes under about 0.05 % rounded to 1/1, and others moved in 0.1 % steps."""
+    from benchmarks.attacks.time import Speed
+
+    x = _tone(1000, seconds=20.0)
+    for pct in (0.01, -0.03, 0.25):
+        out = Speed(name="drift", percent=pct).run(x, np.random.default_rng(0))
+        assert out.audio.frames == pytest.approx(x.frames / (1 + pct / 100), abs=2), pct
+
+
 def test_time_stretch_keeps_pitch():
     x = _tone(1000, seconds=2.0)
     out = get_attack("stretch_+5%").run(x, np.random.default_rng(0))
