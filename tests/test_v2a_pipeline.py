@@ -74,6 +74,21 @@ def test_generated_video_is_watermarked_signed_and_stored(home, video, tmp_path)
         assert sum(1 for _ in c.decode(video=0)) == 192
 
 
+def test_private_prompts_leave_out_what_the_prompts_chose(home, video, tmp_path):
+    """With the prompts left out, the signed record still listed the palette and the exclusions
+    they chose: "excluded: animal.birds" spelled the negative prompt "birds" back."""
+    settings = load_settings(home)
+    opts = GenerateOptions(prompt="secret forest project", negative_prompt="birds", seed=5, include_prompts=False,
+                           cue_sheet_path=tmp_path / "cues.json")
+    (marked,) = generate(video, tmp_path / "private.wav", opts, settings=settings).outputs
+    rec = read_credentials(marked.path, trust_anchors_pem=trust_anchors_pem(settings)).generation_record
+    text = json.dumps(rec)
+    assert "secret" not in text and "forest" not in text and "birds" not in text, text
+    assert rec["prompts_included"] is False and rec["parameters"]["cues"] > 0
+    sheet = json.loads((tmp_path / "cues.json").read_text())  # the user's own file keeps them
+    assert sheet["negative_prompt"] == "birds" and any("birds" in c for c in sheet["excluded"])
+
+
 def test_cli_candidates_stems_and_cue_sheets(home, video, tmp_path, capsys):
     stems = tmp_path / "stems"
     stems.mkdir()

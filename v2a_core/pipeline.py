@@ -540,8 +540,11 @@ def _record(track: Soundtrack, options: GenerateOptions, gen_name: str, gen_vers
     if layer:
         params["stem"] = layer
     if sheet is not None:
-        params["palette"] = list(sheet.palette.categories)
-        params["excluded"] = list(sheet.palette.excluded)
+        if options.include_prompts:
+            # what the prompts chose and removed: with private prompts, "excluded" spelled the
+            # negative prompt back ("birds" -> animal.birds) and the palette the prompt's sounds
+            params["palette"] = list(sheet.palette.categories)
+            params["excluded"] = list(sheet.palette.excluded)
         params["cues"] = len(sheet.cues)
     return {
         "generator": gen_name,

@@ -116,7 +116,7 @@ def generate_cmd(
     loudness: float = typer.Option(-16.0, "--loudness", min=-70.0, max=-5.0, callback=finite,
                                    help="Target integrated loudness, LUFS (true peak stays <= -1 dBTP)."),
     duration: float = typer.Option(None, "--duration", min=0.1, callback=finite, help="Score only the first SECONDS of the video."),
-    private_prompts: bool = typer.Option(False, "--private-prompts", help="Leave the prompts out of the signed record and the store (a --cue-sheet, the user's own file, keeps them)."),
+    private_prompts: bool = typer.Option(False, "--private-prompts", help="Leave the prompts, and the sound palette and exclusions they chose, out of the signed record and the store (a --cue-sheet, the user's own file, keeps them)."),
     home: Path = typer.Option(None, "--home", help=_HOME_HELP, readable=False),
     json_out: bool = typer.Option(False, "--json", help="Print a JSON summary (no progress bars)."),
 ) -> None:
