@@ -135,6 +135,10 @@ def _leftovers(d: Path) -> list[str]:
         (lambda d: [sf.write(d / "a.wav", np.zeros(48_000 * 5, np.float32), 48_000), d / "a.wav"][1], "no video stream"),
         (lambda d: [(d / "bad.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(4000)), d / "bad.mp4"][1], "cannot"),
         (lambda d: d / "missing.mp4", "no such file"),
+        # FFmpeg reads any text as an "ansi" video: a small file was "0.20 s long", a big one was
+        # analysed and rendered before failing, and into .mp4 "cannot hold notes.txt's ansi video"
+        (lambda d: [(d / "notes.txt").write_text("".join(f"log line {i}\n" for i in range(6000))),
+                    d / "notes.txt"][1], "is text, not a video"),
     ],
 )
 def test_cli_bad_inputs_exit_3_and_write_nothing(home, tmp_path, capsys, make, message):

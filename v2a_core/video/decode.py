@@ -18,7 +18,7 @@ import numpy as np
 
 from provenance.core.errors import FormatError, InputError
 from provenance.core.io.common import tagged_duration_s
-from provenance.core.io.read import cut_short
+from provenance.core.io.read import cut_short, not_a_video_container
 from v2a_core.types import Frame, VideoInfo
 
 #: Long side of the analysis frames, pixels.
@@ -43,6 +43,8 @@ def _open(path: Path) -> av.container.InputContainer:
 
 
 def _video_stream(container: av.container.InputContainer, path: Path) -> av.video.stream.VideoStream:
+    if (what := not_a_video_container(container)) is not None:
+        raise InputError(f"is {what}; FoleySeal generates soundtracks for videos", path=path)
     streams = [s for s in container.streams.video if s.codec_context is not None]
     # Cover art is stored as a one-packet "video" stream; it is not a video.
     streams = [s for s in streams if not (s.disposition & av.stream.Disposition.attached_pic)]

@@ -531,13 +531,22 @@ def is_video(path: PathLike) -> bool:
     _check_file(path)
     try:
         with av.open(str(path)) as container:
-            names = container.format.name
-            # still images, and text that FFmpeg renders as ANSI art, are not videos
-            if names.endswith("_pipe") or names in ("image2", "tty"):
+            if not_a_video_container(container) is not None:
                 return False
             return any(_is_moving_picture(s) for s in container.streams.video)
     except (av.FFmpegError, OSError, ValueError):
         return False
+
+
+def not_a_video_container(container: av.container.InputContainer) -> str | None:
+    """What ``container`` is when FFmpeg opened it as a "video" that is none (a still image, or
+    text, which FFmpeg's tty reader renders as ANSI art), else None."""
+    names = container.format.name
+    if names == "tty":
+        return "text, not a video (FFmpeg would render it as ANSI art)"
+    if names.endswith("_pipe") or names == "image2":
+        return "a still image, not a video"
+    return None
 
 
 def is_video_extension(path: PathLike) -> bool:
