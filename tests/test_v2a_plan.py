@@ -194,6 +194,24 @@ def test_taxonomy_is_large_unambiguous_and_documented():
     assert doc == markdown(), "docs/sound-taxonomy.md is stale: regenerate it from v2a_core/plan/taxonomy.py"
 
 
+def test_thunder_from_the_prompt_goes_on_flashes_not_on_a_balls_bounces(analysis, tmp_path):
+    """ "rain, thunder, tension" on a bouncing ball made every bounce a thunderclap (thunder is
+    "placed on flashes"): the bounces keep the ball's sound, and flashes still get thunder."""
+    from test_v2a_video import flash_video
+
+    events = [c for c in plan(analysis, "rain, thunder, tension").cues if c.layer == "events"]
+    plain = [c for c in plan(analysis).cues if c.layer == "events"]
+    assert plain and {c.category for c in plain} == {"impact.rubber"}
+    thunder = [c for c in events if c.category == "weather.thunder"]
+    assert [(c.time_s, c.category) for c in events if c not in thunder] == [(c.time_s, c.category) for c in plain]
+    # asked for, with no flash to carry it: it rolls in the distance, off the bounces
+    assert thunder and all("no flash in the picture" in c.reason for c in thunder)
+    assert not {c.time_s for c in thunder} & {c.time_s for c in plain}
+    flash, onsets = flash_video(tmp_path / "flash.mp4")
+    thunder = [c.time_s for c in plan(analyze(flash), "thunder").cues if c.category == "weather.thunder"]
+    assert thunder == pytest.approx(onsets, abs=1e-6)
+
+
 def test_prompt_parsing_details():
     parsed = parse_prompt("Waves crashing; NO music, without birds!  footsteps on wooden floorboards")
     cats = [m.category for m in parsed.matches]

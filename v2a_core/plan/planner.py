@@ -78,9 +78,11 @@ def _palette(analysis: VisualAnalysis, prompt: str, negative_prompt: str) -> Pal
     events = [e for e in analysis.events if e.kind in ("impact", "appear")]
     balls = visual.ball_events(analysis)
 
-    # event sounds: the visuals always get sounds unless the prompt or negative rules them out
-    if "events" not in layers:
-        for e in events:
+    # event sounds: the visuals always get sounds unless the prompt or negative rules them out;
+    # the prompt's own event sounds take the events they fit (thunder: the flashes alone)
+    prompt_events = [e.category for e in entries if BY_NAME[e.category].layer == "events"]
+    for e in events:
+        if not any(visual.can_sound(c, e) for c in prompt_events):
             cat, why = visual.visual_event_category(e, analysis, balls)
             add(cat, 0.9, "visual", why)
     if analysis.cuts and "whoosh" not in excluded and not has_prompt:
@@ -119,6 +121,26 @@ def _source(category: str, counter: dict[str, int]) -> str:
     return f"synth:{renderer}"
 
 
+ROLL_FIRST_S = 1.5
+ROLL_PERIOD_S = 9.0
+"""When the prompt asks for thunder and nothing in the picture lights up, it rolls in the
+distance: first at this time, then every this many seconds."""
+
+
+def _distant_rolls(analysis: VisualAnalysis, categories: list[str], counter: dict[str, int]) -> list[Cue]:
+    """Distant cues of the flash-only ``categories`` the prompt named but no flash carried."""
+    out: list[Cue] = []
+    for category in categories:
+        for t in np.arange(ROLL_FIRST_S, max(analysis.duration_s - 0.5, ROLL_FIRST_S), ROLL_PERIOD_S):
+            out.append(Cue(
+                time_s=float(t), duration_s=0.6, category=category, layer="events",
+                source=_source(category, counter), gain_db=LAYER_GAIN_DB["events"] - 6.0, pan=0.0,
+                reason=f"{category} from the prompt, with no flash in the picture: a distant roll every "
+                       f"{ROLL_PERIOD_S:.0f} s", distance=0.85, size=1.0, variant=counter[category],
+            ))
+    return out
+
+
 def _event_cues(analysis: VisualAnalysis, palette: Palette, counter: dict[str, int]) -> list[Cue]:
     chosen = [c for c in palette.categories if BY_NAME[c].layer == "events"]
     prompt_events = [e.category for e in palette.entries if e.origin == "prompt" and BY_NAME[e.category].layer == "events"]
@@ -141,10 +163,13 @@ def _event_cues(analysis: VisualAnalysis, palette: Palette, counter: dict[str, i
                     )
                 )
             continue
-        if prompt_events:
+        # the prompt's event sounds this event can take: a flash-only sound (thunder) is placed on
+        # flashes, never on a ball's bounces (a "rain, thunder" prompt made 16 thunderclaps of them)
+        fitting = [c for c in prompt_events if visual.can_sound(c, ev)]
+        if fitting:
             # the prompt's event sounds, by kind: things appearing get the lighter ones
-            impacts = [c for c in prompt_events if c.startswith("impact.") or c in ("water.splash",)]
-            others = [c for c in prompt_events if c not in impacts]
+            impacts = [c for c in fitting if c.startswith("impact.") or c in ("water.splash",)]
+            others = [c for c in fitting if c not in impacts]
             pool = (others or impacts) if ev.kind == "appear" else (impacts or others)
             category = pool[counter.get("_event", 0) % len(pool)]
             counter["_event"] = counter.get("_event", 0) + 1
@@ -171,6 +196,8 @@ def _event_cues(analysis: VisualAnalysis, palette: Palette, counter: dict[str, i
                 variant=counter[category],
             )
         )
+    cues += _distant_rolls(analysis, [c for c in prompt_events if c in visual.FLASH_ONLY and c in chosen
+                                      and not any(q.category == c for q in cues)], counter)
     # one sound per instant: sub-frame events closer than a few ms are the same hit
     cues.sort(key=lambda c: c.time_s)
     merged: list[Cue] = []

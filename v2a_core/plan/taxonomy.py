@@ -61,7 +61,8 @@ CATEGORIES: tuple[Category, ...] = (
     _c("water.splash", "events", "splash", "splash, splashing, dive, plunge",
        "water, foley", "Splash: noise burst with bubble chirps."),
     _c("weather.thunder", "events", "thunder", "thunder, lightning, thunderstorm, thunderclap",
-       "weather, storm", "Thunder: crack and long low rumble, placed on flashes."),
+       "weather, storm", "Thunder: crack and long low rumble, placed on flashes (with none in the picture, "
+       "a distant roll every 9 s), never on impacts."),
     _c("ui.blip", "events", "sample", "blip, beep, interface, screen, computer, notification, ui, display, monitor",
        "ui, electronic sounds, beeps", "Interface blips from the sample bank, on things appearing on screen."),
     _c("whoosh", "events", "whoosh", "whoosh, swoosh, swish, swing, fast motion, transition, woosh, swipe",

@@ -33,13 +33,33 @@ def ball_events(analysis: VisualAnalysis) -> set[int]:
     return out
 
 
+FLASH_MIN_SIZE = 0.3
+"""Share of the picture that must light up at once for an appearance to be a flash."""
+
+
+FLASH_ONLY = frozenset({"weather.thunder"})
+"""Event sounds that belong on flashes only (docs/sound-taxonomy.md: thunder is "placed on flashes")."""
+
+
+def is_flash(event: VisualEvent) -> bool:
+    """Whether ``event`` is a flash: much of the picture lights up at once."""
+    return event.kind == "appear" and event.size >= FLASH_MIN_SIZE
+
+
+def can_sound(category: str, event: VisualEvent) -> bool:
+    """Whether the event sound ``category`` a prompt named fits ``event``: a flash-only sound
+    (thunder) sounds where something lights up (an appearance, of any size: the prompt asked for
+    it), never on an impact such as a ball's bounce."""
+    return category not in FLASH_ONLY or event.kind == "appear"
+
+
 def visual_event_category(event: VisualEvent, analysis: VisualAnalysis, balls: set[int]) -> tuple[str, str]:
     """(category, reason) for a visual event when the prompt names no event sound."""
     if event.kind == "cut":
         return "whoosh", "scene cut"
     if event.kind == "appear":
         cues = analysis.cues
-        if event.size >= 0.3:
+        if is_flash(event):
             if cues.sky > 0.15:
                 return "weather.thunder", "large flash in an outdoor scene"
             return "impact.hit", "the whole picture changes at once"
