@@ -89,6 +89,17 @@ def test_private_prompts_leave_out_what_the_prompts_chose(home, video, tmp_path)
     assert sheet["negative_prompt"] == "birds" and any("birds" in c for c in sheet["excluded"])
 
 
+def test_progress_bars_go_to_stderr_and_only_where_a_person_watches(home, video, tmp_path, capsys, monkeypatch):
+    """Redirected, stdout held four full-width bars before the result line (mark draws its bars
+    on stderr, and only for a terminal or FOLEYSEAL_PROGRESS)."""
+    monkeypatch.delenv("FOLEYSEAL_PROGRESS", raising=False)
+    code, out, err = _run(["generate", str(video), "-o", str(tmp_path / "a.wav"), "--home", str(home)], capsys)
+    assert code == 0 and "analyze" not in out and "\u2501" not in out + err, out
+    monkeypatch.setenv("FOLEYSEAL_PROGRESS", "1")
+    code, out, err = _run(["generate", str(video), "-o", str(tmp_path / "b.wav"), "--home", str(home)], capsys)
+    assert code == 0 and "analyze" in err and "analyze" not in out, (out, err)
+
+
 def test_cli_candidates_stems_and_cue_sheets(home, video, tmp_path, capsys):
     stems = tmp_path / "stems"
     stems.mkdir()

@@ -182,16 +182,20 @@ def generate_cmd(
 
 def _run(video: Path, out: Path, options: GenerateOptions, settings: Settings, *,
          progress_bars: bool) -> GenerateResult:
-    """``generate()``, with a progress bar per stage unless ``progress_bars`` is False (``--json``)."""
+    """``generate()``, with a progress bar per stage on stderr where a person watches (as `mark`
+    draws its bars), unless ``progress_bars`` is False (``--json``): piped or redirected, stdout
+    held the bars before the result lines."""
+    from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from foleyseal.cli.progress import wanted
     from v2a_core.pipeline import generate
 
-    if not progress_bars:
+    if not progress_bars or not wanted():
         return generate(video, out, options, settings=settings)
     with Progress(
         TextColumn("{task.description:<14}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
-        TimeElapsedColumn(), transient=False,
+        TimeElapsedColumn(), transient=False, console=Console(stderr=True),
     ) as bar:
         tasks: dict[str, int] = {}
 
