@@ -148,6 +148,10 @@ def test_toml_attack_list(tmp_path):
         ('[[attack]]\ntype = "RoomReverb"\nname = "x"\nroom_size = 3\n', "room_size must be 0 to 1, got 3"),
         ('[[attack]]\ntype = "Speed"\nname = "x"\npercent = -100\n', "percent must be -99 to 1000 percent, got -100"),
         ('[[attack]]\ntype = "Crop"\nname = "x"\nduration_s = 0\n', "no usable audio"),
+        # the encoder clamped it: the row said 9999 kbps of a 320 kbps round trip
+        ('[[attack]]\ntype = "Mp3"\nname = "x"\nbitrate_kbps = 9999\n', "bitrate_kbps must be 8 to 320 kbps for Mp3"),
+        ('[[attack]]\ntype = "Opus"\nname = "x"\nbitrate_kbps = 2\n', "bitrate_kbps must be 6 to 510 kbps for Opus"),
+        ('[[attack]]\ntype = "Volume"\nname = "x"\ngain = -1000000.0\n', "gain must be a gain factor of 0 to 1000"),
         ('[[attack]]\ntype = "Cascade"\nname = "x"\nsteps = []\n', "non-empty list of steps"),
         ('[[attack]]\ntype = "Cascade"\nname = "x"\nsteps = ["nope"]\n', "cascade 'x': unknown attack 'nope'"),
         ('[[attack]]\ntype = "Lowpass"\nname = "mp3_64k"\ncutoff_hz = 300\n', "name of a registered attack"),

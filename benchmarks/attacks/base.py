@@ -130,6 +130,7 @@ class AttackOutput:
 _RANGES: tuple[tuple[str, float, float, str], ...] = (
     # (name, or name suffix starting with "_"; lowest; highest; the requirement in words)
     ("bits", 1, 32, "1 to 32 bits"),
+    ("gain", 0, 1000, "a gain factor of 0 to 1000 (x1 keeps the level)"),
     ("order", 1, 32, "a filter order of 1 to 32"),
     ("pieces", 1, 1000, "1 to 1000 pieces"),
     ("ratio", 1, 1000, "a compression ratio of 1 (none) to 1000"),

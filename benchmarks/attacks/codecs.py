@@ -21,7 +21,7 @@ import soundfile as sf
 
 from benchmarks.attacks.base import Attack, AttackContext, fit_length, resample
 from provenance.core.audio import Audio
-from provenance.core.errors import FormatError
+from provenance.core.errors import FormatError, InputError
 
 _MP3_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000)
 _AAC_RATES = (7350, 8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000, 64000, 88200, 96000)
@@ -89,6 +89,16 @@ class _PyAVCodec(Attack):
     _prefer_rate_hz: ClassVar[int | None] = None
 
     _io_name: ClassVar[str] = ""
+    _kbps_range: ClassVar[tuple[float, float]] = (6.0, 512.0)
+    """Bitrates the encoder takes, kbps (per stream): outside them it clamps, and a row would
+    record a bitrate that was never used (MP3 at 9999 kbps ran as 320)."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        lo, hi = self._kbps_range
+        if not lo <= self.bitrate_kbps <= hi:
+            raise InputError(f"attack {self.name!r}: bitrate_kbps must be {lo:g} to {hi:g} kbps for "
+                             f"{type(self).__name__}, got {self.bitrate_kbps!r}")
 
     def transform(self, audio: Audio, rng: np.random.Generator, ctx: AttackContext) -> Audio:
         try:
@@ -119,6 +129,7 @@ class Mp3(_PyAVCodec):
     """MP3 (LAME through PyAV) at a constant bitrate ``bitrate_kbps``."""
 
     _io_name: ClassVar[str] = "mp3"
+    _kbps_range: ClassVar[tuple[float, float]] = (8.0, 320.0)
     _codec: ClassVar[str] = "libmp3lame"
     _container: ClassVar[str] = "mp3"
     _rates: ClassVar[tuple[int, ...]] = _MP3_RATES
@@ -139,6 +150,7 @@ class Opus(_PyAVCodec):
     """Opus (libopus through PyAV) in Ogg; always coded at 48 kHz, as Opus players do."""
 
     _io_name: ClassVar[str] = "opus"
+    _kbps_range: ClassVar[tuple[float, float]] = (6.0, 510.0)
     _codec: ClassVar[str] = "libopus"
     _container: ClassVar[str] = "ogg"
     _rates: ClassVar[tuple[int, ...]] = _OPUS_RATES

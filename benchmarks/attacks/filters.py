@@ -3,7 +3,8 @@
 IIR filters are Butterworth designs in second-order sections (scipy.signal), run forward and
 backward (``sosfiltfilt``): zero phase, so the output stays time-aligned with the input, and the
 magnitude response is the square of the design's (an order-``n`` design acts as order ``2n``).
-A cutoff at or above the Nyquist frequency leaves the audio unchanged.
+A lowpass (or an EQ band) at or above the Nyquist frequency leaves the audio unchanged; a highpass
+there removes everything (digital silence), as it would pass nothing the file can hold.
 """
 
 from __future__ import annotations
