@@ -338,15 +338,26 @@ def _run_lines(s: dict[str, Any], wms: list[str], attacks: list[str], meta: dict
         f"watermarkers: {', '.join(wms)}; seed {cfg.get('seed')}, strength {cfg.get('strength')}"
         + (" (quick mode)" if cfg.get("quick") else ""),
         f"- trials: {meta.get('trials')} ({meta.get('ran_trials')} run now, {meta.get('resumed_trials')} "
-        f"resumed); wall time {meta.get('wall_s')} s on {meta.get('cpu_count')} CPUs, {cfg.get('workers')} workers",
+        f"resumed); wall time {meta.get('wall_s')} s on {meta.get('cpu_count')} CPUs, {cfg.get('workers')} workers"
+        + _invocations_text(meta.get("invocations") or []),
         "- versions: " + ", ".join(f"{k} {val}" for k, val in v.items()),
     ]
+    if meta.get("row_versions"):
+        lines.append("- rows measured with different versions: " + "; ".join(
+            f"{k} {' / '.join(vals)}" for k, vals in meta["row_versions"].items()))
     if cfg.get("missing_packages"):
         lines.append("- **packages missing** (run with --allow-missing; what they make is not measured, "
                      "or measured slowly): "
                      + "; ".join(f"{m['dist']} ({m['needed_for']})" for m in cfg["missing_packages"]))
     lines.append("")
     return lines
+
+
+def _invocations_text(invocations: list[dict[str, Any]]) -> str:
+    """`` in 2 invocations (this one 0.1 s)`` for a run resumed or run again, else ''."""
+    if len(invocations) < 2:
+        return ""
+    return f" in {len(invocations)} invocations (this one {invocations[-1].get('wall_s')} s)"
 
 
 def _recovery_lines(s: dict[str, Any], wms: list[str], attacks: list[str],

@@ -21,6 +21,7 @@ import os
 import platform
 import sys
 import time
+from datetime import datetime, timezone
 from concurrent.futures import as_completed
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -166,6 +167,32 @@ def check_requirements(cfg: BenchConfig) -> BenchConfig:
     return replace(cfg, attacks=attacks, quality_measures=measures, missing=known)
 
 
+def _earlier_invocations(results_json: Path) -> list[dict[str, Any]]:
+    """The invocations an earlier results file of this output folder records (a run resumed or
+    run again), oldest first; [] when there is none or it cannot be read."""
+    try:
+        meta = json.loads(results_json.read_text(encoding="utf-8")).get("meta") or {}
+    except (OSError, ValueError, AttributeError):
+        return []
+    earlier = meta.get("invocations")
+    if isinstance(earlier, list):
+        return [i for i in earlier if isinstance(i, dict)]
+    # a results file from before invocations were kept: its one run
+    return [{k: meta.get(k) for k in ("argv", "wall_s", "ran_trials", "resumed_trials", "versions")}]
+
+
+def _row_versions(rows: list[dict[str, Any]]) -> dict[str, list[str]]:
+    """Each package's versions over the rows, where the rows were not all measured with one (a
+    run resumed after installing pesq): ``{"pesq": ["0.0.4", "absent"]}``."""
+    names = {k for r in rows for k in (r.get("versions") or {})}
+    seen: dict[str, list[str]] = {}
+    for name in sorted(names):
+        values = sorted({str((r.get("versions") or {}).get(name, "absent")) for r in rows})
+        if len(values) > 1:
+            seen[name] = values
+    return seen
+
+
 def check_paths(cfg: BenchConfig) -> None:
     """:class:`InputError` for a corpus that is not a folder or an output folder that is a file:
     said before anything else (a missing package, say), since the run cannot start either way."""
@@ -254,12 +281,19 @@ def run_benchmark(cfg: BenchConfig, *, show_progress: bool = True, write_report:
         if tid not in latest or latest[tid].get("error") or not r.get("error"):
             latest[tid] = r
     rows = [latest[i] for i in all_ids if i in latest]
+    this_run = {"argv": sys.argv, "wall_s": round(time.perf_counter() - t0, 2), "ran_trials": n_todo,
+                "resumed_trials": skipped, "versions": package_versions(),
+                "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    invocations = [*_earlier_invocations(out / RESULTS_JSON), this_run]
     meta = {
-        "schema": SCHEMA, "config": cfg.describe(), "versions": package_versions(),
+        "schema": SCHEMA, "config": cfg.describe(), "versions": this_run["versions"],
         "clips": [{"name": c.name, "kind": c.kind, "duration_s": c.duration_s, "sample_rate": c.sample_rate,
                    "channels": c.channels} for c in clips],
         "trials": len(rows), "ran_trials": n_todo, "resumed_trials": skipped, "remeasured_trials": len(changed),
-        "wall_s": round(time.perf_counter() - t0, 2), "platform": platform.platform(),
+        # a resumed run's time is its invocations' together: the last alone (0.1 s of reading
+        # rows back) replaced a 135 s run's figure, and its argv and versions the first's
+        "wall_s": round(sum(float(i.get("wall_s") or 0.0) for i in invocations), 2),
+        "invocations": invocations, "row_versions": _row_versions(rows), "platform": platform.platform(),
         "cpu_count": os.cpu_count(), "argv": sys.argv,
     }
     files = []

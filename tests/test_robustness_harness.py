@@ -789,3 +789,22 @@ def test_a_stopped_run_with_two_workers_exits_and_leaves_no_worker(tmp_path, sig
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+
+
+def test_a_resumed_run_keeps_the_first_runs_time_argv_and_versions(tmp_path):
+    """Resuming a finished run rewrote its wall time (135 s became 0.11 s), argv and versions
+    with the last call's; the invocations are now kept and the wall time is their sum."""
+    corpus, out = _corpus(tmp_path), tmp_path / "out"
+    cfg = BenchConfig(corpus=corpus, out=out, watermarkers=build_watermarkers(["lsb"]),
+                      attacks=[get_attack("mp3_64k")], workers=1, null_per_clip=1, quality_measures=("snr",),
+                      quality_strengths=(1.0,), min_clip_s=4.0)
+    run_benchmark(cfg, show_progress=False)
+    first = json.loads((out / "results.json").read_text())["meta"]
+    run_benchmark(cfg, show_progress=False)  # everything resumed
+    meta = json.loads((out / "results.json").read_text())["meta"]
+    runs = meta["invocations"]
+    assert len(runs) == 2 and runs[0]["wall_s"] == first["wall_s"] and runs[1]["ran_trials"] == 0
+    assert meta["wall_s"] == pytest.approx(runs[0]["wall_s"] + runs[1]["wall_s"], abs=0.011)
+    assert meta["row_versions"] == {}
+    assert f"wall time {meta['wall_s']} s" in (out / "summary.md").read_text()
+    assert "in 2 invocations" in (out / "summary.md").read_text()
