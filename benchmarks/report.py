@@ -569,16 +569,20 @@ def plot_quality(summary: dict[str, Any], path: Path) -> Path:
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
     for ax, (key, label, top) in zip(axes, metrics):
         seen: list[float] = []
-        for w, by_st in summary["quality"].items():
-            st = sorted(by_st)
+        for i, (w, by_st) in enumerate(summary["quality"].items()):
+            st = sorted(by_st, key=lambda x: (x is None, x or 0.0))
             vals = [by_st[x][key] for x in st]
             if all(v is None for v in vals):
                 continue
             seen += [v for v in vals if v is not None]
-            if len(st) == 1:  # no strength parameter: a reference level, not a point on the axis
-                ax.axhline(vals[0], ls="--", lw=1, color="grey", label=f"{w} (no strength)")
+            color = f"C{i}"  # each watermarker its own colour: two grey dashed lines could not be told apart
+            if len(st) == 1:  # one level (quick mode, or no strength): a reference line across the axis
+                what = "no strength" if st[0] is None else f"strength {st[0]:g} only"
+                ax.axhline(vals[0], ls="--", lw=1.2, color=color, label=f"{w} ({what}): {vals[0]:.3g}")
             else:
-                ax.plot(st, [np.nan if v is None else v for v in vals], marker="o", label=w)
+                ax.plot(st, [np.nan if v is None else v for v in vals], marker="o", color=color, label=w)
+        if not seen:
+            ax.text(0.5, 0.5, "not measured", ha="center", va="center", transform=ax.transAxes, color="grey")
         if top is not None and seen:
             # show the whole upper part of the scale so tiny differences are not magnified
             ax.set_ylim(min(min(seen) - 0.1, top - 1.0), top + 0.02)

@@ -808,3 +808,20 @@ def test_a_resumed_run_keeps_the_first_runs_time_argv_and_versions(tmp_path):
     assert meta["row_versions"] == {}
     assert f"wall time {meta['wall_s']} s" in (out / "summary.md").read_text()
     assert "in 2 invocations" in (out / "summary.md").read_text()
+
+
+def test_the_quality_plot_of_a_quick_run_tells_the_watermarkers_apart(tmp_path, monkeypatch):
+    """--quick measures one strength: FoleySeal was labelled "(no strength)", both watermarkers
+    drew the same grey dashed line, and the unmeasured panels were blank axes."""
+    import benchmarks.report as report
+
+    figs = []
+    monkeypatch.setattr(report, "_savefig", lambda fig, path: figs.append(fig) or path)
+    q = {"foleyseal": {1.0: {"snr_db_median": 27.8, "pesq_wb_median": None, "visqol_median_music": None}},
+         "lsb": {1.0: {"snr_db_median": 71.4, "pesq_wb_median": None, "visqol_median_music": None}}}
+    report.plot_quality({"quality": q}, tmp_path / "q.png")
+    snr, pesq_ax, visqol_ax = figs[0].axes
+    labels = snr.get_legend_handles_labels()[1]
+    assert labels == ["foleyseal (strength 1 only): 27.8", "lsb (strength 1 only): 71.4"]
+    assert len({line.get_color() for line in snr.get_lines()}) == 2
+    assert all(any(t.get_text() == "not measured" for t in ax.texts) for ax in (pesq_ax, visqol_ax))
