@@ -21,16 +21,16 @@ import os
 import platform
 import sys
 import time
-from datetime import datetime, timezone
 from concurrent.futures import as_completed
 from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from benchmarks.attacks import QUICK_ATTACKS, Attack, get_attack
 from benchmarks.corpus import check_corpus_folder, discover_clips, select_clips
-from benchmarks.pool import call, worker_pool
 from benchmarks.jsonout import dumps
+from benchmarks.pool import call, worker_pool
 from benchmarks.quality import MEASURES
 from benchmarks.requirements import MEASURE_REQUIREMENTS, Requirement, missing_message, missing_requirements
 from benchmarks.trials import SCHEMA, describe_watermarker, error_row, package_versions, plan_tasks, run_task
