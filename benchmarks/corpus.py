@@ -9,7 +9,7 @@ from pathlib import Path
 from benchmarks.quality import clip_kind
 from provenance.core.audio import Audio
 from provenance.core.digest import sha256_file
-from provenance.core.errors import InputError
+from provenance.core.errors import FormatError, InputError
 from provenance.core.io import audio_info, read_audio
 
 AUDIO_EXTENSIONS = {".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".m4a", ".aac", ".mp4", ".mov", ".mkv", ".webm"}
@@ -53,18 +53,28 @@ def check_corpus_folder(corpus: Path) -> None:
         raise InputError("the corpus must be a directory of audio files, not a file", path=corpus)
 
 
-def discover_clips(corpus: Path) -> list[Clip]:
-    """Every audio file directly in ``corpus`` (sorted by name)."""
+def discover_clips(corpus: Path, *, unreadable: list[tuple[str, str]] | None = None) -> list[Clip]:
+    """Every audio file directly in ``corpus`` (sorted by name). A file that cannot be read as
+    audio raises its :class:`InputError`/:class:`FormatError`, unless ``unreadable`` is given:
+    its name and the reason are then added there and the file is left out (one damaged file in a
+    folder of hundreds should not stop a benchmark, but must not vanish without a word)."""
     corpus = Path(corpus)
     check_corpus_folder(corpus)
     clips = []
     for p in sorted(corpus.iterdir()):
         if p.suffix.lower() not in AUDIO_EXTENSIONS or not p.is_file():
             continue
-        rate, channels, duration_s = probe_clip(p)
+        try:
+            rate, channels, duration_s = probe_clip(p)
+        except (InputError, FormatError) as exc:
+            if unreadable is None:
+                raise
+            unreadable.append((p.name, exc.message))
+            continue
         clips.append(Clip(p, p.name, clip_kind(p.name), duration_s, rate, channels, sha256_file(p)))
     if not clips:
-        raise InputError("corpus directory holds no audio files", path=corpus)
+        raise InputError("corpus directory holds no audio files"
+                         + (f" it can read ({len(unreadable)} unreadable)" if unreadable else ""), path=corpus)
     return clips
 
 

@@ -342,6 +342,9 @@ def _run_lines(s: dict[str, Any], wms: list[str], attacks: list[str], meta: dict
         + _invocations_text(meta.get("invocations") or []),
         "- versions: " + ", ".join(f"{k} {val}" for k, val in v.items()),
     ]
+    if meta.get("unreadable_files"):
+        lines.append("- **corpus files left out** (they cannot be read as audio): " + "; ".join(
+            f"{u['file']} ({u['reason']})" for u in meta["unreadable_files"]))
     if meta.get("row_versions"):
         lines.append("- rows measured with different versions: " + "; ".join(
             f"{k} {' / '.join(vals)}" for k, vals in meta["row_versions"].items()))

@@ -133,6 +133,8 @@ class BenchResult:
     seconds: float = 0.0
     remeasured_trials: int = 0
     """Of ``ran_trials``: those ``out`` held results of, for other inputs (see ``Task.inputs_of``)."""
+    unreadable: list[tuple[str, str]] = field(default_factory=list)
+    """Corpus files left out because they cannot be read as audio: (name, reason)."""
 
 
 def _end_with_newline(path: Path) -> None:
@@ -215,7 +217,9 @@ def run_benchmark(cfg: BenchConfig, *, show_progress: bool = True, write_report:
         cfg = replace(cfg, attacks=[get_attack("none"), *cfg.attacks])
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
-    clips = select_clips(discover_clips(cfg.corpus), min_clip_s=cfg.min_clip_s, max_clips=cfg.max_clips)
+    unreadable: list[tuple[str, str]] = []
+    clips = select_clips(discover_clips(cfg.corpus, unreadable=unreadable), min_clip_s=cfg.min_clip_s,
+                         max_clips=cfg.max_clips)
     if not clips:
         raise InputError(f"no corpus clip is at least {cfg.min_clip_s} s long", path=cfg.corpus)
     tasks = plan_tasks(cfg, clips)
@@ -293,7 +297,8 @@ def run_benchmark(cfg: BenchConfig, *, show_progress: bool = True, write_report:
         # a resumed run's time is its invocations' together: the last alone (0.1 s of reading
         # rows back) replaced a 135 s run's figure, and its argv and versions the first's
         "wall_s": round(sum(float(i.get("wall_s") or 0.0) for i in invocations), 2),
-        "invocations": invocations, "row_versions": _row_versions(rows), "platform": platform.platform(),
+        "invocations": invocations, "row_versions": _row_versions(rows),
+        "unreadable_files": [{"file": f, "reason": why} for f, why in unreadable], "platform": platform.platform(),
         "cpu_count": os.cpu_count(), "argv": sys.argv,
     }
     files = []
@@ -304,4 +309,4 @@ def run_benchmark(cfg: BenchConfig, *, show_progress: bool = True, write_report:
         from benchmarks.report import write_report as _write_report
 
         files += _write_report(rows, meta, out)
-    return BenchResult(out, rows, n_todo, skipped, files, time.perf_counter() - t0, len(changed))
+    return BenchResult(out, rows, n_todo, skipped, files, time.perf_counter() - t0, len(changed), unreadable)

@@ -825,3 +825,22 @@ def test_the_quality_plot_of_a_quick_run_tells_the_watermarkers_apart(tmp_path, 
     assert labels == ["foleyseal (strength 1 only): 27.8", "lsb (strength 1 only): 71.4"]
     assert len({line.get_color() for line in snr.get_lines()}) == 2
     assert all(any(t.get_text() == "not measured" for t in ax.texts) for ax in (pesq_ax, visqol_ax))
+
+
+def test_an_unreadable_corpus_file_is_left_out_with_a_word_not_the_whole_run(tmp_path, capsys):
+    """One undecodable file anywhere in the corpus folder stopped the run, even with --max-clips 1."""
+    from foleyseal.cli import main
+
+    corpus = _corpus(tmp_path)
+    (corpus / "zz_garbage.wav").write_bytes(b"RIFF" + bytes(range(256)) * 8)
+    out = tmp_path / "o"
+    with pytest.raises(SystemExit) as exc:
+        main(["bench", "robustness", "--corpus", str(corpus), "--out", str(out), "--watermarkers", "lsb",
+              "--attacks", "polarity_invert", "--null-per-clip", "0", "--workers", "1", "--no-progress",
+              "--allow-missing", "--min-clip-s", "4", "--json"])
+    captured = capsys.readouterr()
+    assert exc.value.code == 0, captured.err
+    assert "warning: zz_garbage.wav left out of the corpus" in captured.err
+    assert [u["file"] for u in json.loads(captured.out)["unreadable"]] == ["zz_garbage.wav"]
+    assert "corpus files left out" in (out / "summary.md").read_text()
+    assert {r["clip"] for r in read_rows(out / "results.jsonl")} == {"music_a.flac", "speech_b.wav"}

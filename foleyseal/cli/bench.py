@@ -93,6 +93,8 @@ def robustness_cmd(
                    + "; ".join(r.describe() for r in cfg.missing), err=True)
     result = run_benchmark(cfg, show_progress=progress and not json_out)
     s = summarize(result.rows)
+    for name, why in result.unreadable:
+        typer.echo(f"warning: {name} left out of the corpus: {why}", err=True)
     for warning in s["warnings"]:
         typer.echo(f"warning: {warning}", err=True)
     if json_out:
@@ -100,6 +102,7 @@ def robustness_cmd(
             "out": str(result.out), "files": [str(p) for p in result.files], "trials": len(result.rows),
             "ran": result.ran_trials, "resumed": result.skipped_trials, "remeasured": result.remeasured_trials,
             "errors": s["errors"], "warnings": s["warnings"],
+            "unreadable": [{"file": f, "reason": why} for f, why in result.unreadable],
             "seconds": round(result.seconds, 1),
             "exact_by_kind": s["by_kind"], "nulls": s["nulls"],
         }, indent=2))
