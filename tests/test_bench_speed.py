@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 
 import pytest
@@ -43,6 +44,15 @@ def test_a_run_that_fails_leaves_the_previous_json_report_alone(tmp_path):
     assert exc.value.code == 5  # pytest: no tests collected
     assert report.read_text() == '{"previous": "report"}'
     assert [p.name for p in tmp_path.iterdir()] == ["speed.json"]
+
+
+def test_a_run_that_passes_names_the_report_it_wrote(tmp_path, capfd):
+    """pytest-benchmark's own line named the temporary file, renamed away by then."""
+    report = tmp_path / "speed.json"
+    with pytest.raises(SystemExit) as exc:
+        main(["bench", "speed", "-k", "stft", "--json-out", str(report)])
+    assert exc.value.code == 0
+    assert f"wrote {report}" in capfd.readouterr().out and json.loads(report.read_text())["benchmarks"]
 
 
 def test_the_help_shows_the_install_command_whole(capsys):

@@ -51,6 +51,9 @@ def _run_writing_json(args: list[str], json_out: Path) -> int:
                 raise _RunFailed
     except _RunFailed:
         pass  # the temporary report is gone and json_out is as it was
+    else:
+        # pytest-benchmark's own line names the temporary file, renamed since
+        typer.echo(f"wrote {json_out}")
     return code
 
 
