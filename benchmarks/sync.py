@@ -319,15 +319,16 @@ class SyncReport:
         ]
         for v in self.videos:
             lines.append(
-                f"| {v.file} | {v.kind} | {v.events} | {v.onsets} | {v.matched} | {v.recall:.2f} | {v.precision:.2f} | "
-                f"{v.median_abs_error_ms:.1f} | {v.p95_abs_error_ms:.1f} | {v.av_offset_ms:+.1f} |"
+                f"| {v.file} | {v.kind} | {v.events} | {v.onsets} | {v.matched} | {_num(v.recall, '.2f')} | "
+                f"{_num(v.precision, '.2f')} | {_num(v.median_abs_error_ms, '.1f')} | {_num(v.p95_abs_error_ms, '.1f')} | "
+                f"{_num(v.av_offset_ms, '+.1f')} |"
             )
         lines += ["", "| measure | value | target | met |", "|---|---|---|---|"]
         met = self.targets_met()
         for key, target in self.targets.items():
             val = s.get(key, float("nan"))
             higher = "recall" in key or "precision" in key
-            lines.append(f"| {key} | {val:.3f} | {'>=' if higher else '<='} {target} | {'yes' if met[key] else 'NO'} |")
+            lines.append(f"| {key} | {_num(val, '.3f')} | {'>=' if higher else '<='} {target} | {'yes' if met[key] else 'NO'} |")
         orig = [v for v in self.videos if v.original_audio]
         if orig:
             lines += ["", "Original audio tracks (where present and not silent):", "",
@@ -336,10 +337,19 @@ class SyncReport:
             for v in orig:
                 o = v.original_audio
                 lines.append(
-                    f"| {v.file} | {o['onsets']} | {o['recall_vs_events']:.2f} | {o['median_abs_error_ms_vs_events']:.1f} | "
-                    f"{o['ours_matched_to_original']}/{o['onsets']} | {o['median_abs_diff_ours_vs_original_ms']:.1f} |"
+                    f"| {v.file} | {o['onsets']} | {_num(o['recall_vs_events'], '.2f')} | "
+                    f"{_num(o['median_abs_error_ms_vs_events'], '.1f')} | "
+                    f"{o['ours_matched_to_original']}/{o['onsets']} | {_num(o['median_abs_diff_ours_vs_original_ms'], '.1f')} |"
                 )
         return "\n".join(lines) + "\n"
+
+
+def _num(value: float | None, spec: str) -> str:
+    """``value`` formatted by ``spec``, or ``n/a`` where it could not be measured (``sync.json``
+    holds null there; the table printed ``nan``)."""
+    if value is None or not np.isfinite(value):
+        return "n/a"
+    return format(value, spec)
 
 
 def _stats(errors_s: list[float]) -> tuple[float, float]:

@@ -154,3 +154,16 @@ def test_a_bad_cue_sheet_is_named(tmp_path, text, message):
     with pytest.raises(ConfigError, match=message) as err:
         load_cue_sheet(tmp_path / "EVENTS.json")
     assert err.value.path == str(tmp_path / "EVENTS.json")
+
+
+def test_a_measure_that_could_not_be_computed_reads_n_a_in_the_table():
+    """sync.json holds null where a measure has no value; sync.md printed "nan"."""
+    from benchmarks.sync import SyncReport, VideoResult
+
+    nan = float("nan")
+    v = VideoResult(file="quiet.mp4", kind="real", events=2, onsets=0, matched=0, recall=0.0, precision=nan,
+                    median_abs_error_ms=nan, p95_abs_error_ms=nan, av_offset_ms=nan,
+                    original_audio={"onsets": 0, "recall_vs_events": 0.0, "median_abs_error_ms_vs_events": nan,
+                                    "ours_matched_to_original": 0, "median_abs_diff_ours_vs_original_ms": nan})
+    md = SyncReport(videos=[v], summary={}).markdown()
+    assert "nan" not in md and "| quiet.mp4 | real | 2 | 0 | 0 | 0.00 | n/a | n/a | n/a | n/a |" in md, md
