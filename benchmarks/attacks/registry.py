@@ -206,7 +206,7 @@ def _check_fields(attack: Attack, where: str) -> None:
         else:
             continue
         if not ok:
-            what = "a finite number" if t is float else f"a {t.__name__}"
+            what = {float: "a finite number", int: "a whole number", str: "a string", bool: "true or false"}[t]
             raise ConfigError(f"{where}: attack {attack.name!r}: {f.name} must be {what}, got {v!r}")
 
 
