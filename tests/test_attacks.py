@@ -143,6 +143,8 @@ def test_toml_attack_list(tmp_path):
         ('[[attack]]\ntype = "Lowpass"\nname = "x"\ncutoff_hz = -5000\n', "cutoff_hz must be above 0"),
         ('[[attack]]\ntype = "Volume"\nname = "x"\ngain = inf\n', "gain must be a finite number"),
         ('[[attack]]\ntype = "Requantize"\nname = "x"\nbits = 8.0\n', "bits must be a whole number, got 8.0"),
+        ('[[attack]]\ntype = "ParametricEq"\nname = "x"\ngain_db = 6\ncenters_hz = [-100, 1000]\n',
+         "centers_hz must be above 0 Hz"),
         # these ran, and their rows measured nothing anyone would cite
         ('[[attack]]\ntype = "Requantize"\nname = "x"\nbits = 0\n', "bits must be 1 to 32 bits, got 0"),
         ('[[attack]]\ntype = "WhiteNoise"\nname = "x"\nsnr_db = -500\n', "snr_db must be -200 to 200 dB, got -500"),

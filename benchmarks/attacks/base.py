@@ -188,11 +188,13 @@ class Attack:
         its rows measured nothing a user would cite."""
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                continue
-            requirement = _out_of_range(f.name, float(value))
-            if requirement:
-                raise InputError(f"attack {self.name!r}: {f.name} must be {requirement}, got {value!r}")
+            # a list's items by the list's name and unit: an EQ band at -100 Hz was skipped silently
+            for item in value if isinstance(value, (tuple, list)) else (value,):
+                if isinstance(item, bool) or not isinstance(item, (int, float)):
+                    continue
+                requirement = _out_of_range(f.name, float(item))
+                if requirement:
+                    raise InputError(f"attack {self.name!r}: {f.name} must be {requirement}, got {value!r}")
 
     def apply(self, audio: Audio, rng: np.random.Generator, context: AttackContext | None = None) -> Audio:
         """Attack ``audio``; same rate and channel count unless the class says otherwise."""
