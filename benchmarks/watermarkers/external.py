@@ -4,8 +4,8 @@ Templates are split like a shell would (``shlex``) but run without one; each arg
 template may use ``{input}``, ``{output}``, ``{payload_hex}`` and ``{payload_bin}``, the detect
 template ``{input}`` only (detection is blind). The bits a detect prints are scored for bit
 accuracy whether or not its score reaches ``min_score`` (which decides presence), as for every
-watermarker; a row whose output the payload regex did not match keeps the output's end. Audio goes to and from the tool
-as WAV files in a private temporary directory. The detect command's standard output (and error)
+watermarker; a row whose output the payload regex did not match keeps the output's end. Audio
+goes to and from the tool as WAV files in a private temporary directory. The detect command's standard output (and error)
 is searched with ``payload_regex`` (named group ``payload``, hex; an optional group ``score`` picks
 the best of several matches); ``score_regex`` (named group ``score``) gives the confidence, and
 ``segment_regex`` (named groups ``start`` and optional ``end``, in seconds or m:ss, and optional
@@ -53,10 +53,11 @@ from provenance.core.results import Segment
 
 
 _PLACEHOLDERS = {"input", "output", "payload_hex", "payload_bin"}
+"""What an embed template may name (see the module docstring)."""
 _DETECT_PLACEHOLDERS = {"input"}
+"""What a detect template may name: detection is blind."""
 OUTPUT_TAIL_CHARS = 300
 """How much of a detect command's output a row keeps when the payload regex matched none of it."""
-"""What a command template may name (see the module docstring)."""
 
 
 class ExternalToolError(FoleySealError):
@@ -239,10 +240,10 @@ class ExternalCommandWatermarker(WatermarkerBase):
                 end = self._seconds(gd["end"], "segment_regex's end") if gd.get("end") else start + self.block_s
                 payload = (gd.get("payload") or "").lower() or None
                 segments.append(Segment(start, end, payload, float("nan")))
-        # a payload of another length is no reading of the one embedded: it was zero-padded or
-        # cut to size and scored bit by bit
         # Bits are what the tool read, found or not (as for every watermarker: a score below
-        # min_score decides presence, not what the bit accuracy is measured on).
+        # min_score decides presence, not what the bit accuracy is measured on). A payload of
+        # another length is no reading of the one embedded: it would be zero-padded or cut to
+        # size and scored bit by bit.
         whole = best is not None and len(best[1]) == 2 * ((self.payload_bits + 7) // 8)
         try:
             bits = hex_to_bits(best[1], self.payload_bits) if best and whole else None
