@@ -5,9 +5,9 @@ template may use ``{input}``, ``{output}``, ``{payload_hex}`` and ``{payload_bin
 template ``{input}`` only (detection is blind). The bits a detect prints are scored for bit
 accuracy whether or not its score reaches ``min_score`` (which decides presence), as for every
 watermarker; a row whose output the payload regex did not match keeps the output's end. Audio
-goes to and from the tool as WAV files in a private temporary directory. The detect command's standard output (and error)
-is searched with ``payload_regex`` (named group ``payload``, hex; an optional group ``score`` picks
-the best of several matches); ``score_regex`` (named group ``score``) gives the confidence, and
+goes to and from the tool as WAV files in a private temporary directory. The detect command's
+standard output (and error) is searched with ``payload_regex`` (named group ``payload``, hex; an
+optional group ``score`` picks the best of several matches); ``score_regex`` (named group ``score``) gives the confidence, and
 ``segment_regex`` (named groups ``start`` and optional ``end``, in seconds or m:ss, and optional
 ``payload``; without ``end`` a segment lasts ``block_s``) the marked spans. A command that exits with
 a code outside ``ok_exit_codes`` (default ``[0]``) has failed, whatever it printed; the embed
