@@ -329,7 +329,7 @@ def mark(
     memory first): :class:`UnreadableMarkError` (nothing published, no record) unless the
     detector finds the payload, so audio too silent to carry the mark (digital silence, a few
     short sounds), or an output codec that takes it, is never published as marked. Such a file
-    can still get C2PA credentials, without a watermark, from :func:`provenance.c2pa.sign_file`.
+    can still get C2PA credentials, without a watermark, from :func:`provenance.sign.sign`.
     ``progress(stage, share)`` follows the marking and the read-back (:func:`embed_file`).
     An input that already carries this operator's watermark gets the new payload in place of the
     old one (a file carries one at a time); the old payload and its record are named in
