@@ -185,8 +185,6 @@ def _unique(attacks: list[Attack], where: str) -> list[Attack]:
     return attacks
 
 
-
-
 def _check_fields(attack: Attack, where: str) -> None:
     """Each parameter of ``attack`` has its declared type (a TOML string is no number); the
     values each unit allows are checked when an attack is made (``Attack.__post_init__``)."""
