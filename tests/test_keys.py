@@ -223,7 +223,7 @@ def test_keys_init_show_and_no_overwrite(home, capsys):
     secret = s.watermark_key_path.read_text().split()[1]
     key_body = "".join(s.signing_key_path.read_text().splitlines()[1:-1])
     assert "PRIVATE KEY" not in out and secret not in out and key_body[:40] not in out
-    assert "FoleySeal Development Signer" in out and "Root CA" in out
+    assert "FoleySeal Development Signer" in out and "Root CA" in out and "DEVELOPMENT chain" in out
 
     before = {p: p.read_bytes() for p in (s.signing_key_path, s.watermark_key_path, s.cert_chain_path)}
     rc, out, _ = run_cli(capsys, "keys", "init")
@@ -236,6 +236,7 @@ def test_keys_init_show_and_no_overwrite(home, capsys):
     assert [c["role"] for c in shown["certificates"]] == ["signing", "intermediate", "root"]
     assert all(len(c["sha256_fingerprint"].split(":")) == 32 for c in shown["certificates"])
     assert shown["watermark_key"]["key_id"] and "PRIVATE" not in out
+    assert all(c["development"] for c in shown["certificates"])
 
     # A watermark key others may read is unusable, and said so; the chain is still shown (keys
     # show refused altogether, so the chain could not be inspected either)
@@ -270,6 +271,36 @@ def test_import_good_chain_then_sign(home, tmp_path, capsys, ca):
     # A second import without --force is refused and changes nothing.
     rc, _, err = run_cli(capsys, "keys", "import", "--cert-chain", str(chain), "--key", str(key_path))
     assert rc == 3 and "--force" in err
+
+
+def test_operator_chain_then_init_adds_a_watermark_key_and_is_not_called_development(home, tmp_path, capsys, ca):
+    """An operator who imported their chain into a new home was not told that mark needs a
+    watermark key too, and `keys init`, which made one and kept the chain, then called the
+    operator's chain a DEVELOPMENT chain."""
+    leaf, key = ca.leaf()
+    chain, key_path, root = ca.write(tmp_path / "in", [leaf, ca.inter], key)
+    rc, out, err = run_cli(capsys, "keys", "import", "--cert-chain", str(chain), "--key", str(key_path),
+                           "--root", str(root))
+    assert rc == 0, err
+    assert "no watermark key yet" in out and "keys init" in out
+    audio = tmp_path / "a.wav"
+    sf.write(audio, np.random.default_rng(5).normal(0, 0.1, 6 * 16000).astype(np.float32), 16000)
+    rc, _, err = run_cli(capsys, "mark", str(audio), str(tmp_path / "a_marked.wav"))
+    assert rc == 3 and "watermark key file not found" in err and "keys new-watermark-key" in err
+
+    chain_before = load_settings().cert_chain_path.read_bytes()
+    rc, out, err = run_cli(capsys, "keys", "init")
+    assert rc == 0, err
+    assert "created: watermark key" in out and "kept existing: certificate chain" in out
+    assert "DEVELOPMENT" not in out and "Test Signer" in out
+    assert load_settings().cert_chain_path.read_bytes() == chain_before
+    rc, out, _ = run_cli(capsys, "keys", "show", "--json")
+    assert not any(c["development"] for c in json.loads(out)["certificates"])
+    rc, out, err = run_cli(capsys, "keys", "import", "--cert-chain", str(chain), "--key", str(key_path),
+                           "--root", str(root), "--force")
+    assert rc == 0 and "no watermark key yet" not in out, err
+    rc, _, err = run_cli(capsys, "mark", str(audio), str(tmp_path / "a_marked.wav"))
+    assert rc == 0, err
 
 
 def _expired(ca):

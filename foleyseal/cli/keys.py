@@ -161,10 +161,11 @@ def init_cmd(
     typer.echo(f"  signing key      {settings.signing_key_path} (0600)")
     for line in _cert_lines(infos):
         typer.echo(line)
-    typer.echo(
-        "This is a DEVELOPMENT chain: verifiers trust it only if they add the root above as a "
-        "trust anchor. Use `foleyseal keys import` for a production certificate."
-    )
+    if infos[0].development:
+        typer.echo(
+            "This is a DEVELOPMENT chain: verifiers trust it only if they add the root above as a "
+            "trust anchor. Use `foleyseal keys import` for a production certificate."
+        )
 
 
 @app.command("show")
@@ -263,6 +264,10 @@ def import_cmd(
     typer.echo(f"imported a {validated.alg.upper()} signing chain into {settings.home}")
     for line in _cert_lines(infos):
         typer.echo(line)
+    if not settings.watermark_key_path.exists():
+        # mark and generate need one too; said here because `keys init` reads as "start over"
+        typer.echo(f"note: this home has no watermark key yet ({settings.watermark_key_path}); "
+                   "`foleyseal keys init` creates one and keeps this chain.")
     if validated.root_pem is None:
         # which CA the chain stops at cannot be checked without the root: a missing intermediate
         # made every signature read as untrusted, with only "must already trust the root" said

@@ -65,6 +65,8 @@ class CertInfo:
     not_after: dt.datetime
     key_type: str
     path: str | None
+    development: bool = False
+    """Issued by ``keys init`` (organization :data:`DEV_ORGANIZATION`): trusted only where added by hand."""
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -655,7 +657,14 @@ def cert_info(cert: x509.Certificate, role: str, path: Path | None) -> CertInfo:
         not_after=cert.not_valid_after_utc,
         key_type=_key_type(cert),
         path=str(path) if path is not None else None,
+        development=is_development_certificate(cert),
     )
+
+
+def is_development_certificate(cert: x509.Certificate) -> bool:
+    """Whether ``cert`` is one of the development chain's (``keys init``), by its organization."""
+    orgs = cert.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)
+    return any(o.value == DEV_ORGANIZATION for o in orgs)
 
 
 def describe_installed(settings: Settings) -> list[CertInfo]:

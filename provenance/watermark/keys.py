@@ -75,7 +75,8 @@ def load_key(path: str | Path) -> WatermarkKey:
     """Read a key file; refuse files that are missing, malformed, or readable by group/others."""
     path = Path(path)
     if not path.exists():
-        raise KeyFileError("watermark key file not found", path=path)
+        raise KeyFileError("watermark key file not found; create one with `foleyseal keys new-watermark-key FILE` "
+                           "(or `foleyseal keys init` for the FoleySeal home)", path=path)
     if not path.is_file():
         raise KeyFileError("watermark key path is not a regular file", path=path)
     check_owner_only(path, "watermark key file")
