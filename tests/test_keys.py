@@ -338,6 +338,49 @@ def test_import_refuses_bad_chains(home, tmp_path, capsys, ca, fault, make, mess
         validate_chain(chain.read_bytes(), key_path.read_bytes(), root_pem=root.read_bytes())
 
 
+def _der_and_p12(ca, leaf, key) -> dict[str, bytes]:
+    from cryptography.hazmat.primitives.serialization import pkcs12
+
+    enc = serialization.BestAvailableEncryption(b"pw")
+    return {
+        "der_cert": leaf.public_bytes(serialization.Encoding.DER),
+        "der_key": key.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
+                                     serialization.NoEncryption()),
+        "p12": pkcs12.serialize_key_and_certificates(b"op", key, leaf, [ca.inter], serialization.NoEncryption()),
+        "p12_pw": pkcs12.serialize_key_and_certificates(b"op", key, leaf, [ca.inter], enc),
+        "pem_key_pw": key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, enc),
+    }
+
+
+@pytest.mark.parametrize(
+    "as_chain, as_key, message",
+    [
+        ("der_cert", None, "is a DER (binary) certificate, not PEM; convert it: `openssl x509 -inform der"),
+        ("p12", None, "is a PKCS#12 bundle (.p12/.pfx), not PEM; split it"),
+        ("p12_pw", None, "is a PKCS#12 bundle"),
+        (None, "p12", "is a PKCS#12 bundle"),
+        (None, "der_key", "is a DER (binary) private key, not PEM; convert it: `openssl pkey -inform der"),
+        (None, "pem_key_pw", "private key is encrypted; provide an unencrypted PEM key (`openssl pkey"),
+    ],
+)
+def test_import_says_how_to_convert_der_pkcs12_and_encrypted_files(home, tmp_path, capsys, ca, as_chain, as_key,
+                                                                    message):
+    """Operators' CAs hand out DER certificates and PKCS#12 bundles as often as PEM: these read
+    "not a PEM certificate chain (Unable to load PEM file ... MalformedFraming)"."""
+    leaf, key = ca.leaf()
+    chain, key_path, root = ca.write(tmp_path / "in", [leaf, ca.inter], key)
+    other = _der_and_p12(ca, leaf, key)
+    if as_chain:
+        chain.write_bytes(other[as_chain])
+    if as_key:
+        key_path.write_bytes(other[as_key])
+    rc, _, err = run_cli(capsys, "keys", "import", "--cert-chain", str(chain), "--key", str(key_path),
+                         "--root", str(root))
+    assert rc == 3 and message in err, err
+    assert (chain.name if as_chain else key_path.name) in err
+    assert not (home / "keys").exists()
+
+
 def test_import_names_an_unreadable_key(home, tmp_path, capsys, ca):
     leaf, key = ca.leaf()
     chain, key_path, _ = ca.write(tmp_path / "in", [leaf, ca.inter], key)
