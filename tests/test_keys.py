@@ -169,6 +169,10 @@ def test_each_trust_anchor_is_parsed_and_a_damaged_one_is_named(tmp_path, ca):
     bundle.write_text("# roots we trust\n" + good + "Bag Attributes: x\n" + ca.inter.public_bytes(PEM).decode())
     anchors = read_trust_pem(bundle)
     assert anchors.count == 2 and not anchors.notes and "#" not in anchors.pem and "Bag" not in anchors.pem
+    # a DER root, as CAs publish them, is named as such with the conversion (was "not a PEM text file")
+    bundle.write_bytes(ca.root.public_bytes(serialization.Encoding.DER))
+    with pytest.raises(ConfigError, match=r"is a DER \(binary\) certificate, not PEM; convert it: `openssl x509"):
+        read_trust_pem(bundle)
 
 
 def test_an_expired_trust_anchor_is_left_out_with_a_note(tmp_path):

@@ -246,7 +246,10 @@ def read_trust_pem(path: Path, what: str = "trust anchors", *, now: datetime | N
     except OSError as exc:
         raise ConfigError(f"cannot read {what}: {exc.strerror or exc}", path=path) from exc
     except UnicodeDecodeError as exc:
-        raise ConfigError(f"{what} is not a PEM text file", path=path) from exc
+        from provenance.core.pem import binary_format_hint
+
+        hint = binary_format_hint(path.read_bytes())
+        raise ConfigError(f"{what} {hint}" if hint else f"{what} is not a PEM text file", path=path) from exc
     blocks = _PEM_CERT.findall(text)
     begun = text.count("-----BEGIN CERTIFICATE-----")
     if not begun:

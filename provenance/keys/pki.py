@@ -35,6 +35,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from provenance.core.atomic import atomic_path, atomic_write_bytes
 from provenance.core.config import Settings
 from provenance.core.errors import ConfigError, KeyFileError, SigningError
+from provenance.core.pem import binary_format_hint
 
 PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey
 
@@ -229,45 +230,11 @@ def load_certificates(pem: bytes | str, *, source: str | Path | None = None) -> 
     try:
         certs = x509.load_pem_x509_certificates(data)
     except ValueError as exc:
-        hint = _binary_format_hint(data, "certificate")
+        hint = binary_format_hint(data, chain=True)
         raise SigningError(hint or f"not a PEM certificate chain ({exc})", path=source) from exc
     if not certs:
         raise SigningError("no certificate found in the PEM text", path=source)
     return certs
-
-
-def _binary_format_hint(data: bytes, wanted: str) -> str | None:
-    """What to do with a DER certificate or key, or a PKCS#12 bundle, given where PEM was wanted
-    (operators' CAs hand these out as often as PEM); None for anything else."""
-    from cryptography.hazmat.primitives.serialization import pkcs12
-
-    try:
-        pkcs12.load_key_and_certificates(data, None)
-        is_p12 = True
-    except TypeError:  # a password-protected bundle is still a bundle
-        is_p12 = True
-    except ValueError:
-        # with a passphrase it fails like garbage; a PFX still opens with SEQUENCE { INTEGER 3, ...
-        is_p12 = data[:1] == b"\x30" and b"\x02\x01\x03\x30" in data[2:10]
-    if is_p12:
-        return ("is a PKCS#12 bundle (.p12/.pfx), not PEM; split it: `openssl pkcs12 -in FILE -nokeys "
-                "-out chain.pem` and `openssl pkcs12 -in FILE -nocerts -nodes -out key.pem`")
-    try:
-        x509.load_der_x509_certificate(data)
-        return ("is a DER (binary) certificate, not PEM; convert it: `openssl x509 -inform der -in FILE "
-                "-out cert.pem`" + (", then list the intermediates after it in one PEM file" if wanted == "certificate" else ""))
-    except ValueError:
-        pass
-    try:
-        serialization.load_der_private_key(data, None)
-        is_der_key = True
-    except TypeError:
-        is_der_key = True
-    except ValueError:
-        is_der_key = False
-    if is_der_key:
-        return "is a DER (binary) private key, not PEM; convert it: `openssl pkey -inform der -in FILE -out key.pem`"
-    return None
 
 
 def load_private_key(pem: bytes, *, source: str | Path | None = None) -> PrivateKey:
@@ -278,7 +245,7 @@ def load_private_key(pem: bytes, *, source: str | Path | None = None) -> Private
         raise KeyFileError("private key is encrypted; provide an unencrypted PEM key "
                            "(`openssl pkey -in KEY -out PLAIN.pem` asks for the passphrase once)", path=source) from exc
     except ValueError as exc:
-        hint = _binary_format_hint(pem, "key")
+        hint = binary_format_hint(pem)
         raise KeyFileError(hint or f"not a PEM private key ({exc})", path=source) from exc
     if not isinstance(key, (ec.EllipticCurvePrivateKey, rsa.RSAPrivateKey, ed25519.Ed25519PrivateKey)):
         raise KeyFileError(
