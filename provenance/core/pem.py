@@ -8,9 +8,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import pkcs12
 
 
-def binary_format_hint(data: bytes, *, chain: bool = False) -> str | None:
+def binary_format_hint(data: bytes) -> str | None:
     """What to do with ``data``, a DER certificate or key or a PKCS#12 bundle given where PEM was
-    wanted; None for anything else. ``chain``: a certificate chain was wanted (leaf first)."""
+    wanted; None for anything else."""
     try:
         pkcs12.load_key_and_certificates(data, None)
         is_p12 = True
@@ -24,8 +24,7 @@ def binary_format_hint(data: bytes, *, chain: bool = False) -> str | None:
                 "-out chain.pem` and `openssl pkcs12 -in FILE -nocerts -nodes -out key.pem`")
     try:
         x509.load_der_x509_certificate(data)
-        return ("is a DER (binary) certificate, not PEM; convert it: `openssl x509 -inform der -in FILE "
-                "-out cert.pem`" + (", then list the intermediates after it in one PEM file" if chain else ""))
+        return "is a DER (binary) certificate, not PEM; convert it: `openssl x509 -inform der -in FILE -out cert.pem`"
     except ValueError:
         pass
     try:

@@ -230,7 +230,7 @@ def load_certificates(pem: bytes | str, *, source: str | Path | None = None) -> 
     try:
         certs = x509.load_pem_x509_certificates(data)
     except ValueError as exc:
-        hint = binary_format_hint(data, chain=True)
+        hint = binary_format_hint(data)
         raise SigningError(hint or f"not a PEM certificate chain ({exc})", path=source) from exc
     if not certs:
         raise SigningError("no certificate found in the PEM text", path=source)
