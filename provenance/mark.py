@@ -65,8 +65,9 @@ from provenance.core.interrupts import stop_signals_deferred
 from provenance.core.text import valid_unicode
 from provenance.keys.signers import SigningIdentity, load_identity
 from provenance.store.repository import ManifestStore, open_store
-from provenance.watermark import SOFT_BINDING_ALG, WatermarkKey, detect, load_key
+from provenance.watermark import SOFT_BINDING_ALG, WatermarkKey, detect
 from provenance.watermark.files import embed_file
+from provenance.watermark.keys import load_home_key
 
 _VIDEO_MIMES = frozenset({"video/mp4", "video/quicktime", "video/x-matroska", "video/webm"})
 
@@ -348,7 +349,7 @@ def mark(
 
     # Everything that can fail cheaply fails before the store is touched.
     identity = load_identity(settings)
-    wm_key = load_key(settings.watermark_key_path)
+    wm_key = load_home_key(settings)
     video_sha = sha256_file(source_video) if source_video is not None else None
     title = valid_unicode(title or output_path.name)
 

@@ -36,6 +36,9 @@ from provenance.keys.signers import load_identity, probe_signing
 PEM = serialization.Encoding.PEM
 
 
+REPO = Path(__file__).resolve().parents[1]
+
+
 def run_cli(capsys, *args: str) -> tuple[int, str, str]:
     with pytest.raises(SystemExit) as exc:
         main(list(args))
@@ -290,7 +293,9 @@ def test_operator_chain_then_init_adds_a_watermark_key_and_is_not_called_develop
     audio = tmp_path / "a.wav"
     sf.write(audio, np.random.default_rng(5).normal(0, 0.1, 6 * 16000).astype(np.float32), 16000)
     rc, _, err = run_cli(capsys, "mark", str(audio), str(tmp_path / "a_marked.wav"))
-    assert rc == 3 and "watermark key file not found" in err and "keys new-watermark-key" in err
+    assert rc == 3 and "watermark key file not found; `foleyseal keys init` creates it" in err
+    rc, _, err = run_cli(capsys, "generate", str(REPO / "examples" / "ball_bounce.mp4"), "-o", str(tmp_path / "b.mp4"))
+    assert rc == 3 and "`foleyseal keys init` creates it" in err and not (tmp_path / "b.mp4").exists()
 
     chain_before = load_settings().cert_chain_path.read_bytes()
     rc, out, err = run_cli(capsys, "keys", "init")

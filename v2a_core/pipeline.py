@@ -419,11 +419,11 @@ def _checked_settings(settings: Settings | None) -> Settings:
     unreadable keys fail now, not after minutes of analysis and rendering."""
     from provenance.core.config import load_settings
     from provenance.keys.signers import load_identity
-    from provenance.watermark import load_key
+    from provenance.watermark.keys import load_home_key
 
     checked = settings or load_settings()
     load_identity(checked)
-    load_key(checked.watermark_key_path)
+    load_home_key(checked)
     return checked
 
 

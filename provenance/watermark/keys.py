@@ -12,6 +12,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from provenance.core.atomic import atomic_write_bytes
+from provenance.core.config import Settings
 from provenance.core.errors import KeyFileError
 from provenance.core.permissions import check_owner_only
 
@@ -75,8 +76,7 @@ def load_key(path: str | Path) -> WatermarkKey:
     """Read a key file; refuse files that are missing, malformed, or readable by group/others."""
     path = Path(path)
     if not path.exists():
-        raise KeyFileError("watermark key file not found; create one with `foleyseal keys new-watermark-key FILE` "
-                           "(or `foleyseal keys init` for the FoleySeal home)", path=path)
+        raise KeyFileError("watermark key file not found", path=path)
     if not path.is_file():
         raise KeyFileError("watermark key path is not a regular file", path=path)
     check_owner_only(path, "watermark key file")
@@ -96,6 +96,16 @@ def load_key(path: str | Path) -> WatermarkKey:
     if len(secret) != KEY_BYTES:
         raise KeyFileError(f"watermark key has {len(secret) * 8} bits, expected 256", path=path)
     return WatermarkKey(secret)
+
+
+def load_home_key(settings: Settings) -> WatermarkKey:
+    """The watermark key the FoleySeal home's settings name (what ``mark`` and ``generate`` embed
+    with); a missing one says how to make it, since a home set up by ``keys import`` has none."""
+    path = settings.watermark_key_path
+    if not path.exists():
+        raise KeyFileError("watermark key file not found; `foleyseal keys init` creates it (and keeps an "
+                           "existing or imported signing chain)", path=path)
+    return load_key(path)
 
 
 def as_key(key: WatermarkKey | bytes | str | Path) -> WatermarkKey:
