@@ -66,7 +66,7 @@ class CertInfo:
     not_after: dt.datetime
     key_type: str
     path: str | None
-    development: bool = False
+    development: bool
     """Issued by ``keys init`` (organization :data:`DEV_ORGANIZATION`): trusted only where added by hand."""
 
     def to_dict(self) -> dict[str, Any]:
