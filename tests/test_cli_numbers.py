@@ -16,6 +16,7 @@ from foleyseal.cli import main
     ["generate", "x.mp4", "--loudness", "nan"],
     ["generate", "x.mp4", "--loudness", "0"],
     ["generate", "x.mp4", "--duration", "inf"],
+    ["store", "push", "http://127.0.0.1:9", "--timeout", "nan"],
 ])
 def test_non_finite_and_out_of_range_numbers_are_usage_errors(argv, capsys, tmp_path, monkeypatch):
     """typer's min/max let infinity through where there is no max (serve --max-upload-mb inf was

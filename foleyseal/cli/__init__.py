@@ -28,6 +28,7 @@ from foleyseal.cli.bench import app as bench_app
 from foleyseal.cli.generate import generate_cmd
 from foleyseal.cli.keys import app as keys_app
 from foleyseal.cli.sign import mark_cmd, sign_cmd
+from foleyseal.cli.store import app as store_app
 from foleyseal.cli.verify import serve_cmd, verify_cmd
 from foleyseal.cli.watermark import app as watermark_app
 from provenance import __version__
@@ -46,6 +47,7 @@ app = typer.Typer(
 app.add_typer(watermark_app, name="watermark")
 app.add_typer(keys_app, name="keys")
 app.add_typer(bench_app, name="bench")
+app.add_typer(store_app, name="store")
 app.command("sign")(sign_cmd)
 app.command("mark")(mark_cmd)
 app.command("verify")(verify_cmd)

@@ -328,6 +328,22 @@ class ManifestStore:
             ).first()
         return _record(row) if row is not None else None
 
+    def iter_records(self, batch: int = 200) -> Iterator[StoreRecord]:
+        """Every published record, by id, read ``batch`` at a time (a store may not fit in memory)."""
+        after = ""
+        while True:
+            with self._read("list records") as conn:
+                rows = conn.execute(
+                    sa.select(manifests)
+                    .where(manifests.c.status == STATUS_PUBLISHED, manifests.c.id > after)
+                    .order_by(manifests.c.id)
+                    .limit(batch)
+                ).all()
+            if not rows:
+                return
+            yield from (_record(r) for r in rows)
+            after = rows[-1].id
+
     def find_by_payload(self, algorithm: str, payload: str) -> StoreRecord | None:
         with self._read("find by payload") as conn:
             row = conn.execute(

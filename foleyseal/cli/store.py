@@ -1,0 +1,89 @@
+"""``foleyseal store``: the manifest store of the FoleySeal home, seen from the command line."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict
+from pathlib import Path
+
+import typer
+
+from foleyseal.cli.numbers import finite
+
+app = typer.Typer(help="The manifest store: push records to a verification service.", no_args_is_help=True)
+
+_HOME_HELP = "FoleySeal home directory (default: $FOLEYSEAL_HOME or the per-user config dir)."
+API_KEY_ENV = "FOLEYSEAL_API_KEY"
+
+
+def _api_key(path: Path | None) -> str:
+    """The service's API key: from ``path`` (owner-only, as every secret file here) or the environment."""
+    from provenance.core.errors import ConfigError, KeyFileError
+    from provenance.core.permissions import check_owner_only
+
+    if path is None:
+        key = os.environ.get(API_KEY_ENV, "").strip()
+        if not key:
+            raise ConfigError(f"no API key: give --api-key-file FILE or set {API_KEY_ENV} "
+                              "(`foleyseal serve --create-api-key NAME` on the service makes one)")
+        return key
+    if not path.is_file():
+        raise KeyFileError("API key file not found", path=path)
+    check_owner_only(path, "API key file")
+    try:
+        key = path.read_text(encoding="ascii").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise KeyFileError(f"cannot read the API key file: {exc}", path=path) from exc
+    if not key or len(key.split()) != 1:
+        raise KeyFileError("the API key file must hold the key alone, on one line", path=path)
+    return key
+
+
+@app.command("push")
+def push_cmd(
+    service_url: str = typer.Argument(..., metavar="URL", help="Base URL of the verification service, e.g. https://verify.example.org."),
+    ids: list[str] = typer.Option(None, "--id", help="Push only this manifest id (repeatable; default: every record)."),
+    api_key_file: Path = typer.Option(None, "--api-key-file", help=f"File holding the service's API key (mode 0600; default: ${API_KEY_ENV}).", readable=False),
+    timeout: float = typer.Option(60.0, "--timeout", min=1.0, max=3600.0, callback=finite,
+                                  help="Seconds to wait for each answer."),
+    home: Path = typer.Option(None, "--home", help=_HOME_HELP, readable=False),
+    json_out: bool = typer.Option(False, "--json", help="Print a JSON summary."),
+) -> None:
+    """Register this home's store records with a verification service (POST /v1/manifests).
+
+    Its verifiers can then recover the credentials of files marked here from their watermark (given this home's watermark key in their keyring and its root among their trust anchors). Records the service already holds are left as they are, so pushing again is safe. Exit 0 when every record is there, 3 when one was refused (a payload the service holds for another manifest) or the service cannot be reached or refuses the key.
+    """  # noqa: E501 - one line per paragraph: the help renderer re-wraps it
+    from provenance.core.config import load_settings
+    from provenance.core.errors import InputError
+    from provenance.store.push import push_record
+    from provenance.store.repository import open_store
+
+    if not service_url.startswith(("http://", "https://")):
+        raise InputError(f"the service URL must start with http:// or https://, got {service_url!r}")
+    key = _api_key(api_key_file)
+    settings = load_settings(home)
+    results = []
+    with open_store(settings, read_only=True) as store:
+        if ids:
+            missing = [i for i in ids if store.get(i) is None]
+            if missing:
+                raise InputError(f"not in the manifest store: {', '.join(missing)}")
+            records = (store.get(i) for i in dict.fromkeys(ids))
+        else:
+            records = store.iter_records()
+        for record in records:
+            result = push_record(record, service_url, key, timeout_s=timeout)
+            results.append(result)
+            if not json_out:
+                typer.echo(f"{result.outcome:<19}{result.id}  payload {result.payload}"
+                           + (f"  ({result.detail})" if result.outcome == "conflict" else ""))
+    counts = {o: sum(r.outcome == o for r in results) for o in ("registered", "already_registered", "conflict")}
+    if json_out:
+        typer.echo(json.dumps({"service": service_url, **counts,
+                               "results": [asdict(r) for r in results]}, indent=2))
+    else:
+        typer.echo(f"{len(results)} record(s): {counts['registered']} registered, "
+                   f"{counts['already_registered']} already there, {counts['conflict']} refused")
+    if counts["conflict"]:
+        raise typer.Exit(3)
