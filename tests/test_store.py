@@ -95,6 +95,17 @@ def test_reserve_publish_lookup_roundtrip(store_url):
 
 
 @backends
+def test_iter_records_pages_through_the_published_records_only(store_url):
+    """``store push`` reads every published record, a page at a time, never a reservation."""
+    with ManifestStore(store_url) as store:
+        for n in range(7):
+            store.add(make_record(f"urn:c2pa:{n:02d}", f"{n:016x}"))
+        store.reserve("urn:c2pa:99", ALG, "ff" * 8)
+        assert [r.id for r in store.iter_records(batch=3)] == [f"urn:c2pa:{n:02d}" for n in range(7)]
+        assert next(store.iter_records()) == make_record("urn:c2pa:00", f"{0:016x}")
+
+
+@backends
 def test_issued_payloads_for_matching_a_damaged_watermark(store_url):
     """The store as the watermark detector's set of issued payloads (provenance.watermark.known):
     reserved and published payloads of one algorithm count and are found, others are not."""
