@@ -20,7 +20,7 @@ API_KEY_ENV = "FOLEYSEAL_API_KEY"
 def _api_key(path: Path | None) -> str:
     """The service's API key: from ``path`` (owner-only, as every secret file here) or the environment."""
     from provenance.core.errors import ConfigError, KeyFileError
-    from provenance.core.permissions import check_owner_only
+    from provenance.core.permissions import read_owner_only_text
 
     if path is None:
         key = os.environ.get(API_KEY_ENV, "").strip()
@@ -28,13 +28,7 @@ def _api_key(path: Path | None) -> str:
             raise ConfigError(f"no API key: give --api-key-file FILE or set {API_KEY_ENV} "
                               "(`foleyseal serve --create-api-key NAME` on the service makes one)")
         return key
-    if not path.is_file():
-        raise KeyFileError("API key file not found", path=path)
-    check_owner_only(path, "API key file")
-    try:
-        key = path.read_text(encoding="ascii").strip()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise KeyFileError(f"cannot read the API key file: {exc}", path=path) from exc
+    key = read_owner_only_text(path, "API key file").strip()
     if not key or len(key.split()) != 1:
         raise KeyFileError("the API key file must hold the key alone, on one line", path=path)
     return key

@@ -22,3 +22,17 @@ def check_owner_only(path: Path, what: str) -> None:
             f"{what} has permissions {mode:04o}; it must be readable by its owner only (chmod 600 {path})",
             path=path,
         )
+
+
+def read_owner_only_text(path: Path, what: str) -> str:
+    """The ASCII text of the secret file ``what`` at ``path``; :class:`KeyFileError` when it is
+    missing, not a regular file, readable by others (:func:`check_owner_only`) or unreadable."""
+    if not path.exists():
+        raise KeyFileError(f"{what} not found", path=path)
+    if not path.is_file():
+        raise KeyFileError(f"{what} path is not a regular file", path=path)
+    check_owner_only(path, what)
+    try:
+        return path.read_text(encoding="ascii")
+    except (UnicodeDecodeError, OSError) as exc:
+        raise KeyFileError(f"cannot read {what}: {exc}", path=path) from exc

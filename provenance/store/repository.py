@@ -330,19 +330,8 @@ class ManifestStore:
 
     def iter_records(self, batch: int = 200) -> Iterator[StoreRecord]:
         """Every published record, by id, read ``batch`` at a time (a store may not fit in memory)."""
-        after = ""
-        while True:
-            with self._read("list records") as conn:
-                rows = conn.execute(
-                    sa.select(manifests)
-                    .where(manifests.c.status == STATUS_PUBLISHED, manifests.c.id > after)
-                    .order_by(manifests.c.id)
-                    .limit(batch)
-                ).all()
-            if not rows:
-                return
-            yield from (_record(r) for r in rows)
-            after = rows[-1].id
+        rows = self._pages("list records", manifests, manifests.c.status == STATUS_PUBLISHED, manifests.c.id, batch)
+        return (_record(r) for r in rows)
 
     def find_by_payload(self, algorithm: str, payload: str) -> StoreRecord | None:
         with self._read("find by payload") as conn:
@@ -386,19 +375,23 @@ class ManifestStore:
     def iter_payloads(self, algorithm: str, batch: int = 10_000) -> Iterator[str]:
         """Every payload (hex) issued under ``algorithm``, reserved or published, in batches of
         ``batch`` rows (the connection is not held between batches)."""
+        rows = self._pages("list payloads", manifests.c.payload, manifests.c.algorithm == algorithm,
+                           manifests.c.payload, batch)
+        return (r.payload for r in rows)
+
+    def _pages(self, what: str, columns: Any, condition: Any, key: Any, batch: int) -> Iterator[Any]:
+        """The rows of ``columns`` where ``condition`` holds, in ``key`` order, read ``batch`` rows
+        at a time from where the last page ended (the connection is not held between pages)."""
         after = ""
         while True:
-            with self._read("list payloads") as conn:
+            with self._read(what) as conn:
                 rows = conn.execute(
-                    sa.select(manifests.c.payload)
-                    .where(manifests.c.algorithm == algorithm, manifests.c.payload > after)
-                    .order_by(manifests.c.payload)
-                    .limit(batch)
+                    sa.select(columns).where(condition, key > after).order_by(key).limit(batch)
                 ).all()
             if not rows:
                 return
-            yield from (r.payload for r in rows)
-            after = rows[-1].payload
+            yield from rows
+            after = getattr(rows[-1], key.name)
 
     def count_issued(self, algorithm: str) -> int:
         """Number of payloads issued under ``algorithm``, reserved or published."""

@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from provenance.core.atomic import atomic_write_bytes
 from provenance.core.config import Settings
 from provenance.core.errors import KeyFileError
-from provenance.core.permissions import check_owner_only
+from provenance.core.permissions import read_owner_only_text
 
 KEY_BYTES = 32
 _FILE_HEADER = "foleyseal-watermark-key-v1"
@@ -75,15 +75,7 @@ def save_key(key: WatermarkKey, path: str | Path, *, overwrite: bool = False) ->
 def load_key(path: str | Path) -> WatermarkKey:
     """Read a key file; refuse files that are missing, malformed, or readable by group/others."""
     path = Path(path)
-    if not path.exists():
-        raise KeyFileError("watermark key file not found", path=path)
-    if not path.is_file():
-        raise KeyFileError("watermark key path is not a regular file", path=path)
-    check_owner_only(path, "watermark key file")
-    try:
-        lines = path.read_text(encoding="ascii").split()
-    except (UnicodeDecodeError, OSError) as exc:
-        raise KeyFileError(f"cannot read watermark key file: {exc}", path=path) from exc
+    lines = read_owner_only_text(path, "watermark key file").split()
     if not lines or lines[0] != _FILE_HEADER:
         raise KeyFileError(f"not a FoleySeal watermark key file (its first line is not {_FILE_HEADER})", path=path)
     if len(lines) != 2:
