@@ -60,10 +60,11 @@ def push_cmd(
     results = []
     with open_store(settings, read_only=True) as store:
         if ids:
-            missing = [i for i in ids if store.get(i) is None]
+            wanted = {i: store.get(i) for i in ids}
+            missing = [i for i, record in wanted.items() if record is None]
             if missing:
                 raise InputError(f"not in the manifest store: {', '.join(missing)}")
-            records = (store.get(i) for i in dict.fromkeys(ids))
+            records = iter(wanted.values())
         else:
             records = store.iter_records()
         for record in records:
