@@ -76,6 +76,25 @@ def _cert_lines(infos) -> list[str]:
     return lines
 
 
+def _missing_chain_files(settings) -> list[Path]:
+    """The files a usable signing chain in the home lacks.
+
+    A chain and its key are needed; the key file is not when ``signer_callback`` holds the key,
+    and the root is not either: ``keys import`` installs a chain without it when the operator's CA
+    gave none (verifiers then need the root from elsewhere).
+    """
+    needed = [settings.cert_chain_path] + ([] if settings.signer_callback else [settings.signing_key_path])
+    return [p for p in needed if not p.exists()]
+
+
+def _signing_key_place(settings) -> str:
+    return "(held by the callback)" if settings.signer_callback else str(settings.signing_key_path)
+
+
+def _installed_chain_is_complete(settings) -> bool:
+    return not _missing_chain_files(settings)
+
+
 @app.command("init")
 def init_cmd(
     home: Path = typer.Option(None, "--home", help=_HOME_HELP, readable=False),
@@ -92,8 +111,8 @@ def init_cmd(
     from provenance.watermark.keys import load_key, new_key, save_key
 
     settings = _settings(home)
-    complete = all(p.exists() for p in (settings.cert_chain_path, settings.signing_key_path, settings.root_cert_path,
-                                        settings.watermark_key_path, settings.config_path))
+    chain_kept = _installed_chain_is_complete(settings)
+    complete = chain_kept and settings.watermark_key_path.exists() and settings.config_path.exists()
     if force or not complete:  # a complete home on a read-only disk is kept, and needs no write
         make_home(settings.home)
     created: list[str] = []
@@ -106,10 +125,10 @@ def init_cmd(
     if force or not present:
         install_dev_chain(settings, force=True)
         created.append("certificate chain")
-    elif len(present) == len(chain_files):
+    elif chain_kept:
         kept.append("certificate chain")
     else:
-        missing = [str(p) for p in chain_files if not p.exists()]
+        missing = [str(p) for p in _missing_chain_files(settings)]
         raise KeyFileError(
             f"incomplete certificate chain in the home (missing {', '.join(missing)}); "
             "use --force to replace it with a new development chain, or `keys import`",
@@ -158,7 +177,7 @@ def init_cmd(
     if kept:
         typer.echo(f"kept existing: {', '.join(kept)} (use --force to replace)")
     typer.echo(f"  watermark key id {key.key_id}  file {wk} (0600)")
-    typer.echo(f"  signing key      {settings.signing_key_path} (0600)")
+    typer.echo(f"  signing key      {_signing_key_place(settings)}")
     for line in _cert_lines(infos):
         typer.echo(line)
     if infos[0].development:
@@ -215,7 +234,7 @@ def show_cmd(
         return
     typer.echo(f"FoleySeal home {settings.home}")
     typer.echo(f"  signer           {summary['signer']}")
-    signing_key = "(held by the callback)" if settings.signer_callback else str(settings.signing_key_path)
+    signing_key = _signing_key_place(settings)
     typer.echo(f"  signing key      {signing_key}" + (f" (unusable: {signing_problem})" if signing_problem else ""))
     state = f"id {key_id}" if key_id else (f"unusable: {key_problem}" if key_problem else "missing")
     typer.echo(f"  watermark key    {settings.watermark_key_path} ({state})")
@@ -239,6 +258,7 @@ def import_cmd(
     Refused with the fault named (exit 3) for: wrong order, a CA as signing certificate, wrong extended key usage (C2PA needs emailProtection), an expired certificate, a key that does not match. The chain is test-signed before anything is installed.
     """
     from provenance.core.errors import KeyFileError
+    from provenance.core.pem import describe_name
     from provenance.keys.pki import cert_info, import_chain
     from provenance.keys.signers import resolve_callback
 
@@ -248,6 +268,14 @@ def import_cmd(
         if not settings.signer_callback:
             raise KeyFileError("--key is required unless signer_callback is configured")
         callback = resolve_callback(settings.signer_callback)
+    elif settings.signer_callback:
+        # the key would be test-signed with and installed, yet every signature would come from
+        # the callback: a mismatch showed only at the first `sign`
+        raise KeyFileError(
+            f"signer_callback {settings.signer_callback} is configured, so signing goes through it and "
+            "--key would never be used; leave out --key (the chain is then test-signed through the "
+            "callback), or remove signer_callback from the configuration to sign with a key file"
+        )
     _, validated = import_chain(settings, cert_chain, key, root=root, force=force, callback=callback,
                                 callback_name=settings.signer_callback)
     roles = ["signing"] + ["intermediate"] * (len(validated.certificates) - 1)
@@ -272,8 +300,8 @@ def import_cmd(
         # which CA the chain stops at cannot be checked without the root: a missing intermediate
         # made every signature read as untrusted, with only "must already trust the root" said
         last = validated.certificates[-1]
-        issuer = last.issuer.rfc4514_string()
-        typer.echo(f"note: no root certificate given; the chain ends at {last.subject.rfc4514_string()}, "
+        issuer = describe_name(last.issuer)
+        typer.echo(f"note: no root certificate given; the chain ends at {describe_name(last.subject)}, "
                    f"issued by {issuer}. Verifiers must trust {issuer} as a root; if it is an "
                    "intermediate CA, add its certificate (and any above it, up to the root) to "
                    "--cert-chain, or every signature will read as untrusted.")

@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from provenance.core.errors import ConfigError
+from provenance.core.pem import describe_name
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -226,7 +227,7 @@ class TrustAnchors:
 
 
 def _subject(cert: Any) -> str:
-    return cert.subject.rfc4514_string() or "(no subject)"
+    return describe_name(cert.subject) or "(no subject)"
 
 
 def read_trust_pem(path: Path, what: str = "trust anchors", *, now: datetime | None = None) -> TrustAnchors:

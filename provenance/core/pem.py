@@ -1,11 +1,17 @@
-"""What a file given where PEM was wanted is instead: DER, PKCS#12 (operators' CAs hand these
-out as often as PEM), with the ``openssl`` command that converts it."""
+"""Certificate text for people: what a file given where PEM was wanted is instead (DER, PKCS#12:
+operators' CAs hand these out as often as PEM, with the ``openssl`` command that converts it), and
+a certificate name written one way in every message."""
 
 from __future__ import annotations
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import pkcs12
+
+
+def describe_name(name: x509.Name) -> str:
+    """A certificate name in reading order, ``CN=..., O=...`` (RFC 4514 escaping per attribute)."""
+    return ", ".join(attr.rfc4514_string() for attr in name)
 
 
 def binary_format_hint(data: bytes) -> str | None:

@@ -35,7 +35,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from provenance.core.atomic import atomic_path, atomic_write_bytes
 from provenance.core.config import Settings
 from provenance.core.errors import ConfigError, KeyFileError, SigningError
-from provenance.core.pem import binary_format_hint
+from provenance.core.pem import binary_format_hint, describe_name
 
 PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey
 
@@ -272,11 +272,6 @@ def signing_alg(public_key: Any, *, source: str | Path | None = None) -> str:
     raise SigningError(f"public key type {type(public_key).__name__} is not a C2PA signing algorithm", path=source)
 
 
-def describe_name(name: x509.Name) -> str:
-    """A certificate name in reading order, ``CN=..., O=...`` (RFC 4514 escaping per attribute)."""
-    return ", ".join(attr.rfc4514_string() for attr in name)
-
-
 def fingerprint(cert: x509.Certificate) -> str:
     return ":".join(f"{b:02X}" for b in cert.fingerprint(hashes.SHA256()))
 
@@ -362,6 +357,13 @@ def _check_validity(certs: list[x509.Certificate], now: dt.datetime, source: str
             )
 
 
+def _oid_name(oid: x509.ObjectIdentifier) -> str:
+    """``codeSigning (1.3.6.1.5.5.7.3.3)``, or the dotted OID alone for one cryptography cannot name."""
+    # cryptography's name for an OID it does not know is the text "Unknown OID"
+    name = getattr(oid, "_name", None)
+    return f"{name} ({oid.dotted_string})" if name and name != "Unknown OID" else oid.dotted_string
+
+
 def _check_leaf_profile(leaf: x509.Certificate, source: str | Path | None) -> None:
     subject = describe_name(leaf.subject)
     if _is_ca(leaf):
@@ -390,7 +392,7 @@ def _check_leaf_profile(leaf: x509.Certificate, source: str | Path | None) -> No
                 f"signer; it must be emailProtection (1.3.6.1.5.5.7.3.4) without it ({subject})", path=source
             )
     if ExtendedKeyUsageOID.EMAIL_PROTECTION not in usages:
-        names = ", ".join(getattr(u, "_name", None) or u.dotted_string for u in usages) or "none"
+        names = ", ".join(_oid_name(u) for u in usages) or "none"
         raise SigningError(
             f"the signing certificate has the wrong extended key usage ({names}); "
             f"C2PA validators require emailProtection (1.3.6.1.5.5.7.3.4) ({subject})",
@@ -443,6 +445,7 @@ def validate_chain(
     now = now or dt.datetime.now(dt.timezone.utc)
     certs = load_certificates(chain_pem, source=source)
     if root_pem is not None:
+        _check_order(certs, source)  # the chain's own faults first: the root's top is then sure
         roots = load_certificates(root_pem, source=root_source)
         for r in roots:
             if not (_is_self_signed(r) and _is_ca(r)):
@@ -450,14 +453,18 @@ def validate_chain(
                     f"the root certificate is not a self-signed CA certificate ({describe_name(r.subject)})",
                     path=root_source,
                 )
-        if len(roots) > 1:  # a bundle of roots: the one that issued the top of the chain is its root
-            issuer = [r for r in roots if r in certs or _issued_by(certs[-1], r)]
-            if not issuer:
-                names = "; ".join(describe_name(r.subject) for r in roots)
-                raise SigningError(
-                    f"none of the {len(roots)} root certificates given ({names}) issued "
-                    f"{describe_name(certs[-1].subject)}, the top of the chain", path=root_source)
-            roots = issuer[:1]
+        # of a bundle of roots, the one that issued the top of the chain is its root; a root that
+        # issued nothing here is the --root file's fault, not a break in the chain file
+        issuer = [r for r in roots if r in certs or _issued_by(certs[-1], r)]
+        if not issuer:
+            top = f"{describe_name(certs[-1].subject)}, the top of the chain (issuer {describe_name(certs[-1].issuer)})"
+            if len(roots) == 1:
+                given = f"the root certificate given ({describe_name(roots[0].subject)}) did not issue"
+            else:
+                given = (f"none of the {len(roots)} root certificates given "
+                         f"({'; '.join(describe_name(r.subject) for r in roots)}) issued")
+            raise SigningError(f"{given} {top}", path=root_source)
+        roots = issuer[:1]
         certs = certs + [r for r in roots if all(r != c for c in certs)]
     if len(certs) == 1 and _is_self_signed(certs[0]) and not _is_ca(certs[0]):
         raise SigningError(
