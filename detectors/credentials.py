@@ -98,7 +98,8 @@ def parent_changed(cred: Any) -> tuple[str, ...]:
 
 def changed_since_signed(cred: Any) -> tuple[str, ...]:
     """The failure codes of ``cred`` that say its file or manifest changed after signing (not
-    those that only say the signer is not trusted here): () for intact credentials, or none."""
-    if cred is None or not getattr(cred, "present", False):
+    those that only say the signer is not trusted here): () for intact credentials, for none, and
+    for a file the C2PA reader could not parse (it holds no manifest to have changed)."""
+    if cred is None or not getattr(cred, "present", False) or unparseable(cred):
         return ()
     return _beyond_trust(getattr(cred, "failure_codes", ()))

@@ -659,3 +659,17 @@ def explain(
     # FFmpeg's and libsndfile's messages often end in a full stop of their own
     problem = (error or "unknown problem").rstrip(". ")
     return f"The file could not be examined: {problem}. No verdict about its origin can be given. {advice}".rstrip()
+
+
+def error_report(file: str, message: str, *, advice: str | None = None, trust_anchors: int = 0,
+                 **kw: Any) -> VerificationReport:
+    """The report of a file that could not be examined: verdict ``error``, ``message`` the fault;
+    ``advice``: what to do about it (None: check that it is media; empty: the message says it)."""
+    return VerificationReport(
+        file=file,
+        verdict=Verdict.ERROR,
+        explanation=explain(Verdict.ERROR, error=message, **({} if advice is None else {"advice": advice})),
+        error=message,
+        trust_anchors=trust_anchors,
+        **kw,
+    )

@@ -55,6 +55,7 @@ from detectors.report import (
     Verdict,
     VerificationReport,
     WatermarkResult,
+    error_report,
     explain,
 )
 from detectors.watermark_scan import load_keyring, scan_watermark
@@ -273,14 +274,7 @@ class Verifier:
     def _error_report(self, display: str, message: str, *, advice: str | None = None, **kw: Any) -> VerificationReport:
         """The report of a file that could not be examined; ``advice``: what to do about it
         (None: check that it is media; empty: the message says it)."""
-        return VerificationReport(
-            file=display,
-            verdict=Verdict.ERROR,
-            explanation=explain(Verdict.ERROR, error=message, **({} if advice is None else {"advice": advice})),
-            error=message,
-            trust_anchors=self.trust_anchor_count,
-            **kw,
-        )
+        return error_report(display, message, advice=advice, trust_anchors=self.trust_anchor_count, **kw)
 
     def _verify_path(self, path: Path, display: str, deadline: float | None,
                      progress: Callable[[float], None] | None = None) -> VerificationReport:

@@ -543,8 +543,9 @@ def test_callback_signer_signs_through_the_hook(tmp_path, monkeypatch):
 
     (s.home / "config.toml").write_text('signer_callback = "fake_kms:broken"\n')
     identity = load_identity(load_settings(s.home))
-    with pytest.raises(SigningError, match="fake_kms:broken failed: RuntimeError: HSM offline"):
+    with pytest.raises(SigningError, match="fake_kms:broken failed: RuntimeError: HSM offline") as failed:
         sign_file(tmp_path / "a.wav", tmp_path / "c.wav", _spec(), identity)
+    assert failed.value.path is None  # the hook failed, not the file being signed
     assert not (tmp_path / "c.wav").exists()
 
     (s.home / "config.toml").write_text('signer_callback = "fake_kms:nope"\n')
@@ -645,6 +646,11 @@ def test_a_file_whose_certificate_expired_since_signing_reads_untrusted_not_tamp
     assert not (tmp_path / "again.wav").exists()
     rc, out, _ = run_cli(capsys, "keys", "show")
     assert rc == 0 and out.count("EXPIRED") == 1, out  # the leaf, not its CAs
+    # --json said only not_after: a script could not tell that signing fails
+    rc, out, _ = run_cli(capsys, "keys", "show", "--json")
+    shown = json.loads(out)
+    assert [c["validity"] for c in shown["certificates"]] == ["expired", "valid", "valid"]
+    assert shown["can_sign"] is False and "signing certificate expired on" in shown["signing_problem"]
 
 
 def test_a_chain_placed_in_the_home_by_hand_is_checked_like_an_import(home, tmp_path, capsys, ca):
@@ -669,6 +675,15 @@ def test_a_signing_key_that_does_not_match_the_chain_names_the_key_file(home, tm
     for cmd in ("sign", "mark"):
         rc, _, err = run_cli(capsys, cmd, str(src), str(tmp_path / f"{cmd}.wav"))
         assert rc == 3 and f"{settings.signing_key_path}: the signing key does not belong" in err, (cmd, err)
+    # keys show listed the key as if usable (signing_key_problem null)
+    rc, out, _ = run_cli(capsys, "keys", "show", "--json")
+    shown = json.loads(out)
+    assert rc == 0 and shown["can_sign"] is False and "does not belong" in shown["signing_problem"]
+    rc, out, _ = run_cli(capsys, "keys", "show")
+    assert "CANNOT SIGN" in out and "does not belong" in out
+    rc, out, _ = run_cli(capsys, "keys", "init", "--force")
+    shown = json.loads(run_cli(capsys, "keys", "show", "--json")[1])
+    assert shown["can_sign"] is True and shown["signing_problem"] is None
 
 
 def test_a_home_that_cannot_be_created_is_named_not_an_internal_error(tmp_path, capsys, monkeypatch):

@@ -571,11 +571,70 @@ def test_worker_pool_replaces_hung_and_crashed_workers(verify_env: VerifyEnv, tm
             assert pool.restarts == 2
             report = await pool.run("verify", {"path": str(verify_env.files["unmarked"])})
             assert report["verdict"] == "no_evidence"
+
+            # A worker killed while idle (the OOM killer): the next job used to be sent to it and
+            # fail as WorkerCrashed, which the service reports as "the file crashed the decoder".
+            for restarts in (3, 4):
+                idle = pool._workers[0]
+                os.kill(idle.proc.pid, signal.SIGKILL)
+                idle.proc.join(5)
+                if restarts == 3:
+                    report = await pool.run("verify", {"path": str(verify_env.files["marked_wav"])})
+                    assert report["verdict"] == "credentials_valid"
+                else:  # what a health check does: the idle workers it counts can take jobs
+                    assert await pool.replace_dead_idle() == 1
+                    assert pool._workers[0].alive() and await pool.replace_dead_idle() == 0
+                assert pool.restarts == restarts
         finally:
             pool.close()
 
     asyncio.run(scenario())
     assert list((tmp_path / "scratch").iterdir()) == []
+
+
+def test_a_worker_killed_while_idle_is_replaced_before_it_fails_a_client(client: TestClient, verify_env: VerifyEnv) -> None:
+    """A worker killed while idle (the OOM killer) went unnoticed: /v1/health said ok with its
+    count of workers, and the next good upload got 422 "the file crashed the decoder"."""
+    import signal
+
+    pool = client.app.state.foleyseal.pool
+    before = client.get("/v1/health").json()["worker_restarts"]
+    for w in list(pool._workers):
+        os.kill(w.proc.pid, signal.SIGKILL)
+        w.proc.join(5)
+    health = client.get("/v1/health").json()
+    assert health["status"] == "ok" and health["workers"] == 2 and health["worker_restarts"] == before + 2
+    assert all(w.alive() for w in pool._workers)
+    victim = pool._workers[0]
+    os.kill(victim.proc.pid, signal.SIGKILL)
+    victim.proc.join(5)
+    for _ in range(2):  # whichever worker the job goes to, it is a live one
+        r = _upload(client, verify_env.files["marked_wav"])
+        assert r.status_code == 200 and r.json()["verdict"] == "credentials_valid", r.text
+
+
+@pytest.mark.parametrize("outcome, fragment", [("timeout", "took longer than the limit"),
+                                               ("crash", "crashed the decoder")])
+def test_a_verification_that_kills_its_worker_gets_the_documented_422_with_a_report(
+        client: TestClient, verify_env: VerifyEnv, monkeypatch: pytest.MonkeyPatch, outcome: str, fragment: str) -> None:
+    """The 422s for a job past the hard limit or a worker crash had only `detail`, while the
+    OpenAPI document (and every other 422 of /v1/verify) gives `detail` and `report`."""
+    from detectors.service.workers import JobTimeout, WorkerCrashed
+
+    async def fails(op: str, args: dict, **kw: Any) -> Any:
+        raise JobTimeout() if outcome == "timeout" else WorkerCrashed()
+
+    monkeypatch.setattr(client.app.state.foleyseal.pool, "run", fails)
+    r = _upload(client, verify_env.files["marked_wav"], name="slow.wav")
+    assert r.status_code == 422, r.text
+    body = r.json()
+    schema = client.get("/openapi.json").json()["components"]["schemas"]["UnexaminableBody"]
+    assert set(schema["required"]) <= set(body)
+    report = body["report"]
+    assert fragment in body["detail"] and report["error"] == body["detail"] and report["verdict"] == "error"
+    assert report["file"] == "slow.wav" and report["size_bytes"] == verify_env.files["marked_wav"].stat().st_size
+    r = client.post("/matches/byContent", files={"file": ("slow.wav", verify_env.files["marked_wav"].read_bytes())})
+    assert r.status_code == 422 and fragment in r.json()["detail"], r.text
 
 
 def _half_open(url: str, n: int) -> list:

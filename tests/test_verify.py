@@ -1055,6 +1055,13 @@ def test_credentials_signed_over_a_tampered_file_say_so(verify_env: VerifyEnv, t
     # the signer validates a parent without trust anchors: "untrusted" there says nothing about it
     # (this verifier trusts the parent's signer), and integrators gate on these codes
     assert r.credentials.parent_failure_codes == ()
+    # A file the C2PA reader cannot parse (not media) holds no credentials: sign and mark said it
+    # "carries Content Credentials that do not validate (c2pa.other)" before refusing it.
+    fake = tmp_path / "fake.wav"
+    fake.write_bytes(b"garbage!")
+    for command in ("sign", "mark"):
+        rc, said = _cli([command, str(fake), str(tmp_path / f"{command}-fake.wav")], verify_env, capsys)
+        assert rc == 3 and "Content Credentials" not in said and "cannot open the file" in said, said
 
 
 def test_a_tampered_explanation_names_metadata_too(reports: dict[str, VerificationReport]) -> None:

@@ -155,6 +155,14 @@ class _Worker:
             raise RuntimeError(f"a verification worker could not start: {info}")
         self.ready = True
 
+    def alive(self) -> bool:
+        """Whether an idle worker can take a job: its process runs and its pipe is quiet (an idle
+        worker sends nothing, so a readable pipe is the EOF of one that died)."""
+        try:
+            return self.proc.is_alive() and not self.conn.poll(0)
+        except (EOFError, OSError, ValueError):
+            return False
+
     def kill(self) -> None:
         with contextlib.suppress(Exception):
             self.proc.kill()
@@ -265,11 +273,39 @@ class WorkerPool:
         try:
             if self.size == 0:
                 return await self._run_thread(op, args)
-            assert self._idle is not None
-            worker = await self._idle.get()
+            worker = await self._take_live_worker()
         finally:
             self._pending -= 1
         return await self._run_on(worker, op, args, limit)
+
+    async def _take_live_worker(self) -> _Worker:
+        """The next idle worker that is alive. One killed while idle (the OOM killer, an
+        operator) is replaced here: sent the job, it would fail it as if the file had crashed it."""
+        assert self._idle is not None
+        while True:
+            worker = await self._idle.get()
+            if worker.alive():
+                return worker
+            log.warning("worker pid %s died while idle (exit code %s): replacing it",
+                        worker.proc.pid, worker.proc.exitcode)
+            await self._replace(worker)
+
+    async def replace_dead_idle(self) -> int:
+        """Replace the idle workers that have died (a health check calls this, so that it
+        reports workers that can take jobs); returns how many were replaced."""
+        if self._idle is None:
+            return 0
+        idle: list[_Worker] = []
+        while not self._idle.empty():
+            idle.append(self._idle.get_nowait())
+        dead = [w for w in idle if not w.alive()]
+        for w in idle:
+            if w not in dead:
+                self._idle.put_nowait(w)
+        for w in dead:
+            log.warning("worker pid %s died while idle (exit code %s): replacing it", w.proc.pid, w.proc.exitcode)
+            await self._replace(w)
+        return len(dead)
 
     async def _run_on(self, worker: _Worker, op: str, args: dict[str, Any], limit: float) -> Any:
         loop = asyncio.get_running_loop()

@@ -53,15 +53,11 @@ def _settings(home: Path | None):
     return load_settings(home)
 
 
-def _validity_note(not_before, not_after) -> str:
-    import datetime as dt
-
-    now = dt.datetime.now(dt.timezone.utc)
-    if now > not_after:
-        return "  EXPIRED: signing fails, and files signed without a timestamp read untrusted"
-    if now < not_before:
-        return "  NOT YET VALID"
-    return ""
+_VALIDITY_NOTES = {
+    "valid": "",
+    "expired": "  EXPIRED: signing fails, and files signed without a timestamp read untrusted",
+    "not_yet_valid": "  NOT YET VALID",
+}
 
 
 def _cert_lines(infos) -> list[str]:
@@ -71,7 +67,7 @@ def _cert_lines(infos) -> list[str]:
         lines.append(f"  {'':<12} issuer   {c.issuer}")
         lines.append(f"  {'':<12} sha256   {c.sha256_fingerprint}")
         lines.append(f"  {'':<12} valid    {c.not_before:%Y-%m-%d} .. {c.not_after:%Y-%m-%d}  ({c.key_type})"
-                     + _validity_note(c.not_before, c.not_after))
+                     + _VALIDITY_NOTES[c.validity()])
         lines.append(f"  {'':<12} file     {c.path}")
     return lines
 
@@ -196,9 +192,10 @@ def show_cmd(
 
     For each certificate: subject, issuer, SHA-256 fingerprint, validity and file. Never prints private keys.
     """
-    from provenance.core.errors import KeyFileError
+    from provenance.core.errors import FoleySealError, KeyFileError
     from provenance.core.permissions import check_owner_only
     from provenance.keys.pki import describe_installed
+    from provenance.keys.signers import load_identity
     from provenance.store.repository import normalise_url
     from provenance.watermark.keys import load_key
 
@@ -216,12 +213,19 @@ def show_cmd(
             check_owner_only(settings.signing_key_path, "signing key file")
         except KeyFileError as exc:
             signing_problem = exc.message
+    try:  # what `sign` would meet: an expired chain, a key of another certificate, a broken hook
+        load_identity(settings)
+        cannot_sign = None
+    except FoleySealError as exc:
+        cannot_sign = str(exc)
     store = normalise_url(settings.store_url).render_as_string(hide_password=True)
     summary = {
         "home": str(settings.home),
         "signer": "callback " + settings.signer_callback if settings.signer_callback else "key file",
         "signing_key": str(settings.signing_key_path),
         "signing_key_problem": signing_problem,
+        "can_sign": cannot_sign is None,
+        "signing_problem": cannot_sign,
         "watermark_key": {"path": str(settings.watermark_key_path), "key_id": key_id, "problem": key_problem},
         "store_url": store,
         "tsa_url": settings.tsa_url,
@@ -236,6 +240,8 @@ def show_cmd(
     typer.echo(f"  signer           {summary['signer']}")
     signing_key = _signing_key_place(settings)
     typer.echo(f"  signing key      {signing_key}" + (f" (unusable: {signing_problem})" if signing_problem else ""))
+    if cannot_sign and not signing_problem:
+        typer.echo(f"  CANNOT SIGN      {cannot_sign}")
     state = f"id {key_id}" if key_id else (f"unusable: {key_problem}" if key_problem else "missing")
     typer.echo(f"  watermark key    {settings.watermark_key_path} ({state})")
     typer.echo(f"  manifest store   {store}")

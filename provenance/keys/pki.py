@@ -69,10 +69,18 @@ class CertInfo:
     development: bool
     """Issued by ``keys init`` (organization :data:`DEV_ORGANIZATION`): trusted only where added by hand."""
 
+    def validity(self, now: dt.datetime | None = None) -> str:
+        """``valid``, ``expired`` or ``not_yet_valid`` at ``now`` (default: now, UTC)."""
+        now = now or dt.datetime.now(dt.timezone.utc)
+        if now > self.not_after:
+            return "expired"
+        return "not_yet_valid" if now < self.not_before else "valid"
+
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["not_before"] = self.not_before.isoformat()
         d["not_after"] = self.not_after.isoformat()
+        d["validity"] = self.validity()
         return d
 
 

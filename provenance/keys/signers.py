@@ -136,21 +136,23 @@ class SigningIdentity:
             raise SigningError(f"cannot create the C2PA signer: {exc}") from exc
 
     def raise_for_failure(self, exc: BaseException, *, path: str | Path | None = None) -> None:
-        """Translate a c2pa signing exception into a :class:`SigningError` naming the cause."""
+        """Translate a c2pa signing exception into a :class:`SigningError` naming the cause.
+
+        ``path``, the file being signed, is named only when the fault may be the file's: a failing
+        hook, timestamp authority or certificate is not (a script reading the error's file would
+        flag a good input)."""
         text = str(exc)
         if self.callback is not None and "does not match" in text.lower():
             raise SigningError(
                 f"the signing callback {self.callback_name or '(hook)'} returned a signature that does not "
                 "verify with the signing certificate's public key: it signs with another key than the "
                 f"certificate's (the wrong HSM or KMS key?) ({text})",
-                path=path,
             ) from exc
         if self._callback_error is not None:
             cause = self._callback_error
             raise SigningError(
                 f"signing callback {self.callback_name or '(hook)'} failed: "
                 f"{type(cause).__name__}: {cause}",
-                path=path,
             ) from exc
         if self.tsa_url and ("http" in text.lower() or "timestamp" in text.lower() or "tsa" in text.lower()):
             # about the service, not the file being signed
@@ -164,7 +166,6 @@ class SigningIdentity:
                 f"c2pa refused the signing certificate ({text}): it is outside the certificate profile "
                 "C2PA validators demand (an EC P-256/P-384, RSA-PSS or Ed25519 end-entity certificate with "
                 "KeyUsage digitalSignature only and ExtendedKeyUsage emailProtection)",
-                path=path,
             ) from exc
         raise SigningError(f"C2PA signing failed: {text}", path=path) from exc
 

@@ -9,6 +9,7 @@ from typing import Any
 
 from fastapi import HTTPException, Request
 
+from detectors.report import error_report
 from detectors.service.state import get_state
 from detectors.service.uploads import MAX_SIDECAR_BYTES, ClientGone, UploadError, receive_upload
 from detectors.service.workers import JobTimeout, PoolBusy, WorkerCrashed
@@ -80,7 +81,9 @@ async def _unless_client_leaves(request: Request, job: Awaitable[Any]) -> Any:
 async def verify_upload(request: Request) -> dict[str, Any]:
     """Receive the upload into a temporary file, verify it in a worker, always delete it.
 
-    Returns the report as a dict; raises HTTPException with a 4xx for bad uploads."""
+    Returns the report as a dict (verdict ``error`` for a file that could not be examined, also
+    one past the hard time limit or that crashed its worker); raises HTTPException with a 4xx for
+    bad uploads."""
     state = get_state(request)
     cfg = state.config
     try:
@@ -106,13 +109,16 @@ async def verify_upload(request: Request) -> dict[str, Any]:
             headers={"Retry-After": "5"},
         ) from None
     except JobTimeout:
-        raise HTTPException(
-            status_code=422,
-            detail=f"{up.filename}: verification took longer than the limit of {cfg.verify_timeout_s:g} s",
-        ) from None
+        # the worker was killed, so the report is made here: the 422 carries one like any other
+        return error_report(
+            up.filename, f"verification took longer than the limit of {cfg.verify_timeout_s:g} s",
+            advice="A shorter excerpt of the file verifies faster.", trust_anchors=state.trust_anchor_count,
+            size_bytes=up.size,
+        ).to_dict()
     except WorkerCrashed:
-        raise HTTPException(
-            status_code=422, detail=f"{up.filename}: the file crashed the decoder and could not be examined"
-        ) from None
+        return error_report(
+            up.filename, "the file crashed the decoder and could not be examined",
+            trust_anchors=state.trust_anchor_count, size_bytes=up.size,
+        ).to_dict()
     finally:
         up.remove()

@@ -66,6 +66,7 @@ async def post_verify(request: Request) -> Any:
 )
 async def health(request: Request) -> Any:
     state = get_state(request)
+    await state.pool.replace_dead_idle()  # "workers" then counts workers that can take a job
     try:
         await asyncio.to_thread(state.store.ping)
         store = "ok"
