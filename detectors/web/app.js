@@ -168,10 +168,16 @@
     }
     const gen = (cred && cred.generation_record) || {};
     const prompt = gen.prompt || (gen.generation && gen.generation.prompt) || null;
+    const codes = (cred && cred.failure_codes) || [];
+    // a record the verifier did not refuse has a valid, trusted signature, and may fail only its
+    // hard binding: a copy's bytes are not the signed ones, which "Invalid" would misstate
+    const trust = cred && stored && cred === stored.credentials && stored.binding === "soft"
+      ? "signature valid and trusted, over the original's bytes, not this copy's" + (codes.length ? ` (${codes.join(", ")})` : "")
+      : cred && cred.state + (codes.length ? " — " + codes.join(", ") : "");
     fillFacts($("credentials"), cred ? [
       ["Found in", credFrom],
       ["Signer", cred.signer],
-      ["Trust", cred.state + ((cred.failure_codes || []).length ? " — " + cred.failure_codes.join(", ") : "")],
+      ["Trust", trust],
       ["Source type", cred.digital_source_type ? sourceTypeName(cred.digital_source_type)
         : (cred.parent_source_type ? sourceTypeName(cred.parent_source_type) + ", of the audio this file was edited from" : null)],
       ["Claim generator", cred.claim_generator],
@@ -349,7 +355,8 @@
     if (files && files.length) verify(files);
   });
 
-  fetch("/v1/health").then((r) => r.ok ? r.json() : null).then((h) => {
+  // a 503 (store down) carries the same body: its limit is the server's all the same
+  fetch("/v1/health").then((r) => r.json()).then((h) => {
     if (h && h.max_upload_bytes) $("max-size").textContent = fmtBytes(h.max_upload_bytes);
   }).catch(() => {});
 })();
