@@ -277,7 +277,14 @@ def test_soft_binding_resolution(client: TestClient, verify_env: VerifyEnv) -> N
     assert r.json()["detail"] == "query parameter 'value': Field required"
     r = client.post("/matches/byBinding", content=b"alg=x", headers={"content-type": "text/plain"})
     assert r.status_code == 400 and r.json()["detail"].startswith("the request body: "), r.text
-    assert "(send a JSON object)" in r.json()["detail"]
+    assert "(send a JSON object, with Content-Type: application/json)" in r.json()["detail"]
+    r = client.post("/matches/byBinding", content=json.dumps({"alg": ALG, "value": value}),
+                    headers={"content-type": "text/plain"})
+    assert r.status_code == 400 and "Content-Type: application/json" in r.json()["detail"], r.text
+    # '+' in a base64 value pasted into a URL unencoded arrives as a space
+    plus = "/+vexCWIIVA="
+    r = client.get(f"/matches/byBinding?alg={ALG}&value={plus}")
+    assert r.status_code == 200 and r.json() == {"matches": []}, r.text
     r = client.post("/matches/byBinding", content=b'{"alg": ', headers={"content-type": "application/json"})
     assert r.status_code == 400 and r.json()["detail"].startswith("the request body is not valid JSON (at character"), r.text
     r = client.post("/matches/byBinding", json={"alg": ALG})
@@ -302,7 +309,8 @@ def test_manifest_bytes_validate_with_c2pa_reader(client: TestClient, verify_env
     assert data["active_manifest"] == verify_env.record_id
     assert client.get("/manifests/urn:c2pa:00000000-0000-0000-0000-000000000000").status_code == 404
     assert client.get("/manifests/..%2F..%2Fetc%2Fpasswd").status_code in (400, 404)
-    assert client.get("/manifests/%20bad%20id").status_code == 400
+    r = client.get("/manifests/%20bad%20id")
+    assert r.status_code == 400 and "letters, digits and . _ : ~ + -" in r.json()["detail"], r.text
 
 
 def test_matches_by_content_runs_the_detector(client: TestClient, verify_env: VerifyEnv) -> None:
@@ -604,6 +612,7 @@ def test_a_worker_killed_while_idle_is_replaced_before_it_fails_a_client(client:
         w.proc.join(5)
     health = client.get("/v1/health").json()
     assert health["status"] == "ok" and health["workers"] == 2 and health["worker_restarts"] == before + 2
+    assert client.head("/v1/health").status_code == 200  # load balancers probe with HEAD too
     assert all(w.alive() for w in pool._workers)
     victim = pool._workers[0]
     os.kill(victim.proc.pid, signal.SIGKILL)

@@ -173,7 +173,8 @@ def _validation_message(error: dict[str, Any]) -> str:
     where, fields = (str(raw[0]), [str(p) for p in raw[1:]]) if raw else ("request", [])
     if where == "body":
         if not fields:
-            return f"the request body: {msg} (send a JSON object)"
+            # also what a JSON object sent as text/plain meets: FastAPI parses JSON bodies only
+            return f"the request body: {msg} (send a JSON object, with Content-Type: application/json)"
         return f"field '{'.'.join(fields)}' of the JSON body: {msg}"
     return f"{where} parameter '{'.'.join(fields)}': {msg}" if fields else f"{where}: {msg}"
 

@@ -16,7 +16,7 @@ from provenance.store.repository import PayloadCollision
 from detectors.intake import C2PA_STORE_UUID
 from detectors.service.api_keys import ApiKeyEntry
 from detectors.service.openapi import AUTH, BAD_REQUEST, STORE, error
-from detectors.service.routes.softbinding import _MANIFEST_ID, decode_value, soft_binding_alg
+from detectors.service.routes.softbinding import check_manifest_id, decode_value, soft_binding_alg
 from detectors.service.state import get_state, require_api_key
 
 router = APIRouter(prefix="/v1", tags=["admin (API key)"])
@@ -55,8 +55,7 @@ async def register_manifest(
 
     if body.alg != soft_binding_alg():
         raise HTTPException(status_code=400, detail=f"unsupported soft binding algorithm {body.alg[:100]!r}")
-    if not _MANIFEST_ID.match(body.manifestId):
-        raise HTTPException(status_code=400, detail="invalid C2PA manifest id")
+    check_manifest_id(body.manifestId)
     payload = decode_value(body.value)
     try:
         manifest = base64.b64decode(body.manifest, validate=True)

@@ -30,6 +30,16 @@ router = APIRouter(tags=["soft binding resolution"])
 _MANIFEST_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:~+-]{0,199}$")
 
 
+def check_manifest_id(value: str) -> None:
+    """400 for a manifest id outside what the store's ids look like, saying what they may hold."""
+    if not _MANIFEST_ID.match(value):
+        raise HTTPException(
+            status_code=400,
+            detail=f"invalid C2PA manifest id {value[:100]!r}: 1 to 200 letters, digits and . _ : ~ + -, "
+            "beginning with a letter or digit",
+        )
+
+
 def soft_binding_alg() -> str:
     from provenance.watermark import SOFT_BINDING_ALG
 
@@ -68,7 +78,8 @@ class SoftBindingAlgList(BaseModel):
 
 def decode_value(value: str) -> str:
     """The payload as lower-case hex from a base64 (or 16-hex-digit) soft-binding value."""
-    v = value.strip()
+    # a '+' pasted into a URL unencoded arrives as a space; base64 has no spaces to lose
+    v = value.strip().replace(" ", "+")
     if re.fullmatch(r"[0-9a-fA-F]{16}", v):
         return v.lower()
     try:
@@ -193,8 +204,7 @@ async def get_manifest(
 ) -> Response:
     # returnActiveManifest: FoleySeal stores one manifest per asset, so the store and the active
     # manifest coincide; the whole store is returned either way.
-    if not _MANIFEST_ID.match(manifestId):
-        raise HTTPException(status_code=400, detail="invalid C2PA manifest id")
+    check_manifest_id(manifestId)
     store = get_state(request).store
     record = await asyncio.to_thread(store.get, manifestId)
     if record is None:

@@ -88,3 +88,9 @@ async def health(request: Request) -> Any:
     if store != "ok":
         return JSONResponse(status_code=503, content=body, headers={"Retry-After": "30"})
     return body
+
+
+@router.head("/health", include_in_schema=False)
+async def health_head(request: Request) -> Any:
+    """The same check for probes that ask with HEAD (many load balancers and uptime monitors)."""
+    return await health(request)
