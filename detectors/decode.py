@@ -18,6 +18,7 @@ import av
 import numpy as np
 
 from provenance.core.errors import FormatError, InputError
+from provenance.core.io.common import library_message
 
 # Formats libsndfile decodes exactly and fast; everything else goes through FFmpeg (PyAV).
 _SOUNDFILE_FORMATS = {"wav", "w64", "flac", "aiff", "caf", "au"}
@@ -94,7 +95,7 @@ def _soundfile_chunks(path: Path, deadline: float | None, stats: DecodeStats, ma
         # bytes: a file name that is not valid UTF-8 (Latin-1 from an old archive) opens too
         fh = sf.SoundFile(os.fsencode(path))
     except (sf.LibsndfileError, RuntimeError, OSError, ValueError) as exc:
-        raise FormatError(f"cannot decode audio: {exc}") from exc
+        raise FormatError(f"cannot decode audio: {library_message(exc)}") from exc
     with fh:
         from provenance.core.io.read import structure_damage
 
@@ -175,7 +176,7 @@ def _pyav_chunks(path: Path, deadline: float | None, stats: DecodeStats, max_fra
     try:
         container = av.open(str(path))
     except (av.error.FFmpegError, OSError, ValueError, MemoryError, OverflowError) as exc:
-        raise FormatError(f"cannot decode audio: {exc}") from exc
+        raise FormatError(f"cannot decode audio: {library_message(exc)}") from exc
     try:
         if not container.streams.audio:
             raise FormatError("no audio stream to decode")
@@ -253,9 +254,9 @@ def _soundfile_else_pyav(path: Path, deadline: float | None, stats: DecodeStats,
             skip = 0
     except FormatError as exc:
         if done == 0:
-            raise FormatError(f"cannot decode audio: {cause}") from exc
+            raise FormatError(f"cannot decode audio: {library_message(cause)}") from exc
     if handed_on == 0:
-        raise FormatError(f"cannot decode audio: {cause}")
+        raise FormatError(f"cannot decode audio: {library_message(cause)}")
 
 
 def iter_mono(

@@ -561,18 +561,30 @@ def test_a_sped_up_file_is_found_by_the_search_within_its_budget(verify_env: Ver
     assert not r0.watermark[0].found
 
 
+def _wav_bytes(samples: np.ndarray, rate: int) -> bytes:
+    buf = io.BytesIO()
+    sf.write(buf, samples, rate, format="WAV", subtype="PCM_16")
+    return buf.getvalue()
+
+
 def test_bad_input_gives_error_verdict_not_exception(verify_env: VerifyEnv, tmp_path: Path) -> None:
     cases = {
         "empty.wav": b"",
         "text.wav": b"hello world\n" * 50,
         "random.mp3": np.random.default_rng(0).bytes(4000),
     }
+    # a WAV header claiming zero channels: libsndfile's message quoted the path as bytes,
+    # "Error opening b'zero_channels.wav': Channel count is zero."
+    wav = bytearray(_wav_bytes(np.zeros(8000, dtype=np.float32), 8000))
+    wav[22:24] = (0).to_bytes(2, "little")
+    cases["zero_channels.wav"] = bytes(wav)
     for name, data in cases.items():
         p = tmp_path / name
         p.write_bytes(data)
         r = verify(p, settings=verify_env.settings)
         assert r.verdict is Verdict.ERROR, (name, r.verdict)
         assert r.error and name in r.file
+        assert "b'" not in r.error + " ".join(r.notes) and "Errno" not in r.error, (r.error, r.notes)
         assert r.explanation.startswith("The file could not be examined")
         assert ".." not in r.explanation, r.explanation  # FFmpeg's message ends in a full stop of its own
     r = verify(tmp_path / "missing.wav", settings=verify_env.settings)

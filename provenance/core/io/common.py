@@ -167,6 +167,17 @@ def _check_file(path: Path) -> None:
         raise InputError("file is empty (0 bytes)", path=path)
 
 
+def library_message(exc: BaseException) -> str:
+    """What a decoding library's exception says, without the file name it adds: libsndfile
+    quotes a byte-string path (``Error opening b'x.wav': ...``) and FFmpeg an ``[Errno N]``, and
+    the caller's message names the file already."""
+    if isinstance(exc, sf.LibsndfileError) and getattr(exc, "error_string", None):
+        return str(exc.error_string).strip()
+    if isinstance(exc, av.FFmpegError) and getattr(exc, "strerror", None):
+        return str(exc.strerror).strip()
+    return str(exc).strip() or type(exc).__name__
+
+
 @contextlib.contextmanager
 def _wrapped(path: PathLike | None, action: str) -> Iterator[None]:
     """Turn soundfile/PyAV/OS failures inside the block into :class:`FormatError` naming ``path``."""
@@ -177,7 +188,7 @@ def _wrapped(path: PathLike | None, action: str) -> Iterator[None]:
     except PermissionError as exc:  # nothing about the data: this user may not read (or write) it
         raise InputError(f"cannot {action}: permission denied", path=path) from exc
     except (av.FFmpegError, sf.LibsndfileError, RuntimeError, ValueError, OSError, EOFError) as exc:
-        detail = str(exc).strip() or type(exc).__name__
+        detail = library_message(exc)
         raise FormatError(f"cannot {action} (corrupt, truncated or unsupported data): {detail}",
                           path=path) from exc
 
