@@ -288,25 +288,29 @@ class Verifier:
                 display, manifest_not_media(self.sidecar_advice), advice="", size_bytes=size, sha256=sha
             )
         ev = _Evidence(size=size, sha=sha, progress=progress)
+        try:
+            # 1. container
+            self._probe_container(path, display, ev)
 
-        # 1. container
-        self._probe_container(path, display, ev)
+            with tempfile.TemporaryDirectory(prefix="foleyseal-alias-") as alias_dir:
+                c2pa_path = self._c2pa_path(path, display, ev.container, Path(alias_dir))
 
-        with tempfile.TemporaryDirectory(prefix="foleyseal-alias-") as alias_dir:
-            c2pa_path = self._c2pa_path(path, display, ev.container, Path(alias_dir))
+                # 2. credentials carried with the file
+                self._carried_credentials(c2pa_path, has_manifest_box, ev)
 
-            # 2. credentials carried with the file
-            self._carried_credentials(c2pa_path, has_manifest_box, ev)
+                # 3. watermark
+                if ev.container is not None:
+                    self._check_watermark(path, display, deadline, ev)
 
-            # 3. watermark
-            if ev.container is not None:
-                self._check_watermark(path, display, deadline, ev)
+                # 4. store
+                ev.store_matches, ev.store_read = self._store_lookup(c2pa_path, sha, ev.watermark, ev.notes)
 
-            # 4. store
-            ev.store_matches, ev.store_read = self._store_lookup(c2pa_path, sha, ev.watermark, ev.notes)
-
-        # 5. verdict
-        return self._conclude(path, display, deadline, ev)
+            # 5. verdict
+            return self._conclude(path, display, deadline, ev)
+        except DeadlineExceeded as exc:
+            # what was learnt before the limit (size, hash, container) still describes the file
+            return self._error_report(display, exc.message, advice=_MORE_TIME, size_bytes=size, sha256=sha,
+                                      container=ev.container)
 
     def _size_or_refusal(self, path: Path, display: str) -> int | VerificationReport:
         """The size of the file at ``path`` (bytes), or the error report refusing it: not there,

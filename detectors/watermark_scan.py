@@ -221,6 +221,12 @@ class _Scan:
             self.aborted = True
             self.turns.notify_all()
 
+    def check_deadline(self) -> None:
+        """Raise :class:`DeadlineExceeded` once the time limit has passed (also called inside the
+        detector's speed/pitch search, which takes seconds on a long window)."""
+        if self.deadline is not None and time.monotonic() > self.deadline:
+            raise DeadlineExceeded("verification exceeded its time limit while searching the watermark")
+
     def may_search(self) -> bool:
         """Whether one more window may have the speed/pitch search (it counts). Asked on the
         calling thread, in the file's order, as each window is handed to a worker."""
@@ -238,7 +244,7 @@ class _Scan:
 
         try:
             audio = Audio(x[np.newaxis, :], self.stats.sample_rate)
-            det = detect(audio, s.key, search=search)
+            det = detect(audio, s.key, search=search, checkpoint=self.check_deadline)
             near = det.found or float(det.details.get("presence_p_value", 1.0)) <= CONFIRM_P_VALUE
             if (self.known is not None and (near or (self.listing and whole))
                     and _unnamed(det, self.known, self.store_failed) and self.may_match()):
@@ -247,6 +253,8 @@ class _Scan:
         except InputError as exc:
             # Too short for one watermark block, or a rate the watermark does not cover.
             self.rejected.append(exc.message)
+        except DeadlineExceeded:
+            raise
         except Exception as exc:  # a detector bug must not cost the rest of the report
             log.exception("watermark detector failed at %.1f s", offset_s)
             self.failed.append(f"{type(exc).__name__} at {offset_s:.0f} s")
@@ -268,7 +276,7 @@ class _Scan:
         # the cost, so that an unmarked file does not pay for its search twice.
         warped = (det.speed, det.pitch_semitones) != (1.0, 0.0)
         try:
-            again = detect(audio, s.key, search=search and warped, known=self.known)
+            again = detect(audio, s.key, search=search and warped, known=self.known, checkpoint=self.check_deadline)
             det = dataclasses.replace(again, details={**det.details, **again.details})
         except StoreError as exc:
             log.warning("matching issued payloads failed at %.1f s: %s", offset_s, exc)
@@ -337,8 +345,7 @@ class _Scan:
             submitted = 0
             try:
                 for start, window in analysis_windows(chunks, self.stats, self.limits):
-                    if self.deadline is not None and time.monotonic() > self.deadline:
-                        raise DeadlineExceeded("verification exceeded its time limit while searching the watermark")
+                    self.check_deadline()
                     if window.shape[0] == 0 or float(np.max(np.abs(window))) < SILENCE_PEAK:
                         self.silent += 1
                         continue

@@ -812,7 +812,7 @@ def test_a_damaged_or_expired_anchor_is_no_fault_of_the_file_verified(tmp_path, 
     assert "if the signer's root is one of them, that is why" in r.explanation
 
 
-def test_an_empty_sidecar_is_named_not_taken_for_tampered_credentials(tmp_path):
+def test_an_empty_sidecar_is_named_not_taken_for_tampered_credentials(tmp_path, capsys, monkeypatch):
     from detectors.report import Verdict
     from detectors.verify import verify
 
@@ -822,6 +822,12 @@ def test_an_empty_sidecar_is_named_not_taken_for_tampered_credentials(tmp_path):
     r = verify(ogg, settings=load_settings(tmp_path / "home"), keyring=[])
     assert r.verdict is Verdict.NO_EVIDENCE
     assert any("x.ogg.c2pa is empty (0 bytes)" in n for n in r.notes)
+
+    # a sidecar of garbage: tampered, and the signer it could not read is said so, not "None"
+    (tmp_path / "x.ogg.c2pa").write_bytes(b"not a manifest" * 10)
+    monkeypatch.setenv("FOLEYSEAL_HOME", str(tmp_path / "home"))
+    rc, out, _ = run_cli(capsys, "verify", str(ogg))
+    assert rc == 5 and "signer (unreadable)" in out and "signer None" not in out, out
 
 
 def test_a_signing_key_others_can_read_is_refused_like_a_watermark_key(home, tmp_path, capsys):

@@ -664,6 +664,44 @@ def test_time_limit_is_enforced(verify_env: VerifyEnv) -> None:
     assert "--time-limit" in r.explanation and "audio file" not in r.explanation, r.explanation
 
 
+def test_the_time_limit_reaches_into_the_watermark_search(verify_env: VerifyEnv, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The limit was checked between analysis windows only, and one window's speed/pitch search
+    takes seconds: a 1 s limit ended a 10-minute file's verification after 9-11 s. The detector
+    now calls the caller's checkpoint inside its search, and a report cut short by the limit
+    keeps the size, hash and container already found (they were dropped)."""
+    from provenance.core.audio import Audio
+    from provenance.watermark import detect
+    from provenance.watermark.keys import new_key
+
+    class Stop(Exception):
+        pass
+
+    calls = []
+
+    def checkpoint() -> None:
+        calls.append(1)
+        if len(calls) == 5:
+            raise Stop()
+
+    noise = (0.1 * np.random.default_rng(3).standard_normal(16_000 * 40)).astype(np.float32)
+    with pytest.raises(Stop):
+        detect(Audio(noise[np.newaxis, :], 16_000), new_key(), checkpoint=checkpoint)
+    assert len(calls) == 5
+    assert not detect(Audio(noise[np.newaxis, :], 16_000), new_key(), search=False, checkpoint=checkpoint).found
+
+    from detectors.decode import DeadlineExceeded
+
+    def out_of_time(*args: object, **kwargs: object) -> None:
+        raise DeadlineExceeded("verification exceeded its time limit while searching the watermark")
+
+    monkeypatch.setattr(Verifier, "_check_watermark", out_of_time)
+    path = verify_env.files["marked_wav"]
+    r = verify(path, settings=verify_env.settings)
+    assert r.verdict is Verdict.ERROR and "time limit" in r.error
+    assert r.size_bytes == path.stat().st_size and r.sha256 and r.container is not None
+    assert r.container.sample_rate > 0
+
+
 # --- CLI ----------------------------------------------------------------------------------
 
 

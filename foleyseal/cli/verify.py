@@ -154,7 +154,7 @@ def _summary(report: dict[str, Any], console: Any) -> None:
         codes = ", ".join(cred.get("failure_codes") or []) or "none"
         console.print(
             f"  credentials: {cred.get('source')}, state {cred.get('state')}, signer "
-            f"{escape(str(cred.get('signer')))}, failure codes: {escape(codes)}"
+            f"{escape(str(cred.get('signer') or '(unreadable)'))}, failure codes: {escape(codes)}"
         )
         if cred.get("digital_source_type"):
             console.print(f"  source type: {escape(_source_type_text(cred['digital_source_type']))}")

@@ -147,11 +147,13 @@ def detect_features(
     search: bool = True,
     clipped16: np.ndarray | None = None,
     known: KnownPayloads | None = None,
+    checkpoint: Callable[[], None] | None = None,
 ) -> Detection:
     """Detect in a 16 kHz mono signal (see :func:`detect`); ``source_rate_hz`` is the rate of the
     file it came from (bands above its Nyquist frequency are ignored); ``clipped16`` is the
     clipped share of each 16 kHz sample (:func:`~provenance.watermark.clipping.clipped_fraction`)
-    or None; ``known``: the issued payloads, if the caller has them (:mod:`.known`)."""
+    or None; ``known``: the issued payloads, if the caller has them (:mod:`.known`);
+    ``checkpoint``: called between the search's steps (see :func:`detect`)."""
     layout = Layout.from_key(as_key(key), params)
     tables = ScanTables.for_layout(layout)
     bp, feat = timeline_features(x16, params, source_rate_hz)
@@ -171,7 +173,7 @@ def detect_features(
     # Not found, or found without its payload: a pitch shift of a semitone or a small time
     # stretch can leave enough of the mark in place to be found, but not to be decoded.
     searched = _search_readings(x16, feat, layout, tables, params, source_rate_hz,
-                                threshold=threshold, duration_s=duration_s)
+                                threshold=threshold, duration_s=duration_s, checkpoint=checkpoint)
     if searched is None:
         return unedited(det)
     wdet, warped_feat, warp, start = searched
@@ -237,6 +239,7 @@ def _unedited_or_searched(det: Detection, wdet: Detection) -> tuple[Detection, b
 def _search_readings(
     x16: np.ndarray, feat: Features, layout: Layout, tables: ScanTables, params: WatermarkParams,
     source_rate_hz: float | None, *, threshold: float, duration_s: float,
+    checkpoint: Callable[[], None] | None = None,
 ) -> tuple[Detection, Features, Warp, int] | None:
     """The tempo and pitch search (:func:`~provenance.watermark.search.search_warp`) with both reliability readings, with and
     without the noise-floor discount (see :func:`_detect_timeline`: steady content ranks the
@@ -245,7 +248,7 @@ def _search_readings(
     features it was read from, its warp and the first sample of its window (16 kHz); None when
     the signal is too short to search. The p-values carry the union bound over both readings'
     warps, :func:`~provenance.watermark.search.search_hypotheses`."""
-    searched = search_warp(x16, feat, layout, tables, params, source_rate_hz, (True, False))
+    searched = search_warp(x16, feat, layout, tables, params, source_rate_hz, (True, False), checkpoint)
     if searched is None:
         return None
     readings: list[tuple[Detection, Features, Warp, int]] = []
@@ -1059,6 +1062,7 @@ def detect(
     params: WatermarkParams = DEFAULT_PARAMS,
     search: bool = True,
     known: KnownPayloads | None = None,
+    checkpoint: Callable[[], None] | None = None,
 ) -> Detection:
     """Look for the watermark of ``key`` in ``audio``.
 
@@ -1076,6 +1080,8 @@ def detect(
     payloads (:class:`~provenance.watermark.known.IssuedList`), their codewords are correlated
     with the file's soft values, and the presence test alone keeps a smaller share of the
     false-positive budget (:func:`~provenance.watermark.confirm.presence_p_value`, :func:`~provenance.watermark.confirm.matched_p_value`).
+    ``checkpoint`` is called between the speed/pitch search's steps (a few hundredths of a
+    second apart); whatever it raises ends the detection: a caller's time limit.
     """
     check_threshold(threshold)
     audio = require_audio(audio).validate()
@@ -1085,4 +1091,5 @@ def detect(
     return detect_features(
         x16, key, duration_s=audio.duration_s, threshold=threshold, params=params,
         source_rate_hz=audio.sample_rate, search=search, clipped16=clipped16, known=known,
+        checkpoint=checkpoint,
     )

@@ -8,6 +8,7 @@ the detection at the warp found is made by :mod:`provenance.watermark.detect`.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 
@@ -98,6 +99,7 @@ def best_window(feat: Features, length_slots: int, within: tuple[int, int]) -> t
 def search_warp(
     x16: np.ndarray, feat: Features, layout: Layout, tables: ScanTables, params: WatermarkParams,
     source_rate_hz: float | None, noise_floors: tuple[bool, ...],
+    checkpoint: Callable[[], None] | None = None,
 ) -> list[tuple[Warp, np.ndarray, int, int]] | None:
     """Search tempo and pitch changes: every coarse warp on a window of ``COARSE_BLOCKS`` blocks
     (scaled band edges, one power spectrum), then hill climbing over fine steps around the best
@@ -107,7 +109,9 @@ def search_warp(
     (the unedited features with the discount) chooses the windows. Returns, per reading, the best
     warp, the band power of the window resampled for its frequency scale (see
     :func:`unwarped_features`) and the window's first and end sample at 16 kHz; None when the
-    signal is too short to hold a block at every tempo."""
+    signal is too short to hold a block at every tempo. ``checkpoint`` is called before each
+    warp is scored (whatever it raises ends the search: a caller's time limit)."""
+    check = checkpoint or (lambda: None)
     n_slots = feat.v.shape[1]
     slot = params.slot_len
     need = min_search_slots(params)
@@ -124,6 +128,7 @@ def search_warp(
     resampled_coarse: dict[float, np.ndarray] = {}
 
     def coarse_scores(w: Warp) -> list[float]:
+        check()
         if w in pitch_shifts:
             # Pitch shifts: scaled band edges rank them poorly on tonal music (a harmonic's
             # energy sits in one bin, which fractional edge weights misplace); resample (once
@@ -157,6 +162,7 @@ def search_warp(
 
             def score(ti: int, fi: int) -> float:
                 if (ti, fi) not in cache:
+                    check()
                     w = start.scaled(time_f[ti], freq_f[fi])
                     cache[(ti, fi)] = standardised_z(unwarped_features(banded(fi), w, params, source_rate_hz,
                                                                noise_floor=noise_floor), layout, tables)
