@@ -397,6 +397,16 @@ class Verifier:
             ev.notes.append(f"Audio decoding failed: {ev.decode_error}")
         elif (shortfall := _shortfall_note(ev.container, stats)) is not None:
             ev.notes.append(shortfall)
+        decoded_s = stats.frames / stats.sample_rate if stats.sample_rate else 0.0
+        if (self.keyring and not ev.decode_error and stats.frames and decoded_s < FINDABLE_S
+                and not any(w.found for w in ev.watermark)):
+            # "no watermark was detected" of 0.05 s of audio would read like an examination
+            from provenance.watermark.embed import min_duration_s
+
+            ev.notes.append(
+                f"The audio is only {stats.frames} samples ({decoded_s:.2f} s) long: too short for a watermark to be found (that takes "
+                f"about {FINDABLE_S:g} s of audio, and {min_duration_s():.2f} s to read its payload in full)."
+            )
 
     def _decode_and_scan(
         self, path: Path, container: ContainerInfo, deadline: float | None, stats: DecodeStats, notes: list[str],
@@ -643,6 +653,11 @@ def _replaced_mark_note(cred: Any | None) -> str | None:
     where = f" (stored record {replaces['manifest']})" if replaces.get("manifest") else ""
     return (f"Its manifest records that it was marked over an earlier FoleySeal output, whose watermark payload "
             f"{replaces['payload']}{where} this mark replaced.")
+
+
+FINDABLE_S = 1.0
+"""Seconds of marked audio the detector needs to find a mark (measured: 0.75 s of a marked
+excerpt is found, 0.5 s is not); its payload needs a whole block, :func:`min_duration_s`."""
 
 
 def _shortfall_note(container: ContainerInfo, stats: DecodeStats) -> str | None:

@@ -657,6 +657,25 @@ def test_a_file_name_that_is_not_utf8_is_read_like_any_other(verify_env: VerifyE
     assert r.watermark[0].found and r.watermark[0].payloads[0] == verify_env.payload
 
 
+def test_audio_too_short_to_hold_a_findable_mark_says_so(verify_env: VerifyEnv, tmp_path: Path) -> None:
+    """0.05 s of audio got a plain `no_evidence`, "no FoleySeal watermark was detected", as if it
+    had been examined like any other file; the detector needs about a second to find a mark."""
+    noise = (0.1 * np.random.default_rng(8).standard_normal(48_000 * 2)).astype(np.float32)
+    for frames, noted in ((1, True), (2_400, True), (96_000, False)):
+        path = tmp_path / f"short{frames}.wav"
+        sf.write(path, noise[:frames], 48_000)
+        r = verify(path, settings=verify_env.settings)
+        assert r.verdict is Verdict.NO_EVIDENCE
+        assert any(f"only {frames} samples" in n and "too short for a watermark to be found" in n
+                   for n in r.notes) is noted, r.notes
+    # a marked excerpt long enough to be found gets no such note
+    marked, rate = sf.read(verify_env.files["marked_wav"], dtype="float32")
+    path = tmp_path / "excerpt.wav"
+    sf.write(path, marked[: int(3.0 * rate)], rate)
+    r = verify(path, settings=verify_env.settings)
+    assert r.watermark[0].found and not any("too short" in n for n in r.notes), r.notes
+
+
 def test_time_limit_is_enforced(verify_env: VerifyEnv) -> None:
     with Verifier(verify_env.settings, limits=VerifyLimits(time_limit_s=1e-4)) as v:
         r = v.verify(verify_env.files["spliced"])
