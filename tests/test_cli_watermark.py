@@ -463,3 +463,35 @@ def test_with_json_an_error_is_json_on_stdout_too(key, tmp_path, capsys):
                                "kind": "InputError", "exit_code": 3}
     code, out, err = run(["watermark", "detect", str(tmp_path / "missing.wav"), "--key", str(key)], capsys)
     assert code == 3 and out == ""
+
+
+def _commands(group, path=()):
+    """(path, command) for every command under ``group`` (Typer's own click types: no isinstance)."""
+    for name, cmd in group.commands.items():
+        if hasattr(cmd, "commands"):
+            yield from _commands(cmd, path + (name,))
+        else:
+            yield path + (name,), cmd
+
+
+def test_no_help_text_breaks_a_sentence_mid_line():
+    """Typer's help keeps a docstring's line breaks: `generate --help` showed its paragraphs cut
+    at column 100 ("there is no way to write an unmarked one (the mark" / "is read back..."),
+    however wide the terminal. A paragraph's lines (after the first, which Typer joins) may only
+    end a sentence or a heading, or lead into an indented list."""
+    import inspect
+
+    import typer
+
+    from foleyseal.cli import app
+
+    broken = []
+    for path, cmd in _commands(typer.main.get_command(app)):
+        doc = inspect.cleandoc(cmd.help or "")
+        for paragraph in doc.split("\n\n")[1:]:  # the first one Typer joins into one line
+            lines = paragraph.split("\n")
+            for line, nxt in zip(lines, lines[1:]):
+                if not nxt.startswith(" ") and not line.rstrip().endswith((".", ":", ")")):
+                    broken.append(f"{' '.join(path)}: {line!r}")
+    assert len(list(_commands(typer.main.get_command(app)))) >= 15
+    assert broken == [], broken

@@ -122,12 +122,9 @@ def generate_cmd(
 ) -> None:
     """Generate a soundtrack for VIDEO, watermark it, sign it (C2PA) and store its record.
 
-    Every output, candidate and stem is marked: there is no way to write an unmarked one (the mark
-    is read back before publishing; a stem too silent to carry it is left out, with a note).
-    Exit 0 on success; 2 on a usage error (a seed outside 0..2^32-1); 3 on bad input (no video
-    stream, corrupt or truncated file, video or --duration too short, an output path that is the
-    input or another output, a soundtrack too silent to carry the watermark, a failing generator,
-    bad keys).
+    Every output, candidate and stem is marked: there is no way to write an unmarked one (the mark is read back before publishing; a stem too silent to carry it is left out, with a note).
+
+    Exit 0 on success; 2 on a usage error (a seed outside 0..2^32-1); 3 on bad input (no video stream, corrupt or truncated file, video or --duration too short, an output path that is the input or another output, a soundtrack too silent to carry the watermark, a failing generator, bad keys).
     """
     from provenance.core.config import load_settings
     from v2a_core.pipeline import GenerateOptions, finite_or_none
