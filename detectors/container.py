@@ -89,8 +89,9 @@ def probe(path: str | Path, *, name: str | None = None) -> ContainerInfo:
     """Probe ``path`` and describe its container.
 
     ``name`` is the file name as given by the user (an upload's name), used only to compare its
-    extension with the detected format. Raises :class:`FormatError` for files that are not an
-    audio file or a video with an audio track.
+    extension with the detected format. Raises :class:`FormatError` for files that are not in
+    an audio or video container; a container without an audio stream (a silent video) is
+    described, with no sample rate, channels or codec (:attr:`ContainerInfo.has_audio`).
     """
     import av
 
@@ -135,23 +136,20 @@ def _describe(container: object, path: Path, name: str | None, size: int) -> Con
     audio = [s for s in streams if s.kind == "audio"]
     # Cover art in an MP3 or M4A shows up as a one-frame "video" (mjpeg/png): not a video.
     video = [s for s in streams if s.kind == "video" and s.codec not in ("mjpeg", "png", "bmp", "gif")]
-    if not audio:
-        raise FormatError(
-            "has no audio track" if video else "holds no audio stream", path=name or path
-        )
-    main = main_audio_stream(container).index
-    audio.sort(key=lambda s: s.index != main)  # the main one first
+    if audio:
+        main = main_audio_stream(container).index
+        audio.sort(key=lambda s: s.index != main)  # the main one first
     fmt, ext, mime = _DEMUXERS[demuxer]
     if fmt == "mp4":
         fmt, ext, mime = _refine_bmff(container, bool(video))
     elif fmt == "webm":
         fmt, ext, mime = _refine_matroska(path, bool(video))
-    elif fmt == "ogg" and audio[0].codec == "opus":
+    elif fmt == "ogg" and audio and audio[0].codec == "opus":
         ext = ".opus"
     duration = None
     if container.duration is not None and container.duration > 0:
         duration = container.duration / 1_000_000.0
-    elif audio[0].duration_s:
+    elif audio and audio[0].duration_s:
         duration = audio[0].duration_s
     given_ext = Path(name or path.name).suffix.lower()
     mismatch = bool(given_ext) and given_ext not in _EXTENSIONS.get(fmt, {ext})
@@ -162,9 +160,9 @@ def _describe(container: object, path: Path, name: str | None, size: int) -> Con
         extension=ext,
         size_bytes=size,
         duration_s=duration,
-        sample_rate=audio[0].sample_rate,
-        channels=audio[0].channels,
-        codec=audio[0].codec,
+        sample_rate=audio[0].sample_rate if audio else None,
+        channels=audio[0].channels if audio else None,
+        codec=audio[0].codec if audio else None,
         has_video=bool(video),
         streams=tuple(streams),
         extension_mismatch=mismatch,

@@ -138,6 +138,11 @@ class ContainerInfo:
     extension_mismatch: bool = False
     """True when the file name's extension names another format than the content (content wins)."""
 
+    @property
+    def has_audio(self) -> bool:
+        """Whether the container holds an audio stream (the rest of the report is about it)."""
+        return self.codec is not None or any(s.kind == "audio" for s in self.streams)
+
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["streams"] = [asdict(s) for s in self.streams]

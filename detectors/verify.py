@@ -299,7 +299,7 @@ class Verifier:
                 self._carried_credentials(c2pa_path, has_manifest_box, ev)
 
                 # 3. watermark
-                if ev.container is not None:
+                if ev.container is not None and ev.container.has_audio:
                     self._check_watermark(path, display, deadline, ev)
 
                 # 4. store
@@ -339,6 +339,10 @@ class Verifier:
         except Exception as exc:  # a demuxer bug must not take the verifier down
             log.exception("container probe failed for %s", display)
             ev.container_error = f"the container could not be parsed ({type(exc).__name__})"
+        if ev.container is not None and not ev.container.has_audio:
+            # a recognised container (its credentials are still read, as that type) with nothing
+            # for the watermark and the verdict about audio
+            ev.container_error = "has no audio track" if ev.container.has_video else "holds no audio stream"
         if ev.container is not None and ev.container.extension_mismatch:
             ev.notes.append(
                 f"The file name's extension does not match its content, which is {ev.container.format.upper()}; "
@@ -455,7 +459,7 @@ class Verifier:
             verdict = Verdict.CREDENTIALS_RECOVERED_BY_WATERMARK
         elif found:
             verdict = Verdict.WATERMARK_ONLY
-        elif ev.container is None or (ev.decode_error and not ev.stats.frames):
+        elif ev.container is None or not ev.container.has_audio or (ev.decode_error and not ev.stats.frames):
             message = ev.container_error or ev.decode_error or "unreadable file"
             return self._error_report(display, message, size_bytes=ev.size, sha256=ev.sha, container=ev.container,
                                       credentials=ev.credentials, notes=ev.notes)

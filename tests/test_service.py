@@ -23,7 +23,7 @@ from detectors.service import ServiceConfig, create_app
 from detectors.service.api_keys import ApiKeyStore
 from provenance.core.errors import StoreError
 from tests import _verify_fixtures
-from tests._verify_fixtures import VerifyEnv, running_server
+from tests._verify_fixtures import VerifyEnv, running_server, write_video_only
 
 # The session fixture, held by this module (which therefore builds its own): assigned, since an
 # imported fixture reads to pyflakes as an unused import that each test's argument redefines.
@@ -598,6 +598,19 @@ def test_worker_pool_replaces_hung_and_crashed_workers(verify_env: VerifyEnv, tm
 
     asyncio.run(scenario())
     assert list((tmp_path / "scratch").iterdir()) == []
+
+
+def test_by_content_tells_a_silent_video_from_a_file_of_no_media_type(client: TestClient, tmp_path: Path) -> None:
+    """An MP4 without an audio track got 415 "invalid asset type", the answer for content of no
+    audio or video type at all; it is a recognised type that cannot be examined: 422."""
+    silent = tmp_path / "silent.mp4"
+    write_video_only(silent, 2.0)
+    r = client.post("/matches/byContent", files={"file": ("silent.mp4", silent.read_bytes())})
+    assert r.status_code == 422 and "has no audio track" in r.json()["detail"], r.text
+    r = _upload(client, silent)
+    assert r.status_code == 422 and r.json()["report"]["container"]["format"] == "mp4", r.text
+    r = client.post("/matches/byContent", files={"file": ("notes.txt", b"plain text, no media " * 20)})
+    assert r.status_code == 415, r.text
 
 
 def test_a_worker_killed_while_idle_is_replaced_before_it_fails_a_client(client: TestClient, verify_env: VerifyEnv) -> None:

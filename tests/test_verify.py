@@ -28,7 +28,7 @@ from foleyseal.cli.verify import (
     report_exit_code,
 )
 from tests import _verify_fixtures
-from tests._verify_fixtures import SR, VerifyEnv, foley_host, settings_without_store
+from tests._verify_fixtures import SR, VerifyEnv, foley_host, settings_without_store, write_video_only
 
 # The session fixture, held by this module (which therefore builds its own): assigned, since an
 # imported fixture reads to pyflakes as an unused import that each test's argument redefines.
@@ -674,6 +674,28 @@ def test_audio_too_short_to_hold_a_findable_mark_says_so(verify_env: VerifyEnv, 
     sf.write(path, marked[: int(3.0 * rate)], rate)
     r = verify(path, settings=verify_env.settings)
     assert r.watermark[0].found and not any("too short" in n for n in r.notes), r.notes
+
+
+def test_a_video_without_audio_is_described_and_its_credentials_read(verify_env: VerifyEnv, tmp_path: Path,
+                                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    """A video with no audio track got `container: null` (no format, duration or streams), even
+    when it was signed and its credentials valid; the service then answered /matches/byContent
+    with 415 "invalid asset type" for an MP4 it had recognised."""
+    silent = tmp_path / "silent.mp4"
+    write_video_only(silent, 3.0)
+    r = verify(silent, settings=verify_env.settings)
+    assert r.verdict is Verdict.ERROR and r.error == "has no audio track"
+    assert r.container is not None and r.container.format == "mp4" and r.container.has_video
+    assert not r.container.has_audio and r.container.codec is None and r.container.duration_s == pytest.approx(3.0, abs=0.2)
+    assert r.watermark == []
+    signed = tmp_path / "signed.mp4"
+    rc, said = _cli(["sign", str(silent), str(signed)], verify_env, capsys)
+    assert rc == 0, said
+    rc, said = _cli(["verify", str(signed)], verify_env, capsys)
+    assert rc == 0 and "credentials_valid" in said and "container: mp4 3.0 s, no audio, with video" in said, said
+    r = verify(signed, settings=verify_env.settings)
+    assert r.verdict is Verdict.CREDENTIALS_VALID and r.container.format == "mp4"
+    assert "Container: has no audio track" in r.notes
 
 
 def test_time_limit_is_enforced(verify_env: VerifyEnv) -> None:

@@ -200,7 +200,7 @@
     const c = report.container || {};
     fillFacts($("container"), report.container ? [
       ["Format", `${c.format} (${c.format_long})`],
-      ["Audio", `${c.codec}, ${c.sample_rate} Hz, ${c.channels} channel(s)`],
+      ["Audio", c.codec ? `${c.codec}, ${c.sample_rate} Hz, ${c.channels} channel(s)` : "none"],
       ["Duration", c.duration_s != null ? fmtTime(c.duration_s) : null],
       ["Video", c.has_video ? "yes" : "no"],
     ] : [["Error", report.error]]);

@@ -145,10 +145,9 @@ def _summary(report: dict[str, Any], console: Any) -> None:
     if c:
         dur = f"{c['duration_s']:.1f} s" if c.get("duration_s") is not None else "?"
         video = ", with video" if c.get("has_video") else ""
-        console.print(
-            f"  container: {c['format']} ({c.get('codec')}), {dur}, {c.get('sample_rate')} Hz, "
-            f"{c.get('channels')} ch{video}"
-        )
+        audio = (f"({c.get('codec')}), {dur}, {c.get('sample_rate')} Hz, {c.get('channels')} ch"
+                 if c.get("codec") else f"{dur}, no audio")
+        console.print(f"  container: {c['format']} {audio}{video}")
     cred = report.get("credentials") or {}
     if cred.get("present"):
         codes = ", ".join(cred.get("failure_codes") or []) or "none"

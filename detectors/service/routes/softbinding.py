@@ -167,8 +167,10 @@ async def by_content(
     report = await verify_upload(request)
     if report.get("verdict") == "error":
         # 415 is the API's answer for content that is no audio or video format at all: hashed
-        # whole, yet no container recognised. A file cut short, empty, or past the time limit is
-        # a recognised type that could not be examined: 422, as /v1/verify answers.
+        # whole, yet no container recognised (a file cut short before its container's index,
+        # which FFmpeg cannot open, reads the same). A video without audio, an empty file or one
+        # past the time limit is a recognised type, or none was told, that could not be
+        # examined: 422, as /v1/verify answers.
         if report.get("container") is None and report.get("sha256") is not None:
             raise HTTPException(status_code=415, detail=f"invalid asset type: {report.get('error')}")
         raise HTTPException(status_code=422, detail=report.get("error") or "the file could not be examined")
