@@ -126,7 +126,7 @@ def test_a_sidecar_travels_with_its_file_in_either_order(
         assert r.status_code == 400 and "more than one media file" in r.json()["detail"], r.text[:300]
     r = client.post("/v1/verify", files=[("file", ("signed.ogg", ogg.read_bytes())),
                                          ("sidecar", ("big.c2pa", b"\0" * (16 * 2**20 + 1)))])
-    assert r.status_code == 413 and "sidecar is larger than the limit of 16777216 bytes" in r.json()["detail"]
+    assert r.status_code == 413 and "sidecar is larger than the limit of 16777216 bytes (16.0 MiB)" in r.json()["detail"]
     r = form(("sidecar", sidecar))
     assert r.status_code == 400 and "no file" in r.json()["detail"]
     assert [p for p in (upload_dir / "uploads").rglob("*") if p.is_file()] == []  # sidecars deleted too

@@ -71,6 +71,11 @@ class Upload:
                     spooled.unlink()
 
 
+def _size_text(n: int) -> str:
+    """``16777216 bytes (16.0 MiB)``: the exact figure, and the one the web page shows."""
+    return f"{n} bytes ({n / 2**20:.1f} MiB)" if n >= 2**20 else f"{n} bytes"
+
+
 def display_name(raw: str | bytes | None, default: str = "upload") -> str:
     """A safe display name from a client-supplied file name: the last path component, printable
     characters only, at most 200 characters. Never used to build a path."""
@@ -166,7 +171,7 @@ class _Spool:
     def write(self, chunk: bytes) -> None:
         self.size += len(chunk)
         if self.size > self.max_bytes:
-            raise UploadError(413, f"{self.what} is larger than the limit of {self.max_bytes} bytes")
+            raise UploadError(413, f"{self.what} is larger than the limit of {_size_text(self.max_bytes)}")
         if self.fh is None:
             self.fh = os.fdopen(os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb")
         self.fh.write(chunk)
@@ -290,7 +295,7 @@ def _check_declared_length(headers: Any, max_bytes: int, is_multipart: bool) -> 
     # A form carries framing and small fields, and may carry a sidecar, beside the file.
     allowed = max_bytes + (_MULTIPART_OVERHEAD + MAX_SIDECAR_BYTES if is_multipart else 0)
     if declared > allowed:
-        raise UploadError(413, f"upload of {declared} bytes is larger than the limit of {max_bytes} bytes")
+        raise UploadError(413, f"upload of {_size_text(declared)} is larger than the limit of {_size_text(max_bytes)}")
 
 
 def _client_name(request: Request) -> str:
