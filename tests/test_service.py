@@ -782,6 +782,23 @@ def _serve_process(args: list[str], env: dict[str, str]) -> Iterator[Any]:
             proc.wait()
 
 
+def test_a_port_in_use_is_named_with_the_way_out(verify_env: VerifyEnv) -> None:
+    """A taken port gave only uvicorn's "[Errno 98] Address already in use"."""
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        res = subprocess.run([sys.executable, "-c", "from foleyseal.cli import main; main()", "serve",
+                              "--port", str(port), "--workers", "0"],
+                             env=verify_env.env(), capture_output=True, text=True, timeout=120)
+    assert res.returncode == 3, res.stderr
+    assert f"cannot listen on http://127.0.0.1:{port}/" in res.stderr and "--port" in res.stderr, res.stderr
+
+
 def test_sigterm_stops_the_service_cleanly(verify_env: VerifyEnv, tmp_path: Path) -> None:
     """What a service manager sends: a graceful stop, exit 0, and no temporary folder left."""
     import socket

@@ -20,7 +20,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.datastructures import MutableHeaders
 
 from provenance import __version__
-from provenance.core.errors import FoleySealError, StoreError
+from provenance.core.errors import ConfigError, FoleySealError, StoreError
 
 from detectors.service.api_keys import ApiKeyStore
 from detectors.service.config import ServiceConfig
@@ -262,7 +262,13 @@ def serve(
         check_config(config)
     # Bound before the URL is announced: a port in use must not be announced as served first.
     uv_config = uvicorn.Config(create_app(config), host=host, port=port, log_level=log_level, **uvicorn_options(config))
-    sock = uv_config.bind_socket()  # exits 3 (uvicorn's start-up failure) when it cannot bind, as uvicorn.run does
+    try:
+        sock = uv_config.bind_socket()
+    except SystemExit:  # uvicorn logs the OS error ("[Errno 98] Address already in use") and exits
+        raise ConfigError(
+            f"cannot listen on {_url(host, port)}: the port is taken (another server?) or the address is "
+            "not one of this machine's; choose another with --port or --host"
+        ) from None
     with sock:
         if announce is not None:
             announce(_url(host, sock.getsockname()[1]))
