@@ -1,7 +1,7 @@
 """A stand-in for a neural video-to-audio model's command-line demo (MMAudio-style).
 
     python fake_v2a_generator.py --video V --prompt P --negative_prompt N --output DIR [--seed S]
-        [--duration D] [--mode ok|fail|nothing|video|mono44k|short|tone]
+        [--duration D] [--mode ok|fail|nothing|garbage|video|mono44k|short|tone]
 
 Writes DIR/<video stem>.wav: a tone whose pitch depends on the prompt and the seed (so tests
 can tell prompts apart) over faint noise, as long as the video (``short``: 0.5 s of it, as a
@@ -38,6 +38,9 @@ def main() -> int:
         print("CUDA out of memory (pretend)", file=sys.stderr)
         return 2
     if args.mode == "nothing":
+        return 0
+    if args.mode == "garbage":  # a model that died mid-write
+        (out / f"{Path(args.video).stem}.wav").write_bytes(b"RIFF garbage")
         return 0
     with av.open(args.video) as c:
         vs = c.streams.video[0]

@@ -87,11 +87,16 @@ def test_different_prompts_reach_the_external_model(video):
     assert fa != fb
 
 
-@pytest.mark.parametrize("mode, message", [("fail", "exit code 2: CUDA out of memory"), ("nothing", "wrote no audio")])
+@pytest.mark.parametrize("mode, message", [
+    ("fail", "exit code 2: CUDA out of memory"), ("nothing", "wrote no audio"),
+    # named by the file the command wrote, not by a temporary path that is gone by the time it is read
+    ("garbage", r"^external generator 'external' wrote .*\.wav, which cannot be read: "),
+])
 def test_external_failures_are_generation_errors(video, mode, message):
     gen = ExternalCommandGenerator(TEMPLATE + f" --mode {mode}")
-    with pytest.raises(GenerationError, match=message):
+    with pytest.raises(GenerationError, match=message) as failed:
         gen.generate(GenerationRequest(video))
+    assert failed.value.path is None and "foleyseal-ext-" not in str(failed.value)
 
 
 @pytest.mark.parametrize(

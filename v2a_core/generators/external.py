@@ -31,7 +31,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
-from provenance.core.errors import ConfigError, GenerationError
+from provenance.core.errors import ConfigError, GenerationError, InputError
 from provenance.core.interrupts import stop_signals_deferred
 from provenance.core.io import read_audio
 from v2a_core.generators.base import GenerationRequest, StageProgress, soundtrack_length_s
@@ -117,7 +117,13 @@ class ExternalCommandGenerator:
                 )
             if progress:
                 progress("generate", 1.0)
-            audio = read_audio(produced)
+            try:
+                audio = read_audio(produced)
+            except InputError as exc:  # its temporary path is gone once this is read: name the file
+                raise GenerationError(
+                    f"external generator {self.name!r} wrote {produced.relative_to(out_dir)}, which cannot be "
+                    f"read: {exc.message}"
+                ) from exc
         track = conform(audio, duration, target_lufs=request.loudness_lufs, generator=self.name, seed=request.seed,
                         buffers=Buffers(request.work_dir))
         if progress:
