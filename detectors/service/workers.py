@@ -286,9 +286,7 @@ class WorkerPool:
             worker = await self._idle.get()
             if worker.alive():
                 return worker
-            log.warning("worker pid %s died while idle (exit code %s): replacing it",
-                        worker.proc.pid, worker.proc.exitcode)
-            await self._replace(worker)
+            await self._replace_dead(worker)
 
     async def replace_dead_idle(self) -> int:
         """Replace the idle workers that have died (a health check calls this, so that it
@@ -303,9 +301,12 @@ class WorkerPool:
             if w not in dead:
                 self._idle.put_nowait(w)
         for w in dead:
-            log.warning("worker pid %s died while idle (exit code %s): replacing it", w.proc.pid, w.proc.exitcode)
-            await self._replace(w)
+            await self._replace_dead(w)
         return len(dead)
+
+    async def _replace_dead(self, worker: _Worker) -> None:
+        log.warning("worker pid %s died while idle (exit code %s): replacing it", worker.proc.pid, worker.proc.exitcode)
+        await self._replace(worker)
 
     async def _run_on(self, worker: _Worker, op: str, args: dict[str, Any], limit: float) -> Any:
         loop = asyncio.get_running_loop()

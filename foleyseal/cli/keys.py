@@ -87,10 +87,6 @@ def _signing_key_place(settings) -> str:
     return "(held by the callback)" if settings.signer_callback else str(settings.signing_key_path)
 
 
-def _installed_chain_is_complete(settings) -> bool:
-    return not _missing_chain_files(settings)
-
-
 @app.command("init")
 def init_cmd(
     home: Path = typer.Option(None, "--home", help=_HOME_HELP, readable=False),
@@ -107,7 +103,7 @@ def init_cmd(
     from provenance.watermark.keys import load_key, new_key, save_key
 
     settings = _settings(home)
-    chain_kept = _installed_chain_is_complete(settings)
+    chain_kept = not _missing_chain_files(settings)
     complete = chain_kept and settings.watermark_key_path.exists() and settings.config_path.exists()
     if force or not complete:  # a complete home on a read-only disk is kept, and needs no write
         make_home(settings.home)
