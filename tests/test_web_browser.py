@@ -172,6 +172,11 @@ def test_the_page_has_no_sideways_scroll_and_readable_lists_on_a_phone_or_deskto
         assert layout["width"] == width and layout["scrollWidth"] == width, layout
         assert layout["wider"] == [], layout
         assert layout["narrowest"] >= 200, layout  # px: a meaning spans (nearly) the card
+        # the timeline's time labels were drawn in an 800-unit view box: 6 px tall on a phone
+        labels = page.evaluate("""() => [...document.querySelectorAll("#timeline svg text")]
+            .map((t) => { const r = t.getBoundingClientRect(); return [r.left, r.right, r.height]; })""")
+        assert len(labels) >= 3 and min(h for _, _, h in labels) >= 12, labels
+        assert all(a[1] < b[0] for a, b in zip(labels, labels[1:])), labels  # side by side, not overlapping
     finally:
         page.context.close()
 

@@ -84,7 +84,9 @@
     let duration = c.duration_s || 0;
     for (const w of report.watermark || []) duration = Math.max(duration, w.analysed_s || 0);
     const segments = found.length ? found[0].segments : [];
-    const W = 800, H = 64, barY = 10, barH = 26;
+    // drawn at the width it is shown at (the result is visible by now): in a fixed 800-unit
+    // view box, the tick labels shrank to 6 px on a phone
+    const W = Math.max(240, Math.round(holder.getBoundingClientRect().width) || 800), H = 64, barY = 10, barH = 26;
     const svg = document.createElementNS(SVG_NS, "svg");
     svg.setAttribute("viewBox", `0 0 ${W} ${H}`);
     svg.setAttribute("role", "img");
@@ -123,7 +125,7 @@
         r.setAttribute("data-end", String(s.end_s));
         svg.append(r);
       }
-      const ticks = 5;
+      const ticks = Math.max(2, Math.min(5, Math.floor(W / 90)));  // labels about 45 px wide, never touching
       for (let i = 0; i <= ticks; i++) {
         const t = document.createElementNS(SVG_NS, "text");
         const x = (i / ticks) * W;
@@ -149,8 +151,6 @@
     $("explanation").textContent = report.explanation || "";
     $("file-line").textContent = `${report.file} · ${fmtBytes(report.size_bytes)}` +
       (report.sha256 ? ` · SHA-256 ${report.sha256.slice(0, 16)}…` : "");
-
-    drawTimeline(report);
 
     let cred = report.credentials && report.credentials.present ? report.credentials : null;
     let credFrom = null;
@@ -215,6 +215,7 @@
     $("notes-block").hidden = !(report.notes || []).length;
     $("raw").textContent = JSON.stringify(report, null, 2);
     result.hidden = false;
+    drawTimeline(report);
   }
 
   // One verification at a time. A newer choice (file input, drop) aborts the request before it,
