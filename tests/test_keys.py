@@ -343,10 +343,7 @@ def test_keys_init_completes_a_home_whose_key_a_signing_callback_holds(home, tmp
     """A home whose key an HSM holds has no signing-key.pem; `keys init` called it incomplete."""
     leaf, key = ca.leaf()
     chain, key_path, root = ca.write(tmp_path / "in", [leaf, ca.inter], key)
-    (tmp_path / "mods").mkdir()
-    (tmp_path / "mods" / "fake_kms.py").write_text(CALLBACK_MODULE)
-    monkeypatch.syspath_prepend(str(tmp_path / "mods"))
-    monkeypatch.setenv("TEST_KMS_KEY", str(key_path))
+    _fake_kms(tmp_path, monkeypatch, key_path)
     monkeypatch.setenv("FOLEYSEAL_SIGNER_CALLBACK", "fake_kms:sign")
     rc, _, err = run_cli(capsys, "keys", "import", "--cert-chain", str(chain), "--root", str(root))
     assert rc == 0, err
@@ -509,16 +506,21 @@ def broken(data: bytes) -> bytes:
 '''
 
 
+def _fake_kms(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, key_path: Path) -> None:
+    """Make ``fake_kms`` (:data:`CALLBACK_MODULE`) importable, signing with ``key_path``."""
+    (tmp_path / "mods").mkdir()
+    (tmp_path / "mods" / "fake_kms.py").write_text(CALLBACK_MODULE)
+    monkeypatch.syspath_prepend(str(tmp_path / "mods"))
+    monkeypatch.setenv("TEST_KMS_KEY", str(key_path))
+
+
 def test_callback_signer_signs_through_the_hook(tmp_path, monkeypatch):
     s = load_settings(tmp_path / "home")
     install_dev_chain(s)
     kms_key = tmp_path / "kms-key.pem"
     kms_key.write_bytes(s.signing_key_path.read_bytes())
     s.signing_key_path.unlink()  # the key lives only "in the KMS"
-    (tmp_path / "mods").mkdir()
-    (tmp_path / "mods" / "fake_kms.py").write_text(CALLBACK_MODULE)
-    monkeypatch.syspath_prepend(str(tmp_path / "mods"))
-    monkeypatch.setenv("TEST_KMS_KEY", str(kms_key))
+    _fake_kms(tmp_path, monkeypatch, kms_key)
     (s.home / "config.toml").write_text('signer_callback = "fake_kms:sign"\n')
     s = load_settings(s.home)
     identity = load_identity(s)
@@ -597,10 +599,7 @@ def test_a_callback_signing_with_another_key_is_named(tmp_path, ca, monkeypatch)
     chain = (leaf.public_bytes(PEM) + ca.inter.public_bytes(PEM)).decode()
     kms = tmp_path / "kms.pem"
     kms.write_bytes(private_key_pem(other_key))
-    (tmp_path / "mods").mkdir()
-    (tmp_path / "mods" / "fake_kms.py").write_text(CALLBACK_MODULE)
-    monkeypatch.syspath_prepend(str(tmp_path / "mods"))
-    monkeypatch.setenv("TEST_KMS_KEY", str(kms))
+    _fake_kms(tmp_path, monkeypatch, kms)
     import fake_kms
 
     with pytest.raises(SigningError, match="signing callback fake_kms:sign returned a signature that does not verify"):
@@ -877,10 +876,7 @@ def test_import_for_a_signing_callback_leaves_no_earlier_key_or_root(home, tmp_p
     s = load_settings()
     leaf, key = ca.leaf()
     chain, key_path, _ = ca.write(tmp_path / "in", [leaf, ca.inter], key)
-    (tmp_path / "mods").mkdir()
-    (tmp_path / "mods" / "fake_kms.py").write_text(CALLBACK_MODULE)
-    monkeypatch.syspath_prepend(str(tmp_path / "mods"))
-    monkeypatch.setenv("TEST_KMS_KEY", str(key_path))
+    _fake_kms(tmp_path, monkeypatch, key_path)
     monkeypatch.setenv("FOLEYSEAL_SIGNER_CALLBACK", "fake_kms:sign")
     rc, out, err = run_cli(capsys, "keys", "import", "--cert-chain", str(chain), "--force")
     assert rc == 0, err
