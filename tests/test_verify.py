@@ -698,6 +698,20 @@ def test_a_video_without_audio_is_described_and_its_credentials_read(verify_env:
     assert "Container: has no audio track" in r.notes
 
 
+def test_an_mp4_cut_short_before_its_index_is_said_to_be(tmp_path: Path) -> None:
+    """An MP4 whose index (moov) was never written, a download cut short, read "not a recognised
+    audio or video file"; its header says what it is, and the likely cause is given."""
+    video = Path(__file__).resolve().parents[1] / "examples" / "ball_bounce.mp4"
+    cut = tmp_path / "download.mp4"
+    cut.write_bytes(video.read_bytes()[:20_000])
+    r = verify(cut, keyring=[])
+    assert r.verdict is Verdict.ERROR
+    assert r.error.startswith("starts like an MP4 or MOV file") and "cut short" in r.error, r.error
+    junk = tmp_path / "junk.mp4"
+    junk.write_bytes(b"\x00" * 20_000)
+    assert verify(junk, keyring=[]).error.startswith("not a recognised audio or video file")
+
+
 def test_time_limit_is_enforced(verify_env: VerifyEnv) -> None:
     with Verifier(verify_env.settings, limits=VerifyLimits(time_limit_s=1e-4)) as v:
         r = v.verify(verify_env.files["spliced"])
