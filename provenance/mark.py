@@ -60,7 +60,13 @@ from provenance.core.audio import Audio
 from provenance.core.c2pa_types import MarkResult, SoftBinding, SoftBindingBlock, StoreRecord
 from provenance.core.config import Settings, load_settings
 from provenance.core.digest import sha256_file
-from provenance.core.errors import InputError, MarkLostInEncodingError, UnreadableMarkError, note_published
+from provenance.core.errors import (
+    InputError,
+    MarkLostInEncodingError,
+    NoAudioError,
+    UnreadableMarkError,
+    note_published,
+)
 from provenance.core.interrupts import stop_signals_deferred
 from provenance.core.text import valid_unicode
 from provenance.keys.signers import SigningIdentity, load_identity
@@ -82,6 +88,16 @@ def _no_watermark_hint(applies: bool) -> Iterator[None]:
             raise
         raise type(exc)(f"{exc.message}; nothing was published (`foleyseal sign` gives a file C2PA "
                         "credentials without a watermark)", path=exc.path) from exc
+
+
+@contextlib.contextmanager
+def _silent_video_hint() -> Iterator[None]:
+    """A video with no sound to mark: say what makes it one."""
+    try:
+        yield
+    except NoAudioError as exc:
+        raise NoAudioError(f"{exc.message}; `foleyseal generate` makes a soundtrack for a video, marked and "
+                           "signed", path=exc.path) from exc
 
 
 @contextlib.contextmanager
@@ -350,6 +366,9 @@ def mark(
     # Everything that can fail cheaply fails before the store is touched.
     identity = load_identity(settings)
     wm_key = load_home_key(settings)
+    if audio is None:
+        with _silent_video_hint():
+            audio_io.audio_info(input_path)  # no sound to mark, or none that decodes: said before the store
     video_sha = sha256_file(source_video) if source_video is not None else None
     title = valid_unicode(title or output_path.name)
 

@@ -18,7 +18,7 @@ import soundfile as sf
 from scipy.signal import resample_poly
 
 from provenance.core.audio import Audio
-from provenance.core.errors import FoleySealError, FormatError, InputError
+from provenance.core.errors import FoleySealError, FormatError, InputError, NoAudioError
 from provenance.core.io import (
     video_start_s,
     AudioWriter,
@@ -912,7 +912,8 @@ def test_images_are_refused(tmp_path, name):
 
 
 def test_video_without_audio_is_refused(video_dir):
-    assert_read_fails(video_dir / "synth_flash_25fps_noaudio.mp4", FormatError, "no audio stream")
+    """Said as a video without sound (before: "not an audio file", as for an image)."""
+    assert_read_fails(video_dir / "synth_flash_25fps_noaudio.mp4", NoAudioError, "is a video with no audio track")
 
 
 def test_video_audio_track_is_read(video_dir):

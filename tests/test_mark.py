@@ -544,6 +544,24 @@ def test_mark_marks_every_audio_track_of_a_video_and_keeps_the_rest(settings, tm
     assert read_credentials(out, trust_anchors_pem=trust_anchors_pem(settings)).state == "Trusted"
 
 
+def test_mark_of_a_video_without_sound_says_so_and_what_makes_a_soundtrack(tmp_path, monkeypatch, capsys):
+    """A silent video: before, "not an audio file: contains no audio stream", the message of an
+    image or a text file, after a payload was reserved in the store. Now it is named a video with
+    no audio track, `generate` is named as what makes one, and the store is not touched."""
+    from tests.test_c2pa import make_video
+
+    settings = make_home(tmp_path / "home")
+    silent = make_video(tmp_path / "silent.mp4", Audio(np.zeros((2, SR), np.float32), SR), with_audio=False)
+    monkeypatch.setenv("FOLEYSEAL_HOME", str(settings.home))
+    with pytest.raises(SystemExit) as exc:
+        main(["mark", str(silent), str(tmp_path / "out.mp4")])
+    assert exc.value.code == 3
+    err = capsys.readouterr().err
+    assert "is a video with no audio track (it holds: video/" in err and "`foleyseal generate`" in err
+    assert not (tmp_path / "out.mp4").exists()
+    assert store_rows(settings) == (0, 0)
+
+
 def test_mark_refuses_an_output_container_that_cannot_hold_the_subtitles_before_reserving(tmp_path, monkeypatch):
     """Subtitles the output cannot hold (bitmap ones; here SubRip with MP4's text format taken
     away): refused before a payload is reserved, nothing written."""

@@ -26,6 +26,10 @@ class FormatError(InputError):
     """The file cannot be decoded or encoded in the format it claims or is asked for."""
 
 
+class NoAudioError(FormatError):
+    """A video (or other media file) that holds no audio stream: there is no sound to read."""
+
+
 class UnreadableMarkError(InputError):
     """The audio cannot carry the watermark: read back right after embedding, before anything is
     published, the detector does not find the issued payload (too little sound, or silence, or

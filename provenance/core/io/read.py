@@ -14,7 +14,7 @@ import numpy as np
 import soundfile as sf
 
 from provenance.core.audio import Audio, AudioInfo
-from provenance.core.errors import FormatError, InputError
+from provenance.core.errors import FormatError, InputError, NoAudioError
 from provenance.core.io.common import (
     _AV_SUBTYPES,
     _VIDEO_MUXERS,
@@ -107,6 +107,9 @@ def _audio_stream(container: av.container.InputContainer, track: int | None, pat
     if not streams:
         kinds = ", ".join(f"{s.type}/{s.codec_context.name if s.codec_context else 'none'}"
                           for s in container.streams) or "nothing"
+        if _holds_video(container):
+            raise NoAudioError(f"is a video with no audio track (it holds: {kinds}): there is no sound to read",
+                               path=path)
         raise FormatError(f"not an audio file: contains no audio stream (it holds: {kinds})", path=path)
     if track is None:
         return main_audio_stream(container)
@@ -531,9 +534,7 @@ def is_video(path: PathLike) -> bool:
     _check_file(path)
     try:
         with av.open(str(path)) as container:
-            if not_a_video_container(container) is not None:
-                return False
-            return any(_is_moving_picture(s) for s in container.streams.video)
+            return _holds_video(container)
     except (av.FFmpegError, OSError, ValueError):
         return False
 
@@ -552,6 +553,12 @@ def not_a_video_container(container: av.container.InputContainer) -> str | None:
 def is_video_extension(path: PathLike) -> bool:
     """Whether ``path``'s extension names a video container :func:`replace_audio_track` writes."""
     return Path(path).suffix.lower().lstrip(".") in _VIDEO_MUXERS
+
+
+def _holds_video(container: av.container.InputContainer) -> bool:
+    """Whether ``container`` holds moving pictures (not an image or text FFmpeg reads as video,
+    not cover art)."""
+    return not_a_video_container(container) is None and any(_is_moving_picture(s) for s in container.streams.video)
 
 
 def _is_moving_picture(stream: av.VideoStream) -> bool:
