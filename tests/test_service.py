@@ -329,34 +329,49 @@ def test_matches_by_content_runs_the_detector(client: TestClient, verify_env: Ve
     assert r.status_code == 200 and r.json() == {"matches": []}
 
 
-def _registration(record: Any, manifest_id: str, payload_hex: str, **extra: Any) -> dict[str, Any]:
-    """A ``POST /v1/manifests`` body registering ``record``'s manifest under another id and payload."""
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory: pytest.TempPathFactory) -> list[Any]:
+    """Three store records of another FoleySeal instance (a home and store of their own): what
+    `foleyseal store push` sends."""
+    from provenance.core.audio import Audio
+    from provenance.core.io import write_audio
+    from provenance.mark import mark
+    from provenance.store import open_store
+
+    base = tmp_path_factory.mktemp("exporter")
+    settings = _verify_fixtures._init_home(base / "home", None)
+    records = []
+    for seed in (21, 22, 23):
+        write_audio(base / f"in{seed}.wav", Audio(_verify_fixtures.foley_host(6.0, seed=seed), _verify_fixtures.SR))
+        res = mark(base / f"in{seed}.wav", base / f"out{seed}.wav", settings=settings, generated=True)
+        with open_store(settings) as store:
+            records.append(store.get(res.record.id))
+    return records
+
+
+def _registration(record: Any, **extra: Any) -> dict[str, Any]:
+    """A ``POST /v1/manifests`` body registering ``record`` (fields in ``extra`` replaced)."""
     return {
-        "manifestId": manifest_id,
+        "manifestId": record.id,
         "alg": ALG,
-        "value": base64.b64encode(bytes.fromhex(payload_hex)).decode(),
+        "value": base64.b64encode(bytes.fromhex(record.payload)).decode(),
         "manifest": base64.b64encode(record.manifest).decode(),
         "asset_sha256": record.asset_sha256,
-        "mime_type": "audio/wav",
+        "mime_type": record.mime_type,
         "duration_s": 8.0,
         **extra,
     }
 
 
-def test_writes_need_an_api_key_stored_hashed(client: TestClient, verify_env: VerifyEnv, api_key: tuple[str, Path]) -> None:
+def test_writes_need_an_api_key_stored_hashed(client: TestClient, exported: list[Any], api_key: tuple[str, Path]) -> None:
     key, path = api_key
-    from provenance.store import open_store
-
-    with open_store(verify_env.settings) as store:
-        record = store.get(verify_env.record_id)
-    body = _registration(record, "urn:c2pa:11111111-2222-3333-4444-555555555555", "0123456789abcdef",
-                         title="registered from elsewhere")
+    body = _registration(exported[0], title="registered from elsewhere")
     assert client.post("/v1/manifests", json=body).status_code == 401
     assert client.post("/v1/manifests", json=body, headers={"Authorization": "Bearer fsk_0000_wrong"}).status_code == 403
     r = client.post("/v1/manifests", json=body, headers={"Authorization": f"Bearer {key}"})
     assert r.status_code == 201, r.text
     assert client.post("/v1/manifests", json=body, headers={"X-API-Key": key}).status_code == 409
-    r = client.get("/matches/byBinding", params={"alg": ALG, "value": "0123456789abcdef"})
+    r = client.get("/matches/byBinding", params={"alg": ALG, "value": exported[0].payload})
     assert r.json()["matches"][0]["manifestId"] == body["manifestId"]
     # The key file holds hashes only, readable by its owner only.
     text = path.read_text()
@@ -385,12 +400,11 @@ def test_concurrent_rotations_of_one_key_give_one_new_key(tmp_path: Path) -> Non
 
 
 def test_a_registration_that_loses_a_race_is_409_and_store_faults_are_503(
-    client: TestClient, verify_env: VerifyEnv, api_key: tuple[str, Path], monkeypatch: pytest.MonkeyPatch
+    client: TestClient, exported: list[Any], api_key: tuple[str, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     key, _ = ApiKeyStore(api_key[1]).create("racer")
     store = client.app.state.foleyseal.store  # type: ignore[attr-defined]
-    record = store.get(verify_env.record_id)
-    body = _registration(record, "urn:c2pa:22222222-3333-4444-5555-666666666666", "fedcba9876543210")
+    body = _registration(exported[1])
     auth = {"X-API-Key": key}
     for bad, fragment in (
         ({"manifest": base64.b64encode(b"not a manifest store at all").decode()}, "not a C2PA manifest store"),
@@ -411,8 +425,38 @@ def test_a_registration_that_loses_a_race_is_409_and_store_faults_are_503(
         raise StoreError("manifest store sqlite:////srv/secret/manifests.sqlite3: add record failed: disk I/O error")
 
     monkeypatch.setattr(store, "add", broken)
-    r = client.post("/v1/manifests", json={**body, "manifestId": body["manifestId"][:-1] + "7"}, headers=auth)
+    r = client.post("/v1/manifests", json=_registration(exported[2]), headers=auth)
     assert r.status_code == 503 and "secret" not in r.text and r.json()["detail"] == "the manifest store is unavailable"
+
+
+def test_a_registered_manifest_must_be_the_record_it_claims_to_be(
+    client: TestClient, verify_env: VerifyEnv, exported: list[Any], api_key: tuple[str, Path]
+) -> None:
+    """Before, any bytes that began like a C2PA manifest store were stored under any id and
+    payload: a record whose manifest belonged to another payload (or was garbage) then took
+    lookups of that payload, and vouched for nothing."""
+    from provenance.store import open_store
+
+    key, _ = ApiKeyStore(api_key[1]).create("registrar")
+    auth = {"X-API-Key": key}
+    record = exported[2]
+    manifest = bytearray(record.manifest)
+    at = manifest.find(record.payload.encode())  # the soft binding's value, inside a signed assertion
+    manifest[at] = ord("0") if manifest[at] != ord("0") else ord("1")
+    with open_store(verify_env.settings) as own:
+        ours = own.get(verify_env.record_id)
+    for changed, fragment in (
+        ({"manifestId": "urn:c2pa:11111111-2222-3333-4444-555555555555"}, "active manifest is"),
+        ({"value": base64.b64encode(bytes.fromhex("0123456789abcdef")).decode()},
+         f"does not hold payload 0123456789abcdef (it holds: {record.payload})"),
+        ({"manifest": base64.b64encode(bytes(manifest)).decode()}, "does not validate (assertion.hashedURI.mismatch"),
+        ({"manifest": base64.b64encode(bytes(record.manifest[:600])).decode()}, "cannot be read"),
+        ({"manifest": base64.b64encode(ours.manifest).decode()}, "active manifest is"),  # another record's
+    ):
+        r = client.post("/v1/manifests", json=_registration(record, **changed), headers=auth)
+        assert r.status_code == 400 and fragment in r.json()["detail"], r.text
+        assert r.json()["detail"].startswith("manifest refused: ")
+    assert client.get("/matches/byBinding", params={"alg": ALG, "value": "0123456789abcdef"}).json() == {"matches": []}
 
 
 def test_by_content_keeps_415_for_what_is_no_media_type(verify_env: VerifyEnv, tmp_path: Path) -> None:

@@ -9,6 +9,7 @@ codes, never on the state alone.
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 from typing import Any
@@ -221,6 +222,64 @@ def read_credentials(
 
     with reader_context(trust_anchors_pem) as ctx:  # a ConfigError here is no fault of the file
         return _read_with(path, mime, ctx, manifest_bytes)
+
+
+HARD_BINDING_FAILURES = frozenset({
+    "assertion.dataHash.mismatch", "assertion.bmffHash.mismatch", "assertion.boxesHash.mismatch",
+    "assertion.collectionHash.mismatch",
+})
+"""Failure codes of a hard binding (the manifest's hash of the asset's bytes) that does not match."""
+
+
+def read_detached_manifest(manifest: bytes, mime: str) -> CredentialsReport:
+    """Read and validate a detached manifest store without the asset it was signed for.
+
+    The claim's signature and the assertions' hashes are checked; the hard binding cannot be,
+    so it fails by construction (codes in :data:`HARD_BINDING_FAILURES`), as does trust (no
+    anchors: ``signingCredential.untrusted``). Never raises: an unreadable manifest gives
+    ``state="Invalid"`` and ``error``; one that holds none, ``present=False``."""
+    with reader_context(None) as ctx:
+        try:
+            with stop_signals_deferred():
+                reader = c2pa.Reader.try_create(mime, io.BytesIO(b""), manifest, context=ctx)
+                if reader is None:
+                    return CredentialsReport(present=False, format=mime, error="the manifest store holds no manifest")
+                with reader:
+                    return _report_from_reader(reader, "detached", mime)
+        except c2pa.C2paError as exc:
+            return _invalid("detached", mime, exc)
+        except (ValueError, TypeError) as exc:  # malformed JSON from the library
+            return _invalid("detached", mime, exc)
+
+
+# What a manifest read without its asset and without trust anchors may fail and still be sound:
+# the hard binding (no asset), trust and revocation (the verifier judges them with its anchors),
+# and its parent's credentials (a record of a file that was re-marked).
+_DETACHED_ALLOWED = HARD_BINDING_FAILURES | {"signingCredential.untrusted", "signingCredential.expired",
+                                             "timeStamp.untrusted"}
+_DETACHED_ALLOWED_PREFIXES = ("signingCredential.ocsp.", "ingredient:")
+
+
+def record_manifest_problem(manifest: bytes, *, manifest_id: str, alg: str, payload: str, mime: str) -> str | None:
+    """Why ``manifest`` (a detached manifest store) cannot be the record of ``manifest_id`` with
+    watermark ``payload`` (16 hex digits) under soft-binding algorithm ``alg``, or None when it
+    can: it must be readable, its signature and assertions must validate (:func:`read_detached_manifest`),
+    its active manifest must be ``manifest_id`` and its soft binding must hold ``payload``."""
+    creds = read_detached_manifest(manifest, mime)
+    if not creds.present or creds.error:
+        return creds.error or "the manifest store holds no manifest"
+    failed = [c for c in creds.failure_codes
+              if c not in _DETACHED_ALLOWED and not c.startswith(_DETACHED_ALLOWED_PREFIXES)]
+    if failed:
+        return f"the manifest does not validate ({', '.join(failed)})"
+    active = json.loads(creds.manifest_json or "{}").get("active_manifest")
+    if active != manifest_id:
+        return f"the manifest's active manifest is {active!r}, not {manifest_id!r}"
+    bound = {b.value.lower() for sb in creds.soft_bindings if sb.alg == alg for b in sb.blocks}
+    if payload.lower() not in bound:
+        held = ", ".join(sorted(bound)) or "none"
+        return f"the manifest's soft binding ({alg}) does not hold payload {payload.lower()} (it holds: {held})"
+    return None
 
 
 def _read_with(path: Path, mime: str | None, ctx: c2pa.Context, manifest_bytes: bytes | None) -> CredentialsReport:

@@ -11,6 +11,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, HTTPException, Request
 from pydantic import BaseModel, Field
 
+from provenance.c2pa.read import record_manifest_problem
 from provenance.store.repository import PayloadCollision
 
 from detectors.intake import C2PA_STORE_UUID
@@ -41,6 +42,10 @@ class ManifestRegistration(BaseModel):
     "/manifests",
     status_code=201,
     summary="Register a manifest (API key)",
+    description="Adds a store record exported by another FoleySeal instance (`foleyseal store push`). "
+    "The manifest must validate as signed (its hard binding and the signer's trust are judged when a "
+    "file is verified against it), its active manifest must be `manifestId` and its soft binding must "
+    "hold `value`: **400** names what does not hold.",
     responses={
         **BAD_REQUEST,
         **AUTH,
@@ -70,6 +75,15 @@ async def register_manifest(
         raise HTTPException(status_code=409, detail=f"manifest {body.manifestId} is already registered")
     if await asyncio.to_thread(store.find_by_payload, body.alg, payload) is not None:
         raise HTTPException(status_code=409, detail=f"payload {payload} is already registered")
+    # A record vouches for the files its watermark payload leads to: its manifest must be one,
+    # signed and intact, for this id and payload (the hard binding and trust are checked when a
+    # file is verified against it; they need the file and the verifier's anchors).
+    problem = await asyncio.to_thread(
+        record_manifest_problem, manifest, manifest_id=body.manifestId, alg=body.alg, payload=payload,
+        mime=body.mime_type,
+    )
+    if problem is not None:
+        raise HTTPException(status_code=400, detail=f"manifest refused: {problem}")
     record = StoreRecord(
         id=body.manifestId,
         payload=payload,
