@@ -190,7 +190,7 @@ class Verifier:
         if url.startswith("sqlite:///"):
             db = url[len("sqlite:///") :]
             if db and db != ":memory:" and not Path(db).exists():
-                self._no_store_reason = f"No manifest store is configured (there is no database at {db})"
+                self._no_store_reason = f"The manifest store has no database yet (none at {db})"
                 return None
         from provenance.store import open_store
 

@@ -282,8 +282,9 @@ def test_a_mark_too_weak_to_find_is_refused_unless_asked_for(clip, key, tmp_path
     code, _, err = run(args, capsys)
     assert code == 3, err
     # the input is named: its audio (or the strength) is the cause, and the output was not written
+    # the strength the user lowered is the likeliest cause, said first (it came after "too little sound")
     assert err.startswith(f"error: {clip}: read back from the file written, the watermark is not found"), err
-    assert "at strength 0.1 the mark may be too weak to find" in err
+    assert ": at strength 0.1 the mark may be too weak to find (1.0 is the default); else the audio" in err, err
     assert out.read_bytes() == b"an earlier output" and not leftovers(tmp_path)
     code, _, err = run([*args, "--no-check"], capsys)
     assert code == 0, err
@@ -294,7 +295,7 @@ def test_a_mark_too_weak_to_find_is_refused_unless_asked_for(clip, key, tmp_path
 def test_new_watermark_key_refuses_overwrite(key, capsys):
     before = key.read_bytes()
     code, _, err = run(["keys", "new-watermark-key", str(key)], capsys)
-    assert code == 3 and "already exists" in err
+    assert code == 3 and "already exists (refusing to overwrite it; --force replaces it" in err
     assert key.read_bytes() == before
     assert (key.stat().st_mode & 0o777) == 0o600
     code, _, err = run(["keys", "new-watermark-key", str(key.parent)], capsys)

@@ -233,7 +233,7 @@ class _ReadBack:
             what = _what_failed(found) if found is not None else "not found"
             raise UnreadableMarkError(
                 f"read back right after embedding, the watermark is {what}: "
-                f"the audio has too little sound to carry it{self._strength_hint()}"
+                f"{self._strength_first('the audio has too little sound to carry it')}"
             )
 
     def file(self, path: Path, name: Path, *, after_memory: bool, source: Path | None = None,
@@ -259,15 +259,16 @@ class _ReadBack:
         if not lossless:
             causes += f", or the {fmt} encoder took it (a lossless format, WAV or FLAC, keeps more)"
         raise UnreadableMarkError(
-            f"read back from the file written, the watermark is {_what_failed(found)}: {causes}"
-            f"{self._strength_hint()}",
+            f"read back from the file written, the watermark is {_what_failed(found)}: {self._strength_first(causes)}",
             path=source if source is not None else name,
         )
 
-    def _strength_hint(self) -> str:
+    def _strength_first(self, causes: str) -> str:
+        """``causes`` of a missed read-back, after the strength when the user turned it down (then
+        the likeliest cause: at strength 0.05 even full orchestral music fails)."""
         if self.strength >= 1.0:
-            return ""
-        return f"; at strength {self.strength:g} the mark may be too weak to find (1.0 is the default)"
+            return causes
+        return f"at strength {self.strength:g} the mark may be too weak to find (1.0 is the default); else {causes}"
 
 
 def _level_cause(path: Path) -> str | None:

@@ -65,7 +65,8 @@ def save_key(key: WatermarkKey, path: str | Path, *, overwrite: bool = False) ->
     if path.is_dir():
         raise KeyFileError("is a directory; give the key file's path, e.g. DIR/watermark.key", path=path)
     if path.exists() and not overwrite:
-        raise KeyFileError("key file already exists (refusing to overwrite it)", path=path)
+        raise KeyFileError("key file already exists (refusing to overwrite it; --force replaces it, and files "
+                           "marked with the old key can then no longer be read with this file)", path=path)
     if not path.parent.exists():
         raise KeyFileError("directory does not exist", path=path.parent)
     atomic_write_bytes(path, f"{_FILE_HEADER}\n{key.secret.hex()}\n".encode(), mode=0o600)
