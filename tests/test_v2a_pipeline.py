@@ -483,11 +483,12 @@ def _store_count(home: Path) -> int:
 
 @pytest.mark.parametrize(
     "kind, message",
-    [("external", "the soundtrack holds 0.50 s of sound (louder than -60 dBFS) in 8.00 s; the watermark needs "
-                  "at least 4.32 s of sound to be found: the generator 'external' made no more sound"),
-     ("silent", "the soundtrack is silent (nothing louder than -60 dBFS); the watermark needs at least 4.32 s "
-                "of sound to be found: loosen --negative-prompt"),
-     ("blip", "the watermark needs at least 4.32 s of sound to be found: loosen --negative-prompt"),
+    [("external", "the soundtrack holds 0.50 s of sound (louder than -60 dBFS) in 8.00 s; too little to read "
+                  "the watermark back (it reads reliably from 4.32 s of sound): the generator 'external' made no more sound"),
+     ("silent", "the soundtrack is silent (nothing louder than -60 dBFS); too little to read the "
+                "watermark back (it reads reliably from 4.32 s of sound): loosen --negative-prompt"),
+     ("blip", "too little to read the watermark back (it reads reliably from 4.32 s of sound): loosen "
+              "--negative-prompt"),
      ("tone", "the soundtrack holds 8.00 s of sound (louder than -60 dBFS) in 8.00 s; yet the watermark cannot be "
               "read back from it: too little of its sound spreads over 250-5500 Hz")],
 )

@@ -454,7 +454,9 @@ def _too_little_sound(what: str, audio: Audio) -> str:
         said = (f"{what} holds {sound_s:.2f} s of sound (louder than {SOUND_FLOOR_DBFS:g} dBFS) "
                 f"in {audio.duration_s:.2f} s")
     if sound_s < need:
-        said += f"; the watermark needs at least {need:.2f} s of sound to be found"
+        # a read-back decided it (a mix of 1.9 s of bounces can carry the mark, a stem of 1.4 s
+        # did not): the figure is where reading it back becomes reliable, not a hard limit
+        said += f"; too little to read the watermark back (it reads reliably from {need:.2f} s of sound)"
     else:  # a lone tone, say: the mark lives in the level differences of bands across 250-5500 Hz
         said += ("; yet the watermark cannot be read back from it: too little of its sound spreads over "
                  "250-5500 Hz, where the mark lives")
