@@ -789,22 +789,25 @@ def test_truncated_files_are_refused(tmp_path, good_files, ext, fraction):
     assert_read_fails(cut, FormatError, "truncated|corrupt")
 
 
-def test_a_damaged_mp3_is_refused_without_the_decoder_library_printing_on_stderr(corpus_dir, tmp_path):
+@pytest.mark.parametrize("case, expected", [("truncated", "truncated or damaged"), ("text", "cannot open the file")])
+def test_a_damaged_mp3_is_refused_without_the_decoder_library_printing_on_stderr(corpus_dir, tmp_path, case,
+                                                                                 expected):
     """libsndfile's libmpg123 printed "Warning: Xing stream size off by more than 1% ..." on the
-    process's own stderr (twice per command) for a truncated MP3, around FoleySeal's own error:
-    MP3s now go straight to FFmpeg, which reports through the error raised."""
+    process's own stderr (twice per command) for a truncated MP3, around FoleySeal's own error,
+    and "Note: Illegal Audio-MPEG-Header" for a text file named .mp3: MP3s (and files named so)
+    now go straight to FFmpeg, which reports through the error raised."""
     import subprocess
     import sys
 
     data = (corpus_dir / "music_tabla_loop.mp3").read_bytes()
     cut = tmp_path / "cut.mp3"
-    cut.write_bytes(data[: len(data) // 3])
+    cut.write_bytes(data[: len(data) // 3] if case == "truncated" else b"hello, not audio\n")
     code = ("from provenance.core.io import read_audio\n"
             "from provenance.core.errors import FormatError\n"
             "try:\n    read_audio(__import__('sys').argv[1])\n"
             "except FormatError as e:\n    print(e)\n")
     done = subprocess.run([sys.executable, "-c", code, str(cut)], capture_output=True, text=True, timeout=60)
-    assert "truncated or damaged" in done.stdout, done
+    assert expected in done.stdout, done
     assert done.stderr == "", done.stderr
 
 

@@ -34,6 +34,7 @@ _TRUNCATION_FRACTION = 0.02
 
 _WAV_DATA_RE = re.compile(r"^data\s*:\s*(\d+)\s*\(should be (\d+)\)", re.MULTILINE)
 _MKV_DURATION_RE = re.compile(r"^(\d+):(\d{2}):(\d{2}(?:\.\d+)?)$")
+_MPEG_SUFFIXES = frozenset({".mp3", ".mp2", ".mpga"})
 _OGG_DAMAGE_MARKERS = ("File ended unexpectedly", "reports a hole")
 _OGG_MAX_PAGE_BYTES = 27 + 255 + 255 * 255
 
@@ -208,9 +209,10 @@ def _open_source(path: PathLike, track: int | None = None) -> _Source:
         if isinstance(track, bool) or not isinstance(track, int):
             raise InputError(f"an audio track is a number (0 is the first), not {track!r}", path=path)
         return _probe_pyav(path, track=track)
-    if _looks_like_mpeg_audio(path):
+    if _looks_like_mpeg_audio(path) or path.suffix.lower() in _MPEG_SUFFIXES:
         # MP3 goes through FFmpeg (below), and libsndfile's libmpg123 prints warnings of its own
-        # on the process's stderr for a damaged one ("Xing stream size off by more than 1%")
+        # on the process's stderr for a damaged one ("Xing stream size off by more than 1%"), or
+        # for anything named .mp3 that it cannot identify ("Illegal Audio-MPEG-Header")
         return _probe_pyav(path)
     try:
         with sf.SoundFile(os.fsencode(path)) as f:
