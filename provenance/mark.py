@@ -57,6 +57,7 @@ from provenance.core.atomic import (
     writing_beside,
 )
 from provenance.core.audio import Audio
+from provenance.core.arguments import flag_argument, path_argument, text_argument
 from provenance.core.c2pa_types import MarkResult, SoftBinding, SoftBindingBlock, StoreRecord
 from provenance.core.config import Settings, load_settings
 from provenance.core.digest import sha256_file
@@ -124,7 +125,7 @@ def _check_paths(input_path: Path, output_path: Path, source_video: Path | None)
         raise InputError("output path is a directory", path=output_path)
     check_writable(output_path)  # a device or pipe named as OUTPUT is not replaced (as root, /dev/null)
     if same_file(output_path, input_path):
-        # mark replaces OUTPUT: the unmarked original would be gone (sign may re-sign in place).
+        # mark replaces OUTPUT: the unmarked original would be gone
         raise InputError("output is the input file; mark writes a new file", path=output_path)
     if source_video is not None and not source_video.is_file():
         raise InputError("source video not found", path=source_video)
@@ -358,8 +359,10 @@ def mark(
     behind.
     """
     settings = settings or load_settings()
-    input_path, output_path = Path(input_path), Path(output_path)
-    source_video = Path(source_video) if source_video is not None else None
+    input_path, output_path = path_argument("input_path", input_path), path_argument("output_path", output_path)
+    source_video = path_argument("source_video", source_video) if source_video is not None else None
+    generated, include_prompts = flag_argument("generated", generated), flag_argument("include_prompts", include_prompts)
+    title, confirm = text_argument("title", title), flag_argument("confirm", confirm)
     _check_paths(input_path, output_path, source_video)
     mime = _output_mime(input_path, output_path)
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from provenance.c2pa.manifest import Ingredient, ManifestSpec, generation_assertion
 from provenance.c2pa.sign import SignResult, mime_for, sign_file
+from provenance.core.arguments import flag_argument, path_argument, text_argument
 from provenance.core.config import Settings, load_settings
 from provenance.core.errors import InputError
 from provenance.core.text import valid_unicode
@@ -31,14 +32,16 @@ def sign(
     ``generated=True`` discloses the audio as AI-generated (``c2pa.created`` with
     ``trainedAlgorithmicMedia``); otherwise the input is an existing file that was opened
     (``c2pa.opened``, the input as parent ingredient, so its own credentials become the new
-    manifest's history). ``title`` defaults to the output's name. ``settings`` default to
+    manifest's history). ``output_path`` may be ``input_path``: signed in place, atomically.
+    ``title`` defaults to the output's name. ``settings`` default to
     :func:`provenance.core.config.load_settings`.
 
     Raises :class:`InputError` for an output of another format, :class:`FormatError` for a
     truncated or corrupt input (a manifest vouches for the bytes it binds), :class:`KeyFileError`
     for a missing or unusable signing key, :class:`SigningError`; on any error nothing is written.
     """
-    input_path, output_path = Path(input_path), Path(output_path)
+    input_path, output_path = path_argument("input_path", input_path), path_argument("output_path", output_path)
+    generated, title = flag_argument("generated", generated), text_argument("title", title)
     settings = settings or load_settings()
     mime = mime_for(output_path)
     if mime != mime_for(input_path):

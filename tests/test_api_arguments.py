@@ -14,6 +14,7 @@ from provenance.core.audio import Audio
 from provenance.core.errors import InputError, KeyFileError, OutputError, PayloadError
 from provenance.core.io import write_audio
 from provenance.mark import mark
+from provenance.sign import sign
 from provenance.watermark import embed, new_key
 from tests.conftest import make_test_audio
 from tests.test_mark import make_home
@@ -75,15 +76,40 @@ def test_verify_reports_what_it_cannot_read_instead_of_raising(tmp_path):
 
 
 def test_mark_refuses_to_replace_its_own_input(tmp_path):
+    """(`sign X X` signs X in place: its audio is unchanged and its earlier credentials become the
+    new manifest's parent, ``test_c2pa.test_re_signing_keeps_the_history_of_a_sidecar_signed_file``.)"""
     settings = make_home(tmp_path / "home")
     src = tmp_path / "in.wav"
     write_audio(src, make_test_audio(48_000, 2, 6.0, seed=3))
     before = src.read_bytes()
     (tmp_path / "linked.wav").hardlink_to(src)  # one file under two names, as `watermark embed` sees it
-    for same in (tmp_path / "." / "in.wav", tmp_path / "linked.wav"):
+    (tmp_path / "symlink.wav").symlink_to(src)
+    for same in (src, tmp_path / "." / "in.wav", tmp_path / "linked.wav", tmp_path / "symlink.wav"):
         with pytest.raises(InputError, match="output is the input file"):
             mark(src, same, settings=settings)
-    assert src.read_bytes() == before
+    assert src.read_bytes() == before and (tmp_path / "symlink.wav").is_symlink()
+
+
+def test_mark_and_sign_name_arguments_of_the_wrong_type(tmp_path):
+    """Before: TypeError from pathlib, a c2pa JSON error for a title of 5, and `generated="no"`
+    (truthy) disclosed the file as AI-generated."""
+    settings = make_home(tmp_path / "home")
+    src = tmp_path / "in.wav"
+    write_audio(src, make_test_audio(48_000, 2, 6.0, seed=3))
+    out = tmp_path / "out.wav"
+    for call in (mark, sign):
+        for args, kw, fragment in (
+            ((None, out), {}, "input_path must be a file path"),
+            ((src, None), {}, "output_path must be a file path"),
+            ((3, out), {}, "input_path must be a file path"),
+            ((src, out), {"generated": "no"}, "generated must be True or False, got 'no'"),
+            ((src, out), {"title": 5}, "title must be text"),
+        ):
+            with pytest.raises(InputError, match=fragment):
+                call(*args, settings=settings, **kw)
+    with pytest.raises(InputError, match="include_prompts must be True or False"):
+        mark(src, out, settings=settings, include_prompts="no")
+    assert not out.exists()
 
 
 def test_an_output_path_that_is_a_directory_is_named(tmp_path):

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import os
 import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -22,6 +21,7 @@ from provenance.core.atomic import atomic_write_bytes, output_error
 from provenance.core.audio import Audio
 from provenance.core.c2pa_types import MarkResult
 from provenance.core.config import Settings
+from provenance.core.arguments import flag_argument, path_argument
 from provenance.core.errors import InputError, note_published
 from provenance.core.io import check_video_output
 from v2a_core.generators import SEED_LIMIT, GenerationRequest, StageProgress, load_generator
@@ -75,12 +75,11 @@ class GenerateOptions:
             raise InputError(
                 f"generator_timeout_s must be a number of seconds above 0, got {self.generator_timeout_s!r}"
             )
-        if not isinstance(self.include_prompts, bool):  # "no" is truthy: the prompts would be published
-            raise InputError(f"include_prompts must be True or False, got {self.include_prompts!r}")
+        flag_argument("include_prompts", self.include_prompts)  # "no" would publish the prompts
         for name in ("stems_dir", "cue_sheet_path"):
             value = getattr(self, name)
             if value is not None:
-                object.__setattr__(self, name, _as_path(name, value))
+                object.__setattr__(self, name, path_argument(name, value))
 
 
 @dataclass(frozen=True)
@@ -148,16 +147,6 @@ def _check_candidates(candidates: object) -> None:
         raise InputError(f"candidates must be a whole number from 1 to {MAX_CANDIDATES}, got {candidates!r}")
 
 
-def _as_path(name: str, value: object) -> Path:
-    """``value`` (a str or path-like) as a Path; :class:`InputError` naming ``name`` otherwise."""
-    if isinstance(value, os.PathLike) or (isinstance(value, str) and value.strip()):
-        try:
-            return Path(value)
-        except TypeError:  # a PathLike whose path is bytes
-            pass
-    raise InputError(f"{name} must be a file path (str or Path), got {value!r:.60}")
-
-
 def _generator(options: GenerateOptions):
     if options.generator == "external":
         if not options.generator_command:
@@ -184,7 +173,7 @@ def generate_soundtrack(
     opts = GenerateOptions(prompt=prompt, negative_prompt=negative_prompt, seed=seed, loudness_lufs=loudness_lufs,
                            generator=generator, generator_command=generator_command, duration_s=duration_s,
                            generator_timeout_s=generator_timeout_s)
-    video = _as_path("video", video)
+    video = path_argument("video", video)
     probe(video)  # a clear error for a missing, corrupt or audio-only file before any work
     gen = _generator(opts)
     request = GenerationRequest(video, prompt, negative_prompt, int(seed), duration_s, float(loudness_lufs))
@@ -576,7 +565,7 @@ def generate(
     """
     if not isinstance(options, GenerateOptions):  # its fields were checked when it was made
         raise InputError(f"options must be a GenerateOptions, got {type(options).__name__}")
-    video, output = _as_path("video", video), _as_path("output", output)
+    video, output = path_argument("video", video), path_argument("output", output)
     info = probe(video)  # a clear error for a missing, corrupt or audio-only file before any work
     _check_long_enough(video, info.duration_s, options.duration_s)
     planned = _plan_outputs(video, output, options)

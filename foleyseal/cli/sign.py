@@ -18,7 +18,7 @@ def _settings(home: Path | None):
 
 def sign_cmd(
     input: Path = typer.Argument(..., help="Audio or video file (WAV, FLAC, MP3, M4A, MP4, MOV; Ogg/Opus, MKV, WebM, AIFF, CAF, W64 and AU get a sidecar).", readable=False),
-    output: Path = typer.Argument(..., help="Where to write the signed file (same format as INPUT).", readable=False),
+    output: Path = typer.Argument(..., help="Where to write the signed file (same format as INPUT; INPUT itself signs it in place).", readable=False),
     generated: bool = typer.Option(
         False, "--generated/--edited",
         help="Disclose the audio as AI-generated (c2pa.created, trainedAlgorithmicMedia), or as an "
@@ -30,7 +30,7 @@ def sign_cmd(
 ) -> None:
     """Add a signed C2PA manifest to INPUT, writing OUTPUT atomically.
 
-    No watermark and no store record: use `foleyseal mark` for the full job. Exit 0, or 3 on bad input or keys.
+    No watermark and no store record: use `foleyseal mark` for the full job. OUTPUT may be INPUT: the file is then signed in place (its audio is unchanged; credentials it carried become the new manifest's parent). Exit 0, or 3 on bad input or keys.
     """
     from provenance.sign import sign
 
