@@ -86,6 +86,30 @@ def test_detect_reads_the_audio_track_asked_for(clip, key, tmp_path, capsys):
     assert code == 3 and "has 2 audio track(s); there is no track 2" in err
 
 
+def test_a_video_whose_audio_tracks_differ_in_rate_gets_each_marked_at_its_own(clip, key, tmp_path, capsys):
+    """An AAC track at 48 kHz beside a FLAC one at 44.1 kHz: every track was marked by the last
+    track's embedder, and the run crashed (internal error, exit 4: "operands could not be
+    broadcast together")."""
+    from scipy.signal import resample_poly
+
+    from tests._multitrack import Track, multitrack_video
+
+    sound = io.read_audio(clip)
+    assert sound.sample_rate == 44_100
+    slower = Audio(resample_poly(sound.samples, 160, 147, axis=1).astype(np.float32), 48_000)
+    film = multitrack_video(tmp_path / "film.mkv", [Track(slower, "eng", "English", True),
+                                                   Track(sound, "fra", "Francais", False, codec="flac")],
+                            seconds=sound.duration_s)
+    out = tmp_path / "marked.mkv"
+    code, _, err = run(["watermark", "embed", str(film), str(out), "--key", str(key), "--payload", PAYLOAD], capsys)
+    assert code == 0, err
+    for track, rate in ((0, 48_000), (1, 44_100)):
+        assert io.audio_info(out, track=track).sample_rate == rate
+        code, text, err = run(["watermark", "detect", str(out), "--key", str(key), "--json", "--track", str(track)],
+                              capsys)
+        assert code == 0 and json.loads(text)["payload"] == PAYLOAD, (track, text, err)
+
+
 def test_a_96_khz_aac_file_keeps_its_mark_through_re_encoding(key, tmp_path, capsys):
     # Full-band noise coded by AAC at 96 kHz and 128 kbps, then marked and written back as AAC at
     # the default bitrate: at 96 kbps per channel (the 48 kHz default) the second encoding lost the

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -145,10 +145,17 @@ def _embed_video(in_path: Path, out_path: Path, info: io.AudioInfo, key: Waterma
         where = f"{in_path} (audio track {track})"
         check_audio_params(track_info.sample_rate, track_info.channels, what=where)
         emb = ChunkEmbedder(key, payload, track_info.sample_rate, strength=strength, params=params)
-        chunks = _chunks_with_context(in_path, emb.chunk, emb.pad, track=track)
-        marked = (emb.apply(x, start, padded) for start, x, padded in chunks)
+        marked = _marked_chunks(emb, _chunks_with_context(in_path, emb.chunk, emb.pad, track=track))
         tracks.append(_reporting(marked, info.frames, progress) if track == main else marked)
     io.rewrite_audio_tracks_stream(in_path, tracks, out_path)
+
+
+def _marked_chunks(emb: ChunkEmbedder, chunks: Iterable[tuple[int, np.ndarray, np.ndarray]]) -> Iterator[np.ndarray]:
+    """Each chunk marked by ``emb``: bound here, per track (a generator expression in the loop
+    looked ``emb`` up when it ran, after the loop, and marked every track with the last track's
+    embedder: at its sample rate, a broadcast error for tracks of other rates)."""
+    for start, x, padded in chunks:
+        yield emb.apply(x, start, padded)
 
 
 def _reporting(blocks: Iterator[np.ndarray], total_frames: int,
