@@ -102,6 +102,10 @@ def test_push_registers_each_record_once_and_the_service_recovers_credentials(tm
         assert rc == 3 and "permissions 0644" in err
         rc, _, err = run_cli(capsys, "store", "push", url)
         assert rc == 3 and "FOLEYSEAL_API_KEY" in err
+        # a URL below the base (404): one error naming the URL, not every record "refused"
+        key_file.chmod(0o600)
+        rc, out, err = run_cli(capsys, "store", "push", url + "/v1", "--api-key-file", str(key_file))
+        assert rc == 3 and "has no FoleySeal manifest registration (404" in err and "refused" not in out, (out, err)
 
         # the service's verifier: a copy without the manifest gets its credentials back
         stripped = tmp_path / "stripped.flac"

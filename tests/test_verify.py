@@ -839,7 +839,17 @@ def test_cli_walks_directories(verify_env: VerifyEnv, tmp_path: Path, capsys: py
     (tmp_path / "texts").mkdir()
     (tmp_path / "texts" / "notes.txt").write_text("take 4")
     rc, out = _cli(["verify", str(tmp_path / "texts")], verify_env, capsys)
-    assert rc == EXIT_ERROR and f"no files to verify in {tmp_path / 'texts'}: hidden files" in " ".join(out.split()), out
+    assert rc == EXIT_ERROR and f"error: {tmp_path / 'texts'}: no files to verify: hidden files" in out, out
+    assert len(out.strip().splitlines()) == 1, out  # was wrapped at 80 columns, without "error:"
+    # with --json, the error object on stdout, as for every other exit 3 (stdout was empty)
+    capsys.readouterr()
+    with pytest.raises(SystemExit):
+        from foleyseal.cli import main
+
+        main(["verify", "--json", str(tmp_path / "texts")])
+    error = json.loads(capsys.readouterr().out)
+    assert error["exit_code"] == EXIT_ERROR and error["file"] == str(tmp_path / "texts")
+    assert error["error"].startswith("no files to verify")
     # A newline in a name is shown as \n: one file, one line.
     shutil.copy(verify_env.files["unmarked"], d / "two\nlines.wav")
     rc, out = _cli(["verify", str(d / "two\nlines.wav")], verify_env, capsys)

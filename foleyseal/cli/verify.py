@@ -203,10 +203,13 @@ def verify_cmd(
     stderr = Console(stderr=True, highlight=False)
     targets = _collect(list(files))
     if not targets:
-        folders = ", ".join(_shown(str(p)) for p in files)
-        stderr.print(f"no files to verify in {folders}: hidden files, .c2pa sidecars and text, data "
-                     "and key files (.txt, .json, .pem ...) are skipped, and nothing else is there", markup=False)
-        sys.exit(EXIT_ERROR)
+        from provenance.core.errors import InputError
+
+        # raised, not printed: the CLI's error path gives `error: ...` on one line, and with
+        # --json the error object on stdout that a program reading it expects
+        raise InputError("no files to verify: hidden files, .c2pa sidecars and text, data and key files "
+                         "(.txt, .json, .pem ...) are skipped, and nothing else is there",
+                         path=", ".join(_shown(str(p)) for p in files))
 
     verifier = Verifier(
         None,

@@ -67,6 +67,9 @@ def push_record(record: StoreRecord, service_url: str, api_key: str, *, timeout_
     except (urllib.error.URLError, OSError, ValueError) as exc:
         reason = getattr(exc, "reason", exc)
         raise StoreError(f"cannot reach the verification service at {service_url}: {reason}") from exc
+    if status in (404, 405):  # the route is not there: not a FoleySeal service, or not its base URL
+        raise StoreError(f"{service_url} has no FoleySeal manifest registration ({status} for POST /v1/manifests): "
+                         "give the verification service's base URL, e.g. https://verify.example.org")
     if status in (401, 403):
         raise StoreError(f"the verification service at {service_url} refused the API key ({status}: {detail})")
     if status == 409 and detail.startswith(f"manifest {record.id} is already registered"):
