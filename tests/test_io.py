@@ -789,6 +789,21 @@ def test_truncated_files_are_refused(tmp_path, good_files, ext, fraction):
     assert_read_fails(cut, FormatError, "truncated|corrupt")
 
 
+@pytest.mark.parametrize("fmt, ext, subtype", [("AIFF", "aiff", "PCM_16"), ("CAF", "caf", "PCM_24"),
+                                               ("W64", "w64", "PCM_16"), ("RF64", "wav", "PCM_16"),
+                                               ("AU", "au", "FLOAT")])
+def test_truncated_files_whose_header_declares_their_length_are_refused(tmp_path, make_audio, fmt, ext, subtype):
+    """A WAV cut short was refused, but an AIFF, CAF, W64, RF64 or AU one read as the part that
+    was left (9 s of a 15 s file), and was marked and signed as such."""
+    whole = tmp_path / f"whole.{ext}"
+    sf.write(whole, make_audio(44_100, 2, 3.0, seed=22).samples.T, 44_100, format=fmt, subtype=subtype)
+    assert read_audio(whole).frames == 3 * 44_100
+    cut = truncated_copy(whole, tmp_path, 0.6)
+    assert_read_fails(cut, FormatError, r"file is truncated: header declares \d+ bytes of audio data, the file holds")
+    with pytest.raises(FormatError, match="file is truncated"):
+        audio_info(cut)
+
+
 @pytest.mark.parametrize("case, expected", [("truncated", "truncated or damaged"), ("text", "cannot open the file")])
 def test_a_damaged_mp3_is_refused_without_the_decoder_library_printing_on_stderr(corpus_dir, tmp_path, case,
                                                                                  expected):

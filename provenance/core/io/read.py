@@ -15,6 +15,7 @@ import soundfile as sf
 
 from provenance.core.audio import Audio, AudioInfo
 from provenance.core.errors import FormatError, InputError, NoAudioError
+from provenance.core.io.headers import declared_data_shortfall
 from provenance.core.io.common import (
     _AV_SUBTYPES,
     _VIDEO_MUXERS,
@@ -186,6 +187,20 @@ def _check_sf_log(path: Path, log: str, major: str) -> None:
         _check_ogg_complete(path)
 
 
+def _check_declared_length(path: Path) -> None:
+    """FormatError when an AIFF, CAF, W64, RF64 or AU header declares more audio data than the
+    file holds (libsndfile's log tells this of a WAV, :func:`_check_sf_log`; FFmpeg reads the
+    rest of these without a word)."""
+    try:
+        shortfall = declared_data_shortfall(path)
+    except OSError:
+        return  # said by the backend that opens it
+    if shortfall is not None:
+        declared, held = shortfall
+        raise FormatError(f"file is truncated: header declares {declared} bytes of audio data, the file holds "
+                          f"{held}", path=path)
+
+
 def _check_ogg_complete(path: Path) -> None:
     """Raise FormatError unless the last Ogg page carries the end-of-stream flag (a file cut
     short ends on a page without it; the granule positions alone cannot tell)."""
@@ -205,6 +220,7 @@ def _open_source(path: PathLike, track: int | None = None) -> _Source:
         raise InputError(f"audio is read from a file path, not {type(path).__name__}")
     path = Path(path)
     _check_file(path)
+    _check_declared_length(path)
     if track is not None:
         if isinstance(track, bool) or not isinstance(track, int):
             raise InputError(f"an audio track is a number (0 is the first), not {track!r}", path=path)

@@ -1,0 +1,78 @@
+"""How much audio data a file's header declares, against what the file holds.
+
+libsndfile reports a WAV cut short in its parse log, and FFmpeg reads what is there of the
+others without a word: an AIFF, CAF, W64, RF64 or AU file cut to 60 % of its bytes was marked
+and signed as a 9 s file where its header declared 15 s. These formats all state the size of
+their audio data chunk up front; comparing it with the bytes after the chunk's start tells a
+file cut short (a download or copy interrupted) from a whole one.
+"""
+
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+
+_SCAN_BYTES = 1 << 20
+"""How far into a file the data chunk is looked for (metadata chunks before it are small)."""
+
+# Wave64's GUIDs begin with the four-character codes of their RIFF counterparts.
+_W64_RIFF = b"riff\x2e\x91\xcf\x11\xa5\xd6\x28\xdb\x04\xc1\x00\x00"
+_MAGICS = frozenset({b".snd", b"FORM", b"caff", b"riff", b"RF64", b"BW64"})
+_W64_DATA = b"data\xf3\xac\xd3\x11\x8c\xd1\x00\xc0\x4f\x8e\xdb\x8a"
+
+
+def declared_data_shortfall(path: Path) -> tuple[int, int] | None:
+    """``(declared, held)`` bytes of audio data when ``path`` is an AIFF/AIFC, CAF, Wave64,
+    RF64/BW64 or AU file whose header declares more than the file holds after the data chunk's
+    start; None for a whole file, a stream of unknown length, or any other format."""
+    with open(path, "rb") as fh:
+        if fh.read(4) not in _MAGICS:
+            return None
+        size = fh.seek(0, 2)
+        fh.seek(0)
+        head = fh.read(_SCAN_BYTES)
+    found = _data_chunk(head)
+    if found is None:
+        return None
+    start, declared = found
+    held = max(0, size - start)
+    return (declared, held) if declared > held else None
+
+
+def _data_chunk(head: bytes) -> tuple[int, int] | None:
+    """(offset of the audio data, its declared size in bytes) from a file's first bytes."""
+    if head[:4] == b".snd" and len(head) >= 12:  # AU: offset and size in a fixed header
+        offset, declared = struct.unpack(">II", head[4:12])
+        return None if declared == 0xFFFFFFFF else (offset, declared)
+    if head[:4] == b"FORM" and head[8:12] in (b"AIFF", b"AIFC"):
+        return _walk(head, 12, b"SSND", ">I", header=8, align=2)
+    if head[:4] == b"caff":
+        found = _walk(head, 8, b"data", ">q", header=12, align=1)
+        return None if found is None or found[1] < 0 else found  # -1: length unknown (a stream)
+    if head[:16] == _W64_RIFF:
+        found = _walk(head, 40, _W64_DATA, "<Q", header=24, align=8, id_len=16)
+        return None if found is None else (found[0], found[1] - 24)  # a W64 size counts its header
+    if head[:4] in (b"RF64", b"BW64") and head[8:12] == b"WAVE" and head[12:16] == b"ds64" and len(head) >= 36:
+        declared = struct.unpack("<Q", head[28:36])[0]  # ds64: RIFF size, then data size
+        found = _walk(head, 12, b"data", "<I", header=8, align=2)
+        return None if found is None else (found[0], declared)
+    return None
+
+
+def _walk(head: bytes, pos: int, wanted: bytes, size_fmt: str, *, header: int, align: int,
+          id_len: int = 4) -> tuple[int, int] | None:
+    """Walk the chunks of ``head`` from ``pos`` (each: an id of ``id_len`` bytes, a size packed as
+    ``size_fmt``, the body padded to ``align``) to ``wanted``: (offset of its body, its size).
+    ``header`` is the length of a chunk's id and size; an AIFF ``SSND`` body starts with 8 bytes
+    of offset and block size, which count in its size like the samples."""
+    size_len = struct.calcsize(size_fmt)
+    while pos + id_len + size_len <= len(head):
+        chunk_id = head[pos : pos + id_len]
+        (size,) = struct.unpack(size_fmt, head[pos + id_len : pos + id_len + size_len])
+        if chunk_id == wanted:
+            return pos + header, size
+        if size < 0:
+            return None
+        body = size - header if id_len == 16 else size  # Wave64 sizes include the chunk's header
+        pos += header + body + (-body % align if align > 1 else 0)
+    return None
