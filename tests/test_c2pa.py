@@ -285,6 +285,29 @@ def test_re_signing_keeps_the_history_of_a_sidecar_signed_file(settings, sources
         assert list(store["manifests"]) == [store["active_manifest"]]
 
 
+def test_an_rf64_wav_is_signed_and_marked_with_a_sidecar(settings, tmp_path, monkeypatch):
+    """An RF64 file named .wav (what a WAV over 4 GiB is) could be neither signed nor marked:
+    "c2pa refused the manifest: ... expected "RIFF", got "RF64"", after all the watermark work.
+    c2pa cannot embed into it, so it gets a sidecar; signing it again keeps its history."""
+    import soundfile as sf
+
+    rf64 = tmp_path / "long.wav"
+    sf.write(rf64, make_signal(seed=5).samples.T, 48_000, format="RF64", subtype="PCM_24")
+    assert rf64.read_bytes()[:4] == b"RF64"
+    monkeypatch.setenv("FOLEYSEAL_HOME", str(settings.home))
+    anchors = trust_anchors_pem(settings)
+    for src, dst in ((rf64, tmp_path / "signed.wav"), (tmp_path / "signed.wav", tmp_path / "again.wav")):
+        with pytest.raises(SystemExit) as exc:
+            main(["sign", str(src), str(dst)])
+        assert exc.value.code == 0
+        assert dst.read_bytes() == rf64.read_bytes() and dst.with_name(dst.name + ".c2pa").exists()
+        rep = read_credentials(dst, trust_anchors_pem=anchors)
+        assert rep.source == "sidecar" and rep.state == "Trusted" and rep.failure_codes == (), rep
+    assert len(json.loads(read_credentials(tmp_path / "again.wav").manifest_json)["manifests"]) == 2
+    r = mark(rf64, tmp_path / "marked.wav", settings=settings)  # the RF64 input as the parent ingredient
+    assert read_credentials(r.output, trust_anchors_pem=anchors).state == "Trusted"
+
+
 @pytest.mark.parametrize("suffix", [".mkv", ".webm"])
 def test_matroska_and_webm_videos_get_a_sidecar(settings, sources, tmp_path, suffix):
     # c2pa cannot embed into Matroska/WebM but signs them detached, as it does Ogg: the generator

@@ -18,7 +18,7 @@ import c2pa
 
 from provenance.c2pa.manifest import GENERATION_LABEL
 from provenance.c2pa.sidecar import find_sidecar
-from provenance.c2pa.sign import EMBEDDABLE, MIME_BY_SUFFIX
+from provenance.c2pa.sign import MIME_BY_SUFFIX, c2pa_format, embeds_into
 from provenance.core.c2pa_types import CredentialsReport, SoftBinding, SoftBindingBlock
 from provenance.core.errors import ConfigError, InputError
 from provenance.core.interrupts import stop_signals_deferred
@@ -291,7 +291,7 @@ def _read_with(path: Path, mime: str | None, ctx: c2pa.Context, manifest_bytes: 
             # KeyboardInterrupt raised in one is dropped here (and aborts the process when
             # signing: provenance.c2pa.sign._sign), so stop signals wait until c2pa returns
             with open(path, "rb") as fh, stop_signals_deferred():
-                reader = c2pa.Reader.try_create(mime, fh, manifest, context=ctx)
+                reader = c2pa.Reader.try_create(c2pa_format(path, mime) if mime else mime, fh, manifest, context=ctx)
                 if reader is None:
                     return None
                 with reader:
@@ -310,7 +310,7 @@ def _read_with(path: Path, mime: str | None, ctx: c2pa.Context, manifest_bytes: 
         return report or CredentialsReport(
             present=False, format=mime, error="the detached manifest holds no C2PA manifest"
         )
-    if mime is None or mime in EMBEDDABLE:
+    if mime is None or embeds_into(path, mime):
         report = attempt("embedded", None)
         if report is not None:
             return report

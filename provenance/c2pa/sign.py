@@ -42,6 +42,7 @@ from provenance.core.atomic import atomic_path, atomic_write_bytes
 from provenance.core.digest import sha256_file
 from provenance.core.errors import FormatError, InputError, SigningError
 from provenance.core.interrupts import stop_signals_deferred
+from provenance.core.io.headers import is_rf64
 from provenance.core.io.read import check_decodes
 from provenance.keys.signers import SigningIdentity
 
@@ -90,6 +91,22 @@ def can_embed(mime_type: str) -> bool:
     return mime_type in EMBEDDABLE
 
 
+RF64_FORMAT = "audio/x-rf64"
+"""The type an RF64 ``.wav`` is given to c2pa: one it does not parse (as for Ogg), so the manifest
+binds the file's bytes whole, from a sidecar. As ``audio/wav`` c2pa expects ``RIFF`` and fails."""
+
+
+def c2pa_format(path: Path, mime_type: str) -> str:
+    """The type to hand c2pa for the file at ``path``, named as ``mime_type``."""
+    return RF64_FORMAT if mime_type == "audio/wav" and is_rf64(Path(path)) else mime_type
+
+
+def embeds_into(path: Path, mime_type: str) -> bool:
+    """Whether the file at ``path``, of ``mime_type``, gets its manifest embedded (else a sidecar):
+    a ``.wav`` that is RF64 (over 4 GiB, or written so) is one c2pa cannot parse."""
+    return can_embed(mime_type) and not is_rf64(Path(path))
+
+
 _TRUST_FAILURES = ("signingCredential.", "timeStamp.")
 """Failure codes about whom to trust (no trust anchors are given here), not about the file."""
 
@@ -103,14 +120,14 @@ def _sidecar_provenance(path: Path, mime_type: str) -> tuple[bytes, str, dict[st
     re-signed file would no longer say where it came from. Validated without trust anchors, as
     c2pa validates an embedded ingredient manifest; a sidecar that does not match the file (its
     hash or signature fails) is left out."""
-    if mime_type in EMBEDDABLE:
+    if embeds_into(path, mime_type):
         return None
     sidecar = find_sidecar(path)
     if sidecar is None:
         return None
     try:
         manifest = sidecar.read_bytes()
-        with open(path, "rb") as fh, stop_signals_deferred(), c2pa.Reader(mime_type, fh, manifest) as reader:
+        with open(path, "rb") as fh, stop_signals_deferred(), c2pa.Reader(c2pa_format(path, mime_type), fh, manifest) as reader:
             store = json.loads(reader.json())  # signals wait: see _sign
     except (OSError, ValueError, c2pa.C2paError):
         return None
@@ -141,7 +158,7 @@ def _builder(spec: ManifestSpec, *, embed: bool) -> c2pa.Builder:
                     validation_results=results,
                 )
             with open(ing.path, "rb") as fh:
-                builder.add_ingredient(definition, ing.mime_type, fh)
+                builder.add_ingredient(definition, c2pa_format(ing.path, ing.mime_type), fh)
     except OSError as exc:
         builder.close()
         raise InputError(f"cannot read ingredient: {exc.strerror}", path=exc.filename) from exc
@@ -225,7 +242,7 @@ class _Discard(io.RawIOBase):
 
 def sign_detached(spec: ManifestSpec, identity: SigningIdentity, asset: Path) -> bytes:
     """A detached manifest store (``application/c2pa`` bytes) bound to ``asset``'s exact bytes."""
-    return _sign(spec, identity, asset, _Discard(), embed=False, mime_type=spec.mime_type)
+    return _sign(spec, identity, asset, _Discard(), embed=False, mime_type=c2pa_format(asset, spec.mime_type))
 
 
 @dataclass(frozen=True)
@@ -251,10 +268,10 @@ def sign_to(spec: ManifestSpec, identity: SigningIdentity, src: Path, tmp_out: P
     now in ``tmp_out``. For a format c2pa cannot embed into, ``tmp_out`` is a byte copy of
     ``src`` and ``manifest`` is its detached manifest (the caller writes it as the sidecar).
     """
-    if can_embed(spec.mime_type):
+    if embeds_into(src, spec.mime_type):
         manifest = sign_embedded(spec, identity, src, tmp_out)
         return True, manifest, sha256_file(tmp_out)
-    if spec.mime_type in SIDECAR_ONLY:
+    if spec.mime_type in SIDECAR_ONLY or can_embed(spec.mime_type):  # the latter: RF64
         if Path(src).resolve() != Path(tmp_out).resolve():
             with open(src, "rb") as fi, open(tmp_out, "wb") as fo:
                 for block in iter(lambda: fi.read(_IO_BLOCK), b""):

@@ -39,6 +39,17 @@ def declared_data_shortfall(path: Path) -> tuple[int, int] | None:
     return (declared, held) if declared > held else None
 
 
+def is_rf64(path: Path) -> bool:
+    """Whether ``path`` is an RF64 or BW64 file (a WAV over 4 GiB, or one written so): named
+    ``.wav``, yet c2pa's WAV parser, which expects ``RIFF``, cannot embed a manifest into it."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(12)
+    except OSError:
+        return False
+    return head[:4] in (b"RF64", b"BW64") and head[8:12] == b"WAVE"
+
+
 def _data_chunk(head: bytes) -> tuple[int, int] | None:
     """(offset of the audio data, its declared size in bytes) from a file's first bytes."""
     if head[:4] == b".snd" and len(head) >= 12:  # AU: offset and size in a fixed header
