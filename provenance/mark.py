@@ -129,6 +129,8 @@ def _check_paths(input_path: Path, output_path: Path, source_video: Path | None)
         raise InputError("output is the input file; mark writes a new file", path=output_path)
     if source_video is not None and not source_video.is_file():
         raise InputError("source video not found", path=source_video)
+    if source_video is not None and same_file(output_path, source_video):
+        raise InputError("output is the source video; mark writes a new file", path=output_path)
     if source_video is not None and not audio_io.is_video(source_video):
         # c2pa read it only after the watermark work: "Io: failed to fill whole buffer"
         raise InputError("source video is not a readable video file (empty, corrupt, or audio only)",

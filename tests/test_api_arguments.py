@@ -88,6 +88,14 @@ def test_mark_refuses_to_replace_its_own_input(tmp_path):
         with pytest.raises(InputError, match="output is the input file"):
             mark(src, same, settings=settings)
     assert src.read_bytes() == before and (tmp_path / "symlink.wav").is_symlink()
+    # nor the video a soundtrack was made for (it was replaced by the audio-only output)
+    from tests.test_c2pa import make_video
+
+    video = make_video(tmp_path / "film.mp4", make_test_audio(48_000, 2, 2.0, seed=4), with_audio=False)
+    film = video.read_bytes()
+    with pytest.raises(InputError, match="output is the source video"):
+        mark(src, video, settings=settings, source_video=video)
+    assert video.read_bytes() == film
 
 
 def test_mark_and_sign_name_arguments_of_the_wrong_type(tmp_path):
