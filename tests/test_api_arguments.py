@@ -117,6 +117,9 @@ def test_mark_and_sign_name_arguments_of_the_wrong_type(tmp_path):
                 call(*args, settings=settings, **kw)
     with pytest.raises(InputError, match="include_prompts must be True or False"):
         mark(src, out, settings=settings, include_prompts="no")
+    # past c2pa's size for a manifest definition: was c2pa's raw StringTooLong (exit 4, internal error)
+    with pytest.raises(InputError, match=r"the manifest would be too large for C2PA \(\d+ bytes of JSON\): shorten"):
+        sign(src, out, settings=settings, title="x" * 3_000_000)
     assert not out.exists()
 
 

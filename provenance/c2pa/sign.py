@@ -141,7 +141,14 @@ def _sidecar_provenance(path: Path, mime_type: str) -> tuple[bytes, str, dict[st
 
 
 def _builder(spec: ManifestSpec, *, embed: bool) -> c2pa.Builder:
-    builder = c2pa.Builder(build_definition(spec))
+    definition_json = json.dumps(build_definition(spec))
+    try:
+        builder = c2pa.Builder(definition_json)
+    except c2pa.C2paError as exc:
+        if "StringTooLong" in str(exc):  # c2pa takes a manifest definition of about 1 MB at most
+            raise InputError(f"the manifest would be too large for C2PA ({len(definition_json)} bytes of JSON): "
+                             "shorten the title or the generation record") from exc
+        raise SigningError(f"c2pa refused the manifest: {exc}") from exc
     try:
         if not embed:
             builder.set_no_embed()
