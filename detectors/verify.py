@@ -136,6 +136,24 @@ _MORE_TIME = "Allow it more time: foleyseal verify --time-limit SECONDS, or the 
 _CHECK_PATH = "Check the path: it must name a readable audio or video file."
 
 
+def _keyring_argument(keyring: Any) -> list[Any]:
+    """``keyring`` as a list of :class:`WatermarkKey`: each entry in any form ``embed`` and
+    ``detect`` take (a key, its 32 bytes, a key file's path), and one key alone as a keyring of
+    one. A path or bytes used to reach the detector as they were, which failed with an
+    AttributeError said as "decoding failed", and a path string was taken letter by letter."""
+    from provenance.watermark import WatermarkKey
+    from provenance.watermark.keys import as_key
+
+    if isinstance(keyring, (WatermarkKey, str, bytes, bytearray, os.PathLike)):
+        return [as_key(keyring)]
+    try:
+        entries = list(keyring)
+    except TypeError:
+        raise InputError(f"keyring must be a list of watermark keys (or key file paths), not "
+                         f"{type(keyring).__name__}") from None
+    return [as_key(k) for k in entries]
+
+
 class Verifier:
     """A reusable verifier: settings, trust anchors, keyring and store opened once.
 
@@ -155,8 +173,13 @@ class Verifier:
     ) -> None:
         """``sidecar_advice``: what the error for a bare manifest store (a ``.c2pa`` file given
         as the file to verify) tells its reader to do instead; the service says how to send one."""
-        from provenance.core.config import load_settings, trust_anchors
+        from provenance.core.config import Settings, load_settings, trust_anchors
 
+        if settings is not None and not isinstance(settings, Settings):
+            raise InputError(f"settings must be a Settings (provenance.core.config.load_settings(home)), "
+                             f"not {type(settings).__name__}")
+        if limits is not None and not isinstance(limits, VerifyLimits):
+            raise InputError(f"limits must be a VerifyLimits, not {type(limits).__name__}")
         self.settings = settings if settings is not None else load_settings()
         self.limits = limits or VerifyLimits()
         self.threads = threads if threads is not None else min(2, os.cpu_count() or 1)
@@ -166,7 +189,7 @@ class Verifier:
         self.trust_anchor_count = anchors.count
         self.trust_notes = list(anchors.notes)
         """Anchors left out (expired ...): said in the report of every file with credentials."""
-        self.keyring = list(keyring) if keyring is not None else load_keyring(self.settings)
+        self.keyring = _keyring_argument(keyring) if keyring is not None else load_keyring(self.settings)
         self._use_store = use_store
         self._store: Any | None = None
         self._store_opened = False
@@ -639,8 +662,10 @@ def verify(
     """Verify one file (a path, or a binary stream) and return its :class:`VerificationReport`.
 
     ``settings`` default to :func:`provenance.core.config.load_settings`; ``keyring`` (watermark
-    keys) to :func:`load_keyring`; ``trust_anchors`` are extra PEM files trusted in addition to the
-    configuration. Bad input never raises: it yields verdict ``error`` with a message.
+    keys, or key file paths, or one key) to :func:`load_keyring`; ``trust_anchors`` are extra PEM
+    files trusted in addition to the configuration. A bad file never raises: it yields verdict
+    ``error`` with a message. Bad arguments (a settings, limits or keyring of the wrong type, a
+    key file that cannot be read) raise :class:`InputError` or :class:`KeyFileError`.
     """
     with Verifier(settings, keyring, extra_trust_anchors=trust_anchors, limits=limits) as v:
         return v.verify(path_or_stream, name=name)

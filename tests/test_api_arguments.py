@@ -75,6 +75,29 @@ def test_verify_reports_what_it_cannot_read_instead_of_raising(tmp_path):
         assert verify(fh, keyring=[]).verdict.value == "no_evidence"
 
 
+def test_verify_takes_keys_as_embed_does_and_names_wrong_arguments(tmp_path):
+    """A keyring of key file paths or raw keys (what embed and detect take) gave a marked file
+    `no_evidence` with "decoding failed", and one path string was read letter by letter; a
+    settings or limits of the wrong type raised AttributeError."""
+    from detectors.verify import verify
+    from provenance.core.errors import KeyFileError
+    from provenance.watermark import save_key
+
+    key_file = save_key(KEY, tmp_path / "wm.key")
+    marked = tmp_path / "marked.wav"
+    write_audio(marked, embed(make_test_audio(48_000, 2, 8.0, seed=5), KEY, PAYLOAD))
+    for keyring in ([KEY], [str(key_file)], [key_file], [KEY.secret], str(key_file), KEY):
+        r = verify(marked, keyring=keyring)
+        assert r.verdict.value in ("watermark_only", "watermark_unregistered"), (keyring, r.verdict, r.notes)
+        assert r.watermark[0].found and r.watermark[0].payloads[0] == PAYLOAD
+    with pytest.raises(KeyFileError, match="not found"):
+        verify(marked, keyring=[tmp_path / "missing.key"])
+    for kw, fragment in (({"keyring": 5}, "keyring must be a list"), ({"settings": "home"}, "settings must be"),
+                         ({"limits": "x"}, "limits must be a VerifyLimits")):
+        with pytest.raises(InputError, match=fragment):
+            verify(marked, **kw)
+
+
 def test_mark_refuses_to_replace_its_own_input(tmp_path):
     """(`sign X X` signs X in place: its audio is unchanged and its earlier credentials become the
     new manifest's parent, ``test_c2pa.test_re_signing_keeps_the_history_of_a_sidecar_signed_file``.)"""
