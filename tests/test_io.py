@@ -1041,6 +1041,28 @@ def test_sweep_stale_removes_only_what_ended_processes_of_this_machine_left(tmp_
     assert sweep_stale(tmp_path / "missing", ".out.wav.") == []
 
 
+def test_the_next_write_of_an_output_removes_what_a_killed_nested_writer_left(tmp_path):
+    """`watermark embed` writes through a temporary file of a temporary file (embed_file's, then
+    the audio writer's): after a SIGKILL the inner one, "..out.flac.p<pid>...", stayed for good,
+    since the next write swept ".out.flac.*" only."""
+    import subprocess
+    import sys
+
+    from provenance.core.atomic import atomic_write_bytes, owner_tag
+
+    ended = subprocess.Popen([sys.executable, "-c", "pass"])
+    ended.wait()
+    host = owner_tag().split("h", 1)[1]
+    outer = f".out.flac.p{ended.pid}h{host}abc.tmp.flac"
+    left = [outer, f".{outer}.p{ended.pid}h{host}def.tmp.flac"]
+    an_hour_ago = time.time() - 3600
+    for name in left:
+        (tmp_path / name).write_bytes(b"partial")
+        os.utime(tmp_path / name, (an_hour_ago, an_hour_ago))
+    atomic_write_bytes(tmp_path / "out.flac", b"whole")
+    assert [p.name for p in tmp_path.iterdir()] == ["out.flac"]
+
+
 def test_a_loop_of_symbolic_links_is_named_not_called_missing(tmp_path):
     (tmp_path / "a.wav").symlink_to(tmp_path / "b.wav")
     (tmp_path / "b.wav").symlink_to(tmp_path / "a.wav")

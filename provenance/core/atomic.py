@@ -264,6 +264,10 @@ def atomic_path(target: str | Path, *, mode: int | None = None) -> Iterator[Path
     suffix = "".join(target.suffixes[-1:])
     _check_replaceable(target)
     sweep_stale(directory, f".{target.name}.")
+    # a writer that publishes through a temporary path of its own, inside another atomic_path
+    # (embed_file's output, then the audio writer's), leaves "..NAME..." after a SIGKILL, whose
+    # own target (the outer temporary name) is never written again
+    sweep_stale(directory, f"..{target.name}.")
     try:
         fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}{owner_tag()}", suffix=f".tmp{suffix}", dir=directory)
     except OSError as exc:
