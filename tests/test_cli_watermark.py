@@ -110,6 +110,18 @@ def test_a_video_whose_audio_tracks_differ_in_rate_gets_each_marked_at_its_own(c
         assert code == 0 and json.loads(text)["payload"] == PAYLOAD, (track, text, err)
 
 
+def test_embed_says_when_the_output_codec_changed_the_rate(clip, key, tmp_path, capsys):
+    """44.1 kHz into .opus is 48 kHz out: `mark` said so, `watermark embed` did not."""
+    assert io.audio_info(clip).sample_rate == 44_100
+    out = tmp_path / "marked.opus"
+    code, _, err = run(["watermark", "embed", str(clip), str(out), "--key", str(key), "--payload", PAYLOAD], capsys)
+    assert code == 0, err
+    assert f"note: {out} holds the audio at 48000 Hz, not 44100 Hz: it was resampled for its codec" in err
+    code, _, err = run(["watermark", "embed", str(clip), str(tmp_path / "same.flac"), "--key", str(key),
+                        "--payload", PAYLOAD], capsys)
+    assert code == 0 and "resampled" not in err, err
+
+
 def test_a_96_khz_aac_file_keeps_its_mark_through_re_encoding(key, tmp_path, capsys):
     # Full-band noise coded by AAC at 96 kHz and 128 kbps, then marked and written back as AAC at
     # the default bitrate: at 96 kbps per channel (the 48 kHz default) the second encoding lost the

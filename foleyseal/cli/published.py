@@ -1,9 +1,11 @@
-"""What a command that stopped part-way had already published, said on stderr."""
+"""What a command published, said on stderr: the files a command that stopped part-way had
+already written, and an output resampled for its codec."""
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from pathlib import Path
 
 import typer
 
@@ -23,3 +25,16 @@ def say_what_was_written() -> Iterator[None]:
             typer.echo("written before the run stopped (each complete, marked and recorded; the rest "
                        f"was not written): {', '.join(str(p) for p in written)}", err=True)
         raise
+
+
+def say_if_resampled(input: Path, output: Path) -> None:
+    """A note on stderr when OUTPUT's codec could not run at INPUT's rate (MP3 and AAC stop at
+    48 kHz, Opus runs at 48 kHz only), so the marked copy was resampled: a 96 kHz master marked
+    into .mp3 should not turn into a 48 kHz file without a word, as a 6-channel one into .mp3 is
+    refused with one."""
+    from provenance.core.io import audio_info
+
+    before, after = audio_info(input).sample_rate, audio_info(output).sample_rate
+    if before != after:
+        typer.echo(f"note: {output} holds the audio at {after} Hz, not {before} Hz: it was resampled for "
+                   "its codec", err=True)

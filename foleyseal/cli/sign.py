@@ -83,7 +83,7 @@ def mark_cmd(
         if not isinstance(gen_record, dict):
             raise InputError("the generation record must be a JSON object", path=record)
     from foleyseal.cli.progress import file_progress
-    from foleyseal.cli.published import say_what_was_written
+    from foleyseal.cli.published import say_if_resampled, say_what_was_written
 
     _say_if_changed_since_signed(input)
     with say_what_was_written(), file_progress(input.name) as report:
@@ -97,7 +97,7 @@ def mark_cmd(
             title=title,
             progress=report,
         )
-    _say_if_resampled(input, result.output)
+    say_if_resampled(input, result.output)
     if result.replaced_payload is not None:
         record = f"record {result.replaced_record}" if result.replaced_record else "no record in this store"
         typer.echo(f"note: {input} already carried this operator's watermark, payload {result.replaced_payload} "
@@ -111,19 +111,6 @@ def mark_cmd(
         typer.echo(f"  payload   {result.payload}")
         typer.echo(f"  manifest  {result.record.id} ({where})")
         typer.echo(f"  sha256    {result.record.asset_sha256}")
-
-
-def _say_if_resampled(input: Path, output: Path) -> None:
-    """A note on stderr when OUTPUT's codec could not run at INPUT's rate (MP3 and AAC stop at
-    48 kHz, Opus runs at 48 kHz only), so the marked copy was resampled: a 96 kHz master marked
-    into .mp3 should not turn into a 48 kHz file without a word, as a 6-channel one into .mp3 is
-    refused with one."""
-    from provenance.core.io import audio_info
-
-    before, after = audio_info(input).sample_rate, audio_info(output).sample_rate
-    if before != after:
-        typer.echo(f"note: {output} holds the audio at {after} Hz, not {before} Hz: it was resampled for "
-                   "its codec", err=True)
 
 
 def _say_if_changed_since_signed(input: Path) -> None:

@@ -37,12 +37,14 @@ def embed_cmd(
     from provenance.watermark.keys import load_key
 
     from foleyseal.cli.progress import file_progress
+    from foleyseal.cli.published import say_if_resampled
 
     payload = payload_hex(payload, 64)  # validated before any work; " 0xABCD..." -> "abcd..."
     wm_key = load_key(key)
     with file_progress(input.name) as report:
         embed_file(input, output, wm_key, payload, strength=strength, confirm=check, with_store=False,
                    progress=report)
+    say_if_resampled(input, output)  # as mark says it: a 44.1 kHz input into .opus is 48 kHz out
     if json_out:
         typer.echo(json.dumps({"input": str(input), "output": str(output), "payload": payload,
                                "key_id": wm_key.key_id, "strength": strength}))
