@@ -500,3 +500,16 @@ def test_list_decoding_recovers_payloads_plain_viterbi_misses():
             assert ok8 and np.array_equal(p8, p1)
     assert wrong == 0
     assert listed >= plain + 5, (plain, listed)
+
+
+def test_the_mark_never_takes_a_sample_past_the_largest_integer_step(corpus_dir, tmp_path):
+    """A 16-bit file peaking at 32767: the mark drove samples to exactly +1.0 (32768/32768), which
+    the writer clipped back to 32767, so 31770, 32767 and 32719 all became 32767."""
+    x = io.read_audio(corpus_dir / "music_orchestral_44k_stereo.flac", duration_s=6.0).samples
+    pcm = np.round(x / np.abs(x).max() * 32767).astype(np.int16)  # peaks at the largest step, +32767
+    src = tmp_path / "loud.wav"
+    io.write_audio(src, Audio(pcm, 44_100, subtype="PCM_16"))
+    key = WatermarkKey(bytes([2]) * 32)  # one under which the mark pushed 3 samples to +1.0
+    marked = embed(io.read_audio(src), key, PAYLOAD)
+    assert marked.samples.max() <= 32767 / 32768 and marked.samples.min() >= -1.0
+    assert detect(marked, key).payload == PAYLOAD

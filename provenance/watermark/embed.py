@@ -255,16 +255,22 @@ def _limit_group_energy(dy: np.ndarray, energy: np.ndarray, p: WatermarkParams) 
     return out
 
 
+_POSITIVE_FULL_SCALE = 1.0 - 2.0**-15
+"""The largest positive sample every integer output holds (32767/32768 in 16 bits): a float sample
+of +1.0 is one step past it, and the writer clips it."""
+
+
 def _add_limited(x: np.ndarray, w: np.ndarray) -> np.ndarray:
-    """``x + w``, with the mark shrunk wherever it would push a sample past full scale
-    (and removed where the host itself is at or past full scale): the mark never clips."""
+    """``x + w``, with the mark shrunk wherever it would push a sample past full scale, -1.0 or
+    the largest positive integer sample (and removed where the host itself is at or past it):
+    the mark never clips, in float or integer outputs."""
     y = x + w
-    if y.max(initial=0.0) <= 1.0 and y.min(initial=0.0) >= -1.0:  # the common case, without temporaries
+    if y.max(initial=0.0) <= _POSITIVE_FULL_SCALE and y.min(initial=0.0) >= -1.0:  # the common case
         return y
-    over = np.flatnonzero(np.abs(y).max(axis=0) > 1.0)
+    over = np.flatnonzero(((y > _POSITIVE_FULL_SCALE) | (y < -1.0)).any(axis=0))
     if over.size:
         xs, ws = x[:, over], w[:, over]
-        headroom = np.clip(1.0 - np.abs(xs), 0.0, None)
+        headroom = np.clip(np.minimum(_POSITIVE_FULL_SCALE - xs, 1.0 + xs), 0.0, None)  # to the nearer bound
         aw = np.abs(ws)
         scale = np.divide(headroom, aw, out=np.zeros_like(aw), where=aw > 0)
         y[:, over] = xs + ws * np.minimum(scale, 1.0)
