@@ -532,3 +532,14 @@ def test_no_help_text_breaks_a_sentence_mid_line():
                     broken.append(f"{' '.join(path)}: {line!r}")
     assert len(list(_commands(typer.main.get_command(app)))) >= 15
     assert broken == [], broken
+
+
+def test_a_rate_the_mark_cannot_be_embedded_at_is_named_with_its_file(key, tmp_path, capsys):
+    """8001 Hz (inside 8-192 kHz, not a multiple of 25 Hz): refused without naming the file."""
+    x = 0.1 * np.random.default_rng(3).standard_normal((8001 * 6, 1)).astype(np.float32)
+    src = tmp_path / "odd.wav"
+    sf.write(src, x, 8001)
+    code, _, err = run(["watermark", "embed", str(src), str(tmp_path / "o.wav"), "--key", str(key), "--payload",
+                        PAYLOAD], capsys)
+    assert code == 3 and err.startswith(f"error: {src}: sample rate 8001 Hz is not a multiple of 25 Hz"), err
+    assert "resample the audio first" in err and not (tmp_path / "o.wav").exists()

@@ -344,7 +344,9 @@ class ChunkEmbedder:
         *,
         strength: float = 1.0,
         params: WatermarkParams = DEFAULT_PARAMS,
+        path: Path | None = None,
     ) -> None:
+        """``path``: the file the audio comes from, named in errors."""
         check_strength(strength)
         self.key = as_key(key)
         self.params = params
@@ -356,7 +358,10 @@ class ChunkEmbedder:
         pad = pad_slots(params) * params.slot_s * self.rate
         chunk = max(1, round(CHUNK_S / sb_s)) * sb_s * self.rate
         if abs(pad - round(pad)) > 1e-6 or abs(chunk - round(chunk)) > 1e-6:
-            raise InputError(f"sample rate {self.rate} Hz is not a multiple of 25 Hz")
+            # the mark's time grid (25 ms analysis steps) must fall on whole samples; every
+            # common rate (8000, 11025, 22050, 44100, 48000, 96000 ...) is such a multiple
+            raise InputError(f"sample rate {self.rate} Hz is not a multiple of 25 Hz, which the watermark is "
+                             "embedded at (every common rate is); resample the audio first", path=path)
         self.pad = int(round(pad))
         self.chunk = int(round(chunk))
 

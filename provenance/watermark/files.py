@@ -91,7 +91,7 @@ def _embed_stream(in_path: Path, out_path: Path, info: io.AudioInfo, key: Waterm
     if io.is_video(in_path) and io.is_video_extension(out_path):
         _embed_video(in_path, out_path, info, key, payload, strength, params, progress)
         return
-    emb = ChunkEmbedder(key, payload, info.sample_rate, strength=strength, params=params)
+    emb = ChunkEmbedder(key, payload, info.sample_rate, strength=strength, params=params, path=in_path)
     chunks = _chunks_with_context(in_path, emb.chunk, emb.pad)
     marked = _reporting((emb.apply(x, start, padded) for start, x, padded in chunks), info.frames, progress)
     subtype = io.output_subtype(out_path, info.subtype)
@@ -144,7 +144,7 @@ def _embed_video(in_path: Path, out_path: Path, info: io.AudioInfo, key: Waterma
         track_info = info if track == main else io.audio_info(in_path, track=track)
         where = f"{in_path} (audio track {track})"
         check_audio_params(track_info.sample_rate, track_info.channels, what=where)
-        emb = ChunkEmbedder(key, payload, track_info.sample_rate, strength=strength, params=params)
+        emb = ChunkEmbedder(key, payload, track_info.sample_rate, strength=strength, params=params, path=in_path)
         marked = _marked_chunks(emb, _chunks_with_context(in_path, emb.chunk, emb.pad, track=track))
         tracks.append(_reporting(marked, info.frames, progress) if track == main else marked)
     io.rewrite_audio_tracks_stream(in_path, tracks, out_path)
