@@ -30,6 +30,9 @@ def test_integer_pcm_samples_are_read_at_full_scale():
         a = Audio(pcm, 16_000)
         assert a.samples.dtype == np.float32 and np.max(np.abs(a.samples - x)) < 1e-4, dtype
     assert np.allclose(Audio(np.array([[0, 128, 255]], np.uint8), 8000).samples, [[-1.0, 0.0, 127 / 128]])
+    # big-endian PCM was refused as "no PCM format; give int16"
+    big = np.array([[-32768, 0, 16384]], ">i2")
+    assert np.allclose(Audio(big, 8000).samples, [[-1.0, 0.0, 0.5]])
     for bad in (np.array([[1, 2]], np.int64), np.array([[True, False]]), np.array([[1 + 2j]])):
         with pytest.raises(InputError, match="samples"):
             Audio(bad, 8000)

@@ -111,6 +111,8 @@ def _pcm_to_float(s: np.ndarray) -> np.ndarray:
     the convention of soundfile and WAV: read as plain numbers they would be 32,767 times too loud."""
     if s.dtype == np.uint8:
         return (s.astype(np.float32) - 128.0) / 128.0
+    if not s.dtype.isnative:  # big-endian int16 (">i2", as read from an AIFF's bytes) is PCM too
+        s = s.astype(s.dtype.newbyteorder("="))
     scale = _PCM_FULL_SCALE.get(s.dtype)
     if scale is None:
         raise InputError(f"integer samples of type {s.dtype} are no PCM format; give int16/int32 PCM or float samples")
