@@ -465,9 +465,9 @@ def _advice(generator: str, loudness_lufs: float) -> str:
                 "'room tone', or music)")
     else:
         said = f"the generator {generator!r} made no more sound than that; check its output"
-    if loudness_lufs < QUIET_TARGET_LUFS:
-        said += (f"; or raise --loudness: at {loudness_lufs:g} LUFS much of the soundtrack is quieter than "
-                 f"{SOUND_FLOOR_DBFS:g} dBFS, which carries no mark")
+    if loudness_lufs < QUIET_TARGET_LUFS:  # then the likeliest cause, the user's own setting: said first
+        said = (f"raise --loudness: at {loudness_lufs:g} LUFS much of the soundtrack is quieter than "
+                f"{SOUND_FLOOR_DBFS:g} dBFS, which carries no mark; or {said}")
     return said
 
 
