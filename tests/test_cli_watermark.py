@@ -543,3 +543,18 @@ def test_a_rate_the_mark_cannot_be_embedded_at_is_named_with_its_file(key, tmp_p
                         PAYLOAD], capsys)
     assert code == 3 and err.startswith(f"error: {src}: sample rate 8001 Hz is not a multiple of 25 Hz"), err
     assert "resample the audio first" in err and not (tmp_path / "o.wav").exists()
+
+
+def test_embed_over_a_signed_file_names_the_sidecar_left_beside_it(clip, key, tmp_path, capsys):
+    """`watermark embed` into x.ogg, where an earlier `mark` left x.ogg.c2pa: the old sidecar
+    stayed without a word, and `verify x.ogg` said "credentials tampered" of the file just written."""
+    out = tmp_path / "x.ogg"
+    sidecar = tmp_path / "x.ogg.c2pa"
+    sidecar.write_bytes(b"the manifest of the x.ogg this run replaces")
+    code, _, err = run(["watermark", "embed", str(clip), str(out), "--key", str(key), "--payload", PAYLOAD], capsys)
+    assert code == 0, err
+    assert f"note: {sidecar} lies beside {out} but was not written for it" in err
+    assert sidecar.read_bytes() == b"the manifest of the x.ogg this run replaces"  # said, not deleted
+    sidecar.unlink()
+    code, _, err = run(["watermark", "embed", str(clip), str(out), "--key", str(key), "--payload", PAYLOAD], capsys)
+    assert code == 0 and "lies beside" not in err, err

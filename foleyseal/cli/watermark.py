@@ -45,6 +45,7 @@ def embed_cmd(
         embed_file(input, output, wm_key, payload, strength=strength, confirm=check, with_store=False,
                    progress=report)
     say_if_resampled(input, output)  # as mark says it: a 44.1 kHz input into .opus is 48 kHz out
+    _say_if_a_sidecar_is_beside(output)
     if json_out:
         typer.echo(json.dumps({"input": str(input), "output": str(output), "payload": payload,
                                "key_id": wm_key.key_id, "strength": strength}))
@@ -85,3 +86,17 @@ def detect_cmd(
             for s in det.segments:
                 typer.echo(f"  segment        {s.start_s:8.2f} s - {s.end_s:8.2f} s  payload {s.payload}")
     raise typer.Exit(exit_codes.OK if det.found else exit_codes.NOT_FOUND)
+
+
+def _say_if_a_sidecar_is_beside(output: Path) -> None:
+    """A note on stderr when a ``.c2pa`` sidecar lies beside the output just written: it holds the
+    credentials of other bytes (most often the file this one replaced, marked and signed by an
+    earlier `mark`), and a verifier reads it as this file's and calls the file tampered."""
+    from provenance.c2pa.sidecar import find_sidecar
+
+    stale = find_sidecar(output)
+    if stale is not None:
+        typer.echo(f"note: {stale} lies beside {output} but was not written for it (it holds the credentials of "
+                   f"other bytes, perhaps the file {output.name} replaced): verifiers read it as {output.name}'s "
+                   "and say it was changed after signing; remove it, or sign this file (`foleyseal sign`)",
+                   err=True)
