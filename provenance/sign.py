@@ -43,6 +43,9 @@ def sign(
     input_path, output_path = path_argument("input_path", input_path), path_argument("output_path", output_path)
     generated, title = flag_argument("generated", generated), text_argument("title", title)
     settings = settings or load_settings()
+    if not input_path.is_file():  # said before anything about the output's name
+        raise InputError("input file not found" if not input_path.exists() else "input is not a regular file",
+                         path=input_path)
     mime = mime_for(output_path)
     if mime != mime_for(input_path):
         raise InputError(f"sign keeps the format: the output must be a {input_path.suffix} file too",

@@ -558,3 +558,14 @@ def test_embed_over_a_signed_file_names_the_sidecar_left_beside_it(clip, key, tm
     sidecar.unlink()
     code, _, err = run(["watermark", "embed", str(clip), str(out), "--key", str(key), "--payload", PAYLOAD], capsys)
     assert code == 0 and "lies beside" not in err, err
+
+
+def test_a_folder_given_as_input_is_said_before_the_output_name(key, tmp_path, capsys):
+    """`sign DIR out` and `watermark embed DIR out` complained of OUTPUT's missing extension."""
+    folder = tmp_path / "takes"
+    folder.mkdir()
+    code, _, err = run(["watermark", "embed", str(folder), str(tmp_path / "out"), "--key", str(key), "--payload",
+                        PAYLOAD], capsys)
+    assert code == 3 and err.startswith(f"error: {folder}: not a regular file"), err
+    code, _, err = run(["sign", str(folder), str(tmp_path / "out")], capsys)
+    assert code == 3 and err.startswith(f"error: {folder}: input is not a regular file"), err

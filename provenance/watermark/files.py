@@ -65,12 +65,13 @@ def embed_file(
     of the file written read back (a file input with ``confirm``).
     """
     in_path, out_path = Path(in_path), Path(out_path)
+    info = io.audio_info(in_path) if audio is None else None  # a folder or a missing input is said first
     _check_output_name(in_path, out_path)
     key = as_key(key)
     check = _ReadBack(key, payload, params, with_store, strength) if confirm else None
     if audio is not None:
         return _embed_given(audio, in_path, out_path, key, payload, strength, params, check)
-    info = io.audio_info(in_path)
+    assert info is not None
     check_audio_params(info.sample_rate, info.channels, what=str(in_path))
     if info.frames <= 0:
         raise InputError("audio has no samples (zero length)", path=in_path)
