@@ -456,3 +456,12 @@ def test_attacks_that_change_tempo_or_pitch_say_so():
                    "cascade_mp3_128k_aac_64k"]
     assert all(get_attack(n).warps_time for n in warping)
     assert not any(get_attack(n).warps_time for n in on_timeline)
+
+
+def test_audio_too_short_for_any_attack_is_refused_by_name():
+    """Under 28 samples the filters raised scipy's ValueError ("must be greater than padlen"),
+    and the stretchers returned 0 frames for 1-40 samples."""
+    tiny = Audio(np.full((1, 20), 0.1, np.float32), 16_000)
+    for name in ("lowpass_3.5k", "highpass_500", "bandpass_300_3400", "stretch_+5%", "rerecord", "none"):
+        with pytest.raises(InputError, match=r"needs at least 0.1 s of audio, got 20 samples"):
+            get_attack(name).apply(tiny, np.random.default_rng(0))

@@ -160,6 +160,10 @@ def _out_of_range(name: str, value: float) -> str | None:
     return None
 
 
+MIN_ATTACK_S = 0.1
+"""The shortest audio an attack takes, seconds (a watermark trial's audio lasts seconds)."""
+
+
 @dataclass(frozen=True, kw_only=True)
 class Attack:
     """Base of every attack. Subclasses add their parameters as fields with units in the names.
@@ -203,7 +207,14 @@ class Attack:
     def run(
         self, audio: Audio, rng: np.random.Generator, context: AttackContext | None = None
     ) -> AttackOutput:
-        """Attack ``audio`` and map the marked spans of the input to output time."""
+        """Attack ``audio`` and map the marked spans of the input to output time.
+
+        :class:`InputError` for audio shorter than :data:`MIN_ATTACK_S`: the filters' padding
+        (scipy's ``filtfilt``) failed with a ValueError there, and the time stretchers returned
+        no samples at all."""
+        if audio.duration_s < MIN_ATTACK_S:
+            raise InputError(f"attack {self.name!r} needs at least {MIN_ATTACK_S:g} s of audio, got "
+                             f"{audio.frames} samples ({audio.duration_s:.4f} s)")
         ctx = context or AttackContext()
         return self._run(audio, rng, ctx, ctx.spans_for(audio))
 
