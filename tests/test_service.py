@@ -792,6 +792,27 @@ def test_serve_on_a_port_in_use_says_so_without_announcing_itself(
     assert exc.value.code == 3 and "verification service on" not in err, err
 
 
+def test_serve_says_when_it_has_no_watermark_key(
+    verify_env: VerifyEnv, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A home without a watermark key started a service that reads no mark, without a word."""
+    from detectors.service.app import check_config
+    from foleyseal.cli import main
+
+    assert check_config(ServiceConfig(home=verify_env.home, upload_dir=tmp_path / "up")) == []
+    bare = tmp_path / "bare"
+    bare.mkdir(mode=0o700)
+    notes = check_config(ServiceConfig(home=bare, upload_dir=tmp_path / "up"))
+    assert len(notes) == 1 and notes[0].startswith(f"no watermark key in {bare}"), notes
+    monkeypatch.setenv("FOLEYSEAL_HOME", str(bare))
+    with socket.socket() as taken:  # the port is taken, so the service stops right after its checks
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        with pytest.raises(SystemExit):
+            main(["serve", "--port", str(taken.getsockname()[1]), "--workers", "0"])
+    assert "note: no watermark key in" in capsys.readouterr().err
+
+
 def _wait_until_healthy(url: str, proc: Any, timeout_s: float = 120.0) -> None:
     """Wait until the service started as ``proc`` answers ``GET {url}v1/health`` with 200."""
     import time

@@ -233,10 +233,11 @@ def uvicorn_options(config: ServiceConfig) -> dict[str, Any]:
     }
 
 
-def check_config(config: ServiceConfig) -> None:
+def check_config(config: ServiceConfig) -> list[str]:
     """Raise the :class:`FoleySealError` that would stop the service from starting (unreadable
     trust anchors or key files, a store that cannot be opened), naming the file or store, before
-    uvicorn starts: a failure inside its start-up is printed as a traceback."""
+    uvicorn starts: a failure inside its start-up is printed as a traceback. Returns notes on
+    what it will serve without (no watermark key: no mark can be read)."""
     from provenance.core.config import trust_anchors
     from provenance.store import open_store
 
@@ -244,8 +245,13 @@ def check_config(config: ServiceConfig) -> None:
 
     settings = _settings(config)
     trust_anchors(settings, config.trust_anchors)
-    load_keyring(settings)
+    notes = []
+    if not load_keyring(settings):
+        notes.append(f"no watermark key in {settings.home} ({settings.watermark_key_path.name}, or keys/keyring/*.key): files are "
+                     "checked for Content Credentials only, no watermark is read and no credentials are "
+                     "recovered through one")
     open_store(settings).close()
+    return notes
 
 
 def serve(

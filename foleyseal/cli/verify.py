@@ -344,7 +344,8 @@ def serve_cmd(
         header_timeout_s=header_timeout,
         max_connections_per_client=max_connections_per_client,
     )
-    check_config(config)
+    for note in check_config(config):
+        typer.echo(f"note: {note}", err=True)
     serve(config, host=host, port=port, checked=True,
           announce=lambda url: typer.echo(f"FoleySeal verification service on {url}  (docs: /docs)", err=True))
 
