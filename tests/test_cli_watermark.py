@@ -569,3 +569,15 @@ def test_a_folder_given_as_input_is_said_before_the_output_name(key, tmp_path, c
     assert code == 3 and err.startswith(f"error: {folder}: not a regular file"), err
     code, _, err = run(["sign", str(folder), str(tmp_path / "out")], capsys)
     assert code == 3 and err.startswith(f"error: {folder}: input is not a regular file"), err
+
+
+@pytest.mark.parametrize("command", ["embed", "detect"])
+def test_unsupported_channels_are_said_as_mark_says_them(key, tmp_path, capsys, command):
+    """`watermark detect ch9.wav` said "ch9.wav has 9 channels" where `mark` says "ch9.wav: audio
+    has 9 channels": the file is named the one way everywhere."""
+    src = tmp_path / "ch9.wav"
+    sf.write(src, 0.1 * np.ones((48_000 * 5, 9), np.float32), 48_000, subtype="PCM_16")
+    args = ["watermark", command, str(src)]
+    args += [str(tmp_path / "o.wav"), "--payload", PAYLOAD] if command == "embed" else []
+    code, _, err = run([*args, "--key", str(key)], capsys)
+    assert code == 3 and err.startswith(f"error: {src}: audio has 9 channels; supported: 1-8"), err

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -127,15 +128,16 @@ def _whole_rate(rate: object) -> int:
     return int(rate)  # type: ignore[arg-type]
 
 
-def check_audio_params(sample_rate: int, channels: int, *, what: str = "audio") -> None:
-    """Raise :class:`InputError` if a rate (Hz) or channel count is outside what FoleySeal handles."""
+def check_audio_params(sample_rate: int, channels: int, *, what: str = "audio", path: str | Path | None = None) -> None:
+    """Raise :class:`InputError` (naming ``path``, the file, when given) if a rate (Hz) or channel
+    count is outside what FoleySeal handles."""
     if not MIN_SAMPLE_RATE_HZ <= sample_rate <= MAX_SAMPLE_RATE_HZ:
         raise InputError(
             f"{what} has sample rate {sample_rate} Hz; supported rates are "
-            f"{MIN_SAMPLE_RATE_HZ}-{MAX_SAMPLE_RATE_HZ} Hz"
+            f"{MIN_SAMPLE_RATE_HZ}-{MAX_SAMPLE_RATE_HZ} Hz", path=path
         )
     if not 1 <= channels <= MAX_CHANNELS:
-        raise InputError(f"{what} has {channels} channels; supported: 1-{MAX_CHANNELS}")
+        raise InputError(f"{what} has {channels} channels; supported: 1-{MAX_CHANNELS}", path=path)
 
 
 def require_audio(audio: object, *, what: str = "audio") -> Audio:

@@ -72,7 +72,7 @@ def embed_file(
     if audio is not None:
         return _embed_given(audio, in_path, out_path, key, payload, strength, params, check)
     assert info is not None
-    check_audio_params(info.sample_rate, info.channels, what=str(in_path))
+    check_audio_params(info.sample_rate, info.channels, path=in_path)
     if info.frames <= 0:
         raise InputError("audio has no samples (zero length)", path=in_path)
     require_duration(info.duration_s, params, in_path)
@@ -143,8 +143,7 @@ def _embed_video(in_path: Path, out_path: Path, info: io.AudioInfo, key: Waterma
     tracks = []
     for track in range(io.audio_track_count(in_path)):
         track_info = info if track == main else io.audio_info(in_path, track=track)
-        where = f"{in_path} (audio track {track})"
-        check_audio_params(track_info.sample_rate, track_info.channels, what=where)
+        check_audio_params(track_info.sample_rate, track_info.channels, what=f"audio track {track}", path=in_path)
         emb = ChunkEmbedder(key, payload, track_info.sample_rate, strength=strength, params=params, path=in_path)
         marked = _marked_chunks(emb, _chunks_with_context(in_path, emb.chunk, emb.pad, track=track))
         tracks.append(_reporting(marked, info.frames, progress) if track == main else marked)
@@ -386,7 +385,7 @@ def detect_file(
     path = Path(path)
     key = as_key(key)
     info = io.audio_info(path, track=track)
-    check_audio_params(info.sample_rate, info.channels, what=str(path))
+    check_audio_params(info.sample_rate, info.channels, path=path)
     blocks = io.iter_audio_blocks(path, int(info.sample_rate * _PIECE_S), track=track)
     det = _detect_stream(blocks, info.sample_rate, info.duration_s, key, threshold=threshold, params=params,
                          search=search, known=known, progress=progress)
