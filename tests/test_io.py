@@ -1084,3 +1084,15 @@ def test_a_stop_right_after_the_working_file_is_made_leaves_nothing(tmp_path, mo
     with pytest.raises(KeyboardInterrupt):
         atomic.atomic_write_bytes(tmp_path / "out.wav", b"x")
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("ext", ["opus", "m4a", "webm"])
+def test_audio_too_short_for_a_lossy_encoder_is_refused_not_written_empty(tmp_path, ext):
+    """10 samples into .opus/.webm wrote a 0-byte file, into .m4a one that no reader takes, and
+    reported success."""
+    out = tmp_path / f"short.{ext}"
+    with pytest.raises(FormatError, match=r"10 samples are too short for the (OPUS|AAC) encoder, which needs at least"):
+        write_audio(out, Audio(np.full((1, 10), 0.1, np.float32), 44_100))
+    assert list(tmp_path.iterdir()) == []
+    write_audio(out, Audio(np.full((1, 441), 0.1, np.float32), 44_100))  # 10 ms is enough
+    assert read_audio(out).frames > 0

@@ -218,6 +218,10 @@ class _AvAudioEncoder:
         return packets
 
 
+_MIN_ENCODED_S = 0.005
+"""The shortest audio, seconds, the lossy encoders here are given (below it they write nothing)."""
+
+
 class _AvSink:
     """Writes blocks through PyAV (MP3, AAC, Opus) into a container file or binary buffer."""
 
@@ -231,9 +235,11 @@ class _AvSink:
         except BaseException:
             self._container.close()
             raise
+        self._subtype, self._rate, self._frames = subtype, sample_rate, 0
 
     def write(self, block: np.ndarray) -> None:
         """Encode and mux float32 ``(channels, n)`` samples."""
+        self._frames += block.shape[-1]
         for packet in self._encoder.encode(block):
             self._container.mux(packet)
 
@@ -243,6 +249,11 @@ class _AvSink:
                 self._container.mux(packet)
         finally:
             self._container.close()
+        shortest = math.ceil(_MIN_ENCODED_S * self._rate)
+        if 0 < self._frames < shortest and self._subtype not in _AV_PCM:
+            # a few samples vanish in the codec's delay: an empty Opus file, an M4A of no samples
+            raise FormatError(f"{self._frames} samples are too short for the {self._subtype} encoder, which needs "
+                              f"at least {shortest} ({_MIN_ENCODED_S * 1000:g} ms) to write any")
 
 
 _SOUNDFILE_MAJORS = frozenset({"WAV", "FLAC", "AIFF", "CAF", "W64", "AU"})
