@@ -1096,3 +1096,22 @@ def test_audio_too_short_for_a_lossy_encoder_is_refused_not_written_empty(tmp_pa
     assert list(tmp_path.iterdir()) == []
     write_audio(out, Audio(np.full((1, 441), 0.1, np.float32), 44_100))  # 10 ms is enough
     assert read_audio(out).frames > 0
+
+
+def test_a_flac_track_read_from_matroska_is_written_back_lossless(tmp_path):
+    """FLAC in .mka, written back to .mka (as `watermark embed` does), became AAC, silently, and
+    616 samples longer; a lossless source now stays lossless (24-bit PCM: no depth to go by)."""
+    x = (0.1 * np.random.default_rng(4).standard_normal((2, 44_100 * 3))).astype(np.float32)
+    src = tmp_path / "in.mka"
+    with av.open(str(src), "w", format="matroska") as c:
+        stream = c.add_stream("flac", rate=44_100, layout="stereo")
+        frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(x.T.reshape(1, -1)), format="flt", layout="stereo")
+        frame.sample_rate, frame.pts = 44_100, 0
+        for packet in [*stream.encode(frame), *stream.encode(None)]:
+            c.mux(packet)
+    audio = read_audio(src)
+    assert audio.subtype == "FLAC"
+    write_audio(tmp_path / "out.mka", audio)
+    info = audio_info(tmp_path / "out.mka")
+    assert (info.subtype, info.frames) == ("PCM_24", audio.frames)
+    assert np.array_equal(read_audio(tmp_path / "out.mka").samples, audio.samples)

@@ -56,6 +56,10 @@ def _resolve_format(path: Path, format: str | None) -> _WriteFormat:
     return WRITE_FORMATS[key]
 
 
+_LOSSLESS_CODED = frozenset({"FLAC", "ALAC"})
+"""Lossless codecs as PyAV-read sources name their subtype (libsndfile names a FLAC's depth)."""
+
+
 def _resolve_subtype(fmt: _WriteFormat, subtype: str | None, hint: str | None, path: Path) -> str:
     """The subtype to write: the explicit one (must suit the format), else the source's subtype
     if the format takes it, else 24-bit for high-resolution sources, else the format default."""
@@ -68,7 +72,9 @@ def _resolve_subtype(fmt: _WriteFormat, subtype: str | None, hint: str | None, p
     hint = (hint or "").upper()
     if hint in fmt.subtypes:
         return hint
-    if hint in _HIGH_RES_SUBTYPES and "PCM_24" in fmt.subtypes:
+    if hint in _HIGH_RES_SUBTYPES | _LOSSLESS_CODED and "PCM_24" in fmt.subtypes:
+        # a FLAC or ALAC track that FFmpeg read (in Matroska, MP4) has no depth to go by: 24-bit
+        # PCM holds it whole, as a video's lossless track is rewritten (io.video); was AAC
         return "PCM_24"
     return fmt.subtypes[0]
 
