@@ -94,7 +94,7 @@ def _embed_stream(in_path: Path, out_path: Path, info: io.AudioInfo, key: Waterm
         return
     emb = ChunkEmbedder(key, payload, info.sample_rate, strength=strength, params=params, path=in_path)
     chunks = _chunks_with_context(in_path, emb.chunk, emb.pad)
-    marked = _reporting((emb.apply(x, start, padded) for start, x, padded in chunks), info.frames, progress)
+    marked = _reporting(_marked_chunks(emb, chunks), info.frames, progress)
     subtype = io.output_subtype(out_path, info.subtype)
     with io.AudioWriter(out_path, info.sample_rate, info.channels, subtype=subtype,
                         frames_hint=_plain_wav_hint(in_path, info)) as writer:
@@ -151,9 +151,9 @@ def _embed_video(in_path: Path, out_path: Path, info: io.AudioInfo, key: Waterma
 
 
 def _marked_chunks(emb: ChunkEmbedder, chunks: Iterable[tuple[int, np.ndarray, np.ndarray]]) -> Iterator[np.ndarray]:
-    """Each chunk marked by ``emb``: bound here, per track (a generator expression in the loop
-    looked ``emb`` up when it ran, after the loop, and marked every track with the last track's
-    embedder: at its sample rate, a broadcast error for tracks of other rates)."""
+    """Each chunk marked by ``emb``, bound when called (a generator expression in _embed_video's
+    loop looked ``emb`` up when it ran, after the loop, and marked every track with the last
+    track's embedder: at its sample rate, a broadcast error for tracks of other rates)."""
     for start, x, padded in chunks:
         yield emb.apply(x, start, padded)
 
