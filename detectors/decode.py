@@ -79,26 +79,29 @@ def _sanitize(mono: np.ndarray, stats: DecodeStats) -> np.ndarray:
 
 class _SoundfileStopped(Exception):
     """libsndfile gave up on a damaged file after handing on ``frames`` mono samples (a FLAC
-    frame that lost sync fails the whole read; FFmpeg's decoder skips it and goes on)."""
+    frame that lost sync fails the whole read; FFmpeg's decoder skips it and goes on), or
+    could not open it (``at_open``: a CAF cut short is "malformed" to it; FFmpeg reads it)."""
 
-    def __init__(self, frames: int, cause: Exception) -> None:
+    def __init__(self, frames: int, cause: Exception, *, at_open: bool = False) -> None:
         super().__init__(str(cause))
         self.frames = frames
         self.cause = cause
+        self.at_open = at_open
 
 
 def _soundfile_chunks(path: Path, deadline: float | None, stats: DecodeStats, max_frames: int) -> Iterator[np.ndarray]:
     """Decode through libsndfile; :class:`_SoundfileStopped` when a read fails on damage."""
     import soundfile as sf
 
+    from provenance.core.io.read import structure_damage
+
     try:
         # bytes: a file name that is not valid UTF-8 (Latin-1 from an old archive) opens too
         fh = sf.SoundFile(os.fsencode(path))
     except (sf.LibsndfileError, RuntimeError, OSError, ValueError) as exc:
-        raise FormatError(f"cannot decode audio: {library_message(exc)}") from exc
+        stats.damage = structure_damage(path, "")
+        raise _SoundfileStopped(0, exc, at_open=True) from exc
     with fh:
-        from provenance.core.io.read import structure_damage
-
         stats.damage = structure_damage(path, fh.format, fh.extra_info)
         channels = int(fh.channels)
         stats.sample_rate = int(fh.samplerate)
@@ -241,8 +244,9 @@ def _soundfile_else_pyav(path: Path, deadline: float | None, stats: DecodeStats,
         yield from _soundfile_chunks(path, deadline, stats, max_frames)
         return
     except _SoundfileStopped as stopped:
-        done, cause = stopped.frames, stopped.cause
-    stats.decode_errors += 1
+        done, cause, at_open = stopped.frames, stopped.cause, stopped.at_open
+    if not at_open:
+        stats.decode_errors += 1
     skip, handed_on = done, done
     try:
         for chunk in _pyav_chunks(path, deadline, stats, max_frames):

@@ -1133,10 +1133,11 @@ def test_a_stored_record_that_cannot_vouch_recovers_nothing(verify_env: VerifyEn
         Verdict.CREDENTIALS_RECOVERED_BY_WATERMARK
 
 
-@pytest.mark.parametrize("fmt", ["WAV", "OGG"])
+@pytest.mark.parametrize("fmt", ["WAV", "OGG", "AIFF", "CAF", "AU", "W64"])
 def test_a_wav_or_ogg_cut_short_is_said_to_be(verify_env: VerifyEnv, tmp_path: Path, fmt: str) -> None:
-    """libsndfile and FFmpeg give what a cut WAV or Ogg file holds as its length: `no_evidence`
-    on half a file read like a full examination (MP3 and FLAC already had the note)."""
+    """libsndfile and FFmpeg give what a cut WAV, AIFF, CAF, AU, W64 or Ogg file holds as its
+    length: `no_evidence` on half a file read like a full examination (MP3 and FLAC already had
+    the note)."""
     whole = tmp_path / f"whole.{fmt.lower()}"
     sf.write(whole, foley_host(6.0, seed=4).T, SR, format=fmt)
     data = whole.read_bytes()

@@ -1,10 +1,10 @@
 """How much audio data a file's header declares, against what the file holds.
 
-libsndfile reports a WAV cut short in its parse log, and FFmpeg reads what is there of the
-others without a word: an AIFF, CAF, W64, RF64 or AU file cut to 60 % of its bytes was marked
-and signed as a 9 s file where its header declared 15 s. These formats all state the size of
-their audio data chunk up front; comparing it with the bytes after the chunk's start tells a
-file cut short (a download or copy interrupted) from a whole one.
+libsndfile and FFmpeg read what is there of a file cut short without a word: an AIFF, CAF,
+W64, RF64 or AU file cut to 60 % of its bytes was marked and signed as a 9 s file where its
+header declared 15 s. These formats and WAV all state the size of their audio data chunk up
+front; comparing it with the bytes after the chunk's start tells a file cut short (a download
+or copy interrupted) from a whole one.
 """
 
 from __future__ import annotations
@@ -17,12 +17,14 @@ _SCAN_BYTES = 1 << 20
 
 # Wave64's GUIDs begin with the four-character codes of their RIFF counterparts.
 _W64_RIFF = b"riff\x2e\x91\xcf\x11\xa5\xd6\x28\xdb\x04\xc1\x00\x00"
-_MAGICS = frozenset({b".snd", b"FORM", b"caff", b"riff", b"RF64", b"BW64"})
+_MAGICS = frozenset({b"RIFF", b".snd", b"FORM", b"caff", b"riff", b"RF64", b"BW64"})
 _W64_DATA = b"data\xf3\xac\xd3\x11\x8c\xd1\x00\xc0\x4f\x8e\xdb\x8a"
+_WAV_UNKNOWN_LENGTH = 0xFFFFFF00
+"""A WAV data size of 0, or of this or more, is a stream's placeholder (length unknown)."""
 
 
 def declared_data_shortfall(path: Path) -> tuple[int, int] | None:
-    """``(declared, held)`` bytes of audio data when ``path`` is an AIFF/AIFC, CAF, Wave64,
+    """``(declared, held)`` bytes of audio data when ``path`` is a WAV, AIFF/AIFC, CAF, Wave64,
     RF64/BW64 or AU file whose header declares more than the file holds after the data chunk's
     start; None for a whole file, a stream of unknown length, or any other format."""
     with open(path, "rb") as fh:
@@ -52,6 +54,9 @@ def is_rf64(path: Path) -> bool:
 
 def _data_chunk(head: bytes) -> tuple[int, int] | None:
     """(offset of the audio data, its declared size in bytes) from a file's first bytes."""
+    if head[:4] == b"RIFF" and head[8:12] == b"WAVE":
+        found = _walk(head, 12, b"data", "<I", header=8, align=2)
+        return None if found is None or not 0 < found[1] < _WAV_UNKNOWN_LENGTH else found
     if head[:4] == b".snd" and len(head) >= 12:  # AU: offset and size in a fixed header
         offset, declared = struct.unpack(">II", head[4:12])
         return None if declared == 0xFFFFFFFF else (offset, declared)

@@ -33,7 +33,6 @@ from provenance.core.io.common import (
 _TRUNCATION_MIN_S = 0.25
 _TRUNCATION_FRACTION = 0.02
 
-_WAV_DATA_RE = re.compile(r"^data\s*:\s*(\d+)\s*\(should be (\d+)\)", re.MULTILINE)
 _MKV_DURATION_RE = re.compile(r"^(\d+):(\d{2}):(\d{2}(?:\.\d+)?)$")
 _MPEG_SUFFIXES = frozenset({".mp3", ".mp2", ".mpga"})
 _OGG_DAMAGE_MARKERS = ("File ended unexpectedly", "reports a hole")
@@ -159,10 +158,11 @@ def _probe_pyav(path: Path, frames_hint: int | None = None, track: int | None = 
 def structure_damage(path: str | Path, major: str, log: str = "") -> str | None:
     """What the structure of the file at ``path`` (container ``major``, libsndfile's name: ``WAV``,
     ``OGG`` ...) and libsndfile's parse ``log`` of it show of a file cut short or damaged, in one
-    sentence (a WAV whose data chunk declares more than the file holds, an Ogg stream without its
+    sentence (a data chunk that declares more than the file holds, an Ogg stream without its
     last page); None when nothing. Readers refuse such a file; the verifier reads what decodes
     and says this in a note."""
     try:
+        _check_declared_length(Path(path))
         _check_sf_log(Path(path), log, major)
     except FormatError as exc:
         return exc.message
@@ -170,16 +170,8 @@ def structure_damage(path: str | Path, major: str, log: str = "") -> str | None:
 
 
 def _check_sf_log(path: Path, log: str, major: str) -> None:
-    """Raise FormatError if libsndfile's parse log shows a truncated or damaged file."""
-    if major in ("WAV", "WAVEX"):
-        for declared, actual in _WAV_DATA_RE.findall(log):
-            declared_n, actual_n = int(declared), int(actual)
-            # 0 and 0xFFFFFFFF mark streamed WAVs of unknown length, not truncation; an odd size
-            # may lack its pad byte (the one byte a RIFF chunk of odd length is followed by).
-            pad = declared_n % 2
-            if declared_n > actual_n + pad and 0 < declared_n < 0xFFFFFF00:
-                raise FormatError(f"file is truncated: header declares {declared_n} bytes of audio "
-                                  f"data, the file holds {actual_n}", path=path)
+    """Raise FormatError if libsndfile's parse ``log`` of an Ogg file (``major``) shows it
+    truncated or damaged (a data chunk's declared length is :func:`_check_declared_length`'s)."""
     if major == "OGG":
         for marker in _OGG_DAMAGE_MARKERS:
             if marker in log:
@@ -188,9 +180,8 @@ def _check_sf_log(path: Path, log: str, major: str) -> None:
 
 
 def _check_declared_length(path: Path) -> None:
-    """FormatError when an AIFF, CAF, W64, RF64 or AU header declares more audio data than the
-    file holds (libsndfile's log tells this of a WAV, :func:`_check_sf_log`; FFmpeg reads the
-    rest of these without a word)."""
+    """FormatError when a WAV, AIFF, CAF, W64, RF64 or AU header declares more audio data than
+    the file holds (libsndfile and FFmpeg read what is there without a word)."""
     try:
         shortfall = declared_data_shortfall(path)
     except OSError:
