@@ -12,6 +12,7 @@ from pathlib import Path
 
 from provenance.core.errors import FormatError
 from provenance.core.io import main_audio_stream
+from provenance.core.io.headers import kind_by_signature
 
 from detectors.report import ContainerInfo, StreamInfo
 
@@ -101,7 +102,7 @@ def probe(path: str | Path, *, name: str | None = None) -> ContainerInfo:
     try:
         container = av.open(str(path), options=_PROBE_OPTIONS)
     except av.error.FFmpegError as exc:
-        kind = _kind_by_header(path)
+        kind = kind_by_signature(path)
         if kind is not None:  # an MP4 whose index was never written (a download cut short) reads so
             raise FormatError(
                 f"starts like {kind} file, but its container cannot be parsed: it is probably cut short "
@@ -116,28 +117,6 @@ def probe(path: str | Path, *, name: str | None = None) -> ContainerInfo:
         return _describe(container, path, name, size)
     finally:
         container.close()
-
-
-def _kind_by_header(path: Path) -> str | None:
-    """``an MP4`` (etc.) when the first bytes of ``path`` are a media format's signature; None
-    otherwise (or unreadable)."""
-    try:
-        with open(path, "rb") as fh:
-            head = fh.read(12)
-    except OSError:
-        return None
-    if head[4:8] == b"ftyp":
-        return "an MP4 or MOV"
-    if head[:4] == b"\x1aE\xdf\xa3":
-        return "a Matroska or WebM"
-    if head[:4] == b"RIFF" and head[8:12] in (b"WAVE", b"AVI "):
-        return "a WAV" if head[8:12] == b"WAVE" else "an AVI"
-    if head[:4] == b"FORM" and head[8:12] in (b"AIFF", b"AIFC"):
-        return "an AIFF"
-    for magic, kind in ((b"fLaC", "a FLAC"), (b"OggS", "an Ogg"), (b"ID3", "an MP3"), (b"caff", "a CAF")):
-        if head.startswith(magic):
-            return kind
-    return None
 
 
 def _file_size(path: Path, shown: str | Path) -> int:

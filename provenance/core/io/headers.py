@@ -1,4 +1,4 @@
-"""How much audio data a file's header declares, against what the file holds.
+"""What a media file's first bytes say: its format, and how much audio data its header declares.
 
 libsndfile and FFmpeg read what is there of a file cut short without a word: an AIFF, CAF,
 W64, RF64 or AU file cut to 60 % of its bytes was marked and signed as a 9 s file where its
@@ -21,6 +21,10 @@ _MAGICS = frozenset({b"RIFF", b".snd", b"FORM", b"caff", b"riff", b"RF64", b"BW6
 _W64_DATA = b"data\xf3\xac\xd3\x11\x8c\xd1\x00\xc0\x4f\x8e\xdb\x8a"
 _WAV_UNKNOWN_LENGTH = 0xFFFFFF00
 """A WAV data size of 0, or of this or more, is a stream's placeholder (length unknown)."""
+_RF64_KIND = "an RF64 WAV"
+_SIGNATURES = ((b"fLaC", "a FLAC"), (b"OggS", "an Ogg"), (b"ID3", "an MP3"), (b"caff", "a CAF"),
+               (b".snd", "an AU"), (_W64_RIFF, "a Wave64"))
+"""Signatures at a file's start, and the format each names (:func:`kind_by_signature`)."""
 
 
 def declared_data_shortfall(path: Path) -> tuple[int, int] | None:
@@ -44,12 +48,28 @@ def declared_data_shortfall(path: Path) -> tuple[int, int] | None:
 def is_rf64(path: Path) -> bool:
     """Whether ``path`` is an RF64 or BW64 file (a WAV over 4 GiB, or one written so): named
     ``.wav``, yet c2pa's WAV parser, which expects ``RIFF``, cannot embed a manifest into it."""
+    return kind_by_signature(path) == _RF64_KIND
+
+
+def kind_by_signature(path: Path) -> str | None:
+    """The media format whose signature the first bytes of ``path`` hold, as words for a
+    message (``an MP4 or MOV``, ``a WAV``, ``an RF64 WAV`` ...); None for none (or unreadable)."""
     try:
         with open(path, "rb") as fh:
-            head = fh.read(12)
+            head = fh.read(16)
     except OSError:
-        return False
-    return head[:4] in (b"RF64", b"BW64") and head[8:12] == b"WAVE"
+        return None
+    if head[4:8] == b"ftyp":
+        return "an MP4 or MOV"
+    if head[:4] == b"\x1aE\xdf\xa3":
+        return "a Matroska or WebM"
+    if head[:4] == b"RIFF" and head[8:12] in (b"WAVE", b"AVI "):
+        return "a WAV" if head[8:12] == b"WAVE" else "an AVI"
+    if head[:4] in (b"RF64", b"BW64") and head[8:12] == b"WAVE":
+        return _RF64_KIND
+    if head[:4] == b"FORM" and head[8:12] in (b"AIFF", b"AIFC"):
+        return "an AIFF"
+    return next((kind for magic, kind in _SIGNATURES if head.startswith(magic)), None)
 
 
 def _data_chunk(head: bytes) -> tuple[int, int] | None:
