@@ -9,15 +9,7 @@ import pytest
 
 from provenance.core.audio import Audio
 
-SHARED_DIR = Path(__file__).resolve().parents[1] / ".." / "shared"
-"""The shared data folder (corpus/, video/, docs/) beside the checkout; tests skip without it."""
-
-
-def _shared_subdir(name: str) -> Path:
-    path = (SHARED_DIR / name).resolve()
-    if not path.is_dir():
-        pytest.skip(f"shared data folder {path} is absent")
-    return path
+from tests._shared import shared_subdir as _shared_subdir
 
 
 @pytest.fixture(scope="session")

@@ -77,9 +77,14 @@ def test_every_data_file_of_the_packages_is_packaged():
     config = tomllib.loads((root / "pyproject.toml").read_text())
     patterns = config["tool"]["setuptools"]["package-data"]["*"]
     packages = ("provenance", "detectors", "v2a_core", "benchmarks", "foleyseal")
-    tracked = subprocess.run(["git", "ls-files", *packages], cwd=root, capture_output=True, text=True, check=True)
-    data = [Path(p) for p in tracked.stdout.split() if not p.endswith(".py")]
-    assert data, "no data files found: is this a git checkout?"
+    tracked = subprocess.run(["git", "ls-files", *packages], cwd=root, capture_output=True, text=True)
+    if tracked.returncode == 0 and tracked.stdout:
+        files = [Path(p) for p in tracked.stdout.split()]
+    else:  # an sdist or a download, not a git checkout: what is on disk is what was shipped
+        files = [p.relative_to(root) for pkg in packages for p in (root / pkg).rglob("*")
+                 if p.is_file() and "__pycache__" not in p.parts]
+    data = [p for p in files if p.suffix not in (".py", ".pyc")]
+    assert data, "no data files found in the packages"
     missing = [str(p) for p in data if not any(fnmatch.fnmatch(p.name, pat) for pat in patterns)]
     assert missing == []
 

@@ -7,6 +7,7 @@ from scipy import special
 
 from benchmarks.null_trials import calibration_summary
 from provenance.watermark.presence import EFFECTIVE_ALIGNMENTS, NULL_Z_SCALE, p_value_from_z
+from tests._shared import corpus_clip
 
 
 def _null_sample(seed: int, n: int = 3000) -> tuple[np.ndarray, np.ndarray]:
@@ -46,11 +47,9 @@ def test_liberal_reports_are_caught() -> None:
 def test_null_windows_read_against_a_store_score_every_issued_codeword() -> None:
     # Windows of an unmarked clip and of one marked under another key, read against 200 issued
     # random payloads: each is scored against every issued codeword, none is named or found.
-    from pathlib import Path
-
     from benchmarks.null_trials import _trial_batch
 
-    clip = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "music_acoustic_guitar_phrases.flac"
+    clip = corpus_clip("music_acoustic_guitar_phrases.flac")
     rows = _trial_batch((str(clip), [(0, False, 5.0), (1, True, 5.0), (2, True, 10.0)], 3, False, 200))
     assert len(rows) == 3
     assert not any(r.found or r.store_named for r in rows)

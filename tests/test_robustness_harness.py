@@ -31,6 +31,7 @@ from benchmarks.watermarkers import (
 from provenance.core.audio import Audio
 from provenance.core.errors import ConfigError, InputError
 from provenance.core.results import Segment
+from tests._shared import corpus_clip
 
 FAKE = Path(__file__).with_name("fake_watermarker.py")
 SR = 44100
@@ -649,15 +650,11 @@ def test_foleyseal_adapter_converts_detections(monkeypatch):
     assert spread_wm.describe()["run_stride"] == 9 and "run_stride" not in wm.describe()
 
 
-CORPUS_CLIP = Path(__file__).resolve().parents[1] / ".." / "shared" / "corpus" / "music_orchestral_44k_stereo.flac"
-
-
-@pytest.mark.skipif(not CORPUS_CLIP.exists(), reason="shared corpus not present")
 def test_foleyseal_watermarker_round_trip_on_a_corpus_clip():
     from provenance.core.io import read_audio
     from benchmarks.watermarkers import FoleySealWatermarker
 
-    wm, clip, bits = FoleySealWatermarker(), read_audio(CORPUS_CLIP), _payload(seed=5)
+    wm, clip, bits = FoleySealWatermarker(), read_audio(corpus_clip("music_orchestral_44k_stereo.flac")), _payload(seed=5)
     marked = wm.embed(clip, bits)
     res = wm.detect(marked)
     assert res.found and res.score > 6 and res.p_value is not None and res.p_value < 1e-6

@@ -29,6 +29,7 @@ from foleyseal.cli.verify import (
 )
 from tests import _verify_fixtures
 from tests._verify_fixtures import SR, VerifyEnv, foley_host, settings_without_store, write_video_only
+from tests._shared import corpus_clip
 
 # The session fixture, held by this module (which therefore builds its own): assigned, since an
 # imported fixture reads to pyflakes as an unused import that each test's argument redefines.
@@ -916,7 +917,7 @@ def _marked_then_attacked(
 
     monkeypatch.setattr(ManifestStore, "reserve_payload", fixed_payload)
     settings = _init_home(tmp_path / "home", FIXED_KEY)
-    clip = Path(__file__).resolve().parents[2] / "shared" / "corpus" / clip_name
+    clip = corpus_clip(clip_name)
     res = mark(clip, tmp_path / "marked.wav", settings=settings, generated=True, title=title)
     assert res.payload == payload
     attacked = get_attack(attack).run(read_audio(res.output), np.random.default_rng(seed)).audio

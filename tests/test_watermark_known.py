@@ -14,8 +14,8 @@ from provenance.core.io import read_audio
 from provenance.watermark import WatermarkKey, confirm, detect, ecc, embed, known
 from provenance.watermark.confirm import CONFIRM_P_VALUE, CONFIRM_SHARE, CRC_PASS_BOUND, MATCH_SHARE
 from provenance.watermark.known import MAX_FALSE_MATCH, KnownPayloads, PayloadSet, false_match_bound
+from tests._shared import corpus_clip
 
-CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
 KEY = WatermarkKey(bytes(range(32)))
 PAYLOAD = "1032547698badcfe"
 """With this key and payload, the sparse impacts clip high-passed at 500 Hz is found (p ~ 1e-20)
@@ -99,7 +99,7 @@ def test_payload_set_and_bound() -> None:
 @pytest.fixture(scope="module")
 def marked():
     """The impacts clip (61 % digital silence), marked."""
-    return embed(read_audio(CORPUS / "foley_impacts_24bit.wav"), KEY, PAYLOAD)
+    return embed(read_audio(corpus_clip("foley_impacts_24bit.wav")), KEY, PAYLOAD)
 
 
 @pytest.fixture(scope="module")
@@ -219,7 +219,7 @@ def noisy_speech():
     correlates with the soft values at z ~ 7.8 (key and payload drawn from seed 101)."""
     rng = np.random.default_rng(101)
     key, payload = WatermarkKey(rng.bytes(32)), rng.bytes(8).hex()
-    marked = embed(read_audio(CORPUS / "speech_female_48k_mono_channel_names.flac"), key, payload)
+    marked = embed(read_audio(corpus_clip("speech_female_48k_mono_channel_names.flac")), key, payload)
     return key, payload, get_attack("noise_white_20db").run(marked, np.random.default_rng(7)).audio
 
 
@@ -253,7 +253,7 @@ def test_a_strong_correlation_confirms_a_mark_the_presence_test_missed_by_far(cl
     # the mark (key and payload drawn from seed 100).
     rng = np.random.default_rng(100)
     key, payload = WatermarkKey(rng.bytes(32)), rng.bytes(8).hex()
-    audio = get_attack(attack).run(embed(read_audio(CORPUS / clip), key, payload), np.random.default_rng(7)).audio
+    audio = get_attack(attack).run(embed(read_audio(corpus_clip(clip)), key, payload), np.random.default_rng(7)).audio
     plain = detect(audio, key, search=False)
     presence = plain.details["presence_p_value"]
     assert not plain.found and CONFIRM_P_VALUE < presence < 0.1 and plain.p_value == presence
@@ -326,7 +326,7 @@ def test_with_the_issued_payloads_a_crc_confirmed_p_value_counts_a_false_match_t
     # numpy's AVX-512 kernels round differently the same trial read 2.4e-4, outside the route.
     rng = np.random.default_rng(100)
     key, payload = WatermarkKey(rng.bytes(32)), rng.bytes(8).hex()
-    marked = embed(read_audio(CORPUS / "speech_female_en_8k_mono.wav"), key, payload)
+    marked = embed(read_audio(corpus_clip("speech_female_en_8k_mono.wav")), key, payload)
     audio = get_attack("noise_pink_20db").run(marked, np.random.default_rng(7)).audio
     plain = detect(audio, key, search=False)
     presence = plain.details["presence_p_value"]
@@ -349,10 +349,8 @@ list differing in its last bits passes the CRC by chance (up to CRC_PASS_BOUND p
 
 @pytest.fixture(scope="module")
 def excerpt() -> tuple[np.ndarray, int]:
-    if not CORPUS.is_dir():
-        pytest.skip("needs ../shared/corpus")
-    guitar = read_audio(CORPUS / "music_acoustic_guitar_phrases.flac")
-    lava = read_audio(CORPUS / "ambience_lava_bubbling.flac")
+    guitar = read_audio(corpus_clip("music_acoustic_guitar_phrases.flac"))
+    lava = read_audio(corpus_clip("ambience_lava_bubbling.flac"))
     sr = guitar.sample_rate
     marked = embed(guitar, _EXCERPT_KEY, _EXCERPT_PAYLOAD).samples
     tail = np.repeat(lava.samples[:, : 4 * sr], 2, axis=0)
