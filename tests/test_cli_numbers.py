@@ -28,3 +28,15 @@ def test_non_finite_and_out_of_range_numbers_are_usage_errors(argv, capsys, tmp_
     err = capsys.readouterr().err
     option = next(a for a in argv if a.startswith("--") and a != "--port" and a not in ("--videos", "--corpus", "--out"))
     assert exc.value.code == 2 and f"'{option}'" in err, err
+
+
+@pytest.mark.parametrize("module", ["foleyseal", "foleyseal.cli"])
+def test_python_dash_m_runs_the_cli(module, tmp_path):
+    """``python -m foleyseal`` (where the console script is not on PATH) said "No module named
+    foleyseal.__main__"."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", module, "--version"], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.startswith("foleyseal "), (done.stdout, done.stderr)
