@@ -226,8 +226,10 @@ def test_health_reads_the_store_on_every_call(verify_env: VerifyEnv, tmp_path: P
         assert c.get("/v1/health").json()["store"] == "ok"
         engine = c.app.state.foleyseal.store.engine  # type: ignore[attr-defined]
 
-        def disk_fails(*_: Any) -> None:  # what the driver raises when the store's disk fails
-            raise sqlite3.OperationalError("disk I/O error")
+        def disk_fails(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+            # what a statement raises when the store's disk fails: the driver's error, wrapped
+            # as SQLAlchemy wraps it (2.1 wraps one raised here too; 2.0, on Python 3.10, not)
+            raise sa.exc.OperationalError(statement, None, sqlite3.OperationalError("disk I/O error"))
 
         sa.event.listen(engine, "before_cursor_execute", disk_fails)
         try:
