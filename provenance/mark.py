@@ -20,8 +20,8 @@ Order, and why:
 Any failure before step 5 completes deletes the reservation/record and the temporary files:
 no output file, no dangling record, and the unsigned watermarked intermediate never appears
 at the output path. Only a hard kill (SIGKILL, power loss) can leave something behind: a
-reservation (between steps 1 and 4; :meth:`ManifestStore.purge_reservations` removes stale
-ones) or a record whose file was never renamed into place (between steps 4 and 5). A
+reservation (between steps 1 and 4; the next ``mark`` into the same store removes it once it
+is :data:`STALE_RESERVATION_S` old) or a record whose file was never renamed into place (between steps 4 and 5). A
 published file without its record cannot happen.
 """
 
@@ -77,6 +77,9 @@ from provenance.watermark.files import embed_file
 from provenance.watermark.keys import load_home_key
 
 _VIDEO_MIMES = frozenset({"video/mp4", "video/quicktime", "video/x-matroska", "video/webm"})
+STALE_RESERVATION_S = 24 * 3600.0
+"""Age (s) past which a reservation is a killed run's, not a live one (a 3-hour 192 kHz file
+marks in minutes), and the next ``mark`` deletes it."""
 
 
 @contextlib.contextmanager
@@ -381,6 +384,8 @@ def mark(
     with _Reservation(open_store(settings), label, output_path) as reservation, \
             _published_files_named(reservation), contextlib.ExitStack() as publishing:
         prior = _prior_mark(input_path, wm_key, reservation.store) if audio is None else None
+        # A killed run's reservation would stay for good, counted among the issued payloads
+        reservation.store.purge_reservations(older_than_s=STALE_RESERVATION_S)
         payload = reservation.store.reserve_payload(label, SOFT_BINDING_ALG)
         with _working_folder(output_path) as tmp, writing_beside(output_path):
             tmpdir = Path(tmp)

@@ -693,3 +693,25 @@ def test_audio_marks_into_an_audio_only_mp4(settings, source, tmp_path):
     rep = read_credentials(res.output, trust_anchors_pem=trust_anchors_pem(settings))
     assert rep.state == "Trusted" and rep.failure_codes == ()
     assert detect(read_audio(res.output), load_key(settings.watermark_key_path)).payload == res.payload
+
+
+def test_a_killed_runs_reservation_is_removed_by_the_next_mark_once_stale(tmp_path, source) -> None:
+    """A SIGKILLed `mark` leaves its reservation; nothing ever removed it (it stayed counted among
+    the issued payloads). The next mark deletes those a day old, and leaves a live run's."""
+    import datetime as dt
+
+    from provenance.mark import STALE_RESERVATION_S
+    from provenance.store.models import manifests
+
+    s = make_home(tmp_path / "home")
+    with open_store(s) as store:
+        store.reserve("urn:c2pa:killed", SOFT_BINDING_ALG, "00" * 8)
+        store.reserve("urn:c2pa:running", SOFT_BINDING_ALG, "11" * 8)
+        old = dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=STALE_RESERVATION_S + 60)
+        with store.engine.begin() as conn:
+            conn.execute(sa.update(manifests).where(manifests.c.id == "urn:c2pa:killed").values(created_at=old))
+    mark(source, tmp_path / "out.wav", settings=s)
+    assert store_rows(s) == (1, 1)
+    with open_store(s) as store, store.engine.connect() as conn:
+        assert conn.execute(sa.select(manifests.c.id).where(manifests.c.status == "reserved")).scalars().all() \
+            == ["urn:c2pa:running"]
