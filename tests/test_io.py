@@ -826,6 +826,26 @@ def test_a_damaged_mp3_is_refused_without_the_decoder_library_printing_on_stderr
     assert done.stderr == "", done.stderr
 
 
+def test_embedding_a_truncated_mp3_prints_only_the_error(corpus_dir, tmp_path):
+    """`watermark embed` and `mark` of a truncated MP3 still printed libmpg123's "Warning: Xing
+    stream size off by more than 1%" above the error: the embedder asked libsndfile whether the
+    input was a plain WAV or a WAVE_FORMAT_EXTENSIBLE one, of every input."""
+    import subprocess
+    import sys
+
+    from provenance.watermark import new_key, save_key
+
+    data = (corpus_dir / "music_tabla_loop.mp3").read_bytes()
+    cut = tmp_path / "cut.mp3"
+    cut.write_bytes(data[: len(data) // 3])
+    save_key(new_key(), key := tmp_path / "wm.key")
+    done = subprocess.run([sys.executable, "-m", "foleyseal", "watermark", "embed", str(cut), str(tmp_path / "o.flac"),
+                           "--key", str(key), "--payload", "0123456789abcdef"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 3 and "truncated or damaged" in done.stderr, done
+    assert done.stderr.startswith("error: ") and done.stderr.count("\n") == 1, done.stderr
+
+
 def test_a_flac_behind_an_id3_tag_is_still_read_as_flac(tmp_path, make_audio):
     """C2PA signs a FLAC file with an ID3 tag in front of it: such a file is a FLAC for the reader
     (24 bits stay 24 bits), not an MP3 to hand to FFmpeg."""

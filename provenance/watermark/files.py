@@ -113,10 +113,12 @@ def _plain_wav_hint(in_path: Path, info: io.AudioInfo) -> int | None:
     length may be an estimate (MP3): the margin keeps a file near 4 GiB on the RF64 side."""
     import soundfile as sf
 
-    try:
-        major = sf.info(os.fsencode(in_path)).format
-    except (sf.LibsndfileError, RuntimeError, OSError, ValueError):
-        major = None
+    major = None
+    if info.format == "wav":  # asked of a WAV only: libsndfile's libmpg123 prints on stderr of an MP3
+        try:
+            major = sf.info(os.fsencode(in_path)).format
+        except (sf.LibsndfileError, RuntimeError, OSError, ValueError):
+            pass
     plain = major == "WAV" if major in ("WAV", "WAVEX") else info.channels <= 2
     return int(info.frames * 1.05) + info.sample_rate if plain else None
 
