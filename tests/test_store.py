@@ -316,3 +316,29 @@ def test_a_store_opened_read_only_answers_lookups_and_refuses_writes(tmp_path, m
     assert path.read_bytes() == before
     with pytest.raises(StoreError, match="does not exist"):
         ManifestStore(f"sqlite:///{tmp_path / 'absent.sqlite3'}", read_only=True)
+
+
+@pytest.mark.parametrize("free_bytes, said", [(4096, "no space left on the device holding"), (10**10, None)])
+def test_a_full_disk_under_a_sqlite_store_is_named(tmp_path, monkeypatch, free_bytes, said):
+    """SQLite says "disk I/O error" when its journal cannot grow on a full disk: `mark` with its
+    home on a full disk said only "open failed: disk I/O error"."""
+    import shutil
+    import sqlite3
+
+    from provenance.store import repository
+
+    with ManifestStore(f"sqlite:///{tmp_path / 'm.sqlite3'}") as store:
+        def disk_fails(_conn, _cursor, statement, *_):
+            raise sa.exc.OperationalError(statement, None, sqlite3.OperationalError("disk I/O error"))
+
+        sa.event.listen(store.engine, "before_cursor_execute", disk_fails)
+        usage = shutil.disk_usage(tmp_path)
+        monkeypatch.setattr(repository.shutil, "disk_usage", lambda _p: usage._replace(free=free_bytes))
+        with pytest.raises(StoreError) as exc:
+            store.reserve_payload("urn:c2pa:one", ALG)
+    message = str(exc.value)
+    assert "reserve payload failed:" in message and "disk I/O error" in message
+    if said:
+        assert f"{said} {tmp_path} ({free_bytes} bytes free; SQLite: disk I/O error)" in message, message
+    else:
+        assert "no space" not in message

@@ -24,6 +24,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import secrets
+import shutil
 import sqlite3
 import threading
 import time
@@ -45,6 +46,8 @@ from provenance.store.models import STATUS_PUBLISHED, STATUS_RESERVED, manifests
 
 SQLITE_BUSY_TIMEOUT_S = 30.0
 PAYLOAD_BYTES = 8
+_LOW_DISK_BYTES = 16 << 20
+"""Free bytes under which a SQLite store's I/O error is put down to a full disk."""
 
 
 class PayloadCollision(StoreError):
@@ -195,7 +198,20 @@ class ManifestStore:
             raise PayloadCollision(f"manifest store {self._safe_url}: {what}: duplicate entry") from exc
         except sa.exc.SQLAlchemyError as exc:
             detail = str(getattr(exc, "orig", None) or exc).splitlines()[0]
-            raise StoreError(f"manifest store {self._safe_url}: {what} failed: {detail}") from exc
+            raise StoreError(f"manifest store {self._safe_url}: {what} failed: {self._full_disk(detail)}") from exc
+
+    def _full_disk(self, detail: str) -> str:
+        """``detail`` of a SQLite failure, led by the cause where it is a full disk: SQLite says
+        "disk I/O error" when its journal cannot grow, which hides it."""
+        if self._file is None or not any(s in detail for s in ("disk I/O error", "disk is full")):
+            return detail
+        try:
+            free = shutil.disk_usage(self._file.parent).free
+        except OSError:
+            return detail
+        if free >= _LOW_DISK_BYTES:
+            return detail
+        return f"no space left on the device holding {self._file.parent} ({free} bytes free; SQLite: {detail})"
 
     def _follow_file(self, what: str) -> None:
         """Keep to the SQLite file that the store's path names now. A long-lived process (the
