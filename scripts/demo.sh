@@ -4,7 +4,9 @@
 # Keys and the manifest store live in a throwaway FoleySeal home unless FOLEYSEAL_HOME is set.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-python -m pip install -q -e .
+. scripts/python-env.sh
+"$PY" -m pip install -q -e .
+foleyseal() { "$PY" -m foleyseal "$@"; }  # the console script may not be on PATH (a .venv, --user)
 work="${FOLEYSEAL_DEMO_DIR:-$(mktemp -d)}"
 export FOLEYSEAL_HOME="${FOLEYSEAL_HOME:-$work/home}"
 foleyseal keys init
