@@ -65,6 +65,7 @@ from provenance.core.errors import (
     InputError,
     MarkLostInEncodingError,
     NoAudioError,
+    OutputError,
     UnreadableMarkError,
     note_published,
 )
@@ -265,8 +266,10 @@ class _Reservation:
     output_path: Path
     sidecar: Path | None = None
     published: bool = False
+    found_output: tuple[int, ...] | None = None
 
     def __enter__(self) -> _Reservation:
+        self.found_output = _file_identity(self.output_path)
         return self
 
     def __exit__(
@@ -310,13 +313,42 @@ class _Reservation:
             created_at=dt.datetime.now(dt.timezone.utc),
             title=spec.title,
         )
-        self.store.publish(record)
-        if not embedded:
-            self.sidecar = sidecar_path(self.output_path)
-            atomic_write_bytes(self.sidecar, manifest)
-        os.replace(signed, self.output_path)
-        self.published = True
+        with _directory_locked(self.output_path.parent):
+            # Two runs writing one output both said "marked", and both records were published,
+            # for one file: the first to publish keeps it, the other fails and takes its record back.
+            if _file_identity(self.output_path) != self.found_output:
+                raise OutputError("was written by another process while this mark ran: not replaced (run "
+                                  "mark again to replace it)", path=self.output_path)
+            self.store.publish(record)
+            if not embedded:
+                self.sidecar = sidecar_path(self.output_path)
+                atomic_write_bytes(self.sidecar, manifest)
+            os.replace(signed, self.output_path)
+            self.published = True
         return record, embedded
+
+
+def _file_identity(path: Path) -> tuple[int, ...] | None:
+    """Device, inode, size and modification time (ns) of ``path``; None when there is none."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+@contextlib.contextmanager
+def _directory_locked(directory: Path) -> Iterator[None]:
+    """Hold an exclusive advisory lock on ``directory`` (flock on the folder itself: no lock
+    file is left behind): the publishing of two marks into one folder takes turns."""
+    import fcntl
+
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
 
 
 def mark(

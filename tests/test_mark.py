@@ -715,3 +715,30 @@ def test_a_killed_runs_reservation_is_removed_by_the_next_mark_once_stale(tmp_pa
     with open_store(s) as store, store.engine.connect() as conn:
         assert conn.execute(sa.select(manifests.c.id).where(manifests.c.status == "reserved")).scalars().all() \
             == ["urn:c2pa:running"]
+
+
+def test_an_output_another_run_wrote_meanwhile_is_not_replaced(tmp_path, source, monkeypatch) -> None:
+    """Three marks to one OUT at once all said "marked" and all three records were published,
+    for the one file the last rename left. The run that finds the output changed since it began
+    fails and takes its record back; the other's file stays."""
+    from provenance import mark as mark_module
+
+    s = make_home(tmp_path / "home")
+    out = tmp_path / "out.wav"
+    first = mark(source, out, settings=s)  # an earlier output: replaced by a later run, as ever
+    real_sign_to = mark_module.sign_to
+
+    def another_run_publishes(*args, **kwargs):
+        done = real_sign_to(*args, **kwargs)
+        out.write_bytes(b"the other run's file")
+        return done
+
+    monkeypatch.setattr(mark_module, "sign_to", another_run_publishes)
+    with pytest.raises(OutputError, match="was written by another process while this mark ran"):
+        mark(source, out, settings=s)
+    assert out.read_bytes() == b"the other run's file"
+    assert store_rows(s) == (1, 0)
+    monkeypatch.setattr(mark_module, "sign_to", real_sign_to)
+    again = mark(source, out, settings=s)
+    assert again.payload != first.payload and store_rows(s) == (2, 0)
+    assert detect_file(out, load_key(s.watermark_key_path)).payload == again.payload
