@@ -14,7 +14,7 @@ from foleyseal.cli import main
 def _command(monkeypatch, argv: list[str]) -> list[str]:
     """The pytest command line ``foleyseal bench speed ARGV`` runs (without running it)."""
     seen: list[list[str]] = []
-    monkeypatch.setattr(bench_speed.subprocess, "call", lambda args: seen.append(args) or 0)
+    monkeypatch.setattr(bench_speed.subprocess, "call", lambda args, **_: seen.append(args) or 0)
     with pytest.raises(SystemExit):
         main(["bench", "speed", *argv])
     (args,) = seen
@@ -46,13 +46,16 @@ def test_a_run_that_fails_leaves_the_previous_json_report_alone(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["speed.json"]
 
 
-def test_a_run_that_passes_names_the_report_it_wrote(tmp_path, capfd):
-    """pytest-benchmark's own line named the temporary file, renamed away by then."""
+def test_a_run_that_passes_names_the_report_it_wrote(tmp_path, capfd, monkeypatch):
+    """pytest-benchmark's own line named the temporary file, renamed away by then; and it left its
+    storage folder, .benchmarks, in the working directory."""
+    monkeypatch.chdir(tmp_path)
     report = tmp_path / "speed.json"
     with pytest.raises(SystemExit) as exc:
         main(["bench", "speed", "-k", "stft", "--json-out", str(report)])
     assert exc.value.code == 0
     assert f"wrote {report}" in capfd.readouterr().out and json.loads(report.read_text())["benchmarks"]
+    assert [p.name for p in tmp_path.iterdir()] == ["speed.json"]
 
 
 def test_the_help_shows_the_install_command_whole(capsys):

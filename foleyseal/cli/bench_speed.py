@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import typer
@@ -32,12 +34,17 @@ def speed_cmd(
     if select:
         # not -k: it also matches the folder name, and "benchmarks" holds "mark" (benchmarks/conftest.py)
         args += ["--bench-name", select]
-    if json_out is None:
-        raise typer.Exit(subprocess.call(args))
-    raise typer.Exit(_run_writing_json(args, json_out))
+    with tempfile.TemporaryDirectory(prefix="foleyseal-bench-") as storage:
+        # pytest-benchmark makes its storage folder (.benchmarks) in the working directory even
+        # when nothing is saved; no byte-code is written into the (perhaps installed) packages
+        args.append(f"--benchmark-storage=file://{storage}")
+        env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+        if json_out is None:
+            raise typer.Exit(subprocess.call(args, env=env))
+        raise typer.Exit(_run_writing_json(args, json_out, env))
 
 
-def _run_writing_json(args: list[str], json_out: Path) -> int:
+def _run_writing_json(args: list[str], json_out: Path, env: dict[str, str]) -> int:
     """Run pytest with its JSON report going to a temporary file beside ``json_out``, renamed onto
     it only when the run succeeds: pytest-benchmark opens (empties) its file while parsing the
     arguments, so a run that fails or selects nothing would otherwise leave an empty report."""
@@ -46,7 +53,7 @@ def _run_writing_json(args: list[str], json_out: Path) -> int:
     code = 0
     try:
         with atomic_path(json_out) as tmp:
-            code = subprocess.call([*args, f"--benchmark-json={tmp}"])
+            code = subprocess.call([*args, f"--benchmark-json={tmp}"], env=env)
             if code != 0:
                 raise _RunFailed
     except _RunFailed:
