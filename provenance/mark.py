@@ -343,7 +343,11 @@ def _directory_locked(directory: Path) -> Iterator[None]:
     file is left behind): the publishing of two marks into one folder takes turns."""
     import fcntl
 
-    fd = os.open(directory, os.O_RDONLY)
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:  # a folder one may write into but not list: published unlocked
+        yield
+        return
     try:
         with contextlib.suppress(OSError):  # a file system without locks (some network ones): unlocked
             fcntl.flock(fd, fcntl.LOCK_EX)
