@@ -439,8 +439,10 @@ def _record_text(match: StoreMatch | None, soft_lead: str = "Its watermark leads
     return rec_text
 
 
-def _valid_text(credentials: Any, rec_text: str) -> str:
-    """Credentials that validate and chain to a trust anchor: where they were found, who signed."""
+def _valid_text(credentials: Any, rec_text: str, store: list[StoreMatch] | None, sha256: str | None) -> str:
+    """Credentials that validate and chain to a trust anchor: where they were found, who signed;
+    and, when this file's SHA-256 is not the registered output's, that bytes the signature does
+    not cover were added (an MP4's hash leaves boxes such as ``free`` out)."""
     src = getattr(credentials, "source", None)
     where = {
         "embedded": "embedded in the file",
@@ -450,9 +452,32 @@ def _valid_text(credentials: Any, rec_text: str) -> str:
     return (
         f"This file carries Content Credentials {where}, {_signer_text(credentials)}. "
         "The signature is valid, the certificate chain ends in a trust anchor this verifier is "
-        "configured to trust, and the recorded hash matches these exact bytes, so the file has not "
-        f"been changed since it was signed.{_ai_text(credentials)}{rec_text}"
+        "configured to trust, and the recorded hash matches the file, so what it covers has not "
+        f"been changed since it was signed.{_ai_text(credentials)}{rec_text}{_added_bytes_text(store, sha256)}"
     )
+
+
+def _added_bytes_text(store: list[StoreMatch] | None, sha256: str | None) -> str:
+    """A sentence when the registered output this file matches (its stored manifest validates
+    against it) had other bytes: what the hash leaves out was changed or added; else ''."""
+    bound = next((m for m in store or [] if m.binding in ("hard", "hash")), None)
+    registered = bound.record.get("asset_sha256") if bound is not None else None
+    if not registered or not sha256 or registered.lower() == sha256.lower():
+        return ""
+    return (" This file's bytes are not the registered output's, though (their SHA-256 differ): it holds "
+            "data the signature does not cover (an MP4's hash leaves boxes such as 'free' out), which "
+            "the credentials do not vouch for.")
+
+
+def _same_bytes_text(store: list[StoreMatch] | None, what: str) -> str:
+    """The sentence saying that the file is a registered output whose stored manifest validates
+    against it (a hard binding), ending with ``what`` that means; else ''."""
+    same_bytes = next((m for m in store or [] if m.binding in ("hard", "hash")), None)
+    if same_bytes is None:
+        return ""
+    title = same_bytes.record.get("title")
+    return (f" This file is the registered output {same_bytes.record_id}"
+            + (f" ('{title}')" if title else "") + f", whose stored manifest validates against it: {what}")
 
 
 def _tampered_text(
@@ -461,18 +486,11 @@ def _tampered_text(
     """Credentials that do not validate, and what the store and the watermark say about why."""
     codes = ", ".join(dict.fromkeys(getattr(credentials, "failure_codes", ()) or ())) or "validation failed"
     # A hard binding: the stored manifest validates against these exact bytes.
-    same_bytes = next((m for m in store or [] if m.binding in ("hard", "hash")), None)
+    wm = _same_bytes_text(store, "the audio is unchanged, and it is the credentials travelling with it that "
+                               "were replaced or damaged.")
+    same_bytes = wm or None
     carried = [p for w in found for p in w.payloads]
     bound = _bound_payloads(credentials)
-    wm = ""
-    if same_bytes is not None:
-        title = same_bytes.record.get("title")
-        wm += (
-            f" These exact bytes are the registered output {same_bytes.record_id}"
-            + (f" ('{title}')" if title else "")
-            + ", whose stored manifest validates against them: the audio is unchanged, and it is "
-            "the credentials travelling with it that were replaced or damaged."
-        )
     if carried and bound and not bound & set(carried):
         wm += (
             f" The credentials bind the watermark payload {', '.join(sorted(bound))}, but the audio "
@@ -540,8 +558,10 @@ def _recovered_text(
         "This file carries no valid Content Credentials of its own, but it contains a FoleySeal "
         f"watermark (payload {payload}) that leads to a stored manifest.{rec_text} The stored "
         "manifest does not validate against these exact bytes, which is expected when a file was "
-        "re-encoded (e.g. to MP3 or Opus), trimmed or otherwise edited: the audio is a derivative "
-        f"of the registered output, not a byte-identical copy.{_warp_text(found[0] if found else None)}"
+        "re-encoded (e.g. to MP3 or Opus), trimmed or otherwise edited: the audio is most likely a "
+        "derivative of the registered output, not a byte-identical copy. The watermark links it to that "
+        "output; it does not prove it (whoever holds the watermark key can put a payload into any audio)."
+        f"{_warp_text(found[0] if found else None)}"
         f"{_ai_text(getattr(match, 'credentials', None))}"
     )
 
@@ -599,7 +619,8 @@ def _watermark_only_text(found: list[WatermarkResult], store_read: bool, store_c
     return (
         f"This audio contains {what}, but no Content Credentials travel with it "
         f"and this verifier's manifest store has no record for {it}. The audio was most likely produced "
-        "by a FoleySeal installation whose records this verifier cannot see."
+        "by a FoleySeal installation whose records this verifier cannot see, or marked again with a "
+        "payload no record was issued for (which replaces the mark it had)."
     )
 
 
@@ -636,23 +657,28 @@ def explain(
     store_configured: bool = True,
     advice: str = "Check that it is an audio file or a video with an audio track.",
     refused: list[StoreMatch] | None = None,
+    sha256: str | None = None,
 ) -> str:
     """The plain-language paragraph for a verdict, filled in with the evidence found.
     ``store_read``: the configured store answered; ``store_configured``: the verifier has a store
     (False: no record could be looked up at all); ``advice``: what to do about an ``error``
     (empty: its message says it); ``refused``: records the watermark led to that cannot vouch
-    for the file (:attr:`StoreMatch.refused`)."""
+    for the file (:attr:`StoreMatch.refused`); ``sha256``: the file's, compared with a registered
+    output's it matches."""
     found = [w for w in (watermark or []) if w.found]
     match = (store or [None])[0]
     rec_text = _record_text(match)
 
     if verdict is Verdict.CREDENTIALS_VALID:
-        return _valid_text(credentials, rec_text) + _conflict_text(
+        return _valid_text(credentials, rec_text, store, sha256) + _conflict_text(
             credentials, store, match.record_id if match is not None else None)
     if verdict is Verdict.CREDENTIALS_TAMPERED:
         return _tampered_text(credentials, found, store, rec_text)
     if verdict is Verdict.CREDENTIALS_UNTRUSTED:
-        return _untrusted_text(credentials) + _conflict_text(credentials, store)
+        # what the store proves is said even though the credentials with the file decide the verdict
+        vouched = _same_bytes_text(store, "the audio is this verifier's registered output, and it is the "
+                                          "credentials travelling with it that come from a signer it does not trust.")
+        return _untrusted_text(credentials) + (vouched or rec_text) + _conflict_text(credentials, store)
     if verdict is Verdict.CREDENTIALS_RECOVERED_BY_WATERMARK:
         return _recovered_text(found, store, match, _record_text(match, "It is the stored record"))
     if verdict is Verdict.PARTIALLY_MARKED:

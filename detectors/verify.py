@@ -512,6 +512,7 @@ class Verifier:
             # A store that failed to open is configured; one that is not there was not consulted.
             store_configured=self._store is not None or not ev.store_read,
             refused=[m for m in ev.store_matches if m.refused],
+            sha256=ev.sha,
         )
         if verdict is Verdict.CREDENTIALS_UNTRUSTED and self.trust_notes:
             # "add the signer's root" reads wrong when it is configured and was left out as expired

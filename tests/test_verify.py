@@ -1204,3 +1204,47 @@ def test_a_matroska_file_cut_short_is_said_to_be(verify_env: VerifyEnv, tmp_path
     r = verify(cut, settings=settings_without_store(verify_env))
     assert any("its header declares: the file is truncated or damaged" in n for n in r.notes), r.notes
     assert not any("truncated" in n for n in verify(whole, settings=settings_without_store(verify_env)).notes)
+
+
+def test_bytes_an_mp4_hash_leaves_out_are_not_called_unchanged(verify_env: VerifyEnv, tmp_path: Path) -> None:
+    """A marked MP4 with a 'free' box of another file's bytes appended validates (C2PA's BMFF
+    hash leaves such boxes out), and read "the recorded hash matches these exact bytes, so the
+    file has not been changed": a file carrying hidden data read as pristine."""
+    import struct
+
+    junk = verify_env.files["marked_wav"].read_bytes()[:5000]
+    padded = tmp_path / "padded.mp4"
+    padded.write_bytes(verify_env.files["marked_mp4"].read_bytes() + struct.pack(">I", 8 + len(junk)) + b"free" + junk)
+    r = verify(padded, settings=verify_env.settings)
+    assert r.verdict is Verdict.CREDENTIALS_VALID and r.store and r.store[0].binding == "hard", r.explanation
+    assert "these exact bytes" not in r.explanation
+    assert "This file's bytes are not the registered output's" in r.explanation, r.explanation
+    whole = verify(verify_env.files["marked_mp4"], settings=verify_env.settings)
+    assert whole.verdict is Verdict.CREDENTIALS_VALID and "not the registered output's" not in whole.explanation
+
+
+def test_a_registered_output_with_an_untrusted_signers_credentials_says_what_the_store_proves(
+    verify_env: VerifyEnv, tmp_path: Path
+) -> None:
+    """A registered Ogg output, byte for byte, with a sidecar an unknown signer made beside it:
+    `credentials_untrusted`, whose explanation left out that the file is this verifier's own
+    registered output (only the store line showed it)."""
+    from provenance.mark import mark
+    from tests._verify_fixtures import _sign
+
+    res = mark(verify_env.files["unmarked"], tmp_path / "clip.ogg", settings=verify_env.settings, generated=True)
+    shutil.copyfile(res.output, tmp_path / "copy.ogg")
+    resigned = _sign(verify_env.other_home, tmp_path / "copy.ogg", tmp_path / "resigned.ogg")
+    assert resigned.read_bytes() == res.output.read_bytes()
+    r = verify(resigned, settings=verify_env.settings)
+    assert r.verdict is Verdict.CREDENTIALS_UNTRUSTED
+    assert f"This file is the registered output {res.record.id}" in r.explanation, r.explanation
+    assert "credentials travelling with it that come from a signer it does not trust" in r.explanation
+
+
+def test_a_copy_found_through_the_watermark_is_linked_not_proven(reports: dict[str, VerificationReport]) -> None:
+    """Whoever holds the watermark key can put an issued payload into other audio: the verdict
+    said as fact that such audio "is a derivative of the registered output"."""
+    text = reports["mp3_64"].explanation
+    assert "most likely a derivative of the registered output" in text
+    assert "The watermark links it to that output; it does not prove it" in text

@@ -163,8 +163,8 @@
     if (!cred && stored && stored.credentials && stored.credentials.present) {
       cred = stored.credentials;
       credFrom = stored.binding === "soft"
-        ? "manifest store (found through the watermark; does not match these exact bytes)"
-        : "manifest store (matches these exact bytes)";
+        ? "manifest store (found through the watermark; does not validate against this file)"
+        : "manifest store (validates against this file)";
     }
     const gen = (cred && cred.generation_record) || {};
     const prompt = gen.prompt || (gen.generation && gen.generation.prompt) || null;
