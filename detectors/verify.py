@@ -501,6 +501,8 @@ class Verifier:
         deciding = cred_text if cred_text is not None else (matches[0].credentials if matches else None)
         if (replaced := _replaced_mark_note(deciding)) is not None:
             ev.notes.append(replaced)
+        if (sound_only := _sound_only_record_note(ev.container, verdict, matches)) is not None:
+            ev.notes.append(sound_only)
         explanation = explain(
             verdict,
             credentials=cred_text,
@@ -670,6 +672,20 @@ def verify(
     """
     with Verifier(settings, keyring, extra_trust_anchors=trust_anchors, limits=limits) as v:
         return v.verify(path_or_stream, name=name)
+
+
+def _sound_only_record_note(container: ContainerInfo | None, verdict: Verdict,
+                            matches: list[StoreMatch]) -> str | None:
+    """A note when a video's credentials come, through its watermark, from a record of an audio
+    file: they vouch for its sound, not its pictures (a video's audio track replaced by a marked
+    output's read as credentials recovered, with no word of the video)."""
+    if verdict is not Verdict.CREDENTIALS_RECOVERED_BY_WATERMARK or container is None or not container.has_video:
+        return None
+    mime = str(matches[0].record.get("mime_type") or "") if matches else ""
+    if not mime.startswith("audio/"):
+        return None
+    return (f"The stored record is of an audio file ({mime}): the credentials recovered vouch for this "
+            "video's sound, not for its pictures.")
 
 
 def _replaced_mark_note(cred: Any | None) -> str | None:

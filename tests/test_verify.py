@@ -1248,3 +1248,21 @@ def test_a_copy_found_through_the_watermark_is_linked_not_proven(reports: dict[s
     text = reports["mp3_64"].explanation
     assert "most likely a derivative of the registered output" in text
     assert "The watermark links it to that output; it does not prove it" in text
+
+
+def test_a_video_whose_sound_leads_to_an_audio_record_says_the_pictures_are_not_covered(
+    verify_env: VerifyEnv, tmp_path: Path
+) -> None:
+    """A video's audio track replaced by a marked audio output's read `credentials recovered`
+    from an audio file's record, with no word that nothing vouches for the video."""
+    from provenance.core.io import read_audio, replace_audio_track
+
+    write_video_only(tmp_path / "pictures.mp4", 6.0)
+    swapped = tmp_path / "swapped.mp4"
+    replace_audio_track(tmp_path / "pictures.mp4", read_audio(verify_env.files["marked_wav"]), swapped)
+    r = verify(swapped, settings=verify_env.settings)
+    assert r.verdict is Verdict.CREDENTIALS_RECOVERED_BY_WATERMARK, r.explanation
+    assert any("The stored record is of an audio file (audio/wav)" in n and "not for its pictures" in n
+               for n in r.notes), r.notes
+    assert not any("not for its pictures" in n for n in verify(verify_env.files["mp3_64"],
+                                                               settings=verify_env.settings).notes)
