@@ -503,6 +503,8 @@ class Verifier:
             ev.notes.append(replaced)
         if (sound_only := _sound_only_record_note(ev.container, verdict, matches)) is not None:
             ev.notes.append(sound_only)
+        if (longer := _longer_than_record_note(ev.stats, verdict, matches)) is not None:
+            ev.notes.append(longer)
         explanation = explain(
             verdict,
             credentials=cred_text,
@@ -686,6 +688,25 @@ def _sound_only_record_note(container: ContainerInfo | None, verdict: Verdict,
         return None
     return (f"The stored record is of an audio file ({mime}): the credentials recovered vouch for this "
             "video's sound, not for its pictures.")
+
+
+def _longer_than_record_note(stats: DecodeStats, verdict: Verdict, matches: list[StoreMatch]) -> str | None:
+    """A note when audio whose watermark leads to a record lasts longer than the record's output
+    (by over a second): not a trim or re-encode of it, whatever else it may be (an issued payload
+    put into other audio with the watermark key reads as a derivative otherwise)."""
+    if verdict is not Verdict.CREDENTIALS_RECOVERED_BY_WATERMARK or not matches or stats.sample_rate <= 0:
+        return None
+    registered = matches[0].record.get("duration_s")
+    heard = stats.frames / stats.sample_rate
+    if not registered or heard <= float(registered) + _LONGER_THAN_RECORD_S:
+        return None
+    return (f"The audio lasts {heard:.1f} s, longer than the registered output ({float(registered):.1f} s): it is "
+            "not a trim or a re-encoding of it alone, so the watermark may be all that links the two.")
+
+
+_LONGER_THAN_RECORD_S = 1.0
+"""Seconds by which audio may outlast its record before it is noted (an encoder's padding, a
+resampler's tail, a fade added)."""
 
 
 def _replaced_mark_note(cred: Any | None) -> str | None:

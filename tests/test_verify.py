@@ -1266,3 +1266,23 @@ def test_a_video_whose_sound_leads_to_an_audio_record_says_the_pictures_are_not_
                for n in r.notes), r.notes
     assert not any("not for its pictures" in n for n in verify(verify_env.files["mp3_64"],
                                                                settings=verify_env.settings).notes)
+
+
+def test_other_audio_carrying_an_issued_payload_is_not_called_a_trim(verify_env: VerifyEnv, tmp_path: Path) -> None:
+    """An issued payload put into other, longer audio with the watermark key (which every
+    verifier holds) read as "a derivative of the registered output" with no word that it lasts
+    longer than that output."""
+    from provenance.core.audio import Audio
+    from provenance.core.io import write_audio
+    from provenance.watermark import WatermarkKey, embed
+    from tests._verify_fixtures import CLIP_S, FIXED_KEY
+
+    other = Audio(foley_host(CLIP_S + 4.0, seed=21), SR)
+    forged = tmp_path / "forged.wav"
+    write_audio(forged, embed(other, WatermarkKey(FIXED_KEY), verify_env.payload))
+    r = verify(forged, settings=verify_env.settings)
+    assert r.verdict is Verdict.CREDENTIALS_RECOVERED_BY_WATERMARK, r.explanation
+    assert any(n.startswith(f"The audio lasts {CLIP_S + 4.0:.1f} s, longer than the registered output "
+                            f"({CLIP_S:.1f} s)") for n in r.notes), r.notes
+    assert not any("longer than the registered output" in n
+                   for n in verify(verify_env.files["mp3_64"], settings=verify_env.settings).notes)
