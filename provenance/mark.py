@@ -73,8 +73,8 @@ from provenance.core.interrupts import stop_signals_deferred
 from provenance.core.text import valid_unicode
 from provenance.keys.signers import SigningIdentity, load_identity
 from provenance.store.repository import ManifestStore, open_store
-from provenance.watermark import SOFT_BINDING_ALG, WatermarkKey, detect
-from provenance.watermark.files import embed_file
+from provenance.watermark import SOFT_BINDING_ALG, WatermarkKey
+from provenance.watermark.files import embed_file, prior_payload
 from provenance.watermark.keys import load_home_key
 
 _VIDEO_MIMES = frozenset({"video/mp4", "video/quicktime", "video/x-matroska", "video/webm"})
@@ -230,11 +230,6 @@ def _manifest_spec(
     )
 
 
-PRIOR_MARK_WINDOW_S = 30.0
-"""How much of the input's start is read for a watermark it already carries, seconds: the mark
-repeats every 4.32 s through a marked file, so its start tells."""
-
-
 @dataclass(frozen=True)
 class _PriorMark:
     """This operator's watermark found in the input: its payload, and the store's record of it."""
@@ -244,14 +239,13 @@ class _PriorMark:
 
 
 def _prior_mark(input_path: Path, key: WatermarkKey, store: ManifestStore) -> _PriorMark | None:
-    """The watermark of ``key`` that ``input_path`` already carries (marking replaces it), or None.
-    Read on the file's own timeline (no speed or pitch search): re-marking a marked file is the
-    case, not an edited copy of one."""
-    found = detect(audio_io.read_audio(input_path, duration_s=PRIOR_MARK_WINDOW_S), key, search=False)
-    if not found.found or found.payload is None:
+    """The watermark of ``key`` that ``input_path`` already carries (marking replaces it), and
+    the store's record of its payload; None when it carries none."""
+    payload = prior_payload(input_path, key)
+    if payload is None:
         return None
-    record = store.find_by_payload(SOFT_BINDING_ALG, found.payload)
-    return _PriorMark(found.payload, record.id if record is not None else None)
+    record = store.find_by_payload(SOFT_BINDING_ALG, payload)
+    return _PriorMark(payload, record.id if record is not None else None)
 
 
 @dataclass

@@ -581,3 +581,14 @@ def test_unsupported_channels_are_said_as_mark_says_them(key, tmp_path, capsys, 
     args += [str(tmp_path / "o.wav"), "--payload", PAYLOAD] if command == "embed" else []
     code, _, err = run([*args, "--key", str(key)], capsys)
     assert code == 3 and err.startswith(f"error: {src}: audio has 9 channels; supported: 1-8"), err
+
+
+def test_embed_over_a_marked_file_says_the_old_payload_is_gone(clip, key, tmp_path, capsys):
+    """`watermark embed` of a file already marked with this key replaced its payload without a
+    word (`mark` says so): a registered output re-marked lost its link to its record silently."""
+    first, second = tmp_path / "first.wav", tmp_path / "second.wav"
+    code, _, err = run(["watermark", "embed", str(clip), str(first), "--key", str(key), "--payload", "11" * 8], capsys)
+    assert code == 0 and "already carried" not in err, err
+    code, _, err = run(["watermark", "embed", str(first), str(second), "--key", str(key), "--payload", "22" * 8], capsys)
+    assert code == 0
+    assert f"note: {first} already carried a watermark of this key, payload {'11' * 8}; {second} carries {'22' * 8}" in err

@@ -46,11 +46,29 @@ def embed_cmd(
                    progress=report)
     say_if_resampled(input, output)  # as mark says it: a 44.1 kHz input into .opus is 48 kHz out
     _say_if_a_sidecar_is_beside(output)
+    _say_if_a_mark_was_replaced(input, output, wm_key, payload)
     if json_out:
         typer.echo(json.dumps({"input": str(input), "output": str(output), "payload": payload,
                                "key_id": wm_key.key_id, "strength": strength}))
     else:
         typer.echo(f"marked {input} -> {output} (payload {payload}, key {wm_key.key_id})")
+
+
+def _say_if_a_mark_was_replaced(input: Path, output: Path, key: object, payload: str) -> None:
+    """A note on stderr when INPUT already carried a mark of this key with another payload: the
+    new one replaces it, and whatever that payload led to (a store's record) is no longer found
+    in OUTPUT. `mark` says the same (and records the payload it replaces); this command cannot."""
+    from provenance.core.errors import FoleySealError
+    from provenance.watermark.files import prior_payload
+
+    try:
+        before = prior_payload(input, key)
+    except FoleySealError:  # read once already; a note is not worth an error
+        return
+    if before is not None and before != payload:
+        typer.echo(f"note: {input} already carried a watermark of this key, payload {before}; {output} carries "
+                   f"{payload} in its place, and the old payload (and any record it led to) is no longer found in it",
+                   err=True)
 
 
 @app.command("detect")

@@ -17,7 +17,7 @@ from provenance.core.errors import InputError, MarkLostInEncodingError, Unreadab
 from provenance.core.io.read import _rechunk
 from provenance.core.results import Detection
 from provenance.watermark.clipping import clipped_fraction, clipped_samples
-from provenance.watermark.detect import DEFAULT_THRESHOLD, check_threshold, detect_features
+from provenance.watermark.detect import DEFAULT_THRESHOLD, check_threshold, detect, detect_features
 from provenance.watermark.embed import ChunkEmbedder, marked_blocks, require_duration
 from provenance.watermark.keys import WatermarkKey, as_key
 from provenance.watermark.known import KnownPayloads
@@ -81,6 +81,19 @@ def embed_file(
         if check is not None:
             check.file(tmp, out_path, after_memory=False, source=in_path, progress=progress)
     return out_path
+
+
+PRIOR_MARK_WINDOW_S = 30.0
+"""How much of a file's start is read for a watermark it already carries, seconds: the mark
+repeats every 4.32 s through a marked file, so its start tells."""
+
+
+def prior_payload(path: str | Path, key: WatermarkKey | bytes | str | Path) -> str | None:
+    """The payload of ``key``'s watermark that the file at ``path`` already carries (marking it
+    again replaces it), or None. Read on the file's own timeline (no speed or pitch search):
+    re-marking a marked file is the case, not an edited copy of one."""
+    found = detect(io.read_audio(path, duration_s=PRIOR_MARK_WINDOW_S), as_key(key), search=False)
+    return found.payload if found.found else None
 
 
 def _embed_stream(in_path: Path, out_path: Path, info: io.AudioInfo, key: WatermarkKey, payload: bytes | str,
