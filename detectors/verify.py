@@ -320,6 +320,8 @@ class Verifier:
 
                 # 2. credentials carried with the file
                 self._carried_credentials(c2pa_path, has_manifest_box, ev)
+                if (unused := _unused_sidecar_note(path, ev.credentials)) is not None:
+                    ev.notes.append(unused)
 
                 # 3. watermark
                 if ev.container is not None and ev.container.has_audio:
@@ -674,6 +676,18 @@ def verify(
     """
     with Verifier(settings, keyring, extra_trust_anchors=trust_anchors, limits=limits) as v:
         return v.verify(path_or_stream, name=name)
+
+
+def _unused_sidecar_note(path: Path, credentials: Any | None) -> str | None:
+    """A note when a ``.c2pa`` sidecar lies beside a file whose embedded manifest was the one
+    checked (the reader takes an embedded one first): the sidecar was ignored without a word."""
+    if credentials is None or getattr(credentials, "source", None) != "embedded":
+        return None
+    sidecar = find_sidecar(path)
+    if sidecar is None:
+        return None
+    return (f"A sidecar, {sidecar.name}, lies beside the file, but the file carries an embedded manifest: that "
+            "one was checked, and the sidecar was not.")
 
 
 def _sound_only_record_note(container: ContainerInfo | None, verdict: Verdict,

@@ -1286,3 +1286,16 @@ def test_other_audio_carrying_an_issued_payload_is_not_called_a_trim(verify_env:
                             f"({CLIP_S:.1f} s)") for n in r.notes), r.notes
     assert not any("longer than the registered output" in n
                    for n in verify(verify_env.files["mp3_64"], settings=verify_env.settings).notes)
+
+
+def test_a_sidecar_beside_a_file_with_an_embedded_manifest_is_said_to_be_unused(
+    verify_env: VerifyEnv, tmp_path: Path
+) -> None:
+    """Another file's sidecar beside a WAV with an embedded manifest was ignored without a note."""
+    wav = tmp_path / "clip.wav"
+    shutil.copyfile(verify_env.files["marked_wav"], wav)
+    (tmp_path / "clip.wav.c2pa").write_bytes(b"another file's manifest")
+    r = verify(wav, settings=verify_env.settings)
+    assert r.verdict is Verdict.CREDENTIALS_VALID and r.credentials.source == "embedded"
+    assert any(n.startswith("A sidecar, clip.wav.c2pa, lies beside the file") for n in r.notes), r.notes
+    assert not any("lies beside" in n for n in verify(verify_env.files["marked_wav"], settings=verify_env.settings).notes)
