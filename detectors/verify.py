@@ -507,6 +507,8 @@ class Verifier:
             ev.notes.append(sound_only)
         if (longer := _longer_than_record_note(ev.stats, verdict, matches)) is not None:
             ev.notes.append(longer)
+        if (thin := _thin_mark_note(ev.watermark, verdict)) is not None:
+            ev.notes.append(thin)
         explanation = explain(
             verdict,
             credentials=cred_text,
@@ -688,6 +690,24 @@ def _unused_sidecar_note(path: Path, credentials: Any | None) -> str | None:
         return None
     return (f"A sidecar, {sidecar.name}, lies beside the file, but the file carries an embedded manifest: that "
             "one was checked, and the sidecar was not.")
+
+
+def _thin_mark_note(watermark: list[WatermarkResult], verdict: Verdict) -> str | None:
+    """A note when credentials recovered through the watermark rest on a mark read in under half
+    of the audio: the rest is unaccounted for (two marked outputs mixed together read as one
+    recovered output, whose mark covered 4 % of the audio)."""
+    found = next((w for w in watermark if w.found), None)
+    if verdict is not Verdict.CREDENTIALS_RECOVERED_BY_WATERMARK or found is None or found.analysed_s <= 0:
+        return None
+    if found.coverage >= _THIN_MARK_COVERAGE:
+        return None
+    return (f"The mark was read in only {found.coverage:.0%} of the {found.analysed_s:.1f} s of audio: the record "
+            "vouches for that part at most; the rest may be other audio (a mix, or another mark this reading could "
+            "not separate).")
+
+
+_THIN_MARK_COVERAGE = 0.5
+"""Share of the analysed audio under which a recovered mark's coverage is noted."""
 
 
 def _sound_only_record_note(container: ContainerInfo | None, verdict: Verdict,

@@ -1299,3 +1299,17 @@ def test_a_sidecar_beside_a_file_with_an_embedded_manifest_is_said_to_be_unused(
     assert r.verdict is Verdict.CREDENTIALS_VALID and r.credentials.source == "embedded"
     assert any(n.startswith("A sidecar, clip.wav.c2pa, lies beside the file") for n in r.notes), r.notes
     assert not any("lies beside" in n for n in verify(verify_env.files["marked_wav"], settings=verify_env.settings).notes)
+
+
+def test_credentials_recovered_from_a_mark_in_little_of_the_audio_say_how_little() -> None:
+    """Two marked outputs mixed together read as `credentials_recovered_by_watermark` for one of
+    them, whose mark was read in 4 % of the audio, with no word of the rest."""
+    from detectors.report import WatermarkResult
+    from detectors.verify import _thin_mark_note
+
+    thin = WatermarkResult(key_id="a76d9ac9", found=True, p_value=1e-20, payloads=("8e3974188387080d",),
+                           analysed_s=15.0, coverage=0.04, windows=4)
+    note = _thin_mark_note([thin], Verdict.CREDENTIALS_RECOVERED_BY_WATERMARK)
+    assert note is not None and note.startswith("The mark was read in only 4% of the 15.0 s of audio"), note
+    assert _thin_mark_note([replace(thin, coverage=0.9)], Verdict.CREDENTIALS_RECOVERED_BY_WATERMARK) is None
+    assert _thin_mark_note([thin], Verdict.PARTIALLY_MARKED) is None  # which says the share itself
