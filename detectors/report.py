@@ -460,7 +460,7 @@ def _valid_text(credentials: Any, rec_text: str, store: list[StoreMatch] | None,
 def _added_bytes_text(store: list[StoreMatch] | None, sha256: str | None) -> str:
     """A sentence when the registered output this file matches (its stored manifest validates
     against it) had other bytes: what the hash leaves out was changed or added; else ''."""
-    bound = next((m for m in store or [] if m.binding in ("hard", "hash")), None)
+    bound = _hard_match(store)
     registered = bound.record.get("asset_sha256") if bound is not None else None
     if not registered or not sha256 or registered.lower() == sha256.lower():
         return ""
@@ -469,14 +469,19 @@ def _added_bytes_text(store: list[StoreMatch] | None, sha256: str | None) -> str
             "the credentials do not vouch for.")
 
 
-def _same_bytes_text(store: list[StoreMatch] | None, what: str) -> str:
+def _hard_match(store: list[StoreMatch] | None) -> StoreMatch | None:
+    """The first record whose stored manifest validates against this file (``hard`` or ``hash``)."""
+    return next((m for m in store or [] if m.binding in ("hard", "hash")), None)
+
+
+def _registered_output_text(store: list[StoreMatch] | None, what: str) -> str:
     """The sentence saying that the file is a registered output whose stored manifest validates
     against it (a hard binding), ending with ``what`` that means; else ''."""
-    same_bytes = next((m for m in store or [] if m.binding in ("hard", "hash")), None)
-    if same_bytes is None:
+    bound = _hard_match(store)
+    if bound is None:
         return ""
-    title = same_bytes.record.get("title")
-    return (f" This file is the registered output {same_bytes.record_id}"
+    title = bound.record.get("title")
+    return (f" This file is the registered output {bound.record_id}"
             + (f" ('{title}')" if title else "") + f", whose stored manifest validates against it: {what}")
 
 
@@ -485,10 +490,10 @@ def _tampered_text(
 ) -> str:
     """Credentials that do not validate, and what the store and the watermark say about why."""
     codes = ", ".join(dict.fromkeys(getattr(credentials, "failure_codes", ()) or ())) or "validation failed"
-    # A hard binding: the stored manifest validates against these exact bytes.
-    wm = _same_bytes_text(store, "the audio is unchanged, and it is the credentials travelling with it that "
+    # A hard binding: the stored manifest validates against this file.
+    wm = _registered_output_text(store, "the audio is unchanged, and it is the credentials travelling with it that "
                                "were replaced or damaged.")
-    same_bytes = wm or None
+    registered = bool(wm)
     carried = [p for w in found for p in w.payloads]
     bound = _bound_payloads(credentials)
     if carried and bound and not bound & set(carried):
@@ -496,7 +501,7 @@ def _tampered_text(
             f" The credentials bind the watermark payload {', '.join(sorted(bound))}, but the audio "
             f"carries {', '.join(carried)}: they were made for another file."
         )
-    elif found and same_bytes is None:
+    elif found and not registered:
         wm = (
             " The audio still carries a FoleySeal watermark, so it most likely derives from a "
             "FoleySeal output that was edited or corrupted after signing."
@@ -506,7 +511,7 @@ def _tampered_text(
         f"{codes}. Either the file's bytes (its audio, its tags or other metadata) or the manifest were "
         "changed after signing, or the credentials were copied from another file. Do not rely on "
         "what the credentials claim about this file."
-        f"{wm}{'' if same_bytes is not None else rec_text}"
+        f"{wm}{'' if registered else rec_text}"
     )
 
 
@@ -676,7 +681,7 @@ def explain(
         return _tampered_text(credentials, found, store, rec_text)
     if verdict is Verdict.CREDENTIALS_UNTRUSTED:
         # what the store proves is said even though the credentials with the file decide the verdict
-        vouched = _same_bytes_text(store, "the audio is this verifier's registered output, and it is the "
+        vouched = _registered_output_text(store, "the audio is this verifier's registered output, and it is the "
                                           "credentials travelling with it that come from a signer it does not trust.")
         return _untrusted_text(credentials) + (vouched or rec_text) + _conflict_text(credentials, store)
     if verdict is Verdict.CREDENTIALS_RECOVERED_BY_WATERMARK:

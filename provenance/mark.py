@@ -21,8 +21,9 @@ Any failure before step 5 completes deletes the reservation/record and the tempo
 no output file, no dangling record, and the unsigned watermarked intermediate never appears
 at the output path. Only a hard kill (SIGKILL, power loss) can leave something behind: a
 reservation (between steps 1 and 4; the next ``mark`` into the same store removes it once it
-is :data:`STALE_RESERVATION_S` old) or a record whose file was never renamed into place (between steps 4 and 5). A
-published file without its record cannot happen.
+is :data:`STALE_RESERVATION_S` old) or a record whose file was never renamed into place
+(between steps 4 and 5). A published file without its record cannot happen. Of two runs
+publishing one output at once, the second fails (:meth:`_Reservation.sign_and_publish`).
 """
 
 from __future__ import annotations

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from foleyseal.cli import exit_codes
 from foleyseal.cli.numbers import mark_strength, p_value_threshold
+
+if TYPE_CHECKING:
+    from provenance.watermark.keys import WatermarkKey
 
 app = typer.Typer(help="Embed or detect FoleySeal's keyed audio watermark.", no_args_is_help=True)
 
@@ -54,7 +58,7 @@ def embed_cmd(
         typer.echo(f"marked {input} -> {output} (payload {payload}, key {wm_key.key_id})")
 
 
-def _say_if_a_mark_was_replaced(input: Path, output: Path, key: object, payload: str) -> None:
+def _say_if_a_mark_was_replaced(input: Path, output: Path, key: WatermarkKey, payload: str) -> None:
     """A note on stderr when INPUT already carried a mark of this key with another payload: the
     new one replaces it, and whatever that payload led to (a store's record) is no longer found
     in OUTPUT. `mark` says the same (and records the payload it replaces); this command cannot."""
