@@ -17,14 +17,16 @@ _SCAN_BYTES = 1 << 20
 
 # Wave64's GUIDs begin with the four-character codes of their RIFF counterparts.
 _W64_RIFF = b"riff\x2e\x91\xcf\x11\xa5\xd6\x28\xdb\x04\xc1\x00\x00"
-_MAGICS = frozenset({b"RIFF", b".snd", b"FORM", b"caff", b"riff", b"RF64", b"BW64"})
 _W64_DATA = b"data\xf3\xac\xd3\x11\x8c\xd1\x00\xc0\x4f\x8e\xdb\x8a"
 _WAV_UNKNOWN_LENGTH = 0xFFFFFF00
 """A WAV data size of 0, or of this or more, is a stream's placeholder (length unknown)."""
-_RF64_KIND = "an RF64 WAV"
-_SIGNATURES = ((b"fLaC", "a FLAC"), (b"OggS", "an Ogg"), (b"ID3", "an MP3"), (b"caff", "a CAF"),
-               (b".snd", "an AU"), (_W64_RIFF, "a Wave64"))
-"""Signatures at a file's start, and the format each names (:func:`kind_by_signature`)."""
+
+# The formats, as words for a message; those with a declared data length first.
+_WAV, _RF64, _AIFF, _CAF, _AU, _W64 = "a WAV", "an RF64 WAV", "an AIFF", "a CAF", "an AU", "a Wave64"
+_DECLARING = frozenset({_WAV, _RF64, _AIFF, _CAF, _AU, _W64})
+_SIGNATURES = ((b"fLaC", "a FLAC"), (b"OggS", "an Ogg"), (b"ID3", "an MP3"), (b"caff", _CAF), (b".snd", _AU),
+               (_W64_RIFF, _W64))
+"""Signatures at a file's start, and the format each names (:func:`_kind`)."""
 
 
 def declared_data_shortfall(path: Path) -> tuple[int, int] | None:
@@ -32,7 +34,7 @@ def declared_data_shortfall(path: Path) -> tuple[int, int] | None:
     RF64/BW64 or AU file whose header declares more than the file holds after the data chunk's
     start; None for a whole file, a stream of unknown length, or any other format."""
     with open(path, "rb") as fh:
-        if fh.read(4) not in _MAGICS:
+        if _kind(fh.read(16)) not in _DECLARING:
             return None
         size = fh.seek(0, 2)
         fh.seek(0)
@@ -48,7 +50,7 @@ def declared_data_shortfall(path: Path) -> tuple[int, int] | None:
 def is_rf64(path: Path) -> bool:
     """Whether ``path`` is an RF64 or BW64 file (a WAV over 4 GiB, or one written so): named
     ``.wav``, yet c2pa's WAV parser, which expects ``RIFF``, cannot embed a manifest into it."""
-    return kind_by_signature(path) == _RF64_KIND
+    return kind_by_signature(path) == _RF64
 
 
 def kind_by_signature(path: Path) -> str | None:
@@ -56,39 +58,44 @@ def kind_by_signature(path: Path) -> str | None:
     message (``an MP4 or MOV``, ``a WAV``, ``an RF64 WAV`` ...); None for none (or unreadable)."""
     try:
         with open(path, "rb") as fh:
-            head = fh.read(16)
+            return _kind(fh.read(16))
     except OSError:
         return None
+
+
+def _kind(head: bytes) -> str | None:
+    """The format whose signature ``head`` (a file's first 16 bytes or more) starts with."""
     if head[4:8] == b"ftyp":
         return "an MP4 or MOV"
     if head[:4] == b"\x1aE\xdf\xa3":
         return "a Matroska or WebM"
     if head[:4] == b"RIFF" and head[8:12] in (b"WAVE", b"AVI "):
-        return "a WAV" if head[8:12] == b"WAVE" else "an AVI"
+        return _WAV if head[8:12] == b"WAVE" else "an AVI"
     if head[:4] in (b"RF64", b"BW64") and head[8:12] == b"WAVE":
-        return _RF64_KIND
+        return _RF64
     if head[:4] == b"FORM" and head[8:12] in (b"AIFF", b"AIFC"):
-        return "an AIFF"
+        return _AIFF
     return next((kind for magic, kind in _SIGNATURES if head.startswith(magic)), None)
 
 
 def _data_chunk(head: bytes) -> tuple[int, int] | None:
     """(offset of the audio data, its declared size in bytes) from a file's first bytes."""
-    if head[:4] == b"RIFF" and head[8:12] == b"WAVE":
+    kind = _kind(head)
+    if kind == _WAV:
         found = _walk(head, 12, b"data", "<I", header=8, align=2)
         return None if found is None or not 0 < found[1] < _WAV_UNKNOWN_LENGTH else found
-    if head[:4] == b".snd" and len(head) >= 12:  # AU: offset and size in a fixed header
+    if kind == _AU and len(head) >= 12:  # offset and size in a fixed header
         offset, declared = struct.unpack(">II", head[4:12])
         return None if declared == 0xFFFFFFFF else (offset, declared)
-    if head[:4] == b"FORM" and head[8:12] in (b"AIFF", b"AIFC"):
+    if kind == _AIFF:
         return _walk(head, 12, b"SSND", ">I", header=8, align=2)
-    if head[:4] == b"caff":
+    if kind == _CAF:
         found = _walk(head, 8, b"data", ">q", header=12, align=1)
         return None if found is None or found[1] < 0 else found  # -1: length unknown (a stream)
-    if head[:16] == _W64_RIFF:
+    if kind == _W64:
         found = _walk(head, 40, _W64_DATA, "<Q", header=24, align=8, id_len=16)
         return None if found is None else (found[0], found[1] - 24)  # a W64 size counts its header
-    if head[:4] in (b"RF64", b"BW64") and head[8:12] == b"WAVE" and head[12:16] == b"ds64" and len(head) >= 36:
+    if kind == _RF64 and head[12:16] == b"ds64" and len(head) >= 36:
         declared = struct.unpack("<Q", head[28:36])[0]  # ds64: RIFF size, then data size
         found = _walk(head, 12, b"data", "<I", header=8, align=2)
         return None if found is None else (found[0], declared)
