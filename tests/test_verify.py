@@ -752,11 +752,33 @@ def test_the_time_limit_reaches_into_the_watermark_search(verify_env: VerifyEnv,
         raise DeadlineExceeded("verification exceeded its time limit while searching the watermark")
 
     monkeypatch.setattr(Verifier, "_check_watermark", out_of_time)
-    path = verify_env.files["marked_wav"]
+    path = verify_env.files["mp3_64"]
     r = verify(path, settings=verify_env.settings)
     assert r.verdict is Verdict.ERROR and "time limit" in r.error
     assert r.size_bytes == path.stat().st_size and r.sha256 and r.container is not None
     assert r.container.sample_rate > 0
+
+
+@pytest.mark.parametrize(("name", "verdict"), [("marked_wav", Verdict.CREDENTIALS_VALID),
+                                               ("flipped_wav", Verdict.CREDENTIALS_TAMPERED)])
+def test_credentials_checked_before_the_time_limit_still_give_the_verdict(
+    verify_env: VerifyEnv, monkeypatch: pytest.MonkeyPatch, name: str, verdict: Verdict
+) -> None:
+    """A signed file whose watermark search ran out of time read `error`, its credentials,
+    already validated and deciding the verdict whatever the watermark holds, dropped."""
+    from detectors.decode import DeadlineExceeded
+
+    def out_of_time(*args: object, **kwargs: object) -> None:
+        raise DeadlineExceeded("verification exceeded its time limit while searching the watermark")
+
+    monkeypatch.setattr(Verifier, "_check_watermark", out_of_time)
+    r = verify(verify_env.files[name], settings=verify_env.settings)
+    assert r.verdict is verdict and r.credentials is not None and r.credentials.present, (r.verdict, r.error)
+    assert r.watermark == [] and r.error is None
+    note = next(n for n in r.notes if "time limit" in n)
+    assert note.startswith("Verification exceeded its time limit while searching the watermark: the watermark and "
+                           "the manifest store were not checked"), note
+    assert "--time-limit" in note
 
 
 # --- CLI ----------------------------------------------------------------------------------

@@ -190,7 +190,7 @@ def verify_cmd(
         [], "--key", metavar="KEYFILE", help="Extra watermark key file(s) to search with (repeatable)."
     , readable=False),
     no_store: bool = typer.Option(False, "--no-store", help="Do not look payloads up in the manifest store."),
-    time_limit: float = typer.Option(300.0, "--time-limit", min=1.0, callback=finite, help="Time limit per file, seconds."),
+    time_limit: float = typer.Option(300.0, "--time-limit", min=1.0, callback=finite, help="Time limit per file, seconds. A file that runs out of it is an error, unless its credentials were already validated: they then give the verdict, with a note that the watermark and store were not checked."),
 ) -> None:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
