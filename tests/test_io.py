@@ -1118,20 +1118,32 @@ def test_audio_too_short_for_a_lossy_encoder_is_refused_not_written_empty(tmp_pa
     assert read_audio(out).frames > 0
 
 
-def test_a_flac_track_read_from_matroska_is_written_back_lossless(tmp_path):
+@pytest.mark.parametrize("name, muxer, codec, expected", [
+    ("in.mka", "matroska", "flac", "FLAC"), ("in.m4a", "ipod", "alac", "ALAC"), ("in.mp4", "mp4", "flac", "FLAC"),
+])
+def test_a_lossless_coded_track_is_written_back_in_its_codec(tmp_path, name, muxer, codec, expected):
     """FLAC in .mka, written back to .mka (as `watermark embed` does), became AAC, silently, and
-    616 samples longer; a lossless source now stays lossless (24-bit PCM: no depth to go by)."""
+    616 samples longer, then 24-bit PCM (several times larger); an ALAC .m4a still became AAC,
+    lossy and silently. A FLAC or ALAC track now keeps its codec, at 24 bits, sample for sample."""
     x = (0.1 * np.random.default_rng(4).standard_normal((2, 44_100 * 3))).astype(np.float32)
-    src = tmp_path / "in.mka"
-    with av.open(str(src), "w", format="matroska") as c:
-        stream = c.add_stream("flac", rate=44_100, layout="stereo")
+    src = tmp_path / name
+    with av.open(str(src), "w", format=muxer) as c:
+        stream = c.add_stream(codec, rate=44_100, layout="stereo")
         frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(x.T.reshape(1, -1)), format="flt", layout="stereo")
         frame.sample_rate, frame.pts = 44_100, 0
         for packet in [*stream.encode(frame), *stream.encode(None)]:
             c.mux(packet)
     audio = read_audio(src)
-    assert audio.subtype == "FLAC"
-    write_audio(tmp_path / "out.mka", audio)
-    info = audio_info(tmp_path / "out.mka")
-    assert (info.subtype, info.frames) == ("PCM_24", audio.frames)
-    assert np.array_equal(read_audio(tmp_path / "out.mka").samples, audio.samples)
+    assert audio.subtype == expected
+    out = tmp_path / ("out" + src.suffix)
+    write_audio(out, audio)
+    info = audio_info(out)
+    assert (info.subtype, info.frames) == (expected, audio.frames)
+    assert np.array_equal(read_audio(out).samples, audio.samples)
+    # a marked 24-bit signal: kept to the 24-bit step
+    finer = Audio((audio.samples + 1e-6).astype(np.float32), 44_100, subtype=expected)
+    write_audio(out, finer)
+    assert np.max(np.abs(read_audio(out).samples - finer.samples)) <= 2.0 ** -24 + 1e-9
+    # a lossless source written to a container that holds only the other lossless codec
+    write_audio(tmp_path / "other.m4a", audio)
+    assert audio_info(tmp_path / "other.m4a").subtype == "ALAC"

@@ -153,21 +153,24 @@ def test_rewrite_errors_name_the_track_and_leave_nothing(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["film.mkv", "film.srt"]
 
 
-@pytest.mark.parametrize("suffix, codec, expected", [
-    (".mov", "pcm_s24le", "pcm_s24le"), (".mkv", "flac", "pcm_s24le"), (".mp4", "pcm_s16le", "pcm_s16le"),
+@pytest.mark.parametrize("suffix, codec, out_suffix, expected", [
+    (".mov", "pcm_s24le", ".mov", "pcm_s24le"), (".mp4", "pcm_s16le", ".mp4", "pcm_s16le"),
+    (".mkv", "flac", ".mkv", "flac"), (".mp4", "flac", ".mp4", "flac"), (".mov", "alac", ".mov", "alac"),
+    (".mkv", "alac", ".mkv", "alac"), (".mkv", "flac", ".mov", "alac"),  # MOV holds no FLAC
 ])
-def test_a_lossless_track_stays_lossless(tmp_path, suffix, codec, expected):
-    """A production's PCM or FLAC track was re-encoded as AAC at 192 kbps: now it is written as
-    PCM of its depth, sample for sample what was given (to the 24- or 16-bit step)."""
+def test_a_lossless_track_stays_lossless(tmp_path, suffix, codec, out_suffix, expected):
+    """A production's PCM or FLAC track was re-encoded as AAC at 192 kbps: now PCM is written as
+    PCM of its depth, FLAC and ALAC in their codec at 24 bits (they were written as PCM, several
+    times larger), sample for sample what was given (to the 24- or 16-bit step)."""
     source = Track(make_test_audio(RATE, 2, SECONDS, seed=3, level=0.5), "eng", "Production", True, codec=codec)
     film = multitrack_video(tmp_path / f"film{suffix}", [source], seconds=SECONDS)
     given = np.concatenate([b.samples for b in io.iter_audio_blocks(film, RATE)], axis=1) * 0.5
-    out = tmp_path / f"out{suffix}"
+    out = tmp_path / f"out{out_suffix}"
     io.rewrite_audio_tracks_stream(film, [[Audio(given, RATE)]], out)
     with av.open(str(out)) as c:
         assert c.streams.audio[0].codec_context.name == expected
     got = io.read_audio(out).samples
-    step = 2.0 ** -(23 if expected == "pcm_s24le" else 15)
+    step = 2.0 ** -(15 if expected == "pcm_s16le" else 23)
     assert got.shape == given.shape
     assert np.max(np.abs(got - given)) <= step / 2 + 1e-9
 

@@ -37,9 +37,13 @@ _VORBIS_FROM_WAV = {
 
 # PyAV encoder name per codec subtype.
 _AV_ENCODERS = {"MP3": "libmp3lame", "AAC": "aac", "OPUS": "libopus", "FLOAT": "pcm_f32le",
-                "PCM_16": "pcm_s16le", "PCM_24": "pcm_s24le"}
+                "PCM_16": "pcm_s16le", "PCM_24": "pcm_s24le", "FLAC": "flac", "ALAC": "alac"}
 _AV_PCM = frozenset({"FLOAT", "PCM_16", "PCM_24"})
 """Uncompressed PCM in FFmpeg's containers (MP4, MOV, Matroska): a lossless track stays lossless."""
+_AV_LOSSLESS_CODED = {"FLAC": "s32", "ALAC": "s32p"}
+"""Lossless codecs written through FFmpeg (into Matroska, MP4, MOV, M4A), always at 24 bits: the
+sample format each encoder takes for that. FFmpeg reports no bit depth of a FLAC or ALAC track it
+reads, and 24 bits hold a 16-bit source whole."""
 _MAX_CHANNELS_BY_CODEC = {"MP3": 2}
 # Default bitrates, kbps per channel at up to 48 kHz (capped for MP3, which carries at most 2
 # channels). Above 48 kHz (AAC runs up to 96 kHz) the default grows with the rate: at a fixed
@@ -103,11 +107,11 @@ WRITE_FORMATS: dict[str, _WriteFormat] = {
         _WriteFormat("ogg", "ogg", ("VORBIS", "OPUS")),
         _WriteFormat("opus", "ogg", ("OPUS",)),
         _WriteFormat("mp3", "mp3", ("MP3",)),
-        _WriteFormat("m4a", "ipod", ("AAC",)),
+        _WriteFormat("m4a", "ipod", ("AAC", "ALAC")),
         _WriteFormat("aac", "adts", ("AAC",)),
-        _WriteFormat("mp4", "mp4", ("AAC", "MP3", "OPUS", "PCM_16", "PCM_24", "FLOAT")),
-        _WriteFormat("mov", "mov", ("AAC", "PCM_16", "PCM_24", "FLOAT")),
-        _WriteFormat("mkv", "matroska", ("AAC", "OPUS", "MP3", "FLOAT", "PCM_16", "PCM_24")),
+        _WriteFormat("mp4", "mp4", ("AAC", "MP3", "OPUS", "PCM_16", "PCM_24", "FLOAT", "FLAC", "ALAC")),
+        _WriteFormat("mov", "mov", ("AAC", "PCM_16", "PCM_24", "FLOAT", "ALAC")),
+        _WriteFormat("mkv", "matroska", ("AAC", "OPUS", "MP3", "FLOAT", "PCM_16", "PCM_24", "FLAC", "ALAC")),
         _WriteFormat("webm", "webm", ("OPUS",)),
     )
 }

@@ -12,7 +12,6 @@ import soundfile as sf
 from provenance.core.audio import Audio
 from provenance.core.errors import FormatError, InputError
 from provenance.core.io.common import (
-    _AV_ENCODERS,
     LOSSY_CODECS,
     _MAX_CHANNELS_BY_CODEC,
     _VORBIS_FROM_WAV,
@@ -71,7 +70,7 @@ def _round_trip(samples: np.ndarray, sample_rate: int, subtype: str, bitrate_kbp
     channels = samples.shape[0]
     buffer = io.BytesIO()
     with _wrapped(None, f"encode {subtype} in memory"):
-        if subtype in _AV_ENCODERS:
+        if subtype in _ROUND_TRIP_MUXERS:  # FLAC and Vorbis go through libsndfile
             fmt = _WriteFormat(subtype.lower(), _ROUND_TRIP_MUXERS[subtype], (subtype,))
             sink: _SoundFileSink | _AvSink = _AvSink(buffer, fmt, subtype, sample_rate, channels,
                                                      bitrate_kbps=bitrate_kbps)

@@ -20,6 +20,7 @@ from provenance.core.atomic import atomic_path
 from provenance.core.audio import Audio
 from provenance.core.errors import FoleySealError, FormatError, InputError
 from provenance.core.io.common import (
+    _AV_LOSSLESS_CODED,
     _AV_SUBTYPES,
     _MAX_KBPS,
     _VIDEO_MUXERS,
@@ -50,9 +51,9 @@ def replace_audio_track(video_in: PathLike, audio: Audio, video_out: PathLike, *
 
     The output container follows the extension of ``video_out`` (mp4, m4v, mov, mkv, webm).
     ``codec`` is ``aac`` (default for MP4/MOV/MKV; FFmpeg's fast coder), ``opus`` (default, and the
-    only choice, for WebM; MP4, MKV), ``mp3`` (MP4, MKV), or uncompressed PCM, ``pcm_16``,
-    ``pcm_24`` or ``float`` (32-bit float; MP4, MOV, MKV); ``bitrate_kbps`` is the bitrate of the
-    lossy codecs.
+    only choice, for WebM; MP4, MKV), ``mp3`` (MP4, MKV), uncompressed PCM, ``pcm_16``,
+    ``pcm_24`` or ``float`` (32-bit float; MP4, MOV, MKV), or lossless ``flac`` (MP4, MKV) or
+    ``alac`` (MP4, MOV, MKV), both at 24 bits; ``bitrate_kbps`` is the bitrate of the lossy codecs.
 
     ``start_s`` is the time (s, on the file's timeline: after its earliest stream's start, as
     :func:`~provenance.core.io.timeline_start_s` counts) at which the first sample plays. By
@@ -115,7 +116,8 @@ def rewrite_audio_tracks_stream(video_in: PathLike, tracks: Sequence[Iterable[np
     loudness fix) that loses no language, commentary or subtitle track.
 
     Without ``codec``, each track keeps its kind of coding where the container holds it: a
-    lossless track (PCM, FLAC, ALAC ...) is written as PCM of its depth (16 bits, 24 bits, or
+    FLAC or ALAC track stays FLAC or ALAC, at 24 bits (FLAC into MOV, which holds no FLAC: ALAC);
+    another lossless one (PCM, WavPack ...) is written as PCM of its depth (16 bits, 24 bits, or
     float), so nothing is lost to a lossy codec; AAC, MP3 and Opus stay AAC, MP3 and Opus, at
     ``bitrate_kbps`` or the track's own bitrate if higher; anything else, or what the container
     cannot hold, gets its default (AAC; Opus in WebM). Same atomic-write rules; every track's
@@ -247,10 +249,15 @@ def _coding(src: av.container.InputContainer, track: _NewTrack, codec: str | Non
     if codec is not None or track.source is None:
         return (codec or allowed[0]).upper(), bitrate_kbps
     ctx = src.streams.audio[track.source].codec_context
+    family = _AV_SUBTYPES.get(ctx.name)
+    if family in _AV_LOSSLESS_CODED:
+        # FLAC stays FLAC, ALAC stays ALAC, or the other where the container holds only that
+        for coded in (family, *_AV_LOSSLESS_CODED):
+            if coded in allowed:
+                return coded, None
     if ctx.name.startswith("pcm_") or ctx.name in _LOSSLESS_CODECS:
         pcm = _PCM_BY_SAMPLE_FORMAT.get(ctx.format.name if ctx.format is not None else "", "PCM_24")
         return (pcm if pcm in allowed else allowed[0]), None
-    family = _AV_SUBTYPES.get(ctx.name)
     subtype = family if family in allowed else allowed[0]
     own_kbps = (ctx.bit_rate or 0) / 1000
     kbps = max(bitrate_kbps or 0, own_kbps if subtype == family else 0) or None

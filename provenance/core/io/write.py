@@ -21,6 +21,7 @@ from provenance.core.audio import Audio
 from provenance.core.errors import FormatError, InputError
 from provenance.core.io.common import (
     _AV_ENCODERS,
+    _AV_LOSSLESS_CODED,
     _AV_PCM,
     _FORMAT_ALIASES,
     _HIGH_RES_SUBTYPES,
@@ -56,9 +57,6 @@ def _resolve_format(path: Path, format: str | None) -> _WriteFormat:
     return WRITE_FORMATS[key]
 
 
-_LOSSLESS_CODED = frozenset({"FLAC", "ALAC"})
-"""Lossless codecs as PyAV-read sources name their subtype (libsndfile names a FLAC's depth)."""
-
 
 def _resolve_subtype(fmt: _WriteFormat, subtype: str | None, hint: str | None, path: Path) -> str:
     """The subtype to write: the explicit one (must suit the format), else the source's subtype
@@ -72,9 +70,12 @@ def _resolve_subtype(fmt: _WriteFormat, subtype: str | None, hint: str | None, p
     hint = (hint or "").upper()
     if hint in fmt.subtypes:
         return hint
-    if hint in _HIGH_RES_SUBTYPES | _LOSSLESS_CODED and "PCM_24" in fmt.subtypes:
-        # a FLAC or ALAC track that FFmpeg read (in Matroska, MP4) has no depth to go by: 24-bit
-        # PCM holds it whole, as a video's lossless track is rewritten (io.video); was AAC
+    if hint in _AV_LOSSLESS_CODED:
+        # a FLAC or ALAC track that FFmpeg read (in Matroska, MP4) stays lossless: in the lossless
+        # codec the format holds (FLAC into M4A: ALAC), else in 24-bit PCM (FFmpeg gives no depth
+        # to go by); was AAC
+        return next(c for c in (*_AV_LOSSLESS_CODED, "PCM_24", fmt.subtypes[0]) if c in fmt.subtypes)
+    if hint in _HIGH_RES_SUBTYPES and "PCM_24" in fmt.subtypes:
         return "PCM_24"
     return fmt.subtypes[0]
 
@@ -188,10 +189,12 @@ class _AvAudioEncoder:
         self.sample_rate = sample_rate
         self.codec_rate = rate
         self.stream = container.add_stream(encoder, rate=rate, layout=_LAYOUTS[channels])
-        if codec not in _AV_PCM:  # uncompressed PCM has no bitrate to choose
+        if codec in _AV_LOSSLESS_CODED:
+            self.stream.codec_context.format = _AV_LOSSLESS_CODED[codec]
+        elif codec not in _AV_PCM:  # lossless coding has no bitrate to choose
             self.stream.bit_rate = int(1000 * (bitrate_kbps or _default_kbps(codec, channels, rate)))
         # FFmpeg scales float to 32 bits and keeps the top 24: round to the 24-bit grid first
-        self._grid = float(1 << 23) if codec == "PCM_24" else None
+        self._grid = float(1 << 23) if codec == "PCM_24" or codec in _AV_LOSSLESS_CODED else None
         if options:
             self.stream.options = options
         self._resampler = (av.AudioResampler(format="flt", layout=_LAYOUTS[channels], rate=rate)
@@ -229,7 +232,8 @@ _MIN_ENCODED_S = 0.005
 
 
 class _AvSink:
-    """Writes blocks through PyAV (MP3, AAC, Opus) into a container file or binary buffer."""
+    """Writes blocks through PyAV (MP3, AAC, Opus, and PCM, FLAC or ALAC in FFmpeg's containers)
+    into a container file or binary buffer."""
 
     def __init__(self, target: Path | BinaryIO, fmt: _WriteFormat, subtype: str, sample_rate: int,
                  channels: int, *, bitrate_kbps: float | None) -> None:
@@ -256,7 +260,8 @@ class _AvSink:
         finally:
             self._container.close()
         shortest = math.ceil(_MIN_ENCODED_S * self._rate)
-        if 0 < self._frames < shortest and self._subtype not in _AV_PCM:
+        lossy = self._subtype not in _AV_PCM and self._subtype not in _AV_LOSSLESS_CODED
+        if 0 < self._frames < shortest and lossy:
             # a few samples vanish in the codec's delay: an empty Opus file, an M4A of no samples
             raise FormatError(f"{self._frames} samples are too short for the {self._subtype} encoder, which needs "
                               f"at least {shortest} ({_MIN_ENCODED_S * 1000:g} ms) to write any")
