@@ -59,6 +59,7 @@ MIME_BY_SUFFIX = {
     ".oga": "audio/ogg",
     ".opus": "audio/ogg",
     ".mkv": "video/x-matroska",
+    ".mka": "audio/x-matroska",
     ".webm": "video/webm",
     ".aiff": "audio/aiff",
     ".aif": "audio/aiff",
@@ -69,7 +70,7 @@ MIME_BY_SUFFIX = {
 EMBEDDABLE = frozenset({"audio/wav", "audio/flac", "audio/mpeg", "audio/mp4", "video/mp4", "video/quicktime"})
 # c2pa cannot embed into these, but signs them detached: the manifest binds the file's exact
 # bytes and travels as a sidecar.
-SIDECAR_ONLY = frozenset({"audio/ogg", "video/x-matroska", "video/webm", "audio/aiff", "audio/x-caf",
+SIDECAR_ONLY = frozenset({"audio/ogg", "audio/x-matroska", "video/x-matroska", "video/webm", "audio/aiff", "audio/x-caf",
                           "audio/x-w64", "audio/basic"})
 _IO_BLOCK = 1 << 20
 
@@ -289,7 +290,7 @@ def sign_to(spec: ManifestSpec, identity: SigningIdentity, src: Path, tmp_out: P
 
 
 _FAMILIES = {"audio/mp4": "ISO BMFF", "video/mp4": "ISO BMFF", "video/quicktime": "ISO BMFF",
-             "video/x-matroska": "Matroska", "video/webm": "Matroska"}
+             "audio/x-matroska": "Matroska", "video/x-matroska": "Matroska", "video/webm": "Matroska"}
 """MIME types that c2pa reads with one parser (an M4A named .mp4 is still an M4A)."""
 
 
