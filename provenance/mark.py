@@ -162,7 +162,7 @@ def _output_mime(input_path: Path, output_path: Path) -> str:
         if mime in ("video/mp4", "video/quicktime"):
             return "audio/mp4"
         raise InputError(f"is a video container ({output_path.suffix}) and the input {input_path.name} has "
-                         "no picture; name the output .m4a, .mp4, .ogg or .flac", path=output_path)
+                         "no picture; name the output .mka, .m4a, .mp4, .ogg or .flac", path=output_path)
     return mime
 
 
