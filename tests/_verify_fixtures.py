@@ -262,10 +262,12 @@ class RunningServer:
 
         self.app = create_app(config)
         options = {**uvicorn_options(config), "timeout_keep_alive": 5}
-        self.server = uvicorn.Server(
-            uvicorn.Config(self.app, host="127.0.0.1", port=0, log_level="warning", lifespan="on", **options)
-        )
-        self.thread = threading.Thread(target=self.server.run, name="uvicorn-test", daemon=True)
+        uv_config = uvicorn.Config(self.app, host="127.0.0.1", port=0, log_level="warning", lifespan="on", **options)
+        self.server = uvicorn.Server(uv_config)
+        # on a socket bound as `serve` binds its own (the kind asyncio does not set TCP_NODELAY on)
+        self.sock = uv_config.bind_socket()
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, name="uvicorn-test",
+                                       daemon=True)
 
     def __enter__(self) -> str:
         import time
@@ -276,13 +278,14 @@ class RunningServer:
             if not self.thread.is_alive() or time.monotonic() > deadline:
                 raise RuntimeError("the test server did not start")
             time.sleep(0.05)
-        port = self.server.servers[0].sockets[0].getsockname()[1]
+        port = self.sock.getsockname()[1]
         self.url = f"http://127.0.0.1:{port}"
         return self.url
 
     def __exit__(self, *exc: object) -> None:
         self.server.should_exit = True
         self.thread.join(60)
+        self.sock.close()
 
 
 def running_server(config: Any) -> RunningServer:

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import json
 import logging
+import socket
 from typing import Any
 
 import h11
@@ -47,6 +49,17 @@ def _raw_response(status: str, detail: str, extra: str = "") -> bytes:
     return head.encode("ascii") + body
 
 
+def _send_without_delay(transport: Any) -> None:
+    """Turn Nagle's algorithm off on a TCP connection. asyncio does so only for sockets made with
+    ``proto=IPPROTO_TCP``, and the socket :func:`~detectors.service.app.serve` binds (uvicorn's
+    ``bind_socket``) has proto 0: every response after the first on a kept-alive connection
+    waited for the client's delayed ACK, about 40 ms."""
+    sock = transport.get_extra_info("socket")
+    if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6) and sock.type == socket.SOCK_STREAM:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
 def guarded_protocol(*, header_timeout_s: float, max_connections_per_client: int) -> type[H11Protocol]:
     """uvicorn's h11 protocol class, with request heads due within ``header_timeout_s`` seconds
     (of connecting, or of the previous response on a kept-alive connection) and at most
@@ -76,6 +89,7 @@ def guarded_protocol(*, header_timeout_s: float, max_connections_per_client: int
 
         def connection_made(self, transport: Any) -> None:  # type: ignore[override]
             super().connection_made(transport)
+            _send_without_delay(transport)
             peer = self.client[0] if self.client else None
             if max_connections_per_client and peer is not None:
                 if open_by_peer[peer] >= max_connections_per_client:
