@@ -221,7 +221,7 @@ def _bad_inputs(tmp_path: Path, clip: Path) -> dict[str, Path]:
     bad["nan"] = tmp_path / "nan.wav"
     sf.write(tmp_path / "zero.wav", np.zeros((0, 1), np.float32), 44100)
     bad["zero-length"] = tmp_path / "zero.wav"
-    sf.write(tmp_path / "short.wav", np.random.default_rng(0).normal(0, 0.1, (44100, 1)), 44100)
+    sf.write(tmp_path / "short.wav", np.random.default_rng(0).normal(0, 0.1, (22050, 1)), 44100)
     bad["too short"] = tmp_path / "short.wav"
     bad["missing"] = tmp_path / "missing.wav"
     return bad
@@ -243,19 +243,43 @@ def test_bad_inputs_fail_cleanly(clip, key, tmp_path, capsys):
 
 def test_messages_name_the_real_fault(tmp_path, capsys):
     """A key file with the right header and no key was "bad header"; 4.3199 s of audio was
-    "4.32 s long; too short ... at least 4.32 s needed"."""
+    "4.32 s long; too short ... at least 4.32 s needed" (the least is 1 s now: 0.9999 s is
+    "0.999 s long")."""
     bad = tmp_path / "header-only.key"
     bad.write_text("foleyseal-watermark-key-v1\n")
     bad.chmod(0o600)
     short = tmp_path / "short.wav"
-    sf.write(short, np.random.default_rng(0).standard_normal(int(48_000 * 4.3199)).astype(np.float32) * 0.1, 48_000)
+    sf.write(short, np.random.default_rng(0).standard_normal(int(48_000 * 0.9999)).astype(np.float32) * 0.1, 48_000)
     code, _, err = run(["watermark", "detect", str(short), "--key", str(bad)], capsys)
     assert code == 3 and "holds 0 words after its header line" in err and "bad header" not in err, err
     good = tmp_path / "good.key"
     run(["keys", "new-watermark-key", str(good)], capsys)
     code, _, err = run(["watermark", "embed", str(short), str(tmp_path / "o.wav"), "--key", str(good),
                         "--payload", PAYLOAD], capsys)
-    assert code == 3 and "audio is 4.319 s long" in err, err
+    assert code == 3 and "audio is 0.999 s long; too short to carry the watermark (at least 1.00 s" in err, err
+
+
+def test_audio_shorter_than_a_block_is_marked_and_said_to_hold_part_of_the_payload(clip, tmp_path, capsys):
+    """Audio under one 4.32 s block was refused as too short to carry the payload; from 1 s it is
+    marked. Read back by the bare detector, a 1.5 s excerpt's payload does not decode: refused,
+    saying why and what reads it (mark); without the read-back it is kept, with a note."""
+    key = tmp_path / "fixed.key"  # a fixed key: whether a partial payload decodes depends on it
+    key.write_text("foleyseal-watermark-key-v1\n" + "5a" * 32 + "\n")
+    key.chmod(0o600)
+    x, rate = sf.read(clip, dtype="float32", always_2d=True)
+    short = tmp_path / "short.wav"
+    sf.write(short, x[rate * 2: rate * 2 + int(1.5 * rate)], rate)
+    out = tmp_path / "out.wav"
+    args = ["watermark", "embed", str(short), str(out), "--key", str(key), "--payload", PAYLOAD]
+    code, _, err = run(args, capsys)
+    assert code == 3 and not out.exists(), err
+    assert "found, but its payload could not be read" in err and "shorter than one 4.32 s watermark block" in err
+    assert "`foleyseal mark`" in err, err
+    code, _, err = run(args + ["--no-check"], capsys)
+    assert code == 0 and out.exists(), err
+    assert "note: " in err and "1.50 s long, shorter than one 4.32 s watermark block" in err, err
+    code, text, _ = run(["watermark", "detect", str(out), "--key", str(key), "--json"], capsys)
+    assert code == 0 and json.loads(text)["found"], text
 
 
 def test_a_payload_written_with_0x_or_spaces_is_the_same_payload(clip, key, tmp_path, capsys):

@@ -212,9 +212,9 @@ def test_failures_leave_no_output_and_no_record(tmp_path, source, monkeypatch):
             assert err.value.path == str(out)
         assert _leftovers(out_dir) == [] and store_rows(s) == (0, 0)
 
-    # 4. Watermarking fails (too short to carry the payload).
+    # 4. Watermarking fails (too short to carry the watermark).
     short = tmp_path / "short.wav"
-    write_audio(short, make_signal(seconds=1.0))
+    write_audio(short, make_signal(seconds=0.5))
     with pytest.raises(InputError, match="too short"):
         mark(short, out, settings=s)
     assert _leftovers(out_dir) == [] and store_rows(s) == (0, 0)
@@ -742,3 +742,25 @@ def test_an_output_another_run_wrote_meanwhile_is_not_replaced(tmp_path, source,
     again = mark(source, out, settings=s)
     assert again.payload != first.payload and store_rows(s) == (2, 0)
     assert detect_file(out, load_key(s.watermark_key_path)).payload == again.payload
+
+
+def test_a_sound_effect_shorter_than_a_block_is_marked_and_recovered_through_the_store(tmp_path, monkeypatch) -> None:
+    """Audio under one 4.32 s block was refused ("too short to carry the payload"): a 2 s sound
+    effect could not be marked. It holds part of the coded payload, which `mark`'s read-back names
+    among the issued payloads, as a verifier with the store does: a stripped copy gets its
+    credentials back."""
+    from detectors.verify import verify
+
+    settings = make_home(tmp_path / "home", key=WatermarkKey(hashlib.sha256(b"foleyseal test key").digest()))
+    import provenance.store.repository as repo
+
+    monkeypatch.setattr(repo.secrets, "token_bytes", lambda n: bytes.fromhex("5eed0fc0ffee1234")[:n])
+    effect = tmp_path / "whoosh.wav"
+    write_audio(effect, make_signal(seconds=2.0))
+    res = mark(effect, tmp_path / "marked.flac", settings=settings, generated=True)
+    assert res.payload == "5eed0fc0ffee1234"
+    stripped = tmp_path / "stripped.wav"
+    write_audio(stripped, read_audio(res.output))
+    report = verify(stripped, settings=settings)
+    assert report.verdict.value == "credentials_recovered_by_watermark", (report.verdict, report.notes)
+    assert report.store[0].record_id == res.record.id

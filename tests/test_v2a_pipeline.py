@@ -456,10 +456,10 @@ def test_cli_too_short_duration_is_named_and_refused_before_any_work(home, video
         raise AssertionError("the generator was loaded: the check came after the work started")
 
     monkeypatch.setattr(pipeline, "_generator", no_work)
-    code, _, err = _run(["generate", str(video), "-o", str(tmp_path / "x.wav"), "--duration", "3",
+    code, _, err = _run(["generate", str(video), "-o", str(tmp_path / "x.wav"), "--duration", "0.5",
                          "--home", str(home)], capsys)
     assert code == 3, err
-    assert "--duration 3 s is too short" in err and "at least 4.32 s" in err and "the video is" not in err
+    assert "--duration 0.5 s is too short" in err and "at least 1.00 s" in err and "the video is" not in err
     assert _leftovers(tmp_path) == []
 
 

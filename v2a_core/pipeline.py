@@ -383,12 +383,13 @@ def _check_working_space(folder: Path, declared_s: float, duration_s: float | No
 
 
 def _check_long_enough(video: Path, declared_s: float, duration_s: float | None) -> None:
-    """:class:`InputError` before any work when the soundtrack would be shorter than one watermark
-    block: ``duration_s`` (``--duration``) below it, or a video whose header says it is shorter
-    (0: the header does not say; the length decoded is checked after generation)."""
-    from provenance.watermark import min_duration_s
+    """:class:`InputError` before any work when the soundtrack would be too short to carry the
+    watermark (:data:`~provenance.watermark.MIN_EMBED_S`): ``duration_s`` (``--duration``) below
+    it, or a video whose header says it is shorter (0: the header does not say; the length decoded
+    is checked after generation). Between that and one block, the read-back decides."""
+    from provenance.watermark import MIN_EMBED_S
 
-    need = min_duration_s()
+    need = MIN_EMBED_S
     if duration_s is not None and duration_s < need:
         raise InputError(
             f"--duration {duration_s:g} s is too short: a soundtrack needs at least {need:.2f} s to carry "
@@ -613,9 +614,9 @@ def _generate_all(video: Path, planned: _Outputs, options: GenerateOptions, gen,
 def _each_candidate(video: Path, planned: _Outputs, options: GenerateOptions, gen, settings: Settings,
                     progress: PipelineProgress | None, done: _Published) -> None:
     """Generate, mark and publish each candidate in turn, recording each file in ``done``."""
-    from provenance.watermark import min_duration_s
+    from provenance.watermark import MIN_EMBED_S
 
-    need = min_duration_s()
+    need = MIN_EMBED_S
     for k in range(1, options.candidates + 1):
         seed = options.seed + k - 1
 

@@ -34,8 +34,9 @@ def embed_cmd(
     json_out: bool = typer.Option(False, "--json", help="Print a JSON summary."),
 ) -> None:
     """Embed PAYLOAD into INPUT with KEY, writing OUTPUT atomically (exit 0; 3 on bad input, or
-    when the mark cannot be read back: too little sound, too low a strength, or a lossy encoder
-    that took it)."""
+    when the mark cannot be read back: too little sound, too low a strength, a lossy encoder
+    that took it, or audio under one 4.32 s block, of which only part of the payload fits; under
+    1 s nothing is marked)."""
     from provenance.watermark.embed import payload_hex
     from provenance.watermark.files import embed_file
     from provenance.watermark.keys import load_key
@@ -49,6 +50,8 @@ def embed_cmd(
         embed_file(input, output, wm_key, payload, strength=strength, confirm=check, with_store=False,
                    progress=report)
     say_if_resampled(input, output)  # as mark says it: a 44.1 kHz input into .opus is 48 kHz out
+    if not check:
+        _say_if_shorter_than_a_block(output)
     _say_if_a_sidecar_is_beside(output)
     _say_if_a_mark_was_replaced(input, output, wm_key, payload)
     if json_out:
@@ -56,6 +59,20 @@ def embed_cmd(
                                "key_id": wm_key.key_id, "strength": strength}))
     else:
         typer.echo(f"marked {input} -> {output} (payload {payload}, key {wm_key.key_id})")
+
+
+def _say_if_shorter_than_a_block(output: Path) -> None:
+    """A note on stderr when OUTPUT, marked without a read-back, is shorter than one payload
+    block: its mark is found, but its payload may not be read (with the read-back, a payload that
+    does not read back is refused and said)."""
+    from provenance.core.io import audio_info
+    from provenance.watermark import min_duration_s
+
+    duration_s, block = audio_info(output).duration_s, min_duration_s()
+    if duration_s < block:
+        typer.echo(f"note: {output} is {duration_s:.2f} s long, shorter than one {block:.2f} s watermark block: its mark "
+                   "can be found, but it holds only part of the coded payload, which may not be read (a verifier "
+                   "holding the manifest store names it more often; from 1.5 s in most files)", err=True)
 
 
 def _say_if_a_mark_was_replaced(input: Path, output: Path, key: WatermarkKey, payload: str) -> None:

@@ -253,10 +253,9 @@ class _ReadBack:
                                params=self.params, search=False, known=self._known())
         if found is None or self._missed(found):
             what = _what_failed(found) if found is not None else "not found"
-            raise UnreadableMarkError(
-                f"read back right after embedding, the watermark is {what}: "
-                f"{self._strength_first('the audio has too little sound to carry it')}"
-            )
+            cause = self._too_short(duration_s) or "the audio has too little sound to carry it"
+            raise UnreadableMarkError(f"read back right after embedding, the watermark is {what}: "
+                                      f"{self._strength_first(cause)}")
 
     def file(self, path: Path, name: Path, *, after_memory: bool, source: Path | None = None,
              progress: Callable[[str, float], None] | None = None) -> None:
@@ -276,14 +275,31 @@ class _ReadBack:
                 f"{_what_failed(found)}: write a lossless format (WAV, FLAC) or a higher bitrate",
                 path=name,
             )
-        causes = _level_cause(path) or ("the audio has too little sound to carry it (silence, a few short "
-                                        "sounds) or too little variety (a steady tone)")
+        causes = (_level_cause(path) or self._too_short(io.audio_info(path).duration_s)
+                  or ("the audio has too little sound to carry it (silence, a few short sounds) or too little "
+                      "variety (a steady tone)"))
         if not lossless:
             causes += f", or the {fmt} encoder took it (a lossless format, WAV or FLAC, keeps more)"
         raise UnreadableMarkError(
             f"read back from the file written, the watermark is {_what_failed(found)}: {self._strength_first(causes)}",
             path=source if source is not None else name,
         )
+
+    def _too_short(self, duration_s: float) -> str | None:
+        """The cause of a missed read-back when the audio (``duration_s``, s) is shorter than one
+        payload block; None when it is not."""
+        from provenance.watermark.embed import min_duration_s
+
+        block = min_duration_s(self.params)
+        if duration_s >= block:
+            return None
+        said = (f"the audio is {duration_s:.2f} s long, shorter than one {block:.2f} s watermark block, so it holds "
+                f"only part of the coded payload")
+        if self.with_store:
+            return said + ", too little (or too little sound) to name it even among the issued payloads"
+        return (said + ", too little to decode on its own; `foleyseal mark` reads it back as a verifier holding "
+                "the manifest store does, matched among the issued payloads, which names it in most files from "
+                "1.5 s (or embed without reading back, for a mark that is found but whose payload may not be)")
 
     def _strength_first(self, causes: str) -> str:
         """``causes`` of a missed read-back, after the strength when the user turned it down (then
