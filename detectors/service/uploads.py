@@ -71,7 +71,7 @@ class Upload:
                     spooled.unlink()
 
 
-def _size_text(n: int) -> str:
+def size_text(n: int) -> str:
     """``16777216 bytes (16.0 MiB)``: the exact figure, and the one the web page shows."""
     return f"{n} bytes ({n / 2**20:.1f} MiB)" if n >= 2**20 else f"{n} bytes"
 
@@ -171,7 +171,7 @@ class _Spool:
     def write(self, chunk: bytes) -> None:
         self.size += len(chunk)
         if self.size > self.max_bytes:
-            raise UploadError(413, f"{self.what} is larger than the limit of {_size_text(self.max_bytes)}")
+            raise UploadError(413, f"{self.what} is larger than the limit of {size_text(self.max_bytes)}")
         if self.fh is None:
             self.fh = os.fdopen(os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb")
         self.fh.write(chunk)
@@ -295,7 +295,7 @@ def _check_declared_length(headers: Any, max_bytes: int, is_multipart: bool) -> 
     # A form carries framing and small fields, and may carry a sidecar, beside the file.
     allowed = max_bytes + (_MULTIPART_OVERHEAD + MAX_SIDECAR_BYTES if is_multipart else 0)
     if declared > allowed:
-        raise UploadError(413, f"upload of {_size_text(declared)} is larger than the limit of {_size_text(max_bytes)}")
+        raise UploadError(413, f"upload of {size_text(declared)} is larger than the limit of {size_text(max_bytes)}")
 
 
 def _client_name(request: Request) -> str:
@@ -336,7 +336,7 @@ def _feed_parser(parser: Any) -> Callable[[bytes], None]:
     return feed
 
 
-async def _stream_body(
+async def stream_body(
     request: Request, feed: Callable[[bytes], None], timeout_s: float, idle_timeout_s: float
 ) -> None:
     """Hand each chunk of the request body to ``feed`` as it arrives: 408 past ``timeout_s`` in
@@ -407,13 +407,13 @@ async def receive_upload(
         with os.fdopen(fd, "wb") as fh:
             media = _Spool(path, max_bytes, "upload", fh)
             if not is_multipart:
-                await _stream_body(request, media.write, timeout_s, idle_timeout_s)
+                await stream_body(request, media.write, timeout_s, idle_timeout_s)
                 part = media
             else:
                 sink = _MultipartSink(media, sidecar)
                 parser = _multipart_parser(ctype, sink)
                 try:
-                    await _stream_body(request, _feed_parser(parser), timeout_s, idle_timeout_s)
+                    await stream_body(request, _feed_parser(parser), timeout_s, idle_timeout_s)
                     part = _finish_multipart(parser, sink)
                 finally:
                     sidecar.close()

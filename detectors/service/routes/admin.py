@@ -17,12 +17,16 @@ from provenance.store.repository import PayloadCollision
 from detectors.intake import C2PA_STORE_UUID
 from detectors.service.api_keys import ApiKeyEntry
 from detectors.service.openapi import AUTH, BAD_REQUEST, STORE, error
+from detectors.service.routes.common import json_body, json_body_openapi
 from detectors.service.routes.softbinding import check_manifest_id, decode_value, soft_binding_alg
 from detectors.service.state import get_state, require_api_key
 
 router = APIRouter(prefix="/v1", tags=["admin (API key)"])
 
 MAX_MANIFEST_BYTES = 16 * 1024 * 1024
+MAX_REGISTRATION_BYTES = MAX_MANIFEST_BYTES * 4 // 3 + 64 * 1024
+"""The largest registration body, bytes: a manifest of the largest size, in base64, and the
+other fields (a larger one is refused unread: 413)."""
 
 
 class ManifestRegistration(BaseModel):
@@ -50,13 +54,15 @@ class ManifestRegistration(BaseModel):
         **BAD_REQUEST,
         **AUTH,
         409: error("The manifest id or the payload is already registered"),
+        413: error("The request body is larger than a registration can be"),
         **STORE,
     },
+    openapi_extra=json_body_openapi(ManifestRegistration),
 )
-async def register_manifest(
-    body: ManifestRegistration, request: Request, key: ApiKeyEntry = Depends(require_api_key)
-) -> dict[str, Any]:
+async def register_manifest(request: Request, key: ApiKeyEntry = Depends(require_api_key)) -> dict[str, Any]:
     from provenance.core.c2pa_types import StoreRecord
+
+    body = await json_body(request, ManifestRegistration, MAX_REGISTRATION_BYTES)  # read once the key is checked
 
     if body.alg != soft_binding_alg():
         raise HTTPException(status_code=400, detail=f"unsupported soft binding algorithm {body.alg[:100]!r}")

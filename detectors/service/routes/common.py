@@ -4,15 +4,27 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from collections.abc import Awaitable
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi import HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ValidationError
 
 from detectors.report import error_report
 from detectors.service.state import get_state
-from detectors.service.uploads import MAX_SIDECAR_BYTES, ClientGone, UploadError, receive_upload
+from detectors.service.uploads import (
+    MAX_SIDECAR_BYTES,
+    ClientGone,
+    UploadError,
+    receive_upload,
+    size_text,
+    stream_body,
+)
 from detectors.service.workers import JobTimeout, PoolBusy, WorkerCrashed
+
+M = TypeVar("M", bound=BaseModel)
 
 UPLOAD_OPENAPI: dict[str, Any] = {
     # read from the request by receive_upload, not by FastAPI, so they are declared here
@@ -122,3 +134,49 @@ async def verify_upload(request: Request) -> dict[str, Any]:
         ).to_dict()
     finally:
         up.remove()
+
+
+def json_body_openapi(model: type[BaseModel]) -> dict[str, Any]:
+    """The OpenAPI ``requestBody`` of a route that reads its JSON body with :func:`json_body`
+    (FastAPI documents only the bodies it parses itself)."""
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": model.model_json_schema()}}}}
+
+
+async def json_body(request: Request, model: type[M], max_bytes: int) -> M:
+    """The request's JSON body as ``model``, read by the route itself so that its dependencies
+    (API key, rate limit) are met before a byte of it is (FastAPI reads a body it parses first,
+    whatever its size: an anonymous client could make the service hold hundreds of MB). Over
+    ``max_bytes`` (bytes): 413, from its Content-Length before it is read, else as it streams;
+    the uploads' time limits; a malformed body: 400 naming the fault, as FastAPI's own parsing."""
+    cfg = get_state(request).config
+    too_large = f"the request body is larger than the limit of {size_text(max_bytes)} for {request.url.path}"
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > max_bytes:
+        raise HTTPException(status_code=413, detail=too_large, headers={"Connection": "close"})
+    data = bytearray()
+
+    def take(chunk: bytes) -> None:
+        data.extend(chunk)
+        if len(data) > max_bytes:
+            raise UploadError(413, too_large)
+
+    try:
+        await stream_body(request, take, cfg.upload_timeout_s, cfg.upload_idle_timeout_s)
+    except UploadError as exc:
+        raise HTTPException(status_code=exc.status_code, detail=exc.message, headers={"Connection": "close"}) from None
+    except ClientGone:
+        raise HTTPException(status_code=400, detail="the client disconnected while sending the request body") from None
+    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media != "application/json" and not media.endswith("+json"):
+        raise RequestValidationError([{"type": "model_attributes_type", "loc": ("body",), "input": None,
+                                       "msg": "Input should be a valid dictionary or object to extract fields from"}])
+    try:
+        parsed = json.loads(data)
+    except (ValueError, UnicodeDecodeError) as exc:
+        pos = getattr(exc, "pos", None)
+        raise RequestValidationError([{"type": "json_invalid", "loc": ("body",) + ((pos,) if pos is not None else ()),
+                                       "msg": "JSON decode error", "input": {}}]) from None
+    try:
+        return model.model_validate(parsed)
+    except ValidationError as exc:
+        raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in exc.errors()]) from None

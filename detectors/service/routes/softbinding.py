@@ -17,12 +17,12 @@ import binascii
 import re
 from typing import Any
 
-from fastapi import APIRouter, Body, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
 from detectors.service.openapi import BAD_REQUEST, RATE_LIMITED, STORE, UPLOAD, error
-from detectors.service.routes.common import UPLOAD_OPENAPI, verify_upload
+from detectors.service.routes.common import UPLOAD_OPENAPI, json_body, json_body_openapi, verify_upload
 from detectors.service.state import get_state, rate_limited
 
 router = APIRouter(tags=["soft binding resolution"])
@@ -46,11 +46,15 @@ def soft_binding_alg() -> str:
     return SOFT_BINDING_ALG
 
 
+MAX_QUERY_BYTES = 64 * 1024
+"""The largest ``POST /matches/byBinding`` body, bytes (its value is at most 4,096 characters)."""
+
+
 class SoftBindingQuery(BaseModel):
     """``c2pa.softBindingQuery``."""
 
-    alg: str = Field(description="Soft binding algorithm name, e.g. org.foleyseal.audio-wm.1")
-    value: str = Field(description="Base64-encoded soft binding value (the 64-bit payload)")
+    alg: str = Field(max_length=200, description="Soft binding algorithm name, e.g. org.foleyseal.audio-wm.1")
+    value: str = Field(max_length=4096, description="Base64-encoded soft binding value (the 64-bit payload)")
 
 
 class Match(BaseModel):
@@ -132,13 +136,14 @@ async def by_binding_get(
     response_model_exclude_none=True,
     dependencies=[Depends(rate_limited)],
     summary="Returns C2PA Manifest identifiers corresponding to a large soft binding value.",
-    responses={**BAD_REQUEST, **RATE_LIMITED, **STORE},
+    responses={**BAD_REQUEST, **RATE_LIMITED, 413: error("The request body is larger than a query can be"), **STORE},
+    openapi_extra=json_body_openapi(SoftBindingQuery),
 )
 async def by_binding_post(
     request: Request,
-    query: SoftBindingQuery = Body(...),
     maxResults: int = Query(10, ge=1, le=1000),
 ) -> SoftBindingQueryResult:
+    query = await json_body(request, SoftBindingQuery, MAX_QUERY_BYTES)  # read once the rate limit allows it
     return await _lookup(request, query.alg, query.value, maxResults)
 
 
