@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from detectors.service import ServiceConfig
@@ -289,8 +290,40 @@ def test_a_verdict_never_stands_under_another_files_name(verify_env: VerifyEnv, 
         page.set_input_files("#file", str(verify_env.files["unmarked"]))
         held.wait(2).abort("connectionreset")
         page.wait_for_selector("#error:not([hidden])")
-        assert page.inner_text("#error").startswith("Could not reach the server")
+        # in words, not the browser's "TypeError: Failed to fetch"
+        assert page.inner_text("#error") == ("Could not reach the verification service: check the connection, "
+                                             "or try again in a moment.")
         assert page.is_hidden("#result")
+    finally:
+        page.context.close()
+
+
+def test_a_file_cut_from_two_outputs_shows_each_span_with_its_payload_and_each_record(
+    verify_env: VerifyEnv, server: str, browser: Any, tmp_path: Path
+) -> None:
+    """The page showed the first record only, and a timeline of two green spans without saying
+    which output each came from; only the explanation named both."""
+    from provenance.core.audio import Audio
+    from provenance.core.io import read_audio, write_audio
+
+    a, b = read_audio(verify_env.files["marked_wav"]), read_audio(verify_env.files["marked_mp4"])
+    joined = tmp_path / "joined.wav"
+    write_audio(joined, Audio(np.concatenate([a.samples, b.samples[:, : a.frames]], axis=1), a.sample_rate,
+                              subtype="PCM_16"))
+    page, log = open_page(browser)
+    try:
+        page.goto(server + "/")
+        page.set_input_files("#file", str(joined))
+        page.wait_for_selector("#verdict:not([data-verdict=''])", timeout=60_000)
+        page.wait_for_function("document.querySelector('#status').textContent.startsWith('Verified')", timeout=60_000)
+        caption = page.inner_text("#timeline-caption")
+        for payload in (verify_env.payload, verify_env.mp4_payload):
+            assert f"(payload {payload})" in caption, caption
+            assert f"(payload {payload}," in page.inner_text("#store")
+        payloads = page.eval_on_selector_all("#timeline svg rect.segment", "rs => rs.map(r => r.dataset.payload)")
+        assert set(payloads) == {verify_env.payload, verify_env.mp4_payload}, payloads
+        assert "the first of 2" in page.inner_text("#credentials")
+        assert log.errors == []
     finally:
         page.context.close()
 

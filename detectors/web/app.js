@@ -102,8 +102,10 @@
     } else if (!segments.length) {
       caption = `No watermarked segment in ${fmtTime(duration)} of audio.`;
     } else {
-      caption = "Watermarked: " + segments.map((s) => `${fmtTime(s.start_s)}–${fmtTime(s.end_s)}`).join(", ") +
-        ` of ${fmtTime(duration)}.`;
+      // a file cut from several outputs: which span carries which payload (and so which record)
+      const several = new Set(segments.map((s) => s.payload).filter(Boolean)).size > 1;
+      caption = "Watermarked: " + segments.map((s) => `${fmtTime(s.start_s)}–${fmtTime(s.end_s)}` +
+        (several ? ` (payload ${s.payload || "unreadable"})` : "")).join(", ") + ` of ${fmtTime(duration)}.`;
     }
     desc.textContent = caption;
     svg.append(title, desc);
@@ -123,6 +125,7 @@
         r.setAttribute("class", "segment");
         r.setAttribute("data-start", String(s.start_s));
         r.setAttribute("data-end", String(s.end_s));
+        if (s.payload) r.setAttribute("data-payload", s.payload);
         svg.append(r);
       }
       const ticks = Math.max(2, Math.min(5, Math.floor(W / 90)));  // labels about 45 px wide, never touching
@@ -159,12 +162,16 @@
         : sidecarName ? `sidecar ${sidecarName} (sent with the file)` : "sidecar .c2pa file";
     }
     // a record that cannot vouch for the file (untrusted, unreadable, another payload) shows no credentials
-    const stored = (report.store || []).find((m) => !m.refused);
+    const records = (report.store || []).filter((m) => !m.refused);
+    const stored = records[0];
     if (!cred && stored && stored.credentials && stored.credentials.present) {
       cred = stored.credentials;
       credFrom = stored.binding === "soft"
         ? "manifest store (found through the watermark; does not validate against this file)"
         : "manifest store (validates against this file)";
+      if (records.length > 1) {
+        credFrom += `; record ${stored.record_id}, the first of ${records.length} (the explanation names each)`;
+      }
     }
     const gen = (cred && cred.generation_record) || {};
     const prompt = gen.prompt || (gen.generation && gen.generation.prompt) || null;
@@ -191,9 +198,10 @@
     fillFacts($("store"), [
       ["Watermark", wm ? `found (p = ${Number(wm.p_value).toExponential(1)}${wm.store_confirmed ? ", confirmed by an issued payload" : ""}), payload ${(wm.payloads || []).join(", ") || "unreadable"}`
         : ((report.watermark || []).length ? "not found" : "not checked")],
-      ["Record", stored ? stored.record_id : null],
-      ["Binding", stored ? stored.binding : null],
-      ["Registered", stored && stored.record ? stored.record.created_at : null],
+      ["Record", records.length > 1 ? records.map((m) => `${m.record_id} (payload ${m.payload}, ${m.binding} binding)`).join("; ")
+        : stored ? stored.record_id : null],
+      ["Binding", records.length === 1 ? stored.binding : null],
+      ["Registered", records.length === 1 && stored.record ? stored.record.created_at : null],
       ["Refused record", (report.store || []).filter((m) => m.refused).map((m) => `${m.record_id}: ${m.refused}`).join("; ") || null],
     ]);
 
@@ -316,7 +324,8 @@
       if (!isLatest(token)) return;  // aborted for a newer choice, which reports for itself
       hideResult();
       setStatus("");
-      showError(`Could not reach the server: ${err}`);
+      // fetch() rejects with a TypeError ("Failed to fetch") when no answer came at all
+      showError("Could not reach the verification service: check the connection, or try again in a moment.");
     } finally {
       if (isLatest(token)) {
         inFlight = null;
