@@ -123,3 +123,41 @@ def test_push_registers_each_record_once_and_the_service_recovers_credentials(tm
         assert report["verdict"] == "credentials_recovered_by_watermark", report["explanation"]
     rc, _, err = run_cli(capsys, "store", "push", url, "--api-key-file", str(key_file.with_name("none")))
     assert rc == 3 and "API key file not found" in err
+
+
+def test_a_service_that_goes_away_mid_push_gets_the_counts_said(tmp_path, capsys, monkeypatch):
+    """With --json, a push the service left part-way printed only the error: the records already
+    registered went unsaid (without --json, only the per-record lines said them)."""
+    import provenance.store.push as push
+    from provenance.core.errors import StoreError
+
+    for var in list(os.environ):
+        if var.startswith("FOLEYSEAL_"):
+            monkeypatch.delenv(var)
+    home = tmp_path / "home"
+    assert run_cli(capsys, "keys", "init", "--home", str(home))[0] == 0
+    monkeypatch.setenv("FOLEYSEAL_HOME", str(home))
+    for n in range(3):
+        src = tmp_path / f"take{n}.wav"
+        sf.write(src, np.random.default_rng(n).normal(0, 0.1, (6 * 16000, 1)).astype(np.float32), 16000)
+        assert run_cli(capsys, "mark", str(src), str(tmp_path / f"take{n}.flac"))[0] == 0
+    key_file = tmp_path / "api.key"
+    key_file.write_text("fsk_key\n")
+    key_file.chmod(0o600)
+    sent = []
+
+    def goes_away(record, url, key, *, timeout_s):
+        if sent:
+            raise StoreError("cannot reach the verification service at http://127.0.0.1:9: [Errno 111] Connection refused")
+        sent.append(record.id)
+        return push.PushResult(record.id, record.payload, "registered", 201, "registered")
+
+    monkeypatch.setattr(push, "push_record", goes_away)
+    rc, out, err = run_cli(capsys, "store", "push", "http://127.0.0.1:9", "--api-key-file", str(key_file), "--json")
+    data = json.loads(out)
+    assert rc == 3 == data["exit_code"] and "cannot reach the verification service" in data["error"] and err
+    assert (data["registered"], data["already_registered"], data["conflict"]) == (1, 0, 0)
+    assert [r["id"] for r in data["results"]] == sent
+    sent.clear()
+    rc, out, err = run_cli(capsys, "store", "push", "http://127.0.0.1:9", "--api-key-file", str(key_file))
+    assert rc == 3 and "before the error: 1 record(s): 1 registered" in out and "cannot reach" in err, (out, err)

@@ -6,10 +6,15 @@ import json
 import os
 from dataclasses import asdict
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
+from foleyseal.cli import exit_codes
 from foleyseal.cli.numbers import finite
+
+if TYPE_CHECKING:
+    from provenance.store.push import PushResult
 
 app = typer.Typer(help="The manifest store: push records to a verification service.", no_args_is_help=True)
 
@@ -49,7 +54,7 @@ def push_cmd(
     Its verifiers can then recover the credentials of files marked here from their watermark (given this home's watermark key in their keyring and its root among their trust anchors). Records the service already holds are left as they are, so pushing again is safe. Exit 0 when every record is there, 3 when one was refused (a payload the service holds for another manifest) or the service cannot be reached or refuses the key.
     """  # noqa: E501 - one line per paragraph: the help renderer re-wraps it
     from provenance.core.config import load_settings
-    from provenance.core.errors import InputError
+    from provenance.core.errors import FoleySealError, InputError
     from provenance.store.push import push_record
     from provenance.store.repository import open_store
 
@@ -67,18 +72,41 @@ def push_cmd(
             records = iter(wanted.values())
         else:
             records = store.iter_records()
-        for record in records:
-            result = push_record(record, service_url, key, timeout_s=timeout)
-            results.append(result)
+        try:
+            for record in records:
+                result = push_record(record, service_url, key, timeout_s=timeout)
+                results.append(result)
+                if not json_out:
+                    typer.echo(f"{result.outcome:<19}{result.id}  payload {result.payload}"
+                               + (f"  ({result.detail})" if result.outcome == "conflict" else ""))
+        except FoleySealError as exc:
+            # the service went away or refused the key part-way: what was pushed before is said too
             if not json_out:
-                typer.echo(f"{result.outcome:<19}{result.id}  payload {result.payload}"
-                           + (f"  ({result.detail})" if result.outcome == "conflict" else ""))
-    counts = {o: sum(r.outcome == o for r in results) for o in ("registered", "already_registered", "conflict")}
+                if results:
+                    typer.echo(f"before the error: {_summary(results)}")
+                raise
+            typer.echo(f"error: {exc}", err=True)
+            typer.echo(json.dumps({"error": exc.message, "file": exc.path, "kind": type(exc).__name__,
+                                   "exit_code": exit_codes.INPUT_ERROR, **_push_json(service_url, results)}, indent=2))
+            raise typer.Exit(exit_codes.INPUT_ERROR) from None
     if json_out:
-        typer.echo(json.dumps({"service": service_url, **counts,
-                               "results": [asdict(r) for r in results]}, indent=2))
+        typer.echo(json.dumps(_push_json(service_url, results), indent=2))
     else:
-        typer.echo(f"{len(results)} record(s): {counts['registered']} registered, "
-                   f"{counts['already_registered']} already there, {counts['conflict']} refused")
-    if counts["conflict"]:
-        raise typer.Exit(3)
+        typer.echo(_summary(results))
+    if any(r.outcome == "conflict" for r in results):
+        raise typer.Exit(exit_codes.INPUT_ERROR)
+
+
+def _counts(results: list[PushResult]) -> dict[str, int]:
+    return {o: sum(r.outcome == o for r in results) for o in ("registered", "already_registered", "conflict")}
+
+
+def _push_json(service_url: str, results: list[PushResult]) -> dict[str, object]:
+    """``push --json``'s summary: the service, a count per outcome, and each record's result."""
+    return {"service": service_url, **_counts(results), "results": [asdict(r) for r in results]}
+
+
+def _summary(results: list[PushResult]) -> str:
+    counts = _counts(results)
+    return (f"{len(results)} record(s): {counts['registered']} registered, "
+            f"{counts['already_registered']} already there, {counts['conflict']} refused")
