@@ -310,7 +310,8 @@ def format_result(r: LoadResult) -> str:
     c = r.config
     return "\n".join([
         f"{c['clients']} clients x {c['duration_s']:.0f} s, {c['file_seconds']:.0f} s files, "
-        f"{c['workers']} worker process{'' if c['workers'] == 1 else 'es'}",
+        + (f"the service at {c['url']}" if c.get("url")
+           else f"{c['workers']} worker process{'' if c['workers'] == 1 else 'es'}"),
         f"requests {r.requests}  ok {r.ok}  errors {r.errors}",
         f"throughput {r.throughput_rps:.2f} req/s  ({r.audio_seconds_per_s:.0f} s of audio verified per second)",
         f"latency p50 {r.latency_p50_s:.2f} s  p95 {r.latency_p95_s:.2f} s  max {r.latency_max_s:.2f} s",

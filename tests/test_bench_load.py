@@ -205,3 +205,31 @@ def test_an_unwritable_out_is_refused_before_the_load_run(tmp_path, monkeypatch,
     if where != "missing/x.json":  # python -m benchmarks.load makes missing folders
         with pytest.raises(Exception, match=message):
             benchmarks.load.main(["--out", str(out)])
+
+
+def test_a_running_service_can_be_loaded_with_its_api_key(tmp_path, monkeypatch, capsys):
+    """`bench load` always started a server of its own: a running one (with its store, its rate
+    limit) could not be measured from the command line, though the benchmark supports it."""
+    import benchmarks.load
+    from foleyseal.cli import main
+
+    seen = []
+
+    def record(cfg):
+        seen.append(cfg)
+        return _no_request_succeeded(cfg)
+
+    monkeypatch.setattr(benchmarks.load, "run_load", record)
+    key = tmp_path / "api.key"
+    key.write_text("fsk_partner\n")
+    key.chmod(0o600)
+    with pytest.raises(SystemExit):
+        main(["bench", "load", "--duration", "1", "--url", "http://127.0.0.1:8731/", "--api-key-file", str(key)])
+    assert (seen[0].url, seen[0].api_key) == ("http://127.0.0.1:8731", "fsk_partner")
+    assert "the service at http://127.0.0.1:8731" in capsys.readouterr().out  # not the workers it did not start
+    for args, message in ((["--url", "https://verify.example.org"], "must be a service on this machine"),
+                          (["--api-key-file", str(key)], "--api-key-file is for a service given by --url")):
+        with pytest.raises(SystemExit) as exc:
+            main(["bench", "load", "--duration", "1", *args])
+        assert exc.value.code == 3 and message in capsys.readouterr().err
+    assert len(seen) == 1

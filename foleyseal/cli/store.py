@@ -22,7 +22,7 @@ _HOME_HELP = "FoleySeal home directory (default: $FOLEYSEAL_HOME or the per-user
 API_KEY_ENV = "FOLEYSEAL_API_KEY"
 
 
-def _api_key(path: Path | None) -> str:
+def load_api_key(path: Path | None) -> str:
     """The service's API key: from ``path`` (owner-only, as every secret file here) or the environment."""
     from provenance.core.errors import ConfigError, KeyFileError
     from provenance.core.permissions import read_owner_only_text
@@ -60,7 +60,7 @@ def push_cmd(
 
     if not service_url.startswith(("http://", "https://")):
         raise InputError(f"the service URL must start with http:// or https://, got {service_url!r}")
-    key = _api_key(api_key_file)
+    key = load_api_key(api_key_file)
     settings = load_settings(home)
     results = []
     with open_store(settings, read_only=True) as store:

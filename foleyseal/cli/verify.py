@@ -355,25 +355,36 @@ def bench_load_cmd(
     duration: float = typer.Option(60.0, "--duration", min=1.0, max=3600.0, callback=finite, help="Seconds of load."),
     file_seconds: float = typer.Option(30.0, "--file-seconds", min=5.0, max=600.0, callback=finite,
                                        help="Length of each clip, s (at least 5: a watermark block and a margin)."),
-    workers: int = typer.Option(2, "--workers", min=1, max=64, help="Worker processes of the server."),
+    workers: int = typer.Option(2, "--workers", min=1, max=64, help="Worker processes of the server started here (not with --url)."),
+    url: str | None = typer.Option(None, "--url", help="A service already running on this machine (http://127.0.0.1:PORT) to load instead of starting one."),
+    api_key_file: Path | None = typer.Option(None, "--api-key-file", help="With --url: a file holding an API key of that service (its clients are not rate limited).", readable=False),
     out: Path | None = typer.Option(None, "--out", help="Write the JSON result to this file.", readable=False),
     json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Load-test the verification service on 127.0.0.1: throughput, p50/p95 latency, errors.
 
-    CLIENTS clients verify clips of FILE_SECONDS seconds again and again for DURATION seconds against one local server. Exit 0 when every request succeeded.
+    CLIENTS clients verify clips of FILE_SECONDS seconds again and again for DURATION seconds against one local server: one started here, of a temporary home, or the one at --url (which must be on this machine; a rate-limited one needs --api-key-file). Exit 0 when every request succeeded.
     """  # noqa: E501 - one line per paragraph: the help renderer re-wraps it
     from benchmarks.jsonout import dumps  # null, not NaN, for latencies when no request succeeded
     from benchmarks.load import LoadConfig, format_result, run_load
     from benchmarks.requirements import HTTPX, require_test_extra
 
     from provenance.core.atomic import atomic_write_bytes, check_writable
+    from provenance.core.errors import InputError
+
+    from foleyseal.cli.store import load_api_key
 
     require_test_extra(HTTPX)
 
+    if url is not None and not url.startswith(("http://127.0.0.1", "http://localhost", "http://[::1]")):
+        raise InputError(f"--url must be a service on this machine (http://127.0.0.1:PORT), got {url!r}")
+    if api_key_file is not None and url is None:
+        raise InputError("--api-key-file is for a service given by --url")
+    api_key = load_api_key(api_key_file) if api_key_file is not None else None
     if out is not None:
         check_writable(out)  # before minutes of load, not after
-    r = run_load(LoadConfig(clients=clients, duration_s=duration, file_seconds=file_seconds, workers=workers))
+    r = run_load(LoadConfig(clients=clients, duration_s=duration, file_seconds=file_seconds, workers=workers,
+                            url=url.rstrip("/") if url else None, api_key=api_key))
     text = dumps(r.to_dict(), indent=2)
     if out is not None:
         atomic_write_bytes(out, text.encode())
