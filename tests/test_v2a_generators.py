@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shlex
 import signal
@@ -204,6 +205,41 @@ def test_external_timeout_stops_the_command_and_what_it_started(video, tmp_path)
     assert not Path(out_dir).parent.exists()  # the temporary folder went too
 
 
+DAEMONIZING = """
+import subprocess, sys
+# a model that starts a helper in a session of its own (a daemon, a model server), which keeps
+# the command's stdout open, then writes its output and exits
+helper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"], start_new_session=True)
+open(sys.argv[-1], "w").write(str(helper.pid))
+sys.argv = sys.argv[:-1]
+sys.path.insert(0, {tests!r})
+import fake_v2a_generator
+sys.exit(fake_v2a_generator.main())
+"""
+
+
+def test_a_helper_outside_the_group_does_not_hold_the_run(video, tmp_path):
+    """A model that left a process of its own session holding its stdout made `generate` wait for
+    that process (past --generator-timeout, deaf to SIGTERM: 11 minutes in one report)."""
+    import threading
+
+    script = tmp_path / "daemonizing_model.py"
+    script.write_text(DAEMONIZING.format(tests=str(FAKE.parent)))
+    pid_file = tmp_path / "helper.pid"
+    gen = ExternalCommandGenerator(f"{shlex.quote(sys.executable)} {shlex.quote(str(script))} --video {{video}} "
+                                   f"--output {{output_dir}} {shlex.quote(str(pid_file))}", timeout_s=60)
+    result: list[object] = []
+    runner = threading.Thread(target=lambda: result.append(gen.generate(GenerationRequest(video))), daemon=True)
+    try:
+        runner.start()
+        runner.join(60)
+        assert not runner.is_alive(), "generate waited for the helper"
+        assert len(result) == 1 and result[0].mix.frames > 0
+    finally:
+        if pid_file.exists():
+            os.kill(int(pid_file.read_text()), signal.SIGKILL)
+
+
 def test_sigterm_to_generate_stops_the_external_command_and_removes_its_folder(tmp_path):
     from test_cli_interrupts import foleyseal, wait_for
 
@@ -276,6 +312,10 @@ def test_plugin_output_is_conformed_to_the_video_like_the_external_one(plugins, 
 @pytest.mark.parametrize(
     "mode, message",
     [("raise", "generator 'fakeplug' failed: RuntimeError: model OOM"),
+     # a sys.exit() in the plug-in ended generate with its own code and no word; FoleySeal's own
+     # error inside the plug-in did not name it
+     ("exit", "generator 'fakeplug' failed: SystemExit: 5"),
+     ("zerorate", "generator 'fakeplug' failed: sample rate must be a whole number of Hz above 0, got 0"),
      ("none", "generator 'fakeplug' returned NoneType, not a Soundtrack"),
      ("nan", "the soundtrack of generator 'fakeplug' contains 2 NaN or infinite samples"),
      ("badstem", "generator 'fakeplug' returned a stem named '../escape'")],
@@ -325,7 +365,11 @@ def test_a_cue_sheet_the_generator_does_not_make_is_reported_not_silently_missin
     install_dev_chain(settings)
     save_key(new_key(), settings.watermark_key_path)
     clip = still_video(tmp_path / "five.mp4", duration_s=5.0)
-    opts = GenerateOptions(generator="external", generator_command=TEMPLATE, cue_sheet_path=tmp_path / "c.json")
+    opts = GenerateOptions(generator="external", generator_command=TEMPLATE, cue_sheet_path=tmp_path / "c.json",
+                           stems_dir=tmp_path / "stems")
     result = generate(clip, tmp_path / "x.wav", opts, settings=settings)
     assert result.cue_sheets == () and not (tmp_path / "c.json").exists()
-    assert result.notes == ("c.json not written: the generator 'external' makes no cue sheet",)
+    # stems asked of a generator that makes none: said, and no empty folder left (it was, silently)
+    assert result.stems == () and not (tmp_path / "stems").exists()
+    assert result.notes == ("no stems written: the generator 'external' makes none (only a mix)",
+                            "c.json not written: the generator 'external' makes no cue sheet")

@@ -160,6 +160,7 @@ class _Tail:
         self._pipe = pipe
         self._limit = limit
         self._data = bytearray()
+        self._close_at_end = False
         self._thread = threading.Thread(target=self._drain, name="foleyseal-ext-output", daemon=True)
         self._thread.start()
 
@@ -169,10 +170,21 @@ class _Tail:
                 self._data += chunk
                 if len(self._data) > 2 * self._limit:  # trim now and then, not on every chunk
                     del self._data[: -self._limit]
+        if self._close_at_end:
+            with contextlib.suppress(OSError):
+                self._pipe.close()
 
     def finish(self, timeout_s: float = 5.0) -> None:
-        """Wait for the pipe's last bytes (its writers are gone), then close it."""
+        """Wait for the pipe's last bytes (its writers are gone), then close it. A writer that
+        outlives the process group (a process the command started in a session of its own, which
+        the group's signals do not reach) keeps the pipe open: it is then left to the reading
+        thread, which closes it when that writer ends. Closing it here would wait for the writer
+        (the blocked read holds the pipe's lock): ``generate`` hung past its timeout, deaf to
+        SIGTERM, for as long as such a process lived."""
         self._thread.join(timeout=timeout_s)
+        if self._thread.is_alive():
+            self._close_at_end = True
+            return
         with contextlib.suppress(OSError):
             self._pipe.close()
 
