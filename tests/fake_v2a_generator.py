@@ -68,8 +68,8 @@ if __name__ == "__main__":
 class PluginGen:
     """A stand-in for a Python plug-in (entry point group ``foleyseal.generators``) that returns
     its model's raw output. The prompt picks what it returns: ``long`` (5x the video), ``sr8k``
-    (8 kHz mono), ``ch8`` (8 channels), ``stems``, or a fault: ``raise``, ``none``, ``nan``,
-    ``badstem``; anything else: 48 kHz stereo noise as long as the video."""
+    (8 kHz mono), ``ch8`` (8 channels), ``stems``, or a fault: ``raise``, ``exit``, ``zerorate``,
+    ``none``, ``nan``, ``badstem``; anything else: 48 kHz stereo noise as long as the video."""
 
     name = "fakeplug"
     version = "0.1"
@@ -85,6 +85,10 @@ class PluginGen:
         frames = int(seconds * rate) * (5 if mode == "long" else 1)
         if mode == "raise":
             raise RuntimeError("model OOM")
+        if mode == "exit":  # a model script's sys.exit() left in its library code
+            raise SystemExit(5)
+        if mode == "zerorate":  # FoleySeal's own Audio refuses it, inside the plug-in
+            return Soundtrack(mix=Audio(np.zeros((2, 10), np.float32), 0), generator=self.name, seed=request.seed)
         if mode == "none":
             return None
         x = (0.1 * np.random.default_rng(request.seed).standard_normal((channels, frames))).astype(np.float32)

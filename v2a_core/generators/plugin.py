@@ -49,9 +49,10 @@ class PluginGenerator:
     def _call(self, request: GenerationRequest, progress: StageProgress | None) -> object:
         try:
             return self.inner.generate(request, progress=progress)
-        except FoleySealError:
-            raise  # already says what is wrong (a FoleySeal function the plug-in called)
-        except Exception as exc:  # the plug-in's own failure: name it, exit 3, not "internal error"
+        except FoleySealError as exc:  # a FoleySeal function the plug-in called: its words, and whose call
+            raise GenerationError(f"generator {self.entry_name!r} failed: {exc}") from exc
+        except (Exception, SystemExit) as exc:  # the plug-in's own failure: name it, exit 3, not "internal
+            # error", nor a sys.exit() code of its own that reads as one of FoleySeal's
             raise GenerationError(f"generator {self.entry_name!r} failed: {describe(exc)}") from exc
 
 

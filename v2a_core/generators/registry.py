@@ -54,7 +54,7 @@ def load_generator(name: str, **options: Any) -> Generator:
         raise ConfigError(f"unknown generator {name!r}; available: {', '.join(table)}")
     try:
         factory = _resolve(table[name])
-    except Exception as exc:  # a broken plug-in must not look like a FoleySeal bug
+    except (Exception, SystemExit) as exc:  # a broken plug-in must not look like a FoleySeal bug
         raise GenerationError(f"generator {name!r} ({table[name]}) cannot be loaded: {exc}") from exc
     try:
         gen = factory(**options)
@@ -62,7 +62,7 @@ def load_generator(name: str, **options: Any) -> Generator:
         raise ConfigError(f"generator {name!r} does not accept these options: {exc}") from exc
     except FoleySealError:
         raise
-    except Exception as exc:  # a plug-in that cannot start (no GPU, no weights) is not a FoleySeal bug
+    except (Exception, SystemExit) as exc:  # a plug-in that cannot start (no GPU, no weights) is not a FoleySeal bug
         raise GenerationError(f"generator {name!r} cannot be started: {describe(exc)}") from exc
     if not isinstance(gen, Generator):
         raise GenerationError(f"generator {name!r} does not implement generate(request) -> Soundtrack")
