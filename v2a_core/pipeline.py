@@ -342,9 +342,10 @@ def _check_stems_dir(stems_dir: Path) -> None:
 
 @contextlib.contextmanager
 def _made_folder(path: Path | None) -> Iterator[None]:
-    """Make ``path`` and its missing parents (as ``bench sync --out`` does) for the block; if the
-    block fails, remove again the folders made here that are still empty, so a failed run leaves
-    no trace. None: nothing to make."""
+    """Make ``path`` and its missing parents (as ``bench sync --out`` does) for the block; when
+    it ends, remove again the folders made here that are still empty, so a failed run leaves no
+    trace and a run that wrote nothing there (a generator that makes no stems) leaves no empty
+    folder. None: nothing to make."""
     if path is None or path.is_dir():
         yield
         return
@@ -355,11 +356,10 @@ def _made_folder(path: Path | None) -> Iterator[None]:
         raise output_error(exc, path) from exc
     try:
         yield
-    except BaseException:
+    finally:
         for folder in made:  # deepest first
             with contextlib.suppress(OSError):  # not empty (a stem was published), or gone
                 folder.rmdir()
-        raise
 
 
 def _check_working_space(folder: Path, declared_s: float, duration_s: float | None) -> None:
@@ -632,6 +632,10 @@ def _each_candidate(video: Path, planned: _Outputs, options: GenerateOptions, ge
             done.notes += [n for n in track.cue_sheet.palette.unmatched_notes() if n not in done.notes]
         if options.stems_dir is None:
             track.stems = {}  # a generator that made them anyway: free them before marking
+        elif not track.stems:
+            note = f"no stems written: the generator {gen.name!r} makes none (only a mix)"
+            if note not in done.notes:
+                done.notes.append(note)
         if track.mix.duration_s < need:  # the header said long enough, or nothing
             raise InputError(
                 f"the soundtrack is {track.mix.duration_s:.2f} s long (the part of the video that decodes); "
