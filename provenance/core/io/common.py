@@ -229,8 +229,8 @@ def _check_finite(block: np.ndarray, path: PathLike, offset_frames: int, sample_
     end_s = (offset_frames + block.shape[-1]) / sample_rate
     # counted in the block read so far: the rest of the file is not read to count more
     raise InputError(
-        f"contains invalid samples: {n_nan} NaN and {n_inf} infinite values between "
-        f"{at_s:.3f} s, the first, and {end_s:.3f} s (the file was read no further)", path=path)
+        f"contains invalid samples: the first at {at_s:.3f} s; {n_nan} NaN and {n_inf} infinite values "
+        f"counted up to {end_s:.3f} s, where reading stopped", path=path)
 
 
 # --------------------------------------------------------------------------------------------
