@@ -198,7 +198,8 @@
     fillFacts($("store"), [
       ["Watermark", wm ? `found (p = ${Number(wm.p_value).toExponential(1)}${wm.store_confirmed ? ", confirmed by an issued payload" : ""}), payload ${(wm.payloads || []).join(", ") || "unreadable"}`
         : ((report.watermark || []).length ? "not found" : "not checked")],
-      ["Record", records.length > 1 ? records.map((m) => `${m.record_id} (payload ${m.payload}, ${m.binding} binding)`).join("; ")
+      ["Record", records.length > 1
+        ? records.map((m) => `${m.record_id} (payload ${m.payload}, ${m.binding} binding)`).join("; ")
         : stored ? stored.record_id : null],
       ["Binding", records.length === 1 ? stored.binding : null],
       ["Registered", records.length === 1 && stored.record ? stored.record.created_at : null],

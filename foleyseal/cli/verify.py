@@ -190,7 +190,11 @@ def verify_cmd(
         [], "--key", metavar="KEYFILE", help="Extra watermark key file(s) to search with (repeatable)."
     , readable=False),
     no_store: bool = typer.Option(False, "--no-store", help="Do not look payloads up in the manifest store."),
-    time_limit: float = typer.Option(300.0, "--time-limit", min=1.0, callback=finite, help="Time limit per file, seconds. A file that runs out of it is an error, unless its credentials were already validated: they then give the verdict, with a note that the watermark and store were not checked."),
+    time_limit: float = typer.Option(
+        300.0, "--time-limit", min=1.0, callback=finite,
+        help="Time limit per file, seconds. A file that runs out of it is an error, unless its credentials were "
+             "already validated: they then give the verdict, with a note that the watermark and store were not "
+             "checked."),
 ) -> None:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -355,9 +359,13 @@ def bench_load_cmd(
     duration: float = typer.Option(60.0, "--duration", min=1.0, max=3600.0, callback=finite, help="Seconds of load."),
     file_seconds: float = typer.Option(30.0, "--file-seconds", min=5.0, max=600.0, callback=finite,
                                        help="Length of each clip, s (at least 5: a watermark block and a margin)."),
-    workers: int = typer.Option(2, "--workers", min=1, max=64, help="Worker processes of the server started here (not with --url)."),
-    url: str | None = typer.Option(None, "--url", help="A service already running on this machine (http://127.0.0.1:PORT) to load instead of starting one."),
-    api_key_file: Path | None = typer.Option(None, "--api-key-file", help="With --url: a file holding an API key of that service (its clients are not rate limited).", readable=False),
+    workers: int = typer.Option(2, "--workers", min=1, max=64,
+                                help="Worker processes of the server started here (not with --url)."),
+    url: str | None = typer.Option(None, "--url", help="A service already running on this machine "
+                                   "(http://127.0.0.1:PORT) to load instead of starting one."),
+    api_key_file: Path | None = typer.Option(
+        None, "--api-key-file", readable=False,
+        help="With --url: a file holding an API key of that service (its clients are not rate limited)."),
     out: Path | None = typer.Option(None, "--out", help="Write the JSON result to this file.", readable=False),
     json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:

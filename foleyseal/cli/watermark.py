@@ -70,9 +70,9 @@ def _say_if_shorter_than_a_block(output: Path) -> None:
 
     duration_s, block = audio_info(output).duration_s, min_duration_s()
     if duration_s < block:
-        typer.echo(f"note: {output} is {duration_s:.2f} s long, shorter than one {block:.2f} s watermark block: its mark "
-                   "can be found, but it holds only part of the coded payload, which may not be read (a verifier "
-                   "holding the manifest store names it more often; from 1.5 s in most files)", err=True)
+        typer.echo(f"note: {output} is {duration_s:.2f} s long, shorter than one {block:.2f} s watermark block: "
+                   "its mark can be found, but it holds only part of the coded payload, which may not be read (a "
+                   "verifier holding the manifest store names it more often; from 1.5 s in most files)", err=True)
 
 
 def _say_if_a_mark_was_replaced(input: Path, output: Path, key: WatermarkKey, payload: str) -> None:

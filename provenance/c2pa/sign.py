@@ -70,8 +70,8 @@ MIME_BY_SUFFIX = {
 EMBEDDABLE = frozenset({"audio/wav", "audio/flac", "audio/mpeg", "audio/mp4", "video/mp4", "video/quicktime"})
 # c2pa cannot embed into these, but signs them detached: the manifest binds the file's exact
 # bytes and travels as a sidecar.
-SIDECAR_ONLY = frozenset({"audio/ogg", "audio/x-matroska", "video/x-matroska", "video/webm", "audio/aiff", "audio/x-caf",
-                          "audio/x-w64", "audio/basic"})
+SIDECAR_ONLY = frozenset({"audio/ogg", "audio/x-matroska", "video/x-matroska", "video/webm", "audio/aiff",
+                          "audio/x-caf", "audio/x-w64", "audio/basic"})
 _IO_BLOCK = 1 << 20
 
 
