@@ -24,6 +24,9 @@ from provenance.core.io.common import library_message
 _SOUNDFILE_FORMATS = {"wav", "w64", "flac", "aiff", "caf", "au"}
 _PYAV_CHUNK = 1 << 16
 """Samples per chunk handed on from FFmpeg-decoded streams."""
+MIN_HOLE_S = 0.1
+"""Shortest jump in a stream's timestamps, seconds, filled with silence (a few lost codec frames
+of 20-30 ms shift later times by less than the detector's resolution)."""
 _SF_CHUNK_SAMPLES = 4_000_000
 """Samples (all channels) per soundfile read: bounds memory for 8-channel 192 kHz files."""
 
@@ -59,6 +62,9 @@ class DecodeStats:
     damage: str | None = None
     """What the container's own structure shows of a file cut short or damaged (a WAV whose data
     chunk declares more than the file holds, an Ogg stream without its last page), or None."""
+    holes: list[tuple[float, float]] = field(default_factory=list)
+    """Stretches of the track's timeline without audio (damaged or missing packets), seconds from
+    the start of the decoded audio: filled with silence, so that later times stay where they are."""
 
 
 def _check_deadline(deadline: float | None, what: str) -> None:
@@ -195,6 +201,8 @@ def _pyav_chunks(path: Path, deadline: float | None, stats: DecodeStats, max_fra
         total = 0
         pending: list[np.ndarray] = []
         pending_len = 0
+        first_time: float | None = None  # the first frame's time on the stream's timeline, s
+        pushed_s = 0.0  # audio pushed since, s
         packets = container.demux(stream)
         while total < max_frames:
             _check_deadline(deadline, "decoding")
@@ -217,6 +225,24 @@ def _pyav_chunks(path: Path, deadline: float | None, stats: DecodeStats, max_fra
                     continue
                 if not stats.sample_rate:
                     stats.sample_rate = int(frame.sample_rate)
+                if frame.time is not None:
+                    if first_time is None:
+                        first_time = float(frame.time)
+                    hole_s = float(frame.time) - first_time - pushed_s
+                    if hole_s >= MIN_HOLE_S and total < max_frames:
+                        # packets lost to damage: silence in their place keeps the rest on the
+                        # file's timeline (a span after the hole was reported that much early)
+                        for held in downmix.flush():
+                            pending.append(held)
+                            pending_len += held.shape[0]
+                            total += held.shape[0]
+                        silence = np.zeros(min(round(hole_s * stats.sample_rate), max_frames - total), np.float32)
+                        stats.holes.append((pushed_s, pushed_s + hole_s))
+                        pending.append(silence)
+                        pending_len += silence.shape[0]
+                        total += silence.shape[0]
+                        pushed_s += hole_s
+                pushed_s += frame.samples / frame.sample_rate
                 try:
                     out = downmix.push(frame, stats.sample_rate)
                 except (av.error.FFmpegError, ValueError) as exc:

@@ -427,6 +427,13 @@ class Verifier:
             ev.notes.append(f"Only the first {stats.truncated_at_s:.0f} s were analysed.")
         if stats.decode_errors:
             ev.notes.append(f"{stats.decode_errors} corrupt audio packet(s) were skipped while decoding.")
+        if stats.holes:
+            spans = ", ".join(f"{a + stats.start_s:.2f}-{b + stats.start_s:.2f} s" for a, b in stats.holes[:4])
+            more = f" and {len(stats.holes) - 4} more" if len(stats.holes) > 4 else ""
+            ev.notes.append(
+                f"The audio track has no audio at {spans}{more} of the file (damaged or missing packets): silence was "
+                "put in its place, so the times given stay on the file's timeline."
+            )
         if stats.audio_tracks > 1:
             ev.notes.append(
                 f"The file has {stats.audio_tracks} audio tracks; the watermark was read from track "
