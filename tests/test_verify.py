@@ -327,6 +327,41 @@ def test_segments_are_on_the_files_timeline_when_the_audio_starts_late(verify_en
     assert abs(shifted[0].start_s - (plain[0].start_s + start)) < 0.1 and abs(shifted[0].end_s - (plain[0].end_s + start)) < 0.1
 
 
+def test_segments_after_a_hole_in_the_audio_stay_on_the_files_timeline(verify_env: VerifyEnv, tmp_path: Path) -> None:
+    """Audio packets lost mid-file (a damaged download): the decoded samples were glued together,
+    so every span after the hole was reported that much early and the hole was not said."""
+    import re
+
+    import av
+
+    from provenance.core.audio import Audio
+    from provenance.core.io import write_audio
+    from provenance.watermark import embed, load_key
+
+    from tests._verify_fixtures import SR, foley_host
+
+    src, holed = tmp_path / "marked.mka", tmp_path / "holed.mka"
+    key = load_key(verify_env.settings.watermark_key_path)
+    write_audio(src, embed(Audio(foley_host(16.0, seed=5), SR), key, "0123456789abcdef"), bitrate_kbps=192)
+    hole = (6.0, 9.5)
+    with av.open(str(src)) as i, av.open(str(holed), "w") as o:
+        out = {s.index: o.add_stream_from_template(s) for s in i.streams if s.type in ("audio", "video")}
+        for packet in i.demux():
+            if packet.stream.index not in out or packet.dts is None:
+                continue
+            if packet.stream.type == "audio" and hole[0] <= float(packet.pts * packet.time_base) < hole[1]:
+                continue
+            packet.stream = out[packet.stream.index]
+            o.mux(packet)
+    r = verify(holed, settings=verify_env.settings)
+    spans = [(s.start_s, s.end_s) for s in r.watermark[0].segments]
+    assert len(spans) == 2 and abs(spans[0][1] - hole[0]) < 0.6 and abs(spans[1][0] - hole[1]) < 0.6, spans
+    assert spans[1][1] > 15.0, spans  # the mark runs to the end of the file, not 3.5 s before it
+    note = next(n for n in r.notes if n.startswith("The audio track has no audio at"))
+    start, end = (float(x) for x in re.search(r"at ([0-9.]+)-([0-9.]+) s of the file", note).groups())
+    assert abs(start - hole[0]) < 0.1 and abs(end - hole[1]) < 0.1, note
+
+
 def test_stream_input_and_wrong_extension(verify_env: VerifyEnv, tmp_path: Path) -> None:
     data = verify_env.files["marked_wav"].read_bytes()
     r = verify(io.BytesIO(data), settings=verify_env.settings, name="upload.wav")
@@ -840,6 +875,24 @@ def test_cli_text_summary_and_trust_option(verify_env: VerifyEnv, capsys: pytest
     assert rc == 3 and "PEM" in out  # a bad anchor file is a configuration error, named
 
 
+def test_cli_text_says_how_many_segments_it_leaves_out_and_where_the_mark_ends(
+    verify_env: VerifyEnv, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The text listed a long file's first 6 segments and no more: a 10-minute file marked to its
+    end read as marked up to 504.6 s."""
+    from rich.console import Console
+
+    from foleyseal.cli.verify import _summary
+
+    with Verifier(verify_env.settings) as v:
+        report = v.verify(verify_env.files["marked_wav"]).to_dict()
+    w = report["watermark"][0]
+    w["segments"] = [{**w["segments"][0], "start_s": 75.0 * i, "end_s": 75.0 * i + 74.5} for i in range(8)]
+    _summary(report, Console(width=400))
+    out = capsys.readouterr().out
+    assert "375.0-449.5 s and 2 more, the last ending at 599.5 s" in out, out
+
+
 def test_cli_walks_directories(verify_env: VerifyEnv, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     d = tmp_path / "tree"
     (d / "sub").mkdir(parents=True)
@@ -1268,7 +1321,7 @@ def test_a_copy_found_through_the_watermark_is_linked_not_proven(reports: dict[s
     """Whoever holds the watermark key can put an issued payload into other audio: the verdict
     said as fact that such audio "is a derivative of the registered output"."""
     text = reports["mp3_64"].explanation
-    assert "most likely a derivative of the registered output" in text
+    assert "most likely a copy or a derivative of the registered output" in text
     assert "The watermark links it to that output; it does not prove it" in text
 
 

@@ -167,6 +167,8 @@ def _summary(report: dict[str, Any], console: Any) -> None:
                 f"{s['start_s']:.1f}-{s['end_s']:.1f} s" + (f" ({s.get('payload') or '?'})" if several else "")
                 for s in w["segments"][:6]
             )
+            if len(w["segments"]) > 6:  # a long file: where the mark ends counts most
+                segs += f" and {len(w['segments']) - 6} more, the last ending at {w['segments'][-1]['end_s']:.1f} s"
             console.print(
                 f"  watermark (key {w['key_id']}): found, p={w['p_value']:.2g}, payload "
                 f"{', '.join(w['payloads']) or '?'}, segments {segs}"
