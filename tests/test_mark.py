@@ -544,6 +544,21 @@ def test_mark_marks_every_audio_track_of_a_video_and_keeps_the_rest(settings, tm
     assert read_credentials(out, trust_anchors_pem=trust_anchors_pem(settings)).state == "Trusted"
 
 
+def test_a_silent_main_track_is_named_when_the_mark_cannot_be_read_back(settings, tmp_path):
+    """A film whose main track is silent and whose second has the sound: the refusal blamed "the
+    audio" and suggested WAV or FLAC (which would hold the same silent track)."""
+    from provenance.core.errors import UnreadableMarkError
+    from tests._multitrack import Track, multitrack_video
+
+    tracks = [Track(Audio(np.zeros((2, 10 * SR), np.float32), SR), "eng", "Silent", True),
+              Track(make_signal(seconds=10.0, seed=12), "fra", "Music", False)]
+    film = multitrack_video(tmp_path / "film.mkv", tracks, seconds=10.0)
+    with pytest.raises(UnreadableMarkError, match="of its 2 audio tracks, all marked, the mark is read back from "
+                                                  "the main one"):
+        mark(film, tmp_path / "marked.mkv", settings=settings)
+    assert not (tmp_path / "marked.mkv").exists()
+
+
 def test_mark_of_a_video_without_sound_says_so_and_what_makes_a_soundtrack(tmp_path, monkeypatch, capsys):
     """A silent video: before, "not an audio file: contains no audio stream", the message of an
     image or a text file, after a payload was reserved in the store. Now it is named a video with

@@ -280,6 +280,9 @@ class _ReadBack:
                       "variety (a steady tone)"))
         if not lossless:
             causes += f", or the {fmt} encoder took it (a lossless format, WAV or FLAC, keeps more)"
+        if (tracks := io.audio_track_count(path)) > 1:
+            causes += (f"; of its {tracks} audio tracks, all marked, the mark is read back from the main one (the "
+                       "one players pick), so that is the track that needs the sound")
         raise UnreadableMarkError(
             f"read back from the file written, the watermark is {_what_failed(found)}: {self._strength_first(causes)}",
             path=source if source is not None else name,
