@@ -665,7 +665,7 @@ def test_foleyseal_watermarker_round_trip_on_a_corpus_clip():
 def test_a_clip_name_with_a_bar_keeps_its_failed_trials_in_the_table(tmp_path):
     corpus = tmp_path / "corpus"
     corpus.mkdir()
-    sf.write(corpus / "take|1.wav", _music(1.0, seed=3).samples.T, SR, subtype="PCM_16")  # too short to mark
+    sf.write(corpus / "take|1.wav", _music(0.5, seed=3).samples.T, SR, subtype="PCM_16")  # too short to mark (under 1 s)
     cfg = BenchConfig(
         corpus=corpus, out=tmp_path / "out", watermarkers=build_watermarkers(["foleyseal"]),
         attacks=[get_attack("mp3_64k")], workers=1, null_per_clip=2, quality_measures=("snr",),
@@ -693,7 +693,7 @@ def test_a_run_in_which_every_trial_failed_is_not_a_success(tmp_path, capsys):
 
     corpus = tmp_path / "corpus"
     corpus.mkdir()
-    sf.write(corpus / "short.wav", _music(1.0, seed=3).samples.T, SR, subtype="PCM_16")  # too short to mark
+    sf.write(corpus / "short.wav", _music(0.5, seed=3).samples.T, SR, subtype="PCM_16")  # too short to mark (under 1 s)
     with pytest.raises(SystemExit) as exc:
         main(["bench", "robustness", "--corpus", str(corpus), "--out", str(tmp_path / "o"), "--watermarkers",
               "foleyseal", "--attacks", "mp3_64k", "--null-per-clip", "0", "--workers", "1", "--no-progress",
