@@ -888,9 +888,11 @@ def test_cli_text_says_how_many_segments_it_leaves_out_and_where_the_mark_ends(
         report = v.verify(verify_env.files["marked_wav"]).to_dict()
     w = report["watermark"][0]
     w["segments"] = [{**w["segments"][0], "start_s": 75.0 * i, "end_s": 75.0 * i + 74.5} for i in range(8)]
+    w["p_value"] = 0.0  # a mark read over minutes of audio underflows: it read "p=0", a certainty
     _summary(report, Console(width=400))
     out = capsys.readouterr().out
     assert "375.0-449.5 s and 2 more, the last ending at 599.5 s" in out, out
+    assert "found, p=<1e-300, payload" in out, out
 
 
 def test_cli_walks_directories(verify_env: VerifyEnv, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -196,7 +196,7 @@
 
     const wm = (report.watermark || []).find((w) => w.found);
     fillFacts($("store"), [
-      ["Watermark", wm ? `found (p = ${Number(wm.p_value).toExponential(1)}${wm.store_confirmed ? ", confirmed by an issued payload" : ""}), payload ${(wm.payloads || []).join(", ") || "unreadable"}`
+      ["Watermark", wm ? `found (p ${wm.p_value < 1e-300 ? "< 1e-300" : "= " + Number(wm.p_value).toExponential(1)}${wm.store_confirmed ? ", confirmed by an issued payload" : ""}), payload ${(wm.payloads || []).join(", ") || "unreadable"}`
         : ((report.watermark || []).length ? "not found" : "not checked")],
       ["Record", records.length > 1
         ? records.map((m) => `${m.record_id} (payload ${m.payload}, ${m.binding} binding)`).join("; ")

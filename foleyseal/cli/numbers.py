@@ -1,4 +1,5 @@
-"""Checks of numeric options: a value outside its range is a usage error (exit 2) naming the option.
+"""Numbers on the command line: checks of numeric options (a value outside its range is a usage
+error, exit 2, naming the option), and how p-values are shown.
 
 typer's ``min``/``max`` checks let NaN through (every comparison with NaN is false) and, without a
 ``max``, infinity too; the callbacks here close that gap and apply the Python API's own rules,
@@ -42,3 +43,9 @@ def _api_rule(check, value: float) -> float:
     except InputError as exc:
         raise typer.BadParameter(exc.message) from None
     return value
+
+
+def p_text(p: float, digits: int = 2) -> str:
+    """A p-value for people: ``digits`` significant digits, and one that underflowed to 0 (a mark
+    read over minutes of audio) as ``<1e-300``, not ``0``, which would claim certainty."""
+    return "<1e-300" if p < 1e-300 else f"{p:.{digits}g}"

@@ -32,7 +32,7 @@ from typing import Any
 import typer
 
 from foleyseal.cli import exit_codes
-from foleyseal.cli.numbers import finite
+from foleyseal.cli.numbers import finite, p_text
 from foleyseal.cli.progress import wanted as progress_wanted
 
 EXIT_VALID = exit_codes.OK
@@ -170,11 +170,11 @@ def _summary(report: dict[str, Any], console: Any) -> None:
             if len(w["segments"]) > 6:  # a long file: where the mark ends counts most
                 segs += f" and {len(w['segments']) - 6} more, the last ending at {w['segments'][-1]['end_s']:.1f} s"
             console.print(
-                f"  watermark (key {w['key_id']}): found, p={w['p_value']:.2g}, payload "
+                f"  watermark (key {w['key_id']}): found, p={p_text(w['p_value'])}, payload "
                 f"{', '.join(w['payloads']) or '?'}, segments {segs}"
             )
         else:
-            console.print(f"  watermark (key {w['key_id']}): not found (p={w['p_value']:.2g})")
+            console.print(f"  watermark (key {w['key_id']}): not found (p={p_text(w['p_value'])})")
     for m in report.get("store") or []:
         refused = f"; cannot vouch: {m['refused']}" if m.get("refused") else ""
         console.print(f"  store: record {escape(m['record_id'])} ({m['binding']} binding{escape(refused)})")

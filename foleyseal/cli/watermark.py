@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import typer
 
 from foleyseal.cli import exit_codes
-from foleyseal.cli.numbers import mark_strength, p_value_threshold
+from foleyseal.cli.numbers import mark_strength, p_text, p_value_threshold
 
 if TYPE_CHECKING:
     from provenance.watermark.keys import WatermarkKey
@@ -116,7 +116,7 @@ def detect_cmd(
         typer.echo(json.dumps({"file": str(file), **det.to_dict()}, indent=2))
     else:
         typer.echo(f"{file}: watermark {'FOUND' if det.found else 'not found'}")
-        typer.echo(f"  p-value        {det.p_value:.3g} (threshold {det.threshold:g})")
+        typer.echo(f"  p-value        {p_text(det.p_value, 3)} (threshold {det.threshold:g})")
         if det.found:
             typer.echo(f"  payload        {det.payload or 'unreadable (CRC failed)'}")
             typer.echo(f"  bit confidence {det.bit_confidence:.2f}")
