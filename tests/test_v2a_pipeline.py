@@ -449,6 +449,14 @@ def test_cli_truncated_video_exits_3_naming_truncation(home, tmp_path, capsys):
     assert _leftovers(out_dir) == []
 
 
+def test_cli_an_unknown_generator_is_a_usage_error_naming_the_known_ones(home, video, tmp_path, capsys):
+    """It was exit 3, the code of bad input, for a mistyped option value."""
+    code, _, err = _run(["generate", str(video), "-o", str(tmp_path / "x.wav"), "--generator", "nosuch",
+                         "--home", str(home)], capsys)
+    assert code == 2 and "unknown generator 'nosuch'; available: builtin, external" in err, err
+    assert _leftovers(tmp_path) == []
+
+
 def test_cli_too_short_duration_is_named_and_refused_before_any_work(home, video, tmp_path, capsys, monkeypatch):
     import v2a_core.pipeline as pipeline
 

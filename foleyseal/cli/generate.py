@@ -71,6 +71,15 @@ def _list_sounds(value: bool) -> None:
         raise typer.Exit()
 
 
+def _known_generator(name: str) -> str:
+    """typer callback: an unknown --generator is a usage error (exit 2) listing the known ones."""
+    from v2a_core.generators.registry import available
+
+    if name not in (known := available()):
+        raise typer.BadParameter(f"unknown generator {name!r}; available: {', '.join(known)}")
+    return name
+
+
 def generate_cmd(
     video: Path = typer.Argument(..., help="The video to score (any container/codec FFmpeg reads).", readable=False),
     output: Path = typer.Option(
@@ -101,7 +110,9 @@ def generate_cmd(
     candidates: int = typer.Option(  # max = pipeline.MAX_CANDIDATES (not imported here: the CLI starts fast)
         1, "--candidates", min=1, max=32, help="Render N variants (seeds SEED..SEED+N-1) as OUTPUT-1, OUTPUT-2...",
     ),
-    generator: str = typer.Option("builtin", "--generator", help="Generator name: builtin, external, or an installed plug-in (entry point group foleyseal.generators)."),
+    generator: str = typer.Option("builtin", "--generator", callback=_known_generator,
+                                  help="Generator name: builtin, external, or an installed plug-in (entry point group "
+                                       "foleyseal.generators)."),
     generator_command: str = typer.Option(
         None, "--generator-command",
         help="Command template for --generator external, e.g. \"python demo.py --video {video} --prompt {prompt} "
@@ -124,7 +135,7 @@ def generate_cmd(
 
     Every output, candidate and stem is marked: there is no way to write an unmarked one (the mark is read back before publishing; a stem too silent to carry it is left out, with a note).
 
-    Exit 0 on success; 2 on a usage error (a seed outside 0..2^32-1); 3 on bad input (no video stream, corrupt or truncated file, video or --duration too short, an output path that is the input or another output, a soundtrack too silent to carry the watermark, a failing generator, bad keys).
+    Exit 0 on success; 2 on a usage error (a seed outside 0..2^32-1, an unknown --generator); 3 on bad input (no video stream, corrupt or truncated file, video or --duration too short, an output path that is the input or another output, a soundtrack too silent to carry the watermark, a failing generator, bad keys).
     """
     from provenance.core.config import load_settings
     from v2a_core.pipeline import GenerateOptions, finite_or_none
