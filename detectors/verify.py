@@ -790,11 +790,15 @@ def _shortfall_note(container: ContainerInfo, stats: DecodeStats) -> str | None:
     declared = next((s.duration_s for s in container.streams if s.kind == "audio"), None)
     if not declared or stats.truncated_at_s is not None or stats.sample_rate <= 0:
         return None
+    if container.format == "aac" and not stats.decode_errors:
+        return None  # raw ADTS declares no length: FFmpeg's is guessed from the first frames' bitrate
     if not cut_short(declared * stats.sample_rate, stats.frames, stats.sample_rate):
         return None
     decoded = stats.frames / stats.sample_rate
+    lost_inside = (" Corrupt packets were skipped, so audio was lost inside the file too: times after the "
+                   "damage may be early by what was lost.") if stats.decode_errors else ""
     return (f"The audio decodes to {decoded:.1f} s of the {declared:.1f} s its header declares: the file "
-            "is truncated or damaged, and only what decodes was checked.")
+            f"is truncated or damaged, and only what decodes was checked.{lost_inside}")
 
 
 __all__ = ["Verifier", "VerifyLimits", "classify_credentials", "load_keyring", "verify"]

@@ -362,6 +362,37 @@ def test_segments_after_a_hole_in_the_audio_stay_on_the_files_timeline(verify_en
     assert abs(start - hole[0]) < 0.1 and abs(end - hole[1]) < 0.1, note
 
 
+def test_damage_in_a_file_without_timestamps_is_not_said_to_keep_the_times(verify_env: VerifyEnv,
+                                                                          tmp_path: Path) -> None:
+    """MP3 and raw ADTS AAC carry no timestamps: FFmpeg counts them from the frames it finds, so
+    audio skipped while resynchronising after damage leaves no gap. The hole note said a 0.13 s
+    hole where 1.2 s was lost, and that the times stay on the file's timeline; and an intact ADTS
+    file was called truncated, against a length FFmpeg guesses from its first frames' bitrate."""
+    from provenance.core.audio import Audio
+    from provenance.core.io import write_audio
+    from provenance.watermark import embed, load_key
+
+    from tests._verify_fixtures import SR, foley_host
+
+    key = load_key(verify_env.settings.watermark_key_path)
+    marked = embed(Audio(foley_host(15.0, seed=6), SR), key, "0123456789abcdef")
+    mp3, aac = tmp_path / "m.mp3", tmp_path / "m.aac"
+    write_audio(mp3, marked, bitrate_kbps=192)
+    quiet_start = marked.samples.copy()
+    quiet_start[:, : 3 * SR] = 0.0  # the first frames take few bits: FFmpeg guessed 470 s from them
+    write_audio(aac, Audio(quiet_start, SR))
+    r = verify(aac, settings=verify_env.settings)
+    assert r.watermark[0].found and not any("truncated" in n or "no audio at" in n for n in r.notes), r.notes
+    data = bytearray(mp3.read_bytes())
+    mid = len(data) * 45 // 100
+    data[mid:mid + 30_000] = np.random.default_rng(1).integers(0, 256, 30_000, dtype=np.uint8).tobytes()
+    damaged = tmp_path / "damaged.mp3"
+    damaged.write_bytes(bytes(data))
+    r = verify(damaged, settings=verify_env.settings)
+    assert not any("no audio at" in n for n in r.notes), r.notes
+    assert any("times after the damage may be early" in n for n in r.notes), r.notes
+
+
 def test_stream_input_and_wrong_extension(verify_env: VerifyEnv, tmp_path: Path) -> None:
     data = verify_env.files["marked_wav"].read_bytes()
     r = verify(io.BytesIO(data), settings=verify_env.settings, name="upload.wav")
