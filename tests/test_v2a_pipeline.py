@@ -449,6 +449,28 @@ def test_cli_truncated_video_exits_3_naming_truncation(home, tmp_path, capsys):
     assert _leftovers(out_dir) == []
 
 
+def test_a_soundtrack_too_short_to_read_back_is_refused_for_its_length(video, tmp_path, monkeypatch):
+    """--duration 1 s: a soundtrack of sound from start to end was refused as having "too little
+    sound", with the advice to loosen --negative-prompt; its length is the cause. 1.2 s reads back."""
+    import hashlib
+
+    import provenance.store.repository as repo
+    from provenance.watermark import WatermarkKey
+
+    settings = load_settings(tmp_path / "home")
+    install_dev_chain(settings)
+    save_key(WatermarkKey(hashlib.sha256(b"foleyseal test key").digest()), settings.watermark_key_path)
+    monkeypatch.setattr(repo.secrets, "token_bytes", lambda n: bytes.fromhex("5eed0fc0ffee1234")[:n])
+    out = tmp_path / "out"
+    out.mkdir()
+    with pytest.raises(InputError) as exc:
+        generate(video, out / "x.wav", GenerateOptions(duration_s=1.0), settings=settings)
+    assert "the soundtrack is 1.04 s long, shorter than one 4.32 s watermark block" in exc.value.message
+    assert "ask for a longer --duration, or score a longer video" in exc.value.message
+    assert "negative-prompt" not in exc.value.message and list(out.iterdir()) == []
+    assert generate(video, out / "y.wav", GenerateOptions(duration_s=1.2), settings=settings).outputs
+
+
 def test_cli_an_unknown_generator_is_a_usage_error_naming_the_known_ones(home, video, tmp_path, capsys):
     """It was exit 3, the code of bad input, for a mistyped option value."""
     code, _, err = _run(["generate", str(video), "-o", str(tmp_path / "x.wav"), "--generator", "nosuch",

@@ -393,7 +393,8 @@ def _check_long_enough(video: Path, declared_s: float, duration_s: float | None)
     if duration_s is not None and duration_s < need:
         raise InputError(
             f"--duration {duration_s:g} s is too short: a soundtrack needs at least {need:.2f} s to carry "
-            f"the FoleySeal watermark; ask for {need:.2f} s or more",
+            f"the FoleySeal watermark, and its payload reads back in most from about {READS_BACK_FROM_S:g} s; "
+            f"ask for {READS_BACK_FROM_S:g} s or more",
             path=video,
         )
     if 0 < declared_s < need:
@@ -432,12 +433,29 @@ def _deliver(video: Path, path: Path, audio: Audio, record: dict, options: Gener
                 audio=Audio(audio.samples, audio.sample_rate, subtype="PCM_24"), confirm=True)
 
 
+READS_BACK_FROM_S = 1.5
+"""Length, seconds, from which a soundtrack shorter than one watermark block has its payload read
+back in most cases (see :data:`provenance.watermark.MIN_EMBED_S`)."""
+
+
+def _too_short(audio: Audio) -> bool:
+    """Whether ``audio`` failed its read-back for its length: shorter than one watermark block,
+    and mostly sound (else its quiet is the likelier cause)."""
+    from provenance.watermark import min_duration_s
+
+    return audio.duration_s < min_duration_s() and sound_seconds(audio) >= 0.5 * audio.duration_s
+
+
 def _too_little_sound(what: str, audio: Audio) -> str:
     """Why ``audio`` (``what``: "the soundtrack", "the events stem") cannot carry the watermark,
     and what to change, for an error or a note."""
     from provenance.watermark import min_duration_s
 
     sound_s, need = sound_seconds(audio), min_duration_s()
+    if _too_short(audio):
+        return (f"{what} is {audio.duration_s:.2f} s long, shorter than one {need:.2f} s watermark block, which "
+                "holds the whole payload: too little of it to read back (in most soundtracks it reads back from "
+                f"about {READS_BACK_FROM_S:g} s)")
     if sound_s == 0:
         said = f"{what} is silent (nothing louder than {SOUND_FLOOR_DBFS:g} dBFS)"
     else:
@@ -479,9 +497,10 @@ def _deliver_mix(video: Path, target: Path, track: Soundtrack, record: dict, opt
     from provenance.core.errors import MarkLostInEncodingError, UnreadableMarkError
 
     def refuse() -> InputError:
-        return InputError(f"{_too_little_sound('the soundtrack', track.mix)}: "
-                          f"{_advice(generator, options.loudness_lufs)}; "
-                          "nothing was written", path=video)
+        advice = ("ask for a longer --duration, or score a longer video" if _too_short(track.mix)
+                  else _advice(generator, options.loudness_lufs))
+        return InputError(f"{_too_little_sound('the soundtrack', track.mix)}: {advice}; nothing was written",
+                          path=video)
 
     if sound_seconds(track.mix) == 0:
         raise refuse()
