@@ -248,6 +248,8 @@ def run_load(cfg: LoadConfig) -> LoadResult:
 def _measure(cfg: LoadConfig) -> tuple[list[tuple[float, int, str | None]], float, dict[str, Any] | None]:
     """Run the clients against ``cfg.url`` or a server of a temporary home; returns the results,
     the elapsed time (s) and the server's health after the run."""
+    if cfg.url is not None:
+        check_service(cfg.url)  # before its clips are made, and not thousands of refused requests after
     with contextlib.ExitStack() as stack:
         base = stack.enter_context(_temporary_folder())
         home, files, key = prepare_home(base, cfg.file_seconds)
@@ -257,6 +259,22 @@ def _measure(cfg: LoadConfig) -> tuple[list[tuple[float, int, str | None]], floa
             api_key = key
         results, elapsed = run_clients(url, files, cfg, api_key)
         return results, elapsed, _health(url)
+
+
+def check_service(url: str) -> None:
+    """:class:`~provenance.core.errors.ConfigError` unless a FoleySeal verification service answers
+    ``url``/v1/health (200, or 503 for one whose store is down: it answers, and says so)."""
+    import httpx
+
+    from provenance.core.errors import ConfigError
+
+    try:
+        answer = httpx.get(f"{url}/v1/health", timeout=10)
+    except httpx.HTTPError as exc:
+        raise ConfigError(f"no verification service answers at {url}: {exc}") from None
+    if answer.status_code not in (200, 503) or "status" not in answer.text:
+        raise ConfigError(f"{url} is not a FoleySeal verification service (GET /v1/health answered "
+                          f"{answer.status_code})")
 
 
 @contextlib.contextmanager

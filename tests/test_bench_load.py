@@ -233,3 +233,19 @@ def test_a_running_service_can_be_loaded_with_its_api_key(tmp_path, monkeypatch,
             main(["bench", "load", "--duration", "1", *args])
         assert exc.value.code == 3 and message in capsys.readouterr().err
     assert len(seen) == 1
+
+
+def test_a_url_where_no_service_answers_is_said_before_any_load(tmp_path, capsys):
+    """`bench load --url` at a port nobody listens on fired thousands of refused requests for the
+    whole --duration and reported latencies of "nan s"."""
+    import socket
+
+    from foleyseal.cli import main
+
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    with pytest.raises(SystemExit) as exc:
+        main(["bench", "load", "--duration", "30", "--url", f"http://127.0.0.1:{port}"])
+    err = capsys.readouterr().err
+    assert exc.value.code == 3 and f"no verification service answers at http://127.0.0.1:{port}" in err, err
