@@ -409,6 +409,8 @@ class Verifier:
     def _check_watermark(self, path: Path, display: str, deadline: float | None, ev: _Evidence) -> None:
         """Step 3: the watermark, searched with every key (the audio decoded once without
         keys), and notes on how the audio decoded."""
+        from provenance.watermark.embed import min_duration_s
+
         stats = ev.stats
         if not self.keyring:
             ev.notes.append("No watermark key is configured: the watermark was not checked.")
@@ -446,11 +448,15 @@ class Verifier:
         elif (shortfall := _shortfall_note(ev.container, stats)) is not None:
             ev.notes.append(shortfall)
         decoded_s = stats.frames / stats.sample_rate if stats.sample_rate else 0.0
+        if any(w.found and not w.payloads for w in ev.watermark) and decoded_s < min_duration_s():
+            ev.notes.append(
+                f"The audio is {decoded_s:.2f} s long, shorter than one {min_duration_s():.2f} s watermark block, which "
+                "holds the whole payload: a payload in so short a file may not decode on its own (a verifier "
+                "holding the manifest store names it more often)."
+            )
         if (self.keyring and not ev.decode_error and stats.frames and decoded_s < FINDABLE_S
                 and not any(w.found for w in ev.watermark)):
             # "no watermark was detected" of 0.05 s of audio would read like an examination
-            from provenance.watermark.embed import min_duration_s
-
             ev.notes.append(
                 f"The audio is only {stats.frames} samples ({decoded_s:.2f} s) long: too short for a watermark to be found (that takes "
                 f"about {FINDABLE_S:g} s of audio, and {min_duration_s():.2f} s to read its payload in full)."

@@ -416,9 +416,9 @@ class _Scan:
             bound = sum(b for _, hit, b in self.issued_checks if hit) + false_match_bound(
                 sum(n for n, hit, _ in self.issued_checks if not hit), self.known.count())
             notes.append(
-                f"In {matched_windows} analysis window(s) the watermark's payload was too damaged to decode on its "
-                "own and was named by matching against the payloads the manifest store has issued (chance of a "
-                f"false match at most {bound:.1e})."
+                f"In {matched_windows} analysis window(s) the watermark's payload could not be decoded on its own "
+                "(too damaged, or in less audio than the 4.32 s block that holds all of it) and was named by matching "
+                f"against the payloads the manifest store has issued (chance of a false match at most {bound:.1e})."
             )
         if self.rejected and not any(s.windows for s in self.searches):
             notes.append(f"The watermark could not be checked: {self.rejected[0]}")

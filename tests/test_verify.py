@@ -393,6 +393,25 @@ def test_damage_in_a_file_without_timestamps_is_not_said_to_keep_the_times(verif
     assert any("times after the damage may be early" in n for n in r.notes), r.notes
 
 
+def test_a_short_file_whose_payload_does_not_decode_is_said_to_be_short_not_damaged(verify_env: VerifyEnv,
+                                                                                   tmp_path: Path) -> None:
+    """A freshly marked 1.5 s file: its payload "was too damaged to decode on its own", and without
+    the store the report never said the file was shorter than the block that holds the payload."""
+    from provenance.core.audio import Audio
+    from provenance.core.io import write_audio
+    from provenance.watermark import embed, load_key
+
+    from tests._verify_fixtures import SR, foley_host, settings_without_store
+
+    key = load_key(verify_env.settings.watermark_key_path)
+    short = tmp_path / "short.flac"
+    write_audio(short, embed(Audio(foley_host(1.5, seed=8), SR), key, "0123456789abcdef"))
+    r = verify(short, settings=settings_without_store(verify_env))
+    assert r.watermark[0].found and not r.watermark[0].payloads, r.watermark
+    assert any(n.startswith("The audio is 1.50 s long, shorter than one 4.32 s watermark block") for n in r.notes), r.notes
+    assert not any("damaged" in n for n in r.notes), r.notes
+
+
 def test_stream_input_and_wrong_extension(verify_env: VerifyEnv, tmp_path: Path) -> None:
     data = verify_env.files["marked_wav"].read_bytes()
     r = verify(io.BytesIO(data), settings=verify_env.settings, name="upload.wav")
