@@ -398,6 +398,7 @@ class _Scan:
     def add_notes(self, notes: list[str]) -> None:
         """Say in ``notes`` what kept windows from being read or matched, and what the issued
         payloads named."""
+        from provenance.watermark.embed import min_duration_s
         from provenance.watermark.known import false_match_bound
 
         if self.failed:
@@ -417,8 +418,9 @@ class _Scan:
                 sum(n for n, hit, _ in self.issued_checks if not hit), self.known.count())
             notes.append(
                 f"In {matched_windows} analysis window(s) the watermark's payload could not be decoded on its own "
-                "(too damaged, or in less audio than the 4.32 s block that holds all of it) and was named by matching "
-                f"against the payloads the manifest store has issued (chance of a false match at most {bound:.1e})."
+                f"(too damaged, or in less audio than the {min_duration_s():.2f} s block that holds all of it) and was "
+                "named by matching against the payloads the manifest store has issued (chance of a false match at "
+                f"most {bound:.1e})."
             )
         if self.rejected and not any(s.windows for s in self.searches):
             notes.append(f"The watermark could not be checked: {self.rejected[0]}")

@@ -387,7 +387,7 @@ def _check_long_enough(video: Path, declared_s: float, duration_s: float | None)
     watermark (:data:`~provenance.watermark.MIN_EMBED_S`): ``duration_s`` (``--duration``) below
     it, or a video whose header says it is shorter (0: the header does not say; the length decoded
     is checked after generation). Between that and one block, the read-back decides."""
-    from provenance.watermark import MIN_EMBED_S
+    from provenance.watermark.embed import MIN_EMBED_S, READS_BACK_FROM_S
 
     need = MIN_EMBED_S
     if duration_s is not None and duration_s < need:
@@ -433,11 +433,6 @@ def _deliver(video: Path, path: Path, audio: Audio, record: dict, options: Gener
                 audio=Audio(audio.samples, audio.sample_rate, subtype="PCM_24"), confirm=True)
 
 
-READS_BACK_FROM_S = 1.5
-"""Length, seconds, from which a soundtrack shorter than one watermark block has its payload read
-back in most cases (see :data:`provenance.watermark.MIN_EMBED_S`)."""
-
-
 def _too_short(audio: Audio) -> bool:
     """Whether ``audio`` failed its read-back for its length: shorter than one watermark block,
     and mostly sound (else its quiet is the likelier cause)."""
@@ -449,7 +444,7 @@ def _too_short(audio: Audio) -> bool:
 def _too_little_sound(what: str, audio: Audio) -> str:
     """Why ``audio`` (``what``: "the soundtrack", "the events stem") cannot carry the watermark,
     and what to change, for an error or a note."""
-    from provenance.watermark import min_duration_s
+    from provenance.watermark.embed import READS_BACK_FROM_S, min_duration_s
 
     sound_s, need = sound_seconds(audio), min_duration_s()
     if _too_short(audio):

@@ -66,13 +66,14 @@ def _say_if_shorter_than_a_block(output: Path) -> None:
     block: its mark is found, but its payload may not be read (with the read-back, a payload that
     does not read back is refused and said)."""
     from provenance.core.io import audio_info
-    from provenance.watermark import min_duration_s
+    from provenance.watermark.embed import READS_BACK_FROM_S, min_duration_s
 
     duration_s, block = audio_info(output).duration_s, min_duration_s()
     if duration_s < block:
         typer.echo(f"note: {output} is {duration_s:.2f} s long, shorter than one {block:.2f} s watermark block: "
                    "its mark can be found, but it holds only part of the coded payload, which may not be read (a "
-                   "verifier holding the manifest store names it more often; from 1.5 s in most files)", err=True)
+                   f"verifier holding the manifest store names it more often; from {READS_BACK_FROM_S:g} s in most "
+                   "files)", err=True)
 
 
 def _say_if_a_mark_was_replaced(input: Path, output: Path, key: WatermarkKey, payload: str) -> None:

@@ -291,7 +291,7 @@ class _ReadBack:
     def _too_short(self, duration_s: float) -> str | None:
         """The cause of a missed read-back when the audio (``duration_s``, s) is shorter than one
         payload block; None when it is not."""
-        from provenance.watermark.embed import min_duration_s
+        from provenance.watermark.embed import READS_BACK_FROM_S, min_duration_s
 
         block = min_duration_s(self.params)
         if duration_s >= block:
@@ -302,7 +302,8 @@ class _ReadBack:
             return said + ", too little (or too little sound) to name it even among the issued payloads"
         return (said + ", too little to decode on its own; `foleyseal mark` reads it back as a verifier holding "
                 "the manifest store does, matched among the issued payloads, which names it in most files from "
-                "1.5 s (or embed without reading back, for a mark that is found but whose payload may not be)")
+                f"{READS_BACK_FROM_S:g} s (or embed without reading back, for a mark that is found but whose payload "
+                "may not be)")
 
     def _strength_first(self, causes: str) -> str:
         """``causes`` of a missed read-back, after the strength when the user turned it down (then
