@@ -153,6 +153,10 @@ async def json_body(request: Request, model: type[M], max_bytes: int) -> M:
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > max_bytes:
         raise HTTPException(status_code=413, detail=too_large, headers={"Connection": "close"})
+    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media != "application/json" and not media.endswith("+json"):
+        raise RequestValidationError([{"type": "model_attributes_type", "loc": ("body",), "input": None,
+                                       "msg": "Input should be a valid dictionary or object to extract fields from"}])
     data = bytearray()
 
     def take(chunk: bytes) -> None:
@@ -166,10 +170,6 @@ async def json_body(request: Request, model: type[M], max_bytes: int) -> M:
         raise HTTPException(status_code=exc.status_code, detail=exc.message, headers={"Connection": "close"}) from None
     except ClientGone:
         raise HTTPException(status_code=400, detail="the client disconnected while sending the request body") from None
-    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if media != "application/json" and not media.endswith("+json"):
-        raise RequestValidationError([{"type": "model_attributes_type", "loc": ("body",), "input": None,
-                                       "msg": "Input should be a valid dictionary or object to extract fields from"}])
     try:
         parsed = json.loads(data)
     except (ValueError, UnicodeDecodeError) as exc:
