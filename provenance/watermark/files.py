@@ -268,14 +268,15 @@ class _ReadBack:
         if not self._missed(found):
             return
         fmt = path.suffix.lstrip(".").upper()
-        lossless = io.audio_info(path).subtype not in io.LOSSY_SUBTYPES
+        info = io.audio_info(path)
+        lossless = info.subtype not in io.LOSSY_SUBTYPES
         if after_memory:
             raise MarkLostInEncodingError(
                 f"the mark read back from the audio before encoding, but in the {fmt} file written it is "
                 f"{_what_failed(found)}: write a lossless format (WAV, FLAC) or a higher bitrate",
                 path=name,
             )
-        causes = (_level_cause(path) or self._too_short(io.audio_info(path).duration_s)
+        causes = (_level_cause(path) or self._too_short(info.duration_s)
                   or ("the audio has too little sound to carry it (silence, a few short sounds) or too little "
                       "variety (a steady tone)"))
         if not lossless:
