@@ -88,8 +88,7 @@ def main(argv: list[str] | None = None) -> None:
         _interrupted(stop)
     except FoleySealError as exc:
         typer.echo(f"error: {exc}", err=True)
-        _json_error(argv, {"error": exc.message, "file": exc.path, "kind": type(exc).__name__},
-                    exit_codes.INPUT_ERROR)
+        _json_error(argv, exit_codes.error_fields(exc), exit_codes.INPUT_ERROR)
         sys.exit(exit_codes.INPUT_ERROR)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)

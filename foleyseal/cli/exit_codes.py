@@ -13,8 +13,21 @@ code   meaning
 =====  ==========================================================================
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from provenance.core.errors import FoleySealError
+
 OK = 0
 NOT_FOUND = 1
 USAGE = 2
 INPUT_ERROR = 3
 INTERNAL_ERROR = 4
+
+
+def error_fields(exc: FoleySealError) -> dict[str, object]:
+    """What ``--json`` prints of a FoleySeal error, beside its ``exit_code``: the message, the
+    file it names and the error's class (``kind``)."""
+    return {"error": exc.message, "file": exc.path, "kind": type(exc).__name__}

@@ -86,8 +86,8 @@ def push_cmd(
                     typer.echo(f"before the error: {_summary(results)}")
                 raise
             typer.echo(f"error: {exc}", err=True)
-            typer.echo(json.dumps({"error": exc.message, "file": exc.path, "kind": type(exc).__name__,
-                                   "exit_code": exit_codes.INPUT_ERROR, **_push_json(service_url, results)}, indent=2))
+            typer.echo(json.dumps({**exit_codes.error_fields(exc), "exit_code": exit_codes.INPUT_ERROR,
+                                   **_push_json(service_url, results)}, indent=2))
             raise typer.Exit(exit_codes.INPUT_ERROR) from None
     if json_out:
         typer.echo(json.dumps(_push_json(service_url, results), indent=2))
