@@ -40,6 +40,10 @@ from provenance.core.atomic import atomic_write_bytes, check_output_folder, chec
 from provenance.core.interrupts import stop_signals_deferred, stop_signals_raise
 
 
+LOCAL_URLS = ("http://127.0.0.1", "http://localhost", "http://[::1]")
+"""How the URL of a service on this machine begins: the only kind the benchmark loads."""
+
+
 @dataclass
 class LoadConfig:
     clients: int = 32
@@ -194,7 +198,7 @@ def run_clients(url: str, files: list[Path], cfg: LoadConfig, api_key: str | Non
     """Run the clients; returns [(latency_s, status, verdict or error)] and the elapsed time."""
     import httpx
 
-    if not url.startswith(("http://127.0.0.1", "http://localhost", "http://[::1]")):
+    if not url.startswith(LOCAL_URLS):
         raise ValueError("the load benchmark only talks to localhost")
     blobs = [(p.name, p.read_bytes()) for p in files]
     results: list[tuple[float, int, str | None]] = []

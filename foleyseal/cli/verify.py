@@ -376,7 +376,7 @@ def bench_load_cmd(
     CLIENTS clients verify clips of FILE_SECONDS seconds again and again for DURATION seconds against one local server: one started here, of a temporary home, or the one at --url (which must be on this machine; a rate-limited one needs --api-key-file). Exit 0 when every request succeeded.
     """  # noqa: E501 - one line per paragraph: the help renderer re-wraps it
     from benchmarks.jsonout import dumps  # null, not NaN, for latencies when no request succeeded
-    from benchmarks.load import LoadConfig, format_result, run_load
+    from benchmarks.load import LOCAL_URLS, LoadConfig, format_result, run_load
     from benchmarks.requirements import HTTPX, require_test_extra
 
     from provenance.core.atomic import atomic_write_bytes, check_writable
@@ -386,7 +386,7 @@ def bench_load_cmd(
 
     require_test_extra(HTTPX)
 
-    if url is not None and not url.startswith(("http://127.0.0.1", "http://localhost", "http://[::1]")):
+    if url is not None and not url.startswith(LOCAL_URLS):
         raise InputError(f"--url must be a service on this machine (http://127.0.0.1:PORT), got {url!r}")
     if api_key_file is not None and url is None:
         raise InputError("--api-key-file is for a service given by --url")
