@@ -35,7 +35,7 @@ from provenance.core.io.common import (
     timeline_start_s,
 )
 from provenance.core.io.read import _is_moving_picture, _rechunk, audio_info, audio_track_count, main_audio_stream
-from provenance.core.io.write import _AvAudioEncoder, _check_codec_channels, _validate_audio
+from provenance.core.io.write import _AvAudioEncoder, _check_codec_channels, _validate_audio, lossless_codec
 
 
 _WEBM_VIDEO_CODECS = {"vp8", "vp9", "av1", "libdav1d", "libvpx", "libvpx-vp9"}
@@ -250,11 +250,8 @@ def _coding(src: av.container.InputContainer, track: _NewTrack, codec: str | Non
         return (codec or allowed[0]).upper(), bitrate_kbps
     ctx = src.streams.audio[track.source].codec_context
     family = _AV_SUBTYPES.get(ctx.name)
-    if family in _AV_LOSSLESS_CODED:
-        # FLAC stays FLAC, ALAC stays ALAC, or the other where the container holds only that
-        for coded in (family, *_AV_LOSSLESS_CODED):
-            if coded in allowed:
-                return coded, None
+    if family in _AV_LOSSLESS_CODED and (coded := lossless_codec(family, allowed)) is not None:
+        return coded, None
     if ctx.name.startswith("pcm_") or ctx.name in _LOSSLESS_CODECS:
         pcm = _PCM_BY_SAMPLE_FORMAT.get(ctx.format.name if ctx.format is not None else "", "PCM_24")
         return (pcm if pcm in allowed else allowed[0]), None

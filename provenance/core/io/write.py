@@ -74,10 +74,16 @@ def _resolve_subtype(fmt: _WriteFormat, subtype: str | None, hint: str | None, p
         # a FLAC or ALAC track that FFmpeg read (in Matroska, MP4) stays lossless: in the lossless
         # codec the format holds (FLAC into M4A: ALAC), else in 24-bit PCM (FFmpeg gives no depth
         # to go by); was AAC
-        return next(c for c in (*_AV_LOSSLESS_CODED, "PCM_24", fmt.subtypes[0]) if c in fmt.subtypes)
+        return lossless_codec(hint, fmt.subtypes) or ("PCM_24" if "PCM_24" in fmt.subtypes else fmt.subtypes[0])
     if hint in _HIGH_RES_SUBTYPES and "PCM_24" in fmt.subtypes:
         return "PCM_24"
     return fmt.subtypes[0]
+
+
+def lossless_codec(family: str, allowed: tuple[str, ...]) -> str | None:
+    """The lossless codec a FLAC or ALAC (``family``) track is written in where the subtypes
+    ``allowed`` are: its own, else the other (FLAC into a MOV or an M4A: ALAC); None for neither."""
+    return next((c for c in (family, *_AV_LOSSLESS_CODED) if c in allowed), None)
 
 
 def output_subtype(path: PathLike, source_subtype: str | None, *, format: str | None = None) -> str:
