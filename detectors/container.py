@@ -32,6 +32,7 @@ _DEMUXERS: dict[str, tuple[str, str, str]] = {
     "caf": ("caf", ".caf", "audio/x-caf"),
     "au": ("au", ".au", "audio/basic"),
     "avi": ("avi", ".avi", "video/x-msvideo"),
+    "mpegts": ("mpegts", ".ts", "video/mp2t"),
 }
 
 # Extensions that name each short format (to flag a file whose name lies about its content).
@@ -52,6 +53,7 @@ _EXTENSIONS: dict[str, set[str]] = {
     "caf": {".caf"},
     "au": {".au", ".snd"},
     "avi": {".avi"},
+    "mpegts": {".ts", ".m2ts", ".mts", ".m2t", ".trp"},
 }
 
 _PROBE_OPTIONS = {"probesize": str(8 * 1024 * 1024), "analyzeduration": str(10_000_000)}

@@ -447,6 +447,30 @@ def test_matroska_is_not_reported_as_webm(verify_env: VerifyEnv, tmp_path: Path)
     assert (c.format, c.mime_type, c.extension) == ("webm", "audio/webm", ".webm")
 
 
+def test_an_mpeg_transport_stream_is_read_and_its_copy_recovered(verify_env: VerifyEnv, tmp_path: Path) -> None:
+    """Broadcast and HLS video comes as MPEG-TS; the verifier refused it as "not an audio or video
+    file (content looks like 'MPEG-TS')". A marked output remuxed into a .ts is a copy whose
+    credentials were dropped: the watermark recovers them, on the file's timeline."""
+    import av
+
+    ts = tmp_path / "broadcast.ts"
+    with av.open(str(verify_env.files["marked_mp4"])) as src, av.open(str(ts), "w", format="mpegts") as dst:
+        out = {s.index: dst.add_stream_from_template(s) for s in src.streams if s.type in ("audio", "video")}
+        for packet in src.demux():
+            if packet.dts is not None and packet.stream.index in out:
+                packet.stream = out[packet.stream.index]
+                dst.mux(packet)
+    report = verify(ts, settings=verify_env.settings)
+    c = report.container
+    assert (c.format, c.mime_type, c.extension, c.extension_mismatch, c.has_video) == (
+        "mpegts", "video/mp2t", ".ts", False, True)
+    assert report.verdict is Verdict.CREDENTIALS_RECOVERED_BY_WATERMARK, report.explanation
+    assert report.watermark[0].payloads[0] == verify_env.mp4_payload
+    named = tmp_path / "broadcast.mp3"
+    named.write_bytes(ts.read_bytes())
+    assert verify(named, settings=verify_env.settings).container.extension_mismatch
+
+
 def test_sidecar_and_detached_manifest(verify_env: VerifyEnv, tmp_path: Path) -> None:
     from provenance.mark import mark
 
