@@ -241,6 +241,21 @@ def test_bad_inputs_fail_cleanly(clip, key, tmp_path, capsys):
             assert code == 3, (what, err)
 
 
+def test_detect_on_a_damaged_file_points_to_the_verifier_that_reads_past_damage(clip, key, tmp_path, capsys):
+    """A FLAC with bytes lost mid-file stopped `watermark detect` at libsndfile's "Internal
+    psf_fseek() failed", with nothing said about where such a file can be read."""
+    flac = tmp_path / "clip.flac"
+    io.write_audio(flac, io.read_audio(clip))
+    data = flac.read_bytes()
+    (cut := tmp_path / "cut.flac").write_bytes(data[: len(data) * 2 // 5] + data[len(data) // 2:])
+    code, _, err = run(["watermark", "detect", str(cut), "--key", str(key)], capsys)
+    assert code == 3 and err.startswith("error:") and str(cut) in err, err
+    assert "cannot decode the audio" in err and "`foleyseal verify` reads a damaged file" in err, err
+    assert ".;" not in err, err
+    code, _, err = run(["watermark", "detect", str(tmp_path / "missing.flac"), "--key", str(key)], capsys)
+    assert code == 3 and "foleyseal verify" not in err, err
+
+
 def test_messages_name_the_real_fault(tmp_path, capsys):
     """A key file with the right header and no key was "bad header"; 4.3199 s of audio was
     "4.32 s long; too short ... at least 4.32 s needed" (the least is 1 s now: 0.9999 s is

@@ -104,15 +104,23 @@ def detect_cmd(
                                      help="Which audio track of a video to read (0 is the first; default: the main one)."),
 ) -> None:
     """Look for the watermark of KEY in FILE. Exit 0 if found, 1 if not, 3 on bad input."""
+    from provenance.core.errors import FormatError
     from provenance.watermark.files import detect_file
     from provenance.watermark.keys import load_key
 
     from foleyseal.cli.progress import file_progress
 
     wm_key = load_key(key)
-    with file_progress(file.name) as report:
-        det = detect_file(file, wm_key, threshold=threshold, track=track,
-                          progress=lambda share: report("detecting", share))
+    try:
+        with file_progress(file.name) as report:
+            det = detect_file(file, wm_key, threshold=threshold, track=track,
+                              progress=lambda share: report("detecting", share))
+    except FormatError as exc:
+        if not exc.message.startswith("cannot decode the audio"):
+            raise
+        # This reader stops at damage by design (it also reads what is about to be marked).
+        raise FormatError(f"{exc.message.rstrip('.')}; `foleyseal verify` reads a damaged file past the damage and "
+                          "checks the watermark in what decodes", path=exc.path) from exc
     if json_out:
         typer.echo(json.dumps({"file": str(file), **det.to_dict()}, indent=2))
     else:
