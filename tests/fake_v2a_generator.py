@@ -1,7 +1,7 @@
 """A stand-in for a neural video-to-audio model's command-line demo (MMAudio-style).
 
     python fake_v2a_generator.py --video V --prompt P --negative_prompt N --output DIR [--seed S]
-        [--duration D] [--mode ok|fail|nothing|garbage|video|mono44k|short|tone]
+        [--duration D] [--mode ok|fail|nothing|garbage|video|mono44k|short|tone|several]
 
 Writes DIR/<video stem>.wav: a tone whose pitch depends on the prompt and the seed (so tests
 can tell prompts apart) over faint noise, as long as the video (``short``: 0.5 s of it, as a
@@ -54,6 +54,9 @@ def main() -> int:
     # reads back before publishing (a real model's output is broadband)
     if args.mode != "tone":
         x = x + 0.03 * np.random.default_rng(args.seed).standard_normal(t.size)
+    if args.mode == "several":  # a silent take first by name: taken by the documented rule
+        sf.write(out / "a_take.wav", np.zeros((t.size, 2), np.float32), rate)
+        sf.write(out / "c_take.flac", np.zeros((t.size, 2), np.float32), rate)
     if args.mode == "mono44k":
         sf.write(out / f"{Path(args.video).stem}.flac", x.astype(np.float32), rate)
     else:

@@ -494,6 +494,7 @@ def _deliver_mix(video: Path, target: Path, track: Soundtrack, record: dict, opt
     def refuse() -> InputError:
         advice = ("ask for a longer --duration, or score a longer video" if _too_short(track.mix)
                   else _advice(generator, options.loudness_lufs))
+        advice += "".join(f" ({note})" for note in track.notes)
         return InputError(f"{_too_little_sound('the soundtrack', track.mix)}: {advice}; nothing was written",
                           path=video)
 
@@ -644,6 +645,7 @@ def _each_candidate(video: Path, planned: _Outputs, options: GenerateOptions, ge
         track = gen.generate(request, progress=stage)
         if track.cue_sheet is not None:  # words the generator had no sound for: said once, not per candidate
             done.notes += [n for n in track.cue_sheet.palette.unmatched_notes() if n not in done.notes]
+        done.notes += [n for n in track.notes if n not in done.notes]
         if options.stems_dir is None:
             track.stems = {}  # a generator that made them anyway: free them before marking
         elif not track.stems:

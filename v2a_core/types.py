@@ -358,3 +358,6 @@ class Soundtrack:
     cue_sheet: CueSheet | None = None
     generator: str = "builtin"
     seed: int = 0
+    notes: tuple[str, ...] = ()
+    """What the generator has to tell the user about this soundtrack (of several files an external
+    model wrote, which one it is); ``generate`` reports them, and names them when it refuses."""

@@ -110,7 +110,7 @@ class ExternalCommandGenerator:
             if progress:
                 progress("generate", 0.0)
             self._run(argv)
-            produced = _pick_output(out_dir)
+            produced, others = _pick_output(out_dir)
             if produced is None:
                 raise GenerationError(
                     f"external generator {self.name!r} wrote no audio or video file into its output directory"
@@ -126,6 +126,10 @@ class ExternalCommandGenerator:
                 ) from exc
         track = conform(audio, duration, target_lufs=request.loudness_lufs, generator=self.name, seed=request.seed,
                         buffers=Buffers(request.work_dir))
+        if others:  # which one was taken is a rule the user may not know: say it
+            track.notes = (f"external generator {self.name!r} wrote {len(others) + 1} files; the soundtrack is "
+                           f"{produced.relative_to(out_dir)} (audio before video, then the first by name), not "
+                           f"{_listed([str(p.relative_to(out_dir)) for p in others])}",)
         if progress:
             progress("master", 1.0)
         return track
@@ -233,11 +237,16 @@ def _stop_group(proc: subprocess.Popen) -> None:
     proc.wait()
 
 
-def _pick_output(out_dir: Path) -> Path | None:
-    """The audio file the command wrote (audio preferred over video; first by name)."""
+def _pick_output(out_dir: Path) -> tuple[Path | None, list[Path]]:
+    """The audio file the command wrote (audio preferred over video; first by name), or None,
+    and the other audio and video files it wrote."""
     files = sorted(p for p in out_dir.rglob("*") if p.is_file())
-    for exts in (_AUDIO_EXT, _VIDEO_EXT):
-        for p in files:
-            if p.suffix.lower() in exts:
-                return p
-    return None
+    media = [p for exts in (_AUDIO_EXT, _VIDEO_EXT) for p in files if p.suffix.lower() in exts]
+    return (media[0], media[1:]) if media else (None, [])
+
+
+def _listed(names: list[str], shown: int = 3) -> str:
+    """``a, b and c``; past ``shown`` names, ``a, b, c and 4 more``."""
+    if len(names) > shown:
+        return f"{', '.join(names[:shown])} and {len(names) - shown} more"
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
