@@ -523,6 +523,20 @@ def test_web_page_and_docs_are_served(client: TestClient) -> None:
         assert set(form["properties"]) == {"file", "sidecar"} and form["required"] == ["file"], path
 
 
+def test_the_page_lets_a_user_choose_every_kind_of_file_the_verifier_reads(client: TestClient) -> None:
+    """The file chooser listed 15 extensions: a .ts or .avi (which Linux desktops may not type as
+    video/*, .ts being also Qt's translation files) could not be picked though the verifier reads it."""
+    import re
+
+    from detectors.container import _EXTENSIONS
+
+    accept = re.search(r'<input id="file"[^>]*accept="([^"]*)"', client.get("/").text, re.S)
+    assert accept is not None
+    listed = set(accept.group(1).split(","))
+    assert {"audio/*", "video/*", ".c2pa"} <= listed
+    assert set().union(*_EXTENSIONS.values()) - listed == set()
+
+
 def test_the_api_documentation_is_served_offline(client: TestClient) -> None:
     # FastAPI's /docs and /redoc loaded Swagger UI and ReDoc from a CDN: blank pages offline.
     r = client.get("/docs")
