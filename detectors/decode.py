@@ -18,15 +18,12 @@ import av
 import numpy as np
 
 from provenance.core.errors import FormatError, InputError
-from provenance.core.io.common import library_message
+from provenance.core.io.common import COUNTED_TIMESTAMPS, library_message
 
 # Formats libsndfile decodes exactly and fast; everything else goes through FFmpeg (PyAV).
 _SOUNDFILE_FORMATS = {"wav", "w64", "flac", "aiff", "caf", "au"}
 _PYAV_CHUNK = 1 << 16
 """Samples per chunk handed on from FFmpeg-decoded streams."""
-_COUNTED_TIMESTAMPS = frozenset({"mp3", "aac"})
-"""FFmpeg demuxers (MP3, raw ADTS AAC) whose timestamps are counted from the frames found, not
-read from the file."""
 MIN_HOLE_S = 0.1
 """Shortest jump in a stream's timestamps, seconds, filled with silence (a few lost codec frames
 of 20-30 ms shift later times by less than the detector's resolution)."""
@@ -208,7 +205,7 @@ def _pyav_chunks(path: Path, deadline: float | None, stats: DecodeStats, max_fra
         pushed_s = 0.0  # audio pushed since, s
         # MP3 and ADTS AAC carry no timestamps: FFmpeg counts them from the frames it finds, so
         # audio skipped over while resynchronising leaves no gap to place (the shortfall note says so)
-        timestamped = container.format.name not in _COUNTED_TIMESTAMPS
+        timestamped = container.format.name not in COUNTED_TIMESTAMPS
         packets = container.demux(stream)
         while total < max_frames:
             _check_deadline(deadline, "decoding")

@@ -214,3 +214,38 @@ def test_streams_in_a_codec_ffmpeg_does_not_know_are_named_not_crashed_on(tmp_pa
     assert io.main_audio_track(no_audio) == 1
     assert io.read_audio(no_audio).frames == io.read_audio(no_audio, track=1).frames > 0
     assert not (tmp_path / "out.mkv").exists()
+
+
+@pytest.mark.parametrize("suffix", [".mkv", ".mp4"])
+def test_audio_after_a_gap_in_its_timestamps_keeps_its_time(tmp_path, suffix):
+    """Audio packets a recorder dropped leave a jump in the track's timestamps, which players fill
+    with silence. The reader joined the samples end to end, so a marked copy played everything
+    after a 0.3 s gap 0.3 s early against the picture (and a 0.5 s gap was refused as truncation)."""
+    rng = np.random.default_rng(3)
+    x = (0.05 * rng.standard_normal((2, int(4.0 * RATE)))).astype(np.float32)
+    click = int(2.5 * RATE)
+    x[:, click:click + 48] = 0.9
+    film = multitrack_video(tmp_path / f"film{suffix}", [Track(Audio(x, RATE), "eng", "English", True)],
+                            seconds=4.0, subtitles=False, attachment=False)
+    holed = tmp_path / f"holed{suffix}"
+    gap = (1.0, 1.3)
+    with av.open(str(film)) as src, av.open(str(holed), "w") as dst:
+        out = {s.index: dst.add_stream_from_template(s) for s in src.streams if s.type in ("audio", "video")}
+        for packet in src.demux():
+            if not packet.size or packet.stream.index not in out:  # the demuxer's flush packets
+                continue
+            if packet.stream.type == "audio" and gap[0] <= float(packet.pts * packet.time_base) < gap[1]:
+                continue
+            packet.stream = out[packet.stream.index]
+            dst.mux(packet)
+
+    def click_s(path: Path) -> float:
+        return float(np.argmax(np.abs(io.read_audio(path).samples[0]))) / RATE
+
+    whole, read = io.read_audio(film), io.read_audio(holed)
+    assert abs(read.frames - whole.frames) <= 1024, (read.frames, whole.frames)
+    assert abs(click_s(holed) - 2.5) < 0.002, click_s(holed)
+    assert not read.samples[:, int(1.05 * RATE):int(1.25 * RATE)].any()  # the gap plays as silence
+    rewritten = tmp_path / f"rewritten{suffix}"
+    io.replace_audio_track(holed, read, rewritten)
+    assert abs(click_s(rewritten) - 2.5) < 0.002, click_s(rewritten)

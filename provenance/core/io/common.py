@@ -145,6 +145,11 @@ def tagged_duration_s(stream: av.stream.Stream) -> float | None:
         return None
 
 
+COUNTED_TIMESTAMPS = frozenset({"mp3", "aac"})
+"""FFmpeg demuxers (MP3, raw ADTS AAC) whose timestamps are counted from the frames found, not
+read from the file: a gap in them is no evidence of audio missing at that time."""
+
+
 def timeline_start_s(container: av.container.InputContainer, stream: av.stream.Stream) -> float:
     """Where ``stream``'s first frame plays on the file's timeline, seconds after the earliest
     stream's start (the container's); 0.0 when the container does not say. A remux that delays

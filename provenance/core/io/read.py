@@ -17,6 +17,7 @@ from provenance.core.audio import Audio, AudioInfo
 from provenance.core.errors import FormatError, InputError, NoAudioError
 from provenance.core.io.headers import declared_data_shortfall
 from provenance.core.io.common import (
+    COUNTED_TIMESTAMPS,
     _AV_SUBTYPES,
     _VIDEO_MUXERS,
     _VORBIS_FROM_WAV,
@@ -31,6 +32,9 @@ from provenance.core.io.common import (
 
 # A decoded stream this much shorter than its header says is reported as truncated.
 _TRUNCATION_MIN_S = 0.25
+_GAP_FILL_MIN_S = 0.005
+"""Shortest jump in an audio stream's timestamps, seconds, decoded as silence: longer than the
+rounding of millisecond timestamps (Matroska), shorter than any A/V offset one can see or hear."""
 _TRUNCATION_FRACTION = 0.02
 
 _MKV_DURATION_RE = re.compile(r"^(\d+):(\d{2}):(\d{2}(?:\.\d+)?)$")
@@ -290,7 +294,10 @@ def _av_chunks(source: _Source) -> Iterator[np.ndarray]:
         declared = _av_declared_frames(container, stream)
         limit = declared if "mp4" in container.format.name.split(",") else None
         decoded = 0
-        for block in _decode_stream(container, stream):
+        # An Ogg page lost leaves a jump in the granule positions too: there it is damage (refused
+        # as a stream cut short, as libsndfile's "reports a hole"), never a recorder's gap.
+        timed = container.format.name not in COUNTED_TIMESTAMPS | {"ogg"}
+        for block in _decode_stream(container, stream, fill_gaps=timed):
             if limit is not None:
                 block = block[:, : max(0, limit - decoded)]
             decoded += block.shape[1]
@@ -311,14 +318,29 @@ def cut_short(declared_frames: float, decoded_frames: float, sample_rate: int) -
     return missing > max(_TRUNCATION_MIN_S * sample_rate, _TRUNCATION_FRACTION * declared_frames)
 
 
-def _decode_stream(container: av.container.InputContainer, stream: av.AudioStream
-                   ) -> Iterator[np.ndarray]:
+def _decode_stream(container: av.container.InputContainer, stream: av.AudioStream, *,
+                   fill_gaps: bool = False) -> Iterator[np.ndarray]:
     """Every decoded frame of ``stream`` as float32 ``(channels, n)`` samples (via packed float
-    frames, see :func:`_packed_frame`)."""
+    frames, see :func:`_packed_frame`).
+
+    With ``fill_gaps``, a jump in the frames' timestamps (packets a recorder dropped, or the
+    delay of a stream muxed without an edit list) is decoded as the silence players play there,
+    so every sample keeps its time: joined end to end, the audio after a 0.2 s gap was re-encoded
+    0.2 s early against the picture."""
     resampler: av.AudioResampler | None = None
+    first_s: float | None = None  # the first frame's time on the stream's timeline
+    given = 0  # samples handed on since, silence included
     for frame in container.decode(stream):
         if resampler is None:
             resampler = av.AudioResampler(format="flt", layout=frame.layout, rate=frame.sample_rate)
+        if fill_gaps and frame.time is not None and frame.sample_rate:
+            if first_s is None:
+                first_s = float(frame.time)
+            gap = round((float(frame.time) - first_s) * frame.sample_rate) - given
+            if gap >= _GAP_FILL_MIN_S * frame.sample_rate:
+                yield np.zeros((resampler.layout.nb_channels, gap), np.float32)
+                given += gap
+            given += frame.samples
         for packed in resampler.resample(frame):
             yield _frame_samples(packed)
     if resampler is not None:
