@@ -323,3 +323,16 @@ def test_a_pipe_given_as_the_video_is_named_as_one(tmp_path):
     os.mkfifo(fifo)
     with pytest.raises(InputError, match="is not a regular file"):
         probe(fifo)
+
+
+def test_a_matroska_picture_that_starts_late_is_not_called_truncated(tmp_path):
+    """FFmpeg's Matroska muxer tags a stream with its end time (``DURATION``); read as a length
+    after the start, an intact MKV whose picture starts 0.52 s in was refused as "truncated or
+    damaged: its frames end at 4.52 s of the 5.04 s its header declares"."""
+    path, _ = flash_video(tmp_path / "late.mkv", duration_s=4.0, start_s=0.52)
+    with av.open(str(path)) as c:
+        vs = c.streams.video[0]
+        assert float(vs.start_time * vs.time_base) == pytest.approx(0.52, abs=0.01)
+        assert vs.metadata.get("DURATION", "").startswith("00:00:04.5")
+    frames = list(iter_frames(path))
+    assert len(frames) == 100  # every frame, none refused

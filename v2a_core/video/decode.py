@@ -91,14 +91,20 @@ def _start_s(vs: av.video.stream.VideoStream) -> float:
 
 
 def _declared_end_s(vs: av.video.stream.VideoStream) -> float | None:
-    """Where the video stream's header says it ends, seconds (start time + duration), from the
-    stream's own duration or, in Matroska/WebM, its ``DURATION`` tag; None when it says nothing.
+    """Where the video stream's header says it ends, seconds: start time + the stream's own
+    duration, or, in Matroska/WebM, its ``DURATION`` tag (an end time); None when it says nothing.
     The container's duration is not used: it covers every stream, and an audio track may run on."""
     start = float(vs.start_time * vs.time_base) if vs.start_time is not None and vs.time_base else 0.0
     if vs.duration and vs.time_base:
         return start + float(vs.duration * vs.time_base)
     tagged = tagged_duration_s(vs)
-    return start + tagged if tagged is not None else None
+    if tagged is None:
+        return None
+    # FFmpeg's Matroska muxer writes the stream's end time there (last timestamp + duration), not
+    # its length; read as a length, a picture starting 0.5 s in was "truncated" by 0.5 s. A tag
+    # below the start can only be a length. Read as an end, a length understates the end by the
+    # start: the check only becomes more lenient.
+    return tagged if tagged > start else start + tagged
 
 
 def _check_complete(path: Path, declared_end_s: float | None, decoded_end_s: float) -> None:
