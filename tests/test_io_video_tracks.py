@@ -249,3 +249,40 @@ def test_audio_after_a_gap_in_its_timestamps_keeps_its_time(tmp_path, suffix):
     rewritten = tmp_path / f"rewritten{suffix}"
     io.replace_audio_track(holed, read, rewritten)
     assert abs(click_s(rewritten) - 2.5) < 0.002, click_s(rewritten)
+
+
+@pytest.mark.parametrize("out_suffix", [".mov", ".mp4", ".mkv"])
+def test_a_camera_movs_timecode_track_is_kept(tmp_path, out_suffix):
+    """Nearly every camera's and editor's MOV has a timecode (tmcd) track. Copied into a MOV it
+    failed at write time with "cannot write the mov file (corrupt, truncated or unsupported data):
+    Invalid argument" (FFmpeg: "avg_frame_rate not set for tmcd track"), blaming the input."""
+    source = tmp_path / "camera.mov"
+    with av.open(str(source), "w") as out:
+        video = out.add_stream("libx264", rate=25)
+        video.width, video.height, video.pix_fmt = 64, 64, "yuv420p"
+        video.metadata["timecode"] = "01:00:00:00"  # the muxer writes the tmcd track from it
+        sound = out.add_stream("aac", rate=RATE, layout="stereo")
+        for i in range(50):
+            frame = av.VideoFrame.from_ndarray(np.full((64, 64, 3), i * 4, np.uint8), format="rgb24")
+            frame.pts = i
+            for packet in video.encode(frame):
+                out.mux(packet)
+        for packet in video.encode():
+            out.mux(packet)
+        x = make_test_audio(RATE, 2, 2.0).samples
+        for j in range(0, x.shape[1], 1024):
+            frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(x[:, j:j + 1024]), format="fltp", layout="stereo")
+            frame.sample_rate, frame.pts = RATE, j
+            for packet in sound.encode(frame):
+                out.mux(packet)
+        for packet in sound.encode():
+            out.mux(packet)
+    with av.open(str(source)) as c:
+        assert [s.type for s in c.streams] == ["video", "audio", "data"]  # the timecode track
+    marked = tmp_path / f"marked{out_suffix}"
+    io.replace_audio_track(source, io.read_audio(source), marked)
+    with av.open(str(marked)) as c:
+        assert c.streams.video[0].metadata.get("timecode", c.streams.video[0].metadata.get("TIMECODE")) == "01:00:00:00"
+        timecode_tracks = [s for s in c.streams if s.type == "data" and s.metadata.get("timecode") == "01:00:00:00"]
+        assert len(timecode_tracks) == (0 if out_suffix == ".mkv" else 1)  # Matroska holds it as a tag
+    assert _video_packets(marked) == _video_packets(source)

@@ -319,7 +319,8 @@ def _stream_plan(src: av.container.InputContainer, muxer: str, video_in: Path, v
                           f"{', '.join(foreign)}; write .mkv, .mp4 or .mov instead", path=video_out)
     _check_video_fits(videos, muxer, ext, video_in, video_out)
     converted = _subtitle_conversions(videos, subtitles, muxer, ext, video_in, video_out)
-    extras = [s for s in src.streams if _is_extra(s) and _takes(muxer, [*videos, s])]
+    extras = [s for s in src.streams if _is_extra(s) and not (_is_timecode(s) and muxer in _TIMECODE_MUXERS)
+              and _takes(muxer, [*videos, s])]
     copied = {s.index for s in [*videos, *subtitles, *extras]} - set(converted)
     return _StreamPlan(frozenset(copied), converted)
 
@@ -331,6 +332,22 @@ def _is_extra(stream: av.stream.Stream) -> bool:
     if stream.type in ("data", "attachment"):
         return True
     return stream.type == "video" and not _is_moving_picture(stream)
+
+
+_TIMECODE_MUXERS = frozenset({"mov", "mp4"})
+"""Muxers that write a QuickTime timecode track (``tmcd``) of their own from the video stream's
+``timecode`` tag, and cannot take one copied (FFmpeg: "avg_frame_rate not set for tmcd track")."""
+
+
+def _is_timecode(stream: av.stream.Stream) -> bool:
+    """A QuickTime timecode track: a data stream FFmpeg reads with its start as a ``timecode`` tag
+    (in nearly every camera's and editor's MOV)."""
+    return stream.type == "data" and "timecode" in (stream.metadata or {})
+
+
+def _timecode(src: av.container.InputContainer) -> str | None:
+    """The start timecode of ``src``'s timecode track (``HH:MM:SS:FF``), or None without one."""
+    return next((s.metadata["timecode"] for s in src.streams if _is_timecode(s)), None)
 
 
 def _start_frame(src: av.container.InputContainer, track: _NewTrack) -> int:
@@ -507,10 +524,14 @@ def _remux(src: av.container.InputContainer, plan: _StreamPlan, dst: av.containe
     # New audio takes the place of the first audio stream it replaces, or follows the picture.
     new_at = src.streams.audio[0].index if src.streams.audio else max(
         (s.index for s in src.streams.video if s.index in copied), default=-1)
+    timecode = _timecode(src)
     for s in src.streams:
         if s.index in copied:
             out_streams[s.index] = dst.add_stream_from_template(s)
             _adopt(s, out_streams[s.index])
+            if timecode and _is_moving_picture(s) and "timecode" not in out_streams[s.index].metadata:
+                # where the muxer writes the timecode track itself (MOV, MP4), from this tag
+                out_streams[s.index].metadata["timecode"] = timecode
         elif s.index in plan.converted:
             subtitle_coders[s.index] = _SubtitleConverter(s, dst, plan.converted[s.index])
         elif s.type == "audio" and audio_order[s.index] in by_source:
