@@ -19,6 +19,7 @@ from provenance.core.c2pa_types import StoreRecord
 from provenance.core.config import load_settings
 from provenance.core.errors import StoreError
 from provenance.store import MIGRATIONS, ManifestStore, Migration, PayloadCollision, current_version, migrate
+from provenance.store.repository import normalise_url
 
 PG_URL = os.environ.get("FOLEYSEAL_TEST_DATABASE_URL")
 ALG = "org.foleyseal.audio-wm.1"
@@ -36,7 +37,6 @@ def _fresh_url(backend: str, tmp_path) -> Iterator[str]:
         return
     if not PG_URL:
         pytest.skip("FOLEYSEAL_TEST_DATABASE_URL not set")
-    from provenance.store.repository import normalise_url
 
     base = normalise_url(PG_URL)
     schema = f"t_{uuid.uuid4().hex[:12]}"
@@ -69,6 +69,36 @@ def make_record(record_id: str, payload: str, *, sha: str = "ab" * 32, title: st
         created_at=dt.datetime(2025, 1, 2, 3, 4, 5, tzinfo=dt.timezone.utc),
         title=title,
     )
+
+
+@backends
+def test_another_tools_table_of_the_same_name_is_refused_not_adopted(store_url):
+    """create_all skips a table that exists: another tool's foleyseal_manifests was stamped as
+    schema version 1 and every lookup on it then failed ("column ... status does not exist")."""
+    engine = sa.create_engine(normalise_url(store_url))
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE foleyseal_manifests (id INTEGER PRIMARY KEY, name TEXT)")
+        conn.exec_driver_sql("INSERT INTO foleyseal_manifests VALUES (1, 'theirs')")
+    with pytest.raises(StoreError, match="already holds a table foleyseal_manifests that FoleySeal did not make "
+                                         r"\(it lacks the columns algorithm, asset_sha256,"):
+        ManifestStore(store_url)
+    with engine.connect() as conn:  # nothing written into the other tool's database
+        assert not sa.inspect(conn).has_table("foleyseal_schema")
+        assert conn.exec_driver_sql("SELECT name FROM foleyseal_manifests").scalars().all() == ["theirs"]
+    engine.dispose()
+
+
+@backends
+def test_a_store_whose_table_was_dropped_is_refused_at_open(store_url):
+    """The schema table said version 1 with the manifests table gone (dropped by hand, a partial
+    restore): the store opened, and a service on it called itself healthy while every lookup failed."""
+    ManifestStore(store_url).close()
+    engine = sa.create_engine(normalise_url(store_url))
+    with engine.begin() as conn:
+        conn.exec_driver_sql("DROP TABLE foleyseal_manifests")
+    with pytest.raises(StoreError, match="schema is at version 1, but its table foleyseal_manifests is missing"):
+        ManifestStore(store_url)
+    engine.dispose()
 
 
 @backends

@@ -31,10 +31,33 @@ class Migration:
     apply: Callable[[sa.Connection], None]
 
 
+MANIFESTS_TABLE = "foleyseal_manifests"
+_V1_COLUMNS = frozenset({"id", "algorithm", "payload", "status", "manifest", "asset_sha256", "mime_type",
+                         "duration_s", "created_at", "title"})
+"""The manifests table's columns as migration 1 makes them (every later version keeps them)."""
+
+
+def _missing_columns(conn: sa.Connection) -> set[str] | None:
+    """The columns of migration 1 that the database's manifests table lacks; None when it has
+    no such table."""
+    inspector = sa.inspect(conn)
+    if not inspector.has_table(MANIFESTS_TABLE):
+        return None
+    return set(_V1_COLUMNS) - {c["name"] for c in inspector.get_columns(MANIFESTS_TABLE)}
+
+
 def _v1_initial(conn: sa.Connection) -> None:
+    # create_all skips a table that exists: another tool's table of this name would be taken for
+    # the store and recorded as migrated, and every later read of it would fail
+    missing = _missing_columns(conn)
+    if missing:
+        raise StoreError(
+            f"the database already holds a table {MANIFESTS_TABLE} that FoleySeal did not make (it lacks the "
+            f"columns {', '.join(sorted(missing))}); give the manifest store a database or schema of its own"
+        )
     md = sa.MetaData()
     sa.Table(
-        "foleyseal_manifests",
+        MANIFESTS_TABLE,
         md,
         sa.Column("id", sa.String(64), primary_key=True),
         sa.Column("algorithm", sa.String(128), nullable=False),
@@ -96,6 +119,7 @@ def migrate(engine: sa.Engine, migrations: Sequence[Migration] = MIGRATIONS) -> 
             f"({latest}); upgrade FoleySeal"
         )
     if version == latest:
+        _check_tables(engine, version)
         return version
     with engine.connect().execution_options(foleyseal_write=True) as conn:
         with conn.begin():
@@ -116,4 +140,23 @@ def migrate(engine: sa.Engine, migrations: Sequence[Migration] = MIGRATIONS) -> 
                     )
                 )
                 version = step.version
+    _check_tables(engine, version)
     return version
+
+
+def _check_tables(engine: sa.Engine, version: int) -> None:
+    """:class:`StoreError` when the tables that schema ``version`` records are not there as it
+    made them: a table dropped by hand, a partial restore. A store that opened could then not
+    answer a single lookup, and a service on it would call itself healthy."""
+    if version < 1:
+        return
+    with engine.connect() as conn:
+        missing = _missing_columns(conn)
+        conn.rollback()
+    if missing is None:
+        raise StoreError(f"the manifest store's schema is at version {version}, but its table {MANIFESTS_TABLE} is "
+                         "missing (dropped, or a partial restore); restore it from a backup")
+    if missing:
+        raise StoreError(f"the manifest store's table {MANIFESTS_TABLE} lacks the columns "
+                         f"{', '.join(sorted(missing))} that schema version {version} has (altered by hand, or "
+                         "another tool's table); restore it from a backup")
