@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 import threading
 import uuid
 from collections.abc import Iterator
@@ -69,6 +70,19 @@ def make_record(record_id: str, payload: str, *, sha: str = "ab" * 32, title: st
         created_at=dt.datetime(2025, 1, 2, 3, 4, 5, tzinfo=dt.timezone.utc),
         title=title,
     )
+
+
+def test_a_database_password_is_never_shown(monkeypatch):
+    """A password given as libpq's ?password= was printed in clear in every message and by `keys
+    show`; one holding an unencoded '@' was half shown, with a DNS error for advice."""
+    with pytest.raises(StoreError) as err:
+        ManifestStore("postgresql://foleyseal@127.0.0.1:1/db?password=S3cr3tPW&sslmode=disable")
+    assert "S3cr3tPW" not in str(err.value) and "password=***" in str(err.value), err.value
+    for url, said in [("postgresql://foleyseal:S3cr@tPW@127.0.0.1:5432/db", "percent-encoded (%40)"),
+                      ("postgresql://foleyseal:S3cr3tPW@127.0.0.1:notaport/db", "port is not a number")]:
+        with pytest.raises(StoreError, match=re.escape(said)) as err:
+            ManifestStore(url)
+        assert "S3cr" not in str(err.value) and "tPW" not in str(err.value), err.value
 
 
 @backends

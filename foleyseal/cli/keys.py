@@ -192,7 +192,7 @@ def show_cmd(
     from provenance.core.permissions import check_owner_only
     from provenance.keys.pki import describe_installed
     from provenance.keys.signers import load_identity
-    from provenance.store.repository import normalise_url
+    from provenance.store.repository import display_url, normalise_url
     from provenance.watermark.keys import load_key
 
     settings = _settings(home)
@@ -214,7 +214,7 @@ def show_cmd(
         cannot_sign = None
     except FoleySealError as exc:
         cannot_sign = str(exc)
-    store = normalise_url(settings.store_url).render_as_string(hide_password=True)
+    store = display_url(normalise_url(settings.store_url))
     summary = {
         "home": str(settings.home),
         "signer": "callback " + settings.signer_callback if settings.signer_callback else "key file",

@@ -58,11 +58,30 @@ def normalise_url(url: str) -> sa.URL:
     """Parse an SQLAlchemy URL; ``postgresql://`` selects the psycopg 3 driver."""
     try:
         u = make_url(url)
+    except ValueError as exc:  # int() of the port: keep the URL out of it (password)
+        raise StoreError("not a valid database URL: its port is not a number (a password holding ':', '/' or '@' "
+                         "must be percent-encoded, '@' as %40)") from exc
     except Exception as exc:  # sqlalchemy raises ArgumentError; keep the URL out of it (password)
         raise StoreError(f"not a valid database URL: {exc}") from exc
+    if u.host and "@" in u.host:
+        # user:p@ss@host splits at the first '@': part of the password would be taken for the host
+        raise StoreError("not a valid database URL: its host name holds '@'; a password holding '@' must be "
+                         "percent-encoded (%40)")
     if u.drivername in ("postgresql", "postgres"):
         u = u.set(drivername="postgresql+psycopg")
     return u
+
+
+_SECRET_PARAMETERS = frozenset({"password", "passwd", "sslpassword"})
+"""Query parameters of a database URL that hold a secret (libpq takes ``?password=``)."""
+
+
+def display_url(url: sa.URL) -> str:
+    """``url`` as messages and reports show it: the password, in the user part or in the query,
+    as ``***``."""
+    hidden = "HIDDEN-SECRET"  # rendering percent-encodes '*'
+    query = {k: (hidden if k.lower() in _SECRET_PARAMETERS else v) for k, v in url.query.items()}
+    return url.set(query=query).render_as_string(hide_password=True).replace(hidden, "***")
 
 
 def _set_wal(cur: Any) -> None:
@@ -146,7 +165,7 @@ class ManifestStore:
         for reading only, as a verifier may on a read-only medium; nothing is created, switched
         or migrated, and a write raises :class:`StoreError`."""
         self.url = normalise_url(url)
-        self._safe_url = self.url.render_as_string(hide_password=True)
+        self._safe_url = display_url(self.url)
         kwargs: dict[str, Any] = {}
         connect_url = self.url
         self._read_only = read_only
