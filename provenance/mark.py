@@ -52,6 +52,7 @@ from provenance.core.atomic import (
     check_writable,
     output_error,
     owner_tag,
+    replace_keeping_mode,
     reported_as,
     same_file,
     sweep_stale,
@@ -318,7 +319,7 @@ class _Reservation:
             if not embedded:
                 self.sidecar = sidecar_path(self.output_path)
                 atomic_write_bytes(self.sidecar, manifest)
-            os.replace(signed, self.output_path)
+            replace_keeping_mode(signed, self.output_path)
             self.published = True
         return record, embedded
 

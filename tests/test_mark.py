@@ -247,6 +247,24 @@ def test_mark_edits_inputs_c2pa_cannot_embed_into(settings, source, tmp_path):
     ]
 
 
+def test_an_output_written_again_keeps_its_mode(settings, source, tmp_path):
+    """mark published with a rename of its own, skipping the mode step of every other writer: a
+    private (0600) output marked again came back readable by everyone (0644)."""
+    import stat
+
+    private = tmp_path / "private.flac"
+    private.write_bytes(b"an old take")
+    private.chmod(0o600)
+    mark(source, private, settings=settings)
+    assert stat.S_IMODE(private.stat().st_mode) == 0o600
+    old_mask = os.umask(0o027)
+    try:
+        fresh = mark(source, tmp_path / "new.flac", settings=settings).output
+    finally:
+        os.umask(old_mask)
+    assert stat.S_IMODE(fresh.stat().st_mode) == 0o640  # a new file's: 0666 less the umask
+
+
 def test_an_input_whose_name_lies_about_its_format(settings, source, tmp_path, capsys, monkeypatch):
     """A FLAC named .wav: mark did all the watermark work, then c2pa, told it was a WAV, failed
     with "Error adding ingredient: Unknown error". sign, which keeps the bytes, refuses it

@@ -290,6 +290,14 @@ def atomic_path(target: str | Path, *, mode: int | None = None) -> Iterator[Path
         raise
 
 
+def replace_keeping_mode(working: Path, target: Path) -> None:
+    """Rename the finished ``working`` file onto ``target`` (same file system) with the mode
+    :func:`atomic_path` gives: the replaced file's, else a new file's usual mode. A private
+    (0600) output written again came back readable by everyone."""
+    os.chmod(working, _final_mode(target, None))
+    os.replace(working, target)
+
+
 def atomic_write_bytes(target: str | Path, data: bytes, *, mode: int | None = None) -> None:
     """Write ``data`` to ``target`` atomically (optionally with a file mode, e.g. 0o600)."""
     with atomic_path(target, mode=mode) as tmp:
