@@ -256,6 +256,14 @@ def test_detect_on_a_damaged_file_points_to_the_verifier_that_reads_past_damage(
     assert code == 3 and "foleyseal verify" not in err, err
 
 
+def test_embed_writes_an_output_whose_name_leaves_no_room_for_a_sidecar(clip, key, tmp_path, capsys):
+    """Looking for a stale .c2pa beside a 255-byte output raised "File name too long" after the
+    output was written: exit 3 for a file that was marked."""
+    out = tmp_path / ("d" * 251 + ".wav")
+    code, _, err = run(["watermark", "embed", str(clip), str(out), "--key", str(key), "--payload", PAYLOAD], capsys)
+    assert code == 0 and out.is_file(), err
+
+
 def test_messages_name_the_real_fault(tmp_path, capsys):
     """A key file with the right header and no key was "bad header"; 4.3199 s of audio was
     "4.32 s long; too short ... at least 4.32 s needed" (the least is 1 s now: 0.9999 s is

@@ -265,6 +265,22 @@ def test_an_output_written_again_keeps_its_mode(settings, source, tmp_path):
     assert stat.S_IMODE(fresh.stat().st_mode) == 0o640  # a new file's: 0666 less the umask
 
 
+def test_output_names_up_to_the_file_systems_limit_are_written(settings, source, tmp_path):
+    """A working file is named after its output, plus about 35 bytes: legal names of 221-255 bytes
+    were refused as "cannot write in .: File name too long"."""
+    from provenance.watermark import load_key
+    from provenance.watermark.files import embed_file
+
+    for n, stem in [(255, "d"), (251, "音")]:  # 251 bytes: 82 three-byte characters and .flac
+        name = stem * ((n - 5) // len(stem.encode())) + ".flac"
+        assert len(name.encode()) == n
+        out = mark(source, tmp_path / name, settings=settings).output
+        assert out.name == name and out.stat().st_size > 0
+        embed_file(source, tmp_path / name, load_key(settings.watermark_key_path), "0123456789abcdef")
+        assert sorted(p.name for p in tmp_path.iterdir()) == [name], "no working file left"
+        (tmp_path / name).unlink()
+
+
 def test_an_input_whose_name_lies_about_its_format(settings, source, tmp_path, capsys, monkeypatch):
     """A FLAC named .wav: mark did all the watermark work, then c2pa, told it was a WAV, failed
     with "Error adding ingredient: Unknown error". sign, which keeps the bytes, refuses it

@@ -34,7 +34,11 @@ def find_sidecar(asset: str | Path) -> Path | None:
     """The first existing sidecar of ``asset``, or None. The asset itself is never its own
     sidecar (a WAV named ``clip.c2pa`` is ``clip.c2pa``'s ``song.c2pa`` form)."""
     for p in sidecar_candidates(asset):
-        if p.is_file() and not same_file(p, asset):
+        try:
+            found = p.is_file()
+        except OSError:  # "File name too long": the asset's name leaves no room for ".c2pa"
+            continue
+        if found and not same_file(p, asset):
             return p
     return None
 

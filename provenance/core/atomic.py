@@ -217,11 +217,37 @@ def check_output_folder(folder: str | Path, files: tuple[str, ...] = ()) -> None
         _try_file_beside(folder / "output")
 
 
+_NAME_MAX_BYTES = 255
+"""Longest file name of the usual file systems (ext4, XFS, btrfs, tmpfs, APFS), bytes."""
+_MKSTEMP_CHARS = 8
+"""Random characters ``tempfile.mkstemp`` puts in a name."""
+
+
+def working_stem(target: Path) -> str:
+    """What the working files beside ``target`` are named after: its name, or, for a name too long
+    to leave room for a working name (``.NAME.p<pid>h<host>.XXXXXXXX.tmp.EXT``) and for one nested
+    in it under the file system's 255 bytes, its start and a hash of the whole name. A legal
+    240-byte output name was refused as "File name too long"."""
+    name = target.name
+    extra = 1 + len(owner_tag()) + _MKSTEMP_CHARS + len(".tmp") + len(os.fsencode(target.suffix))
+    budget = _NAME_MAX_BYTES - 2 * extra
+    if len(os.fsencode(name)) <= budget:
+        return name
+    digest = hashlib.sha256(os.fsencode(name)).hexdigest()[:8]
+    kept, size = [], 0
+    for char in name:  # whole characters: a cut UTF-8 sequence would not decode
+        size += len(os.fsencode(char))
+        if size > budget - len(digest) - 1:
+            break
+        kept.append(char)
+    return "".join(kept) + "~" + digest
+
+
 def _try_file_beside(target: Path) -> None:
     """Make and remove a temporary file in ``target``'s folder; a failure is the
     :class:`OutputError` writing ``target`` would meet."""
     try:
-        fd, name = tempfile.mkstemp(prefix=f".{target.name}{owner_tag()}", suffix=".tmp", dir=target.parent)
+        fd, name = tempfile.mkstemp(prefix=f".{working_stem(target)}{owner_tag()}", suffix=".tmp", dir=target.parent)
     except OSError as exc:
         raise output_error(exc, target) from exc
     os.close(fd)
@@ -263,13 +289,14 @@ def atomic_path(target: str | Path, *, mode: int | None = None) -> Iterator[Path
     directory = target.parent
     suffix = "".join(target.suffixes[-1:])
     _check_replaceable(target)
-    sweep_stale(directory, f".{target.name}.")
+    stem = working_stem(target)
+    sweep_stale(directory, f".{stem}.")
     # a writer that publishes through a temporary path of its own, inside another atomic_path
     # (embed_file's output, then the audio writer's), leaves "..NAME..." after a SIGKILL, whose
     # own target (the outer temporary name) is never written again
-    sweep_stale(directory, f"..{target.name}.")
+    sweep_stale(directory, f"..{stem}.")
     try:
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}{owner_tag()}", suffix=f".tmp{suffix}", dir=directory)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{stem}{owner_tag()}", suffix=f".tmp{suffix}", dir=directory)
     except OSError as exc:
         raise output_error(exc, target) from exc
     tmp = Path(tmp_name)
