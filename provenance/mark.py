@@ -262,10 +262,12 @@ class _Reservation:
     output_path: Path
     sidecar: Path | None = None
     published: bool = False
-    found_output: tuple[int, ...] | None = None
+    found: OutputSnapshot | None = None
+    """What lay at ``output_path`` when the run began; taken on entering when not given."""
 
     def __enter__(self) -> _Reservation:
-        self.found_output = _file_identity(self.output_path)
+        if self.found is None:
+            self.found = OutputSnapshot.of(self.output_path)
         return self
 
     def __exit__(
@@ -312,9 +314,9 @@ class _Reservation:
         with _directory_locked(self.output_path.parent):
             # Two runs writing one output both said "marked", and both records were published,
             # for one file: the first to publish keeps it, the other fails and takes its record back.
-            if _file_identity(self.output_path) != self.found_output:
-                raise OutputError("was written by another process while this mark ran: not replaced (run "
-                                  "mark again to replace it)", path=self.output_path)
+            if _file_identity(self.output_path) != self.found.identity:
+                raise OutputError("was written by another process while this run went on: not replaced (run "
+                                  "again to replace it)", path=self.output_path)
             self.store.publish(record)
             if not embedded:
                 self.sidecar = sidecar_path(self.output_path)
@@ -331,6 +333,19 @@ def _file_identity(path: Path) -> tuple[int, ...] | None:
     except FileNotFoundError:
         return None
     return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+@dataclass(frozen=True)
+class OutputSnapshot:
+    """What lay at an output path when a run began (device, inode, size and modification time;
+    None: no file): :func:`mark` replaces only that, so of two runs writing one output the
+    second to finish fails instead of silently replacing the first's published file."""
+
+    identity: tuple[int, ...] | None
+
+    @classmethod
+    def of(cls, path: str | Path) -> OutputSnapshot:
+        return cls(_file_identity(Path(path)))
 
 
 @contextlib.contextmanager
@@ -365,6 +380,7 @@ def mark(
     audio: Audio | None = None,
     confirm: bool = True,
     progress: Callable[[str, float], None] | None = None,
+    found: OutputSnapshot | None = None,
 ) -> MarkResult:
     """Watermark, sign and record ``input_path`` into ``output_path`` (format from its extension).
 
@@ -387,6 +403,9 @@ def mark(
     short sounds), or an output codec that takes it, is never published as marked. Such a file
     can still get C2PA credentials, without a watermark, from :func:`provenance.sign.sign`.
     ``progress(stage, share)`` follows the marking and the read-back (:func:`embed_file`).
+    ``found``: what lay at ``output_path`` when the caller's run began (``generate``, before it
+    made the soundtrack); by default, what lies there when this call begins. An output another
+    process wrote since is not replaced (:class:`OutputError`).
     An input that already carries this operator's watermark gets the new payload in place of the
     old one (a file carries one at a time); the old payload and its record are named in
     :class:`MarkResult` and in the manifest's generation record (``watermark.replaces``), so the
@@ -414,7 +433,7 @@ def mark(
     title = valid_unicode(title or output_path.name)
 
     label = new_manifest_label()
-    with _Reservation(open_store(settings), label, output_path) as reservation, \
+    with _Reservation(open_store(settings), label, output_path, found=found) as reservation, \
             _published_files_named(reservation), contextlib.ExitStack() as publishing:
         prior = _prior_mark(input_path, wm_key, reservation.store) if audio is None else None
         # A killed run's reservation would stay for good, counted among the issued payloads

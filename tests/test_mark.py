@@ -783,7 +783,7 @@ def test_an_output_another_run_wrote_meanwhile_is_not_replaced(tmp_path, source,
         return done
 
     monkeypatch.setattr(mark_module, "sign_to", another_run_publishes)
-    with pytest.raises(OutputError, match="was written by another process while this mark ran"):
+    with pytest.raises(OutputError, match="was written by another process while this run went on"):
         mark(source, out, settings=s)
     assert out.read_bytes() == b"the other run's file"
     assert store_rows(s) == (1, 0)

@@ -626,3 +626,23 @@ def test_a_clip_whose_timestamps_start_an_hour_in_gets_a_soundtrack_as_long_as_t
     code, out, err = _run(["generate", str(path), "-o", str(tmp_path / "late.wav"), "--home", str(home)], capsys)
     assert code == 0, err
     assert read_audio(tmp_path / "late.wav").duration_s == pytest.approx(6.0, abs=0.01)
+
+
+def test_an_output_another_run_published_meanwhile_is_not_replaced(home, video, tmp_path):
+    """Two `generate` runs into one output both said "wrote": mark took its snapshot of the output
+    after the soundtrack was made, so the second replaced the first's published file, whose store
+    record then named a file no longer there. The snapshot is taken when the run begins now."""
+    from provenance.core.errors import OutputError
+
+    out = tmp_path / "x.flac"
+
+    def other_run_publishes(stage: str, share: float) -> None:
+        if stage == "mark" and not out.exists():
+            out.write_bytes(b"the other run's published soundtrack")
+
+    records = _store_count(home)
+    with pytest.raises(OutputError, match="was written by another process while this run went on"):
+        generate(video, out, GenerateOptions(duration_s=5.0), settings=load_settings(home),
+                 progress=other_run_publishes)
+    assert out.read_bytes() == b"the other run's published soundtrack"
+    assert _leftovers(tmp_path) == ["x.flac"] and _store_count(home) == records

@@ -14,6 +14,7 @@ import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -29,6 +30,9 @@ from v2a_core.generators.base import scored_length_s
 from v2a_core.generators.external import DEFAULT_TIMEOUT_S
 from v2a_core.types import LAYERS, Soundtrack
 from v2a_core.video import probe
+
+if TYPE_CHECKING:
+    from provenance.mark import OutputSnapshot
 
 VIDEO_SUFFIXES = (".mp4", ".mov", ".m4v", ".mkv", ".webm")
 AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".m4a", ".ogg", ".opus")
@@ -217,6 +221,10 @@ class _Outputs:
     cue_sheets: tuple[Path, ...]
     """The cue sheet of each candidate (empty without ``cue_sheet_path``)."""
     stems_dir: Path | None
+    found: dict[Path, OutputSnapshot] = field(default_factory=dict)
+    """What lay at each soundtrack's and stem's path when the run began
+    (:class:`provenance.mark.OutputSnapshot`): mark replaces only that, so of two runs writing
+    one output the later fails instead of replacing the other's published file unseen."""
 
     def stem(self, target: Path, layer: str) -> Path:
         """Where the ``layer`` stem of the soundtrack ``target`` goes."""
@@ -297,6 +305,9 @@ def _plan_outputs(video: Path, output: Path, options: GenerateOptions) -> _Outpu
         seen[key] = f
         if outputs.stems_dir is not None:
             _check_not_stems_dir(f, outputs.stems_dir)
+    from provenance.mark import OutputSnapshot
+
+    outputs.found.update((f.path, OutputSnapshot.of(f.path)) for f in outputs.files())
     return outputs
 
 
@@ -418,7 +429,8 @@ def _checked_settings(settings: Settings | None) -> Settings:
     return checked
 
 
-def _deliver(video: Path, path: Path, audio: Audio, record: dict, options: GenerateOptions, settings) -> MarkResult:
+def _deliver(video: Path, path: Path, audio: Audio, record: dict, options: GenerateOptions, settings,
+             found: OutputSnapshot | None = None) -> MarkResult:
     """Watermark, sign and store ``audio`` made for ``video`` as ``path``.
 
     The audio goes to mark() in memory: it is watermarked there, read back, written once, into a
@@ -430,7 +442,7 @@ def _deliver(video: Path, path: Path, audio: Audio, record: dict, options: Gener
 
     return mark(video, path, settings=settings, generation_record=record, source_video=video,
                 include_prompts=options.include_prompts, generated=True, title=path.name,
-                audio=Audio(audio.samples, audio.sample_rate, subtype="PCM_24"), confirm=True)
+                audio=Audio(audio.samples, audio.sample_rate, subtype="PCM_24"), confirm=True, found=found)
 
 
 def _too_short(audio: Audio) -> bool:
@@ -486,7 +498,7 @@ def _advice(generator: str, loudness_lufs: float) -> str:
 
 
 def _deliver_mix(video: Path, target: Path, track: Soundtrack, record: dict, options: GenerateOptions,
-                 settings: Settings, generator: str) -> MarkResult:
+                 settings: Settings, generator: str, found: OutputSnapshot | None = None) -> MarkResult:
     """:func:`_deliver` the mix, or :class:`InputError` saying why it cannot carry the mark and
     what to change (checked before marking when it is silent, by reading the mark back otherwise)."""
     from provenance.core.errors import MarkLostInEncodingError, UnreadableMarkError
@@ -501,7 +513,7 @@ def _deliver_mix(video: Path, target: Path, track: Soundtrack, record: dict, opt
     if sound_seconds(track.mix) == 0:
         raise refuse()
     try:
-        return _deliver(video, target, track.mix, record, options, settings)
+        return _deliver(video, target, track.mix, record, options, settings, found)
     except MarkLostInEncodingError as exc:  # the sound carried it; the output's codec did not
         raise InputError(f"{exc.message}; nothing was written", path=target) from exc
     except UnreadableMarkError as exc:
@@ -509,7 +521,7 @@ def _deliver_mix(video: Path, target: Path, track: Soundtrack, record: dict, opt
 
 
 def _deliver_stem(video: Path, path: Path, audio: Audio, layer: str, record: dict, options: GenerateOptions,
-                  settings: Settings) -> MarkResult | str:
+                  settings: Settings, found: OutputSnapshot | None = None) -> MarkResult | str:
     """:func:`_deliver` one stem, or a note saying why it was not written: a stem too silent to
     carry the mark (a few blips) is left out rather than published unmarked or failing the run."""
     from provenance.core.errors import MarkLostInEncodingError, UnreadableMarkError
@@ -520,7 +532,7 @@ def _deliver_stem(video: Path, path: Path, audio: Audio, layer: str, record: dic
     if sound_seconds(audio) == 0:
         return note()
     try:
-        return _deliver(video, path, audio, record, options, settings)
+        return _deliver(video, path, audio, record, options, settings, found)
     except MarkLostInEncodingError as exc:
         return f"{path.name} not written: {exc.message}"
     except UnreadableMarkError:
@@ -661,12 +673,12 @@ def _each_candidate(video: Path, planned: _Outputs, options: GenerateOptions, ge
         target = planned.targets[k - 1]
         stage("mark", 0.0)
         record = _record(track, options, gen.name, getattr(gen, "version", "?"), video, seed, k, None)
-        result = _deliver_mix(video, target, track, record, options, settings, gen.name)
+        result = _deliver_mix(video, target, track, record, options, settings, gen.name, planned.found.get(target))
         done.outputs.append(MarkedFile(target, "soundtrack", seed, result.payload, result.record.id))
         for layer, audio in track.stems.items():
             stem_path = planned.stem(target, layer)
             stem_record = _record(track, options, gen.name, getattr(gen, "version", "?"), video, seed, k, layer)
-            r = _deliver_stem(video, stem_path, audio, layer, stem_record, options, settings)
+            r = _deliver_stem(video, stem_path, audio, layer, stem_record, options, settings, planned.found.get(stem_path))
             if isinstance(r, str):
                 done.notes.append(r)
             else:
