@@ -266,6 +266,37 @@ def test_sigterm_to_generate_stops_the_external_command_and_removes_its_folder(t
     assert not (tmp_path / "x.wav").exists()
 
 
+def test_a_killed_generate_does_not_leave_the_external_command_running(tmp_path):
+    """SIGKILL (or the OOM killer) gives generate no chance to clean up: the model, and what it
+    started, ran on orphaned (for up to --generator-timeout, an hour by default), and its working
+    folder stayed. A watchdog process stops them and removes the folder."""
+    import time
+
+    from test_cli_interrupts import foleyseal, wait_for
+
+    from provenance.core.config import load_settings
+    from provenance.keys.pki import install_dev_chain
+    from provenance.watermark import new_key, save_key
+
+    home = tmp_path / "home"
+    settings = load_settings(home)
+    install_dev_chain(settings)
+    save_key(new_key(), settings.watermark_key_path)
+    template, marker = _hanging_template(tmp_path)
+    video = still_video(tmp_path / "five.mp4", duration_s=5.0)
+    proc = foleyseal("generate", str(video), "-o", str(tmp_path / "x.wav"), "--generator-command", template,
+                     "--home", str(home), "--json")
+    wait_for(marker.exists, proc)
+    pid, child, out_dir = marker.read_text().split()
+    proc.kill()
+    proc.communicate(timeout=60)
+    assert _gone(int(pid), timeout_s=20) and _gone(int(child), timeout_s=20)
+    deadline = time.monotonic() + 10
+    while Path(out_dir).parent.exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not Path(out_dir).parent.exists()
+
+
 def test_generator_timeout_is_an_option(video):
     from v2a_core.pipeline import GenerateOptions, _generator
 

@@ -25,6 +25,7 @@ import re
 import shlex
 import signal
 import subprocess
+import sys
 import tempfile
 import threading
 from collections.abc import Iterator
@@ -109,7 +110,7 @@ class ExternalCommandGenerator:
             argv = self.arguments(values)
             if progress:
                 progress("generate", 0.0)
-            self._run(argv)
+            self._run(argv, Path(tmp))
             produced, others = _pick_output(out_dir)
             if produced is None:
                 raise GenerationError(
@@ -135,10 +136,12 @@ class ExternalCommandGenerator:
         return track
 
 
-    def _run(self, argv: list[str]) -> None:
-        """Run ``argv`` to its end; :class:`GenerationError` if it cannot start, fails or times out."""
+    def _run(self, argv: list[str], folder: Path) -> None:
+        """Run ``argv`` to its end; :class:`GenerationError` if it cannot start, fails or times out.
+        ``folder``: the run's working folder, removed by the watchdog if FoleySeal is killed."""
         try:
-            with _process_group(argv, self.cwd, {**os.environ, "FOLEYSEAL_GENERATOR": self.name}) as (proc, out, err):
+            with _process_group(argv, self.cwd, {**os.environ, "FOLEYSEAL_GENERATOR": self.name},
+                                folder) as (proc, out, err):
                 try:
                     code = proc.wait(timeout=self.timeout_s)
                 except subprocess.TimeoutExpired:
@@ -205,22 +208,105 @@ def _last_words(output: str) -> str:
 
 
 @contextlib.contextmanager
-def _process_group(argv: list[str], cwd: Path | None, env: dict[str, str]
+def _process_group(argv: list[str], cwd: Path | None, env: dict[str, str], folder: Path
                    ) -> Iterator[tuple[subprocess.Popen, _Tail, _Tail]]:
     """Start ``argv`` as the leader of a new session (its own process group) with its stdout and
     stderr read into bounded tails; on the way out, however it is left (an error, a timeout, a
     stop signal raised as an interrupt), the whole group is stopped, so neither the command nor
-    anything it started keeps running once FoleySeal is done."""
-    proc = subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, start_new_session=True)
-    out, err = _Tail(proc.stdout), _Tail(proc.stderr)  # type: ignore[arg-type]
+    anything it started keeps running once FoleySeal is done. Should FoleySeal itself be killed
+    (SIGKILL, the OOM killer), a watchdog stops the group and removes ``folder``."""
+    with _Watchdog(folder) as dog:
+        proc = subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, start_new_session=True)
+        dog.watch(proc.pid)
+        out, err = _Tail(proc.stdout), _Tail(proc.stderr)  # type: ignore[arg-type]
+        try:
+            yield proc, out, err
+        finally:
+            with stop_signals_deferred():  # a second Ctrl-C must not cut the cleanup short
+                _stop_group(proc)
+                out.finish()
+                err.finish()
+
+
+_WATCHDOG = r"""
+import os, shutil, signal, sys, time
+for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+    signal.signal(s, signal.SIG_IGN)
+folder, grace = sys.argv[1], float(sys.argv[2])
+said = b""
+while True:
     try:
-        yield proc, out, err
-    finally:
-        with stop_signals_deferred():  # a second Ctrl-C must not cut the cleanup short
-            _stop_group(proc)
-            out.finish()
-            err.finish()
+        chunk = os.read(0, 64)
+    except InterruptedError:
+        continue
+    if not chunk:
+        break
+    said += chunk
+words = said.split()
+if b"done" in words:
+    sys.exit(0)
+group = int(words[words.index(b"group") + 1]) if b"group" in words[:-1] else None
+
+def alive():
+    try:
+        os.killpg(group, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+if group is not None and alive():
+    try:
+        os.killpg(group, signal.SIGTERM)
+    except OSError:
+        pass
+    deadline = time.monotonic() + grace
+    while alive() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    try:
+        os.killpg(group, signal.SIGKILL)
+    except OSError:
+        pass
+shutil.rmtree(folder, ignore_errors=True)
+"""
+"""The watchdog's program. It reads a pipe that only FoleySeal writes to: "group N" once the
+command runs, "done" once FoleySeal has stopped it. The pipe's end without "done" means FoleySeal
+died where it could not clean up; the watchdog then stops the group (SIGTERM, SIGKILL after the
+grace) and removes the run's working folder. In a session of its own, deaf to stop signals, it
+outlives FoleySeal and is out of the group's reach."""
+
+
+class _Watchdog:
+    """A process running :data:`_WATCHDOG` for one command (:func:`_process_group`)."""
+
+    def __init__(self, folder: Path) -> None:
+        read_end, self._pipe = os.pipe()
+        try:
+            self._process = subprocess.Popen(
+                [sys.executable, "-c", _WATCHDOG, str(folder), str(_STOP_GRACE_S)], stdin=read_end,
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        except BaseException:
+            os.close(self._pipe)
+            raise
+        finally:
+            os.close(read_end)
+
+    def __enter__(self) -> _Watchdog:
+        return self
+
+    def watch(self, group: int) -> None:
+        """Say which process group to stop should FoleySeal die."""
+        os.write(self._pipe, f"group {group} ".encode())
+
+    def __exit__(self, *exc: object) -> None:
+        # reached only once the group is stopped (or never started): the watchdog may go
+        with contextlib.suppress(OSError):
+            os.write(self._pipe, b"done")
+        os.close(self._pipe)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self._process.wait(timeout=_STOP_GRACE_S)
 
 
 def _stop_group(proc: subprocess.Popen) -> None:
