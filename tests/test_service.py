@@ -1009,3 +1009,19 @@ def test_openapi_describes_the_report_and_health_answers(client: TestClient, ver
     verdicts = set(schemas["Verdict"]["enum"]) if "Verdict" in schemas else set(schemas["ReportBody"]["properties"]["verdict"]["enum"])
     assert report["verdict"] in verdicts and "no_evidence" in verdicts
     assert "503" in doc["paths"]["/v1/verify"]["post"]["responses"]
+
+
+def test_a_new_api_key_says_where_it_is_kept(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    """The key goes to the home's api-keys.json, not to the (perhaps shared PostgreSQL) store: a
+    second instance on the same store refused it, and nothing had said where it went."""
+    from foleyseal.cli import main
+
+    monkeypatch.setenv("FOLEYSEAL_HOME", str(tmp_path / "home"))
+    with pytest.raises(SystemExit) as done:
+        main(["serve", "--create-api-key", "probe"])
+    out, err = capsys.readouterr()
+    assert (done.value.code or 0) == 0 and len(out.strip()) >= 32
+    keys_file = tmp_path / "home" / "api-keys.json"
+    assert f"created in {keys_file}" in err and keys_file.is_file()
+    assert out.strip() not in keys_file.read_text()  # only its hash is kept

@@ -49,7 +49,7 @@ def push_cmd(
     home: Path = typer.Option(None, "--home", help=_HOME_HELP, readable=False),
     json_out: bool = typer.Option(False, "--json", help="Print a JSON summary."),
 ) -> None:
-    """Register this home's store records with a verification service (POST /v1/manifests).
+    """Register the records of this home's store (with a shared PostgreSQL store: all of its records) with a verification service (POST /v1/manifests).
 
     Its verifiers can then recover the credentials of files marked here from their watermark (given this home's watermark key in their keyring and its root among their trust anchors). Records the service already holds are left as they are, so pushing again is safe. Exit 0 when every record is there, 3 when one was refused (a payload the service holds for another manifest) or the service cannot be reached or refuses the key.
     """  # noqa: E501 - one line per paragraph: the help renderer re-wraps it

@@ -335,10 +335,12 @@ def serve_cmd(
     from detectors.service.api_keys import ApiKeyStore
 
     if create_api_key is not None:
-        store = ApiKeyStore(load_settings().home / "api-keys.json")
-        key, entry = store.create(create_api_key)
+        keys_file = load_settings().home / "api-keys.json"
+        key, entry = ApiKeyStore(keys_file).create(create_api_key)
         typer.echo(key)
-        typer.echo(f"API key {entry.id} ({entry.name}) created; it is shown only this once.", err=True)
+        # not in the manifest store: instances that share a PostgreSQL store each have their own
+        typer.echo(f"API key {entry.id} ({entry.name}) created in {keys_file} (the services of this home accept "
+                   "it); it is shown only this once.", err=True)
         return
     config = ServiceConfig(
         database_url=database_url,
