@@ -35,6 +35,8 @@ _TRUNCATION_MIN_S = 0.25
 _GAP_FILL_MIN_S = 0.005
 """Shortest jump in an audio stream's timestamps, seconds, decoded as silence: longer than the
 rounding of millisecond timestamps (Matroska), shorter than any A/V offset one can see or hear."""
+_GAP_FILL_MAX_S = 3600.0
+"""Longest jump filled, seconds; a longer one is a damaged timestamp, not audio a recorder lost."""
 _TRUNCATION_FRACTION = 0.02
 
 _MKV_DURATION_RE = re.compile(r"^(\d+):(\d{2}):(\d{2}(?:\.\d+)?)$")
@@ -297,7 +299,7 @@ def _av_chunks(source: _Source) -> Iterator[np.ndarray]:
         # An Ogg page lost leaves a jump in the granule positions too: there it is damage (refused
         # as a stream cut short, as libsndfile's "reports a hole"), never a recorder's gap.
         timed = container.format.name not in COUNTED_TIMESTAMPS | {"ogg"}
-        for block in _decode_stream(container, stream, fill_gaps=timed):
+        for block in _decode_stream(container, stream, fill_gaps=timed, path=path):
             if limit is not None:
                 block = block[:, : max(0, limit - decoded)]
             decoded += block.shape[1]
@@ -319,14 +321,15 @@ def cut_short(declared_frames: float, decoded_frames: float, sample_rate: int) -
 
 
 def _decode_stream(container: av.container.InputContainer, stream: av.AudioStream, *,
-                   fill_gaps: bool = False) -> Iterator[np.ndarray]:
+                   fill_gaps: bool = False, path: PathLike | None = None) -> Iterator[np.ndarray]:
     """Every decoded frame of ``stream`` as float32 ``(channels, n)`` samples (via packed float
     frames, see :func:`_packed_frame`).
 
     With ``fill_gaps``, a jump in the frames' timestamps (packets a recorder dropped, or the
     delay of a stream muxed without an edit list) is decoded as the silence players play there,
     so every sample keeps its time: joined end to end, the audio after a 0.2 s gap was re-encoded
-    0.2 s early against the picture."""
+    0.2 s early against the picture. ``path`` names the file in the error for a jump too long to
+    be lost audio."""
     resampler: av.AudioResampler | None = None
     first_s: float | None = None  # the first frame's time on the stream's timeline
     given = 0  # samples handed on since, silence included
@@ -338,7 +341,11 @@ def _decode_stream(container: av.container.InputContainer, stream: av.AudioStrea
                 first_s = float(frame.time)
             gap = round((float(frame.time) - first_s) * frame.sample_rate) - given
             if gap >= _GAP_FILL_MIN_S * frame.sample_rate:
-                yield np.zeros((resampler.layout.nb_channels, gap), np.float32)
+                if gap > _GAP_FILL_MAX_S * frame.sample_rate:
+                    raise FormatError(f"the audio's timestamps jump by {gap / frame.sample_rate:.0f} s at "
+                                      f"{given / frame.sample_rate:.3f} s: the file is damaged", path=path)
+                for start in range(0, gap, frame.sample_rate):  # a second at a time: bounded memory
+                    yield np.zeros((resampler.layout.nb_channels, min(frame.sample_rate, gap - start)), np.float32)
                 given += gap
             given += frame.samples
         for packed in resampler.resample(frame):
