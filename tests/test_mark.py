@@ -324,6 +324,25 @@ def test_a_stop_just_after_publishing_leaves_no_working_folder_and_names_the_out
     assert detect(read_audio(out), load_key(settings.watermark_key_path)).found
 
 
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_stop_while_the_result_is_reported_names_the_published_output(
+        settings, source, tmp_path, capsys, monkeypatch, signum):
+    """A stop that came once mark had returned, while its report was printed, gave
+    "interrupted (SIGINT)" with the complete, recorded output unnamed: a script trusting the exit
+    code would run the job again and record a second payload."""
+    import foleyseal.cli.published as published
+
+    monkeypatch.setenv("FOLEYSEAL_HOME", str(settings.home))
+    out = tmp_path / "out.flac"
+    monkeypatch.setattr(published, "say_if_resampled", lambda *a: signal.raise_signal(signum))
+    with pytest.raises(SystemExit) as exc:
+        main(["mark", str(source), str(out)])
+    err = capsys.readouterr().err
+    assert exc.value.code == 128 + signum, err
+    assert f"written before the run stopped (each complete, marked and recorded; the rest was not written): {out}" in err
+    assert out.is_file()
+
+
 def test_mark_takes_file_names_that_are_not_utf8(settings, source, tmp_path):
     """Latin-1 names (old archives, Windows zips) reach Python with lone surrogates, which
     c2pa's JSON, the store and libsndfile refused: mark ended in an internal error."""

@@ -646,3 +646,17 @@ def test_an_output_another_run_published_meanwhile_is_not_replaced(home, video, 
                  progress=other_run_publishes)
     assert out.read_bytes() == b"the other run's published soundtrack"
     assert _leftovers(tmp_path) == ["x.flac"] and _store_count(home) == records
+
+
+def test_cli_a_stop_while_the_result_is_reported_names_what_was_written(home, video, tmp_path, capsys, monkeypatch):
+    """Ctrl-C while generate printed its report: "interrupted (SIGINT)", exit 130, and nothing
+    said of the soundtrack it had published and recorded."""
+    import signal
+
+    import foleyseal.cli.generate as cli_generate
+
+    out = tmp_path / "x.flac"
+    monkeypatch.setattr(cli_generate, "_level", lambda *a: signal.raise_signal(signal.SIGINT))
+    code, _, err = _run(["generate", str(video), "-o", str(out), "--duration", "5", "--home", str(home)], capsys)
+    assert code == 130 and out.is_file(), err
+    assert f"written before the run stopped (each complete, marked and recorded; the rest was not written): {out}" in err

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, TextIO
 import typer
 
 from foleyseal.cli.numbers import finite
-from foleyseal.cli.published import say_what_was_written
+from foleyseal.cli.published import already_published, say_what_was_written
 
 if TYPE_CHECKING:
     from provenance.core.config import Settings
@@ -138,7 +138,7 @@ def generate_cmd(
     Exit 0 on success; 2 on a usage error (a seed outside 0..2^32-1, an unknown --generator); 3 on bad input (no video stream, corrupt or truncated file, video or --duration too short, an output path that is the input or another output, a soundtrack too silent to carry the watermark, a failing generator, bad keys).
     """
     from provenance.core.config import load_settings
-    from v2a_core.pipeline import GenerateOptions, finite_or_none
+    from v2a_core.pipeline import GenerateOptions
 
     _check_seed(seed, candidates)
     if generator_command and generator == "builtin":
@@ -161,6 +161,14 @@ def generate_cmd(
     )
     with _loudness_warnings_on_stderr(), say_what_was_written():
         result = _run(video, out, options, settings, progress_bars=not json_out)
+    with already_published(*(f.path for f in [*result.outputs, *result.stems]), *result.cue_sheets):
+        _say_generated(video, result, json_out)
+
+
+def _say_generated(video: Path, result: GenerateResult, json_out: bool) -> None:
+    """generate's report of what it wrote."""
+    from v2a_core.pipeline import finite_or_none
+
     summary = {
         "video": str(video),
         "outputs": [

@@ -27,6 +27,22 @@ def say_what_was_written() -> Iterator[None]:
         raise
 
 
+@contextlib.contextmanager
+def already_published(*paths: Path | None) -> Iterator[None]:
+    """For the block that reports a run whose ``paths`` are published: a stop (Ctrl-C, SIGTERM)
+    or an error there names them as :func:`say_what_was_written` does. A Ctrl-C during mark's
+    report gave "interrupted (SIGINT)", exit 130, with its complete, recorded output unnamed: a
+    script would run it again and record a second payload."""
+    from provenance.core.errors import note_published
+
+    with say_what_was_written():
+        try:
+            yield
+        except BaseException as exc:
+            note_published(exc, tuple(p for p in paths if p is not None))
+            raise
+
+
 def say_if_resampled(input: Path, output: Path) -> None:
     """A note on stderr when OUTPUT's codec could not run at INPUT's rate (MP3 and AAC stop at
     48 kHz, Opus runs at 48 kHz only), so the marked copy was resampled: a 96 kHz master marked

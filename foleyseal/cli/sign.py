@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
+
+if TYPE_CHECKING:
+    from provenance.core.c2pa_types import MarkResult
 
 _HOME_HELP = "FoleySeal home directory (default: $FOLEYSEAL_HOME or the per-user config dir)."
 
@@ -83,7 +87,7 @@ def mark_cmd(
         if not isinstance(gen_record, dict):
             raise InputError("the generation record must be a JSON object", path=record)
     from foleyseal.cli.progress import file_progress
-    from foleyseal.cli.published import say_if_resampled, say_what_was_written
+    from foleyseal.cli.published import already_published, say_what_was_written
 
     _say_if_changed_since_signed(input)
     with say_what_was_written(), file_progress(input.name) as report:
@@ -97,6 +101,14 @@ def mark_cmd(
             title=title,
             progress=report,
         )
+    with already_published(result.output, result.sidecar):
+        _say_marked(input, result, json_out)
+
+
+def _say_marked(input: Path, result: MarkResult, json_out: bool) -> None:
+    """mark's report: notes on stderr, then the result."""
+    from foleyseal.cli.published import say_if_resampled
+
     say_if_resampled(input, result.output)
     if result.replaced_payload is not None:
         record = f"record {result.replaced_record}" if result.replaced_record else "no record in this store"
