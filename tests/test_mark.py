@@ -343,6 +343,17 @@ def test_a_stop_while_the_result_is_reported_names_the_published_output(
     assert out.is_file()
 
 
+def test_a_newline_in_a_file_name_keeps_the_report_on_its_lines(settings, source, tmp_path, capsys, monkeypatch):
+    """mark printed a name with a newline raw, splitting its report line in two (verify escapes it)."""
+    monkeypatch.setenv("FOLEYSEAL_HOME", str(settings.home))
+    out = tmp_path / "take\none.flac"
+    with pytest.raises(SystemExit) as exc:
+        main(["mark", str(source), str(out)])
+    lines = capsys.readouterr().out.splitlines()
+    assert (exc.value.code or 0) == 0 and out.is_file()
+    assert lines[0] == f"marked {source} -> {tmp_path}/take\\none.flac" and lines[1].startswith("  payload"), lines
+
+
 def test_mark_takes_file_names_that_are_not_utf8(settings, source, tmp_path):
     """Latin-1 names (old archives, Windows zips) reach Python with lone surrogates, which
     c2pa's JSON, the store and libsndfile refused: mark ended in an internal error."""

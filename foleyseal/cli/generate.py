@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, TextIO
 import typer
 
 from foleyseal.cli.numbers import finite
+from foleyseal.cli.names import shown
 from foleyseal.cli.published import already_published, say_what_was_written
 
 if TYPE_CHECKING:
@@ -186,12 +187,12 @@ def _say_generated(video: Path, result: GenerateResult, json_out: bool) -> None:
         typer.echo(json.dumps(summary, indent=2, allow_nan=False))
     else:
         for f, lufs, tp in zip(result.outputs, result.loudness_lufs, result.true_peak_dbtp):
-            typer.echo(f"wrote {f.path} (seed {f.seed}, {_level(lufs, 'LUFS')}, {_level(tp, 'dBTP')}, "
+            typer.echo(f"wrote {shown(f.path)} (seed {f.seed}, {_level(lufs, 'LUFS')}, {_level(tp, 'dBTP')}, "
                        f"watermark payload {f.payload})")
         for f in result.stems:
-            typer.echo(f"  stem {f.layer}: {f.path}")
+            typer.echo(f"  stem {f.layer}: {shown(f.path)}")
         for p in result.cue_sheets:
-            typer.echo(f"  cue sheet: {p}")
+            typer.echo(f"  cue sheet: {shown(p)}")
         for note in result.notes:
             typer.echo(f"  note: {note}")
 

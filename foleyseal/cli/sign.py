@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING
 
 import typer
 
+from foleyseal.cli.names import shown
+
 if TYPE_CHECKING:
     from provenance.core.c2pa_types import MarkResult
 
@@ -50,7 +52,7 @@ def sign_cmd(
         }, indent=2))
     else:
         where = "embedded" if result.manifest_embedded else f"sidecar {result.sidecar}"
-        typer.echo(f"signed {input} -> {output} (manifest {result.manifest_label}, {where})")
+        typer.echo(f"signed {shown(input)} -> {shown(output)} (manifest {result.manifest_label}, {where})")
 
 
 def mark_cmd(
@@ -119,7 +121,7 @@ def _say_marked(input: Path, result: MarkResult, json_out: bool) -> None:
         typer.echo(json.dumps({"input": str(input), **result.to_dict()}, indent=2))
     else:
         where = "embedded" if result.manifest_embedded else f"sidecar {result.sidecar}"
-        typer.echo(f"marked {input} -> {result.output}")
+        typer.echo(f"marked {shown(input)} -> {shown(result.output)}")
         typer.echo(f"  payload   {result.payload}")
         typer.echo(f"  manifest  {result.record.id} ({where})")
         typer.echo(f"  sha256    {result.record.asset_sha256}")

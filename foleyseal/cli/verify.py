@@ -32,6 +32,7 @@ from typing import Any
 import typer
 
 from foleyseal.cli import exit_codes
+from foleyseal.cli.names import shown
 from foleyseal.cli.numbers import finite, p_text
 from foleyseal.cli.progress import wanted as progress_wanted
 
@@ -121,11 +122,6 @@ def _collect(paths: list[Path]) -> list[Path]:
     return files
 
 
-def _shown(name: str) -> str:
-    """``name`` for a line of text: control characters (a newline in a file name) and bytes that
-    are not UTF-8 as escapes, so one file stays one line."""
-    return "".join(c if c.isprintable() or c == " " else repr(c)[1:-1] for c in name)
-
 
 def _summary(report: dict[str, Any], console: Any) -> None:
     from rich.markup import escape
@@ -137,7 +133,7 @@ def _summary(report: dict[str, Any], console: Any) -> None:
         3: "bold red",
         5: "bold red",
     }.get(exit_code_for(verdict), "bold")
-    console.print(f"[{style}]{escape(verdict)}[/]  {escape(_shown(report['file']))}")
+    console.print(f"[{style}]{escape(verdict)}[/]  {escape(shown(report['file']))}")
     console.print(f"  [bold]{escape(report['title'])}[/]")
     for line in textwrap.wrap(report["explanation"], width=96):
         console.print(f"  {escape(line)}")
@@ -215,7 +211,7 @@ def verify_cmd(
         # --json the error object on stdout that a program reading it expects
         raise InputError("no files to verify: hidden files, .c2pa sidecars and text, data and key files "
                          "(.txt, .json, .pem ...) are skipped, and nothing else is there",
-                         path=", ".join(_shown(str(p)) for p in files))
+                         path=", ".join(shown(str(p)) for p in files))
 
     verifier = Verifier(
         None,

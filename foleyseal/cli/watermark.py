@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 import typer
 
 from foleyseal.cli import exit_codes
+from foleyseal.cli.names import shown
 from foleyseal.cli.numbers import mark_strength, p_text, p_value_threshold
 
 if TYPE_CHECKING:
@@ -58,7 +59,7 @@ def embed_cmd(
         typer.echo(json.dumps({"input": str(input), "output": str(output), "payload": payload,
                                "key_id": wm_key.key_id, "strength": strength}))
     else:
-        typer.echo(f"marked {input} -> {output} (payload {payload}, key {wm_key.key_id})")
+        typer.echo(f"marked {shown(input)} -> {shown(output)} (payload {payload}, key {wm_key.key_id})")
 
 
 def _say_if_shorter_than_a_block(output: Path) -> None:
