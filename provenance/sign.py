@@ -8,11 +8,13 @@ embed into (:data:`provenance.c2pa.sign.SIDECAR_ONLY`).
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from provenance.c2pa.manifest import Ingredient, ManifestSpec, generation_assertion
 from provenance.c2pa.sign import SignResult, mime_for, sign_file
 from provenance.core.arguments import flag_argument, path_argument, text_argument
+from provenance.core.atomic import same_file
 from provenance.core.config import Settings, load_settings
 from provenance.core.errors import InputError
 from provenance.core.text import valid_unicode
@@ -32,7 +34,8 @@ def sign(
     ``generated=True`` discloses the audio as AI-generated (``c2pa.created`` with
     ``trainedAlgorithmicMedia``); otherwise the input is an existing file that was opened
     (``c2pa.opened``, the input as parent ingredient, so its own credentials become the new
-    manifest's history). ``output_path`` may be ``input_path``: signed in place, atomically.
+    manifest's history). ``output_path`` may be ``input_path``: signed in place, atomically (through
+    a symbolic link, the file it points to).
     ``title`` defaults to the output's name. ``settings`` default to
     :func:`provenance.core.config.load_settings`.
 
@@ -46,6 +49,10 @@ def sign(
     if not input_path.is_file():  # said before anything about the output's name
         raise InputError("input file not found" if not input_path.exists() else "input is not a regular file",
                          path=input_path)
+    if output_path.is_symlink() and same_file(input_path, output_path):
+        # in place through a link: the rename would put the signed copy in the link's place and
+        # leave the file it points to unsigned
+        output_path = Path(os.path.realpath(output_path))
     mime = mime_for(output_path)
     if mime != mime_for(input_path):
         raise InputError(f"sign keeps the format: the output must be a {input_path.suffix} file too",

@@ -540,6 +540,22 @@ def test_outputs_are_as_readable_as_any_file_the_user_writes(settings, sources, 
         os.umask(old)
 
 
+def test_signing_in_place_through_a_link_signs_the_file_it_points_to(settings, sources, tmp_path):
+    """`sign link link` put a signed copy in the link's place and left the file it points to
+    unsigned."""
+    real = tmp_path / "takes" / "take.wav"
+    real.parent.mkdir()
+    real.write_bytes(sources["audio"].read_bytes())
+    link = tmp_path / "current.wav"
+    link.symlink_to(real)
+    from provenance.sign import sign
+
+    sign(link, link, settings=settings)
+    assert link.is_symlink() and link.resolve() == real
+    rep = read_credentials(real, trust_anchors_pem=trust_anchors_pem(settings))
+    assert rep.state == "Trusted", rep
+
+
 def test_an_output_folder_that_cannot_take_the_file_is_named(settings, sources, tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("FOLEYSEAL_HOME", str(settings.home))
     for cmd in ("sign", "mark"):
