@@ -240,7 +240,9 @@ def test_a_helper_outside_the_group_does_not_hold_the_run(video, tmp_path):
             os.kill(int(pid_file.read_text()), signal.SIGKILL)
 
 
-def test_sigterm_to_generate_stops_the_external_command_and_removes_its_folder(tmp_path):
+def _generate_with_a_hanging_model(tmp_path: Path):
+    """A `foleyseal generate` process whose external model (and a child it started) hangs, once
+    the model has started; and the model's pid, its child's pid and its output folder."""
     from test_cli_interrupts import foleyseal, wait_for
 
     from provenance.core.config import load_settings
@@ -257,12 +259,17 @@ def test_sigterm_to_generate_stops_the_external_command_and_removes_its_folder(t
                      "--home", str(home), "--json")
     wait_for(marker.exists, proc)
     pid, child, out_dir = marker.read_text().split()
+    return proc, int(pid), int(child), Path(out_dir)
+
+
+def test_sigterm_to_generate_stops_the_external_command_and_removes_its_folder(tmp_path):
+    proc, pid, child, out_dir = _generate_with_a_hanging_model(tmp_path)
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 143, err
     assert err.strip() == "interrupted (SIGTERM)"
-    assert _gone(int(pid)) and _gone(int(child))
-    assert not Path(out_dir).parent.exists()
+    assert _gone(pid) and _gone(child)
+    assert not out_dir.parent.exists()
     assert not (tmp_path / "x.wav").exists()
 
 
@@ -272,29 +279,14 @@ def test_a_killed_generate_does_not_leave_the_external_command_running(tmp_path)
     folder stayed. A watchdog process stops them and removes the folder."""
     import time
 
-    from test_cli_interrupts import foleyseal, wait_for
-
-    from provenance.core.config import load_settings
-    from provenance.keys.pki import install_dev_chain
-    from provenance.watermark import new_key, save_key
-
-    home = tmp_path / "home"
-    settings = load_settings(home)
-    install_dev_chain(settings)
-    save_key(new_key(), settings.watermark_key_path)
-    template, marker = _hanging_template(tmp_path)
-    video = still_video(tmp_path / "five.mp4", duration_s=5.0)
-    proc = foleyseal("generate", str(video), "-o", str(tmp_path / "x.wav"), "--generator-command", template,
-                     "--home", str(home), "--json")
-    wait_for(marker.exists, proc)
-    pid, child, out_dir = marker.read_text().split()
+    proc, pid, child, out_dir = _generate_with_a_hanging_model(tmp_path)
     proc.kill()
     proc.communicate(timeout=60)
-    assert _gone(int(pid), timeout_s=20) and _gone(int(child), timeout_s=20)
+    assert _gone(pid, timeout_s=20) and _gone(child, timeout_s=20)
     deadline = time.monotonic() + 10
-    while Path(out_dir).parent.exists() and time.monotonic() < deadline:
+    while out_dir.parent.exists() and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert not Path(out_dir).parent.exists()
+    assert not out_dir.parent.exists()
 
 
 def test_generator_timeout_is_an_option(video):
