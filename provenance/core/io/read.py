@@ -32,12 +32,13 @@ from provenance.core.io.common import (
 
 # A decoded stream this much shorter than its header says is reported as truncated.
 _TRUNCATION_MIN_S = 0.25
+_TRUNCATION_FRACTION = 0.02
+
 _GAP_FILL_MIN_S = 0.005
 """Shortest jump in an audio stream's timestamps, seconds, decoded as silence: longer than the
 rounding of millisecond timestamps (Matroska), shorter than any A/V offset one can see or hear."""
 _GAP_FILL_MAX_S = 3600.0
 """Longest jump filled, seconds; a longer one is a damaged timestamp, not audio a recorder lost."""
-_TRUNCATION_FRACTION = 0.02
 
 _MKV_DURATION_RE = re.compile(r"^(\d+):(\d{2}):(\d{2}(?:\.\d+)?)$")
 _MPEG_SUFFIXES = frozenset({".mp3", ".mp2", ".mpga"})
