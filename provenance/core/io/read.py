@@ -37,8 +37,10 @@ _TRUNCATION_FRACTION = 0.02
 _GAP_FILL_MIN_S = 0.005
 """Shortest jump in an audio stream's timestamps, seconds, decoded as silence: longer than the
 rounding of millisecond timestamps (Matroska), shorter than any A/V offset one can see or hear."""
-_GAP_FILL_MAX_S = 3600.0
-"""Longest jump filled, seconds; a longer one is a damaged timestamp, not audio a recorder lost."""
+_GAP_FILL_MAX_S = 10.0
+"""Longest jump filled, seconds, and the most silence filled in all beyond as much as the stream
+holds sound: a longer jump is a damaged timestamp, not audio a recorder lost (one cluster's time
+off by 30 minutes turned an 8 s video into a 30-minute marked file)."""
 
 _MKV_DURATION_RE = re.compile(r"^(\d+):(\d{2}):(\d{2}(?:\.\d+)?)$")
 _MPEG_SUFFIXES = frozenset({".mp3", ".mp2", ".mpga"})
@@ -334,6 +336,7 @@ def _decode_stream(container: av.container.InputContainer, stream: av.AudioStrea
     resampler: av.AudioResampler | None = None
     first_s: float | None = None  # the first frame's time on the stream's timeline
     given = 0  # samples handed on since, silence included
+    filled = 0  # of which silence
     for frame in container.decode(stream):
         if resampler is None:
             resampler = av.AudioResampler(format="flt", layout=frame.layout, rate=frame.sample_rate)
@@ -342,12 +345,17 @@ def _decode_stream(container: av.container.InputContainer, stream: av.AudioStrea
                 first_s = float(frame.time)
             gap = round((float(frame.time) - first_s) * frame.sample_rate) - given
             if gap >= _GAP_FILL_MIN_S * frame.sample_rate:
-                if gap > _GAP_FILL_MAX_S * frame.sample_rate:
-                    raise FormatError(f"the audio's timestamps jump by {gap / frame.sample_rate:.0f} s at "
-                                      f"{given / frame.sample_rate:.3f} s: the file is damaged", path=path)
+                limit = _GAP_FILL_MAX_S * frame.sample_rate
+                if gap > limit or filled + gap > max(limit, given - filled):
+                    rate = frame.sample_rate
+                    raise FormatError(
+                        f"the audio's timestamps jump by {gap / rate:.1f} s at {given / rate:.3f} s: the file is "
+                        f"damaged (gaps are filled with silence up to {_GAP_FILL_MAX_S:g} s, and in all up to as "
+                        "long as the audio)", path=path)
                 for start in range(0, gap, frame.sample_rate):  # a second at a time: bounded memory
                     yield np.zeros((resampler.layout.nb_channels, min(frame.sample_rate, gap - start)), np.float32)
                 given += gap
+                filled += gap
             given += frame.samples
         for packed in resampler.resample(frame):
             yield _frame_samples(packed)
