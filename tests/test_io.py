@@ -18,7 +18,7 @@ import soundfile as sf
 from scipy.signal import resample_poly
 
 from provenance.core.audio import Audio
-from provenance.core.errors import FoleySealError, FormatError, InputError, NoAudioError
+from provenance.core.errors import FoleySealError, FormatError, InputError, NoAudioError, OutputError
 from provenance.core.io import (
     video_start_s,
     AudioWriter,
@@ -1083,6 +1083,35 @@ def test_the_next_write_of_an_output_removes_what_a_killed_nested_writer_left(tm
         os.utime(tmp_path / name, (an_hour_ago, an_hour_ago))
     atomic_write_bytes(tmp_path / "out.flac", b"whole")
     assert [p.name for p in tmp_path.iterdir()] == ["out.flac"]
+
+
+@pytest.mark.parametrize("length", [60, 200, 250, 255])
+def test_what_a_killed_nested_writer_left_is_removed_for_long_names_too(tmp_path, length):
+    """For an output name near the 255-byte limit the inner working file was named after a hash of
+    the outer one's (pid and random part included): the next write of that output never found it,
+    and 24-62 MB stayed beside it for good. A 257-byte name was refused naming the working file."""
+    import subprocess
+    import sys
+
+    from provenance.core.atomic import atomic_write_bytes, owner_tag, working_stem
+
+    ended = subprocess.Popen([sys.executable, "-c", "pass"])
+    ended.wait()
+    tag = f".p{ended.pid}h{owner_tag().split('h', 1)[1]}"
+    target = tmp_path / ("k" * (length - 5) + ".flac")
+    outer = f".{working_stem(target)}{tag}abcdefgh.tmp.flac"
+    inner = f".{working_stem(tmp_path / outer)}{tag}ijklmnop.tmp.flac"
+    assert len(outer.encode()) <= 255 and len(inner.encode()) <= 255
+    an_hour_ago = time.time() - 3600
+    for name in (outer, inner):
+        (tmp_path / name).write_bytes(b"partial")
+        os.utime(tmp_path / name, (an_hour_ago, an_hour_ago))
+    atomic_write_bytes(target, b"whole")
+    assert [p.name for p in tmp_path.iterdir()] == [target.name]
+    too_long = tmp_path / ("k" * 252 + ".flac")
+    with pytest.raises(OutputError, match="the name is 257 bytes long; file systems take at most 255") as err:
+        atomic_write_bytes(too_long, b"whole")
+    assert err.value.path == str(too_long)
 
 
 def test_a_loop_of_symbolic_links_is_named_not_called_missing(tmp_path):

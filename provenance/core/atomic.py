@@ -223,14 +223,22 @@ _MKSTEMP_CHARS = 8
 """Random characters ``tempfile.mkstemp`` puts in a name."""
 
 
+_WORKING_NAME = re.compile(r"^\.(?P<stem>.+)\.p\d+h[0-9a-f]{8}\.[a-z0-9_]{%d}\.tmp(?:\.[^.]*)?$" % _MKSTEMP_CHARS)
+"""A working file's name: ``.STEM.p<pid>h<host>.XXXXXXXX.tmp.EXT``."""
+
+
 def working_stem(target: Path) -> str:
     """What the working files beside ``target`` are named after: its name, or, for a name too long
-    to leave room for a working name (``.NAME.p<pid>h<host>.XXXXXXXX.tmp.EXT``) and for one nested
-    in it under the file system's 255 bytes, its start and a hash of the whole name. A legal
-    240-byte output name was refused as "File name too long"."""
+    to leave room for a working name (``.NAME.p<pid>h<host>.XXXXXXXX.tmp.EXT``, one dot more when
+    nested), its start and a hash of the whole name. A legal 240-byte output name was refused as
+    "File name too long". A working file's own working files (a writer inside another's) are named
+    ``..STEM``, so that the sweep of ``target``'s leftovers finds them too."""
     name = target.name
+    nested = _WORKING_NAME.match(name)
+    if nested:
+        return "." + nested.group("stem")
     extra = 1 + len(owner_tag()) + _MKSTEMP_CHARS + len(".tmp") + len(os.fsencode(target.suffix))
-    budget = _NAME_MAX_BYTES - 2 * extra
+    budget = _NAME_MAX_BYTES - extra - 1  # the nested one's extra dot
     if len(os.fsencode(name)) <= budget:
         return name
     digest = hashlib.sha256(os.fsencode(name)).hexdigest()[:8]
@@ -289,6 +297,9 @@ def atomic_path(target: str | Path, *, mode: int | None = None) -> Iterator[Path
     directory = target.parent
     suffix = "".join(target.suffixes[-1:])
     _check_replaceable(target)
+    if len(os.fsencode(target.name)) > _NAME_MAX_BYTES:
+        raise OutputError(f"the name is {len(os.fsencode(target.name))} bytes long; file systems take at most "
+                          f"{_NAME_MAX_BYTES}", path=target)
     stem = working_stem(target)
     sweep_stale(directory, f".{stem}.")
     # a writer that publishes through a temporary path of its own, inside another atomic_path
