@@ -9,6 +9,7 @@ C2PA signature with the generation record -> store), so no unmarked output can b
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import shutil
 from collections.abc import Callable, Iterator
@@ -307,8 +308,7 @@ def _plan_outputs(video: Path, output: Path, options: GenerateOptions) -> _Outpu
             _check_not_stems_dir(f, outputs.stems_dir)
     from provenance.mark import OutputSnapshot
 
-    outputs.found.update((f.path, OutputSnapshot.of(f.path)) for f in outputs.files())
-    return outputs
+    return dataclasses.replace(outputs, found={f.path: OutputSnapshot.of(f.path) for f in outputs.files()})
 
 
 def _check_not_stems_dir(f: _OutputFile, stems_dir: Path) -> None:
