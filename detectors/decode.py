@@ -18,7 +18,7 @@ import av
 import numpy as np
 
 from provenance.core.errors import FormatError, InputError
-from provenance.core.io.common import COUNTED_TIMESTAMPS, library_message
+from provenance.core.io.common import COUNTED_TIMESTAMPS, gap_fillable, library_message
 
 # Formats libsndfile decodes exactly and fast; everything else goes through FFmpeg (PyAV).
 _SOUNDFILE_FORMATS = {"wav", "w64", "flac", "aiff", "caf", "au"}
@@ -65,6 +65,9 @@ class DecodeStats:
     holes: list[tuple[float, float]] = field(default_factory=list)
     """Stretches of the track's timeline without audio (damaged or missing packets), seconds from
     the start of the decoded audio: filled with silence, so that later times stay where they are."""
+    jumps: list[tuple[float, float]] = field(default_factory=list)
+    """Jumps in the track's timestamps too long to be lost audio (:func:`gap_fillable`): where in
+    the decoded audio (s) and by how much (s); not filled, so later times are early by them."""
 
 
 def _check_deadline(deadline: float | None, what: str) -> None:
@@ -203,6 +206,7 @@ def _pyav_chunks(path: Path, deadline: float | None, stats: DecodeStats, max_fra
         pending_len = 0
         first_time: float | None = None  # the first frame's time on the stream's timeline, s
         pushed_s = 0.0  # audio pushed since, s
+        filled_s = 0.0  # of which silence put in holes, s
         # MP3 and ADTS AAC carry no timestamps: FFmpeg counts them from the frames it finds, so
         # audio skipped over while resynchronising leaves no gap to place (the shortfall note says so)
         timestamped = container.format.name not in COUNTED_TIMESTAMPS
@@ -232,7 +236,12 @@ def _pyav_chunks(path: Path, deadline: float | None, stats: DecodeStats, max_fra
                     if first_time is None:
                         first_time = float(frame.time)
                     hole_s = float(frame.time) - first_time - pushed_s
-                    if hole_s >= MIN_HOLE_S and total < max_frames:
+                    if hole_s >= MIN_HOLE_S and not gap_fillable(hole_s, filled_s, pushed_s - filled_s):
+                        # a damaged timestamp, not lost audio: 30 minutes of silence made of it
+                        # took 1.5 GB; the rest of the audio is read on from here, as decoded
+                        stats.jumps.append((pushed_s, hole_s))
+                        first_time += hole_s
+                    elif hole_s >= MIN_HOLE_S and total < max_frames:
                         # packets lost to damage: silence in their place keeps the rest on the
                         # file's timeline (a span after the hole was reported that much early)
                         for held in downmix.flush():
@@ -245,6 +254,7 @@ def _pyav_chunks(path: Path, deadline: float | None, stats: DecodeStats, max_fra
                         pending_len += silence.shape[0]
                         total += silence.shape[0]
                         pushed_s += hole_s
+                        filled_s += hole_s
                 pushed_s += frame.samples / frame.sample_rate
                 try:
                     out = downmix.push(frame, stats.sample_rate)

@@ -436,6 +436,13 @@ class Verifier:
                 f"The audio track has no audio at {spans}{more} of the file (damaged or missing packets): silence was "
                 "put in its place, so the times given stay on the file's timeline."
             )
+        if stats.jumps:
+            jumps = ", ".join(f"{by:.1f} s at {at + stats.start_s:.2f} s" for at, by in stats.jumps[:4])
+            more = f" and {len(stats.jumps) - 4} more" if len(stats.jumps) > 4 else ""
+            ev.notes.append(
+                f"The audio track's timestamps jump by {jumps}{more}: too far to be audio lost there (damaged "
+                "timestamps), so nothing was put in their place, and times after a jump are given as decoded."
+            )
         if stats.audio_tracks > 1:
             ev.notes.append(
                 f"The file has {stats.audio_tracks} audio tracks; the watermark was read from track "

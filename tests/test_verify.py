@@ -362,6 +362,35 @@ def test_segments_after_a_hole_in_the_audio_stay_on_the_files_timeline(verify_en
     assert abs(start - hole[0]) < 0.1 and abs(end - hole[1]) < 0.1, note
 
 
+def test_a_timestamp_jump_too_long_to_be_lost_audio_is_noted_not_filled(verify_env: VerifyEnv, tmp_path: Path) -> None:
+    """One damaged timestamp 30 minutes on was filled with 30 minutes of silence (1.5 GB); it is
+    noted as a jump and the audio after it read on as decoded, as mark refuses such a file."""
+    import av
+
+    from provenance.core.audio import Audio
+    from provenance.core.io import write_audio
+    from provenance.watermark import embed, load_key
+
+    from tests._verify_fixtures import SR, foley_host
+
+    src, leap = tmp_path / "marked.mka", tmp_path / "leap.mka"
+    key = load_key(verify_env.settings.watermark_key_path)
+    write_audio(src, embed(Audio(foley_host(12.0, seed=5), SR), key, "0123456789abcdef"), bitrate_kbps=192)
+    with av.open(str(src)) as i, av.open(str(leap), "w") as o:
+        out = {s.index: o.add_stream_from_template(s) for s in i.streams if s.type == "audio"}
+        for packet in i.demux(i.streams.audio[0]):
+            if packet.size:
+                if float(packet.pts * packet.time_base) >= 6.0:
+                    shift = round(1800 / packet.time_base)
+                    packet.pts, packet.dts = packet.pts + shift, packet.dts + shift
+                packet.stream = out[packet.stream.index]
+                o.mux(packet)
+    r = verify(leap, settings=verify_env.settings)
+    assert any("timestamps jump by 1800.0 s at 6.0" in n for n in r.notes), r.notes
+    assert not any(n.startswith("The audio track has no audio at") for n in r.notes), r.notes
+    assert r.watermark[0].found and r.watermark[0].analysed_s < 13.0, r.watermark[0]
+
+
 def test_damage_in_a_file_without_timestamps_is_not_said_to_keep_the_times(verify_env: VerifyEnv,
                                                                           tmp_path: Path) -> None:
     """MP3 and raw ADTS AAC carry no timestamps: FFmpeg counts them from the frames it finds, so

@@ -149,6 +149,19 @@ COUNTED_TIMESTAMPS = frozenset({"mp3", "aac"})
 """FFmpeg demuxers (MP3, raw ADTS AAC) whose timestamps are counted from the frames found, not
 read from the file: a gap in them is no evidence of audio missing at that time."""
 
+GAP_FILL_MAX_S = 10.0
+"""Longest jump in an audio stream's timestamps filled with silence, seconds, and the most silence
+filled in all beyond as much as the stream holds sound: a longer jump is a damaged timestamp, not
+audio a recorder lost (one cluster's time off by 30 minutes turned an 8 s video into a 30-minute
+marked file)."""
+
+
+def gap_fillable(gap_s: float, filled_s: float, sound_s: float) -> bool:
+    """Whether a jump of ``gap_s`` seconds in an audio stream's timestamps is audio lost there
+    (filled with silence), after ``filled_s`` seconds of silence already filled and ``sound_s``
+    seconds of audio decoded; else it is a damaged timestamp (see :data:`GAP_FILL_MAX_S`)."""
+    return gap_s <= GAP_FILL_MAX_S and filled_s + gap_s <= max(GAP_FILL_MAX_S, sound_s)
+
 
 def timeline_start_s(container: av.container.InputContainer, stream: av.stream.Stream) -> float:
     """Where ``stream``'s first frame plays on the file's timeline, seconds after the earliest

@@ -18,6 +18,7 @@ from provenance.core.errors import FormatError, InputError, NoAudioError
 from provenance.core.io.headers import declared_data_shortfall
 from provenance.core.io.common import (
     COUNTED_TIMESTAMPS,
+    GAP_FILL_MAX_S,
     _AV_SUBTYPES,
     _VIDEO_MUXERS,
     _VORBIS_FROM_WAV,
@@ -27,6 +28,7 @@ from provenance.core.io.common import (
     _check_params,
     _frame_samples,
     _wrapped,
+    gap_fillable,
     timeline_start_s,
 )
 
@@ -37,10 +39,6 @@ _TRUNCATION_FRACTION = 0.02
 _GAP_FILL_MIN_S = 0.005
 """Shortest jump in an audio stream's timestamps, seconds, decoded as silence: longer than the
 rounding of millisecond timestamps (Matroska), shorter than any A/V offset one can see or hear."""
-_GAP_FILL_MAX_S = 10.0
-"""Longest jump filled, seconds, and the most silence filled in all beyond as much as the stream
-holds sound: a longer jump is a damaged timestamp, not audio a recorder lost (one cluster's time
-off by 30 minutes turned an 8 s video into a 30-minute marked file)."""
 
 _MKV_DURATION_RE = re.compile(r"^(\d+):(\d{2}):(\d{2}(?:\.\d+)?)$")
 _MPEG_SUFFIXES = frozenset({".mp3", ".mp2", ".mpga"})
@@ -345,12 +343,11 @@ def _decode_stream(container: av.container.InputContainer, stream: av.AudioStrea
                 first_s = float(frame.time)
             gap = round((float(frame.time) - first_s) * frame.sample_rate) - given
             if gap >= _GAP_FILL_MIN_S * frame.sample_rate:
-                limit = _GAP_FILL_MAX_S * frame.sample_rate
-                if gap > limit or filled + gap > max(limit, given - filled):
-                    rate = frame.sample_rate
+                rate = frame.sample_rate
+                if not gap_fillable(gap / rate, filled / rate, (given - filled) / rate):
                     raise FormatError(
                         f"the audio's timestamps jump by {gap / rate:.1f} s at {given / rate:.3f} s: the file is "
-                        f"damaged (gaps are filled with silence up to {_GAP_FILL_MAX_S:g} s, and in all up to as "
+                        f"damaged (gaps are filled with silence up to {GAP_FILL_MAX_S:g} s, and in all up to as "
                         "long as the audio)", path=path)
                 for start in range(0, gap, frame.sample_rate):  # a second at a time: bounded memory
                     yield np.zeros((resampler.layout.nb_channels, min(frame.sample_rate, gap - start)), np.float32)
