@@ -28,6 +28,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from provenance.core.results import Segment
+from provenance.core.text import first_few
 
 REPORT_SCHEMA = "org.foleyseal.verification-report.1"
 
@@ -304,9 +305,7 @@ def _fmt_time(seconds: float) -> str:
 
 
 def _segments_text(segments: tuple[Segment, ...] | list[Segment]) -> str:
-    parts = [f"{_fmt_time(s.start_s)}-{_fmt_time(s.end_s)}" for s in segments[:6]]
-    more = f" and {len(segments) - 6} more" if len(segments) > 6 else ""
-    return ", ".join(parts) + more
+    return first_few([f"{_fmt_time(s.start_s)}-{_fmt_time(s.end_s)}" for s in segments], 6)
 
 
 def _payloads_text(mark: WatermarkResult, matches: list[StoreMatch] | None) -> str:

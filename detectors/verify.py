@@ -42,6 +42,7 @@ from typing import IO, Any
 from provenance.c2pa.sidecar import find_sidecar
 from provenance.core.errors import FoleySealError, FormatError, InputError, StoreError
 from provenance.core.io.read import cut_short
+from provenance.core.text import first_few
 
 from detectors.container import probe
 from detectors.credentials import classify_credentials, parent_changed, unparseable, why_record_does_not_vouch
@@ -430,17 +431,15 @@ class Verifier:
         if stats.decode_errors:
             ev.notes.append(f"{stats.decode_errors} corrupt audio packet(s) were skipped while decoding.")
         if stats.holes:
-            spans = ", ".join(f"{a + stats.start_s:.2f}-{b + stats.start_s:.2f} s" for a, b in stats.holes[:4])
-            more = f" and {len(stats.holes) - 4} more" if len(stats.holes) > 4 else ""
+            spans = first_few([f"{a + stats.start_s:.2f}-{b + stats.start_s:.2f} s" for a, b in stats.holes], 4)
             ev.notes.append(
-                f"The audio track has no audio at {spans}{more} of the file (damaged or missing packets): silence was "
+                f"The audio track has no audio at {spans} of the file (damaged or missing packets): silence was "
                 "put in its place, so the times given stay on the file's timeline."
             )
         if stats.jumps:
-            jumps = ", ".join(f"{by:.1f} s at {at + stats.start_s:.2f} s" for at, by in stats.jumps[:4])
-            more = f" and {len(stats.jumps) - 4} more" if len(stats.jumps) > 4 else ""
+            jumps = first_few([f"{by:.1f} s at {at + stats.start_s:.2f} s" for at, by in stats.jumps], 4)
             ev.notes.append(
-                f"The audio track's timestamps jump by {jumps}{more}: too far to be audio lost there (damaged "
+                f"The audio track's timestamps jump by {jumps}: too far to be audio lost there (damaged "
                 "timestamps), so nothing was put in their place, and times after a jump are given as decoded."
             )
         if stats.audio_tracks > 1:

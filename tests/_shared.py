@@ -26,3 +26,20 @@ def corpus_clip(name: str) -> Path:
     if not path.is_file():
         pytest.skip(f"corpus clip {path} is absent")
     return path
+
+
+def audio_with_a_timestamp_jump(src: Path, dst: Path, *, at_s: float, by_s: float) -> Path:
+    """``dst``: the first audio stream of ``src`` remuxed, its packets from ``at_s`` on moved
+    ``by_s`` seconds later (a damaged timestamp, or audio a recorder lost), the samples unchanged."""
+    import av
+
+    with av.open(str(src)) as i, av.open(str(dst), "w") as o:
+        out = o.add_stream_from_template(i.streams.audio[0])
+        for packet in i.demux(i.streams.audio[0]):
+            if packet.size:
+                if float(packet.pts * packet.time_base) >= at_s:
+                    shift = round(by_s / packet.time_base)
+                    packet.pts, packet.dts = packet.pts + shift, packet.dts + shift
+                packet.stream = out
+                o.mux(packet)
+    return dst

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from tests._multitrack import CHAPTERS, Track, describe, multitrack_video, subtitle_packets
+from tests._shared import audio_with_a_timestamp_jump
 from tests.conftest import make_test_audio
 from provenance.core import io
 from provenance.core.audio import Audio
@@ -251,16 +252,7 @@ def test_audio_after_a_gap_in_its_timestamps_keeps_its_time(tmp_path, suffix):
     assert abs(click_s(rewritten) - 2.5) < 0.002, click_s(rewritten)
 
     # a timestamp 30 s on is damage, not lost audio: no long silence is made of it
-    leap = tmp_path / f"leap{suffix}"
-    with av.open(str(film)) as src, av.open(str(leap), "w") as dst:
-        out = {s.index: dst.add_stream_from_template(s) for s in src.streams if s.type == "audio"}
-        for packet in src.demux(src.streams.audio[0]):
-            if packet.size:
-                if float(packet.pts * packet.time_base) >= 2.0:
-                    shift = round(30 / packet.time_base)
-                    packet.pts, packet.dts = packet.pts + shift, packet.dts + shift
-                packet.stream = out[packet.stream.index]
-                dst.mux(packet)
+    leap = audio_with_a_timestamp_jump(film, tmp_path / f"leap{suffix}", at_s=2.0, by_s=30.0)
     with pytest.raises(FormatError, match=r"timestamps jump by 30\.\d s at 2\.\d+ s: the file is damaged") as err:
         io.read_audio(leap)
     assert err.value.path == str(leap)

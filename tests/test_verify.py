@@ -29,7 +29,7 @@ from foleyseal.cli.verify import (
 )
 from tests import _verify_fixtures
 from tests._verify_fixtures import SR, VerifyEnv, foley_host, settings_without_store, write_video_only
-from tests._shared import corpus_clip
+from tests._shared import audio_with_a_timestamp_jump, corpus_clip
 
 # The session fixture, held by this module (which therefore builds its own): assigned, since an
 # imported fixture reads to pyflakes as an unused import that each test's argument redefines.
@@ -365,26 +365,16 @@ def test_segments_after_a_hole_in_the_audio_stay_on_the_files_timeline(verify_en
 def test_a_timestamp_jump_too_long_to_be_lost_audio_is_noted_not_filled(verify_env: VerifyEnv, tmp_path: Path) -> None:
     """One damaged timestamp 30 minutes on was filled with 30 minutes of silence (1.5 GB); it is
     noted as a jump and the audio after it read on as decoded, as mark refuses such a file."""
-    import av
-
     from provenance.core.audio import Audio
     from provenance.core.io import write_audio
     from provenance.watermark import embed, load_key
 
     from tests._verify_fixtures import SR, foley_host
 
-    src, leap = tmp_path / "marked.mka", tmp_path / "leap.mka"
+    src = tmp_path / "marked.mka"
     key = load_key(verify_env.settings.watermark_key_path)
     write_audio(src, embed(Audio(foley_host(12.0, seed=5), SR), key, "0123456789abcdef"), bitrate_kbps=192)
-    with av.open(str(src)) as i, av.open(str(leap), "w") as o:
-        out = {s.index: o.add_stream_from_template(s) for s in i.streams if s.type == "audio"}
-        for packet in i.demux(i.streams.audio[0]):
-            if packet.size:
-                if float(packet.pts * packet.time_base) >= 6.0:
-                    shift = round(1800 / packet.time_base)
-                    packet.pts, packet.dts = packet.pts + shift, packet.dts + shift
-                packet.stream = out[packet.stream.index]
-                o.mux(packet)
+    leap = audio_with_a_timestamp_jump(src, tmp_path / "leap.mka", at_s=6.0, by_s=1800.0)
     r = verify(leap, settings=verify_env.settings)
     assert any("timestamps jump by 1800.0 s at 6.0" in n for n in r.notes), r.notes
     assert not any(n.startswith("The audio track has no audio at") for n in r.notes), r.notes

@@ -17,3 +17,9 @@ def valid_unicode(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [valid_unicode(v) for v in value]
     return value
+
+
+def first_few(items: list[str], shown: int) -> str:
+    """``items`` for a sentence: ``a, b, c`` with at most ``shown`` of them, then ``and N more``."""
+    more = f" and {len(items) - shown} more" if len(items) > shown else ""
+    return ", ".join(items[:shown]) + more
