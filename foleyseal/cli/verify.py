@@ -122,9 +122,10 @@ def _collect(paths: list[Path]) -> list[Path]:
     return files
 
 
-
 def _summary(report: dict[str, Any], console: Any) -> None:
     from rich.markup import escape
+
+    from provenance.core.text import first_few
 
     verdict = report["verdict"]
     style = {
@@ -159,12 +160,10 @@ def _summary(report: dict[str, Any], console: Any) -> None:
     for w in report.get("watermark") or []:
         if w["found"]:
             several = len(w["payloads"]) > 1  # joined outputs: say which span holds which
-            segs = ", ".join(
-                f"{s['start_s']:.1f}-{s['end_s']:.1f} s" + (f" ({s.get('payload') or '?'})" if several else "")
-                for s in w["segments"][:6]
-            )
+            segs = first_few([f"{s['start_s']:.1f}-{s['end_s']:.1f} s"
+                              + (f" ({s.get('payload') or '?'})" if several else "") for s in w["segments"]], 6)
             if len(w["segments"]) > 6:  # a long file: where the mark ends counts most
-                segs += f" and {len(w['segments']) - 6} more, the last ending at {w['segments'][-1]['end_s']:.1f} s"
+                segs += f", the last ending at {w['segments'][-1]['end_s']:.1f} s"
             console.print(
                 f"  watermark (key {w['key_id']}): found, p={p_text(w['p_value'])}, payload "
                 f"{', '.join(w['payloads']) or '?'}, segments {segs}"

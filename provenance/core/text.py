@@ -1,4 +1,4 @@
-"""Text that must be valid Unicode wherever it goes (JSON, the manifest store, C2PA)."""
+"""Text: values that must be valid Unicode wherever they go (JSON, the store, C2PA), and lists in sentences."""
 
 from __future__ import annotations
 
