@@ -1090,14 +1090,11 @@ def test_what_a_killed_nested_writer_left_is_removed_for_long_names_too(tmp_path
     """For an output name near the 255-byte limit the inner working file was named after a hash of
     the outer one's (pid and random part included): the next write of that output never found it,
     and 24-62 MB stayed beside it for good. A 257-byte name was refused naming the working file."""
-    import subprocess
-    import sys
-
     from provenance.core.atomic import atomic_write_bytes, owner_tag, working_stem
 
-    ended = subprocess.Popen([sys.executable, "-c", "pass"])
-    ended.wait()
-    tag = f".p{ended.pid}h{owner_tag().split('h', 1)[1]}"
+    # a process that has ended, with a pid longer than this one's: the names it made must be the
+    # ones this process looks for (a stem that hung on the pid's length was another stem)
+    tag = f".p4194303h{owner_tag().split('h', 1)[1]}"
     target = tmp_path / ("k" * (length - 5) + ".flac")
     outer = f".{working_stem(target)}{tag}abcdefgh.tmp.flac"
     inner = f".{working_stem(tmp_path / outer)}{tag}ijklmnop.tmp.flac"

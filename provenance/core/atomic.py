@@ -221,6 +221,9 @@ _NAME_MAX_BYTES = 255
 """Longest file name of the usual file systems (ext4, XFS, btrfs, tmpfs, APFS), bytes."""
 _MKSTEMP_CHARS = 8
 """Random characters ``tempfile.mkstemp`` puts in a name."""
+_OWNER_TAG_MAX_CHARS = len(".p4194304h00000000.")
+"""The longest :func:`owner_tag` (Linux's largest pid): a stem must not depend on this process's
+pid, or a later run, whose pid has more or fewer digits, would look for another stem's leftovers."""
 
 
 _WORKING_NAME = re.compile(r"^\.(?P<stem>.+)\.p\d+h[0-9a-f]{8}\.[a-z0-9_]{%d}\.tmp(?:\.[^.]*)?$" % _MKSTEMP_CHARS)
@@ -237,7 +240,7 @@ def working_stem(target: Path) -> str:
     nested = _WORKING_NAME.match(name)
     if nested:
         return "." + nested.group("stem")
-    extra = 1 + len(owner_tag()) + _MKSTEMP_CHARS + len(".tmp") + len(os.fsencode(target.suffix))
+    extra = 1 + _OWNER_TAG_MAX_CHARS + _MKSTEMP_CHARS + len(".tmp") + len(os.fsencode(target.suffix))
     budget = _NAME_MAX_BYTES - extra - 1  # the nested one's extra dot
     if len(os.fsencode(name)) <= budget:
         return name
