@@ -106,6 +106,14 @@ class _KeySearch:
         )
 
 
+def _store_failed(failures: list[str], exc: StoreError, doing: str) -> None:
+    """Record the store's failure in ``failures``; log it only the first time it is seen, since
+    every later window of the file would log the same fault again."""
+    if exc.message not in failures:
+        log.warning("%s failed: %s", doing, exc)
+    failures.append(exc.message)
+
+
 def _unnamed(det: Any, known: Any, store_failed: list[str]) -> bool:
     """Whether a detection names no issued payload: none decoded, or one the store never issued."""
     if det.payload is None:
@@ -113,7 +121,7 @@ def _unnamed(det: Any, known: Any, store_failed: list[str]) -> bool:
     try:
         return not known.find([det.payload])
     except StoreError as exc:
-        store_failed.append(exc.message)
+        _store_failed(store_failed, exc, "looking up a decoded payload")
         return False
 
 
@@ -279,8 +287,7 @@ class _Scan:
             again = detect(audio, s.key, search=search and warped, known=self.known, checkpoint=self.check_deadline)
             det = dataclasses.replace(again, details={**det.details, **again.details})
         except StoreError as exc:
-            log.warning("matching issued payloads failed at %.1f s: %s", offset_s, exc)
-            self.store_failed.append(exc.message)
+            _store_failed(self.store_failed, exc, f"matching issued payloads at {offset_s:.1f} s")
         return det
 
     def read_window(self, start: int, window: np.ndarray, search: list[bool], index: int | None = None

@@ -1483,3 +1483,22 @@ def test_credentials_recovered_from_a_mark_in_little_of_the_audio_say_how_little
     assert note is not None and note.startswith("The mark was read in only 4% of the 15.0 s of audio"), note
     assert _thin_mark_note([replace(thin, coverage=0.9)], Verdict.CREDENTIALS_RECOVERED_BY_WATERMARK) is None
     assert _thin_mark_note([thin], Verdict.PARTIALLY_MARKED) is None  # which says the share itself
+
+
+def test_a_store_failing_in_every_window_is_logged_once(
+    verify_env: VerifyEnv, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from provenance.core.errors import StoreError
+    from provenance.store.repository import IssuedPayloads
+
+    def down(self: IssuedPayloads) -> int:
+        raise StoreError("manifest store test: count failed: the server went away")
+
+    monkeypatch.setattr(IssuedPayloads, "count", down)
+    monkeypatch.setattr(IssuedPayloads, "find", lambda self, payloads: set())  # so each window asks for the count
+    with caplog.at_level("WARNING"), Verifier(verify_env.settings) as v:
+        r = v.verify(verify_env.files["spliced"])
+    # Every window of the file met the same fault: stderr named it four times for one file.
+    logged = [rec.getMessage() for rec in caplog.records if "went away" in rec.getMessage()]
+    assert len(logged) == 1, logged
+    assert any("Matching the watermark against the manifest store's payloads failed" in n for n in r.notes), r.notes
