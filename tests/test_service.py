@@ -401,6 +401,115 @@ def test_concurrent_rotations_of_one_key_give_one_new_key(tmp_path: Path) -> Non
     assert [e.id for e in store.list() if e.revoked_at is None] == [issued[0][1].id]
 
 
+_ROTATE_ALL = """
+import json, sys, time
+from detectors.service.api_keys import ApiKeyStore
+store = ApiKeyStore(sys.argv[1])
+by_id = {e.id: e for e in store.list()}
+while time.time() < float(sys.argv[2]):  # both processes rotate at the same time
+    time.sleep(0.001)
+print(json.dumps([store.rotate(by_id[i])[0] for i in sys.argv[3:]]))
+"""
+
+
+def test_instances_sharing_the_keys_file_lose_no_rotation(tmp_path: Path) -> None:
+    """Two instances sharing api-keys.json (one home, and another home through a symbolic link)
+    overwrote each other's rotations: a thread lock does not hold across processes. A client got a
+    new key that was refused while its "revoked" key still worked; and the first rotation through
+    the link replaced the link by a copy, so the instances drifted apart for good."""
+    import subprocess
+    import sys
+    import time
+
+    real = tmp_path / "a" / "api-keys.json"
+    store = ApiKeyStore(real)
+    olds = [store.create(f"client {i}") for i in range(60)]
+    link = tmp_path / "b" / "api-keys.json"
+    link.parent.mkdir()
+    link.symlink_to(real)
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    halves = [(real, olds[0::2]), (link, olds[1::2])]
+    start = str(time.time() + 5)
+    procs = [subprocess.Popen([sys.executable, "-c", _ROTATE_ALL, str(path), start, *(e.id for _, e in half)],
+                              stdout=subprocess.PIPE, text=True, env=env) for path, half in halves]
+    new_keys = [k for p in procs for k in json.loads(p.communicate(timeout=120)[0])]
+    assert all(p.returncode == 0 for p in procs)
+    assert link.is_symlink() and os.readlink(link) == str(real)
+    for path in (real, link):
+        seen = ApiKeyStore(path)
+        assert [k for k in new_keys if seen.check(k) is None] == [], "a rotated-to key is refused"
+        assert [k for k, _ in olds if seen.check(k) is not None] == [], "a revoked key still works"
+
+
+def test_api_keys_are_listed_and_revoked_from_the_command_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A leaked key could be revoked only by editing api-keys.json by hand (no command listed or
+    revoked keys); and names that cannot label a key (empty, a newline) were taken as given."""
+    from foleyseal.cli import main
+
+    def run(*args: str) -> tuple[int, str, str]:
+        with pytest.raises(SystemExit) as done:
+            main(["serve", *args])
+        out, err = capsys.readouterr()
+        return int(done.value.code or 0), out, err
+
+    monkeypatch.setenv("FOLEYSEAL_HOME", str(tmp_path / "home"))
+    rc, key, _ = run("--create-api-key", "  ci bot ")
+    assert rc == 0
+    keys = ApiKeyStore(tmp_path / "home" / "api-keys.json")
+    entry = keys.check(key.strip())
+    assert entry is not None and entry.name == "ci bot"
+    rc, out, _ = run("--list-api-keys")
+    assert rc == 0 and re.fullmatch(rf"{entry.id}  ci bot  created \S+  active\n", out), out
+    rc, _, err = run("--revoke-api-key", entry.id)
+    assert rc == 0 and f"API key {entry.id} (ci bot) revoked" in err
+    assert keys.check(key.strip()) is None
+    rc, out, _ = run("--list-api-keys")
+    assert rc == 0 and " revoked 20" in out, out
+    rc, _, err = run("--revoke-api-key", entry.id)
+    assert rc == 0 and "already revoked" in err
+    rc, _, err = run("--revoke-api-key", "00000000")
+    assert rc == 3 and "no API key with the id '00000000'" in err, err
+    for bad, said in (("", "must not be empty"), ("  ", "must not be empty"), ("a\nb", "control characters"),
+                      ("x" * 101, "at most 100 characters")):
+        rc, out, err = run("--create-api-key", bad)
+        assert rc == 3 and said in err and out == "", (bad, err)
+    assert len(keys.list()) == 1
+
+
+def test_a_garbled_api_keys_file_stops_the_start_and_is_the_services_fault_later(
+    client: TestClient, api_key: tuple[str, Path], verify_env: VerifyEnv, tmp_path: Path
+) -> None:
+    """A garbled api-keys.json (a hand edit cut short) was not caught at start, where /v1/health
+    said "ok"; later every write, and every verify sent with a key, got 422 "not examinable" with
+    the server's path and the parse error, told to anyone sending a made-up key; a file of the
+    wrong shape ([]) was a 500."""
+    from detectors.service.app import check_config
+    from provenance.core.errors import ConfigError
+
+    key, path = api_key
+    good = path.read_bytes()
+    for garbled, said in ((b'{"keys": [ {"id": "x"', "Expecting"), (b"[]", "not an API keys file"),
+                          (b'{"keys": [{"id": "x"}]}', "entry 1 is not an API key")):
+        bad = tmp_path / "api-keys.json"
+        bad.write_bytes(garbled)
+        with pytest.raises(ConfigError, match=said) as caught:
+            check_config(ServiceConfig(home=verify_env.home, api_keys_path=bad))
+        assert str(bad) in str(caught.value)
+    try:
+        path.write_bytes(b"[]")
+        for headers in ({"X-API-Key": key}, {"Authorization": "Bearer fsk_x_y"}):
+            r = client.post("/v1/api-keys/rotate", headers=headers)
+            assert r.status_code == 503 and str(path) not in r.text and "keys file" in r.text, r.text
+        r = client.post("/v1/verify", headers={"X-API-Key": key},
+                        files={"file": ("m.wav", verify_env.files["marked_wav"].read_bytes())})
+        assert r.status_code == 200 and r.json()["verdict"] == "credentials_valid", r.text
+    finally:
+        path.write_bytes(good)
+    assert client.post("/v1/api-keys/rotate", headers={"X-API-Key": "fsk_x_y"}).status_code == 403
+
+
 def test_a_registration_that_loses_a_race_is_409_and_store_faults_are_503(
     client: TestClient, exported: list[Any], api_key: tuple[str, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -4,23 +4,36 @@ A key looks like ``fsk_<id>_<secret>``: the id finds the entry, the SHA-256 of t
 is what the file stores (the secret has 256 bits, so a plain hash is enough: there is nothing
 to brute-force), and comparison is constant-time. The file is JSON, mode 0600, written
 atomically.
+
+Instances behind one load balancer share the file (one home, or a symbolic link to one file).
+A change is a read-modify-write, so each holds an exclusive ``flock`` on ``<file>.lock`` beside
+the real file while it makes one: a thread lock alone let two instances overwrite each other's
+rotations, leaving a "revoked" key working and a new one refused. The write goes to the file a
+link points to, so the link, and the sharing, survive it.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import hmac
 import json
+import os
 import secrets
 import threading
-from dataclasses import asdict, dataclass
+import unicodedata
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, fields
 from datetime import datetime, timezone
 from pathlib import Path
 
 from provenance.core.atomic import atomic_write_bytes
-from provenance.core.errors import ConfigError
+from provenance.core.errors import ConfigError, InputError
 
 _PREFIX = "fsk"
+MAX_NAME_CHARS = 100
+"""Longest key name: a label in listings and in ``registered_by``, not a document."""
 
 
 @dataclass
@@ -32,8 +45,37 @@ class ApiKeyEntry:
     revoked_at: str | None = None
 
 
+_FIELDS = {f.name for f in fields(ApiKeyEntry)}
+_REQUIRED = {f.name for f in fields(ApiKeyEntry) if f.name != "revoked_at"}
+
+
 def _hash(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
+
+
+def check_name(name: str) -> str:
+    """``name`` without surrounding blanks, or :class:`InputError` when it cannot label a key in a
+    listing (empty, over :data:`MAX_NAME_CHARS`, or holding control characters such as a newline)."""
+    clean = name.strip()
+    if not clean:
+        raise InputError("an API key's name must not be empty")
+    if len(clean) > MAX_NAME_CHARS:
+        raise InputError(f"an API key's name must be at most {MAX_NAME_CHARS} characters, got {len(clean)}")
+    if any(unicodedata.category(c) == "Cc" for c in clean):
+        raise InputError(f"an API key's name must not hold control characters (such as a newline): {clean!r}")
+    return clean
+
+
+def _entries(data: object) -> list[ApiKeyEntry]:
+    """The entries of a parsed keys file, or ValueError saying how it is not one."""
+    if not isinstance(data, dict) or not isinstance(data.get("keys", []), list):
+        raise ValueError('not an API keys file (expected an object with a "keys" list)')
+    out = []
+    for i, e in enumerate(data.get("keys", [])):
+        if not isinstance(e, dict) or not _REQUIRED <= e.keys() or not e.keys() <= _FIELDS:
+            raise ValueError(f"entry {i + 1} is not an API key (expected the fields {', '.join(sorted(_FIELDS))})")
+        out.append(ApiKeyEntry(**e))
+    return out
 
 
 class ApiKeyStore:
@@ -47,19 +89,36 @@ class ApiKeyStore:
         if not self.path.exists():
             return []
         try:
-            data = json.loads(self.path.read_text(encoding="utf-8"))
-            return [ApiKeyEntry(**e) for e in data.get("keys", [])]
-        except (OSError, ValueError, TypeError) as exc:
+            return _entries(json.loads(self.path.read_text(encoding="utf-8")))
+        except (OSError, ValueError) as exc:
             raise ConfigError(f"cannot read the API keys file: {exc}", path=self.path) from exc
 
+    def _real_path(self) -> Path:
+        """The file the keys are in: the target of a symbolic link, which must stay a link."""
+        return Path(os.path.realpath(self.path))
+
+    @contextlib.contextmanager
+    def _changing(self) -> Iterator[None]:
+        """Hold this process's lock and the file's lock (shared by every process) for one change."""
+        real = self._real_path()
+        real.parent.mkdir(parents=True, exist_ok=True)
+        with self._lock:
+            fd = os.open(real.with_name(real.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)  # released when fd closes, or the process dies
+                yield
+            finally:
+                os.close(fd)
+
     def _save(self, entries: list[ApiKeyEntry]) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         body = json.dumps({"keys": [asdict(e) for e in entries]}, indent=2).encode()
-        atomic_write_bytes(self.path, body, mode=0o600)
+        atomic_write_bytes(self._real_path(), body, mode=0o600)
 
     def create(self, name: str) -> tuple[str, ApiKeyEntry]:
-        """A new key; returns the plain key (shown once, never stored) and its entry."""
-        with self._lock:
+        """A new key named ``name`` (see :func:`check_name`); returns the plain key (shown once,
+        never stored) and its entry."""
+        name = check_name(name)
+        with self._changing():
             entries = self._load()
             key, entry = self._new_entry(name, datetime.now(timezone.utc).isoformat())
             entries.append(entry)
@@ -87,7 +146,8 @@ class ApiKeyStore:
         return match
 
     def revoke(self, key_id: str) -> bool:
-        with self._lock:
+        """Revoke the key ``key_id``; False when no unrevoked key has that id."""
+        with self._changing():
             entries = self._load()
             hit = False
             for e in entries:
@@ -101,7 +161,7 @@ class ApiKeyStore:
     def rotate(self, old: ApiKeyEntry) -> tuple[str, ApiKeyEntry] | None:
         """Replace ``old`` with a new key of the same name, revoking ``old`` in the same write;
         None if ``old`` was revoked meanwhile (concurrent rotations of one key give one new key)."""
-        with self._lock:
+        with self._changing():
             entries = self._load()
             current = next((e for e in entries if e.id == old.id and e.revoked_at is None), None)
             if current is None:

@@ -77,7 +77,7 @@ def _open_state(config: ServiceConfig) -> ServiceState:
         settings=settings,
         pool=pool,
         limiter=RateLimiter(config.rate_limit_per_min, config.rate_limit_burst),
-        api_keys=ApiKeyStore(config.api_keys_path or settings.home / "api-keys.json"),
+        api_keys=_api_keys(config, settings),
         upload_dir=root / "uploads",
         store=store,
         keys_in_keyring=keys,
@@ -233,9 +233,14 @@ def uvicorn_options(config: ServiceConfig) -> dict[str, Any]:
     }
 
 
+def _api_keys(config: ServiceConfig, settings: Any) -> ApiKeyStore:
+    """The service's API keys: ``config.api_keys_path``, else ``api-keys.json`` in its home."""
+    return ApiKeyStore(config.api_keys_path or settings.home / "api-keys.json")
+
+
 def check_config(config: ServiceConfig) -> list[str]:
     """Raise the :class:`FoleySealError` that would stop the service from starting (unreadable
-    trust anchors or key files, a store that cannot be opened), naming the file or store, before
+    trust anchors, key or API keys files, a store that cannot be opened), naming the file or store, before
     uvicorn starts: a failure inside its start-up is printed as a traceback. Returns notes on
     what it will serve without (no watermark key: no mark can be read)."""
     from provenance.core.config import trust_anchors
@@ -245,6 +250,7 @@ def check_config(config: ServiceConfig) -> list[str]:
 
     settings = _settings(config)
     trust_anchors(settings, config.trust_anchors)
+    _api_keys(config, settings).list()
     notes = []
     if not load_keyring(settings):
         notes.append(f"no watermark key in {settings.home} ({settings.watermark_key_path.name}, or keys/keyring/*.key): files are "

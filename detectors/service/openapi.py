@@ -83,8 +83,10 @@ UPLOAD = {
 AUTH = {
     401: error("No API key (Authorization: Bearer <key>, or X-API-Key)"),
     403: error("The API key is unknown or revoked"),
+    503: error("The service cannot read its API keys file (Retry-After)"),
 }
 STORE = {503: error("The manifest store is unavailable (Retry-After)")}
+AUTH_STORE = {**AUTH, 503: error("The manifest store, or the service's API keys file, is unavailable (Retry-After)")}
 
 
 def service_openapi(app: FastAPI) -> dict[str, Any]:

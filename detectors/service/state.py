@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,10 +11,15 @@ from typing import Any
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import APIKeyHeader, HTTPBearer
 
+from provenance.core.errors import ConfigError
+
 from detectors.service.api_keys import ApiKeyEntry, ApiKeyStore
 from detectors.service.config import ServiceConfig
 from detectors.service.ratelimit import RateLimiter
 from detectors.service.workers import WorkerPool
+
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -58,8 +64,11 @@ def rate_limited(request: Request) -> None:
     if not state.limiter.enabled:
         return
     key = presented_key(request)
-    if key and state.api_keys.check(key) is not None:
-        return
+    try:
+        if key and state.api_keys.check(key) is not None:
+            return
+    except ConfigError as exc:  # a read does not need the key: it is rate limited as one without
+        log.error("%s %s: %s", request.method, request.url.path, exc)
     wait = state.limiter.acquire(client_id(request))
     if wait > 0:
         raise HTTPException(
@@ -71,6 +80,23 @@ def rate_limited(request: Request) -> None:
 
 _BEARER = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer <key>`")
 _HEADER = APIKeyHeader(name="X-API-Key", auto_error=False, description="An API key, the other way to send it")
+
+
+def keys_unreadable(request: Request, exc: ConfigError) -> HTTPException:
+    """The answer to a request that needed the API keys file when it could not be read (garbled by
+    a hand edit, gone): the service's fault, so 503, with the path and the parse error in the log
+    only, not told to whoever sent a key."""
+    log.error("%s %s: %s", request.method, request.url.path, exc)
+    return HTTPException(status_code=503, detail="the service cannot check API keys now (its keys file "
+                         "cannot be read; the operator can see why in its log)", headers={"Retry-After": "30"})
+
+
+def _checked(keys: ApiKeyStore, key: str, request: Request) -> ApiKeyEntry | None:
+    """``keys.check(key)``; a keys file that cannot be read is :func:`keys_unreadable`."""
+    try:
+        return keys.check(key)
+    except ConfigError as exc:
+        raise keys_unreadable(request, exc) from None
 
 
 def require_api_key(
@@ -86,7 +112,7 @@ def require_api_key(
             status_code=401, detail="this endpoint needs an API key (Authorization: Bearer <key>)",
             headers={"WWW-Authenticate": "Bearer"},
         )
-    entry = get_state(request).api_keys.check(key)
+    entry = _checked(get_state(request).api_keys, key, request)
     if entry is None:
         raise HTTPException(status_code=403, detail="the API key is not valid (unknown or revoked)")
     return entry

@@ -318,6 +318,14 @@ def serve_cmd(
         None, "--create-api-key", metavar="NAME",
         help="Create an API key for the write endpoints, print it once, and exit (only its hash is kept).",
     ),
+    list_api_keys: bool = typer.Option(
+        False, "--list-api-keys", help="List this home's API keys (id, name, created, revoked) and exit.",
+    ),
+    revoke_api_key: str | None = typer.Option(
+        None, "--revoke-api-key", metavar="ID",
+        help="Revoke the API key with this id (see --list-api-keys) and exit; every instance sharing the "
+        "keys file refuses it from its next request.",
+    ),
 ) -> None:
     """Run the verification service: POST /v1/verify, the C2PA Soft Binding Resolution API, the web page at /, OpenAPI docs at /docs.
 
@@ -329,13 +337,21 @@ def serve_cmd(
     from detectors.service.app import check_config
     from detectors.service.api_keys import ApiKeyStore
 
+    if sum((create_api_key is not None, list_api_keys, revoke_api_key is not None)) > 1:
+        raise typer.BadParameter("give one of --create-api-key, --list-api-keys and --revoke-api-key")
+    # not in the manifest store: instances that share a PostgreSQL store each have their own
+    keys_file = load_settings().home / "api-keys.json"
     if create_api_key is not None:
-        keys_file = load_settings().home / "api-keys.json"
         key, entry = ApiKeyStore(keys_file).create(create_api_key)
         typer.echo(key)
-        # not in the manifest store: instances that share a PostgreSQL store each have their own
-        typer.echo(f"API key {entry.id} ({entry.name}) created in {keys_file} (the services of this home accept "
-                   "it); it is shown only this once.", err=True)
+        typer.echo(f"API key {entry.id} ({shown(entry.name)}) created in {keys_file} (the services of this home "
+                   "accept it); it is shown only this once.", err=True)
+        return
+    if list_api_keys:
+        _list_api_keys(ApiKeyStore(keys_file), keys_file)
+        return
+    if revoke_api_key is not None:
+        _revoke_api_key(ApiKeyStore(keys_file), keys_file, revoke_api_key)
         return
     config = ServiceConfig(
         database_url=database_url,
@@ -351,6 +367,30 @@ def serve_cmd(
         typer.echo(f"note: {note}", err=True)
     serve(config, host=host, port=port, checked=True,
           announce=lambda url: typer.echo(f"FoleySeal verification service on {url}  (docs: /docs)", err=True))
+
+
+def _list_api_keys(keys: Any, keys_file: Path) -> None:
+    """One line per key of ``keys``: id, name, when created and, if so, revoked (UTC)."""
+    entries = keys.list()
+    if not entries:
+        typer.echo(f"no API keys in {keys_file}", err=True)
+    for e in entries:
+        state = f"revoked {e.revoked_at}" if e.revoked_at else "active"
+        typer.echo(f"{e.id}  {shown(e.name)}  created {e.created_at}  {state}")
+
+
+def _revoke_api_key(keys: Any, keys_file: Path, key_id: str) -> None:
+    """Revoke ``key_id``; an id that names no key is an error, one already revoked is said so."""
+    from provenance.core.errors import ConfigError
+
+    entry = next((e for e in keys.list() if e.id == key_id), None)
+    if entry is None:
+        raise ConfigError(f"no API key with the id {shown(key_id)!r} (see foleyseal serve --list-api-keys)",
+                          path=keys_file)
+    if keys.revoke(key_id):
+        typer.echo(f"API key {entry.id} ({shown(entry.name)}) revoked in {keys_file}", err=True)
+    else:
+        typer.echo(f"API key {entry.id} ({shown(entry.name)}) was already revoked", err=True)
 
 
 def bench_load_cmd(

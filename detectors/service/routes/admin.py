@@ -12,14 +12,15 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from pydantic import BaseModel, Field
 
 from provenance.c2pa.read import record_manifest_problem
+from provenance.core.errors import ConfigError
 from provenance.store.repository import PayloadCollision
 
 from detectors.intake import C2PA_STORE_UUID
 from detectors.service.api_keys import ApiKeyEntry
-from detectors.service.openapi import AUTH, BAD_REQUEST, STORE, error
+from detectors.service.openapi import AUTH, AUTH_STORE, BAD_REQUEST, error
 from detectors.service.routes.common import json_body, json_body_openapi
 from detectors.service.routes.softbinding import check_manifest_id, decode_value, soft_binding_alg
-from detectors.service.state import get_state, require_api_key
+from detectors.service.state import get_state, keys_unreadable, require_api_key
 
 router = APIRouter(prefix="/v1", tags=["admin (API key)"])
 
@@ -52,10 +53,9 @@ class ManifestRegistration(BaseModel):
     "hold `value`: **400** names what does not hold.",
     responses={
         **BAD_REQUEST,
-        **AUTH,
+        **AUTH_STORE,
         409: error("The manifest id or the payload is already registered"),
         413: error("The request body is larger than a registration can be"),
-        **STORE,
     },
     openapi_extra=json_body_openapi(ManifestRegistration),
 )
@@ -114,7 +114,10 @@ async def register_manifest(request: Request, key: ApiKeyEntry = Depends(require
     "/api-keys/rotate", summary="Replace the calling API key by a new one (API key)", responses={**AUTH}
 )
 async def rotate_key(request: Request, key: ApiKeyEntry = Depends(require_api_key)) -> dict[str, Any]:
-    rotated = await asyncio.to_thread(get_state(request).api_keys.rotate, key)
+    try:
+        rotated = await asyncio.to_thread(get_state(request).api_keys.rotate, key)
+    except ConfigError as exc:
+        raise keys_unreadable(request, exc) from None
     if rotated is None:
         raise HTTPException(status_code=403, detail="this API key was revoked (rotated by another request)")
     new_key, entry = rotated
