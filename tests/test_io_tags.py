@@ -221,6 +221,18 @@ def test_what_described_the_old_encoding_is_not_carried(tmp_path):
     with av.open(str(dst)) as c:
         assert "iTunSMPB" not in c.metadata and c.metadata.get("encoder") != "iTunes 12.9"
         assert c.metadata["title"] == TEXT["title"]
+    # Within ID3 a comment's key holds its language (COMM:iTunSMPB:eng): an MP3 marked into an
+    # MP3 kept the old encoding's delay and length, and its Sound Check, byte for byte.
+    from mutagen.id3 import COMM, ID3
+
+    mp3 = _ffmpeg_tagged(tmp_path / "in.mp3")
+    tags = ID3(str(mp3))
+    for desc, text in (("iTunSMPB", " 00000000 00000840 000001CC 0000000000081398"), ("iTunNORM", " 000002A8"),
+                       ("", "a plain comment"), ("short", "a described comment")):
+        tags.add(COMM(encoding=3, lang="eng", desc=desc, text=[text]))
+    tags.save()
+    got = ID3(str(embed_file(mp3, tmp_path / "out.mp3", new_key(), PAYLOAD)))
+    assert sorted(f.desc for f in got.getall("COMM")) == ["", "short"], got.getall("COMM")
 
 
 def test_odd_keys_from_other_formats_become_valid_vorbis_names(tmp_path):

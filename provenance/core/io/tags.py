@@ -210,9 +210,11 @@ def copy_tags(source: PathLike, target: PathLike) -> bool:
     return write_tags(target, tags)
 
 
-_ID3_NOT_CARRIED = frozenset({"TSSE", "TLEN", "COMM:iTunSMPB", "COMM:iTunNORM", "COMM:iTunPGAP"})
-"""ID3 frames (by mutagen's hash key) that describe the old encoding: its encoder, length,
-gapless padding."""
+_ID3_NOT_CARRIED = frozenset({"TSSE", "TLEN"})
+"""ID3 frames (by id) that describe the old encoding: its encoder, its length."""
+_ID3_COMMENTS_NOT_CARRIED = frozenset({"itunsmpb", "itunnorm", "itunpgap"})
+"""Descriptions of the comment frames (``COMM``) in which iTunes keeps the old encoding's gapless
+delay and padding and its loudness: kept, they would trim the new encoding wrongly."""
 _MP4_NOT_CARRIED = frozenset({"\xa9too", "----:com.apple.iTunes:iTunSMPB", "----:com.apple.iTunes:iTunNORM"})
 _VORBIS_NOT_CARRIED = frozenset({"encoder"})
 _C2PA_MIMES = ("application/c2pa", "application/x-c2pa-manifest-store")
@@ -265,9 +267,20 @@ def _copy_id3(src: MP3 | WAVE | AIFF, dst: MP3 | WAVE | AIFF) -> None:
     if dst.tags is None:
         dst.add_tags()
     for key, frame in src.tags.items():
-        if key in _ID3_NOT_CARRIED or (frame.FrameID == "GEOB" and frame.mime.lower() in _C2PA_MIMES):
+        if not _id3_carried(frame):
             continue
         dst.tags[key] = frame
+
+
+def _id3_carried(frame: Any) -> bool:
+    """Whether an ID3 ``frame`` says something about the content: not the old encoding's encoder,
+    length or gapless padding, nor the C2PA manifest of the source (the output gets its own). A
+    comment's key holds its language (``COMM:iTunSMPB:eng``), so it is told by its description."""
+    if frame.FrameID in _ID3_NOT_CARRIED:
+        return False
+    if frame.FrameID == "COMM":
+        return frame.desc.lower() not in _ID3_COMMENTS_NOT_CARRIED
+    return not (frame.FrameID == "GEOB" and frame.mime.lower() in _C2PA_MIMES)
 
 
 # --- Vorbis comments ----------------------------------------------------------------------
