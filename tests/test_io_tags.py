@@ -318,6 +318,30 @@ def test_a_wav_keeps_its_speaker_layout(tmp_path, channels, mask):
     assert _fmt_mask(dst) == mask
 
 
+@pytest.mark.parametrize("layout, mask", [("7.1", 0x63F), ("5.1(side)", 0x60F), ("7.1(wide)", 0xFF)])
+def test_a_surround_flac_keeps_its_speakers_in_a_wav(tmp_path, layout, mask):
+    """A 7.1 FLAC stem marked into a WAV came out 7.1(wide) (0xFF): its side surrounds labelled
+    as the front-of-centre pair. The WAV now gets the mask of the FLAC's layout."""
+    channels = av.AudioLayout(layout).nb_channels
+    sig = make_signal(seconds=6.0)
+    samples = np.repeat(sig.samples[:1], channels, axis=0) * np.linspace(0.2, 1.0, channels)[:, None]
+    src = tmp_path / "stem.flac"
+    with av.open(str(src), "w") as out:
+        stream = out.add_stream("flac", rate=sig.sample_rate, layout=layout)
+        frame = av.AudioFrame.from_ndarray((samples * 32767).astype(np.int16).T.reshape(1, -1), format="s16",
+                                           layout=layout)
+        frame.sample_rate = sig.sample_rate
+        for packet in [*stream.encode(frame), *stream.encode(None)]:
+            out.mux(packet)
+    dst = embed_file(src, tmp_path / "marked.wav", new_key(), PAYLOAD)
+    assert _fmt_mask(dst) == mask
+    with av.open(str(dst)) as c:
+        assert c.streams.audio[0].codec_context.layout.name == layout
+    # every channel stays where it was (the mask relabels, it does not move samples)
+    levels = np.sqrt(np.mean(np.square(read_audio(dst).samples), axis=1))
+    assert np.all(np.diff(levels) > 0), levels
+
+
 def test_wav_chunks_go_only_between_riff_wave_files(tmp_path):
     src, _ = _broadcast_wav(tmp_path / "take.wav", seconds=1.0)
     flac = tmp_path / "take.flac"

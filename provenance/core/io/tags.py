@@ -423,7 +423,8 @@ def copy_wav_chunks(source: PathLike, target: PathLike) -> bool:
     size = target.stat().st_size
     if size + extra >= 1 << 32:
         return False
-    mask_at, mask = _channel_mask_patch(dict(chunks).get(b"fmt ", b""), target)
+    source_fmt = dict(chunks).get(b"fmt ", b"")
+    mask_at, mask = _channel_mask_patch(_extensible_mask(source_fmt), source_fmt[2:4], target)
     try:
         with open(target, "r+b") as f:
             f.seek(size + size % 2)
@@ -442,22 +443,67 @@ def copy_wav_chunks(source: PathLike, target: PathLike) -> bool:
 _EXTENSIBLE = 0xFFFE
 
 
-def _channel_mask_patch(source_fmt: bytes, target: Path) -> tuple[int | None, int]:
-    """Where in ``target`` to write which speaker mask so that its channels go to the speakers
-    of the source's: (offset, mask), or (None, 0) when nothing is to change. libsndfile writes
-    its own default for the channel count (7.1 wide for 8 channels), which sent a 7.1 file's
-    side pair to the front-of-centre speakers. A source without a mask (plain PCM) keeps
-    libsndfile's default, the speakers in order, as players read such a file."""
-    mask = _extensible_mask(source_fmt)
+def _channel_mask_patch(mask: int | None, channels: bytes, target: Path) -> tuple[int | None, int]:
+    """Where in ``target`` to write the speaker mask ``mask`` (the source's, of ``channels``
+    channels: a ``fmt `` chunk's two bytes) so that its channels
+    go to the source's speakers: (offset, mask), or (None, 0) when nothing is to change.
+    libsndfile writes its own default for the channel count (7.1 wide for 8 channels), which sent
+    a 7.1 file's side pair to the front-of-centre speakers. A source without a mask (None: plain
+    PCM) keeps libsndfile's default, the speakers in order, as players read such a file."""
     if mask is None:
         return None, 0
     for offset, cid, fmt in _wav_chunk_offsets(target):
         if cid == b"fmt ":
             ours = _extensible_mask(fmt)
-            if ours is None or ours == mask or fmt[2:4] != source_fmt[2:4]:  # another channel count
+            if ours is None or ours == mask or fmt[2:4] != channels:
                 return None, 0
             return offset + 20, mask
     return None, 0
+
+
+_WAV_SPEAKERS = ("FL", "FR", "FC", "LFE", "BL", "BR", "FLC", "FRC", "BC", "SL", "SR", "TC", "TFL", "TFC", "TFR",
+                 "TBL", "TBC", "TBR")
+"""The speakers of a WAV speaker mask, bit 0 first, in FFmpeg's names (its own layouts use the
+same bits, so the names of a FLAC's or an M4A's layout give the mask)."""
+
+
+def _layout_mask(source: Path) -> int | None:
+    """The WAV speaker mask of the speakers of ``source``'s audio (FFmpeg's layout), or None when
+    there is none to give: a format FFmpeg cannot read, a speaker a WAV mask has no bit for, or
+    speakers out of the mask's order (a WAV's channels come in the order of its bits)."""
+    try:
+        with av.open(str(source)) as container:
+            names = [c.name for c in main_audio_stream(container).codec_context.layout.channels]
+    except (av.FFmpegError, FormatError, OSError, ValueError, IndexError):
+        return None
+    if not names or any(n not in _WAV_SPEAKERS for n in names):
+        return None
+    bits = [_WAV_SPEAKERS.index(n) for n in names]
+    return sum(1 << b for b in bits) if bits == sorted(set(bits)) else None
+
+
+def _layout(source: Path) -> tuple[int | None, bytes]:
+    """(:func:`_layout_mask` of ``source``, its number of channels as a ``fmt `` chunk holds it)."""
+    mask = _layout_mask(source)
+    return mask, (mask.bit_count() if mask is not None else 0).to_bytes(2, "little")
+
+
+def keep_speakers(source: PathLike, target: PathLike) -> None:
+    """Give the WAV ``target``, made from the non-WAV ``source`` (a 7.1 FLAC, a 5.1(side) M4A),
+    the speaker mask of ``source``'s layout: libsndfile's default for the channel count would
+    send a 7.1's side pair to the front-of-centre speakers. Nothing changes for other targets."""
+    target = Path(target)
+    if not _is_riff_wave(target):
+        return
+    at, mask = _channel_mask_patch(*_layout(Path(source)), target)
+    if at is None:
+        return
+    try:
+        with open(target, "r+b") as f:
+            f.seek(at)
+            f.write(mask.to_bytes(4, "little"))
+    except OSError as exc:
+        raise FormatError(f"could not write the WAV speaker mask: {exc}", path=target) from exc
 
 
 def _extensible_mask(fmt: bytes) -> int | None:
@@ -512,6 +558,7 @@ def _is_riff_wave(path: Path) -> bool:
 def carry_metadata(source: PathLike, target: PathLike) -> None:
     """Everything ``source`` says about its content, into ``target`` (a file made from it):
     between WAV files their chunks (:func:`copy_wav_chunks`), otherwise the tags and pictures
-    (:func:`copy_tags`)."""
+    (:func:`copy_tags`) and, into a WAV, the speakers (:func:`keep_speakers`)."""
     if not copy_wav_chunks(source, target):
         copy_tags(source, target)
+        keep_speakers(source, target)
