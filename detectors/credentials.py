@@ -80,12 +80,16 @@ def why_record_does_not_vouch(cred: Any, payload: str | None) -> str | None:
     if error and not (set(codes) <= _HARD_BINDING_MISMATCHES):
         return f"its manifest cannot be read ({', '.join(codes) or error})"
     other = [c for c in codes if c not in _HARD_BINDING_MISMATCHES]
-    if other:
+    if _beyond_trust(other):
         return f"its manifest does not validate: {', '.join(other)}"
     bound = {b.value.lower() for sb in getattr(cred, "soft_bindings", ()) or () for b in sb.blocks}
     if payload is not None and payload.lower() not in bound:
         named = ", ".join(sorted(bound)) or "no payload"
         return f"its manifest binds {named}, not the payload {payload} read from the audio"
+    if other:
+        # intact, but signed by a chain this verifier does not trust: the fix is configuration
+        return (f"its signer is not trusted by this verifier ({', '.join(other)}); add the signer's root "
+                "certificate to the trust anchors (--trust-anchors) only if you trust it")
     return None
 
 

@@ -1298,7 +1298,8 @@ def test_a_stored_record_that_cannot_vouch_recovers_nothing(verify_env: VerifyEn
     assert r.verdict is Verdict.WATERMARK_ONLY
     (m,) = [m for m in r.store if m.record_id == verify_env.record_id]
     assert m.refused and "cannot vouch for it" in r.explanation
-    assert ("cannot be read" if planted == "garbage" else "signingCredential.untrusted") in m.refused
+    # (the other signer's manifest binds its own payload: that refuses it, whoever signed it)
+    assert ("cannot be read" if planted == "garbage" else "not the payload") in m.refused
     # the honest record still recovers the same copy
     assert verify(verify_env.files["mp3_64"], settings=verify_env.settings).verdict is \
         Verdict.CREDENTIALS_RECOVERED_BY_WATERMARK
@@ -1502,3 +1503,29 @@ def test_a_store_failing_in_every_window_is_logged_once(
     logged = [rec.getMessage() for rec in caplog.records if "went away" in rec.getMessage()]
     assert len(logged) == 1, logged
     assert any("Matching the watermark against the manifest store's payloads failed" in n for n in r.notes), r.notes
+
+
+def test_a_record_signed_by_an_untrusted_chain_says_so_and_how_to_trust_it() -> None:
+    """An intact record whose signer this verifier does not trust was refused as "its manifest
+    does not validate: signingCredential.untrusted", which reads as tampering and gives no fix
+    (two instances with different trust gave two verdicts and no clue why)."""
+    from types import SimpleNamespace
+
+    from detectors.credentials import why_record_does_not_vouch
+
+    binding = [SimpleNamespace(blocks=[SimpleNamespace(value="0123456789abcdef")])]
+
+    def record(*codes: str) -> SimpleNamespace:
+        return SimpleNamespace(present=True, failure_codes=codes, error=None, soft_bindings=binding)
+
+    untrusted = why_record_does_not_vouch(record("signingCredential.untrusted", "assertion.dataHash.mismatch"),
+                                          "0123456789abcdef")
+    assert untrusted is not None and "not trusted by this verifier (signingCredential.untrusted)" in untrusted
+    assert "--trust-anchors" in untrusted and "does not validate" not in untrusted
+    changed = why_record_does_not_vouch(record("signingCredential.untrusted", "claimSignature.mismatch"),
+                                        "0123456789abcdef")
+    assert changed is not None and changed.startswith("its manifest does not validate")
+    # another payload's record is refused for that, whoever signed it
+    other = why_record_does_not_vouch(record("signingCredential.untrusted"), "fedcba9876543210")
+    assert other is not None and "not the payload fedcba9876543210" in other
+    assert why_record_does_not_vouch(record("assertion.dataHash.mismatch"), "0123456789abcdef") is None
