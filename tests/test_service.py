@@ -255,11 +255,19 @@ def test_a_store_that_fails_while_verifying_is_a_503_not_an_answer(verify_env: V
                            api_keys_path=tmp_path / "api-keys.json", database_url=f"sqlite:///{db}")
     with TestClient(create_app(config)) as c:
         db.write_bytes(b"this is not a database\n" * 64)  # the workers open it at their first file
-        for url in ("/v1/verify", "/matches/byContent"):
-            r = _upload(c, verify_env.files["mp3_64"], url=url)
-            assert r.status_code == 503 and r.headers["retry-after"] == "30", (url, r.text)
-            assert r.json() == {"detail": "the manifest store is unavailable"}
-            assert "sqlite" not in r.text and str(tmp_path) not in r.text
+        r = _upload(c, verify_env.files["mp3_64"], url="/matches/byContent")
+        assert r.status_code == 503 and r.headers["retry-after"] == "30", r.text
+        assert r.json() == {"detail": "the manifest store is unavailable"}
+        # The verify answer carries the report, as the CLI prints it with exit 3: the page showed
+        # no verdict even for a file whose own credentials decide it. Never the store's location.
+        for name, verdict in (("mp3_64", "watermark_only"), ("marked_wav", "credentials_valid")):
+            r = _upload(c, verify_env.files[name])
+            assert r.status_code == 503 and r.headers["retry-after"] == "30", r.text
+            body = r.json()
+            assert body["detail"].startswith("the manifest store is unavailable"), body
+            assert body["report"]["verdict"] == verdict and body["report"]["store_unavailable"] is True
+            assert "sqlite" not in r.text and str(tmp_path) not in r.text and "not a database" not in r.text
+            assert body["report"]["notes"].count("The manifest store did not answer (the service's log says why).") == 1
 
 
 def test_soft_binding_resolution(client: TestClient, verify_env: VerifyEnv) -> None:

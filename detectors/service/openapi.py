@@ -30,6 +30,14 @@ class UnexaminableBody(BaseModel):
     report: dict[str, Any] = Field(description="The verification report, verdict `error`")
 
 
+class StoreDownBody(BaseModel):
+    """``/v1/verify``'s answer when the manifest store did not answer."""
+
+    detail: str = Field(description="That the store is unavailable, and to retry later")
+    report: dict[str, Any] = Field(description="The verification report without what a record adds "
+                                   "(`store_unavailable` true); the store's location is in the service's log only")
+
+
 class ReportBody(BaseModel):
     """``/v1/verify``'s answer: the verification report (:class:`detectors.report.VerificationReport`,
     schema ``org.foleyseal.verification-report.1``); the nested parts are described in the README."""

@@ -13,7 +13,7 @@ from provenance import __version__
 from provenance.core.errors import StoreError
 
 from detectors.report import VERDICT_DESCRIPTIONS
-from detectors.service.openapi import STORE, UPLOAD, HealthBody, ReportBody, UnexaminableBody, error
+from detectors.service.openapi import UPLOAD, HealthBody, ReportBody, StoreDownBody, UnexaminableBody, error
 from detectors.service.routes.common import UPLOAD_OPENAPI, verify_upload
 from detectors.service.state import get_state, rate_limited
 
@@ -32,13 +32,14 @@ _VERDICTS_DOC = "\n".join(f"- `{v.value}`: {d}" for v, d in VERDICT_DESCRIPTIONS
     f"Verdicts:\n{_VERDICTS_DOC}\n\n"
     "A file that cannot be examined gets **422** with `detail` and the report. Other errors: 400 "
     "malformed upload, 408 upload too slow, 413 too large, 429 rate limited or busy, 503 the manifest "
-    "store does not answer (retry later).",
+    "store does not answer (retry later; the report is included, as for 422, without what a record adds).",
     openapi_extra=UPLOAD_OPENAPI,
     responses={
         200: {"description": "The verification report", "model": ReportBody},
         **UPLOAD,
         422: error("The file could not be examined (report included)", UnexaminableBody),
-        **STORE,
+        503: error("The manifest store does not answer (report included, without what a record adds; Retry-After)",
+                   StoreDownBody),
     },
 )
 async def post_verify(request: Request) -> Any:
@@ -46,12 +47,44 @@ async def post_verify(request: Request) -> Any:
     if report.get("verdict") == "error":
         return JSONResponse(status_code=422, content={"detail": report.get("error"), "report": report})
     if report.get("store_unavailable"):
-        # the verdict would lack what a record adds ("watermark only" for a recoverable file), and
-        # the notes would name the store's URL: the client retries, the log has the reason
+        # Not a 200: the verdict lacks what a record adds ("watermark only" for a recoverable
+        # file). The report still goes with it, as the CLI prints it with exit 3: credentials the
+        # file carries decide their verdict without the store. Its mentions of the store's URL
+        # (a host, a path) and fault go to the log only.
         log.warning("verify: the manifest store did not answer: %s", "; ".join(report.get("notes", [])))
-        return JSONResponse(status_code=503, content={"detail": "the manifest store is unavailable"},
-                            headers={"Retry-After": "30"})
+        store = get_state(request).settings.store_url
+        return JSONResponse(status_code=503, headers={"Retry-After": "30"}, content={
+            "detail": "the manifest store is unavailable, so no record was looked up for this file; retry later",
+            "report": _without(report, _store_names(store))})
     return report
+
+
+_STORE_FAULT = "The manifest store did not answer (the service's log says why)."
+
+
+def _store_names(url: str) -> list[str]:
+    """How the store at ``url`` is named in messages: its URL as shown (password hidden), and as given."""
+    import sqlalchemy as sa
+
+    from provenance.store.repository import display_url
+
+    try:
+        return [display_url(sa.make_url(url)), url]
+    except sa.exc.ArgumentError:
+        return [url]
+
+
+def _without(value: Any, names: list[str]) -> Any:
+    """``value`` (a report, or part of one) with every string that names the store (one of
+    ``names``) replaced by :data:`_STORE_FAULT`, once per list."""
+    if isinstance(value, str):
+        return _STORE_FAULT if any(n and n in value for n in names) else value
+    if isinstance(value, dict):
+        return {k: _without(v, names) for k, v in value.items()}
+    if isinstance(value, list):
+        out = [_without(v, names) for v in value]
+        return [v for i, v in enumerate(out) if v != _STORE_FAULT or _STORE_FAULT not in out[:i]]
+    return value
 
 
 @router.get(
