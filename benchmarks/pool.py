@@ -5,14 +5,25 @@ then ends them with SIGTERM, on which a worker in the middle of a task unwinds i
 tool's process group is killed on the way) and exits at once. Left to themselves, workers that
 got the terminal's SIGINT while one of them held the task queue's lock left the pool's shutdown
 waiting for ever, and the ones that did not were left running after the command had exited.
+
+A main process that is killed outright (SIGKILL, the OOM killer) cannot end its workers: each
+worker therefore watches its parent itself and, once it is gone, stops as on SIGTERM (unwinding
+its task, so an external tool's process group is killed too). On Linux the kernel tells it
+(``prctl(PR_SET_PDEATHSIG)``); everywhere a daemon thread also polls ``os.getppid()``. Without
+this, orphaned workers went on computing, then waited for ever on a queue nobody wrote to.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import ctypes.util
 import multiprocessing as mp
 import os
 import signal
+import sys
+import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any
@@ -21,6 +32,11 @@ _THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "N
 
 STOP_GRACE_S = 10.0
 """How long stopped workers get to unwind their task (kill an external tool) before SIGKILL, s."""
+
+PARENT_POLL_S = 1.0
+"""How often a worker checks that its parent is still there (where the kernel does not tell it), s."""
+
+_PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 
 _in_task = False
 
@@ -52,9 +68,31 @@ def _stopped(signum: int, frame: Any) -> None:
     os._exit(128 + signum)
 
 
-def _init_worker() -> None:
+def _ask_kernel_for_sigterm_on_parent_death() -> None:
+    """Linux: have the kernel send this process SIGTERM when its parent dies; elsewhere, or
+    without a usable libc, nothing (the polling thread still covers it)."""
+    if not sys.platform.startswith("linux"):
+        return
+    with contextlib.suppress(OSError, AttributeError, TypeError):
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+
+
+def _watch_parent(parent_pid: int, poll_s: float = PARENT_POLL_S) -> None:
+    """Poll until the parent is gone (this process re-parented), then SIGTERM this process: its
+    handler runs in the main thread, where it can unwind the task."""
+    while os.getppid() == parent_pid:
+        time.sleep(poll_s)
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
+def _init_worker(parent_pid: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, _stopped)
+    _ask_kernel_for_sigterm_on_parent_death()
+    # The parent may have died before prctl took effect, and prctl may be unavailable: the
+    # thread sees both (it checks at once, then every PARENT_POLL_S).
+    threading.Thread(target=_watch_parent, args=(parent_pid,), name="parent-watch", daemon=True).start()
 
 
 def call(fn: Any, *args: Any) -> Any:
@@ -90,7 +128,10 @@ def worker_pool(workers: int) -> Iterator[ProcessPoolExecutor]:
     """A pool of ``workers`` spawned, single-threaded processes; submit ``call, fn, *args`` to
     it. Left normally, it waits for its tasks; left by an exception (a stop), it ends them."""
     with single_threaded_children():  # workers start as tasks are submitted
-        ex = ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"), initializer=_init_worker)
+        # Workers are spawned from this (the main) thread, as prctl's "parent" is the thread
+        # that started a process: one started by a thread that ends would be stopped with it.
+        ex = ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"), initializer=_init_worker,
+                                 initargs=(os.getpid(),))
         try:
             yield ex
         except BaseException:

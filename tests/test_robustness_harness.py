@@ -7,6 +7,7 @@ import contextlib
 import json
 import re
 import shlex
+import subprocess
 import sys
 import time
 from dataclasses import replace
@@ -747,15 +748,9 @@ def _group_gone(pgid: int, within_s: float) -> bool:
     return False
 
 
-@pytest.mark.parametrize("signum", ["SIGINT", "SIGTERM"])
-def test_a_stopped_run_with_two_workers_exits_and_leaves_no_worker(tmp_path, signum):
-    """Ctrl-C reaches every process of the terminal's group: with two workers the run printed
-    "interrupted" and then often hung for good in the pool's shutdown (a worker interrupted while
-    holding the task queue's lock), or exited leaving a worker running its task as an orphan."""
-    import os
-    import signal
-    import subprocess
-
+def _start_a_run_with_two_busy_workers(tmp_path: Path) -> subprocess.Popen[bytes]:
+    """``bench robustness`` in a new session, returned once both workers are at work (a first
+    row is in): the first clip's task ends while the next ones are still running."""
     corpus = tmp_path / "corpus"
     corpus.mkdir()
     for k, seconds in enumerate((6.0, 30.0, 30.0, 30.0)):  # the first ends while the next is at work
@@ -767,25 +762,63 @@ def test_a_stopped_run_with_two_workers_exits_and_leaves_no_worker(tmp_path, sig
          "--workers", "2", "--null-per-clip", "0", "--no-progress", "--allow-missing", "--min-clip-s", "4"],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True,
     )
+    end = time.monotonic() + 120
+    while time.monotonic() < end and proc.poll() is None:
+        if (out / "results.jsonl").exists() and (out / "results.jsonl").read_text().count("\n") >= 1:
+            break
+        time.sleep(0.1)
+    return proc
+
+
+def _end_group(proc: subprocess.Popen[bytes]) -> None:
+    """Kill what a test left of a run's process group (a failed test must not leave workers)."""
+    import os
+    import signal
+
+    if proc.poll() is None or not _group_gone(proc.pid, 0.5):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+@pytest.mark.parametrize("signum", ["SIGINT", "SIGTERM"])
+def test_a_stopped_run_with_two_workers_exits_and_leaves_no_worker(tmp_path, signum):
+    """Ctrl-C reaches every process of the terminal's group: with two workers the run printed
+    "interrupted" and then often hung for good in the pool's shutdown (a worker interrupted while
+    holding the task queue's lock), or exited leaving a worker running its task as an orphan."""
+    import os
+    import signal
+
+    proc = _start_a_run_with_two_busy_workers(tmp_path)
     try:
-        end = time.monotonic() + 120
-        while time.monotonic() < end and proc.poll() is None:  # both workers at work: a first row is in
-            if (out / "results.jsonl").exists() and (out / "results.jsonl").read_text().count("\n") >= 1:
-                break
-            time.sleep(0.1)
         assert proc.poll() is None, "the run ended before it could be stopped"
         os.killpg(proc.pid, getattr(signal, signum))  # what Ctrl-C (or `kill -- -PGID`) does
         stopped = time.monotonic()
         rc = proc.wait(timeout=60)
         # a worker's task is not waited for (it was, for many seconds: a 30 s clip's trials)
         assert time.monotonic() - stopped < 5, f"exited {time.monotonic() - stopped:.1f} s after the signal"
-        assert rc == 128 + getattr(signal, signum), proc.stderr.read().decode()
+        err = proc.stderr.read().decode()
+        assert rc == 128 + getattr(signal, signum), err
         assert _group_gone(proc.pid, 15), "a worker is still running after the command exited"
     finally:
-        if proc.poll() is None or not _group_gone(proc.pid, 0.5):
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        _end_group(proc)
+
+
+def test_a_killed_run_leaves_no_worker(tmp_path):
+    """SIGKILL (kill -9, the OOM killer) of the main process alone: its workers were re-parented
+    to init, went on computing, then waited for ever; now each notices its parent is gone."""
+    import os
+    import signal
+
+    proc = _start_a_run_with_two_busy_workers(tmp_path)
+    try:
+        assert proc.poll() is None, "the run ended before it could be killed"
+        os.kill(proc.pid, signal.SIGKILL)  # the main process only: nobody tells the workers
+        proc.wait(timeout=10)
+        # a worker deep in a C routine (a pitch shift) sees the signal when it returns: seconds
+        assert _group_gone(proc.pid, 15), "a worker is still running 15 s after its parent was killed"
+    finally:
+        _end_group(proc)
 
 
 def test_a_resumed_run_keeps_the_first_runs_time_argv_and_versions(tmp_path):
