@@ -16,11 +16,13 @@ modules; this one holds a run's configuration and runs it, resumably, on worker 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
 import sys
 import time
+from collections.abc import Iterator
 from concurrent.futures import as_completed
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
@@ -40,6 +42,8 @@ from provenance.core.errors import InputError
 
 RESULTS_JSONL = "results.jsonl"
 RESULTS_JSON = "results.json"
+RUN_LOCK = ".run.lock"
+"""The lock file of the run writing to an output folder; it holds that run's pid."""
 
 
 @dataclass
@@ -204,8 +208,39 @@ def check_paths(cfg: BenchConfig) -> None:
         raise InputError("--out is a file, not a folder for the results", path=out)
 
 
+@contextlib.contextmanager
+def holding_out(out: Path) -> Iterator[None]:
+    """Hold ``out`` for this run, or :class:`InputError` naming the run that holds it.
+
+    Two runs into one folder each measured every trial (twice the CPU) and overwrote each
+    other's results.json, summary.md and plots one file at a time. The lock is ``flock`` on
+    ``out/.run.lock``: the OS releases it when its process ends, however it ends, so a killed
+    run never leaves a stale lock (the file stays, the lock does not). Without ``fcntl`` (not
+    POSIX) nothing is locked.
+    """
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    with open(out / RUN_LOCK, "a+", encoding="utf-8") as fh:
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.seek(0)
+            other = fh.read().strip() or "unknown"  # empty for the instant the holder writes it
+            raise InputError(f"another run is writing to this folder (pid {other}); wait for it to end, "
+                             "or give another --out", path=out) from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f"{os.getpid()}\n")
+        fh.flush()
+        yield
+
+
 def run_benchmark(cfg: BenchConfig, *, show_progress: bool = True, write_report: bool = True) -> BenchResult:
-    """Run (or resume) the benchmark described by ``cfg`` and write its outputs into ``cfg.out``."""
+    """Run (or resume) the benchmark described by ``cfg`` and write its outputs into ``cfg.out``;
+    :class:`InputError` if another run is writing to ``cfg.out`` (see :func:`holding_out`)."""
     t0 = time.perf_counter()
     if not cfg.attacks:
         raise InputError("no attacks selected")
@@ -217,6 +252,14 @@ def run_benchmark(cfg: BenchConfig, *, show_progress: bool = True, write_report:
         cfg = replace(cfg, attacks=[get_attack("none"), *cfg.attacks])
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
+    with holding_out(out):
+        return _run_holding_out(cfg, out, t0, show_progress=show_progress, write_report=write_report)
+
+
+def _run_holding_out(cfg: BenchConfig, out: Path, t0: float, *, show_progress: bool,
+                     write_report: bool) -> BenchResult:
+    """The body of :func:`run_benchmark`, once the run holds ``out``; ``t0``: its start
+    (``time.perf_counter()``, s)."""
     unreadable: list[tuple[str, str]] = []
     clips = select_clips(discover_clips(cfg.corpus, unreadable=unreadable), min_clip_s=cfg.min_clip_s,
                          max_clips=cfg.max_clips)

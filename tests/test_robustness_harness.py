@@ -874,3 +874,40 @@ def test_an_unreadable_corpus_file_is_left_out_with_a_word_not_the_whole_run(tmp
     assert [u["file"] for u in json.loads(captured.out)["unreadable"]] == ["zz_garbage.wav"]
     assert "corpus files left out" in (out / "summary.md").read_text()
     assert {r["clip"] for r in read_rows(out / "results.jsonl")} == {"music_a.flac", "speech_b.wav"}
+
+
+def test_a_second_run_into_the_same_out_is_refused_and_a_killed_runs_lock_is_not_stale(tmp_path, capsys):
+    """Two runs into one --out each measured every trial and overwrote each other's report."""
+    import os
+    import signal
+
+    from foleyseal.cli import main
+    from tests._processes import foleyseal, wait_for
+
+    corpus, out = _corpus(tmp_path), tmp_path / "out"
+    tool_pid = tmp_path / "tool.pid"
+    hang = _script(tmp_path, "hang", f"import os, time\nopen({str(tool_pid)!r}, 'w').write(str(os.getpid()))\n"
+                                     "time.sleep(60)\n")
+    cfg = tmp_path / "tool.toml"
+    cfg.write_text(f"[[watermarker]]\nname = \"h\"\nembed = '{hang} {{input}} {{output}}'\n"
+                   "detect = 'true {input}'\npayload_regex = '(?P<payload>[0-9a-f]+)'\n")
+    args = ["bench", "robustness", "--corpus", str(corpus), "--out", str(out), "--attacks", "none",
+            "--null-per-clip", "0", "--workers", "1", "--no-progress", "--allow-missing", "--min-clip-s", "4"]
+    first = foleyseal(*args, "--watermarkers", "h", "--external-config", str(cfg))
+    try:
+        wait_for(tool_pid.exists, first, "the first run's tool to start")
+        with pytest.raises(SystemExit) as exc:
+            main([*args, "--watermarkers", "lsb"])
+        err = capsys.readouterr().err
+        assert exc.value.code == 3 and f"{out}: another run is writing to this folder (pid {first.pid})" in err, err
+        first.kill()  # SIGKILL: the run cannot clean up; the OS drops its lock
+        first.wait()
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.wait()
+        with contextlib.suppress(ProcessLookupError, ValueError, FileNotFoundError):
+            os.kill(int(tool_pid.read_text()), signal.SIGKILL)
+    with pytest.raises(SystemExit) as exc:
+        main([*args, "--watermarkers", "lsb"])
+    assert exc.value.code == 0, capsys.readouterr().err
