@@ -342,6 +342,8 @@ def _run_lines(s: dict[str, Any], wms: list[str], attacks: list[str], meta: dict
         + _invocations_text(meta.get("invocations") or []),
         "- versions: " + ", ".join(f"{k} {val}" for k, val in v.items()),
     ]
+    if meta.get("source"):
+        lines.append("- source: " + _source_text(meta["source"]))
     if meta.get("unreadable_files"):
         lines.append("- **corpus files left out** (they cannot be read as audio): " + "; ".join(
             f"{u['file']} ({u['reason']})" for u in meta["unreadable_files"]))
@@ -354,6 +356,15 @@ def _run_lines(s: dict[str, Any], wms: list[str], attacks: list[str], meta: dict
                      + "; ".join(f"{m['dist']} ({m['needed_for']})" for m in cfg["missing_packages"]))
     lines.append("")
     return lines
+
+
+def _source_text(source: dict[str, Any]) -> str:
+    """``digest 0123abcd... (commit 1a2b3c4, with uncommitted changes)``: the code that measured
+    the rows (see :mod:`benchmarks.source`)."""
+    text = f"digest {source.get('digest')}"
+    if source.get("commit"):
+        text += f" (commit {str(source['commit'])[:12]}" + (", with uncommitted changes" if source.get("dirty") else "") + ")"
+    return text
 
 
 def _invocations_text(invocations: list[dict[str, Any]]) -> str:

@@ -35,6 +35,7 @@ from benchmarks.jsonout import dumps
 from benchmarks.pool import call, worker_pool
 from benchmarks.quality import MEASURES
 from benchmarks.requirements import MEASURE_REQUIREMENTS, Requirement, missing_message, missing_requirements
+from benchmarks.source import source_info
 from benchmarks.trials import SCHEMA, describe_watermarker, error_row, package_versions, plan_tasks, run_task
 from benchmarks.watermarkers import Watermarker
 from provenance.core.atomic import atomic_path
@@ -329,11 +330,11 @@ def _run_holding_out(cfg: BenchConfig, out: Path, t0: float, *, show_progress: b
             latest[tid] = r
     rows = [latest[i] for i in all_ids if i in latest]
     this_run = {"argv": sys.argv, "wall_s": round(time.perf_counter() - t0, 2), "ran_trials": n_todo,
-                "resumed_trials": skipped, "versions": package_versions(),
+                "resumed_trials": skipped, "versions": package_versions(), "source": source_info(),
                 "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
     invocations = [*_earlier_invocations(out / RESULTS_JSON), this_run]
     meta = {
-        "schema": SCHEMA, "config": cfg.describe(), "versions": this_run["versions"],
+        "schema": SCHEMA, "config": cfg.describe(), "versions": this_run["versions"], "source": source_info(),
         "clips": [{"name": c.name, "kind": c.kind, "duration_s": c.duration_s, "sample_rate": c.sample_rate,
                    "channels": c.channels} for c in clips],
         "trials": len(rows), "ran_trials": n_todo, "resumed_trials": skipped, "remeasured_trials": len(changed),

@@ -25,6 +25,7 @@ from benchmarks.attacks import OTHER, PRIMARY, Attack, AttackContext, MarkedSpan
 from benchmarks.attacks.base import merge_spans
 from benchmarks.corpus import Clip, load_clip
 from benchmarks.quality import measure_quality
+from benchmarks.source import source_info
 from benchmarks.watermarkers import Watermarker, WatermarkerResult, bits_to_hex
 from provenance.core.audio import Audio
 
@@ -113,11 +114,13 @@ class Task:
 
     def inputs_of(self, tid: str) -> str:
         """A digest of what the trial's result depends on besides what its id says: the clip's
-        bytes, the watermarker's parameters, and by kind the attack's parameters (and whether the
-        informed reading is taken), the null trials' window, or the quality measures and missing
-        packages. A resumed run re-measures a trial whose inputs changed under the same id."""
+        bytes, the watermarker's parameters, the digest of the code that runs and scores a trial
+        (:mod:`benchmarks.source`), and by kind the attack's parameters (and whether the informed
+        reading is taken), the null trials' window, or the quality measures and missing packages.
+        A resumed run re-measures a trial whose inputs changed under the same id."""
         kind, what = self.parts(tid)
-        spec: dict[str, Any] = {"clip": self.clip.digest, "watermarker": describe_watermarker(self.wm)}
+        spec: dict[str, Any] = {"clip": self.clip.digest, "watermarker": describe_watermarker(self.wm),
+                                "source": source_info()["digest"]}
         if kind == "attack":
             attack = next((a for a in self.cfg.attacks if a.name == what), None)
             spec.update(attack=attack.params() if attack is not None else what, information=self.cfg.information)
@@ -234,7 +237,8 @@ def _base_row(task: Task, tid: str, kind: str, versions: dict[str, str]) -> dict
         "schema": SCHEMA, "trial_id": tid, "inputs": task.inputs_of(tid), "kind": kind, "watermarker": task.wm.name,
         "watermarker_params": describe_watermarker(task.wm), "clip": c.name, "clip_kind": c.kind,
         "clip_duration_s": round(c.duration_s, 4), "clip_rate_hz": c.sample_rate, "clip_channels": c.channels,
-        "strength": task.cfg.strength, "run_seed": task.cfg.seed, "versions": versions, "error": None,
+        "strength": task.cfg.strength, "run_seed": task.cfg.seed, "versions": versions, "source": source_info(),
+        "error": None,
     }
 
 

@@ -7,6 +7,7 @@ import contextlib
 import json
 import re
 import shlex
+from shutil import which as shutil_which
 import subprocess
 import sys
 import time
@@ -911,3 +912,56 @@ def test_a_second_run_into_the_same_out_is_refused_and_a_killed_runs_lock_is_not
     with pytest.raises(SystemExit) as exc:
         main([*args, "--watermarkers", "lsb"])
     assert exc.value.code == 0, capsys.readouterr().err
+
+
+def test_a_resume_after_a_change_of_the_detectors_code_measures_again_and_rows_name_the_code(tmp_path):
+    """A resumed run after `git pull` reused every row the old detector had measured (the
+    package version did not change); nothing in the results said which code made them."""
+    import os
+    import shutil
+
+    from tests._processes import ROOT
+
+    # a copy without .git, run from its folder (python -m puts the working folder first on the path)
+    copy = tmp_path / "checkout"
+    shutil.copytree(ROOT, copy, ignore=shutil.ignore_patterns(".git", "tests", "docs", "examples", "__pycache__"))
+    corpus, out = _corpus(tmp_path), tmp_path / "out"
+
+    def run() -> str:
+        done = subprocess.run(
+            [sys.executable, "-m", "foleyseal.cli", "bench", "robustness", "--corpus", str(corpus), "--out", str(out),
+             "--watermarkers", "lsb", "--attacks", "none", "--null-per-clip", "0", "--workers", "1",
+             "--no-progress", "--allow-missing", "--min-clip-s", "4"],
+            env={**os.environ, "PYTHONPATH": str(copy)}, cwd=copy, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    assert "(4 run, 0 resumed)" in run()
+    first = json.loads((out / "results.json").read_text())
+    assert first["meta"]["source"]["commit"] is None and len(first["meta"]["source"]["digest"]) == 16
+    assert {r["source"]["digest"] for r in first["rows"]} == {first["meta"]["source"]["digest"]}
+    assert "(0 run, 4 resumed)" in run()
+    report = copy / "benchmarks" / "report.py"  # not code that decides a trial: rows are kept
+    report.write_text(report.read_text() + "\n# a comment\n")
+    assert "(0 run, 4 resumed)" in run()
+    detector = copy / "provenance" / "watermark" / "detect.py"
+    detector.write_text(detector.read_text() + "\n# a change of the detector\n")
+    assert "(4 run, 0 resumed; 4 of them measured again: OUT held them for other inputs)" in run()
+    second = json.loads((out / "results.json").read_text())["meta"]["source"]["digest"]
+    assert second != first["meta"]["source"]["digest"]
+    assert f"- source: digest {second}" in (out / "summary.md").read_text()
+
+
+def test_a_run_from_a_git_checkout_records_its_commit(tmp_path):
+    from benchmarks.source import ROOT, source_info
+
+    if not (ROOT / ".git").exists() or shutil_which("git") is None:
+        pytest.skip("not a git checkout")
+    corpus, out = _corpus(tmp_path), tmp_path / "out"
+    cfg = BenchConfig(corpus=corpus, out=out, watermarkers=build_watermarkers(["lsb"]), attacks=[get_attack("none")],
+                      workers=1, null_per_clip=0, quality_measures=("snr",), quality_strengths=(1.0,), min_clip_s=4.0)
+    run_benchmark(cfg, show_progress=False, write_report=False)
+    meta = json.loads((out / "results.json").read_text())["meta"]
+    head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+    assert meta["source"]["commit"] == head == source_info()["commit"]
+    assert meta["invocations"][-1]["source"]["commit"] == head
