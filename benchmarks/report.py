@@ -96,10 +96,14 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
     quality = _quality(quality_rows, wms)
     timing = {w: _timing(rows, attack_rows, w) for w in wms}
     by_kind = _exact_by_kind(cells, attacks, kinds, wms)
+    unmeasured = _unmeasured(attack_rows + null_rows, wms)
 
     errors = [r for r in rows if r.get("error")]
     return {
-        "warnings": _unread_outputs(attack_rows, wms),
+        "warnings": _unread_outputs(attack_rows, wms) + [
+            f"watermarker {w!r}: none of its {n} attack and null trials was measured (every one failed), "
+            "so its figures read n/a; the errors are listed below" for w, n in unmeasured.items()],
+        "unmeasured": list(unmeasured), "by_kind_errors": _errors_by_kind(cells, attacks, kinds, wms),
         "watermarkers": wms, "attacks": attacks, "attack_kinds": kinds, "cells": cells,
         "nulls": null_summary, "pooled": pooled, "quality": quality,
         "timing": timing, "by_kind": by_kind,
@@ -126,6 +130,17 @@ def _unread_outputs(attack_rows: list[dict[str, Any]], wms: list[str]) -> list[s
     return warnings
 
 
+def _unmeasured(detection_rows: list[dict[str, Any]], wms: list[str]) -> dict[str, int]:
+    """The watermarkers none of whose attack and null trials was measured (all failed), with
+    their trial counts: a tool that never ran is not a detector that found nothing."""
+    out = {}
+    for w in wms:
+        rs = [r for r in detection_rows if r.get("watermarker") == w]
+        if rs and all(r.get("error") for r in rs):
+            out[w] = len(rs)
+    return out
+
+
 def _cells(attack_rows: list[dict[str, Any]], attacks: list[str], wms: list[str],
            nulls: dict[str, list[dict[str, Any]]]) -> dict[str, dict[str, dict[str, Any]]]:
     """One cell per (attack, watermarker) that has trials: ``cells[attack][watermarker]``."""
@@ -145,12 +160,16 @@ def _cell(rs: list[dict[str, Any]], null_scores: list[float]) -> dict[str, Any]:
     """Recovery, detection (TPR at each FPR), localization (seconds) and detection time (seconds)
     of one (attack, watermarker) cell's trials ``rs``, against that watermarker's null scores."""
     pos = [_score(r) for r in rs]
+    errors = sum(1 for r in rs if r.get("error"))
+    # With no trial measured there is no figure: a failed trial's "not found, 0.5 bit accuracy"
+    # read as a measured miss. Where some were measured, a failed one still counts as a miss.
+    measured = errors < len(rs)
     cell: dict[str, Any] = {
         "n": len(rs),
-        "errors": sum(1 for r in rs if r.get("error")),
-        "exact": _mean([1.0 if r.get("exact") else 0.0 for r in rs]),
-        "bit_accuracy": _mean([r.get("bit_accuracy", 0.5) for r in rs]),
-        "found": _mean([1.0 if r.get("found") else 0.0 for r in rs]),
+        "errors": errors,
+        "exact": _mean([1.0 if r.get("exact") else 0.0 for r in rs]) if measured else None,
+        "bit_accuracy": _mean([r.get("bit_accuracy", 0.5) for r in rs]) if measured else None,
+        "found": _mean([1.0 if r.get("found") else 0.0 for r in rs]) if measured else None,
         "loc_error_s": _median([r.get("loc_error_s") for r in rs]),
         "loc_mislabelled_s": _median([r.get("loc_mislabelled_s") for r in rs]),
         "detect_s": _mean([r.get("detect_s") for r in rs]),
@@ -238,13 +257,26 @@ def _timing(rows: list[dict[str, Any]], attack_rows: list[dict[str, Any]], w: st
 
 def _exact_by_kind(cells: dict[str, dict[str, dict[str, Any]]], attacks: list[str], kinds: dict[str, str],
                    wms: list[str]) -> dict[str, dict[str, float | None]]:
-    """Mean exact-recovery rate over the attacks of each kind, per watermarker."""
+    """Mean exact-recovery rate over the attacks of each kind, per watermarker; cells with no
+    measured trial are left out (None where none of the kind's cells was measured)."""
     by_kind: dict[str, dict[str, float | None]] = defaultdict(dict)
     for k in _ordered(list(kinds.values())):
         for w in wms:
             vals = [cells[a][w]["exact"] for a in attacks if kinds[a] == k and w in cells[a]]
-            by_kind[k][w] = _mean(vals)
+            by_kind[k][w] = _mean([v for v in vals if v is not None])
     return dict(by_kind)
+
+
+def _errors_by_kind(cells: dict[str, dict[str, dict[str, Any]]], attacks: list[str], kinds: dict[str, str],
+                    wms: list[str]) -> dict[str, dict[str, int]]:
+    """Failed trials over the attacks of each kind, per watermarker (0 where none failed)."""
+    return {k: {w: sum(cells[a][w]["errors"] for a in attacks if kinds[a] == k and w in cells[a]) for w in wms}
+            for k in _ordered(list(kinds.values()))}
+
+
+def _with_errors(value: str, errors: int) -> str:
+    """A table cell's figure with its failed trials: ``0.50 (2 err)``, ``n/a (2 err)``."""
+    return f"{value} ({errors} err)" if errors else value
 
 
 def information_cell(rs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -390,13 +422,20 @@ def _recovery_lines(s: dict[str, Any], wms: list[str], attacks: list[str],
         row = [a, s["attack_kinds"].get(a, "")]
         for w in wms:
             c = cells[a].get(w)
-            row.append("—" if c is None else f"{_rate(c['exact'])} / {_f(c['bit_accuracy'], 3)}"
-                       + (f" ({c['errors']} err)" if c["errors"] else ""))
+            if c is None:
+                row.append("—")
+            elif c["exact"] is None:  # no trial measured: no figure, only the failures
+                row.append(_with_errors("n/a", c["errors"]))
+            else:
+                row.append(_with_errors(f"{_rate(c['exact'])} / {_f(c['bit_accuracy'], 3)}", c["errors"]))
         lines.append("| " + " | ".join(row) + " |")
-    lines += ["", "Mean exact recovery by attack kind:", "", "| kind | " + " | ".join(wms) + " |",
+    lines += ["", "Mean exact recovery by attack kind (over the attacks with a measured trial; "
+              "failed trials in parentheses):", "", "| kind | " + " | ".join(wms) + " |",
               "|---|" + "---|" * len(wms)]
+    errs = s.get("by_kind_errors") or {}
     for k, vals in s["by_kind"].items():
-        lines.append(f"| {k} | " + " | ".join(_rate(vals.get(w)) for w in wms) + " |")
+        lines.append(f"| {k} | " + " | ".join(_with_errors(_rate(vals.get(w)), (errs.get(k) or {}).get(w, 0))
+                                              for w in wms) + " |")
     return lines
 
 
@@ -505,7 +544,8 @@ def plot_bit_accuracy(summary: dict[str, Any], path: Path) -> Path:
     y = np.arange(len(attacks))
     for i, w in enumerate(wms):
         vals = [cells[a].get(w, {}).get("bit_accuracy") or np.nan for a in attacks]
-        exact = [cells[a].get(w, {}).get("exact") or 0.0 for a in attacks]
+        # an unmeasured cell (every trial failed) draws no tick, as it draws no bar
+        exact = [np.nan if cells[a].get(w, {}).get("exact") is None else cells[a][w]["exact"] for a in attacks]
         bars = ax.barh(y + i * h, vals, height=h, label=w)
         ax.scatter(exact, y + i * h, marker="|", color="k", s=30, zorder=3)
         bars.set_label(w)

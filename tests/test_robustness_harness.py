@@ -677,7 +677,8 @@ def test_a_clip_name_with_a_bar_keeps_its_failed_trials_in_the_table(tmp_path):
     assert sorted(r["kind"] for r in rows) == ["attack", "attack", "null", "null", "quality"]
     assert all(r["error"].startswith("embed failed") for r in rows)
     assert {r["attack"] for r in rows if r["kind"] == "attack"} == {"none", "mp3_64k"}
-    assert summarize(rows)["cells"]["mp3_64k"]["foleyseal"]["exact"] == 0.0
+    cell = summarize(rows)["cells"]["mp3_64k"]["foleyseal"]
+    assert cell["errors"] == 1 and cell["exact"] is None  # no trial measured: no figure, not 0.0 (qa_bench F4)
 
 
 @pytest.mark.parametrize("option", [["--strength", "nan"], ["--strength", "0"], ["--seed", "-1"]])
@@ -965,3 +966,25 @@ def test_a_run_from_a_git_checkout_records_its_commit(tmp_path):
     head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
     assert meta["source"]["commit"] == head == source_info()["commit"]
     assert meta["invocations"][-1]["source"]["commit"] == head
+
+
+def test_a_watermarker_whose_every_trial_failed_reads_na_and_fails_the_run(tmp_path, capsys):
+    """A tool that crashed on every embed showed `0.00 / 0.500 (2 err)` and a plain 0.00 by kind,
+    as if measured, and the run exited 0."""
+    from foleyseal.cli import main
+
+    corpus, out = _corpus(tmp_path), tmp_path / "out"
+    crash = _script(tmp_path, "crash", "raise SystemExit('Traceback: boom')\n")
+    cfg = tmp_path / "tool.toml"
+    cfg.write_text(f"[[watermarker]]\nname = \"broken\"\nembed = '{crash} {{input}} {{output}}'\n"
+                   f"detect = '{crash} {{input}}'\npayload_regex = '(?P<payload>[0-9a-f]+)'\n")
+    with pytest.raises(SystemExit) as exc:
+        main(["bench", "robustness", "--corpus", str(corpus), "--out", str(out), "--watermarkers", "lsb,broken",
+              "--external-config", str(cfg), "--attacks", "mp3_64k", "--null-per-clip", "1", "--workers", "1",
+              "--min-clip-s", "4", "--no-progress", "--allow-missing"])
+    err = capsys.readouterr().err
+    assert exc.value.code == 3 and "no trial of watermarker 'broken' was measured" in err and "boom" in err, err
+    md = (out / "summary.md").read_text()
+    assert re.search(r"\| mp3_64k \| codec \| 0\.00 / 0\.\d+ \| n/a \(2 err\) \|", md), md
+    assert re.search(r"\| codec \| 0\.00 \| n/a \(2 err\) \|", md), md  # by kind: no 0.00 for 'broken'
+    assert "watermarker 'broken': none of its 6 attack and null trials was measured" in md
