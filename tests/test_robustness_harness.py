@@ -988,3 +988,25 @@ def test_a_watermarker_whose_every_trial_failed_reads_na_and_fails_the_run(tmp_p
     assert re.search(r"\| mp3_64k \| codec \| 0\.00 / 0\.\d+ \| n/a \(2 err\) \|", md), md
     assert re.search(r"\| codec \| 0\.00 \| n/a \(2 err\) \|", md), md  # by kind: no 0.00 for 'broken'
     assert "watermarker 'broken': none of its 6 attack and null trials was measured" in md
+
+
+def test_an_external_tools_failures_are_said_with_its_name_and_what_happened(tmp_path):
+    """An empty or text embed output gave libsndfile's "Error opening '/tmp/.../output.wav'"
+    (a deleted file, no watermarker named); a timeout named only the interpreter; a tool killed
+    by a signal gave "exited -11: " and nothing more."""
+    audio = _music(1.0, seed=4)
+    empty = _script(tmp_path, "empty", "open(sys.argv[2], 'wb').close()\n")
+    text = _script(tmp_path, "text", "open(sys.argv[2], 'w').write('not audio at all')\n")
+    segv = _script(tmp_path, "segv", "import os, signal\nos.kill(os.getpid(), signal.SIGSEGV)\n")
+    hang = _script(tmp_path, "hang", "import time\ntime.sleep(30)\n")
+    wm = ExternalCommandWatermarker(name="bad", embed_cmd=empty + " {input} {output}", detect_cmd=segv + " {input}",
+                                    payload_regex="(?P<payload>[0-9a-f]+)", timeout_s=1.0)
+    for tool, said in ((empty, "embed output is not a readable audio file (0 bytes)"),
+                       (text, "embed output is not a readable audio file (16 bytes; ")):
+        with pytest.raises(ExternalToolError) as err:
+            replace(wm, embed_cmd=tool + " {input} {output}").embed(audio, _payload())
+        assert str(err.value).startswith(f"watermarker 'bad': {said}") and "/tmp" not in str(err.value), err.value
+    with pytest.raises(ExternalToolError, match=r"^watermarker 'bad': .*segv\.py \S+ killed by SIGSEGV$"):
+        wm.detect(audio)
+    with pytest.raises(ExternalToolError, match=r"^watermarker 'bad': \S+ \S+hang\.py \S+ timed out after 1.0 s$"):
+        replace(wm, detect_cmd=hang + " {input}").detect(audio)

@@ -164,7 +164,9 @@ class ExternalCommandWatermarker(WatermarkerBase):
             with contextlib.suppress(OSError):
                 os.killpg(proc.pid, signal.SIGKILL)
             proc.communicate()
-            raise ExternalToolError(f"watermarker {self.name!r}: {args[0]} timed out after {self.timeout_s} s") from None
+            # the whole command, as for a crash: args[0] alone named only "python3"
+            raise ExternalToolError(
+                f"watermarker {self.name!r}: {shlex.join(args)} timed out after {self.timeout_s} s") from None
         except BaseException:
             with contextlib.suppress(OSError):
                 os.killpg(proc.pid, signal.SIGKILL)
@@ -173,9 +175,9 @@ class ExternalCommandWatermarker(WatermarkerBase):
         # bytes a tool prints that are not UTF-8 are no reason to fail a trial
         stdout, stderr = out.decode("utf-8", "replace"), err.decode("utf-8", "replace")
         if proc.returncode not in self.ok_exit_codes:
-            raise ExternalToolError(
-                f"watermarker {self.name!r}: {shlex.join(args)} exited {proc.returncode}: {_last_lines(stderr)}"
-            )
+            tail = _last_lines(stderr)
+            raise ExternalToolError(f"watermarker {self.name!r}: {shlex.join(args)} {_ended(proc.returncode)}"
+                                    + (f": {tail}" if tail else ""))
         return stdout + "\n" + stderr
 
     def _write(self, audio: Audio, path: Path) -> None:
@@ -194,7 +196,7 @@ class ExternalCommandWatermarker(WatermarkerBase):
                       payload_hex=bits_to_hex(bits), payload_bin="".join(map(str, bits.tolist())))
             if not dst.exists():
                 raise ExternalToolError(f"watermarker {self.name!r}: embed command wrote no output file")
-            y, rate = sf.read(dst, dtype="float32", always_2d=True)
+            y, rate = self._read_output(dst)
         if not np.isfinite(y).all():
             # quality and every attack would be measured on NaN (the figures quietly became n/a)
             raise ExternalToolError(f"watermarker {self.name!r}: embed output holds NaN or infinite samples")
@@ -210,6 +212,17 @@ class ExternalCommandWatermarker(WatermarkerBase):
                 f"{y.shape[0]} channel(s), the input {audio.duration_s:.3f} s of {audio.channels}"
             )
         return audio.with_samples(np.ascontiguousarray(y))
+
+    def _read_output(self, path: Path) -> tuple[np.ndarray, int]:
+        """The embed command's output file as (frames x channels float32 samples, rate in Hz).
+        An unreadable one is said as such: libsndfile's message named the temporary file,
+        deleted by the time anyone read it, and not the watermarker."""
+        try:
+            return sf.read(path, dtype="float32", always_2d=True)
+        except (sf.LibsndfileError, RuntimeError, ValueError, TypeError) as exc:
+            size = path.stat().st_size
+            raise ExternalToolError(f"watermarker {self.name!r}: embed output is not a readable audio file "
+                                    f"({size} bytes{'' if size == 0 else f'; {_libsndfile_reason(exc)}'})") from None
 
     def detect(self, audio: Audio) -> WatermarkerResult:
         with tempfile.TemporaryDirectory(prefix="fs-ext-") as tmp:
@@ -337,6 +350,23 @@ def load_external_config(path: str | Path) -> list[ExternalCommandWatermarker]:
         except ConfigError as exc:
             raise ConfigError(exc.message, path=path) from None
     return out
+
+
+def _ended(returncode: int) -> str:
+    """How a command that failed ended: ``exited 1``, or ``killed by SIGSEGV`` (a negative
+    return code is the signal's number; "exited -11" with nothing after it said little)."""
+    if returncode >= 0:
+        return f"exited {returncode}"
+    try:
+        return f"killed by {signal.Signals(-returncode).name}"
+    except ValueError:
+        return f"killed by signal {-returncode}"
+
+
+def _libsndfile_reason(exc: Exception) -> str:
+    """libsndfile's reason without the file name it puts first (``Error opening '/tmp/...': ``)."""
+    text = str(exc)
+    return re.sub(r"^Error opening .*?: ", "", text).strip() or type(exc).__name__
 
 
 def _last_lines(text: str, chars: int = 500) -> str:
