@@ -154,6 +154,9 @@ def test_toml_attack_list(tmp_path):
         # the encoder clamped it: the row said 9999 kbps of a 320 kbps round trip
         ('[[attack]]\ntype = "Mp3"\nname = "x"\nbitrate_kbps = 9999\n', "bitrate_kbps must be 8 to 320 kbps for Mp3"),
         ('[[attack]]\ntype = "Opus"\nname = "x"\nbitrate_kbps = 2\n', "bitrate_kbps must be 6 to 510 kbps for Opus"),
+        # a unit in a string: the range check compared it first ("'<=' not supported ...")
+        ('[[attack]]\ntype = "Mp3"\nname = "x"\nbitrate_kbps = "64k"\n', "bitrate_kbps must be a finite number, got '64k'"),
+        ('[[attack]]\ntype = "WhiteNoise"\nname = "x"\nsnr_db = "20dB"\n', "snr_db must be a finite number, got '20dB'"),
         ('[[attack]]\ntype = "Volume"\nname = "x"\ngain = -1000000.0\n', "gain must be a gain factor of 0 to 1000"),
         ('[[attack]]\ntype = "Cascade"\nname = "x"\nsteps = []\n', "non-empty list of steps"),
         ('[[attack]]\ntype = "Cascade"\nname = "x"\nsteps = ["nope"]\n', "cascade 'x': unknown attack 'nope'"),
@@ -175,6 +178,12 @@ def test_an_attack_list_that_would_measure_nonsense_is_refused(tmp_path, toml, m
     with pytest.raises(ConfigError) as err:
         load_attack_list(p)
     assert message in str(err.value) and str(p) in str(err.value), str(err.value)
+
+
+def test_an_attack_name_in_other_case_gets_the_name_suggested():
+    """`--attacks MP3_64K` got no suggestion, while the farther `mp3_64kk` got one."""
+    with pytest.raises(InputError, match=r"unknown attack 'MP3_64K' \(did you mean mp3_64k\?\)"):
+        parse_attacks("MP3_64K")
 
 
 def test_an_attack_named_twice_on_the_command_line_is_refused():

@@ -151,7 +151,9 @@ def get_attack(name: str) -> Attack:
     except KeyError:
         import difflib
 
-        close = difflib.get_close_matches(name, list(_REGISTRY), n=3)
+        # names are lower case: MP3_64K is mp3_64k, which difflib alone ranks far off
+        same = [n for n in _REGISTRY if n.lower() == name.lower()]
+        close = same or difflib.get_close_matches(name.lower(), list(_REGISTRY), n=3)
         hint = f" (did you mean {', '.join(close)}?)" if close else " (`foleyseal bench attacks` lists them)"
         raise InputError(f"unknown attack {name!r}{hint}") from None
 
@@ -185,16 +187,20 @@ def _unique(attacks: list[Attack], where: str) -> list[Attack]:
     return attacks
 
 
-def _check_fields(attack: Attack, where: str) -> None:
-    """Each parameter of ``attack`` has its declared type (a TOML string is no number); the
-    values each unit allows are checked when an attack is made (``Attack.__post_init__``)."""
+def _check_fields(cls: type[Attack], values: dict[str, Any], where: str) -> None:
+    """Each parameter in ``values`` (a TOML table's, for an attack of type ``cls``) has its
+    declared type (a TOML string is no number). Checked before the attack is made, whose
+    ``__post_init__`` checks the values each unit allows: compared first, "64k" gave Python's
+    "'<=' not supported between instances of 'float' and 'str'"."""
     import dataclasses
     import math
     import typing
 
-    hints = typing.get_type_hints(type(attack))
-    for f in dataclasses.fields(attack):
-        v, t = getattr(attack, f.name), hints.get(f.name)
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        if f.name not in values:
+            continue  # its default; an unknown key is refused when the attack is made
+        v, t = values[f.name], hints.get(f.name)
         if t is float:
             ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
         elif t is int:
@@ -205,7 +211,7 @@ def _check_fields(attack: Attack, where: str) -> None:
             continue
         if not ok:
             what = {float: "a finite number", int: "a whole number", str: "a string", bool: "true or false"}[t]
-            raise ConfigError(f"{where}: attack {attack.name!r}: {f.name} must be {what}, got {v!r}")
+            raise ConfigError(f"{where}: attack {values.get('name')!r}: {f.name} must be {what}, got {v!r}")
 
 
 def _try_on_noise(attack: Attack, where: str) -> None:
@@ -256,13 +262,13 @@ def attack_from_dict(d: dict[str, Any], *, where: str = "attack list") -> Attack
     for k, v in list(d.items()):
         if isinstance(v, list):
             d[k] = tuple(v)
+    _check_fields(ATTACK_TYPES[type_name], d, where)
     try:
         attack = ATTACK_TYPES[type_name](**d)
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{where}: bad parameters for {type_name}: {exc}") from None
     except InputError as exc:  # a value no attack can mean (Attack.__post_init__)
         raise ConfigError(f"{where}: {exc.message}") from None
-    _check_fields(attack, where)
     _try_on_noise(attack, where)
     return attack
 
