@@ -19,13 +19,21 @@ app = typer.Typer(
 )
 
 
+def _attack_names(value: str | None) -> str | None:
+    """``--attacks``, refused when given but naming no attack: ``--attacks "$ATTACKS"`` with the
+    variable unset ran every attack (the 35-minute suite) instead of saying so."""
+    if value is not None and not any(name.strip() for name in value.split(",")):
+        raise typer.BadParameter(f"{value!r} names no attack; leave --attacks out to run every attack")
+    return value
+
+
 @app.command("robustness")
 def robustness_cmd(
     corpus: Path = typer.Option(..., "--corpus", help="Directory of audio clips to mark and attack.", readable=False),
     out: Path = typer.Option(..., "--out", help="Output directory (results.jsonl/json, summary.md, PNG plots). "
                              "Re-running with the same directory resumes: finished trials are skipped.", readable=False),
-    attacks: str = typer.Option(None, "--attacks", help="Comma-separated attack names (default: all; "
-                                "see `foleyseal bench attacks`)."),
+    attacks: str = typer.Option(None, "--attacks", callback=_attack_names,
+                                help="Comma-separated attack names (default: all; see `foleyseal bench attacks`)."),
     attack_list: Path = typer.Option(None, "--attack-list", help="TOML file listing/defining attacks.", readable=False),
     watermarkers: str = typer.Option(None, "--watermarkers", help="Comma-separated: foleyseal, foleyseal+store "
                                      "(read by a verifier holding a store of a million issued payloads), "
@@ -68,13 +76,13 @@ def robustness_cmd(
     from benchmarks.robustness import BenchConfig, check_paths, check_requirements, run_benchmark
     from benchmarks.watermarkers import build_watermarkers
 
-    if attacks and attack_list:
+    if attacks is not None and attack_list:
         raise InputError("give either --attacks or --attack-list, not both")
     wm_names = [w.strip() for w in (watermarkers or "").split(",") if w.strip()]
     if not wm_names:
         wm_names = ["foleyseal", "lsb"] + (["external"] if external_config else [])
     wms = build_watermarkers(wm_names, external_config=external_config, strength=strength)
-    chosen = load_attack_list(attack_list) if attack_list else parse_attacks(attacks) if attacks else None
+    chosen = load_attack_list(attack_list) if attack_list else parse_attacks(attacks) if attacks is not None else None
     extra = {"strength": strength, "workers": workers, "seed": seed, "information": information,
              "allow_missing": allow_missing}
     if null_per_clip is not None:
