@@ -74,12 +74,19 @@ def calibrated_tpr(pvals: list[float | None], fpr: float) -> float | None:
 
 def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
     """Aggregate trial rows into the numbers the tables and plots show."""
-    attack_rows = [r for r in rows if r.get("kind") == "attack" and "attack" in r]
+    all_attack_rows = [r for r in rows if r.get("kind") == "attack" and "attack" in r]
+    # A trial whose clip the attack left as it was (a crop longer than the clip) measured no
+    # attack: counted, it read as a recovery under that attack. It is left out, and counted.
+    attack_rows = [r for r in all_attack_rows if not _unchanged(r)]
+    unchanged: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for r in all_attack_rows:
+        if _unchanged(r):
+            unchanged[r["attack"]][r["watermarker"]] += 1
     null_rows = [r for r in rows if r.get("kind") == "null"]
     quality_rows = [r for r in rows if r.get("kind") == "quality"]
     wms = _ordered([r["watermarker"] for r in rows if "watermarker" in r])
-    attacks = _ordered([r["attack"] for r in attack_rows if "attack" in r])
-    kinds = {r["attack"]: r.get("attack_kind", "?") for r in attack_rows if "attack" in r}
+    attacks = _ordered([r["attack"] for r in all_attack_rows])
+    kinds = {r["attack"]: r.get("attack_kind", "?") for r in all_attack_rows}
     nulls: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for r in null_rows:
         if not r.get("error"):
@@ -104,6 +111,7 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
             f"watermarker {w!r}: none of its {n} attack and null trials was measured (every one failed), "
             "so its figures read n/a; the errors are listed below" for w, n in unmeasured.items()],
         "unmeasured": list(unmeasured), "by_kind_errors": _errors_by_kind(cells, attacks, kinds, wms),
+        "unchanged": {a: dict(by_wm) for a, by_wm in unchanged.items()},
         "watermarkers": wms, "attacks": attacks, "attack_kinds": kinds, "cells": cells,
         "nulls": null_summary, "pooled": pooled, "quality": quality,
         "timing": timing, "by_kind": by_kind,
@@ -128,6 +136,11 @@ def _unread_outputs(attack_rows: list[dict[str, Any]], wms: list[str]) -> list[s
                 f"the regex against the tool's output (kept in each row's details.output_tail), e.g. {tail!r}"
             )
     return warnings
+
+
+def _unchanged(row: dict[str, Any]) -> bool:
+    """Whether the attack of ``row`` left its clip unchanged (its details say so)."""
+    return row.get("attack") != "none" and bool((row.get("attack_details") or {}).get("unchanged"))
 
 
 def _unmeasured(detection_rows: list[dict[str, Any]], wms: list[str]) -> dict[str, int]:
@@ -418,17 +431,23 @@ def _recovery_lines(s: dict[str, Any], wms: list[str], attacks: list[str],
         "| attack | kind | " + " | ".join(wms) + " |",
         "|---|---|" + "---|" * len(wms),
     ]
+    same = s.get("unchanged") or {}
     for a in attacks:
         row = [a, s["attack_kinds"].get(a, "")]
         for w in wms:
             c = cells[a].get(w)
             if c is None:
-                row.append("—")
+                text = "n/a" if (same.get(a) or {}).get(w) else "—"
             elif c["exact"] is None:  # no trial measured: no figure, only the failures
-                row.append(_with_errors("n/a", c["errors"]))
+                text = _with_errors("n/a", c["errors"])
             else:
-                row.append(_with_errors(f"{_rate(c['exact'])} / {_f(c['bit_accuracy'], 3)}", c["errors"]))
+                text = _with_errors(f"{_rate(c['exact'])} / {_f(c['bit_accuracy'], 3)}", c["errors"])
+            n_same = (same.get(a) or {}).get(w, 0)
+            row.append(f"{text} ({n_same} unchanged)" if n_same else text)
         lines.append("| " + " | ".join(row) + " |")
+    if same:
+        lines += ["", "(N unchanged): trials whose clip the attack left as it was (a crop no shorter than "
+                  "the clip), left out of that attack's figures; the rows say so in attack_details."]
     lines += ["", "Mean exact recovery by attack kind (over the attacks with a measured trial; "
               "failed trials in parentheses):", "", "| kind | " + " | ".join(wms) + " |",
               "|---|" + "---|" * len(wms)]

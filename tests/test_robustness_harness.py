@@ -1023,3 +1023,28 @@ def test_an_external_tools_failures_are_said_with_its_name_and_what_happened(tmp
         wm.detect(audio)
     with pytest.raises(ExternalToolError, match=r"^watermarker 'bad': \S+ \S+hang\.py \S+ timed out after 1.0 s$"):
         replace(wm, detect_cmd=hang + " {input}").detect(audio)
+
+
+def test_a_crop_longer_than_the_clip_is_noted_and_left_out_of_the_attacks_figures(tmp_path):
+    """crop_60s on a 6 s clip changed nothing and counted as an exact recovery under a crop."""
+    corpus, out = _corpus(tmp_path), tmp_path / "out"
+    toml = tmp_path / "attacks.toml"
+    toml.write_text('[[attack]]\ntype = "Crop"\nname = "crop_60s"\nduration_s = 60.0\n\n'
+                    '[[attack]]\ntype = "Crop"\nname = "crop_5.5s"\nduration_s = 5.5\n')
+    from benchmarks.attacks import load_attack_list
+
+    cfg = BenchConfig(corpus=corpus, out=out, watermarkers=build_watermarkers(["lsb"]),
+                      attacks=load_attack_list(toml), workers=1, null_per_clip=0, quality_measures=("snr",),
+                      quality_strengths=(1.0,), min_clip_s=4.0)
+    rows = run_benchmark(cfg, show_progress=False).rows
+    by = {(r["clip"], r.get("attack")): r for r in rows if r["kind"] == "attack"}
+    long = by[("music_a.flac", "crop_60s")]
+    assert long["attack_details"]["unchanged"] is True and "not longer than the crop of 60 s" in long["attack_details"]["note"]
+    assert by[("music_a.flac", "crop_5.5s")]["attack_details"].get("unchanged") is None  # 6 s clip: cropped
+    assert by[("speech_b.wav", "crop_5.5s")]["attack_details"]["unchanged"] is True  # 5 s clip: not
+    s = summarize(rows)
+    assert "lsb" not in s["cells"]["crop_60s"] and s["cells"]["crop_5.5s"]["lsb"]["n"] == 1
+    md = (out / "summary.md").read_text()
+    assert "| crop_60s | time | n/a (2 unchanged) |" in md, md
+    assert re.search(r"\| crop_5\.5s \| time \| \d\.\d\d / \d\.\d+ \(1 unchanged\) \|", md), md
+    assert "left out of that attack's figures" in md

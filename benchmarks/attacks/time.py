@@ -42,7 +42,9 @@ def _output(audio: Audio, y: np.ndarray, spans: tuple[MarkedSpan, ...], pieces: 
 
 @dataclass(frozen=True, kw_only=True)
 class Crop(_TimeAttack):
-    """Keep one window of ``duration_s`` seconds at a random start (the whole clip if shorter)."""
+    """Keep one window of ``duration_s`` seconds at a random start. A clip no longer than that
+    is returned whole, and the output's details say so (``unchanged``, ``note``): the trial
+    measured no attack, and the report leaves it out of the attack's figures."""
 
     duration_s: float = 5.0
 
@@ -52,7 +54,9 @@ class Crop(_TimeAttack):
         sr = audio.sample_rate
         n = int(round(self.duration_s * sr))
         if n >= audio.frames:
-            return _output(audio, audio.samples.copy(), spans, [TimePiece(0, audio.duration_s, 0)], start_s=0.0)
+            note = f"clip of {audio.duration_s:.3f} s is not longer than the crop of {self.duration_s:g} s: unchanged"
+            return _output(audio, audio.samples.copy(), spans, [TimePiece(0, audio.duration_s, 0)], start_s=0.0,
+                           unchanged=True, note=note)
         start = int(rng.integers(0, audio.frames - n + 1))
         a = start / sr
         return _output(audio, audio.samples[:, start : start + n].copy(), spans,
