@@ -286,6 +286,11 @@ class VideoResult:
     """Original track (if it has sound): its onsets vs events, and ours vs its onsets."""
 
 
+def _met_text(met: bool | None) -> str:
+    """The table's "met" cell: yes, NO, or n/a for a target without data."""
+    return "n/a" if met is None else "yes" if met else "NO"
+
+
 @dataclass
 class SyncReport:
     videos: list[VideoResult]
@@ -297,14 +302,26 @@ class SyncReport:
         return {"settings": self.settings, "targets": self.targets, "summary": self.summary,
                 "videos": [asdict(v) for v in self.videos]}
 
-    def targets_met(self) -> dict[str, bool]:
-        """Target name -> met (a measure that could not be computed counts as missed)."""
-        out = {}
+    def targets_met(self) -> dict[str, bool | None]:
+        """Target name -> met, or None where the measure has no value (no data for it: no real
+        video for ``real_recall``). Not measured is not missed: a set without real videos
+        reported real_recall as a missed target. A value missing through a failure (no onset
+        found) leaves recall at 0, which is missed."""
+        out: dict[str, bool | None] = {}
         for key, target in self.targets.items():
-            val = self.summary.get(key, float("nan"))
+            val = self.summary.get(key)
+            if val is None or not np.isfinite(val):
+                out[key] = None
+                continue
             higher = "recall" in key or "precision" in key
-            out[key] = bool(np.isfinite(val) and ((val >= target) if higher else (abs(val) <= target)))
+            out[key] = bool((val >= target) if higher else (abs(val) <= target))
         return out
+
+    def passed(self) -> bool:
+        """Every target with a value is met, and at least one has a value (a set with nothing
+        to measure verifies nothing)."""
+        met = self.targets_met().values()
+        return False not in met and True in met
 
     def markdown(self) -> str:
         s = self.summary
@@ -328,7 +345,7 @@ class SyncReport:
         for key, target in self.targets.items():
             val = s.get(key, float("nan"))
             higher = "recall" in key or "precision" in key
-            lines.append(f"| {key} | {_num(val, '.3f')} | {'>=' if higher else '<='} {target} | {'yes' if met[key] else 'NO'} |")
+            lines.append(f"| {key} | {_num(val, '.3f')} | {'>=' if higher else '<='} {target} | {_met_text(met[key])} |")
         orig = [v for v in self.videos if v.original_audio]
         if orig:
             lines += ["", "Original audio tracks (where present and not silent):", "",
