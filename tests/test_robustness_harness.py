@@ -814,6 +814,8 @@ def test_a_stopped_run_with_two_workers_exits_and_leaves_no_worker(tmp_path, sig
         assert time.monotonic() - stopped < 5, f"exited {time.monotonic() - stopped:.1f} s after the signal"
         err = proc.stderr.read().decode()
         assert rc == 128 + getattr(signal, signum), err
+        # it said only "interrupted (SIGINT)": nothing on the trials kept, or how to resume
+        assert f"finished trials are kept in {tmp_path / 'out' / 'results.jsonl'}; run the same command again" in err, err
         assert _group_gone(proc.pid, 15), "a worker is still running after the command exited"
     finally:
         _end_group(proc)

@@ -73,7 +73,7 @@ def robustness_cmd(
     from benchmarks.attacks import load_attack_list, parse_attacks
     from benchmarks.jsonout import dumps
     from benchmarks.report import summarize
-    from benchmarks.robustness import BenchConfig, check_paths, check_requirements, run_benchmark
+    from benchmarks.robustness import RESULTS_JSONL, BenchConfig, check_paths, check_requirements, run_benchmark
     from benchmarks.watermarkers import build_watermarkers
 
     if attacks is not None and attack_list:
@@ -104,7 +104,13 @@ def robustness_cmd(
         typer.echo("warning: --allow-missing: packages missing (what they make is not measured, or "
                    "measured slowly): "
                    + "; ".join(r.describe() for r in cfg.missing), err=True)
-    result = run_benchmark(cfg, show_progress=progress and not json_out)
+    try:
+        result = run_benchmark(cfg, show_progress=progress and not json_out)
+    except KeyboardInterrupt:
+        # "interrupted (SIGINT)" alone left the user to guess whether 30 minutes of trials were lost
+        typer.echo(f"finished trials are kept in {Path(out) / RESULTS_JSONL}; run the same command again "
+                   "to resume (finished trials are skipped)", err=True)
+        raise
     s = summarize(result.rows)
     for name, why in result.unreadable:
         typer.echo(f"warning: {name} left out of the corpus: {why}", err=True)
