@@ -7,8 +7,9 @@ score distribution the report turns into TPR at a fixed FPR. Quality trials meas
 audio before any attack (SNR, PESQ-WB on speech, ViSQOL on the rest), at several strengths.
 
 Rows are appended to ``OUT/results.jsonl`` as tasks finish, so an interrupted run resumes where it
-stopped (trials already there are skipped); at the end ``results.json``, ``summary.md`` and the
-plots are written (see :mod:`benchmarks.report`).
+stopped (trials already there are skipped); at the end the JSONL is compacted (one valid row per
+trial and inputs) and ``results.json``, ``summary.md`` and the plots are written (see
+:mod:`benchmarks.report`).
 
 The corpus (:mod:`benchmarks.corpus`) and the trials (:mod:`benchmarks.trials`) have their own
 modules; this one holds a run's configuration and runs it, resumably, on worker processes.
@@ -149,6 +150,31 @@ def _end_with_newline(path: Path) -> None:
             fh.seek(-1, os.SEEK_END)
             if fh.read(1) != b"\n":
                 fh.write(b"\n")
+
+
+def _preferred(old: dict[str, Any] | None, new: dict[str, Any]) -> bool:
+    """Whether ``new``, read after ``old`` for the same trial, replaces it: a later row does,
+    unless it failed where ``old`` did not."""
+    return old is None or bool(old.get("error")) or not new.get("error")
+
+
+def compact_rows(path: Path) -> list[dict[str, Any]]:
+    """Rewrite the results JSONL ``path`` (atomically) with one row per trial id and inputs, the
+    one a run uses, dropping torn lines and rows measured again; return those rows, in order.
+
+    Torn and duplicate lines stayed for ever, and ``json.loads`` per line, ``jq`` or
+    ``pandas.read_json(lines=True)`` failed on the file. Rows of other inputs or configurations
+    (another strength, an older clip) stay: a later run with those settings reuses them."""
+    kept: dict[tuple[str, Any], dict[str, Any]] = {}
+    for r in read_rows(path):
+        key = (r["trial_id"], r.get("inputs"))
+        if _preferred(kept.get(key), r):
+            kept[key] = r  # in the place of the trial's first row: the order stays as it was
+    rows = list(kept.values())
+    with atomic_path(path) as tmp:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            _append_rows(fh, rows)
+    return rows
 
 
 def _append_rows(fh: Any, rows: list[dict[str, Any]]) -> None:
@@ -319,14 +345,15 @@ def _run_holding_out(cfg: BenchConfig, out: Path, t0: float, *, show_progress: b
                     _append_rows(fh, rows)
                     progress.advance(bar, len(t.ids()) - len(t.skip))
 
+    compacted = compact_rows(jsonl)  # the run finished: its file becomes one valid row per line
     # Keep only this configuration's trials; a later successful row replaces an earlier one.
     wanted = set(all_ids)
     latest: dict[str, dict[str, Any]] = {}
-    for r in read_rows(jsonl):
+    for r in compacted:
         tid = r["trial_id"]
         if tid not in wanted or r.get("inputs") != expected[tid]:
             continue
-        if tid not in latest or latest[tid].get("error") or not r.get("error"):
+        if _preferred(latest.get(tid), r):
             latest[tid] = r
     rows = [latest[i] for i in all_ids if i in latest]
     this_run = {"argv": sys.argv, "wall_s": round(time.perf_counter() - t0, 2), "ran_trials": n_todo,

@@ -1050,3 +1050,25 @@ def test_a_crop_longer_than_the_clip_is_noted_and_left_out_of_the_attacks_figure
     assert "| crop_60s | time | n/a (2 unchanged) |" in md, md
     assert re.search(r"\| crop_5\.5s \| time \| \d\.\d\d / \d\.\d+ \(1 unchanged\) \|", md), md
     assert "left out of that attack's figures" in md
+
+
+def test_a_finished_run_leaves_one_valid_row_per_line_in_its_jsonl(tmp_path):
+    """Torn and duplicated lines (an interrupted write, a trial measured again) stayed in
+    results.jsonl for ever, and reading it line by line (jq, pandas) failed."""
+    corpus, out = _corpus(tmp_path), tmp_path / "out"
+    cfg = BenchConfig(corpus=corpus, out=out, watermarkers=build_watermarkers(["lsb"]), attacks=[get_attack("none")],
+                      workers=1, null_per_clip=1, quality_measures=("snr",), quality_strengths=(1.0,), min_clip_s=4.0)
+    run_benchmark(cfg, show_progress=False, write_report=False)
+    jsonl = out / "results.jsonl"
+    lines = jsonl.read_text().splitlines()
+    assert len(lines) == 6
+    failed = {**json.loads(lines[0]), "error": "boom"}  # a failed row after a good one: the good one stays
+    jsonl.write_text("\n".join([*lines, lines[1], json.dumps(failed), lines[2][:30]]) + "\n")
+    again = run_benchmark(cfg, show_progress=False, write_report=False)
+    assert again.ran_trials == 0
+    rows = [json.loads(line) for line in jsonl.read_text().splitlines()]  # every line is a row
+    assert [r["trial_id"] for r in rows] == [json.loads(line)["trial_id"] for line in lines]
+    assert not any(r["error"] for r in rows)
+    # rows of another setting stay for a run with that setting
+    run_benchmark(replace(cfg, strength=0.5), show_progress=False, write_report=False)
+    assert len(jsonl.read_text().splitlines()) == 12
