@@ -54,7 +54,9 @@ def test_a_run_that_passes_names_the_report_it_wrote(tmp_path, capfd, monkeypatc
     with pytest.raises(SystemExit) as exc:
         main(["bench", "speed", "-k", "stft", "--json-out", str(report)])
     assert exc.value.code == 0
-    assert f"wrote {report}" in capfd.readouterr().out and json.loads(report.read_text())["benchmarks"]
+    out, err = capfd.readouterr()
+    assert f"wrote {report}" in out and json.loads(report.read_text())["benchmarks"]
+    assert "Wrote benchmark data in" not in out + err and ".tmp.json" not in out + err, err
     assert [p.name for p in tmp_path.iterdir()] == ["speed.json"]
 
 

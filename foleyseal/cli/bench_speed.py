@@ -53,15 +53,43 @@ def _run_writing_json(args: list[str], json_out: Path, env: dict[str, str]) -> i
     code = 0
     try:
         with atomic_path(json_out) as tmp:
-            code = subprocess.call([*args, f"--benchmark-json={tmp}"], env=env)
+            code = _call_without_temporary_name([*args, f"--benchmark-json={tmp}"], env)
             if code != 0:
                 raise _RunFailed
     except _RunFailed:
         pass  # the temporary report is gone and json_out is as it was
     else:
-        # pytest-benchmark's own line names the temporary file, renamed since
         typer.echo(f"wrote {json_out}")
     return code
+
+
+def _echo_err_bytes(line: bytes) -> None:
+    """Write a child's error-output line to our standard error as it came (a stream without a
+    byte buffer, as some test runners give, gets it decoded)."""
+    buffer = getattr(sys.stderr, "buffer", None)
+    if buffer is not None:
+        buffer.write(line)
+        buffer.flush()
+    else:
+        sys.stderr.write(line.decode("utf-8", "replace"))
+        sys.stderr.flush()
+
+
+_TEMPORARY_NAME_LINE = b"Wrote benchmark data in:"
+"""How pytest-benchmark's line naming its JSON file starts: here, a temporary file renamed since."""
+
+
+def _call_without_temporary_name(args: list[str], env: dict[str, str]) -> int:
+    """Run ``args`` and return its exit code, passing its standard error on line by line but for
+    pytest-benchmark's line naming the temporary report (``<_io.BufferedWriter name='/.../.speed
+    .json.p23239...tmp.json'>``), which no longer exists when the user reads it; ``wrote
+    json_out`` follows instead. Standard output (the table) goes straight through."""
+    with subprocess.Popen(args, env=env, stderr=subprocess.PIPE) as proc:
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            if _TEMPORARY_NAME_LINE not in line:
+                _echo_err_bytes(line)
+    return proc.returncode
 
 
 class _RunFailed(Exception):
