@@ -233,6 +233,12 @@ def check_paths(cfg: BenchConfig) -> None:
     out = Path(cfg.out)
     if out.exists() and not out.is_dir():  # mkdir said only "File exists"
         raise InputError("--out is a file, not a folder for the results", path=out)
+    for parent in out.absolute().parents:  # mkdir said "outfile/sub: Not a directory"
+        if parent.exists():
+            if not parent.is_dir():
+                raise InputError(f"is a file, not a folder: --out {out} cannot be a folder for the results "
+                                 "inside it", path=parent)
+            break
 
 
 @contextlib.contextmanager

@@ -436,6 +436,11 @@ def test_an_out_that_is_a_file_is_named_as_such(tmp_path):
     with pytest.raises(InputError, match="--out is a file, not a folder"):
         run_benchmark(cfg, show_progress=False)
     assert taken.read_text() == "someone's notes"
+    # a folder inside that file: mkdir said only "results/sub: Not a directory"
+    with pytest.raises(InputError, match=re.escape(f"{taken}: is a file, not a folder: --out {taken / 'sub' / 'x'} "
+                                                   "cannot be a folder for the results")):
+        run_benchmark(replace(cfg, out=taken / "sub" / "x"), show_progress=False)
+    assert taken.read_text() == "someone's notes"
 
 
 def test_information_readings_are_recorded_and_summarized(tmp_path):
