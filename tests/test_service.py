@@ -1142,3 +1142,28 @@ def test_a_new_api_key_says_where_it_is_kept(tmp_path: Path, monkeypatch: pytest
     keys_file = tmp_path / "home" / "api-keys.json"
     assert f"created in {keys_file}" in err and keys_file.is_file()
     assert out.strip() not in keys_file.read_text()  # only its hash is kept
+
+
+@pytest.mark.parametrize("stop_asked, failed, code", [(True, True, 0), (False, True, 3), (True, False, 0),
+                                                      (False, False, 3)])
+def test_a_stop_asked_for_during_start_up_exits_0(stop_asked: bool, failed: bool, code: int) -> None:
+    """SIGTERM to serve's process group during start-up (timeout, systemd, a terminal) killed the
+    worker processes under it: the start-up failed and serve exited 3, where a stop asked for
+    exits 0 (README). A start-up that fails on its own still exits 3."""
+    from detectors.service.app import _run_on
+
+    class Server:
+        started = False
+        should_exit = stop_asked
+
+        def run(self, sockets: list[Any]) -> None:
+            if failed:
+                raise SystemExit(3)  # uvicorn's own exit on a failed lifespan start-up
+
+    try:
+        with socket.socket() as sock:
+            _run_on(Server(), sock)
+        exited = 0  # returned: the command ends with 0
+    except SystemExit as done:
+        exited = int(done.code or 0)
+    assert exited == code

@@ -290,10 +290,17 @@ def serve(
 
 def _run_on(server: Any, sock: socket.socket) -> None:
     """``server.run`` on a bound socket, ended as :func:`uvicorn.run` ends it: Ctrl-C is a normal
-    stop, a failed application start-up exits :data:`STARTUP_FAILURE`."""
-    with contextlib.suppress(KeyboardInterrupt):
-        server.run(sockets=[sock])
-    if not server.started:
+    stop, a failed application start-up exits :data:`STARTUP_FAILURE`, unless a stop was asked
+    for during it (``timeout``, systemd or a terminal signal the whole process group, whose
+    worker processes then die under the start-up): a stop asked for is a success."""
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            server.run(sockets=[sock])
+    except SystemExit:
+        if server.should_exit:  # set by uvicorn's signal handler only, before or during start-up
+            sys.exit(0)
+        raise
+    if not server.started and not server.should_exit:
         sys.exit(STARTUP_FAILURE)
 
 
