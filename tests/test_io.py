@@ -826,6 +826,45 @@ def test_a_damaged_mp3_is_refused_without_the_decoder_library_printing_on_stderr
     assert done.stderr == "", done.stderr
 
 
+def test_an_ogg_whose_pages_fail_their_checksum_is_refused(tmp_path, make_audio):
+    """An Ogg whose pages from the third on had bad CRCs decoded to 0.2 s of 9.4 s without a
+    word: `sign` signed it and `watermark detect` answered "not found" from what little decoded."""
+    path = tmp_path / "clip.ogg"
+    write_audio(path, make_audio(44_100, 2, 6.0, seed=3))
+    data = bytearray(path.read_bytes())
+    pages = [m.start() for m in re.finditer(b"OggS", data)]
+    assert len(pages) > 4
+    for at in pages[2:]:
+        data[at + 22] ^= 0xFF  # the page's CRC
+    bad = tmp_path / "bad.ogg"
+    bad.write_bytes(bytes(data))
+    assert_read_fails(bad, FormatError, "Ogg stream is truncated or damaged")
+    with pytest.raises(FormatError, match="truncated or damaged"):
+        check_decodes(bad)
+    assert read_audio(path).frames == 6 * 44_100
+
+
+def test_a_wav_that_states_its_size_but_not_its_audios_is_refused(tmp_path, make_audio):
+    """A signed WAV whose data size was patched to 0xFFFFFFFF (a stream's "unknown") was read to
+    the end of the file: its C2PA chunk became 52 ms of full-scale noise, marked and published.
+    A streamed WAV, whose RIFF size is unknown too, is still read to its end."""
+    path = tmp_path / "take.wav"
+    write_audio(path, make_audio(44_100, 1, 2.0, seed=4), subtype="PCM_16")
+    data = bytearray(path.read_bytes())
+    at = data.index(b"data") + 4
+    trailer = b"LIST" + struct.pack("<I", 4096) + bytes(range(256)) * 16  # a chunk after the audio
+    data[at : at + 4] = struct.pack("<I", 0xFFFFFFFF)
+    data += trailer
+    data[4:8] = struct.pack("<I", len(data) - 8)
+    damaged = tmp_path / "damaged.wav"
+    damaged.write_bytes(bytes(data))
+    assert_read_fails(damaged, FormatError, "WAV header is damaged: its data chunk's size reads 0xffffffff")
+    data[4:8] = struct.pack("<I", 0xFFFFFFFF)
+    streamed = tmp_path / "streamed.wav"
+    streamed.write_bytes(bytes(data[: len(data) - len(trailer)]))
+    assert read_audio(streamed).frames == 2 * 44_100
+
+
 def test_embedding_a_truncated_mp3_prints_only_the_error(corpus_dir, tmp_path):
     """`watermark embed` and `mark` of a truncated MP3 still printed libmpg123's "Warning: Xing
     stream size off by more than 1%" above the error: the embedder asked libsndfile whether the

@@ -47,6 +47,24 @@ def declared_data_shortfall(path: Path) -> tuple[int, int] | None:
     return (declared, held) if declared > held else None
 
 
+def unknown_length_in_a_sized_wav(path: Path) -> int | None:
+    """The data size field (0xFFFFFF00 and above: a stream's "length unknown") of a WAV whose
+    RIFF header states the file's exact size, else None (a data size of 0 is an empty WAV). A streamed WAV leaves both sizes
+    unknown; one that states the file's size knew its data's too, so its header was damaged, and
+    the chunks after the audio (a C2PA manifest, LIST tags) would be read as samples: a burst of
+    full-scale noise at its end."""
+    with open(path, "rb") as fh:
+        head = fh.read(_SCAN_BYTES)
+        size = fh.seek(0, 2)
+    if _kind(head[:16]) != _WAV:
+        return None
+    riff = struct.unpack("<I", head[4:8])[0]
+    found = _walk(head, 12, b"data", "<I", header=8, align=2)
+    if found is None or found[1] < _WAV_UNKNOWN_LENGTH or not 0 < riff < _WAV_UNKNOWN_LENGTH:
+        return None
+    return found[1] if riff + 8 == size else None
+
+
 def is_rf64(path: Path) -> bool:
     """Whether ``path`` is an RF64 or BW64 file (a WAV over 4 GiB, or one written so): named
     ``.wav``, yet c2pa's WAV parser, which expects ``RIFF``, cannot embed a manifest into it."""

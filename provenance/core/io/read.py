@@ -15,7 +15,7 @@ import soundfile as sf
 
 from provenance.core.audio import Audio, AudioInfo
 from provenance.core.errors import FormatError, InputError, NoAudioError
-from provenance.core.io.headers import declared_data_shortfall
+from provenance.core.io.headers import declared_data_shortfall, unknown_length_in_a_sized_wav
 from provenance.core.io.common import (
     COUNTED_TIMESTAMPS,
     GAP_FILL_MAX_S,
@@ -42,7 +42,10 @@ rounding of millisecond timestamps (Matroska), shorter than any A/V offset one c
 
 _MKV_DURATION_RE = re.compile(r"^(\d+):(\d{2}):(\d{2}(?:\.\d+)?)$")
 _MPEG_SUFFIXES = frozenset({".mp3", ".mp2", ".mpga"})
-_OGG_DAMAGE_MARKERS = ("File ended unexpectedly", "reports a hole")
+_OGG_DAMAGE_MARKERS = ("File ended unexpectedly", "reports a hole", "Junk after the last page",
+                       "Last page lacks an end-of-stream bit", "Corrupted bitstream")
+"""What libsndfile's log of an Ogg file says when pages are missing or unreadable (a bad CRC:
+libogg skips the page, and the rest of the file with it when every later page is bad)."""
 _OGG_MAX_PAGE_BYTES = 27 + 255 + 255 * 255
 
 
@@ -188,15 +191,21 @@ def _check_sf_log(path: Path, log: str, major: str) -> None:
 
 def _check_declared_length(path: Path) -> None:
     """FormatError when a WAV, AIFF, CAF, W64, RF64 or AU header declares more audio data than
-    the file holds (libsndfile and FFmpeg read what is there without a word)."""
+    the file holds (libsndfile and FFmpeg read what is there without a word), or a WAV that states
+    its size declares its audio's as unknown (they would read the chunks after it as audio)."""
     try:
         shortfall = declared_data_shortfall(path)
+        unknown = unknown_length_in_a_sized_wav(path)
     except OSError:
         return  # said by the backend that opens it
     if shortfall is not None:
         declared, held = shortfall
         raise FormatError(f"file is truncated: header declares {declared} bytes of audio data, the file holds "
                           f"{held}", path=path)
+    if unknown is not None:
+        raise FormatError(f"the WAV header is damaged: its data chunk's size reads {unknown:#x} (a stream's "
+                          "\"length unknown\") while its RIFF header states the file's size, so where the audio "
+                          "ends cannot be told", path=path)
 
 
 def _check_ogg_complete(path: Path) -> None:
