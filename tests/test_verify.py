@@ -1529,3 +1529,14 @@ def test_a_record_signed_by_an_untrusted_chain_says_so_and_how_to_trust_it() -> 
     other = why_record_does_not_vouch(record("signingCredential.untrusted"), "fedcba9876543210")
     assert other is not None and "not the payload fedcba9876543210" in other
     assert why_record_does_not_vouch(record("assertion.dataHash.mismatch"), "0123456789abcdef") is None
+
+
+def test_a_text_file_named_flac_shows_no_python_none(verify_env: VerifyEnv, tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    """The summary of a file FFmpeg took for a FLAC but could not read printed
+    "container: flac (flac), ?, None Hz, None ch"."""
+    path = tmp_path / "notes.flac"
+    path.write_text("hello world\n" * 1000)
+    rc, said = _cli(["verify", str(path)], verify_env, capsys)
+    assert rc == 3 and "error" in said, said
+    assert "None" not in said and "container: flac (flac), ?" in said, said

@@ -142,8 +142,9 @@ def _summary(report: dict[str, Any], console: Any) -> None:
     if c:
         dur = f"{c['duration_s']:.1f} s" if c.get("duration_s") is not None else "?"
         video = ", with video" if c.get("has_video") else ""
-        audio = (f"({c.get('codec')}), {dur}, {c.get('sample_rate')} Hz, {c.get('channels')} ch"
-                 if c.get("codec") else f"{dur}, no audio")
+        # a stream FFmpeg could not read the parameters of has no rate or channel count to show
+        shape = [f"{c[k]} {unit}" for k, unit in (("sample_rate", "Hz"), ("channels", "ch")) if c.get(k) is not None]
+        audio = ", ".join([f"({c.get('codec')})", dur, *shape]) if c.get("codec") else f"{dur}, no audio"
         console.print(f"  container: {c['format']} {audio}{video}")
     cred = report.get("credentials") or {}
     if cred.get("present"):
