@@ -393,7 +393,14 @@ class Verifier:
         if unparseable(credentials) and not has_manifest_box:
             # No manifest in the bytes: the reader's "Invalid" is about the asset, not about
             # credentials. Saying "tampered credentials" would be false.
-            ev.notes.append("The C2PA reader could not parse this file; it holds no C2PA manifest.")
+            if "jumbf" in str(getattr(credentials, "error", "") or "").lower():
+                # the reader found the format's place for a manifest (a WAV's C2PA chunk, an MP4's
+                # box) holding something else: random bytes where a manifest was
+                ev.notes.append("The file has a place for a C2PA manifest (its C2PA chunk or box), but what it "
+                                "holds is no readable manifest (invalid JUMBF): the manifest was damaged or "
+                                "replaced, so no credentials could be checked.")
+            else:
+                ev.notes.append("The C2PA reader could not parse this file; it holds no C2PA manifest.")
             credentials = dataclasses.replace(
                 credentials, present=False, source=None, state=None, failure_codes=()
             )

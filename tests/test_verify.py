@@ -1540,3 +1540,20 @@ def test_a_text_file_named_flac_shows_no_python_none(verify_env: VerifyEnv, tmp_
     rc, said = _cli(["verify", str(path)], verify_env, capsys)
     assert rc == 3 and "error" in said, said
     assert "None" not in said and "container: flac (flac), ?" in said, said
+
+
+def test_a_manifest_replaced_by_random_bytes_is_not_called_absent(verify_env: VerifyEnv, tmp_path: Path) -> None:
+    """A signed WAV whose C2PA chunk was filled with random bytes was noted as "it holds no C2PA
+    manifest", against its own credentials error (invalid JUMBF header) and its bytes."""
+    import struct
+
+    data = bytearray(verify_env.files["marked_wav"].read_bytes())
+    at = data.index(b"C2PA")
+    size = struct.unpack("<I", data[at + 4 : at + 8])[0]
+    data[at + 8 : at + 8 + size] = np.random.default_rng(9).bytes(size)
+    path = tmp_path / "garbled.wav"
+    path.write_bytes(bytes(data))
+    r = verify(path, settings=verify_env.settings)
+    assert not any("holds no C2PA manifest" in n for n in r.notes), r.notes
+    assert any("place for a C2PA manifest" in n and "damaged or replaced" in n for n in r.notes), r.notes
+    assert r.verdict is Verdict.CREDENTIALS_RECOVERED_BY_WATERMARK  # its watermark still leads to its record
