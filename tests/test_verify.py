@@ -1329,7 +1329,12 @@ def test_credentials_signed_over_a_tampered_file_say_so(verify_env: VerifyEnv, t
     out = tmp_path / "resigned.wav"
     rc, said = _cli(["sign", str(verify_env.files["flipped_wav"]), str(out)], verify_env, capsys)
     assert rc == 0
-    assert "carries Content Credentials that do not validate (assertion.dataHash.mismatch)" in said, said
+    assert "carried Content Credentials that do not validate (assertion.dataHash.mismatch)" in said, said
+    # Said before the work, the note announced a manifest that a failure then never wrote.
+    for command in ("sign", "mark"):
+        rc, said = _cli([command, str(verify_env.files["flipped_wav"]), str(tmp_path / "absent" / "o.wav")],
+                        verify_env, capsys)
+        assert rc == 3 and "do not validate" not in said, said
     rc, said = _cli(["mark", str(verify_env.files["flipped_wav"]), str(tmp_path / "remarked.wav")], verify_env, capsys)
     assert rc == 0 and "do not validate (assertion.dataHash.mismatch)" in said, said
     r = verify(out, settings=settings_without_store(verify_env))

@@ -41,8 +41,9 @@ def sign_cmd(
     from provenance.sign import sign
 
     settings = _settings(home)
-    _say_if_changed_since_signed(input)
+    changed = _changed_since_signed(input)  # read before: OUTPUT may be INPUT
     result = sign(input, output, settings=settings, generated=generated, title=title)
+    _say_changed_since_signed(input, changed)
     if json_out:
         typer.echo(json.dumps({
             "input": str(input), "output": str(result.output), "mime_type": result.mime_type,
@@ -91,7 +92,7 @@ def mark_cmd(
     from foleyseal.cli.progress import file_progress
     from foleyseal.cli.published import already_published, say_what_was_written
 
-    _say_if_changed_since_signed(input)
+    changed = _changed_since_signed(input)  # read before: OUTPUT may be INPUT
     with say_what_was_written(), file_progress(input.name) as report:
         result = mark(
             input, output,
@@ -104,6 +105,7 @@ def mark_cmd(
             progress=report,
         )
     with already_published(result.output, result.sidecar):
+        _say_changed_since_signed(input, changed)
         _say_marked(input, result, json_out)
 
 
@@ -127,20 +129,26 @@ def _say_marked(input: Path, result: MarkResult, json_out: bool) -> None:
         typer.echo(f"  sha256    {result.record.asset_sha256}")
 
 
-def _say_if_changed_since_signed(input: Path) -> None:
-    """A note on stderr when INPUT carries Content Credentials that no longer validate: the new
-    manifest records them as its parent's, so verifiers will say the parent had been changed;
-    the person signing should know it now, not learn it from a verifier."""
+def _changed_since_signed(input: Path) -> tuple[str, ...]:
+    """The failure codes of the Content Credentials INPUT carries that say it changed after it was
+    signed (() for none, or for credentials that cannot be read: the signing names those)."""
     from provenance.c2pa.read import read_credentials
     from provenance.core.errors import FoleySealError
 
     from detectors.credentials import changed_since_signed
 
     try:
-        codes = changed_since_signed(read_credentials(input))
+        return changed_since_signed(read_credentials(input))
     except FoleySealError:
-        return  # the signing itself names an unreadable input
+        return ()
+
+
+def _say_changed_since_signed(input: Path, codes: tuple[str, ...]) -> None:
+    """A note on stderr, once the output is written, when INPUT's credentials no longer validate
+    (``codes``): the new manifest records them as its parent's, so verifiers will say the parent
+    had been changed; the person signing should know it now, not learn it from a verifier. Said
+    before the work, it announced a manifest that a failure then never wrote."""
     if codes:
-        typer.echo(f"note: {input} carries Content Credentials that do not validate ({', '.join(codes)}): it "
-                   "was changed after it was signed; the new manifest records them as its parent's, and "
+        typer.echo(f"note: {shown(input)} carried Content Credentials that do not validate ({', '.join(codes)}): "
+                   "it was changed after it was signed; the new manifest records them as its parent's, and "
                    "verifiers will say so", err=True)
