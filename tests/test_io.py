@@ -865,6 +865,21 @@ def test_a_wav_that_states_its_size_but_not_its_audios_is_refused(tmp_path, make
     assert read_audio(streamed).frames == 2 * 44_100
 
 
+def test_a_flac_declaring_more_than_it_holds_is_said_to_be_cut_short(tmp_path, make_audio):
+    """A FLAC whose STREAMINFO declares 10 h but holds 2 s failed with libsndfile's own words:
+    "cannot decode the audio (...): Internal psf_fseek() failed.", where verify says what is wrong."""
+    path = tmp_path / "take.flac"
+    write_audio(path, make_audio(44_100, 1, 2.0, seed=5), subtype="PCM_16")
+    data = bytearray(path.read_bytes())
+    at = 8 + 10  # "fLaC", the block header, then STREAMINFO's rate, channels, depth and length
+    fields = int.from_bytes(data[at : at + 8], "big")
+    data[at : at + 8] = ((fields & ~((1 << 36) - 1)) | 10 * 3600 * 44_100).to_bytes(8, "big")
+    long = tmp_path / "declares_10h.flac"
+    long.write_bytes(bytes(data))
+    assert_read_fails(long, FormatError, r"file is truncated or damaged: decoded [\d.]+ s of the 36000.000 s its "
+                      "header declares")
+
+
 def test_embedding_a_truncated_mp3_prints_only_the_error(corpus_dir, tmp_path):
     """`watermark embed` and `mark` of a truncated MP3 still printed libmpg123's "Warning: Xing
     stream size off by more than 1%" above the error: the embedder asked libsndfile whether the

@@ -29,6 +29,7 @@ from provenance.core.io.common import (
     _frame_samples,
     _wrapped,
     gap_fillable,
+    library_message,
     timeline_start_s,
 )
 
@@ -281,10 +282,20 @@ def _sf_chunks(source: _Source, start_frame: int, block_frames: int = 1 << 16) -
         if start_frame:
             f.seek(start_frame)
         perm = _VORBIS_FROM_WAV.get(f.channels) if f.format == "OGG" else None
+        decoded = start_frame
         while True:
-            block = f.read(block_frames, dtype="float32", always_2d=True)
+            try:
+                block = f.read(block_frames, dtype="float32", always_2d=True)
+            except (sf.LibsndfileError, RuntimeError) as exc:
+                if 0 < f.frames and cut_short(f.frames, decoded, f.samplerate):
+                    # libsndfile's own words ("Internal psf_fseek() failed.") do not say what is wrong
+                    raise FormatError(f"file is truncated or damaged: decoded {decoded / f.samplerate:.3f} s of "
+                                      f"the {f.frames / f.samplerate:.3f} s its header declares "
+                                      f"({library_message(exc)})", path=path) from exc
+                raise
             if block.shape[0] == 0:
                 break
+            decoded += block.shape[0]
             block = block.T
             if perm is not None:
                 wav = np.empty_like(block)
