@@ -842,6 +842,12 @@ def test_an_ogg_whose_pages_fail_their_checksum_is_refused(tmp_path, make_audio)
     with pytest.raises(FormatError, match="truncated or damaged"):
         check_decodes(bad)
     assert read_audio(path).frames == 6 * 44_100
+    # Bytes after an intact last page are no damage: a tagger's ID3v1 tag (libsndfile: "Junk
+    # after the last page"), refused for a while.
+    tagged = tmp_path / "tagged.ogg"
+    tagged.write_bytes(path.read_bytes() + b"TAG" + b"a title".ljust(125, b"\0"))
+    assert read_audio(tagged).frames == 6 * 44_100
+    check_decodes(tagged)
 
 
 def test_a_wav_that_states_its_size_but_not_its_audios_is_refused(tmp_path, make_audio):

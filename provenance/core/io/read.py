@@ -43,10 +43,12 @@ rounding of millisecond timestamps (Matroska), shorter than any A/V offset one c
 
 _MKV_DURATION_RE = re.compile(r"^(\d+):(\d{2}):(\d{2}(?:\.\d+)?)$")
 _MPEG_SUFFIXES = frozenset({".mp3", ".mp2", ".mpga"})
-_OGG_DAMAGE_MARKERS = ("File ended unexpectedly", "reports a hole", "Junk after the last page",
-                       "Last page lacks an end-of-stream bit", "Corrupted bitstream")
+_OGG_DAMAGE_MARKERS = ("File ended unexpectedly", "reports a hole", "Last page lacks an end-of-stream bit",
+                       "Corrupted bitstream")
 """What libsndfile's log of an Ogg file says when pages are missing or unreadable (a bad CRC:
-libogg skips the page, and the rest of the file with it when every later page is bad)."""
+libogg skips the page, and the rest of the file with it when every later page is bad). Not
+"Junk after the last page": an ID3v1 or APE tag appended by a tagger, or a second chained
+stream, follow an intact last page."""
 _OGG_MAX_PAGE_BYTES = 27 + 255 + 255 * 255
 
 
