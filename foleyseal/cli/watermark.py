@@ -94,6 +94,10 @@ def _say_if_a_mark_was_replaced(input: Path, output: Path, key: WatermarkKey, pa
                    err=True)
 
 
+_DAMAGE = ("cannot decode the audio", "file is truncated", "Ogg stream is truncated")
+"""How the reader's errors about a damaged file begin: for those, ``detect`` points to ``verify``."""
+
+
 @app.command("detect")
 def detect_cmd(
     file: Path = typer.Argument(..., help="Audio or video file to examine.", readable=False),
@@ -117,7 +121,7 @@ def detect_cmd(
             det = detect_file(file, wm_key, threshold=threshold, track=track,
                               progress=lambda share: report("detecting", share))
     except FormatError as exc:
-        if not exc.message.startswith("cannot decode the audio"):
+        if not exc.message.startswith(_DAMAGE):
             raise
         # This reader stops at damage by design (it also reads what is about to be marked).
         raise FormatError(f"{exc.message.rstrip('.')}; `foleyseal verify` reads a damaged file past the damage and "
