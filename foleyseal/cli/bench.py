@@ -66,10 +66,8 @@ def robustness_cmd(
 ) -> None:
     """Run the robustness benchmark (corpus x attacks x watermarkers) and write its report to OUT.
 
-    Exit 0 when every watermarker had trials measured; 3 when a setting is wrong, a needed package
-    is missing, another run is writing to OUT, or a watermarker had no trial measured at all (every
-    one failed: its report is still written, its figures read n/a); 130/143 when interrupted.
-    """
+    Exit 0 when every watermarker had trials measured; 3 when a setting is wrong, a needed package is missing, another run is writing to OUT, or a watermarker had no trial measured at all (every one failed: its report is still written, its figures read n/a); 130/143 when interrupted.
+    """  # noqa: E501 - one line per paragraph: the help renderer re-wraps it
     from benchmarks.attacks import load_attack_list, parse_attacks
     from benchmarks.jsonout import dumps
     from benchmarks.report import summarize
