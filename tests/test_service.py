@@ -1167,3 +1167,21 @@ def test_a_stop_asked_for_during_start_up_exits_0(stop_asked: bool, failed: bool
     except SystemExit as done:
         exited = int(done.code or 0)
     assert exited == code
+
+
+def test_a_stop_before_the_service_runs_exits_0(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    """SIGTERM in serve's first seconds (its checks, before uvicorn runs) exited 143
+    "interrupted (SIGTERM)", where a stop asked for exits 0 (README)."""
+    from detectors.service import app as service_app
+    from foleyseal.cli import main
+
+    def stopped(config: Any) -> list[str]:
+        raise KeyboardInterrupt  # what the CLI's SIGTERM handler raises
+
+    monkeypatch.setenv("FOLEYSEAL_HOME", str(tmp_path / "home"))
+    monkeypatch.setattr(service_app, "check_config", stopped)
+    with pytest.raises(SystemExit) as done:
+        main(["serve", "--port", "0"])
+    assert (done.value.code or 0) == 0, capsys.readouterr().err
+    assert "stopped before the service started" in capsys.readouterr().err

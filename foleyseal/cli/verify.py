@@ -332,42 +332,56 @@ def serve_cmd(
 
     Starts with one command on the embedded default (SQLite store in the FoleySeal home); --database-url points it at PostgreSQL for a shared deployment. Reads are public but rate-limited per client; writes need an API key (--create-api-key NAME makes one).
     """  # noqa: E501 - one line per paragraph: the help renderer re-wraps it
-    from provenance.core.config import load_settings
-
-    from detectors.service import ServiceConfig, serve
-    from detectors.service.app import check_config
-    from detectors.service.api_keys import ApiKeyStore
-
     if sum((create_api_key is not None, list_api_keys, revoke_api_key is not None)) > 1:
         raise typer.BadParameter("give one of --create-api-key, --list-api-keys and --revoke-api-key")
-    # not in the manifest store: instances that share a PostgreSQL store each have their own
+    if create_api_key is not None or list_api_keys or revoke_api_key is not None:
+        _manage_api_keys(create_api_key, list_api_keys, revoke_api_key)
+        return
+    try:
+        # imported here: a stop asked for while the service's modules load is a stop, too
+        from detectors.service import ServiceConfig, serve
+        from detectors.service.app import check_config
+
+        config = ServiceConfig(
+            database_url=database_url,
+            trust_anchors=list(trust_anchors),
+            max_upload_bytes=int(max_upload_mb * 1024 * 1024),
+            verify_timeout_s=verify_timeout,
+            workers=workers,
+            rate_limit_per_min=rate_limit,
+            header_timeout_s=header_timeout,
+            max_connections_per_client=max_connections_per_client,
+        )
+        for note in check_config(config):
+            typer.echo(f"note: {note}", err=True)
+        serve(config, host=host, port=port, checked=True,
+              announce=lambda url: typer.echo(f"FoleySeal verification service on {url}  (docs: /docs)", err=True))
+    except KeyboardInterrupt:
+        # A stop asked for (Ctrl-C, SIGTERM) before uvicorn took the signals over, while the
+        # service loaded and checked its store, keys and trust anchors: it stops as it would
+        # later, with 0 (README).
+        typer.echo("stopped before the service started", err=True)
+
+
+def _manage_api_keys(create: str | None, list_them: bool, revoke: str | None) -> None:
+    """``serve --create-api-key NAME``, ``--list-api-keys`` or ``--revoke-api-key ID``, on this
+    home's ``api-keys.json`` (not in the manifest store: instances that share a PostgreSQL store
+    each have their own)."""
+    from provenance.core.config import load_settings
+
+    from detectors.service.api_keys import ApiKeyStore
+
     keys_file = load_settings().home / "api-keys.json"
-    if create_api_key is not None:
-        key, entry = ApiKeyStore(keys_file).create(create_api_key)
+    keys = ApiKeyStore(keys_file)
+    if create is not None:
+        key, entry = keys.create(create)
         typer.echo(key)
         typer.echo(f"API key {entry.id} ({shown(entry.name)}) created in {keys_file} (the services of this home "
                    "accept it); it is shown only this once.", err=True)
-        return
-    if list_api_keys:
-        _list_api_keys(ApiKeyStore(keys_file), keys_file)
-        return
-    if revoke_api_key is not None:
-        _revoke_api_key(ApiKeyStore(keys_file), keys_file, revoke_api_key)
-        return
-    config = ServiceConfig(
-        database_url=database_url,
-        trust_anchors=list(trust_anchors),
-        max_upload_bytes=int(max_upload_mb * 1024 * 1024),
-        verify_timeout_s=verify_timeout,
-        workers=workers,
-        rate_limit_per_min=rate_limit,
-        header_timeout_s=header_timeout,
-        max_connections_per_client=max_connections_per_client,
-    )
-    for note in check_config(config):
-        typer.echo(f"note: {note}", err=True)
-    serve(config, host=host, port=port, checked=True,
-          announce=lambda url: typer.echo(f"FoleySeal verification service on {url}  (docs: /docs)", err=True))
+    elif list_them:
+        _list_api_keys(keys, keys_file)
+    elif revoke is not None:
+        _revoke_api_key(keys, keys_file, revoke)
 
 
 def _list_api_keys(keys: Any, keys_file: Path) -> None:
