@@ -850,25 +850,29 @@ def test_an_ogg_whose_pages_fail_their_checksum_is_refused(tmp_path, make_audio)
     check_decodes(tagged)
 
 
-def test_a_wav_that_states_its_size_but_not_its_audios_is_refused(tmp_path, make_audio):
+def test_a_wav_whose_audio_of_unknown_length_is_followed_by_chunks_is_refused(tmp_path, make_audio):
     """A signed WAV whose data size was patched to 0xFFFFFFFF (a stream's "unknown") was read to
     the end of the file: its C2PA chunk became 52 ms of full-scale noise, marked and published.
-    A streamed WAV, whose RIFF size is unknown too, is still read to its end."""
+    A streamed WAV (its RIFF size unknown too, or filled in later by a tool) has nothing after its
+    audio and is still read to its end."""
     path = tmp_path / "take.wav"
     write_audio(path, make_audio(44_100, 1, 2.0, seed=4), subtype="PCM_16")
-    data = bytearray(path.read_bytes())
-    at = data.index(b"data") + 4
-    trailer = b"LIST" + struct.pack("<I", 4096) + bytes(range(256)) * 16  # a chunk after the audio
-    data[at : at + 4] = struct.pack("<I", 0xFFFFFFFF)
-    data += trailer
-    data[4:8] = struct.pack("<I", len(data) - 8)
-    damaged = tmp_path / "damaged.wav"
-    damaged.write_bytes(bytes(data))
-    assert_read_fails(damaged, FormatError, "WAV header is damaged: its data chunk's size reads 0xffffffff")
-    data[4:8] = struct.pack("<I", 0xFFFFFFFF)
-    streamed = tmp_path / "streamed.wav"
-    streamed.write_bytes(bytes(data[: len(data) - len(trailer)]))
-    assert read_audio(streamed).frames == 2 * 44_100
+    audio = bytearray(path.read_bytes())
+    at = audio.index(b"data") + 4
+    audio[at : at + 4] = struct.pack("<I", 0xFFFFFFFF)
+    trailer = b"LIST" + struct.pack("<I", 4095) + bytes(range(256)) * 16 + b"C2PA" + struct.pack("<I", 8) + b"manifest"
+    for name, riff in (("damaged", len(audio) + len(trailer) - 8), ("unsized", 0xFFFFFFFF)):
+        data = audio + trailer
+        data[4:8] = struct.pack("<I", riff)
+        (tmp_path / f"{name}.wav").write_bytes(bytes(data))
+        assert_read_fails(tmp_path / f"{name}.wav", FormatError,
+                          "WAV header is damaged: its data chunk's size reads 0xffffffff")
+    for riff in (0xFFFFFFFF, len(audio) - 8):  # streamed; its RIFF size filled in afterwards
+        data = bytearray(audio)
+        data[4:8] = struct.pack("<I", riff)
+        streamed = tmp_path / "streamed.wav"
+        streamed.write_bytes(bytes(data))
+        assert read_audio(streamed).frames == 2 * 44_100
 
 
 def test_a_flac_declaring_more_than_it_holds_is_said_to_be_cut_short(tmp_path, make_audio):

@@ -47,22 +47,51 @@ def declared_data_shortfall(path: Path) -> tuple[int, int] | None:
     return (declared, held) if declared > held else None
 
 
-def unknown_length_in_a_sized_wav(path: Path) -> int | None:
+def unknown_length_before_chunks(path: Path) -> int | None:
     """The data size field (0xFFFFFF00 and above: a stream's "length unknown") of a WAV whose
-    RIFF header states the file's exact size, else None (a data size of 0 is an empty WAV). A streamed WAV leaves both sizes
-    unknown; one that states the file's size knew its data's too, so its header was damaged, and
-    the chunks after the audio (a C2PA manifest, LIST tags) would be read as samples: a burst of
-    full-scale noise at its end."""
+    audio is followed by chunks (a C2PA manifest, LIST tags, ``bext``...), else None.
+
+    Readers take a "length unknown" data chunk to run to the end of the file, as a stream writes
+    it; chunks after it would be read as samples (a signed WAV's manifest as a burst of full-scale
+    noise). Such a header was damaged: a writer that adds chunks after the audio knows its length.
+    The chunks are told by a chain of known chunk ids and sizes that ends exactly at the end of
+    the file (within its last 64 MiB)."""
     with open(path, "rb") as fh:
         head = fh.read(_SCAN_BYTES)
+        if _kind(head[:16]) != _WAV:
+            return None
+        found = _walk(head, 12, b"data", "<I", header=8, align=2)
+        if found is None or found[1] < _WAV_UNKNOWN_LENGTH:
+            return None
         size = fh.seek(0, 2)
-    if _kind(head[:16]) != _WAV:
-        return None
-    riff = struct.unpack("<I", head[4:8])[0]
-    found = _walk(head, 12, b"data", "<I", header=8, align=2)
-    if found is None or found[1] < _WAV_UNKNOWN_LENGTH or not 0 < riff < _WAV_UNKNOWN_LENGTH:
-        return None
-    return found[1] if riff + 8 == size else None
+        start = max(found[0], size - _TAIL_SCAN_BYTES)
+        fh.seek(start)
+        tail = fh.read()
+    for cid in _TRAILING_CHUNKS:
+        at = tail.find(cid)
+        while at >= 0:
+            if (start + at - found[0]) % 2 == 0 and _chains_to_end(tail, at):
+                return found[1]
+            at = tail.find(cid, at + 1)
+    return None
+
+
+_TRAILING_CHUNKS = (b"C2PA", b"LIST", b"id3 ", b"ID3 ", b"bext", b"iXML", b"cue ", b"smpl", b"inst", b"JUNK",
+                    b"junk", b"PAD ", b"PEAK", b"acid", b"cart", b"_PMX", b"axml", b"DISP", b"umid")
+"""Chunks that writers put after a WAV's audio."""
+_TAIL_SCAN_BYTES = 64 << 20
+
+
+def _chains_to_end(tail: bytes, at: int) -> bool:
+    """Whether known chunks (:data:`_TRAILING_CHUNKS`), one after another from ``at``, end
+    exactly at the end of ``tail`` (a chunk's odd size padded, or not, at the very end)."""
+    while at + 8 <= len(tail) and tail[at : at + 4] in _TRAILING_CHUNKS:
+        size = int.from_bytes(tail[at + 4 : at + 8], "little")
+        at += 8 + size
+        if at == len(tail):
+            return True
+        at += size % 2
+    return at == len(tail)
 
 
 def is_rf64(path: Path) -> bool:

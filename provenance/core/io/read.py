@@ -15,7 +15,7 @@ import soundfile as sf
 
 from provenance.core.audio import Audio, AudioInfo
 from provenance.core.errors import FormatError, InputError, NoAudioError
-from provenance.core.io.headers import declared_data_shortfall, unknown_length_in_a_sized_wav
+from provenance.core.io.headers import declared_data_shortfall, unknown_length_before_chunks
 from provenance.core.io.common import (
     COUNTED_TIMESTAMPS,
     GAP_FILL_MAX_S,
@@ -194,11 +194,11 @@ def _check_sf_log(path: Path, log: str, major: str) -> None:
 
 def _check_declared_length(path: Path) -> None:
     """FormatError when a WAV, AIFF, CAF, W64, RF64 or AU header declares more audio data than
-    the file holds (libsndfile and FFmpeg read what is there without a word), or a WAV that states
-    its size declares its audio's as unknown (they would read the chunks after it as audio)."""
+    the file holds (libsndfile and FFmpeg read what is there without a word), or a WAV whose audio
+    of "unknown" length is followed by chunks (they would read those as audio)."""
     try:
         shortfall = declared_data_shortfall(path)
-        unknown = unknown_length_in_a_sized_wav(path)
+        unknown = unknown_length_before_chunks(path)
     except OSError:
         return  # said by the backend that opens it
     if shortfall is not None:
@@ -207,8 +207,8 @@ def _check_declared_length(path: Path) -> None:
                           f"{held}", path=path)
     if unknown is not None:
         raise FormatError(f"the WAV header is damaged: its data chunk's size reads {unknown:#x} (a stream's "
-                          "\"length unknown\") while its RIFF header states the file's size, so where the audio "
-                          "ends cannot be told", path=path)
+                          "\"length unknown\", read to the end of the file), but chunks follow the audio, which "
+                          "would be read as samples", path=path)
 
 
 def _check_ogg_complete(path: Path) -> None:
