@@ -160,13 +160,19 @@ def _preferred(old: dict[str, Any] | None, new: dict[str, Any]) -> bool:
 
 def compact_rows(path: Path) -> list[dict[str, Any]]:
     """Rewrite the results JSONL ``path`` (atomically) with one row per trial id and inputs, the
-    one a run uses, dropping torn lines and rows measured again; return those rows, in order.
+    one a run uses, dropping torn lines, rows measured again and rows of other code; return those
+    rows, in order.
 
     Torn and duplicate lines stayed for ever, and ``json.loads`` per line, ``jq`` or
     ``pandas.read_json(lines=True)`` failed on the file. Rows of other inputs or configurations
-    (another strength, an older clip) stay: a later run with those settings reuses them."""
+    (another strength, an older clip) stay: a later run with those settings reuses them. Rows
+    measured by other code (:mod:`benchmarks.source`) do not: no run of this code reuses them, and
+    after each ``git pull`` every trial was in the file once more."""
+    current = source_info()["digest"]
     kept: dict[tuple[str, Any], dict[str, Any]] = {}
     for r in read_rows(path):
+        if (r.get("source") or {}).get("digest") != current:
+            continue
         key = (r["trial_id"], r.get("inputs"))
         if _preferred(kept.get(key), r):
             kept[key] = r  # in the place of the trial's first row: the order stays as it was

@@ -1077,3 +1077,11 @@ def test_a_finished_run_leaves_one_valid_row_per_line_in_its_jsonl(tmp_path):
     # rows of another setting stay for a run with that setting
     run_benchmark(replace(cfg, strength=0.5), show_progress=False, write_report=False)
     assert len(jsonl.read_text().splitlines()) == 12
+    # rows of other code go: after a code change every trial was in the file twice
+    old = json.loads(lines[0])
+    old["source"] = {**old["source"], "digest": "0" * 16}
+    old["inputs"] = f"{old['inputs']}-older-code"
+    jsonl.write_text(jsonl.read_text() + json.dumps(old) + "\n")
+    run_benchmark(cfg, show_progress=False, write_report=False)
+    rows = [json.loads(line) for line in jsonl.read_text().splitlines()]
+    assert len(rows) == 12 and not any(r["source"]["digest"] == "0" * 16 for r in rows)
