@@ -57,10 +57,10 @@ def unknown_length_before_chunks(path: Path) -> int | None:
     The chunks are told by a chain of known chunk ids and sizes that ends exactly at the end of
     the file (within its last 64 MiB)."""
     with open(path, "rb") as fh:
-        head = fh.read(_SCAN_BYTES)
-        if _kind(head[:16]) != _WAV:
+        if _kind(fh.read(16)) != _WAV:
             return None
-        found = _walk(head, 12, b"data", "<I", header=8, align=2)
+        fh.seek(0)
+        found = _walk(fh.read(_SCAN_BYTES), 12, b"data", "<I", header=8, align=2)
         if found is None or found[1] < _WAV_UNKNOWN_LENGTH:
             return None
         size = fh.seek(0, 2)
