@@ -890,6 +890,24 @@ def test_a_flac_declaring_more_than_it_holds_is_said_to_be_cut_short(tmp_path, m
                       "header declares")
 
 
+def test_a_flac_of_unknown_length_is_read_whole(tmp_path, make_audio):
+    """A FLAC written to a pipe leaves STREAMINFO's length 0 ("unknown"): libsndfile reports
+    2**63 - 1 frames and fails at its end, so read_audio raised numpy's "array is too big" and
+    `watermark embed` called the file damaged; FFmpeg alone said it had no samples."""
+    path = tmp_path / "take.flac"
+    write_audio(path, make_audio(44_100, 2, 2.0, seed=6), subtype="PCM_16")
+    data = bytearray(path.read_bytes())
+    at = 8 + 10  # STREAMINFO's rate, channels, depth and length, as in the test above
+    fields = int.from_bytes(data[at : at + 8], "big")
+    data[at : at + 8] = (fields & ~((1 << 36) - 1)).to_bytes(8, "big")
+    piped = tmp_path / "piped.flac"
+    piped.write_bytes(bytes(data))
+    assert audio_info(piped).frames == 2 * 44_100
+    got = read_audio(piped)
+    assert got.frames == 2 * 44_100
+    np.testing.assert_allclose(got.samples, read_audio(path).samples, atol=1e-6)
+
+
 def test_embedding_a_truncated_mp3_prints_only_the_error(corpus_dir, tmp_path):
     """`watermark embed` and `mark` of a truncated MP3 still printed libmpg123's "Warning: Xing
     stream size off by more than 1%" above the error: the embedder asked libsndfile whether the

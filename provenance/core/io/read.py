@@ -50,6 +50,8 @@ libogg skips the page, and the rest of the file with it when every later page is
 "Junk after the last page": an ID3v1 or APE tag appended by a tagger, or a second chained
 stream, follow an intact last page."""
 _OGG_MAX_PAGE_BYTES = 27 + 255 + 255 * 255
+_SF_UNKNOWN_FRAMES = 1 << 62
+"""At or above this, libsndfile's frame count means "unknown" (it reports 2**63 - 1)."""
 
 
 @dataclass(frozen=True)
@@ -161,11 +163,28 @@ def _probe_pyav(path: Path, frames_hint: int | None = None, track: int | None = 
             frames = _av_declared_frames(container, stream)
         if frames is None and container.duration:
             frames = round(container.duration / av.time_base * rate)
+        if frames is None:
+            frames = _counted_frames(container, stream)
         info = AudioInfo(sample_rate=rate, channels=channels, frames=int(frames or 0),
                          format=_av_format_name(container, path),
                          subtype=_AV_SUBTYPES.get(ctx.name, ctx.name.upper()),
                          start_s=timeline_start_s(container, stream))
     return _Source(path, info, "pyav", track)
+
+
+def _counted_frames(container: av.container.InputContainer, stream: av.AudioStream) -> int | None:
+    """The length in frames of ``stream`` whose header states none (a FLAC written to a pipe
+    leaves STREAMINFO's length 0: "unknown"), from its packets' durations: a pass over the file
+    without decoding. None when the packets do not say. Without it such a file read as "no
+    samples (zero length)"."""
+    if stream.time_base is None:
+        return None
+    ticks = 0
+    for packet in container.demux(stream):
+        if packet.size and not packet.duration:
+            return None
+        ticks += packet.duration or 0
+    return round(float(ticks * stream.time_base) * stream.codec_context.sample_rate) or None
 
 
 def structure_damage(path: str | Path, major: str, log: str = "") -> str | None:
@@ -246,8 +265,10 @@ def _open_source(path: PathLike, track: int | None = None) -> _Source:
             log = f.extra_info
     except (sf.LibsndfileError, RuntimeError, ValueError, OSError):
         major = None
-    if major is None or major == "MP3":
-        # MP3 goes through FFmpeg for the same decoder (and encoder delay handling) as the writer.
+    if major is None or major == "MP3" or frames >= _SF_UNKNOWN_FRAMES:
+        # MP3 goes through FFmpeg for the same decoder (and encoder delay handling) as the writer;
+        # so does a FLAC whose length is unknown (written to a pipe), which libsndfile reports as
+        # 2**63 - 1 frames and fails to read to its end.
         return _probe_pyav(path)
     _check_sf_log(path, log, major)
     if subtype == "OPUS":
