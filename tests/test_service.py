@@ -1185,3 +1185,19 @@ def test_a_stop_before_the_service_runs_exits_0(tmp_path: Path, monkeypatch: pyt
         main(["serve", "--port", "0"])
     assert (done.value.code or 0) == 0, capsys.readouterr().err
     assert "stopped before the service started" in capsys.readouterr().err
+
+
+def test_a_postgresql_url_is_kept_out_of_a_store_down_report() -> None:
+    """The 503 report's scrubbing looked for the store's URL as given (postgresql://...), while
+    the store's messages name it normalised (postgresql+psycopg://...): with such a URL the
+    database's host went out to every client."""
+    from detectors.service.routes.verify import _STORE_FAULT, _store_names, _without
+    from provenance.store.repository import ManifestStore
+
+    url = "postgresql://foleyseal:secret@127.0.0.1:1/foleyseal"  # nothing listens on port 1
+    with pytest.raises(StoreError) as failed:
+        ManifestStore(url)
+    note = f"The manifest store lookup failed ({failed.value})."
+    assert "127.0.0.1" in note
+    report = _without({"notes": [note, "another note"]}, _store_names(url))
+    assert report == {"notes": [_STORE_FAULT, "another note"]}

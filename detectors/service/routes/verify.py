@@ -63,14 +63,14 @@ _STORE_FAULT = "The manifest store did not answer (the service's log says why)."
 
 
 def _store_names(url: str) -> list[str]:
-    """How the store at ``url`` is named in messages: its URL as shown (password hidden), and as given."""
-    import sqlalchemy as sa
-
-    from provenance.store.repository import display_url
+    """How the store at ``url`` is named in messages: its URL as the store shows it (normalised:
+    ``postgresql://`` reads ``postgresql+psycopg://``; password hidden), and as given."""
+    from provenance.core.errors import StoreError
+    from provenance.store.repository import display_url, normalise_url
 
     try:
-        return [display_url(sa.make_url(url)), url]
-    except sa.exc.ArgumentError:
+        return [display_url(normalise_url(url)), url]
+    except StoreError:  # an invalid URL: the store never opened, and its messages do not show it
         return [url]
 
 
