@@ -102,7 +102,7 @@ def prepare_home(base: Path, file_seconds: float) -> tuple[Path, list[Path], str
     from provenance.core.io import read_audio, write_audio
     from provenance.mark import mark
 
-    from detectors.service.api_keys import ApiKeyStore
+    from detectors.service.api_keys import ApiKeyStore, home_keys_file
 
     home = base / "home"
     settings = init_home(home)
@@ -110,7 +110,7 @@ def prepare_home(base: Path, file_seconds: float) -> tuple[Path, list[Path], str
     marked = mark(base / "src.wav", base / "marked.wav", settings=settings, generated=True).output
     write_audio(base / "reencoded.mp3", read_audio(marked), bitrate_kbps=128)
     write_audio(base / "unmarked.wav", Audio(_clip(file_seconds, 2), 48_000, subtype="PCM_16"))
-    key, _ = ApiKeyStore(home / "api-keys.json").create("load benchmark")
+    key, _ = ApiKeyStore(home_keys_file(home)).create("load benchmark")
     return home, [marked, base / "reencoded.mp3", base / "unmarked.wav"], key
 
 

@@ -32,6 +32,12 @@ from provenance.core.atomic import atomic_write_bytes
 from provenance.core.errors import ConfigError, InputError
 
 _PREFIX = "fsk"
+def home_keys_file(home: Path) -> Path:
+    """The API keys file of the FoleySeal home ``home``: every service of that home checks keys
+    there (the keys are not in the manifest store, which instances may share)."""
+    return Path(home) / "api-keys.json"
+
+
 MAX_NAME_CHARS = 100
 """Longest key name: a label in listings and in ``registered_by``, not a document."""
 

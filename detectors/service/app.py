@@ -22,7 +22,7 @@ from starlette.datastructures import MutableHeaders
 from provenance import __version__
 from provenance.core.errors import ConfigError, FoleySealError, StoreError
 
-from detectors.service.api_keys import ApiKeyStore
+from detectors.service.api_keys import ApiKeyStore, home_keys_file
 from detectors.service.config import ServiceConfig
 from detectors.service.connections import SECURITY_HEADERS
 from detectors.service.ratelimit import RateLimiter
@@ -235,7 +235,7 @@ def uvicorn_options(config: ServiceConfig) -> dict[str, Any]:
 
 def _api_keys(config: ServiceConfig, settings: Any) -> ApiKeyStore:
     """The service's API keys: ``config.api_keys_path``, else ``api-keys.json`` in its home."""
-    return ApiKeyStore(config.api_keys_path or settings.home / "api-keys.json")
+    return ApiKeyStore(config.api_keys_path or home_keys_file(settings.home))
 
 
 def check_config(config: ServiceConfig) -> list[str]:

@@ -369,9 +369,9 @@ def _manage_api_keys(create: str | None, list_them: bool, revoke: str | None) ->
     each have their own)."""
     from provenance.core.config import load_settings
 
-    from detectors.service.api_keys import ApiKeyStore
+    from detectors.service.api_keys import ApiKeyStore, home_keys_file
 
-    keys_file = load_settings().home / "api-keys.json"
+    keys_file = home_keys_file(load_settings().home)
     keys = ApiKeyStore(keys_file)
     if create is not None:
         key, entry = keys.create(create)
